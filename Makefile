@@ -1,0 +1,88 @@
+# minikora -- one plain Makefile.  `make run` and `make test` are the two entry points;
+# both install what is missing first (ci/install.sh), so a fresh Debian 12 machine needs nothing else.
+#
+# Layout: every src/<module>/*.c except *_test.c and *_fuzz.c goes into build/libminikora.a;
+# src/main.c is the binary's entry; each src/<module>/*_test.c is a unit test program.
+
+CC       ?= cc
+PYTHON   ?= /usr/bin/python3
+BUILD    ?= build
+WERROR   ?=
+OPT      ?= -O2
+CFLAGS   ?=
+PKGS     := libuv sqlite3 libzstd liblz4 zlib
+DEPFLAGS := -MMD -MP
+WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes $(if $(WERROR),-Werror)
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -Isrc -Itui $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
+LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -lsqlite3 -lzstd -llz4 -lz) -lsnappy -lm -lpthread
+SPEC_DIR ?= ../shared/kafka-protocol/message
+
+LIB_SRCS  := $(filter-out %_test.c %_fuzz.c src/main.c,$(wildcard src/*/*.c))
+TEST_SRCS := $(wildcard src/*/*_test.c)
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
+
+.PHONY: all run test unit asan fuzz integ bench regen clean install deps compat check-compat
+
+all: minikora
+
+deps:
+	@ci/install.sh build
+
+minikora: $(BUILD)/libminikora.a $(BUILD)/src/main.o
+	$(CC) $(ALL_CFLAGS) -o $@ $(BUILD)/src/main.o $(BUILD)/libminikora.a $(LIBS)
+
+$(BUILD)/libminikora.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/src/%_test: $(BUILD)/src/%_test.o $(BUILD)/libminikora.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
+# ---------------------------------------------------------------- the two commands
+run: deps
+	$(MAKE) minikora
+	./minikora serve $(ARGS)
+
+test: 
+	@ci/install.sh test
+	@tests/run_all.sh
+
+# ---------------------------------------------------------------- test layers
+unit: $(TEST_BINS)
+	@fail=0; for t in $(TEST_BINS); do echo "unit: $$t"; $$t || fail=1; done; exit $$fail
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1" CC=clang CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" unit
+
+FUZZ_SRCS := $(wildcard src/*/*_fuzz.c)
+fuzz:
+	$(MAKE) BUILD=build-fuzz OPT="-O1" CC=clang CFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" build-fuzz/libminikora.a
+	@mkdir -p build-fuzz/bin
+	@for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
+	  clang -std=c11 -D_GNU_SOURCE -O1 -g -Isrc -fsanitize=fuzzer,address,undefined $$f build-fuzz/libminikora.a $(LIBS) -o build-fuzz/bin/$$n || exit 1; done
+
+integ: minikora
+	$(PYTHON) -m pytest -q tests
+
+bench: minikora
+	tests/bench/run.sh
+
+# ---------------------------------------------------------------- generated code
+regen:
+	$(PYTHON) src/proto/gen/kafka_gen.py $(SPEC_DIR) src/proto
+
+compat: minikora
+	./minikora apis --markdown > docs/COMPATIBILITY.md
+
+check-compat: minikora
+	@./minikora apis --markdown | diff -u docs/COMPATIBILITY.md - && echo "compat: docs/COMPATIBILITY.md is current"
+
+clean:
+	rm -rf build build-asan build-fuzz minikora
+
+-include $(LIB_OBJS:.o=.d) $(TEST_SRCS:%.c=$(BUILD)/%.d)

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what minikora needs to build and test, and only what is missing.
+# One script for `make run`, `make test`, .ci/run and the Docker image, so they cannot drift.
+# Idempotent: a second run installs nothing.  Usage: ci/install.sh [build|test]
+set -euo pipefail
+mode=${1:-test}
+cd "$(dirname "$0")/.."
+
+build_pkgs="make gcc pkg-config libuv1-dev libsqlite3-dev libzstd-dev liblz4-dev libsnappy-dev
+  zlib1g-dev libssl-dev libncurses-dev libs3-dev"
+test_pkgs="clang libclang-rt-14-dev kcat python3 python3-confluent-kafka python3-kafka python3-pytest
+  librdkafka-dev nodejs npm"
+
+want=$build_pkgs
+[ "$mode" = test ] && want="$build_pkgs $test_pkgs"
+
+missing=()
+for p in $want; do
+  # nodejs/npm may come from elsewhere (nvm, nodesource): a working binary is enough.
+  case $p in
+    nodejs) command -v node >/dev/null 2>&1 && continue ;;
+    npm) command -v npm >/dev/null 2>&1 && continue ;;
+  esac
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$mode" = test ] && [ -f tests/js/package.json ] && [ ! -d tests/js/node_modules/kafkajs ]; then
+  echo "install: npm packages for tests/js"
+  (cd tests/js && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+exit 0

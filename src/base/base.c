@@ -1,0 +1,512 @@
+/*
+ * base.c -- errors, memory hooks, arenas, buffers, the checked reader,
+ * varints, time and logging.  See base.h for the contract of each section.
+ *
+ * Encoding is big-endian (Kafka's network order) for fixed-width integers;
+ * varints are protobuf-style (7 bits a byte, low groups first), signed ones
+ * zig-zag encoded.
+ */
+#define _GNU_SOURCE
+#include "base.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ==================================================================== errors */
+
+const char *mk_strerror(int err)
+{
+    switch (err) {
+#define MK_ERR_CASE(name, val, text) case val: return text;
+        MK_ERRORS(MK_ERR_CASE)
+#undef MK_ERR_CASE
+    }
+    return "unknown error";
+}
+
+/* ==================================================================== memory */
+
+static long mem_fail_countdown; /* 0 = off; the countdown reaching 0 fails */
+
+void mk_mem_fail_at(long nth) { mem_fail_countdown = nth; }
+
+static bool mem_should_fail(void)
+{
+    if (mem_fail_countdown <= 0)
+        return false;
+    return --mem_fail_countdown == 0;
+}
+
+void *mk_malloc(size_t n)
+{
+    if (mem_should_fail())
+        return NULL;
+    return malloc(n ? n : 1);
+}
+
+void *mk_calloc(size_t count, size_t n)
+{
+    if (mem_should_fail())
+        return NULL;
+    return calloc(count ? count : 1, n ? n : 1);
+}
+
+void *mk_realloc(void *p, size_t n)
+{
+    if (mem_should_fail())
+        return NULL;
+    return realloc(p, n ? n : 1);
+}
+
+void mk_free(void *p) { free(p); }
+
+char *mk_strndup(const char *s, size_t n)
+{
+    char *d = mk_malloc(n + 1);
+    if (!d)
+        return NULL;
+    memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
+char *mk_strdup(const char *s) { return mk_strndup(s, strlen(s)); }
+
+/* ===================================================================== arena */
+
+struct mk_arena_chunk_s {
+    mk_arena_chunk_t *next;
+    size_t used;
+    size_t cap;
+    _Alignas(16) uint8_t mem[];
+};
+
+#define ARENA_CHUNK 8192
+
+void mk_arena_init(mk_arena_t *a)
+{
+    a->head = NULL;
+    a->total = 0;
+}
+
+void *mk_arena_alloc(mk_arena_t *a, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    if (n == 0)
+        n = 8;
+    mk_arena_chunk_t *c = a->head;
+    if (!c || c->cap - c->used < n) {
+        size_t cap = n > ARENA_CHUNK / 2 ? n : ARENA_CHUNK;
+        c = mk_malloc(sizeof(*c) + cap);
+        if (!c)
+            return NULL;
+        c->cap = cap;
+        c->used = 0;
+        /* A big one-off allocation goes behind the current chunk so the
+         * current chunk's free space stays usable. */
+        if (n > ARENA_CHUNK / 2 && a->head) {
+            c->next = a->head->next;
+            a->head->next = c;
+        } else {
+            c->next = a->head;
+            a->head = c;
+        }
+    }
+    void *p = c->mem + c->used;
+    c->used += n;
+    a->total += n;
+    memset(p, 0, n);
+    return p;
+}
+
+char *mk_arena_strndup(mk_arena_t *a, const char *s, size_t n)
+{
+    char *d = mk_arena_alloc(a, n + 1);
+    if (!d)
+        return NULL;
+    memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
+char *mk_arena_sprintf(mk_arena_t *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    char *d = mk_arena_alloc(a, (size_t)n + 1);
+    if (!d)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(d, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return d;
+}
+
+void mk_arena_free(mk_arena_t *a)
+{
+    mk_arena_chunk_t *c = a->head;
+    while (c) {
+        mk_arena_chunk_t *next = c->next;
+        mk_free(c);
+        c = next;
+    }
+    a->head = NULL;
+    a->total = 0;
+}
+
+/* ======================================================================= buf */
+
+void mk_buf_init(mk_buf_t *b) { memset(b, 0, sizeof(*b)); }
+
+void mk_buf_free(mk_buf_t *b)
+{
+    mk_free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+void mk_buf_reset(mk_buf_t *b)
+{
+    b->len = 0;
+    b->oom = false;
+}
+
+bool mk_buf_reserve(mk_buf_t *b, size_t extra)
+{
+    if (b->oom)
+        return false;
+    if (b->cap - b->len >= extra)
+        return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < extra)
+        cap *= 2;
+    uint8_t *d = mk_realloc(b->data, cap);
+    if (!d) {
+        b->oom = true;
+        return false;
+    }
+    b->data = d;
+    b->cap = cap;
+    return true;
+}
+
+uint8_t *mk_buf_steal(mk_buf_t *b, size_t *len_out)
+{
+    uint8_t *d = b->data;
+    *len_out = b->len;
+    memset(b, 0, sizeof(*b));
+    return d;
+}
+
+void mk_buf_put(mk_buf_t *b, const void *p, size_t n)
+{
+    if (n == 0 || !mk_buf_reserve(b, n))
+        return;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+void mk_buf_put_i8(mk_buf_t *b, int8_t v) { mk_buf_put(b, &v, 1); }
+
+void mk_buf_put_i16(mk_buf_t *b, int16_t v)
+{
+    uint8_t t[2] = {(uint8_t)((uint16_t)v >> 8), (uint8_t)v};
+    mk_buf_put(b, t, 2);
+}
+
+void mk_buf_put_u32(mk_buf_t *b, uint32_t v)
+{
+    uint8_t t[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    mk_buf_put(b, t, 4);
+}
+
+void mk_buf_put_i32(mk_buf_t *b, int32_t v) { mk_buf_put_u32(b, (uint32_t)v); }
+
+void mk_buf_put_i64(mk_buf_t *b, int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    uint8_t t[8];
+    for (int i = 7; i >= 0; i--) {
+        t[i] = (uint8_t)u;
+        u >>= 8;
+    }
+    mk_buf_put(b, t, 8);
+}
+
+void mk_buf_put_f64(mk_buf_t *b, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    mk_buf_put_i64(b, (int64_t)u);
+}
+
+void mk_buf_put_uvarint(mk_buf_t *b, uint64_t v)
+{
+    uint8_t t[10];
+    size_t n = 0;
+    while (v >= 0x80) {
+        t[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    t[n++] = (uint8_t)v;
+    mk_buf_put(b, t, n);
+}
+
+void mk_buf_put_varint(mk_buf_t *b, int64_t v)
+{
+    mk_buf_put_uvarint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+void mk_buf_patch_u32(mk_buf_t *b, size_t at, uint32_t v)
+{
+    if (b->oom || at + 4 > b->len)
+        return;
+    b->data[at] = (uint8_t)(v >> 24);
+    b->data[at + 1] = (uint8_t)(v >> 16);
+    b->data[at + 2] = (uint8_t)(v >> 8);
+    b->data[at + 3] = (uint8_t)v;
+}
+
+void mk_buf_patch_i32(mk_buf_t *b, size_t at, int32_t v) { mk_buf_patch_u32(b, at, (uint32_t)v); }
+
+/* ==================================================================== reader */
+
+static inline const uint8_t *rd_take(mk_reader_t *r, size_t n)
+{
+    if (r->err)
+        return NULL;
+    if ((size_t)(r->end - r->p) < n) {
+        r->err = MK_ERR_TRUNCATED;
+        r->p = r->end;
+        return NULL;
+    }
+    const uint8_t *p = r->p;
+    r->p += n;
+    return p;
+}
+
+int8_t mk_rd_i8(mk_reader_t *r)
+{
+    const uint8_t *p = rd_take(r, 1);
+    return p ? (int8_t)p[0] : 0;
+}
+
+uint16_t mk_rd_u16(mk_reader_t *r)
+{
+    const uint8_t *p = rd_take(r, 2);
+    return p ? (uint16_t)((p[0] << 8) | p[1]) : 0;
+}
+
+int16_t mk_rd_i16(mk_reader_t *r) { return (int16_t)mk_rd_u16(r); }
+
+uint32_t mk_rd_u32(mk_reader_t *r)
+{
+    const uint8_t *p = rd_take(r, 4);
+    return p ? ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3] : 0;
+}
+
+int32_t mk_rd_i32(mk_reader_t *r) { return (int32_t)mk_rd_u32(r); }
+
+int64_t mk_rd_i64(mk_reader_t *r)
+{
+    const uint8_t *p = rd_take(r, 8);
+    if (!p)
+        return 0;
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+        u = (u << 8) | p[i];
+    return (int64_t)u;
+}
+
+double mk_rd_f64(mk_reader_t *r)
+{
+    uint64_t u = (uint64_t)mk_rd_i64(r);
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
+
+uint64_t mk_rd_uvarint(mk_reader_t *r)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+        const uint8_t *p = rd_take(r, 1);
+        if (!p)
+            return 0;
+        if (shift == 63 && (*p & 0x7e)) {
+            mk_rd_fail(r, MK_ERR_INVALID);
+            return 0;
+        }
+        v |= (uint64_t)(*p & 0x7f) << shift;
+        if (!(*p & 0x80))
+            return v;
+    }
+    mk_rd_fail(r, MK_ERR_INVALID);
+    return 0;
+}
+
+int64_t mk_rd_varint(mk_reader_t *r)
+{
+    uint64_t u = mk_rd_uvarint(r);
+    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+}
+
+uint32_t mk_rd_uvarint32(mk_reader_t *r)
+{
+    uint64_t v = mk_rd_uvarint(r);
+    if (v > UINT32_MAX) {
+        mk_rd_fail(r, MK_ERR_INVALID);
+        return 0;
+    }
+    return (uint32_t)v;
+}
+
+int32_t mk_rd_varint32(mk_reader_t *r)
+{
+    int64_t v = mk_rd_varint(r);
+    if (v < INT32_MIN || v > INT32_MAX) {
+        mk_rd_fail(r, MK_ERR_INVALID);
+        return 0;
+    }
+    return (int32_t)v;
+}
+
+const uint8_t *mk_rd_bytes(mk_reader_t *r, size_t n) { return rd_take(r, n); }
+
+void mk_rd_skip(mk_reader_t *r, size_t n) { (void)rd_take(r, n); }
+
+/* ==================================================================== varint */
+
+size_t mk_uvarint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+size_t mk_varint_len(int64_t v)
+{
+    return mk_uvarint_len(((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+/* ==================================================================== crc32c */
+
+static uint32_t crc_table[8][256];
+static int crc_ready;
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        crc_table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++)
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
+    crc_ready = 1;
+}
+
+static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t n)
+{
+    if (!crc_ready)
+        crc_init();
+    while (n >= 8) {
+        uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+        crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^ crc_table[5][(lo >> 16) & 0xff] ^
+              crc_table[4][lo >> 24] ^ crc_table[3][p[4]] ^ crc_table[2][p[5]] ^ crc_table[1][p[6]] ^
+              crc_table[0][p[7]];
+        p += 8;
+        n -= 8;
+    }
+    while (n--)
+        crc = (crc >> 8) ^ crc_table[0][(crc ^ *p++) & 0xff];
+    return crc;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t n)
+{
+    uint64_t c = crc;
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c = __builtin_ia32_crc32di(c, v);
+        p += 8;
+        n -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (n--)
+        c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return c32;
+}
+#endif
+
+uint32_t mk_crc32c(uint32_t crc, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    crc = ~crc;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    static int hw = -1;
+    if (hw < 0) {
+        __builtin_cpu_init();
+        hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+    }
+    if (hw)
+        return ~crc32c_hw(crc, p, n);
+#endif
+    return ~crc32c_sw(crc, p, n);
+}
+
+/* ====================================================================== time */
+
+int64_t mk_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t mk_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t mk_mono_ms(void) { return mk_mono_ns() / 1000000ull; }
+
+/* ======================================================================= log */
+
+static int log_level = MK_LOG_INFO;
+
+void mk_log_set_level(int level) { log_level = level; }
+int mk_log_get_level(void) { return log_level; }
+
+void mk_log(int level, const char *fmt, ...)
+{
+    static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+    if (level < log_level)
+        return;
+    char ts[32];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct tm tm;
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(ts, sizeof(ts), "%H:%M:%S", &tm);
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s.%03ld %-5s %s\n", ts, now.tv_nsec / 1000000, names[level & 3], line);
+}

@@ -1,0 +1,187 @@
+/*
+ * base.h -- L0 of minikora: the vocabulary every other module speaks.
+ *
+ * Sections, in reading order:
+ *   errors      one table of negative internal error codes and mk_strerror()
+ *   memory      malloc wrappers with a fail-on-Nth-call hook for fault tests
+ *   arena       bump allocator for one request; freed as a whole
+ *   buf         growable output buffer (big-endian Kafka encoding helpers)
+ *   reader      checked reader with a sticky error for every external byte
+ *   varint      zig-zag and unsigned varints (Kafka records, compact types)
+ *   crc32c      Castagnoli CRC used by record batches
+ *   time        wall clock and monotonic clocks
+ *   log         leveled logging to stderr
+ *
+ * Nothing here depends on any other minikora module, or on libuv.
+ */
+#ifndef MK_BASE_H
+#define MK_BASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+/* ==================================================================== errors */
+
+/* Internal errors are negative ints from this table.  0 is success.  Kafka
+ * wire error codes live in a separate int16_t space (proto/). */
+#define MK_ERRORS(X)                                                          \
+    X(MK_OK, 0, "success")                                                    \
+    X(MK_ERR_NOMEM, -1, "out of memory")                                      \
+    X(MK_ERR_TRUNCATED, -2, "input truncated")                                \
+    X(MK_ERR_INVALID, -3, "invalid input")                                    \
+    X(MK_ERR_TOO_LARGE, -4, "size over limit")                                \
+    X(MK_ERR_IO, -5, "i/o error")                                             \
+    X(MK_ERR_CORRUPT, -6, "corrupt data")                                     \
+    X(MK_ERR_NOT_FOUND, -7, "not found")                                      \
+    X(MK_ERR_EXISTS, -8, "already exists")                                    \
+    X(MK_ERR_UNSUPPORTED, -9, "unsupported")                                  \
+    X(MK_ERR_CRC, -10, "checksum mismatch")                                   \
+    X(MK_ERR_STATE, -11, "wrong state")                                       \
+    X(MK_ERR_DB, -12, "metadata store error")                                 \
+    X(MK_ERR_RANGE, -13, "out of range")
+
+enum {
+#define MK_ERR_ENUM(name, val, text) name = val,
+    MK_ERRORS(MK_ERR_ENUM)
+#undef MK_ERR_ENUM
+};
+
+/* Text for an internal error code; never NULL. */
+const char *mk_strerror(int err);
+
+/* ==================================================================== memory */
+
+/* All heap allocation goes through these so tests can make the Nth call fail.
+ * mk_calloc zeroes.  mk_free(NULL) is a no-op. */
+void *mk_malloc(size_t n);
+void *mk_calloc(size_t count, size_t n);
+void *mk_realloc(void *p, size_t n);
+void mk_free(void *p);
+char *mk_strdup(const char *s);
+char *mk_strndup(const char *s, size_t n);
+/* Fault hook: the nth allocation from now fails (1 = next); 0 disables. */
+void mk_mem_fail_at(long nth);
+
+/* ===================================================================== arena */
+
+/* A bump allocator: many allocations, one free.  A decoded request and its
+ * response live in one arena that is freed after the response is queued. */
+typedef struct mk_arena_chunk_s mk_arena_chunk_t;
+typedef struct mk_arena_s {
+    mk_arena_chunk_t *head;   /* owned chunk list, newest first */
+    size_t total;             /* bytes handed out, for limits and metrics */
+} mk_arena_t;
+
+void mk_arena_init(mk_arena_t *a);
+/* Zeroed, 8-byte aligned memory, or NULL when out of memory. */
+void *mk_arena_alloc(mk_arena_t *a, size_t n);
+/* Copy of [s, s+n) plus a NUL, owned by the arena. */
+char *mk_arena_strndup(mk_arena_t *a, const char *s, size_t n);
+char *mk_arena_sprintf(mk_arena_t *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void mk_arena_free(mk_arena_t *a);
+
+/* ======================================================================= buf */
+
+/* Growable output buffer.  Writers never fail mid-way: on allocation failure
+ * the buffer records oom and later writes are dropped; check mk_buf_ok(). */
+typedef struct mk_buf_s {
+    uint8_t *data;   /* owned */
+    size_t len;
+    size_t cap;
+    bool oom;
+} mk_buf_t;
+
+void mk_buf_init(mk_buf_t *b);
+void mk_buf_free(mk_buf_t *b);
+void mk_buf_reset(mk_buf_t *b);
+bool mk_buf_reserve(mk_buf_t *b, size_t extra);
+static inline bool mk_buf_ok(const mk_buf_t *b) { return !b->oom; }
+/* Takes the bytes out of the buffer; the caller owns the returned pointer. */
+uint8_t *mk_buf_steal(mk_buf_t *b, size_t *len_out);
+
+void mk_buf_put(mk_buf_t *b, const void *p, size_t n);
+void mk_buf_put_i8(mk_buf_t *b, int8_t v);
+void mk_buf_put_i16(mk_buf_t *b, int16_t v);
+void mk_buf_put_i32(mk_buf_t *b, int32_t v);
+void mk_buf_put_i64(mk_buf_t *b, int64_t v);
+void mk_buf_put_u32(mk_buf_t *b, uint32_t v);
+void mk_buf_put_f64(mk_buf_t *b, double v);
+void mk_buf_put_uvarint(mk_buf_t *b, uint64_t v);
+void mk_buf_put_varint(mk_buf_t *b, int64_t v);   /* zig-zag */
+/* Overwrite already-written bytes (length prefixes, CRCs). */
+void mk_buf_patch_i32(mk_buf_t *b, size_t at, int32_t v);
+void mk_buf_patch_u32(mk_buf_t *b, size_t at, uint32_t v);
+
+/* ==================================================================== reader */
+
+/* Checked reader over bytes we do not own and do not trust.  It never reads
+ * past end; the first error sticks and every later read returns zeros, so a
+ * parser may read a whole structure and check mk_rd_ok() once at the end. */
+typedef struct mk_reader_s {
+    const uint8_t *p;
+    const uint8_t *end;
+    int err;          /* 0 or first MK_ERR_* seen */
+} mk_reader_t;
+
+static inline void mk_rd_init(mk_reader_t *r, const void *p, size_t n)
+{
+    r->p = (const uint8_t *)p;
+    r->end = r->p + n;
+    r->err = 0;
+}
+static inline size_t mk_rd_remaining(const mk_reader_t *r) { return (size_t)(r->end - r->p); }
+static inline bool mk_rd_ok(const mk_reader_t *r) { return r->err == 0; }
+static inline void mk_rd_fail(mk_reader_t *r, int err) { if (!r->err) r->err = err; }
+
+int8_t mk_rd_i8(mk_reader_t *r);
+int16_t mk_rd_i16(mk_reader_t *r);
+int32_t mk_rd_i32(mk_reader_t *r);
+int64_t mk_rd_i64(mk_reader_t *r);
+uint16_t mk_rd_u16(mk_reader_t *r);
+uint32_t mk_rd_u32(mk_reader_t *r);
+double mk_rd_f64(mk_reader_t *r);
+uint64_t mk_rd_uvarint(mk_reader_t *r);   /* at most 10 bytes */
+int64_t mk_rd_varint(mk_reader_t *r);     /* zig-zag */
+uint32_t mk_rd_uvarint32(mk_reader_t *r); /* fails if it does not fit 32 bits */
+int32_t mk_rd_varint32(mk_reader_t *r);
+/* Pointer to the next n bytes (not copied), or NULL with the error set. */
+const uint8_t *mk_rd_bytes(mk_reader_t *r, size_t n);
+void mk_rd_skip(mk_reader_t *r, size_t n);
+
+/* ==================================================================== varint */
+
+/* Bytes a varint encoding takes (for size computations). */
+size_t mk_uvarint_len(uint64_t v);
+size_t mk_varint_len(int64_t v);
+
+/* ==================================================================== crc32c */
+
+/* CRC-32C (Castagnoli).  Chain with crc = mk_crc32c(crc, p, n), start at 0.
+ * Uses SSE4.2 when the CPU has it. */
+uint32_t mk_crc32c(uint32_t crc, const void *p, size_t n);
+
+/* ====================================================================== time */
+
+int64_t mk_now_ms(void);      /* wall clock, ms since the epoch */
+uint64_t mk_mono_ns(void);    /* monotonic ns */
+uint64_t mk_mono_ms(void);
+
+/* ======================================================================= log */
+
+enum { MK_LOG_DEBUG = 0, MK_LOG_INFO, MK_LOG_WARN, MK_LOG_ERROR };
+void mk_log_set_level(int level);
+int mk_log_get_level(void);
+void mk_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define mk_debug(...) do { if (mk_log_get_level() <= MK_LOG_DEBUG) mk_log(MK_LOG_DEBUG, __VA_ARGS__); } while (0)
+#define mk_info(...) mk_log(MK_LOG_INFO, __VA_ARGS__)
+#define mk_warn(...) mk_log(MK_LOG_WARN, __VA_ARGS__)
+#define mk_error(...) mk_log(MK_LOG_ERROR, __VA_ARGS__)
+
+#define MK_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define MK_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MK_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif /* MK_BASE_H */
