@@ -6,7 +6,9 @@
  * varints are protobuf-style (7 bits a byte, low groups first), signed ones
  * zig-zag encoded.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "base.h"
 
 #include <stdio.h>
