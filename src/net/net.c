@@ -1,0 +1,398 @@
+/*
+ * net.c -- listeners, connections and the frame state machine.
+ *
+ * Read path: libuv hands us chunks into a per-connection 64 KiB read buffer.
+ * The frame parser is resumable: state HEADER collects the 4-byte size, then
+ * (after checking the size against the limit) allocates exactly that many
+ * bytes and state BODY fills them.  Complete frames go to a FIFO; frames are
+ * dispatched one at a time (see net.h).
+ *
+ * Invariants:
+ *   - in_bytes counts the payload bytes of frames queued but not dispatched;
+ *   - busy is true from frame_cb until mk_net_conn_done();
+ *   - reading is on iff !closing && in_bytes < in_high_water && unsent output
+ *     < out_high_water.
+ */
+#include "net/net.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define READ_CHUNK 65536
+
+typedef struct frame_s {
+    struct frame_s *next;
+    uint8_t *data;
+    size_t len;
+} frame_t;
+
+struct mk_net_listener_s {
+    uv_tcp_t tcp;
+    uv_loop_t *loop;
+    mk_net_config_t cfg;
+    mk_net_handler_t h;
+    void *ud;
+    int port;
+    bool closing;
+    mk_net_conn_t *conns;       /* intrusive list of open connections */
+    int nconns;
+};
+
+struct mk_net_conn_s {
+    uv_tcp_t tcp;
+    mk_net_listener_t *l;       /* NULL once the listener is gone */
+    mk_net_conn_t *prev, *next;
+    void *data;
+    char peer[64];
+    bool closing, reading, busy, dispatching, authenticated;
+    /* frame parser */
+    uint8_t hdr[4];
+    size_t hdr_have;
+    uint8_t *body;
+    size_t body_len, body_have;
+    /* complete frames not yet dispatched */
+    frame_t *q_head, *q_tail;
+    size_t in_bytes;
+    uint8_t rbuf[READ_CHUNK];
+};
+
+typedef struct write_req_s {
+    uv_write_t req;
+    uint8_t *data;
+} write_req_t;
+
+void mk_net_config_default(mk_net_config_t *cfg)
+{
+    cfg->max_frame = 104857600;
+    cfg->max_frame_preauth = 104857600; /* no authentication yet: same as max */
+    cfg->in_high_water = 8u << 20;
+    cfg->out_high_water = 16u << 20;
+}
+
+/* ================================================================ conn state */
+
+static void conn_update_reading(mk_net_conn_t *c);
+static void conn_dispatch(mk_net_conn_t *c);
+
+static void conn_free_cb(uv_handle_t *h)
+{
+    mk_net_conn_t *c = h->data;
+    frame_t *f = c->q_head;
+    while (f) {
+        frame_t *n = f->next;
+        mk_free(f->data);
+        mk_free(f);
+        f = n;
+    }
+    mk_free(c->body);
+    mk_free(c);
+}
+
+void mk_net_conn_close(mk_net_conn_t *c, const char *reason)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    if (reason)
+        mk_info("connection %s closed: %s", c->peer, reason);
+    mk_net_listener_t *l = c->l;
+    if (l) {
+        if (l->h.close_cb)
+            l->h.close_cb(c, l->ud);
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            l->conns = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        l->nconns--;
+        c->l = NULL;
+    }
+    uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
+}
+
+bool mk_net_conn_is_closing(const mk_net_conn_t *c) { return c->closing; }
+void mk_net_conn_set_data(mk_net_conn_t *c, void *data) { c->data = data; }
+void *mk_net_conn_get_data(const mk_net_conn_t *c) { return c->data; }
+const char *mk_net_conn_peer(const mk_net_conn_t *c) { return c->peer; }
+void mk_net_conn_set_authenticated(mk_net_conn_t *c) { c->authenticated = true; }
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    mk_net_conn_t *c = h->data;
+    (void)suggested;
+    buf->base = (char *)c->rbuf;
+    buf->len = sizeof(c->rbuf);
+}
+
+static void conn_enqueue(mk_net_conn_t *c, uint8_t *data, size_t len)
+{
+    frame_t *f = mk_malloc(sizeof(*f));
+    if (!f) {
+        mk_free(data);
+        mk_net_conn_close(c, "out of memory queueing a frame");
+        return;
+    }
+    f->next = NULL;
+    f->data = data;
+    f->len = len;
+    if (c->q_tail)
+        c->q_tail->next = f;
+    else
+        c->q_head = f;
+    c->q_tail = f;
+    c->in_bytes += len;
+}
+
+/* Feed received bytes to the frame parser.  Returns false if the connection
+ * was closed for a bad frame. */
+static bool conn_parse(mk_net_conn_t *c, const uint8_t *p, size_t n)
+{
+    const mk_net_config_t *cfg = &c->l->cfg;
+    while (n > 0 && !c->closing) {
+        if (!c->body) {
+            size_t take = MK_MIN(4 - c->hdr_have, n);
+            memcpy(c->hdr + c->hdr_have, p, take);
+            c->hdr_have += take;
+            p += take;
+            n -= take;
+            if (c->hdr_have < 4)
+                return true;
+            int32_t size = (int32_t)(((uint32_t)c->hdr[0] << 24) | ((uint32_t)c->hdr[1] << 16) |
+                                     ((uint32_t)c->hdr[2] << 8) | c->hdr[3]);
+            size_t limit = c->authenticated ? cfg->max_frame : cfg->max_frame_preauth;
+            if (size < 8 || (size_t)size > limit) {
+                char why[128];
+                snprintf(why, sizeof(why), "frame size %d outside [8, %zu] (socket.request.max.bytes)", size,
+                         limit);
+                mk_warn("connection %s: %s", c->peer, why);
+                mk_net_conn_close(c, why);
+                return false;
+            }
+            c->body = mk_malloc((size_t)size);
+            if (!c->body) {
+                mk_net_conn_close(c, "out of memory for a frame");
+                return false;
+            }
+            c->body_len = (size_t)size;
+            c->body_have = 0;
+        }
+        size_t take = MK_MIN(c->body_len - c->body_have, n);
+        memcpy(c->body + c->body_have, p, take);
+        c->body_have += take;
+        p += take;
+        n -= take;
+        if (c->body_have == c->body_len) {
+            uint8_t *body = c->body;
+            c->body = NULL;
+            c->hdr_have = 0;
+            conn_enqueue(c, body, c->body_len);
+        }
+    }
+    return !c->closing;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    mk_net_conn_t *c = s->data;
+    if (nread < 0) {
+        if (nread == UV_EOF) {
+            if (c->body || c->hdr_have)
+                mk_warn("connection %s: closed mid-frame (%zu of %zu bytes)", c->peer, c->body_have,
+                        c->body_len);
+            mk_net_conn_close(c, NULL);
+        } else {
+            mk_net_conn_close(c, uv_strerror((int)nread));
+        }
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (!conn_parse(c, (const uint8_t *)buf->base, (size_t)nread))
+        return;
+    conn_dispatch(c);
+    if (!c->closing)
+        conn_update_reading(c);
+}
+
+static void conn_update_reading(mk_net_conn_t *c)
+{
+    if (c->closing || !c->l)
+        return;
+    bool want = c->in_bytes < c->l->cfg.in_high_water &&
+                uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < c->l->cfg.out_high_water;
+    if (want && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
+            c->reading = true;
+    } else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+/* Deliver queued frames while the upper layer finishes them synchronously.
+ * A trampoline, not recursion: mk_net_conn_done() from inside frame_cb only
+ * clears busy, and this loop picks the next frame. */
+static void conn_dispatch(mk_net_conn_t *c)
+{
+    if (c->dispatching)
+        return;
+    c->dispatching = true;
+    while (!c->closing && !c->busy && c->q_head && c->l) {
+        frame_t *f = c->q_head;
+        c->q_head = f->next;
+        if (!c->q_head)
+            c->q_tail = NULL;
+        c->in_bytes -= f->len;
+        c->busy = true;
+        uint8_t *data = f->data;
+        size_t len = f->len;
+        mk_free(f);
+        c->l->h.frame_cb(c, data, len, c->l->ud);
+    }
+    c->dispatching = false;
+}
+
+void mk_net_conn_done(mk_net_conn_t *c)
+{
+    c->busy = false;
+    if (c->closing)
+        return;
+    conn_dispatch(c);
+    if (!c->closing)
+        conn_update_reading(c);
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    write_req_t *w = (write_req_t *)req;
+    mk_net_conn_t *c = req->handle->data;
+    mk_free(w->data);
+    mk_free(w);
+    if (status < 0) {
+        if (status != UV_ECANCELED)
+            mk_net_conn_close(c, uv_strerror(status));
+        return;
+    }
+    conn_update_reading(c);
+}
+
+void mk_net_conn_send(mk_net_conn_t *c, uint8_t *data, size_t len)
+{
+    if (c->closing) {
+        mk_free(data);
+        return;
+    }
+    write_req_t *w = mk_malloc(sizeof(*w));
+    if (!w) {
+        mk_free(data);
+        mk_net_conn_close(c, "out of memory sending");
+        return;
+    }
+    w->data = data;
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+    if (rc < 0) {
+        mk_free(data);
+        mk_free(w);
+        mk_net_conn_close(c, uv_strerror(rc));
+        return;
+    }
+    conn_update_reading(c);
+}
+
+/* ================================================================= listener */
+
+static void accept_cb(uv_stream_t *server, int status)
+{
+    mk_net_listener_t *l = server->data;
+    if (status < 0) {
+        mk_warn("accept on port %d: %s", l->port, uv_strerror(status));
+        return;
+    }
+    mk_net_conn_t *c = mk_calloc(1, sizeof(*c));
+    if (!c) {
+        mk_warn("accept on port %d: out of memory", l->port);
+        return;
+    }
+    uv_tcp_init(l->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+        uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    snprintf(c->peer, sizeof(c->peer), "?");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        char ip[48] = "?";
+        int port = 0;
+        if (ss.ss_family == AF_INET) {
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+        snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+    }
+    c->l = l;
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
+    l->nconns++;
+    if (l->h.accept_cb)
+        l->h.accept_cb(c, l->ud);
+    if (!c->closing)
+        conn_update_reading(c);
+}
+
+int mk_net_listener_open(uv_loop_t *loop, const char *host, int port, const mk_net_config_t *cfg,
+                         const mk_net_handler_t *h, void *ud, mk_net_listener_t **out)
+{
+    struct sockaddr_storage addr;
+    int rc;
+    if (strchr(host, ':'))
+        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
+    else
+        rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
+    if (rc < 0)
+        return rc;
+    mk_net_listener_t *l = mk_calloc(1, sizeof(*l));
+    if (!l)
+        return MK_ERR_NOMEM;
+    l->loop = loop;
+    l->cfg = *cfg;
+    l->h = *h;
+    l->ud = ud;
+    uv_tcp_init(loop, &l->tcp);
+    l->tcp.data = l;
+    rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, 511, accept_cb);
+    if (rc < 0) {
+        uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)mk_free);
+        return rc;
+    }
+    struct sockaddr_storage bound;
+    int bl = sizeof(bound);
+    uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &bl);
+    l->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
+    *out = l;
+    return 0;
+}
+
+int mk_net_listener_port(const mk_net_listener_t *l) { return l->port; }
+int mk_net_listener_conn_count(const mk_net_listener_t *l) { return l->nconns; }
+
+void mk_net_listener_close(mk_net_listener_t *l)
+{
+    l->closing = true;
+    while (l->conns)
+        mk_net_conn_close(l->conns, "listener stopping");
+    /* The listener struct starts with its uv_tcp_t, so libuv frees it whole. */
+    uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)mk_free);
+}

@@ -1,0 +1,74 @@
+/*
+ * net.h -- L1: libuv TCP listeners and Kafka framing.
+ *
+ * A listener accepts connections; a connection turns the byte stream into
+ * frames (int32 size + payload), checks the size against a limit before
+ * allocating anything, and hands frames up one at a time: the next frame is
+ * delivered only after the upper layer calls mk_net_conn_done() for the
+ * current one.  That gives Kafka's per-connection ordering (responses in
+ * request order) without the upper layer queueing anything.
+ *
+ * Backpressure: reading stops while queued input frames or unsent output pass
+ * their high-water marks, and resumes below them.
+ *
+ * Threads: everything here runs on the loop thread.
+ * Ownership: a connection is freed only in its libuv close callback, after the
+ * handler's close_cb has run; the upper layer must drop its pointer there.
+ */
+#ifndef MK_NET_H
+#define MK_NET_H
+
+#include "base/base.h"
+#include <uv.h>
+
+typedef struct mk_net_listener_s mk_net_listener_t;
+typedef struct mk_net_conn_s mk_net_conn_t;
+
+typedef struct mk_net_config_s {
+    size_t max_frame;          /* socket.request.max.bytes (104857600) */
+    size_t max_frame_preauth;  /* limit before authentication (later: SASL) */
+    size_t in_high_water;      /* queued input bytes that pause reading */
+    size_t out_high_water;     /* unsent output bytes that pause reading */
+} mk_net_config_t;
+
+typedef struct mk_net_handler_s {
+    /* A new connection; may set user data with mk_net_conn_set_data(). */
+    void (*accept_cb)(mk_net_conn_t *c, void *ud);
+    /* One complete frame (size prefix removed).  Takes ownership of frame
+     * (free with mk_free).  No other frame arrives until mk_net_conn_done(). */
+    void (*frame_cb)(mk_net_conn_t *c, uint8_t *frame, size_t len, void *ud);
+    /* The connection is closing: drop every reference to it.  Runs once. */
+    void (*close_cb)(mk_net_conn_t *c, void *ud);
+} mk_net_handler_t;
+
+void mk_net_config_default(mk_net_config_t *cfg);
+
+/* Listen on host:port (port 0 picks a free one).  Returns 0 or a negative
+ * libuv/MK error; on error nothing is left open. */
+int mk_net_listener_open(uv_loop_t *loop, const char *host, int port, const mk_net_config_t *cfg,
+                         const mk_net_handler_t *h, void *ud, mk_net_listener_t **out);
+/* The port actually bound. */
+int mk_net_listener_port(const mk_net_listener_t *l);
+/* Stop accepting and close every connection of this listener.  Memory is
+ * released from close callbacks; the pointer is invalid after this call. */
+void mk_net_listener_close(mk_net_listener_t *l);
+/* Number of open connections (metrics). */
+int mk_net_listener_conn_count(const mk_net_listener_t *l);
+
+/* Queue bytes for sending.  Takes ownership of data (mk_malloc'd).  On a
+ * closing connection the data is simply freed. */
+void mk_net_conn_send(mk_net_conn_t *c, uint8_t *data, size_t len);
+/* The current frame is finished; deliver the next one.  May be called from
+ * inside frame_cb (the next frame is delivered after frame_cb returns). */
+void mk_net_conn_done(mk_net_conn_t *c);
+/* Close with a reason for the log. */
+void mk_net_conn_close(mk_net_conn_t *c, const char *reason);
+bool mk_net_conn_is_closing(const mk_net_conn_t *c);
+void mk_net_conn_set_data(mk_net_conn_t *c, void *data);
+void *mk_net_conn_get_data(const mk_net_conn_t *c);
+/* "ip:port" of the peer, for logs. */
+const char *mk_net_conn_peer(const mk_net_conn_t *c);
+/* Raise the frame limit once the peer is authenticated. */
+void mk_net_conn_set_authenticated(mk_net_conn_t *c);
+
+#endif /* MK_NET_H */
