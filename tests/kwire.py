@@ -1,0 +1,614 @@
+"""kwire -- a tiny hand-rolled Kafka wire helper for the bad-input and raw-protocol tests.
+
+Everything here is built with struct.pack on purpose: the tests must be able to send bytes that
+no real client would ever send (lying lengths, flipped CRCs, absurd array counts).  Only the few
+request/response shapes the tests need are implemented:
+
+  * primitives: int8..int64, (nullable) strings, bytes, varints, compact (flexible) forms
+  * request header v1 (non-flexible) and v2 (flexible, with an empty tagged-field section)
+  * frames: int32 big-endian size + payload
+  * record batches, magic v2, with a real CRC32C (pure Python, table driven)
+  * ApiVersions (any version; v0 body parsing), Metadata v1..v8, Produce v3..v8,
+    ListOffsets v1..v5 and v7 (flexible; needed for MAX_TIMESTAMP = -3)
+
+The module is stdlib-only so it can also be used from a REPL against a running broker:
+
+    >>> import kwire; c = kwire.Conn("127.0.0.1", 9092); c.api_versions()
+"""
+
+import socket
+import struct
+import time
+
+# ---------------------------------------------------------------------------------------------
+# API keys and error codes used by the tests (Kafka's numbering)
+# ---------------------------------------------------------------------------------------------
+PRODUCE = 0
+FETCH = 1
+LIST_OFFSETS = 2
+METADATA = 3
+API_VERSIONS = 18
+CREATE_TOPICS = 19
+DELETE_TOPICS = 20
+DESCRIBE_CONFIGS = 32
+DESCRIBE_CLUSTER = 60
+
+NONE = 0
+OFFSET_OUT_OF_RANGE = 1
+CORRUPT_MESSAGE = 2
+UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_FETCH_SIZE = 4
+LEADER_NOT_AVAILABLE = 5
+NOT_LEADER_OR_FOLLOWER = 6
+MESSAGE_TOO_LARGE = 10
+RECORD_LIST_TOO_LARGE = 18
+INVALID_TOPIC_EXCEPTION = 17
+INVALID_REQUIRED_ACKS = 21
+TOPIC_ALREADY_EXISTS = 36
+UNSUPPORTED_VERSION = 35
+INVALID_REPLICATION_FACTOR = 38
+INVALID_REQUEST = 42
+UNSUPPORTED_FOR_MESSAGE_FORMAT = 43
+INVALID_RECORD = 87
+
+EARLIEST = -2
+LATEST = -1
+MAX_TIMESTAMP = -3
+
+
+# ---------------------------------------------------------------------------------------------
+# Primitive encoders
+# ---------------------------------------------------------------------------------------------
+def i8(v):
+    return struct.pack(">b", v)
+
+
+def i16(v):
+    return struct.pack(">h", v)
+
+
+def i32(v):
+    return struct.pack(">i", v)
+
+
+def u32(v):
+    return struct.pack(">I", v)
+
+
+def i64(v):
+    return struct.pack(">q", v)
+
+
+def boolean(v):
+    return b"\x01" if v else b"\x00"
+
+
+def string(s):
+    """Classic STRING / NULLABLE_STRING (int16 length, -1 = null)."""
+    if s is None:
+        return i16(-1)
+    b = s.encode() if isinstance(s, str) else s
+    return i16(len(b)) + b
+
+
+def bytes_(b):
+    """Classic BYTES / NULLABLE_BYTES (int32 length, -1 = null)."""
+    if b is None:
+        return i32(-1)
+    return i32(len(b)) + b
+
+
+def array(items, enc=None):
+    """Classic ARRAY (int32 count).  `items` are already-encoded bytes unless `enc` is given."""
+    if items is None:
+        return i32(-1)
+    items = list(items)
+    return i32(len(items)) + b"".join(enc(x) if enc else x for x in items)
+
+
+def uvarint(v):
+    out = bytearray()
+    v &= 0xFFFFFFFFFFFFFFFF
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def varint(v):
+    """Zig-zag signed varint (records use this for lengths, deltas, ...)."""
+    return uvarint((v << 1) ^ (v >> 63))
+
+
+def compact_string(s):
+    if s is None:
+        return uvarint(0)
+    b = s.encode() if isinstance(s, str) else s
+    return uvarint(len(b) + 1) + b
+
+
+def compact_array(items, enc=None):
+    if items is None:
+        return uvarint(0)
+    items = list(items)
+    return uvarint(len(items) + 1) + b"".join(enc(x) if enc else x for x in items)
+
+
+TAGS = b"\x00"  # an empty tagged-field section
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoder
+# ---------------------------------------------------------------------------------------------
+class Reader:
+    """A bounds-checked cursor over a response body; raises ValueError past the end."""
+
+    def __init__(self, data, pos=0):
+        self.data = bytes(data)
+        self.pos = pos
+
+    def remaining(self):
+        return len(self.data) - self.pos
+
+    def take(self, n):
+        if n < 0 or self.pos + n > len(self.data):
+            raise ValueError("short read: want %d at %d of %d" % (n, self.pos, len(self.data)))
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def _s(self, fmt, n):
+        return struct.unpack(fmt, self.take(n))[0]
+
+    def i8(self):
+        return self._s(">b", 1)
+
+    def i16(self):
+        return self._s(">h", 2)
+
+    def i32(self):
+        return self._s(">i", 4)
+
+    def i64(self):
+        return self._s(">q", 8)
+
+    def boolean(self):
+        return self.i8() != 0
+
+    def string(self):
+        n = self.i16()
+        return None if n < 0 else self.take(n).decode("utf-8", "replace")
+
+    def bytes_(self):
+        n = self.i32()
+        return None if n < 0 else self.take(n)
+
+    def array(self, fn):
+        n = self.i32()
+        if n < 0:
+            return None
+        if n > self.remaining():
+            raise ValueError("array count %d larger than remaining bytes" % n)
+        return [fn(self) for _ in range(n)]
+
+    def uvarint(self):
+        shift = 0
+        v = 0
+        while True:
+            b = self.take(1)[0]
+            v |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return v
+            shift += 7
+            if shift > 63:
+                raise ValueError("varint too long")
+
+    def varint(self):
+        v = self.uvarint()
+        return (v >> 1) ^ -(v & 1)
+
+    def compact_string(self):
+        n = self.uvarint()
+        return None if n == 0 else self.take(n - 1).decode("utf-8", "replace")
+
+    def compact_array(self, fn):
+        n = self.uvarint()
+        if n == 0:
+            return None
+        if n - 1 > self.remaining():
+            raise ValueError("compact array count %d larger than remaining bytes" % (n - 1))
+        return [fn(self) for _ in range(n - 1)]
+
+    def tags(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.take(self.uvarint())
+
+
+# ---------------------------------------------------------------------------------------------
+# Headers and frames
+# ---------------------------------------------------------------------------------------------
+def request_header(api_key, api_version, correlation_id, client_id="kwire", flexible=False):
+    """Request header v1 (or v2 when flexible: same plus an empty tagged-field section).
+    Note: the client id stays a classic int16-length string even in header v2."""
+    h = i16(api_key) + i16(api_version) + i32(correlation_id) + string(client_id)
+    return h + TAGS if flexible else h
+
+
+def frame(payload):
+    return i32(len(payload)) + payload
+
+
+def request(api_key, api_version, correlation_id, body, flexible=False, client_id="kwire"):
+    return frame(request_header(api_key, api_version, correlation_id, client_id, flexible) + body)
+
+
+# ---------------------------------------------------------------------------------------------
+# CRC32C (Castagnoli), as used by record batches v2
+# ---------------------------------------------------------------------------------------------
+def _crc32c_table():
+    poly = 0x82F63B78
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ poly if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+_CRC_TABLE = _crc32c_table()
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    t = _CRC_TABLE
+    for b in data:
+        crc = t[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283  # the standard check value
+
+
+# ---------------------------------------------------------------------------------------------
+# Record batches (magic v2, uncompressed)
+# ---------------------------------------------------------------------------------------------
+CRC_OFFSET = 17  # baseOffset(8) batchLength(4) partitionLeaderEpoch(4) magic(1) -> crc at 17
+
+
+def record(offset_delta, key, value, headers=(), timestamp_delta=0):
+    body = (i8(0) + varint(timestamp_delta) + varint(offset_delta)
+            + (varint(-1) if key is None else varint(len(key)) + key)
+            + (varint(-1) if value is None else varint(len(value)) + value)
+            + varint(len(headers))
+            + b"".join(varint(len(hk)) + hk + (varint(-1) if hv is None else varint(len(hv)) + hv)
+                       for hk, hv in headers))
+    return varint(len(body)) + body
+
+
+def record_batch(records, base_timestamp=None, base_offset=0, timestamps=None,
+                 record_count=None, attributes=0):
+    """Encode one uncompressed v2 batch.  `records` is a list of (key, value, headers) tuples
+    (bytes).  `timestamps` (ms) per record override base_timestamp.  `record_count` lets a test
+    lie about the number of records."""
+    if base_timestamp is None:
+        base_timestamp = int(time.time() * 1000)
+    if timestamps is None:
+        timestamps = [base_timestamp] * len(records)
+    base_ts = min(timestamps) if timestamps else base_timestamp
+    max_ts = max(timestamps) if timestamps else base_timestamp
+    recs = b"".join(record(i, k, v, h, timestamps[i] - base_ts)
+                    for i, (k, v, h) in enumerate(records))
+    n = len(records) if record_count is None else record_count
+    after_crc = (i16(attributes) + i32(max(len(records) - 1, 0)) + i64(base_ts) + i64(max_ts)
+                 + i64(-1) + i16(-1) + i32(-1) + i32(n) + recs)
+    crc = crc32c(after_crc)
+    after_len = i32(-1) + i8(2) + u32(crc) + after_crc  # partitionLeaderEpoch, magic, crc
+    return i64(base_offset) + i32(len(after_len)) + after_len
+
+
+def flip_byte(b, index, mask=0xFF):
+    ba = bytearray(b)
+    ba[index] ^= mask
+    return bytes(ba)
+
+
+# ---------------------------------------------------------------------------------------------
+# Request bodies
+# ---------------------------------------------------------------------------------------------
+def metadata_body(version, topics=None, allow_auto_create=False):
+    """Metadata v1..v8 (non-flexible).  topics None = all topics."""
+    b = array(topics, string) if topics is not None else i32(-1)
+    if version >= 4:
+        b += boolean(allow_auto_create)
+    if version >= 8:
+        b += boolean(False) + boolean(False)
+    return b
+
+
+def produce_body(version, topic, partition, records_bytes, acks=-1, timeout_ms=10000):
+    """Produce v3..v8 (non-flexible): one topic, one partition."""
+    assert 3 <= version <= 8
+    return (string(None) + i16(acks) + i32(timeout_ms)
+            + array([string(topic) + array([i32(partition) + bytes_(records_bytes)])]))
+
+
+def list_offsets_body(version, topic, partitions_ts):
+    """ListOffsets v1..v5 (non-flexible) or v6..v8 (flexible); partitions_ts: [(partition, ts)]."""
+    if version >= 6:
+        parts = compact_array([i32(p) + i32(-1) + i64(ts) + TAGS for p, ts in partitions_ts])
+        b = i32(-1) + i8(0) + compact_array([compact_string(topic) + parts + TAGS])
+        if version >= 10:
+            b += i32(5000)
+        return b + TAGS
+    parts = []
+    for p, ts in partitions_ts:
+        parts.append(i32(p) + (i32(-1) if version >= 4 else b"") + i64(ts))
+    b = i32(-1) + (i8(0) if version >= 2 else b"")
+    return b + array([string(topic) + array(parts)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Response parsers (body only: after the correlation id / response header)
+# ---------------------------------------------------------------------------------------------
+def parse_api_versions_v0(body):
+    """ApiVersions response v0 layout: error_code, [api_key, min, max].  Also the layout a
+    broker must use for an ApiVersions request with a version it does not support."""
+    r = Reader(body)
+    err = r.i16()
+    apis = r.array(lambda r: (r.i16(), r.i16(), r.i16()))
+    return err, {k: (lo, hi) for k, lo, hi in (apis or [])}
+
+
+def parse_api_versions(version, body):
+    if version < 3:
+        r = Reader(body)
+        err = r.i16()
+        apis = r.array(lambda r: (r.i16(), r.i16(), r.i16()))
+        return err, {k: (lo, hi) for k, lo, hi in (apis or [])}
+    r = Reader(body)
+    err = r.i16()
+
+    def api(r):
+        k, lo, hi = r.i16(), r.i16(), r.i16()
+        r.tags()
+        return k, lo, hi
+    apis = r.compact_array(api)
+    return err, {k: (lo, hi) for k, lo, hi in (apis or [])}
+
+
+def parse_metadata(version, body):
+    r = Reader(body)
+    if version >= 3:
+        r.i32()  # throttle
+
+    def broker(r):
+        nid, host, port = r.i32(), r.string(), r.i32()
+        rack = r.string() if version >= 1 else None
+        return {"node_id": nid, "host": host, "port": port, "rack": rack}
+    brokers = r.array(broker)
+    cluster_id = r.string() if version >= 2 else None
+    controller = r.i32() if version >= 1 else -1
+
+    def partition(r):
+        p = {"error": r.i16(), "index": r.i32(), "leader": r.i32()}
+        if version >= 7:
+            p["leader_epoch"] = r.i32()
+        p["replicas"] = r.array(lambda r: r.i32())
+        p["isr"] = r.array(lambda r: r.i32())
+        if version >= 5:
+            p["offline"] = r.array(lambda r: r.i32())
+        return p
+
+    def topic(r):
+        t = {"error": r.i16(), "name": r.string()}
+        if version >= 1:
+            t["internal"] = r.boolean()
+        t["partitions"] = r.array(partition)
+        if version >= 8:
+            r.i32()
+        return t
+    topics = r.array(topic)
+    if version >= 8:
+        r.i32()
+    return {"brokers": brokers, "cluster_id": cluster_id, "controller": controller,
+            "topics": topics}
+
+
+def parse_produce(version, body):
+    """-> list of (topic, partition, error_code, base_offset)."""
+    r = Reader(body)
+    out = []
+    for _ in range(r.i32()):
+        name = r.string()
+        for _ in range(r.i32()):
+            idx, err, base = r.i32(), r.i16(), r.i64()
+            r.i64()  # log append time (v2+)
+            if version >= 5:
+                r.i64()
+            if version >= 8:
+                r.array(lambda r: (r.i32(), r.string()))
+                r.string()
+            out.append((name, idx, err, base))
+    return out
+
+
+def parse_list_offsets(version, body):
+    """-> list of (topic, partition, error_code, timestamp, offset)."""
+    r = Reader(body)
+    out = []
+    if version >= 6:
+        r.i32()
+        for _ in range(r.uvarint() - 1):
+            name = r.compact_string()
+            for _ in range(r.uvarint() - 1):
+                idx, err, ts, off, _epoch = r.i32(), r.i16(), r.i64(), r.i64(), r.i32()
+                r.tags()
+                out.append((name, idx, err, ts, off))
+            r.tags()
+        r.tags()
+        return out
+    if version >= 2:
+        r.i32()
+    for _ in range(r.i32()):
+        name = r.string()
+        for _ in range(r.i32()):
+            idx, err, ts, off = r.i32(), r.i16(), r.i64(), r.i64()
+            if version >= 4:
+                r.i32()
+            out.append((name, idx, err, ts, off))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Connection
+# ---------------------------------------------------------------------------------------------
+class Closed(Exception):
+    """The peer closed the connection (EOF or reset)."""
+
+
+class Conn:
+    """One TCP connection to one broker.  All waits are bounded by `timeout` seconds."""
+
+    def __init__(self, host, port, timeout=10.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.timeout = timeout
+        self.corr = 0
+        self.versions = None
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def next_corr(self):
+        self.corr += 1
+        return self.corr
+
+    def _recv_exact(self, n, deadline):
+        buf = bytearray()
+        while len(buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("timed out after %d of %d bytes" % (len(buf), n))
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(min(n - len(buf), 1 << 20))
+            except (ConnectionResetError, BrokenPipeError) as e:
+                raise Closed(str(e))
+            if not chunk:
+                raise Closed("EOF after %d of %d bytes" % (len(buf), n))
+            buf += chunk
+        return bytes(buf)
+
+    def recv_frame(self, timeout=None):
+        """Read one response frame; returns its payload.  Raises Closed or socket.timeout."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        (n,) = struct.unpack(">i", self._recv_exact(4, deadline))
+        if n < 4 or n > 256 << 20:
+            raise ValueError("bad response frame size %d" % n)
+        return self._recv_exact(n, deadline)
+
+    def wait_closed(self, timeout=5.0):
+        """True if the peer closes the connection within `timeout` seconds.  Responses that
+        arrive meanwhile are returned as a list in the second element."""
+        deadline = time.monotonic() + timeout
+        got = []
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False, got
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except (ConnectionResetError, BrokenPipeError):
+                return True, got
+            except socket.timeout:
+                return False, got
+            if not chunk:
+                return True, got
+            got.append(chunk)
+
+    def call(self, api_key, api_version, body, flexible_req=False, flexible_resp=None,
+             timeout=None):
+        """Send a request and return the response body (after the response header)."""
+        corr = self.next_corr()
+        self.send(request(api_key, api_version, corr, body, flexible=flexible_req))
+        payload = self.recv_frame(timeout)
+        r = Reader(payload)
+        got = r.i32()
+        if got != corr:
+            raise ValueError("correlation id %d, expected %d" % (got, corr))
+        if flexible_resp is None:
+            flexible_resp = flexible_req and api_key != API_VERSIONS
+        if flexible_resp:
+            r.tags()
+        return payload[r.pos:]
+
+    # ---- typed helpers -----------------------------------------------------------------
+    def api_versions(self, version=0):
+        flexible = version >= 3
+        body = (compact_string("kwire") + compact_string("0.1") + TAGS) if flexible else b""
+        resp = self.call(API_VERSIONS, version, body, flexible_req=flexible, flexible_resp=False)
+        err, apis = parse_api_versions(version, resp)
+        if err == 0:
+            self.versions = apis
+        return err, apis
+
+    def pick(self, api_key, lo, hi):
+        """Highest version in [lo, hi] that the broker advertises (None if none)."""
+        if self.versions is None:
+            self.api_versions(0)
+        if api_key not in self.versions:
+            return None
+        bmin, bmax = self.versions[api_key]
+        v = min(hi, bmax)
+        return v if v >= max(lo, bmin) else None
+
+    def metadata(self, topics=None, allow_auto_create=False):
+        v = self.pick(METADATA, 1, 8)
+        assert v is not None, "broker advertises no non-flexible Metadata version in 1..8"
+        return parse_metadata(v, self.call(METADATA, v, metadata_body(v, topics, allow_auto_create)))
+
+    def produce(self, topic, partition, records_bytes, acks=-1):
+        v = self.pick(PRODUCE, 3, 8)
+        assert v is not None, "broker advertises no non-flexible Produce version in 3..8"
+        resp = self.call(PRODUCE, v, produce_body(v, topic, partition, records_bytes, acks))
+        return parse_produce(v, resp)
+
+    def list_offsets(self, topic, partitions_ts, flexible_ok=True):
+        hi = 7 if flexible_ok else 5
+        if any(ts == MAX_TIMESTAMP for _, ts in partitions_ts):
+            v = self.pick(LIST_OFFSETS, 7, 8)
+            assert v is not None, "broker advertises no ListOffsets v7+ (needed for MAX_TIMESTAMP)"
+        else:
+            v = self.pick(LIST_OFFSETS, 1, hi)
+        flex = v >= 6
+        resp = self.call(LIST_OFFSETS, v, list_offsets_body(v, topic, partitions_ts),
+                         flexible_req=flex)
+        return parse_list_offsets(v, resp)
+
+
+def parse_bootstrap(bootstrap):
+    """'h1:p1,h2:p2' -> [(h1, p1), (h2, p2)]"""
+    out = []
+    for hp in bootstrap.split(","):
+        host, _, port = hp.rpartition(":")
+        out.append((host.strip("[]"), int(port)))
+    return out
