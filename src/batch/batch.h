@@ -1,0 +1,314 @@
+/*
+ * batch.h -- L1 of minikora: Kafka record batches (magic v2), the one
+ * integrity validator, record iteration and the compression codecs.
+ *
+ * A record batch is the unit Kafka stores and ships: producers send batches,
+ * the log appends them unchanged (after rewriting baseOffset and
+ * partitionLeaderEpoch, which the CRC does not cover), consumers fetch them
+ * back byte for byte.  So this module never re-encodes a batch it did not
+ * build; it validates, rewrites the few broker-owned fields in place, and
+ * iterates records for the few places that need them (compaction, tools,
+ * tests).
+ *
+ * ------------------------------------------------------------------ layout
+ * Every integer is big-endian.  Offsets are from the start of the batch.
+ *
+ *   off  size  field                 notes
+ *   ---  ----  --------------------  -----------------------------------------
+ *     0     8  baseOffset            i64; assigned by the leader on append
+ *     8     4  batchLength           i32; bytes after this field (total - 12)
+ *    12     4  partitionLeaderEpoch  i32; assigned by the leader on append
+ *    16     1  magic                 i8; 2 (0/1 are the legacy message sets)
+ *    17     4  crc                   u32; CRC-32C of bytes [21, 12+batchLength)
+ *    21     2  attributes            i16; see below
+ *    23     4  lastOffsetDelta       i32; offset of last record - baseOffset
+ *    27     8  baseTimestamp         i64; timestamp of the first record
+ *    35     8  maxTimestamp          i64; largest record timestamp (or the
+ *                                         broker time under LogAppendTime)
+ *    43     8  producerId            i64; -1 when not idempotent
+ *    51     2  producerEpoch         i16; -1 when not idempotent
+ *    53     4  baseSequence          i32; -1 when not idempotent
+ *    57     4  recordCount           i32; number of records that follow
+ *    61     -  records               recordCount records, possibly compressed
+ *                                    as one blob by the attributes' codec
+ *
+ * attributes:  bits 0-2  codec: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd
+ *              bit  3    timestamp type: 1 = LogAppendTime (maxTimestamp
+ *                        is every record's timestamp), 0 = CreateTime
+ *              bit  4    transactional
+ *              bit  5    control (transaction markers)
+ *              bit  6    has delete horizon (compaction; carried through)
+ *
+ * Each record (after decompression), zig-zag varints unless noted:
+ *
+ *   length          varint  bytes of the record after this field
+ *   attributes      i8      unused, 0
+ *   timestampDelta  varint  (64-bit) timestamp - baseTimestamp
+ *   offsetDelta     varint  offset - baseOffset
+ *   keyLength       varint  -1 = null key
+ *   key             bytes
+ *   valueLength     varint  -1 = null value
+ *   value           bytes
+ *   headerCount     varint  >= 0
+ *   headers         headerCount x { keyLength varint (>= 0), key bytes,
+ *                                   valueLength varint (-1 null), value }
+ *
+ * ------------------------------------------------------------- threading
+ * Every function here is pure over its arguments and may run on any
+ * thread.  The codecs keep one decompression context per thread (freed at
+ * thread exit or by mk_codec_thread_release()).  Decompressing a large batch
+ * is blocking work: the produce path should run deep validation on a worker.
+ */
+#ifndef MK_BATCH_H
+#define MK_BATCH_H
+
+#include "base/base.h"
+
+/* ================================================================ layout */
+
+#define MK_BATCH_HEADER_SIZE 61
+#define MK_BATCH_LOG_OVERHEAD 12        /* baseOffset + batchLength */
+#define MK_BATCH_MAGIC 2
+
+#define MK_BATCH_OFF_BASE_OFFSET 0
+#define MK_BATCH_OFF_LENGTH 8
+#define MK_BATCH_OFF_LEADER_EPOCH 12
+#define MK_BATCH_OFF_MAGIC 16
+#define MK_BATCH_OFF_CRC 17
+#define MK_BATCH_OFF_ATTRIBUTES 21
+#define MK_BATCH_OFF_LAST_OFFSET_DELTA 23
+#define MK_BATCH_OFF_BASE_TIMESTAMP 27
+#define MK_BATCH_OFF_MAX_TIMESTAMP 35
+#define MK_BATCH_OFF_PRODUCER_ID 43
+#define MK_BATCH_OFF_PRODUCER_EPOCH 51
+#define MK_BATCH_OFF_BASE_SEQUENCE 53
+#define MK_BATCH_OFF_RECORD_COUNT 57
+#define MK_BATCH_OFF_RECORDS 61
+
+#define MK_BATCH_ATTR_CODEC_MASK 0x07
+#define MK_BATCH_ATTR_LOG_APPEND_TIME 0x08
+#define MK_BATCH_ATTR_TRANSACTIONAL 0x10
+#define MK_BATCH_ATTR_CONTROL 0x20
+#define MK_BATCH_ATTR_DELETE_HORIZON 0x40
+
+/* Default bound on decompressed bytes when a caller passes 0. */
+#define MK_BATCH_MAX_UNCOMPRESSED_DEFAULT ((size_t)64 << 20)
+
+enum { MK_CODEC_NONE = 0, MK_CODEC_GZIP = 1, MK_CODEC_SNAPPY = 2, MK_CODEC_LZ4 = 3, MK_CODEC_ZSTD = 4 };
+
+/* ================================================================ header */
+
+/* The 61-byte batch header, fields spelled as Kafka spells them. */
+typedef struct mk_batch_hdr_s {
+    int64_t baseOffset;
+    int32_t batchLength;
+    int32_t partitionLeaderEpoch;
+    int8_t magic;
+    uint32_t crc;
+    int16_t attributes;
+    int32_t lastOffsetDelta;
+    int64_t baseTimestamp;
+    int64_t maxTimestamp;
+    int64_t producerId;
+    int16_t producerEpoch;
+    int32_t baseSequence;
+    int32_t recordCount;
+} mk_batch_hdr_t;
+
+/* Parse the 61-byte header at p (n bytes available; only the header is
+ * read, the body need not be present).  Checks magic == 2 and batchLength
+ * >= 49.  Returns 0; MK_ERR_TRUNCATED if n < 61; MK_ERR_UNSUPPORTED for the
+ * legacy magic 0/1; MK_ERR_CORRUPT otherwise.  out is written only on 0. */
+int mk_batch_hdr_parse(const uint8_t *p, size_t n, mk_batch_hdr_t *out);
+
+/* Size in bytes of the whole batch at p (12 + batchLength), so a caller can
+ * walk a log segment or a produce payload.  Needs only 12 bytes; the result
+ * may exceed n.  Returns MK_ERR_TRUNCATED if n < 12, MK_ERR_CORRUPT if the
+ * length is negative or the total would be under 61 bytes. */
+int64_t mk_batch_size(const uint8_t *p, size_t n);
+
+static inline int mk_batch_hdr_codec(const mk_batch_hdr_t *h) { return h->attributes & MK_BATCH_ATTR_CODEC_MASK; }
+static inline bool mk_batch_hdr_is_control(const mk_batch_hdr_t *h) { return (h->attributes & MK_BATCH_ATTR_CONTROL) != 0; }
+static inline bool mk_batch_hdr_is_transactional(const mk_batch_hdr_t *h) { return (h->attributes & MK_BATCH_ATTR_TRANSACTIONAL) != 0; }
+/* Offset of the last record (wrapping arithmetic; header values are untrusted). */
+static inline int64_t mk_batch_hdr_last_offset(const mk_batch_hdr_t *h)
+{
+    return (int64_t)((uint64_t)h->baseOffset + (uint64_t)(int64_t)h->lastOffsetDelta);
+}
+
+/* ============================================================= validator */
+
+/* Flags for mk_batch_validate_ex(). */
+enum {
+    /* Decompress (bounded) and walk every record. */
+    MK_BATCH_VALIDATE_DEEP = 1,
+    /* Accept a batch that compaction has thinned: recordCount may be below
+     * lastOffsetDelta + 1 (even 0) and offsetDeltas need only increase
+     * strictly up to lastOffsetDelta.  Never for produce. */
+    MK_BATCH_VALIDATE_COMPACTED = 2,
+};
+
+/* The integrity validator used by produce, log recovery, the scrubber and
+ * tiering.  Validates the ONE batch at the start of [p, p+n); bytes past its
+ * end are not examined (walk several batches with mk_batch_size()).
+ *
+ * Always (cheap: header + one CRC pass): header parse, magic 2, the batch
+ * fits in n, CRC-32C, known codec, recordCount >= 1 and lastOffsetDelta ==
+ * recordCount - 1, and for uncompressed batches recordCount is not larger
+ * than the record bytes could hold.
+ *
+ * With deep: decompresses into a private buffer (output bounded by
+ * max_uncompressed; 0 means MK_BATCH_MAX_UNCOMPRESSED_DEFAULT) and walks
+ * every record: exact record lengths, offsetDelta == i for record i,
+ * key/value/header lengths in range, header count bounded by the bytes
+ * left, exactly recordCount records and no trailing bytes.
+ *
+ * Returns 0, or MK_ERR_CORRUPT (malformed), MK_ERR_CRC (checksum),
+ * MK_ERR_TOO_LARGE (decompressed size over the bound), MK_ERR_UNSUPPORTED
+ * (codec 5-7 or legacy magic 0/1), MK_ERR_NOMEM; writes a short reason into
+ * why (NUL-terminated, truncated to why_len; why may be NULL). */
+int mk_batch_validate(const uint8_t *p, size_t n, bool deep, size_t max_uncompressed, char *why, size_t why_len);
+
+/* mk_batch_validate() with MK_BATCH_VALIDATE_* flags and an optional
+ * caller-owned scratch buffer for decompression (reset, then reused, so a
+ * worker thread can validate many batches without allocating; NULL = use a
+ * private buffer freed before returning). */
+int mk_batch_validate_ex(const uint8_t *p, size_t n, int flags, size_t max_uncompressed, mk_buf_t *scratch,
+                         char *why, size_t why_len);
+
+/* ======================================================= in-place rewrites */
+
+/* Rewrite baseOffset / partitionLeaderEpoch in place (neither is covered by
+ * the CRC).  p must hold at least the 61-byte header. */
+void mk_batch_set_base_offset(uint8_t *p, int64_t base_offset);
+void mk_batch_set_leader_epoch(uint8_t *p, int32_t epoch);
+
+/* For message.timestamp.type=LogAppendTime: set maxTimestamp to ts, set the
+ * LogAppendTime attribute bit and recompute the CRC.  p must be a validated
+ * batch of n bytes or more; if the batch does not fit in n nothing is
+ * changed. */
+void mk_batch_set_log_append_time(uint8_t *p, size_t n, int64_t ts);
+
+/* ============================================================== iteration */
+
+/* One record as iteration hands it out.  Pointers point into the batch or
+ * into the caller's scratch buffer and are valid until either changes. */
+typedef struct mk_record_s {
+    int64_t offset;        /* baseOffset + offsetDelta */
+    int64_t timestamp;     /* baseTimestamp + delta, or maxTimestamp under LogAppendTime */
+    int8_t attributes;
+    const uint8_t *key;
+    int32_t key_len;       /* -1 null */
+    const uint8_t *value;
+    int32_t value_len;     /* -1 null */
+    int32_t header_count;
+    const uint8_t *headers; /* raw header bytes; read with mk_record_header_next() */
+    size_t headers_len;
+} mk_record_t;
+
+/* Called once per record; return 0 to continue, non-zero to stop. */
+typedef int (*mk_batch_record_cb)(const mk_record_t *rec, void *arg);
+
+/* Iterate the records of one batch at p (n bytes available), in order.
+ * Compressed records are decompressed into scratch (reset first; the caller
+ * owns and frees it), bounded by max_uncompressed (0 = default).  Does not
+ * check the CRC (validate first), but checks every record's framing as it
+ * goes, so a corrupt record stops iteration with MK_ERR_CORRUPT after the
+ * callback has already seen the good records before it.  Returns 0 when
+ * every record was visited, the callback's non-zero value if it stopped, or
+ * a negative MK_ERR_* (the callback is never called if the header or the
+ * decompression fails). */
+int mk_batch_records_foreach(const uint8_t *p, size_t n, mk_buf_t *scratch, size_t max_uncompressed,
+                             mk_batch_record_cb cb, void *arg);
+
+/* One record header. */
+typedef struct mk_record_header_s {
+    const uint8_t *key;
+    int32_t key_len;
+    const uint8_t *value;
+    int32_t value_len;     /* -1 null */
+} mk_record_header_t;
+
+/* Read the next header from a reader initialised over rec->headers /
+ * rec->headers_len.  Returns 1 with *out filled, 0 at the end, or
+ * MK_ERR_CORRUPT (cannot happen for headers handed out by iteration, which
+ * were already checked). */
+int mk_record_header_next(mk_reader_t *r, mk_record_header_t *out);
+
+/* ================================================================= codecs */
+
+/* Decompress a Kafka compressed record blob, appending to out.  Framing:
+ * gzip = gzip (zlib also accepted; concatenated members allowed); snappy =
+ * the Xerial/Java framing (0x82 "SNAPPY" 0, version, compat, then blocks of
+ * be32 length + raw snappy) or plain raw snappy, told apart by the magic;
+ * lz4 = LZ4 frame format; zstd = zstd frames, streamed when the frame does
+ * not carry its content size.  At most max_out bytes are appended (0 =
+ * default).  Returns 0, MK_ERR_TOO_LARGE past max_out, MK_ERR_CORRUPT for
+ * bad input, MK_ERR_UNSUPPORTED for an unknown codec, MK_ERR_NOMEM.  On
+ * error out->len is restored. */
+int mk_codec_decompress(int codec, const uint8_t *in, size_t n, mk_buf_t *out, size_t max_out);
+
+/* Compress [in, in+n) with codec at its default level, appending to out in
+ * the framing above (snappy: Xerial framing, 32 KiB blocks; lz4: frame with
+ * independent 64 KiB blocks, as Kafka's Java client reads).  Returns 0,
+ * MK_ERR_UNSUPPORTED, MK_ERR_TOO_LARGE (input over 2 GiB) or MK_ERR_NOMEM;
+ * on error out->len is restored. */
+int mk_codec_compress(int codec, const uint8_t *in, size_t n, mk_buf_t *out);
+
+/* Lower-case name ("none", "gzip", ...) or "unknown". */
+const char *mk_codec_name(int codec);
+
+/* Free this thread's cached decompression contexts (they are also freed at
+ * thread exit).  Safe to call any time; the next decompression recreates
+ * them. */
+void mk_codec_thread_release(void);
+
+/* ================================================================ builder */
+
+/* One record to build.  key/value NULL with length -1 for null. */
+typedef struct mk_batch_rec_in_s {
+    const void *key;
+    int32_t key_len;
+    const void *value;
+    int32_t value_len;
+    int64_t timestamp;
+    int32_t header_count;
+    const char *const *header_keys;       /* NUL-terminated */
+    const void *const *header_values;
+    const int32_t *header_value_lens;     /* -1 null */
+} mk_batch_rec_in_t;
+
+/* Build a complete valid batch from count >= 1 records and append it to out
+ * (for tests, tools and control markers).  baseTimestamp is the first
+ * record's timestamp, maxTimestamp the largest; producer fields are -1 and
+ * partitionLeaderEpoch -1.  Returns 0, MK_ERR_INVALID (bad arguments),
+ * MK_ERR_UNSUPPORTED (codec), MK_ERR_TOO_LARGE or MK_ERR_NOMEM; on error
+ * out->len is restored. */
+int mk_batch_build(mk_buf_t *out, int codec, int64_t base_offset, const mk_batch_rec_in_t *recs, int count);
+
+/* Every header field a builder can set; mk_batch_build_opts_init() gives
+ * the mk_batch_build() defaults. */
+typedef struct mk_batch_build_opts_s {
+    int codec;
+    int64_t baseOffset;
+    int32_t partitionLeaderEpoch;
+    int64_t producerId;
+    int16_t producerEpoch;
+    int32_t baseSequence;
+    bool transactional;
+    bool control;
+    bool log_append_time;        /* sets the bit; maxTimestamp stays the max */
+} mk_batch_build_opts_t;
+
+void mk_batch_build_opts_init(mk_batch_build_opts_t *o);
+/* mk_batch_build() with every header field chosen by o.  Same returns. */
+int mk_batch_build_ex(mk_buf_t *out, const mk_batch_build_opts_t *o, const mk_batch_rec_in_t *recs, int count);
+
+/* Build a transaction marker: an uncompressed control batch (transactional +
+ * control bits from o; o->codec ignored) of one record whose key is
+ * {version i16 0, type i16 (0 abort, 1 commit)} and value
+ * {version i16 0, coordinatorEpoch i32}.  Same returns as mk_batch_build(). */
+int mk_batch_build_control(mk_buf_t *out, const mk_batch_build_opts_t *o, bool commit, int32_t coordinator_epoch,
+                           int64_t timestamp);
+
+#endif /* MK_BATCH_H */
