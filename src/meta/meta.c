@@ -1,0 +1,1150 @@
+/*
+ * meta.c -- the SQLite metadata store (see meta.h for the contract).
+ *
+ * Sections, in reading order:
+ *   schema      the tables, one migration per schema version
+ *   store       struct, error mapping, statement helpers
+ *   open/close  pragmas, identity and integrity checks, migrations
+ *   kv          cluster key/values
+ *   topics      put / delete / config / partition writes, the walk
+ *   async       the FIFO of writes run one at a time on libuv workers
+ *
+ * Design.  One connection, opened SQLITE_OPEN_NOMUTEX and guarded by our own
+ * mutex (m->lock), because prepared statements are shared state too: every
+ * function that touches m->db or m->st[] holds m->lock, so the loop thread
+ * (sync calls at startup) and a worker (async writes) never interleave.  The
+ * async queue itself (m->q_head .. m->in_cb) is touched only on the loop
+ * thread: submission and completion (uv after_work) both run there, and only
+ * the head job is ever on a worker, which is what keeps writes in order.
+ * Code on worker threads never calls mk_malloc (the fault hook is not
+ * thread-safe); async arguments are copied into a per-job arena on the loop
+ * thread before the job is queued.
+ *
+ * The file.  PRAGMA application_id = MK_META_APP_ID marks a minikora store;
+ * PRAGMA user_version is the schema version.  journal_mode=WAL (readers never
+ * block the writer, commits append), synchronous=NORMAL (a commit survives a
+ * process crash; an OS crash may lose the last commits but never corrupts),
+ * foreign_keys=ON (configs and assignments go with their topic).
+ *
+ * Schema v1 (all tables WITHOUT ROWID, keyed as shown):
+ *
+ *   kv(key TEXT PK, value TEXT)
+ *   topics(name TEXT PK, topic_id BLOB[16] UNIQUE, partition_count INT,
+ *          replication_factor INT, created_ms INT, cell_id INT)
+ *   topic_configs(topic -> topics.name, key TEXT, value TEXT; PK(topic, key))
+ *   partitions(topic -> topics.name, partition_index INT, leader INT,
+ *              leader_epoch INT, replicas BLOB; PK(topic, partition_index))
+ *
+ *   partitions.replicas layout:
+ *     offset  size  field
+ *     4*i     4     broker id of replica i, int32 big-endian
+ *   length = 4 * replica_count, at most 4 * MK_META_MAX_REPLICAS.
+ *
+ * Every value read back is range-checked before use (MK_ERR_CORRUPT).  To add
+ * tables (group offsets, tenants, ACLs): append one SQL script to
+ * meta_migrations[] and bump MK_META_SCHEMA_VERSION; scripts never change
+ * once released.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "meta/meta.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#define MK_META_APP_ID 0x6d6b6d74   /* "mkmt" */
+#define MK_META_BUSY_TIMEOUT_MS 5000
+
+/* =================================================================== schema */
+
+/* meta_migrations[v] takes the schema from version v to v + 1.  Append only. */
+static const char *const meta_migrations[] = {
+    /* v0 -> v1: cluster key/values, topics, topic configs, assignments. */
+    "CREATE TABLE kv("
+    "  key   TEXT NOT NULL PRIMARY KEY,"
+    "  value TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE topics("
+    "  name               TEXT NOT NULL PRIMARY KEY,"
+    "  topic_id           BLOB NOT NULL UNIQUE CHECK(length(topic_id) = 16),"
+    "  partition_count    INTEGER NOT NULL CHECK(partition_count > 0),"
+    "  replication_factor INTEGER NOT NULL,"
+    "  created_ms         INTEGER NOT NULL,"
+    "  cell_id            INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE topic_configs("
+    "  topic TEXT NOT NULL REFERENCES topics(name) ON DELETE CASCADE,"
+    "  key   TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  PRIMARY KEY(topic, key)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE partitions("
+    "  topic           TEXT NOT NULL REFERENCES topics(name) ON DELETE CASCADE,"
+    "  partition_index INTEGER NOT NULL CHECK(partition_index >= 0),"
+    "  leader          INTEGER NOT NULL,"
+    "  leader_epoch    INTEGER NOT NULL,"
+    "  replicas        BLOB NOT NULL CHECK(length(replicas) % 4 = 0),"
+    "  PRIMARY KEY(topic, partition_index)"
+    ") WITHOUT ROWID;",
+};
+
+_Static_assert(MK_ARRAY_LEN(meta_migrations) == MK_META_SCHEMA_VERSION,
+               "one migration per schema version");
+
+/* ==================================================================== store */
+
+/* Prepared statements, prepared once at open. */
+#define META_STATEMENTS(X)                                                             \
+    X(ST_BEGIN, "BEGIN IMMEDIATE")                                                     \
+    X(ST_COMMIT, "COMMIT")                                                             \
+    X(ST_ROLLBACK, "ROLLBACK")                                                         \
+    X(ST_KV_GET, "SELECT value FROM kv WHERE key = ?1")                                \
+    X(ST_KV_SET, "INSERT INTO kv(key, value) VALUES(?1, ?2)"                           \
+                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value")             \
+    X(ST_KV_DEL, "DELETE FROM kv WHERE key = ?1")                                      \
+    X(ST_TOPIC_SET, "INSERT INTO topics(name, topic_id, partition_count,"              \
+                    " replication_factor, created_ms, cell_id)"                        \
+                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(name) DO UPDATE SET"  \
+                    " topic_id = excluded.topic_id,"                                   \
+                    " partition_count = excluded.partition_count,"                     \
+                    " replication_factor = excluded.replication_factor,"               \
+                    " created_ms = excluded.created_ms, cell_id = excluded.cell_id")   \
+    X(ST_TOPIC_DEL, "DELETE FROM topics WHERE name = ?1")                              \
+    X(ST_TOPIC_COUNT, "SELECT partition_count FROM topics WHERE name = ?1")            \
+    X(ST_TOPIC_LIST, "SELECT name, topic_id, partition_count, replication_factor,"     \
+                     " created_ms, cell_id FROM topics ORDER BY name")                 \
+    X(ST_CONFIG_CLEAR, "DELETE FROM topic_configs WHERE topic = ?1")                   \
+    X(ST_CONFIG_SET, "INSERT INTO topic_configs(topic, key, value) VALUES(?1, ?2, ?3)" \
+                     " ON CONFLICT(topic, key) DO UPDATE SET value = excluded.value")  \
+    X(ST_CONFIG_DEL, "DELETE FROM topic_configs WHERE topic = ?1 AND key = ?2")        \
+    X(ST_CONFIG_LIST, "SELECT key, value FROM topic_configs WHERE topic = ?1"          \
+                      " ORDER BY key")                                                 \
+    X(ST_PART_CLEAR, "DELETE FROM partitions WHERE topic = ?1")                        \
+    X(ST_PART_SET, "INSERT INTO partitions(topic, partition_index, leader,"            \
+                   " leader_epoch, replicas) VALUES(?1, ?2, ?3, ?4, ?5)"               \
+                   " ON CONFLICT(topic, partition_index) DO UPDATE SET"                \
+                   " leader = excluded.leader, leader_epoch = excluded.leader_epoch,"  \
+                   " replicas = excluded.replicas")                                    \
+    X(ST_PART_LIST, "SELECT partition_index, leader, leader_epoch, replicas"           \
+                    " FROM partitions WHERE topic = ?1 ORDER BY partition_index")
+
+enum {
+#define META_ST_ENUM(name, sql) name,
+    META_STATEMENTS(META_ST_ENUM)
+#undef META_ST_ENUM
+    ST__COUNT
+};
+
+static const char *const meta_sql[ST__COUNT] = {
+#define META_ST_SQL(name, sql) [name] = sql,
+    META_STATEMENTS(META_ST_SQL)
+#undef META_ST_SQL
+};
+
+typedef struct meta_job_s meta_job_t;
+
+struct mk_meta_s {
+    sqlite3 *db;                   /* owned; used under lock only */
+    char *path;                    /* owned, for log lines */
+    uv_mutex_t lock;               /* guards db and st[] */
+    sqlite3_stmt *st[ST__COUNT];   /* owned, prepared at open */
+
+    /* Async queue: loop thread only.  q_head, when set, is on a worker. */
+    uv_loop_t *loop;               /* loop of the pending jobs */
+    meta_job_t *q_head, *q_tail;
+    size_t pending;                /* jobs in the queue */
+    int in_cb;                     /* > 0 while a done callback runs */
+    bool closing;                  /* mk_meta_close() called */
+};
+
+/* Maps a SQLite result code to MK_ERR_* and logs it.  Constraint failures are
+ * the caller's mistakes and are logged at debug level only. */
+static int meta_err(mk_meta_t *m, int rc, const char *what)
+{
+    int err;
+    switch (rc & 0xff) {
+    case SQLITE_NOMEM:
+        err = MK_ERR_NOMEM;
+        break;
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+        err = MK_ERR_IO;
+        break;
+    case SQLITE_CONSTRAINT:
+        if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+            err = MK_ERR_NOT_FOUND;
+        else if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+            err = MK_ERR_EXISTS;
+        else
+            err = MK_ERR_INVALID;
+        mk_debug("meta: %s: %s: %s", m->path, what, sqlite3_errmsg(m->db));
+        return err;
+    default:
+        err = MK_ERR_DB;
+        break;
+    }
+    mk_error("meta: %s: %s failed: %s (sqlite error %d)", m->path, what,
+             m->db ? sqlite3_errmsg(m->db) : sqlite3_errstr(rc), rc);
+    return err;
+}
+
+/* Logs a value read back from the file that breaks our rules. */
+static int meta_corrupt(mk_meta_t *m, const char *topic, const char *what)
+{
+    mk_error("meta: %s: corrupt store: topic '%s': %s", m->path, topic ? topic : "?", what);
+    return MK_ERR_CORRUPT;
+}
+
+static void meta_reset(sqlite3_stmt *s)
+{
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+/* Binding helpers chain a SQLite rc so a run of binds is checked once.
+ * Bound pointers are SQLITE_STATIC: every statement is reset before the
+ * caller's memory can go away. */
+static int bind_text(sqlite3_stmt *s, int i, const char *v, int rc)
+{
+    return rc != SQLITE_OK ? rc : sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+static int bind_int(sqlite3_stmt *s, int i, int64_t v, int rc)
+{
+    return rc != SQLITE_OK ? rc : sqlite3_bind_int64(s, i, v);
+}
+
+static int bind_blob(sqlite3_stmt *s, int i, const void *p, int n, int rc)
+{
+    return rc != SQLITE_OK ? rc : sqlite3_bind_blob(s, i, p, n, SQLITE_STATIC);
+}
+
+/* Steps a bound write statement to completion and resets it. */
+static int meta_run(mk_meta_t *m, sqlite3_stmt *s, int bind_rc, const char *what)
+{
+    int rc = bind_rc == SQLITE_OK ? sqlite3_step(s) : bind_rc;
+    int err = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : meta_err(m, rc, what);
+    meta_reset(s);
+    return err;
+}
+
+static int meta_tx_begin(mk_meta_t *m)
+{
+    return meta_run(m, m->st[ST_BEGIN], SQLITE_OK, "begin");
+}
+
+/* Ends the transaction: commits when err is 0, else rolls back.  Returns the
+ * first error. */
+static int meta_tx_end(mk_meta_t *m, int err)
+{
+    if (err == 0) {
+        err = meta_run(m, m->st[ST_COMMIT], SQLITE_OK, "commit");
+        if (err == 0)
+            return 0;
+    }
+    if (!sqlite3_get_autocommit(m->db))
+        meta_run(m, m->st[ST_ROLLBACK], SQLITE_OK, "rollback");
+    return err;
+}
+
+/* 1..MK_META_MAX_NAME bytes. */
+static bool meta_name_ok(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    return strnlen(s, MK_META_MAX_NAME + 1) <= MK_META_MAX_NAME;
+}
+
+/* ================================================================ open/close */
+
+/* Runs a one-row pragma and copies its first column as text (or ""). */
+static int meta_pragma_text(mk_meta_t *m, const char *sql, char *out, size_t n)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(m->db, sql, -1, &s, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(s, 0);
+        snprintf(out, n, "%s", t ? (const char *)t : "");
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        snprintf(out, n, "%s", "");
+        rc = SQLITE_OK;
+    }
+    int err = rc == SQLITE_OK ? 0 : meta_err(m, rc, sql);
+    sqlite3_finalize(s);
+    return err;
+}
+
+static int meta_pragma_int(mk_meta_t *m, const char *sql, int64_t *out)
+{
+    char buf[32];
+    int err = meta_pragma_text(m, sql, buf, sizeof(buf));
+    if (err == 0)
+        *out = strtoll(buf, NULL, 10);
+    return err;
+}
+
+static int meta_exec(mk_meta_t *m, const char *sql, const char *what)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(m->db, sql, NULL, NULL, &msg);
+    sqlite3_free(msg);
+    return rc == SQLITE_OK ? 0 : meta_err(m, rc, what);
+}
+
+/* Collects the rows of PRAGMA quick_check and foreign_key_check into why.
+ * Returns 0 (clean), MK_ERR_CORRUPT or another error. */
+static int meta_check_locked(mk_meta_t *m, char *why, size_t n)
+{
+    char dummy[1];
+    if (!why || n == 0) {
+        why = dummy;
+        n = sizeof(dummy);
+    }
+    why[0] = 0;
+    size_t used = 0;
+    bool bad = false;
+    sqlite3_stmt *s = NULL;
+
+    int rc = sqlite3_prepare_v2(m->db, "PRAGMA quick_check(20)", -1, &s, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(s, 0);
+        if (t && strcmp(t, "ok") == 0)
+            continue;
+        bad = true;
+        used += (size_t)snprintf(why + MK_MIN(used, n - 1), n - MK_MIN(used, n - 1), "%s%s",
+                                 used ? "; " : "", t ? t : "?");
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (rc != SQLITE_DONE)
+        return meta_err(m, rc, "quick_check");
+
+    rc = sqlite3_prepare_v2(m->db, "PRAGMA foreign_key_check", -1, &s, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *table = (const char *)sqlite3_column_text(s, 0);
+        const char *parent = (const char *)sqlite3_column_text(s, 2);
+        bad = true;
+        used += (size_t)snprintf(why + MK_MIN(used, n - 1), n - MK_MIN(used, n - 1),
+                                 "%srow of %s refers to a missing %s", used ? "; " : "",
+                                 table ? table : "?", parent ? parent : "?");
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return meta_err(m, rc, "foreign_key_check");
+
+    if (!bad)
+        snprintf(why, n, "ok");
+    return bad ? MK_ERR_CORRUPT : 0;
+}
+
+/* Checks that the file is ours and brings its schema up to date. */
+static int meta_migrate(mk_meta_t *m)
+{
+    int64_t app_id = 0, version = 0, objects = 0;
+    int err = meta_pragma_int(m, "PRAGMA application_id", &app_id);
+    if (!err)
+        err = meta_pragma_int(m, "PRAGMA user_version", &version);
+    if (!err)
+        err = meta_pragma_int(m, "SELECT count(*) FROM sqlite_master", &objects);
+    if (err)
+        return MK_ERR_DB;
+    if (app_id != MK_META_APP_ID && (app_id != 0 || version != 0 || objects != 0)) {
+        mk_error("meta: %s: not a minikora metadata store (application_id %lld)", m->path,
+                 (long long)app_id);
+        return MK_ERR_DB;
+    }
+    if (version > MK_META_SCHEMA_VERSION) {
+        mk_error("meta: %s: schema version %lld is newer than this build's %d", m->path,
+                 (long long)version, MK_META_SCHEMA_VERSION);
+        return MK_ERR_UNSUPPORTED;
+    }
+    for (int64_t v = version; v < MK_META_SCHEMA_VERSION; v++) {
+        char pragmas[96];
+        snprintf(pragmas, sizeof(pragmas), "PRAGMA user_version = %lld; PRAGMA application_id = %d;",
+                 (long long)(v + 1), MK_META_APP_ID);
+        err = meta_exec(m, "BEGIN IMMEDIATE", "begin migration");
+        if (!err)
+            err = meta_exec(m, meta_migrations[v], "migration");
+        if (!err)
+            err = meta_exec(m, pragmas, "set schema version");
+        if (!err)
+            err = meta_exec(m, "COMMIT", "commit migration");
+        if (err) {
+            if (!sqlite3_get_autocommit(m->db))
+                sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
+            mk_error("meta: %s: migration to schema v%lld failed", m->path, (long long)(v + 1));
+            return err == MK_ERR_NOMEM || err == MK_ERR_IO ? err : MK_ERR_DB;
+        }
+        mk_info("meta: %s: schema migrated to v%lld", m->path, (long long)(v + 1));
+    }
+    return 0;
+}
+
+static void meta_destroy(mk_meta_t *m)
+{
+    for (int i = 0; i < ST__COUNT; i++)
+        sqlite3_finalize(m->st[i]);
+    if (m->db) {
+        int rc = sqlite3_close(m->db);
+        if (rc != SQLITE_OK)
+            mk_error("meta: %s: close failed: %s", m->path, sqlite3_errstr(rc));
+    }
+    uv_mutex_destroy(&m->lock);
+    mk_free(m->path);
+    mk_free(m);
+}
+
+/* Everything after sqlite3_open_v2: pragmas, checks, migrations, statements. */
+static int meta_setup(mk_meta_t *m)
+{
+    char buf[256];
+    sqlite3_extended_result_codes(m->db, 1);
+    sqlite3_busy_timeout(m->db, MK_META_BUSY_TIMEOUT_MS);
+    int err = meta_exec(m, "PRAGMA foreign_keys = ON", "enable foreign keys");
+    if (!err)
+        err = meta_pragma_text(m, "PRAGMA journal_mode = WAL", buf, sizeof(buf));
+    if (err)
+        return err == MK_ERR_NOMEM ? err : MK_ERR_DB;
+    if (strcmp(buf, "wal") != 0 && strcmp(buf, "memory") != 0)
+        mk_warn("meta: %s: journal_mode is '%s', not wal", m->path, buf);
+    err = meta_exec(m, "PRAGMA synchronous = NORMAL", "set synchronous");
+    if (err)
+        return MK_ERR_DB;
+
+    err = meta_check_locked(m, buf, sizeof(buf));
+    if (err == MK_ERR_CORRUPT)
+        mk_error("meta: %s: integrity check failed: %s", m->path, buf);
+    if (err)
+        return err == MK_ERR_NOMEM ? err : MK_ERR_DB;
+
+    err = meta_migrate(m);
+    if (err)
+        return err;
+
+    for (int i = 0; i < ST__COUNT; i++) {
+        int rc = sqlite3_prepare_v3(m->db, meta_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &m->st[i], NULL);
+        if (rc != SQLITE_OK) {
+            err = meta_err(m, rc, meta_sql[i]);
+            return err == MK_ERR_NOMEM ? err : MK_ERR_DB;
+        }
+    }
+    return 0;
+}
+
+int mk_meta_open(const char *path, mk_meta_t **out)
+{
+    *out = NULL;
+    if (!path || !*path)
+        return MK_ERR_INVALID;
+    mk_meta_t *m = mk_calloc(1, sizeof(*m));
+    if (!m)
+        return MK_ERR_NOMEM;
+    m->path = mk_strdup(path);
+    if (!m->path || uv_mutex_init(&m->lock) != 0) {
+        mk_free(m->path);
+        mk_free(m);
+        return MK_ERR_NOMEM;
+    }
+
+    int rc = sqlite3_open_v2(path, &m->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    int err;
+    if (rc != SQLITE_OK) {
+        err = meta_err(m, rc, "open");
+        if (err != MK_ERR_NOMEM)
+            err = MK_ERR_DB;
+    } else {
+        err = meta_setup(m);
+    }
+    if (err) {
+        mk_error("meta: %s: cannot open metadata store: %s", path, mk_strerror(err));
+        meta_destroy(m);
+        return err;
+    }
+    mk_info("meta: %s: opened (schema v%d)", path, MK_META_SCHEMA_VERSION);
+    *out = m;
+    return 0;
+}
+
+void mk_meta_close(mk_meta_t *m)
+{
+    if (!m)
+        return;
+    m->closing = true;
+    if (m->pending == 0 && m->in_cb == 0)
+        meta_destroy(m);
+    /* else the last completion frees it (meta_after_work). */
+}
+
+size_t mk_meta_pending(const mk_meta_t *m)
+{
+    return m->pending;
+}
+
+int mk_meta_check(mk_meta_t *m, char *why, size_t n)
+{
+    uv_mutex_lock(&m->lock);
+    int err = meta_check_locked(m, why, n);
+    uv_mutex_unlock(&m->lock);
+    if (err == MK_ERR_CORRUPT)
+        mk_warn("meta: %s: integrity check: %s", m->path, why ? why : "problems found");
+    return err;
+}
+
+/* ======================================================================= kv */
+
+int mk_meta_kv_get(mk_meta_t *m, const char *key, char **value_out)
+{
+    *value_out = NULL;
+    if (!meta_name_ok(key))
+        return MK_ERR_INVALID;
+    uv_mutex_lock(&m->lock);
+    sqlite3_stmt *s = m->st[ST_KV_GET];
+    int rc = bind_text(s, 1, key, SQLITE_OK);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    int err;
+    if (rc == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(s, 0);
+        *value_out = mk_strdup(v ? v : "");
+        err = *value_out ? 0 : MK_ERR_NOMEM;
+    } else if (rc == SQLITE_DONE) {
+        err = MK_ERR_NOT_FOUND;
+    } else {
+        err = meta_err(m, rc, "kv get");
+    }
+    meta_reset(s);
+    uv_mutex_unlock(&m->lock);
+    return err;
+}
+
+static int meta_kv_set_locked(mk_meta_t *m, const char *key, const char *value)
+{
+    if (value) {
+        sqlite3_stmt *s = m->st[ST_KV_SET];
+        return meta_run(m, s, bind_text(s, 2, value, bind_text(s, 1, key, SQLITE_OK)), "kv set");
+    }
+    sqlite3_stmt *s = m->st[ST_KV_DEL];
+    return meta_run(m, s, bind_text(s, 1, key, SQLITE_OK), "kv delete");
+}
+
+int mk_meta_kv_set(mk_meta_t *m, const char *key, const char *value)
+{
+    if (!meta_name_ok(key))
+        return MK_ERR_INVALID;
+    uv_mutex_lock(&m->lock);
+    int err = meta_kv_set_locked(m, key, value);
+    uv_mutex_unlock(&m->lock);
+    return err;
+}
+
+/* =================================================================== topics */
+
+static bool meta_partition_ok(const mk_meta_partition_t *p)
+{
+    return p->replica_count >= 0 && p->replica_count <= MK_META_MAX_REPLICAS &&
+           (p->replica_count == 0 || p->replicas != NULL);
+}
+
+static bool meta_topic_ok(const mk_meta_topic_t *t)
+{
+    if (!t || !meta_name_ok(t->name) || t->partition_count < 1 ||
+        t->partition_count > MK_META_MAX_PARTITIONS || t->config_count < 0 ||
+        (t->config_count > 0 && !t->configs))
+        return false;
+    for (int32_t i = 0; i < t->config_count; i++)
+        if (!meta_name_ok(t->configs[i].key) || !t->configs[i].value)
+            return false;
+    if (t->partitions)
+        for (int32_t i = 0; i < t->partition_count; i++)
+            if (t->partitions[i].partition != i || !meta_partition_ok(&t->partitions[i]))
+                return false;
+    return true;
+}
+
+/* Writes one assignment row; the replica list is encoded on the stack so no
+ * allocation happens here (this runs on workers). */
+static int meta_partition_write(mk_meta_t *m, const char *topic, const mk_meta_partition_t *p)
+{
+    uint8_t blob[4 * MK_META_MAX_REPLICAS];
+    for (int32_t i = 0; i < p->replica_count; i++) {
+        uint32_t v = (uint32_t)p->replicas[i];
+        blob[4 * i] = (uint8_t)(v >> 24);
+        blob[4 * i + 1] = (uint8_t)(v >> 16);
+        blob[4 * i + 2] = (uint8_t)(v >> 8);
+        blob[4 * i + 3] = (uint8_t)v;
+    }
+    sqlite3_stmt *s = m->st[ST_PART_SET];
+    int rc = bind_text(s, 1, topic, SQLITE_OK);
+    rc = bind_int(s, 2, p->partition, rc);
+    rc = bind_int(s, 3, p->leader, rc);
+    rc = bind_int(s, 4, p->leader_epoch, rc);
+    rc = bind_blob(s, 5, blob, 4 * p->replica_count, rc);
+    return meta_run(m, s, rc, "partition put");
+}
+
+static int meta_topic_put_locked(mk_meta_t *m, const mk_meta_topic_t *t)
+{
+    int err = meta_tx_begin(m);
+    if (err)
+        return err;
+    sqlite3_stmt *s = m->st[ST_TOPIC_SET];
+    int rc = bind_text(s, 1, t->name, SQLITE_OK);
+    rc = bind_blob(s, 2, t->topic_id, 16, rc);
+    rc = bind_int(s, 3, t->partition_count, rc);
+    rc = bind_int(s, 4, t->replication_factor, rc);
+    rc = bind_int(s, 5, t->created_ms, rc);
+    rc = bind_int(s, 6, t->cell_id, rc);
+    err = meta_run(m, s, rc, "topic put");
+
+    if (!err) {
+        s = m->st[ST_CONFIG_CLEAR];
+        err = meta_run(m, s, bind_text(s, 1, t->name, SQLITE_OK), "topic configs clear");
+    }
+    for (int32_t i = 0; !err && i < t->config_count; i++) {
+        s = m->st[ST_CONFIG_SET];
+        rc = bind_text(s, 1, t->name, SQLITE_OK);
+        rc = bind_text(s, 2, t->configs[i].key, rc);
+        rc = bind_text(s, 3, t->configs[i].value, rc);
+        err = meta_run(m, s, rc, "topic config put");
+    }
+
+    if (!err) {
+        s = m->st[ST_PART_CLEAR];
+        err = meta_run(m, s, bind_text(s, 1, t->name, SQLITE_OK), "partitions clear");
+    }
+    for (int32_t i = 0; !err && t->partitions && i < t->partition_count; i++)
+        err = meta_partition_write(m, t->name, &t->partitions[i]);
+    return meta_tx_end(m, err);
+}
+
+int mk_meta_topic_put(mk_meta_t *m, const mk_meta_topic_t *t)
+{
+    if (!meta_topic_ok(t))
+        return MK_ERR_INVALID;
+    uv_mutex_lock(&m->lock);
+    int err = meta_topic_put_locked(m, t);
+    uv_mutex_unlock(&m->lock);
+    return err;
+}
+
+static int meta_topic_delete_locked(mk_meta_t *m, const char *name)
+{
+    sqlite3_stmt *s = m->st[ST_TOPIC_DEL];
+    int err = meta_run(m, s, bind_text(s, 1, name, SQLITE_OK), "topic delete");
+    if (!err && sqlite3_changes(m->db) == 0)
+        err = MK_ERR_NOT_FOUND;
+    return err;
+}
+
+int mk_meta_topic_delete(mk_meta_t *m, const char *name)
+{
+    if (!meta_name_ok(name))
+        return MK_ERR_INVALID;
+    uv_mutex_lock(&m->lock);
+    int err = meta_topic_delete_locked(m, name);
+    uv_mutex_unlock(&m->lock);
+    return err;
+}
+
+/* partition_count of a topic into *count, or MK_ERR_NOT_FOUND. */
+static int meta_topic_count(mk_meta_t *m, const char *name, int64_t *count)
+{
+    sqlite3_stmt *s = m->st[ST_TOPIC_COUNT];
+    int rc = bind_text(s, 1, name, SQLITE_OK);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    int err = 0;
+    if (rc == SQLITE_ROW)
+        *count = sqlite3_column_int64(s, 0);
+    else if (rc == SQLITE_DONE)
+        err = MK_ERR_NOT_FOUND;
+    else
+        err = meta_err(m, rc, "topic lookup");
+    meta_reset(s);
+    return err;
+}
+
+static int meta_config_set_locked(mk_meta_t *m, const char *topic, const char *key,
+                                  const char *value)
+{
+    int64_t count;
+    int err = meta_tx_begin(m);
+    if (err)
+        return err;
+    err = meta_topic_count(m, topic, &count);
+    if (!err && value) {
+        sqlite3_stmt *s = m->st[ST_CONFIG_SET];
+        int rc = bind_text(s, 1, topic, SQLITE_OK);
+        rc = bind_text(s, 2, key, rc);
+        rc = bind_text(s, 3, value, rc);
+        err = meta_run(m, s, rc, "topic config set");
+    } else if (!err) {
+        sqlite3_stmt *s = m->st[ST_CONFIG_DEL];
+        err = meta_run(m, s, bind_text(s, 2, key, bind_text(s, 1, topic, SQLITE_OK)),
+                       "topic config delete");
+    }
+    return meta_tx_end(m, err);
+}
+
+int mk_meta_topic_config_set(mk_meta_t *m, const char *topic, const char *key,
+                             const char *value)
+{
+    if (!meta_name_ok(topic) || !meta_name_ok(key))
+        return MK_ERR_INVALID;
+    uv_mutex_lock(&m->lock);
+    int err = meta_config_set_locked(m, topic, key, value);
+    uv_mutex_unlock(&m->lock);
+    return err;
+}
+
+static int meta_partition_put_locked(mk_meta_t *m, const char *topic,
+                                     const mk_meta_partition_t *p)
+{
+    int64_t count;
+    int err = meta_tx_begin(m);
+    if (err)
+        return err;
+    err = meta_topic_count(m, topic, &count);
+    if (!err && p->partition >= count)
+        err = MK_ERR_INVALID;
+    if (!err)
+        err = meta_partition_write(m, topic, p);
+    return meta_tx_end(m, err);
+}
+
+int mk_meta_partition_put(mk_meta_t *m, const char *topic, const mk_meta_partition_t *p)
+{
+    if (!meta_name_ok(topic) || !p || p->partition < 0 || !meta_partition_ok(p))
+        return MK_ERR_INVALID;
+    uv_mutex_lock(&m->lock);
+    int err = meta_partition_put_locked(m, topic, p);
+    uv_mutex_unlock(&m->lock);
+    return err;
+}
+
+/* Reads the configs of t->name into the arena.  The array grows by doubling;
+ * old copies stay in the arena until the topic is done. */
+static int meta_configs_load(mk_meta_t *m, mk_arena_t *a, mk_meta_topic_t *t)
+{
+    sqlite3_stmt *s = m->st[ST_CONFIG_LIST];
+    int32_t cap = 0;
+    int err = 0;
+    int rc = bind_text(s, 1, t->name, SQLITE_OK);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (t->config_count == cap) {
+            cap = cap ? 2 * cap : 8;
+            mk_meta_config_t *grown = mk_arena_alloc(a, sizeof(*grown) * (size_t)cap);
+            if (!grown) {
+                err = MK_ERR_NOMEM;
+                break;
+            }
+            if (t->config_count)
+                memcpy(grown, t->configs, sizeof(*grown) * (size_t)t->config_count);
+            t->configs = grown;
+        }
+        const char *k = (const char *)sqlite3_column_text(s, 0);
+        int klen = sqlite3_column_bytes(s, 0);
+        const char *v = (const char *)sqlite3_column_text(s, 1);
+        int vlen = sqlite3_column_bytes(s, 1);
+        if (!k || !v) {   /* NOT NULL columns: NULL here means out of memory */
+            err = MK_ERR_NOMEM;
+            break;
+        }
+        mk_meta_config_t *c = &t->configs[t->config_count];
+        c->key = mk_arena_strndup(a, k, (size_t)klen);
+        c->value = mk_arena_strndup(a, v, (size_t)vlen);
+        if (!c->key || !c->value) {
+            err = MK_ERR_NOMEM;
+            break;
+        }
+        t->config_count++;
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = meta_err(m, rc, "topic configs list");
+    meta_reset(s);
+    return err;
+}
+
+/* Reads the assignments of t->name into partition_count entries. */
+static int meta_partitions_load(mk_meta_t *m, mk_arena_t *a, mk_meta_topic_t *t)
+{
+    t->partitions = mk_arena_alloc(a, sizeof(*t->partitions) * (size_t)t->partition_count);
+    if (!t->partitions)
+        return MK_ERR_NOMEM;
+    for (int32_t i = 0; i < t->partition_count; i++) {
+        t->partitions[i].partition = i;
+        t->partitions[i].leader = -1;
+        t->partitions[i].leader_epoch = -1;
+    }
+    sqlite3_stmt *s = m->st[ST_PART_LIST];
+    int err = 0;
+    int rc = bind_text(s, 1, t->name, SQLITE_OK);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t idx = sqlite3_column_int64(s, 0);
+        int64_t leader = sqlite3_column_int64(s, 1);
+        int64_t epoch = sqlite3_column_int64(s, 2);
+        const void *blob = sqlite3_column_blob(s, 3);
+        int n = sqlite3_column_bytes(s, 3);
+        if (idx < 0 || idx >= t->partition_count) {
+            err = meta_corrupt(m, t->name, "partition index out of range");
+            break;
+        }
+        if (leader < INT32_MIN || leader > INT32_MAX || epoch < INT32_MIN || epoch > INT32_MAX) {
+            err = meta_corrupt(m, t->name, "leader or leader epoch out of range");
+            break;
+        }
+        if (n < 0 || n % 4 != 0 || n > 4 * MK_META_MAX_REPLICAS || (n > 0 && !blob)) {
+            err = meta_corrupt(m, t->name, "bad replica list");
+            break;
+        }
+        mk_meta_partition_t *p = &t->partitions[idx];
+        p->leader = (int32_t)leader;
+        p->leader_epoch = (int32_t)epoch;
+        p->replica_count = n / 4;
+        p->replicas = mk_arena_alloc(a, sizeof(int32_t) * (size_t)MK_MAX(p->replica_count, 1));
+        if (!p->replicas) {
+            err = MK_ERR_NOMEM;
+            break;
+        }
+        mk_reader_t r;
+        mk_rd_init(&r, blob, (size_t)n);
+        for (int32_t i = 0; i < p->replica_count; i++)
+            p->replicas[i] = mk_rd_i32(&r);
+        assert(mk_rd_ok(&r) && mk_rd_remaining(&r) == 0);
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = meta_err(m, rc, "partitions list");
+    meta_reset(s);
+    return err;
+}
+
+/* Builds the topic at the current row of ST_TOPIC_LIST in the arena. */
+static int meta_topic_load(mk_meta_t *m, sqlite3_stmt *s, mk_arena_t *a, mk_meta_topic_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    const char *name = (const char *)sqlite3_column_text(s, 0);
+    int name_len = sqlite3_column_bytes(s, 0);
+    if (!name)
+        return meta_corrupt(m, NULL, "topic without a name");
+    t->name = mk_arena_strndup(a, name, (size_t)name_len);
+    if (!t->name)
+        return MK_ERR_NOMEM;
+    const void *id = sqlite3_column_blob(s, 1);
+    int64_t count = sqlite3_column_int64(s, 2);
+    int64_t rf = sqlite3_column_int64(s, 3);
+    int64_t cell = sqlite3_column_int64(s, 5);
+    if (!id || sqlite3_column_bytes(s, 1) != 16)
+        return meta_corrupt(m, t->name, "topic id is not 16 bytes");
+    if (count < 1 || count > MK_META_MAX_PARTITIONS)
+        return meta_corrupt(m, t->name, "partition count out of range");
+    if (rf < INT16_MIN || rf > INT16_MAX || cell < INT32_MIN || cell > INT32_MAX)
+        return meta_corrupt(m, t->name, "replication factor or cell id out of range");
+    memcpy(t->topic_id, id, 16);
+    t->partition_count = (int32_t)count;
+    t->replication_factor = (int16_t)rf;
+    t->created_ms = sqlite3_column_int64(s, 4);
+    t->cell_id = (int32_t)cell;
+
+    int err = meta_configs_load(m, a, t);
+    if (!err)
+        err = meta_partitions_load(m, a, t);
+    return err;
+}
+
+static int meta_topic_foreach_locked(mk_meta_t *m, mk_meta_topic_cb cb, void *arg)
+{
+    sqlite3_stmt *s = m->st[ST_TOPIC_LIST];
+    mk_arena_t a;
+    mk_arena_init(&a);
+    int err = 0;
+    for (;;) {
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW) {
+            err = meta_err(m, rc, "topics list");
+            break;
+        }
+        mk_arena_free(&a);
+        mk_arena_init(&a);
+        mk_meta_topic_t t;
+        err = meta_topic_load(m, s, &a, &t);
+        if (!err)
+            err = cb(&t, arg);
+        if (err)
+            break;
+    }
+    meta_reset(s);
+    mk_arena_free(&a);
+    return err;
+}
+
+int mk_meta_topic_foreach(mk_meta_t *m, mk_meta_topic_cb cb, void *arg)
+{
+    if (!cb)
+        return MK_ERR_INVALID;
+    uv_mutex_lock(&m->lock);
+    int err = meta_topic_foreach_locked(m, cb, arg);
+    uv_mutex_unlock(&m->lock);
+    return err;
+}
+
+/* ==================================================================== async */
+
+enum { JOB_TOPIC_PUT, JOB_TOPIC_DELETE, JOB_CONFIG_SET, JOB_PARTITION_PUT, JOB_KV_SET };
+
+/* One queued write.  Everything it points to lives in its arena, copied on
+ * the loop thread at submission. */
+struct meta_job_s {
+    uv_work_t req;                /* req.data = this job */
+    mk_meta_t *m;
+    meta_job_t *next;             /* FIFO link */
+    int op;                       /* JOB_* */
+    int status;                   /* written by the worker, read in after_work */
+    mk_arena_t arena;             /* owns every copy below */
+    mk_meta_topic_t topic;        /* JOB_TOPIC_PUT */
+    mk_meta_partition_t part;     /* JOB_PARTITION_PUT */
+    const char *name;             /* topic name, or kv key */
+    const char *key, *value;      /* JOB_CONFIG_SET; value also for JOB_KV_SET */
+    mk_meta_done_cb cb;
+    void *arg;
+};
+
+static void meta_job_free(meta_job_t *job)
+{
+    mk_arena_free(&job->arena);
+    mk_free(job);
+}
+
+/* Worker thread: run the write under the connection lock. */
+static void meta_work(uv_work_t *req)
+{
+    meta_job_t *job = req->data;
+    mk_meta_t *m = job->m;
+    uv_mutex_lock(&m->lock);
+    switch (job->op) {
+    case JOB_TOPIC_PUT:
+        job->status = meta_topic_put_locked(m, &job->topic);
+        break;
+    case JOB_TOPIC_DELETE:
+        job->status = meta_topic_delete_locked(m, job->name);
+        break;
+    case JOB_CONFIG_SET:
+        job->status = meta_config_set_locked(m, job->name, job->key, job->value);
+        break;
+    case JOB_PARTITION_PUT:
+        job->status = meta_partition_put_locked(m, job->name, &job->part);
+        break;
+    case JOB_KV_SET:
+        job->status = meta_kv_set_locked(m, job->name, job->value);
+        break;
+    default:
+        job->status = MK_ERR_STATE;
+        break;
+    }
+    uv_mutex_unlock(&m->lock);
+}
+
+static void meta_after_work(uv_work_t *req, int status);
+
+static int meta_queue_start(mk_meta_t *m)
+{
+    meta_job_t *job = m->q_head;
+    job->req.data = job;
+    int rc = uv_queue_work(m->loop, &job->req, meta_work, meta_after_work);
+    return rc == 0 ? 0 : MK_ERR_STATE;
+}
+
+/* Loop thread: pop the finished head, start the next, then report. */
+static void meta_after_work(uv_work_t *req, int status)
+{
+    meta_job_t *job = req->data;
+    mk_meta_t *m = job->m;
+    assert(job == m->q_head);
+    m->q_head = job->next;
+    if (!m->q_head)
+        m->q_tail = NULL;
+    m->pending--;
+    if (m->q_head) {
+        int err = meta_queue_start(m);
+        assert(err == 0);   /* uv_queue_work fails only for a NULL work_cb */
+        (void)err;
+    }
+    m->in_cb++;
+    if (job->cb)
+        job->cb(status == UV_ECANCELED ? MK_ERR_STATE : job->status, job->arg);
+    m->in_cb--;
+    meta_job_free(job);
+    if (m->closing && m->pending == 0 && m->in_cb == 0)
+        meta_destroy(m);
+}
+
+static meta_job_t *meta_job_new(int op, mk_meta_done_cb cb, void *arg)
+{
+    meta_job_t *job = mk_calloc(1, sizeof(*job));
+    if (!job)
+        return NULL;
+    mk_arena_init(&job->arena);
+    job->op = op;
+    job->cb = cb;
+    job->arg = arg;
+    return job;
+}
+
+/* Copies s into the job's arena; NULL stays NULL.  Sets *oom on failure. */
+static const char *meta_job_str(meta_job_t *job, const char *s, bool *oom)
+{
+    if (!s)
+        return NULL;
+    char *d = mk_arena_strndup(&job->arena, s, strlen(s));
+    if (!d)
+        *oom = true;
+    return d;
+}
+
+static int32_t *meta_job_replicas(meta_job_t *job, const mk_meta_partition_t *p, bool *oom)
+{
+    int32_t *r = mk_arena_alloc(&job->arena, sizeof(int32_t) * (size_t)MK_MAX(p->replica_count, 1));
+    if (!r) {
+        *oom = true;
+        return NULL;
+    }
+    if (p->replica_count)
+        memcpy(r, p->replicas, sizeof(int32_t) * (size_t)p->replica_count);
+    return r;
+}
+
+/* Takes ownership of job: queues it, or frees it and returns the error. */
+static int meta_job_submit(mk_meta_t *m, uv_loop_t *loop, meta_job_t *job, bool oom)
+{
+    int err = 0;
+    if (oom)
+        err = MK_ERR_NOMEM;
+    else if (m->closing)
+        err = MK_ERR_STATE;
+    else if (!loop || (m->q_head && m->loop != loop))
+        err = MK_ERR_INVALID;
+    if (err) {
+        meta_job_free(job);
+        return err;
+    }
+    job->m = m;
+    if (!m->q_head)
+        m->loop = loop;
+    if (m->q_tail)
+        m->q_tail->next = job;
+    else
+        m->q_head = job;
+    m->q_tail = job;
+    m->pending++;
+    if (m->q_head == job && (err = meta_queue_start(m)) != 0) {
+        m->q_head = m->q_tail = NULL;
+        m->pending--;
+        meta_job_free(job);
+    }
+    return err;
+}
+
+int mk_meta_topic_put_async(mk_meta_t *m, uv_loop_t *loop, const mk_meta_topic_t *t,
+                            mk_meta_done_cb cb, void *arg)
+{
+    if (!meta_topic_ok(t))
+        return MK_ERR_INVALID;
+    meta_job_t *job = meta_job_new(JOB_TOPIC_PUT, cb, arg);
+    if (!job)
+        return MK_ERR_NOMEM;
+    bool oom = false;
+    mk_meta_topic_t *c = &job->topic;
+    *c = *t;
+    c->name = meta_job_str(job, t->name, &oom);
+    c->configs = NULL;
+    c->partitions = NULL;
+    if (!oom && t->config_count > 0) {
+        c->configs = mk_arena_alloc(&job->arena, sizeof(*c->configs) * (size_t)t->config_count);
+        oom = !c->configs;
+        for (int32_t i = 0; !oom && i < t->config_count; i++) {
+            c->configs[i].key = meta_job_str(job, t->configs[i].key, &oom);
+            c->configs[i].value = meta_job_str(job, t->configs[i].value, &oom);
+        }
+    }
+    if (!oom && t->partitions) {
+        c->partitions = mk_arena_alloc(&job->arena,
+                                       sizeof(*c->partitions) * (size_t)t->partition_count);
+        oom = !c->partitions;
+        for (int32_t i = 0; !oom && i < t->partition_count; i++) {
+            c->partitions[i] = t->partitions[i];
+            c->partitions[i].replicas = meta_job_replicas(job, &t->partitions[i], &oom);
+        }
+    }
+    return meta_job_submit(m, loop, job, oom);
+}
+
+int mk_meta_topic_delete_async(mk_meta_t *m, uv_loop_t *loop, const char *name,
+                               mk_meta_done_cb cb, void *arg)
+{
+    if (!meta_name_ok(name))
+        return MK_ERR_INVALID;
+    meta_job_t *job = meta_job_new(JOB_TOPIC_DELETE, cb, arg);
+    if (!job)
+        return MK_ERR_NOMEM;
+    bool oom = false;
+    job->name = meta_job_str(job, name, &oom);
+    return meta_job_submit(m, loop, job, oom);
+}
+
+int mk_meta_topic_config_set_async(mk_meta_t *m, uv_loop_t *loop, const char *topic,
+                                   const char *key, const char *value,
+                                   mk_meta_done_cb cb, void *arg)
+{
+    if (!meta_name_ok(topic) || !meta_name_ok(key))
+        return MK_ERR_INVALID;
+    meta_job_t *job = meta_job_new(JOB_CONFIG_SET, cb, arg);
+    if (!job)
+        return MK_ERR_NOMEM;
+    bool oom = false;
+    job->name = meta_job_str(job, topic, &oom);
+    job->key = meta_job_str(job, key, &oom);
+    job->value = meta_job_str(job, value, &oom);
+    return meta_job_submit(m, loop, job, oom);
+}
+
+int mk_meta_partition_put_async(mk_meta_t *m, uv_loop_t *loop, const char *topic,
+                                const mk_meta_partition_t *p, mk_meta_done_cb cb, void *arg)
+{
+    if (!meta_name_ok(topic) || !p || p->partition < 0 || !meta_partition_ok(p))
+        return MK_ERR_INVALID;
+    meta_job_t *job = meta_job_new(JOB_PARTITION_PUT, cb, arg);
+    if (!job)
+        return MK_ERR_NOMEM;
+    bool oom = false;
+    job->name = meta_job_str(job, topic, &oom);
+    job->part = *p;
+    job->part.replicas = meta_job_replicas(job, p, &oom);
+    return meta_job_submit(m, loop, job, oom);
+}
+
+int mk_meta_kv_set_async(mk_meta_t *m, uv_loop_t *loop, const char *key, const char *value,
+                         mk_meta_done_cb cb, void *arg)
+{
+    if (!meta_name_ok(key))
+        return MK_ERR_INVALID;
+    meta_job_t *job = meta_job_new(JOB_KV_SET, cb, arg);
+    if (!job)
+        return MK_ERR_NOMEM;
+    bool oom = false;
+    job->name = meta_job_str(job, key, &oom);
+    job->value = meta_job_str(job, value, &oom);
+    return meta_job_submit(m, loop, job, oom);
+}

@@ -1,0 +1,174 @@
+/*
+ * meta.h -- L1: the SQLite metadata store.  The only public header of meta/,
+ * and meta/ is the only module that includes sqlite3.h.
+ *
+ * What it keeps, in one SQLite file (WAL mode, synchronous=NORMAL, foreign
+ * keys on): cluster-wide key/values (cluster.id, ...), topics with their
+ * configs and partition assignments.  Later schema versions add consumer
+ * group offsets, tenants and ACLs (see the migration table in meta.c).
+ *
+ * The store is persistence only: the cluster module keeps the live state in
+ * memory, loads it once at startup with mk_meta_topic_foreach(), and writes
+ * every change through.
+ *
+ * Threads.  One mk_meta_t owns one SQLite connection, guarded by a mutex, so
+ * every function may be called from any thread.  The synchronous calls block
+ * on disk and are for startup, shutdown and tests only (STYLE.md #11).  On the
+ * event loop use the *_async calls: they copy their arguments, run the write
+ * on a libuv worker thread and call back on the loop thread.  Async writes are
+ * applied strictly in submission order: one job at a time, from a FIFO.  All
+ * async calls on one store, and mk_meta_close() while any is pending, must
+ * come from the thread running that loop.
+ *
+ * Errors are MK_ERR_* from base.h: MK_ERR_NOT_FOUND (no such topic or key),
+ * MK_ERR_EXISTS (a uniqueness rule broken), MK_ERR_INVALID (bad argument),
+ * MK_ERR_NOMEM, MK_ERR_IO (disk), MK_ERR_CORRUPT (bad bytes read back),
+ * MK_ERR_DB (any other SQLite failure; always logged with SQLite's message).
+ */
+#ifndef MK_META_H
+#define MK_META_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "base/base.h"
+
+/* Schema version this build writes (PRAGMA user_version). */
+#define MK_META_SCHEMA_VERSION 1
+/* Limits on what we store; also enforced when reading back. */
+#define MK_META_MAX_PARTITIONS 1000000
+#define MK_META_MAX_REPLICAS 256
+#define MK_META_MAX_NAME 1024   /* bytes in a topic name, config key or kv key */
+
+typedef struct mk_meta_s mk_meta_t;
+
+/* Assignment of one partition.  replicas[0..replica_count) are broker ids,
+ * preferred leader first.  Read back, a partition with no stored assignment
+ * has leader -1, leader_epoch -1 and no replicas. */
+typedef struct mk_meta_partition_s {
+    int32_t partition;
+    int32_t leader;          /* broker id, -1 = none */
+    int32_t leader_epoch;
+    int32_t replica_count;   /* 0..MK_META_MAX_REPLICAS */
+    int32_t *replicas;
+} mk_meta_partition_t;
+
+/* One topic config override (Kafka's name, e.g. "retention.ms"). */
+typedef struct mk_meta_config_s {
+    const char *key;
+    const char *value;
+} mk_meta_config_t;
+
+typedef struct mk_meta_topic_s {
+    const char *name;              /* unique, 1..MK_META_MAX_NAME bytes */
+    uint8_t topic_id[16];          /* Kafka's Uuid, unique */
+    int32_t partition_count;       /* 1..MK_META_MAX_PARTITIONS */
+    int16_t replication_factor;
+    int64_t created_ms;
+    int32_t cell_id;               /* owning cell */
+    /* NULL (no assignments) or exactly partition_count entries with
+     * partitions[i].partition == i.  Always non-NULL when read back. */
+    mk_meta_partition_t *partitions;
+    int32_t config_count;
+    mk_meta_config_t *configs;
+} mk_meta_topic_t;
+
+/* ============================================================ open / close */
+
+/* Opens or creates the store at path (":memory:" for a private in-memory
+ * one), applies pending schema migrations and runs PRAGMA quick_check.
+ * Returns 0 and *out, or MK_ERR_DB for a file that is not a minikora store,
+ * is corrupt or cannot be opened (logged), MK_ERR_UNSUPPORTED for a schema
+ * newer than this build, MK_ERR_NOMEM.  Blocking; startup only. */
+int mk_meta_open(const char *path, mk_meta_t **out);
+
+/* Closes the store.  No new async write is accepted afterwards.  With no
+ * async write pending it closes at once (and is safe from any thread).
+ * Otherwise the pending writes still run in order and their callbacks fire as
+ * usual; the store is freed after the last callback returns, so keep running
+ * the loop (uv_run(UV_RUN_DEFAULT) returns only once they are done).  May be
+ * called from inside a done callback.  NULL is a no-op. */
+void mk_meta_close(mk_meta_t *m);
+
+/* Number of async writes queued or running.  Loop thread. */
+size_t mk_meta_pending(const mk_meta_t *m);
+
+/* Integrity check: PRAGMA quick_check and PRAGMA foreign_key_check.  Returns
+ * 0 when both are clean, MK_ERR_CORRUPT with the first findings in why (NUL-
+ * terminated, truncated to n), or MK_ERR_DB if the check could not run.
+ * why may be NULL.  Blocking; time grows with the file size. */
+int mk_meta_check(mk_meta_t *m, char *why, size_t n);
+
+/* =============================================================== key/value */
+
+/* Value of a cluster key into *value_out (caller frees with mk_free), or
+ * MK_ERR_NOT_FOUND.  Blocking. */
+int mk_meta_kv_get(mk_meta_t *m, const char *key, char **value_out);
+
+/* Sets (value != NULL) or deletes (value == NULL; absent key is fine) a
+ * cluster key.  Blocking. */
+int mk_meta_kv_set(mk_meta_t *m, const char *key, const char *value);
+
+/* ================================================================== topics */
+
+/* Inserts t, or replaces the topic of that name, in one transaction: its
+ * stored configs and assignments become exactly those in t (a repeated
+ * config key: the last value wins).  Returns 0, MK_ERR_INVALID (see the
+ * field rules above), or MK_ERR_EXISTS when another topic has t->topic_id.
+ * Does not keep t.  Blocking. */
+int mk_meta_topic_put(mk_meta_t *m, const mk_meta_topic_t *t);
+
+/* Deletes a topic with its configs and assignments.  MK_ERR_NOT_FOUND when
+ * there is no such topic.  Blocking. */
+int mk_meta_topic_delete(mk_meta_t *m, const char *name);
+
+/* Sets (value != NULL) or removes (value == NULL) one config override of a
+ * topic.  MK_ERR_NOT_FOUND when the topic does not exist; removing an absent
+ * key is fine.  Blocking. */
+int mk_meta_topic_config_set(mk_meta_t *m, const char *topic, const char *key,
+                             const char *value);
+
+/* Sets the assignment of one partition p->partition of a topic (leader
+ * change, reassignment).  MK_ERR_NOT_FOUND for an unknown topic,
+ * MK_ERR_INVALID for a partition out of range.  Blocking. */
+int mk_meta_partition_put(mk_meta_t *m, const char *topic, const mk_meta_partition_t *p);
+
+/* Called once per topic, in name order.  t and everything it points to are
+ * valid during the call only.  A nonzero return stops the walk and becomes
+ * the return value of mk_meta_topic_foreach().  The callback must not call
+ * into the same store (its connection is held). */
+typedef int (*mk_meta_topic_cb)(const mk_meta_topic_t *t, void *arg);
+
+/* Walks every stored topic.  Returns 0, the callback's nonzero value,
+ * MK_ERR_CORRUPT for stored values out of range (logged), MK_ERR_NOMEM or
+ * MK_ERR_DB.  Blocking; startup only. */
+int mk_meta_topic_foreach(mk_meta_t *m, mk_meta_topic_cb cb, void *arg);
+
+/* ============================================================ async writes */
+
+/* Completion of an async write, on the loop thread: status is what the
+ * synchronous call would have returned. */
+typedef void (*mk_meta_done_cb)(int status, void *arg);
+
+/* The async writes below copy their arguments (the caller may free them on
+ * return), queue the write and return 0; the write then runs on a libuv
+ * worker thread after every earlier async write, and cb (may be NULL) runs on
+ * the loop thread afterwards.  On error (MK_ERR_INVALID for bad arguments or
+ * a loop other than the one of the writes still pending, MK_ERR_STATE after
+ * mk_meta_close(), MK_ERR_NOMEM) nothing is queued and cb is never called.
+ * Call on the loop thread. */
+int mk_meta_topic_put_async(mk_meta_t *m, uv_loop_t *loop, const mk_meta_topic_t *t,
+                            mk_meta_done_cb cb, void *arg);
+int mk_meta_topic_delete_async(mk_meta_t *m, uv_loop_t *loop, const char *name,
+                               mk_meta_done_cb cb, void *arg);
+int mk_meta_topic_config_set_async(mk_meta_t *m, uv_loop_t *loop, const char *topic,
+                                   const char *key, const char *value,
+                                   mk_meta_done_cb cb, void *arg);
+int mk_meta_partition_put_async(mk_meta_t *m, uv_loop_t *loop, const char *topic,
+                                const mk_meta_partition_t *p, mk_meta_done_cb cb, void *arg);
+int mk_meta_kv_set_async(mk_meta_t *m, uv_loop_t *loop, const char *key, const char *value,
+                         mk_meta_done_cb cb, void *arg);
+
+#endif /* MK_META_H */
