@@ -315,7 +315,9 @@ static int meta_check_locked(mk_meta_t *m, char *why, size_t n)
     sqlite3_stmt *s = NULL;
 
     int rc = sqlite3_prepare_v2(m->db, "PRAGMA quick_check(20)", -1, &s, NULL);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        if ((rc = sqlite3_step(s)) != SQLITE_ROW)
+            break;
         const char *t = (const char *)sqlite3_column_text(s, 0);
         if (t && strcmp(t, "ok") == 0)
             continue;
@@ -329,7 +331,9 @@ static int meta_check_locked(mk_meta_t *m, char *why, size_t n)
         return meta_err(m, rc, "quick_check");
 
     rc = sqlite3_prepare_v2(m->db, "PRAGMA foreign_key_check", -1, &s, NULL);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        if ((rc = sqlite3_step(s)) != SQLITE_ROW)
+            break;
         const char *table = (const char *)sqlite3_column_text(s, 0);
         const char *parent = (const char *)sqlite3_column_text(s, 2);
         bad = true;
@@ -498,7 +502,7 @@ int mk_meta_check(mk_meta_t *m, char *why, size_t n)
     int err = meta_check_locked(m, why, n);
     uv_mutex_unlock(&m->lock);
     if (err == MK_ERR_CORRUPT)
-        mk_warn("meta: %s: integrity check: %s", m->path, why ? why : "problems found");
+        mk_warn("meta: %s: integrity check: %s", m->path, why && n ? why : "problems found");
     return err;
 }
 
@@ -679,7 +683,7 @@ static int meta_topic_count(mk_meta_t *m, const char *name, int64_t *count)
 static int meta_config_set_locked(mk_meta_t *m, const char *topic, const char *key,
                                   const char *value)
 {
-    int64_t count;
+    int64_t count = 0;
     int err = meta_tx_begin(m);
     if (err)
         return err;
@@ -712,7 +716,7 @@ int mk_meta_topic_config_set(mk_meta_t *m, const char *topic, const char *key,
 static int meta_partition_put_locked(mk_meta_t *m, const char *topic,
                                      const mk_meta_partition_t *p)
 {
-    int64_t count;
+    int64_t count = 0;
     int err = meta_tx_begin(m);
     if (err)
         return err;
@@ -742,7 +746,9 @@ static int meta_configs_load(mk_meta_t *m, mk_arena_t *a, mk_meta_topic_t *t)
     int32_t cap = 0;
     int err = 0;
     int rc = bind_text(s, 1, t->name, SQLITE_OK);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        if ((rc = sqlite3_step(s)) != SQLITE_ROW)
+            break;
         if (t->config_count == cap) {
             cap = cap ? 2 * cap : 8;
             mk_meta_config_t *grown = mk_arena_alloc(a, sizeof(*grown) * (size_t)cap);
@@ -791,7 +797,9 @@ static int meta_partitions_load(mk_meta_t *m, mk_arena_t *a, mk_meta_topic_t *t)
     sqlite3_stmt *s = m->st[ST_PART_LIST];
     int err = 0;
     int rc = bind_text(s, 1, t->name, SQLITE_OK);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        if ((rc = sqlite3_step(s)) != SQLITE_ROW)
+            break;
         int64_t idx = sqlite3_column_int64(s, 0);
         int64_t leader = sqlite3_column_int64(s, 1);
         int64_t epoch = sqlite3_column_int64(s, 2);
