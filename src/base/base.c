@@ -512,3 +512,137 @@ void mk_log(int level, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "%s.%03ld %-5s %s\n", ts, now.tv_nsec / 1000000, names[level & 3], line);
 }
+
+/* ======================================================================= map */
+
+static char map_tomb_mark;
+#define MK_MAP_TOMB (&map_tomb_mark)
+
+static uint64_t map_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    while (*s) {
+        h ^= (uint8_t)*s++;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+void mk_map_init(mk_map_t *m) { memset(m, 0, sizeof(*m)); }
+
+void mk_map_free(mk_map_t *m)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->keys[i] && m->keys[i] != MK_MAP_TOMB)
+            mk_free(m->keys[i]);
+    mk_free(m->keys);
+    mk_free(m->vals);
+    memset(m, 0, sizeof(*m));
+}
+
+static size_t map_find(const mk_map_t *m, const char *key, bool *found)
+{
+    size_t mask = m->cap - 1, i = map_hash(key) & mask, tomb = SIZE_MAX;
+    for (;;) {
+        char *k = m->keys[i];
+        if (!k) {
+            *found = false;
+            return tomb != SIZE_MAX ? tomb : i;
+        }
+        if (k == MK_MAP_TOMB) {
+            if (tomb == SIZE_MAX)
+                tomb = i;
+        } else if (strcmp(k, key) == 0) {
+            *found = true;
+            return i;
+        }
+        i = (i + 1) & mask;
+    }
+}
+
+void *mk_map_get(const mk_map_t *m, const char *key)
+{
+    if (!m->count)
+        return NULL;
+    bool found;
+    size_t i = map_find(m, key, &found);
+    return found ? m->vals[i] : NULL;
+}
+
+static int map_grow(mk_map_t *m)
+{
+    size_t ncap = m->cap ? m->cap * 2 : 16;
+    while (m->count * 2 >= ncap)
+        ncap *= 2;
+    mk_map_t n = {mk_calloc(ncap, sizeof(char *)), mk_calloc(ncap, sizeof(void *)), ncap, 0, 0};
+    if (!n.keys || !n.vals) {
+        mk_free(n.keys);
+        mk_free(n.vals);
+        return MK_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->keys[i] && m->keys[i] != MK_MAP_TOMB) {
+            bool found;
+            size_t j = map_find(&n, m->keys[i], &found);
+            n.keys[j] = m->keys[i];
+            n.vals[j] = m->vals[i];
+            n.count++;
+            n.used++;
+        }
+    }
+    mk_free(m->keys);
+    mk_free(m->vals);
+    *m = n;
+    return 0;
+}
+
+int mk_map_put(mk_map_t *m, const char *key, void *val)
+{
+    if ((m->used + 1) * 4 >= m->cap * 3 && map_grow(m) < 0)
+        return MK_ERR_NOMEM;
+    bool found;
+    size_t i = map_find(m, key, &found);
+    if (found) {
+        m->vals[i] = val;
+        return 0;
+    }
+    char *k = mk_strdup(key);
+    if (!k)
+        return MK_ERR_NOMEM;
+    if (m->keys[i] != MK_MAP_TOMB)
+        m->used++;
+    m->keys[i] = k;
+    m->vals[i] = val;
+    m->count++;
+    return 0;
+}
+
+void *mk_map_del(mk_map_t *m, const char *key)
+{
+    if (!m->count)
+        return NULL;
+    bool found;
+    size_t i = map_find(m, key, &found);
+    if (!found)
+        return NULL;
+    void *v = m->vals[i];
+    mk_free(m->keys[i]);
+    m->keys[i] = MK_MAP_TOMB;
+    m->vals[i] = NULL;
+    m->count--;
+    return v;
+}
+
+bool mk_map_next(const mk_map_t *m, size_t *iter, const char **key, void **val)
+{
+    for (size_t i = *iter; i < m->cap; i++) {
+        if (m->keys[i] && m->keys[i] != MK_MAP_TOMB) {
+            *key = m->keys[i];
+            *val = m->vals[i];
+            *iter = i + 1;
+            return true;
+        }
+    }
+    *iter = m->cap;
+    return false;
+}

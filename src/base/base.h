@@ -169,6 +169,26 @@ int64_t mk_now_ms(void);      /* wall clock, ms since the epoch */
 uint64_t mk_mono_ns(void);    /* monotonic ns */
 uint64_t mk_mono_ms(void);
 
+/* ======================================================================= map */
+
+/* String-keyed hash map (open addressing, linear probing).  Keys are copied
+ * and owned by the map; values are borrowed pointers the caller owns. */
+typedef struct mk_map_s {
+    char **keys;      /* owned; NULL = empty slot, MK_MAP_TOMB = deleted */
+    void **vals;
+    size_t cap;       /* power of two or 0 */
+    size_t count;     /* live entries */
+    size_t used;      /* live + tombstones */
+} mk_map_t;
+
+void mk_map_init(mk_map_t *m);
+void mk_map_free(mk_map_t *m);             /* frees keys, not values */
+void *mk_map_get(const mk_map_t *m, const char *key);
+int mk_map_put(mk_map_t *m, const char *key, void *val);   /* insert or replace; 0 or MK_ERR_NOMEM */
+void *mk_map_del(mk_map_t *m, const char *key);            /* returns the removed value or NULL */
+/* Iterate: for (size_t i = 0; mk_map_next(m, &i, &k, &v);) ... ; safe to delete the current key. */
+bool mk_map_next(const mk_map_t *m, size_t *iter, const char **key, void **val);
+
 /* ======================================================================= log */
 
 enum { MK_LOG_DEBUG = 0, MK_LOG_INFO, MK_LOG_WARN, MK_LOG_ERROR };

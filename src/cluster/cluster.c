@@ -1,0 +1,750 @@
+/*
+ * cluster.c -- topology (cells, brokers, AZs), topics and partitions, and
+ * their persistence.
+ *
+ * Topology: broker ids 1..N; broker i (0-based) is in AZ az-(i % azs + 1) and
+ * cell i / azs, so each cell has one broker per AZ.  Each broker owns a log
+ * directory <data>/broker-<id>/ holding one directory per partition it leads,
+ * named <topic>-<partition> as Kafka names them.
+ *
+ * Placement: a new topic goes to the less loaded of two random cells (power
+ * of two choices, by partition count); its partition leaders go round-robin
+ * over the cell's running brokers from a random start.
+ *
+ * Persistence: topics, ids, assignments and overrides live in meta/ (SQLite).
+ * Changes are applied in memory at once and written on a worker thread;
+ * callers that must answer only once the change is durable pass a callback.
+ *
+ * Data directory layout:
+ *   <data>/meta.db              metadata store
+ *   <data>/broker-<id>/<t>-<p>/ partition logs (see log/)
+ */
+#include "cluster/cluster.h"
+#include "meta/meta.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct mk_cluster_s {
+    uv_loop_t *loop;
+    char *data_dir;
+    char *host;
+    char *advertise_host;
+    char cluster_id[32];
+    mk_config_t *config;              /* borrowed */
+    mk_net_config_t net_cfg;
+    mk_net_handler_t handler;
+    void *handler_ud;
+    int nbrokers, ncells, nazs;
+    mk_cluster_broker_t *brokers;     /* owned array */
+    mk_map_t topics;                  /* name -> owned mk_topic_t* */
+    mk_meta_t *meta;
+};
+
+/* ================================================================== helpers */
+
+static void random_bytes(void *p, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom((uint8_t *)p + got, n - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    for (; got < n; got++) /* getrandom cannot fail here in practice; still fill */
+        ((uint8_t *)p)[got] = (uint8_t)rand();
+}
+
+static uint32_t random_u32(void)
+{
+    uint32_t v;
+    random_bytes(&v, sizeof(v));
+    return v;
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+                return MK_ERR_IO;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+        return MK_ERR_IO;
+    return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* Remove a partition directory left behind (deleted topic, stopped leader). */
+static void remove_dir(const char *dir)
+{
+    if (access(dir, F_OK) == 0 && nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0)
+        mk_warn("cannot remove %s: %s", dir, strerror(errno));
+}
+
+static void base64url(const uint8_t *in, size_t n, char *out)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
+                     (i + 2 < n ? in[i + 2] : 0);
+        out[o++] = tbl[(v >> 18) & 63];
+        out[o++] = tbl[(v >> 12) & 63];
+        if (i + 1 < n)
+            out[o++] = tbl[(v >> 6) & 63];
+        if (i + 2 < n)
+            out[o++] = tbl[v & 63];
+    }
+    out[o] = 0;
+}
+
+/* ============================================================ topic configs */
+
+const char *mk_cluster_topic_config(const mk_cluster_t *c, const mk_topic_t *t, const char *name, int *source)
+{
+    const char *v = t ? mk_map_get(&t->overrides, name) : NULL;
+    if (v) {
+        if (source)
+            *source = 1;
+        return v;
+    }
+    const mk_cfg_def_t *d = mk_cfg_topic_def(name);
+    if (!d)
+        return NULL;
+    if (d->broker_name && mk_config_is_set(c->config, d->broker_name)) {
+        if (source)
+            *source = 4;
+        return mk_config_get(c->config, d->broker_name);
+    }
+    if (source)
+        *source = 5;
+    return d->broker_name ? mk_config_get(c->config, d->broker_name) : d->dflt;
+}
+
+static int64_t topic_i64(const mk_cluster_t *c, const mk_topic_t *t, const char *name)
+{
+    const char *v = mk_cluster_topic_config(c, t, name, NULL);
+    return v ? strtoll(v, NULL, 10) : 0;
+}
+
+static void topic_log_config(mk_cluster_t *c, mk_topic_t *t)
+{
+    mk_log_config_t *lc = &t->log_cfg;
+    mk_log_config_default(lc);
+    lc->segment_bytes = topic_i64(c, t, "segment.bytes");
+    lc->segment_ms = topic_i64(c, t, "segment.ms");
+    lc->retention_ms = topic_i64(c, t, "retention.ms");
+    lc->retention_bytes = topic_i64(c, t, "retention.bytes");
+    lc->index_interval_bytes = (int32_t)topic_i64(c, t, "index.interval.bytes");
+    lc->segment_index_bytes = (int32_t)topic_i64(c, t, "segment.index.bytes");
+    lc->flush_messages = topic_i64(c, t, "flush.messages");
+    lc->flush_ms = topic_i64(c, t, "flush.ms");
+    lc->loop = c->loop;
+}
+
+/* ================================================================ partitions */
+
+static void partition_dir(const mk_cluster_t *c, const mk_partition_t *p, char *buf, size_t n)
+{
+    const mk_cluster_broker_t *b = &c->brokers[p->leader - 1];
+    snprintf(buf, n, "%s/%s-%d", b->log_dir, p->topic->name, p->index);
+}
+
+static int partition_open(mk_cluster_t *c, mk_partition_t *p)
+{
+    if (p->log)
+        return 0;
+    char dir[4096];
+    partition_dir(c, p, dir, sizeof(dir));
+    int rc = mk_log_open(dir, &p->topic->log_cfg, &p->log);
+    if (rc < 0)
+        mk_error("cannot open log %s: %s", dir, mk_strerror(rc));
+    return rc;
+}
+
+static void partition_close(mk_partition_t *p)
+{
+    if (p->log) {
+        mk_log_close(p->log);
+        p->log = NULL;
+    }
+}
+
+mk_partition_t *mk_topic_partition(mk_topic_t *t, int32_t index)
+{
+    if (!t || index < 0 || index >= t->partition_count)
+        return NULL;
+    return &t->partitions[index];
+}
+
+/* ==================================================================== topics */
+
+static void topic_free(mk_topic_t *t)
+{
+    if (!t)
+        return;
+    if (t->partitions)
+        for (int32_t i = 0; i < t->partition_count; i++)
+            partition_close(&t->partitions[i]);
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (mk_map_next(&t->overrides, &it, &k, &v))
+        mk_free(v);
+    mk_map_free(&t->overrides);
+    mk_free(t->partitions);
+    mk_free(t->name);
+    mk_free(t);
+}
+
+static mk_topic_t *topic_new(const char *name, int32_t partitions)
+{
+    mk_topic_t *t = mk_calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    mk_map_init(&t->overrides);
+    t->name = mk_strdup(name);
+    t->partitions = mk_calloc((size_t)partitions, sizeof(mk_partition_t));
+    if (!t->name || !t->partitions) {
+        topic_free(t);
+        return NULL;
+    }
+    t->partition_count = partitions;
+    for (int32_t i = 0; i < partitions; i++) {
+        t->partitions[i].topic = t;
+        t->partitions[i].index = i;
+        t->partitions[i].leader = -1;
+    }
+    return t;
+}
+
+mk_topic_t *mk_cluster_topic_find(mk_cluster_t *c, const char *name) { return mk_map_get(&c->topics, name); }
+
+mk_topic_t *mk_cluster_topic_find_id(mk_cluster_t *c, const uint8_t id[16])
+{
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (mk_map_next(&c->topics, &it, &k, &v))
+        if (memcmp(((mk_topic_t *)v)->id, id, 16) == 0)
+            return v;
+    return NULL;
+}
+
+mk_topic_t *mk_cluster_topic_next(mk_cluster_t *c, size_t *iter)
+{
+    const char *k;
+    void *v;
+    return mk_map_next(&c->topics, iter, &k, &v) ? v : NULL;
+}
+
+int mk_cluster_topic_count(const mk_cluster_t *c) { return (int)c->topics.count; }
+
+bool mk_cluster_topic_name_valid(const char *name, char *why, size_t why_len)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 249) {
+        snprintf(why, why_len, "topic name must be 1 to 249 characters long");
+        return false;
+    }
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        snprintf(why, why_len, "topic name cannot be '.' or '..'");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+              ch == '_' || ch == '-')) {
+            snprintf(why, why_len, "topic name '%s' has a character outside [a-zA-Z0-9._-]", name);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Partitions per cell, for placement. */
+static int64_t cell_load(mk_cluster_t *c, int cell)
+{
+    int64_t n = 0;
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(c, &it)))
+        if (t->cell == cell)
+            n += t->partition_count;
+    return n;
+}
+
+static int pick_cell(mk_cluster_t *c)
+{
+    if (c->ncells <= 1)
+        return 0;
+    int a = (int)(random_u32() % (uint32_t)c->ncells);
+    int b = (int)(random_u32() % (uint32_t)(c->ncells - 1));
+    if (b >= a)
+        b++;
+    return cell_load(c, a) <= cell_load(c, b) ? a : b;
+}
+
+/* Leaders round-robin over the running brokers of the cell (any running
+ * broker if the cell has none). */
+static void place_leaders(mk_cluster_t *c, mk_topic_t *t)
+{
+    int32_t cand[256];
+    int n = 0;
+    for (int i = 0; i < c->nbrokers && n < 256; i++)
+        if (c->brokers[i].cell == t->cell && c->brokers[i].running)
+            cand[n++] = c->brokers[i].id;
+    for (int i = 0; n == 0 && i < c->nbrokers && i < 256; i++)
+        if (c->brokers[i].running)
+            cand[n++] = c->brokers[i].id;
+    if (n == 0)
+        cand[n++] = c->brokers[0].id;
+    uint32_t start = random_u32() % (uint32_t)n;
+    for (int32_t p = 0; p < t->partition_count; p++)
+        t->partitions[p].leader = cand[(start + (uint32_t)p) % (uint32_t)n];
+}
+
+/* The meta/ image of a topic; arrays in arena a. */
+static int topic_to_meta(const mk_topic_t *t, mk_arena_t *a, mk_meta_topic_t *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->name = t->name;
+    memcpy(m->topic_id, t->id, 16);
+    m->partition_count = t->partition_count;
+    m->replication_factor = t->replication_factor;
+    m->created_ms = t->created_ms;
+    m->cell_id = t->cell;
+    m->partitions = mk_arena_alloc(a, sizeof(mk_meta_partition_t) * (size_t)t->partition_count);
+    if (!m->partitions)
+        return MK_ERR_NOMEM;
+    for (int32_t i = 0; i < t->partition_count; i++) {
+        mk_meta_partition_t *mp = &m->partitions[i];
+        mp->partition = i;
+        mp->leader = t->partitions[i].leader;
+        mp->leader_epoch = t->partitions[i].leader_epoch;
+        mp->replica_count = 1;
+        mp->replicas = mk_arena_alloc(a, sizeof(int32_t));
+        if (!mp->replicas)
+            return MK_ERR_NOMEM;
+        mp->replicas[0] = mp->leader;
+    }
+    m->configs = mk_arena_alloc(a, sizeof(mk_meta_config_t) * (t->overrides.count + 1));
+    if (!m->configs)
+        return MK_ERR_NOMEM;
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (mk_map_next(&t->overrides, &it, &k, &v)) {
+        m->configs[m->config_count].key = k;
+        m->configs[m->config_count].value = v;
+        m->config_count++;
+    }
+    return 0;
+}
+
+typedef struct persist_s {
+    mk_cluster_done_cb cb;
+    void *arg;
+} persist_t;
+
+static void persist_done(int status, void *arg)
+{
+    persist_t *p = arg;
+    if (status < 0)
+        mk_error("metadata write failed: %s", mk_strerror(status));
+    if (p->cb)
+        p->cb(status, p->arg);
+    mk_free(p);
+}
+
+static int topic_persist(mk_cluster_t *c, mk_topic_t *t, mk_cluster_done_cb cb, void *arg)
+{
+    mk_arena_t a;
+    mk_arena_init(&a);
+    mk_meta_topic_t mt;
+    int rc = topic_to_meta(t, &a, &mt);
+    persist_t *p = rc == 0 ? mk_malloc(sizeof(*p)) : NULL;
+    if (rc == 0 && !p)
+        rc = MK_ERR_NOMEM;
+    if (rc == 0) {
+        p->cb = cb;
+        p->arg = arg;
+        rc = mk_meta_topic_put_async(c->meta, c->loop, &mt, persist_done, p);
+        if (rc < 0)
+            mk_free(p);
+    }
+    mk_arena_free(&a);
+    return rc;
+}
+
+int mk_cluster_topic_create(mk_cluster_t *c, const mk_topic_spec_t *spec, mk_cluster_done_cb cb, void *arg,
+                            mk_topic_t **out)
+{
+    if (mk_map_get(&c->topics, spec->name))
+        return MK_ERR_EXISTS;
+    if (spec->partitions <= 0 || spec->partitions > 100000)
+        return MK_ERR_INVALID;
+    mk_topic_t *t = topic_new(spec->name, spec->partitions);
+    if (!t)
+        return MK_ERR_NOMEM;
+    do {
+        random_bytes(t->id, 16);
+    } while (mk_cluster_topic_find_id(c, t->id));
+    t->replication_factor = spec->replication_factor;
+    t->created_ms = mk_now_ms();
+    for (int32_t i = 0; i < spec->config_count; i++) {
+        char *v = mk_strdup(spec->config_values[i]);
+        char *old = mk_map_get(&t->overrides, spec->config_keys[i]);
+        if (!v || mk_map_put(&t->overrides, spec->config_keys[i], v) < 0) {
+            mk_free(v);
+            topic_free(t);
+            return MK_ERR_NOMEM;
+        }
+        mk_free(old);
+    }
+    topic_log_config(c, t);
+    t->cell = pick_cell(c);
+    if (spec->leaders) {
+        for (int32_t p = 0; p < t->partition_count; p++)
+            t->partitions[p].leader = spec->leaders[p];
+    } else {
+        place_leaders(c, t);
+    }
+    for (int32_t p = 0; p < t->partition_count; p++) {
+        mk_partition_t *part = &t->partitions[p];
+        if (!c->brokers[part->leader - 1].running)
+            continue;
+        /* A directory left by an earlier topic of the same name goes first. */
+        char dir[4096];
+        partition_dir(c, part, dir, sizeof(dir));
+        remove_dir(dir);
+        if (partition_open(c, part) < 0) {
+            for (int32_t q = 0; q <= p; q++)
+                if (t->partitions[q].log) {
+                    mk_log_destroy(t->partitions[q].log);
+                    t->partitions[q].log = NULL;
+                }
+            topic_free(t);
+            return MK_ERR_IO;
+        }
+    }
+    if (mk_map_put(&c->topics, t->name, t) < 0) {
+        topic_free(t);
+        return MK_ERR_NOMEM;
+    }
+    int rc = topic_persist(c, t, cb, arg);
+    if (rc < 0) {
+        mk_map_del(&c->topics, t->name);
+        for (int32_t p = 0; p < t->partition_count; p++)
+            if (t->partitions[p].log) {
+                mk_log_destroy(t->partitions[p].log);
+                t->partitions[p].log = NULL;
+            }
+        topic_free(t);
+        return rc;
+    }
+    mk_info("created topic %s: %d partitions in cell %d", t->name, t->partition_count, t->cell);
+    if (out)
+        *out = t;
+    return 0;
+}
+
+int mk_cluster_topic_delete(mk_cluster_t *c, mk_topic_t *t, mk_cluster_done_cb cb, void *arg)
+{
+    persist_t *p = mk_malloc(sizeof(*p));
+    if (!p)
+        return MK_ERR_NOMEM;
+    p->cb = cb;
+    p->arg = arg;
+    int rc = mk_meta_topic_delete_async(c->meta, c->loop, t->name, persist_done, p);
+    if (rc < 0) {
+        mk_free(p);
+        return rc;
+    }
+    mk_map_del(&c->topics, t->name);
+    for (int32_t i = 0; i < t->partition_count; i++) {
+        mk_partition_t *part = &t->partitions[i];
+        if (part->log) {
+            mk_log_destroy(part->log);
+            part->log = NULL;
+        } else if (part->leader > 0) {
+            /* Leader stopped: remove the directory it would reopen. */
+            char dir[4096];
+            partition_dir(c, part, dir, sizeof(dir));
+            remove_dir(dir);
+        }
+    }
+    mk_info("deleted topic %s", t->name);
+    topic_free(t);
+    return 0;
+}
+
+/* ================================================================== startup */
+
+static int load_topic_cb(const mk_meta_topic_t *mt, void *arg)
+{
+    mk_cluster_t *c = arg;
+    mk_topic_t *t = topic_new(mt->name, mt->partition_count);
+    if (!t)
+        return MK_ERR_NOMEM;
+    memcpy(t->id, mt->topic_id, 16);
+    t->replication_factor = mt->replication_factor;
+    t->created_ms = mt->created_ms;
+    t->cell = mt->cell_id >= 0 && mt->cell_id < c->ncells ? mt->cell_id : 0;
+    for (int32_t i = 0; i < mt->config_count; i++) {
+        char *v = mk_strdup(mt->configs[i].value);
+        if (!v || mk_map_put(&t->overrides, mt->configs[i].key, v) < 0) {
+            mk_free(v);
+            topic_free(t);
+            return MK_ERR_NOMEM;
+        }
+    }
+    for (int32_t i = 0; i < t->partition_count; i++) {
+        int32_t leader = mt->partitions ? mt->partitions[i].leader : -1;
+        if (leader < 1 || leader > c->nbrokers) {
+            mk_warn("topic %s partition %d: stored leader %d is not a broker of this cluster; using %d",
+                    t->name, i, leader, c->brokers[i % c->nbrokers].id);
+            leader = c->brokers[i % c->nbrokers].id;
+        }
+        t->partitions[i].leader = leader;
+        t->partitions[i].leader_epoch = mt->partitions ? mt->partitions[i].leader_epoch : 0;
+    }
+    topic_log_config(c, t);
+    if (mk_map_put(&c->topics, t->name, t) < 0) {
+        topic_free(t);
+        return MK_ERR_NOMEM;
+    }
+    return 0;
+}
+
+static int broker_listen(mk_cluster_t *c, mk_cluster_broker_t *b)
+{
+    int rc = mk_net_listener_open(c->loop, c->host, b->port, &c->net_cfg, &c->handler, b, &b->listener);
+    if (rc < 0) {
+        mk_error("broker %d: cannot listen on %s:%d: %s", b->id, c->host, b->port, uv_strerror(rc));
+        return rc;
+    }
+    b->port = mk_net_listener_port(b->listener);
+    return 0;
+}
+
+int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **out)
+{
+    mk_cluster_t *c = mk_calloc(1, sizeof(*c));
+    if (!c)
+        return MK_ERR_NOMEM;
+    int rc = MK_ERR_NOMEM;
+    c->loop = loop;
+    c->config = o->config;
+    c->handler = o->handler;
+    c->handler_ud = o->handler_ud;
+    c->data_dir = mk_strdup(o->data_dir);
+    c->host = mk_strdup(o->host);
+    c->advertise_host = mk_strdup(o->advertise_host ? o->advertise_host : o->host);
+    mk_map_init(&c->topics);
+    mk_net_config_default(&c->net_cfg);
+    c->net_cfg.max_frame = (size_t)mk_config_get_i64(c->config, "socket.request.max.bytes");
+    c->net_cfg.max_frame_preauth = c->net_cfg.max_frame;
+    c->nbrokers = o->brokers > 0 ? o->brokers : 6;
+    c->nazs = o->azs > 0 ? o->azs : 3;
+    if (c->nbrokers > 64)
+        c->nbrokers = 64;
+    c->ncells = (c->nbrokers + c->nazs - 1) / c->nazs;
+    c->brokers = mk_calloc((size_t)c->nbrokers, sizeof(mk_cluster_broker_t));
+    if (!c->data_dir || !c->host || !c->advertise_host || !c->brokers)
+        goto fail;
+
+    rc = mkdir_p(c->data_dir);
+    if (rc < 0) {
+        mk_error("cannot create data directory %s: %s", c->data_dir, strerror(errno));
+        goto fail;
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/meta.db", c->data_dir);
+    rc = mk_meta_open(path, &c->meta);
+    if (rc < 0)
+        goto fail;
+
+    char *cid = NULL;
+    if (mk_meta_kv_get(c->meta, "cluster.id", &cid) == 0 && cid && strlen(cid) < sizeof(c->cluster_id)) {
+        snprintf(c->cluster_id, sizeof(c->cluster_id), "%s", cid);
+    } else {
+        uint8_t raw[16];
+        random_bytes(raw, sizeof(raw));
+        base64url(raw, sizeof(raw), c->cluster_id);
+        rc = mk_meta_kv_set(c->meta, "cluster.id", c->cluster_id);
+        if (rc < 0) {
+            mk_free(cid);
+            goto fail;
+        }
+    }
+    mk_free(cid);
+
+    for (int i = 0; i < c->nbrokers; i++) {
+        mk_cluster_broker_t *b = &c->brokers[i];
+        b->id = i + 1;
+        b->cluster = c;
+        snprintf(b->az, sizeof(b->az), "az-%d", i % c->nazs + 1);
+        b->cell = i / c->nazs;
+        b->port = o->base_port > 0 ? o->base_port + i : 0;
+        snprintf(path, sizeof(path), "%s/broker-%d", c->data_dir, b->id);
+        b->log_dir = mk_strdup(path);
+        if (!b->log_dir) {
+            rc = MK_ERR_NOMEM;
+            goto fail;
+        }
+        rc = mkdir_p(b->log_dir);
+        if (rc < 0)
+            goto fail;
+        b->running = true;
+    }
+
+    rc = mk_meta_topic_foreach(c->meta, load_topic_cb, c);
+    if (rc < 0) {
+        mk_error("cannot load topics from %s/meta.db: %s", c->data_dir, mk_strerror(rc));
+        goto fail;
+    }
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(c, &it)))
+        for (int32_t p = 0; p < t->partition_count; p++)
+            if ((rc = partition_open(c, &t->partitions[p])) < 0)
+                goto fail;
+
+    for (int i = 0; i < c->nbrokers; i++) {
+        rc = broker_listen(c, &c->brokers[i]);
+        if (rc < 0)
+            goto fail;
+    }
+    *out = c;
+    return 0;
+
+fail:
+    mk_cluster_close(c);
+    return rc < 0 ? rc : MK_ERR_IO;
+}
+
+void mk_cluster_close(mk_cluster_t *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; c->brokers && i < c->nbrokers; i++) {
+        if (c->brokers[i].listener)
+            mk_net_listener_close(c->brokers[i].listener);
+        c->brokers[i].listener = NULL;
+        c->brokers[i].running = false;
+    }
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (mk_map_next(&c->topics, &it, &k, &v))
+        topic_free(v);
+    mk_map_free(&c->topics);
+    if (c->meta)
+        mk_meta_close(c->meta);
+    for (int i = 0; c->brokers && i < c->nbrokers; i++)
+        mk_free(c->brokers[i].log_dir);
+    mk_free(c->brokers);
+    mk_free(c->data_dir);
+    mk_free(c->host);
+    mk_free(c->advertise_host);
+    mk_free(c);
+}
+
+/* ================================================================= topology */
+
+uv_loop_t *mk_cluster_loop(mk_cluster_t *c) { return c->loop; }
+const char *mk_cluster_id(const mk_cluster_t *c) { return c->cluster_id; }
+const mk_config_t *mk_cluster_config(const mk_cluster_t *c) { return c->config; }
+const char *mk_cluster_advertise_host(const mk_cluster_t *c) { return c->advertise_host; }
+int mk_cluster_broker_count(const mk_cluster_t *c) { return c->nbrokers; }
+mk_cluster_broker_t *mk_cluster_broker_at(mk_cluster_t *c, int i) { return &c->brokers[i]; }
+
+mk_cluster_broker_t *mk_cluster_broker_find(mk_cluster_t *c, int32_t id)
+{
+    return id >= 1 && id <= c->nbrokers ? &c->brokers[id - 1] : NULL;
+}
+
+int32_t mk_cluster_controller_id(const mk_cluster_t *c)
+{
+    for (int i = 0; i < c->nbrokers; i++)
+        if (c->brokers[i].running)
+            return c->brokers[i].id;
+    return -1;
+}
+
+void mk_cluster_bootstrap(const mk_cluster_t *c, char *buf, size_t n)
+{
+    size_t o = 0;
+    buf[0] = 0;
+    for (int i = 0; i < c->nbrokers && o < n; i++) {
+        if (!c->brokers[i].running)
+            continue;
+        int w = snprintf(buf + o, n - o, "%s%s:%d", o ? "," : "", c->advertise_host, c->brokers[i].port);
+        if (w < 0)
+            break;
+        o += (size_t)w;
+    }
+}
+
+int mk_cluster_broker_stop(mk_cluster_t *c, int32_t id)
+{
+    mk_cluster_broker_t *b = mk_cluster_broker_find(c, id);
+    if (!b)
+        return MK_ERR_NOT_FOUND;
+    if (!b->running)
+        return MK_ERR_STATE;
+    if (b->listener)
+        mk_net_listener_close(b->listener);
+    b->listener = NULL;
+    b->running = false;
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(c, &it)))
+        for (int32_t p = 0; p < t->partition_count; p++)
+            if (t->partitions[p].leader == id)
+                partition_close(&t->partitions[p]);
+    mk_info("broker %d stopped", id);
+    return 0;
+}
+
+int mk_cluster_broker_start(mk_cluster_t *c, int32_t id)
+{
+    mk_cluster_broker_t *b = mk_cluster_broker_find(c, id);
+    if (!b)
+        return MK_ERR_NOT_FOUND;
+    if (b->running)
+        return MK_ERR_STATE;
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(c, &it)))
+        for (int32_t p = 0; p < t->partition_count; p++)
+            if (t->partitions[p].leader == id)
+                partition_open(c, &t->partitions[p]);
+    int rc = broker_listen(c, b);
+    if (rc < 0)
+        return rc;
+    b->running = true;
+    mk_info("broker %d started on port %d", id, b->port);
+    return 0;
+}

@@ -1,0 +1,179 @@
+/*
+ * cluster.h -- L2: the cluster as one process sees it.
+ *
+ *   config     Kafka-named settings with defaults, a properties-file reader,
+ *              broker values and per-topic overrides (config.c)
+ *   topology   cluster -> cells -> brokers; each broker has an AZ (its rack),
+ *              a listener and a log directory, and can be stopped and started
+ *              alone (cluster.c)
+ *   topics     topics, topic ids, partitions and their leaders; placement of a
+ *              topic in a cell and of leaders over the cell's brokers;
+ *              persistence through meta/ (cluster.c)
+ *
+ * The request handlers (broker/, L4) sit above: they register a net handler
+ * when the cluster is created, and the cluster calls back only through it.
+ * Threads: all on the loop thread.
+ */
+#ifndef MK_CLUSTER_H
+#define MK_CLUSTER_H
+
+#include "base/base.h"
+#include "log/log.h"
+#include "net/net.h"
+
+/* ==================================================================== config */
+
+enum { MK_CFG_BOOL = 1, MK_CFG_STRING, MK_CFG_INT, MK_CFG_SHORT, MK_CFG_LONG, MK_CFG_DOUBLE, MK_CFG_LIST };
+enum { MK_CFG_SCOPE_BROKER = 1, MK_CFG_SCOPE_TOPIC = 2 };
+
+/* One known setting.  Topic settings name the broker setting that supplies
+ * their default (retention.ms <- log.retention.ms), as Kafka does. */
+typedef struct mk_cfg_def_s {
+    const char *name;
+    int type;                 /* MK_CFG_* (DescribeConfigs ConfigType) */
+    int scope;                /* MK_CFG_SCOPE_* */
+    const char *dflt;
+    const char *broker_name;  /* topic scope: the broker-level synonym, or NULL */
+    bool read_only;
+    const char *doc;
+} mk_cfg_def_t;
+
+/* The table of known settings and its length. */
+const mk_cfg_def_t *mk_cfg_defs(int *count);
+const mk_cfg_def_t *mk_cfg_def_find(const char *name);
+/* The topic-scope setting of that name, or NULL. */
+const mk_cfg_def_t *mk_cfg_topic_def(const char *name);
+
+/* Broker-wide values: defaults overridden by a properties file and flags. */
+typedef struct mk_config_s {
+    mk_map_t values;          /* name -> owned char* value explicitly set */
+} mk_config_t;
+
+void mk_config_init(mk_config_t *c);
+void mk_config_free(mk_config_t *c);
+/* Set name=value after checking the name is known (or starts with
+ * "minikora.") and the value parses for its type.  Returns 0, MK_ERR_NOT_FOUND
+ * or MK_ERR_INVALID; why (may be NULL) gets a sentence. */
+int mk_config_set(mk_config_t *c, const char *name, const char *value, char *why, size_t why_len);
+/* Read a Kafka properties file (key=value or key: value, # and ! comments). */
+int mk_config_load_file(mk_config_t *c, const char *path, char *why, size_t why_len);
+/* The effective value (set or default); NULL for an unknown name. */
+const char *mk_config_get(const mk_config_t *c, const char *name);
+bool mk_config_is_set(const mk_config_t *c, const char *name);
+int64_t mk_config_get_i64(const mk_config_t *c, const char *name);
+bool mk_config_get_bool(const mk_config_t *c, const char *name);
+/* Validate a value for a setting's type. */
+bool mk_config_value_valid(const mk_cfg_def_t *d, const char *value);
+
+/* ================================================================== topology */
+
+typedef struct mk_cluster_s mk_cluster_t;
+typedef struct mk_topic_s mk_topic_t;
+
+typedef struct mk_cluster_broker_s {
+    int32_t id;
+    char az[16];              /* simulated availability zone = Kafka rack */
+    int32_t cell;
+    int port;                 /* bound port (or configured while stopped) */
+    char *log_dir;            /* owned: <data>/broker-<id> */
+    mk_net_listener_t *listener;   /* NULL while stopped */
+    bool running;
+    mk_cluster_t *cluster;
+} mk_cluster_broker_t;
+
+typedef struct mk_partition_s {
+    mk_topic_t *topic;
+    int32_t index;
+    int32_t leader;           /* broker id */
+    int32_t leader_epoch;
+    mk_log_t *log;            /* owned; NULL while the leader is stopped */
+} mk_partition_t;
+
+struct mk_topic_s {
+    char *name;               /* owned, internal (tenant-namespaced) name */
+    uint8_t id[16];
+    int32_t partition_count;
+    int16_t replication_factor;
+    int32_t cell;
+    int64_t created_ms;
+    mk_partition_t *partitions;   /* owned array */
+    mk_map_t overrides;           /* config name -> owned char* */
+    mk_log_config_t log_cfg;      /* derived from overrides + broker config */
+};
+
+typedef struct mk_cluster_opts_s {
+    const char *data_dir;
+    const char *host;             /* bind address */
+    const char *advertise_host;   /* what Metadata tells clients */
+    int base_port;                /* 0 = pick free ports */
+    int brokers;                  /* minikora.brokers */
+    int azs;                      /* minikora.azs */
+    mk_config_t *config;          /* borrowed */
+    mk_net_handler_t handler;     /* registered by broker/ */
+    void *handler_ud;
+} mk_cluster_opts_t;
+
+/* Create the topology, open the metadata store, load topics and open their
+ * logs (recovering them), and start every broker's listener.  Returns 0 and
+ * *out, or an error with nothing left open. */
+int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *opts, mk_cluster_t **out);
+/* Stop every broker, close logs (fsync) and the metadata store.  The loop must
+ * run afterwards until it has no more handles. */
+void mk_cluster_close(mk_cluster_t *c);
+
+uv_loop_t *mk_cluster_loop(mk_cluster_t *c);
+const char *mk_cluster_id(const mk_cluster_t *c);
+const mk_config_t *mk_cluster_config(const mk_cluster_t *c);
+const char *mk_cluster_advertise_host(const mk_cluster_t *c);
+int mk_cluster_broker_count(const mk_cluster_t *c);
+mk_cluster_broker_t *mk_cluster_broker_at(mk_cluster_t *c, int i);
+mk_cluster_broker_t *mk_cluster_broker_find(mk_cluster_t *c, int32_t id);
+/* The controller id clients are told: the lowest running broker. */
+int32_t mk_cluster_controller_id(const mk_cluster_t *c);
+/* Stop / start one broker: listener, logs of its partitions.  0 or error. */
+int mk_cluster_broker_stop(mk_cluster_t *c, int32_t id);
+int mk_cluster_broker_start(mk_cluster_t *c, int32_t id);
+/* "host:port,host:port..." of running brokers, into buf. */
+void mk_cluster_bootstrap(const mk_cluster_t *c, char *buf, size_t n);
+
+/* ==================================================================== topics */
+
+mk_topic_t *mk_cluster_topic_find(mk_cluster_t *c, const char *name);
+mk_topic_t *mk_cluster_topic_find_id(mk_cluster_t *c, const uint8_t id[16]);
+/* Iterate topics: for (size_t it = 0; (t = mk_cluster_topic_next(c, &it));) */
+mk_topic_t *mk_cluster_topic_next(mk_cluster_t *c, size_t *iter);
+int mk_cluster_topic_count(const mk_cluster_t *c);
+
+/* Kafka's topic name rule: 1..249 of [a-zA-Z0-9._-], not "." or "..". */
+bool mk_cluster_topic_name_valid(const char *name, char *why, size_t why_len);
+
+typedef void (*mk_cluster_done_cb)(int status, void *arg);
+
+typedef struct mk_topic_spec_s {
+    const char *name;
+    int32_t partitions;           /* > 0 */
+    int16_t replication_factor;   /* 1 for now */
+    int32_t config_count;
+    const char *const *config_keys;
+    const char *const *config_values;
+    const int32_t *leaders;       /* optional: leader broker per partition */
+} mk_topic_spec_t;
+
+/* Create a topic now (in memory, logs opened) and persist it in the
+ * background; cb (optional) runs on the loop once the metadata is durable.
+ * Returns 0 (and *out), MK_ERR_EXISTS, MK_ERR_INVALID, MK_ERR_IO.  On error cb
+ * is never called and nothing changed. */
+int mk_cluster_topic_create(mk_cluster_t *c, const mk_topic_spec_t *spec, mk_cluster_done_cb cb, void *arg,
+                            mk_topic_t **out);
+/* Delete a topic: close and remove its logs now, persist in the background;
+ * cb as above.  The topic pointer is invalid on return. */
+int mk_cluster_topic_delete(mk_cluster_t *c, mk_topic_t *t, mk_cluster_done_cb cb, void *arg);
+/* Effective value of a topic setting (override, else the broker synonym,
+ * else the default) and where it came from (DescribeConfigs ConfigSource:
+ * 1 topic, 4 static broker, 5 default). */
+const char *mk_cluster_topic_config(const mk_cluster_t *c, const mk_topic_t *t, const char *name, int *source);
+/* The partition, or NULL when out of range. */
+mk_partition_t *mk_topic_partition(mk_topic_t *t, int32_t index);
+
+
+#endif /* MK_CLUSTER_H */

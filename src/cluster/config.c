@@ -1,0 +1,227 @@
+/*
+ * config.c -- the settings minikora knows, by Kafka's names, with Kafka's
+ * defaults where Kafka has them, and the properties-file reader.
+ *
+ * One table (defs[]) is the only list: flag parsing, the properties file,
+ * DescribeConfigs and topic overrides all read it.  Topic settings carry the
+ * broker setting that supplies their default (Kafka's "synonyms").  minikora's
+ * own settings are prefixed "minikora.".
+ */
+#include "cluster/cluster.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define B MK_CFG_SCOPE_BROKER
+#define T MK_CFG_SCOPE_TOPIC
+#define LMAX "9223372036854775807"
+
+static const mk_cfg_def_t defs[] = {
+    /* broker settings */
+    {"broker.id", MK_CFG_INT, B, "1", NULL, true, "First broker id; brokers are numbered from it."},
+    {"num.partitions", MK_CFG_INT, B, "1", NULL, false, "Partitions of an auto-created topic or of a CreateTopics request that leaves the count to the broker."},
+    {"default.replication.factor", MK_CFG_SHORT, B, "1", NULL, false, "Replication factor used when a request leaves it to the broker."},
+    {"auto.create.topics.enable", MK_CFG_BOOL, B, "true", NULL, false, "Create a topic when a Metadata request names a missing one and allows it."},
+    {"delete.topic.enable", MK_CFG_BOOL, B, "true", NULL, false, "Whether DeleteTopics may delete."},
+    {"socket.request.max.bytes", MK_CFG_INT, B, "104857600", NULL, true, "Largest request frame accepted; larger frames close the connection before anything is allocated."},
+    {"message.max.bytes", MK_CFG_INT, B, "1048588", NULL, false, "Largest record batch accepted (broker default of max.message.bytes)."},
+    {"log.dirs", MK_CFG_STRING, B, "./data", NULL, true, "Data directory; each broker keeps its logs under broker-<id>/."},
+    {"log.segment.bytes", MK_CFG_INT, B, "1073741824", NULL, false, "Segment size at which a new segment is rolled."},
+    {"log.roll.ms", MK_CFG_LONG, B, "604800000", NULL, false, "Age of the active segment at which a new one is rolled."},
+    {"log.retention.ms", MK_CFG_LONG, B, "604800000", NULL, false, "Time a segment is kept after its newest record; -1 keeps forever."},
+    {"log.retention.bytes", MK_CFG_LONG, B, "-1", NULL, false, "Size a partition log may reach before its oldest segments go; -1 is unbounded."},
+    {"log.retention.check.interval.ms", MK_CFG_LONG, B, "300000", NULL, false, "How often retention runs."},
+    {"log.index.interval.bytes", MK_CFG_INT, B, "4096", NULL, false, "Bytes between entries of the sparse offset index."},
+    {"log.index.size.max.bytes", MK_CFG_INT, B, "10485760", NULL, false, "Largest offset index file; a full index rolls the segment."},
+    {"log.flush.interval.messages", MK_CFG_LONG, B, LMAX, NULL, false, "Messages appended to a partition before it is fsynced."},
+    {"log.flush.interval.ms", MK_CFG_LONG, B, LMAX, NULL, false, "Milliseconds after which appended data is fsynced."},
+    {"log.cleanup.policy", MK_CFG_LIST, B, "delete", NULL, false, "Cleanup policy of topics (delete; compaction comes later)."},
+    {"log.message.timestamp.type", MK_CFG_STRING, B, "CreateTime", NULL, false, "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches on append."},
+    {"compression.type", MK_CFG_STRING, B, "producer", NULL, false, "Batches are kept as the producer compressed them."},
+    {"min.insync.replicas", MK_CFG_INT, B, "1", NULL, false, "Replicas that must have a write for acks=all."},
+    {"unclean.leader.election.enable", MK_CFG_BOOL, B, "false", NULL, false, "Allow an out-of-sync replica to become leader."},
+    {"fetch.max.bytes", MK_CFG_INT, B, "57671680", NULL, false, "Largest Fetch response."},
+    {"minikora.brokers", MK_CFG_INT, B, "6", NULL, true, "Brokers in the cluster."},
+    {"minikora.azs", MK_CFG_INT, B, "3", NULL, true, "Simulated availability zones; each cell has one broker per AZ."},
+    /* topic settings (name, broker synonym) */
+    {"cleanup.policy", MK_CFG_LIST, T, "delete", "log.cleanup.policy", false, "delete or compact."},
+    {"compression.type", MK_CFG_STRING, T, "producer", "compression.type", false, "Compression of stored batches."},
+    {"max.message.bytes", MK_CFG_INT, T, "1048588", "message.max.bytes", false, "Largest record batch accepted."},
+    {"message.timestamp.type", MK_CFG_STRING, T, "CreateTime", "log.message.timestamp.type", false, "CreateTime or LogAppendTime."},
+    {"min.insync.replicas", MK_CFG_INT, T, "1", "min.insync.replicas", false, "Replicas that must have a write for acks=all."},
+    {"retention.bytes", MK_CFG_LONG, T, "-1", "log.retention.bytes", false, "Partition size past which old segments go."},
+    {"retention.ms", MK_CFG_LONG, T, "604800000", "log.retention.ms", false, "Time data is kept."},
+    {"segment.bytes", MK_CFG_INT, T, "1073741824", "log.segment.bytes", false, "Segment size."},
+    {"segment.ms", MK_CFG_LONG, T, "604800000", "log.roll.ms", false, "Segment age at which a new one is rolled."},
+    {"segment.index.bytes", MK_CFG_INT, T, "10485760", "log.index.size.max.bytes", false, "Largest offset index."},
+    {"index.interval.bytes", MK_CFG_INT, T, "4096", "log.index.interval.bytes", false, "Bytes between offset index entries."},
+    {"flush.messages", MK_CFG_LONG, T, LMAX, "log.flush.interval.messages", false, "Messages between fsyncs."},
+    {"flush.ms", MK_CFG_LONG, T, LMAX, "log.flush.interval.ms", false, "Milliseconds between fsyncs."},
+    {"unclean.leader.election.enable", MK_CFG_BOOL, T, "false", "unclean.leader.election.enable", false, "Allow unclean elections."},
+};
+
+const mk_cfg_def_t *mk_cfg_defs(int *count)
+{
+    *count = (int)MK_ARRAY_LEN(defs);
+    return defs;
+}
+
+/* Broker settings first: a name that is both (compression.type) resolves to
+ * the broker entry here; topic lookups go through mk_cfg_topic_def(). */
+const mk_cfg_def_t *mk_cfg_def_find(const char *name)
+{
+    for (size_t i = 0; i < MK_ARRAY_LEN(defs); i++)
+        if (strcmp(defs[i].name, name) == 0)
+            return &defs[i];
+    return NULL;
+}
+
+const mk_cfg_def_t *mk_cfg_topic_def(const char *name)
+{
+    for (size_t i = 0; i < MK_ARRAY_LEN(defs); i++)
+        if (defs[i].scope == T && strcmp(defs[i].name, name) == 0)
+            return &defs[i];
+    return NULL;
+}
+
+bool mk_config_value_valid(const mk_cfg_def_t *d, const char *v)
+{
+    char *end;
+    switch (d->type) {
+    case MK_CFG_BOOL:
+        return strcmp(v, "true") == 0 || strcmp(v, "false") == 0;
+    case MK_CFG_INT: case MK_CFG_SHORT: case MK_CFG_LONG: {
+        if (!*v)
+            return false;
+        errno = 0;
+        long long x = strtoll(v, &end, 10);
+        if (errno || *end)
+            return false;
+        if (d->type == MK_CFG_INT && (x < INT32_MIN || x > INT32_MAX))
+            return false;
+        if (d->type == MK_CFG_SHORT && (x < INT16_MIN || x > INT16_MAX))
+            return false;
+        return true;
+    }
+    case MK_CFG_DOUBLE:
+        strtod(v, &end);
+        return *v && !*end;
+    default:
+        break;
+    }
+    if (strcmp(d->name, "message.timestamp.type") == 0 || strcmp(d->name, "log.message.timestamp.type") == 0)
+        return strcmp(v, "CreateTime") == 0 || strcmp(v, "LogAppendTime") == 0;
+    if (strcmp(d->name, "cleanup.policy") == 0 || strcmp(d->name, "log.cleanup.policy") == 0)
+        return strcmp(v, "delete") == 0 || strcmp(v, "compact") == 0 || strcmp(v, "compact,delete") == 0 ||
+               strcmp(v, "delete,compact") == 0;
+    if (strcmp(d->name, "compression.type") == 0)
+        return strcmp(v, "producer") == 0 || strcmp(v, "uncompressed") == 0 || strcmp(v, "gzip") == 0 ||
+               strcmp(v, "snappy") == 0 || strcmp(v, "lz4") == 0 || strcmp(v, "zstd") == 0;
+    return true;
+}
+
+void mk_config_init(mk_config_t *c) { mk_map_init(&c->values); }
+
+void mk_config_free(mk_config_t *c)
+{
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (mk_map_next(&c->values, &it, &k, &v))
+        mk_free(v);
+    mk_map_free(&c->values);
+}
+
+int mk_config_set(mk_config_t *c, const char *name, const char *value, char *why, size_t why_len)
+{
+    const mk_cfg_def_t *d = mk_cfg_def_find(name);
+    if (!d) {
+        if (why)
+            snprintf(why, why_len, "unknown setting '%s'", name);
+        return MK_ERR_NOT_FOUND;
+    }
+    if (!mk_config_value_valid(d, value)) {
+        if (why)
+            snprintf(why, why_len, "invalid value '%s' for %s", value, name);
+        return MK_ERR_INVALID;
+    }
+    char *v = mk_strdup(value);
+    if (!v)
+        return MK_ERR_NOMEM;
+    char *old = mk_map_get(&c->values, name);
+    if (mk_map_put(&c->values, name, v) < 0) {
+        mk_free(v);
+        return MK_ERR_NOMEM;
+    }
+    mk_free(old);
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = 0;
+    return s;
+}
+
+int mk_config_load_file(mk_config_t *c, const char *path, char *why, size_t why_len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(why, why_len, "cannot open %s: %s", path, strerror(errno));
+        return MK_ERR_IO;
+    }
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#' || *s == '!')
+            continue;
+        char *sep = strpbrk(s, "=:");
+        if (!sep) {
+            snprintf(why, why_len, "%s:%d: expected key=value", path, lineno);
+            rc = MK_ERR_INVALID;
+            break;
+        }
+        *sep = 0;
+        char *k = trim(s), *v = trim(sep + 1);
+        char sub[256];
+        rc = mk_config_set(c, k, v, sub, sizeof(sub));
+        if (rc < 0) {
+            snprintf(why, why_len, "%s:%d: %s", path, lineno, sub);
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+const char *mk_config_get(const mk_config_t *c, const char *name)
+{
+    const char *v = mk_map_get(&c->values, name);
+    if (v)
+        return v;
+    const mk_cfg_def_t *d = mk_cfg_def_find(name);
+    return d ? d->dflt : NULL;
+}
+
+bool mk_config_is_set(const mk_config_t *c, const char *name) { return mk_map_get(&c->values, name) != NULL; }
+
+int64_t mk_config_get_i64(const mk_config_t *c, const char *name)
+{
+    const char *v = mk_config_get(c, name);
+    return v ? strtoll(v, NULL, 10) : 0;
+}
+
+bool mk_config_get_bool(const mk_config_t *c, const char *name)
+{
+    const char *v = mk_config_get(c, name);
+    return v && strcmp(v, "true") == 0;
+}
