@@ -178,6 +178,9 @@ class Gen:
                 else:
                     h.append("    %s %s;" % (f["ct"], f["name"]))
             h.append("} %s;\n" % cname)
+        h.append("/* Descriptor of every struct, named mk_pdesc_<Message>[_<Struct>]. */")
+        for cname, fields in self.structs:
+            h.append("extern const mk_pstruct_t mk_pdesc_%s;" % cname[3:-2])
         for m in self.msgs:
             h.append("extern const mk_pmsg_t mk_pmsg_%s;" % m["name"])
         h.append("\n/* Every generated message, for lookups and the round-trip tests. */")
@@ -197,7 +200,7 @@ class Gen:
                  " * the generic codec in codec.c. */")
         c.append('#include <stddef.h>\n#include "proto/kafka_gen.h"\n')
         for cname, fields in self.structs:
-            c.append("static const mk_pstruct_t d_%s;" % cname[:-2])
+            c.append("extern const mk_pstruct_t mk_pdesc_%s;" % cname[3:-2])
         c.append("")
         for cname, fields in self.structs:
             base = cname[:-2]
@@ -206,21 +209,21 @@ class Gen:
                 for f in fields:
                     elem = f["pt"]
                     pt = "MK_PT_ARRAY" if f["array"] else f["pt"]
-                    sub = "&d_%s" % f["sub"][:-2] if f["sub"] else "NULL"
+                    sub = "&mk_pdesc_%s" % f["sub"][3:-2] if f["sub"] else "NULL"
                     c.append('    {"%s", offsetof(%s, %s), %s, %s, %d, %d, %d, %d, %d, %d, %d, %d, %dLL, %d, %s},'
                              % (f["name"], cname, f["name"], pt, elem, f["vmin"], f["vmax"], f["nmin"],
                                 f["nmax"], f["tmin"], f["tmax"], f["tag"], f["fmin"], f["dint"],
                                 1 if f["dnull"] else 0, sub))
                 c.append("};")
-            c.append('static const mk_pstruct_t d_%s = {"%s", sizeof(%s), %d, %s};'
-                     % (base, base[3:], cname, len(fields), ("f_%s" % base) if fields else "NULL"))
+            c.append('const mk_pstruct_t mk_pdesc_%s = {"%s", sizeof(%s), %d, %s};'
+                     % (base[3:], base[3:], cname, len(fields), ("f_%s" % base) if fields else "NULL"))
         c.append("")
         for m in self.msgs:
             kinds = {"request": "MK_PKIND_REQUEST", "response": "MK_PKIND_RESPONSE",
                      "header": "MK_PKIND_HEADER", "data": "MK_PKIND_DATA"}
-            c.append('const mk_pmsg_t mk_pmsg_%s = {"%s", %d, %s, %d, %d, %d, &d_%s};'
+            c.append('const mk_pmsg_t mk_pmsg_%s = {"%s", %d, %s, %d, %d, %d, &mk_pdesc_%s};'
                      % (m["name"], m["name"], m["api_key"], kinds[m["kind"]], m["vmin"], m["vmax"],
-                        m["fmin"], m["cname"][:-2]))
+                        m["fmin"], m["cname"][3:-2]))
         c.append("\nconst mk_pmsg_t *const mk_pmsg_all[] = {")
         for m in self.msgs:
             c.append("    &mk_pmsg_%s," % m["name"])
