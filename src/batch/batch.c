@@ -281,7 +281,8 @@ static int records_region(const uint8_t *p, size_t size, const mk_batch_hdr_t *h
         set_why(why, why_len, "%s records do not decompress", mk_codec_name(codec));
         return MK_ERR_CORRUPT;
     }
-    *recs = scratch->data;
+    /* an empty result may leave scratch->data NULL; never hand that out */
+    *recs = scratch->len ? scratch->data : payload;
     *len = scratch->len;
     return 0;
 }
