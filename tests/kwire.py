@@ -282,6 +282,7 @@ CRC_OFFSET = 17  # baseOffset(8) batchLength(4) partitionLeaderEpoch(4) magic(1)
 
 
 def record(offset_delta, key, value, headers=(), timestamp_delta=0):
+    headers = [(hk.encode() if isinstance(hk, str) else hk, hv) for hk, hv in headers]
     body = (i8(0) + varint(timestamp_delta) + varint(offset_delta)
             + (varint(-1) if key is None else varint(len(key)) + key)
             + (varint(-1) if value is None else varint(len(value)) + value)
@@ -465,6 +466,25 @@ def parse_list_offsets(version, body):
     return out
 
 
+def parse_describe_cluster(version, body):
+    r = Reader(body)
+    out = {"throttle": r.i32(), "error": r.i16(), "error_message": r.compact_string()}
+    if version >= 1:
+        out["endpoint_type"] = r.i8()
+    out["cluster_id"] = r.compact_string()
+    out["controller"] = r.i32()
+
+    def broker(r):
+        b = {"node_id": r.i32(), "host": r.compact_string(), "port": r.i32(),
+             "rack": r.compact_string()}
+        r.tags()
+        return b
+    out["brokers"] = r.compact_array(broker)
+    out["cluster_authorized_operations"] = r.i32()
+    r.tags()
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Connection
 # ---------------------------------------------------------------------------------------------
@@ -591,6 +611,12 @@ class Conn:
         assert v is not None, "broker advertises no non-flexible Produce version in 3..8"
         resp = self.call(PRODUCE, v, produce_body(v, topic, partition, records_bytes, acks))
         return parse_produce(v, resp)
+
+    def describe_cluster(self):
+        v = self.pick(DESCRIBE_CLUSTER, 0, 1)
+        assert v is not None, "broker does not advertise DescribeCluster"
+        body = boolean(False) + (i8(1) if v >= 1 else b"") + TAGS
+        return parse_describe_cluster(v, self.call(DESCRIBE_CLUSTER, v, body, flexible_req=True))
 
     def list_offsets(self, topic, partitions_ts, flexible_ok=True):
         hi = 7 if flexible_ok else 5

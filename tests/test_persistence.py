@@ -1,0 +1,84 @@
+"""Persistence: produce, SIGTERM (clean exit 0), restart on the same --data-dir: topics,
+partition counts, configs and every record are back, and new produces continue the offsets."""
+
+import os
+
+import pytest
+from confluent_kafka.admin import ConfigResource
+
+from clients import (check_partitions, ck_admin, ck_consume, ck_produce, ck_watermarks,
+                     create_topic_ok, expected_by_partition, make_records, wait_topic_ready,
+                     ck_result, wait_topic_gone)
+
+
+@pytest.mark.timeout(150)
+def test_restart_keeps_topics_and_records(minikora, tmp_path, topic_name):
+    data = tmp_path / "data"
+    data.mkdir()
+    mk = minikora(data_dir=data)
+    b = mk.bootstrap
+    t1, t2 = topic_name("a"), topic_name("b")
+    create_topic_ok(b, t1, 3, config={"retention.ms": "7777777"})
+    create_topic_ok(b, t2, 1)
+    r1 = make_records("p1", 3000, 3)
+    r2 = make_records("p2", 500, 1)
+    ck_produce(b, t1, r1, "zstd")
+    ck_produce(b, t2, r2, "none")
+    assert any(os.scandir(data)), "nothing written under --data-dir"
+
+    for round_ in range(2):
+        mk.restart()
+        b = mk.bootstrap
+        md = wait_topic_ready(b, t1, 3)
+        assert len(md.topics[t2].partitions) == 1
+        exp1 = expected_by_partition(r1)
+        check_partitions(exp1, ck_consume(b, t1, {p: len(v) for p, v in exp1.items()}),
+                         "after restart %d: %s" % (round_ + 1, t1))
+        exp2 = expected_by_partition(r2)
+        check_partitions(exp2, ck_consume(b, t2, {0: len(r2)}),
+                         "after restart %d: %s" % (round_ + 1, t2))
+        for p, recs in exp1.items():
+            assert ck_watermarks(b, t1, p) == (0, len(recs))
+
+        # new produces continue the offsets
+        more = make_records("more%d" % round_, 30, 3)
+        offs = ck_produce(b, t1, more, "gzip")
+        for p, o in offs.items():
+            assert o[0] == len(exp1[p]), "partition %d: first new offset %d, expected %d" % (
+                p, o[0], len(exp1[p]))
+        r1 = r1 + more
+
+    cfg = list(ck_admin(b).describe_configs(
+        [ConfigResource(ConfigResource.Type.TOPIC, t1)]).values())[0].result(timeout=20)
+    assert cfg["retention.ms"].value == "7777777", cfg.get("retention.ms")
+
+
+@pytest.mark.timeout(90)
+def test_deleted_topic_stays_deleted(minikora, tmp_path, topic_name):
+    data = tmp_path / "data"
+    mk = minikora(data_dir=data)
+    t = topic_name()
+    create_topic_ok(mk.bootstrap, t, 2)
+    ck_produce(mk.bootstrap, t, make_records("d", 100, 2))
+    assert ck_result(ck_admin(mk.bootstrap).delete_topics([t], operation_timeout=10)[t]) is None
+    wait_topic_gone(mk.bootstrap, t)
+    mk.restart()
+    assert t not in ck_admin(mk.bootstrap).list_topics(timeout=10).topics
+
+
+@pytest.mark.timeout(60)
+def test_empty_data_dir_restart(minikora, tmp_path):
+    data = tmp_path / "data"
+    mk = minikora(data_dir=data)
+    mk.restart()
+    assert len(mk.brokers) == 6
+
+
+@pytest.mark.timeout(60)
+def test_ephemeral_leaves_nothing(minikora, topic_name):
+    mk = minikora()  # --ephemeral
+    t = topic_name()
+    create_topic_ok(mk.bootstrap, t, 1)
+    ck_produce(mk.bootstrap, t, make_records("e", 10, 1))
+    mk.restart()
+    assert t not in ck_admin(mk.bootstrap).list_topics(timeout=10).topics
