@@ -1,0 +1,1166 @@
+/*
+ * log.c -- one Kafka partition's log: a directory of segments, the append
+ * and read paths, recovery on open, flush policy, retention.
+ *
+ * Directory (path chosen by the caller, e.g. data/broker-1/orders-0/):
+ *
+ *   00000000000000000000.log/.index/.timeindex   segments by base offset
+ *   00000000000000004711.log/.index/.timeindex   (layouts: segment.c)
+ *   log-start-offset     text "<offset>\n": start offset moved by
+ *                        DeleteRecords beyond the first segment's base
+ *   clean-shutdown       text "<active base> <active size>\n": written by
+ *                        mk_log_close() after everything was fsynced;
+ *                        removed by open.  While it matches, open trusts
+ *                        the active segment like a sealed one.
+ *   *.deleted, *.tmp     leftovers of deletion / checkpointing; open
+ *                        removes them
+ *
+ * Invariants:
+ *   - segs[] is sorted by base offset and never empty; the last segment is
+ *     the active one, the only one appended to.
+ *   - every batch of segs[i] has offsets in [segs[i].base, segs[i+1].base);
+ *     gaps between segments are allowed (follower appends, truncation).
+ *   - start_offset <= end offset (the active segment's next offset), and
+ *     start_offset >= segs[0].base.
+ *   - size_bytes and the cached max timestamp summarise the segments.
+ *
+ * Append (leader): parse the headers of the given batches (checked reader),
+ * assign offsets by rewriting baseOffset and partitionLeaderEpoch in place
+ * (neither is covered by the CRC), roll when the active segment would
+ * exceed segment.bytes, is older than segment.ms since its first append,
+ * its index is full or relative offsets would overflow, then pwrite() the
+ * bytes and the new index entries.  On error the segment truncates back.
+ * Writes land in the page cache; durability is the flush policy's business.
+ *
+ * Flush: fsync never runs on the loop thread.  mk_log_flush() dup()s the
+ * descriptors of every segment written since the last request (and of the
+ * directory when files were created or removed) into a work request for
+ * libuv's threadpool.  The request owns those duplicates and closes them on
+ * the worker after fsync, so segments may be rolled, deleted or closed
+ * while it runs; if the log is closed meanwhile the request is detached
+ * (its log pointer cleared) and frees itself on completion.  A failed fsync
+ * leaves the log failed: appends return MK_ERR_IO from then on, as data
+ * may be lost (the kernel drops dirty pages after a failed writeback).
+ * Kafka also fsyncs a rolled segment in the background; so do we when a
+ * loop is configured.
+ *
+ * Recovery on open: segments are listed and sorted; the older ones are
+ * trusted (index sanity checks plus a header scan of the tail after the
+ * last index entry); the active one is fully validated unless the clean
+ * shutdown marker matches it.  See mk_log_seg_recover().
+ *
+ * Retention (mk_log_retain, called periodically by the owner): whole
+ * segments only, oldest first: those below the start offset, those whose
+ * largest timestamp (file mtime when no batch has one) is older than
+ * retention.ms, then those that keep the log above retention.bytes.
+ */
+#include "log/log_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define CLEAN_MARKER "clean-shutdown"
+#define START_CHECKPOINT "log-start-offset"
+
+typedef struct mk_log_flush_s mk_log_flush_t;
+
+struct mk_log_s {
+    char *dir;                 /* owned, no trailing slash */
+    mk_log_config_t cfg;
+    mk_log_seg_t **segs;       /* owned; sorted by base; last is active */
+    size_t nsegs, segs_cap;
+    int64_t start_offset;
+    uint64_t size_bytes;
+    int64_t max_ts;            /* cached over all segments, -1 none */
+    int64_t max_ts_base;       /* -1 until resolved */
+    int64_t max_ts_last;
+    int64_t flushed_offset;    /* offsets below are known fsynced */
+    int64_t unflushed;         /* offsets appended since the last flush request */
+    int64_t last_flush_ms;
+    bool dir_dirty;            /* entries created or removed since last flush */
+    int io_err;                /* sticky: 0 or MK_ERR_IO */
+    mk_log_flush_t *flush;     /* in flight on the threadpool, or NULL */
+    bool flush_again;          /* requested while one was in flight */
+};
+
+/* One fsync request on the threadpool; owns its duplicated descriptors. */
+struct mk_log_flush_s {
+    uv_work_t req;
+    mk_log_t *log;             /* NULL once detached by close/destroy */
+    int64_t upto;              /* end offset when requested */
+    int err;                   /* errno of the first failed fsync (worker) */
+    bool ran;                  /* the worker closed the descriptors */
+    size_t nfds;
+    int fds[];
+};
+
+/* ================================================================ config */
+
+void mk_log_config_default(mk_log_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->segment_bytes = 1073741824;
+    cfg->segment_ms = 604800000;
+    cfg->retention_ms = 604800000;
+    cfg->retention_bytes = -1;
+    cfg->index_interval_bytes = 4096;
+    cfg->segment_index_bytes = 10485760;
+    cfg->flush_messages = INT64_MAX;
+    cfg->flush_ms = INT64_MAX;
+}
+
+/* Kafka's validators for the same configs, roughly. */
+static bool config_ok(const mk_log_config_t *c)
+{
+    return c->segment_bytes >= 14 && c->segment_bytes <= INT32_MAX && c->segment_ms >= 1 &&
+           c->retention_ms >= -1 && c->retention_bytes >= -1 && c->index_interval_bytes >= 0 &&
+           c->segment_index_bytes >= 4 && c->flush_messages >= 1 && c->flush_ms >= 0;
+}
+
+int mk_log_set_config(mk_log_t *log, const mk_log_config_t *cfg)
+{
+    if (!config_ok(cfg))
+        return MK_ERR_INVALID;
+    log->cfg = *cfg;
+    return 0;
+}
+
+/* ============================================================== helpers */
+
+static mk_log_seg_t *log_active(const mk_log_t *log) { return log->segs[log->nsegs - 1]; }
+
+int64_t mk_log_start_offset(const mk_log_t *log) { return log->start_offset; }
+
+int64_t mk_log_end_offset(const mk_log_t *log) { return log_active(log)->st.next_offset; }
+
+const char *mk_log_dir(const mk_log_t *log) { return log->dir; }
+
+static int log_push_seg(mk_log_t *log, mk_log_seg_t *seg)
+{
+    if (log->nsegs == log->segs_cap) {
+        size_t cap = log->segs_cap ? log->segs_cap * 2 : 8;
+        mk_log_seg_t **p = mk_realloc(log->segs, cap * sizeof(*p));
+        if (!p)
+            return MK_ERR_NOMEM;
+        log->segs = p;
+        log->segs_cap = cap;
+    }
+    log->segs[log->nsegs++] = seg;
+    return 0;
+}
+
+/* Index of the last segment with base <= offset, or 0. */
+static size_t log_find_seg(const mk_log_t *log, int64_t offset)
+{
+    size_t lo = 0, hi = log->nsegs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (log->segs[mid]->base_offset <= offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo ? lo - 1 : 0;
+}
+
+/* Recomputes what summarises the segments after segments changed. */
+static void log_refresh(mk_log_t *log)
+{
+    log->size_bytes = 0;
+    log->max_ts = log->max_ts_base = log->max_ts_last = -1;
+    for (size_t i = 0; i < log->nsegs; i++) {
+        const mk_log_seg_t *seg = log->segs[i];
+        log->size_bytes += seg->st.size;
+        if (seg->st.max_ts > log->max_ts) {
+            log->max_ts = seg->st.max_ts;
+            log->max_ts_base = seg->st.max_ts_base;
+            log->max_ts_last = seg->st.max_ts_last;
+        }
+    }
+    int64_t end = mk_log_end_offset(log);
+    log->start_offset = MK_MIN(MK_MAX(log->start_offset, log->segs[0]->base_offset), end);
+    log->flushed_offset = MK_MIN(log->flushed_offset, end);
+}
+
+static int path_join(char *buf, size_t cap, const char *dir, const char *name)
+{
+    int n = snprintf(buf, cap, "%s/%s", dir, name);
+    return (n < 0 || (size_t)n >= cap) ? MK_ERR_TOO_LARGE : 0;
+}
+
+/* Reads a small text file of ours into buf (NUL-terminated).  Returns the
+ * length, or -1 if absent, unreadable or longer than cap - 1. */
+static ssize_t read_small_file(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n;
+    do {
+        n = read(fd, buf, cap);
+    } while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n < 0 || (size_t)n >= cap)
+        return -1;
+    buf[n] = '\0';
+    return n;
+}
+
+/* Parses a non-negative decimal int64 at *p, then skips one separator
+ * (space or newline).  false on anything else. */
+static bool parse_u63(const char **p, int64_t *out)
+{
+    const char *s = *p;
+    int64_t v = 0;
+    if (*s < '0' || *s > '9')
+        return false;
+    while (*s >= '0' && *s <= '9') {
+        int d = *s++ - '0';
+        if (v > (INT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (*s != ' ' && *s != '\n')
+        return false;
+    *p = s + 1;
+    *out = v;
+    return true;
+}
+
+/* Writes "text" to dir/name through a temporary file and rename(). */
+static int write_small_file(const mk_log_t *log, const char *name, const char *text)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    char tmpname[64];
+    snprintf(tmpname, sizeof(tmpname), "%s.tmp", name);
+    if (path_join(path, sizeof(path), log->dir, name) ||
+        path_join(tmp, sizeof(tmp), log->dir, tmpname))
+        return MK_ERR_TOO_LARGE;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return MK_ERR_IO;
+    int rc = mk_log_file_write(fd, text, strlen(text), 0);
+    close(fd);
+    if (!rc && rename(tmp, path) != 0)
+        rc = MK_ERR_IO;
+    if (rc) {
+        unlink(tmp);
+        mk_warn("log: %s: cannot write %s: %s", log->dir, name, strerror(errno));
+    }
+    return rc;
+}
+
+/* Persists the start offset when it is above the first segment's base
+ * (else the segments say it all and the checkpoint goes). */
+static int log_save_start(mk_log_t *log)
+{
+    if (log->start_offset > log->segs[0]->base_offset) {
+        char text[32];
+        snprintf(text, sizeof(text), "%" PRId64 "\n", log->start_offset);
+        return write_small_file(log, START_CHECKPOINT, text);
+    }
+    char path[PATH_MAX];
+    if (path_join(path, sizeof(path), log->dir, START_CHECKPOINT) == 0 && unlink(path) == 0)
+        log->dir_dirty = true;
+    return 0;
+}
+
+static int mkdir_p(const char *dir)
+{
+    char path[PATH_MAX];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof(path))
+        return MK_ERR_TOO_LARGE;
+    memcpy(path, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char c = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            mk_error("log: mkdir %s: %s", path, strerror(errno));
+            return MK_ERR_IO;
+        }
+        path[i] = c;
+    }
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        mk_error("log: %s is not a directory", dir);
+        return MK_ERR_IO;
+    }
+    return 0;
+}
+
+/* ================================================================= open */
+
+/* "<20 digits><ext>" -> base offset. */
+static bool parse_seg_name(const char *name, const char *ext, int64_t *base)
+{
+    size_t n = strlen(name), el = strlen(ext);
+    if (n != 20 + el || strcmp(name + 20, ext) != 0)
+        return false;
+    int64_t v = 0;
+    for (size_t i = 0; i < 20; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return false;
+        int d = name[i] - '0';
+        if (v > (INT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *base = v;
+    return true;
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Lists segment base offsets (sorted) into *out (owned by the caller),
+ * removing leftovers and index files without a .log. */
+static int log_list_segments(mk_log_t *log, int64_t **out, size_t *count)
+{
+    *out = NULL;
+    *count = 0;
+    DIR *d = opendir(log->dir);
+    if (!d) {
+        mk_error("log: opendir %s: %s", log->dir, strerror(errno));
+        return MK_ERR_IO;
+    }
+    int64_t *bases = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int64_t base;
+        if (has_suffix(e->d_name, ".deleted") || has_suffix(e->d_name, ".tmp")) {
+            unlinkat(dirfd(d), e->d_name, 0);
+        } else if (parse_seg_name(e->d_name, ".log", &base)) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                int64_t *p = mk_realloc(bases, cap * sizeof(*p));
+                if (!p) {
+                    rc = MK_ERR_NOMEM;
+                    break;
+                }
+                bases = p;
+            }
+            bases[n++] = base;
+        }
+    }
+    if (!rc && n > 1)
+        qsort(bases, n, sizeof(*bases), cmp_i64);
+    rewinddir(d);
+    while (!rc && (e = readdir(d)) != NULL) {
+        int64_t base;
+        if ((parse_seg_name(e->d_name, ".index", &base) ||
+             parse_seg_name(e->d_name, ".timeindex", &base)) &&
+            !bsearch(&base, bases, n, sizeof(*bases), cmp_i64)) {
+            mk_info("log: %s: removing orphan index %s", log->dir, e->d_name);
+            unlinkat(dirfd(d), e->d_name, 0);
+        }
+    }
+    closedir(d);
+    if (rc) {
+        mk_free(bases);
+        return rc;
+    }
+    *out = bases;
+    *count = n;
+    return 0;
+}
+
+/* Reads and removes the clean shutdown marker; base -1 if none. */
+static void log_take_marker(mk_log_t *log, int64_t *base, int64_t *size)
+{
+    char path[PATH_MAX], text[64];
+    *base = *size = -1;
+    if (path_join(path, sizeof(path), log->dir, CLEAN_MARKER))
+        return;
+    if (read_small_file(path, text, sizeof(text)) > 0) {
+        const char *p = text;
+        int64_t b, s;
+        if (parse_u63(&p, &b) && parse_u63(&p, &s) && *p == '\0') {
+            *base = b;
+            *size = s;
+        }
+    }
+    unlink(path);
+}
+
+/* The persisted start offset, or -1. */
+static int64_t log_read_start(const mk_log_t *log)
+{
+    char path[PATH_MAX], text[32];
+    int64_t v;
+    const char *p = text;
+    if (path_join(path, sizeof(path), log->dir, START_CHECKPOINT) ||
+        read_small_file(path, text, sizeof(text)) <= 0 || !parse_u63(&p, &v) || *p != '\0')
+        return -1;
+    return v;
+}
+
+static void log_free(mk_log_t *log)
+{
+    for (size_t i = 0; i < log->nsegs; i++)
+        mk_log_seg_close(log->segs[i]);
+    mk_free(log->segs);
+    mk_free(log->dir);
+    mk_free(log);
+}
+
+int mk_log_open(const char *dir, const mk_log_config_t *cfg, mk_log_t **out)
+{
+    *out = NULL;
+    if (!dir || !*dir || !config_ok(cfg))
+        return MK_ERR_INVALID;
+    int rc = mkdir_p(dir);
+    if (rc)
+        return rc;
+    mk_log_t *log = mk_calloc(1, sizeof(*log));
+    if (!log)
+        return MK_ERR_NOMEM;
+    log->dir = mk_strdup(dir);
+    if (!log->dir) {
+        mk_free(log);
+        return MK_ERR_NOMEM;
+    }
+    for (size_t n = strlen(log->dir); n > 1 && log->dir[n - 1] == '/'; n--)
+        log->dir[n - 1] = '\0';
+    log->cfg = *cfg;
+    int64_t now = mk_now_ms();
+
+    int64_t clean_base, clean_size;
+    log_take_marker(log, &clean_base, &clean_size);
+    int64_t *bases;
+    size_t nbases;
+    rc = log_list_segments(log, &bases, &nbases);
+    if (rc)
+        goto fail;
+    int64_t ckpt = log_read_start(log);
+    for (size_t i = 0; i < nbases && !rc; i++) {
+        mk_log_seg_t *seg;
+        rc = mk_log_seg_open(log->dir, bases[i], false, &seg);
+        if (rc)
+            break;
+        rc = log_push_seg(log, seg);
+        if (rc) {
+            mk_log_seg_close(seg);
+            break;
+        }
+        bool active = i + 1 == nbases;
+        struct stat sb;
+        bool trust = !active || (clean_base == bases[i] && fstat(seg->fd, &sb) == 0 &&
+                                 (int64_t)sb.st_size == clean_size);
+        int64_t limit = active ? INT64_MAX : bases[i + 1];
+        rc = mk_log_seg_recover(seg, limit, trust, cfg->index_interval_bytes, cfg->validate,
+                                cfg->validate_arg, now);
+    }
+    mk_free(bases);
+    if (rc)
+        goto fail;
+    if (log->nsegs == 0) {
+        mk_log_seg_t *seg;
+        rc = mk_log_seg_open(log->dir, MK_MAX(ckpt, 0), true, &seg);
+        if (rc)
+            goto fail;
+        rc = log_push_seg(log, seg);
+        if (rc) {
+            mk_log_seg_close(seg);
+            goto fail;
+        }
+        log->dir_dirty = true;
+    }
+    log->start_offset = MK_MAX(ckpt, 0);
+    log->flushed_offset = mk_log_end_offset(log);
+    log->last_flush_ms = now;
+    log_refresh(log);
+    mk_debug("log: %s: opened, %zu segments, offsets [%" PRId64 ", %" PRId64 ")", log->dir,
+             log->nsegs, log->start_offset, mk_log_end_offset(log));
+    *out = log;
+    return 0;
+fail:
+    mk_error("log: %s: open failed: %s", log->dir, mk_strerror(rc));
+    log_free(log);
+    return rc;
+}
+
+/* ================================================================ flush */
+
+static int log_fsync_dir(const mk_log_t *log)
+{
+    int fd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return MK_ERR_IO;
+    int rc = fsync(fd) == 0 ? 0 : MK_ERR_IO;
+    close(fd);
+    return rc;
+}
+
+static void log_fail(mk_log_t *log, const char *what)
+{
+    if (!log->io_err)
+        mk_error("log: %s: %s failed; the log is offline", log->dir, what);
+    log->io_err = MK_ERR_IO;
+}
+
+/* fsyncs dirty segments (all when all) and the directory, here and now. */
+static int log_flush_sync(mk_log_t *log, bool all)
+{
+    int rc = 0;
+    int64_t upto = mk_log_end_offset(log);
+    for (size_t i = 0; i < log->nsegs; i++) {
+        mk_log_seg_t *seg = log->segs[i];
+        if (!all && !seg->dirty)
+            continue;
+        if (mk_log_seg_sync(seg))
+            rc = MK_ERR_IO;
+        else
+            seg->dirty = false;
+    }
+    if ((all || log->dir_dirty) && log_fsync_dir(log))
+        rc = MK_ERR_IO;
+    if (rc) {
+        log_fail(log, "fsync");
+        return rc;
+    }
+    log->dir_dirty = false;
+    log->flushed_offset = MK_MAX(log->flushed_offset, upto);
+    return 0;
+}
+
+/* Threadpool: fsync and close the duplicated descriptors. */
+static void flush_work_cb(uv_work_t *req)
+{
+    mk_log_flush_t *w = req->data;
+    for (size_t i = 0; i < w->nfds; i++) {
+        if (fsync(w->fds[i]) != 0 && !w->err)
+            w->err = errno;
+        close(w->fds[i]);
+    }
+    w->ran = true;
+}
+
+/* Loop thread. */
+static void flush_after_cb(uv_work_t *req, int status)
+{
+    mk_log_flush_t *w = req->data;
+    if (!w->ran) {
+        for (size_t i = 0; i < w->nfds; i++)
+            close(w->fds[i]);
+    }
+    mk_log_t *log = w->log;
+    if (log) {
+        log->flush = NULL;
+        if (status < 0 || w->err) {
+            mk_error("log: %s: fsync: %s", log->dir,
+                     status < 0 ? uv_strerror(status) : strerror(w->err));
+            log_fail(log, "fsync");
+        } else {
+            log->flushed_offset = MK_MAX(log->flushed_offset, w->upto);
+            log->flushed_offset = MK_MIN(log->flushed_offset, mk_log_end_offset(log));
+        }
+        if (log->flush_again && !log->io_err) {
+            log->flush_again = false;
+            mk_log_flush(log);
+        }
+    }
+    mk_free(w);
+}
+
+int mk_log_flush(mk_log_t *log)
+{
+    if (log->io_err)
+        return log->io_err;
+    log->last_flush_ms = mk_now_ms();
+    log->unflushed = 0;
+    if (!log->cfg.loop)
+        return log_flush_sync(log, false);
+    if (log->flush) {
+        log->flush_again = true;
+        return 0;
+    }
+    size_t ndirty = 0;
+    for (size_t i = 0; i < log->nsegs; i++)
+        ndirty += log->segs[i]->dirty;
+    if (ndirty == 0 && !log->dir_dirty) {
+        log->flushed_offset = mk_log_end_offset(log);
+        return 0;
+    }
+    mk_log_flush_t *w = mk_calloc(1, sizeof(*w) + sizeof(int) * (3 * ndirty + 1));
+    if (!w)
+        return MK_ERR_NOMEM;
+    int rc = 0;
+    for (size_t i = 0; i < log->nsegs && !rc; i++) {
+        mk_log_seg_t *seg = log->segs[i];
+        int fds[] = {seg->fd, seg->idx_fd, seg->tidx_fd};
+        for (size_t j = 0; seg->dirty && j < MK_ARRAY_LEN(fds) && !rc; j++) {
+            int fd = fcntl(fds[j], F_DUPFD_CLOEXEC, 0);
+            if (fd < 0)
+                rc = MK_ERR_IO;
+            else
+                w->fds[w->nfds++] = fd;
+        }
+    }
+    if (!rc && log->dir_dirty) {
+        int fd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            rc = MK_ERR_IO;
+        else
+            w->fds[w->nfds++] = fd;
+    }
+    w->log = log;
+    w->upto = mk_log_end_offset(log);
+    w->req.data = w;
+    if (!rc && uv_queue_work(log->cfg.loop, &w->req, flush_work_cb, flush_after_cb) != 0)
+        rc = MK_ERR_IO;
+    if (rc) {
+        mk_warn("log: %s: cannot start a flush: %s", log->dir, strerror(errno));
+        for (size_t i = 0; i < w->nfds; i++)
+            close(w->fds[i]);
+        mk_free(w);
+        return rc;
+    }
+    for (size_t i = 0; i < log->nsegs; i++)
+        log->segs[i]->dirty = false;
+    log->dir_dirty = false;
+    log->flush = w;
+    return 0;
+}
+
+void mk_log_tick(mk_log_t *log, int64_t now_ms)
+{
+    if (log->io_err || log->cfg.flush_ms == INT64_MAX || log->unflushed == 0)
+        return;
+    if (now_ms - log->last_flush_ms >= log->cfg.flush_ms)
+        mk_log_flush(log);
+}
+
+/* ================================================================ close */
+
+/* Detaches an in-flight flush: it finishes and frees itself. */
+static void log_detach_flush(mk_log_t *log)
+{
+    if (log->flush) {
+        log->flush->log = NULL;
+        log->flush = NULL;
+    }
+}
+
+int mk_log_close(mk_log_t *log)
+{
+    if (!log)
+        return 0;
+    /* A flush in flight covers segments no longer marked dirty: sync all. */
+    bool all = log->flush != NULL;
+    log_detach_flush(log);
+    int rc = log->io_err;
+    if (!rc)
+        rc = log_flush_sync(log, all);
+    if (!rc) {
+        char text[64];
+        const mk_log_seg_t *a = log_active(log);
+        snprintf(text, sizeof(text), "%" PRId64 " %" PRIu64 "\n", a->base_offset, a->st.size);
+        write_small_file(log, CLEAN_MARKER, text);
+    }
+    log_free(log);
+    return rc;
+}
+
+int mk_log_destroy(mk_log_t *log)
+{
+    if (!log)
+        return 0;
+    log_detach_flush(log);
+    for (size_t i = 0; i < log->nsegs; i++)
+        mk_log_seg_close(log->segs[i]);
+    log->nsegs = 0;
+    int rc = 0;
+    DIR *d = opendir(log->dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            if (unlinkat(dirfd(d), e->d_name, 0) != 0 && errno != ENOENT)
+                rc = MK_ERR_IO;
+        }
+        closedir(d);
+    }
+    if (rmdir(log->dir) != 0 && errno != ENOENT)
+        rc = MK_ERR_IO;
+    if (rc)
+        mk_warn("log: %s: could not remove the directory completely: %s", log->dir,
+                strerror(errno));
+    else
+        mk_info("log: %s: deleted", log->dir);
+    log_free(log);
+    return rc;
+}
+
+/* =============================================================== append */
+
+typedef struct append_plan_s {
+    int64_t first;     /* offset of the first batch */
+    int64_t last;      /* last offset of the last batch */
+    int32_t count;     /* batches */
+    int64_t max_ts;
+} append_plan_t;
+
+/* Walks the batches' headers (checked) and works out their offsets. */
+static int append_plan(const mk_log_t *log, const uint8_t *p, size_t len, bool assign,
+                       append_plan_t *pl)
+{
+    memset(pl, 0, sizeof(*pl));
+    pl->first = -1;
+    pl->max_ts = -1;
+    if (len == 0)
+        return MK_ERR_INVALID;
+    if (len > UINT32_MAX)
+        return MK_ERR_TOO_LARGE;
+    int64_t next = mk_log_end_offset(log);
+    mk_reader_t r;
+    mk_rd_init(&r, p, len);
+    while (mk_rd_remaining(&r) > 0) {
+        mk_log_bhdr_t h;
+        if (mk_log_bhdr_parse(r.p, mk_rd_remaining(&r), &h) != 0 || h.size > mk_rd_remaining(&r))
+            return MK_ERR_INVALID;
+        int64_t base = assign ? next : h.base_offset;
+        if (base < next || base > INT64_MAX - 1 - h.last_offset_delta || pl->count == INT32_MAX)
+            return MK_ERR_INVALID;
+        if (pl->first < 0)
+            pl->first = base;
+        next = base + h.last_offset_delta + 1;
+        pl->last = next - 1;
+        pl->count++;
+        pl->max_ts = MK_MAX(pl->max_ts, h.max_ts);
+        mk_rd_skip(&r, h.size);
+    }
+    if (pl->last - pl->first > INT32_MAX)
+        return MK_ERR_TOO_LARGE; /* cannot be indexed within one segment */
+    return 0;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+/* Rewrites baseOffset and partitionLeaderEpoch of each batch (planned, so
+ * the headers are known to be sound). */
+static void append_assign(uint8_t *p, size_t len, int64_t first, int32_t epoch)
+{
+    mk_reader_t r;
+    mk_rd_init(&r, p, len);
+    int64_t next = first;
+    while (mk_rd_remaining(&r) >= MK_LOG_BATCH_HDR) {
+        mk_log_bhdr_t h;
+        uint8_t *b = p + (len - mk_rd_remaining(&r));
+        if (mk_log_bhdr_parse(b, mk_rd_remaining(&r), &h) != 0)
+            break;
+        put_be64(b, (uint64_t)next);
+        put_be32(b + MK_LOG_BATCH_EPOCH_AT, (uint32_t)epoch);
+        next += (int64_t)h.last_offset_delta + 1;
+        mk_rd_skip(&r, h.size);
+    }
+}
+
+static bool log_should_roll(const mk_log_t *log, const mk_log_seg_t *seg, size_t len,
+                            const append_plan_t *pl, int64_t now_ms)
+{
+    const mk_log_seg_state_t *st = &seg->st;
+    if (st->size == 0)
+        return false;
+    uint64_t idx_need = (uint64_t)(st->nidx + (size_t)pl->count) * MK_LOG_IDX_ENTRY;
+    uint64_t tidx_need = (uint64_t)(st->ntidx + (size_t)pl->count) * MK_LOG_TIDX_ENTRY;
+    return st->size + len > (uint64_t)log->cfg.segment_bytes ||
+           (st->roll_base_ms >= 0 && now_ms - st->roll_base_ms > log->cfg.segment_ms) ||
+           idx_need > (uint64_t)log->cfg.segment_index_bytes ||
+           tidx_need > (uint64_t)log->cfg.segment_index_bytes ||
+           pl->last - seg->base_offset > INT32_MAX;
+}
+
+/* Starts a new active segment at base.  An empty active segment is replaced
+ * instead (a follower jumping ahead, or retention's roll of nothing). */
+static int log_roll(mk_log_t *log, int64_t base)
+{
+    mk_log_seg_t *old = log_active(log);
+    if (old->st.size == 0 && old->base_offset == base)
+        return 0;
+    mk_log_seg_t *seg;
+    int rc = mk_log_seg_open(log->dir, base, true, &seg);
+    if (rc)
+        return rc;
+    if (old->st.size == 0) {
+        log->segs[log->nsegs - 1] = seg;
+        mk_log_seg_delete(old, log->cfg.loop);
+    } else {
+        rc = log_push_seg(log, seg);
+        if (rc) {
+            mk_log_seg_delete(seg, NULL);
+            return rc;
+        }
+    }
+    log->dir_dirty = true;
+    log_refresh(log);
+    mk_debug("log: %s: rolled to segment %" PRId64, log->dir, base);
+    /* Kafka fsyncs the rolled segment in the background; without a loop
+     * that would block, so only close or an explicit flush does it. */
+    if (log->cfg.loop)
+        mk_log_flush(log);
+    return 0;
+}
+
+static int log_append_planned(mk_log_t *log, const uint8_t *p, size_t len,
+                              const append_plan_t *pl, int64_t now_ms, mk_log_append_info_t *info)
+{
+    mk_log_seg_t *active = log_active(log);
+    int rc = 0;
+    if ((active->st.size == 0 && active->base_offset != pl->first) ||
+        log_should_roll(log, active, len, pl, now_ms))
+        rc = log_roll(log, pl->first);
+    if (rc)
+        return rc;
+    active = log_active(log);
+    rc = mk_log_seg_append(active, p, len, log->cfg.index_interval_bytes, now_ms);
+    if (rc == MK_ERR_STATE) {
+        log_fail(log, "append rollback");
+        return MK_ERR_IO;
+    }
+    if (rc)
+        return rc;
+    log->size_bytes += len;
+    if (active->st.max_ts > log->max_ts) {
+        log->max_ts = active->st.max_ts;
+        log->max_ts_base = active->st.max_ts_base;
+        log->max_ts_last = active->st.max_ts_last;
+    }
+    if (info) {
+        info->first_offset = pl->first;
+        info->last_offset = pl->last;
+        info->end_offset = mk_log_end_offset(log);
+        info->batch_count = pl->count;
+        info->max_timestamp = pl->max_ts;
+    }
+    log->unflushed += pl->last - pl->first + 1;
+    if (log->unflushed >= log->cfg.flush_messages ||
+        (log->cfg.flush_ms != INT64_MAX && now_ms - log->last_flush_ms >= log->cfg.flush_ms))
+        mk_log_flush(log); /* a failure is logged and sticks; this append is in */
+    return 0;
+}
+
+int mk_log_append(mk_log_t *log, uint8_t *batches, size_t len, int32_t leader_epoch,
+                  int64_t now_ms, mk_log_append_info_t *info)
+{
+    if (log->io_err)
+        return log->io_err;
+    append_plan_t pl;
+    int rc = append_plan(log, batches, len, true, &pl);
+    if (rc)
+        return rc;
+    append_assign(batches, len, pl.first, leader_epoch);
+    return log_append_planned(log, batches, len, &pl, now_ms, info);
+}
+
+int mk_log_append_replica(mk_log_t *log, const uint8_t *batches, size_t len, int64_t now_ms,
+                          mk_log_append_info_t *info)
+{
+    if (log->io_err)
+        return log->io_err;
+    append_plan_t pl;
+    int rc = append_plan(log, batches, len, false, &pl);
+    if (rc)
+        return rc;
+    return log_append_planned(log, batches, len, &pl, now_ms, info);
+}
+
+/* ================================================================= read */
+
+static int scan_error(const mk_log_t *log, const mk_log_seg_t *seg, int rc)
+{
+    if (rc == MK_ERR_IO || rc == MK_ERR_NOMEM)
+        return rc;
+    mk_error("log: %s: corrupt batch in segment %" PRId64 " (%s)", log->dir, seg->base_offset,
+             mk_strerror(rc));
+    return MK_ERR_CORRUPT;
+}
+
+int mk_log_read_upto(mk_log_t *log, int64_t fetch_offset, int64_t max_offset, size_t max_bytes,
+                     bool min_one_batch, mk_buf_t *out, int64_t *next_offset_out)
+{
+    int64_t end = mk_log_end_offset(log);
+    if (fetch_offset < log->start_offset || fetch_offset > end)
+        return MK_ERR_RANGE;
+    size_t mark = out->len, total = 0;
+    int64_t next = fetch_offset;
+    bool any = false, done = false;
+    int rc = 0;
+    for (size_t i = log_find_seg(log, fetch_offset); i < log->nsegs && !done && !rc; i++) {
+        mk_log_seg_t *seg = log->segs[i];
+        if (seg->st.next_offset <= fetch_offset)
+            continue; /* empty, or a gap: the batch lives further on */
+        mk_log_scan_t s;
+        mk_log_scan_init(&s, seg, mk_log_seg_lookup(seg, fetch_offset), false);
+        mk_log_bhdr_t h;
+        uint64_t run_from = 0, run_to = 0;
+        while ((rc = mk_log_scan_next(&s, &h, NULL)) == 1) {
+            int64_t last = h.base_offset + h.last_offset_delta;
+            if (last < fetch_offset)
+                continue;
+            if (last >= max_offset || (total + h.size > max_bytes && (any || !min_one_batch))) {
+                done = true;
+                break;
+            }
+            if (run_to == 0)
+                run_from = h.pos;
+            run_to = h.pos + h.size;
+            total += h.size;
+            any = true;
+            next = last + 1;
+            if (total >= max_bytes) {
+                done = true;
+                break;
+            }
+        }
+        mk_log_scan_free(&s);
+        if (rc < 0)
+            rc = scan_error(log, seg, rc);
+        else
+            rc = 0;
+        if (!rc && run_to > run_from)
+            rc = seg->ops->read(seg->impl, run_from, (size_t)(run_to - run_from), out);
+    }
+    if (rc) {
+        out->len = mark;
+        return rc;
+    }
+    *next_offset_out = next;
+    return 0;
+}
+
+int mk_log_read(mk_log_t *log, int64_t fetch_offset, size_t max_bytes, bool min_one_batch,
+                mk_buf_t *out, int64_t *next_offset_out)
+{
+    return mk_log_read_upto(log, fetch_offset, INT64_MAX, max_bytes, min_one_batch, out,
+                            next_offset_out);
+}
+
+/* ============================================================ timestamps */
+
+int mk_log_offset_for_time(mk_log_t *log, int64_t ts, int64_t *offset, int64_t *timestamp)
+{
+    for (size_t i = 0; i < log->nsegs; i++) {
+        mk_log_seg_t *seg = log->segs[i];
+        if (seg->st.max_ts < ts || seg->st.next_offset <= log->start_offset)
+            continue;
+        mk_log_scan_t s;
+        mk_log_scan_init(&s, seg, mk_log_seg_time_lookup(seg, ts), false);
+        mk_log_bhdr_t h;
+        int rc;
+        while ((rc = mk_log_scan_next(&s, &h, NULL)) == 1) {
+            if (h.max_ts >= ts && h.base_offset + h.last_offset_delta >= log->start_offset)
+                break;
+        }
+        mk_log_scan_free(&s);
+        if (rc < 0)
+            return scan_error(log, seg, rc);
+        if (rc == 1) {
+            *offset = h.base_offset;
+            *timestamp = h.max_ts;
+            return 0;
+        }
+    }
+    return MK_ERR_NOT_FOUND;
+}
+
+int mk_log_max_timestamp(mk_log_t *log, mk_log_ts_t *out)
+{
+    if (log->max_ts < 0)
+        return MK_ERR_NOT_FOUND;
+    if (log->max_ts_base < 0) {
+        /* Loaded from a time index, which keeps only the last offset. */
+        mk_log_seg_t *seg = log->segs[log_find_seg(log, log->max_ts_last)];
+        mk_log_scan_t s;
+        mk_log_scan_init(&s, seg, mk_log_seg_lookup(seg, log->max_ts_last), false);
+        mk_log_bhdr_t h;
+        int rc;
+        while ((rc = mk_log_scan_next(&s, &h, NULL)) == 1) {
+            if (h.base_offset + h.last_offset_delta >= log->max_ts_last)
+                break;
+        }
+        mk_log_scan_free(&s);
+        if (rc < 0)
+            return scan_error(log, seg, rc);
+        if (rc == 0)
+            return MK_ERR_CORRUPT;
+        log->max_ts_base = seg->st.max_ts_base = h.base_offset;
+    }
+    out->timestamp = log->max_ts;
+    out->base_offset = log->max_ts_base;
+    out->last_offset = log->max_ts_last;
+    return 0;
+}
+
+/* ============================================================ retention */
+
+static void log_delete_front(mk_log_t *log, size_t n, const char *why)
+{
+    for (size_t i = 0; i < n; i++) {
+        mk_log_seg_t *seg = log->segs[i];
+        mk_info("log: %s: deleting segment %" PRId64 " (offsets up to %" PRId64 ", %" PRIu64
+                " bytes): %s",
+                log->dir, seg->base_offset, seg->st.next_offset, seg->st.size, why);
+        mk_log_seg_delete(seg, log->cfg.loop);
+    }
+    memmove(log->segs, log->segs + n, (log->nsegs - n) * sizeof(*log->segs));
+    log->nsegs -= n;
+    log->dir_dirty = true;
+    log_refresh(log);
+    log_save_start(log);
+}
+
+/* Segments (never the active one) wholly below the start offset. */
+static size_t log_count_below_start(const mk_log_t *log)
+{
+    size_t n = 0;
+    while (n + 1 < log->nsegs && log->segs[n]->st.next_offset <= log->start_offset)
+        n++;
+    return n;
+}
+
+static int64_t seg_largest_ts(const mk_log_seg_t *seg)
+{
+    return seg->st.max_ts >= 0 ? seg->st.max_ts : seg->st.mtime_ms;
+}
+
+int mk_log_retain(mk_log_t *log, int64_t now_ms)
+{
+    int deleted = 0;
+    size_t n = log_count_below_start(log);
+    if (n) {
+        log_delete_front(log, n, "below the log start offset");
+        deleted += (int)n;
+    }
+    if (log->cfg.retention_ms >= 0) {
+        n = 0;
+        while (n < log->nsegs && log->segs[n]->st.size > 0 &&
+               now_ms - seg_largest_ts(log->segs[n]) > log->cfg.retention_ms)
+            n++;
+        if (n > 0 && n == log->nsegs) {
+            int rc = log_roll(log, mk_log_end_offset(log));
+            if (rc)
+                return rc;
+        }
+        if (n) {
+            log_delete_front(log, n, "retention.ms");
+            deleted += (int)n;
+        }
+    }
+    if (log->cfg.retention_bytes >= 0) {
+        int64_t diff = (int64_t)log->size_bytes - log->cfg.retention_bytes;
+        n = 0;
+        while (n + 1 < log->nsegs && diff - (int64_t)log->segs[n]->st.size >= 0)
+            diff -= (int64_t)log->segs[n++]->st.size;
+        if (n) {
+            log_delete_front(log, n, "retention.bytes");
+            deleted += (int)n;
+        }
+    }
+    return deleted;
+}
+
+int mk_log_delete_records(mk_log_t *log, int64_t offset)
+{
+    if (offset < 0 || offset > mk_log_end_offset(log))
+        return MK_ERR_RANGE;
+    if (offset <= log->start_offset)
+        return 0;
+    log->start_offset = offset;
+    int rc = log_save_start(log);
+    size_t n = log_count_below_start(log);
+    if (n)
+        log_delete_front(log, n, "DeleteRecords");
+    return rc;
+}
+
+int mk_log_truncate_to(mk_log_t *log, int64_t offset)
+{
+    if (offset < 0)
+        return MK_ERR_INVALID;
+    if (log->io_err)
+        return log->io_err;
+    if (offset >= mk_log_end_offset(log))
+        return 0;
+    int rc = 0;
+    int64_t now = mk_now_ms();
+    if (offset < log->start_offset || offset <= log->segs[0]->base_offset) {
+        mk_info("log: %s: truncating fully, restarting at offset %" PRId64, log->dir, offset);
+        for (size_t i = 0; i < log->nsegs; i++)
+            mk_log_seg_delete(log->segs[i], log->cfg.loop);
+        log->nsegs = 0;
+        mk_log_seg_t *seg;
+        rc = mk_log_seg_open(log->dir, offset, true, &seg);
+        if (!rc) {
+            rc = log_push_seg(log, seg); /* cannot fail: capacity remains */
+            log->start_offset = offset;
+            log->flushed_offset = offset;
+        }
+        if (rc) {
+            log_fail(log, "truncation");
+            return rc;
+        }
+    } else {
+        mk_info("log: %s: truncating to offset %" PRId64 " (end was %" PRId64 ")", log->dir,
+                offset, mk_log_end_offset(log));
+        while (log_active(log)->base_offset >= offset) {
+            mk_log_seg_delete(log_active(log), log->cfg.loop);
+            log->nsegs--;
+        }
+        rc = mk_log_seg_truncate(log_active(log), offset, log->cfg.index_interval_bytes, now);
+        if (rc) {
+            log_fail(log, "truncation");
+            return rc;
+        }
+    }
+    log->dir_dirty = true;
+    log_refresh(log);
+    log_save_start(log);
+    return 0;
+}
+
+/* ================================================================ stats */
+
+void mk_log_stats(const mk_log_t *log, mk_log_stats_t *out)
+{
+    out->size_bytes = log->size_bytes;
+    out->segment_count = (int32_t)log->nsegs;
+    out->start_offset = log->start_offset;
+    out->end_offset = mk_log_end_offset(log);
+    out->flushed_offset = log->flushed_offset;
+    out->flush_in_flight = log->flush != NULL;
+    out->io_error = log->io_err;
+}

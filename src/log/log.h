@@ -1,0 +1,225 @@
+/*
+ * log.h -- L2: one Kafka partition's log on disk (the only public header of
+ * src/log/).
+ *
+ * A log is a directory of segments named by base offset (20 digits): the
+ * record batches themselves (.log), a sparse offset index (.index) and a
+ * sparse time index (.timeindex).  The on-disk layouts are documented as
+ * offset/size tables at the top of segment.c; the log-level design (append,
+ * roll, recovery, flush, retention) at the top of log.c.
+ *
+ * Threads: a mk_log_t belongs to one thread, the event loop that appends to
+ * it (or any single thread when no loop is configured).  Every function
+ * below runs on that thread; none blocks on fsync except mk_log_close().
+ * fsync runs on libuv's threadpool and its completion comes back on the loop.
+ *
+ * Errors: negative MK_ERR_* codes from base/base.h; 0 is success.
+ */
+#ifndef MK_LOG_H
+#define MK_LOG_H
+
+#include "base/base.h"
+
+struct uv_loop_s;
+
+/* ==================================================================== config */
+
+/* Batch validator used by recovery: 0 when the batch [p, p+n) is sound.  The
+ * batch module plugs its integrity check in here; without one the log checks
+ * the v2 header and the CRC32C itself. */
+typedef int (*mk_log_validate_cb)(const uint8_t *p, size_t n, void *arg);
+
+/* Per-log configuration.  Names in comments are the broker-level Kafka
+ * config (topic-level name in parentheses) and Kafka's default. */
+typedef struct mk_log_config_s {
+    int64_t segment_bytes;        /* log.segment.bytes (segment.bytes), 1073741824; 14..INT32_MAX */
+    int64_t segment_ms;           /* log.roll.ms (segment.ms), 604800000 */
+    int64_t retention_ms;         /* log.retention.ms (retention.ms), 604800000; -1 = infinite */
+    int64_t retention_bytes;      /* log.retention.bytes (retention.bytes), -1 = infinite */
+    int32_t index_interval_bytes; /* log.index.interval.bytes (index.interval.bytes), 4096 */
+    int32_t segment_index_bytes;  /* log.index.size.max.bytes (segment.index.bytes), 10485760 */
+    int64_t flush_messages;       /* log.flush.interval.messages (flush.messages), INT64_MAX = never */
+    int64_t flush_ms;             /* log.flush.interval.ms (flush.ms), INT64_MAX = never */
+    struct uv_loop_s *loop;       /* fsyncs go to this loop's threadpool; NULL = synchronous
+                                   * fsync in mk_log_flush(), none on segment roll */
+    mk_log_validate_cb validate;  /* recovery validator; NULL = header + CRC32C check */
+    void *validate_arg;
+} mk_log_config_t;
+
+/* Fills cfg with Kafka's defaults (above), no loop and no validator. */
+void mk_log_config_default(mk_log_config_t *cfg);
+
+/* ================================================================ lifecycle */
+
+typedef struct mk_log_s mk_log_t;
+
+/* Opens (creating if needed, parents included) the log in directory dir and
+ * recovers it: the active segment is scanned and validated batch by batch
+ * and truncated at the first torn or corrupt batch (a warning is logged);
+ * older segments are sanity-checked and a missing or inconsistent index is
+ * rebuilt.  cfg is copied.  On success *out owns the log; free it with
+ * mk_log_close() or mk_log_destroy().  Returns MK_ERR_INVALID for a bad
+ * config, MK_ERR_IO, MK_ERR_NOMEM. */
+int mk_log_open(const char *dir, const mk_log_config_t *cfg, mk_log_t **out);
+
+/* Replaces the configuration (AlterConfigs).  Returns MK_ERR_INVALID and
+ * keeps the old one when cfg is out of range.  Takes effect on the next
+ * append / retain / tick. */
+int mk_log_set_config(mk_log_t *log, const mk_log_config_t *cfg);
+
+/* Shutdown path: fsyncs everything synchronously (blocks), leaves a clean
+ * shutdown marker so the next open can skip the full scan, closes the files
+ * and frees log.  An fsync still in flight on the threadpool completes on
+ * its own (it owns duplicated descriptors).  Returns MK_ERR_IO if an fsync
+ * failed now or earlier; log is freed in every case. */
+int mk_log_close(mk_log_t *log);
+
+/* Topic deletion: closes log without fsync, removes every file of the
+ * directory and the directory itself, frees log.  Returns MK_ERR_IO if the
+ * directory could not be removed completely; log is freed in every case. */
+int mk_log_destroy(mk_log_t *log);
+
+/* =================================================================== append */
+
+typedef struct mk_log_append_info_s {
+    int64_t first_offset;   /* baseOffset of the first appended batch */
+    int64_t last_offset;    /* last offset of the last appended batch */
+    int64_t end_offset;     /* log end offset after the append */
+    int32_t batch_count;
+    int64_t max_timestamp;  /* largest maxTimestamp among the batches, -1 if none */
+} mk_log_append_info_t;
+
+/* Leader append.  batches holds len bytes of whole v2 record batches that the
+ * caller has already validated.  The log assigns offsets: each batch's
+ * baseOffset and partitionLeaderEpoch (bytes not covered by the CRC) are
+ * rewritten IN PLACE in the caller's buffer, even when the call fails.  The
+ * bytes go to the page cache with pwrite(); fsync follows the flush policy.
+ * On any error the log is left as it was.  Returns MK_ERR_INVALID if the
+ * bytes are not whole v2 batches, MK_ERR_IO (then the log may have gone into
+ * a failed state: every later append returns MK_ERR_IO), MK_ERR_NOMEM.
+ * now_ms is the wall clock (segment.ms roll, retention fallback). */
+int mk_log_append(mk_log_t *log, uint8_t *batches, size_t len, int32_t leader_epoch,
+                  int64_t now_ms, mk_log_append_info_t *info);
+
+/* Follower append: like mk_log_append() but the batches keep the offsets
+ * and leader epochs the leader gave them; the first baseOffset must be >=
+ * the log end offset (else MK_ERR_INVALID: truncate first).  A gap is
+ * allowed.  batches is not modified. */
+int mk_log_append_replica(mk_log_t *log, const uint8_t *batches, size_t len, int64_t now_ms,
+                          mk_log_append_info_t *info);
+
+/* ===================================================================== read */
+
+/* Appends to out whole batches, starting with the batch that contains
+ * fetch_offset, while the total stays within max_bytes; with min_one_batch
+ * the first batch is returned even when it alone is larger (Kafka fetch
+ * semantics).  *next_offset_out is the offset after the last batch returned
+ * (fetch_offset when none).  fetch_offset == log end offset returns no bytes
+ * and 0.  Returns MK_ERR_RANGE when fetch_offset < start or > end offset,
+ * MK_ERR_CORRUPT / MK_ERR_IO / MK_ERR_NOMEM; on error out is unchanged. */
+int mk_log_read(mk_log_t *log, int64_t fetch_offset, size_t max_bytes, bool min_one_batch,
+                mk_buf_t *out, int64_t *next_offset_out);
+
+/* As mk_log_read() but stops before the first batch whose last offset is
+ * >= max_offset (the high watermark or last stable offset for consumers). */
+int mk_log_read_upto(mk_log_t *log, int64_t fetch_offset, int64_t max_offset, size_t max_bytes,
+                     bool min_one_batch, mk_buf_t *out, int64_t *next_offset_out);
+
+/* ================================================================== offsets */
+
+/* First offset still readable (advanced by retention and DeleteRecords). */
+int64_t mk_log_start_offset(const mk_log_t *log);
+/* Log end offset: the next offset to assign. */
+int64_t mk_log_end_offset(const mk_log_t *log);
+
+/* The first batch at or above the start offset whose maxTimestamp >= ts:
+ * its baseOffset in *offset and maxTimestamp in *timestamp.  The caller may
+ * refine inside the batch (and clamp to the start offset).  MK_ERR_NOT_FOUND
+ * if there is none. */
+int mk_log_offset_for_time(mk_log_t *log, int64_t ts, int64_t *offset, int64_t *timestamp);
+
+typedef struct mk_log_ts_s {
+    int64_t timestamp;      /* the batch's maxTimestamp */
+    int64_t base_offset;
+    int64_t last_offset;
+} mk_log_ts_t;
+
+/* The (first) batch with the largest maxTimestamp in the log, from a cache
+ * kept on append.  MK_ERR_NOT_FOUND if the log holds no timestamped batch. */
+int mk_log_max_timestamp(mk_log_t *log, mk_log_ts_t *out);
+
+/* ==================================================================== flush */
+
+/* Requests an fsync of everything appended so far.  With a loop configured
+ * the fsync runs on the threadpool and this returns at once (one flush in
+ * flight per log; a request made meanwhile starts another when it ends);
+ * without a loop it fsyncs synchronously.  A failed fsync puts the log in
+ * the failed state (appends return MK_ERR_IO).  Returns 0, or MK_ERR_IO. */
+int mk_log_flush(mk_log_t *log);
+
+/* Periodic housekeeping the owner calls about once a second: requests a
+ * flush when flush.ms has passed with unflushed data. */
+void mk_log_tick(mk_log_t *log, int64_t now_ms);
+
+/* ================================================================ retention */
+
+/* Deletes whole old segments: those entirely below the start offset, those
+ * whose largest timestamp is older than now_ms - retention.ms, and the
+ * oldest while the log exceeds retention.bytes; advances the start offset.
+ * The active segment is deleted only by time and only when every segment
+ * has expired: then the log rolls first (Kafka does the same).  Returns the
+ * number of segments deleted, or a negative error. */
+int mk_log_retain(mk_log_t *log, int64_t now_ms);
+
+/* DeleteRecords: moves the start offset up to offset (<= end offset, else
+ * MK_ERR_RANGE), persists it in the directory and deletes segments that
+ * fall entirely below.  Lower offsets are a no-op. */
+int mk_log_delete_records(mk_log_t *log, int64_t offset);
+
+/* Follower truncation: removes every batch whose last offset is >= offset
+ * (a batch containing offset goes whole, as in Kafka), so the end offset
+ * becomes <= offset.  offset below the start offset or the first segment
+ * empties the log and restarts it at offset.  offset >= end is a no-op. */
+int mk_log_truncate_to(mk_log_t *log, int64_t offset);
+
+/* ==================================================================== stats */
+
+typedef struct mk_log_stats_s {
+    uint64_t size_bytes;      /* bytes of batches in all segments */
+    int32_t segment_count;
+    int64_t start_offset;
+    int64_t end_offset;
+    int64_t flushed_offset;   /* offsets below this are known fsynced */
+    bool flush_in_flight;
+    int io_error;             /* 0, or the sticky error of a failed log */
+} mk_log_stats_t;
+
+void mk_log_stats(const mk_log_t *log, mk_log_stats_t *out);
+/* The directory the log lives in; owned by log. */
+const char *mk_log_dir(const mk_log_t *log);
+
+/* ============================================================ segment ops */
+
+/* How a segment's bytes are read.  Every segment read goes through this
+ * table, so a segment that lives elsewhere (tiered storage, S3) can be
+ * plugged in beside the local-file implementation.  impl is the
+ * implementation's own object.  Called on the log's thread. */
+typedef struct mk_log_seg_ops_s {
+    const char *kind;   /* "local" */
+    /* Appends exactly len bytes from file_pos to out.  MK_ERR_RANGE past the
+     * segment's size, MK_ERR_TRUNCATED if the backing file is shorter,
+     * MK_ERR_IO, MK_ERR_NOMEM; out unchanged on error. */
+    int (*read)(void *impl, uint64_t file_pos, size_t len, mk_buf_t *out);
+    /* Bytes of batches in the segment. */
+    uint64_t (*size)(void *impl);
+    /* Releases what impl holds (descriptors, connections); not impl itself. */
+    void (*close)(void *impl);
+} mk_log_seg_ops_t;
+
+/* ============================================================ fault hooks */
+
+/* Test hook: the nth write to a log file from now (1 = next) fails with an
+ * I/O error; 0 disables.  Process-wide, not thread-safe. */
+void mk_log_fail_io_at(long nth);
+
+#endif /* MK_LOG_H */

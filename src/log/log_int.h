@@ -1,0 +1,170 @@
+/*
+ * log_int.h -- internals shared by segment.c and log.c.  Nothing outside
+ * src/log/ includes this file.
+ *
+ * A segment (mk_log_seg_t) is one base offset's trio of files plus the
+ * in-memory copy of its two sparse indexes.  Everything that changes on
+ * append lives in one mk_log_seg_state_t, so an append can snapshot it and
+ * roll back with a struct copy (plus ftruncate of the files).
+ */
+#ifndef MK_LOG_INT_H
+#define MK_LOG_INT_H
+
+#include "log/log.h"
+
+#include <sys/types.h>
+
+/* Bytes of a v2 batch header, baseOffset through recordCount. */
+#define MK_LOG_BATCH_HDR 61
+/* batchLength counts the bytes after itself: size = 12 + batchLength. */
+#define MK_LOG_BATCH_LEN_OVERHEAD 12
+/* The CRC covers bytes [21, end): attributes onward. */
+#define MK_LOG_BATCH_CRC_FROM 21
+/* partitionLeaderEpoch lives at byte 12. */
+#define MK_LOG_BATCH_EPOCH_AT 12
+
+#define MK_LOG_IDX_ENTRY 8    /* relativeOffset u32, position u32 */
+#define MK_LOG_TIDX_ENTRY 12  /* timestamp i64, relativeOffset u32 */
+
+/* The header fields of one batch that the log uses. */
+typedef struct mk_log_bhdr_s {
+    uint64_t pos;              /* file position inside its segment (scanner) */
+    uint32_t size;             /* whole batch: 12 + batchLength */
+    int64_t base_offset;
+    int32_t epoch;             /* partitionLeaderEpoch */
+    uint32_t crc;
+    int16_t attributes;
+    int32_t last_offset_delta;
+    int64_t base_ts;
+    int64_t max_ts;
+    int32_t record_count;
+} mk_log_bhdr_t;
+
+typedef struct mk_log_idx_entry_s {
+    uint32_t rel;              /* batch baseOffset - segment base */
+    uint32_t pos;              /* file position of that batch */
+} mk_log_idx_entry_t;
+
+typedef struct mk_log_tidx_entry_s {
+    int64_t ts;                /* largest maxTimestamp appended so far */
+    uint32_t rel;              /* last offset of the batch holding it, - base */
+} mk_log_tidx_entry_t;
+
+/* Everything an append changes; copied to roll back. */
+typedef struct mk_log_seg_state_s {
+    uint64_t size;             /* bytes of batches; the .log file's length */
+    int64_t next_offset;       /* after the last batch; base when empty */
+    size_t nidx;               /* valid entries in idx[] (== .index entries) */
+    size_t ntidx;              /* valid entries in tidx[] */
+    uint64_t bytes_since_index;/* bytes appended since the last index entry */
+    int64_t max_ts;            /* largest maxTimestamp in the segment, -1 none */
+    int64_t max_ts_base;       /* baseOffset of that batch, -1 if not known yet */
+    int64_t max_ts_last;       /* last offset of that batch */
+    int64_t roll_base_ms;      /* segment.ms counts from here; -1 while empty */
+    int64_t mtime_ms;          /* last append (or file mtime): retention fallback */
+} mk_log_seg_state_t;
+
+typedef struct mk_log_seg_s {
+    int64_t base_offset;
+    char *stem;                /* owned: "<dir>/<20-digit base>" */
+    const mk_log_seg_ops_t *ops;
+    void *impl;                /* ops' object; the segment itself for local */
+    int fd, idx_fd, tidx_fd;   /* local files, -1 when closed */
+    bool idx_missing;          /* index files were absent at open */
+    bool dirty;                /* written since the last flush request */
+    mk_log_idx_entry_t *idx;   /* owned, idx_cap slots */
+    size_t idx_cap;
+    mk_log_tidx_entry_t *tidx; /* owned, tidx_cap slots */
+    size_t tidx_cap;
+    mk_log_seg_state_t st;
+} mk_log_seg_t;
+
+/* --------------------------------------------------------------- batches */
+
+/* Parses the 61-byte header at p (avail bytes readable).  Checks what the
+ * log relies on: batchLength >= 49, magic 2, lastOffsetDelta >= 0, offsets
+ * that fit int64.  Does not check that the whole batch is present.
+ * Returns 0, MK_ERR_TRUNCATED (avail < 61) or MK_ERR_CORRUPT. */
+int mk_log_bhdr_parse(const uint8_t *p, size_t avail, mk_log_bhdr_t *h);
+
+/* Default recovery validator: header sound, size == n, CRC32C matches.
+ * Returns 0, MK_ERR_CORRUPT, MK_ERR_TRUNCATED or MK_ERR_CRC. */
+int mk_log_batch_check(const uint8_t *p, size_t n, void *arg);
+
+/* --------------------------------------------------------------- file I/O */
+
+/* Whole-buffer pwrite/pread retrying EINTR and short transfers.  Write
+ * returns 0 or MK_ERR_IO (also when the fault hook fires); read returns 0,
+ * MK_ERR_TRUNCATED at end of file, or MK_ERR_IO. */
+int mk_log_file_write(int fd, const void *p, size_t n, uint64_t off);
+int mk_log_file_read(int fd, void *p, size_t n, uint64_t off);
+
+/* --------------------------------------------------------------- segments */
+
+/* Opens the files of segment base in dir (creating them when create; a
+ * stale .log is then emptied).  Loads nothing: call mk_log_seg_recover().
+ * On success *out owns the segment.  Returns MK_ERR_IO, MK_ERR_NOMEM,
+ * MK_ERR_TOO_LARGE (path too long). */
+int mk_log_seg_open(const char *dir, int64_t base, bool create, mk_log_seg_t **out);
+
+/* Closes the files and frees seg. */
+void mk_log_seg_close(mk_log_seg_t *seg);
+
+/* Removes seg's files (renamed to *.deleted at once, unlinked through the
+ * loop's threadpool when loop is set, else synchronously) and frees seg. */
+void mk_log_seg_delete(mk_log_seg_t *seg, struct uv_loop_s *loop);
+
+/* Loads the segment's state from its files.  With trust, the indexes are
+ * read and sanity-checked and only the tail after the last index entry is
+ * scanned (headers only); any inconsistency falls back to the full path.
+ * The full path validates every batch (validate, or mk_log_batch_check),
+ * checks that offsets increase and stay below limit (the next segment's
+ * base), truncates the file at the first bad batch with a warning and
+ * rewrites both indexes.  Returns 0, MK_ERR_IO or MK_ERR_NOMEM. */
+int mk_log_seg_recover(mk_log_seg_t *seg, int64_t limit, bool trust, int32_t index_interval,
+                       mk_log_validate_cb validate, void *arg, int64_t now_ms);
+
+/* Writes len bytes of whole batches (offsets already final) at the end of
+ * seg and records index entries.  On error the files and state are rolled
+ * back.  Returns 0, MK_ERR_IO, MK_ERR_NOMEM, MK_ERR_INVALID. */
+int mk_log_seg_append(mk_log_seg_t *seg, const uint8_t *p, size_t len, int32_t index_interval,
+                      int64_t now_ms);
+
+/* Removes every batch whose last offset is >= offset and reloads the state.
+ * Returns 0, MK_ERR_IO, MK_ERR_CORRUPT, MK_ERR_NOMEM. */
+int mk_log_seg_truncate(mk_log_seg_t *seg, int64_t offset, int32_t index_interval,
+                        int64_t now_ms);
+
+/* fsyncs the three files now (blocking).  Returns 0 or MK_ERR_IO. */
+int mk_log_seg_sync(mk_log_seg_t *seg);
+
+/* File position from which to scan for offset: the largest index entry at
+ * or below it, else 0. */
+uint64_t mk_log_seg_lookup(const mk_log_seg_t *seg, int64_t offset);
+
+/* File position from which to scan for the first batch with maxTimestamp
+ * >= ts: every batch before it has a smaller maxTimestamp. */
+uint64_t mk_log_seg_time_lookup(const mk_log_seg_t *seg, int64_t ts);
+
+/* --------------------------------------------------------------- scanner */
+
+/* Walks the batches of a segment from a position, reading through the
+ * segment's ops in windows, so callers never handle partial headers. */
+typedef struct mk_log_scan_s {
+    mk_log_seg_t *seg;
+    mk_buf_t win;              /* owned window of the file */
+    uint64_t win_pos;          /* file position of win.data[0] */
+    uint64_t pos;              /* next batch */
+    uint64_t end;              /* segment size at init */
+    bool body;                 /* whole batches wanted, not just headers */
+} mk_log_scan_t;
+
+void mk_log_scan_init(mk_log_scan_t *s, mk_log_seg_t *seg, uint64_t pos, bool body);
+/* Next batch: 1 with *h filled (and *batch pointing at the whole batch,
+ * valid until the next call, when body), 0 at the end, MK_ERR_TRUNCATED or
+ * MK_ERR_CORRUPT for a torn or bad batch (s->pos stays at it), MK_ERR_IO,
+ * MK_ERR_NOMEM. */
+int mk_log_scan_next(mk_log_scan_t *s, mk_log_bhdr_t *h, const uint8_t **batch);
+void mk_log_scan_free(mk_log_scan_t *s);
+
+#endif /* MK_LOG_INT_H */

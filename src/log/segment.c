@@ -1,0 +1,845 @@
+/*
+ * segment.c -- one segment of a partition log: its three files, the sparse
+ * offset and time indexes, the local-file read ops, the batch scanner and
+ * per-segment recovery.
+ *
+ * A segment is named by its base offset, 20 decimal digits, in the log's
+ * directory: 00000000000000000000.log, .index and .timeindex.  All integers
+ * on disk are big-endian, as on the Kafka wire.
+ *
+ * .log -- record batches (magic v2) back to back, exactly as appended:
+ *
+ *   offset  size  field
+ *   0       8     baseOffset            (absolute; rewritten by the leader)
+ *   8       4     batchLength           (bytes after this field)
+ *   12      4     partitionLeaderEpoch  (rewritten by the leader)
+ *   16      1     magic                 (2)
+ *   17      4     crc                   CRC32C of bytes [21, 12 + batchLength)
+ *   21      2     attributes
+ *   23      4     lastOffsetDelta
+ *   27      8     baseTimestamp
+ *   35      8     maxTimestamp
+ *   43      8     producerId
+ *   51      2     producerEpoch
+ *   55      4     baseSequence
+ *   57      4     recordCount
+ *   61      ...   records
+ *
+ * .index -- sparse offset index, N entries of 8 bytes:
+ *
+ *   offset  size  field
+ *   0       4     relativeOffset  batch baseOffset - segment base offset
+ *   4       4     position        file position of that batch in .log
+ *
+ * .timeindex -- sparse time index, N entries of 12 bytes:
+ *
+ *   offset  size  field
+ *   0       8     timestamp       largest maxTimestamp appended so far
+ *   8       4     relativeOffset  last offset of the batch holding it - base
+ *
+ * Index rule (append and rebuild apply the same one, so a rebuilt index is
+ * byte-identical): before a batch is written at position P, if at least
+ * index_interval bytes were appended since the last offset-index entry, a
+ * time entry is written first when the segment's largest timestamp grew
+ * since the last time entry, then the offset entry (batch baseOffset, P).
+ * The first batch of a segment never gets an entry: position 0 is implied.
+ * Consequences the readers rely on:
+ *   - every batch before the last offset entry's position has a
+ *     maxTimestamp <= the last time entry's timestamp, so recovery of a
+ *     trusted segment only scans the tail after the last offset entry;
+ *   - relativeOffset and position strictly increase; timestamps strictly
+ *     increase; relative offsets fit 31 bits (the log rolls before that).
+ *
+ * Indexes are kept in memory (8 or 12 bytes per index_interval of data, so
+ * about 0.3% of the data) and appended to their files with pwrite; no mmap,
+ * no preallocation.  The files are written after the .log bytes; a crash in
+ * between leaves an index that the tail check finds short, and it is
+ * rebuilt.  Every byte read back from disk goes through mk_reader_t.
+ */
+#include "log/log_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define SCAN_HEADER_WINDOW (16u * 1024u)
+#define SCAN_BODY_WINDOW (256u * 1024u)
+
+/* ================================================================ faults */
+
+static long io_fail_countdown;
+
+void mk_log_fail_io_at(long nth) { io_fail_countdown = nth; }
+
+static bool io_should_fail(void)
+{
+    if (io_fail_countdown > 0 && --io_fail_countdown == 0)
+        return true;
+    return false;
+}
+
+/* ================================================================ file I/O */
+
+int mk_log_file_write(int fd, const void *p, size_t n, uint64_t off)
+{
+    const uint8_t *c = p;
+    if (io_should_fail())
+        return MK_ERR_IO;
+    while (n > 0) {
+        ssize_t w = pwrite(fd, c, n, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return MK_ERR_IO;
+        }
+        if (w == 0)
+            return MK_ERR_IO;
+        c += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+int mk_log_file_read(int fd, void *p, size_t n, uint64_t off)
+{
+    uint8_t *c = p;
+    while (n > 0) {
+        ssize_t r = pread(fd, c, n, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return MK_ERR_IO;
+        }
+        if (r == 0)
+            return MK_ERR_TRUNCATED;
+        c += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
+
+static int file_truncate(int fd, uint64_t size)
+{
+    while (ftruncate(fd, (off_t)size) != 0) {
+        if (errno != EINTR)
+            return MK_ERR_IO;
+    }
+    return 0;
+}
+
+/* ================================================================ batches */
+
+int mk_log_bhdr_parse(const uint8_t *p, size_t avail, mk_log_bhdr_t *h)
+{
+    if (avail < MK_LOG_BATCH_HDR)
+        return MK_ERR_TRUNCATED;
+    mk_reader_t r;
+    mk_rd_init(&r, p, MK_LOG_BATCH_HDR);
+    h->base_offset = mk_rd_i64(&r);
+    int32_t batch_length = mk_rd_i32(&r);
+    h->epoch = mk_rd_i32(&r);
+    int8_t magic = mk_rd_i8(&r);
+    h->crc = mk_rd_u32(&r);
+    h->attributes = mk_rd_i16(&r);
+    h->last_offset_delta = mk_rd_i32(&r);
+    h->base_ts = mk_rd_i64(&r);
+    h->max_ts = mk_rd_i64(&r);
+    mk_rd_skip(&r, 8 + 2 + 4); /* producerId, producerEpoch, baseSequence */
+    h->record_count = mk_rd_i32(&r);
+    if (!mk_rd_ok(&r))
+        return MK_ERR_TRUNCATED;
+    if (batch_length < MK_LOG_BATCH_HDR - MK_LOG_BATCH_LEN_OVERHEAD || magic != 2)
+        return MK_ERR_CORRUPT;
+    if (h->base_offset < 0 || h->last_offset_delta < 0 ||
+        h->base_offset > INT64_MAX - 1 - h->last_offset_delta)
+        return MK_ERR_CORRUPT;
+    h->size = (uint32_t)batch_length + MK_LOG_BATCH_LEN_OVERHEAD;
+    h->pos = 0;
+    return 0;
+}
+
+int mk_log_batch_check(const uint8_t *p, size_t n, void *arg)
+{
+    (void)arg;
+    mk_log_bhdr_t h;
+    int rc = mk_log_bhdr_parse(p, n, &h);
+    if (rc)
+        return rc;
+    if (h.size != n)
+        return MK_ERR_CORRUPT;
+    uint32_t crc = mk_crc32c(0, p + MK_LOG_BATCH_CRC_FROM, n - MK_LOG_BATCH_CRC_FROM);
+    return crc == h.crc ? 0 : MK_ERR_CRC;
+}
+
+/* ============================================================ local ops */
+
+static int local_read(void *impl, uint64_t file_pos, size_t len, mk_buf_t *out)
+{
+    mk_log_seg_t *seg = impl;
+    if (file_pos > seg->st.size || len > seg->st.size - file_pos)
+        return MK_ERR_RANGE;
+    if (len == 0)
+        return 0;
+    if (!mk_buf_reserve(out, len))
+        return MK_ERR_NOMEM;
+    int rc = mk_log_file_read(seg->fd, out->data + out->len, len, file_pos);
+    if (rc)
+        return rc;
+    out->len += len;
+    return 0;
+}
+
+static uint64_t local_size(void *impl) { return ((mk_log_seg_t *)impl)->st.size; }
+
+static void local_close(void *impl)
+{
+    mk_log_seg_t *seg = impl;
+    int *fds[] = {&seg->fd, &seg->idx_fd, &seg->tidx_fd};
+    for (size_t i = 0; i < MK_ARRAY_LEN(fds); i++) {
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+        *fds[i] = -1;
+    }
+}
+
+static const mk_log_seg_ops_t local_ops = {
+    .kind = "local",
+    .read = local_read,
+    .size = local_size,
+    .close = local_close,
+};
+
+/* ============================================================ open/close */
+
+static const char *const seg_exts[] = {".log", ".index", ".timeindex"};
+
+static int seg_path(const mk_log_seg_t *seg, const char *ext, const char *suffix, char *buf,
+                    size_t cap)
+{
+    int n = snprintf(buf, cap, "%s%s%s", seg->stem, ext, suffix ? suffix : "");
+    return (n < 0 || (size_t)n >= cap) ? MK_ERR_TOO_LARGE : 0;
+}
+
+/* Opens one of the segment's files; *missing says it had to be created. */
+static int seg_open_file(mk_log_seg_t *seg, const char *ext, bool create, int *fd, bool *missing)
+{
+    char path[PATH_MAX];
+    int rc = seg_path(seg, ext, NULL, path, sizeof(path));
+    if (rc)
+        return rc;
+    int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0);
+    *fd = open(path, flags, 0644);
+    if (*fd < 0 && errno == ENOENT && missing) {
+        *missing = true;
+        *fd = open(path, flags | O_CREAT, 0644);
+    }
+    if (*fd < 0) {
+        mk_error("log: open %s: %s", path, strerror(errno));
+        return MK_ERR_IO;
+    }
+    return 0;
+}
+
+static void seg_state_reset(mk_log_seg_t *seg)
+{
+    memset(&seg->st, 0, sizeof(seg->st));
+    seg->st.next_offset = seg->base_offset;
+    seg->st.max_ts = -1;
+    seg->st.max_ts_base = -1;
+    seg->st.max_ts_last = -1;
+    seg->st.roll_base_ms = -1;
+}
+
+int mk_log_seg_open(const char *dir, int64_t base, bool create, mk_log_seg_t **out)
+{
+    *out = NULL;
+    char stem[PATH_MAX];
+    int n = snprintf(stem, sizeof(stem), "%s/%020" PRId64, dir, base);
+    if (n < 0 || (size_t)n + 32 >= sizeof(stem))
+        return MK_ERR_TOO_LARGE;
+    mk_log_seg_t *seg = mk_calloc(1, sizeof(*seg));
+    if (!seg)
+        return MK_ERR_NOMEM;
+    seg->fd = seg->idx_fd = seg->tidx_fd = -1;
+    seg->base_offset = base;
+    seg->ops = &local_ops;
+    seg->impl = seg;
+    seg_state_reset(seg);
+    seg->stem = mk_strdup(stem);
+    if (!seg->stem) {
+        mk_free(seg);
+        return MK_ERR_NOMEM;
+    }
+    bool idx_missing = false;
+    int rc = seg_open_file(seg, ".log", create, &seg->fd, NULL);
+    if (!rc)
+        rc = seg_open_file(seg, ".index", create, &seg->idx_fd, &idx_missing);
+    if (!rc)
+        rc = seg_open_file(seg, ".timeindex", create, &seg->tidx_fd, &idx_missing);
+    if (rc) {
+        mk_log_seg_close(seg);
+        return rc;
+    }
+    seg->idx_missing = idx_missing && !create;
+    seg->dirty = create;
+    *out = seg;
+    return 0;
+}
+
+void mk_log_seg_close(mk_log_seg_t *seg)
+{
+    if (!seg)
+        return;
+    seg->ops->close(seg->impl);
+    mk_free(seg->idx);
+    mk_free(seg->tidx);
+    mk_free(seg->stem);
+    mk_free(seg);
+}
+
+static void unlink_cb(uv_fs_t *req)
+{
+    if (req->result < 0 && req->result != UV_ENOENT)
+        mk_warn("log: unlink %s: %s", req->path, uv_strerror((int)req->result));
+    uv_fs_req_cleanup(req);
+    mk_free(req);
+}
+
+void mk_log_seg_delete(mk_log_seg_t *seg, struct uv_loop_s *loop)
+{
+    char path[PATH_MAX], gone[PATH_MAX];
+    char gones[MK_ARRAY_LEN(seg_exts)][PATH_MAX];
+    size_t ngone = 0;
+    for (size_t i = 0; i < MK_ARRAY_LEN(seg_exts); i++) {
+        if (seg_path(seg, seg_exts[i], NULL, path, sizeof(path)) ||
+            seg_path(seg, seg_exts[i], ".deleted", gone, sizeof(gone)))
+            continue;
+        if (rename(path, gone) == 0) {
+            memcpy(gones[ngone++], gone, sizeof(gone));
+        } else if (errno != ENOENT && unlink(path) != 0 && errno != ENOENT) {
+            mk_warn("log: cannot remove %s: %s", path, strerror(errno));
+        }
+    }
+    mk_log_seg_close(seg);
+    /* Unlinking a large file can take a while on some filesystems; the
+     * renamed files are private to us, so the threadpool may take its time
+     * (leftovers are removed by the next open). */
+    for (size_t i = 0; i < ngone; i++) {
+        if (loop) {
+            uv_fs_t *req = mk_malloc(sizeof(*req));
+            if (req && uv_fs_unlink(loop, req, gones[i], unlink_cb) == 0)
+                continue;
+            mk_free(req);
+        }
+        if (unlink(gones[i]) != 0 && errno != ENOENT)
+            mk_warn("log: unlink %s: %s", gones[i], strerror(errno));
+    }
+}
+
+int mk_log_seg_sync(mk_log_seg_t *seg)
+{
+    int fds[] = {seg->fd, seg->idx_fd, seg->tidx_fd};
+    int rc = 0;
+    for (size_t i = 0; i < MK_ARRAY_LEN(fds); i++) {
+        if (fds[i] >= 0 && fsync(fds[i]) != 0) {
+            mk_error("log: fsync %s: %s", seg->stem, strerror(errno));
+            rc = MK_ERR_IO;
+        }
+    }
+    return rc;
+}
+
+/* ============================================================== indexes */
+
+static int idx_reserve(mk_log_seg_t *seg, size_t n)
+{
+    if (n <= seg->idx_cap)
+        return 0;
+    size_t cap = seg->idx_cap ? seg->idx_cap : 16;
+    while (cap < n)
+        cap *= 2;
+    mk_log_idx_entry_t *p = mk_realloc(seg->idx, cap * sizeof(*p));
+    if (!p)
+        return MK_ERR_NOMEM;
+    seg->idx = p;
+    seg->idx_cap = cap;
+    return 0;
+}
+
+static int tidx_reserve(mk_log_seg_t *seg, size_t n)
+{
+    if (n <= seg->tidx_cap)
+        return 0;
+    size_t cap = seg->tidx_cap ? seg->tidx_cap : 16;
+    while (cap < n)
+        cap *= 2;
+    mk_log_tidx_entry_t *p = mk_realloc(seg->tidx, cap * sizeof(*p));
+    if (!p)
+        return MK_ERR_NOMEM;
+    seg->tidx = p;
+    seg->tidx_cap = cap;
+    return 0;
+}
+
+static int64_t tidx_last_ts(const mk_log_seg_t *seg)
+{
+    return seg->st.ntidx ? seg->tidx[seg->st.ntidx - 1].ts : -1;
+}
+
+/* Applies the index rule (file header) to a batch placed at pos, in memory
+ * only, and advances the offsets and timestamps past it (not st->size: the
+ * callers own that, the recovery scanner reads beyond it). */
+static int seg_note_batch(mk_log_seg_t *seg, const mk_log_bhdr_t *h, uint64_t pos,
+                          int32_t interval)
+{
+    mk_log_seg_state_t *st = &seg->st;
+    if (pos > 0 && st->bytes_since_index >= (uint64_t)interval) {
+        if (st->max_ts > tidx_last_ts(seg)) {
+            if (tidx_reserve(seg, st->ntidx + 1))
+                return MK_ERR_NOMEM;
+            seg->tidx[st->ntidx].ts = st->max_ts;
+            seg->tidx[st->ntidx].rel = (uint32_t)(st->max_ts_last - seg->base_offset);
+            st->ntidx++;
+        }
+        if (idx_reserve(seg, st->nidx + 1))
+            return MK_ERR_NOMEM;
+        seg->idx[st->nidx].rel = (uint32_t)(h->base_offset - seg->base_offset);
+        seg->idx[st->nidx].pos = (uint32_t)pos;
+        st->nidx++;
+        st->bytes_since_index = 0;
+    }
+    st->bytes_since_index += h->size;
+    int64_t last = h->base_offset + h->last_offset_delta;
+    if (h->max_ts > st->max_ts) {
+        st->max_ts = h->max_ts;
+        st->max_ts_base = h->base_offset;
+        st->max_ts_last = last;
+    }
+    st->next_offset = last + 1;
+    return 0;
+}
+
+/* Writes index entries [from, nidx) and [tfrom, ntidx) to their files. */
+static int seg_write_index(mk_log_seg_t *seg, size_t from, size_t tfrom)
+{
+    mk_buf_t b;
+    mk_buf_init(&b);
+    for (size_t i = from; i < seg->st.nidx; i++) {
+        mk_buf_put_u32(&b, seg->idx[i].rel);
+        mk_buf_put_u32(&b, seg->idx[i].pos);
+    }
+    int rc = mk_buf_ok(&b) ? 0 : MK_ERR_NOMEM;
+    if (!rc && b.len)
+        rc = mk_log_file_write(seg->idx_fd, b.data, b.len, (uint64_t)from * MK_LOG_IDX_ENTRY);
+    mk_buf_reset(&b);
+    for (size_t i = tfrom; !rc && i < seg->st.ntidx; i++) {
+        mk_buf_put_i64(&b, seg->tidx[i].ts);
+        mk_buf_put_u32(&b, seg->tidx[i].rel);
+    }
+    if (!rc && !mk_buf_ok(&b))
+        rc = MK_ERR_NOMEM;
+    if (!rc && b.len)
+        rc = mk_log_file_write(seg->tidx_fd, b.data, b.len, (uint64_t)tfrom * MK_LOG_TIDX_ENTRY);
+    mk_buf_free(&b);
+    return rc;
+}
+
+/* Cuts the three files back to what state st describes. */
+static int seg_truncate_files(mk_log_seg_t *seg, const mk_log_seg_state_t *st)
+{
+    int rc = file_truncate(seg->fd, st->size);
+    if (!rc)
+        rc = file_truncate(seg->idx_fd, (uint64_t)st->nidx * MK_LOG_IDX_ENTRY);
+    if (!rc)
+        rc = file_truncate(seg->tidx_fd, (uint64_t)st->ntidx * MK_LOG_TIDX_ENTRY);
+    return rc;
+}
+
+uint64_t mk_log_seg_lookup(const mk_log_seg_t *seg, int64_t offset)
+{
+    if (offset < seg->base_offset)
+        return 0;
+    size_t lo = 0, hi = seg->st.nidx; /* first entry with start > offset */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (seg->base_offset + (int64_t)seg->idx[mid].rel <= offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo ? seg->idx[lo - 1].pos : 0;
+}
+
+uint64_t mk_log_seg_time_lookup(const mk_log_seg_t *seg, int64_t ts)
+{
+    size_t lo = 0, hi = seg->st.ntidx; /* first entry with ts >= target */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (seg->tidx[mid].ts < ts)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return 0;
+    /* Every batch up to the one ending at this entry's offset is older. */
+    return mk_log_seg_lookup(seg, seg->base_offset + (int64_t)seg->tidx[lo - 1].rel);
+}
+
+/* ============================================================== scanner */
+
+void mk_log_scan_init(mk_log_scan_t *s, mk_log_seg_t *seg, uint64_t pos, bool body)
+{
+    s->seg = seg;
+    mk_buf_init(&s->win);
+    s->win_pos = 0;
+    s->pos = pos;
+    s->end = seg->ops->size(seg->impl);
+    s->body = body;
+}
+
+void mk_log_scan_free(mk_log_scan_t *s) { mk_buf_free(&s->win); }
+
+/* Makes [pos, pos + need) available in the window. */
+static int scan_fill(mk_log_scan_t *s, size_t need)
+{
+    if (s->pos >= s->win_pos && s->pos - s->win_pos <= s->win.len &&
+        need <= s->win.len - (s->pos - s->win_pos))
+        return 0;
+    uint64_t left = s->end - s->pos;
+    if (need > left)
+        return MK_ERR_TRUNCATED;
+    size_t n = MK_MAX(need, s->body ? SCAN_BODY_WINDOW : SCAN_HEADER_WINDOW);
+    if (n > left)
+        n = (size_t)left;
+    mk_buf_reset(&s->win);
+    s->win_pos = s->pos;
+    return s->seg->ops->read(s->seg->impl, s->pos, n, &s->win);
+}
+
+int mk_log_scan_next(mk_log_scan_t *s, mk_log_bhdr_t *h, const uint8_t **batch)
+{
+    if (s->pos >= s->end)
+        return 0;
+    int rc = scan_fill(s, MK_LOG_BATCH_HDR);
+    if (rc)
+        return rc;
+    const uint8_t *p = s->win.data + (s->pos - s->win_pos);
+    rc = mk_log_bhdr_parse(p, MK_LOG_BATCH_HDR, h);
+    if (rc)
+        return rc;
+    if (h->size > s->end - s->pos)
+        return MK_ERR_TRUNCATED;
+    if (s->body) {
+        rc = scan_fill(s, h->size);
+        if (rc)
+            return rc;
+        *batch = s->win.data + (s->pos - s->win_pos);
+    } else if (batch) {
+        *batch = NULL;
+    }
+    h->pos = s->pos;
+    s->pos += h->size;
+    return 1;
+}
+
+/* ============================================================= recovery */
+
+static int64_t stat_mtime_ms(const struct stat *sb)
+{
+    return (int64_t)sb->st_mtim.tv_sec * 1000 + sb->st_mtim.tv_nsec / 1000000;
+}
+
+/* Reads and sanity-checks both index files.  1 = inconsistent. */
+static int seg_load_index(mk_log_seg_t *seg)
+{
+    struct stat isb, tsb;
+    if (fstat(seg->idx_fd, &isb) != 0 || fstat(seg->tidx_fd, &tsb) != 0)
+        return MK_ERR_IO;
+    uint64_t isize = (uint64_t)isb.st_size, tsize = (uint64_t)tsb.st_size;
+    if (isize % MK_LOG_IDX_ENTRY || tsize % MK_LOG_TIDX_ENTRY)
+        return 1;
+    size_t n = (size_t)(isize / MK_LOG_IDX_ENTRY), tn = (size_t)(tsize / MK_LOG_TIDX_ENTRY);
+    /* An entry per batch at most: bound what we allocate by the data. */
+    uint64_t max_entries = seg->st.size / MK_LOG_BATCH_HDR + 1;
+    if (n > max_entries || tn > max_entries)
+        return 1;
+    if (idx_reserve(seg, n) || tidx_reserve(seg, tn))
+        return MK_ERR_NOMEM;
+
+    mk_buf_t b;
+    mk_buf_init(&b);
+    int rc = 0;
+    if (!mk_buf_reserve(&b, (size_t)MK_MAX(isize, tsize) + 1))
+        rc = MK_ERR_NOMEM;
+    if (!rc && isize)
+        rc = mk_log_file_read(seg->idx_fd, b.data, (size_t)isize, 0);
+    if (rc)
+        goto out;
+    mk_reader_t r;
+    mk_rd_init(&r, b.data, (size_t)isize);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t rel = mk_rd_u32(&r), pos = mk_rd_u32(&r);
+        if (!mk_rd_ok(&r) || rel > INT32_MAX || (uint64_t)pos + MK_LOG_BATCH_HDR > seg->st.size ||
+            pos == 0 || (i > 0 && (rel <= seg->idx[i - 1].rel || pos <= seg->idx[i - 1].pos))) {
+            rc = 1;
+            goto out;
+        }
+        seg->idx[i].rel = rel;
+        seg->idx[i].pos = pos;
+    }
+    if (tsize)
+        rc = mk_log_file_read(seg->tidx_fd, b.data, (size_t)tsize, 0);
+    if (rc)
+        goto out;
+    mk_rd_init(&r, b.data, (size_t)tsize);
+    for (size_t i = 0; i < tn; i++) {
+        int64_t ts = mk_rd_i64(&r);
+        uint32_t rel = mk_rd_u32(&r);
+        if (!mk_rd_ok(&r) || rel > INT32_MAX || ts < 0 ||
+            (i > 0 && (ts <= seg->tidx[i - 1].ts || rel < seg->tidx[i - 1].rel))) {
+            rc = 1;
+            goto out;
+        }
+        seg->tidx[i].ts = ts;
+        seg->tidx[i].rel = rel;
+    }
+    seg->st.nidx = n;
+    seg->st.ntidx = tn;
+out:
+    mk_buf_free(&b);
+    if (rc == MK_ERR_TRUNCATED) /* the file shrank under us */
+        rc = 1;
+    return rc;
+}
+
+/* Trusted load: indexes from disk, then a header-only scan of the tail
+ * after the last offset entry, simulating the index rule.  1 = fall back to
+ * the full recovery. */
+static int seg_load_trusted(mk_log_seg_t *seg, int64_t limit, int32_t interval)
+{
+    if (seg->idx_missing)
+        return 1;
+    int rc = seg_load_index(seg);
+    if (rc)
+        return rc;
+    mk_log_seg_state_t *st = &seg->st;
+    bool has_entry = st->nidx > 0;
+    uint64_t from = has_entry ? seg->idx[st->nidx - 1].pos : 0;
+    int64_t expect = seg->base_offset + (has_entry ? seg->idx[st->nidx - 1].rel : 0);
+    if (st->ntidx) {
+        st->max_ts = seg->tidx[st->ntidx - 1].ts;
+        st->max_ts_last = seg->base_offset + seg->tidx[st->ntidx - 1].rel;
+        st->max_ts_base = -1; /* found on demand */
+    }
+    mk_log_scan_t s;
+    mk_log_scan_init(&s, seg, from, false);
+    mk_log_bhdr_t h;
+    uint64_t since = 0;
+    bool first = true;
+    while ((rc = mk_log_scan_next(&s, &h, NULL)) == 1) {
+        bool at_entry = first && has_entry;
+        int64_t last = h.base_offset + h.last_offset_delta;
+        if ((at_entry && h.base_offset != expect) || h.base_offset < expect ||
+            (!at_entry && h.pos > 0 && since >= (uint64_t)interval) || last >= limit ||
+            last - seg->base_offset > INT32_MAX)
+            break;
+        if (h.max_ts > st->max_ts) {
+            st->max_ts = h.max_ts;
+            st->max_ts_base = h.base_offset;
+            st->max_ts_last = last;
+        }
+        since += h.size;
+        expect = last + 1;
+        first = false;
+    }
+    mk_log_scan_free(&s);
+    if (rc < 0 && rc != MK_ERR_IO && rc != MK_ERR_NOMEM)
+        rc = 1;
+    if (rc)
+        return rc;
+    if (has_entry && first)
+        return 1;
+    st->next_offset = first ? seg->base_offset : expect;
+    st->bytes_since_index = since;
+    if (st->ntidx && st->max_ts_last >= st->next_offset)
+        return 1;
+    return 0;
+}
+
+/* Full recovery: validate every batch, truncate at the first bad one,
+ * rebuild both indexes in memory and on disk. */
+static int seg_recover_full(mk_log_seg_t *seg, uint64_t file_size, int64_t limit,
+                            int32_t interval, mk_log_validate_cb validate, void *arg)
+{
+    mk_log_seg_state_t *st = &seg->st;
+    st->size = file_size; /* the scanner's end */
+    mk_log_scan_t s;
+    mk_log_scan_init(&s, seg, 0, true);
+    mk_log_bhdr_t h;
+    const uint8_t *p;
+    const char *why = NULL;
+    uint64_t good = 0;
+    int64_t next = seg->base_offset;
+    int rc;
+    while ((rc = mk_log_scan_next(&s, &h, &p)) == 1) {
+        int64_t last = h.base_offset + h.last_offset_delta;
+        if (h.base_offset < next) {
+            why = "offsets not increasing";
+        } else if (last >= limit) {
+            why = "offset beyond the next segment";
+        } else if (last - seg->base_offset > INT32_MAX || h.pos + h.size > UINT32_MAX) {
+            why = "offset or position beyond the segment's range";
+        } else if ((validate ? validate(p, h.size, arg) : mk_log_batch_check(p, h.size, NULL)) != 0) {
+            why = "batch failed validation (crc)";
+        }
+        if (why)
+            break;
+        rc = seg_note_batch(seg, &h, h.pos, interval);
+        if (rc)
+            break;
+        next = last + 1;
+        good = h.pos + h.size;
+    }
+    mk_log_scan_free(&s);
+    if (rc == MK_ERR_IO || rc == MK_ERR_NOMEM)
+        return rc;
+    if (rc == MK_ERR_TRUNCATED)
+        why = "torn batch";
+    else if (rc == MK_ERR_CORRUPT)
+        why = "corrupt batch header";
+    st->size = good;
+    if (good < file_size) {
+        mk_warn("log: %s.log: truncating %" PRIu64 " bytes at position %" PRIu64 " (%s)",
+                seg->stem, file_size - good, good, why ? why : "trailing bytes");
+        if (file_truncate(seg->fd, good))
+            return MK_ERR_IO;
+    }
+    rc = file_truncate(seg->idx_fd, 0);
+    if (!rc)
+        rc = file_truncate(seg->tidx_fd, 0);
+    if (!rc)
+        rc = seg_write_index(seg, 0, 0);
+    if (rc)
+        return rc;
+    seg->idx_missing = false;
+    seg->dirty = true;
+    return 0;
+}
+
+int mk_log_seg_recover(mk_log_seg_t *seg, int64_t limit, bool trust, int32_t index_interval,
+                       mk_log_validate_cb validate, void *arg, int64_t now_ms)
+{
+    struct stat sb;
+    if (fstat(seg->fd, &sb) != 0)
+        return MK_ERR_IO;
+    uint64_t file_size = (uint64_t)sb.st_size;
+    seg_state_reset(seg);
+    int rc = 1;
+    if (trust && file_size <= UINT32_MAX) {
+        seg->st.size = file_size;
+        rc = seg_load_trusted(seg, limit, index_interval);
+        if (rc < 0)
+            return rc;
+        if (rc)
+            mk_warn("log: %s: index %s, rebuilding", seg->stem,
+                    seg->idx_missing ? "missing" : "inconsistent with the data");
+        if (rc)
+            seg_state_reset(seg);
+    }
+    if (rc) {
+        rc = seg_recover_full(seg, file_size, limit, index_interval, validate, arg);
+        if (rc)
+            return rc;
+    }
+    seg->st.mtime_ms = stat_mtime_ms(&sb);
+    if (seg->st.size > 0) {
+        /* segment.ms counts from the first batch's timestamp, as in Kafka,
+         * so that restarts do not postpone a roll forever. */
+        uint8_t hdr[MK_LOG_BATCH_HDR];
+        mk_log_bhdr_t h;
+        seg->st.roll_base_ms = now_ms;
+        if (mk_log_file_read(seg->fd, hdr, sizeof(hdr), 0) == 0 &&
+            mk_log_bhdr_parse(hdr, sizeof(hdr), &h) == 0 && h.max_ts >= 0 && h.max_ts <= now_ms)
+            seg->st.roll_base_ms = h.max_ts;
+    }
+    return 0;
+}
+
+/* =============================================================== append */
+
+int mk_log_seg_append(mk_log_seg_t *seg, const uint8_t *p, size_t len, int32_t index_interval,
+                      int64_t now_ms)
+{
+    mk_log_seg_state_t saved = seg->st;
+    int rc = mk_log_file_write(seg->fd, p, len, saved.size);
+    mk_reader_t r;
+    mk_rd_init(&r, p, len);
+    while (!rc && mk_rd_remaining(&r) > 0) {
+        mk_log_bhdr_t h;
+        uint64_t pos = saved.size + (uint64_t)(len - mk_rd_remaining(&r));
+        rc = mk_log_bhdr_parse(r.p, mk_rd_remaining(&r), &h);
+        if (!rc && h.size > mk_rd_remaining(&r))
+            rc = MK_ERR_INVALID;
+        if (!rc)
+            rc = seg_note_batch(seg, &h, pos, index_interval);
+        mk_rd_skip(&r, h.size);
+    }
+    if (rc == MK_ERR_TRUNCATED || rc == MK_ERR_CORRUPT)
+        rc = MK_ERR_INVALID;
+    seg->st.size = saved.size + len;
+    if (!rc)
+        rc = seg_write_index(seg, saved.nidx, saved.ntidx);
+    if (rc) {
+        seg->st = saved;
+        seg->dirty = true;
+        if (seg_truncate_files(seg, &saved)) {
+            mk_error("log: %s: cannot roll back a failed append: %s", seg->stem, strerror(errno));
+            return MK_ERR_STATE;
+        }
+        return rc;
+    }
+    if (seg->st.roll_base_ms < 0)
+        seg->st.roll_base_ms = now_ms;
+    seg->st.mtime_ms = now_ms;
+    seg->dirty = true;
+    return 0;
+}
+
+int mk_log_seg_truncate(mk_log_seg_t *seg, int64_t offset, int32_t index_interval,
+                        int64_t now_ms)
+{
+    mk_log_scan_t s;
+    mk_log_scan_init(&s, seg, mk_log_seg_lookup(seg, offset), false);
+    mk_log_bhdr_t h;
+    int rc;
+    while ((rc = mk_log_scan_next(&s, &h, NULL)) == 1) {
+        if (h.base_offset + h.last_offset_delta >= offset)
+            break;
+    }
+    mk_log_scan_free(&s);
+    if (rc == 0)
+        return 0; /* nothing at or above offset */
+    if (rc < 0)
+        return (rc == MK_ERR_IO || rc == MK_ERR_NOMEM) ? rc : MK_ERR_CORRUPT;
+    mk_log_seg_state_t cut = seg->st;
+    cut.size = h.pos;
+    while (cut.nidx > 0 && seg->idx[cut.nidx - 1].pos >= h.pos)
+        cut.nidx--;
+    while (cut.ntidx > 0 &&
+           seg->base_offset + (int64_t)seg->tidx[cut.ntidx - 1].rel >= h.base_offset)
+        cut.ntidx--;
+    seg->dirty = true;
+    rc = seg_truncate_files(seg, &cut);
+    if (rc)
+        return rc;
+    return mk_log_seg_recover(seg, INT64_MAX, true, index_interval, NULL, NULL, now_ms);
+}
