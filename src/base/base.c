@@ -14,7 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ==================================================================== errors */
 
@@ -645,4 +649,39 @@ bool mk_map_next(const mk_map_t *m, size_t *iter, const char **key, void **val)
     }
     *iter = m->cap;
     return false;
+}
+
+/* ==================================================================== files */
+
+int mk_mkdir_p(const char *path)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+        return MK_ERR_INVALID;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+                return MK_ERR_IO;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+        return MK_ERR_IO;
+    return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int mk_rm_rf(const char *path)
+{
+    if (access(path, F_OK) != 0)
+        return 0;
+    return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 ? MK_ERR_IO : 0;
 }

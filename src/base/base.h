@@ -189,6 +189,13 @@ void *mk_map_del(mk_map_t *m, const char *key);            /* returns the remove
 /* Iterate: for (size_t i = 0; mk_map_next(m, &i, &k, &v);) ... ; safe to delete the current key. */
 bool mk_map_next(const mk_map_t *m, size_t *iter, const char **key, void **val);
 
+/* ==================================================================== files */
+
+/* mkdir -p; 0 or MK_ERR_IO (errno kept). */
+int mk_mkdir_p(const char *path);
+/* rm -rf; a missing path is fine.  0 or MK_ERR_IO. */
+int mk_rm_rf(const char *path);
+
 /* ======================================================================= log */
 
 enum { MK_LOG_DEBUG = 0, MK_LOG_INFO, MK_LOG_WARN, MK_LOG_ERROR };

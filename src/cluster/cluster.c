@@ -27,9 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <ftw.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 struct mk_cluster_s {
     uv_loop_t *loop;
@@ -69,35 +67,10 @@ static uint32_t random_u32(void)
     return v;
 }
 
-static int mkdir_p(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-                return MK_ERR_IO;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-        return MK_ERR_IO;
-    return 0;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
 /* Remove a partition directory left behind (deleted topic, stopped leader). */
 static void remove_dir(const char *dir)
 {
-    if (access(dir, F_OK) == 0 && nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0)
+    if (mk_rm_rf(dir) < 0)
         mk_warn("cannot remove %s: %s", dir, strerror(errno));
 }
 
@@ -574,7 +547,7 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
     if (!c->data_dir || !c->host || !c->advertise_host || !c->brokers)
         goto fail;
 
-    rc = mkdir_p(c->data_dir);
+    rc = mk_mkdir_p(c->data_dir);
     if (rc < 0) {
         mk_error("cannot create data directory %s: %s", c->data_dir, strerror(errno));
         goto fail;
@@ -613,7 +586,7 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
             rc = MK_ERR_NOMEM;
             goto fail;
         }
-        rc = mkdir_p(b->log_dir);
+        rc = mk_mkdir_p(b->log_dir);
         if (rc < 0)
             goto fail;
         b->running = true;
@@ -674,6 +647,7 @@ void mk_cluster_close(mk_cluster_t *c)
 /* ================================================================= topology */
 
 uv_loop_t *mk_cluster_loop(mk_cluster_t *c) { return c->loop; }
+void *mk_cluster_handler_ud(const mk_cluster_t *c) { return c->handler_ud; }
 const char *mk_cluster_id(const mk_cluster_t *c) { return c->cluster_id; }
 const mk_config_t *mk_cluster_config(const mk_cluster_t *c) { return c->config; }
 const char *mk_cluster_advertise_host(const mk_cluster_t *c) { return c->advertise_host; }

@@ -1,0 +1,562 @@
+/*
+ * admin.c -- handlers for the cluster-shaped APIs: ApiVersions, Metadata,
+ * CreateTopics, DeleteTopics, DescribeConfigs, DescribeCluster.
+ *
+ * Each handler reads req->body (decoded request) and fills req->resp, whose
+ * fields already hold the spec defaults.  Names go through the session's
+ * tenant (mk_req_topic / mk_req_topic_name), never straight to the cluster.
+ */
+#include "broker/broker_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AUTH_OPS_UNKNOWN INT32_MIN  /* "not requested" in Kafka's encoding */
+
+/* =============================================================== ApiVersions */
+
+int mk_handle_api_versions(mk_req_t *req)
+{
+    mk_ApiVersionsResponse_t *r = req->resp;
+    int n;
+    const mk_api_t *a = mk_broker_apis(&n);
+    if (!MK_ARRAY_ALLOC(req, r->ApiKeys, n, ApiVersionsResponse_ApiVersion))
+        return MK_ERR_NOMEM;
+    for (int i = 0; i < n; i++) {
+        r->ApiKeys.items[i].ApiKey = a[i].key;
+        r->ApiKeys.items[i].MinVersion = a[i].min;
+        r->ApiKeys.items[i].MaxVersion = a[i].max;
+    }
+    r->FinalizedFeaturesEpoch = -1;
+    return MK_REQ_DONE;
+}
+
+/* ================================================================== Metadata */
+
+static void fill_brokers_metadata(mk_req_t *req, mk_MetadataResponse_t *r)
+{
+    int n = mk_cluster_broker_count(req->c), live = 0;
+    for (int i = 0; i < n; i++)
+        live += mk_cluster_broker_at(req->c, i)->running;
+    if (!MK_ARRAY_ALLOC(req, r->Brokers, live, MetadataResponse_MetadataResponseBroker))
+        return;
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(req->c, i);
+        if (!b->running)
+            continue;
+        r->Brokers.items[k].NodeId = b->id;
+        r->Brokers.items[k].Host = mk_str(mk_cluster_advertise_host(req->c));
+        r->Brokers.items[k].Port = b->port;
+        r->Brokers.items[k].Rack = mk_str(b->az);
+        k++;
+    }
+}
+
+static void fill_topic_metadata(mk_req_t *req, mk_MetadataResponse_MetadataResponseTopic_t *out, mk_topic_t *t)
+{
+    out->ErrorCode = MK_KERR_NONE;
+    out->Name = mk_req_topic_name(req, t);
+    memcpy(out->TopicId.b, t->id, 16);
+    out->IsInternal = false;
+    out->TopicAuthorizedOperations = AUTH_OPS_UNKNOWN;
+    if (!MK_ARRAY_ALLOC(req, out->Partitions, t->partition_count, MetadataResponse_MetadataResponsePartition))
+        return;
+    for (int32_t p = 0; p < t->partition_count; p++) {
+        mk_MetadataResponse_MetadataResponsePartition_t *mp = &out->Partitions.items[p];
+        mk_partition_t *part = &t->partitions[p];
+        mk_cluster_broker_t *leader = mk_cluster_broker_find(req->c, part->leader);
+        bool up = leader && leader->running && part->log;
+        mp->PartitionIndex = p;
+        mp->LeaderId = up ? part->leader : -1;
+        mp->LeaderEpoch = part->leader_epoch;
+        mp->ErrorCode = up ? MK_KERR_NONE : MK_KERR_LEADER_NOT_AVAILABLE;
+        int32_t *one = mk_arena_alloc(&req->arena, sizeof(int32_t));
+        if (!one)
+            return;
+        *one = part->leader;
+        mp->ReplicaNodes.items = one;
+        mp->ReplicaNodes.count = 1;
+        mp->IsrNodes.items = up ? one : NULL;
+        mp->IsrNodes.count = up ? 1 : 0;
+        mp->OfflineReplicas.items = up ? NULL : one;
+        mp->OfflineReplicas.count = up ? 0 : 1;
+    }
+}
+
+/* Auto-create (Metadata with AllowAutoTopicCreation and
+ * auto.create.topics.enable): the topic exists in memory at once and is
+ * persisted in the background. */
+static mk_topic_t *auto_create(mk_req_t *req, const char *name, int16_t *err)
+{
+    const mk_config_t *cfg = mk_cluster_config(req->c);
+    char why[256];
+    if (!mk_cluster_topic_name_valid(name, why, sizeof(why))) {
+        *err = MK_KERR_INVALID_TOPIC_EXCEPTION;
+        return NULL;
+    }
+    const mk_tenant_t *tn = req->sess ? req->sess->tenant : mk_tenant_default();
+    mk_topic_spec_t spec = {0};
+    spec.name = mk_tenant_to_internal(tn, name, &req->arena);
+    spec.partitions = (int32_t)mk_config_get_i64(cfg, "num.partitions");
+    spec.replication_factor = 1;
+    mk_topic_t *t = NULL;
+    int rc = mk_cluster_topic_create(req->c, &spec, NULL, NULL, &t);
+    if (rc < 0) {
+        *err = MK_KERR_UNKNOWN_SERVER_ERROR;
+        mk_warn("auto-create of topic %s failed: %s", name, mk_strerror(rc));
+        return NULL;
+    }
+    return t;
+}
+
+int mk_handle_metadata(mk_req_t *req)
+{
+    mk_MetadataRequest_t *q = req->body;
+    mk_MetadataResponse_t *r = req->resp;
+    fill_brokers_metadata(req, r);
+    r->ClusterId = mk_str(mk_cluster_id(req->c));
+    r->ControllerId = mk_cluster_controller_id(req->c);
+    r->ClusterAuthorizedOperations = AUTH_OPS_UNKNOWN;
+
+    /* v0: an empty list means all topics; v1+: null means all. */
+    bool all = q->Topics.count < 0 || (req->version == 0 && q->Topics.count == 0);
+    if (all) {
+        const mk_tenant_t *tn = req->sess ? req->sess->tenant : mk_tenant_default();
+        int n = mk_cluster_topic_count(req->c), k = 0;
+        if (!MK_ARRAY_ALLOC(req, r->Topics, n, MetadataResponse_MetadataResponseTopic))
+            return MK_ERR_NOMEM;
+        size_t it = 0;
+        mk_topic_t *t;
+        while ((t = mk_cluster_topic_next(req->c, &it)) && k < n)
+            if (mk_tenant_visible(tn, t->name))
+                fill_topic_metadata(req, &r->Topics.items[k++], t);
+        r->Topics.count = k;
+        return MK_REQ_DONE;
+    }
+    bool may_create = q->AllowAutoTopicCreation && mk_config_get_bool(mk_cluster_config(req->c), "auto.create.topics.enable");
+    if (!MK_ARRAY_ALLOC(req, r->Topics, q->Topics.count, MetadataResponse_MetadataResponseTopic))
+        return MK_ERR_NOMEM;
+    for (int32_t i = 0; i < q->Topics.count; i++) {
+        mk_MetadataRequest_MetadataRequestTopic_t *qt = &q->Topics.items[i];
+        mk_MetadataResponse_MetadataResponseTopic_t *rt = &r->Topics.items[i];
+        rt->TopicAuthorizedOperations = AUTH_OPS_UNKNOWN;
+        mk_topic_t *t = NULL;
+        if (qt->Name.ptr) {
+            rt->Name = qt->Name;
+            t = mk_req_topic(req, qt->Name);
+            if (!t && may_create) {
+                int16_t err = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
+                t = auto_create(req, qt->Name.ptr, &err);
+                rt->ErrorCode = err;
+            } else if (!t) {
+                char why[256];
+                rt->ErrorCode = mk_cluster_topic_name_valid(qt->Name.ptr, why, sizeof(why))
+                                    ? MK_KERR_UNKNOWN_TOPIC_OR_PARTITION
+                                    : MK_KERR_INVALID_TOPIC_EXCEPTION;
+            }
+        } else {
+            t = mk_cluster_topic_find_id(req->c, qt->TopicId.b);
+            rt->TopicId = qt->TopicId;
+            if (!t)
+                rt->ErrorCode = MK_KERR_UNKNOWN_TOPIC_ID;
+        }
+        if (t)
+            fill_topic_metadata(req, rt, t);
+    }
+    return MK_REQ_DONE;
+}
+
+/* ============================================================== CreateTopics */
+
+static void create_done(int status, void *arg)
+{
+    mk_req_t *req = arg;
+    if (status < 0 && req->status == 0)
+        req->status = status;
+    if (--req->outstanding == 0) {
+        if (req->status < 0) {
+            /* The topics exist in memory; only their persistence failed. */
+            mk_CreateTopicsResponse_t *r = req->resp;
+            for (int32_t i = 0; i < r->Topics.count; i++)
+                if (r->Topics.items[i].ErrorCode == 0) {
+                    r->Topics.items[i].ErrorCode = MK_KERR_KAFKA_STORAGE_ERROR;
+                    r->Topics.items[i].ErrorMessage = mk_str("metadata could not be persisted");
+                }
+        }
+        mk_req_finish(req);
+    }
+}
+
+static void describe_topic_configs(mk_req_t *req, mk_CreateTopicsResponse_CreatableTopicResult_t *rt,
+                                   const mk_topic_t *t, int32_t nconf, const mk_str_t *keys, const mk_str_t *vals)
+{
+    int ndefs, n = 0;
+    const mk_cfg_def_t *defs = mk_cfg_defs(&ndefs);
+    for (int i = 0; i < ndefs; i++)
+        n += defs[i].scope == MK_CFG_SCOPE_TOPIC;
+    if (!MK_ARRAY_ALLOC(req, rt->Configs, n, CreateTopicsResponse_CreatableTopicConfigs))
+        return;
+    int k = 0;
+    for (int i = 0; i < ndefs; i++) {
+        if (defs[i].scope != MK_CFG_SCOPE_TOPIC)
+            continue;
+        mk_CreateTopicsResponse_CreatableTopicConfigs_t *c = &rt->Configs.items[k++];
+        int source = 5;
+        const char *v = mk_cluster_topic_config(req->c, t, defs[i].name, &source);
+        for (int32_t j = 0; !t && j < nconf; j++)
+            if (mk_str_eq(keys[j], defs[i].name)) {
+                v = vals[j].ptr;
+                source = 1;
+            }
+        c->Name = mk_str(defs[i].name);
+        c->Value = mk_str(v);
+        c->ReadOnly = defs[i].read_only;
+        c->ConfigSource = (int8_t)source;
+        c->IsSensitive = false;
+    }
+}
+
+int mk_handle_create_topics(mk_req_t *req)
+{
+    mk_CreateTopicsRequest_t *q = req->body;
+    mk_CreateTopicsResponse_t *r = req->resp;
+    const mk_config_t *cfg = mk_cluster_config(req->c);
+    if (!MK_ARRAY_ALLOC(req, r->Topics, q->Topics.count, CreateTopicsResponse_CreatableTopicResult))
+        return MK_ERR_NOMEM;
+    req->outstanding = 1; /* held until the loop below is done */
+    for (int32_t i = 0; i < q->Topics.count; i++) {
+        mk_CreateTopicsRequest_CreatableTopic_t *qt = &q->Topics.items[i];
+        mk_CreateTopicsResponse_CreatableTopicResult_t *rt = &r->Topics.items[i];
+        rt->Name = qt->Name;
+        char why[300];
+        int16_t err = 0;
+        int32_t parts = qt->NumPartitions;
+        int16_t rf = qt->ReplicationFactor;
+        bool dup = false;
+        for (int32_t j = 0; j < i; j++)
+            dup |= mk_str_eq(q->Topics.items[j].Name, qt->Name.ptr);
+        if (dup) {
+            err = MK_KERR_INVALID_REQUEST;
+            snprintf(why, sizeof(why), "topic '%s' appears more than once in the request", qt->Name.ptr);
+        } else if (!mk_cluster_topic_name_valid(qt->Name.ptr, why, sizeof(why))) {
+            err = MK_KERR_INVALID_TOPIC_EXCEPTION;
+        } else if (mk_req_topic(req, qt->Name)) {
+            err = MK_KERR_TOPIC_ALREADY_EXISTS;
+            snprintf(why, sizeof(why), "Topic '%s' already exists.", qt->Name.ptr);
+        }
+        if (!err && qt->Assignments.count > 0) {
+            if (parts != -1 || rf != -1) {
+                err = MK_KERR_INVALID_REQUEST;
+                snprintf(why, sizeof(why), "give either assignments or partitions/replication factor, not both");
+            }
+            parts = qt->Assignments.count;
+            rf = 1;
+            for (int32_t a = 0; !err && a < qt->Assignments.count; a++) {
+                mk_CreateTopicsRequest_CreatableReplicaAssignment_t *as = &qt->Assignments.items[a];
+                if (as->PartitionIndex != a || as->BrokerIds.count != 1 ||
+                    !mk_cluster_broker_find(req->c, as->BrokerIds.items[0])) {
+                    err = as->BrokerIds.count > 1 ? MK_KERR_INVALID_REPLICATION_FACTOR
+                                                  : MK_KERR_INVALID_REPLICA_ASSIGNMENT;
+                    snprintf(why, sizeof(why),
+                             "assignment of partition %d must name partitions 0..n-1 in order, each with "
+                             "exactly one existing broker (replication is not yet available in minikora)",
+                             as->PartitionIndex);
+                }
+            }
+        }
+        if (!err) {
+            if (parts == -1)
+                parts = (int32_t)mk_config_get_i64(cfg, "num.partitions");
+            if (rf == -1)
+                rf = (int16_t)mk_config_get_i64(cfg, "default.replication.factor");
+            if (parts <= 0 || parts > 100000) {
+                err = MK_KERR_INVALID_PARTITIONS;
+                snprintf(why, sizeof(why), "Number of partitions must be between 1 and 100000, not %d.", parts);
+            } else if (rf != 1) {
+                err = MK_KERR_INVALID_REPLICATION_FACTOR;
+                snprintf(why, sizeof(why),
+                         "Replication factor %d is not available: replication is not yet implemented in "
+                         "minikora, so the replication factor must be 1.",
+                         rf);
+            }
+        }
+        const char **keys = NULL, **vals = NULL;
+        mk_str_t *ks = NULL, *vs = NULL;
+        if (!err && qt->Configs.count > 0) {
+            keys = mk_arena_alloc(&req->arena, sizeof(char *) * (size_t)qt->Configs.count);
+            vals = mk_arena_alloc(&req->arena, sizeof(char *) * (size_t)qt->Configs.count);
+            ks = mk_arena_alloc(&req->arena, sizeof(mk_str_t) * (size_t)qt->Configs.count);
+            vs = mk_arena_alloc(&req->arena, sizeof(mk_str_t) * (size_t)qt->Configs.count);
+            if (!keys || !vals || !ks || !vs)
+                return MK_ERR_NOMEM;
+            for (int32_t c = 0; c < qt->Configs.count && !err; c++) {
+                mk_CreateTopicsRequest_CreatableTopicConfig_t *cf = &qt->Configs.items[c];
+                const mk_cfg_def_t *d = mk_cfg_topic_def(cf->Name.ptr);
+                if (!d) {
+                    err = MK_KERR_INVALID_CONFIG;
+                    snprintf(why, sizeof(why), "Unknown topic config name: %s", cf->Name.ptr);
+                } else if (!cf->Value.ptr || !mk_config_value_valid(d, cf->Value.ptr)) {
+                    err = MK_KERR_INVALID_CONFIG;
+                    snprintf(why, sizeof(why), "Invalid value %s for configuration %s",
+                             cf->Value.ptr ? cf->Value.ptr : "null", cf->Name.ptr);
+                }
+                keys[c] = cf->Name.ptr;
+                vals[c] = cf->Value.ptr;
+                ks[c] = cf->Name;
+                vs[c] = cf->Value;
+            }
+        }
+        if (err) {
+            rt->ErrorCode = err;
+            rt->ErrorMessage = mk_req_str(req, why);
+            mk_info("CreateTopics %s refused: %s", qt->Name.ptr, why);
+            continue;
+        }
+        rt->NumPartitions = parts;
+        rt->ReplicationFactor = rf;
+        if (q->validateOnly) {
+            describe_topic_configs(req, rt, NULL, qt->Configs.count, ks, vs);
+            continue;
+        }
+        int32_t *leaders = NULL;
+        if (qt->Assignments.count > 0) {
+            leaders = mk_arena_alloc(&req->arena, sizeof(int32_t) * (size_t)parts);
+            if (!leaders)
+                return MK_ERR_NOMEM;
+            for (int32_t a = 0; a < parts; a++)
+                leaders[a] = qt->Assignments.items[a].BrokerIds.items[0];
+        }
+        const mk_tenant_t *tn = req->sess ? req->sess->tenant : mk_tenant_default();
+        mk_topic_spec_t spec = {mk_tenant_to_internal(tn, qt->Name.ptr, &req->arena), parts, rf,
+                                qt->Configs.count, keys, vals, leaders};
+        mk_topic_t *t = NULL;
+        req->outstanding++;
+        int rc = mk_cluster_topic_create(req->c, &spec, create_done, req, &t);
+        if (rc < 0) {
+            req->outstanding--;
+            rt->ErrorCode = rc == MK_ERR_EXISTS ? MK_KERR_TOPIC_ALREADY_EXISTS : MK_KERR_UNKNOWN_SERVER_ERROR;
+            rt->ErrorMessage = mk_str(mk_strerror(rc));
+            continue;
+        }
+        memcpy(rt->TopicId.b, t->id, 16);
+        describe_topic_configs(req, rt, t, 0, NULL, NULL);
+    }
+    if (--req->outstanding == 0)
+        return MK_REQ_DONE;
+    return MK_REQ_PENDING;
+}
+
+/* ============================================================== DeleteTopics */
+
+static void delete_done(int status, void *arg)
+{
+    mk_req_t *req = arg;
+    if (status < 0 && req->status == 0)
+        req->status = status;
+    if (--req->outstanding == 0)
+        mk_req_finish(req);
+}
+
+int mk_handle_delete_topics(mk_req_t *req)
+{
+    mk_DeleteTopicsRequest_t *q = req->body;
+    mk_DeleteTopicsResponse_t *r = req->resp;
+    /* v0-5 name topics in TopicNames; v6+ in Topics (name or id). */
+    int32_t n = req->version >= 6 ? q->Topics.count : q->TopicNames.count;
+    if (n < 0)
+        n = 0;
+    if (!MK_ARRAY_ALLOC(req, r->Responses, n, DeleteTopicsResponse_DeletableTopicResult))
+        return MK_ERR_NOMEM;
+    bool enabled = mk_config_get_bool(mk_cluster_config(req->c), "delete.topic.enable");
+    req->outstanding = 1;
+    for (int32_t i = 0; i < n; i++) {
+        mk_DeleteTopicsResponse_DeletableTopicResult_t *rt = &r->Responses.items[i];
+        mk_topic_t *t = NULL;
+        if (req->version >= 6) {
+            mk_DeleteTopicsRequest_DeleteTopicState_t *qt = &q->Topics.items[i];
+            if (qt->Name.ptr) {
+                rt->Name = qt->Name;
+                t = mk_req_topic(req, qt->Name);
+            } else {
+                rt->TopicId = qt->TopicId;
+                t = mk_cluster_topic_find_id(req->c, qt->TopicId.b);
+            }
+            if (!t)
+                rt->ErrorCode = qt->Name.ptr ? MK_KERR_UNKNOWN_TOPIC_OR_PARTITION : MK_KERR_UNKNOWN_TOPIC_ID;
+        } else {
+            rt->Name = q->TopicNames.items[i];
+            t = mk_req_topic(req, rt->Name);
+            if (!t)
+                rt->ErrorCode = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        }
+        if (!t)
+            continue;
+        rt->Name = mk_req_str(req, mk_req_topic_name(req, t).ptr);
+        memcpy(rt->TopicId.b, t->id, 16);
+        if (!enabled) {
+            rt->ErrorCode = MK_KERR_TOPIC_DELETION_DISABLED;
+            continue;
+        }
+        req->outstanding++;
+        int rc = mk_cluster_topic_delete(req->c, t, delete_done, req);
+        if (rc < 0) {
+            req->outstanding--;
+            rt->ErrorCode = MK_KERR_UNKNOWN_SERVER_ERROR;
+            rt->ErrorMessage = mk_str(mk_strerror(rc));
+        }
+    }
+    /* Parked fetches may name a deleted topic: let them see it go. */
+    mk_broker_wake_soon(req->b);
+    if (--req->outstanding == 0)
+        return MK_REQ_DONE;
+    return MK_REQ_PENDING;
+}
+
+/* =========================================================== DescribeConfigs */
+
+enum { RES_TOPIC = 2, RES_BROKER = 4 };
+
+static bool key_wanted(const mk_DescribeConfigsRequest_DescribeConfigsResource_t *res, const char *name)
+{
+    if (res->ConfigurationKeys.count < 0)
+        return true;
+    for (int32_t i = 0; i < res->ConfigurationKeys.count; i++)
+        if (mk_str_eq(res->ConfigurationKeys.items[i], name))
+            return true;
+    return false;
+}
+
+static void describe_one(mk_req_t *req, const mk_DescribeConfigsRequest_t *q,
+                         const mk_DescribeConfigsRequest_DescribeConfigsResource_t *res,
+                         mk_DescribeConfigsResponse_DescribeConfigsResult_t *out)
+{
+    out->ResourceType = res->ResourceType;
+    out->ResourceName = res->ResourceName;
+    mk_topic_t *t = NULL;
+    if (res->ResourceType == RES_TOPIC) {
+        t = mk_req_topic(req, res->ResourceName);
+        if (!t) {
+            out->ErrorCode = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            out->ErrorMessage = mk_str("Topic not found");
+            return;
+        }
+    } else if (res->ResourceType == RES_BROKER) {
+        const char *nm = res->ResourceName.ptr ? res->ResourceName.ptr : "";
+        char *end;
+        long id = strtol(nm, &end, 10);
+        if (*nm && (*end || !mk_cluster_broker_find(req->c, (int32_t)id))) {
+            out->ErrorCode = MK_KERR_INVALID_REQUEST;
+            out->ErrorMessage = mk_str("Unknown broker id");
+            return;
+        }
+    } else {
+        out->ErrorCode = MK_KERR_INVALID_REQUEST;
+        out->ErrorMessage = mk_str("Only topic and broker resources can be described");
+        return;
+    }
+    int ndefs;
+    const mk_cfg_def_t *defs = mk_cfg_defs(&ndefs);
+    int scope = t ? MK_CFG_SCOPE_TOPIC : MK_CFG_SCOPE_BROKER;
+    int n = 0;
+    for (int i = 0; i < ndefs; i++)
+        n += defs[i].scope == scope && key_wanted(res, defs[i].name);
+    if (!MK_ARRAY_ALLOC(req, out->Configs, n, DescribeConfigsResponse_DescribeConfigsResourceResult))
+        return;
+    const mk_config_t *cfg = mk_cluster_config(req->c);
+    int k = 0;
+    for (int i = 0; i < ndefs; i++) {
+        const mk_cfg_def_t *d = &defs[i];
+        if (d->scope != scope || !key_wanted(res, d->name))
+            continue;
+        mk_DescribeConfigsResponse_DescribeConfigsResourceResult_t *c = &out->Configs.items[k++];
+        int source;
+        const char *v;
+        if (t) {
+            v = mk_cluster_topic_config(req->c, t, d->name, &source);
+        } else {
+            v = mk_config_get(cfg, d->name);
+            source = mk_config_is_set(cfg, d->name) ? 4 : 5;
+        }
+        c->Name = mk_str(d->name);
+        c->Value = mk_str(v);
+        c->ReadOnly = d->read_only;
+        c->IsDefault = source == 5;
+        c->ConfigSource = (int8_t)source;
+        c->IsSensitive = false;
+        c->ConfigType = (int8_t)d->type;
+        if (q->IncludeDocumentation)
+            c->Documentation = mk_str(d->doc);
+        if (q->IncludeSynonyms) {
+            /* Topic override, then the broker setting, then the default. */
+            mk_DescribeConfigsResponse_DescribeConfigsSynonym_t syn[3];
+            int ns = 0;
+            if (t && mk_map_get(&t->overrides, d->name)) {
+                syn[ns].Name = mk_str(d->name);
+                syn[ns].Value = mk_str(mk_map_get(&t->overrides, d->name));
+                syn[ns++].Source = 1;
+            }
+            const char *bn = t ? d->broker_name : d->name;
+            if (bn && mk_config_is_set(cfg, bn)) {
+                syn[ns].Name = mk_str(bn);
+                syn[ns].Value = mk_str(mk_config_get(cfg, bn));
+                syn[ns++].Source = 4;
+            }
+            if (bn) {
+                const mk_cfg_def_t *bd = mk_cfg_def_find(bn);
+                syn[ns].Name = mk_str(bn);
+                syn[ns].Value = mk_str(bd ? bd->dflt : d->dflt);
+                syn[ns++].Source = 5;
+            }
+            if (MK_ARRAY_ALLOC(req, c->Synonyms, ns, DescribeConfigsResponse_DescribeConfigsSynonym))
+                memcpy(c->Synonyms.items, syn, sizeof(syn[0]) * (size_t)ns);
+        }
+    }
+}
+
+int mk_handle_describe_configs(mk_req_t *req)
+{
+    mk_DescribeConfigsRequest_t *q = req->body;
+    mk_DescribeConfigsResponse_t *r = req->resp;
+    int32_t n = q->Resources.count < 0 ? 0 : q->Resources.count;
+    if (!MK_ARRAY_ALLOC(req, r->Results, n, DescribeConfigsResponse_DescribeConfigsResult))
+        return MK_ERR_NOMEM;
+    for (int32_t i = 0; i < n; i++)
+        describe_one(req, q, &q->Resources.items[i], &r->Results.items[i]);
+    return MK_REQ_DONE;
+}
+
+/* =========================================================== DescribeCluster */
+
+int mk_handle_describe_cluster(mk_req_t *req)
+{
+    mk_DescribeClusterRequest_t *q = req->body;
+    mk_DescribeClusterResponse_t *r = req->resp;
+    if (q->EndpointType != 1) { /* 1 = brokers; 2 = controllers (KIP-919) */
+        r->ErrorCode = MK_KERR_UNSUPPORTED_ENDPOINT_TYPE;
+        r->ErrorMessage = mk_str("only the broker endpoint type is served");
+        return MK_REQ_DONE;
+    }
+    r->EndpointType = 1;
+    r->ClusterId = mk_str(mk_cluster_id(req->c));
+    r->ControllerId = mk_cluster_controller_id(req->c);
+    r->ClusterAuthorizedOperations = AUTH_OPS_UNKNOWN;
+    int n = mk_cluster_broker_count(req->c), live = 0;
+    for (int i = 0; i < n; i++)
+        live += mk_cluster_broker_at(req->c, i)->running;
+    if (!MK_ARRAY_ALLOC(req, r->Brokers, live, DescribeClusterResponse_DescribeClusterBroker))
+        return MK_ERR_NOMEM;
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(req->c, i);
+        if (!b->running)
+            continue;
+        r->Brokers.items[k].BrokerId = b->id;
+        r->Brokers.items[k].Host = mk_str(mk_cluster_advertise_host(req->c));
+        r->Brokers.items[k].Port = b->port;
+        r->Brokers.items[k].Rack = mk_str(b->az);
+        k++;
+    }
+    return MK_REQ_DONE;
+}

@@ -1,0 +1,124 @@
+/*
+ * broker_int.h -- internals shared by the files of broker/ (not a public
+ * header: other modules include broker/broker.h).
+ *
+ * Life of a request (mk_req_t):
+ *   frame arrives -> header decoded -> dispatch entry found and version
+ *   checked -> body decoded into req->arena -> handler runs and returns
+ *     MK_REQ_DONE      response in req->resp is encoded and queued now;
+ *     MK_REQ_NONE      no response (Produce acks=0);
+ *     MK_REQ_PENDING   the handler keeps req and calls mk_req_finish() later
+ *                      (a parked Fetch, a CreateTopics waiting for durable
+ *                      metadata);
+ *     < 0              the connection is closed (bad request), with a log line.
+ *   The arena (decoded request and response) and the frame are freed after
+ *   the response is queued.  If the connection closes while a request is
+ *   pending, req->sess becomes NULL and the response is dropped.
+ */
+#ifndef MK_BROKER_INT_H
+#define MK_BROKER_INT_H
+
+#include "broker/broker.h"
+#include "proto/proto.h"
+#include "tenant/tenant.h"
+
+enum { MK_REQ_DONE = 0, MK_REQ_NONE = 1, MK_REQ_PENDING = 2 };
+
+typedef struct mk_req_s mk_req_t;
+typedef int (*mk_handler_fn)(mk_req_t *req);
+
+/* One row of the dispatch table. */
+typedef struct mk_api_s {
+    int16_t key;
+    int16_t min, max;          /* supported versions */
+    mk_handler_fn fn;
+    const mk_pmsg_t *req_msg, *resp_msg;
+    const char *note;          /* for docs/COMPATIBILITY.md */
+} mk_api_t;
+
+/* A connection's state: who is on the other end and on which broker. */
+typedef struct mk_session_s {
+    mk_net_conn_t *conn;
+    mk_cluster_broker_t *node;
+    mk_broker_t *b;
+    const mk_tenant_t *tenant;
+    const char *principal;
+    mk_req_t *pending;         /* the request being handled, if pending */
+} mk_session_t;
+
+struct mk_req_s {
+    mk_arena_t arena;          /* decoded request + response */
+    uint8_t *frame;            /* owned; bytes fields of body point into it */
+    size_t frame_len;
+    mk_req_header_t hdr;
+    const mk_api_t *api;
+    int16_t version;
+    void *body;                /* decoded request (arena) */
+    void *resp;                /* response struct (arena), defaults set */
+    mk_session_t *sess;        /* NULL once the connection closed */
+    mk_broker_t *b;
+    mk_cluster_t *c;
+    mk_cluster_broker_t *node;
+    uint64_t start_ns;
+    /* parked Fetch */
+    mk_req_t *park_prev, *park_next;
+    uv_timer_t *timer;         /* owned; freed in its close callback */
+    uint64_t deadline_ms;
+    int outstanding;           /* async operations still running */
+    int status;                /* first error of those operations */
+    void *ctx;                 /* handler-specific state (arena) */
+    mk_buf_t data;             /* owned bytes the response points into (Fetch records) */
+};
+
+struct mk_broker_s {
+    uv_loop_t *loop;
+    mk_cluster_t *c;
+    mk_req_t *parked;          /* Fetch requests waiting for data */
+    uv_idle_t *wake;           /* owned; runs parked fetches after appends */
+    bool wake_pending;
+    bool closing;
+    uint64_t requests;         /* counters for metrics */
+};
+
+/* The dispatch table. */
+const mk_api_t *mk_broker_api_find(int16_t key);
+const mk_api_t *mk_broker_apis(int *count);
+
+/* Queue req's response (if the connection is still there), let the
+ * connection deliver its next frame, and free req. */
+void mk_req_finish(mk_req_t *req);
+/* Arena allocation of n elements of struct type d with spec defaults. */
+void *mk_req_structs(mk_req_t *req, const mk_pstruct_t *d, int32_t n);
+/* Arena copy of a C string as an mk_str_t. */
+mk_str_t mk_req_str(mk_req_t *req, const char *s);
+
+/* Allocate arr (a generated {items, count} member) with n defaulted items. */
+#define MK_ARRAY_ALLOC(req, arr, n, desc)                                                  \
+    ((arr).items = mk_req_structs((req), &mk_pdesc_##desc, (n)), (arr).count = (n),         \
+     (arr).items != NULL || (n) == 0)
+
+/* Parked fetches (fetch.c). */
+void mk_broker_wake_fetches(mk_broker_t *b);
+/* Re-try parked fetches once the current loop iteration is done. */
+void mk_broker_wake_soon(mk_broker_t *b);
+void mk_broker_park(mk_broker_t *b, mk_req_t *req, int32_t max_wait_ms);
+void mk_broker_unpark_all(mk_broker_t *b);
+
+/* Handlers. */
+int mk_handle_api_versions(mk_req_t *req);
+int mk_handle_metadata(mk_req_t *req);
+int mk_handle_create_topics(mk_req_t *req);
+int mk_handle_delete_topics(mk_req_t *req);
+int mk_handle_produce(mk_req_t *req);
+int mk_handle_fetch(mk_req_t *req);
+int mk_handle_list_offsets(mk_req_t *req);
+int mk_handle_describe_configs(mk_req_t *req);
+int mk_handle_describe_cluster(mk_req_t *req);
+int mk_handle_offset_for_leader_epoch(mk_req_t *req);
+
+/* Resolve a client topic name through the session's tenant. */
+mk_topic_t *mk_req_topic(mk_req_t *req, mk_str_t name);
+/* The client-visible name of a topic. */
+mk_str_t mk_req_topic_name(mk_req_t *req, const mk_topic_t *t);
+
+#endif /* MK_BROKER_INT_H */

@@ -1,0 +1,577 @@
+/*
+ * data.c -- handlers for the data path: Produce, Fetch (with long polling),
+ * ListOffsets, OffsetForLeaderEpoch.
+ *
+ * Produce: every batch of a partition is validated (batch/'s one validator:
+ * lengths, magic, CRC32C, record count, offset deltas, codecs) before the
+ * first byte of that partition is appended, so a rejected partition leaves
+ * its log exactly as it was.  Offsets are assigned by the log in place in the
+ * request frame (which we own), then written as they arrived.
+ *
+ * Fetch: partitions are read in request order into req->data; while the
+ * answer has fewer than MinBytes and MaxWaitMs has not passed, the request is
+ * parked.  Appends wake parked fetches through an idle handle, so a burst of
+ * produces costs one re-check per loop iteration.  Fetch sessions (KIP-227)
+ * are declined the way the protocol allows: we answer SessionId 0, so every
+ * fetch is a full fetch.
+ */
+#include "batch/batch.h"
+#include "broker/broker_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_UNCOMPRESSED (256u << 20)
+
+/* The partition of this broker a data request may use, or an error code. */
+static mk_partition_t *leader_partition(mk_req_t *req, mk_topic_t *t, int32_t index, int16_t *err)
+{
+    mk_partition_t *p = mk_topic_partition(t, index);
+    if (!t || !p) {
+        *err = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        return NULL;
+    }
+    if (p->leader != req->node->id || !p->log) {
+        *err = MK_KERR_NOT_LEADER_OR_FOLLOWER;
+        return NULL;
+    }
+    *err = 0;
+    return p;
+}
+
+static int16_t check_epoch(const mk_partition_t *p, int32_t current_leader_epoch)
+{
+    if (current_leader_epoch < 0 || current_leader_epoch == p->leader_epoch)
+        return 0;
+    return current_leader_epoch > p->leader_epoch ? MK_KERR_UNKNOWN_LEADER_EPOCH : MK_KERR_FENCED_LEADER_EPOCH;
+}
+
+/* =================================================================== Produce */
+
+static int16_t validate_records(mk_req_t *req, const mk_topic_t *t, const uint8_t *p, size_t n, char *why,
+                                size_t why_len)
+{
+    int64_t max_bytes = strtoll(mk_cluster_topic_config(req->c, t, "max.message.bytes", NULL), NULL, 10);
+    if (!p || n == 0) {
+        snprintf(why, why_len, "produce request without records");
+        return MK_KERR_CORRUPT_MESSAGE;
+    }
+    size_t pos = 0;
+    int nb = 0;
+    while (pos < n) {
+        int64_t size = mk_batch_size(p + pos, n - pos);
+        if (size < 0 || (uint64_t)size > n - pos) {
+            snprintf(why, why_len, "record batch %d at byte %zu is truncated or has a bad length", nb, pos);
+            return MK_KERR_CORRUPT_MESSAGE;
+        }
+        if (size > max_bytes) {
+            snprintf(why, why_len, "record batch of %lld bytes is over max.message.bytes (%lld)", (long long)size,
+                     (long long)max_bytes);
+            return MK_KERR_MESSAGE_TOO_LARGE;
+        }
+        if (size > 16 && p[pos + 16] != MK_BATCH_MAGIC) {
+            snprintf(why, why_len, "record batch magic %d: only magic v2 is supported", p[pos + 16]);
+            return MK_KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
+        }
+        char vwhy[160];
+        int rc = mk_batch_validate(p + pos, (size_t)size, true, MAX_UNCOMPRESSED, vwhy, sizeof(vwhy));
+        if (rc < 0) {
+            snprintf(why, why_len, "record batch %d: %s", nb, vwhy);
+            if (rc == MK_ERR_UNSUPPORTED)
+                return MK_KERR_UNSUPPORTED_COMPRESSION_TYPE;
+            if (rc == MK_ERR_TOO_LARGE)
+                return MK_KERR_MESSAGE_TOO_LARGE;
+            return MK_KERR_CORRUPT_MESSAGE;
+        }
+        pos += (size_t)size;
+        nb++;
+    }
+    return 0;
+}
+
+static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequest_PartitionProduceData_t *qp,
+                              mk_ProduceResponse_PartitionProduceResponse_t *rp)
+{
+    int16_t err;
+    rp->Index = qp->Index;
+    mk_partition_t *p = leader_partition(req, t, qp->Index, &err);
+    if (!p) {
+        rp->ErrorCode = err;
+        if (err == MK_KERR_NOT_LEADER_OR_FOLLOWER && t) {
+            mk_partition_t *pp = mk_topic_partition(t, qp->Index);
+            rp->CurrentLeader.LeaderId = pp->leader;
+            rp->CurrentLeader.LeaderEpoch = pp->leader_epoch;
+        }
+        return;
+    }
+    char why[256];
+    err = validate_records(req, t, qp->Records.ptr, qp->Records.ptr ? (size_t)qp->Records.len : 0, why, sizeof(why));
+    if (err) {
+        rp->ErrorCode = err;
+        rp->ErrorMessage = mk_req_str(req, why);
+        mk_warn("broker %d: produce to %s-%d from %s rejected (%s): %s", req->node->id, t->name, qp->Index,
+                req->sess ? mk_net_conn_peer(req->sess->conn) : "?", mk_kafka_strerror(err), why);
+        return;
+    }
+    /* The frame is ours: offsets and epochs are written into it in place. */
+    uint8_t *recs = (uint8_t *)qp->Records.ptr;
+    size_t len = (size_t)qp->Records.len;
+    int64_t now = mk_now_ms();
+    const char *tt = mk_cluster_topic_config(req->c, t, "message.timestamp.type", NULL);
+    bool log_append_time = tt && strcmp(tt, "LogAppendTime") == 0;
+    if (log_append_time)
+        for (size_t pos = 0; pos < len;) {
+            int64_t size = mk_batch_size(recs + pos, len - pos);
+            mk_batch_set_log_append_time(recs + pos, (size_t)size, now);
+            pos += (size_t)size;
+        }
+    mk_log_append_info_t info;
+    int rc = mk_log_append(p->log, recs, len, p->leader_epoch, now, &info);
+    if (rc < 0) {
+        rp->ErrorCode = MK_KERR_KAFKA_STORAGE_ERROR;
+        rp->ErrorMessage = mk_str(mk_strerror(rc));
+        mk_error("broker %d: append to %s-%d failed: %s", req->node->id, t->name, qp->Index, mk_strerror(rc));
+        return;
+    }
+    rp->BaseOffset = info.first_offset;
+    rp->LogAppendTimeMs = log_append_time ? now : -1;
+    rp->LogStartOffset = mk_log_start_offset(p->log);
+    mk_broker_wake_soon(req->b);
+}
+
+int mk_handle_produce(mk_req_t *req)
+{
+    mk_ProduceRequest_t *q = req->body;
+    mk_ProduceResponse_t *r = req->resp;
+    bool acks_ok = q->Acks == 0 || q->Acks == 1 || q->Acks == -1;
+    if (!MK_ARRAY_ALLOC(req, r->Responses, q->TopicData.count, ProduceResponse_TopicProduceResponse))
+        return MK_ERR_NOMEM;
+    for (int32_t i = 0; i < q->TopicData.count; i++) {
+        mk_ProduceRequest_TopicProduceData_t *qt = &q->TopicData.items[i];
+        mk_ProduceResponse_TopicProduceResponse_t *rt = &r->Responses.items[i];
+        rt->Name = qt->Name;
+        mk_topic_t *t = mk_req_topic(req, qt->Name);
+        if (!MK_ARRAY_ALLOC(req, rt->PartitionResponses, qt->PartitionData.count,
+                            ProduceResponse_PartitionProduceResponse))
+            return MK_ERR_NOMEM;
+        for (int32_t j = 0; j < qt->PartitionData.count; j++) {
+            if (!acks_ok) {
+                rt->PartitionResponses.items[j].Index = qt->PartitionData.items[j].Index;
+                rt->PartitionResponses.items[j].ErrorCode = MK_KERR_INVALID_REQUIRED_ACKS;
+                continue;
+            }
+            produce_partition(req, t, &qt->PartitionData.items[j], &rt->PartitionResponses.items[j]);
+        }
+    }
+    return q->Acks == 0 ? MK_REQ_NONE : MK_REQ_DONE;
+}
+
+/* ===================================================================== Fetch */
+
+typedef struct fetch_span_s {
+    mk_bytes_t *dst;
+    size_t off, len;
+} fetch_span_t;
+
+/* Build the whole Fetch response from the logs.  Returns the number of
+ * record bytes gathered, or -1 if a partition carries an error (answer now). */
+static int64_t fetch_fill(mk_req_t *req)
+{
+    mk_FetchRequest_t *q = req->body;
+    mk_FetchResponse_t *r = req->resp;
+    mk_proto_struct_defaults(&mk_pdesc_FetchResponse, r);
+    mk_buf_reset(&req->data);
+    bool any_error = false;
+    int64_t total = 0;
+    int64_t limit = q->MaxBytes > 0 ? q->MaxBytes : INT32_MAX;
+
+    if (q->SessionId != 0) {
+        r->ErrorCode = MK_KERR_FETCH_SESSION_ID_NOT_FOUND;
+        return -1;
+    }
+    r->SessionId = 0; /* sessions declined: full fetches only */
+
+    int32_t nparts = 0;
+    for (int32_t i = 0; i < q->Topics.count; i++)
+        nparts += q->Topics.items[i].Partitions.count;
+    fetch_span_t *spans = mk_arena_alloc(&req->arena, sizeof(fetch_span_t) * (size_t)(nparts + 1));
+    int nspans = 0;
+    if (!spans || !MK_ARRAY_ALLOC(req, r->Responses, q->Topics.count, FetchResponse_FetchableTopicResponse))
+        return -1;
+    for (int32_t i = 0; i < q->Topics.count; i++) {
+        mk_FetchRequest_FetchTopic_t *qt = &q->Topics.items[i];
+        mk_FetchResponse_FetchableTopicResponse_t *rt = &r->Responses.items[i];
+        mk_topic_t *t;
+        int16_t missing;
+        if (req->version >= 13) {
+            t = mk_cluster_topic_find_id(req->c, qt->TopicId.b);
+            rt->TopicId = qt->TopicId;
+            missing = MK_KERR_UNKNOWN_TOPIC_ID;
+        } else {
+            t = mk_req_topic(req, qt->Topic);
+            rt->Topic = qt->Topic;
+            missing = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        }
+        if (!MK_ARRAY_ALLOC(req, rt->Partitions, qt->Partitions.count, FetchResponse_PartitionData))
+            return -1;
+        for (int32_t j = 0; j < qt->Partitions.count; j++) {
+            mk_FetchRequest_FetchPartition_t *qp = &qt->Partitions.items[j];
+            mk_FetchResponse_PartitionData_t *rp = &rt->Partitions.items[j];
+            rp->PartitionIndex = qp->Partition;
+            rp->Records.ptr = NULL;
+            rp->Records.len = -1;
+            int16_t err;
+            mk_partition_t *p = t ? leader_partition(req, t, qp->Partition, &err) : NULL;
+            if (!t)
+                err = missing;
+            if (!p) {
+                rp->ErrorCode = err;
+                any_error = true;
+                if (t && err == MK_KERR_NOT_LEADER_OR_FOLLOWER) {
+                    mk_partition_t *pp = mk_topic_partition(t, qp->Partition);
+                    rp->CurrentLeader.LeaderId = pp->leader;
+                    rp->CurrentLeader.LeaderEpoch = pp->leader_epoch;
+                }
+                continue;
+            }
+            int64_t start = mk_log_start_offset(p->log), end = mk_log_end_offset(p->log);
+            rp->HighWatermark = end;
+            rp->LastStableOffset = end;
+            rp->LogStartOffset = start;
+            if ((err = check_epoch(p, qp->CurrentLeaderEpoch))) {
+                rp->ErrorCode = err;
+                any_error = true;
+                continue;
+            }
+            if (qp->FetchOffset < start || qp->FetchOffset > end) {
+                rp->ErrorCode = MK_KERR_OFFSET_OUT_OF_RANGE;
+                any_error = true;
+                continue;
+            }
+            rp->Records.ptr = (const uint8_t *)"";
+            rp->Records.len = 0;
+            if (qp->FetchOffset == end || total >= limit)
+                continue;
+            size_t max = (size_t)MK_MIN((int64_t)(qp->PartitionMaxBytes > 0 ? qp->PartitionMaxBytes : 0),
+                                        limit - total);
+            size_t before = req->data.len;
+            int64_t next;
+            int rc = mk_log_read(p->log, qp->FetchOffset, max, total == 0, &req->data, &next);
+            if (rc < 0) {
+                rp->ErrorCode = rc == MK_ERR_RANGE ? MK_KERR_OFFSET_OUT_OF_RANGE : MK_KERR_KAFKA_STORAGE_ERROR;
+                rp->Records.ptr = NULL;
+                rp->Records.len = -1;
+                any_error = true;
+                continue;
+            }
+            size_t got = req->data.len - before;
+            if (got) {
+                spans[nspans].dst = &rp->Records;
+                spans[nspans].off = before;
+                spans[nspans].len = got;
+                nspans++;
+                total += (int64_t)got;
+            }
+        }
+    }
+    /* req->data may have moved while growing: point the records in now. */
+    for (int i = 0; i < nspans; i++) {
+        spans[i].dst->ptr = req->data.data + spans[i].off;
+        spans[i].dst->len = (int32_t)spans[i].len;
+    }
+    return any_error ? -1 : total;
+}
+
+/* Whether any partition of a parked fetch has moved (new data, deleted
+ * topic, moved leader): only then is the full fetch worth re-running. */
+static bool fetch_may_progress(mk_req_t *req)
+{
+    mk_FetchRequest_t *q = req->body;
+    for (int32_t i = 0; i < q->Topics.count; i++) {
+        mk_FetchRequest_FetchTopic_t *qt = &q->Topics.items[i];
+        mk_topic_t *t = req->version >= 13 ? mk_cluster_topic_find_id(req->c, qt->TopicId.b)
+                                           : mk_req_topic(req, qt->Topic);
+        if (!t)
+            return true;
+        for (int32_t j = 0; j < qt->Partitions.count; j++) {
+            mk_partition_t *p = mk_topic_partition(t, qt->Partitions.items[j].Partition);
+            if (!p || !p->log || p->leader != req->node->id ||
+                mk_log_end_offset(p->log) > qt->Partitions.items[j].FetchOffset)
+                return true;
+        }
+    }
+    return false;
+}
+
+int mk_handle_fetch(mk_req_t *req)
+{
+    mk_FetchRequest_t *q = req->body;
+    int64_t got = fetch_fill(req);
+    if (got < 0 || got >= q->MinBytes || q->MaxWaitMs <= 0)
+        return MK_REQ_DONE;
+    mk_broker_park(req->b, req, q->MaxWaitMs);
+    return MK_REQ_PENDING;
+}
+
+/* ------------------------------------------------------------ parked fetches */
+
+static void park_unlink(mk_broker_t *b, mk_req_t *req)
+{
+    if (req->park_prev)
+        req->park_prev->park_next = req->park_next;
+    else if (b->parked == req)
+        b->parked = req->park_next;
+    if (req->park_next)
+        req->park_next->park_prev = req->park_prev;
+    req->park_prev = req->park_next = NULL;
+}
+
+static void park_link(mk_broker_t *b, mk_req_t *req)
+{
+    req->park_prev = NULL;
+    req->park_next = b->parked;
+    if (b->parked)
+        b->parked->park_prev = req;
+    b->parked = req;
+}
+
+static void timer_free_cb(uv_handle_t *h) { mk_free(h); }
+
+static void park_release_timer(mk_req_t *req)
+{
+    if (req->timer) {
+        uv_timer_stop(req->timer);
+        uv_close((uv_handle_t *)req->timer, timer_free_cb);
+        req->timer = NULL;
+    }
+}
+
+static void park_timeout_cb(uv_timer_t *timer)
+{
+    mk_req_t *req = timer->data;
+    park_unlink(req->b, req);
+    park_release_timer(req);
+    if (req->sess)
+        fetch_fill(req);
+    mk_req_finish(req);
+}
+
+void mk_broker_park(mk_broker_t *b, mk_req_t *req, int32_t max_wait_ms)
+{
+    req->timer = mk_malloc(sizeof(uv_timer_t));
+    if (!req->timer) {
+        mk_req_finish(req); /* answer now with what we have */
+        return;
+    }
+    uv_timer_init(b->loop, req->timer);
+    req->timer->data = req;
+    uv_timer_start(req->timer, park_timeout_cb, (uint64_t)max_wait_ms, 0);
+    park_link(b, req);
+}
+
+void mk_broker_wake_fetches(mk_broker_t *b)
+{
+    /* Take the list: requests that stay parked are linked again; fetches
+     * parked meanwhile (by frames dispatched from mk_req_finish) land on the
+     * fresh list and wait for the next wake. */
+    mk_req_t *list = b->parked;
+    b->parked = NULL;
+    while (list) {
+        mk_req_t *req = list;
+        list = req->park_next;
+        if (list)
+            list->park_prev = NULL;
+        req->park_prev = req->park_next = NULL;
+        if (!req->sess) {
+            park_release_timer(req);
+            mk_req_finish(req);
+            continue;
+        }
+        if (fetch_may_progress(req)) {
+            mk_FetchRequest_t *q = req->body;
+            int64_t got = fetch_fill(req);
+            if (got < 0 || got >= q->MinBytes) {
+                park_release_timer(req);
+                mk_req_finish(req);
+                continue;
+            }
+        }
+        park_link(b, req);
+    }
+}
+
+void mk_broker_unpark_all(mk_broker_t *b)
+{
+    while (b->parked) {
+        mk_req_t *req = b->parked;
+        park_unlink(b, req);
+        park_release_timer(req);
+        mk_req_finish(req);
+    }
+}
+
+/* =============================================================== ListOffsets */
+
+enum {
+    TS_LATEST = -1, TS_EARLIEST = -2, TS_MAX_TIMESTAMP = -3, TS_EARLIEST_LOCAL = -4, TS_LATEST_TIERED = -5
+};
+
+typedef struct ts_find_s {
+    int64_t target;     /* find the first record with timestamp >= target */
+    bool exact_max;     /* or the first record whose timestamp == target */
+    int64_t offset, timestamp;
+} ts_find_t;
+
+static int ts_find_cb(const mk_record_t *rec, void *arg)
+{
+    ts_find_t *f = arg;
+    if (f->exact_max ? rec->timestamp == f->target : rec->timestamp >= f->target) {
+        f->offset = rec->offset;
+        f->timestamp = rec->timestamp;
+        return 1;
+    }
+    return 0;
+}
+
+/* Search the batch holding offset for a record (see ts_find_t). */
+static bool find_in_batch(mk_log_t *log, int64_t offset, ts_find_t *f)
+{
+    mk_buf_t b, scratch;
+    mk_buf_init(&b);
+    mk_buf_init(&scratch);
+    int64_t next;
+    bool found = false;
+    if (mk_log_read(log, offset, 1, true, &b, &next) == 0 && b.len > 0)
+        found = mk_batch_records_foreach(b.data, b.len, &scratch, MAX_UNCOMPRESSED, ts_find_cb, f) == 1;
+    mk_buf_free(&b);
+    mk_buf_free(&scratch);
+    return found;
+}
+
+static void list_offset_partition(mk_req_t *req, mk_partition_t *p, int64_t ts, int8_t isolation,
+                                  int64_t *offset, int64_t *timestamp)
+{
+    (void)isolation; /* read_committed: the last stable offset equals the end until transactions land */
+    *timestamp = -1;
+    switch (ts) {
+    case TS_LATEST:
+    case TS_LATEST_TIERED:
+        *offset = ts == TS_LATEST ? mk_log_end_offset(p->log) : -1;
+        return;
+    case TS_EARLIEST:
+    case TS_EARLIEST_LOCAL:
+        *offset = mk_log_start_offset(p->log);
+        return;
+    case TS_MAX_TIMESTAMP: {
+        mk_log_ts_t mt;
+        *offset = -1;
+        if (mk_log_max_timestamp(p->log, &mt) == 0 && mt.timestamp >= 0) {
+            ts_find_t f = {mt.timestamp, true, mt.last_offset, mt.timestamp};
+            find_in_batch(p->log, mt.base_offset, &f);
+            *offset = f.offset;
+            *timestamp = f.timestamp;
+        }
+        return;
+    }
+    }
+    *offset = -1;
+    if (ts < 0)
+        return;
+    /* The log finds the first batch whose max timestamp reaches ts; within
+     * that batch the first record at or after ts is the answer. */
+    int64_t boff, bts;
+    if (mk_log_offset_for_time(p->log, ts, &boff, &bts) == 0) {
+        ts_find_t f = {ts, false, -1, -1};
+        if (find_in_batch(p->log, boff, &f)) {
+            *offset = f.offset;
+            *timestamp = f.timestamp;
+        } else {
+            *offset = boff;
+            *timestamp = bts;
+        }
+    }
+}
+
+int mk_handle_list_offsets(mk_req_t *req)
+{
+    mk_ListOffsetsRequest_t *q = req->body;
+    mk_ListOffsetsResponse_t *r = req->resp;
+    if (!MK_ARRAY_ALLOC(req, r->Topics, q->Topics.count, ListOffsetsResponse_ListOffsetsTopicResponse))
+        return MK_ERR_NOMEM;
+    for (int32_t i = 0; i < q->Topics.count; i++) {
+        mk_ListOffsetsRequest_ListOffsetsTopic_t *qt = &q->Topics.items[i];
+        mk_ListOffsetsResponse_ListOffsetsTopicResponse_t *rt = &r->Topics.items[i];
+        rt->Name = qt->Name;
+        mk_topic_t *t = mk_req_topic(req, qt->Name);
+        if (!MK_ARRAY_ALLOC(req, rt->Partitions, qt->Partitions.count,
+                            ListOffsetsResponse_ListOffsetsPartitionResponse))
+            return MK_ERR_NOMEM;
+        for (int32_t j = 0; j < qt->Partitions.count; j++) {
+            mk_ListOffsetsRequest_ListOffsetsPartition_t *qp = &qt->Partitions.items[j];
+            mk_ListOffsetsResponse_ListOffsetsPartitionResponse_t *rp = &rt->Partitions.items[j];
+            rp->PartitionIndex = qp->PartitionIndex;
+            int16_t err;
+            mk_partition_t *p = leader_partition(req, t, qp->PartitionIndex, &err);
+            if (p)
+                err = check_epoch(p, qp->CurrentLeaderEpoch);
+            if (err) {
+                rp->ErrorCode = err;
+                continue;
+            }
+            int64_t off, ts;
+            list_offset_partition(req, p, qp->Timestamp, q->IsolationLevel, &off, &ts);
+            rp->Offset = off;
+            rp->Timestamp = ts;
+            rp->LeaderEpoch = p->leader_epoch;
+            if (req->version == 0) {
+                int64_t *o = mk_arena_alloc(&req->arena, sizeof(int64_t));
+                if (!o)
+                    return MK_ERR_NOMEM;
+                *o = off;
+                rp->OldStyleOffsets.items = o;
+                rp->OldStyleOffsets.count = off >= 0 && qp->MaxNumOffsets > 0 ? 1 : 0;
+            }
+        }
+    }
+    return MK_REQ_DONE;
+}
+
+/* ====================================================== OffsetForLeaderEpoch */
+
+int mk_handle_offset_for_leader_epoch(mk_req_t *req)
+{
+    mk_OffsetForLeaderEpochRequest_t *q = req->body;
+    mk_OffsetForLeaderEpochResponse_t *r = req->resp;
+    if (!MK_ARRAY_ALLOC(req, r->Topics, q->Topics.count, OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult))
+        return MK_ERR_NOMEM;
+    for (int32_t i = 0; i < q->Topics.count; i++) {
+        mk_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_t *qt = &q->Topics.items[i];
+        mk_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_t *rt = &r->Topics.items[i];
+        rt->Topic = qt->Topic;
+        mk_topic_t *t = mk_req_topic(req, qt->Topic);
+        if (!MK_ARRAY_ALLOC(req, rt->Partitions, qt->Partitions.count, OffsetForLeaderEpochResponse_EpochEndOffset))
+            return MK_ERR_NOMEM;
+        for (int32_t j = 0; j < qt->Partitions.count; j++) {
+            mk_OffsetForLeaderEpochRequest_OffsetForLeaderPartition_t *qp = &qt->Partitions.items[j];
+            mk_OffsetForLeaderEpochResponse_EpochEndOffset_t *rp = &rt->Partitions.items[j];
+            rp->Partition = qp->Partition;
+            int16_t err;
+            mk_partition_t *p = leader_partition(req, t, qp->Partition, &err);
+            if (p)
+                err = check_epoch(p, qp->CurrentLeaderEpoch);
+            if (err) {
+                rp->ErrorCode = err;
+                continue;
+            }
+            /* One epoch per partition so far: its end is the log end. */
+            if (qp->LeaderEpoch <= p->leader_epoch && qp->LeaderEpoch >= 0) {
+                rp->LeaderEpoch = p->leader_epoch;
+                rp->EndOffset = mk_log_end_offset(p->log);
+            } else {
+                rp->LeaderEpoch = -1;
+                rp->EndOffset = -1;
+            }
+        }
+    }
+    return MK_REQ_DONE;
+}

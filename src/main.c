@@ -1,0 +1,308 @@
+/*
+ * main.c -- the `minikora` command: flag parsing, the event loop, the ready
+ * line, periodic housekeeping, and clean shutdown on SIGTERM/SIGINT.
+ *
+ *   minikora serve [options]      run a cluster (see usage())
+ *   minikora apis [--markdown]    print the supported APIs (dispatch table)
+ *   minikora version
+ *
+ * Everything runs on one libuv loop; brokers share it.  Blocking work
+ * (SQLite commits, fsync) goes to libuv's worker threads from the modules
+ * that own it.
+ */
+#include "broker/broker.h"
+#include "cluster/cluster.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MINIKORA_VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: minikora serve [options]   run a Kafka-compatible cluster\n"
+            "       minikora apis [--markdown] list supported Kafka APIs and versions\n"
+            "       minikora version\n"
+            "\n"
+            "serve options:\n"
+            "  --data-dir DIR        data directory (default ./data; Kafka's log.dirs)\n"
+            "  --ephemeral           use a temporary data directory, removed on exit\n"
+            "  --port N              first broker port (default 9092; 0 picks free ports)\n"
+            "  --host ADDR           address to bind (default 127.0.0.1)\n"
+            "  --advertise-host H    host name given to clients (default: --host)\n"
+            "  --brokers N           brokers (default 6; minikora.brokers)\n"
+            "  --azs N               simulated availability zones (default 3; minikora.azs)\n"
+            "  --config FILE         Kafka-style properties file (key=value)\n"
+            "  --set KEY=VALUE       one setting by Kafka's name, e.g. --set num.partitions=3\n"
+            "  --log-level LEVEL     debug, info (default), warn, error\n");
+}
+
+typedef struct app_s {
+    uv_loop_t *loop;
+    mk_cluster_t *cluster;
+    mk_broker_t *broker;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t tick;
+    char *ephemeral_dir;
+    int64_t last_retention_ms;
+    bool stopping;
+} app_t;
+
+static void tick_cb(uv_timer_t *t)
+{
+    app_t *app = t->data;
+    int64_t now = mk_now_ms();
+    bool retain = now - app->last_retention_ms >=
+                  mk_config_get_i64(mk_cluster_config(app->cluster), "log.retention.check.interval.ms");
+    if (retain)
+        app->last_retention_ms = now;
+    size_t it = 0;
+    mk_topic_t *topic;
+    while ((topic = mk_cluster_topic_next(app->cluster, &it)))
+        for (int32_t p = 0; p < topic->partition_count; p++) {
+            mk_log_t *log = topic->partitions[p].log;
+            if (!log)
+                continue;
+            mk_log_tick(log, now);
+            if (retain)
+                mk_log_retain(log, now);
+        }
+}
+
+static void app_stop(app_t *app)
+{
+    if (app->stopping)
+        return;
+    app->stopping = true;
+    mk_info("shutting down");
+    uv_signal_stop(&app->sigterm);
+    uv_signal_stop(&app->sigint);
+    uv_close((uv_handle_t *)&app->sigterm, NULL);
+    uv_close((uv_handle_t *)&app->sigint, NULL);
+    uv_timer_stop(&app->tick);
+    uv_close((uv_handle_t *)&app->tick, NULL);
+    mk_broker_free(app->broker);
+    app->broker = NULL;
+    mk_cluster_close(app->cluster);
+    app->cluster = NULL;
+}
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    app_stop(s->data);
+}
+
+static int parse_int(const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < 0 || v > 65535)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    mk_config_t config;
+    mk_config_init(&config);
+    const char *data_dir = NULL, *host = "127.0.0.1", *advertise = NULL;
+    int port = 9092, brokers = -1, azs = -1;
+    bool ephemeral = false;
+    char why[512];
+    uint64_t t0 = mk_mono_ns();
+
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED_VALUE()                                                     \
+    do {                                                                 \
+        if (!v) {                                                        \
+            fprintf(stderr, "minikora: %s needs a value\n", a);          \
+            return 2;                                                    \
+        }                                                                \
+        i++;                                                             \
+    } while (0)
+        if (strcmp(a, "--ephemeral") == 0) {
+            ephemeral = true;
+        } else if (strcmp(a, "--data-dir") == 0) {
+            NEED_VALUE();
+            data_dir = v;
+        } else if (strcmp(a, "--port") == 0) {
+            NEED_VALUE();
+            if (parse_int(v, &port) < 0) {
+                fprintf(stderr, "minikora: bad port '%s'\n", v);
+                return 2;
+            }
+        } else if (strcmp(a, "--host") == 0) {
+            NEED_VALUE();
+            host = v;
+        } else if (strcmp(a, "--advertise-host") == 0) {
+            NEED_VALUE();
+            advertise = v;
+        } else if (strcmp(a, "--brokers") == 0 || strcmp(a, "--azs") == 0) {
+            NEED_VALUE();
+            if (mk_config_set(&config, a[2] == 'b' ? "minikora.brokers" : "minikora.azs", v, why, sizeof(why)) < 0) {
+                fprintf(stderr, "minikora: %s\n", why);
+                return 2;
+            }
+        } else if (strcmp(a, "--config") == 0) {
+            NEED_VALUE();
+            if (mk_config_load_file(&config, v, why, sizeof(why)) < 0) {
+                fprintf(stderr, "minikora: %s\n", why);
+                return 2;
+            }
+        } else if (strcmp(a, "--set") == 0) {
+            NEED_VALUE();
+            char kv[1024];
+            snprintf(kv, sizeof(kv), "%s", v);
+            char *eq = strchr(kv, '=');
+            if (!eq) {
+                fprintf(stderr, "minikora: --set wants KEY=VALUE, got '%s'\n", v);
+                return 2;
+            }
+            *eq = 0;
+            if (mk_config_set(&config, kv, eq + 1, why, sizeof(why)) < 0) {
+                fprintf(stderr, "minikora: %s\n", why);
+                return 2;
+            }
+        } else if (strcmp(a, "--log-level") == 0) {
+            NEED_VALUE();
+            int lvl = strcmp(v, "debug") == 0 ? MK_LOG_DEBUG
+                      : strcmp(v, "info") == 0 ? MK_LOG_INFO
+                      : strcmp(v, "warn") == 0 ? MK_LOG_WARN
+                      : strcmp(v, "error") == 0 ? MK_LOG_ERROR : -1;
+            if (lvl < 0) {
+                fprintf(stderr, "minikora: unknown log level '%s'\n", v);
+                return 2;
+            }
+            mk_log_set_level(lvl);
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "minikora: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+#undef NEED_VALUE
+    }
+    brokers = (int)mk_config_get_i64(&config, "minikora.brokers");
+    azs = (int)mk_config_get_i64(&config, "minikora.azs");
+    if (brokers < 1 || brokers > 64 || azs < 1 || azs > 16) {
+        fprintf(stderr, "minikora: brokers must be 1..64 and AZs 1..16\n");
+        return 2;
+    }
+
+    app_t app;
+    memset(&app, 0, sizeof(app));
+    if (ephemeral) {
+        char tmpl[] = "/tmp/minikora-XXXXXX";
+        if (!mkdtemp(tmpl)) {
+            fprintf(stderr, "minikora: cannot create a temporary directory: %s\n", strerror(errno));
+            return 1;
+        }
+        app.ephemeral_dir = mk_strdup(tmpl);
+        data_dir = app.ephemeral_dir;
+    } else if (!data_dir) {
+        data_dir = mk_config_get(&config, "log.dirs");
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    app.loop = uv_default_loop();
+    int rc = mk_broker_new(app.loop, &app.broker);
+    mk_cluster_opts_t opts = {0};
+    opts.data_dir = data_dir;
+    opts.host = host;
+    opts.advertise_host = advertise;
+    opts.base_port = port;
+    opts.brokers = brokers;
+    opts.azs = azs;
+    opts.config = &config;
+    opts.handler = mk_broker_net_handler();
+    opts.handler_ud = app.broker;
+    if (rc == 0)
+        rc = mk_cluster_open(app.loop, &opts, &app.cluster);
+    if (rc < 0) {
+        fprintf(stderr, "minikora: cannot start: %s\n", rc > -100 ? mk_strerror(rc) : uv_strerror(rc));
+        if (app.broker)
+            mk_broker_free(app.broker);
+        uv_run(app.loop, UV_RUN_DEFAULT);
+        if (app.ephemeral_dir)
+            mk_rm_rf(app.ephemeral_dir);
+        return 1;
+    }
+    mk_broker_attach(app.broker, app.cluster);
+
+    uv_signal_init(app.loop, &app.sigterm);
+    uv_signal_init(app.loop, &app.sigint);
+    app.sigterm.data = app.sigint.data = &app;
+    uv_signal_start(&app.sigterm, signal_cb, SIGTERM);
+    uv_signal_start(&app.sigint, signal_cb, SIGINT);
+    uv_timer_init(app.loop, &app.tick);
+    app.tick.data = &app;
+    app.last_retention_ms = mk_now_ms();
+    uv_timer_start(&app.tick, tick_cb, 1000, 1000);
+
+    char boot[4096];
+    mk_cluster_bootstrap(app.cluster, boot, sizeof(boot));
+    int n = mk_cluster_broker_count(app.cluster);
+    printf("minikora ready: bootstrap servers %s (%d brokers in %d cells over %d AZs; data %s; %.1f ms)\n", boot,
+           n, (n + azs - 1) / azs, azs < n ? azs : n, data_dir, (double)(mk_mono_ns() - t0) / 1e6);
+    fflush(stdout);
+    for (int i = 0; i < n; i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(app.cluster, i);
+        mk_info("broker %d: %s:%d, %s, cell %d", b->id, mk_cluster_advertise_host(app.cluster), b->port, b->az,
+                b->cell);
+    }
+
+    uv_run(app.loop, UV_RUN_DEFAULT);
+    rc = uv_loop_close(app.loop);
+    if (rc < 0)
+        mk_warn("event loop closed with handles still open");
+    if (app.ephemeral_dir) {
+        mk_rm_rf(app.ephemeral_dir);
+        mk_free(app.ephemeral_dir);
+    }
+    mk_config_free(&config);
+    mk_info("stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "serve") == 0)
+        return cmd_serve(argc - 2, argv + 2);
+    if (strcmp(argv[1], "apis") == 0) {
+        if (argc > 2 && strcmp(argv[2], "--markdown") == 0) {
+            mk_broker_apis_markdown(stdout);
+        } else {
+            int n;
+            (void)n;
+            mk_broker_apis_markdown(stdout);
+        }
+        return 0;
+    }
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("minikora %s\n", MINIKORA_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "minikora: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
