@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# run.sh -- the `make bench` driver: minikora and librdkafka's mock cluster,
+# side by side, in one run.
+#
+# Builds tests/bench/mkbench.c (our librdkafka load tool) into build/bench/,
+# runs it once against a freshly spawned `./minikora serve --ephemeral
+# --port 0` and once against an in-process mock cluster with as many brokers,
+# then joins the two `RESULT key value` files into one table.  Needs nothing
+# from the Makefile but the minikora binary.  Figures: docs/BENCHMARKS.md.
+#
+# Environment (all optional):
+#   BENCH_MSGS=200000        records per produce test
+#   BENCH_SIZE=1024          record value size, bytes
+#   BENCH_PARTITIONS=6       partitions per topic (RF 1)
+#   BENCH_RATE=5000          latency test rate, records/s
+#   BENCH_LAT_SECS=10        latency test measured seconds (+1 s warm-up)
+#   BENCH_LAT_FETCH_WAIT=    fetch.wait.max.ms of the latency consumer
+#                            (empty: librdkafka's default, 500)
+#   BENCH_STARTUP_RUNS=5     spawn-to-ready repetitions (median reported)
+#   BENCH_TIMEOUT=60         seconds allowed per test
+#   BENCH_ONLY=              "minikora" or "mock" to run one column
+#   BENCH_OUT=build/bench    where the tool, logs and results go
+#   MINIKORA=./minikora      the binary under test
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+
+OUT=${BENCH_OUT:-build/bench}
+MINIKORA=${MINIKORA:-./minikora}
+ONLY=${BENCH_ONLY:-}
+mkdir -p "$OUT"
+
+# ---------------------------------------------------------------- build the tool
+TOOL=$OUT/mkbench
+if [ ! -x "$TOOL" ] || [ tests/bench/mkbench.c -nt "$TOOL" ] || [ "$0" -nt "$TOOL" ]; then
+    echo "bench: building $TOOL"
+    ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wshadow \
+        -Wstrict-prototypes -Wmissing-prototypes -pthread \
+        -o "$TOOL" tests/bench/mkbench.c -lrdkafka || exit 1
+fi
+
+ARGS=(-n "${BENCH_MSGS:-200000}" -s "${BENCH_SIZE:-1024}" -p "${BENCH_PARTITIONS:-6}"
+      --rate "${BENCH_RATE:-5000}" --lat-secs "${BENCH_LAT_SECS:-10}"
+      --startup-runs "${BENCH_STARTUP_RUNS:-5}" --timeout "${BENCH_TIMEOUT:-60}")
+[ -n "${BENCH_LAT_FETCH_WAIT:-}" ] && ARGS+=(--lat-fetch-wait "$BENCH_LAT_FETCH_WAIT")
+
+MK_RES=$OUT/minikora.res
+MOCK_RES=$OUT/mock.res
+rm -f "$MK_RES" "$MOCK_RES"
+status=0
+t_start=$(date +%s)
+
+# ---------------------------------------------------------------- minikora
+if [ "$ONLY" != mock ]; then
+    if [ ! -x "$MINIKORA" ]; then
+        echo "bench: $MINIKORA not found (run 'make minikora' or 'make bench')" >&2
+        echo "RESULT target_failed 1" > "$MK_RES"
+        status=1
+    else
+        : > "$OUT/minikora.log"
+        echo "bench: minikora (log: $OUT/minikora.log, client log: $OUT/minikora.err)"
+        "$TOOL" --spawn --log "$OUT/minikora.log" "${ARGS[@]}" \
+            -- "$MINIKORA" serve --ephemeral --port 0 > "$MK_RES" 2> "$OUT/minikora.err"
+        rc=$?
+        if [ $rc -ne 0 ] || grep -q '^RESULT target_failed' "$MK_RES"; then
+            echo "bench: minikora run failed (rc $rc); last lines of $OUT/minikora.err:" >&2
+            tail -5 "$OUT/minikora.err" >&2
+            status=1
+        fi
+    fi
+fi
+
+# ---------------------------------------------------------------- mock
+if [ "$ONLY" != minikora ]; then
+    brokers=$(awk '$1=="RESULT" && $2=="brokers" {print $3}' "$MK_RES" 2>/dev/null)
+    echo "bench: librdkafka mock cluster, ${brokers:-3} brokers (client log: $OUT/mock.err)"
+    "$TOOL" --mock --mock-brokers "${brokers:-3}" "${ARGS[@]}" > "$MOCK_RES" 2> "$OUT/mock.err" \
+        || echo "bench: mock run failed; see $OUT/mock.err" >&2
+fi
+
+# ---------------------------------------------------------------- the table
+TABLE=$OUT/results.txt
+{
+    echo "minikora bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -sr)"
+    echo "records: ${BENCH_MSGS:-200000} x ${BENCH_SIZE:-1024} B per produce test," \
+         "${BENCH_PARTITIONS:-6} partitions, RF 1; latency at ${BENCH_RATE:-5000}/s;" \
+         "whole run $(( $(date +%s) - t_start )) s"
+    awk -v mk="$MK_RES" -v mock="$MOCK_RES" '
+        function load(file, arr,   line, k) {
+            while ((getline line < file) > 0) {
+                if (split(line, f, " ") < 3 || f[1] != "RESULT") continue
+                k = f[2]; sub(/^RESULT [^ ]+ /, "", line); arr[k] = line
+            }
+            close(file)
+        }
+        function v(arr, k) { return (k in arr) ? arr[k] : "n/a" }
+        function ms(arr, k) { return (k in arr) ? sprintf("%.2f", arr[k] / 1000) : "n/a" }
+        function mib(arr, k) { return (k in arr && arr[k] >= 0) ? sprintf("%.1f", arr[k] / 1024) : "n/a" }
+        function ratio(k) {
+            if (!(k in A) || !(k in B) || B[k] + 0 == 0) return ""
+            return sprintf("%.2f", A[k] / B[k])
+        }
+        function row(label, a, b, r) { printf "%-36s %12s %12s %10s\n", label, a, b, r }
+        BEGIN {
+            load(mk, A); load(mock, B)
+            row("", "minikora", "mock", "mk/mock")
+            row("produce acks=1      MB/s", v(A, "produce_acks1_mbps"), v(B, "produce_acks1_mbps"), ratio("produce_acks1_mbps"))
+            row("produce acks=1      msgs/s", v(A, "produce_acks1_mps"), v(B, "produce_acks1_mps"), ratio("produce_acks1_mps"))
+            row("produce acks=all    MB/s", v(A, "produce_acksall_mbps"), v(B, "produce_acksall_mbps"), ratio("produce_acksall_mbps"))
+            row("produce acks=all    msgs/s", v(A, "produce_acksall_mps"), v(B, "produce_acksall_mps"), ratio("produce_acksall_mps"))
+            row("consume             MB/s", v(A, "consume_mbps"), v(B, "consume_mbps"), ratio("consume_mbps"))
+            row("consume             msgs/s", v(A, "consume_mps"), v(B, "consume_mps"), ratio("consume_mps"))
+            row("e2e latency p50     ms", ms(A, "lat_p50_us"), ms(B, "lat_p50_us"), "")
+            row("e2e latency p99     ms", ms(A, "lat_p99_us"), ms(B, "lat_p99_us"), "")
+            row("e2e latency p99.9   ms", ms(A, "lat_p999_us"), ms(B, "lat_p999_us"), "")
+            row("startup to ready    ms (median)", v(A, "startup_ms"), v(B, "startup_ms"), "")
+            row("idle RSS            MiB", mib(A, "rss_idle_kb"), "n/a", "")
+            row("loaded RSS (peak)   MiB", mib(A, "rss_loaded_kb"), "n/a", "")
+            row("SIGTERM to exit     ms (median)", v(A, "shutdown_ms"), "n/a", "")
+            print ""
+            print "notes:"
+            print "  mock startup = rd_kafka_new + rd_kafka_mock_cluster_new in-process; mock RSS is not separable from the tool."
+            if ("consume_msgs" in B)
+                printf "  mock consume read only the tail it retains (~5 MiB per partition): %s of %s msgs produced.\n", B["consume_msgs"], v(B, "produce_acks1_msgs")
+            print "  mock latency ~ fetch.wait.max.ms/2: the mock answers an empty Fetch only after the full wait (no wake-up on produce)."
+            n = 0
+            for (k in A) if (k ~ /(_note|_incomplete|_failed|final_exit_status)$/) { printf "  minikora %s: %s\n", k, A[k]; n++ }
+            for (k in B) if (k ~ /(_note|_incomplete|_failed)$/) printf "  mock %s: %s\n", k, B[k]
+            if ("lat_rate" in A) printf "  latency: minikora %s records measured, %s lost, sent at %s/s.\n", v(A, "lat_count"), v(A, "lat_lost"), v(A, "lat_rate")
+        }'
+} > "$TABLE"
+echo
+cat "$TABLE"
+echo "(table saved to $TABLE; raw results: $MK_RES, $MOCK_RES)"
+exit $status
