@@ -22,6 +22,8 @@ TEST_SRCS := $(wildcard src/*/*_test.c)
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
 
+.SECONDARY:
+
 .PHONY: all run test unit asan fuzz integ bench regen clean install deps compat check-compat
 
 all: minikora
