@@ -1,0 +1,924 @@
+/*
+ * log_test.c -- unit tests for the partition log (src/log/).
+ *
+ * Builds real v2 record batches (records, varints, CRC32C) and drives the
+ * log through append/read, segment rolls, reopen, crash damage (torn
+ * writes, garbage, bad CRCs, missing or corrupt indexes), timestamps,
+ * retention, DeleteRecords, follower truncation and appends, injected I/O
+ * failures and the threadpool fsync path.  Everything happens in a
+ * temporary directory under /tmp that is removed at the end.  Exit status 0
+ * on success.
+ */
+#include "log/log.h"
+#include "log/log_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define CHECK(cond)                                                                        \
+    do {                                                                                   \
+        if (!(cond)) {                                                                     \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);       \
+            abort();                                                                       \
+        }                                                                                  \
+    } while (0)
+#define CHECK_RC(expr)                                                                     \
+    do {                                                                                   \
+        int rc_ = (expr);                                                                  \
+        if (rc_ != 0) {                                                                    \
+            fprintf(stderr, "%s:%d: %s -> %d (%s)\n", __FILE__, __LINE__, #expr, rc_,      \
+                    mk_strerror(rc_));                                                     \
+            abort();                                                                       \
+        }                                                                                  \
+    } while (0)
+
+/* snprintf into a PATH_MAX buffer, checked. */
+#define PATHF(buf, ...) CHECK(snprintf((buf), PATH_MAX, __VA_ARGS__) < PATH_MAX)
+
+static char root[PATH_MAX];
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint32_t rnd(uint32_t n)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng % n);
+}
+
+/* ============================================================= helpers */
+
+/* Appends one valid v2 batch of nrec records to b: timestamps base_ts,
+ * base_ts + step, ...; values of vlen bytes. */
+static void make_batch(mk_buf_t *b, int nrec, int64_t base_ts, int64_t step, size_t vlen)
+{
+    size_t start = b->len;
+    mk_buf_put_i64(b, 0);           /* baseOffset: the log assigns it */
+    mk_buf_put_i32(b, 0);           /* batchLength, patched */
+    mk_buf_put_i32(b, -1);          /* partitionLeaderEpoch */
+    mk_buf_put_i8(b, 2);            /* magic */
+    mk_buf_put_u32(b, 0);           /* crc, patched */
+    mk_buf_put_i16(b, 0);           /* attributes */
+    mk_buf_put_i32(b, nrec - 1);    /* lastOffsetDelta */
+    mk_buf_put_i64(b, base_ts);
+    mk_buf_put_i64(b, base_ts + (nrec - 1) * step);
+    mk_buf_put_i64(b, -1);          /* producerId */
+    mk_buf_put_i16(b, -1);          /* producerEpoch */
+    mk_buf_put_i32(b, -1);          /* baseSequence */
+    mk_buf_put_i32(b, nrec);
+    mk_buf_t rec;
+    mk_buf_init(&rec);
+    for (int i = 0; i < nrec; i++) {
+        mk_buf_reset(&rec);
+        mk_buf_put_i8(&rec, 0);
+        mk_buf_put_varint(&rec, i * step);
+        mk_buf_put_varint(&rec, i);
+        mk_buf_put_varint(&rec, -1);
+        mk_buf_put_varint(&rec, (int64_t)vlen);
+        for (size_t j = 0; j < vlen; j++)
+            mk_buf_put_i8(&rec, (int8_t)('a' + (j + (size_t)i) % 26));
+        mk_buf_put_varint(&rec, 0);
+        mk_buf_put_varint(b, (int64_t)rec.len);
+        mk_buf_put(b, rec.data, rec.len);
+    }
+    mk_buf_free(&rec);
+    CHECK(mk_buf_ok(b));
+    mk_buf_patch_i32(b, start + 8, (int32_t)(b->len - start - 12));
+    mk_buf_patch_u32(b, start + 17, mk_crc32c(0, b->data + start + 21, b->len - start - 21));
+}
+
+typedef struct batch_rec_s {
+    int64_t base, last, max_ts;
+    uint32_t size;
+} batch_rec_t;
+
+/* Appends one batch and records what the log made of it. */
+static batch_rec_t append_one(mk_log_t *log, int nrec, int64_t ts, size_t vlen, int32_t epoch)
+{
+    mk_buf_t b;
+    mk_buf_init(&b);
+    make_batch(&b, nrec, ts, 1, vlen);
+    int64_t end = mk_log_end_offset(log);
+    mk_log_append_info_t info;
+    CHECK_RC(mk_log_append(log, b.data, b.len, epoch, mk_now_ms(), &info));
+    CHECK(info.first_offset == end);
+    CHECK(info.last_offset == end + nrec - 1);
+    CHECK(info.end_offset == end + nrec);
+    CHECK(info.batch_count == 1);
+    CHECK(mk_log_end_offset(log) == end + nrec);
+    batch_rec_t r = {end, end + nrec - 1, ts + nrec - 1, (uint32_t)b.len};
+    mk_buf_free(&b);
+    return r;
+}
+
+/* Checks that [p, p+n) is whole valid batches whose offsets are exactly
+ * recs[from..], returning how many. */
+static size_t check_batches(const uint8_t *p, size_t n, const batch_rec_t *recs, size_t from)
+{
+    size_t k = 0, off = 0;
+    while (off < n) {
+        mk_log_bhdr_t h;
+        CHECK_RC(mk_log_bhdr_parse(p + off, n - off, &h));
+        CHECK(h.size <= n - off);
+        CHECK_RC(mk_log_batch_check(p + off, h.size, NULL));
+        CHECK(h.base_offset == recs[from + k].base);
+        CHECK(h.base_offset + h.last_offset_delta == recs[from + k].last);
+        CHECK(h.size == recs[from + k].size);
+        off += h.size;
+        k++;
+    }
+    return k;
+}
+
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void rm_rf(const char *path) { nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+
+static void subdir(char *buf, const char *name)
+{
+    PATHF(buf, "%s/%s", root, name);
+}
+
+/* Path of the segment file with the largest base (the active one). */
+static void last_seg_file(const char *dir, const char *ext, char *buf)
+{
+    DIR *d = opendir(dir);
+    CHECK(d);
+    char best[64] = "";
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n == 24 && strcmp(e->d_name + 20, ".log") == 0 && strcmp(e->d_name, best) > 0)
+            memcpy(best, e->d_name, n + 1);
+    }
+    closedir(d);
+    CHECK(best[0]);
+    best[20] = '\0';
+    PATHF(buf, "%s/%s%s", dir, best, ext);
+}
+
+static uint64_t file_size(const char *path)
+{
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0);
+    return (uint64_t)sb.st_size;
+}
+
+static void simulate_crash(const char *dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/clean-shutdown", dir);
+    unlink(path);
+}
+
+static mk_log_t *open_log(const char *dir, const mk_log_config_t *cfg)
+{
+    mk_log_t *log = NULL;
+    CHECK_RC(mk_log_open(dir, cfg, &log));
+    return log;
+}
+
+static void read_all(mk_log_t *log, mk_buf_t *out)
+{
+    int64_t next;
+    mk_buf_reset(out);
+    CHECK_RC(mk_log_read(log, mk_log_start_offset(log), SIZE_MAX, true, out, &next));
+    CHECK(next == mk_log_end_offset(log));
+}
+
+/* =============================================================== tests */
+
+static void test_roundtrip(void)
+{
+    char dir[PATH_MAX];
+    subdir(dir, "roundtrip/p-0");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    mk_log_t *log = open_log(dir, &cfg);
+    CHECK(mk_log_start_offset(log) == 0 && mk_log_end_offset(log) == 0);
+
+    enum { N = 300 };
+    static batch_rec_t recs[N];
+    uint64_t total = 0;
+    for (int i = 0; i < N; i++) {
+        recs[i] = append_one(log, 1 + (int)rnd(5), 1000 + i, 10 + rnd(200), 7);
+        total += recs[i].size;
+    }
+    mk_log_stats_t st;
+    mk_log_stats(log, &st);
+    CHECK(st.size_bytes == total && st.segment_count == 1);
+
+    mk_buf_t out;
+    mk_buf_init(&out);
+    read_all(log, &out);
+    CHECK(out.len == total);
+    CHECK(check_batches(out.data, out.len, recs, 0) == N);
+    /* the leader epoch was rewritten */
+    CHECK(out.data[12] == 0 && out.data[15] == 7);
+
+    /* from the middle: an offset inside batch k returns batch k first */
+    int64_t next;
+    for (int k = 1; k < N; k += 37) {
+        mk_buf_reset(&out);
+        CHECK_RC(mk_log_read(log, recs[k].last, SIZE_MAX, true, &out, &next));
+        CHECK(check_batches(out.data, out.len, recs, (size_t)k) == (size_t)(N - k));
+        CHECK(next == mk_log_end_offset(log));
+    }
+    /* max_bytes and min_one */
+    int k = 100;
+    mk_buf_reset(&out);
+    CHECK_RC(mk_log_read(log, recs[k].base, recs[k].size - 1, true, &out, &next));
+    CHECK(out.len == recs[k].size && next == recs[k].last + 1);
+    mk_buf_reset(&out);
+    CHECK_RC(mk_log_read(log, recs[k].base, recs[k].size - 1, false, &out, &next));
+    CHECK(out.len == 0 && next == recs[k].base);
+    mk_buf_reset(&out);
+    size_t lim = recs[k].size + recs[k + 1].size + recs[k + 2].size / 2;
+    CHECK_RC(mk_log_read(log, recs[k].base, lim, true, &out, &next));
+    CHECK(check_batches(out.data, out.len, recs, (size_t)k) == 2 && next == recs[k + 1].last + 1);
+    /* exactly fitting */
+    mk_buf_reset(&out);
+    CHECK_RC(mk_log_read(log, recs[k].base, recs[k].size + recs[k + 1].size, false, &out, &next));
+    CHECK(check_batches(out.data, out.len, recs, (size_t)k) == 2);
+    /* bounded by a high watermark */
+    mk_buf_reset(&out);
+    CHECK_RC(mk_log_read_upto(log, recs[k].base, recs[k + 3].base, SIZE_MAX, true, &out, &next));
+    CHECK(check_batches(out.data, out.len, recs, (size_t)k) == 3 && next == recs[k + 3].base);
+    /* appending to a non-empty out keeps what was there */
+    mk_buf_reset(&out);
+    mk_buf_put(&out, "xyz", 3);
+    CHECK_RC(mk_log_read(log, recs[0].base, 1, true, &out, &next));
+    CHECK(out.len == 3 + recs[0].size && memcmp(out.data, "xyz", 3) == 0);
+    /* the end and beyond */
+    mk_buf_reset(&out);
+    CHECK_RC(mk_log_read(log, mk_log_end_offset(log), SIZE_MAX, true, &out, &next));
+    CHECK(out.len == 0 && next == mk_log_end_offset(log));
+    CHECK(mk_log_read(log, mk_log_end_offset(log) + 1, SIZE_MAX, true, &out, &next) ==
+          MK_ERR_RANGE);
+    CHECK(mk_log_read(log, -1, SIZE_MAX, true, &out, &next) == MK_ERR_RANGE);
+
+    /* bad input is refused and changes nothing */
+    uint8_t junk[100];
+    memset(junk, 0, sizeof(junk));
+    mk_log_append_info_t info;
+    CHECK(mk_log_append(log, junk, sizeof(junk), 1, mk_now_ms(), &info) == MK_ERR_INVALID);
+    CHECK(mk_log_append(log, junk, 0, 1, mk_now_ms(), &info) == MK_ERR_INVALID);
+    mk_buf_t b;
+    mk_buf_init(&b);
+    make_batch(&b, 3, 1, 1, 10);
+    CHECK(mk_log_append(log, b.data, b.len - 1, 1, mk_now_ms(), &info) == MK_ERR_INVALID);
+    /* several batches in one append */
+    make_batch(&b, 2, 1, 1, 10);
+    int64_t end = mk_log_end_offset(log);
+    CHECK_RC(mk_log_append(log, b.data, b.len, 8, mk_now_ms(), &info));
+    CHECK(info.first_offset == end && info.last_offset == end + 4 && info.batch_count == 2);
+    mk_buf_free(&b);
+    mk_log_stats(log, &st);
+    CHECK(st.end_offset == end + 5);
+
+    mk_buf_free(&out);
+    CHECK_RC(mk_log_close(log));
+}
+
+static void test_roll_reopen(void)
+{
+    char dir[PATH_MAX];
+    subdir(dir, "roll/p-1");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.segment_bytes = 4096;
+    cfg.index_interval_bytes = 512;
+    mk_log_t *log = open_log(dir, &cfg);
+    enum { N = 400 };
+    static batch_rec_t recs[N + 10];
+    for (int i = 0; i < N; i++)
+        recs[i] = append_one(log, 1 + (int)rnd(4), 5000 + i, 20 + rnd(150), 1);
+    mk_log_stats_t st;
+    mk_log_stats(log, &st);
+    CHECK(st.segment_count > 10);
+    mk_buf_t out, again;
+    mk_buf_init(&out);
+    mk_buf_init(&again);
+    read_all(log, &out);
+    CHECK(check_batches(out.data, out.len, recs, 0) == N);
+    /* reads starting in every batch, limited, crossing segments */
+    for (int k = 0; k < N; k += 13) {
+        int64_t next;
+        mk_buf_reset(&again);
+        CHECK_RC(mk_log_read(log, recs[k].base, 3000, true, &again, &next));
+        size_t got = check_batches(again.data, again.len, recs, (size_t)k);
+        CHECK(got >= 1 && next == recs[k + (int)got - 1].last + 1);
+        CHECK(again.len <= 3000);
+    }
+    CHECK_RC(mk_log_close(log));
+
+    /* clean reopen: trusted path */
+    log = open_log(dir, &cfg);
+    mk_log_stats_t st2;
+    mk_log_stats(log, &st2);
+    CHECK(st2.end_offset == st.end_offset && st2.size_bytes == st.size_bytes &&
+          st2.segment_count == st.segment_count);
+    read_all(log, &again);
+    CHECK(again.len == out.len && memcmp(again.data, out.data, out.len) == 0);
+    for (int i = N; i < N + 10; i++)
+        recs[i] = append_one(log, 2, 9000 + i, 30, 2);
+    CHECK(recs[N].base == st.end_offset);
+    CHECK_RC(mk_log_close(log));
+
+    /* crash reopen: the active segment is fully validated */
+    simulate_crash(dir);
+    log = open_log(dir, &cfg);
+    read_all(log, &again);
+    CHECK(check_batches(again.data, again.len, recs, 0) == N + 10);
+    CHECK_RC(mk_log_close(log));
+    mk_buf_free(&out);
+    mk_buf_free(&again);
+}
+
+static int validations;
+
+static int count_validate(const uint8_t *p, size_t n, void *arg)
+{
+    (void)arg;
+    validations++;
+    return mk_log_batch_check(p, n, NULL);
+}
+
+static void test_torn_and_corrupt(void)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    subdir(dir, "torn/p-2");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.segment_bytes = 8192;
+    cfg.index_interval_bytes = 256;
+    cfg.validate = count_validate;
+    mk_log_t *log = open_log(dir, &cfg);
+    enum { N = 120 };
+    static batch_rec_t recs[N + 20];
+    for (int i = 0; i < N; i++)
+        recs[i] = append_one(log, 3, 100 + i, 40 + rnd(60), 3);
+    CHECK_RC(mk_log_close(log));
+
+    /* torn write: the last batch lost its last 7 bytes */
+    last_seg_file(dir, ".log", path);
+    uint64_t sz = file_size(path);
+    CHECK(truncate(path, (off_t)(sz - 7)) == 0);
+    simulate_crash(dir);
+    validations = 0;
+    log = open_log(dir, &cfg);
+    CHECK(validations > 0);
+    CHECK(mk_log_end_offset(log) == recs[N - 1].base);
+    CHECK(file_size(path) == sz - recs[N - 1].size);
+    mk_buf_t out;
+    mk_buf_init(&out);
+    read_all(log, &out);
+    CHECK(check_batches(out.data, out.len, recs, 0) == N - 1);
+    recs[N - 1] = append_one(log, 3, 100, 50, 3); /* the log continues */
+    CHECK_RC(mk_log_close(log));
+
+    /* garbage appended after the last batch (the append above rolled: the
+     * first batch's timestamp is decades older than segment.ms) */
+    last_seg_file(dir, ".log", path);
+    sz = file_size(path);
+    CHECK(sz == recs[N - 1].size);
+    int fd = open(path, O_WRONLY | O_APPEND);
+    CHECK(fd >= 0);
+    uint8_t garbage[100];
+    for (size_t i = 0; i < sizeof(garbage); i++)
+        garbage[i] = (uint8_t)rnd(256);
+    CHECK(write(fd, garbage, sizeof(garbage)) == (ssize_t)sizeof(garbage));
+    close(fd);
+    simulate_crash(dir);
+    log = open_log(dir, &cfg);
+    CHECK(file_size(path) == sz);
+    CHECK(mk_log_end_offset(log) == recs[N - 1].last + 1);
+    CHECK_RC(mk_log_close(log));
+
+    /* a flipped byte in the last batch's records: CRC mismatch, truncated */
+    fd = open(path, O_RDWR);
+    CHECK(fd >= 0);
+    uint8_t c;
+    CHECK(pread(fd, &c, 1, (off_t)(sz - 5)) == 1);
+    c ^= 0x40;
+    CHECK(pwrite(fd, &c, 1, (off_t)(sz - 5)) == 1);
+    close(fd);
+    simulate_crash(dir);
+    log = open_log(dir, &cfg);
+    CHECK(mk_log_end_offset(log) == recs[N - 1].base);
+    CHECK(file_size(path) == sz - recs[N - 1].size);
+    read_all(log, &out);
+    CHECK(check_batches(out.data, out.len, recs, 0) == N - 1);
+
+    /* a wrong magic in the middle of the active segment drops the rest */
+    recs[N - 1] = append_one(log, 3, 100, 50, 3);
+    for (int i = N; i < N + 20; i++)
+        recs[i] = append_one(log, 1, 100, 10, 3);
+    CHECK_RC(mk_log_close(log));
+    last_seg_file(dir, ".log", path);
+    int64_t seg_base = atoll(strrchr(path, '/') + 1);
+    int first = 0;
+    while (recs[first].base < seg_base)
+        first++;
+    int victim = first + (N + 20 - first) / 2;
+    uint64_t pos = 0;
+    for (int i = first; i < victim; i++)
+        pos += recs[i].size;
+    fd = open(path, O_RDWR);
+    CHECK(fd >= 0);
+    c = 1;
+    CHECK(pwrite(fd, &c, 1, (off_t)(pos + 16)) == 1);
+    close(fd);
+    simulate_crash(dir);
+    log = open_log(dir, &cfg);
+    CHECK(mk_log_end_offset(log) == recs[victim].base);
+    CHECK(file_size(path) == pos);
+    read_all(log, &out);
+    CHECK(check_batches(out.data, out.len, recs, 0) == (size_t)victim);
+    CHECK_RC(mk_log_close(log));
+    mk_buf_free(&out);
+}
+
+static void test_index_rebuild(void)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    subdir(dir, "index/p-3");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.segment_bytes = 16384;
+    cfg.index_interval_bytes = 300;
+    mk_log_t *log = open_log(dir, &cfg);
+    enum { N = 300 };
+    static batch_rec_t recs[N];
+    for (int i = 0; i < N; i++)
+        recs[i] = append_one(log, 2, 1000 + 10 * i, 50 + rnd(50), 1);
+    mk_log_stats_t st;
+    mk_log_stats(log, &st);
+    CHECK(st.segment_count >= 3);
+    CHECK_RC(mk_log_close(log));
+
+    /* remember the first segment's indexes, then lose / damage them */
+    char idx[PATH_MAX], tidx[PATH_MAX];
+    PATHF(idx, "%s/%020d.index", dir, 0);
+    PATHF(tidx, "%s/%020d.timeindex", dir, 0);
+    uint64_t isz = file_size(idx), tsz = file_size(tidx);
+    CHECK(isz > 0 && isz % 8 == 0 && tsz > 0 && tsz % 12 == 0);
+    static uint8_t orig[1 << 16], orig_t[1 << 16], now_i[1 << 16];
+    int fd = open(idx, O_RDONLY);
+    CHECK(read(fd, orig, sizeof(orig)) == (ssize_t)isz);
+    close(fd);
+    fd = open(tidx, O_RDONLY);
+    CHECK(read(fd, orig_t, sizeof(orig_t)) == (ssize_t)tsz);
+    close(fd);
+
+    for (int round = 0; round < 4; round++) {
+        if (round == 0) {
+            CHECK(unlink(idx) == 0); /* missing offset index */
+        } else if (round == 1) {
+            CHECK(unlink(tidx) == 0); /* missing time index */
+        } else if (round == 2) {
+            CHECK(truncate(idx, (off_t)(isz - 8)) == 0); /* short: entry lost */
+        } else {
+            fd = open(idx, O_RDWR); /* not monotonic */
+            uint8_t z[8] = {0};
+            CHECK(pwrite(fd, z, 8, 8) == 8);
+            close(fd);
+        }
+        log = open_log(dir, &cfg);
+        CHECK(file_size(idx) == isz && file_size(tidx) == tsz);
+        fd = open(idx, O_RDONLY);
+        CHECK(read(fd, now_i, sizeof(now_i)) == (ssize_t)isz);
+        close(fd);
+        CHECK(memcmp(now_i, orig, isz) == 0); /* rebuilt byte for byte */
+        fd = open(tidx, O_RDONLY);
+        CHECK(read(fd, now_i, sizeof(now_i)) == (ssize_t)tsz);
+        close(fd);
+        CHECK(memcmp(now_i, orig_t, tsz) == 0);
+        mk_buf_t out;
+        mk_buf_init(&out);
+        for (int k = 0; k < N; k += 7) {
+            int64_t next;
+            mk_buf_reset(&out);
+            CHECK_RC(mk_log_read(log, recs[k].last, 1, true, &out, &next));
+            CHECK(check_batches(out.data, out.len, recs, (size_t)k) == 1);
+        }
+        mk_buf_free(&out);
+        CHECK_RC(mk_log_close(log));
+    }
+    /* orphan index files go away */
+    PATHF(path, "%s/%020d.index", dir, 999999);
+    fd = open(path, O_CREAT | O_WRONLY, 0644);
+    close(fd);
+    log = open_log(dir, &cfg);
+    CHECK(access(path, F_OK) != 0);
+    /* the active segment's index (recovered after a crash) is rebuilt too */
+    last_seg_file(dir, ".index", path);
+    CHECK_RC(mk_log_close(log));
+    isz = file_size(path);
+    CHECK(unlink(path) == 0);
+    simulate_crash(dir);
+    log = open_log(dir, &cfg);
+    CHECK(file_size(path) == isz);
+    CHECK_RC(mk_log_close(log));
+}
+
+static void test_timestamps(void)
+{
+    char dir[PATH_MAX];
+    subdir(dir, "time/p-4");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.segment_bytes = 4096;
+    cfg.index_interval_bytes = 200;
+    mk_log_t *log = open_log(dir, &cfg);
+    int64_t off, ts;
+    mk_log_ts_t mt;
+    CHECK(mk_log_offset_for_time(log, 0, &off, &ts) == MK_ERR_NOT_FOUND);
+    CHECK(mk_log_max_timestamp(log, &mt) == MK_ERR_NOT_FOUND);
+    enum { N = 200 };
+    static batch_rec_t recs[N];
+    for (int i = 0; i < N; i++) {
+        /* mostly increasing timestamps, one spike, some going back */
+        int64_t t = 10000 + 10 * i;
+        if (i == 77)
+            t = 500000;
+        if (i % 17 == 5)
+            t -= 1000;
+        recs[i] = append_one(log, 2, t, 30 + rnd(40), 1);
+    }
+    for (int round = 0; round < 2; round++) {
+        for (int64_t q = 8000; q < 12500; q += 37) {
+            int want = -1;
+            for (int i = 0; i < N && want < 0; i++)
+                if (recs[i].max_ts >= q)
+                    want = i;
+            CHECK_RC(mk_log_offset_for_time(log, q, &off, &ts));
+            CHECK(off == recs[want].base && ts == recs[want].max_ts);
+        }
+        CHECK_RC(mk_log_offset_for_time(log, 400000, &off, &ts));
+        CHECK(off == recs[77].base && ts == recs[77].max_ts);
+        CHECK(mk_log_offset_for_time(log, 600000, &off, &ts) == MK_ERR_NOT_FOUND);
+        CHECK_RC(mk_log_max_timestamp(log, &mt));
+        CHECK(mt.timestamp == recs[77].max_ts && mt.base_offset == recs[77].base &&
+              mt.last_offset == recs[77].last);
+        CHECK_RC(mk_log_close(log));
+        log = open_log(dir, &cfg); /* the second round runs on loaded indexes */
+    }
+    /* below the start offset nothing is found */
+    CHECK_RC(mk_log_delete_records(log, recs[100].base));
+    CHECK_RC(mk_log_offset_for_time(log, 0, &off, &ts));
+    CHECK(off == recs[100].base);
+    CHECK_RC(mk_log_close(log));
+}
+
+static void test_retention(void)
+{
+    char dir[PATH_MAX];
+    subdir(dir, "retention/p-5");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.segment_bytes = 2048;
+    cfg.retention_ms = -1;
+    mk_log_t *log = open_log(dir, &cfg);
+    int64_t now = mk_now_ms();
+    enum { N = 200 };
+    static batch_rec_t recs[N];
+    for (int i = 0; i < N; i++)
+        recs[i] = append_one(log, 2, i < N / 2 ? now - 100000 : now, 60, 1);
+    mk_log_stats_t st;
+    mk_log_stats(log, &st);
+    int before = st.segment_count;
+    CHECK(mk_log_retain(log, now) == 0); /* infinite by default here */
+
+    /* by time: the old half goes (whole segments only) */
+    cfg.retention_ms = 50000;
+    CHECK_RC(mk_log_set_config(log, &cfg));
+    int deleted = mk_log_retain(log, now);
+    CHECK(deleted > 0);
+    mk_log_stats(log, &st);
+    CHECK(st.segment_count == before - deleted);
+    int64_t start = mk_log_start_offset(log);
+    CHECK(start > 0 && start <= recs[N / 2].base);
+    mk_buf_t out;
+    mk_buf_init(&out);
+    int64_t next;
+    CHECK(mk_log_read(log, start - 1, SIZE_MAX, true, &out, &next) == MK_ERR_RANGE);
+    CHECK(mk_log_read(log, 0, SIZE_MAX, true, &out, &next) == MK_ERR_RANGE);
+    CHECK_RC(mk_log_read(log, start, 100, true, &out, &next));
+    CHECK(out.len > 0);
+
+    /* by size */
+    cfg.retention_ms = -1;
+    cfg.retention_bytes = 5000;
+    CHECK_RC(mk_log_set_config(log, &cfg));
+    deleted = mk_log_retain(log, now);
+    CHECK(deleted > 0);
+    mk_log_stats(log, &st);
+    CHECK(st.size_bytes >= 5000 - 2048 && st.size_bytes <= 5000 + 2048);
+    CHECK(mk_log_start_offset(log) > start);
+    CHECK(mk_log_retain(log, now) == 0);
+
+    /* reopening keeps the start offset (it is a segment boundary) */
+    start = mk_log_start_offset(log);
+    CHECK_RC(mk_log_close(log));
+    log = open_log(dir, &cfg);
+    CHECK(mk_log_start_offset(log) == start);
+
+    /* everything expired: the active segment is rolled and deleted too */
+    cfg.retention_ms = 1000;
+    cfg.retention_bytes = -1;
+    CHECK_RC(mk_log_set_config(log, &cfg));
+    int64_t end = mk_log_end_offset(log);
+    CHECK(mk_log_retain(log, now + 10000000) > 0);
+    mk_log_stats(log, &st);
+    CHECK(st.segment_count == 1 && st.size_bytes == 0);
+    CHECK(mk_log_start_offset(log) == end && mk_log_end_offset(log) == end);
+    mk_buf_reset(&out);
+    CHECK_RC(mk_log_read(log, end, SIZE_MAX, true, &out, &next));
+    CHECK(out.len == 0);
+    batch_rec_t r = append_one(log, 1, now, 10, 1);
+    CHECK(r.base == end);
+    mk_buf_free(&out);
+    CHECK_RC(mk_log_close(log));
+}
+
+static void test_delete_truncate_replica(void)
+{
+    char dir[PATH_MAX], dir2[PATH_MAX];
+    subdir(dir, "trunc/p-6");
+    subdir(dir2, "trunc/p-6-follower");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.segment_bytes = 3000;
+    cfg.index_interval_bytes = 400;
+    mk_log_t *log = open_log(dir, &cfg);
+    enum { N = 150 };
+    static batch_rec_t recs[N];
+    for (int i = 0; i < N; i++)
+        recs[i] = append_one(log, 3, 1000 + i, 30, 4);
+
+    /* a follower copies the leader's bytes with their offsets */
+    mk_log_t *f = open_log(dir2, &cfg);
+    mk_buf_t out, fout;
+    mk_buf_init(&out);
+    mk_buf_init(&fout);
+    int64_t fetch = 0, next;
+    while (fetch < mk_log_end_offset(log)) {
+        mk_buf_reset(&out);
+        CHECK_RC(mk_log_read(log, fetch, 1000, true, &out, &next));
+        mk_log_append_info_t info;
+        CHECK_RC(mk_log_append_replica(f, out.data, out.len, mk_now_ms(), &info));
+        CHECK(info.first_offset == fetch && info.end_offset == next);
+        fetch = next;
+    }
+    read_all(log, &out);
+    read_all(f, &fout);
+    CHECK(out.len == fout.len && memcmp(out.data, fout.data, out.len) == 0);
+    /* going backwards is refused */
+    mk_buf_reset(&out);
+    CHECK_RC(mk_log_read(log, 0, 1, true, &out, &next));
+    CHECK(mk_log_append_replica(f, out.data, out.len, mk_now_ms(), NULL) == MK_ERR_INVALID);
+
+    /* follower truncation, inside a batch: the batch goes whole */
+    int k = 100;
+    CHECK_RC(mk_log_truncate_to(f, recs[k].base + 1));
+    CHECK(mk_log_end_offset(f) == recs[k].base);
+    read_all(f, &fout);
+    CHECK(check_batches(fout.data, fout.len, recs, 0) == (size_t)k);
+    mk_log_stats_t st;
+    mk_log_stats(f, &st);
+    CHECK(st.size_bytes == fout.len);
+    CHECK_RC(mk_log_truncate_to(f, recs[40].base)); /* across segments */
+    CHECK(mk_log_end_offset(f) == recs[40].base);
+    CHECK_RC(mk_log_close(f));
+    f = open_log(dir2, &cfg);
+    CHECK(mk_log_end_offset(f) == recs[40].base);
+    read_all(f, &fout);
+    CHECK(check_batches(fout.data, fout.len, recs, 0) == 40);
+    /* the follower catches up again after truncation */
+    mk_buf_reset(&out);
+    CHECK_RC(mk_log_read(log, recs[40].base, SIZE_MAX, true, &out, &next));
+    CHECK_RC(mk_log_append_replica(f, out.data, out.len, mk_now_ms(), NULL));
+    read_all(log, &out);
+    read_all(f, &fout);
+    CHECK(out.len == fout.len && memcmp(out.data, fout.data, out.len) == 0);
+    /* full truncation restarts the log */
+    CHECK_RC(mk_log_truncate_to(f, 0));
+    CHECK(mk_log_end_offset(f) == 0 && mk_log_start_offset(f) == 0);
+    mk_log_stats(f, &st);
+    CHECK(st.segment_count == 1 && st.size_bytes == 0);
+    /* a follower starting ahead of an empty log */
+    mk_buf_reset(&out);
+    CHECK_RC(mk_log_read(log, recs[60].base, SIZE_MAX, true, &out, &next));
+    CHECK_RC(mk_log_append_replica(f, out.data, out.len, mk_now_ms(), NULL));
+    CHECK(mk_log_start_offset(f) == recs[60].base && mk_log_end_offset(f) == mk_log_end_offset(log));
+    CHECK_RC(mk_log_destroy(f));
+
+    /* DeleteRecords: inside a batch, persisted across reopen */
+    int64_t cut = recs[90].base + 1;
+    CHECK(mk_log_delete_records(log, mk_log_end_offset(log) + 1) == MK_ERR_RANGE);
+    CHECK_RC(mk_log_delete_records(log, cut));
+    CHECK(mk_log_start_offset(log) == cut);
+    CHECK_RC(mk_log_delete_records(log, 5)); /* lower: no-op */
+    CHECK(mk_log_start_offset(log) == cut);
+    CHECK(mk_log_read(log, cut - 1, SIZE_MAX, true, &out, &next) == MK_ERR_RANGE);
+    mk_buf_reset(&out);
+    CHECK_RC(mk_log_read(log, cut, SIZE_MAX, true, &out, &next));
+    CHECK(check_batches(out.data, out.len, recs, 90) == N - 90);
+    mk_log_stats(log, &st);
+    int segs = st.segment_count;
+    CHECK_RC(mk_log_close(log));
+    log = open_log(dir, &cfg);
+    CHECK(mk_log_start_offset(log) == cut);
+    mk_log_stats(log, &st);
+    CHECK(st.segment_count == segs);
+    /* up to the end: only the active segment remains */
+    CHECK_RC(mk_log_delete_records(log, mk_log_end_offset(log)));
+    mk_log_stats(log, &st);
+    CHECK(st.segment_count == 1);
+    CHECK_RC(mk_log_close(log));
+    mk_buf_free(&out);
+    mk_buf_free(&fout);
+}
+
+static void test_segment_ms(void)
+{
+    char dir[PATH_MAX];
+    subdir(dir, "rollms/p-7");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.segment_ms = 1000;
+    mk_log_t *log = open_log(dir, &cfg);
+    mk_buf_t b;
+    mk_buf_init(&b);
+    int64_t t0 = mk_now_ms();
+    mk_log_stats_t st;
+    for (int i = 0; i < 4; i++) {
+        mk_buf_reset(&b);
+        make_batch(&b, 1, t0, 1, 10);
+        int64_t at[] = {t0, t0 + 500, t0 + 1001, t0 + 1500};
+        CHECK_RC(mk_log_append(log, b.data, b.len, 1, at[i], NULL));
+        mk_log_stats(log, &st);
+        CHECK(st.segment_count == (i < 2 ? 1 : 2));
+    }
+    /* the index being full rolls too */
+    cfg.segment_index_bytes = 8;
+    cfg.index_interval_bytes = 0;
+    CHECK_RC(mk_log_set_config(log, &cfg));
+    for (int i = 0; i < 3; i++) {
+        mk_buf_reset(&b);
+        make_batch(&b, 1, t0, 1, 10);
+        CHECK_RC(mk_log_append(log, b.data, b.len, 1, t0 + 1600, NULL));
+    }
+    mk_log_stats(log, &st);
+    CHECK(st.segment_count >= 3);
+    mk_buf_free(&b);
+    CHECK_RC(mk_log_close(log));
+    cfg.segment_bytes = 10; /* out of range */
+    mk_log_t *bad = NULL;
+    CHECK(mk_log_open(dir, &cfg, &bad) == MK_ERR_INVALID && bad == NULL);
+}
+
+static void test_io_faults(void)
+{
+    char dir[PATH_MAX], idx[PATH_MAX], lg[PATH_MAX];
+    subdir(dir, "faults/p-8");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.index_interval_bytes = 100;
+    mk_log_t *log = open_log(dir, &cfg);
+    static batch_rec_t recs[41];
+    for (int i = 0; i < 20; i++)
+        recs[i] = append_one(log, 2, 100, 80, 1);
+    recs[20] = append_one(log, 2, 1000, 80, 1); /* the next index entry brings a time entry */
+    PATHF(idx, "%s/%020d.index", dir, 0);
+    PATHF(lg, "%s/%020d.log", dir, 0);
+    char tidx[PATH_MAX];
+    PATHF(tidx, "%s/%020d.timeindex", dir, 0);
+    uint64_t isz = file_size(idx), lsz = file_size(lg), tsz = file_size(tidx);
+    int64_t end = mk_log_end_offset(log);
+    mk_buf_t b;
+    mk_buf_init(&b);
+    make_batch(&b, 2, 2000, 1, 80);
+    for (long nth = 1; nth <= 3; nth++) { /* data, offset index, time index write */
+        mk_log_fail_io_at(nth);
+        CHECK(mk_log_append(log, b.data, b.len, 1, mk_now_ms(), NULL) == MK_ERR_IO);
+        mk_log_fail_io_at(0);
+        CHECK(mk_log_end_offset(log) == end);
+        CHECK(file_size(idx) == isz && file_size(lg) == lsz && file_size(tidx) == tsz);
+    }
+    /* still healthy, and the indexes were not damaged */
+    mk_log_stats_t st;
+    mk_log_stats(log, &st);
+    CHECK(st.io_error == 0);
+    for (int i = 21; i < 41; i++)
+        recs[i] = append_one(log, 2, 3000 + i, 80, 1);
+    CHECK(file_size(tidx) > tsz);
+    mk_buf_t out;
+    mk_buf_init(&out);
+    read_all(log, &out);
+    CHECK(check_batches(out.data, out.len, recs, 0) == 41);
+    CHECK_RC(mk_log_close(log));
+    simulate_crash(dir);
+    uint64_t isz2 = file_size(idx), tsz2 = file_size(tidx);
+    log = open_log(dir, &cfg); /* rebuilds the active segment's indexes */
+    CHECK(file_size(idx) == isz2 && file_size(tidx) == tsz2);
+    mk_buf_free(&out);
+    mk_buf_free(&b);
+    CHECK_RC(mk_log_destroy(log));
+    CHECK(access(dir, F_OK) != 0);
+}
+
+static void test_flush_uv(void)
+{
+    char dir[PATH_MAX];
+    subdir(dir, "flush/p-9");
+    uv_loop_t loop;
+    CHECK(uv_loop_init(&loop) == 0);
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.loop = &loop;
+    cfg.flush_messages = 10;
+    cfg.segment_bytes = 2048;
+    mk_log_t *log = open_log(dir, &cfg);
+    mk_log_stats_t st;
+    for (int i = 0; i < 50; i++)
+        append_one(log, 1, 100, 100, 1);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    mk_log_stats(log, &st);
+    CHECK(!st.flush_in_flight && st.io_error == 0 && st.segment_count > 1);
+    CHECK(st.flushed_offset == st.end_offset);
+    /* an explicit flush, and one requested while it runs */
+    append_one(log, 3, 100, 10, 1);
+    CHECK_RC(mk_log_flush(log));
+    append_one(log, 3, 100, 10, 1);
+    CHECK_RC(mk_log_flush(log));
+    mk_log_stats(log, &st);
+    CHECK(st.flush_in_flight && st.flushed_offset < st.end_offset);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    mk_log_stats(log, &st);
+    CHECK(!st.flush_in_flight && st.flushed_offset == st.end_offset);
+    /* flush.ms through tick */
+    cfg.flush_messages = INT64_MAX;
+    cfg.flush_ms = 1000;
+    CHECK_RC(mk_log_set_config(log, &cfg));
+    append_one(log, 1, 100, 10, 1);
+    mk_log_tick(log, mk_now_ms() - 5000);
+    mk_log_stats(log, &st);
+    CHECK(!st.flush_in_flight);
+    mk_log_tick(log, mk_now_ms() + 5000);
+    mk_log_stats(log, &st);
+    CHECK(st.flush_in_flight);
+    /* close while a flush is in flight: the request outlives the log */
+    append_one(log, 1, 100, 10, 1);
+    CHECK_RC(mk_log_close(log));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    log = open_log(dir, &cfg);
+    /* retention with a loop unlinks on the threadpool */
+    cfg.retention_bytes = 0;
+    CHECK_RC(mk_log_set_config(log, &cfg));
+    CHECK(mk_log_retain(log, mk_now_ms()) > 0);
+    CHECK_RC(mk_log_close(log));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+int main(void)
+{
+    mk_log_set_level(MK_LOG_ERROR + 1); /* warnings are expected here */
+    if (getenv("MK_LOG_TEST_VERBOSE"))
+        mk_log_set_level(MK_LOG_DEBUG);
+    snprintf(root, sizeof(root), "/tmp/mk-log-test-XXXXXX");
+    CHECK(mkdtemp(root) != NULL);
+    uint64_t t0 = mk_mono_ms();
+    test_roundtrip();
+    test_roll_reopen();
+    test_torn_and_corrupt();
+    test_index_rebuild();
+    test_timestamps();
+    test_retention();
+    test_delete_truncate_replica();
+    test_segment_ms();
+    test_io_faults();
+    test_flush_uv();
+    rm_rf(root);
+    printf("log_test: ok (%" PRIu64 " ms)\n", mk_mono_ms() - t0);
+    return 0;
+}
