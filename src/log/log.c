@@ -105,6 +105,7 @@ struct mk_log_flush_s {
 
 /* ================================================================ config */
 
+/* Kafka defaults; no loop, no validator (log.h). */
 void mk_log_config_default(mk_log_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -126,6 +127,7 @@ static bool config_ok(const mk_log_config_t *c)
            c->segment_index_bytes >= 4 && c->flush_messages >= 1 && c->flush_ms >= 0;
 }
 
+/* Validates and copies cfg; MK_ERR_INVALID keeps the old one.  Loop thread. */
 int mk_log_set_config(mk_log_t *log, const mk_log_config_t *cfg)
 {
     if (!config_ok(cfg))
@@ -138,10 +140,13 @@ int mk_log_set_config(mk_log_t *log, const mk_log_config_t *cfg)
 
 static mk_log_seg_t *log_active(const mk_log_t *log) { return log->segs[log->nsegs - 1]; }
 
+/* Offset accessors (log.h); O(1), loop thread. */
 int64_t mk_log_start_offset(const mk_log_t *log) { return log->start_offset; }
 
+/* The active segment's next offset. */
 int64_t mk_log_end_offset(const mk_log_t *log) { return log_active(log)->st.next_offset; }
 
+/* Owned by log; valid until close/destroy. */
 const char *mk_log_dir(const mk_log_t *log) { return log->dir; }
 
 static int log_push_seg(mk_log_t *log, mk_log_seg_t *seg)
@@ -426,6 +431,8 @@ static void log_free(mk_log_t *log)
     mk_free(log);
 }
 
+/* Recovers dir into a new log owned by *out (log.h); blocks on disk reads
+ * while recovering, so call it at startup or off the hot path. */
 int mk_log_open(const char *dir, const mk_log_config_t *cfg, mk_log_t **out)
 {
     *out = NULL;
@@ -585,6 +592,8 @@ static void flush_after_cb(uv_work_t *req, int status)
     mk_free(w);
 }
 
+/* Requests an fsync: threadpool with a loop, here without (log.h).
+ * Returns 0 or the sticky MK_ERR_IO.  Loop thread. */
 int mk_log_flush(mk_log_t *log)
 {
     if (log->io_err)
@@ -645,6 +654,7 @@ int mk_log_flush(mk_log_t *log)
     return 0;
 }
 
+/* flush.ms check; call about once a second on the loop thread. */
 void mk_log_tick(mk_log_t *log, int64_t now_ms)
 {
     if (log->io_err || log->cfg.flush_ms == INT64_MAX || log->unflushed == 0)
@@ -664,6 +674,7 @@ static void log_detach_flush(mk_log_t *log)
     }
 }
 
+/* fsyncs synchronously (blocks), writes the clean marker, frees log. */
 int mk_log_close(mk_log_t *log)
 {
     if (!log)
@@ -684,6 +695,7 @@ int mk_log_close(mk_log_t *log)
     return rc;
 }
 
+/* Removes the directory and frees log; no fsync.  Loop thread. */
 int mk_log_destroy(mk_log_t *log)
 {
     if (!log)
@@ -873,6 +885,8 @@ static int log_append_planned(mk_log_t *log, const uint8_t *p, size_t len,
     return 0;
 }
 
+/* Leader append: assigns offsets in place in batches (log.h).  Loop
+ * thread; page-cache writes only. */
 int mk_log_append(mk_log_t *log, uint8_t *batches, size_t len, int32_t leader_epoch,
                   int64_t now_ms, mk_log_append_info_t *info)
 {
@@ -886,6 +900,7 @@ int mk_log_append(mk_log_t *log, uint8_t *batches, size_t len, int32_t leader_ep
     return log_append_planned(log, batches, len, &pl, now_ms, info);
 }
 
+/* Follower append: offsets kept as given, must be >= end (log.h). */
 int mk_log_append_replica(mk_log_t *log, const uint8_t *batches, size_t len, int64_t now_ms,
                           mk_log_append_info_t *info)
 {
@@ -909,6 +924,8 @@ static int scan_error(const mk_log_t *log, const mk_log_seg_t *seg, int rc)
     return MK_ERR_CORRUPT;
 }
 
+/* Whole batches from the one holding fetch_offset, bounded by max_bytes
+ * and max_offset, appended to out (unchanged on error).  Loop thread. */
 int mk_log_read_upto(mk_log_t *log, int64_t fetch_offset, int64_t max_offset, size_t max_bytes,
                      bool min_one_batch, mk_buf_t *out, int64_t *next_offset_out)
 {
@@ -962,6 +979,7 @@ int mk_log_read_upto(mk_log_t *log, int64_t fetch_offset, int64_t max_offset, si
     return 0;
 }
 
+/* mk_log_read_upto() without an offset bound. */
 int mk_log_read(mk_log_t *log, int64_t fetch_offset, size_t max_bytes, bool min_one_batch,
                 mk_buf_t *out, int64_t *next_offset_out)
 {
@@ -971,6 +989,8 @@ int mk_log_read(mk_log_t *log, int64_t fetch_offset, size_t max_bytes, bool min_
 
 /* ============================================================ timestamps */
 
+/* First batch with maxTimestamp >= ts at or above the start offset:
+ * time index, then a header scan.  MK_ERR_NOT_FOUND if none. */
 int mk_log_offset_for_time(mk_log_t *log, int64_t ts, int64_t *offset, int64_t *timestamp)
 {
     for (size_t i = 0; i < log->nsegs; i++) {
@@ -997,6 +1017,8 @@ int mk_log_offset_for_time(mk_log_t *log, int64_t ts, int64_t *offset, int64_t *
     return MK_ERR_NOT_FOUND;
 }
 
+/* The cached largest-timestamp batch; resolves its base offset with one
+ * scan when it was loaded from a time index. */
 int mk_log_max_timestamp(mk_log_t *log, mk_log_ts_t *out)
 {
     if (log->max_ts < 0)
@@ -1057,6 +1079,7 @@ static int64_t seg_largest_ts(const mk_log_seg_t *seg)
     return seg->st.max_ts >= 0 ? seg->st.max_ts : seg->st.mtime_ms;
 }
 
+/* Deletes expired / excess / below-start segments; returns how many. */
 int mk_log_retain(mk_log_t *log, int64_t now_ms)
 {
     int deleted = 0;
@@ -1093,6 +1116,7 @@ int mk_log_retain(mk_log_t *log, int64_t now_ms)
     return deleted;
 }
 
+/* Moves the start offset up (persisted); deletes segments below it. */
 int mk_log_delete_records(mk_log_t *log, int64_t offset)
 {
     if (offset < 0 || offset > mk_log_end_offset(log))
@@ -1107,6 +1131,7 @@ int mk_log_delete_records(mk_log_t *log, int64_t offset)
     return rc;
 }
 
+/* Follower truncation: drops batches whose last offset >= offset. */
 int mk_log_truncate_to(mk_log_t *log, int64_t offset)
 {
     if (offset < 0)
@@ -1154,6 +1179,7 @@ int mk_log_truncate_to(mk_log_t *log, int64_t offset)
 
 /* ================================================================ stats */
 
+/* Snapshot of sizes and offsets for metrics; O(1). */
 void mk_log_stats(const mk_log_t *log, mk_log_stats_t *out)
 {
     out->size_bytes = log->size_bytes;

@@ -184,7 +184,7 @@ static uint64_t file_size(const char *path)
 static void simulate_crash(const char *dir)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/clean-shutdown", dir);
+    PATHF(path, "%s/clean-shutdown", dir);
     unlink(path);
 }
 

@@ -75,6 +75,7 @@
 
 static long io_fail_countdown;
 
+/* Test hook: the nth log file write from now fails (0 = off). */
 void mk_log_fail_io_at(long nth) { io_fail_countdown = nth; }
 
 static bool io_should_fail(void)
@@ -86,6 +87,7 @@ static bool io_should_fail(void)
 
 /* ================================================================ file I/O */
 
+/* Whole-buffer pwrite; 0 or MK_ERR_IO (also from the fault hook). */
 int mk_log_file_write(int fd, const void *p, size_t n, uint64_t off)
 {
     const uint8_t *c = p;
@@ -107,6 +109,7 @@ int mk_log_file_write(int fd, const void *p, size_t n, uint64_t off)
     return 0;
 }
 
+/* Whole-buffer pread; 0, MK_ERR_TRUNCATED at end of file, MK_ERR_IO. */
 int mk_log_file_read(int fd, void *p, size_t n, uint64_t off)
 {
     uint8_t *c = p;
@@ -137,6 +140,7 @@ static int file_truncate(int fd, uint64_t size)
 
 /* ================================================================ batches */
 
+/* Checked parse of a v2 batch header (log_int.h); never reads past avail. */
 int mk_log_bhdr_parse(const uint8_t *p, size_t avail, mk_log_bhdr_t *h)
 {
     if (avail < MK_LOG_BATCH_HDR)
@@ -166,6 +170,7 @@ int mk_log_bhdr_parse(const uint8_t *p, size_t avail, mk_log_bhdr_t *h)
     return 0;
 }
 
+/* Default validator: header, size == n, CRC32C over [21, n). */
 int mk_log_batch_check(const uint8_t *p, size_t n, void *arg)
 {
     (void)arg;
@@ -258,6 +263,7 @@ static void seg_state_reset(mk_log_seg_t *seg)
     seg->st.roll_base_ms = -1;
 }
 
+/* Opens or creates base's three files; *out owns the new segment. */
 int mk_log_seg_open(const char *dir, int64_t base, bool create, mk_log_seg_t **out)
 {
     *out = NULL;
@@ -294,6 +300,7 @@ int mk_log_seg_open(const char *dir, int64_t base, bool create, mk_log_seg_t **o
     return 0;
 }
 
+/* Closes the files through the ops table and frees seg. */
 void mk_log_seg_close(mk_log_seg_t *seg)
 {
     if (!seg)
@@ -313,6 +320,8 @@ static void unlink_cb(uv_fs_t *req)
     mk_free(req);
 }
 
+/* Renames seg's files to *.deleted, frees seg, unlinks them (threadpool
+ * when loop is set).  Loop thread. */
 void mk_log_seg_delete(mk_log_seg_t *seg, struct uv_loop_s *loop)
 {
     char path[PATH_MAX], gone[PATH_MAX];
@@ -344,6 +353,7 @@ void mk_log_seg_delete(mk_log_seg_t *seg, struct uv_loop_s *loop)
     }
 }
 
+/* Blocking fsync of the three files: close path and no-loop flushes only. */
 int mk_log_seg_sync(mk_log_seg_t *seg)
 {
     int fds[] = {seg->fd, seg->idx_fd, seg->tidx_fd};
@@ -463,6 +473,7 @@ static int seg_truncate_files(mk_log_seg_t *seg, const mk_log_seg_state_t *st)
     return rc;
 }
 
+/* Offset index binary search: a position at or before offset's batch. */
 uint64_t mk_log_seg_lookup(const mk_log_seg_t *seg, int64_t offset)
 {
     if (offset < seg->base_offset)
@@ -478,6 +489,8 @@ uint64_t mk_log_seg_lookup(const mk_log_seg_t *seg, int64_t offset)
     return lo ? seg->idx[lo - 1].pos : 0;
 }
 
+/* Time index binary search: a position before which every batch has
+ * maxTimestamp < ts. */
 uint64_t mk_log_seg_time_lookup(const mk_log_seg_t *seg, int64_t ts)
 {
     size_t lo = 0, hi = seg->st.ntidx; /* first entry with ts >= target */
@@ -496,6 +509,7 @@ uint64_t mk_log_seg_time_lookup(const mk_log_seg_t *seg, int64_t ts)
 
 /* ============================================================== scanner */
 
+/* Starts a scan at pos; the scanner owns its window buffer. */
 void mk_log_scan_init(mk_log_scan_t *s, mk_log_seg_t *seg, uint64_t pos, bool body)
 {
     s->seg = seg;
@@ -506,6 +520,7 @@ void mk_log_scan_init(mk_log_scan_t *s, mk_log_seg_t *seg, uint64_t pos, bool bo
     s->body = body;
 }
 
+/* Frees the scanner's window. */
 void mk_log_scan_free(mk_log_scan_t *s) { mk_buf_free(&s->win); }
 
 /* Makes [pos, pos + need) available in the window. */
@@ -525,6 +540,7 @@ static int scan_fill(mk_log_scan_t *s, size_t need)
     return s->seg->ops->read(s->seg->impl, s->pos, n, &s->win);
 }
 
+/* Next batch header (and body when asked): 1, 0 at end, or an error. */
 int mk_log_scan_next(mk_log_scan_t *s, mk_log_bhdr_t *h, const uint8_t **batch)
 {
     if (s->pos >= s->end)
@@ -735,6 +751,8 @@ static int seg_recover_full(mk_log_seg_t *seg, uint64_t file_size, int64_t limit
     return 0;
 }
 
+/* Loads seg's state from disk: trusted tail check or full validation
+ * with truncation and index rebuild (log_int.h).  Blocking reads. */
 int mk_log_seg_recover(mk_log_seg_t *seg, int64_t limit, bool trust, int32_t index_interval,
                        mk_log_validate_cb validate, void *arg, int64_t now_ms)
 {
@@ -776,6 +794,8 @@ int mk_log_seg_recover(mk_log_seg_t *seg, int64_t limit, bool trust, int32_t ind
 
 /* =============================================================== append */
 
+/* Appends whole batches and their index entries; rolls back on error
+ * (MK_ERR_STATE if even the rollback failed). */
 int mk_log_seg_append(mk_log_seg_t *seg, const uint8_t *p, size_t len, int32_t index_interval,
                       int64_t now_ms)
 {
@@ -814,6 +834,7 @@ int mk_log_seg_append(mk_log_seg_t *seg, const uint8_t *p, size_t len, int32_t i
     return 0;
 }
 
+/* Cuts the segment before the batch holding offset, reloads its state. */
 int mk_log_seg_truncate(mk_log_seg_t *seg, int64_t offset, int32_t index_interval,
                         int64_t now_ms)
 {
