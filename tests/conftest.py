@@ -110,7 +110,7 @@ class Minikora:
         self.data_dir = str(data_dir) if data_dir is not None else None
         self.ephemeral = (data_dir is None) if ephemeral is None else ephemeral
         self.name = "%s-%d-%d" % (re.sub(r"[^\w.-]", "_", name)[:80], os.getpid(), next(_seq))
-        self.stderr_path = LOG_DIR / (self.name + ".stderr")
+        self.stderr_path = LOG_DIR / (self.name + ".1.stderr")
         self.proc = None
         self.bootstrap = None
         self.brokers = []
@@ -130,6 +130,7 @@ class Minikora:
         if not BIN.exists():
             pytest.fail("minikora binary not found at %s (run `make minikora`)" % BIN)
         self.starts += 1
+        self.stderr_path = LOG_DIR / ("%s.%d.stderr" % (self.name, self.starts))
         errf = open(self.stderr_path, "ab")
         errf.write(("\n==== start #%d: %s\n" % (self.starts, " ".join(self.argv()))).encode())
         errf.flush()
@@ -255,8 +256,14 @@ def module_cluster(request):
 
 @pytest.fixture
 def cluster(module_cluster, request):
-    """The module's shared ephemeral cluster; after the test, it must still be alive."""
-    module_cluster.assert_alive()
+    """The module's shared ephemeral cluster; after the test, it must still be alive.  If an
+    earlier test killed it (that test has failed already), start a fresh one so that the rest
+    of the module still tests something instead of failing in a cascade."""
+    if not module_cluster.alive():
+        sys.stderr.write("\n[conftest] %s: module cluster had died (rc=%s); restarting it\n"
+                         % (request.node.nodeid, module_cluster.proc and module_cluster.proc.poll()))
+        module_cluster.proc = None
+        module_cluster.start()
     yield module_cluster
     if not module_cluster.alive():
         pytest.fail("minikora died during %s (rc=%s)\n%s"

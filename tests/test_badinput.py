@@ -50,11 +50,16 @@ def send_quiet(conn, data):
 
 
 def outcome(conn, timeout=RESOLVE_TIMEOUT):
-    """'closed', 'response' (bytes arrived, connection open) or 'hang'."""
-    closed, chunks = conn.wait_closed(timeout)
-    if closed:
+    """What the server did within `timeout`: 'closed' (EOF or reset before any byte),
+    'response' (some bytes arrived) or 'hang' (nothing at all)."""
+    conn.sock.settimeout(timeout)
+    try:
+        chunk = conn.sock.recv(65536)
+    except (ConnectionResetError, BrokenPipeError):
         return "closed"
-    return "response" if chunks else "hang"
+    except socket.timeout:
+        return "hang"
+    return "response" if chunk else "closed"
 
 
 def first_response(conn, timeout=RESOLVE_TIMEOUT):
@@ -79,10 +84,10 @@ def rejected(cluster, data, broker=0, allow_response=True, timeout=RESOLVE_TIMEO
     return res
 
 
-@pytest.fixture(scope="module")
-def topic(module_cluster):
+@pytest.fixture
+def topic(cluster):
     t = "badinput-%d" % time.time_ns()
-    create_topic_ok(module_cluster.bootstrap, t, 1)
+    create_topic_ok(cluster.bootstrap, t, 1)
     return t
 
 
