@@ -20,6 +20,7 @@
  *   <data>/broker-<id>/<t>-<p>/ partition logs (see log/)
  */
 #include "cluster/cluster.h"
+#include "batch/batch.h"
 #include "meta/meta.h"
 
 #include <errno.h>
@@ -120,6 +121,13 @@ static int64_t topic_i64(const mk_cluster_t *c, const mk_topic_t *t, const char 
     return v ? strtoll(v, NULL, 10) : 0;
 }
 
+/* Log recovery uses the one integrity validator (header, CRC, record framing). */
+static int recovery_validate(const uint8_t *p, size_t n, void *arg)
+{
+    (void)arg;
+    return mk_batch_validate(p, n, false, 0, NULL, 0);
+}
+
 static void topic_log_config(mk_cluster_t *c, mk_topic_t *t)
 {
     mk_log_config_t *lc = &t->log_cfg;
@@ -133,6 +141,7 @@ static void topic_log_config(mk_cluster_t *c, mk_topic_t *t)
     lc->flush_messages = topic_i64(c, t, "flush.messages");
     lc->flush_ms = topic_i64(c, t, "flush.ms");
     lc->loop = c->loop;
+    lc->validate = recovery_validate;
 }
 
 /* ================================================================ partitions */
