@@ -72,6 +72,8 @@ static int64_t add_wrap(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (
 
 /* ================================================================= header */
 
+/* Header only, through the checked reader; returns 0 or MK_ERR_*.  Any
+ * thread, no allocation. */
 int mk_batch_hdr_parse(const uint8_t *p, size_t n, mk_batch_hdr_t *out)
 {
     if (n < MK_BATCH_HEADER_SIZE)
@@ -104,6 +106,7 @@ int mk_batch_hdr_parse(const uint8_t *p, size_t n, mk_batch_hdr_t *out)
     return 0;
 }
 
+/* 12 + batchLength, or a negative MK_ERR_*.  Any thread. */
 int64_t mk_batch_size(const uint8_t *p, size_t n)
 {
     if (n < MK_BATCH_LOG_OVERHEAD)
@@ -289,6 +292,9 @@ static int records_region(const uint8_t *p, size_t size, const mk_batch_hdr_t *h
 
 /* ============================================================= validator */
 
+/* The validator (contract in batch.h).  Order: frame, CRC, codec, counts,
+ * then (deep) the records.  Any thread; allocates only for deep validation
+ * of a compressed batch without a scratch buffer. */
 int mk_batch_validate_ex(const uint8_t *p, size_t n, int flags, size_t max_uncompressed, mk_buf_t *scratch,
                          char *why, size_t why_len)
 {
@@ -335,6 +341,7 @@ int mk_batch_validate_ex(const uint8_t *p, size_t n, int flags, size_t max_uncom
     return rc;
 }
 
+/* mk_batch_validate_ex() with a private scratch buffer.  Any thread. */
 int mk_batch_validate(const uint8_t *p, size_t n, bool deep, size_t max_uncompressed, char *why, size_t why_len)
 {
     return mk_batch_validate_ex(p, n, deep ? MK_BATCH_VALIDATE_DEEP : 0, max_uncompressed, NULL, why, why_len);
@@ -342,16 +349,19 @@ int mk_batch_validate(const uint8_t *p, size_t n, bool deep, size_t max_uncompre
 
 /* ======================================================= in-place rewrites */
 
+/* In place; the caller owns p (>= 61 bytes).  Not CRC'd, so no rehash. */
 void mk_batch_set_base_offset(uint8_t *p, int64_t base_offset)
 {
     put_be64(p + MK_BATCH_OFF_BASE_OFFSET, (uint64_t)base_offset);
 }
 
+/* In place; the caller owns p (>= 61 bytes).  Not CRC'd, so no rehash. */
 void mk_batch_set_leader_epoch(uint8_t *p, int32_t epoch)
 {
     put_be32(p + MK_BATCH_OFF_LEADER_EPOCH, (uint32_t)epoch);
 }
 
+/* In place, then one CRC pass over the batch.  No-op if it does not fit n. */
 void mk_batch_set_log_append_time(uint8_t *p, size_t n, int64_t ts)
 {
     int64_t size = mk_batch_size(p, n);
@@ -366,6 +376,9 @@ void mk_batch_set_log_append_time(uint8_t *p, size_t n, int64_t ts)
 
 /* ============================================================== iteration */
 
+/* Iterate with the compacted offset rules (a superset of what producers
+ * write), so it also reads compacted logs.  Returns 0, cb's value or
+ * MK_ERR_*.  Records point into p or scratch (caller-owned). */
 int mk_batch_records_foreach(const uint8_t *p, size_t n, mk_buf_t *scratch, size_t max_uncompressed,
                              mk_batch_record_cb cb, void *arg)
 {
@@ -384,6 +397,7 @@ int mk_batch_records_foreach(const uint8_t *p, size_t n, mk_buf_t *scratch, size
     return walk_records(recs, len, &h, true, cb, arg, NULL, 0);
 }
 
+/* 1 with *out filled, 0 at the end, MK_ERR_CORRUPT (sticky in r). */
 int mk_record_header_next(mk_reader_t *r, mk_record_header_t *out)
 {
     if (!mk_rd_ok(r))
@@ -462,6 +476,7 @@ static bool put_record(mk_buf_t *b, const mk_batch_rec_in_t *r, int32_t index, i
     return true;
 }
 
+/* Defaults: uncompressed, baseOffset 0, producer fields and epoch -1. */
 void mk_batch_build_opts_init(mk_batch_build_opts_t *o)
 {
     memset(o, 0, sizeof(*o));
@@ -473,6 +488,9 @@ void mk_batch_build_opts_init(mk_batch_build_opts_t *o)
     o->baseSequence = -1;
 }
 
+/* Header, then records written straight into out (uncompressed) or into a
+ * temporary that is compressed into out; batchLength and CRC patched last.
+ * Returns 0 or MK_ERR_*; out->len is restored on error. */
 int mk_batch_build_ex(mk_buf_t *out, const mk_batch_build_opts_t *o, const mk_batch_rec_in_t *recs, int count)
 {
     if (!out || !o || !recs || count < 1)
@@ -540,6 +558,7 @@ int mk_batch_build_ex(mk_buf_t *out, const mk_batch_build_opts_t *o, const mk_ba
     return 0;
 }
 
+/* mk_batch_build_ex() with default options. */
 int mk_batch_build(mk_buf_t *out, int codec, int64_t base_offset, const mk_batch_rec_in_t *recs, int count)
 {
     mk_batch_build_opts_t o;
@@ -549,6 +568,8 @@ int mk_batch_build(mk_buf_t *out, int codec, int64_t base_offset, const mk_batch
     return mk_batch_build_ex(out, &o, recs, count);
 }
 
+/* One-record control batch (transaction marker); returns as
+ * mk_batch_build_ex(). */
 int mk_batch_build_control(mk_buf_t *out, const mk_batch_build_opts_t *o, bool commit, int32_t coordinator_epoch,
                            int64_t timestamp)
 {

@@ -6,14 +6,15 @@
  *
  *   gzip    RFC 1952 gzip members (inflate with windowBits 15+32, so a zlib
  *           stream is accepted too; several members are concatenated).
- *   snappy  Xerial's Java framing, which librdkafka, kafkajs and the Java
- *           client use:
+ *   snappy  Xerial's Java framing, which the Java client, kafka-python and
+ *           kafkajs write (and which we write):
  *             off size
  *               0    8  magic 0x82 'S' 'N' 'A' 'P' 'P' 'Y' 0x00
  *               8    4  version (be32, 1)
  *              12    4  min compatible version (be32, 1)
  *              16    -  blocks: be32 length + a raw snappy block
- *           or, when the magic is absent, a single raw snappy block.
+ *           or, when the magic is absent, a single raw snappy block --
+ *           what librdkafka writes (seen in testdata/batches/librdkafka_snappy.bin).
  *   lz4     the LZ4 frame format (one or more frames).
  *   zstd    zstd frames; streamed because a streaming compressor (the Java
  *           client's zstd-jni) does not record the content size.
@@ -93,6 +94,7 @@ static codec_tls_t *tls_get(void)
     return t;
 }
 
+/* Frees the calling thread's cached contexts.  Any thread. */
 void mk_codec_thread_release(void)
 {
     pthread_once(&tls_once, tls_make_key);
@@ -192,6 +194,7 @@ static int gzip_decompress(const uint8_t *in, size_t n, sink_t *s)
             room = UINT_MAX;
         zs->next_out = s->out->data + s->out->len;
         zs->avail_out = (uInt)room;
+        uInt in_before = zs->avail_in;
         int rc = inflate(zs, Z_NO_FLUSH);
         s->out->len += room - zs->avail_out;
         if (sink_produced(s) > s->limit)
@@ -210,6 +213,8 @@ static int gzip_decompress(const uint8_t *in, size_t n, sink_t *s)
             return MK_ERR_CORRUPT;
         if (zs->avail_in == 0 && zs->avail_out > 0)
             return MK_ERR_CORRUPT; /* stream ends mid-member */
+        if (zs->avail_in == in_before && zs->avail_out == room)
+            return MK_ERR_CORRUPT; /* no progress */
     }
 }
 
@@ -454,6 +459,8 @@ static int zstd_compress(const uint8_t *in, size_t n, mk_buf_t *out)
 
 /* ================================================================= dispatch */
 
+/* Bounded decompression appending to out (contract in batch.h).  Any
+ * thread (uses this thread's cached contexts); blocking for big inputs. */
 int mk_codec_decompress(int codec, const uint8_t *in, size_t n, mk_buf_t *out, size_t max_out)
 {
     sink_t s = {out, out->len, clamp_limit(max_out)};
@@ -486,6 +493,8 @@ int mk_codec_decompress(int codec, const uint8_t *in, size_t n, mk_buf_t *out, s
     return 0;
 }
 
+/* Default-level compression appending to out; out->len restored on error.
+ * Any thread. */
 int mk_codec_compress(int codec, const uint8_t *in, size_t n, mk_buf_t *out)
 {
     if (out->oom)
@@ -514,6 +523,7 @@ int mk_codec_compress(int codec, const uint8_t *in, size_t n, mk_buf_t *out)
     return rc;
 }
 
+/* Static string; never NULL. */
 const char *mk_codec_name(int codec)
 {
     switch (codec) {

@@ -6,6 +6,8 @@ Produce v3-v7 to accept one produce request), points a real librdkafka
 producer at it once per codec, and saves the records blob of the produce
 request as librdkafka_<codec>.bin.  Run from anywhere:
     /usr/bin/python3 testdata/batches/capture_librdkafka.py
+librdkafka 2.0.2 writes snappy as one raw block (no Xerial framing), unlike
+kafka-python and the Java client; both variants are therefore covered.
 Content (batch_test.c knows it): timestamps 1700000000000+i,
   0: key "k0", value "value-0-" x 40, headers [("h0", "v0"), ("h1", null)]
   1: key null, value "value-1-" x 40, no headers
