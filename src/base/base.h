@@ -129,7 +129,7 @@ typedef struct mk_reader_s {
 static inline void mk_rd_init(mk_reader_t *r, const void *p, size_t n)
 {
     r->p = (const uint8_t *)p;
-    r->end = r->p + n;
+    r->end = p ? r->p + n : r->p;
     r->err = 0;
 }
 static inline size_t mk_rd_remaining(const mk_reader_t *r) { return (size_t)(r->end - r->p); }
