@@ -121,7 +121,7 @@ TABLE=$OUT/results.txt
             print "  mock startup = rd_kafka_new + rd_kafka_mock_cluster_new in-process; mock RSS is not separable from the tool."
             if ("consume_msgs" in B)
                 printf "  mock consume read only the tail it retains (~5 MiB per partition): %s of %s msgs produced.\n", B["consume_msgs"], v(B, "produce_acks1_msgs")
-            print "  mock latency ~ fetch.wait.max.ms/2: the mock answers an empty Fetch only after the full wait (no wake-up on produce)."
+            print "  mock latency is no baseline: the mock answers an empty Fetch only after the full fetch.wait.max.ms (no wake-up on produce)."
             n = 0
             for (k in A) if (k ~ /(_note|_incomplete|_failed|final_exit_status)$/) { printf "  minikora %s: %s\n", k, A[k]; n++ }
             for (k in B) if (k ~ /(_note|_incomplete|_failed)$/) printf "  mock %s: %s\n", k, B[k]
