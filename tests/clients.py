@@ -6,9 +6,11 @@ Every wait here is bounded; nothing sleeps to poll except where noted with a bou
 """
 
 import json
+import logging
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -21,6 +23,44 @@ NODE = shutil.which("node") or "node"
 KCAT = shutil.which("kcat") or "kcat"
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+
+
+# ---------------------------------------------------------------------------------------------
+# librdkafka logs: a client talking to a misbehaving broker can log thousands of lines a
+# second (one run produced 500 MB); route them through a logger that keeps the first few
+# per test (conftest resets the count).
+# ---------------------------------------------------------------------------------------------
+class _CappedHandler(logging.Handler):
+    limit = 40
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def emit(self, record):
+        self.count += 1
+        if self.count <= self.limit:
+            sys.stderr.write("librdkafka: %s\n" % record.getMessage())
+        elif self.count == self.limit + 1:
+            sys.stderr.write("librdkafka: (further log lines of this test suppressed)\n")
+
+
+RDK_LOG = logging.getLogger("minikora.tests.librdkafka")
+RDK_LOG.propagate = False
+RDK_LOG.setLevel(logging.DEBUG)
+_rdk_handler = _CappedHandler()
+RDK_LOG.addHandler(_rdk_handler)
+
+
+def reset_log_cap():
+    _rdk_handler.count = 0
+
+
+def rdk_conf(bootstrap, **extra):
+    """Base confluent-kafka config: bootstrap servers plus the capped logger."""
+    conf = {"bootstrap.servers": bootstrap, "logger": RDK_LOG}
+    conf.update(extra)
+    return conf
 
 
 # ---------------------------------------------------------------------------------------------
@@ -70,9 +110,7 @@ def check_partitions(expected, got, what=""):
 # confluent-kafka (librdkafka)
 # ---------------------------------------------------------------------------------------------
 def ck_admin(bootstrap, **extra):
-    conf = {"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000}
-    conf.update(extra)
-    return AdminClient(conf)
+    return AdminClient(rdk_conf(bootstrap, **{"socket.timeout.ms": 10000, **extra}))
 
 
 def ck_result(fut, timeout=30):
@@ -91,6 +129,29 @@ def ck_create_topic(bootstrap, name, partitions=1, rf=1, validate_only=False, co
                                validate_only=validate_only, operation_timeout=10,
                                request_timeout=30)
     return ck_result(futs[name])
+
+
+# Note: an AdminClient must stay referenced until its futures are done; a temporary one is
+# destroyed at once and its futures fail with _DESTROY.  Hence these wrappers.
+def ck_delete_topic(bootstrap, name, timeout=30):
+    admin = ck_admin(bootstrap)
+    return ck_result(admin.delete_topics([name], operation_timeout=10)[name], timeout)
+
+
+def ck_describe_configs(bootstrap, restype, name, timeout=30):
+    """restype 'topic' or 'broker' -> {config name: ConfigEntry}; raises KafkaException."""
+    admin = ck_admin(bootstrap)
+    t = ConfigResource.Type.TOPIC if restype == "topic" else ConfigResource.Type.BROKER
+    res = admin.describe_configs([ConfigResource(t, name)])
+    return list(res.values())[0].result(timeout=timeout)
+
+
+def ck_create_topics(bootstrap, new_topics, validate_only=False, timeout=30):
+    """[NewTopic] -> {name: None or KafkaError}"""
+    admin = ck_admin(bootstrap)
+    futs = admin.create_topics(new_topics, validate_only=validate_only, operation_timeout=10,
+                               request_timeout=timeout)
+    return {n: ck_result(f, timeout) for n, f in futs.items()}
 
 
 def create_topic_ok(bootstrap, name, partitions=1, config=None):
@@ -136,9 +197,9 @@ def wait_topic_gone(bootstrap, name, timeout=20):
 def ck_produce(bootstrap, topic, records, codec="none", timestamps=None, **extra):
     """Produce (partition, key, value, headers) records; assert every one was acknowledged.
     Returns {partition: [offsets]} in produce order."""
-    conf = {"bootstrap.servers": bootstrap, "compression.type": codec, "acks": "all",
-            "linger.ms": 5, "enable.idempotence": False, "message.timeout.ms": 60000,
-            "queue.buffering.max.messages": 200000}
+    conf = {"bootstrap.servers": bootstrap, "logger": RDK_LOG, "compression.type": codec,
+            "acks": "all", "linger.ms": 5, "enable.idempotence": False,
+            "message.timeout.ms": 60000, "queue.buffering.max.messages": 200000}
     conf.update(extra)
     p = ck.Producer(conf)
     errors, offsets = [], {}
@@ -169,7 +230,8 @@ def ck_produce(bootstrap, topic, records, codec="none", timestamps=None, **extra
 
 def ck_consumer(bootstrap, **extra):
     # confluent-kafka 1.7 insists on a group.id; we never subscribe nor commit, only assign().
-    conf = {"bootstrap.servers": bootstrap, "group.id": "mk-assign-" + uuid.uuid4().hex[:8],
+    conf = {"bootstrap.servers": bootstrap, "logger": RDK_LOG,
+            "group.id": "mk-assign-" + uuid.uuid4().hex[:8],
             "enable.auto.commit": False, "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest", "enable.partition.eof": False,
             "fetch.wait.max.ms": 100}

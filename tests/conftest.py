@@ -295,6 +295,13 @@ def minikora(request):
         pytest.fail("\n".join(errors))
 
 
+@pytest.fixture(autouse=True)
+def _reset_client_log_cap():
+    import clients
+    clients.reset_log_cap()
+    yield
+
+
 _topic_seq = itertools.count(1)
 
 

@@ -466,6 +466,51 @@ def parse_list_offsets(version, body):
     return out
 
 
+def fetch_body(version, topic, partition, offset, max_bytes=1 << 20, max_wait_ms=100):
+    """Fetch v4..v11 (non-flexible): one topic, one partition."""
+    assert 4 <= version <= 11
+    b = i32(-1) + i32(max_wait_ms) + i32(1) + i32(max_bytes) + i8(0)
+    if version >= 7:
+        b += i32(0) + i32(-1)  # no fetch session
+    p = i32(partition)
+    if version >= 9:
+        p += i32(-1)
+    p += i64(offset)
+    if version >= 5:
+        p += i64(-1)
+    p += i32(max_bytes)
+    b += array([string(topic) + array([p])])
+    if version >= 7:
+        b += array([])
+    if version >= 11:
+        b += string("")
+    return b
+
+
+def parse_fetch(version, body):
+    """-> list of dicts {topic, partition, error, high_watermark, records (bytes or None)}."""
+    r = Reader(body)
+    r.i32()
+    if version >= 7:
+        r.i16()
+        r.i32()
+    out = []
+    for _ in range(r.i32()):
+        name = r.string()
+        for _ in range(r.i32()):
+            p = {"topic": name, "partition": r.i32(), "error": r.i16(),
+                 "high_watermark": r.i64()}
+            r.i64()  # last stable offset (v4+)
+            if version >= 5:
+                p["log_start_offset"] = r.i64()
+            r.array(lambda r: (r.i64(), r.i64()))
+            if version >= 11:
+                r.i32()
+            p["records"] = r.bytes_()
+            out.append(p)
+    return out
+
+
 def parse_describe_cluster(version, body):
     r = Reader(body)
     out = {"throttle": r.i32(), "error": r.i16(), "error_message": r.compact_string()}
@@ -611,6 +656,12 @@ class Conn:
         assert v is not None, "broker advertises no non-flexible Produce version in 3..8"
         resp = self.call(PRODUCE, v, produce_body(v, topic, partition, records_bytes, acks))
         return parse_produce(v, resp)
+
+    def fetch(self, topic, partition, offset, max_bytes=1 << 20):
+        v = self.pick(FETCH, 4, 11)
+        assert v is not None, "broker advertises no non-flexible Fetch version in 4..11"
+        return parse_fetch(v, self.call(FETCH, v, fetch_body(v, topic, partition, offset,
+                                                             max_bytes)))
 
     def describe_cluster(self):
         v = self.pick(DESCRIBE_CLUSTER, 0, 1)

@@ -7,13 +7,13 @@ import pytest
 import confluent_kafka as ck
 
 import kwire
-from clients import ck_admin, ck_consume, kcat, wait_topic_ready
+from clients import ck_admin, ck_consume, kcat, rdk_conf, wait_topic_ready
 
 
 def produce_one(bootstrap, topic, timeout=15):
     """-> KafkaError or None for one record produced by librdkafka."""
-    p = ck.Producer({"bootstrap.servers": bootstrap, "message.timeout.ms": timeout * 1000,
-                     "enable.idempotence": False})
+    p = ck.Producer(rdk_conf(bootstrap, **{"message.timeout.ms": timeout * 1000,
+                                           "enable.idempotence": False}))
     res = []
     p.produce(topic, key=b"k", value=b"v", on_delivery=lambda e, m: res.append(e))
     p.flush(timeout + 5)

@@ -350,10 +350,17 @@ def test_message_too_large_default(cluster, topic):
     healthy(cluster)
 
 
-def test_message_too_large_configured(minikora):
-    mk = minikora("--set", "max.message.bytes=2000")
+@pytest.mark.parametrize("how", ["set-message.max.bytes", "set-max.message.bytes",
+                                 "topic-config"])
+def test_message_too_large_configured(minikora, how):
+    """The limit set three ways: broker name, topic name (both accepted by --set per the
+    contract) and the topic-level config at creation."""
+    args = {"set-message.max.bytes": ["--set", "message.max.bytes=2000"],
+            "set-max.message.bytes": ["--set", "max.message.bytes=2000"]}.get(how, [])
+    mk = minikora(*args)
     t = "toolarge-%d" % time.time_ns()
-    create_topic_ok(mk.bootstrap, t, 1)
+    create_topic_ok(mk.bootstrap, t, 1,
+                    config={"max.message.bytes": "2000"} if how == "topic-config" else None)
     small = kwire.record_batch([(b"k", b"v" * 1000, [])])
     big = kwire.record_batch([(b"k", b"v" * 3000, [])])
     assert len(small) < 2000 < len(big)

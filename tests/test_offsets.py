@@ -80,18 +80,24 @@ def test_confluent_offsets_for_times(cluster, ts_topic):
         (2, T0, -1),                    # empty partition
     ]
     c = ck_consumer(cluster.bootstrap)
+    bad = []
     try:
-        res = c.offsets_for_times([ck.TopicPartition(ts_topic, p, ts) for p, ts, _ in cases],
-                                  timeout=15)
+        # one partition once per request: Kafka answers duplicates with INVALID_REQUEST
+        for p, ts, want in cases:
+            (r,) = c.offsets_for_times([ck.TopicPartition(ts_topic, p, ts)], timeout=15)
+            if r.error is not None or (r.partition, r.offset) != (p, want):
+                bad.append("partition %d ts T0%+d: offset %d error %s, expected %d" % (
+                    p, ts - T0, r.offset, r.error, want))
+        # and all three partitions in one request
+        res = c.offsets_for_times([ck.TopicPartition(ts_topic, 0, T0 + 371),
+                                   ck.TopicPartition(ts_topic, 1, T0 + 6),
+                                   ck.TopicPartition(ts_topic, 2, T0)], timeout=15)
+        got = sorted((r.partition, r.offset) for r in res)
+        if got != [(0, 38), (1, 1), (2, -1)]:
+            bad.append("three partitions in one request: %r" % got)
     finally:
         c.close()
-    # librdkafka merges duplicates per partition? No: one entry per input, same order.
-    got = [(r.partition, r.offset) for r in res]
-    assert len(got) == len(cases)
-    for (p, ts, want), (gp, goff), r in zip(cases, got, res):
-        assert r.error is None, (p, ts, r.error)
-        assert (gp, goff) == (p, want), "partition %d ts %d: offset %d, expected %d" % (
-            p, ts - T0, goff, want)
+    assert not bad, "\n".join(bad)
 
 
 def test_kafka_python_offsets(cluster, ts_topic):
@@ -121,8 +127,13 @@ def test_kafkajs_offsets(cluster, ts_topic):
     res = js_admin(cluster.bootstrap, "fetchTopicOffsetsByTimestamp", ts_topic, T0 + 371)
     assert res["ok"], res
     got = sorted((p["partition"], p["offset"]) for p in res["result"])
-    # kafkajs replaces "no such offset" (-1) with the high watermark
-    assert got == [(0, "38"), (1, str(N1)), (2, "0")], got
+    # partition 1: first ts >= T0+371 is T0+375 at offset 37; partition 2 is empty and
+    # kafkajs replaces "no such offset" (-1) with the high watermark (0)
+    assert got == [(0, "38"), (1, "37"), (2, "0")], got
+    res = js_admin(cluster.bootstrap, "fetchTopicOffsetsByTimestamp", ts_topic, MAX_TS + 1)
+    assert res["ok"], res
+    got = sorted((p["partition"], p["offset"]) for p in res["result"])
+    assert got == [(0, str(N0)), (1, str(N1)), (2, "0")], got
 
 
 @pytest.mark.parametrize("partition,want", [(0, (MAX_TS, MAX_AT)), (1, (ts1(N1 - 1), N1 - 1)),
@@ -174,3 +185,18 @@ def test_raw_not_leader(cluster, ts_topic):
                                         cached=False) == (0, N0)
     finally:
         c2.close()
+
+
+def test_raw_fetch(cluster, ts_topic):
+    """Fetch at 0, at the end and past the end.  Out of range -> OFFSET_OUT_OF_RANGE (1) with
+    empty records: Java brokers send a zero-length record set, and librdkafka (2.0) rejects a
+    null one (-1) as 'invalid MessageSetSize -1'."""
+    conn, _ = leader_conn(cluster, ts_topic, 0)
+    with conn:
+        (p,) = conn.fetch(ts_topic, 0, 0)
+        assert p["error"] == 0 and p["high_watermark"] == N0 and p["records"], p["error"]
+        (p,) = conn.fetch(ts_topic, 0, N0)
+        assert p["error"] == 0 and p["records"] == b"", p
+        (p,) = conn.fetch(ts_topic, 0, N0 + 1000)
+        assert p["error"] == kwire.OFFSET_OUT_OF_RANGE, p
+        assert p["records"] is not None, "OFFSET_OUT_OF_RANGE answered with null records (-1)"

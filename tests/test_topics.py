@@ -8,9 +8,10 @@ import confluent_kafka as ck
 from confluent_kafka.admin import ConfigResource
 
 import kwire
-from clients import (ck_admin, ck_create_topic, ck_produce, ck_result, ck_watermarks,
-                     create_topic_ok, js_admin, kcat, kp_servers, make_records, node_available,
-                     wait_topic_gone, wait_topic_ready)
+from clients import (ck_admin, ck_create_topic, ck_create_topics, ck_delete_topic,
+                     ck_describe_configs, ck_produce, ck_result, ck_watermarks, create_topic_ok,
+                     js_admin, kcat, kp_servers, make_records, node_available, wait_topic_gone,
+                     wait_topic_ready)
 
 E = ck.KafkaError
 INVALID_PARTITIONS = 37
@@ -68,17 +69,13 @@ def test_ck_create_with_topic_config(cluster, topic_name):
     assert ck_create_topic(cluster.bootstrap, t, 1, config={"retention.ms": "1234567",
                                                             "cleanup.policy": "delete"}) is None
     wait_topic_ready(cluster.bootstrap, t, 1)
-    res = ck_admin(cluster.bootstrap).describe_configs(
-        [ConfigResource(ConfigResource.Type.TOPIC, t)])
-    cfg = list(res.values())[0].result(timeout=20)
+    cfg = ck_describe_configs(cluster.bootstrap, "topic", t)
     assert "retention.ms" in cfg, sorted(cfg)
     assert cfg["retention.ms"].value == "1234567", cfg["retention.ms"]
 
 
 def test_ck_describe_broker_config(cluster):
-    res = ck_admin(cluster.bootstrap).describe_configs(
-        [ConfigResource(ConfigResource.Type.BROKER, "1")])
-    cfg = list(res.values())[0].result(timeout=20)
+    cfg = ck_describe_configs(cluster.bootstrap, "broker", "1")
     assert cfg, "DescribeConfigs returned no entries for broker 1"
 
 
@@ -132,8 +129,7 @@ def test_ck_duplicate(cluster, topic_name):
 
 def test_ck_delete_unknown(cluster, topic_name):
     t = topic_name()
-    fut = ck_admin(cluster.bootstrap).delete_topics([t], operation_timeout=10)[t]
-    err = ck_result(fut)
+    err = ck_delete_topic(cluster.bootstrap, t)
     assert err is not None and err.code() == E.UNKNOWN_TOPIC_OR_PART, err
 
 
@@ -141,10 +137,9 @@ def test_ck_mixed_batch_create(cluster, topic_name):
     """One CreateTopics request, one good and one bad topic: per-topic results."""
     good, bad = topic_name("good"), "bad name"
     from confluent_kafka.admin import NewTopic
-    futs = ck_admin(cluster.bootstrap).create_topics(
-        [NewTopic(good, 1, 1), NewTopic(bad, 1, 1)], operation_timeout=10)
-    assert ck_result(futs[good]) is None
-    err = ck_result(futs[bad])
+    res = ck_create_topics(cluster.bootstrap, [NewTopic(good, 1, 1), NewTopic(bad, 1, 1)])
+    assert res[good] is None, res
+    err = res[bad]
     assert err is not None and err.code() == E.TOPIC_EXCEPTION, err
     wait_topic_ready(cluster.bootstrap, good, 1)
 
@@ -154,8 +149,7 @@ def test_delete_removes_data(cluster, topic_name):
     create_topic_ok(cluster.bootstrap, t, 1)
     ck_produce(cluster.bootstrap, t, make_records("old", 10, 1))
     assert ck_watermarks(cluster.bootstrap, t, 0) == (0, 10)
-    assert ck_result(ck_admin(cluster.bootstrap).delete_topics([t], operation_timeout=10)[t]) \
-        is None
+    assert ck_delete_topic(cluster.bootstrap, t) is None
     wait_topic_gone(cluster.bootstrap, t)
     create_topic_ok(cluster.bootstrap, t, 1)
     assert ck_watermarks(cluster.bootstrap, t, 0) == (0, 0), "recreated topic has old data"
