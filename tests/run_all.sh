@@ -69,6 +69,11 @@ fuzz_run() {
     [ ${#seeds[@]} -eq 0 ] && [ -d testdata/frames ] && seeds+=(testdata/frames)
     for d in "${seeds[@]}"; do
       for s in "$d"/*; do [ -f "$s" ] && cp -f "$s" "$corpus/"; done
+      # testdata/frames/*.bin carry the 4-byte size prefix; request decoders take the frame
+      # without it, so seed both forms
+      if [ "$d" = testdata/frames ]; then
+        for s in "$d"/*.bin; do tail -c +5 "$s" >"$corpus/noprefix-$(basename "$s")"; done
+      fi
     done
     echo "fuzz: $n for ${per}s (seeds: ${seeds[*]:-none})"
     timeout --kill-after=10 $((per + 60)) "$b" -max_total_time="$per" -timeout=10 \

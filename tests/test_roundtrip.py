@@ -128,5 +128,5 @@ def test_consume_from_middle_offset(cluster, topic_name):
     assert [o for o, *_ in got] == list(range(750, 1000))
     assert [k for _, k, _, _ in got] == [k for _, k, _, _ in recs[750:]]
     # an offset past the end resets per auto.offset.reset (earliest) -> from 0
-    got = ck_consume(cluster.bootstrap, t, {0: 1000}, start=5000)[0]
+    got = ck_consume(cluster.bootstrap, t, {0: 1000}, start=5000, timeout=15)[0]
     assert got and got[0][0] == 0, got[:1]
