@@ -141,3 +141,16 @@ def test_kafkajs_describe_cluster(cluster):
     assert sorted(b["nodeId"] for b in r["brokers"]) == EXPECTED_IDS, r
     assert r["controller"] in EXPECTED_IDS, r
     assert r["clusterId"], r
+
+
+def test_advertise_host(minikora):
+    """--advertise-host changes what Metadata tells clients, not what is bound."""
+    mk = minikora("--advertise-host", "localhost")
+    host, port = "127.0.0.1", mk.brokers[0][1]
+    with kwire.Conn(host, port) as c:
+        md = c.metadata(topics=[])
+    assert {b["host"] for b in md["brokers"]} == {"localhost"}, md["brokers"]
+    assert sorted(b["port"] for b in md["brokers"]) == sorted(p for _, p in mk.brokers)
+    # a real client follows the advertised name (localhost resolves to 127.0.0.1 here)
+    md2 = ck_admin(",".join("127.0.0.1:%d" % p for _, p in mk.brokers)).list_topics(timeout=10)
+    assert sorted(md2.brokers) == EXPECTED_IDS

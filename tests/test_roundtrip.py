@@ -130,3 +130,92 @@ def test_consume_from_middle_offset(cluster, topic_name):
     # an offset past the end resets per auto.offset.reset (earliest) -> from 0
     got = ck_consume(cluster.bootstrap, t, {0: 1000}, start=5000, timeout=15)[0]
     assert got and got[0][0] == 0, got[:1]
+
+
+@pytest.mark.parametrize("acks", [0, 1, -1])
+def test_acks_levels(cluster, topic_name, acks):
+    t = topic_name()
+    create_topic_ok(cluster.bootstrap, t, 2)
+    recs = make_records("acks%d" % acks, 1000, 2)
+    ck_produce(cluster.bootstrap, t, recs, "lz4", acks=acks)
+    exp = expected_by_partition(recs)
+    check_partitions(exp, ck_consume(cluster.bootstrap, t, counts_of(exp)), "acks=%d" % acks)
+
+
+def test_large_records(cluster, topic_name):
+    """Records close to the default 1 MB batch limit, uncompressed and compressed."""
+    t = topic_name()
+    create_topic_ok(cluster.bootstrap, t, 1)
+    recs = [(0, b"big%d" % i, bytes([65 + i]) * (900 * 1024), [("i", b"%d" % i)])
+            for i in range(4)]
+    ck_produce(cluster.bootstrap, t, recs, "none", **{"batch.size": 1000000})
+    ck_produce(cluster.bootstrap, t, recs, "zstd", **{"batch.size": 1000000})
+    exp = expected_by_partition(recs + recs)
+    check_partitions(exp, ck_consume(cluster.bootstrap, t, {0: 8}), "large records")
+
+
+def test_fetch_smaller_than_batch(cluster, topic_name):
+    """KIP-74: a fetch whose byte limits are below the first batch still returns that batch."""
+    t = topic_name()
+    create_topic_ok(cluster.bootstrap, t, 1)
+    recs = [(0, b"k%d" % i, b"x" * 50000, []) for i in range(20)]
+    ck_produce(cluster.bootstrap, t, recs, "none", **{"linger.ms": 100})
+    got = ck_consume(cluster.bootstrap, t, {0: 20}, timeout=30,
+                     **{"fetch.max.bytes": 1024, "max.partition.fetch.bytes": 1024,
+                        "message.max.bytes": 1000,
+                        "receive.message.max.bytes": 2000000})
+    assert [k for _, k, _, _ in got[0]] == [k for _, k, _, _ in recs]
+
+
+def test_long_poll_wakes_on_produce(cluster, topic_name):
+    """A consumer parked at the end with fetch.wait.max.ms=5000 gets a record produced later
+    well before the wait runs out (the fetch is completed by the produce)."""
+    import threading
+    import time
+    t = topic_name()
+    create_topic_ok(cluster.bootstrap, t, 1)
+    ck_produce(cluster.bootstrap, t, make_records("lp0", 1, 1))
+    produced_at = []
+
+    def later():
+        time.sleep(1.5)
+        produced_at.append(time.monotonic())
+        ck_produce(cluster.bootstrap, t, [(0, b"late", b"v", [])], "none", **{"linger.ms": 0})
+    th = threading.Thread(target=later)
+    th.start()
+    try:
+        got = ck_consume(cluster.bootstrap, t, {0: 2}, timeout=20,
+                         **{"fetch.wait.max.ms": 5000})
+        received_at = time.monotonic()
+    finally:
+        th.join(30)
+    assert [k for _, k, _, _ in got[0]][-1] == b"late"
+    assert received_at - produced_at[0] < 3.0, "long poll took %.1fs to deliver" % (
+        received_at - produced_at[0])
+
+
+def test_concurrent_producers_one_partition(cluster, topic_name):
+    """Four producers at once into one partition: offsets dense and unique, each producer's own
+    records in its order."""
+    import threading
+    t = topic_name()
+    create_topic_ok(cluster.bootstrap, t, 1)
+    sets = {n: make_records("cp%d" % n, 2000, 1) for n in range(4)}
+    errors = []
+
+    def run(n):
+        try:
+            ck_produce(cluster.bootstrap, t, sets[n], ["none", "gzip", "lz4", "zstd"][n])
+        except BaseException as e:  # noqa: B902 -- reported below
+            errors.append(e)
+    ths = [threading.Thread(target=run, args=(n,)) for n in sets]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join(90)
+    assert not errors, errors
+    got = ck_consume(cluster.bootstrap, t, {0: 8000})[0]
+    assert [o for o, *_ in got] == list(range(8000))
+    for n, recs in sets.items():
+        mine = [k for _, k, _, _ in got if k.startswith(b"cp%d-" % n)]
+        assert mine == [k for _, k, _, _ in recs], "producer %d order broken" % n
