@@ -218,8 +218,9 @@ static int64_t fetch_fill(mk_req_t *req)
             mk_FetchRequest_FetchPartition_t *qp = &qt->Partitions.items[j];
             mk_FetchResponse_PartitionData_t *rp = &rt->Partitions.items[j];
             rp->PartitionIndex = qp->Partition;
-            rp->Records.ptr = NULL;
-            rp->Records.len = -1;
+            /* Error partitions carry empty (not null) records, as Kafka sends them. */
+            rp->Records.ptr = (const uint8_t *)"";
+            rp->Records.len = 0;
             int16_t err;
             mk_partition_t *p = t ? leader_partition(req, t, qp->Partition, &err) : NULL;
             if (!t)
@@ -248,8 +249,6 @@ static int64_t fetch_fill(mk_req_t *req)
                 any_error = true;
                 continue;
             }
-            rp->Records.ptr = (const uint8_t *)"";
-            rp->Records.len = 0;
             if (qp->FetchOffset == end || total >= limit)
                 continue;
             size_t max = (size_t)MK_MIN((int64_t)(qp->PartitionMaxBytes > 0 ? qp->PartitionMaxBytes : 0),
@@ -259,8 +258,6 @@ static int64_t fetch_fill(mk_req_t *req)
             int rc = mk_log_read(p->log, qp->FetchOffset, max, total == 0, &req->data, &next);
             if (rc < 0) {
                 rp->ErrorCode = rc == MK_ERR_RANGE ? MK_KERR_OFFSET_OUT_OF_RANGE : MK_KERR_KAFKA_STORAGE_ERROR;
-                rp->Records.ptr = NULL;
-                rp->Records.len = -1;
                 any_error = true;
                 continue;
             }
