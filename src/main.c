@@ -239,7 +239,15 @@ static int cmd_serve(int argc, char **argv)
             mk_rm_rf(app.ephemeral_dir);
         return 1;
     }
-    mk_broker_attach(app.broker, app.cluster);
+    rc = mk_broker_attach(app.broker, app.cluster);
+    if (rc < 0) {
+        fprintf(stderr, "minikora: cannot start the group coordinator: %s\n", mk_strerror(rc));
+        app_stop(&app);
+        uv_run(app.loop, UV_RUN_DEFAULT);
+        if (app.ephemeral_dir)
+            mk_rm_rf(app.ephemeral_dir);
+        return 1;
+    }
 
     uv_signal_init(app.loop, &app.sigterm);
     uv_signal_init(app.loop, &app.sigint);

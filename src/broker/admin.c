@@ -7,6 +7,7 @@
  * tenant (mk_req_topic / mk_req_topic_name), never straight to the cluster.
  */
 #include "broker/broker_int.h"
+#include "group/group.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -400,7 +401,10 @@ int mk_handle_delete_topics(mk_req_t *req)
             continue;
         }
         req->outstanding++;
+        char *name = mk_arena_strndup(&req->arena, t->name, strlen(t->name));
         int rc = mk_cluster_topic_delete(req->c, t, delete_done, req);
+        if (rc == 0 && name && req->b->groups)
+            mk_group_topic_deleted(req->b->groups, name);
         if (rc < 0) {
             req->outstanding--;
             rt->ErrorCode = MK_KERR_UNKNOWN_SERVER_ERROR;

@@ -14,6 +14,7 @@
  *   UNSUPPORTED_VERSION and our API list, so the client can retry.
  */
 #include "broker/broker_int.h"
+#include "group/group.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,18 @@ static mk_api_t apis[] = {
     API(DeleteTopics, -1, mk_handle_delete_topics, "by name and by topic id"),
     API(DescribeConfigs, -1, mk_handle_describe_configs, "topics and brokers, synonyms, documentation"),
     API(DescribeCluster, -1, mk_handle_describe_cluster, ""),
+    API(FindCoordinator, -1, mk_handle_find_coordinator,
+        "groups (batched keys v4+); transaction keys answer COORDINATOR_NOT_AVAILABLE until transactions land"),
+    API(JoinGroup, -1, mk_handle_join_group, "classic protocol, MEMBER_ID_REQUIRED v4+, static membership"),
+    API(SyncGroup, -1, mk_handle_sync_group, ""),
+    API(Heartbeat, -1, mk_handle_heartbeat, ""),
+    API(LeaveGroup, -1, mk_handle_leave_group, "batched members v3+"),
+    API(OffsetCommit, -1, mk_handle_offset_commit, "answered once the offsets are durable"),
+    API(OffsetFetch, -1, mk_handle_offset_fetch, "multi-group form v8+"),
+    API(DescribeGroups, -1, mk_handle_describe_groups, ""),
+    API(ListGroups, -1, mk_handle_list_groups, "state and type filters"),
+    API(DeleteGroups, -1, mk_handle_delete_groups, ""),
+    API(OffsetDelete, -1, mk_handle_offset_delete, ""),
 };
 
 static void apis_init(void)
@@ -338,7 +351,20 @@ int mk_broker_new(uv_loop_t *loop, mk_broker_t **out)
     return 0;
 }
 
-void mk_broker_attach(mk_broker_t *b, mk_cluster_t *c) { b->c = c; }
+int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
+{
+    b->c = c;
+    const mk_config_t *cfg = mk_cluster_config(c);
+    mk_group_config_t gcfg = {
+        (int32_t)mk_config_get_i64(cfg, "group.initial.rebalance.delay.ms"),
+        (int32_t)mk_config_get_i64(cfg, "group.min.session.timeout.ms"),
+        (int32_t)mk_config_get_i64(cfg, "group.max.session.timeout.ms"),
+        (int32_t)mk_config_get_i64(cfg, "group.max.size"),
+        mk_config_get_i64(cfg, "offsets.retention.minutes") * 60000,
+        (int32_t)mk_config_get_i64(cfg, "offset.metadata.max.bytes"),
+    };
+    return mk_group_coord_new(b->loop, c, &gcfg, &b->groups);
+}
 
 void mk_broker_wake_soon(mk_broker_t *b)
 {
@@ -354,6 +380,8 @@ void mk_broker_free(mk_broker_t *b)
         return;
     b->closing = true;
     mk_broker_unpark_all(b);
+    mk_group_coord_free(b->groups);
+    b->groups = NULL;
     uv_close((uv_handle_t *)b->wake, (uv_close_cb)mk_free);
     mk_free(b);
 }

@@ -22,7 +22,9 @@ typedef struct mk_broker_s mk_broker_t;
 int mk_broker_new(uv_loop_t *loop, mk_broker_t **out);
 /* The net handler to pass in mk_cluster_opts_t (with handler_ud = the broker). */
 mk_net_handler_t mk_broker_net_handler(void);
-void mk_broker_attach(mk_broker_t *b, mk_cluster_t *c);
+/* Attach to the opened cluster: starts the group coordinator (loads committed
+ * offsets).  0 or an error. */
+int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c);
 /* Answer parked requests and release everything; call before
  * mk_cluster_close().  Handles are closed through the loop. */
 void mk_broker_free(mk_broker_t *b);

@@ -22,6 +22,8 @@
 #include "proto/proto.h"
 #include "tenant/tenant.h"
 
+typedef struct mk_group_coord_s mk_group_coord_t;
+
 enum { MK_REQ_DONE = 0, MK_REQ_NONE = 1, MK_REQ_PENDING = 2 };
 
 typedef struct mk_req_s mk_req_t;
@@ -78,6 +80,7 @@ struct mk_broker_s {
     bool wake_pending;
     bool closing;
     uint64_t requests;         /* counters for metrics */
+    mk_group_coord_t *groups;  /* owned group coordinator */
 };
 
 /* The dispatch table. */
@@ -115,6 +118,17 @@ int mk_handle_list_offsets(mk_req_t *req);
 int mk_handle_describe_configs(mk_req_t *req);
 int mk_handle_describe_cluster(mk_req_t *req);
 int mk_handle_offset_for_leader_epoch(mk_req_t *req);
+int mk_handle_find_coordinator(mk_req_t *req);
+int mk_handle_join_group(mk_req_t *req);
+int mk_handle_sync_group(mk_req_t *req);
+int mk_handle_heartbeat(mk_req_t *req);
+int mk_handle_leave_group(mk_req_t *req);
+int mk_handle_offset_commit(mk_req_t *req);
+int mk_handle_offset_fetch(mk_req_t *req);
+int mk_handle_describe_groups(mk_req_t *req);
+int mk_handle_list_groups(mk_req_t *req);
+int mk_handle_delete_groups(mk_req_t *req);
+int mk_handle_offset_delete(mk_req_t *req);
 
 /* Resolve a client topic name through the session's tenant. */
 mk_topic_t *mk_req_topic(mk_req_t *req, mk_str_t name);

@@ -656,6 +656,7 @@ void mk_cluster_close(mk_cluster_t *c)
 /* ================================================================= topology */
 
 uv_loop_t *mk_cluster_loop(mk_cluster_t *c) { return c->loop; }
+struct mk_meta_s *mk_cluster_meta(mk_cluster_t *c) { return c->meta; }
 void *mk_cluster_handler_ud(const mk_cluster_t *c) { return c->handler_ud; }
 const char *mk_cluster_id(const mk_cluster_t *c) { return c->cluster_id; }
 const mk_config_t *mk_cluster_config(const mk_cluster_t *c) { return c->config; }

@@ -44,6 +44,13 @@ static const mk_cfg_def_t defs[] = {
     {"min.insync.replicas", MK_CFG_INT, B, "1", NULL, false, "Replicas that must have a write for acks=all."},
     {"unclean.leader.election.enable", MK_CFG_BOOL, B, "false", NULL, false, "Allow an out-of-sync replica to become leader."},
     {"fetch.max.bytes", MK_CFG_INT, B, "57671680", NULL, false, "Largest Fetch response."},
+    {"group.initial.rebalance.delay.ms", MK_CFG_INT, B, "0", NULL, false, "Delay before the first rebalance of an empty group; 0 here (Kafka uses 3000) so fixtures are served at once."},
+    {"group.min.session.timeout.ms", MK_CFG_INT, B, "6000", NULL, false, "Smallest session timeout a group member may ask for."},
+    {"group.max.session.timeout.ms", MK_CFG_INT, B, "1800000", NULL, false, "Largest session timeout a group member may ask for."},
+    {"group.max.size", MK_CFG_INT, B, "2147483647", NULL, false, "Most members in one group."},
+    {"offsets.retention.minutes", MK_CFG_INT, B, "10080", NULL, false, "Committed offsets of an empty group are kept this long after their last commit."},
+    {"offset.metadata.max.bytes", MK_CFG_INT, B, "4096", NULL, false, "Largest metadata string of a committed offset."},
+    {"offsets.topic.num.partitions", MK_CFG_INT, B, "50", NULL, true, "Group ids hash to this many coordinator slots, spread over the running brokers."},
     {"minikora.brokers", MK_CFG_INT, B, "6", NULL, true, "Brokers in the cluster."},
     {"minikora.azs", MK_CFG_INT, B, "3", NULL, true, "Simulated availability zones; each cell has one broker per AZ."},
     /* topic settings (name, broker synonym) */
