@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 build_pkgs="make gcc pkg-config libuv1-dev libsqlite3-dev libzstd-dev liblz4-dev libsnappy-dev
   zlib1g-dev libssl-dev libncurses-dev libs3-dev"
 test_pkgs="clang libclang-rt-14-dev kcat python3 python3-confluent-kafka python3-kafka python3-pytest
+  python3-snappy python3-lz4 python3-zstandard
   librdkafka-dev nodejs npm"
 
 want=$build_pkgs

@@ -150,6 +150,12 @@ int mk_config_set(mk_config_t *c, const char *name, const char *value, char *why
             snprintf(why, why_len, "unknown setting '%s'", name);
         return MK_ERR_NOT_FOUND;
     }
+    /* A topic setting given for the whole broker (max.message.bytes) sets
+     * the broker setting that supplies its default (message.max.bytes). */
+    if (d->scope == MK_CFG_SCOPE_TOPIC && d->broker_name) {
+        name = d->broker_name;
+        d = mk_cfg_def_find(name);
+    }
     if (!mk_config_value_valid(d, value)) {
         if (why)
             snprintf(why, why_len, "invalid value '%s' for %s", value, name);
