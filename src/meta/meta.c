@@ -7,6 +7,7 @@
  *   open/close  pragmas, identity and integrity checks, migrations
  *   kv          cluster key/values
  *   topics      put / delete / config / partition writes, the walk
+ *   offsets     consumer-group committed offsets: put, deletes, expiry, walk
  *   async       the FIFO of writes run one at a time on libuv workers
  *
  * Design.  One connection, opened SQLITE_OPEN_NOMUTEX and guarded by our own
@@ -26,7 +27,8 @@
  * process crash; an OS crash may lose the last commits but never corrupts),
  * foreign_keys=ON (configs and assignments go with their topic).
  *
- * Schema v1 (all tables WITHOUT ROWID, keyed as shown):
+ * Schema v2 (all tables WITHOUT ROWID, keyed as shown); v1 is the same
+ * without group_offsets:
  *
  *   kv(key TEXT PK, value TEXT)
  *   topics(name TEXT PK, topic_id BLOB[16] UNIQUE, partition_count INT,
@@ -35,13 +37,24 @@
  *   partitions(topic -> topics.name, partition_index INT, leader INT,
  *              leader_epoch INT, replicas BLOB; PK(topic, partition_index))
  *
+ *   group_offsets(group_id TEXT, topic TEXT, partition_index INT,
+ *                 committed_offset INT, leader_epoch INT, metadata TEXT NULL,
+ *                 commit_timestamp_ms INT, expire_timestamp_ms INT;
+ *                 PK(group_id, topic, partition_index)), indexed by topic
+ *
+ *   group_offsets.topic deliberately has no foreign key to topics: offsets
+ *   are kept by name, commits and topic writes travel as separate async
+ *   jobs, and a group may hold offsets of a topic this store never saw.
+ *   mk_meta_topic_delete() removes the topic's offsets in its own
+ *   transaction instead, so no crash can leave them behind.
+ *
  *   partitions.replicas layout:
  *     offset  size  field
  *     4*i     4     broker id of replica i, int32 big-endian
  *   length = 4 * replica_count, at most 4 * MK_META_MAX_REPLICAS.
  *
  * Every value read back is range-checked before use (MK_ERR_CORRUPT).  To add
- * tables (group offsets, tenants, ACLs): append one SQL script to
+ * tables (tenants, ACLs): append one SQL script to
  * meta_migrations[] and bump MK_META_SCHEMA_VERSION; scripts never change
  * once released.
  */
@@ -91,12 +104,32 @@ static const char *const meta_migrations[] = {
     "  replicas        BLOB NOT NULL CHECK(length(replicas) % 4 = 0),"
     "  PRIMARY KEY(topic, partition_index)"
     ") WITHOUT ROWID;",
+
+    /* v1 -> v2: consumer-group committed offsets. */
+    "CREATE TABLE group_offsets("
+    "  group_id            TEXT NOT NULL,"
+    "  topic               TEXT NOT NULL,"
+    "  partition_index     INTEGER NOT NULL CHECK(partition_index >= 0),"
+    "  committed_offset    INTEGER NOT NULL,"
+    "  leader_epoch        INTEGER NOT NULL CHECK(leader_epoch >= -1),"
+    "  metadata            TEXT,"
+    "  commit_timestamp_ms INTEGER NOT NULL,"
+    "  expire_timestamp_ms INTEGER NOT NULL CHECK(expire_timestamp_ms >= -1),"
+    "  PRIMARY KEY(group_id, topic, partition_index)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX group_offsets_by_topic ON group_offsets(topic);",
 };
 
 _Static_assert(MK_ARRAY_LEN(meta_migrations) == MK_META_SCHEMA_VERSION,
                "one migration per schema version");
 
 /* ==================================================================== store */
+
+/* Expiry rule of mk_meta_offsets_expire(): ?1 = now, ?2 = retention (-1 =
+ * explicit expiry only). */
+#define META_OFFSET_EXPIRED                                                          \
+    "((expire_timestamp_ms >= 0 AND expire_timestamp_ms <= ?1) OR"                   \
+    " (expire_timestamp_ms = -1 AND ?2 >= 0 AND commit_timestamp_ms <= ?1 - ?2))"
 
 /* Prepared statements, prepared once at open. */
 #define META_STATEMENTS(X)                                                             \
@@ -131,7 +164,27 @@ _Static_assert(MK_ARRAY_LEN(meta_migrations) == MK_META_SCHEMA_VERSION,
                    " leader = excluded.leader, leader_epoch = excluded.leader_epoch,"  \
                    " replicas = excluded.replicas")                                    \
     X(ST_PART_LIST, "SELECT partition_index, leader, leader_epoch, replicas"           \
-                    " FROM partitions WHERE topic = ?1 ORDER BY partition_index")
+                    " FROM partitions WHERE topic = ?1 ORDER BY partition_index")      \
+    X(ST_OFFSET_SET, "INSERT INTO group_offsets(group_id, topic, partition_index,"     \
+                     " committed_offset, leader_epoch, metadata, commit_timestamp_ms," \
+                     " expire_timestamp_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"    \
+                     " ON CONFLICT(group_id, topic, partition_index) DO UPDATE SET"    \
+                     " committed_offset = excluded.committed_offset,"                  \
+                     " leader_epoch = excluded.leader_epoch,"                          \
+                     " metadata = excluded.metadata,"                                  \
+                     " commit_timestamp_ms = excluded.commit_timestamp_ms,"            \
+                     " expire_timestamp_ms = excluded.expire_timestamp_ms")            \
+    X(ST_OFFSET_DEL_GROUP, "DELETE FROM group_offsets WHERE group_id = ?1")            \
+    X(ST_OFFSET_DEL_PART, "DELETE FROM group_offsets WHERE group_id = ?1"              \
+                          " AND topic = ?2 AND partition_index = ?3")                  \
+    X(ST_OFFSET_DEL_TOPIC, "DELETE FROM group_offsets WHERE topic = ?1")               \
+    X(ST_OFFSET_EXPIRE, "DELETE FROM group_offsets WHERE " META_OFFSET_EXPIRED)        \
+    X(ST_OFFSET_EXPIRE_GROUP, "DELETE FROM group_offsets WHERE group_id = ?3"          \
+                              " AND " META_OFFSET_EXPIRED)                             \
+    X(ST_OFFSET_LIST, "SELECT group_id, topic, partition_index, committed_offset,"     \
+                      " leader_epoch, metadata, commit_timestamp_ms,"                  \
+                      " expire_timestamp_ms FROM group_offsets"                        \
+                      " ORDER BY group_id, topic, partition_index")
 
 enum {
 #define META_ST_ENUM(name, sql) name,
@@ -201,6 +254,14 @@ static int meta_corrupt(mk_meta_t *m, const char *topic, const char *what)
     return MK_ERR_CORRUPT;
 }
 
+static int meta_offset_corrupt(mk_meta_t *m, const char *group, const char *topic,
+                               const char *what)
+{
+    mk_error("meta: %s: corrupt store: offset of group '%s' topic '%s': %s", m->path,
+             group ? group : "?", topic ? topic : "?", what);
+    return MK_ERR_CORRUPT;
+}
+
 static void meta_reset(sqlite3_stmt *s)
 {
     sqlite3_reset(s);
@@ -232,6 +293,13 @@ static int meta_run(mk_meta_t *m, sqlite3_stmt *s, int bind_rc, const char *what
     int err = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : meta_err(m, rc, what);
     meta_reset(s);
     return err;
+}
+
+/* meta_run() for a DELETE: the number of rows it removed, or the error. */
+static int meta_run_count(mk_meta_t *m, sqlite3_stmt *s, int bind_rc, const char *what)
+{
+    int err = meta_run(m, s, bind_rc, what);
+    return err ? err : sqlite3_changes(m->db);
 }
 
 static int meta_tx_begin(mk_meta_t *m)
@@ -643,13 +711,23 @@ int mk_meta_topic_put(mk_meta_t *m, const mk_meta_topic_t *t)
     return err;
 }
 
+/* The topic row (configs and assignments follow by cascade) and, in the
+ * same transaction, every group's offsets of it: they have no foreign key
+ * (see the file header). */
 static int meta_topic_delete_locked(mk_meta_t *m, const char *name)
 {
+    int err = meta_tx_begin(m);
+    if (err)
+        return err;
     sqlite3_stmt *s = m->st[ST_TOPIC_DEL];
-    int err = meta_run(m, s, bind_text(s, 1, name, SQLITE_OK), "topic delete");
+    err = meta_run(m, s, bind_text(s, 1, name, SQLITE_OK), "topic delete");
     if (!err && sqlite3_changes(m->db) == 0)
         err = MK_ERR_NOT_FOUND;
-    return err;
+    if (!err) {
+        s = m->st[ST_OFFSET_DEL_TOPIC];
+        err = meta_run(m, s, bind_text(s, 1, name, SQLITE_OK), "topic offsets delete");
+    }
+    return meta_tx_end(m, err);
 }
 
 int mk_meta_topic_delete(mk_meta_t *m, const char *name)
@@ -909,9 +987,245 @@ int mk_meta_topic_foreach(mk_meta_t *m, mk_meta_topic_cb cb, void *arg)
     return err;
 }
 
+/* ================================================================== offsets */
+
+static bool meta_offset_ok(const mk_meta_offset_t *o)
+{
+    return meta_name_ok(o->group_id) && meta_name_ok(o->topic) && o->partition >= 0 &&
+           o->partition < MK_META_MAX_PARTITIONS && o->leader_epoch >= -1 &&
+           (!o->metadata ||
+            strnlen(o->metadata, MK_META_MAX_OFFSET_METADATA + 1) <= MK_META_MAX_OFFSET_METADATA) &&
+           o->commit_ms >= 0 && o->expire_ms >= -1;
+}
+
+/* Every row is checked before anything is written: a batch is all or nothing
+ * already at the argument level. */
+static bool meta_offsets_ok(const mk_meta_offset_t *offs, int n)
+{
+    if (n < 0 || (n > 0 && !offs))
+        return false;
+    for (int i = 0; i < n; i++)
+        if (!meta_offset_ok(&offs[i]))
+            return false;
+    return true;
+}
+
+static bool meta_expire_ok(const char *group_id, int64_t now_ms, int64_t retention_ms)
+{
+    return (!group_id || meta_name_ok(group_id)) && now_ms >= 0 && retention_ms >= -1;
+}
+
+static int meta_offsets_put_locked(mk_meta_t *m, const mk_meta_offset_t *offs, int n)
+{
+    if (n == 0)
+        return 0;
+    int err = meta_tx_begin(m);
+    if (err)
+        return err;
+    sqlite3_stmt *s = m->st[ST_OFFSET_SET];
+    for (int i = 0; !err && i < n; i++) {
+        const mk_meta_offset_t *o = &offs[i];
+        int rc = bind_text(s, 1, o->group_id, SQLITE_OK);
+        rc = bind_text(s, 2, o->topic, rc);
+        rc = bind_int(s, 3, o->partition, rc);
+        rc = bind_int(s, 4, o->offset, rc);
+        rc = bind_int(s, 5, o->leader_epoch, rc);
+        rc = bind_text(s, 6, o->metadata, rc);   /* NULL binds SQL NULL */
+        rc = bind_int(s, 7, o->commit_ms, rc);
+        rc = bind_int(s, 8, o->expire_ms, rc);
+        err = meta_run(m, s, rc, "offset put");
+    }
+    return meta_tx_end(m, err);
+}
+
+int mk_meta_offsets_put(mk_meta_t *m, const mk_meta_offset_t *offs, int n)
+{
+    if (!meta_offsets_ok(offs, n))
+        return MK_ERR_INVALID;
+    uv_mutex_lock(&m->lock);
+    int err = meta_offsets_put_locked(m, offs, n);
+    uv_mutex_unlock(&m->lock);
+    return err;
+}
+
+static int meta_offsets_delete_group_locked(mk_meta_t *m, const char *group_id)
+{
+    sqlite3_stmt *s = m->st[ST_OFFSET_DEL_GROUP];
+    return meta_run_count(m, s, bind_text(s, 1, group_id, SQLITE_OK), "group offsets delete");
+}
+
+int mk_meta_offsets_delete_group(mk_meta_t *m, const char *group_id)
+{
+    if (!meta_name_ok(group_id))
+        return MK_ERR_INVALID;
+    uv_mutex_lock(&m->lock);
+    int n = meta_offsets_delete_group_locked(m, group_id);
+    uv_mutex_unlock(&m->lock);
+    return n;
+}
+
+static int meta_offsets_delete_partition_locked(mk_meta_t *m, const char *group_id,
+                                                const char *topic, int32_t partition)
+{
+    sqlite3_stmt *s = m->st[ST_OFFSET_DEL_PART];
+    int rc = bind_text(s, 1, group_id, SQLITE_OK);
+    rc = bind_text(s, 2, topic, rc);
+    rc = bind_int(s, 3, partition, rc);
+    return meta_run_count(m, s, rc, "offset delete");
+}
+
+int mk_meta_offsets_delete_partition(mk_meta_t *m, const char *group_id, const char *topic,
+                                     int32_t partition)
+{
+    if (!meta_name_ok(group_id) || !meta_name_ok(topic) || partition < 0)
+        return MK_ERR_INVALID;
+    uv_mutex_lock(&m->lock);
+    int n = meta_offsets_delete_partition_locked(m, group_id, topic, partition);
+    uv_mutex_unlock(&m->lock);
+    return n;
+}
+
+static int meta_offsets_delete_topic_locked(mk_meta_t *m, const char *topic)
+{
+    sqlite3_stmt *s = m->st[ST_OFFSET_DEL_TOPIC];
+    return meta_run_count(m, s, bind_text(s, 1, topic, SQLITE_OK), "topic offsets delete");
+}
+
+int mk_meta_offsets_delete_topic(mk_meta_t *m, const char *topic)
+{
+    if (!meta_name_ok(topic))
+        return MK_ERR_INVALID;
+    uv_mutex_lock(&m->lock);
+    int n = meta_offsets_delete_topic_locked(m, topic);
+    uv_mutex_unlock(&m->lock);
+    return n;
+}
+
+static int meta_offsets_expire_locked(mk_meta_t *m, const char *group_id, int64_t now_ms,
+                                      int64_t retention_ms)
+{
+    sqlite3_stmt *s = m->st[group_id ? ST_OFFSET_EXPIRE_GROUP : ST_OFFSET_EXPIRE];
+    int rc = bind_int(s, 1, now_ms, SQLITE_OK);
+    rc = bind_int(s, 2, retention_ms, rc);
+    if (group_id)
+        rc = bind_text(s, 3, group_id, rc);
+    return meta_run_count(m, s, rc, "offsets expire");
+}
+
+int mk_meta_offsets_expire(mk_meta_t *m, const char *group_id, int64_t now_ms,
+                           int64_t retention_ms)
+{
+    if (!meta_expire_ok(group_id, now_ms, retention_ms))
+        return MK_ERR_INVALID;
+    uv_mutex_lock(&m->lock);
+    int n = meta_offsets_expire_locked(m, group_id, now_ms, retention_ms);
+    uv_mutex_unlock(&m->lock);
+    return n;
+}
+
+/* A stored name read back: text of 1..MK_META_MAX_NAME bytes without an
+ * embedded NUL.  Sets *out (pointing into SQLite's row) or returns why not. */
+static const char *meta_column_name(sqlite3_stmt *s, int col, int type, const char **out)
+{
+    if (type != SQLITE_TEXT)
+        return "name is not text";
+    const char *v = (const char *)sqlite3_column_text(s, col);
+    int n = sqlite3_column_bytes(s, col);
+    if (!v)
+        return NULL;   /* TEXT read as NULL: out of memory, *out stays NULL */
+    if (n < 1 || n > MK_META_MAX_NAME || strnlen(v, (size_t)n) != (size_t)n)
+        return "name empty, too long or with a NUL byte";
+    *out = v;
+    return NULL;
+}
+
+/* Fills o from the current row of ST_OFFSET_LIST.  Strings point into
+ * SQLite's row and are valid until the next step.  Column types are read
+ * first: they are undefined after a conversion. */
+static int meta_offset_load(mk_meta_t *m, sqlite3_stmt *s, mk_meta_offset_t *o)
+{
+    enum { C_GROUP, C_TOPIC, C_PART, C_OFFSET, C_EPOCH, C_META, C_COMMIT, C_EXPIRE, C__N };
+    int type[C__N];
+    for (int c = 0; c < C__N; c++)
+        type[c] = sqlite3_column_type(s, c);
+    memset(o, 0, sizeof(*o));
+    const char *why = meta_column_name(s, C_GROUP, type[C_GROUP], &o->group_id);
+    if (!why)
+        why = meta_column_name(s, C_TOPIC, type[C_TOPIC], &o->topic);
+    if (why)
+        return meta_offset_corrupt(m, o->group_id, o->topic, why);
+    if (!o->group_id || !o->topic)
+        return MK_ERR_NOMEM;
+    if (type[C_PART] != SQLITE_INTEGER || type[C_OFFSET] != SQLITE_INTEGER ||
+        type[C_EPOCH] != SQLITE_INTEGER || type[C_COMMIT] != SQLITE_INTEGER ||
+        type[C_EXPIRE] != SQLITE_INTEGER)
+        return meta_offset_corrupt(m, o->group_id, o->topic, "number is not an integer");
+    int64_t part = sqlite3_column_int64(s, C_PART);
+    int64_t epoch = sqlite3_column_int64(s, C_EPOCH);
+    o->offset = sqlite3_column_int64(s, C_OFFSET);
+    o->commit_ms = sqlite3_column_int64(s, C_COMMIT);
+    o->expire_ms = sqlite3_column_int64(s, C_EXPIRE);
+    if (part < 0 || part >= MK_META_MAX_PARTITIONS)
+        return meta_offset_corrupt(m, o->group_id, o->topic, "partition out of range");
+    if (epoch < -1 || epoch > INT32_MAX)
+        return meta_offset_corrupt(m, o->group_id, o->topic, "leader epoch out of range");
+    if (o->commit_ms < 0 || o->expire_ms < -1)
+        return meta_offset_corrupt(m, o->group_id, o->topic, "timestamp out of range");
+    o->partition = (int32_t)part;
+    o->leader_epoch = (int32_t)epoch;
+    if (type[C_META] != SQLITE_NULL) {
+        if (type[C_META] != SQLITE_TEXT)
+            return meta_offset_corrupt(m, o->group_id, o->topic, "metadata is not text");
+        o->metadata = (const char *)sqlite3_column_text(s, C_META);
+        int n = sqlite3_column_bytes(s, C_META);
+        if (!o->metadata)
+            return MK_ERR_NOMEM;
+        if (n > MK_META_MAX_OFFSET_METADATA || strnlen(o->metadata, (size_t)n) != (size_t)n)
+            return meta_offset_corrupt(m, o->group_id, o->topic, "metadata length out of range");
+    }
+    return 0;
+}
+
+static int meta_offsets_foreach_locked(mk_meta_t *m, mk_meta_offset_cb cb, void *arg)
+{
+    sqlite3_stmt *s = m->st[ST_OFFSET_LIST];
+    int err = 0;
+    for (;;) {
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW) {
+            err = meta_err(m, rc, "offsets list");
+            break;
+        }
+        mk_meta_offset_t o;
+        err = meta_offset_load(m, s, &o);
+        if (!err)
+            err = cb(&o, arg);
+        if (err)
+            break;
+    }
+    meta_reset(s);
+    return err;
+}
+
+int mk_meta_offsets_foreach(mk_meta_t *m, mk_meta_offset_cb cb, void *arg)
+{
+    if (!cb)
+        return MK_ERR_INVALID;
+    uv_mutex_lock(&m->lock);
+    int err = meta_offsets_foreach_locked(m, cb, arg);
+    uv_mutex_unlock(&m->lock);
+    return err;
+}
+
 /* ==================================================================== async */
 
-enum { JOB_TOPIC_PUT, JOB_TOPIC_DELETE, JOB_CONFIG_SET, JOB_PARTITION_PUT, JOB_KV_SET };
+enum {
+    JOB_TOPIC_PUT, JOB_TOPIC_DELETE, JOB_CONFIG_SET, JOB_PARTITION_PUT, JOB_KV_SET,
+    JOB_OFFSETS_PUT, JOB_OFFSETS_DELETE_GROUP, JOB_OFFSETS_DELETE_PARTITION,
+    JOB_OFFSETS_DELETE_TOPIC, JOB_OFFSETS_EXPIRE
+};
 
 /* One queued write.  Everything it points to lives in its arena, copied on
  * the loop thread at submission. */
@@ -926,6 +1240,11 @@ struct meta_job_s {
     mk_meta_partition_t part;     /* JOB_PARTITION_PUT */
     const char *name;             /* topic name, or kv key */
     const char *key, *value;      /* JOB_CONFIG_SET; value also for JOB_KV_SET */
+    mk_meta_offset_t *offsets;    /* JOB_OFFSETS_PUT: offset_count entries */
+    int offset_count;
+    const char *group;            /* JOB_OFFSETS_*: group id (NULL: every group) */
+    int32_t partition;            /* JOB_OFFSETS_DELETE_PARTITION */
+    int64_t now_ms, retention_ms; /* JOB_OFFSETS_EXPIRE */
     mk_meta_done_cb cb;
     void *arg;
 };
@@ -957,6 +1276,22 @@ static void meta_work(uv_work_t *req)
         break;
     case JOB_KV_SET:
         job->status = meta_kv_set_locked(m, job->name, job->value);
+        break;
+    case JOB_OFFSETS_PUT:
+        job->status = meta_offsets_put_locked(m, job->offsets, job->offset_count);
+        break;
+    case JOB_OFFSETS_DELETE_GROUP:
+        job->status = meta_offsets_delete_group_locked(m, job->group);
+        break;
+    case JOB_OFFSETS_DELETE_PARTITION:
+        job->status = meta_offsets_delete_partition_locked(m, job->group, job->name,
+                                                           job->partition);
+        break;
+    case JOB_OFFSETS_DELETE_TOPIC:
+        job->status = meta_offsets_delete_topic_locked(m, job->name);
+        break;
+    case JOB_OFFSETS_EXPIRE:
+        job->status = meta_offsets_expire_locked(m, job->group, job->now_ms, job->retention_ms);
         break;
     default:
         job->status = MK_ERR_STATE;
@@ -1154,5 +1489,93 @@ int mk_meta_kv_set_async(mk_meta_t *m, uv_loop_t *loop, const char *key, const c
     bool oom = false;
     job->name = meta_job_str(job, key, &oom);
     job->value = meta_job_str(job, value, &oom);
+    return meta_job_submit(m, loop, job, oom);
+}
+
+/* Rows of one commit usually share the group and a few topics: a row whose
+ * group or topic equals the previous row's shares its copy. */
+int mk_meta_offsets_put_async(mk_meta_t *m, uv_loop_t *loop, const mk_meta_offset_t *offs,
+                              int n, mk_meta_done_cb cb, void *arg)
+{
+    if (!meta_offsets_ok(offs, n))
+        return MK_ERR_INVALID;
+    meta_job_t *job = meta_job_new(JOB_OFFSETS_PUT, cb, arg);
+    if (!job)
+        return MK_ERR_NOMEM;
+    bool oom = false;
+    if (n > 0) {
+        job->offsets = mk_arena_alloc(&job->arena, sizeof(*job->offsets) * (size_t)n);
+        oom = !job->offsets;
+    }
+    for (int i = 0; !oom && i < n; i++) {
+        const mk_meta_offset_t *o = &offs[i];
+        const mk_meta_offset_t *prev = i ? &job->offsets[i - 1] : NULL;   /* a copy */
+        mk_meta_offset_t *c = &job->offsets[i];
+        *c = *o;
+        c->group_id = prev && strcmp(prev->group_id, o->group_id) == 0
+                          ? prev->group_id : meta_job_str(job, o->group_id, &oom);
+        c->topic = prev && strcmp(prev->topic, o->topic) == 0
+                       ? prev->topic : meta_job_str(job, o->topic, &oom);
+        c->metadata = meta_job_str(job, o->metadata, &oom);
+    }
+    job->offset_count = n;
+    return meta_job_submit(m, loop, job, oom);
+}
+
+int mk_meta_offsets_delete_group_async(mk_meta_t *m, uv_loop_t *loop, const char *group_id,
+                                       mk_meta_done_cb cb, void *arg)
+{
+    if (!meta_name_ok(group_id))
+        return MK_ERR_INVALID;
+    meta_job_t *job = meta_job_new(JOB_OFFSETS_DELETE_GROUP, cb, arg);
+    if (!job)
+        return MK_ERR_NOMEM;
+    bool oom = false;
+    job->group = meta_job_str(job, group_id, &oom);
+    return meta_job_submit(m, loop, job, oom);
+}
+
+int mk_meta_offsets_delete_partition_async(mk_meta_t *m, uv_loop_t *loop, const char *group_id,
+                                           const char *topic, int32_t partition,
+                                           mk_meta_done_cb cb, void *arg)
+{
+    if (!meta_name_ok(group_id) || !meta_name_ok(topic) || partition < 0)
+        return MK_ERR_INVALID;
+    meta_job_t *job = meta_job_new(JOB_OFFSETS_DELETE_PARTITION, cb, arg);
+    if (!job)
+        return MK_ERR_NOMEM;
+    bool oom = false;
+    job->group = meta_job_str(job, group_id, &oom);
+    job->name = meta_job_str(job, topic, &oom);
+    job->partition = partition;
+    return meta_job_submit(m, loop, job, oom);
+}
+
+int mk_meta_offsets_delete_topic_async(mk_meta_t *m, uv_loop_t *loop, const char *topic,
+                                       mk_meta_done_cb cb, void *arg)
+{
+    if (!meta_name_ok(topic))
+        return MK_ERR_INVALID;
+    meta_job_t *job = meta_job_new(JOB_OFFSETS_DELETE_TOPIC, cb, arg);
+    if (!job)
+        return MK_ERR_NOMEM;
+    bool oom = false;
+    job->name = meta_job_str(job, topic, &oom);
+    return meta_job_submit(m, loop, job, oom);
+}
+
+int mk_meta_offsets_expire_async(mk_meta_t *m, uv_loop_t *loop, const char *group_id,
+                                 int64_t now_ms, int64_t retention_ms,
+                                 mk_meta_done_cb cb, void *arg)
+{
+    if (!meta_expire_ok(group_id, now_ms, retention_ms))
+        return MK_ERR_INVALID;
+    meta_job_t *job = meta_job_new(JOB_OFFSETS_EXPIRE, cb, arg);
+    if (!job)
+        return MK_ERR_NOMEM;
+    bool oom = false;
+    job->group = meta_job_str(job, group_id, &oom);
+    job->now_ms = now_ms;
+    job->retention_ms = retention_ms;
     return meta_job_submit(m, loop, job, oom);
 }

@@ -4,12 +4,13 @@
  *
  * What it keeps, in one SQLite file (WAL mode, synchronous=NORMAL, foreign
  * keys on): cluster-wide key/values (cluster.id, ...), topics with their
- * configs and partition assignments.  Later schema versions add consumer
- * group offsets, tenants and ACLs (see the migration table in meta.c).
+ * configs and partition assignments (schema v1), and consumer-group committed
+ * offsets (v2).  Later versions add tenants and ACLs (see the migration table
+ * in meta.c).
  *
- * The store is persistence only: the cluster module keeps the live state in
- * memory, loads it once at startup with mk_meta_topic_foreach(), and writes
- * every change through.
+ * The store is persistence only: the cluster and group modules keep the live
+ * state in memory, load it once at startup with mk_meta_topic_foreach() and
+ * mk_meta_offsets_foreach(), and write every change through.
  *
  * Threads.  One mk_meta_t owns one SQLite connection, guarded by a mutex, so
  * every function may be called from any thread.  The synchronous calls block
@@ -36,11 +37,15 @@
 #include "base/base.h"
 
 /* Schema version this build writes (PRAGMA user_version). */
-#define MK_META_SCHEMA_VERSION 1
+#define MK_META_SCHEMA_VERSION 2
 /* Limits on what we store; also enforced when reading back. */
 #define MK_META_MAX_PARTITIONS 1000000
 #define MK_META_MAX_REPLICAS 256
-#define MK_META_MAX_NAME 1024   /* bytes in a topic name, config key or kv key */
+#define MK_META_MAX_NAME 1024   /* bytes in a topic name, group id, config key or kv key */
+/* Bytes of an offset's metadata string.  The group coordinator enforces
+ * Kafka's offset.metadata.max.bytes (default 4096); this is only the store's
+ * own bound, well above it. */
+#define MK_META_MAX_OFFSET_METADATA 65536
 
 typedef struct mk_meta_s mk_meta_t;
 
@@ -120,8 +125,9 @@ int mk_meta_kv_set(mk_meta_t *m, const char *key, const char *value);
  * Does not keep t.  Blocking. */
 int mk_meta_topic_put(mk_meta_t *m, const mk_meta_topic_t *t);
 
-/* Deletes a topic with its configs and assignments.  MK_ERR_NOT_FOUND when
- * there is no such topic.  Blocking. */
+/* Deletes a topic with its configs and assignments, and every group's
+ * committed offsets of it, in one transaction.  MK_ERR_NOT_FOUND (and
+ * nothing deleted) when there is no such topic.  Blocking. */
 int mk_meta_topic_delete(mk_meta_t *m, const char *name);
 
 /* Sets (value != NULL) or removes (value == NULL) one config override of a
@@ -146,10 +152,71 @@ typedef int (*mk_meta_topic_cb)(const mk_meta_topic_t *t, void *arg);
  * MK_ERR_DB.  Blocking; startup only. */
 int mk_meta_topic_foreach(mk_meta_t *m, mk_meta_topic_cb cb, void *arg);
 
+/* ========================================================= group offsets */
+
+/* One committed offset (Kafka's OffsetCommit / OffsetFetch fields), keyed by
+ * (group_id, topic, partition).  group_id and topic are the internal
+ * (tenant-namespaced) names.  A topic need not exist in the store: offsets
+ * are kept by name, and are removed with their topic by
+ * mk_meta_topic_delete() or mk_meta_offsets_delete_topic(). */
+typedef struct mk_meta_offset_s {
+    const char *group_id;    /* 1..MK_META_MAX_NAME bytes */
+    const char *topic;       /* 1..MK_META_MAX_NAME bytes */
+    int32_t partition;       /* 0..MK_META_MAX_PARTITIONS-1 */
+    int64_t offset;          /* CommittedOffset, stored as given */
+    int32_t leader_epoch;    /* CommittedLeaderEpoch, -1 = none; >= -1 */
+    const char *metadata;    /* CommittedMetadata; NULL = null (kept apart from "");
+                              * at most MK_META_MAX_OFFSET_METADATA bytes */
+    int64_t commit_ms;       /* commit timestamp, >= 0 */
+    int64_t expire_ms;       /* explicit expiry timestamp (OffsetCommit v1), -1 = none */
+} mk_meta_offset_t;
+
+/* Inserts or replaces the n offsets of one commit, all in one transaction:
+ * either every row is written or none is (a key repeated within offs: the
+ * last one wins).  Every row is checked before anything is written; one bad
+ * row (see the field rules above) fails the whole call with MK_ERR_INVALID.
+ * n == 0 is a no-op.  Does not keep offs.  Blocking. */
+int mk_meta_offsets_put(mk_meta_t *m, const mk_meta_offset_t *offs, int n);
+
+/* The deletes and the expiry return the number of offsets removed (>= 0;
+ * none matching is not an error) or a negative MK_ERR_*.  Blocking. */
+
+/* Every offset of a group (DeleteGroups). */
+int mk_meta_offsets_delete_group(mk_meta_t *m, const char *group_id);
+/* One offset (OffsetDelete). */
+int mk_meta_offsets_delete_partition(mk_meta_t *m, const char *group_id, const char *topic,
+                                     int32_t partition);
+/* Every group's offsets of a topic (topic deletion).  mk_meta_topic_delete()
+ * already does this in its own transaction; this call is for offsets of a
+ * topic the store does not know. */
+int mk_meta_offsets_delete_topic(mk_meta_t *m, const char *topic);
+
+/* Deletes the offsets of group_id (NULL = of every group) that have expired
+ * at now_ms: those with an explicit expire_ms <= now_ms, and, when
+ * retention_ms >= 0, those without one (expire_ms == -1) whose
+ * commit_ms <= now_ms - retention_ms.  Kafka expires by retention only the
+ * offsets of Empty groups; which groups qualify is the caller's business.
+ * now_ms >= 0, retention_ms >= -1 (-1 = explicit expiry only). */
+int mk_meta_offsets_expire(mk_meta_t *m, const char *group_id, int64_t now_ms,
+                           int64_t retention_ms);
+
+/* Called once per offset, ordered by group_id, topic (byte order), then
+ * partition.  o and its strings are valid during the call only.  A nonzero
+ * return stops the walk and becomes the return value of
+ * mk_meta_offsets_foreach().  The callback must not call into the same store
+ * (its connection is held). */
+typedef int (*mk_meta_offset_cb)(const mk_meta_offset_t *o, void *arg);
+
+/* Walks every stored offset.  Returns 0, the callback's nonzero value,
+ * MK_ERR_CORRUPT for stored values out of range (logged), MK_ERR_NOMEM or
+ * MK_ERR_DB.  Allocates nothing of ours.  Blocking; startup only. */
+int mk_meta_offsets_foreach(mk_meta_t *m, mk_meta_offset_cb cb, void *arg);
+
 /* ============================================================ async writes */
 
 /* Completion of an async write, on the loop thread: status is what the
- * synchronous call would have returned. */
+ * synchronous call would have returned (for the offset deletes and the
+ * expiry: a count >= 0 on success). */
 typedef void (*mk_meta_done_cb)(int status, void *arg);
 
 /* The async writes below copy their arguments (the caller may free them on
@@ -170,5 +237,17 @@ int mk_meta_partition_put_async(mk_meta_t *m, uv_loop_t *loop, const char *topic
                                 const mk_meta_partition_t *p, mk_meta_done_cb cb, void *arg);
 int mk_meta_kv_set_async(mk_meta_t *m, uv_loop_t *loop, const char *key, const char *value,
                          mk_meta_done_cb cb, void *arg);
+int mk_meta_offsets_put_async(mk_meta_t *m, uv_loop_t *loop, const mk_meta_offset_t *offs,
+                              int n, mk_meta_done_cb cb, void *arg);
+int mk_meta_offsets_delete_group_async(mk_meta_t *m, uv_loop_t *loop, const char *group_id,
+                                       mk_meta_done_cb cb, void *arg);
+int mk_meta_offsets_delete_partition_async(mk_meta_t *m, uv_loop_t *loop, const char *group_id,
+                                           const char *topic, int32_t partition,
+                                           mk_meta_done_cb cb, void *arg);
+int mk_meta_offsets_delete_topic_async(mk_meta_t *m, uv_loop_t *loop, const char *topic,
+                                       mk_meta_done_cb cb, void *arg);
+int mk_meta_offsets_expire_async(mk_meta_t *m, uv_loop_t *loop, const char *group_id,
+                                 int64_t now_ms, int64_t retention_ms,
+                                 mk_meta_done_cb cb, void *arg);
 
 #endif /* MK_META_H */

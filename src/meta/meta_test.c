@@ -7,7 +7,12 @@
  * replace, walk, delete, per-config and per-partition updates), persistence
  * across reopen, async writes through a libuv loop (order, errors, close with
  * writes pending, close from a callback), refusal of corrupt, foreign and
- * newer files with a log line, and allocation failures.
+ * newer files with a log line, and allocation failures.  Group offsets: put,
+ * overwrite, walk order, all-or-nothing batches (bad argument, and a write
+ * failing mid-transaction), each kind of delete, topic deletion taking its
+ * offsets, expiry, persistence, async order mixed with topic writes, range
+ * checks on read-back, allocation failures, and the v1 -> v2 migration of a
+ * store written by the v1 schema (kept frozen below).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -35,6 +40,16 @@
         if (a_ != b_) {                                                               \
             fprintf(stderr, "%s:%d: %s == %lld, expected %s == %lld\n", __FILE__,     \
                     __LINE__, #a, a_, #b, b_);                                        \
+            exit(1);                                                                  \
+        }                                                                             \
+    } while (0)
+
+#define CHECK_STREQ(a, b)                                                             \
+    do {                                                                              \
+        const char *a_ = (a), *b_ = (b);                                              \
+        if (strcmp(a_, b_) != 0) {                                                    \
+            fprintf(stderr, "%s:%d: %s is\n  \"%s\"\nexpected\n  \"%s\"\n", __FILE__,  \
+                    __LINE__, #a, a_, b_);                                            \
             exit(1);                                                                  \
         }                                                                             \
     } while (0)
@@ -646,6 +661,583 @@ static void test_oom(void)
     mk_meta_close(m);
 }
 
+/* ------------------------------------------------------------- group offsets */
+
+/* Every offset the walk saw, as "group/topic/partition=offset:epoch:metadata:
+ * commit:expire" joined by spaces; metadata longer than 16 bytes shows as
+ * "#length", a null one as "-". */
+typedef struct oseen_s {
+    int count;
+    int stop_after;   /* return 77 after this many offsets (0 = never) */
+    size_t used;
+    char all[8192];
+} oseen_t;
+
+static int oseen_cb(const mk_meta_offset_t *o, void *arg)
+{
+    oseen_t *s = arg;
+    char meta[32];
+    if (!o->metadata)
+        snprintf(meta, sizeof(meta), "-");
+    else if (strlen(o->metadata) > 16)
+        snprintf(meta, sizeof(meta), "#%zu", strlen(o->metadata));
+    else
+        snprintf(meta, sizeof(meta), "%s", o->metadata);
+    int n = snprintf(s->all + s->used, sizeof(s->all) - s->used, "%s%s/%s/%d=%lld:%d:%s:%lld:%lld",
+                     s->count ? " " : "", o->group_id, o->topic, o->partition,
+                     (long long)o->offset, o->leader_epoch, meta, (long long)o->commit_ms,
+                     (long long)o->expire_ms);
+    CHECK(n > 0 && (size_t)n < sizeof(s->all) - s->used);
+    s->used += (size_t)n;
+    s->count++;
+    return s->stop_after && s->count == s->stop_after ? 77 : 0;
+}
+
+/* The walk of m as one string. */
+static const char *owalk(mk_meta_t *m)
+{
+    static oseen_t s;
+    memset(&s, 0, sizeof(s));
+    CHECK_EQ(mk_meta_offsets_foreach(m, oseen_cb, &s), 0);
+    return s.all;
+}
+
+static mk_meta_offset_t off(const char *g, const char *t, int32_t p, int64_t o, const char *meta)
+{
+    return (mk_meta_offset_t){.group_id = g, .topic = t, .partition = p, .offset = o,
+                              .leader_epoch = 1, .metadata = meta, .commit_ms = 1000,
+                              .expire_ms = -1};
+}
+
+static void test_offsets(void)
+{
+    mk_meta_t *m = open_ok("offsets.db");
+    CHECK_STREQ(owalk(m), "");
+
+    /* One commit, rows out of order: the walk sorts by group, topic, partition. */
+    mk_meta_offset_t c1[5] = {
+        off("g2", "orders", 0, 7, NULL), off("g1", "orders", 1, 11, ""),
+        off("g1", "clicks", 0, 3, "m"), off("g1", "orders", 0, 10, NULL),
+        off("g1", "orders", 10, 12, NULL),
+    };
+    c1[1].leader_epoch = -1;
+    c1[2].expire_ms = 5000;
+    c1[3].offset = INT64_MAX;
+    CHECK_EQ(mk_meta_offsets_put(m, c1, 5), 0);
+    CHECK_STREQ(owalk(m), "g1/clicks/0=3:1:m:1000:5000 g1/orders/0=9223372036854775807:1:-:1000:-1 "
+                          "g1/orders/1=11:-1::1000:-1 g1/orders/10=12:1:-:1000:-1 "
+                          "g2/orders/0=7:1:-:1000:-1");
+
+    /* Overwrite; a key repeated in one batch: the last row wins. */
+    mk_meta_offset_t c2[3] = {off("g1", "orders", 1, 20, "x"), off("g2", "orders", 0, 8, NULL),
+                              off("g2", "orders", 0, 9, "last")};
+    c2[0].commit_ms = 2000;
+    CHECK_EQ(mk_meta_offsets_put(m, c2, 3), 0);
+    CHECK_EQ(mk_meta_offsets_put(m, c2, 0), 0);
+    CHECK_EQ(mk_meta_offsets_put(m, NULL, 0), 0);
+    const char *after_c2 = "g1/clicks/0=3:1:m:1000:5000 "
+                           "g1/orders/0=9223372036854775807:1:-:1000:-1 "
+                           "g1/orders/1=20:1:x:2000:-1 g1/orders/10=12:1:-:1000:-1 "
+                           "g2/orders/0=9:1:last:1000:-1";
+    CHECK_STREQ(owalk(m), after_c2);
+
+    /* The callback's nonzero return stops the walk. */
+    oseen_t os;
+    memset(&os, 0, sizeof(os));
+    os.stop_after = 2;
+    CHECK_EQ(mk_meta_offsets_foreach(m, oseen_cb, &os), 77);
+    CHECK_EQ(os.count, 2);
+    CHECK_EQ(mk_meta_offsets_foreach(m, NULL, NULL), MK_ERR_INVALID);
+
+    /* One bad row anywhere in a batch: nothing of it is written. */
+    static char big[MK_META_MAX_OFFSET_METADATA + 2];
+    memset(big, 'b', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    for (int bad = 0; bad < 10; bad++) {
+        mk_meta_offset_t b[3] = {off("g1", "orders", 1, 99, NULL), off("g9", "new", 0, 1, NULL),
+                                 off("g9", "new", 1, 1, NULL)};
+        mk_meta_offset_t *o = &b[2];
+        int n = 3;
+        switch (bad) {
+        case 0: o->partition = -1; break;
+        case 1: o->partition = MK_META_MAX_PARTITIONS; break;
+        case 2: o->group_id = ""; break;
+        case 3: o->topic = NULL; break;
+        case 4: o->leader_epoch = -2; break;
+        case 5: o->commit_ms = -1; break;
+        case 6: o->expire_ms = -2; break;
+        case 7: o->metadata = big; break;
+        case 8: n = -1; break;
+        case 9: CHECK_EQ(mk_meta_offsets_put(m, NULL, 1), MK_ERR_INVALID); continue;
+        }
+        CHECK_EQ(mk_meta_offsets_put(m, b, n), MK_ERR_INVALID);
+    }
+    big[MK_META_MAX_OFFSET_METADATA] = 0;   /* exactly at the limit: fine */
+    mk_meta_offset_t edge = off("g0", "t", MK_META_MAX_PARTITIONS - 1, -1, big);
+    edge.commit_ms = 0;
+    CHECK_EQ(mk_meta_offsets_put(m, &edge, 1), 0);
+    CHECK_EQ(mk_meta_offsets_delete_group(m, "g0"), 1);
+    CHECK_STREQ(owalk(m), after_c2);
+
+    /* Deletes: one offset, a group, a topic across groups; none matching is 0. */
+    CHECK_EQ(mk_meta_offsets_delete_partition(m, "g1", "orders", 10), 1);
+    CHECK_EQ(mk_meta_offsets_delete_partition(m, "g1", "orders", 10), 0);
+    CHECK_EQ(mk_meta_offsets_delete_partition(m, "g1", "orders", -1), MK_ERR_INVALID);
+    CHECK_EQ(mk_meta_offsets_delete_partition(m, "", "orders", 0), MK_ERR_INVALID);
+    CHECK_EQ(mk_meta_offsets_delete_topic(m, "orders"), 3);
+    CHECK_EQ(mk_meta_offsets_delete_topic(m, "orders"), 0);
+    CHECK_EQ(mk_meta_offsets_delete_topic(m, NULL), MK_ERR_INVALID);
+    CHECK_STREQ(owalk(m), "g1/clicks/0=3:1:m:1000:5000");
+    CHECK_EQ(mk_meta_offsets_delete_group(m, "g1"), 1);
+    CHECK_EQ(mk_meta_offsets_delete_group(m, "g1"), 0);
+    CHECK_EQ(mk_meta_offsets_delete_group(m, ""), MK_ERR_INVALID);
+    CHECK_STREQ(owalk(m), "");
+
+    /* Deleting a stored topic takes every group's offsets of it; offsets of a
+     * topic the store does not know stay until deleted by name. */
+    fixture_t f;
+    fixture_init(&f, "orders", 1, 2, 1);
+    CHECK_EQ(mk_meta_topic_put(m, &f.t), 0);
+    mk_meta_offset_t c3[4] = {off("g1", "orders", 0, 1, NULL), off("g2", "orders", 1, 2, NULL),
+                              off("g2", "ghost", 0, 3, NULL), off("g2", "orders2", 0, 4, NULL)};
+    CHECK_EQ(mk_meta_offsets_put(m, c3, 4), 0);
+    CHECK_EQ(mk_meta_topic_delete(m, "ghost"), MK_ERR_NOT_FOUND);
+    CHECK_EQ(mk_meta_topic_delete(m, "orders"), 0);
+    CHECK_STREQ(owalk(m), "g2/ghost/0=3:1:-:1000:-1 g2/orders2/0=4:1:-:1000:-1");
+    CHECK_EQ(mk_meta_offsets_delete_topic(m, "ghost"), 1);
+
+    /* Expiry: explicit expire_ms, then retention for the rest, per group or all. */
+    mk_meta_offset_t c4[5] = {off("a", "t", 0, 1, NULL), off("a", "t", 1, 1, NULL),
+                              off("a", "t", 2, 1, NULL), off("b", "t", 0, 1, NULL),
+                              off("b", "t", 1, 1, NULL)};
+    c4[0].expire_ms = 100;
+    c4[1].expire_ms = 200;
+    c4[2].commit_ms = 50;
+    c4[3].commit_ms = 50;
+    c4[4].commit_ms = 500;
+    c4[4].expire_ms = 0;
+    CHECK_EQ(mk_meta_offsets_put(m, c4, 5), 0);
+    CHECK_EQ(mk_meta_offsets_expire(m, NULL, 99, -1), 1);     /* b/t/1 (expire 0) */
+    CHECK_EQ(mk_meta_offsets_expire(m, "a", 100, 1000), 1);   /* a/t/0; retention not yet */
+    CHECK_EQ(mk_meta_offsets_expire(m, "a", 150, 100), 1);    /* a/t/2: 50 <= 150 - 100 */
+    CHECK_STREQ(owalk(m), "a/t/1=1:1:-:1000:200 b/t/0=1:1:-:50:-1 g2/orders2/0=4:1:-:1000:-1");
+    CHECK_EQ(mk_meta_offsets_expire(m, NULL, 150, 100), 1);   /* b/t/0 */
+    CHECK_EQ(mk_meta_offsets_expire(m, NULL, 199, 0), 0);     /* explicit expiry wins */
+    CHECK_EQ(mk_meta_offsets_expire(m, NULL, 200, -1), 1);    /* a/t/1 */
+    CHECK_EQ(mk_meta_offsets_expire(m, NULL, 999, 0), 0);
+    CHECK_EQ(mk_meta_offsets_expire(m, NULL, -1, 0), MK_ERR_INVALID);
+    CHECK_EQ(mk_meta_offsets_expire(m, NULL, 0, -2), MK_ERR_INVALID);
+    CHECK_EQ(mk_meta_offsets_expire(m, "", 0, 0), MK_ERR_INVALID);
+    CHECK_STREQ(owalk(m), "g2/orders2/0=4:1:-:1000:-1");
+
+    /* Reopen: everything persisted. */
+    CHECK_EQ(mk_meta_offsets_put(m, c2, 3), 0);
+    char why[256];
+    CHECK_EQ(mk_meta_check(m, why, sizeof(why)), 0);
+    mk_meta_close(m);
+    m = open_ok("offsets.db");
+    CHECK_STREQ(owalk(m), "g1/orders/1=20:1:x:2000:-1 g2/orders/0=9:1:last:1000:-1 "
+                          "g2/orders2/0=4:1:-:1000:-1");
+    mk_meta_close(m);
+}
+
+/* A write failing inside the transaction (a trigger added behind our back
+ * refuses topic "boom") rolls back the rows of the batch already written. */
+static void test_offsets_atomic(void)
+{
+    mk_meta_t *m = open_ok("atomic.db");
+    mk_meta_offset_t first = off("g", "a", 0, 1, NULL);
+    CHECK_EQ(mk_meta_offsets_put(m, &first, 1), 0);
+    mk_meta_close(m);
+    sqlite3 *db;
+    CHECK_EQ(sqlite3_open(tmp_path("atomic.db"), &db), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(db, "CREATE TRIGGER boom BEFORE INSERT ON group_offsets"
+                              " WHEN NEW.topic = 'boom' BEGIN SELECT RAISE(ABORT, 'boom'); END",
+                          NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    m = open_ok("atomic.db");
+    mk_meta_offset_t b[3] = {off("g", "a", 0, 2, NULL), off("g", "a", 1, 2, NULL),
+                             off("g", "boom", 0, 2, NULL)};
+    CHECK_EQ(mk_meta_offsets_put(m, b, 3), MK_ERR_INVALID);
+    CHECK_STREQ(owalk(m), "g/a/0=1:1:-:1000:-1");
+
+    uv_loop_t loop;
+    CHECK_EQ(uv_loop_init(&loop), 0);
+    order_t o = {0};
+    tag_t t0 = {&o, 0}, t1 = {&o, 1};
+    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, b, 3, done_cb, &t0), 0);
+    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, b, 2, done_cb, &t1), 0);
+    CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_EQ(o.n, 2);
+    CHECK_EQ(o.status[0], MK_ERR_INVALID);
+    CHECK_EQ(o.status[1], 0);
+    CHECK_STREQ(owalk(m), "g/a/0=2:1:-:1000:-1 g/a/1=2:1:-:1000:-1");
+    mk_meta_close(m);
+    CHECK_EQ(uv_loop_close(&loop), 0);
+}
+
+/* Offset writes queue in one FIFO with topic and kv writes. */
+static void test_offsets_async(void)
+{
+    uv_loop_t loop;
+    CHECK_EQ(uv_loop_init(&loop), 0);
+    mk_meta_t *m = open_ok("oasync.db");
+    order_t o = {0};
+    tag_t tags[16];
+    for (int i = 0; i < 16; i++)
+        tags[i] = (tag_t){&o, i};
+
+    fixture_t f;
+    fixture_init(&f, "tp", 5, 2, 0);
+    CHECK_EQ(mk_meta_topic_put_async(m, &loop, &f.t, done_cb, &tags[0]), 0);
+    /* Arguments are copied: the strings are rewritten after submission. */
+    char g[8], t[8], md[8];
+    snprintf(g, sizeof(g), "g1");
+    snprintf(t, sizeof(t), "tp");
+    snprintf(md, sizeof(md), "meta");
+    mk_meta_offset_t c[3] = {off(g, t, 0, 10, md), off(g, t, 1, 11, NULL),
+                             off("g2", "other", 0, 12, NULL)};
+    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, c, 3, done_cb, &tags[1]), 0);
+    memset(g, 'X', sizeof(g) - 1);
+    memset(t, 'Y', sizeof(t) - 1);
+    memset(md, 0, sizeof(md));
+    memset(c, 0, sizeof(c));
+    mk_meta_offset_t late = off("g2", "tp", 1, 13, NULL);
+    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, &late, 1, done_cb, &tags[2]), 0);
+    CHECK_EQ(mk_meta_topic_delete_async(m, &loop, "tp", done_cb, &tags[3]), 0);  /* takes 3 */
+    late.group_id = "g3";
+    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, &late, 1, done_cb, &tags[4]), 0);
+    CHECK_EQ(mk_meta_offsets_delete_topic_async(m, &loop, "tp", done_cb, &tags[5]), 0);
+    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, NULL, 0, done_cb, &tags[6]), 0);
+    mk_meta_offset_t e[2] = {off("g3", "x", 0, 1, NULL), off("g3", "x", 1, 1, NULL)};
+    e[0].expire_ms = 10;
+    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, e, 2, done_cb, &tags[7]), 0);
+    CHECK_EQ(mk_meta_offsets_expire_async(m, &loop, NULL, 10, -1, done_cb, &tags[8]), 0);
+    CHECK_EQ(mk_meta_offsets_expire_async(m, &loop, "g3", 1000, 0, done_cb, &tags[9]), 0);
+    CHECK_EQ(mk_meta_offsets_delete_partition_async(m, &loop, "g2", "other", 0, done_cb,
+                                                    &tags[10]), 0);
+    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, e, 2, done_cb, &tags[11]), 0);
+    CHECK_EQ(mk_meta_offsets_delete_group_async(m, &loop, "g3", done_cb, &tags[12]), 0);
+    CHECK_EQ(mk_meta_kv_set_async(m, &loop, "k", "v", done_cb, &tags[13]), 0);
+    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, e, 1, done_cb, &tags[14]), 0);
+    CHECK_EQ(mk_meta_pending(m), 15);
+
+    /* Refused at submission: the callback never runs. */
+    mk_meta_offset_t bad[2] = {off("g", "t", 0, 1, NULL), off("g", "t", -1, 1, NULL)};
+    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, bad, 2, done_cb, &tags[15]), MK_ERR_INVALID);
+    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, bad, -1, done_cb, &tags[15]), MK_ERR_INVALID);
+    CHECK_EQ(mk_meta_offsets_delete_group_async(m, &loop, "", done_cb, &tags[15]), MK_ERR_INVALID);
+    CHECK_EQ(mk_meta_offsets_delete_partition_async(m, &loop, "g", "t", -1, done_cb, &tags[15]),
+             MK_ERR_INVALID);
+    CHECK_EQ(mk_meta_offsets_delete_topic_async(m, &loop, NULL, done_cb, &tags[15]),
+             MK_ERR_INVALID);
+    CHECK_EQ(mk_meta_offsets_expire_async(m, &loop, NULL, 0, -2, done_cb, &tags[15]),
+             MK_ERR_INVALID);
+    CHECK_EQ(mk_meta_offsets_expire_async(m, NULL, NULL, 0, 0, done_cb, &tags[15]),
+             MK_ERR_INVALID);
+    CHECK_EQ(mk_meta_pending(m), 15);
+
+    CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_EQ(o.n, 15);
+    /* status: 0 for puts, the count for deletes and expiry. */
+    static const int want[15] = {0, 0, 0, 0, 0, 1, 0, 0, 1, 1, 1, 0, 2, 0, 0};
+    for (int i = 0; i < 15; i++) {
+        CHECK_EQ(o.seq[i], i);
+        CHECK_EQ(o.status[i], want[i]);
+    }
+    CHECK_STREQ(owalk(m), "g3/x/0=1:1:-:1000:10");
+    seen_t s;
+    walk(m, &s);
+    CHECK_EQ(s.count, 0);
+
+    /* Close with offset writes pending: they still run, in order. */
+    o.n = 0;
+    CHECK_EQ(mk_meta_offsets_delete_group_async(m, &loop, "g3", done_cb, &tags[0]), 0);
+    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, e, 2, done_cb, &tags[1]), 0);
+    mk_meta_close(m);
+    CHECK_EQ(mk_meta_offsets_delete_group_async(m, &loop, "g3", done_cb, &tags[15]),
+             MK_ERR_STATE);
+    CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_EQ(o.n, 2);
+    CHECK_EQ(o.status[0], 1);
+    CHECK_EQ(o.status[1], 0);
+    m = open_ok("oasync.db");
+    CHECK_STREQ(owalk(m), "g3/x/0=1:1:-:1000:10 g3/x/1=1:1:-:1000:-1");
+    mk_meta_close(m);
+    CHECK_EQ(uv_loop_close(&loop), 0);
+}
+
+/* Values written behind our back are range-checked on the walk. */
+static void test_offsets_corrupt(void)
+{
+    static const char *const breakage[] = {
+        "UPDATE group_offsets SET committed_offset = 'abc'",
+        "UPDATE group_offsets SET partition_index = 1000000",
+        "UPDATE group_offsets SET leader_epoch = 2147483648",
+        "UPDATE group_offsets SET metadata = x'00'",
+        "UPDATE group_offsets SET group_id = x'6700'",
+        "UPDATE group_offsets SET commit_timestamp_ms = -5",
+        "UPDATE group_offsets SET topic = ''",
+    };
+    for (size_t i = 0; i < MK_ARRAY_LEN(breakage); i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "ocorrupt%zu.db", i);
+        mk_meta_t *m = open_ok(name);
+        mk_meta_offset_t o = off("g", "t", 0, 1, "m");
+        CHECK_EQ(mk_meta_offsets_put(m, &o, 1), 0);
+        mk_meta_close(m);
+        sqlite3 *db;
+        CHECK_EQ(sqlite3_open(tmp_path(name), &db), SQLITE_OK);
+        CHECK_EQ(sqlite3_exec(db, breakage[i], NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        m = open_ok(name);
+        oseen_t os;
+        memset(&os, 0, sizeof(os));
+        capture_begin();
+        int err = mk_meta_offsets_foreach(m, oseen_cb, &os);
+        CHECK(capture_end("corrupt store: offset of group"));
+        CHECK_EQ(err, MK_ERR_CORRUPT);
+        CHECK_EQ(os.count, 0);
+        mk_meta_close(m);
+    }
+    /* The CHECK constraints refuse the rest outright. */
+    sqlite3 *db;
+    CHECK_EQ(sqlite3_open(tmp_path("ocorrupt0.db"), &db), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(db, "UPDATE group_offsets SET leader_epoch = -2", NULL, NULL, NULL),
+             SQLITE_CONSTRAINT);
+    CHECK_EQ(sqlite3_exec(db, "UPDATE group_offsets SET partition_index = -1", NULL, NULL, NULL),
+             SQLITE_CONSTRAINT);
+    sqlite3_close(db);
+}
+
+/* --------------------------------------------------------------- migration */
+
+/* The v1 schema exactly as released (meta_migrations[0]); never edit. */
+static const char v1_schema[] =
+    "CREATE TABLE kv("
+    "  key   TEXT NOT NULL PRIMARY KEY,"
+    "  value TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE topics("
+    "  name               TEXT NOT NULL PRIMARY KEY,"
+    "  topic_id           BLOB NOT NULL UNIQUE CHECK(length(topic_id) = 16),"
+    "  partition_count    INTEGER NOT NULL CHECK(partition_count > 0),"
+    "  replication_factor INTEGER NOT NULL,"
+    "  created_ms         INTEGER NOT NULL,"
+    "  cell_id            INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE topic_configs("
+    "  topic TEXT NOT NULL REFERENCES topics(name) ON DELETE CASCADE,"
+    "  key   TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  PRIMARY KEY(topic, key)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE partitions("
+    "  topic           TEXT NOT NULL REFERENCES topics(name) ON DELETE CASCADE,"
+    "  partition_index INTEGER NOT NULL CHECK(partition_index >= 0),"
+    "  leader          INTEGER NOT NULL,"
+    "  leader_epoch    INTEGER NOT NULL,"
+    "  replicas        BLOB NOT NULL CHECK(length(replicas) % 4 = 0),"
+    "  PRIMARY KEY(topic, partition_index)"
+    ") WITHOUT ROWID;";
+
+/* Writes a v1 store the way a v1 build left it, with a kv, two topics,
+ * configs and assignments, plus extra_sql (may be NULL). */
+static void write_v1(const char *name, const char *extra_sql)
+{
+    sqlite3 *db;
+    CHECK_EQ(sqlite3_open(tmp_path(name), &db), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(db, v1_schema, NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(db,
+                          "PRAGMA user_version = 1; PRAGMA application_id = 1835756916;"
+                          "INSERT INTO kv VALUES('cluster.id', 'v1-cluster');"
+                          "INSERT INTO topics VALUES('orders', x'000102030405060708090a0b0c0d0e0f',"
+                          " 2, 3, 1700000000000, 1);"
+                          "INSERT INTO topics VALUES('clicks', x'100102030405060708090a0b0c0d0e0f',"
+                          " 1, 1, 1700000000001, 0);"
+                          "INSERT INTO topic_configs VALUES('orders', 'retention.ms', '1000');"
+                          "INSERT INTO partitions VALUES('orders', 1, 7, 4,"
+                          " x'000000070000000800000009');",
+                          NULL, NULL, NULL), SQLITE_OK);
+    if (extra_sql)
+        CHECK_EQ(sqlite3_exec(db, extra_sql, NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* "type name sql; ..." of a file's schema, and its user_version. */
+static void schema_of(const char *name, char *out, size_t n, int *version)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    CHECK_EQ(sqlite3_open(tmp_path(name), &db), SQLITE_OK);
+    CHECK_EQ(sqlite3_prepare_v2(db, "SELECT type || ' ' || name || ' ' || ifnull(sql, '') FROM"
+                                    " sqlite_master ORDER BY name", -1, &s, NULL), SQLITE_OK);
+    size_t used = 0;
+    out[0] = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        used += (size_t)snprintf(out + used, n - used, "%s; ", sqlite3_column_text(s, 0));
+        CHECK(used < n);
+    }
+    sqlite3_finalize(s);
+    CHECK_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
+    CHECK_EQ(sqlite3_step(s), SQLITE_ROW);
+    *version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
+static void test_migrate_v1(void)
+{
+    write_v1("v1.db", NULL);
+    mk_meta_t *m = open_ok("v1.db");
+    seen_t s;
+    walk(m, &s);
+    CHECK_EQ(s.count, 2);
+    CHECK(strcmp(s.names[1], "orders") == 0);
+    CHECK_EQ(s.partition_count[1], 2);
+    CHECK_EQ(s.rf[1], 3);
+    CHECK_EQ(s.cell[1], 1);
+    CHECK_EQ(s.created[1], 1700000000000LL);
+    CHECK(strcmp(s.config[1], "retention.ms=1000") == 0);
+    CHECK_EQ(s.leader[1][0], -1);
+    CHECK_EQ(s.leader[1][1], 7);
+    CHECK_EQ(s.epoch[1][1], 4);
+    CHECK_EQ(s.rcount[1][1], 3);
+    CHECK_EQ(s.replica0[1][1], 7);
+    char *v;
+    CHECK_EQ(mk_meta_kv_get(m, "cluster.id", &v), 0);
+    CHECK(strcmp(v, "v1-cluster") == 0);
+    mk_free(v);
+    CHECK_STREQ(owalk(m), "");
+    mk_meta_offset_t c[2] = {off("g", "orders", 1, 5, NULL), off("g", "clicks", 0, 6, "x")};
+    CHECK_EQ(mk_meta_offsets_put(m, c, 2), 0);
+    CHECK_EQ(mk_meta_check(m, NULL, 0), 0);
+    mk_meta_close(m);
+
+    /* The upgraded file has exactly the schema of a store created at v2. */
+    char got[4096], want[4096];
+    int got_v = 0, want_v = 0;
+    mk_meta_close(open_ok("v2.db"));
+    schema_of("v1.db", got, sizeof(got), &got_v);
+    schema_of("v2.db", want, sizeof(want), &want_v);
+    CHECK_STREQ(got, want);
+    CHECK_EQ(got_v, MK_META_SCHEMA_VERSION);
+    CHECK_EQ(want_v, MK_META_SCHEMA_VERSION);
+
+    m = open_ok("v1.db");   /* no second migration */
+    walk(m, &s);
+    CHECK_EQ(s.count, 2);
+    CHECK_STREQ(owalk(m), "g/clicks/0=6:1:x:1000:-1 g/orders/1=5:1:-:1000:-1");
+    CHECK_EQ(mk_meta_topic_delete(m, "orders"), 0);
+    CHECK_STREQ(owalk(m), "g/clicks/0=6:1:x:1000:-1");
+    mk_meta_close(m);
+
+    /* A migration that fails rolls back: the v1 store is left as it was. */
+    write_v1("v1bad.db", "CREATE TABLE group_offsets(x);");
+    schema_of("v1bad.db", want, sizeof(want), &want_v);
+    capture_begin();
+    int err = mk_meta_open(tmp_path("v1bad.db"), &m);
+    CHECK(capture_end("migration to schema v2 failed"));
+    CHECK_EQ(err, MK_ERR_DB);
+    schema_of("v1bad.db", got, sizeof(got), &got_v);
+    CHECK_STREQ(got, want);
+    CHECK_EQ(got_v, 1);
+    sqlite3 *db;
+    CHECK_EQ(sqlite3_open(tmp_path("v1bad.db"), &db), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(db, "DROP TABLE group_offsets", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    m = open_ok("v1bad.db");
+    walk(m, &s);
+    CHECK_EQ(s.count, 2);
+    mk_meta_close(m);
+}
+
+/* Allocation failures while copying a large async commit (several arena
+ * chunks): refused cleanly with the callback never called, until it fits. */
+static void test_offsets_oom(void)
+{
+    uv_loop_t loop;
+    CHECK_EQ(uv_loop_init(&loop), 0);
+    mk_meta_t *m = open_ok("ooff.db");
+    static char names[40][16];
+    static char meta[40][400];
+    mk_meta_offset_t c[40];
+    for (int i = 0; i < 40; i++) {
+        snprintf(names[i], sizeof(names[i]), "topic-%02d", i / 4);
+        memset(meta[i], 'a' + i % 26, sizeof(meta[i]) - 1);
+        c[i] = off(i < 20 ? "g1" : "g2", names[i], i % 4, i, meta[i]);
+    }
+    order_t o = {0};
+    tag_t t = {&o, 5};
+    int failures = 0, ok = 0;
+    for (long n = 1; n < 64 && !ok; n++) {
+        mk_mem_fail_at(n);
+        int err = mk_meta_offsets_put_async(m, &loop, c, 40, done_cb, &t);
+        mk_mem_fail_at(0);
+        if (err) {
+            CHECK_EQ(err, MK_ERR_NOMEM);
+            CHECK_EQ(mk_meta_pending(m), 0);
+            failures++;
+        } else {
+            ok = 1;
+        }
+    }
+    CHECK(ok && failures >= 4);   /* the job and three arena chunks */
+    for (int i = 1; i <= 2; i++) {   /* the job, then the copy of a name */
+        mk_mem_fail_at(i);
+        int e1 = mk_meta_offsets_delete_group_async(m, &loop, "g1", done_cb, &t);
+        mk_mem_fail_at(i);
+        int e2 = mk_meta_offsets_delete_partition_async(m, &loop, "g1", "t", 0, done_cb, &t);
+        mk_mem_fail_at(i);
+        int e3 = mk_meta_offsets_delete_topic_async(m, &loop, "t", done_cb, &t);
+        mk_mem_fail_at(i);
+        int e4 = mk_meta_offsets_expire_async(m, &loop, "g1", 0, -1, done_cb, &t);
+        mk_mem_fail_at(0);
+        CHECK_EQ(e1, MK_ERR_NOMEM);
+        CHECK_EQ(e2, MK_ERR_NOMEM);
+        CHECK_EQ(e3, MK_ERR_NOMEM);
+        CHECK_EQ(e4, MK_ERR_NOMEM);
+    }
+    CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_EQ(o.n, 1);
+    CHECK_EQ(o.status[0], 0);
+    mk_meta_close(m);
+
+    /* Open and walk with allocations failing: clean errors, then all 40
+     * back.  The walk itself allocates nothing of ours. */
+    int fails = 0;
+    for (long n = 1; n < 16; n++) {
+        mk_mem_fail_at(n);
+        int err = mk_meta_open(tmp_path("ooff.db"), &m);
+        oseen_t os;
+        memset(&os, 0, sizeof(os));
+        if (err == 0) {
+            err = mk_meta_offsets_foreach(m, oseen_cb, &os);
+            mk_meta_close(m);
+        }
+        mk_mem_fail_at(0);
+        if (err) {
+            CHECK_EQ(err, MK_ERR_NOMEM);
+            fails++;
+        } else {
+            CHECK_EQ(os.count, 40);
+        }
+    }
+    CHECK(fails >= 2);
+    m = open_ok("ooff.db");
+    mk_mem_fail_at(1);
+    const char *all = owalk(m);
+    mk_mem_fail_at(0);
+    CHECK(strncmp(all, "g1/topic-00/0=0:1:#399:1000:-1 g1/topic-00/1=1:1:#399", 53) == 0);
+    CHECK(strstr(all, " g2/topic-09/3=39:1:#399:1000:-1") != NULL);
+    mk_meta_close(m);
+    CHECK_EQ(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/meta_test.XXXXXX");
@@ -657,6 +1249,12 @@ int main(void)
     test_async();
     test_corrupt();
     test_oom();
+    test_offsets();
+    test_offsets_atomic();
+    test_offsets_async();
+    test_offsets_corrupt();
+    test_migrate_v1();
+    test_offsets_oom();
 
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
