@@ -1,0 +1,846 @@
+"""Helpers for the consumer-group tests (tests/test_groups*.py).
+
+* Raw group protocol over kwire (stdlib only): FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
+  LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups, ListGroups, DeleteGroups, OffsetDelete,
+  plus the consumer protocol's subscription/assignment encoders.  `GroupWire` is one connection
+  to one broker; `coordinator(bootstrap, group)` opens one to the group's coordinator.
+* `Hub` + `CkMember` / `KpMember` / `JsMember`: one consumer-group member per object for
+  confluent-kafka, kafka-python and kafkajs (tests/js/group_consumer.js) with one interface:
+  start(), stop() (commit + leave), crash() (go away without LeaveGroup), .assignment,
+  .records, .assign_events.  Every state change notifies the hub's condition, and tests wait on
+  it with a deadline (Hub.wait), never with a bare sleep.
+
+Client settings are chosen for fast rebalances: session timeout 6000 ms (the broker's minimum),
+heartbeats every 300 ms, rebalance timeout 10 s.
+"""
+
+import json
+import os
+import subprocess
+import threading
+import time
+import uuid
+
+import kwire
+from kwire import (i8, i16, i32, i64, string, bytes_, array, boolean, compact_string,
+                   compact_array, uvarint, TAGS, Reader)
+
+SESSION_MS = 6000
+HEARTBEAT_MS = 300
+REBALANCE_MS = 10000
+
+# API keys
+OFFSET_COMMIT = 8
+OFFSET_FETCH = 9
+FIND_COORDINATOR = 10
+JOIN_GROUP = 11
+HEARTBEAT = 12
+LEAVE_GROUP = 13
+SYNC_GROUP = 14
+DESCRIBE_GROUPS = 15
+LIST_GROUPS = 16
+DELETE_GROUPS = 42
+OFFSET_DELETE = 47
+
+# error codes
+NONE = 0
+UNKNOWN_TOPIC_OR_PARTITION = 3
+OFFSET_METADATA_TOO_LARGE = 12
+COORDINATOR_NOT_AVAILABLE = 15
+NOT_COORDINATOR = 16
+ILLEGAL_GENERATION = 22
+INCONSISTENT_GROUP_PROTOCOL = 23
+INVALID_GROUP_ID = 24
+UNKNOWN_MEMBER_ID = 25
+INVALID_SESSION_TIMEOUT = 26
+REBALANCE_IN_PROGRESS = 27
+NON_EMPTY_GROUP = 68
+GROUP_ID_NOT_FOUND = 69
+MEMBER_ID_REQUIRED = 79
+FENCED_INSTANCE_ID = 82
+GROUP_SUBSCRIBED_TO_TOPIC = 86
+
+ERROR_NAMES = {v: k for k, v in {
+    "NONE": NONE, "UNKNOWN_TOPIC_OR_PARTITION": UNKNOWN_TOPIC_OR_PARTITION,
+    "OFFSET_METADATA_TOO_LARGE": OFFSET_METADATA_TOO_LARGE,
+    "COORDINATOR_NOT_AVAILABLE": COORDINATOR_NOT_AVAILABLE, "NOT_COORDINATOR": NOT_COORDINATOR,
+    "ILLEGAL_GENERATION": ILLEGAL_GENERATION,
+    "INCONSISTENT_GROUP_PROTOCOL": INCONSISTENT_GROUP_PROTOCOL,
+    "INVALID_GROUP_ID": INVALID_GROUP_ID, "UNKNOWN_MEMBER_ID": UNKNOWN_MEMBER_ID,
+    "INVALID_SESSION_TIMEOUT": INVALID_SESSION_TIMEOUT,
+    "REBALANCE_IN_PROGRESS": REBALANCE_IN_PROGRESS, "NON_EMPTY_GROUP": NON_EMPTY_GROUP,
+    "GROUP_ID_NOT_FOUND": GROUP_ID_NOT_FOUND, "MEMBER_ID_REQUIRED": MEMBER_ID_REQUIRED,
+    "FENCED_INSTANCE_ID": FENCED_INSTANCE_ID, "GROUP_SUBSCRIBED_TO_TOPIC": GROUP_SUBSCRIBED_TO_TOPIC,
+}.items()}
+
+
+def ename(code):
+    return "%s(%d)" % (ERROR_NAMES.get(code, "?"), code)
+
+
+# ---------------------------------------------------------------------------------------------
+# Consumer protocol (embedded in JoinGroup metadata / SyncGroup assignment)
+# ---------------------------------------------------------------------------------------------
+def subscription(topics, user_data=b""):
+    return i16(0) + array(topics, string) + bytes_(user_data)
+
+
+def assignment(parts_by_topic, user_data=b""):
+    """{topic: [partitions]} -> ConsumerProtocolAssignment v0 bytes."""
+    return i16(0) + array([string(t) + array([i32(p) for p in ps])
+                           for t, ps in sorted(parts_by_topic.items())]) + bytes_(user_data)
+
+
+def parse_assignment(data):
+    """ConsumerProtocolAssignment bytes -> {topic: [partitions]} ({} for empty bytes)."""
+    if not data:
+        return {}
+    r = Reader(data)
+    r.i16()
+    out = {}
+    for _ in range(r.i32()):
+        t = r.string()
+        out[t] = sorted(r.array(lambda r: r.i32()) or [])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw requests
+# ---------------------------------------------------------------------------------------------
+class GroupWire(kwire.Conn):
+    """kwire.Conn plus the group APIs (non-flexible versions unless said otherwise)."""
+
+    def find_coordinator(self, key, version=2):
+        body = string(key) + (i8(0) if version >= 1 else b"")
+        r = Reader(self.call(FIND_COORDINATOR, version, body))
+        if version >= 1:
+            r.i32()
+        err = r.i16()
+        if version >= 1:
+            r.string()
+        return err, r.i32(), r.string(), r.i32()
+
+    def find_coordinators_v4(self, keys):
+        body = i8(0) + compact_array([compact_string(k) for k in keys]) + TAGS
+        r = Reader(self.call(FIND_COORDINATOR, 4, body, flexible_req=True))
+        r.i32()
+        out = []
+        for _ in range(r.uvarint() - 1):
+            key, node, host, port, err = (r.compact_string(), r.i32(), r.compact_string(),
+                                          r.i32(), r.i16())
+            r.compact_string()
+            r.tags()
+            out.append((key, err, node, host, port))
+        return out
+
+    def join(self, group, member_id="", protocols=None, topics=("t",), session_ms=SESSION_MS,
+             rebalance_ms=REBALANCE_MS, instance_id=None, protocol_type="consumer", version=5,
+             timeout=None):
+        """JoinGroup v4/v5 (non-flexible).  Returns a dict; blocks until the broker answers."""
+        assert version in (1, 2, 3, 4, 5)
+        if protocols is None:
+            protocols = [("range", subscription(list(topics)))]
+        body = string(group) + i32(session_ms) + i32(rebalance_ms) + string(member_id)
+        if version >= 5:
+            body += string(instance_id)
+        body += string(protocol_type) + array([string(n) + bytes_(m) for n, m in protocols])
+        r = Reader(self.call(JOIN_GROUP, version, body,
+                             timeout=timeout if timeout is not None else self.timeout))
+        if version >= 2:
+            r.i32()
+        out = {"error": r.i16(), "generation": r.i32(), "protocol": r.string(),
+               "leader": r.string(), "member_id": r.string()}
+
+        def member(r):
+            m = {"member_id": r.string()}
+            if version >= 5:
+                m["instance_id"] = r.string()
+            m["metadata"] = r.bytes_()
+            return m
+        out["members"] = r.array(member)
+        return out
+
+    def join_send(self, group, member_id="", topics=("t",), session_ms=SESSION_MS,
+                  rebalance_ms=REBALANCE_MS, instance_id=None):
+        """Send a JoinGroup v5 without waiting; read it later with join_recv()."""
+        body = (string(group) + i32(session_ms) + i32(rebalance_ms) + string(member_id)
+                + string(instance_id) + string("consumer")
+                + array([string("range") + bytes_(subscription(list(topics)))]))
+        self._pending_corr = self.next_corr()
+        self.send(kwire.request(JOIN_GROUP, 5, self._pending_corr, body))
+
+    def join_recv(self, timeout=None):
+        payload = self.recv_frame(timeout)
+        r = Reader(payload)
+        assert r.i32() == self._pending_corr
+        r.i32()
+        out = {"error": r.i16(), "generation": r.i32(), "protocol": r.string(),
+               "leader": r.string(), "member_id": r.string()}
+        out["members"] = r.array(lambda r: {"member_id": r.string(), "instance_id": r.string(),
+                                            "metadata": r.bytes_()})
+        return out
+
+    def sync(self, group, generation, member_id, assignments=None, instance_id=None, version=3,
+             timeout=None):
+        """SyncGroup v3 (assignments: {member_id: bytes}) -> (error, assignment bytes)."""
+        body = string(group) + i32(generation) + string(member_id)
+        if version >= 3:
+            body += string(instance_id)
+        body += array([string(m) + bytes_(a) for m, a in (assignments or {}).items()])
+        r = Reader(self.call(SYNC_GROUP, version, body,
+                             timeout=timeout if timeout is not None else self.timeout))
+        if version >= 1:
+            r.i32()
+        return r.i16(), r.bytes_()
+
+    def sync_send(self, group, generation, member_id, assignments=None, instance_id=None):
+        body = (string(group) + i32(generation) + string(member_id) + string(instance_id)
+                + array([string(m) + bytes_(a) for m, a in (assignments or {}).items()]))
+        self._pending_corr = self.next_corr()
+        self.send(kwire.request(SYNC_GROUP, 3, self._pending_corr, body))
+
+    def sync_recv(self, timeout=None):
+        r = Reader(self.recv_frame(timeout))
+        assert r.i32() == self._pending_corr
+        r.i32()
+        return r.i16(), r.bytes_()
+
+    def heartbeat(self, group, generation, member_id, instance_id=None, version=3):
+        body = string(group) + i32(generation) + string(member_id)
+        if version >= 3:
+            body += string(instance_id)
+        r = Reader(self.call(HEARTBEAT, version, body))
+        if version >= 1:
+            r.i32()
+        return r.i16()
+
+    def leave(self, group, members):
+        """LeaveGroup v3: members [(member_id, instance_id)] -> (error, [(mid, iid, error)])."""
+        body = string(group) + array([string(m) + string(i) for m, i in members])
+        r = Reader(self.call(LEAVE_GROUP, 3, body))
+        r.i32()
+        err = r.i16()
+        return err, r.array(lambda r: (r.string(), r.string(), r.i16()))
+
+    def leave_v1(self, group, member_id):
+        r = Reader(self.call(LEAVE_GROUP, 1, string(group) + string(member_id)))
+        r.i32()
+        return r.i16()
+
+    def commit(self, group, offsets, generation=-1, member_id="", instance_id=None, version=7):
+        """OffsetCommit v7 (or v2..v6): offsets {(topic, p): offset or (offset, metadata[, epoch])}.
+        Returns {(topic, p): error}."""
+        by_topic = {}
+        for (t, p), v in offsets.items():
+            if not isinstance(v, tuple):
+                v = (v, "")
+            off, meta = v[0], v[1]
+            epoch = v[2] if len(v) > 2 else -1
+            by_topic.setdefault(t, []).append((p, off, meta, epoch))
+        body = string(group) + i32(generation) + string(member_id)
+        if version >= 7:
+            body += string(instance_id)
+        if 2 <= version <= 4:
+            body += i64(-1)
+        body += array([string(t) + array([i32(p) + i64(o) + (i32(e) if version >= 6 else b"")
+                                          + string(m) for p, o, m, e in parts])
+                       for t, parts in by_topic.items()])
+        r = Reader(self.call(OFFSET_COMMIT, version, body))
+        if version >= 3:
+            r.i32()
+        out = {}
+        for _ in range(r.i32()):
+            t = r.string()
+            for _ in range(r.i32()):
+                p, e = r.i32(), r.i16()
+                out[(t, p)] = e
+        return out
+
+    def fetch_offsets(self, group, topics=None):
+        """OffsetFetch v5: topics {topic: [partitions]} or None for all.
+        Returns (error, {(topic, p): (offset, epoch, metadata, error)})."""
+        if topics is None:
+            tb = i32(-1)
+        else:
+            tb = array([string(t) + array([i32(p) for p in ps]) for t, ps in topics.items()])
+        r = Reader(self.call(OFFSET_FETCH, 5, string(group) + tb))
+        r.i32()
+        out = {}
+        for _ in range(r.i32()):
+            t = r.string()
+            for _ in range(r.i32()):
+                p, off, ep, meta, e = r.i32(), r.i64(), r.i32(), r.string(), r.i16()
+                out[(t, p)] = (off, ep, meta, e)
+        return r.i16(), out
+
+    def fetch_offsets_v8(self, groups):
+        """OffsetFetch v8 (flexible, multi-group): groups {group: {topic: [p]} or None}.
+        Returns {group: (error, {(topic, p): (offset, epoch, metadata, error)})}."""
+        gb = []
+        for g, topics in groups.items():
+            if topics is None:
+                tb = uvarint(0)
+            else:
+                tb = compact_array([compact_string(t) + compact_array([i32(p) for p in ps])
+                                    + TAGS for t, ps in topics.items()])
+            gb.append(compact_string(g) + tb + TAGS)
+        body = compact_array(gb) + boolean(False) + TAGS
+        r = Reader(self.call(OFFSET_FETCH, 8, body, flexible_req=True))
+        r.i32()
+        out = {}
+        for _ in range(r.uvarint() - 1):
+            g = r.compact_string()
+            offs = {}
+            for _ in range(r.uvarint() - 1):
+                t = r.compact_string()
+                for _ in range(r.uvarint() - 1):
+                    p, off, ep, meta, e = (r.i32(), r.i64(), r.i32(), r.compact_string(),
+                                           r.i16())
+                    r.tags()
+                    offs[(t, p)] = (off, ep, meta, e)
+                r.tags()
+            err = r.i16()
+            r.tags()
+            out[g] = (err, offs)
+        return out
+
+    def describe(self, groups):
+        """DescribeGroups v4 -> {group: {error, state, protocol_type, protocol, members}}."""
+        body = array([string(g) for g in groups]) + boolean(False)
+        r = Reader(self.call(DESCRIBE_GROUPS, 4, body))
+        r.i32()
+        out = {}
+        for _ in range(r.i32()):
+            d = {"error": r.i16()}
+            gid = r.string()
+            d.update(state=r.string(), protocol_type=r.string(), protocol=r.string())
+            d["members"] = r.array(lambda r: {
+                "member_id": r.string(), "instance_id": r.string(), "client_id": r.string(),
+                "client_host": r.string(), "metadata": r.bytes_(), "assignment": r.bytes_()})
+            r.i32()
+            out[gid] = d
+        return out
+
+    def list_groups(self, states=None):
+        """ListGroups v2, or v4 (flexible) with a state filter -> {group: (protocol_type, state)}."""
+        if states is None:
+            r = Reader(self.call(LIST_GROUPS, 2, b""))
+            r.i32()
+            err = r.i16()
+            groups = r.array(lambda r: (r.string(), r.string()))
+            return err, {g: (pt, None) for g, pt in groups}
+        body = compact_array([compact_string(s) for s in states]) + TAGS
+        r = Reader(self.call(LIST_GROUPS, 4, body, flexible_req=True))
+        r.i32()
+        err = r.i16()
+        out = {}
+        for _ in range(r.uvarint() - 1):
+            g, pt, st = r.compact_string(), r.compact_string(), r.compact_string()
+            r.tags()
+            out[g] = (pt, st)
+        return err, out
+
+    def delete_groups(self, groups):
+        r = Reader(self.call(DELETE_GROUPS, 1, array([string(g) for g in groups])))
+        r.i32()
+        return dict(r.array(lambda r: (r.string(), r.i16())))
+
+    def offset_delete(self, group, topics):
+        """OffsetDelete v0: topics {topic: [p]} -> (error, {(topic, p): error})."""
+        body = string(group) + array([string(t) + array([i32(p) for p in ps])
+                                      for t, ps in topics.items()])
+        r = Reader(self.call(OFFSET_DELETE, 0, body))
+        err = r.i16()
+        r.i32()
+        out = {}
+        for _ in range(r.i32()):
+            t = r.string()
+            for _ in range(r.i32()):
+                p, e = r.i32(), r.i16()
+                out[(t, p)] = e
+        return err, out
+
+
+def wire(bootstrap, index=0, timeout=15.0):
+    host, port = kwire.parse_bootstrap(bootstrap)[index]
+    return GroupWire(host, port, timeout=timeout)
+
+
+def coordinator_of(bootstrap, group):
+    """-> (node_id, host, port) of the group's coordinator (FindCoordinator v2 via broker 0)."""
+    with wire(bootstrap) as c:
+        err, node, host, port = c.find_coordinator(group)
+    assert err == NONE, "FindCoordinator(%s): %s" % (group, ename(err))
+    return node, host, port
+
+
+def coordinator(bootstrap, group, timeout=15.0):
+    _, host, port = coordinator_of(bootstrap, group)
+    return GroupWire(host, port, timeout=timeout)
+
+
+def non_coordinator(bootstrap, group, timeout=15.0):
+    """A connection to a broker that is NOT the group's coordinator."""
+    _, host, port = coordinator_of(bootstrap, group)
+    for h, p in kwire.parse_bootstrap(bootstrap):
+        if p != port:
+            return GroupWire(h, p, timeout=timeout)
+    raise AssertionError("only one broker")
+
+
+def describe(bootstrap, group):
+    with coordinator(bootstrap, group) as c:
+        return c.describe([group])[group]
+
+
+def committed(bootstrap, group, topic, partitions):
+    """{p: committed offset (-1 if none)} via raw OffsetFetch at the coordinator."""
+    with coordinator(bootstrap, group) as c:
+        err, offs = c.fetch_offsets(group, {topic: list(range(partitions))})
+    assert err == NONE, ename(err)
+    return {p: offs[(topic, p)][0] for p in range(partitions)}
+
+
+def probe_generation(bootstrap, group, member_id, instance_id=None, upto=300):
+    """The group's current generation, found by Heartbeat (v3) as `member_id` with generations
+    0..upto: the one not answered ILLEGAL_GENERATION.  Returns (generation, error)."""
+    with coordinator(bootstrap, group) as c:
+        for g in range(upto):
+            err = c.heartbeat(group, g, member_id, instance_id)
+            if err != ILLEGAL_GENERATION:
+                return g, err
+    raise AssertionError("no generation in 0..%d accepted for %s" % (upto, member_id))
+
+
+def wait_until(pred, timeout, what, interval=0.05):
+    """Bounded poll for conditions that have no event to wait on (broker-side state)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = pred()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s (last: %r)"
+                                 % (timeout, what, last))
+        time.sleep(interval)  # bounded by timeout
+
+
+# ---------------------------------------------------------------------------------------------
+# Members driven by real clients
+# ---------------------------------------------------------------------------------------------
+class Hub:
+    """Shared condition for every member of a test; tests wait on it with deadlines."""
+
+    def __init__(self):
+        self.cv = threading.Condition()
+        self.errors = []
+
+    def notify(self):
+        with self.cv:
+            self.cv.notify_all()
+
+    def wait(self, pred, timeout, what):
+        deadline = time.monotonic() + timeout
+        with self.cv:
+            while True:
+                v = pred()
+                if v:
+                    return v
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
+                self.cv.wait(min(left, 0.5))
+
+
+class Member:
+    kind = "?"
+
+    def __init__(self, hub, bootstrap, topic, group, name, instance_id=None):
+        self.hub, self.bootstrap, self.topic, self.group = hub, bootstrap, topic, group
+        self.name = name
+        self.instance_id = instance_id
+        self.lock = threading.Lock()
+        self.records = []          # (partition, offset, key)
+        self.assignment = None     # frozenset of partitions, None while (re)joining
+        self.assign_events = 0
+        self.revoke_events = 0
+        self.history = []          # ("assign", frozenset) / ("revoke", ...)
+        self.errors = []
+        self.running = False
+        self.done = False
+
+    # notifications from the client thread / reader
+    def _assigned(self, parts):
+        with self.lock:
+            self.assignment = frozenset(parts)
+            self.assign_events += 1
+            self.history.append(("assign", self.assignment))
+        self.hub.notify()
+
+    def _revoked(self):
+        with self.lock:
+            self.assignment = None
+            self.revoke_events += 1
+            self.history.append(("revoke", None))
+        self.hub.notify()
+
+    def _records(self, recs):
+        with self.lock:
+            self.records.extend(recs)
+        self.hub.notify()
+
+    def _error(self, e):
+        with self.lock:
+            self.errors.append(e)
+        self.hub.notify()
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.records)
+
+    def __repr__(self):
+        return "<%s %s assignment=%s records=%d events=+%d/-%d errors=%s>" % (
+            self.kind, self.name, sorted(self.assignment) if self.assignment is not None else None,
+            len(self.records), self.assign_events, self.revoke_events, self.errors[:3])
+
+
+class CkMember(Member):
+    """confluent-kafka consumer in a thread: subscribe, consume, commit synchronously after
+    every non-empty batch."""
+    kind = "confluent"
+
+    def start(self):
+        import confluent_kafka as ck
+        import clients
+        conf = clients.rdk_conf(self.bootstrap, **{
+            "group.id": self.group, "client.id": self.name,
+            "session.timeout.ms": SESSION_MS, "heartbeat.interval.ms": HEARTBEAT_MS,
+            "max.poll.interval.ms": REBALANCE_MS, "auto.offset.reset": "earliest",
+            "enable.auto.commit": False, "fetch.wait.max.ms": 100,
+            "enable.partition.eof": False, "topic.metadata.refresh.interval.ms": 5000,
+            "reconnect.backoff.max.ms": 500})
+        if self.instance_id:
+            conf["group.instance.id"] = self.instance_id
+        self._stop = threading.Event()
+        self._mode = "stop"
+        self._ck = ck
+        self.c = ck.Consumer(conf)
+
+        def on_assign(c, parts):
+            self._assigned([tp.partition for tp in parts])
+
+        def on_revoke(c, parts):
+            self._revoked()
+
+        self.c.subscribe([self.topic], on_assign=on_assign, on_revoke=on_revoke)
+        self.running = True
+        self.t = threading.Thread(target=self._run, name="ck-" + self.name, daemon=True)
+        self.t.start()
+        return self
+
+    def _commit(self):
+        try:
+            self.c.commit(asynchronous=False)
+        except self._ck.KafkaException as e:
+            err = e.args[0]
+            if err.code() not in (self._ck.KafkaError._NO_OFFSET,):
+                self._error(("commit", err.name()))
+
+    def _run(self):
+        ck = self._ck
+        try:
+            while not self._stop.is_set():
+                msgs = self.c.consume(num_messages=1000, timeout=0.1)
+                recs = []
+                for m in msgs:
+                    if m.error():
+                        if m.error().code() != ck.KafkaError._PARTITION_EOF:
+                            self._error(("consume", m.error().name()))
+                        continue
+                    recs.append((m.partition(), m.offset(), m.key()))
+                if recs:
+                    self._records(recs)
+                    self._commit()
+        except Exception as e:  # noqa: BLE001 - reported through errors
+            self._error(("thread", repr(e)))
+        finally:
+            try:
+                self.c.close()  # commits nothing (auto commit off); static members do not leave
+            except Exception as e:  # noqa: BLE001
+                self._error(("close", repr(e)))
+            self.running = False
+            self.done = True
+            self.hub.notify()
+
+    def stop(self, timeout=20):
+        self._stop.set()
+        self.t.join(timeout)
+        assert not self.t.is_alive(), "%s did not stop within %ds" % (self, timeout)
+
+    def crash(self, timeout=20):
+        """Static members: librdkafka's close() sends no LeaveGroup when group.instance.id is
+        set, which is what a process restart looks like to the coordinator."""
+        assert self.instance_id, "crash() is for static members"
+        self.stop(timeout)
+
+
+class KpMember(Member):
+    """kafka-python consumer in a thread; commit() after every non-empty poll."""
+    kind = "kafka-python"
+
+    def start(self):
+        from kafka import KafkaConsumer
+        from kafka.consumer.subscription_state import ConsumerRebalanceListener
+        assert self.instance_id is None, "kafka-python 2.0.2 has no group_instance_id"
+        member = self
+
+        class L(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked):
+                member._revoked()
+
+            def on_partitions_assigned(self, assigned):
+                member._assigned([tp.partition for tp in assigned])
+
+        self.c = KafkaConsumer(
+            bootstrap_servers=self.bootstrap.split(","), group_id=self.group,
+            client_id=self.name, enable_auto_commit=False, auto_offset_reset="earliest",
+            session_timeout_ms=SESSION_MS, heartbeat_interval_ms=HEARTBEAT_MS,
+            max_poll_interval_ms=REBALANCE_MS, fetch_max_wait_ms=100,
+            request_timeout_ms=30000, metadata_max_age_ms=5000, retry_backoff_ms=50,
+            reconnect_backoff_max_ms=500)
+        self.c.subscribe([self.topic], listener=L())
+        self._stop = threading.Event()
+        self.running = True
+        self.t = threading.Thread(target=self._run, name="kp-" + self.name, daemon=True)
+        self.t.start()
+        return self
+
+    def _run(self):
+        from kafka.errors import CommitFailedError, KafkaError
+        try:
+            while not self._stop.is_set():
+                got = self.c.poll(timeout_ms=100, max_records=1000)
+                recs = [(tp.partition, m.offset, m.key) for tp, ms in got.items() for m in ms]
+                if recs:
+                    self._records(recs)
+                    try:
+                        self.c.commit()
+                    except (CommitFailedError, KafkaError) as e:
+                        self._error(("commit", type(e).__name__))
+        except Exception as e:  # noqa: BLE001
+            self._error(("thread", repr(e)))
+        finally:
+            try:
+                self.c.close(autocommit=False)  # sends LeaveGroup
+            except Exception as e:  # noqa: BLE001
+                self._error(("close", repr(e)))
+            self.running = False
+            self.done = True
+            self.hub.notify()
+
+    def stop(self, timeout=20):
+        self._stop.set()
+        self.t.join(timeout)
+        assert not self.t.is_alive(), "%s did not stop within %ds" % (self, timeout)
+
+
+class JsMember(Member):
+    """One kafkajs consumer in its own node process (tests/js/group_consumer.js), driven over
+    stdin ("stop" / "crash") and reporting JSON lines on stdout."""
+    kind = "kafkajs"
+
+    def start(self):
+        import clients
+        args = [clients.NODE, str(clients.JS_DIR / "group_consumer.js"),
+                "--bootstrap", self.bootstrap, "--topic", self.topic, "--group", self.group,
+                "--name", self.name, "--session", str(SESSION_MS),
+                "--heartbeat", str(HEARTBEAT_MS), "--rebalance", str(REBALANCE_MS)]
+        if self.instance_id:
+            args += ["--instance", self.instance_id]
+        env = dict(os.environ, KAFKAJS_NO_PARTITIONER_WARNING="1")
+        self.stderr_lines = []
+        self.p = subprocess.Popen(args, cwd=str(clients.JS_DIR), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        self.running = True
+        self.t = threading.Thread(target=self._read, name="js-" + self.name, daemon=True)
+        self.t.start()
+        self.te = threading.Thread(target=self._read_err, daemon=True)
+        self.te.start()
+        return self
+
+    def _read_err(self):
+        for raw in self.p.stderr:
+            if len(self.stderr_lines) < 200:
+                self.stderr_lines.append(raw.decode("utf-8", "replace").rstrip())
+
+    def _read(self):
+        try:
+            for raw in self.p.stdout:
+                try:
+                    ev = json.loads(raw)
+                except ValueError:
+                    continue
+                kind = ev.get("ev")
+                if kind == "assign":
+                    self.member_id = ev.get("memberId")
+                    self._assigned(ev.get("partitions", []))
+                elif kind == "rebalancing":
+                    self._revoked()
+                elif kind == "recs":
+                    p = ev["p"]
+                    self._records([(p, o, k.encode() if k is not None else None)
+                                   for o, k in ev["recs"]])
+                elif kind in ("crash", "error"):
+                    self._error((kind, ev.get("error")))
+        finally:
+            self.p.wait()
+            self.running = False
+            self.done = True
+            self.hub.notify()
+
+    def _cmd(self, cmd, timeout):
+        try:
+            self.p.stdin.write((cmd + "\n").encode())
+            self.p.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+        try:
+            self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            raise AssertionError("%s did not %s within %ds\nstderr: %s"
+                                 % (self, cmd, timeout, "\n".join(self.stderr_lines[-20:])))
+        self.t.join(5)
+
+    def stop(self, timeout=20):
+        self._cmd("stop", timeout)
+
+    def crash(self, timeout=20):
+        """Exit without LeaveGroup (as a killed process would)."""
+        self._cmd("crash", timeout)
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+
+MEMBER_CLASSES = {"confluent": CkMember, "kafka-python": KpMember, "kafkajs": JsMember}
+
+
+class Group:
+    """A test's members of one group on one topic, with the checks the tests share."""
+
+    def __init__(self, kind, bootstrap, topic, partitions, group=None):
+        self.kind, self.bootstrap, self.topic, self.partitions = kind, bootstrap, topic, partitions
+        self.group = group or "g-%s-%s" % (kind, uuid.uuid4().hex[:10])
+        self.hub = Hub()
+        self.members = []
+        self.seq = 0
+
+    def add(self, instance_id=None, name=None):
+        self.seq += 1
+        cls = MEMBER_CLASSES[self.kind]
+        m = cls(self.hub, self.bootstrap, self.topic, self.group,
+                name or "%s-m%d" % (self.kind, self.seq), instance_id=instance_id)
+        self.members.append(m)
+        return m.start()
+
+    def live(self):
+        return [m for m in self.members if m.running and not getattr(m, "_stopping", False)]
+
+    def stop(self, m, crash=False):
+        m._stopping = True
+        (m.crash if crash else m.stop)()
+
+    def close_all(self):
+        errs = []
+        for m in self.members:
+            if m.running:
+                m._stopping = True
+                try:
+                    m.stop(timeout=15)
+                except BaseException as e:  # noqa: BLE001
+                    errs.append(str(e))
+                    if isinstance(m, JsMember):
+                        m.kill()
+        return errs
+
+    def balanced(self, members=None):
+        """True when the given (default: live) members hold disjoint assignments that cover
+        every partition, each of size floor or ceil of partitions/len(members)."""
+        ms = members if members is not None else self.live()
+        if not ms:
+            return False
+        asg = [m.assignment for m in ms]
+        if any(a is None for a in asg):
+            return False
+        allp = [p for a in asg for p in a]
+        if sorted(allp) != list(range(self.partitions)):
+            return False
+        lo = self.partitions // len(ms)
+        return all(lo <= len(a) <= lo + (1 if self.partitions % len(ms) else 0) for a in asg)
+
+    def wait_balanced(self, timeout=30, what=""):
+        try:
+            self.hub.wait(lambda: self.balanced(), timeout,
+                          "%s: balanced assignment over %d live members %s"
+                          % (what, len(self.live()), self.live()))
+        except AssertionError as e:
+            raise AssertionError("%s\ngroup: %r" % (e, describe_safe(self.bootstrap, self.group)))
+        # the broker agrees: Stable, the same members
+        d = wait_until(lambda: (lambda d: d if d["state"] == "Stable" else None)(
+            describe(self.bootstrap, self.group)), 15, "group %s Stable" % self.group)
+        assert len(d["members"]) == len(self.live()), (d, self.live())
+        return d
+
+    def consumed(self):
+        out = []
+        for m in self.members:
+            out.extend(m.snapshot())
+        return out
+
+    def wait_consumed(self, expected, timeout=30, what=""):
+        """Wait until every (partition, offset) in `expected` has been consumed by someone."""
+        expected = set(expected)
+
+        def done():
+            got = {(p, o) for p, o, _ in self.consumed()}
+            return expected <= got
+        try:
+            self.hub.wait(done, timeout, "%s: %d records consumed" % (what, len(expected)))
+        except AssertionError as e:
+            got = {(p, o) for p, o, _ in self.consumed()}
+            missing = sorted(expected - got)
+            raise AssertionError("%s; %d missing, first %r; members %r" % (
+                e, len(missing), missing[:10], self.members))
+
+    def member_errors(self, ignore=("commit",)):
+        return [(m.name, e) for m in self.members for e in m.errors if e[0] not in ignore]
+
+
+def describe_safe(bootstrap, group):
+    try:
+        return describe(bootstrap, group)
+    except Exception as e:  # noqa: BLE001
+        return repr(e)
+
+
+def produce(bootstrap, topic, partitions, per_partition, tag):
+    """Produce per_partition records to each partition with confluent-kafka; returns the set of
+    (partition, offset) and {(partition, offset): key}."""
+    import clients
+    recs = []
+    for i in range(per_partition * partitions):
+        p = i % partitions
+        recs.append((p, ("%s-%d" % (tag, i)).encode(), b"v-" + str(i).encode(), []))
+    offs = clients.ck_produce(bootstrap, topic, recs)
+    keys = {}
+    i_by_p = {}
+    for p, k, v, h in recs:
+        idx = i_by_p.get(p, 0)
+        i_by_p[p] = idx + 1
+        keys[(p, offs[p][idx])] = k
+    return set(keys), keys
