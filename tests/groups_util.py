@@ -161,23 +161,27 @@ class GroupWire(kwire.Conn):
         return out
 
     def join_send(self, group, member_id="", topics=("t",), session_ms=SESSION_MS,
-                  rebalance_ms=REBALANCE_MS, instance_id=None):
-        """Send a JoinGroup v5 without waiting; read it later with join_recv()."""
-        body = (string(group) + i32(session_ms) + i32(rebalance_ms) + string(member_id)
-                + string(instance_id) + string("consumer")
-                + array([string("range") + bytes_(subscription(list(topics)))]))
-        self._pending_corr = self.next_corr()
-        self.send(kwire.request(JOIN_GROUP, 5, self._pending_corr, body))
+                  rebalance_ms=REBALANCE_MS, instance_id=None, protocols=None, version=5):
+        """Send a JoinGroup (v3..v5) without waiting; read the answer later with join_recv()."""
+        if protocols is None:
+            protocols = [("range", subscription(list(topics)))]
+        body = string(group) + i32(session_ms) + i32(rebalance_ms) + string(member_id)
+        if version >= 5:
+            body += string(instance_id)
+        body += string("consumer") + array([string(n) + bytes_(m) for n, m in protocols])
+        self._pending = (self.next_corr(), version)
+        self.send(kwire.request(JOIN_GROUP, version, self._pending[0], body))
 
     def join_recv(self, timeout=None):
-        payload = self.recv_frame(timeout)
-        r = Reader(payload)
-        assert r.i32() == self._pending_corr
+        corr, version = self._pending
+        r = Reader(self.recv_frame(timeout))
+        assert r.i32() == corr
         r.i32()
         out = {"error": r.i16(), "generation": r.i32(), "protocol": r.string(),
                "leader": r.string(), "member_id": r.string()}
-        out["members"] = r.array(lambda r: {"member_id": r.string(), "instance_id": r.string(),
-                                            "metadata": r.bytes_()})
+        out["members"] = r.array(lambda r: dict(
+            member_id=r.string(), instance_id=r.string() if version >= 5 else None,
+            metadata=r.bytes_()))
         return out
 
     def sync(self, group, generation, member_id, assignments=None, instance_id=None, version=3,
@@ -196,12 +200,12 @@ class GroupWire(kwire.Conn):
     def sync_send(self, group, generation, member_id, assignments=None, instance_id=None):
         body = (string(group) + i32(generation) + string(member_id) + string(instance_id)
                 + array([string(m) + bytes_(a) for m, a in (assignments or {}).items()]))
-        self._pending_corr = self.next_corr()
-        self.send(kwire.request(SYNC_GROUP, 3, self._pending_corr, body))
+        self._pending = (self.next_corr(), 3)
+        self.send(kwire.request(SYNC_GROUP, 3, self._pending[0], body))
 
     def sync_recv(self, timeout=None):
         r = Reader(self.recv_frame(timeout))
-        assert r.i32() == self._pending_corr
+        assert r.i32() == self._pending[0]
         r.i32()
         return r.i16(), r.bytes_()
 
@@ -844,3 +848,91 @@ def produce(bootstrap, topic, partitions, per_partition, tag):
         i_by_p[p] = idx + 1
         keys[(p, offs[p][idx])] = k
     return set(keys), keys
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw members
+# ---------------------------------------------------------------------------------------------
+class RawGroup:
+    """n raw members of one group, formed one by one (each join makes the others rejoin), all
+    synced: .conns[i], .ids[i], .gen, .leader, .assignments[i] ({topic: [p]})."""
+
+    def __init__(self, bootstrap, group, n, topic, partitions, rebalance_ms=REBALANCE_MS,
+                 session_ms=SESSION_MS, instance_ids=None, version=5):
+        self.bootstrap, self.group, self.topic, self.partitions = bootstrap, group, topic, partitions
+        self.rebalance_ms, self.session_ms, self.version = rebalance_ms, session_ms, version
+        self.instance_ids = instance_ids or [None] * n
+        self.conns, self.ids = [], []
+        self.gen, self.leader, self.assignments = None, None, []
+        for i in range(n):
+            self.add(self.instance_ids[i])
+
+    def _kw(self, i):
+        return dict(topics=[self.topic], session_ms=self.session_ms,
+                    rebalance_ms=self.rebalance_ms, instance_id=self.instance_ids[i],
+                    version=self.version)
+
+    def new_member_id(self, conn, instance_id):
+        if self.version >= 4 and instance_id is None:
+            r = conn.join(self.group, "", **dict(self._kw(0), instance_id=None))
+            assert r["error"] == MEMBER_ID_REQUIRED and r["member_id"], r
+            return r["member_id"]
+        return ""
+
+    def add(self, instance_id=None):
+        i = len(self.conns)
+        if i >= len(self.instance_ids):
+            self.instance_ids.append(instance_id)
+        c = coordinator(self.bootstrap, self.group)
+        self.conns.append(c)
+        self.ids.append(self.new_member_id(c, self.instance_ids[i]))
+        c.join_send(self.group, self.ids[i], **self._kw(i))
+        if i:
+            # as clients do: the others learn about the rebalance from a heartbeat, then
+            # rejoin (rejoining earlier could overtake the new member's JoinGroup)
+            wait_until(lambda: self.heartbeat(0) == REBALANCE_IN_PROGRESS, 10,
+                       "member 0 told to rejoin after member %d joined" % i)
+        for j in range(i):
+            self.conns[j].join_send(self.group, self.ids[j], **self._kw(j))
+        res = [self.conns[j].join_recv() for j in range(i + 1)]
+        for r in res:
+            assert r["error"] == NONE, (ename(r["error"]), r)
+        self.ids = [r["member_id"] for r in res]
+        self.gen = res[0]["generation"]
+        assert all(r["generation"] == self.gen for r in res), res
+        self.leader = res[0]["leader"]
+        leader_res = [r for r in res if r["member_id"] == self.leader]
+        assert len(leader_res) == 1 and len(leader_res[0]["members"]) == i + 1, res
+        self.sync_all()
+        return i
+
+    def plan(self):
+        """Round-robin assignment over the members: {member_id: {topic: [p]}}."""
+        out = {m: {self.topic: []} for m in self.ids}
+        for p in range(self.partitions):
+            out[self.ids[p % len(self.ids)]][self.topic].append(p)
+        return out
+
+    def sync_all(self):
+        plan = self.plan()
+        li = self.ids.index(self.leader)
+        for j, c in enumerate(self.conns):
+            if j != li:
+                c.sync_send(self.group, self.gen, self.ids[j], instance_id=self.instance_ids[j])
+        self.conns[li].sync_send(self.group, self.gen, self.leader,
+                                 {m: assignment(a) for m, a in plan.items()},
+                                 instance_id=self.instance_ids[li])
+        self.assignments = []
+        for j, c in enumerate(self.conns):
+            err, a = c.sync_recv()
+            assert err == NONE, (j, ename(err))
+            self.assignments.append(parse_assignment(a))
+        assert self.assignments == [plan[m] for m in self.ids], (self.assignments, plan)
+
+    def heartbeat(self, i, generation=None):
+        return self.conns[i].heartbeat(self.group, self.gen if generation is None else generation,
+                                       self.ids[i], self.instance_ids[i])
+
+    def close(self):
+        for c in self.conns:
+            c.close()
