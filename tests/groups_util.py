@@ -806,17 +806,23 @@ class Group:
             out.extend(m.snapshot())
         return out
 
-    def wait_consumed(self, expected, timeout=30, what=""):
-        """Wait until every (partition, offset) in `expected` has been consumed by someone."""
+    def wait_consumed(self, expected, timeout=30, what="", members=None):
+        """Wait until every (partition, offset) in `expected` has been consumed by someone
+        (of `members`, default every member this test started)."""
         expected = set(expected)
 
+        def consumed():
+            if members is None:
+                return self.consumed()
+            return [r for m in members for r in m.snapshot()]
+
         def done():
-            got = {(p, o) for p, o, _ in self.consumed()}
+            got = {(p, o) for p, o, _ in consumed()}
             return expected <= got
         try:
             self.hub.wait(done, timeout, "%s: %d records consumed" % (what, len(expected)))
         except AssertionError as e:
-            got = {(p, o) for p, o, _ in self.consumed()}
+            got = {(p, o) for p, o, _ in consumed()}
             missing = sorted(expected - got)
             raise AssertionError("%s; %d missing, first %r; members %r" % (
                 e, len(missing), missing[:10], self.members))
