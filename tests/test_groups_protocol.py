@@ -538,3 +538,25 @@ def test_offset_delete(cluster, gid, topic):
         assert offs[(topic, 1)][0] == 6 and offs[(other, 0)][0] == -1
     finally:
         g.close()
+
+
+# ------------------------------------------------------------------ initial rebalance delay
+@pytest.mark.timeout(40)
+@pytest.mark.parametrize("delay_ms", [None, 1500])
+def test_initial_rebalance_delay(minikora, delay_ms):
+    """Default 0 (fixture-friendly): the first member of an empty group is answered at once.
+    With group.initial.rebalance.delay.ms set, the first rebalance waits that long."""
+    args = [] if delay_ms is None else ["--set", "group.initial.rebalance.delay.ms=%d" % delay_ms]
+    mk = minikora(*args)
+    topic = "delay-topic"
+    clients.create_topic_ok(mk.bootstrap, topic, 1)
+    group = "delay-group"
+    with gu.coordinator(mk.bootstrap, group) as c:
+        t0 = time.monotonic()
+        r = c.join(group, "", topics=[topic], version=3, timeout=10)
+        took = time.monotonic() - t0
+    assert r["error"] == gu.NONE, ename(r["error"])
+    if delay_ms is None:
+        assert took < 0.5, "first JoinGroup took %.2f s with the default delay 0" % took
+    else:
+        assert delay_ms / 1000.0 - 0.1 <= took <= delay_ms / 1000.0 + 1.5, took
