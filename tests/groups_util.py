@@ -772,6 +772,20 @@ class Group:
                         m.kill()
         return errs
 
+    FATAL = ("crash", "error", "thread", "consume")
+
+    def fatal(self):
+        """Errors after which a member will not recover (kafkajs crash, thread death...)."""
+        return [(m.name, e) for m in self.members for e in m.errors if e[0] in self.FATAL]
+
+    def _wait(self, pred, timeout, what):
+        """hub.wait that gives up at once when a member reports a fatal error."""
+        def p():
+            return pred() or bool(self.fatal())
+        self.hub.wait(p, timeout, what)
+        if not pred():
+            raise AssertionError("while waiting for %s, a member failed: %r" % (what, self.fatal()))
+
     def balanced(self, members=None):
         """True when the given (default: live) members hold disjoint assignments that cover
         every partition, each of size floor or ceil of partitions/len(members)."""
@@ -789,7 +803,7 @@ class Group:
 
     def wait_balanced(self, timeout=30, what=""):
         try:
-            self.hub.wait(lambda: self.balanced(), timeout,
+            self._wait(lambda: self.balanced(), timeout,
                           "%s: balanced assignment over %d live members %s"
                           % (what, len(self.live()), self.live()))
         except AssertionError as e:
@@ -820,7 +834,7 @@ class Group:
             got = {(p, o) for p, o, _ in consumed()}
             return expected <= got
         try:
-            self.hub.wait(done, timeout, "%s: %d records consumed" % (what, len(expected)))
+            self._wait(done, timeout, "%s: %d records consumed" % (what, len(expected)))
         except AssertionError as e:
             got = {(p, o) for p, o, _ in consumed()}
             missing = sorted(expected - got)

@@ -162,7 +162,7 @@ def test_new_consumer_resumes_from_committed(cluster, group_for, kind):
 
     second, keys = gu.produce(cluster.bootstrap, g.topic, PARTITIONS, 10, "second")
     fresh = g.add()
-    g.hub.wait(lambda: fresh.assignment == frozenset(range(PARTITIONS)), 30,
+    g._wait(lambda: fresh.assignment == frozenset(range(PARTITIONS)), 30,
                "the new consumer owns every partition (%r)" % fresh)
     g.wait_consumed(second, 30, "second batch")
     got = fresh.snapshot()
@@ -200,7 +200,7 @@ def test_static_member_restart_keeps_partitions(cluster, group_for, kind):
     t0 = time.monotonic()
     g.stop(victim, crash=True)          # no LeaveGroup
     again = g.add(instance_id=victim.instance_id, name=victim.name + "-again")
-    g.hub.wait(lambda: again.assignment is not None, 20, "the restarted member's assignment")
+    g._wait(lambda: again.assignment is not None, 20, "the restarted member's assignment")
     elapsed = time.monotonic() - t0
     assert elapsed < gu.SESSION_MS / 1000.0, "restart took %.1f s, longer than the session" % elapsed
     assert again.assignment == old_parts, (old_parts, again)
