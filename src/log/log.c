@@ -12,6 +12,7 @@
  *                        mk_log_close() after everything was fsynced;
  *                        removed by open.  While it matches, open trusts
  *                        the active segment like a sealed one.
+ *   leader-epoch-checkpoint  the leader-epoch cache (layout: epoch.c)
  *   *.deleted, *.tmp     leftovers of deletion / checkpointing; open
  *                        removes them
  *
@@ -53,9 +54,26 @@
  * segments only, oldest first: those below the start offset, those whose
  * largest timestamp (file mtime when no batch has one) is older than
  * retention.ms, then those that keep the log above retention.bytes.
+ *
+ * Leader epochs (cache and file: epoch.c): every append records its
+ * batches' partitionLeaderEpoch (room is reserved before the bytes are
+ * written, so the cache cannot fail to follow them); truncation, retention
+ * and DeleteRecords trim it.  A change rewrites the checkpoint at once:
+ * fsynced on the spot without a loop, else fsynced by a flush requested
+ * right away (its descriptor joins the flush's).  A failed rewrite removes
+ * the stale file -- the next open would rebuild it from the batches -- and
+ * the next flush tries again.  Recovery loads the file and drops entries
+ * at or past the end offset; after a crash it also replays the active
+ * segment's batches from the latest entry's start offset on, for epochs
+ * that reached the disk before the file did (Kafka's segment recovery does
+ * the same); a missing or malformed file is rebuilt by scanning every
+ * segment's headers.  An epoch that began in a segment rolled within the
+ * moments before a crash, before the rewritten file reached the disk, can
+ * be missed: older segments are trusted, as their indexes are.
  */
 #include "log/log_int.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -90,6 +108,9 @@ struct mk_log_s {
     int io_err;                /* sticky: 0 or MK_ERR_IO */
     mk_log_flush_t *flush;     /* in flight on the threadpool, or NULL */
     bool flush_again;          /* requested while one was in flight */
+    mk_log_epochs_t epochs;    /* leader-epoch cache (epoch.c) */
+    bool epochs_unsynced;      /* checkpoint rewritten, fsync not yet requested */
+    bool epochs_stale;         /* the last checkpoint write failed (file removed) */
 };
 
 /* One fsync request on the threadpool; owns its duplicated descriptors. */
@@ -244,23 +265,9 @@ static bool parse_u63(const char **p, int64_t *out)
 /* Writes "text" to dir/name through a temporary file and rename(). */
 static int write_small_file(const mk_log_t *log, const char *name, const char *text)
 {
-    char path[PATH_MAX], tmp[PATH_MAX];
-    char tmpname[64];
-    snprintf(tmpname, sizeof(tmpname), "%s.tmp", name);
-    if (path_join(path, sizeof(path), log->dir, name) ||
-        path_join(tmp, sizeof(tmp), log->dir, tmpname))
-        return MK_ERR_TOO_LARGE;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return MK_ERR_IO;
-    int rc = mk_log_file_write(fd, text, strlen(text), 0);
-    close(fd);
-    if (!rc && rename(tmp, path) != 0)
-        rc = MK_ERR_IO;
-    if (rc) {
-        unlink(tmp);
+    int rc = mk_log_file_replace(log->dir, name, text, strlen(text), false);
+    if (rc)
         mk_warn("log: %s: cannot write %s: %s", log->dir, name, strerror(errno));
-    }
     return rc;
 }
 
@@ -302,6 +309,124 @@ static int mkdir_p(const char *dir)
         mk_error("log: %s is not a directory", dir);
         return MK_ERR_IO;
     }
+    return 0;
+}
+
+/* ========================================================= leader epochs */
+
+static void log_fail(mk_log_t *log, const char *what);
+
+/* Opens the epoch checkpoint for an fsync; -1 with errno (ENOENT: none). */
+static int log_epochs_fd(const mk_log_t *log)
+{
+    char path[PATH_MAX];
+    if (path_join(path, sizeof(path), log->dir, MK_LOG_EPOCH_CHECKPOINT)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+/* Rewrites the checkpoint after the cache changed: fsynced here without a
+ * loop; with one, marked for the next flush.  On failure the stale file is
+ * removed (the next open rebuilds it) and the next flush retries; a file
+ * that can be neither written nor removed takes the log offline. */
+static void log_epochs_save(mk_log_t *log)
+{
+    bool sync = log->cfg.loop == NULL;
+    int rc = mk_log_epochs_save(&log->epochs, sync);
+    if (rc) {
+        char path[PATH_MAX];
+        mk_warn("log: %s: cannot write %s: %s", log->dir, MK_LOG_EPOCH_CHECKPOINT,
+                rc == MK_ERR_IO ? strerror(errno) : mk_strerror(rc));
+        log->epochs_stale = true;
+        if (path_join(path, sizeof(path), log->dir, MK_LOG_EPOCH_CHECKPOINT) == 0) {
+            if (unlink(path) == 0)
+                log->dir_dirty = true;
+            else if (errno != ENOENT)
+                log_fail(log, "removing a stale " MK_LOG_EPOCH_CHECKPOINT);
+        }
+        return;
+    }
+    log->epochs_stale = false;
+    if (!sync) {
+        log->epochs_unsynced = true;
+        log->dir_dirty = true;
+    }
+}
+
+/* The cache changed outside an append: persist it, and with a loop request
+ * the flush that fsyncs it. */
+static void log_epochs_changed(mk_log_t *log)
+{
+    log_epochs_save(log);
+    if (log->epochs_unsynced)
+        mk_log_flush(log);
+}
+
+/* Feeds the headers of the batches of segments [from, nsegs) whose base
+ * offset is >= from_offset to the cache, as appends do.  A segment whose
+ * headers stop parsing keeps what came before, with a warning.  Returns 1
+ * when the cache changed, 0, MK_ERR_IO or MK_ERR_NOMEM. */
+static int log_epochs_scan(mk_log_t *log, size_t from, int64_t from_offset)
+{
+    int changed = 0;
+    for (size_t i = from; i < log->nsegs; i++) {
+        mk_log_seg_t *seg = log->segs[i];
+        mk_log_scan_t s;
+        mk_log_scan_init(&s, seg, mk_log_seg_lookup(seg, from_offset), false);
+        mk_log_bhdr_t h;
+        int rc;
+        while ((rc = mk_log_scan_next(&s, &h, NULL)) == 1) {
+            if (h.base_offset < from_offset)
+                continue;
+            rc = mk_log_epochs_assign(&log->epochs, h.epoch, h.base_offset);
+            if (rc < 0)
+                break;
+            changed |= rc;
+        }
+        mk_log_scan_free(&s);
+        if (rc == MK_ERR_IO || rc == MK_ERR_NOMEM)
+            return rc;
+        if (rc < 0)
+            mk_warn("log: %s: segment %" PRId64 ": %s; leader epochs after it are not cached",
+                    log->dir, seg->base_offset, mk_strerror(rc));
+    }
+    return changed;
+}
+
+/* Open path, after the segments are recovered: the cache from its
+ * checkpoint, reconciled with the batches (file header).  crashed: the
+ * active segment was fully validated.  Blocking.  Returns 0, MK_ERR_IO,
+ * MK_ERR_NOMEM, MK_ERR_TOO_LARGE. */
+static int log_epochs_open(mk_log_t *log, bool crashed)
+{
+    mk_log_epochs_t *c = &log->epochs;
+    int rc = mk_log_epochs_load(c);
+    bool changed = false;
+    if (rc == MK_ERR_NOT_FOUND || rc == MK_ERR_CORRUPT) {
+        if (rc == MK_ERR_CORRUPT)
+            mk_warn("log: %s: %s is malformed, rebuilding it from the batches", log->dir,
+                    MK_LOG_EPOCH_CHECKPOINT);
+        rc = log_epochs_scan(log, 0, 0);
+        changed = true;
+    } else if (rc == 0) {
+        /* The file may describe data that the crash took away ... */
+        changed = mk_log_epochs_truncate_end(c, mk_log_end_offset(log));
+        /* ... or miss epochs of data that reached the disk before it did:
+         * the batches from the latest entry on are replayed, earlier ones
+         * it already describes (epochs need not increase along the log: a
+         * lower epoch rewrites the cache's tail, see assign). */
+        if (crashed)
+            rc = log_epochs_scan(log, log->nsegs - 1, c->n ? c->v[c->n - 1].start_offset : 0);
+    }
+    if (rc < 0)
+        return rc;
+    changed |= rc > 0;
+    changed |= mk_log_epochs_truncate_end(c, mk_log_end_offset(log));
+    changed |= mk_log_epochs_truncate_start(c, log->start_offset);
+    if (changed)
+        log_epochs_save(log);
     return 0;
 }
 
@@ -426,6 +551,7 @@ static void log_free(mk_log_t *log)
 {
     for (size_t i = 0; i < log->nsegs; i++)
         mk_log_seg_close(log->segs[i]);
+    mk_log_epochs_free(&log->epochs);
     mk_free(log->segs);
     mk_free(log->dir);
     mk_free(log);
@@ -451,6 +577,7 @@ int mk_log_open(const char *dir, const mk_log_config_t *cfg, mk_log_t **out)
     }
     for (size_t n = strlen(log->dir); n > 1 && log->dir[n - 1] == '/'; n--)
         log->dir[n - 1] = '\0';
+    mk_log_epochs_init(&log->epochs, log->dir);
     log->cfg = *cfg;
     int64_t now = mk_now_ms();
 
@@ -462,6 +589,7 @@ int mk_log_open(const char *dir, const mk_log_config_t *cfg, mk_log_t **out)
     if (rc)
         goto fail;
     int64_t ckpt = log_read_start(log);
+    bool crashed = false; /* the active segment was fully validated */
     for (size_t i = 0; i < nbases && !rc; i++) {
         mk_log_seg_t *seg;
         rc = mk_log_seg_open(log->dir, bases[i], false, &seg);
@@ -476,6 +604,7 @@ int mk_log_open(const char *dir, const mk_log_config_t *cfg, mk_log_t **out)
         struct stat sb;
         bool trust = !active || (clean_base == bases[i] && fstat(seg->fd, &sb) == 0 &&
                                  (int64_t)sb.st_size == clean_size);
+        crashed = active && !trust;
         int64_t limit = active ? INT64_MAX : bases[i + 1];
         rc = mk_log_seg_recover(seg, limit, trust, cfg->index_interval_bytes, cfg->validate,
                                 cfg->validate_arg, now);
@@ -499,6 +628,9 @@ int mk_log_open(const char *dir, const mk_log_config_t *cfg, mk_log_t **out)
     log->flushed_offset = mk_log_end_offset(log);
     log->last_flush_ms = now;
     log_refresh(log);
+    rc = log_epochs_open(log, crashed);
+    if (rc)
+        goto fail;
     mk_debug("log: %s: opened, %zu segments, offsets [%" PRId64 ", %" PRId64 ")", log->dir,
              log->nsegs, log->start_offset, mk_log_end_offset(log));
     *out = log;
@@ -542,12 +674,23 @@ static int log_flush_sync(mk_log_t *log, bool all)
         else
             seg->dirty = false;
     }
+    if (all || log->epochs_unsynced) {
+        int fd = log_epochs_fd(log);
+        if (fd >= 0) {
+            if (fsync(fd) != 0)
+                rc = MK_ERR_IO;
+            close(fd);
+        } else if (errno != ENOENT) {
+            rc = MK_ERR_IO;
+        }
+    }
     if ((all || log->dir_dirty) && log_fsync_dir(log))
         rc = MK_ERR_IO;
     if (rc) {
         log_fail(log, "fsync");
         return rc;
     }
+    log->epochs_unsynced = false;
     log->dir_dirty = false;
     log->flushed_offset = MK_MAX(log->flushed_offset, upto);
     return 0;
@@ -598,6 +741,8 @@ int mk_log_flush(mk_log_t *log)
 {
     if (log->io_err)
         return log->io_err;
+    if (log->epochs_stale)
+        log_epochs_save(log); /* retry a failed checkpoint write */
     log->last_flush_ms = mk_now_ms();
     log->unflushed = 0;
     if (!log->cfg.loop)
@@ -609,11 +754,12 @@ int mk_log_flush(mk_log_t *log)
     size_t ndirty = 0;
     for (size_t i = 0; i < log->nsegs; i++)
         ndirty += log->segs[i]->dirty;
-    if (ndirty == 0 && !log->dir_dirty) {
+    if (ndirty == 0 && !log->dir_dirty && !log->epochs_unsynced) {
         log->flushed_offset = mk_log_end_offset(log);
         return 0;
     }
-    mk_log_flush_t *w = mk_calloc(1, sizeof(*w) + sizeof(int) * (3 * ndirty + 1));
+    /* three files per dirty segment, the epoch checkpoint, the directory */
+    mk_log_flush_t *w = mk_calloc(1, sizeof(*w) + sizeof(int) * (3 * ndirty + 2));
     if (!w)
         return MK_ERR_NOMEM;
     int rc = 0;
@@ -627,6 +773,13 @@ int mk_log_flush(mk_log_t *log)
             else
                 w->fds[w->nfds++] = fd;
         }
+    }
+    if (!rc && log->epochs_unsynced) {
+        int fd = log_epochs_fd(log);
+        if (fd >= 0)
+            w->fds[w->nfds++] = fd;
+        else if (errno != ENOENT)
+            rc = MK_ERR_IO;
     }
     if (!rc && log->dir_dirty) {
         int fd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -650,6 +803,7 @@ int mk_log_flush(mk_log_t *log)
     for (size_t i = 0; i < log->nsegs; i++)
         log->segs[i]->dirty = false;
     log->dir_dirty = false;
+    log->epochs_unsynced = false;
     log->flush = w;
     return 0;
 }
@@ -683,6 +837,10 @@ int mk_log_close(mk_log_t *log)
     bool all = log->flush != NULL;
     log_detach_flush(log);
     int rc = log->io_err;
+    if (!rc && log->epochs_stale) {
+        log_epochs_save(log);
+        rc = log->io_err;
+    }
     if (!rc)
         rc = log_flush_sync(log, all);
     if (!rc) {
@@ -801,6 +959,52 @@ static void append_assign(uint8_t *p, size_t len, int64_t first, int32_t epoch)
     }
 }
 
+/* Steps through batches that append_plan() accepted: the header at *off,
+ * then *off past the batch; false at the end. */
+static bool batch_next(const uint8_t *p, size_t len, size_t *off, mk_log_bhdr_t *h)
+{
+    if (len - *off < MK_LOG_BATCH_HDR || mk_log_bhdr_parse(p + *off, len - *off, h) != 0 ||
+        h->size > len - *off)
+        return false;
+    h->pos = *off;
+    *off += h->size;
+    return true;
+}
+
+/* Before the bytes go out: room for every epoch entry the batches (with
+ * their final epochs) can add, so that noting them afterwards cannot fail. */
+static int log_epochs_reserve(mk_log_t *log, const uint8_t *p, size_t len)
+{
+    int32_t prev = mk_log_epochs_latest(&log->epochs);
+    size_t n = 0, off = 0;
+    mk_log_bhdr_t h;
+    while (batch_next(p, len, &off, &h)) {
+        if (h.epoch >= 0 && h.epoch != prev) {
+            n++;
+            prev = h.epoch;
+        }
+    }
+    return mk_log_epochs_reserve(&log->epochs, n);
+}
+
+/* After the bytes are in: every batch's epoch goes to the cache (Kafka's
+ * maybeAssignEpochStartOffset), which is persisted if it changed. */
+static void log_epochs_note(mk_log_t *log, const uint8_t *p, size_t len)
+{
+    bool changed = false;
+    size_t off = 0;
+    mk_log_bhdr_t h;
+    while (batch_next(p, len, &off, &h)) {
+        int rc = mk_log_epochs_assign(&log->epochs, h.epoch, h.base_offset);
+        assert(rc >= 0); /* room was reserved */
+        changed |= rc > 0;
+    }
+    /* a follower that jumped ahead of an empty log moved the start */
+    changed |= mk_log_epochs_truncate_start(&log->epochs, log->start_offset);
+    if (changed)
+        log_epochs_save(log);
+}
+
 static bool log_should_roll(const mk_log_t *log, const mk_log_seg_t *seg, size_t len,
                             const append_plan_t *pl, int64_t now_ms)
 {
@@ -851,9 +1055,9 @@ static int log_append_planned(mk_log_t *log, const uint8_t *p, size_t len,
                               const append_plan_t *pl, int64_t now_ms, mk_log_append_info_t *info)
 {
     mk_log_seg_t *active = log_active(log);
-    int rc = 0;
-    if ((active->st.size == 0 && active->base_offset != pl->first) ||
-        log_should_roll(log, active, len, pl, now_ms))
+    int rc = log_epochs_reserve(log, p, len);
+    if (!rc && ((active->st.size == 0 && active->base_offset != pl->first) ||
+                log_should_roll(log, active, len, pl, now_ms)))
         rc = log_roll(log, pl->first);
     if (rc)
         return rc;
@@ -866,6 +1070,7 @@ static int log_append_planned(mk_log_t *log, const uint8_t *p, size_t len,
     if (rc)
         return rc;
     log->size_bytes += len;
+    log_epochs_note(log, p, len);
     if (active->st.max_ts > log->max_ts) {
         log->max_ts = active->st.max_ts;
         log->max_ts_base = active->st.max_ts_base;
@@ -879,7 +1084,7 @@ static int log_append_planned(mk_log_t *log, const uint8_t *p, size_t len,
         info->max_timestamp = pl->max_ts;
     }
     log->unflushed += pl->last - pl->first + 1;
-    if (log->unflushed >= log->cfg.flush_messages ||
+    if (log->epochs_unsynced || log->unflushed >= log->cfg.flush_messages ||
         (log->cfg.flush_ms != INT64_MAX && now_ms - log->last_flush_ms >= log->cfg.flush_ms))
         mk_log_flush(log); /* a failure is logged and sticks; this append is in */
     return 0;
@@ -1063,6 +1268,8 @@ static void log_delete_front(mk_log_t *log, size_t n, const char *why)
     log->dir_dirty = true;
     log_refresh(log);
     log_save_start(log);
+    if (mk_log_epochs_truncate_start(&log->epochs, log->start_offset))
+        log_epochs_changed(log);
 }
 
 /* Segments (never the active one) wholly below the start offset. */
@@ -1128,6 +1335,8 @@ int mk_log_delete_records(mk_log_t *log, int64_t offset)
     size_t n = log_count_below_start(log);
     if (n)
         log_delete_front(log, n, "DeleteRecords");
+    if (mk_log_epochs_truncate_start(&log->epochs, log->start_offset))
+        log_epochs_changed(log);
     return rc;
 }
 
@@ -1142,6 +1351,7 @@ int mk_log_truncate_to(mk_log_t *log, int64_t offset)
         return 0;
     int rc = 0;
     int64_t now = mk_now_ms();
+    bool epochs_changed;
     if (offset < log->start_offset || offset <= log->segs[0]->base_offset) {
         mk_info("log: %s: truncating fully, restarting at offset %" PRId64, log->dir, offset);
         for (size_t i = 0; i < log->nsegs; i++)
@@ -1158,6 +1368,7 @@ int mk_log_truncate_to(mk_log_t *log, int64_t offset)
             log_fail(log, "truncation");
             return rc;
         }
+        epochs_changed = mk_log_epochs_clear(&log->epochs); /* Kafka: clearAndFlush */
     } else {
         mk_info("log: %s: truncating to offset %" PRId64 " (end was %" PRId64 ")", log->dir,
                 offset, mk_log_end_offset(log));
@@ -1170,11 +1381,44 @@ int mk_log_truncate_to(mk_log_t *log, int64_t offset)
             log_fail(log, "truncation");
             return rc;
         }
+        /* The new end is <= offset when a batch straddled it: epochs that
+         * began in that batch are gone with it. */
+        epochs_changed = mk_log_epochs_truncate_end(&log->epochs, mk_log_end_offset(log));
     }
     log->dir_dirty = true;
     log_refresh(log);
     log_save_start(log);
+    if (epochs_changed)
+        log_epochs_changed(log);
     return 0;
+}
+
+/* ======================================================== leader epochs */
+
+/* Kafka's endOffsetForEpoch over the cache (log.h).  O(log epochs). */
+int mk_log_end_offset_for_epoch(mk_log_t *log, int32_t epoch, int32_t *epoch_out,
+                                int64_t *end_offset_out)
+{
+    mk_log_epochs_end_offset(&log->epochs, epoch, mk_log_end_offset(log), epoch_out,
+                             end_offset_out);
+    return 0;
+}
+
+/* -1 when no epoch is cached.  O(1). */
+int32_t mk_log_latest_epoch(const mk_log_t *log) { return mk_log_epochs_latest(&log->epochs); }
+
+/* A new leader's epoch starts at the log end (log.h); persisted as any
+ * cache change.  Loop thread. */
+int mk_log_epoch_begin(mk_log_t *log, int32_t epoch)
+{
+    if (epoch < 0 || epoch < mk_log_epochs_latest(&log->epochs))
+        return MK_ERR_INVALID;
+    if (log->io_err)
+        return log->io_err;
+    int rc = mk_log_epochs_assign(&log->epochs, epoch, mk_log_end_offset(log));
+    if (rc > 0)
+        log_epochs_changed(log);
+    return rc < 0 ? rc : 0;
 }
 
 /* ================================================================ stats */

@@ -12,6 +12,8 @@
  * it (or any single thread when no loop is configured).  Every function
  * below runs on that thread; none blocks on fsync except mk_log_close().
  * fsync runs on libuv's threadpool and its completion comes back on the loop.
+ * Without a loop, fsyncs happen in place: in mk_log_flush(), and for the
+ * small leader-epoch checkpoint whenever the epoch cache changes.
  *
  * Errors: negative MK_ERR_* codes from base/base.h; 0 is success.
  */
@@ -102,9 +104,10 @@ int mk_log_append(mk_log_t *log, uint8_t *batches, size_t len, int32_t leader_ep
                   int64_t now_ms, mk_log_append_info_t *info);
 
 /* Follower append: like mk_log_append() but the batches keep the offsets
- * and leader epochs the leader gave them; the first baseOffset must be >=
- * the log end offset (else MK_ERR_INVALID: truncate first).  A gap is
- * allowed.  batches is not modified. */
+ * and leader epochs the leader gave them (and the epoch cache learns the
+ * leader's epochs from them); the first baseOffset must be >= the log end
+ * offset (else MK_ERR_INVALID: truncate first).  A gap is allowed.
+ * batches is not modified. */
 int mk_log_append_replica(mk_log_t *log, const uint8_t *batches, size_t len, int64_t now_ms,
                           mk_log_append_info_t *info);
 
@@ -178,9 +181,53 @@ int mk_log_delete_records(mk_log_t *log, int64_t offset);
 
 /* Follower truncation: removes every batch whose last offset is >= offset
  * (a batch containing offset goes whole, as in Kafka), so the end offset
- * becomes <= offset.  offset below the start offset or the first segment
- * empties the log and restarts it at offset.  offset >= end is a no-op. */
+ * becomes <= offset, and the leader epochs that started there.  offset
+ * below the start offset or the first segment empties the log (and the
+ * epoch cache) and restarts it at offset.  offset >= end is a no-op. */
 int mk_log_truncate_to(mk_log_t *log, int64_t offset);
+
+/* ============================================================ leader epochs */
+
+/* The leader-epoch cache (Kafka's LeaderEpochFileCache): for each leader
+ * epoch that wrote to the log, the first offset written under it, kept in
+ * the file leader-epoch-checkpoint beside the segments.  Both appends feed
+ * it from the batches' partitionLeaderEpoch (a batch whose epoch differs
+ * from the latest cached one starts an entry at its baseOffset; a lower
+ * epoch first drops the cached entries it contradicts, as in Kafka); a
+ * negative epoch is ignored.  mk_log_truncate_to() drops the entries that
+ * start at or after the new end offset (all of them when the log restarts
+ * empty); retention and DeleteRecords keep the latest entry at or below the
+ * new start offset, raised to it, and drop the older ones.  Open drops the
+ * entries at or past the end offset and rebuilds a missing file from the
+ * batch headers. */
+
+/* Kafka's endOffsetForEpoch, which OffsetForLeaderEpoch and follower
+ * truncation use.  For the requested epoch:
+ *   latest cached epoch            -> (epoch, log end offset)
+ *   another cached epoch, or one   -> (largest cached epoch <= requested,
+ *   between cached epochs              start offset of the next cached one)
+ *   below the first cached epoch   -> (requested, first cached start offset)
+ *   above the latest, negative, or
+ *   nothing cached                 -> (-1, -1)  UNDEFINED_EPOCH(_OFFSET)
+ * The "below the first" row is what Kafka's code answers (its doc comment
+ * still says UNDEFINED): the older history is gone, so a follower truncates
+ * to where the leader's begins, and a consumer is not reset needlessly.
+ * Always returns 0.  O(log epochs). */
+int mk_log_end_offset_for_epoch(mk_log_t *log, int32_t epoch, int32_t *epoch_out,
+                                int64_t *end_offset_out);
+
+/* The latest cached epoch, or -1. */
+int32_t mk_log_latest_epoch(const mk_log_t *log);
+
+/* A new leader records that epoch starts at the current log end offset,
+ * before it appends (Kafka's leader does the same on taking over), and the
+ * cache is persisted.  An epoch equal to the latest is a no-op; one that
+ * began at the log end without data is replaced.  Such an empty epoch does
+ * not survive a reopen (entries at the end offset are dropped).  Returns 0,
+ * MK_ERR_INVALID when epoch is negative or below the latest cached one, the
+ * sticky MK_ERR_IO of a failed log, MK_ERR_NOMEM.  A failed checkpoint
+ * write is logged and retried by the next flush, not returned. */
+int mk_log_epoch_begin(mk_log_t *log, int32_t epoch);
 
 /* ==================================================================== stats */
 

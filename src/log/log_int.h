@@ -99,6 +99,14 @@ int mk_log_batch_check(const uint8_t *p, size_t n, void *arg);
 int mk_log_file_write(int fd, const void *p, size_t n, uint64_t off);
 int mk_log_file_read(int fd, void *p, size_t n, uint64_t off);
 
+/* Atomically replaces dir/name with the n bytes at p: written to
+ * dir/name.tmp, renamed over dir/name.  With sync the temporary is fsynced
+ * before the rename and the directory after it (blocks); without, a crash
+ * may leave the new name with torn contents, so readers must validate.
+ * Returns 0, MK_ERR_IO (errno says why; the fault hook counts the write) or
+ * MK_ERR_TOO_LARGE. */
+int mk_log_file_replace(const char *dir, const char *name, const void *p, size_t n, bool sync);
+
 /* --------------------------------------------------------------- segments */
 
 /* Opens the files of segment base in dir (creating them when create; a
@@ -145,6 +153,69 @@ uint64_t mk_log_seg_lookup(const mk_log_seg_t *seg, int64_t offset);
 /* File position from which to scan for the first batch with maxTimestamp
  * >= ts: every batch before it has a smaller maxTimestamp. */
 uint64_t mk_log_seg_time_lookup(const mk_log_seg_t *seg, int64_t ts);
+
+/* --------------------------------------------------------- leader epochs */
+
+/* The checkpoint file in the partition directory (layout: epoch.c). */
+#define MK_LOG_EPOCH_CHECKPOINT "leader-epoch-checkpoint"
+
+typedef struct mk_log_epoch_s {
+    int32_t epoch;             /* partitionLeaderEpoch, >= 0 */
+    int64_t start_offset;      /* first offset written under it */
+} mk_log_epoch_t;
+
+/* Kafka's LeaderEpochFileCache, in memory (epoch.c).  Entries are sorted;
+ * epochs and start offsets both strictly increase.  The log keeps every
+ * start offset <= its end offset. */
+typedef struct mk_log_epochs_s {
+    const char *dir;           /* borrowed from the log: checkpoint and messages */
+    mk_log_epoch_t *v;         /* owned, cap slots */
+    size_t n, cap;
+} mk_log_epochs_t;
+
+void mk_log_epochs_init(mk_log_epochs_t *c, const char *dir);
+void mk_log_epochs_free(mk_log_epochs_t *c);
+
+/* The latest cached epoch, or -1 when the cache is empty. */
+int32_t mk_log_epochs_latest(const mk_log_epochs_t *c);
+
+/* Room for n more entries, so that as many assigns cannot fail.  0 or
+ * MK_ERR_NOMEM. */
+int mk_log_epochs_reserve(mk_log_epochs_t *c, size_t n);
+
+/* Kafka's assign(epoch, start_offset), as appends call it for every batch:
+ * nothing when epoch < 0, or when epoch is the latest one and start_offset
+ * is not below its start; otherwise entries whose epoch >= epoch or start
+ * offset >= start_offset are dropped from the end (a warning names them
+ * unless the one dropped held no data) and the entry is added.
+ * Returns 1 when the cache changed, 0, or MK_ERR_NOMEM (cache unchanged). */
+int mk_log_epochs_assign(mk_log_epochs_t *c, int32_t epoch, int64_t start_offset);
+
+/* Drops the entries whose start offset is >= end (truncation, recovery).
+ * Returns true when the cache changed. */
+bool mk_log_epochs_truncate_end(mk_log_epochs_t *c, int64_t end);
+
+/* The log start offset moved to start: the latest entry at or below it is
+ * kept with its start offset raised to start, older ones go (Kafka's
+ * truncateFromStart).  Returns true when the cache changed. */
+bool mk_log_epochs_truncate_start(mk_log_epochs_t *c, int64_t start);
+
+/* Empties the cache; true when it held entries. */
+bool mk_log_epochs_clear(mk_log_epochs_t *c);
+
+/* Kafka's endOffsetFor (see mk_log_end_offset_for_epoch() in log.h);
+ * log_end is the log end offset. */
+void mk_log_epochs_end_offset(const mk_log_epochs_t *c, int32_t requested, int64_t log_end,
+                              int32_t *epoch_out, int64_t *end_offset_out);
+
+/* Replaces the cache with the checkpoint file's entries.  Returns 0,
+ * MK_ERR_NOT_FOUND (no file), MK_ERR_CORRUPT (malformed: cache left
+ * empty), MK_ERR_IO, MK_ERR_NOMEM, MK_ERR_TOO_LARGE (path). */
+int mk_log_epochs_load(mk_log_epochs_t *c);
+
+/* Writes the checkpoint file (mk_log_file_replace(), sync as given).
+ * Returns 0, MK_ERR_IO, MK_ERR_NOMEM, MK_ERR_TOO_LARGE. */
+int mk_log_epochs_save(const mk_log_epochs_t *c, bool sync);
 
 /* --------------------------------------------------------------- scanner */
 

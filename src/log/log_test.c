@@ -5,7 +5,9 @@
  * log through append/read, segment rolls, reopen, crash damage (torn
  * writes, garbage, bad CRCs, missing or corrupt indexes), timestamps,
  * retention, DeleteRecords, follower truncation and appends, injected I/O
- * failures and the threadpool fsync path.  Everything happens in a
+ * failures, the threadpool fsync path and the leader-epoch cache (queries,
+ * checkpoint recovery, truncation, retention, a follower's divergence from
+ * a new leader).  Everything happens in a
  * temporary directory under /tmp that is removed at the end.  Exit status 0
  * on success.
  */
@@ -201,6 +203,115 @@ static void read_all(mk_log_t *log, mk_buf_t *out)
     mk_buf_reset(out);
     CHECK_RC(mk_log_read(log, mk_log_start_offset(log), SIZE_MAX, true, out, &next));
     CHECK(next == mk_log_end_offset(log));
+}
+
+/* The leader-epoch checkpoint's text ("" when the file is missing). */
+static void read_epochs(const char *dir, char *buf, size_t cap)
+{
+    char path[PATH_MAX];
+    PATHF(path, "%s/leader-epoch-checkpoint", dir);
+    buf[0] = '\0';
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    CHECK(n >= 0 && (size_t)n < cap - 1);
+    buf[n] = '\0';
+}
+
+static void write_epochs(const char *dir, const char *text)
+{
+    char path[PATH_MAX];
+    PATHF(path, "%s/leader-epoch-checkpoint", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(fd >= 0);
+    CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+}
+
+#define CHECK_EPOCHS(dir, want)                                                            \
+    do {                                                                                   \
+        char got_[4096];                                                                   \
+        read_epochs((dir), got_, sizeof(got_));                                            \
+        if (strcmp(got_, (want)) != 0) {                                                   \
+            fprintf(stderr, "%s:%d: checkpoint\n%s-- want --\n%s", __FILE__, __LINE__,     \
+                    got_, (want));                                                         \
+            abort();                                                                       \
+        }                                                                                  \
+    } while (0)
+
+/* end_offset_for_epoch(req) must answer (epoch, offset). */
+#define CHECK_EO(log, req, epoch, offset)                                                  \
+    do {                                                                                   \
+        int32_t e_;                                                                        \
+        int64_t o_;                                                                        \
+        CHECK_RC(mk_log_end_offset_for_epoch((log), (req), &e_, &o_));                     \
+        if (e_ != (epoch) || o_ != (offset)) {                                             \
+            fprintf(stderr, "%s:%d: epoch %d -> (%d, %" PRId64 "), want (%d, %" PRId64 ")\n", \
+                    __FILE__, __LINE__, (int)(req), (int)e_, o_, (int)(epoch),             \
+                    (int64_t)(offset));                                                    \
+            abort();                                                                       \
+        }                                                                                  \
+    } while (0)
+
+/* Copies from's batches at and above offset into to, in fetches of about
+ * chunk bytes, as a follower does. */
+static void replicate(mk_log_t *from, mk_log_t *to, int64_t offset, size_t chunk)
+{
+    mk_buf_t b;
+    mk_buf_init(&b);
+    while (offset < mk_log_end_offset(from)) {
+        int64_t next;
+        mk_buf_reset(&b);
+        CHECK_RC(mk_log_read(from, offset, chunk, true, &b, &next));
+        CHECK_RC(mk_log_append_replica(to, b.data, b.len, mk_now_ms(), NULL));
+        offset = next;
+    }
+    CHECK(mk_log_end_offset(to) == mk_log_end_offset(from));
+    mk_buf_free(&b);
+}
+
+/* Both logs hold the same bytes and the same epoch checkpoint. */
+static void check_same(mk_log_t *a, mk_log_t *b)
+{
+    mk_buf_t x, y;
+    mk_buf_init(&x);
+    mk_buf_init(&y);
+    read_all(a, &x);
+    read_all(b, &y);
+    CHECK(x.len == y.len && memcmp(x.data, y.data, x.len) == 0);
+    mk_buf_free(&x);
+    mk_buf_free(&y);
+    char ea[4096], eb[4096];
+    read_epochs(mk_log_dir(a), ea, sizeof(ea));
+    read_epochs(mk_log_dir(b), eb, sizeof(eb));
+    CHECK(strcmp(ea, eb) == 0);
+    for (int32_t e = -1; e < 12; e++) {
+        int32_t e1, e2;
+        int64_t o1, o2;
+        CHECK_RC(mk_log_end_offset_for_epoch(a, e, &e1, &o1));
+        CHECK_RC(mk_log_end_offset_for_epoch(b, e, &e2, &o2));
+        CHECK(e1 == e2 && o1 == o2);
+    }
+}
+
+/* The partitionLeaderEpoch of the last batch in the log, -1 if empty. */
+static int32_t last_batch_epoch(mk_log_t *log)
+{
+    mk_buf_t b;
+    mk_buf_init(&b);
+    read_all(log, &b);
+    int32_t epoch = -1;
+    size_t pos = 0;
+    while (pos < b.len) {
+        mk_log_bhdr_t h;
+        CHECK_RC(mk_log_bhdr_parse(b.data + pos, b.len - pos, &h));
+        epoch = h.epoch;
+        pos += h.size;
+    }
+    mk_buf_free(&b);
+    return epoch;
 }
 
 /* =============================================================== tests */
@@ -859,6 +970,10 @@ static void test_flush_uv(void)
     cfg.segment_bytes = 2048;
     mk_log_t *log = open_log(dir, &cfg);
     mk_log_stats_t st;
+    /* an epoch change asks for a flush, which fsyncs the checkpoint too */
+    CHECK_RC(mk_log_epoch_begin(log, 1));
+    mk_log_stats(log, &st);
+    CHECK(st.flush_in_flight);
     for (int i = 0; i < 50; i++)
         append_one(log, 1, 100, 100, 1);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -883,11 +998,16 @@ static void test_flush_uv(void)
     mk_log_tick(log, mk_now_ms() - 5000);
     mk_log_stats(log, &st);
     CHECK(!st.flush_in_flight);
+    append_one(log, 1, 100, 10, 2); /* a new epoch: its checkpoint is fsynced at once */
+    mk_log_stats(log, &st);
+    CHECK(st.flush_in_flight);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    append_one(log, 1, 100, 10, 2);
     mk_log_tick(log, mk_now_ms() + 5000);
     mk_log_stats(log, &st);
     CHECK(st.flush_in_flight);
     /* close while a flush is in flight: the request outlives the log */
-    append_one(log, 1, 100, 10, 1);
+    append_one(log, 1, 100, 10, 2);
     CHECK_RC(mk_log_close(log));
     uv_run(&loop, UV_RUN_DEFAULT);
     log = open_log(dir, &cfg);
@@ -922,8 +1042,12 @@ static void test_oom(void)
     mk_buf_init(&out);
     make_batch(&b, 2, 5000, 1, 60);
     bool clean = false;
+    char ckpt[PATH_MAX];
+    PATHF(ckpt, "%s/leader-epoch-checkpoint", dir);
     for (long nth = 1; !clean && nth < 2000; nth++) {
         simulate_crash(dir);
+        if (nth % 3 == 0)
+            unlink(ckpt); /* the rebuild runs out of memory too */
         mk_log_fail_io_at(0);
         mk_mem_fail_at(nth);
         int fails = 0;
@@ -934,7 +1058,9 @@ static void test_oom(void)
             int64_t next, off, ts;
             mk_buf_free(&out);
             fails += mk_log_read(log, mk_log_start_offset(log), SIZE_MAX, true, &out, &next) != 0;
-            fails += mk_log_append(log, b.data, b.len, 1, mk_now_ms(), NULL) != 0;
+            /* alternating epochs: every append changes the cache */
+            fails += mk_log_append(log, b.data, b.len, 1 + (int32_t)(nth % 2), mk_now_ms(),
+                                   NULL) != 0;
             fails += mk_log_retain(log, mk_now_ms()) < 0;
             fails += mk_log_offset_for_time(log, 1010, &off, &ts) != 0;
             fails += mk_log_close(log) != 0;
@@ -952,11 +1078,370 @@ static void test_oom(void)
             pos += h.size;
         }
         CHECK(pos == out.len);
+        /* and the epoch cache follows its batches */
+        CHECK(mk_log_latest_epoch(log) == last_batch_epoch(log));
         CHECK_RC(mk_log_close(log));
     }
     CHECK(clean);
     mk_buf_free(&b);
     mk_buf_free(&out);
+}
+
+/* ========================================================= leader epochs */
+
+/* Stamps a follower's batch as the leader would have: baseOffset and
+ * partitionLeaderEpoch, neither covered by the CRC. */
+static void stamp_batch(uint8_t *p, int64_t base, int32_t epoch)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)((uint64_t)base >> (56 - 8 * i));
+    for (int i = 0; i < 4; i++)
+        p[12 + i] = (uint8_t)((uint32_t)epoch >> (24 - 8 * i));
+}
+
+/* Appends build the cache; every kind of query; begin; reopen; recovery
+ * of a stale, ahead, missing or malformed checkpoint. */
+static void test_epochs_cache(void)
+{
+    char dir[PATH_MAX], want[256], want8[256];
+    subdir(dir, "epochs/p-11");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.segment_bytes = 2048;
+    cfg.index_interval_bytes = 256;
+    mk_log_t *log = open_log(dir, &cfg);
+    CHECK(mk_log_latest_epoch(log) == -1);
+    CHECK_EPOCHS(dir, "0\n0\n");
+    CHECK_EO(log, 0, -1, -1);
+    CHECK_EO(log, -1, -1, -1);
+
+    for (int i = 0; i < 20; i++)
+        append_one(log, 2, 1000 + i, 40, 1); /* offsets 0..39 */
+    CHECK(mk_log_latest_epoch(log) == 1);
+    CHECK_EPOCHS(dir, "0\n1\n1 0\n");
+    CHECK_EO(log, 1, 1, 40);
+    /* a new leader begins its epoch at the log end before appending */
+    CHECK_RC(mk_log_epoch_begin(log, 3));
+    CHECK_EO(log, 3, 3, 40);
+    CHECK_EO(log, 1, 1, 40);
+    for (int i = 0; i < 20; i++)
+        append_one(log, 2, 2000 + i, 40, 3); /* 40..79 */
+    mk_buf_t b;
+    mk_buf_init(&b);
+    for (int i = 0; i < 3; i++) /* several batches in one append: 80..85 */
+        make_batch(&b, 2, 3000 + i, 1, 40);
+    CHECK_RC(mk_log_append(log, b.data, b.len, 5, mk_now_ms(), NULL));
+    for (int i = 0; i < 10; i++)
+        append_one(log, 2, 3100 + i, 40, 5); /* 86..105 */
+    CHECK_RC(mk_log_epoch_begin(log, 7));
+    CHECK(mk_log_end_offset(log) == 106);
+    mk_log_stats_t st;
+    mk_log_stats(log, &st);
+    CHECK(st.segment_count > 3);
+    CHECK_EPOCHS(dir, "0\n4\n1 0\n3 40\n5 80\n7 106\n");
+    CHECK_EO(log, -1, -1, -1);
+    CHECK_EO(log, 0, 0, 0);          /* below the first: (requested, first start) */
+    CHECK_EO(log, 1, 1, 40);         /* exact */
+    CHECK_EO(log, 2, 1, 40);         /* between */
+    CHECK_EO(log, 3, 3, 80);
+    CHECK_EO(log, 4, 3, 80);
+    CHECK_EO(log, 5, 5, 106);
+    CHECK_EO(log, 6, 5, 106);
+    CHECK_EO(log, 7, 7, 106);        /* latest: the log end offset */
+    CHECK_EO(log, 8, -1, -1);        /* above the latest: undefined */
+    CHECK_EO(log, INT32_MAX, -1, -1);
+    /* a stale or negative begin is refused; the current epoch is a no-op */
+    CHECK(mk_log_epoch_begin(log, 6) == MK_ERR_INVALID);
+    CHECK(mk_log_epoch_begin(log, -1) == MK_ERR_INVALID);
+    CHECK_RC(mk_log_epoch_begin(log, 7));
+    for (int i = 0; i < 5; i++)
+        append_one(log, 2, 3200 + i, 40, 7); /* 106..115 */
+    CHECK_EO(log, 7, 7, 116);
+    CHECK_EO(log, 6, 5, 106);
+    CHECK_EPOCHS(dir, "0\n4\n1 0\n3 40\n5 80\n7 106\n");
+    /* an epoch begun without data gives way to the next */
+    CHECK_RC(mk_log_epoch_begin(log, 9));
+    CHECK_RC(mk_log_epoch_begin(log, 10));
+    CHECK_EPOCHS(dir, "0\n5\n1 0\n3 40\n5 80\n7 106\n10 116\n");
+    CHECK_EO(log, 9, 7, 116);
+    CHECK_RC(mk_log_close(log));
+
+    /* reopen: the empty epoch at the end offset is dropped, the rest kept */
+    snprintf(want, sizeof(want), "0\n4\n1 0\n3 40\n5 80\n7 106\n");
+    log = open_log(dir, &cfg);
+    CHECK(mk_log_latest_epoch(log) == 7);
+    CHECK_EPOCHS(dir, want);
+    CHECK_EO(log, 7, 7, 116);
+    CHECK_EO(log, 3, 3, 80);
+    append_one(log, 2, 4000, 40, 8); /* 116..117: rolls, alone in the active segment */
+    snprintf(want8, sizeof(want8), "0\n5\n1 0\n3 40\n5 80\n7 106\n8 116\n");
+    CHECK_EPOCHS(dir, want8);
+    CHECK_RC(mk_log_close(log));
+
+    /* the batch reached the disk, the checkpoint did not: after the crash
+     * the active segment is replayed from the latest entry on */
+    write_epochs(dir, want);
+    simulate_crash(dir);
+    log = open_log(dir, &cfg);
+    CHECK_EPOCHS(dir, want8);
+    CHECK_RC(mk_log_close(log));
+    /* a checkpoint ahead of the data (the batches were lost) */
+    write_epochs(dir, "0\n6\n1 0\n3 40\n5 80\n7 106\n8 116\n9 118\n");
+    log = open_log(dir, &cfg);
+    CHECK_EPOCHS(dir, want8);
+    CHECK_EO(log, 9, -1, -1);
+    CHECK_EO(log, 8, 8, 118);
+    CHECK_RC(mk_log_close(log));
+
+    /* missing: rebuilt from the batch headers, identical */
+    char path[PATH_MAX];
+    PATHF(path, "%s/leader-epoch-checkpoint", dir);
+    CHECK(unlink(path) == 0);
+    log = open_log(dir, &cfg);
+    CHECK_EPOCHS(dir, want8);
+    CHECK_EO(log, 5, 5, 106);
+    CHECK_RC(mk_log_close(log));
+    CHECK(unlink(path) == 0);
+    simulate_crash(dir);
+    log = open_log(dir, &cfg);
+    CHECK_EPOCHS(dir, want8);
+    CHECK_RC(mk_log_close(log));
+    /* malformed (torn, garbled, out of order, out of range): rebuilt */
+    static const char *const bad[] = {
+        "", "0\n", "1\n0\n", "0\n2\n1 0\n", "0\n2\n3 0\n1 5\n", "0\n2\n1 5\n3 5\n",
+        "0\n1\n1 0", "0\n1\n-1 0\n", "0\n1\n1 0\nx", "0\n99999999999999\n1 0\n",
+        "0\n1\n2147483648 0\n", "0\n1\n1  0\n", "0\n1\n1 99999999999999999999\n",
+    };
+    for (size_t i = 0; i < MK_ARRAY_LEN(bad); i++) {
+        write_epochs(dir, bad[i]);
+        log = open_log(dir, &cfg);
+        CHECK_EPOCHS(dir, want8);
+        CHECK_RC(mk_log_close(log));
+    }
+    mk_buf_free(&b);
+}
+
+/* truncate_to drops later epochs; DeleteRecords and retention clamp the
+ * earliest; full truncation empties the cache. */
+static void test_epochs_trim(void)
+{
+    char dir[PATH_MAX], want[128];
+    subdir(dir, "epochs-trim/p-12");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.segment_bytes = 2048;
+    cfg.retention_ms = -1;
+    mk_log_t *log = open_log(dir, &cfg);
+    int64_t now = mk_now_ms();
+    static const int32_t epochs[] = {2, 4, 6, 8};
+    for (int i = 0; i < 60; i++)
+        append_one(log, 2, now, 60, epochs[i / 15]); /* 2@0 4@30 6@60 8@90, end 120 */
+    CHECK_EPOCHS(dir, "0\n4\n2 0\n4 30\n6 60\n8 90\n");
+    /* inside epoch 8's first batch: the batch goes whole, and the epoch */
+    CHECK_RC(mk_log_truncate_to(log, 91));
+    CHECK(mk_log_end_offset(log) == 90 && mk_log_latest_epoch(log) == 6);
+    CHECK_EO(log, 6, 6, 90);
+    CHECK_EO(log, 8, -1, -1);
+    CHECK_EPOCHS(dir, "0\n3\n2 0\n4 30\n6 60\n");
+    CHECK_RC(mk_log_truncate_to(log, 70));
+    CHECK_EO(log, 6, 6, 70);
+    CHECK_RC(mk_log_truncate_to(log, 60)); /* exactly where epoch 6 began */
+    for (int round = 0; round < 2; round++) {
+        CHECK(mk_log_latest_epoch(log) == 4);
+        CHECK_EO(log, 4, 4, 60);
+        CHECK_EO(log, 5, -1, -1);
+        CHECK_EO(log, 3, 2, 30);
+        CHECK_EPOCHS(dir, "0\n2\n2 0\n4 30\n");
+        CHECK_RC(mk_log_close(log));
+        log = open_log(dir, &cfg);
+    }
+    /* the next leader's epoch continues */
+    for (int i = 0; i < 30; i++)
+        append_one(log, 2, now, 60, 9); /* 60..119 */
+    CHECK_EPOCHS(dir, "0\n3\n2 0\n4 30\n9 60\n");
+    /* DeleteRecords inside epoch 4: its entry is raised to the new start */
+    CHECK_RC(mk_log_delete_records(log, 35));
+    CHECK_EPOCHS(dir, "0\n2\n4 35\n9 60\n");
+    CHECK_EO(log, 2, 2, 35); /* below the first cached epoch */
+    CHECK_EO(log, 4, 4, 60);
+    CHECK_RC(mk_log_delete_records(log, 60)); /* exactly where epoch 9 began */
+    CHECK_EPOCHS(dir, "0\n1\n9 60\n");
+    CHECK_EO(log, 4, 4, 60);
+    /* retention.bytes deletes whole segments: the entry follows the start */
+    cfg.retention_bytes = 3000;
+    CHECK_RC(mk_log_set_config(log, &cfg));
+    CHECK(mk_log_retain(log, now) > 0);
+    int64_t start = mk_log_start_offset(log);
+    CHECK(start > 60);
+    snprintf(want, sizeof(want), "0\n1\n9 %" PRId64 "\n", start);
+    CHECK_EPOCHS(dir, want);
+    CHECK_RC(mk_log_close(log));
+    log = open_log(dir, &cfg);
+    CHECK(mk_log_start_offset(log) == start);
+    CHECK_EPOCHS(dir, want);
+    /* everything expired: the log rolls and the start reaches the end */
+    cfg.retention_bytes = -1;
+    cfg.retention_ms = 1000;
+    CHECK_RC(mk_log_set_config(log, &cfg));
+    CHECK(mk_log_retain(log, now + 10000000) > 0);
+    int64_t end = mk_log_end_offset(log);
+    CHECK(mk_log_start_offset(log) == end);
+    snprintf(want, sizeof(want), "0\n1\n9 %" PRId64 "\n", end);
+    CHECK_EPOCHS(dir, want);
+    CHECK_EO(log, 9, 9, end);
+    /* a follower jumping ahead of the emptied log moves the start, and the
+     * entry with it */
+    mk_buf_t b;
+    mk_buf_init(&b);
+    make_batch(&b, 2, now, 1, 10);
+    stamp_batch(b.data, end + 10, 9);
+    CHECK_RC(mk_log_append_replica(log, b.data, b.len, now, NULL));
+    CHECK(mk_log_start_offset(log) == end + 10);
+    snprintf(want, sizeof(want), "0\n1\n9 %" PRId64 "\n", end + 10);
+    CHECK_EPOCHS(dir, want);
+    mk_buf_free(&b);
+    /* full truncation (below the start) empties the cache */
+    CHECK_RC(mk_log_truncate_to(log, 5));
+    CHECK(mk_log_end_offset(log) == 5 && mk_log_latest_epoch(log) == -1);
+    CHECK_EPOCHS(dir, "0\n0\n");
+    append_one(log, 1, now, 10, 11);
+    CHECK_EPOCHS(dir, "0\n1\n11 5\n");
+    CHECK_RC(mk_log_close(log));
+}
+
+/* Followers learn the epochs from the batches, in one fetch or many. */
+static void test_epochs_follower(void)
+{
+    char ldir[PATH_MAX], f1dir[PATH_MAX], f2dir[PATH_MAX], path[PATH_MAX];
+    subdir(ldir, "epochs-repl/leader");
+    subdir(f1dir, "epochs-repl/f1");
+    subdir(f2dir, "epochs-repl/f2");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.segment_bytes = 4096;
+    cfg.index_interval_bytes = 256;
+    mk_log_t *l = open_log(ldir, &cfg), *f1 = open_log(f1dir, &cfg), *f2 = open_log(f2dir, &cfg);
+    static const int32_t epochs[] = {1, 2, 5};
+    for (int i = 0; i < 15; i++)
+        append_one(l, 3, 1000 + i, 30, epochs[i / 5]); /* 1@0 2@15 5@30, end 45 */
+    CHECK_EPOCHS(ldir, "0\n3\n1 0\n2 15\n5 30\n");
+    replicate(l, f1, 0, SIZE_MAX); /* one append with every epoch */
+    check_same(l, f1);
+    replicate(l, f2, 0, 250); /* about a batch per fetch */
+    check_same(l, f2);
+    CHECK_RC(mk_log_close(f2));
+    PATHF(path, "%s/leader-epoch-checkpoint", f2dir);
+    CHECK(unlink(path) == 0);
+    simulate_crash(f2dir);
+    f2 = open_log(f2dir, &cfg);
+    check_same(l, f2);
+    /* a batch below the latest epoch rewrites the cache's tail (Kafka's
+     * assign: the cache follows the batches) */
+    mk_buf_t b;
+    mk_buf_init(&b);
+    make_batch(&b, 2, 5000, 1, 20);
+    stamp_batch(b.data, 45, 3);
+    CHECK_RC(mk_log_append_replica(f1, b.data, b.len, mk_now_ms(), NULL));
+    CHECK_EPOCHS(f1dir, "0\n3\n1 0\n2 15\n3 45\n");
+    CHECK(mk_log_latest_epoch(f1) == 3);
+    CHECK(last_batch_epoch(f1) == 3);
+    /* a gap ahead of an empty follower: the entry starts at the batch */
+    CHECK_RC(mk_log_truncate_to(f2, 0));
+    CHECK_EPOCHS(f2dir, "0\n0\n");
+    mk_buf_reset(&b);
+    int64_t next;
+    CHECK_RC(mk_log_read(l, 20, SIZE_MAX, true, &b, &next));
+    CHECK_RC(mk_log_append_replica(f2, b.data, b.len, mk_now_ms(), NULL));
+    CHECK_EPOCHS(f2dir, "0\n2\n2 18\n5 30\n");
+    mk_buf_free(&b);
+    CHECK_RC(mk_log_close(l));
+    CHECK_RC(mk_log_close(f1));
+    CHECK_RC(mk_log_close(f2));
+}
+
+/* The replication scenario the cache exists for: A led epoch 1 and wrote
+ * records that B, elected for epoch 2, never got.  A asks B where epoch 1
+ * ends, truncates there and fetches B's suffix: the logs become identical. */
+static void test_epochs_divergence(void)
+{
+    char adir[PATH_MAX], bdir[PATH_MAX];
+    subdir(adir, "diverge/a");
+    subdir(bdir, "diverge/b");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.segment_bytes = 3000;
+    cfg.index_interval_bytes = 300;
+    mk_log_t *a = open_log(adir, &cfg), *b = open_log(bdir, &cfg);
+    for (int i = 0; i < 12; i++)
+        append_one(a, 3, 1000 + i, 50, 1); /* the shared prefix, 0..35 */
+    replicate(a, b, 0, 700);
+    int64_t prefix = mk_log_end_offset(b);
+    for (int i = 0; i < 7; i++)
+        append_one(a, 2, 2000 + i, 90, 1); /* A's extra epoch-1 records, 36..49 */
+    CHECK_RC(mk_log_epoch_begin(b, 2));
+    for (int i = 0; i < 5; i++)
+        append_one(b, 4, 3000 + i, 20, 2); /* B leads epoch 2: 36..55 */
+    CHECK(mk_log_end_offset(a) == 50 && mk_log_end_offset(b) == 56);
+
+    /* A becomes a follower: OffsetForLeaderEpoch(A's latest epoch) on B */
+    int32_t epoch;
+    int64_t end;
+    CHECK_RC(mk_log_end_offset_for_epoch(b, mk_log_latest_epoch(a), &epoch, &end));
+    CHECK(epoch == 1 && end == prefix);
+    CHECK_RC(mk_log_truncate_to(a, MK_MIN(end, mk_log_end_offset(a))));
+    CHECK(mk_log_end_offset(a) == prefix && mk_log_latest_epoch(a) == 1);
+    replicate(b, a, prefix, 500);
+    check_same(a, b);
+    CHECK(mk_log_latest_epoch(a) == 2);
+    CHECK_EPOCHS(adir, "0\n2\n1 0\n2 36\n");
+    /* and after a crash of the follower */
+    CHECK_RC(mk_log_close(a));
+    simulate_crash(adir);
+    a = open_log(adir, &cfg);
+    check_same(a, b);
+    CHECK_RC(mk_log_close(a));
+    CHECK_RC(mk_log_close(b));
+}
+
+/* A failed checkpoint write leaves the append in, removes the stale file
+ * and is retried by the next flush or by close. */
+static void test_epochs_faults(void)
+{
+    char dir[PATH_MAX];
+    subdir(dir, "epochs-faults/p-13");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    mk_log_t *log = open_log(dir, &cfg);
+    append_one(log, 1, 100, 10, 1);
+    CHECK_EPOCHS(dir, "0\n1\n1 0\n");
+    mk_log_fail_io_at(2); /* the data write passes, the checkpoint's fails */
+    append_one(log, 1, 100, 10, 2);
+    mk_log_fail_io_at(0);
+    CHECK(mk_log_latest_epoch(log) == 2);
+    CHECK_EPOCHS(dir, "");
+    mk_log_stats_t st;
+    mk_log_stats(log, &st);
+    CHECK(st.io_error == 0);
+    CHECK_RC(mk_log_flush(log));
+    CHECK_EPOCHS(dir, "0\n2\n1 0\n2 1\n");
+    mk_log_fail_io_at(2);
+    append_one(log, 1, 100, 10, 3);
+    mk_log_fail_io_at(0);
+    CHECK_EPOCHS(dir, "");
+    CHECK_RC(mk_log_close(log));
+    CHECK_EPOCHS(dir, "0\n3\n1 0\n2 1\n3 2\n");
+    /* a failed data write adds no epoch */
+    log = open_log(dir, &cfg);
+    mk_buf_t b;
+    mk_buf_init(&b);
+    make_batch(&b, 1, 100, 1, 10);
+    mk_log_fail_io_at(1);
+    CHECK(mk_log_append(log, b.data, b.len, 9, mk_now_ms(), NULL) == MK_ERR_IO);
+    mk_log_fail_io_at(0);
+    CHECK(mk_log_latest_epoch(log) == 3);
+    CHECK_EPOCHS(dir, "0\n3\n1 0\n2 1\n3 2\n");
+    mk_buf_free(&b);
+    CHECK_RC(mk_log_close(log));
 }
 
 int main(void)
@@ -978,6 +1463,11 @@ int main(void)
     test_io_faults();
     test_flush_uv();
     test_oom();
+    test_epochs_cache();
+    test_epochs_trim();
+    test_epochs_follower();
+    test_epochs_divergence();
+    test_epochs_faults();
     rm_rf(root);
     printf("log_test: ok (%" PRIu64 " ms)\n", mk_mono_ms() - t0);
     return 0;

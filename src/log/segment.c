@@ -129,6 +129,44 @@ int mk_log_file_read(int fd, void *p, size_t n, uint64_t off)
     return 0;
 }
 
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return MK_ERR_IO;
+    int rc = fsync(fd) == 0 ? 0 : MK_ERR_IO;
+    close(fd);
+    return rc;
+}
+
+/* dir/name.tmp written (and fsynced with sync), renamed over dir/name (and
+ * the directory fsynced with sync).  The temporary is removed on failure;
+ * errno tells why. */
+int mk_log_file_replace(const char *dir, const char *name, const void *p, size_t n, bool sync)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    int np = snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int nt = snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
+    if (np < 0 || nt < 0 || (size_t)np >= sizeof(path) || (size_t)nt >= sizeof(tmp))
+        return MK_ERR_TOO_LARGE;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return MK_ERR_IO;
+    int rc = mk_log_file_write(fd, p, n, 0);
+    if (!rc && sync && fsync(fd) != 0)
+        rc = MK_ERR_IO;
+    close(fd);
+    if (!rc && rename(tmp, path) != 0)
+        rc = MK_ERR_IO;
+    if (rc) {
+        int saved = errno;
+        unlink(tmp);
+        errno = saved;
+        return rc;
+    }
+    return sync ? fsync_dir(dir) : 0;
+}
+
 static int file_truncate(int fd, uint64_t size)
 {
     while (ftruncate(fd, (off_t)size) != 0) {
