@@ -12,6 +12,7 @@
  */
 #include "broker/broker.h"
 #include "cluster/cluster.h"
+#include "repl/repl.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -39,7 +40,11 @@ static void usage(FILE *out)
             "  --azs N               simulated availability zones (default 3; minikora.azs)\n"
             "  --config FILE         Kafka-style properties file (key=value)\n"
             "  --set KEY=VALUE       one setting by Kafka's name, e.g. --set num.partitions=3\n"
-            "  --log-level LEVEL     debug, info (default), warn, error\n");
+            "  --log-level LEVEL     debug, info (default), warn, error\n"
+            "  --control-stdin       read lifecycle commands on stdin, one per line: crash ID,\n"
+            "                        stop ID (controlled), start ID, az-down AZ, az-up AZ, stats;\n"
+            "                        each is answered by a 'control: ...' line on stdout\n"
+            "                        (a stand-in until the admin API exists)\n");
 }
 
 typedef struct app_s {
@@ -49,6 +54,10 @@ typedef struct app_s {
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;
     char *ephemeral_dir;
+    uv_pipe_t control;
+    bool control_on;
+    char control_buf[1024];
+    size_t control_len;
     int64_t last_retention_ms;
     bool stopping;
 } app_t;
@@ -64,14 +73,15 @@ static void tick_cb(uv_timer_t *t)
     size_t it = 0;
     mk_topic_t *topic;
     while ((topic = mk_cluster_topic_next(app->cluster, &it)))
-        for (int32_t p = 0; p < topic->partition_count; p++) {
-            mk_log_t *log = topic->partitions[p].log;
-            if (!log)
-                continue;
-            mk_log_tick(log, now);
-            if (retain)
-                mk_log_retain(log, now);
-        }
+        for (int32_t p = 0; p < topic->partition_count; p++)
+            for (int32_t k = 0; k < topic->partitions[p].replica_count; k++) {
+                mk_log_t *log = topic->partitions[p].replicas[k].log;
+                if (!log)
+                    continue;
+                mk_log_tick(log, now);
+                if (retain)
+                    mk_log_retain(log, now);
+            }
 }
 
 static void app_stop(app_t *app)
@@ -86,10 +96,89 @@ static void app_stop(app_t *app)
     uv_close((uv_handle_t *)&app->sigint, NULL);
     uv_timer_stop(&app->tick);
     uv_close((uv_handle_t *)&app->tick, NULL);
+    if (app->control_on)
+        uv_close((uv_handle_t *)&app->control, NULL);
     mk_broker_free(app->broker);
     app->broker = NULL;
     mk_cluster_close(app->cluster);
     app->cluster = NULL;
+}
+
+/* ------------------------------------------------------------------ control */
+
+static void control_line(app_t *app, char *line)
+{
+    char cmd[32] = "", arg[64] = "";
+    if (sscanf(line, "%31s %63s", cmd, arg) < 1)
+        return;
+    mk_repl_t *r = mk_broker_repl(app->broker);
+    int rc = 0;
+    if (strcmp(cmd, "stats") == 0) {
+        uint64_t reads = 0;
+        uint64_t total = mk_repl_cross_az_total(r, &reads);
+        printf("control: stats {\"cross_az_replication_bytes\": %llu, \"cross_az_client_read_bytes\": %llu}\n",
+               (unsigned long long)(total - reads), (unsigned long long)reads);
+        fflush(stdout);
+        return;
+    }
+    if (strcmp(cmd, "crash") == 0)
+        rc = mk_repl_broker_crash(r, atoi(arg));
+    else if (strcmp(cmd, "stop") == 0)
+        rc = mk_repl_broker_shutdown(r, atoi(arg));
+    else if (strcmp(cmd, "start") == 0)
+        rc = mk_repl_broker_start(r, atoi(arg));
+    else if (strcmp(cmd, "az-down") == 0)
+        rc = mk_repl_az_down(r, arg) > 0 ? 0 : MK_ERR_NOT_FOUND;
+    else if (strcmp(cmd, "az-up") == 0)
+        rc = mk_repl_az_up(r, arg) > 0 ? 0 : MK_ERR_NOT_FOUND;
+    else
+        rc = MK_ERR_INVALID;
+    if (rc < 0)
+        printf("control: error %s %s: %s\n", cmd, arg, rc > -100 ? mk_strerror(rc) : uv_strerror(rc));
+    else
+        printf("control: ok %s %s\n", cmd, arg);
+    fflush(stdout);
+}
+
+static void control_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    app_t *app = h->data;
+    (void)suggested;
+    buf->base = app->control_buf + app->control_len;
+    buf->len = sizeof(app->control_buf) - app->control_len - 1;
+}
+
+static void control_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    app_t *app = s->data;
+    (void)buf;
+    if (n < 0) {
+        uv_read_stop(s);
+        return;
+    }
+    app->control_len += (size_t)n;
+    app->control_buf[app->control_len] = 0;
+    char *nl;
+    while (app->cluster && (nl = strchr(app->control_buf, '\n'))) {
+        *nl = 0;
+        control_line(app, app->control_buf);
+        size_t used = (size_t)(nl - app->control_buf) + 1;
+        memmove(app->control_buf, nl + 1, app->control_len - used + 1);
+        app->control_len -= used;
+    }
+    if (app->control_len >= sizeof(app->control_buf) - 1)
+        app->control_len = 0; /* an over-long line is dropped */
+}
+
+static void control_start(app_t *app)
+{
+    if (uv_pipe_init(app->loop, &app->control, 0) < 0 || uv_pipe_open(&app->control, 0) < 0) {
+        mk_warn("--control-stdin: stdin is not a pipe or terminal; control disabled");
+        return;
+    }
+    app->control.data = app;
+    app->control_on = true;
+    uv_read_start((uv_stream_t *)&app->control, control_alloc_cb, control_read_cb);
 }
 
 static void signal_cb(uv_signal_t *s, int signum)
@@ -115,7 +204,7 @@ static int cmd_serve(int argc, char **argv)
     mk_config_init(&config);
     const char *data_dir = NULL, *host = "127.0.0.1", *advertise = NULL;
     int port = 9092, brokers = -1, azs = -1;
-    bool ephemeral = false;
+    bool ephemeral = false, control = false;
     char why[512];
     uint64_t t0 = mk_mono_ns();
 
@@ -132,6 +221,8 @@ static int cmd_serve(int argc, char **argv)
     } while (0)
         if (strcmp(a, "--ephemeral") == 0) {
             ephemeral = true;
+        } else if (strcmp(a, "--control-stdin") == 0) {
+            control = true;
         } else if (strcmp(a, "--data-dir") == 0) {
             NEED_VALUE();
             data_dir = v;
@@ -258,6 +349,8 @@ static int cmd_serve(int argc, char **argv)
     app.tick.data = &app;
     app.last_retention_ms = mk_now_ms();
     uv_timer_start(&app.tick, tick_cb, 1000, 1000);
+    if (control)
+        control_start(&app);
 
     char boot[4096];
     mk_cluster_bootstrap(app.cluster, boot, sizeof(boot));

@@ -81,18 +81,42 @@ def test_ck_describe_broker_config(cluster):
 
 def test_ck_default_partitions_and_rf(cluster, topic_name):
     """KIP-464: num_partitions = -1 and replication_factor = -1 mean the broker defaults
-    (num.partitions = 1, default.replication.factor = 1)."""
+    (num.partitions = 1, default.replication.factor = 3 = one replica per AZ of a cell)."""
     t = topic_name()
     err = ck_create_topic(cluster.bootstrap, t, partitions=-1, rf=-1)
     assert err is None, err
-    wait_topic_ready(cluster.bootstrap, t, 1)
+    md = wait_topic_ready(cluster.bootstrap, t, 1)
+    assert len(md.topics[t].partitions[0].replicas) == 3
+
+
+def test_ck_rf3_replicas_in_distinct_azs(cluster, topic_name):
+    """RF 3: every partition has three replicas in three AZs, leader first, all in sync."""
+    from kafka import KafkaAdminClient  # kafka-python shows racks
+    t = topic_name()
+    assert ck_create_topic(cluster.bootstrap, t, 6, rf=3) is None
+    md = wait_topic_ready(cluster.bootstrap, t, 6)
+    racks = {b.id: None for b in md.brokers.values()}
+    adm = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    try:
+        for b in adm.describe_cluster()["brokers"]:
+            racks[b["node_id"]] = b["rack"]
+    finally:
+        adm.close()
+    leaders = set()
+    for p in md.topics[t].partitions.values():
+        assert len(p.replicas) == 3, p.replicas
+        assert len({racks[r] for r in p.replicas}) == 3, (p.replicas, racks)
+        assert p.leader == p.replicas[0]
+        assert sorted(p.isrs) == sorted(p.replicas)
+        leaders.add(p.leader)
+    assert len(leaders) == 3, "leaders should spread over the cell's brokers: %r" % leaders
 
 
 def test_ck_validate_only(cluster, topic_name):
     t = topic_name()
     assert ck_create_topic(cluster.bootstrap, t, 2, validate_only=True) is None
     assert t not in listed_topics(cluster.bootstrap)
-    err = ck_create_topic(cluster.bootstrap, t, 2, rf=3, validate_only=True)
+    err = ck_create_topic(cluster.bootstrap, t, 2, rf=4, validate_only=True)
     assert err is not None and err.code() == E.INVALID_REPLICATION_FACTOR, err
     # and the topic can still be created for real afterwards
     create_topic_ok(cluster.bootstrap, t, 2)
@@ -105,9 +129,9 @@ def test_ck_bad_topic_names(cluster, name):
     assert name not in listed_topics(cluster.bootstrap)
 
 
-@pytest.mark.parametrize("rf", [3, 7])
+@pytest.mark.parametrize("rf", [4, 7])
 def test_ck_replication_factor_refused(cluster, topic_name, rf):
-    """RF 3: replication not implemented yet (contract); RF 7: more than the 6 brokers."""
+    """RF 4: more than a cell's brokers (one per AZ); RF 7: more than the 6 brokers."""
     t = topic_name()
     err = ck_create_topic(cluster.bootstrap, t, 1, rf=rf)
     assert err is not None and err.code() == E.INVALID_REPLICATION_FACTOR, err

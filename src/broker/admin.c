@@ -8,6 +8,7 @@
  */
 #include "broker/broker_int.h"
 #include "group/group.h"
+#include "repl/repl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,16 +74,27 @@ static void fill_topic_metadata(mk_req_t *req, mk_MetadataResponse_MetadataRespo
         mp->LeaderId = up ? part->leader : -1;
         mp->LeaderEpoch = part->leader_epoch;
         mp->ErrorCode = up ? MK_KERR_NONE : MK_KERR_LEADER_NOT_AVAILABLE;
-        int32_t *one = mk_arena_alloc(&req->arena, sizeof(int32_t));
-        if (!one)
+        int32_t n = part->replica_count;
+        int32_t *reps = mk_arena_alloc(&req->arena, sizeof(int32_t) * (size_t)n * 3 + 4);
+        if (!reps)
             return;
-        *one = part->leader;
-        mp->ReplicaNodes.items = one;
-        mp->ReplicaNodes.count = 1;
-        mp->IsrNodes.items = up ? one : NULL;
-        mp->IsrNodes.count = up ? 1 : 0;
-        mp->OfflineReplicas.items = up ? NULL : one;
-        mp->OfflineReplicas.count = up ? 0 : 1;
+        int32_t *isr = reps + n, *off = reps + 2 * n;
+        int ni = 0, no = 0;
+        for (int32_t k = 0; k < n; k++) {
+            mk_replica_t *r = &part->replicas[k];
+            mk_cluster_broker_t *b = mk_cluster_broker_find(req->c, r->broker);
+            reps[k] = r->broker;
+            if (r->in_isr && r->log)
+                isr[ni++] = r->broker;
+            if (!b || !b->running)
+                off[no++] = r->broker;
+        }
+        mp->ReplicaNodes.items = reps;
+        mp->ReplicaNodes.count = n;
+        mp->IsrNodes.items = isr;
+        mp->IsrNodes.count = ni;
+        mp->OfflineReplicas.items = off;
+        mp->OfflineReplicas.count = no;
     }
 }
 
@@ -101,9 +113,14 @@ static mk_topic_t *auto_create(mk_req_t *req, const char *name, int16_t *err)
     mk_topic_spec_t spec = {0};
     spec.name = mk_tenant_to_internal(tn, name, &req->arena);
     spec.partitions = (int32_t)mk_config_get_i64(cfg, "num.partitions");
-    spec.replication_factor = 1;
+    spec.replication_factor =
+        (int16_t)MK_MIN(mk_config_get_i64(cfg, "default.replication.factor"), mk_cluster_cell_size(req->c));
+    if (spec.replication_factor < 1)
+        spec.replication_factor = 1;
     mk_topic_t *t = NULL;
     int rc = mk_cluster_topic_create(req->c, &spec, NULL, NULL, &t);
+    if (rc == 0 && req->b->repl)
+        mk_repl_topic_created(req->b->repl, t);
     if (rc < 0) {
         *err = MK_KERR_UNKNOWN_SERVER_ERROR;
         mk_warn("auto-create of topic %s failed: %s", name, mk_strerror(rc));
@@ -247,23 +264,28 @@ int mk_handle_create_topics(mk_req_t *req)
             err = MK_KERR_TOPIC_ALREADY_EXISTS;
             snprintf(why, sizeof(why), "Topic '%s' already exists.", qt->Name.ptr);
         }
+        int cell = mk_cluster_cell_size(req->c);
         if (!err && qt->Assignments.count > 0) {
             if (parts != -1 || rf != -1) {
                 err = MK_KERR_INVALID_REQUEST;
                 snprintf(why, sizeof(why), "give either assignments or partitions/replication factor, not both");
             }
             parts = qt->Assignments.count;
-            rf = 1;
+            rf = (int16_t)qt->Assignments.items[0].BrokerIds.count;
             for (int32_t a = 0; !err && a < qt->Assignments.count; a++) {
                 mk_CreateTopicsRequest_CreatableReplicaAssignment_t *as = &qt->Assignments.items[a];
-                if (as->PartitionIndex != a || as->BrokerIds.count != 1 ||
-                    !mk_cluster_broker_find(req->c, as->BrokerIds.items[0])) {
-                    err = as->BrokerIds.count > 1 ? MK_KERR_INVALID_REPLICATION_FACTOR
-                                                  : MK_KERR_INVALID_REPLICA_ASSIGNMENT;
+                bool ok = as->PartitionIndex == a && as->BrokerIds.count == rf && rf >= 1 && rf <= cell;
+                for (int32_t x = 0; ok && x < as->BrokerIds.count; x++) {
+                    ok = mk_cluster_broker_find(req->c, as->BrokerIds.items[x]) != NULL;
+                    for (int32_t y = 0; ok && y < x; y++)
+                        ok = as->BrokerIds.items[x] != as->BrokerIds.items[y];
+                }
+                if (!ok) {
+                    err = MK_KERR_INVALID_REPLICA_ASSIGNMENT;
                     snprintf(why, sizeof(why),
-                             "assignment of partition %d must name partitions 0..n-1 in order, each with "
-                             "exactly one existing broker (replication is not yet available in minikora)",
-                             as->PartitionIndex);
+                             "assignment of partition %d must name partitions 0..n-1 in order, each with the same "
+                             "number (1..%d) of distinct existing brokers",
+                             as->PartitionIndex, cell);
                 }
             }
         }
@@ -271,16 +293,15 @@ int mk_handle_create_topics(mk_req_t *req)
             if (parts == -1)
                 parts = (int32_t)mk_config_get_i64(cfg, "num.partitions");
             if (rf == -1)
-                rf = (int16_t)mk_config_get_i64(cfg, "default.replication.factor");
+                rf = (int16_t)MK_MIN(mk_config_get_i64(cfg, "default.replication.factor"), cell);
             if (parts <= 0 || parts > 100000) {
                 err = MK_KERR_INVALID_PARTITIONS;
                 snprintf(why, sizeof(why), "Number of partitions must be between 1 and 100000, not %d.", parts);
-            } else if (rf != 1) {
+            } else if (rf < 1 || rf > cell) {
                 err = MK_KERR_INVALID_REPLICATION_FACTOR;
                 snprintf(why, sizeof(why),
-                         "Replication factor %d is not available: replication is not yet implemented in "
-                         "minikora, so the replication factor must be 1.",
-                         rf);
+                         "Replication factor must be between 1 and %d (the brokers of a cell, one per AZ), not %d.",
+                         cell, rf);
             }
         }
         const char **keys = NULL, **vals = NULL;
@@ -321,17 +342,18 @@ int mk_handle_create_topics(mk_req_t *req)
             describe_topic_configs(req, rt, NULL, qt->Configs.count, ks, vs);
             continue;
         }
-        int32_t *leaders = NULL;
+        int32_t *assignment = NULL;
         if (qt->Assignments.count > 0) {
-            leaders = mk_arena_alloc(&req->arena, sizeof(int32_t) * (size_t)parts);
-            if (!leaders)
+            assignment = mk_arena_alloc(&req->arena, sizeof(int32_t) * (size_t)parts * (size_t)rf);
+            if (!assignment)
                 return MK_ERR_NOMEM;
             for (int32_t a = 0; a < parts; a++)
-                leaders[a] = qt->Assignments.items[a].BrokerIds.items[0];
+                for (int32_t x = 0; x < rf; x++)
+                    assignment[a * rf + x] = qt->Assignments.items[a].BrokerIds.items[x];
         }
         const mk_tenant_t *tn = req->sess ? req->sess->tenant : mk_tenant_default();
         mk_topic_spec_t spec = {mk_tenant_to_internal(tn, qt->Name.ptr, &req->arena), parts, rf,
-                                qt->Configs.count, keys, vals, leaders};
+                                qt->Configs.count, keys, vals, assignment};
         mk_topic_t *t = NULL;
         req->outstanding++;
         int rc = mk_cluster_topic_create(req->c, &spec, create_done, req, &t);
@@ -341,6 +363,8 @@ int mk_handle_create_topics(mk_req_t *req)
             rt->ErrorMessage = mk_str(mk_strerror(rc));
             continue;
         }
+        if (req->b->repl)
+            mk_repl_topic_created(req->b->repl, t);
         memcpy(rt->TopicId.b, t->id, 16);
         describe_topic_configs(req, rt, t, 0, NULL, NULL);
     }

@@ -15,6 +15,7 @@
  */
 #include "broker/broker_int.h"
 #include "group/group.h"
+#include "repl/repl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -351,6 +352,11 @@ int mk_broker_new(uv_loop_t *loop, mk_broker_t **out)
     return 0;
 }
 
+/* High watermarks or ISRs moved: parked Produce and Fetch requests re-check. */
+static void repl_progress_cb(void *arg) { mk_broker_wake_soon(arg); }
+
+mk_repl_t *mk_broker_repl(mk_broker_t *b) { return b->repl; }
+
 int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
 {
     b->c = c;
@@ -363,7 +369,20 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
         mk_config_get_i64(cfg, "offsets.retention.minutes") * 60000,
         (int32_t)mk_config_get_i64(cfg, "offset.metadata.max.bytes"),
     };
-    return mk_group_coord_new(b->loop, c, &gcfg, &b->groups);
+    int rc = mk_group_coord_new(b->loop, c, &gcfg, &b->groups);
+    if (rc < 0)
+        return rc;
+    mk_repl_config_t rcfg = {
+        mk_config_get_i64(cfg, "replica.lag.time.max.ms"),
+        (int32_t)mk_config_get_i64(cfg, "minikora.cross.az.latency.ms"),
+        mk_config_get_bool(cfg, "auto.leader.rebalance.enable"),
+        mk_config_get_bool(cfg, "unclean.leader.election.enable"),
+    };
+    rc = mk_repl_new(b->loop, c, &rcfg, repl_progress_cb, b, &b->repl);
+    if (rc < 0)
+        return rc;
+    mk_repl_start_all(b->repl);
+    return 0;
 }
 
 void mk_broker_wake_soon(mk_broker_t *b)
@@ -382,6 +401,8 @@ void mk_broker_free(mk_broker_t *b)
     mk_broker_unpark_all(b);
     mk_group_coord_free(b->groups);
     b->groups = NULL;
+    mk_repl_free(b->repl);
+    b->repl = NULL;
     uv_close((uv_handle_t *)b->wake, (uv_close_cb)mk_free);
     mk_free(b);
 }

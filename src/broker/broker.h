@@ -25,6 +25,8 @@ mk_net_handler_t mk_broker_net_handler(void);
 /* Attach to the opened cluster: starts the group coordinator (loads committed
  * offsets).  0 or an error. */
 int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c);
+/* The replication manager (broker lifecycle calls go through it). */
+struct mk_repl_s *mk_broker_repl(mk_broker_t *b);
 /* Answer parked requests and release everything; call before
  * mk_cluster_close().  Handles are closed through the loop. */
 void mk_broker_free(mk_broker_t *b);

@@ -23,6 +23,9 @@
 #include "tenant/tenant.h"
 
 typedef struct mk_group_coord_s mk_group_coord_t;
+typedef struct mk_repl_s mk_repl_t;
+
+enum { MK_PARK_FETCH = 0, MK_PARK_PRODUCE = 1 };
 
 enum { MK_REQ_DONE = 0, MK_REQ_NONE = 1, MK_REQ_PENDING = 2 };
 
@@ -66,6 +69,7 @@ struct mk_req_s {
     mk_req_t *park_prev, *park_next;
     uv_timer_t *timer;         /* owned; freed in its close callback */
     uint64_t deadline_ms;
+    int kind;                  /* MK_PARK_* */
     int outstanding;           /* async operations still running */
     int status;                /* first error of those operations */
     void *ctx;                 /* handler-specific state (arena) */
@@ -81,6 +85,7 @@ struct mk_broker_s {
     bool closing;
     uint64_t requests;         /* counters for metrics */
     mk_group_coord_t *groups;  /* owned group coordinator */
+    mk_repl_t *repl;           /* owned replication manager */
 };
 
 /* The dispatch table. */
@@ -100,7 +105,8 @@ mk_str_t mk_req_str(mk_req_t *req, const char *s);
     ((arr).items = mk_req_structs((req), &mk_pdesc_##desc, (n)), (arr).count = (n),         \
      (arr).items != NULL || (n) == 0)
 
-/* Parked fetches (fetch.c). */
+/* Parked requests (data.c): Fetch waiting for data, acks=all Produce
+ * waiting for the ISR. */
 void mk_broker_wake_fetches(mk_broker_t *b);
 /* Re-try parked fetches once the current loop iteration is done. */
 void mk_broker_wake_soon(mk_broker_t *b);

@@ -17,6 +17,7 @@
  */
 #include "batch/batch.h"
 #include "broker/broker_int.h"
+#include "repl/repl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,40 @@ static mk_partition_t *leader_partition(mk_req_t *req, mk_topic_t *t, int32_t in
     return p;
 }
 
+/* The partition and log a consumer Fetch may read on this broker: the
+ * leader's, or (fetch from follower) an in-sync follower's. */
+static mk_partition_t *read_partition(mk_req_t *req, mk_topic_t *t, int32_t index, mk_log_t **log, int16_t *err)
+{
+    mk_partition_t *p = mk_topic_partition(t, index);
+    if (!t || !p) {
+        *err = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        return NULL;
+    }
+    mk_replica_t *r = mk_partition_replica(p, req->node->id);
+    if (!p->log || !r || !r->log || (p->leader != req->node->id && !r->in_isr)) {
+        *err = MK_KERR_NOT_LEADER_OR_FOLLOWER;
+        return NULL;
+    }
+    *log = r->log;
+    *err = 0;
+    return p;
+}
+
+/* The broker a consumer in AZ rack should read p from, if not this leader. */
+static int32_t preferred_read_replica(mk_req_t *req, mk_partition_t *p, mk_str_t rack)
+{
+    if (!rack.ptr || !rack.len || p->leader != req->node->id ||
+        strcmp(mk_cluster_broker_az(req->c, req->node->id), rack.ptr) == 0)
+        return -1;
+    for (int32_t k = 0; k < p->replica_count; k++) {
+        mk_replica_t *r = &p->replicas[k];
+        mk_cluster_broker_t *b = mk_cluster_broker_find(req->c, r->broker);
+        if (r->in_isr && r->log && b && b->running && strcmp(b->az, rack.ptr) == 0)
+            return r->broker;
+    }
+    return -1;
+}
+
 static int16_t check_epoch(const mk_partition_t *p, int32_t current_leader_epoch)
 {
     if (current_leader_epoch < 0 || current_leader_epoch == p->leader_epoch)
@@ -47,6 +82,48 @@ static int16_t check_epoch(const mk_partition_t *p, int32_t current_leader_epoch
 }
 
 /* =================================================================== Produce */
+
+/* A partition of an acks=all Produce waiting for its high watermark. */
+typedef struct produce_wait_s {
+    struct produce_wait_s *next;
+    uint8_t topic_id[16];
+    int32_t partition;
+    int64_t end_offset;        /* the HW must reach this */
+    mk_ProduceResponse_PartitionProduceResponse_t *resp;
+} produce_wait_t;
+
+/* Whether every waiting partition is settled; with final, those that are not
+ * get REQUEST_TIMED_OUT.  Settled means replicated to the ISR, or failed
+ * (leader moved: NOT_LEADER_OR_FOLLOWER; ISR shrank below
+ * min.insync.replicas: NOT_ENOUGH_REPLICAS_AFTER_APPEND). */
+static bool produce_check(mk_req_t *req, bool final)
+{
+    bool all = true;
+    for (produce_wait_t *w = req->ctx; w; w = w->next) {
+        if (w->end_offset < 0)
+            continue;
+        mk_topic_t *t = mk_cluster_topic_find_id(req->c, w->topic_id);
+        mk_partition_t *p = mk_topic_partition(t, w->partition);
+        int16_t err = 0;
+        if (!p || p->leader != req->node->id || !p->log) {
+            err = MK_KERR_NOT_LEADER_OR_FOLLOWER;
+        } else if (p->hw >= w->end_offset) {
+            int64_t min_isr = strtoll(mk_cluster_topic_config(req->c, t, "min.insync.replicas", NULL), NULL, 10);
+            if (mk_repl_isr_size(p) < min_isr)
+                err = MK_KERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
+        } else if (final) {
+            err = MK_KERR_REQUEST_TIMED_OUT;
+        } else {
+            all = false;
+            continue;
+        }
+        w->resp->ErrorCode = err;
+        if (err)
+            w->resp->BaseOffset = -1;
+        w->end_offset = -1;
+    }
+    return all;
+}
 
 static int16_t validate_records(mk_req_t *req, const mk_topic_t *t, const uint8_t *p, size_t n, char *why,
                                 size_t why_len)
@@ -104,6 +181,15 @@ static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequ
         }
         return;
     }
+    mk_ProduceRequest_t *q = req->body;
+    if (q->Acks == -1) {
+        int64_t min_isr = strtoll(mk_cluster_topic_config(req->c, t, "min.insync.replicas", NULL), NULL, 10);
+        if (mk_repl_isr_size(p) < min_isr) {
+            rp->ErrorCode = MK_KERR_NOT_ENOUGH_REPLICAS;
+            rp->ErrorMessage = mk_str("fewer in-sync replicas than min.insync.replicas");
+            return;
+        }
+    }
     char why[256];
     err = validate_records(req, t, qp->Records.ptr, qp->Records.ptr ? (size_t)qp->Records.len : 0, why, sizeof(why));
     if (err) {
@@ -136,7 +222,23 @@ static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequ
     rp->BaseOffset = info.first_offset;
     rp->LogAppendTimeMs = log_append_time ? now : -1;
     rp->LogStartOffset = mk_log_start_offset(p->log);
+    if (req->b->repl)
+        mk_repl_on_append(req->b->repl, p);
+    else
+        p->hw = info.end_offset;
     mk_broker_wake_soon(req->b);
+    if (q->Acks == -1 && p->hw < info.end_offset) {
+        /* acks=all: answered once the ISR has it (see produce_check). */
+        produce_wait_t *w = mk_arena_alloc(&req->arena, sizeof(*w));
+        if (w) {
+            memcpy(w->topic_id, t->id, 16);
+            w->partition = qp->Index;
+            w->end_offset = info.end_offset;
+            w->resp = rp;
+            w->next = req->ctx;
+            req->ctx = w;
+        }
+    }
 }
 
 int mk_handle_produce(mk_req_t *req)
@@ -163,7 +265,14 @@ int mk_handle_produce(mk_req_t *req)
             produce_partition(req, t, &qt->PartitionData.items[j], &rt->PartitionResponses.items[j]);
         }
     }
-    return q->Acks == 0 ? MK_REQ_NONE : MK_REQ_DONE;
+    if (q->Acks == 0)
+        return MK_REQ_NONE;
+    if (req->ctx && !produce_check(req, false)) {
+        req->kind = MK_PARK_PRODUCE;
+        mk_broker_park(req->b, req, q->TimeoutMs > 0 ? q->TimeoutMs : 1);
+        return MK_REQ_PENDING;
+    }
+    return MK_REQ_DONE;
 }
 
 /* ===================================================================== Fetch */
@@ -222,7 +331,8 @@ static int64_t fetch_fill(mk_req_t *req)
             rp->Records.ptr = (const uint8_t *)"";
             rp->Records.len = 0;
             int16_t err;
-            mk_partition_t *p = t ? leader_partition(req, t, qp->Partition, &err) : NULL;
+            mk_log_t *log = NULL;
+            mk_partition_t *p = t ? read_partition(req, t, qp->Partition, &log, &err) : NULL;
             if (!t)
                 err = missing;
             if (!p) {
@@ -235,33 +345,42 @@ static int64_t fetch_fill(mk_req_t *req)
                 }
                 continue;
             }
-            int64_t start = mk_log_start_offset(p->log), end = mk_log_end_offset(p->log);
-            rp->HighWatermark = end;
-            rp->LastStableOffset = end;
+            int64_t start = mk_log_start_offset(log), leo = mk_log_end_offset(log);
+            int64_t hw = MK_MIN(p->hw, leo);
+            rp->HighWatermark = hw;
+            rp->LastStableOffset = hw;
             rp->LogStartOffset = start;
             if ((err = check_epoch(p, qp->CurrentLeaderEpoch))) {
                 rp->ErrorCode = err;
                 any_error = true;
                 continue;
             }
-            if (qp->FetchOffset < start || qp->FetchOffset > end) {
+            if (qp->FetchOffset < start || qp->FetchOffset > leo) {
                 rp->ErrorCode = MK_KERR_OFFSET_OUT_OF_RANGE;
                 any_error = true;
                 continue;
             }
-            if (qp->FetchOffset == end || total >= limit)
+            /* KIP-392: a consumer in another AZ is sent to an in-sync replica in its own. */
+            int32_t pref = preferred_read_replica(req, p, q->RackId);
+            if (pref >= 0) {
+                rp->PreferredReadReplica = pref;
+                continue;
+            }
+            if (qp->FetchOffset >= hw || total >= limit)
                 continue;
             size_t max = (size_t)MK_MIN((int64_t)(qp->PartitionMaxBytes > 0 ? qp->PartitionMaxBytes : 0),
                                         limit - total);
             size_t before = req->data.len;
             int64_t next;
-            int rc = mk_log_read(p->log, qp->FetchOffset, max, total == 0, &req->data, &next);
+            int rc = mk_log_read_upto(log, qp->FetchOffset, hw, max, total == 0, &req->data, &next);
             if (rc < 0) {
                 rp->ErrorCode = rc == MK_ERR_RANGE ? MK_KERR_OFFSET_OUT_OF_RANGE : MK_KERR_KAFKA_STORAGE_ERROR;
                 any_error = true;
                 continue;
             }
             size_t got = req->data.len - before;
+            if (got && req->b->repl)
+                mk_repl_account_read(req->b->repl, req->node->id, q->RackId.ptr, got);
             if (got) {
                 spans[nspans].dst = &rp->Records;
                 spans[nspans].off = before;
@@ -292,8 +411,8 @@ static bool fetch_may_progress(mk_req_t *req)
             return true;
         for (int32_t j = 0; j < qt->Partitions.count; j++) {
             mk_partition_t *p = mk_topic_partition(t, qt->Partitions.items[j].Partition);
-            if (!p || !p->log || p->leader != req->node->id ||
-                mk_log_end_offset(p->log) > qt->Partitions.items[j].FetchOffset)
+            mk_replica_t *rp = mk_partition_replica(p, req->node->id);
+            if (!p || !p->log || !rp || !rp->log || p->hw > qt->Partitions.items[j].FetchOffset)
                 return true;
         }
     }
@@ -306,6 +425,7 @@ int mk_handle_fetch(mk_req_t *req)
     int64_t got = fetch_fill(req);
     if (got < 0 || got >= q->MinBytes || q->MaxWaitMs <= 0)
         return MK_REQ_DONE;
+    req->kind = MK_PARK_FETCH;
     mk_broker_park(req->b, req, q->MaxWaitMs);
     return MK_REQ_PENDING;
 }
@@ -348,8 +468,12 @@ static void park_timeout_cb(uv_timer_t *timer)
     mk_req_t *req = timer->data;
     park_unlink(req->b, req);
     park_release_timer(req);
-    if (req->sess)
-        fetch_fill(req);
+    if (req->sess) {
+        if (req->kind == MK_PARK_PRODUCE)
+            produce_check(req, true);
+        else
+            fetch_fill(req);
+    }
     mk_req_finish(req);
 }
 
@@ -384,7 +508,13 @@ void mk_broker_wake_fetches(mk_broker_t *b)
             mk_req_finish(req);
             continue;
         }
-        if (fetch_may_progress(req)) {
+        if (req->kind == MK_PARK_PRODUCE) {
+            if (produce_check(req, false)) {
+                park_release_timer(req);
+                mk_req_finish(req);
+                continue;
+            }
+        } else if (fetch_may_progress(req)) {
             mk_FetchRequest_t *q = req->body;
             int64_t got = fetch_fill(req);
             if (got < 0 || got >= q->MinBytes) {
@@ -453,7 +583,7 @@ static void list_offset_partition(mk_req_t *req, mk_partition_t *p, int64_t ts, 
     switch (ts) {
     case TS_LATEST:
     case TS_LATEST_TIERED:
-        *offset = ts == TS_LATEST ? mk_log_end_offset(p->log) : -1;
+        *offset = ts == TS_LATEST ? MK_MIN(p->hw, mk_log_end_offset(p->log)) : -1;
         return;
     case TS_EARLIEST:
     case TS_EARLIEST_LOCAL:
@@ -560,14 +690,14 @@ int mk_handle_offset_for_leader_epoch(mk_req_t *req)
                 rp->ErrorCode = err;
                 continue;
             }
-            /* One epoch per partition so far: its end is the log end. */
-            if (qp->LeaderEpoch <= p->leader_epoch && qp->LeaderEpoch >= 0) {
-                rp->LeaderEpoch = p->leader_epoch;
-                rp->EndOffset = mk_log_end_offset(p->log);
-            } else {
-                rp->LeaderEpoch = -1;
-                rp->EndOffset = -1;
+            int32_t ep = -1;
+            int64_t end = -1;
+            if (qp->LeaderEpoch >= 0 && mk_log_end_offset_for_epoch(p->log, qp->LeaderEpoch, &ep, &end) < 0) {
+                ep = -1;
+                end = -1;
             }
+            rp->LeaderEpoch = ep;
+            rp->EndOffset = end;
         }
     }
     return MK_REQ_DONE;

@@ -146,30 +146,50 @@ static void topic_log_config(mk_cluster_t *c, mk_topic_t *t)
 
 /* ================================================================ partitions */
 
-static void partition_dir(const mk_cluster_t *c, const mk_partition_t *p, char *buf, size_t n)
+static void replica_dir(const mk_cluster_t *c, const mk_partition_t *p, int32_t broker, char *buf, size_t n)
 {
-    const mk_cluster_broker_t *b = &c->brokers[p->leader - 1];
+    const mk_cluster_broker_t *b = &c->brokers[broker - 1];
     snprintf(buf, n, "%s/%s-%d", b->log_dir, p->topic->name, p->index);
 }
 
-static int partition_open(mk_cluster_t *c, mk_partition_t *p)
+static int replica_open(mk_cluster_t *c, mk_partition_t *p, mk_replica_t *r)
 {
-    if (p->log)
+    if (r->log)
         return 0;
     char dir[4096];
-    partition_dir(c, p, dir, sizeof(dir));
-    int rc = mk_log_open(dir, &p->topic->log_cfg, &p->log);
+    replica_dir(c, p, r->broker, dir, sizeof(dir));
+    int rc = mk_log_open(dir, &p->topic->log_cfg, &r->log);
     if (rc < 0)
         mk_error("cannot open log %s: %s", dir, mk_strerror(rc));
+    if (p->leader == r->broker)
+        p->log = r->log;
     return rc;
 }
 
-static void partition_close(mk_partition_t *p)
+static void replica_close(mk_partition_t *p, mk_replica_t *r)
 {
-    if (p->log) {
-        mk_log_close(p->log);
+    if (!r->log)
+        return;
+    if (p->log == r->log)
         p->log = NULL;
-    }
+    mk_log_close(r->log);
+    r->log = NULL;
+}
+
+mk_replica_t *mk_partition_replica(mk_partition_t *p, int32_t broker)
+{
+    for (int32_t i = 0; p && i < p->replica_count; i++)
+        if (p->replicas[i].broker == broker)
+            return &p->replicas[i];
+    return NULL;
+}
+
+int mk_cluster_cell_size(const mk_cluster_t *c) { return c->nbrokers < c->nazs ? c->nbrokers : c->nazs; }
+
+const char *mk_cluster_broker_az(mk_cluster_t *c, int32_t id)
+{
+    mk_cluster_broker_t *b = mk_cluster_broker_find(c, id);
+    return b ? b->az : "";
 }
 
 mk_partition_t *mk_topic_partition(mk_topic_t *t, int32_t index)
@@ -186,8 +206,12 @@ static void topic_free(mk_topic_t *t)
     if (!t)
         return;
     if (t->partitions)
-        for (int32_t i = 0; i < t->partition_count; i++)
-            partition_close(&t->partitions[i]);
+        for (int32_t i = 0; i < t->partition_count; i++) {
+            mk_partition_t *p = &t->partitions[i];
+            for (int32_t r = 0; p->replicas && r < p->replica_count; r++)
+                replica_close(p, &p->replicas[r]);
+            mk_free(p->replicas);
+        }
     size_t it = 0;
     const char *k;
     void *v;
@@ -197,6 +221,18 @@ static void topic_free(mk_topic_t *t)
     mk_free(t->partitions);
     mk_free(t->name);
     mk_free(t);
+}
+
+/* Give every partition of t rf replica slots (broker ids filled by the caller). */
+static int topic_alloc_replicas(mk_topic_t *t, int32_t rf)
+{
+    for (int32_t i = 0; i < t->partition_count; i++) {
+        t->partitions[i].replicas = mk_calloc((size_t)rf, sizeof(mk_replica_t));
+        if (!t->partitions[i].replicas)
+            return MK_ERR_NOMEM;
+        t->partitions[i].replica_count = rf;
+    }
+    return 0;
 }
 
 static mk_topic_t *topic_new(const char *name, int32_t partitions)
@@ -287,23 +323,29 @@ static int pick_cell(mk_cluster_t *c)
     return cell_load(c, a) <= cell_load(c, b) ? a : b;
 }
 
-/* Leaders round-robin over the running brokers of the cell (any running
- * broker if the cell has none). */
-static void place_leaders(mk_cluster_t *c, mk_topic_t *t)
+/* Replicas: rf brokers of the topic's cell, so each in a distinct AZ, the
+ * list rotated per partition from a random start so leaders (the first
+ * replica) spread over the cell's brokers. */
+static void place_replicas(mk_cluster_t *c, mk_topic_t *t)
 {
-    int32_t cand[256];
+    int32_t cand[64];
     int n = 0;
-    for (int i = 0; i < c->nbrokers && n < 256; i++)
-        if (c->brokers[i].cell == t->cell && c->brokers[i].running)
+    for (int i = 0; i < c->nbrokers && n < 64; i++)
+        if (c->brokers[i].cell == t->cell)
             cand[n++] = c->brokers[i].id;
-    for (int i = 0; n == 0 && i < c->nbrokers && i < 256; i++)
-        if (c->brokers[i].running)
-            cand[n++] = c->brokers[i].id;
-    if (n == 0)
-        cand[n++] = c->brokers[0].id;
     uint32_t start = random_u32() % (uint32_t)n;
     for (int32_t p = 0; p < t->partition_count; p++)
-        t->partitions[p].leader = cand[(start + (uint32_t)p) % (uint32_t)n];
+        for (int32_t k = 0; k < t->partitions[p].replica_count; k++)
+            t->partitions[p].replicas[k].broker = cand[(start + (uint32_t)p + (uint32_t)k) % (uint32_t)n];
+}
+
+/* The first running replica leads a new partition. */
+static void pick_initial_leader(mk_cluster_t *c, mk_partition_t *p)
+{
+    p->leader = -1;
+    for (int32_t k = 0; k < p->replica_count && p->leader < 0; k++)
+        if (c->brokers[p->replicas[k].broker - 1].running)
+            p->leader = p->replicas[k].broker;
 }
 
 /* The meta/ image of a topic; arrays in arena a. */
@@ -324,11 +366,12 @@ static int topic_to_meta(const mk_topic_t *t, mk_arena_t *a, mk_meta_topic_t *m)
         mp->partition = i;
         mp->leader = t->partitions[i].leader;
         mp->leader_epoch = t->partitions[i].leader_epoch;
-        mp->replica_count = 1;
-        mp->replicas = mk_arena_alloc(a, sizeof(int32_t));
+        mp->replica_count = t->partitions[i].replica_count;
+        mp->replicas = mk_arena_alloc(a, sizeof(int32_t) * (size_t)(mp->replica_count + 1));
         if (!mp->replicas)
             return MK_ERR_NOMEM;
-        mp->replicas[0] = mp->leader;
+        for (int32_t r = 0; r < mp->replica_count; r++)
+            mp->replicas[r] = t->partitions[i].replicas[r].broker;
     }
     m->configs = mk_arena_alloc(a, sizeof(mk_meta_config_t) * (t->overrides.count + 1));
     if (!m->configs)
@@ -342,6 +385,13 @@ static int topic_to_meta(const mk_topic_t *t, mk_arena_t *a, mk_meta_topic_t *m)
         m->config_count++;
     }
     return 0;
+}
+
+static void persist_log_done(int status, void *arg)
+{
+    (void)arg;
+    if (status < 0)
+        mk_error("metadata write failed: %s", mk_strerror(status));
 }
 
 typedef struct persist_s {
@@ -392,7 +442,6 @@ int mk_cluster_topic_create(mk_cluster_t *c, const mk_topic_spec_t *spec, mk_clu
     do {
         random_bytes(t->id, 16);
     } while (mk_cluster_topic_find_id(c, t->id));
-    t->replication_factor = spec->replication_factor;
     t->created_ms = mk_now_ms();
     for (int32_t i = 0; i < spec->config_count; i++) {
         char *v = mk_strdup(spec->config_values[i]);
@@ -406,44 +455,54 @@ int mk_cluster_topic_create(mk_cluster_t *c, const mk_topic_spec_t *spec, mk_clu
     }
     topic_log_config(c, t);
     t->cell = pick_cell(c);
-    if (spec->leaders) {
-        for (int32_t p = 0; p < t->partition_count; p++)
-            t->partitions[p].leader = spec->leaders[p];
-    } else {
-        place_leaders(c, t);
-    }
-    for (int32_t p = 0; p < t->partition_count; p++) {
-        mk_partition_t *part = &t->partitions[p];
-        if (!c->brokers[part->leader - 1].running)
-            continue;
-        /* A directory left by an earlier topic of the same name goes first. */
-        char dir[4096];
-        partition_dir(c, part, dir, sizeof(dir));
-        remove_dir(dir);
-        if (partition_open(c, part) < 0) {
-            for (int32_t q = 0; q <= p; q++)
-                if (t->partitions[q].log) {
-                    mk_log_destroy(t->partitions[q].log);
-                    t->partitions[q].log = NULL;
-                }
-            topic_free(t);
-            return MK_ERR_IO;
-        }
-    }
-    if (mk_map_put(&c->topics, t->name, t) < 0) {
+    int16_t rf = spec->replication_factor > 0 ? spec->replication_factor : 1;
+    t->replication_factor = rf;
+    if (topic_alloc_replicas(t, rf) < 0) {
         topic_free(t);
         return MK_ERR_NOMEM;
     }
-    int rc = topic_persist(c, t, cb, arg);
-    if (rc < 0) {
-        mk_map_del(&c->topics, t->name);
+    if (spec->assignment) {
         for (int32_t p = 0; p < t->partition_count; p++)
-            if (t->partitions[p].log) {
-                mk_log_destroy(t->partitions[p].log);
-                t->partitions[p].log = NULL;
-            }
+            for (int32_t k = 0; k < rf; k++)
+                t->partitions[p].replicas[k].broker = spec->assignment[p * rf + k];
+        t->cell = c->brokers[spec->assignment[0] - 1].cell;
+    } else {
+        place_replicas(c, t);
+    }
+    int rc = 0;
+    for (int32_t p = 0; p < t->partition_count && rc == 0; p++) {
+        mk_partition_t *part = &t->partitions[p];
+        pick_initial_leader(c, part);
+        for (int32_t k = 0; k < part->replica_count && rc == 0; k++) {
+            mk_replica_t *r = &part->replicas[k];
+            if (!c->brokers[r->broker - 1].running)
+                continue;
+            /* A directory left by an earlier topic of the same name goes first. */
+            char dir[4096];
+            replica_dir(c, part, r->broker, dir, sizeof(dir));
+            remove_dir(dir);
+            rc = replica_open(c, part, r);
+            r->in_isr = rc == 0;
+        }
+    }
+    if (rc == 0 && mk_map_put(&c->topics, t->name, t) < 0)
+        rc = MK_ERR_NOMEM;
+    if (rc == 0) {
+        rc = topic_persist(c, t, cb, arg);
+        if (rc < 0)
+            mk_map_del(&c->topics, t->name);
+    }
+    if (rc < 0) {
+        for (int32_t p = 0; p < t->partition_count; p++)
+            for (int32_t k = 0; k < t->partitions[p].replica_count; k++)
+                if (t->partitions[p].replicas[k].log) {
+                    if (t->partitions[p].log == t->partitions[p].replicas[k].log)
+                        t->partitions[p].log = NULL;
+                    mk_log_destroy(t->partitions[p].replicas[k].log);
+                    t->partitions[p].replicas[k].log = NULL;
+                }
         topic_free(t);
-        return rc;
+        return rc == MK_ERR_NOMEM ? rc : MK_ERR_IO;
     }
     mk_info("created topic %s: %d partitions in cell %d", t->name, t->partition_count, t->cell);
     if (out)
@@ -466,19 +525,45 @@ int mk_cluster_topic_delete(mk_cluster_t *c, mk_topic_t *t, mk_cluster_done_cb c
     mk_map_del(&c->topics, t->name);
     for (int32_t i = 0; i < t->partition_count; i++) {
         mk_partition_t *part = &t->partitions[i];
-        if (part->log) {
-            mk_log_destroy(part->log);
-            part->log = NULL;
-        } else if (part->leader > 0) {
-            /* Leader stopped: remove the directory it would reopen. */
-            char dir[4096];
-            partition_dir(c, part, dir, sizeof(dir));
-            remove_dir(dir);
+        for (int32_t k = 0; k < part->replica_count; k++) {
+            mk_replica_t *r = &part->replicas[k];
+            if (r->log) {
+                if (part->log == r->log)
+                    part->log = NULL;
+                mk_log_destroy(r->log);
+                r->log = NULL;
+            } else {
+                /* Broker stopped: remove the directory it would reopen. */
+                char dir[4096];
+                replica_dir(c, part, r->broker, dir, sizeof(dir));
+                remove_dir(dir);
+            }
         }
     }
     mk_info("deleted topic %s", t->name);
     topic_free(t);
     return 0;
+}
+
+static void partition_persist(mk_cluster_t *c, mk_partition_t *p)
+{
+    int32_t reps[64];
+    mk_meta_partition_t mp = {p->index, p->leader, p->leader_epoch, MK_MIN(p->replica_count, 64), reps};
+    for (int32_t k = 0; k < mp.replica_count; k++)
+        reps[k] = p->replicas[k].broker;
+    mk_meta_partition_put_async(c->meta, c->loop, p->topic->name, &mp, persist_log_done, NULL);
+}
+
+void mk_cluster_partition_set_leader(mk_cluster_t *c, mk_partition_t *p, int32_t broker, int32_t epoch)
+{
+    mk_replica_t *r = broker > 0 ? mk_partition_replica(p, broker) : NULL;
+    p->leader = r ? broker : -1;
+    p->leader_epoch = epoch;
+    p->log = r ? r->log : NULL;
+    if (p->log)
+        mk_log_epoch_begin(p->log, epoch);
+    mk_info("partition %s-%d: leader %d, epoch %d", p->topic->name, p->index, p->leader, epoch);
+    partition_persist(c, p);
 }
 
 /* ================================================================== startup */
@@ -501,15 +586,30 @@ static int load_topic_cb(const mk_meta_topic_t *mt, void *arg)
             return MK_ERR_NOMEM;
         }
     }
+    int32_t rf = 1;
+    for (int32_t i = 0; mt->partitions && i < t->partition_count; i++)
+        rf = MK_MAX(rf, mt->partitions[i].replica_count);
+    if (topic_alloc_replicas(t, rf) < 0) {
+        topic_free(t);
+        return MK_ERR_NOMEM;
+    }
+    t->replication_factor = (int16_t)rf;
     for (int32_t i = 0; i < t->partition_count; i++) {
-        int32_t leader = mt->partitions ? mt->partitions[i].leader : -1;
-        if (leader < 1 || leader > c->nbrokers) {
-            mk_warn("topic %s partition %d: stored leader %d is not a broker of this cluster; using %d",
-                    t->name, i, leader, c->brokers[i % c->nbrokers].id);
-            leader = c->brokers[i % c->nbrokers].id;
+        mk_partition_t *p = &t->partitions[i];
+        const mk_meta_partition_t *mp = mt->partitions ? &mt->partitions[i] : NULL;
+        int32_t n = mp && mp->replica_count > 0 ? mp->replica_count : 0;
+        p->replica_count = n > 0 ? n : 1;
+        for (int32_t k = 0; k < p->replica_count; k++) {
+            int32_t b = n > 0 ? mp->replicas[k] : (mp ? mp->leader : -1);
+            if (b < 1 || b > c->nbrokers) {
+                mk_warn("topic %s partition %d: stored replica %d is not a broker of this cluster; using %d",
+                        t->name, i, b, c->brokers[(i + k) % c->nbrokers].id);
+                b = c->brokers[(i + k) % c->nbrokers].id;
+            }
+            p->replicas[k].broker = b;
         }
-        t->partitions[i].leader = leader;
-        t->partitions[i].leader_epoch = mt->partitions ? mt->partitions[i].leader_epoch : 0;
+        p->leader = mp && mk_partition_replica(p, mp->leader) ? mp->leader : p->replicas[0].broker;
+        p->leader_epoch = mp && mp->leader_epoch >= 0 ? mp->leader_epoch : 0;
     }
     topic_log_config(c, t);
     if (mk_map_put(&c->topics, t->name, t) < 0) {
@@ -610,8 +710,9 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(c, &it)))
         for (int32_t p = 0; p < t->partition_count; p++)
-            if ((rc = partition_open(c, &t->partitions[p])) < 0)
-                goto fail;
+            for (int32_t k = 0; k < t->partitions[p].replica_count; k++)
+                if ((rc = replica_open(c, &t->partitions[p], &t->partitions[p].replicas[k])) < 0)
+                    goto fail;
 
     for (int i = 0; i < c->nbrokers; i++) {
         rc = broker_listen(c, &c->brokers[i]);
@@ -705,9 +806,11 @@ int mk_cluster_broker_stop(mk_cluster_t *c, int32_t id)
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(c, &it)))
-        for (int32_t p = 0; p < t->partition_count; p++)
-            if (t->partitions[p].leader == id)
-                partition_close(&t->partitions[p]);
+        for (int32_t p = 0; p < t->partition_count; p++) {
+            mk_replica_t *r = mk_partition_replica(&t->partitions[p], id);
+            if (r)
+                replica_close(&t->partitions[p], r);
+        }
     mk_info("broker %d stopped", id);
     return 0;
 }
@@ -722,9 +825,11 @@ int mk_cluster_broker_start(mk_cluster_t *c, int32_t id)
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(c, &it)))
-        for (int32_t p = 0; p < t->partition_count; p++)
-            if (t->partitions[p].leader == id)
-                partition_open(c, &t->partitions[p]);
+        for (int32_t p = 0; p < t->partition_count; p++) {
+            mk_replica_t *r = mk_partition_replica(&t->partitions[p], id);
+            if (r && replica_open(c, &t->partitions[p], r) == 0)
+                r->needs_truncate = true;
+        }
     int rc = broker_listen(c, b);
     if (rc < 0)
         return rc;

@@ -81,12 +81,26 @@ typedef struct mk_cluster_broker_s {
     mk_cluster_t *cluster;
 } mk_cluster_broker_t;
 
+/* One replica of a partition.  The fields after log are the leader's view of
+ * the replica, kept by repl/. */
+typedef struct mk_replica_s {
+    int32_t broker;           /* broker id */
+    mk_log_t *log;            /* owned; NULL while its broker is stopped */
+    bool in_isr;
+    bool needs_truncate;      /* must reconcile with the leader's epochs first */
+    bool copy_pending;        /* a replication round is scheduled */
+    uint64_t caught_up_ms;    /* last time it had everything the leader had */
+} mk_replica_t;
+
 typedef struct mk_partition_s {
     mk_topic_t *topic;
     int32_t index;
-    int32_t leader;           /* broker id */
+    int32_t leader;           /* broker id, -1 while offline */
     int32_t leader_epoch;
-    mk_log_t *log;            /* owned; NULL while the leader is stopped */
+    int32_t replica_count;
+    mk_replica_t *replicas;   /* owned; [0] is the preferred leader */
+    mk_log_t *log;            /* the leader replica's log (borrowed), NULL if offline */
+    int64_t hw;               /* high watermark: offsets below it are committed */
 } mk_partition_t;
 
 struct mk_topic_s {
@@ -160,7 +174,7 @@ typedef struct mk_topic_spec_s {
     int32_t config_count;
     const char *const *config_keys;
     const char *const *config_values;
-    const int32_t *leaders;       /* optional: leader broker per partition */
+    const int32_t *assignment;    /* optional: partitions x replication_factor broker ids */
 } mk_topic_spec_t;
 
 /* Create a topic now (in memory, logs opened) and persist it in the
@@ -178,6 +192,15 @@ int mk_cluster_topic_delete(mk_cluster_t *c, mk_topic_t *t, mk_cluster_done_cb c
 const char *mk_cluster_topic_config(const mk_cluster_t *c, const mk_topic_t *t, const char *name, int *source);
 /* The partition, or NULL when out of range. */
 mk_partition_t *mk_topic_partition(mk_topic_t *t, int32_t index);
+/* The replica of p on broker, or NULL. */
+mk_replica_t *mk_partition_replica(mk_partition_t *p, int32_t broker);
+/* Make broker the leader of p at epoch (NULL broker -1: offline); the new
+ * leader's log starts the epoch.  Persisted in the background. */
+void mk_cluster_partition_set_leader(mk_cluster_t *c, mk_partition_t *p, int32_t broker, int32_t epoch);
+/* Brokers per cell (the largest replication factor a topic can have). */
+int mk_cluster_cell_size(const mk_cluster_t *c);
+/* The broker's AZ name, or "" for an unknown id. */
+const char *mk_cluster_broker_az(mk_cluster_t *c, int32_t id);
 
 
 #endif /* MK_CLUSTER_H */

@@ -23,7 +23,10 @@ static const mk_cfg_def_t defs[] = {
     /* broker settings */
     {"broker.id", MK_CFG_INT, B, "1", NULL, true, "First broker id; brokers are numbered from it."},
     {"num.partitions", MK_CFG_INT, B, "1", NULL, false, "Partitions of an auto-created topic or of a CreateTopics request that leaves the count to the broker."},
-    {"default.replication.factor", MK_CFG_SHORT, B, "1", NULL, false, "Replication factor used when a request leaves it to the broker."},
+    {"default.replication.factor", MK_CFG_SHORT, B, "3", NULL, false, "Replication factor used when a request leaves it to the broker; capped at the brokers of a cell (one per AZ)."},
+    {"replica.lag.time.max.ms", MK_CFG_LONG, B, "30000", NULL, false, "A follower that has not caught up for this long leaves the ISR."},
+    {"auto.leader.rebalance.enable", MK_CFG_BOOL, B, "true", NULL, false, "Give leadership back to the preferred replica once it is in sync again."},
+    {"minikora.cross.az.latency.ms", MK_CFG_INT, B, "0", NULL, false, "Simulated one-way latency of replication between AZs."},
     {"auto.create.topics.enable", MK_CFG_BOOL, B, "true", NULL, false, "Create a topic when a Metadata request names a missing one and allows it."},
     {"delete.topic.enable", MK_CFG_BOOL, B, "true", NULL, false, "Whether DeleteTopics may delete."},
     {"socket.request.max.bytes", MK_CFG_INT, B, "104857600", NULL, true, "Largest request frame accepted; larger frames close the connection before anything is allocated."},

@@ -1,0 +1,606 @@
+/*
+ * repl.c -- followers, ISR, high watermarks, elections and the broker
+ * lifecycle.
+ *
+ * Replication rounds: when a leader appends, each follower replica gets a
+ * round scheduled (coalesced: at most one pending per replica).  A round
+ * copies whole batches from the leader's log into the follower's log with
+ * mk_log_append_replica (offsets and leader epochs kept, as a follower Fetch
+ * would), reports the follower's log end back, and moves the high watermark
+ * (the lowest log end offset in the ISR).  Rounds that cross AZs run after
+ * minikora.cross.az.latency.ms; same-AZ rounds run in the next loop
+ * iteration, so a burst of produces costs one round.
+ *
+ * Pending rounds are keyed by (topic id, partition, broker), never by
+ * pointer, so a topic deleted in between simply drops its rounds.
+ *
+ * Divergence: a replica that rejoins (broker start, new leader) is marked
+ * needs_truncate; its next round first asks the leader's epoch cache for the
+ * end of the replica's latest epoch and truncates its log there (Kafka's
+ * OffsetsForLeaderEpoch step), then copies.
+ *
+ * ISR: a 200 ms tick drops followers that have not caught up within
+ * replica.lag.time.max.ms and re-schedules laggards; a follower that catches
+ * up rejoins.  The last member of an ISR stays in it when its broker dies,
+ * so that a clean election can bring it back.  The same tick runs preferred
+ * leader elections (auto.leader.rebalance.enable) and revives offline
+ * partitions.
+ */
+#include "repl/repl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_BROKERS 65
+#define ROUND_BYTES (8u << 20)
+#define TICK_MS 200
+
+typedef struct round_s {
+    uint8_t topic_id[16];
+    int32_t partition;
+    int32_t broker;
+    uint64_t due_ms;
+} round_t;
+
+struct mk_repl_s {
+    uv_loop_t *loop;
+    mk_cluster_t *c;
+    mk_repl_config_t cfg;
+    mk_repl_progress_cb progress_cb;
+    void *progress_arg;
+    round_t *rounds;            /* owned, unordered */
+    size_t nrounds, cap;
+    uv_idle_t *idle;            /* owned: runs due rounds soon */
+    uv_timer_t *timer;          /* owned: runs delayed rounds */
+    uv_timer_t *tick;           /* owned: ISR and elections */
+    uint64_t xaz[MAX_BROKERS][MAX_BROKERS];
+    uint64_t xaz_reads;
+    mk_buf_t scratch;
+    bool in_rounds;
+};
+
+static void run_rounds(mk_repl_t *r);
+static void idle_cb(uv_idle_t *h) { run_rounds(h->data); }
+static void timer_cb(uv_timer_t *h) { run_rounds(h->data); }
+
+/* ==================================================================== utils */
+
+static bool broker_running(mk_repl_t *r, int32_t id)
+{
+    mk_cluster_broker_t *b = mk_cluster_broker_find(r->c, id);
+    return b && b->running;
+}
+
+int32_t mk_repl_isr_size(const mk_partition_t *p)
+{
+    int32_t n = 0;
+    for (int32_t k = 0; k < p->replica_count; k++)
+        n += p->replicas[k].in_isr;
+    return n;
+}
+
+static void progress(mk_repl_t *r)
+{
+    if (r->progress_cb)
+        r->progress_cb(r->progress_arg);
+}
+
+/* HW = lowest log end in the ISR (leader included); only ever moves up. */
+static bool update_hw(mk_partition_t *p)
+{
+    if (!p->log)
+        return false;
+    int64_t hw = mk_log_end_offset(p->log);
+    for (int32_t k = 0; k < p->replica_count; k++) {
+        mk_replica_t *rp = &p->replicas[k];
+        if (rp->in_isr && rp->log && rp->broker != p->leader)
+            hw = MK_MIN(hw, mk_log_end_offset(rp->log));
+    }
+    if (hw > p->hw) {
+        p->hw = hw;
+        return true;
+    }
+    return false;
+}
+
+static void count_xaz(mk_repl_t *r, int32_t from, int32_t to, uint64_t bytes)
+{
+    if (from <= 0 || to <= 0 || from >= MAX_BROKERS || to >= MAX_BROKERS)
+        return;
+    if (strcmp(mk_cluster_broker_az(r->c, from), mk_cluster_broker_az(r->c, to)) != 0)
+        r->xaz[from][to] += bytes;
+}
+
+uint64_t mk_repl_cross_az_bytes(const mk_repl_t *r, int32_t from, int32_t to)
+{
+    if (from <= 0 || to <= 0 || from >= MAX_BROKERS || to >= MAX_BROKERS)
+        return 0;
+    return r->xaz[from][to];
+}
+
+void mk_repl_account_read(mk_repl_t *r, int32_t broker, const char *client_az, uint64_t bytes)
+{
+    if (client_az && *client_az && strcmp(client_az, mk_cluster_broker_az(r->c, broker)) != 0)
+        r->xaz_reads += bytes;
+}
+
+uint64_t mk_repl_cross_az_total(const mk_repl_t *r, uint64_t *client_reads)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < MAX_BROKERS; i++)
+        for (int j = 0; j < MAX_BROKERS; j++)
+            t += r->xaz[i][j];
+    if (client_reads)
+        *client_reads = r->xaz_reads;
+    return t + r->xaz_reads;
+}
+
+/* ================================================================== rounds */
+
+static void schedule(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f)
+{
+    if (f->copy_pending || !f->log || f->broker == p->leader || p->leader < 0)
+        return;
+    if (r->nrounds == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 64;
+        round_t *n = mk_realloc(r->rounds, cap * sizeof(round_t));
+        if (!n)
+            return; /* the tick schedules it again */
+        r->rounds = n;
+        r->cap = cap;
+    }
+    bool cross = strcmp(mk_cluster_broker_az(r->c, p->leader), mk_cluster_broker_az(r->c, f->broker)) != 0;
+    round_t *rd = &r->rounds[r->nrounds++];
+    memcpy(rd->topic_id, p->topic->id, 16);
+    rd->partition = p->index;
+    rd->broker = f->broker;
+    rd->due_ms = uv_now(r->loop) + (cross ? (uint64_t)r->cfg.cross_az_latency_ms : 0);
+    f->copy_pending = true;
+    if (rd->due_ms <= uv_now(r->loop)) {
+        uv_idle_start(r->idle, idle_cb);
+    } else {
+        uint64_t wait = rd->due_ms - uv_now(r->loop);
+        if (!uv_is_active((uv_handle_t *)r->timer) || uv_timer_get_due_in(r->timer) > wait)
+            uv_timer_start(r->timer, timer_cb, wait, 0);
+    }
+}
+
+/* Bring a rejoining follower's log in line with the leader's epochs. */
+static void reconcile(mk_partition_t *p, mk_replica_t *f)
+{
+    f->needs_truncate = false;
+    int64_t leo_f = mk_log_end_offset(f->log);
+    int32_t epoch_f = mk_log_latest_epoch(f->log);
+    int64_t end = mk_log_end_offset(p->log);
+    if (epoch_f >= 0) {
+        int32_t ep;
+        int64_t e;
+        if (mk_log_end_offset_for_epoch(p->log, epoch_f, &ep, &e) == 0)
+            end = ep < 0 ? mk_log_start_offset(p->log) : e;
+    }
+    end = MK_MIN(end, mk_log_end_offset(p->log));
+    if (leo_f > end) {
+        mk_warn("partition %s-%d: replica on broker %d truncates its divergent suffix %lld..%lld", p->topic->name,
+                p->index, f->broker, (long long)end, (long long)leo_f);
+        int rc = mk_log_truncate_to(f->log, end);
+        if (rc < 0)
+            mk_error("partition %s-%d: truncation on broker %d failed: %s", p->topic->name, p->index, f->broker,
+                     mk_strerror(rc));
+    }
+}
+
+/* One replication round: copy what the follower lacks. */
+static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, bool *moved)
+{
+    if (!p->log || !f->log || f->broker == p->leader)
+        return;
+    if (f->needs_truncate)
+        reconcile(p, f);
+    int64_t leo_l = mk_log_end_offset(p->log);
+    int64_t leo_f = mk_log_end_offset(f->log);
+    if (leo_f > leo_l) {
+        f->needs_truncate = true;
+        reconcile(p, f);
+        leo_f = mk_log_end_offset(f->log);
+    }
+    size_t copied = 0;
+    int64_t now = mk_now_ms();
+    while (leo_f < leo_l && copied < ROUND_BYTES) {
+        mk_buf_reset(&r->scratch);
+        int64_t next;
+        int rc = mk_log_read(p->log, leo_f, 1u << 20, true, &r->scratch, &next);
+        if (rc == MK_ERR_RANGE && leo_f < mk_log_start_offset(p->log)) {
+            /* The leader no longer has what the follower needs (retention).
+             * Restarting the follower at the leader's log start is left for
+             * the tiering issue; the follower stays out of the ISR. */
+            mk_warn("partition %s-%d: replica on broker %d is below the leader's log start", p->topic->name,
+                    p->index, f->broker);
+            break;
+        }
+        if (rc < 0 || r->scratch.len == 0)
+            break;
+        mk_log_append_info_t info;
+        rc = mk_log_append_replica(f->log, r->scratch.data, r->scratch.len, now, &info);
+        if (rc < 0) {
+            mk_error("partition %s-%d: replica append on broker %d failed: %s", p->topic->name, p->index,
+                     f->broker, mk_strerror(rc));
+            break;
+        }
+        count_xaz(r, p->leader, f->broker, r->scratch.len);
+        copied += r->scratch.len;
+        leo_f = mk_log_end_offset(f->log);
+    }
+    if (leo_f >= leo_l) {
+        f->caught_up_ms = uv_now(r->loop);
+        if (!f->in_isr) {
+            f->in_isr = true;
+            mk_info("partition %s-%d: broker %d joins the ISR", p->topic->name, p->index, f->broker);
+            *moved = true;
+        }
+    } else if (broker_running(r, f->broker)) {
+        schedule(r, p, f);
+    }
+    if (update_hw(p))
+        *moved = true;
+}
+
+static void run_rounds(mk_repl_t *r)
+{
+    if (r->in_rounds)
+        return;
+    r->in_rounds = true;
+    uv_idle_stop(r->idle);
+    uint64_t now = uv_now(r->loop);
+    bool moved = false;
+    /* Take the due rounds out first: a round may schedule new ones. */
+    size_t n = r->nrounds, keep = 0;
+    round_t *due = mk_malloc(sizeof(round_t) * (n ? n : 1));
+    size_t ndue = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r->rounds[i].due_ms <= now && due)
+            due[ndue++] = r->rounds[i];
+        else
+            r->rounds[keep++] = r->rounds[i];
+    }
+    r->nrounds = keep;
+    for (size_t i = 0; i < ndue; i++) {
+        mk_topic_t *t = mk_cluster_topic_find_id(r->c, due[i].topic_id);
+        mk_partition_t *p = mk_topic_partition(t, due[i].partition);
+        mk_replica_t *f = mk_partition_replica(p, due[i].broker);
+        if (!f)
+            continue;
+        f->copy_pending = false;
+        do_round(r, p, f, &moved);
+    }
+    mk_free(due);
+    /* Re-arm the timer for rounds still in the future. */
+    uint64_t next = UINT64_MAX;
+    for (size_t i = 0; i < r->nrounds; i++)
+        next = MK_MIN(next, r->rounds[i].due_ms);
+    if (next != UINT64_MAX)
+        uv_timer_start(r->timer, timer_cb, next > now ? next - now : 0, 0);
+    r->in_rounds = false;
+    if (moved)
+        progress(r);
+}
+
+/* ================================================================ elections */
+
+/* Elect a leader for p from its ISR (not broker `exclude`); offline if none. */
+static void elect(mk_repl_t *r, mk_partition_t *p, int32_t exclude)
+{
+    int32_t pick = -1;
+    for (int32_t k = 0; k < p->replica_count && pick < 0; k++) {
+        mk_replica_t *rp = &p->replicas[k];
+        if (rp->in_isr && rp->log && rp->broker != exclude && broker_running(r, rp->broker))
+            pick = rp->broker;
+    }
+    if (pick < 0 && r->cfg.unclean_leader_election)
+        for (int32_t k = 0; k < p->replica_count && pick < 0; k++) {
+            mk_replica_t *rp = &p->replicas[k];
+            if (rp->log && rp->broker != exclude && broker_running(r, rp->broker)) {
+                pick = rp->broker;
+                mk_warn("partition %s-%d: unclean election of broker %d", p->topic->name, p->index, pick);
+            }
+        }
+    if (pick < 0) {
+        if (p->leader >= 0)
+            mk_warn("partition %s-%d: offline (no in-sync replica is running)", p->topic->name, p->index);
+        p->leader = -1;
+        p->log = NULL;
+        return;
+    }
+    mk_cluster_partition_set_leader(r->c, p, pick, p->leader_epoch + 1);
+    mk_replica_t *nl = mk_partition_replica(p, pick);
+    nl->in_isr = true;
+    /* The HW never passes the new leader's end. */
+    int64_t leo = mk_log_end_offset(p->log);
+    if (p->hw > leo)
+        p->hw = leo;
+    for (int32_t k = 0; k < p->replica_count; k++) {
+        mk_replica_t *rp = &p->replicas[k];
+        if (rp->broker == pick)
+            continue;
+        rp->needs_truncate = true;
+        schedule(r, p, rp);
+    }
+    update_hw(p);
+}
+
+static void foreach_partition_of(mk_repl_t *r, int32_t broker,
+                                 void (*fn)(mk_repl_t *, mk_partition_t *, mk_replica_t *, int32_t), int32_t id)
+{
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(r->c, &it)))
+        for (int32_t i = 0; i < t->partition_count; i++) {
+            mk_replica_t *rp = mk_partition_replica(&t->partitions[i], broker);
+            if (rp)
+                fn(r, &t->partitions[i], rp, id);
+        }
+}
+
+static void after_crash(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, int32_t id)
+{
+    /* The last ISR member stays listed so a clean election can pick it later. */
+    if (mk_repl_isr_size(p) > 1)
+        rp->in_isr = false;
+    rp->copy_pending = false;
+    if (p->leader == id)
+        elect(r, p, id);
+    update_hw(p);
+}
+
+int mk_repl_broker_crash(mk_repl_t *r, int32_t id)
+{
+    int rc = mk_cluster_broker_stop(r->c, id);
+    if (rc < 0)
+        return rc;
+    foreach_partition_of(r, id, after_crash, id);
+    progress(r);
+    return 0;
+}
+
+static void move_leadership(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, int32_t id)
+{
+    (void)rp;
+    if (p->leader != id)
+        return;
+    for (int32_t k = 0; k < p->replica_count; k++) {
+        mk_replica_t *o = &p->replicas[k];
+        if (o->broker != id && o->in_isr && o->log && broker_running(r, o->broker)) {
+            /* Make sure it has everything before it leads. */
+            bool moved = false;
+            do_round(r, p, o, &moved);
+            elect(r, p, id);
+            return;
+        }
+    }
+}
+
+int mk_repl_broker_shutdown(mk_repl_t *r, int32_t id)
+{
+    if (!mk_cluster_broker_find(r->c, id))
+        return MK_ERR_NOT_FOUND;
+    if (!broker_running(r, id))
+        return MK_ERR_STATE;
+    foreach_partition_of(r, id, move_leadership, id);
+    return mk_repl_broker_crash(r, id);
+}
+
+static void after_start(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, int32_t id)
+{
+    (void)id;
+    rp->needs_truncate = true;
+    rp->copy_pending = false;
+    if (p->leader < 0) {
+        /* An offline partition comes back with its last in-sync replica. */
+        if (rp->in_isr || r->cfg.unclean_leader_election) {
+            rp->in_isr = true;
+            elect(r, p, -1);
+        }
+        return;
+    }
+    schedule(r, p, rp);
+}
+
+int mk_repl_broker_start(mk_repl_t *r, int32_t id)
+{
+    int rc = mk_cluster_broker_start(r->c, id);
+    if (rc < 0)
+        return rc;
+    foreach_partition_of(r, id, after_start, id);
+    progress(r);
+    return 0;
+}
+
+int mk_repl_az_down(mk_repl_t *r, const char *az)
+{
+    int n = 0;
+    for (int i = 0; i < mk_cluster_broker_count(r->c); i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(r->c, i);
+        if (b->running && strcmp(b->az, az) == 0 && mk_repl_broker_crash(r, b->id) == 0)
+            n++;
+    }
+    return n;
+}
+
+int mk_repl_az_up(mk_repl_t *r, const char *az)
+{
+    int n = 0;
+    for (int i = 0; i < mk_cluster_broker_count(r->c); i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(r->c, i);
+        if (!b->running && strcmp(b->az, az) == 0 && mk_repl_broker_start(r, b->id) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* ===================================================================== tick */
+
+static void tick_cb(uv_timer_t *t)
+{
+    mk_repl_t *r = t->data;
+    uint64_t now = uv_now(r->loop);
+    bool moved = false;
+    size_t it = 0;
+    mk_topic_t *topic;
+    while ((topic = mk_cluster_topic_next(r->c, &it))) {
+        for (int32_t i = 0; i < topic->partition_count; i++) {
+            mk_partition_t *p = &topic->partitions[i];
+            if (p->leader < 0) {
+                elect(r, p, -1);
+                if (p->leader >= 0)
+                    moved = true;
+                continue;
+            }
+            if (!p->log)
+                continue;
+            int64_t leo_l = mk_log_end_offset(p->log);
+            for (int32_t k = 0; k < p->replica_count; k++) {
+                mk_replica_t *f = &p->replicas[k];
+                if (f->broker == p->leader)
+                    continue;
+                if (!f->log) {
+                    if (f->in_isr && mk_repl_isr_size(p) > 1) {
+                        f->in_isr = false;
+                        moved = true;
+                    }
+                    continue;
+                }
+                int64_t leo_f = mk_log_end_offset(f->log);
+                if (leo_f >= leo_l && !f->needs_truncate)
+                    f->caught_up_ms = now;
+                if (f->in_isr && now - f->caught_up_ms > (uint64_t)r->cfg.replica_lag_time_max_ms) {
+                    f->in_isr = false;
+                    mk_warn("partition %s-%d: broker %d leaves the ISR (lagging)", topic->name, i, f->broker);
+                    moved = true;
+                }
+                if (leo_f < leo_l || f->needs_truncate || !f->in_isr)
+                    schedule(r, p, f);
+            }
+            if (update_hw(p))
+                moved = true;
+            /* Preferred leader back in sync: give it the lead again. */
+            mk_replica_t *pref = &p->replicas[0];
+            if (r->cfg.auto_leader_rebalance && pref->broker != p->leader && pref->in_isr && pref->log &&
+                !pref->needs_truncate && mk_log_end_offset(pref->log) >= leo_l &&
+                broker_running(r, pref->broker)) {
+                mk_info("partition %s-%d: preferred leader %d is back", topic->name, i, pref->broker);
+                mk_cluster_partition_set_leader(r->c, p, pref->broker, p->leader_epoch + 1);
+                for (int32_t k = 0; k < p->replica_count; k++)
+                    if (p->replicas[k].broker != pref->broker) {
+                        p->replicas[k].needs_truncate = true;
+                        schedule(r, p, &p->replicas[k]);
+                    }
+                moved = true;
+            }
+        }
+    }
+    if (moved)
+        progress(r);
+}
+
+/* ================================================================ lifecycle */
+
+static void partition_init(mk_repl_t *r, mk_partition_t *p, bool fresh)
+{
+    if (p->leader < 0 || !p->log) {
+        elect(r, p, -1);
+        return;
+    }
+    if (mk_log_latest_epoch(p->log) < p->leader_epoch)
+        mk_log_epoch_begin(p->log, p->leader_epoch);
+    int64_t leo = mk_log_end_offset(p->log);
+    for (int32_t k = 0; k < p->replica_count; k++) {
+        mk_replica_t *f = &p->replicas[k];
+        f->caught_up_ms = uv_now(r->loop);
+        if (f->broker == p->leader) {
+            f->in_isr = true;
+            continue;
+        }
+        if (!f->log) {
+            f->in_isr = false;
+            continue;
+        }
+        if (!fresh) {
+            f->needs_truncate = true;
+            reconcile(p, f);
+        }
+        f->in_isr = mk_log_end_offset(f->log) == leo;
+        if (!f->in_isr)
+            schedule(r, p, f);
+    }
+    p->hw = 0;
+    update_hw(p);
+}
+
+void mk_repl_start_all(mk_repl_t *r)
+{
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(r->c, &it)))
+        for (int32_t i = 0; i < t->partition_count; i++)
+            partition_init(r, &t->partitions[i], false);
+}
+
+void mk_repl_topic_created(mk_repl_t *r, mk_topic_t *t)
+{
+    for (int32_t i = 0; i < t->partition_count; i++)
+        partition_init(r, &t->partitions[i], true);
+}
+
+void mk_repl_on_append(mk_repl_t *r, mk_partition_t *p)
+{
+    bool moved = update_hw(p);
+    for (int32_t k = 0; k < p->replica_count; k++)
+        if (p->replicas[k].broker != p->leader)
+            schedule(r, p, &p->replicas[k]);
+    if (moved)
+        progress(r);
+}
+
+int mk_repl_new(uv_loop_t *loop, mk_cluster_t *c, const mk_repl_config_t *cfg, mk_repl_progress_cb cb, void *arg,
+                mk_repl_t **out)
+{
+    mk_repl_t *r = mk_calloc(1, sizeof(*r));
+    if (!r)
+        return MK_ERR_NOMEM;
+    r->loop = loop;
+    r->c = c;
+    r->cfg = *cfg;
+    r->progress_cb = cb;
+    r->progress_arg = arg;
+    mk_buf_init(&r->scratch);
+    r->idle = mk_malloc(sizeof(uv_idle_t));
+    r->timer = mk_malloc(sizeof(uv_timer_t));
+    r->tick = mk_malloc(sizeof(uv_timer_t));
+    if (!r->idle || !r->timer || !r->tick) {
+        mk_free(r->idle);
+        mk_free(r->timer);
+        mk_free(r->tick);
+        mk_free(r);
+        return MK_ERR_NOMEM;
+    }
+    uv_idle_init(loop, r->idle);
+    uv_timer_init(loop, r->timer);
+    uv_timer_init(loop, r->tick);
+    r->idle->data = r->timer->data = r->tick->data = r;
+    uv_timer_start(r->tick, tick_cb, TICK_MS, TICK_MS);
+    *out = r;
+    return 0;
+}
+
+static void handle_free_cb(uv_handle_t *h) { mk_free(h); }
+
+void mk_repl_free(mk_repl_t *r)
+{
+    if (!r)
+        return;
+    uv_close((uv_handle_t *)r->idle, handle_free_cb);
+    uv_close((uv_handle_t *)r->timer, handle_free_cb);
+    uv_close((uv_handle_t *)r->tick, handle_free_cb);
+    mk_free(r->rounds);
+    mk_buf_free(&r->scratch);
+    mk_free(r);
+}

@@ -1,0 +1,63 @@
+/*
+ * repl.h -- L3: replication between the in-process brokers.
+ *
+ * Kafka's semantics, with the network simulated: followers copy from the
+ * leader's log (as a follower Fetch would), the leader tracks which replicas
+ * are in sync (ISR, replica.lag.time.max.ms), the high watermark is the
+ * lowest log end offset in the ISR, and leaders are elected from the ISR when
+ * a broker goes away.  Replication that crosses AZs is delayed by the
+ * configured one-way latency and its bytes are counted per broker pair.
+ *
+ * Broker lifecycle lives here (crash, controlled shutdown, start, AZ outage):
+ * the admin API and fault injection call these, never the cluster directly.
+ *
+ * Threads: loop thread only.
+ */
+#ifndef MK_REPL_H
+#define MK_REPL_H
+
+#include "cluster/cluster.h"
+
+typedef struct mk_repl_s mk_repl_t;
+
+typedef struct mk_repl_config_s {
+    int64_t replica_lag_time_max_ms;   /* replica.lag.time.max.ms 30000 */
+    int32_t cross_az_latency_ms;       /* minikora.cross.az.latency.ms 0 */
+    bool auto_leader_rebalance;        /* auto.leader.rebalance.enable true */
+    bool unclean_leader_election;      /* unclean.leader.election.enable false */
+} mk_repl_config_t;
+
+/* Called when high watermarks or ISRs changed (parked requests re-check). */
+typedef void (*mk_repl_progress_cb)(void *arg);
+
+int mk_repl_new(uv_loop_t *loop, mk_cluster_t *c, const mk_repl_config_t *cfg, mk_repl_progress_cb cb, void *arg,
+                mk_repl_t **out);
+void mk_repl_free(mk_repl_t *r);
+
+/* Set up ISR and high watermarks of every loaded topic (startup). */
+void mk_repl_start_all(mk_repl_t *r);
+/* A topic was created: its running replicas form the ISR. */
+void mk_repl_topic_created(mk_repl_t *r, mk_topic_t *t);
+/* The leader appended to p: schedule the followers and move the HW. */
+void mk_repl_on_append(mk_repl_t *r, mk_partition_t *p);
+
+/* Broker lifecycle.  crash: abrupt (connections dropped, leaders elected
+ * after); shutdown: controlled (leadership moved first); start: recover the
+ * logs, rejoin as follower, catch up.  0 or MK_ERR_NOT_FOUND / MK_ERR_STATE. */
+int mk_repl_broker_crash(mk_repl_t *r, int32_t id);
+int mk_repl_broker_shutdown(mk_repl_t *r, int32_t id);
+int mk_repl_broker_start(mk_repl_t *r, int32_t id);
+/* Every broker of an AZ ("az-2"): crash or start.  Returns brokers affected. */
+int mk_repl_az_down(mk_repl_t *r, const char *az);
+int mk_repl_az_up(mk_repl_t *r, const char *az);
+
+/* Number of replicas of p in the ISR. */
+int32_t mk_repl_isr_size(const mk_partition_t *p);
+/* Bytes sent from broker a to broker b across AZs (replication and reads). */
+uint64_t mk_repl_cross_az_bytes(const mk_repl_t *r, int32_t from, int32_t to);
+/* Account bytes read by a client in AZ client_az from broker (fetch). */
+void mk_repl_account_read(mk_repl_t *r, int32_t broker, const char *client_az, uint64_t bytes);
+/* Total cross-AZ bytes (replication + client reads) of the cluster. */
+uint64_t mk_repl_cross_az_total(const mk_repl_t *r, uint64_t *client_reads);
+
+#endif /* MK_REPL_H */
