@@ -56,6 +56,7 @@ typedef struct member_s {
     mk_group_sync_cb sync_cb;
     void *sync_arg;
     uint64_t last_seen_ms;
+    bool awaiting_sync;   /* joined this generation, SyncGroup not seen yet */
 } member_t;
 
 typedef struct pending_id_s {
@@ -80,6 +81,7 @@ typedef struct group_s {
     int nmembers;
     pending_id_t *pending;
     uint64_t deadline_ms;   /* end of the current join or sync phase */
+    uint64_t delay_until_ms; /* group.initial.rebalance.delay.ms of an empty group */
     mk_map_t offsets;       /* "topic\x1fpartition" -> offset_entry_t* */
 } group_t;
 
@@ -242,6 +244,13 @@ static bool str_eq_null(const char *a, const char *b)
     if (!a || !b)
         return a == b;
     return strcmp(a, b) == 0;
+}
+
+/* A request's instance id matches the member's (Kafka checks only when the
+ * request carries one). */
+static bool instance_ok(const member_t *m, const char *instance_id)
+{
+    return !instance_id || str_eq_null(m->instance_id, instance_id);
 }
 
 static void offset_key(char *buf, size_t n, const char *topic, int32_t partition)
@@ -533,6 +542,7 @@ static void complete_join(mk_group_coord_t *gc, group_t *g, batch_t *b)
         void *arg = m->join_arg;
         m->join_cb = NULL;
         m->last_seen_ms = now_ms();
+        m->awaiting_sync = true;
         answer_join_now(b, g, m, cb, arg, false);
     }
     mk_info("group %s: generation %d with %d members, protocol %s, leader %s", g->id, g->generation, g->nmembers,
@@ -549,6 +559,8 @@ static void try_complete_join(mk_group_coord_t *gc, group_t *g, batch_t *b)
             return;
     if (g->pending && now_ms() < g->deadline_ms)
         return; /* members told MEMBER_ID_REQUIRED may still come */
+    if (now_ms() < g->delay_until_ms)
+        return; /* group.initial.rebalance.delay.ms */
     complete_join(gc, g, b);
 }
 
@@ -564,8 +576,7 @@ static void prepare_rebalance(mk_group_coord_t *gc, group_t *g, batch_t *b)
     g->state = ST_PREPARING;
     g->deadline_ms = now_ms() + (uint64_t)max_rebalance_timeout(g) +
                      (was_empty ? (uint64_t)gc->cfg.initial_rebalance_delay_ms : 0);
-    if (was_empty && gc->cfg.initial_rebalance_delay_ms > 0)
-        return; /* the tick completes it after the delay */
+    g->delay_until_ms = was_empty ? now_ms() + (uint64_t)gc->cfg.initial_rebalance_delay_ms : 0;
     try_complete_join(gc, g, b);
 }
 
@@ -641,7 +652,17 @@ static void join_locked(mk_group_coord_t *gc, const mk_group_join_t *j, mk_group
         answer_join_error(b, cb, arg, MK_KERR_INVALID_SESSION_TIMEOUT, mid);
         return;
     }
-    group_t *g = group_get(gc, j->group_id, true);
+    group_t *g = group_get(gc, j->group_id, false);
+    if (!g && *mid) {
+        answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_MEMBER_ID, mid);
+        return;
+    }
+    if (!j->protocol_type || !*j->protocol_type || j->protocol_count <= 0) {
+        answer_join_error(b, cb, arg, MK_KERR_INCONSISTENT_GROUP_PROTOCOL, mid);
+        return;
+    }
+    if (!g)
+        g = group_get(gc, j->group_id, true);
     if (!g) {
         answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_SERVER_ERROR, mid);
         return;
@@ -717,6 +738,10 @@ static void join_locked(mk_group_coord_t *gc, const mk_group_join_t *j, mk_group
     } else {
         m = grp_member(g, mid);
         if (!m) {
+            if (grp_member_by_instance(g, j->group_instance_id)) {
+                answer_join_error(b, cb, arg, MK_KERR_FENCED_INSTANCE_ID, mid);
+                return;
+            }
             if (!take_pending_id(g, mid)) {
                 answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_MEMBER_ID, mid);
                 return;
@@ -728,7 +753,7 @@ static void join_locked(mk_group_coord_t *gc, const mk_group_join_t *j, mk_group
             char *id = mk_strdup(mid);
             m = member_add(g, id, j);
         } else {
-            if (!str_eq_null(m->instance_id, j->group_instance_id)) {
+            if (!instance_ok(m, j->group_instance_id)) {
                 answer_join_error(b, cb, arg, MK_KERR_FENCED_INSTANCE_ID, mid);
                 return;
             }
@@ -777,9 +802,13 @@ int mk_group_sync(mk_group_coord_t *gc, const mk_group_sync_t *s, mk_group_sync_
     batch_init(&b);
     group_t *g = group_get(gc, s->group_id, false);
     member_t *m = g ? grp_member(g, s->member_id) : NULL;
-    if (!g || !m) {
+    if (m)
+        m->awaiting_sync = false;
+    if (g && !m && grp_member_by_instance(g, s->group_instance_id)) {
+        answer_sync(&b, cb, arg, MK_KERR_FENCED_INSTANCE_ID, NULL, NULL);
+    } else if (!g || !m) {
         answer_sync(&b, cb, arg, MK_KERR_UNKNOWN_MEMBER_ID, NULL, NULL);
-    } else if (!str_eq_null(m->instance_id, s->group_instance_id)) {
+    } else if (!instance_ok(m, s->group_instance_id)) {
         answer_sync(&b, cb, arg, MK_KERR_FENCED_INSTANCE_ID, NULL, NULL);
     } else if (s->generation != g->generation) {
         answer_sync(&b, cb, arg, MK_KERR_ILLEGAL_GENERATION, NULL, NULL);
@@ -832,14 +861,16 @@ int16_t mk_group_heartbeat(mk_group_coord_t *gc, const char *group_id, const cha
 {
     group_t *g = group_get(gc, group_id, false);
     member_t *m = g ? grp_member(g, member_id) : NULL;
+    if (g && !m && grp_member_by_instance(g, group_instance_id))
+        return MK_KERR_FENCED_INSTANCE_ID;
     if (!g || !m)
         return MK_KERR_UNKNOWN_MEMBER_ID;
-    if (!str_eq_null(m->instance_id, group_instance_id))
+    if (!instance_ok(m, group_instance_id))
         return MK_KERR_FENCED_INSTANCE_ID;
     if (generation != g->generation)
         return MK_KERR_ILLEGAL_GENERATION;
     m->last_seen_ms = now_ms();
-    if (g->state == ST_PREPARING || g->state == ST_COMPLETING)
+    if (g->state == ST_PREPARING)
         return MK_KERR_REBALANCE_IN_PROGRESS;
     return 0;
 }
@@ -853,7 +884,9 @@ int16_t mk_group_leave(mk_group_coord_t *gc, const char *group_id, const char *m
     member_t *m = NULL;
     if (member_id && *member_id) {
         m = grp_member(g, member_id);
-        if (m && group_instance_id && !str_eq_null(m->instance_id, group_instance_id))
+        if (!m && grp_member_by_instance(g, group_instance_id))
+            return MK_KERR_FENCED_INSTANCE_ID;
+        if (m && !instance_ok(m, group_instance_id))
             return MK_KERR_FENCED_INSTANCE_ID;
     } else {
         m = grp_member_by_instance(g, group_instance_id);
@@ -911,16 +944,20 @@ int mk_group_commit(mk_group_coord_t *gc, const char *group_id, const char *memb
     bool simple = generation < 0 && (!member_id || !*member_id);
     if (simple) {
         if (g && g->nmembers > 0) {
-            cb(MK_KERR_ILLEGAL_GENERATION, arg);
+            cb(MK_KERR_UNKNOWN_MEMBER_ID, arg);
             return 0;
         }
     } else {
         member_t *m = g ? grp_member(g, member_id) : NULL;
+        if (g && !m && grp_member_by_instance(g, group_instance_id)) {
+            cb(MK_KERR_FENCED_INSTANCE_ID, arg);
+            return 0;
+        }
         if (!m) {
             cb(MK_KERR_UNKNOWN_MEMBER_ID, arg);
             return 0;
         }
-        if (!str_eq_null(m->instance_id, group_instance_id)) {
+        if (!instance_ok(m, group_instance_id)) {
             cb(MK_KERR_FENCED_INSTANCE_ID, arg);
             return 0;
         }
@@ -1205,6 +1242,14 @@ static void expire_offsets(mk_group_coord_t *gc, int64_t wall)
     }
 }
 
+static bool any_awaiting_sync(const group_t *g)
+{
+    for (const member_t *m = g->members; m; m = m->next)
+        if (m->awaiting_sync)
+            return true;
+    return false;
+}
+
 static void tick_cb(uv_timer_t *t)
 {
     mk_group_coord_t *gc = t->data;
@@ -1239,10 +1284,11 @@ static void tick_cb(uv_timer_t *t)
         }
         if (g->state == ST_PREPARING && now >= g->deadline_ms) {
             complete_join(gc, g, &b);
-        } else if (g->state == ST_COMPLETING && now >= g->deadline_ms) {
+        } else if ((g->state == ST_COMPLETING || g->state == ST_STABLE) && now >= g->deadline_ms &&
+                   (g->state == ST_COMPLETING || any_awaiting_sync(g))) {
             for (member_t *m = g->members, *next; m; m = next) {
                 next = m->next;
-                if (!m->sync_cb) {
+                if (g->state == ST_COMPLETING ? !m->sync_cb : m->awaiting_sync) {
                     mk_info("group %s: member %s never sent SyncGroup; removed", g->id, m->member_id);
                     group_remove_member(g, m, MK_KERR_UNKNOWN_MEMBER_ID, &b);
                 }
