@@ -234,7 +234,7 @@ def test_kp_errors(cluster, kp_admin, topic_name):
     with pytest.raises(ke.InvalidTopicError):
         kp_admin.create_topics([NewTopic("bad name", 1, 1)])
     with pytest.raises(ke.InvalidReplicationFactorError):
-        kp_admin.create_topics([NewTopic(topic_name(), 1, 3)])
+        kp_admin.create_topics([NewTopic(topic_name(), 1, 4)])
     with pytest.raises(ke.UnknownTopicOrPartitionError):
         kp_admin.delete_topics([topic_name("never-created")])
 
@@ -289,7 +289,7 @@ def test_js_errors(cluster, topic_name):
     res = js_admin(b, "createTopics", {"topics": [{"topic": t, "numPartitions": 1}]})
     assert res["ok"] and res["result"] is False, res
     res = js_admin(b, "createTopics", {"waitForLeaders": False, "topics": [
-        {"topic": topic_name(), "numPartitions": 1, "replicationFactor": 3}]})
+        {"topic": topic_name(), "numPartitions": 1, "replicationFactor": 4}]})
     assert not res["ok"] and "INVALID_REPLICATION_FACTOR" in js_error_types(res), res
     res = js_admin(b, "createTopics", {"waitForLeaders": False,
                                        "topics": [{"topic": "bad name", "numPartitions": 1}]})
