@@ -16,6 +16,7 @@
 #include "broker/broker_int.h"
 #include "group/group.h"
 #include "repl/repl.h"
+#include "txn/txn.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,7 @@ static mk_api_t apis[] = {
     API(DescribeConfigs, -1, mk_handle_describe_configs, "topics and brokers, synonyms, documentation"),
     API(DescribeCluster, -1, mk_handle_describe_cluster, ""),
     API(FindCoordinator, -1, mk_handle_find_coordinator,
-        "groups (batched keys v4+); transaction keys answer COORDINATOR_NOT_AVAILABLE until transactions land"),
+        "groups and transactional ids (batched keys v4+)"),
     API(JoinGroup, -1, mk_handle_join_group, "classic protocol, MEMBER_ID_REQUIRED v4+, static membership"),
     API(SyncGroup, -1, mk_handle_sync_group, ""),
     API(Heartbeat, -1, mk_handle_heartbeat, ""),
@@ -51,6 +52,14 @@ static mk_api_t apis[] = {
     API(ListGroups, -1, mk_handle_list_groups, "state and type filters"),
     API(DeleteGroups, -1, mk_handle_delete_groups, ""),
     API(OffsetDelete, -1, mk_handle_offset_delete, ""),
+    API(InitProducerId, -1, mk_handle_init_producer_id, "idempotent and transactional; epoch bump (KIP-360)"),
+    API(AddPartitionsToTxn, -1, mk_handle_add_partitions_to_txn, "batched form v4+ (verify-only honoured)"),
+    API(AddOffsetsToTxn, -1, mk_handle_add_offsets_to_txn, ""),
+    API(EndTxn, -1, mk_handle_end_txn, "markers written to every partition before the answer"),
+    API(TxnOffsetCommit, -1, mk_handle_txn_offset_commit, "offsets applied when the transaction commits"),
+    API(DescribeProducers, -1, mk_handle_describe_producers, ""),
+    API(DescribeTransactions, -1, mk_handle_describe_transactions, ""),
+    API(ListTransactions, -1, mk_handle_list_transactions, "state, producer id and duration filters"),
 };
 
 static void apis_init(void)
@@ -146,6 +155,24 @@ static void req_free(mk_req_t *req)
     mk_free(req);
 }
 
+/* The request is over: tell the observer (admin/ metrics), then free it. */
+static void req_done(mk_req_t *req, bool rejected)
+{
+    mk_broker_t *b = req->b;
+    if (b && b->req_cb) {
+        mk_broker_req_info_t info = {req->node ? req->node->id : -1,
+                                     req->hdr.RequestApiKey,
+                                     req->hdr.RequestApiVersion,
+                                     mk_mono_ns() - req->start_ns,
+                                     rejected,
+                                     req->hdr.ClientId.ptr,
+                                     rejected ? NULL : req->body,
+                                     rejected ? NULL : req->resp};
+        b->req_cb(&info, b->req_cb_ud);
+    }
+    req_free(req);
+}
+
 /* Encode header + body with the 4-byte size prefix and queue it. */
 static void req_send(mk_req_t *req, const mk_pmsg_t *msg, int16_t version, const void *body, bool flexible_hdr)
 {
@@ -177,7 +204,7 @@ void mk_req_finish(mk_req_t *req)
                  mk_proto_resp_header_flexible(req->api->key, req->version));
         mk_net_conn_done(s->conn);
     }
-    req_free(req);
+    req_done(req, false);
 }
 
 static void req_reject(mk_req_t *req, const char *fmt, const char *detail)
@@ -187,7 +214,7 @@ static void req_reject(mk_req_t *req, const char *fmt, const char *detail)
     mk_warn("broker %d, client %s (%s): %s", req->node->id, mk_net_conn_peer(req->sess->conn),
             req->hdr.ClientId.ptr ? req->hdr.ClientId.ptr : "-", why);
     mk_net_conn_close(req->sess->conn, "bad request");
-    req_free(req);
+    req_done(req, true);
 }
 
 /* ApiVersions at a version we do not know: answer in v0 format (Kafka's rule
@@ -205,7 +232,7 @@ static void api_versions_fallback(mk_req_t *req)
             mk_net_conn_peer(req->sess->conn), req->hdr.RequestApiVersion);
     req_send(req, &mk_pmsg_ApiVersionsResponse, 0, req->resp, false);
     mk_net_conn_done(req->sess->conn);
-    req_free(req);
+    req_done(req, false);
 }
 
 static void frame_cb(mk_net_conn_t *conn, uint8_t *frame, size_t len, void *ud)
@@ -282,7 +309,7 @@ static void frame_cb(mk_net_conn_t *conn, uint8_t *frame, size_t len, void *ud)
     if (rc == MK_REQ_NONE) {
         s->pending = NULL;
         mk_net_conn_done(conn);
-        req_free(req);
+        req_done(req, false);
         return;
     }
     mk_req_finish(req);
@@ -352,10 +379,57 @@ int mk_broker_new(uv_loop_t *loop, mk_broker_t **out)
     return 0;
 }
 
+/* The transaction coordinator's way to write a marker as p's leader. */
+static int marker_append(void *arg, mk_partition_t *p, uint8_t *batch, size_t len)
+{
+    mk_broker_t *b = arg;
+    if (!p->log)
+        return MK_ERR_STATE;
+    mk_log_append_info_t info;
+    int rc = mk_log_append(p->log, batch, len, p->leader_epoch, mk_now_ms(), &info);
+    if (rc < 0)
+        return rc;
+    mk_txn_after_append(b->txn, p, batch, len);
+    if (b->repl)
+        mk_repl_on_append(b->repl, p);
+    mk_broker_wake_soon(b);
+    return 0;
+}
+
 /* High watermarks or ISRs moved: parked Produce and Fetch requests re-check. */
 static void repl_progress_cb(void *arg) { mk_broker_wake_soon(arg); }
 
 mk_repl_t *mk_broker_repl(mk_broker_t *b) { return b->repl; }
+
+mk_group_coord_t *mk_broker_groups(mk_broker_t *b) { return b->groups; }
+
+void mk_broker_set_req_cb(mk_broker_t *b, mk_broker_req_cb cb, void *ud)
+{
+    b->req_cb = cb;
+    b->req_cb_ud = ud;
+}
+
+int mk_broker_topic_create(mk_broker_t *b, const mk_topic_spec_t *spec, mk_topic_t **out)
+{
+    int rc = mk_cluster_topic_create(b->c, spec, NULL, NULL, out);
+    if (rc == 0 && b->repl)
+        mk_repl_topic_created(b->repl, *out);
+    return rc;
+}
+
+int mk_broker_topic_delete(mk_broker_t *b, mk_topic_t *t)
+{
+    char *name = mk_strdup(t->name);
+    if (!name)
+        return MK_ERR_NOMEM;
+    int rc = mk_cluster_topic_delete(b->c, t, NULL, NULL);
+    if (rc == 0 && b->groups)
+        mk_group_topic_deleted(b->groups, name);
+    mk_free(name);
+    /* Parked fetches may name the deleted topic: let them see it go. */
+    mk_broker_wake_soon(b);
+    return rc;
+}
 
 int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
 {
@@ -382,7 +456,7 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
     if (rc < 0)
         return rc;
     mk_repl_start_all(b->repl);
-    return 0;
+    return mk_txn_new(b->loop, c, b->groups, marker_append, b, &b->txn);
 }
 
 void mk_broker_wake_soon(mk_broker_t *b)
@@ -399,6 +473,8 @@ void mk_broker_free(mk_broker_t *b)
         return;
     b->closing = true;
     mk_broker_unpark_all(b);
+    mk_txn_free(b->txn);
+    b->txn = NULL;
     mk_group_coord_free(b->groups);
     b->groups = NULL;
     mk_repl_free(b->repl);

@@ -31,6 +31,36 @@ struct mk_repl_s *mk_broker_repl(mk_broker_t *b);
  * mk_cluster_close().  Handles are closed through the loop. */
 void mk_broker_free(mk_broker_t *b);
 
+/* ============================================================ for admin/ */
+
+/* What the request layer reports about one request once it is over. */
+typedef struct mk_broker_req_info_s {
+    int32_t broker;           /* id of the broker that received it */
+    int16_t api_key;          /* RequestApiKey as sent (may be unknown) */
+    int16_t api_version;      /* RequestApiVersion as sent */
+    uint64_t latency_ns;      /* frame received -> response queued */
+    bool rejected;            /* the connection was closed instead */
+    const char *client_id;    /* NULL if none */
+    const void *body;         /* decoded request (generated struct) or NULL */
+    const void *resp;         /* response struct or NULL */
+} mk_broker_req_info_t;
+
+/* Called once per request on the loop thread, after its response is queued
+ * (or its connection closed), before the request's memory is freed: info and
+ * what it points to are valid during the call only.  It must not call back
+ * into the broker layer. */
+typedef void (*mk_broker_req_cb)(const mk_broker_req_info_t *info, void *ud);
+/* Register the one request observer (cb NULL removes it). */
+void mk_broker_set_req_cb(mk_broker_t *b, mk_broker_req_cb cb, void *ud);
+/* The group coordinator (NULL before mk_broker_attach()). */
+struct mk_group_coord_s *mk_broker_groups(mk_broker_t *b);
+/* Create a topic as CreateTopics does (in memory now, its ISR formed, the
+ * metadata persisted in the background).  Returns as mk_cluster_topic_create(). */
+int mk_broker_topic_create(mk_broker_t *b, const mk_topic_spec_t *spec, mk_topic_t **out);
+/* Delete a topic as DeleteTopics does: logs removed, committed offsets of it
+ * dropped, parked fetches woken.  t is invalid on return.  0 or an error. */
+int mk_broker_topic_delete(mk_broker_t *b, mk_topic_t *t);
+
 /* Print the dispatch table as the Markdown of docs/COMPATIBILITY.md. */
 void mk_broker_apis_markdown(FILE *out);
 

@@ -24,6 +24,7 @@
 
 typedef struct mk_group_coord_s mk_group_coord_t;
 typedef struct mk_repl_s mk_repl_t;
+typedef struct mk_txn_s mk_txn_t;
 
 enum { MK_PARK_FETCH = 0, MK_PARK_PRODUCE = 1 };
 
@@ -86,6 +87,9 @@ struct mk_broker_s {
     uint64_t requests;         /* counters for metrics */
     mk_group_coord_t *groups;  /* owned group coordinator */
     mk_repl_t *repl;           /* owned replication manager */
+    mk_txn_t *txn;             /* owned producer state and transaction coordinator */
+    mk_broker_req_cb req_cb;   /* request observer (admin/), or NULL */
+    void *req_cb_ud;
 };
 
 /* The dispatch table. */
@@ -135,6 +139,14 @@ int mk_handle_describe_groups(mk_req_t *req);
 int mk_handle_list_groups(mk_req_t *req);
 int mk_handle_delete_groups(mk_req_t *req);
 int mk_handle_offset_delete(mk_req_t *req);
+int mk_handle_init_producer_id(mk_req_t *req);
+int mk_handle_add_partitions_to_txn(mk_req_t *req);
+int mk_handle_add_offsets_to_txn(mk_req_t *req);
+int mk_handle_end_txn(mk_req_t *req);
+int mk_handle_txn_offset_commit(mk_req_t *req);
+int mk_handle_describe_producers(mk_req_t *req);
+int mk_handle_describe_transactions(mk_req_t *req);
+int mk_handle_list_transactions(mk_req_t *req);
 
 /* Resolve a client topic name through the session's tenant. */
 mk_topic_t *mk_req_topic(mk_req_t *req, mk_str_t name);

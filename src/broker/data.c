@@ -18,6 +18,7 @@
 #include "batch/batch.h"
 #include "broker/broker_int.h"
 #include "repl/repl.h"
+#include "txn/txn.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,23 @@ static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequ
     /* The frame is ours: offsets and epochs are written into it in place. */
     uint8_t *recs = (uint8_t *)qp->Records.ptr;
     size_t len = (size_t)qp->Records.len;
+    /* Idempotent and transactional batches: sequences and epochs. */
+    if (req->b->txn) {
+        mk_batch_hdr_t h;
+        if (mk_batch_hdr_parse(recs, len, &h) == 0 && h.producerId >= 0) {
+            int64_t dup = -1;
+            int rc = mk_txn_check_batch(req->b->txn, p, &h, &dup);
+            if (rc == MK_TXN_DUPLICATE) {
+                rp->BaseOffset = dup;
+                rp->LogStartOffset = mk_log_start_offset(p->log);
+                return;
+            }
+            if (rc) {
+                rp->ErrorCode = (int16_t)rc;
+                return;
+            }
+        }
+    }
     int64_t now = mk_now_ms();
     const char *tt = mk_cluster_topic_config(req->c, t, "message.timestamp.type", NULL);
     bool log_append_time = tt && strcmp(tt, "LogAppendTime") == 0;
@@ -222,6 +240,8 @@ static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequ
     rp->BaseOffset = info.first_offset;
     rp->LogAppendTimeMs = log_append_time ? now : -1;
     rp->LogStartOffset = mk_log_start_offset(p->log);
+    if (req->b->txn)
+        mk_txn_after_append(req->b->txn, p, recs, len);
     if (req->b->repl)
         mk_repl_on_append(req->b->repl, p);
     else
@@ -281,6 +301,31 @@ typedef struct fetch_span_s {
     mk_bytes_t *dst;
     size_t off, len;
 } fetch_span_t;
+
+typedef struct aborted_ctx_s {
+    mk_req_t *req;
+    mk_FetchResponse_PartitionData_t *rp;
+    mk_FetchResponse_AbortedTransaction_t *items;
+    int32_t n, cap;
+} aborted_ctx_t;
+
+static void aborted_cb(int64_t pid, int64_t first, void *arg)
+{
+    aborted_ctx_t *c = arg;
+    if (c->n == c->cap) {
+        int32_t cap = c->cap ? c->cap * 2 : 8;
+        mk_FetchResponse_AbortedTransaction_t *n = mk_req_structs(c->req, &mk_pdesc_FetchResponse_AbortedTransaction, cap);
+        if (!n)
+            return;
+        if (c->n)
+            memcpy(n, c->items, sizeof(*n) * (size_t)c->n);
+        c->items = n;
+        c->cap = cap;
+    }
+    c->items[c->n].ProducerId = pid;
+    c->items[c->n].FirstOffset = first;
+    c->n++;
+}
 
 /* Build the whole Fetch response from the logs.  Returns the number of
  * record bytes gathered, or -1 if a partition carries an error (answer now). */
@@ -347,9 +392,13 @@ static int64_t fetch_fill(mk_req_t *req)
             }
             int64_t start = mk_log_start_offset(log), leo = mk_log_end_offset(log);
             int64_t hw = MK_MIN(p->hw, leo);
+            int64_t lso = req->b->txn ? MK_MIN(mk_txn_lso(req->b->txn, p), hw) : hw;
             rp->HighWatermark = hw;
-            rp->LastStableOffset = hw;
+            rp->LastStableOffset = lso;
             rp->LogStartOffset = start;
+            /* read_committed stops at the last stable offset. */
+            if (q->IsolationLevel == 1)
+                hw = lso;
             if ((err = check_epoch(p, qp->CurrentLeaderEpoch))) {
                 rp->ErrorCode = err;
                 any_error = true;
@@ -381,6 +430,12 @@ static int64_t fetch_fill(mk_req_t *req)
             size_t got = req->data.len - before;
             if (got && req->b->repl)
                 mk_repl_account_read(req->b->repl, req->node->id, q->RackId.ptr, got);
+            if (got && q->IsolationLevel == 1 && req->b->txn) {
+                aborted_ctx_t ac = {req, rp, NULL, 0, 0};
+                mk_txn_aborted(req->b->txn, p, qp->FetchOffset, next, aborted_cb, &ac);
+                rp->AbortedTransactions.items = ac.items;
+                rp->AbortedTransactions.count = ac.n;
+            }
             if (got) {
                 spans[nspans].dst = &rp->Records;
                 spans[nspans].off = before;
@@ -578,13 +633,16 @@ static bool find_in_batch(mk_log_t *log, int64_t offset, ts_find_t *f)
 static void list_offset_partition(mk_req_t *req, mk_partition_t *p, int64_t ts, int8_t isolation,
                                   int64_t *offset, int64_t *timestamp)
 {
-    (void)isolation; /* read_committed: the last stable offset equals the end until transactions land */
     *timestamp = -1;
     switch (ts) {
     case TS_LATEST:
-    case TS_LATEST_TIERED:
-        *offset = ts == TS_LATEST ? MK_MIN(p->hw, mk_log_end_offset(p->log)) : -1;
+    case TS_LATEST_TIERED: {
+        int64_t hw = MK_MIN(p->hw, mk_log_end_offset(p->log));
+        if (isolation == 1 && req->b->txn)
+            hw = MK_MIN(hw, mk_txn_lso(req->b->txn, p));
+        *offset = ts == TS_LATEST ? hw : -1;
         return;
+    }
     case TS_EARLIEST:
     case TS_EARLIEST_LOCAL:
         *offset = mk_log_start_offset(p->log);

@@ -62,9 +62,9 @@ static void find_one(mk_req_t *req, const char *key, int8_t key_type, int16_t *e
     *node = -1;
     *host = mk_str("");
     *port = -1;
-    if (key_type != 0) {
-        *err = MK_KERR_COORDINATOR_NOT_AVAILABLE;
-        *msg = mk_str("transaction coordinators are not available yet");
+    if (key_type != 0 && key_type != 1) {
+        *err = MK_KERR_INVALID_REQUEST;
+        *msg = mk_str("unknown coordinator key type");
         return;
     }
     if (!req->b->groups) {

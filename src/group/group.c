@@ -918,6 +918,9 @@ int16_t mk_group_leave(mk_group_coord_t *gc, const char *group_id, const char *m
 
 /* =================================================================== offsets */
 
+static int store_commits(mk_group_coord_t *gc, group_t *g, mk_group_commit_t *commits, int32_t n,
+                         mk_group_commit_cb cb, void *arg);
+
 typedef struct commit_ctx_s {
     mk_group_commit_cb cb;
     void *arg;
@@ -975,6 +978,23 @@ int mk_group_commit(mk_group_coord_t *gc, const char *group_id, const char *memb
         g = group_get(gc, group_id, true);
     if (!g)
         return MK_ERR_NOMEM;
+    return store_commits(gc, g, commits, n, cb, arg);
+}
+
+/* Offsets sent to a transaction, applied when it commits: no member checks. */
+int mk_group_commit_txn(mk_group_coord_t *gc, const char *group_id, mk_group_commit_t *commits, int32_t n,
+                        mk_group_commit_cb cb, void *arg)
+{
+    group_t *g = group_get(gc, group_id, true);
+    if (!g)
+        return MK_ERR_NOMEM;
+    return store_commits(gc, g, commits, n, cb, arg);
+}
+
+/* Keep commits in memory and write them through; cb once durable. */
+static int store_commits(mk_group_coord_t *gc, group_t *g, mk_group_commit_t *commits, int32_t n,
+                         mk_group_commit_cb cb, void *arg)
+{
     mk_meta_offset_t *rows = mk_calloc((size_t)(n > 0 ? n : 1), sizeof(*rows));
     if (!rows)
         return MK_ERR_NOMEM;

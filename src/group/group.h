@@ -148,6 +148,10 @@ int mk_group_commit(mk_group_coord_t *gc, const char *group_id, const char *memb
                     const char *group_instance_id, int32_t generation, mk_group_commit_t *commits, int32_t n,
                     mk_group_commit_cb cb, void *arg);
 
+/* Offsets of a committed transaction: stored without member checks. */
+int mk_group_commit_txn(mk_group_coord_t *gc, const char *group_id, mk_group_commit_t *commits, int32_t n,
+                        mk_group_commit_cb cb, void *arg);
+
 typedef struct mk_group_offset_s {
     int64_t offset;                  /* -1 if none committed */
     int32_t leader_epoch;

@@ -621,6 +621,34 @@ int mk_meta_kv_set(mk_meta_t *m, const char *key, const char *value)
     return err;
 }
 
+/* Walk the keys that start with prefix (startup loads of coordinator state).
+ * The callback must not call into the store.  Returns 0, the callback's
+ * nonzero value, or an error.  Blocking. */
+int mk_meta_kv_foreach(mk_meta_t *m, const char *prefix, mk_meta_kv_cb cb, void *arg)
+{
+    uv_mutex_lock(&m->lock);
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(m->db, "SELECT key, value FROM kv WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+                                -1, &s, NULL);
+    int err = 0;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s, 1, prefix, -1, SQLITE_TRANSIENT);
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(s);
+        if (rc != SQLITE_ROW)
+            break;
+        const char *k = (const char *)sqlite3_column_text(s, 0);
+        const char *v = (const char *)sqlite3_column_text(s, 1);
+        if (k && (err = cb(k, v ? v : "", arg)) != 0)
+            break;
+    }
+    if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = meta_err(m, rc, "kv walk");
+    sqlite3_finalize(s);
+    uv_mutex_unlock(&m->lock);
+    return err;
+}
+
 /* =================================================================== topics */
 
 static bool meta_partition_ok(const mk_meta_partition_t *p)

@@ -116,6 +116,12 @@ int mk_meta_kv_get(mk_meta_t *m, const char *key, char **value_out);
  * cluster key.  Blocking. */
 int mk_meta_kv_set(mk_meta_t *m, const char *key, const char *value);
 
+/* Walks the keys starting with prefix in key order; values valid during the
+ * call only; the callback must not call into the store.  A nonzero return
+ * stops the walk and is returned.  Blocking; startup only. */
+typedef int (*mk_meta_kv_cb)(const char *key, const char *value, void *arg);
+int mk_meta_kv_foreach(mk_meta_t *m, const char *prefix, mk_meta_kv_cb cb, void *arg);
+
 /* ================================================================== topics */
 
 /* Inserts t, or replaces the topic of that name, in one transaction: its

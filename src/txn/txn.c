@@ -1,0 +1,787 @@
+/*
+ * txn.c -- producer state (idempotence, open and aborted transactions per
+ * partition) and the transaction coordinator.
+ *
+ * Producer state is derived data: it is rebuilt from the leader's log the
+ * first time a partition needs it, and again whenever the partition's leader
+ * epoch has moved since (a new leader's log is the truth).  Rebuilding reads
+ * batch headers only, plus the one control record of each marker.
+ *
+ * Per producer id and partition we keep the epoch, the last 5 batches
+ * (first/last sequence and offset), the first offset of its open transaction
+ * (-1 if none).  Per partition: the aborted transactions
+ * {producer id, first offset, marker offset}, for read_committed fetches.
+ *
+ * Coordinator state per transactional id lives in memory and in meta's kv
+ * store under "txn/<id>" as one line:
+ *     v1 <pid> <epoch> <timeout_ms> <state> <start_ms> <topic>/<partition>...
+ * Producer ids come from blocks of 1000 reserved in kv "producer.id.next",
+ * so ids are never reused across restarts.  A transaction found in a
+ * Prepare state at start has its markers written again (they are
+ * idempotent for readers: a second marker finds nothing open).
+ */
+#include "txn/txn.h"
+#include "meta/meta.h"
+#include "proto/proto.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RECENT 5
+#define PID_BLOCK 1000
+#define MAX_TIMEOUT_MS 900000
+
+/* ========================================================== producer state */
+
+typedef struct seqent_s {
+    int32_t first_seq, last_seq;
+    int64_t first_off, last_off;
+} seqent_t;
+
+typedef struct prod_s {
+    int64_t pid;
+    int16_t epoch;
+    int n;
+    seqent_t recent[RECENT];
+    int64_t txn_first;   /* first offset of the open transaction, -1 */
+    int64_t last_ts;
+} prod_t;
+
+typedef struct aborted_s {
+    int64_t pid, first, last;
+} aborted_t;
+
+typedef struct pstate_s {
+    mk_map_t producers;  /* "<pid>" -> prod_t* */
+    aborted_t *aborted;
+    int naborted, cap;
+    int32_t built_epoch;
+    bool built;
+} pstate_t;
+
+enum { T_EMPTY, T_ONGOING, T_PREPARE_COMMIT, T_PREPARE_ABORT, T_COMPLETE_COMMIT, T_COMPLETE_ABORT };
+static const char *tstate_names[] = {"Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit",
+                                     "CompleteAbort"};
+
+typedef struct tpart_s {
+    char *topic;
+    int32_t partition;
+} tpart_t;
+
+typedef struct toffs_s {
+    char *group;
+    char *topic;
+    char *metadata;
+    int32_t partition;
+    int64_t offset;
+    int32_t leader_epoch;
+} toffs_t;
+
+typedef struct tstate_s {
+    char *tid;
+    int64_t pid;
+    int16_t epoch;
+    int state;
+    int32_t timeout_ms;
+    int64_t start_ms;
+    tpart_t *parts;
+    int nparts, pcap;
+    toffs_t *offs;
+    int noffs, ocap;
+} tstate_t;
+
+struct mk_txn_s {
+    uv_loop_t *loop;
+    mk_cluster_t *c;
+    mk_group_coord_t *groups;
+    mk_meta_t *meta;
+    mk_txn_append_fn append;
+    void *append_arg;
+    mk_map_t partitions;   /* "<topic id hex>-<p>" -> pstate_t* */
+    mk_map_t tids;         /* tid -> tstate_t* */
+    int64_t next_pid, pid_limit;
+    uv_timer_t *tick;      /* owned */
+};
+
+static void pkey(const mk_partition_t *p, char *buf, size_t n)
+{
+    int o = 0;
+    for (int i = 0; i < 16 && o + 2 < (int)n; i++)
+        o += snprintf(buf + o, n - (size_t)o, "%02x", p->topic->id[i]);
+    snprintf(buf + o, n - (size_t)o, "-%d", p->index);
+}
+
+static void pstate_clear(pstate_t *ps)
+{
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (mk_map_next(&ps->producers, &it, &k, &v))
+        mk_free(v);
+    mk_map_free(&ps->producers);
+    mk_map_init(&ps->producers);
+    mk_free(ps->aborted);
+    ps->aborted = NULL;
+    ps->naborted = ps->cap = 0;
+    ps->built = false;
+}
+
+static prod_t *prod_get(pstate_t *ps, int64_t pid, bool create)
+{
+    char k[32];
+    snprintf(k, sizeof(k), "%" PRId64, pid);
+    prod_t *pr = mk_map_get(&ps->producers, k);
+    if (pr || !create)
+        return pr;
+    pr = mk_calloc(1, sizeof(*pr));
+    if (!pr)
+        return NULL;
+    pr->pid = pid;
+    pr->epoch = -1;
+    pr->txn_first = -1;
+    if (mk_map_put(&ps->producers, k, pr) < 0) {
+        mk_free(pr);
+        return NULL;
+    }
+    return pr;
+}
+
+static int marker_type_cb(const mk_record_t *rec, void *arg)
+{
+    /* Control record key: version int16, type int16 (0 abort, 1 commit). */
+    if (rec->key && rec->key_len >= 4)
+        *(int *)arg = (rec->key[2] << 8) | rec->key[3];
+    return 1;
+}
+
+/* Fold one batch (header + bytes) into the partition's producer state. */
+static void apply_batch(pstate_t *ps, const uint8_t *b, size_t n)
+{
+    mk_batch_hdr_t h;
+    if (mk_batch_hdr_parse(b, n, &h) < 0 || h.producerId < 0)
+        return;
+    prod_t *pr = prod_get(ps, h.producerId, true);
+    if (!pr)
+        return;
+    if (mk_batch_hdr_is_control(&h)) {
+        int type = -1;
+        mk_buf_t scratch;
+        mk_buf_init(&scratch);
+        mk_batch_records_foreach(b, n, &scratch, 0, marker_type_cb, &type);
+        mk_buf_free(&scratch);
+        if (pr->txn_first >= 0 && type == 0) {
+            if (ps->naborted == ps->cap) {
+                int cap = ps->cap ? ps->cap * 2 : 16;
+                aborted_t *a = mk_realloc(ps->aborted, sizeof(aborted_t) * (size_t)cap);
+                if (!a)
+                    return;
+                ps->aborted = a;
+                ps->cap = cap;
+            }
+            ps->aborted[ps->naborted++] = (aborted_t){h.producerId, pr->txn_first, h.baseOffset};
+        }
+        pr->txn_first = -1;
+        if (h.producerEpoch > pr->epoch)
+            pr->epoch = h.producerEpoch;
+        return;
+    }
+    if (h.producerEpoch != pr->epoch) {
+        pr->epoch = h.producerEpoch;
+        pr->n = 0;
+    }
+    seqent_t e = {h.baseSequence, (int32_t)((uint32_t)h.baseSequence + (uint32_t)h.lastOffsetDelta) & INT32_MAX,
+                  h.baseOffset, h.baseOffset + h.lastOffsetDelta};
+    if (pr->n == RECENT) {
+        memmove(&pr->recent[0], &pr->recent[1], sizeof(seqent_t) * (RECENT - 1));
+        pr->n--;
+    }
+    pr->recent[pr->n++] = e;
+    if (mk_batch_hdr_is_transactional(&h) && pr->txn_first < 0)
+        pr->txn_first = h.baseOffset;
+    pr->last_ts = h.maxTimestamp;
+}
+
+static void apply_bytes(pstate_t *ps, const uint8_t *p, size_t n)
+{
+    size_t pos = 0;
+    while (pos < n) {
+        int64_t size = mk_batch_size(p + pos, n - pos);
+        if (size <= 0 || (uint64_t)size > n - pos)
+            break;
+        apply_batch(ps, p + pos, (size_t)size);
+        pos += (size_t)size;
+    }
+}
+
+/* The partition's state, (re)built from its leader's log when needed. */
+static pstate_t *pstate(mk_txn_t *t, mk_partition_t *p)
+{
+    char k[64];
+    pkey(p, k, sizeof(k));
+    pstate_t *ps = mk_map_get(&t->partitions, k);
+    if (!ps) {
+        ps = mk_calloc(1, sizeof(*ps));
+        if (!ps)
+            return NULL;
+        mk_map_init(&ps->producers);
+        if (mk_map_put(&t->partitions, k, ps) < 0) {
+            mk_free(ps);
+            return NULL;
+        }
+    }
+    if (ps->built && ps->built_epoch == p->leader_epoch)
+        return ps;
+    pstate_clear(ps);
+    ps->built = true;
+    ps->built_epoch = p->leader_epoch;
+    if (!p->log)
+        return ps;
+    mk_buf_t buf;
+    mk_buf_init(&buf);
+    int64_t off = mk_log_start_offset(p->log), end = mk_log_end_offset(p->log);
+    while (off < end) {
+        mk_buf_reset(&buf);
+        int64_t next;
+        if (mk_log_read(p->log, off, 1u << 20, true, &buf, &next) < 0 || buf.len == 0 || next <= off)
+            break;
+        apply_bytes(ps, buf.data, buf.len);
+        off = next;
+    }
+    mk_buf_free(&buf);
+    return ps;
+}
+
+int mk_txn_check_batch(mk_txn_t *t, mk_partition_t *p, const mk_batch_hdr_t *h, int64_t *dup_offset)
+{
+    if (h->producerId < 0)
+        return 0;
+    pstate_t *ps = pstate(t, p);
+    if (!ps)
+        return MK_KERR_UNKNOWN_SERVER_ERROR;
+    prod_t *pr = prod_get(ps, h->producerId, false);
+    if (!pr || pr->n == 0) {
+        /* A producer new to this partition (or whose state retention
+         * removed) must start at sequence 0. */
+        return h->baseSequence == 0 || !pr ? 0 : MK_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+    }
+    if (h->producerEpoch < pr->epoch)
+        return MK_KERR_INVALID_PRODUCER_EPOCH;
+    if (h->producerEpoch > pr->epoch)
+        return h->baseSequence == 0 ? 0 : MK_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+    int32_t last_seq = (int32_t)((uint32_t)h->baseSequence + (uint32_t)h->lastOffsetDelta) & INT32_MAX;
+    for (int i = 0; i < pr->n; i++)
+        if (pr->recent[i].first_seq == h->baseSequence && pr->recent[i].last_seq == last_seq) {
+            *dup_offset = pr->recent[i].first_off;
+            return MK_TXN_DUPLICATE;
+        }
+    int32_t expected = pr->recent[pr->n - 1].last_seq == INT32_MAX ? 0 : pr->recent[pr->n - 1].last_seq + 1;
+    return h->baseSequence == expected ? 0 : MK_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+}
+
+void mk_txn_after_append(mk_txn_t *t, mk_partition_t *p, const uint8_t *batches, size_t len)
+{
+    char k[64];
+    pkey(p, k, sizeof(k));
+    pstate_t *ps = mk_map_get(&t->partitions, k);
+    if (ps && ps->built && ps->built_epoch == p->leader_epoch)
+        apply_bytes(ps, batches, len);
+    /* else: built from the log (which has these batches) when first needed */
+}
+
+int64_t mk_txn_lso(mk_txn_t *t, mk_partition_t *p)
+{
+    pstate_t *ps = pstate(t, p);
+    int64_t lso = p->hw;
+    if (!ps)
+        return lso;
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (mk_map_next(&ps->producers, &it, &k, &v)) {
+        prod_t *pr = v;
+        if (pr->txn_first >= 0 && pr->txn_first < lso)
+            lso = pr->txn_first;
+    }
+    return lso;
+}
+
+void mk_txn_aborted(mk_txn_t *t, mk_partition_t *p, int64_t from, int64_t to, mk_txn_aborted_cb cb, void *arg)
+{
+    pstate_t *ps = pstate(t, p);
+    for (int i = 0; ps && i < ps->naborted; i++)
+        if (ps->aborted[i].last >= from && ps->aborted[i].first < to)
+            cb(ps->aborted[i].pid, ps->aborted[i].first, arg);
+}
+
+void mk_txn_partition_reset(mk_txn_t *t, mk_partition_t *p)
+{
+    char k[64];
+    pkey(p, k, sizeof(k));
+    pstate_t *ps = mk_map_get(&t->partitions, k);
+    if (ps)
+        ps->built = false;
+}
+
+void mk_txn_producers(mk_txn_t *t, mk_partition_t *p, mk_txn_producer_cb cb, void *arg)
+{
+    pstate_t *ps = pstate(t, p);
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (ps && mk_map_next(&ps->producers, &it, &k, &v)) {
+        prod_t *pr = v;
+        cb(pr->pid, pr->epoch, pr->n ? pr->recent[pr->n - 1].last_seq : -1, pr->last_ts, pr->txn_first, arg);
+    }
+}
+
+/* ============================================================= coordinator */
+
+static int64_t alloc_pid(mk_txn_t *t)
+{
+    if (t->next_pid >= t->pid_limit) {
+        t->pid_limit = t->next_pid + PID_BLOCK;
+        char v[32];
+        snprintf(v, sizeof(v), "%" PRId64, t->pid_limit);
+        mk_meta_kv_set_async(t->meta, t->loop, "producer.id.next", v, NULL, NULL);
+    }
+    return t->next_pid++;
+}
+
+int32_t mk_txn_coordinator(const mk_txn_t *t, const char *tid) { return mk_group_coordinator(t->groups, tid); }
+
+static void persist(mk_txn_t *t, tstate_t *ts)
+{
+    mk_buf_t b;
+    mk_buf_init(&b);
+    char head[160];
+    int n = snprintf(head, sizeof(head), "v1 %" PRId64 " %d %d %d %" PRId64, ts->pid, ts->epoch, ts->timeout_ms,
+                     ts->state, ts->start_ms);
+    mk_buf_put(&b, head, (size_t)n);
+    for (int i = 0; i < ts->nparts; i++) {
+        char part[32];
+        n = snprintf(part, sizeof(part), "/%d", ts->parts[i].partition);
+        mk_buf_put(&b, " ", 1);
+        mk_buf_put(&b, ts->parts[i].topic, strlen(ts->parts[i].topic));
+        mk_buf_put(&b, part, (size_t)n);
+    }
+    mk_buf_put(&b, "", 1);
+    char key[1100];
+    snprintf(key, sizeof(key), "txn/%s", ts->tid);
+    if (mk_buf_ok(&b))
+        mk_meta_kv_set_async(t->meta, t->loop, key, (const char *)b.data, NULL, NULL);
+    mk_buf_free(&b);
+}
+
+static void tstate_clear_txn(tstate_t *ts)
+{
+    for (int i = 0; i < ts->nparts; i++)
+        mk_free(ts->parts[i].topic);
+    ts->nparts = 0;
+    for (int i = 0; i < ts->noffs; i++) {
+        mk_free(ts->offs[i].group);
+        mk_free(ts->offs[i].topic);
+        mk_free(ts->offs[i].metadata);
+    }
+    ts->noffs = 0;
+}
+
+static void tstate_free(tstate_t *ts)
+{
+    tstate_clear_txn(ts);
+    mk_free(ts->parts);
+    mk_free(ts->offs);
+    mk_free(ts->tid);
+    mk_free(ts);
+}
+
+static int add_part(tstate_t *ts, const char *topic, int32_t partition)
+{
+    for (int i = 0; i < ts->nparts; i++)
+        if (ts->parts[i].partition == partition && strcmp(ts->parts[i].topic, topic) == 0)
+            return 0;
+    if (ts->nparts == ts->pcap) {
+        int cap = ts->pcap ? ts->pcap * 2 : 8;
+        tpart_t *np = mk_realloc(ts->parts, sizeof(tpart_t) * (size_t)cap);
+        if (!np)
+            return MK_ERR_NOMEM;
+        ts->parts = np;
+        ts->pcap = cap;
+    }
+    ts->parts[ts->nparts].topic = mk_strdup(topic);
+    if (!ts->parts[ts->nparts].topic)
+        return MK_ERR_NOMEM;
+    ts->parts[ts->nparts++].partition = partition;
+    return 0;
+}
+
+/* Write the commit or abort marker to every partition of the transaction. */
+static void write_markers(mk_txn_t *t, tstate_t *ts, bool commit)
+{
+    mk_buf_t b;
+    mk_buf_init(&b);
+    for (int i = 0; i < ts->nparts; i++) {
+        mk_topic_t *topic = mk_cluster_topic_find(t->c, ts->parts[i].topic);
+        mk_partition_t *p = mk_topic_partition(topic, ts->parts[i].partition);
+        if (!p || !p->log) {
+            mk_warn("transaction %s: no leader for %s-%d; its marker is not written", ts->tid, ts->parts[i].topic,
+                    ts->parts[i].partition);
+            continue;
+        }
+        mk_batch_build_opts_t o;
+        mk_batch_build_opts_init(&o);
+        o.producerId = ts->pid;
+        o.producerEpoch = ts->epoch;
+        o.baseSequence = -1;
+        o.transactional = true;
+        o.control = true;
+        o.partitionLeaderEpoch = p->leader_epoch;
+        mk_buf_reset(&b);
+        if (mk_batch_build_control(&b, &o, commit, 0, mk_now_ms()) < 0) {
+            mk_error("transaction %s: cannot build a marker", ts->tid);
+            continue;
+        }
+        int rc = t->append(t->append_arg, p, b.data, b.len);
+        if (rc < 0)
+            mk_error("transaction %s: marker for %s-%d failed: %s", ts->tid, ts->parts[i].topic,
+                     ts->parts[i].partition, mk_strerror(rc));
+    }
+    mk_buf_free(&b);
+}
+
+static void commit_done(int16_t err, void *arg)
+{
+    if (err)
+        mk_error("transaction offsets for group %s could not be stored: %s", (const char *)arg,
+                 mk_kafka_strerror(err));
+    mk_free(arg);
+}
+
+/* Finish the open transaction: Prepare state persisted, markers, offsets. */
+static void complete(mk_txn_t *t, tstate_t *ts, bool commit)
+{
+    ts->state = commit ? T_PREPARE_COMMIT : T_PREPARE_ABORT;
+    persist(t, ts);
+    write_markers(t, ts, commit);
+    if (commit) {
+        for (int i = 0; i < ts->noffs; i++) {
+            /* One commit per offset keeps this simple; they are few. */
+            mk_group_commit_t c = {ts->offs[i].topic, ts->offs[i].partition, ts->offs[i].offset,
+                                   ts->offs[i].leader_epoch, ts->offs[i].metadata, 0};
+            char *g = mk_strdup(ts->offs[i].group);
+            if (g && mk_group_commit_txn(t->groups, ts->offs[i].group, &c, 1, commit_done, g) < 0)
+                mk_free(g);
+        }
+    }
+    tstate_clear_txn(ts);
+    ts->state = commit ? T_COMPLETE_COMMIT : T_COMPLETE_ABORT;
+    persist(t, ts);
+    mk_info("transaction %s (producer %" PRId64 " epoch %d) %s", ts->tid, ts->pid, ts->epoch,
+            commit ? "committed" : "aborted");
+}
+
+mk_txn_pid_t mk_txn_init_pid(mk_txn_t *t, const char *tid, int32_t timeout_ms, int64_t pid, int16_t epoch)
+{
+    mk_txn_pid_t r = {0, -1, -1};
+    if (!tid) {
+        if (pid >= 0 && epoch >= 0 && epoch < INT16_MAX) {
+            r.producer_id = pid;
+            r.producer_epoch = (int16_t)(epoch + 1);
+        } else {
+            r.producer_id = alloc_pid(t);
+            r.producer_epoch = 0;
+        }
+        return r;
+    }
+    if (timeout_ms <= 0 || timeout_ms > MAX_TIMEOUT_MS) {
+        r.error = MK_KERR_INVALID_TRANSACTION_TIMEOUT;
+        return r;
+    }
+    tstate_t *ts = mk_map_get(&t->tids, tid);
+    if (!ts) {
+        ts = mk_calloc(1, sizeof(*ts));
+        if (!ts || !(ts->tid = mk_strdup(tid)) || mk_map_put(&t->tids, tid, ts) < 0) {
+            if (ts)
+                mk_free(ts->tid);
+            mk_free(ts);
+            r.error = MK_KERR_UNKNOWN_SERVER_ERROR;
+            return r;
+        }
+        ts->pid = alloc_pid(t);
+        ts->epoch = 0;
+    } else {
+        if (pid >= 0 && (pid != ts->pid || epoch != ts->epoch)) {
+            r.error = MK_KERR_PRODUCER_FENCED;
+            return r;
+        }
+        if (ts->state == T_ONGOING)
+            complete(t, ts, false);
+        if (ts->epoch >= INT16_MAX - 1) {
+            ts->pid = alloc_pid(t);
+            ts->epoch = 0;
+        } else {
+            ts->epoch++;
+        }
+    }
+    ts->timeout_ms = timeout_ms;
+    ts->state = T_EMPTY;
+    persist(t, ts);
+    r.producer_id = ts->pid;
+    r.producer_epoch = ts->epoch;
+    return r;
+}
+
+int16_t mk_txn_check(mk_txn_t *t, const char *tid, int64_t pid, int16_t epoch)
+{
+    tstate_t *ts = tid ? mk_map_get(&t->tids, tid) : NULL;
+    if (!ts || ts->pid != pid)
+        return MK_KERR_INVALID_PRODUCER_ID_MAPPING;
+    if (epoch != ts->epoch)
+        return MK_KERR_INVALID_PRODUCER_EPOCH;
+    if (ts->state == T_PREPARE_COMMIT || ts->state == T_PREPARE_ABORT)
+        return MK_KERR_CONCURRENT_TRANSACTIONS;
+    return 0;
+}
+
+static int16_t begin(mk_txn_t *t, tstate_t *ts)
+{
+    (void)t;
+    if (ts->state != T_ONGOING) {
+        ts->state = T_ONGOING;
+        ts->start_ms = mk_now_ms();
+    }
+    return 0;
+}
+
+int16_t mk_txn_add_partition(mk_txn_t *t, const char *tid, int64_t pid, int16_t epoch, mk_partition_t *p)
+{
+    int16_t err = mk_txn_check(t, tid, pid, epoch);
+    if (err)
+        return err;
+    tstate_t *ts = mk_map_get(&t->tids, tid);
+    begin(t, ts);
+    if (add_part(ts, p->topic->name, p->index) < 0)
+        return MK_KERR_UNKNOWN_SERVER_ERROR;
+    persist(t, ts);
+    return 0;
+}
+
+int16_t mk_txn_add_offsets(mk_txn_t *t, const char *tid, int64_t pid, int16_t epoch, const char *group_id)
+{
+    int16_t err = mk_txn_check(t, tid, pid, epoch);
+    if (err)
+        return err;
+    (void)group_id; /* the group's offsets arrive with TxnOffsetCommit */
+    begin(t, mk_map_get(&t->tids, tid));
+    return 0;
+}
+
+int16_t mk_txn_offset_commit(mk_txn_t *t, const char *tid, int64_t pid, int16_t epoch, const char *group_id,
+                             const mk_group_commit_t *commits, int32_t n)
+{
+    int16_t err = mk_txn_check(t, tid, pid, epoch);
+    if (err)
+        return err;
+    tstate_t *ts = mk_map_get(&t->tids, tid);
+    if (ts->state != T_ONGOING)
+        return MK_KERR_INVALID_TXN_STATE;
+    for (int32_t i = 0; i < n; i++) {
+        if (commits[i].error)
+            continue;
+        if (ts->noffs == ts->ocap) {
+            int cap = ts->ocap ? ts->ocap * 2 : 8;
+            toffs_t *no = mk_realloc(ts->offs, sizeof(toffs_t) * (size_t)cap);
+            if (!no)
+                return MK_KERR_UNKNOWN_SERVER_ERROR;
+            ts->offs = no;
+            ts->ocap = cap;
+        }
+        toffs_t *o = &ts->offs[ts->noffs++];
+        o->group = mk_strdup(group_id);
+        o->topic = mk_strdup(commits[i].topic);
+        o->metadata = commits[i].metadata ? mk_strdup(commits[i].metadata) : NULL;
+        o->partition = commits[i].partition;
+        o->offset = commits[i].offset;
+        o->leader_epoch = commits[i].leader_epoch;
+    }
+    return 0;
+}
+
+int16_t mk_txn_end(mk_txn_t *t, const char *tid, int64_t pid, int16_t epoch, bool commit)
+{
+    int16_t err = mk_txn_check(t, tid, pid, epoch);
+    if (err)
+        return err;
+    tstate_t *ts = mk_map_get(&t->tids, tid);
+    if (ts->state == T_ONGOING) {
+        complete(t, ts, commit);
+        return 0;
+    }
+    /* A retried EndTxn for a finished transaction is fine; the opposite
+     * outcome is not. */
+    if ((ts->state == T_COMPLETE_COMMIT && !commit) || (ts->state == T_COMPLETE_ABORT && commit))
+        return MK_KERR_INVALID_TXN_STATE;
+    return 0;
+}
+
+bool mk_txn_describe(mk_txn_t *t, const char *tid, mk_txn_desc_cb cb, void *arg)
+{
+    size_t it = 0;
+    const char *k;
+    void *v;
+    bool found = false;
+    while (mk_map_next(&t->tids, &it, &k, &v)) {
+        tstate_t *ts = v;
+        if (tid && strcmp(tid, ts->tid) != 0)
+            continue;
+        const char *topics[256];
+        int32_t parts[256];
+        int n = ts->nparts < 256 ? ts->nparts : 256;
+        for (int i = 0; i < n; i++) {
+            topics[i] = ts->parts[i].topic;
+            parts[i] = ts->parts[i].partition;
+        }
+        mk_txn_desc_t d = {ts->tid, tstate_names[ts->state], ts->pid, ts->epoch, ts->timeout_ms,
+                           ts->state == T_ONGOING ? ts->start_ms : -1, n, topics, parts};
+        cb(&d, arg);
+        found = true;
+    }
+    return found;
+}
+
+/* ================================================================ lifecycle */
+
+static void tick_cb(uv_timer_t *h)
+{
+    mk_txn_t *t = h->data;
+    int64_t now = mk_now_ms();
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (mk_map_next(&t->tids, &it, &k, &v)) {
+        tstate_t *ts = v;
+        if (ts->state == T_ONGOING && now - ts->start_ms > ts->timeout_ms) {
+            mk_warn("transaction %s timed out after %d ms; aborting", ts->tid, ts->timeout_ms);
+            complete(t, ts, false);
+            /* Fence the producer that let it time out. */
+            ts->epoch++;
+            persist(t, ts);
+        }
+    }
+}
+
+static int load_tid_cb(const char *key, const char *value, void *arg)
+{
+    mk_txn_t *t = arg;
+    const char *tid = key + 4;
+    int64_t pid, start;
+    int epoch, timeout, state, used = 0;
+    if (sscanf(value, "v1 %" SCNd64 " %d %d %d %" SCNd64 "%n", &pid, &epoch, &timeout, &state, &start, &used) != 5 ||
+        state < 0 || state > T_COMPLETE_ABORT) {
+        mk_warn("transaction state of %s is unreadable; ignored", tid);
+        return 0;
+    }
+    tstate_t *ts = mk_calloc(1, sizeof(*ts));
+    if (!ts || !(ts->tid = mk_strdup(tid)) || mk_map_put(&t->tids, tid, ts) < 0) {
+        if (ts)
+            mk_free(ts->tid);
+        mk_free(ts);
+        return MK_ERR_NOMEM;
+    }
+    ts->pid = pid;
+    ts->epoch = (int16_t)epoch;
+    ts->timeout_ms = timeout;
+    ts->state = state;
+    ts->start_ms = start;
+    const char *s = value + used;
+    char tok[1100];
+    int n;
+    while (sscanf(s, " %1099s%n", tok, &n) == 1) {
+        s += n;
+        char *slash = strrchr(tok, '/');
+        if (!slash)
+            continue;
+        *slash = 0;
+        add_part(ts, tok, atoi(slash + 1));
+    }
+    if (pid >= t->next_pid)
+        t->next_pid = pid + 1;
+    return 0;
+}
+
+int mk_txn_new(uv_loop_t *loop, mk_cluster_t *c, mk_group_coord_t *groups, mk_txn_append_fn append,
+               void *append_arg, mk_txn_t **out)
+{
+    mk_txn_t *t = mk_calloc(1, sizeof(*t));
+    if (!t)
+        return MK_ERR_NOMEM;
+    t->loop = loop;
+    t->c = c;
+    t->groups = groups;
+    t->meta = mk_cluster_meta(c);
+    t->append = append;
+    t->append_arg = append_arg;
+    mk_map_init(&t->partitions);
+    mk_map_init(&t->tids);
+    char *v = NULL;
+    t->next_pid = 1000;
+    if (mk_meta_kv_get(t->meta, "producer.id.next", &v) == 0 && v)
+        t->next_pid = strtoll(v, NULL, 10);
+    mk_free(v);
+    int rc = mk_meta_kv_foreach(t->meta, "txn/", load_tid_cb, t);
+    /* Reserve the first block now so a crash never hands out an id twice. */
+    t->pid_limit = t->next_pid + PID_BLOCK;
+    char lim[32];
+    snprintf(lim, sizeof(lim), "%" PRId64, t->pid_limit);
+    if (rc == 0)
+        rc = mk_meta_kv_set(t->meta, "producer.id.next", lim);
+    t->tick = mk_malloc(sizeof(uv_timer_t));
+    if (rc < 0 || !t->tick) {
+        mk_free(t->tick);
+        t->tick = NULL;
+        mk_txn_free(t);
+        return rc < 0 ? rc : MK_ERR_NOMEM;
+    }
+    uv_timer_init(loop, t->tick);
+    t->tick->data = t;
+    uv_timer_start(t->tick, tick_cb, 1000, 1000);
+    /* Transactions caught between their Prepare state and completion. */
+    size_t it = 0;
+    const char *k;
+    void *val;
+    while (mk_map_next(&t->tids, &it, &k, &val)) {
+        tstate_t *ts = val;
+        if (ts->state == T_PREPARE_COMMIT || ts->state == T_PREPARE_ABORT) {
+            mk_info("transaction %s: completing its %s after a restart", ts->tid,
+                    ts->state == T_PREPARE_COMMIT ? "commit" : "abort");
+            complete(t, ts, ts->state == T_PREPARE_COMMIT);
+        }
+    }
+    *out = t;
+    return 0;
+}
+
+static void tick_free_cb(uv_handle_t *h) { mk_free(h); }
+
+void mk_txn_free(mk_txn_t *t)
+{
+    if (!t)
+        return;
+    if (t->tick)
+        uv_close((uv_handle_t *)t->tick, tick_free_cb);
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (mk_map_next(&t->partitions, &it, &k, &v)) {
+        pstate_clear(v);
+        mk_map_free(&((pstate_t *)v)->producers);
+        mk_free(v);
+    }
+    mk_map_free(&t->partitions);
+    it = 0;
+    while (mk_map_next(&t->tids, &it, &k, &v))
+        tstate_free(v);
+    mk_map_free(&t->tids);
+    mk_free(t);
+}

@@ -1,0 +1,102 @@
+/*
+ * txn.h -- L3: idempotent producers and transactions.
+ *
+ * Two parts:
+ *   producer state  per partition, the last 5 batches of every producer id
+ *                   (sequences and offsets) so a retried batch is answered
+ *                   with its original offset and a gap is refused; open
+ *                   transactions (for the last stable offset) and aborted
+ *                   ones (for read_committed fetches).  Built lazily from
+ *                   the leader's log, so it survives restarts and follows
+ *                   leadership.
+ *   coordinator     transactional id -> producer id/epoch and transaction
+ *                   state; markers written to every partition at EndTxn;
+ *                   offsets sent to the transaction applied at commit;
+ *                   timeouts abort.  State persisted through meta/.
+ *
+ * Markers are appended through a hook the broker layer registers (it owns
+ * the append path: logs, replication, waking fetches).
+ * Threads: loop thread only.
+ */
+#ifndef MK_TXN_H
+#define MK_TXN_H
+
+#include "batch/batch.h"
+#include "cluster/cluster.h"
+#include "group/group.h"
+
+typedef struct mk_txn_s mk_txn_t;
+
+/* Append a control batch to partition p as its leader; 0 or an error. */
+typedef int (*mk_txn_append_fn)(void *arg, mk_partition_t *p, uint8_t *batch, size_t len);
+
+int mk_txn_new(uv_loop_t *loop, mk_cluster_t *c, mk_group_coord_t *groups, mk_txn_append_fn append,
+               void *append_arg, mk_txn_t **out);
+void mk_txn_free(mk_txn_t *t);
+
+/* ========================================================== producer state */
+
+enum { MK_TXN_DUPLICATE = 1000 };
+
+/* Check one batch before it is appended: 0, a Kafka error code, or
+ * MK_TXN_DUPLICATE with *dup_offset = the offset it got the first time. */
+int mk_txn_check_batch(mk_txn_t *t, mk_partition_t *p, const mk_batch_hdr_t *h, int64_t *dup_offset);
+/* Record the batches just appended (offsets assigned). */
+void mk_txn_after_append(mk_txn_t *t, mk_partition_t *p, const uint8_t *batches, size_t len);
+/* Last stable offset: the first offset of the oldest open transaction, or
+ * the high watermark. */
+int64_t mk_txn_lso(mk_txn_t *t, mk_partition_t *p);
+/* Aborted transactions overlapping [from, to): cb per (producer id, first offset). */
+typedef void (*mk_txn_aborted_cb)(int64_t producer_id, int64_t first_offset, void *arg);
+void mk_txn_aborted(mk_txn_t *t, mk_partition_t *p, int64_t from, int64_t to, mk_txn_aborted_cb cb, void *arg);
+/* Leadership moved or the log was truncated: rebuild from the log later. */
+void mk_txn_partition_reset(mk_txn_t *t, mk_partition_t *p);
+
+/* ============================================================= coordinator */
+
+/* Broker coordinating a transactional id (as groups), or -1. */
+int32_t mk_txn_coordinator(const mk_txn_t *t, const char *transactional_id);
+
+typedef struct mk_txn_pid_s {
+    int16_t error;
+    int64_t producer_id;
+    int16_t producer_epoch;
+} mk_txn_pid_t;
+
+/* InitProducerId: tid NULL for an idempotent producer (pid/epoch >= 0 asks
+ * for an epoch bump, KIP-360). */
+mk_txn_pid_t mk_txn_init_pid(mk_txn_t *t, const char *tid, int32_t timeout_ms, int64_t pid, int16_t epoch);
+/* AddPartitionsToTxn for one partition: Kafka error code. */
+int16_t mk_txn_add_partition(mk_txn_t *t, const char *tid, int64_t pid, int16_t epoch, mk_partition_t *p);
+/* Validate a transaction (for the other calls): Kafka error code. */
+int16_t mk_txn_check(mk_txn_t *t, const char *tid, int64_t pid, int16_t epoch);
+/* AddOffsetsToTxn. */
+int16_t mk_txn_add_offsets(mk_txn_t *t, const char *tid, int64_t pid, int16_t epoch, const char *group_id);
+/* TxnOffsetCommit: stash offsets until the transaction ends. */
+int16_t mk_txn_offset_commit(mk_txn_t *t, const char *tid, int64_t pid, int16_t epoch, const char *group_id,
+                             const mk_group_commit_t *commits, int32_t n);
+/* EndTxn: markers written, offsets applied (commit) or dropped; Kafka error. */
+int16_t mk_txn_end(mk_txn_t *t, const char *tid, int64_t pid, int16_t epoch, bool commit);
+
+/* DescribeTransactions / ListTransactions view of one transactional id. */
+typedef struct mk_txn_desc_s {
+    const char *transactional_id;
+    const char *state;             /* Empty, Ongoing, CompleteCommit, ... */
+    int64_t producer_id;
+    int16_t producer_epoch;
+    int32_t timeout_ms;
+    int64_t start_ms;
+    int32_t partition_count;
+    const char *const *topics;     /* internal names */
+    const int32_t *partitions;
+} mk_txn_desc_t;
+typedef void (*mk_txn_desc_cb)(const mk_txn_desc_t *d, void *arg);
+/* One id (returns false when unknown) or every id (tid NULL). */
+bool mk_txn_describe(mk_txn_t *t, const char *tid, mk_txn_desc_cb cb, void *arg);
+
+/* DescribeProducers view of a partition. */
+typedef void (*mk_txn_producer_cb)(int64_t pid, int16_t epoch, int32_t last_seq, int64_t last_ts,
+                                   int64_t txn_start_offset, void *arg);
+void mk_txn_producers(mk_txn_t *t, mk_partition_t *p, mk_txn_producer_cb cb, void *arg);
+
+#endif /* MK_TXN_H */
