@@ -64,10 +64,27 @@ def create_rf3(mk, topic, partitions, min_isr=None, rf=3):
     return parts
 
 
+def watermarks(bootstrap, topic, partition, timeout=15):
+    """ck_watermarks, retried (bounded) while a leader move is propagating."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return ck_watermarks(bootstrap, topic, partition)
+        except ck.KafkaException as e:
+            if time.monotonic() >= deadline or e.args[0].code() not in (
+                    ck.KafkaError.NOT_LEADER_FOR_PARTITION, ck.KafkaError.LEADER_NOT_AVAILABLE):
+                raise
+        time.sleep(0.05)  # bounded by `timeout`
+
+
+def preferred_leading(parts):
+    return isr_full(parts) and all(p["leader"] == p["replicas"][0] for p in parts.values())
+
+
 def consume_to_hw(bootstrap, topic, partitions, timeout=60, **extra):
     """Read every partition from the beginning up to its high watermark (queried first).
     -> {p: [(offset, value)]}"""
-    hws = {p: ck_watermarks(bootstrap, topic, p)[1] for p in range(partitions)}
+    hws = {p: watermarks(bootstrap, topic, p)[1] for p in range(partitions)}
     c = ck_consumer(bootstrap, **extra)
     got = {p: [] for p in range(partitions)}
     try:
@@ -107,9 +124,11 @@ def assert_replica_logs_identical(mk, topic, parts, timeout=20):
 # =============================================================================================
 @pytest.mark.timeout(150)
 def test_durability_acks_all_under_leader_crashes(ctl, topic_name):
-    N, P = 100_000, 6
+    N, P, LATENCY_MS = 100_000, 6, 20
     CRASH_EVERY, DOWN_FOR, WINDOW = 10_000, 5_000, 4_000
-    mk = ctl()
+    # a small cross-AZ delay keeps acks=all requests parked for a while, so that crashes hit
+    # appended-but-unreplicated batches (retries, duplicates, truncation on return)
+    mk = ctl("--set", "minikora.cross.az.latency.ms=%d" % LATENCY_MS)
     topic = topic_name()
     create_rf3(mk, topic, P, min_isr=2)
 
@@ -169,7 +188,8 @@ def test_durability_acks_all_under_leader_crashes(ctl, topic_name):
     assert len(acked) == N
     assert len(crashes) >= 8, "only %d crashes happened: %s" % (len(crashes), crashes)
 
-    parts = wait_isr_full(mk, topic, timeout=30)
+    # settle: every crashed broker back in the ISR and leading its preferred partitions again
+    parts = wait_metadata(mk, topic, preferred_leading, 30, "ISRs full, preferred leaders back")
     got, hws = consume_to_hw(mk.bootstrap, topic, P)
 
     # Every acknowledged record is in the log at the offset it was acknowledged with; the log
@@ -202,10 +222,11 @@ def test_durability_acks_all_under_leader_crashes(ctl, topic_name):
             % (s, p, off, got[p][off][1] if off < len(got[p]) else "nothing"))
 
     digests = assert_replica_logs_identical(mk, topic, parts)
+    truncations = mk.stderr_text().count("truncates its divergent suffix")
     print("\n[durability] acked=%d consumed=%d duplicates=%d crashes=%d (brokers %s) "
-          "produce %.1fs, hw %s, replica logs identical (%d partitions)"
-          % (len(acked), consumed, dups, len(crashes), [b for _, b, _ in crashes], produce_s,
-             hws, len(digests)))
+          "truncations=%d produce %.1fs, hw %s, replica logs identical (%d partitions)"
+          % (len(acked), consumed, dups, len(crashes), [b for _, b, _ in crashes], truncations,
+             produce_s, hws, len(digests)))
 
 
 # =============================================================================================
@@ -305,7 +326,7 @@ def test_two_azs_down_not_enough_replicas(ctl, topic_name):
     got = ck_consume(mk.bootstrap, topic, {p: len(v) for p, v in exp.items()}, timeout=30)
     check_partitions(exp, got, "after az-up")
     for p in range(P):
-        assert ck_watermarks(mk.bootstrap, topic, p)[1] == len(exp[p]), "p%d: extra records" % p
+        assert watermarks(mk.bootstrap, topic, p)[1] == len(exp[p]), "p%d: extra records" % p
     # acks=all works again
     ck_produce(mk.bootstrap, topic, make_records("again", 100, P))
     assert_replica_logs_identical(mk, topic, wait_isr_full(mk, topic))
@@ -398,6 +419,46 @@ def test_divergent_suffix_truncated_and_logs_identical(ctl, topic_name):
           % (old, new, digests[0][0][:16], digests[0][1]))
 
 
+@pytest.mark.timeout(60)
+def test_two_divergent_replicas_truncate_to_the_third(ctl, topic_name):
+    """Two leaders in a row crash with unreplicated suffixes (epochs e and e+1); the third
+    replica leads (e+2) and writes on; both returning replicas truncate and catch up."""
+    mk = ctl("--set", "minikora.cross.az.latency.ms=3000")
+    topic = topic_name()
+    parts = create_rf3(mk, topic, 1)
+    first = parts[0]["leader"]
+    err, base = raw_produce(mk, first, topic, 0, [b"base-%d" % i for i in range(10)], acks=-1)
+    assert (err, base) == (0, 0)
+
+    t0 = time.monotonic()
+    assert raw_produce(mk, first, topic, 0, [b"a-%d" % i for i in range(5)], acks=1) == (0, 10)
+    mk.crash(first)
+    second = wait_metadata(mk, topic, lambda ps: ps[0]["leader"] not in (-1, first), 10,
+                           "second leader")[0]["leader"]
+    assert raw_produce(mk, second, topic, 0, [b"b-%d" % i for i in range(3)], acks=1) == (0, 10)
+    mk.crash(second)
+    third = wait_metadata(mk, topic, lambda ps: ps[0]["leader"] not in (-1, first, second), 10,
+                          "third leader")[0]["leader"]
+    assert time.monotonic() - t0 < 2.5, "too slow to beat the 3 s replication round"
+    assert raw_produce(mk, third, topic, 0, [b"c-%d" % i for i in range(4)], acks=1) == (0, 10)
+
+    mk.start_broker(first)
+    mk.start_broker(second)
+    parts = wait_isr_full(mk, topic, timeout=20)
+    assert_replica_logs_identical(mk, topic, parts, timeout=20)
+    log = mk.stderr_text()
+    for b, end in ((first, 15), (second, 13)):
+        want = "replica on broker %d truncates its divergent suffix 10..%d" % (b, end)
+        assert want in log, "stderr lacks %r; truncation lines: %s" % (
+            want, [l for l in log.splitlines() if "divergent" in l])
+    expected = [b"base-%d" % i for i in range(10)] + [b"c-%d" % i for i in range(4)]
+    for b in parts[0]["replicas"]:
+        recs, errs, prefs, _ = raw_fetch_all(mk, b, topic, 0)
+        assert not errs and not prefs, (b, errs, prefs)
+        assert [v for _, _, v in recs] == expected, "broker %d serves %r" % (b, recs)
+        assert recs[10][1] >= recs[9][1] + 2, "epochs %s" % [e for _, e, _ in recs]
+
+
 # =============================================================================================
 # 5. Fetch from follower (KIP-392): cross-AZ client read bytes stay zero
 # =============================================================================================
@@ -481,3 +542,16 @@ def test_preferred_leader_restored(ctl, topic_name):
         exp = expected_by_partition(recs)
         check_partitions(exp, ck_consume(mk.bootstrap, topic, {p: len(v) for p, v in exp.items()},
                                          timeout=30), "after %s+start" % how)
+
+    # a follower refuses Produce with NOT_LEADER_OR_FOLLOWER
+    _, parts = metadata(mk, topic)
+    follower = [b for b in parts[0]["replicas"] if b != parts[0]["leader"]][0]
+    err, _ = raw_produce(mk, follower, topic, 0, [b"x"], acks=1)
+    assert err == kwire.NOT_LEADER_OR_FOLLOWER, err
+    # control errors: unknown broker, start of a running one, crash of a stopped one
+    assert mk.control("crash 99", check=False).startswith("error crash 99")
+    assert mk.control("start %d" % pref, check=False).startswith("error start %d" % pref)
+    mk.crash(pref)
+    assert mk.control("crash %d" % pref, check=False).startswith("error crash %d" % pref)
+    mk.start_broker(pref)
+    wait_metadata(mk, topic, preferred_leading, 15, "preferred leaders back")
