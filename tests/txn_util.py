@@ -1,0 +1,409 @@
+"""Helpers for the idempotence / transactions tests (tests/test_txn.py, issue 5).
+
+* kwire-level requests the generic kwire module does not have: FindCoordinator (key type 1),
+  InitProducerId, Produce of idempotent / transactional batches (producer id, epoch, sequence
+  in the batch header), ListOffsets and Fetch with an isolation level (LSO, aborted
+  transactions), DescribeProducers, ListTransactions, DescribeTransactions.
+* lso_hw(): per partition (LSO, HW) = ListOffsets latest with read_committed / read_uncommitted,
+  asked of the partition's leader; wait_lso_eq_hw() waits (bounded) until no partition has a
+  hanging transaction.
+* confluent-kafka helpers: transactional producers, a consumer that reads every partition to
+  its end (partition EOF = HW for read_uncommitted, LSO for read_committed).
+
+Every wait is bounded; metadata/offset polls sleep a little between attempts (bounded).
+"""
+
+import struct
+import time
+import uuid
+
+import confluent_kafka as ck
+
+import kwire
+from clients import RDK_LOG
+
+FIND_COORDINATOR = 10
+INIT_PRODUCER_ID = 22
+DESCRIBE_PRODUCERS = 61
+DESCRIBE_TRANSACTIONS = 65
+LIST_TRANSACTIONS = 66
+
+# Kafka error codes
+OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+DUPLICATE_SEQUENCE_NUMBER = 46
+INVALID_PRODUCER_EPOCH = 47
+INVALID_TXN_STATE = 48
+INVALID_PRODUCER_ID_MAPPING = 49
+CONCURRENT_TRANSACTIONS = 51
+TRANSACTIONAL_ID_NOT_FOUND = 105
+PRODUCER_FENCED = 90
+UNKNOWN_PRODUCER_ID = 59
+NOT_COORDINATOR = 16
+COORDINATOR_NOT_AVAILABLE = 15
+
+READ_UNCOMMITTED = 0
+READ_COMMITTED = 1
+
+ATTR_TRANSACTIONAL = 0x10
+ATTR_CONTROL = 0x20
+
+
+# ---------------------------------------------------------------------------------------------
+# Connections
+# ---------------------------------------------------------------------------------------------
+def conn(mk, broker, timeout=10.0):
+    h, p = mk.addr(broker)
+    return kwire.Conn(h, p, timeout=timeout)
+
+
+def any_conn(mk, timeout=10.0):
+    last = None
+    for b, (h, p) in mk.up_brokers():
+        try:
+            return kwire.Conn(h, p, timeout=timeout)
+        except OSError as e:
+            last = e
+    raise AssertionError("no broker accepts connections (%s)" % last)
+
+
+def leaders(mk, topic):
+    """{partition: leader id} from Metadata (asked of any running broker)."""
+    with any_conn(mk) as c:
+        md = c.metadata([topic])
+    t = [x for x in md["topics"] if x["name"] == topic]
+    assert t and t[0]["error"] == 0, "metadata for %s: %r" % (topic, t)
+    return {p["index"]: p["leader"] for p in t[0]["partitions"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# FindCoordinator / InitProducerId
+# ---------------------------------------------------------------------------------------------
+def find_coordinator(c, key, key_type=1):
+    """FindCoordinator v1 -> (error, node_id)."""
+    body = kwire.string(key) + kwire.i8(key_type)
+    r = kwire.Reader(c.call(FIND_COORDINATOR, 1, body))
+    r.i32()
+    err = r.i16()
+    r.string()
+    node = r.i32()
+    r.string()
+    r.i32()
+    return err, node
+
+
+def txn_coordinator(mk, tid, timeout=15):
+    """Broker id coordinating transactional id `tid` (bounded retry while it moves)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            with any_conn(mk) as c:
+                err, node = find_coordinator(c, tid, 1)
+            if err == 0 and node >= 1:
+                return node
+            last = (err, node)
+        except (OSError, kwire.Closed, ValueError) as e:
+            last = e
+        if time.monotonic() >= deadline:
+            raise AssertionError("FindCoordinator(%s, txn): %r" % (tid, last))
+        time.sleep(0.05)  # bounded by `timeout`
+
+
+def init_producer_id(c, tid=None, timeout_ms=60000, pid=-1, epoch=-1, version=4):
+    """InitProducerId v0..v1 (classic) or v2+ (flexible; pid/epoch v3+) -> (error, pid, epoch)."""
+    if version >= 2:
+        body = kwire.compact_string(tid) + kwire.i32(timeout_ms)
+        if version >= 3:
+            body += kwire.i64(pid) + kwire.i16(epoch)
+        body += kwire.TAGS
+        r = kwire.Reader(c.call(INIT_PRODUCER_ID, version, body, flexible_req=True))
+    else:
+        body = kwire.string(tid) + kwire.i32(timeout_ms)
+        r = kwire.Reader(c.call(INIT_PRODUCER_ID, version, body))
+    r.i32()
+    return r.i16(), r.i64(), r.i16()
+
+
+# ---------------------------------------------------------------------------------------------
+# Idempotent / transactional record batches and Produce
+# ---------------------------------------------------------------------------------------------
+def idem_batch(values, pid, epoch, base_seq, transactional=False, base_timestamp=None):
+    """One uncompressed v2 batch of `values` (bytes) with producer id/epoch/base sequence."""
+    ts = int(time.time() * 1000) if base_timestamp is None else base_timestamp
+    recs = b"".join(kwire.record(i, None, v, []) for i, v in enumerate(values))
+    attrs = ATTR_TRANSACTIONAL if transactional else 0
+    after_crc = (kwire.i16(attrs) + kwire.i32(len(values) - 1) + kwire.i64(ts) + kwire.i64(ts)
+                 + kwire.i64(pid) + kwire.i16(epoch) + kwire.i32(base_seq)
+                 + kwire.i32(len(values)) + recs)
+    after_len = kwire.i32(-1) + kwire.i8(2) + kwire.u32(kwire.crc32c(after_crc)) + after_crc
+    return kwire.i64(0) + kwire.i32(len(after_len)) + after_len
+
+
+def produce(c, topic, partition, batch, tid=None, acks=-1, version=8):
+    """Produce v3..v8 (classic) -> (error, base_offset)."""
+    body = (kwire.string(tid) + kwire.i16(acks) + kwire.i32(10000)
+            + kwire.array([kwire.string(topic) + kwire.array([kwire.i32(partition)
+                                                             + kwire.bytes_(batch)])]))
+    res = kwire.parse_produce(version, c.call(kwire.PRODUCE, version, body))
+    assert len(res) == 1, res
+    return res[0][2], res[0][3]
+
+
+# ---------------------------------------------------------------------------------------------
+# ListOffsets / Fetch with an isolation level
+# ---------------------------------------------------------------------------------------------
+def list_offsets(c, topic, partitions, isolation, ts=kwire.LATEST):
+    """ListOffsets v5 -> {partition: (error, offset)}."""
+    parts = [kwire.i32(p) + kwire.i32(-1) + kwire.i64(ts) for p in partitions]
+    body = kwire.i32(-1) + kwire.i8(isolation) + kwire.array([kwire.string(topic)
+                                                              + kwire.array(parts)])
+    res = kwire.parse_list_offsets(5, c.call(kwire.LIST_OFFSETS, 5, body))
+    return {p: (err, off) for _, p, err, _, off in res}
+
+
+def lso_hw(mk, topic, partitions, timeout=15):
+    """{p: (lso, hw)}: ListOffsets latest read_committed / read_uncommitted from each leader.
+    Retries (bounded) while leadership moves."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            out = {}
+            ld = leaders(mk, topic)
+            for p in partitions:
+                if ld[p] < 1 or ld[p] in mk.down:
+                    raise AssertionError("partition %d has no live leader (%d)" % (p, ld[p]))
+                with conn(mk, ld[p]) as c:
+                    rc = list_offsets(c, topic, [p], READ_COMMITTED)[p]
+                    ru = list_offsets(c, topic, [p], READ_UNCOMMITTED)[p]
+                if rc[0] or ru[0]:
+                    raise AssertionError("ListOffsets p%d errors %d/%d" % (p, rc[0], ru[0]))
+                out[p] = (rc[1], ru[1])
+            return out
+        except (OSError, kwire.Closed, ValueError, AssertionError) as e:
+            last = e
+        if time.monotonic() >= deadline:
+            raise AssertionError("LSO/HW of %s not readable within %.0f s: %s"
+                                 % (topic, timeout, last))
+        time.sleep(0.05)  # bounded by `timeout`
+
+
+def wait_lso_eq_hw(mk, topic, partitions, timeout=10, what=""):
+    """Bounded wait until LSO == HW on every partition (no open/hanging transaction)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = lso_hw(mk, topic, partitions)
+        if all(lso == hw for lso, hw in v.values()):
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("%s: hanging transaction on %s after %.0f s: {p: (LSO, HW)} = %s"
+                                 % (what, topic, timeout, v))
+        time.sleep(0.05)  # bounded by `timeout`
+
+
+def fetch_body(topic, partition, offset, isolation, max_bytes=1 << 20, max_wait_ms=0):
+    """Fetch v11 with an isolation level (no session, no rack)."""
+    b = (kwire.i32(-1) + kwire.i32(max_wait_ms) + kwire.i32(0) + kwire.i32(max_bytes)
+         + kwire.i8(isolation) + kwire.i32(0) + kwire.i32(-1))
+    p = (kwire.i32(partition) + kwire.i32(-1) + kwire.i64(offset) + kwire.i64(-1)
+         + kwire.i32(max_bytes))
+    b += kwire.array([kwire.string(topic) + kwire.array([p])])
+    b += kwire.array([]) + kwire.string("")
+    return b
+
+
+def fetch(c, topic, partition, offset, isolation):
+    """Fetch v11 -> {error, hw, lso, log_start, aborted [(pid, first)], records bytes}."""
+    r = kwire.Reader(c.call(kwire.FETCH, 11, fetch_body(topic, partition, offset, isolation)))
+    r.i32()
+    r.i16()
+    r.i32()
+    out = None
+    for _ in range(r.i32()):
+        r.string()
+        for _ in range(r.i32()):
+            p = {"partition": r.i32(), "error": r.i16(), "hw": r.i64(), "lso": r.i64(),
+                 "log_start": r.i64()}
+            p["aborted"] = r.array(lambda r: (r.i64(), r.i64()))
+            r.i32()  # preferred read replica
+            p["records"] = r.bytes_()
+            out = p
+    return out
+
+
+def batch_headers(data):
+    """Record batches in `data` -> [{base, last, pid, epoch, seq, attrs, count}]."""
+    out = []
+    pos = 0
+    while pos + 61 <= len(data):
+        base, blen = struct.unpack_from(">qi", data, pos)
+        if pos + 12 + blen > len(data):
+            break
+        attrs, lod = struct.unpack_from(">hi", data, pos + 21)
+        pid, epoch, seq, count = struct.unpack_from(">qhii", data, pos + 43)
+        out.append({"base": base, "last": base + lod, "pid": pid, "epoch": epoch, "seq": seq,
+                    "attrs": attrs, "count": count})
+        pos += 12 + blen
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# DescribeProducers / ListTransactions / DescribeTransactions (flexible v0)
+# ---------------------------------------------------------------------------------------------
+def describe_producers(c, topic, partitions):
+    """-> {partition: (error, [{pid, epoch, last_seq, last_ts, coord_epoch, txn_start}])}"""
+    body = (kwire.compact_array([kwire.compact_string(topic)
+                                 + kwire.compact_array([kwire.i32(p) for p in partitions])
+                                 + kwire.TAGS]) + kwire.TAGS)
+    r = kwire.Reader(c.call(DESCRIBE_PRODUCERS, 0, body, flexible_req=True))
+    r.i32()
+    out = {}
+
+    def prod(r):
+        d = {"pid": r.i64(), "epoch": r.i32(), "last_seq": r.i32(), "last_ts": r.i64(),
+             "coord_epoch": r.i32(), "txn_start": r.i64()}
+        r.tags()
+        return d
+
+    def part(r):
+        idx, err = r.i32(), r.i16()
+        r.compact_string()
+        ps = r.compact_array(prod) or []
+        r.tags()
+        out[idx] = (err, ps)
+
+    def top(r):
+        r.compact_string()
+        r.compact_array(part)
+        r.tags()
+    r.compact_array(top)
+    r.tags()
+    return out
+
+
+def list_transactions(c, states=(), pids=(), duration_ms=None):
+    """ListTransactions v0 (v1 with duration) -> (error, [(tid, pid, state)])"""
+    v = 1 if duration_ms is not None else 0
+    body = (kwire.compact_array([kwire.compact_string(s) for s in states])
+            + kwire.compact_array([kwire.i64(p) for p in pids]))
+    if v >= 1:
+        body += kwire.i64(duration_ms)
+    body += kwire.TAGS
+    r = kwire.Reader(c.call(LIST_TRANSACTIONS, v, body, flexible_req=True))
+    r.i32()
+    err = r.i16()
+    r.compact_array(lambda r: r.compact_string())
+
+    def st(r):
+        x = (r.compact_string(), r.i64(), r.compact_string())
+        r.tags()
+        return x
+    states_out = r.compact_array(st) or []
+    r.tags()
+    return err, states_out
+
+
+def describe_transactions(c, tids):
+    """DescribeTransactions v0 -> {tid: {error, state, timeout_ms, start_ms, pid, epoch,
+    partitions: set((topic, p))}}"""
+    body = kwire.compact_array([kwire.compact_string(t) for t in tids]) + kwire.TAGS
+    r = kwire.Reader(c.call(DESCRIBE_TRANSACTIONS, 0, body, flexible_req=True))
+    r.i32()
+    out = {}
+
+    def topic(r):
+        name = r.compact_string()
+        ps = r.compact_array(lambda r: r.i32()) or []
+        r.tags()
+        return [(name, p) for p in ps]
+
+    def st(r):
+        d = {"error": r.i16()}
+        tid = r.compact_string()
+        d.update(state=r.compact_string(), timeout_ms=r.i32(), start_ms=r.i64(), pid=r.i64(),
+                 epoch=r.i16())
+        d["partitions"] = set(x for t in (r.compact_array(topic) or []) for x in t)
+        r.tags()
+        out[tid] = d
+    r.compact_array(st)
+    r.tags()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# confluent-kafka
+# ---------------------------------------------------------------------------------------------
+def txn_producer(bootstrap, tid, **extra):
+    conf = {"bootstrap.servers": bootstrap, "logger": RDK_LOG, "transactional.id": tid,
+            "linger.ms": 5, "message.timeout.ms": 30000, "transaction.timeout.ms": 60000,
+            "socket.timeout.ms": 10000}
+    conf.update(extra)
+    return ck.Producer(conf)
+
+
+def produce_flush(p, topic, items, timeout=30):
+    """items: [(partition, key, value)]; flush; return delivery errors ([(value, KafkaError)])
+    and {value: (partition, offset)}."""
+    errors, acked = [], {}
+
+    def dr(err, msg):
+        if err is not None:
+            errors.append((msg.value(), err))
+        else:
+            acked[msg.value()] = (msg.partition(), msg.offset())
+
+    for part, k, v in items:
+        p.produce(topic, key=k, value=v, partition=part, on_delivery=dr)
+    left = p.flush(timeout)
+    assert left == 0, "%d messages still in flight after %d s" % (left, timeout)
+    return errors, acked
+
+
+def consume_to_end(bootstrap, topic, partitions, isolation, timeout=30, group=None):
+    """Assign every partition from the beginning and read until each reports EOF (HW for
+    read_uncommitted, LSO for read_committed).  -> {p: [(offset, key, value)]}"""
+    c = ck.Consumer({"bootstrap.servers": bootstrap, "logger": RDK_LOG,
+                     "group.id": group or ("mk-txn-" + uuid.uuid4().hex[:8]),
+                     "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                     "enable.partition.eof": True, "fetch.wait.max.ms": 50,
+                     "isolation.level": isolation})
+    got = {p: [] for p in partitions}
+    eof = set()
+    errs = []
+    try:
+        c.assign([ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in partitions])
+        deadline = time.monotonic() + timeout
+        while len(eof) < len(partitions):
+            assert time.monotonic() < deadline, (
+                "%s consumer of %s: no EOF on %s within %d s (got %s)"
+                % (isolation, topic, sorted(set(partitions) - eof), timeout,
+                   {p: len(v) for p, v in got.items()}))
+            for m in c.consume(num_messages=10000, timeout=0.2):
+                if m.error():
+                    if m.error().code() == ck.KafkaError._PARTITION_EOF:
+                        eof.add(m.partition())
+                    else:
+                        errs.append(m.error())
+                    continue
+                eof.discard(m.partition())
+                got[m.partition()].append((m.offset(), m.key(), m.value()))
+        assert not errs, "consume errors: %s" % errs[:5]
+        return got
+    finally:
+        c.close()
+
+
+def values(got):
+    """{p: [(offset, key, value)]} -> set of values"""
+    return {v for recs in got.values() for _, _, v in recs}
+
+
+def committed_offsets(bootstrap, group, topic, partitions, timeout=10):
+    """{p: committed offset or None} for `group` (OffsetFetch through confluent-kafka)."""
+    c = ck.Consumer({"bootstrap.servers": bootstrap, "logger": RDK_LOG, "group.id": group,
+                     "enable.auto.commit": False})
+    try:
+        res = c.committed([ck.TopicPartition(topic, p) for p in partitions], timeout=timeout)
+        return {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in res}
+    finally:
+        c.close()
