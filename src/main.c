@@ -10,6 +10,7 @@
  * (SQLite commits, fsync) goes to libuv's worker threads from the modules
  * that own it.
  */
+#include "admin/admin.h"
 #include "broker/broker.h"
 #include "cluster/cluster.h"
 #include "repl/repl.h"
@@ -34,6 +35,9 @@ static void usage(FILE *out)
             "  --data-dir DIR        data directory (default ./data; Kafka's log.dirs)\n"
             "  --ephemeral           use a temporary data directory, removed on exit\n"
             "  --port N              first broker port (default 9092; 0 picks free ports)\n"
+            "  --admin-port N        admin HTTP API and /metrics (default 8080, or 0 with --port 0;\n"
+            "                        0 picks a free port; -1 disables it)\n"
+            "  --ready-file PATH     once ready, write {bootstrap, admin, brokers} there as JSON\n"
             "  --host ADDR           address to bind (default 127.0.0.1)\n"
             "  --advertise-host H    host name given to clients (default: --host)\n"
             "  --brokers N           brokers (default 6; minikora.brokers)\n"
@@ -44,13 +48,14 @@ static void usage(FILE *out)
             "  --control-stdin       read lifecycle commands on stdin, one per line: crash ID,\n"
             "                        stop ID (controlled), start ID, az-down AZ, az-up AZ, stats;\n"
             "                        each is answered by a 'control: ...' line on stdout\n"
-            "                        (a stand-in until the admin API exists)\n");
+            "                        (the admin API offers the same and more)\n");
 }
 
 typedef struct app_s {
     uv_loop_t *loop;
     mk_cluster_t *cluster;
     mk_broker_t *broker;
+    mk_admin_t *admin;
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;
     char *ephemeral_dir;
@@ -98,6 +103,8 @@ static void app_stop(app_t *app)
     uv_close((uv_handle_t *)&app->tick, NULL);
     if (app->control_on)
         uv_close((uv_handle_t *)&app->control, NULL);
+    mk_admin_close(app->admin); /* before the broker: it observes requests */
+    app->admin = NULL;
     mk_broker_free(app->broker);
     app->broker = NULL;
     mk_cluster_close(app->cluster);
@@ -198,12 +205,69 @@ static int parse_int(const char *s, int *out)
     return 0;
 }
 
+/* A JSON string literal of s (quotes and backslashes escaped). */
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            fprintf(f, "\\u%04x", *s);
+        else
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* --ready-file: {bootstrap, admin, brokers: [...]}, written to PATH.tmp and
+ * renamed, so a reader never sees half a file.  0 or -1 (errno set). */
+static int write_ready_file(app_t *app, const char *path, const char *boot, const char *admin_url,
+                            const char *data_dir)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fputs("{\"bootstrap\": ", f);
+    json_str(f, boot);
+    fputs(", \"admin\": ", f);
+    if (admin_url)
+        json_str(f, admin_url);
+    else
+        fputs("null", f);
+    fprintf(f, ", \"pid\": %d, \"data_dir\": ", (int)getpid());
+    json_str(f, data_dir);
+    fputs(", \"brokers\": [", f);
+    int n = mk_cluster_broker_count(app->cluster);
+    for (int i = 0; i < n; i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(app->cluster, i);
+        fprintf(f, "%s{\"id\": %d, \"host\": ", i ? ", " : "", b->id);
+        json_str(f, mk_cluster_advertise_host(app->cluster));
+        fprintf(f, ", \"port\": %d, \"az\": ", b->port);
+        json_str(f, b->az);
+        fprintf(f, ", \"cell\": %d}", b->cell);
+    }
+    fputs("]}\n", f);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     mk_config_t config;
     mk_config_init(&config);
     const char *data_dir = NULL, *host = "127.0.0.1", *advertise = NULL;
     int port = 9092, brokers = -1, azs = -1;
+    int admin_port = 8080;
+    bool admin_port_set = false;
+    const char *ready_file = NULL;
     bool ephemeral = false, control = false;
     char why[512];
     uint64_t t0 = mk_mono_ns();
@@ -232,6 +296,18 @@ static int cmd_serve(int argc, char **argv)
                 fprintf(stderr, "minikora: bad port '%s'\n", v);
                 return 2;
             }
+        } else if (strcmp(a, "--admin-port") == 0) {
+            NEED_VALUE();
+            if (strcmp(v, "-1") == 0) {
+                admin_port = -1;
+            } else if (parse_int(v, &admin_port) < 0) {
+                fprintf(stderr, "minikora: bad admin port '%s' (0..65535, or -1 to disable)\n", v);
+                return 2;
+            }
+            admin_port_set = true;
+        } else if (strcmp(a, "--ready-file") == 0) {
+            NEED_VALUE();
+            ready_file = v;
         } else if (strcmp(a, "--host") == 0) {
             NEED_VALUE();
             host = v;
@@ -285,6 +361,8 @@ static int cmd_serve(int argc, char **argv)
         }
 #undef NEED_VALUE
     }
+    if (!admin_port_set && port == 0)
+        admin_port = 0; /* fixtures run many clusters at once: free ports for all */
     brokers = (int)mk_config_get_i64(&config, "minikora.brokers");
     azs = (int)mk_config_get_i64(&config, "minikora.azs");
     if (brokers < 1 || brokers > 64 || azs < 1 || azs > 16) {
@@ -352,11 +430,37 @@ static int cmd_serve(int argc, char **argv)
     if (control)
         control_start(&app);
 
+    char admin_url[300] = "";
+    if (admin_port >= 0) {
+        mk_admin_opts_t aopts = {host, admin_port, app.cluster, app.broker, MINIKORA_VERSION};
+        rc = mk_admin_open(app.loop, &aopts, &app.admin);
+        if (rc == UV_EADDRINUSE && !admin_port_set) {
+            mk_warn("admin port %d is in use; the admin API takes a free port instead", admin_port);
+            aopts.port = 0;
+            rc = mk_admin_open(app.loop, &aopts, &app.admin);
+        }
+        if (rc < 0) {
+            fprintf(stderr, "minikora: cannot start the admin API on %s:%d: %s\n", host, admin_port,
+                    rc > -100 ? mk_strerror(rc) : uv_strerror(rc));
+            app_stop(&app);
+            uv_run(app.loop, UV_RUN_DEFAULT);
+            if (app.ephemeral_dir)
+                mk_rm_rf(app.ephemeral_dir);
+            return 1;
+        }
+        const char *ah = mk_cluster_advertise_host(app.cluster);
+        snprintf(admin_url, sizeof(admin_url), strchr(ah, ':') ? "http://[%s]:%d" : "http://%s:%d", ah,
+                 mk_admin_port(app.admin));
+    }
+
     char boot[4096];
     mk_cluster_bootstrap(app.cluster, boot, sizeof(boot));
     int n = mk_cluster_broker_count(app.cluster);
-    printf("minikora ready: bootstrap servers %s (%d brokers in %d cells over %d AZs; data %s; %.1f ms)\n", boot,
-           n, (n + azs - 1) / azs, azs < n ? azs : n, data_dir, (double)(mk_mono_ns() - t0) / 1e6);
+    if (ready_file && write_ready_file(&app, ready_file, boot, admin_url[0] ? admin_url : NULL, data_dir) < 0)
+        mk_warn("cannot write the ready file %s: %s", ready_file, strerror(errno));
+    printf("minikora ready: bootstrap servers %s (%d brokers in %d cells over %d AZs; data %s; %.1f ms)%s%s\n", boot,
+           n, (n + azs - 1) / azs, azs < n ? azs : n, data_dir, (double)(mk_mono_ns() - t0) / 1e6,
+           admin_url[0] ? " admin " : "", admin_url);
     fflush(stdout);
     for (int i = 0; i < n; i++) {
         mk_cluster_broker_t *b = mk_cluster_broker_at(app.cluster, i);
@@ -372,6 +476,8 @@ static int cmd_serve(int argc, char **argv)
         mk_rm_rf(app.ephemeral_dir);
         mk_free(app.ephemeral_dir);
     }
+    if (ready_file)
+        unlink(ready_file); /* a stale ready file would point at nothing */
     mk_config_free(&config);
     mk_info("stopped");
     return 0;

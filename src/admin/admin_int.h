@@ -1,0 +1,195 @@
+/*
+ * admin_int.h -- internals shared by the files of admin/ and its unit test
+ * (not a public header: other modules include admin/admin.h).
+ *
+ *   http.c     the HTTP/1.1 server: libuv listener, connections, request
+ *              parsing with http_parser, bounded sizes, response writing
+ *   routes.c   the route table and the JSON handlers (jansson)
+ *   stats.c    request counters, bytes and records in/out, latency
+ *              histograms with sliding windows, rates, /metrics text
+ *   admin.c    the module: open/close, the 1 s tick, the event ring and the
+ *              sampling of cluster state that feeds it
+ *
+ * Life of an admin request: bytes arrive -> http_parser fills an
+ * mk_http_req_t (URL and body bounded) -> admin.c's dispatcher finds the
+ * route (mk_admin_route_find) -> the handler fills an mk_http_resp_t (JSON
+ * body, status) -> http.c writes it.  Everything is synchronous on the loop.
+ */
+#ifndef MK_ADMIN_INT_H
+#define MK_ADMIN_INT_H
+
+#include "admin/admin.h"
+
+#include <jansson.h>
+
+/* ==================================================================== limits */
+
+#define MK_ADMIN_MAX_BODY ((size_t)1 << 20)     /* request body */
+#define MK_ADMIN_MAX_URL 8192                   /* request target */
+#define MK_ADMIN_MAX_HEADERS (64 * 1024)        /* all header bytes */
+#define MK_ADMIN_MAX_CONNS 64                   /* open connections */
+#define MK_ADMIN_MAX_OUT ((size_t)16 << 20)     /* unsent bytes before reading pauses */
+#define MK_ADMIN_IDLE_MS 60000                  /* an idle connection is closed */
+#define MK_ADMIN_EVENTS 512                     /* events kept in the ring */
+#define MK_ADMIN_MAX_CLIENTS 256                /* client ids with their own counters */
+
+/* ====================================================================== http */
+
+/* Methods as a bit mask (the route table and Allow headers use it). */
+enum { MK_HTTP_GET = 1, MK_HTTP_HEAD = 2, MK_HTTP_POST = 4, MK_HTTP_DELETE = 8, MK_HTTP_PUT = 16,
+       MK_HTTP_OTHER = 32 };
+
+typedef struct mk_http_req_s {
+    int method;               /* MK_HTTP_* */
+    const char *method_name;  /* "GET" */
+    const char *path;         /* raw (percent-encoded) path, NUL-terminated */
+    const char *query;        /* raw query string without '?', "" if none */
+    const char *body;         /* NUL-terminated copy; "" if none */
+    size_t body_len;
+} mk_http_req_t;
+
+typedef struct mk_http_resp_s {
+    int status;               /* 200 unless a handler says otherwise */
+    const char *content_type; /* static string */
+    mk_buf_t body;            /* owned by the server */
+    int allow;                /* 405: MK_HTTP_* mask for the Allow header */
+} mk_http_resp_t;
+
+/* Answer one request: fill resp.  Runs on the loop thread. */
+typedef void (*mk_http_handler_fn)(void *ud, const mk_http_req_t *req, mk_http_resp_t *resp);
+
+typedef struct mk_http_server_s mk_http_server_t;
+
+/* Listen on host:port (0 picks a free port).  0 and *out, or a negative
+ * libuv or MK error with nothing left open. */
+int mk_http_open(uv_loop_t *loop, const char *host, int port, mk_http_handler_fn fn, void *ud,
+                 mk_http_server_t **out);
+int mk_http_port(const mk_http_server_t *s);
+int mk_http_conn_count(const mk_http_server_t *s);
+/* Close connections idle for longer than MK_ADMIN_IDLE_MS. */
+void mk_http_sweep(mk_http_server_t *s, uint64_t now_ms);
+/* Close the listener and every connection; freed in close callbacks. */
+void mk_http_close(mk_http_server_t *s);
+/* "Not Found" for 404 (never NULL). */
+const char *mk_http_reason(int status);
+/* The text of MK_HTTP_* bits as an Allow header value ("GET, POST"). */
+void mk_http_allow_str(int mask, char *out, size_t n);
+
+/* ==================================================================== routes */
+
+#define MK_ADMIN_MAX_CAPS 2
+#define MK_ADMIN_CAP_LEN 256
+
+/* Path segments captured by "{}" in a route pattern, percent-decoded. */
+typedef struct mk_admin_caps_s {
+    int n;
+    char v[MK_ADMIN_MAX_CAPS][MK_ADMIN_CAP_LEN];
+} mk_admin_caps_t;
+
+typedef void (*mk_admin_route_fn)(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                                  mk_http_resp_t *resp);
+
+/* One row of the route table (routes.c); the table is the API's index. */
+typedef struct mk_admin_route_s {
+    int method;               /* MK_HTTP_* (one bit) */
+    const char *pattern;      /* "/v1/topics/{}"; {} matches one segment */
+    mk_admin_route_fn fn;
+    const char *summary;
+} mk_admin_route_t;
+
+const mk_admin_route_t *mk_admin_routes(int *count);
+/* Pure: does path (raw, percent-encoded, no query) match pattern?  A trailing
+ * '/' is ignored; empty segments never match; captures are decoded and must
+ * be non-empty, shorter than MK_ADMIN_CAP_LEN and free of '/' and NUL. */
+bool mk_admin_path_match(const char *pattern, const char *path, mk_admin_caps_t *caps);
+/* The route for (method, path), or NULL.  When NULL, *allow is the mask of
+ * methods that path has (0: no such path).  HEAD matches GET routes. */
+const mk_admin_route_t *mk_admin_route_find(int method, const char *path, mk_admin_caps_t *caps, int *allow);
+/* Pure: percent-decode [s, s+n) into out (NUL-terminated); '+' is kept.
+ * Returns the decoded length, or -1 for a bad escape, a NUL byte or no room. */
+int mk_admin_url_decode(const char *s, size_t n, char *out, size_t out_len);
+/* Pure: the decoded value of key in a query string ("a=1&b=2"); a key with
+ * no '=' has the value "".  false when absent or undecodable. */
+bool mk_admin_query_get(const char *query, const char *key, char *out, size_t out_len);
+
+/* Fill resp with {"error": code, "message": msg} and status. */
+void mk_admin_error(mk_http_resp_t *resp, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Serialize j into resp with status, and drop the reference to j. */
+void mk_admin_json(mk_http_resp_t *resp, int status, json_t *j);
+
+/* ===================================================================== stats */
+
+/* Latency buckets (microsecond upper bounds, 1-1.5-2-3-5-7.5 per decade from
+ * 10 us to 10 s, then +Inf). */
+#define MK_ADMIN_HIST_BUCKETS 38
+/* Upper bound of bucket i in microseconds (UINT64_MAX for the last). */
+uint64_t mk_admin_hist_bound(int i);
+/* The bucket of a latency. */
+int mk_admin_hist_bucket(uint64_t us);
+/* Pure: the q-quantile (0..1) in microseconds from bucket counts, linear
+ * inside a bucket, never above max_us; 0 when total is 0. */
+double mk_admin_hist_quantile(const uint32_t *counts, uint64_t total, double q, uint64_t max_us);
+
+typedef struct mk_admin_stats_s mk_admin_stats_t;
+
+int mk_admin_stats_new(mk_cluster_t *c, mk_admin_stats_t **out);
+void mk_admin_stats_free(mk_admin_stats_t *s);
+/* The broker's request observer feeds this. */
+void mk_admin_stats_on_request(mk_admin_stats_t *s, const mk_broker_req_info_t *info);
+/* Once a second: rate samples; counters of deleted topics dropped. */
+void mk_admin_stats_tick(mk_admin_stats_t *s, uint64_t now_ms);
+/* Forget the counters of topics that no longer exist (reset). */
+void mk_admin_stats_prune(mk_admin_stats_t *s);
+/* GET /v1/latency and GET /v1/rates bodies (new references). */
+json_t *mk_admin_stats_latency_json(mk_admin_stats_t *s, int32_t broker_filter);
+json_t *mk_admin_stats_rates_json(mk_admin_stats_t *s);
+/* Append the request-path metrics in Prometheus text format. */
+void mk_admin_stats_prometheus(mk_admin_stats_t *s, mk_buf_t *out);
+
+/* Prometheus text helpers: "name{labels} value\n" with escaped label values.
+ * labels is "k1", v1, "k2", v2 ... NULL. */
+void mk_prom_help(mk_buf_t *out, const char *name, const char *type, const char *help);
+void mk_prom_sample(mk_buf_t *out, const char *name, double value, ...);
+/* Pure: append s escaped as a label value (\\, \", \n). */
+void mk_prom_escape(mk_buf_t *out, const char *s);
+
+/* ===================================================================== admin */
+
+typedef struct mk_admin_event_s {
+    uint64_t seq;             /* 1, 2, ...; 0 = empty slot */
+    int64_t time_ms;          /* wall clock */
+    int32_t broker;           /* -1 if none */
+    char type[24];            /* "broker_stopped", "leader_changed", ... */
+    char message[200];
+} mk_admin_event_t;
+
+struct mk_admin_s {
+    uv_loop_t *loop;
+    mk_cluster_t *c;
+    mk_broker_t *b;
+    char *version;            /* owned */
+    char *host;               /* owned: bind address */
+    mk_http_server_t *http;   /* owned */
+    mk_admin_stats_t *stats;  /* owned */
+    uv_timer_t *tick;         /* owned; freed in its close callback */
+    uint64_t started_mono_ms;
+    int64_t started_wall_ms;
+    mk_admin_event_t *events; /* owned ring of MK_ADMIN_EVENTS */
+    uint64_t event_seq;       /* seq of the last event */
+    mk_map_t seen_topics;     /* name -> owned seen_topic_t* (admin.c) */
+    bool *seen_running;       /* owned: per broker index, as last sampled */
+    bool seen_valid;          /* seen_* hold a sample */
+    const char *cause;        /* set by an acting route: named in the events it causes */
+    bool quiet;               /* the next sample records no per-topic events (reset) */
+    uint64_t http_by_class[6];/* responses by status class (index status/100) */
+    uint64_t resets;
+};
+
+/* Sample the cluster now and record what changed since the last sample as
+ * events (called by the tick and right after every acting route). */
+void mk_admin_observe(mk_admin_t *a);
+/* Route dispatcher (admin.c -> routes). */
+void mk_admin_dispatch(void *ud, const mk_http_req_t *req, mk_http_resp_t *resp);
+
+#endif /* MK_ADMIN_INT_H */

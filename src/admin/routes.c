@@ -1,0 +1,1199 @@
+/*
+ * routes.c -- the admin API's route table and its JSON handlers.
+ *
+ * The table below is the index of the API (GET /v1 prints it, and
+ * docs/ADMIN-API.md documents each row).  A pattern's "{}" matches exactly
+ * one path segment, which is percent-decoded and handed to the handler.
+ * Every response is JSON (jansson) except /metrics; every error is
+ *   {"error": "<code>", "message": "<sentence>"}
+ * with a 4xx status for bad requests (400 bad JSON or fields, 404 unknown
+ * route / broker / topic / group / AZ, 405 wrong method, 409 conflicting
+ * state) and 5xx only for our own failures.
+ *
+ * Acting routes call the same library functions as the Kafka API and
+ * --control-stdin (mk_repl_broker_*, mk_repl_az_*, mk_broker_topic_*), record
+ * an event, and sample the cluster at once so that the consequences
+ * (leader moves, ISR changes) follow in the event ring.
+ *
+ * Names: topics and groups are shown by their internal names; with the one
+ * default tenant these are the names clients use.
+ */
+#include "admin/admin_int.h"
+#include "batch/batch.h"
+#include "group/group.h"
+#include "repl/repl.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ================================================================ helpers */
+
+void mk_admin_json(mk_http_resp_t *resp, int status, json_t *j);
+
+static int dump_cb(const char *p, size_t n, void *data)
+{
+    mk_buf_put(data, p, n);
+    return mk_buf_ok(data) ? 0 : -1;
+}
+
+void mk_admin_json(mk_http_resp_t *resp, int status, json_t *j)
+{
+    mk_buf_reset(&resp->body);
+    resp->content_type = "application/json";
+    if (!j) {
+        resp->body.oom = true; /* answered as a 500 by http.c */
+        return;
+    }
+    resp->status = status;
+    if (json_dump_callback(j, dump_cb, &resp->body, JSON_COMPACT | JSON_REAL_PRECISION(10)) < 0)
+        resp->body.oom = true;
+    mk_buf_put(&resp->body, "\n", 1);
+    json_decref(j);
+}
+
+void mk_admin_error(mk_http_resp_t *resp, int status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    /* Messages may quote client bytes: keep them valid UTF-8 (ASCII). */
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+            *p = '?';
+    mk_admin_json(resp, status, json_pack("{s:s, s:s}", "error", code, "message", msg));
+}
+
+/* A JSON string of s; bytes that are not valid UTF-8 become '?'. */
+static json_t *jstr(const char *s)
+{
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    char *copy = mk_strdup(s);
+    if (!copy)
+        return NULL;
+    for (char *p = copy; *p; p++)
+        if ((unsigned char)*p >= 0x80 || (unsigned char)*p < 0x20)
+            *p = '?';
+    j = json_string(copy);
+    mk_free(copy);
+    return j;
+}
+
+static json_t *jint(int64_t v) { return json_integer((json_int_t)v); }
+
+/* Kafka prints a Uuid as URL-safe base64 without padding (22 characters). */
+static void uuid_str(const uint8_t id[16], char out[24])
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0;
+    for (size_t i = 0; i < 16; i += 3) {
+        uint32_t v = (uint32_t)id[i] << 16 | (i + 1 < 16 ? (uint32_t)id[i + 1] << 8 : 0) |
+                     (i + 2 < 16 ? id[i + 2] : 0);
+        out[o++] = tbl[(v >> 18) & 63];
+        out[o++] = tbl[(v >> 12) & 63];
+        if (i + 1 < 16)
+            out[o++] = tbl[(v >> 6) & 63];
+        if (i + 2 < 16)
+            out[o++] = tbl[v & 63];
+    }
+    out[o] = 0;
+}
+
+/* A decimal int32 path segment; false if it is anything else. */
+static bool parse_id(const char *s, int32_t *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < INT32_MIN || v > INT32_MAX)
+        return false;
+    *out = (int32_t)v;
+    return true;
+}
+
+/* ========================================================== path matching */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int mk_admin_url_decode(const char *s, size_t n, char *out, size_t out_len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (ch == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+            if (h < 0 || l < 0)
+                return -1;
+            ch = (char)(h * 16 + l);
+            i += 2;
+        }
+        if (ch == 0 || o + 1 >= out_len)
+            return -1;
+        out[o++] = ch;
+    }
+    if (o >= out_len)
+        return -1;
+    out[o] = 0;
+    return (int)o;
+}
+
+bool mk_admin_path_match(const char *pattern, const char *path, mk_admin_caps_t *caps)
+{
+    caps->n = 0;
+    const char *p = pattern, *s = path;
+    size_t plen = strlen(path);
+    if (plen > 1 && path[plen - 1] == '/')
+        plen--; /* "/v1/topics/" is "/v1/topics" */
+    const char *send = path + plen;
+    if (*p != '/' || *s != '/')
+        return false;
+    while (*p == '/' && s < send && *s == '/') {
+        p++;
+        s++;
+        const char *pseg = p, *sseg = s;
+        while (*p && *p != '/')
+            p++;
+        while (s < send && *s != '/')
+            s++;
+        size_t pl = (size_t)(p - pseg), sl = (size_t)(s - sseg);
+        if (sl == 0 && pl == 0 && !*p && s == send)
+            return true; /* the root "/" */
+        if (sl == 0)
+            return false; /* empty segment: "//" */
+        if (pl == 2 && pseg[0] == '{' && pseg[1] == '}') {
+            if (caps->n >= MK_ADMIN_MAX_CAPS)
+                return false;
+            int n = mk_admin_url_decode(sseg, sl, caps->v[caps->n], MK_ADMIN_CAP_LEN);
+            if (n <= 0 || strchr(caps->v[caps->n], '/'))
+                return false;
+            caps->n++;
+        } else if (pl != sl || memcmp(pseg, sseg, pl) != 0) {
+            return false;
+        }
+    }
+    return !*p && s == send;
+}
+
+bool mk_admin_query_get(const char *query, const char *key, char *out, size_t out_len)
+{
+    size_t kl = strlen(key);
+    const char *q = query;
+    while (q && *q) {
+        const char *end = strchr(q, '&');
+        size_t len = end ? (size_t)(end - q) : strlen(q);
+        const char *eq = memchr(q, '=', len);
+        size_t name_len = eq ? (size_t)(eq - q) : len;
+        if (name_len == kl && memcmp(q, key, kl) == 0) {
+            if (!eq) {
+                if (out_len)
+                    out[0] = 0;
+                return out_len > 0;
+            }
+            return mk_admin_url_decode(eq + 1, len - name_len - 1, out, out_len) >= 0;
+        }
+        q = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
+/* ======================================================= cluster snapshots */
+
+/* Leader and replica counts per broker index, in one pass over partitions. */
+typedef struct counts_s {
+    int n;
+    int32_t *leaders, *replicas, *under_replicated;
+    int32_t topics, partitions, offline, urp;
+} counts_t;
+
+static bool counts_take(mk_admin_t *a, counts_t *k)
+{
+    memset(k, 0, sizeof(*k));
+    k->n = mk_cluster_broker_count(a->c);
+    k->leaders = mk_calloc((size_t)k->n * 3, sizeof(int32_t));
+    if (!k->leaders)
+        return false;
+    k->replicas = k->leaders + k->n;
+    k->under_replicated = k->replicas + k->n;
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(a->c, &it))) {
+        k->topics++;
+        for (int32_t i = 0; i < t->partition_count; i++) {
+            mk_partition_t *p = &t->partitions[i];
+            k->partitions++;
+            bool urp = p->leader >= 0 && mk_repl_isr_size(p) < p->replica_count;
+            if (p->leader < 0)
+                k->offline++;
+            if (urp)
+                k->urp++;
+            if (p->leader >= 1 && p->leader <= k->n) {
+                k->leaders[p->leader - 1]++;
+                if (urp)
+                    k->under_replicated[p->leader - 1]++;
+            }
+            for (int32_t r = 0; r < p->replica_count; r++)
+                if (p->replicas[r].broker >= 1 && p->replicas[r].broker <= k->n)
+                    k->replicas[p->replicas[r].broker - 1]++;
+        }
+    }
+    return true;
+}
+
+static void counts_free(counts_t *k) { mk_free(k->leaders); }
+
+static json_t *broker_json(mk_admin_t *a, mk_cluster_broker_t *b, const counts_t *k)
+{
+    int i = b->id - 1;
+    return json_pack("{s:i, s:s, s:i, s:s, s:i, s:b, s:s, s:i, s:i, s:i, s:i}", "id", (int)b->id, "az", b->az,
+                     "cell", (int)b->cell, "host", mk_cluster_advertise_host(a->c), "port", b->port, "running",
+                     b->running, "state", b->running ? "running" : "stopped", "leaders",
+                     k && i >= 0 && i < k->n ? (int)k->leaders[i] : 0, "replicas",
+                     k && i >= 0 && i < k->n ? (int)k->replicas[i] : 0, "under_replicated",
+                     k && i >= 0 && i < k->n ? (int)k->under_replicated[i] : 0, "connections",
+                     b->listener ? mk_net_listener_conn_count(b->listener) : 0);
+}
+
+/* ================================================================ handlers */
+
+static void h_index(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    int n;
+    const mk_admin_route_t *r = mk_admin_routes(&n);
+    json_t *routes = json_array();
+    for (int i = 0; i < n; i++) {
+        char m[16];
+        mk_http_allow_str(r[i].method, m, sizeof(m));
+        json_array_append_new(routes, json_pack("{s:s, s:s, s:s}", "method", m, "path", r[i].pattern,
+                                                "summary", r[i].summary));
+    }
+    mk_admin_json(resp, 200, json_pack("{s:s, s:s, s:o}", "name", "minikora admin API", "version", a->version,
+                                       "routes", routes));
+}
+
+static void h_healthz(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    mk_admin_json(resp, 200, json_pack("{s:s, s:I}", "status", "ok", "uptime_ms",
+                                       (json_int_t)(mk_mono_ms() - a->started_mono_ms)));
+}
+
+static void h_readyz(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    int n = mk_cluster_broker_count(a->c), up = 0;
+    for (int i = 0; i < n; i++)
+        up += mk_cluster_broker_at(a->c, i)->running;
+    bool ready = up > 0 && mk_cluster_controller_id(a->c) >= 0;
+    mk_admin_json(resp, ready ? 200 : 503,
+                  json_pack("{s:s, s:i, s:i}", "status", ready ? "ready" : "not_ready", "brokers_running", up,
+                            "brokers", n));
+}
+
+static void h_cluster(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    counts_t k;
+    if (!counts_take(a, &k)) {
+        mk_admin_error(resp, 500, "internal", "out of memory");
+        return;
+    }
+    json_t *brokers = json_array(), *azs = json_array(), *cells = json_array();
+    int n = mk_cluster_broker_count(a->c);
+    int up = 0;
+    for (int i = 0; i < n; i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(a->c, i);
+        up += b->running;
+        json_array_append_new(brokers, broker_json(a, b, &k));
+        /* AZs and cells in order of first appearance (broker ids run 1..N). */
+        bool seen = false;
+        for (size_t z = 0; z < json_array_size(azs); z++)
+            if (strcmp(json_string_value(json_object_get(json_array_get(azs, z), "name")), b->az) == 0) {
+                json_array_append_new(json_object_get(json_array_get(azs, z), "brokers"), json_integer(b->id));
+                seen = true;
+            }
+        if (!seen)
+            json_array_append_new(azs, json_pack("{s:s, s:[i]}", "name", b->az, "brokers", (int)b->id));
+        json_t *cell = NULL;
+        for (size_t z = 0; z < json_array_size(cells); z++)
+            if (json_integer_value(json_object_get(json_array_get(cells, z), "id")) == b->cell)
+                cell = json_array_get(cells, z);
+        if (cell)
+            json_array_append_new(json_object_get(cell, "brokers"), json_integer(b->id));
+        else
+            json_array_append_new(cells, json_pack("{s:i, s:[i]}", "id", (int)b->cell, "brokers", (int)b->id));
+    }
+    /* Running counts per AZ, now that the lists are complete. */
+    for (size_t z = 0; z < json_array_size(azs); z++) {
+        json_t *az = json_array_get(azs, z);
+        int run = 0;
+        json_t *ids = json_object_get(az, "brokers");
+        for (size_t x = 0; x < json_array_size(ids); x++) {
+            mk_cluster_broker_t *b = mk_cluster_broker_find(a->c, (int32_t)json_integer_value(json_array_get(ids, x)));
+            run += b && b->running;
+        }
+        json_object_set_new(az, "running", json_integer(run));
+        json_object_set_new(az, "state", json_string(run == 0 ? "down" : run < (int)json_array_size(ids) ? "degraded" : "up"));
+    }
+    char boot[4096];
+    mk_cluster_bootstrap(a->c, boot, sizeof(boot));
+    json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:o}", "cluster_id",
+                          mk_cluster_id(a->c), "version", a->version, "controller",
+                          (int)mk_cluster_controller_id(a->c), "bootstrap", boot, "brokers_running", up,
+                          "cell_size", mk_cluster_cell_size(a->c), "topics", (int)k.topics, "partitions",
+                          (int)k.partitions, "under_replicated_partitions", (int)k.urp, "offline_partitions",
+                          (int)k.offline, "uptime_ms", (int)(mk_mono_ms() - a->started_mono_ms), "azs", azs,
+                          "cells", cells, "brokers", brokers);
+    counts_free(&k);
+    mk_admin_json(resp, 200, j);
+}
+
+static void h_brokers(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    counts_t k;
+    if (!counts_take(a, &k)) {
+        mk_admin_error(resp, 500, "internal", "out of memory");
+        return;
+    }
+    json_t *arr = json_array();
+    for (int i = 0; i < mk_cluster_broker_count(a->c); i++)
+        json_array_append_new(arr, broker_json(a, mk_cluster_broker_at(a->c, i), &k));
+    counts_free(&k);
+    mk_admin_json(resp, 200, json_pack("{s:o}", "brokers", arr));
+}
+
+static mk_cluster_broker_t *broker_or_404(mk_admin_t *a, const char *seg, mk_http_resp_t *resp)
+{
+    int32_t id;
+    mk_cluster_broker_t *b = parse_id(seg, &id) ? mk_cluster_broker_find(a->c, id) : NULL;
+    if (!b)
+        mk_admin_error(resp, 404, "unknown_broker", "no broker '%s' (ids run 1..%d)", seg,
+                       mk_cluster_broker_count(a->c));
+    return b;
+}
+
+static void h_broker(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    mk_cluster_broker_t *b = broker_or_404(a, caps->v[0], resp);
+    if (!b)
+        return;
+    counts_t k;
+    bool have = counts_take(a, &k);
+    json_t *j = broker_json(a, b, have ? &k : NULL);
+    if (have)
+        counts_free(&k);
+    mk_admin_json(resp, 200, json_pack("{s:o}", "broker", j));
+}
+
+enum { ACT_STOP, ACT_CRASH, ACT_START, ACT_RESTART };
+
+static void broker_action(mk_admin_t *a, const mk_admin_caps_t *caps, mk_http_resp_t *resp, int act)
+{
+    static const char *names[] = {"stop", "crash", "start", "restart"};
+    mk_cluster_broker_t *b = broker_or_404(a, caps->v[0], resp);
+    if (!b)
+        return;
+    mk_repl_t *r = mk_broker_repl(a->b);
+    bool was = b->running;
+    int rc;
+    switch (act) {
+    case ACT_STOP: rc = mk_repl_broker_shutdown(r, b->id); break;
+    case ACT_CRASH: rc = mk_repl_broker_crash(r, b->id); break;
+    case ACT_START: rc = mk_repl_broker_start(r, b->id); break;
+    default:
+        rc = b->running ? mk_repl_broker_shutdown(r, b->id) : 0;
+        if (rc == 0)
+            rc = mk_repl_broker_start(r, b->id);
+        break;
+    }
+    if (rc == MK_ERR_STATE) {
+        mk_admin_error(resp, 409, "broker_state", "broker %d is already %s", b->id,
+                       b->running ? "running" : "stopped");
+        return;
+    }
+    if (rc < 0) {
+        mk_admin_error(resp, 500, "action_failed", "%s of broker %d failed: %s", names[act], b->id,
+                       rc > -100 ? mk_strerror(rc) : uv_strerror(rc));
+        return;
+    }
+    static const char *causes[] = {"admin API: stop", "admin API: crash", "admin API: start",
+                                   "admin API: restart"};
+    if (act == ACT_RESTART && was)
+        mk_admin_event(a, "broker_restarted", b->id, "broker %d restarted (admin API: restart)", b->id);
+    a->cause = causes[act];
+    mk_admin_observe(a);
+    a->cause = NULL;
+    counts_t k;
+    bool have = counts_take(a, &k);
+    json_t *j = broker_json(a, b, have ? &k : NULL);
+    if (have)
+        counts_free(&k);
+    mk_admin_json(resp, 200, json_pack("{s:s, s:o}", "action", names[act], "broker", j));
+}
+
+static void h_broker_stop(mk_admin_t *a, const mk_http_req_t *q, const mk_admin_caps_t *c, mk_http_resp_t *r)
+{
+    broker_action(a, c, r, ACT_STOP);
+}
+static void h_broker_crash(mk_admin_t *a, const mk_http_req_t *q, const mk_admin_caps_t *c, mk_http_resp_t *r)
+{
+    broker_action(a, c, r, ACT_CRASH);
+}
+static void h_broker_start(mk_admin_t *a, const mk_http_req_t *q, const mk_admin_caps_t *c, mk_http_resp_t *r)
+{
+    broker_action(a, c, r, ACT_START);
+}
+static void h_broker_restart(mk_admin_t *a, const mk_http_req_t *q, const mk_admin_caps_t *c, mk_http_resp_t *r)
+{
+    broker_action(a, c, r, ACT_RESTART);
+}
+
+static void az_action(mk_admin_t *a, const mk_admin_caps_t *caps, mk_http_resp_t *resp, bool up)
+{
+    const char *az = caps->v[0];
+    json_t *ids = json_array();
+    bool known = false;
+    for (int i = 0; i < mk_cluster_broker_count(a->c); i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(a->c, i);
+        if (strcmp(b->az, az) == 0) {
+            known = true;
+            json_array_append_new(ids, json_integer(b->id));
+        }
+    }
+    if (!known) {
+        json_decref(ids);
+        mk_admin_error(resp, 404, "unknown_az", "no availability zone '%s'", az);
+        return;
+    }
+    mk_repl_t *r = mk_broker_repl(a->b);
+    int n = up ? mk_repl_az_up(r, az) : mk_repl_az_down(r, az);
+    mk_admin_event(a, up ? "az_up" : "az_down", -1, "%s %s: %d brokers %s (admin API)", az, up ? "up" : "down",
+                   n, up ? "started" : "crashed");
+    a->cause = up ? "admin API: AZ up" : "admin API: AZ down";
+    mk_admin_observe(a);
+    a->cause = NULL;
+    mk_admin_json(resp, 200, json_pack("{s:s, s:s, s:o, s:i}", "az", az, "action", up ? "up" : "down", "brokers",
+                                       ids, "brokers_changed", n));
+}
+
+static void h_az_down(mk_admin_t *a, const mk_http_req_t *q, const mk_admin_caps_t *c, mk_http_resp_t *r)
+{
+    az_action(a, c, r, false);
+}
+static void h_az_up(mk_admin_t *a, const mk_http_req_t *q, const mk_admin_caps_t *c, mk_http_resp_t *r)
+{
+    az_action(a, c, r, true);
+}
+
+/* ------------------------------------------------------------------ topics */
+
+static json_t *topic_summary_json(mk_admin_t *a, mk_topic_t *t)
+{
+    char id[24];
+    uuid_str(t->id, id);
+    int urp = 0, offline = 0;
+    uint64_t size = 0;
+    int64_t records = 0;
+    for (int32_t i = 0; i < t->partition_count; i++) {
+        mk_partition_t *p = &t->partitions[i];
+        if (p->leader < 0)
+            offline++;
+        else if (mk_repl_isr_size(p) < p->replica_count)
+            urp++;
+        if (p->log) {
+            mk_log_stats_t st;
+            mk_log_stats(p->log, &st);
+            size += st.size_bytes;
+            records += p->hw - st.start_offset > 0 ? p->hw - st.start_offset : 0;
+        }
+    }
+    return json_pack("{s:o, s:s, s:i, s:i, s:i, s:I, s:i, s:i, s:I, s:I}", "name", jstr(t->name), "id", id,
+                     "partitions", (int)t->partition_count, "replication_factor", (int)t->replication_factor, "cell",
+                     (int)t->cell, "created_ms", (json_int_t)t->created_ms, "under_replicated_partitions", urp,
+                     "offline_partitions", offline, "size_bytes", (json_int_t)size, "messages",
+                     (json_int_t)records);
+}
+
+static void h_topics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    json_t *arr = json_array();
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(a->c, &it)))
+        json_array_append_new(arr, topic_summary_json(a, t));
+    mk_admin_json(resp, 200, json_pack("{s:o}", "topics", arr));
+}
+
+static json_t *topic_detail_json(mk_admin_t *a, mk_topic_t *t)
+{
+    json_t *j = topic_summary_json(a, t);
+    json_t *parts = json_array();
+    for (int32_t i = 0; i < t->partition_count; i++) {
+        mk_partition_t *p = &t->partitions[i];
+        json_t *reps = json_array(), *isr = json_array(), *offline = json_array(), *states = json_array();
+        for (int32_t r = 0; r < p->replica_count; r++) {
+            mk_replica_t *rp = &p->replicas[r];
+            mk_cluster_broker_t *b = mk_cluster_broker_find(a->c, rp->broker);
+            bool online = b && b->running && rp->log;
+            json_array_append_new(reps, json_integer(rp->broker));
+            if (rp->in_isr)
+                json_array_append_new(isr, json_integer(rp->broker));
+            if (!online)
+                json_array_append_new(offline, json_integer(rp->broker));
+            json_array_append_new(states, json_pack("{s:i, s:b, s:b, s:o}", "broker", (int)rp->broker, "online",
+                                                    online, "in_sync", rp->in_isr, "log_end_offset",
+                                                    rp->log ? jint(mk_log_end_offset(rp->log)) : json_null()));
+        }
+        json_t *pj = json_pack("{s:i, s:i, s:i, s:o, s:o, s:o, s:o}", "partition", (int)p->index, "leader",
+                               (int)p->leader, "leader_epoch", (int)p->leader_epoch, "replicas", reps, "isr", isr,
+                               "offline_replicas", offline, "replica_states", states);
+        if (p->log) {
+            mk_log_stats_t st;
+            mk_log_stats(p->log, &st);
+            json_object_set_new(pj, "log_start_offset", jint(st.start_offset));
+            json_object_set_new(pj, "log_end_offset", jint(st.end_offset));
+            json_object_set_new(pj, "high_watermark", jint(p->hw));
+            json_object_set_new(pj, "size_bytes", jint((int64_t)st.size_bytes));
+            json_object_set_new(pj, "segments", jint(st.segment_count));
+        } else {
+            json_object_set_new(pj, "log_start_offset", json_null());
+            json_object_set_new(pj, "log_end_offset", json_null());
+            json_object_set_new(pj, "high_watermark", jint(p->hw));
+            json_object_set_new(pj, "size_bytes", json_null());
+            json_object_set_new(pj, "segments", json_null());
+        }
+        json_array_append_new(parts, pj);
+    }
+    json_t *cfg = json_object();
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (mk_map_next(&t->overrides, &it, &k, &v))
+        json_object_set_new(cfg, k, jstr(v));
+    json_object_set_new(j, "configs", cfg);
+    json_object_set_new(j, "partition_details", parts);
+    return j;
+}
+
+static void h_topic(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    mk_topic_t *t = mk_cluster_topic_find(a->c, caps->v[0]);
+    if (!t) {
+        mk_admin_error(resp, 404, "unknown_topic", "no topic '%s'", caps->v[0]);
+        return;
+    }
+    mk_admin_json(resp, 200, json_pack("{s:o}", "topic", topic_detail_json(a, t)));
+}
+
+/* A config value as text: strings as they are, numbers and booleans printed. */
+static bool config_text(json_t *v, char *out, size_t n)
+{
+    if (json_is_string(v))
+        return (size_t)snprintf(out, n, "%s", json_string_value(v)) < n;
+    if (json_is_integer(v))
+        return (size_t)snprintf(out, n, "%" JSON_INTEGER_FORMAT, json_integer_value(v)) < n;
+    if (json_is_real(v))
+        return (size_t)snprintf(out, n, "%.17g", json_real_value(v)) < n;
+    if (json_is_boolean(v))
+        return (size_t)snprintf(out, n, "%s", json_is_true(v) ? "true" : "false") < n;
+    return false;
+}
+
+static void h_topic_create(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                           mk_http_resp_t *resp)
+{
+    json_error_t jerr;
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!body) {
+        mk_admin_error(resp, 400, "bad_json", "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
+                       jerr.line, jerr.column);
+        return;
+    }
+    const mk_config_t *cfg = mk_cluster_config(a->c);
+    int cell = mk_cluster_cell_size(a->c);
+    const char *name = NULL;
+    json_int_t parts = mk_config_get_i64(cfg, "num.partitions");
+    json_int_t rf = MK_MIN(mk_config_get_i64(cfg, "default.replication.factor"), cell);
+    json_t *configs = NULL;
+    char why[300] = "";
+    const char *key;
+    json_t *v;
+    if (!json_is_object(body))
+        snprintf(why, sizeof(why), "the body must be a JSON object");
+    json_object_foreach(body, key, v)
+    {
+        if (why[0])
+            break;
+        if (strcmp(key, "name") == 0 && json_is_string(v))
+            name = json_string_value(v);
+        else if (strcmp(key, "partitions") == 0 && json_is_integer(v))
+            parts = json_integer_value(v);
+        else if (strcmp(key, "replication_factor") == 0 && json_is_integer(v))
+            rf = json_integer_value(v);
+        else if (strcmp(key, "configs") == 0 && (json_is_object(v) || json_is_null(v)))
+            configs = json_is_object(v) ? v : NULL;
+        else if (strcmp(key, "name") == 0 || strcmp(key, "partitions") == 0 ||
+                 strcmp(key, "replication_factor") == 0 || strcmp(key, "configs") == 0)
+            snprintf(why, sizeof(why), "field '%s' has the wrong type", key);
+        else
+            snprintf(why, sizeof(why), "unknown field '%.100s' (known: name, partitions, replication_factor, "
+                                       "configs)", key);
+    }
+    if (!why[0] && !name)
+        snprintf(why, sizeof(why), "field 'name' is required");
+    if (why[0]) {
+        json_decref(body);
+        mk_admin_error(resp, 400, "bad_request", "%s", why);
+        return;
+    }
+    if (!mk_cluster_topic_name_valid(name, why, sizeof(why))) {
+        mk_admin_error(resp, 400, "invalid_topic", "%s", why);
+        json_decref(body);
+        return;
+    }
+    if (mk_cluster_topic_find(a->c, name)) {
+        mk_admin_error(resp, 409, "topic_exists", "topic '%s' already exists", name);
+        json_decref(body);
+        return;
+    }
+    if (parts < 1 || parts > 100000) {
+        mk_admin_error(resp, 400, "invalid_partitions", "partitions must be 1..100000, not %lld", (long long)parts);
+        json_decref(body);
+        return;
+    }
+    if (rf < 1 || rf > cell) {
+        mk_admin_error(resp, 400, "invalid_replication_factor",
+                       "replication_factor must be 1..%d (the brokers of a cell, one per AZ), not %lld", cell,
+                       (long long)rf);
+        json_decref(body);
+        return;
+    }
+    size_t nc = configs ? json_object_size(configs) : 0;
+    const char **keys = mk_calloc(nc + 1, sizeof(char *));
+    char **vals = mk_calloc(nc + 1, sizeof(char *));
+    int32_t ci = 0;
+    int status = 0;
+    if (!keys || !vals) {
+        status = 500;
+        snprintf(why, sizeof(why), "out of memory");
+    }
+    if (configs && !status) {
+        json_object_foreach(configs, key, v)
+        {
+            char text[1024];
+            const mk_cfg_def_t *d = mk_cfg_topic_def(key);
+            if (!d) {
+                status = 400;
+                snprintf(why, sizeof(why), "unknown topic config '%.100s'", key);
+                break;
+            }
+            if (!config_text(v, text, sizeof(text)) || !mk_config_value_valid(d, text)) {
+                status = 400;
+                snprintf(why, sizeof(why), "invalid value for topic config '%s'", key);
+                break;
+            }
+            keys[ci] = key;
+            vals[ci] = mk_strdup(text);
+            if (!vals[ci]) {
+                status = 500;
+                snprintf(why, sizeof(why), "out of memory");
+                break;
+            }
+            ci++;
+        }
+    }
+    mk_topic_t *t = NULL;
+    if (!status) {
+        mk_topic_spec_t spec = {name, (int32_t)parts, (int16_t)rf, ci, keys, (const char *const *)vals, NULL};
+        int rc = mk_broker_topic_create(a->b, &spec, &t);
+        if (rc == MK_ERR_EXISTS) {
+            status = 409;
+            snprintf(why, sizeof(why), "topic '%s' already exists", name);
+        } else if (rc < 0) {
+            status = 500;
+            snprintf(why, sizeof(why), "cannot create topic '%s': %s", name, mk_strerror(rc));
+        }
+    }
+    for (int32_t i = 0; vals && i < ci; i++)
+        mk_free(vals[i]);
+    mk_free(keys);
+    mk_free(vals);
+    if (status) {
+        mk_admin_error(resp, status,
+                       status == 409 ? "topic_exists" : status == 400 ? "invalid_config" : "internal", "%s", why);
+        json_decref(body);
+        return;
+    }
+    a->cause = "admin API";
+    mk_admin_observe(a);
+    a->cause = NULL;
+    json_decref(body);
+    mk_admin_json(resp, 201, json_pack("{s:o}", "topic", topic_detail_json(a, t)));
+}
+
+static void h_topic_delete(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                           mk_http_resp_t *resp)
+{
+    mk_topic_t *t = mk_cluster_topic_find(a->c, caps->v[0]);
+    if (!t) {
+        mk_admin_error(resp, 404, "unknown_topic", "no topic '%s'", caps->v[0]);
+        return;
+    }
+    if (!mk_config_get_bool(mk_cluster_config(a->c), "delete.topic.enable")) {
+        mk_admin_error(resp, 403, "topic_deletion_disabled", "delete.topic.enable is false");
+        return;
+    }
+    char id[24];
+    uuid_str(t->id, id);
+    int rc = mk_broker_topic_delete(a->b, t);
+    if (rc < 0) {
+        mk_admin_error(resp, 500, "internal", "cannot delete topic '%s': %s", caps->v[0], mk_strerror(rc));
+        return;
+    }
+    a->cause = "admin API";
+    mk_admin_observe(a);
+    a->cause = NULL;
+    mk_admin_json(resp, 200, json_pack("{s:s, s:s}", "deleted", caps->v[0], "id", id));
+}
+
+/* ------------------------------------------------------------------ groups */
+
+typedef struct group_ctx_s {
+    mk_admin_t *a;
+    json_t *arr;
+    int count;
+    bool detail;
+} group_ctx_t;
+
+static void offset_cb(const char *topic, int32_t partition, const mk_group_offset_t *o, void *arg)
+{
+    group_ctx_t *g = arg;
+    g->count++;
+    if (!g->detail)
+        return;
+    json_t *e = json_pack("{s:o, s:i, s:I, s:i, s:o}", "topic", jstr(topic), "partition", (int)partition, "offset",
+                          (json_int_t)o->offset, "leader_epoch", (int)o->leader_epoch, "metadata",
+                          jstr(o->metadata));
+    mk_topic_t *t = mk_cluster_topic_find(g->a->c, topic);
+    mk_partition_t *p = t ? mk_topic_partition(t, partition) : NULL;
+    json_object_set_new(e, "lag", p && o->offset >= 0 ? jint(MK_MAX(p->hw - o->offset, 0)) : json_null());
+    json_array_append_new(g->arr, e);
+}
+
+static json_t *group_json(mk_admin_t *a, const mk_group_desc_t *d, bool detail)
+{
+    mk_group_coord_t *gc = mk_broker_groups(a->b);
+    json_t *members = json_array();
+    for (int32_t i = 0; i < d->member_count; i++) {
+        const mk_group_member_info_t *m = &d->members[i];
+        json_array_append_new(members, json_pack("{s:o, s:o, s:o, s:o}", "member_id", jstr(m->member_id),
+                                                 "group_instance_id", jstr(m->group_instance_id), "client_id",
+                                                 jstr(m->client_id), "client_host", jstr(m->client_host)));
+    }
+    group_ctx_t oc = {a, json_array(), 0, detail};
+    mk_group_offsets_foreach(gc, d->group_id, offset_cb, &oc);
+    json_t *j = json_pack("{s:o, s:s, s:o, s:o, s:i, s:i, s:o}", "group_id", jstr(d->group_id), "state", d->state,
+                          "protocol_type", jstr(d->protocol_type), "protocol", jstr(d->protocol_name),
+                          "coordinator", (int)mk_group_coordinator(gc, d->group_id), "committed_offsets", oc.count,
+                          "members", members);
+    if (detail)
+        json_object_set_new(j, "offsets", oc.arr);
+    else
+        json_decref(oc.arr);
+    return j;
+}
+
+static void list_cb(const mk_group_desc_t *d, void *arg)
+{
+    group_ctx_t *g = arg;
+    json_array_append_new(g->arr, group_json(g->a, d, g->detail));
+}
+
+static void h_groups(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    group_ctx_t g = {a, json_array(), 0, false};
+    mk_group_coord_t *gc = mk_broker_groups(a->b);
+    if (gc)
+        mk_group_list(gc, -1, list_cb, &g);
+    mk_admin_json(resp, 200, json_pack("{s:o}", "groups", g.arr));
+}
+
+static void describe_cb(const mk_group_desc_t *d, void *arg)
+{
+    group_ctx_t *g = arg;
+    if (strcmp(d->state, "Dead") != 0)
+        g->arr = group_json(g->a, d, true);
+}
+
+static void h_group(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    group_ctx_t g = {a, NULL, 0, true};
+    mk_group_coord_t *gc = mk_broker_groups(a->b);
+    if (gc)
+        mk_group_describe(gc, caps->v[0], describe_cb, &g);
+    if (!g.arr) {
+        mk_admin_error(resp, 404, "unknown_group", "no group '%s'", caps->v[0]);
+        return;
+    }
+    mk_admin_json(resp, 200, json_pack("{s:o}", "group", g.arr));
+}
+
+/* ------------------------------------------------------------------- reset */
+
+typedef struct names_s {
+    char **v;
+    int n, cap;
+    bool oom;
+} names_t;
+
+static void names_add(names_t *ns, const char *s)
+{
+    if (ns->n == ns->cap) {
+        int cap = ns->cap ? ns->cap * 2 : 16;
+        char **v = mk_realloc(ns->v, sizeof(char *) * (size_t)cap);
+        if (!v) {
+            ns->oom = true;
+            return;
+        }
+        ns->v = v;
+        ns->cap = cap;
+    }
+    char *c = mk_strdup(s ? s : "");
+    if (!c) {
+        ns->oom = true;
+        return;
+    }
+    ns->v[ns->n++] = c;
+}
+
+static void names_free(names_t *ns)
+{
+    for (int i = 0; i < ns->n; i++)
+        mk_free(ns->v[i]);
+    mk_free(ns->v);
+    memset(ns, 0, sizeof(*ns));
+}
+
+static void group_id_cb(const mk_group_desc_t *d, void *arg) { names_add(arg, d->group_id); }
+
+static void member_id_cb(const mk_group_desc_t *d, void *arg)
+{
+    for (int32_t i = 0; i < d->member_count; i++)
+        names_add(arg, d->members[i].member_id);
+}
+
+static void h_reset(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    uint64_t t0 = mk_mono_ns();
+    int topics = 0, groups = 0, failed = 0;
+    /* Topics: collect first, the map changes under the deletes. */
+    names_t tn = {0};
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(a->c, &it)))
+        names_add(&tn, t->name);
+    for (int i = 0; i < tn.n; i++) {
+        t = mk_cluster_topic_find(a->c, tn.v[i]);
+        if (t && mk_broker_topic_delete(a->b, t) == 0)
+            topics++;
+        else if (t)
+            failed++;
+    }
+    /* Groups: members are removed (their pending joins answered), then the
+     * group and its committed offsets are deleted. */
+    mk_group_coord_t *gc = mk_broker_groups(a->b);
+    names_t gn = {0};
+    if (gc)
+        mk_group_list(gc, -1, group_id_cb, &gn);
+    for (int i = 0; gc && i < gn.n; i++) {
+        names_t mn = {0};
+        mk_group_describe(gc, gn.v[i], member_id_cb, &mn);
+        for (int m = 0; m < mn.n; m++)
+            mk_group_leave(gc, gn.v[i], mn.v[m], NULL);
+        names_free(&mn);
+        if (mk_group_delete(gc, gn.v[i]) == 0)
+            groups++;
+        else
+            failed++;
+    }
+    bool oom = tn.oom || gn.oom;
+    names_free(&tn);
+    names_free(&gn);
+    mk_admin_stats_prune(a->stats);
+    a->resets++;
+    double ms = (double)(mk_mono_ns() - t0) / 1e6;
+    mk_admin_event(a, "reset", -1, "reset: %d topics and %d groups deleted in %.2f ms (admin API)", topics, groups,
+                   ms);
+    a->quiet = true; /* one event for the reset, not one per topic */
+    mk_admin_observe(a);
+    a->quiet = false;
+    if (oom || failed) {
+        mk_admin_error(resp, 500, "reset_incomplete", "reset deleted %d topics and %d groups; %d could not be deleted%s",
+                       topics, groups, failed, oom ? " (out of memory)" : "");
+        return;
+    }
+    mk_admin_json(resp, 200, json_pack("{s:i, s:i, s:f}", "topics_deleted", topics, "groups_deleted", groups,
+                                       "elapsed_ms", ms));
+}
+
+/* ------------------------------------------------------------------ events */
+
+static void h_events(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    char v[32];
+    int32_t since = 0, limit = MK_ADMIN_EVENTS;
+    if (mk_admin_query_get(req->query, "since", v, sizeof(v)) && (!parse_id(v, &since) || since < 0)) {
+        mk_admin_error(resp, 400, "bad_request", "since must be a non-negative integer");
+        return;
+    }
+    if (mk_admin_query_get(req->query, "limit", v, sizeof(v)) && (!parse_id(v, &limit) || limit < 1)) {
+        mk_admin_error(resp, 400, "bad_request", "limit must be a positive integer");
+        return;
+    }
+    char type[24] = "";
+    mk_admin_query_get(req->query, "type", type, sizeof(type));
+    json_t *arr = json_array();
+    uint64_t first = a->event_seq > MK_ADMIN_EVENTS ? a->event_seq - MK_ADMIN_EVENTS + 1 : 1;
+    if ((uint64_t)since + 1 > first)
+        first = (uint64_t)since + 1;
+    /* The newest `limit` events after since, oldest first. */
+    uint64_t count = a->event_seq >= first ? a->event_seq - first + 1 : 0;
+    if (!type[0] && count > (uint64_t)limit)
+        first = a->event_seq - (uint64_t)limit + 1;
+    int n = 0;
+    for (uint64_t s = first; s <= a->event_seq && n < limit; s++) {
+        const mk_admin_event_t *e = &a->events[s % MK_ADMIN_EVENTS];
+        if (e->seq != s || (type[0] && strcmp(type, e->type) != 0))
+            continue;
+        json_t *ej = json_pack("{s:I, s:I, s:s, s:o}", "seq", (json_int_t)e->seq, "time_ms", (json_int_t)e->time_ms,
+                               "type", e->type, "message", jstr(e->message));
+        json_object_set_new(ej, "broker", e->broker >= 0 ? json_integer(e->broker) : json_null());
+        json_array_append_new(arr, ej);
+        n++;
+    }
+    mk_admin_json(resp, 200, json_pack("{s:o, s:I, s:i}", "events", arr, "last_seq", (json_int_t)a->event_seq,
+                                       "capacity", MK_ADMIN_EVENTS));
+}
+
+/* ------------------------------------------------------- latency and rates */
+
+static void h_latency(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    char v[16];
+    int32_t broker = -1;
+    if (mk_admin_query_get(req->query, "broker", v, sizeof(v)) && !parse_id(v, &broker)) {
+        mk_admin_error(resp, 400, "bad_request", "broker must be a broker id");
+        return;
+    }
+    mk_admin_json(resp, 200, mk_admin_stats_latency_json(a->stats, broker));
+}
+
+static void h_rates(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    mk_admin_json(resp, 200, mk_admin_stats_rates_json(a->stats));
+}
+
+/* ----------------------------------------------------------------- metrics */
+
+static long rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (!f)
+        return -1;
+    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+        rss = -1;
+    fclose(f);
+    return rss < 0 ? -1 : rss * sysconf(_SC_PAGESIZE);
+}
+
+static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    mk_buf_t *o = &resp->body;
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    counts_t k;
+    if (!counts_take(a, &k)) {
+        mk_admin_error(resp, 500, "internal", "out of memory");
+        return;
+    }
+    char id[16], num[16];
+    int n = mk_cluster_broker_count(a->c), up = 0;
+    mk_prom_help(o, "minikora_broker_up", "gauge", "1 if the broker is running, else 0.");
+    for (int i = 0; i < n; i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(a->c, i);
+        snprintf(id, sizeof(id), "%d", b->id);
+        snprintf(num, sizeof(num), "%d", b->cell);
+        mk_prom_sample(o, "minikora_broker_up", b->running, "broker", id, "az", b->az, "cell", num, NULL);
+        up += b->running;
+    }
+    mk_prom_help(o, "minikora_brokers_up", "gauge", "Brokers running.");
+    mk_prom_sample(o, "minikora_brokers_up", up, NULL);
+    mk_prom_help(o, "minikora_brokers", "gauge", "Brokers configured.");
+    mk_prom_sample(o, "minikora_brokers", n, NULL);
+    mk_prom_help(o, "kafka_controller_kafkacontroller_activebrokercount", "gauge", "Brokers running (Kafka's name).");
+    mk_prom_sample(o, "kafka_controller_kafkacontroller_activebrokercount", up, NULL);
+
+    static const struct { const char *name, *help; int which; } per_broker[] = {
+        {"kafka_server_replicamanager_leadercount", "Partitions this broker leads.", 0},
+        {"kafka_server_replicamanager_partitioncount", "Partition replicas on this broker.", 1},
+        {"kafka_server_replicamanager_underreplicatedpartitions",
+         "Partitions led by this broker with fewer in-sync replicas than replicas.", 2},
+        {"kafka_server_socketservermetrics_connection_count", "Open client connections of this broker.", 3},
+    };
+    for (size_t m = 0; m < MK_ARRAY_LEN(per_broker); m++) {
+        mk_prom_help(o, per_broker[m].name, "gauge", per_broker[m].help);
+        for (int i = 0; i < n; i++) {
+            mk_cluster_broker_t *b = mk_cluster_broker_at(a->c, i);
+            snprintf(id, sizeof(id), "%d", b->id);
+            int idx = b->id - 1;
+            double v = per_broker[m].which == 0   ? k.leaders[idx]
+                       : per_broker[m].which == 1 ? k.replicas[idx]
+                       : per_broker[m].which == 2 ? k.under_replicated[idx]
+                       : b->listener              ? mk_net_listener_conn_count(b->listener)
+                                                  : 0;
+            mk_prom_sample(o, per_broker[m].name, v, "broker", id, NULL);
+        }
+    }
+    mk_prom_help(o, "kafka_controller_kafkacontroller_offlinepartitionscount", "gauge",
+                 "Partitions without a leader.");
+    mk_prom_sample(o, "kafka_controller_kafkacontroller_offlinepartitionscount", k.offline, NULL);
+    mk_prom_help(o, "minikora_under_replicated_partitions", "gauge",
+                 "Partitions with fewer in-sync replicas than replicas (cluster-wide).");
+    mk_prom_sample(o, "minikora_under_replicated_partitions", k.urp, NULL);
+    mk_prom_help(o, "kafka_controller_kafkacontroller_globaltopiccount", "gauge", "Topics.");
+    mk_prom_sample(o, "kafka_controller_kafkacontroller_globaltopiccount", k.topics, NULL);
+    mk_prom_help(o, "kafka_controller_kafkacontroller_globalpartitioncount", "gauge", "Partitions.");
+    mk_prom_sample(o, "kafka_controller_kafkacontroller_globalpartitioncount", k.partitions, NULL);
+    counts_free(&k);
+
+    /* Per topic: partitions and bytes stored (leader replicas). */
+    mk_prom_help(o, "minikora_topic_partitions", "gauge", "Partitions of the topic.");
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(a->c, &it))) {
+        snprintf(num, sizeof(num), "%d", t->partition_count);
+        mk_prom_sample(o, "minikora_topic_partitions", t->partition_count, "topic", t->name, NULL);
+    }
+    mk_prom_help(o, "kafka_log_log_size", "gauge", "Bytes of the topic's leader logs (Kafka's Log Size, summed).");
+    it = 0;
+    while ((t = mk_cluster_topic_next(a->c, &it))) {
+        uint64_t size = 0;
+        for (int32_t i = 0; i < t->partition_count; i++)
+            if (t->partitions[i].log) {
+                mk_log_stats_t st;
+                mk_log_stats(t->partitions[i].log, &st);
+                size += st.size_bytes;
+            }
+        mk_prom_sample(o, "kafka_log_log_size", (double)size, "topic", t->name, NULL);
+    }
+
+    mk_group_coord_t *gc = mk_broker_groups(a->b);
+    if (gc) {
+        names_t gn = {0};
+        mk_group_list(gc, -1, group_id_cb, &gn);
+        mk_prom_help(o, "kafka_coordinator_group_groupmetadatamanager_numgroups", "gauge", "Consumer groups.");
+        mk_prom_sample(o, "kafka_coordinator_group_groupmetadatamanager_numgroups", gn.n, NULL);
+        names_free(&gn);
+    }
+
+    mk_repl_t *r = mk_broker_repl(a->b);
+    if (r) {
+        uint64_t reads = 0, total = mk_repl_cross_az_total(r, &reads);
+        mk_prom_help(o, "minikora_cross_az_bytes_total", "counter", "Bytes that crossed AZs, by kind.");
+        mk_prom_sample(o, "minikora_cross_az_bytes_total", (double)(total - reads), "kind", "replication", NULL);
+        mk_prom_sample(o, "minikora_cross_az_bytes_total", (double)reads, "kind", "client_read", NULL);
+    }
+
+    mk_admin_stats_prometheus(a->stats, o);
+
+    mk_prom_help(o, "minikora_admin_http_responses_total", "counter", "Admin API responses by status class.");
+    for (int c = 1; c <= 5; c++) {
+        char cls[8];
+        snprintf(cls, sizeof(cls), "%dxx", c);
+        mk_prom_sample(o, "minikora_admin_http_responses_total", (double)a->http_by_class[c], "code", cls, NULL);
+    }
+    mk_prom_help(o, "minikora_admin_connections", "gauge", "Open admin API connections.");
+    mk_prom_sample(o, "minikora_admin_connections", mk_http_conn_count(a->http), NULL);
+    mk_prom_help(o, "minikora_events_total", "counter", "Events recorded (GET /v1/events).");
+    mk_prom_sample(o, "minikora_events_total", (double)a->event_seq, NULL);
+    mk_prom_help(o, "minikora_resets_total", "counter", "POST /v1/reset calls.");
+    mk_prom_sample(o, "minikora_resets_total", (double)a->resets, NULL);
+    mk_prom_help(o, "minikora_uptime_seconds", "gauge", "Seconds since the admin API started.");
+    mk_prom_sample(o, "minikora_uptime_seconds", (double)(mk_mono_ms() - a->started_mono_ms) / 1000.0, NULL);
+    long rss = rss_bytes();
+    if (rss >= 0) {
+        mk_prom_help(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        mk_prom_sample(o, "process_resident_memory_bytes", (double)rss, NULL);
+    }
+    mk_prom_help(o, "process_start_time_seconds", "gauge", "Start time of the process since the epoch, seconds.");
+    mk_prom_sample(o, "process_start_time_seconds", (double)a->started_wall_ms / 1000.0, NULL);
+}
+
+/* ============================================================== route table */
+
+static const mk_admin_route_t routes[] = {
+    {MK_HTTP_GET, "/", h_index, "this index"},
+    {MK_HTTP_GET, "/v1", h_index, "this index"},
+    {MK_HTTP_GET, "/healthz", h_healthz, "liveness: 200 while the event loop answers"},
+    {MK_HTTP_GET, "/readyz", h_readyz, "readiness: 200 once a broker and the controller are up, else 503"},
+    {MK_HTTP_GET, "/metrics", h_metrics, "Prometheus text format"},
+    {MK_HTTP_GET, "/v1/cluster", h_cluster, "cluster id, controller, AZs, cells, brokers with counts"},
+    {MK_HTTP_GET, "/v1/brokers", h_brokers, "brokers with state, port, leader and replica counts"},
+    {MK_HTTP_GET, "/v1/brokers/{}", h_broker, "one broker"},
+    {MK_HTTP_POST, "/v1/brokers/{}/stop", h_broker_stop, "controlled shutdown (leadership moved first)"},
+    {MK_HTTP_POST, "/v1/brokers/{}/crash", h_broker_crash, "abrupt stop (leaders elected afterwards)"},
+    {MK_HTTP_POST, "/v1/brokers/{}/start", h_broker_start, "start a stopped broker (logs recovered, catch up)"},
+    {MK_HTTP_POST, "/v1/brokers/{}/restart", h_broker_restart, "controlled shutdown, then start"},
+    {MK_HTTP_POST, "/v1/azs/{}/down", h_az_down, "crash every broker of an AZ"},
+    {MK_HTTP_POST, "/v1/azs/{}/up", h_az_up, "start every stopped broker of an AZ"},
+    {MK_HTTP_GET, "/v1/topics", h_topics, "topics with partition counts, health and size"},
+    {MK_HTTP_POST, "/v1/topics", h_topic_create, "create a topic {name, partitions, replication_factor, configs}"},
+    {MK_HTTP_GET, "/v1/topics/{}", h_topic, "one topic with its partitions, replicas, ISR and offsets"},
+    {MK_HTTP_DELETE, "/v1/topics/{}", h_topic_delete, "delete a topic"},
+    {MK_HTTP_GET, "/v1/groups", h_groups, "consumer groups with state and members"},
+    {MK_HTTP_GET, "/v1/groups/{}", h_group, "one group with members, committed offsets and lag"},
+    {MK_HTTP_POST, "/v1/reset", h_reset, "delete every topic, group and committed offset"},
+    {MK_HTTP_GET, "/v1/events", h_events, "recent events (?since=SEQ&limit=N&type=T)"},
+    {MK_HTTP_GET, "/v1/latency", h_latency, "request latency p50/p95/p99/max per broker and API, last 60 s"},
+    {MK_HTTP_GET, "/v1/rates", h_rates, "bytes and records in/out per second per broker, topic and client"},
+};
+
+const mk_admin_route_t *mk_admin_routes(int *count)
+{
+    *count = (int)MK_ARRAY_LEN(routes);
+    return routes;
+}
+
+const mk_admin_route_t *mk_admin_route_find(int method, const char *path, mk_admin_caps_t *caps, int *allow)
+{
+    *allow = 0;
+    int want = method == MK_HTTP_HEAD ? MK_HTTP_GET : method;
+    const mk_admin_route_t *found = NULL;
+    mk_admin_caps_t tmp;
+    for (size_t i = 0; i < MK_ARRAY_LEN(routes); i++) {
+        if (!mk_admin_path_match(routes[i].pattern, path, &tmp))
+            continue;
+        *allow |= routes[i].method | (routes[i].method == MK_HTTP_GET ? MK_HTTP_HEAD : 0);
+        if (!found && routes[i].method == want) {
+            found = &routes[i];
+            *caps = tmp;
+        }
+    }
+    return found;
+}
