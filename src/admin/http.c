@@ -17,8 +17,10 @@
  *
  * When a message is complete the handler answers it synchronously and the
  * response is queued; pipelined requests are answered in order.  A request
- * the parser rejects gets a 400 JSON error and the connection is closed
- * after the answer is written.  Nothing from the wire is asserted.
+ * the parser rejects gets a 400 JSON error and the connection is shut down
+ * after the answer is written, then drained for at most LINGER_MS so that
+ * unread input cannot reset it before the client has read the answer.
+ * Nothing from the wire is asserted.
  *
  * Ownership: a connection is freed only in its libuv close callback; pending
  * writes are cancelled (their callbacks run) before it.
@@ -31,6 +33,7 @@
 #include <strings.h>
 
 #define READ_CHUNK 65536
+#define LINGER_MS 2000        /* draining after the last answer, at most */
 
 typedef struct conn_s conn_t;
 
@@ -64,6 +67,8 @@ struct conn_s {
     const char *err_code;
     char err_msg[128];
     bool closing, reading, close_after_write, stop_parsing;
+    bool lingering;           /* answered and shut down: reading only to drain */
+    uv_shutdown_t shutdown;
     size_t out_pending;       /* unsent bytes */
     int writes;               /* writes in flight */
     uint64_t last_active_ms;
@@ -120,6 +125,30 @@ void mk_http_allow_str(int mask, char *out, size_t n)
 static void conn_close(conn_t *c);
 static void conn_update_reading(conn_t *c);
 
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+    if (status < 0)
+        conn_close(req->data);
+}
+
+/* The last answer is written: send FIN, then drain what the client still
+ * sends until it closes (or the sweep gives up), so that closing with
+ * unread input cannot reset the connection before the client reads the
+ * answer (a "lingering close", as nginx does). */
+static void conn_finish(conn_t *c)
+{
+    if (c->closing || c->lingering)
+        return;
+    c->lingering = true;
+    c->last_active_ms = mk_mono_ms();
+    c->shutdown.data = c;
+    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, shutdown_cb) < 0) {
+        conn_close(c);
+        return;
+    }
+    conn_update_reading(c);
+}
+
 static void write_cb(uv_write_t *w, int status)
 {
     write_req_t *wr = (write_req_t *)w;
@@ -133,7 +162,7 @@ static void write_cb(uv_write_t *w, int status)
         return;
     }
     if (c->writes == 0 && c->close_after_write) {
-        conn_close(c);
+        conn_finish(c);
         return;
     }
     conn_update_reading(c);
@@ -215,7 +244,7 @@ static void conn_fail(conn_t *c, int status, const char *code, const char *msg)
     conn_respond(c, &r, false, false);
     mk_buf_free(&r.body);
     if (c->writes == 0)
-        conn_close(c);
+        conn_finish(c);
 }
 
 /* ============================================================ parser callbacks */
@@ -225,7 +254,7 @@ static int stop_with(conn_t *c, int status, const char *code, const char *fmt, c
     c->err_status = status;
     c->err_code = code;
     snprintf(c->err_msg, sizeof(c->err_msg), fmt, detail);
-    return 1;
+    return -1; /* an error for every callback (1 from on_headers_complete means "no body") */
 }
 
 static int on_message_begin(http_parser *p)
@@ -365,7 +394,7 @@ static int on_message_complete(http_parser *p)
         c->close_after_write = true;
         c->stop_parsing = true;
         if (c->writes == 0)
-            conn_close(c);
+            conn_finish(c);
         return 1;
     }
     /* Bodies can be large: do not keep their memory between requests. */
@@ -426,7 +455,7 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         return;
     }
     if (c->stop_parsing)
-        return; /* answered an error or a last request: ignore the rest */
+        return; /* answered an error or a last request: drain the rest */
     c->last_active_ms = mk_mono_ms();
     size_t used = http_parser_execute(&c->parser, &c->s->settings, buf->base, (size_t)n);
     if (c->closing || c->stop_parsing)
@@ -448,7 +477,7 @@ static void conn_update_reading(conn_t *c)
 {
     if (c->closing)
         return;
-    bool want = !c->stop_parsing && c->out_pending < MK_ADMIN_MAX_OUT;
+    bool want = c->lingering || (!c->stop_parsing && c->out_pending < MK_ADMIN_MAX_OUT);
     if (want == c->reading)
         return;
     if (want) {
@@ -546,7 +575,7 @@ void mk_http_sweep(mk_http_server_t *s, uint64_t now_ms)
     conn_t *c = s->conns;
     while (c) {
         conn_t *next = c->next;
-        if (now_ms - c->last_active_ms > MK_ADMIN_IDLE_MS)
+        if (now_ms - c->last_active_ms > (c->lingering ? LINGER_MS : MK_ADMIN_IDLE_MS))
             conn_close(c);
         c = next;
     }
