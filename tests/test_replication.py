@@ -476,6 +476,9 @@ def test_fetch_from_follower_keeps_client_reads_in_az(ctl, topic_name):
     s0 = mk.stats()
     assert s0["cross_az_replication_bytes"] > 0, "RF=3 over 3 AZs replicated nothing across: %s" % s0
     assert s0["cross_az_client_read_bytes"] == 0, s0
+    # each of the 2 followers (both in other AZs) copied the leader's log once
+    log_bytes = replica_digest(mk.data_dir, leader, topic, 0)[1]
+    assert s0["cross_az_replication_bytes"] == 2 * log_bytes, (s0, log_bytes)
     exp = expected_by_partition(recs)
 
     # consumer in the leader's AZ: reads the leader, in-AZ
@@ -555,3 +558,43 @@ def test_preferred_leader_restored(ctl, topic_name):
     assert mk.control("crash %d" % pref, check=False).startswith("error crash %d" % pref)
     mk.start_broker(pref)
     wait_metadata(mk, topic, preferred_leading, 15, "preferred leaders back")
+
+
+# =============================================================================================
+# 7. No unclean election: the last in-sync replica is the only one that may lead again
+# =============================================================================================
+@pytest.mark.timeout(60)
+def test_offline_partition_waits_for_last_isr_member(ctl, topic_name):
+    mk = ctl()
+    topic = topic_name()
+    parts = create_rf3(mk, topic, 1)
+    leader = parts[0]["leader"]
+    f1, f2 = [b for b in parts[0]["replicas"] if b != leader]
+    first = make_records("first", 200, 1)
+    ck_produce(mk.bootstrap, topic, first)
+    mk.crash(f1)
+    mk.crash(f2)
+    _, parts = metadata(mk, topic)
+    assert parts[0]["leader"] == leader and parts[0]["isr"] == [leader], summarize(parts)
+    # min.insync.replicas=1: acks=all is acknowledged by the leader alone
+    only = make_records("only-leader", 100, 1)
+    ck_produce(mk.bootstrap, topic, only)
+    mk.crash(leader)
+    _, parts = metadata(mk, topic)
+    assert parts[0]["leader"] == -1, "no replica is in sync: %s" % summarize(parts)
+    mk.start_broker(f1)
+    mk.start_broker(f2)
+    # the stale replicas must not be elected (unclean.leader.election.enable=false): watch
+    # several ISR ticks (200 ms each), bounded
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        _, parts = metadata(mk, topic)
+        assert parts[0]["leader"] == -1, "unclean election of a stale replica: %s" % (
+            summarize(parts))
+        time.sleep(0.1)  # bounded by the 1.5 s window
+    mk.start_broker(leader)
+    parts = wait_metadata(mk, topic, preferred_leading, 15, "partition back with full ISR")
+    exp = expected_by_partition(first + only)
+    check_partitions(exp, ck_consume(mk.bootstrap, topic, {0: len(first + only)}, timeout=30),
+                     "after the last ISR member returned")
+    assert_replica_logs_identical(mk, topic, parts)
