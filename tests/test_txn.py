@@ -25,6 +25,7 @@ import confluent_kafka as ck
 import pytest
 
 import conftest
+import kwire
 import txn_util as tu
 from clients import RDK_LOG, ck_create_topic, ck_produce, node_available, run_node
 from repl_util import ControlMinikora, isr_full, summarize, wait_isr_full, wait_metadata
@@ -187,7 +188,7 @@ def test_ck_consume_transform_produce(ctl, topic_name):
             pos = cons.position(cons.assignment())
             prod.send_offsets_to_transaction(pos, cons.consumer_group_metadata(), 15)
             (prod.commit_transaction if commit else prod.abort_transaction)(15)
-            return got, {tp.partition: tp.offset for tp in pos}
+            return got, {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in pos}
 
         got1, pos1 = round_(12, True)
         assert tu.committed_offsets(ctl.bootstrap, group, tin, range(P)) == pos1, \
@@ -239,12 +240,31 @@ def test_kafkajs_consume_transform_produce(ctl, topic_name):
 # =============================================================================================
 # 2. Idempotent producer, 100,000 records, leader crashed and restarted
 # =============================================================================================
+@pytest.fixture
+def latency_ctl(request):
+    """A cluster of its own with a cross-AZ delay: acks=all requests stay parked for a while,
+    so a crash hits batches that were appended but not yet replicated or acknowledged."""
+    mk = ControlMinikora("--set", "minikora.cross.az.latency.ms=%d" % LATENCY_MS,
+                         name=request.node.name)
+    mk.start()
+    yield mk
+    mk.stop()
+
+
+LATENCY_MS = 10
+
+
 @pytest.mark.timeout(75)
-def test_idempotent_exactly_once_under_leader_crash(ctl, topic_name):
+def test_idempotent_exactly_once_under_leader_crash(latency_ctl, topic_name, idempotence=True):
+    ctl = latency_ctl
     N, WINDOW = 100_000, 5000
     topic = topic_name()
-    parts = make_topic(ctl, topic, 1, config={"min.insync.replicas": "2"})
+    make_topic(ctl, topic, 1, config={"min.insync.replicas": "2"})
     acked, failed = [0], []
+    stats = [None]
+
+    def on_stats(js):
+        stats[0] = js
 
     def dr(err, msg):
         if err is not None:
@@ -254,7 +274,8 @@ def test_idempotent_exactly_once_under_leader_crash(ctl, topic_name):
 
     prod = ck.Producer({
         "bootstrap.servers": ctl.bootstrap, "logger": RDK_LOG, "acks": "all",
-        "enable.idempotence": True, "max.in.flight.requests.per.connection": 5,
+        "enable.idempotence": idempotence, "max.in.flight.requests.per.connection": 5,
+        "statistics.interval.ms": 200, "stats_cb": on_stats,
         "message.timeout.ms": 60000, "request.timeout.ms": 10000, "linger.ms": 2,
         "batch.num.messages": 500, "queue.buffering.max.messages": 200000,
         "retry.backoff.ms": 20, "reconnect.backoff.ms": 10, "reconnect.backoff.max.ms": 200,
@@ -289,6 +310,9 @@ def test_idempotent_exactly_once_under_leader_crash(ctl, topic_name):
             events.append((what, victim, acked[0], produced))
     assert prod.flush(30) == 0
     produce_s = time.monotonic() - t0
+    prod.poll(0.5)  # one more statistics callback
+    retries = sum(b.get("txretries", 0) for b in json.loads(stats[0])["brokers"].values()) \
+        if stats[0] else None
     assert not failed, "%d records failed delivery, first: %r" % (len(failed), failed[:3])
     wait_isr_full(ctl, topic, timeout=20)
 
@@ -301,7 +325,8 @@ def test_idempotent_exactly_once_under_leader_crash(ctl, topic_name):
     out_of_order = sum(1 for a, b in zip(vals, vals[1:]) if b <= a)
     counts = {"records_sent": N, "records_in_log": len(vals), "duplicates": dups, "gaps": gaps,
               "foreign": foreign, "out_of_order": out_of_order, "events": events,
-              "produce_seconds": round(produce_s, 1), "hw": got[-1][0] + 1 if got else 0}
+              "produce_seconds": round(produce_s, 1), "hw": got[-1][0] + 1 if got else 0,
+              "request_retries": retries, "cross_az_latency_ms": LATENCY_MS}
     (conftest.LOG_DIR / "txn_idempotence_counts.json").write_text(json.dumps(counts) + "\n")
     print("\nidempotence counts: %s" % json.dumps(counts))
     assert [e[0] for e in events] == ["crash", "start", "crash", "start"], events
@@ -456,7 +481,8 @@ def test_transaction_timeout_aborts_and_lso_advances(ctl, topic_name):
     make_topic(ctl, topic, 1)
     tid = "timeout-" + topic
     slow = tu.txn_producer(ctl.bootstrap, tid, **{"transaction.timeout.ms": 2000,
-                                                  "message.timeout.ms": 2000})
+                                                  "message.timeout.ms": 2000,
+                                                  "socket.timeout.ms": 2000})
     slow.init_transactions(15)
     slow.begin_transaction()
     errors, _ = tu.produce_flush(slow, topic, [(0, None, b"left-open")])
@@ -467,7 +493,8 @@ def test_transaction_timeout_aborts_and_lso_advances(ctl, topic_name):
     lso, hw = tu.lso_hw(ctl, topic, [0])[0]
     assert lso == 0 and hw == 6, (lso, hw)
     # the read_committed consumer gets the later records once the transaction is aborted
-    got = tu.consume_to_end(ctl.bootstrap, topic, [0], "read_committed", timeout=8)
+    got = tu.consume_to_end(ctl.bootstrap, topic, [0], "read_committed", timeout=8,
+                            min_counts={0: 5})
     waited = time.monotonic() - t_open
     assert by_partition(got) == {0: [b"after-%d" % i for i in range(5)]}, by_partition(got)
     assert waited < 5.5, "transaction aborted only %.1f s after it was opened" % waited
@@ -479,6 +506,66 @@ def test_transaction_timeout_aborts_and_lso_advances(ctl, topic_name):
     with pytest.raises(ck.KafkaException) as ei:
         slow.commit_transaction(10)
     assert ei.value.args[0].code() in FENCING | {48, ck.KafkaError._STATE}, ei.value.args[0]
+
+
+@pytest.mark.timeout(30)
+def test_timed_out_producer_cannot_hold_lso(ctl, topic_name):
+    """After the coordinator aborted a timed-out transaction, the producer (still believing its
+    transaction open, partition already added) produces once more to that partition: Kafka's
+    abort markers carry the bumped epoch, so the partition refuses it; it must never open a
+    new, unended transaction that holds the LSO."""
+    topic = topic_name()
+    make_topic(ctl, topic, 1)
+    tid = "timeout2-" + topic
+    slow = tu.txn_producer(ctl.bootstrap, tid, **{"transaction.timeout.ms": 2000,
+                                                  "message.timeout.ms": 2000,
+                                                  "socket.timeout.ms": 2000})
+    slow.init_transactions(15)
+    slow.begin_transaction()
+    errors, _ = tu.produce_flush(slow, topic, [(0, None, b"left-open")])
+    assert not errors
+    tu.wait_lso_eq_hw(ctl, topic, [0], timeout=6, what="transaction timeout")
+    errors, acked = tu.produce_flush(slow, topic, [(0, None, b"late")], timeout=10)
+    lh = tu.lso_hw(ctl, topic, [0])
+    assert not acked and errors and errors[0][1].code() in FENCING, (
+        "Produce with the timed-out epoch was accepted (acked %s, errors %s); {p: (LSO, HW)} = %s"
+        % (acked, [(v, e.name()) for v, e in errors], lh))
+    tu.wait_lso_eq_hw(ctl, topic, [0], timeout=3, what="after the late produce")
+
+
+@pytest.mark.timeout(30)
+def test_abort_while_partition_offline_completes_when_back(ctl, topic_name):
+    """EndTxn(abort) while one partition of the transaction has no leader (RF=1, its broker
+    crashed): Kafka keeps the transaction in PrepareAbort and writes the marker once the
+    partition is back.  No partition may be left with a hanging transaction."""
+    topic = topic_name()
+    make_topic(ctl, topic, 2, rf=1)
+    ld = tu.leaders(ctl, topic)
+    tid = "offline-" + topic
+    coord = tu.txn_coordinator(ctl, tid)
+    # the partition whose broker we crash must not be the coordinator's
+    victim_p = next((p for p in (0, 1) if ld[p] != coord), None)
+    if victim_p is None:
+        pytest.skip("both partitions on the coordinator's broker")
+    victim = ld[victim_p]
+    prod = tu.txn_producer(ctl.bootstrap, tid)
+    prod.init_transactions(15)
+    prod.begin_transaction()
+    errors, _ = tu.produce_flush(prod, topic, [(p, None, b"open-%d" % p) for p in (0, 1)])
+    assert not errors
+    ctl.crash(victim)
+    abort_err = None
+    try:
+        prod.abort_transaction(8)
+    except ck.KafkaException as e:  # Kafka: retriable, completes once the partition is back
+        abort_err = e.args[0]
+    ctl.start_broker(victim)
+    wait_metadata(ctl, topic, lambda ps: all(p["leader"] > 0 for p in ps.values()), 20,
+                  "partitions back")
+    if abort_err is not None and abort_err.retriable():
+        prod.abort_transaction(15)
+    tu.wait_lso_eq_hw(ctl, topic, [0, 1], timeout=4,
+                      what="abort while p%d was offline (abort answer: %s)" % (victim_p, abort_err))
 
 
 # =============================================================================================
@@ -561,14 +648,18 @@ def test_raw_describe_and_list_transactions(ctl, topic_name):
     prod.begin_transaction()
     errors, acked = tu.produce_flush(prod, topic, [(p, None, b"v%d" % p) for p in range(P)])
     assert not errors
+    # an unknown id that this same broker coordinates
+    with tu.any_conn(ctl) as c:
+        unknown = next(u for u in ("no-such-%d-%s" % (i, tid) for i in range(200))
+                       if tu.find_coordinator(c, u, 1) == (0, coord))
     with tu.conn(ctl, coord) as c:
-        d = tu.describe_transactions(c, [tid, "no-such-" + tid])
+        d = tu.describe_transactions(c, [tid, unknown])
         st = d[tid]
         assert st["error"] == 0 and st["state"] == "Ongoing", st
         assert st["timeout_ms"] == 45000 and st["pid"] >= 0 and st["epoch"] >= 0, st
         assert st["partitions"] == {(topic, p) for p in range(P)}, st
         assert abs(st["start_ms"] - time.time() * 1000) < 60000, st
-        assert d["no-such-" + tid]["error"] == tu.TRANSACTIONAL_ID_NOT_FOUND, d
+        assert d[unknown]["error"] == tu.TRANSACTIONAL_ID_NOT_FOUND, d
         err, lst = tu.list_transactions(c)
         assert err == 0 and (tid, st["pid"], "Ongoing") in lst, lst
         err, lst = tu.list_transactions(c, states=["Ongoing"], pids=[st["pid"]])
@@ -598,3 +689,53 @@ def test_raw_describe_and_list_transactions(ctl, topic_name):
             dp = tu.describe_producers(c, topic, [p])[p]
         mine = [s for s in dp[1] if s["pid"] == st["pid"]]
         assert len(mine) == 1 and mine[0]["txn_start"] == -1, dp
+
+
+@pytest.fixture
+def slow_repl_ctl(request):
+    mk = ControlMinikora("--set", "minikora.cross.az.latency.ms=1500", name=request.node.name)
+    mk.start()
+    yield mk
+    mk.stop()
+
+
+@pytest.mark.timeout(30)
+def test_raw_duplicate_with_acks_all_waits_for_replication(slow_repl_ctl, topic_name):
+    """A retried batch (same producer id/epoch/sequence) that is a duplicate of one appended
+    but not yet replicated must, with acks=all, be answered only once the original is
+    committed (Kafka parks it like the original: requiredOffset = its last offset + 1).
+    Otherwise the client takes it as acknowledged and a leader crash loses it."""
+    mk = slow_repl_ctl
+    topic = topic_name()
+    make_topic(mk, topic, 1, config={"min.insync.replicas": "2"})
+    leader = tu.leaders(mk, topic)[0]
+    c1, c2, c3 = tu.conn(mk, leader), tu.conn(mk, leader), tu.conn(mk, leader)
+    try:
+        _, pid, epoch = tu.init_producer_id(c3, None)
+        batch = tu.idem_batch([b"precious"], pid, epoch, 0)
+        c1.send(kwire.request(kwire.PRODUCE, 8, 4242, tu.produce_body(topic, 0, batch)))  # the original, parked (acks=all)
+        deadline = time.monotonic() + 5
+        while not tu.describe_producers(c3, topic, [0])[0][1]:  # appended on the leader
+            assert time.monotonic() < deadline, "the original batch was never appended"
+            time.sleep(0.005)  # bounded
+        t0 = time.monotonic()
+        c2.sock.settimeout(0.3)
+        try:
+            answered = tu.produce(c2, topic, 0, batch)
+        except OSError:
+            answered = None  # parked like the original: what Kafka does
+        took = time.monotonic() - t0
+        hw = tu.list_offsets(c3, topic, [0], tu.READ_UNCOMMITTED)[0][1]
+        if answered is not None and answered[0] == 0:
+            mk.crash(leader)
+            mk.start_broker(leader)
+            wait_isr_full(mk, topic, timeout=20)
+            after = tu.lso_hw(mk, topic, [0])[0][1]
+            raise AssertionError(
+                "duplicate with acks=all answered %r after %.3f s while the high watermark was "
+                "%d (original not replicated); after a leader crash the partition holds %d "
+                "records: an acknowledged record was lost" % (answered, took, hw, after))
+    finally:
+        for c in (c1, c2, c3):
+            c.close()
+

@@ -139,11 +139,16 @@ def idem_batch(values, pid, epoch, base_seq, transactional=False, base_timestamp
     return kwire.i64(0) + kwire.i32(len(after_len)) + after_len
 
 
-def produce(c, topic, partition, batch, tid=None, acks=-1, version=8):
-    """Produce v3..v8 (classic) -> (error, base_offset)."""
-    body = (kwire.string(tid) + kwire.i16(acks) + kwire.i32(10000)
+def produce_body(topic, partition, batch, tid=None, acks=-1):
+    """Produce v3..v8 (classic) body: one topic, one partition."""
+    return (kwire.string(tid) + kwire.i16(acks) + kwire.i32(10000)
             + kwire.array([kwire.string(topic) + kwire.array([kwire.i32(partition)
                                                              + kwire.bytes_(batch)])]))
+
+
+def produce(c, topic, partition, batch, tid=None, acks=-1, version=8):
+    """Produce v3..v8 (classic) -> (error, base_offset)."""
+    body = produce_body(topic, partition, batch, tid, acks)
     res = kwire.parse_produce(version, c.call(kwire.PRODUCE, version, body))
     assert len(res) == 1, res
     return res[0][2], res[0][3]
@@ -359,9 +364,12 @@ def produce_flush(p, topic, items, timeout=30):
     return errors, acked
 
 
-def consume_to_end(bootstrap, topic, partitions, isolation, timeout=30, group=None):
+def consume_to_end(bootstrap, topic, partitions, isolation, timeout=30, group=None,
+                   min_counts=None):
     """Assign every partition from the beginning and read until each reports EOF (HW for
-    read_uncommitted, LSO for read_committed).  -> {p: [(offset, key, value)]}"""
+    read_uncommitted, LSO for read_committed) -- and, with min_counts {p: n}, has at least n
+    records.  -> {p: [(offset, key, value)]}"""
+    min_counts = min_counts or {}
     c = ck.Consumer({"bootstrap.servers": bootstrap, "logger": RDK_LOG,
                      "group.id": group or ("mk-txn-" + uuid.uuid4().hex[:8]),
                      "enable.auto.commit": False, "auto.offset.reset": "earliest",
@@ -373,7 +381,7 @@ def consume_to_end(bootstrap, topic, partitions, isolation, timeout=30, group=No
     try:
         c.assign([ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in partitions])
         deadline = time.monotonic() + timeout
-        while len(eof) < len(partitions):
+        while len(eof) < len(partitions) or any(len(got[p]) < n for p, n in min_counts.items()):
             assert time.monotonic() < deadline, (
                 "%s consumer of %s: no EOF on %s within %d s (got %s)"
                 % (isolation, topic, sorted(set(partitions) - eof), timeout,
