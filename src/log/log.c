@@ -853,17 +853,12 @@ int mk_log_close(mk_log_t *log)
     return rc;
 }
 
-/* Removes the directory and frees log; no fsync.  Loop thread. */
-int mk_log_destroy(mk_log_t *log)
+/* Unlinks the files of a flat directory, then the directory.  0 or
+ * MK_ERR_IO (errno kept).  Any thread: no allocation through mk_malloc. */
+static int remove_flat_dir(const char *dir)
 {
-    if (!log)
-        return 0;
-    log_detach_flush(log);
-    for (size_t i = 0; i < log->nsegs; i++)
-        mk_log_seg_close(log->segs[i]);
-    log->nsegs = 0;
     int rc = 0;
-    DIR *d = opendir(log->dir);
+    DIR *d = opendir(dir);
     if (d) {
         struct dirent *e;
         while ((e = readdir(d)) != NULL) {
@@ -874,8 +869,65 @@ int mk_log_destroy(mk_log_t *log)
         }
         closedir(d);
     }
-    if (rmdir(log->dir) != 0 && errno != ENOENT)
+    if (rmdir(dir) != 0 && errno != ENOENT)
         rc = MK_ERR_IO;
+    return rc;
+}
+
+typedef struct dir_delete_s {
+    uv_work_t req;
+    int rc;
+    char path[];
+} dir_delete_t;
+
+static void dir_delete_work_cb(uv_work_t *req)
+{
+    dir_delete_t *w = (dir_delete_t *)req;
+    w->rc = remove_flat_dir(w->path);
+}
+
+static void dir_delete_after_cb(uv_work_t *req, int status)
+{
+    dir_delete_t *w = (dir_delete_t *)req;
+    if (status < 0 || w->rc)
+        mk_warn("log: %s: could not remove the directory completely", w->path);
+    mk_free(w);
+}
+
+/* Removes the directory and frees log; no fsync.  Loop thread.  With a loop
+ * the directory is first renamed to <dir>.<n>-delete, as Kafka does: the
+ * name is free again at once, and the files are unlinked on the threadpool
+ * (unlinking can wait on the disk, e.g. for discards). */
+int mk_log_destroy(mk_log_t *log)
+{
+    if (!log)
+        return 0;
+    log_detach_flush(log);
+    for (size_t i = 0; i < log->nsegs; i++)
+        mk_log_seg_close(log->segs[i]);
+    log->nsegs = 0;
+    if (log->cfg.loop) {
+        static unsigned seq;
+        size_t n = strlen(log->dir) + 48;
+        dir_delete_t *w = mk_malloc(sizeof(*w) + n);
+        if (w) {
+            snprintf(w->path, n, "%s.%d-%u-delete", log->dir, (int)getpid(), ++seq);
+            if (rename(log->dir, w->path) == 0 &&
+                uv_queue_work(log->cfg.loop, &w->req, dir_delete_work_cb, dir_delete_after_cb) == 0) {
+                mk_info("log: %s: deleted (files removed in the background)", log->dir);
+                log_free(log);
+                return 0;
+            }
+            /* Renamed but not queued: remove it here. */
+            if (access(w->path, F_OK) == 0 && remove_flat_dir(w->path) == 0) {
+                mk_free(w);
+                log_free(log);
+                return 0;
+            }
+            mk_free(w);
+        }
+    }
+    int rc = remove_flat_dir(log->dir);
     if (rc)
         mk_warn("log: %s: could not remove the directory completely: %s", log->dir,
                 strerror(errno));

@@ -77,8 +77,10 @@ int mk_log_set_config(mk_log_t *log, const mk_log_config_t *cfg);
 int mk_log_close(mk_log_t *log);
 
 /* Topic deletion: closes log without fsync, removes every file of the
- * directory and the directory itself, frees log.  Returns MK_ERR_IO if the
- * directory could not be removed completely; log is freed in every case. */
+ * directory and the directory itself, frees log.  With a loop configured the
+ * directory is renamed away at once and its files are removed on the
+ * threadpool.  Returns MK_ERR_IO if the directory could not be removed
+ * completely (synchronous case); log is freed in every case. */
 int mk_log_destroy(mk_log_t *log);
 
 /* =================================================================== append */
