@@ -353,12 +353,12 @@ static void h_cluster(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     }
     char boot[4096];
     mk_cluster_bootstrap(a->c, boot, sizeof(boot));
-    json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:o}", "cluster_id",
+    json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:o, s:o, s:o}", "cluster_id",
                           mk_cluster_id(a->c), "version", a->version, "controller",
                           (int)mk_cluster_controller_id(a->c), "bootstrap", boot, "brokers_running", up,
                           "cell_size", mk_cluster_cell_size(a->c), "topics", (int)k.topics, "partitions",
                           (int)k.partitions, "under_replicated_partitions", (int)k.urp, "offline_partitions",
-                          (int)k.offline, "uptime_ms", (int)(mk_mono_ms() - a->started_mono_ms), "azs", azs,
+                          (int)k.offline, "uptime_ms", (json_int_t)(mk_mono_ms() - a->started_mono_ms), "azs", azs,
                           "cells", cells, "brokers", brokers);
     counts_free(&k);
     mk_admin_json(resp, 200, j);
@@ -1086,10 +1086,8 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     mk_prom_help(o, "minikora_topic_partitions", "gauge", "Partitions of the topic.");
     size_t it = 0;
     mk_topic_t *t;
-    while ((t = mk_cluster_topic_next(a->c, &it))) {
-        snprintf(num, sizeof(num), "%d", t->partition_count);
+    while ((t = mk_cluster_topic_next(a->c, &it)))
         mk_prom_sample(o, "minikora_topic_partitions", t->partition_count, "topic", t->name, NULL);
-    }
     mk_prom_help(o, "kafka_log_log_size", "gauge", "Bytes of the topic's leader logs (Kafka's Log Size, summed).");
     it = 0;
     while ((t = mk_cluster_topic_next(a->c, &it))) {
