@@ -12,6 +12,10 @@
 5. transaction.timeout.ms: an open transaction is aborted and the LSO advances.
 6. Raw protocol (kwire): InitProducerId, duplicates, sequence gaps, old epochs, epoch bump,
    DescribeProducers / ListTransactions / DescribeTransactions.
+Beyond the issue's list (each names the Kafka behaviour it expects): a fenced or timed-out
+producer's later Produce is refused and never holds the LSO; an abort while a partition is
+offline completes once it is back; a refused partition answers base_offset -1; a duplicate
+batch with acks=all is answered only once the original is replicated.
 
 The cluster is `minikora serve --control-stdin` (repl_util.ControlMinikora); broker crashes are
 control lines, synchronised on their answers.  Waits are bounded and event-driven (partition
