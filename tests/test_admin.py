@@ -624,5 +624,8 @@ def test_latency_rates_and_events(cluster, topic_name):
     assert [e["seq"] for e in ev] == sorted(e["seq"] for e in ev)
     created = [e for e in ev if e["type"] == "topic_created" and name in e["message"]]
     assert created and "admin API" in created[0]["message"]
-    assert len(events(cluster, limit=1)) == 1
+    newest = events(cluster, limit=1)
+    assert len(newest) == 1 and newest[0]["seq"] == ok(cluster, "GET", "/v1/events")["last_seq"]
+    last_created = events(cluster, type="topic_created", limit=1)
+    assert len(last_created) == 1 and name in last_created[0]["message"], last_created
     assert events(cluster, since=10 ** 9) == []

@@ -968,16 +968,21 @@ static void h_events(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_cap
     }
     char type[24] = "";
     mk_admin_query_get(req->query, "type", type, sizeof(type));
-    json_t *arr = json_array();
+    /* The newest `limit` matching events after since, oldest first. */
     uint64_t first = a->event_seq > MK_ADMIN_EVENTS ? a->event_seq - MK_ADMIN_EVENTS + 1 : 1;
     if ((uint64_t)since + 1 > first)
         first = (uint64_t)since + 1;
-    /* The newest `limit` events after since, oldest first. */
-    uint64_t count = a->event_seq >= first ? a->event_seq - first + 1 : 0;
-    if (!type[0] && count > (uint64_t)limit)
-        first = a->event_seq - (uint64_t)limit + 1;
+    uint64_t from = first;
     int n = 0;
-    for (uint64_t s = first; s <= a->event_seq && n < limit; s++) {
+    for (uint64_t s = a->event_seq; s >= first && s > 0 && n < limit; s--) {
+        const mk_admin_event_t *e = &a->events[s % MK_ADMIN_EVENTS];
+        if (e->seq == s && (!type[0] || strcmp(type, e->type) == 0)) {
+            from = s;
+            n++;
+        }
+    }
+    json_t *arr = json_array();
+    for (uint64_t s = from; n > 0 && s <= a->event_seq; s++) {
         const mk_admin_event_t *e = &a->events[s % MK_ADMIN_EVENTS];
         if (e->seq != s || (type[0] && strcmp(type, e->type) != 0))
             continue;
@@ -985,7 +990,6 @@ static void h_events(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_cap
                                "type", e->type, "message", jstr(e->message));
         json_object_set_new(ej, "broker", e->broker >= 0 ? json_integer(e->broker) : json_null());
         json_array_append_new(arr, ej);
-        n++;
     }
     mk_admin_json(resp, 200, json_pack("{s:o, s:I, s:i}", "events", arr, "last_seq", (json_int_t)a->event_seq,
                                        "capacity", MK_ADMIN_EVENTS));
