@@ -17,7 +17,7 @@ import kwire
 from clients import (RDK_LOG, check_partitions, ck_consume, ck_consumer, ck_create_topic,
                      ck_produce, ck_watermarks, expected_by_partition, make_records)
 from repl_util import (ControlMinikora, broker_racks, isr_full, metadata, per_file_digests,
-                       raw_fetch_all, raw_produce, replica_digest, summarize, wait_isr_full,
+                       offset_for_leader_epoch, raw_fetch_all, raw_produce, replica_digest, summarize, wait_isr_full,
                        wait_metadata, wait_replicas_identical)
 
 NOT_ENOUGH_REPLICAS = 19
@@ -395,6 +395,14 @@ def test_divergent_suffix_truncated_and_logs_identical(ctl, topic_name):
     assert (err, base) == (0, 10), "new leader must not have the unreplicated suffix"
     assert replica_digest(mk.data_dir, old, topic, 0)[0] != replica_digest(
         mk.data_dir, new, topic, 0)[0]
+    # the new leader's epoch cache: the old epoch ends where the new one starts (offset 10)
+    base_epoch = raw_fetch_all(mk, new, topic, 0)[0][0][1]
+    err, ep, end = offset_for_leader_epoch(mk, new, topic, 0, base_epoch)
+    assert (err, ep, end) == (0, base_epoch, 10), "OffsetForLeaderEpoch(%d) on the new leader: %s" % (
+        base_epoch, (err, ep, end))
+    new_epoch = parts[0]["leader_epoch"]
+    assert new_epoch > base_epoch, parts
+    assert offset_for_leader_epoch(mk, new, topic, 0, new_epoch) == (0, new_epoch, 15)
 
     mk.start_broker(old)
     parts = wait_isr_full(mk, topic, timeout=20)
