@@ -368,6 +368,20 @@ def test_bad_http_never_crashes(cluster):
     cluster.assert_alive("bad HTTP input")
 
 
+def test_refused_kafka_requests_become_an_event(cluster):
+    seq0 = ok(cluster, "GET", "/v1/events")["last_seq"]
+    h, p = cluster.brokers[0]
+    for _ in range(3):
+        with socket.create_connection((h, p), timeout=5) as s:
+            s.sendall(kwire.frame(b"\x7f\x7f\x00\x00\x00\x00\x00\x01\xff\xff"))  # API key 32639
+            try:
+                s.recv(100)
+            except OSError:
+                pass
+    ev = wait_for(lambda: events(cluster, since=seq0, type="requests_rejected"), 5, "requests_rejected event")
+    assert re.match(r"\d+ Kafka requests refused", ev[-1]["message"]), ev
+
+
 # ---------------------------------------------------------------------------------------------
 # Groups
 # ---------------------------------------------------------------------------------------------

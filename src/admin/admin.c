@@ -5,7 +5,8 @@
  * Events: a ring of the last MK_ADMIN_EVENTS events, numbered from 1 (seq),
  * so a reader can ask for what came after the last one it saw.  They come
  * from two places:
- *   - mk_admin_event(): explicit ones (reset, AZ actions, restarts);
+ *   - mk_admin_event(): explicit ones (reset, AZ actions, restarts, and once
+ *     a second at most a count of Kafka requests refused);
  *   - mk_admin_observe(): a sample of the cluster compared with the last
  *     one: brokers started or stopped, topics created or deleted, partition
  *     leaders moved or lost, ISRs shrunk or grown.  It runs every tick and at
@@ -195,6 +196,13 @@ static void tick_cb(uv_timer_t *t)
     mk_admin_t *a = t->data;
     uint64_t now = mk_mono_ms();
     mk_admin_observe(a);
+    /* Refused requests: one event a second at most, however many there were. */
+    uint64_t rejected = mk_admin_stats_rejected(a->stats);
+    if (rejected > a->rejected_seen)
+        mk_admin_event(a, "requests_rejected", -1, "%llu Kafka requests refused (connection closed: malformed or "
+                       "unsupported) in the last second; see the broker log",
+                       (unsigned long long)(rejected - a->rejected_seen));
+    a->rejected_seen = rejected;
     mk_admin_stats_tick(a->stats, now);
     mk_http_sweep(a->http, now);
 }

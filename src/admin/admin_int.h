@@ -139,6 +139,8 @@ void mk_admin_stats_free(mk_admin_stats_t *s);
 void mk_admin_stats_on_request(mk_admin_stats_t *s, const mk_broker_req_info_t *info);
 /* Once a second: rate samples; counters of deleted topics dropped. */
 void mk_admin_stats_tick(mk_admin_stats_t *s, uint64_t now_ms);
+/* Requests refused by closing their connection, since start. */
+uint64_t mk_admin_stats_rejected(const mk_admin_stats_t *s);
 /* Forget the counters of topics that no longer exist (reset). */
 void mk_admin_stats_prune(mk_admin_stats_t *s);
 /* GET /v1/latency and GET /v1/rates bodies (new references). */
@@ -184,6 +186,7 @@ struct mk_admin_s {
     bool quiet;               /* the next sample records no per-topic events (reset) */
     uint64_t http_by_class[6];/* responses by status class (index status/100) */
     uint64_t resets;
+    uint64_t rejected_seen;   /* mk_admin_stats_rejected() at the last tick */
 };
 
 /* Sample the cluster now and record what changed since the last sample as

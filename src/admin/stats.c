@@ -63,6 +63,7 @@ typedef struct lat_cell_s {
 
 struct mk_admin_stats_s {
     mk_cluster_t *c;
+    uint64_t rejected;         /* requests answered by closing the connection */
     int nbrokers;
     lat_cell_t **cells;        /* owned: [broker index * API_SLOTS + key], lazily */
     flow_t *brokers;           /* owned: per broker index */
@@ -280,6 +281,7 @@ void mk_admin_stats_on_request(mk_admin_stats_t *s, const mk_broker_req_info_t *
     flow_t *broker = broker_ok ? &s->brokers[bi] : NULL;
     flow_t *client = flow_get(&s->clients, info->client_id ? info->client_id : "", MK_ADMIN_MAX_CLIENTS);
     s->total.v[F_REQUESTS]++;
+    s->rejected += info->rejected;
     if (broker)
         broker->v[F_REQUESTS]++;
     if (client)
@@ -349,6 +351,8 @@ void mk_admin_stats_free(mk_admin_stats_t *s)
     map_free_values(&s->clients);
     mk_free(s);
 }
+
+uint64_t mk_admin_stats_rejected(const mk_admin_stats_t *s) { return s->rejected; }
 
 static void flow_sample(flow_t *f, int pos) { memcpy(f->ring[pos], f->v, sizeof(f->v)); }
 
