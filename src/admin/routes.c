@@ -32,8 +32,6 @@
 
 /* ================================================================ helpers */
 
-void mk_admin_json(mk_http_resp_t *resp, int status, json_t *j);
-
 static int dump_cb(const char *p, size_t n, void *data)
 {
     mk_buf_put(data, p, n);
