@@ -359,7 +359,12 @@ def produce_flush(p, topic, items, timeout=30):
 
     for part, k, v in items:
         p.produce(topic, key=k, value=v, partition=part, on_delivery=dr)
-    left = p.flush(timeout)
+    try:
+        left = p.flush(timeout)
+    except ck.KafkaException as e:
+        # librdkafka raises a fatal error (e.g. fenced) from flush(): that is the outcome.
+        errors.append((items[-1][2], e.args[0]))
+        return errors, acked
     assert left == 0, "%d messages still in flight after %d s" % (left, timeout)
     return errors, acked
 

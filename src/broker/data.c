@@ -172,6 +172,7 @@ static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequ
 {
     int16_t err;
     rp->Index = qp->Index;
+    rp->BaseOffset = -1; /* until appended */
     mk_partition_t *p = leader_partition(req, t, qp->Index, &err);
     if (!p) {
         rp->ErrorCode = err;
@@ -210,8 +211,22 @@ static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequ
             int64_t dup = -1;
             int rc = mk_txn_check_batch(req->b->txn, p, &h, &dup);
             if (rc == MK_TXN_DUPLICATE) {
+                /* A retry of a batch we have: its first answer again, and for
+                 * acks=all only once the original is replicated. */
                 rp->BaseOffset = dup;
                 rp->LogStartOffset = mk_log_start_offset(p->log);
+                int64_t end = dup + h.lastOffsetDelta + 1;
+                if (q->Acks == -1 && p->hw < end) {
+                    produce_wait_t *w = mk_arena_alloc(&req->arena, sizeof(*w));
+                    if (w) {
+                        memcpy(w->topic_id, t->id, 16);
+                        w->partition = qp->Index;
+                        w->end_offset = end;
+                        w->resp = rp;
+                        w->next = req->ctx;
+                        req->ctx = w;
+                    }
+                }
                 return;
             }
             if (rc) {

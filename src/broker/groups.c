@@ -12,6 +12,7 @@
  */
 #include "broker/broker_int.h"
 #include "group/group.h"
+#include "txn/txn.h"
 
 #include <string.h>
 
@@ -350,6 +351,13 @@ static void fill_partition(mk_req_t *req, const char *gid, const mk_topic_t *t, 
     *epoch = o.leader_epoch;
     *metadata = mk_req_str(req, o.metadata);
     *err = 0;
+    /* require_stable (v7+): offsets held by an open transaction are not final. */
+    mk_OffsetFetchRequest_t *q = req->body;
+    if (req->version >= 7 && q->RequireStable && req->b->txn &&
+        mk_txn_pending_offset(req->b->txn, gid, t->name, partition)) {
+        *offset = -1;
+        *err = MK_KERR_UNSTABLE_OFFSET_COMMIT;
+    }
 }
 
 /* Fill one group's topics: from the request's list, or every committed one. */

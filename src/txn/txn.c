@@ -183,8 +183,10 @@ static void apply_batch(pstate_t *ps, const uint8_t *b, size_t n)
             ps->aborted[ps->naborted++] = (aborted_t){h.producerId, pr->txn_first, h.baseOffset};
         }
         pr->txn_first = -1;
-        if (h.producerEpoch > pr->epoch)
+        if (h.producerEpoch > pr->epoch) {
             pr->epoch = h.producerEpoch;
+            pr->n = 0;
+        }
         return;
     }
     if (h.producerEpoch != pr->epoch) {
@@ -261,13 +263,13 @@ int mk_txn_check_batch(mk_txn_t *t, mk_partition_t *p, const mk_batch_hdr_t *h, 
     if (!ps)
         return MK_KERR_UNKNOWN_SERVER_ERROR;
     prod_t *pr = prod_get(ps, h->producerId, false);
+    if (pr && h->producerEpoch < pr->epoch)
+        return MK_KERR_INVALID_PRODUCER_EPOCH; /* fenced (a newer epoch wrote here) */
     if (!pr || pr->n == 0) {
         /* A producer new to this partition (or whose state retention
          * removed) must start at sequence 0. */
         return h->baseSequence == 0 || !pr ? 0 : MK_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
     }
-    if (h->producerEpoch < pr->epoch)
-        return MK_KERR_INVALID_PRODUCER_EPOCH;
     if (h->producerEpoch > pr->epoch)
         return h->baseSequence == 0 ? 0 : MK_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
     int32_t last_seq = (int32_t)((uint32_t)h->baseSequence + (uint32_t)h->lastOffsetDelta) & INT32_MAX;
@@ -416,17 +418,25 @@ static int add_part(tstate_t *ts, const char *topic, int32_t partition)
     return 0;
 }
 
-/* Write the commit or abort marker to every partition of the transaction. */
-static void write_markers(mk_txn_t *t, tstate_t *ts, bool commit)
+/* Write the commit or abort marker to every partition of the transaction.
+ * Partitions that have no leader now stay in ts->parts (written when they
+ * come back, from the tick); returns how many are left. */
+static int write_markers(mk_txn_t *t, tstate_t *ts, bool commit)
 {
     mk_buf_t b;
     mk_buf_init(&b);
+    int left = 0;
     for (int i = 0; i < ts->nparts; i++) {
         mk_topic_t *topic = mk_cluster_topic_find(t->c, ts->parts[i].topic);
         mk_partition_t *p = mk_topic_partition(topic, ts->parts[i].partition);
-        if (!p || !p->log) {
-            mk_warn("transaction %s: no leader for %s-%d; its marker is not written", ts->tid, ts->parts[i].topic,
-                    ts->parts[i].partition);
+        if (!topic || !p) {
+            mk_free(ts->parts[i].topic); /* the topic is gone: nothing to mark */
+            continue;
+        }
+        if (!p->log) {
+            mk_warn("transaction %s: no leader for %s-%d; its marker waits for one", ts->tid,
+                    ts->parts[i].topic, ts->parts[i].partition);
+            ts->parts[left++] = ts->parts[i];
             continue;
         }
         mk_batch_build_opts_t o;
@@ -443,11 +453,17 @@ static void write_markers(mk_txn_t *t, tstate_t *ts, bool commit)
             continue;
         }
         int rc = t->append(t->append_arg, p, b.data, b.len);
-        if (rc < 0)
+        if (rc < 0) {
             mk_error("transaction %s: marker for %s-%d failed: %s", ts->tid, ts->parts[i].topic,
                      ts->parts[i].partition, mk_strerror(rc));
+            ts->parts[left++] = ts->parts[i];
+            continue;
+        }
+        mk_free(ts->parts[i].topic);
     }
+    ts->nparts = left;
     mk_buf_free(&b);
+    return left;
 }
 
 static void commit_done(int16_t err, void *arg)
@@ -458,12 +474,27 @@ static void commit_done(int16_t err, void *arg)
     mk_free(arg);
 }
 
-/* Finish the open transaction: Prepare state persisted, markers, offsets. */
+/* Markers of a Prepare state, retried until every partition has one. */
+static void finish_prepared(mk_txn_t *t, tstate_t *ts)
+{
+    bool commit = ts->state == T_PREPARE_COMMIT;
+    if (write_markers(t, ts, commit) > 0) {
+        persist(t, ts);
+        return;
+    }
+    tstate_clear_txn(ts);
+    ts->state = commit ? T_COMPLETE_COMMIT : T_COMPLETE_ABORT;
+    persist(t, ts);
+    mk_info("transaction %s (producer %" PRId64 " epoch %d) %s", ts->tid, ts->pid, ts->epoch,
+            commit ? "committed" : "aborted");
+}
+
+/* Finish the open transaction: Prepare state persisted, offsets applied (on
+ * commit), markers written (later for partitions without a leader now). */
 static void complete(mk_txn_t *t, tstate_t *ts, bool commit)
 {
     ts->state = commit ? T_PREPARE_COMMIT : T_PREPARE_ABORT;
     persist(t, ts);
-    write_markers(t, ts, commit);
     if (commit) {
         for (int i = 0; i < ts->noffs; i++) {
             /* One commit per offset keeps this simple; they are few. */
@@ -474,11 +505,13 @@ static void complete(mk_txn_t *t, tstate_t *ts, bool commit)
                 mk_free(g);
         }
     }
-    tstate_clear_txn(ts);
-    ts->state = commit ? T_COMPLETE_COMMIT : T_COMPLETE_ABORT;
-    persist(t, ts);
-    mk_info("transaction %s (producer %" PRId64 " epoch %d) %s", ts->tid, ts->pid, ts->epoch,
-            commit ? "committed" : "aborted");
+    for (int i = 0; i < ts->noffs; i++) {
+        mk_free(ts->offs[i].group);
+        mk_free(ts->offs[i].topic);
+        mk_free(ts->offs[i].metadata);
+    }
+    ts->noffs = 0;
+    finish_prepared(t, ts);
 }
 
 mk_txn_pid_t mk_txn_init_pid(mk_txn_t *t, const char *tid, int32_t timeout_ms, int64_t pid, int16_t epoch)
@@ -515,8 +548,16 @@ mk_txn_pid_t mk_txn_init_pid(mk_txn_t *t, const char *tid, int32_t timeout_ms, i
             r.error = MK_KERR_PRODUCER_FENCED;
             return r;
         }
-        if (ts->state == T_ONGOING)
+        if (ts->state == T_PREPARE_COMMIT || ts->state == T_PREPARE_ABORT) {
+            r.error = MK_KERR_CONCURRENT_TRANSACTIONS;
+            return r;
+        }
+        if (ts->state == T_ONGOING) {
+            /* Fence the old producer: the abort markers carry a newer epoch,
+             * so its late batches are refused by the partitions. */
+            ts->epoch++;
             complete(t, ts, false);
+        }
         if (ts->epoch >= INT16_MAX - 1) {
             ts->pid = alloc_pid(t);
             ts->epoch = 0;
@@ -625,6 +666,21 @@ int16_t mk_txn_end(mk_txn_t *t, const char *tid, int64_t pid, int16_t epoch, boo
     return 0;
 }
 
+bool mk_txn_pending_offset(mk_txn_t *t, const char *group_id, const char *topic, int32_t partition)
+{
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (mk_map_next(&t->tids, &it, &k, &v)) {
+        tstate_t *ts = v;
+        for (int i = 0; ts->state == T_ONGOING && i < ts->noffs; i++)
+            if (ts->offs[i].partition == partition && strcmp(ts->offs[i].group, group_id) == 0 &&
+                strcmp(ts->offs[i].topic, topic) == 0)
+                return true;
+    }
+    return false;
+}
+
 bool mk_txn_describe(mk_txn_t *t, const char *tid, mk_txn_desc_cb cb, void *arg)
 {
     size_t it = 0;
@@ -663,10 +719,11 @@ static void tick_cb(uv_timer_t *h)
         tstate_t *ts = v;
         if (ts->state == T_ONGOING && now - ts->start_ms > ts->timeout_ms) {
             mk_warn("transaction %s timed out after %d ms; aborting", ts->tid, ts->timeout_ms);
-            complete(t, ts, false);
-            /* Fence the producer that let it time out. */
+            /* Fence the producer that let it time out (markers carry the new epoch). */
             ts->epoch++;
-            persist(t, ts);
+            complete(t, ts, false);
+        } else if (ts->state == T_PREPARE_COMMIT || ts->state == T_PREPARE_ABORT) {
+            finish_prepared(t, ts);
         }
     }
 }
@@ -755,7 +812,7 @@ int mk_txn_new(uv_loop_t *loop, mk_cluster_t *c, mk_group_coord_t *groups, mk_tx
         if (ts->state == T_PREPARE_COMMIT || ts->state == T_PREPARE_ABORT) {
             mk_info("transaction %s: completing its %s after a restart", ts->tid,
                     ts->state == T_PREPARE_COMMIT ? "commit" : "abort");
-            complete(t, ts, ts->state == T_PREPARE_COMMIT);
+            finish_prepared(t, ts);
         }
     }
     *out = t;

@@ -78,6 +78,10 @@ int16_t mk_txn_offset_commit(mk_txn_t *t, const char *tid, int64_t pid, int16_t 
 /* EndTxn: markers written, offsets applied (commit) or dropped; Kafka error. */
 int16_t mk_txn_end(mk_txn_t *t, const char *tid, int64_t pid, int16_t epoch, bool commit);
 
+/* Whether an open transaction holds offsets for (group, topic, partition):
+ * OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT then. */
+bool mk_txn_pending_offset(mk_txn_t *t, const char *group_id, const char *topic, int32_t partition);
+
 /* DescribeTransactions / ListTransactions view of one transactional id. */
 typedef struct mk_txn_desc_s {
     const char *transactional_id;
