@@ -20,6 +20,9 @@ from repl_util import (ControlMinikora, broker_racks, isr_full, metadata, per_fi
                        offset_for_leader_epoch, raw_fetch_all, raw_produce, replica_digest, summarize, wait_isr_full,
                        wait_metadata, wait_replicas_identical)
 
+# while brokers are down, clients should retry connections quickly (librdkafka's defaults
+# back off up to 10 s on a refused bootstrap connection)
+FAST_RECONNECT = {"reconnect.backoff.ms": 10, "reconnect.backoff.max.ms": 200}
 NOT_ENOUGH_REPLICAS = 19
 NOT_ENOUGH_REPLICAS_AFTER_APPEND = 20
 
@@ -253,10 +256,10 @@ def test_az_outage_produce_consume_continue_and_rejoin(ctl, topic_name):
             "p%d ISR after az-down: %s" % (i, p)
 
     during = make_records("during", 3000, P)
-    ck_produce(mk.bootstrap, topic, during, **{"message.timeout.ms": 20000})
+    ck_produce(mk.bootstrap, topic, during, **{"message.timeout.ms": 20000}, **FAST_RECONNECT)
     exp = expected_by_partition(before + during)
     check_partitions(exp, ck_consume(mk.bootstrap, topic, {p: len(v) for p, v in exp.items()},
-                                     timeout=30), "during az-down %s" % az)
+                                     timeout=30, **FAST_RECONNECT), "during az-down %s" % az)
 
     assert mk.control("az-up %s" % az) == "ok az-up %s" % az
     parts = wait_isr_full(mk, topic, timeout=20)
@@ -303,7 +306,7 @@ def test_two_azs_down_not_enough_replicas(ctl, topic_name):
     errs = []
     prod = ck.Producer({"bootstrap.servers": mk.bootstrap, "logger": RDK_LOG, "acks": "all",
                         "retries": 0, "enable.idempotence": False, "message.timeout.ms": 5000,
-                        "linger.ms": 1})
+                        "linger.ms": 1, **FAST_RECONNECT})
     for i in range(10):
         prod.produce(topic, value=b"ck-refused-%d" % i, partition=i % P,
                      on_delivery=lambda err, msg: errs.append(err))
@@ -313,7 +316,7 @@ def test_two_azs_down_not_enough_replicas(ctl, topic_name):
 
     # acks=1 continues
     during = make_records("during", 1000, P)
-    ck_produce(mk.bootstrap, topic, during, acks=1)
+    ck_produce(mk.bootstrap, topic, during, acks=1, **FAST_RECONNECT)
 
     for az in gone:
         mk.control("az-up %s" % az)
