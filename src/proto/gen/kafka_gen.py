@@ -200,9 +200,6 @@ class Gen:
                  " * the generic codec in codec.c. */")
         c.append('#include <stddef.h>\n#include "proto/kafka_gen.h"\n')
         for cname, fields in self.structs:
-            c.append("extern const mk_pstruct_t mk_pdesc_%s;" % cname[3:-2])
-        c.append("")
-        for cname, fields in self.structs:
             base = cname[:-2]
             if fields:
                 c.append("static const mk_pfield_t f_%s[] = {" % base)
