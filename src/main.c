@@ -14,6 +14,7 @@
 #include "broker/broker.h"
 #include "cluster/cluster.h"
 #include "repl/repl.h"
+#include "tui.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -29,6 +30,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: minikora serve [options]   run a Kafka-compatible cluster\n"
             "       minikora apis [--markdown] list supported Kafka APIs and versions\n"
+            "       minikora tui [--admin URL]  watch and steer a running cluster (full screen)\n"
             "       minikora version\n"
             "\n"
             "serve options:\n"
@@ -491,6 +493,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "serve") == 0)
         return cmd_serve(argc - 2, argv + 2);
+    if (strcmp(argv[1], "tui") == 0)
+        return mk_tui_main(argc - 2, argv + 2);
     if (strcmp(argv[1], "apis") == 0) {
         if (argc > 2 && strcmp(argv[2], "--markdown") == 0) {
             mk_broker_apis_markdown(stdout);

@@ -1,0 +1,291 @@
+"""`minikora tui` driven in tmux (send-keys, capture-pane) against a real cluster under load.
+
+The cluster is started with --port 0; the TUI attaches to the admin URL from the ready line
+("... admin http://H:P") over HTTP only.  Each check polls capture-pane until the screen shows
+what it must or a deadline passes (then the last screen is in the failure message): no sleeps
+as synchronisation.  The pane is 80x24, the size the TUI is designed for.
+
+Covered: each view shows the right brokers, AZs, cells and topics; a topic and a broker drill
+into their partitions; latency, tenant and event views show the load; / filters; ? helps; s/y
+stops a broker (shown as stopped, and the API agrees), S/y starts it, n cancels, a/A take an AZ
+down and up; a resize redraws; q quits with exit code 0.  A second test runs without colours
+(TERM=vt100, NO_COLOR) against an address where nothing listens; a third checks the usage
+errors.
+
+Needs tmux (ci/install.sh test installs it).
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from clients import ck_produce, make_records
+from conftest import BIN, LOG_DIR
+
+ADMIN_RE = re.compile(r"\badmin (http://\S+)")
+COLS, ROWS = 80, 24
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
+                                reason="tmux is not installed (ci/install.sh test installs it)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+def admin_url_or_skip(mk):
+    for line in reversed(mk.stdout_lines):
+        if "ready" in line:
+            m = ADMIN_RE.search(line)
+            if not m:
+                pytest.skip("the ready line has no admin URL (admin API not built in): %r" % line)
+            return m.group(1)
+    pytest.fail("no ready line: %r" % mk.stdout_lines[-5:])
+
+
+def http(url, method="GET", body=None, timeout=10):
+    data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read().decode())
+
+
+class Tui:
+    """One `minikora tui` in a detached tmux session on a private tmux server."""
+
+    def __init__(self, name, args, env=None, cols=COLS, rows=ROWS):
+        self.sock = "mk-tui-%d-%s" % (os.getpid(), name)
+        self.rc_path = LOG_DIR / ("tui-%s-%d.rc" % (name, os.getpid()))
+        self.rc_path.unlink(missing_ok=True)
+        envs = " ".join("%s=%s" % kv for kv in (env or {}).items())
+        cmd = "env %s %s tui %s; echo $? > %s" % (envs, BIN, " ".join(args), self.rc_path)
+        self.tmux("new-session", "-d", "-x", str(cols), "-y", str(rows), "-s", "tui",
+                  "sh -c '%s'" % cmd)
+        self.last = ""
+        self.gone = ""
+
+    def tmux(self, *args, check=True):
+        return subprocess.run(["tmux", "-L", self.sock, "-f", "/dev/null", *args],
+                              capture_output=True, text=True, timeout=10, check=check)
+
+    def keys(self, *keys):
+        for k in keys:
+            # -l sends text literally; key names (Enter, Escape, Tab) go without it
+            literal = len(k) == 1 or not k[0].isupper()
+            self.tmux("send-keys", "-t", "tui", *(["-l", k] if literal else [k]))
+
+    def screen(self):
+        r = self.tmux("capture-pane", "-p", "-t", "tui", check=False)
+        if r.returncode == 0:
+            self.last = r.stdout
+        else:
+            self.gone = "pane gone (%s); exit code file: %r" % (
+                r.stderr.strip(), self.rc_path.read_text() if self.rc_path.exists() else None)
+        return self.last
+
+    def wait(self, what, pred, timeout=15):
+        """Poll the screen until pred(screen) is true; fail with the last screen otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.screen()
+            if pred(s):
+                return s
+            if time.monotonic() > deadline:
+                pytest.fail("TUI: %s not seen within %.0f s; %slast screen:\n%s"
+                            % (what, timeout, self.gone + "; " if self.gone else "", s))
+            time.sleep(0.05)  # poll interval, not synchronisation
+
+    def wait_text(self, *texts, timeout=15):
+        return self.wait(" and ".join(repr(t) for t in texts),
+                         lambda s: all(t in s for t in texts), timeout)
+
+    def wait_re(self, pattern, timeout=15, flags=re.M):
+        rx = re.compile(pattern, flags)
+        return self.wait("/%s/" % pattern, lambda s: rx.search(s) is not None, timeout)
+
+    def exit_code(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                text = self.rc_path.read_text().strip()
+                if text:
+                    return int(text)
+            except FileNotFoundError:
+                pass
+            time.sleep(0.05)
+        pytest.fail("TUI did not exit within %.0f s; last screen:\n%s" % (timeout, self.screen()))
+
+    def close(self):
+        self.tmux("kill-server", check=False)
+        self.rc_path.unlink(missing_ok=True)
+
+
+def broker_row(broker, state):
+    """An Overview broker row: '>   2  az-2  0 running ...'."""
+    return r"^[ >]\s*%d\s+az-\d+\s+\d+\s+%s\b" % (broker, state)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.timeout(150)
+def test_tui_views_and_actions(minikora):
+    mk = minikora()
+    url = admin_url_or_skip(mk)
+    topic = "tui-%s" % uuid.uuid4().hex[:6]
+    created = http(url + "/v1/topics", "POST", {"name": topic, "partitions": 3, "replication_factor": 3})
+    details = created["topic"]["partition_details"]
+    leaders = {p["partition"]: p["leader"] for p in details}
+    cell = created["topic"]["cell"]  # brokers 3*cell+1 .. 3*cell+3 hold it
+    # Load: records in, so rates, latency and the client table have something to show.
+    ck_produce(mk.bootstrap, topic, make_records("tui", 300, 3), **{"client.id": "tui-load"})
+
+    tui = Tui("views", ["--admin", url])
+    try:
+        # ---- Overview: every broker running in its AZ, every AZ up, throughput seen
+        s = tui.wait_text("1 Overview", "brokers 6/6 up", "az-1 up 2/2", "az-2 up 2/2", "az-3 up 2/2")
+        for b in range(1, 7):
+            tui.wait_re(r"^[ >]\s*%d\s+az-%d\s+%d\s+running\b" % (b, (b - 1) % 3 + 1, (b - 1) // 3))
+        tui.wait_re(r"Throughput in [1-9][0-9.]* [kM]?B/s")
+        assert "admin ok" in tui.screen()
+
+        # ---- Placement: the AZ x cell grid and the topic list
+        tui.keys("2")
+        s = tui.wait_text("cell 0", "cell 1", topic)
+        assert re.search(r"AZ\s+az-1 up\s+az-2 up\s+az-3 up", s), s
+        for b in range(1, 7):
+            assert re.search(r"#%d up L\d+ R\d+" % b, s), "broker %d not in the grid\n%s" % (b, s)
+        grid = [l for l in s.splitlines() if l.startswith(" cell ")]
+        assert re.findall(r"#(\d)", grid[0]) == ["1", "2", "3"], s
+        assert re.findall(r"#(\d)", grid[1]) == ["4", "5", "6"], s
+        # Enter on the topic: its partitions with leader, replicas and ISR
+        tui.keys("j", "j", "Enter")  # cell 0 -> cell 1 -> first topic
+        s = tui.wait_text("Topic %s" % topic, "REPLICAS")
+        for p, leader in leaders.items():
+            tui.wait_re(r"^ %s\s+%d\s+%d\s+\d+\s+[\d,]+\s+[\d,]+" % (re.escape(topic), p, leader))
+        # Back, then Enter on a broker: the partitions it holds, with its role
+        tui.keys("Escape", "k")  # back to the grid: cell 1, az-1 (broker 4)
+        if cell == 0:
+            tui.keys("k")  # up to broker 1
+        tui.keys("Enter")
+        s = tui.wait_re(r"Broker %d\s+az-1\s+cell %d" % (3 * cell + 1, cell))
+        tui.wait_re(r"^ %s\s+\d+\s+\d+.*\b(leader|follower)\b" % re.escape(topic))
+        tui.keys("Escape")
+        tui.wait_text("cell 0", "TOPIC")
+
+        # ---- Latency: Produce answered by the leaders
+        tui.keys("3")
+        s = tui.wait_re(r"^\s+\d\s+Produce\s+\d")
+        produce_brokers = {int(m) for m in re.findall(r"^\s+(\d)\s+Produce\b", s, re.M)}
+        assert produce_brokers <= set(leaders.values()), s
+
+        # ---- Tenants: the one default tenant with its totals and our client
+        tui.keys("4")
+        tui.wait_text("Tenant default", "bytes in", "records in", "tui-load")
+        tui.wait_re(r"records in\s+\S+/s\s+300\b")
+
+        # ---- Events: the topic we created
+        tui.keys("5")
+        tui.wait_re(r"topic_created\s+.*%s" % re.escape(topic))
+
+        # ---- Filter: only az-2's brokers; Escape clears it
+        tui.keys("1", "/", "az-2", "Enter")
+        tui.wait(
+            "only brokers 2 and 5",
+            lambda s: re.search(broker_row(2, "running"), s, re.M) and
+            re.search(broker_row(5, "running"), s, re.M) and
+            not re.search(broker_row(1, "running"), s, re.M))
+        tui.keys("Escape")
+        tui.wait_re(broker_row(1, "running"))
+
+        # ---- Help
+        tui.keys("?")
+        tui.wait_text("minikora tui: keys", "Any key closes")
+        tui.keys("x")
+        tui.wait("help closed", lambda s: "Any key closes" not in s)
+
+        # ---- Stop broker 2 from the TUI: confirm, see it down, the API agrees
+        tui.keys("g", "j")  # first broker, then the second
+        tui.wait_re(r"^>\s*2\s+az-2")
+        tui.keys("s")
+        tui.wait_text("Stop (controlled shutdown) broker 2", "[y/n]")
+        tui.keys("y")
+        tui.wait_re(broker_row(2, "stopped"))
+        tui.wait_text("brokers 5/6 up", "az-2 degraded 1/2")
+        assert http(url + "/v1/brokers/2")["broker"]["running"] is False
+        tui.keys("2")
+        tui.wait_text("#2 DOWN")
+        tui.keys("5")
+        tui.wait_re(r"broker_stopped\s+broker 2 stopped")
+
+        # ---- n cancels; S starts it again
+        tui.keys("1", "c")
+        tui.wait_text("Crash broker 2")
+        tui.keys("n")
+        tui.wait_text("cancelled")
+        tui.keys("S")
+        tui.wait_text("Start broker 2")
+        tui.keys("y")
+        tui.wait_re(broker_row(2, "running"))
+        tui.wait_text("brokers 6/6 up")
+
+        # ---- AZ down and up (the selected broker's AZ: az-2)
+        tui.keys("a")
+        tui.wait_text("Take down AZ az-2 (2 brokers)?")
+        tui.keys("y")
+        tui.wait_text("az-2 DOWN 0/2", "brokers 4/6 up")
+        tui.wait_re(broker_row(5, "stopped"))
+        tui.keys("A")
+        tui.wait_text("Bring up AZ az-2")
+        tui.keys("y")
+        tui.wait_text("az-2 up 2/2", "brokers 6/6 up")
+
+        # ---- Resize: redrawn at the new size, then back
+        tui.tmux("resize-window", "-t", "tui", "-x", "120", "-y", "30")
+        tui.wait("a 120-column frame", lambda s: url in s.splitlines()[0])
+        tui.tmux("resize-window", "-t", "tui", "-x", str(COLS), "-y", str(ROWS))
+        tui.wait("an 80-column frame", lambda s: url not in s.splitlines()[0] and "6/6 up" in s)
+
+        # ---- q quits with 0
+        tui.keys("q")
+        assert tui.exit_code() == 0
+    finally:
+        tui.close()
+
+
+@pytest.mark.timeout(60)
+def test_tui_without_colours_and_without_a_server():
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tui = Tui("nocolour", ["--admin", "127.0.0.1:%d" % port],
+              env={"TERM": "vt100", "NO_COLOR": "1", "LC_ALL": "C"})
+    try:
+        tui.wait_text("cannot reach the admin API at http://127.0.0.1:%d" % port, "UNREACHABLE")
+        for v in "2345":  # every view copes with no data
+            tui.keys(v)
+            tui.wait_text("UNREACHABLE")
+        tui.keys("s")
+        tui.wait_text("no broker selected")
+        tui.keys("q")
+        assert tui.exit_code() == 0
+    finally:
+        tui.close()
+
+
+def test_tui_usage_errors():
+    r = subprocess.run([str(BIN), "tui", "--bogus"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "usage: minikora tui" in r.stderr, r
+    r = subprocess.run([str(BIN), "tui", "--help"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "--admin URL" in r.stdout, r
+    r = subprocess.run([str(BIN), "tui"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 1 and "needs a terminal" in r.stderr, r

@@ -1,0 +1,688 @@
+/*
+ * model.c -- what the TUI knows about the cluster, built from the admin
+ * API's JSON (jansson) plus the history the TUI keeps itself.
+ *
+ * Parsing is tolerant by design: the TUI may be newer or older than the
+ * server it watches, so a missing field takes a neutral default (0, "",
+ * -1) and an unknown field is ignored.  Only a body that is not JSON, or a
+ * top level that is not the expected object, is refused; the model is then
+ * left as it was.  Every string is copied into a fixed buffer and cleaned
+ * to printable ASCII (clean_copy), so the drawing code can count bytes as
+ * columns.
+ *
+ * Each answer replaces its part of the model whole (brokers, topics, rates,
+ * ...), except two histories the API does not keep for us: sparkline rings
+ * (one sample per rates/latency answer) and the event ring, which grows by
+ * GET /v1/events?since=<last seq> and starts over if the server's sequence
+ * goes backwards (a restarted cluster).
+ */
+#include "tui_int.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+/* ================================================================ helpers */
+
+static void clean_copy(char *out, size_t n, const char *s)
+{
+    size_t i = 0;
+    if (n == 0)
+        return;
+    for (; s && s[i] && i + 1 < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    out[i] = 0;
+}
+
+static void jcopy(json_t *o, const char *key, char *out, size_t n)
+{
+    json_t *v = json_object_get(o, key);
+    clean_copy(out, n, json_is_string(v) ? json_string_value(v) : "");
+}
+
+static int64_t jint(json_t *o, const char *key, int64_t def)
+{
+    json_t *v = json_object_get(o, key);
+    if (json_is_integer(v))
+        return (int64_t)json_integer_value(v);
+    if (json_is_real(v))
+        return (int64_t)json_real_value(v);
+    return def;
+}
+
+static double jnum(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+static int32_t jint32(json_t *o, const char *key, int32_t def)
+{
+    int64_t v = jint(o, key, def);
+    return v < INT32_MIN || v > INT32_MAX ? def : (int32_t)v;
+}
+
+/* Parse body as a JSON object; NULL with err set otherwise. */
+static json_t *load_object(const char *body, size_t len, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *j = json_loadb(body, len, 0, &je);
+    if (!j) {
+        snprintf(err, errlen, "bad JSON from the admin API: %s", je.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        snprintf(err, errlen, "unexpected JSON from the admin API (not an object)");
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* A zeroed array of n elements of size sz (n may be 0: a 1-element array
+ * so that NULL always means out of memory). */
+static void *array_new(size_t n, size_t sz) { return mk_calloc(n ? n : 1, sz); }
+
+/* ================================================================ history */
+
+void tui_hist_push(tui_hist_t *h, double v)
+{
+    h->v[h->pos] = v;
+    h->pos = (h->pos + 1) % TUI_HISTORY;
+    if (h->n < TUI_HISTORY)
+        h->n++;
+}
+
+double tui_hist_get(const tui_hist_t *h, int i)
+{
+    if (i < 0 || i >= h->n)
+        return 0;
+    return h->v[(h->pos - 1 - i + 2 * TUI_HISTORY) % TUI_HISTORY];
+}
+
+/* ============================================================ model life */
+
+int tui_model_init(tui_model_t *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->events = mk_calloc(TUI_EVENTS, sizeof(tui_event_t));
+    return m->events ? 0 : MK_ERR_NOMEM;
+}
+
+static void free_brokers(tui_broker_t *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        mk_free(b[i].hist);
+    mk_free(b);
+}
+
+void tui_model_free(tui_model_t *m)
+{
+    free_brokers(m->brokers, m->nbrokers);
+    mk_free(m->azs);
+    mk_free(m->cells);
+    mk_free(m->topics);
+    mk_free(m->parts);
+    mk_free(m->topic_flows);
+    mk_free(m->client_flows);
+    mk_free(m->lat);
+    mk_free(m->groups);
+    mk_free(m->events);
+    memset(m, 0, sizeof(*m));
+}
+
+tui_broker_t *tui_model_broker(tui_model_t *m, int32_t id)
+{
+    for (int i = 0; i < m->nbrokers; i++)
+        if (m->brokers[i].id == id)
+            return &m->brokers[i];
+    return NULL;
+}
+
+const tui_named_flow_t *tui_model_topic_flow(const tui_model_t *m, const char *topic)
+{
+    for (int i = 0; i < m->ntopic_flows; i++)
+        if (strcmp(m->topic_flows[i].name, topic) == 0)
+            return &m->topic_flows[i];
+    return NULL;
+}
+
+const tui_event_t *tui_model_event(const tui_model_t *m, int i)
+{
+    if (i < 0 || i >= m->nevents)
+        return NULL;
+    return &m->events[(m->events_head + m->nevents - 1 - i) % TUI_EVENTS];
+}
+
+/* ============================================================== cluster */
+
+static int apply_cluster(tui_model_t *m, json_t *j)
+{
+    json_t *brokers = json_object_get(j, "brokers"), *azs = json_object_get(j, "azs"),
+           *cells = json_object_get(j, "cells");
+    size_t nb = json_array_size(brokers), na = json_array_size(azs), nc = json_array_size(cells);
+    tui_broker_t *b = array_new(nb, sizeof(*b));
+    tui_az_t *z = array_new(na, sizeof(*z));
+    int32_t *c = array_new(nc, sizeof(*c));
+    if (!b || !z || !c) {
+        mk_free(b);
+        mk_free(z);
+        mk_free(c);
+        return MK_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < nb; i++) {
+        json_t *o = json_array_get(brokers, i);
+        tui_broker_t *x = &b[i];
+        x->id = jint32(o, "id", -1);
+        jcopy(o, "az", x->az, sizeof(x->az));
+        x->cell = jint32(o, "cell", -1);
+        jcopy(o, "host", x->host, sizeof(x->host));
+        x->port = jint32(o, "port", 0);
+        x->running = json_is_true(json_object_get(o, "running"));
+        jcopy(o, "state", x->state, sizeof(x->state));
+        if (!x->state[0])
+            snprintf(x->state, sizeof(x->state), "%s", x->running ? "running" : "stopped");
+        x->leaders = jint32(o, "leaders", 0);
+        x->replicas = jint32(o, "replicas", 0);
+        x->urp = jint32(o, "under_replicated", 0);
+        x->conns = jint32(o, "connections", 0);
+        /* Carry what the rates answers gave over to the new array. */
+        tui_broker_t *old = tui_model_broker(m, x->id);
+        if (old) {
+            x->have_flow = old->have_flow;
+            x->flow = old->flow;
+            x->hist = old->hist;
+            old->hist = NULL;
+        }
+    }
+    for (size_t i = 0; i < na; i++) {
+        json_t *o = json_array_get(azs, i);
+        jcopy(o, "name", z[i].name, sizeof(z[i].name));
+        z[i].total = (int32_t)json_array_size(json_object_get(o, "brokers"));
+        z[i].running = jint32(o, "running", 0);
+    }
+    for (size_t i = 0; i < nc; i++)
+        c[i] = jint32(json_array_get(cells, i), "id", (int32_t)i);
+    /* An API without azs/cells lists: derive them from the brokers. */
+    if (na == 0 && nb > 0) {
+        mk_free(z);
+        z = array_new(nb, sizeof(*z));
+        if (!z) {
+            free_brokers(b, (int)nb);
+            mk_free(c);
+            return MK_ERR_NOMEM;
+        }
+        for (size_t i = 0; i < nb; i++) {
+            size_t k = 0;
+            while (k < na && strcmp(z[k].name, b[i].az) != 0)
+                k++;
+            if (k == na)
+                snprintf(z[na++].name, sizeof(z[0].name), "%s", b[i].az);
+            z[k].total++;
+            z[k].running += b[i].running;
+        }
+    }
+    if (nc == 0 && nb > 0) {
+        mk_free(c);
+        c = array_new(nb, sizeof(*c));
+        if (!c) {
+            free_brokers(b, (int)nb);
+            mk_free(z);
+            return MK_ERR_NOMEM;
+        }
+        for (size_t i = 0; i < nb; i++) {
+            size_t k = 0;
+            while (k < nc && c[k] != b[i].cell)
+                k++;
+            if (k == nc)
+                c[nc++] = b[i].cell;
+        }
+    }
+    free_brokers(m->brokers, m->nbrokers);
+    mk_free(m->azs);
+    mk_free(m->cells);
+    m->brokers = b;
+    m->nbrokers = (int)nb;
+    m->azs = z;
+    m->nazs = (int)na;
+    m->cells = c;
+    m->ncells = (int)nc;
+    jcopy(j, "cluster_id", m->cluster_id, sizeof(m->cluster_id));
+    jcopy(j, "version", m->version, sizeof(m->version));
+    m->controller = jint32(j, "controller", -1);
+    m->cell_size = jint32(j, "cell_size", 0);
+    m->topics_count = jint32(j, "topics", 0);
+    m->partitions_count = jint32(j, "partitions", 0);
+    m->urp = jint32(j, "under_replicated_partitions", 0);
+    m->offline = jint32(j, "offline_partitions", 0);
+    m->uptime_ms = jint(j, "uptime_ms", 0);
+    int up = 0;
+    for (int i = 0; i < m->nbrokers; i++)
+        up += m->brokers[i].running;
+    m->brokers_running = jint32(j, "brokers_running", up);
+    m->have_cluster = true;
+    return 0;
+}
+
+/* =============================================================== topics */
+
+static int apply_topics(tui_model_t *m, json_t *j)
+{
+    json_t *arr = json_object_get(j, "topics");
+    size_t n = json_array_size(arr);
+    tui_topic_t *t = array_new(n, sizeof(*t));
+    if (!t)
+        return MK_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(arr, i);
+        jcopy(o, "name", t[i].name, sizeof(t[i].name));
+        t[i].partitions = jint32(o, "partitions", 0);
+        t[i].rf = jint32(o, "replication_factor", 0);
+        t[i].cell = jint32(o, "cell", -1);
+        t[i].urp = jint32(o, "under_replicated_partitions", 0);
+        t[i].offline = jint32(o, "offline_partitions", 0);
+        t[i].size = jint(o, "size_bytes", 0);
+        t[i].messages = jint(o, "messages", 0);
+    }
+    /* Sorted by name: the list must not jump about between polls. */
+    for (size_t i = 1; i < n; i++)
+        for (size_t k = i; k > 0 && strcmp(t[k - 1].name, t[k].name) > 0; k--) {
+            tui_topic_t tmp = t[k];
+            t[k] = t[k - 1];
+            t[k - 1] = tmp;
+        }
+    mk_free(m->topics);
+    m->topics = t;
+    m->ntopics = (int)n;
+    m->have_topics = true;
+    tui_model_prune_parts(m);
+    return 0;
+}
+
+void tui_model_prune_parts(tui_model_t *m)
+{
+    int o = 0;
+    for (int i = 0; i < m->nparts; i++) {
+        bool listed = false;
+        for (int k = 0; k < m->ntopics && !listed; k++)
+            listed = strcmp(m->topics[k].name, m->parts[i].topic) == 0;
+        if (listed)
+            m->parts[o++] = m->parts[i];
+    }
+    m->nparts = o;
+}
+
+static void id_list(json_t *arr, int32_t *out, int32_t *n)
+{
+    *n = 0;
+    for (size_t i = 0; i < json_array_size(arr) && *n < TUI_MAX_REPLICAS; i++) {
+        json_t *v = json_array_get(arr, i);
+        if (json_is_integer(v))
+            out[(*n)++] = (int32_t)json_integer_value(v);
+    }
+}
+
+/* One topic's partitions replace what the model held for that topic. */
+static int apply_topic(tui_model_t *m, const char *name, json_t *j)
+{
+    json_t *t = json_object_get(j, "topic");
+    if (!json_is_object(t))
+        t = j;
+    char clean[TUI_NAME];
+    clean_copy(clean, sizeof(clean), name);
+    json_t *arr = json_object_get(t, "partition_details");
+    if (!arr)
+        arr = json_object_get(t, "partitions");
+    size_t n = json_is_array(arr) ? json_array_size(arr) : 0;
+    int keep = 0;
+    for (int i = 0; i < m->nparts; i++)
+        keep += strcmp(m->parts[i].topic, clean) != 0;
+    tui_part_t *p = array_new((size_t)keep + n, sizeof(*p));
+    if (!p)
+        return MK_ERR_NOMEM;
+    int o = 0;
+    for (int i = 0; i < m->nparts; i++)
+        if (strcmp(m->parts[i].topic, clean) != 0)
+            p[o++] = m->parts[i];
+    for (size_t i = 0; i < n; i++) {
+        json_t *x = json_array_get(arr, i);
+        tui_part_t *q = &p[o++];
+        snprintf(q->topic, sizeof(q->topic), "%s", clean);
+        q->partition = jint32(x, "partition", (int32_t)i);
+        q->leader = jint32(x, "leader", -1);
+        q->epoch = jint32(x, "leader_epoch", -1);
+        id_list(json_object_get(x, "replicas"), q->rep, &q->nrep);
+        id_list(json_object_get(x, "isr"), q->isr, &q->nisr);
+        q->hw = jint(x, "high_watermark", -1);
+        q->leo = jint(x, "log_end_offset", -1);
+        q->size = jint(x, "size_bytes", -1);
+    }
+    mk_free(m->parts);
+    m->parts = p;
+    m->nparts = o;
+    return 0;
+}
+
+/* ================================================================ rates */
+
+static void flow_parse(json_t *o, tui_flow_t *f)
+{
+    f->bytes_in = jnum(o, "bytes_in_per_sec");
+    f->bytes_out = jnum(o, "bytes_out_per_sec");
+    f->records_in = jnum(o, "records_in_per_sec");
+    f->records_out = jnum(o, "records_out_per_sec");
+    f->requests = jnum(o, "requests_per_sec");
+    f->bytes_in_total = jnum(o, "bytes_in_total");
+    f->bytes_out_total = jnum(o, "bytes_out_total");
+    f->records_in_total = jnum(o, "records_in_total");
+    f->records_out_total = jnum(o, "records_out_total");
+    f->requests_total = jnum(o, "requests_total");
+}
+
+static tui_named_flow_t *named_flows(json_t *arr, const char *label, int *count)
+{
+    size_t n = json_array_size(arr);
+    tui_named_flow_t *f = array_new(n, sizeof(*f));
+    if (!f)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(arr, i);
+        jcopy(o, label, f[i].name, sizeof(f[i].name));
+        flow_parse(o, &f[i].flow);
+    }
+    *count = (int)n;
+    return f;
+}
+
+static int apply_rates(tui_model_t *m, json_t *j)
+{
+    int nt = 0, nc = 0;
+    tui_named_flow_t *t = named_flows(json_object_get(j, "topics"), "topic", &nt);
+    tui_named_flow_t *c = named_flows(json_object_get(j, "clients"), "client_id", &nc);
+    if (!t || !c) {
+        mk_free(t);
+        mk_free(c);
+        return MK_ERR_NOMEM;
+    }
+    json_t *brokers = json_object_get(j, "brokers");
+    for (size_t i = 0; i < json_array_size(brokers); i++) {
+        json_t *o = json_array_get(brokers, i);
+        tui_broker_t *b = tui_model_broker(m, jint32(o, "broker", -1));
+        if (!b)
+            continue;
+        if (!b->hist && !(b->hist = mk_calloc(1, sizeof(tui_hist_t))))
+            continue; /* no history for this broker this time; the figures still show */
+        flow_parse(o, &b->flow);
+        b->have_flow = true;
+        tui_hist_push(b->hist, b->flow.bytes_in + b->flow.bytes_out);
+    }
+    mk_free(m->topic_flows);
+    mk_free(m->client_flows);
+    m->topic_flows = t;
+    m->ntopic_flows = nt;
+    m->client_flows = c;
+    m->nclient_flows = nc;
+    flow_parse(json_object_get(j, "cluster"), &m->cluster_flow);
+    m->rates_window_s = jnum(j, "window_sec");
+    tui_hist_push(&m->hist_in, m->cluster_flow.bytes_in);
+    tui_hist_push(&m->hist_out, m->cluster_flow.bytes_out);
+    m->have_rates = true;
+    return 0;
+}
+
+/* ============================================================== latency */
+
+static int apply_latency(tui_model_t *m, json_t *j)
+{
+    json_t *brokers = json_object_get(j, "brokers");
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(brokers); i++)
+        n += json_array_size(json_object_get(json_array_get(brokers, i), "apis"));
+    tui_lat_t *l = array_new(n, sizeof(*l));
+    if (!l)
+        return MK_ERR_NOMEM;
+    size_t o = 0;
+    double worst = 0;
+    for (size_t i = 0; i < json_array_size(brokers); i++) {
+        json_t *b = json_array_get(brokers, i);
+        json_t *apis = json_object_get(b, "apis");
+        for (size_t k = 0; k < json_array_size(apis) && o < n; k++) {
+            json_t *a = json_array_get(apis, k);
+            tui_lat_t *x = &l[o++];
+            x->broker = jint32(b, "broker", -1);
+            jcopy(a, "api", x->api, sizeof(x->api));
+            x->count = jint(a, "count", 0);
+            x->p50 = jnum(a, "p50_ms");
+            x->p95 = jnum(a, "p95_ms");
+            x->p99 = jnum(a, "p99_ms");
+            x->max = jnum(a, "max_ms");
+            if (x->count > 0 && x->p99 > worst)
+                worst = x->p99;
+        }
+    }
+    mk_free(m->lat);
+    m->lat = l;
+    m->nlat = (int)o;
+    m->latency_window_s = jnum(j, "window_sec");
+    m->latency_status = 200;
+    tui_hist_push(&m->hist_p99, worst);
+    return 0;
+}
+
+/* =============================================================== groups */
+
+static int apply_groups(tui_model_t *m, json_t *j)
+{
+    json_t *arr = json_object_get(j, "groups");
+    size_t n = json_array_size(arr);
+    tui_group_t *g = array_new(n, sizeof(*g));
+    if (!g)
+        return MK_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(arr, i);
+        jcopy(o, "group_id", g[i].id, sizeof(g[i].id));
+        jcopy(o, "state", g[i].state, sizeof(g[i].state));
+        g[i].members = (int32_t)json_array_size(json_object_get(o, "members"));
+        g[i].coordinator = jint32(o, "coordinator", -1);
+    }
+    mk_free(m->groups);
+    m->groups = g;
+    m->ngroups = (int)n;
+    m->have_groups = true;
+    return 0;
+}
+
+/* =============================================================== events */
+
+static int apply_events(tui_model_t *m, json_t *j)
+{
+    uint64_t last = (uint64_t)jint(j, "last_seq", 0);
+    if (last < m->last_seq) {
+        /* The server's sequence went backwards: a new cluster. */
+        m->nevents = m->events_head = 0;
+        m->last_seq = 0;
+    }
+    json_t *arr = json_object_get(j, "events");
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *o = json_array_get(arr, i);
+        uint64_t seq = (uint64_t)jint(o, "seq", 0);
+        if (seq <= m->last_seq)
+            continue;
+        tui_event_t *e;
+        if (m->nevents < TUI_EVENTS) {
+            e = &m->events[(m->events_head + m->nevents) % TUI_EVENTS];
+            m->nevents++;
+        } else {
+            e = &m->events[m->events_head];
+            m->events_head = (m->events_head + 1) % TUI_EVENTS;
+        }
+        e->seq = seq;
+        e->time_ms = jint(o, "time_ms", 0);
+        e->broker = jint32(o, "broker", -1);
+        jcopy(o, "type", e->type, sizeof(e->type));
+        jcopy(o, "message", e->message, sizeof(e->message));
+        m->last_seq = seq;
+    }
+    return 0;
+}
+
+/* ================================================================ apply */
+
+int tui_model_apply(tui_model_t *m, tui_req_t kind, const char *arg, const char *body, size_t len, char *err,
+                    size_t errlen)
+{
+    json_t *j = load_object(body, len, err, errlen);
+    if (!j)
+        return MK_ERR_INVALID;
+    int rc = 0;
+    switch (kind) {
+    case TUI_REQ_CLUSTER: rc = apply_cluster(m, j); break;
+    case TUI_REQ_TOPICS: rc = apply_topics(m, j); break;
+    case TUI_REQ_TOPIC: rc = apply_topic(m, arg, j); break;
+    case TUI_REQ_RATES: rc = apply_rates(m, j); break;
+    case TUI_REQ_LATENCY: rc = apply_latency(m, j); break;
+    case TUI_REQ_GROUPS: rc = apply_groups(m, j); break;
+    case TUI_REQ_EVENTS: rc = apply_events(m, j); break;
+    case TUI_REQ_ACTION: break;
+    }
+    json_decref(j);
+    if (rc == MK_ERR_NOMEM)
+        snprintf(err, errlen, "out of memory");
+    return rc;
+}
+
+void tui_model_error_text(long status, const char *body, size_t len, char *out, size_t n)
+{
+    json_t *j = json_loadb(body, len, 0, NULL);
+    json_t *msg = json_object_get(j, "message");
+    if (json_is_string(msg))
+        clean_copy(out, n, json_string_value(msg));
+    else
+        snprintf(out, n, "HTTP %ld", status);
+    json_decref(j);
+}
+
+void tui_model_action_text(const char *label, const char *body, size_t len, char *out, size_t n)
+{
+    json_t *j = json_loadb(body, len, 0, NULL);
+    json_t *b = json_object_get(j, "broker");
+    char state[32] = "";
+    if (json_is_object(b)) {
+        jcopy(b, "state", state, sizeof(state));
+        snprintf(out, n, "%s: done, broker %d is now %s", label, (int)jint(b, "id", -1), state[0] ? state : "?");
+    } else if (json_object_get(j, "az")) {
+        snprintf(out, n, "%s: done, %d brokers changed", label, (int)jint(j, "brokers_changed", 0));
+    } else {
+        snprintf(out, n, "%s: done", label);
+    }
+    json_decref(j);
+}
+
+/* ============================================================== formats */
+
+void tui_fmt_bytes(double v, char *out, size_t n)
+{
+    static const char *units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
+    int u = 0;
+    while (v >= 1000 && u < 5) {
+        v /= 1000;
+        u++;
+    }
+    if (u == 0)
+        snprintf(out, n, "%.0f B", v);
+    else
+        snprintf(out, n, v < 10 ? "%.2f %s" : v < 100 ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+void tui_fmt_count(double v, char *out, size_t n)
+{
+    static const char *units[] = {"", "k", "M", "G", "T"};
+    int u = 0;
+    while (v >= 1000 && u < 4) {
+        v /= 1000;
+        u++;
+    }
+    if (u == 0)
+        snprintf(out, n, v == floor(v) ? "%.0f" : "%.1f", v);
+    else
+        snprintf(out, n, v < 10 ? "%.2f%s" : v < 100 ? "%.1f%s" : "%.0f%s", v, units[u]);
+}
+
+void tui_fmt_ms(double v, char *out, size_t n)
+{
+    if (v >= 1000)
+        snprintf(out, n, "%.2fs", v / 1000);
+    else if (v >= 100)
+        snprintf(out, n, "%.0f", v);
+    else if (v >= 10)
+        snprintf(out, n, "%.1f", v);
+    else
+        snprintf(out, n, "%.2f", v);
+}
+
+void tui_fmt_duration(int64_t ms, char *out, size_t n)
+{
+    int64_t s = ms / 1000;
+    if (s >= 86400)
+        snprintf(out, n, "%dd%02dh", (int)(s / 86400), (int)(s % 86400 / 3600));
+    else if (s >= 3600)
+        snprintf(out, n, "%dh%02dm", (int)(s / 3600), (int)(s % 3600 / 60));
+    else if (s >= 60)
+        snprintf(out, n, "%dm%02ds", (int)(s / 60), (int)(s % 60));
+    else
+        snprintf(out, n, "%ds", (int)s);
+}
+
+void tui_fmt_spark(const double *newest_first, int count, int width, bool utf8, char *out, size_t n)
+{
+    static const char *blocks[] = {"\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586", "\u2587", "\u2588"};
+    static const char ascii[] = "_.-:=+*#";
+    size_t o = 0;
+    if (n == 0)
+        return;
+    out[0] = 0;
+    if (width <= 0)
+        return;
+    int shown = count < width ? count : width;
+    double max = 0;
+    for (int i = 0; i < shown; i++)
+        if (newest_first[i] > max)
+            max = newest_first[i];
+    /* Oldest on the left; columns without a sample yet are blank. */
+    for (int col = 0; col < width; col++) {
+        int i = width - 1 - col; /* samples back from the newest */
+        const char *glyph;
+        char one[2] = {' ', 0};
+        if (i >= shown) {
+            glyph = one;
+        } else {
+            int level = max > 0 ? (int)(newest_first[i] / max * 7.0 + 0.5) : 0;
+            if (level < 0)
+                level = 0;
+            if (level > 7)
+                level = 7;
+            if (utf8) {
+                glyph = blocks[level];
+            } else {
+                one[0] = ascii[level];
+                glyph = one;
+            }
+        }
+        size_t gl = strlen(glyph);
+        if (o + gl + 1 > n)
+            break;
+        memcpy(out + o, glyph, gl);
+        o += gl;
+    }
+    out[o] = 0;
+}
+
+/* Case-insensitive substring; an empty filter matches everything. */
+bool tui_match(const char *filter, const char *text)
+{
+    return !filter[0] || strcasestr(text, filter) != NULL;
+}

@@ -1,0 +1,856 @@
+/*
+ * view.c -- drawing the TUI with ncurses: the frame (tab bar, summary line,
+ * status line), the five views, the partition drill-down and the help box.
+ *
+ * No flicker: tui_view_draw() erases curses' buffer (erase(), not clear(),
+ * so nothing is sent until the end), draws the whole screen, then sends
+ * only what changed with wnoutrefresh() + doupdate().  The layout is
+ * computed from LINES and COLS at every draw, so a resize (KEY_RESIZE) is
+ * simply the next draw.  80x24 is the design size: every view fits it, and
+ * wider screens get longer sparklines and names.
+ *
+ * Colours are decoration only: every state is also written as a word
+ * ("running", "stopped", "DOWN", "none"), so the screen reads the same on a
+ * terminal without colours (has_colors() false, or NO_COLOR / --no-color),
+ * where bold, underline and reverse video take their place.
+ *
+ * Lists that the keyboard moves through (brokers, topics, partitions,
+ * latency rows, events) are computed by the tui_view_* list functions, which
+ * tui.c uses too, so the cursor and the screen always agree.
+ */
+#include "tui_int.h"
+
+#include <curses.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* ================================================================ drawing */
+
+enum { K_OK, K_BAD, K_WARN, K_HEAD, K_TITLE, K_TAB, K_DIM, K_SEL, K_KINDS };
+enum { PAIR_OK = 1, PAIR_BAD, PAIR_WARN, PAIR_HEAD, PAIR_TITLE, PAIR_TAB };
+
+static attr_t attrs[K_KINDS];
+
+void tui_view_init_colors(tui_t *t, bool want)
+{
+    t->colors = want && has_colors();
+    if (t->colors) {
+        start_color();
+        short bg = use_default_colors() == OK ? -1 : COLOR_BLACK;
+        init_pair(PAIR_OK, COLOR_GREEN, bg);
+        init_pair(PAIR_BAD, COLOR_RED, bg);
+        init_pair(PAIR_WARN, COLOR_YELLOW, bg);
+        init_pair(PAIR_HEAD, COLOR_CYAN, bg);
+        init_pair(PAIR_TITLE, COLOR_BLACK, COLOR_CYAN);
+        init_pair(PAIR_TAB, COLOR_BLACK, COLOR_WHITE);
+        attrs[K_OK] = COLOR_PAIR(PAIR_OK);
+        attrs[K_BAD] = COLOR_PAIR(PAIR_BAD) | A_BOLD;
+        attrs[K_WARN] = COLOR_PAIR(PAIR_WARN) | A_BOLD;
+        attrs[K_HEAD] = COLOR_PAIR(PAIR_HEAD) | A_BOLD;
+        attrs[K_TITLE] = COLOR_PAIR(PAIR_TITLE);
+        attrs[K_TAB] = COLOR_PAIR(PAIR_TAB) | A_BOLD;
+    } else {
+        attrs[K_OK] = A_NORMAL;
+        attrs[K_BAD] = A_BOLD;
+        attrs[K_WARN] = A_BOLD;
+        attrs[K_HEAD] = A_UNDERLINE;
+        attrs[K_TITLE] = A_REVERSE;
+        attrs[K_TAB] = A_BOLD;
+    }
+    attrs[K_DIM] = A_DIM;
+    attrs[K_SEL] = A_REVERSE;
+}
+
+/* Print at (y, x), at most w columns and never past the right edge.  Text
+ * is ASCII (the model cleans it) except sparklines, drawn by spark(). */
+static void put(int y, int x, int w, attr_t a, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void put(int y, int x, int w, attr_t a, const char *fmt, ...)
+{
+    if (y < 0 || y >= LINES || x >= COLS || w <= 0)
+        return;
+    if (x + w > COLS)
+        w = COLS - x;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    attron(a);
+    mvaddnstr(y, x, buf, w);
+    attroff(a);
+}
+
+/* Paint a whole row in attribute a (for bars and the selected row). */
+static void fill_row(int y, attr_t a)
+{
+    attron(a);
+    mvhline(y, 0, ' ', COLS);
+    attroff(a);
+}
+
+/* A sparkline of a ring at (y, x), width columns. */
+static void spark(const tui_t *t, int y, int x, int width, const tui_hist_t *h, attr_t a)
+{
+    if (width <= 0 || y >= LINES || x >= COLS)
+        return;
+    if (x + width > COLS)
+        width = COLS - x;
+    if (width > TUI_HISTORY)
+        width = TUI_HISTORY;
+    double v[TUI_HISTORY];
+    for (int i = 0; i < h->n && i < width; i++)
+        v[i] = tui_hist_get(h, i);
+    char out[TUI_HISTORY * 3 + 1];
+    tui_fmt_spark(v, h->n < width ? h->n : width, width, t->utf8, out, sizeof(out));
+    attron(a);
+    mvaddstr(y, x, out);
+    attroff(a);
+}
+
+static int *idx_alloc(int n) { return mk_malloc(sizeof(int) * (size_t)(n > 0 ? n : 1)); }
+
+/* Keep *sel (when >= 0) inside [0, n) and visible in rows starting at *top. */
+static void scroll_fix(int *top, int sel, int n, int rows)
+{
+    if (rows < 1)
+        rows = 1;
+    if (sel >= 0) {
+        if (sel < *top)
+            *top = sel;
+        if (sel >= *top + rows)
+            *top = sel - rows + 1;
+    }
+    if (*top > n - rows)
+        *top = n - rows;
+    if (*top < 0)
+        *top = 0;
+}
+
+static const char *view_names[TUI_V_COUNT] = {"Overview", "Placement", "Latency", "Tenants", "Events"};
+
+/* ================================================================= lists */
+
+bool tui_match(const char *filter, const char *text);
+
+int tui_view_brokers(const tui_t *t, int *idx, int cap)
+{
+    int n = 0;
+    for (int i = 0; i < t->m.nbrokers && n < cap; i++) {
+        const tui_broker_t *b = &t->m.brokers[i];
+        char text[128];
+        snprintf(text, sizeof(text), "%d %s cell %d %s", b->id, b->az, b->cell, b->state);
+        if (tui_match(t->filter[TUI_V_OVERVIEW], text))
+            idx[n++] = i;
+    }
+    return n;
+}
+
+int tui_view_topics(const tui_t *t, int *idx, int cap)
+{
+    int n = 0;
+    for (int i = 0; i < t->m.ntopics && n < cap; i++)
+        if (tui_match(t->filter[TUI_V_PLACEMENT], t->m.topics[i].name))
+            idx[n++] = i;
+    return n;
+}
+
+static int az_index(const tui_model_t *m, const char *az)
+{
+    for (int i = 0; i < m->nazs; i++)
+        if (strcmp(m->azs[i].name, az) == 0)
+            return i;
+    return m->nazs;
+}
+
+static int cell_index(const tui_model_t *m, int32_t cell)
+{
+    for (int i = 0; i < m->ncells; i++)
+        if (m->cells[i] == cell)
+            return i;
+    return m->ncells;
+}
+
+void tui_view_grid_pos(const tui_t *t, const tui_broker_t *b, int *row, int *col)
+{
+    *row = cell_index(&t->m, b->cell);
+    *col = az_index(&t->m, b->az);
+}
+
+int tui_view_grid_order(const tui_t *t, int *idx, int cap)
+{
+    const tui_model_t *m = &t->m;
+    int n = 0;
+    for (int i = 0; i < m->nbrokers && n < cap; i++)
+        idx[n++] = i;
+    /* Insertion sort by (cell, AZ, id): a handful of brokers. */
+    for (int i = 1; i < n; i++)
+        for (int k = i; k > 0; k--) {
+            const tui_broker_t *a = &m->brokers[idx[k - 1]], *b = &m->brokers[idx[k]];
+            int ca = cell_index(m, a->cell), cb = cell_index(m, b->cell);
+            int za = az_index(m, a->az), zb = az_index(m, b->az);
+            if (ca < cb || (ca == cb && (za < zb || (za == zb && a->id <= b->id))))
+                break;
+            int tmp = idx[k];
+            idx[k] = idx[k - 1];
+            idx[k - 1] = tmp;
+        }
+    return n;
+}
+
+static bool has_id(const int32_t *ids, int n, int32_t id)
+{
+    for (int i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+int tui_view_drill_parts(const tui_t *t, int *idx, int cap)
+{
+    int n = 0;
+    for (int i = 0; i < t->m.nparts && n < cap; i++) {
+        const tui_part_t *p = &t->m.parts[i];
+        if (t->drill == TUI_DRILL_TOPIC ? strcmp(p->topic, t->drill_topic) == 0
+                                        : has_id(p->rep, p->nrep, t->drill_broker) &&
+                                              tui_match(t->filter[TUI_V_PLACEMENT], p->topic))
+            idx[n++] = i;
+    }
+    /* By topic, then partition. */
+    for (int i = 1; i < n; i++)
+        for (int k = i; k > 0; k--) {
+            const tui_part_t *a = &t->m.parts[idx[k - 1]], *b = &t->m.parts[idx[k]];
+            int c = strcmp(a->topic, b->topic);
+            if (c < 0 || (c == 0 && a->partition <= b->partition))
+                break;
+            int tmp = idx[k];
+            idx[k] = idx[k - 1];
+            idx[k - 1] = tmp;
+        }
+    return n;
+}
+
+int tui_view_latency_rows(const tui_t *t, int *idx, int cap)
+{
+    int n = 0;
+    for (int i = 0; i < t->m.nlat && n < cap; i++) {
+        const tui_lat_t *l = &t->m.lat[i];
+        char text[96];
+        snprintf(text, sizeof(text), "broker %d %s", l->broker, l->api);
+        if (l->count > 0 && tui_match(t->filter[TUI_V_LATENCY], text))
+            idx[n++] = i;
+    }
+    return n;
+}
+
+int tui_view_event_rows(const tui_t *t, int *idx, int cap)
+{
+    int n = 0;
+    for (int i = 0; i < t->m.nevents && n < cap; i++) {
+        const tui_event_t *e = tui_model_event(&t->m, i);
+        char text[320];
+        snprintf(text, sizeof(text), "%s %s broker %d", e->type, e->message, e->broker);
+        if (tui_match(t->filter[TUI_V_EVENTS], text))
+            idx[n++] = i;
+    }
+    return n;
+}
+
+/* Rows above each view's scrolling list, so paging moves a screenful. */
+int tui_view_list_rows(const tui_t *t)
+{
+    int body = LINES - 3;
+    int above = t->view == TUI_V_OVERVIEW    ? 6
+                : t->view == TUI_V_PLACEMENT ? (t->drill ? 2 : t->m.ncells + 3)
+                : t->view == TUI_V_LATENCY   ? 2
+                : t->view == TUI_V_TENANTS   ? 11
+                                             : 1;
+    return body - above > 1 ? body - above : 1;
+}
+
+/* ================================================================ frame */
+
+static void draw_tabs(tui_t *t)
+{
+    fill_row(0, attrs[K_TITLE]);
+    put(0, 0, COLS, attrs[K_TITLE] | A_BOLD, " minikora ");
+    int x = 10;
+    for (int v = 0; v < TUI_V_COUNT; v++) {
+        char label[32];
+        snprintf(label, sizeof(label), " %d %s ", v + 1, view_names[v]);
+        put(0, x, COLS - x, v == t->view ? attrs[K_TAB] : attrs[K_TITLE], "%s", label);
+        x += (int)strlen(label) + 1;
+    }
+    /* The admin URL at the right, if there is room. */
+    int len = (int)strlen(t->admin);
+    if (x + len + 2 <= COLS)
+        put(0, COLS - len - 1, len, attrs[K_TITLE], "%s", t->admin);
+}
+
+static void draw_summary(tui_t *t)
+{
+    const tui_model_t *m = &t->m;
+    if (!m->have_cluster) {
+        put(1, 0, COLS, attrs[K_DIM], " waiting for the first answer from %s", t->admin);
+        return;
+    }
+    int x = 1;
+    char buf[160];
+    int down = m->nbrokers - m->brokers_running;
+    snprintf(buf, sizeof(buf), "brokers %d/%d up", m->brokers_running, m->nbrokers);
+    put(1, x, COLS - x, down ? attrs[K_BAD] : attrs[K_OK], "%s", buf);
+    x += (int)strlen(buf) + 2;
+    snprintf(buf, sizeof(buf), "URP %d", m->urp);
+    put(1, x, COLS - x, m->urp ? attrs[K_WARN] : A_NORMAL, "%s", buf);
+    x += (int)strlen(buf) + 2;
+    snprintf(buf, sizeof(buf), "offline %d", m->offline);
+    put(1, x, COLS - x, m->offline ? attrs[K_BAD] : A_NORMAL, "%s", buf);
+    x += (int)strlen(buf) + 2;
+    char up[16];
+    tui_fmt_duration(m->uptime_ms, up, sizeof(up));
+    snprintf(buf, sizeof(buf), "topics %d  partitions %d  controller %d  up %s  %s v%s", m->topics_count,
+             m->partitions_count, m->controller, up, m->cluster_id, m->version);
+    put(1, x, COLS - x, A_NORMAL, "%s", buf);
+    if (!t->connected)
+        put(1, COLS - 7, 7, attrs[K_BAD], " STALE ");
+}
+
+static void draw_status(tui_t *t, uint64_t now)
+{
+    int y = LINES - 1;
+    fill_row(y, attrs[K_TITLE]);
+    char right[96];
+    if (t->connected)
+        snprintf(right, sizeof(right), " admin ok %.0f ms ", t->rtt_ms);
+    else
+        snprintf(right, sizeof(right), " admin UNREACHABLE ");
+    int rlen = (int)strlen(right);
+    int w = COLS - rlen;
+    switch (t->mode) {
+    case TUI_MODE_FILTER:
+        put(y, 0, w, attrs[K_TITLE], " filter %s: /%s_   (Enter keep, Esc clear)", view_names[t->view], t->input);
+        break;
+    case TUI_MODE_CONFIRM:
+        fill_row(y, attrs[K_WARN] | A_REVERSE);
+        put(y, 0, COLS, attrs[K_WARN] | A_REVERSE, " %s [y/n] ", t->prompt);
+        return;
+    default:
+        if (t->msg[0] && now < t->msg_until_ms)
+            put(y, 0, w,
+                (t->msg_level == TUI_MSG_ERR ? attrs[K_BAD] : t->msg_level == TUI_MSG_OK ? attrs[K_OK] : 0) |
+                    A_REVERSE,
+                " %s ", t->msg);
+        else if (t->filter[t->view][0])
+            put(y, 0, w, attrs[K_TITLE], " filter /%s (Esc clears)  ?:help q:quit", t->filter[t->view]);
+        else
+            put(y, 0, w, attrs[K_TITLE], " ?:help Tab:views /:filter Enter:drill s/S/c/a/A:act q:quit");
+        break;
+    }
+    put(y, COLS - rlen, rlen, t->connected ? attrs[K_TITLE] : attrs[K_BAD] | A_REVERSE, "%s", right);
+}
+
+/* A placeholder in the body when there is nothing else to show. */
+static bool no_cluster(tui_t *t, int y0)
+{
+    if (t->m.have_cluster)
+        return false;
+    if (t->conn_err[0])
+        put(y0 + 1, 2, COLS - 4, attrs[K_BAD], "cannot reach the admin API at %s: %s", t->admin, t->conn_err);
+    else
+        put(y0 + 1, 2, COLS - 4, attrs[K_DIM], "connecting to %s ...", t->admin);
+    put(y0 + 3, 2, COLS - 4, attrs[K_DIM], "start a cluster with `minikora serve`, or pass --admin http://HOST:PORT");
+    return true;
+}
+
+static attr_t state_attr(const tui_broker_t *b) { return b->running ? attrs[K_OK] : attrs[K_BAD]; }
+
+/* ============================================================= overview */
+
+static void draw_overview(tui_t *t, int y0, int rows)
+{
+    tui_model_t *m = &t->m;
+    if (no_cluster(t, y0))
+        return;
+    int y = y0;
+    if (m->have_rates) {
+        char bi[16], bo[16], ri[16], ro[16], rq[16];
+        tui_fmt_bytes(m->cluster_flow.bytes_in, bi, sizeof(bi));
+        tui_fmt_bytes(m->cluster_flow.bytes_out, bo, sizeof(bo));
+        tui_fmt_count(m->cluster_flow.records_in, ri, sizeof(ri));
+        tui_fmt_count(m->cluster_flow.records_out, ro, sizeof(ro));
+        tui_fmt_count(m->cluster_flow.requests, rq, sizeof(rq));
+        put(y, 0, COLS, attrs[K_HEAD], " Throughput");
+        put(y, 12, COLS - 12, A_NORMAL, "in %s/s %s rec/s   out %s/s %s rec/s   %s req/s", bi, ri, bo, ro, rq);
+        put(y + 1, 1, 4, A_NORMAL, "in");
+        spark(t, y + 1, 5, COLS - 6, &m->hist_in, attrs[K_OK]);
+        put(y + 2, 1, 4, A_NORMAL, "out");
+        spark(t, y + 2, 5, COLS - 6, &m->hist_out, attrs[K_HEAD]);
+    } else {
+        put(y, 0, COLS, attrs[K_HEAD], " Throughput");
+        put(y, 12, COLS - 12, attrs[K_DIM], "no rates from the admin API (GET /v1/rates)");
+    }
+    y += 3;
+    int x = 1;
+    put(y, x, COLS, attrs[K_HEAD], "AZs");
+    x += 5;
+    for (int i = 0; i < m->nazs; i++) {
+        const tui_az_t *z = &m->azs[i];
+        const char *st = z->running == 0 ? "DOWN" : z->running < z->total ? "degraded" : "up";
+        attr_t a = z->running == 0 ? attrs[K_BAD] : z->running < z->total ? attrs[K_WARN] : attrs[K_OK];
+        char buf[64];
+        snprintf(buf, sizeof(buf), "%s %s %d/%d", z->name, st, z->running, z->total);
+        put(y, x, COLS - x, a, "%s", buf);
+        x += (int)strlen(buf) + 3;
+    }
+    if (m->have_groups && x + 12 < COLS)
+        put(y, x, COLS - x, A_NORMAL, "groups %d", m->ngroups);
+    y += 2;
+    put(y, 0, COLS, attrs[K_HEAD], "   ID  AZ         CELL  STATE     LEAD  REPL  URP  CONN     IN/s    OUT/s");
+    y++;
+    int list_rows = y0 + rows - y;
+    int *idx = idx_alloc(m->nbrokers);
+    if (!idx)
+        return;
+    int n = tui_view_brokers(t, idx, m->nbrokers);
+    int sel = -1;
+    for (int i = 0; i < n; i++)
+        if (m->brokers[idx[i]].id == t->sel_broker)
+            sel = i;
+    if (sel < 0 && n > 0) {
+        /* The filter hid the selection: acting keys follow what is shown. */
+        sel = 0;
+        t->sel_broker = m->brokers[idx[0]].id;
+    }
+    scroll_fix(&t->scroll[TUI_V_OVERVIEW], sel, n, list_rows);
+    for (int r = 0; r < list_rows && t->scroll[TUI_V_OVERVIEW] + r < n; r++) {
+        int i = t->scroll[TUI_V_OVERVIEW] + r;
+        const tui_broker_t *b = &m->brokers[idx[i]];
+        bool is_sel = i == sel;
+        attr_t base = is_sel ? attrs[K_SEL] : A_NORMAL;
+        if (is_sel)
+            fill_row(y + r, attrs[K_SEL]);
+        char bi[16] = "-", bo[16] = "-";
+        if (b->have_flow) {
+            tui_fmt_bytes(b->flow.bytes_in, bi, sizeof(bi));
+            tui_fmt_bytes(b->flow.bytes_out, bo, sizeof(bo));
+        }
+        put(y + r, 0, COLS, base, "%s%4d  %-10.10s %4d", is_sel ? ">" : " ", b->id, b->az, b->cell);
+        put(y + r, 23, 8, is_sel ? base : state_attr(b), "%-8.8s", b->state);
+        put(y + r, 31, COLS - 31, base, "%6d%6d%5d%6d %8s %8s", b->leaders, b->replicas, b->urp, b->conns, bi,
+            bo);
+        if (b->hist && COLS - 74 >= 4)
+            spark(t, y + r, 73, COLS - 74, b->hist, base);
+    }
+    if (n == 0)
+        put(y, 2, COLS - 2, attrs[K_DIM], "no brokers match the filter");
+    mk_free(idx);
+}
+
+/* ============================================================ placement */
+
+static void fmt_ids(const int32_t *ids, int n, char *out, size_t len)
+{
+    size_t o = 0;
+    out[0] = 0;
+    for (int i = 0; i < n && o + 1 < len; i++) {
+        int w = snprintf(out + o, len - o, i ? ",%d" : "%d", ids[i]);
+        if (w < 0 || (size_t)w >= len - o)
+            break;
+        o += (size_t)w;
+    }
+}
+
+static void draw_drill(tui_t *t, int y0, int rows)
+{
+    tui_model_t *m = &t->m;
+    int y = y0;
+    if (t->drill == TUI_DRILL_BROKER) {
+        tui_broker_t *b = tui_model_broker(m, t->drill_broker);
+        if (b)
+            put(y, 0, COLS, attrs[K_HEAD], " Broker %d  %s  cell %d  %s  leads %d  replicas %d  (Esc: back)", b->id,
+                b->az, b->cell, b->state, b->leaders, b->replicas);
+        else
+            put(y, 0, COLS, attrs[K_BAD], " Broker %d is not in the cluster any more (Esc: back)", t->drill_broker);
+    } else {
+        const tui_topic_t *tp = NULL;
+        for (int i = 0; i < m->ntopics; i++)
+            if (strcmp(m->topics[i].name, t->drill_topic) == 0)
+                tp = &m->topics[i];
+        if (tp) {
+            char size[16];
+            tui_fmt_bytes((double)tp->size, size, sizeof(size));
+            put(y, 0, COLS, attrs[K_HEAD], " Topic %s  %d partitions  RF %d  cell %d  URP %d  %s  (Esc: back)",
+                tp->name, tp->partitions, tp->rf, tp->cell, tp->urp, size);
+        } else {
+            put(y, 0, COLS, attrs[K_BAD], " Topic %s does not exist (any more)  (Esc: back)", t->drill_topic);
+        }
+    }
+    y++;
+    /* Columns: the topic name takes what the fixed ones leave. */
+    int tw = COLS - 62;
+    tw = tw < 10 ? 10 : tw > 40 ? 40 : tw;
+    put(y, 0, COLS, attrs[K_HEAD], " %-*s %4s %6s %5s  %-9s %-9s %8s  %s", tw, "TOPIC", "PART", "LEADER", "EPOCH",
+        "REPLICAS", "ISR", "HW", t->drill == TUI_DRILL_BROKER ? "ROLE" : "");
+    y++;
+    int list_rows = y0 + rows - y;
+    int *idx = idx_alloc(m->nparts);
+    if (!idx)
+        return;
+    int n = tui_view_drill_parts(t, idx, m->nparts);
+    scroll_fix(&t->drill_scroll, -1, n, list_rows);
+    for (int r = 0; r < list_rows && t->drill_scroll + r < n; r++) {
+        const tui_part_t *p = &m->parts[idx[t->drill_scroll + r]];
+        char reps[64], isr[64], hw[24] = "-";
+        fmt_ids(p->rep, p->nrep, reps, sizeof(reps));
+        fmt_ids(p->isr, p->nisr, isr, sizeof(isr));
+        if (p->hw >= 0)
+            snprintf(hw, sizeof(hw), "%lld", (long long)p->hw);
+        int x = 0, yy = y + r;
+        put(yy, x, COLS, A_NORMAL, " %-*.*s %4d", tw, tw, p->topic, p->partition);
+        x += 1 + tw + 5;
+        if (p->leader >= 0)
+            put(yy, x, 7, A_NORMAL, " %6d", p->leader);
+        else
+            put(yy, x, 7, attrs[K_BAD], "   none");
+        x += 7;
+        put(yy, x, COLS - x, A_NORMAL, " %5d  %-9.9s", p->epoch, reps);
+        x += 6 + 2 + 9 + 1;
+        put(yy, x, 9, p->nisr < p->nrep ? attrs[K_WARN] : attrs[K_OK], "%-9.9s", isr);
+        x += 9;
+        put(yy, x, COLS - x, A_NORMAL, " %8s", hw);
+        x += 9 + 2;
+        if (t->drill == TUI_DRILL_BROKER) {
+            bool leader = p->leader == t->drill_broker, in_isr = has_id(p->isr, p->nisr, t->drill_broker);
+            put(yy, x, COLS - x, leader ? attrs[K_OK] : in_isr ? A_NORMAL : attrs[K_WARN], "%s",
+                leader ? "leader" : in_isr ? "follower" : "out of ISR");
+        }
+    }
+    if (n == 0)
+        put(y, 2, COLS - 2, attrs[K_DIM], "%s", t->drill == TUI_DRILL_BROKER && m->ntopics > 0 && m->nparts == 0
+                                                   ? "loading partitions ..."
+                                                   : "no partitions");
+    mk_free(idx);
+}
+
+static void draw_placement(tui_t *t, int y0, int rows)
+{
+    tui_model_t *m = &t->m;
+    if (no_cluster(t, y0))
+        return;
+    if (t->drill) {
+        draw_drill(t, y0, rows);
+        return;
+    }
+    int y = y0;
+    const int label = 8;
+    int nazs = m->nazs > 0 ? m->nazs : 1;
+    int cw = (COLS - label) / nazs;
+    if (cw > 30)
+        cw = 30;
+    if (cw < 12)
+        cw = 12;
+    put(y, 0, label, attrs[K_HEAD], " AZ");
+    for (int z = 0; z < m->nazs; z++) {
+        const tui_az_t *a = &m->azs[z];
+        const char *st = a->running == 0 ? "DOWN" : a->running < a->total ? "degraded" : "up";
+        put(y, label + z * cw, cw - 1, attrs[K_HEAD], "%s", a->name);
+        put(y, label + z * cw + (int)strlen(a->name) + 1, cw - 2 - (int)strlen(a->name),
+            a->running == 0 ? attrs[K_BAD] : a->running < a->total ? attrs[K_WARN] : attrs[K_OK], "%s", st);
+    }
+    y++;
+    for (int c = 0; c < m->ncells && y < y0 + rows; c++, y++) {
+        put(y, 0, label, A_NORMAL, " cell %d", m->cells[c]);
+        for (int z = 0; z < m->nazs; z++) {
+            int x = label + z * cw;
+            for (int i = 0; i < m->nbrokers; i++) {
+                const tui_broker_t *b = &m->brokers[i];
+                if (b->cell != m->cells[c] || strcmp(b->az, m->azs[z].name) != 0)
+                    continue;
+                char buf[64];
+                snprintf(buf, sizeof(buf), "#%d %s L%d R%d", b->id, b->running ? "up" : "DOWN", b->leaders,
+                         b->replicas);
+                bool sel = !t->focus_topics && b->id == t->sel_broker;
+                int w = (int)strlen(buf);
+                if (x + w > label + (z + 1) * cw - 1)
+                    w = label + (z + 1) * cw - 1 - x;
+                put(y, x, w, sel ? attrs[K_SEL] : state_attr(b), "%s", buf);
+                x += w + 1;
+            }
+        }
+    }
+    y++;
+    if (y >= y0 + rows)
+        return;
+    int namew = COLS - 60;
+    if (namew < 12)
+        namew = 12;
+    put(y, 0, COLS, attrs[K_HEAD], " %-*s %5s %2s %4s %3s %4s %9s %7s %8s %8s", namew - 1, "TOPIC", "PARTS", "RF",
+        "CELL", "URP", "OFFL", "SIZE", "MSGS", "IN/s", "OUT/s");
+    y++;
+    int list_rows = y0 + rows - y;
+    int *idx = idx_alloc(m->ntopics);
+    if (!idx)
+        return;
+    int n = tui_view_topics(t, idx, m->ntopics);
+    if (t->sel_topic >= n)
+        t->sel_topic = n - 1;
+    if (t->sel_topic < 0)
+        t->sel_topic = 0;
+    if (n == 0)
+        t->focus_topics = false;
+    scroll_fix(&t->scroll[TUI_V_PLACEMENT], t->focus_topics ? t->sel_topic : -1, n, list_rows);
+    for (int r = 0; r < list_rows && t->scroll[TUI_V_PLACEMENT] + r < n; r++) {
+        int i = t->scroll[TUI_V_PLACEMENT] + r;
+        const tui_topic_t *tp = &m->topics[idx[i]];
+        bool sel = t->focus_topics && i == t->sel_topic;
+        if (sel)
+            fill_row(y + r, attrs[K_SEL]);
+        char size[16], msgs[16], bi[16] = "-", bo[16] = "-";
+        tui_fmt_bytes((double)tp->size, size, sizeof(size));
+        tui_fmt_count((double)tp->messages, msgs, sizeof(msgs));
+        const tui_named_flow_t *f = tui_model_topic_flow(m, tp->name);
+        if (f) {
+            tui_fmt_bytes(f->flow.bytes_in, bi, sizeof(bi));
+            tui_fmt_bytes(f->flow.bytes_out, bo, sizeof(bo));
+        }
+        attr_t a = sel ? attrs[K_SEL] : tp->offline ? attrs[K_BAD] : tp->urp ? attrs[K_WARN] : A_NORMAL;
+        put(y + r, 0, COLS, a, "%s%-*.*s %5d %2d %4d %3d %4d %9s %7s %8s %8s", sel ? ">" : " ", namew - 1,
+            namew - 1, tp->name, tp->partitions, tp->rf, tp->cell, tp->urp, tp->offline, size, msgs, bi, bo);
+    }
+    if (n == 0)
+        put(y, 2, COLS - 2, attrs[K_DIM], "%s", m->ntopics ? "no topics match the filter" : "no topics yet");
+    mk_free(idx);
+}
+
+/* ============================================================== latency */
+
+static void draw_latency(tui_t *t, int y0, int rows)
+{
+    tui_model_t *m = &t->m;
+    int y = y0;
+    if (m->latency_status != 200) {
+        put(y, 0, COLS, attrs[K_HEAD], " Request latency");
+        put(y + 2, 2, COLS - 2, attrs[K_DIM], "%s",
+            m->latency_status == 0 ? "no data yet (waiting for GET /v1/latency)"
+                                   : "no data: this admin API has no latency figures (GET /v1/latency)");
+        return;
+    }
+    put(y, 0, COLS, attrs[K_HEAD], " Request latency, last %.0f s (ms)", m->latency_window_s);
+    put(y, 36, 12, A_NORMAL, "worst p99");
+    spark(t, y, 46, COLS - 47, &m->hist_p99, attrs[K_WARN]);
+    y++;
+    put(y, 0, COLS, attrs[K_HEAD], " %6s  %-24s %8s %8s %8s %8s %8s", "BROKER", "API", "COUNT", "P50", "P95", "P99",
+        "MAX");
+    y++;
+    int list_rows = y0 + rows - y;
+    int *idx = idx_alloc(m->nlat);
+    if (!idx)
+        return;
+    int n = tui_view_latency_rows(t, idx, m->nlat);
+    scroll_fix(&t->scroll[TUI_V_LATENCY], -1, n, list_rows);
+    for (int r = 0; r < list_rows && t->scroll[TUI_V_LATENCY] + r < n; r++) {
+        const tui_lat_t *l = &m->lat[idx[t->scroll[TUI_V_LATENCY] + r]];
+        char p50[16], p95[16], p99[16], mx[16], cnt[16];
+        tui_fmt_ms(l->p50, p50, sizeof(p50));
+        tui_fmt_ms(l->p95, p95, sizeof(p95));
+        tui_fmt_ms(l->p99, p99, sizeof(p99));
+        tui_fmt_ms(l->max, mx, sizeof(mx));
+        tui_fmt_count((double)l->count, cnt, sizeof(cnt));
+        put(y + r, 0, COLS, A_NORMAL, " %6d  %-24.24s %8s %8s %8s", l->broker, l->api, cnt, p50, p95);
+        put(y + r, 60, COLS - 60, l->p99 >= 100 ? attrs[K_WARN] : A_NORMAL, " %8s %8s", p99, mx);
+    }
+    if (n == 0)
+        put(y, 2, COLS - 2, attrs[K_DIM], "no data: %s", m->nlat ? "no requests match the filter in this window"
+                                                               : "no requests in this window");
+    mk_free(idx);
+}
+
+/* ============================================================== tenants */
+
+static void flow_line(int y, const char *what, double rate, double total, bool bytes)
+{
+    char r[24], tot[24], rs[32];
+    if (bytes) {
+        tui_fmt_bytes(rate, r, sizeof(r));
+        tui_fmt_bytes(total, tot, sizeof(tot));
+    } else {
+        tui_fmt_count(rate, r, sizeof(r));
+        tui_fmt_count(total, tot, sizeof(tot));
+    }
+    snprintf(rs, sizeof(rs), "%s/s", r);
+    put(y, 2, COLS - 2, A_NORMAL, "%-14s %14s %14s", what, rs, tot);
+}
+
+static void draw_tenants(tui_t *t, int y0, int rows)
+{
+    tui_model_t *m = &t->m;
+    if (no_cluster(t, y0))
+        return;
+    int y = y0;
+    put(y, 0, COLS, attrs[K_HEAD], " Tenant default");
+    put(y, 16, COLS - 16, attrs[K_DIM], "(all clients: minikora has one tenant until multi-tenancy lands)");
+    y++;
+    put(y, 2, COLS - 2, attrs[K_HEAD], "%-14s %14s %14s", "", "per second", "total");
+    y++;
+    const tui_flow_t *f = &m->cluster_flow;
+    if (m->have_rates) {
+        flow_line(y++, "bytes in", f->bytes_in, f->bytes_in_total, true);
+        flow_line(y++, "bytes out", f->bytes_out, f->bytes_out_total, true);
+        flow_line(y++, "records in", f->records_in, f->records_in_total, false);
+        flow_line(y++, "records out", f->records_out, f->records_out_total, false);
+        flow_line(y++, "requests", f->requests, f->requests_total, false);
+    } else {
+        put(y, 2, COLS - 2, attrs[K_DIM], "no rates from the admin API (GET /v1/rates)");
+        y += 5;
+    }
+    int64_t storage = 0;
+    for (int i = 0; i < m->ntopics; i++)
+        storage += m->topics[i].size;
+    int conns = 0;
+    for (int i = 0; i < m->nbrokers; i++)
+        conns += m->brokers[i].conns;
+    char st[16];
+    tui_fmt_bytes((double)storage, st, sizeof(st));
+    put(y++, 2, COLS - 2, A_NORMAL, "topics %d   partitions %d   groups %d   storage %s   connections %d",
+        m->topics_count, m->partitions_count, m->ngroups, st, conns);
+    put(y++, 2, COLS - 2, attrs[K_DIM], "throttling: none (quotas arrive with tenants)");
+    y++;
+    put(y, 0, COLS, attrs[K_HEAD], " %-36s %10s %10s %10s", "CLIENT ID", "IN/s", "OUT/s", "REQ/s");
+    y++;
+    int list_rows = y0 + rows - y;
+    /* Busiest clients first. */
+    int *idx = idx_alloc(m->nclient_flows);
+    if (!idx)
+        return;
+    int n = 0;
+    for (int i = 0; i < m->nclient_flows; i++)
+        if (tui_match(t->filter[TUI_V_TENANTS], m->client_flows[i].name))
+            idx[n++] = i;
+    for (int i = 1; i < n; i++)
+        for (int k = i; k > 0; k--) {
+            const tui_flow_t *a = &m->client_flows[idx[k - 1]].flow, *b = &m->client_flows[idx[k]].flow;
+            if (a->bytes_in + a->bytes_out + a->requests >= b->bytes_in + b->bytes_out + b->requests)
+                break;
+            int tmp = idx[k];
+            idx[k] = idx[k - 1];
+            idx[k - 1] = tmp;
+        }
+    scroll_fix(&t->scroll[TUI_V_TENANTS], -1, n, list_rows);
+    for (int r = 0; r < list_rows && t->scroll[TUI_V_TENANTS] + r < n; r++) {
+        const tui_named_flow_t *c = &m->client_flows[idx[t->scroll[TUI_V_TENANTS] + r]];
+        char bi[16], bo[16], rq[16];
+        tui_fmt_bytes(c->flow.bytes_in, bi, sizeof(bi));
+        tui_fmt_bytes(c->flow.bytes_out, bo, sizeof(bo));
+        tui_fmt_count(c->flow.requests, rq, sizeof(rq));
+        put(y + r, 0, COLS, A_NORMAL, " %-36.36s %10s %10s %10s", c->name[0] ? c->name : "(no client id)", bi, bo, rq);
+    }
+    if (n == 0 && list_rows > 0)
+        put(y, 2, COLS - 2, attrs[K_DIM], "no clients yet");
+    mk_free(idx);
+}
+
+/* =============================================================== events */
+
+static void draw_events(tui_t *t, int y0, int rows)
+{
+    tui_model_t *m = &t->m;
+    int y = y0;
+    put(y, 0, COLS, attrs[K_HEAD], " %-6s %-8s %3s %-18s %s", "SEQ", "TIME", "BRK", "TYPE", "MESSAGE (newest first)");
+    y++;
+    int list_rows = y0 + rows - y;
+    int *idx = idx_alloc(m->nevents);
+    if (!idx)
+        return;
+    int n = tui_view_event_rows(t, idx, m->nevents);
+    scroll_fix(&t->scroll[TUI_V_EVENTS], -1, n, list_rows);
+    for (int r = 0; r < list_rows && t->scroll[TUI_V_EVENTS] + r < n; r++) {
+        const tui_event_t *e = tui_model_event(m, idx[t->scroll[TUI_V_EVENTS] + r]);
+        char when[16] = "", brk[16] = "-";
+        time_t secs = (time_t)(e->time_ms / 1000);
+        struct tm tm;
+        if (localtime_r(&secs, &tm))
+            strftime(when, sizeof(when), "%H:%M:%S", &tm);
+        if (e->broker >= 0)
+            snprintf(brk, sizeof(brk), "%d", e->broker);
+        bool bad = strstr(e->type, "stop") || strstr(e->type, "crash") || strstr(e->type, "down") ||
+                   strstr(e->type, "offline") || strstr(e->type, "error");
+        put(y + r, 0, COLS, A_NORMAL, " %-6llu %-8s %3s ", (unsigned long long)e->seq, when, brk);
+        put(y + r, 21, 19, bad ? attrs[K_WARN] : attrs[K_OK], "%-18.18s", e->type);
+        put(y + r, 40, COLS - 40, A_NORMAL, "%s", e->message);
+    }
+    if (n == 0)
+        put(y, 2, COLS - 2, attrs[K_DIM], "%s", m->nevents ? "no events match the filter" : "no events yet");
+    mk_free(idx);
+}
+
+/* ================================================================= help */
+
+static void draw_help(void)
+{
+    static const char *lines[] = {
+        "Tab, Shift-Tab  next / previous view",
+        "1 2 3 4 5       Overview Placement Latency Tenants Events",
+        "arrows, hjkl    move the cursor, scroll",
+        "PgUp PgDn g G   page up / down, first, last",
+        "Enter           partitions of the selected broker or topic",
+        "Esc, Backspace  back out of partitions; clear a filter",
+        "/               filter the current list (Enter keeps it)",
+        "s / S           stop (controlled) / start the broker",
+        "c               crash the broker",
+        "a / A           take the broker's AZ down / up",
+        "r               refresh now",
+        "q               quit",
+        "",
+        "The broker is the one selected in Overview or Placement.",
+        "Acting keys ask y/n first, then call the admin HTTP API.",
+        "Any key closes this help.",
+    };
+    int n = (int)MK_ARRAY_LEN(lines);
+    int w = 64 < COLS - 2 ? 64 : COLS - 2, h = n + 4 < LINES - 2 ? n + 4 : LINES - 2;
+    int y0 = (LINES - h) / 2, x0 = (COLS - w) / 2;
+    if (w < 10 || h < 4)
+        return;
+    for (int y = y0; y < y0 + h; y++)
+        mvhline(y, x0, ' ', w);
+    attron(attrs[K_HEAD]);
+    mvhline(y0, x0, ACS_HLINE, w);
+    mvhline(y0 + h - 1, x0, ACS_HLINE, w);
+    mvvline(y0, x0, ACS_VLINE, h);
+    mvvline(y0, x0 + w - 1, ACS_VLINE, h);
+    mvaddch(y0, x0, ACS_ULCORNER);
+    mvaddch(y0, x0 + w - 1, ACS_URCORNER);
+    mvaddch(y0 + h - 1, x0, ACS_LLCORNER);
+    mvaddch(y0 + h - 1, x0 + w - 1, ACS_LRCORNER);
+    attroff(attrs[K_HEAD]);
+    put(y0, x0 + 2, w - 4, attrs[K_HEAD], " minikora tui: keys ");
+    for (int i = 0; i < n && i < h - 4; i++)
+        put(y0 + 2 + i, x0 + 2, w - 4, A_NORMAL, "%s", lines[i]);
+}
+
+/* ================================================================= draw */
+
+void tui_view_draw(tui_t *t)
+{
+    uint64_t now = mk_mono_ms();
+    erase();
+    if (LINES < 6 || COLS < 30) {
+        put(0, 0, COLS, A_BOLD, "minikora tui: window too small (%dx%d)", COLS, LINES);
+    } else {
+        draw_tabs(t);
+        draw_summary(t);
+        int y0 = 2, rows = LINES - 3;
+        switch (t->view) {
+        case TUI_V_OVERVIEW: draw_overview(t, y0, rows); break;
+        case TUI_V_PLACEMENT: draw_placement(t, y0, rows); break;
+        case TUI_V_LATENCY: draw_latency(t, y0, rows); break;
+        case TUI_V_TENANTS: draw_tenants(t, y0, rows); break;
+        default: draw_events(t, y0, rows); break;
+        }
+        draw_status(t, now);
+        if (t->mode == TUI_MODE_HELP)
+            draw_help();
+    }
+    wnoutrefresh(stdscr);
+    doupdate();
+}
