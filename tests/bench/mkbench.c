@@ -25,20 +25,29 @@
  *            create rd_kafka_t + mock cluster.  Idle RSS is read 1 s after
  *            the ready line of the kept instance, before any topic exists.
  *   produce  N records of S bytes to a fresh topic, partition = i % P,
- *            linger.ms=5, batch.size=1000000, no compression; once with
- *            acks=1 and once with acks=all.  The clock runs from the first
- *            produce call until flush() has seen every delivery report.
+ *            linger.ms=5, batch.size=1000000, no compression; once per
+ *            entry of --produce-acks (default: acks=1, then acks=all).  The
+ *            clock runs from the first produce call until flush() has seen
+ *            every delivery report.
  *   consume  a group-less consumer assigns every partition of the acks=1
  *            topic at its low watermark (explicit offsets, no commits) and
  *            reads up to the high watermark queried beforehand.  The rate is
  *            taken between the first and the last record received, so the
  *            connection set-up does not count.
  *   latency  a producer thread sends at a fixed rate (default 5000/s,
- *            linger.ms=0, acks=1) records that carry their send time
+ *            linger.ms=0, acks=--lat-acks, default 1; librdkafka's in-flight
+ *            limit unless --lat-inflight; --lat-partitions partitions,
+ *            default -p) records that carry their send time
  *            (CLOCK_MONOTONIC, same host, same process) in the first bytes of
  *            the payload; the consumer, assigned at the high watermarks,
  *            computes receive time minus send time.  The first second is
  *            warm-up and is not counted.
+ *
+ * Topics are created with CreateTopics and an explicit replication factor
+ * (--rf, default 1; brokers may default to more), plus min.insync.replicas
+ * when --min-isr is given.  With --rf above 1 the tool reads the ISR of its
+ * topics once more after the tests (rf_isr_min: the smallest ISR seen), so
+ * that an acks=all figure taken on a shrunken ISR shows up.
  *
  * While the load tests run, a sampler thread reads VmRSS of the target
  * process from /proc/PID/status every 50 ms and keeps the peak
@@ -96,6 +105,12 @@ typedef struct bench_opts_s {
         int mock_brokers;         /* --mock-brokers */
         int timeout_s;            /* --timeout: per test */
         const char *tests;        /* --tests: comma list */
+        int rf;                   /* --rf: replication factor of the topics */
+        int min_isr;              /* --min-isr: 0 leaves it to the broker */
+        const char *produce_acks; /* --produce-acks: comma list of 1, all */
+        const char *lat_acks;     /* --lat-acks */
+        int lat_inflight;         /* --lat-inflight: 0 = librdkafka's */
+        int lat_partitions;       /* --lat-partitions: 0 = -p */
 } bench_opts_t;
 
 static bench_opts_t opts = {
@@ -112,11 +127,18 @@ static bench_opts_t opts = {
         .mock_brokers      = 3,
         .timeout_s         = 60,
         .tests             = "startup,produce,consume,latency",
+        .rf                = 1,
+        .min_isr           = 0,
+        .produce_acks      = "1,all",
+        .lat_acks          = "1",
+        .lat_inflight      = 0,
+        .lat_partitions    = 0,
 };
 
-static int test_enabled(const char *name) {
+/* Whether the comma list has the entry name. */
+static int list_has(const char *list, const char *name) {
         size_t n = strlen(name);
-        const char *p = opts.tests;
+        const char *p = list;
         while (p && *p) {
                 if (!strncmp(p, name, n) && (p[n] == ',' || p[n] == '\0'))
                         return 1;
@@ -125,6 +147,10 @@ static int test_enabled(const char *name) {
                         p++;
         }
         return 0;
+}
+
+static int test_enabled(const char *name) {
+        return list_has(opts.tests, name);
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -552,27 +578,34 @@ static void sampler_stop(void) {
 
 /* ------------------------------------------------------------------ topics */
 
-/* Creates topic with P partitions and RF 1, then waits until metadata shows
+/* Creates topic with nparts partitions and RF opts.rf, then waits until metadata shows
  * every partition with a leader.  Returns the partition count, or -1. */
-static int topic_create(target_t *t, rd_kafka_t *ctl, const char *topic) {
+static int topic_create(target_t *t, rd_kafka_t *ctl, const char *topic,
+                        int nparts) {
         int64_t deadline;
         rd_kafka_topic_t *rkt;
         int found = -1;
 
         if (t->mcluster) {
                 rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(
-                    t->mcluster, topic, opts.partitions, 1);
+                    t->mcluster, topic, nparts, opts.rf);
                 if (err)
                         say("mock topic %s: %s", topic, rd_kafka_err2str(err));
         } else {
                 char errstr[256];
                 rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(
-                    topic, opts.partitions, 1, errstr, sizeof(errstr));
+                    topic, nparts, opts.rf, errstr, sizeof(errstr));
                 rd_kafka_queue_t *q = rd_kafka_queue_new(ctl);
                 rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(
                     ctl, RD_KAFKA_ADMIN_OP_CREATETOPICS);
                 rd_kafka_event_t *ev;
 
+                if (opts.min_isr > 0) {
+                        char v[16];
+                        snprintf(v, sizeof(v), "%d", opts.min_isr);
+                        rd_kafka_NewTopic_set_config(nt, "min.insync.replicas",
+                                                     v);
+                }
                 /* Short: a broker without CreateTopics must not eat the
                  * whole time budget before auto-create gets its chance. */
                 rd_kafka_AdminOptions_set_request_timeout(ao, 10000, NULL, 0);
@@ -630,9 +663,9 @@ static int topic_create(target_t *t, rd_kafka_t *ctl, const char *topic) {
         rd_kafka_topic_destroy(rkt);
         if (found <= 0)
                 say("topic %s never became ready", topic);
-        else if (found != opts.partitions)
+        else if (found != nparts)
                 say("topic %s has %d partitions (asked for %d)", topic, found,
-                    opts.partitions);
+                    nparts);
         return found > 0 ? found : -1;
 }
 
@@ -885,8 +918,14 @@ static void *lat_producer_main(void *arg) {
         long i;
 
         snprintf(linger, sizeof(linger), "%d", opts.lat_linger_ms);
-        conf = conf_new(lp->bootstrap, "acks", "1", "linger.ms", linger,
+        conf = conf_new(lp->bootstrap, "acks", opts.lat_acks, "linger.ms", linger,
                         "compression.codec", "none", NULL);
+        if (opts.lat_inflight > 0) {
+                char v[16];
+                snprintf(v, sizeof(v), "%d", opts.lat_inflight);
+                rd_kafka_conf_set(conf, "max.in.flight.requests.per.connection",
+                                  v, NULL, 0);
+        }
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
         rd_kafka_conf_set_opaque(conf, &st);
         rk = client_new(RD_KAFKA_PRODUCER, conf);
@@ -1032,6 +1071,48 @@ static void test_latency(const char *bootstrap, rd_kafka_t *ctl,
         free(lat);
 }
 
+/* ------------------------------------------------------------------ ISR */
+
+/* Reads the ISR of the given topics (NULL entries skipped) and prints the
+ * smallest ISR and replica counts seen over their partitions. */
+static void report_isr(rd_kafka_t *ctl, const char **topics, int n) {
+        int isr_min = -1, repl_min = -1, i, j;
+        for (i = 0; i < n; i++) {
+                const struct rd_kafka_metadata *md = NULL;
+                rd_kafka_topic_t *rkt;
+                if (!topics[i])
+                        continue;
+                rkt = rd_kafka_topic_new(ctl, topics[i], NULL);
+                if (rd_kafka_metadata(ctl, 0, rkt, &md, 5000) ==
+                        RD_KAFKA_RESP_ERR_NO_ERROR &&
+                    md->topic_cnt == 1 && !md->topics[0].err)
+                        for (j = 0; j < md->topics[0].partition_cnt; j++) {
+                                const rd_kafka_metadata_partition_t *mp =
+                                    &md->topics[0].partitions[j];
+                                if (isr_min < 0 || mp->isr_cnt < isr_min)
+                                        isr_min = mp->isr_cnt;
+                                if (repl_min < 0 || mp->replica_cnt < repl_min)
+                                        repl_min = mp->replica_cnt;
+                        }
+                else
+                        say("metadata %s: no answer for the ISR check",
+                            topics[i]);
+                if (md)
+                        rd_kafka_metadata_destroy(md);
+                rd_kafka_topic_destroy(rkt);
+        }
+        if (isr_min < 0)
+                return;
+        result("rf_replicas_min", "%d", repl_min);
+        result("rf_isr_min", "%d", isr_min);
+        if (repl_min < opts.rf)
+                result("rf_note", "a partition has %d replicas (asked for %d)",
+                       repl_min, opts.rf);
+        if (isr_min < repl_min)
+                result("rf_isr_note", "ISR down to %d of %d after the tests",
+                       isr_min, repl_min);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static void usage(void) {
@@ -1043,7 +1124,10 @@ static void usage(void) {
                 "         [--lat-linger MS] [--lat-fetch-wait MS] "
                 "[--startup-runs N]\n"
                 "         [--mock-brokers N] [--timeout S] [--warmup MSGS] "
-                "[--tests startup,produce,consume,latency]\n");
+                "[--tests startup,produce,consume,latency]\n"
+                "         [--rf N] [--min-isr N] [--produce-acks 1,all] "
+                "[--lat-acks 1|all] [--lat-inflight N]\n"
+                "         [--lat-partitions N]\n");
         exit(2);
 }
 
@@ -1062,10 +1146,17 @@ int main(int argc, char **argv) {
             {"timeout", required_argument, NULL, 't'},
             {"warmup", required_argument, NULL, 'W'},
             {"tests", required_argument, NULL, 'T'},
+            {"rf", required_argument, NULL, 'R'},
+            {"min-isr", required_argument, NULL, 'I'},
+            {"produce-acks", required_argument, NULL, 'A'},
+            {"lat-acks", required_argument, NULL, 'a'},
+            {"lat-inflight", required_argument, NULL, 'i'},
+            {"lat-partitions", required_argument, NULL, 'q'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0}};
         target_t t = {0};
         rd_kafka_t *ctl;
+        const char *made[3] = {NULL, NULL, NULL};
         char t_warm[128], t_p1[128], t_pall[128], t_lat[128];
         int spawn = 0, c, parts;
 
@@ -1088,6 +1179,12 @@ int main(int argc, char **argv) {
                 case 't': opts.timeout_s = atoi(optarg); break;
                 case 'W': opts.warmup = atol(optarg); break;
                 case 'T': opts.tests = optarg; break;
+                case 'R': opts.rf = atoi(optarg); break;
+                case 'I': opts.min_isr = atoi(optarg); break;
+                case 'A': opts.produce_acks = optarg; break;
+                case 'a': opts.lat_acks = optarg; break;
+                case 'i': opts.lat_inflight = atoi(optarg); break;
+                case 'q': opts.lat_partitions = atoi(optarg); break;
                 default: usage();
                 }
         }
@@ -1099,10 +1196,15 @@ int main(int argc, char **argv) {
                 usage();
         if (opts.mock + !!opts.bootstrap + spawn != 1 || opts.msgs < 1 ||
             opts.size < 1 || opts.partitions < 1 || opts.rate < 1 ||
-            opts.lat_secs < 1 || opts.mock_brokers < 1 || opts.timeout_s < 1)
+            opts.lat_secs < 1 || opts.mock_brokers < 1 || opts.timeout_s < 1 ||
+            opts.rf < 1 || opts.min_isr < 0 || opts.lat_inflight < 0 ||
+            opts.lat_partitions < 0 ||
+            (strcmp(opts.lat_acks, "1") && strcmp(opts.lat_acks, "all")))
                 usage();
         if (opts.warmup < 0)
                 opts.warmup = opts.msgs / 10;
+        if (!opts.lat_partitions)
+                opts.lat_partitions = opts.partitions;
         signal(SIGPIPE, SIG_IGN);
 
         if (target_start(&t) == -1) {
@@ -1114,6 +1216,13 @@ int main(int argc, char **argv) {
                 result("rss_idle_kb", "%ld", rss_kb(opts.pid));
         }
         say("target %s: %s", t.name, t.bootstrap);
+        result("rf", "%d", opts.rf);
+        if (opts.min_isr > 0)
+                result("min_isr", "%d", opts.min_isr);
+        result("lat_acks", "%s", opts.lat_acks);
+        if (opts.lat_inflight > 0)
+                result("lat_inflight", "%d", opts.lat_inflight);
+        result("lat_partitions", "%d", opts.lat_partitions);
 
         /* Unique names so that reruns against one cluster never collide. */
         snprintf(t_warm, sizeof(t_warm), "mkbench-warmup-%d-%ld",
@@ -1132,11 +1241,14 @@ int main(int argc, char **argv) {
         /* Untimed warm-up: both the client and the target allocate their
          * buffers here, so the first timed test is not penalised. */
         if (test_enabled("produce") && opts.warmup > 0 &&
-            (parts = topic_create(&t, ctl, t_warm)) > 0)
-                test_produce(t.bootstrap, t_warm, parts, "1", "warmup",
-                             opts.warmup);
-        if (test_enabled("produce") || test_enabled("consume")) {
-                if ((parts = topic_create(&t, ctl, t_p1)) > 0) {
+            (parts = topic_create(&t, ctl, t_warm, opts.partitions)) > 0)
+                test_produce(t.bootstrap, t_warm, parts,
+                             list_has(opts.produce_acks, "1") ? "1" : "all",
+                             "warmup", opts.warmup);
+        if ((test_enabled("produce") && list_has(opts.produce_acks, "1")) ||
+            test_enabled("consume")) {
+                if ((parts = topic_create(&t, ctl, t_p1, opts.partitions)) > 0) {
+                        made[0] = t_p1;
                         test_produce(t.bootstrap, t_p1, parts, "1", "acks1",
                                      opts.msgs);
                         if (test_enabled("consume"))
@@ -1144,20 +1256,24 @@ int main(int argc, char **argv) {
                 } else
                         result("produce_acks1_note", "topic not ready");
         }
-        if (test_enabled("produce")) {
-                if ((parts = topic_create(&t, ctl, t_pall)) > 0)
+        if (test_enabled("produce") && list_has(opts.produce_acks, "all")) {
+                if ((parts = topic_create(&t, ctl, t_pall, opts.partitions)) > 0) {
+                        made[1] = t_pall;
                         test_produce(t.bootstrap, t_pall, parts, "all",
                                      "acksall", opts.msgs);
-                else
+                } else
                         result("produce_acksall_note", "topic not ready");
         }
         if (test_enabled("latency")) {
-                if ((parts = topic_create(&t, ctl, t_lat)) > 0)
+                if ((parts = topic_create(&t, ctl, t_lat, opts.lat_partitions)) > 0) {
+                        made[2] = t_lat;
                         test_latency(t.bootstrap, ctl, t_lat, parts);
-                else
+                } else
                         result("lat_note", "topic not ready");
         }
         sampler_stop();
+        if (opts.rf > 1)
+                report_isr(ctl, made, 3);
         rd_kafka_destroy(ctl);
         target_stop(&t);
         return 0;

@@ -5,8 +5,11 @@
 # Builds tests/bench/mkbench.c (our librdkafka load tool) into build/bench/,
 # runs it once against a freshly spawned `./minikora serve --ephemeral
 # --port 0` and once against an in-process mock cluster with as many brokers,
-# then joins the two `RESULT key value` files into one table.  Needs nothing
-# from the Makefile but the minikora binary.  Figures: docs/BENCHMARKS.md.
+# then joins the two `RESULT key value` files into one table.  A replication
+# section follows, measured on minikora only: one fresh minikora per cross-AZ
+# latency setting (--set minikora.cross.az.latency.ms=N), acks=all on RF 3
+# topics.  Needs nothing from the Makefile but the minikora binary.
+# Figures: docs/BENCHMARKS.md.
 #
 # Environment (all optional):
 #   BENCH_MSGS=200000        records per produce test
@@ -21,6 +24,16 @@
 #   BENCH_ONLY=              "minikora" or "mock" to run one column
 #   BENCH_OUT=build/bench    where the tool, logs and results go
 #   MINIKORA=./minikora      the binary under test
+# Replication section (minikora only; RF 3, acks=all):
+#   BENCH_XAZ_MS="0 2 10"    cross-AZ latency settings, ms, one minikora each
+#                            (empty: no replication section)
+#   BENCH_RF_MSGS=$BENCH_MSGS  records in each RF 3 produce test
+#   BENCH_RF_LAT_SECS=$BENCH_LAT_SECS  measured seconds of each RF 3 latency test
+#   BENCH_RF_MIN_ISR=2       min.insync.replicas of the RF 3 topics
+#   BENCH_RF_LAT_PARTITIONS=3  partitions of the RF 3 latency topic (one
+#                            leader per broker of a cell)
+#   BENCH_RF_LAT_INFLIGHT=1  max.in.flight.requests.per.connection of the
+#                            RF 3 latency producer (0: librdkafka's 1000000)
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 
@@ -77,6 +90,38 @@ if [ "$ONLY" != minikora ]; then
         || echo "bench: mock run failed; see $OUT/mock.err" >&2
 fi
 
+# ---------------------------------------------------------------- replication
+# One fresh minikora per cross-AZ latency setting; acks=all on RF 3 topics.
+XAZ=${BENCH_XAZ_MS-0 2 10}
+[ "$ONLY" = mock ] && XAZ=
+RF_MSGS=${BENCH_RF_MSGS:-${BENCH_MSGS:-200000}}
+RF_LAT_SECS=${BENCH_RF_LAT_SECS:-${BENCH_LAT_SECS:-10}}
+RF_MIN_ISR=${BENCH_RF_MIN_ISR:-2}
+RF_LAT_PARTS=${BENCH_RF_LAT_PARTITIONS:-3}
+RF_LAT_INFLIGHT=${BENCH_RF_LAT_INFLIGHT:-1}
+RF_FILES=
+for x in $XAZ; do
+    res=$OUT/minikora-rf3-xaz$x.res
+    log=$OUT/minikora-rf3-xaz$x.log
+    rm -f "$res"
+    RF_FILES="$RF_FILES $x:$res"
+    [ -x "$MINIKORA" ] || { echo "RESULT target_failed 1" > "$res"; continue; }
+    : > "$log"
+    echo "bench: minikora RF 3, acks=all, cross-AZ latency $x ms (log: $log)"
+    "$TOOL" --spawn --log "$log" "${ARGS[@]}" --startup-runs 1 --tests produce,latency \
+        -n "$RF_MSGS" --lat-secs "$RF_LAT_SECS" --rf 3 --min-isr "$RF_MIN_ISR" \
+        --produce-acks all --lat-acks all --lat-partitions "$RF_LAT_PARTS" \
+        --lat-inflight "$RF_LAT_INFLIGHT" \
+        -- "$MINIKORA" serve --ephemeral --port 0 \
+        --set "minikora.cross.az.latency.ms=$x" > "$res" 2> "${log%.log}.err"
+    rc=$?
+    echo "RESULT isr_shrinks $(grep -c 'leaves the ISR' "$log")" >> "$res"
+    if [ $rc -ne 0 ] || grep -q '^RESULT target_failed' "$res"; then
+        echo "bench: minikora RF 3 run ($x ms) failed (rc $rc); see ${log%.log}.err" >&2
+        status=1
+    fi
+done
+
 # ---------------------------------------------------------------- the table
 TABLE=$OUT/results.txt
 {
@@ -84,7 +129,9 @@ TABLE=$OUT/results.txt
     echo "records: ${BENCH_MSGS:-200000} x ${BENCH_SIZE:-1024} B per produce test," \
          "${BENCH_PARTITIONS:-6} partitions, RF 1; latency at ${BENCH_RATE:-5000}/s;" \
          "whole run $(( $(date +%s) - t_start )) s"
-    awk -v mk="$MK_RES" -v mock="$MOCK_RES" '
+    awk -v mk="$MK_RES" -v mock="$MOCK_RES" -v rf="$RF_FILES" \
+        -v rf_msgs="$RF_MSGS" -v rf_minisr="$RF_MIN_ISR" -v rf_lp="$RF_LAT_PARTS" \
+        -v rf_inf="$RF_LAT_INFLIGHT" '
         function load(file, arr,   line, k) {
             while ((getline line < file) > 0) {
                 if (split(line, f, " ") < 3 || f[1] != "RESULT") continue
@@ -116,6 +163,24 @@ TABLE=$OUT/results.txt
             row("idle RSS            MiB", mib(A, "rss_idle_kb"), "n/a", "")
             row("loaded RSS (peak)   MiB", mib(A, "rss_loaded_kb"), "n/a", "")
             row("SIGTERM to exit     ms (median)", v(A, "shutdown_ms"), "n/a", "")
+            nrf = split(rf, rfs, " ")
+            if (nrf) {
+                print ""
+                printf "replication, minikora only: RF 3, acks=all, min.insync.replicas %s; %s records per produce test;\n", rf_minisr, rf_msgs
+                printf "latency on %s partitions, %s in flight per connection (see docs/BENCHMARKS.md)\n", rf_lp, (rf_inf > 0 ? rf_inf : "librdkafka default")
+            }
+            for (i = 1; i <= nrf; i++) {
+                x = rfs[i]; sub(/:.*/, "", x); rfile = rfs[i]; sub(/^[^:]*:/, "", rfile)
+                delete R; load(rfile, R)
+                xs = sprintf("xAZ %2s ms", x)
+                row(xs " produce  MB/s", v(R, "produce_acksall_mbps"), "n/a", "")
+                row(xs " produce  msgs/s", v(R, "produce_acksall_mps"), "n/a", "")
+                row(xs " e2e p50  ms", ms(R, "lat_p50_us"), "n/a", "")
+                row(xs " e2e p99  ms", ms(R, "lat_p99_us"), "n/a", "")
+                for (k in R) if (k ~ /(_note|_incomplete|_failed|final_exit_status)$/) RN[++nrn] = sprintf("  minikora RF 3, xAZ %s ms, %s: %s", x, k, R[k])
+                if (R["isr_shrinks"] + 0 > 0) RN[++nrn] = sprintf("  minikora RF 3, xAZ %s ms: %s ISR shrinks in the log", x, R["isr_shrinks"])
+                if ("lat_lost" in R && R["lat_lost"] + 0 > 0) RN[++nrn] = sprintf("  minikora RF 3, xAZ %s ms: %s latency records lost", x, R["lat_lost"])
+            }
             print ""
             print "notes:"
             print "  mock startup = rd_kafka_new + rd_kafka_mock_cluster_new in-process; mock RSS is not separable from the tool."
@@ -126,9 +191,10 @@ TABLE=$OUT/results.txt
             for (k in A) if (k ~ /(_note|_incomplete|_failed|final_exit_status)$/) { printf "  minikora %s: %s\n", k, A[k]; n++ }
             for (k in B) if (k ~ /(_note|_incomplete|_failed)$/) printf "  mock %s: %s\n", k, B[k]
             if ("lat_rate" in A) printf "  latency: minikora %s records measured, %s lost, sent at %s/s.\n", v(A, "lat_count"), v(A, "lat_lost"), v(A, "lat_rate")
+            for (i = 1; i <= nrn; i++) print RN[i]
         }'
 } > "$TABLE"
 echo
 cat "$TABLE"
-echo "(table saved to $TABLE; raw results: $MK_RES, $MOCK_RES)"
+echo "(table saved to $TABLE; raw results: $MK_RES, $MOCK_RES${RF_FILES:+, $OUT/minikora-rf3-xaz*.res})"
 exit $status
