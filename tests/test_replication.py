@@ -22,6 +22,10 @@ from repl_util import (ControlMinikora, broker_racks, isr_full, metadata, per_fi
 
 # while brokers are down, clients should retry connections quickly (librdkafka's defaults
 # back off up to 10 s on a refused bootstrap connection)
+# one-way cross-AZ delay for the tests that need followers to lag behind a leader: a produce
+# followed at once by a crash (a few ms) must beat the replication round by far
+SLOW_AZ_MS = 1500
+SLOW_AZ = ("--set", "minikora.cross.az.latency.ms=%d" % SLOW_AZ_MS)
 FAST_RECONNECT = {"reconnect.backoff.ms": 10, "reconnect.backoff.max.ms": 200}
 NOT_ENOUGH_REPLICAS = 19
 NOT_ENOUGH_REPLICAS_AFTER_APPEND = 20
@@ -339,7 +343,7 @@ def test_two_azs_down_not_enough_replicas(ctl, topic_name):
 def test_isr_shrinks_while_waiting_not_enough_replicas_after_append(ctl, topic_name):
     """acks=all parked for a slow (cross-AZ) follower; the follower crashes so the ISR falls
     below min.insync.replicas: the answer is NOT_ENOUGH_REPLICAS_AFTER_APPEND."""
-    mk = ctl("--set", "minikora.cross.az.latency.ms=3000")
+    mk = ctl(*SLOW_AZ)
     topic = topic_name()
     parts = create_rf3(mk, topic, 1, min_isr=2)
     leader, f1, f2 = parts[0]["leader"], *[b for b in parts[0]["replicas"]
@@ -352,10 +356,16 @@ def test_isr_shrinks_while_waiting_not_enough_replicas_after_append(ctl, topic_n
         v = c.pick(kwire.PRODUCE, 3, 8)
         corr = c.next_corr()
         batch = kwire.record_batch([(None, b"parked-%d" % i, []) for i in range(3)])
+        size0 = replica_digest(mk.data_dir, leader, topic, 0)[1]
         c.send(kwire.request(kwire.PRODUCE, v, corr,
                              kwire.produce_body(v, topic, 0, batch, acks=-1, timeout_ms=15000)))
         t0 = time.monotonic()
-        mk.crash(f1)  # the round to f1 is still 3 s away
+        # the leader has appended (its log file grew) and is waiting for f1's round
+        while replica_digest(mk.data_dir, leader, topic, 0)[1] == size0:
+            assert time.monotonic() - t0 < SLOW_AZ_MS / 2000, "the leader did not append"
+            time.sleep(0.002)  # bounded by the assertion above
+        t0 = time.monotonic()
+        mk.crash(f1)  # the round to f1 is still about SLOW_AZ_MS away
         payload = c.recv_frame(timeout=15)
         took = time.monotonic() - t0
     r = kwire.Reader(payload)
@@ -363,7 +373,7 @@ def test_isr_shrinks_while_waiting_not_enough_replicas_after_append(ctl, topic_n
     res = kwire.parse_produce(v, payload[r.pos:])
     assert res[0][2] == NOT_ENOUGH_REPLICAS_AFTER_APPEND, \
         "parked acks=all after the ISR fell to 1: error %d (after %.1fs)" % (res[0][2], took)
-    assert took < 2.5, "answer took %.1fs: it waited for the replication round" % took
+    assert took < SLOW_AZ_MS / 2000, "answer took %.1fs: it waited for the replication round" % took
     mk.start_broker(f1)
     mk.start_broker(f2)
     wait_isr_full(mk, topic, timeout=20)
@@ -374,7 +384,7 @@ def test_isr_shrinks_while_waiting_not_enough_replicas_after_append(ctl, topic_n
 # =============================================================================================
 @pytest.mark.timeout(60)
 def test_divergent_suffix_truncated_and_logs_identical(ctl, topic_name):
-    mk = ctl("--set", "minikora.cross.az.latency.ms=3000")
+    mk = ctl(*SLOW_AZ)
     topic = topic_name()
     parts = create_rf3(mk, topic, 1)
     old = parts[0]["leader"]
@@ -383,12 +393,12 @@ def test_divergent_suffix_truncated_and_logs_identical(ctl, topic_name):
     # a replicated base (acks=all waits for the cross-AZ rounds)
     err, base = raw_produce(mk, old, topic, 0, [b"base-%d" % i for i in range(10)], acks=-1)
     assert (err, base) == (0, 0)
-    # 5 records acks=1 on the leader only, then crash it before the followers' round (3 s)
+    # 5 records acks=1 on the leader only, then crash it before the followers' round
     t0 = time.monotonic()
     err, base = raw_produce(mk, old, topic, 0, [b"lost-%d" % i for i in range(5)], acks=1)
     assert (err, base) == (0, 10)
     mk.crash(old)
-    assert time.monotonic() - t0 < 2.0, "crash came too late to beat the replication round"
+    assert time.monotonic() - t0 < SLOW_AZ_MS / 2000, "crash too late to beat the replication round"
 
     parts = wait_metadata(mk, topic, lambda ps: ps[0]["leader"] not in (-1, old), 10,
                           "a new leader")
@@ -434,7 +444,7 @@ def test_divergent_suffix_truncated_and_logs_identical(ctl, topic_name):
 def test_two_divergent_replicas_truncate_to_the_third(ctl, topic_name):
     """Two leaders in a row crash with unreplicated suffixes (epochs e and e+1); the third
     replica leads (e+2) and writes on; both returning replicas truncate and catch up."""
-    mk = ctl("--set", "minikora.cross.az.latency.ms=3000")
+    mk = ctl(*SLOW_AZ)
     topic = topic_name()
     parts = create_rf3(mk, topic, 1)
     first = parts[0]["leader"]
@@ -444,13 +454,15 @@ def test_two_divergent_replicas_truncate_to_the_third(ctl, topic_name):
     t0 = time.monotonic()
     assert raw_produce(mk, first, topic, 0, [b"a-%d" % i for i in range(5)], acks=1) == (0, 10)
     mk.crash(first)
+    assert time.monotonic() - t0 < SLOW_AZ_MS / 2000, "crash too late to beat the round"
     second = wait_metadata(mk, topic, lambda ps: ps[0]["leader"] not in (-1, first), 10,
                            "second leader")[0]["leader"]
+    t0 = time.monotonic()
     assert raw_produce(mk, second, topic, 0, [b"b-%d" % i for i in range(3)], acks=1) == (0, 10)
     mk.crash(second)
+    assert time.monotonic() - t0 < SLOW_AZ_MS / 2000, "crash too late to beat the round"
     third = wait_metadata(mk, topic, lambda ps: ps[0]["leader"] not in (-1, first, second), 10,
                           "third leader")[0]["leader"]
-    assert time.monotonic() - t0 < 2.5, "too slow to beat the 3 s replication round"
     assert raw_produce(mk, third, topic, 0, [b"c-%d" % i for i in range(4)], acks=1) == (0, 10)
 
     mk.start_broker(first)
