@@ -25,7 +25,7 @@
 
 /* ==================================================================== limits */
 
-#define TUI_NAME 128            /* topic, group and client names (longer ones are cut) */
+#define TUI_NAME 256            /* topic, group and client names (Kafka allows 249) */
 #define TUI_MAX_REPLICAS 16     /* replicas shown per partition */
 #define TUI_HISTORY 600         /* samples kept per sparkline (one a poll: ~10 min) */
 #define TUI_EVENTS 1000         /* events kept client-side */
