@@ -1,6 +1,6 @@
 """`minikora tui` driven in tmux (send-keys, capture-pane) against a real cluster under load.
 
-The cluster is started with --port 0; the TUI attaches to the admin URL from the ready line
+The cluster is started with --port 0 and a producer keeps records flowing; the TUI attaches to the admin URL from the ready line
 ("... admin http://H:P") over HTTP only.  Each check polls capture-pane until the screen shows
 what it must or a deadline passes (then the last screen is in the failure message): no sleeps
 as synchronisation.  The pane is 80x24, the size the TUI is designed for.
@@ -21,13 +21,16 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 import uuid
 
 import pytest
 
-from clients import ck_produce, make_records
+import confluent_kafka as ck
+
+from clients import RDK_LOG, ck_produce, make_records
 from conftest import BIN, LOG_DIR
 
 ADMIN_RE = re.compile(r"\badmin (http://\S+)")
@@ -128,6 +131,41 @@ class Tui:
         self.rc_path.unlink(missing_ok=True)
 
 
+class Load:
+    """A producer that keeps records flowing (about 50 a second) until stopped, so the figures
+    on screen change.  Delivery errors are expected while brokers are down and are ignored."""
+
+    def __init__(self, bootstrap, topic):
+        self.p = ck.Producer({"bootstrap.servers": bootstrap, "logger": RDK_LOG, "acks": 1,
+                              "client.id": "tui-load", "linger.ms": 5, "message.timeout.ms": 5000})
+        self.topic = topic
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        i = 0
+        while not self.stop_ev.wait(0.02):
+            try:
+                self.p.produce(self.topic, value=b"load-%d" % i)
+            except BufferError:
+                pass
+            self.p.poll(0)
+            i += 1
+
+    def stop(self):
+        self.stop_ev.set()
+        self.thread.join(10)
+        self.p.flush(5)
+
+
+def count_value(text):
+    """'300' -> 300, '1.25k' -> 1250 (the TUI's count format)."""
+    m = re.fullmatch(r"([0-9.]+)([kMGT]?)", text)
+    assert m, text
+    return float(m.group(1)) * {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}[m.group(2)]
+
+
 def broker_row(broker, state):
     """An Overview broker row: '>   2  az-2  0 running ...'."""
     return r"^[ >]\s*%d\s+az-\d+\s+\d+\s+%s\b" % (broker, state)
@@ -145,8 +183,10 @@ def test_tui_views_and_actions(minikora):
     details = created["topic"]["partition_details"]
     leaders = {p["partition"]: p["leader"] for p in details}
     cell = created["topic"]["cell"]  # brokers 3*cell+1 .. 3*cell+3 hold it
-    # Load: records in, so rates, latency and the client table have something to show.
+    # Load: records in, so rates, latency and the client table have something to show, and
+    # keep coming, so the figures change while the TUI watches.
     ck_produce(mk.bootstrap, topic, make_records("tui", 300, 3), **{"client.id": "tui-load"})
+    load = Load(mk.bootstrap, topic)
 
     tui = Tui("views", ["--admin", url])
     try:
@@ -190,7 +230,11 @@ def test_tui_views_and_actions(minikora):
         # ---- Tenants: the one default tenant with its totals and our client
         tui.keys("4")
         tui.wait_text("Tenant default", "bytes in", "records in", "tui-load")
-        tui.wait_re(r"records in\s+\S+/s\s+300\b")
+        total = re.compile(r"records in\s+\S+/s\s+(\S+)")
+        s = tui.wait("records in >= 300", lambda s: count_value(total.search(s).group(1)) >= 300)
+        first = count_value(total.search(s).group(1))
+        tui.wait("records in growing past %d" % first,
+                 lambda s: count_value(total.search(s).group(1)) > first)
 
         # ---- Events: the topic we created
         tui.keys("5")
@@ -259,6 +303,7 @@ def test_tui_views_and_actions(minikora):
         assert tui.exit_code() == 0
     finally:
         tui.close()
+        load.stop()
 
 
 @pytest.mark.timeout(60)
