@@ -4,18 +4,18 @@
  *
  * Why multi: the TUI has one thread and must answer a key press at once
  * even while the admin API is slow or gone.  Every request is an easy
- * handle inside one multi handle; tui_http_wait() sleeps in
+ * handle inside one multi handle; mk_tui_http_wait() sleeps in
  * curl_multi_poll() on the sockets of every transfer *and* the terminal's
  * fd, so a key press or a finished transfer wakes the loop, whichever comes
  * first.  A transfer never outlives its own timeout (CURLOPT_TIMEOUT_MS),
  * so a hung server costs one missed refresh, not a frozen screen.
  *
- * Bounds: a response body larger than TUI_MAX_BODY aborts its transfer;
+ * Bounds: a response body larger than MK_TUI_MAX_BODY aborts its transfer;
  * only http:// and https:// are allowed; no redirects are followed.
  *
  * Ownership: a transfer (xfer_t) owns its easy handle, its URL copy and
  * its body buffer; it is freed right after its callback returns, or by
- * tui_http_free() if it never finished.
+ * mk_tui_http_free() if it never finished.
  */
 #include "tui_int.h"
 
@@ -26,7 +26,7 @@
 typedef struct xfer_s {
     struct xfer_s *next;
     CURL *easy;
-    tui_req_t kind;
+    mk_tui_req_t kind;
     char *arg;                /* owned */
     char *body;               /* owned, NUL-terminated */
     size_t len, cap;
@@ -35,10 +35,10 @@ typedef struct xfer_s {
     char errbuf[CURL_ERROR_SIZE];
 } xfer_t;
 
-struct tui_http_s {
+struct mk_tui_http_s {
     CURLM *multi;
     char *base;               /* owned */
-    tui_http_done_cb cb;
+    mk_tui_http_done_cb cb;
     void *ud;
     xfer_t *xfers;            /* in flight */
     int inflight;
@@ -48,14 +48,14 @@ struct tui_http_s {
  * only user of libcurl in the process. */
 static bool curl_ready;
 
-int tui_http_new(const char *base_url, tui_http_done_cb cb, void *ud, tui_http_t **out)
+int mk_tui_http_new(const char *base_url, mk_tui_http_done_cb cb, void *ud, mk_tui_http_t **out)
 {
     if (!curl_ready) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             return MK_ERR_INVALID;
         curl_ready = true;
     }
-    tui_http_t *h = mk_calloc(1, sizeof(*h));
+    mk_tui_http_t *h = mk_calloc(1, sizeof(*h));
     if (!h)
         return MK_ERR_NOMEM;
     h->base = mk_strdup(base_url);
@@ -76,7 +76,7 @@ int tui_http_new(const char *base_url, tui_http_done_cb cb, void *ud, tui_http_t
     return 0;
 }
 
-static void xfer_free(tui_http_t *h, xfer_t *x)
+static void xfer_free(mk_tui_http_t *h, xfer_t *x)
 {
     curl_multi_remove_handle(h->multi, x->easy);
     curl_easy_cleanup(x->easy);
@@ -85,7 +85,7 @@ static void xfer_free(tui_http_t *h, xfer_t *x)
     mk_free(x);
 }
 
-void tui_http_free(tui_http_t *h)
+void mk_tui_http_free(mk_tui_http_t *h)
 {
     if (!h)
         return;
@@ -99,12 +99,12 @@ void tui_http_free(tui_http_t *h)
     mk_free(h);
 }
 
-/* Body bytes from libcurl: appended, bounded by TUI_MAX_BODY. */
+/* Body bytes from libcurl: appended, bounded by MK_TUI_MAX_BODY. */
 static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud)
 {
     xfer_t *x = ud;
     size_t n = size * nmemb;
-    if (x->len + n + 1 > TUI_MAX_BODY) {
+    if (x->len + n + 1 > MK_TUI_MAX_BODY) {
         x->too_large = true;
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
     }
@@ -124,7 +124,8 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-int tui_http_start(tui_http_t *h, tui_req_t kind, bool post, const char *path, const char *arg, long timeout_ms)
+int mk_tui_http_start(mk_tui_http_t *h, mk_tui_req_t kind, bool post, const char *path, const char *arg,
+                      long timeout_ms)
 {
     size_t blen = strlen(h->base), plen = strlen(path);
     char *url = mk_malloc(blen + plen + 1);
@@ -178,9 +179,9 @@ int tui_http_start(tui_http_t *h, tui_req_t kind, bool post, const char *path, c
     return 0;
 }
 
-int tui_http_inflight(const tui_http_t *h) { return h->inflight; }
+int mk_tui_http_inflight(const mk_tui_http_t *h) { return h->inflight; }
 
-bool tui_http_escape(tui_http_t *h, const char *seg, char *out, size_t n)
+bool mk_tui_http_escape(mk_tui_http_t *h, const char *seg, char *out, size_t n)
 {
     (void)h; /* libcurl >= 7.82 ignores the handle */
     char *s = curl_easy_escape(NULL, seg, 0);
@@ -194,7 +195,7 @@ bool tui_http_escape(tui_http_t *h, const char *seg, char *out, size_t n)
 }
 
 /* Hand every finished transfer to the callback, then free it. */
-static void reap(tui_http_t *h)
+static void reap(mk_tui_http_t *h)
 {
     CURLMsg *msg;
     int left;
@@ -206,7 +207,7 @@ static void reap(tui_http_t *h)
         if (!x)
             continue;
         CURLcode rc = msg->data.result;
-        tui_http_result_t r = {x->kind, x->arg, 0, x->body ? x->body : "", x->len, "", 0};
+        mk_tui_http_result_t r = {x->kind, x->arg, 0, x->body ? x->body : "", x->len, "", 0};
         r.elapsed_ms = (double)(mk_mono_ns() - x->started_ns) / 1e6;
         if (rc == CURLE_OK) {
             curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r.status);
@@ -227,7 +228,7 @@ static void reap(tui_http_t *h)
     }
 }
 
-int tui_http_wait(tui_http_t *h, int fd, int timeout_ms)
+int mk_tui_http_wait(mk_tui_http_t *h, int fd, int timeout_ms)
 {
     int running = 0, numfds = 0;
     curl_multi_perform(h->multi, &running);

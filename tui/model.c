@@ -89,38 +89,38 @@ static void *array_new(size_t n, size_t sz) { return mk_calloc(n ? n : 1, sz); }
 
 /* ================================================================ history */
 
-void tui_hist_push(tui_hist_t *h, double v)
+void mk_tui_hist_push(mk_tui_hist_t *h, double v)
 {
     h->v[h->pos] = v;
-    h->pos = (h->pos + 1) % TUI_HISTORY;
-    if (h->n < TUI_HISTORY)
+    h->pos = (h->pos + 1) % MK_TUI_HISTORY;
+    if (h->n < MK_TUI_HISTORY)
         h->n++;
 }
 
-double tui_hist_get(const tui_hist_t *h, int i)
+double mk_tui_hist_get(const mk_tui_hist_t *h, int i)
 {
     if (i < 0 || i >= h->n)
         return 0;
-    return h->v[(h->pos - 1 - i + 2 * TUI_HISTORY) % TUI_HISTORY];
+    return h->v[(h->pos - 1 - i + 2 * MK_TUI_HISTORY) % MK_TUI_HISTORY];
 }
 
 /* ============================================================ model life */
 
-int tui_model_init(tui_model_t *m)
+int mk_tui_model_init(mk_tui_model_t *m)
 {
     memset(m, 0, sizeof(*m));
-    m->events = mk_calloc(TUI_EVENTS, sizeof(tui_event_t));
+    m->events = mk_calloc(MK_TUI_EVENTS, sizeof(mk_tui_event_t));
     return m->events ? 0 : MK_ERR_NOMEM;
 }
 
-static void free_brokers(tui_broker_t *b, int n)
+static void free_brokers(mk_tui_broker_t *b, int n)
 {
     for (int i = 0; i < n; i++)
         mk_free(b[i].hist);
     mk_free(b);
 }
 
-void tui_model_free(tui_model_t *m)
+void mk_tui_model_free(mk_tui_model_t *m)
 {
     free_brokers(m->brokers, m->nbrokers);
     mk_free(m->azs);
@@ -135,7 +135,7 @@ void tui_model_free(tui_model_t *m)
     memset(m, 0, sizeof(*m));
 }
 
-tui_broker_t *tui_model_broker(tui_model_t *m, int32_t id)
+mk_tui_broker_t *mk_tui_model_broker(mk_tui_model_t *m, int32_t id)
 {
     for (int i = 0; i < m->nbrokers; i++)
         if (m->brokers[i].id == id)
@@ -143,7 +143,7 @@ tui_broker_t *tui_model_broker(tui_model_t *m, int32_t id)
     return NULL;
 }
 
-const tui_named_flow_t *tui_model_topic_flow(const tui_model_t *m, const char *topic)
+const mk_tui_named_flow_t *mk_tui_model_topic_flow(const mk_tui_model_t *m, const char *topic)
 {
     for (int i = 0; i < m->ntopic_flows; i++)
         if (strcmp(m->topic_flows[i].name, topic) == 0)
@@ -151,22 +151,22 @@ const tui_named_flow_t *tui_model_topic_flow(const tui_model_t *m, const char *t
     return NULL;
 }
 
-const tui_event_t *tui_model_event(const tui_model_t *m, int i)
+const mk_tui_event_t *mk_tui_model_event(const mk_tui_model_t *m, int i)
 {
     if (i < 0 || i >= m->nevents)
         return NULL;
-    return &m->events[(m->events_head + m->nevents - 1 - i) % TUI_EVENTS];
+    return &m->events[(m->events_head + m->nevents - 1 - i) % MK_TUI_EVENTS];
 }
 
 /* ============================================================== cluster */
 
-static int apply_cluster(tui_model_t *m, json_t *j)
+static int apply_cluster(mk_tui_model_t *m, json_t *j)
 {
     json_t *brokers = json_object_get(j, "brokers"), *azs = json_object_get(j, "azs"),
            *cells = json_object_get(j, "cells");
     size_t nb = json_array_size(brokers), na = json_array_size(azs), nc = json_array_size(cells);
-    tui_broker_t *b = array_new(nb, sizeof(*b));
-    tui_az_t *z = array_new(na, sizeof(*z));
+    mk_tui_broker_t *b = array_new(nb, sizeof(*b));
+    mk_tui_az_t *z = array_new(na, sizeof(*z));
     int32_t *c = array_new(nc, sizeof(*c));
     if (!b || !z || !c) {
         mk_free(b);
@@ -176,7 +176,7 @@ static int apply_cluster(tui_model_t *m, json_t *j)
     }
     for (size_t i = 0; i < nb; i++) {
         json_t *o = json_array_get(brokers, i);
-        tui_broker_t *x = &b[i];
+        mk_tui_broker_t *x = &b[i];
         x->id = jint32(o, "id", -1);
         jcopy(o, "az", x->az, sizeof(x->az));
         x->cell = jint32(o, "cell", -1);
@@ -191,7 +191,7 @@ static int apply_cluster(tui_model_t *m, json_t *j)
         x->urp = jint32(o, "under_replicated", 0);
         x->conns = jint32(o, "connections", 0);
         /* Carry what the rates answers gave over to the new array. */
-        tui_broker_t *old = tui_model_broker(m, x->id);
+        mk_tui_broker_t *old = mk_tui_model_broker(m, x->id);
         if (old) {
             x->have_flow = old->have_flow;
             x->flow = old->flow;
@@ -270,11 +270,11 @@ static int apply_cluster(tui_model_t *m, json_t *j)
 
 /* =============================================================== topics */
 
-static int apply_topics(tui_model_t *m, json_t *j)
+static int apply_topics(mk_tui_model_t *m, json_t *j)
 {
     json_t *arr = json_object_get(j, "topics");
     size_t n = json_array_size(arr);
-    tui_topic_t *t = array_new(n, sizeof(*t));
+    mk_tui_topic_t *t = array_new(n, sizeof(*t));
     if (!t)
         return MK_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
@@ -291,7 +291,7 @@ static int apply_topics(tui_model_t *m, json_t *j)
     /* Sorted by name: the list must not jump about between polls. */
     for (size_t i = 1; i < n; i++)
         for (size_t k = i; k > 0 && strcmp(t[k - 1].name, t[k].name) > 0; k--) {
-            tui_topic_t tmp = t[k];
+            mk_tui_topic_t tmp = t[k];
             t[k] = t[k - 1];
             t[k - 1] = tmp;
         }
@@ -299,11 +299,11 @@ static int apply_topics(tui_model_t *m, json_t *j)
     m->topics = t;
     m->ntopics = (int)n;
     m->have_topics = true;
-    tui_model_prune_parts(m);
+    mk_tui_model_prune_parts(m);
     return 0;
 }
 
-void tui_model_prune_parts(tui_model_t *m)
+void mk_tui_model_prune_parts(mk_tui_model_t *m)
 {
     int o = 0;
     for (int i = 0; i < m->nparts; i++) {
@@ -319,7 +319,7 @@ void tui_model_prune_parts(tui_model_t *m)
 static void id_list(json_t *arr, int32_t *out, int32_t *n)
 {
     *n = 0;
-    for (size_t i = 0; i < json_array_size(arr) && *n < TUI_MAX_REPLICAS; i++) {
+    for (size_t i = 0; i < json_array_size(arr) && *n < MK_TUI_MAX_REPLICAS; i++) {
         json_t *v = json_array_get(arr, i);
         if (json_is_integer(v))
             out[(*n)++] = (int32_t)json_integer_value(v);
@@ -327,12 +327,12 @@ static void id_list(json_t *arr, int32_t *out, int32_t *n)
 }
 
 /* One topic's partitions replace what the model held for that topic. */
-static int apply_topic(tui_model_t *m, const char *name, json_t *j)
+static int apply_topic(mk_tui_model_t *m, const char *name, json_t *j)
 {
     json_t *t = json_object_get(j, "topic");
     if (!json_is_object(t))
         t = j;
-    char clean[TUI_NAME];
+    char clean[MK_TUI_NAME];
     clean_copy(clean, sizeof(clean), name);
     json_t *arr = json_object_get(t, "partition_details");
     if (!arr)
@@ -341,7 +341,7 @@ static int apply_topic(tui_model_t *m, const char *name, json_t *j)
     int keep = 0;
     for (int i = 0; i < m->nparts; i++)
         keep += strcmp(m->parts[i].topic, clean) != 0;
-    tui_part_t *p = array_new((size_t)keep + n, sizeof(*p));
+    mk_tui_part_t *p = array_new((size_t)keep + n, sizeof(*p));
     if (!p)
         return MK_ERR_NOMEM;
     int o = 0;
@@ -350,7 +350,7 @@ static int apply_topic(tui_model_t *m, const char *name, json_t *j)
             p[o++] = m->parts[i];
     for (size_t i = 0; i < n; i++) {
         json_t *x = json_array_get(arr, i);
-        tui_part_t *q = &p[o++];
+        mk_tui_part_t *q = &p[o++];
         snprintf(q->topic, sizeof(q->topic), "%s", clean);
         q->partition = jint32(x, "partition", (int32_t)i);
         q->leader = jint32(x, "leader", -1);
@@ -369,7 +369,7 @@ static int apply_topic(tui_model_t *m, const char *name, json_t *j)
 
 /* ================================================================ rates */
 
-static void flow_parse(json_t *o, tui_flow_t *f)
+static void flow_parse(json_t *o, mk_tui_flow_t *f)
 {
     f->bytes_in = jnum(o, "bytes_in_per_sec");
     f->bytes_out = jnum(o, "bytes_out_per_sec");
@@ -383,10 +383,10 @@ static void flow_parse(json_t *o, tui_flow_t *f)
     f->requests_total = jnum(o, "requests_total");
 }
 
-static tui_named_flow_t *named_flows(json_t *arr, const char *label, int *count)
+static mk_tui_named_flow_t *named_flows(json_t *arr, const char *label, int *count)
 {
     size_t n = json_array_size(arr);
-    tui_named_flow_t *f = array_new(n, sizeof(*f));
+    mk_tui_named_flow_t *f = array_new(n, sizeof(*f));
     if (!f)
         return NULL;
     for (size_t i = 0; i < n; i++) {
@@ -398,11 +398,11 @@ static tui_named_flow_t *named_flows(json_t *arr, const char *label, int *count)
     return f;
 }
 
-static int apply_rates(tui_model_t *m, json_t *j)
+static int apply_rates(mk_tui_model_t *m, json_t *j)
 {
     int nt = 0, nc = 0;
-    tui_named_flow_t *t = named_flows(json_object_get(j, "topics"), "topic", &nt);
-    tui_named_flow_t *c = named_flows(json_object_get(j, "clients"), "client_id", &nc);
+    mk_tui_named_flow_t *t = named_flows(json_object_get(j, "topics"), "topic", &nt);
+    mk_tui_named_flow_t *c = named_flows(json_object_get(j, "clients"), "client_id", &nc);
     if (!t || !c) {
         mk_free(t);
         mk_free(c);
@@ -411,14 +411,14 @@ static int apply_rates(tui_model_t *m, json_t *j)
     json_t *brokers = json_object_get(j, "brokers");
     for (size_t i = 0; i < json_array_size(brokers); i++) {
         json_t *o = json_array_get(brokers, i);
-        tui_broker_t *b = tui_model_broker(m, jint32(o, "broker", -1));
+        mk_tui_broker_t *b = mk_tui_model_broker(m, jint32(o, "broker", -1));
         if (!b)
             continue;
-        if (!b->hist && !(b->hist = mk_calloc(1, sizeof(tui_hist_t))))
+        if (!b->hist && !(b->hist = mk_calloc(1, sizeof(mk_tui_hist_t))))
             continue; /* no history for this broker this time; the figures still show */
         flow_parse(o, &b->flow);
         b->have_flow = true;
-        tui_hist_push(b->hist, b->flow.bytes_in + b->flow.bytes_out);
+        mk_tui_hist_push(b->hist, b->flow.bytes_in + b->flow.bytes_out);
     }
     mk_free(m->topic_flows);
     mk_free(m->client_flows);
@@ -428,21 +428,21 @@ static int apply_rates(tui_model_t *m, json_t *j)
     m->nclient_flows = nc;
     flow_parse(json_object_get(j, "cluster"), &m->cluster_flow);
     m->rates_window_s = jnum(j, "window_sec");
-    tui_hist_push(&m->hist_in, m->cluster_flow.bytes_in);
-    tui_hist_push(&m->hist_out, m->cluster_flow.bytes_out);
+    mk_tui_hist_push(&m->hist_in, m->cluster_flow.bytes_in);
+    mk_tui_hist_push(&m->hist_out, m->cluster_flow.bytes_out);
     m->have_rates = true;
     return 0;
 }
 
 /* ============================================================== latency */
 
-static int apply_latency(tui_model_t *m, json_t *j)
+static int apply_latency(mk_tui_model_t *m, json_t *j)
 {
     json_t *brokers = json_object_get(j, "brokers");
     size_t n = 0;
     for (size_t i = 0; i < json_array_size(brokers); i++)
         n += json_array_size(json_object_get(json_array_get(brokers, i), "apis"));
-    tui_lat_t *l = array_new(n, sizeof(*l));
+    mk_tui_lat_t *l = array_new(n, sizeof(*l));
     if (!l)
         return MK_ERR_NOMEM;
     size_t o = 0;
@@ -452,7 +452,7 @@ static int apply_latency(tui_model_t *m, json_t *j)
         json_t *apis = json_object_get(b, "apis");
         for (size_t k = 0; k < json_array_size(apis) && o < n; k++) {
             json_t *a = json_array_get(apis, k);
-            tui_lat_t *x = &l[o++];
+            mk_tui_lat_t *x = &l[o++];
             x->broker = jint32(b, "broker", -1);
             jcopy(a, "api", x->api, sizeof(x->api));
             x->count = jint(a, "count", 0);
@@ -469,17 +469,17 @@ static int apply_latency(tui_model_t *m, json_t *j)
     m->nlat = (int)o;
     m->latency_window_s = jnum(j, "window_sec");
     m->latency_status = 200;
-    tui_hist_push(&m->hist_p99, worst);
+    mk_tui_hist_push(&m->hist_p99, worst);
     return 0;
 }
 
 /* =============================================================== groups */
 
-static int apply_groups(tui_model_t *m, json_t *j)
+static int apply_groups(mk_tui_model_t *m, json_t *j)
 {
     json_t *arr = json_object_get(j, "groups");
     size_t n = json_array_size(arr);
-    tui_group_t *g = array_new(n, sizeof(*g));
+    mk_tui_group_t *g = array_new(n, sizeof(*g));
     if (!g)
         return MK_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
@@ -498,7 +498,7 @@ static int apply_groups(tui_model_t *m, json_t *j)
 
 /* =============================================================== events */
 
-static int apply_events(tui_model_t *m, json_t *j)
+static int apply_events(mk_tui_model_t *m, json_t *j)
 {
     uint64_t last = (uint64_t)jint(j, "last_seq", 0);
     if (last < m->last_seq) {
@@ -512,13 +512,13 @@ static int apply_events(tui_model_t *m, json_t *j)
         uint64_t seq = (uint64_t)jint(o, "seq", 0);
         if (seq <= m->last_seq)
             continue;
-        tui_event_t *e;
-        if (m->nevents < TUI_EVENTS) {
-            e = &m->events[(m->events_head + m->nevents) % TUI_EVENTS];
+        mk_tui_event_t *e;
+        if (m->nevents < MK_TUI_EVENTS) {
+            e = &m->events[(m->events_head + m->nevents) % MK_TUI_EVENTS];
             m->nevents++;
         } else {
             e = &m->events[m->events_head];
-            m->events_head = (m->events_head + 1) % TUI_EVENTS;
+            m->events_head = (m->events_head + 1) % MK_TUI_EVENTS;
         }
         e->seq = seq;
         e->time_ms = jint(o, "time_ms", 0);
@@ -532,7 +532,7 @@ static int apply_events(tui_model_t *m, json_t *j)
 
 /* ================================================================ apply */
 
-int tui_model_apply(tui_model_t *m, tui_req_t kind, const char *arg, const char *body, size_t len, char *err,
+int mk_tui_model_apply(mk_tui_model_t *m, mk_tui_req_t kind, const char *arg, const char *body, size_t len, char *err,
                     size_t errlen)
 {
     json_t *j = load_object(body, len, err, errlen);
@@ -540,14 +540,14 @@ int tui_model_apply(tui_model_t *m, tui_req_t kind, const char *arg, const char 
         return MK_ERR_INVALID;
     int rc = 0;
     switch (kind) {
-    case TUI_REQ_CLUSTER: rc = apply_cluster(m, j); break;
-    case TUI_REQ_TOPICS: rc = apply_topics(m, j); break;
-    case TUI_REQ_TOPIC: rc = apply_topic(m, arg, j); break;
-    case TUI_REQ_RATES: rc = apply_rates(m, j); break;
-    case TUI_REQ_LATENCY: rc = apply_latency(m, j); break;
-    case TUI_REQ_GROUPS: rc = apply_groups(m, j); break;
-    case TUI_REQ_EVENTS: rc = apply_events(m, j); break;
-    case TUI_REQ_ACTION: break;
+    case MK_TUI_REQ_CLUSTER: rc = apply_cluster(m, j); break;
+    case MK_TUI_REQ_TOPICS: rc = apply_topics(m, j); break;
+    case MK_TUI_REQ_TOPIC: rc = apply_topic(m, arg, j); break;
+    case MK_TUI_REQ_RATES: rc = apply_rates(m, j); break;
+    case MK_TUI_REQ_LATENCY: rc = apply_latency(m, j); break;
+    case MK_TUI_REQ_GROUPS: rc = apply_groups(m, j); break;
+    case MK_TUI_REQ_EVENTS: rc = apply_events(m, j); break;
+    case MK_TUI_REQ_ACTION: break;
     }
     json_decref(j);
     if (rc == MK_ERR_NOMEM)
@@ -555,7 +555,7 @@ int tui_model_apply(tui_model_t *m, tui_req_t kind, const char *arg, const char 
     return rc;
 }
 
-void tui_model_error_text(long status, const char *body, size_t len, char *out, size_t n)
+void mk_tui_model_error_text(long status, const char *body, size_t len, char *out, size_t n)
 {
     json_t *j = json_loadb(body, len, 0, NULL);
     json_t *msg = json_object_get(j, "message");
@@ -566,7 +566,7 @@ void tui_model_error_text(long status, const char *body, size_t len, char *out, 
     json_decref(j);
 }
 
-void tui_model_action_text(const char *label, const char *body, size_t len, char *out, size_t n)
+void mk_tui_model_action_text(const char *label, const char *body, size_t len, char *out, size_t n)
 {
     json_t *j = json_loadb(body, len, 0, NULL);
     json_t *b = json_object_get(j, "broker");
@@ -584,7 +584,7 @@ void tui_model_action_text(const char *label, const char *body, size_t len, char
 
 /* ============================================================== formats */
 
-void tui_fmt_bytes(double v, char *out, size_t n)
+void mk_tui_fmt_bytes(double v, char *out, size_t n)
 {
     static const char *units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
     int u = 0;
@@ -598,7 +598,7 @@ void tui_fmt_bytes(double v, char *out, size_t n)
         snprintf(out, n, v < 10 ? "%.2f %s" : v < 100 ? "%.1f %s" : "%.0f %s", v, units[u]);
 }
 
-void tui_fmt_count(double v, char *out, size_t n)
+void mk_tui_fmt_count(double v, char *out, size_t n)
 {
     static const char *units[] = {"", "k", "M", "G", "T"};
     int u = 0;
@@ -612,7 +612,7 @@ void tui_fmt_count(double v, char *out, size_t n)
         snprintf(out, n, v < 10 ? "%.2f%s" : v < 100 ? "%.1f%s" : "%.0f%s", v, units[u]);
 }
 
-void tui_fmt_ms(double v, char *out, size_t n)
+void mk_tui_fmt_ms(double v, char *out, size_t n)
 {
     if (v >= 1000)
         snprintf(out, n, "%.2fs", v / 1000);
@@ -624,7 +624,7 @@ void tui_fmt_ms(double v, char *out, size_t n)
         snprintf(out, n, "%.2f", v);
 }
 
-void tui_fmt_duration(int64_t ms, char *out, size_t n)
+void mk_tui_fmt_duration(int64_t ms, char *out, size_t n)
 {
     int64_t s = ms / 1000;
     if (s >= 86400)
@@ -637,7 +637,7 @@ void tui_fmt_duration(int64_t ms, char *out, size_t n)
         snprintf(out, n, "%ds", (int)s);
 }
 
-void tui_fmt_spark(const double *newest_first, int count, int width, bool utf8, char *out, size_t n)
+void mk_tui_fmt_spark(const double *newest_first, int count, int width, bool utf8, char *out, size_t n)
 {
     static const char *blocks[] = {"\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586", "\u2587", "\u2588"};
     static const char ascii[] = "_.-:=+*#";
@@ -682,7 +682,7 @@ void tui_fmt_spark(const double *newest_first, int count, int width, bool utf8, 
 }
 
 /* Case-insensitive substring; an empty filter matches everything. */
-bool tui_match(const char *filter, const char *text)
+bool mk_tui_match(const char *filter, const char *text)
 {
     return !filter[0] || strcasestr(text, filter) != NULL;
 }

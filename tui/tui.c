@@ -8,7 +8,7 @@
  *      /v1/latency, /v1/groups, /v1/events?since=<last>, plus the topic
  *      details a partition drill-down needs (all at once, non-blocking);
  *   2. draw the screen (view.c);
- *   3. sleep in tui_http_wait() until a key, a network event, or the next
+ *   3. sleep in mk_tui_http_wait() until a key, a network event, or the next
  *      deadline (at most 250 ms);
  *   4. read every pending key (nodelay getch) and act on it.
  * Rounds never overlap, so a slow server slows the refresh, never the keys;
@@ -54,8 +54,8 @@ static void usage(FILE *out)
                  "? help, q quits; s/S/c stop/start/crash a broker, a/A take an AZ down/up.\n");
 }
 
-static void say(tui_t *t, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(tui_t *t, int level, const char *fmt, ...)
+static void say(mk_tui_t *t, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(mk_tui_t *t, int level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -67,45 +67,45 @@ static void say(tui_t *t, int level, const char *fmt, ...)
 
 /* ================================================================ polling */
 
-static void get(tui_t *t, tui_req_t kind, const char *path, const char *arg, long timeout_ms)
+static void get(mk_tui_t *t, mk_tui_req_t kind, const char *path, const char *arg, long timeout_ms)
 {
-    if (tui_http_start(t->http, kind, false, path, arg, timeout_ms) == 0)
+    if (mk_tui_http_start(t->http, kind, false, path, arg, timeout_ms) == 0)
         t->poll_pending++;
 }
 
-static void get_topic(tui_t *t, const char *name, long timeout_ms)
+static void get_topic(mk_tui_t *t, const char *name, long timeout_ms)
 {
-    char esc[3 * TUI_NAME + 1], path[3 * TUI_NAME + 32];
-    if (!tui_http_escape(t->http, name, esc, sizeof(esc)))
+    char esc[3 * MK_TUI_NAME + 1], path[3 * MK_TUI_NAME + 32];
+    if (!mk_tui_http_escape(t->http, name, esc, sizeof(esc)))
         return;
     snprintf(path, sizeof(path), "/v1/topics/%s", esc);
-    get(t, TUI_REQ_TOPIC, path, name, timeout_ms);
+    get(t, MK_TUI_REQ_TOPIC, path, name, timeout_ms);
 }
 
 static unsigned long rounds;
 
-static void poll_start(tui_t *t)
+static void poll_start(mk_tui_t *t)
 {
     char path[64];
     rounds++;
-    get(t, TUI_REQ_CLUSTER, "/v1/cluster", "", GET_TIMEOUT_MS);
-    get(t, TUI_REQ_TOPICS, "/v1/topics", "", GET_TIMEOUT_MS);
-    get(t, TUI_REQ_RATES, "/v1/rates", "", GET_TIMEOUT_MS);
-    get(t, TUI_REQ_GROUPS, "/v1/groups", "", GET_TIMEOUT_MS);
+    get(t, MK_TUI_REQ_CLUSTER, "/v1/cluster", "", GET_TIMEOUT_MS);
+    get(t, MK_TUI_REQ_TOPICS, "/v1/topics", "", GET_TIMEOUT_MS);
+    get(t, MK_TUI_REQ_RATES, "/v1/rates", "", GET_TIMEOUT_MS);
+    get(t, MK_TUI_REQ_GROUPS, "/v1/groups", "", GET_TIMEOUT_MS);
     snprintf(path, sizeof(path), "/v1/events?since=%llu", (unsigned long long)t->m.last_seq);
-    get(t, TUI_REQ_EVENTS, path, "", GET_TIMEOUT_MS);
+    get(t, MK_TUI_REQ_EVENTS, path, "", GET_TIMEOUT_MS);
     if (t->m.latency_status != 404 || rounds % LATENCY_RETRY_POLLS == 0)
-        get(t, TUI_REQ_LATENCY, "/v1/latency", "", GET_TIMEOUT_MS);
-    if (t->view == TUI_V_PLACEMENT && t->drill == TUI_DRILL_TOPIC)
+        get(t, MK_TUI_REQ_LATENCY, "/v1/latency", "", GET_TIMEOUT_MS);
+    if (t->view == MK_TUI_V_PLACEMENT && t->drill == MK_TUI_DRILL_TOPIC)
         get_topic(t, t->drill_topic, GET_TIMEOUT_MS);
-    else if (t->view == TUI_V_PLACEMENT && t->drill == TUI_DRILL_BROKER)
-        for (int i = 0; i < t->m.ntopics && i < TUI_MAX_DRILL_TOPICS; i++)
+    else if (t->view == MK_TUI_V_PLACEMENT && t->drill == MK_TUI_DRILL_BROKER)
+        for (int i = 0; i < t->m.ntopics && i < MK_TUI_MAX_DRILL_TOPICS; i++)
             get_topic(t, t->m.topics[i].name, DRILL_TIMEOUT_MS);
     t->next_poll_ms = mk_mono_ms() + (uint64_t)t->interval_ms;
 }
 
 /* Poll again as soon as the round in flight (if any) is answered. */
-static void poll_soon(tui_t *t)
+static void poll_soon(mk_tui_t *t)
 {
     if (t->poll_pending)
         t->poll_again = true;
@@ -113,26 +113,26 @@ static void poll_soon(tui_t *t)
         t->next_poll_ms = 0;
 }
 
-static void on_action(tui_t *t, const tui_http_result_t *r)
+static void on_action(mk_tui_t *t, const mk_tui_http_result_t *r)
 {
     char text[200];
     if (r->status >= 200 && r->status < 300) {
-        tui_model_action_text(r->arg, r->body, r->body_len, text, sizeof(text));
-        say(t, TUI_MSG_OK, "%s", text);
+        mk_tui_model_action_text(r->arg, r->body, r->body_len, text, sizeof(text));
+        say(t, MK_TUI_MSG_OK, "%s", text);
     } else if (r->status) {
-        tui_model_error_text(r->status, r->body, r->body_len, text, sizeof(text));
-        say(t, TUI_MSG_ERR, "%s failed: %s", r->arg, text);
+        mk_tui_model_error_text(r->status, r->body, r->body_len, text, sizeof(text));
+        say(t, MK_TUI_MSG_ERR, "%s failed: %s", r->arg, text);
     } else {
-        say(t, TUI_MSG_ERR, "%s failed: %s", r->arg, r->err);
+        say(t, MK_TUI_MSG_ERR, "%s failed: %s", r->arg, r->err);
     }
     poll_soon(t);
 }
 
-/* Every answer comes here (from inside tui_http_wait). */
-static void on_result(void *ud, const tui_http_result_t *r)
+/* Every answer comes here (from inside mk_tui_http_wait). */
+static void on_result(void *ud, const mk_tui_http_result_t *r)
 {
-    tui_t *t = ud;
-    if (r->kind == TUI_REQ_ACTION) {
+    mk_tui_t *t = ud;
+    if (r->kind == MK_TUI_REQ_ACTION) {
         on_action(t, r);
         return;
     }
@@ -143,19 +143,19 @@ static void on_result(void *ud, const tui_http_result_t *r)
     char err[200] = "";
     if (r->status == 0) {
         snprintf(err, sizeof(err), "%s", r->err);
-    } else if (r->status == 404 && r->kind == TUI_REQ_LATENCY) {
+    } else if (r->status == 404 && r->kind == MK_TUI_REQ_LATENCY) {
         t->m.latency_status = 404;
         return;
-    } else if (r->status == 404 && r->kind == TUI_REQ_TOPIC) {
+    } else if (r->status == 404 && r->kind == MK_TUI_REQ_TOPIC) {
         return; /* deleted since the list was read; the next list drops it */
     } else if (r->status != 200) {
         char text[160];
-        tui_model_error_text(r->status, r->body, r->body_len, text, sizeof(text));
+        mk_tui_model_error_text(r->status, r->body, r->body_len, text, sizeof(text));
         snprintf(err, sizeof(err), "HTTP %ld: %s", r->status, text);
     } else {
-        tui_model_apply(&t->m, r->kind, r->arg, r->body, r->body_len, err, sizeof(err));
+        mk_tui_model_apply(&t->m, r->kind, r->arg, r->body, r->body_len, err, sizeof(err));
     }
-    if (r->kind != TUI_REQ_CLUSTER)
+    if (r->kind != MK_TUI_REQ_CLUSTER)
         return;
     /* The cluster answer decides whether we call ourselves connected. */
     if (err[0]) {
@@ -167,24 +167,24 @@ static void on_result(void *ud, const tui_http_result_t *r)
     t->conn_err[0] = 0;
     t->last_ok_ms = mk_mono_ms();
     t->rtt_ms = r->elapsed_ms;
-    if (!tui_model_broker(&t->m, t->sel_broker) && t->m.nbrokers > 0)
+    if (!mk_tui_model_broker(&t->m, t->sel_broker) && t->m.nbrokers > 0)
         t->sel_broker = t->m.brokers[0].id;
 }
 
 /* ================================================================ actions */
 
-static void ask(tui_t *t, int act)
+static void ask(mk_tui_t *t, int act)
 {
-    tui_broker_t *b = tui_model_broker(&t->m, t->sel_broker);
+    mk_tui_broker_t *b = mk_tui_model_broker(&t->m, t->sel_broker);
     if (!b) {
-        say(t, TUI_MSG_ERR, "no broker selected (select one in Overview or Placement)");
+        say(t, MK_TUI_MSG_ERR, "no broker selected (select one in Overview or Placement)");
         return;
     }
     static const char *verbs[] = {"Stop (controlled shutdown)", "Start", "Crash", "Take down", "Bring up"};
     t->confirm_act = act;
     t->confirm_broker = b->id;
     snprintf(t->confirm_az, sizeof(t->confirm_az), "%s", b->az);
-    if (act == TUI_ACT_AZ_DOWN || act == TUI_ACT_AZ_UP) {
+    if (act == MK_TUI_ACT_AZ_DOWN || act == MK_TUI_ACT_AZ_UP) {
         int n = 0;
         for (int i = 0; i < t->m.nbrokers; i++)
             n += strcmp(t->m.brokers[i].az, b->az) == 0;
@@ -193,25 +193,27 @@ static void ask(tui_t *t, int act)
         snprintf(t->prompt, sizeof(t->prompt), "%s broker %d (%s, cell %d, now %s)?", verbs[act], b->id, b->az,
                  b->cell, b->state);
     }
-    t->mode = TUI_MODE_CONFIRM;
+    t->mode = MK_TUI_MODE_CONFIRM;
 }
 
-static void act(tui_t *t)
+static void act(mk_tui_t *t)
 {
     char path[160], label[96], esc[100];
     switch (t->confirm_act) {
-    case TUI_ACT_STOP:
-    case TUI_ACT_START:
-    case TUI_ACT_CRASH: {
-        const char *verb = t->confirm_act == TUI_ACT_STOP ? "stop" : t->confirm_act == TUI_ACT_START ? "start" : "crash";
+    case MK_TUI_ACT_STOP:
+    case MK_TUI_ACT_START:
+    case MK_TUI_ACT_CRASH: {
+        const char *verb = t->confirm_act == MK_TUI_ACT_STOP    ? "stop"
+                           : t->confirm_act == MK_TUI_ACT_START ? "start"
+                                                                : "crash";
         snprintf(path, sizeof(path), "/v1/brokers/%d/%s", t->confirm_broker, verb);
         snprintf(label, sizeof(label), "%s broker %d", verb, t->confirm_broker);
         break;
     }
     default: {
-        bool up = t->confirm_act == TUI_ACT_AZ_UP;
-        if (!tui_http_escape(t->http, t->confirm_az, esc, sizeof(esc))) {
-            say(t, TUI_MSG_ERR, "AZ name too long");
+        bool up = t->confirm_act == MK_TUI_ACT_AZ_UP;
+        if (!mk_tui_http_escape(t->http, t->confirm_az, esc, sizeof(esc))) {
+            say(t, MK_TUI_MSG_ERR, "AZ name too long");
             return;
         }
         snprintf(path, sizeof(path), "/v1/azs/%s/%s", esc, up ? "up" : "down");
@@ -219,17 +221,17 @@ static void act(tui_t *t)
         break;
     }
     }
-    if (tui_http_start(t->http, TUI_REQ_ACTION, true, path, label, ACTION_TIMEOUT_MS) < 0)
-        say(t, TUI_MSG_ERR, "%s: could not start the request", label);
+    if (mk_tui_http_start(t->http, MK_TUI_REQ_ACTION, true, path, label, ACTION_TIMEOUT_MS) < 0)
+        say(t, MK_TUI_MSG_ERR, "%s: could not start the request", label);
     else
-        say(t, TUI_MSG_INFO, "%s ...", label);
+        say(t, MK_TUI_MSG_INFO, "%s ...", label);
 }
 
 /* ================================================================ moving */
 
-static void drill(tui_t *t, int kind, int32_t broker, const char *topic)
+static void drill(mk_tui_t *t, int kind, int32_t broker, const char *topic)
 {
-    t->view = TUI_V_PLACEMENT;
+    t->view = MK_TUI_V_PLACEMENT;
     t->drill = kind;
     t->drill_broker = broker;
     snprintf(t->drill_topic, sizeof(t->drill_topic), "%s", topic ? topic : "");
@@ -238,13 +240,13 @@ static void drill(tui_t *t, int kind, int32_t broker, const char *topic)
 }
 
 /* The broker in grid row `row` whose column is nearest to `col`, or NULL. */
-static tui_broker_t *grid_nearest(tui_t *t, int row, int col)
+static mk_tui_broker_t *grid_nearest(mk_tui_t *t, int row, int col)
 {
-    tui_broker_t *best = NULL;
+    mk_tui_broker_t *best = NULL;
     int bestd = 1 << 30;
     for (int i = 0; i < t->m.nbrokers; i++) {
         int r, c;
-        tui_view_grid_pos(t, &t->m.brokers[i], &r, &c);
+        mk_tui_view_grid_pos(t, &t->m.brokers[i], &r, &c);
         int d = abs(c - col);
         if (r == row && d < bestd) {
             best = &t->m.brokers[i];
@@ -256,19 +258,19 @@ static tui_broker_t *grid_nearest(tui_t *t, int row, int col)
 
 /* Placement grid: dx moves along a cell row (AZs), dy between cells; below
  * the last cell the cursor enters the topic list. */
-static void move_grid(tui_t *t, int dy, int dx)
+static void move_grid(mk_tui_t *t, int dy, int dx)
 {
-    tui_broker_t *b = tui_model_broker(&t->m, t->sel_broker);
+    mk_tui_broker_t *b = mk_tui_model_broker(&t->m, t->sel_broker);
     if (!b)
         return;
     int row, col;
-    tui_view_grid_pos(t, b, &row, &col);
+    mk_tui_view_grid_pos(t, b, &row, &col);
     if (dx) {
-        tui_broker_t *best = NULL;
+        mk_tui_broker_t *best = NULL;
         int bestd = 1 << 30;
         for (int i = 0; i < t->m.nbrokers; i++) {
             int r, c;
-            tui_view_grid_pos(t, &t->m.brokers[i], &r, &c);
+            mk_tui_view_grid_pos(t, &t->m.brokers[i], &r, &c);
             int d = (c - col) * dx;
             if (r == row && d > 0 && d < bestd) {
                 best = &t->m.brokers[i];
@@ -280,7 +282,7 @@ static void move_grid(tui_t *t, int dy, int dx)
         return;
     }
     for (int r = row + dy; r >= 0 && r < t->m.ncells; r += dy) {
-        tui_broker_t *n = grid_nearest(t, r, col);
+        mk_tui_broker_t *n = grid_nearest(t, r, col);
         if (n) {
             t->sel_broker = n->id;
             return;
@@ -292,18 +294,18 @@ static void move_grid(tui_t *t, int dy, int dx)
     }
 }
 
-static void move_cursor(tui_t *t, int dy, int dx, int page)
+static void move_cursor(mk_tui_t *t, int dy, int dx, int page)
 {
-    int rows = tui_view_list_rows(t);
+    int rows = mk_tui_view_list_rows(t);
     int step = page ? page * rows : dy;
     switch (t->view) {
-    case TUI_V_OVERVIEW: {
+    case MK_TUI_V_OVERVIEW: {
         if (!t->m.nbrokers || dx)
             return;
         int *idx = mk_malloc(sizeof(int) * (size_t)t->m.nbrokers);
         if (!idx)
             return;
-        int n = tui_view_brokers(t, idx, t->m.nbrokers), pos = 0;
+        int n = mk_tui_view_brokers(t, idx, t->m.nbrokers), pos = 0;
         for (int i = 0; i < n; i++)
             if (t->m.brokers[idx[i]].id == t->sel_broker)
                 pos = i;
@@ -314,10 +316,10 @@ static void move_cursor(tui_t *t, int dy, int dx, int page)
         mk_free(idx);
         return;
     }
-    case TUI_V_PLACEMENT:
+    case MK_TUI_V_PLACEMENT:
         if (t->drill) {
             if (dx < 0) {
-                t->drill = TUI_DRILL_NONE;
+                t->drill = MK_TUI_DRILL_NONE;
                 return;
             }
             t->drill_scroll += step;
@@ -353,25 +355,25 @@ static void move_cursor(tui_t *t, int dy, int dx, int page)
     }
 }
 
-static void enter(tui_t *t)
+static void enter(mk_tui_t *t)
 {
-    if (t->view == TUI_V_OVERVIEW && tui_model_broker(&t->m, t->sel_broker)) {
+    if (t->view == MK_TUI_V_OVERVIEW && mk_tui_model_broker(&t->m, t->sel_broker)) {
         t->focus_topics = false;
-        drill(t, TUI_DRILL_BROKER, t->sel_broker, NULL);
+        drill(t, MK_TUI_DRILL_BROKER, t->sel_broker, NULL);
         return;
     }
-    if (t->view != TUI_V_PLACEMENT || t->drill)
+    if (t->view != MK_TUI_V_PLACEMENT || t->drill)
         return;
     if (t->focus_topics) {
         int *idx = mk_malloc(sizeof(int) * (size_t)(t->m.ntopics + 1));
         if (!idx)
             return;
-        int n = tui_view_topics(t, idx, t->m.ntopics);
+        int n = mk_tui_view_topics(t, idx, t->m.ntopics);
         if (t->sel_topic >= 0 && t->sel_topic < n)
-            drill(t, TUI_DRILL_TOPIC, -1, t->m.topics[idx[t->sel_topic]].name);
+            drill(t, MK_TUI_DRILL_TOPIC, -1, t->m.topics[idx[t->sel_topic]].name);
         mk_free(idx);
-    } else if (tui_model_broker(&t->m, t->sel_broker)) {
-        drill(t, TUI_DRILL_BROKER, t->sel_broker, NULL);
+    } else if (mk_tui_model_broker(&t->m, t->sel_broker)) {
+        drill(t, MK_TUI_DRILL_BROKER, t->sel_broker, NULL);
     }
 }
 
@@ -380,14 +382,14 @@ static void enter(tui_t *t)
 static bool is_enter(int ch) { return ch == '\n' || ch == '\r' || ch == KEY_ENTER; }
 static bool is_backspace(int ch) { return ch == KEY_BACKSPACE || ch == 127 || ch == 8; }
 
-static void filter_key(tui_t *t, int ch)
+static void filter_key(mk_tui_t *t, int ch)
 {
     size_t len = strlen(t->input);
     if (is_enter(ch)) {
-        t->mode = TUI_MODE_NORMAL;
+        t->mode = MK_TUI_MODE_NORMAL;
     } else if (ch == 27) {
         t->input[0] = 0;
-        t->mode = TUI_MODE_NORMAL;
+        t->mode = MK_TUI_MODE_NORMAL;
     } else if (is_backspace(ch)) {
         if (len)
             t->input[len - 1] = 0;
@@ -405,24 +407,24 @@ static void filter_key(tui_t *t, int ch)
 }
 
 /* One key; false when the user quits. */
-static bool key(tui_t *t, int ch)
+static bool key(mk_tui_t *t, int ch)
 {
     if (ch == KEY_RESIZE) {
         clearok(curscr, TRUE); /* repaint everything once at the new size */
         return true;
     }
     switch (t->mode) {
-    case TUI_MODE_HELP:
-        t->mode = TUI_MODE_NORMAL;
+    case MK_TUI_MODE_HELP:
+        t->mode = MK_TUI_MODE_NORMAL;
         return true;
-    case TUI_MODE_CONFIRM:
-        t->mode = TUI_MODE_NORMAL;
+    case MK_TUI_MODE_CONFIRM:
+        t->mode = MK_TUI_MODE_NORMAL;
         if (ch == 'y' || ch == 'Y')
             act(t);
         else
-            say(t, TUI_MSG_INFO, "cancelled");
+            say(t, MK_TUI_MSG_INFO, "cancelled");
         return true;
-    case TUI_MODE_FILTER:
+    case MK_TUI_MODE_FILTER:
         filter_key(t, ch);
         return true;
     default: break;
@@ -430,30 +432,30 @@ static bool key(tui_t *t, int ch)
     switch (ch) {
     case 'q':
     case 'Q': return false;
-    case '\t': t->view = (t->view + 1) % TUI_V_COUNT; break;
-    case KEY_BTAB: t->view = (t->view + TUI_V_COUNT - 1) % TUI_V_COUNT; break;
+    case '\t': t->view = (t->view + 1) % MK_TUI_V_COUNT; break;
+    case KEY_BTAB: t->view = (t->view + MK_TUI_V_COUNT - 1) % MK_TUI_V_COUNT; break;
     case '1':
     case '2':
     case '3':
     case '4':
     case '5': t->view = ch - '1'; break;
-    case '?': t->mode = TUI_MODE_HELP; break;
+    case '?': t->mode = MK_TUI_MODE_HELP; break;
     case '/':
         snprintf(t->input, sizeof(t->input), "%s", t->filter[t->view]);
-        t->mode = TUI_MODE_FILTER;
+        t->mode = MK_TUI_MODE_FILTER;
         break;
     case 27:
-        if (t->view == TUI_V_PLACEMENT && t->drill)
-            t->drill = TUI_DRILL_NONE;
+        if (t->view == MK_TUI_V_PLACEMENT && t->drill)
+            t->drill = MK_TUI_DRILL_NONE;
         else
             t->filter[t->view][0] = 0;
         break;
     case 'r': poll_soon(t); break;
-    case 's': ask(t, TUI_ACT_STOP); break;
-    case 'S': ask(t, TUI_ACT_START); break;
-    case 'c': ask(t, TUI_ACT_CRASH); break;
-    case 'a': ask(t, TUI_ACT_AZ_DOWN); break;
-    case 'A': ask(t, TUI_ACT_AZ_UP); break;
+    case 's': ask(t, MK_TUI_ACT_STOP); break;
+    case 'S': ask(t, MK_TUI_ACT_START); break;
+    case 'c': ask(t, MK_TUI_ACT_CRASH); break;
+    case 'a': ask(t, MK_TUI_ACT_AZ_DOWN); break;
+    case 'A': ask(t, MK_TUI_ACT_AZ_UP); break;
     case KEY_UP:
     case 'k': move_cursor(t, -1, 0, 0); break;
     case KEY_DOWN:
@@ -472,8 +474,8 @@ static bool key(tui_t *t, int ch)
     default:
         if (is_enter(ch))
             enter(t);
-        else if (is_backspace(ch) && t->view == TUI_V_PLACEMENT && t->drill)
-            t->drill = TUI_DRILL_NONE;
+        else if (is_backspace(ch) && t->view == MK_TUI_V_PLACEMENT && t->drill)
+            t->drill = MK_TUI_DRILL_NONE;
         break;
     }
     return true;
@@ -529,8 +531,8 @@ int mk_tui_main(int argc, char **argv)
         fprintf(stderr, "minikora tui: needs a terminal (stdin and stdout must be a tty)\n");
         return 1;
     }
-    tui_t *t = mk_calloc(1, sizeof(*t));
-    if (!t || tui_model_init(&t->m) < 0) {
+    mk_tui_t *t = mk_calloc(1, sizeof(*t));
+    if (!t || mk_tui_model_init(&t->m) < 0) {
         fprintf(stderr, "minikora tui: out of memory\n");
         mk_free(t);
         return 1;
@@ -539,12 +541,12 @@ int mk_tui_main(int argc, char **argv)
     if (!normalise_url(admin, t->admin, sizeof(t->admin))) {
         fprintf(stderr, "minikora tui: bad --admin URL '%s'\n", admin);
         rc = 2;
-    } else if (tui_http_new(t->admin, on_result, t, &t->http) < 0) {
+    } else if (mk_tui_http_new(t->admin, on_result, t, &t->http) < 0) {
         fprintf(stderr, "minikora tui: cannot set up libcurl\n");
         rc = 1;
     }
     if (rc) {
-        tui_model_free(&t->m);
+        mk_tui_model_free(&t->m);
         mk_free(t);
         return rc;
     }
@@ -567,8 +569,8 @@ int mk_tui_main(int argc, char **argv)
     if (!scr) {
         const char *term = getenv("TERM");
         fprintf(stderr, "minikora tui: cannot drive terminal type '%s'\n", term ? term : "(unset)");
-        tui_http_free(t->http);
-        tui_model_free(&t->m);
+        mk_tui_http_free(t->http);
+        mk_tui_model_free(&t->m);
         mk_free(t);
         return 1;
     }
@@ -581,19 +583,19 @@ int mk_tui_main(int argc, char **argv)
     nodelay(stdscr, TRUE);
     curs_set(0);
     set_escdelay(25);
-    tui_view_init_colors(t, color);
+    mk_tui_view_init_colors(t, color);
 
     bool running = true;
     while (running && !got_signal) {
         uint64_t now = mk_mono_ms();
         if (!t->poll_pending && now >= t->next_poll_ms)
             poll_start(t);
-        tui_view_draw(t);
+        mk_tui_view_draw(t);
         now = mk_mono_ms();
         int wait = 250;
         if (!t->poll_pending && t->next_poll_ms > now && t->next_poll_ms - now < (uint64_t)wait)
             wait = (int)(t->next_poll_ms - now);
-        if (tui_http_wait(t->http, STDIN_FILENO, wait) < 0) {
+        if (mk_tui_http_wait(t->http, STDIN_FILENO, wait) < 0) {
             rc = 1; /* the terminal went away */
             break;
         }
@@ -605,8 +607,8 @@ int mk_tui_main(int argc, char **argv)
         rc = 128 + got_signal;
     endwin();
     delscreen(scr);
-    tui_http_free(t->http);
-    tui_model_free(&t->m);
+    mk_tui_http_free(t->http);
+    mk_tui_model_free(&t->m);
     mk_free(t);
     return rc;
 }

@@ -2,7 +2,7 @@
  * view.c -- drawing the TUI with ncurses: the frame (tab bar, summary line,
  * status line), the five views, the partition drill-down and the help box.
  *
- * No flicker: tui_view_draw() erases curses' buffer (erase(), not clear(),
+ * No flicker: mk_tui_view_draw() erases curses' buffer (erase(), not clear(),
  * so nothing is sent until the end), draws the whole screen, then sends
  * only what changed with wnoutrefresh() + doupdate().  The layout is
  * computed from LINES and COLS at every draw, so a resize (KEY_RESIZE) is
@@ -15,7 +15,7 @@
  * where bold, underline and reverse video take their place.
  *
  * Lists that the keyboard moves through (brokers, topics, partitions,
- * latency rows, events) are computed by the tui_view_* list functions, which
+ * latency rows, events) are computed by the mk_tui_view_* list functions, which
  * tui.c uses too, so the cursor and the screen always agree.
  */
 #include "tui_int.h"
@@ -33,7 +33,7 @@ enum { PAIR_OK = 1, PAIR_BAD, PAIR_WARN, PAIR_HEAD, PAIR_TITLE, PAIR_TAB };
 
 static attr_t attrs[K_KINDS];
 
-void tui_view_init_colors(tui_t *t, bool want)
+void mk_tui_view_init_colors(mk_tui_t *t, bool want)
 {
     t->colors = want && has_colors();
     if (t->colors) {
@@ -91,19 +91,19 @@ static void fill_row(int y, attr_t a)
 }
 
 /* A sparkline of a ring at (y, x), width columns. */
-static void spark(const tui_t *t, int y, int x, int width, const tui_hist_t *h, attr_t a)
+static void spark(const mk_tui_t *t, int y, int x, int width, const mk_tui_hist_t *h, attr_t a)
 {
     if (width <= 0 || y >= LINES || x >= COLS)
         return;
     if (x + width > COLS)
         width = COLS - x;
-    if (width > TUI_HISTORY)
-        width = TUI_HISTORY;
-    double v[TUI_HISTORY];
+    if (width > MK_TUI_HISTORY)
+        width = MK_TUI_HISTORY;
+    double v[MK_TUI_HISTORY];
     for (int i = 0; i < h->n && i < width; i++)
-        v[i] = tui_hist_get(h, i);
-    char out[TUI_HISTORY * 3 + 1];
-    tui_fmt_spark(v, h->n < width ? h->n : width, width, t->utf8, out, sizeof(out));
+        v[i] = mk_tui_hist_get(h, i);
+    char out[MK_TUI_HISTORY * 3 + 1];
+    mk_tui_fmt_spark(v, h->n < width ? h->n : width, width, t->utf8, out, sizeof(out));
     attron(a);
     mvaddstr(y, x, out);
     attroff(a);
@@ -128,35 +128,35 @@ static void scroll_fix(int *top, int sel, int n, int rows)
         *top = 0;
 }
 
-static const char *view_names[TUI_V_COUNT] = {"Overview", "Placement", "Latency", "Tenants", "Events"};
+static const char *view_names[MK_TUI_V_COUNT] = {"Overview", "Placement", "Latency", "Tenants", "Events"};
 
 /* ================================================================= lists */
 
-bool tui_match(const char *filter, const char *text);
+bool mk_tui_match(const char *filter, const char *text);
 
-int tui_view_brokers(const tui_t *t, int *idx, int cap)
+int mk_tui_view_brokers(const mk_tui_t *t, int *idx, int cap)
 {
     int n = 0;
     for (int i = 0; i < t->m.nbrokers && n < cap; i++) {
-        const tui_broker_t *b = &t->m.brokers[i];
+        const mk_tui_broker_t *b = &t->m.brokers[i];
         char text[128];
         snprintf(text, sizeof(text), "%d %s cell %d %s", b->id, b->az, b->cell, b->state);
-        if (tui_match(t->filter[TUI_V_OVERVIEW], text))
+        if (mk_tui_match(t->filter[MK_TUI_V_OVERVIEW], text))
             idx[n++] = i;
     }
     return n;
 }
 
-int tui_view_topics(const tui_t *t, int *idx, int cap)
+int mk_tui_view_topics(const mk_tui_t *t, int *idx, int cap)
 {
     int n = 0;
     for (int i = 0; i < t->m.ntopics && n < cap; i++)
-        if (tui_match(t->filter[TUI_V_PLACEMENT], t->m.topics[i].name))
+        if (mk_tui_match(t->filter[MK_TUI_V_PLACEMENT], t->m.topics[i].name))
             idx[n++] = i;
     return n;
 }
 
-static int az_index(const tui_model_t *m, const char *az)
+static int az_index(const mk_tui_model_t *m, const char *az)
 {
     for (int i = 0; i < m->nazs; i++)
         if (strcmp(m->azs[i].name, az) == 0)
@@ -164,7 +164,7 @@ static int az_index(const tui_model_t *m, const char *az)
     return m->nazs;
 }
 
-static int cell_index(const tui_model_t *m, int32_t cell)
+static int cell_index(const mk_tui_model_t *m, int32_t cell)
 {
     for (int i = 0; i < m->ncells; i++)
         if (m->cells[i] == cell)
@@ -172,22 +172,22 @@ static int cell_index(const tui_model_t *m, int32_t cell)
     return m->ncells;
 }
 
-void tui_view_grid_pos(const tui_t *t, const tui_broker_t *b, int *row, int *col)
+void mk_tui_view_grid_pos(const mk_tui_t *t, const mk_tui_broker_t *b, int *row, int *col)
 {
     *row = cell_index(&t->m, b->cell);
     *col = az_index(&t->m, b->az);
 }
 
-int tui_view_grid_order(const tui_t *t, int *idx, int cap)
+int mk_tui_view_grid_order(const mk_tui_t *t, int *idx, int cap)
 {
-    const tui_model_t *m = &t->m;
+    const mk_tui_model_t *m = &t->m;
     int n = 0;
     for (int i = 0; i < m->nbrokers && n < cap; i++)
         idx[n++] = i;
     /* Insertion sort by (cell, AZ, id): a handful of brokers. */
     for (int i = 1; i < n; i++)
         for (int k = i; k > 0; k--) {
-            const tui_broker_t *a = &m->brokers[idx[k - 1]], *b = &m->brokers[idx[k]];
+            const mk_tui_broker_t *a = &m->brokers[idx[k - 1]], *b = &m->brokers[idx[k]];
             int ca = cell_index(m, a->cell), cb = cell_index(m, b->cell);
             int za = az_index(m, a->az), zb = az_index(m, b->az);
             if (ca < cb || (ca == cb && (za < zb || (za == zb && a->id <= b->id))))
@@ -207,20 +207,20 @@ static bool has_id(const int32_t *ids, int n, int32_t id)
     return false;
 }
 
-int tui_view_drill_parts(const tui_t *t, int *idx, int cap)
+int mk_tui_view_drill_parts(const mk_tui_t *t, int *idx, int cap)
 {
     int n = 0;
     for (int i = 0; i < t->m.nparts && n < cap; i++) {
-        const tui_part_t *p = &t->m.parts[i];
-        if (t->drill == TUI_DRILL_TOPIC ? strcmp(p->topic, t->drill_topic) == 0
+        const mk_tui_part_t *p = &t->m.parts[i];
+        if (t->drill == MK_TUI_DRILL_TOPIC ? strcmp(p->topic, t->drill_topic) == 0
                                         : has_id(p->rep, p->nrep, t->drill_broker) &&
-                                              tui_match(t->filter[TUI_V_PLACEMENT], p->topic))
+                                              mk_tui_match(t->filter[MK_TUI_V_PLACEMENT], p->topic))
             idx[n++] = i;
     }
     /* By topic, then partition. */
     for (int i = 1; i < n; i++)
         for (int k = i; k > 0; k--) {
-            const tui_part_t *a = &t->m.parts[idx[k - 1]], *b = &t->m.parts[idx[k]];
+            const mk_tui_part_t *a = &t->m.parts[idx[k - 1]], *b = &t->m.parts[idx[k]];
             int c = strcmp(a->topic, b->topic);
             if (c < 0 || (c == 0 && a->partition <= b->partition))
                 break;
@@ -231,52 +231,52 @@ int tui_view_drill_parts(const tui_t *t, int *idx, int cap)
     return n;
 }
 
-int tui_view_latency_rows(const tui_t *t, int *idx, int cap)
+int mk_tui_view_latency_rows(const mk_tui_t *t, int *idx, int cap)
 {
     int n = 0;
     for (int i = 0; i < t->m.nlat && n < cap; i++) {
-        const tui_lat_t *l = &t->m.lat[i];
+        const mk_tui_lat_t *l = &t->m.lat[i];
         char text[96];
         snprintf(text, sizeof(text), "broker %d %s", l->broker, l->api);
-        if (l->count > 0 && tui_match(t->filter[TUI_V_LATENCY], text))
+        if (l->count > 0 && mk_tui_match(t->filter[MK_TUI_V_LATENCY], text))
             idx[n++] = i;
     }
     return n;
 }
 
-int tui_view_event_rows(const tui_t *t, int *idx, int cap)
+int mk_tui_view_event_rows(const mk_tui_t *t, int *idx, int cap)
 {
     int n = 0;
     for (int i = 0; i < t->m.nevents && n < cap; i++) {
-        const tui_event_t *e = tui_model_event(&t->m, i);
+        const mk_tui_event_t *e = mk_tui_model_event(&t->m, i);
         char text[320];
         snprintf(text, sizeof(text), "%s %s broker %d", e->type, e->message, e->broker);
-        if (tui_match(t->filter[TUI_V_EVENTS], text))
+        if (mk_tui_match(t->filter[MK_TUI_V_EVENTS], text))
             idx[n++] = i;
     }
     return n;
 }
 
 /* Rows above each view's scrolling list, so paging moves a screenful. */
-int tui_view_list_rows(const tui_t *t)
+int mk_tui_view_list_rows(const mk_tui_t *t)
 {
     int body = LINES - 3;
-    int above = t->view == TUI_V_OVERVIEW    ? 6
-                : t->view == TUI_V_PLACEMENT ? (t->drill ? 2 : t->m.ncells + 3)
-                : t->view == TUI_V_LATENCY   ? 2
-                : t->view == TUI_V_TENANTS   ? 11
+    int above = t->view == MK_TUI_V_OVERVIEW    ? 6
+                : t->view == MK_TUI_V_PLACEMENT ? (t->drill ? 2 : t->m.ncells + 3)
+                : t->view == MK_TUI_V_LATENCY   ? 2
+                : t->view == MK_TUI_V_TENANTS   ? 11
                                              : 1;
     return body - above > 1 ? body - above : 1;
 }
 
 /* ================================================================ frame */
 
-static void draw_tabs(tui_t *t)
+static void draw_tabs(mk_tui_t *t)
 {
     fill_row(0, attrs[K_TITLE]);
     put(0, 0, COLS, attrs[K_TITLE] | A_BOLD, " minikora ");
     int x = 10;
-    for (int v = 0; v < TUI_V_COUNT; v++) {
+    for (int v = 0; v < MK_TUI_V_COUNT; v++) {
         char label[32];
         snprintf(label, sizeof(label), " %d %s ", v + 1, view_names[v]);
         put(0, x, COLS - x, v == t->view ? attrs[K_TAB] : attrs[K_TITLE], "%s", label);
@@ -288,9 +288,9 @@ static void draw_tabs(tui_t *t)
         put(0, COLS - len - 1, len, attrs[K_TITLE], "%s", t->admin);
 }
 
-static void draw_summary(tui_t *t)
+static void draw_summary(mk_tui_t *t)
 {
-    const tui_model_t *m = &t->m;
+    const mk_tui_model_t *m = &t->m;
     if (!m->have_cluster) {
         put(1, 0, COLS, attrs[K_DIM], " waiting for the first answer from %s", t->admin);
         return;
@@ -308,7 +308,7 @@ static void draw_summary(tui_t *t)
     put(1, x, COLS - x, m->offline ? attrs[K_BAD] : A_NORMAL, "%s", buf);
     x += (int)strlen(buf) + 2;
     char up[16];
-    tui_fmt_duration(m->uptime_ms, up, sizeof(up));
+    mk_tui_fmt_duration(m->uptime_ms, up, sizeof(up));
     snprintf(buf, sizeof(buf), "topics %d  partitions %d  controller %d  up %s  %s v%s", m->topics_count,
              m->partitions_count, m->controller, up, m->cluster_id, m->version);
     put(1, x, COLS - x, A_NORMAL, "%s", buf);
@@ -316,7 +316,7 @@ static void draw_summary(tui_t *t)
         put(1, COLS - 7, 7, attrs[K_BAD], " STALE ");
 }
 
-static void draw_status(tui_t *t, uint64_t now)
+static void draw_status(mk_tui_t *t, uint64_t now)
 {
     int y = LINES - 1;
     fill_row(y, attrs[K_TITLE]);
@@ -328,17 +328,17 @@ static void draw_status(tui_t *t, uint64_t now)
     int rlen = (int)strlen(right);
     int w = COLS - rlen;
     switch (t->mode) {
-    case TUI_MODE_FILTER:
+    case MK_TUI_MODE_FILTER:
         put(y, 0, w, attrs[K_TITLE], " filter %s: /%s_   (Enter keep, Esc clear)", view_names[t->view], t->input);
         break;
-    case TUI_MODE_CONFIRM:
+    case MK_TUI_MODE_CONFIRM:
         fill_row(y, attrs[K_WARN] | A_REVERSE);
         put(y, 0, COLS, attrs[K_WARN] | A_REVERSE, " %s [y/n] ", t->prompt);
         return;
     default:
         if (t->msg[0] && now < t->msg_until_ms)
             put(y, 0, w,
-                (t->msg_level == TUI_MSG_ERR ? attrs[K_BAD] : t->msg_level == TUI_MSG_OK ? attrs[K_OK] : 0) |
+                (t->msg_level == MK_TUI_MSG_ERR ? attrs[K_BAD] : t->msg_level == MK_TUI_MSG_OK ? attrs[K_OK] : 0) |
                     A_REVERSE,
                 " %s ", t->msg);
         else if (t->filter[t->view][0])
@@ -351,7 +351,7 @@ static void draw_status(tui_t *t, uint64_t now)
 }
 
 /* A placeholder in the body when there is nothing else to show. */
-static bool no_cluster(tui_t *t, int y0)
+static bool no_cluster(mk_tui_t *t, int y0)
 {
     if (t->m.have_cluster)
         return false;
@@ -363,23 +363,23 @@ static bool no_cluster(tui_t *t, int y0)
     return true;
 }
 
-static attr_t state_attr(const tui_broker_t *b) { return b->running ? attrs[K_OK] : attrs[K_BAD]; }
+static attr_t state_attr(const mk_tui_broker_t *b) { return b->running ? attrs[K_OK] : attrs[K_BAD]; }
 
 /* ============================================================= overview */
 
-static void draw_overview(tui_t *t, int y0, int rows)
+static void draw_overview(mk_tui_t *t, int y0, int rows)
 {
-    tui_model_t *m = &t->m;
+    mk_tui_model_t *m = &t->m;
     if (no_cluster(t, y0))
         return;
     int y = y0;
     if (m->have_rates) {
         char bi[16], bo[16], ri[16], ro[16], rq[16];
-        tui_fmt_bytes(m->cluster_flow.bytes_in, bi, sizeof(bi));
-        tui_fmt_bytes(m->cluster_flow.bytes_out, bo, sizeof(bo));
-        tui_fmt_count(m->cluster_flow.records_in, ri, sizeof(ri));
-        tui_fmt_count(m->cluster_flow.records_out, ro, sizeof(ro));
-        tui_fmt_count(m->cluster_flow.requests, rq, sizeof(rq));
+        mk_tui_fmt_bytes(m->cluster_flow.bytes_in, bi, sizeof(bi));
+        mk_tui_fmt_bytes(m->cluster_flow.bytes_out, bo, sizeof(bo));
+        mk_tui_fmt_count(m->cluster_flow.records_in, ri, sizeof(ri));
+        mk_tui_fmt_count(m->cluster_flow.records_out, ro, sizeof(ro));
+        mk_tui_fmt_count(m->cluster_flow.requests, rq, sizeof(rq));
         put(y, 0, COLS, attrs[K_HEAD], " Throughput");
         put(y, 12, COLS - 12, A_NORMAL, "in %s/s %s rec/s   out %s/s %s rec/s   %s req/s", bi, ri, bo, ro, rq);
         put(y + 1, 1, 4, A_NORMAL, "in");
@@ -395,7 +395,7 @@ static void draw_overview(tui_t *t, int y0, int rows)
     put(y, x, COLS, attrs[K_HEAD], "AZs");
     x += 5;
     for (int i = 0; i < m->nazs; i++) {
-        const tui_az_t *z = &m->azs[i];
+        const mk_tui_az_t *z = &m->azs[i];
         const char *st = z->running == 0 ? "DOWN" : z->running < z->total ? "degraded" : "up";
         attr_t a = z->running == 0 ? attrs[K_BAD] : z->running < z->total ? attrs[K_WARN] : attrs[K_OK];
         char buf[64];
@@ -412,7 +412,7 @@ static void draw_overview(tui_t *t, int y0, int rows)
     int *idx = idx_alloc(m->nbrokers);
     if (!idx)
         return;
-    int n = tui_view_brokers(t, idx, m->nbrokers);
+    int n = mk_tui_view_brokers(t, idx, m->nbrokers);
     int sel = -1;
     for (int i = 0; i < n; i++)
         if (m->brokers[idx[i]].id == t->sel_broker)
@@ -422,18 +422,18 @@ static void draw_overview(tui_t *t, int y0, int rows)
         sel = 0;
         t->sel_broker = m->brokers[idx[0]].id;
     }
-    scroll_fix(&t->scroll[TUI_V_OVERVIEW], sel, n, list_rows);
-    for (int r = 0; r < list_rows && t->scroll[TUI_V_OVERVIEW] + r < n; r++) {
-        int i = t->scroll[TUI_V_OVERVIEW] + r;
-        const tui_broker_t *b = &m->brokers[idx[i]];
+    scroll_fix(&t->scroll[MK_TUI_V_OVERVIEW], sel, n, list_rows);
+    for (int r = 0; r < list_rows && t->scroll[MK_TUI_V_OVERVIEW] + r < n; r++) {
+        int i = t->scroll[MK_TUI_V_OVERVIEW] + r;
+        const mk_tui_broker_t *b = &m->brokers[idx[i]];
         bool is_sel = i == sel;
         attr_t base = is_sel ? attrs[K_SEL] : A_NORMAL;
         if (is_sel)
             fill_row(y + r, attrs[K_SEL]);
         char bi[16] = "-", bo[16] = "-";
         if (b->have_flow) {
-            tui_fmt_bytes(b->flow.bytes_in, bi, sizeof(bi));
-            tui_fmt_bytes(b->flow.bytes_out, bo, sizeof(bo));
+            mk_tui_fmt_bytes(b->flow.bytes_in, bi, sizeof(bi));
+            mk_tui_fmt_bytes(b->flow.bytes_out, bo, sizeof(bo));
         }
         put(y + r, 0, COLS, base, "%s%4d  %-10.10s %4d", is_sel ? ">" : " ", b->id, b->az, b->cell);
         put(y + r, 23, 8, is_sel ? base : state_attr(b), "%-8.8s", b->state);
@@ -461,25 +461,25 @@ static void fmt_ids(const int32_t *ids, int n, char *out, size_t len)
     }
 }
 
-static void draw_drill(tui_t *t, int y0, int rows)
+static void draw_drill(mk_tui_t *t, int y0, int rows)
 {
-    tui_model_t *m = &t->m;
+    mk_tui_model_t *m = &t->m;
     int y = y0;
-    if (t->drill == TUI_DRILL_BROKER) {
-        tui_broker_t *b = tui_model_broker(m, t->drill_broker);
+    if (t->drill == MK_TUI_DRILL_BROKER) {
+        mk_tui_broker_t *b = mk_tui_model_broker(m, t->drill_broker);
         if (b)
             put(y, 0, COLS, attrs[K_HEAD], " Broker %d  %s  cell %d  %s  leads %d  replicas %d  (Esc: back)", b->id,
                 b->az, b->cell, b->state, b->leaders, b->replicas);
         else
             put(y, 0, COLS, attrs[K_BAD], " Broker %d is not in the cluster any more (Esc: back)", t->drill_broker);
     } else {
-        const tui_topic_t *tp = NULL;
+        const mk_tui_topic_t *tp = NULL;
         for (int i = 0; i < m->ntopics; i++)
             if (strcmp(m->topics[i].name, t->drill_topic) == 0)
                 tp = &m->topics[i];
         if (tp) {
             char size[16];
-            tui_fmt_bytes((double)tp->size, size, sizeof(size));
+            mk_tui_fmt_bytes((double)tp->size, size, sizeof(size));
             put(y, 0, COLS, attrs[K_HEAD], " Topic %s  %d partitions  RF %d  cell %d  URP %d  %s  (Esc: back)",
                 tp->name, tp->partitions, tp->rf, tp->cell, tp->urp, size);
         } else {
@@ -491,16 +491,16 @@ static void draw_drill(tui_t *t, int y0, int rows)
     int tw = COLS - 62;
     tw = tw < 10 ? 10 : tw > 40 ? 40 : tw;
     put(y, 0, COLS, attrs[K_HEAD], " %-*s %4s %6s %5s  %-9s %-9s %8s  %s", tw, "TOPIC", "PART", "LEADER", "EPOCH",
-        "REPLICAS", "ISR", "HW", t->drill == TUI_DRILL_BROKER ? "ROLE" : "");
+        "REPLICAS", "ISR", "HW", t->drill == MK_TUI_DRILL_BROKER ? "ROLE" : "");
     y++;
     int list_rows = y0 + rows - y;
     int *idx = idx_alloc(m->nparts);
     if (!idx)
         return;
-    int n = tui_view_drill_parts(t, idx, m->nparts);
+    int n = mk_tui_view_drill_parts(t, idx, m->nparts);
     scroll_fix(&t->drill_scroll, -1, n, list_rows);
     for (int r = 0; r < list_rows && t->drill_scroll + r < n; r++) {
-        const tui_part_t *p = &m->parts[idx[t->drill_scroll + r]];
+        const mk_tui_part_t *p = &m->parts[idx[t->drill_scroll + r]];
         char reps[64], isr[64], hw[24] = "-";
         fmt_ids(p->rep, p->nrep, reps, sizeof(reps));
         fmt_ids(p->isr, p->nisr, isr, sizeof(isr));
@@ -520,22 +520,22 @@ static void draw_drill(tui_t *t, int y0, int rows)
         x += 9;
         put(yy, x, COLS - x, A_NORMAL, " %8s", hw);
         x += 9 + 2;
-        if (t->drill == TUI_DRILL_BROKER) {
+        if (t->drill == MK_TUI_DRILL_BROKER) {
             bool leader = p->leader == t->drill_broker, in_isr = has_id(p->isr, p->nisr, t->drill_broker);
             put(yy, x, COLS - x, leader ? attrs[K_OK] : in_isr ? A_NORMAL : attrs[K_WARN], "%s",
                 leader ? "leader" : in_isr ? "follower" : "out of ISR");
         }
     }
     if (n == 0)
-        put(y, 2, COLS - 2, attrs[K_DIM], "%s", t->drill == TUI_DRILL_BROKER && m->ntopics > 0 && m->nparts == 0
+        put(y, 2, COLS - 2, attrs[K_DIM], "%s", t->drill == MK_TUI_DRILL_BROKER && m->ntopics > 0 && m->nparts == 0
                                                    ? "loading partitions ..."
                                                    : "no partitions");
     mk_free(idx);
 }
 
-static void draw_placement(tui_t *t, int y0, int rows)
+static void draw_placement(mk_tui_t *t, int y0, int rows)
 {
-    tui_model_t *m = &t->m;
+    mk_tui_model_t *m = &t->m;
     if (no_cluster(t, y0))
         return;
     if (t->drill) {
@@ -552,7 +552,7 @@ static void draw_placement(tui_t *t, int y0, int rows)
         cw = 12;
     put(y, 0, label, attrs[K_HEAD], " AZ");
     for (int z = 0; z < m->nazs; z++) {
-        const tui_az_t *a = &m->azs[z];
+        const mk_tui_az_t *a = &m->azs[z];
         const char *st = a->running == 0 ? "DOWN" : a->running < a->total ? "degraded" : "up";
         put(y, label + z * cw, cw - 1, attrs[K_HEAD], "%s", a->name);
         put(y, label + z * cw + (int)strlen(a->name) + 1, cw - 2 - (int)strlen(a->name),
@@ -564,7 +564,7 @@ static void draw_placement(tui_t *t, int y0, int rows)
         for (int z = 0; z < m->nazs; z++) {
             int x = label + z * cw;
             for (int i = 0; i < m->nbrokers; i++) {
-                const tui_broker_t *b = &m->brokers[i];
+                const mk_tui_broker_t *b = &m->brokers[i];
                 if (b->cell != m->cells[c] || strcmp(b->az, m->azs[z].name) != 0)
                     continue;
                 char buf[64];
@@ -592,27 +592,27 @@ static void draw_placement(tui_t *t, int y0, int rows)
     int *idx = idx_alloc(m->ntopics);
     if (!idx)
         return;
-    int n = tui_view_topics(t, idx, m->ntopics);
+    int n = mk_tui_view_topics(t, idx, m->ntopics);
     if (t->sel_topic >= n)
         t->sel_topic = n - 1;
     if (t->sel_topic < 0)
         t->sel_topic = 0;
     if (n == 0)
         t->focus_topics = false;
-    scroll_fix(&t->scroll[TUI_V_PLACEMENT], t->focus_topics ? t->sel_topic : -1, n, list_rows);
-    for (int r = 0; r < list_rows && t->scroll[TUI_V_PLACEMENT] + r < n; r++) {
-        int i = t->scroll[TUI_V_PLACEMENT] + r;
-        const tui_topic_t *tp = &m->topics[idx[i]];
+    scroll_fix(&t->scroll[MK_TUI_V_PLACEMENT], t->focus_topics ? t->sel_topic : -1, n, list_rows);
+    for (int r = 0; r < list_rows && t->scroll[MK_TUI_V_PLACEMENT] + r < n; r++) {
+        int i = t->scroll[MK_TUI_V_PLACEMENT] + r;
+        const mk_tui_topic_t *tp = &m->topics[idx[i]];
         bool sel = t->focus_topics && i == t->sel_topic;
         if (sel)
             fill_row(y + r, attrs[K_SEL]);
         char size[16], msgs[16], bi[16] = "-", bo[16] = "-";
-        tui_fmt_bytes((double)tp->size, size, sizeof(size));
-        tui_fmt_count((double)tp->messages, msgs, sizeof(msgs));
-        const tui_named_flow_t *f = tui_model_topic_flow(m, tp->name);
+        mk_tui_fmt_bytes((double)tp->size, size, sizeof(size));
+        mk_tui_fmt_count((double)tp->messages, msgs, sizeof(msgs));
+        const mk_tui_named_flow_t *f = mk_tui_model_topic_flow(m, tp->name);
         if (f) {
-            tui_fmt_bytes(f->flow.bytes_in, bi, sizeof(bi));
-            tui_fmt_bytes(f->flow.bytes_out, bo, sizeof(bo));
+            mk_tui_fmt_bytes(f->flow.bytes_in, bi, sizeof(bi));
+            mk_tui_fmt_bytes(f->flow.bytes_out, bo, sizeof(bo));
         }
         attr_t a = sel ? attrs[K_SEL] : tp->offline ? attrs[K_BAD] : tp->urp ? attrs[K_WARN] : A_NORMAL;
         put(y + r, 0, COLS, a, "%s%-*.*s %5d %2d %4d %3d %4d %9s %7s %8s %8s", sel ? ">" : " ", namew - 1,
@@ -625,9 +625,9 @@ static void draw_placement(tui_t *t, int y0, int rows)
 
 /* ============================================================== latency */
 
-static void draw_latency(tui_t *t, int y0, int rows)
+static void draw_latency(mk_tui_t *t, int y0, int rows)
 {
-    tui_model_t *m = &t->m;
+    mk_tui_model_t *m = &t->m;
     int y = y0;
     if (m->latency_status != 200) {
         put(y, 0, COLS, attrs[K_HEAD], " Request latency");
@@ -647,16 +647,16 @@ static void draw_latency(tui_t *t, int y0, int rows)
     int *idx = idx_alloc(m->nlat);
     if (!idx)
         return;
-    int n = tui_view_latency_rows(t, idx, m->nlat);
-    scroll_fix(&t->scroll[TUI_V_LATENCY], -1, n, list_rows);
-    for (int r = 0; r < list_rows && t->scroll[TUI_V_LATENCY] + r < n; r++) {
-        const tui_lat_t *l = &m->lat[idx[t->scroll[TUI_V_LATENCY] + r]];
+    int n = mk_tui_view_latency_rows(t, idx, m->nlat);
+    scroll_fix(&t->scroll[MK_TUI_V_LATENCY], -1, n, list_rows);
+    for (int r = 0; r < list_rows && t->scroll[MK_TUI_V_LATENCY] + r < n; r++) {
+        const mk_tui_lat_t *l = &m->lat[idx[t->scroll[MK_TUI_V_LATENCY] + r]];
         char p50[16], p95[16], p99[16], mx[16], cnt[16];
-        tui_fmt_ms(l->p50, p50, sizeof(p50));
-        tui_fmt_ms(l->p95, p95, sizeof(p95));
-        tui_fmt_ms(l->p99, p99, sizeof(p99));
-        tui_fmt_ms(l->max, mx, sizeof(mx));
-        tui_fmt_count((double)l->count, cnt, sizeof(cnt));
+        mk_tui_fmt_ms(l->p50, p50, sizeof(p50));
+        mk_tui_fmt_ms(l->p95, p95, sizeof(p95));
+        mk_tui_fmt_ms(l->p99, p99, sizeof(p99));
+        mk_tui_fmt_ms(l->max, mx, sizeof(mx));
+        mk_tui_fmt_count((double)l->count, cnt, sizeof(cnt));
         put(y + r, 0, COLS, A_NORMAL, " %6d  %-24.24s %8s %8s %8s", l->broker, l->api, cnt, p50, p95);
         put(y + r, 60, COLS - 60, l->p99 >= 100 ? attrs[K_WARN] : A_NORMAL, " %8s %8s", p99, mx);
     }
@@ -672,19 +672,19 @@ static void flow_line(int y, const char *what, double rate, double total, bool b
 {
     char r[24], tot[24], rs[32];
     if (bytes) {
-        tui_fmt_bytes(rate, r, sizeof(r));
-        tui_fmt_bytes(total, tot, sizeof(tot));
+        mk_tui_fmt_bytes(rate, r, sizeof(r));
+        mk_tui_fmt_bytes(total, tot, sizeof(tot));
     } else {
-        tui_fmt_count(rate, r, sizeof(r));
-        tui_fmt_count(total, tot, sizeof(tot));
+        mk_tui_fmt_count(rate, r, sizeof(r));
+        mk_tui_fmt_count(total, tot, sizeof(tot));
     }
     snprintf(rs, sizeof(rs), "%s/s", r);
     put(y, 2, COLS - 2, A_NORMAL, "%-14s %14s %14s", what, rs, tot);
 }
 
-static void draw_tenants(tui_t *t, int y0, int rows)
+static void draw_tenants(mk_tui_t *t, int y0, int rows)
 {
-    tui_model_t *m = &t->m;
+    mk_tui_model_t *m = &t->m;
     if (no_cluster(t, y0))
         return;
     int y = y0;
@@ -693,7 +693,7 @@ static void draw_tenants(tui_t *t, int y0, int rows)
     y++;
     put(y, 2, COLS - 2, attrs[K_HEAD], "%-14s %14s %14s", "", "per second", "total");
     y++;
-    const tui_flow_t *f = &m->cluster_flow;
+    const mk_tui_flow_t *f = &m->cluster_flow;
     if (m->have_rates) {
         flow_line(y++, "bytes in", f->bytes_in, f->bytes_in_total, true);
         flow_line(y++, "bytes out", f->bytes_out, f->bytes_out_total, true);
@@ -711,7 +711,7 @@ static void draw_tenants(tui_t *t, int y0, int rows)
     for (int i = 0; i < m->nbrokers; i++)
         conns += m->brokers[i].conns;
     char st[16];
-    tui_fmt_bytes((double)storage, st, sizeof(st));
+    mk_tui_fmt_bytes((double)storage, st, sizeof(st));
     put(y++, 2, COLS - 2, A_NORMAL, "topics %d   partitions %d   groups %d   storage %s   connections %d",
         m->topics_count, m->partitions_count, m->ngroups, st, conns);
     put(y++, 2, COLS - 2, attrs[K_DIM], "throttling: none (quotas arrive with tenants)");
@@ -725,24 +725,24 @@ static void draw_tenants(tui_t *t, int y0, int rows)
         return;
     int n = 0;
     for (int i = 0; i < m->nclient_flows; i++)
-        if (tui_match(t->filter[TUI_V_TENANTS], m->client_flows[i].name))
+        if (mk_tui_match(t->filter[MK_TUI_V_TENANTS], m->client_flows[i].name))
             idx[n++] = i;
     for (int i = 1; i < n; i++)
         for (int k = i; k > 0; k--) {
-            const tui_flow_t *a = &m->client_flows[idx[k - 1]].flow, *b = &m->client_flows[idx[k]].flow;
+            const mk_tui_flow_t *a = &m->client_flows[idx[k - 1]].flow, *b = &m->client_flows[idx[k]].flow;
             if (a->bytes_in + a->bytes_out + a->requests >= b->bytes_in + b->bytes_out + b->requests)
                 break;
             int tmp = idx[k];
             idx[k] = idx[k - 1];
             idx[k - 1] = tmp;
         }
-    scroll_fix(&t->scroll[TUI_V_TENANTS], -1, n, list_rows);
-    for (int r = 0; r < list_rows && t->scroll[TUI_V_TENANTS] + r < n; r++) {
-        const tui_named_flow_t *c = &m->client_flows[idx[t->scroll[TUI_V_TENANTS] + r]];
+    scroll_fix(&t->scroll[MK_TUI_V_TENANTS], -1, n, list_rows);
+    for (int r = 0; r < list_rows && t->scroll[MK_TUI_V_TENANTS] + r < n; r++) {
+        const mk_tui_named_flow_t *c = &m->client_flows[idx[t->scroll[MK_TUI_V_TENANTS] + r]];
         char bi[16], bo[16], rq[16];
-        tui_fmt_bytes(c->flow.bytes_in, bi, sizeof(bi));
-        tui_fmt_bytes(c->flow.bytes_out, bo, sizeof(bo));
-        tui_fmt_count(c->flow.requests, rq, sizeof(rq));
+        mk_tui_fmt_bytes(c->flow.bytes_in, bi, sizeof(bi));
+        mk_tui_fmt_bytes(c->flow.bytes_out, bo, sizeof(bo));
+        mk_tui_fmt_count(c->flow.requests, rq, sizeof(rq));
         put(y + r, 0, COLS, A_NORMAL, " %-36.36s %10s %10s %10s", c->name[0] ? c->name : "(no client id)", bi, bo, rq);
     }
     if (n == 0 && list_rows > 0)
@@ -752,9 +752,9 @@ static void draw_tenants(tui_t *t, int y0, int rows)
 
 /* =============================================================== events */
 
-static void draw_events(tui_t *t, int y0, int rows)
+static void draw_events(mk_tui_t *t, int y0, int rows)
 {
-    tui_model_t *m = &t->m;
+    mk_tui_model_t *m = &t->m;
     int y = y0;
     put(y, 0, COLS, attrs[K_HEAD], " %-6s %-8s %3s %-18s %s", "SEQ", "TIME", "BRK", "TYPE", "MESSAGE (newest first)");
     y++;
@@ -762,10 +762,10 @@ static void draw_events(tui_t *t, int y0, int rows)
     int *idx = idx_alloc(m->nevents);
     if (!idx)
         return;
-    int n = tui_view_event_rows(t, idx, m->nevents);
-    scroll_fix(&t->scroll[TUI_V_EVENTS], -1, n, list_rows);
-    for (int r = 0; r < list_rows && t->scroll[TUI_V_EVENTS] + r < n; r++) {
-        const tui_event_t *e = tui_model_event(m, idx[t->scroll[TUI_V_EVENTS] + r]);
+    int n = mk_tui_view_event_rows(t, idx, m->nevents);
+    scroll_fix(&t->scroll[MK_TUI_V_EVENTS], -1, n, list_rows);
+    for (int r = 0; r < list_rows && t->scroll[MK_TUI_V_EVENTS] + r < n; r++) {
+        const mk_tui_event_t *e = mk_tui_model_event(m, idx[t->scroll[MK_TUI_V_EVENTS] + r]);
         char when[16] = "", brk[16] = "-";
         time_t secs = (time_t)(e->time_ms / 1000);
         struct tm tm;
@@ -830,7 +830,7 @@ static void draw_help(void)
 
 /* ================================================================= draw */
 
-void tui_view_draw(tui_t *t)
+void mk_tui_view_draw(mk_tui_t *t)
 {
     uint64_t now = mk_mono_ms();
     erase();
@@ -841,14 +841,14 @@ void tui_view_draw(tui_t *t)
         draw_summary(t);
         int y0 = 2, rows = LINES - 3;
         switch (t->view) {
-        case TUI_V_OVERVIEW: draw_overview(t, y0, rows); break;
-        case TUI_V_PLACEMENT: draw_placement(t, y0, rows); break;
-        case TUI_V_LATENCY: draw_latency(t, y0, rows); break;
-        case TUI_V_TENANTS: draw_tenants(t, y0, rows); break;
+        case MK_TUI_V_OVERVIEW: draw_overview(t, y0, rows); break;
+        case MK_TUI_V_PLACEMENT: draw_placement(t, y0, rows); break;
+        case MK_TUI_V_LATENCY: draw_latency(t, y0, rows); break;
+        case MK_TUI_V_TENANTS: draw_tenants(t, y0, rows); break;
         default: draw_events(t, y0, rows); break;
         }
         draw_status(t, now);
-        if (t->mode == TUI_MODE_HELP)
+        if (t->mode == MK_TUI_MODE_HELP)
             draw_help();
     }
     wnoutrefresh(stdscr);
