@@ -92,4 +92,4 @@ check-compat: minikora
 clean:
 	rm -rf build build-asan build-fuzz minikora
 
--include $(LIB_OBJS:.o=.d) $(TEST_SRCS:%.c=$(BUILD)/%.d)
+-include $(LIB_OBJS:.o=.d) $(TEST_SRCS:%.c=$(BUILD)/%.d) $(BUILD)/src/main.d

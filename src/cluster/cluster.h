@@ -90,6 +90,7 @@ typedef struct mk_replica_s {
     bool needs_truncate;      /* must reconcile with the leader's epochs first */
     bool copy_pending;        /* a replication round is scheduled */
     uint64_t caught_up_ms;    /* last time it had everything the leader had */
+    int64_t acked_leo;        /* its log end as the leader last heard it (HW input) */
 } mk_replica_t;
 
 typedef struct mk_partition_s {

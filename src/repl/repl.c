@@ -35,10 +35,17 @@
 #define ROUND_BYTES (8u << 20)
 #define TICK_MS 200
 
+/* A scheduled event for one follower: a copy round (a follower Fetch: it
+ * brings what the leader had when the round was scheduled) or the
+ * acknowledgement of one reaching the leader (the follower's new log end). */
+enum { ROUND_COPY, ROUND_ACK };
+
 typedef struct round_s {
     uint8_t topic_id[16];
     int32_t partition;
     int32_t broker;
+    int kind;                   /* ROUND_* */
+    int64_t value;              /* COPY: leader end to copy up to; ACK: follower end */
     uint64_t due_ms;
 } round_t;
 
@@ -94,7 +101,7 @@ static bool update_hw(mk_partition_t *p)
     for (int32_t k = 0; k < p->replica_count; k++) {
         mk_replica_t *rp = &p->replicas[k];
         if (rp->in_isr && rp->log && rp->broker != p->leader)
-            hw = MK_MIN(hw, mk_log_end_offset(rp->log));
+            hw = MK_MIN(hw, MK_MIN(rp->acked_leo, mk_log_end_offset(rp->log)));
     }
     if (hw > p->hw) {
         p->hw = hw;
@@ -137,32 +144,44 @@ uint64_t mk_repl_cross_az_total(const mk_repl_t *r, uint64_t *client_reads)
 
 /* ================================================================== rounds */
 
-static void schedule(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f)
+static bool cross_az(mk_repl_t *r, int32_t a, int32_t b)
 {
-    if (f->copy_pending || !f->log || f->broker == p->leader || p->leader < 0)
-        return;
+    return strcmp(mk_cluster_broker_az(r->c, a), mk_cluster_broker_az(r->c, b)) != 0;
+}
+
+static void push_round(mk_repl_t *r, mk_partition_t *p, int32_t broker, int kind, int64_t value, uint64_t delay)
+{
     if (r->nrounds == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 64;
         round_t *n = mk_realloc(r->rounds, cap * sizeof(round_t));
         if (!n)
-            return; /* the tick schedules it again */
+            return; /* the tick schedules copies again */
         r->rounds = n;
         r->cap = cap;
     }
-    bool cross = strcmp(mk_cluster_broker_az(r->c, p->leader), mk_cluster_broker_az(r->c, f->broker)) != 0;
     round_t *rd = &r->rounds[r->nrounds++];
     memcpy(rd->topic_id, p->topic->id, 16);
     rd->partition = p->index;
-    rd->broker = f->broker;
-    rd->due_ms = uv_now(r->loop) + (cross ? (uint64_t)r->cfg.cross_az_latency_ms : 0);
-    f->copy_pending = true;
-    if (rd->due_ms <= uv_now(r->loop)) {
+    rd->broker = broker;
+    rd->kind = kind;
+    rd->value = value;
+    rd->due_ms = uv_now(r->loop) + delay;
+    if (delay == 0) {
         uv_idle_start(r->idle, idle_cb);
-    } else {
-        uint64_t wait = rd->due_ms - uv_now(r->loop);
-        if (!uv_is_active((uv_handle_t *)r->timer) || uv_timer_get_due_in(r->timer) > wait)
-            uv_timer_start(r->timer, timer_cb, wait, 0);
+    } else if (!uv_is_active((uv_handle_t *)r->timer) || uv_timer_get_due_in(r->timer) > delay) {
+        uv_timer_start(r->timer, timer_cb, delay, 0);
     }
+}
+
+/* Schedule a copy round for follower f: it will bring what the leader has
+ * now, after the one-way latency if it crosses AZs. */
+static void schedule(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f)
+{
+    if (f->copy_pending || !f->log || f->broker == p->leader || p->leader < 0 || !p->log)
+        return;
+    uint64_t delay = cross_az(r, p->leader, f->broker) ? (uint64_t)r->cfg.cross_az_latency_ms : 0;
+    f->copy_pending = true;
+    push_round(r, p, f->broker, ROUND_COPY, mk_log_end_offset(p->log), delay);
 }
 
 /* Bring a rejoining follower's log in line with the leader's epochs. */
@@ -189,16 +208,38 @@ static void reconcile(mk_partition_t *p, mk_replica_t *f)
     }
 }
 
-/* One replication round: copy what the follower lacks. */
-static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, bool *moved)
+/* The leader hears of a follower's log end: ISR and HW may move. */
+static void on_ack(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t leo_f, bool *moved)
+{
+    if (!p->log || !f->log)
+        return;
+    if (leo_f > f->acked_leo)
+        f->acked_leo = leo_f;
+    if (leo_f >= mk_log_end_offset(p->log)) {
+        f->caught_up_ms = uv_now(r->loop);
+        if (!f->in_isr) {
+            f->in_isr = true;
+            mk_info("partition %s-%d: broker %d joins the ISR", p->topic->name, p->index, f->broker);
+            *moved = true;
+        }
+    }
+    if (update_hw(p))
+        *moved = true;
+}
+
+/* One replication round: copy what the follower lacks, up to what the leader
+ * had when the round was scheduled (upto < 0: everything). */
+static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t upto, bool *moved)
 {
     if (!p->log || !f->log || f->broker == p->leader)
         return;
     if (f->needs_truncate)
         reconcile(p, f);
     int64_t leo_l = mk_log_end_offset(p->log);
+    if (upto >= 0 && upto < leo_l)
+        leo_l = upto;
     int64_t leo_f = mk_log_end_offset(f->log);
-    if (leo_f > leo_l) {
+    if (leo_f > mk_log_end_offset(p->log)) {
         f->needs_truncate = true;
         reconcile(p, f);
         leo_f = mk_log_end_offset(f->log);
@@ -230,18 +271,15 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, bool *mov
         copied += r->scratch.len;
         leo_f = mk_log_end_offset(f->log);
     }
-    if (leo_f >= leo_l) {
-        f->caught_up_ms = uv_now(r->loop);
-        if (!f->in_isr) {
-            f->in_isr = true;
-            mk_info("partition %s-%d: broker %d joins the ISR", p->topic->name, p->index, f->broker);
-            *moved = true;
-        }
-    } else if (broker_running(r, f->broker)) {
+    /* The acknowledgement travels back: after the latency across AZs. */
+    uint64_t delay = cross_az(r, p->leader, f->broker) ? (uint64_t)r->cfg.cross_az_latency_ms : 0;
+    if (delay)
+        push_round(r, p, f->broker, ROUND_ACK, leo_f, delay);
+    else
+        on_ack(r, p, f, leo_f, moved);
+    /* More arrived meanwhile (or this round was capped): another round. */
+    if (mk_log_end_offset(f->log) < mk_log_end_offset(p->log) && broker_running(r, f->broker))
         schedule(r, p, f);
-    }
-    if (update_hw(p))
-        *moved = true;
 }
 
 static void run_rounds(mk_repl_t *r)
@@ -269,8 +307,12 @@ static void run_rounds(mk_repl_t *r)
         mk_replica_t *f = mk_partition_replica(p, due[i].broker);
         if (!f)
             continue;
+        if (due[i].kind == ROUND_ACK) {
+            on_ack(r, p, f, due[i].value, &moved);
+            continue;
+        }
         f->copy_pending = false;
-        do_round(r, p, f, &moved);
+        do_round(r, p, f, due[i].value, &moved);
     }
     mk_free(due);
     /* Re-arm the timer for rounds still in the future. */
@@ -371,7 +413,8 @@ static void move_leadership(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, i
         if (o->broker != id && o->in_isr && o->log && broker_running(r, o->broker)) {
             /* Make sure it has everything before it leads. */
             bool moved = false;
-            do_round(r, p, o, &moved);
+            do_round(r, p, o, -1, &moved);
+            o->acked_leo = mk_log_end_offset(o->log);
             elect(r, p, id);
             return;
         }
@@ -527,7 +570,8 @@ static void partition_init(mk_repl_t *r, mk_partition_t *p, bool fresh)
             f->needs_truncate = true;
             reconcile(p, f);
         }
-        f->in_isr = mk_log_end_offset(f->log) == leo;
+        f->acked_leo = mk_log_end_offset(f->log);
+        f->in_isr = f->acked_leo == leo;
         if (!f->in_isr)
             schedule(r, p, f);
     }
