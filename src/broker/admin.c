@@ -84,7 +84,8 @@ static void fill_topic_metadata(mk_req_t *req, mk_MetadataResponse_MetadataRespo
             mk_replica_t *r = &part->replicas[k];
             mk_cluster_broker_t *b = mk_cluster_broker_find(req->c, r->broker);
             reps[k] = r->broker;
-            if (r->in_isr && r->log)
+            /* An offline partition keeps listing its last in-sync replica, as Kafka does. */
+            if (r->in_isr && (r->log || !up))
                 isr[ni++] = r->broker;
             if (!b || !b->running)
                 off[no++] = r->broker;

@@ -36,7 +36,7 @@ static mk_api_t apis[] = {
     API(OffsetForLeaderEpoch, -1, mk_handle_offset_for_leader_epoch, "single leader epoch per partition"),
     API(ApiVersions, -1, mk_handle_api_versions, "v0 answer to unknown versions"),
     API(CreateTopics, -1, mk_handle_create_topics,
-        "validate-only, configs, assignments; replication factor 1 until replication lands"),
+        "validate-only, configs, assignments; replication factor up to the brokers of a cell (one per AZ)"),
     API(DeleteTopics, -1, mk_handle_delete_topics, "by name and by topic id"),
     API(DescribeConfigs, -1, mk_handle_describe_configs, "topics and brokers, synonyms, documentation"),
     API(DescribeCluster, -1, mk_handle_describe_cluster, ""),
