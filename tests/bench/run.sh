@@ -194,6 +194,41 @@ TABLE=$OUT/results.txt
             for (i = 1; i <= nrn; i++) print RN[i]
         }'
 } > "$TABLE"
+
+# ---------------------------------------------------------------- reset time (issue 6)
+# A fresh minikora with the admin API; BENCH_RESET_TOPICS topics of 3 partitions x RF 3 made
+# through the admin API, then POST /v1/reset; repeated, median of the server-side elapsed_ms.
+RESET_TOPICS=${BENCH_RESET_TOPICS:-20}
+if [ "$ONLY" != mock ] && [ -x "$MINIKORA" ] && command -v curl >/dev/null && [ "$RESET_TOPICS" -gt 0 ]; then
+    rf=$OUT/reset.ready.json
+    rm -f "$rf"
+    "$MINIKORA" serve --ephemeral --port 0 --ready-file "$rf" > "$OUT/reset.log" 2>&1 &
+    rpid=$!
+    for _ in $(seq 1 200); do [ -s "$rf" ] && break; sleep 0.05; done
+    admin=$(sed -n 's/.*"admin": *"\([^"]*\)".*/\1/p' "$rf" 2>/dev/null)
+    times=()
+    if [ -n "$admin" ]; then
+        for round in 1 2 3 4 5; do
+            for i in $(seq 1 "$RESET_TOPICS"); do
+                curl -s -o /dev/null -X POST "$admin/v1/topics" -H 'Content-Type: application/json' \
+                    -d "{\"name\": \"reset-$round-$i\", \"partitions\": 3, \"replication_factor\": 3}"
+            done
+            # Let the creates' background work (metadata writes, replication) settle, so
+            # the figure is the reset's own cost, as between two tests of a suite.
+            sleep 0.3
+            ms=$(curl -s -X POST "$admin/v1/reset" | sed -n 's/.*"elapsed_ms": *\([0-9.]*\).*/\1/p')
+            [ -n "$ms" ] && times+=("$ms")
+        done
+    fi
+    kill -TERM "$rpid" 2>/dev/null; wait "$rpid" 2>/dev/null
+    if [ ${#times[@]} -gt 0 ]; then
+        med=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+        printf '\nreset: %s topics x 3 partitions x RF 3 (%s replica logs): median %s ms server-side over %d runs (target < 20 ms)\n' \
+            "$RESET_TOPICS" $((RESET_TOPICS * 9)) "$med" ${#times[@]} >> "$TABLE"
+    else
+        printf '\nreset: not measured (no admin URL in the ready file; see %s)\n' "$OUT/reset.log" >> "$TABLE"
+    fi
+fi
 echo
 cat "$TABLE"
 echo "(table saved to $TABLE; raw results: $MK_RES, $MOCK_RES${RF_FILES:+, $OUT/minikora-rf3-xaz*.res})"
