@@ -47,6 +47,7 @@ static void usage(FILE *out)
             "  --config FILE         Kafka-style properties file (key=value)\n"
             "  --set KEY=VALUE       one setting by Kafka's name, e.g. --set num.partitions=3\n"
             "  --log-level LEVEL     debug, info (default), warn, error\n"
+            "  --tui                 run the TUI in this terminal as well (logs go to DATA/minikora.log)\n"
             "  --control-stdin       read lifecycle commands on stdin, one per line: crash ID,\n"
             "                        stop ID (controlled), start ID, az-down AZ, az-up AZ, stats;\n"
             "                        each is answered by a 'control: ...' line on stdout\n"
@@ -62,6 +63,7 @@ typedef struct app_s {
     uv_timer_t tick;
     char *ephemeral_dir;
     uv_pipe_t control;
+    uv_async_t stop_async;      /* serve --tui: stops the loop from the TUI thread */
     bool control_on;
     char control_buf[1024];
     size_t control_len;
@@ -190,6 +192,20 @@ static void control_start(app_t *app)
     uv_read_start((uv_stream_t *)&app->control, control_alloc_cb, control_read_cb);
 }
 
+/* serve --tui: the loop's thread, and the TUI's way to stop it. */
+static void loop_thread(void *arg)
+{
+    app_t *app = arg;
+    uv_run(app->loop, UV_RUN_DEFAULT);
+}
+
+static void stop_async_cb(uv_async_t *h)
+{
+    app_t *app = h->data;
+    uv_close((uv_handle_t *)h, NULL);
+    app_stop(app);
+}
+
 static void signal_cb(uv_signal_t *s, int signum)
 {
     (void)signum;
@@ -270,7 +286,7 @@ static int cmd_serve(int argc, char **argv)
     int admin_port = 8080;
     bool admin_port_set = false;
     const char *ready_file = NULL;
-    bool ephemeral = false, control = false;
+    bool ephemeral = false, control = false, tui = false;
     char why[512];
     uint64_t t0 = mk_mono_ns();
 
@@ -289,6 +305,8 @@ static int cmd_serve(int argc, char **argv)
             ephemeral = true;
         } else if (strcmp(a, "--control-stdin") == 0) {
             control = true;
+        } else if (strcmp(a, "--tui") == 0) {
+            tui = true;
         } else if (strcmp(a, "--data-dir") == 0) {
             NEED_VALUE();
             data_dir = v;
@@ -470,7 +488,30 @@ static int cmd_serve(int argc, char **argv)
                 b->cell);
     }
 
-    uv_run(app.loop, UV_RUN_DEFAULT);
+    if (tui && admin_url[0]) {
+        /* `serve --tui`: the cluster's loop runs on a thread of its own and the
+         * TUI, a plain admin API client, owns this thread and the terminal. */
+        char logpath[4200];
+        snprintf(logpath, sizeof(logpath), "%s/minikora.log", data_dir);
+        if (!freopen(logpath, "a", stderr))
+            mk_warn("cannot send logs to %s", logpath);
+        uv_async_init(app.loop, &app.stop_async, stop_async_cb);
+        app.stop_async.data = &app;
+        uv_thread_t thr;
+        if (uv_thread_create(&thr, loop_thread, &app) == 0) {
+            char *targv[] = {"--admin", admin_url, NULL};
+            mk_tui_main(2, targv);
+            uv_async_send(&app.stop_async);
+            uv_thread_join(&thr);
+        } else {
+            uv_close((uv_handle_t *)&app.stop_async, NULL);
+            uv_run(app.loop, UV_RUN_DEFAULT);
+        }
+    } else {
+        if (tui)
+            mk_warn("--tui needs the admin API (--admin-port is -1); running without it");
+        uv_run(app.loop, UV_RUN_DEFAULT);
+    }
     rc = uv_loop_close(app.loop);
     if (rc < 0)
         mk_warn("event loop closed with handles still open");

@@ -64,12 +64,12 @@ def http(url, method="GET", body=None, timeout=10):
 class Tui:
     """One `minikora tui` in a detached tmux session on a private tmux server."""
 
-    def __init__(self, name, args, env=None, cols=COLS, rows=ROWS):
+    def __init__(self, name, args, env=None, cols=COLS, rows=ROWS, command="tui"):
         self.sock = "mk-tui-%d-%s" % (os.getpid(), name)
         self.rc_path = LOG_DIR / ("tui-%s-%d.rc" % (name, os.getpid()))
         self.rc_path.unlink(missing_ok=True)
         envs = " ".join("%s=%s" % kv for kv in (env or {}).items())
-        cmd = "env %s %s tui %s; echo $? > %s" % (envs, BIN, " ".join(args), self.rc_path)
+        cmd = "env %s %s %s %s; echo $? > %s" % (envs, BIN, command, " ".join(args), self.rc_path)
         self.tmux("new-session", "-d", "-x", str(cols), "-y", str(rows), "-s", "tui",
                   "sh -c '%s'" % cmd)
         self.last = ""
@@ -334,3 +334,16 @@ def test_tui_usage_errors():
     r = subprocess.run([str(BIN), "tui"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
                        timeout=10)
     assert r.returncode == 1 and "needs a terminal" in r.stderr, r
+
+
+def test_serve_with_tui_in_one_process():
+    """`minikora serve --tui`: the cluster and the TUI in one process; the TUI shows the
+    six brokers of the cluster it runs beside, and q stops both with exit code 0."""
+    tui = Tui("serve", ["--ephemeral", "--port", "0", "--tui"], command="serve")
+    try:
+        s = tui.wait_re(r"brokers 6/6 up")
+        assert "az-3" in s
+        tui.keys("q")
+        assert tui.exit_code(timeout=15) == 0
+    finally:
+        tui.close()
