@@ -25,6 +25,8 @@
 
 #define API(name, lo, fn, note) \
     {MK_API_##name, lo, -1, fn, &mk_pmsg_##name##Request, &mk_pmsg_##name##Response, note}
+#define API_UPTO(name, lo, hi, fn, note) \
+    {MK_API_##name, lo, hi, fn, &mk_pmsg_##name##Request, &mk_pmsg_##name##Response, note}
 
 static mk_api_t apis[] = {
     API(Produce, 3, mk_handle_produce, "acks 0/1/all; v0-2 need message format v0/v1 and are not offered"),
@@ -55,7 +57,9 @@ static mk_api_t apis[] = {
     API(InitProducerId, -1, mk_handle_init_producer_id, "idempotent and transactional; epoch bump (KIP-360)"),
     API(AddPartitionsToTxn, -1, mk_handle_add_partitions_to_txn, "batched form v4+ (verify-only honoured)"),
     API(AddOffsetsToTxn, -1, mk_handle_add_offsets_to_txn, ""),
-    API(EndTxn, -1, mk_handle_end_txn, "markers written to every partition before the answer"),
+    API_UPTO(EndTxn, 0, 4, mk_handle_end_txn,
+             "markers written to every partition before the answer; v5 (transactions v2, an epoch bump "
+             "per transaction, KIP-890 part 2) is not offered yet"),
     API(TxnOffsetCommit, -1, mk_handle_txn_offset_commit, "offsets applied when the transaction commits"),
     API(DescribeProducers, -1, mk_handle_describe_producers, ""),
     API(DescribeTransactions, -1, mk_handle_describe_transactions, ""),
@@ -70,7 +74,8 @@ static void apis_init(void)
     for (size_t i = 0; i < MK_ARRAY_LEN(apis); i++) {
         if (apis[i].min < 0)
             apis[i].min = apis[i].req_msg->vmin;
-        apis[i].max = apis[i].req_msg->vmax;
+        if (apis[i].max < 0)
+            apis[i].max = apis[i].req_msg->vmax;
     }
     done = true;
 }
@@ -100,7 +105,8 @@ void mk_broker_apis_markdown(FILE *out)
                  "(`./minikora apis --markdown`); `make test` fails when this file is stale.\n\n"
                  "Versions are those of the Apache Kafka message specs in `../shared/kafka-protocol/`,\n"
                  "except Produce v0-2 and Fetch v0-3, which need the old message formats v0/v1\n"
-                 "that minikora does not keep (record batches are magic v2 only).\n\n"
+                 "that minikora does not keep (record batches are magic v2 only), and EndTxn v5\n"
+                 "(transactions v2).\n\n"
                  "| API | key | versions | spec versions | notes |\n|---|---|---|---|---|\n");
     for (int i = 0; i < n; i++)
         fprintf(out, "| %.*s | %d | %d-%d | %d-%d | %s |\n", (int)(strlen(a[i].req_msg->name) - 7),
