@@ -82,6 +82,33 @@ static int16_t check_epoch(const mk_partition_t *p, int32_t current_leader_epoch
     return current_leader_epoch > p->leader_epoch ? MK_KERR_UNKNOWN_LEADER_EPOCH : MK_KERR_FENCED_LEADER_EPOCH;
 }
 
+/* KIP-951: brokers named in CurrentLeader fields are described in the
+ * response's NodeEndpoints so the client can go there without Metadata.
+ * ids[] collects distinct leader ids (n in/out, at most 64). */
+static void note_leader(int32_t *ids, int *n, int32_t id)
+{
+    if (id < 0)
+        return;
+    for (int i = 0; i < *n; i++)
+        if (ids[i] == id)
+            return;
+    if (*n < 64)
+        ids[(*n)++] = id;
+}
+
+/* Fill an endpoints array (Produce's and Fetch's have the same layout). */
+#define FILL_ENDPOINTS(req, arr, desc, ids, n)                                           \
+    do {                                                                                 \
+        if ((n) > 0 && MK_ARRAY_ALLOC(req, arr, n, desc))                                \
+            for (int i_ = 0; i_ < (n); i_++) {                                           \
+                mk_cluster_broker_t *b_ = mk_cluster_broker_find((req)->c, (ids)[i_]);   \
+                (arr).items[i_].NodeId = (ids)[i_];                                      \
+                (arr).items[i_].Host = mk_str(mk_cluster_advertise_host((req)->c));      \
+                (arr).items[i_].Port = b_ ? b_->port : -1;                               \
+                (arr).items[i_].Rack = mk_str(b_ ? b_->az : NULL);                       \
+            }                                                                            \
+    } while (0)
+
 /* =================================================================== Produce */
 
 /* A partition of an acks=all Produce waiting for its high watermark. */
@@ -302,6 +329,12 @@ int mk_handle_produce(mk_req_t *req)
     }
     if (q->Acks == 0)
         return MK_REQ_NONE;
+    int32_t leaders[64];
+    int nl = 0;
+    for (int32_t i = 0; i < r->Responses.count; i++)
+        for (int32_t j = 0; j < r->Responses.items[i].PartitionResponses.count; j++)
+            note_leader(leaders, &nl, r->Responses.items[i].PartitionResponses.items[j].CurrentLeader.LeaderId);
+    FILL_ENDPOINTS(req, r->NodeEndpoints, ProduceResponse_NodeEndpoint, leaders, nl);
     if (req->ctx && !produce_check(req, false)) {
         req->kind = MK_PARK_PRODUCE;
         mk_broker_park(req->b, req, q->TimeoutMs > 0 ? q->TimeoutMs : 1);
@@ -460,6 +493,12 @@ static int64_t fetch_fill(mk_req_t *req)
             }
         }
     }
+    int32_t leaders[64];
+    int nl = 0;
+    for (int32_t i = 0; i < r->Responses.count; i++)
+        for (int32_t j = 0; j < r->Responses.items[i].Partitions.count; j++)
+            note_leader(leaders, &nl, r->Responses.items[i].Partitions.items[j].CurrentLeader.LeaderId);
+    FILL_ENDPOINTS(req, r->NodeEndpoints, FetchResponse_NodeEndpoint, leaders, nl);
     /* req->data may have moved while growing: point the records in now. */
     for (int i = 0; i < nspans; i++) {
         spans[i].dst->ptr = req->data.data + spans[i].off;
