@@ -15,6 +15,9 @@
  * Coordinator state per transactional id lives in memory and in meta's kv
  * store under "txn/<id>" as one line:
  *     v1 <pid> <epoch> <timeout_ms> <state> <start_ms> <topic>/<partition>...
+ *        @<hex group>:<topic>:<partition>:<offset>:<leader epoch>:<hex metadata|->...
+ * (the @ tokens are offsets sent to the transaction, so a commit completed
+ * after a restart still applies them).
  * Producer ids come from blocks of 1000 reserved in kv "producer.id.next",
  * so ids are never reused across restarts.  A transaction found in a
  * Prepare state at start has its markers written again (they are
@@ -353,6 +356,36 @@ static int64_t alloc_pid(mk_txn_t *t)
 
 int32_t mk_txn_coordinator(const mk_txn_t *t, const char *tid) { return mk_group_coordinator(t->groups, tid); }
 
+static void put_hex(mk_buf_t *b, const char *s)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (; *s; s++) {
+        char two[2] = {hx[(uint8_t)*s >> 4], hx[(uint8_t)*s & 15]};
+        mk_buf_put(b, two, 2);
+    }
+}
+
+/* Decode hex (NUL-terminated result, mk_malloc'd) or NULL on bad input. */
+static char *get_hex(const char *s, size_t n)
+{
+    if (n % 2)
+        return NULL;
+    char *out = mk_malloc(n / 2 + 1);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i += 2) {
+        int hi = s[i] <= '9' ? s[i] - '0' : s[i] - 'a' + 10;
+        int lo = s[i + 1] <= '9' ? s[i + 1] - '0' : s[i + 1] - 'a' + 10;
+        if (hi < 0 || hi > 15 || lo < 0 || lo > 15) {
+            mk_free(out);
+            return NULL;
+        }
+        out[i / 2] = (char)(hi << 4 | lo);
+    }
+    out[n / 2] = 0;
+    return out;
+}
+
 static void persist(mk_txn_t *t, tstate_t *ts)
 {
     mk_buf_t b;
@@ -367,6 +400,20 @@ static void persist(mk_txn_t *t, tstate_t *ts)
         mk_buf_put(&b, " ", 1);
         mk_buf_put(&b, ts->parts[i].topic, strlen(ts->parts[i].topic));
         mk_buf_put(&b, part, (size_t)n);
+    }
+    for (int i = 0; i < ts->noffs; i++) {
+        const toffs_t *o = &ts->offs[i];
+        mk_buf_put(&b, " @", 2);
+        put_hex(&b, o->group);
+        char mid[96];
+        n = snprintf(mid, sizeof(mid), ":%d:%" PRId64 ":%d:", o->partition, o->offset, o->leader_epoch);
+        mk_buf_put(&b, ":", 1);
+        mk_buf_put(&b, o->topic, strlen(o->topic));
+        mk_buf_put(&b, mid, (size_t)n);
+        if (o->metadata)
+            put_hex(&b, o->metadata);
+        else
+            mk_buf_put(&b, "-", 1);
     }
     mk_buf_put(&b, "", 1);
     char key[1100];
@@ -489,14 +536,12 @@ static void finish_prepared(mk_txn_t *t, tstate_t *ts)
             commit ? "committed" : "aborted");
 }
 
-/* Finish the open transaction: Prepare state persisted, offsets applied (on
- * commit), markers written (later for partitions without a leader now). */
-static void complete(mk_txn_t *t, tstate_t *ts, bool commit)
+/* Offsets sent to the transaction: stored in the groups on commit, dropped
+ * on abort. */
+static void settle_offsets(mk_txn_t *t, tstate_t *ts, bool commit)
 {
-    ts->state = commit ? T_PREPARE_COMMIT : T_PREPARE_ABORT;
-    persist(t, ts);
-    if (commit) {
-        for (int i = 0; i < ts->noffs; i++) {
+    for (int i = 0; i < ts->noffs; i++) {
+        if (commit) {
             /* One commit per offset keeps this simple; they are few. */
             mk_group_commit_t c = {ts->offs[i].topic, ts->offs[i].partition, ts->offs[i].offset,
                                    ts->offs[i].leader_epoch, ts->offs[i].metadata, 0};
@@ -504,13 +549,21 @@ static void complete(mk_txn_t *t, tstate_t *ts, bool commit)
             if (g && mk_group_commit_txn(t->groups, ts->offs[i].group, &c, 1, commit_done, g) < 0)
                 mk_free(g);
         }
-    }
-    for (int i = 0; i < ts->noffs; i++) {
         mk_free(ts->offs[i].group);
         mk_free(ts->offs[i].topic);
         mk_free(ts->offs[i].metadata);
     }
     ts->noffs = 0;
+}
+
+/* Finish the open transaction: Prepare state persisted (with its partitions
+ * and offsets), offsets settled, markers written (later for partitions
+ * without a leader now). */
+static void complete(mk_txn_t *t, tstate_t *ts, bool commit)
+{
+    ts->state = commit ? T_PREPARE_COMMIT : T_PREPARE_ABORT;
+    persist(t, ts);
+    settle_offsets(t, ts, commit);
     finish_prepared(t, ts);
 }
 
@@ -646,6 +699,7 @@ int16_t mk_txn_offset_commit(mk_txn_t *t, const char *tid, int64_t pid, int16_t 
         o->offset = commits[i].offset;
         o->leader_epoch = commits[i].leader_epoch;
     }
+    persist(t, ts);
     return 0;
 }
 
@@ -728,6 +782,47 @@ static void tick_cb(uv_timer_t *h)
     }
 }
 
+/* One "@<hex group>:<topic>:<partition>:<offset>:<epoch>:<hex meta|->" token. */
+static void load_offset_token(tstate_t *ts, char *tok)
+{
+    char *f[6];
+    int nf = 0;
+    for (char *p = tok; nf < 6; nf++) {
+        f[nf] = p;
+        char *c = strchr(p, ':');
+        if (!c) {
+            nf++;
+            break;
+        }
+        *c = 0;
+        p = c + 1;
+    }
+    if (nf != 6)
+        return;
+    if (ts->noffs == ts->ocap) {
+        int cap = ts->ocap ? ts->ocap * 2 : 8;
+        toffs_t *no = mk_realloc(ts->offs, sizeof(toffs_t) * (size_t)cap);
+        if (!no)
+            return;
+        ts->offs = no;
+        ts->ocap = cap;
+    }
+    toffs_t *o = &ts->offs[ts->noffs];
+    o->group = get_hex(f[0], strlen(f[0]));
+    o->topic = mk_strdup(f[1]);
+    o->partition = atoi(f[2]);
+    o->offset = strtoll(f[3], NULL, 10);
+    o->leader_epoch = atoi(f[4]);
+    o->metadata = strcmp(f[5], "-") == 0 ? NULL : get_hex(f[5], strlen(f[5]));
+    if (!o->group || !o->topic) {
+        mk_free(o->group);
+        mk_free(o->topic);
+        mk_free(o->metadata);
+        return;
+    }
+    ts->noffs++;
+}
+
 static int load_tid_cb(const char *key, const char *value, void *arg)
 {
     mk_txn_t *t = arg;
@@ -756,6 +851,10 @@ static int load_tid_cb(const char *key, const char *value, void *arg)
     int n;
     while (sscanf(s, " %1099s%n", tok, &n) == 1) {
         s += n;
+        if (tok[0] == '@') {
+            load_offset_token(ts, tok + 1);
+            continue;
+        }
         char *slash = strrchr(tok, '/');
         if (!slash)
             continue;
@@ -812,6 +911,7 @@ int mk_txn_new(uv_loop_t *loop, mk_cluster_t *c, mk_group_coord_t *groups, mk_tx
         if (ts->state == T_PREPARE_COMMIT || ts->state == T_PREPARE_ABORT) {
             mk_info("transaction %s: completing its %s after a restart", ts->tid,
                     ts->state == T_PREPARE_COMMIT ? "commit" : "abort");
+            settle_offsets(t, ts, ts->state == T_PREPARE_COMMIT);
             finish_prepared(t, ts);
         }
     }
