@@ -184,6 +184,8 @@ static void req_send(mk_req_t *req, const mk_pmsg_t *msg, int16_t version, const
 {
     mk_buf_t w;
     mk_buf_init(&w);
+    /* Records gathered for a Fetch dominate the size: one allocation, no regrowth. */
+    mk_buf_reserve(&w, req->data.len + 4096);
     mk_buf_put_i32(&w, 0);
     mk_buf_put_i32(&w, req->hdr.CorrelationId);
     if (flexible_hdr)
