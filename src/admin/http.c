@@ -26,6 +26,7 @@
  * writes are cancelled (their callbacks run) before it.
  */
 #include "admin/admin_int.h"
+#include "net/net.h"
 
 #include <http_parser.h>
 #include <stdio.h>
@@ -527,14 +528,6 @@ static void accept_cb(uv_stream_t *ls, int status)
 int mk_http_open(uv_loop_t *loop, const char *host, int port, mk_http_handler_fn fn, void *ud,
                  mk_http_server_t **out)
 {
-    struct sockaddr_storage addr;
-    int rc;
-    if (strchr(host, ':'))
-        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
-    else
-        rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
-    if (rc < 0)
-        return rc;
     mk_http_server_t *s = mk_calloc(1, sizeof(*s));
     if (!s)
         return MK_ERR_NOMEM;
@@ -549,20 +542,12 @@ int mk_http_open(uv_loop_t *loop, const char *host, int port, mk_http_handler_fn
     s->settings.on_headers_complete = on_headers_complete;
     s->settings.on_body = on_body;
     s->settings.on_message_complete = on_message_complete;
-    uv_tcp_init(loop, &s->tcp);
     s->tcp.data = s;
-    rc = uv_tcp_bind(&s->tcp, (struct sockaddr *)&addr, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&s->tcp, 128, accept_cb);
+    int rc = mk_net_tcp_listen(loop, &s->tcp, host, port, 128, accept_cb, &s->port);
     if (rc < 0) {
         uv_close((uv_handle_t *)&s->tcp, (uv_close_cb)mk_free);
         return rc;
     }
-    struct sockaddr_storage bound;
-    int bl = sizeof(bound);
-    uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&bound, &bl);
-    s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                : ((struct sockaddr_in *)&bound)->sin_port);
     *out = s;
     return 0;
 }

@@ -349,8 +349,8 @@ static void accept_cb(uv_stream_t *server, int status)
         conn_update_reading(c);
 }
 
-int mk_net_listener_open(uv_loop_t *loop, const char *host, int port, const mk_net_config_t *cfg,
-                         const mk_net_handler_t *h, void *ud, mk_net_listener_t **out)
+int mk_net_tcp_listen(uv_loop_t *loop, uv_tcp_t *tcp, const char *host, int port, int backlog,
+                      uv_connection_cb cb, int *bound_port)
 {
     struct sockaddr_storage addr;
     int rc;
@@ -358,8 +358,24 @@ int mk_net_listener_open(uv_loop_t *loop, const char *host, int port, const mk_n
         rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
     else
         rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
+    uv_tcp_init(loop, tcp);
+    if (rc == 0)
+        rc = uv_tcp_bind(tcp, (struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)tcp, backlog, cb);
     if (rc < 0)
         return rc;
+    struct sockaddr_storage bound;
+    int bl = sizeof(bound);
+    uv_tcp_getsockname(tcp, (struct sockaddr *)&bound, &bl);
+    *bound_port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                    : ((struct sockaddr_in *)&bound)->sin_port);
+    return 0;
+}
+
+int mk_net_listener_open(uv_loop_t *loop, const char *host, int port, const mk_net_config_t *cfg,
+                         const mk_net_handler_t *h, void *ud, mk_net_listener_t **out)
+{
     mk_net_listener_t *l = mk_calloc(1, sizeof(*l));
     if (!l)
         return MK_ERR_NOMEM;
@@ -367,20 +383,12 @@ int mk_net_listener_open(uv_loop_t *loop, const char *host, int port, const mk_n
     l->cfg = *cfg;
     l->h = *h;
     l->ud = ud;
-    uv_tcp_init(loop, &l->tcp);
     l->tcp.data = l;
-    rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&addr, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&l->tcp, 511, accept_cb);
+    int rc = mk_net_tcp_listen(loop, &l->tcp, host, port, 511, accept_cb, &l->port);
     if (rc < 0) {
         uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)mk_free);
         return rc;
     }
-    struct sockaddr_storage bound;
-    int bl = sizeof(bound);
-    uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &bl);
-    l->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                : ((struct sockaddr_in *)&bound)->sin_port);
     *out = l;
     return 0;
 }

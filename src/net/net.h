@@ -49,6 +49,13 @@ int mk_net_listener_open(uv_loop_t *loop, const char *host, int port, const mk_n
                          const mk_net_handler_t *h, void *ud, mk_net_listener_t **out);
 /* The port actually bound. */
 int mk_net_listener_port(const mk_net_listener_t *l);
+
+/* Shared by every listener of the process (Kafka and admin HTTP): initialise
+ * tcp on loop, bind host:port (port 0 picks one) and listen.  Returns 0 and
+ * the bound port in *bound_port, or a negative libuv error; on error tcp has
+ * been initialised and the caller must uv_close() it. */
+int mk_net_tcp_listen(uv_loop_t *loop, uv_tcp_t *tcp, const char *host, int port, int backlog,
+                      uv_connection_cb cb, int *bound_port);
 /* Stop accepting and close every connection of this listener.  Memory is
  * released from close callbacks; the pointer is invalid after this call. */
 void mk_net_listener_close(mk_net_listener_t *l);
