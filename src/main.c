@@ -115,6 +115,13 @@ static void app_stop(app_t *app)
     app->cluster = NULL;
 }
 
+/* Text of an error that may be ours (MK_ERR_*) or libuv's (listeners). */
+static const char *err_text(int rc)
+{
+    const char *t = mk_strerror(rc);
+    return strcmp(t, "unknown error") == 0 ? uv_strerror(rc) : t;
+}
+
 /* ------------------------------------------------------------------ control */
 
 static void control_line(app_t *app, char *line)
@@ -145,7 +152,7 @@ static void control_line(app_t *app, char *line)
     else
         rc = MK_ERR_INVALID;
     if (rc < 0)
-        printf("control: error %s %s: %s\n", cmd, arg, rc > -100 ? mk_strerror(rc) : uv_strerror(rc));
+        printf("control: error %s %s: %s\n", cmd, arg, err_text(rc));
     else
         printf("control: ok %s %s\n", cmd, arg);
     fflush(stdout);
@@ -420,7 +427,7 @@ static int cmd_serve(int argc, char **argv)
     if (rc == 0)
         rc = mk_cluster_open(app.loop, &opts, &app.cluster);
     if (rc < 0) {
-        fprintf(stderr, "minikora: cannot start: %s\n", rc > -100 ? mk_strerror(rc) : uv_strerror(rc));
+        fprintf(stderr, "minikora: cannot start: %s\n", err_text(rc));
         if (app.broker)
             mk_broker_free(app.broker);
         uv_run(app.loop, UV_RUN_DEFAULT);
@@ -461,7 +468,7 @@ static int cmd_serve(int argc, char **argv)
         }
         if (rc < 0) {
             fprintf(stderr, "minikora: cannot start the admin API on %s:%d: %s\n", host, admin_port,
-                    rc > -100 ? mk_strerror(rc) : uv_strerror(rc));
+                    err_text(rc));
             app_stop(&app);
             uv_run(app.loop, UV_RUN_DEFAULT);
             if (app.ephemeral_dir)
