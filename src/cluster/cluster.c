@@ -43,6 +43,7 @@ struct mk_cluster_s {
     int nbrokers, ncells, nazs;
     mk_cluster_broker_t *brokers;     /* owned array */
     mk_map_t topics;                  /* name -> owned mk_topic_t* */
+    mk_map_t topic_ids;               /* hex topic id -> the same topics (borrowed) */
     mk_meta_t *meta;
 };
 
@@ -258,15 +259,43 @@ static mk_topic_t *topic_new(const char *name, int32_t partitions)
 
 mk_topic_t *mk_cluster_topic_find(mk_cluster_t *c, const char *name) { return mk_map_get(&c->topics, name); }
 
+static void id_key(const uint8_t id[16], char out[33])
+{
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hx[id[i] >> 4];
+        out[2 * i + 1] = hx[id[i] & 15];
+    }
+    out[32] = 0;
+}
+
+/* Index a topic by name and by id; 0 or MK_ERR_NOMEM (then in neither). */
+static int topics_add(mk_cluster_t *c, mk_topic_t *t)
+{
+    char k[33];
+    id_key(t->id, k);
+    if (mk_map_put(&c->topics, t->name, t) < 0)
+        return MK_ERR_NOMEM;
+    if (mk_map_put(&c->topic_ids, k, t) < 0) {
+        mk_map_del(&c->topics, t->name);
+        return MK_ERR_NOMEM;
+    }
+    return 0;
+}
+
+static void topics_remove(mk_cluster_t *c, mk_topic_t *t)
+{
+    char k[33];
+    id_key(t->id, k);
+    mk_map_del(&c->topics, t->name);
+    mk_map_del(&c->topic_ids, k);
+}
+
 mk_topic_t *mk_cluster_topic_find_id(mk_cluster_t *c, const uint8_t id[16])
 {
-    size_t it = 0;
-    const char *k;
-    void *v;
-    while (mk_map_next(&c->topics, &it, &k, &v))
-        if (memcmp(((mk_topic_t *)v)->id, id, 16) == 0)
-            return v;
-    return NULL;
+    char k[33];
+    id_key(id, k);
+    return mk_map_get(&c->topic_ids, k);
 }
 
 mk_topic_t *mk_cluster_topic_next(mk_cluster_t *c, size_t *iter)
@@ -485,12 +514,12 @@ int mk_cluster_topic_create(mk_cluster_t *c, const mk_topic_spec_t *spec, mk_clu
             r->in_isr = rc == 0;
         }
     }
-    if (rc == 0 && mk_map_put(&c->topics, t->name, t) < 0)
-        rc = MK_ERR_NOMEM;
+    if (rc == 0)
+        rc = topics_add(c, t);
     if (rc == 0) {
         rc = topic_persist(c, t, cb, arg);
         if (rc < 0)
-            mk_map_del(&c->topics, t->name);
+            topics_remove(c, t);
     }
     if (rc < 0) {
         for (int32_t p = 0; p < t->partition_count; p++)
@@ -522,7 +551,7 @@ int mk_cluster_topic_delete(mk_cluster_t *c, mk_topic_t *t, mk_cluster_done_cb c
         mk_free(p);
         return rc;
     }
-    mk_map_del(&c->topics, t->name);
+    topics_remove(c, t);
     for (int32_t i = 0; i < t->partition_count; i++) {
         mk_partition_t *part = &t->partitions[i];
         for (int32_t k = 0; k < part->replica_count; k++) {
@@ -612,7 +641,7 @@ static int load_topic_cb(const mk_meta_topic_t *mt, void *arg)
         p->leader_epoch = mp && mp->leader_epoch >= 0 ? mp->leader_epoch : 0;
     }
     topic_log_config(c, t);
-    if (mk_map_put(&c->topics, t->name, t) < 0) {
+    if (topics_add(c, t) < 0) {
         topic_free(t);
         return MK_ERR_NOMEM;
     }
@@ -644,6 +673,7 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
     c->host = mk_strdup(o->host);
     c->advertise_host = mk_strdup(o->advertise_host ? o->advertise_host : o->host);
     mk_map_init(&c->topics);
+    mk_map_init(&c->topic_ids);
     mk_net_config_default(&c->net_cfg);
     c->net_cfg.max_frame = (size_t)mk_config_get_i64(c->config, "socket.request.max.bytes");
     c->net_cfg.max_frame_preauth = c->net_cfg.max_frame;
@@ -743,6 +773,7 @@ void mk_cluster_close(mk_cluster_t *c)
     while (mk_map_next(&c->topics, &it, &k, &v))
         topic_free(v);
     mk_map_free(&c->topics);
+    mk_map_free(&c->topic_ids);
     if (c->meta)
         mk_meta_close(c->meta);
     for (int i = 0; c->brokers && i < c->nbrokers; i++)
