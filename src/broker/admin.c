@@ -538,7 +538,7 @@ static void describe_one(mk_req_t *req, const mk_DescribeConfigsRequest_t *q,
                 syn[ns].Value = mk_str(bd ? bd->dflt : d->dflt);
                 syn[ns++].Source = 5;
             }
-            if (MK_ARRAY_ALLOC(req, c->Synonyms, ns, DescribeConfigsResponse_DescribeConfigsSynonym))
+            if (ns > 0 && MK_ARRAY_ALLOC(req, c->Synonyms, ns, DescribeConfigsResponse_DescribeConfigsSynonym))
                 memcpy(c->Synonyms.items, syn, sizeof(syn[0]) * (size_t)ns);
         }
     }

@@ -250,7 +250,8 @@ int mk_handle_describe_producers(mk_req_t *req)
             mk_txn_producers(req->b->txn, p, prod_cb, l);
             if (!MK_ARRAY_ALLOC(req, pr->ActiveProducers, l->n, DescribeProducersResponse_ProducerState))
                 return MK_ERR_NOMEM;
-            memcpy(pr->ActiveProducers.items, l->items, sizeof(l->items[0]) * (size_t)l->n);
+            if (l->n > 0)
+                memcpy(pr->ActiveProducers.items, l->items, sizeof(l->items[0]) * (size_t)l->n);
         }
     }
     return MK_REQ_DONE;
@@ -349,6 +350,7 @@ int mk_handle_list_transactions(mk_req_t *req)
     mk_txn_describe(req->b->txn, NULL, list_cb, c);
     if (!MK_ARRAY_ALLOC(req, r->TransactionStates, c->n, ListTransactionsResponse_TransactionState))
         return MK_ERR_NOMEM;
-    memcpy(r->TransactionStates.items, c->items, sizeof(c->items[0]) * (size_t)c->n);
+    if (c->n > 0)
+        memcpy(r->TransactionStates.items, c->items, sizeof(c->items[0]) * (size_t)c->n);
     return MK_REQ_DONE;
 }
