@@ -24,7 +24,7 @@ TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
 
 .SECONDARY:
 
-.PHONY: all run test unit asan fuzz integ bench regen clean install deps compat check-compat
+.PHONY: all run test unit asan fuzz integ bench regen clean install deps compat check-compat minikora-asan
 
 all: minikora
 
@@ -60,6 +60,11 @@ unit: $(TEST_BINS)
 
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1" CC=clang CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" unit
+
+# The binary under ASan+UBSan, for running integration tests against it (tests/run_all.sh).
+minikora-asan:
+	$(MAKE) BUILD=build-asan OPT="-O1" CC=clang CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" build-asan/libminikora.a build-asan/src/main.o
+	clang -fsanitize=address,undefined -o build-asan/minikora build-asan/src/main.o build-asan/libminikora.a $(LIBS)
 
 FUZZ_SRCS := $(wildcard src/*/*_fuzz.c)
 fuzz:

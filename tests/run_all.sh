@@ -5,6 +5,7 @@
 #   fuzz   make fuzz, then every build-fuzz/bin/* for ~FUZZ_SECONDS in total (-max_total_time),
 #          seeded from testdata/ (copied: libFuzzer writes new inputs into its corpus dir)
 #   compat make check-compat
+#   asan-integ  bad-input and round-trip integration tests against build-asan/minikora
 #   integ  /usr/bin/python3 -m pytest -q tests   (needs ./minikora; skipped if it did not build)
 # Every layer runs even if an earlier one failed (except integ without a binary), each under a
 # time limit, so the whole run stays well under 30 minutes on 2 cores.  The last line is the one
@@ -90,11 +91,21 @@ fuzz_run() {
 }
 if [ "${1:-}" = --fuzz-layer ]; then fuzz_run; exit $?; fi  # internal: run under `timeout`
 
+# The bad-input and codec round-trip suites against the broker built with ASan+UBSan
+# (-fno-sanitize-recover: any finding kills the broker, and the suite's liveness checks fail).
+asan_integ_run() {
+  "$MAKE" -j"$JOBS" minikora-asan || return 1
+  ASAN_OPTIONS=detect_leaks=0 MINIKORA_BIN="$PWD/build-asan/minikora" \
+    "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_badinput.py tests/test_roundtrip.py
+}
+if [ "${1:-}" = --asan-integ-layer ]; then asan_integ_run; exit $?; fi
+
 run_layer unit 600 "$MAKE" -j"$JOBS" WERROR=1 minikora unit
 run_layer asan 600 "$MAKE" -j"$JOBS" asan
 run_layer fuzz 600 bash "$SELF" --fuzz-layer
 
 run_layer compat 180 "$MAKE" check-compat
+run_layer asan-integ 600 bash "$SELF" --asan-integ-layer
 
 # ---------------------------------------------------------------------------------------------
 integ_summary=""
@@ -129,7 +140,7 @@ integ_part="integration ${integ_summary:-${status[integ]}}"
 if [ "${status[integ]}" != ok ] && [ -n "$integ_summary" ]; then
   integ_part="integration ${status[integ]}: $integ_summary"
 fi
-parts="$(word unit unit), $(word asan asan), $(word fuzz fuzz), $(word compat compat), $integ_part"
+parts="$(word unit unit), $(word asan asan), $(word fuzz fuzz), $(word compat compat), $(word asan-integ asan-integration), $integ_part"
 echo
 if [ $failed -eq 0 ]; then
   echo "make test: PASS ($parts)"
