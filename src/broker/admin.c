@@ -110,9 +110,8 @@ static mk_topic_t *auto_create(mk_req_t *req, const char *name, int16_t *err)
         *err = MK_KERR_INVALID_TOPIC_EXCEPTION;
         return NULL;
     }
-    const mk_tenant_t *tn = req->sess ? req->sess->tenant : mk_tenant_default();
     mk_topic_spec_t spec = {0};
-    spec.name = mk_tenant_to_internal(tn, name, &req->arena);
+    spec.name = mk_req_internal(req, mk_str(name));
     spec.partitions = (int32_t)mk_config_get_i64(cfg, "num.partitions");
     spec.replication_factor =
         (int16_t)MK_MIN(mk_config_get_i64(cfg, "default.replication.factor"), mk_cluster_cell_size(req->c));
@@ -352,8 +351,7 @@ int mk_handle_create_topics(mk_req_t *req)
                 for (int32_t x = 0; x < rf; x++)
                     assignment[a * rf + x] = qt->Assignments.items[a].BrokerIds.items[x];
         }
-        const mk_tenant_t *tn = req->sess ? req->sess->tenant : mk_tenant_default();
-        mk_topic_spec_t spec = {mk_tenant_to_internal(tn, qt->Name.ptr, &req->arena), parts, rf,
+        mk_topic_spec_t spec = {mk_req_internal(req, qt->Name), parts, rf,
                                 qt->Configs.count, keys, vals, assignment};
         mk_topic_t *t = NULL;
         req->outstanding++;

@@ -138,12 +138,17 @@ mk_str_t mk_req_str(mk_req_t *req, const char *s)
     return r;
 }
 
-mk_topic_t *mk_req_topic(mk_req_t *req, mk_str_t name)
+const char *mk_req_internal(mk_req_t *req, mk_str_t name)
 {
     if (!name.ptr)
         return NULL;
     const mk_tenant_t *t = req->sess ? req->sess->tenant : mk_tenant_default();
-    const char *internal = mk_tenant_to_internal(t, name.ptr, &req->arena);
+    return mk_tenant_to_internal(t, name.ptr, &req->arena);
+}
+
+mk_topic_t *mk_req_topic(mk_req_t *req, mk_str_t name)
+{
+    const char *internal = mk_req_internal(req, name);
     return internal ? mk_cluster_topic_find(req->c, internal) : NULL;
 }
 

@@ -148,6 +148,9 @@ int mk_handle_describe_producers(mk_req_t *req);
 int mk_handle_describe_transactions(mk_req_t *req);
 int mk_handle_list_transactions(mk_req_t *req);
 
+/* The internal (tenant-namespaced) form of a client name: topic, group or
+ * transactional id; NULL for a null name.  Arena-allocated when it differs. */
+const char *mk_req_internal(mk_req_t *req, mk_str_t name);
 /* Resolve a client topic name through the session's tenant. */
 mk_topic_t *mk_req_topic(mk_req_t *req, mk_str_t name);
 /* The client-visible name of a topic. */

@@ -18,8 +18,8 @@
 
 static const char *internal_group(mk_req_t *req, mk_str_t id)
 {
-    const mk_tenant_t *t = req->sess ? req->sess->tenant : mk_tenant_default();
-    return id.ptr ? mk_tenant_to_internal(t, id.ptr, &req->arena) : "";
+    const char *g = mk_req_internal(req, id);
+    return g ? g : "";
 }
 
 static mk_str_t external_group(mk_req_t *req, const char *internal)

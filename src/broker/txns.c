@@ -12,12 +12,6 @@
 
 #include <string.h>
 
-static const char *internal_id(mk_req_t *req, mk_str_t id)
-{
-    const mk_tenant_t *t = req->sess ? req->sess->tenant : mk_tenant_default();
-    return id.ptr ? mk_tenant_to_internal(t, id.ptr, &req->arena) : NULL;
-}
-
 static int16_t txn_coordinator_check(mk_req_t *req, const char *tid)
 {
     if (!req->b->txn || req->b->closing)
@@ -36,7 +30,7 @@ int mk_handle_init_producer_id(mk_req_t *req)
     mk_InitProducerIdResponse_t *r = req->resp;
     r->ProducerId = -1;
     r->ProducerEpoch = -1;
-    const char *tid = internal_id(req, q->TransactionalId);
+    const char *tid = mk_req_internal(req, q->TransactionalId);
     if (tid && (r->ErrorCode = txn_coordinator_check(req, tid)))
         return MK_REQ_DONE;
     if (!req->b->txn) {
@@ -100,7 +94,7 @@ int mk_handle_add_partitions_to_txn(mk_req_t *req)
     mk_AddPartitionsToTxnRequest_t *q = req->body;
     mk_AddPartitionsToTxnResponse_t *r = req->resp;
     if (req->version <= 3) {
-        return add_partitions(req, internal_id(req, q->V3AndBelowTransactionalId), q->V3AndBelowProducerId,
+        return add_partitions(req, mk_req_internal(req, q->V3AndBelowTransactionalId), q->V3AndBelowProducerId,
                               q->V3AndBelowProducerEpoch, false, q->V3AndBelowTopics.count,
                               q->V3AndBelowTopics.items, &r->ResultsByTopicV3AndBelow.items,
                               &r->ResultsByTopicV3AndBelow.count) < 0
@@ -113,7 +107,7 @@ int mk_handle_add_partitions_to_txn(mk_req_t *req)
     for (int32_t i = 0; i < n; i++) {
         mk_AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction_t *x = &q->Transactions.items[i];
         r->ResultsByTransaction.items[i].TransactionalId = x->TransactionalId;
-        if (add_partitions(req, internal_id(req, x->TransactionalId), x->ProducerId, x->ProducerEpoch,
+        if (add_partitions(req, mk_req_internal(req, x->TransactionalId), x->ProducerId, x->ProducerEpoch,
                            x->VerifyOnly, x->Topics.count, x->Topics.items,
                            &r->ResultsByTransaction.items[i].TopicResults.items,
                            &r->ResultsByTransaction.items[i].TopicResults.count) < 0)
@@ -126,11 +120,11 @@ int mk_handle_add_offsets_to_txn(mk_req_t *req)
 {
     mk_AddOffsetsToTxnRequest_t *q = req->body;
     mk_AddOffsetsToTxnResponse_t *r = req->resp;
-    const char *tid = internal_id(req, q->TransactionalId);
+    const char *tid = mk_req_internal(req, q->TransactionalId);
     if ((r->ErrorCode = txn_coordinator_check(req, tid)))
         return MK_REQ_DONE;
     r->ErrorCode = mk_txn_add_offsets(req->b->txn, tid, q->ProducerId, q->ProducerEpoch,
-                                      internal_id(req, q->GroupId));
+                                      mk_req_internal(req, q->GroupId));
     return MK_REQ_DONE;
 }
 
@@ -138,7 +132,7 @@ int mk_handle_end_txn(mk_req_t *req)
 {
     mk_EndTxnRequest_t *q = req->body;
     mk_EndTxnResponse_t *r = req->resp;
-    const char *tid = internal_id(req, q->TransactionalId);
+    const char *tid = mk_req_internal(req, q->TransactionalId);
     r->ProducerId = q->ProducerId;
     r->ProducerEpoch = q->ProducerEpoch;
     if ((r->ErrorCode = txn_coordinator_check(req, tid)))
@@ -152,8 +146,8 @@ int mk_handle_txn_offset_commit(mk_req_t *req)
 {
     mk_TxnOffsetCommitRequest_t *q = req->body;
     mk_TxnOffsetCommitResponse_t *r = req->resp;
-    const char *tid = internal_id(req, q->TransactionalId);
-    const char *gid = internal_id(req, q->GroupId);
+    const char *tid = mk_req_internal(req, q->TransactionalId);
+    const char *gid = mk_req_internal(req, q->GroupId);
     /* TxnOffsetCommit goes to the group's coordinator. */
     int16_t err = 0;
     if (!req->b->groups || !req->b->txn || !gid)
@@ -294,7 +288,7 @@ int mk_handle_describe_transactions(mk_req_t *req)
         return MK_ERR_NOMEM;
     for (int32_t i = 0; i < n; i++) {
         mk_DescribeTransactionsResponse_TransactionState_t *o = &r->TransactionStates.items[i];
-        const char *tid = internal_id(req, q->TransactionalIds.items[i]);
+        const char *tid = mk_req_internal(req, q->TransactionalIds.items[i]);
         o->TransactionalId = q->TransactionalIds.items[i];
         o->TransactionState = mk_str("");
         if ((o->ErrorCode = txn_coordinator_check(req, tid)))
