@@ -76,7 +76,7 @@ static void tick_cb(uv_timer_t *t)
     app_t *app = t->data;
     int64_t now = mk_now_ms();
     bool retain = now - app->last_retention_ms >=
-                  mk_config_get_i64(mk_cluster_config(app->cluster), "log.retention.check.interval.ms");
+                  mk_cluster_config_get_i64(mk_cluster_config(app->cluster), "log.retention.check.interval.ms");
     if (retain)
         app->last_retention_ms = now;
     size_t it = 0;
@@ -287,7 +287,7 @@ static int write_ready_file(app_t *app, const char *path, const char *boot, cons
 static int cmd_serve(int argc, char **argv)
 {
     mk_config_t config;
-    mk_config_init(&config);
+    mk_cluster_config_init(&config);
     const char *data_dir = NULL, *host = "127.0.0.1", *advertise = NULL;
     int port = 9092, brokers = -1, azs = -1;
     int admin_port = 8080;
@@ -343,13 +343,13 @@ static int cmd_serve(int argc, char **argv)
             advertise = v;
         } else if (strcmp(a, "--brokers") == 0 || strcmp(a, "--azs") == 0) {
             NEED_VALUE();
-            if (mk_config_set(&config, a[2] == 'b' ? "minikora.brokers" : "minikora.azs", v, why, sizeof(why)) < 0) {
+            if (mk_cluster_config_set(&config, a[2] == 'b' ? "minikora.brokers" : "minikora.azs", v, why, sizeof(why)) < 0) {
                 fprintf(stderr, "minikora: %s\n", why);
                 return 2;
             }
         } else if (strcmp(a, "--config") == 0) {
             NEED_VALUE();
-            if (mk_config_load_file(&config, v, why, sizeof(why)) < 0) {
+            if (mk_cluster_config_load_file(&config, v, why, sizeof(why)) < 0) {
                 fprintf(stderr, "minikora: %s\n", why);
                 return 2;
             }
@@ -363,21 +363,21 @@ static int cmd_serve(int argc, char **argv)
                 return 2;
             }
             *eq = 0;
-            if (mk_config_set(&config, kv, eq + 1, why, sizeof(why)) < 0) {
+            if (mk_cluster_config_set(&config, kv, eq + 1, why, sizeof(why)) < 0) {
                 fprintf(stderr, "minikora: %s\n", why);
                 return 2;
             }
         } else if (strcmp(a, "--log-level") == 0) {
             NEED_VALUE();
-            int lvl = strcmp(v, "debug") == 0 ? MK_LOG_DEBUG
-                      : strcmp(v, "info") == 0 ? MK_LOG_INFO
-                      : strcmp(v, "warn") == 0 ? MK_LOG_WARN
-                      : strcmp(v, "error") == 0 ? MK_LOG_ERROR : -1;
+            int lvl = strcmp(v, "debug") == 0 ? MK_LOGGER_DEBUG
+                      : strcmp(v, "info") == 0 ? MK_LOGGER_INFO
+                      : strcmp(v, "warn") == 0 ? MK_LOGGER_WARN
+                      : strcmp(v, "error") == 0 ? MK_LOGGER_ERROR : -1;
             if (lvl < 0) {
                 fprintf(stderr, "minikora: unknown log level '%s'\n", v);
                 return 2;
             }
-            mk_log_set_level(lvl);
+            mk_logger_set_level(lvl);
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;
@@ -390,8 +390,8 @@ static int cmd_serve(int argc, char **argv)
     }
     if (!admin_port_set && port == 0)
         admin_port = 0; /* fixtures run many clusters at once: free ports for all */
-    brokers = (int)mk_config_get_i64(&config, "minikora.brokers");
-    azs = (int)mk_config_get_i64(&config, "minikora.azs");
+    brokers = (int)mk_cluster_config_get_i64(&config, "minikora.brokers");
+    azs = (int)mk_cluster_config_get_i64(&config, "minikora.azs");
     if (brokers < 1 || brokers > 64 || azs < 1 || azs > 16) {
         fprintf(stderr, "minikora: brokers must be 1..64 and AZs 1..16\n");
         return 2;
@@ -408,7 +408,7 @@ static int cmd_serve(int argc, char **argv)
         app.ephemeral_dir = mk_strdup(tmpl);
         data_dir = app.ephemeral_dir;
     } else if (!data_dir) {
-        data_dir = mk_config_get(&config, "log.dirs");
+        data_dir = mk_cluster_config_get(&config, "log.dirs");
     }
 
     signal(SIGPIPE, SIG_IGN);
@@ -528,7 +528,7 @@ static int cmd_serve(int argc, char **argv)
     }
     if (ready_file)
         unlink(ready_file); /* a stale ready file would point at nothing */
-    mk_config_free(&config);
+    mk_cluster_config_free(&config);
     mk_info("stopped");
     return 0;
 }

@@ -175,7 +175,7 @@ void mk_admin_dispatch(void *ud, const mk_http_req_t *req, mk_http_resp_t *resp)
         r->fn(a, req, &caps, resp);
     } else if (allow) {
         char methods[48];
-        mk_http_allow_str(allow, methods, sizeof(methods));
+        mk_admin_http_allow_str(allow, methods, sizeof(methods));
         mk_admin_error(resp, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)", req->method_name,
                        req->path, methods);
         resp->allow = allow;
@@ -204,7 +204,7 @@ static void tick_cb(uv_timer_t *t)
                        (unsigned long long)(rejected - a->rejected_seen));
     a->rejected_seen = rejected;
     mk_admin_stats_tick(a->stats, now);
-    mk_http_sweep(a->http, now);
+    mk_admin_http_sweep(a->http, now);
 }
 
 static void req_cb(const mk_broker_req_info_t *info, void *ud)
@@ -253,7 +253,7 @@ int mk_admin_open(uv_loop_t *loop, const mk_admin_opts_t *opts, mk_admin_t **out
     if (rc == 0)
         rc = mk_admin_stats_new(a->c, &a->stats);
     if (rc == 0)
-        rc = mk_http_open(loop, opts->host, opts->port, mk_admin_dispatch, a, &a->http);
+        rc = mk_admin_http_open(loop, opts->host, opts->port, mk_admin_dispatch, a, &a->http);
     if (rc < 0) {
         mk_free(a->tick);
         admin_free(a);
@@ -262,7 +262,7 @@ int mk_admin_open(uv_loop_t *loop, const mk_admin_opts_t *opts, mk_admin_t **out
     a->started_mono_ms = mk_mono_ms();
     a->started_wall_ms = mk_now_ms();
     mk_admin_observe(a); /* the first sample: what exists at start is no event */
-    mk_admin_event(a, "started", -1, "admin API listening on %s:%d; %d brokers", opts->host, mk_http_port(a->http),
+    mk_admin_event(a, "started", -1, "admin API listening on %s:%d; %d brokers", opts->host, mk_admin_http_port(a->http),
                    mk_cluster_broker_count(a->c));
     uv_timer_init(loop, a->tick);
     a->tick->data = a;
@@ -272,7 +272,7 @@ int mk_admin_open(uv_loop_t *loop, const mk_admin_opts_t *opts, mk_admin_t **out
     return 0;
 }
 
-int mk_admin_port(const mk_admin_t *a) { return mk_http_port(a->http); }
+int mk_admin_port(const mk_admin_t *a) { return mk_admin_http_port(a->http); }
 
 static void tick_close_cb(uv_handle_t *h) { mk_free(h); }
 
@@ -283,6 +283,6 @@ void mk_admin_close(mk_admin_t *a)
     mk_broker_set_req_cb(a->b, NULL, NULL);
     uv_timer_stop(a->tick);
     uv_close((uv_handle_t *)a->tick, tick_close_cb);
-    mk_http_close(a->http);
+    mk_admin_http_close(a->http);
     admin_free(a);
 }

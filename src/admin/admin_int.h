@@ -62,18 +62,18 @@ typedef struct mk_http_server_s mk_http_server_t;
 
 /* Listen on host:port (0 picks a free port).  0 and *out, or a negative
  * libuv or MK error with nothing left open. */
-int mk_http_open(uv_loop_t *loop, const char *host, int port, mk_http_handler_fn fn, void *ud,
+int mk_admin_http_open(uv_loop_t *loop, const char *host, int port, mk_http_handler_fn fn, void *ud,
                  mk_http_server_t **out);
-int mk_http_port(const mk_http_server_t *s);
-int mk_http_conn_count(const mk_http_server_t *s);
+int mk_admin_http_port(const mk_http_server_t *s);
+int mk_admin_http_conn_count(const mk_http_server_t *s);
 /* Close connections idle for longer than MK_ADMIN_IDLE_MS. */
-void mk_http_sweep(mk_http_server_t *s, uint64_t now_ms);
+void mk_admin_http_sweep(mk_http_server_t *s, uint64_t now_ms);
 /* Close the listener and every connection; freed in close callbacks. */
-void mk_http_close(mk_http_server_t *s);
+void mk_admin_http_close(mk_http_server_t *s);
 /* "Not Found" for 404 (never NULL). */
-const char *mk_http_reason(int status);
+const char *mk_admin_http_reason(int status);
 /* The text of MK_HTTP_* bits as an Allow header value ("GET, POST"). */
-void mk_http_allow_str(int mask, char *out, size_t n);
+void mk_admin_http_allow_str(int mask, char *out, size_t n);
 
 /* ==================================================================== routes */
 

@@ -179,7 +179,7 @@ static void test_prom_and_json(void)
     mk_buf_free(&r.body);
 
     char allow[64];
-    mk_http_allow_str(MK_HTTP_GET | MK_HTTP_HEAD | MK_HTTP_DELETE, allow, sizeof(allow));
+    mk_admin_http_allow_str(MK_HTTP_GET | MK_HTTP_HEAD | MK_HTTP_DELETE, allow, sizeof(allow));
     CHECK(strcmp(allow, "GET, HEAD, DELETE") == 0);
 }
 
@@ -253,10 +253,10 @@ static void test_http_server(void)
     uv_loop_t loop;
     uv_loop_init(&loop);
     mk_http_server_t *s = NULL;
-    CHECK(mk_http_open(&loop, "127.0.0.1", 0, stub_handler, NULL, &s) == 0);
+    CHECK(mk_admin_http_open(&loop, "127.0.0.1", 0, stub_handler, NULL, &s) == 0);
     if (!s)
         return;
-    int port = mk_http_port(s);
+    int port = mk_admin_http_port(s);
     static char out[1 << 16];
 
     /* A plain request, keep-alive, path and query split. */
@@ -325,8 +325,8 @@ static void test_http_server(void)
     exchange(&loop, port, e, strlen(e), out, sizeof(out), NULL);
     CHECK(strncmp(out, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK", 40) == 0);
 
-    CHECK(mk_http_conn_count(s) == 0);
-    mk_http_close(s);
+    CHECK(mk_admin_http_conn_count(s) == 0);
+    mk_admin_http_close(s);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&loop) == 0);
 }

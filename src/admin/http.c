@@ -84,7 +84,7 @@ typedef struct write_req_s {
 
 /* ================================================================ responses */
 
-const char *mk_http_reason(int status)
+const char *mk_admin_http_reason(int status)
 {
     switch (status) {
     case 100: return "Continue";
@@ -109,7 +109,7 @@ const char *mk_http_reason(int status)
     }
 }
 
-void mk_http_allow_str(int mask, char *out, size_t n)
+void mk_admin_http_allow_str(int mask, char *out, size_t n)
 {
     static const struct { int bit; const char *name; } m[] = {
         {MK_HTTP_GET, "GET"}, {MK_HTTP_HEAD, "HEAD"}, {MK_HTTP_POST, "POST"},
@@ -204,7 +204,7 @@ static void conn_respond(conn_t *c, mk_http_resp_t *r, bool head, bool keep_aliv
     char allow[64] = "";
     if (r->allow) {
         char methods[48];
-        mk_http_allow_str(r->allow, methods, sizeof(methods));
+        mk_admin_http_allow_str(r->allow, methods, sizeof(methods));
         snprintf(allow, sizeof(allow), "Allow: %s\r\n", methods);
     }
     bool ok = mk_buf_ok(&r->body);
@@ -220,7 +220,7 @@ static void conn_respond(conn_t *c, mk_http_resp_t *r, bool head, bool keep_aliv
     int hn = snprintf(head_buf, sizeof(head_buf),
                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                       "Cache-Control: no-store\r\n%sConnection: %s\r\n\r\n",
-                      r->status, mk_http_reason(r->status), r->content_type, r->body.len, allow,
+                      r->status, mk_admin_http_reason(r->status), r->content_type, r->body.len, allow,
                       keep_alive ? "keep-alive" : "close");
     size_t blen = head ? 0 : r->body.len;
     char *out = mk_malloc((size_t)hn + blen);
@@ -525,7 +525,7 @@ static void accept_cb(uv_stream_t *ls, int status)
 
 /* =================================================================== server */
 
-int mk_http_open(uv_loop_t *loop, const char *host, int port, mk_http_handler_fn fn, void *ud,
+int mk_admin_http_open(uv_loop_t *loop, const char *host, int port, mk_http_handler_fn fn, void *ud,
                  mk_http_server_t **out)
 {
     mk_http_server_t *s = mk_calloc(1, sizeof(*s));
@@ -552,10 +552,10 @@ int mk_http_open(uv_loop_t *loop, const char *host, int port, mk_http_handler_fn
     return 0;
 }
 
-int mk_http_port(const mk_http_server_t *s) { return s->port; }
-int mk_http_conn_count(const mk_http_server_t *s) { return s->nconns; }
+int mk_admin_http_port(const mk_http_server_t *s) { return s->port; }
+int mk_admin_http_conn_count(const mk_http_server_t *s) { return s->nconns; }
 
-void mk_http_sweep(mk_http_server_t *s, uint64_t now_ms)
+void mk_admin_http_sweep(mk_http_server_t *s, uint64_t now_ms)
 {
     conn_t *c = s->conns;
     while (c) {
@@ -566,7 +566,7 @@ void mk_http_sweep(mk_http_server_t *s, uint64_t now_ms)
     }
 }
 
-void mk_http_close(mk_http_server_t *s)
+void mk_admin_http_close(mk_http_server_t *s)
 {
     while (s->conns)
         conn_close(s->conns);

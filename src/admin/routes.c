@@ -280,7 +280,7 @@ static void h_index(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps
     json_t *routes = json_array();
     for (int i = 0; i < n; i++) {
         char m[16];
-        mk_http_allow_str(r[i].method, m, sizeof(m));
+        mk_admin_http_allow_str(r[i].method, m, sizeof(m));
         json_array_append_new(routes, json_pack("{s:s, s:s, s:s}", "method", m, "path", r[i].pattern,
                                                 "summary", r[i].summary));
     }
@@ -626,8 +626,8 @@ static void h_topic_create(mk_admin_t *a, const mk_http_req_t *req, const mk_adm
     const mk_config_t *cfg = mk_cluster_config(a->c);
     int cell = mk_cluster_cell_size(a->c);
     const char *name = NULL;
-    json_int_t parts = mk_config_get_i64(cfg, "num.partitions");
-    json_int_t rf = MK_MIN(mk_config_get_i64(cfg, "default.replication.factor"), cell);
+    json_int_t parts = mk_cluster_config_get_i64(cfg, "num.partitions");
+    json_int_t rf = MK_MIN(mk_cluster_config_get_i64(cfg, "default.replication.factor"), cell);
     json_t *configs = NULL;
     char why[300] = "";
     const char *key;
@@ -695,13 +695,13 @@ static void h_topic_create(mk_admin_t *a, const mk_http_req_t *req, const mk_adm
         json_object_foreach(configs, key, v)
         {
             char text[1024];
-            const mk_cfg_def_t *d = mk_cfg_topic_def(key);
+            const mk_cfg_def_t *d = mk_cluster_cfg_topic_def(key);
             if (!d) {
                 status = 400;
                 snprintf(why, sizeof(why), "unknown topic config '%.100s'", key);
                 break;
             }
-            if (!config_text(v, text, sizeof(text)) || !mk_config_value_valid(d, text)) {
+            if (!config_text(v, text, sizeof(text)) || !mk_cluster_config_value_valid(d, text)) {
                 status = 400;
                 snprintf(why, sizeof(why), "invalid value for topic config '%s'", key);
                 break;
@@ -753,7 +753,7 @@ static void h_topic_delete(mk_admin_t *a, const mk_http_req_t *req, const mk_adm
         mk_admin_error(resp, 404, "unknown_topic", "no topic '%s'", caps->v[0]);
         return;
     }
-    if (!mk_config_get_bool(mk_cluster_config(a->c), "delete.topic.enable")) {
+    if (!mk_cluster_config_get_bool(mk_cluster_config(a->c), "delete.topic.enable")) {
         mk_admin_error(resp, 403, "topic_deletion_disabled", "delete.topic.enable is false");
         return;
     }
@@ -789,7 +789,7 @@ static void offset_cb(const char *topic, int32_t partition, const mk_group_offse
                           (json_int_t)o->offset, "leader_epoch", (int)o->leader_epoch, "metadata",
                           jstr(o->metadata));
     mk_topic_t *t = mk_cluster_topic_find(g->a->c, topic);
-    mk_partition_t *p = t ? mk_topic_partition(t, partition) : NULL;
+    mk_partition_t *p = t ? mk_cluster_topic_partition(t, partition) : NULL;
     json_object_set_new(e, "lag", p && o->offset >= 0 ? jint(MK_MAX(p->hw - o->offset, 0)) : json_null());
     json_array_append_new(g->arr, e);
 }
@@ -1129,7 +1129,7 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
         mk_prom_sample(o, "minikora_admin_http_responses_total", (double)a->http_by_class[c], "code", cls, NULL);
     }
     mk_prom_help(o, "minikora_admin_connections", "gauge", "Open admin API connections.");
-    mk_prom_sample(o, "minikora_admin_connections", mk_http_conn_count(a->http), NULL);
+    mk_prom_sample(o, "minikora_admin_connections", mk_admin_http_conn_count(a->http), NULL);
     mk_prom_help(o, "minikora_events_total", "counter", "Events recorded (GET /v1/events).");
     mk_prom_sample(o, "minikora_events_total", (double)a->event_seq, NULL);
     mk_prom_help(o, "minikora_resets_total", "counter", "POST /v1/reset calls.");

@@ -493,12 +493,12 @@ uint64_t mk_mono_ms(void) { return mk_mono_ns() / 1000000ull; }
 
 /* ======================================================================= log */
 
-static int log_level = MK_LOG_INFO;
+static int log_level = MK_LOGGER_INFO;
 
-void mk_log_set_level(int level) { log_level = level; }
-int mk_log_get_level(void) { return log_level; }
+void mk_logger_set_level(int level) { log_level = level; }
+int mk_logger_level(void) { return log_level; }
 
-void mk_log(int level, const char *fmt, ...)
+void mk_logger_write(int level, const char *fmt, ...)
 {
     static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
     if (level < log_level)

@@ -196,16 +196,16 @@ int mk_mkdir_p(const char *path);
 /* rm -rf; a missing path is fine.  0 or MK_ERR_IO. */
 int mk_rm_rf(const char *path);
 
-/* ======================================================================= log */
+/* ==================================================================== logger */
 
-enum { MK_LOG_DEBUG = 0, MK_LOG_INFO, MK_LOG_WARN, MK_LOG_ERROR };
-void mk_log_set_level(int level);
-int mk_log_get_level(void);
-void mk_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#define mk_debug(...) do { if (mk_log_get_level() <= MK_LOG_DEBUG) mk_log(MK_LOG_DEBUG, __VA_ARGS__); } while (0)
-#define mk_info(...) mk_log(MK_LOG_INFO, __VA_ARGS__)
-#define mk_warn(...) mk_log(MK_LOG_WARN, __VA_ARGS__)
-#define mk_error(...) mk_log(MK_LOG_ERROR, __VA_ARGS__)
+enum { MK_LOGGER_DEBUG = 0, MK_LOGGER_INFO, MK_LOGGER_WARN, MK_LOGGER_ERROR };
+void mk_logger_set_level(int level);
+int mk_logger_level(void);
+void mk_logger_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define mk_debug(...) do { if (mk_logger_level() <= MK_LOGGER_DEBUG) mk_logger_write(MK_LOGGER_DEBUG, __VA_ARGS__); } while (0)
+#define mk_info(...) mk_logger_write(MK_LOGGER_INFO, __VA_ARGS__)
+#define mk_warn(...) mk_logger_write(MK_LOGGER_WARN, __VA_ARGS__)
+#define mk_error(...) mk_logger_write(MK_LOGGER_ERROR, __VA_ARGS__)
 
 #define MK_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define MK_MIN(a, b) ((a) < (b) ? (a) : (b))

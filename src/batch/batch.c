@@ -270,9 +270,9 @@ static int records_region(const uint8_t *p, size_t size, const mk_batch_hdr_t *h
         return 0;
     }
     mk_buf_reset(scratch);
-    int rc = mk_codec_decompress(codec, payload, plen, scratch, max_uncompressed);
+    int rc = mk_batch_codec_decompress(codec, payload, plen, scratch, max_uncompressed);
     if (rc == MK_ERR_TOO_LARGE) {
-        set_why(why, why_len, "%s records decompress past %zu bytes", mk_codec_name(codec),
+        set_why(why, why_len, "%s records decompress past %zu bytes", mk_batch_codec_name(codec),
                 max_uncompressed ? max_uncompressed : MK_BATCH_MAX_UNCOMPRESSED_DEFAULT);
         return rc;
     }
@@ -281,7 +281,7 @@ static int records_region(const uint8_t *p, size_t size, const mk_batch_hdr_t *h
         return rc;
     }
     if (rc) {
-        set_why(why, why_len, "%s records do not decompress", mk_codec_name(codec));
+        set_why(why, why_len, "%s records do not decompress", mk_batch_codec_name(codec));
         return MK_ERR_CORRUPT;
     }
     /* an empty result may leave scratch->data NULL; never hand that out */
@@ -398,7 +398,7 @@ int mk_batch_records_foreach(const uint8_t *p, size_t n, mk_buf_t *scratch, size
 }
 
 /* 1 with *out filled, 0 at the end, MK_ERR_CORRUPT (sticky in r). */
-int mk_record_header_next(mk_reader_t *r, mk_record_header_t *out)
+int mk_batch_record_header_next(mk_reader_t *r, mk_record_header_t *out)
 {
     if (!mk_rd_ok(r))
         return MK_ERR_CORRUPT;
@@ -540,7 +540,7 @@ int mk_batch_build_ex(mk_buf_t *out, const mk_batch_build_opts_t *o, const mk_ba
     if (rc == 0 && !mk_buf_ok(rb))
         rc = MK_ERR_NOMEM;
     if (rc == 0 && rb == &tmp)
-        rc = mk_codec_compress(o->codec, tmp.data, tmp.len, out);
+        rc = mk_batch_codec_compress(o->codec, tmp.data, tmp.len, out);
     mk_buf_free(&tmp);
     if (rc == 0 && !mk_buf_ok(out))
         rc = MK_ERR_NOMEM;

@@ -56,7 +56,7 @@
  * ------------------------------------------------------------- threading
  * Every function here is pure over its arguments and may run on any
  * thread.  The codecs keep one decompression context per thread (freed at
- * thread exit or by mk_codec_thread_release()).  Decompressing a large batch
+ * thread exit or by mk_batch_codec_thread_release()).  Decompressing a large batch
  * is blocking work: the produce path should run deep validation on a worker.
  */
 #ifndef MK_BATCH_H
@@ -202,7 +202,7 @@ typedef struct mk_record_s {
     const uint8_t *value;
     int32_t value_len;     /* -1 null */
     int32_t header_count;
-    const uint8_t *headers; /* raw header bytes; read with mk_record_header_next() */
+    const uint8_t *headers; /* raw header bytes; read with mk_batch_record_header_next() */
     size_t headers_len;
 } mk_record_t;
 
@@ -233,7 +233,7 @@ typedef struct mk_record_header_s {
  * rec->headers_len.  Returns 1 with *out filled, 0 at the end, or
  * MK_ERR_CORRUPT (cannot happen for headers handed out by iteration, which
  * were already checked). */
-int mk_record_header_next(mk_reader_t *r, mk_record_header_t *out);
+int mk_batch_record_header_next(mk_reader_t *r, mk_record_header_t *out);
 
 /* ================================================================= codecs */
 
@@ -246,22 +246,22 @@ int mk_record_header_next(mk_reader_t *r, mk_record_header_t *out);
  * default).  Returns 0, MK_ERR_TOO_LARGE past max_out, MK_ERR_CORRUPT for
  * bad input, MK_ERR_UNSUPPORTED for an unknown codec, MK_ERR_NOMEM.  On
  * error out->len is restored. */
-int mk_codec_decompress(int codec, const uint8_t *in, size_t n, mk_buf_t *out, size_t max_out);
+int mk_batch_codec_decompress(int codec, const uint8_t *in, size_t n, mk_buf_t *out, size_t max_out);
 
 /* Compress [in, in+n) with codec at its default level, appending to out in
  * the framing above (snappy: Xerial framing, 32 KiB blocks; lz4: frame with
  * independent 64 KiB blocks, as Kafka's Java client reads).  Returns 0,
  * MK_ERR_UNSUPPORTED, MK_ERR_TOO_LARGE (input over 2 GiB) or MK_ERR_NOMEM;
  * on error out->len is restored. */
-int mk_codec_compress(int codec, const uint8_t *in, size_t n, mk_buf_t *out);
+int mk_batch_codec_compress(int codec, const uint8_t *in, size_t n, mk_buf_t *out);
 
 /* Lower-case name ("none", "gzip", ...) or "unknown". */
-const char *mk_codec_name(int codec);
+const char *mk_batch_codec_name(int codec);
 
 /* Free this thread's cached decompression contexts (they are also freed at
  * thread exit).  Safe to call any time; the next decompression recreates
  * them. */
-void mk_codec_thread_release(void);
+void mk_batch_codec_thread_release(void);
 
 /* ================================================================ builder */
 

@@ -9,7 +9,7 @@
  *   mode 0  validate the bytes as they are (shallow and deep), iterate
  *   mode 1  fix the CRC first, then as mode 0 (plus COMPACTED)
  *   mode 2  fix batchLength to the input size and the CRC, then as mode 0
- *   mode 3  feed the rest to mk_codec_decompress(codec = next byte & 7)
+ *   mode 3  feed the rest to mk_batch_codec_decompress(codec = next byte & 7)
  * Seed corpus: the .bin files in testdata/batches with a mode byte prepended.
  */
 #ifndef _GNU_SOURCE
@@ -37,7 +37,7 @@ static int count_cb(const mk_record_t *rec, void *arg)
     mk_rd_init(&r, rec->headers, rec->headers_len);
     mk_record_header_t h;
     int rc;
-    while ((rc = mk_record_header_next(&r, &h)) == 1)
+    while ((rc = mk_batch_record_header_next(&r, &h)) == 1)
         *total += (size_t)h.key_len + (h.value_len > 0 ? h.value[h.value_len - 1] : 0u);
     if (rc != 0)
         abort(); /* iteration checked the headers; reading them cannot fail */
@@ -67,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mode == 3) {
         if (size < 1)
             return 0;
-        int rc = mk_codec_decompress(data[0] & 7, data + 1, size - 1, &scratch, FUZZ_MAX_OUT);
+        int rc = mk_batch_codec_decompress(data[0] & 7, data + 1, size - 1, &scratch, FUZZ_MAX_OUT);
         if (rc == 0 && scratch.len > FUZZ_MAX_OUT)
             abort();
         if (rc != 0 && scratch.len != 0)

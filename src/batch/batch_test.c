@@ -111,7 +111,7 @@ static void raw_batch(mk_buf_t *out, int16_t attrs, const mk_buf_t *recs, int32_
     mk_buf_put_i32(out, count);
     int codec = attrs & 7;
     if (codec >= 1 && codec <= 4)
-        CHECK_RC(mk_codec_compress(codec, recs->data, recs->len, out), 0);
+        CHECK_RC(mk_batch_codec_compress(codec, recs->data, recs->len, out), 0);
     else
         mk_buf_put(out, recs->data, recs->len);
     wr_be32(out->data + start + 8, (int32_t)(out->len - start - 12));
@@ -154,7 +154,7 @@ static int collect_cb(const mk_record_t *rec, void *arg)
     mk_rd_init(&r, rec->headers, rec->headers_len);
     mk_record_header_t h;
     int j = 0, rc;
-    while ((rc = mk_record_header_next(&r, &h)) == 1) {
+    while ((rc = mk_batch_record_header_next(&r, &h)) == 1) {
         if (j < 4) {
             memcpy(g->hkey[j], h.key, MK_MIN((size_t)h.key_len, sizeof(g->hkey[j]) - 1));
             g->hval_len[j] = h.value_len;
@@ -468,8 +468,8 @@ static void test_magic_and_codec(void)
         mk_buf_init(&s);
         CHECK_RC(mk_batch_records_foreach(b.data, b.len, &s, 0, collect_cb, NULL), MK_ERR_UNSUPPORTED);
         mk_buf_free(&s);
-        CHECK_RC(mk_codec_decompress(codec, b.data, b.len, &s, 0), MK_ERR_UNSUPPORTED);
-        CHECK_RC(mk_codec_compress(codec, b.data, b.len, &s), MK_ERR_UNSUPPORTED);
+        CHECK_RC(mk_batch_codec_decompress(codec, b.data, b.len, &s, 0), MK_ERR_UNSUPPORTED);
+        CHECK_RC(mk_batch_codec_compress(codec, b.data, b.len, &s), MK_ERR_UNSUPPORTED);
         CHECK(s.len == 0);
         mk_buf_free(&s);
     }
@@ -693,13 +693,13 @@ static void test_decompression_bombs(void)
         mk_buf_t z, out;
         mk_buf_init(&z);
         mk_buf_init(&out);
-        CHECK_RC(mk_codec_compress(codec, zeros, big, &z), 0);
+        CHECK_RC(mk_batch_codec_compress(codec, zeros, big, &z), 0);
         CHECK(z.len < big / 20);
-        CHECK_RC(mk_codec_decompress(codec, z.data, z.len, &out, 1 << 20), MK_ERR_TOO_LARGE);
+        CHECK_RC(mk_batch_codec_decompress(codec, z.data, z.len, &out, 1 << 20), MK_ERR_TOO_LARGE);
         CHECK(out.len == 0);
         CHECK(out.cap <= (2u << 20) + 4096); /* the bound also bounds memory */
-        CHECK_RC(mk_codec_decompress(codec, z.data, z.len, &out, big - 1), MK_ERR_TOO_LARGE);
-        CHECK_RC(mk_codec_decompress(codec, z.data, z.len, &out, big), 0);
+        CHECK_RC(mk_batch_codec_decompress(codec, z.data, z.len, &out, big - 1), MK_ERR_TOO_LARGE);
+        CHECK_RC(mk_batch_codec_decompress(codec, z.data, z.len, &out, big), 0);
         CHECK(out.len == big && memcmp(out.data, zeros, big) == 0);
 
         /* the same bomb as one record of a batch */
@@ -733,8 +733,8 @@ static void test_garbage_payloads(void)
         mk_buf_init(&out);
         mk_buf_init(&recs);
         mk_buf_init(&b);
-        CHECK_RC(mk_codec_decompress(codec, garbage, sizeof(garbage), &out, 1 << 20), MK_ERR_CORRUPT);
-        CHECK_RC(mk_codec_decompress(codec, garbage, 0, &out, 1 << 20), MK_ERR_CORRUPT);
+        CHECK_RC(mk_batch_codec_decompress(codec, garbage, sizeof(garbage), &out, 1 << 20), MK_ERR_CORRUPT);
+        CHECK_RC(mk_batch_codec_decompress(codec, garbage, 0, &out, 1 << 20), MK_ERR_CORRUPT);
         /* garbage as the records of a batch, CRC correct */
         mk_buf_put(&recs, garbage, sizeof(garbage));
         raw_batch(&b, MK_CODEC_NONE, &recs, 3, 2);
@@ -747,26 +747,26 @@ static void test_garbage_payloads(void)
         /* a valid stream cut short, and one with a byte changed */
         mk_buf_t z;
         mk_buf_init(&z);
-        CHECK_RC(mk_codec_compress(codec, garbage, sizeof(garbage), &z), 0);
+        CHECK_RC(mk_batch_codec_compress(codec, garbage, sizeof(garbage), &z), 0);
         for (size_t cut = 1; cut < z.len; cut += (cut < 40 ? 1 : 17)) {
             /* Xerial framing has no end marker: a cut exactly after the
              * header (or a block) is a shorter valid stream */
             if (codec == MK_CODEC_SNAPPY && cut == 16)
                 continue;
             mk_buf_reset(&out);
-            int rc = mk_codec_decompress(codec, z.data, cut, &out, 1 << 20);
+            int rc = mk_batch_codec_decompress(codec, z.data, cut, &out, 1 << 20);
             if (rc == 0)
                 fprintf(stderr, "codec %d accepted a stream cut at %zu of %zu\n", codec, cut, z.len);
             CHECK(rc == MK_ERR_CORRUPT);
             CHECK(out.len == 0);
         }
         mk_buf_reset(&out);
-        CHECK_RC(mk_codec_decompress(codec, z.data, z.len, &out, 1 << 20), 0);
+        CHECK_RC(mk_batch_codec_decompress(codec, z.data, z.len, &out, 1 << 20), 0);
         CHECK(out.len == sizeof(garbage) && memcmp(out.data, garbage, sizeof(garbage)) == 0);
         /* trailing junk after a complete stream */
         mk_buf_put(&z, "junk!", 5);
         mk_buf_reset(&out);
-        CHECK_RC(mk_codec_decompress(codec, z.data, z.len, &out, 1 << 20), MK_ERR_CORRUPT);
+        CHECK_RC(mk_batch_codec_decompress(codec, z.data, z.len, &out, 1 << 20), MK_ERR_CORRUPT);
         mk_buf_free(&z);
         mk_buf_free(&out);
         mk_buf_free(&recs);
@@ -787,9 +787,9 @@ static void test_codec_framings(void)
     for (size_t c = 0; c < MK_ARRAY_LEN(all_codecs); c++) {
         mk_buf_reset(&z);
         mk_buf_reset(&out);
-        CHECK_RC(mk_codec_compress(all_codecs[c], data, 0, &z), 0);
+        CHECK_RC(mk_batch_codec_compress(all_codecs[c], data, 0, &z), 0);
         if (all_codecs[c] != MK_CODEC_NONE)
-            CHECK_RC(mk_codec_decompress(all_codecs[c], z.data, z.len, &out, 10), 0);
+            CHECK_RC(mk_batch_codec_decompress(all_codecs[c], z.data, z.len, &out, 10), 0);
         CHECK(out.len == 0);
     }
 
@@ -812,15 +812,15 @@ static void test_codec_framings(void)
         mk_buf_patch_u32(&z, at, (uint32_t)max);
     }
     mk_buf_reset(&out);
-    CHECK_RC(mk_codec_decompress(MK_CODEC_SNAPPY, z.data, z.len, &out, 0), 0);
+    CHECK_RC(mk_batch_codec_decompress(MK_CODEC_SNAPPY, z.data, z.len, &out, 0), 0);
     CHECK(out.len == sizeof(data) && memcmp(out.data, data, sizeof(data)) == 0);
     /* a block length that lies */
     wr_be32(z.data + 16, rd_be32(z.data + 16) + 1000000);
     mk_buf_reset(&out);
-    CHECK_RC(mk_codec_decompress(MK_CODEC_SNAPPY, z.data, z.len, &out, 0), MK_ERR_CORRUPT);
+    CHECK_RC(mk_batch_codec_decompress(MK_CODEC_SNAPPY, z.data, z.len, &out, 0), MK_ERR_CORRUPT);
     /* header only: no blocks, no bytes */
     mk_buf_reset(&out);
-    CHECK_RC(mk_codec_decompress(MK_CODEC_SNAPPY, z.data, 16, &out, 0), 0);
+    CHECK_RC(mk_batch_codec_decompress(MK_CODEC_SNAPPY, z.data, 16, &out, 0), 0);
     CHECK(out.len == 0);
     /* raw snappy (what librdkafka actually sends) */
     mk_buf_reset(&z);
@@ -829,19 +829,19 @@ static void test_codec_framings(void)
     CHECK(snappy_compress((const char *)data, sizeof(data), (char *)z.data, &max) == SNAPPY_OK);
     z.len = max;
     mk_buf_reset(&out);
-    CHECK_RC(mk_codec_decompress(MK_CODEC_SNAPPY, z.data, z.len, &out, 0), 0);
+    CHECK_RC(mk_batch_codec_decompress(MK_CODEC_SNAPPY, z.data, z.len, &out, 0), 0);
     CHECK(out.len == sizeof(data) && memcmp(out.data, data, sizeof(data)) == 0);
     mk_buf_reset(&out);
-    CHECK_RC(mk_codec_decompress(MK_CODEC_SNAPPY, z.data, z.len, &out, sizeof(data) - 1), MK_ERR_TOO_LARGE);
+    CHECK_RC(mk_batch_codec_decompress(MK_CODEC_SNAPPY, z.data, z.len, &out, sizeof(data) - 1), MK_ERR_TOO_LARGE);
 
     /* concatenated frames / members decode as one stream */
     for (size_t c = 1; c < MK_ARRAY_LEN(all_codecs); c++) {
         int codec = all_codecs[c];
         mk_buf_reset(&z);
-        CHECK_RC(mk_codec_compress(codec, data, 30000, &z), 0);
-        CHECK_RC(mk_codec_compress(codec, data + 30000, sizeof(data) - 30000, &z), 0);
+        CHECK_RC(mk_batch_codec_compress(codec, data, 30000, &z), 0);
+        CHECK_RC(mk_batch_codec_compress(codec, data + 30000, sizeof(data) - 30000, &z), 0);
         mk_buf_reset(&out);
-        int rc = mk_codec_decompress(codec, z.data, z.len, &out, 0);
+        int rc = mk_batch_codec_decompress(codec, z.data, z.len, &out, 0);
         if (codec == MK_CODEC_SNAPPY) {
             CHECK(rc != 0); /* two Xerial headers in a row are not a stream */
             continue;
@@ -867,9 +867,9 @@ static void test_codec_framings(void)
     CHECK(ZSTD_getFrameContentSize(z.data, z.len) == ZSTD_CONTENTSIZE_UNKNOWN);
     mk_buf_reset(&out);
     mk_buf_put(&out, "prefix", 6); /* output appends */
-    CHECK_RC(mk_codec_decompress(MK_CODEC_ZSTD, z.data, z.len, &out, sizeof(data)), 0);
+    CHECK_RC(mk_batch_codec_decompress(MK_CODEC_ZSTD, z.data, z.len, &out, sizeof(data)), 0);
     CHECK(out.len == sizeof(data) + 6 && memcmp(out.data + 6, data, sizeof(data)) == 0);
-    CHECK_RC(mk_codec_decompress(MK_CODEC_ZSTD, z.data, z.len, &out, sizeof(data) - 1), MK_ERR_TOO_LARGE);
+    CHECK_RC(mk_batch_codec_decompress(MK_CODEC_ZSTD, z.data, z.len, &out, sizeof(data) - 1), MK_ERR_TOO_LARGE);
     CHECK(out.len == sizeof(data) + 6);
 
     /* zlib (not gzip) framing is accepted for gzip too */
@@ -879,9 +879,9 @@ static void test_codec_framings(void)
     CHECK(compress(z.data, &zl, data, sizeof(data)) == Z_OK);
     z.len = zl;
     mk_buf_reset(&out);
-    CHECK_RC(mk_codec_decompress(MK_CODEC_GZIP, z.data, z.len, &out, 0), 0);
+    CHECK_RC(mk_batch_codec_decompress(MK_CODEC_GZIP, z.data, z.len, &out, 0), 0);
     CHECK(out.len == sizeof(data));
-    CHECK(strcmp(mk_codec_name(MK_CODEC_LZ4), "lz4") == 0 && strcmp(mk_codec_name(9), "unknown") == 0);
+    CHECK(strcmp(mk_batch_codec_name(MK_CODEC_LZ4), "lz4") == 0 && strcmp(mk_batch_codec_name(9), "unknown") == 0);
     mk_buf_free(&out);
     mk_buf_free(&z);
 }
@@ -969,7 +969,7 @@ static void test_oom(void)
     mk_batch_rec_in_t recs[3];
     golden_recs(recs);
     for (size_t c = 0; c < MK_ARRAY_LEN(all_codecs); c++) {
-        mk_codec_thread_release(); /* so the cache allocation is exercised too */
+        mk_batch_codec_thread_release(); /* so the cache allocation is exercised too */
         for (long nth = 1; nth < 40; nth++) {
             mk_buf_t b, s;
             mk_buf_init(&b);
@@ -1012,7 +1012,7 @@ int main(void)
     test_codec_framings();
     test_golden();
     test_oom();
-    mk_codec_thread_release();
+    mk_batch_codec_thread_release();
     if (failures) {
         fprintf(stderr, "batch_test: %d failure(s)\n", failures);
         return 1;

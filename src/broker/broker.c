@@ -29,41 +29,41 @@
     {MK_API_##name, lo, hi, fn, &mk_pmsg_##name##Request, &mk_pmsg_##name##Response, note}
 
 static mk_api_t apis[] = {
-    API(Produce, 3, mk_handle_produce, "acks 0/1/all; v0-2 need message format v0/v1 and are not offered"),
-    API(Fetch, 4, mk_handle_fetch,
+    API(Produce, 3, mk_broker_handle_produce, "acks 0/1/all; v0-2 need message format v0/v1 and are not offered"),
+    API(Fetch, 4, mk_broker_handle_fetch,
         "long polling (max_wait_ms/min_bytes), byte limits, topic ids v13+; fetch sessions declined "
         "(SessionId 0: every fetch is a full fetch); v0-3 need message format v0/v1 and are not offered"),
-    API(ListOffsets, -1, mk_handle_list_offsets, "earliest, latest, by timestamp, max timestamp"),
-    API(Metadata, -1, mk_handle_metadata, "racks = AZs, topic ids, auto-create"),
-    API(OffsetForLeaderEpoch, -1, mk_handle_offset_for_leader_epoch, "single leader epoch per partition"),
-    API(ApiVersions, -1, mk_handle_api_versions, "v0 answer to unknown versions"),
-    API(CreateTopics, -1, mk_handle_create_topics,
+    API(ListOffsets, -1, mk_broker_handle_list_offsets, "earliest, latest, by timestamp, max timestamp"),
+    API(Metadata, -1, mk_broker_handle_metadata, "racks = AZs, topic ids, auto-create"),
+    API(OffsetForLeaderEpoch, -1, mk_broker_handle_offset_for_leader_epoch, "single leader epoch per partition"),
+    API(ApiVersions, -1, mk_broker_handle_api_versions, "v0 answer to unknown versions"),
+    API(CreateTopics, -1, mk_broker_handle_create_topics,
         "validate-only, configs, assignments; replication factor up to the brokers of a cell (one per AZ)"),
-    API(DeleteTopics, -1, mk_handle_delete_topics, "by name and by topic id"),
-    API(DescribeConfigs, -1, mk_handle_describe_configs, "topics and brokers, synonyms, documentation"),
-    API(DescribeCluster, -1, mk_handle_describe_cluster, ""),
-    API(FindCoordinator, -1, mk_handle_find_coordinator,
+    API(DeleteTopics, -1, mk_broker_handle_delete_topics, "by name and by topic id"),
+    API(DescribeConfigs, -1, mk_broker_handle_describe_configs, "topics and brokers, synonyms, documentation"),
+    API(DescribeCluster, -1, mk_broker_handle_describe_cluster, ""),
+    API(FindCoordinator, -1, mk_broker_handle_find_coordinator,
         "groups and transactional ids (batched keys v4+)"),
-    API(JoinGroup, -1, mk_handle_join_group, "classic protocol, MEMBER_ID_REQUIRED v4+, static membership"),
-    API(SyncGroup, -1, mk_handle_sync_group, ""),
-    API(Heartbeat, -1, mk_handle_heartbeat, ""),
-    API(LeaveGroup, -1, mk_handle_leave_group, "batched members v3+"),
-    API(OffsetCommit, -1, mk_handle_offset_commit, "answered once the offsets are durable"),
-    API(OffsetFetch, -1, mk_handle_offset_fetch, "multi-group form v8+"),
-    API(DescribeGroups, -1, mk_handle_describe_groups, ""),
-    API(ListGroups, -1, mk_handle_list_groups, "state and type filters"),
-    API(DeleteGroups, -1, mk_handle_delete_groups, ""),
-    API(OffsetDelete, -1, mk_handle_offset_delete, ""),
-    API(InitProducerId, -1, mk_handle_init_producer_id, "idempotent and transactional; epoch bump (KIP-360)"),
-    API(AddPartitionsToTxn, -1, mk_handle_add_partitions_to_txn, "batched form v4+ (verify-only honoured)"),
-    API(AddOffsetsToTxn, -1, mk_handle_add_offsets_to_txn, ""),
-    API_UPTO(EndTxn, 0, 4, mk_handle_end_txn,
+    API(JoinGroup, -1, mk_broker_handle_join_group, "classic protocol, MEMBER_ID_REQUIRED v4+, static membership"),
+    API(SyncGroup, -1, mk_broker_handle_sync_group, ""),
+    API(Heartbeat, -1, mk_broker_handle_heartbeat, ""),
+    API(LeaveGroup, -1, mk_broker_handle_leave_group, "batched members v3+"),
+    API(OffsetCommit, -1, mk_broker_handle_offset_commit, "answered once the offsets are durable"),
+    API(OffsetFetch, -1, mk_broker_handle_offset_fetch, "multi-group form v8+"),
+    API(DescribeGroups, -1, mk_broker_handle_describe_groups, ""),
+    API(ListGroups, -1, mk_broker_handle_list_groups, "state and type filters"),
+    API(DeleteGroups, -1, mk_broker_handle_delete_groups, ""),
+    API(OffsetDelete, -1, mk_broker_handle_offset_delete, ""),
+    API(InitProducerId, -1, mk_broker_handle_init_producer_id, "idempotent and transactional; epoch bump (KIP-360)"),
+    API(AddPartitionsToTxn, -1, mk_broker_handle_add_partitions_to_txn, "batched form v4+ (verify-only honoured)"),
+    API(AddOffsetsToTxn, -1, mk_broker_handle_add_offsets_to_txn, ""),
+    API_UPTO(EndTxn, 0, 4, mk_broker_handle_end_txn,
              "markers written to every partition before the answer; v5 (transactions v2, an epoch bump "
              "per transaction, KIP-890 part 2) is not offered yet"),
-    API(TxnOffsetCommit, -1, mk_handle_txn_offset_commit, "offsets applied when the transaction commits"),
-    API(DescribeProducers, -1, mk_handle_describe_producers, ""),
-    API(DescribeTransactions, -1, mk_handle_describe_transactions, ""),
-    API(ListTransactions, -1, mk_handle_list_transactions, "state, producer id and duration filters"),
+    API(TxnOffsetCommit, -1, mk_broker_handle_txn_offset_commit, "offsets applied when the transaction commits"),
+    API(DescribeProducers, -1, mk_broker_handle_describe_producers, ""),
+    API(DescribeTransactions, -1, mk_broker_handle_describe_transactions, ""),
+    API(ListTransactions, -1, mk_broker_handle_list_transactions, "state, producer id and duration filters"),
 };
 
 static void apis_init(void)
@@ -118,7 +118,7 @@ void mk_broker_apis_markdown(FILE *out)
 
 /* ================================================================== requests */
 
-void *mk_req_structs(mk_req_t *req, const mk_pstruct_t *d, int32_t n)
+void *mk_broker_req_structs(mk_req_t *req, const mk_pstruct_t *d, int32_t n)
 {
     if (n <= 0)
         return NULL;
@@ -130,7 +130,7 @@ void *mk_req_structs(mk_req_t *req, const mk_pstruct_t *d, int32_t n)
     return p;
 }
 
-mk_str_t mk_req_str(mk_req_t *req, const char *s)
+mk_str_t mk_broker_req_str(mk_req_t *req, const char *s)
 {
     if (!s)
         return mk_str(NULL);
@@ -138,7 +138,7 @@ mk_str_t mk_req_str(mk_req_t *req, const char *s)
     return r;
 }
 
-const char *mk_req_internal(mk_req_t *req, mk_str_t name)
+const char *mk_broker_req_internal(mk_req_t *req, mk_str_t name)
 {
     if (!name.ptr)
         return NULL;
@@ -146,13 +146,13 @@ const char *mk_req_internal(mk_req_t *req, mk_str_t name)
     return mk_tenant_to_internal(t, name.ptr, &req->arena);
 }
 
-mk_topic_t *mk_req_topic(mk_req_t *req, mk_str_t name)
+mk_topic_t *mk_broker_req_topic(mk_req_t *req, mk_str_t name)
 {
-    const char *internal = mk_req_internal(req, name);
+    const char *internal = mk_broker_req_internal(req, name);
     return internal ? mk_cluster_topic_find(req->c, internal) : NULL;
 }
 
-mk_str_t mk_req_topic_name(mk_req_t *req, const mk_topic_t *t)
+mk_str_t mk_broker_req_topic_name(mk_req_t *req, const mk_topic_t *t)
 {
     const mk_tenant_t *tn = req->sess ? req->sess->tenant : mk_tenant_default();
     return mk_str(mk_tenant_to_external(tn, t->name));
@@ -208,7 +208,7 @@ static void req_send(mk_req_t *req, const mk_pmsg_t *msg, int16_t version, const
     mk_net_conn_send(req->sess->conn, data, len);
 }
 
-void mk_req_finish(mk_req_t *req)
+void mk_broker_req_finish(mk_req_t *req)
 {
     mk_session_t *s = req->sess;
     if (s) {
@@ -235,8 +235,8 @@ static void req_reject(mk_req_t *req, const char *fmt, const char *detail)
 static void api_versions_fallback(mk_req_t *req)
 {
     req->version = 0;
-    req->resp = mk_req_structs(req, &mk_pdesc_ApiVersionsResponse, 1);
-    if (!req->resp || mk_handle_api_versions(req) < 0) {
+    req->resp = mk_broker_req_structs(req, &mk_pdesc_ApiVersionsResponse, 1);
+    if (!req->resp || mk_broker_handle_api_versions(req) < 0) {
         req_reject(req, "%s", "out of memory");
         return;
     }
@@ -297,7 +297,7 @@ static void frame_cb(mk_net_conn_t *conn, uint8_t *frame, size_t len, void *ud)
         return;
     }
     req->body = mk_arena_alloc(&req->arena, api->req_msg->body->size);
-    req->resp = mk_req_structs(req, api->resp_msg->body, 1);
+    req->resp = mk_broker_req_structs(req, api->resp_msg->body, 1);
     if (!req->body || !req->resp) {
         req_reject(req, "%s", "out of memory");
         return;
@@ -325,7 +325,7 @@ static void frame_cb(mk_net_conn_t *conn, uint8_t *frame, size_t len, void *ud)
         req_done(req, false);
         return;
     }
-    mk_req_finish(req);
+    mk_broker_req_finish(req);
 }
 
 /* ================================================================== sessions */
@@ -449,21 +449,21 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
     b->c = c;
     const mk_config_t *cfg = mk_cluster_config(c);
     mk_group_config_t gcfg = {
-        (int32_t)mk_config_get_i64(cfg, "group.initial.rebalance.delay.ms"),
-        (int32_t)mk_config_get_i64(cfg, "group.min.session.timeout.ms"),
-        (int32_t)mk_config_get_i64(cfg, "group.max.session.timeout.ms"),
-        (int32_t)mk_config_get_i64(cfg, "group.max.size"),
-        mk_config_get_i64(cfg, "offsets.retention.minutes") * 60000,
-        (int32_t)mk_config_get_i64(cfg, "offset.metadata.max.bytes"),
+        (int32_t)mk_cluster_config_get_i64(cfg, "group.initial.rebalance.delay.ms"),
+        (int32_t)mk_cluster_config_get_i64(cfg, "group.min.session.timeout.ms"),
+        (int32_t)mk_cluster_config_get_i64(cfg, "group.max.session.timeout.ms"),
+        (int32_t)mk_cluster_config_get_i64(cfg, "group.max.size"),
+        mk_cluster_config_get_i64(cfg, "offsets.retention.minutes") * 60000,
+        (int32_t)mk_cluster_config_get_i64(cfg, "offset.metadata.max.bytes"),
     };
     int rc = mk_group_coord_new(b->loop, c, &gcfg, &b->groups);
     if (rc < 0)
         return rc;
     mk_repl_config_t rcfg = {
-        mk_config_get_i64(cfg, "replica.lag.time.max.ms"),
-        (int32_t)mk_config_get_i64(cfg, "minikora.cross.az.latency.ms"),
-        mk_config_get_bool(cfg, "auto.leader.rebalance.enable"),
-        mk_config_get_bool(cfg, "unclean.leader.election.enable"),
+        mk_cluster_config_get_i64(cfg, "replica.lag.time.max.ms"),
+        (int32_t)mk_cluster_config_get_i64(cfg, "minikora.cross.az.latency.ms"),
+        mk_cluster_config_get_bool(cfg, "auto.leader.rebalance.enable"),
+        mk_cluster_config_get_bool(cfg, "unclean.leader.election.enable"),
     };
     rc = mk_repl_new(b->loop, c, &rcfg, repl_progress_cb, b, &b->repl);
     if (rc < 0)

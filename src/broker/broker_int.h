@@ -7,7 +7,7 @@
  *   checked -> body decoded into req->arena -> handler runs and returns
  *     MK_REQ_DONE      response in req->resp is encoded and queued now;
  *     MK_REQ_NONE      no response (Produce acks=0);
- *     MK_REQ_PENDING   the handler keeps req and calls mk_req_finish() later
+ *     MK_REQ_PENDING   the handler keeps req and calls mk_broker_req_finish() later
  *                      (a parked Fetch, a CreateTopics waiting for durable
  *                      metadata);
  *     < 0              the connection is closed (bad request), with a log line.
@@ -98,15 +98,15 @@ const mk_api_t *mk_broker_apis(int *count);
 
 /* Queue req's response (if the connection is still there), let the
  * connection deliver its next frame, and free req. */
-void mk_req_finish(mk_req_t *req);
+void mk_broker_req_finish(mk_req_t *req);
 /* Arena allocation of n elements of struct type d with spec defaults. */
-void *mk_req_structs(mk_req_t *req, const mk_pstruct_t *d, int32_t n);
+void *mk_broker_req_structs(mk_req_t *req, const mk_pstruct_t *d, int32_t n);
 /* Arena copy of a C string as an mk_str_t. */
-mk_str_t mk_req_str(mk_req_t *req, const char *s);
+mk_str_t mk_broker_req_str(mk_req_t *req, const char *s);
 
 /* Allocate arr (a generated {items, count} member) with n defaulted items. */
 #define MK_ARRAY_ALLOC(req, arr, n, desc)                                                  \
-    ((arr).items = mk_req_structs((req), &mk_pdesc_##desc, (n)), (arr).count = (n),         \
+    ((arr).items = mk_broker_req_structs((req), &mk_pdesc_##desc, (n)), (arr).count = (n),         \
      (arr).items != NULL || (n) == 0)
 
 /* Parked requests (data.c): Fetch waiting for data, acks=all Produce
@@ -118,42 +118,42 @@ void mk_broker_park(mk_broker_t *b, mk_req_t *req, int32_t max_wait_ms);
 void mk_broker_unpark_all(mk_broker_t *b);
 
 /* Handlers. */
-int mk_handle_api_versions(mk_req_t *req);
-int mk_handle_metadata(mk_req_t *req);
-int mk_handle_create_topics(mk_req_t *req);
-int mk_handle_delete_topics(mk_req_t *req);
-int mk_handle_produce(mk_req_t *req);
-int mk_handle_fetch(mk_req_t *req);
-int mk_handle_list_offsets(mk_req_t *req);
-int mk_handle_describe_configs(mk_req_t *req);
-int mk_handle_describe_cluster(mk_req_t *req);
-int mk_handle_offset_for_leader_epoch(mk_req_t *req);
-int mk_handle_find_coordinator(mk_req_t *req);
-int mk_handle_join_group(mk_req_t *req);
-int mk_handle_sync_group(mk_req_t *req);
-int mk_handle_heartbeat(mk_req_t *req);
-int mk_handle_leave_group(mk_req_t *req);
-int mk_handle_offset_commit(mk_req_t *req);
-int mk_handle_offset_fetch(mk_req_t *req);
-int mk_handle_describe_groups(mk_req_t *req);
-int mk_handle_list_groups(mk_req_t *req);
-int mk_handle_delete_groups(mk_req_t *req);
-int mk_handle_offset_delete(mk_req_t *req);
-int mk_handle_init_producer_id(mk_req_t *req);
-int mk_handle_add_partitions_to_txn(mk_req_t *req);
-int mk_handle_add_offsets_to_txn(mk_req_t *req);
-int mk_handle_end_txn(mk_req_t *req);
-int mk_handle_txn_offset_commit(mk_req_t *req);
-int mk_handle_describe_producers(mk_req_t *req);
-int mk_handle_describe_transactions(mk_req_t *req);
-int mk_handle_list_transactions(mk_req_t *req);
+int mk_broker_handle_api_versions(mk_req_t *req);
+int mk_broker_handle_metadata(mk_req_t *req);
+int mk_broker_handle_create_topics(mk_req_t *req);
+int mk_broker_handle_delete_topics(mk_req_t *req);
+int mk_broker_handle_produce(mk_req_t *req);
+int mk_broker_handle_fetch(mk_req_t *req);
+int mk_broker_handle_list_offsets(mk_req_t *req);
+int mk_broker_handle_describe_configs(mk_req_t *req);
+int mk_broker_handle_describe_cluster(mk_req_t *req);
+int mk_broker_handle_offset_for_leader_epoch(mk_req_t *req);
+int mk_broker_handle_find_coordinator(mk_req_t *req);
+int mk_broker_handle_join_group(mk_req_t *req);
+int mk_broker_handle_sync_group(mk_req_t *req);
+int mk_broker_handle_heartbeat(mk_req_t *req);
+int mk_broker_handle_leave_group(mk_req_t *req);
+int mk_broker_handle_offset_commit(mk_req_t *req);
+int mk_broker_handle_offset_fetch(mk_req_t *req);
+int mk_broker_handle_describe_groups(mk_req_t *req);
+int mk_broker_handle_list_groups(mk_req_t *req);
+int mk_broker_handle_delete_groups(mk_req_t *req);
+int mk_broker_handle_offset_delete(mk_req_t *req);
+int mk_broker_handle_init_producer_id(mk_req_t *req);
+int mk_broker_handle_add_partitions_to_txn(mk_req_t *req);
+int mk_broker_handle_add_offsets_to_txn(mk_req_t *req);
+int mk_broker_handle_end_txn(mk_req_t *req);
+int mk_broker_handle_txn_offset_commit(mk_req_t *req);
+int mk_broker_handle_describe_producers(mk_req_t *req);
+int mk_broker_handle_describe_transactions(mk_req_t *req);
+int mk_broker_handle_list_transactions(mk_req_t *req);
 
 /* The internal (tenant-namespaced) form of a client name: topic, group or
  * transactional id; NULL for a null name.  Arena-allocated when it differs. */
-const char *mk_req_internal(mk_req_t *req, mk_str_t name);
+const char *mk_broker_req_internal(mk_req_t *req, mk_str_t name);
 /* Resolve a client topic name through the session's tenant. */
-mk_topic_t *mk_req_topic(mk_req_t *req, mk_str_t name);
+mk_topic_t *mk_broker_req_topic(mk_req_t *req, mk_str_t name);
 /* The client-visible name of a topic. */
-mk_str_t mk_req_topic_name(mk_req_t *req, const mk_topic_t *t);
+mk_str_t mk_broker_req_topic_name(mk_req_t *req, const mk_topic_t *t);
 
 #endif /* MK_BROKER_INT_H */

@@ -28,7 +28,7 @@
 /* The partition of this broker a data request may use, or an error code. */
 static mk_partition_t *leader_partition(mk_req_t *req, mk_topic_t *t, int32_t index, int16_t *err)
 {
-    mk_partition_t *p = mk_topic_partition(t, index);
+    mk_partition_t *p = mk_cluster_topic_partition(t, index);
     if (!t || !p) {
         *err = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
         return NULL;
@@ -45,7 +45,7 @@ static mk_partition_t *leader_partition(mk_req_t *req, mk_topic_t *t, int32_t in
  * leader's, or (fetch from follower) an in-sync follower's. */
 static mk_partition_t *read_partition(mk_req_t *req, mk_topic_t *t, int32_t index, mk_log_t **log, int16_t *err)
 {
-    mk_partition_t *p = mk_topic_partition(t, index);
+    mk_partition_t *p = mk_cluster_topic_partition(t, index);
     if (!t || !p) {
         *err = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
         return NULL;
@@ -131,7 +131,7 @@ static bool produce_check(mk_req_t *req, bool final)
         if (w->end_offset < 0)
             continue;
         mk_topic_t *t = mk_cluster_topic_find_id(req->c, w->topic_id);
-        mk_partition_t *p = mk_topic_partition(t, w->partition);
+        mk_partition_t *p = mk_cluster_topic_partition(t, w->partition);
         int16_t err = 0;
         if (!p || p->leader != req->node->id || !p->log) {
             err = MK_KERR_NOT_LEADER_OR_FOLLOWER;
@@ -204,7 +204,7 @@ static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequ
     if (!p) {
         rp->ErrorCode = err;
         if (err == MK_KERR_NOT_LEADER_OR_FOLLOWER && t) {
-            mk_partition_t *pp = mk_topic_partition(t, qp->Index);
+            mk_partition_t *pp = mk_cluster_topic_partition(t, qp->Index);
             rp->CurrentLeader.LeaderId = pp->leader;
             rp->CurrentLeader.LeaderEpoch = pp->leader_epoch;
         }
@@ -223,7 +223,7 @@ static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequ
     err = validate_records(req, t, qp->Records.ptr, qp->Records.ptr ? (size_t)qp->Records.len : 0, why, sizeof(why));
     if (err) {
         rp->ErrorCode = err;
-        rp->ErrorMessage = mk_req_str(req, why);
+        rp->ErrorMessage = mk_broker_req_str(req, why);
         mk_warn("broker %d: produce to %s-%d from %s rejected (%s): %s", req->node->id, t->name, qp->Index,
                 req->sess ? mk_net_conn_peer(req->sess->conn) : "?", mk_kafka_strerror(err), why);
         return;
@@ -303,7 +303,7 @@ static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequ
     }
 }
 
-int mk_handle_produce(mk_req_t *req)
+int mk_broker_handle_produce(mk_req_t *req)
 {
     mk_ProduceRequest_t *q = req->body;
     mk_ProduceResponse_t *r = req->resp;
@@ -314,7 +314,7 @@ int mk_handle_produce(mk_req_t *req)
         mk_ProduceRequest_TopicProduceData_t *qt = &q->TopicData.items[i];
         mk_ProduceResponse_TopicProduceResponse_t *rt = &r->Responses.items[i];
         rt->Name = qt->Name;
-        mk_topic_t *t = mk_req_topic(req, qt->Name);
+        mk_topic_t *t = mk_broker_req_topic(req, qt->Name);
         if (!MK_ARRAY_ALLOC(req, rt->PartitionResponses, qt->PartitionData.count,
                             ProduceResponse_PartitionProduceResponse))
             return MK_ERR_NOMEM;
@@ -362,7 +362,7 @@ static void aborted_cb(int64_t pid, int64_t first, void *arg)
     aborted_ctx_t *c = arg;
     if (c->n == c->cap) {
         int32_t cap = c->cap ? c->cap * 2 : 8;
-        mk_FetchResponse_AbortedTransaction_t *n = mk_req_structs(c->req, &mk_pdesc_FetchResponse_AbortedTransaction, cap);
+        mk_FetchResponse_AbortedTransaction_t *n = mk_broker_req_structs(c->req, &mk_pdesc_FetchResponse_AbortedTransaction, cap);
         if (!n)
             return;
         if (c->n)
@@ -410,7 +410,7 @@ static int64_t fetch_fill(mk_req_t *req)
             rt->TopicId = qt->TopicId;
             missing = MK_KERR_UNKNOWN_TOPIC_ID;
         } else {
-            t = mk_req_topic(req, qt->Topic);
+            t = mk_broker_req_topic(req, qt->Topic);
             rt->Topic = qt->Topic;
             missing = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
         }
@@ -432,7 +432,7 @@ static int64_t fetch_fill(mk_req_t *req)
                 rp->ErrorCode = err;
                 any_error = true;
                 if (t && err == MK_KERR_NOT_LEADER_OR_FOLLOWER) {
-                    mk_partition_t *pp = mk_topic_partition(t, qp->Partition);
+                    mk_partition_t *pp = mk_cluster_topic_partition(t, qp->Partition);
                     rp->CurrentLeader.LeaderId = pp->leader;
                     rp->CurrentLeader.LeaderEpoch = pp->leader_epoch;
                 }
@@ -515,11 +515,11 @@ static bool fetch_may_progress(mk_req_t *req)
     for (int32_t i = 0; i < q->Topics.count; i++) {
         mk_FetchRequest_FetchTopic_t *qt = &q->Topics.items[i];
         mk_topic_t *t = req->version >= 13 ? mk_cluster_topic_find_id(req->c, qt->TopicId.b)
-                                           : mk_req_topic(req, qt->Topic);
+                                           : mk_broker_req_topic(req, qt->Topic);
         if (!t)
             return true;
         for (int32_t j = 0; j < qt->Partitions.count; j++) {
-            mk_partition_t *p = mk_topic_partition(t, qt->Partitions.items[j].Partition);
+            mk_partition_t *p = mk_cluster_topic_partition(t, qt->Partitions.items[j].Partition);
             mk_replica_t *rp = mk_partition_replica(p, req->node->id);
             if (!p || !p->log || !rp || !rp->log || p->hw > qt->Partitions.items[j].FetchOffset)
                 return true;
@@ -528,7 +528,7 @@ static bool fetch_may_progress(mk_req_t *req)
     return false;
 }
 
-int mk_handle_fetch(mk_req_t *req)
+int mk_broker_handle_fetch(mk_req_t *req)
 {
     mk_FetchRequest_t *q = req->body;
     int64_t got = fetch_fill(req);
@@ -583,14 +583,14 @@ static void park_timeout_cb(uv_timer_t *timer)
         else
             fetch_fill(req);
     }
-    mk_req_finish(req);
+    mk_broker_req_finish(req);
 }
 
 void mk_broker_park(mk_broker_t *b, mk_req_t *req, int32_t max_wait_ms)
 {
     req->timer = mk_malloc(sizeof(uv_timer_t));
     if (!req->timer) {
-        mk_req_finish(req); /* answer now with what we have */
+        mk_broker_req_finish(req); /* answer now with what we have */
         return;
     }
     uv_timer_init(b->loop, req->timer);
@@ -602,7 +602,7 @@ void mk_broker_park(mk_broker_t *b, mk_req_t *req, int32_t max_wait_ms)
 void mk_broker_wake_fetches(mk_broker_t *b)
 {
     /* Take the list: requests that stay parked are linked again; fetches
-     * parked meanwhile (by frames dispatched from mk_req_finish) land on the
+     * parked meanwhile (by frames dispatched from mk_broker_req_finish) land on the
      * fresh list and wait for the next wake. */
     mk_req_t *list = b->parked;
     b->parked = NULL;
@@ -614,13 +614,13 @@ void mk_broker_wake_fetches(mk_broker_t *b)
         req->park_prev = req->park_next = NULL;
         if (!req->sess) {
             park_release_timer(req);
-            mk_req_finish(req);
+            mk_broker_req_finish(req);
             continue;
         }
         if (req->kind == MK_PARK_PRODUCE) {
             if (produce_check(req, false)) {
                 park_release_timer(req);
-                mk_req_finish(req);
+                mk_broker_req_finish(req);
                 continue;
             }
         } else if (fetch_may_progress(req)) {
@@ -628,7 +628,7 @@ void mk_broker_wake_fetches(mk_broker_t *b)
             int64_t got = fetch_fill(req);
             if (got < 0 || got >= q->MinBytes) {
                 park_release_timer(req);
-                mk_req_finish(req);
+                mk_broker_req_finish(req);
                 continue;
             }
         }
@@ -642,7 +642,7 @@ void mk_broker_unpark_all(mk_broker_t *b)
         mk_req_t *req = b->parked;
         park_unlink(b, req);
         park_release_timer(req);
-        mk_req_finish(req);
+        mk_broker_req_finish(req);
     }
 }
 
@@ -731,7 +731,7 @@ static void list_offset_partition(mk_req_t *req, mk_partition_t *p, int64_t ts, 
     }
 }
 
-int mk_handle_list_offsets(mk_req_t *req)
+int mk_broker_handle_list_offsets(mk_req_t *req)
 {
     mk_ListOffsetsRequest_t *q = req->body;
     mk_ListOffsetsResponse_t *r = req->resp;
@@ -741,7 +741,7 @@ int mk_handle_list_offsets(mk_req_t *req)
         mk_ListOffsetsRequest_ListOffsetsTopic_t *qt = &q->Topics.items[i];
         mk_ListOffsetsResponse_ListOffsetsTopicResponse_t *rt = &r->Topics.items[i];
         rt->Name = qt->Name;
-        mk_topic_t *t = mk_req_topic(req, qt->Name);
+        mk_topic_t *t = mk_broker_req_topic(req, qt->Name);
         if (!MK_ARRAY_ALLOC(req, rt->Partitions, qt->Partitions.count,
                             ListOffsetsResponse_ListOffsetsPartitionResponse))
             return MK_ERR_NOMEM;
@@ -777,7 +777,7 @@ int mk_handle_list_offsets(mk_req_t *req)
 
 /* ====================================================== OffsetForLeaderEpoch */
 
-int mk_handle_offset_for_leader_epoch(mk_req_t *req)
+int mk_broker_handle_offset_for_leader_epoch(mk_req_t *req)
 {
     mk_OffsetForLeaderEpochRequest_t *q = req->body;
     mk_OffsetForLeaderEpochResponse_t *r = req->resp;
@@ -787,7 +787,7 @@ int mk_handle_offset_for_leader_epoch(mk_req_t *req)
         mk_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_t *qt = &q->Topics.items[i];
         mk_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_t *rt = &r->Topics.items[i];
         rt->Topic = qt->Topic;
-        mk_topic_t *t = mk_req_topic(req, qt->Topic);
+        mk_topic_t *t = mk_broker_req_topic(req, qt->Topic);
         if (!MK_ARRAY_ALLOC(req, rt->Partitions, qt->Partitions.count, OffsetForLeaderEpochResponse_EpochEndOffset))
             return MK_ERR_NOMEM;
         for (int32_t j = 0; j < qt->Partitions.count; j++) {

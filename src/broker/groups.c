@@ -18,14 +18,14 @@
 
 static const char *internal_group(mk_req_t *req, mk_str_t id)
 {
-    const char *g = mk_req_internal(req, id);
+    const char *g = mk_broker_req_internal(req, id);
     return g ? g : "";
 }
 
 static mk_str_t external_group(mk_req_t *req, const char *internal)
 {
     const mk_tenant_t *t = req->sess ? req->sess->tenant : mk_tenant_default();
-    return mk_req_str(req, mk_tenant_to_external(t, internal));
+    return mk_broker_req_str(req, mk_tenant_to_external(t, internal));
 }
 
 /* NONE, or the error a request for group id gets on this broker. */
@@ -85,7 +85,7 @@ static void find_one(mk_req_t *req, const char *key, int8_t key_type, int16_t *e
     *msg = mk_str(NULL);
 }
 
-int mk_handle_find_coordinator(mk_req_t *req)
+int mk_broker_handle_find_coordinator(mk_req_t *req)
 {
     mk_FindCoordinatorRequest_t *q = req->body;
     mk_FindCoordinatorResponse_t *r = req->resp;
@@ -114,23 +114,23 @@ static void join_done(const mk_group_join_result_t *res, void *arg)
     mk_JoinGroupResponse_t *r = req->resp;
     r->ErrorCode = res->error;
     r->GenerationId = res->generation;
-    r->ProtocolType = mk_req_str(req, res->protocol_type);
-    r->ProtocolName = mk_req_str(req, res->protocol_name);
-    r->Leader = mk_req_str(req, res->leader ? res->leader : "");
-    r->MemberId = mk_req_str(req, res->member_id ? res->member_id : "");
+    r->ProtocolType = mk_broker_req_str(req, res->protocol_type);
+    r->ProtocolName = mk_broker_req_str(req, res->protocol_name);
+    r->Leader = mk_broker_req_str(req, res->leader ? res->leader : "");
+    r->MemberId = mk_broker_req_str(req, res->member_id ? res->member_id : "");
     r->SkipAssignment = res->skip_assignment;
     if (res->member_count > 0 &&
         MK_ARRAY_ALLOC(req, r->Members, res->member_count, JoinGroupResponse_JoinGroupResponseMember)) {
         for (int32_t i = 0; i < res->member_count; i++) {
-            r->Members.items[i].MemberId = mk_req_str(req, res->members[i].member_id);
-            r->Members.items[i].GroupInstanceId = mk_req_str(req, res->members[i].group_instance_id);
+            r->Members.items[i].MemberId = mk_broker_req_str(req, res->members[i].member_id);
+            r->Members.items[i].GroupInstanceId = mk_broker_req_str(req, res->members[i].group_instance_id);
             r->Members.items[i].Metadata = copy_bytes(req, res->members[i].metadata, res->members[i].metadata_len);
         }
     }
-    mk_req_finish(req);
+    mk_broker_req_finish(req);
 }
 
-int mk_handle_join_group(mk_req_t *req)
+int mk_broker_handle_join_group(mk_req_t *req)
 {
     mk_JoinGroupRequest_t *q = req->body;
     mk_JoinGroupResponse_t *r = req->resp;
@@ -171,13 +171,13 @@ static void sync_done(const mk_group_sync_result_t *res, void *arg)
     mk_req_t *req = arg;
     mk_SyncGroupResponse_t *r = req->resp;
     r->ErrorCode = res->error;
-    r->ProtocolType = mk_req_str(req, res->protocol_type);
-    r->ProtocolName = mk_req_str(req, res->protocol_name);
+    r->ProtocolType = mk_broker_req_str(req, res->protocol_type);
+    r->ProtocolName = mk_broker_req_str(req, res->protocol_name);
     r->Assignment = copy_bytes(req, res->assignment, res->assignment_len);
-    mk_req_finish(req);
+    mk_broker_req_finish(req);
 }
 
-int mk_handle_sync_group(mk_req_t *req)
+int mk_broker_handle_sync_group(mk_req_t *req)
 {
     mk_SyncGroupRequest_t *q = req->body;
     mk_SyncGroupResponse_t *r = req->resp;
@@ -202,7 +202,7 @@ int mk_handle_sync_group(mk_req_t *req)
 
 /* ======================================================= Heartbeat and Leave */
 
-int mk_handle_heartbeat(mk_req_t *req)
+int mk_broker_handle_heartbeat(mk_req_t *req)
 {
     mk_HeartbeatRequest_t *q = req->body;
     mk_HeartbeatResponse_t *r = req->resp;
@@ -214,7 +214,7 @@ int mk_handle_heartbeat(mk_req_t *req)
     return MK_REQ_DONE;
 }
 
-int mk_handle_leave_group(mk_req_t *req)
+int mk_broker_handle_leave_group(mk_req_t *req)
 {
     mk_LeaveGroupRequest_t *q = req->body;
     mk_LeaveGroupResponse_t *r = req->resp;
@@ -251,10 +251,10 @@ static void commit_done(int16_t error, void *arg)
             mk_OffsetCommitResponse_OffsetCommitResponsePartition_t *p = &r->Topics.items[i].Partitions.items[j];
             p->ErrorCode = error ? error : commits[k].error;
         }
-    mk_req_finish(req);
+    mk_broker_req_finish(req);
 }
 
-int mk_handle_offset_commit(mk_req_t *req)
+int mk_broker_handle_offset_commit(mk_req_t *req)
 {
     mk_OffsetCommitRequest_t *q = req->body;
     mk_OffsetCommitResponse_t *r = req->resp;
@@ -276,7 +276,7 @@ int mk_handle_offset_commit(mk_req_t *req)
         int32_t np = qt->Partitions.count > 0 ? qt->Partitions.count : 0;
         if (!MK_ARRAY_ALLOC(req, rt->Partitions, np, OffsetCommitResponse_OffsetCommitResponsePartition))
             return MK_ERR_NOMEM;
-        mk_topic_t *t = mk_req_topic(req, qt->Name);
+        mk_topic_t *t = mk_broker_req_topic(req, qt->Name);
         for (int32_t j = 0; j < np; j++, k++) {
             mk_OffsetCommitRequest_OffsetCommitRequestPartition_t *qp = &qt->Partitions.items[j];
             rt->Partitions.items[j].PartitionIndex = qp->PartitionIndex;
@@ -286,7 +286,7 @@ int mk_handle_offset_commit(mk_req_t *req)
             commits[k].offset = qp->CommittedOffset;
             commits[k].leader_epoch = qp->CommittedLeaderEpoch;
             commits[k].metadata = qp->CommittedMetadata.ptr;
-            commits[k].error = (!t || !mk_topic_partition(t, qp->PartitionIndex)) ? MK_KERR_UNKNOWN_TOPIC_OR_PARTITION : 0;
+            commits[k].error = (!t || !mk_cluster_topic_partition(t, qp->PartitionIndex)) ? MK_KERR_UNKNOWN_TOPIC_OR_PARTITION : 0;
         }
     }
     if (cerr)
@@ -349,7 +349,7 @@ static void fill_partition(mk_req_t *req, const char *gid, const mk_topic_t *t, 
     mk_group_offset_get(req->b->groups, gid, t->name, partition, &o);
     *offset = o.offset;
     *epoch = o.leader_epoch;
-    *metadata = mk_req_str(req, o.metadata);
+    *metadata = mk_broker_req_str(req, o.metadata);
     *err = 0;
     /* require_stable (v7+): offsets held by an open transaction are not final. */
     mk_OffsetFetchRequest_t *q = req->body;
@@ -370,7 +370,7 @@ static int offset_fetch_topics(mk_req_t *req, const char *gid, bool all, int32_t
         mk_group_offsets_foreach(req->b->groups, gid, collect_offset, &a);
         /* One response topic per committed (topic, partition) grouped by topic. */
         mk_OffsetFetchResponse_OffsetFetchResponseTopics_t *ts =
-            mk_req_structs(req, &mk_pdesc_OffsetFetchResponse_OffsetFetchResponseTopics, a.count);
+            mk_broker_req_structs(req, &mk_pdesc_OffsetFetchResponse_OffsetFetchResponseTopics, a.count);
         int32_t ntop = 0;
         for (int i = 0; i < a.count; i++) {
             mk_topic_t *t = mk_cluster_topic_find(req->c, a.topics[i]);
@@ -378,13 +378,13 @@ static int offset_fetch_topics(mk_req_t *req, const char *gid, bool all, int32_t
                 continue;
             int32_t ti = -1;
             for (int32_t x = 0; x < ntop; x++)
-                if (strcmp(ts[x].Name.ptr, mk_req_topic_name(req, t).ptr) == 0)
+                if (strcmp(ts[x].Name.ptr, mk_broker_req_topic_name(req, t).ptr) == 0)
                     ti = x;
             if (ti < 0) {
                 ti = ntop++;
-                ts[ti].Name = mk_req_str(req, mk_req_topic_name(req, t).ptr);
+                ts[ti].Name = mk_broker_req_str(req, mk_broker_req_topic_name(req, t).ptr);
                 ts[ti].Partitions.items =
-                    mk_req_structs(req, &mk_pdesc_OffsetFetchResponse_OffsetFetchResponsePartitions, a.count);
+                    mk_broker_req_structs(req, &mk_pdesc_OffsetFetchResponse_OffsetFetchResponsePartitions, a.count);
                 ts[ti].Partitions.count = 0;
             }
             mk_OffsetFetchResponse_OffsetFetchResponsePartitions_t *p =
@@ -399,12 +399,12 @@ static int offset_fetch_topics(mk_req_t *req, const char *gid, bool all, int32_t
         return 0;
     }
     mk_OffsetFetchResponse_OffsetFetchResponseTopics_t *ts =
-        mk_req_structs(req, &mk_pdesc_OffsetFetchResponse_OffsetFetchResponseTopics, nt);
+        mk_broker_req_structs(req, &mk_pdesc_OffsetFetchResponse_OffsetFetchResponseTopics, nt);
     if (nt && !ts)
         return MK_ERR_NOMEM;
     for (int32_t i = 0; i < nt; i++) {
         ts[i].Name = qts[i].Name;
-        mk_topic_t *t = mk_req_topic(req, qts[i].Name);
+        mk_topic_t *t = mk_broker_req_topic(req, qts[i].Name);
         int32_t np = qts[i].PartitionIndexes.count > 0 ? qts[i].PartitionIndexes.count : 0;
         if (!MK_ARRAY_ALLOC(req, ts[i].Partitions, np, OffsetFetchResponse_OffsetFetchResponsePartitions))
             return MK_ERR_NOMEM;
@@ -420,7 +420,7 @@ static int offset_fetch_topics(mk_req_t *req, const char *gid, bool all, int32_t
     return 0;
 }
 
-int mk_handle_offset_fetch(mk_req_t *req)
+int mk_broker_handle_offset_fetch(mk_req_t *req)
 {
     mk_OffsetFetchRequest_t *q = req->body;
     mk_OffsetFetchResponse_t *r = req->resp;
@@ -452,7 +452,7 @@ int mk_handle_offset_fetch(mk_req_t *req)
      * for field, so convert through the v8 shape. */
     int32_t nt = q->Topics.count;
     mk_OffsetFetchRequest_OffsetFetchRequestTopics_t *qts =
-        mk_req_structs(req, &mk_pdesc_OffsetFetchRequest_OffsetFetchRequestTopics, nt > 0 ? nt : 0);
+        mk_broker_req_structs(req, &mk_pdesc_OffsetFetchRequest_OffsetFetchRequestTopics, nt > 0 ? nt : 0);
     for (int32_t i = 0; i < nt; i++) {
         qts[i].Name = q->Topics.items[i].Name;
         qts[i].PartitionIndexes.items = q->Topics.items[i].PartitionIndexes.items;
@@ -495,23 +495,23 @@ static void describe_cb(const mk_group_desc_t *d, void *arg)
     describe_ctx_t *c = arg;
     mk_req_t *req = c->req;
     mk_DescribeGroupsResponse_DescribedGroup_t *g = c->out;
-    g->GroupState = mk_req_str(req, d->state);
-    g->ProtocolType = mk_req_str(req, d->protocol_type);
-    g->ProtocolData = mk_req_str(req, d->protocol_name);
+    g->GroupState = mk_broker_req_str(req, d->state);
+    g->ProtocolType = mk_broker_req_str(req, d->protocol_type);
+    g->ProtocolData = mk_broker_req_str(req, d->protocol_name);
     if (!MK_ARRAY_ALLOC(req, g->Members, d->member_count, DescribeGroupsResponse_DescribedGroupMember))
         return;
     for (int32_t i = 0; i < d->member_count; i++) {
         mk_DescribeGroupsResponse_DescribedGroupMember_t *m = &g->Members.items[i];
-        m->MemberId = mk_req_str(req, d->members[i].member_id);
-        m->GroupInstanceId = mk_req_str(req, d->members[i].group_instance_id);
-        m->ClientId = mk_req_str(req, d->members[i].client_id);
-        m->ClientHost = mk_req_str(req, d->members[i].client_host);
+        m->MemberId = mk_broker_req_str(req, d->members[i].member_id);
+        m->GroupInstanceId = mk_broker_req_str(req, d->members[i].group_instance_id);
+        m->ClientId = mk_broker_req_str(req, d->members[i].client_id);
+        m->ClientHost = mk_broker_req_str(req, d->members[i].client_host);
         m->MemberMetadata = copy_bytes(req, d->members[i].metadata, d->members[i].metadata_len);
         m->MemberAssignment = copy_bytes(req, d->members[i].assignment, d->members[i].assignment_len);
     }
 }
 
-int mk_handle_describe_groups(mk_req_t *req)
+int mk_broker_handle_describe_groups(mk_req_t *req)
 {
     mk_DescribeGroupsRequest_t *q = req->body;
     mk_DescribeGroupsResponse_t *r = req->resp;
@@ -562,7 +562,7 @@ static void list_cb(const mk_group_desc_t *d, void *arg)
     if (c->count == c->cap) {
         int32_t cap = c->cap ? c->cap * 2 : 16;
         mk_ListGroupsResponse_ListedGroup_t *n =
-            mk_req_structs(c->req, &mk_pdesc_ListGroupsResponse_ListedGroup, cap);
+            mk_broker_req_structs(c->req, &mk_pdesc_ListGroupsResponse_ListedGroup, cap);
         if (!n)
             return;
         if (c->count)
@@ -572,12 +572,12 @@ static void list_cb(const mk_group_desc_t *d, void *arg)
     }
     mk_ListGroupsResponse_ListedGroup_t *g = &c->items[c->count++];
     g->GroupId = external_group(c->req, d->group_id);
-    g->ProtocolType = mk_req_str(c->req, d->protocol_type);
-    g->GroupState = mk_req_str(c->req, d->state);
+    g->ProtocolType = mk_broker_req_str(c->req, d->protocol_type);
+    g->GroupState = mk_broker_req_str(c->req, d->state);
     g->GroupType = mk_str("classic");
 }
 
-int mk_handle_list_groups(mk_req_t *req)
+int mk_broker_handle_list_groups(mk_req_t *req)
 {
     mk_ListGroupsRequest_t *q = req->body;
     mk_ListGroupsResponse_t *r = req->resp;
@@ -592,7 +592,7 @@ int mk_handle_list_groups(mk_req_t *req)
     return MK_REQ_DONE;
 }
 
-int mk_handle_delete_groups(mk_req_t *req)
+int mk_broker_handle_delete_groups(mk_req_t *req)
 {
     mk_DeleteGroupsRequest_t *q = req->body;
     mk_DeleteGroupsResponse_t *r = req->resp;
@@ -608,7 +608,7 @@ int mk_handle_delete_groups(mk_req_t *req)
     return MK_REQ_DONE;
 }
 
-int mk_handle_offset_delete(mk_req_t *req)
+int mk_broker_handle_offset_delete(mk_req_t *req)
 {
     mk_OffsetDeleteRequest_t *q = req->body;
     mk_OffsetDeleteResponse_t *r = req->resp;
@@ -622,14 +622,14 @@ int mk_handle_offset_delete(mk_req_t *req)
         mk_OffsetDeleteRequest_OffsetDeleteRequestTopic_t *qt = &q->Topics.items[i];
         mk_OffsetDeleteResponse_OffsetDeleteResponseTopic_t *rt = &r->Topics.items[i];
         rt->Name = qt->Name;
-        mk_topic_t *t = mk_req_topic(req, qt->Name);
+        mk_topic_t *t = mk_broker_req_topic(req, qt->Name);
         int32_t np = qt->Partitions.count > 0 ? qt->Partitions.count : 0;
         if (!MK_ARRAY_ALLOC(req, rt->Partitions, np, OffsetDeleteResponse_OffsetDeleteResponsePartition))
             return MK_ERR_NOMEM;
         for (int32_t j = 0; j < np; j++) {
             int32_t p = qt->Partitions.items[j].PartitionIndex;
             rt->Partitions.items[j].PartitionIndex = p;
-            if (!t || !mk_topic_partition(t, p)) {
+            if (!t || !mk_cluster_topic_partition(t, p)) {
                 rt->Partitions.items[j].ErrorCode = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }

@@ -24,13 +24,13 @@ static int16_t txn_coordinator_check(mk_req_t *req, const char *tid)
     return id == req->node->id ? 0 : MK_KERR_NOT_COORDINATOR;
 }
 
-int mk_handle_init_producer_id(mk_req_t *req)
+int mk_broker_handle_init_producer_id(mk_req_t *req)
 {
     mk_InitProducerIdRequest_t *q = req->body;
     mk_InitProducerIdResponse_t *r = req->resp;
     r->ProducerId = -1;
     r->ProducerEpoch = -1;
-    const char *tid = mk_req_internal(req, q->TransactionalId);
+    const char *tid = mk_broker_req_internal(req, q->TransactionalId);
     if (tid && (r->ErrorCode = txn_coordinator_check(req, tid)))
         return MK_REQ_DONE;
     if (!req->b->txn) {
@@ -50,7 +50,7 @@ static int add_partitions(mk_req_t *req, const char *tid, int64_t pid, int16_t e
                           mk_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_t **out, int32_t *out_count)
 {
     mk_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_t *res =
-        mk_req_structs(req, &mk_pdesc_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult, nt);
+        mk_broker_req_structs(req, &mk_pdesc_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult, nt);
     if (nt > 0 && !res)
         return MK_ERR_NOMEM;
     int16_t cerr = txn_coordinator_check(req, tid);
@@ -61,7 +61,7 @@ static int add_partitions(mk_req_t *req, const char *tid, int64_t pid, int16_t e
     bool any_unknown = false;
     for (int32_t i = 0; i < nt && !cerr; i++)
         for (int32_t j = 0; j < topics[i].Partitions.count; j++)
-            if (!mk_topic_partition(mk_req_topic(req, topics[i].Name), topics[i].Partitions.items[j]))
+            if (!mk_cluster_topic_partition(mk_broker_req_topic(req, topics[i].Name), topics[i].Partitions.items[j]))
                 any_unknown = true;
     for (int32_t i = 0; i < nt; i++) {
         res[i].Name = topics[i].Name;
@@ -69,11 +69,11 @@ static int add_partitions(mk_req_t *req, const char *tid, int64_t pid, int16_t e
         if (!MK_ARRAY_ALLOC(req, res[i].ResultsByPartition, np,
                             AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult))
             return MK_ERR_NOMEM;
-        mk_topic_t *t = mk_req_topic(req, topics[i].Name);
+        mk_topic_t *t = mk_broker_req_topic(req, topics[i].Name);
         for (int32_t j = 0; j < np; j++) {
             mk_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_t *pr = &res[i].ResultsByPartition.items[j];
             pr->PartitionIndex = topics[i].Partitions.items[j];
-            mk_partition_t *p = mk_topic_partition(t, pr->PartitionIndex);
+            mk_partition_t *p = mk_cluster_topic_partition(t, pr->PartitionIndex);
             if (cerr)
                 pr->PartitionErrorCode = cerr;
             else if (!p)
@@ -89,12 +89,12 @@ static int add_partitions(mk_req_t *req, const char *tid, int64_t pid, int16_t e
     return 0;
 }
 
-int mk_handle_add_partitions_to_txn(mk_req_t *req)
+int mk_broker_handle_add_partitions_to_txn(mk_req_t *req)
 {
     mk_AddPartitionsToTxnRequest_t *q = req->body;
     mk_AddPartitionsToTxnResponse_t *r = req->resp;
     if (req->version <= 3) {
-        return add_partitions(req, mk_req_internal(req, q->V3AndBelowTransactionalId), q->V3AndBelowProducerId,
+        return add_partitions(req, mk_broker_req_internal(req, q->V3AndBelowTransactionalId), q->V3AndBelowProducerId,
                               q->V3AndBelowProducerEpoch, false, q->V3AndBelowTopics.count,
                               q->V3AndBelowTopics.items, &r->ResultsByTopicV3AndBelow.items,
                               &r->ResultsByTopicV3AndBelow.count) < 0
@@ -107,7 +107,7 @@ int mk_handle_add_partitions_to_txn(mk_req_t *req)
     for (int32_t i = 0; i < n; i++) {
         mk_AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction_t *x = &q->Transactions.items[i];
         r->ResultsByTransaction.items[i].TransactionalId = x->TransactionalId;
-        if (add_partitions(req, mk_req_internal(req, x->TransactionalId), x->ProducerId, x->ProducerEpoch,
+        if (add_partitions(req, mk_broker_req_internal(req, x->TransactionalId), x->ProducerId, x->ProducerEpoch,
                            x->VerifyOnly, x->Topics.count, x->Topics.items,
                            &r->ResultsByTransaction.items[i].TopicResults.items,
                            &r->ResultsByTransaction.items[i].TopicResults.count) < 0)
@@ -116,23 +116,23 @@ int mk_handle_add_partitions_to_txn(mk_req_t *req)
     return MK_REQ_DONE;
 }
 
-int mk_handle_add_offsets_to_txn(mk_req_t *req)
+int mk_broker_handle_add_offsets_to_txn(mk_req_t *req)
 {
     mk_AddOffsetsToTxnRequest_t *q = req->body;
     mk_AddOffsetsToTxnResponse_t *r = req->resp;
-    const char *tid = mk_req_internal(req, q->TransactionalId);
+    const char *tid = mk_broker_req_internal(req, q->TransactionalId);
     if ((r->ErrorCode = txn_coordinator_check(req, tid)))
         return MK_REQ_DONE;
     r->ErrorCode = mk_txn_add_offsets(req->b->txn, tid, q->ProducerId, q->ProducerEpoch,
-                                      mk_req_internal(req, q->GroupId));
+                                      mk_broker_req_internal(req, q->GroupId));
     return MK_REQ_DONE;
 }
 
-int mk_handle_end_txn(mk_req_t *req)
+int mk_broker_handle_end_txn(mk_req_t *req)
 {
     mk_EndTxnRequest_t *q = req->body;
     mk_EndTxnResponse_t *r = req->resp;
-    const char *tid = mk_req_internal(req, q->TransactionalId);
+    const char *tid = mk_broker_req_internal(req, q->TransactionalId);
     r->ProducerId = q->ProducerId;
     r->ProducerEpoch = q->ProducerEpoch;
     if ((r->ErrorCode = txn_coordinator_check(req, tid)))
@@ -142,12 +142,12 @@ int mk_handle_end_txn(mk_req_t *req)
     return MK_REQ_DONE;
 }
 
-int mk_handle_txn_offset_commit(mk_req_t *req)
+int mk_broker_handle_txn_offset_commit(mk_req_t *req)
 {
     mk_TxnOffsetCommitRequest_t *q = req->body;
     mk_TxnOffsetCommitResponse_t *r = req->resp;
-    const char *tid = mk_req_internal(req, q->TransactionalId);
-    const char *gid = mk_req_internal(req, q->GroupId);
+    const char *tid = mk_broker_req_internal(req, q->TransactionalId);
+    const char *gid = mk_broker_req_internal(req, q->GroupId);
     /* TxnOffsetCommit goes to the group's coordinator. */
     int16_t err = 0;
     if (!req->b->groups || !req->b->txn || !gid)
@@ -163,7 +163,7 @@ int mk_handle_txn_offset_commit(mk_req_t *req)
     int k = 0;
     for (int32_t i = 0; i < nt; i++) {
         mk_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_t *qt = &q->Topics.items[i];
-        mk_topic_t *t = mk_req_topic(req, qt->Name);
+        mk_topic_t *t = mk_broker_req_topic(req, qt->Name);
         int32_t np = qt->Partitions.count > 0 ? qt->Partitions.count : 0;
         r->Topics.items[i].Name = qt->Name;
         if (!MK_ARRAY_ALLOC(req, r->Topics.items[i].Partitions, np, TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition))
@@ -175,7 +175,7 @@ int mk_handle_txn_offset_commit(mk_req_t *req)
             commits[k].offset = qp->CommittedOffset;
             commits[k].leader_epoch = qp->CommittedLeaderEpoch;
             commits[k].metadata = qp->CommittedMetadata.ptr;
-            commits[k].error = (!t || !mk_topic_partition(t, qp->PartitionIndex)) ? MK_KERR_UNKNOWN_TOPIC_OR_PARTITION : 0;
+            commits[k].error = (!t || !mk_cluster_topic_partition(t, qp->PartitionIndex)) ? MK_KERR_UNKNOWN_TOPIC_OR_PARTITION : 0;
         }
     }
     if (!err)
@@ -211,7 +211,7 @@ static void prod_cb(int64_t pid, int16_t epoch, int32_t last_seq, int64_t last_t
     s->CurrentTxnStartOffset = txn_start;
 }
 
-int mk_handle_describe_producers(mk_req_t *req)
+int mk_broker_handle_describe_producers(mk_req_t *req)
 {
     mk_DescribeProducersRequest_t *q = req->body;
     mk_DescribeProducersResponse_t *r = req->resp;
@@ -220,7 +220,7 @@ int mk_handle_describe_producers(mk_req_t *req)
         return MK_ERR_NOMEM;
     for (int32_t i = 0; i < nt; i++) {
         mk_DescribeProducersRequest_TopicRequest_t *qt = &q->Topics.items[i];
-        mk_topic_t *t = mk_req_topic(req, qt->Name);
+        mk_topic_t *t = mk_broker_req_topic(req, qt->Name);
         int32_t np = qt->PartitionIndexes.count > 0 ? qt->PartitionIndexes.count : 0;
         r->Topics.items[i].Name = qt->Name;
         if (!MK_ARRAY_ALLOC(req, r->Topics.items[i].Partitions, np, DescribeProducersResponse_PartitionResponse))
@@ -228,7 +228,7 @@ int mk_handle_describe_producers(mk_req_t *req)
         for (int32_t j = 0; j < np; j++) {
             mk_DescribeProducersResponse_PartitionResponse_t *pr = &r->Topics.items[i].Partitions.items[j];
             pr->PartitionIndex = qt->PartitionIndexes.items[j];
-            mk_partition_t *p = mk_topic_partition(t, pr->PartitionIndex);
+            mk_partition_t *p = mk_cluster_topic_partition(t, pr->PartitionIndex);
             if (!p) {
                 pr->ErrorCode = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
@@ -260,7 +260,7 @@ static void desc_cb(const mk_txn_desc_t *d, void *arg)
 {
     desc_ctx_t *c = arg;
     mk_DescribeTransactionsResponse_TransactionState_t *o = c->out;
-    o->TransactionState = mk_req_str(c->req, d->state);
+    o->TransactionState = mk_broker_req_str(c->req, d->state);
     o->TransactionTimeoutMs = d->timeout_ms;
     o->TransactionStartTimeMs = d->start_ms;
     o->ProducerId = d->producer_id;
@@ -269,7 +269,7 @@ static void desc_cb(const mk_txn_desc_t *d, void *arg)
     if (!MK_ARRAY_ALLOC(c->req, o->Topics, d->partition_count, DescribeTransactionsResponse_TopicData))
         return;
     for (int32_t i = 0; i < d->partition_count; i++) {
-        o->Topics.items[i].Topic = mk_req_str(c->req, d->topics[i]);
+        o->Topics.items[i].Topic = mk_broker_req_str(c->req, d->topics[i]);
         int32_t *p = mk_arena_alloc(&c->req->arena, sizeof(int32_t));
         if (p) {
             *p = d->partitions[i];
@@ -279,7 +279,7 @@ static void desc_cb(const mk_txn_desc_t *d, void *arg)
     }
 }
 
-int mk_handle_describe_transactions(mk_req_t *req)
+int mk_broker_handle_describe_transactions(mk_req_t *req)
 {
     mk_DescribeTransactionsRequest_t *q = req->body;
     mk_DescribeTransactionsResponse_t *r = req->resp;
@@ -288,7 +288,7 @@ int mk_handle_describe_transactions(mk_req_t *req)
         return MK_ERR_NOMEM;
     for (int32_t i = 0; i < n; i++) {
         mk_DescribeTransactionsResponse_TransactionState_t *o = &r->TransactionStates.items[i];
-        const char *tid = mk_req_internal(req, q->TransactionalIds.items[i]);
+        const char *tid = mk_broker_req_internal(req, q->TransactionalIds.items[i]);
         o->TransactionalId = q->TransactionalIds.items[i];
         o->TransactionState = mk_str("");
         if ((o->ErrorCode = txn_coordinator_check(req, tid)))
@@ -325,12 +325,12 @@ static void list_cb(const mk_txn_desc_t *d, void *arg)
     const mk_tenant_t *tn = c->req->sess ? c->req->sess->tenant : mk_tenant_default();
     mk_ListTransactionsResponse_TransactionState_t *s = &c->items[c->n++];
     mk_proto_struct_defaults(&mk_pdesc_ListTransactionsResponse_TransactionState, s);
-    s->TransactionalId = mk_req_str(c->req, mk_tenant_to_external(tn, d->transactional_id));
+    s->TransactionalId = mk_broker_req_str(c->req, mk_tenant_to_external(tn, d->transactional_id));
     s->ProducerId = d->producer_id;
-    s->TransactionState = mk_req_str(c->req, d->state);
+    s->TransactionState = mk_broker_req_str(c->req, d->state);
 }
 
-int mk_handle_list_transactions(mk_req_t *req)
+int mk_broker_handle_list_transactions(mk_req_t *req)
 {
     mk_ListTransactionsRequest_t *q = req->body;
     mk_ListTransactionsResponse_t *r = req->resp;

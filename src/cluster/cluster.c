@@ -103,17 +103,17 @@ const char *mk_cluster_topic_config(const mk_cluster_t *c, const mk_topic_t *t, 
             *source = 1;
         return v;
     }
-    const mk_cfg_def_t *d = mk_cfg_topic_def(name);
+    const mk_cfg_def_t *d = mk_cluster_cfg_topic_def(name);
     if (!d)
         return NULL;
-    if (d->broker_name && mk_config_is_set(c->config, d->broker_name)) {
+    if (d->broker_name && mk_cluster_config_is_set(c->config, d->broker_name)) {
         if (source)
             *source = 4;
-        return mk_config_get(c->config, d->broker_name);
+        return mk_cluster_config_get(c->config, d->broker_name);
     }
     if (source)
         *source = 5;
-    return d->broker_name ? mk_config_get(c->config, d->broker_name) : d->dflt;
+    return d->broker_name ? mk_cluster_config_get(c->config, d->broker_name) : d->dflt;
 }
 
 static int64_t topic_i64(const mk_cluster_t *c, const mk_topic_t *t, const char *name)
@@ -193,7 +193,7 @@ const char *mk_cluster_broker_az(mk_cluster_t *c, int32_t id)
     return b ? b->az : "";
 }
 
-mk_partition_t *mk_topic_partition(mk_topic_t *t, int32_t index)
+mk_partition_t *mk_cluster_topic_partition(mk_topic_t *t, int32_t index)
 {
     if (!t || index < 0 || index >= t->partition_count)
         return NULL;
@@ -675,7 +675,7 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
     mk_map_init(&c->topics);
     mk_map_init(&c->topic_ids);
     mk_net_config_default(&c->net_cfg);
-    c->net_cfg.max_frame = (size_t)mk_config_get_i64(c->config, "socket.request.max.bytes");
+    c->net_cfg.max_frame = (size_t)mk_cluster_config_get_i64(c->config, "socket.request.max.bytes");
     c->net_cfg.max_frame_preauth = c->net_cfg.max_frame;
     c->nbrokers = o->brokers > 0 ? o->brokers : 6;
     c->nazs = o->azs > 0 ? o->azs : 3;

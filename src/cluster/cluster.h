@@ -39,31 +39,31 @@ typedef struct mk_cfg_def_s {
 } mk_cfg_def_t;
 
 /* The table of known settings and its length. */
-const mk_cfg_def_t *mk_cfg_defs(int *count);
-const mk_cfg_def_t *mk_cfg_def_find(const char *name);
+const mk_cfg_def_t *mk_cluster_cfg_defs(int *count);
+const mk_cfg_def_t *mk_cluster_cfg_def_find(const char *name);
 /* The topic-scope setting of that name, or NULL. */
-const mk_cfg_def_t *mk_cfg_topic_def(const char *name);
+const mk_cfg_def_t *mk_cluster_cfg_topic_def(const char *name);
 
 /* Broker-wide values: defaults overridden by a properties file and flags. */
 typedef struct mk_config_s {
     mk_map_t values;          /* name -> owned char* value explicitly set */
 } mk_config_t;
 
-void mk_config_init(mk_config_t *c);
-void mk_config_free(mk_config_t *c);
+void mk_cluster_config_init(mk_config_t *c);
+void mk_cluster_config_free(mk_config_t *c);
 /* Set name=value after checking the name is known (or starts with
  * "minikora.") and the value parses for its type.  Returns 0, MK_ERR_NOT_FOUND
  * or MK_ERR_INVALID; why (may be NULL) gets a sentence. */
-int mk_config_set(mk_config_t *c, const char *name, const char *value, char *why, size_t why_len);
+int mk_cluster_config_set(mk_config_t *c, const char *name, const char *value, char *why, size_t why_len);
 /* Read a Kafka properties file (key=value or key: value, # and ! comments). */
-int mk_config_load_file(mk_config_t *c, const char *path, char *why, size_t why_len);
+int mk_cluster_config_load_file(mk_config_t *c, const char *path, char *why, size_t why_len);
 /* The effective value (set or default); NULL for an unknown name. */
-const char *mk_config_get(const mk_config_t *c, const char *name);
-bool mk_config_is_set(const mk_config_t *c, const char *name);
-int64_t mk_config_get_i64(const mk_config_t *c, const char *name);
-bool mk_config_get_bool(const mk_config_t *c, const char *name);
+const char *mk_cluster_config_get(const mk_config_t *c, const char *name);
+bool mk_cluster_config_is_set(const mk_config_t *c, const char *name);
+int64_t mk_cluster_config_get_i64(const mk_config_t *c, const char *name);
+bool mk_cluster_config_get_bool(const mk_config_t *c, const char *name);
 /* Validate a value for a setting's type. */
-bool mk_config_value_valid(const mk_cfg_def_t *d, const char *value);
+bool mk_cluster_config_value_valid(const mk_cfg_def_t *d, const char *value);
 
 /* ================================================================== topology */
 
@@ -192,7 +192,7 @@ int mk_cluster_topic_delete(mk_cluster_t *c, mk_topic_t *t, mk_cluster_done_cb c
  * 1 topic, 4 static broker, 5 default). */
 const char *mk_cluster_topic_config(const mk_cluster_t *c, const mk_topic_t *t, const char *name, int *source);
 /* The partition, or NULL when out of range. */
-mk_partition_t *mk_topic_partition(mk_topic_t *t, int32_t index);
+mk_partition_t *mk_cluster_topic_partition(mk_topic_t *t, int32_t index);
 /* The replica of p on broker, or NULL. */
 mk_replica_t *mk_partition_replica(mk_partition_t *p, int32_t broker);
 /* Make broker the leader of p at epoch (NULL broker -1: offline); the new

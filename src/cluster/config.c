@@ -73,15 +73,15 @@ static const mk_cfg_def_t defs[] = {
     {"unclean.leader.election.enable", MK_CFG_BOOL, T, "false", "unclean.leader.election.enable", false, "Allow unclean elections."},
 };
 
-const mk_cfg_def_t *mk_cfg_defs(int *count)
+const mk_cfg_def_t *mk_cluster_cfg_defs(int *count)
 {
     *count = (int)MK_ARRAY_LEN(defs);
     return defs;
 }
 
 /* Broker settings first: a name that is both (compression.type) resolves to
- * the broker entry here; topic lookups go through mk_cfg_topic_def(). */
-const mk_cfg_def_t *mk_cfg_def_find(const char *name)
+ * the broker entry here; topic lookups go through mk_cluster_cfg_topic_def(). */
+const mk_cfg_def_t *mk_cluster_cfg_def_find(const char *name)
 {
     for (size_t i = 0; i < MK_ARRAY_LEN(defs); i++)
         if (strcmp(defs[i].name, name) == 0)
@@ -89,7 +89,7 @@ const mk_cfg_def_t *mk_cfg_def_find(const char *name)
     return NULL;
 }
 
-const mk_cfg_def_t *mk_cfg_topic_def(const char *name)
+const mk_cfg_def_t *mk_cluster_cfg_topic_def(const char *name)
 {
     for (size_t i = 0; i < MK_ARRAY_LEN(defs); i++)
         if (defs[i].scope == T && strcmp(defs[i].name, name) == 0)
@@ -97,7 +97,7 @@ const mk_cfg_def_t *mk_cfg_topic_def(const char *name)
     return NULL;
 }
 
-bool mk_config_value_valid(const mk_cfg_def_t *d, const char *v)
+bool mk_cluster_config_value_valid(const mk_cfg_def_t *d, const char *v)
 {
     char *end;
     switch (d->type) {
@@ -133,9 +133,9 @@ bool mk_config_value_valid(const mk_cfg_def_t *d, const char *v)
     return true;
 }
 
-void mk_config_init(mk_config_t *c) { mk_map_init(&c->values); }
+void mk_cluster_config_init(mk_config_t *c) { mk_map_init(&c->values); }
 
-void mk_config_free(mk_config_t *c)
+void mk_cluster_config_free(mk_config_t *c)
 {
     size_t it = 0;
     const char *k;
@@ -145,9 +145,9 @@ void mk_config_free(mk_config_t *c)
     mk_map_free(&c->values);
 }
 
-int mk_config_set(mk_config_t *c, const char *name, const char *value, char *why, size_t why_len)
+int mk_cluster_config_set(mk_config_t *c, const char *name, const char *value, char *why, size_t why_len)
 {
-    const mk_cfg_def_t *d = mk_cfg_def_find(name);
+    const mk_cfg_def_t *d = mk_cluster_cfg_def_find(name);
     if (!d) {
         if (why)
             snprintf(why, why_len, "unknown setting '%s'", name);
@@ -157,9 +157,9 @@ int mk_config_set(mk_config_t *c, const char *name, const char *value, char *why
      * the broker setting that supplies its default (message.max.bytes). */
     if (d->scope == MK_CFG_SCOPE_TOPIC && d->broker_name) {
         name = d->broker_name;
-        d = mk_cfg_def_find(name);
+        d = mk_cluster_cfg_def_find(name);
     }
-    if (!mk_config_value_valid(d, value)) {
+    if (!mk_cluster_config_value_valid(d, value)) {
         if (why)
             snprintf(why, why_len, "invalid value '%s' for %s", value, name);
         return MK_ERR_INVALID;
@@ -186,7 +186,7 @@ static char *trim(char *s)
     return s;
 }
 
-int mk_config_load_file(mk_config_t *c, const char *path, char *why, size_t why_len)
+int mk_cluster_config_load_file(mk_config_t *c, const char *path, char *why, size_t why_len)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -209,7 +209,7 @@ int mk_config_load_file(mk_config_t *c, const char *path, char *why, size_t why_
         *sep = 0;
         char *k = trim(s), *v = trim(sep + 1);
         char sub[256];
-        rc = mk_config_set(c, k, v, sub, sizeof(sub));
+        rc = mk_cluster_config_set(c, k, v, sub, sizeof(sub));
         if (rc < 0) {
             snprintf(why, why_len, "%s:%d: %s", path, lineno, sub);
             break;
@@ -219,25 +219,25 @@ int mk_config_load_file(mk_config_t *c, const char *path, char *why, size_t why_
     return rc;
 }
 
-const char *mk_config_get(const mk_config_t *c, const char *name)
+const char *mk_cluster_config_get(const mk_config_t *c, const char *name)
 {
     const char *v = mk_map_get(&c->values, name);
     if (v)
         return v;
-    const mk_cfg_def_t *d = mk_cfg_def_find(name);
+    const mk_cfg_def_t *d = mk_cluster_cfg_def_find(name);
     return d ? d->dflt : NULL;
 }
 
-bool mk_config_is_set(const mk_config_t *c, const char *name) { return mk_map_get(&c->values, name) != NULL; }
+bool mk_cluster_config_is_set(const mk_config_t *c, const char *name) { return mk_map_get(&c->values, name) != NULL; }
 
-int64_t mk_config_get_i64(const mk_config_t *c, const char *name)
+int64_t mk_cluster_config_get_i64(const mk_config_t *c, const char *name)
 {
-    const char *v = mk_config_get(c, name);
+    const char *v = mk_cluster_config_get(c, name);
     return v ? strtoll(v, NULL, 10) : 0;
 }
 
-bool mk_config_get_bool(const mk_config_t *c, const char *name)
+bool mk_cluster_config_get_bool(const mk_config_t *c, const char *name)
 {
-    const char *v = mk_config_get(c, name);
+    const char *v = mk_cluster_config_get(c, name);
     return v && strcmp(v, "true") == 0;
 }

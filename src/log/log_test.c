@@ -1446,9 +1446,9 @@ static void test_epochs_faults(void)
 
 int main(void)
 {
-    mk_log_set_level(MK_LOG_ERROR + 1); /* warnings are expected here */
+    mk_logger_set_level(MK_LOGGER_ERROR + 1); /* warnings are expected here */
     if (getenv("MK_LOG_TEST_VERBOSE"))
-        mk_log_set_level(MK_LOG_DEBUG);
+        mk_logger_set_level(MK_LOGGER_DEBUG);
     snprintf(root, sizeof(root), "/tmp/mk-log-test-XXXXXX");
     CHECK(mkdtemp(root) != NULL);
     uint64_t t0 = mk_mono_ms();

@@ -1242,7 +1242,7 @@ int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/meta_test.XXXXXX");
     CHECK(mkdtemp(tmpdir) != NULL);
-    mk_log_set_level(MK_LOG_WARN);
+    mk_logger_set_level(MK_LOGGER_WARN);
 
     test_open_kv();
     test_topics();

@@ -303,7 +303,7 @@ static void run_rounds(mk_repl_t *r)
     r->nrounds = keep;
     for (size_t i = 0; i < ndue; i++) {
         mk_topic_t *t = mk_cluster_topic_find_id(r->c, due[i].topic_id);
-        mk_partition_t *p = mk_topic_partition(t, due[i].partition);
+        mk_partition_t *p = mk_cluster_topic_partition(t, due[i].partition);
         mk_replica_t *f = mk_partition_replica(p, due[i].broker);
         if (!f)
             continue;

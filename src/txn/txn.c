@@ -475,7 +475,7 @@ static int write_markers(mk_txn_t *t, tstate_t *ts, bool commit)
     int left = 0;
     for (int i = 0; i < ts->nparts; i++) {
         mk_topic_t *topic = mk_cluster_topic_find(t->c, ts->parts[i].topic);
-        mk_partition_t *p = mk_topic_partition(topic, ts->parts[i].partition);
+        mk_partition_t *p = mk_cluster_topic_partition(topic, ts->parts[i].partition);
         if (!topic || !p) {
             mk_free(ts->parts[i].topic); /* the topic is gone: nothing to mark */
             continue;

@@ -4,7 +4,7 @@
  *
  * Each handler reads req->body (decoded request) and fills req->resp, whose
  * fields already hold the spec defaults.  Names go through the session's
- * tenant (mk_req_topic / mk_req_topic_name), never straight to the cluster.
+ * tenant (mk_broker_req_topic / mk_broker_req_topic_name), never straight to the cluster.
  */
 #include "broker/broker_int.h"
 #include "group/group.h"
@@ -18,7 +18,7 @@
 
 /* =============================================================== ApiVersions */
 
-int mk_handle_api_versions(mk_req_t *req)
+int mk_broker_handle_api_versions(mk_req_t *req)
 {
     mk_ApiVersionsResponse_t *r = req->resp;
     int n;
@@ -59,7 +59,7 @@ static void fill_brokers_metadata(mk_req_t *req, mk_MetadataResponse_t *r)
 static void fill_topic_metadata(mk_req_t *req, mk_MetadataResponse_MetadataResponseTopic_t *out, mk_topic_t *t)
 {
     out->ErrorCode = MK_KERR_NONE;
-    out->Name = mk_req_topic_name(req, t);
+    out->Name = mk_broker_req_topic_name(req, t);
     memcpy(out->TopicId.b, t->id, 16);
     out->IsInternal = false;
     out->TopicAuthorizedOperations = AUTH_OPS_UNKNOWN;
@@ -111,10 +111,10 @@ static mk_topic_t *auto_create(mk_req_t *req, const char *name, int16_t *err)
         return NULL;
     }
     mk_topic_spec_t spec = {0};
-    spec.name = mk_req_internal(req, mk_str(name));
-    spec.partitions = (int32_t)mk_config_get_i64(cfg, "num.partitions");
+    spec.name = mk_broker_req_internal(req, mk_str(name));
+    spec.partitions = (int32_t)mk_cluster_config_get_i64(cfg, "num.partitions");
     spec.replication_factor =
-        (int16_t)MK_MIN(mk_config_get_i64(cfg, "default.replication.factor"), mk_cluster_cell_size(req->c));
+        (int16_t)MK_MIN(mk_cluster_config_get_i64(cfg, "default.replication.factor"), mk_cluster_cell_size(req->c));
     if (spec.replication_factor < 1)
         spec.replication_factor = 1;
     mk_topic_t *t = NULL;
@@ -129,7 +129,7 @@ static mk_topic_t *auto_create(mk_req_t *req, const char *name, int16_t *err)
     return t;
 }
 
-int mk_handle_metadata(mk_req_t *req)
+int mk_broker_handle_metadata(mk_req_t *req)
 {
     mk_MetadataRequest_t *q = req->body;
     mk_MetadataResponse_t *r = req->resp;
@@ -153,7 +153,7 @@ int mk_handle_metadata(mk_req_t *req)
         r->Topics.count = k;
         return MK_REQ_DONE;
     }
-    bool may_create = q->AllowAutoTopicCreation && mk_config_get_bool(mk_cluster_config(req->c), "auto.create.topics.enable");
+    bool may_create = q->AllowAutoTopicCreation && mk_cluster_config_get_bool(mk_cluster_config(req->c), "auto.create.topics.enable");
     if (!MK_ARRAY_ALLOC(req, r->Topics, q->Topics.count, MetadataResponse_MetadataResponseTopic))
         return MK_ERR_NOMEM;
     for (int32_t i = 0; i < q->Topics.count; i++) {
@@ -163,7 +163,7 @@ int mk_handle_metadata(mk_req_t *req)
         mk_topic_t *t = NULL;
         if (qt->Name.ptr) {
             rt->Name = qt->Name;
-            t = mk_req_topic(req, qt->Name);
+            t = mk_broker_req_topic(req, qt->Name);
             if (!t && may_create) {
                 int16_t err = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 t = auto_create(req, qt->Name.ptr, &err);
@@ -203,7 +203,7 @@ static void create_done(int status, void *arg)
                     r->Topics.items[i].ErrorMessage = mk_str("metadata could not be persisted");
                 }
         }
-        mk_req_finish(req);
+        mk_broker_req_finish(req);
     }
 }
 
@@ -211,7 +211,7 @@ static void describe_topic_configs(mk_req_t *req, mk_CreateTopicsResponse_Creata
                                    const mk_topic_t *t, int32_t nconf, const mk_str_t *keys, const mk_str_t *vals)
 {
     int ndefs, n = 0;
-    const mk_cfg_def_t *defs = mk_cfg_defs(&ndefs);
+    const mk_cfg_def_t *defs = mk_cluster_cfg_defs(&ndefs);
     for (int i = 0; i < ndefs; i++)
         n += defs[i].scope == MK_CFG_SCOPE_TOPIC;
     if (!MK_ARRAY_ALLOC(req, rt->Configs, n, CreateTopicsResponse_CreatableTopicConfigs))
@@ -236,7 +236,7 @@ static void describe_topic_configs(mk_req_t *req, mk_CreateTopicsResponse_Creata
     }
 }
 
-int mk_handle_create_topics(mk_req_t *req)
+int mk_broker_handle_create_topics(mk_req_t *req)
 {
     mk_CreateTopicsRequest_t *q = req->body;
     mk_CreateTopicsResponse_t *r = req->resp;
@@ -260,7 +260,7 @@ int mk_handle_create_topics(mk_req_t *req)
             snprintf(why, sizeof(why), "topic '%s' appears more than once in the request", qt->Name.ptr);
         } else if (!mk_cluster_topic_name_valid(qt->Name.ptr, why, sizeof(why))) {
             err = MK_KERR_INVALID_TOPIC_EXCEPTION;
-        } else if (mk_req_topic(req, qt->Name)) {
+        } else if (mk_broker_req_topic(req, qt->Name)) {
             err = MK_KERR_TOPIC_ALREADY_EXISTS;
             snprintf(why, sizeof(why), "Topic '%s' already exists.", qt->Name.ptr);
         }
@@ -291,9 +291,9 @@ int mk_handle_create_topics(mk_req_t *req)
         }
         if (!err) {
             if (parts == -1)
-                parts = (int32_t)mk_config_get_i64(cfg, "num.partitions");
+                parts = (int32_t)mk_cluster_config_get_i64(cfg, "num.partitions");
             if (rf == -1)
-                rf = (int16_t)MK_MIN(mk_config_get_i64(cfg, "default.replication.factor"), cell);
+                rf = (int16_t)MK_MIN(mk_cluster_config_get_i64(cfg, "default.replication.factor"), cell);
             if (parts <= 0 || parts > 100000) {
                 err = MK_KERR_INVALID_PARTITIONS;
                 snprintf(why, sizeof(why), "Number of partitions must be between 1 and 100000, not %d.", parts);
@@ -315,11 +315,11 @@ int mk_handle_create_topics(mk_req_t *req)
                 return MK_ERR_NOMEM;
             for (int32_t c = 0; c < qt->Configs.count && !err; c++) {
                 mk_CreateTopicsRequest_CreatableTopicConfig_t *cf = &qt->Configs.items[c];
-                const mk_cfg_def_t *d = mk_cfg_topic_def(cf->Name.ptr);
+                const mk_cfg_def_t *d = mk_cluster_cfg_topic_def(cf->Name.ptr);
                 if (!d) {
                     err = MK_KERR_INVALID_CONFIG;
                     snprintf(why, sizeof(why), "Unknown topic config name: %s", cf->Name.ptr);
-                } else if (!cf->Value.ptr || !mk_config_value_valid(d, cf->Value.ptr)) {
+                } else if (!cf->Value.ptr || !mk_cluster_config_value_valid(d, cf->Value.ptr)) {
                     err = MK_KERR_INVALID_CONFIG;
                     snprintf(why, sizeof(why), "Invalid value %s for configuration %s",
                              cf->Value.ptr ? cf->Value.ptr : "null", cf->Name.ptr);
@@ -332,7 +332,7 @@ int mk_handle_create_topics(mk_req_t *req)
         }
         if (err) {
             rt->ErrorCode = err;
-            rt->ErrorMessage = mk_req_str(req, why);
+            rt->ErrorMessage = mk_broker_req_str(req, why);
             mk_info("CreateTopics %s refused: %s", qt->Name.ptr, why);
             continue;
         }
@@ -351,7 +351,7 @@ int mk_handle_create_topics(mk_req_t *req)
                 for (int32_t x = 0; x < rf; x++)
                     assignment[a * rf + x] = qt->Assignments.items[a].BrokerIds.items[x];
         }
-        mk_topic_spec_t spec = {mk_req_internal(req, qt->Name), parts, rf,
+        mk_topic_spec_t spec = {mk_broker_req_internal(req, qt->Name), parts, rf,
                                 qt->Configs.count, keys, vals, assignment};
         mk_topic_t *t = NULL;
         req->outstanding++;
@@ -380,10 +380,10 @@ static void delete_done(int status, void *arg)
     if (status < 0 && req->status == 0)
         req->status = status;
     if (--req->outstanding == 0)
-        mk_req_finish(req);
+        mk_broker_req_finish(req);
 }
 
-int mk_handle_delete_topics(mk_req_t *req)
+int mk_broker_handle_delete_topics(mk_req_t *req)
 {
     mk_DeleteTopicsRequest_t *q = req->body;
     mk_DeleteTopicsResponse_t *r = req->resp;
@@ -393,7 +393,7 @@ int mk_handle_delete_topics(mk_req_t *req)
         n = 0;
     if (!MK_ARRAY_ALLOC(req, r->Responses, n, DeleteTopicsResponse_DeletableTopicResult))
         return MK_ERR_NOMEM;
-    bool enabled = mk_config_get_bool(mk_cluster_config(req->c), "delete.topic.enable");
+    bool enabled = mk_cluster_config_get_bool(mk_cluster_config(req->c), "delete.topic.enable");
     req->outstanding = 1;
     for (int32_t i = 0; i < n; i++) {
         mk_DeleteTopicsResponse_DeletableTopicResult_t *rt = &r->Responses.items[i];
@@ -402,7 +402,7 @@ int mk_handle_delete_topics(mk_req_t *req)
             mk_DeleteTopicsRequest_DeleteTopicState_t *qt = &q->Topics.items[i];
             if (qt->Name.ptr) {
                 rt->Name = qt->Name;
-                t = mk_req_topic(req, qt->Name);
+                t = mk_broker_req_topic(req, qt->Name);
             } else {
                 rt->TopicId = qt->TopicId;
                 t = mk_cluster_topic_find_id(req->c, qt->TopicId.b);
@@ -411,13 +411,13 @@ int mk_handle_delete_topics(mk_req_t *req)
                 rt->ErrorCode = qt->Name.ptr ? MK_KERR_UNKNOWN_TOPIC_OR_PARTITION : MK_KERR_UNKNOWN_TOPIC_ID;
         } else {
             rt->Name = q->TopicNames.items[i];
-            t = mk_req_topic(req, rt->Name);
+            t = mk_broker_req_topic(req, rt->Name);
             if (!t)
                 rt->ErrorCode = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
         }
         if (!t)
             continue;
-        rt->Name = mk_req_str(req, mk_req_topic_name(req, t).ptr);
+        rt->Name = mk_broker_req_str(req, mk_broker_req_topic_name(req, t).ptr);
         memcpy(rt->TopicId.b, t->id, 16);
         if (!enabled) {
             rt->ErrorCode = MK_KERR_TOPIC_DELETION_DISABLED;
@@ -463,7 +463,7 @@ static void describe_one(mk_req_t *req, const mk_DescribeConfigsRequest_t *q,
     out->ResourceName = res->ResourceName;
     mk_topic_t *t = NULL;
     if (res->ResourceType == RES_TOPIC) {
-        t = mk_req_topic(req, res->ResourceName);
+        t = mk_broker_req_topic(req, res->ResourceName);
         if (!t) {
             out->ErrorCode = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
             out->ErrorMessage = mk_str("Topic not found");
@@ -484,7 +484,7 @@ static void describe_one(mk_req_t *req, const mk_DescribeConfigsRequest_t *q,
         return;
     }
     int ndefs;
-    const mk_cfg_def_t *defs = mk_cfg_defs(&ndefs);
+    const mk_cfg_def_t *defs = mk_cluster_cfg_defs(&ndefs);
     int scope = t ? MK_CFG_SCOPE_TOPIC : MK_CFG_SCOPE_BROKER;
     int n = 0;
     for (int i = 0; i < ndefs; i++)
@@ -503,8 +503,8 @@ static void describe_one(mk_req_t *req, const mk_DescribeConfigsRequest_t *q,
         if (t) {
             v = mk_cluster_topic_config(req->c, t, d->name, &source);
         } else {
-            v = mk_config_get(cfg, d->name);
-            source = mk_config_is_set(cfg, d->name) ? 4 : 5;
+            v = mk_cluster_config_get(cfg, d->name);
+            source = mk_cluster_config_is_set(cfg, d->name) ? 4 : 5;
         }
         c->Name = mk_str(d->name);
         c->Value = mk_str(v);
@@ -525,13 +525,13 @@ static void describe_one(mk_req_t *req, const mk_DescribeConfigsRequest_t *q,
                 syn[ns++].Source = 1;
             }
             const char *bn = t ? d->broker_name : d->name;
-            if (bn && mk_config_is_set(cfg, bn)) {
+            if (bn && mk_cluster_config_is_set(cfg, bn)) {
                 syn[ns].Name = mk_str(bn);
-                syn[ns].Value = mk_str(mk_config_get(cfg, bn));
+                syn[ns].Value = mk_str(mk_cluster_config_get(cfg, bn));
                 syn[ns++].Source = 4;
             }
             if (bn) {
-                const mk_cfg_def_t *bd = mk_cfg_def_find(bn);
+                const mk_cfg_def_t *bd = mk_cluster_cfg_def_find(bn);
                 syn[ns].Name = mk_str(bn);
                 syn[ns].Value = mk_str(bd ? bd->dflt : d->dflt);
                 syn[ns++].Source = 5;
@@ -542,7 +542,7 @@ static void describe_one(mk_req_t *req, const mk_DescribeConfigsRequest_t *q,
     }
 }
 
-int mk_handle_describe_configs(mk_req_t *req)
+int mk_broker_handle_describe_configs(mk_req_t *req)
 {
     mk_DescribeConfigsRequest_t *q = req->body;
     mk_DescribeConfigsResponse_t *r = req->resp;
@@ -556,7 +556,7 @@ int mk_handle_describe_configs(mk_req_t *req)
 
 /* =========================================================== DescribeCluster */
 
-int mk_handle_describe_cluster(mk_req_t *req)
+int mk_broker_handle_describe_cluster(mk_req_t *req)
 {
     mk_DescribeClusterRequest_t *q = req->body;
     mk_DescribeClusterResponse_t *r = req->resp;

@@ -1,5 +1,5 @@
 /*
- * codec.c -- the four Kafka compression codecs, as framed on the wire.
+ * compress.c -- the four Kafka compression codecs, as framed on the wire.
  *
  * Kafka compresses the records section of a batch as one blob.  Each codec
  * has its own framing, fixed by what the Java client reads and writes:
@@ -95,7 +95,7 @@ static codec_tls_t *tls_get(void)
 }
 
 /* Frees the calling thread's cached contexts.  Any thread. */
-void mk_codec_thread_release(void)
+void mk_batch_codec_thread_release(void)
 {
     pthread_once(&tls_once, tls_make_key);
     if (!tls_key_ok)
@@ -461,7 +461,7 @@ static int zstd_compress(const uint8_t *in, size_t n, mk_buf_t *out)
 
 /* Bounded decompression appending to out (contract in batch.h).  Any
  * thread (uses this thread's cached contexts); blocking for big inputs. */
-int mk_codec_decompress(int codec, const uint8_t *in, size_t n, mk_buf_t *out, size_t max_out)
+int mk_batch_codec_decompress(int codec, const uint8_t *in, size_t n, mk_buf_t *out, size_t max_out)
 {
     sink_t s = {out, out->len, clamp_limit(max_out)};
     if (out->oom)
@@ -495,7 +495,7 @@ int mk_codec_decompress(int codec, const uint8_t *in, size_t n, mk_buf_t *out, s
 
 /* Default-level compression appending to out; out->len restored on error.
  * Any thread. */
-int mk_codec_compress(int codec, const uint8_t *in, size_t n, mk_buf_t *out)
+int mk_batch_codec_compress(int codec, const uint8_t *in, size_t n, mk_buf_t *out)
 {
     if (out->oom)
         return MK_ERR_NOMEM;
@@ -524,7 +524,7 @@ int mk_codec_compress(int codec, const uint8_t *in, size_t n, mk_buf_t *out)
 }
 
 /* Static string; never NULL. */
-const char *mk_codec_name(int codec)
+const char *mk_batch_codec_name(int codec)
 {
     switch (codec) {
     case MK_CODEC_NONE: return "none";
