@@ -3,17 +3,24 @@
  * (not a public header: other modules include admin/admin.h).
  *
  *   http.c     the HTTP/1.1 server: libuv listener, connections, request
- *              parsing with http_parser, bounded sizes, response writing
+ *              parsing with http_parser, bounded sizes, JSON bodies and
+ *              errors, response writing
  *   routes.c   the route table and the JSON handlers (jansson)
  *   stats.c    request counters, bytes and records in/out, latency
  *              histograms with sliding windows, rates, /metrics text
- *   admin.c    the module: open/close, the 1 s tick, the event ring and the
- *              sampling of cluster state that feeds it
+ *   events.c   the event ring and the sampling of cluster state that
+ *              feeds it
+ *   admin.c    the module: open/close, the dispatcher, the 1 s tick
  *
  * Life of an admin request: bytes arrive -> http_parser fills an
  * mk_http_req_t (URL and body bounded) -> admin.c's dispatcher finds the
  * route (mk_admin_route_find) -> the handler fills an mk_http_resp_t (JSON
  * body, status) -> http.c writes it.  Everything is synchronous on the loop.
+ *
+ * Who calls whom (no two files call each other):
+ *   admin.c -> routes.c, events.c, stats.c, http.c
+ *   routes.c -> events.c, stats.c, http.c
+ *   http.c, events.c, stats.c -> no other file of admin/
  */
 #ifndef MK_ADMIN_INT_H
 #define MK_ADMIN_INT_H
@@ -74,6 +81,13 @@ void mk_admin_http_close(mk_http_server_t *s);
 const char *mk_admin_http_reason(int status);
 /* The text of MK_HTTP_* bits as an Allow header value ("GET, POST"). */
 void mk_admin_http_allow_str(int mask, char *out, size_t n);
+/* Serialize j into resp with status, and drop the reference to j (NULL:
+ * out of memory, answered as a 500). */
+void mk_admin_http_json(mk_http_resp_t *resp, int status, json_t *j);
+/* Fill resp with {"error": code, "message": msg} and status; bytes of the
+ * message outside printable ASCII become '?'. */
+void mk_admin_http_error(mk_http_resp_t *resp, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* ==================================================================== routes */
 
@@ -111,12 +125,6 @@ int mk_admin_url_decode(const char *s, size_t n, char *out, size_t out_len);
 /* Pure: the decoded value of key in a query string ("a=1&b=2"); a key with
  * no '=' has the value "".  false when absent or undecodable. */
 bool mk_admin_query_get(const char *query, const char *key, char *out, size_t out_len);
-
-/* Fill resp with {"error": code, "message": msg} and status. */
-void mk_admin_error(mk_http_resp_t *resp, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* Serialize j into resp with status, and drop the reference to j. */
-void mk_admin_json(mk_http_resp_t *resp, int status, json_t *j);
 
 /* ===================================================================== stats */
 
@@ -156,7 +164,7 @@ void mk_prom_sample(mk_buf_t *out, const char *name, double value, ...);
 /* Pure: append s escaped as a label value (\\, \", \n). */
 void mk_prom_escape(mk_buf_t *out, const char *s);
 
-/* ===================================================================== admin */
+/* ==================================================================== events */
 
 typedef struct mk_admin_event_s {
     uint64_t seq;             /* 1, 2, ...; 0 = empty slot */
@@ -165,6 +173,32 @@ typedef struct mk_admin_event_s {
     char type[24];            /* "broker_stopped", "leader_changed", ... */
     char message[200];
 } mk_admin_event_t;
+
+/* The event ring and the last sample of the cluster (events.c writes every
+ * field; others read through the functions below). */
+typedef struct mk_admin_events_s {
+    mk_admin_event_t *ring;   /* owned: MK_ADMIN_EVENTS slots */
+    uint64_t last_seq;        /* seq of the last event */
+    mk_map_t seen_topics;     /* name -> owned seen_topic_t* */
+    bool *seen_running;       /* owned: per broker index, as last sampled */
+    bool seen_valid;          /* seen_* hold a sample */
+} mk_admin_events_t;
+
+/* Set up a->events (a->c must be set).  0 or MK_ERR_NOMEM; either way
+ * mk_admin_events_free() releases what was allocated. */
+int mk_admin_events_init(mk_admin_t *a);
+void mk_admin_events_free(mk_admin_t *a);
+/* Sample the cluster now and record what changed since the last sample as
+ * events (called by the tick and right after every acting route).  cause
+ * (may be NULL) is named in the events; quiet: record only broker changes,
+ * not per-topic ones (a reset records one event of its own). */
+void mk_admin_observe(mk_admin_t *a, const char *cause, bool quiet);
+/* Event seq, or NULL when it was never recorded or is overwritten. */
+const mk_admin_event_t *mk_admin_events_at(const mk_admin_t *a, uint64_t seq);
+/* The seq of the last event recorded (0: none yet). */
+uint64_t mk_admin_events_last(const mk_admin_t *a);
+
+/* ===================================================================== admin */
 
 struct mk_admin_s {
     uv_loop_t *loop;
@@ -177,22 +211,13 @@ struct mk_admin_s {
     uv_timer_t *tick;         /* owned; freed in its close callback */
     uint64_t started_mono_ms;
     int64_t started_wall_ms;
-    mk_admin_event_t *events; /* owned ring of MK_ADMIN_EVENTS */
-    uint64_t event_seq;       /* seq of the last event */
-    mk_map_t seen_topics;     /* name -> owned seen_topic_t* (admin.c) */
-    bool *seen_running;       /* owned: per broker index, as last sampled */
-    bool seen_valid;          /* seen_* hold a sample */
-    const char *cause;        /* set by an acting route: named in the events it causes */
-    bool quiet;               /* the next sample records no per-topic events (reset) */
+    mk_admin_events_t events; /* events.c */
     uint64_t http_by_class[6];/* responses by status class (index status/100) */
     uint64_t resets;
     uint64_t rejected_seen;   /* mk_admin_stats_rejected() at the last tick */
 };
 
-/* Sample the cluster now and record what changed since the last sample as
- * events (called by the tick and right after every acting route). */
-void mk_admin_observe(mk_admin_t *a);
-/* Route dispatcher (admin.c -> routes). */
+/* Route dispatcher, the HTTP server's handler (admin.c -> routes). */
 void mk_admin_dispatch(void *ud, const mk_http_req_t *req, mk_http_resp_t *resp);
 
 #endif /* MK_ADMIN_INT_H */

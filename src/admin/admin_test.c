@@ -170,7 +170,7 @@ static void test_prom_and_json(void)
 
     mk_http_resp_t r = {0};
     mk_buf_init(&r.body);
-    mk_admin_error(&r, 404, "unknown_topic", "no topic '%s'", "x\xff\x01");
+    mk_admin_http_error(&r, 404, "unknown_topic", "no topic '%s'", "x\xff\x01");
     CHECK(r.status == 404);
     json_t *j = json_loadb((const char *)r.body.data, r.body.len, 0, NULL);
     CHECK(j && strcmp(json_string_value(json_object_get(j, "error")), "unknown_topic") == 0);

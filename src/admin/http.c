@@ -22,6 +22,14 @@
  * unread input cannot reset it before the client has read the answer.
  * Nothing from the wire is asserted.
  *
+ * Bodies are JSON (jansson): mk_admin_http_json() serializes one and
+ * mk_admin_http_error() writes the API's one error shape,
+ *   {"error": "<code>", "message": "<sentence>"},
+ * which this server uses for its own refusals and the routes for theirs.
+ * The server knows nothing of routes: it hands every complete request to
+ * the one handler given at open (admin.c's dispatcher) and depends on no
+ * other file of admin/.
+ *
  * Ownership: a connection is freed only in its libuv close callback; pending
  * writes are cancelled (their callbacks run) before it.
  */
@@ -29,6 +37,7 @@
 #include "net/net.h"
 
 #include <http_parser.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -121,6 +130,41 @@ void mk_admin_http_allow_str(int mask, char *out, size_t n)
     for (size_t i = 0; i < MK_ARRAY_LEN(m); i++)
         if ((mask & m[i].bit) && len < n)
             len += (size_t)snprintf(out + len, n - len, "%s%s", len ? ", " : "", m[i].name);
+}
+
+static int dump_cb(const char *p, size_t n, void *data)
+{
+    mk_buf_put(data, p, n);
+    return mk_buf_ok(data) ? 0 : -1;
+}
+
+void mk_admin_http_json(mk_http_resp_t *resp, int status, json_t *j)
+{
+    mk_buf_reset(&resp->body);
+    resp->content_type = "application/json";
+    if (!j) {
+        resp->body.oom = true; /* answered as a 500 by conn_respond() */
+        return;
+    }
+    resp->status = status;
+    if (json_dump_callback(j, dump_cb, &resp->body, JSON_COMPACT | JSON_REAL_PRECISION(10)) < 0)
+        resp->body.oom = true;
+    mk_buf_put(&resp->body, "\n", 1);
+    json_decref(j);
+}
+
+void mk_admin_http_error(mk_http_resp_t *resp, int status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    /* Messages may quote client bytes: keep them valid UTF-8 (ASCII). */
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+            *p = '?';
+    mk_admin_http_json(resp, status, json_pack("{s:s, s:s}", "error", code, "message", msg));
 }
 
 static void conn_close(conn_t *c);
@@ -239,7 +283,7 @@ static void conn_fail(conn_t *c, int status, const char *code, const char *msg)
 {
     mk_http_resp_t r = {0};
     mk_buf_init(&r.body);
-    mk_admin_error(&r, status, code, "%s", msg);
+    mk_admin_http_error(&r, status, code, "%s", msg);
     c->close_after_write = true;
     c->stop_parsing = true;
     conn_respond(c, &r, false, false);
@@ -381,7 +425,7 @@ static int on_message_complete(http_parser *p)
         path[u.field_data[UF_PATH].len] = 0;
     }
     if (!path) {
-        mk_admin_error(&r, 400, "bad_request", "cannot parse the request target");
+        mk_admin_http_error(&r, 400, "bad_request", "cannot parse the request target");
     } else {
         mk_http_req_t req = {method_bit(p->method), http_method_str((enum http_method)p->method), path,
                              query ? query : "", (const char *)c->body.data, c->body.len - 1};

@@ -24,48 +24,12 @@
 #include "repl/repl.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 /* ================================================================ helpers */
-
-static int dump_cb(const char *p, size_t n, void *data)
-{
-    mk_buf_put(data, p, n);
-    return mk_buf_ok(data) ? 0 : -1;
-}
-
-void mk_admin_json(mk_http_resp_t *resp, int status, json_t *j)
-{
-    mk_buf_reset(&resp->body);
-    resp->content_type = "application/json";
-    if (!j) {
-        resp->body.oom = true; /* answered as a 500 by http.c */
-        return;
-    }
-    resp->status = status;
-    if (json_dump_callback(j, dump_cb, &resp->body, JSON_COMPACT | JSON_REAL_PRECISION(10)) < 0)
-        resp->body.oom = true;
-    mk_buf_put(&resp->body, "\n", 1);
-    json_decref(j);
-}
-
-void mk_admin_error(mk_http_resp_t *resp, int status, const char *code, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    /* Messages may quote client bytes: keep them valid UTF-8 (ASCII). */
-    for (char *p = msg; *p; p++)
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-            *p = '?';
-    mk_admin_json(resp, status, json_pack("{s:s, s:s}", "error", code, "message", msg));
-}
 
 /* A JSON string of s; bytes that are not valid UTF-8 become '?'. */
 static json_t *jstr(const char *s)
@@ -284,13 +248,13 @@ static void h_index(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps
         json_array_append_new(routes, json_pack("{s:s, s:s, s:s}", "method", m, "path", r[i].pattern,
                                                 "summary", r[i].summary));
     }
-    mk_admin_json(resp, 200, json_pack("{s:s, s:s, s:o}", "name", "minikora admin API", "version", a->version,
+    mk_admin_http_json(resp, 200, json_pack("{s:s, s:s, s:o}", "name", "minikora admin API", "version", a->version,
                                        "routes", routes));
 }
 
 static void h_healthz(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
 {
-    mk_admin_json(resp, 200, json_pack("{s:s, s:I}", "status", "ok", "uptime_ms",
+    mk_admin_http_json(resp, 200, json_pack("{s:s, s:I}", "status", "ok", "uptime_ms",
                                        (json_int_t)(mk_mono_ms() - a->started_mono_ms)));
 }
 
@@ -300,7 +264,7 @@ static void h_readyz(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_cap
     for (int i = 0; i < n; i++)
         up += mk_cluster_broker_at(a->c, i)->running;
     bool ready = up > 0 && mk_cluster_controller_id(a->c) >= 0;
-    mk_admin_json(resp, ready ? 200 : 503,
+    mk_admin_http_json(resp, ready ? 200 : 503,
                   json_pack("{s:s, s:i, s:i}", "status", ready ? "ready" : "not_ready", "brokers_running", up,
                             "brokers", n));
 }
@@ -309,7 +273,7 @@ static void h_cluster(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
 {
     counts_t k;
     if (!counts_take(a, &k)) {
-        mk_admin_error(resp, 500, "internal", "out of memory");
+        mk_admin_http_error(resp, 500, "internal", "out of memory");
         return;
     }
     json_t *brokers = json_array(), *azs = json_array(), *cells = json_array();
@@ -359,21 +323,21 @@ static void h_cluster(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
                           (int)k.offline, "uptime_ms", (json_int_t)(mk_mono_ms() - a->started_mono_ms), "azs", azs,
                           "cells", cells, "brokers", brokers);
     counts_free(&k);
-    mk_admin_json(resp, 200, j);
+    mk_admin_http_json(resp, 200, j);
 }
 
 static void h_brokers(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
 {
     counts_t k;
     if (!counts_take(a, &k)) {
-        mk_admin_error(resp, 500, "internal", "out of memory");
+        mk_admin_http_error(resp, 500, "internal", "out of memory");
         return;
     }
     json_t *arr = json_array();
     for (int i = 0; i < mk_cluster_broker_count(a->c); i++)
         json_array_append_new(arr, broker_json(a, mk_cluster_broker_at(a->c, i), &k));
     counts_free(&k);
-    mk_admin_json(resp, 200, json_pack("{s:o}", "brokers", arr));
+    mk_admin_http_json(resp, 200, json_pack("{s:o}", "brokers", arr));
 }
 
 static mk_cluster_broker_t *broker_or_404(mk_admin_t *a, const char *seg, mk_http_resp_t *resp)
@@ -381,7 +345,7 @@ static mk_cluster_broker_t *broker_or_404(mk_admin_t *a, const char *seg, mk_htt
     int32_t id;
     mk_cluster_broker_t *b = parse_id(seg, &id) ? mk_cluster_broker_find(a->c, id) : NULL;
     if (!b)
-        mk_admin_error(resp, 404, "unknown_broker", "no broker '%s' (ids run 1..%d)", seg,
+        mk_admin_http_error(resp, 404, "unknown_broker", "no broker '%s' (ids run 1..%d)", seg,
                        mk_cluster_broker_count(a->c));
     return b;
 }
@@ -396,7 +360,7 @@ static void h_broker(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_cap
     json_t *j = broker_json(a, b, have ? &k : NULL);
     if (have)
         counts_free(&k);
-    mk_admin_json(resp, 200, json_pack("{s:o}", "broker", j));
+    mk_admin_http_json(resp, 200, json_pack("{s:o}", "broker", j));
 }
 
 enum { ACT_STOP, ACT_CRASH, ACT_START, ACT_RESTART };
@@ -421,12 +385,12 @@ static void broker_action(mk_admin_t *a, const mk_admin_caps_t *caps, mk_http_re
         break;
     }
     if (rc == MK_ERR_STATE) {
-        mk_admin_error(resp, 409, "broker_state", "broker %d is already %s", b->id,
+        mk_admin_http_error(resp, 409, "broker_state", "broker %d is already %s", b->id,
                        b->running ? "running" : "stopped");
         return;
     }
     if (rc < 0) {
-        mk_admin_error(resp, 500, "action_failed", "%s of broker %d failed: %s", names[act], b->id,
+        mk_admin_http_error(resp, 500, "action_failed", "%s of broker %d failed: %s", names[act], b->id,
                        rc > -100 ? mk_strerror(rc) : uv_strerror(rc));
         return;
     }
@@ -434,15 +398,13 @@ static void broker_action(mk_admin_t *a, const mk_admin_caps_t *caps, mk_http_re
                                    "admin API: restart"};
     if (act == ACT_RESTART && was)
         mk_admin_event(a, "broker_restarted", b->id, "broker %d restarted (admin API: restart)", b->id);
-    a->cause = causes[act];
-    mk_admin_observe(a);
-    a->cause = NULL;
+    mk_admin_observe(a, causes[act], false);
     counts_t k;
     bool have = counts_take(a, &k);
     json_t *j = broker_json(a, b, have ? &k : NULL);
     if (have)
         counts_free(&k);
-    mk_admin_json(resp, 200, json_pack("{s:s, s:o}", "action", names[act], "broker", j));
+    mk_admin_http_json(resp, 200, json_pack("{s:s, s:o}", "action", names[act], "broker", j));
 }
 
 static void h_broker_stop(mk_admin_t *a, const mk_http_req_t *q, const mk_admin_caps_t *c, mk_http_resp_t *r)
@@ -476,17 +438,15 @@ static void az_action(mk_admin_t *a, const mk_admin_caps_t *caps, mk_http_resp_t
     }
     if (!known) {
         json_decref(ids);
-        mk_admin_error(resp, 404, "unknown_az", "no availability zone '%s'", az);
+        mk_admin_http_error(resp, 404, "unknown_az", "no availability zone '%s'", az);
         return;
     }
     mk_repl_t *r = mk_broker_repl(a->b);
     int n = up ? mk_repl_az_up(r, az) : mk_repl_az_down(r, az);
     mk_admin_event(a, up ? "az_up" : "az_down", -1, "%s %s: %d brokers %s (admin API)", az, up ? "up" : "down",
                    n, up ? "started" : "crashed");
-    a->cause = up ? "admin API: AZ up" : "admin API: AZ down";
-    mk_admin_observe(a);
-    a->cause = NULL;
-    mk_admin_json(resp, 200, json_pack("{s:s, s:s, s:o, s:i}", "az", az, "action", up ? "up" : "down", "brokers",
+    mk_admin_observe(a, up ? "admin API: AZ up" : "admin API: AZ down", false);
+    mk_admin_http_json(resp, 200, json_pack("{s:s, s:s, s:o, s:i}", "az", az, "action", up ? "up" : "down", "brokers",
                                        ids, "brokers_changed", n));
 }
 
@@ -535,7 +495,7 @@ static void h_topics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_cap
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it)))
         json_array_append_new(arr, topic_summary_json(a, t));
-    mk_admin_json(resp, 200, json_pack("{s:o}", "topics", arr));
+    mk_admin_http_json(resp, 200, json_pack("{s:o}", "topics", arr));
 }
 
 static json_t *topic_detail_json(mk_admin_t *a, mk_topic_t *t)
@@ -593,10 +553,10 @@ static void h_topic(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps
 {
     mk_topic_t *t = mk_cluster_topic_find(a->c, caps->v[0]);
     if (!t) {
-        mk_admin_error(resp, 404, "unknown_topic", "no topic '%s'", caps->v[0]);
+        mk_admin_http_error(resp, 404, "unknown_topic", "no topic '%s'", caps->v[0]);
         return;
     }
-    mk_admin_json(resp, 200, json_pack("{s:o}", "topic", topic_detail_json(a, t)));
+    mk_admin_http_json(resp, 200, json_pack("{s:o}", "topic", topic_detail_json(a, t)));
 }
 
 /* A config value as text: strings as they are, numbers and booleans printed. */
@@ -619,7 +579,7 @@ static void h_topic_create(mk_admin_t *a, const mk_http_req_t *req, const mk_adm
     json_error_t jerr;
     json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!body) {
-        mk_admin_error(resp, 400, "bad_json", "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
+        mk_admin_http_error(resp, 400, "bad_json", "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
                        jerr.line, jerr.column);
         return;
     }
@@ -657,26 +617,26 @@ static void h_topic_create(mk_admin_t *a, const mk_http_req_t *req, const mk_adm
         snprintf(why, sizeof(why), "field 'name' is required");
     if (why[0]) {
         json_decref(body);
-        mk_admin_error(resp, 400, "bad_request", "%s", why);
+        mk_admin_http_error(resp, 400, "bad_request", "%s", why);
         return;
     }
     if (!mk_cluster_topic_name_valid(name, why, sizeof(why))) {
-        mk_admin_error(resp, 400, "invalid_topic", "%s", why);
+        mk_admin_http_error(resp, 400, "invalid_topic", "%s", why);
         json_decref(body);
         return;
     }
     if (mk_cluster_topic_find(a->c, name)) {
-        mk_admin_error(resp, 409, "topic_exists", "topic '%s' already exists", name);
+        mk_admin_http_error(resp, 409, "topic_exists", "topic '%s' already exists", name);
         json_decref(body);
         return;
     }
     if (parts < 1 || parts > 100000) {
-        mk_admin_error(resp, 400, "invalid_partitions", "partitions must be 1..100000, not %lld", (long long)parts);
+        mk_admin_http_error(resp, 400, "invalid_partitions", "partitions must be 1..100000, not %lld", (long long)parts);
         json_decref(body);
         return;
     }
     if (rf < 1 || rf > cell) {
-        mk_admin_error(resp, 400, "invalid_replication_factor",
+        mk_admin_http_error(resp, 400, "invalid_replication_factor",
                        "replication_factor must be 1..%d (the brokers of a cell, one per AZ), not %lld", cell,
                        (long long)rf);
         json_decref(body);
@@ -733,16 +693,14 @@ static void h_topic_create(mk_admin_t *a, const mk_http_req_t *req, const mk_adm
     mk_free(keys);
     mk_free(vals);
     if (status) {
-        mk_admin_error(resp, status,
+        mk_admin_http_error(resp, status,
                        status == 409 ? "topic_exists" : status == 400 ? "invalid_config" : "internal", "%s", why);
         json_decref(body);
         return;
     }
-    a->cause = "admin API";
-    mk_admin_observe(a);
-    a->cause = NULL;
+    mk_admin_observe(a, "admin API", false);
     json_decref(body);
-    mk_admin_json(resp, 201, json_pack("{s:o}", "topic", topic_detail_json(a, t)));
+    mk_admin_http_json(resp, 201, json_pack("{s:o}", "topic", topic_detail_json(a, t)));
 }
 
 static void h_topic_delete(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
@@ -750,24 +708,22 @@ static void h_topic_delete(mk_admin_t *a, const mk_http_req_t *req, const mk_adm
 {
     mk_topic_t *t = mk_cluster_topic_find(a->c, caps->v[0]);
     if (!t) {
-        mk_admin_error(resp, 404, "unknown_topic", "no topic '%s'", caps->v[0]);
+        mk_admin_http_error(resp, 404, "unknown_topic", "no topic '%s'", caps->v[0]);
         return;
     }
     if (!mk_cluster_config_get_bool(mk_cluster_config(a->c), "delete.topic.enable")) {
-        mk_admin_error(resp, 403, "topic_deletion_disabled", "delete.topic.enable is false");
+        mk_admin_http_error(resp, 403, "topic_deletion_disabled", "delete.topic.enable is false");
         return;
     }
     char id[24];
     uuid_str(t->id, id);
     int rc = mk_broker_topic_delete(a->b, t);
     if (rc < 0) {
-        mk_admin_error(resp, 500, "internal", "cannot delete topic '%s': %s", caps->v[0], mk_strerror(rc));
+        mk_admin_http_error(resp, 500, "internal", "cannot delete topic '%s': %s", caps->v[0], mk_strerror(rc));
         return;
     }
-    a->cause = "admin API";
-    mk_admin_observe(a);
-    a->cause = NULL;
-    mk_admin_json(resp, 200, json_pack("{s:s, s:s}", "deleted", caps->v[0], "id", id));
+    mk_admin_observe(a, "admin API", false);
+    mk_admin_http_json(resp, 200, json_pack("{s:s, s:s}", "deleted", caps->v[0], "id", id));
 }
 
 /* ------------------------------------------------------------------ groups */
@@ -829,7 +785,7 @@ static void h_groups(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_cap
     mk_group_coord_t *gc = mk_broker_groups(a->b);
     if (gc)
         mk_group_list(gc, -1, list_cb, &g);
-    mk_admin_json(resp, 200, json_pack("{s:o}", "groups", g.arr));
+    mk_admin_http_json(resp, 200, json_pack("{s:o}", "groups", g.arr));
 }
 
 static void describe_cb(const mk_group_desc_t *d, void *arg)
@@ -846,10 +802,10 @@ static void h_group(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps
     if (gc)
         mk_group_describe(gc, caps->v[0], describe_cb, &g);
     if (!g.arr) {
-        mk_admin_error(resp, 404, "unknown_group", "no group '%s'", caps->v[0]);
+        mk_admin_http_error(resp, 404, "unknown_group", "no group '%s'", caps->v[0]);
         return;
     }
-    mk_admin_json(resp, 200, json_pack("{s:o}", "group", g.arr));
+    mk_admin_http_json(resp, 200, json_pack("{s:o}", "group", g.arr));
 }
 
 /* ------------------------------------------------------------------- reset */
@@ -938,15 +894,13 @@ static void h_reset(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps
     double ms = (double)(mk_mono_ns() - t0) / 1e6;
     mk_admin_event(a, "reset", -1, "reset: %d topics and %d groups deleted in %.2f ms (admin API)", topics, groups,
                    ms);
-    a->quiet = true; /* one event for the reset, not one per topic */
-    mk_admin_observe(a);
-    a->quiet = false;
+    mk_admin_observe(a, NULL, true); /* one event for the reset, not one per topic */
     if (oom || failed) {
-        mk_admin_error(resp, 500, "reset_incomplete", "reset deleted %d topics and %d groups; %d could not be deleted%s",
+        mk_admin_http_error(resp, 500, "reset_incomplete", "reset deleted %d topics and %d groups; %d could not be deleted%s",
                        topics, groups, failed, oom ? " (out of memory)" : "");
         return;
     }
-    mk_admin_json(resp, 200, json_pack("{s:i, s:i, s:f}", "topics_deleted", topics, "groups_deleted", groups,
+    mk_admin_http_json(resp, 200, json_pack("{s:i, s:i, s:f}", "topics_deleted", topics, "groups_deleted", groups,
                                        "elapsed_ms", ms));
 }
 
@@ -957,39 +911,40 @@ static void h_events(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_cap
     char v[32];
     int32_t since = 0, limit = MK_ADMIN_EVENTS;
     if (mk_admin_query_get(req->query, "since", v, sizeof(v)) && (!parse_id(v, &since) || since < 0)) {
-        mk_admin_error(resp, 400, "bad_request", "since must be a non-negative integer");
+        mk_admin_http_error(resp, 400, "bad_request", "since must be a non-negative integer");
         return;
     }
     if (mk_admin_query_get(req->query, "limit", v, sizeof(v)) && (!parse_id(v, &limit) || limit < 1)) {
-        mk_admin_error(resp, 400, "bad_request", "limit must be a positive integer");
+        mk_admin_http_error(resp, 400, "bad_request", "limit must be a positive integer");
         return;
     }
     char type[24] = "";
     mk_admin_query_get(req->query, "type", type, sizeof(type));
     /* The newest `limit` matching events after since, oldest first. */
-    uint64_t first = a->event_seq > MK_ADMIN_EVENTS ? a->event_seq - MK_ADMIN_EVENTS + 1 : 1;
+    uint64_t last = mk_admin_events_last(a);
+    uint64_t first = last > MK_ADMIN_EVENTS ? last - MK_ADMIN_EVENTS + 1 : 1;
     if ((uint64_t)since + 1 > first)
         first = (uint64_t)since + 1;
     uint64_t from = first;
     int n = 0;
-    for (uint64_t s = a->event_seq; s >= first && s > 0 && n < limit; s--) {
-        const mk_admin_event_t *e = &a->events[s % MK_ADMIN_EVENTS];
-        if (e->seq == s && (!type[0] || strcmp(type, e->type) == 0)) {
+    for (uint64_t s = last; s >= first && s > 0 && n < limit; s--) {
+        const mk_admin_event_t *e = mk_admin_events_at(a, s);
+        if (e && (!type[0] || strcmp(type, e->type) == 0)) {
             from = s;
             n++;
         }
     }
     json_t *arr = json_array();
-    for (uint64_t s = from; n > 0 && s <= a->event_seq; s++) {
-        const mk_admin_event_t *e = &a->events[s % MK_ADMIN_EVENTS];
-        if (e->seq != s || (type[0] && strcmp(type, e->type) != 0))
+    for (uint64_t s = from; n > 0 && s <= last; s++) {
+        const mk_admin_event_t *e = mk_admin_events_at(a, s);
+        if (!e || (type[0] && strcmp(type, e->type) != 0))
             continue;
         json_t *ej = json_pack("{s:I, s:I, s:s, s:o}", "seq", (json_int_t)e->seq, "time_ms", (json_int_t)e->time_ms,
                                "type", e->type, "message", jstr(e->message));
         json_object_set_new(ej, "broker", e->broker >= 0 ? json_integer(e->broker) : json_null());
         json_array_append_new(arr, ej);
     }
-    mk_admin_json(resp, 200, json_pack("{s:o, s:I, s:i}", "events", arr, "last_seq", (json_int_t)a->event_seq,
+    mk_admin_http_json(resp, 200, json_pack("{s:o, s:I, s:i}", "events", arr, "last_seq", (json_int_t)last,
                                        "capacity", MK_ADMIN_EVENTS));
 }
 
@@ -1000,15 +955,15 @@ static void h_latency(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     char v[16];
     int32_t broker = -1;
     if (mk_admin_query_get(req->query, "broker", v, sizeof(v)) && !parse_id(v, &broker)) {
-        mk_admin_error(resp, 400, "bad_request", "broker must be a broker id");
+        mk_admin_http_error(resp, 400, "bad_request", "broker must be a broker id");
         return;
     }
-    mk_admin_json(resp, 200, mk_admin_stats_latency_json(a->stats, broker));
+    mk_admin_http_json(resp, 200, mk_admin_stats_latency_json(a->stats, broker));
 }
 
 static void h_rates(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
 {
-    mk_admin_json(resp, 200, mk_admin_stats_rates_json(a->stats));
+    mk_admin_http_json(resp, 200, mk_admin_stats_rates_json(a->stats));
 }
 
 /* ----------------------------------------------------------------- metrics */
@@ -1031,7 +986,7 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     counts_t k;
     if (!counts_take(a, &k)) {
-        mk_admin_error(resp, 500, "internal", "out of memory");
+        mk_admin_http_error(resp, 500, "internal", "out of memory");
         return;
     }
     char id[16], num[16];
@@ -1131,7 +1086,7 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     mk_prom_help(o, "minikora_admin_connections", "gauge", "Open admin API connections.");
     mk_prom_sample(o, "minikora_admin_connections", mk_admin_http_conn_count(a->http), NULL);
     mk_prom_help(o, "minikora_events_total", "counter", "Events recorded (GET /v1/events).");
-    mk_prom_sample(o, "minikora_events_total", (double)a->event_seq, NULL);
+    mk_prom_sample(o, "minikora_events_total", (double)mk_admin_events_last(a), NULL);
     mk_prom_help(o, "minikora_resets_total", "counter", "POST /v1/reset calls.");
     mk_prom_sample(o, "minikora_resets_total", (double)a->resets, NULL);
     mk_prom_help(o, "minikora_uptime_seconds", "gauge", "Seconds since the admin API started.");

@@ -1,0 +1,209 @@
+/*
+ * events.c -- the admin event ring (GET /v1/events) and the sampling of the
+ * cluster that feeds it.
+ *
+ * The ring keeps the last MK_ADMIN_EVENTS events, numbered from 1 (seq), so
+ * a reader can ask for what came after the last one it saw.  Event seq lives
+ * in slot seq % MK_ADMIN_EVENTS; a slot whose seq differs from the one asked
+ * for has been overwritten (mk_admin_events_at() answers NULL), and seq 0
+ * marks a slot never written.  Events come from two places:
+ *   - mk_admin_event(): explicit ones (reset, AZ actions, restarts, and once
+ *     a second at most a count of Kafka requests refused; main.c's
+ *     --control-stdin too);
+ *   - mk_admin_observe(): a sample of the cluster compared with the last
+ *     one: brokers started or stopped, topics created or deleted, partition
+ *     leaders moved or lost, ISRs shrunk or grown.  It runs every tick and at
+ *     once after every acting route, which names its cause; the cause is
+ *     then appended to the events of that sample.  Sampling sees every change
+ *     whatever made it (the Kafka API, --control-stdin, replication's own
+ *     elections), at the price of missing a change undone within one tick.
+ * One sample records at most PART_EVENTS_MAX partition events and sums up
+ * the rest in one more, so a broker crash cannot flush the whole ring.
+ *
+ * The very first sample (at open) records nothing: what exists at start is
+ * no event.  This file calls no other file of admin/; admin.c and routes.c
+ * call it.  Loop thread only.
+ */
+#include "admin/admin_int.h"
+#include "repl/repl.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define PART_EVENTS_MAX 16
+
+/* What the last sample saw of one topic. */
+typedef struct seen_topic_s {
+    uint8_t id[16];
+    int32_t n;
+    int32_t *leader;          /* owned: per partition, then the ISR sizes */
+    int32_t *isr;             /* ISR size per partition (inside leader's block) */
+} seen_topic_t;
+
+/* ====================================================================== ring */
+
+void mk_admin_event(mk_admin_t *a, const char *type, int32_t broker, const char *fmt, ...)
+{
+    mk_admin_events_t *ev = &a->events;
+    uint64_t seq = ++ev->last_seq;
+    mk_admin_event_t *e = &ev->ring[seq % MK_ADMIN_EVENTS];
+    e->seq = seq;
+    e->time_ms = mk_now_ms();
+    e->broker = broker;
+    snprintf(e->type, sizeof(e->type), "%s", type);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    va_end(ap);
+    mk_debug("admin event %llu %s: %s", (unsigned long long)seq, e->type, e->message);
+}
+
+const mk_admin_event_t *mk_admin_events_at(const mk_admin_t *a, uint64_t seq)
+{
+    const mk_admin_event_t *e = &a->events.ring[seq % MK_ADMIN_EVENTS];
+    return seq > 0 && e->seq == seq ? e : NULL;
+}
+
+uint64_t mk_admin_events_last(const mk_admin_t *a) { return a->events.last_seq; }
+
+/* ================================================================== sampling */
+
+static void seen_free(seen_topic_t *st)
+{
+    if (!st)
+        return;
+    mk_free(st->leader);
+    mk_free(st);
+}
+
+static seen_topic_t *seen_new(const mk_topic_t *t)
+{
+    seen_topic_t *st = mk_calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
+    st->leader = mk_calloc((size_t)t->partition_count * 2 + 1, sizeof(int32_t));
+    if (!st->leader) {
+        mk_free(st);
+        return NULL;
+    }
+    st->isr = st->leader + t->partition_count;
+    memcpy(st->id, t->id, 16);
+    st->n = t->partition_count;
+    for (int32_t i = 0; i < t->partition_count; i++) {
+        st->leader[i] = t->partitions[i].leader;
+        st->isr[i] = mk_repl_isr_size(&t->partitions[i]);
+    }
+    return st;
+}
+
+void mk_admin_observe(mk_admin_t *a, const char *why, bool quiet)
+{
+    mk_admin_events_t *ev = &a->events;
+    bool emit = ev->seen_valid;
+    char cause[64] = "";
+    if (why)
+        snprintf(cause, sizeof(cause), " (%s)", why);
+    int n = mk_cluster_broker_count(a->c);
+    for (int i = 0; i < n; i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(a->c, i);
+        if (emit && ev->seen_running[i] != b->running)
+            mk_admin_event(a, b->running ? "broker_started" : "broker_stopped", b->id, "broker %d %s (%s, cell %d)%s",
+                           b->id, b->running ? "started" : "stopped", b->az, b->cell, cause);
+        ev->seen_running[i] = b->running;
+    }
+    emit = emit && !quiet;
+    int part_events = 0, leader_more = 0, isr_more = 0;
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(a->c, &it))) {
+        seen_topic_t *st = mk_map_get(&ev->seen_topics, t->name);
+        if (st && (memcmp(st->id, t->id, 16) != 0 || st->n != t->partition_count)) {
+            mk_map_del(&ev->seen_topics, t->name); /* deleted and created again */
+            if (emit)
+                mk_admin_event(a, "topic_deleted", -1, "topic %s deleted%s", t->name, cause);
+            seen_free(st);
+            st = NULL;
+        }
+        if (!st) {
+            if (emit)
+                mk_admin_event(a, "topic_created", -1, "topic %s created: %d partitions, replication factor %d, "
+                               "cell %d%s", t->name, t->partition_count, t->replication_factor, t->cell, cause);
+            st = seen_new(t);
+            if (st && mk_map_put(&ev->seen_topics, t->name, st) < 0) {
+                seen_free(st);
+                st = NULL;
+            }
+            continue;
+        }
+        for (int32_t i = 0; i < t->partition_count; i++) {
+            mk_partition_t *p = &t->partitions[i];
+            int32_t isr = mk_repl_isr_size(p);
+            if (emit && st->leader[i] != p->leader) {
+                if (part_events++ < PART_EVENTS_MAX) {
+                    if (p->leader < 0)
+                        mk_admin_event(a, "partition_offline", st->leader[i], "%s-%d: no leader (was broker %d)%s",
+                                       t->name, i, st->leader[i], cause);
+                    else
+                        mk_admin_event(a, "leader_changed", p->leader, "%s-%d: leader %d -> %d, epoch %d%s", t->name,
+                                       i, st->leader[i], p->leader, p->leader_epoch, cause);
+                } else {
+                    leader_more++;
+                }
+            }
+            if (emit && st->isr[i] != isr) {
+                if (part_events++ < PART_EVENTS_MAX)
+                    mk_admin_event(a, isr < st->isr[i] ? "isr_shrunk" : "isr_expanded", p->leader,
+                                   "%s-%d: ISR %d -> %d of %d replicas%s", t->name, i, st->isr[i], isr,
+                                   p->replica_count, cause);
+                else
+                    isr_more++;
+            }
+            st->leader[i] = p->leader;
+            st->isr[i] = isr;
+        }
+    }
+    if (leader_more || isr_more)
+        mk_admin_event(a, "partitions_changed", -1, "and %d more leader changes, %d more ISR changes%s", leader_more,
+                       isr_more, cause);
+    /* Topics that are gone. */
+    const char *k;
+    void *v;
+    it = 0;
+    while (mk_map_next(&ev->seen_topics, &it, &k, &v)) {
+        if (mk_cluster_topic_find(a->c, k))
+            continue;
+        if (emit)
+            mk_admin_event(a, "topic_deleted", -1, "topic %s deleted%s", k, cause);
+        mk_map_del(&ev->seen_topics, k);
+        seen_free(v);
+    }
+    ev->seen_valid = true;
+}
+
+/* ================================================================ lifecycle */
+
+int mk_admin_events_init(mk_admin_t *a)
+{
+    mk_admin_events_t *ev = &a->events;
+    memset(ev, 0, sizeof(*ev));
+    mk_map_init(&ev->seen_topics);
+    ev->ring = mk_calloc(MK_ADMIN_EVENTS, sizeof(mk_admin_event_t));
+    ev->seen_running = mk_calloc((size_t)mk_cluster_broker_count(a->c) + 1, sizeof(bool));
+    return ev->ring && ev->seen_running ? 0 : MK_ERR_NOMEM;
+}
+
+void mk_admin_events_free(mk_admin_t *a)
+{
+    mk_admin_events_t *ev = &a->events;
+    const char *k;
+    void *v;
+    size_t it = 0;
+    while (mk_map_next(&ev->seen_topics, &it, &k, &v))
+        seen_free(v);
+    mk_map_free(&ev->seen_topics);
+    mk_free(ev->seen_running);
+    mk_free(ev->ring);
+    ev->ring = NULL;
+    ev->seen_running = NULL;
+}
