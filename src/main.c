@@ -17,6 +17,7 @@
 #include "tui.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,51 +231,48 @@ static int parse_int(const char *s, int *out)
     return 0;
 }
 
-/* A JSON string literal of s (quotes and backslashes escaped). */
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            fprintf(f, "\\u%04x", *s);
-        else
-            fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-/* --ready-file: {bootstrap, admin, brokers: [...]}, written to PATH.tmp and
- * renamed, so a reader never sees half a file.  0 or -1 (errno set). */
+/* --ready-file: {bootstrap, admin, pid, data_dir, brokers: [...]} on one
+ * line, written to PATH.tmp and renamed, so a reader never sees half a
+ * file.  jansson's default separators (", " and ": ") keep the line as it
+ * always was, so the README's sed recipe that matches "bootstrap": "..."
+ * still finds the bootstrap servers.  0 or -1 (errno set). */
 static int write_ready_file(app_t *app, const char *path, const char *boot, const char *admin_url,
                             const char *data_dir)
 {
+    json_t *brokers = json_array();
+    int n = mk_cluster_broker_count(app->cluster);
+    for (int i = 0; brokers && i < n; i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(app->cluster, i);
+        if (json_array_append_new(brokers, json_pack("{s:i, s:s, s:i, s:s, s:i}", "id", (int)b->id, "host",
+                                                     mk_cluster_advertise_host(app->cluster), "port", b->port,
+                                                     "az", b->az, "cell", (int)b->cell)) < 0) {
+            json_decref(brokers);
+            brokers = NULL;
+        }
+    }
+    /* NULL members (out of memory, text that is not UTF-8) make json_pack fail. */
+    json_t *j = json_pack("{s:s, s:o, s:i, s:s, s:o}", "bootstrap", boot, "admin",
+                          admin_url ? json_string(admin_url) : json_null(), "pid", (int)getpid(), "data_dir",
+                          data_dir, "brokers", brokers);
+    if (!j) {
+        errno = EINVAL;
+        return -1;
+    }
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
-    if (!f)
+    if (!f) {
+        json_decref(j);
         return -1;
-    fputs("{\"bootstrap\": ", f);
-    json_str(f, boot);
-    fputs(", \"admin\": ", f);
-    if (admin_url)
-        json_str(f, admin_url);
-    else
-        fputs("null", f);
-    fprintf(f, ", \"pid\": %d, \"data_dir\": ", (int)getpid());
-    json_str(f, data_dir);
-    fputs(", \"brokers\": [", f);
-    int n = mk_cluster_broker_count(app->cluster);
-    for (int i = 0; i < n; i++) {
-        mk_cluster_broker_t *b = mk_cluster_broker_at(app->cluster, i);
-        fprintf(f, "%s{\"id\": %d, \"host\": ", i ? ", " : "", b->id);
-        json_str(f, mk_cluster_advertise_host(app->cluster));
-        fprintf(f, ", \"port\": %d, \"az\": ", b->port);
-        json_str(f, b->az);
-        fprintf(f, ", \"cell\": %d}", b->cell);
     }
-    fputs("]}\n", f);
+    int rc = json_dumpf(j, f, 0);
+    json_decref(j);
+    if (rc < 0 || fputc('\n', f) == EOF) {
+        fclose(f);
+        unlink(tmp);
+        errno = EIO;
+        return -1;
+    }
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);

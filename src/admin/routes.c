@@ -52,24 +52,6 @@ static json_t *jstr(const char *s)
 
 static json_t *jint(int64_t v) { return json_integer((json_int_t)v); }
 
-/* Kafka prints a Uuid as URL-safe base64 without padding (22 characters). */
-static void uuid_str(const uint8_t id[16], char out[24])
-{
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < 16; i += 3) {
-        uint32_t v = (uint32_t)id[i] << 16 | (i + 1 < 16 ? (uint32_t)id[i + 1] << 8 : 0) |
-                     (i + 2 < 16 ? id[i + 2] : 0);
-        out[o++] = tbl[(v >> 18) & 63];
-        out[o++] = tbl[(v >> 12) & 63];
-        if (i + 1 < 16)
-            out[o++] = tbl[(v >> 6) & 63];
-        if (i + 2 < 16)
-            out[o++] = tbl[v & 63];
-    }
-    out[o] = 0;
-}
-
 /* A decimal int32 path segment; false if it is anything else. */
 static bool parse_id(const char *s, int32_t *out)
 {
@@ -463,8 +445,8 @@ static void h_az_up(mk_admin_t *a, const mk_http_req_t *q, const mk_admin_caps_t
 
 static json_t *topic_summary_json(mk_admin_t *a, mk_topic_t *t)
 {
-    char id[24];
-    uuid_str(t->id, id);
+    char id[MK_CLUSTER_UUID_STR_LEN];
+    mk_cluster_uuid_str(t->id, id);
     int urp = 0, offline = 0;
     uint64_t size = 0;
     int64_t records = 0;
@@ -630,18 +612,6 @@ static void h_topic_create(mk_admin_t *a, const mk_http_req_t *req, const mk_adm
         json_decref(body);
         return;
     }
-    if (parts < 1 || parts > 100000) {
-        mk_admin_http_error(resp, 400, "invalid_partitions", "partitions must be 1..100000, not %lld", (long long)parts);
-        json_decref(body);
-        return;
-    }
-    if (rf < 1 || rf > cell) {
-        mk_admin_http_error(resp, 400, "invalid_replication_factor",
-                       "replication_factor must be 1..%d (the brokers of a cell, one per AZ), not %lld", cell,
-                       (long long)rf);
-        json_decref(body);
-        return;
-    }
     size_t nc = configs ? json_object_size(configs) : 0;
     const char **keys = mk_calloc(nc + 1, sizeof(char *));
     char **vals = mk_calloc(nc + 1, sizeof(char *));
@@ -652,23 +622,13 @@ static void h_topic_create(mk_admin_t *a, const mk_http_req_t *req, const mk_adm
         snprintf(why, sizeof(why), "out of memory");
     }
     if (configs && !status) {
+        /* A value that has no text form stays NULL: the check below calls
+         * it invalid, after any unknown name before it. */
         json_object_foreach(configs, key, v)
         {
             char text[1024];
-            const mk_cfg_def_t *d = mk_cluster_cfg_topic_def(key);
-            if (!d) {
-                status = 400;
-                snprintf(why, sizeof(why), "unknown topic config '%.100s'", key);
-                break;
-            }
-            if (!config_text(v, text, sizeof(text)) || !mk_cluster_config_value_valid(d, text)) {
-                status = 400;
-                snprintf(why, sizeof(why), "invalid value for topic config '%s'", key);
-                break;
-            }
             keys[ci] = key;
-            vals[ci] = mk_strdup(text);
-            if (!vals[ci]) {
+            if (config_text(v, text, sizeof(text)) && !(vals[ci] = mk_strdup(text))) {
                 status = 500;
                 snprintf(why, sizeof(why), "out of memory");
                 break;
@@ -676,9 +636,34 @@ static void h_topic_create(mk_admin_t *a, const mk_http_req_t *req, const mk_adm
             ci++;
         }
     }
+    /* Partitions, replication factor and configs: the cluster's one check.
+     * Values beyond the spec's integer types are out of range as they are. */
+    mk_topic_spec_t spec = {name, parts < 1 || parts > INT32_MAX ? 0 : (int32_t)parts,
+                            (int16_t)(rf < 1 || rf > INT16_MAX ? 0 : rf), ci, keys, (const char *const *)vals, NULL};
+    int32_t bad = 0;
+    switch (status ? MK_CLUSTER_SPEC_OK : mk_cluster_topic_spec_check(a->c, &spec, &bad)) {
+    case MK_CLUSTER_SPEC_PARTITIONS:
+        status = 400;
+        mk_admin_http_error(resp, 400, "invalid_partitions", "partitions must be 1..%d, not %lld",
+                            MK_CLUSTER_MAX_PARTITIONS, (long long)parts);
+        break;
+    case MK_CLUSTER_SPEC_REPLICATION:
+        status = 400;
+        mk_admin_http_error(resp, 400, "invalid_replication_factor",
+                            "replication_factor must be 1..%d (the brokers of a cell, one per AZ), not %lld", cell,
+                            (long long)rf);
+        break;
+    case MK_CLUSTER_SPEC_CONFIG_NAME:
+        status = 400;
+        mk_admin_http_error(resp, 400, "invalid_config", "unknown topic config '%.100s'", keys[bad]);
+        break;
+    case MK_CLUSTER_SPEC_CONFIG_VALUE:
+        status = 400;
+        mk_admin_http_error(resp, 400, "invalid_config", "invalid value for topic config '%s'", keys[bad]);
+        break;
+    }
     mk_topic_t *t = NULL;
     if (!status) {
-        mk_topic_spec_t spec = {name, (int32_t)parts, (int16_t)rf, ci, keys, (const char *const *)vals, NULL};
         int rc = mk_broker_topic_create(a->b, &spec, &t);
         if (rc == MK_ERR_EXISTS) {
             status = 409;
@@ -693,8 +678,8 @@ static void h_topic_create(mk_admin_t *a, const mk_http_req_t *req, const mk_adm
     mk_free(keys);
     mk_free(vals);
     if (status) {
-        mk_admin_http_error(resp, status,
-                       status == 409 ? "topic_exists" : status == 400 ? "invalid_config" : "internal", "%s", why);
+        if (status != 400) /* the 400s are answered above */
+            mk_admin_http_error(resp, status, status == 409 ? "topic_exists" : "internal", "%s", why);
         json_decref(body);
         return;
     }
@@ -715,8 +700,8 @@ static void h_topic_delete(mk_admin_t *a, const mk_http_req_t *req, const mk_adm
         mk_admin_http_error(resp, 403, "topic_deletion_disabled", "delete.topic.enable is false");
         return;
     }
-    char id[24];
-    uuid_str(t->id, id);
+    char id[MK_CLUSTER_UUID_STR_LEN];
+    mk_cluster_uuid_str(t->id, id);
     int rc = mk_broker_topic_delete(a->b, t);
     if (rc < 0) {
         mk_admin_http_error(resp, 500, "internal", "cannot delete topic '%s': %s", caps->v[0], mk_strerror(rc));

@@ -289,21 +289,6 @@ int mk_broker_handle_create_topics(mk_req_t *req)
                 }
             }
         }
-        if (!err) {
-            if (parts == -1)
-                parts = (int32_t)mk_cluster_config_get_i64(cfg, "num.partitions");
-            if (rf == -1)
-                rf = (int16_t)MK_MIN(mk_cluster_config_get_i64(cfg, "default.replication.factor"), cell);
-            if (parts <= 0 || parts > 100000) {
-                err = MK_KERR_INVALID_PARTITIONS;
-                snprintf(why, sizeof(why), "Number of partitions must be between 1 and 100000, not %d.", parts);
-            } else if (rf < 1 || rf > cell) {
-                err = MK_KERR_INVALID_REPLICATION_FACTOR;
-                snprintf(why, sizeof(why),
-                         "Replication factor must be between 1 and %d (the brokers of a cell, one per AZ), not %d.",
-                         cell, rf);
-            }
-        }
         const char **keys = NULL, **vals = NULL;
         mk_str_t *ks = NULL, *vs = NULL;
         if (!err && qt->Configs.count > 0) {
@@ -313,21 +298,46 @@ int mk_broker_handle_create_topics(mk_req_t *req)
             vs = mk_arena_alloc(&req->arena, sizeof(mk_str_t) * (size_t)qt->Configs.count);
             if (!keys || !vals || !ks || !vs)
                 return MK_ERR_NOMEM;
-            for (int32_t c = 0; c < qt->Configs.count && !err; c++) {
-                mk_CreateTopicsRequest_CreatableTopicConfig_t *cf = &qt->Configs.items[c];
-                const mk_cfg_def_t *d = mk_cluster_cfg_topic_def(cf->Name.ptr);
-                if (!d) {
-                    err = MK_KERR_INVALID_CONFIG;
-                    snprintf(why, sizeof(why), "Unknown topic config name: %s", cf->Name.ptr);
-                } else if (!cf->Value.ptr || !mk_cluster_config_value_valid(d, cf->Value.ptr)) {
-                    err = MK_KERR_INVALID_CONFIG;
-                    snprintf(why, sizeof(why), "Invalid value %s for configuration %s",
-                             cf->Value.ptr ? cf->Value.ptr : "null", cf->Name.ptr);
-                }
-                keys[c] = cf->Name.ptr;
-                vals[c] = cf->Value.ptr;
-                ks[c] = cf->Name;
-                vs[c] = cf->Value;
+            for (int32_t c = 0; c < qt->Configs.count; c++) {
+                keys[c] = qt->Configs.items[c].Name.ptr;
+                vals[c] = qt->Configs.items[c].Value.ptr;
+                ks[c] = qt->Configs.items[c].Name;
+                vs[c] = qt->Configs.items[c].Value;
+            }
+        }
+        if (!err) {
+            if (parts == -1)
+                parts = (int32_t)mk_cluster_config_get_i64(cfg, "num.partitions");
+            if (rf == -1)
+                rf = (int16_t)MK_MIN(mk_cluster_config_get_i64(cfg, "default.replication.factor"), cell);
+            /* Partitions, replication factor and configs: the cluster's one
+             * check; the messages are Kafka's. */
+            mk_topic_spec_t check = {NULL, parts, rf, qt->Configs.count, keys, vals, NULL};
+            int32_t bad = 0;
+            mk_CreateTopicsRequest_CreatableTopicConfig_t *cf = NULL;
+            switch (mk_cluster_topic_spec_check(req->c, &check, &bad)) {
+            case MK_CLUSTER_SPEC_PARTITIONS:
+                err = MK_KERR_INVALID_PARTITIONS;
+                snprintf(why, sizeof(why), "Number of partitions must be between 1 and %d, not %d.",
+                         MK_CLUSTER_MAX_PARTITIONS, parts);
+                break;
+            case MK_CLUSTER_SPEC_REPLICATION:
+                err = MK_KERR_INVALID_REPLICATION_FACTOR;
+                snprintf(why, sizeof(why),
+                         "Replication factor must be between 1 and %d (the brokers of a cell, one per AZ), not %d.",
+                         cell, rf);
+                break;
+            case MK_CLUSTER_SPEC_CONFIG_NAME:
+                cf = &qt->Configs.items[bad];
+                err = MK_KERR_INVALID_CONFIG;
+                snprintf(why, sizeof(why), "Unknown topic config name: %s", cf->Name.ptr);
+                break;
+            case MK_CLUSTER_SPEC_CONFIG_VALUE:
+                cf = &qt->Configs.items[bad];
+                err = MK_KERR_INVALID_CONFIG;
+                snprintf(why, sizeof(why), "Invalid value %s for configuration %s",
+                         cf->Value.ptr ? cf->Value.ptr : "null", cf->Name.ptr);
+                break;
             }
         }
         if (err) {

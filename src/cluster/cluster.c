@@ -76,18 +76,18 @@ static void remove_dir(const char *dir)
         mk_warn("cannot remove %s: %s", dir, strerror(errno));
 }
 
-static void base64url(const uint8_t *in, size_t n, char *out)
+void mk_cluster_uuid_str(const uint8_t id[16], char out[MK_CLUSTER_UUID_STR_LEN])
 {
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
-                     (i + 2 < n ? in[i + 2] : 0);
+    for (size_t i = 0; i < 16; i += 3) {
+        uint32_t v = (uint32_t)id[i] << 16 | (i + 1 < 16 ? (uint32_t)id[i + 1] << 8 : 0) |
+                     (i + 2 < 16 ? id[i + 2] : 0);
         out[o++] = tbl[(v >> 18) & 63];
         out[o++] = tbl[(v >> 12) & 63];
-        if (i + 1 < n)
+        if (i + 1 < 16)
             out[o++] = tbl[(v >> 6) & 63];
-        if (i + 2 < n)
+        if (i + 2 < 16)
             out[o++] = tbl[v & 63];
     }
     out[o] = 0;
@@ -458,12 +458,33 @@ static int topic_persist(mk_cluster_t *c, mk_topic_t *t, mk_cluster_done_cb cb, 
     return rc;
 }
 
+int mk_cluster_topic_spec_check(const mk_cluster_t *c, const mk_topic_spec_t *spec, int32_t *bad)
+{
+    if (spec->partitions < 1 || spec->partitions > MK_CLUSTER_MAX_PARTITIONS)
+        return MK_CLUSTER_SPEC_PARTITIONS;
+    if (spec->replication_factor < 1 || spec->replication_factor > mk_cluster_cell_size(c))
+        return MK_CLUSTER_SPEC_REPLICATION;
+    for (int32_t i = 0; i < spec->config_count; i++) {
+        const mk_cfg_def_t *d = mk_cluster_cfg_topic_def(spec->config_keys[i]);
+        int problem = !d ? MK_CLUSTER_SPEC_CONFIG_NAME
+                      : !spec->config_values[i] || !mk_cluster_config_value_valid(d, spec->config_values[i])
+                          ? MK_CLUSTER_SPEC_CONFIG_VALUE
+                          : MK_CLUSTER_SPEC_OK;
+        if (problem) {
+            if (bad)
+                *bad = i;
+            return problem;
+        }
+    }
+    return MK_CLUSTER_SPEC_OK;
+}
+
 int mk_cluster_topic_create(mk_cluster_t *c, const mk_topic_spec_t *spec, mk_cluster_done_cb cb, void *arg,
                             mk_topic_t **out)
 {
     if (mk_map_get(&c->topics, spec->name))
         return MK_ERR_EXISTS;
-    if (spec->partitions <= 0 || spec->partitions > 100000)
+    if (mk_cluster_topic_spec_check(c, spec, NULL) != MK_CLUSTER_SPEC_OK)
         return MK_ERR_INVALID;
     mk_topic_t *t = topic_new(spec->name, spec->partitions);
     if (!t)
@@ -484,7 +505,7 @@ int mk_cluster_topic_create(mk_cluster_t *c, const mk_topic_spec_t *spec, mk_clu
     }
     topic_log_config(c, t);
     t->cell = pick_cell(c);
-    int16_t rf = spec->replication_factor > 0 ? spec->replication_factor : 1;
+    int16_t rf = spec->replication_factor;
     t->replication_factor = rf;
     if (topic_alloc_replicas(t, rf) < 0) {
         topic_free(t);
@@ -703,7 +724,7 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
     } else {
         uint8_t raw[16];
         random_bytes(raw, sizeof(raw));
-        base64url(raw, sizeof(raw), c->cluster_id);
+        mk_cluster_uuid_str(raw, c->cluster_id);
         rc = mk_meta_kv_set(c->meta, "cluster.id", c->cluster_id);
         if (rc < 0) {
             mk_free(cid);

@@ -166,22 +166,50 @@ int mk_cluster_topic_count(const mk_cluster_t *c);
 /* Kafka's topic name rule: 1..249 of [a-zA-Z0-9._-], not "." or "..". */
 bool mk_cluster_topic_name_valid(const char *name, char *why, size_t why_len);
 
+/* Kafka's text form of a Uuid (topic ids, the cluster id): URL-safe base64
+ * of the 16 bytes without padding, 22 characters and a NUL. */
+#define MK_CLUSTER_UUID_STR_LEN 23
+void mk_cluster_uuid_str(const uint8_t id[16], char out[MK_CLUSTER_UUID_STR_LEN]);
+
 typedef void (*mk_cluster_done_cb)(int status, void *arg);
 
 typedef struct mk_topic_spec_s {
     const char *name;
-    int32_t partitions;           /* > 0 */
-    int16_t replication_factor;   /* 1 for now */
+    int32_t partitions;           /* 1..MK_CLUSTER_MAX_PARTITIONS */
+    int16_t replication_factor;   /* 1..mk_cluster_cell_size() */
     int32_t config_count;
     const char *const *config_keys;
     const char *const *config_values;
     const int32_t *assignment;    /* optional: partitions x replication_factor broker ids */
 } mk_topic_spec_t;
 
+/* The most partitions a topic can have. */
+#define MK_CLUSTER_MAX_PARTITIONS 100000
+
+/* What mk_cluster_topic_spec_check() found wrong with a spec. */
+enum {
+    MK_CLUSTER_SPEC_OK = 0,
+    MK_CLUSTER_SPEC_PARTITIONS,   /* partitions outside 1..MK_CLUSTER_MAX_PARTITIONS */
+    MK_CLUSTER_SPEC_REPLICATION,  /* replication_factor outside 1..cell size */
+    MK_CLUSTER_SPEC_CONFIG_NAME,  /* config_keys[*bad] is no topic setting */
+    MK_CLUSTER_SPEC_CONFIG_VALUE, /* config_values[*bad] is NULL or invalid for its type */
+};
+
+/* Pure: the one validity check of a topic's partitions, replication factor
+ * and configs, used by mk_cluster_topic_create() and by every API that
+ * creates topics before it calls it.  Returns the first MK_CLUSTER_SPEC_*
+ * problem in the order above (the order the Kafka and admin APIs report
+ * them), 0 if none; for a config problem *bad (may be NULL) is its index.
+ * The caller words the error: Kafka's messages and the admin API's differ.
+ * Not checked here: the name (mk_cluster_topic_name_valid(), on the name the
+ * client gave), whether the topic exists, and the shape of an assignment. */
+int mk_cluster_topic_spec_check(const mk_cluster_t *c, const mk_topic_spec_t *spec, int32_t *bad);
+
 /* Create a topic now (in memory, logs opened) and persist it in the
  * background; cb (optional) runs on the loop once the metadata is durable.
- * Returns 0 (and *out), MK_ERR_EXISTS, MK_ERR_INVALID, MK_ERR_IO.  On error cb
- * is never called and nothing changed. */
+ * Returns 0 (and *out), MK_ERR_EXISTS, MK_ERR_INVALID (the spec fails
+ * mk_cluster_topic_spec_check()), MK_ERR_IO.  On error cb is never called
+ * and nothing changed. */
 int mk_cluster_topic_create(mk_cluster_t *c, const mk_topic_spec_t *spec, mk_cluster_done_cb cb, void *arg,
                             mk_topic_t **out);
 /* Delete a topic: close and remove its logs now, persist in the background;
