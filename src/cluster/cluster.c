@@ -11,6 +11,11 @@
  * of two choices, by partition count); its partition leaders go round-robin
  * over the cell's running brokers from a random start.
  *
+ * Validity: mk_cluster_topic_spec_check() is the one check of a new topic's
+ * partitions, replication factor and configs.  CreateTopics and the admin
+ * API call it to word their own errors; mk_cluster_topic_create() calls it
+ * again, so no path can create a topic that check refuses.
+ *
  * Persistence: topics, ids, assignments and overrides live in meta/ (SQLite).
  * Changes are applied in memory at once and written on a worker thread;
  * callers that must answer only once the change is durable pass a callback.
