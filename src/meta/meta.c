@@ -1367,6 +1367,8 @@ static const meta_op_def_t *meta_op_check(const mk_meta_op_t *op)
     return d->ok(op) ? d : NULL;
 }
 
+/* The synchronous path: check, then the row's body under the lock, on the
+ * caller's thread.  Returns the body's status. */
 int mk_meta_op_run(mk_meta_t *m, const mk_meta_op_t *op)
 {
     const meta_op_def_t *d = meta_op_check(op);
@@ -1475,6 +1477,9 @@ static meta_job_t *meta_job_new(const meta_op_def_t *d, const mk_meta_op_t *op)
     return job;
 }
 
+/* The asynchronous path: check, copy into a job, append to the FIFO and
+ * start it if it is the head.  Loop thread; fails without queueing (and
+ * without calling cb). */
 int mk_meta_op_submit(mk_meta_t *m, uv_loop_t *loop, const mk_meta_op_t *op,
                       mk_meta_done_cb cb, void *arg)
 {
