@@ -455,7 +455,8 @@ static int topic_persist(mk_cluster_t *c, mk_topic_t *t, mk_cluster_done_cb cb, 
     if (rc == 0) {
         p->cb = cb;
         p->arg = arg;
-        rc = mk_meta_topic_put_async(c->meta, c->loop, &mt, persist_done, p);
+        mk_meta_op_t op = {.kind = MK_META_TOPIC_PUT, .t = &mt};
+        rc = mk_meta_op_submit(c->meta, c->loop, &op, persist_done, p);
         if (rc < 0)
             mk_free(p);
     }
@@ -572,7 +573,8 @@ int mk_cluster_topic_delete(mk_cluster_t *c, mk_topic_t *t, mk_cluster_done_cb c
         return MK_ERR_NOMEM;
     p->cb = cb;
     p->arg = arg;
-    int rc = mk_meta_topic_delete_async(c->meta, c->loop, t->name, persist_done, p);
+    mk_meta_op_t op = {.kind = MK_META_TOPIC_DELETE, .topic = t->name};
+    int rc = mk_meta_op_submit(c->meta, c->loop, &op, persist_done, p);
     if (rc < 0) {
         mk_free(p);
         return rc;
@@ -606,7 +608,8 @@ static void partition_persist(mk_cluster_t *c, mk_partition_t *p)
     mk_meta_partition_t mp = {p->index, p->leader, p->leader_epoch, MK_MIN(p->replica_count, 64), reps};
     for (int32_t k = 0; k < mp.replica_count; k++)
         reps[k] = p->replicas[k].broker;
-    mk_meta_partition_put_async(c->meta, c->loop, p->topic->name, &mp, persist_log_done, NULL);
+    mk_meta_op_t op = {.kind = MK_META_PARTITION_PUT, .topic = p->topic->name, .p = &mp};
+    mk_meta_op_submit(c->meta, c->loop, &op, persist_log_done, NULL);
 }
 
 void mk_cluster_partition_set_leader(mk_cluster_t *c, mk_partition_t *p, int32_t broker, int32_t epoch)
@@ -730,7 +733,8 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
         uint8_t raw[16];
         random_bytes(raw, sizeof(raw));
         mk_cluster_uuid_str(raw, c->cluster_id);
-        rc = mk_meta_kv_set(c->meta, "cluster.id", c->cluster_id);
+        mk_meta_op_t op = {.kind = MK_META_KV_SET, .key = "cluster.id", .value = c->cluster_id};
+        rc = mk_meta_op_run(c->meta, &op);
         if (rc < 0) {
             mk_free(cid);
             goto fail;

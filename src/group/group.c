@@ -70,6 +70,7 @@ typedef struct offset_entry_s {
     int32_t leader_epoch;
     char *metadata;
     int64_t commit_ms;
+    int64_t expire_ms;      /* explicit expiry, -1 = none (commits here never set one) */
 } offset_entry_t;
 
 typedef struct group_s {
@@ -1024,6 +1025,7 @@ static int store_commits(mk_group_coord_t *gc, group_t *g, mk_group_commit_t *co
         e->offset = c->offset;
         e->leader_epoch = c->leader_epoch;
         e->commit_ms = wall;
+        e->expire_ms = -1;
         rows[nrows].group_id = g->id;
         rows[nrows].topic = c->topic;
         rows[nrows].partition = c->partition;
@@ -1040,7 +1042,8 @@ static int store_commits(mk_group_coord_t *gc, group_t *g, mk_group_commit_t *co
         return 0;
     }
     commit_ctx_t *ctx = mk_malloc(sizeof(*ctx));
-    int rc = ctx ? mk_meta_offsets_put_async(gc->meta, gc->loop, rows, nrows, commit_done, ctx) : MK_ERR_NOMEM;
+    mk_meta_op_t op = {.kind = MK_META_OFFSETS_PUT, .offsets = rows, .n = nrows};
+    int rc = ctx ? mk_meta_op_submit(gc->meta, gc->loop, &op, commit_done, ctx) : MK_ERR_NOMEM;
     mk_free(rows);
     if (rc < 0) {
         mk_free(ctx);
@@ -1140,8 +1143,9 @@ int16_t mk_group_offset_delete(mk_group_coord_t *gc, const char *group_id, const
     if (e) {
         mk_free(e->metadata);
         mk_free(e);
-        mk_meta_offsets_delete_partition_async(gc->meta, gc->loop, group_id, topic, partition, meta_log_done,
-                                               "offset delete");
+        mk_meta_op_t op = {.kind = MK_META_OFFSETS_DELETE_PARTITION, .group_id = group_id, .topic = topic,
+                           .partition = partition};
+        mk_meta_op_submit(gc->meta, gc->loop, &op, meta_log_done, "offset delete");
     }
     return 0;
 }
@@ -1165,7 +1169,8 @@ void mk_group_topic_deleted(mk_group_coord_t *gc, const char *topic)
             }
         }
     }
-    mk_meta_offsets_delete_topic_async(gc->meta, gc->loop, topic, meta_log_done, "topic offsets delete");
+    mk_meta_op_t op = {.kind = MK_META_OFFSETS_DELETE_TOPIC, .topic = topic};
+    mk_meta_op_submit(gc->meta, gc->loop, &op, meta_log_done, "topic offsets delete");
 }
 
 /* ===================================================================== admin */
@@ -1224,7 +1229,8 @@ int16_t mk_group_delete(mk_group_coord_t *gc, const char *group_id)
     if (g->nmembers > 0 || g->state != ST_EMPTY)
         return MK_KERR_NON_EMPTY_GROUP;
     mk_map_del(&gc->groups, group_id);
-    mk_meta_offsets_delete_group_async(gc->meta, gc->loop, g->id, meta_log_done, "group delete");
+    mk_meta_op_t op = {.kind = MK_META_OFFSETS_DELETE_GROUP, .group_id = g->id};
+    mk_meta_op_submit(gc->meta, gc->loop, &op, meta_log_done, "group delete");
     mk_info("group %s deleted", g->id);
     group_free(g);
     return 0;
@@ -1232,9 +1238,15 @@ int16_t mk_group_delete(mk_group_coord_t *gc, const char *group_id)
 
 /* ====================================================================== tick */
 
+/* Offset retention: the committed offsets of Empty groups that have expired
+ * by mk_meta_offset_expired() (the one copy of the rule) leave memory, and
+ * one MK_META_OFFSETS_EXPIRE per such group removes the same rows from the
+ * store: same rule, same wall time, and it runs after every write already
+ * submitted for them.  retention <= 0 turns retention off. */
 static void expire_offsets(mk_group_coord_t *gc, int64_t wall)
 {
-    if (gc->cfg.offsets_retention_ms <= 0)
+    int64_t retention = gc->cfg.offsets_retention_ms;
+    if (retention <= 0)
         return;
     size_t it = 0;
     const char *k;
@@ -1243,21 +1255,23 @@ static void expire_offsets(mk_group_coord_t *gc, int64_t wall)
         group_t *g = v;
         if (g->state != ST_EMPTY)
             continue;
+        int expired = 0;
         size_t jt = 0;
         const char *ok;
         void *ov;
         while (mk_map_next(&g->offsets, &jt, &ok, &ov)) {
             offset_entry_t *e = ov;
-            if (e->commit_ms + gc->cfg.offsets_retention_ms > wall)
+            if (!mk_meta_offset_expired(e->commit_ms, e->expire_ms, wall, retention))
                 continue;
-            const char *sep = strchr(ok, '\x1f');
-            char topic[1024];
-            snprintf(topic, sizeof(topic), "%.*s", sep ? (int)(sep - ok) : 0, ok);
-            mk_meta_offsets_delete_partition_async(gc->meta, gc->loop, g->id, topic, sep ? atoi(sep + 1) : 0,
-                                                   meta_log_done, "offset expiry");
             mk_map_del(&g->offsets, ok);
             mk_free(e->metadata);
             mk_free(e);
+            expired++;
+        }
+        if (expired) {
+            mk_meta_op_t op = {.kind = MK_META_OFFSETS_EXPIRE, .group_id = g->id, .now_ms = wall,
+                               .retention_ms = retention};
+            mk_meta_op_submit(gc->meta, gc->loop, &op, meta_log_done, "offset expiry");
         }
     }
 }
@@ -1352,6 +1366,7 @@ static int load_offset_cb(const mk_meta_offset_t *o, void *arg)
     e->leader_epoch = o->leader_epoch;
     e->metadata = o->metadata ? mk_strdup(o->metadata) : NULL;
     e->commit_ms = o->commit_ms;
+    e->expire_ms = o->expire_ms;
     if (mk_map_put(&g->offsets, key, e) < 0) {
         mk_free(e->metadata);
         mk_free(e);

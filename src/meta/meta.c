@@ -5,21 +5,29 @@
  *   schema      the tables, one migration per schema version
  *   store       struct, error mapping, statement helpers
  *   open/close  pragmas, identity and integrity checks, migrations
- *   kv          cluster key/values
- *   topics      put / delete / config / partition writes, the walk
- *   offsets     consumer-group committed offsets: put, deletes, expiry, walk
- *   async       the FIFO of writes run one at a time on libuv workers
+ *   kv          cluster key/values: get, walk, the set operation
+ *   topics      the put / delete / config / partition operations, the walk
+ *   offsets     consumer-group committed offsets: the put, delete and expiry
+ *               operations (and the one expiry rule), the walk
+ *   operations  the table of write operations, run (sync) and submit (the
+ *               FIFO of writes run one at a time on libuv workers)
  *
  * Design.  One connection, opened SQLITE_OPEN_NOMUTEX and guarded by our own
  * mutex (m->lock), because prepared statements are shared state too: every
  * function that touches m->db or m->st[] holds m->lock, so the loop thread
- * (sync calls at startup) and a worker (async writes) never interleave.  The
- * async queue itself (m->q_head .. m->in_cb) is touched only on the loop
- * thread: submission and completion (uv after_work) both run there, and only
- * the head job is ever on a worker, which is what keeps writes in order.
- * Code on worker threads never calls mk_malloc (the fault hook is not
- * thread-safe); async arguments are copied into a per-job arena on the loop
- * thread before the job is queued.
+ * (sync calls at startup) and a worker (submitted writes) never interleave.
+ *
+ * Writes are data.  Each kind of mk_meta_op_t has one row in meta_ops[]: its
+ * argument check, which of its arguments are strings, how to deep-copy the
+ * rest, and its body, which runs with m->lock held.  mk_meta_op_run() and
+ * the worker of mk_meta_op_submit() are the only callers of a body, so adding
+ * a write is one body and one row.  A submitted job's arguments are copied
+ * into the job's arena on the loop thread (code on workers never calls
+ * mk_malloc: the fault hook is not thread-safe) and freed with it, after its
+ * callback; a write's only result is its int status.  The queue itself
+ * (m->q_head .. m->in_cb) is touched only on the loop thread: submission and
+ * completion (uv after_work) both run there, and only the head job is ever
+ * on a worker, which is what keeps writes in order.
  *
  * The file.  PRAGMA application_id = MK_META_APP_ID marks a minikora store;
  * PRAGMA user_version is the schema version.  journal_mode=WAL (readers never
@@ -125,11 +133,11 @@ _Static_assert(MK_ARRAY_LEN(meta_migrations) == MK_META_SCHEMA_VERSION,
 
 /* ==================================================================== store */
 
-/* Expiry rule of mk_meta_offsets_expire(): ?1 = now, ?2 = retention (-1 =
- * explicit expiry only). */
+/* The expiry rule in SQL is mk_meta_offset_expired() itself, registered on
+ * the connection under this name (never used by the schema, so other tools
+ * can still read the file): ?1 = now, ?2 = retention. */
 #define META_OFFSET_EXPIRED                                                          \
-    "((expire_timestamp_ms >= 0 AND expire_timestamp_ms <= ?1) OR"                   \
-    " (expire_timestamp_ms = -1 AND ?2 >= 0 AND commit_timestamp_ms <= ?1 - ?2))"
+    "mk_offset_expired(commit_timestamp_ms, expire_timestamp_ms, ?1, ?2)"
 
 /* Prepared statements, prepared once at open. */
 #define META_STATEMENTS(X)                                                             \
@@ -207,7 +215,7 @@ struct mk_meta_s {
     uv_mutex_t lock;               /* guards db and st[] */
     sqlite3_stmt *st[ST__COUNT];   /* owned, prepared at open */
 
-    /* Async queue: loop thread only.  q_head, when set, is on a worker. */
+    /* Submitted writes: loop thread only.  q_head, when set, is on a worker. */
     uv_loop_t *loop;               /* loop of the pending jobs */
     meta_job_t *q_head, *q_tail;
     size_t pending;                /* jobs in the queue */
@@ -327,6 +335,18 @@ static bool meta_name_ok(const char *s)
     if (!s || !*s)
         return false;
     return strnlen(s, MK_META_MAX_NAME + 1) <= MK_META_MAX_NAME;
+}
+
+/* Copies s into a (the arena of a submitted job); NULL stays NULL.  Sets
+ * *oom on failure.  Loop thread. */
+static const char *meta_arena_str(mk_arena_t *a, const char *s, bool *oom)
+{
+    if (!s)
+        return NULL;
+    char *d = mk_arena_strndup(a, s, strlen(s));
+    if (!d)
+        *oom = true;
+    return d;
 }
 
 /* ================================================================ open/close */
@@ -475,7 +495,19 @@ static void meta_destroy(mk_meta_t *m)
     mk_free(m);
 }
 
-/* Everything after sqlite3_open_v2: pragmas, checks, migrations, statements. */
+/* SQL form of mk_meta_offset_expired(), used by ST_OFFSET_EXPIRE*.  Runs on
+ * whichever thread steps the statement. */
+static void meta_sql_offset_expired(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    sqlite3_result_int(ctx, mk_meta_offset_expired(sqlite3_value_int64(argv[0]),
+                                                   sqlite3_value_int64(argv[1]),
+                                                   sqlite3_value_int64(argv[2]),
+                                                   sqlite3_value_int64(argv[3])));
+}
+
+/* Everything after sqlite3_open_v2: pragmas, checks, migrations, the SQL
+ * function, statements. */
 static int meta_setup(mk_meta_t *m)
 {
     char buf[256];
@@ -502,8 +534,16 @@ static int meta_setup(mk_meta_t *m)
     if (err)
         return err;
 
+    int rc = sqlite3_create_function_v2(m->db, "mk_offset_expired", 4,
+                                        SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
+                                        NULL, meta_sql_offset_expired, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        err = meta_err(m, rc, "register mk_offset_expired");
+        return err == MK_ERR_NOMEM ? err : MK_ERR_DB;
+    }
+
     for (int i = 0; i < ST__COUNT; i++) {
-        int rc = sqlite3_prepare_v3(m->db, meta_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+        rc = sqlite3_prepare_v3(m->db, meta_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                     &m->st[i], NULL);
         if (rc != SQLITE_OK) {
             err = meta_err(m, rc, meta_sql[i]);
@@ -601,24 +641,20 @@ int mk_meta_kv_get(mk_meta_t *m, const char *key, char **value_out)
     return err;
 }
 
-static int meta_kv_set_locked(mk_meta_t *m, const char *key, const char *value)
+static bool meta_kv_set_ok(const mk_meta_op_t *op)
 {
-    if (value) {
-        sqlite3_stmt *s = m->st[ST_KV_SET];
-        return meta_run(m, s, bind_text(s, 2, value, bind_text(s, 1, key, SQLITE_OK)), "kv set");
-    }
-    sqlite3_stmt *s = m->st[ST_KV_DEL];
-    return meta_run(m, s, bind_text(s, 1, key, SQLITE_OK), "kv delete");
+    return meta_name_ok(op->key);
 }
 
-int mk_meta_kv_set(mk_meta_t *m, const char *key, const char *value)
+static int meta_kv_set_locked(mk_meta_t *m, const mk_meta_op_t *op)
 {
-    if (!meta_name_ok(key))
-        return MK_ERR_INVALID;
-    uv_mutex_lock(&m->lock);
-    int err = meta_kv_set_locked(m, key, value);
-    uv_mutex_unlock(&m->lock);
-    return err;
+    if (op->value) {
+        sqlite3_stmt *s = m->st[ST_KV_SET];
+        return meta_run(m, s, bind_text(s, 2, op->value, bind_text(s, 1, op->key, SQLITE_OK)),
+                        "kv set");
+    }
+    sqlite3_stmt *s = m->st[ST_KV_DEL];
+    return meta_run(m, s, bind_text(s, 1, op->key, SQLITE_OK), "kv delete");
 }
 
 /* Walk the keys that start with prefix (startup loads of coordinator state).
@@ -694,8 +730,14 @@ static int meta_partition_write(mk_meta_t *m, const char *topic, const mk_meta_p
     return meta_run(m, s, rc, "partition put");
 }
 
-static int meta_topic_put_locked(mk_meta_t *m, const mk_meta_topic_t *t)
+static bool meta_topic_put_ok(const mk_meta_op_t *op)
 {
+    return meta_topic_ok(op->t);
+}
+
+static int meta_topic_put_locked(mk_meta_t *m, const mk_meta_op_t *op)
+{
+    const mk_meta_topic_t *t = op->t;
     int err = meta_tx_begin(m);
     if (err)
         return err;
@@ -729,21 +771,12 @@ static int meta_topic_put_locked(mk_meta_t *m, const mk_meta_topic_t *t)
     return meta_tx_end(m, err);
 }
 
-int mk_meta_topic_put(mk_meta_t *m, const mk_meta_topic_t *t)
-{
-    if (!meta_topic_ok(t))
-        return MK_ERR_INVALID;
-    uv_mutex_lock(&m->lock);
-    int err = meta_topic_put_locked(m, t);
-    uv_mutex_unlock(&m->lock);
-    return err;
-}
-
 /* The topic row (configs and assignments follow by cascade) and, in the
  * same transaction, every group's offsets of it: they have no foreign key
  * (see the file header). */
-static int meta_topic_delete_locked(mk_meta_t *m, const char *name)
+static int meta_topic_delete_locked(mk_meta_t *m, const mk_meta_op_t *op)
 {
+    const char *name = op->topic;
     int err = meta_tx_begin(m);
     if (err)
         return err;
@@ -756,16 +789,6 @@ static int meta_topic_delete_locked(mk_meta_t *m, const char *name)
         err = meta_run(m, s, bind_text(s, 1, name, SQLITE_OK), "topic offsets delete");
     }
     return meta_tx_end(m, err);
-}
-
-int mk_meta_topic_delete(mk_meta_t *m, const char *name)
-{
-    if (!meta_name_ok(name))
-        return MK_ERR_INVALID;
-    uv_mutex_lock(&m->lock);
-    int err = meta_topic_delete_locked(m, name);
-    uv_mutex_unlock(&m->lock);
-    return err;
 }
 
 /* partition_count of a topic into *count, or MK_ERR_NOT_FOUND. */
@@ -786,9 +809,20 @@ static int meta_topic_count(mk_meta_t *m, const char *name, int64_t *count)
     return err;
 }
 
-static int meta_config_set_locked(mk_meta_t *m, const char *topic, const char *key,
-                                  const char *value)
+/* MK_META_TOPIC_DELETE and MK_META_OFFSETS_DELETE_TOPIC. */
+static bool meta_topic_name_ok(const mk_meta_op_t *op)
 {
+    return meta_name_ok(op->topic);
+}
+
+static bool meta_config_set_ok(const mk_meta_op_t *op)
+{
+    return meta_name_ok(op->topic) && meta_name_ok(op->key);
+}
+
+static int meta_config_set_locked(mk_meta_t *m, const mk_meta_op_t *op)
+{
+    const char *topic = op->topic, *key = op->key, *value = op->value;
     int64_t count = 0;
     int err = meta_tx_begin(m);
     if (err)
@@ -808,20 +842,15 @@ static int meta_config_set_locked(mk_meta_t *m, const char *topic, const char *k
     return meta_tx_end(m, err);
 }
 
-int mk_meta_topic_config_set(mk_meta_t *m, const char *topic, const char *key,
-                             const char *value)
+static bool meta_partition_put_ok(const mk_meta_op_t *op)
 {
-    if (!meta_name_ok(topic) || !meta_name_ok(key))
-        return MK_ERR_INVALID;
-    uv_mutex_lock(&m->lock);
-    int err = meta_config_set_locked(m, topic, key, value);
-    uv_mutex_unlock(&m->lock);
-    return err;
+    return meta_name_ok(op->topic) && op->p && op->p->partition >= 0 && meta_partition_ok(op->p);
 }
 
-static int meta_partition_put_locked(mk_meta_t *m, const char *topic,
-                                     const mk_meta_partition_t *p)
+static int meta_partition_put_locked(mk_meta_t *m, const mk_meta_op_t *op)
 {
+    const char *topic = op->topic;
+    const mk_meta_partition_t *p = op->p;
     int64_t count = 0;
     int err = meta_tx_begin(m);
     if (err)
@@ -834,14 +863,63 @@ static int meta_partition_put_locked(mk_meta_t *m, const char *topic,
     return meta_tx_end(m, err);
 }
 
-int mk_meta_partition_put(mk_meta_t *m, const char *topic, const mk_meta_partition_t *p)
+/* Copies a partition's replica list into a (at least one slot). */
+static int32_t *meta_replicas_copy(mk_arena_t *a, const mk_meta_partition_t *p, bool *oom)
 {
-    if (!meta_name_ok(topic) || !p || p->partition < 0 || !meta_partition_ok(p))
-        return MK_ERR_INVALID;
-    uv_mutex_lock(&m->lock);
-    int err = meta_partition_put_locked(m, topic, p);
-    uv_mutex_unlock(&m->lock);
-    return err;
+    int32_t *r = mk_arena_alloc(a, sizeof(int32_t) * (size_t)MK_MAX(p->replica_count, 1));
+    if (!r) {
+        *oom = true;
+        return NULL;
+    }
+    if (p->replica_count)
+        memcpy(r, p->replicas, sizeof(int32_t) * (size_t)p->replica_count);
+    return r;
+}
+
+/* Deep copy of op->t for a submitted MK_META_TOPIC_PUT. */
+static void meta_topic_put_copy(mk_arena_t *a, mk_meta_op_t *c, const mk_meta_op_t *op, bool *oom)
+{
+    const mk_meta_topic_t *t = op->t;
+    mk_meta_topic_t *ct = mk_arena_alloc(a, sizeof(*ct));
+    c->t = ct;
+    if (!ct) {
+        *oom = true;
+        return;
+    }
+    *ct = *t;
+    ct->name = meta_arena_str(a, t->name, oom);
+    ct->configs = NULL;
+    ct->partitions = NULL;
+    if (!*oom && t->config_count > 0) {
+        ct->configs = mk_arena_alloc(a, sizeof(*ct->configs) * (size_t)t->config_count);
+        *oom = !ct->configs;
+        for (int32_t i = 0; !*oom && i < t->config_count; i++) {
+            ct->configs[i].key = meta_arena_str(a, t->configs[i].key, oom);
+            ct->configs[i].value = meta_arena_str(a, t->configs[i].value, oom);
+        }
+    }
+    if (!*oom && t->partitions) {
+        ct->partitions = mk_arena_alloc(a, sizeof(*ct->partitions) * (size_t)t->partition_count);
+        *oom = !ct->partitions;
+        for (int32_t i = 0; !*oom && i < t->partition_count; i++) {
+            ct->partitions[i] = t->partitions[i];
+            ct->partitions[i].replicas = meta_replicas_copy(a, &t->partitions[i], oom);
+        }
+    }
+}
+
+/* Deep copy of op->p for a submitted MK_META_PARTITION_PUT. */
+static void meta_partition_put_copy(mk_arena_t *a, mk_meta_op_t *c, const mk_meta_op_t *op,
+                                    bool *oom)
+{
+    mk_meta_partition_t *cp = mk_arena_alloc(a, sizeof(*cp));
+    c->p = cp;
+    if (!cp) {
+        *oom = true;
+        return;
+    }
+    *cp = *op->p;
+    cp->replicas = meta_replicas_copy(a, op->p, oom);
 }
 
 /* Reads the configs of t->name into the arena.  The array grows by doubling;
@@ -1038,13 +1116,15 @@ static bool meta_offsets_ok(const mk_meta_offset_t *offs, int n)
     return true;
 }
 
-static bool meta_expire_ok(const char *group_id, int64_t now_ms, int64_t retention_ms)
+static bool meta_offsets_put_ok(const mk_meta_op_t *op)
 {
-    return (!group_id || meta_name_ok(group_id)) && now_ms >= 0 && retention_ms >= -1;
+    return meta_offsets_ok(op->offsets, op->n);
 }
 
-static int meta_offsets_put_locked(mk_meta_t *m, const mk_meta_offset_t *offs, int n)
+static int meta_offsets_put_locked(mk_meta_t *m, const mk_meta_op_t *op)
 {
+    const mk_meta_offset_t *offs = op->offsets;
+    int n = op->n;
     if (n == 0)
         return 0;
     int err = meta_tx_begin(m);
@@ -1066,89 +1146,85 @@ static int meta_offsets_put_locked(mk_meta_t *m, const mk_meta_offset_t *offs, i
     return meta_tx_end(m, err);
 }
 
-int mk_meta_offsets_put(mk_meta_t *m, const mk_meta_offset_t *offs, int n)
+/* Deep copy of op->offsets for a submitted MK_META_OFFSETS_PUT.  Rows of
+ * one commit usually share the group and a few topics: a row whose group or
+ * topic equals the previous row's shares its copy. */
+static void meta_offsets_put_copy(mk_arena_t *a, mk_meta_op_t *c, const mk_meta_op_t *op,
+                                  bool *oom)
 {
-    if (!meta_offsets_ok(offs, n))
-        return MK_ERR_INVALID;
-    uv_mutex_lock(&m->lock);
-    int err = meta_offsets_put_locked(m, offs, n);
-    uv_mutex_unlock(&m->lock);
-    return err;
+    mk_meta_offset_t *co = NULL;
+    if (op->n > 0) {
+        co = mk_arena_alloc(a, sizeof(*co) * (size_t)op->n);
+        *oom = !co;
+    }
+    for (int i = 0; !*oom && i < op->n; i++) {
+        const mk_meta_offset_t *o = &op->offsets[i];
+        const mk_meta_offset_t *prev = i ? &co[i - 1] : NULL;   /* a copy */
+        co[i] = *o;
+        co[i].group_id = prev && strcmp(prev->group_id, o->group_id) == 0
+                             ? prev->group_id : meta_arena_str(a, o->group_id, oom);
+        co[i].topic = prev && strcmp(prev->topic, o->topic) == 0
+                          ? prev->topic : meta_arena_str(a, o->topic, oom);
+        co[i].metadata = meta_arena_str(a, o->metadata, oom);
+    }
+    c->offsets = co;
 }
 
-static int meta_offsets_delete_group_locked(mk_meta_t *m, const char *group_id)
+static bool meta_group_name_ok(const mk_meta_op_t *op)
+{
+    return meta_name_ok(op->group_id);
+}
+
+static int meta_offsets_delete_group_locked(mk_meta_t *m, const mk_meta_op_t *op)
 {
     sqlite3_stmt *s = m->st[ST_OFFSET_DEL_GROUP];
-    return meta_run_count(m, s, bind_text(s, 1, group_id, SQLITE_OK), "group offsets delete");
+    return meta_run_count(m, s, bind_text(s, 1, op->group_id, SQLITE_OK), "group offsets delete");
 }
 
-int mk_meta_offsets_delete_group(mk_meta_t *m, const char *group_id)
+static bool meta_offset_delete_ok(const mk_meta_op_t *op)
 {
-    if (!meta_name_ok(group_id))
-        return MK_ERR_INVALID;
-    uv_mutex_lock(&m->lock);
-    int n = meta_offsets_delete_group_locked(m, group_id);
-    uv_mutex_unlock(&m->lock);
-    return n;
+    return meta_name_ok(op->group_id) && meta_name_ok(op->topic) && op->partition >= 0;
 }
 
-static int meta_offsets_delete_partition_locked(mk_meta_t *m, const char *group_id,
-                                                const char *topic, int32_t partition)
+static int meta_offsets_delete_partition_locked(mk_meta_t *m, const mk_meta_op_t *op)
 {
     sqlite3_stmt *s = m->st[ST_OFFSET_DEL_PART];
-    int rc = bind_text(s, 1, group_id, SQLITE_OK);
-    rc = bind_text(s, 2, topic, rc);
-    rc = bind_int(s, 3, partition, rc);
+    int rc = bind_text(s, 1, op->group_id, SQLITE_OK);
+    rc = bind_text(s, 2, op->topic, rc);
+    rc = bind_int(s, 3, op->partition, rc);
     return meta_run_count(m, s, rc, "offset delete");
 }
 
-int mk_meta_offsets_delete_partition(mk_meta_t *m, const char *group_id, const char *topic,
-                                     int32_t partition)
-{
-    if (!meta_name_ok(group_id) || !meta_name_ok(topic) || partition < 0)
-        return MK_ERR_INVALID;
-    uv_mutex_lock(&m->lock);
-    int n = meta_offsets_delete_partition_locked(m, group_id, topic, partition);
-    uv_mutex_unlock(&m->lock);
-    return n;
-}
-
-static int meta_offsets_delete_topic_locked(mk_meta_t *m, const char *topic)
+static int meta_offsets_delete_topic_locked(mk_meta_t *m, const mk_meta_op_t *op)
 {
     sqlite3_stmt *s = m->st[ST_OFFSET_DEL_TOPIC];
-    return meta_run_count(m, s, bind_text(s, 1, topic, SQLITE_OK), "topic offsets delete");
+    return meta_run_count(m, s, bind_text(s, 1, op->topic, SQLITE_OK), "topic offsets delete");
 }
 
-int mk_meta_offsets_delete_topic(mk_meta_t *m, const char *topic)
+/* The one copy of the expiry rule (meta.h); also the SQL function
+ * mk_offset_expired that ST_OFFSET_EXPIRE* call. */
+bool mk_meta_offset_expired(int64_t commit_ms, int64_t expire_ms, int64_t now_ms,
+                            int64_t retention_ms)
 {
-    if (!meta_name_ok(topic))
-        return MK_ERR_INVALID;
-    uv_mutex_lock(&m->lock);
-    int n = meta_offsets_delete_topic_locked(m, topic);
-    uv_mutex_unlock(&m->lock);
-    return n;
+    if (expire_ms >= 0)
+        return expire_ms <= now_ms;
+    return expire_ms == -1 && retention_ms >= 0 && commit_ms <= now_ms - retention_ms;
 }
 
-static int meta_offsets_expire_locked(mk_meta_t *m, const char *group_id, int64_t now_ms,
-                                      int64_t retention_ms)
+static bool meta_expire_ok(const mk_meta_op_t *op)
 {
-    sqlite3_stmt *s = m->st[group_id ? ST_OFFSET_EXPIRE_GROUP : ST_OFFSET_EXPIRE];
-    int rc = bind_int(s, 1, now_ms, SQLITE_OK);
-    rc = bind_int(s, 2, retention_ms, rc);
-    if (group_id)
-        rc = bind_text(s, 3, group_id, rc);
+    return (!op->group_id || meta_name_ok(op->group_id)) && op->now_ms >= 0 &&
+           op->retention_ms >= -1;
+}
+
+static int meta_offsets_expire_locked(mk_meta_t *m, const mk_meta_op_t *op)
+{
+    sqlite3_stmt *s = m->st[op->group_id ? ST_OFFSET_EXPIRE_GROUP : ST_OFFSET_EXPIRE];
+    int rc = bind_int(s, 1, op->now_ms, SQLITE_OK);
+    rc = bind_int(s, 2, op->retention_ms, rc);
+    if (op->group_id)
+        rc = bind_text(s, 3, op->group_id, rc);
     return meta_run_count(m, s, rc, "offsets expire");
-}
-
-int mk_meta_offsets_expire(mk_meta_t *m, const char *group_id, int64_t now_ms,
-                           int64_t retention_ms)
-{
-    if (!meta_expire_ok(group_id, now_ms, retention_ms))
-        return MK_ERR_INVALID;
-    uv_mutex_lock(&m->lock);
-    int n = meta_offsets_expire_locked(m, group_id, now_ms, retention_ms);
-    uv_mutex_unlock(&m->lock);
-    return n;
 }
 
 /* A stored name read back: text of 1..MK_META_MAX_NAME bytes without an
@@ -1247,32 +1323,72 @@ int mk_meta_offsets_foreach(mk_meta_t *m, mk_meta_offset_cb cb, void *arg)
     return err;
 }
 
-/* ==================================================================== async */
+/* =============================================================== operations */
 
-enum {
-    JOB_TOPIC_PUT, JOB_TOPIC_DELETE, JOB_CONFIG_SET, JOB_PARTITION_PUT, JOB_KV_SET,
-    JOB_OFFSETS_PUT, JOB_OFFSETS_DELETE_GROUP, JOB_OFFSETS_DELETE_PARTITION,
-    JOB_OFFSETS_DELETE_TOPIC, JOB_OFFSETS_EXPIRE
+/* String arguments of an operation (meta_op_def_t.strings). */
+enum { ARG_TOPIC = 1, ARG_GROUP = 2, ARG_KEY = 4, ARG_VALUE = 8 };
+
+/* One row per kind of write: everything run and submit need to know. */
+typedef struct meta_op_def_s {
+    bool (*ok)(const mk_meta_op_t *op);      /* argument check, before anything else */
+    unsigned strings;                        /* ARG_*: string arguments it reads */
+    /* Deep copy of its other pointer arguments into a job's arena (NULL =
+     * none); sets *oom on failure.  Loop thread. */
+    void (*copy)(mk_arena_t *a, mk_meta_op_t *c, const mk_meta_op_t *op, bool *oom);
+    /* The write itself, with m->lock held; any thread, allocates nothing. */
+    int (*locked)(mk_meta_t *m, const mk_meta_op_t *op);
+} meta_op_def_t;
+
+static const meta_op_def_t meta_ops[MK_META_OP__COUNT] = {
+    [MK_META_KV_SET] = {meta_kv_set_ok, ARG_KEY | ARG_VALUE, NULL, meta_kv_set_locked},
+    [MK_META_TOPIC_PUT] = {meta_topic_put_ok, 0, meta_topic_put_copy, meta_topic_put_locked},
+    [MK_META_TOPIC_DELETE] = {meta_topic_name_ok, ARG_TOPIC, NULL, meta_topic_delete_locked},
+    [MK_META_TOPIC_CONFIG_SET] = {meta_config_set_ok, ARG_TOPIC | ARG_KEY | ARG_VALUE, NULL,
+                                  meta_config_set_locked},
+    [MK_META_PARTITION_PUT] = {meta_partition_put_ok, ARG_TOPIC, meta_partition_put_copy,
+                               meta_partition_put_locked},
+    [MK_META_OFFSETS_PUT] = {meta_offsets_put_ok, 0, meta_offsets_put_copy,
+                             meta_offsets_put_locked},
+    [MK_META_OFFSETS_DELETE_GROUP] = {meta_group_name_ok, ARG_GROUP, NULL,
+                                      meta_offsets_delete_group_locked},
+    [MK_META_OFFSETS_DELETE_PARTITION] = {meta_offset_delete_ok, ARG_GROUP | ARG_TOPIC, NULL,
+                                          meta_offsets_delete_partition_locked},
+    [MK_META_OFFSETS_DELETE_TOPIC] = {meta_topic_name_ok, ARG_TOPIC, NULL,
+                                      meta_offsets_delete_topic_locked},
+    [MK_META_OFFSETS_EXPIRE] = {meta_expire_ok, ARG_GROUP, NULL, meta_offsets_expire_locked},
 };
 
-/* One queued write.  Everything it points to lives in its arena, copied on
- * the loop thread at submission. */
+/* The row of op, or NULL when op is not a valid write. */
+static const meta_op_def_t *meta_op_check(const mk_meta_op_t *op)
+{
+    if (!op || (unsigned)op->kind >= MK_META_OP__COUNT)
+        return NULL;
+    const meta_op_def_t *d = &meta_ops[op->kind];
+    return d->ok(op) ? d : NULL;
+}
+
+/* The synchronous path: check, then the row's body under the lock, on the
+ * caller's thread.  Returns the body's status. */
+int mk_meta_op_run(mk_meta_t *m, const mk_meta_op_t *op)
+{
+    const meta_op_def_t *d = meta_op_check(op);
+    if (!d)
+        return MK_ERR_INVALID;
+    uv_mutex_lock(&m->lock);
+    int status = d->locked(m, op);
+    uv_mutex_unlock(&m->lock);
+    return status;
+}
+
+/* One submitted write.  op and everything it points to live in arena,
+ * copied on the loop thread at submission. */
 struct meta_job_s {
     uv_work_t req;                /* req.data = this job */
     mk_meta_t *m;
     meta_job_t *next;             /* FIFO link */
-    int op;                       /* JOB_* */
+    mk_meta_op_t op;              /* the copy */
     int status;                   /* written by the worker, read in after_work */
-    mk_arena_t arena;             /* owns every copy below */
-    mk_meta_topic_t topic;        /* JOB_TOPIC_PUT */
-    mk_meta_partition_t part;     /* JOB_PARTITION_PUT */
-    const char *name;             /* topic name, or kv key */
-    const char *key, *value;      /* JOB_CONFIG_SET; value also for JOB_KV_SET */
-    mk_meta_offset_t *offsets;    /* JOB_OFFSETS_PUT: offset_count entries */
-    int offset_count;
-    const char *group;            /* JOB_OFFSETS_*: group id (NULL: every group) */
-    int32_t partition;            /* JOB_OFFSETS_DELETE_PARTITION */
-    int64_t now_ms, retention_ms; /* JOB_OFFSETS_EXPIRE */
+    mk_arena_t arena;             /* owns every copy in op */
     mk_meta_done_cb cb;
     void *arg;
 };
@@ -1289,42 +1405,7 @@ static void meta_work(uv_work_t *req)
     meta_job_t *job = req->data;
     mk_meta_t *m = job->m;
     uv_mutex_lock(&m->lock);
-    switch (job->op) {
-    case JOB_TOPIC_PUT:
-        job->status = meta_topic_put_locked(m, &job->topic);
-        break;
-    case JOB_TOPIC_DELETE:
-        job->status = meta_topic_delete_locked(m, job->name);
-        break;
-    case JOB_CONFIG_SET:
-        job->status = meta_config_set_locked(m, job->name, job->key, job->value);
-        break;
-    case JOB_PARTITION_PUT:
-        job->status = meta_partition_put_locked(m, job->name, &job->part);
-        break;
-    case JOB_KV_SET:
-        job->status = meta_kv_set_locked(m, job->name, job->value);
-        break;
-    case JOB_OFFSETS_PUT:
-        job->status = meta_offsets_put_locked(m, job->offsets, job->offset_count);
-        break;
-    case JOB_OFFSETS_DELETE_GROUP:
-        job->status = meta_offsets_delete_group_locked(m, job->group);
-        break;
-    case JOB_OFFSETS_DELETE_PARTITION:
-        job->status = meta_offsets_delete_partition_locked(m, job->group, job->name,
-                                                           job->partition);
-        break;
-    case JOB_OFFSETS_DELETE_TOPIC:
-        job->status = meta_offsets_delete_topic_locked(m, job->name);
-        break;
-    case JOB_OFFSETS_EXPIRE:
-        job->status = meta_offsets_expire_locked(m, job->group, job->now_ms, job->retention_ms);
-        break;
-    default:
-        job->status = MK_ERR_STATE;
-        break;
-    }
+    job->status = meta_ops[job->op.kind].locked(m, &job->op);
     uv_mutex_unlock(&m->lock);
 }
 
@@ -1362,56 +1443,59 @@ static void meta_after_work(uv_work_t *req, int status)
         meta_destroy(m);
 }
 
-static meta_job_t *meta_job_new(int op, mk_meta_done_cb cb, void *arg)
+/* A job holding a copy of op: its scalars, the strings its row names, and
+ * what the row's copy function copies; every other pointer stays NULL.
+ * NULL when out of memory. */
+static meta_job_t *meta_job_new(const meta_op_def_t *d, const mk_meta_op_t *op)
 {
     meta_job_t *job = mk_calloc(1, sizeof(*job));
     if (!job)
         return NULL;
     mk_arena_init(&job->arena);
-    job->op = op;
-    job->cb = cb;
-    job->arg = arg;
+    mk_arena_t *a = &job->arena;
+    mk_meta_op_t *c = &job->op;
+    c->kind = op->kind;
+    c->partition = op->partition;
+    c->n = op->n;
+    c->now_ms = op->now_ms;
+    c->retention_ms = op->retention_ms;
+    bool oom = false;
+    if (d->strings & ARG_TOPIC)
+        c->topic = meta_arena_str(a, op->topic, &oom);
+    if (d->strings & ARG_GROUP)
+        c->group_id = meta_arena_str(a, op->group_id, &oom);
+    if (d->strings & ARG_KEY)
+        c->key = meta_arena_str(a, op->key, &oom);
+    if (d->strings & ARG_VALUE)
+        c->value = meta_arena_str(a, op->value, &oom);
+    if (!oom && d->copy)
+        d->copy(a, c, op, &oom);
+    if (oom) {
+        meta_job_free(job);
+        return NULL;
+    }
     return job;
 }
 
-/* Copies s into the job's arena; NULL stays NULL.  Sets *oom on failure. */
-static const char *meta_job_str(meta_job_t *job, const char *s, bool *oom)
+/* The asynchronous path: check, copy into a job, append to the FIFO and
+ * start it if it is the head.  Loop thread; fails without queueing (and
+ * without calling cb). */
+int mk_meta_op_submit(mk_meta_t *m, uv_loop_t *loop, const mk_meta_op_t *op,
+                      mk_meta_done_cb cb, void *arg)
 {
-    if (!s)
-        return NULL;
-    char *d = mk_arena_strndup(&job->arena, s, strlen(s));
+    const meta_op_def_t *d = meta_op_check(op);
     if (!d)
-        *oom = true;
-    return d;
-}
-
-static int32_t *meta_job_replicas(meta_job_t *job, const mk_meta_partition_t *p, bool *oom)
-{
-    int32_t *r = mk_arena_alloc(&job->arena, sizeof(int32_t) * (size_t)MK_MAX(p->replica_count, 1));
-    if (!r) {
-        *oom = true;
-        return NULL;
-    }
-    if (p->replica_count)
-        memcpy(r, p->replicas, sizeof(int32_t) * (size_t)p->replica_count);
-    return r;
-}
-
-/* Takes ownership of job: queues it, or frees it and returns the error. */
-static int meta_job_submit(mk_meta_t *m, uv_loop_t *loop, meta_job_t *job, bool oom)
-{
-    int err = 0;
-    if (oom)
-        err = MK_ERR_NOMEM;
-    else if (m->closing)
-        err = MK_ERR_STATE;
-    else if (!loop || (m->q_head && m->loop != loop))
-        err = MK_ERR_INVALID;
-    if (err) {
-        meta_job_free(job);
-        return err;
-    }
+        return MK_ERR_INVALID;
+    if (m->closing)
+        return MK_ERR_STATE;
+    if (!loop || (m->q_head && m->loop != loop))
+        return MK_ERR_INVALID;
+    meta_job_t *job = meta_job_new(d, op);
+    if (!job)
+        return MK_ERR_NOMEM;
     job->m = m;
+    job->cb = cb;
+    job->arg = arg;
     if (!m->q_head)
         m->loop = loop;
     if (m->q_tail)
@@ -1420,190 +1504,11 @@ static int meta_job_submit(mk_meta_t *m, uv_loop_t *loop, meta_job_t *job, bool 
         m->q_head = job;
     m->q_tail = job;
     m->pending++;
+    int err = 0;
     if (m->q_head == job && (err = meta_queue_start(m)) != 0) {
         m->q_head = m->q_tail = NULL;
         m->pending--;
         meta_job_free(job);
     }
     return err;
-}
-
-int mk_meta_topic_put_async(mk_meta_t *m, uv_loop_t *loop, const mk_meta_topic_t *t,
-                            mk_meta_done_cb cb, void *arg)
-{
-    if (!meta_topic_ok(t))
-        return MK_ERR_INVALID;
-    meta_job_t *job = meta_job_new(JOB_TOPIC_PUT, cb, arg);
-    if (!job)
-        return MK_ERR_NOMEM;
-    bool oom = false;
-    mk_meta_topic_t *c = &job->topic;
-    *c = *t;
-    c->name = meta_job_str(job, t->name, &oom);
-    c->configs = NULL;
-    c->partitions = NULL;
-    if (!oom && t->config_count > 0) {
-        c->configs = mk_arena_alloc(&job->arena, sizeof(*c->configs) * (size_t)t->config_count);
-        oom = !c->configs;
-        for (int32_t i = 0; !oom && i < t->config_count; i++) {
-            c->configs[i].key = meta_job_str(job, t->configs[i].key, &oom);
-            c->configs[i].value = meta_job_str(job, t->configs[i].value, &oom);
-        }
-    }
-    if (!oom && t->partitions) {
-        c->partitions = mk_arena_alloc(&job->arena,
-                                       sizeof(*c->partitions) * (size_t)t->partition_count);
-        oom = !c->partitions;
-        for (int32_t i = 0; !oom && i < t->partition_count; i++) {
-            c->partitions[i] = t->partitions[i];
-            c->partitions[i].replicas = meta_job_replicas(job, &t->partitions[i], &oom);
-        }
-    }
-    return meta_job_submit(m, loop, job, oom);
-}
-
-int mk_meta_topic_delete_async(mk_meta_t *m, uv_loop_t *loop, const char *name,
-                               mk_meta_done_cb cb, void *arg)
-{
-    if (!meta_name_ok(name))
-        return MK_ERR_INVALID;
-    meta_job_t *job = meta_job_new(JOB_TOPIC_DELETE, cb, arg);
-    if (!job)
-        return MK_ERR_NOMEM;
-    bool oom = false;
-    job->name = meta_job_str(job, name, &oom);
-    return meta_job_submit(m, loop, job, oom);
-}
-
-int mk_meta_topic_config_set_async(mk_meta_t *m, uv_loop_t *loop, const char *topic,
-                                   const char *key, const char *value,
-                                   mk_meta_done_cb cb, void *arg)
-{
-    if (!meta_name_ok(topic) || !meta_name_ok(key))
-        return MK_ERR_INVALID;
-    meta_job_t *job = meta_job_new(JOB_CONFIG_SET, cb, arg);
-    if (!job)
-        return MK_ERR_NOMEM;
-    bool oom = false;
-    job->name = meta_job_str(job, topic, &oom);
-    job->key = meta_job_str(job, key, &oom);
-    job->value = meta_job_str(job, value, &oom);
-    return meta_job_submit(m, loop, job, oom);
-}
-
-int mk_meta_partition_put_async(mk_meta_t *m, uv_loop_t *loop, const char *topic,
-                                const mk_meta_partition_t *p, mk_meta_done_cb cb, void *arg)
-{
-    if (!meta_name_ok(topic) || !p || p->partition < 0 || !meta_partition_ok(p))
-        return MK_ERR_INVALID;
-    meta_job_t *job = meta_job_new(JOB_PARTITION_PUT, cb, arg);
-    if (!job)
-        return MK_ERR_NOMEM;
-    bool oom = false;
-    job->name = meta_job_str(job, topic, &oom);
-    job->part = *p;
-    job->part.replicas = meta_job_replicas(job, p, &oom);
-    return meta_job_submit(m, loop, job, oom);
-}
-
-int mk_meta_kv_set_async(mk_meta_t *m, uv_loop_t *loop, const char *key, const char *value,
-                         mk_meta_done_cb cb, void *arg)
-{
-    if (!meta_name_ok(key))
-        return MK_ERR_INVALID;
-    meta_job_t *job = meta_job_new(JOB_KV_SET, cb, arg);
-    if (!job)
-        return MK_ERR_NOMEM;
-    bool oom = false;
-    job->name = meta_job_str(job, key, &oom);
-    job->value = meta_job_str(job, value, &oom);
-    return meta_job_submit(m, loop, job, oom);
-}
-
-/* Rows of one commit usually share the group and a few topics: a row whose
- * group or topic equals the previous row's shares its copy. */
-int mk_meta_offsets_put_async(mk_meta_t *m, uv_loop_t *loop, const mk_meta_offset_t *offs,
-                              int n, mk_meta_done_cb cb, void *arg)
-{
-    if (!meta_offsets_ok(offs, n))
-        return MK_ERR_INVALID;
-    meta_job_t *job = meta_job_new(JOB_OFFSETS_PUT, cb, arg);
-    if (!job)
-        return MK_ERR_NOMEM;
-    bool oom = false;
-    if (n > 0) {
-        job->offsets = mk_arena_alloc(&job->arena, sizeof(*job->offsets) * (size_t)n);
-        oom = !job->offsets;
-    }
-    for (int i = 0; !oom && i < n; i++) {
-        const mk_meta_offset_t *o = &offs[i];
-        const mk_meta_offset_t *prev = i ? &job->offsets[i - 1] : NULL;   /* a copy */
-        mk_meta_offset_t *c = &job->offsets[i];
-        *c = *o;
-        c->group_id = prev && strcmp(prev->group_id, o->group_id) == 0
-                          ? prev->group_id : meta_job_str(job, o->group_id, &oom);
-        c->topic = prev && strcmp(prev->topic, o->topic) == 0
-                       ? prev->topic : meta_job_str(job, o->topic, &oom);
-        c->metadata = meta_job_str(job, o->metadata, &oom);
-    }
-    job->offset_count = n;
-    return meta_job_submit(m, loop, job, oom);
-}
-
-int mk_meta_offsets_delete_group_async(mk_meta_t *m, uv_loop_t *loop, const char *group_id,
-                                       mk_meta_done_cb cb, void *arg)
-{
-    if (!meta_name_ok(group_id))
-        return MK_ERR_INVALID;
-    meta_job_t *job = meta_job_new(JOB_OFFSETS_DELETE_GROUP, cb, arg);
-    if (!job)
-        return MK_ERR_NOMEM;
-    bool oom = false;
-    job->group = meta_job_str(job, group_id, &oom);
-    return meta_job_submit(m, loop, job, oom);
-}
-
-int mk_meta_offsets_delete_partition_async(mk_meta_t *m, uv_loop_t *loop, const char *group_id,
-                                           const char *topic, int32_t partition,
-                                           mk_meta_done_cb cb, void *arg)
-{
-    if (!meta_name_ok(group_id) || !meta_name_ok(topic) || partition < 0)
-        return MK_ERR_INVALID;
-    meta_job_t *job = meta_job_new(JOB_OFFSETS_DELETE_PARTITION, cb, arg);
-    if (!job)
-        return MK_ERR_NOMEM;
-    bool oom = false;
-    job->group = meta_job_str(job, group_id, &oom);
-    job->name = meta_job_str(job, topic, &oom);
-    job->partition = partition;
-    return meta_job_submit(m, loop, job, oom);
-}
-
-int mk_meta_offsets_delete_topic_async(mk_meta_t *m, uv_loop_t *loop, const char *topic,
-                                       mk_meta_done_cb cb, void *arg)
-{
-    if (!meta_name_ok(topic))
-        return MK_ERR_INVALID;
-    meta_job_t *job = meta_job_new(JOB_OFFSETS_DELETE_TOPIC, cb, arg);
-    if (!job)
-        return MK_ERR_NOMEM;
-    bool oom = false;
-    job->name = meta_job_str(job, topic, &oom);
-    return meta_job_submit(m, loop, job, oom);
-}
-
-int mk_meta_offsets_expire_async(mk_meta_t *m, uv_loop_t *loop, const char *group_id,
-                                 int64_t now_ms, int64_t retention_ms,
-                                 mk_meta_done_cb cb, void *arg)
-{
-    if (!meta_expire_ok(group_id, now_ms, retention_ms))
-        return MK_ERR_INVALID;
-    meta_job_t *job = meta_job_new(JOB_OFFSETS_EXPIRE, cb, arg);
-    if (!job)
-        return MK_ERR_NOMEM;
-    bool oom = false;
-    job->group = meta_job_str(job, group_id, &oom);
-    job->now_ms = now_ms;
-    job->retention_ms = retention_ms;
-    return meta_job_submit(m, loop, job, oom);
 }

@@ -13,13 +13,16 @@
  * mk_meta_offsets_foreach(), and write every change through.
  *
  * Threads.  One mk_meta_t owns one SQLite connection, guarded by a mutex, so
- * every function may be called from any thread.  The synchronous calls block
- * on disk and are for startup, shutdown and tests only (STYLE.md #11).  On the
- * event loop use the *_async calls: they copy their arguments, run the write
- * on a libuv worker thread and call back on the loop thread.  Async writes are
- * applied strictly in submission order: one job at a time, from a FIFO.  All
- * async calls on one store, and mk_meta_close() while any is pending, must
- * come from the thread running that loop.
+ * every function may be called from any thread.  Reads (the walks, kv get,
+ * the check) are plain functions and block on disk: startup, shutdown and
+ * tests only (STYLE.md #11).  Every write is one mk_meta_op_t, a kind and its
+ * arguments, that runs either synchronously (mk_meta_op_run(), blocking,
+ * startup and tests) or on the event loop through mk_meta_op_submit(): it
+ * copies the arguments, runs the write on a libuv worker thread and calls
+ * back on the loop thread.  Submitted writes are applied strictly in
+ * submission order: one job at a time, from a FIFO.  All submissions to one
+ * store, and mk_meta_close() while any is pending, must come from the thread
+ * running that loop.
  *
  * Errors are MK_ERR_* from base.h: MK_ERR_NOT_FOUND (no such topic or key),
  * MK_ERR_EXISTS (a uniqueness rule broken), MK_ERR_INVALID (bad argument),
@@ -89,15 +92,15 @@ typedef struct mk_meta_topic_s {
  * newer than this build, MK_ERR_NOMEM.  Blocking; startup only. */
 int mk_meta_open(const char *path, mk_meta_t **out);
 
-/* Closes the store.  No new async write is accepted afterwards.  With no
- * async write pending it closes at once (and is safe from any thread).
+/* Closes the store.  No new write is submitted afterwards.  With no
+ * submitted write pending it closes at once (and is safe from any thread).
  * Otherwise the pending writes still run in order and their callbacks fire as
  * usual; the store is freed after the last callback returns, so keep running
  * the loop (uv_run(UV_RUN_DEFAULT) returns only once they are done).  May be
  * called from inside a done callback.  NULL is a no-op. */
 void mk_meta_close(mk_meta_t *m);
 
-/* Number of async writes queued or running.  Loop thread. */
+/* Number of submitted writes queued or running.  Loop thread. */
 size_t mk_meta_pending(const mk_meta_t *m);
 
 /* Integrity check: PRAGMA quick_check and PRAGMA foreign_key_check.  Returns
@@ -112,10 +115,6 @@ int mk_meta_check(mk_meta_t *m, char *why, size_t n);
  * MK_ERR_NOT_FOUND.  Blocking. */
 int mk_meta_kv_get(mk_meta_t *m, const char *key, char **value_out);
 
-/* Sets (value != NULL) or deletes (value == NULL; absent key is fine) a
- * cluster key.  Blocking. */
-int mk_meta_kv_set(mk_meta_t *m, const char *key, const char *value);
-
 /* Walks the keys starting with prefix in key order; values valid during the
  * call only; the callback must not call into the store.  A nonzero return
  * stops the walk and is returned.  Blocking; startup only. */
@@ -123,29 +122,6 @@ typedef int (*mk_meta_kv_cb)(const char *key, const char *value, void *arg);
 int mk_meta_kv_foreach(mk_meta_t *m, const char *prefix, mk_meta_kv_cb cb, void *arg);
 
 /* ================================================================== topics */
-
-/* Inserts t, or replaces the topic of that name, in one transaction: its
- * stored configs and assignments become exactly those in t (a repeated
- * config key: the last value wins).  Returns 0, MK_ERR_INVALID (see the
- * field rules above), or MK_ERR_EXISTS when another topic has t->topic_id.
- * Does not keep t.  Blocking. */
-int mk_meta_topic_put(mk_meta_t *m, const mk_meta_topic_t *t);
-
-/* Deletes a topic with its configs and assignments, and every group's
- * committed offsets of it, in one transaction.  MK_ERR_NOT_FOUND (and
- * nothing deleted) when there is no such topic.  Blocking. */
-int mk_meta_topic_delete(mk_meta_t *m, const char *name);
-
-/* Sets (value != NULL) or removes (value == NULL) one config override of a
- * topic.  MK_ERR_NOT_FOUND when the topic does not exist; removing an absent
- * key is fine.  Blocking. */
-int mk_meta_topic_config_set(mk_meta_t *m, const char *topic, const char *key,
-                             const char *value);
-
-/* Sets the assignment of one partition p->partition of a topic (leader
- * change, reassignment).  MK_ERR_NOT_FOUND for an unknown topic,
- * MK_ERR_INVALID for a partition out of range.  Blocking. */
-int mk_meta_partition_put(mk_meta_t *m, const char *topic, const mk_meta_partition_t *p);
 
 /* Called once per topic, in name order.  t and everything it points to are
  * valid during the call only.  A nonzero return stops the walk and becomes
@@ -163,8 +139,8 @@ int mk_meta_topic_foreach(mk_meta_t *m, mk_meta_topic_cb cb, void *arg);
 /* One committed offset (Kafka's OffsetCommit / OffsetFetch fields), keyed by
  * (group_id, topic, partition).  group_id and topic are the internal
  * (tenant-namespaced) names.  A topic need not exist in the store: offsets
- * are kept by name, and are removed with their topic by
- * mk_meta_topic_delete() or mk_meta_offsets_delete_topic(). */
+ * are kept by name, and are removed with their topic by MK_META_TOPIC_DELETE
+ * or MK_META_OFFSETS_DELETE_TOPIC. */
 typedef struct mk_meta_offset_s {
     const char *group_id;    /* 1..MK_META_MAX_NAME bytes */
     const char *topic;       /* 1..MK_META_MAX_NAME bytes */
@@ -176,35 +152,6 @@ typedef struct mk_meta_offset_s {
     int64_t commit_ms;       /* commit timestamp, >= 0 */
     int64_t expire_ms;       /* explicit expiry timestamp (OffsetCommit v1), -1 = none */
 } mk_meta_offset_t;
-
-/* Inserts or replaces the n offsets of one commit, all in one transaction:
- * either every row is written or none is (a key repeated within offs: the
- * last one wins).  Every row is checked before anything is written; one bad
- * row (see the field rules above) fails the whole call with MK_ERR_INVALID.
- * n == 0 is a no-op.  Does not keep offs.  Blocking. */
-int mk_meta_offsets_put(mk_meta_t *m, const mk_meta_offset_t *offs, int n);
-
-/* The deletes and the expiry return the number of offsets removed (>= 0;
- * none matching is not an error) or a negative MK_ERR_*.  Blocking. */
-
-/* Every offset of a group (DeleteGroups). */
-int mk_meta_offsets_delete_group(mk_meta_t *m, const char *group_id);
-/* One offset (OffsetDelete). */
-int mk_meta_offsets_delete_partition(mk_meta_t *m, const char *group_id, const char *topic,
-                                     int32_t partition);
-/* Every group's offsets of a topic (topic deletion).  mk_meta_topic_delete()
- * already does this in its own transaction; this call is for offsets of a
- * topic the store does not know. */
-int mk_meta_offsets_delete_topic(mk_meta_t *m, const char *topic);
-
-/* Deletes the offsets of group_id (NULL = of every group) that have expired
- * at now_ms: those with an explicit expire_ms <= now_ms, and, when
- * retention_ms >= 0, those without one (expire_ms == -1) whose
- * commit_ms <= now_ms - retention_ms.  Kafka expires by retention only the
- * offsets of Empty groups; which groups qualify is the caller's business.
- * now_ms >= 0, retention_ms >= -1 (-1 = explicit expiry only). */
-int mk_meta_offsets_expire(mk_meta_t *m, const char *group_id, int64_t now_ms,
-                           int64_t retention_ms);
 
 /* Called once per offset, ordered by group_id, topic (byte order), then
  * partition.  o and its strings are valid during the call only.  A nonzero
@@ -218,42 +165,96 @@ typedef int (*mk_meta_offset_cb)(const mk_meta_offset_t *o, void *arg);
  * MK_ERR_DB.  Allocates nothing of ours.  Blocking; startup only. */
 int mk_meta_offsets_foreach(mk_meta_t *m, mk_meta_offset_cb cb, void *arg);
 
-/* ============================================================ async writes */
+/* The offset expiry rule, its one copy: an offset committed at commit_ms,
+ * with an explicit expiry timestamp expire_ms (-1 = none), has expired at
+ * now_ms when expire_ms >= 0 and expire_ms <= now_ms, or, when retention_ms
+ * >= 0 (-1 = explicit expiry only), when expire_ms == -1 and commit_ms <=
+ * now_ms - retention_ms.  MK_META_OFFSETS_EXPIRE applies it to the stored
+ * rows; the group coordinator applies it to its in-memory offsets.  Pure;
+ * any thread. */
+bool mk_meta_offset_expired(int64_t commit_ms, int64_t expire_ms, int64_t now_ms,
+                            int64_t retention_ms);
 
-/* Completion of an async write, on the loop thread: status is what the
- * synchronous call would have returned (for the offset deletes and the
- * expiry: a count >= 0 on success). */
+/* ================================================================== writes */
+
+/* Kinds of write, with the fields of mk_meta_op_t each one reads.  Every
+ * write returns 0 or a negative MK_ERR_*; MK_ERR_INVALID when an argument
+ * breaks the field rules above (checked before anything is written). */
+typedef enum mk_meta_op_kind_e {
+    /* key; value.  Sets (value != NULL) or deletes (value == NULL; an absent
+     * key is fine) a cluster key. */
+    MK_META_KV_SET,
+    /* t.  Inserts t, or replaces the topic of that name, in one transaction:
+     * its stored configs and assignments become exactly those in t (a
+     * repeated config key: the last value wins).  MK_ERR_EXISTS when another
+     * topic has t->topic_id. */
+    MK_META_TOPIC_PUT,
+    /* topic.  Deletes a topic with its configs and assignments, and every
+     * group's committed offsets of it, in one transaction.  MK_ERR_NOT_FOUND
+     * (and nothing deleted) when there is no such topic. */
+    MK_META_TOPIC_DELETE,
+    /* topic, key; value.  Sets (value != NULL) or removes (value == NULL; an
+     * absent key is fine) one config override.  MK_ERR_NOT_FOUND for an
+     * unknown topic. */
+    MK_META_TOPIC_CONFIG_SET,
+    /* topic, p.  Sets the assignment of partition p->partition (leader
+     * change, reassignment).  MK_ERR_NOT_FOUND for an unknown topic,
+     * MK_ERR_INVALID for a partition out of range. */
+    MK_META_PARTITION_PUT,
+    /* offsets, n.  Inserts or replaces the n offsets of one commit in one
+     * transaction: every row or none (a key repeated within offsets: the last
+     * one wins).  One bad row fails the whole write.  n == 0 is a no-op. */
+    MK_META_OFFSETS_PUT,
+    /* The offset deletes and the expiry return the number of offsets removed
+     * (>= 0; none matching is not an error). */
+    MK_META_OFFSETS_DELETE_GROUP,      /* group_id: every offset of a group (DeleteGroups) */
+    MK_META_OFFSETS_DELETE_PARTITION,  /* group_id, topic, partition: one offset (OffsetDelete) */
+    /* topic: every group's offsets of a topic.  MK_META_TOPIC_DELETE already
+     * does this in its own transaction; this is for a topic the store does
+     * not know. */
+    MK_META_OFFSETS_DELETE_TOPIC,
+    /* group_id (NULL = every group), now_ms >= 0, retention_ms >= -1.
+     * Deletes the offsets that mk_meta_offset_expired() says have expired at
+     * now_ms.  Kafka expires by retention only the offsets of Empty groups;
+     * which groups qualify is the caller's business. */
+    MK_META_OFFSETS_EXPIRE,
+    MK_META_OP__COUNT
+} mk_meta_op_kind_t;
+
+/* One write: the kind and its arguments.  Fields the kind does not read are
+ * ignored (leave them zero: designated initializers).  Not kept by the store:
+ * mk_meta_op_submit() copies what it needs. */
+typedef struct mk_meta_op_s {
+    mk_meta_op_kind_t kind;
+    const char *topic;                /* topic name */
+    const char *group_id;
+    const char *key;                  /* kv key or config key */
+    const char *value;                /* kv or config value, NULL = delete */
+    int32_t partition;                /* OFFSETS_DELETE_PARTITION */
+    const mk_meta_topic_t *t;         /* TOPIC_PUT */
+    const mk_meta_partition_t *p;     /* PARTITION_PUT */
+    const mk_meta_offset_t *offsets;  /* OFFSETS_PUT: n rows */
+    int n;
+    int64_t now_ms, retention_ms;     /* OFFSETS_EXPIRE */
+} mk_meta_op_t;
+
+/* Runs op now, under the connection lock, and returns its status (see the
+ * kinds above).  Blocking: startup, shutdown and tests only. */
+int mk_meta_op_run(mk_meta_t *m, const mk_meta_op_t *op);
+
+/* Completion of a submitted write, on the loop thread: status is what
+ * mk_meta_op_run() would have returned (for the offset deletes and the
+ * expiry: a count >= 0 on success); MK_ERR_STATE if the job was cancelled. */
 typedef void (*mk_meta_done_cb)(int status, void *arg);
 
-/* The async writes below copy their arguments (the caller may free them on
- * return), queue the write and return 0; the write then runs on a libuv
- * worker thread after every earlier async write, and cb (may be NULL) runs on
- * the loop thread afterwards.  On error (MK_ERR_INVALID for bad arguments or
- * a loop other than the one of the writes still pending, MK_ERR_STATE after
+/* Copies op's arguments (the caller may free them on return), queues the
+ * write and returns 0; the write then runs on a libuv worker thread after
+ * every earlier submitted write, and cb (may be NULL) runs on the loop thread
+ * afterwards.  On error (MK_ERR_INVALID for bad arguments or a loop other
+ * than the one of the writes still pending, MK_ERR_STATE after
  * mk_meta_close(), MK_ERR_NOMEM) nothing is queued and cb is never called.
- * Call on the loop thread. */
-int mk_meta_topic_put_async(mk_meta_t *m, uv_loop_t *loop, const mk_meta_topic_t *t,
-                            mk_meta_done_cb cb, void *arg);
-int mk_meta_topic_delete_async(mk_meta_t *m, uv_loop_t *loop, const char *name,
-                               mk_meta_done_cb cb, void *arg);
-int mk_meta_topic_config_set_async(mk_meta_t *m, uv_loop_t *loop, const char *topic,
-                                   const char *key, const char *value,
-                                   mk_meta_done_cb cb, void *arg);
-int mk_meta_partition_put_async(mk_meta_t *m, uv_loop_t *loop, const char *topic,
-                                const mk_meta_partition_t *p, mk_meta_done_cb cb, void *arg);
-int mk_meta_kv_set_async(mk_meta_t *m, uv_loop_t *loop, const char *key, const char *value,
-                         mk_meta_done_cb cb, void *arg);
-int mk_meta_offsets_put_async(mk_meta_t *m, uv_loop_t *loop, const mk_meta_offset_t *offs,
-                              int n, mk_meta_done_cb cb, void *arg);
-int mk_meta_offsets_delete_group_async(mk_meta_t *m, uv_loop_t *loop, const char *group_id,
-                                       mk_meta_done_cb cb, void *arg);
-int mk_meta_offsets_delete_partition_async(mk_meta_t *m, uv_loop_t *loop, const char *group_id,
-                                           const char *topic, int32_t partition,
-                                           mk_meta_done_cb cb, void *arg);
-int mk_meta_offsets_delete_topic_async(mk_meta_t *m, uv_loop_t *loop, const char *topic,
-                                       mk_meta_done_cb cb, void *arg);
-int mk_meta_offsets_expire_async(mk_meta_t *m, uv_loop_t *loop, const char *group_id,
-                                 int64_t now_ms, int64_t retention_ms,
-                                 mk_meta_done_cb cb, void *arg);
+ * Loop thread. */
+int mk_meta_op_submit(mk_meta_t *m, uv_loop_t *loop, const mk_meta_op_t *op,
+                      mk_meta_done_cb cb, void *arg);
 
 #endif /* MK_META_H */

@@ -10,7 +10,8 @@
  * newer files with a log line, and allocation failures.  Group offsets: put,
  * overwrite, walk order, all-or-nothing batches (bad argument, and a write
  * failing mid-transaction), each kind of delete, topic deletion taking its
- * offsets, expiry, persistence, async order mixed with topic writes, range
+ * offsets, expiry (and the rule itself), persistence, async order mixed
+ * with topic writes, refusal of an unknown kind of write, range
  * checks on read-back, allocation failures, and the v1 -> v2 migration of a
  * store written by the v1 schema (kept frozen below).
  */
@@ -53,6 +54,12 @@
             exit(1);                                                                  \
         }                                                                             \
     } while (0)
+
+/* Every write goes through the generic paths: RUN(m, KIND, .field = ...)
+ * runs one now, SUBMIT(m, loop, cb, arg, KIND, .field = ...) queues one. */
+#define RUN(m, ...) mk_meta_op_run((m), &(mk_meta_op_t){__VA_ARGS__})
+#define SUBMIT(m, loop, cb, arg, ...)                                                 \
+    mk_meta_op_submit((m), (loop), &(mk_meta_op_t){__VA_ARGS__}, (cb), (arg))
 
 static char tmpdir[256];
 
@@ -217,19 +224,19 @@ static void test_open_kv(void)
     char *v = (char *)1;
     CHECK_EQ(mk_meta_kv_get(m, "cluster.id", &v), MK_ERR_NOT_FOUND);
     CHECK(v == NULL);
-    CHECK_EQ(mk_meta_kv_set(m, "cluster.id", "abc"), 0);
+    CHECK_EQ(RUN(m, MK_META_KV_SET, .key = "cluster.id", .value = "abc"), 0);
     CHECK_EQ(mk_meta_kv_get(m, "cluster.id", &v), 0);
     CHECK(strcmp(v, "abc") == 0);
     mk_free(v);
-    CHECK_EQ(mk_meta_kv_set(m, "cluster.id", "def"), 0);
-    CHECK_EQ(mk_meta_kv_set(m, "empty", ""), 0);
+    CHECK_EQ(RUN(m, MK_META_KV_SET, .key = "cluster.id", .value = "def"), 0);
+    CHECK_EQ(RUN(m, MK_META_KV_SET, .key = "empty", .value = ""), 0);
     CHECK_EQ(mk_meta_kv_get(m, "empty", &v), 0);
     CHECK(strcmp(v, "") == 0);
     mk_free(v);
-    CHECK_EQ(mk_meta_kv_set(m, "empty", NULL), 0);
-    CHECK_EQ(mk_meta_kv_set(m, "empty", NULL), 0);   /* absent: fine */
+    CHECK_EQ(RUN(m, MK_META_KV_SET, .key = "empty", .value = NULL), 0);
+    CHECK_EQ(RUN(m, MK_META_KV_SET, .key = "empty", .value = NULL), 0);   /* absent: fine */
     CHECK_EQ(mk_meta_kv_get(m, "empty", &v), MK_ERR_NOT_FOUND);
-    CHECK_EQ(mk_meta_kv_set(m, "", "x"), MK_ERR_INVALID);
+    CHECK_EQ(RUN(m, MK_META_KV_SET, .key = "", .value = "x"), MK_ERR_INVALID);
     CHECK_EQ(mk_meta_kv_get(m, NULL, &v), MK_ERR_INVALID);
     mk_meta_close(m);
 
@@ -247,8 +254,8 @@ static void test_topics(void)
     fixture_t a, b;
     fixture_init(&a, "orders", 1, 3, 2);
     fixture_init(&b, "clicks", 2, 2, 0);
-    CHECK_EQ(mk_meta_topic_put(m, &a.t), 0);
-    CHECK_EQ(mk_meta_topic_put(m, &b.t), 0);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_PUT, .t = &a.t), 0);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_PUT, .t = &b.t), 0);
 
     seen_t s;
     walk(m, &s);
@@ -278,7 +285,7 @@ static void test_topics(void)
     fixture_init(&a2, "orders", 1, 2, 4);
     a2.t.cell_id = 7;
     a2.t.partitions = NULL;
-    CHECK_EQ(mk_meta_topic_put(m, &a2.t), 0);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_PUT, .t = &a2.t), 0);
     walk(m, &s);
     CHECK_EQ(s.count, 2);
     CHECK_EQ(s.partition_count[1], 2);
@@ -292,21 +299,25 @@ static void test_topics(void)
     int32_t reps[2] = {5, 6};
     mk_meta_partition_t p = {.partition = 1, .leader = 5, .leader_epoch = 4,
                              .replica_count = 2, .replicas = reps};
-    CHECK_EQ(mk_meta_partition_put(m, "orders", &p), 0);
+    CHECK_EQ(RUN(m, MK_META_PARTITION_PUT, .topic = "orders", .p = &p), 0);
     p.leader = 6;
     p.leader_epoch = 5;
-    CHECK_EQ(mk_meta_partition_put(m, "orders", &p), 0);
+    CHECK_EQ(RUN(m, MK_META_PARTITION_PUT, .topic = "orders", .p = &p), 0);
     p.partition = 2;
-    CHECK_EQ(mk_meta_partition_put(m, "orders", &p), MK_ERR_INVALID);
+    CHECK_EQ(RUN(m, MK_META_PARTITION_PUT, .topic = "orders", .p = &p), MK_ERR_INVALID);
     p.partition = 0;
-    CHECK_EQ(mk_meta_partition_put(m, "nope", &p), MK_ERR_NOT_FOUND);
+    CHECK_EQ(RUN(m, MK_META_PARTITION_PUT, .topic = "nope", .p = &p), MK_ERR_NOT_FOUND);
     p.replica_count = MK_META_MAX_REPLICAS + 1;
-    CHECK_EQ(mk_meta_partition_put(m, "orders", &p), MK_ERR_INVALID);
-    CHECK_EQ(mk_meta_topic_config_set(m, "orders", "retention.ms", "1000"), 0);
-    CHECK_EQ(mk_meta_topic_config_set(m, "orders", "x.y", NULL), 0);
-    CHECK_EQ(mk_meta_topic_config_set(m, "orders", "absent", NULL), 0);
-    CHECK_EQ(mk_meta_topic_config_set(m, "nope", "a", "b"), MK_ERR_NOT_FOUND);
-    CHECK_EQ(mk_meta_topic_config_set(m, "nope", "a", NULL), MK_ERR_NOT_FOUND);
+    CHECK_EQ(RUN(m, MK_META_PARTITION_PUT, .topic = "orders", .p = &p), MK_ERR_INVALID);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_CONFIG_SET, .topic = "orders", .key = "retention.ms",
+                 .value = "1000"), 0);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_CONFIG_SET, .topic = "orders", .key = "x.y", .value = NULL), 0);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_CONFIG_SET, .topic = "orders", .key = "absent",
+                 .value = NULL), 0);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_CONFIG_SET, .topic = "nope", .key = "a",
+                 .value = "b"), MK_ERR_NOT_FOUND);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_CONFIG_SET, .topic = "nope", .key = "a",
+                 .value = NULL), MK_ERR_NOT_FOUND);
     walk(m, &s);
     CHECK_EQ(s.leader[1][1], 6);
     CHECK_EQ(s.epoch[1][1], 5);
@@ -318,28 +329,28 @@ static void test_topics(void)
     /* Rule breaking. */
     fixture_t bad;
     fixture_init(&bad, "other", 1, 1, 0);   /* same topic id as "orders" */
-    CHECK_EQ(mk_meta_topic_put(m, &bad.t), MK_ERR_EXISTS);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_PUT, .t = &bad.t), MK_ERR_EXISTS);
     fixture_init(&bad, "other", 9, 2, 0);
     bad.parts[1].partition = 0;
-    CHECK_EQ(mk_meta_topic_put(m, &bad.t), MK_ERR_INVALID);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_PUT, .t = &bad.t), MK_ERR_INVALID);
     bad.parts[1].partition = 1;
     bad.t.partition_count = 0;
-    CHECK_EQ(mk_meta_topic_put(m, &bad.t), MK_ERR_INVALID);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_PUT, .t = &bad.t), MK_ERR_INVALID);
     bad.t.partition_count = 2;
     bad.t.name = "";
-    CHECK_EQ(mk_meta_topic_put(m, &bad.t), MK_ERR_INVALID);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_PUT, .t = &bad.t), MK_ERR_INVALID);
     walk(m, &s);
     CHECK_EQ(s.count, 2);   /* failed puts left nothing behind */
 
     /* Delete. */
-    CHECK_EQ(mk_meta_topic_delete(m, "missing"), MK_ERR_NOT_FOUND);
-    CHECK_EQ(mk_meta_topic_delete(m, "clicks"), 0);
-    CHECK_EQ(mk_meta_topic_delete(m, "clicks"), MK_ERR_NOT_FOUND);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_DELETE, .topic = "missing"), MK_ERR_NOT_FOUND);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_DELETE, .topic = "clicks"), 0);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_DELETE, .topic = "clicks"), MK_ERR_NOT_FOUND);
     walk(m, &s);
     CHECK_EQ(s.count, 1);
     CHECK(strcmp(s.names[0], "orders") == 0);
     /* Re-create with the old id: the cascade removed the old rows. */
-    CHECK_EQ(mk_meta_topic_put(m, &b.t), 0);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_PUT, .t = &b.t), 0);
     char why[256];
     CHECK_EQ(mk_meta_check(m, why, sizeof(why)), 0);
     mk_meta_close(m);
@@ -394,8 +405,8 @@ static void test_async(void)
     fixture_t *a = mk_malloc(sizeof(*a)), *b = mk_malloc(sizeof(*b));
     fixture_init(a, "alpha", 3, 4, 3);
     fixture_init(b, "beta", 4, 1, 1);
-    CHECK_EQ(mk_meta_topic_put_async(m, &loop, &a->t, done_cb, &tags[0]), 0);
-    CHECK_EQ(mk_meta_topic_put_async(m, &loop, &b->t, done_cb, &tags[1]), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[0], MK_META_TOPIC_PUT, .t = &a->t), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[1], MK_META_TOPIC_PUT, .t = &b->t), 0);
     /* The arguments were copied: scribble over and free them. */
     memset(a, 0xAB, sizeof(*a));
     memset(b, 0xAB, sizeof(*b));
@@ -406,30 +417,40 @@ static void test_async(void)
     snprintf(topic, sizeof(topic), "alpha");
     snprintf(key, sizeof(key), "retention.ms");
     snprintf(val, sizeof(val), "42");
-    CHECK_EQ(mk_meta_topic_config_set_async(m, &loop, topic, key, val, done_cb, &tags[2]), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[2], MK_META_TOPIC_CONFIG_SET, .topic = topic,
+                    .key = key, .value = val), 0);
     memset(val, 0, sizeof(val));
     int32_t reps[1] = {9};
     mk_meta_partition_t p = {.partition = 3, .leader = 9, .leader_epoch = 77,
                              .replica_count = 1, .replicas = reps};
-    CHECK_EQ(mk_meta_partition_put_async(m, &loop, "alpha", &p, done_cb, &tags[3]), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[3], MK_META_PARTITION_PUT, .topic = "alpha",
+                    .p = &p), 0);
     reps[0] = -5;
-    CHECK_EQ(mk_meta_topic_delete_async(m, &loop, "beta", done_cb, &tags[4]), 0);
-    CHECK_EQ(mk_meta_topic_delete_async(m, &loop, "beta", done_cb, &tags[5]), 0);   /* gone */
-    CHECK_EQ(mk_meta_kv_set_async(m, &loop, "cluster.id", "c1", done_cb, &tags[6]), 0);
-    CHECK_EQ(mk_meta_kv_set_async(m, &loop, "tmp", "t", NULL, NULL), 0);
-    CHECK_EQ(mk_meta_kv_set_async(m, &loop, "tmp", NULL, done_cb, &tags[7]), 0);
-    CHECK_EQ(mk_meta_topic_config_set_async(m, &loop, "nope", "k", "v", done_cb, &tags[8]), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[4], MK_META_TOPIC_DELETE, .topic = "beta"), 0);
+    /* gone */
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[5], MK_META_TOPIC_DELETE, .topic = "beta"), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[6], MK_META_KV_SET, .key = "cluster.id",
+                    .value = "c1"), 0);
+    CHECK_EQ(SUBMIT(m, &loop, NULL, NULL, MK_META_KV_SET, .key = "tmp", .value = "t"), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[7], MK_META_KV_SET, .key = "tmp", .value = NULL), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[8], MK_META_TOPIC_CONFIG_SET, .topic = "nope",
+                    .key = "k", .value = "v"), 0);
     CHECK_EQ(mk_meta_pending(m), 10);
 
     /* Refused at submission: the callback must never run. */
-    CHECK_EQ(mk_meta_topic_delete_async(m, &other, "alpha", done_cb, &tags[15]), MK_ERR_INVALID);
-    CHECK_EQ(mk_meta_topic_delete_async(m, &loop, "", done_cb, &tags[15]), MK_ERR_INVALID);
+    CHECK_EQ(SUBMIT(m, &other, done_cb, &tags[15], MK_META_TOPIC_DELETE,
+                    .topic = "alpha"), MK_ERR_INVALID);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[15], MK_META_TOPIC_DELETE,
+                    .topic = ""), MK_ERR_INVALID);
     p.replica_count = -1;
-    CHECK_EQ(mk_meta_partition_put_async(m, &loop, "alpha", &p, done_cb, &tags[15]), MK_ERR_INVALID);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[15], MK_META_PARTITION_PUT, .topic = "alpha",
+                    .p = &p), MK_ERR_INVALID);
     mk_mem_fail_at(1);
-    CHECK_EQ(mk_meta_topic_delete_async(m, &loop, "alpha", done_cb, &tags[15]), MK_ERR_NOMEM);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[15], MK_META_TOPIC_DELETE,
+                    .topic = "alpha"), MK_ERR_NOMEM);
     mk_mem_fail_at(2);
-    CHECK_EQ(mk_meta_topic_delete_async(m, &loop, "alpha", done_cb, &tags[15]), MK_ERR_NOMEM);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[15], MK_META_TOPIC_DELETE,
+                    .topic = "alpha"), MK_ERR_NOMEM);
     mk_mem_fail_at(0);
 
     CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
@@ -457,7 +478,7 @@ static void test_async(void)
 
     /* The loop is free again: another loop may be used now. */
     o.n = 0;
-    CHECK_EQ(mk_meta_kv_set_async(m, &other, "k2", "v2", done_cb, &tags[0]), 0);
+    CHECK_EQ(SUBMIT(m, &other, done_cb, &tags[0], MK_META_KV_SET, .key = "k2", .value = "v2"), 0);
     CHECK_EQ(uv_run(&other, UV_RUN_DEFAULT), 0);
     CHECK_EQ(o.n, 1);
 
@@ -468,10 +489,11 @@ static void test_async(void)
         char name[16];
         snprintf(name, sizeof(name), "t%d", i);
         fixture_init(&c, name, 10 + i, 2, 1);
-        CHECK_EQ(mk_meta_topic_put_async(m, &loop, &c.t, done_cb, &tags[i]), 0);
+        CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[i], MK_META_TOPIC_PUT, .t = &c.t), 0);
     }
     mk_meta_close(m);
-    CHECK_EQ(mk_meta_kv_set_async(m, &loop, "late", "x", done_cb, &tags[15]), MK_ERR_STATE);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[15], MK_META_KV_SET, .key = "late",
+                    .value = "x"), MK_ERR_STATE);
     CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
     CHECK_EQ(o.n, 5);
     for (int i = 0; i < 5; i++) {
@@ -486,8 +508,8 @@ static void test_async(void)
     o.n = 0;
     o.close_in_cb = m;
     tag_t t100 = {&o, 100};
-    CHECK_EQ(mk_meta_topic_delete_async(m, &loop, "t0", done_cb, &t100), 0);
-    CHECK_EQ(mk_meta_topic_delete_async(m, &loop, "t1", done_cb, &tags[1]), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &t100, MK_META_TOPIC_DELETE, .topic = "t0"), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[1], MK_META_TOPIC_DELETE, .topic = "t1"), 0);
     CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
     CHECK_EQ(o.n, 2);
     CHECK_EQ(o.seq[0], 100);
@@ -498,7 +520,7 @@ static void test_async(void)
     m = open_ok("async.db");
     o.n = 0;
     o.close_in_cb = m;
-    CHECK_EQ(mk_meta_topic_delete_async(m, &loop, "t2", done_cb, &t100), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &t100, MK_META_TOPIC_DELETE, .topic = "t2"), 0);
     CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
     CHECK_EQ(o.n, 1);
 
@@ -542,7 +564,7 @@ static void test_corrupt(void)
         char name[16];
         snprintf(name, sizeof(name), "topic-%03d", i);
         fixture_init(&f, name, 100 + i, 8, 4);
-        CHECK_EQ(mk_meta_topic_put(m, &f.t), 0);
+        CHECK_EQ(RUN(m, MK_META_TOPIC_PUT, .t = &f.t), 0);
     }
     mk_meta_close(m);   /* checkpoints the WAL into the file */
     FILE *f = fopen(tmp_path("pages.db"), "r+b");
@@ -599,7 +621,7 @@ static void test_corrupt(void)
     m = open_ok("range.db");
     fixture_t fx;
     fixture_init(&fx, "r", 1, 2, 0);
-    CHECK_EQ(mk_meta_topic_put(m, &fx.t), 0);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_PUT, .t = &fx.t), 0);
     mk_meta_close(m);
     CHECK_EQ(sqlite3_open(tmp_path("range.db"), &db), SQLITE_OK);
     CHECK_EQ(sqlite3_exec(db, "UPDATE partitions SET replicas = x'00000001000002'", NULL, NULL,
@@ -630,7 +652,7 @@ static void test_oom(void)
     mk_meta_t *m = open_ok("oom.db");
     fixture_t f;
     fixture_init(&f, "oom", 5, 8, 4);
-    CHECK_EQ(mk_meta_topic_put(m, &f.t), 0);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_PUT, .t = &f.t), 0);
     mk_meta_close(m);
 
     int failures = 0;
@@ -723,7 +745,7 @@ static void test_offsets(void)
     c1[1].leader_epoch = -1;
     c1[2].expire_ms = 5000;
     c1[3].offset = INT64_MAX;
-    CHECK_EQ(mk_meta_offsets_put(m, c1, 5), 0);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_PUT, .offsets = c1, .n = 5), 0);
     CHECK_STREQ(owalk(m), "g1/clicks/0=3:1:m:1000:5000 g1/orders/0=9223372036854775807:1:-:1000:-1 "
                           "g1/orders/1=11:-1::1000:-1 g1/orders/10=12:1:-:1000:-1 "
                           "g2/orders/0=7:1:-:1000:-1");
@@ -732,9 +754,9 @@ static void test_offsets(void)
     mk_meta_offset_t c2[3] = {off("g1", "orders", 1, 20, "x"), off("g2", "orders", 0, 8, NULL),
                               off("g2", "orders", 0, 9, "last")};
     c2[0].commit_ms = 2000;
-    CHECK_EQ(mk_meta_offsets_put(m, c2, 3), 0);
-    CHECK_EQ(mk_meta_offsets_put(m, c2, 0), 0);
-    CHECK_EQ(mk_meta_offsets_put(m, NULL, 0), 0);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_PUT, .offsets = c2, .n = 3), 0);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_PUT, .offsets = c2, .n = 0), 0);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_PUT, .offsets = NULL, .n = 0), 0);
     const char *after_c2 = "g1/clicks/0=3:1:m:1000:5000 "
                            "g1/orders/0=9223372036854775807:1:-:1000:-1 "
                            "g1/orders/1=20:1:x:2000:-1 g1/orders/10=12:1:-:1000:-1 "
@@ -768,43 +790,48 @@ static void test_offsets(void)
         case 6: o->expire_ms = -2; break;
         case 7: o->metadata = big; break;
         case 8: n = -1; break;
-        case 9: CHECK_EQ(mk_meta_offsets_put(m, NULL, 1), MK_ERR_INVALID); continue;
+        case 9: CHECK_EQ(RUN(m, MK_META_OFFSETS_PUT, .offsets = NULL,
+                             .n = 1), MK_ERR_INVALID); continue;
         }
-        CHECK_EQ(mk_meta_offsets_put(m, b, n), MK_ERR_INVALID);
+        CHECK_EQ(RUN(m, MK_META_OFFSETS_PUT, .offsets = b, .n = n), MK_ERR_INVALID);
     }
     big[MK_META_MAX_OFFSET_METADATA] = 0;   /* exactly at the limit: fine */
     mk_meta_offset_t edge = off("g0", "t", MK_META_MAX_PARTITIONS - 1, -1, big);
     edge.commit_ms = 0;
-    CHECK_EQ(mk_meta_offsets_put(m, &edge, 1), 0);
-    CHECK_EQ(mk_meta_offsets_delete_group(m, "g0"), 1);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_PUT, .offsets = &edge, .n = 1), 0);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_DELETE_GROUP, .group_id = "g0"), 1);
     CHECK_STREQ(owalk(m), after_c2);
 
     /* Deletes: one offset, a group, a topic across groups; none matching is 0. */
-    CHECK_EQ(mk_meta_offsets_delete_partition(m, "g1", "orders", 10), 1);
-    CHECK_EQ(mk_meta_offsets_delete_partition(m, "g1", "orders", 10), 0);
-    CHECK_EQ(mk_meta_offsets_delete_partition(m, "g1", "orders", -1), MK_ERR_INVALID);
-    CHECK_EQ(mk_meta_offsets_delete_partition(m, "", "orders", 0), MK_ERR_INVALID);
-    CHECK_EQ(mk_meta_offsets_delete_topic(m, "orders"), 3);
-    CHECK_EQ(mk_meta_offsets_delete_topic(m, "orders"), 0);
-    CHECK_EQ(mk_meta_offsets_delete_topic(m, NULL), MK_ERR_INVALID);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_DELETE_PARTITION, .group_id = "g1", .topic = "orders",
+                 .partition = 10), 1);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_DELETE_PARTITION, .group_id = "g1", .topic = "orders",
+                 .partition = 10), 0);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_DELETE_PARTITION, .group_id = "g1", .topic = "orders",
+                 .partition = -1), MK_ERR_INVALID);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_DELETE_PARTITION, .group_id = "", .topic = "orders",
+                 .partition = 0), MK_ERR_INVALID);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_DELETE_TOPIC, .topic = "orders"), 3);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_DELETE_TOPIC, .topic = "orders"), 0);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_DELETE_TOPIC, .topic = NULL), MK_ERR_INVALID);
     CHECK_STREQ(owalk(m), "g1/clicks/0=3:1:m:1000:5000");
-    CHECK_EQ(mk_meta_offsets_delete_group(m, "g1"), 1);
-    CHECK_EQ(mk_meta_offsets_delete_group(m, "g1"), 0);
-    CHECK_EQ(mk_meta_offsets_delete_group(m, ""), MK_ERR_INVALID);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_DELETE_GROUP, .group_id = "g1"), 1);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_DELETE_GROUP, .group_id = "g1"), 0);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_DELETE_GROUP, .group_id = ""), MK_ERR_INVALID);
     CHECK_STREQ(owalk(m), "");
 
     /* Deleting a stored topic takes every group's offsets of it; offsets of a
      * topic the store does not know stay until deleted by name. */
     fixture_t f;
     fixture_init(&f, "orders", 1, 2, 1);
-    CHECK_EQ(mk_meta_topic_put(m, &f.t), 0);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_PUT, .t = &f.t), 0);
     mk_meta_offset_t c3[4] = {off("g1", "orders", 0, 1, NULL), off("g2", "orders", 1, 2, NULL),
                               off("g2", "ghost", 0, 3, NULL), off("g2", "orders2", 0, 4, NULL)};
-    CHECK_EQ(mk_meta_offsets_put(m, c3, 4), 0);
-    CHECK_EQ(mk_meta_topic_delete(m, "ghost"), MK_ERR_NOT_FOUND);
-    CHECK_EQ(mk_meta_topic_delete(m, "orders"), 0);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_PUT, .offsets = c3, .n = 4), 0);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_DELETE, .topic = "ghost"), MK_ERR_NOT_FOUND);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_DELETE, .topic = "orders"), 0);
     CHECK_STREQ(owalk(m), "g2/ghost/0=3:1:-:1000:-1 g2/orders2/0=4:1:-:1000:-1");
-    CHECK_EQ(mk_meta_offsets_delete_topic(m, "ghost"), 1);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_DELETE_TOPIC, .topic = "ghost"), 1);
 
     /* Expiry: explicit expire_ms, then retention for the rest, per group or all. */
     mk_meta_offset_t c4[5] = {off("a", "t", 0, 1, NULL), off("a", "t", 1, 1, NULL),
@@ -816,22 +843,42 @@ static void test_offsets(void)
     c4[3].commit_ms = 50;
     c4[4].commit_ms = 500;
     c4[4].expire_ms = 0;
-    CHECK_EQ(mk_meta_offsets_put(m, c4, 5), 0);
-    CHECK_EQ(mk_meta_offsets_expire(m, NULL, 99, -1), 1);     /* b/t/1 (expire 0) */
-    CHECK_EQ(mk_meta_offsets_expire(m, "a", 100, 1000), 1);   /* a/t/0; retention not yet */
-    CHECK_EQ(mk_meta_offsets_expire(m, "a", 150, 100), 1);    /* a/t/2: 50 <= 150 - 100 */
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_PUT, .offsets = c4, .n = 5), 0);
+    /* b/t/1 (expire 0) */
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_EXPIRE, .group_id = NULL, .now_ms = 99, .retention_ms = -1), 1);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_EXPIRE, .group_id = "a", .now_ms = 100,
+                 .retention_ms = 1000), 1);  /* a/t/0; retention not yet */
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_EXPIRE, .group_id = "a", .now_ms = 150,
+                 .retention_ms = 100), 1);  /* a/t/2: 50 <= 150 - 100 */
     CHECK_STREQ(owalk(m), "a/t/1=1:1:-:1000:200 b/t/0=1:1:-:50:-1 g2/orders2/0=4:1:-:1000:-1");
-    CHECK_EQ(mk_meta_offsets_expire(m, NULL, 150, 100), 1);   /* b/t/0 */
-    CHECK_EQ(mk_meta_offsets_expire(m, NULL, 199, 0), 0);     /* explicit expiry wins */
-    CHECK_EQ(mk_meta_offsets_expire(m, NULL, 200, -1), 1);    /* a/t/1 */
-    CHECK_EQ(mk_meta_offsets_expire(m, NULL, 999, 0), 0);
-    CHECK_EQ(mk_meta_offsets_expire(m, NULL, -1, 0), MK_ERR_INVALID);
-    CHECK_EQ(mk_meta_offsets_expire(m, NULL, 0, -2), MK_ERR_INVALID);
-    CHECK_EQ(mk_meta_offsets_expire(m, "", 0, 0), MK_ERR_INVALID);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_EXPIRE, .group_id = NULL, .now_ms = 150,
+                 .retention_ms = 100), 1);  /* b/t/0 */
+    /* explicit expiry wins */
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_EXPIRE, .group_id = NULL, .now_ms = 199, .retention_ms = 0), 0);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_EXPIRE, .group_id = NULL, .now_ms = 200,
+                 .retention_ms = -1), 1);  /* a/t/1 */
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_EXPIRE, .group_id = NULL, .now_ms = 999, .retention_ms = 0), 0);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_EXPIRE, .group_id = NULL, .now_ms = -1,
+                 .retention_ms = 0), MK_ERR_INVALID);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_EXPIRE, .group_id = NULL, .now_ms = 0,
+                 .retention_ms = -2), MK_ERR_INVALID);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_EXPIRE, .group_id = "", .now_ms = 0,
+                 .retention_ms = 0), MK_ERR_INVALID);
+    /* The rule itself, as the group coordinator calls it. */
+    CHECK(mk_meta_offset_expired(50, -1, 150, 100));
+    CHECK(!mk_meta_offset_expired(51, -1, 150, 100));
+    CHECK(!mk_meta_offset_expired(0, -1, 150, -1));    /* explicit expiry only */
+    CHECK(mk_meta_offset_expired(1000, 200, 200, -1));
+    CHECK(!mk_meta_offset_expired(0, 200, 199, 0));    /* explicit expiry wins */
+    CHECK(mk_meta_offset_expired(500, 0, 0, -1));
+    /* Not a kind of write. */
+    CHECK_EQ(RUN(m, .kind = MK_META_OP__COUNT), MK_ERR_INVALID);
+    CHECK_EQ(RUN(m, .kind = (mk_meta_op_kind_t)-1), MK_ERR_INVALID);
+    CHECK_EQ(mk_meta_op_run(m, NULL), MK_ERR_INVALID);
     CHECK_STREQ(owalk(m), "g2/orders2/0=4:1:-:1000:-1");
 
     /* Reopen: everything persisted. */
-    CHECK_EQ(mk_meta_offsets_put(m, c2, 3), 0);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_PUT, .offsets = c2, .n = 3), 0);
     char why[256];
     CHECK_EQ(mk_meta_check(m, why, sizeof(why)), 0);
     mk_meta_close(m);
@@ -847,7 +894,7 @@ static void test_offsets_atomic(void)
 {
     mk_meta_t *m = open_ok("atomic.db");
     mk_meta_offset_t first = off("g", "a", 0, 1, NULL);
-    CHECK_EQ(mk_meta_offsets_put(m, &first, 1), 0);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_PUT, .offsets = &first, .n = 1), 0);
     mk_meta_close(m);
     sqlite3 *db;
     CHECK_EQ(sqlite3_open(tmp_path("atomic.db"), &db), SQLITE_OK);
@@ -859,15 +906,15 @@ static void test_offsets_atomic(void)
     m = open_ok("atomic.db");
     mk_meta_offset_t b[3] = {off("g", "a", 0, 2, NULL), off("g", "a", 1, 2, NULL),
                              off("g", "boom", 0, 2, NULL)};
-    CHECK_EQ(mk_meta_offsets_put(m, b, 3), MK_ERR_INVALID);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_PUT, .offsets = b, .n = 3), MK_ERR_INVALID);
     CHECK_STREQ(owalk(m), "g/a/0=1:1:-:1000:-1");
 
     uv_loop_t loop;
     CHECK_EQ(uv_loop_init(&loop), 0);
     order_t o = {0};
     tag_t t0 = {&o, 0}, t1 = {&o, 1};
-    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, b, 3, done_cb, &t0), 0);
-    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, b, 2, done_cb, &t1), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &t0, MK_META_OFFSETS_PUT, .offsets = b, .n = 3), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &t1, MK_META_OFFSETS_PUT, .offsets = b, .n = 2), 0);
     CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
     CHECK_EQ(o.n, 2);
     CHECK_EQ(o.status[0], MK_ERR_INVALID);
@@ -890,7 +937,7 @@ static void test_offsets_async(void)
 
     fixture_t f;
     fixture_init(&f, "tp", 5, 2, 0);
-    CHECK_EQ(mk_meta_topic_put_async(m, &loop, &f.t, done_cb, &tags[0]), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[0], MK_META_TOPIC_PUT, .t = &f.t), 0);
     /* Arguments are copied: the strings are rewritten after submission. */
     char g[8], t[8], md[8];
     snprintf(g, sizeof(g), "g1");
@@ -898,43 +945,53 @@ static void test_offsets_async(void)
     snprintf(md, sizeof(md), "meta");
     mk_meta_offset_t c[3] = {off(g, t, 0, 10, md), off(g, t, 1, 11, NULL),
                              off("g2", "other", 0, 12, NULL)};
-    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, c, 3, done_cb, &tags[1]), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[1], MK_META_OFFSETS_PUT, .offsets = c, .n = 3), 0);
     memset(g, 'X', sizeof(g) - 1);
     memset(t, 'Y', sizeof(t) - 1);
     memset(md, 0, sizeof(md));
     memset(c, 0, sizeof(c));
     mk_meta_offset_t late = off("g2", "tp", 1, 13, NULL);
-    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, &late, 1, done_cb, &tags[2]), 0);
-    CHECK_EQ(mk_meta_topic_delete_async(m, &loop, "tp", done_cb, &tags[3]), 0);  /* takes 3 */
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[2], MK_META_OFFSETS_PUT, .offsets = &late, .n = 1), 0);
+    /* takes 3 */
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[3], MK_META_TOPIC_DELETE, .topic = "tp"), 0);
     late.group_id = "g3";
-    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, &late, 1, done_cb, &tags[4]), 0);
-    CHECK_EQ(mk_meta_offsets_delete_topic_async(m, &loop, "tp", done_cb, &tags[5]), 0);
-    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, NULL, 0, done_cb, &tags[6]), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[4], MK_META_OFFSETS_PUT, .offsets = &late, .n = 1), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[5], MK_META_OFFSETS_DELETE_TOPIC, .topic = "tp"), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[6], MK_META_OFFSETS_PUT, .offsets = NULL, .n = 0), 0);
     mk_meta_offset_t e[2] = {off("g3", "x", 0, 1, NULL), off("g3", "x", 1, 1, NULL)};
     e[0].expire_ms = 10;
-    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, e, 2, done_cb, &tags[7]), 0);
-    CHECK_EQ(mk_meta_offsets_expire_async(m, &loop, NULL, 10, -1, done_cb, &tags[8]), 0);
-    CHECK_EQ(mk_meta_offsets_expire_async(m, &loop, "g3", 1000, 0, done_cb, &tags[9]), 0);
-    CHECK_EQ(mk_meta_offsets_delete_partition_async(m, &loop, "g2", "other", 0, done_cb,
-                                                    &tags[10]), 0);
-    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, e, 2, done_cb, &tags[11]), 0);
-    CHECK_EQ(mk_meta_offsets_delete_group_async(m, &loop, "g3", done_cb, &tags[12]), 0);
-    CHECK_EQ(mk_meta_kv_set_async(m, &loop, "k", "v", done_cb, &tags[13]), 0);
-    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, e, 1, done_cb, &tags[14]), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[7], MK_META_OFFSETS_PUT, .offsets = e, .n = 2), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[8], MK_META_OFFSETS_EXPIRE, .group_id = NULL,
+                    .now_ms = 10, .retention_ms = -1), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[9], MK_META_OFFSETS_EXPIRE, .group_id = "g3",
+                    .now_ms = 1000, .retention_ms = 0), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[10], MK_META_OFFSETS_DELETE_PARTITION,
+                    .group_id = "g2", .topic = "other", .partition = 0), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[11], MK_META_OFFSETS_PUT, .offsets = e, .n = 2), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[12], MK_META_OFFSETS_DELETE_GROUP,
+                    .group_id = "g3"), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[13], MK_META_KV_SET, .key = "k", .value = "v"), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[14], MK_META_OFFSETS_PUT, .offsets = e, .n = 1), 0);
     CHECK_EQ(mk_meta_pending(m), 15);
 
     /* Refused at submission: the callback never runs. */
     mk_meta_offset_t bad[2] = {off("g", "t", 0, 1, NULL), off("g", "t", -1, 1, NULL)};
-    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, bad, 2, done_cb, &tags[15]), MK_ERR_INVALID);
-    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, bad, -1, done_cb, &tags[15]), MK_ERR_INVALID);
-    CHECK_EQ(mk_meta_offsets_delete_group_async(m, &loop, "", done_cb, &tags[15]), MK_ERR_INVALID);
-    CHECK_EQ(mk_meta_offsets_delete_partition_async(m, &loop, "g", "t", -1, done_cb, &tags[15]),
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[15], MK_META_OFFSETS_PUT, .offsets = bad,
+                    .n = 2), MK_ERR_INVALID);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[15], MK_META_OFFSETS_PUT, .offsets = bad,
+                    .n = -1), MK_ERR_INVALID);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[15], MK_META_OFFSETS_DELETE_GROUP,
+                    .group_id = ""), MK_ERR_INVALID);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[15], MK_META_OFFSETS_DELETE_PARTITION, .group_id = "g",
+                    .topic = "t", .partition = -1),
              MK_ERR_INVALID);
-    CHECK_EQ(mk_meta_offsets_delete_topic_async(m, &loop, NULL, done_cb, &tags[15]),
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[15], MK_META_OFFSETS_DELETE_TOPIC, .topic = NULL),
              MK_ERR_INVALID);
-    CHECK_EQ(mk_meta_offsets_expire_async(m, &loop, NULL, 0, -2, done_cb, &tags[15]),
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[15], MK_META_OFFSETS_EXPIRE, .group_id = NULL,
+                    .now_ms = 0, .retention_ms = -2),
              MK_ERR_INVALID);
-    CHECK_EQ(mk_meta_offsets_expire_async(m, NULL, NULL, 0, 0, done_cb, &tags[15]),
+    CHECK_EQ(SUBMIT(m, NULL, done_cb, &tags[15], MK_META_OFFSETS_EXPIRE, .group_id = NULL,
+                    .now_ms = 0, .retention_ms = 0),
              MK_ERR_INVALID);
     CHECK_EQ(mk_meta_pending(m), 15);
 
@@ -953,10 +1010,11 @@ static void test_offsets_async(void)
 
     /* Close with offset writes pending: they still run, in order. */
     o.n = 0;
-    CHECK_EQ(mk_meta_offsets_delete_group_async(m, &loop, "g3", done_cb, &tags[0]), 0);
-    CHECK_EQ(mk_meta_offsets_put_async(m, &loop, e, 2, done_cb, &tags[1]), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[0], MK_META_OFFSETS_DELETE_GROUP,
+                    .group_id = "g3"), 0);
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[1], MK_META_OFFSETS_PUT, .offsets = e, .n = 2), 0);
     mk_meta_close(m);
-    CHECK_EQ(mk_meta_offsets_delete_group_async(m, &loop, "g3", done_cb, &tags[15]),
+    CHECK_EQ(SUBMIT(m, &loop, done_cb, &tags[15], MK_META_OFFSETS_DELETE_GROUP, .group_id = "g3"),
              MK_ERR_STATE);
     CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
     CHECK_EQ(o.n, 2);
@@ -985,7 +1043,7 @@ static void test_offsets_corrupt(void)
         snprintf(name, sizeof(name), "ocorrupt%zu.db", i);
         mk_meta_t *m = open_ok(name);
         mk_meta_offset_t o = off("g", "t", 0, 1, "m");
-        CHECK_EQ(mk_meta_offsets_put(m, &o, 1), 0);
+        CHECK_EQ(RUN(m, MK_META_OFFSETS_PUT, .offsets = &o, .n = 1), 0);
         mk_meta_close(m);
         sqlite3 *db;
         CHECK_EQ(sqlite3_open(tmp_path(name), &db), SQLITE_OK);
@@ -1114,7 +1172,7 @@ static void test_migrate_v1(void)
     mk_free(v);
     CHECK_STREQ(owalk(m), "");
     mk_meta_offset_t c[2] = {off("g", "orders", 1, 5, NULL), off("g", "clicks", 0, 6, "x")};
-    CHECK_EQ(mk_meta_offsets_put(m, c, 2), 0);
+    CHECK_EQ(RUN(m, MK_META_OFFSETS_PUT, .offsets = c, .n = 2), 0);
     CHECK_EQ(mk_meta_check(m, NULL, 0), 0);
     mk_meta_close(m);
 
@@ -1132,7 +1190,7 @@ static void test_migrate_v1(void)
     walk(m, &s);
     CHECK_EQ(s.count, 2);
     CHECK_STREQ(owalk(m), "g/clicks/0=6:1:x:1000:-1 g/orders/1=5:1:-:1000:-1");
-    CHECK_EQ(mk_meta_topic_delete(m, "orders"), 0);
+    CHECK_EQ(RUN(m, MK_META_TOPIC_DELETE, .topic = "orders"), 0);
     CHECK_STREQ(owalk(m), "g/clicks/0=6:1:x:1000:-1");
     mk_meta_close(m);
 
@@ -1176,7 +1234,7 @@ static void test_offsets_oom(void)
     int failures = 0, ok = 0;
     for (long n = 1; n < 64 && !ok; n++) {
         mk_mem_fail_at(n);
-        int err = mk_meta_offsets_put_async(m, &loop, c, 40, done_cb, &t);
+        int err = SUBMIT(m, &loop, done_cb, &t, MK_META_OFFSETS_PUT, .offsets = c, .n = 40);
         mk_mem_fail_at(0);
         if (err) {
             CHECK_EQ(err, MK_ERR_NOMEM);
@@ -1189,13 +1247,15 @@ static void test_offsets_oom(void)
     CHECK(ok && failures >= 4);   /* the job and three arena chunks */
     for (int i = 1; i <= 2; i++) {   /* the job, then the copy of a name */
         mk_mem_fail_at(i);
-        int e1 = mk_meta_offsets_delete_group_async(m, &loop, "g1", done_cb, &t);
+        int e1 = SUBMIT(m, &loop, done_cb, &t, MK_META_OFFSETS_DELETE_GROUP, .group_id = "g1");
         mk_mem_fail_at(i);
-        int e2 = mk_meta_offsets_delete_partition_async(m, &loop, "g1", "t", 0, done_cb, &t);
+        int e2 = SUBMIT(m, &loop, done_cb, &t, MK_META_OFFSETS_DELETE_PARTITION, .group_id = "g1",
+                        .topic = "t", .partition = 0);
         mk_mem_fail_at(i);
-        int e3 = mk_meta_offsets_delete_topic_async(m, &loop, "t", done_cb, &t);
+        int e3 = SUBMIT(m, &loop, done_cb, &t, MK_META_OFFSETS_DELETE_TOPIC, .topic = "t");
         mk_mem_fail_at(i);
-        int e4 = mk_meta_offsets_expire_async(m, &loop, "g1", 0, -1, done_cb, &t);
+        int e4 = SUBMIT(m, &loop, done_cb, &t, MK_META_OFFSETS_EXPIRE, .group_id = "g1",
+                        .now_ms = 0, .retention_ms = -1);
         mk_mem_fail_at(0);
         CHECK_EQ(e1, MK_ERR_NOMEM);
         CHECK_EQ(e2, MK_ERR_NOMEM);

@@ -349,7 +349,8 @@ static int64_t alloc_pid(mk_txn_t *t)
         t->pid_limit = t->next_pid + PID_BLOCK;
         char v[32];
         snprintf(v, sizeof(v), "%" PRId64, t->pid_limit);
-        mk_meta_kv_set_async(t->meta, t->loop, "producer.id.next", v, NULL, NULL);
+        mk_meta_op_t op = {.kind = MK_META_KV_SET, .key = "producer.id.next", .value = v};
+        mk_meta_op_submit(t->meta, t->loop, &op, NULL, NULL);
     }
     return t->next_pid++;
 }
@@ -418,8 +419,9 @@ static void persist(mk_txn_t *t, tstate_t *ts)
     mk_buf_put(&b, "", 1);
     char key[1100];
     snprintf(key, sizeof(key), "txn/%s", ts->tid);
+    mk_meta_op_t op = {.kind = MK_META_KV_SET, .key = key, .value = (const char *)b.data};
     if (mk_buf_ok(&b))
-        mk_meta_kv_set_async(t->meta, t->loop, key, (const char *)b.data, NULL, NULL);
+        mk_meta_op_submit(t->meta, t->loop, &op, NULL, NULL);
     mk_buf_free(&b);
 }
 
@@ -890,8 +892,9 @@ int mk_txn_new(uv_loop_t *loop, mk_cluster_t *c, mk_group_coord_t *groups, mk_tx
     t->pid_limit = t->next_pid + PID_BLOCK;
     char lim[32];
     snprintf(lim, sizeof(lim), "%" PRId64, t->pid_limit);
+    mk_meta_op_t op = {.kind = MK_META_KV_SET, .key = "producer.id.next", .value = lim};
     if (rc == 0)
-        rc = mk_meta_kv_set(t->meta, "producer.id.next", lim);
+        rc = mk_meta_op_run(t->meta, &op);
     t->tick = mk_malloc(sizeof(uv_timer_t));
     if (rc < 0 || !t->tick) {
         mk_free(t->tick);
