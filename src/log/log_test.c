@@ -129,12 +129,12 @@ static size_t check_batches(const uint8_t *p, size_t n, const batch_rec_t *recs,
 {
     size_t k = 0, off = 0;
     while (off < n) {
-        mk_log_bhdr_t h;
-        CHECK_RC(mk_log_bhdr_parse(p + off, n - off, &h));
+        mk_batch_view_t h;
+        CHECK_RC(mk_log_view_parse(p + off, n - off, &h));
         CHECK(h.size <= n - off);
         CHECK_RC(mk_log_batch_check(p + off, h.size, NULL));
-        CHECK(h.base_offset == recs[from + k].base);
-        CHECK(h.base_offset + h.last_offset_delta == recs[from + k].last);
+        CHECK(h.hdr.baseOffset == recs[from + k].base);
+        CHECK(h.hdr.baseOffset + h.hdr.lastOffsetDelta == recs[from + k].last);
         CHECK(h.size == recs[from + k].size);
         off += h.size;
         k++;
@@ -305,9 +305,9 @@ static int32_t last_batch_epoch(mk_log_t *log)
     int32_t epoch = -1;
     size_t pos = 0;
     while (pos < b.len) {
-        mk_log_bhdr_t h;
-        CHECK_RC(mk_log_bhdr_parse(b.data + pos, b.len - pos, &h));
-        epoch = h.epoch;
+        mk_batch_view_t h;
+        CHECK_RC(mk_log_view_parse(b.data + pos, b.len - pos, &h));
+        epoch = h.hdr.partitionLeaderEpoch;
         pos += h.size;
     }
     mk_buf_free(&b);
@@ -1072,8 +1072,8 @@ static void test_oom(void)
         read_all(log, &out);
         size_t pos = 0;
         while (pos < out.len) {
-            mk_log_bhdr_t h;
-            CHECK_RC(mk_log_bhdr_parse(out.data + pos, out.len - pos, &h));
+            mk_batch_view_t h;
+            CHECK_RC(mk_log_view_parse(out.data + pos, out.len - pos, &h));
             CHECK_RC(mk_log_batch_check(out.data + pos, h.size, NULL));
             pos += h.size;
         }
