@@ -4,9 +4,11 @@
  *
  * A log is a directory of segments named by base offset (20 digits): the
  * record batches themselves (.log), a sparse offset index (.index) and a
- * sparse time index (.timeindex).  The on-disk layouts are documented as
- * offset/size tables at the top of segment.c; the log-level design (append,
- * roll, recovery, flush, retention) at the top of log.c.
+ * sparse time index (.timeindex).  The index layouts are documented as
+ * offset/size tables at the top of segment.c, the batch layout in
+ * batch/batch.h (the log reads batches only as batch/'s mk_batch_view_t);
+ * the log-level design (append, roll, recovery, flush, retention) at the
+ * top of log.c.
  *
  * Threads: a mk_log_t belongs to one thread, the event loop that appends to
  * it (or any single thread when no loop is configured).  Every function
