@@ -196,21 +196,17 @@ static flow_t *flow_get(mk_map_t *m, const char *name, size_t cap)
     return f;
 }
 
-/* Records in a record set, from the batch headers (a partial last batch, as
- * Fetch may return, is not counted). */
+/* Records in a record set, from the batch headers read through batch/'s
+ * views (a partial last batch, as Fetch may return, is not counted; the
+ * walk stops at a header batch/ does not accept). */
 static uint64_t record_count(const uint8_t *p, size_t n)
 {
     uint64_t records = 0;
     size_t pos = 0;
-    while (pos < n) {
-        int64_t size = mk_batch_size(p + pos, n - pos);
-        if (size < MK_BATCH_HEADER_SIZE || (uint64_t)size > n - pos)
-            break;
-        const uint8_t *c = p + pos + MK_BATCH_OFF_RECORD_COUNT;
-        int32_t count = (int32_t)((uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3]);
-        if (count > 0)
-            records += (uint64_t)count;
-        pos += (size_t)size;
+    mk_batch_view_t v;
+    while (mk_batch_view_next(p, n, &pos, &v) == 1) {
+        if (v.hdr.recordCount > 0)
+            records += (uint64_t)v.hdr.recordCount;
     }
     return records;
 }

@@ -19,6 +19,11 @@
  *   - baseOffset and partitionLeaderEpoch sit before the CRC'd range so the
  *     leader can assign them in place; the LogAppendTime rewrite touches
  *     CRC'd bytes and so recomputes the CRC.
+ *   - This is the one module that knows the layout.  Others read a record
+ *     set through views (mk_batch_view_t: position, size, parsed header),
+ *     filled by one walk or by the produce validator, and rewrite the
+ *     leader-owned fields through the view writers, which keep the bytes
+ *     and the view in step -- so the log never parses a header again.
  *   - Arithmetic on header values (offset + delta, timestamp + delta) is
  *     done unsigned: the values are untrusted and signed overflow is UB.
  */
@@ -293,10 +298,11 @@ static int records_region(const uint8_t *p, size_t size, const mk_batch_hdr_t *h
 /* ============================================================= validator */
 
 /* The validator (contract in batch.h).  Order: frame, CRC, codec, counts,
- * then (deep) the records.  Any thread; allocates only for deep validation
- * of a compressed batch without a scratch buffer. */
-int mk_batch_validate_ex(const uint8_t *p, size_t n, int flags, size_t max_uncompressed, mk_buf_t *scratch,
-                         char *why, size_t why_len)
+ * then (deep) the records; *hp and *size_out are set once the frame is
+ * sound.  Allocates only for deep validation of a compressed batch
+ * without a scratch buffer. */
+static int validate(const uint8_t *p, size_t n, int flags, size_t max_uncompressed, mk_buf_t *scratch,
+                    mk_batch_hdr_t *hp, size_t *size_out, char *why, size_t why_len)
 {
     mk_batch_hdr_t h;
     size_t size;
@@ -304,8 +310,10 @@ int mk_batch_validate_ex(const uint8_t *p, size_t n, int flags, size_t max_uncom
     int rc = frame_check(p, n, &h, &size, why, why_len);
     if (rc)
         return rc;
+    *hp = h;
+    *size_out = size;
 
-    uint32_t crc = mk_crc32c(0, p + MK_BATCH_OFF_ATTRIBUTES, size - MK_BATCH_OFF_ATTRIBUTES);
+    uint32_t crc = mk_batch_crc_compute(p, size);
     if (crc != h.crc) {
         set_why(why, why_len, "crc %08x, computed %08x", h.crc, crc);
         return MK_ERR_CRC;
@@ -341,6 +349,31 @@ int mk_batch_validate_ex(const uint8_t *p, size_t n, int flags, size_t max_uncom
     return rc;
 }
 
+/* The validator with flags and scratch (batch.h).  Any thread. */
+int mk_batch_validate_ex(const uint8_t *p, size_t n, int flags, size_t max_uncompressed, mk_buf_t *scratch,
+                         char *why, size_t why_len)
+{
+    mk_batch_hdr_t h;
+    size_t size;
+    return validate(p, n, flags, max_uncompressed, scratch, &h, &size, why, why_len);
+}
+
+/* The validator that also hands out the batch's view (batch.h).  Any
+ * thread; allocates as mk_batch_validate_ex(). */
+int mk_batch_validate_view(const uint8_t *p, size_t n, int flags, size_t max_uncompressed, mk_buf_t *scratch,
+                           mk_batch_view_t *out, char *why, size_t why_len)
+{
+    mk_batch_hdr_t h;
+    size_t size;
+    int rc = validate(p, n, flags, max_uncompressed, scratch, &h, &size, why, why_len);
+    if (rc)
+        return rc;
+    out->pos = 0;
+    out->size = (uint32_t)size;
+    out->hdr = h;
+    return 0;
+}
+
 /* mk_batch_validate_ex() with a private scratch buffer.  Any thread. */
 int mk_batch_validate(const uint8_t *p, size_t n, bool deep, size_t max_uncompressed, char *why, size_t why_len)
 {
@@ -361,17 +394,111 @@ void mk_batch_set_leader_epoch(uint8_t *p, int32_t epoch)
     put_be32(p + MK_BATCH_OFF_LEADER_EPOCH, (uint32_t)epoch);
 }
 
+/* maxTimestamp and the attribute bit of the size-byte batch at p, then
+ * the CRC; returns the new attributes and CRC through the pointers. */
+static void log_append_time_at(uint8_t *p, size_t size, int64_t ts, int16_t *attrs_out, uint32_t *crc_out)
+{
+    put_be64(p + MK_BATCH_OFF_MAX_TIMESTAMP, (uint64_t)ts);
+    uint16_t attrs = (uint16_t)((uint16_t)p[MK_BATCH_OFF_ATTRIBUTES] << 8 | p[MK_BATCH_OFF_ATTRIBUTES + 1]);
+    attrs |= MK_BATCH_ATTR_LOG_APPEND_TIME;
+    put_be16(p + MK_BATCH_OFF_ATTRIBUTES, attrs);
+    uint32_t crc = mk_batch_crc_compute(p, size);
+    put_be32(p + MK_BATCH_OFF_CRC, crc);
+    *attrs_out = (int16_t)attrs;
+    *crc_out = crc;
+}
+
 /* In place, then one CRC pass over the batch.  No-op if it does not fit n. */
 void mk_batch_set_log_append_time(uint8_t *p, size_t n, int64_t ts)
 {
     int64_t size = mk_batch_size(p, n);
     if (size < MK_BATCH_HEADER_SIZE || (uint64_t)size > n)
         return;
-    put_be64(p + MK_BATCH_OFF_MAX_TIMESTAMP, (uint64_t)ts);
-    uint16_t attrs = (uint16_t)((uint16_t)p[MK_BATCH_OFF_ATTRIBUTES] << 8 | p[MK_BATCH_OFF_ATTRIBUTES + 1]);
-    put_be16(p + MK_BATCH_OFF_ATTRIBUTES, (uint16_t)(attrs | MK_BATCH_ATTR_LOG_APPEND_TIME));
-    uint32_t crc = mk_crc32c(0, p + MK_BATCH_OFF_ATTRIBUTES, (size_t)size - MK_BATCH_OFF_ATTRIBUTES);
-    put_be32(p + MK_BATCH_OFF_CRC, crc);
+    int16_t attrs;
+    uint32_t crc;
+    log_append_time_at(p, (size_t)size, ts, &attrs, &crc);
+}
+
+/* CRC-32C over [21, size).  Any thread. */
+uint32_t mk_batch_crc_compute(const uint8_t *p, size_t size)
+{
+    return mk_crc32c(0, p + MK_BATCH_OFF_ATTRIBUTES, size - MK_BATCH_OFF_ATTRIBUTES);
+}
+
+/* Recompute and store the CRC; the caller owns p (size >= 61 bytes). */
+void mk_batch_set_crc(uint8_t *p, size_t size)
+{
+    put_be32(p + MK_BATCH_OFF_CRC, mk_batch_crc_compute(p, size));
+}
+
+/* ================================================================== views */
+
+/* Header and size; pos 0.  Any thread, no allocation. */
+int mk_batch_view_parse(const uint8_t *p, size_t n, mk_batch_view_t *out)
+{
+    mk_batch_hdr_t h;
+    int rc = mk_batch_hdr_parse(p, n, &h);
+    if (rc)
+        return rc;
+    out->pos = 0;
+    out->size = (uint32_t)h.batchLength + MK_BATCH_LOG_OVERHEAD;
+    out->hdr = h;
+    return 0;
+}
+
+/* 1 with the whole batch at *pos, 0 at the end, or MK_ERR_*. */
+int mk_batch_view_next(const uint8_t *set, size_t len, size_t *pos, mk_batch_view_t *out)
+{
+    if (*pos >= len)
+        return 0;
+    mk_batch_view_t v;
+    int rc = mk_batch_view_parse(set + *pos, len - *pos, &v);
+    if (rc)
+        return rc;
+    if (v.size > len - *pos)
+        return MK_ERR_TRUNCATED;
+    v.pos = *pos;
+    *pos += v.size;
+    *out = v;
+    return 1;
+}
+
+/* One walk, snprintf-style when views is short (batch.h). */
+int mk_batch_views_parse(const uint8_t *set, size_t len, mk_batch_view_t *views, size_t cap, size_t *count)
+{
+    size_t pos = 0, n = 0;
+    mk_batch_view_t v;
+    int rc;
+    while ((rc = mk_batch_view_next(set, len, &pos, &v)) == 1) {
+        if (n < cap)
+            views[n] = v;
+        n++;
+    }
+    *count = n;
+    if (rc < 0)
+        return rc;
+    return n > cap ? MK_ERR_TOO_LARGE : 0;
+}
+
+/* Bytes and view alike; outside the CRC. */
+void mk_batch_view_set_base_offset(uint8_t *set, mk_batch_view_t *v, int64_t base_offset)
+{
+    mk_batch_set_base_offset(set + v->pos, base_offset);
+    v->hdr.baseOffset = base_offset;
+}
+
+/* Bytes and view alike; outside the CRC. */
+void mk_batch_view_set_leader_epoch(uint8_t *set, mk_batch_view_t *v, int32_t epoch)
+{
+    mk_batch_set_leader_epoch(set + v->pos, epoch);
+    v->hdr.partitionLeaderEpoch = epoch;
+}
+
+/* Bytes and view alike, CRC recomputed over v->size bytes. */
+void mk_batch_view_set_log_append_time(uint8_t *set, mk_batch_view_t *v, int64_t ts)
+{
+    log_append_time_at(set + v->pos, v->size, ts, &v->hdr.attributes, &v->hdr.crc);
+    v->hdr.maxTimestamp = ts;
 }
 
 /* ============================================================== iteration */

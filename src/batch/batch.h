@@ -189,6 +189,67 @@ void mk_batch_set_leader_epoch(uint8_t *p, int32_t epoch);
  * changed. */
 void mk_batch_set_log_append_time(uint8_t *p, size_t n, int64_t ts);
 
+/* For code that computes or checks the CRC itself: CRC-32C of bytes
+ * [21, size) of the batch at p (the range the crc field covers).  p must
+ * hold size >= 61 bytes. */
+uint32_t mk_batch_crc_compute(const uint8_t *p, size_t size);
+
+/* Recompute the CRC of the size-byte batch at p (size >= 61) and store it,
+ * after a rewrite of a covered field. */
+void mk_batch_set_crc(uint8_t *p, size_t size);
+
+/* ================================================================== views */
+
+/* One batch of a record set -- a produce payload, a replica fetch, a log
+ * segment -- as one walk over the set sees it: where it is, how big it is,
+ * and its parsed header.  "Parse once": the walk (or the validator pass of
+ * the produce path) fills an array of views, and every later layer (the
+ * log's offset assignment, its index and epoch bookkeeping) reads the
+ * views instead of parsing the bytes again.  The mk_batch_view_set_*
+ * writers below keep a view and its bytes in step. */
+typedef struct mk_batch_view_s {
+    uint64_t pos;          /* offset of the batch from the start of its set
+                            * (or its file position, for the log's scanner) */
+    uint32_t size;         /* whole batch: 12 + batchLength (<= INT32_MAX + 12) */
+    mk_batch_hdr_t hdr;    /* its header, as in the bytes */
+} mk_batch_view_t;
+
+/* mk_batch_hdr_parse() of the header at p (n bytes available; the body
+ * need not be present) plus the size; out->pos = 0.  Same returns. */
+int mk_batch_view_parse(const uint8_t *p, size_t n, mk_batch_view_t *out);
+
+/* One step of a walk over the len-byte set at set: parses the batch at
+ * *pos into *out (out->pos = *pos) and moves *pos past it.  Returns 1, 0 at
+ * the end (*pos == len), MK_ERR_TRUNCATED when the batch at *pos is not
+ * whole, MK_ERR_CORRUPT / MK_ERR_UNSUPPORTED for a bad header; *pos and
+ * *out are left alone on anything but 1. */
+int mk_batch_view_next(const uint8_t *set, size_t len, size_t *pos, mk_batch_view_t *out);
+
+/* One walk over the whole set: views[i] for its first cap batches, and
+ * *count = how many whole batches it holds.  Every byte must belong to a
+ * whole batch with a sound header (headers only: no CRC, no records).
+ * Returns 0; MK_ERR_TOO_LARGE when *count > cap (views[0, cap) are filled
+ * and the rest were checked: call again with room for *count); else the
+ * first error of mk_batch_view_next(), with *count = the batches before
+ * it.  Any thread, no allocation. */
+int mk_batch_views_parse(const uint8_t *set, size_t len, mk_batch_view_t *views, size_t cap, size_t *count);
+
+/* mk_batch_validate_ex() of the batch at the start of [p, p+n) that also
+ * hands out its view (out->pos = 0; the caller sets pos), so the validator
+ * pass of the produce path yields the views that mk_log_append_views()
+ * takes.  *out is written only when 0 is returned. */
+int mk_batch_validate_view(const uint8_t *p, size_t n, int flags, size_t max_uncompressed, mk_buf_t *scratch,
+                           mk_batch_view_t *out, char *why, size_t why_len);
+
+/* In-place writers for the fields the leader owns, over the batch that v
+ * describes in set (its bytes at set + v->pos): the bytes and v->hdr are
+ * rewritten alike.  base offset and leader epoch are outside the CRC; the
+ * LogAppendTime writer sets maxTimestamp and the attribute bit and
+ * recomputes the CRC (one pass over the batch). */
+void mk_batch_view_set_base_offset(uint8_t *set, mk_batch_view_t *v, int64_t base_offset);
+void mk_batch_view_set_leader_epoch(uint8_t *set, mk_batch_view_t *v, int32_t epoch);
+void mk_batch_view_set_log_append_time(uint8_t *set, mk_batch_view_t *v, int64_t ts);
+
 /* ============================================================== iteration */
 
 /* One record as iteration hands it out.  Pointers point into the batch or

@@ -99,6 +99,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mode >= 1)
         (void)mk_batch_validate_ex(p, size, MK_BATCH_VALIDATE_DEEP | MK_BATCH_VALIDATE_COMPACTED, FUZZ_MAX_OUT, NULL,
                                    NULL, 0);
+    /* the view walk never reads past the set, and tiles what it accepts */
+    mk_batch_view_t views[4];
+    size_t nviews = 0;
+    int vr = mk_batch_views_parse(p, size, views, MK_ARRAY_LEN(views), &nviews);
+    for (size_t i = 1; i < nviews && i < MK_ARRAY_LEN(views); i++)
+        if (views[i].pos != views[i - 1].pos + views[i - 1].size)
+            abort();
+    if (vr == 0 && nviews > 0 && views[nviews - 1].pos + views[nviews - 1].size != size)
+        abort();
     size_t total = 0;
     int it = mk_batch_records_foreach(p, size, &scratch, FUZZ_MAX_OUT, count_cb, &total);
     /* a batch that passed deep validation iterates cleanly */

@@ -376,6 +376,76 @@ static void test_rewrites(void)
     }
 }
 
+/* Views: one walk over a record set, the snprintf-style capacity, the
+ * validator's view, and the view writers keeping bytes and view in step. */
+static void test_views(void)
+{
+    mk_batch_rec_in_t recs[3];
+    golden_recs(recs);
+    mk_buf_t set;
+    mk_buf_init(&set);
+    CHECK_RC(mk_batch_build(&set, MK_CODEC_NONE, 0, recs, 3), 0);
+    size_t second = set.len;
+    CHECK_RC(mk_batch_build(&set, MK_CODEC_LZ4, 0, recs, 2), 0);
+    size_t third = set.len;
+    CHECK_RC(mk_batch_build(&set, MK_CODEC_GZIP, 0, recs, 1), 0);
+
+    mk_batch_view_t v[3];
+    size_t n = 99;
+    CHECK_RC(mk_batch_views_parse(set.data, set.len, v, 2, &n), MK_ERR_TOO_LARGE);
+    CHECK(n == 3 && v[0].pos == 0 && v[1].pos == second);
+    CHECK_RC(mk_batch_views_parse(set.data, set.len, v, 3, &n), 0);
+    CHECK(n == 3 && v[2].pos == third && v[2].pos + v[2].size == set.len);
+    CHECK(v[0].hdr.recordCount == 3 && v[1].hdr.recordCount == 2 && v[2].hdr.recordCount == 1);
+    CHECK(mk_batch_hdr_codec(&v[1].hdr) == MK_CODEC_LZ4);
+    CHECK_RC(mk_batch_views_parse(set.data, 0, v, 3, &n), 0);
+    CHECK(n == 0);
+    /* a partial last batch: the whole ones before it are counted */
+    CHECK_RC(mk_batch_views_parse(set.data, set.len - 1, v, 3, &n), MK_ERR_TRUNCATED);
+    CHECK(n == 2);
+    /* step by step */
+    size_t pos = 0, k = 0;
+    mk_batch_view_t one;
+    while (mk_batch_view_next(set.data, set.len, &pos, &one) == 1) {
+        CHECK(one.pos == v[k].pos && one.size == v[k].size);
+        k++;
+    }
+    CHECK(k == 3 && pos == set.len);
+
+    /* the validator hands out the same view */
+    CHECK_RC(mk_batch_views_parse(set.data, set.len, v, 3, &n), 0);
+    for (size_t i = 0; i < 3; i++) {
+        mk_batch_view_t w;
+        CHECK_RC(mk_batch_validate_view(set.data + v[i].pos, set.len - v[i].pos, MK_BATCH_VALIDATE_DEEP, 0, NULL,
+                                        &w, NULL, 0), 0);
+        CHECK(w.pos == 0 && w.size == v[i].size && w.hdr.crc == v[i].hdr.crc);
+        CHECK(mk_batch_crc_compute(set.data + v[i].pos, v[i].size) == v[i].hdr.crc);
+    }
+
+    /* writers: bytes and view alike, and the batch still validates */
+    mk_batch_view_set_base_offset(set.data, &v[1], 4242);
+    mk_batch_view_set_leader_epoch(set.data, &v[1], 9);
+    mk_batch_view_set_log_append_time(set.data, &v[1], 1700000000123LL);
+    mk_batch_view_t again;
+    CHECK_RC(mk_batch_view_parse(set.data + v[1].pos, v[1].size, &again), 0);
+    CHECK(again.hdr.baseOffset == 4242 && v[1].hdr.baseOffset == 4242);
+    CHECK(again.hdr.partitionLeaderEpoch == 9 && v[1].hdr.partitionLeaderEpoch == 9);
+    CHECK(again.hdr.maxTimestamp == 1700000000123LL && v[1].hdr.maxTimestamp == 1700000000123LL);
+    CHECK(again.hdr.attributes == v[1].hdr.attributes && (v[1].hdr.attributes & MK_BATCH_ATTR_LOG_APPEND_TIME));
+    CHECK(again.hdr.crc == v[1].hdr.crc);
+    CHECK_RC(validate_deep(set.data + v[1].pos, v[1].size), 0);
+    /* the CRC writer repairs a damaged crc field */
+    set.data[v[0].pos + MK_BATCH_OFF_CRC] ^= 0xff;
+    CHECK_RC(validate_deep(set.data, v[0].size), MK_ERR_CRC);
+    mk_batch_set_crc(set.data, v[0].size);
+    CHECK_RC(validate_deep(set.data, v[0].size), 0);
+    /* a legacy magic stops the walk */
+    set.data[v[2].pos + MK_BATCH_OFF_MAGIC] = 1;
+    CHECK_RC(mk_batch_views_parse(set.data, set.len, v, 3, &n), MK_ERR_UNSUPPORTED);
+    CHECK(n == 2);
+    mk_buf_free(&set);
+}
+
 static void test_flipped_bytes(void)
 {
     mk_batch_rec_in_t recs[3];
@@ -1000,6 +1070,7 @@ int main(void)
     test_header_and_size();
     test_roundtrip_all_codecs();
     test_rewrites();
+    test_views();
     test_flipped_bytes();
     test_truncated_and_lying_length();
     test_magic_and_codec();

@@ -172,13 +172,16 @@ static int replica_open(mk_cluster_t *c, mk_partition_t *p, mk_replica_t *r)
     return rc;
 }
 
-static void replica_close(mk_partition_t *p, mk_replica_t *r)
+/* With a loop the fsyncs run on its threadpool (a broker stop must not
+ * block the loop); a reopen need not wait for them (mk_log_close_async). */
+static void replica_close(mk_partition_t *p, mk_replica_t *r, uv_loop_t *loop)
 {
     if (!r->log)
         return;
     if (p->log == r->log)
         p->log = NULL;
-    mk_log_close(r->log);
+    if (!loop || mk_log_close_async(r->log, loop, NULL, NULL) < 0)
+        mk_log_close(r->log);
     r->log = NULL;
 }
 
@@ -215,7 +218,7 @@ static void topic_free(mk_topic_t *t)
         for (int32_t i = 0; i < t->partition_count; i++) {
             mk_partition_t *p = &t->partitions[i];
             for (int32_t r = 0; p->replicas && r < p->replica_count; r++)
-                replica_close(p, &p->replicas[r]);
+                replica_close(p, &p->replicas[r], NULL);
             mk_free(p->replicas);
         }
     size_t it = 0;
@@ -870,7 +873,7 @@ int mk_cluster_broker_stop(mk_cluster_t *c, int32_t id)
         for (int32_t p = 0; p < t->partition_count; p++) {
             mk_replica_t *r = mk_partition_replica(&t->partitions[p], id);
             if (r)
-                replica_close(&t->partitions[p], r);
+                replica_close(&t->partitions[p], r, c->loop);
         }
     mk_info("broker %d stopped", id);
     return 0;

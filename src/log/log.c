@@ -9,8 +9,9 @@
  *   log-start-offset     text "<offset>\n": start offset moved by
  *                        DeleteRecords beyond the first segment's base
  *   clean-shutdown       text "<active base> <active size>\n": written by
- *                        mk_log_close() after everything was fsynced;
- *                        removed by open.  While it matches, open trusts
+ *                        mk_log_close() (or mk_log_close_async(), unless
+ *                        the directory was reopened meanwhile) after
+ *                        everything was fsynced; removed by open.  While it matches, open trusts
  *                        the active segment like a sealed one.
  *   leader-epoch-checkpoint  the leader-epoch cache (layout: epoch.c)
  *   *.deleted, *.tmp     leftovers of deletion / checkpointing; open
@@ -25,9 +26,13 @@
  *     start_offset >= segs[0].base.
  *   - size_bytes and the cached max timestamp summarise the segments.
  *
- * Append (leader): parse the headers of the given batches (checked reader),
- * assign offsets by rewriting baseOffset and partitionLeaderEpoch in place
- * (neither is covered by the CRC), roll when the active segment would
+ * Append (leader): the batches come with their views (mk_batch_view_t from
+ * batch/, the one module that knows the layout), parsed once by the caller
+ * (mk_log_append_views) or by one walk here (mk_log_append); planning,
+ * offset assignment, the epoch cache and the segment's indexes all read
+ * the views and never parse a header again.  Offsets are assigned by
+ * rewriting baseOffset and partitionLeaderEpoch in place through the view
+ * writers (neither is covered by the CRC), roll when the active segment would
  * exceed segment.bytes, is older than segment.ms since its first append,
  * its index is full or relative offsets would overflow, then pwrite() the
  * bytes and the new index entries.  On error the segment truncates back.
@@ -79,6 +84,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,12 +381,12 @@ static int log_epochs_scan(mk_log_t *log, size_t from, int64_t from_offset)
         mk_log_seg_t *seg = log->segs[i];
         mk_log_scan_t s;
         mk_log_scan_init(&s, seg, mk_log_seg_lookup(seg, from_offset), false);
-        mk_log_bhdr_t h;
+        mk_batch_view_t h;
         int rc;
         while ((rc = mk_log_scan_next(&s, &h, NULL)) == 1) {
-            if (h.base_offset < from_offset)
+            if (h.hdr.baseOffset < from_offset)
                 continue;
-            rc = mk_log_epochs_assign(&log->epochs, h.epoch, h.base_offset);
+            rc = mk_log_epochs_assign(&log->epochs, h.hdr.partitionLeaderEpoch, h.hdr.baseOffset);
             if (rc < 0)
                 break;
             changed |= rc;
@@ -547,6 +553,8 @@ static int64_t log_read_start(const mk_log_t *log)
     return v;
 }
 
+static void closing_overtake(const char *dir);
+
 static void log_free(mk_log_t *log)
 {
     for (size_t i = 0; i < log->nsegs; i++)
@@ -577,6 +585,7 @@ int mk_log_open(const char *dir, const mk_log_config_t *cfg, mk_log_t **out)
     }
     for (size_t n = strlen(log->dir); n > 1 && log->dir[n - 1] == '/'; n--)
         log->dir[n - 1] = '\0';
+    closing_overtake(log->dir); /* before the marker is looked for */
     mk_log_epochs_init(&log->epochs, log->dir);
     log->cfg = *cfg;
     int64_t now = mk_now_ms();
@@ -828,29 +837,163 @@ static void log_detach_flush(mk_log_t *log)
     }
 }
 
-/* fsyncs synchronously (blocks), writes the clean marker, frees log. */
-int mk_log_close(mk_log_t *log)
+/* The loop-thread part of both closes: detaches an in-flight flush and
+ * retries a failed checkpoint write.  Returns whether every segment must
+ * be fsynced (a flush in flight covers segments no longer marked dirty). */
+static bool log_close_begin(mk_log_t *log)
 {
-    if (!log)
-        return 0;
-    /* A flush in flight covers segments no longer marked dirty: sync all. */
     bool all = log->flush != NULL;
     log_detach_flush(log);
-    int rc = log->io_err;
-    if (!rc && log->epochs_stale) {
+    if (!log->io_err && log->epochs_stale)
         log_epochs_save(log);
-        rc = log->io_err;
-    }
+    return all;
+}
+
+/* The blocking part: every fsync.  No allocation, so it may run on a
+ * worker thread once nothing else touches log. */
+static int log_close_sync(mk_log_t *log, bool all)
+{
+    int rc = log->io_err;
     if (!rc)
         rc = log_flush_sync(log, all);
-    if (!rc) {
+    return rc;
+}
+
+/* The end of both closes: the clean marker when everything was fsynced
+ * (and marker is wanted), then log is freed. */
+static void log_close_end(mk_log_t *log, int rc, bool marker)
+{
+    if (!rc && marker) {
         char text[64];
         const mk_log_seg_t *a = log_active(log);
         snprintf(text, sizeof(text), "%" PRId64 " %" PRIu64 "\n", a->base_offset, a->st.size);
         write_small_file(log, CLEAN_MARKER, text);
     }
     log_free(log);
+}
+
+/* fsyncs synchronously (blocks), writes the clean marker, frees log. */
+int mk_log_close(mk_log_t *log)
+{
+    if (!log)
+        return 0;
+    bool all = log_close_begin(log);
+    int rc = log_close_sync(log, all);
+    log_close_end(log, rc, true);
     return rc;
+}
+
+/* ---------------------------------------------------------- async close
+ *
+ * mk_log_close_async() hands the log to a work request: the worker fsyncs
+ * and closes the files, the after-work callback (loop thread) writes the
+ * clean marker, frees the log and calls back.  Nothing of it is needed by
+ * a reopen of the directory, which may therefore happen while the close is
+ * in flight (a broker started right after it was stopped).  The one hazard
+ * is the marker: written after the reopen, it would describe the old
+ * close, not the reopened log, and let a later open trust an active
+ * segment that the reopened log changed.  So in-flight closes are listed
+ * by directory; mk_log_open() marks one it overtakes, and that close
+ * writes no marker (its fsyncs still run).  The reopen itself found no
+ * marker and validated the active segment fully: correct, merely slower.
+ * The list is touched on the loop thread only (open, close_async, the
+ * after-work callback); a mutex keeps it sound should logs of different
+ * threads ever share the process. */
+
+typedef struct log_close_s log_close_t;
+
+struct log_close_s {
+    uv_work_t req;
+    mk_log_t *log;             /* owned until freed in the after-work callback */
+    bool all;                  /* fsync every segment */
+    bool overtaken;            /* the directory was reopened meanwhile */
+    int rc;                    /* what the worker's fsyncs returned */
+    mk_log_close_cb cb;
+    void *arg;
+    log_close_t *next;         /* in the closing list */
+};
+
+static pthread_mutex_t closing_lock = PTHREAD_MUTEX_INITIALIZER;
+static log_close_t *closing;   /* in-flight asynchronous closes */
+
+static void closing_remove(log_close_t *w)
+{
+    for (log_close_t **pp = &closing; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+}
+
+/* mk_log_open() is reopening dir: in-flight closes of it write no marker. */
+static void closing_overtake(const char *dir)
+{
+    pthread_mutex_lock(&closing_lock);
+    for (log_close_t *w = closing; w; w = w->next)
+        if (strcmp(w->log->dir, dir) == 0)
+            w->overtaken = true;
+    pthread_mutex_unlock(&closing_lock);
+}
+
+/* Threadpool: fsyncs, then closes the files (the loop no longer touches
+ * the log).  No allocation. */
+static void close_work_cb(uv_work_t *req)
+{
+    log_close_t *w = req->data;
+    mk_log_t *log = w->log;
+    w->rc = log_close_sync(log, w->all);
+    for (size_t i = 0; i < log->nsegs; i++)
+        log->segs[i]->ops->close(log->segs[i]->impl);
+}
+
+/* Loop thread: marker unless overtaken, free, then the callback. */
+static void close_after_cb(uv_work_t *req, int status)
+{
+    log_close_t *w = req->data;
+    if (status < 0) /* cancelled before it ran: do its work here */
+        close_work_cb(req);
+    pthread_mutex_lock(&closing_lock);
+    closing_remove(w);
+    bool overtaken = w->overtaken;
+    pthread_mutex_unlock(&closing_lock);
+    if (overtaken)
+        mk_debug("log: %s: reopened while closing; no clean shutdown marker", w->log->dir);
+    log_close_end(w->log, w->rc, !overtaken);
+    if (w->cb)
+        w->cb(w->rc, w->arg);
+    mk_free(w);
+}
+
+/* mk_log_close() with the blocking part on loop's threadpool (log.h).
+ * Loop thread. */
+int mk_log_close_async(mk_log_t *log, struct uv_loop_s *loop, mk_log_close_cb cb, void *arg)
+{
+    if (!log || !loop)
+        return MK_ERR_INVALID;
+    log_close_t *w = mk_calloc(1, sizeof(*w));
+    if (!w)
+        return MK_ERR_NOMEM;
+    mk_log_flush_t *inflight = log->flush;
+    w->req.data = w;
+    w->log = log;
+    w->cb = cb;
+    w->arg = arg;
+    w->all = log_close_begin(log);
+    pthread_mutex_lock(&closing_lock);
+    w->next = closing;
+    closing = w;
+    if (uv_queue_work(loop, &w->req, close_work_cb, close_after_cb) != 0) {
+        closing_remove(w);
+        pthread_mutex_unlock(&closing_lock);
+        if (inflight) { /* undo the detach: the log is the caller's again */
+            inflight->log = log;
+            log->flush = inflight;
+        }
+        mk_free(w);
+        return MK_ERR_IO;
+    }
+    pthread_mutex_unlock(&closing_lock);
+    return 0;
 }
 
 /* Unlinks the files of a flat directory, then the directory.  0 or
@@ -946,94 +1089,68 @@ typedef struct append_plan_s {
     int64_t max_ts;
 } append_plan_t;
 
-/* Walks the batches' headers (checked) and works out their offsets. */
-static int append_plan(const mk_log_t *log, const uint8_t *p, size_t len, bool assign,
-                       append_plan_t *pl)
+/* Walks the views (no parsing: they were parsed once, by the caller or
+ * by the wrappers below) and works out the offsets.  The views must tile
+ * [0, len) exactly and pass the log's header checks. */
+static int append_plan(const mk_log_t *log, size_t len, const mk_batch_view_t *views, size_t n,
+                       bool assign, append_plan_t *pl)
 {
     memset(pl, 0, sizeof(*pl));
     pl->first = -1;
     pl->max_ts = -1;
-    if (len == 0)
+    if (len == 0 || n == 0)
         return MK_ERR_INVALID;
     if (len > UINT32_MAX)
         return MK_ERR_TOO_LARGE;
     int64_t next = mk_log_end_offset(log);
-    mk_reader_t r;
-    mk_rd_init(&r, p, len);
-    while (mk_rd_remaining(&r) > 0) {
-        mk_log_bhdr_t h;
-        if (mk_log_bhdr_parse(r.p, mk_rd_remaining(&r), &h) != 0 || h.size > mk_rd_remaining(&r))
+    uint64_t pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        const mk_batch_view_t *v = &views[i];
+        const mk_batch_hdr_t *h = &v->hdr;
+        if (v->pos != pos || v->size < MK_BATCH_HEADER_SIZE || v->size > len - pos ||
+            mk_log_view_check(v) != 0)
             return MK_ERR_INVALID;
-        int64_t base = assign ? next : h.base_offset;
-        if (base < next || base > INT64_MAX - 1 - h.last_offset_delta || pl->count == INT32_MAX)
+        int64_t base = assign ? next : h->baseOffset;
+        if (base < next || base > INT64_MAX - 1 - h->lastOffsetDelta || pl->count == INT32_MAX)
             return MK_ERR_INVALID;
         if (pl->first < 0)
             pl->first = base;
-        next = base + h.last_offset_delta + 1;
+        next = base + h->lastOffsetDelta + 1;
         pl->last = next - 1;
         pl->count++;
-        pl->max_ts = MK_MAX(pl->max_ts, h.max_ts);
-        mk_rd_skip(&r, h.size);
+        pl->max_ts = MK_MAX(pl->max_ts, h->maxTimestamp);
+        pos += v->size;
     }
+    if (pos != len)
+        return MK_ERR_INVALID;
     if (pl->last - pl->first > INT32_MAX)
         return MK_ERR_TOO_LARGE; /* cannot be indexed within one segment */
     return 0;
 }
 
-static void put_be32(uint8_t *p, uint32_t v)
+/* Rewrites baseOffset and partitionLeaderEpoch of each planned batch, in
+ * the bytes and the views alike (batch/'s view writers). */
+static void append_assign(uint8_t *p, mk_batch_view_t *views, size_t n, int64_t first, int32_t epoch)
 {
-    for (int i = 3; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-/* Rewrites baseOffset and partitionLeaderEpoch of each batch (planned, so
- * the headers are known to be sound). */
-static void append_assign(uint8_t *p, size_t len, int64_t first, int32_t epoch)
-{
-    mk_reader_t r;
-    mk_rd_init(&r, p, len);
     int64_t next = first;
-    while (mk_rd_remaining(&r) >= MK_LOG_BATCH_HDR) {
-        mk_log_bhdr_t h;
-        uint8_t *b = p + (len - mk_rd_remaining(&r));
-        if (mk_log_bhdr_parse(b, mk_rd_remaining(&r), &h) != 0)
-            break;
-        put_be64(b, (uint64_t)next);
-        put_be32(b + MK_LOG_BATCH_EPOCH_AT, (uint32_t)epoch);
-        next += (int64_t)h.last_offset_delta + 1;
-        mk_rd_skip(&r, h.size);
+    for (size_t i = 0; i < n; i++) {
+        mk_batch_view_set_base_offset(p, &views[i], next);
+        mk_batch_view_set_leader_epoch(p, &views[i], epoch);
+        next += (int64_t)views[i].hdr.lastOffsetDelta + 1;
     }
-}
-
-/* Steps through batches that append_plan() accepted: the header at *off,
- * then *off past the batch; false at the end. */
-static bool batch_next(const uint8_t *p, size_t len, size_t *off, mk_log_bhdr_t *h)
-{
-    if (len - *off < MK_LOG_BATCH_HDR || mk_log_bhdr_parse(p + *off, len - *off, h) != 0 ||
-        h->size > len - *off)
-        return false;
-    h->pos = *off;
-    *off += h->size;
-    return true;
 }
 
 /* Before the bytes go out: room for every epoch entry the batches (with
  * their final epochs) can add, so that noting them afterwards cannot fail. */
-static int log_epochs_reserve(mk_log_t *log, const uint8_t *p, size_t len)
+static int log_epochs_reserve(mk_log_t *log, const mk_batch_view_t *views, size_t nviews)
 {
     int32_t prev = mk_log_epochs_latest(&log->epochs);
-    size_t n = 0, off = 0;
-    mk_log_bhdr_t h;
-    while (batch_next(p, len, &off, &h)) {
-        if (h.epoch >= 0 && h.epoch != prev) {
+    size_t n = 0;
+    for (size_t i = 0; i < nviews; i++) {
+        int32_t epoch = views[i].hdr.partitionLeaderEpoch;
+        if (epoch >= 0 && epoch != prev) {
             n++;
-            prev = h.epoch;
+            prev = epoch;
         }
     }
     return mk_log_epochs_reserve(&log->epochs, n);
@@ -1041,13 +1158,12 @@ static int log_epochs_reserve(mk_log_t *log, const uint8_t *p, size_t len)
 
 /* After the bytes are in: every batch's epoch goes to the cache (Kafka's
  * maybeAssignEpochStartOffset), which is persisted if it changed. */
-static void log_epochs_note(mk_log_t *log, const uint8_t *p, size_t len)
+static void log_epochs_note(mk_log_t *log, const mk_batch_view_t *views, size_t nviews)
 {
     bool changed = false;
-    size_t off = 0;
-    mk_log_bhdr_t h;
-    while (batch_next(p, len, &off, &h)) {
-        int rc = mk_log_epochs_assign(&log->epochs, h.epoch, h.base_offset);
+    for (size_t i = 0; i < nviews; i++) {
+        int rc = mk_log_epochs_assign(&log->epochs, views[i].hdr.partitionLeaderEpoch,
+                                      views[i].hdr.baseOffset);
         assert(rc >= 0); /* room was reserved */
         changed |= rc > 0;
     }
@@ -1103,18 +1219,19 @@ static int log_roll(mk_log_t *log, int64_t base)
     return 0;
 }
 
-static int log_append_planned(mk_log_t *log, const uint8_t *p, size_t len,
-                              const append_plan_t *pl, int64_t now_ms, mk_log_append_info_t *info)
+static int log_append_planned(mk_log_t *log, const uint8_t *p, size_t len, const mk_batch_view_t *views,
+                              size_t nviews, const append_plan_t *pl, int64_t now_ms,
+                              mk_log_append_info_t *info)
 {
     mk_log_seg_t *active = log_active(log);
-    int rc = log_epochs_reserve(log, p, len);
+    int rc = log_epochs_reserve(log, views, nviews);
     if (!rc && ((active->st.size == 0 && active->base_offset != pl->first) ||
                 log_should_roll(log, active, len, pl, now_ms)))
         rc = log_roll(log, pl->first);
     if (rc)
         return rc;
     active = log_active(log);
-    rc = mk_log_seg_append(active, p, len, log->cfg.index_interval_bytes, now_ms);
+    rc = mk_log_seg_append(active, p, len, views, nviews, log->cfg.index_interval_bytes, now_ms);
     if (rc == MK_ERR_STATE) {
         log_fail(log, "append rollback");
         return MK_ERR_IO;
@@ -1122,7 +1239,7 @@ static int log_append_planned(mk_log_t *log, const uint8_t *p, size_t len,
     if (rc)
         return rc;
     log->size_bytes += len;
-    log_epochs_note(log, p, len);
+    log_epochs_note(log, views, nviews);
     if (active->st.max_ts > log->max_ts) {
         log->max_ts = active->st.max_ts;
         log->max_ts_base = active->st.max_ts_base;
@@ -1142,19 +1259,73 @@ static int log_append_planned(mk_log_t *log, const uint8_t *p, size_t len,
     return 0;
 }
 
-/* Leader append: assigns offsets in place in batches (log.h).  Loop
- * thread; page-cache writes only. */
+/* Leader append over views the caller parsed once (log.h): no header is
+ * parsed here.  Loop thread; page-cache writes only. */
+int mk_log_append_views(mk_log_t *log, uint8_t *batches, size_t len, mk_batch_view_t *views,
+                        size_t nviews, int32_t leader_epoch, int64_t now_ms,
+                        mk_log_append_info_t *info)
+{
+    if (log->io_err)
+        return log->io_err;
+    append_plan_t pl;
+    int rc = append_plan(log, len, views, nviews, true, &pl);
+    if (rc)
+        return rc;
+    append_assign(batches, views, nviews, pl.first, leader_epoch);
+    return log_append_planned(log, batches, len, views, nviews, &pl, now_ms, info);
+}
+
+/* Views for the parsing wrappers: on the stack for the usual few batches,
+ * else one allocation for the call. */
+#define APPEND_STACK_VIEWS 32
+
+typedef struct append_views_s {
+    mk_batch_view_t stack[APPEND_STACK_VIEWS];
+    mk_batch_view_t *v;        /* stack, or owned */
+    size_t n;
+} append_views_t;
+
+/* One walk over the batches' headers into av.  Returns 0, MK_ERR_INVALID
+ * (not whole v2 batches), MK_ERR_TOO_LARGE, MK_ERR_NOMEM. */
+static int append_views_parse(append_views_t *av, const uint8_t *p, size_t len)
+{
+    av->v = av->stack;
+    av->n = 0;
+    if (len == 0)
+        return MK_ERR_INVALID;
+    if (len > UINT32_MAX)
+        return MK_ERR_TOO_LARGE;
+    int rc = mk_batch_views_parse(p, len, av->stack, APPEND_STACK_VIEWS, &av->n);
+    if (rc == MK_ERR_TOO_LARGE) {
+        av->v = mk_malloc(av->n * sizeof(*av->v));
+        if (!av->v) {
+            av->v = av->stack;
+            return MK_ERR_NOMEM;
+        }
+        rc = mk_batch_views_parse(p, len, av->v, av->n, &av->n);
+    }
+    return rc ? MK_ERR_INVALID : 0;
+}
+
+static void append_views_free(append_views_t *av)
+{
+    if (av->v != av->stack)
+        mk_free(av->v);
+}
+
+/* Leader append: parses the headers once, then mk_log_append_views()
+ * (log.h).  Loop thread; page-cache writes only. */
 int mk_log_append(mk_log_t *log, uint8_t *batches, size_t len, int32_t leader_epoch,
                   int64_t now_ms, mk_log_append_info_t *info)
 {
     if (log->io_err)
         return log->io_err;
-    append_plan_t pl;
-    int rc = append_plan(log, batches, len, true, &pl);
-    if (rc)
-        return rc;
-    append_assign(batches, len, pl.first, leader_epoch);
-    return log_append_planned(log, batches, len, &pl, now_ms, info);
+    append_views_t av;
+    int rc = append_views_parse(&av, batches, len);
+    if (!rc)
+        rc = mk_log_append_views(log, batches, len, av.v, av.n, leader_epoch, now_ms, info);
+    append_views_free(&av);
+    return rc;
 }
 
 /* Follower append: offsets kept as given, must be >= end (log.h). */
@@ -1163,11 +1334,15 @@ int mk_log_append_replica(mk_log_t *log, const uint8_t *batches, size_t len, int
 {
     if (log->io_err)
         return log->io_err;
+    append_views_t av;
     append_plan_t pl;
-    int rc = append_plan(log, batches, len, false, &pl);
-    if (rc)
-        return rc;
-    return log_append_planned(log, batches, len, &pl, now_ms, info);
+    int rc = append_views_parse(&av, batches, len);
+    if (!rc)
+        rc = append_plan(log, len, av.v, av.n, false, &pl);
+    if (!rc)
+        rc = log_append_planned(log, batches, len, av.v, av.n, &pl, now_ms, info);
+    append_views_free(&av);
+    return rc;
 }
 
 /* ================================================================= read */
@@ -1199,10 +1374,10 @@ int mk_log_read_upto(mk_log_t *log, int64_t fetch_offset, int64_t max_offset, si
             continue; /* empty, or a gap: the batch lives further on */
         mk_log_scan_t s;
         mk_log_scan_init(&s, seg, mk_log_seg_lookup(seg, fetch_offset), false);
-        mk_log_bhdr_t h;
+        mk_batch_view_t h;
         uint64_t run_from = 0, run_to = 0;
         while ((rc = mk_log_scan_next(&s, &h, NULL)) == 1) {
-            int64_t last = h.base_offset + h.last_offset_delta;
+            int64_t last = h.hdr.baseOffset + h.hdr.lastOffsetDelta;
             if (last < fetch_offset)
                 continue;
             if (last >= max_offset || (total + h.size > max_bytes && (any || !min_one_batch))) {
@@ -1256,18 +1431,18 @@ int mk_log_offset_for_time(mk_log_t *log, int64_t ts, int64_t *offset, int64_t *
             continue;
         mk_log_scan_t s;
         mk_log_scan_init(&s, seg, mk_log_seg_time_lookup(seg, ts), false);
-        mk_log_bhdr_t h;
+        mk_batch_view_t h;
         int rc;
         while ((rc = mk_log_scan_next(&s, &h, NULL)) == 1) {
-            if (h.max_ts >= ts && h.base_offset + h.last_offset_delta >= log->start_offset)
+            if (h.hdr.maxTimestamp >= ts && h.hdr.baseOffset + h.hdr.lastOffsetDelta >= log->start_offset)
                 break;
         }
         mk_log_scan_free(&s);
         if (rc < 0)
             return scan_error(log, seg, rc);
         if (rc == 1) {
-            *offset = h.base_offset;
-            *timestamp = h.max_ts;
+            *offset = h.hdr.baseOffset;
+            *timestamp = h.hdr.maxTimestamp;
             return 0;
         }
     }
@@ -1285,10 +1460,10 @@ int mk_log_max_timestamp(mk_log_t *log, mk_log_ts_t *out)
         mk_log_seg_t *seg = log->segs[log_find_seg(log, log->max_ts_last)];
         mk_log_scan_t s;
         mk_log_scan_init(&s, seg, mk_log_seg_lookup(seg, log->max_ts_last), false);
-        mk_log_bhdr_t h;
+        mk_batch_view_t h;
         int rc;
         while ((rc = mk_log_scan_next(&s, &h, NULL)) == 1) {
-            if (h.base_offset + h.last_offset_delta >= log->max_ts_last)
+            if (h.hdr.baseOffset + h.hdr.lastOffsetDelta >= log->max_ts_last)
                 break;
         }
         mk_log_scan_free(&s);
@@ -1296,7 +1471,7 @@ int mk_log_max_timestamp(mk_log_t *log, mk_log_ts_t *out)
             return scan_error(log, seg, rc);
         if (rc == 0)
             return MK_ERR_CORRUPT;
-        log->max_ts_base = seg->st.max_ts_base = h.base_offset;
+        log->max_ts_base = seg->st.max_ts_base = h.hdr.baseOffset;
     }
     out->timestamp = log->max_ts;
     out->base_offset = log->max_ts_base;

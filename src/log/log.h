@@ -4,13 +4,16 @@
  *
  * A log is a directory of segments named by base offset (20 digits): the
  * record batches themselves (.log), a sparse offset index (.index) and a
- * sparse time index (.timeindex).  The on-disk layouts are documented as
- * offset/size tables at the top of segment.c; the log-level design (append,
- * roll, recovery, flush, retention) at the top of log.c.
+ * sparse time index (.timeindex).  The index layouts are documented as
+ * offset/size tables at the top of segment.c, the batch layout in
+ * batch/batch.h (the log reads batches only as batch/'s mk_batch_view_t);
+ * the log-level design (append, roll, recovery, flush, retention) at the
+ * top of log.c.
  *
  * Threads: a mk_log_t belongs to one thread, the event loop that appends to
  * it (or any single thread when no loop is configured).  Every function
- * below runs on that thread; none blocks on fsync except mk_log_close().
+ * below runs on that thread; none blocks on fsync except mk_log_close()
+ * (mk_log_close_async() is its non-blocking form).
  * fsync runs on libuv's threadpool and its completion comes back on the loop.
  * Without a loop, fsyncs happen in place: in mk_log_flush(), and for the
  * small leader-epoch checkpoint whenever the epoch cache changes.
@@ -21,6 +24,7 @@
 #define MK_LOG_H
 
 #include "base/base.h"
+#include "batch/batch.h"
 
 struct uv_loop_s;
 
@@ -76,6 +80,28 @@ int mk_log_set_config(mk_log_t *log, const mk_log_config_t *cfg);
  * failed now or earlier; log is freed in every case. */
 int mk_log_close(mk_log_t *log);
 
+/* Called on the loop thread when an asynchronous close has finished: rc is
+ * what mk_log_close() would have returned (0, or MK_ERR_IO if an fsync
+ * failed now or earlier).  The log is already freed. */
+typedef void (*mk_log_close_cb)(int rc, void *arg);
+
+/* mk_log_close() without blocking the loop: the fsyncs and the closing of
+ * the files run on loop's threadpool (uv_queue_work), then the clean
+ * shutdown marker is written and log freed on the loop thread, and cb (may
+ * be NULL) is called.  From this call on the caller must not touch log.
+ *
+ * Reopening the same directory while the close is in flight is allowed and
+ * needs no waiting: the close keeps nothing the reopen needs (its
+ * descriptors are its own; data written is already in the page cache).
+ * The reopen merely finds no clean shutdown marker and fully validates
+ * the active segment, and the close, seeing it was overtaken, does not
+ * write a marker that would now be stale.
+ *
+ * Returns 0, or MK_ERR_INVALID (no loop) / MK_ERR_IO (the work could not
+ * be queued): then nothing happened, log is still the caller's (close it
+ * with mk_log_close()) and cb is never called.  Loop thread. */
+int mk_log_close_async(mk_log_t *log, struct uv_loop_s *loop, mk_log_close_cb cb, void *arg);
+
 /* Topic deletion: closes log without fsync, removes every file of the
  * directory and the directory itself, frees log.  With a loop configured the
  * directory is renamed away at once and its files are removed on the
@@ -98,12 +124,31 @@ typedef struct mk_log_append_info_s {
  * baseOffset and partitionLeaderEpoch (bytes not covered by the CRC) are
  * rewritten IN PLACE in the caller's buffer, even when the call fails.  The
  * bytes go to the page cache with pwrite(); fsync follows the flush policy.
- * On any error the log is left as it was.  Returns MK_ERR_INVALID if the
- * bytes are not whole v2 batches, MK_ERR_IO (then the log may have gone into
- * a failed state: every later append returns MK_ERR_IO), MK_ERR_NOMEM.
+ * On any error the log is left as it was.  The headers are parsed once
+ * (one walk into views) and the call goes on as mk_log_append_views().
+ * Returns MK_ERR_INVALID if the bytes are not whole v2 batches, MK_ERR_IO
+ * (then the log may have gone into a failed state: every later append
+ * returns MK_ERR_IO), MK_ERR_NOMEM.
  * now_ms is the wall clock (segment.ms roll, retention fallback). */
 int mk_log_append(mk_log_t *log, uint8_t *batches, size_t len, int32_t leader_epoch,
                   int64_t now_ms, mk_log_append_info_t *info);
+
+/* mk_log_append() for a caller that already parsed the batches, e.g. in
+ * its validator pass (mk_batch_validate_view() per batch, or
+ * mk_batch_views_parse()): views[0, nviews) describe batches exactly --
+ * views[0].pos == 0, each view starting where the previous one ends, the
+ * last ending at len -- and no header is parsed again (only the log's own
+ * checks run on the views: non-negative offsets that fit).  Offsets and
+ * the leader epoch are assigned through batch/'s view writers, so the
+ * bytes and views[] are both rewritten in place (baseOffset,
+ * partitionLeaderEpoch), even when the call fails after planning.  The
+ * caller keeps ownership of both.  A caller that rewrites the
+ * LogAppendTime first does it with mk_batch_view_set_log_append_time(),
+ * so the views stay true.  Returns as mk_log_append(); views that do not
+ * tile [0, len) are MK_ERR_INVALID. */
+int mk_log_append_views(mk_log_t *log, uint8_t *batches, size_t len, mk_batch_view_t *views,
+                        size_t nviews, int32_t leader_epoch, int64_t now_ms,
+                        mk_log_append_info_t *info);
 
 /* Follower append: like mk_log_append() but the batches keep the offsets
  * and leader epochs the leader gave them (and the epoch cache learns the

@@ -10,35 +10,13 @@
 #ifndef MK_LOG_INT_H
 #define MK_LOG_INT_H
 
+#include "batch/batch.h"
 #include "log/log.h"
 
 #include <sys/types.h>
 
-/* Bytes of a v2 batch header, baseOffset through recordCount. */
-#define MK_LOG_BATCH_HDR 61
-/* batchLength counts the bytes after itself: size = 12 + batchLength. */
-#define MK_LOG_BATCH_LEN_OVERHEAD 12
-/* The CRC covers bytes [21, end): attributes onward. */
-#define MK_LOG_BATCH_CRC_FROM 21
-/* partitionLeaderEpoch lives at byte 12. */
-#define MK_LOG_BATCH_EPOCH_AT 12
-
 #define MK_LOG_IDX_ENTRY 8    /* relativeOffset u32, position u32 */
 #define MK_LOG_TIDX_ENTRY 12  /* timestamp i64, relativeOffset u32 */
-
-/* The header fields of one batch that the log uses. */
-typedef struct mk_log_bhdr_s {
-    uint64_t pos;              /* file position inside its segment (scanner) */
-    uint32_t size;             /* whole batch: 12 + batchLength */
-    int64_t base_offset;
-    int32_t epoch;             /* partitionLeaderEpoch */
-    uint32_t crc;
-    int16_t attributes;
-    int32_t last_offset_delta;
-    int64_t base_ts;
-    int64_t max_ts;
-    int32_t record_count;
-} mk_log_bhdr_t;
 
 typedef struct mk_log_idx_entry_s {
     uint32_t rel;              /* batch baseOffset - segment base */
@@ -81,11 +59,18 @@ typedef struct mk_log_seg_s {
 
 /* --------------------------------------------------------------- batches */
 
-/* Parses the 61-byte header at p (avail bytes readable).  Checks what the
- * log relies on: batchLength >= 49, magic 2, lastOffsetDelta >= 0, offsets
- * that fit int64.  Does not check that the whole batch is present.
- * Returns 0, MK_ERR_TRUNCATED (avail < 61) or MK_ERR_CORRUPT. */
-int mk_log_bhdr_parse(const uint8_t *p, size_t avail, mk_log_bhdr_t *h);
+/* Batch layout is batch/'s: the log reads headers as mk_batch_view_t
+ * (position, size, parsed header) and rewrites them with the view writers.
+ * What the log adds are its own requirements on a header: baseOffset >= 0,
+ * lastOffsetDelta >= 0, a last offset that fits int64.  Returns 0 or
+ * MK_ERR_CORRUPT. */
+int mk_log_view_check(const mk_batch_view_t *v);
+
+/* mk_batch_view_parse() of the header at p (avail bytes readable) plus
+ * mk_log_view_check().  Does not check that the whole batch is present.
+ * Returns 0, MK_ERR_TRUNCATED (avail < 61) or MK_ERR_CORRUPT (a legacy
+ * magic included). */
+int mk_log_view_parse(const uint8_t *p, size_t avail, mk_batch_view_t *v);
 
 /* Default recovery validator: header sound, size == n, CRC32C matches.
  * Returns 0, MK_ERR_CORRUPT, MK_ERR_TRUNCATED or MK_ERR_CRC. */
@@ -133,10 +118,12 @@ int mk_log_seg_recover(mk_log_seg_t *seg, int64_t limit, bool trust, int32_t ind
                        mk_log_validate_cb validate, void *arg, int64_t now_ms);
 
 /* Writes len bytes of whole batches (offsets already final) at the end of
- * seg and records index entries.  On error the files and state are rolled
- * back.  Returns 0, MK_ERR_IO, MK_ERR_NOMEM, MK_ERR_INVALID. */
-int mk_log_seg_append(mk_log_seg_t *seg, const uint8_t *p, size_t len, int32_t index_interval,
-                      int64_t now_ms);
+ * seg and records index entries.  views[0, nviews) describe exactly those
+ * bytes (pos relative to p) and are trusted: no header is parsed again.
+ * On error the files and state are rolled back.  Returns 0, MK_ERR_IO,
+ * MK_ERR_NOMEM, or MK_ERR_STATE when the rollback failed too. */
+int mk_log_seg_append(mk_log_seg_t *seg, const uint8_t *p, size_t len, const mk_batch_view_t *views,
+                      size_t nviews, int32_t index_interval, int64_t now_ms);
 
 /* Removes every batch whose last offset is >= offset and reloads the state.
  * Returns 0, MK_ERR_IO, MK_ERR_CORRUPT, MK_ERR_NOMEM. */
@@ -231,11 +218,11 @@ typedef struct mk_log_scan_s {
 } mk_log_scan_t;
 
 void mk_log_scan_init(mk_log_scan_t *s, mk_log_seg_t *seg, uint64_t pos, bool body);
-/* Next batch: 1 with *h filled (and *batch pointing at the whole batch,
- * valid until the next call, when body), 0 at the end, MK_ERR_TRUNCATED or
+/* Next batch: 1 with *h filled (h->pos is the file position; *batch points
+ * at the whole batch, valid until the next call, when body), 0 at the end, MK_ERR_TRUNCATED or
  * MK_ERR_CORRUPT for a torn or bad batch (s->pos stays at it), MK_ERR_IO,
  * MK_ERR_NOMEM. */
-int mk_log_scan_next(mk_log_scan_t *s, mk_log_bhdr_t *h, const uint8_t **batch);
+int mk_log_scan_next(mk_log_scan_t *s, mk_batch_view_t *h, const uint8_t **batch);
 void mk_log_scan_free(mk_log_scan_t *s);
 
 #endif /* MK_LOG_INT_H */

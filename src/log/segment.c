@@ -7,23 +7,10 @@
  * directory: 00000000000000000000.log, .index and .timeindex.  All integers
  * on disk are big-endian, as on the Kafka wire.
  *
- * .log -- record batches (magic v2) back to back, exactly as appended:
- *
- *   offset  size  field
- *   0       8     baseOffset            (absolute; rewritten by the leader)
- *   8       4     batchLength           (bytes after this field)
- *   12      4     partitionLeaderEpoch  (rewritten by the leader)
- *   16      1     magic                 (2)
- *   17      4     crc                   CRC32C of bytes [21, 12 + batchLength)
- *   21      2     attributes
- *   23      4     lastOffsetDelta
- *   27      8     baseTimestamp
- *   35      8     maxTimestamp
- *   43      8     producerId
- *   51      2     producerEpoch
- *   55      4     baseSequence
- *   57      4     recordCount
- *   61      ...   records
+ * .log -- record batches (magic v2) back to back, exactly as appended
+ * (baseOffset and partitionLeaderEpoch rewritten by the leader).  Their
+ * layout belongs to batch/ (the offset table in batch.h): this file reads
+ * headers only through mk_batch_view_parse(), as mk_batch_view_t views.
  *
  * .index -- sparse offset index, N entries of 8 bytes:
  *
@@ -178,48 +165,37 @@ static int file_truncate(int fd, uint64_t size)
 
 /* ================================================================ batches */
 
-/* Checked parse of a v2 batch header (log_int.h); never reads past avail. */
-int mk_log_bhdr_parse(const uint8_t *p, size_t avail, mk_log_bhdr_t *h)
+/* What the log needs of a batch header beyond batch/'s checks: offsets
+ * that are not negative and a last offset that fits int64. */
+int mk_log_view_check(const mk_batch_view_t *v)
 {
-    if (avail < MK_LOG_BATCH_HDR)
-        return MK_ERR_TRUNCATED;
-    mk_reader_t r;
-    mk_rd_init(&r, p, MK_LOG_BATCH_HDR);
-    h->base_offset = mk_rd_i64(&r);
-    int32_t batch_length = mk_rd_i32(&r);
-    h->epoch = mk_rd_i32(&r);
-    int8_t magic = mk_rd_i8(&r);
-    h->crc = mk_rd_u32(&r);
-    h->attributes = mk_rd_i16(&r);
-    h->last_offset_delta = mk_rd_i32(&r);
-    h->base_ts = mk_rd_i64(&r);
-    h->max_ts = mk_rd_i64(&r);
-    mk_rd_skip(&r, 8 + 2 + 4); /* producerId, producerEpoch, baseSequence */
-    h->record_count = mk_rd_i32(&r);
-    if (!mk_rd_ok(&r))
-        return MK_ERR_TRUNCATED;
-    if (batch_length < MK_LOG_BATCH_HDR - MK_LOG_BATCH_LEN_OVERHEAD || magic != 2)
+    const mk_batch_hdr_t *h = &v->hdr;
+    if (h->baseOffset < 0 || h->lastOffsetDelta < 0 || h->baseOffset > INT64_MAX - 1 - h->lastOffsetDelta)
         return MK_ERR_CORRUPT;
-    if (h->base_offset < 0 || h->last_offset_delta < 0 ||
-        h->base_offset > INT64_MAX - 1 - h->last_offset_delta)
-        return MK_ERR_CORRUPT;
-    h->size = (uint32_t)batch_length + MK_LOG_BATCH_LEN_OVERHEAD;
-    h->pos = 0;
     return 0;
+}
+
+/* batch/'s header parse plus the log's checks (log_int.h); never reads
+ * past avail.  A legacy magic is just corrupt here: the log holds v2. */
+int mk_log_view_parse(const uint8_t *p, size_t avail, mk_batch_view_t *v)
+{
+    int rc = mk_batch_view_parse(p, avail, v);
+    if (rc)
+        return rc == MK_ERR_TRUNCATED ? rc : MK_ERR_CORRUPT;
+    return mk_log_view_check(v);
 }
 
 /* Default validator: header, size == n, CRC32C over [21, n). */
 int mk_log_batch_check(const uint8_t *p, size_t n, void *arg)
 {
     (void)arg;
-    mk_log_bhdr_t h;
-    int rc = mk_log_bhdr_parse(p, n, &h);
+    mk_batch_view_t v;
+    int rc = mk_log_view_parse(p, n, &v);
     if (rc)
         return rc;
-    if (h.size != n)
+    if (v.size != n)
         return MK_ERR_CORRUPT;
-    uint32_t crc = mk_crc32c(0, p + MK_LOG_BATCH_CRC_FROM, n - MK_LOG_BATCH_CRC_FROM);
-    return crc == h.crc ? 0 : MK_ERR_CRC;
+    return mk_batch_crc_compute(p, n) == v.hdr.crc ? 0 : MK_ERR_CRC;
 }
 
 /* ============================================================ local ops */
@@ -445,7 +421,7 @@ static int64_t tidx_last_ts(const mk_log_seg_t *seg)
 /* Applies the index rule (file header) to a batch placed at pos, in memory
  * only, and advances the offsets and timestamps past it (not st->size: the
  * callers own that, the recovery scanner reads beyond it). */
-static int seg_note_batch(mk_log_seg_t *seg, const mk_log_bhdr_t *h, uint64_t pos,
+static int seg_note_batch(mk_log_seg_t *seg, const mk_batch_view_t *h, uint64_t pos,
                           int32_t interval)
 {
     mk_log_seg_state_t *st = &seg->st;
@@ -459,16 +435,16 @@ static int seg_note_batch(mk_log_seg_t *seg, const mk_log_bhdr_t *h, uint64_t po
         }
         if (idx_reserve(seg, st->nidx + 1))
             return MK_ERR_NOMEM;
-        seg->idx[st->nidx].rel = (uint32_t)(h->base_offset - seg->base_offset);
+        seg->idx[st->nidx].rel = (uint32_t)(h->hdr.baseOffset - seg->base_offset);
         seg->idx[st->nidx].pos = (uint32_t)pos;
         st->nidx++;
         st->bytes_since_index = 0;
     }
     st->bytes_since_index += h->size;
-    int64_t last = h->base_offset + h->last_offset_delta;
-    if (h->max_ts > st->max_ts) {
-        st->max_ts = h->max_ts;
-        st->max_ts_base = h->base_offset;
+    int64_t last = h->hdr.baseOffset + h->hdr.lastOffsetDelta;
+    if (h->hdr.maxTimestamp > st->max_ts) {
+        st->max_ts = h->hdr.maxTimestamp;
+        st->max_ts_base = h->hdr.baseOffset;
         st->max_ts_last = last;
     }
     st->next_offset = last + 1;
@@ -579,15 +555,15 @@ static int scan_fill(mk_log_scan_t *s, size_t need)
 }
 
 /* Next batch header (and body when asked): 1, 0 at end, or an error. */
-int mk_log_scan_next(mk_log_scan_t *s, mk_log_bhdr_t *h, const uint8_t **batch)
+int mk_log_scan_next(mk_log_scan_t *s, mk_batch_view_t *h, const uint8_t **batch)
 {
     if (s->pos >= s->end)
         return 0;
-    int rc = scan_fill(s, MK_LOG_BATCH_HDR);
+    int rc = scan_fill(s, MK_BATCH_HEADER_SIZE);
     if (rc)
         return rc;
     const uint8_t *p = s->win.data + (s->pos - s->win_pos);
-    rc = mk_log_bhdr_parse(p, MK_LOG_BATCH_HDR, h);
+    rc = mk_log_view_parse(p, MK_BATCH_HEADER_SIZE, h);
     if (rc)
         return rc;
     if (h->size > s->end - s->pos)
@@ -623,7 +599,7 @@ static int seg_load_index(mk_log_seg_t *seg)
         return 1;
     size_t n = (size_t)(isize / MK_LOG_IDX_ENTRY), tn = (size_t)(tsize / MK_LOG_TIDX_ENTRY);
     /* An entry per batch at most: bound what we allocate by the data. */
-    uint64_t max_entries = seg->st.size / MK_LOG_BATCH_HDR + 1;
+    uint64_t max_entries = seg->st.size / MK_BATCH_HEADER_SIZE + 1;
     if (n > max_entries || tn > max_entries)
         return 1;
     if (idx_reserve(seg, n) || tidx_reserve(seg, tn))
@@ -642,7 +618,7 @@ static int seg_load_index(mk_log_seg_t *seg)
     mk_rd_init(&r, b.data, (size_t)isize);
     for (size_t i = 0; i < n; i++) {
         uint32_t rel = mk_rd_u32(&r), pos = mk_rd_u32(&r);
-        if (!mk_rd_ok(&r) || rel > INT32_MAX || (uint64_t)pos + MK_LOG_BATCH_HDR > seg->st.size ||
+        if (!mk_rd_ok(&r) || rel > INT32_MAX || (uint64_t)pos + MK_BATCH_HEADER_SIZE > seg->st.size ||
             pos == 0 || (i > 0 && (rel <= seg->idx[i - 1].rel || pos <= seg->idx[i - 1].pos))) {
             rc = 1;
             goto out;
@@ -696,19 +672,19 @@ static int seg_load_trusted(mk_log_seg_t *seg, int64_t limit, int32_t interval)
     }
     mk_log_scan_t s;
     mk_log_scan_init(&s, seg, from, false);
-    mk_log_bhdr_t h;
+    mk_batch_view_t h;
     uint64_t since = 0;
     bool first = true;
     while ((rc = mk_log_scan_next(&s, &h, NULL)) == 1) {
         bool at_entry = first && has_entry;
-        int64_t last = h.base_offset + h.last_offset_delta;
-        if ((at_entry && h.base_offset != expect) || h.base_offset < expect ||
+        int64_t last = h.hdr.baseOffset + h.hdr.lastOffsetDelta;
+        if ((at_entry && h.hdr.baseOffset != expect) || h.hdr.baseOffset < expect ||
             (!at_entry && h.pos > 0 && since >= (uint64_t)interval) || last >= limit ||
             last - seg->base_offset > INT32_MAX)
             break;
-        if (h.max_ts > st->max_ts) {
-            st->max_ts = h.max_ts;
-            st->max_ts_base = h.base_offset;
+        if (h.hdr.maxTimestamp > st->max_ts) {
+            st->max_ts = h.hdr.maxTimestamp;
+            st->max_ts_base = h.hdr.baseOffset;
             st->max_ts_last = last;
         }
         since += h.size;
@@ -738,15 +714,15 @@ static int seg_recover_full(mk_log_seg_t *seg, uint64_t file_size, int64_t limit
     st->size = file_size; /* the scanner's end */
     mk_log_scan_t s;
     mk_log_scan_init(&s, seg, 0, true);
-    mk_log_bhdr_t h;
+    mk_batch_view_t h;
     const uint8_t *p;
     const char *why = NULL;
     uint64_t good = 0;
     int64_t next = seg->base_offset;
     int rc;
     while ((rc = mk_log_scan_next(&s, &h, &p)) == 1) {
-        int64_t last = h.base_offset + h.last_offset_delta;
-        if (h.base_offset < next) {
+        int64_t last = h.hdr.baseOffset + h.hdr.lastOffsetDelta;
+        if (h.hdr.baseOffset < next) {
             why = "offsets not increasing";
         } else if (last >= limit) {
             why = "offset beyond the next segment";
@@ -820,39 +796,28 @@ int mk_log_seg_recover(mk_log_seg_t *seg, int64_t limit, bool trust, int32_t ind
     if (seg->st.size > 0) {
         /* segment.ms counts from the first batch's timestamp, as in Kafka,
          * so that restarts do not postpone a roll forever. */
-        uint8_t hdr[MK_LOG_BATCH_HDR];
-        mk_log_bhdr_t h;
+        uint8_t hdr[MK_BATCH_HEADER_SIZE];
+        mk_batch_view_t h;
         seg->st.roll_base_ms = now_ms;
         if (mk_log_file_read(seg->fd, hdr, sizeof(hdr), 0) == 0 &&
-            mk_log_bhdr_parse(hdr, sizeof(hdr), &h) == 0 && h.max_ts >= 0 && h.max_ts <= now_ms)
-            seg->st.roll_base_ms = h.max_ts;
+            mk_log_view_parse(hdr, sizeof(hdr), &h) == 0 && h.hdr.maxTimestamp >= 0 && h.hdr.maxTimestamp <= now_ms)
+            seg->st.roll_base_ms = h.hdr.maxTimestamp;
     }
     return 0;
 }
 
 /* =============================================================== append */
 
-/* Appends whole batches and their index entries; rolls back on error
- * (MK_ERR_STATE if even the rollback failed). */
-int mk_log_seg_append(mk_log_seg_t *seg, const uint8_t *p, size_t len, int32_t index_interval,
-                      int64_t now_ms)
+/* Appends whole batches and their index entries from the caller's views
+ * (no header is parsed again); rolls back on error (MK_ERR_STATE if even
+ * the rollback failed). */
+int mk_log_seg_append(mk_log_seg_t *seg, const uint8_t *p, size_t len, const mk_batch_view_t *views,
+                      size_t nviews, int32_t index_interval, int64_t now_ms)
 {
     mk_log_seg_state_t saved = seg->st;
     int rc = mk_log_file_write(seg->fd, p, len, saved.size);
-    mk_reader_t r;
-    mk_rd_init(&r, p, len);
-    while (!rc && mk_rd_remaining(&r) > 0) {
-        mk_log_bhdr_t h;
-        uint64_t pos = saved.size + (uint64_t)(len - mk_rd_remaining(&r));
-        rc = mk_log_bhdr_parse(r.p, mk_rd_remaining(&r), &h);
-        if (!rc && h.size > mk_rd_remaining(&r))
-            rc = MK_ERR_INVALID;
-        if (!rc)
-            rc = seg_note_batch(seg, &h, pos, index_interval);
-        mk_rd_skip(&r, h.size);
-    }
-    if (rc == MK_ERR_TRUNCATED || rc == MK_ERR_CORRUPT)
-        rc = MK_ERR_INVALID;
+    for (size_t i = 0; !rc && i < nviews; i++)
+        rc = seg_note_batch(seg, &views[i], saved.size + views[i].pos, index_interval);
     seg->st.size = saved.size + len;
     if (!rc)
         rc = seg_write_index(seg, saved.nidx, saved.ntidx);
@@ -878,10 +843,10 @@ int mk_log_seg_truncate(mk_log_seg_t *seg, int64_t offset, int32_t index_interva
 {
     mk_log_scan_t s;
     mk_log_scan_init(&s, seg, mk_log_seg_lookup(seg, offset), false);
-    mk_log_bhdr_t h;
+    mk_batch_view_t h;
     int rc;
     while ((rc = mk_log_scan_next(&s, &h, NULL)) == 1) {
-        if (h.base_offset + h.last_offset_delta >= offset)
+        if (h.hdr.baseOffset + h.hdr.lastOffsetDelta >= offset)
             break;
     }
     mk_log_scan_free(&s);
@@ -894,7 +859,7 @@ int mk_log_seg_truncate(mk_log_seg_t *seg, int64_t offset, int32_t index_interva
     while (cut.nidx > 0 && seg->idx[cut.nidx - 1].pos >= h.pos)
         cut.nidx--;
     while (cut.ntidx > 0 &&
-           seg->base_offset + (int64_t)seg->tidx[cut.ntidx - 1].rel >= h.base_offset)
+           seg->base_offset + (int64_t)seg->tidx[cut.ntidx - 1].rel >= h.hdr.baseOffset)
         cut.ntidx--;
     seg->dirty = true;
     rc = seg_truncate_files(seg, &cut);
