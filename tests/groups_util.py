@@ -1,9 +1,10 @@
 """Helpers for the consumer-group tests (tests/test_groups*.py).
 
-* Raw group protocol over kwire (stdlib only): FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
-  LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups, ListGroups, DeleteGroups, OffsetDelete,
-  plus the consumer protocol's subscription/assignment encoders.  `GroupWire` is one connection
-  to one broker; `coordinator(bootstrap, group)` opens one to the group's coordinator.
+* Raw group protocol over kwire (stdlib only; FindCoordinator is kwire.Conn's): JoinGroup,
+  SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups, ListGroups,
+  DeleteGroups, OffsetDelete, plus the consumer protocol's subscription/assignment encoders.
+  `GroupWire` is one connection to one broker; `coordinator(bootstrap, group)` opens one to the
+  group's coordinator.
 * `Hub` + `CkMember` / `KpMember` / `JsMember`: one consumer-group member per object for
   confluent-kafka, kafka-python and kafkajs (tests/js/group_consumer.js) with one interface:
   start(), stop() (commit + leave), crash() (go away without LeaveGroup), .assignment,
@@ -22,60 +23,15 @@ import time
 import uuid
 
 import kwire
-from kwire import (i8, i16, i32, i64, string, bytes_, array, boolean, compact_string,
+from kwire import (i16, i32, i64, string, bytes_, array, boolean, compact_string,
                    compact_array, uvarint, TAGS, Reader)
+from kwire import (DELETE_GROUPS, DESCRIBE_GROUPS, HEARTBEAT, ILLEGAL_GENERATION, JOIN_GROUP,
+                   LEAVE_GROUP, LIST_GROUPS, NONE, OFFSET_COMMIT, OFFSET_DELETE, OFFSET_FETCH,
+                   MEMBER_ID_REQUIRED, REBALANCE_IN_PROGRESS, SYNC_GROUP, ename)
 
 SESSION_MS = 6000
 HEARTBEAT_MS = 300
 REBALANCE_MS = 10000
-
-# API keys
-OFFSET_COMMIT = 8
-OFFSET_FETCH = 9
-FIND_COORDINATOR = 10
-JOIN_GROUP = 11
-HEARTBEAT = 12
-LEAVE_GROUP = 13
-SYNC_GROUP = 14
-DESCRIBE_GROUPS = 15
-LIST_GROUPS = 16
-DELETE_GROUPS = 42
-OFFSET_DELETE = 47
-
-# error codes
-NONE = 0
-UNKNOWN_TOPIC_OR_PARTITION = 3
-OFFSET_METADATA_TOO_LARGE = 12
-COORDINATOR_NOT_AVAILABLE = 15
-NOT_COORDINATOR = 16
-ILLEGAL_GENERATION = 22
-INCONSISTENT_GROUP_PROTOCOL = 23
-INVALID_GROUP_ID = 24
-UNKNOWN_MEMBER_ID = 25
-INVALID_SESSION_TIMEOUT = 26
-REBALANCE_IN_PROGRESS = 27
-NON_EMPTY_GROUP = 68
-GROUP_ID_NOT_FOUND = 69
-MEMBER_ID_REQUIRED = 79
-FENCED_INSTANCE_ID = 82
-GROUP_SUBSCRIBED_TO_TOPIC = 86
-
-ERROR_NAMES = {v: k for k, v in {
-    "NONE": NONE, "UNKNOWN_TOPIC_OR_PARTITION": UNKNOWN_TOPIC_OR_PARTITION,
-    "OFFSET_METADATA_TOO_LARGE": OFFSET_METADATA_TOO_LARGE,
-    "COORDINATOR_NOT_AVAILABLE": COORDINATOR_NOT_AVAILABLE, "NOT_COORDINATOR": NOT_COORDINATOR,
-    "ILLEGAL_GENERATION": ILLEGAL_GENERATION,
-    "INCONSISTENT_GROUP_PROTOCOL": INCONSISTENT_GROUP_PROTOCOL,
-    "INVALID_GROUP_ID": INVALID_GROUP_ID, "UNKNOWN_MEMBER_ID": UNKNOWN_MEMBER_ID,
-    "INVALID_SESSION_TIMEOUT": INVALID_SESSION_TIMEOUT,
-    "REBALANCE_IN_PROGRESS": REBALANCE_IN_PROGRESS, "NON_EMPTY_GROUP": NON_EMPTY_GROUP,
-    "GROUP_ID_NOT_FOUND": GROUP_ID_NOT_FOUND, "MEMBER_ID_REQUIRED": MEMBER_ID_REQUIRED,
-    "FENCED_INSTANCE_ID": FENCED_INSTANCE_ID, "GROUP_SUBSCRIBED_TO_TOPIC": GROUP_SUBSCRIBED_TO_TOPIC,
-}.items()}
-
-
-def ename(code):
-    return "%s(%d)" % (ERROR_NAMES.get(code, "?"), code)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,30 +64,8 @@ def parse_assignment(data):
 # Raw requests
 # ---------------------------------------------------------------------------------------------
 class GroupWire(kwire.Conn):
-    """kwire.Conn plus the group APIs (non-flexible versions unless said otherwise)."""
-
-    def find_coordinator(self, key, version=2):
-        body = string(key) + (i8(0) if version >= 1 else b"")
-        r = Reader(self.call(FIND_COORDINATOR, version, body))
-        if version >= 1:
-            r.i32()
-        err = r.i16()
-        if version >= 1:
-            r.string()
-        return err, r.i32(), r.string(), r.i32()
-
-    def find_coordinators_v4(self, keys):
-        body = i8(0) + compact_array([compact_string(k) for k in keys]) + TAGS
-        r = Reader(self.call(FIND_COORDINATOR, 4, body, flexible_req=True))
-        r.i32()
-        out = []
-        for _ in range(r.uvarint() - 1):
-            key, node, host, port, err = (r.compact_string(), r.i32(), r.compact_string(),
-                                          r.i32(), r.i16())
-            r.compact_string()
-            r.tags()
-            out.append((key, err, node, host, port))
-        return out
+    """kwire.Conn (which has FindCoordinator) plus the group APIs (non-flexible versions unless
+    said otherwise)."""
 
     def join(self, group, member_id="", protocols=None, topics=("t",), session_ms=SESSION_MS,
              rebalance_ms=REBALANCE_MS, instance_id=None, protocol_type="consumer", version=5,

@@ -7,9 +7,15 @@ request/response shapes the tests need are implemented:
   * primitives: int8..int64, (nullable) strings, bytes, varints, compact (flexible) forms
   * request header v1 (non-flexible) and v2 (flexible, with an empty tagged-field section)
   * frames: int32 big-endian size + payload
-  * record batches, magic v2, with a real CRC32C (pure Python, table driven)
-  * ApiVersions (any version; v0 body parsing), Metadata v1..v8, Produce v3..v8,
-    ListOffsets v1..v5 and v7 (flexible; needed for MAX_TIMESTAMP = -3)
+  * record batches, magic v2, with a real CRC32C (pure Python, table driven), optionally
+    idempotent/transactional (producer id, epoch, base sequence); batch decoders
+  * ApiVersions (any version; v0 body parsing), Metadata v1..v8, Produce v3..v8 (optionally
+    with a transactional id), Fetch v4..v11 (isolation level, rack), ListOffsets v1..v5 and v7
+    (flexible; needed for MAX_TIMESTAMP = -3), DescribeCluster, FindCoordinator v0..v4
+  * the API keys and error codes the tests use, with ename(code) for messages
+
+This is the one home of raw wire helpers: groups_util / txn_util / repl_util add only the
+requests of their own area on top of it (group APIs, transaction APIs, OffsetForLeaderEpoch).
 
 The module is stdlib-only so it can also be used from a REPL against a running broker:
 
@@ -30,9 +36,26 @@ METADATA = 3
 API_VERSIONS = 18
 CREATE_TOPICS = 19
 DELETE_TOPICS = 20
+OFFSET_COMMIT = 8
+OFFSET_FETCH = 9
+FIND_COORDINATOR = 10
+JOIN_GROUP = 11
+HEARTBEAT = 12
+LEAVE_GROUP = 13
+SYNC_GROUP = 14
+DESCRIBE_GROUPS = 15
+LIST_GROUPS = 16
+INIT_PRODUCER_ID = 22
+OFFSET_FOR_LEADER_EPOCH = 23
 DESCRIBE_CONFIGS = 32
+DELETE_GROUPS = 42
+OFFSET_DELETE = 47
 DESCRIBE_CLUSTER = 60
+DESCRIBE_PRODUCERS = 61
+DESCRIBE_TRANSACTIONS = 65
+LIST_TRANSACTIONS = 66
 
+_NOT_ERRORS = set(globals())
 NONE = 0
 OFFSET_OUT_OF_RANGE = 1
 CORRUPT_MESSAGE = 2
@@ -41,15 +64,47 @@ INVALID_FETCH_SIZE = 4
 LEADER_NOT_AVAILABLE = 5
 NOT_LEADER_OR_FOLLOWER = 6
 MESSAGE_TOO_LARGE = 10
-RECORD_LIST_TOO_LARGE = 18
+OFFSET_METADATA_TOO_LARGE = 12
+COORDINATOR_NOT_AVAILABLE = 15
+NOT_COORDINATOR = 16
 INVALID_TOPIC_EXCEPTION = 17
+RECORD_LIST_TOO_LARGE = 18
 INVALID_REQUIRED_ACKS = 21
-TOPIC_ALREADY_EXISTS = 36
+ILLEGAL_GENERATION = 22
+INCONSISTENT_GROUP_PROTOCOL = 23
+INVALID_GROUP_ID = 24
+UNKNOWN_MEMBER_ID = 25
+INVALID_SESSION_TIMEOUT = 26
+REBALANCE_IN_PROGRESS = 27
 UNSUPPORTED_VERSION = 35
+TOPIC_ALREADY_EXISTS = 36
 INVALID_REPLICATION_FACTOR = 38
 INVALID_REQUEST = 42
 UNSUPPORTED_FOR_MESSAGE_FORMAT = 43
+OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+DUPLICATE_SEQUENCE_NUMBER = 46
+INVALID_PRODUCER_EPOCH = 47
+INVALID_TXN_STATE = 48
+INVALID_PRODUCER_ID_MAPPING = 49
+CONCURRENT_TRANSACTIONS = 51
+UNKNOWN_PRODUCER_ID = 59
+NON_EMPTY_GROUP = 68
+GROUP_ID_NOT_FOUND = 69
+MEMBER_ID_REQUIRED = 79
+FENCED_INSTANCE_ID = 82
+GROUP_SUBSCRIBED_TO_TOPIC = 86
 INVALID_RECORD = 87
+PRODUCER_FENCED = 90
+TRANSACTIONAL_ID_NOT_FOUND = 105
+
+# {code: name} of every error code above (the names between _NOT_ERRORS and here)
+ERROR_NAMES = {v: k for k, v in list(globals().items())
+               if k.isupper() and not k.startswith("_") and k not in _NOT_ERRORS}
+
+
+def ename(code):
+    """'NAME(code)' for an error code ('?(code)' if unknown)."""
+    return "%s(%d)" % (ERROR_NAMES.get(code, "?"), code)
 
 EARLIEST = -2
 LATEST = -1
@@ -292,11 +347,17 @@ def record(offset_delta, key, value, headers=(), timestamp_delta=0):
     return varint(len(body)) + body
 
 
+ATTR_TRANSACTIONAL = 0x10
+ATTR_CONTROL = 0x20
+
+
 def record_batch(records, base_timestamp=None, base_offset=0, timestamps=None,
-                 record_count=None, attributes=0):
+                 record_count=None, attributes=0, producer_id=-1, producer_epoch=-1,
+                 base_sequence=-1):
     """Encode one uncompressed v2 batch.  `records` is a list of (key, value, headers) tuples
     (bytes).  `timestamps` (ms) per record override base_timestamp.  `record_count` lets a test
-    lie about the number of records."""
+    lie about the number of records.  producer_id/epoch/base_sequence make it an idempotent
+    batch (with attributes=ATTR_TRANSACTIONAL a transactional one)."""
     if base_timestamp is None:
         base_timestamp = int(time.time() * 1000)
     if timestamps is None:
@@ -307,10 +368,66 @@ def record_batch(records, base_timestamp=None, base_offset=0, timestamps=None,
                     for i, (k, v, h) in enumerate(records))
     n = len(records) if record_count is None else record_count
     after_crc = (i16(attributes) + i32(max(len(records) - 1, 0)) + i64(base_ts) + i64(max_ts)
-                 + i64(-1) + i16(-1) + i32(-1) + i32(n) + recs)
+                 + i64(producer_id) + i16(producer_epoch) + i32(base_sequence) + i32(n) + recs)
     crc = crc32c(after_crc)
     after_len = i32(-1) + i8(2) + u32(crc) + after_crc  # partitionLeaderEpoch, magic, crc
     return i64(base_offset) + i32(len(after_len)) + after_len
+
+
+def decode_batches(data):
+    """Uncompressed v2 batches -> [(offset, leader_epoch, value)]; a partial batch at the end
+    (a Fetch may cut one) is ignored."""
+    out = []
+    pos = 0
+    while pos + 61 <= len(data):
+        r = Reader(data, pos)
+        base = r.i64()
+        blen = r.i32()
+        end = pos + 12 + blen
+        if end > len(data):
+            break
+        epoch = r.i32()
+        r.i8()   # magic
+        r.take(4)  # crc
+        attrs = r.i16()
+        assert attrs & 7 == 0, "compressed batch in a raw test"
+        r.i32(); r.i64(); r.i64(); r.i64(); r.i16(); r.i32()
+        n = r.i32()
+        for _ in range(n):
+            r.varint()  # length
+            r.i8()
+            r.varint()
+            od = r.varint()
+            kl = r.varint()
+            if kl > 0:
+                r.take(kl)
+            vl = r.varint()
+            v = r.take(vl) if vl >= 0 else None
+            for _ in range(r.varint()):
+                r.take(r.varint())
+                hl = r.varint()
+                if hl > 0:
+                    r.take(hl)
+            out.append((base + od, epoch, v))
+        pos = end
+    return out
+
+
+def batch_headers(data):
+    """Record batches in `data` -> [{base, last, pid, epoch, seq, attrs, count}] (headers only,
+    any compression)."""
+    out = []
+    pos = 0
+    while pos + 61 <= len(data):
+        base, blen = struct.unpack_from(">qi", data, pos)
+        if pos + 12 + blen > len(data):
+            break
+        attrs, lod = struct.unpack_from(">hi", data, pos + 21)
+        pid, epoch, seq, count = struct.unpack_from(">qhii", data, pos + 43)
+        out.append({"base": base, "last": base + lod, "pid": pid, "epoch": epoch, "seq": seq,
+                    "attrs": attrs, "count": count})
+        pos += 12 + blen
+    return out
 
 
 def flip_byte(b, index, mask=0xFF):
@@ -332,25 +449,27 @@ def metadata_body(version, topics=None, allow_auto_create=False):
     return b
 
 
-def produce_body(version, topic, partition, records_bytes, acks=-1, timeout_ms=10000):
+def produce_body(version, topic, partition, records_bytes, acks=-1, timeout_ms=10000,
+                 transactional_id=None):
     """Produce v3..v8 (non-flexible): one topic, one partition."""
     assert 3 <= version <= 8
-    return (string(None) + i16(acks) + i32(timeout_ms)
+    return (string(transactional_id) + i16(acks) + i32(timeout_ms)
             + array([string(topic) + array([i32(partition) + bytes_(records_bytes)])]))
 
 
-def list_offsets_body(version, topic, partitions_ts):
-    """ListOffsets v1..v5 (non-flexible) or v6..v8 (flexible); partitions_ts: [(partition, ts)]."""
+def list_offsets_body(version, topic, partitions_ts, isolation=0):
+    """ListOffsets v1..v5 (non-flexible) or v6..v8 (flexible); partitions_ts: [(partition, ts)];
+    isolation 0 = read_uncommitted, 1 = read_committed (v2+)."""
     if version >= 6:
         parts = compact_array([i32(p) + i32(-1) + i64(ts) + TAGS for p, ts in partitions_ts])
-        b = i32(-1) + i8(0) + compact_array([compact_string(topic) + parts + TAGS])
+        b = i32(-1) + i8(isolation) + compact_array([compact_string(topic) + parts + TAGS])
         if version >= 10:
             b += i32(5000)
         return b + TAGS
     parts = []
     for p, ts in partitions_ts:
         parts.append(i32(p) + (i32(-1) if version >= 4 else b"") + i64(ts))
-    b = i32(-1) + (i8(0) if version >= 2 else b"")
+    b = i32(-1) + (i8(isolation) if version >= 2 else b"")
     return b + array([string(topic) + array(parts)])
 
 
@@ -466,10 +585,12 @@ def parse_list_offsets(version, body):
     return out
 
 
-def fetch_body(version, topic, partition, offset, max_bytes=1 << 20, max_wait_ms=100):
-    """Fetch v4..v11 (non-flexible): one topic, one partition."""
+def fetch_body(version, topic, partition, offset, max_bytes=1 << 20, max_wait_ms=100,
+               min_bytes=1, isolation=0, rack=""):
+    """Fetch v4..v11 (non-flexible): one topic, one partition, no fetch session; `rack` (v11)
+    is the consumer's rack id."""
     assert 4 <= version <= 11
-    b = i32(-1) + i32(max_wait_ms) + i32(1) + i32(max_bytes) + i8(0)
+    b = i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(max_bytes) + i8(isolation)
     if version >= 7:
         b += i32(0) + i32(-1)  # no fetch session
     p = i32(partition)
@@ -483,12 +604,14 @@ def fetch_body(version, topic, partition, offset, max_bytes=1 << 20, max_wait_ms
     if version >= 7:
         b += array([])
     if version >= 11:
-        b += string("")
+        b += string(rack)
     return b
 
 
 def parse_fetch(version, body):
-    """-> list of dicts {topic, partition, error, high_watermark, records (bytes or None)}."""
+    """-> list of dicts {topic, partition, error, high_watermark, last_stable_offset,
+    log_start_offset (v5+), aborted [(producer_id, first_offset)], preferred_read_replica (v11),
+    records (bytes or None)}."""
     r = Reader(body)
     r.i32()
     if version >= 7:
@@ -500,12 +623,12 @@ def parse_fetch(version, body):
         for _ in range(r.i32()):
             p = {"topic": name, "partition": r.i32(), "error": r.i16(),
                  "high_watermark": r.i64()}
-            r.i64()  # last stable offset (v4+)
+            p["last_stable_offset"] = r.i64()  # v4+
             if version >= 5:
                 p["log_start_offset"] = r.i64()
-            r.array(lambda r: (r.i64(), r.i64()))
+            p["aborted"] = r.array(lambda r: (r.i64(), r.i64()))
             if version >= 11:
-                r.i32()
+                p["preferred_read_replica"] = r.i32()
             p["records"] = r.bytes_()
             out.append(p)
     return out
@@ -651,17 +774,29 @@ class Conn:
         assert v is not None, "broker advertises no non-flexible Metadata version in 1..8"
         return parse_metadata(v, self.call(METADATA, v, metadata_body(v, topics, allow_auto_create)))
 
-    def produce(self, topic, partition, records_bytes, acks=-1):
-        v = self.pick(PRODUCE, 3, 8)
+    def produce(self, topic, partition, records_bytes, acks=-1, version=None,
+                transactional_id=None):
+        """Produce (`version`, or the highest of 3..8 the broker advertises) -> parse_produce."""
+        v = version or self.pick(PRODUCE, 3, 8)
         assert v is not None, "broker advertises no non-flexible Produce version in 3..8"
-        resp = self.call(PRODUCE, v, produce_body(v, topic, partition, records_bytes, acks))
+        resp = self.call(PRODUCE, v, produce_body(v, topic, partition, records_bytes, acks,
+                                                  transactional_id=transactional_id))
         return parse_produce(v, resp)
 
-    def fetch(self, topic, partition, offset, max_bytes=1 << 20):
-        v = self.pick(FETCH, 4, 11)
+    def produce_one(self, topic, partition, records_bytes, acks=-1, version=None,
+                    transactional_id=None):
+        """Produce to one partition -> (error_code, base_offset)."""
+        res = self.produce(topic, partition, records_bytes, acks, version, transactional_id)
+        assert len(res) == 1, res
+        return res[0][2], res[0][3]
+
+    def fetch(self, topic, partition, offset, max_bytes=1 << 20, version=None, **body):
+        """Fetch (`version`, or the highest of 4..11 the broker advertises) -> parse_fetch.
+        `body`: fetch_body's max_wait_ms, min_bytes, isolation, rack."""
+        v = version or self.pick(FETCH, 4, 11)
         assert v is not None, "broker advertises no non-flexible Fetch version in 4..11"
         return parse_fetch(v, self.call(FETCH, v, fetch_body(v, topic, partition, offset,
-                                                             max_bytes)))
+                                                             max_bytes, **body)))
 
     def describe_cluster(self):
         v = self.pick(DESCRIBE_CLUSTER, 0, 1)
@@ -669,17 +804,47 @@ class Conn:
         body = boolean(False) + (i8(1) if v >= 1 else b"") + TAGS
         return parse_describe_cluster(v, self.call(DESCRIBE_CLUSTER, v, body, flexible_req=True))
 
-    def list_offsets(self, topic, partitions_ts, flexible_ok=True):
+    def list_offsets(self, topic, partitions_ts, flexible_ok=True, isolation=0, version=None):
+        """ListOffsets (`version`, or the highest the broker advertises up to v7, v5 without
+        flexible_ok) -> parse_list_offsets."""
         hi = 7 if flexible_ok else 5
-        if any(ts == MAX_TIMESTAMP for _, ts in partitions_ts):
+        if version is not None:
+            v = version
+        elif any(ts == MAX_TIMESTAMP for _, ts in partitions_ts):
             v = self.pick(LIST_OFFSETS, 7, 8)
             assert v is not None, "broker advertises no ListOffsets v7+ (needed for MAX_TIMESTAMP)"
         else:
             v = self.pick(LIST_OFFSETS, 1, hi)
         flex = v >= 6
-        resp = self.call(LIST_OFFSETS, v, list_offsets_body(v, topic, partitions_ts),
+        resp = self.call(LIST_OFFSETS, v, list_offsets_body(v, topic, partitions_ts, isolation),
                          flexible_req=flex)
         return parse_list_offsets(v, resp)
+
+    def find_coordinator(self, key, key_type=0, version=2):
+        """FindCoordinator v0..v3 (key_type 0 = group, 1 = transaction; v1+)
+        -> (error, node_id, host, port)."""
+        body = string(key) + (i8(key_type) if version >= 1 else b"")
+        r = Reader(self.call(FIND_COORDINATOR, version, body))
+        if version >= 1:
+            r.i32()
+        err = r.i16()
+        if version >= 1:
+            r.string()
+        return err, r.i32(), r.string(), r.i32()
+
+    def find_coordinators_v4(self, keys, key_type=0):
+        """FindCoordinator v4 (batched, flexible) -> [(key, error, node_id, host, port)]."""
+        body = i8(key_type) + compact_array([compact_string(k) for k in keys]) + TAGS
+        r = Reader(self.call(FIND_COORDINATOR, 4, body, flexible_req=True))
+        r.i32()
+        out = []
+        for _ in range(r.uvarint() - 1):
+            key, node, host, port, err = (r.compact_string(), r.i32(), r.compact_string(),
+                                          r.i32(), r.i16())
+            r.compact_string()
+            r.tags()
+            out.append((key, err, node, host, port))
+        return out
 
 
 def parse_bootstrap(bootstrap):

@@ -14,8 +14,9 @@ import pytest
 
 from clients import RDK_LOG, ck_create_topic
 import kwire
-from groups_util import NONE, GroupWire, wait_until
-from repl_util import ControlMinikora, isr_full, wait_metadata
+from groups_util import GroupWire, wait_until
+from kwire import NONE
+from repl_util import isr_full, wait_metadata
 
 
 def coordinator_of(bootstrap, group):
@@ -32,11 +33,8 @@ def coordinator_of(bootstrap, group):
 
 
 @pytest.fixture
-def mk(request, tmp_path):
-    m = ControlMinikora(data_dir=tmp_path / "data", name=request.node.name)
-    m.start()
-    yield m
-    m.stop()
+def mk(minikora, tmp_path):
+    return minikora(data_dir=tmp_path / "data", control=True)
 
 
 def test_coordinator_crash_moves_group_and_keeps_offsets(mk, topic_name):
