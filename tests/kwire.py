@@ -12,10 +12,14 @@ request/response shapes the tests need are implemented:
   * ApiVersions (any version; v0 body parsing), Metadata v1..v8, Produce v3..v8 (optionally
     with a transactional id), Fetch v4..v11 (isolation level, rack), ListOffsets v1..v5 and v7
     (flexible; needed for MAX_TIMESTAMP = -3), DescribeCluster, FindCoordinator v0..v4
+  * group APIs (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
+    DescribeGroups, ListGroups, DeleteGroups, OffsetDelete) and the consumer protocol's
+    subscription/assignment; transaction APIs (InitProducerId, DescribeProducers,
+    ListTransactions, DescribeTransactions); OffsetForLeaderEpoch v3
   * the API keys and error codes the tests use, with ename(code) for messages
 
-This is the one home of raw wire helpers: groups_util / txn_util / repl_util add only the
-requests of their own area on top of it (group APIs, transaction APIs, OffsetForLeaderEpoch).
+This is the one home of raw wire helpers; groups_util / txn_util / repl_util keep only what is
+specific to their area (client-driven members, transactional clients, replica files, waits).
 
 The module is stdlib-only so it can also be used from a REPL against a running broker:
 
@@ -654,6 +658,36 @@ def parse_describe_cluster(version, body):
 
 
 # ---------------------------------------------------------------------------------------------
+# Consumer-group protocol (embedded in JoinGroup metadata / SyncGroup assignment)
+# ---------------------------------------------------------------------------------------------
+GROUP_SESSION_MS = 6000      # the broker's minimum session timeout: fast rebalances in tests
+GROUP_REBALANCE_MS = 10000
+
+
+def subscription(topics, user_data=b""):
+    return i16(0) + array(topics, string) + bytes_(user_data)
+
+
+def assignment(parts_by_topic, user_data=b""):
+    """{topic: [partitions]} -> ConsumerProtocolAssignment v0 bytes."""
+    return i16(0) + array([string(t) + array([i32(p) for p in ps])
+                           for t, ps in sorted(parts_by_topic.items())]) + bytes_(user_data)
+
+
+def parse_assignment(data):
+    """ConsumerProtocolAssignment bytes -> {topic: [partitions]} ({} for empty bytes)."""
+    if not data:
+        return {}
+    r = Reader(data)
+    r.i16()
+    out = {}
+    for _ in range(r.i32()):
+        t = r.string()
+        out[t] = sorted(r.array(lambda r: r.i32()) or [])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Connection
 # ---------------------------------------------------------------------------------------------
 class Closed(Exception):
@@ -661,7 +695,8 @@ class Closed(Exception):
 
 
 class Conn:
-    """One TCP connection to one broker.  All waits are bounded by `timeout` seconds."""
+    """One TCP connection to one broker.  All waits are bounded by `timeout` seconds.  The
+    typed helpers send one request and return its parsed answer."""
 
     def __init__(self, host, port, timeout=10.0):
         self.sock = socket.create_connection((host, port), timeout=timeout)
@@ -845,6 +880,348 @@ class Conn:
             r.tags()
             out.append((key, err, node, host, port))
         return out
+
+    # ---- group APIs (non-flexible versions unless said otherwise) ------------------------
+    def join(self, group, member_id="", protocols=None, topics=("t",), session_ms=GROUP_SESSION_MS,
+             rebalance_ms=GROUP_REBALANCE_MS, instance_id=None, protocol_type="consumer", version=5,
+             timeout=None):
+        """JoinGroup v4/v5 (non-flexible).  Returns a dict; blocks until the broker answers."""
+        assert version in (1, 2, 3, 4, 5)
+        if protocols is None:
+            protocols = [("range", subscription(list(topics)))]
+        body = string(group) + i32(session_ms) + i32(rebalance_ms) + string(member_id)
+        if version >= 5:
+            body += string(instance_id)
+        body += string(protocol_type) + array([string(n) + bytes_(m) for n, m in protocols])
+        r = Reader(self.call(JOIN_GROUP, version, body,
+                             timeout=timeout if timeout is not None else self.timeout))
+        if version >= 2:
+            r.i32()
+        out = {"error": r.i16(), "generation": r.i32(), "protocol": r.string(),
+               "leader": r.string(), "member_id": r.string()}
+
+        def member(r):
+            m = {"member_id": r.string()}
+            if version >= 5:
+                m["instance_id"] = r.string()
+            m["metadata"] = r.bytes_()
+            return m
+        out["members"] = r.array(member)
+        return out
+
+    def join_send(self, group, member_id="", topics=("t",), session_ms=GROUP_SESSION_MS,
+                  rebalance_ms=GROUP_REBALANCE_MS, instance_id=None, protocols=None, version=5):
+        """Send a JoinGroup (v3..v5) without waiting; read the answer later with join_recv()."""
+        if protocols is None:
+            protocols = [("range", subscription(list(topics)))]
+        body = string(group) + i32(session_ms) + i32(rebalance_ms) + string(member_id)
+        if version >= 5:
+            body += string(instance_id)
+        body += string("consumer") + array([string(n) + bytes_(m) for n, m in protocols])
+        self._pending = (self.next_corr(), version)
+        self.send(request(JOIN_GROUP, version, self._pending[0], body))
+
+    def join_recv(self, timeout=None):
+        corr, version = self._pending
+        r = Reader(self.recv_frame(timeout))
+        assert r.i32() == corr
+        r.i32()
+        out = {"error": r.i16(), "generation": r.i32(), "protocol": r.string(),
+               "leader": r.string(), "member_id": r.string()}
+        out["members"] = r.array(lambda r: dict(
+            member_id=r.string(), instance_id=r.string() if version >= 5 else None,
+            metadata=r.bytes_()))
+        return out
+
+    def sync(self, group, generation, member_id, assignments=None, instance_id=None, version=3,
+             timeout=None):
+        """SyncGroup v3 (assignments: {member_id: bytes}) -> (error, assignment bytes)."""
+        body = string(group) + i32(generation) + string(member_id)
+        if version >= 3:
+            body += string(instance_id)
+        body += array([string(m) + bytes_(a) for m, a in (assignments or {}).items()])
+        r = Reader(self.call(SYNC_GROUP, version, body,
+                             timeout=timeout if timeout is not None else self.timeout))
+        if version >= 1:
+            r.i32()
+        return r.i16(), r.bytes_()
+
+    def sync_send(self, group, generation, member_id, assignments=None, instance_id=None):
+        body = (string(group) + i32(generation) + string(member_id) + string(instance_id)
+                + array([string(m) + bytes_(a) for m, a in (assignments or {}).items()]))
+        self._pending = (self.next_corr(), 3)
+        self.send(request(SYNC_GROUP, 3, self._pending[0], body))
+
+    def sync_recv(self, timeout=None):
+        r = Reader(self.recv_frame(timeout))
+        assert r.i32() == self._pending[0]
+        r.i32()
+        return r.i16(), r.bytes_()
+
+    def heartbeat(self, group, generation, member_id, instance_id=None, version=3):
+        body = string(group) + i32(generation) + string(member_id)
+        if version >= 3:
+            body += string(instance_id)
+        r = Reader(self.call(HEARTBEAT, version, body))
+        if version >= 1:
+            r.i32()
+        return r.i16()
+
+    def leave(self, group, members):
+        """LeaveGroup v3: members [(member_id, instance_id)] -> (error, [(mid, iid, error)])."""
+        body = string(group) + array([string(m) + string(i) for m, i in members])
+        r = Reader(self.call(LEAVE_GROUP, 3, body))
+        r.i32()
+        err = r.i16()
+        return err, r.array(lambda r: (r.string(), r.string(), r.i16()))
+
+    def leave_v1(self, group, member_id):
+        r = Reader(self.call(LEAVE_GROUP, 1, string(group) + string(member_id)))
+        r.i32()
+        return r.i16()
+
+    def commit(self, group, offsets, generation=-1, member_id="", instance_id=None, version=7):
+        """OffsetCommit v7 (or v2..v6): offsets {(topic, p): offset or (offset, metadata[, epoch])}.
+        Returns {(topic, p): error}."""
+        by_topic = {}
+        for (t, p), v in offsets.items():
+            if not isinstance(v, tuple):
+                v = (v, "")
+            off, meta = v[0], v[1]
+            epoch = v[2] if len(v) > 2 else -1
+            by_topic.setdefault(t, []).append((p, off, meta, epoch))
+        body = string(group) + i32(generation) + string(member_id)
+        if version >= 7:
+            body += string(instance_id)
+        if 2 <= version <= 4:
+            body += i64(-1)
+        body += array([string(t) + array([i32(p) + i64(o) + (i32(e) if version >= 6 else b"")
+                                          + string(m) for p, o, m, e in parts])
+                       for t, parts in by_topic.items()])
+        r = Reader(self.call(OFFSET_COMMIT, version, body))
+        if version >= 3:
+            r.i32()
+        out = {}
+        for _ in range(r.i32()):
+            t = r.string()
+            for _ in range(r.i32()):
+                p, e = r.i32(), r.i16()
+                out[(t, p)] = e
+        return out
+
+    def fetch_offsets(self, group, topics=None):
+        """OffsetFetch v5: topics {topic: [partitions]} or None for all.
+        Returns (error, {(topic, p): (offset, epoch, metadata, error)})."""
+        if topics is None:
+            tb = i32(-1)
+        else:
+            tb = array([string(t) + array([i32(p) for p in ps]) for t, ps in topics.items()])
+        r = Reader(self.call(OFFSET_FETCH, 5, string(group) + tb))
+        r.i32()
+        out = {}
+        for _ in range(r.i32()):
+            t = r.string()
+            for _ in range(r.i32()):
+                p, off, ep, meta, e = r.i32(), r.i64(), r.i32(), r.string(), r.i16()
+                out[(t, p)] = (off, ep, meta, e)
+        return r.i16(), out
+
+    def fetch_offsets_v8(self, groups):
+        """OffsetFetch v8 (flexible, multi-group): groups {group: {topic: [p]} or None}.
+        Returns {group: (error, {(topic, p): (offset, epoch, metadata, error)})}."""
+        gb = []
+        for g, topics in groups.items():
+            if topics is None:
+                tb = uvarint(0)
+            else:
+                tb = compact_array([compact_string(t) + compact_array([i32(p) for p in ps])
+                                    + TAGS for t, ps in topics.items()])
+            gb.append(compact_string(g) + tb + TAGS)
+        body = compact_array(gb) + boolean(False) + TAGS
+        r = Reader(self.call(OFFSET_FETCH, 8, body, flexible_req=True))
+        r.i32()
+        out = {}
+        for _ in range(r.uvarint() - 1):
+            g = r.compact_string()
+            offs = {}
+            for _ in range(r.uvarint() - 1):
+                t = r.compact_string()
+                for _ in range(r.uvarint() - 1):
+                    p, off, ep, meta, e = (r.i32(), r.i64(), r.i32(), r.compact_string(),
+                                           r.i16())
+                    r.tags()
+                    offs[(t, p)] = (off, ep, meta, e)
+                r.tags()
+            err = r.i16()
+            r.tags()
+            out[g] = (err, offs)
+        return out
+
+    def describe(self, groups):
+        """DescribeGroups v4 -> {group: {error, state, protocol_type, protocol, members}}."""
+        body = array([string(g) for g in groups]) + boolean(False)
+        r = Reader(self.call(DESCRIBE_GROUPS, 4, body))
+        r.i32()
+        out = {}
+        for _ in range(r.i32()):
+            d = {"error": r.i16()}
+            gid = r.string()
+            d.update(state=r.string(), protocol_type=r.string(), protocol=r.string())
+            d["members"] = r.array(lambda r: {
+                "member_id": r.string(), "instance_id": r.string(), "client_id": r.string(),
+                "client_host": r.string(), "metadata": r.bytes_(), "assignment": r.bytes_()})
+            r.i32()
+            out[gid] = d
+        return out
+
+    def list_groups(self, states=None):
+        """ListGroups v2, or v4 (flexible) with a state filter -> {group: (protocol_type, state)}."""
+        if states is None:
+            r = Reader(self.call(LIST_GROUPS, 2, b""))
+            r.i32()
+            err = r.i16()
+            groups = r.array(lambda r: (r.string(), r.string()))
+            return err, {g: (pt, None) for g, pt in groups}
+        body = compact_array([compact_string(s) for s in states]) + TAGS
+        r = Reader(self.call(LIST_GROUPS, 4, body, flexible_req=True))
+        r.i32()
+        err = r.i16()
+        out = {}
+        for _ in range(r.uvarint() - 1):
+            g, pt, st = r.compact_string(), r.compact_string(), r.compact_string()
+            r.tags()
+            out[g] = (pt, st)
+        return err, out
+
+    def delete_groups(self, groups):
+        r = Reader(self.call(DELETE_GROUPS, 1, array([string(g) for g in groups])))
+        r.i32()
+        return dict(r.array(lambda r: (r.string(), r.i16())))
+
+    def offset_delete(self, group, topics):
+        """OffsetDelete v0: topics {topic: [p]} -> (error, {(topic, p): error})."""
+        body = string(group) + array([string(t) + array([i32(p) for p in ps])
+                                      for t, ps in topics.items()])
+        r = Reader(self.call(OFFSET_DELETE, 0, body))
+        err = r.i16()
+        r.i32()
+        out = {}
+        for _ in range(r.i32()):
+            t = r.string()
+            for _ in range(r.i32()):
+                p, e = r.i32(), r.i16()
+                out[(t, p)] = e
+        return err, out
+
+    # ---- transaction APIs ----------------------------------------------------------------
+    def init_producer_id(self, tid=None, timeout_ms=60000, pid=-1, epoch=-1, version=4):
+        """InitProducerId v0..v1 (classic) or v2+ (flexible; pid/epoch v3+)
+        -> (error, pid, epoch)."""
+        if version >= 2:
+            body = compact_string(tid) + i32(timeout_ms)
+            if version >= 3:
+                body += i64(pid) + i16(epoch)
+            body += TAGS
+            r = Reader(self.call(INIT_PRODUCER_ID, version, body, flexible_req=True))
+        else:
+            body = string(tid) + i32(timeout_ms)
+            r = Reader(self.call(INIT_PRODUCER_ID, version, body))
+        r.i32()
+        return r.i16(), r.i64(), r.i16()
+
+    def describe_producers(self, topic, partitions):
+        """DescribeProducers v0 -> {partition: (error, [{pid, epoch, last_seq, last_ts,
+        coord_epoch, txn_start}])}"""
+        body = (compact_array([compact_string(topic)
+                               + compact_array([i32(p) for p in partitions])
+                               + TAGS]) + TAGS)
+        r = Reader(self.call(DESCRIBE_PRODUCERS, 0, body, flexible_req=True))
+        r.i32()
+        out = {}
+
+        def prod(r):
+            d = {"pid": r.i64(), "epoch": r.i32(), "last_seq": r.i32(), "last_ts": r.i64(),
+                 "coord_epoch": r.i32(), "txn_start": r.i64()}
+            r.tags()
+            return d
+
+        def part(r):
+            idx, err = r.i32(), r.i16()
+            r.compact_string()
+            ps = r.compact_array(prod) or []
+            r.tags()
+            out[idx] = (err, ps)
+
+        def top(r):
+            r.compact_string()
+            r.compact_array(part)
+            r.tags()
+        r.compact_array(top)
+        r.tags()
+        return out
+
+    def list_transactions(self, states=(), pids=(), duration_ms=None):
+        """ListTransactions v0 (v1 with duration) -> (error, [(tid, pid, state)])"""
+        v = 1 if duration_ms is not None else 0
+        body = (compact_array([compact_string(s) for s in states])
+                + compact_array([i64(p) for p in pids]))
+        if v >= 1:
+            body += i64(duration_ms)
+        body += TAGS
+        r = Reader(self.call(LIST_TRANSACTIONS, v, body, flexible_req=True))
+        r.i32()
+        err = r.i16()
+        r.compact_array(lambda r: r.compact_string())
+
+        def st(r):
+            x = (r.compact_string(), r.i64(), r.compact_string())
+            r.tags()
+            return x
+        states_out = r.compact_array(st) or []
+        r.tags()
+        return err, states_out
+
+    def describe_transactions(self, tids):
+        """DescribeTransactions v0 -> {tid: {error, state, timeout_ms, start_ms, pid, epoch,
+        partitions: set((topic, p))}}"""
+        body = compact_array([compact_string(t) for t in tids]) + TAGS
+        r = Reader(self.call(DESCRIBE_TRANSACTIONS, 0, body, flexible_req=True))
+        r.i32()
+        out = {}
+
+        def topic(r):
+            name = r.compact_string()
+            ps = r.compact_array(lambda r: r.i32()) or []
+            r.tags()
+            return [(name, p) for p in ps]
+
+        def st(r):
+            d = {"error": r.i16()}
+            tid = r.compact_string()
+            d.update(state=r.compact_string(), timeout_ms=r.i32(), start_ms=r.i64(), pid=r.i64(),
+                     epoch=r.i16())
+            d["partitions"] = set(x for t in (r.compact_array(topic) or []) for x in t)
+            r.tags()
+            out[tid] = d
+        r.compact_array(st)
+        r.tags()
+        return out
+
+    # ---- replication ---------------------------------------------------------------------
+    def offset_for_leader_epoch(self, topic, partition, epoch, current_epoch=-1):
+        """OffsetForLeaderEpoch v3 (one partition) -> (error, leader_epoch, end_offset)."""
+        body = (i32(-1) + array([string(topic) + array(
+            [i32(partition) + i32(current_epoch) + i32(epoch)])]))
+        r = Reader(self.call(OFFSET_FOR_LEADER_EPOCH, 3, body))
+        r.i32()
+        out = []
+        for _ in range(r.i32()):
+            r.string()
+            for _ in range(r.i32()):
+                err, _p, ep, end = r.i16(), r.i32(), r.i32(), r.i64()
+                out.append((err, ep, end))
+        assert len(out) == 1, out
+        return out[0]
 
 
 def parse_bootstrap(bootstrap):

@@ -162,17 +162,5 @@ def raw_fetch_all(mk, broker, topic, partition, rack=None, max_rounds=200):
 # ---------------------------------------------------------------------------------------------
 def offset_for_leader_epoch(mk, broker, topic, partition, epoch, current_epoch=-1):
     """-> (error, leader_epoch, end_offset) as `broker` answers for `epoch`."""
-    body = (kwire.i32(-1) + kwire.array([kwire.string(topic) + kwire.array(
-        [kwire.i32(partition) + kwire.i32(current_epoch) + kwire.i32(epoch)])]))
     with mk.wire(broker) as c:
-        resp = c.call(kwire.OFFSET_FOR_LEADER_EPOCH, 3, body)
-    r = kwire.Reader(resp)
-    r.i32()
-    out = []
-    for _ in range(r.i32()):
-        r.string()
-        for _ in range(r.i32()):
-            err, _p, ep, end = r.i16(), r.i32(), r.i32(), r.i64()
-            out.append((err, ep, end))
-    assert len(out) == 1, out
-    return out[0]
+        return c.offset_for_leader_epoch(topic, partition, epoch, current_epoch)

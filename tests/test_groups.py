@@ -70,7 +70,7 @@ def test_three_consumers_share_exactly_once(cluster, group_for, kind, record_pro
     assert all(len(m.assignment) == 2 for m in g.members), g.members
     # the broker's view: the same three members, and their assignments as the clients see them
     by_client = sorted(sorted(m.assignment) for m in g.members)
-    by_broker = sorted(gu.parse_assignment(m["assignment"]).get(g.topic, []) for m in d["members"])
+    by_broker = sorted(kwire.parse_assignment(m["assignment"]).get(g.topic, []) for m in d["members"])
     assert by_broker == by_client, (d, g.members)
     events = [(m.assign_events, m.revoke_events) for m in g.members]
     gen0, err = gu.probe_generation(cluster.bootstrap, g.group, d["members"][0]["member_id"])

@@ -111,7 +111,7 @@ def test_confluent_admin_list_and_describe(cluster, setup):
     assert gm.error is None or gm.error.code() == 0, gm.error
     assert (gm.state, gm.protocol_type, gm.protocol) == ("Stable", "consumer", "range")
     assert len(gm.members) == 2
-    parts = sorted(p for m in gm.members for p in gu.parse_assignment(m.assignment).get(topic, []))
+    parts = sorted(p for m in gm.members for p in kwire.parse_assignment(m.assignment).get(topic, []))
     assert parts == list(range(PARTITIONS))
     empty_group(g)
     (gm,) = admin.list_groups(g.group, timeout=15)

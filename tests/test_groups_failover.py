@@ -14,7 +14,7 @@ import pytest
 
 from clients import RDK_LOG, ck_create_topic
 import kwire
-from groups_util import GroupWire, wait_until
+from groups_util import wait_until
 from kwire import NONE
 from repl_util import isr_full, wait_metadata
 
@@ -23,7 +23,7 @@ def coordinator_of(bootstrap, group):
     """The coordinator's node id, asked of the first broker that answers (some are down)."""
     for host, port in kwire.parse_bootstrap(bootstrap):
         try:
-            with GroupWire(host, port, timeout=5) as c:
+            with kwire.Conn(host, port, timeout=5) as c:
                 err, node, _, _ = c.find_coordinator(group)
         except OSError:
             continue

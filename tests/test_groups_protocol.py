@@ -1,4 +1,4 @@
-"""Group coordinator over the raw protocol (tests/groups_util.py GroupWire): the error paths of
+"""Group coordinator over the raw protocol (kwire.Conn's group APIs): the error paths of
 issue 3 (unknown group, wrong generation, oversize metadata, a member that never sends
 SyncGroup, a request to the wrong broker, MEMBER_ID_REQUIRED, NON_EMPTY_GROUP) and the state
 machine details real clients rely on (static membership, session expiry, protocol selection,
@@ -130,8 +130,8 @@ def test_join_v4_without_member_id_gets_member_id_required(coord, gid, topic):
     assert r["error"] == kwire.NONE, kwire.ename(r["error"])
     assert r["member_id"] == assigned and r["leader"] == assigned and r["generation"] >= 1
     assert [m["member_id"] for m in r["members"]] == [assigned]
-    err, a = coord.sync(gid, r["generation"], assigned, {assigned: gu.assignment({topic: [0]})})
-    assert err == kwire.NONE and gu.parse_assignment(a) == {topic: [0]}
+    err, a = coord.sync(gid, r["generation"], assigned, {assigned: kwire.assignment({topic: [0]})})
+    assert err == kwire.NONE and kwire.parse_assignment(a) == {topic: [0]}
     assert coord.heartbeat(gid, r["generation"], assigned) == kwire.NONE
     # v3 and older have no MEMBER_ID_REQUIRED: a new member is taken at once
     gid3 = gid + "-v3"
@@ -158,7 +158,7 @@ def test_join_bad_session_timeout_and_inconsistent_protocols(coord, gid, topic):
         with gu.coordinator(coord_bootstrap(coord), gid) as c:
             r = c.join(gid, "", topics=[topic], protocol_type="connect", version=3)
             assert r["error"] == kwire.INCONSISTENT_GROUP_PROTOCOL, kwire.ename(r["error"])
-            r = c.join(gid, "", protocols=[("roundrobin", gu.subscription([topic]))], version=3)
+            r = c.join(gid, "", protocols=[("roundrobin", kwire.subscription([topic]))], version=3)
             assert r["error"] == kwire.INCONSISTENT_GROUP_PROTOCOL, kwire.ename(r["error"])
         assert g.heartbeat(0) == kwire.NONE, "rejected joins must not disturb the group"
     finally:
@@ -168,11 +168,11 @@ def test_join_bad_session_timeout_and_inconsistent_protocols(coord, gid, topic):
 @pytest.mark.timeout(30)
 def test_protocol_selection(cluster, gid, topic):
     """The chosen protocol is one every member supports, by the members' preference votes."""
-    sub = gu.subscription([topic])
+    sub = kwire.subscription([topic])
     with gu.coordinator(cluster.bootstrap, gid) as a, gu.coordinator(cluster.bootstrap, gid) as b:
         ra = a.join(gid, "", protocols=[("range", sub), ("roundrobin", sub)], version=3)
         assert ra["error"] == kwire.NONE and ra["protocol"] == "range", ra
-        a.sync(gid, ra["generation"], ra["member_id"], {ra["member_id"]: gu.assignment({})})
+        a.sync(gid, ra["generation"], ra["member_id"], {ra["member_id"]: kwire.assignment({})})
         b.join_send(gid, "", protocols=[("roundrobin", sub), ("sticky", sub)], version=3)
         gu.wait_until(lambda: a.heartbeat(gid, ra["generation"], ra["member_id"])
                       == kwire.REBALANCE_IN_PROGRESS, 10, "a told to rejoin")
@@ -299,7 +299,7 @@ def test_follower_never_sends_sync_group(cluster, gid, topic):
         rb, ra = b.join_recv(), g.conns[0].join_recv()
         gen = ra["generation"]
         err, _ = g.conns[0].sync(gid, gen, g.ids[0], {
-            g.ids[0]: gu.assignment({topic: [0, 1]}), bid: gu.assignment({topic: [2, 3]})})
+            g.ids[0]: kwire.assignment({topic: [0, 1]}), bid: kwire.assignment({topic: [2, 3]})})
         assert err == kwire.NONE
         deadline = time.monotonic() + rt / 1000.0 + 4
         seen = []
@@ -365,7 +365,7 @@ def test_static_member_rejoin_keeps_generation(cluster, gid, topic):
             assert r["generation"] == gen and r["member_id"] != old_b, r
             assert r["members"] == [] and r["leader"] == g.leader, r
             err, a = nb.sync(gid, gen, r["member_id"], instance_id=iids[1])
-            assert err == kwire.NONE and gu.parse_assignment(a) == g.assignments[1]
+            assert err == kwire.NONE and kwire.parse_assignment(a) == g.assignments[1]
             # no rebalance for the others
             assert g.heartbeat(0) == kwire.NONE and g.heartbeat(2) == kwire.NONE
             d = nb.describe([gid])[gid]
@@ -374,7 +374,7 @@ def test_static_member_rejoin_keeps_generation(cluster, gid, topic):
             r = g.conns[0].join(gid, "", topics=[topic], instance_id=iids[0], timeout=5)
             assert r["error"] == kwire.NONE and r["generation"] == gen, r
             err, a = g.conns[0].sync(gid, gen, r["member_id"], instance_id=iids[0])
-            assert err == kwire.NONE and gu.parse_assignment(a) == g.assignments[0]
+            assert err == kwire.NONE and kwire.parse_assignment(a) == g.assignments[0]
             assert g.heartbeat(2) == kwire.NONE
     finally:
         g.close()

@@ -396,7 +396,7 @@ def test_process_restart_with_open_transaction(tmp_path, topic_name, request):
         assert all(lso < hw for lso, hw in lh.values()), \
             "after the restart the transaction is still open, the LSO must be held: %s" % lh
         with mk.wire(tu.txn_coordinator(mk, tid)) as c:
-            d = tu.describe_transactions(c, [tid])[tid]
+            d = c.describe_transactions([tid])[tid]
         assert d["error"] == 0 and d["state"] == "Ongoing" and len(d["partitions"]) == P, d
         prod2 = tu.txn_producer(mk.bootstrap, tid)
         prod2.init_transactions(20)
@@ -496,7 +496,7 @@ def test_transaction_timeout_aborts_and_lso_advances(ctl, topic_name):
     assert waited < 5.5, "transaction aborted only %.1f s after it was opened" % waited
     tu.wait_lso_eq_hw(ctl, topic, [0], timeout=2)
     with ctl.wire(tu.txn_coordinator(ctl, tid)) as c:
-        d = tu.describe_transactions(c, [tid])[tid]
+        d = c.describe_transactions([tid])[tid]
     assert d["error"] == 0 and d["state"] == "CompleteAbort" and d["epoch"] >= 1, d
     # the producer that let it time out cannot commit it
     with pytest.raises(ck.KafkaException) as ei:
@@ -574,9 +574,9 @@ def test_raw_idempotence(ctl, topic_name):
     leader = tu.leaders(ctl, topic)[0]
     with ctl.wire(leader) as c:
         for v in (0, 1, 2, 4):
-            err, pid0, ep0 = tu.init_producer_id(c, None, version=v)
+            err, pid0, ep0 = c.init_producer_id(None, version=v)
             assert err == 0 and pid0 >= 0 and ep0 == 0, (v, err, pid0, ep0)
-        err, pid, epoch = tu.init_producer_id(c, None)
+        err, pid, epoch = c.init_producer_id(None)
         assert err == 0 and pid >= 0 and epoch == 0 and pid != pid0, (err, pid, epoch)
 
         def hw():
@@ -595,7 +595,7 @@ def test_raw_idempotence(ctl, topic_name):
         assert err == kwire.OUT_OF_ORDER_SEQUENCE_NUMBER, err
         assert hw() == 4
         # epoch bump (KIP-360): same producer id, epoch + 1, sequences restart at 0
-        err, pid2, epoch2 = tu.init_producer_id(c, None, pid=pid, epoch=epoch)
+        err, pid2, epoch2 = c.init_producer_id(None, pid=pid, epoch=epoch)
         assert (err, pid2, epoch2) == (0, pid, epoch + 1)
         err, _ = c.produce_one(topic, 0, tu.idem_batch([b"y"], pid, epoch2, 5), version=8)
         assert err == kwire.OUT_OF_ORDER_SEQUENCE_NUMBER, \
@@ -605,7 +605,7 @@ def test_raw_idempotence(ctl, topic_name):
         err, _ = c.produce_one(topic, 0, tu.idem_batch([b"z"], pid, epoch, 4), version=8)
         assert err == kwire.INVALID_PRODUCER_EPOCH, err
         assert hw() == 5
-        dp = tu.describe_producers(c, topic, [0])
+        dp = c.describe_producers(topic, [0])
         assert dp[0][0] == 0, dp
         mine = [s for s in dp[0][1] if s["pid"] == pid]
         assert len(mine) == 1 and mine[0]["epoch"] == epoch2 and mine[0]["last_seq"] == 0 \
@@ -619,7 +619,7 @@ def test_raw_idempotence(ctl, topic_name):
     # DescribeProducers to a follower: NOT_LEADER_OR_FOLLOWER
     follower = next(b for b in range(1, 7) if b != leader)
     with ctl.wire(follower) as c:
-        assert tu.describe_producers(c, topic, [0])[0][0] in (6,), "follower answered"
+        assert c.describe_producers(topic, [0])[0][0] in (6,), "follower answered"
 
 
 @pytest.mark.timeout(15)
@@ -628,7 +628,7 @@ def test_raw_error_answers_base_offset_minus_one(ctl, topic_name):
     topic = topic_name()
     make_topic(ctl, topic, 1)
     with ctl.wire(tu.leaders(ctl, topic)[0]) as c:
-        _, pid, epoch = tu.init_producer_id(c, None)
+        _, pid, epoch = c.init_producer_id(None)
         assert c.produce_one(topic, 0, tu.idem_batch([b"a"], pid, epoch, 0), version=8) == (0, 0)
         assert c.produce_one(topic, 0, tu.idem_batch([b"b"], pid, epoch, 7), version=8) == (
             kwire.OUT_OF_ORDER_SEQUENCE_NUMBER, -1)
@@ -651,40 +651,40 @@ def test_raw_describe_and_list_transactions(ctl, topic_name):
         unknown = next(u for u in ("no-such-%d-%s" % (i, tid) for i in range(200))
                        if c.find_coordinator(u, key_type=1, version=1)[:2] == (0, coord))
     with ctl.wire(coord) as c:
-        d = tu.describe_transactions(c, [tid, unknown])
+        d = c.describe_transactions([tid, unknown])
         st = d[tid]
         assert st["error"] == 0 and st["state"] == "Ongoing", st
         assert st["timeout_ms"] == 45000 and st["pid"] >= 0 and st["epoch"] >= 0, st
         assert st["partitions"] == {(topic, p) for p in range(P)}, st
         assert abs(st["start_ms"] - time.time() * 1000) < 60000, st
         assert d[unknown]["error"] == kwire.TRANSACTIONAL_ID_NOT_FOUND, d
-        err, lst = tu.list_transactions(c)
+        err, lst = c.list_transactions()
         assert err == 0 and (tid, st["pid"], "Ongoing") in lst, lst
-        err, lst = tu.list_transactions(c, states=["Ongoing"], pids=[st["pid"]])
+        err, lst = c.list_transactions(states=["Ongoing"], pids=[st["pid"]])
         assert err == 0 and lst == [(tid, st["pid"], "Ongoing")], lst
-        err, lst = tu.list_transactions(c, states=["CompleteCommit"], pids=[st["pid"]])
+        err, lst = c.list_transactions(states=["CompleteCommit"], pids=[st["pid"]])
         assert err == 0 and lst == [], lst
     other = next(b for b in range(1, 7) if b != coord)
     with ctl.wire(other) as c:
-        d = tu.describe_transactions(c, [tid])
+        d = c.describe_transactions([tid])
         assert d[tid]["error"] == kwire.NOT_COORDINATOR, d
-        err, lst = tu.list_transactions(c)
+        err, lst = c.list_transactions()
         assert err == 0 and tid not in [x[0] for x in lst], lst
     ld = tu.leaders(ctl, topic)
     for p in range(P):
         with ctl.wire(ld[p]) as c:
-            dp = tu.describe_producers(c, topic, [p])[p]
+            dp = c.describe_producers(topic, [p])[p]
         mine = [s for s in dp[1] if s["pid"] == st["pid"]]
         assert dp[0] == 0 and len(mine) == 1 and mine[0]["txn_start"] == acked[b"v%d" % p][1], dp
     prod.commit_transaction(15)
     with ctl.wire(coord) as c:
-        st = tu.describe_transactions(c, [tid])[tid]
+        st = c.describe_transactions([tid])[tid]
         assert st["state"] == "CompleteCommit" and st["partitions"] == set(), st
-        err, lst = tu.list_transactions(c, states=["Ongoing"])
+        err, lst = c.list_transactions(states=["Ongoing"])
         assert tid not in [x[0] for x in lst], lst
     for p in range(P):
         with ctl.wire(ld[p]) as c:
-            dp = tu.describe_producers(c, topic, [p])[p]
+            dp = c.describe_producers(topic, [p])[p]
         mine = [s for s in dp[1] if s["pid"] == st["pid"]]
         assert len(mine) == 1 and mine[0]["txn_start"] == -1, dp
 
@@ -706,12 +706,12 @@ def test_raw_duplicate_with_acks_all_waits_for_replication(slow_repl_ctl, topic_
     leader = tu.leaders(mk, topic)[0]
     c1, c2, c3 = mk.wire(leader), mk.wire(leader), mk.wire(leader)
     try:
-        _, pid, epoch = tu.init_producer_id(c3, None)
+        _, pid, epoch = c3.init_producer_id(None)
         batch = tu.idem_batch([b"precious"], pid, epoch, 0)
         # the original, parked (acks=all)
         c1.send(kwire.request(kwire.PRODUCE, 8, 4242, kwire.produce_body(8, topic, 0, batch)))
         deadline = time.monotonic() + 5
-        while not tu.describe_producers(c3, topic, [0])[0][1]:  # appended on the leader
+        while not c3.describe_producers(topic, [0])[0][1]:  # appended on the leader
             assert time.monotonic() < deadline, "the original batch was never appended"
             time.sleep(0.005)  # bounded
         t0 = time.monotonic()

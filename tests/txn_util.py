@@ -1,9 +1,9 @@
 """Helpers for the idempotence / transactions tests (tests/test_txn.py, issue 5).
 
-* The transaction APIs on top of kwire: InitProducerId, DescribeProducers, ListTransactions,
-  DescribeTransactions; idem_batch() (kwire.record_batch with producer id, epoch, sequence);
-  list_offsets() with an isolation level.  FindCoordinator, Produce, Fetch, the batch decoders
-  and the error codes are kwire's.
+* The wire side is kwire's (kwire.Conn has InitProducerId, DescribeProducers, ListTransactions,
+  DescribeTransactions, FindCoordinator, Produce, Fetch; kwire has the batch decoders and the
+  error codes); here: idem_batch() (kwire.record_batch with producer id, epoch, sequence) and
+  list_offsets() as {partition: (error, offset)} with an isolation level.
 * lso_hw(): per partition (LSO, HW) = ListOffsets latest with read_committed / read_uncommitted,
   asked of the partition's leader; wait_lso_eq_hw() waits (bounded) until no partition has a
   hanging transaction.
@@ -28,7 +28,7 @@ READ_COMMITTED = 1
 
 
 # ---------------------------------------------------------------------------------------------
-# FindCoordinator (transaction key) / InitProducerId
+# FindCoordinator (transaction key)
 # ---------------------------------------------------------------------------------------------
 def txn_coordinator(mk, tid, timeout=15):
     """Broker id coordinating transactional id `tid` (bounded retry while it moves)."""
@@ -46,21 +46,6 @@ def txn_coordinator(mk, tid, timeout=15):
         if time.monotonic() >= deadline:
             raise AssertionError("FindCoordinator(%s, txn): %r" % (tid, last))
         time.sleep(0.05)  # bounded by `timeout`
-
-
-def init_producer_id(c, tid=None, timeout_ms=60000, pid=-1, epoch=-1, version=4):
-    """InitProducerId v0..v1 (classic) or v2+ (flexible; pid/epoch v3+) -> (error, pid, epoch)."""
-    if version >= 2:
-        body = kwire.compact_string(tid) + kwire.i32(timeout_ms)
-        if version >= 3:
-            body += kwire.i64(pid) + kwire.i16(epoch)
-        body += kwire.TAGS
-        r = kwire.Reader(c.call(kwire.INIT_PRODUCER_ID, version, body, flexible_req=True))
-    else:
-        body = kwire.string(tid) + kwire.i32(timeout_ms)
-        r = kwire.Reader(c.call(kwire.INIT_PRODUCER_ID, version, body))
-    r.i32()
-    return r.i16(), r.i64(), r.i16()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,89 +105,6 @@ def wait_lso_eq_hw(mk, topic, partitions, timeout=10, what=""):
             raise AssertionError("%s: hanging transaction on %s after %.0f s: {p: (LSO, HW)} = %s"
                                  % (what, topic, timeout, v))
         time.sleep(0.05)  # bounded by `timeout`
-
-
-# ---------------------------------------------------------------------------------------------
-# DescribeProducers / ListTransactions / DescribeTransactions (flexible v0)
-# ---------------------------------------------------------------------------------------------
-def describe_producers(c, topic, partitions):
-    """-> {partition: (error, [{pid, epoch, last_seq, last_ts, coord_epoch, txn_start}])}"""
-    body = (kwire.compact_array([kwire.compact_string(topic)
-                                 + kwire.compact_array([kwire.i32(p) for p in partitions])
-                                 + kwire.TAGS]) + kwire.TAGS)
-    r = kwire.Reader(c.call(kwire.DESCRIBE_PRODUCERS, 0, body, flexible_req=True))
-    r.i32()
-    out = {}
-
-    def prod(r):
-        d = {"pid": r.i64(), "epoch": r.i32(), "last_seq": r.i32(), "last_ts": r.i64(),
-             "coord_epoch": r.i32(), "txn_start": r.i64()}
-        r.tags()
-        return d
-
-    def part(r):
-        idx, err = r.i32(), r.i16()
-        r.compact_string()
-        ps = r.compact_array(prod) or []
-        r.tags()
-        out[idx] = (err, ps)
-
-    def top(r):
-        r.compact_string()
-        r.compact_array(part)
-        r.tags()
-    r.compact_array(top)
-    r.tags()
-    return out
-
-
-def list_transactions(c, states=(), pids=(), duration_ms=None):
-    """ListTransactions v0 (v1 with duration) -> (error, [(tid, pid, state)])"""
-    v = 1 if duration_ms is not None else 0
-    body = (kwire.compact_array([kwire.compact_string(s) for s in states])
-            + kwire.compact_array([kwire.i64(p) for p in pids]))
-    if v >= 1:
-        body += kwire.i64(duration_ms)
-    body += kwire.TAGS
-    r = kwire.Reader(c.call(kwire.LIST_TRANSACTIONS, v, body, flexible_req=True))
-    r.i32()
-    err = r.i16()
-    r.compact_array(lambda r: r.compact_string())
-
-    def st(r):
-        x = (r.compact_string(), r.i64(), r.compact_string())
-        r.tags()
-        return x
-    states_out = r.compact_array(st) or []
-    r.tags()
-    return err, states_out
-
-
-def describe_transactions(c, tids):
-    """DescribeTransactions v0 -> {tid: {error, state, timeout_ms, start_ms, pid, epoch,
-    partitions: set((topic, p))}}"""
-    body = kwire.compact_array([kwire.compact_string(t) for t in tids]) + kwire.TAGS
-    r = kwire.Reader(c.call(kwire.DESCRIBE_TRANSACTIONS, 0, body, flexible_req=True))
-    r.i32()
-    out = {}
-
-    def topic(r):
-        name = r.compact_string()
-        ps = r.compact_array(lambda r: r.i32()) or []
-        r.tags()
-        return [(name, p) for p in ps]
-
-    def st(r):
-        d = {"error": r.i16()}
-        tid = r.compact_string()
-        d.update(state=r.compact_string(), timeout_ms=r.i32(), start_ms=r.i64(), pid=r.i64(),
-                 epoch=r.i16())
-        d["partitions"] = set(x for t in (r.compact_array(topic) or []) for x in t)
-        r.tags()
-        out[tid] = d
-    r.compact_array(st)
-    r.tags()
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
