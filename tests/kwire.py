@@ -687,6 +687,17 @@ def parse_assignment(data):
     return out
 
 
+def _partition_errors(r):
+    """[topic, [partition, error_code]] (classic arrays) -> {(topic, partition): error_code}."""
+    out = {}
+    for _ in range(r.i32()):
+        t = r.string()
+        for _ in range(r.i32()):
+            p, e = r.i32(), r.i16()
+            out[(t, p)] = e
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Connection
 # ---------------------------------------------------------------------------------------------
@@ -1001,13 +1012,7 @@ class Conn:
         r = Reader(self.call(OFFSET_COMMIT, version, body))
         if version >= 3:
             r.i32()
-        out = {}
-        for _ in range(r.i32()):
-            t = r.string()
-            for _ in range(r.i32()):
-                p, e = r.i32(), r.i16()
-                out[(t, p)] = e
-        return out
+        return _partition_errors(r)
 
     def fetch_offsets(self, group, topics=None):
         """OffsetFetch v5: topics {topic: [partitions]} or None for all.
@@ -1105,13 +1110,7 @@ class Conn:
         r = Reader(self.call(OFFSET_DELETE, 0, body))
         err = r.i16()
         r.i32()
-        out = {}
-        for _ in range(r.i32()):
-            t = r.string()
-            for _ in range(r.i32()):
-                p, e = r.i32(), r.i16()
-                out[(t, p)] = e
-        return err, out
+        return err, _partition_errors(r)
 
     # ---- transaction APIs ----------------------------------------------------------------
     def init_producer_id(self, tid=None, timeout_ms=60000, pid=-1, epoch=-1, version=4):
