@@ -36,7 +36,12 @@ DEFAULT_TIMEOUT = float(os.environ.get("MINIKORA_TEST_TIMEOUT", "90"))
 # ---------------------------------------------------------------------------------------------
 # Per-test time limit
 # ---------------------------------------------------------------------------------------------
+_config = None  # for the watchdog
+
+
 def pytest_configure(config):
+    global _config
+    _config = config
     config.addinivalue_line("markers", "timeout(seconds): per-test time limit (default %d s)"
                             % DEFAULT_TIMEOUT)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -51,9 +56,19 @@ def _on_alarm(signum, frame):
 
 
 def _kill_everything_and_exit(limit, nodeid):
-    sys.stderr.write("\n*** WATCHDOG: %s still running %.0f s past its %.0f s limit; "
-                     "killing minikora processes and exiting ***\n" % (nodeid, 30, limit))
-    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    # pytest captures fd 2 during the test and that capture is lost on os._exit: give the
+    # terminal back first, so that the message and the stacks are seen
+    capman = _config and _config.pluginmanager.getplugin("capturemanager")
+    if capman:
+        try:
+            capman.suspend_global_capture(in_=False)
+        except Exception:  # noqa: BLE001 - last gasp; write what we can
+            pass
+    err = sys.__stderr__
+    err.write("\n*** WATCHDOG: %s still running %.0f s past its %.0f s limit; "
+              "killing minikora processes and exiting ***\n" % (nodeid, 30, limit))
+    err.flush()
+    faulthandler.dump_traceback(file=err, all_threads=True)
     for p in _all_procs:
         if p.poll() is None:
             try:
