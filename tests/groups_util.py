@@ -1,9 +1,10 @@
 """Helpers for the consumer-group tests (tests/test_groups*.py).
 
-* Raw group protocol over kwire (stdlib only): FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
-  LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups, ListGroups, DeleteGroups, OffsetDelete,
-  plus the consumer protocol's subscription/assignment encoders.  `GroupWire` is one connection
-  to one broker; `coordinator(bootstrap, group)` opens one to the group's coordinator.
+* Connections for the raw group protocol (kwire.Conn has FindCoordinator, JoinGroup, SyncGroup,
+  Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups, ListGroups, DeleteGroups,
+  OffsetDelete and the consumer protocol's subscription/assignment encoders):
+  `coordinator(bootstrap, group)` opens one to the group's coordinator; RawGroup drives n raw
+  members through join/sync/heartbeat.
 * `Hub` + `CkMember` / `KpMember` / `JsMember`: one consumer-group member per object for
   confluent-kafka, kafka-python and kafkajs (tests/js/group_consumer.js) with one interface:
   start(), stop() (commit + leave), crash() (go away without LeaveGroup), .assignment,
@@ -22,352 +23,19 @@ import time
 import uuid
 
 import kwire
-from kwire import (i8, i16, i32, i64, string, bytes_, array, boolean, compact_string,
-                   compact_array, uvarint, TAGS, Reader)
+from kwire import ILLEGAL_GENERATION, MEMBER_ID_REQUIRED, NONE, REBALANCE_IN_PROGRESS, ename
 
-SESSION_MS = 6000
+SESSION_MS = kwire.GROUP_SESSION_MS
 HEARTBEAT_MS = 300
-REBALANCE_MS = 10000
-
-# API keys
-OFFSET_COMMIT = 8
-OFFSET_FETCH = 9
-FIND_COORDINATOR = 10
-JOIN_GROUP = 11
-HEARTBEAT = 12
-LEAVE_GROUP = 13
-SYNC_GROUP = 14
-DESCRIBE_GROUPS = 15
-LIST_GROUPS = 16
-DELETE_GROUPS = 42
-OFFSET_DELETE = 47
-
-# error codes
-NONE = 0
-UNKNOWN_TOPIC_OR_PARTITION = 3
-OFFSET_METADATA_TOO_LARGE = 12
-COORDINATOR_NOT_AVAILABLE = 15
-NOT_COORDINATOR = 16
-ILLEGAL_GENERATION = 22
-INCONSISTENT_GROUP_PROTOCOL = 23
-INVALID_GROUP_ID = 24
-UNKNOWN_MEMBER_ID = 25
-INVALID_SESSION_TIMEOUT = 26
-REBALANCE_IN_PROGRESS = 27
-NON_EMPTY_GROUP = 68
-GROUP_ID_NOT_FOUND = 69
-MEMBER_ID_REQUIRED = 79
-FENCED_INSTANCE_ID = 82
-GROUP_SUBSCRIBED_TO_TOPIC = 86
-
-ERROR_NAMES = {v: k for k, v in {
-    "NONE": NONE, "UNKNOWN_TOPIC_OR_PARTITION": UNKNOWN_TOPIC_OR_PARTITION,
-    "OFFSET_METADATA_TOO_LARGE": OFFSET_METADATA_TOO_LARGE,
-    "COORDINATOR_NOT_AVAILABLE": COORDINATOR_NOT_AVAILABLE, "NOT_COORDINATOR": NOT_COORDINATOR,
-    "ILLEGAL_GENERATION": ILLEGAL_GENERATION,
-    "INCONSISTENT_GROUP_PROTOCOL": INCONSISTENT_GROUP_PROTOCOL,
-    "INVALID_GROUP_ID": INVALID_GROUP_ID, "UNKNOWN_MEMBER_ID": UNKNOWN_MEMBER_ID,
-    "INVALID_SESSION_TIMEOUT": INVALID_SESSION_TIMEOUT,
-    "REBALANCE_IN_PROGRESS": REBALANCE_IN_PROGRESS, "NON_EMPTY_GROUP": NON_EMPTY_GROUP,
-    "GROUP_ID_NOT_FOUND": GROUP_ID_NOT_FOUND, "MEMBER_ID_REQUIRED": MEMBER_ID_REQUIRED,
-    "FENCED_INSTANCE_ID": FENCED_INSTANCE_ID, "GROUP_SUBSCRIBED_TO_TOPIC": GROUP_SUBSCRIBED_TO_TOPIC,
-}.items()}
-
-
-def ename(code):
-    return "%s(%d)" % (ERROR_NAMES.get(code, "?"), code)
+REBALANCE_MS = kwire.GROUP_REBALANCE_MS
 
 
 # ---------------------------------------------------------------------------------------------
-# Consumer protocol (embedded in JoinGroup metadata / SyncGroup assignment)
+# Connections (kwire.Conn has the group APIs)
 # ---------------------------------------------------------------------------------------------
-def subscription(topics, user_data=b""):
-    return i16(0) + array(topics, string) + bytes_(user_data)
-
-
-def assignment(parts_by_topic, user_data=b""):
-    """{topic: [partitions]} -> ConsumerProtocolAssignment v0 bytes."""
-    return i16(0) + array([string(t) + array([i32(p) for p in ps])
-                           for t, ps in sorted(parts_by_topic.items())]) + bytes_(user_data)
-
-
-def parse_assignment(data):
-    """ConsumerProtocolAssignment bytes -> {topic: [partitions]} ({} for empty bytes)."""
-    if not data:
-        return {}
-    r = Reader(data)
-    r.i16()
-    out = {}
-    for _ in range(r.i32()):
-        t = r.string()
-        out[t] = sorted(r.array(lambda r: r.i32()) or [])
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Raw requests
-# ---------------------------------------------------------------------------------------------
-class GroupWire(kwire.Conn):
-    """kwire.Conn plus the group APIs (non-flexible versions unless said otherwise)."""
-
-    def find_coordinator(self, key, version=2):
-        body = string(key) + (i8(0) if version >= 1 else b"")
-        r = Reader(self.call(FIND_COORDINATOR, version, body))
-        if version >= 1:
-            r.i32()
-        err = r.i16()
-        if version >= 1:
-            r.string()
-        return err, r.i32(), r.string(), r.i32()
-
-    def find_coordinators_v4(self, keys):
-        body = i8(0) + compact_array([compact_string(k) for k in keys]) + TAGS
-        r = Reader(self.call(FIND_COORDINATOR, 4, body, flexible_req=True))
-        r.i32()
-        out = []
-        for _ in range(r.uvarint() - 1):
-            key, node, host, port, err = (r.compact_string(), r.i32(), r.compact_string(),
-                                          r.i32(), r.i16())
-            r.compact_string()
-            r.tags()
-            out.append((key, err, node, host, port))
-        return out
-
-    def join(self, group, member_id="", protocols=None, topics=("t",), session_ms=SESSION_MS,
-             rebalance_ms=REBALANCE_MS, instance_id=None, protocol_type="consumer", version=5,
-             timeout=None):
-        """JoinGroup v4/v5 (non-flexible).  Returns a dict; blocks until the broker answers."""
-        assert version in (1, 2, 3, 4, 5)
-        if protocols is None:
-            protocols = [("range", subscription(list(topics)))]
-        body = string(group) + i32(session_ms) + i32(rebalance_ms) + string(member_id)
-        if version >= 5:
-            body += string(instance_id)
-        body += string(protocol_type) + array([string(n) + bytes_(m) for n, m in protocols])
-        r = Reader(self.call(JOIN_GROUP, version, body,
-                             timeout=timeout if timeout is not None else self.timeout))
-        if version >= 2:
-            r.i32()
-        out = {"error": r.i16(), "generation": r.i32(), "protocol": r.string(),
-               "leader": r.string(), "member_id": r.string()}
-
-        def member(r):
-            m = {"member_id": r.string()}
-            if version >= 5:
-                m["instance_id"] = r.string()
-            m["metadata"] = r.bytes_()
-            return m
-        out["members"] = r.array(member)
-        return out
-
-    def join_send(self, group, member_id="", topics=("t",), session_ms=SESSION_MS,
-                  rebalance_ms=REBALANCE_MS, instance_id=None, protocols=None, version=5):
-        """Send a JoinGroup (v3..v5) without waiting; read the answer later with join_recv()."""
-        if protocols is None:
-            protocols = [("range", subscription(list(topics)))]
-        body = string(group) + i32(session_ms) + i32(rebalance_ms) + string(member_id)
-        if version >= 5:
-            body += string(instance_id)
-        body += string("consumer") + array([string(n) + bytes_(m) for n, m in protocols])
-        self._pending = (self.next_corr(), version)
-        self.send(kwire.request(JOIN_GROUP, version, self._pending[0], body))
-
-    def join_recv(self, timeout=None):
-        corr, version = self._pending
-        r = Reader(self.recv_frame(timeout))
-        assert r.i32() == corr
-        r.i32()
-        out = {"error": r.i16(), "generation": r.i32(), "protocol": r.string(),
-               "leader": r.string(), "member_id": r.string()}
-        out["members"] = r.array(lambda r: dict(
-            member_id=r.string(), instance_id=r.string() if version >= 5 else None,
-            metadata=r.bytes_()))
-        return out
-
-    def sync(self, group, generation, member_id, assignments=None, instance_id=None, version=3,
-             timeout=None):
-        """SyncGroup v3 (assignments: {member_id: bytes}) -> (error, assignment bytes)."""
-        body = string(group) + i32(generation) + string(member_id)
-        if version >= 3:
-            body += string(instance_id)
-        body += array([string(m) + bytes_(a) for m, a in (assignments or {}).items()])
-        r = Reader(self.call(SYNC_GROUP, version, body,
-                             timeout=timeout if timeout is not None else self.timeout))
-        if version >= 1:
-            r.i32()
-        return r.i16(), r.bytes_()
-
-    def sync_send(self, group, generation, member_id, assignments=None, instance_id=None):
-        body = (string(group) + i32(generation) + string(member_id) + string(instance_id)
-                + array([string(m) + bytes_(a) for m, a in (assignments or {}).items()]))
-        self._pending = (self.next_corr(), 3)
-        self.send(kwire.request(SYNC_GROUP, 3, self._pending[0], body))
-
-    def sync_recv(self, timeout=None):
-        r = Reader(self.recv_frame(timeout))
-        assert r.i32() == self._pending[0]
-        r.i32()
-        return r.i16(), r.bytes_()
-
-    def heartbeat(self, group, generation, member_id, instance_id=None, version=3):
-        body = string(group) + i32(generation) + string(member_id)
-        if version >= 3:
-            body += string(instance_id)
-        r = Reader(self.call(HEARTBEAT, version, body))
-        if version >= 1:
-            r.i32()
-        return r.i16()
-
-    def leave(self, group, members):
-        """LeaveGroup v3: members [(member_id, instance_id)] -> (error, [(mid, iid, error)])."""
-        body = string(group) + array([string(m) + string(i) for m, i in members])
-        r = Reader(self.call(LEAVE_GROUP, 3, body))
-        r.i32()
-        err = r.i16()
-        return err, r.array(lambda r: (r.string(), r.string(), r.i16()))
-
-    def leave_v1(self, group, member_id):
-        r = Reader(self.call(LEAVE_GROUP, 1, string(group) + string(member_id)))
-        r.i32()
-        return r.i16()
-
-    def commit(self, group, offsets, generation=-1, member_id="", instance_id=None, version=7):
-        """OffsetCommit v7 (or v2..v6): offsets {(topic, p): offset or (offset, metadata[, epoch])}.
-        Returns {(topic, p): error}."""
-        by_topic = {}
-        for (t, p), v in offsets.items():
-            if not isinstance(v, tuple):
-                v = (v, "")
-            off, meta = v[0], v[1]
-            epoch = v[2] if len(v) > 2 else -1
-            by_topic.setdefault(t, []).append((p, off, meta, epoch))
-        body = string(group) + i32(generation) + string(member_id)
-        if version >= 7:
-            body += string(instance_id)
-        if 2 <= version <= 4:
-            body += i64(-1)
-        body += array([string(t) + array([i32(p) + i64(o) + (i32(e) if version >= 6 else b"")
-                                          + string(m) for p, o, m, e in parts])
-                       for t, parts in by_topic.items()])
-        r = Reader(self.call(OFFSET_COMMIT, version, body))
-        if version >= 3:
-            r.i32()
-        out = {}
-        for _ in range(r.i32()):
-            t = r.string()
-            for _ in range(r.i32()):
-                p, e = r.i32(), r.i16()
-                out[(t, p)] = e
-        return out
-
-    def fetch_offsets(self, group, topics=None):
-        """OffsetFetch v5: topics {topic: [partitions]} or None for all.
-        Returns (error, {(topic, p): (offset, epoch, metadata, error)})."""
-        if topics is None:
-            tb = i32(-1)
-        else:
-            tb = array([string(t) + array([i32(p) for p in ps]) for t, ps in topics.items()])
-        r = Reader(self.call(OFFSET_FETCH, 5, string(group) + tb))
-        r.i32()
-        out = {}
-        for _ in range(r.i32()):
-            t = r.string()
-            for _ in range(r.i32()):
-                p, off, ep, meta, e = r.i32(), r.i64(), r.i32(), r.string(), r.i16()
-                out[(t, p)] = (off, ep, meta, e)
-        return r.i16(), out
-
-    def fetch_offsets_v8(self, groups):
-        """OffsetFetch v8 (flexible, multi-group): groups {group: {topic: [p]} or None}.
-        Returns {group: (error, {(topic, p): (offset, epoch, metadata, error)})}."""
-        gb = []
-        for g, topics in groups.items():
-            if topics is None:
-                tb = uvarint(0)
-            else:
-                tb = compact_array([compact_string(t) + compact_array([i32(p) for p in ps])
-                                    + TAGS for t, ps in topics.items()])
-            gb.append(compact_string(g) + tb + TAGS)
-        body = compact_array(gb) + boolean(False) + TAGS
-        r = Reader(self.call(OFFSET_FETCH, 8, body, flexible_req=True))
-        r.i32()
-        out = {}
-        for _ in range(r.uvarint() - 1):
-            g = r.compact_string()
-            offs = {}
-            for _ in range(r.uvarint() - 1):
-                t = r.compact_string()
-                for _ in range(r.uvarint() - 1):
-                    p, off, ep, meta, e = (r.i32(), r.i64(), r.i32(), r.compact_string(),
-                                           r.i16())
-                    r.tags()
-                    offs[(t, p)] = (off, ep, meta, e)
-                r.tags()
-            err = r.i16()
-            r.tags()
-            out[g] = (err, offs)
-        return out
-
-    def describe(self, groups):
-        """DescribeGroups v4 -> {group: {error, state, protocol_type, protocol, members}}."""
-        body = array([string(g) for g in groups]) + boolean(False)
-        r = Reader(self.call(DESCRIBE_GROUPS, 4, body))
-        r.i32()
-        out = {}
-        for _ in range(r.i32()):
-            d = {"error": r.i16()}
-            gid = r.string()
-            d.update(state=r.string(), protocol_type=r.string(), protocol=r.string())
-            d["members"] = r.array(lambda r: {
-                "member_id": r.string(), "instance_id": r.string(), "client_id": r.string(),
-                "client_host": r.string(), "metadata": r.bytes_(), "assignment": r.bytes_()})
-            r.i32()
-            out[gid] = d
-        return out
-
-    def list_groups(self, states=None):
-        """ListGroups v2, or v4 (flexible) with a state filter -> {group: (protocol_type, state)}."""
-        if states is None:
-            r = Reader(self.call(LIST_GROUPS, 2, b""))
-            r.i32()
-            err = r.i16()
-            groups = r.array(lambda r: (r.string(), r.string()))
-            return err, {g: (pt, None) for g, pt in groups}
-        body = compact_array([compact_string(s) for s in states]) + TAGS
-        r = Reader(self.call(LIST_GROUPS, 4, body, flexible_req=True))
-        r.i32()
-        err = r.i16()
-        out = {}
-        for _ in range(r.uvarint() - 1):
-            g, pt, st = r.compact_string(), r.compact_string(), r.compact_string()
-            r.tags()
-            out[g] = (pt, st)
-        return err, out
-
-    def delete_groups(self, groups):
-        r = Reader(self.call(DELETE_GROUPS, 1, array([string(g) for g in groups])))
-        r.i32()
-        return dict(r.array(lambda r: (r.string(), r.i16())))
-
-    def offset_delete(self, group, topics):
-        """OffsetDelete v0: topics {topic: [p]} -> (error, {(topic, p): error})."""
-        body = string(group) + array([string(t) + array([i32(p) for p in ps])
-                                      for t, ps in topics.items()])
-        r = Reader(self.call(OFFSET_DELETE, 0, body))
-        err = r.i16()
-        r.i32()
-        out = {}
-        for _ in range(r.i32()):
-            t = r.string()
-            for _ in range(r.i32()):
-                p, e = r.i32(), r.i16()
-                out[(t, p)] = e
-        return err, out
-
-
 def wire(bootstrap, index=0, timeout=15.0):
     host, port = kwire.parse_bootstrap(bootstrap)[index]
-    return GroupWire(host, port, timeout=timeout)
+    return kwire.Conn(host, port, timeout=timeout)
 
 
 def coordinator_of(bootstrap, group):
@@ -380,7 +48,7 @@ def coordinator_of(bootstrap, group):
 
 def coordinator(bootstrap, group, timeout=15.0):
     _, host, port = coordinator_of(bootstrap, group)
-    return GroupWire(host, port, timeout=timeout)
+    return kwire.Conn(host, port, timeout=timeout)
 
 
 def non_coordinator(bootstrap, group, timeout=15.0):
@@ -388,7 +56,7 @@ def non_coordinator(bootstrap, group, timeout=15.0):
     _, host, port = coordinator_of(bootstrap, group)
     for h, p in kwire.parse_bootstrap(bootstrap):
         if p != port:
-            return GroupWire(h, p, timeout=timeout)
+            return kwire.Conn(h, p, timeout=timeout)
     raise AssertionError("only one broker")
 
 
@@ -940,13 +608,13 @@ class RawGroup:
             if j != li:
                 c.sync_send(self.group, self.gen, self.ids[j], instance_id=self.instance_ids[j])
         self.conns[li].sync_send(self.group, self.gen, self.leader,
-                                 {m: assignment(a) for m, a in plan.items()},
+                                 {m: kwire.assignment(a) for m, a in plan.items()},
                                  instance_id=self.instance_ids[li])
         self.assignments = []
         for j, c in enumerate(self.conns):
             err, a = c.sync_recv()
             assert err == NONE, (j, ename(err))
-            self.assignments.append(parse_assignment(a))
+            self.assignments.append(kwire.parse_assignment(a))
         assert self.assignments == [plan[m] for m in self.ids], (self.assignments, plan)
 
     def heartbeat(self, i, generation=None):

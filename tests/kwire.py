@@ -7,9 +7,19 @@ request/response shapes the tests need are implemented:
   * primitives: int8..int64, (nullable) strings, bytes, varints, compact (flexible) forms
   * request header v1 (non-flexible) and v2 (flexible, with an empty tagged-field section)
   * frames: int32 big-endian size + payload
-  * record batches, magic v2, with a real CRC32C (pure Python, table driven)
-  * ApiVersions (any version; v0 body parsing), Metadata v1..v8, Produce v3..v8,
-    ListOffsets v1..v5 and v7 (flexible; needed for MAX_TIMESTAMP = -3)
+  * record batches, magic v2, with a real CRC32C (pure Python, table driven), optionally
+    idempotent/transactional (producer id, epoch, base sequence); batch decoders
+  * ApiVersions (any version; v0 body parsing), Metadata v1..v8, Produce v3..v8 (optionally
+    with a transactional id), Fetch v4..v11 (isolation level, rack), ListOffsets v1..v5 and v7
+    (flexible; needed for MAX_TIMESTAMP = -3), DescribeCluster, FindCoordinator v0..v4
+  * group APIs (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
+    DescribeGroups, ListGroups, DeleteGroups, OffsetDelete) and the consumer protocol's
+    subscription/assignment; transaction APIs (InitProducerId, DescribeProducers,
+    ListTransactions, DescribeTransactions); OffsetForLeaderEpoch v3
+  * the API keys and error codes the tests use, with ename(code) for messages
+
+This is the one home of raw wire helpers; groups_util / txn_util / repl_util keep only what is
+specific to their area (client-driven members, transactional clients, replica files, waits).
 
 The module is stdlib-only so it can also be used from a REPL against a running broker:
 
@@ -30,9 +40,26 @@ METADATA = 3
 API_VERSIONS = 18
 CREATE_TOPICS = 19
 DELETE_TOPICS = 20
+OFFSET_COMMIT = 8
+OFFSET_FETCH = 9
+FIND_COORDINATOR = 10
+JOIN_GROUP = 11
+HEARTBEAT = 12
+LEAVE_GROUP = 13
+SYNC_GROUP = 14
+DESCRIBE_GROUPS = 15
+LIST_GROUPS = 16
+INIT_PRODUCER_ID = 22
+OFFSET_FOR_LEADER_EPOCH = 23
 DESCRIBE_CONFIGS = 32
+DELETE_GROUPS = 42
+OFFSET_DELETE = 47
 DESCRIBE_CLUSTER = 60
+DESCRIBE_PRODUCERS = 61
+DESCRIBE_TRANSACTIONS = 65
+LIST_TRANSACTIONS = 66
 
+_NOT_ERRORS = set(globals())
 NONE = 0
 OFFSET_OUT_OF_RANGE = 1
 CORRUPT_MESSAGE = 2
@@ -41,15 +68,47 @@ INVALID_FETCH_SIZE = 4
 LEADER_NOT_AVAILABLE = 5
 NOT_LEADER_OR_FOLLOWER = 6
 MESSAGE_TOO_LARGE = 10
-RECORD_LIST_TOO_LARGE = 18
+OFFSET_METADATA_TOO_LARGE = 12
+COORDINATOR_NOT_AVAILABLE = 15
+NOT_COORDINATOR = 16
 INVALID_TOPIC_EXCEPTION = 17
+RECORD_LIST_TOO_LARGE = 18
 INVALID_REQUIRED_ACKS = 21
-TOPIC_ALREADY_EXISTS = 36
+ILLEGAL_GENERATION = 22
+INCONSISTENT_GROUP_PROTOCOL = 23
+INVALID_GROUP_ID = 24
+UNKNOWN_MEMBER_ID = 25
+INVALID_SESSION_TIMEOUT = 26
+REBALANCE_IN_PROGRESS = 27
 UNSUPPORTED_VERSION = 35
+TOPIC_ALREADY_EXISTS = 36
 INVALID_REPLICATION_FACTOR = 38
 INVALID_REQUEST = 42
 UNSUPPORTED_FOR_MESSAGE_FORMAT = 43
+OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+DUPLICATE_SEQUENCE_NUMBER = 46
+INVALID_PRODUCER_EPOCH = 47
+INVALID_TXN_STATE = 48
+INVALID_PRODUCER_ID_MAPPING = 49
+CONCURRENT_TRANSACTIONS = 51
+UNKNOWN_PRODUCER_ID = 59
+NON_EMPTY_GROUP = 68
+GROUP_ID_NOT_FOUND = 69
+MEMBER_ID_REQUIRED = 79
+FENCED_INSTANCE_ID = 82
+GROUP_SUBSCRIBED_TO_TOPIC = 86
 INVALID_RECORD = 87
+PRODUCER_FENCED = 90
+TRANSACTIONAL_ID_NOT_FOUND = 105
+
+# {code: name} of every error code above (the names between _NOT_ERRORS and here)
+ERROR_NAMES = {v: k for k, v in list(globals().items())
+               if k.isupper() and not k.startswith("_") and k not in _NOT_ERRORS}
+
+
+def ename(code):
+    """'NAME(code)' for an error code ('?(code)' if unknown)."""
+    return "%s(%d)" % (ERROR_NAMES.get(code, "?"), code)
 
 EARLIEST = -2
 LATEST = -1
@@ -292,11 +351,17 @@ def record(offset_delta, key, value, headers=(), timestamp_delta=0):
     return varint(len(body)) + body
 
 
+ATTR_TRANSACTIONAL = 0x10
+ATTR_CONTROL = 0x20
+
+
 def record_batch(records, base_timestamp=None, base_offset=0, timestamps=None,
-                 record_count=None, attributes=0):
+                 record_count=None, attributes=0, producer_id=-1, producer_epoch=-1,
+                 base_sequence=-1):
     """Encode one uncompressed v2 batch.  `records` is a list of (key, value, headers) tuples
     (bytes).  `timestamps` (ms) per record override base_timestamp.  `record_count` lets a test
-    lie about the number of records."""
+    lie about the number of records.  producer_id/epoch/base_sequence make it an idempotent
+    batch (with attributes=ATTR_TRANSACTIONAL a transactional one)."""
     if base_timestamp is None:
         base_timestamp = int(time.time() * 1000)
     if timestamps is None:
@@ -307,10 +372,66 @@ def record_batch(records, base_timestamp=None, base_offset=0, timestamps=None,
                     for i, (k, v, h) in enumerate(records))
     n = len(records) if record_count is None else record_count
     after_crc = (i16(attributes) + i32(max(len(records) - 1, 0)) + i64(base_ts) + i64(max_ts)
-                 + i64(-1) + i16(-1) + i32(-1) + i32(n) + recs)
+                 + i64(producer_id) + i16(producer_epoch) + i32(base_sequence) + i32(n) + recs)
     crc = crc32c(after_crc)
     after_len = i32(-1) + i8(2) + u32(crc) + after_crc  # partitionLeaderEpoch, magic, crc
     return i64(base_offset) + i32(len(after_len)) + after_len
+
+
+def decode_batches(data):
+    """Uncompressed v2 batches -> [(offset, leader_epoch, value)]; a partial batch at the end
+    (a Fetch may cut one) is ignored."""
+    out = []
+    pos = 0
+    while pos + 61 <= len(data):
+        r = Reader(data, pos)
+        base = r.i64()
+        blen = r.i32()
+        end = pos + 12 + blen
+        if end > len(data):
+            break
+        epoch = r.i32()
+        r.i8()   # magic
+        r.take(4)  # crc
+        attrs = r.i16()
+        assert attrs & 7 == 0, "compressed batch in a raw test"
+        r.i32(); r.i64(); r.i64(); r.i64(); r.i16(); r.i32()
+        n = r.i32()
+        for _ in range(n):
+            r.varint()  # length
+            r.i8()
+            r.varint()
+            od = r.varint()
+            kl = r.varint()
+            if kl > 0:
+                r.take(kl)
+            vl = r.varint()
+            v = r.take(vl) if vl >= 0 else None
+            for _ in range(r.varint()):
+                r.take(r.varint())
+                hl = r.varint()
+                if hl > 0:
+                    r.take(hl)
+            out.append((base + od, epoch, v))
+        pos = end
+    return out
+
+
+def batch_headers(data):
+    """Record batches in `data` -> [{base, last, pid, epoch, seq, attrs, count}] (headers only,
+    any compression)."""
+    out = []
+    pos = 0
+    while pos + 61 <= len(data):
+        base, blen = struct.unpack_from(">qi", data, pos)
+        if pos + 12 + blen > len(data):
+            break
+        attrs, lod = struct.unpack_from(">hi", data, pos + 21)
+        pid, epoch, seq, count = struct.unpack_from(">qhii", data, pos + 43)
+        out.append({"base": base, "last": base + lod, "pid": pid, "epoch": epoch, "seq": seq,
+                    "attrs": attrs, "count": count})
+        pos += 12 + blen
+    return out
 
 
 def flip_byte(b, index, mask=0xFF):
@@ -332,25 +453,27 @@ def metadata_body(version, topics=None, allow_auto_create=False):
     return b
 
 
-def produce_body(version, topic, partition, records_bytes, acks=-1, timeout_ms=10000):
+def produce_body(version, topic, partition, records_bytes, acks=-1, timeout_ms=10000,
+                 transactional_id=None):
     """Produce v3..v8 (non-flexible): one topic, one partition."""
     assert 3 <= version <= 8
-    return (string(None) + i16(acks) + i32(timeout_ms)
+    return (string(transactional_id) + i16(acks) + i32(timeout_ms)
             + array([string(topic) + array([i32(partition) + bytes_(records_bytes)])]))
 
 
-def list_offsets_body(version, topic, partitions_ts):
-    """ListOffsets v1..v5 (non-flexible) or v6..v8 (flexible); partitions_ts: [(partition, ts)]."""
+def list_offsets_body(version, topic, partitions_ts, isolation=0):
+    """ListOffsets v1..v5 (non-flexible) or v6..v8 (flexible); partitions_ts: [(partition, ts)];
+    isolation 0 = read_uncommitted, 1 = read_committed (v2+)."""
     if version >= 6:
         parts = compact_array([i32(p) + i32(-1) + i64(ts) + TAGS for p, ts in partitions_ts])
-        b = i32(-1) + i8(0) + compact_array([compact_string(topic) + parts + TAGS])
+        b = i32(-1) + i8(isolation) + compact_array([compact_string(topic) + parts + TAGS])
         if version >= 10:
             b += i32(5000)
         return b + TAGS
     parts = []
     for p, ts in partitions_ts:
         parts.append(i32(p) + (i32(-1) if version >= 4 else b"") + i64(ts))
-    b = i32(-1) + (i8(0) if version >= 2 else b"")
+    b = i32(-1) + (i8(isolation) if version >= 2 else b"")
     return b + array([string(topic) + array(parts)])
 
 
@@ -466,10 +589,12 @@ def parse_list_offsets(version, body):
     return out
 
 
-def fetch_body(version, topic, partition, offset, max_bytes=1 << 20, max_wait_ms=100):
-    """Fetch v4..v11 (non-flexible): one topic, one partition."""
+def fetch_body(version, topic, partition, offset, max_bytes=1 << 20, max_wait_ms=100,
+               min_bytes=1, isolation=0, rack=""):
+    """Fetch v4..v11 (non-flexible): one topic, one partition, no fetch session; `rack` (v11)
+    is the consumer's rack id."""
     assert 4 <= version <= 11
-    b = i32(-1) + i32(max_wait_ms) + i32(1) + i32(max_bytes) + i8(0)
+    b = i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(max_bytes) + i8(isolation)
     if version >= 7:
         b += i32(0) + i32(-1)  # no fetch session
     p = i32(partition)
@@ -483,12 +608,14 @@ def fetch_body(version, topic, partition, offset, max_bytes=1 << 20, max_wait_ms
     if version >= 7:
         b += array([])
     if version >= 11:
-        b += string("")
+        b += string(rack)
     return b
 
 
 def parse_fetch(version, body):
-    """-> list of dicts {topic, partition, error, high_watermark, records (bytes or None)}."""
+    """-> list of dicts {topic, partition, error, high_watermark, last_stable_offset,
+    log_start_offset (v5+), aborted [(producer_id, first_offset)], preferred_read_replica (v11),
+    records (bytes or None)}."""
     r = Reader(body)
     r.i32()
     if version >= 7:
@@ -500,12 +627,12 @@ def parse_fetch(version, body):
         for _ in range(r.i32()):
             p = {"topic": name, "partition": r.i32(), "error": r.i16(),
                  "high_watermark": r.i64()}
-            r.i64()  # last stable offset (v4+)
+            p["last_stable_offset"] = r.i64()  # v4+
             if version >= 5:
                 p["log_start_offset"] = r.i64()
-            r.array(lambda r: (r.i64(), r.i64()))
+            p["aborted"] = r.array(lambda r: (r.i64(), r.i64()))
             if version >= 11:
-                r.i32()
+                p["preferred_read_replica"] = r.i32()
             p["records"] = r.bytes_()
             out.append(p)
     return out
@@ -531,6 +658,47 @@ def parse_describe_cluster(version, body):
 
 
 # ---------------------------------------------------------------------------------------------
+# Consumer-group protocol (embedded in JoinGroup metadata / SyncGroup assignment)
+# ---------------------------------------------------------------------------------------------
+GROUP_SESSION_MS = 6000      # the broker's minimum session timeout: fast rebalances in tests
+GROUP_REBALANCE_MS = 10000
+
+
+def subscription(topics, user_data=b""):
+    return i16(0) + array(topics, string) + bytes_(user_data)
+
+
+def assignment(parts_by_topic, user_data=b""):
+    """{topic: [partitions]} -> ConsumerProtocolAssignment v0 bytes."""
+    return i16(0) + array([string(t) + array([i32(p) for p in ps])
+                           for t, ps in sorted(parts_by_topic.items())]) + bytes_(user_data)
+
+
+def parse_assignment(data):
+    """ConsumerProtocolAssignment bytes -> {topic: [partitions]} ({} for empty bytes)."""
+    if not data:
+        return {}
+    r = Reader(data)
+    r.i16()
+    out = {}
+    for _ in range(r.i32()):
+        t = r.string()
+        out[t] = sorted(r.array(lambda r: r.i32()) or [])
+    return out
+
+
+def _partition_errors(r):
+    """[topic, [partition, error_code]] (classic arrays) -> {(topic, partition): error_code}."""
+    out = {}
+    for _ in range(r.i32()):
+        t = r.string()
+        for _ in range(r.i32()):
+            p, e = r.i32(), r.i16()
+            out[(t, p)] = e
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Connection
 # ---------------------------------------------------------------------------------------------
 class Closed(Exception):
@@ -538,7 +706,8 @@ class Closed(Exception):
 
 
 class Conn:
-    """One TCP connection to one broker.  All waits are bounded by `timeout` seconds."""
+    """One TCP connection to one broker.  All waits are bounded by `timeout` seconds.  The
+    typed helpers send one request and return its parsed answer."""
 
     def __init__(self, host, port, timeout=10.0):
         self.sock = socket.create_connection((host, port), timeout=timeout)
@@ -651,17 +820,29 @@ class Conn:
         assert v is not None, "broker advertises no non-flexible Metadata version in 1..8"
         return parse_metadata(v, self.call(METADATA, v, metadata_body(v, topics, allow_auto_create)))
 
-    def produce(self, topic, partition, records_bytes, acks=-1):
-        v = self.pick(PRODUCE, 3, 8)
+    def produce(self, topic, partition, records_bytes, acks=-1, version=None,
+                transactional_id=None):
+        """Produce (`version`, or the highest of 3..8 the broker advertises) -> parse_produce."""
+        v = version or self.pick(PRODUCE, 3, 8)
         assert v is not None, "broker advertises no non-flexible Produce version in 3..8"
-        resp = self.call(PRODUCE, v, produce_body(v, topic, partition, records_bytes, acks))
+        resp = self.call(PRODUCE, v, produce_body(v, topic, partition, records_bytes, acks,
+                                                  transactional_id=transactional_id))
         return parse_produce(v, resp)
 
-    def fetch(self, topic, partition, offset, max_bytes=1 << 20):
-        v = self.pick(FETCH, 4, 11)
+    def produce_one(self, topic, partition, records_bytes, acks=-1, version=None,
+                    transactional_id=None):
+        """Produce to one partition -> (error_code, base_offset)."""
+        res = self.produce(topic, partition, records_bytes, acks, version, transactional_id)
+        assert len(res) == 1, res
+        return res[0][2], res[0][3]
+
+    def fetch(self, topic, partition, offset, max_bytes=1 << 20, version=None, **body):
+        """Fetch (`version`, or the highest of 4..11 the broker advertises) -> parse_fetch.
+        `body`: fetch_body's max_wait_ms, min_bytes, isolation, rack."""
+        v = version or self.pick(FETCH, 4, 11)
         assert v is not None, "broker advertises no non-flexible Fetch version in 4..11"
         return parse_fetch(v, self.call(FETCH, v, fetch_body(v, topic, partition, offset,
-                                                             max_bytes)))
+                                                             max_bytes, **body)))
 
     def describe_cluster(self):
         v = self.pick(DESCRIBE_CLUSTER, 0, 1)
@@ -669,17 +850,377 @@ class Conn:
         body = boolean(False) + (i8(1) if v >= 1 else b"") + TAGS
         return parse_describe_cluster(v, self.call(DESCRIBE_CLUSTER, v, body, flexible_req=True))
 
-    def list_offsets(self, topic, partitions_ts, flexible_ok=True):
+    def list_offsets(self, topic, partitions_ts, flexible_ok=True, isolation=0, version=None):
+        """ListOffsets (`version`, or the highest the broker advertises up to v7, v5 without
+        flexible_ok) -> parse_list_offsets."""
         hi = 7 if flexible_ok else 5
-        if any(ts == MAX_TIMESTAMP for _, ts in partitions_ts):
+        if version is not None:
+            v = version
+        elif any(ts == MAX_TIMESTAMP for _, ts in partitions_ts):
             v = self.pick(LIST_OFFSETS, 7, 8)
             assert v is not None, "broker advertises no ListOffsets v7+ (needed for MAX_TIMESTAMP)"
         else:
             v = self.pick(LIST_OFFSETS, 1, hi)
         flex = v >= 6
-        resp = self.call(LIST_OFFSETS, v, list_offsets_body(v, topic, partitions_ts),
+        resp = self.call(LIST_OFFSETS, v, list_offsets_body(v, topic, partitions_ts, isolation),
                          flexible_req=flex)
         return parse_list_offsets(v, resp)
+
+    def find_coordinator(self, key, key_type=0, version=2):
+        """FindCoordinator v0..v3 (key_type 0 = group, 1 = transaction; v1+)
+        -> (error, node_id, host, port)."""
+        body = string(key) + (i8(key_type) if version >= 1 else b"")
+        r = Reader(self.call(FIND_COORDINATOR, version, body))
+        if version >= 1:
+            r.i32()
+        err = r.i16()
+        if version >= 1:
+            r.string()
+        return err, r.i32(), r.string(), r.i32()
+
+    def find_coordinators_v4(self, keys, key_type=0):
+        """FindCoordinator v4 (batched, flexible) -> [(key, error, node_id, host, port)]."""
+        body = i8(key_type) + compact_array([compact_string(k) for k in keys]) + TAGS
+        r = Reader(self.call(FIND_COORDINATOR, 4, body, flexible_req=True))
+        r.i32()
+        out = []
+        for _ in range(r.uvarint() - 1):
+            key, node, host, port, err = (r.compact_string(), r.i32(), r.compact_string(),
+                                          r.i32(), r.i16())
+            r.compact_string()
+            r.tags()
+            out.append((key, err, node, host, port))
+        return out
+
+    # ---- group APIs (non-flexible versions unless said otherwise) ------------------------
+    def join(self, group, member_id="", protocols=None, topics=("t",), session_ms=GROUP_SESSION_MS,
+             rebalance_ms=GROUP_REBALANCE_MS, instance_id=None, protocol_type="consumer", version=5,
+             timeout=None):
+        """JoinGroup v4/v5 (non-flexible).  Returns a dict; blocks until the broker answers."""
+        assert version in (1, 2, 3, 4, 5)
+        if protocols is None:
+            protocols = [("range", subscription(list(topics)))]
+        body = string(group) + i32(session_ms) + i32(rebalance_ms) + string(member_id)
+        if version >= 5:
+            body += string(instance_id)
+        body += string(protocol_type) + array([string(n) + bytes_(m) for n, m in protocols])
+        r = Reader(self.call(JOIN_GROUP, version, body,
+                             timeout=timeout if timeout is not None else self.timeout))
+        if version >= 2:
+            r.i32()
+        out = {"error": r.i16(), "generation": r.i32(), "protocol": r.string(),
+               "leader": r.string(), "member_id": r.string()}
+
+        def member(r):
+            m = {"member_id": r.string()}
+            if version >= 5:
+                m["instance_id"] = r.string()
+            m["metadata"] = r.bytes_()
+            return m
+        out["members"] = r.array(member)
+        return out
+
+    def join_send(self, group, member_id="", topics=("t",), session_ms=GROUP_SESSION_MS,
+                  rebalance_ms=GROUP_REBALANCE_MS, instance_id=None, protocols=None, version=5):
+        """Send a JoinGroup (v3..v5) without waiting; read the answer later with join_recv()."""
+        if protocols is None:
+            protocols = [("range", subscription(list(topics)))]
+        body = string(group) + i32(session_ms) + i32(rebalance_ms) + string(member_id)
+        if version >= 5:
+            body += string(instance_id)
+        body += string("consumer") + array([string(n) + bytes_(m) for n, m in protocols])
+        self._pending = (self.next_corr(), version)
+        self.send(request(JOIN_GROUP, version, self._pending[0], body))
+
+    def join_recv(self, timeout=None):
+        corr, version = self._pending
+        r = Reader(self.recv_frame(timeout))
+        assert r.i32() == corr
+        r.i32()
+        out = {"error": r.i16(), "generation": r.i32(), "protocol": r.string(),
+               "leader": r.string(), "member_id": r.string()}
+        out["members"] = r.array(lambda r: dict(
+            member_id=r.string(), instance_id=r.string() if version >= 5 else None,
+            metadata=r.bytes_()))
+        return out
+
+    def sync(self, group, generation, member_id, assignments=None, instance_id=None, version=3,
+             timeout=None):
+        """SyncGroup v3 (assignments: {member_id: bytes}) -> (error, assignment bytes)."""
+        body = string(group) + i32(generation) + string(member_id)
+        if version >= 3:
+            body += string(instance_id)
+        body += array([string(m) + bytes_(a) for m, a in (assignments or {}).items()])
+        r = Reader(self.call(SYNC_GROUP, version, body,
+                             timeout=timeout if timeout is not None else self.timeout))
+        if version >= 1:
+            r.i32()
+        return r.i16(), r.bytes_()
+
+    def sync_send(self, group, generation, member_id, assignments=None, instance_id=None):
+        body = (string(group) + i32(generation) + string(member_id) + string(instance_id)
+                + array([string(m) + bytes_(a) for m, a in (assignments or {}).items()]))
+        self._pending = (self.next_corr(), 3)
+        self.send(request(SYNC_GROUP, 3, self._pending[0], body))
+
+    def sync_recv(self, timeout=None):
+        r = Reader(self.recv_frame(timeout))
+        assert r.i32() == self._pending[0]
+        r.i32()
+        return r.i16(), r.bytes_()
+
+    def heartbeat(self, group, generation, member_id, instance_id=None, version=3):
+        body = string(group) + i32(generation) + string(member_id)
+        if version >= 3:
+            body += string(instance_id)
+        r = Reader(self.call(HEARTBEAT, version, body))
+        if version >= 1:
+            r.i32()
+        return r.i16()
+
+    def leave(self, group, members):
+        """LeaveGroup v3: members [(member_id, instance_id)] -> (error, [(mid, iid, error)])."""
+        body = string(group) + array([string(m) + string(i) for m, i in members])
+        r = Reader(self.call(LEAVE_GROUP, 3, body))
+        r.i32()
+        err = r.i16()
+        return err, r.array(lambda r: (r.string(), r.string(), r.i16()))
+
+    def leave_v1(self, group, member_id):
+        r = Reader(self.call(LEAVE_GROUP, 1, string(group) + string(member_id)))
+        r.i32()
+        return r.i16()
+
+    def commit(self, group, offsets, generation=-1, member_id="", instance_id=None, version=7):
+        """OffsetCommit v7 (or v2..v6): offsets {(topic, p): offset or (offset, metadata[, epoch])}.
+        Returns {(topic, p): error}."""
+        by_topic = {}
+        for (t, p), v in offsets.items():
+            if not isinstance(v, tuple):
+                v = (v, "")
+            off, meta = v[0], v[1]
+            epoch = v[2] if len(v) > 2 else -1
+            by_topic.setdefault(t, []).append((p, off, meta, epoch))
+        body = string(group) + i32(generation) + string(member_id)
+        if version >= 7:
+            body += string(instance_id)
+        if 2 <= version <= 4:
+            body += i64(-1)
+        body += array([string(t) + array([i32(p) + i64(o) + (i32(e) if version >= 6 else b"")
+                                          + string(m) for p, o, m, e in parts])
+                       for t, parts in by_topic.items()])
+        r = Reader(self.call(OFFSET_COMMIT, version, body))
+        if version >= 3:
+            r.i32()
+        return _partition_errors(r)
+
+    def fetch_offsets(self, group, topics=None):
+        """OffsetFetch v5: topics {topic: [partitions]} or None for all.
+        Returns (error, {(topic, p): (offset, epoch, metadata, error)})."""
+        if topics is None:
+            tb = i32(-1)
+        else:
+            tb = array([string(t) + array([i32(p) for p in ps]) for t, ps in topics.items()])
+        r = Reader(self.call(OFFSET_FETCH, 5, string(group) + tb))
+        r.i32()
+        out = {}
+        for _ in range(r.i32()):
+            t = r.string()
+            for _ in range(r.i32()):
+                p, off, ep, meta, e = r.i32(), r.i64(), r.i32(), r.string(), r.i16()
+                out[(t, p)] = (off, ep, meta, e)
+        return r.i16(), out
+
+    def fetch_offsets_v8(self, groups):
+        """OffsetFetch v8 (flexible, multi-group): groups {group: {topic: [p]} or None}.
+        Returns {group: (error, {(topic, p): (offset, epoch, metadata, error)})}."""
+        gb = []
+        for g, topics in groups.items():
+            if topics is None:
+                tb = uvarint(0)
+            else:
+                tb = compact_array([compact_string(t) + compact_array([i32(p) for p in ps])
+                                    + TAGS for t, ps in topics.items()])
+            gb.append(compact_string(g) + tb + TAGS)
+        body = compact_array(gb) + boolean(False) + TAGS
+        r = Reader(self.call(OFFSET_FETCH, 8, body, flexible_req=True))
+        r.i32()
+        out = {}
+        for _ in range(r.uvarint() - 1):
+            g = r.compact_string()
+            offs = {}
+            for _ in range(r.uvarint() - 1):
+                t = r.compact_string()
+                for _ in range(r.uvarint() - 1):
+                    p, off, ep, meta, e = (r.i32(), r.i64(), r.i32(), r.compact_string(),
+                                           r.i16())
+                    r.tags()
+                    offs[(t, p)] = (off, ep, meta, e)
+                r.tags()
+            err = r.i16()
+            r.tags()
+            out[g] = (err, offs)
+        return out
+
+    def describe(self, groups):
+        """DescribeGroups v4 -> {group: {error, state, protocol_type, protocol, members}}."""
+        body = array([string(g) for g in groups]) + boolean(False)
+        r = Reader(self.call(DESCRIBE_GROUPS, 4, body))
+        r.i32()
+        out = {}
+        for _ in range(r.i32()):
+            d = {"error": r.i16()}
+            gid = r.string()
+            d.update(state=r.string(), protocol_type=r.string(), protocol=r.string())
+            d["members"] = r.array(lambda r: {
+                "member_id": r.string(), "instance_id": r.string(), "client_id": r.string(),
+                "client_host": r.string(), "metadata": r.bytes_(), "assignment": r.bytes_()})
+            r.i32()
+            out[gid] = d
+        return out
+
+    def list_groups(self, states=None):
+        """ListGroups v2, or v4 (flexible) with a state filter -> {group: (protocol_type, state)}."""
+        if states is None:
+            r = Reader(self.call(LIST_GROUPS, 2, b""))
+            r.i32()
+            err = r.i16()
+            groups = r.array(lambda r: (r.string(), r.string()))
+            return err, {g: (pt, None) for g, pt in groups}
+        body = compact_array([compact_string(s) for s in states]) + TAGS
+        r = Reader(self.call(LIST_GROUPS, 4, body, flexible_req=True))
+        r.i32()
+        err = r.i16()
+        out = {}
+        for _ in range(r.uvarint() - 1):
+            g, pt, st = r.compact_string(), r.compact_string(), r.compact_string()
+            r.tags()
+            out[g] = (pt, st)
+        return err, out
+
+    def delete_groups(self, groups):
+        r = Reader(self.call(DELETE_GROUPS, 1, array([string(g) for g in groups])))
+        r.i32()
+        return dict(r.array(lambda r: (r.string(), r.i16())))
+
+    def offset_delete(self, group, topics):
+        """OffsetDelete v0: topics {topic: [p]} -> (error, {(topic, p): error})."""
+        body = string(group) + array([string(t) + array([i32(p) for p in ps])
+                                      for t, ps in topics.items()])
+        r = Reader(self.call(OFFSET_DELETE, 0, body))
+        err = r.i16()
+        r.i32()
+        return err, _partition_errors(r)
+
+    # ---- transaction APIs ----------------------------------------------------------------
+    def init_producer_id(self, tid=None, timeout_ms=60000, pid=-1, epoch=-1, version=4):
+        """InitProducerId v0..v1 (classic) or v2+ (flexible; pid/epoch v3+)
+        -> (error, pid, epoch)."""
+        if version >= 2:
+            body = compact_string(tid) + i32(timeout_ms)
+            if version >= 3:
+                body += i64(pid) + i16(epoch)
+            body += TAGS
+            r = Reader(self.call(INIT_PRODUCER_ID, version, body, flexible_req=True))
+        else:
+            body = string(tid) + i32(timeout_ms)
+            r = Reader(self.call(INIT_PRODUCER_ID, version, body))
+        r.i32()
+        return r.i16(), r.i64(), r.i16()
+
+    def describe_producers(self, topic, partitions):
+        """DescribeProducers v0 -> {partition: (error, [{pid, epoch, last_seq, last_ts,
+        coord_epoch, txn_start}])}"""
+        body = (compact_array([compact_string(topic)
+                               + compact_array([i32(p) for p in partitions])
+                               + TAGS]) + TAGS)
+        r = Reader(self.call(DESCRIBE_PRODUCERS, 0, body, flexible_req=True))
+        r.i32()
+        out = {}
+
+        def prod(r):
+            d = {"pid": r.i64(), "epoch": r.i32(), "last_seq": r.i32(), "last_ts": r.i64(),
+                 "coord_epoch": r.i32(), "txn_start": r.i64()}
+            r.tags()
+            return d
+
+        def part(r):
+            idx, err = r.i32(), r.i16()
+            r.compact_string()
+            ps = r.compact_array(prod) or []
+            r.tags()
+            out[idx] = (err, ps)
+
+        def top(r):
+            r.compact_string()
+            r.compact_array(part)
+            r.tags()
+        r.compact_array(top)
+        r.tags()
+        return out
+
+    def list_transactions(self, states=(), pids=(), duration_ms=None):
+        """ListTransactions v0 (v1 with duration) -> (error, [(tid, pid, state)])"""
+        v = 1 if duration_ms is not None else 0
+        body = (compact_array([compact_string(s) for s in states])
+                + compact_array([i64(p) for p in pids]))
+        if v >= 1:
+            body += i64(duration_ms)
+        body += TAGS
+        r = Reader(self.call(LIST_TRANSACTIONS, v, body, flexible_req=True))
+        r.i32()
+        err = r.i16()
+        r.compact_array(lambda r: r.compact_string())
+
+        def st(r):
+            x = (r.compact_string(), r.i64(), r.compact_string())
+            r.tags()
+            return x
+        states_out = r.compact_array(st) or []
+        r.tags()
+        return err, states_out
+
+    def describe_transactions(self, tids):
+        """DescribeTransactions v0 -> {tid: {error, state, timeout_ms, start_ms, pid, epoch,
+        partitions: set((topic, p))}}"""
+        body = compact_array([compact_string(t) for t in tids]) + TAGS
+        r = Reader(self.call(DESCRIBE_TRANSACTIONS, 0, body, flexible_req=True))
+        r.i32()
+        out = {}
+
+        def topic(r):
+            name = r.compact_string()
+            ps = r.compact_array(lambda r: r.i32()) or []
+            r.tags()
+            return [(name, p) for p in ps]
+
+        def st(r):
+            d = {"error": r.i16()}
+            tid = r.compact_string()
+            d.update(state=r.compact_string(), timeout_ms=r.i32(), start_ms=r.i64(), pid=r.i64(),
+                     epoch=r.i16())
+            d["partitions"] = set(x for t in (r.compact_array(topic) or []) for x in t)
+            r.tags()
+            out[tid] = d
+        r.compact_array(st)
+        r.tags()
+        return out
+
+    # ---- replication ---------------------------------------------------------------------
+    def offset_for_leader_epoch(self, topic, partition, epoch, current_epoch=-1):
+        """OffsetForLeaderEpoch v3 (one partition) -> (error, leader_epoch, end_offset)."""
+        body = (i32(-1) + array([string(topic) + array(
+            [i32(partition) + i32(current_epoch) + i32(epoch)])]))
+        r = Reader(self.call(OFFSET_FOR_LEADER_EPOCH, 3, body))
+        r.i32()
+        out = []
+        for _ in range(r.i32()):
+            r.string()
+            for _ in range(r.i32()):
+                err, _p, ep, end = r.i16(), r.i32(), r.i32(), r.i64()
+                out.append((err, ep, end))
+        assert len(out) == 1, out
+        return out[0]
 
 
 def parse_bootstrap(bootstrap):

@@ -20,19 +20,15 @@ import pytest
 import kwire
 from clients import ck_admin, ck_consume, ck_produce, make_records, wait_topic_gone, wait_topic_ready
 
-ADMIN_RE = re.compile(r"\badmin (http://\S+)")
-
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
 def admin_url(mk):
-    for line in reversed(mk.stdout_lines):  # the last start's ready line
-        if "ready" in line:
-            m = ADMIN_RE.search(line)
-            assert m, "no admin URL in the ready line: %r" % line
-            return m.group(1)
-    raise AssertionError("no ready line: %r" % mk.stdout_lines[-5:])
+    """The admin URL of the last start's ready line (asserted to be there)."""
+    assert mk.ready_line, "no ready line: %r" % mk.stdout_lines[-5:]
+    assert mk.admin_url, "no admin URL in the ready line: %r" % mk.ready_line
+    return mk.admin_url
 
 
 def call(mk, method, path, body=None, raw=None, headers=None, timeout=20):

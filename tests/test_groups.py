@@ -19,6 +19,7 @@ import pytest
 
 import clients
 import groups_util as gu
+import kwire
 
 KINDS = ["kafka-python", "confluent", "kafkajs"]
 PARTITIONS = 6
@@ -69,11 +70,11 @@ def test_three_consumers_share_exactly_once(cluster, group_for, kind, record_pro
     assert all(len(m.assignment) == 2 for m in g.members), g.members
     # the broker's view: the same three members, and their assignments as the clients see them
     by_client = sorted(sorted(m.assignment) for m in g.members)
-    by_broker = sorted(gu.parse_assignment(m["assignment"]).get(g.topic, []) for m in d["members"])
+    by_broker = sorted(kwire.parse_assignment(m["assignment"]).get(g.topic, []) for m in d["members"])
     assert by_broker == by_client, (d, g.members)
     events = [(m.assign_events, m.revoke_events) for m in g.members]
     gen0, err = gu.probe_generation(cluster.bootstrap, g.group, d["members"][0]["member_id"])
-    assert err == gu.NONE, gu.ename(err)
+    assert err == kwire.NONE, kwire.ename(err)
 
     expected, keys = gu.produce(cluster.bootstrap, g.topic, PARTITIONS, 50, "steady")
     g.wait_consumed(expected, 30, "steady state")
@@ -90,7 +91,7 @@ def test_three_consumers_share_exactly_once(cluster, group_for, kind, record_pro
     # steady state: no member saw another rebalance, and the generation did not move
     assert [(m.assign_events, m.revoke_events) for m in g.members] == events, g.members
     gen1, err = gu.probe_generation(cluster.bootstrap, g.group, d["members"][0]["member_id"])
-    assert (gen1, err) == (gen0, gu.NONE), (gen0, gen1, gu.ename(err))
+    assert (gen1, err) == (gen0, kwire.NONE), (gen0, gen1, kwire.ename(err))
     gu.wait_until(lambda: gu.committed(cluster.bootstrap, g.group, g.topic, PARTITIONS)
                   == {p: 50 for p in range(PARTITIONS)}, 15, "committed offsets at 50")
     assert not g.member_errors(ignore=()), g.member_errors(ignore=())
@@ -192,7 +193,7 @@ def test_static_member_restart_keeps_partitions(cluster, group_for, kind):
     probe = member_of(d, others[0].instance_id)
     gen0, err = gu.probe_generation(cluster.bootstrap, g.group, probe["member_id"],
                                     probe["instance_id"])
-    assert err == gu.NONE, gu.ename(err)
+    assert err == kwire.NONE, kwire.ename(err)
     old_parts = victim.assignment
     old_member_id = member_of(d, victim.instance_id)["member_id"]
     events = [(m.assign_events, m.revoke_events) for m in others]
@@ -210,8 +211,8 @@ def test_static_member_restart_keeps_partitions(cluster, group_for, kind):
     assert member_of(d2, victim.instance_id)["member_id"] != old_member_id
     gen1, err = gu.probe_generation(cluster.bootstrap, g.group, probe["member_id"],
                                     probe["instance_id"])
-    assert (gen1, err) == (gen0, gu.NONE), \
-        "static rejoin moved the generation %d -> %d (%s)" % (gen0, gen1, gu.ename(err))
+    assert (gen1, err) == (gen0, kwire.NONE), \
+        "static rejoin moved the generation %d -> %d (%s)" % (gen0, gen1, kwire.ename(err))
     assert [(m.assign_events, m.revoke_events) for m in others] == events, \
         "the other members rebalanced: %r" % others
 

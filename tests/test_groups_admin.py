@@ -14,6 +14,7 @@ import pytest
 
 import clients
 import groups_util as gu
+import kwire
 
 PARTITIONS = 6
 
@@ -110,7 +111,7 @@ def test_confluent_admin_list_and_describe(cluster, setup):
     assert gm.error is None or gm.error.code() == 0, gm.error
     assert (gm.state, gm.protocol_type, gm.protocol) == ("Stable", "consumer", "range")
     assert len(gm.members) == 2
-    parts = sorted(p for m in gm.members for p in gu.parse_assignment(m.assignment).get(topic, []))
+    parts = sorted(p for m in gm.members for p in kwire.parse_assignment(m.assignment).get(topic, []))
     assert parts == list(range(PARTITIONS))
     empty_group(g)
     (gm,) = admin.list_groups(g.group, timeout=15)
@@ -142,7 +143,7 @@ def test_kafkajs_admin_describe_list_fetch_delete(cluster, setup):
         (p, "10") for p in range(PARTITIONS)]
     r = js_group_admin(bs, "deleteGroups", [g.group])
     assert not r["ok"], r
-    assert r["error"]["groups"] == [{"groupId": g.group, "errorCode": gu.NON_EMPTY_GROUP,
+    assert r["error"]["groups"] == [{"groupId": g.group, "errorCode": kwire.NON_EMPTY_GROUP,
                                      "type": "NON_EMPTY_GROUP"}], r["error"]
     empty_group(g)
     r = clients.js_admin(bs, "deleteGroups", [g.group])
@@ -195,7 +196,7 @@ def test_alter_committed_offsets(cluster, setup, kind):
     _alter(kind, cluster.bootstrap, g.group, topic, new)
     with gu.coordinator(cluster.bootstrap, g.group) as c:
         err, offs = c.fetch_offsets(g.group, {topic: list(range(PARTITIONS))})
-    assert err == gu.NONE
+    assert err == kwire.NONE
     want = {p: new.get(p, 10) for p in range(PARTITIONS)}
     assert {p: offs[(topic, p)][0] for p in range(PARTITIONS)} == want, offs
     if kind == "kafka-python":
@@ -214,7 +215,7 @@ def test_delete_committed_offsets(cluster, setup):
     empty_group(g)
     with gu.coordinator(cluster.bootstrap, g.group) as c:
         err, parts = c.offset_delete(g.group, {topic: [0, 1]})
-        assert err == gu.NONE and set(parts.values()) == {gu.NONE}, parts
+        assert err == kwire.NONE and set(parts.values()) == {kwire.NONE}, parts
         err, offs = c.fetch_offsets(g.group, {topic: list(range(PARTITIONS))})
     assert [offs[(topic, p)][0] for p in range(PARTITIONS)] == [-1, -1, 10, 10, 10, 10]
     admin = kp_admin(cluster.bootstrap)
@@ -250,13 +251,13 @@ def test_committed_offsets_survive_restart(minikora, tmp_path):
     simple, gone, partial = "restart-simple", "restart-deleted", "restart-partial"
     with gu.coordinator(bs, simple) as c:
         assert set(c.commit(simple, {(topic, 0): (4, "meta-é-4", 0), (topic, 1): (5, None, -1)})
-                   .values()) == {gu.NONE}
+                   .values()) == {kwire.NONE}
     with gu.coordinator(bs, gone) as c:
-        assert set(c.commit(gone, {(topic, 0): 1}).values()) == {gu.NONE}
-        assert c.delete_groups([gone]) == {gone: gu.NONE}
+        assert set(c.commit(gone, {(topic, 0): 1}).values()) == {kwire.NONE}
+        assert c.delete_groups([gone]) == {gone: kwire.NONE}
     with gu.coordinator(bs, partial) as c:
-        assert set(c.commit(partial, {(topic, 0): 2, (topic, 1): 3}).values()) == {gu.NONE}
-        assert c.offset_delete(partial, {topic: [0]}) == (gu.NONE, {(topic, 0): gu.NONE})
+        assert set(c.commit(partial, {(topic, 0): 2, (topic, 1): 3}).values()) == {kwire.NONE}
+        assert c.offset_delete(partial, {topic: [0]}) == (kwire.NONE, {(topic, 0): kwire.NONE})
 
     def check_all():
         assert gu.committed(bs, g.group, topic, PARTITIONS) == {p: 10 for p in range(PARTITIONS)}
@@ -289,7 +290,7 @@ def test_committed_offsets_survive_restart(minikora, tmp_path):
 
     # an acknowledged commit survives SIGKILL too
     with gu.coordinator(bs, simple) as c:
-        assert c.commit(simple, {(topic, 2): (42, "after-kill")}) == {(topic, 2): gu.NONE}
+        assert c.commit(simple, {(topic, 2): (42, "after-kill")}) == {(topic, 2): kwire.NONE}
     mk.kill()
     mk.start()
     bs = mk.bootstrap

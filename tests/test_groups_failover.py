@@ -14,15 +14,16 @@ import pytest
 
 from clients import RDK_LOG, ck_create_topic
 import kwire
-from groups_util import NONE, GroupWire, wait_until
-from repl_util import ControlMinikora, isr_full, wait_metadata
+from groups_util import wait_until
+from kwire import NONE
+from repl_util import isr_full, wait_metadata
 
 
 def coordinator_of(bootstrap, group):
     """The coordinator's node id, asked of the first broker that answers (some are down)."""
     for host, port in kwire.parse_bootstrap(bootstrap):
         try:
-            with GroupWire(host, port, timeout=5) as c:
+            with kwire.Conn(host, port, timeout=5) as c:
                 err, node, _, _ = c.find_coordinator(group)
         except OSError:
             continue
@@ -32,11 +33,8 @@ def coordinator_of(bootstrap, group):
 
 
 @pytest.fixture
-def mk(request, tmp_path):
-    m = ControlMinikora(data_dir=tmp_path / "data", name=request.node.name)
-    m.start()
-    yield m
-    m.stop()
+def mk(minikora, tmp_path):
+    return minikora(data_dir=tmp_path / "data", control=True)
 
 
 def test_coordinator_crash_moves_group_and_keeps_offsets(mk, topic_name):

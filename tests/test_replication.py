@@ -8,6 +8,7 @@ Every test runs its own `minikora serve --control-stdin` on a fixed --data-dir u
 Cluster state is read from Metadata (leader, replicas, ISR) with bounded polling.
 """
 
+import itertools
 import time
 
 import confluent_kafka as ck
@@ -16,7 +17,7 @@ import pytest
 import kwire
 from clients import (RDK_LOG, check_partitions, ck_consume, ck_consumer, ck_create_topic,
                      ck_produce, ck_watermarks, expected_by_partition, make_records)
-from repl_util import (ControlMinikora, broker_racks, isr_full, metadata, per_file_digests,
+from repl_util import (broker_racks, isr_full, metadata, per_file_digests,
                        offset_for_leader_epoch, raw_fetch_all, raw_produce, replica_digest, summarize, wait_isr_full,
                        wait_metadata, wait_replicas_identical)
 
@@ -32,29 +33,14 @@ NOT_ENOUGH_REPLICAS_AFTER_APPEND = 20
 
 
 @pytest.fixture
-def ctl(request, tmp_path):
-    """Factory: ctl(*extra_args) -> a started ControlMinikora on tmp_path/data.  Every process
-    is stopped with SIGTERM at teardown and must exit 0 (conftest semantics)."""
-    started = []
+def ctl(minikora, tmp_path):
+    """Factory: ctl(*extra_args) -> a started Cluster(control=True) on tmp_path/dataN.  Every
+    process is stopped with SIGTERM at teardown and must exit 0 (conftest's minikora)."""
+    n = itertools.count()
 
     def make(*args):
-        mk = ControlMinikora(*args, data_dir=tmp_path / ("data%d" % len(started)),
-                             name=request.node.name)
-        started.append(mk)
-        mk.start()
-        return mk
-
-    yield make
-    errors = []
-    for mk in started:
-        if mk.proc is None:
-            continue
-        try:
-            mk.stop()
-        except BaseException as e:  # pytest.fail raises a BaseException subclass
-            errors.append(str(e))
-    if errors:
-        pytest.fail("\n".join(errors))
+        return minikora(*args, data_dir=tmp_path / ("data%d" % next(n)), control=True)
+    return make
 
 
 def create_rf3(mk, topic, partitions, min_isr=None, rf=3):
@@ -351,8 +337,7 @@ def test_isr_shrinks_while_waiting_not_enough_replicas_after_append(ctl, topic_n
     mk.crash(f2)
     wait_metadata(mk, topic, lambda ps: sorted(ps[0]["isr"]) == sorted([leader, f1]), 10,
                   "ISR without broker %d" % f2)
-    h, port = mk.addr(leader)
-    with kwire.Conn(h, port, timeout=20) as c:
+    with mk.wire(leader, timeout=20) as c:
         v = c.pick(kwire.PRODUCE, 3, 8)
         corr = c.next_corr()
         batch = kwire.record_batch([(None, b"parked-%d" % i, []) for i in range(3)])

@@ -31,9 +31,8 @@ import pytest
 import confluent_kafka as ck
 
 from clients import RDK_LOG, ck_produce, make_records
-from conftest import BIN, LOG_DIR
+from cluster import BIN, LOG_DIR
 
-ADMIN_RE = re.compile(r"\badmin (http://\S+)")
 COLS, ROWS = 80, 24
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
@@ -44,13 +43,11 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
 # Helpers
 # ---------------------------------------------------------------------------------------------
 def admin_url_or_skip(mk):
-    for line in reversed(mk.stdout_lines):
-        if "ready" in line:
-            m = ADMIN_RE.search(line)
-            if not m:
-                pytest.skip("the ready line has no admin URL (admin API not built in): %r" % line)
-            return m.group(1)
-    pytest.fail("no ready line: %r" % mk.stdout_lines[-5:])
+    if not mk.ready_line:
+        pytest.fail("no ready line: %r" % mk.stdout_lines[-5:])
+    if not mk.admin_url:
+        pytest.skip("the ready line has no admin URL (admin API not built in): %r" % mk.ready_line)
+    return mk.admin_url
 
 
 def http(url, method="GET", body=None, timeout=10):

@@ -17,7 +17,7 @@ producer's later Produce is refused and never holds the LSO; an abort while a pa
 offline completes once it is back; a refused partition answers base_offset -1; a duplicate
 batch with acks=all is answered only once the original is replicated.
 
-The cluster is `minikora serve --control-stdin` (repl_util.ControlMinikora); broker crashes are
+The cluster is `minikora serve --control-stdin` (cluster.Cluster(control=True)); broker crashes are
 control lines, synchronised on their answers.  Waits are bounded and event-driven (partition
 EOF, delivery reports, ListOffsets polls with a short bounded sleep).
 """
@@ -28,33 +28,27 @@ import time
 import confluent_kafka as ck
 import pytest
 
-import conftest
 import kwire
+from cluster import LOG_DIR, Cluster
+from conftest import shared_cluster
 import txn_util as tu
 from clients import RDK_LOG, ck_create_topic, ck_produce, node_available, run_node
-from repl_util import ControlMinikora, isr_full, summarize, wait_isr_full, wait_metadata
+from repl_util import isr_full, summarize, wait_isr_full, wait_metadata
 
 FENCING = {ck.KafkaError._FENCED, 90, 47}  # _FENCED (librdkafka), PRODUCER_FENCED, INVALID_PRODUCER_EPOCH
 
 
 @pytest.fixture(scope="module")
 def module_ctl(request):
-    mk = ControlMinikora(name=request.module.__name__)
-    mk.start()
-    yield mk
-    mk.stop()
+    with Cluster(name=request.module.__name__, control=True) as mk:
+        yield mk
 
 
 @pytest.fixture
 def ctl(module_ctl, request):
     """The module's cluster; if an earlier test killed it, a fresh one.  After the test every
     broker must be up again (tests that crash one restart it) and the process alive."""
-    if not module_ctl.alive():
-        module_ctl.proc = None
-        module_ctl.start()
-    yield module_ctl
-    if not module_ctl.alive():
-        pytest.fail("minikora died during %s\n%s" % (request.node.nodeid, module_ctl.diag()))
+    yield from shared_cluster(module_ctl, request)
     for b in sorted(module_ctl.down):
         module_ctl.start_broker(b)
 
@@ -118,12 +112,14 @@ def test_ck_commit_and_abort(ctl, topic_name):
     pid = None
     ld = tu.leaders(ctl, topic)
     for p in range(P):
-        with tu.conn(ctl, ld[p]) as c:
-            f = tu.fetch(c, topic, p, 0, tu.READ_COMMITTED)
-        assert f["error"] == 0 and f["lso"] == f["hw"], f
-        hdrs = tu.batch_headers(f["records"] or b"")
-        data = [h for h in hdrs if h["attrs"] & tu.ATTR_TRANSACTIONAL and not h["attrs"] & tu.ATTR_CONTROL]
-        ctrl = [h for h in hdrs if h["attrs"] & tu.ATTR_CONTROL]
+        with ctl.wire(ld[p]) as c:
+            f = c.fetch(topic, p, 0, version=11, max_wait_ms=0, min_bytes=0,
+                        isolation=tu.READ_COMMITTED)[-1]
+        assert f["error"] == 0 and f["last_stable_offset"] == f["high_watermark"], f
+        hdrs = kwire.batch_headers(f["records"] or b"")
+        data = [h for h in hdrs
+                if h["attrs"] & kwire.ATTR_TRANSACTIONAL and not h["attrs"] & kwire.ATTR_CONTROL]
+        ctrl = [h for h in hdrs if h["attrs"] & kwire.ATTR_CONTROL]
         assert len(ctrl) == 3, "p%d: expected 3 markers (commit, abort, commit): %s" % (p, hdrs)
         pid = data[0]["pid"]
         # the aborted records start right after the first commit marker
@@ -245,14 +241,10 @@ def test_kafkajs_consume_transform_produce(ctl, topic_name):
 # 2. Idempotent producer, 100,000 records, leader crashed and restarted
 # =============================================================================================
 @pytest.fixture
-def latency_ctl(request):
+def latency_ctl(minikora):
     """A cluster of its own with a cross-AZ delay: acks=all requests stay parked for a while,
     so a crash hits batches that were appended but not yet replicated or acknowledged."""
-    mk = ControlMinikora("--set", "minikora.cross.az.latency.ms=%d" % LATENCY_MS,
-                         name=request.node.name)
-    mk.start()
-    yield mk
-    mk.stop()
+    return minikora("--set", "minikora.cross.az.latency.ms=%d" % LATENCY_MS, control=True)
 
 
 LATENCY_MS = 10
@@ -331,7 +323,7 @@ def test_idempotent_exactly_once_under_leader_crash(latency_ctl, topic_name, ide
               "foreign": foreign, "out_of_order": out_of_order, "events": events,
               "produce_seconds": round(produce_s, 1), "hw": got[-1][0] + 1 if got else 0,
               "request_retries": retries, "cross_az_latency_ms": LATENCY_MS}
-    (conftest.LOG_DIR / "txn_idempotence_counts.json").write_text(json.dumps(counts) + "\n")
+    (LOG_DIR / "txn_idempotence_counts.json").write_text(json.dumps(counts) + "\n")
     print("\nidempotence counts: %s" % json.dumps(counts))
     assert [e[0] for e in events] == ["crash", "start", "crash", "start"], events
     assert (dups, gaps, foreign, out_of_order) == (0, 0, 0, 0), counts
@@ -383,7 +375,7 @@ def test_process_restart_with_open_transaction(tmp_path, topic_name, request):
     """The whole process stops (SIGTERM) with a transaction open and starts again from its data
     directory: the coordinator state is recovered from SQLite, the producer state from the logs;
     a new producer with the same transactional.id aborts it and the LSO reaches the HW."""
-    mk = ControlMinikora(data_dir=tmp_path / "data", name=request.node.name)
+    mk = Cluster(data_dir=tmp_path / "data", name=request.node.name, control=True)
     mk.start()
     try:
         P = 2
@@ -403,8 +395,8 @@ def test_process_restart_with_open_transaction(tmp_path, topic_name, request):
         lh = tu.lso_hw(mk, topic, range(P))
         assert all(lso < hw for lso, hw in lh.values()), \
             "after the restart the transaction is still open, the LSO must be held: %s" % lh
-        with tu.conn(mk, tu.txn_coordinator(mk, tid)) as c:
-            d = tu.describe_transactions(c, [tid])[tid]
+        with mk.wire(tu.txn_coordinator(mk, tid)) as c:
+            d = c.describe_transactions([tid])[tid]
         assert d["error"] == 0 and d["state"] == "Ongoing" and len(d["partitions"]) == P, d
         prod2 = tu.txn_producer(mk.bootstrap, tid)
         prod2.init_transactions(20)
@@ -503,8 +495,8 @@ def test_transaction_timeout_aborts_and_lso_advances(ctl, topic_name):
     assert by_partition(got) == {0: [b"after-%d" % i for i in range(5)]}, by_partition(got)
     assert waited < 5.5, "transaction aborted only %.1f s after it was opened" % waited
     tu.wait_lso_eq_hw(ctl, topic, [0], timeout=2)
-    with tu.conn(ctl, tu.txn_coordinator(ctl, tid)) as c:
-        d = tu.describe_transactions(c, [tid])[tid]
+    with ctl.wire(tu.txn_coordinator(ctl, tid)) as c:
+        d = c.describe_transactions([tid])[tid]
     assert d["error"] == 0 and d["state"] == "CompleteAbort" and d["epoch"] >= 1, d
     # the producer that let it time out cannot commit it
     with pytest.raises(ck.KafkaException) as ei:
@@ -580,52 +572,54 @@ def test_raw_idempotence(ctl, topic_name):
     topic = topic_name()
     make_topic(ctl, topic, 1)
     leader = tu.leaders(ctl, topic)[0]
-    with tu.conn(ctl, leader) as c:
+    with ctl.wire(leader) as c:
         for v in (0, 1, 2, 4):
-            err, pid0, ep0 = tu.init_producer_id(c, None, version=v)
+            err, pid0, ep0 = c.init_producer_id(None, version=v)
             assert err == 0 and pid0 >= 0 and ep0 == 0, (v, err, pid0, ep0)
-        err, pid, epoch = tu.init_producer_id(c, None)
+        err, pid, epoch = c.init_producer_id(None)
         assert err == 0 and pid >= 0 and epoch == 0 and pid != pid0, (err, pid, epoch)
 
         def hw():
             return tu.list_offsets(c, topic, [0], tu.READ_UNCOMMITTED)[0][1]
 
         b0 = tu.idem_batch([b"a", b"b", b"c"], pid, epoch, 0)
-        assert tu.produce(c, topic, 0, b0) == (0, 0)
-        assert tu.produce(c, topic, 0, tu.idem_batch([b"d"], pid, epoch, 3)) == (0, 3)
+        assert c.produce_one(topic, 0, b0, version=8) == (0, 0)
+        assert c.produce_one(topic, 0, tu.idem_batch([b"d"], pid, epoch, 3), version=8) == (0, 3)
         assert hw() == 4
         # duplicates (the latest batch and an older one) get their original offsets
-        assert tu.produce(c, topic, 0, tu.idem_batch([b"d"], pid, epoch, 3)) == (0, 3)
-        assert tu.produce(c, topic, 0, b0) == (0, 0)
+        assert c.produce_one(topic, 0, tu.idem_batch([b"d"], pid, epoch, 3), version=8) == (0, 3)
+        assert c.produce_one(topic, 0, b0, version=8) == (0, 0)
         assert hw() == 4, "a duplicate batch was appended again"
         # a sequence gap
-        err, _ = tu.produce(c, topic, 0, tu.idem_batch([b"x"], pid, epoch, 6))
-        assert err == tu.OUT_OF_ORDER_SEQUENCE_NUMBER, err
+        err, _ = c.produce_one(topic, 0, tu.idem_batch([b"x"], pid, epoch, 6), version=8)
+        assert err == kwire.OUT_OF_ORDER_SEQUENCE_NUMBER, err
         assert hw() == 4
         # epoch bump (KIP-360): same producer id, epoch + 1, sequences restart at 0
-        err, pid2, epoch2 = tu.init_producer_id(c, None, pid=pid, epoch=epoch)
+        err, pid2, epoch2 = c.init_producer_id(None, pid=pid, epoch=epoch)
         assert (err, pid2, epoch2) == (0, pid, epoch + 1)
-        err, _ = tu.produce(c, topic, 0, tu.idem_batch([b"y"], pid, epoch2, 5))
-        assert err == tu.OUT_OF_ORDER_SEQUENCE_NUMBER, "new epoch must start at sequence 0: %d" % err
-        assert tu.produce(c, topic, 0, tu.idem_batch([b"e"], pid, epoch2, 0)) == (0, 4)
+        err, _ = c.produce_one(topic, 0, tu.idem_batch([b"y"], pid, epoch2, 5), version=8)
+        assert err == kwire.OUT_OF_ORDER_SEQUENCE_NUMBER, \
+            "new epoch must start at sequence 0: %d" % err
+        assert c.produce_one(topic, 0, tu.idem_batch([b"e"], pid, epoch2, 0), version=8) == (0, 4)
         # the older epoch is now refused
-        err, _ = tu.produce(c, topic, 0, tu.idem_batch([b"z"], pid, epoch, 4))
-        assert err == tu.INVALID_PRODUCER_EPOCH, err
+        err, _ = c.produce_one(topic, 0, tu.idem_batch([b"z"], pid, epoch, 4), version=8)
+        assert err == kwire.INVALID_PRODUCER_EPOCH, err
         assert hw() == 5
-        dp = tu.describe_producers(c, topic, [0])
+        dp = c.describe_producers(topic, [0])
         assert dp[0][0] == 0, dp
         mine = [s for s in dp[0][1] if s["pid"] == pid]
         assert len(mine) == 1 and mine[0]["epoch"] == epoch2 and mine[0]["last_seq"] == 0 \
             and mine[0]["txn_start"] == -1, dp
         # read back: five records, each once
-        f = tu.fetch(c, topic, 0, 0, tu.READ_UNCOMMITTED)
-        hdrs = tu.batch_headers(f["records"])
+        f = c.fetch(topic, 0, 0, version=11, max_wait_ms=0, min_bytes=0,
+                    isolation=tu.READ_UNCOMMITTED)[-1]
+        hdrs = kwire.batch_headers(f["records"])
         assert [(h["base"], h["count"], h["seq"], h["epoch"]) for h in hdrs] == [
             (0, 3, 0, epoch), (3, 1, 3, epoch), (4, 1, 0, epoch2)], hdrs
     # DescribeProducers to a follower: NOT_LEADER_OR_FOLLOWER
     follower = next(b for b in range(1, 7) if b != leader)
-    with tu.conn(ctl, follower) as c:
-        assert tu.describe_producers(c, topic, [0])[0][0] in (6,), "follower answered"
+    with ctl.wire(follower) as c:
+        assert c.describe_producers(topic, [0])[0][0] in (6,), "follower answered"
 
 
 @pytest.mark.timeout(15)
@@ -633,11 +627,11 @@ def test_raw_error_answers_base_offset_minus_one(ctl, topic_name):
     """Kafka answers a refused partition with base_offset -1 (PartitionResponse(error))."""
     topic = topic_name()
     make_topic(ctl, topic, 1)
-    with tu.conn(ctl, tu.leaders(ctl, topic)[0]) as c:
-        _, pid, epoch = tu.init_producer_id(c, None)
-        assert tu.produce(c, topic, 0, tu.idem_batch([b"a"], pid, epoch, 0)) == (0, 0)
-        assert tu.produce(c, topic, 0, tu.idem_batch([b"b"], pid, epoch, 7)) == (
-            tu.OUT_OF_ORDER_SEQUENCE_NUMBER, -1)
+    with ctl.wire(tu.leaders(ctl, topic)[0]) as c:
+        _, pid, epoch = c.init_producer_id(None)
+        assert c.produce_one(topic, 0, tu.idem_batch([b"a"], pid, epoch, 0), version=8) == (0, 0)
+        assert c.produce_one(topic, 0, tu.idem_batch([b"b"], pid, epoch, 7), version=8) == (
+            kwire.OUT_OF_ORDER_SEQUENCE_NUMBER, -1)
 
 
 @pytest.mark.timeout(30)
@@ -653,54 +647,51 @@ def test_raw_describe_and_list_transactions(ctl, topic_name):
     errors, acked = tu.produce_flush(prod, topic, [(p, None, b"v%d" % p) for p in range(P)])
     assert not errors
     # an unknown id that this same broker coordinates
-    with tu.any_conn(ctl) as c:
+    with ctl.wire() as c:
         unknown = next(u for u in ("no-such-%d-%s" % (i, tid) for i in range(200))
-                       if tu.find_coordinator(c, u, 1) == (0, coord))
-    with tu.conn(ctl, coord) as c:
-        d = tu.describe_transactions(c, [tid, unknown])
+                       if c.find_coordinator(u, key_type=1, version=1)[:2] == (0, coord))
+    with ctl.wire(coord) as c:
+        d = c.describe_transactions([tid, unknown])
         st = d[tid]
         assert st["error"] == 0 and st["state"] == "Ongoing", st
         assert st["timeout_ms"] == 45000 and st["pid"] >= 0 and st["epoch"] >= 0, st
         assert st["partitions"] == {(topic, p) for p in range(P)}, st
         assert abs(st["start_ms"] - time.time() * 1000) < 60000, st
-        assert d[unknown]["error"] == tu.TRANSACTIONAL_ID_NOT_FOUND, d
-        err, lst = tu.list_transactions(c)
+        assert d[unknown]["error"] == kwire.TRANSACTIONAL_ID_NOT_FOUND, d
+        err, lst = c.list_transactions()
         assert err == 0 and (tid, st["pid"], "Ongoing") in lst, lst
-        err, lst = tu.list_transactions(c, states=["Ongoing"], pids=[st["pid"]])
+        err, lst = c.list_transactions(states=["Ongoing"], pids=[st["pid"]])
         assert err == 0 and lst == [(tid, st["pid"], "Ongoing")], lst
-        err, lst = tu.list_transactions(c, states=["CompleteCommit"], pids=[st["pid"]])
+        err, lst = c.list_transactions(states=["CompleteCommit"], pids=[st["pid"]])
         assert err == 0 and lst == [], lst
     other = next(b for b in range(1, 7) if b != coord)
-    with tu.conn(ctl, other) as c:
-        d = tu.describe_transactions(c, [tid])
-        assert d[tid]["error"] == tu.NOT_COORDINATOR, d
-        err, lst = tu.list_transactions(c)
+    with ctl.wire(other) as c:
+        d = c.describe_transactions([tid])
+        assert d[tid]["error"] == kwire.NOT_COORDINATOR, d
+        err, lst = c.list_transactions()
         assert err == 0 and tid not in [x[0] for x in lst], lst
     ld = tu.leaders(ctl, topic)
     for p in range(P):
-        with tu.conn(ctl, ld[p]) as c:
-            dp = tu.describe_producers(c, topic, [p])[p]
+        with ctl.wire(ld[p]) as c:
+            dp = c.describe_producers(topic, [p])[p]
         mine = [s for s in dp[1] if s["pid"] == st["pid"]]
         assert dp[0] == 0 and len(mine) == 1 and mine[0]["txn_start"] == acked[b"v%d" % p][1], dp
     prod.commit_transaction(15)
-    with tu.conn(ctl, coord) as c:
-        st = tu.describe_transactions(c, [tid])[tid]
+    with ctl.wire(coord) as c:
+        st = c.describe_transactions([tid])[tid]
         assert st["state"] == "CompleteCommit" and st["partitions"] == set(), st
-        err, lst = tu.list_transactions(c, states=["Ongoing"])
+        err, lst = c.list_transactions(states=["Ongoing"])
         assert tid not in [x[0] for x in lst], lst
     for p in range(P):
-        with tu.conn(ctl, ld[p]) as c:
-            dp = tu.describe_producers(c, topic, [p])[p]
+        with ctl.wire(ld[p]) as c:
+            dp = c.describe_producers(topic, [p])[p]
         mine = [s for s in dp[1] if s["pid"] == st["pid"]]
         assert len(mine) == 1 and mine[0]["txn_start"] == -1, dp
 
 
 @pytest.fixture
-def slow_repl_ctl(request):
-    mk = ControlMinikora("--set", "minikora.cross.az.latency.ms=1500", name=request.node.name)
-    mk.start()
-    yield mk
-    mk.stop()
+def slow_repl_ctl(minikora):
+    return minikora("--set", "minikora.cross.az.latency.ms=1500", control=True)
 
 
 @pytest.mark.timeout(30)
@@ -713,19 +704,20 @@ def test_raw_duplicate_with_acks_all_waits_for_replication(slow_repl_ctl, topic_
     topic = topic_name()
     make_topic(mk, topic, 1, config={"min.insync.replicas": "2"})
     leader = tu.leaders(mk, topic)[0]
-    c1, c2, c3 = tu.conn(mk, leader), tu.conn(mk, leader), tu.conn(mk, leader)
+    c1, c2, c3 = mk.wire(leader), mk.wire(leader), mk.wire(leader)
     try:
-        _, pid, epoch = tu.init_producer_id(c3, None)
+        _, pid, epoch = c3.init_producer_id(None)
         batch = tu.idem_batch([b"precious"], pid, epoch, 0)
-        c1.send(kwire.request(kwire.PRODUCE, 8, 4242, tu.produce_body(topic, 0, batch)))  # the original, parked (acks=all)
+        # the original, parked (acks=all)
+        c1.send(kwire.request(kwire.PRODUCE, 8, 4242, kwire.produce_body(8, topic, 0, batch)))
         deadline = time.monotonic() + 5
-        while not tu.describe_producers(c3, topic, [0])[0][1]:  # appended on the leader
+        while not c3.describe_producers(topic, [0])[0][1]:  # appended on the leader
             assert time.monotonic() < deadline, "the original batch was never appended"
             time.sleep(0.005)  # bounded
         t0 = time.monotonic()
         c2.sock.settimeout(0.3)
         try:
-            answered = tu.produce(c2, topic, 0, batch)
+            answered = c2.produce_one(topic, 0, batch, version=8)
         except OSError:
             answered = None  # parked like the original: what Kafka does
         took = time.monotonic() - t0

@@ -1,9 +1,9 @@
 """Helpers for the idempotence / transactions tests (tests/test_txn.py, issue 5).
 
-* kwire-level requests the generic kwire module does not have: FindCoordinator (key type 1),
-  InitProducerId, Produce of idempotent / transactional batches (producer id, epoch, sequence
-  in the batch header), ListOffsets and Fetch with an isolation level (LSO, aborted
-  transactions), DescribeProducers, ListTransactions, DescribeTransactions.
+* The wire side is kwire's (kwire.Conn has InitProducerId, DescribeProducers, ListTransactions,
+  DescribeTransactions, FindCoordinator, Produce, Fetch; kwire has the batch decoders and the
+  error codes); here: idem_batch() (kwire.record_batch with producer id, epoch, sequence) and
+  list_offsets() as {partition: (error, offset)} with an isolation level.
 * lso_hw(): per partition (LSO, HW) = ListOffsets latest with read_committed / read_uncommitted,
   asked of the partition's leader; wait_lso_eq_hw() waits (bounded) until no partition has a
   hanging transaction.
@@ -13,7 +13,6 @@
 Every wait is bounded; metadata/offset polls sleep a little between attempts (bounded).
 """
 
-import struct
 import time
 import uuid
 
@@ -22,83 +21,23 @@ import confluent_kafka as ck
 import kwire
 from clients import RDK_LOG
 
-FIND_COORDINATOR = 10
-INIT_PRODUCER_ID = 22
-DESCRIBE_PRODUCERS = 61
-DESCRIBE_TRANSACTIONS = 65
-LIST_TRANSACTIONS = 66
-
-# Kafka error codes
-OUT_OF_ORDER_SEQUENCE_NUMBER = 45
-DUPLICATE_SEQUENCE_NUMBER = 46
-INVALID_PRODUCER_EPOCH = 47
-INVALID_TXN_STATE = 48
-INVALID_PRODUCER_ID_MAPPING = 49
-CONCURRENT_TRANSACTIONS = 51
-TRANSACTIONAL_ID_NOT_FOUND = 105
-PRODUCER_FENCED = 90
-UNKNOWN_PRODUCER_ID = 59
-NOT_COORDINATOR = 16
-COORDINATOR_NOT_AVAILABLE = 15
+from repl_util import leaders
 
 READ_UNCOMMITTED = 0
 READ_COMMITTED = 1
 
-ATTR_TRANSACTIONAL = 0x10
-ATTR_CONTROL = 0x20
-
 
 # ---------------------------------------------------------------------------------------------
-# Connections
+# FindCoordinator (transaction key)
 # ---------------------------------------------------------------------------------------------
-def conn(mk, broker, timeout=10.0):
-    h, p = mk.addr(broker)
-    return kwire.Conn(h, p, timeout=timeout)
-
-
-def any_conn(mk, timeout=10.0):
-    last = None
-    for b, (h, p) in mk.up_brokers():
-        try:
-            return kwire.Conn(h, p, timeout=timeout)
-        except OSError as e:
-            last = e
-    raise AssertionError("no broker accepts connections (%s)" % last)
-
-
-def leaders(mk, topic):
-    """{partition: leader id} from Metadata (asked of any running broker)."""
-    with any_conn(mk) as c:
-        md = c.metadata([topic])
-    t = [x for x in md["topics"] if x["name"] == topic]
-    assert t and t[0]["error"] == 0, "metadata for %s: %r" % (topic, t)
-    return {p["index"]: p["leader"] for p in t[0]["partitions"]}
-
-
-# ---------------------------------------------------------------------------------------------
-# FindCoordinator / InitProducerId
-# ---------------------------------------------------------------------------------------------
-def find_coordinator(c, key, key_type=1):
-    """FindCoordinator v1 -> (error, node_id)."""
-    body = kwire.string(key) + kwire.i8(key_type)
-    r = kwire.Reader(c.call(FIND_COORDINATOR, 1, body))
-    r.i32()
-    err = r.i16()
-    r.string()
-    node = r.i32()
-    r.string()
-    r.i32()
-    return err, node
-
-
 def txn_coordinator(mk, tid, timeout=15):
     """Broker id coordinating transactional id `tid` (bounded retry while it moves)."""
     deadline = time.monotonic() + timeout
     last = None
     while True:
         try:
-            with any_conn(mk) as c:
-                err, node = find_coordinator(c, tid, 1)
+            with mk.wire() as c:
+                err, node = c.find_coordinator(tid, key_type=1, version=1)[:2]
             if err == 0 and node >= 1:
                 return node
             last = (err, node)
@@ -109,60 +48,22 @@ def txn_coordinator(mk, tid, timeout=15):
         time.sleep(0.05)  # bounded by `timeout`
 
 
-def init_producer_id(c, tid=None, timeout_ms=60000, pid=-1, epoch=-1, version=4):
-    """InitProducerId v0..v1 (classic) or v2+ (flexible; pid/epoch v3+) -> (error, pid, epoch)."""
-    if version >= 2:
-        body = kwire.compact_string(tid) + kwire.i32(timeout_ms)
-        if version >= 3:
-            body += kwire.i64(pid) + kwire.i16(epoch)
-        body += kwire.TAGS
-        r = kwire.Reader(c.call(INIT_PRODUCER_ID, version, body, flexible_req=True))
-    else:
-        body = kwire.string(tid) + kwire.i32(timeout_ms)
-        r = kwire.Reader(c.call(INIT_PRODUCER_ID, version, body))
-    r.i32()
-    return r.i16(), r.i64(), r.i16()
-
-
 # ---------------------------------------------------------------------------------------------
-# Idempotent / transactional record batches and Produce
+# Idempotent / transactional record batches
 # ---------------------------------------------------------------------------------------------
 def idem_batch(values, pid, epoch, base_seq, transactional=False, base_timestamp=None):
     """One uncompressed v2 batch of `values` (bytes) with producer id/epoch/base sequence."""
-    ts = int(time.time() * 1000) if base_timestamp is None else base_timestamp
-    recs = b"".join(kwire.record(i, None, v, []) for i, v in enumerate(values))
-    attrs = ATTR_TRANSACTIONAL if transactional else 0
-    after_crc = (kwire.i16(attrs) + kwire.i32(len(values) - 1) + kwire.i64(ts) + kwire.i64(ts)
-                 + kwire.i64(pid) + kwire.i16(epoch) + kwire.i32(base_seq)
-                 + kwire.i32(len(values)) + recs)
-    after_len = kwire.i32(-1) + kwire.i8(2) + kwire.u32(kwire.crc32c(after_crc)) + after_crc
-    return kwire.i64(0) + kwire.i32(len(after_len)) + after_len
-
-
-def produce_body(topic, partition, batch, tid=None, acks=-1):
-    """Produce v3..v8 (classic) body: one topic, one partition."""
-    return (kwire.string(tid) + kwire.i16(acks) + kwire.i32(10000)
-            + kwire.array([kwire.string(topic) + kwire.array([kwire.i32(partition)
-                                                             + kwire.bytes_(batch)])]))
-
-
-def produce(c, topic, partition, batch, tid=None, acks=-1, version=8):
-    """Produce v3..v8 (classic) -> (error, base_offset)."""
-    body = produce_body(topic, partition, batch, tid, acks)
-    res = kwire.parse_produce(version, c.call(kwire.PRODUCE, version, body))
-    assert len(res) == 1, res
-    return res[0][2], res[0][3]
+    return kwire.record_batch([(None, v, []) for v in values], base_timestamp=base_timestamp,
+                              attributes=kwire.ATTR_TRANSACTIONAL if transactional else 0,
+                              producer_id=pid, producer_epoch=epoch, base_sequence=base_seq)
 
 
 # ---------------------------------------------------------------------------------------------
-# ListOffsets / Fetch with an isolation level
+# ListOffsets with an isolation level
 # ---------------------------------------------------------------------------------------------
 def list_offsets(c, topic, partitions, isolation, ts=kwire.LATEST):
     """ListOffsets v5 -> {partition: (error, offset)}."""
-    parts = [kwire.i32(p) + kwire.i32(-1) + kwire.i64(ts) for p in partitions]
-    body = kwire.i32(-1) + kwire.i8(isolation) + kwire.array([kwire.string(topic)
-                                                              + kwire.array(parts)])
-    res = kwire.parse_list_offsets(5, c.call(kwire.LIST_OFFSETS, 5, body))
+    res = c.list_offsets(topic, [(p, ts) for p in partitions], isolation=isolation, version=5)
     return {p: (err, off) for _, p, err, _, off in res}
 
 
@@ -178,7 +79,7 @@ def lso_hw(mk, topic, partitions, timeout=15):
             for p in partitions:
                 if ld[p] < 1 or ld[p] in mk.down:
                     raise AssertionError("partition %d has no live leader (%d)" % (p, ld[p]))
-                with conn(mk, ld[p]) as c:
+                with mk.wire(ld[p]) as c:
                     rc = list_offsets(c, topic, [p], READ_COMMITTED)[p]
                     ru = list_offsets(c, topic, [p], READ_UNCOMMITTED)[p]
                 if rc[0] or ru[0]:
@@ -204,135 +105,6 @@ def wait_lso_eq_hw(mk, topic, partitions, timeout=10, what=""):
             raise AssertionError("%s: hanging transaction on %s after %.0f s: {p: (LSO, HW)} = %s"
                                  % (what, topic, timeout, v))
         time.sleep(0.05)  # bounded by `timeout`
-
-
-def fetch_body(topic, partition, offset, isolation, max_bytes=1 << 20, max_wait_ms=0):
-    """Fetch v11 with an isolation level (no session, no rack)."""
-    b = (kwire.i32(-1) + kwire.i32(max_wait_ms) + kwire.i32(0) + kwire.i32(max_bytes)
-         + kwire.i8(isolation) + kwire.i32(0) + kwire.i32(-1))
-    p = (kwire.i32(partition) + kwire.i32(-1) + kwire.i64(offset) + kwire.i64(-1)
-         + kwire.i32(max_bytes))
-    b += kwire.array([kwire.string(topic) + kwire.array([p])])
-    b += kwire.array([]) + kwire.string("")
-    return b
-
-
-def fetch(c, topic, partition, offset, isolation):
-    """Fetch v11 -> {error, hw, lso, log_start, aborted [(pid, first)], records bytes}."""
-    r = kwire.Reader(c.call(kwire.FETCH, 11, fetch_body(topic, partition, offset, isolation)))
-    r.i32()
-    r.i16()
-    r.i32()
-    out = None
-    for _ in range(r.i32()):
-        r.string()
-        for _ in range(r.i32()):
-            p = {"partition": r.i32(), "error": r.i16(), "hw": r.i64(), "lso": r.i64(),
-                 "log_start": r.i64()}
-            p["aborted"] = r.array(lambda r: (r.i64(), r.i64()))
-            r.i32()  # preferred read replica
-            p["records"] = r.bytes_()
-            out = p
-    return out
-
-
-def batch_headers(data):
-    """Record batches in `data` -> [{base, last, pid, epoch, seq, attrs, count}]."""
-    out = []
-    pos = 0
-    while pos + 61 <= len(data):
-        base, blen = struct.unpack_from(">qi", data, pos)
-        if pos + 12 + blen > len(data):
-            break
-        attrs, lod = struct.unpack_from(">hi", data, pos + 21)
-        pid, epoch, seq, count = struct.unpack_from(">qhii", data, pos + 43)
-        out.append({"base": base, "last": base + lod, "pid": pid, "epoch": epoch, "seq": seq,
-                    "attrs": attrs, "count": count})
-        pos += 12 + blen
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# DescribeProducers / ListTransactions / DescribeTransactions (flexible v0)
-# ---------------------------------------------------------------------------------------------
-def describe_producers(c, topic, partitions):
-    """-> {partition: (error, [{pid, epoch, last_seq, last_ts, coord_epoch, txn_start}])}"""
-    body = (kwire.compact_array([kwire.compact_string(topic)
-                                 + kwire.compact_array([kwire.i32(p) for p in partitions])
-                                 + kwire.TAGS]) + kwire.TAGS)
-    r = kwire.Reader(c.call(DESCRIBE_PRODUCERS, 0, body, flexible_req=True))
-    r.i32()
-    out = {}
-
-    def prod(r):
-        d = {"pid": r.i64(), "epoch": r.i32(), "last_seq": r.i32(), "last_ts": r.i64(),
-             "coord_epoch": r.i32(), "txn_start": r.i64()}
-        r.tags()
-        return d
-
-    def part(r):
-        idx, err = r.i32(), r.i16()
-        r.compact_string()
-        ps = r.compact_array(prod) or []
-        r.tags()
-        out[idx] = (err, ps)
-
-    def top(r):
-        r.compact_string()
-        r.compact_array(part)
-        r.tags()
-    r.compact_array(top)
-    r.tags()
-    return out
-
-
-def list_transactions(c, states=(), pids=(), duration_ms=None):
-    """ListTransactions v0 (v1 with duration) -> (error, [(tid, pid, state)])"""
-    v = 1 if duration_ms is not None else 0
-    body = (kwire.compact_array([kwire.compact_string(s) for s in states])
-            + kwire.compact_array([kwire.i64(p) for p in pids]))
-    if v >= 1:
-        body += kwire.i64(duration_ms)
-    body += kwire.TAGS
-    r = kwire.Reader(c.call(LIST_TRANSACTIONS, v, body, flexible_req=True))
-    r.i32()
-    err = r.i16()
-    r.compact_array(lambda r: r.compact_string())
-
-    def st(r):
-        x = (r.compact_string(), r.i64(), r.compact_string())
-        r.tags()
-        return x
-    states_out = r.compact_array(st) or []
-    r.tags()
-    return err, states_out
-
-
-def describe_transactions(c, tids):
-    """DescribeTransactions v0 -> {tid: {error, state, timeout_ms, start_ms, pid, epoch,
-    partitions: set((topic, p))}}"""
-    body = kwire.compact_array([kwire.compact_string(t) for t in tids]) + kwire.TAGS
-    r = kwire.Reader(c.call(DESCRIBE_TRANSACTIONS, 0, body, flexible_req=True))
-    r.i32()
-    out = {}
-
-    def topic(r):
-        name = r.compact_string()
-        ps = r.compact_array(lambda r: r.i32()) or []
-        r.tags()
-        return [(name, p) for p in ps]
-
-    def st(r):
-        d = {"error": r.i16()}
-        tid = r.compact_string()
-        d.update(state=r.compact_string(), timeout_ms=r.i32(), start_ms=r.i64(), pid=r.i64(),
-                 epoch=r.i16())
-        d["partitions"] = set(x for t in (r.compact_array(topic) or []) for x in t)
-        r.tags()
-        out[tid] = d
-    r.compact_array(st)
-    r.tags()
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
