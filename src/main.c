@@ -80,18 +80,7 @@ static void tick_cb(uv_timer_t *t)
                   mk_cluster_config_get_i64(mk_cluster_config(app->cluster), "log.retention.check.interval.ms");
     if (retain)
         app->last_retention_ms = now;
-    size_t it = 0;
-    mk_topic_t *topic;
-    while ((topic = mk_cluster_topic_next(app->cluster, &it)))
-        for (int32_t p = 0; p < topic->partition_count; p++)
-            for (int32_t k = 0; k < topic->partitions[p].replica_count; k++) {
-                mk_log_t *log = topic->partitions[p].replicas[k].log;
-                if (!log)
-                    continue;
-                mk_log_tick(log, now);
-                if (retain)
-                    mk_log_retain(log, now);
-            }
+    mk_cluster_logs_tick(app->cluster, now, retain);
 }
 
 static void app_stop(app_t *app)

@@ -25,6 +25,7 @@
  * call it.  Loop thread only.
  */
 #include "admin/admin_int.h"
+#include "partition/partition.h"
 #include "repl/repl.h"
 
 #include <stdarg.h>
@@ -91,8 +92,8 @@ static seen_topic_t *seen_new(const mk_topic_t *t)
     memcpy(st->id, t->id, 16);
     st->n = t->partition_count;
     for (int32_t i = 0; i < t->partition_count; i++) {
-        st->leader[i] = t->partitions[i].leader;
-        st->isr[i] = mk_repl_isr_size(&t->partitions[i]);
+        st->leader[i] = mk_partition_leader(mk_cluster_topic_partition(t, i));
+        st->isr[i] = mk_partition_isr_size(mk_cluster_topic_partition(t, i));
     }
     return st;
 }
@@ -137,29 +138,29 @@ void mk_admin_observe(mk_admin_t *a, const char *why, bool quiet)
             continue;
         }
         for (int32_t i = 0; i < t->partition_count; i++) {
-            mk_partition_t *p = &t->partitions[i];
-            int32_t isr = mk_repl_isr_size(p);
-            if (emit && st->leader[i] != p->leader) {
+            mk_partition_t *p = mk_cluster_topic_partition(t, i);
+            int32_t isr = mk_partition_isr_size(p);
+            if (emit && st->leader[i] != mk_partition_leader(p)) {
                 if (part_events++ < PART_EVENTS_MAX) {
-                    if (p->leader < 0)
+                    if (mk_partition_leader(p) < 0)
                         mk_admin_event(a, "partition_offline", st->leader[i], "%s-%d: no leader (was broker %d)%s",
                                        t->name, i, st->leader[i], cause);
                     else
-                        mk_admin_event(a, "leader_changed", p->leader, "%s-%d: leader %d -> %d, epoch %d%s", t->name,
-                                       i, st->leader[i], p->leader, p->leader_epoch, cause);
+                        mk_admin_event(a, "leader_changed", mk_partition_leader(p), "%s-%d: leader %d -> %d, epoch %d%s", t->name,
+                                       i, st->leader[i], mk_partition_leader(p), mk_partition_leader_epoch(p), cause);
                 } else {
                     leader_more++;
                 }
             }
             if (emit && st->isr[i] != isr) {
                 if (part_events++ < PART_EVENTS_MAX)
-                    mk_admin_event(a, isr < st->isr[i] ? "isr_shrunk" : "isr_expanded", p->leader,
+                    mk_admin_event(a, isr < st->isr[i] ? "isr_shrunk" : "isr_expanded", mk_partition_leader(p),
                                    "%s-%d: ISR %d -> %d of %d replicas%s", t->name, i, st->isr[i], isr,
-                                   p->replica_count, cause);
+                                   mk_partition_replica_count(p), cause);
                 else
                     isr_more++;
             }
-            st->leader[i] = p->leader;
+            st->leader[i] = mk_partition_leader(p);
             st->isr[i] = isr;
         }
     }

@@ -21,6 +21,7 @@
 #include "admin/admin_int.h"
 #include "batch/batch.h"
 #include "group/group.h"
+#include "partition/partition.h"
 #include "repl/repl.h"
 
 #include <errno.h>
@@ -183,21 +184,23 @@ static bool counts_take(mk_admin_t *a, counts_t *k)
     while ((t = mk_cluster_topic_next(a->c, &it))) {
         k->topics++;
         for (int32_t i = 0; i < t->partition_count; i++) {
-            mk_partition_t *p = &t->partitions[i];
+            mk_partition_t *p = mk_cluster_topic_partition(t, i);
             k->partitions++;
-            bool urp = p->leader >= 0 && mk_repl_isr_size(p) < p->replica_count;
-            if (p->leader < 0)
+            bool urp = mk_partition_leader(p) >= 0 && mk_partition_isr_size(p) < mk_partition_replica_count(p);
+            if (mk_partition_leader(p) < 0)
                 k->offline++;
             if (urp)
                 k->urp++;
-            if (p->leader >= 1 && p->leader <= k->n) {
-                k->leaders[p->leader - 1]++;
+            if (mk_partition_leader(p) >= 1 && mk_partition_leader(p) <= k->n) {
+                k->leaders[mk_partition_leader(p) - 1]++;
                 if (urp)
-                    k->under_replicated[p->leader - 1]++;
+                    k->under_replicated[mk_partition_leader(p) - 1]++;
             }
-            for (int32_t r = 0; r < p->replica_count; r++)
-                if (p->replicas[r].broker >= 1 && p->replicas[r].broker <= k->n)
-                    k->replicas[p->replicas[r].broker - 1]++;
+            for (int32_t r = 0; r < mk_partition_replica_count(p); r++) {
+                int32_t id = mk_partition_replica_broker(p, r);
+                if (id >= 1 && id <= k->n)
+                    k->replicas[id - 1]++;
+            }
         }
     }
     return true;
@@ -451,16 +454,16 @@ static json_t *topic_summary_json(mk_admin_t *a, mk_topic_t *t)
     uint64_t size = 0;
     int64_t records = 0;
     for (int32_t i = 0; i < t->partition_count; i++) {
-        mk_partition_t *p = &t->partitions[i];
-        if (p->leader < 0)
+        mk_partition_t *p = mk_cluster_topic_partition(t, i);
+        if (mk_partition_leader(p) < 0)
             offline++;
-        else if (mk_repl_isr_size(p) < p->replica_count)
+        else if (mk_partition_isr_size(p) < mk_partition_replica_count(p))
             urp++;
-        if (p->log) {
+        if (mk_partition_log(p)) {
             mk_log_stats_t st;
-            mk_log_stats(p->log, &st);
+            mk_log_stats(mk_partition_log(p), &st);
             size += st.size_bytes;
-            records += p->hw - st.start_offset > 0 ? p->hw - st.start_offset : 0;
+            records += mk_partition_hw(p) - st.start_offset > 0 ? mk_partition_hw(p) - st.start_offset : 0;
         }
     }
     return json_pack("{s:o, s:s, s:i, s:i, s:i, s:I, s:i, s:i, s:I, s:I}", "name", jstr(t->name), "id", id,
@@ -485,36 +488,38 @@ static json_t *topic_detail_json(mk_admin_t *a, mk_topic_t *t)
     json_t *j = topic_summary_json(a, t);
     json_t *parts = json_array();
     for (int32_t i = 0; i < t->partition_count; i++) {
-        mk_partition_t *p = &t->partitions[i];
+        mk_partition_t *p = mk_cluster_topic_partition(t, i);
         json_t *reps = json_array(), *isr = json_array(), *offline = json_array(), *states = json_array();
-        for (int32_t r = 0; r < p->replica_count; r++) {
-            mk_replica_t *rp = &p->replicas[r];
-            mk_cluster_broker_t *b = mk_cluster_broker_find(a->c, rp->broker);
-            bool online = b && b->running && rp->log;
-            json_array_append_new(reps, json_integer(rp->broker));
-            if (rp->in_isr)
-                json_array_append_new(isr, json_integer(rp->broker));
+        for (int32_t r = 0; r < mk_partition_replica_count(p); r++) {
+            int32_t id = mk_partition_replica_broker(p, r);
+            mk_log_t *rlog = mk_partition_replica_log(p, id);
+            bool in_sync = mk_partition_replica_in_isr(p, id);
+            mk_cluster_broker_t *b = mk_cluster_broker_find(a->c, id);
+            bool online = b && b->running && rlog;
+            json_array_append_new(reps, json_integer(id));
+            if (in_sync)
+                json_array_append_new(isr, json_integer(id));
             if (!online)
-                json_array_append_new(offline, json_integer(rp->broker));
-            json_array_append_new(states, json_pack("{s:i, s:b, s:b, s:o}", "broker", (int)rp->broker, "online",
-                                                    online, "in_sync", rp->in_isr, "log_end_offset",
-                                                    rp->log ? jint(mk_log_end_offset(rp->log)) : json_null()));
+                json_array_append_new(offline, json_integer(id));
+            json_array_append_new(states, json_pack("{s:i, s:b, s:b, s:o}", "broker", (int)id, "online",
+                                                    online, "in_sync", in_sync, "log_end_offset",
+                                                    rlog ? jint(mk_log_end_offset(rlog)) : json_null()));
         }
-        json_t *pj = json_pack("{s:i, s:i, s:i, s:o, s:o, s:o, s:o}", "partition", (int)p->index, "leader",
-                               (int)p->leader, "leader_epoch", (int)p->leader_epoch, "replicas", reps, "isr", isr,
+        json_t *pj = json_pack("{s:i, s:i, s:i, s:o, s:o, s:o, s:o}", "partition", (int)mk_partition_index(p), "leader",
+                               (int)mk_partition_leader(p), "leader_epoch", (int)mk_partition_leader_epoch(p), "replicas", reps, "isr", isr,
                                "offline_replicas", offline, "replica_states", states);
-        if (p->log) {
+        if (mk_partition_log(p)) {
             mk_log_stats_t st;
-            mk_log_stats(p->log, &st);
+            mk_log_stats(mk_partition_log(p), &st);
             json_object_set_new(pj, "log_start_offset", jint(st.start_offset));
             json_object_set_new(pj, "log_end_offset", jint(st.end_offset));
-            json_object_set_new(pj, "high_watermark", jint(p->hw));
+            json_object_set_new(pj, "high_watermark", jint(mk_partition_hw(p)));
             json_object_set_new(pj, "size_bytes", jint((int64_t)st.size_bytes));
             json_object_set_new(pj, "segments", jint(st.segment_count));
         } else {
             json_object_set_new(pj, "log_start_offset", json_null());
             json_object_set_new(pj, "log_end_offset", json_null());
-            json_object_set_new(pj, "high_watermark", jint(p->hw));
+            json_object_set_new(pj, "high_watermark", jint(mk_partition_hw(p)));
             json_object_set_new(pj, "size_bytes", json_null());
             json_object_set_new(pj, "segments", json_null());
         }
@@ -731,7 +736,7 @@ static void offset_cb(const char *topic, int32_t partition, const mk_group_offse
                           jstr(o->metadata));
     mk_topic_t *t = mk_cluster_topic_find(g->a->c, topic);
     mk_partition_t *p = t ? mk_cluster_topic_partition(t, partition) : NULL;
-    json_object_set_new(e, "lag", p && o->offset >= 0 ? jint(MK_MAX(p->hw - o->offset, 0)) : json_null());
+    json_object_set_new(e, "lag", p && o->offset >= 0 ? jint(MK_MAX(mk_partition_hw(p) - o->offset, 0)) : json_null());
     json_array_append_new(g->arr, e);
 }
 
@@ -1035,9 +1040,9 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     while ((t = mk_cluster_topic_next(a->c, &it))) {
         uint64_t size = 0;
         for (int32_t i = 0; i < t->partition_count; i++)
-            if (t->partitions[i].log) {
+            if (mk_partition_log(mk_cluster_topic_partition(t, i))) {
                 mk_log_stats_t st;
-                mk_log_stats(t->partitions[i].log, &st);
+                mk_log_stats(mk_partition_log(mk_cluster_topic_partition(t, i)), &st);
                 size += st.size_bytes;
             }
         mk_prom_sample(o, "kafka_log_log_size", (double)size, "topic", t->name, NULL);

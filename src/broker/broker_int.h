@@ -19,6 +19,7 @@
 #define MK_BROKER_INT_H
 
 #include "broker/broker.h"
+#include "partition/partition.h"
 #include "proto/proto.h"
 #include "tenant/tenant.h"
 
@@ -26,12 +27,12 @@ typedef struct mk_group_coord_s mk_group_coord_t;
 typedef struct mk_repl_s mk_repl_t;
 typedef struct mk_txn_s mk_txn_t;
 
-enum { MK_PARK_FETCH = 0, MK_PARK_PRODUCE = 1 };
-
 enum { MK_REQ_DONE = 0, MK_REQ_NONE = 1, MK_REQ_PENDING = 2 };
 
 typedef struct mk_req_s mk_req_t;
 typedef int (*mk_handler_fn)(mk_req_t *req);
+/* What a parked request does when woken (see mk_broker_req_park). */
+typedef bool (*mk_broker_park_fn)(mk_req_t *req, bool final);
 
 /* One row of the dispatch table. */
 typedef struct mk_api_s {
@@ -69,8 +70,7 @@ struct mk_req_s {
     /* parked Fetch */
     mk_req_t *park_prev, *park_next;
     uv_timer_t *timer;         /* owned; freed in its close callback */
-    uint64_t deadline_ms;
-    int kind;                  /* MK_PARK_* */
+    mk_broker_park_fn park_fn;
     int outstanding;           /* async operations still running */
     int status;                /* first error of those operations */
     void *ctx;                 /* handler-specific state (arena) */
@@ -86,19 +86,24 @@ struct mk_broker_s {
     bool closing;
     uint64_t requests;         /* counters for metrics */
     mk_group_coord_t *groups;  /* owned group coordinator */
+    mk_partition_writer_t *writer; /* owned: the leader write path (observed by repl, txn) */
     mk_repl_t *repl;           /* owned replication manager */
     mk_txn_t *txn;             /* owned producer state and transaction coordinator */
     mk_broker_req_cb req_cb;   /* request observer (admin/), or NULL */
     void *req_cb_ud;
 };
 
-/* The dispatch table. */
-const mk_api_t *mk_broker_api_find(int16_t key);
-const mk_api_t *mk_broker_apis(int *count);
+/* ============================================================ req.c */
 
 /* Queue req's response (if the connection is still there), let the
  * connection deliver its next frame, and free req. */
 void mk_broker_req_finish(mk_req_t *req);
+/* No response (Produce acks=0): let the connection deliver its next frame
+ * and free req. */
+void mk_broker_req_finish_none(mk_req_t *req);
+/* Bad request: log fmt (with one %s for detail) and the peer, close the
+ * connection, free req. */
+void mk_broker_req_reject(mk_req_t *req, const char *fmt, const char *detail);
 /* Arena allocation of n elements of struct type d with spec defaults. */
 void *mk_broker_req_structs(mk_req_t *req, const mk_pstruct_t *d, int32_t n);
 /* Arena copy of a C string as an mk_str_t. */
@@ -109,16 +114,22 @@ mk_str_t mk_broker_req_str(mk_req_t *req, const char *s);
     ((arr).items = mk_broker_req_structs((req), &mk_pdesc_##desc, (n)), (arr).count = (n),         \
      (arr).items != NULL || (n) == 0)
 
-/* Parked requests (data.c): Fetch waiting for data, acks=all Produce
- * waiting for the ISR. */
-void mk_broker_wake_fetches(mk_broker_t *b);
-/* Re-try parked fetches once the current loop iteration is done. */
-void mk_broker_wake_soon(mk_broker_t *b);
-void mk_broker_park(mk_broker_t *b, mk_req_t *req, int32_t max_wait_ms);
-void mk_broker_unpark_all(mk_broker_t *b);
+/* Parked requests.  fn(req, false) on a wake: true when req can be answered
+ * now; fn(req, true) at its deadline: fill the final answer.  The request is
+ * answered with mk_broker_req_finish() after fn says so. */
+void mk_broker_req_park(mk_req_t *req, int32_t max_wait_ms, mk_broker_park_fn fn);
+/* Re-check parked requests once the current loop iteration is done. */
+void mk_broker_req_wake_soon(mk_broker_t *b);
+/* Answer every parked request now (shutdown). */
+void mk_broker_req_unpark_all(mk_broker_t *b);
+/* The wake handle (mk_broker_new) and its release with every parked
+ * request answered (mk_broker_free). */
+int mk_broker_req_init(mk_broker_t *b);
+void mk_broker_req_close(mk_broker_t *b);
 
-/* Handlers. */
-int mk_broker_handle_api_versions(mk_req_t *req);
+/* ========================================================= handlers */
+
+/* By area: topics.c, data.c, groups.c, txns.c. */
 int mk_broker_handle_metadata(mk_req_t *req);
 int mk_broker_handle_create_topics(mk_req_t *req);
 int mk_broker_handle_delete_topics(mk_req_t *req);
@@ -147,6 +158,8 @@ int mk_broker_handle_txn_offset_commit(mk_req_t *req);
 int mk_broker_handle_describe_producers(mk_req_t *req);
 int mk_broker_handle_describe_transactions(mk_req_t *req);
 int mk_broker_handle_list_transactions(mk_req_t *req);
+
+/* ===================================================== names (req.c) */
 
 /* The internal (tenant-namespaced) form of a client name: topic, group or
  * transactional id; NULL for a null name.  Arena-allocated when it differs. */

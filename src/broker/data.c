@@ -2,11 +2,11 @@
  * data.c -- handlers for the data path: Produce, Fetch (with long polling),
  * ListOffsets, OffsetForLeaderEpoch.
  *
- * Produce: every batch of a partition is validated (batch/'s one validator:
- * lengths, magic, CRC32C, record count, offset deltas, codecs) before the
- * first byte of that partition is appended, so a rejected partition leaves
- * its log exactly as it was.  Offsets are assigned by the log in place in the
- * request frame (which we own), then written as they arrived.
+ * Produce: each partition's records go through the partition write path
+ * (partition/: validation of every batch before the first byte is appended,
+ * producer checks, append, replication, high watermark); offsets are
+ * assigned in place in the request frame, which we own.  acks=all parks the
+ * request (req.c) until the high watermark passes its records.
  *
  * Fetch: partitions are read in request order into req->data; while the
  * answer has fewer than MinBytes and MaxWaitMs has not passed, the request is
@@ -17,6 +17,7 @@
  */
 #include "batch/batch.h"
 #include "broker/broker_int.h"
+#include "partition/partition.h"
 #include "repl/repl.h"
 #include "txn/txn.h"
 
@@ -33,7 +34,7 @@ static mk_partition_t *leader_partition(mk_req_t *req, mk_topic_t *t, int32_t in
         *err = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
         return NULL;
     }
-    if (p->leader != req->node->id || !p->log) {
+    if (mk_partition_leader(p) != req->node->id || !mk_partition_log(p)) {
         *err = MK_KERR_NOT_LEADER_OR_FOLLOWER;
         return NULL;
     }
@@ -50,12 +51,13 @@ static mk_partition_t *read_partition(mk_req_t *req, mk_topic_t *t, int32_t inde
         *err = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
         return NULL;
     }
-    mk_replica_t *r = mk_partition_replica(p, req->node->id);
-    if (!p->log || !r || !r->log || (p->leader != req->node->id && !r->in_isr)) {
+    mk_log_t *rlog = mk_partition_replica_log(p, req->node->id);
+    if (!mk_partition_log(p) || !rlog ||
+        (mk_partition_leader(p) != req->node->id && !mk_partition_replica_in_isr(p, req->node->id))) {
         *err = MK_KERR_NOT_LEADER_OR_FOLLOWER;
         return NULL;
     }
-    *log = r->log;
+    *log = rlog;
     *err = 0;
     return p;
 }
@@ -63,23 +65,25 @@ static mk_partition_t *read_partition(mk_req_t *req, mk_topic_t *t, int32_t inde
 /* The broker a consumer in AZ rack should read p from, if not this leader. */
 static int32_t preferred_read_replica(mk_req_t *req, mk_partition_t *p, mk_str_t rack)
 {
-    if (!rack.ptr || !rack.len || p->leader != req->node->id ||
+    if (!rack.ptr || !rack.len || mk_partition_leader(p) != req->node->id ||
         strcmp(mk_cluster_broker_az(req->c, req->node->id), rack.ptr) == 0)
         return -1;
-    for (int32_t k = 0; k < p->replica_count; k++) {
-        mk_replica_t *r = &p->replicas[k];
-        mk_cluster_broker_t *b = mk_cluster_broker_find(req->c, r->broker);
-        if (r->in_isr && r->log && b && b->running && strcmp(b->az, rack.ptr) == 0)
-            return r->broker;
+    for (int32_t k = 0; k < mk_partition_replica_count(p); k++) {
+        int32_t id = mk_partition_replica_broker(p, k);
+        mk_cluster_broker_t *b = mk_cluster_broker_find(req->c, id);
+        if (mk_partition_replica_in_isr(p, id) && mk_partition_replica_log(p, id) && b && b->running &&
+            strcmp(b->az, rack.ptr) == 0)
+            return id;
     }
     return -1;
 }
 
 static int16_t check_epoch(const mk_partition_t *p, int32_t current_leader_epoch)
 {
-    if (current_leader_epoch < 0 || current_leader_epoch == p->leader_epoch)
+    int32_t epoch = mk_partition_leader_epoch(p);
+    if (current_leader_epoch < 0 || current_leader_epoch == epoch)
         return 0;
-    return current_leader_epoch > p->leader_epoch ? MK_KERR_UNKNOWN_LEADER_EPOCH : MK_KERR_FENCED_LEADER_EPOCH;
+    return current_leader_epoch > epoch ? MK_KERR_UNKNOWN_LEADER_EPOCH : MK_KERR_FENCED_LEADER_EPOCH;
 }
 
 /* KIP-951: brokers named in CurrentLeader fields are described in the
@@ -133,11 +137,10 @@ static bool produce_check(mk_req_t *req, bool final)
         mk_topic_t *t = mk_cluster_topic_find_id(req->c, w->topic_id);
         mk_partition_t *p = mk_cluster_topic_partition(t, w->partition);
         int16_t err = 0;
-        if (!p || p->leader != req->node->id || !p->log) {
+        if (!p || mk_partition_leader(p) != req->node->id || !mk_partition_log(p)) {
             err = MK_KERR_NOT_LEADER_OR_FOLLOWER;
-        } else if (p->hw >= w->end_offset) {
-            int64_t min_isr = strtoll(mk_cluster_topic_config(req->c, t, "min.insync.replicas", NULL), NULL, 10);
-            if (mk_repl_isr_size(p) < min_isr)
+        } else if (mk_partition_hw(p) >= w->end_offset) {
+            if (mk_partition_isr_size(p) < t->cfg.min_insync_replicas)
                 err = MK_KERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
         } else if (final) {
             err = MK_KERR_REQUEST_TIMED_OUT;
@@ -153,45 +156,19 @@ static bool produce_check(mk_req_t *req, bool final)
     return all;
 }
 
-static int16_t validate_records(mk_req_t *req, const mk_topic_t *t, const uint8_t *p, size_t n, char *why,
-                                size_t why_len)
+/* Park partition rp of an acks=all Produce until the HW reaches end. */
+static void produce_wait(mk_req_t *req, const mk_topic_t *t, int32_t index, int64_t end,
+                         mk_ProduceResponse_PartitionProduceResponse_t *rp)
 {
-    int64_t max_bytes = strtoll(mk_cluster_topic_config(req->c, t, "max.message.bytes", NULL), NULL, 10);
-    if (!p || n == 0) {
-        snprintf(why, why_len, "produce request without records");
-        return MK_KERR_CORRUPT_MESSAGE;
-    }
-    size_t pos = 0;
-    int nb = 0;
-    while (pos < n) {
-        int64_t size = mk_batch_size(p + pos, n - pos);
-        if (size < 0 || (uint64_t)size > n - pos) {
-            snprintf(why, why_len, "record batch %d at byte %zu is truncated or has a bad length", nb, pos);
-            return MK_KERR_CORRUPT_MESSAGE;
-        }
-        if (size > max_bytes) {
-            snprintf(why, why_len, "record batch of %lld bytes is over max.message.bytes (%lld)", (long long)size,
-                     (long long)max_bytes);
-            return MK_KERR_MESSAGE_TOO_LARGE;
-        }
-        if (size > 16 && p[pos + 16] != MK_BATCH_MAGIC) {
-            snprintf(why, why_len, "record batch magic %d: only magic v2 is supported", p[pos + 16]);
-            return MK_KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
-        }
-        char vwhy[160];
-        int rc = mk_batch_validate(p + pos, (size_t)size, true, MAX_UNCOMPRESSED, vwhy, sizeof(vwhy));
-        if (rc < 0) {
-            snprintf(why, why_len, "record batch %d: %s", nb, vwhy);
-            if (rc == MK_ERR_UNSUPPORTED)
-                return MK_KERR_UNSUPPORTED_COMPRESSION_TYPE;
-            if (rc == MK_ERR_TOO_LARGE)
-                return MK_KERR_MESSAGE_TOO_LARGE;
-            return MK_KERR_CORRUPT_MESSAGE;
-        }
-        pos += (size_t)size;
-        nb++;
-    }
-    return 0;
+    produce_wait_t *w = mk_arena_alloc(&req->arena, sizeof(*w));
+    if (!w)
+        return;
+    memcpy(w->topic_id, t->id, 16);
+    w->partition = index;
+    w->end_offset = end;
+    w->resp = rp;
+    w->next = req->ctx;
+    req->ctx = w;
 }
 
 static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequest_PartitionProduceData_t *qp,
@@ -205,102 +182,33 @@ static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequ
         rp->ErrorCode = err;
         if (err == MK_KERR_NOT_LEADER_OR_FOLLOWER && t) {
             mk_partition_t *pp = mk_cluster_topic_partition(t, qp->Index);
-            rp->CurrentLeader.LeaderId = pp->leader;
-            rp->CurrentLeader.LeaderEpoch = pp->leader_epoch;
+            rp->CurrentLeader.LeaderId = mk_partition_leader(pp);
+            rp->CurrentLeader.LeaderEpoch = mk_partition_leader_epoch(pp);
         }
         return;
     }
     mk_ProduceRequest_t *q = req->body;
-    if (q->Acks == -1) {
-        int64_t min_isr = strtoll(mk_cluster_topic_config(req->c, t, "min.insync.replicas", NULL), NULL, 10);
-        if (mk_repl_isr_size(p) < min_isr) {
-            rp->ErrorCode = MK_KERR_NOT_ENOUGH_REPLICAS;
-            rp->ErrorMessage = mk_str("fewer in-sync replicas than min.insync.replicas");
-            return;
-        }
-    }
-    char why[256];
-    err = validate_records(req, t, qp->Records.ptr, qp->Records.ptr ? (size_t)qp->Records.len : 0, why, sizeof(why));
+    /* The frame is ours: offsets and epochs are written into it in place. */
+    mk_partition_append_t a = {.acks = q->Acks};
+    err = mk_partition_append(req->b->writer, p, (uint8_t *)qp->Records.ptr,
+                              qp->Records.ptr ? (size_t)qp->Records.len : 0, &a);
     if (err) {
         rp->ErrorCode = err;
-        rp->ErrorMessage = mk_broker_req_str(req, why);
-        mk_warn("broker %d: produce to %s-%d from %s rejected (%s): %s", req->node->id, t->name, qp->Index,
-                req->sess ? mk_net_conn_peer(req->sess->conn) : "?", mk_kafka_strerror(err), why);
+        if (err != MK_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER && err != MK_KERR_INVALID_PRODUCER_EPOCH)
+            rp->ErrorMessage = mk_broker_req_str(req, a.why);
+        if (err != MK_KERR_NOT_ENOUGH_REPLICAS && err != MK_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER &&
+            err != MK_KERR_INVALID_PRODUCER_EPOCH && err != MK_KERR_KAFKA_STORAGE_ERROR)
+            mk_warn("broker %d: produce to %s-%d from %s rejected (%s): %s", req->node->id, t->name, qp->Index,
+                    req->sess ? mk_net_conn_peer(req->sess->conn) : "?", mk_kafka_strerror(err), a.why);
         return;
     }
-    /* The frame is ours: offsets and epochs are written into it in place. */
-    uint8_t *recs = (uint8_t *)qp->Records.ptr;
-    size_t len = (size_t)qp->Records.len;
-    /* Idempotent and transactional batches: sequences and epochs. */
-    if (req->b->txn) {
-        mk_batch_hdr_t h;
-        if (mk_batch_hdr_parse(recs, len, &h) == 0 && h.producerId >= 0) {
-            int64_t dup = -1;
-            int rc = mk_txn_check_batch(req->b->txn, p, &h, &dup);
-            if (rc == MK_TXN_DUPLICATE) {
-                /* A retry of a batch we have: its first answer again, and for
-                 * acks=all only once the original is replicated. */
-                rp->BaseOffset = dup;
-                rp->LogStartOffset = mk_log_start_offset(p->log);
-                int64_t end = dup + h.lastOffsetDelta + 1;
-                if (q->Acks == -1 && p->hw < end) {
-                    produce_wait_t *w = mk_arena_alloc(&req->arena, sizeof(*w));
-                    if (w) {
-                        memcpy(w->topic_id, t->id, 16);
-                        w->partition = qp->Index;
-                        w->end_offset = end;
-                        w->resp = rp;
-                        w->next = req->ctx;
-                        req->ctx = w;
-                    }
-                }
-                return;
-            }
-            if (rc) {
-                rp->ErrorCode = (int16_t)rc;
-                return;
-            }
-        }
-    }
-    int64_t now = mk_now_ms();
-    const char *tt = mk_cluster_topic_config(req->c, t, "message.timestamp.type", NULL);
-    bool log_append_time = tt && strcmp(tt, "LogAppendTime") == 0;
-    if (log_append_time)
-        for (size_t pos = 0; pos < len;) {
-            int64_t size = mk_batch_size(recs + pos, len - pos);
-            mk_batch_set_log_append_time(recs + pos, (size_t)size, now);
-            pos += (size_t)size;
-        }
-    mk_log_append_info_t info;
-    int rc = mk_log_append(p->log, recs, len, p->leader_epoch, now, &info);
-    if (rc < 0) {
-        rp->ErrorCode = MK_KERR_KAFKA_STORAGE_ERROR;
-        rp->ErrorMessage = mk_str(mk_strerror(rc));
-        mk_error("broker %d: append to %s-%d failed: %s", req->node->id, t->name, qp->Index, mk_strerror(rc));
-        return;
-    }
-    rp->BaseOffset = info.first_offset;
-    rp->LogAppendTimeMs = log_append_time ? now : -1;
-    rp->LogStartOffset = mk_log_start_offset(p->log);
-    if (req->b->txn)
-        mk_txn_after_append(req->b->txn, p, recs, len);
-    if (req->b->repl)
-        mk_repl_on_append(req->b->repl, p);
-    else
-        p->hw = info.end_offset;
-    mk_broker_wake_soon(req->b);
-    if (q->Acks == -1 && p->hw < info.end_offset) {
-        /* acks=all: answered once the ISR has it (see produce_check). */
-        produce_wait_t *w = mk_arena_alloc(&req->arena, sizeof(*w));
-        if (w) {
-            memcpy(w->topic_id, t->id, 16);
-            w->partition = qp->Index;
-            w->end_offset = info.end_offset;
-            w->resp = rp;
-            w->next = req->ctx;
-            req->ctx = w;
-        }
-    }
+    rp->BaseOffset = a.base_offset;
+    rp->LogAppendTimeMs = a.duplicate ? -1 : a.log_append_time;
+    rp->LogStartOffset = a.log_start_offset;
+    /* acks=all: answered once the ISR has it (see produce_check); a retried
+     * duplicate only once the original is replicated. */
+    if (q->Acks == -1 && mk_partition_hw(p) < a.end_offset)
+        produce_wait(req, t, qp->Index, a.end_offset, rp);
 }
 
 int mk_broker_handle_produce(mk_req_t *req)
@@ -336,8 +244,7 @@ int mk_broker_handle_produce(mk_req_t *req)
             note_leader(leaders, &nl, r->Responses.items[i].PartitionResponses.items[j].CurrentLeader.LeaderId);
     FILL_ENDPOINTS(req, r->NodeEndpoints, ProduceResponse_NodeEndpoint, leaders, nl);
     if (req->ctx && !produce_check(req, false)) {
-        req->kind = MK_PARK_PRODUCE;
-        mk_broker_park(req->b, req, q->TimeoutMs > 0 ? q->TimeoutMs : 1);
+        mk_broker_req_park(req, q->TimeoutMs > 0 ? q->TimeoutMs : 1, produce_check);
         return MK_REQ_PENDING;
     }
     return MK_REQ_DONE;
@@ -433,13 +340,13 @@ static int64_t fetch_fill(mk_req_t *req)
                 any_error = true;
                 if (t && err == MK_KERR_NOT_LEADER_OR_FOLLOWER) {
                     mk_partition_t *pp = mk_cluster_topic_partition(t, qp->Partition);
-                    rp->CurrentLeader.LeaderId = pp->leader;
-                    rp->CurrentLeader.LeaderEpoch = pp->leader_epoch;
+                    rp->CurrentLeader.LeaderId = mk_partition_leader(pp);
+                    rp->CurrentLeader.LeaderEpoch = mk_partition_leader_epoch(pp);
                 }
                 continue;
             }
             int64_t start = mk_log_start_offset(log), leo = mk_log_end_offset(log);
-            int64_t hw = MK_MIN(p->hw, leo);
+            int64_t hw = MK_MIN(mk_partition_hw(p), leo);
             int64_t lso = req->b->txn ? MK_MIN(mk_txn_lso(req->b->txn, p), hw) : hw;
             rp->HighWatermark = hw;
             rp->LastStableOffset = lso;
@@ -520,12 +427,26 @@ static bool fetch_may_progress(mk_req_t *req)
             return true;
         for (int32_t j = 0; j < qt->Partitions.count; j++) {
             mk_partition_t *p = mk_cluster_topic_partition(t, qt->Partitions.items[j].Partition);
-            mk_replica_t *rp = mk_partition_replica(p, req->node->id);
-            if (!p || !p->log || !rp || !rp->log || p->hw > qt->Partitions.items[j].FetchOffset)
+            if (!p || !mk_partition_log(p) || !mk_partition_replica_log(p, req->node->id) ||
+                mk_partition_hw(p) > qt->Partitions.items[j].FetchOffset)
                 return true;
         }
     }
     return false;
+}
+
+/* Park function of a Fetch: re-read when something moved; at the deadline,
+ * answer with what there is. */
+static bool fetch_retry(mk_req_t *req, bool final)
+{
+    if (final) {
+        fetch_fill(req);
+        return true;
+    }
+    if (!fetch_may_progress(req))
+        return false;
+    int64_t got = fetch_fill(req);
+    return got < 0 || got >= ((mk_FetchRequest_t *)req->body)->MinBytes;
 }
 
 int mk_broker_handle_fetch(mk_req_t *req)
@@ -534,116 +455,8 @@ int mk_broker_handle_fetch(mk_req_t *req)
     int64_t got = fetch_fill(req);
     if (got < 0 || got >= q->MinBytes || q->MaxWaitMs <= 0)
         return MK_REQ_DONE;
-    req->kind = MK_PARK_FETCH;
-    mk_broker_park(req->b, req, q->MaxWaitMs);
+    mk_broker_req_park(req, q->MaxWaitMs, fetch_retry);
     return MK_REQ_PENDING;
-}
-
-/* ------------------------------------------------------------ parked fetches */
-
-static void park_unlink(mk_broker_t *b, mk_req_t *req)
-{
-    if (req->park_prev)
-        req->park_prev->park_next = req->park_next;
-    else if (b->parked == req)
-        b->parked = req->park_next;
-    if (req->park_next)
-        req->park_next->park_prev = req->park_prev;
-    req->park_prev = req->park_next = NULL;
-}
-
-static void park_link(mk_broker_t *b, mk_req_t *req)
-{
-    req->park_prev = NULL;
-    req->park_next = b->parked;
-    if (b->parked)
-        b->parked->park_prev = req;
-    b->parked = req;
-}
-
-static void timer_free_cb(uv_handle_t *h) { mk_free(h); }
-
-static void park_release_timer(mk_req_t *req)
-{
-    if (req->timer) {
-        uv_timer_stop(req->timer);
-        uv_close((uv_handle_t *)req->timer, timer_free_cb);
-        req->timer = NULL;
-    }
-}
-
-static void park_timeout_cb(uv_timer_t *timer)
-{
-    mk_req_t *req = timer->data;
-    park_unlink(req->b, req);
-    park_release_timer(req);
-    if (req->sess) {
-        if (req->kind == MK_PARK_PRODUCE)
-            produce_check(req, true);
-        else
-            fetch_fill(req);
-    }
-    mk_broker_req_finish(req);
-}
-
-void mk_broker_park(mk_broker_t *b, mk_req_t *req, int32_t max_wait_ms)
-{
-    req->timer = mk_malloc(sizeof(uv_timer_t));
-    if (!req->timer) {
-        mk_broker_req_finish(req); /* answer now with what we have */
-        return;
-    }
-    uv_timer_init(b->loop, req->timer);
-    req->timer->data = req;
-    uv_timer_start(req->timer, park_timeout_cb, (uint64_t)max_wait_ms, 0);
-    park_link(b, req);
-}
-
-void mk_broker_wake_fetches(mk_broker_t *b)
-{
-    /* Take the list: requests that stay parked are linked again; fetches
-     * parked meanwhile (by frames dispatched from mk_broker_req_finish) land on the
-     * fresh list and wait for the next wake. */
-    mk_req_t *list = b->parked;
-    b->parked = NULL;
-    while (list) {
-        mk_req_t *req = list;
-        list = req->park_next;
-        if (list)
-            list->park_prev = NULL;
-        req->park_prev = req->park_next = NULL;
-        if (!req->sess) {
-            park_release_timer(req);
-            mk_broker_req_finish(req);
-            continue;
-        }
-        if (req->kind == MK_PARK_PRODUCE) {
-            if (produce_check(req, false)) {
-                park_release_timer(req);
-                mk_broker_req_finish(req);
-                continue;
-            }
-        } else if (fetch_may_progress(req)) {
-            mk_FetchRequest_t *q = req->body;
-            int64_t got = fetch_fill(req);
-            if (got < 0 || got >= q->MinBytes) {
-                park_release_timer(req);
-                mk_broker_req_finish(req);
-                continue;
-            }
-        }
-        park_link(b, req);
-    }
-}
-
-void mk_broker_unpark_all(mk_broker_t *b)
-{
-    while (b->parked) {
-        mk_req_t *req = b->parked;
-        park_unlink(b, req);
-        park_release_timer(req);
-        mk_broker_req_finish(req);
-    }
 }
 
 /* =============================================================== ListOffsets */
@@ -687,11 +500,12 @@ static bool find_in_batch(mk_log_t *log, int64_t offset, ts_find_t *f)
 static void list_offset_partition(mk_req_t *req, mk_partition_t *p, int64_t ts, int8_t isolation,
                                   int64_t *offset, int64_t *timestamp)
 {
+    mk_log_t *log = mk_partition_log(p);
     *timestamp = -1;
     switch (ts) {
     case TS_LATEST:
     case TS_LATEST_TIERED: {
-        int64_t hw = MK_MIN(p->hw, mk_log_end_offset(p->log));
+        int64_t hw = MK_MIN(mk_partition_hw(p), mk_log_end_offset(log));
         if (isolation == 1 && req->b->txn)
             hw = MK_MIN(hw, mk_txn_lso(req->b->txn, p));
         *offset = ts == TS_LATEST ? hw : -1;
@@ -699,14 +513,14 @@ static void list_offset_partition(mk_req_t *req, mk_partition_t *p, int64_t ts, 
     }
     case TS_EARLIEST:
     case TS_EARLIEST_LOCAL:
-        *offset = mk_log_start_offset(p->log);
+        *offset = mk_log_start_offset(log);
         return;
     case TS_MAX_TIMESTAMP: {
         mk_log_ts_t mt;
         *offset = -1;
-        if (mk_log_max_timestamp(p->log, &mt) == 0 && mt.timestamp >= 0) {
+        if (mk_log_max_timestamp(log, &mt) == 0 && mt.timestamp >= 0) {
             ts_find_t f = {mt.timestamp, true, mt.last_offset, mt.timestamp};
-            find_in_batch(p->log, mt.base_offset, &f);
+            find_in_batch(log, mt.base_offset, &f);
             *offset = f.offset;
             *timestamp = f.timestamp;
         }
@@ -719,9 +533,9 @@ static void list_offset_partition(mk_req_t *req, mk_partition_t *p, int64_t ts, 
     /* The log finds the first batch whose max timestamp reaches ts; within
      * that batch the first record at or after ts is the answer. */
     int64_t boff, bts;
-    if (mk_log_offset_for_time(p->log, ts, &boff, &bts) == 0) {
+    if (mk_log_offset_for_time(log, ts, &boff, &bts) == 0) {
         ts_find_t f = {ts, false, -1, -1};
-        if (find_in_batch(p->log, boff, &f)) {
+        if (find_in_batch(log, boff, &f)) {
             *offset = f.offset;
             *timestamp = f.timestamp;
         } else {
@@ -761,7 +575,7 @@ int mk_broker_handle_list_offsets(mk_req_t *req)
             list_offset_partition(req, p, qp->Timestamp, q->IsolationLevel, &off, &ts);
             rp->Offset = off;
             rp->Timestamp = ts;
-            rp->LeaderEpoch = p->leader_epoch;
+            rp->LeaderEpoch = mk_partition_leader_epoch(p);
             if (req->version == 0) {
                 int64_t *o = mk_arena_alloc(&req->arena, sizeof(int64_t));
                 if (!o)
@@ -804,7 +618,7 @@ int mk_broker_handle_offset_for_leader_epoch(mk_req_t *req)
             }
             int32_t ep = -1;
             int64_t end = -1;
-            if (qp->LeaderEpoch >= 0 && mk_log_end_offset_for_epoch(p->log, qp->LeaderEpoch, &ep, &end) < 0) {
+            if (qp->LeaderEpoch >= 0 && mk_log_end_offset_for_epoch(mk_partition_log(p), qp->LeaderEpoch, &ep, &end) < 0) {
                 ep = -1;
                 end = -1;
             }

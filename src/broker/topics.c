@@ -16,24 +16,6 @@
 
 #define AUTH_OPS_UNKNOWN INT32_MIN  /* "not requested" in Kafka's encoding */
 
-/* =============================================================== ApiVersions */
-
-int mk_broker_handle_api_versions(mk_req_t *req)
-{
-    mk_ApiVersionsResponse_t *r = req->resp;
-    int n;
-    const mk_api_t *a = mk_broker_apis(&n);
-    if (!MK_ARRAY_ALLOC(req, r->ApiKeys, n, ApiVersionsResponse_ApiVersion))
-        return MK_ERR_NOMEM;
-    for (int i = 0; i < n; i++) {
-        r->ApiKeys.items[i].ApiKey = a[i].key;
-        r->ApiKeys.items[i].MinVersion = a[i].min;
-        r->ApiKeys.items[i].MaxVersion = a[i].max;
-    }
-    r->FinalizedFeaturesEpoch = -1;
-    return MK_REQ_DONE;
-}
-
 /* ================================================================== Metadata */
 
 static void fill_brokers_metadata(mk_req_t *req, mk_MetadataResponse_t *r)
@@ -67,28 +49,28 @@ static void fill_topic_metadata(mk_req_t *req, mk_MetadataResponse_MetadataRespo
         return;
     for (int32_t p = 0; p < t->partition_count; p++) {
         mk_MetadataResponse_MetadataResponsePartition_t *mp = &out->Partitions.items[p];
-        mk_partition_t *part = &t->partitions[p];
-        mk_cluster_broker_t *leader = mk_cluster_broker_find(req->c, part->leader);
-        bool up = leader && leader->running && part->log;
+        mk_partition_t *part = mk_cluster_topic_partition(t, p);
+        mk_cluster_broker_t *leader = mk_cluster_broker_find(req->c, mk_partition_leader(part));
+        bool up = leader && leader->running && mk_partition_log(part);
         mp->PartitionIndex = p;
-        mp->LeaderId = up ? part->leader : -1;
-        mp->LeaderEpoch = part->leader_epoch;
+        mp->LeaderId = up ? mk_partition_leader(part) : -1;
+        mp->LeaderEpoch = mk_partition_leader_epoch(part);
         mp->ErrorCode = up ? MK_KERR_NONE : MK_KERR_LEADER_NOT_AVAILABLE;
-        int32_t n = part->replica_count;
+        int32_t n = mk_partition_replica_count(part);
         int32_t *reps = mk_arena_alloc(&req->arena, sizeof(int32_t) * (size_t)n * 3 + 4);
         if (!reps)
             return;
         int32_t *isr = reps + n, *off = reps + 2 * n;
         int ni = 0, no = 0;
         for (int32_t k = 0; k < n; k++) {
-            mk_replica_t *r = &part->replicas[k];
-            mk_cluster_broker_t *b = mk_cluster_broker_find(req->c, r->broker);
-            reps[k] = r->broker;
+            int32_t id = mk_partition_replica_broker(part, k);
+            mk_cluster_broker_t *b = mk_cluster_broker_find(req->c, id);
+            reps[k] = id;
             /* An offline partition keeps listing its last in-sync replica, as Kafka does. */
-            if (r->in_isr && (r->log || !up))
-                isr[ni++] = r->broker;
+            if (mk_partition_replica_in_isr(part, id) && (mk_partition_replica_log(part, id) || !up))
+                isr[ni++] = id;
             if (!b || !b->running)
-                off[no++] = r->broker;
+                off[no++] = id;
         }
         mp->ReplicaNodes.items = reps;
         mp->ReplicaNodes.count = n;
@@ -445,7 +427,7 @@ int mk_broker_handle_delete_topics(mk_req_t *req)
         }
     }
     /* Parked fetches may name a deleted topic: let them see it go. */
-    mk_broker_wake_soon(req->b);
+    mk_broker_req_wake_soon(req->b);
     if (--req->outstanding == 0)
         return MK_REQ_DONE;
     return MK_REQ_PENDING;

@@ -138,7 +138,7 @@ int mk_broker_handle_end_txn(mk_req_t *req)
     if ((r->ErrorCode = txn_coordinator_check(req, tid)))
         return MK_REQ_DONE;
     r->ErrorCode = mk_txn_end(req->b->txn, tid, q->ProducerId, q->ProducerEpoch, q->Committed);
-    mk_broker_wake_soon(req->b); /* read_committed fetches may move */
+    mk_broker_req_wake_soon(req->b); /* read_committed fetches may move */
     return MK_REQ_DONE;
 }
 
@@ -233,7 +233,7 @@ int mk_broker_handle_describe_producers(mk_req_t *req)
                 pr->ErrorCode = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
-            if (p->leader != req->node->id || !p->log || !req->b->txn) {
+            if (mk_partition_leader(p) != req->node->id || !mk_partition_log(p) || !req->b->txn) {
                 pr->ErrorCode = MK_KERR_NOT_LEADER_OR_FOLLOWER;
                 continue;
             }

@@ -24,6 +24,7 @@
  *   <data>/meta.db              metadata store
  *   <data>/broker-<id>/<t>-<p>/ partition logs (see log/)
  */
+#define MK_PARTITION_FIELDS
 #include "cluster/cluster.h"
 #include "batch/batch.h"
 #include "meta/meta.h"
@@ -134,9 +135,11 @@ static int recovery_validate(const uint8_t *p, size_t n, void *arg)
     return mk_batch_validate(p, n, false, 0, NULL, 0);
 }
 
-static void topic_log_config(mk_cluster_t *c, mk_topic_t *t)
+/* Parse a topic's settings into t->cfg (at create and load; again whenever
+ * they change). */
+static void topic_config_parse(mk_cluster_t *c, mk_topic_t *t)
 {
-    mk_log_config_t *lc = &t->log_cfg;
+    mk_log_config_t *lc = &t->cfg.log;
     mk_log_config_default(lc);
     lc->segment_bytes = topic_i64(c, t, "segment.bytes");
     lc->segment_ms = topic_i64(c, t, "segment.ms");
@@ -148,6 +151,10 @@ static void topic_log_config(mk_cluster_t *c, mk_topic_t *t)
     lc->flush_ms = topic_i64(c, t, "flush.ms");
     lc->loop = c->loop;
     lc->validate = recovery_validate;
+    t->cfg.max_message_bytes = topic_i64(c, t, "max.message.bytes");
+    t->cfg.min_insync_replicas = (int32_t)topic_i64(c, t, "min.insync.replicas");
+    const char *tt = mk_cluster_topic_config(c, t, "message.timestamp.type", NULL);
+    t->cfg.log_append_time = tt && strcmp(tt, "LogAppendTime") == 0;
 }
 
 /* ================================================================ partitions */
@@ -164,7 +171,7 @@ static int replica_open(mk_cluster_t *c, mk_partition_t *p, mk_replica_t *r)
         return 0;
     char dir[4096];
     replica_dir(c, p, r->broker, dir, sizeof(dir));
-    int rc = mk_log_open(dir, &p->topic->log_cfg, &r->log);
+    int rc = mk_log_open(dir, &p->topic->cfg.log, &r->log);
     if (rc < 0)
         mk_error("cannot open log %s: %s", dir, mk_strerror(rc));
     if (p->leader == r->broker)
@@ -185,7 +192,7 @@ static void replica_close(mk_partition_t *p, mk_replica_t *r, uv_loop_t *loop)
     r->log = NULL;
 }
 
-mk_replica_t *mk_partition_replica(mk_partition_t *p, int32_t broker)
+mk_replica_t *mk_cluster_partition_replica(mk_partition_t *p, int32_t broker)
 {
     for (int32_t i = 0; p && i < p->replica_count; i++)
         if (p->replicas[i].broker == broker)
@@ -201,7 +208,7 @@ const char *mk_cluster_broker_az(mk_cluster_t *c, int32_t id)
     return b ? b->az : "";
 }
 
-mk_partition_t *mk_cluster_topic_partition(mk_topic_t *t, int32_t index)
+mk_partition_t *mk_cluster_topic_partition(const mk_topic_t *t, int32_t index)
 {
     if (!t || index < 0 || index >= t->partition_count)
         return NULL;
@@ -512,7 +519,7 @@ int mk_cluster_topic_create(mk_cluster_t *c, const mk_topic_spec_t *spec, mk_clu
         }
         mk_free(old);
     }
-    topic_log_config(c, t);
+    topic_config_parse(c, t);
     t->cell = pick_cell(c);
     int16_t rf = spec->replication_factor;
     t->replication_factor = rf;
@@ -617,7 +624,7 @@ static void partition_persist(mk_cluster_t *c, mk_partition_t *p)
 
 void mk_cluster_partition_set_leader(mk_cluster_t *c, mk_partition_t *p, int32_t broker, int32_t epoch)
 {
-    mk_replica_t *r = broker > 0 ? mk_partition_replica(p, broker) : NULL;
+    mk_replica_t *r = broker > 0 ? mk_cluster_partition_replica(p, broker) : NULL;
     p->leader = r ? broker : -1;
     p->leader_epoch = epoch;
     p->log = r ? r->log : NULL;
@@ -625,6 +632,29 @@ void mk_cluster_partition_set_leader(mk_cluster_t *c, mk_partition_t *p, int32_t
         mk_log_epoch_begin(p->log, epoch);
     mk_info("partition %s-%d: leader %d, epoch %d", p->topic->name, p->index, p->leader, epoch);
     partition_persist(c, p);
+}
+
+void mk_cluster_logs_tick(mk_cluster_t *c, int64_t now_ms, bool retain)
+{
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(c, &it)))
+        for (int32_t p = 0; p < t->partition_count; p++)
+            for (int32_t k = 0; k < t->partitions[p].replica_count; k++) {
+                mk_log_t *log = t->partitions[p].replicas[k].log;
+                if (!log)
+                    continue;
+                mk_log_tick(log, now_ms);
+                if (retain)
+                    mk_log_retain(log, now_ms);
+            }
+}
+
+void mk_cluster_partition_set_offline(mk_cluster_t *c, mk_partition_t *p)
+{
+    (void)c;
+    p->leader = -1;
+    p->log = NULL;
 }
 
 /* ================================================================== startup */
@@ -669,10 +699,10 @@ static int load_topic_cb(const mk_meta_topic_t *mt, void *arg)
             }
             p->replicas[k].broker = b;
         }
-        p->leader = mp && mk_partition_replica(p, mp->leader) ? mp->leader : p->replicas[0].broker;
+        p->leader = mp && mk_cluster_partition_replica(p, mp->leader) ? mp->leader : p->replicas[0].broker;
         p->leader_epoch = mp && mp->leader_epoch >= 0 ? mp->leader_epoch : 0;
     }
-    topic_log_config(c, t);
+    topic_config_parse(c, t);
     if (topics_add(c, t) < 0) {
         topic_free(t);
         return MK_ERR_NOMEM;
@@ -871,7 +901,7 @@ int mk_cluster_broker_stop(mk_cluster_t *c, int32_t id)
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(c, &it)))
         for (int32_t p = 0; p < t->partition_count; p++) {
-            mk_replica_t *r = mk_partition_replica(&t->partitions[p], id);
+            mk_replica_t *r = mk_cluster_partition_replica(&t->partitions[p], id);
             if (r)
                 replica_close(&t->partitions[p], r, c->loop);
         }
@@ -890,7 +920,7 @@ int mk_cluster_broker_start(mk_cluster_t *c, int32_t id)
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(c, &it)))
         for (int32_t p = 0; p < t->partition_count; p++) {
-            mk_replica_t *r = mk_partition_replica(&t->partitions[p], id);
+            mk_replica_t *r = mk_cluster_partition_replica(&t->partitions[p], id);
             if (r && replica_open(c, &t->partitions[p], r) == 0)
                 r->needs_truncate = true;
         }

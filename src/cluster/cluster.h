@@ -81,11 +81,19 @@ typedef struct mk_cluster_broker_s {
     mk_cluster_t *cluster;
 } mk_cluster_broker_t;
 
+typedef struct mk_partition_s mk_partition_t;
+
+#ifdef MK_PARTITION_FIELDS
+/* A partition and its replicas.  Visible only to the modules that define
+ * MK_PARTITION_FIELDS (cluster, partition, repl, txn); the others read
+ * through partition/partition.h.  That header says which module writes each
+ * field: every field has one writer. */
+
 /* One replica of a partition.  The fields after log are the leader's view of
- * the replica, kept by repl/. */
+ * the replica, written by repl/ only. */
 typedef struct mk_replica_s {
-    int32_t broker;           /* broker id */
-    mk_log_t *log;            /* owned; NULL while its broker is stopped */
+    int32_t broker;           /* broker id (cluster) */
+    mk_log_t *log;            /* owned; NULL while its broker is stopped (cluster) */
     bool in_isr;
     bool needs_truncate;      /* must reconcile with the leader's epochs first */
     bool copy_pending;        /* a replication round is scheduled */
@@ -93,16 +101,26 @@ typedef struct mk_replica_s {
     int64_t acked_leo;        /* its log end as the leader last heard it (HW input) */
 } mk_replica_t;
 
-typedef struct mk_partition_s {
+struct mk_partition_s {
     mk_topic_t *topic;
     int32_t index;
-    int32_t leader;           /* broker id, -1 while offline */
-    int32_t leader_epoch;
+    int32_t leader;           /* broker id, -1 while offline (cluster) */
+    int32_t leader_epoch;     /* (cluster) */
     int32_t replica_count;
     mk_replica_t *replicas;   /* owned; [0] is the preferred leader */
-    mk_log_t *log;            /* the leader replica's log (borrowed), NULL if offline */
-    int64_t hw;               /* high watermark: offsets below it are committed */
-} mk_partition_t;
+    mk_log_t *log;            /* the leader replica's log (borrowed), NULL if offline (cluster) */
+    int64_t hw;               /* high watermark: offsets below it are committed (partition) */
+};
+#endif
+
+/* A topic's settings, parsed into types once when they change (create,
+ * load), so the data path never looks a setting up by name. */
+typedef struct mk_topic_config_s {
+    mk_log_config_t log;          /* segment, retention, index, flush */
+    int64_t max_message_bytes;    /* max.message.bytes */
+    int32_t min_insync_replicas;  /* min.insync.replicas */
+    bool log_append_time;         /* message.timestamp.type=LogAppendTime */
+} mk_topic_config_t;
 
 struct mk_topic_s {
     char *name;               /* owned, internal (tenant-namespaced) name */
@@ -111,9 +129,9 @@ struct mk_topic_s {
     int16_t replication_factor;
     int32_t cell;
     int64_t created_ms;
-    mk_partition_t *partitions;   /* owned array */
+    mk_partition_t *partitions;   /* owned array; index with mk_cluster_topic_partition() */
     mk_map_t overrides;           /* config name -> owned char* */
-    mk_log_config_t log_cfg;      /* derived from overrides + broker config */
+    mk_topic_config_t cfg;        /* parsed from overrides + broker config */
 };
 
 typedef struct mk_cluster_opts_s {
@@ -152,6 +170,9 @@ int32_t mk_cluster_controller_id(const mk_cluster_t *c);
 /* Stop / start one broker: listener, logs of its partitions.  0 or error. */
 int mk_cluster_broker_stop(mk_cluster_t *c, int32_t id);
 int mk_cluster_broker_start(mk_cluster_t *c, int32_t id);
+/* Housekeeping of every open replica log (main's 1 s timer): the flush
+ * policy and segment.ms rolls, and with retain the retention policy. */
+void mk_cluster_logs_tick(mk_cluster_t *c, int64_t now_ms, bool retain);
 /* "host:port,host:port..." of running brokers, into buf. */
 void mk_cluster_bootstrap(const mk_cluster_t *c, char *buf, size_t n);
 
@@ -220,12 +241,17 @@ int mk_cluster_topic_delete(mk_cluster_t *c, mk_topic_t *t, mk_cluster_done_cb c
  * 1 topic, 4 static broker, 5 default). */
 const char *mk_cluster_topic_config(const mk_cluster_t *c, const mk_topic_t *t, const char *name, int *source);
 /* The partition, or NULL when out of range. */
-mk_partition_t *mk_cluster_topic_partition(mk_topic_t *t, int32_t index);
+mk_partition_t *mk_cluster_topic_partition(const mk_topic_t *t, int32_t index);
+#ifdef MK_PARTITION_FIELDS
 /* The replica of p on broker, or NULL. */
-mk_replica_t *mk_partition_replica(mk_partition_t *p, int32_t broker);
+mk_replica_t *mk_cluster_partition_replica(mk_partition_t *p, int32_t broker);
+#endif
 /* Make broker the leader of p at epoch (NULL broker -1: offline); the new
  * leader's log starts the epoch.  Persisted in the background. */
 void mk_cluster_partition_set_leader(mk_cluster_t *c, mk_partition_t *p, int32_t broker, int32_t epoch);
+/* No replica can lead p now: offline until an election brings one back.
+ * Not persisted: a restart elects from the replicas as they come back. */
+void mk_cluster_partition_set_offline(mk_cluster_t *c, mk_partition_t *p);
 /* Brokers per cell (the largest replication factor a topic can have). */
 int mk_cluster_cell_size(const mk_cluster_t *c);
 /* The broker's AZ name, or "" for an unknown id. */

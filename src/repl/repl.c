@@ -26,6 +26,7 @@
  * leader elections (auto.leader.rebalance.enable) and revives offline
  * partitions.
  */
+#define MK_PARTITION_FIELDS
 #include "repl/repl.h"
 
 #include <stdlib.h>
@@ -53,8 +54,7 @@ struct mk_repl_s {
     uv_loop_t *loop;
     mk_cluster_t *c;
     mk_repl_config_t cfg;
-    mk_repl_progress_cb progress_cb;
-    void *progress_arg;
+    mk_partition_writer_t *writer;   /* borrowed: repl observes its appends */
     round_t *rounds;            /* owned, unordered */
     size_t nrounds, cap;
     uv_idle_t *idle;            /* owned: runs due rounds soon */
@@ -78,37 +78,8 @@ static bool broker_running(mk_repl_t *r, int32_t id)
     return b && b->running;
 }
 
-int32_t mk_repl_isr_size(const mk_partition_t *p)
-{
-    int32_t n = 0;
-    for (int32_t k = 0; k < p->replica_count; k++)
-        n += p->replicas[k].in_isr;
-    return n;
-}
+static void progress(mk_repl_t *r) { mk_partition_writer_progress(r->writer); }
 
-static void progress(mk_repl_t *r)
-{
-    if (r->progress_cb)
-        r->progress_cb(r->progress_arg);
-}
-
-/* HW = lowest log end in the ISR (leader included); only ever moves up. */
-static bool update_hw(mk_partition_t *p)
-{
-    if (!p->log)
-        return false;
-    int64_t hw = mk_log_end_offset(p->log);
-    for (int32_t k = 0; k < p->replica_count; k++) {
-        mk_replica_t *rp = &p->replicas[k];
-        if (rp->in_isr && rp->log && rp->broker != p->leader)
-            hw = MK_MIN(hw, MK_MIN(rp->acked_leo, mk_log_end_offset(rp->log)));
-    }
-    if (hw > p->hw) {
-        p->hw = hw;
-        return true;
-    }
-    return false;
-}
 
 static void count_xaz(mk_repl_t *r, int32_t from, int32_t to, uint64_t bytes)
 {
@@ -116,13 +87,6 @@ static void count_xaz(mk_repl_t *r, int32_t from, int32_t to, uint64_t bytes)
         return;
     if (strcmp(mk_cluster_broker_az(r->c, from), mk_cluster_broker_az(r->c, to)) != 0)
         r->xaz[from][to] += bytes;
-}
-
-uint64_t mk_repl_cross_az_bytes(const mk_repl_t *r, int32_t from, int32_t to)
-{
-    if (from <= 0 || to <= 0 || from >= MAX_BROKERS || to >= MAX_BROKERS)
-        return 0;
-    return r->xaz[from][to];
 }
 
 void mk_repl_account_read(mk_repl_t *r, int32_t broker, const char *client_az, uint64_t bytes)
@@ -223,7 +187,7 @@ static void on_ack(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t leo
             *moved = true;
         }
     }
-    if (update_hw(p))
+    if (mk_partition_hw_update(p))
         *moved = true;
 }
 
@@ -304,7 +268,7 @@ static void run_rounds(mk_repl_t *r)
     for (size_t i = 0; i < ndue; i++) {
         mk_topic_t *t = mk_cluster_topic_find_id(r->c, due[i].topic_id);
         mk_partition_t *p = mk_cluster_topic_partition(t, due[i].partition);
-        mk_replica_t *f = mk_partition_replica(p, due[i].broker);
+        mk_replica_t *f = mk_cluster_partition_replica(p, due[i].broker);
         if (!f)
             continue;
         if (due[i].kind == ROUND_ACK) {
@@ -348,17 +312,14 @@ static void elect(mk_repl_t *r, mk_partition_t *p, int32_t exclude)
     if (pick < 0) {
         if (p->leader >= 0)
             mk_warn("partition %s-%d: offline (no in-sync replica is running)", p->topic->name, p->index);
-        p->leader = -1;
-        p->log = NULL;
+        mk_cluster_partition_set_offline(r->c, p);
         return;
     }
     mk_cluster_partition_set_leader(r->c, p, pick, p->leader_epoch + 1);
-    mk_replica_t *nl = mk_partition_replica(p, pick);
+    mk_replica_t *nl = mk_cluster_partition_replica(p, pick);
     nl->in_isr = true;
     /* The HW never passes the new leader's end. */
-    int64_t leo = mk_log_end_offset(p->log);
-    if (p->hw > leo)
-        p->hw = leo;
+    mk_partition_hw_clamp(p);
     for (int32_t k = 0; k < p->replica_count; k++) {
         mk_replica_t *rp = &p->replicas[k];
         if (rp->broker == pick)
@@ -366,7 +327,6 @@ static void elect(mk_repl_t *r, mk_partition_t *p, int32_t exclude)
         rp->needs_truncate = true;
         schedule(r, p, rp);
     }
-    update_hw(p);
 }
 
 static void foreach_partition_of(mk_repl_t *r, int32_t broker,
@@ -376,7 +336,7 @@ static void foreach_partition_of(mk_repl_t *r, int32_t broker,
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(r->c, &it)))
         for (int32_t i = 0; i < t->partition_count; i++) {
-            mk_replica_t *rp = mk_partition_replica(&t->partitions[i], broker);
+            mk_replica_t *rp = mk_cluster_partition_replica(&t->partitions[i], broker);
             if (rp)
                 fn(r, &t->partitions[i], rp, id);
         }
@@ -385,12 +345,12 @@ static void foreach_partition_of(mk_repl_t *r, int32_t broker,
 static void after_crash(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, int32_t id)
 {
     /* The last ISR member stays listed so a clean election can pick it later. */
-    if (mk_repl_isr_size(p) > 1)
+    if (mk_partition_isr_size(p) > 1)
         rp->in_isr = false;
     rp->copy_pending = false;
     if (p->leader == id)
         elect(r, p, id);
-    update_hw(p);
+    mk_partition_hw_update(p);
 }
 
 int mk_repl_broker_crash(mk_repl_t *r, int32_t id)
@@ -505,7 +465,7 @@ static void tick_cb(uv_timer_t *t)
                 if (f->broker == p->leader)
                     continue;
                 if (!f->log) {
-                    if (f->in_isr && mk_repl_isr_size(p) > 1) {
+                    if (f->in_isr && mk_partition_isr_size(p) > 1) {
                         f->in_isr = false;
                         moved = true;
                     }
@@ -522,7 +482,7 @@ static void tick_cb(uv_timer_t *t)
                 if (leo_f < leo_l || f->needs_truncate || !f->in_isr)
                     schedule(r, p, f);
             }
-            if (update_hw(p))
+            if (mk_partition_hw_update(p))
                 moved = true;
             /* Preferred leader back in sync: give it the lead again. */
             mk_replica_t *pref = &p->replicas[0];
@@ -575,8 +535,7 @@ static void partition_init(mk_repl_t *r, mk_partition_t *p, bool fresh)
         if (!f->in_isr)
             schedule(r, p, f);
     }
-    p->hw = 0;
-    update_hw(p);
+    mk_partition_hw_reset(p);
 }
 
 void mk_repl_start_all(mk_repl_t *r)
@@ -594,17 +553,19 @@ void mk_repl_topic_created(mk_repl_t *r, mk_topic_t *t)
         partition_init(r, &t->partitions[i], true);
 }
 
-void mk_repl_on_append(mk_repl_t *r, mk_partition_t *p)
+/* The write path's appended hook: the leader appended to p, so each
+ * follower gets a round (the write path moves the HW afterwards). */
+static void observe_appended(void *arg, mk_partition_t *p, const mk_partition_batch_t *b, int n)
 {
-    bool moved = update_hw(p);
+    mk_repl_t *r = arg;
+    (void)b;
+    (void)n;
     for (int32_t k = 0; k < p->replica_count; k++)
         if (p->replicas[k].broker != p->leader)
             schedule(r, p, &p->replicas[k]);
-    if (moved)
-        progress(r);
 }
 
-int mk_repl_new(uv_loop_t *loop, mk_cluster_t *c, const mk_repl_config_t *cfg, mk_repl_progress_cb cb, void *arg,
+int mk_repl_new(uv_loop_t *loop, mk_cluster_t *c, const mk_repl_config_t *cfg, mk_partition_writer_t *writer,
                 mk_repl_t **out)
 {
     mk_repl_t *r = mk_calloc(1, sizeof(*r));
@@ -613,8 +574,12 @@ int mk_repl_new(uv_loop_t *loop, mk_cluster_t *c, const mk_repl_config_t *cfg, m
     r->loop = loop;
     r->c = c;
     r->cfg = *cfg;
-    r->progress_cb = cb;
-    r->progress_arg = arg;
+    r->writer = writer;
+    mk_partition_observer_t obs = {"repl", NULL, observe_appended, r};
+    if (mk_partition_writer_observe(writer, &obs) < 0) {
+        mk_free(r);
+        return MK_ERR_NOMEM;
+    }
     mk_buf_init(&r->scratch);
     r->idle = mk_malloc(sizeof(uv_idle_t));
     r->timer = mk_malloc(sizeof(uv_timer_t));

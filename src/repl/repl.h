@@ -17,6 +17,7 @@
 #define MK_REPL_H
 
 #include "cluster/cluster.h"
+#include "partition/partition.h"
 
 typedef struct mk_repl_s mk_repl_t;
 
@@ -27,10 +28,10 @@ typedef struct mk_repl_config_s {
     bool unclean_leader_election;      /* unclean.leader.election.enable false */
 } mk_repl_config_t;
 
-/* Called when high watermarks or ISRs changed (parked requests re-check). */
-typedef void (*mk_repl_progress_cb)(void *arg);
-
-int mk_repl_new(uv_loop_t *loop, mk_cluster_t *c, const mk_repl_config_t *cfg, mk_repl_progress_cb cb, void *arg,
+/* Replication of the cluster's partitions.  It observes writer's appends
+ * (borrowed: it must outlive r) to schedule followers, and tells writer's
+ * progress callback when high watermarks or ISRs change.  0 or an error. */
+int mk_repl_new(uv_loop_t *loop, mk_cluster_t *c, const mk_repl_config_t *cfg, mk_partition_writer_t *writer,
                 mk_repl_t **out);
 void mk_repl_free(mk_repl_t *r);
 
@@ -38,8 +39,6 @@ void mk_repl_free(mk_repl_t *r);
 void mk_repl_start_all(mk_repl_t *r);
 /* A topic was created: its running replicas form the ISR. */
 void mk_repl_topic_created(mk_repl_t *r, mk_topic_t *t);
-/* The leader appended to p: schedule the followers and move the HW. */
-void mk_repl_on_append(mk_repl_t *r, mk_partition_t *p);
 
 /* Broker lifecycle.  crash: abrupt (connections dropped, leaders elected
  * after); shutdown: controlled (leadership moved first); start: recover the
@@ -51,10 +50,6 @@ int mk_repl_broker_start(mk_repl_t *r, int32_t id);
 int mk_repl_az_down(mk_repl_t *r, const char *az);
 int mk_repl_az_up(mk_repl_t *r, const char *az);
 
-/* Number of replicas of p in the ISR. */
-int32_t mk_repl_isr_size(const mk_partition_t *p);
-/* Bytes sent from broker a to broker b across AZs (replication and reads). */
-uint64_t mk_repl_cross_az_bytes(const mk_repl_t *r, int32_t from, int32_t to);
 /* Account bytes read by a client in AZ client_az from broker (fetch). */
 void mk_repl_account_read(mk_repl_t *r, int32_t broker, const char *client_az, uint64_t bytes);
 /* Total cross-AZ bytes (replication + client reads) of the cluster. */

@@ -23,8 +23,10 @@
  * Prepare state at start has its markers written again (they are
  * idempotent for readers: a second marker finds nothing open).
  */
+#define MK_PARTITION_FIELDS
 #include "txn/txn.h"
 #include "meta/meta.h"
+#include "partition/partition.h"
 #include "proto/proto.h"
 
 #include <inttypes.h>
@@ -100,8 +102,7 @@ struct mk_txn_s {
     mk_cluster_t *c;
     mk_group_coord_t *groups;
     mk_meta_t *meta;
-    mk_txn_append_fn append;
-    void *append_arg;
+    mk_partition_writer_t *writer;   /* borrowed: markers go through it; txn observes it */
     mk_map_t partitions;   /* "<topic id hex>-<p>" -> pstate_t* */
     mk_map_t tids;         /* tid -> tstate_t* */
     int64_t next_pid, pid_limit;
@@ -159,11 +160,12 @@ static int marker_type_cb(const mk_record_t *rec, void *arg)
     return 1;
 }
 
-/* Fold one batch (header + bytes) into the partition's producer state. */
-static void apply_batch(pstate_t *ps, const uint8_t *b, size_t n)
+/* Fold one batch (its parsed header h and its bytes) into the partition's
+ * producer state. */
+static void apply_batch(pstate_t *ps, const mk_batch_hdr_t *hp, const uint8_t *b, size_t n)
 {
-    mk_batch_hdr_t h;
-    if (mk_batch_hdr_parse(b, n, &h) < 0 || h.producerId < 0)
+    const mk_batch_hdr_t h = *hp;
+    if (h.producerId < 0)
         return;
     prod_t *pr = prod_get(ps, h.producerId, true);
     if (!pr)
@@ -208,14 +210,16 @@ static void apply_batch(pstate_t *ps, const uint8_t *b, size_t n)
     pr->last_ts = h.maxTimestamp;
 }
 
+/* Fold batches read back from the log (rebuild). */
 static void apply_bytes(pstate_t *ps, const uint8_t *p, size_t n)
 {
     size_t pos = 0;
     while (pos < n) {
         int64_t size = mk_batch_size(p + pos, n - pos);
-        if (size <= 0 || (uint64_t)size > n - pos)
+        mk_batch_hdr_t h;
+        if (size <= 0 || (uint64_t)size > n - pos || mk_batch_hdr_parse(p + pos, n - pos, &h) < 0)
             break;
-        apply_batch(ps, p + pos, (size_t)size);
+        apply_batch(ps, &h, p + pos, (size_t)size);
         pos += (size_t)size;
     }
 }
@@ -258,8 +262,11 @@ static pstate_t *pstate(mk_txn_t *t, mk_partition_t *p)
     return ps;
 }
 
-int mk_txn_check_batch(mk_txn_t *t, mk_partition_t *p, const mk_batch_hdr_t *h, int64_t *dup_offset)
+/* The write path's check hook: a client batch of producer h->producerId
+ * before it is appended (see mk_partition_observer_t.check). */
+static int observe_check(void *arg, mk_partition_t *p, const mk_batch_hdr_t *h, int64_t *dup_offset)
 {
+    mk_txn_t *t = arg;
     if (h->producerId < 0)
         return 0;
     pstate_t *ps = pstate(t, p);
@@ -279,20 +286,24 @@ int mk_txn_check_batch(mk_txn_t *t, mk_partition_t *p, const mk_batch_hdr_t *h, 
     for (int i = 0; i < pr->n; i++)
         if (pr->recent[i].first_seq == h->baseSequence && pr->recent[i].last_seq == last_seq) {
             *dup_offset = pr->recent[i].first_off;
-            return MK_TXN_DUPLICATE;
+            return MK_PARTITION_DUPLICATE;
         }
     int32_t expected = pr->recent[pr->n - 1].last_seq == INT32_MAX ? 0 : pr->recent[pr->n - 1].last_seq + 1;
     return h->baseSequence == expected ? 0 : MK_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
 }
 
-void mk_txn_after_append(mk_txn_t *t, mk_partition_t *p, const uint8_t *batches, size_t len)
+/* The write path's appended hook: fold the batches just appended (their
+ * headers as the append left them) into the producer state. */
+static void observe_appended(void *arg, mk_partition_t *p, const mk_partition_batch_t *b, int n)
 {
+    mk_txn_t *t = arg;
     char k[64];
     pkey(p, k, sizeof(k));
     pstate_t *ps = mk_map_get(&t->partitions, k);
-    if (ps && ps->built && ps->built_epoch == p->leader_epoch)
-        apply_bytes(ps, batches, len);
-    /* else: built from the log (which has these batches) when first needed */
+    if (!ps || !ps->built || ps->built_epoch != p->leader_epoch)
+        return; /* built from the log (which has these batches) when first needed */
+    for (int i = 0; i < n; i++)
+        apply_batch(ps, &b[i].hdr, b[i].data, b[i].size);
 }
 
 int64_t mk_txn_lso(mk_txn_t *t, mk_partition_t *p)
@@ -318,15 +329,6 @@ void mk_txn_aborted(mk_txn_t *t, mk_partition_t *p, int64_t from, int64_t to, mk
     for (int i = 0; ps && i < ps->naborted; i++)
         if (ps->aborted[i].last >= from && ps->aborted[i].first < to)
             cb(ps->aborted[i].pid, ps->aborted[i].first, arg);
-}
-
-void mk_txn_partition_reset(mk_txn_t *t, mk_partition_t *p)
-{
-    char k[64];
-    pkey(p, k, sizeof(k));
-    pstate_t *ps = mk_map_get(&t->partitions, k);
-    if (ps)
-        ps->built = false;
 }
 
 void mk_txn_producers(mk_txn_t *t, mk_partition_t *p, mk_txn_producer_cb cb, void *arg)
@@ -501,10 +503,10 @@ static int write_markers(mk_txn_t *t, tstate_t *ts, bool commit)
             mk_error("transaction %s: cannot build a marker", ts->tid);
             continue;
         }
-        int rc = t->append(t->append_arg, p, b.data, b.len);
-        if (rc < 0) {
+        mk_partition_append_t a = {.control = true};
+        if (mk_partition_append(t->writer, p, b.data, b.len, &a)) {
             mk_error("transaction %s: marker for %s-%d failed: %s", ts->tid, ts->parts[i].topic,
-                     ts->parts[i].partition, mk_strerror(rc));
+                     ts->parts[i].partition, a.why);
             ts->parts[left++] = ts->parts[i];
             continue;
         }
@@ -868,8 +870,8 @@ static int load_tid_cb(const char *key, const char *value, void *arg)
     return 0;
 }
 
-int mk_txn_new(uv_loop_t *loop, mk_cluster_t *c, mk_group_coord_t *groups, mk_txn_append_fn append,
-               void *append_arg, mk_txn_t **out)
+int mk_txn_new(uv_loop_t *loop, mk_cluster_t *c, mk_group_coord_t *groups, mk_partition_writer_t *writer,
+               mk_txn_t **out)
 {
     mk_txn_t *t = mk_calloc(1, sizeof(*t));
     if (!t)
@@ -878,10 +880,17 @@ int mk_txn_new(uv_loop_t *loop, mk_cluster_t *c, mk_group_coord_t *groups, mk_tx
     t->c = c;
     t->groups = groups;
     t->meta = mk_cluster_meta(c);
-    t->append = append;
-    t->append_arg = append_arg;
+    t->writer = writer;
     mk_map_init(&t->partitions);
     mk_map_init(&t->tids);
+    /* Observe the write path before any marker of a prepared transaction
+     * below goes through it. */
+    mk_partition_observer_t obs = {"txn", observe_check, observe_appended, t};
+    int orc = mk_partition_writer_observe(writer, &obs);
+    if (orc < 0) {
+        mk_free(t);
+        return orc;
+    }
     char *v = NULL;
     t->next_pid = 1000;
     if (mk_meta_kv_get(t->meta, "producer.id.next", &v) == 0 && v)

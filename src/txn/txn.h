@@ -14,8 +14,10 @@
  *                   offsets sent to the transaction applied at commit;
  *                   timeouts abort.  State persisted through meta/.
  *
- * Markers are appended through a hook the broker layer registers (it owns
- * the append path: logs, replication, waking fetches).
+ * Both parts hang on the partition write path (partition/): txn registers
+ * an observer that checks each client batch's sequence and epoch before it
+ * is appended and folds what was appended into the producer state, and the
+ * coordinator appends its markers through the same path.
  * Threads: loop thread only.
  */
 #ifndef MK_TXN_H
@@ -24,33 +26,25 @@
 #include "batch/batch.h"
 #include "cluster/cluster.h"
 #include "group/group.h"
+#include "partition/partition.h"
 
 typedef struct mk_txn_s mk_txn_t;
 
-/* Append a control batch to partition p as its leader; 0 or an error. */
-typedef int (*mk_txn_append_fn)(void *arg, mk_partition_t *p, uint8_t *batch, size_t len);
-
-int mk_txn_new(uv_loop_t *loop, mk_cluster_t *c, mk_group_coord_t *groups, mk_txn_append_fn append,
-               void *append_arg, mk_txn_t **out);
+/* The coordinator and producer state, observing writer (borrowed: it must
+ * outlive t).  Completes transactions found in a Prepare state.  0 or an
+ * error. */
+int mk_txn_new(uv_loop_t *loop, mk_cluster_t *c, mk_group_coord_t *groups, mk_partition_writer_t *writer,
+               mk_txn_t **out);
 void mk_txn_free(mk_txn_t *t);
 
 /* ========================================================== producer state */
 
-enum { MK_TXN_DUPLICATE = 1000 };
-
-/* Check one batch before it is appended: 0, a Kafka error code, or
- * MK_TXN_DUPLICATE with *dup_offset = the offset it got the first time. */
-int mk_txn_check_batch(mk_txn_t *t, mk_partition_t *p, const mk_batch_hdr_t *h, int64_t *dup_offset);
-/* Record the batches just appended (offsets assigned). */
-void mk_txn_after_append(mk_txn_t *t, mk_partition_t *p, const uint8_t *batches, size_t len);
 /* Last stable offset: the first offset of the oldest open transaction, or
  * the high watermark. */
 int64_t mk_txn_lso(mk_txn_t *t, mk_partition_t *p);
 /* Aborted transactions overlapping [from, to): cb per (producer id, first offset). */
 typedef void (*mk_txn_aborted_cb)(int64_t producer_id, int64_t first_offset, void *arg);
 void mk_txn_aborted(mk_txn_t *t, mk_partition_t *p, int64_t from, int64_t to, mk_txn_aborted_cb cb, void *arg);
-/* Leadership moved or the log was truncated: rebuild from the log later. */
-void mk_txn_partition_reset(mk_txn_t *t, mk_partition_t *p);
 
 /* ============================================================= coordinator */
 

@@ -1,0 +1,274 @@
+/*
+ * dispatch.c -- the dispatch table, frame handling and sessions.
+ *
+ * The table below is the one place that says what minikora supports: the
+ * ApiVersions answer and docs/COMPATIBILITY.md (`minikora apis --markdown`)
+ * are both generated from it, which is why ApiVersions is answered here.
+ * Versions are the spec's validVersions except where a row narrows them
+ * (Produce v0-2 and Fetch v0-3 need the old message formats v0/v1, which
+ * minikora does not keep).
+ *
+ * A frame's path: header decoded -> table row found and version checked ->
+ * body decoded into the request's arena -> the row's handler -> the
+ * request's end in req.c.  Handlers never call back into this file.
+ *
+ * Bad input policy (every case logs one line with the peer):
+ *   unknown API key, unsupported version (but ApiVersions), undecodable
+ *   header or body  -> the connection is closed, as Kafka does;
+ *   ApiVersions with a version we do not know -> a v0 answer with
+ *   UNSUPPORTED_VERSION and our API list, so the client can retry.
+ */
+#include "broker/broker_int.h"
+
+#include <string.h>
+
+/* ============================================================ dispatch table */
+
+static int api_versions(mk_req_t *req);
+
+#define API(name, lo, fn, note) \
+    {MK_API_##name, lo, -1, fn, &mk_pmsg_##name##Request, &mk_pmsg_##name##Response, note}
+#define API_UPTO(name, lo, hi, fn, note) \
+    {MK_API_##name, lo, hi, fn, &mk_pmsg_##name##Request, &mk_pmsg_##name##Response, note}
+
+static mk_api_t apis[] = {
+    API(Produce, 3, mk_broker_handle_produce, "acks 0/1/all; v0-2 need message format v0/v1 and are not offered"),
+    API(Fetch, 4, mk_broker_handle_fetch,
+        "long polling (max_wait_ms/min_bytes), byte limits, topic ids v13+; fetch sessions declined "
+        "(SessionId 0: every fetch is a full fetch); v0-3 need message format v0/v1 and are not offered"),
+    API(ListOffsets, -1, mk_broker_handle_list_offsets, "earliest, latest, by timestamp, max timestamp"),
+    API(Metadata, -1, mk_broker_handle_metadata, "racks = AZs, topic ids, auto-create"),
+    API(OffsetForLeaderEpoch, -1, mk_broker_handle_offset_for_leader_epoch, "single leader epoch per partition"),
+    API(ApiVersions, -1, api_versions, "v0 answer to unknown versions"),
+    API(CreateTopics, -1, mk_broker_handle_create_topics,
+        "validate-only, configs, assignments; replication factor up to the brokers of a cell (one per AZ)"),
+    API(DeleteTopics, -1, mk_broker_handle_delete_topics, "by name and by topic id"),
+    API(DescribeConfigs, -1, mk_broker_handle_describe_configs, "topics and brokers, synonyms, documentation"),
+    API(DescribeCluster, -1, mk_broker_handle_describe_cluster, ""),
+    API(FindCoordinator, -1, mk_broker_handle_find_coordinator,
+        "groups and transactional ids (batched keys v4+)"),
+    API(JoinGroup, -1, mk_broker_handle_join_group, "classic protocol, MEMBER_ID_REQUIRED v4+, static membership"),
+    API(SyncGroup, -1, mk_broker_handle_sync_group, ""),
+    API(Heartbeat, -1, mk_broker_handle_heartbeat, ""),
+    API(LeaveGroup, -1, mk_broker_handle_leave_group, "batched members v3+"),
+    API(OffsetCommit, -1, mk_broker_handle_offset_commit, "answered once the offsets are durable"),
+    API(OffsetFetch, -1, mk_broker_handle_offset_fetch, "multi-group form v8+"),
+    API(DescribeGroups, -1, mk_broker_handle_describe_groups, ""),
+    API(ListGroups, -1, mk_broker_handle_list_groups, "state and type filters"),
+    API(DeleteGroups, -1, mk_broker_handle_delete_groups, ""),
+    API(OffsetDelete, -1, mk_broker_handle_offset_delete, ""),
+    API(InitProducerId, -1, mk_broker_handle_init_producer_id, "idempotent and transactional; epoch bump (KIP-360)"),
+    API(AddPartitionsToTxn, -1, mk_broker_handle_add_partitions_to_txn, "batched form v4+ (verify-only honoured)"),
+    API(AddOffsetsToTxn, -1, mk_broker_handle_add_offsets_to_txn, ""),
+    API_UPTO(EndTxn, 0, 4, mk_broker_handle_end_txn,
+             "markers written to every partition before the answer; v5 (transactions v2, an epoch bump "
+             "per transaction, KIP-890 part 2) is not offered yet"),
+    API(TxnOffsetCommit, -1, mk_broker_handle_txn_offset_commit, "offsets applied when the transaction commits"),
+    API(DescribeProducers, -1, mk_broker_handle_describe_producers, ""),
+    API(DescribeTransactions, -1, mk_broker_handle_describe_transactions, ""),
+    API(ListTransactions, -1, mk_broker_handle_list_transactions, "state, producer id and duration filters"),
+};
+
+static void apis_init(void)
+{
+    static bool done;
+    if (done)
+        return;
+    for (size_t i = 0; i < MK_ARRAY_LEN(apis); i++) {
+        if (apis[i].min < 0)
+            apis[i].min = apis[i].req_msg->vmin;
+        if (apis[i].max < 0)
+            apis[i].max = apis[i].req_msg->vmax;
+    }
+    done = true;
+}
+
+static const mk_api_t *api_find(int16_t key)
+{
+    apis_init();
+    for (size_t i = 0; i < MK_ARRAY_LEN(apis); i++)
+        if (apis[i].key == key)
+            return &apis[i];
+    return NULL;
+}
+
+static const mk_api_t *apis_all(int *count)
+{
+    apis_init();
+    *count = (int)MK_ARRAY_LEN(apis);
+    return apis;
+}
+
+void mk_broker_apis_markdown(FILE *out)
+{
+    int n;
+    const mk_api_t *a = apis_all(&n);
+    fprintf(out, "# Kafka API compatibility\n\n"
+                 "Generated from the dispatch table in `src/broker/dispatch.c` by `make compat`\n"
+                 "(`./minikora apis --markdown`); `make test` fails when this file is stale.\n\n"
+                 "Versions are those of the Apache Kafka message specs in `../shared/kafka-protocol/`,\n"
+                 "except Produce v0-2 and Fetch v0-3, which need the old message formats v0/v1\n"
+                 "that minikora does not keep (record batches are magic v2 only), and EndTxn v5\n"
+                 "(transactions v2).\n\n"
+                 "| API | key | versions | spec versions | notes |\n|---|---|---|---|---|\n");
+    for (int i = 0; i < n; i++)
+        fprintf(out, "| %.*s | %d | %d-%d | %d-%d | %s |\n", (int)(strlen(a[i].req_msg->name) - 7),
+                a[i].req_msg->name, a[i].key, a[i].min, a[i].max, a[i].req_msg->vmin, a[i].req_msg->vmax,
+                a[i].note);
+    fprintf(out, "\nEvery other API key is answered by closing the connection, as Apache Kafka does\n"
+                 "for a request it cannot parse; it is not listed in ApiVersions.\n");
+}
+
+/* =============================================================== ApiVersions */
+
+static int api_versions(mk_req_t *req)
+{
+    mk_ApiVersionsResponse_t *r = req->resp;
+    int n;
+    const mk_api_t *a = apis_all(&n);
+    if (!MK_ARRAY_ALLOC(req, r->ApiKeys, n, ApiVersionsResponse_ApiVersion))
+        return MK_ERR_NOMEM;
+    for (int i = 0; i < n; i++) {
+        r->ApiKeys.items[i].ApiKey = a[i].key;
+        r->ApiKeys.items[i].MinVersion = a[i].min;
+        r->ApiKeys.items[i].MaxVersion = a[i].max;
+    }
+    r->FinalizedFeaturesEpoch = -1;
+    return MK_REQ_DONE;
+}
+
+/* ApiVersions at a version we do not know: answer in v0 format (Kafka's rule
+ * so that any client can read it) with UNSUPPORTED_VERSION and our list.
+ * ApiVersions responses always use header v0, so finishing at version 0 is
+ * exactly that answer. */
+static void api_versions_fallback(mk_req_t *req)
+{
+    int16_t asked = req->version;
+    req->version = 0;
+    req->resp = mk_broker_req_structs(req, &mk_pdesc_ApiVersionsResponse, 1);
+    if (!req->resp || api_versions(req) < 0) {
+        mk_broker_req_reject(req, "%s", "out of memory");
+        return;
+    }
+    ((mk_ApiVersionsResponse_t *)req->resp)->ErrorCode = MK_KERR_UNSUPPORTED_VERSION;
+    mk_info("client %s asked ApiVersions v%d; answered v0 with UNSUPPORTED_VERSION",
+            mk_net_conn_peer(req->sess->conn), asked);
+    mk_broker_req_finish(req);
+}
+
+/* =================================================================== frames */
+
+static void frame_cb(mk_net_conn_t *conn, uint8_t *frame, size_t len, void *ud)
+{
+    mk_cluster_broker_t *node = ud;
+    mk_session_t *s = mk_net_conn_get_data(conn);
+    mk_req_t *req = mk_calloc(1, sizeof(*req));
+    if (!req || !s) {
+        mk_free(frame);
+        mk_free(req);
+        mk_net_conn_close(conn, "out of memory");
+        return;
+    }
+    mk_arena_init(&req->arena);
+    req->frame = frame;
+    req->frame_len = len;
+    req->sess = s;
+    req->b = s->b;
+    req->c = node->cluster;
+    req->node = node;
+    req->start_ns = mk_mono_ns();
+    s->b->requests++;
+
+    mk_reader_t r;
+    mk_rd_init(&r, frame, len);
+    int rc = mk_proto_req_header_decode(&r, &req->arena, &req->hdr);
+    if (rc == MK_ERR_NOT_FOUND || (rc == 0 && !api_find(req->hdr.RequestApiKey))) {
+        char k[16];
+        snprintf(k, sizeof(k), "%d", req->hdr.RequestApiKey);
+        mk_broker_req_reject(req, "unknown or unsupported API key %s", k);
+        return;
+    }
+    if (rc < 0) {
+        mk_broker_req_reject(req, "malformed request header: %s", mk_strerror(rc));
+        return;
+    }
+    const mk_api_t *api = api_find(req->hdr.RequestApiKey);
+    req->api = api;
+    req->version = req->hdr.RequestApiVersion;
+    if (req->version < api->min || req->version > api->max) {
+        if (api->key == MK_API_ApiVersions) {
+            api_versions_fallback(req);
+            return;
+        }
+        char v[96];
+        snprintf(v, sizeof(v), "%s v%d (supported v%d-v%d)", api->req_msg->name, req->version, api->min,
+                 api->max);
+        mk_broker_req_reject(req, "unsupported version: %s", v);
+        return;
+    }
+    req->body = mk_arena_alloc(&req->arena, api->req_msg->body->size);
+    req->resp = mk_broker_req_structs(req, api->resp_msg->body, 1);
+    if (!req->body || !req->resp) {
+        mk_broker_req_reject(req, "%s", "out of memory");
+        return;
+    }
+    rc = mk_proto_decode(api->req_msg, req->version, &r, &req->arena, req->body);
+    if (rc < 0) {
+        char v[128];
+        snprintf(v, sizeof(v), "%s v%d: %s at byte %zu of %zu", api->req_msg->name, req->version,
+                 mk_strerror(rc), len - mk_rd_remaining(&r), len);
+        mk_broker_req_reject(req, "malformed request body %s", v);
+        return;
+    }
+    s->pending = req;
+    rc = api->fn(req);
+    if (rc == MK_REQ_PENDING)
+        return;
+    if (rc < 0) {
+        s->pending = NULL;
+        mk_broker_req_reject(req, "request refused: %s", mk_strerror(rc));
+        return;
+    }
+    if (rc == MK_REQ_NONE) {
+        mk_broker_req_finish_none(req);
+        return;
+    }
+    mk_broker_req_finish(req);
+}
+
+/* ================================================================== sessions */
+
+static void accept_cb(mk_net_conn_t *conn, void *ud)
+{
+    mk_cluster_broker_t *node = ud;
+    mk_session_t *s = mk_calloc(1, sizeof(*s));
+    if (!s) {
+        mk_net_conn_close(conn, "out of memory");
+        return;
+    }
+    s->conn = conn;
+    s->node = node;
+    s->b = mk_cluster_handler_ud(node->cluster);
+    s->tenant = mk_tenant_default();
+    s->principal = "User:ANONYMOUS";
+    mk_net_conn_set_data(conn, s);
+    mk_debug("broker %d: connection from %s", node->id, mk_net_conn_peer(conn));
+}
+
+static void close_cb(mk_net_conn_t *conn, void *ud)
+{
+    mk_session_t *s = mk_net_conn_get_data(conn);
+    if (!s)
+        return;
+    if (s->pending)
+        s->pending->sess = NULL; /* the request finishes alone, answer dropped */
+    mk_net_conn_set_data(conn, NULL);
+    mk_free(s);
+}
+
+mk_net_handler_t mk_broker_net_handler(void)
+{
+    mk_net_handler_t h = {accept_cb, frame_cb, close_cb};
+    return h;
+}
+
