@@ -738,7 +738,6 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
     mk_map_init(&c->topic_ids);
     mk_net_config_default(&c->net_cfg);
     c->net_cfg.max_frame = (size_t)mk_cluster_config_get_i64(c->config, "socket.request.max.bytes");
-    c->net_cfg.max_frame_preauth = c->net_cfg.max_frame;
     c->nbrokers = o->brokers > 0 ? o->brokers : 6;
     c->nazs = o->azs > 0 ? o->azs : 3;
     if (c->nbrokers > 64)
@@ -850,7 +849,6 @@ void mk_cluster_close(mk_cluster_t *c)
 
 /* ================================================================= topology */
 
-uv_loop_t *mk_cluster_loop(mk_cluster_t *c) { return c->loop; }
 struct mk_meta_s *mk_cluster_meta(mk_cluster_t *c) { return c->meta; }
 void *mk_cluster_handler_ud(const mk_cluster_t *c) { return c->handler_ud; }
 const char *mk_cluster_id(const mk_cluster_t *c) { return c->cluster_id; }

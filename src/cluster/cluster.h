@@ -154,7 +154,6 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *opts, mk_cluster_t
  * run afterwards until it has no more handles. */
 void mk_cluster_close(mk_cluster_t *c);
 
-uv_loop_t *mk_cluster_loop(mk_cluster_t *c);
 /* The metadata store (for coordinators that persist through it). */
 struct mk_meta_s *mk_cluster_meta(mk_cluster_t *c);
 /* The handler_ud registered at open (the request layer's state). */

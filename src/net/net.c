@@ -44,7 +44,7 @@ struct mk_net_conn_s {
     mk_net_conn_t *prev, *next;
     void *data;
     char peer[64];
-    bool closing, reading, busy, dispatching, authenticated;
+    bool closing, reading, busy, dispatching;
     /* frame parser */
     uint8_t hdr[4];
     size_t hdr_have;
@@ -64,7 +64,6 @@ typedef struct write_req_s {
 void mk_net_config_default(mk_net_config_t *cfg)
 {
     cfg->max_frame = 104857600;
-    cfg->max_frame_preauth = 104857600; /* no authentication yet: same as max */
     cfg->in_high_water = 8u << 20;
     cfg->out_high_water = 16u << 20;
 }
@@ -111,11 +110,9 @@ void mk_net_conn_close(mk_net_conn_t *c, const char *reason)
     uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
 }
 
-bool mk_net_conn_is_closing(const mk_net_conn_t *c) { return c->closing; }
 void mk_net_conn_set_data(mk_net_conn_t *c, void *data) { c->data = data; }
 void *mk_net_conn_get_data(const mk_net_conn_t *c) { return c->data; }
 const char *mk_net_conn_peer(const mk_net_conn_t *c) { return c->peer; }
-void mk_net_conn_set_authenticated(mk_net_conn_t *c) { c->authenticated = true; }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -160,7 +157,7 @@ static bool conn_parse(mk_net_conn_t *c, const uint8_t *p, size_t n)
                 return true;
             int32_t size = (int32_t)(((uint32_t)c->hdr[0] << 24) | ((uint32_t)c->hdr[1] << 16) |
                                      ((uint32_t)c->hdr[2] << 8) | c->hdr[3]);
-            size_t limit = c->authenticated ? cfg->max_frame : cfg->max_frame_preauth;
+            size_t limit = cfg->max_frame;
             if (size < 8 || (size_t)size > limit) {
                 char why[128];
                 snprintf(why, sizeof(why), "frame size %d outside [8, %zu] (socket.request.max.bytes)", size,

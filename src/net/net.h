@@ -26,7 +26,6 @@ typedef struct mk_net_conn_s mk_net_conn_t;
 
 typedef struct mk_net_config_s {
     size_t max_frame;          /* socket.request.max.bytes (104857600) */
-    size_t max_frame_preauth;  /* limit before authentication (later: SASL) */
     size_t in_high_water;      /* queued input bytes that pause reading */
     size_t out_high_water;     /* unsent output bytes that pause reading */
 } mk_net_config_t;
@@ -70,12 +69,9 @@ void mk_net_conn_send(mk_net_conn_t *c, uint8_t *data, size_t len);
 void mk_net_conn_done(mk_net_conn_t *c);
 /* Close with a reason for the log. */
 void mk_net_conn_close(mk_net_conn_t *c, const char *reason);
-bool mk_net_conn_is_closing(const mk_net_conn_t *c);
 void mk_net_conn_set_data(mk_net_conn_t *c, void *data);
 void *mk_net_conn_get_data(const mk_net_conn_t *c);
 /* "ip:port" of the peer, for logs. */
 const char *mk_net_conn_peer(const mk_net_conn_t *c);
-/* Raise the frame limit once the peer is authenticated. */
-void mk_net_conn_set_authenticated(mk_net_conn_t *c);
 
 #endif /* MK_NET_H */

@@ -496,23 +496,6 @@ int mk_proto_req_header_decode(mk_reader_t *r, mk_arena_t *a, mk_req_header_t *h
     return r->err;
 }
 
-void mk_proto_req_header_encode(mk_buf_t *w, int16_t api_key, int16_t version, int32_t correlation_id,
-                                const char *client_id)
-{
-    const mk_pmsg_t *m = mk_proto_msg_find(api_key, true);
-    mk_buf_put_i16(w, api_key);
-    mk_buf_put_i16(w, version);
-    mk_buf_put_i32(w, correlation_id);
-    if (client_id) {
-        mk_buf_put_i16(w, (int16_t)strlen(client_id));
-        mk_buf_put(w, client_id, strlen(client_id));
-    } else {
-        mk_buf_put_i16(w, -1);
-    }
-    if (m && version >= m->flex_min)
-        mk_buf_put_uvarint(w, 0);
-}
-
 bool mk_proto_resp_header_flexible(int16_t api_key, int16_t version)
 {
     /* ApiVersions answers with header v0 always, so that a client that does

@@ -66,9 +66,6 @@ typedef struct mk_req_header_s {
  * (ApiKey/Version/CorrelationId are still filled in); or a reader error.  The
  * version is not checked here: the dispatcher decides what it supports. */
 int mk_proto_req_header_decode(mk_reader_t *r, mk_arena_t *a, mk_req_header_t *h);
-/* Append a request header (for tests and tools). */
-void mk_proto_req_header_encode(mk_buf_t *w, int16_t api_key, int16_t version, int32_t correlation_id,
-                                const char *client_id);
 /* Whether the response header for (api_key, version) is v1 (has tagged fields). */
 bool mk_proto_resp_header_flexible(int16_t api_key, int16_t version);
 
