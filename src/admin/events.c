@@ -26,7 +26,6 @@
  */
 #include "admin/admin_int.h"
 #include "partition/partition.h"
-#include "repl/repl.h"
 
 #include <stdarg.h>
 #include <stdio.h>
