@@ -305,13 +305,6 @@ static int validate(const uint8_t *p, size_t n, int flags, size_t max_uncompress
                     mk_batch_hdr_t *hp, size_t *size_out, char *why, size_t why_len)
 {
     mk_batch_hdr_t h;
-    return mk_batch_validate_hdr(p, n, flags, max_uncompressed, scratch, &h, why, why_len);
-}
-
-int mk_batch_validate_hdr(const uint8_t *p, size_t n, int flags, size_t max_uncompressed, mk_buf_t *scratch,
-                          mk_batch_hdr_t *hdr, char *why, size_t why_len)
-{
-    mk_batch_hdr_t h;
     size_t size;
     set_why(why, why_len, "ok");
     int rc = frame_check(p, n, &h, &size, why, why_len);
@@ -342,10 +335,8 @@ int mk_batch_validate_hdr(const uint8_t *p, size_t n, int flags, size_t max_unco
                 size - MK_BATCH_OFF_RECORDS);
         return MK_ERR_CORRUPT;
     }
-    if (!(flags & MK_BATCH_VALIDATE_DEEP)) {
-        *hdr = h;
+    if (!(flags & MK_BATCH_VALIDATE_DEEP))
         return 0;
-    }
 
     mk_buf_t own;
     mk_buf_init(&own);
@@ -355,8 +346,6 @@ int mk_batch_validate_hdr(const uint8_t *p, size_t n, int flags, size_t max_unco
     if (rc == 0)
         rc = walk_records(recs, len, &h, compacted, NULL, NULL, why, why_len);
     mk_buf_free(&own);
-    if (rc == 0)
-        *hdr = h;
     return rc;
 }
 

@@ -176,12 +176,6 @@ int mk_batch_validate(const uint8_t *p, size_t n, bool deep, size_t max_uncompre
 int mk_batch_validate_ex(const uint8_t *p, size_t n, int flags, size_t max_uncompressed, mk_buf_t *scratch,
                          char *why, size_t why_len);
 
-/* mk_batch_validate_ex() that also hands out the header it parsed, so the
- * caller never parses it again (the produce path passes this view down).
- * *hdr is written only when 0 is returned. */
-int mk_batch_validate_hdr(const uint8_t *p, size_t n, int flags, size_t max_uncompressed, mk_buf_t *scratch,
-                          mk_batch_hdr_t *hdr, char *why, size_t why_len);
-
 /* ======================================================= in-place rewrites */
 
 /* Rewrite baseOffset / partitionLeaderEpoch in place (neither is covered by

@@ -11,9 +11,10 @@
  *   - The high watermark is written here only, and only moves up except when
  *     a new leader's log end is lower (mk_partition_hw_clamp) or the
  *     partition starts over (mk_partition_hw_reset).
- *   - Each batch header is parsed once, by the validation walk; the views
- *     are updated in place with what the append assigned (offsets, epoch,
- *     LogAppendTime) and handed to the observers.
+ *   - Each batch header is parsed once, by the validation walk, into an
+ *     mk_batch_view_t; the log appends from the views and rewrites them with
+ *     what it assigned (offsets, epoch), LogAppendTime is set through them,
+ *     and the observers receive them.
  */
 #define MK_PARTITION_FIELDS
 #include "partition/partition.h"
@@ -149,19 +150,20 @@ void mk_partition_writer_progress(mk_partition_writer_t *w)
 /* ============================================================== validation */
 
 /* Walk the record set once: every batch framed, within max.message.bytes,
- * magic v2, and through the one validator, which hands out each header (the
- * view passed down from here on).  Returns the number of batches (>= 1) or
- * -(Kafka error) with a->why set.  *views starts as the caller's stack array
- * of STACK_BATCHES; for more it becomes an mk_malloc'd array the caller
- * frees (when it differs from the stack array), even on error. */
-static int walk_batches(const mk_topic_t *t, uint8_t *recs, size_t len, mk_partition_batch_t **views,
+ * magic v2, and through the one validator, which hands out each batch's
+ * view (the header parsed once, passed down from here on).  Returns the
+ * number of batches (>= 1) or -(Kafka error) with a->why set.  *views
+ * starts as the caller's stack array of STACK_BATCHES; for more it becomes
+ * an mk_malloc'd array the caller frees (when it differs from the stack
+ * array), even on error. */
+static int walk_batches(const mk_topic_t *t, uint8_t *recs, size_t len, mk_batch_view_t **views,
                         mk_partition_append_t *a)
 {
     if (!recs || len == 0) {
         snprintf(a->why, sizeof(a->why), "produce request without records");
         return -MK_KERR_CORRUPT_MESSAGE;
     }
-    mk_partition_batch_t *stack = *views;
+    mk_batch_view_t *stack = *views;
     int cap = STACK_BATCHES, n = 0;
     for (size_t pos = 0; pos < len; n++) {
         int64_t size = mk_batch_size(recs + pos, len - pos);
@@ -180,7 +182,7 @@ static int walk_batches(const mk_topic_t *t, uint8_t *recs, size_t len, mk_parti
             return -MK_KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
         }
         if (n == cap) {
-            mk_partition_batch_t *nv = mk_malloc(sizeof(*nv) * (size_t)cap * 2);
+            mk_batch_view_t *nv = mk_malloc(sizeof(*nv) * (size_t)cap * 2);
             if (!nv) {
                 snprintf(a->why, sizeof(a->why), "out of memory");
                 return -MK_KERR_UNKNOWN_SERVER_ERROR;
@@ -191,10 +193,10 @@ static int walk_batches(const mk_topic_t *t, uint8_t *recs, size_t len, mk_parti
             *views = nv;
             cap *= 2;
         }
-        mk_partition_batch_t *v = &(*views)[n];
+        mk_batch_view_t *v = &(*views)[n];
         char vwhy[160];
-        int rc = mk_batch_validate_hdr(recs + pos, (size_t)size, MK_BATCH_VALIDATE_DEEP, MAX_UNCOMPRESSED, NULL,
-                                       &v->hdr, vwhy, sizeof(vwhy));
+        int rc = mk_batch_validate_view(recs + pos, (size_t)size, MK_BATCH_VALIDATE_DEEP, MAX_UNCOMPRESSED, NULL, v,
+                                        vwhy, sizeof(vwhy));
         if (rc < 0) {
             snprintf(a->why, sizeof(a->why), "record batch %d: %s", n, vwhy);
             if (rc == MK_ERR_UNSUPPORTED)
@@ -203,22 +205,19 @@ static int walk_batches(const mk_topic_t *t, uint8_t *recs, size_t len, mk_parti
                 return -MK_KERR_MESSAGE_TOO_LARGE;
             return -MK_KERR_CORRUPT_MESSAGE;
         }
-        v->data = recs + pos;
-        v->size = (size_t)size;
+        v->pos = pos;
         pos += (size_t)size;
     }
     return n;
 }
 
 /* A marker built by the coordinator: trusted, its header parsed once. */
-static int view_control(uint8_t *recs, size_t len, mk_partition_batch_t *v, mk_partition_append_t *a)
+static int view_control(const uint8_t *recs, size_t len, mk_batch_view_t *v, mk_partition_append_t *a)
 {
-    if (mk_batch_hdr_parse(recs, len, &v->hdr) < 0 || (size_t)mk_batch_size(recs, len) != len) {
+    if (mk_batch_view_parse(recs, len, v) < 0 || v->size != len) {
         snprintf(a->why, sizeof(a->why), "control batch is not one whole batch");
         return -MK_KERR_CORRUPT_MESSAGE;
     }
-    v->data = recs;
-    v->size = len;
     return 1;
 }
 
@@ -242,7 +241,7 @@ int16_t mk_partition_append(mk_partition_writer_t *w, mk_partition_t *p, uint8_t
         snprintf(a->why, sizeof(a->why), "fewer in-sync replicas than min.insync.replicas");
         return MK_KERR_NOT_ENOUGH_REPLICAS;
     }
-    mk_partition_batch_t stack[STACK_BATCHES], *views = stack;
+    mk_batch_view_t stack[STACK_BATCHES], *views = stack;
     int n = a->control ? view_control(recs, len, views, a) : walk_batches(t, recs, len, &views, a);
     int16_t err = 0;
     if (n < 0) {
@@ -271,15 +270,12 @@ int16_t mk_partition_append(mk_partition_writer_t *w, mk_partition_t *p, uint8_t
         }
     int64_t now = mk_now_ms();
     if (!a->control && t->cfg.log_append_time) {
-        for (int i = 0; i < n; i++) {
-            mk_batch_set_log_append_time((uint8_t *)views[i].data, views[i].size, now);
-            views[i].hdr.maxTimestamp = now;
-            views[i].hdr.attributes |= MK_BATCH_ATTR_LOG_APPEND_TIME;
-        }
+        for (int i = 0; i < n; i++)
+            mk_batch_view_set_log_append_time(recs, &views[i], now);
         a->log_append_time = now;
     }
     mk_log_append_info_t info;
-    int rc = mk_log_append(p->log, recs, len, p->leader_epoch, now, &info);
+    int rc = mk_log_append_views(p->log, recs, len, views, (size_t)n, p->leader_epoch, now, &info);
     if (rc < 0) {
         snprintf(a->why, sizeof(a->why), "%s", mk_strerror(rc));
         mk_error("partition %s-%d: append failed: %s", t->name, p->index, mk_strerror(rc));
@@ -290,16 +286,10 @@ int16_t mk_partition_append(mk_partition_writer_t *w, mk_partition_t *p, uint8_t
     a->base_offset = info.first_offset;
     a->end_offset = info.end_offset;
     a->log_start_offset = mk_log_start_offset(p->log);
-    /* The views learn what the append assigned. */
-    int64_t next = info.first_offset;
-    for (int i = 0; i < n; i++) {
-        views[i].hdr.baseOffset = next;
-        views[i].hdr.partitionLeaderEpoch = p->leader_epoch;
-        next += (int64_t)views[i].hdr.lastOffsetDelta + 1;
-    }
+    /* The views now say what the append assigned (offsets, epoch). */
     for (int i = 0; i < w->nobs; i++)
         if (w->obs[i].appended)
-            w->obs[i].appended(w->obs[i].arg, p, views, n);
+            w->obs[i].appended(w->obs[i].arg, p, recs, views, n);
     mk_partition_hw_update(p);
     mk_partition_writer_progress(w);
 done:

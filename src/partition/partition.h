@@ -77,14 +77,6 @@ void mk_partition_hw_reset(mk_partition_t *p);
 
 /* ============================================================== observers */
 
-/* One batch of an append, its header parsed once.  hdr.baseOffset is the
- * offset the log assigned (after the append). */
-typedef struct mk_partition_batch_s {
-    const uint8_t *data;      /* the whole batch, as stored */
-    size_t size;
-    mk_batch_hdr_t hdr;
-} mk_partition_batch_t;
-
 enum { MK_PARTITION_DUPLICATE = 1000 };
 
 /* What a module hangs on a partition's life.  Any hook may be NULL. */
@@ -94,8 +86,10 @@ typedef struct mk_partition_observer_s {
      * 0, a Kafka error code (refuse), or MK_PARTITION_DUPLICATE with
      * *dup_offset = the offset the batch got the first time. */
     int (*check)(void *arg, mk_partition_t *p, const mk_batch_hdr_t *h, int64_t *dup_offset);
-    /* After the leader appended batches (client or control). */
-    void (*appended)(void *arg, mk_partition_t *p, const mk_partition_batch_t *b, int n);
+    /* After the leader appended the n batches that views describe in set
+     * (client or control); each view's header is as stored (baseOffset and
+     * partitionLeaderEpoch as assigned). */
+    void (*appended)(void *arg, mk_partition_t *p, const uint8_t *set, const mk_batch_view_t *views, int n);
     void *arg;
 } mk_partition_observer_t;
 

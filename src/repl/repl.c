@@ -555,10 +555,11 @@ void mk_repl_topic_created(mk_repl_t *r, mk_topic_t *t)
 
 /* The write path's appended hook: the leader appended to p, so each
  * follower gets a round (the write path moves the HW afterwards). */
-static void observe_appended(void *arg, mk_partition_t *p, const mk_partition_batch_t *b, int n)
+static void observe_appended(void *arg, mk_partition_t *p, const uint8_t *set, const mk_batch_view_t *v, int n)
 {
     mk_repl_t *r = arg;
-    (void)b;
+    (void)set;
+    (void)v;
     (void)n;
     for (int32_t k = 0; k < p->replica_count; k++)
         if (p->replicas[k].broker != p->leader)

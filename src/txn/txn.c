@@ -214,14 +214,9 @@ static void apply_batch(pstate_t *ps, const mk_batch_hdr_t *hp, const uint8_t *b
 static void apply_bytes(pstate_t *ps, const uint8_t *p, size_t n)
 {
     size_t pos = 0;
-    while (pos < n) {
-        int64_t size = mk_batch_size(p + pos, n - pos);
-        mk_batch_hdr_t h;
-        if (size <= 0 || (uint64_t)size > n - pos || mk_batch_hdr_parse(p + pos, n - pos, &h) < 0)
-            break;
-        apply_batch(ps, &h, p + pos, (size_t)size);
-        pos += (size_t)size;
-    }
+    mk_batch_view_t v;
+    while (mk_batch_view_next(p, n, &pos, &v) == 1)
+        apply_batch(ps, &v.hdr, p + v.pos, v.size);
 }
 
 /* The partition's state, (re)built from its leader's log when needed. */
@@ -294,7 +289,7 @@ static int observe_check(void *arg, mk_partition_t *p, const mk_batch_hdr_t *h, 
 
 /* The write path's appended hook: fold the batches just appended (their
  * headers as the append left them) into the producer state. */
-static void observe_appended(void *arg, mk_partition_t *p, const mk_partition_batch_t *b, int n)
+static void observe_appended(void *arg, mk_partition_t *p, const uint8_t *set, const mk_batch_view_t *v, int n)
 {
     mk_txn_t *t = arg;
     char k[64];
@@ -303,7 +298,7 @@ static void observe_appended(void *arg, mk_partition_t *p, const mk_partition_ba
     if (!ps || !ps->built || ps->built_epoch != p->leader_epoch)
         return; /* built from the log (which has these batches) when first needed */
     for (int i = 0; i < n; i++)
-        apply_batch(ps, &b[i].hdr, b[i].data, b[i].size);
+        apply_batch(ps, &v[i].hdr, set + v[i].pos, v[i].size);
 }
 
 int64_t mk_txn_lso(mk_txn_t *t, mk_partition_t *p)
