@@ -115,57 +115,96 @@ static void note_leader(int32_t *ids, int *n, int32_t id)
 
 /* =================================================================== Produce */
 
-/* A partition of an acks=all Produce waiting for its high watermark. */
+/* A partition of a Produce that is not answered yet: acks=all waiting for
+ * its high watermark, or an append waiting for the partition's producer
+ * state to load (retried on the next wake). */
 typedef struct produce_wait_s {
     struct produce_wait_s *next;
     uint8_t topic_id[16];
     int32_t partition;
-    int64_t end_offset;        /* the HW must reach this */
+    int64_t end_offset;        /* the HW must reach this; -1 once settled */
+    const mk_ProduceRequest_PartitionProduceData_t *retry;   /* loading: the partition's data */
     mk_ProduceResponse_PartitionProduceResponse_t *resp;
 } produce_wait_t;
 
-/* Whether every waiting partition is settled; with final, those that are not
- * get REQUEST_TIMED_OUT.  Settled means replicated to the ISR, or failed
- * (leader moved: NOT_LEADER_OR_FOLLOWER; ISR shrank below
- * min.insync.replicas: NOT_ENOUGH_REPLICAS_AFTER_APPEND). */
+static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequest_PartitionProduceData_t *qp,
+                              mk_ProduceResponse_PartitionProduceResponse_t *rp);
+
+/* Settle w, an acks=all wait: replicated to the ISR, or failed (leader
+ * moved: NOT_LEADER_OR_FOLLOWER; ISR shrank below min.insync.replicas:
+ * NOT_ENOUGH_REPLICAS_AFTER_APPEND); with final, REQUEST_TIMED_OUT.
+ * Returns false while it must wait on. */
+static bool settle_wait(mk_req_t *req, produce_wait_t *w, bool final)
+{
+    mk_topic_t *t = mk_cluster_topic_find_id(req->c, w->topic_id);
+    mk_partition_t *p = mk_cluster_topic_partition(t, w->partition);
+    int16_t err = 0;
+    if (!p || mk_partition_leader(p) != req->node->id || !mk_partition_log(p)) {
+        err = MK_KERR_NOT_LEADER_OR_FOLLOWER;
+    } else if (mk_partition_hw(p) >= w->end_offset) {
+        if (mk_partition_isr_size(p) < t->cfg.min_insync_replicas)
+            err = MK_KERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
+    } else if (final) {
+        err = MK_KERR_REQUEST_TIMED_OUT;
+    } else {
+        return false;
+    }
+    w->resp->ErrorCode = err;
+    if (err)
+        w->resp->BaseOffset = -1;
+    w->end_offset = -1;
+    return true;
+}
+
+/* The park function of a Produce (see req.c): settle what can be settled.
+ * A partition whose producer state has loaded meanwhile is appended now
+ * (once per call: if it is still loading it queues a new entry for the next
+ * wake); waits are settled by settle_wait().  With final, what is left gets
+ * REQUEST_TIMED_OUT.  Returns whether every partition is answered. */
 static bool produce_check(mk_req_t *req, bool final)
 {
     bool all = true;
-    for (produce_wait_t *w = req->ctx; w; w = w->next) {
-        if (w->end_offset < 0)
-            continue;
-        mk_topic_t *t = mk_cluster_topic_find_id(req->c, w->topic_id);
-        mk_partition_t *p = mk_cluster_topic_partition(t, w->partition);
-        int16_t err = 0;
-        if (!p || mk_partition_leader(p) != req->node->id || !mk_partition_log(p)) {
-            err = MK_KERR_NOT_LEADER_OR_FOLLOWER;
-        } else if (mk_partition_hw(p) >= w->end_offset) {
-            if (mk_partition_isr_size(p) < t->cfg.min_insync_replicas)
-                err = MK_KERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
-        } else if (final) {
-            err = MK_KERR_REQUEST_TIMED_OUT;
-        } else {
+    produce_wait_t *head = req->ctx;
+    for (produce_wait_t *w = head; w; w = w->next) {
+        if (w->retry) {
+            const mk_ProduceRequest_PartitionProduceData_t *qp = w->retry;
+            mk_topic_t *t = mk_cluster_topic_find_id(req->c, w->topic_id);
+            w->retry = NULL;
+            w->end_offset = -1;
+            if (final || !t)
+                w->resp->ErrorCode = t ? MK_KERR_REQUEST_TIMED_OUT : MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            else
+                produce_partition(req, t, qp, w->resp); /* may queue a new entry before head */
+        } else if (w->end_offset >= 0 && !settle_wait(req, w, final)) {
             all = false;
-            continue;
         }
-        w->resp->ErrorCode = err;
-        if (err)
-            w->resp->BaseOffset = -1;
-        w->end_offset = -1;
+    }
+    /* Entries the retries just queued: waits are looked at now, a partition
+     * still loading waits for the next wake. */
+    for (produce_wait_t *w = req->ctx; w != head; w = w->next) {
+        if (w->retry)
+            all = false;
+        else if (w->end_offset >= 0 && !settle_wait(req, w, final))
+            all = false;
     }
     return all;
 }
 
-/* Park partition rp of an acks=all Produce until the HW reaches end. */
+/* Leave partition rp of a Produce unanswered: until the HW reaches end, or
+ * (retry != NULL) until the partition's producer state has loaded. */
 static void produce_wait(mk_req_t *req, const mk_topic_t *t, int32_t index, int64_t end,
+                         const mk_ProduceRequest_PartitionProduceData_t *retry,
                          mk_ProduceResponse_PartitionProduceResponse_t *rp)
 {
     produce_wait_t *w = mk_arena_alloc(&req->arena, sizeof(*w));
-    if (!w)
+    if (!w) {
+        rp->ErrorCode = MK_KERR_UNKNOWN_SERVER_ERROR;
         return;
+    }
     memcpy(w->topic_id, t->id, 16);
     w->partition = index;
     w->end_offset = end;
+    w->retry = retry;
     w->resp = rp;
     w->next = req->ctx;
     req->ctx = w;
@@ -192,6 +231,12 @@ static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequ
     mk_partition_append_t a = {.acks = q->Acks};
     err = mk_partition_append(req->b->writer, p, (uint8_t *)qp->Records.ptr,
                               qp->Records.ptr ? (size_t)qp->Records.len : 0, &a);
+    if (err && a.loading && q->Acks != 0) {
+        /* Idempotent or transactional, and this leader's producer state is
+         * still loading (off the loop): answered once it has. */
+        produce_wait(req, t, qp->Index, -1, qp, rp);
+        return;
+    }
     if (err) {
         rp->ErrorCode = err;
         if (err != MK_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER && err != MK_KERR_INVALID_PRODUCER_EPOCH)
@@ -208,7 +253,7 @@ static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequ
     /* acks=all: answered once the ISR has it (see produce_check); a retried
      * duplicate only once the original is replicated. */
     if (q->Acks == -1 && mk_partition_hw(p) < a.end_offset)
-        produce_wait(req, t, qp->Index, a.end_offset, rp);
+        produce_wait(req, t, qp->Index, a.end_offset, NULL, rp);
 }
 
 int mk_broker_handle_produce(mk_req_t *req)
@@ -347,7 +392,10 @@ static int64_t fetch_fill(mk_req_t *req)
             }
             int64_t start = mk_log_start_offset(log), leo = mk_log_end_offset(log);
             int64_t hw = MK_MIN(mk_partition_hw(p), leo);
-            int64_t lso = req->b->txn ? MK_MIN(mk_txn_lso(req->b->txn, p), hw) : hw;
+            int64_t lso = req->b->txn ? mk_txn_lso(req->b->txn, p) : hw;
+            /* Producer state still loading: nothing is known stable yet
+             * beyond the log start; the fetch waits for the load's wake. */
+            lso = lso < 0 ? start : MK_MIN(lso, hw);
             rp->HighWatermark = hw;
             rp->LastStableOffset = lso;
             rp->LogStartOffset = start;
@@ -569,6 +617,10 @@ int mk_broker_handle_list_offsets(mk_req_t *req)
                 err = check_epoch(p, qp->CurrentLeaderEpoch);
             if (err) {
                 rp->ErrorCode = err;
+                continue;
+            }
+            if (q->IsolationLevel == 1 && req->b->txn && !mk_txn_ready(req->b->txn, p)) {
+                rp->ErrorCode = MK_KERR_NOT_LEADER_OR_FOLLOWER; /* retriable: its state is loading */
                 continue;
             }
             int64_t off, ts;

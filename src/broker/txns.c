@@ -233,7 +233,8 @@ int mk_broker_handle_describe_producers(mk_req_t *req)
                 pr->ErrorCode = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
-            if (mk_partition_leader(p) != req->node->id || !mk_partition_log(p) || !req->b->txn) {
+            if (mk_partition_leader(p) != req->node->id || !mk_partition_log(p) || !req->b->txn ||
+                !mk_txn_ready(req->b->txn, p)) {
                 pr->ErrorCode = MK_KERR_NOT_LEADER_OR_FOLLOWER;
                 continue;
             }

@@ -1661,3 +1661,96 @@ void mk_log_stats(const mk_log_t *log, mk_log_stats_t *out)
     out->flush_in_flight = log->flush != NULL;
     out->io_error = log->io_err;
 }
+
+/* ================================================================== cursors */
+
+/* A cursor owns duplicated descriptors of the segments as they were when it
+ * was opened, and their sizes then: appends after that are not seen,
+ * retention may unlink a file (the descriptor keeps it readable), and
+ * nothing of the log itself is touched, so the cursor may run on a worker
+ * while the loop goes on appending. */
+typedef struct cursor_seg_s {
+    int fd;
+    uint64_t size;
+} cursor_seg_t;
+
+struct mk_log_cursor_s {
+    int64_t end_offset;        /* the log end when opened */
+    size_t nsegs, cur;         /* cur: the segment of the last view */
+    uint64_t pos;              /* next file position in segs[cur] */
+    cursor_seg_t segs[];
+};
+
+int mk_log_cursor_open(mk_log_t *log, mk_log_cursor_t **out)
+{
+    mk_log_cursor_t *s = mk_calloc(1, sizeof(*s) + sizeof(cursor_seg_t) * (log->nsegs ? log->nsegs : 1));
+    if (!s)
+        return MK_ERR_NOMEM;
+    for (size_t i = 0; i < log->nsegs; i++) {
+        const mk_log_seg_t *seg = log->segs[i];
+        int fd = seg->fd >= 0 ? fcntl(seg->fd, F_DUPFD_CLOEXEC, 0) : -1;
+        if (fd < 0) {
+            s->nsegs = i;
+            mk_log_cursor_close(s);
+            return MK_ERR_IO;
+        }
+        s->segs[i].fd = fd;
+        s->segs[i].size = seg->st.size;
+    }
+    s->nsegs = log->nsegs;
+    s->end_offset = mk_log_end_offset(log);
+    *out = s;
+    return 0;
+}
+
+int64_t mk_log_cursor_end_offset(const mk_log_cursor_t *s) { return s->end_offset; }
+
+int mk_log_cursor_next(mk_log_cursor_t *s, mk_batch_view_t *v)
+{
+    while (s->cur < s->nsegs) {
+        const cursor_seg_t *g = &s->segs[s->cur];
+        if (s->pos >= g->size) {
+            s->cur++;
+            s->pos = 0;
+            continue;
+        }
+        uint8_t hdr[MK_BATCH_HEADER_SIZE];
+        if (g->size - s->pos < sizeof(hdr))
+            return MK_ERR_CORRUPT;
+        int rc = mk_log_file_read(g->fd, hdr, sizeof(hdr), s->pos);
+        if (rc < 0)
+            return rc;
+        rc = mk_batch_view_parse(hdr, sizeof(hdr), v);
+        if (rc < 0)
+            return rc;
+        if (v->size > g->size - s->pos)
+            return MK_ERR_CORRUPT;
+        v->pos = s->pos;
+        s->pos += v->size;
+        return 1;
+    }
+    return 0;
+}
+
+int mk_log_cursor_read(mk_log_cursor_t *s, const mk_batch_view_t *v, mk_buf_t *out)
+{
+    if (s->cur >= s->nsegs)
+        return MK_ERR_RANGE;
+    mk_buf_reset(out);
+    if (!mk_buf_reserve(out, v->size))
+        return MK_ERR_NOMEM;
+    int rc = mk_log_file_read(s->segs[s->cur].fd, out->data, v->size, v->pos);
+    if (rc == 0)
+        out->len = v->size;
+    return rc;
+}
+
+void mk_log_cursor_close(mk_log_cursor_t *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->nsegs; i++)
+        if (s->segs[i].fd >= 0)
+            close(s->segs[i].fd);
+    mk_free(s);
+}

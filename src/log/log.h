@@ -310,6 +310,33 @@ typedef struct mk_log_seg_ops_s {
     void (*close)(void *impl);
 } mk_log_seg_ops_t;
 
+/* ==================================================================== cursors */
+
+/* A read of the log's batches, in order, as they were when the scan was
+ * opened, that may run on a worker thread while the loop keeps appending
+ * (rebuilding derived state -- producer state -- without blocking the loop).
+ * It holds duplicated descriptors of the local segments and their sizes at
+ * open, and nothing of the log: the log may append, roll, retain or close
+ * meanwhile.  A truncation below the scanned range makes a later read fail
+ * or see other bytes, so the caller checks on the loop afterwards that the
+ * log's history it scanned still stands (e.g. by leader epoch). */
+typedef struct mk_log_cursor_s mk_log_cursor_t;
+
+/* Open a scan of log (loop thread).  0, MK_ERR_NOMEM, MK_ERR_IO. */
+int mk_log_cursor_open(mk_log_t *log, mk_log_cursor_t **out);
+/* The log end offset when the scan was opened: the scan sees the batches
+ * below it. */
+int64_t mk_log_cursor_end_offset(const mk_log_cursor_t *s);
+/* The next batch's view (headers only are read; v->pos is its position in
+ * its segment file).  1, 0 at the end, MK_ERR_CORRUPT / MK_ERR_IO /
+ * MK_ERR_TRUNCATED.  One thread at a time. */
+int mk_log_cursor_next(mk_log_cursor_t *s, mk_batch_view_t *v);
+/* The whole batch that the last mk_log_cursor_next() returned, into out
+ * (reset first).  0 or MK_ERR_*. */
+int mk_log_cursor_read(mk_log_cursor_t *s, const mk_batch_view_t *v, mk_buf_t *out);
+/* Close the descriptors and free s (any thread). */
+void mk_log_cursor_close(mk_log_cursor_t *s);
+
 /* ============================================================ fault hooks */
 
 /* Test hook: the nth write to a log file from now (1 = next) fails with an

@@ -147,6 +147,13 @@ void mk_partition_writer_progress(mk_partition_writer_t *w)
         w->progress_cb(w->progress_arg);
 }
 
+void mk_partition_writer_leader_changed(mk_partition_writer_t *w, mk_partition_t *p)
+{
+    for (int i = 0; i < w->nobs; i++)
+        if (w->obs[i].leader_changed)
+            w->obs[i].leader_changed(w->obs[i].arg, p);
+}
+
 /* ============================================================== validation */
 
 /* Walk the record set once: every batch framed, within max.message.bytes,
@@ -231,6 +238,7 @@ int16_t mk_partition_append(mk_partition_writer_t *w, mk_partition_t *p, uint8_t
     a->log_append_time = -1;
     a->log_start_offset = -1;
     a->duplicate = false;
+    a->loading = false;
     a->why[0] = 0;
     if (!p->log || p->leader < 0) {
         snprintf(a->why, sizeof(a->why), "not the leader");
@@ -261,6 +269,12 @@ int16_t mk_partition_append(mk_partition_writer_t *w, mk_partition_t *p, uint8_t
                 a->base_offset = dup;
                 a->end_offset = dup + views[0].hdr.lastOffsetDelta + 1;
                 a->log_start_offset = mk_log_start_offset(p->log);
+                goto done;
+            }
+            if (rc == MK_PARTITION_LOADING) {
+                a->loading = true;
+                snprintf(a->why, sizeof(a->why), "producer state is loading");
+                err = MK_KERR_NOT_LEADER_OR_FOLLOWER;
                 goto done;
             }
             if (rc) {

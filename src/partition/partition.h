@@ -77,19 +77,24 @@ void mk_partition_hw_reset(mk_partition_t *p);
 
 /* ============================================================== observers */
 
-enum { MK_PARTITION_DUPLICATE = 1000 };
+enum { MK_PARTITION_DUPLICATE = 1000, MK_PARTITION_LOADING = 1001 };
 
 /* What a module hangs on a partition's life.  Any hook may be NULL. */
 typedef struct mk_partition_observer_s {
     const char *name;
     /* Before a client's batches are appended, with the first batch's header:
-     * 0, a Kafka error code (refuse), or MK_PARTITION_DUPLICATE with
-     * *dup_offset = the offset the batch got the first time. */
+     * 0, a Kafka error code (refuse), MK_PARTITION_DUPLICATE with
+     * *dup_offset = the offset the batch got the first time, or
+     * MK_PARTITION_LOADING when the observer's state of p is being loaded
+     * (off the loop): the append is not done, a->loading says so, and the
+     * caller retries after the next progress callback. */
     int (*check)(void *arg, mk_partition_t *p, const mk_batch_hdr_t *h, int64_t *dup_offset);
     /* After the leader appended the n batches that views describe in set
      * (client or control); each view's header is as stored (baseOffset and
      * partitionLeaderEpoch as assigned). */
     void (*appended)(void *arg, mk_partition_t *p, const uint8_t *set, const mk_batch_view_t *views, int n);
+    /* p has a new leader (or epoch), or was set up at start or creation. */
+    void (*leader_changed)(void *arg, mk_partition_t *p);
     void *arg;
 } mk_partition_observer_t;
 
@@ -108,6 +113,9 @@ int mk_partition_writer_observe(mk_partition_writer_t *w, const mk_partition_obs
 void mk_partition_writer_set_progress_cb(mk_partition_writer_t *w, mk_partition_progress_cb cb, void *arg);
 /* Tell the progress callback (repl: HW or ISR moved). */
 void mk_partition_writer_progress(mk_partition_writer_t *w);
+/* Tell the observers that p's leadership changed (repl, after an election
+ * or when it sets a partition up). */
+void mk_partition_writer_leader_changed(mk_partition_writer_t *w, mk_partition_t *p);
 
 /* ================================================================== append */
 
@@ -122,6 +130,7 @@ typedef struct mk_partition_append_s {
     int64_t log_append_time;  /* -1 unless the topic uses LogAppendTime */
     int64_t log_start_offset;
     bool duplicate;           /* a retry of batches already stored: nothing appended */
+    bool loading;             /* an observer is loading its state: retry after progress */
     char why[256];            /* the reason of a refusal, for the client and the log */
 } mk_partition_append_t;
 

@@ -292,6 +292,14 @@ static void run_rounds(mk_repl_t *r)
 
 /* ================================================================ elections */
 
+/* broker leads p from the next epoch on; the write path's observers hear
+ * of it (txn loads the producer state for the new leader). */
+static void set_leader(mk_repl_t *r, mk_partition_t *p, int32_t broker)
+{
+    mk_cluster_partition_set_leader(r->c, p, broker, p->leader_epoch + 1);
+    mk_partition_writer_leader_changed(r->writer, p);
+}
+
 /* Elect a leader for p from its ISR (not broker `exclude`); offline if none. */
 static void elect(mk_repl_t *r, mk_partition_t *p, int32_t exclude)
 {
@@ -315,7 +323,7 @@ static void elect(mk_repl_t *r, mk_partition_t *p, int32_t exclude)
         mk_cluster_partition_set_offline(r->c, p);
         return;
     }
-    mk_cluster_partition_set_leader(r->c, p, pick, p->leader_epoch + 1);
+    set_leader(r, p, pick);
     mk_replica_t *nl = mk_cluster_partition_replica(p, pick);
     nl->in_isr = true;
     /* The HW never passes the new leader's end. */
@@ -490,7 +498,7 @@ static void tick_cb(uv_timer_t *t)
                 !pref->needs_truncate && mk_log_end_offset(pref->log) >= leo_l &&
                 broker_running(r, pref->broker)) {
                 mk_info("partition %s-%d: preferred leader %d is back", topic->name, i, pref->broker);
-                mk_cluster_partition_set_leader(r->c, p, pref->broker, p->leader_epoch + 1);
+                set_leader(r, p, pref->broker);
                 for (int32_t k = 0; k < p->replica_count; k++)
                     if (p->replicas[k].broker != pref->broker) {
                         p->replicas[k].needs_truncate = true;
@@ -576,7 +584,7 @@ int mk_repl_new(uv_loop_t *loop, mk_cluster_t *c, const mk_repl_config_t *cfg, m
     r->c = c;
     r->cfg = *cfg;
     r->writer = writer;
-    mk_partition_observer_t obs = {"repl", NULL, observe_appended, r};
+    mk_partition_observer_t obs = {"repl", NULL, observe_appended, NULL, r};
     if (mk_partition_writer_observe(writer, &obs) < 0) {
         mk_free(r);
         return MK_ERR_NOMEM;

@@ -58,12 +58,25 @@ typedef struct aborted_s {
     int64_t pid, first, last;
 } aborted_t;
 
+/* A batch appended while the state was loading: folded in once it is. */
+typedef struct pending_s {
+    mk_batch_hdr_t hdr;
+    int marker;          /* control batches: 0 abort, 1 commit; else -1 */
+} pending_t;
+
+typedef struct load_s load_t;
+
+/* Producer state of one partition: the folded part (producers, aborted),
+ * then whether it is built, and the load in flight. */
 typedef struct pstate_s {
     mk_map_t producers;  /* "<pid>" -> prod_t* */
     aborted_t *aborted;
     int naborted, cap;
     int32_t built_epoch;
     bool built;
+    load_t *load;        /* in flight on the threadpool, or NULL */
+    pending_t *pending;  /* owned: appended since the load's cursor was opened */
+    int npending, pcap;
 } pstate_t;
 
 enum { T_EMPTY, T_ONGOING, T_PREPARE_COMMIT, T_PREPARE_ABORT, T_COMPLETE_COMMIT, T_COMPLETE_ABORT };
@@ -160,9 +173,22 @@ static int marker_type_cb(const mk_record_t *rec, void *arg)
     return 1;
 }
 
-/* Fold one batch (its parsed header h and its bytes) into the partition's
- * producer state. */
-static void apply_batch(pstate_t *ps, const mk_batch_hdr_t *hp, const uint8_t *b, size_t n)
+/* The type of the marker in control batch b (n bytes): 0 abort, 1
+ * commit, -1 unknown.  Pure: any thread. */
+static int marker_type(const uint8_t *b, size_t n)
+{
+    int type = -1;
+    mk_buf_t scratch;
+    mk_buf_init(&scratch);
+    mk_batch_records_foreach(b, n, &scratch, 0, marker_type_cb, &type);
+    mk_buf_free(&scratch);
+    return type;
+}
+
+/* Fold one batch (its parsed header; marker = its marker type for a
+ * control batch) into the partition's producer state.  Touches only ps:
+ * the loader runs it on a worker thread over its own state. */
+static void apply_hdr(pstate_t *ps, const mk_batch_hdr_t *hp, int marker)
 {
     const mk_batch_hdr_t h = *hp;
     if (h.producerId < 0)
@@ -171,12 +197,7 @@ static void apply_batch(pstate_t *ps, const mk_batch_hdr_t *hp, const uint8_t *b
     if (!pr)
         return;
     if (mk_batch_hdr_is_control(&h)) {
-        int type = -1;
-        mk_buf_t scratch;
-        mk_buf_init(&scratch);
-        mk_batch_records_foreach(b, n, &scratch, 0, marker_type_cb, &type);
-        mk_buf_free(&scratch);
-        if (pr->txn_first >= 0 && type == 0) {
+        if (pr->txn_first >= 0 && marker == 0) {
             if (ps->naborted == ps->cap) {
                 int cap = ps->cap ? ps->cap * 2 : 16;
                 aborted_t *a = mk_realloc(ps->aborted, sizeof(aborted_t) * (size_t)cap);
@@ -210,16 +231,135 @@ static void apply_batch(pstate_t *ps, const mk_batch_hdr_t *hp, const uint8_t *b
     pr->last_ts = h.maxTimestamp;
 }
 
-/* Fold batches read back from the log (rebuild). */
-static void apply_bytes(pstate_t *ps, const uint8_t *p, size_t n)
+/* Fold one batch as appended by the leader (bytes at b, n of them). */
+static void apply_batch(pstate_t *ps, const mk_batch_hdr_t *h, const uint8_t *b, size_t n)
 {
-    size_t pos = 0;
-    mk_batch_view_t v;
-    while (mk_batch_view_next(p, n, &pos, &v) == 1)
-        apply_batch(ps, &v.hdr, p + v.pos, v.size);
+    apply_hdr(ps, h, h->producerId >= 0 && mk_batch_hdr_is_control(h) ? marker_type(b, n) : -1);
 }
 
-/* The partition's state, (re)built from its leader's log when needed. */
+/* ------------------------------------------------------ loading the state */
+
+/* Producer state is rebuilt from the leader's log on the threadpool (STYLE
+ * 11: a partition log can be large), through a cursor opened on the loop:
+ *   - the worker folds every batch header below the cursor's end into its
+ *     own pstate (and reads the body of control batches for their type);
+ *   - batches appended meanwhile are queued in ps->pending by the appended
+ *     hook;
+ *   - back on the loop, if the partition still has the leader epoch the
+ *     load began under, the loaded state is installed, the pending batches
+ *     are folded in, and the write path's progress callback wakes the
+ *     requests that waited (a Produce parks on MK_PARTITION_LOADING);
+ *     otherwise the result is dropped and the next use starts over. */
+struct load_s {
+    uv_work_t req;
+    mk_txn_t *t;               /* NULL once the txn module was freed */
+    char key[64];
+    uint8_t topic_id[16];
+    int32_t partition;
+    int32_t epoch;             /* the leader epoch it was started under */
+    mk_log_cursor_t *cur;      /* owned */
+    pstate_t st;               /* built by the worker */
+    int rc;
+};
+
+/* Worker thread: fold the cursor's batches into l->st. */
+static void load_work_cb(uv_work_t *req)
+{
+    load_t *l = req->data;
+    mk_batch_view_t v;
+    mk_buf_t body;
+    mk_buf_init(&body);
+    int rc;
+    while ((rc = mk_log_cursor_next(l->cur, &v)) == 1) {
+        int marker = -1;
+        if (v.hdr.producerId >= 0 && mk_batch_hdr_is_control(&v.hdr)) {
+            if ((rc = mk_log_cursor_read(l->cur, &v, &body)) < 0)
+                break;
+            marker = marker_type(body.data, body.len);
+        }
+        apply_hdr(&l->st, &v.hdr, marker);
+    }
+    mk_buf_free(&body);
+    l->rc = rc < 0 ? rc : 0;
+}
+
+/* Replace to's folded state with from's (from is left empty). */
+static void pstate_move(pstate_t *to, pstate_t *from)
+{
+    pstate_clear(to);
+    mk_map_free(&to->producers);
+    to->producers = from->producers;
+    to->aborted = from->aborted;
+    to->naborted = from->naborted;
+    to->cap = from->cap;
+    mk_map_init(&from->producers);
+    from->aborted = NULL;
+    from->naborted = from->cap = 0;
+}
+
+static void load_free(load_t *l)
+{
+    pstate_clear(&l->st);
+    mk_map_free(&l->st.producers);
+    mk_log_cursor_close(l->cur);
+    mk_free(l);
+}
+
+static void load_after_cb(uv_work_t *req, int status)
+{
+    load_t *l = req->data;
+    mk_txn_t *t = l->t;
+    pstate_t *ps = t ? mk_map_get(&t->partitions, l->key) : NULL;
+    if (!ps || ps->load != l) {
+        load_free(l);
+        return;
+    }
+    ps->load = NULL;
+    mk_topic_t *topic = mk_cluster_topic_find_id(t->c, l->topic_id);
+    mk_partition_t *p = mk_cluster_topic_partition(topic, l->partition);
+    if (status == 0 && l->rc == 0 && p && p->log && p->leader_epoch == l->epoch) {
+        pstate_move(ps, &l->st);
+        for (int i = 0; i < ps->npending; i++)
+            apply_hdr(ps, &ps->pending[i].hdr, ps->pending[i].marker);
+        ps->built = true;
+        ps->built_epoch = l->epoch;
+    } else if (l->rc < 0) {
+        mk_error("producer state of %s-%d: the log could not be read: %s", topic ? topic->name : "?", l->partition,
+                 mk_strerror(l->rc));
+    }
+    mk_free(ps->pending);
+    ps->pending = NULL;
+    ps->npending = ps->pcap = 0;
+    load_free(l);
+    /* Requests parked on the load re-check (and start it again if the
+     * epoch moved meanwhile). */
+    mk_partition_writer_progress(t->writer);
+}
+
+/* Start loading ps from p's log.  Loop thread. */
+static void load_start(mk_txn_t *t, pstate_t *ps, mk_partition_t *p, const char *key)
+{
+    load_t *l = mk_calloc(1, sizeof(*l));
+    if (!l)
+        return;
+    mk_map_init(&l->st.producers);
+    snprintf(l->key, sizeof(l->key), "%s", key);
+    memcpy(l->topic_id, p->topic->id, 16);
+    l->partition = p->index;
+    l->epoch = p->leader_epoch;
+    l->t = t;
+    l->req.data = l;
+    if (mk_log_cursor_open(p->log, &l->cur) < 0 || uv_queue_work(t->loop, &l->req, load_work_cb, load_after_cb)) {
+        load_free(l);
+        return;
+    }
+    pstate_clear(ps);
+    ps->npending = 0;
+    ps->load = l;
+}
+
+/* The partition's state when it is built for the current leader epoch;
+ * otherwise NULL, with a load started unless one is in flight. */
 static pstate_t *pstate(mk_txn_t *t, mk_partition_t *p)
 {
     char k[64];
@@ -237,25 +377,12 @@ static pstate_t *pstate(mk_txn_t *t, mk_partition_t *p)
     }
     if (ps->built && ps->built_epoch == p->leader_epoch)
         return ps;
-    pstate_clear(ps);
-    ps->built = true;
-    ps->built_epoch = p->leader_epoch;
-    if (!p->log)
-        return ps;
-    mk_buf_t buf;
-    mk_buf_init(&buf);
-    int64_t off = mk_log_start_offset(p->log), end = mk_log_end_offset(p->log);
-    while (off < end) {
-        mk_buf_reset(&buf);
-        int64_t next;
-        if (mk_log_read(p->log, off, 1u << 20, true, &buf, &next) < 0 || buf.len == 0 || next <= off)
-            break;
-        apply_bytes(ps, buf.data, buf.len);
-        off = next;
-    }
-    mk_buf_free(&buf);
-    return ps;
+    if (!ps->load && p->log)
+        load_start(t, ps, p, k);
+    return NULL;
 }
+
+bool mk_txn_ready(mk_txn_t *t, mk_partition_t *p) { return pstate(t, p) != NULL; }
 
 /* The write path's check hook: a client batch of producer h->producerId
  * before it is appended (see mk_partition_observer_t.check). */
@@ -266,7 +393,7 @@ static int observe_check(void *arg, mk_partition_t *p, const mk_batch_hdr_t *h, 
         return 0;
     pstate_t *ps = pstate(t, p);
     if (!ps)
-        return MK_KERR_UNKNOWN_SERVER_ERROR;
+        return MK_PARTITION_LOADING;
     prod_t *pr = prod_get(ps, h->producerId, false);
     if (pr && h->producerEpoch < pr->epoch)
         return MK_KERR_INVALID_PRODUCER_EPOCH; /* fenced (a newer epoch wrote here) */
@@ -295,10 +422,39 @@ static void observe_appended(void *arg, mk_partition_t *p, const uint8_t *set, c
     char k[64];
     pkey(p, k, sizeof(k));
     pstate_t *ps = mk_map_get(&t->partitions, k);
-    if (!ps || !ps->built || ps->built_epoch != p->leader_epoch)
+    if (ps && ps->built && ps->built_epoch == p->leader_epoch) {
+        for (int i = 0; i < n; i++)
+            apply_batch(ps, &v[i].hdr, set + v[i].pos, v[i].size);
+        return;
+    }
+    if (!ps || !ps->load)
         return; /* built from the log (which has these batches) when first needed */
-    for (int i = 0; i < n; i++)
-        apply_batch(ps, &v[i].hdr, set + v[i].pos, v[i].size);
+    /* Loading: the cursor does not see these; fold them in afterwards. */
+    for (int i = 0; i < n; i++) {
+        if (v[i].hdr.producerId < 0)
+            continue;
+        if (ps->npending == ps->pcap) {
+            int cap = ps->pcap ? ps->pcap * 2 : 16;
+            pending_t *np = mk_realloc(ps->pending, sizeof(pending_t) * (size_t)cap);
+            if (!np) {
+                ps->load->epoch = -1; /* cannot keep up: drop this load, start over */
+                return;
+            }
+            ps->pending = np;
+            ps->pcap = cap;
+        }
+        const mk_batch_hdr_t *h = &v[i].hdr;
+        ps->pending[ps->npending++] =
+            (pending_t){*h, mk_batch_hdr_is_control(h) ? marker_type(set + v[i].pos, v[i].size) : -1};
+    }
+}
+
+/* The write path's leadership hook: a new leader loads the partition's
+ * producer state now, off the loop, so it is ready before clients need it. */
+static void observe_leader_changed(void *arg, mk_partition_t *p)
+{
+    if (p->log)
+        pstate(arg, p);
 }
 
 int64_t mk_txn_lso(mk_txn_t *t, mk_partition_t *p)
@@ -306,7 +462,7 @@ int64_t mk_txn_lso(mk_txn_t *t, mk_partition_t *p)
     pstate_t *ps = pstate(t, p);
     int64_t lso = p->hw;
     if (!ps)
-        return lso;
+        return -1;
     size_t it = 0;
     const char *k;
     void *v;
@@ -880,7 +1036,7 @@ int mk_txn_new(uv_loop_t *loop, mk_cluster_t *c, mk_group_coord_t *groups, mk_pa
     mk_map_init(&t->tids);
     /* Observe the write path before any marker of a prepared transaction
      * below goes through it. */
-    mk_partition_observer_t obs = {"txn", observe_check, observe_appended, t};
+    mk_partition_observer_t obs = {"txn", observe_check, observe_appended, observe_leader_changed, t};
     int orc = mk_partition_writer_observe(writer, &obs);
     if (orc < 0) {
         mk_free(t);
@@ -938,9 +1094,13 @@ void mk_txn_free(mk_txn_t *t)
     const char *k;
     void *v;
     while (mk_map_next(&t->partitions, &it, &k, &v)) {
-        pstate_clear(v);
-        mk_map_free(&((pstate_t *)v)->producers);
-        mk_free(v);
+        pstate_t *ps = v;
+        if (ps->load)
+            ps->load->t = NULL; /* its after-work callback frees it */
+        pstate_clear(ps);
+        mk_map_free(&ps->producers);
+        mk_free(ps->pending);
+        mk_free(ps);
     }
     mk_map_free(&t->partitions);
     it = 0;

@@ -39,8 +39,14 @@ void mk_txn_free(mk_txn_t *t);
 
 /* ========================================================== producer state */
 
+/* Whether p's producer state is built for its current leader epoch.  If
+ * not, a load from the log starts on the threadpool (unless one is in
+ * flight), and when it ends the partition writer's progress callback runs:
+ * the caller re-checks then.  Until then, idempotent and transactional
+ * appends to p wait (MK_PARTITION_LOADING). */
+bool mk_txn_ready(mk_txn_t *t, mk_partition_t *p);
 /* Last stable offset: the first offset of the oldest open transaction, or
- * the high watermark. */
+ * the high watermark; -1 while the producer state is loading. */
 int64_t mk_txn_lso(mk_txn_t *t, mk_partition_t *p);
 /* Aborted transactions overlapping [from, to): cb per (producer id, first offset). */
 typedef void (*mk_txn_aborted_cb)(int64_t producer_id, int64_t first_offset, void *arg);
