@@ -25,6 +25,8 @@
 #include <string.h>
 
 #define MAX_UNCOMPRESSED (256u << 20)
+/* How long a read waits for a partition's producer state to load. */
+#define LOAD_WAIT_MS 10000
 
 /* The partition of this broker a data request may use, or an error code. */
 static mk_partition_t *leader_partition(mk_req_t *req, mk_topic_t *t, int32_t index, int16_t *err)
@@ -593,10 +595,15 @@ static void list_offset_partition(mk_req_t *req, mk_partition_t *p, int64_t ts, 
     }
 }
 
-int mk_broker_handle_list_offsets(mk_req_t *req)
+/* Fill the ListOffsets answer.  A read_committed "latest" needs the
+ * partition's producer state: while that is loading, *waiting is set and
+ * the partition is left for a re-run (final: NOT_LEADER_OR_FOLLOWER, which
+ * clients retry).  0 or MK_ERR_NOMEM. */
+static int list_offsets_fill(mk_req_t *req, bool final, bool *waiting)
 {
     mk_ListOffsetsRequest_t *q = req->body;
     mk_ListOffsetsResponse_t *r = req->resp;
+    *waiting = false;
     if (!MK_ARRAY_ALLOC(req, r->Topics, q->Topics.count, ListOffsetsResponse_ListOffsetsTopicResponse))
         return MK_ERR_NOMEM;
     for (int32_t i = 0; i < q->Topics.count; i++) {
@@ -619,8 +626,12 @@ int mk_broker_handle_list_offsets(mk_req_t *req)
                 rp->ErrorCode = err;
                 continue;
             }
-            if (q->IsolationLevel == 1 && req->b->txn && !mk_txn_ready(req->b->txn, p)) {
-                rp->ErrorCode = MK_KERR_NOT_LEADER_OR_FOLLOWER; /* retriable: its state is loading */
+            if (q->IsolationLevel == 1 && req->b->txn && (qp->Timestamp == TS_LATEST || qp->Timestamp == TS_LATEST_TIERED) &&
+                !mk_txn_ready(req->b->txn, p)) {
+                if (final)
+                    rp->ErrorCode = MK_KERR_NOT_LEADER_OR_FOLLOWER;
+                else
+                    *waiting = true;
                 continue;
             }
             int64_t off, ts;
@@ -637,6 +648,28 @@ int mk_broker_handle_list_offsets(mk_req_t *req)
                 rp->OldStyleOffsets.count = off >= 0 && qp->MaxNumOffsets > 0 ? 1 : 0;
             }
         }
+    }
+    return 0;
+}
+
+/* Park function of a ListOffsets waiting for producer state: re-run it. */
+static bool list_offsets_retry(mk_req_t *req, bool final)
+{
+    bool waiting;
+    if (list_offsets_fill(req, final, &waiting) < 0)
+        return true; /* out of memory: answer with what there is */
+    return !waiting || final;
+}
+
+int mk_broker_handle_list_offsets(mk_req_t *req)
+{
+    bool waiting;
+    int rc = list_offsets_fill(req, false, &waiting);
+    if (rc < 0)
+        return rc;
+    if (waiting) {
+        mk_broker_req_park(req, LOAD_WAIT_MS, list_offsets_retry);
+        return MK_REQ_PENDING;
     }
     return MK_REQ_DONE;
 }

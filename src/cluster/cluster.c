@@ -51,6 +51,8 @@ struct mk_cluster_s {
     mk_map_t topics;                  /* name -> owned mk_topic_t* */
     mk_map_t topic_ids;               /* hex topic id -> the same topics (borrowed) */
     mk_meta_t *meta;
+    mk_cluster_segment_cb segment_cb;  /* registered by partition/, or NULL */
+    void *segment_arg;
 };
 
 /* ================================================================== helpers */
@@ -165,6 +167,21 @@ static void replica_dir(const mk_cluster_t *c, const mk_partition_t *p, int32_t 
     snprintf(buf, n, "%s/%s-%d", b->log_dir, p->topic->name, p->index);
 }
 
+/* A replica log's segment event goes to the registered receiver. */
+static void replica_segment_cb(const mk_log_segment_event_t *ev, void *arg)
+{
+    mk_replica_t *r = arg;
+    mk_cluster_t *c = r->partition->topic->cluster;
+    if (c->segment_cb)
+        c->segment_cb(c->segment_arg, r->partition, r->broker, ev);
+}
+
+void mk_cluster_set_segment_cb(mk_cluster_t *c, mk_cluster_segment_cb cb, void *arg)
+{
+    c->segment_cb = cb;
+    c->segment_arg = arg;
+}
+
 static int replica_open(mk_cluster_t *c, mk_partition_t *p, mk_replica_t *r)
 {
     if (r->log)
@@ -174,6 +191,8 @@ static int replica_open(mk_cluster_t *c, mk_partition_t *p, mk_replica_t *r)
     int rc = mk_log_open(dir, &p->topic->cfg.log, &r->log);
     if (rc < 0)
         mk_error("cannot open log %s: %s", dir, mk_strerror(rc));
+    else
+        mk_log_set_segment_cb(r->log, replica_segment_cb, r);
     if (p->leader == r->broker)
         p->log = r->log;
     return rc;
@@ -247,15 +266,18 @@ static int topic_alloc_replicas(mk_topic_t *t, int32_t rf)
         if (!t->partitions[i].replicas)
             return MK_ERR_NOMEM;
         t->partitions[i].replica_count = rf;
+        for (int32_t k = 0; k < rf; k++)
+            t->partitions[i].replicas[k].partition = &t->partitions[i];
     }
     return 0;
 }
 
-static mk_topic_t *topic_new(const char *name, int32_t partitions)
+static mk_topic_t *topic_new(mk_cluster_t *c, const char *name, int32_t partitions)
 {
     mk_topic_t *t = mk_calloc(1, sizeof(*t));
     if (!t)
         return NULL;
+    t->cluster = c;
     mk_map_init(&t->overrides);
     t->name = mk_strdup(name);
     t->partitions = mk_calloc((size_t)partitions, sizeof(mk_partition_t));
@@ -502,7 +524,7 @@ int mk_cluster_topic_create(mk_cluster_t *c, const mk_topic_spec_t *spec, mk_clu
         return MK_ERR_EXISTS;
     if (mk_cluster_topic_spec_check(c, spec, NULL) != MK_CLUSTER_SPEC_OK)
         return MK_ERR_INVALID;
-    mk_topic_t *t = topic_new(spec->name, spec->partitions);
+    mk_topic_t *t = topic_new(c, spec->name, spec->partitions);
     if (!t)
         return MK_ERR_NOMEM;
     do {
@@ -662,7 +684,7 @@ void mk_cluster_partition_set_offline(mk_cluster_t *c, mk_partition_t *p)
 static int load_topic_cb(const mk_meta_topic_t *mt, void *arg)
 {
     mk_cluster_t *c = arg;
-    mk_topic_t *t = topic_new(mt->name, mt->partition_count);
+    mk_topic_t *t = topic_new(c, mt->name, mt->partition_count);
     if (!t)
         return MK_ERR_NOMEM;
     memcpy(t->id, mt->topic_id, 16);

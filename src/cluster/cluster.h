@@ -99,6 +99,7 @@ typedef struct mk_replica_s {
     bool copy_pending;        /* a replication round is scheduled */
     uint64_t caught_up_ms;    /* last time it had everything the leader had */
     int64_t acked_leo;        /* its log end as the leader last heard it (HW input) */
+    mk_partition_t *partition;    /* back-pointer (cluster) */
 } mk_replica_t;
 
 struct mk_partition_s {
@@ -123,6 +124,7 @@ typedef struct mk_topic_config_s {
 } mk_topic_config_t;
 
 struct mk_topic_s {
+    mk_cluster_t *cluster;    /* the owner */
     char *name;               /* owned, internal (tenant-namespaced) name */
     uint8_t id[16];
     int32_t partition_count;
@@ -169,6 +171,12 @@ int32_t mk_cluster_controller_id(const mk_cluster_t *c);
 /* Stop / start one broker: listener, logs of its partitions.  0 or error. */
 int mk_cluster_broker_stop(mk_cluster_t *c, int32_t id);
 int mk_cluster_broker_start(mk_cluster_t *c, int32_t id);
+/* A segment event of the replica of p on broker (see log.h). */
+typedef void (*mk_cluster_segment_cb)(void *arg, mk_partition_t *p, int32_t broker,
+                                      const mk_log_segment_event_t *ev);
+/* Register the one receiver of every replica log's segment events (the
+ * partition writer, which hands them to its observers).  Loop thread. */
+void mk_cluster_set_segment_cb(mk_cluster_t *c, mk_cluster_segment_cb cb, void *arg);
 /* Housekeeping of every open replica log (main's 1 s timer): the flush
  * policy and segment.ms rolls, and with retain the retention policy. */
 void mk_cluster_logs_tick(mk_cluster_t *c, int64_t now_ms, bool retain);

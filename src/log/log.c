@@ -117,6 +117,8 @@ struct mk_log_s {
     mk_log_epochs_t epochs;    /* leader-epoch cache (epoch.c) */
     bool epochs_unsynced;      /* checkpoint rewritten, fsync not yet requested */
     bool epochs_stale;         /* the last checkpoint write failed (file removed) */
+    mk_log_segment_cb segment_cb;   /* segment events observer, or NULL */
+    void *segment_arg;
 };
 
 /* One fsync request on the threadpool; owns its duplicated descriptors. */
@@ -175,6 +177,21 @@ int64_t mk_log_end_offset(const mk_log_t *log) { return log_active(log)->st.next
 
 /* Owned by log; valid until close/destroy. */
 const char *mk_log_dir(const mk_log_t *log) { return log->dir; }
+
+void mk_log_set_segment_cb(mk_log_t *log, mk_log_segment_cb cb, void *arg)
+{
+    log->segment_cb = cb;
+    log->segment_arg = arg;
+}
+
+/* Tell the segment observer about seg. */
+static void log_segment_event(mk_log_t *log, int type, const mk_log_seg_t *seg, const char *reason)
+{
+    if (!log->segment_cb)
+        return;
+    mk_log_segment_event_t ev = {type, seg->base_offset, seg->st.next_offset, seg->st.size, reason};
+    log->segment_cb(&ev, log->segment_arg);
+}
 
 static int log_push_seg(mk_log_t *log, mk_log_seg_t *seg)
 {
@@ -1212,6 +1229,8 @@ static int log_roll(mk_log_t *log, int64_t base)
     log->dir_dirty = true;
     log_refresh(log);
     mk_debug("log: %s: rolled to segment %" PRId64, log->dir, base);
+    if (log->nsegs >= 2 && log->segs[log->nsegs - 2] == old)
+        log_segment_event(log, MK_LOG_SEGMENT_SEALED, old, NULL);
     /* Kafka fsyncs the rolled segment in the background; without a loop
      * that would block, so only close or an explicit flush does it. */
     if (log->cfg.loop)
@@ -1488,6 +1507,7 @@ static void log_delete_front(mk_log_t *log, size_t n, const char *why)
         mk_info("log: %s: deleting segment %" PRId64 " (offsets up to %" PRId64 ", %" PRIu64
                 " bytes): %s",
                 log->dir, seg->base_offset, seg->st.next_offset, seg->st.size, why);
+        log_segment_event(log, MK_LOG_SEGMENT_DELETED, seg, why);
         mk_log_seg_delete(seg, log->cfg.loop);
     }
     memmove(log->segs, log->segs + n, (log->nsegs - n) * sizeof(*log->segs));

@@ -310,6 +310,28 @@ typedef struct mk_log_seg_ops_s {
     void (*close)(void *impl);
 } mk_log_seg_ops_t;
 
+/* ========================================================== segment events */
+
+/* What happens to a segment that others (tiering, the scrubber) hang work
+ * on.  sealed: the log rolled past it, so it will never change again (the
+ * newest sealed segment may still be waiting for its fsync); deleted: it was
+ * removed by retention or DeleteRecords (its files are gone or going). */
+enum { MK_LOG_SEGMENT_SEALED = 1, MK_LOG_SEGMENT_DELETED = 2 };
+
+typedef struct mk_log_segment_event_s {
+    int type;                 /* MK_LOG_SEGMENT_* */
+    int64_t base_offset;      /* first offset of the segment */
+    int64_t end_offset;       /* offset after its last batch */
+    uint64_t size_bytes;
+    const char *reason;       /* deleted: why (for the log line); else NULL */
+} mk_log_segment_event_t;
+
+typedef void (*mk_log_segment_cb)(const mk_log_segment_event_t *ev, void *arg);
+
+/* The one observer of log's segment events (cb NULL removes it).  cb runs
+ * on the log's thread after the change, and must not call back into log. */
+void mk_log_set_segment_cb(mk_log_t *log, mk_log_segment_cb cb, void *arg);
+
 /* ==================================================================== cursors */
 
 /* A read of the log's batches, in order, as they were when the scan was

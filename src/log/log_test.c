@@ -1586,6 +1586,85 @@ static void test_epochs_faults(void)
     CHECK_RC(mk_log_close(log));
 }
 
+/* Segment events: a roll seals the old segment (once, with its range), and
+ * retention reports each deleted segment. */
+typedef struct seg_events_s {
+    int sealed, deleted;
+    int64_t last_sealed_end, first_deleted_base;
+    int64_t prev_sealed_end;
+    bool contiguous;
+} seg_events_t;
+
+static void seg_event_cb(const mk_log_segment_event_t *ev, void *arg)
+{
+    seg_events_t *e = arg;
+    if (ev->type == MK_LOG_SEGMENT_SEALED) {
+        if (e->sealed && ev->base_offset != e->prev_sealed_end)
+            e->contiguous = false;
+        e->sealed++;
+        e->prev_sealed_end = ev->end_offset;
+        e->last_sealed_end = ev->end_offset;
+        CHECK(ev->end_offset > ev->base_offset && ev->size_bytes > 0 && ev->reason == NULL);
+    } else if (ev->type == MK_LOG_SEGMENT_DELETED) {
+        if (e->deleted == 0)
+            e->first_deleted_base = ev->base_offset;
+        e->deleted++;
+        CHECK(ev->reason != NULL);
+    }
+}
+
+static void test_segment_events(void)
+{
+    char dir[PATH_MAX];
+    subdir(dir, "segevents/p-0");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.segment_bytes = 2048;
+    mk_log_t *log = open_log(dir, &cfg);
+    seg_events_t e = {0};
+    e.contiguous = true;
+    mk_log_set_segment_cb(log, seg_event_cb, &e);
+    int64_t now = mk_now_ms();
+    for (int i = 0; i < 100; i++)
+        append_one(log, 2, now - 100000, 60, 1);
+    mk_log_stats_t st;
+    mk_log_stats(log, &st);
+    CHECK(e.sealed == st.segment_count - 1 && e.sealed > 0);
+    CHECK(e.contiguous);
+    /* The active segment starts where the last sealed one ended. */
+    CHECK(e.last_sealed_end < mk_log_end_offset(log));
+    cfg.retention_ms = 50000;
+    CHECK_RC(mk_log_set_config(log, &cfg));
+    int deleted = mk_log_retain(log, now);
+    CHECK(deleted > 0 && e.deleted == deleted && e.first_deleted_base == 0);
+
+    /* A cursor sees what was there when opened, not later appends. */
+    for (int i = 0; i < 30; i++)
+        append_one(log, 2, now, 60, 1);
+    mk_log_cursor_t *cur;
+    CHECK_RC(mk_log_cursor_open(log, &cur));
+    int64_t end = mk_log_cursor_end_offset(cur);
+    CHECK(end == mk_log_end_offset(log));
+    append_one(log, 2, now, 60, 1);
+    mk_batch_view_t v;
+    int64_t last = -1;
+    int n = 0, rc;
+    mk_buf_t body;
+    mk_buf_init(&body);
+    while ((rc = mk_log_cursor_next(cur, &v)) == 1) {
+        CHECK(v.hdr.baseOffset > last);
+        last = v.hdr.baseOffset;
+        if (n++ == 0) {
+            CHECK_RC(mk_log_cursor_read(cur, &v, &body));
+            CHECK(body.len == v.size && mk_batch_validate(body.data, body.len, true, 0, NULL, 0) == 0);
+        }
+    }
+    CHECK(rc == 0 && n == 30 && last + 2 == end);
+    mk_buf_free(&body);
+    mk_log_cursor_close(cur);
+    CHECK_RC(mk_log_close(log));
+}
+
 int main(void)
 {
     mk_logger_set_level(MK_LOGGER_ERROR + 1); /* warnings are expected here */
@@ -1606,6 +1685,7 @@ int main(void)
     test_flush_uv();
     test_append_views();
     test_close_async();
+    test_segment_events();
     test_oom();
     test_epochs_cache();
     test_epochs_trim();

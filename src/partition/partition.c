@@ -115,17 +115,33 @@ void mk_partition_hw_reset(mk_partition_t *p)
 
 /* ================================================================= writer */
 
+/* Every replica log's segment events, forwarded by the cluster. */
+static void segment_cb(void *arg, mk_partition_t *p, int32_t broker, const mk_log_segment_event_t *ev)
+{
+    mk_partition_writer_t *w = arg;
+    for (int i = 0; i < w->nobs; i++)
+        if (w->obs[i].segment)
+            w->obs[i].segment(w->obs[i].arg, p, broker, ev);
+}
+
 int mk_partition_writer_new(mk_cluster_t *c, mk_partition_writer_t **out)
 {
     mk_partition_writer_t *w = mk_calloc(1, sizeof(*w));
     if (!w)
         return MK_ERR_NOMEM;
     w->c = c;
+    mk_cluster_set_segment_cb(c, segment_cb, w);
     *out = w;
     return 0;
 }
 
-void mk_partition_writer_free(mk_partition_writer_t *w) { mk_free(w); }
+void mk_partition_writer_free(mk_partition_writer_t *w)
+{
+    if (!w)
+        return;
+    mk_cluster_set_segment_cb(w->c, NULL, NULL);
+    mk_free(w);
+}
 
 int mk_partition_writer_observe(mk_partition_writer_t *w, const mk_partition_observer_t *o)
 {

@@ -17,8 +17,10 @@
  *
  * The modules that hang behaviour on a partition's life (txn, repl, and the
  * tiering and scrubber modules to come) register one mk_partition_observer_t
- * each on the cluster's writer; none of them is called by name from here,
- * so this module depends on nothing above L2.
+ * each on the cluster's writer: appends (check before, appended after),
+ * leadership changes, and segment events (sealed, deleted) of every replica
+ * log, which the cluster forwards here.  None of them is called by name from
+ * here, so this module depends on nothing above L2.
  *
  * Fields and their one writer.  The struct mk_partition_s is defined in
  * cluster/cluster.h and its fields are visible only to the modules that
@@ -93,8 +95,12 @@ typedef struct mk_partition_observer_s {
      * (client or control); each view's header is as stored (baseOffset and
      * partitionLeaderEpoch as assigned). */
     void (*appended)(void *arg, mk_partition_t *p, const uint8_t *set, const mk_batch_view_t *views, int n);
-    /* p has a new leader (or epoch), or was set up at start or creation. */
+    /* p has a new leader (or epoch) after an election. */
     void (*leader_changed)(void *arg, mk_partition_t *p);
+    /* A segment of the replica of p on broker was sealed (rolled past:
+     * immutable from now on) or deleted (retention, DeleteRecords); see
+     * log.h.  For tiering (upload what is sealed) and the scrubber. */
+    void (*segment)(void *arg, mk_partition_t *p, int32_t broker, const mk_log_segment_event_t *ev);
     void *arg;
 } mk_partition_observer_t;
 

@@ -584,7 +584,7 @@ int mk_repl_new(uv_loop_t *loop, mk_cluster_t *c, const mk_repl_config_t *cfg, m
     r->c = c;
     r->cfg = *cfg;
     r->writer = writer;
-    mk_partition_observer_t obs = {"repl", NULL, observe_appended, NULL, r};
+    mk_partition_observer_t obs = {.name = "repl", .appended = observe_appended, .arg = r};
     if (mk_partition_writer_observe(writer, &obs) < 0) {
         mk_free(r);
         return MK_ERR_NOMEM;

@@ -1036,7 +1036,11 @@ int mk_txn_new(uv_loop_t *loop, mk_cluster_t *c, mk_group_coord_t *groups, mk_pa
     mk_map_init(&t->tids);
     /* Observe the write path before any marker of a prepared transaction
      * below goes through it. */
-    mk_partition_observer_t obs = {"txn", observe_check, observe_appended, observe_leader_changed, t};
+    mk_partition_observer_t obs = {.name = "txn",
+                                   .check = observe_check,
+                                   .appended = observe_appended,
+                                   .leader_changed = observe_leader_changed,
+                                   .arg = t};
     int orc = mk_partition_writer_observe(writer, &obs);
     if (orc < 0) {
         mk_free(t);
