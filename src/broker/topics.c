@@ -1,6 +1,7 @@
 /*
- * admin.c -- handlers for the cluster-shaped APIs: ApiVersions, Metadata,
- * CreateTopics, DeleteTopics, DescribeConfigs, DescribeCluster.
+ * topics.c -- handlers for the cluster-shaped APIs: Metadata, CreateTopics,
+ * DeleteTopics, DescribeConfigs, DescribeCluster (ApiVersions is answered
+ * by dispatch.c, from the table).
  *
  * Each handler reads req->body (decoded request) and fills req->resp, whose
  * fields already hold the spec defaults.  Names go through the session's
