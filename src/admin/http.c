@@ -15,6 +15,11 @@
  *   unsent output    MK_ADMIN_MAX_OUT      reading pauses until it drains
  *   idle time        MK_ADMIN_IDLE_MS      the connection is closed
  *
+ * Of the headers, only Expect and Authorization are kept (the latter, up to
+ * MK_ADMIN_MAX_TOKEN + 16 bytes, for admin.c's token check; a longer one is
+ * handed on as NULL, never truncated into something that could match).  A
+ * response that asks for it carries WWW-Authenticate: Bearer (a 401).
+ *
  * When a message is complete the handler answers it synchronously and the
  * response is queued; pipelined requests are answered in order.  A request
  * the parser rejects gets a 400 JSON error and the connection is shut down
