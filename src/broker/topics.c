@@ -95,6 +95,7 @@ static mk_topic_t *auto_create(mk_req_t *req, const char *name, int16_t *err)
     }
     mk_topic_spec_t spec = {0};
     spec.name = mk_broker_req_internal(req, mk_str(name));
+    mk_broker_req_topic_cell(req, &spec);
     spec.partitions = (int32_t)mk_cluster_config_get_i64(cfg, "num.partitions");
     spec.replication_factor =
         (int16_t)MK_MIN(mk_cluster_config_get_i64(cfg, "default.replication.factor"), mk_cluster_cell_size(req->c));
@@ -295,7 +296,7 @@ int mk_broker_handle_create_topics(mk_req_t *req)
                 rf = (int16_t)MK_MIN(mk_cluster_config_get_i64(cfg, "default.replication.factor"), cell);
             /* Partitions, replication factor and configs: the cluster's one
              * check; the messages are Kafka's. */
-            mk_topic_spec_t check = {NULL, parts, rf, qt->Configs.count, keys, vals, NULL};
+            mk_topic_spec_t check = {NULL, parts, rf, qt->Configs.count, keys, vals, NULL, false, 0};
             int32_t bad = 0;
             mk_CreateTopicsRequest_CreatableTopicConfig_t *cf = NULL;
             switch (mk_cluster_topic_spec_check(req->c, &check, &bad)) {
@@ -345,7 +346,8 @@ int mk_broker_handle_create_topics(mk_req_t *req)
                     assignment[a * rf + x] = qt->Assignments.items[a].BrokerIds.items[x];
         }
         mk_topic_spec_t spec = {mk_broker_req_internal(req, qt->Name), parts, rf,
-                                qt->Configs.count, keys, vals, assignment};
+                                qt->Configs.count, keys, vals, assignment, false, 0};
+        mk_broker_req_topic_cell(req, &spec);
         mk_topic_t *t = NULL;
         req->outstanding++;
         int rc = mk_cluster_topic_create(req->c, &spec, create_done, req, &t);
