@@ -108,6 +108,9 @@ def ck_auth_error(mk, creds):
     admin = ck.admin.AdminClient(ck_conf(mk, error_cb=lambda e: errs.append(e), **creds))
     with pytest.raises(ck.KafkaException):
         admin.list_topics(timeout=5)
+    deadline = time.monotonic() + 10
+    while not errs and time.monotonic() < deadline:
+        admin.poll(0.2)  # serves error_cb
     return [e for e in errs if e.code() == ck.KafkaError._AUTHENTICATION]
 
 
