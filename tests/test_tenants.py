@@ -327,3 +327,41 @@ def test_auth_required_and_restart(minikora, tmp_path):
     assert ck_auth_error(mk, creds)
     st, topics = http(mk, "GET", "/v1/topics")
     assert not [x for x in json.dumps(topics).split('"') if x.startswith("initech~")]
+
+
+@pytest.mark.timeout(180)
+def test_listings_and_names_of_other_tenants(cluster, tenants):
+    from confluent_kafka.admin import ConfigResource
+    mk = cluster
+    _, ka, sa = tenants["a"]
+    _, kb, sb = tenants["b"]
+    ca, cb = sasl(ka, sa), sasl(kb, sb, "SCRAM-SHA-256")
+    assert ck_create(mk, "secret-b", cb) is None
+    admin_a = ck.admin.AdminClient(ck_conf(mk, **ca))
+    # DescribeConfigs and DeleteTopics of B's name from A: as if it did not exist
+    fut = admin_a.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, "secret-b")])
+    err = ck_result(list(fut.values())[0])
+    assert err is not None and err.code() == ck.KafkaError.UNKNOWN_TOPIC_OR_PART, err
+    assert "~" not in str(err)
+    fut = admin_a.delete_topics(["secret-b"], operation_timeout=10)
+    err = ck_result(fut["secret-b"])
+    assert err is not None and err.code() == ck.KafkaError.UNKNOWN_TOPIC_OR_PART, err
+    assert "secret-b" in ck_topics(mk, cb) and "secret-b" not in ck_topics(mk, ca)
+    # own topic: DescribeConfigs works and names no internal name
+    fut = admin_a.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, "orders")])
+    cfg = list(fut.values())[0].result(timeout=30)
+    assert "retention.ms" in cfg and not [v for v in cfg.values() if v.value and "~" in v.value]
+    # the same group id in both tenants: two groups, each listed only to its tenant
+    offsets = {}
+    for creds, off in ((ca, 3), (cb, 5)):
+        c = ck.Consumer(ck_conf(mk, **{"group.id": "shared-g", "enable.auto.commit": False}, **creds))
+        c.commit(offsets=[ck.TopicPartition("orders", 0, off)], asynchronous=False)
+        offsets[off] = c.committed([ck.TopicPartition("orders", 0)], timeout=10)[0].offset
+        c.close()
+    assert offsets == {3: 3, 5: 5}
+    groups_a = {g.id for g in admin_a.list_groups(timeout=10)}
+    groups_d = {g.id for g in ck.admin.AdminClient(ck_conf(mk)).list_groups(timeout=10)}
+    assert "shared-g" in groups_a and not [g for g in groups_a if "~" in g]
+    assert "shared-g" not in groups_d and not [g for g in groups_d if "~" in g]
+    st, t = http(mk, "GET", "/v1/tenants/globex")
+    assert "shared-g" in t["groups"] and "secret-b" in t["topics"]

@@ -190,6 +190,8 @@ const char *mk_broker_req_internal(mk_req_t *req, mk_str_t name);
 mk_topic_t *mk_broker_req_topic(mk_req_t *req, mk_str_t name);
 /* A new topic of the session's tenant goes to the tenant's cell. */
 void mk_broker_req_topic_cell(mk_req_t *req, mk_topic_spec_t *spec);
+/* Resolve a client topic id: another tenant's topic is not found. */
+mk_topic_t *mk_broker_req_topic_id(mk_req_t *req, const uint8_t id[16]);
 /* The client-visible name of a topic. */
 mk_str_t mk_broker_req_topic_name(mk_req_t *req, const mk_topic_t *t);
 

@@ -159,7 +159,7 @@ int mk_broker_handle_metadata(mk_req_t *req)
                                     : MK_KERR_INVALID_TOPIC_EXCEPTION;
             }
         } else {
-            t = mk_cluster_topic_find_id(req->c, qt->TopicId.b);
+            t = mk_broker_req_topic_id(req, qt->TopicId.b);
             rt->TopicId = qt->TopicId;
             if (!t)
                 rt->ErrorCode = MK_KERR_UNKNOWN_TOPIC_ID;
@@ -400,7 +400,7 @@ int mk_broker_handle_delete_topics(mk_req_t *req)
                 t = mk_broker_req_topic(req, qt->Name);
             } else {
                 rt->TopicId = qt->TopicId;
-                t = mk_cluster_topic_find_id(req->c, qt->TopicId.b);
+                t = mk_broker_req_topic_id(req, qt->TopicId.b);
             }
             if (!t)
                 rt->ErrorCode = qt->Name.ptr ? MK_KERR_UNKNOWN_TOPIC_OR_PARTITION : MK_KERR_UNKNOWN_TOPIC_ID;
