@@ -174,6 +174,27 @@ def test_two_tenants_same_topic_isolated(cluster, tenants):
     assert ck_create(mk, "orders", cb) is None
     # a second create within one tenant is refused as Kafka does
     assert ck_create(mk, "orders", ca).code() == ck.KafkaError.TOPIC_ALREADY_EXISTS
+    # 3 partitions x RF 3 in each tenant: every replica in the tenant's cell (P2C over cells
+    # would put some elsewhere)
+    for i, creds in enumerate((ca, cb)):
+        admin = ck.admin.AdminClient(ck_conf(mk, **creds))
+        fut = admin.create_topics([NewTopic("wide", 3, 3)], operation_timeout=10)
+        assert ck_result(fut["wide"]) is None
+    st, brokers = http(mk, "GET", "/v1/brokers")
+    cell_of = {b["id"]: b["cell"] for b in brokers["brokers"]}
+    for tid in ("acme", "globex"):
+        tcell = http(mk, "GET", "/v1/tenants/" + tid)[1]["cell"]
+        st, topic = http(mk, "GET", "/v1/topics/%s~wide" % tid)
+        reps = [r for p in topic["topic"]["partition_details"] for r in p["replicas"]]
+        assert len(reps) == 9 and {cell_of[r] for r in reps} == {tcell}, (tid, tcell, reps)
+    # an explicit assignment outside the tenant's cell is refused
+    tcell = http(mk, "GET", "/v1/tenants/acme")[1]["cell"]
+    outside = [b for b, c in cell_of.items() if c != tcell][0]
+    admin = ck.admin.AdminClient(ck_conf(mk, **ca))
+    fut = admin.create_topics([NewTopic("elsewhere", 1, replica_assignment=[[outside]])],
+                              operation_timeout=10)
+    err = ck_result(fut["elsewhere"])
+    assert err is not None and err.code() == ck.KafkaError.INVALID_REPLICA_ASSIGNMENT, err
     ck_produce(mk, "orders", [b"a-%d" % i for i in range(5)], ca)
     ck_produce(mk, "orders", [b"b-%d" % i for i in range(7)], cb)
     got_a = ck_consume_all(mk, "orders", 5, ca)
@@ -188,9 +209,10 @@ def test_two_tenants_same_topic_isolated(cluster, tenants):
     # each tenant's topics live in its own cell
     for tid in ("acme", "globex"):
         st, t = http(mk, "GET", "/v1/tenants/" + tid)
-        assert st == 200 and t["topics"] == ["orders"] and t["partitions"] == 1
+        assert st == 200 and sorted(t["topics"]) == ["orders", "wide"] and t["partitions"] == 4
         st, topic = http(mk, "GET", "/v1/topics/%s~orders" % tid)
         assert st == 200, topic
+        assert topic["topic"]["cell"] == t["cell"]
 
 
 @pytest.mark.timeout(180)

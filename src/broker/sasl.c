@@ -126,6 +126,7 @@ int mk_broker_handle_sasl_authenticate(mk_req_t *req)
     }
     if (!mk_buf_ok(&req->data))
         return MK_ERR_NOMEM;
+    r->ErrorMessage = mk_str(NULL);
     r->AuthBytes.ptr = req->data.len ? req->data.data : (const uint8_t *)"";
     r->AuthBytes.len = (int32_t)req->data.len;
     if (rc == MK_TENANT_SASL_DONE)

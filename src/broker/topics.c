@@ -249,6 +249,7 @@ int mk_broker_handle_create_topics(mk_req_t *req)
             snprintf(why, sizeof(why), "Topic '%s' already exists.", qt->Name.ptr);
         }
         int cell = mk_cluster_cell_size(req->c);
+        int32_t tenant_cell = req->sess ? req->sess->tenant->cell : -1;
         if (!err && qt->Assignments.count > 0) {
             if (parts != -1 || rf != -1) {
                 err = MK_KERR_INVALID_REQUEST;
@@ -260,7 +261,9 @@ int mk_broker_handle_create_topics(mk_req_t *req)
                 mk_CreateTopicsRequest_CreatableReplicaAssignment_t *as = &qt->Assignments.items[a];
                 bool ok = as->PartitionIndex == a && as->BrokerIds.count == rf && rf >= 1 && rf <= cell;
                 for (int32_t x = 0; ok && x < as->BrokerIds.count; x++) {
-                    ok = mk_cluster_broker_find(req->c, as->BrokerIds.items[x]) != NULL;
+                    mk_cluster_broker_t *bk = mk_cluster_broker_find(req->c, as->BrokerIds.items[x]);
+                    /* A tenant's partitions stay in its cell. */
+                    ok = bk != NULL && (tenant_cell < 0 || bk->cell == tenant_cell);
                     for (int32_t y = 0; ok && y < x; y++)
                         ok = as->BrokerIds.items[x] != as->BrokerIds.items[y];
                 }
@@ -268,8 +271,8 @@ int mk_broker_handle_create_topics(mk_req_t *req)
                     err = MK_KERR_INVALID_REPLICA_ASSIGNMENT;
                     snprintf(why, sizeof(why),
                              "assignment of partition %d must name partitions 0..n-1 in order, each with the same "
-                             "number (1..%d) of distinct existing brokers",
-                             as->PartitionIndex, cell);
+                             "number (1..%d) of distinct existing brokers%s",
+                             as->PartitionIndex, cell, tenant_cell < 0 ? "" : " of the tenant's cell");
                 }
             }
         }
