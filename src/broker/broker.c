@@ -150,6 +150,14 @@ void mk_broker_free(mk_broker_t *b)
     b->repl = NULL;
     mk_partition_writer_free(b->writer);
     b->writer = NULL;
+    /* Connections outlive the layer until the cluster closes its listeners:
+     * detach their sessions (close_cb then finds no broker to unlink from). */
+    for (mk_session_t *s = b->sessions, *next; s; s = next) {
+        next = s->next;
+        s->prev = s->next = NULL;
+        s->b = NULL;
+    }
+    b->sessions = NULL;
     mk_tenant_registry_close(b->tenants);
     b->tenants = NULL;
     mk_free(b);

@@ -166,6 +166,11 @@ static void frame_cb(mk_net_conn_t *conn, uint8_t *frame, size_t len, void *ud)
 {
     mk_cluster_broker_t *node = ud;
     mk_session_t *s = mk_net_conn_get_data(conn);
+    if (s && !s->b) { /* the request layer is gone (shutdown) */
+        mk_free(frame);
+        mk_net_conn_close(conn, "shutting down");
+        return;
+    }
     if (s && s->sasl_raw) {
         mk_broker_sasl_raw_token(s, frame, len);
         return;
@@ -280,7 +285,7 @@ static void close_cb(mk_net_conn_t *conn, void *ud)
         s->pending->sess = NULL; /* the request finishes alone, answer dropped */
     if (s->prev)
         s->prev->next = s->next;
-    else
+    else if (s->b)
         s->b->sessions = s->next;
     if (s->next)
         s->next->prev = s->prev;
