@@ -269,6 +269,9 @@ def test_wrong_password_and_revoked_key(cluster, tenants):
     assert err == 0
     err, msg, _ = sasl_authenticate(c, b"\0%s\0%s" % (k["key"].encode(), k["secret"].encode()))
     assert err == SASL_AUTHENTICATION_FAILED and "Authentication failed" in msg
+    # one guess per connection: a second attempt closes it
+    c.send(kwire.request(SASL_HANDSHAKE, 1, c.next_corr(), kwire.string("PLAIN")))
+    assert c.wait_closed(5)[0]
     c.close()
 
 

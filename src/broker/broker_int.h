@@ -59,6 +59,7 @@ struct mk_session_s {
     bool authenticated;        /* a SASL exchange succeeded */
     int sasl_mech;             /* MK_TENANT_MECH_* chosen by SaslHandshake, 0 = none yet */
     bool sasl_raw;             /* SaslHandshake v0: the next frames are bare SASL tokens */
+    bool sasl_failed;          /* an exchange failed: no second try on this connection */
     mk_tenant_sasl_t *sasl;    /* owned: the exchange in progress */
     char key[MK_TENANT_KEY_LEN + 1];   /* the API key authenticated with, "" before */
 };

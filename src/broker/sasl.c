@@ -20,7 +20,9 @@
  * limit.  A failure is answered with SASL_AUTHENTICATION_FAILED (58) and a
  * sentence, and logged with the peer; in the bare-token form, which has no
  * error field, the connection is closed with the log line instead (what
- * Kafka does).  Re-authentication (KIP-368) is not offered: a second
+ * Kafka does).  Kafka closes the connection after a failure; here the error
+ * is answered and any further SASL request on that connection closes it, so
+ * each connection gets one password guess (one PBKDF2).  Re-authentication (KIP-368) is not offered: a second
  * handshake on an authenticated connection gets ILLEGAL_SASL_STATE.
  *
  * minikora.auth.required: any request other than ApiVersions, SaslHandshake
@@ -68,6 +70,17 @@ static void sasl_failed(mk_session_t *s, const char *why)
     s->sasl = NULL;
     s->sasl_mech = 0;
     s->sasl_raw = false;
+    s->sasl_failed = true;
+}
+
+/* After a failed exchange the client has its error; a second attempt on the
+ * same connection closes it (one password guess per connection, as Kafka,
+ * which closes the connection after the failure). */
+static int sasl_retry_refused(mk_session_t *s)
+{
+    mk_warn("broker %d: client %s: SASL request after a failed authentication; closing", s->node->id,
+            mk_net_conn_peer(s->conn));
+    return MK_ERR_STATE;
 }
 
 int mk_broker_handle_sasl_handshake(mk_req_t *req)
@@ -75,6 +88,8 @@ int mk_broker_handle_sasl_handshake(mk_req_t *req)
     mk_SaslHandshakeRequest_t *q = req->body;
     mk_SaslHandshakeResponse_t *r = req->resp;
     mk_session_t *s = req->sess;
+    if (s->sasl_failed)
+        return sasl_retry_refused(s);
     int n;
     const char *const *names = mk_tenant_mechs(&n);
     r->Mechanisms.items = mk_arena_alloc(&req->arena, sizeof(mk_str_t) * (size_t)n);
@@ -109,6 +124,8 @@ int mk_broker_handle_sasl_authenticate(mk_req_t *req)
     mk_SaslAuthenticateRequest_t *q = req->body;
     mk_SaslAuthenticateResponse_t *r = req->resp;
     mk_session_t *s = req->sess;
+    if (s->sasl_failed)
+        return sasl_retry_refused(s);
     if (!s->sasl) {
         r->ErrorCode = MK_KERR_ILLEGAL_SASL_STATE;
         r->ErrorMessage = mk_str(s->authenticated ? "already authenticated" : "SaslAuthenticate before SaslHandshake");
