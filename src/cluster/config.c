@@ -60,6 +60,7 @@ static const mk_cfg_def_t defs[] = {
     {"offsets.topic.num.partitions", MK_CFG_INT, B, "50", NULL, true, "Group ids hash to this many coordinator slots, spread over the running brokers."},
     {"minikora.brokers", MK_CFG_INT, B, "6", NULL, true, "Brokers in the cluster."},
     {"minikora.azs", MK_CFG_INT, B, "3", NULL, true, "Simulated availability zones; each cell has one broker per AZ."},
+    {"minikora.auth.required", MK_CFG_BOOL, B, "false", NULL, true, "Refuse every request but ApiVersions, SaslHandshake and SaslAuthenticate on a connection that has not authenticated (SASL PLAIN or SCRAM with a tenant's API key): the connection is closed, as Kafka does on a SASL listener.  Frames before authentication are then limited to 512 KiB.  When false, unauthenticated connections belong to the default tenant."},
     /* topic settings (name, broker synonym) */
     {"cleanup.policy", MK_CFG_LIST, T, "delete", "log.cleanup.policy", false, "delete or compact."},
     {"compression.type", MK_CFG_STRING, T, "producer", "compression.type", false, "Compression of stored batches."},
