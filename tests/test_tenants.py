@@ -32,7 +32,7 @@ SASL_AUTHENTICATION_FAILED = 58
 def http(mk, method, path, body=None):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(mk.admin_url + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", **mk.admin_headers()})
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read() or b"null")
