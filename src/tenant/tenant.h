@@ -146,4 +146,70 @@ int mk_tenant_sasl_step(mk_tenant_sasl_t *s, const uint8_t *token, size_t len, m
 const mk_tenant_t *mk_tenant_sasl_tenant(mk_tenant_sasl_t *s);
 const char *mk_tenant_sasl_key(const mk_tenant_sasl_t *s);
 
+/* ===================================================================== ACLs */
+
+/* Kafka's codes, as the ACL APIs carry them. */
+enum { MK_ACL_RES_ANY = 1, MK_ACL_RES_TOPIC = 2, MK_ACL_RES_GROUP = 3, MK_ACL_RES_CLUSTER = 4,
+       MK_ACL_RES_TRANSACTIONAL_ID = 5, MK_ACL_RES_DELEGATION_TOKEN = 6, MK_ACL_RES_USER = 7 };
+enum { MK_ACL_PAT_ANY = 1, MK_ACL_PAT_MATCH = 2, MK_ACL_PAT_LITERAL = 3, MK_ACL_PAT_PREFIXED = 4 };
+enum { MK_ACL_OP_ANY = 1, MK_ACL_OP_ALL = 2, MK_ACL_OP_READ = 3, MK_ACL_OP_WRITE = 4, MK_ACL_OP_CREATE = 5,
+       MK_ACL_OP_DELETE = 6, MK_ACL_OP_ALTER = 7, MK_ACL_OP_DESCRIBE = 8, MK_ACL_OP_CLUSTER_ACTION = 9,
+       MK_ACL_OP_DESCRIBE_CONFIGS = 10, MK_ACL_OP_ALTER_CONFIGS = 11, MK_ACL_OP_IDEMPOTENT_WRITE = 12,
+       MK_ACL_OP_CREATE_TOKENS = 13, MK_ACL_OP_DESCRIBE_TOKENS = 14 };
+enum { MK_ACL_PERM_ANY = 1, MK_ACL_PERM_DENY = 2, MK_ACL_PERM_ALLOW = 3 };
+
+/* One binding; names are the tenant's client-visible names. */
+typedef struct mk_tenant_acl_s {
+    int8_t resource_type;     /* MK_ACL_RES_* (not ANY) */
+    char *name;               /* "*" with LITERAL: every resource of the type */
+    int8_t pattern_type;      /* LITERAL or PREFIXED */
+    char *principal;          /* "User:<key>" or "User:*" */
+    char *host;               /* "*" or an address */
+    int8_t operation;         /* MK_ACL_OP_* (not ANY) */
+    int8_t permission;        /* DENY or ALLOW */
+} mk_tenant_acl_t;
+
+/* A filter (DescribeAcls, DeleteAcls): ANY codes and NULL strings match
+ * everything; pattern MATCH selects the bindings that apply to `name`. */
+typedef struct mk_tenant_acl_filter_s {
+    int8_t resource_type;
+    const char *name;
+    int8_t pattern_type;
+    const char *principal;
+    const char *host;
+    int8_t operation;
+    int8_t permission;
+} mk_tenant_acl_filter_t;
+
+/* One tenant's set of bindings (acl.c). */
+typedef struct mk_tenant_acls_s mk_tenant_acls_t;
+typedef void (*mk_tenant_acl_cb)(const mk_tenant_acl_t *a, void *arg);
+
+int mk_tenant_acls_new(mk_tenant_acls_t **out);
+void mk_tenant_acls_free(mk_tenant_acls_t *s);
+int mk_tenant_acls_count(const mk_tenant_acls_t *s);
+/* NULL when a is a valid binding, else why not (for INVALID_REQUEST). */
+const char *mk_tenant_acl_check(const mk_tenant_acl_t *a);
+/* NULL when f is a valid filter, else why not. */
+const char *mk_tenant_acl_filter_check(const mk_tenant_acl_filter_t *f);
+/* Add a copy of a (an existing equal binding is not added twice).  0,
+ * MK_ERR_INVALID (see mk_tenant_acl_check), MK_ERR_NOMEM. */
+int mk_tenant_acls_add(mk_tenant_acls_t *s, const mk_tenant_acl_t *a);
+/* Call cb for each binding f matches. */
+void mk_tenant_acls_describe(const mk_tenant_acls_t *s, const mk_tenant_acl_filter_t *f, mk_tenant_acl_cb cb,
+                             void *arg);
+/* Delete the bindings f matches, calling cb (may be NULL) for each before
+ * it goes.  Returns how many were deleted. */
+int mk_tenant_acls_delete(mk_tenant_acls_t *s, const mk_tenant_acl_filter_t *f, mk_tenant_acl_cb cb, void *arg);
+/* Kafka's decision for principal at host doing op on (resource_type, name):
+ * any matching DENY refuses, a matching ALLOW (or one implying op) permits,
+ * and a resource no binding names is allowed (allow.everyone.if.no.acl.found:
+ * a tenant without ACLs allows its principals everything).  s may be NULL. */
+bool mk_tenant_acls_authorize(const mk_tenant_acls_t *s, const char *principal, const char *host,
+                              int8_t resource_type, const char *name, int8_t op);
+/* The set as text (appended to out), and back (bindings added to s; a bad
+ * line gives MK_ERR_CORRUPT).  For persistence through meta/. */
+int mk_tenant_acls_encode(const mk_tenant_acls_t *s, mk_buf_t *out);
+int mk_tenant_acls_decode(mk_tenant_acls_t *s, const char *text, size_t len);
+
 #endif /* MK_TENANT_H */
