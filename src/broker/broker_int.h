@@ -175,12 +175,20 @@ int mk_broker_handle_list_transactions(mk_req_t *req);
 /* sasl.c */
 int mk_broker_handle_sasl_handshake(mk_req_t *req);
 int mk_broker_handle_sasl_authenticate(mk_req_t *req);
+int mk_broker_handle_create_acls(mk_req_t *req);
+int mk_broker_handle_describe_acls(mk_req_t *req);
+int mk_broker_handle_delete_acls(mk_req_t *req);
 /* A bare SASL token on a session after a v0 SaslHandshake (kafka-python's
  * form): answered with a bare token, or the connection closed.  Takes
  * ownership of frame. */
 void mk_broker_sasl_raw_token(mk_session_t *s, uint8_t *frame, size_t len);
 /* Whether a request with this API key may run on s now (auth.required). */
 bool mk_broker_sasl_allowed(const mk_session_t *s, int16_t api_key);
+
+/* Whether the session's principal may do op on the resource (ACL codes of
+ * tenant.h; name as the client gave it).  A tenant without ACLs allows
+ * everything. */
+bool mk_broker_req_authorized(mk_req_t *req, int8_t resource_type, const char *name, int8_t op);
 
 /* ===================================================== names (req.c) */
 

@@ -273,10 +273,17 @@ int mk_broker_handle_produce(mk_req_t *req)
         if (!MK_ARRAY_ALLOC(req, rt->PartitionResponses, qt->PartitionData.count,
                             ProduceResponse_PartitionProduceResponse))
             return MK_ERR_NOMEM;
+        bool may = t && qt->Name.ptr && mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr, MK_ACL_OP_WRITE);
+        if (may && q->TransactionalId.ptr)
+            may = mk_broker_req_authorized(req, MK_ACL_RES_TRANSACTIONAL_ID, q->TransactionalId.ptr, MK_ACL_OP_WRITE);
         for (int32_t j = 0; j < qt->PartitionData.count; j++) {
-            if (!acks_ok) {
+            if (!acks_ok || (t && !may)) {
                 rt->PartitionResponses.items[j].Index = qt->PartitionData.items[j].Index;
-                rt->PartitionResponses.items[j].ErrorCode = MK_KERR_INVALID_REQUIRED_ACKS;
+                rt->PartitionResponses.items[j].ErrorCode =
+                    !acks_ok ? MK_KERR_INVALID_REQUIRED_ACKS
+                    : mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr ? qt->Name.ptr : "", MK_ACL_OP_WRITE)
+                        ? MK_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+                        : MK_KERR_TOPIC_AUTHORIZATION_FAILED;
                 continue;
             }
             produce_partition(req, t, &qt->PartitionData.items[j], &rt->PartitionResponses.items[j]);
@@ -382,6 +389,11 @@ static int64_t fetch_fill(mk_req_t *req)
             mk_partition_t *p = t ? read_partition(req, t, qp->Partition, &log, &err) : NULL;
             if (!t)
                 err = missing;
+            if (p && !mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, mk_broker_req_topic_name(req, t).ptr,
+                                               MK_ACL_OP_READ)) {
+                p = NULL;
+                err = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
+            }
             if (!p) {
                 rp->ErrorCode = err;
                 any_error = true;

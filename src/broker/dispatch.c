@@ -71,6 +71,9 @@ static mk_api_t apis[] = {
         "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 with a tenant's API key; v0 (bare tokens after the handshake) too"),
     API(SaslAuthenticate, -1, mk_broker_handle_sasl_authenticate,
         "binds the connection to the key's tenant; failures answer SASL_AUTHENTICATION_FAILED; no re-authentication"),
+    API(CreateAcls, -1, mk_broker_handle_create_acls, "the tenant's own ACLs; needs ALTER on the cluster once ACLs exist"),
+    API(DescribeAcls, -1, mk_broker_handle_describe_acls, "literal, prefixed, match and any filters"),
+    API(DeleteAcls, -1, mk_broker_handle_delete_acls, ""),
 };
 
 static void apis_init(void)

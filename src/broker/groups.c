@@ -130,6 +130,15 @@ static void join_done(const mk_group_join_result_t *res, void *arg)
     mk_broker_req_finish(req);
 }
 
+/* GROUP_AUTHORIZATION_FAILED unless the principal may do op on group id
+ * (the client's name); else 0. */
+static int16_t group_acl(mk_req_t *req, mk_str_t id, int8_t op)
+{
+    return mk_broker_req_authorized(req, MK_ACL_RES_GROUP, id.ptr ? id.ptr : "", op)
+               ? 0
+               : MK_KERR_GROUP_AUTHORIZATION_FAILED;
+}
+
 int mk_broker_handle_join_group(mk_req_t *req)
 {
     mk_JoinGroupRequest_t *q = req->body;
@@ -137,7 +146,7 @@ int mk_broker_handle_join_group(mk_req_t *req)
     const char *gid = internal_group(req, q->GroupId);
     r->MemberId = q->MemberId;
     r->GenerationId = -1;
-    if ((r->ErrorCode = coordinator_check(req, gid)))
+    if ((r->ErrorCode = group_acl(req, q->GroupId, MK_ACL_OP_READ)) || (r->ErrorCode = coordinator_check(req, gid)))
         return MK_REQ_DONE;
     int32_t n = q->Protocols.count > 0 ? q->Protocols.count : 0;
     mk_group_protocol_t *protos = mk_arena_alloc(&req->arena, sizeof(*protos) * (size_t)(n + 1));
@@ -182,7 +191,7 @@ int mk_broker_handle_sync_group(mk_req_t *req)
     mk_SyncGroupRequest_t *q = req->body;
     mk_SyncGroupResponse_t *r = req->resp;
     const char *gid = internal_group(req, q->GroupId);
-    if ((r->ErrorCode = coordinator_check(req, gid)))
+    if ((r->ErrorCode = group_acl(req, q->GroupId, MK_ACL_OP_READ)) || (r->ErrorCode = coordinator_check(req, gid)))
         return MK_REQ_DONE;
     int32_t n = q->Assignments.count > 0 ? q->Assignments.count : 0;
     mk_group_assignment_t *as = mk_arena_alloc(&req->arena, sizeof(*as) * (size_t)(n + 1));
@@ -207,7 +216,7 @@ int mk_broker_handle_heartbeat(mk_req_t *req)
     mk_HeartbeatRequest_t *q = req->body;
     mk_HeartbeatResponse_t *r = req->resp;
     const char *gid = internal_group(req, q->GroupId);
-    if ((r->ErrorCode = coordinator_check(req, gid)))
+    if ((r->ErrorCode = group_acl(req, q->GroupId, MK_ACL_OP_READ)) || (r->ErrorCode = coordinator_check(req, gid)))
         return MK_REQ_DONE;
     r->ErrorCode = mk_group_heartbeat(req->b->groups, gid, q->MemberId.ptr ? q->MemberId.ptr : "",
                                       q->GroupInstanceId.ptr, q->GenerationId);
@@ -259,7 +268,9 @@ int mk_broker_handle_offset_commit(mk_req_t *req)
     mk_OffsetCommitRequest_t *q = req->body;
     mk_OffsetCommitResponse_t *r = req->resp;
     const char *gid = internal_group(req, q->GroupId);
-    int16_t cerr = coordinator_check(req, gid);
+    int16_t cerr = group_acl(req, q->GroupId, MK_ACL_OP_READ);
+    if (!cerr)
+        cerr = coordinator_check(req, gid);
     int32_t nt = q->Topics.count > 0 ? q->Topics.count : 0, total = 0;
     if (!MK_ARRAY_ALLOC(req, r->Topics, nt, OffsetCommitResponse_OffsetCommitResponseTopic))
         return MK_ERR_NOMEM;

@@ -16,6 +16,7 @@
  */
 #include "broker/broker_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* ================================================================= helpers */
@@ -72,6 +73,31 @@ mk_str_t mk_broker_req_topic_name(mk_req_t *req, const mk_topic_t *t)
 {
     const mk_tenant_t *tn = req->sess ? req->sess->tenant : mk_tenant_default();
     return mk_str(mk_tenant_to_external(tn, t->name));
+}
+
+/* ========================================================== authorization */
+
+bool mk_broker_req_authorized(mk_req_t *req, int8_t resource_type, const char *name, int8_t op)
+{
+    if (!req->sess || !req->b->tenants)
+        return true;
+    const mk_tenant_acls_t *acls = mk_tenant_acls_of(req->b->tenants, req->sess->tenant, false);
+    if (!acls || mk_tenant_acls_count(acls) == 0)
+        return true; /* no ACLs: the tenant's principals may do everything */
+    /* The peer's address without its port ("ip:port", "[v6]:port"). */
+    char host[64];
+    snprintf(host, sizeof(host), "%s", mk_net_conn_peer(req->sess->conn));
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = 0;
+    const char *h = host;
+    if (host[0] == '[') {
+        h = host + 1;
+        char *rb = strchr(host, ']');
+        if (rb)
+            *rb = 0;
+    }
+    return mk_tenant_acls_authorize(acls, req->sess->principal, h, resource_type, name, op);
 }
 
 /* ============================================================ end of a request */

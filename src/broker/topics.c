@@ -132,7 +132,9 @@ int mk_broker_handle_metadata(mk_req_t *req)
         size_t it = 0;
         mk_topic_t *t;
         while ((t = mk_cluster_topic_next(req->c, &it)) && k < n)
-            if (mk_tenant_visible(tn, t->name))
+            if (mk_tenant_visible(tn, t->name) &&
+                mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, mk_broker_req_topic_name(req, t).ptr,
+                                         MK_ACL_OP_DESCRIBE))
                 fill_topic_metadata(req, &r->Topics.items[k++], t);
         r->Topics.count = k;
         return MK_REQ_DONE;
@@ -147,7 +149,15 @@ int mk_broker_handle_metadata(mk_req_t *req)
         mk_topic_t *t = NULL;
         if (qt->Name.ptr) {
             rt->Name = qt->Name;
+            if (!mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr, MK_ACL_OP_DESCRIBE)) {
+                rt->ErrorCode = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
+                continue;
+            }
             t = mk_broker_req_topic(req, qt->Name);
+            if (!t && may_create && !mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr, MK_ACL_OP_CREATE)) {
+                rt->ErrorCode = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
+                continue;
+            }
             if (!t && may_create) {
                 int16_t err = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 t = auto_create(req, qt->Name.ptr, &err);
@@ -244,6 +254,10 @@ int mk_broker_handle_create_topics(mk_req_t *req)
             snprintf(why, sizeof(why), "topic '%s' appears more than once in the request", qt->Name.ptr);
         } else if (!mk_cluster_topic_name_valid(qt->Name.ptr, why, sizeof(why))) {
             err = MK_KERR_INVALID_TOPIC_EXCEPTION;
+        } else if (!mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr, MK_ACL_OP_CREATE) &&
+                   !mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, "kafka-cluster", MK_ACL_OP_CREATE)) {
+            err = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
+            snprintf(why, sizeof(why), "not authorized to create topic '%s'", qt->Name.ptr);
         } else if (mk_broker_req_topic(req, qt->Name)) {
             err = MK_KERR_TOPIC_ALREADY_EXISTS;
             snprintf(why, sizeof(why), "Topic '%s' already exists.", qt->Name.ptr);
@@ -417,6 +431,10 @@ int mk_broker_handle_delete_topics(mk_req_t *req)
             continue;
         rt->Name = mk_broker_req_str(req, mk_broker_req_topic_name(req, t).ptr);
         memcpy(rt->TopicId.b, t->id, 16);
+        if (!mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, rt->Name.ptr, MK_ACL_OP_DELETE)) {
+            rt->ErrorCode = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
+            continue;
+        }
         if (!enabled) {
             rt->ErrorCode = MK_KERR_TOPIC_DELETION_DISABLED;
             continue;

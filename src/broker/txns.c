@@ -31,6 +31,10 @@ int mk_broker_handle_init_producer_id(mk_req_t *req)
     r->ProducerId = -1;
     r->ProducerEpoch = -1;
     const char *tid = mk_broker_req_internal(req, q->TransactionalId);
+    if (tid && !mk_broker_req_authorized(req, MK_ACL_RES_TRANSACTIONAL_ID, q->TransactionalId.ptr, MK_ACL_OP_WRITE)) {
+        r->ErrorCode = MK_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+        return MK_REQ_DONE;
+    }
     if (tid && (r->ErrorCode = txn_coordinator_check(req, tid)))
         return MK_REQ_DONE;
     if (!req->b->txn) {

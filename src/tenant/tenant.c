@@ -300,6 +300,62 @@ corrupt:
     return MK_ERR_CORRUPT;
 }
 
+/* ==================================================================== ACLs */
+
+/* Stored as kv "acl/<tenant id>" = the set's text form (acl.c); a set that
+ * became empty is deleted from the store. */
+static int acl_load_cb(const char *key, const char *value, void *arg)
+{
+    mk_tenant_registry_t *r = arg;
+    const char *id = key + 4;
+    mk_tenant_t *t = mk_tenant_find(r, id);
+    if (!t) {
+        mk_warn("tenant registry: ACLs stored for unknown tenant %s are ignored", id);
+        return 0;
+    }
+    mk_tenant_acls_t *s = mk_tenant_acls_of(r, t, true);
+    if (!s)
+        return MK_ERR_NOMEM;
+    if (mk_tenant_acls_decode(s, value, strlen(value)) < 0) {
+        mk_error("tenant registry: unreadable ACLs of tenant %s", id);
+        return MK_ERR_CORRUPT;
+    }
+    return 0;
+}
+
+mk_tenant_acls_t *mk_tenant_acls_of(mk_tenant_registry_t *r, const mk_tenant_t *t, bool create)
+{
+    mk_tenant_acls_t *s = mk_map_get(&r->acls, t->id);
+    if (s || !create)
+        return s;
+    if (mk_tenant_acls_new(&s) < 0)
+        return NULL;
+    if (mk_map_put(&r->acls, t->id, s) < 0) {
+        mk_tenant_acls_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int mk_tenant_acls_save(mk_tenant_registry_t *r, const mk_tenant_t *t)
+{
+    mk_tenant_acls_t *s = mk_map_get(&r->acls, t->id);
+    char name[64];
+    snprintf(name, sizeof(name), "acl/%s", t->id);
+    if (!s || mk_tenant_acls_count(s) == 0)
+        return kv_set(r, name, NULL);
+    mk_buf_t b;
+    mk_buf_init(&b);
+    int rc = mk_tenant_acls_encode(s, &b);
+    mk_buf_put(&b, "", 1);
+    if (rc == 0 && mk_buf_ok(&b))
+        rc = kv_set(r, name, (const char *)b.data);
+    else if (rc == 0)
+        rc = MK_ERR_NOMEM;
+    mk_buf_free(&b);
+    return rc;
+}
+
 /* ================================================================ registry */
 
 int mk_tenant_registry_open(uv_loop_t *loop, struct mk_meta_s *meta, mk_tenant_registry_t **out)
@@ -311,6 +367,7 @@ int mk_tenant_registry_open(uv_loop_t *loop, struct mk_meta_s *meta, mk_tenant_r
     r->meta = meta;
     mk_map_init(&r->tenants);
     mk_map_init(&r->keys);
+    mk_map_init(&r->acls);
     int rc = 0;
     if (meta) {
         load_t l = {r, false};
@@ -318,6 +375,8 @@ int mk_tenant_registry_open(uv_loop_t *loop, struct mk_meta_s *meta, mk_tenant_r
         l.keys = true;
         if (rc == 0)
             rc = mk_meta_kv_foreach(meta, "tenant/", load_cb, &l);
+        if (rc == 0)
+            rc = mk_meta_kv_foreach(meta, "acl/", acl_load_cb, r);
     }
     if (rc < 0) {
         mk_tenant_registry_close(r);
@@ -341,6 +400,9 @@ void mk_tenant_registry_close(mk_tenant_registry_t *r)
         ((mk_tenant_t *)v)->removed = true;
         mk_tenant_unref(v);
     }
+    for (size_t it = 0; mk_map_next(&r->acls, &it, &k, &v);)
+        mk_tenant_acls_free(v);
+    mk_map_free(&r->acls);
     mk_map_free(&r->keys);
     mk_map_free(&r->tenants);
     mk_free(r);
@@ -382,6 +444,12 @@ int mk_tenant_remove(mk_tenant_registry_t *r, mk_tenant_t *t)
             mk_map_del(&r->keys, key->id);
             mk_free(key);
         }
+    }
+    mk_tenant_acls_t *acls = mk_map_get(&r->acls, t->id);
+    if (acls) {
+        mk_map_del(&r->acls, t->id);
+        mk_tenant_acls_free(acls);
+        mk_tenant_acls_save(r, t); /* deletes the stored set */
     }
     char name[64];
     snprintf(name, sizeof(name), "tenant/%s", t->id);

@@ -25,6 +25,7 @@ struct mk_tenant_registry_s {
     struct mk_meta_s *meta;
     mk_map_t tenants;          /* id -> owned mk_tenant_t (one registry reference) */
     mk_map_t keys;             /* key id -> owned mk_tenant_key_t */
+    mk_map_t acls;             /* tenant id -> owned mk_tenant_acls_t ("default" included) */
 };
 
 /* A key by id, or NULL. */
