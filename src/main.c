@@ -511,8 +511,12 @@ static int cmd_serve(int argc, char **argv)
     }
     rc = mk_broker_attach(app.broker, app.cluster);
     if (rc < 0) {
-        fprintf(stderr, "minikora: cannot start the group coordinator: %s\n", mk_strerror(rc));
-        app_stop(&app);
+        fprintf(stderr, "minikora: cannot start the request layer: %s\n", mk_strerror(rc));
+        /* Not app_stop(): the signal and timer handles are not initialised yet. */
+        mk_broker_free(app.broker);
+        app.broker = NULL;
+        mk_cluster_close(app.cluster);
+        app.cluster = NULL;
         uv_run(app.loop, UV_RUN_DEFAULT);
         if (app.ephemeral_dir)
             mk_rm_rf(app.ephemeral_dir);

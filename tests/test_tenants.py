@@ -8,6 +8,7 @@ cases assert the exact Kafka error; bad SASL input over the raw wire leaves the 
 
 import json
 import struct
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -390,3 +391,31 @@ def test_listings_and_names_of_other_tenants(cluster, tenants):
     assert "shared-g" not in groups_d and not [g for g in groups_d if "~" in g]
     st, t = http(mk, "GET", "/v1/tenants/globex")
     assert "shared-g" in t["groups"] and "secret-b" in t["topics"]
+
+
+@pytest.mark.timeout(120)
+def test_tenants_declared_in_config(minikora, tmp_path):
+    """A --config file declares a tenant and its key, so a CI job starts with them ready;
+    they stay after a restart, and a malformed declaration stops the start with the reason."""
+    key, secret = "CIKEY00000000001", "ci-secret-1"
+    cfg = tmp_path / "mk.properties"
+    cfg.write_text("minikora.tenant.ci.keys=%s:%s\n" % (key, secret))
+    mk = minikora("--config", str(cfg), data_dir=tmp_path / "data")
+    creds = sasl(key, secret)
+    st, t = http(mk, "GET", "/v1/tenants/ci")
+    assert st == 200 and t["id"] == "ci", t
+    ck_create(mk, "jobs", creds)
+    ck_produce(mk, "jobs", [b"a", b"b"], creds)
+    assert sorted(ck_consume_all(mk, "jobs", 2, creds)) == [b"a", b"b"]
+    assert "jobs" not in ck_topics(mk, {})            # the default tenant does not see it
+    assert ck_auth_error(mk, sasl(key, "wrong-secret"))
+    mk.restart()
+    assert sorted(ck_consume_all(mk, "jobs", 2, creds)) == [b"a", b"b"]
+    mk.stop()
+
+    bad = tmp_path / "bad.properties"
+    bad.write_text("minikora.tenant.ci2.keys=short:x\n")
+    p = subprocess.run([str(mk.argv()[0]), "serve", "--ephemeral", "--port", "0", "--admin-port", "-1",
+                        "--config", str(bad)], capture_output=True, timeout=30)
+    assert p.returncode == 1, p
+    assert b"minikora.tenant.ci2.keys" in p.stderr, p.stderr

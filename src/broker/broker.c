@@ -99,6 +99,57 @@ int mk_broker_topic_delete(mk_broker_t *b, mk_topic_t *t)
     return rc;
 }
 
+/* Tenants and keys declared in the configuration, so that a CI job starts
+ * with them ready:  minikora.tenant.<id>.keys=KEY:SECRET[,KEY:SECRET...]
+ * (an empty value declares the tenant alone).  Existing ones are kept as
+ * they are.  0, or MK_ERR_INVALID with a log line naming the setting. */
+static int declare_tenants(mk_broker_t *b, const mk_config_t *cfg)
+{
+    static const char pre[] = "minikora.tenant.", post[] = ".keys";
+    size_t it = 0;
+    const char *name;
+    void *v;
+    while (mk_map_next(&cfg->values, &it, &name, &v)) {
+        size_t n = strlen(name);
+        if (strncmp(name, pre, sizeof(pre) - 1) != 0 || n <= sizeof(pre) - 1 + sizeof(post) - 1 ||
+            strcmp(name + n - (sizeof(post) - 1), post) != 0)
+            continue;
+        char id[MK_TENANT_ID_MAX + 2];
+        size_t idl = n - (sizeof(pre) - 1) - (sizeof(post) - 1);
+        if (idl >= sizeof(id)) {
+            mk_error("%s: the tenant id is too long", name);
+            return MK_ERR_INVALID;
+        }
+        memcpy(id, name + sizeof(pre) - 1, idl);
+        id[idl] = 0;
+        mk_tenant_t *t = mk_tenant_find(b->tenants, id);
+        int rc = 0;
+        if (!t)
+            rc = mk_tenant_create(b->tenants, id, mk_cluster_cell_pick(b->c), &t);
+        if (rc < 0) {
+            mk_error("%s: cannot declare tenant %s: %s", name, id, mk_strerror(rc));
+            return MK_ERR_INVALID;
+        }
+        char *list = mk_strdup((const char *)v), *save = NULL;
+        if (!list)
+            return MK_ERR_NOMEM;
+        for (char *pair = strtok_r(list, ",", &save); pair; pair = strtok_r(NULL, ",", &save)) {
+            char *colon = strchr(pair, ':');
+            if (colon)
+                *colon = 0;
+            rc = colon ? mk_tenant_key_declare(b->tenants, t, pair, colon + 1) : MK_ERR_INVALID;
+            if (rc < 0) {
+                mk_error("%s: key %s: %s (a key is 16 of A-Z0-9, then ':' and a secret of 8..128 "
+                         "printable characters)", name, pair, mk_strerror(rc));
+                mk_free(list);
+                return MK_ERR_INVALID;
+            }
+        }
+        mk_free(list);
+    }
+    return 0;
+}
+
 int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
 {
     b->c = c;
@@ -131,6 +182,9 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
     mk_repl_start_all(b->repl);
     b->auth_required = mk_cluster_config_get_bool(cfg, "minikora.auth.required");
     rc = mk_tenant_registry_open(b->loop, mk_cluster_meta(c), &b->tenants);
+    if (rc < 0)
+        return rc;
+    rc = declare_tenants(b, cfg);
     if (rc < 0)
         return rc;
     return mk_txn_new(b->loop, c, b->groups, b->writer, &b->txn);

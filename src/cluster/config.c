@@ -152,9 +152,29 @@ void mk_cluster_config_free(mk_config_t *c)
     mk_map_free(&c->values);
 }
 
+/* minikora.tenant.<id>.keys: tenants and keys declared for a CI job; the
+ * broker layer reads and checks them (one setting per tenant, so they are a
+ * family of names rather than rows of the table). */
+static bool tenant_keys_name(const char *name)
+{
+    static const char pre[] = "minikora.tenant.", post[] = ".keys";
+    size_t n = strlen(name);
+    return n > sizeof(pre) - 1 + sizeof(post) - 1 && strncmp(name, pre, sizeof(pre) - 1) == 0 &&
+           strcmp(name + n - (sizeof(post) - 1), post) == 0;
+}
+
 int mk_cluster_config_set(mk_config_t *c, const char *name, const char *value, char *why, size_t why_len)
 {
     const mk_cfg_def_t *d = mk_cluster_cfg_def_find(name);
+    if (!d && tenant_keys_name(name)) {
+        char *v = mk_strdup(value), *old = mk_map_get(&c->values, name);
+        if (!v || mk_map_put(&c->values, name, v) < 0) {
+            mk_free(v);
+            return MK_ERR_NOMEM;
+        }
+        mk_free(old);
+        return 0;
+    }
     if (!d) {
         if (why)
             snprintf(why, why_len, "unknown setting '%s'", name);

@@ -480,6 +480,53 @@ static int random_chars(char *out, size_t n, const char *alphabet)
     return 0;
 }
 
+/* Derive k's SCRAM credentials from secret with a fresh salt, then register
+ * and persist k.  On error k is freed.  0 or an error. */
+static int key_add(mk_tenant_registry_t *r, mk_tenant_t *t, mk_tenant_key_t *k, const char *secret, size_t len)
+{
+    int rc = mk_tenant_random(k->salt, sizeof(k->salt));
+    k->tenant = t;
+    k->iterations = MK_TENANT_SCRAM_ITERATIONS;
+    if (rc == 0)
+        rc = mk_tenant_scram_derive(MK_TENANT_MECH_SCRAM_SHA_256, secret, len, k->salt, sizeof(k->salt),
+                                    k->iterations, k->stored256, k->server256);
+    if (rc == 0)
+        rc = mk_tenant_scram_derive(MK_TENANT_MECH_SCRAM_SHA_512, secret, len, k->salt, sizeof(k->salt),
+                                    k->iterations, k->stored512, k->server512);
+    if (rc == 0)
+        rc = mk_map_put(&r->keys, k->id, k);
+    if (rc == 0) {
+        rc = key_persist(r, k, false);
+        if (rc < 0)
+            mk_map_del(&r->keys, k->id);
+    }
+    if (rc < 0)
+        mk_free(k);
+    return rc;
+}
+
+int mk_tenant_key_declare(mk_tenant_registry_t *r, mk_tenant_t *t, const char *key, const char *secret)
+{
+    size_t kl = strlen(key), sl = strlen(secret);
+    if (kl != MK_TENANT_KEY_LEN || strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != kl || sl < 8 ||
+        sl > 128)
+        return MK_ERR_INVALID;
+    for (size_t i = 0; i < sl; i++)
+        if (secret[i] <= ' ' || secret[i] > '~')
+            return MK_ERR_INVALID;
+    mk_tenant_key_t *old = mk_map_get(&r->keys, key);
+    if (old)
+        return old->tenant == t ? 0 : MK_ERR_EXISTS; /* declared before: kept as stored */
+    mk_tenant_key_t *k = mk_calloc(1, sizeof(*k));
+    if (!k)
+        return MK_ERR_NOMEM;
+    memcpy(k->id, key, MK_TENANT_KEY_LEN + 1);
+    int rc = key_add(r, t, k, secret, sl);
+    if (rc == 0)
+        mk_info("tenant %s: API key %s declared", t->id, key);
+    return rc;
+}
+
 int mk_tenant_key_create(mk_tenant_registry_t *r, mk_tenant_t *t, char key[MK_TENANT_KEY_LEN + 1],
                          char secret[MK_TENANT_SECRET_LEN + 1])
 {
@@ -493,25 +540,13 @@ int mk_tenant_key_create(mk_tenant_registry_t *r, mk_tenant_t *t, char key[MK_TE
     if (rc == 0)
         rc = random_chars(secret, MK_TENANT_SECRET_LEN,
                           "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789");
-    if (rc == 0)
-        rc = mk_tenant_random(k->salt, sizeof(k->salt));
-    k->tenant = t;
-    k->iterations = MK_TENANT_SCRAM_ITERATIONS;
-    if (rc == 0)
-        rc = mk_tenant_scram_derive(MK_TENANT_MECH_SCRAM_SHA_256, secret, MK_TENANT_SECRET_LEN, k->salt,
-                                    sizeof(k->salt), k->iterations, k->stored256, k->server256);
-    if (rc == 0)
-        rc = mk_tenant_scram_derive(MK_TENANT_MECH_SCRAM_SHA_512, secret, MK_TENANT_SECRET_LEN, k->salt,
-                                    sizeof(k->salt), k->iterations, k->stored512, k->server512);
-    if (rc == 0)
-        rc = mk_map_put(&r->keys, k->id, k);
-    if (rc == 0) {
-        rc = key_persist(r, k, false);
-        if (rc < 0)
-            mk_map_del(&r->keys, k->id);
-    }
     if (rc < 0) {
         mk_free(k);
+        memset(secret, 0, MK_TENANT_SECRET_LEN + 1);
+        return rc;
+    }
+    rc = key_add(r, t, k, secret, MK_TENANT_SECRET_LEN);
+    if (rc < 0) {
         memset(secret, 0, MK_TENANT_SECRET_LEN + 1);
         return rc;
     }

@@ -105,6 +105,12 @@ void mk_tenant_unref(const mk_tenant_t *t);
  * Returns 0, MK_ERR_NOMEM, MK_ERR_IO (no randomness). */
 int mk_tenant_key_create(mk_tenant_registry_t *r, mk_tenant_t *t, char key[MK_TENANT_KEY_LEN + 1],
                          char secret[MK_TENANT_SECRET_LEN + 1]);
+/* Declare a key of t with a given id (16 of [A-Z0-9]) and secret (8..128
+ * printable characters, no space), e.g. from the config file: as
+ * mk_tenant_key_create but not random.  A key already stored for t is kept
+ * as it is (0); one of another tenant gives MK_ERR_EXISTS; bad forms
+ * MK_ERR_INVALID. */
+int mk_tenant_key_declare(mk_tenant_registry_t *r, mk_tenant_t *t, const char *key, const char *secret);
 /* Revoke key of t.  0 or MK_ERR_NOT_FOUND. */
 int mk_tenant_key_revoke(mk_tenant_registry_t *r, mk_tenant_t *t, const char *key);
 /* Iterate t's key ids: for (size_t it = 0; (k = mk_tenant_key_next(r, t, &it));) */
