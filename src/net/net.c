@@ -238,6 +238,9 @@ static bool conn_tls_input(mk_net_conn_t *c, const uint8_t *p, size_t n)
         if (got < 0) {
             if (!mk_net_tls_conn_ready(c->tls))
                 mk_warn("connection %s: %s", c->peer, why);
+            /* The alert OpenSSL queued, if any: libuv tries the write at once,
+             * so the peer usually learns why before the close. */
+            conn_tls_flush(c);
             mk_net_conn_close(c, why);
             return false;
         }
