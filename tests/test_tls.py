@@ -277,3 +277,24 @@ def test_garbage_on_tls_port_is_refused(cluster):
                 assert chunk, "EOF before the ApiVersions answer over TLS"
                 head += chunk
             assert int.from_bytes(head[4:8], "big") == 9  # correlation id
+
+
+@pytest.mark.timeout(90)
+def test_new_advertise_host_keeps_the_ca(minikora, tmp_path):
+    """A server certificate that does not name the advertise host is issued again by the
+    same CA, so clients keep their ca.pem."""
+    data = tmp_path / "data"
+    first = minikora(data_dir=data, ephemeral=False)
+    ca_bytes = (data / "tls" / "ca.pem").read_bytes()
+    server_bytes = (data / "tls" / "server.pem").read_bytes()
+    first.stop()
+    mk = minikora("--advertise-host", "localhost", data_dir=data, ephemeral=False)
+    assert (data / "tls" / "server.pem").read_bytes() == server_bytes  # localhost was named
+    mk.stop()
+    mk = minikora("--advertise-host", "127.0.0.2", data_dir=data, ephemeral=False)
+    boot, ca = tls_of(mk)
+    assert boot.startswith("127.0.0.2:")
+    assert (data / "tls" / "ca.pem").read_bytes() == ca_bytes
+    assert (data / "tls" / "server.pem").read_bytes() != server_bytes
+    port = kwire.parse_bootstrap(boot)[0][1]
+    assert handshake("127.0.0.1", port, ca, "127.0.0.2")

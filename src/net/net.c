@@ -236,12 +236,13 @@ static bool conn_tls_input(mk_net_conn_t *c, const uint8_t *p, size_t n)
     for (;;) {
         ssize_t got = mk_net_tls_conn_read(c->tls, c->rbuf, sizeof(c->rbuf), why, sizeof(why));
         if (got < 0) {
-            if (!mk_net_tls_conn_ready(c->tls))
-                mk_warn("connection %s: %s", c->peer, why);
+            bool handshake = !mk_net_tls_conn_ready(c->tls);
+            if (handshake)
+                mk_warn("connection %s closed: %s", c->peer, why);
             /* The alert OpenSSL queued, if any: libuv tries the write at once,
              * so the peer usually learns why before the close. */
             conn_tls_flush(c);
-            mk_net_conn_close(c, why);
+            mk_net_conn_close(c, handshake ? NULL : why);
             return false;
         }
         if (got == 0)
