@@ -261,6 +261,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             if (c->body || c->hdr_have)
                 mk_warn("connection %s: closed mid-frame (%zu of %zu bytes)", c->peer, c->body_have,
                         c->body_len);
+            else if (c->tls && !mk_net_tls_conn_ready(c->tls))
+                mk_info("connection %s: closed during the TLS handshake", c->peer);
             mk_net_conn_close(c, NULL);
         } else {
             mk_net_conn_close(c, uv_strerror((int)nread));
