@@ -298,3 +298,20 @@ def test_new_advertise_host_keeps_the_ca(minikora, tmp_path):
     assert (data / "tls" / "server.pem").read_bytes() != server_bytes
     port = kwire.parse_bootstrap(boot)[0][1]
     assert handshake("127.0.0.1", port, ca, "127.0.0.2")
+
+
+@pytest.mark.timeout(120)
+def test_large_records_over_tls(cluster, topic_name):
+    """Records far larger than a TLS record (16 KiB) and than one read: Produce requests and
+    Fetch responses span many TLS records and many reads each way."""
+    boot, ca = tls_of(cluster)
+    admin = ck_admin(boot, **ssl_conf(ca))
+    topic = topic_name()
+    err = ck_result(admin.create_topics([NewTopic(topic, 1, 1)], operation_timeout=10)[topic])
+    assert err is None, "create topic over TLS: %s" % err
+    wait_topic_ready_with(admin, topic, 1)
+    rnd = random.Random(7)
+    records = [(0, b"k%d" % i, rnd.randbytes(300000 + i), []) for i in range(16)]
+    ck_produce(boot, topic, records, **{"linger.ms": 0, "message.max.bytes": 1 << 20}, **ssl_conf(ca))
+    got = ck_consume(boot, topic, {0: len(records)}, **ssl_conf(ca))
+    check_partitions(expected_by_partition(records), got, "large records over TLS")
