@@ -34,8 +34,9 @@ echo "docker-test: building $IMAGE"
 docker build -f docker/Dockerfile -t "$IMAGE" .
 
 echo "docker-test: starting $name (brokers on 127.0.0.1:$base-$last)"
+token="docker-test-$$-$RANDOM$RANDOM"
 docker run -d --name "$name" \
-  -e MINIKORA_ADVERTISE_HOST=127.0.0.1 \
+  -e MINIKORA_ADVERTISE_HOST=127.0.0.1 -e MINIKORA_ADMIN_TOKEN="$token" \
   -p "127.0.0.1:$base-$last:$base-$last" -p "127.0.0.1::8080" \
   "$IMAGE" serve --ephemeral --port "$base" >/dev/null
 
@@ -62,6 +63,10 @@ echo "$meta" | grep -q "at 127.0.0.1:$last" || fail "broker 6 not advertised as 
 admin="http://$(docker port "$name" 8080/tcp | head -n 1)"
 curl -fsS "$admin/readyz" >/dev/null || fail "GET $admin/readyz"
 curl -fsS "$admin/v1/cluster" | grep -q '"brokers_running":6' || fail "GET /v1/cluster: not 6 brokers running"
+# Acting routes need the token (MINIKORA_ADMIN_TOKEN above): 401 without it, 200 with it.
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$admin/v1/reset")
+[ "$code" = 401 ] || fail "POST /v1/reset without the admin token answered $code, expected 401"
+curl -fsS -X POST -H "Authorization: Bearer $token" "$admin/v1/reset" >/dev/null || fail "POST /v1/reset with the token"
 
 msg="hello from docker-test $$"
 echo "$msg" | timeout 30 kcat -b "$boot" -P -t docker-smoke -m 10 || fail "kcat produce"
@@ -71,4 +76,4 @@ got=$(timeout 30 kcat -b "$boot" -C -t docker-smoke -o beginning -c 1 -e -q -m 1
 docker stop -t 10 "$name" >/dev/null
 code=$(docker inspect -f '{{.State.ExitCode}}' "$name")
 [ "$code" = 0 ] || fail "exit code $code after docker stop (expected 0)"
-echo "docker-test: PASS (image $IMAGE: 6 brokers, produce/consume, admin API, clean stop)"
+echo "docker-test: PASS (image $IMAGE: 6 brokers, produce/consume, admin API and its token, clean stop)"

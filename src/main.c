@@ -17,11 +17,14 @@
 #include "tui.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MINIKORA_VERSION "0.1.0"
@@ -31,7 +34,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: minikora serve [options]   run a Kafka-compatible cluster\n"
             "       minikora apis [--markdown] list supported Kafka APIs and versions\n"
-            "       minikora tui [--admin URL]  watch and steer a running cluster (full screen)\n"
+            "       minikora tui [--admin URL] [--admin-token T]  watch and steer a cluster\n"
             "       minikora version\n"
             "\n"
             "serve options:\n"
@@ -48,7 +51,10 @@ static void usage(FILE *out)
             "  --tls-ca FILE         the CA file clients should trust (default: DATA/tls/ca.pem,\n"
             "                        or --tls-cert itself)\n"
             "  --ready-file PATH     once ready, write {bootstrap, tls_bootstrap, ca_file, admin,\n"
-            "                        brokers} there as JSON\n"
+            "                        admin_token, brokers} there as JSON\n"
+            "  --admin-token TOKEN   bearer token the admin API's acting routes require (default\n"
+            "                        $MINIKORA_ADMIN_TOKEN, else a random one); written to\n"
+            "                        DATA/admin-token (mode 0600) and the ready file\n"
             "  --host ADDR           address to bind (default 127.0.0.1)\n"
             "  --advertise-host H    host name given to clients (default: --host)\n"
             "  --brokers N           brokers (default 6; minikora.brokers)\n"
@@ -228,14 +234,69 @@ static int parse_int(const char *s, int *out)
     return 0;
 }
 
-/* --ready-file: {bootstrap, admin, pid, data_dir, brokers: [...],
+/* ------------------------------------------------------------- admin token */
+
+/* A random admin token: 32 bytes from getrandom(2) as 64 hex digits.
+ * 0, or -1 (errno set) when the kernel has no randomness to give. */
+static int admin_token_generate(char out[65])
+{
+    uint8_t raw[32];
+    size_t got = 0;
+    while (got < sizeof(raw)) {
+        ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        got += (size_t)n;
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[64] = 0;
+    memset(raw, 0, sizeof(raw));
+    return 0;
+}
+
+/* DATA/admin-token: the token and a newline, mode 0600 (also when the
+ * file existed with wider rights), written to a temporary file and
+ * renamed.  0 or -1 (errno set). */
+static int admin_token_write(const char *data_dir, const char *token)
+{
+    char path[4200], tmp[4210];
+    snprintf(path, sizeof(path), "%s/admin-token", data_dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(token);
+    bool ok = fchmod(fd, 0600) == 0 && write(fd, token, len) == (ssize_t)len && write(fd, "\n", 1) == 1;
+    int e = errno;
+    if (close(fd) != 0 && ok) {
+        ok = false;
+        e = errno;
+    }
+    if (!ok || rename(tmp, path) != 0) {
+        e = ok ? errno : e;
+        unlink(tmp);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+/* --ready-file: {bootstrap, admin, admin_token, pid, data_dir, brokers: [...],
  * tls_bootstrap, ca_file} on one
  * line, written to PATH.tmp and renamed, so a reader never sees half a
  * file.  jansson's default separators (", " and ": ") keep the line as it
  * always was, so the README's sed recipe that matches "bootstrap": "..."
  * still finds the bootstrap servers.  0 or -1 (errno set). */
 static int write_ready_file(app_t *app, const char *path, const char *boot, const char *admin_url,
-                            const char *data_dir)
+                            const char *admin_token, const char *data_dir)
 {
     json_t *brokers = json_array();
     int n = mk_cluster_broker_count(app->cluster);
@@ -253,8 +314,9 @@ static int write_ready_file(app_t *app, const char *path, const char *boot, cons
     char tls_boot[4096];
     mk_cluster_tls_bootstrap(app->cluster, tls_boot, sizeof(tls_boot));
     const char *ca = mk_cluster_tls_ca_file(app->cluster);
-    json_t *j = json_pack("{s:s, s:o, s:i, s:s, s:o, s:o, s:o}", "bootstrap", boot, "admin",
-                          admin_url ? json_string(admin_url) : json_null(), "pid", (int)getpid(), "data_dir",
+    json_t *j = json_pack("{s:s, s:o, s:o, s:i, s:s, s:o, s:o, s:o}", "bootstrap", boot, "admin",
+                          admin_url ? json_string(admin_url) : json_null(), "admin_token",
+                          admin_url ? json_string(admin_token) : json_null(), "pid", (int)getpid(), "data_dir",
                           data_dir, "brokers", brokers, "tls_bootstrap", ca ? json_string(tls_boot) : json_null(),
                           "ca_file", ca ? json_string(ca) : json_null());
     if (!j) {
@@ -294,6 +356,8 @@ static int cmd_serve(int argc, char **argv)
     int admin_port = 8080;
     bool admin_port_set = false;
     const char *ready_file = NULL;
+    const char *admin_token = getenv("MINIKORA_ADMIN_TOKEN");
+    char token_buf[65];
     bool ephemeral = false, control = false, tui = false;
     char why[512];
     uint64_t t0 = mk_mono_ns();
@@ -352,6 +416,14 @@ static int cmd_serve(int argc, char **argv)
         } else if (strcmp(a, "--ready-file") == 0) {
             NEED_VALUE();
             ready_file = v;
+        } else if (strcmp(a, "--admin-token") == 0) {
+            NEED_VALUE();
+            admin_token = v;
+            if (!mk_admin_token_valid(v)) {
+                fprintf(stderr, "minikora: --admin-token wants 1..%d visible ASCII characters, no spaces\n",
+                        MK_ADMIN_TOKEN_MAX);
+                return 2;
+            }
         } else if (strcmp(a, "--host") == 0) {
             NEED_VALUE();
             host = v;
@@ -407,6 +479,20 @@ static int cmd_serve(int argc, char **argv)
     }
     if (!admin_port_set && port == 0)
         admin_port = 0; /* fixtures run many clusters at once: free ports for all */
+    if (admin_token && !admin_token[0])
+        admin_token = NULL; /* MINIKORA_ADMIN_TOKEN= (empty) means: generate one */
+    if (admin_token && !mk_admin_token_valid(admin_token)) {
+        fprintf(stderr, "minikora: MINIKORA_ADMIN_TOKEN wants 1..%d visible ASCII characters, no spaces\n",
+                MK_ADMIN_TOKEN_MAX);
+        return 2;
+    }
+    if (admin_port >= 0 && !admin_token) {
+        if (admin_token_generate(token_buf) < 0) {
+            fprintf(stderr, "minikora: cannot generate an admin token: %s\n", strerror(errno));
+            return 1;
+        }
+        admin_token = token_buf;
+    }
     brokers = (int)mk_cluster_config_get_i64(&config, "minikora.brokers");
     azs = (int)mk_cluster_config_get_i64(&config, "minikora.azs");
     if (brokers < 1 || brokers > 64 || azs < 1 || azs > 16) {
@@ -485,7 +571,11 @@ static int cmd_serve(int argc, char **argv)
 
     char admin_url[300] = "";
     if (admin_port >= 0) {
-        mk_admin_opts_t aopts = {host, admin_port, app.cluster, app.broker, MINIKORA_VERSION};
+        mk_admin_opts_t aopts = {host, admin_port, app.cluster, app.broker, MINIKORA_VERSION, admin_token,
+                                 mk_cluster_config_get_bool(&config, "minikora.admin.auth.reads")};
+        /* Before the listener opens: whoever reads the file can act. */
+        if (admin_token_write(data_dir, admin_token) < 0)
+            mk_warn("cannot write %s/admin-token: %s", data_dir, strerror(errno));
         rc = mk_admin_open(app.loop, &aopts, &app.admin);
         if (rc == UV_EADDRINUSE && !admin_port_set) {
             mk_warn("admin port %d is in use; the admin API takes a free port instead", admin_port);
@@ -509,7 +599,8 @@ static int cmd_serve(int argc, char **argv)
     char boot[4096];
     mk_cluster_bootstrap(app.cluster, boot, sizeof(boot));
     int n = mk_cluster_broker_count(app.cluster);
-    if (ready_file && write_ready_file(&app, ready_file, boot, admin_url[0] ? admin_url : NULL, data_dir) < 0)
+    if (ready_file && write_ready_file(&app, ready_file, boot, admin_url[0] ? admin_url : NULL, admin_token,
+                                       data_dir) < 0)
         mk_warn("cannot write the ready file %s: %s", ready_file, strerror(errno));
     /* The TLS part comes last, after a space, so the admin URL stays one
      * whitespace-delimited word as tests and scripts parse it. */
@@ -541,8 +632,8 @@ static int cmd_serve(int argc, char **argv)
         app.stop_async.data = &app;
         uv_thread_t thr;
         if (uv_thread_create(&thr, loop_thread, &app) == 0) {
-            char *targv[] = {"--admin", admin_url, NULL};
-            mk_tui_main(2, targv);
+            char *targv[] = {"--admin", admin_url, "--admin-token", (char *)admin_token, NULL};
+            mk_tui_main(4, targv);
             uv_async_send(&app.stop_async);
             uv_thread_join(&thr);
         } else {

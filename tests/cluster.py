@@ -12,6 +12,9 @@
   .down (brokers crashed/stopped that way) with up_brokers().
 * wire(broker=None) opens a kwire connection to broker `broker` (1-based id) or to the first
   running broker that accepts one.
+* .admin_token is the admin API's bearer token: the `--admin-token` given in `extra`, else the one
+  the process generated, read from <data dir>/admin-token (the data dir named by the ready line);
+  admin_headers() is {"Authorization": "Bearer <token>"}, for every request that acts.
 
 Every process started here is registered in _all_procs, so that the conftest watchdog can kill
 it, and gets SIGKILL if pytest dies (PR_SET_PDEATHSIG).
@@ -41,6 +44,7 @@ STOP_TIMEOUT = 20.0
 CONTROL_TIMEOUT = 15.0
 READY_RE = re.compile(r"bootstrap servers (\S+)")
 ADMIN_RE = re.compile(r"\badmin (http://\S+)")
+DATA_RE = re.compile(r"; data (.+?); [0-9.]+ ms\)")
 
 _all_procs = []  # every Popen we started, for the watchdog's last resort
 _seq = itertools.count(1)
@@ -142,6 +146,25 @@ class Cluster:
                 self.bootstrap = m.group(1)
                 self.brokers = kwire.parse_bootstrap(self.bootstrap)
                 return
+
+    @property
+    def admin_token(self):
+        """The admin bearer token of this process (see the module docstring), or None when the
+        process has no admin API."""
+        if "--admin-token" in self.extra:
+            return self.extra[self.extra.index("--admin-token") + 1]
+        m = DATA_RE.search(self.ready_line or "")
+        if not m or not self.admin_url:
+            return None
+        try:
+            return (Path(m.group(1)) / "admin-token").read_text().strip()
+        except OSError:
+            return None
+
+    def admin_headers(self):
+        """{"Authorization": "Bearer <token>"} for the admin API ({} when there is no token)."""
+        t = self.admin_token
+        return {"Authorization": "Bearer " + t} if t else {}
 
     @property
     def admin_url(self):

@@ -50,10 +50,12 @@ def admin_url_or_skip(mk):
     return mk.admin_url
 
 
-def http(url, method="GET", body=None, timeout=10):
+def http(url, method="GET", body=None, timeout=10, mk=None):
+    """One admin API call; mk (a Cluster) adds its admin token."""
     data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    headers.update(mk.admin_headers() if mk else {})
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read().decode())
 
@@ -176,7 +178,7 @@ def test_tui_views_and_actions(minikora):
     mk = minikora()
     url = admin_url_or_skip(mk)
     topic = "tui-%s" % uuid.uuid4().hex[:6]
-    created = http(url + "/v1/topics", "POST", {"name": topic, "partitions": 3, "replication_factor": 3})
+    created = http(url + "/v1/topics", "POST", {"name": topic, "partitions": 3, "replication_factor": 3}, mk=mk)
     details = created["topic"]["partition_details"]
     leaders = {p["partition"]: p["leader"] for p in details}
     cell = created["topic"]["cell"]  # brokers 3*cell+1 .. 3*cell+3 hold it
@@ -185,7 +187,8 @@ def test_tui_views_and_actions(minikora):
     ck_produce(mk.bootstrap, topic, make_records("tui", 300, 3), **{"client.id": "tui-load"})
     load = Load(mk.bootstrap, topic)
 
-    tui = Tui("views", ["--admin", url])
+    assert mk.admin_token
+    tui = Tui("views", ["--admin", url], env={"MINIKORA_ADMIN_TOKEN": mk.admin_token})
     try:
         # ---- Overview: every broker running in its AZ, every AZ up, throughput seen
         s = tui.wait_text("1 Overview", "brokers 6/6 up", "az-1 up 2/2", "az-2 up 2/2", "az-3 up 2/2")
@@ -335,11 +338,19 @@ def test_tui_usage_errors():
 
 def test_serve_with_tui_in_one_process():
     """`minikora serve --tui`: the cluster and the TUI in one process; the TUI shows the
-    six brokers of the cluster it runs beside, and q stops both with exit code 0."""
-    tui = Tui("serve", ["--ephemeral", "--port", "0", "--tui"], command="serve")
+    six brokers of the cluster it runs beside, acts with the in-process admin token (s/y stops
+    broker 1), and q stops both with exit code 0."""
+    tui = Tui("serve", ["--ephemeral", "--port", "0", "--tui"], command="serve",
+              env={"MINIKORA_ADMIN_TOKEN": ""})  # the token is generated; the TUI gets it in-process
     try:
         s = tui.wait_re(r"brokers 6/6 up")
         assert "az-3" in s
+        tui.keys("g")
+        tui.wait_re(r"^>\s*1\s+az-1")
+        tui.keys("s")
+        tui.wait_text("Stop (controlled shutdown) broker 1", "[y/n]")
+        tui.keys("y")
+        tui.wait_re(broker_row(1, "stopped"))
         tui.keys("q")
         assert tui.exit_code(timeout=15) == 0
     finally:

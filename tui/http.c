@@ -11,7 +11,9 @@
  * so a hung server costs one missed refresh, not a frozen screen.
  *
  * Bounds: a response body larger than MK_TUI_MAX_BODY aborts its transfer;
- * only http:// and https:// are allowed; no redirects are followed.
+ * only http:// and https:// are allowed; no redirects are followed (so the
+ * admin token, sent as an Authorization header on every request once set,
+ * never goes to another host).
  *
  * Ownership: a transfer (xfer_t) owns its easy handle, its URL copy and
  * its body buffer; it is freed right after its callback returns, or by
@@ -42,6 +44,7 @@ struct mk_tui_http_s {
     void *ud;
     xfer_t *xfers;            /* in flight */
     int inflight;
+    struct curl_slist *headers; /* owned: Authorization, or NULL */
 };
 
 /* curl_global_init is not thread-safe and must run once; the TUI is the
@@ -95,8 +98,26 @@ void mk_tui_http_free(mk_tui_http_t *h)
         xfer_free(h, x);
     }
     curl_multi_cleanup(h->multi);
+    curl_slist_free_all(h->headers); /* after every transfer that used it */
     mk_free(h->base);
     mk_free(h);
+}
+
+int mk_tui_http_set_token(mk_tui_http_t *h, const char *token)
+{
+    for (const char *p = token; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return MK_ERR_INVALID;
+    char line[600];
+    if (!token[0] || (size_t)snprintf(line, sizeof(line), "Authorization: Bearer %s", token) >= sizeof(line))
+        return MK_ERR_INVALID;
+    struct curl_slist *l = curl_slist_append(NULL, line);
+    memset(line, 0, sizeof(line));
+    if (!l)
+        return MK_ERR_NOMEM;
+    curl_slist_free_all(h->headers); /* only before any transfer uses the old list */
+    h->headers = l;
+    return 0;
 }
 
 /* Body bytes from libcurl: appended, bounded by MK_TUI_MAX_BODY. */
@@ -160,6 +181,8 @@ int mk_tui_http_start(mk_tui_http_t *h, mk_tui_req_t kind, bool post, const char
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "minikora-tui");
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    if (h->headers)
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
     if (post) {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");

@@ -44,10 +44,12 @@ static void on_signal(int sig) { got_signal = sig; }
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: minikora tui [--admin URL] [--interval MS] [--no-color]\n"
+    fprintf(out, "usage: minikora tui [--admin URL] [--admin-token T] [--interval MS] [--no-color]\n"
                  "\n"
                  "Watch and steer a running minikora cluster through its admin HTTP API.\n"
                  "  --admin URL      admin API (default $MINIKORA_ADMIN or http://127.0.0.1:8080)\n"
+                 "  --admin-token T  bearer token for the acting keys (default $MINIKORA_ADMIN_TOKEN;\n"
+                 "                   the server writes it to DATA/admin-token and its ready file)\n"
                  "  --interval MS    refresh period (default 1000, at least 200)\n"
                  "  --no-color       no colours (also when NO_COLOR is set)\n"
                  "Keys: Tab and 1-5 switch views, arrows/hjkl move, Enter drills in, / filters,\n"
@@ -499,6 +501,7 @@ static bool normalise_url(const char *in, char *out, size_t n)
 int mk_tui_main(int argc, char **argv)
 {
     const char *admin = getenv("MINIKORA_ADMIN");
+    const char *token = getenv("MINIKORA_ADMIN_TOKEN");
     const char *no_color = getenv("NO_COLOR");
     bool color = !(no_color && no_color[0]);
     int interval = 1000;
@@ -510,6 +513,10 @@ int mk_tui_main(int argc, char **argv)
             admin = argv[++i];
         } else if (strncmp(a, "--admin=", 8) == 0) {
             admin = a + 8;
+        } else if (strcmp(a, "--admin-token") == 0 && i + 1 < argc) {
+            token = argv[++i];
+        } else if (strncmp(a, "--admin-token=", 14) == 0) {
+            token = a + 14;
         } else if (strcmp(a, "--interval") == 0 && i + 1 < argc) {
             interval = atoi(argv[++i]);
         } else if (strcmp(a, "--no-color") == 0 || strcmp(a, "--no-colour") == 0) {
@@ -544,6 +551,10 @@ int mk_tui_main(int argc, char **argv)
     } else if (mk_tui_http_new(t->admin, on_result, t, &t->http) < 0) {
         fprintf(stderr, "minikora tui: cannot set up libcurl\n");
         rc = 1;
+    } else if (token && token[0] && mk_tui_http_set_token(t->http, token) < 0) {
+        fprintf(stderr, "minikora tui: bad admin token (visible ASCII, no spaces)\n");
+        mk_tui_http_free(t->http);
+        rc = 2;
     }
     if (rc) {
         mk_tui_model_free(&t->m);

@@ -67,6 +67,11 @@ typedef struct mk_tui_http_s mk_tui_http_t;
  * MK_ERR_NOMEM / MK_ERR_INVALID (libcurl could not be set up). */
 int mk_tui_http_new(const char *base_url, mk_tui_http_done_cb cb, void *ud, mk_tui_http_t **out);
 void mk_tui_http_free(mk_tui_http_t *h);
+/* Send "Authorization: Bearer <token>" with every later request (the admin
+ * API wants it for every POST, and for reads with
+ * minikora.admin.auth.reads).  0, MK_ERR_INVALID (a token with bytes a
+ * header cannot carry) or MK_ERR_NOMEM; the token is copied. */
+int mk_tui_http_set_token(mk_tui_http_t *h, const char *token);
 /* Start a GET or POST of base_url + path (path already escaped; see
  * mk_tui_http_escape).  The answer comes through the callback from a later
  * mk_tui_http_wait(); a request that cannot even be started returns

@@ -12,6 +12,10 @@
  * callback (counts, bytes, latency) and the cluster by sampling it once a
  * second (events: leader moves, ISR changes, brokers up and down).
  *
+ * Authorization: every route that acts (any method but GET and HEAD) needs
+ * "Authorization: Bearer <admin token>" and is answered 401 without it;
+ * reads need it too when auth_reads is set, except /healthz and /readyz.
+ *
  * Threads: loop thread only.  Every request is answered synchronously.
  */
 #ifndef MK_ADMIN_H
@@ -28,7 +32,19 @@ typedef struct mk_admin_opts_s {
     mk_cluster_t *cluster;    /* borrowed; outlives the admin */
     mk_broker_t *broker;      /* borrowed; outlives the admin */
     const char *version;      /* minikora version, for /v1/cluster */
+    /* The bearer token every acting (non-GET) route requires: 1 to
+     * MK_ADMIN_TOKEN_MAX visible ASCII bytes, copied.  NULL or "" turns the
+     * check off (unit tests only; main.c always gives one). */
+    const char *admin_token;
+    bool auth_reads;          /* minikora.admin.auth.reads: GETs need it too */
 } mk_admin_opts_t;
+
+/* Longest token accepted (bytes). */
+#define MK_ADMIN_TOKEN_MAX 256
+
+/* Pure: is s usable as an admin token (1..MK_ADMIN_TOKEN_MAX bytes, visible
+ * ASCII, no spaces)? */
+bool mk_admin_token_valid(const char *s);
 
 /* Start listening and observing.  Returns 0 and *out, or a negative libuv /
  * MK error with nothing left open. */

@@ -39,6 +39,7 @@
 #define MK_ADMIN_IDLE_MS 60000                  /* an idle connection is closed */
 #define MK_ADMIN_EVENTS 512                     /* events kept in the ring */
 #define MK_ADMIN_MAX_CLIENTS 256                /* client ids with their own counters */
+#define MK_ADMIN_MAX_TOKEN MK_ADMIN_TOKEN_MAX   /* longest admin bearer token */
 
 /* ====================================================================== http */
 
@@ -53,6 +54,9 @@ typedef struct mk_http_req_s {
     const char *query;        /* raw query string without '?', "" if none */
     const char *body;         /* NUL-terminated copy; "" if none */
     size_t body_len;
+    /* The Authorization header's value ("" if none); NULL when it was longer
+     * than MK_ADMIN_MAX_TOKEN + 16 bytes (never a valid credential). */
+    const char *authorization;
 } mk_http_req_t;
 
 typedef struct mk_http_resp_s {
@@ -60,6 +64,7 @@ typedef struct mk_http_resp_s {
     const char *content_type; /* static string */
     mk_buf_t body;            /* owned by the server */
     int allow;                /* 405: MK_HTTP_* mask for the Allow header */
+    bool bearer_challenge;    /* 401: send WWW-Authenticate: Bearer */
 } mk_http_resp_t;
 
 /* Answer one request: fill resp.  Runs on the loop thread. */
@@ -215,7 +220,19 @@ struct mk_admin_s {
     uint64_t http_by_class[6];/* responses by status class (index status/100) */
     uint64_t resets;
     uint64_t rejected_seen;   /* mk_admin_stats_rejected() at the last tick */
+    char *token;              /* owned: the bearer token; NULL: no check */
+    bool auth_reads;          /* minikora.admin.auth.reads */
+    uint64_t unauthorized;    /* requests answered 401, since start */
 };
+
+/* Pure: does the Authorization header value carry token?  "Bearer" is
+ * matched case-insensitively; the token bytes are compared in time that
+ * depends only on token's length, never on where they differ.  false for
+ * NULL (an over-long header) and for an empty token. */
+bool mk_admin_auth_ok(const char *authorization, const char *token);
+/* Pure: does (method, path) need the token?  Every method but GET/HEAD
+ * does; GET/HEAD do when reads is set, except /healthz and /readyz. */
+bool mk_admin_auth_needed(int method, const char *path, bool reads);
 
 /* Route dispatcher, the HTTP server's handler (admin.c -> routes). */
 void mk_admin_dispatch(void *ud, const mk_http_req_t *req, mk_http_resp_t *resp);

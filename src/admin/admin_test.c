@@ -1,7 +1,8 @@
 /*
  * admin_test.c -- unit tests of admin/: route matching and the route table,
  * percent-decoding and query strings, latency buckets and quantiles,
- * Prometheus text helpers, JSON errors, and the HTTP server driven over a
+ * Prometheus text helpers, JSON errors, the admin-token rules, and the HTTP
+ * server driven over a
  * real socket with good, pipelined, malformed and oversized requests (with
  * a stub handler, no cluster).
  */
@@ -190,6 +191,11 @@ static int handled;
 static void stub_handler(void *ud, const mk_http_req_t *req, mk_http_resp_t *resp)
 {
     handled++;
+    if (strcmp(req->path, "/auth") == 0 && !mk_admin_auth_ok(req->authorization, "tok-123")) {
+        mk_admin_http_error(resp, 401, "unauthorized", "no");
+        resp->bearer_challenge = true;
+        return;
+    }
     char text[256];
     snprintf(text, sizeof(text), "{\"method\":\"%s\",\"path\":\"%s\",\"query\":\"%s\",\"body_len\":%zu}",
              req->method_name, req->path, req->query, req->body_len);
@@ -325,10 +331,69 @@ static void test_http_server(void)
     exchange(&loop, port, e, strlen(e), out, sizeof(out), NULL);
     CHECK(strncmp(out, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK", 40) == 0);
 
+    /* Authorization reaches the handler; a 401 carries WWW-Authenticate;
+     * the header is per request on a keep-alive connection. */
+    const char *a1 = "POST /auth HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"
+                     "POST /auth HTTP/1.1\r\nHost: t\r\nAuthoriz";
+    const char *a2 = "ation: Bearer tok-123\r\nContent-Length: 0\r\n\r\n"
+                     "POST /auth HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    char both[512];
+    snprintf(both, sizeof(both), "%s%s", a1, a2);
+    exchange(&loop, port, both, strlen(both), out, sizeof(out), NULL);
+    CHECK(count_of(out, "HTTP/1.1 401 Unauthorized") == 2 && count_of(out, "HTTP/1.1 200 OK") == 1);
+    CHECK(count_of(out, "WWW-Authenticate: Bearer") == 2);
+    CHECK(strstr(out, "HTTP/1.1 401") < strstr(out, "HTTP/1.1 200"));
+
     CHECK(mk_admin_http_conn_count(s) == 0);
     mk_admin_http_close(s);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&loop) == 0);
+}
+
+/* ================================================================= token */
+
+static void test_auth_rules(void)
+{
+    CHECK(mk_admin_auth_ok("Bearer abc", "abc"));
+    CHECK(mk_admin_auth_ok("bearer abc", "abc"));
+    CHECK(mk_admin_auth_ok("  BEARER \t abc  ", "abc"));
+    CHECK(!mk_admin_auth_ok("Bearer abcd", "abc"));
+    CHECK(!mk_admin_auth_ok("Bearer ab", "abc"));
+    CHECK(!mk_admin_auth_ok("Bearer abC", "abc"));
+    CHECK(!mk_admin_auth_ok("Bearer ", "abc"));
+    CHECK(!mk_admin_auth_ok("Bearerabc", "abc"));
+    CHECK(!mk_admin_auth_ok("Basic abc", "abc"));
+    CHECK(!mk_admin_auth_ok("abc", "abc"));
+    CHECK(!mk_admin_auth_ok("", "abc"));
+    CHECK(!mk_admin_auth_ok(NULL, "abc"));
+    CHECK(!mk_admin_auth_ok("Bearer ", ""));
+    CHECK(!mk_admin_auth_ok("Bearer abc\x01", "abc"));
+
+    CHECK(mk_admin_auth_needed(MK_HTTP_POST, "/v1/reset", false));
+    CHECK(mk_admin_auth_needed(MK_HTTP_DELETE, "/v1/topics/x", false));
+    CHECK(mk_admin_auth_needed(MK_HTTP_PUT, "/healthz", false));
+    CHECK(mk_admin_auth_needed(MK_HTTP_OTHER, "/v1/nope", false));
+    CHECK(!mk_admin_auth_needed(MK_HTTP_GET, "/v1/cluster", false));
+    CHECK(!mk_admin_auth_needed(MK_HTTP_HEAD, "/metrics", false));
+    CHECK(mk_admin_auth_needed(MK_HTTP_GET, "/v1/cluster", true));
+    CHECK(mk_admin_auth_needed(MK_HTTP_GET, "/metrics", true));
+    CHECK(mk_admin_auth_needed(MK_HTTP_GET, "/healthzz", true));
+    CHECK(!mk_admin_auth_needed(MK_HTTP_GET, "/healthz", true));
+    CHECK(!mk_admin_auth_needed(MK_HTTP_HEAD, "/readyz/", true));
+
+    CHECK(mk_admin_token_valid("a"));
+    CHECK(mk_admin_token_valid("s3cret-Token_~!"));
+    CHECK(!mk_admin_token_valid(""));
+    CHECK(!mk_admin_token_valid(NULL));
+    CHECK(!mk_admin_token_valid("has space"));
+    CHECK(!mk_admin_token_valid("caf\xc3\xa9"));
+    char longtok[MK_ADMIN_TOKEN_MAX + 2];
+    memset(longtok, 'x', sizeof(longtok) - 1);
+    longtok[MK_ADMIN_TOKEN_MAX] = 0;
+    CHECK(mk_admin_token_valid(longtok));
+    longtok[MK_ADMIN_TOKEN_MAX] = 'x';
+    longtok[MK_ADMIN_TOKEN_MAX + 1] = 0;
+    CHECK(!mk_admin_token_valid(longtok));
 }
 
 int main(void)
@@ -339,6 +404,7 @@ int main(void)
     test_decode_and_query();
     test_histogram();
     test_prom_and_json();
+    test_auth_rules();
     test_http_server();
     if (failures) {
         fprintf(stderr, "admin_test: %d failures\n", failures);

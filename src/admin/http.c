@@ -15,6 +15,11 @@
  *   unsent output    MK_ADMIN_MAX_OUT      reading pauses until it drains
  *   idle time        MK_ADMIN_IDLE_MS      the connection is closed
  *
+ * Of the headers, only Expect and Authorization are kept (the latter, up to
+ * MK_ADMIN_MAX_TOKEN + 16 bytes, for admin.c's token check; a longer one is
+ * handed on as NULL, never truncated into something that could match).  A
+ * response that asks for it carries WWW-Authenticate: Bearer (a 401).
+ *
  * When a message is complete the handler answers it synchronously and the
  * response is queued; pipelined requests are answered in order.  A request
  * the parser rejects gets a 400 JSON error and the connection is shut down
@@ -72,6 +77,9 @@ struct conn_s {
     bool hname_done;          /* a value started: the next name is a new header */
     char hval[16];            /* current header value (prefix) */
     size_t hval_len;
+    char auth[MK_ADMIN_MAX_TOKEN + 17];  /* Authorization value, bounded */
+    size_t auth_len;
+    bool auth_too_long;
     bool expect_continue;
     int err_status;           /* set by a callback that stopped the parser */
     const char *err_code;
@@ -102,6 +110,7 @@ const char *mk_admin_http_reason(int status)
     case 202: return "Accepted";
     case 204: return "No Content";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
@@ -260,11 +269,13 @@ static void conn_respond(conn_t *c, mk_http_resp_t *r, bool head, bool keep_aliv
         r->content_type = "application/json";
         mk_buf_put(&r->body, oom, sizeof(oom) - 1);
     }
-    char head_buf[512];
+    /* RFC 6750: a 401 names the scheme it wants. */
+    const char *challenge = r->bearer_challenge ? "WWW-Authenticate: Bearer realm=\"minikora admin\"\r\n" : "";
+    char head_buf[640];
     int hn = snprintf(head_buf, sizeof(head_buf),
                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                      "Cache-Control: no-store\r\n%sConnection: %s\r\n\r\n",
-                      r->status, mk_admin_http_reason(r->status), r->content_type, r->body.len, allow,
+                      "Cache-Control: no-store\r\n%s%sConnection: %s\r\n\r\n",
+                      r->status, mk_admin_http_reason(r->status), r->content_type, r->body.len, allow, challenge,
                       keep_alive ? "keep-alive" : "close");
     size_t blen = head ? 0 : r->body.len;
     char *out = mk_malloc((size_t)hn + blen);
@@ -311,6 +322,9 @@ static int on_message_begin(http_parser *p)
     c->hname_len = c->hval_len = 0;
     c->hname_done = false;
     c->expect_continue = false;
+    c->auth_len = 0;
+    c->auth[0] = 0;
+    c->auth_too_long = false;
     return 0;
 }
 
@@ -355,6 +369,17 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     c->hval[c->hval_len] = 0;
     if (strcmp(c->hname, "expect") == 0 && strcasecmp(c->hval, "100-continue") == 0)
         c->expect_continue = true;
+    if (strcmp(c->hname, "authorization") == 0) {
+        /* A value may arrive in pieces; a second Authorization header is
+         * appended to the first and so never matches a token. */
+        if (c->auth_len + n >= sizeof(c->auth)) {
+            c->auth_too_long = true;
+        } else {
+            memcpy(c->auth + c->auth_len, at, n);
+            c->auth_len += n;
+            c->auth[c->auth_len] = 0;
+        }
+    }
     return header_bytes(c, n);
 }
 
@@ -428,7 +453,8 @@ static int on_message_complete(http_parser *p)
         mk_admin_http_error(&r, 400, "bad_request", "cannot parse the request target");
     } else {
         mk_http_req_t req = {method_bit(p->method), http_method_str((enum http_method)p->method), path,
-                             query ? query : "", (const char *)c->body.data, c->body.len - 1};
+                             query ? query : "", (const char *)c->body.data, c->body.len - 1,
+                             c->auth_too_long ? NULL : c->auth};
         c->s->fn(c->s->ud, &req, &r);
     }
     conn_respond(c, &r, p->method == HTTP_HEAD, keep_alive);

@@ -828,6 +828,9 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
     mk_map_init(&c->topic_ids);
     mk_net_config_default(&c->net_cfg);
     c->net_cfg.max_frame = (size_t)mk_cluster_config_get_i64(c->config, "socket.request.max.bytes");
+    c->net_cfg.max_connections = (int)mk_cluster_config_get_i64(c->config, "max.connections");
+    c->net_cfg.max_connections_per_ip = (int)mk_cluster_config_get_i64(c->config, "max.connections.per.ip");
+    c->net_cfg.idle_ms = mk_cluster_config_get_i64(c->config, "connections.max.idle.ms");
     c->nbrokers = o->brokers > 0 ? o->brokers : 6;
     c->nazs = o->azs > 0 ? o->azs : 3;
     if (c->nbrokers > 64)

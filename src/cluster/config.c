@@ -30,6 +30,10 @@ static const mk_cfg_def_t defs[] = {
     {"auto.create.topics.enable", MK_CFG_BOOL, B, "true", NULL, false, "Create a topic when a Metadata request names a missing one and allows it."},
     {"delete.topic.enable", MK_CFG_BOOL, B, "true", NULL, false, "Whether DeleteTopics may delete."},
     {"socket.request.max.bytes", MK_CFG_INT, B, "104857600", NULL, true, "Largest request frame accepted; larger frames close the connection before anything is allocated."},
+    {"max.connections", MK_CFG_INT, B, "2147483647", NULL, true, "Most open connections of one broker's listener; a connection past it is closed at accept, before any byte is read, with a log line."},
+    {"max.connections.per.ip", MK_CFG_INT, B, "2147483647", NULL, true, "Most open connections from one IP address to one broker's listener; a connection past it is closed at accept, with a log line."},
+    {"connections.max.idle.ms", MK_CFG_LONG, B, "600000", NULL, true, "A connection with no bytes read or written for this long (and no request in progress) is closed; -1 never closes one."},
+    {"minikora.admin.auth.reads", MK_CFG_BOOL, B, "false", NULL, true, "The admin API's read routes and /metrics require the admin token too (/healthz and /readyz never do); acting routes always require it."},
     {"message.max.bytes", MK_CFG_INT, B, "1048588", NULL, false, "Largest record batch accepted (broker default of max.message.bytes)."},
     {"log.dirs", MK_CFG_STRING, B, "./data", NULL, true, "Data directory; each broker keeps its logs under broker-<id>/."},
     {"log.segment.bytes", MK_CFG_INT, B, "1073741824", NULL, false, "Segment size at which a new segment is rolled."},
@@ -118,6 +122,8 @@ bool mk_cluster_config_value_valid(const mk_cfg_def_t *d, const char *v)
             return false;
         if (d->type == MK_CFG_SHORT && (x < INT16_MIN || x > INT16_MAX))
             return false;
+        if ((strcmp(d->name, "max.connections") == 0 || strcmp(d->name, "max.connections.per.ip") == 0) && x < 0)
+            return false; /* Kafka: at least 0 */
         return true;
     }
     case MK_CFG_DOUBLE:

@@ -7,6 +7,15 @@
  * bytes and state BODY fills them.  Complete frames go to a FIFO; frames are
  * dispatched one at a time (see net.h).
  *
+ * Limits: at accept, before the handler hears of a connection (and so before
+ * any byte is read or any authentication), max.connections and
+ * max.connections.per.ip are checked against this listener's open
+ * connections; one past a limit is closed at once with a log line.  An idle
+ * sweep (a timer every idle_ms/5, 10 ms to 1 s) closes connections that have
+ * read and written nothing for connections.max.idle.ms and are not inside a
+ * frame's life (busy, queued frames, unsent output); a half-received frame
+ * does not count as activity, so a slow sender is closed too.
+ *
  * Invariants:
  *   - in_bytes counts the payload bytes of frames queued but not dispatched;
  *   - busy is true from frame_cb until mk_net_conn_done();
@@ -43,6 +52,9 @@ struct mk_net_listener_s {
     mk_net_tls_t *tls;          /* borrowed; NULL: PLAINTEXT */
     mk_net_conn_t *conns;       /* intrusive list of open connections */
     int nconns;
+    uv_timer_t *idle_timer;     /* owned; NULL when idle_ms <= 0; freed in its close callback */
+    uint64_t refused;           /* connections refused at accept (limits) */
+    uint64_t idle_closed;       /* connections closed as idle */
 };
 
 struct mk_net_conn_s {
@@ -51,6 +63,8 @@ struct mk_net_conn_s {
     mk_net_conn_t *prev, *next;
     void *data;
     char peer[64];
+    char ip[48];                /* the peer's address, for max.connections.per.ip */
+    uint64_t last_active_ms;    /* monotonic: the last byte read or written */
     bool closing, reading, busy, dispatching;
     bool on_tls;                /* accepted by a TLS listener */
     mk_net_tls_conn_t *tls;     /* owned; created on the first read */
@@ -75,6 +89,9 @@ void mk_net_config_default(mk_net_config_t *cfg)
     cfg->max_frame = 104857600;
     cfg->in_high_water = 8u << 20;
     cfg->out_high_water = 16u << 20;
+    cfg->max_connections = INT32_MAX;
+    cfg->max_connections_per_ip = INT32_MAX;
+    cfg->idle_ms = 600000;
 }
 
 /* ================================================================ conn state */
@@ -271,6 +288,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
+    c->last_active_ms = mk_mono_ms();
     if (c->l->tls || c->tls) {
         if (!conn_tls_input(c, (const uint8_t *)buf->base, (size_t)nread))
             return;
@@ -341,6 +359,7 @@ static void write_cb(uv_write_t *req, int status)
             mk_net_conn_close(c, uv_strerror(status));
         return;
     }
+    c->last_active_ms = mk_mono_ms();
     conn_update_reading(c);
 }
 
@@ -392,6 +411,53 @@ static void conn_write_raw(mk_net_conn_t *c, uint8_t *data, size_t len)
 
 /* ================================================================= listener */
 
+/* max.connections and max.connections.per.ip against this listener's open
+ * connections (c not yet among them).  false: refuse, logged here.  The
+ * per-IP count walks the list: accepts are rare next to requests, and the
+ * walk stops at the limit. */
+static bool accept_allowed(mk_net_listener_t *l, const mk_net_conn_t *c)
+{
+    const mk_net_config_t *cfg = &l->cfg;
+    if (l->nconns >= cfg->max_connections) {
+        mk_warn("connection %s refused on port %d: %d open connections (max.connections)", c->peer, l->port,
+                l->nconns);
+        return false;
+    }
+    if (cfg->max_connections_per_ip >= l->nconns + 1)
+        return true; /* cannot be reached: skip the walk */
+    int same = 0;
+    for (const mk_net_conn_t *o = l->conns; o; o = o->next)
+        if (strcmp(o->ip, c->ip) == 0 && ++same >= cfg->max_connections_per_ip)
+            break;
+    if (same >= cfg->max_connections_per_ip) {
+        mk_warn("connection %s refused on port %d: %d open connections from %s (max.connections.per.ip)", c->peer,
+                l->port, same, c->ip);
+        return false;
+    }
+    return true;
+}
+
+/* connections.max.idle.ms: close what has been quiet for that long. */
+static void idle_sweep_cb(uv_timer_t *t)
+{
+    mk_net_listener_t *l = t->data;
+    uint64_t now = mk_mono_ms();
+    uint64_t limit = (uint64_t)l->cfg.idle_ms;
+    mk_net_conn_t *c = l->conns;
+    while (c) {
+        mk_net_conn_t *next = c->next; /* closing unlinks c */
+        if (!c->busy && !c->q_head && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0 &&
+            now - c->last_active_ms > limit) {
+            char why[96];
+            snprintf(why, sizeof(why), "idle for %llu ms (connections.max.idle.ms=%lld)",
+                     (unsigned long long)(now - c->last_active_ms), (long long)l->cfg.idle_ms);
+            l->idle_closed++;
+            mk_net_conn_close(c, why);
+        }
+        c = next;
+    }
+}
+
 static void accept_cb(uv_stream_t *server, int status)
 {
     mk_net_listener_t *l = server->data;
@@ -414,18 +480,24 @@ static void accept_cb(uv_stream_t *server, int status)
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
     snprintf(c->peer, sizeof(c->peer), "?");
+    snprintf(c->ip, sizeof(c->ip), "?");
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-        char ip[48] = "?";
         int port = 0;
         if (ss.ss_family == AF_INET) {
-            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+            uv_ip4_name((struct sockaddr_in *)&ss, c->ip, sizeof(c->ip));
             port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
         } else if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->ip, sizeof(c->ip));
             port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
         }
-        snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+        snprintf(c->peer, sizeof(c->peer), "%s:%d", c->ip, port);
     }
+    if (!accept_allowed(l, c)) {
+        l->refused++;
+        uv_close((uv_handle_t *)&c->tcp, conn_free_cb); /* never linked: no close_cb */
+        return;
+    }
+    c->last_active_ms = mk_mono_ms();
     c->l = l;
     c->next = l->conns;
     if (l->conns)
@@ -474,9 +546,21 @@ int mk_net_listener_open(uv_loop_t *loop, const char *host, int port, const mk_n
     l->ud = ud;
     l->tcp.data = l;
     int rc = mk_net_tcp_listen(loop, &l->tcp, host, port, 511, accept_cb, &l->port);
+    if (rc == 0 && cfg->idle_ms > 0) {
+        l->idle_timer = mk_malloc(sizeof(uv_timer_t));
+        if (!l->idle_timer)
+            rc = MK_ERR_NOMEM;
+    }
     if (rc < 0) {
         uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)mk_free);
         return rc;
+    }
+    if (l->idle_timer) {
+        uint64_t period = (uint64_t)MK_MIN(MK_MAX(cfg->idle_ms / 5, 10), 1000);
+        uv_timer_init(loop, l->idle_timer);
+        l->idle_timer->data = l;
+        uv_timer_start(l->idle_timer, idle_sweep_cb, period, period);
+        uv_unref((uv_handle_t *)l->idle_timer);
     }
     *out = l;
     return 0;
@@ -485,10 +569,17 @@ int mk_net_listener_open(uv_loop_t *loop, const char *host, int port, const mk_n
 int mk_net_listener_port(const mk_net_listener_t *l) { return l->port; }
 void mk_net_listener_set_tls(mk_net_listener_t *l, mk_net_tls_t *t) { l->tls = t; }
 int mk_net_listener_conn_count(const mk_net_listener_t *l) { return l->nconns; }
+uint64_t mk_net_listener_refused_count(const mk_net_listener_t *l) { return l->refused; }
+uint64_t mk_net_listener_idle_closed_count(const mk_net_listener_t *l) { return l->idle_closed; }
 
 void mk_net_listener_close(mk_net_listener_t *l)
 {
     l->closing = true;
+    if (l->idle_timer) {
+        uv_timer_stop(l->idle_timer);
+        uv_close((uv_handle_t *)l->idle_timer, (uv_close_cb)mk_free);
+        l->idle_timer = NULL;
+    }
     while (l->conns)
         mk_net_conn_close(l->conns, "listener stopping");
     /* The listener struct starts with its uv_tcp_t, so libuv frees it whole. */

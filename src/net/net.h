@@ -11,6 +11,10 @@
  * Backpressure: reading stops while queued input frames or unsent output pass
  * their high-water marks, and resumes below them.
  *
+ * Limits (Kafka's names): max.connections and max.connections.per.ip refuse a
+ * connection at accept; connections.max.idle.ms closes one that has read and
+ * written nothing for that long and has no frame in progress.
+ *
  * TLS (tls.c): a listener given a TLS context with mk_net_listener_set_tls()
  * speaks TLS on every connection it accepts.  The TLS runs between OpenSSL
  * memory BIOs driven from the read callback and the send path, so the frame
@@ -35,6 +39,12 @@ typedef struct mk_net_config_s {
     size_t max_frame;          /* socket.request.max.bytes (104857600) */
     size_t in_high_water;      /* queued input bytes that pause reading */
     size_t out_high_water;     /* unsent output bytes that pause reading */
+    /* Connection limits, checked at accept before any byte is read (so
+     * before authentication).  A connection past a limit is closed at once
+     * with a log line; the handler never hears of it. */
+    int max_connections;       /* max.connections, per listener (INT32_MAX) */
+    int max_connections_per_ip;/* max.connections.per.ip, per listener (INT32_MAX) */
+    int64_t idle_ms;           /* connections.max.idle.ms (600000); <= 0: never */
 } mk_net_config_t;
 
 typedef struct mk_net_handler_s {
@@ -67,6 +77,9 @@ int mk_net_tcp_listen(uv_loop_t *loop, uv_tcp_t *tcp, const char *host, int port
 void mk_net_listener_close(mk_net_listener_t *l);
 /* Number of open connections (metrics). */
 int mk_net_listener_conn_count(const mk_net_listener_t *l);
+/* Connections refused at accept (limits) and closed as idle, since open. */
+uint64_t mk_net_listener_refused_count(const mk_net_listener_t *l);
+uint64_t mk_net_listener_idle_closed_count(const mk_net_listener_t *l);
 
 /* Queue bytes for sending.  Takes ownership of data (mk_malloc'd).  On a
  * closing connection the data is simply freed. */

@@ -206,17 +206,18 @@ if [ "$ONLY" != mock ] && [ -x "$MINIKORA" ] && command -v curl >/dev/null && [ 
     rpid=$!
     for _ in $(seq 1 200); do [ -s "$rf" ] && break; sleep 0.05; done
     admin=$(sed -n 's/.*"admin": *"\([^"]*\)".*/\1/p' "$rf" 2>/dev/null)
+    auth="Authorization: Bearer $(sed -n 's/.*"admin_token": *"\([^"]*\)".*/\1/p' "$rf" 2>/dev/null)"
     times=()
     if [ -n "$admin" ]; then
         for round in 1 2 3 4 5; do
             for i in $(seq 1 "$RESET_TOPICS"); do
-                curl -s -o /dev/null -X POST "$admin/v1/topics" -H 'Content-Type: application/json' \
+                curl -s -o /dev/null -X POST "$admin/v1/topics" -H 'Content-Type: application/json' -H "$auth" \
                     -d "{\"name\": \"reset-$round-$i\", \"partitions\": 3, \"replication_factor\": 3}"
             done
             # Let the creates' background work (metadata writes, replication) settle, so
             # the figure is the reset's own cost, as between two tests of a suite.
             sleep 0.3
-            ms=$(curl -s -X POST "$admin/v1/reset" | sed -n 's/.*"elapsed_ms": *\([0-9.]*\).*/\1/p')
+            ms=$(curl -s -X POST -H "$auth" "$admin/v1/reset" | sed -n 's/.*"elapsed_ms": *\([0-9.]*\).*/\1/p')
             [ -n "$ms" ] && times+=("$ms")
         done
     fi
