@@ -644,7 +644,7 @@ static void h_topic_create(mk_admin_t *a, const mk_http_req_t *req, const mk_adm
     /* Partitions, replication factor and configs: the cluster's one check.
      * Values beyond the spec's integer types are out of range as they are. */
     mk_topic_spec_t spec = {name, parts < 1 || parts > INT32_MAX ? 0 : (int32_t)parts,
-                            (int16_t)(rf < 1 || rf > INT16_MAX ? 0 : rf), ci, keys, (const char *const *)vals, NULL};
+                            (int16_t)(rf < 1 || rf > INT16_MAX ? 0 : rf), ci, keys, (const char *const *)vals, NULL, false, 0};
     int32_t bad = 0;
     switch (status ? MK_CLUSTER_SPEC_OK : mk_cluster_topic_spec_check(a->c, &spec, &bad)) {
     case MK_CLUSTER_SPEC_PARTITIONS:
@@ -842,22 +842,24 @@ static void member_id_cb(const mk_group_desc_t *d, void *arg)
         names_add(arg, d->members[i].member_id);
 }
 
-static void h_reset(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+/* Delete the topics and groups (with their committed offsets) that tenant
+ * owns, or every one when tenant is NULL (reset).  Counts into *topics,
+ * *groups and *failed; false when memory ran out. */
+static bool delete_owned(mk_admin_t *a, const mk_tenant_t *tenant, int *topics, int *groups, int *failed)
 {
-    uint64_t t0 = mk_mono_ns();
-    int topics = 0, groups = 0, failed = 0;
     /* Topics: collect first, the map changes under the deletes. */
     names_t tn = {0};
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it)))
-        names_add(&tn, t->name);
+        if (!tenant || mk_tenant_visible(tenant, t->name))
+            names_add(&tn, t->name);
     for (int i = 0; i < tn.n; i++) {
         t = mk_cluster_topic_find(a->c, tn.v[i]);
         if (t && mk_broker_topic_delete(a->b, t) == 0)
-            topics++;
+            (*topics)++;
         else if (t)
-            failed++;
+            (*failed)++;
     }
     /* Groups: members are removed (their pending joins answered), then the
      * group and its committed offsets are deleted. */
@@ -866,19 +868,30 @@ static void h_reset(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps
     if (gc)
         mk_group_list(gc, -1, group_id_cb, &gn);
     for (int i = 0; gc && i < gn.n; i++) {
+        if (tenant && !mk_tenant_visible(tenant, gn.v[i]))
+            continue;
         names_t mn = {0};
         mk_group_describe(gc, gn.v[i], member_id_cb, &mn);
         for (int m = 0; m < mn.n; m++)
             mk_group_leave(gc, gn.v[i], mn.v[m], NULL);
         names_free(&mn);
         if (mk_group_delete(gc, gn.v[i]) == 0)
-            groups++;
+            (*groups)++;
         else
-            failed++;
+            (*failed)++;
     }
     bool oom = tn.oom || gn.oom;
     names_free(&tn);
     names_free(&gn);
+    return !oom;
+}
+
+static void h_reset(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    uint64_t t0 = mk_mono_ns();
+    int topics = 0, groups = 0, failed = 0;
+    /* Tenants and their keys stay: only data goes. */
+    bool oom = !delete_owned(a, NULL, &topics, &groups, &failed);
     mk_admin_stats_prune(a->stats);
     a->resets++;
     double ms = (double)(mk_mono_ns() - t0) / 1e6;
@@ -892,6 +905,159 @@ static void h_reset(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps
     }
     mk_admin_http_json(resp, 200, json_pack("{s:i, s:i, s:f}", "topics_deleted", topics, "groups_deleted", groups,
                                        "elapsed_ms", ms));
+}
+
+/* ----------------------------------------------------------------- tenants */
+
+/* One tenant as JSON; with detail its topics, groups and key ids (client
+ * names, as the tenant's clients see them). */
+static json_t *tenant_json(mk_admin_t *a, const mk_tenant_t *t, bool detail)
+{
+    json_t *j = json_pack("{s:s, s:i, s:I, s:i}", "id", t->id, "cell", t->cell, "created_ms",
+                          (json_int_t)t->created_ms, "connections", mk_broker_sessions_count(a->b, t));
+    if (!j || !detail)
+        return j;
+    json_t *topics = json_array(), *groups = json_array(), *keys = json_array();
+    size_t it = 0;
+    mk_topic_t *tp;
+    int partitions = 0;
+    while ((tp = mk_cluster_topic_next(a->c, &it)))
+        if (mk_tenant_visible(t, tp->name)) {
+            json_array_append_new(topics, json_string(mk_tenant_to_external(t, tp->name)));
+            partitions += tp->partition_count;
+        }
+    mk_group_coord_t *gc = mk_broker_groups(a->b);
+    names_t gn = {0};
+    if (gc)
+        mk_group_list(gc, -1, group_id_cb, &gn);
+    for (int i = 0; i < gn.n; i++)
+        if (mk_tenant_visible(t, gn.v[i]))
+            json_array_append_new(groups, json_string(mk_tenant_to_external(t, gn.v[i])));
+    names_free(&gn);
+    const char *k;
+    mk_tenant_registry_t *r = mk_broker_tenants(a->b);
+    for (size_t ki = 0; r && (k = mk_tenant_key_next(r, t, &ki));)
+        json_array_append_new(keys, json_string(k));
+    json_object_set_new(j, "topics", topics);
+    json_object_set_new(j, "partitions", json_integer(partitions));
+    json_object_set_new(j, "groups", groups);
+    json_object_set_new(j, "keys", keys);
+    return j;
+}
+
+static mk_tenant_t *tenant_or_404(mk_admin_t *a, const char *id, mk_http_resp_t *resp)
+{
+    mk_tenant_registry_t *r = mk_broker_tenants(a->b);
+    mk_tenant_t *t = r ? mk_tenant_find(r, id) : NULL;
+    if (!t || t == mk_tenant_default())
+        mk_admin_http_error(resp, 404, "unknown_tenant", "no tenant '%s'", id);
+    return t && t != mk_tenant_default() ? t : NULL;
+}
+
+static void h_tenants(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    json_t *arr = json_array();
+    mk_tenant_registry_t *r = mk_broker_tenants(a->b);
+    mk_tenant_t *t;
+    for (size_t it = 0; r && (t = mk_tenant_next(r, &it));)
+        json_array_append_new(arr, tenant_json(a, t, false));
+    mk_admin_http_json(resp, 200, json_pack("{s:o}", "tenants", arr));
+}
+
+static void h_tenant_create(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                            mk_http_resp_t *resp)
+{
+    json_error_t jerr;
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    const char *id = NULL;
+    if (!body || json_unpack(body, "{s:s}", "id", &id) < 0) {
+        json_decref(body);
+        mk_admin_http_error(resp, 400, "bad_request", "the body must be a JSON object with a string \"id\"");
+        return;
+    }
+    if (!mk_tenant_id_valid(id)) {
+        mk_admin_http_error(resp, 400, "invalid_tenant_id",
+                            "tenant id '%.64s' must be 1 to %d characters of [a-z0-9-], and not \"default\"", id,
+                            MK_TENANT_ID_MAX);
+        json_decref(body);
+        return;
+    }
+    mk_tenant_registry_t *r = mk_broker_tenants(a->b);
+    mk_tenant_t *t = NULL;
+    /* Placement: the less loaded of two random cells (partitions led there). */
+    int rc = r ? mk_tenant_create(r, id, mk_cluster_cell_pick(a->c), &t) : MK_ERR_STATE;
+    if (rc == MK_ERR_EXISTS)
+        mk_admin_http_error(resp, 409, "tenant_exists", "tenant '%s' exists", id);
+    else if (rc < 0)
+        mk_admin_http_error(resp, 500, "internal", "cannot create tenant '%s': %s", id, mk_strerror(rc));
+    else {
+        mk_admin_event(a, "tenant", -1, "tenant %s created in cell %d (admin API)", t->id, t->cell);
+        mk_admin_http_json(resp, 201, tenant_json(a, t, true));
+    }
+    json_decref(body);
+}
+
+static void h_tenant(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    mk_tenant_t *t = tenant_or_404(a, caps->v[0], resp);
+    if (t)
+        mk_admin_http_json(resp, 200, tenant_json(a, t, true));
+}
+
+static void h_tenant_delete(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                            mk_http_resp_t *resp)
+{
+    mk_tenant_t *t = tenant_or_404(a, caps->v[0], resp);
+    if (!t)
+        return;
+    int topics = 0, groups = 0, failed = 0;
+    mk_tenant_ref(t);
+    int conns = mk_broker_sessions_close(a->b, t, NULL, "tenant deleted");
+    bool ok = delete_owned(a, t, &topics, &groups, &failed);
+    mk_tenant_remove(mk_broker_tenants(a->b), t);
+    mk_admin_event(a, "tenant", -1, "tenant %s deleted with %d topics and %d groups (admin API)", t->id, topics,
+                   groups);
+    mk_admin_observe(a, NULL, true);
+    json_t *j = json_pack("{s:s, s:i, s:i, s:i}", "deleted", t->id, "topics_deleted", topics, "groups_deleted",
+                          groups, "connections_closed", conns);
+    mk_tenant_unref(t);
+    if (!ok || failed) {
+        json_decref(j);
+        mk_admin_http_error(resp, 500, "delete_incomplete", "tenant deleted; %d of its topics or groups could not be%s",
+                            failed, ok ? "" : " (out of memory)");
+        return;
+    }
+    mk_admin_http_json(resp, 200, j);
+}
+
+static void h_tenant_key_create(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                                mk_http_resp_t *resp)
+{
+    mk_tenant_t *t = tenant_or_404(a, caps->v[0], resp);
+    if (!t)
+        return;
+    char key[MK_TENANT_KEY_LEN + 1], secret[MK_TENANT_SECRET_LEN + 1];
+    int rc = mk_tenant_key_create(mk_broker_tenants(a->b), t, key, secret);
+    if (rc < 0) {
+        mk_admin_http_error(resp, 500, "internal", "cannot create a key: %s", mk_strerror(rc));
+        return;
+    }
+    mk_admin_http_json(resp, 201, json_pack("{s:s, s:s, s:s}", "tenant", t->id, "key", key, "secret", secret));
+    memset(secret, 0, sizeof(secret));
+}
+
+static void h_tenant_key_delete(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                                mk_http_resp_t *resp)
+{
+    mk_tenant_t *t = tenant_or_404(a, caps->v[0], resp);
+    if (!t)
+        return;
+    if (mk_tenant_key_revoke(mk_broker_tenants(a->b), t, caps->v[1]) < 0) {
+        mk_admin_http_error(resp, 404, "unknown_key", "tenant '%s' has no key '%.32s'", t->id, caps->v[1]);
+        return;
+    }
+    int conns = mk_broker_sessions_close(a->b, t, caps->v[1], "API key revoked");
+    mk_admin_http_json(resp, 200, json_pack("{s:s, s:i}", "revoked", caps->v[1], "connections_closed", conns));
 }
 
 /* ------------------------------------------------------------------ events */
@@ -1113,7 +1279,13 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_DELETE, "/v1/topics/{}", h_topic_delete, "delete a topic"},
     {MK_HTTP_GET, "/v1/groups", h_groups, "consumer groups with state and members"},
     {MK_HTTP_GET, "/v1/groups/{}", h_group, "one group with members, committed offsets and lag"},
-    {MK_HTTP_POST, "/v1/reset", h_reset, "delete every topic, group and committed offset"},
+    {MK_HTTP_POST, "/v1/reset", h_reset, "delete every topic, group and committed offset (tenants and keys stay)"},
+    {MK_HTTP_GET, "/v1/tenants", h_tenants, "tenants with their cell and connections"},
+    {MK_HTTP_POST, "/v1/tenants", h_tenant_create, "create a tenant {id}, placed in a cell"},
+    {MK_HTTP_GET, "/v1/tenants/{}", h_tenant, "one tenant: cell, topics, groups, keys, connections"},
+    {MK_HTTP_DELETE, "/v1/tenants/{}", h_tenant_delete, "delete a tenant with its topics, groups and keys"},
+    {MK_HTTP_POST, "/v1/tenants/{}/keys", h_tenant_key_create, "create an API key and secret (SASL PLAIN/SCRAM)"},
+    {MK_HTTP_DELETE, "/v1/tenants/{}/keys/{}", h_tenant_key_delete, "revoke a key and close its connections"},
     {MK_HTTP_GET, "/v1/events", h_events, "recent events (?since=SEQ&limit=N&type=T)"},
     {MK_HTTP_GET, "/v1/latency", h_latency, "request latency p50/p95/p99/max per broker and API, last 60 s"},
     {MK_HTTP_GET, "/v1/rates", h_rates, "bytes and records in/out per second per broker, topic and client"},

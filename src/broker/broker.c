@@ -47,6 +47,30 @@ mk_repl_t *mk_broker_repl(mk_broker_t *b) { return b->repl; }
 
 mk_group_coord_t *mk_broker_groups(mk_broker_t *b) { return b->groups; }
 
+mk_tenant_registry_t *mk_broker_tenants(mk_broker_t *b) { return b->tenants; }
+
+int mk_broker_sessions_close(mk_broker_t *b, const mk_tenant_t *t, const char *key, const char *reason)
+{
+    int n = 0;
+    mk_session_t *s = b->sessions, *next;
+    for (; s; s = next) {
+        next = s->next; /* closing frees s (the net close_cb runs now) */
+        if (s->tenant == t && (!key || strcmp(s->key, key) == 0)) {
+            mk_net_conn_close(s->conn, reason);
+            n++;
+        }
+    }
+    return n;
+}
+
+int mk_broker_sessions_count(mk_broker_t *b, const mk_tenant_t *t)
+{
+    int n = 0;
+    for (mk_session_t *s = b->sessions; s; s = s->next)
+        n += s->tenant == t;
+    return n;
+}
+
 void mk_broker_set_req_cb(mk_broker_t *b, mk_broker_req_cb cb, void *ud)
 {
     b->req_cb = cb;
@@ -105,6 +129,10 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
     if (rc < 0)
         return rc;
     mk_repl_start_all(b->repl);
+    b->auth_required = mk_cluster_config_get_bool(cfg, "minikora.auth.required");
+    rc = mk_tenant_registry_open(b->loop, mk_cluster_meta(c), &b->tenants);
+    if (rc < 0)
+        return rc;
     return mk_txn_new(b->loop, c, b->groups, b->writer, &b->txn);
 }
 
@@ -122,5 +150,15 @@ void mk_broker_free(mk_broker_t *b)
     b->repl = NULL;
     mk_partition_writer_free(b->writer);
     b->writer = NULL;
+    /* Connections outlive the layer until the cluster closes its listeners:
+     * detach their sessions (close_cb then finds no broker to unlink from). */
+    for (mk_session_t *s = b->sessions, *next; s; s = next) {
+        next = s->next;
+        s->prev = s->next = NULL;
+        s->b = NULL;
+    }
+    b->sessions = NULL;
+    mk_tenant_registry_close(b->tenants);
+    b->tenants = NULL;
     mk_free(b);
 }

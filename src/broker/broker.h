@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "cluster/cluster.h"
+#include "tenant/tenant.h"
 
 typedef struct mk_broker_s mk_broker_t;
 
@@ -60,6 +61,14 @@ int mk_broker_topic_create(mk_broker_t *b, const mk_topic_spec_t *spec, mk_topic
 /* Delete a topic as DeleteTopics does: logs removed, committed offsets of it
  * dropped, parked fetches woken.  t is invalid on return.  0 or an error. */
 int mk_broker_topic_delete(mk_broker_t *b, mk_topic_t *t);
+
+/* The tenant registry (NULL before mk_broker_attach()). */
+mk_tenant_registry_t *mk_broker_tenants(mk_broker_t *b);
+/* Close the connections bound to tenant t (key NULL) or to t's API key
+ * (a revoked key, a deleted tenant), logging reason.  Returns how many. */
+int mk_broker_sessions_close(mk_broker_t *b, const mk_tenant_t *t, const char *key, const char *reason);
+/* Open connections bound to tenant t. */
+int mk_broker_sessions_count(mk_broker_t *b, const mk_tenant_t *t);
 
 /* Print the dispatch table as the Markdown of docs/COMPATIBILITY.md. */
 void mk_broker_apis_markdown(FILE *out);

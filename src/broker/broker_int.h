@@ -43,15 +43,26 @@ typedef struct mk_api_s {
     const char *note;          /* for docs/COMPATIBILITY.md */
 } mk_api_t;
 
-/* A connection's state: who is on the other end and on which broker. */
-typedef struct mk_session_s {
+/* A connection's state: who is on the other end and on which broker.
+ * Sessions of all brokers are on one list (mk_broker_t.sessions), so a
+ * revoked key or a deleted tenant can find its connections. */
+typedef struct mk_session_s mk_session_t;
+struct mk_session_s {
     mk_net_conn_t *conn;
     mk_cluster_broker_t *node;
     mk_broker_t *b;
-    const mk_tenant_t *tenant;
-    const char *principal;
+    const mk_tenant_t *tenant; /* referenced (mk_tenant_ref) while the session lives */
+    const char *principal;     /* "User:ANONYMOUS", or owned "User:<key>" once authenticated */
     mk_req_t *pending;         /* the request being handled, if pending */
-} mk_session_t;
+    mk_session_t *prev, *next; /* mk_broker_t.sessions */
+    /* SASL (sasl.c) */
+    bool authenticated;        /* a SASL exchange succeeded */
+    int sasl_mech;             /* MK_TENANT_MECH_* chosen by SaslHandshake, 0 = none yet */
+    bool sasl_raw;             /* SaslHandshake v0: the next frames are bare SASL tokens */
+    bool sasl_failed;          /* an exchange failed: no second try on this connection */
+    mk_tenant_sasl_t *sasl;    /* owned: the exchange in progress */
+    char key[MK_TENANT_KEY_LEN + 1];   /* the API key authenticated with, "" before */
+};
 
 struct mk_req_s {
     mk_arena_t arena;          /* decoded request + response */
@@ -91,6 +102,9 @@ struct mk_broker_s {
     mk_txn_t *txn;             /* owned producer state and transaction coordinator */
     mk_broker_req_cb req_cb;   /* request observer (admin/), or NULL */
     void *req_cb_ud;
+    mk_tenant_registry_t *tenants; /* owned: tenants and API keys */
+    mk_session_t *sessions;    /* every open connection's session */
+    bool auth_required;        /* minikora.auth.required */
 };
 
 /* ============================================================ req.c */
@@ -158,6 +172,15 @@ int mk_broker_handle_txn_offset_commit(mk_req_t *req);
 int mk_broker_handle_describe_producers(mk_req_t *req);
 int mk_broker_handle_describe_transactions(mk_req_t *req);
 int mk_broker_handle_list_transactions(mk_req_t *req);
+/* sasl.c */
+int mk_broker_handle_sasl_handshake(mk_req_t *req);
+int mk_broker_handle_sasl_authenticate(mk_req_t *req);
+/* A bare SASL token on a session after a v0 SaslHandshake (kafka-python's
+ * form): answered with a bare token, or the connection closed.  Takes
+ * ownership of frame. */
+void mk_broker_sasl_raw_token(mk_session_t *s, uint8_t *frame, size_t len);
+/* Whether a request with this API key may run on s now (auth.required). */
+bool mk_broker_sasl_allowed(const mk_session_t *s, int16_t api_key);
 
 /* ===================================================== names (req.c) */
 
@@ -166,6 +189,10 @@ int mk_broker_handle_list_transactions(mk_req_t *req);
 const char *mk_broker_req_internal(mk_req_t *req, mk_str_t name);
 /* Resolve a client topic name through the session's tenant. */
 mk_topic_t *mk_broker_req_topic(mk_req_t *req, mk_str_t name);
+/* A new topic of the session's tenant goes to the tenant's cell. */
+void mk_broker_req_topic_cell(mk_req_t *req, mk_topic_spec_t *spec);
+/* Resolve a client topic id: another tenant's topic is not found. */
+mk_topic_t *mk_broker_req_topic_id(mk_req_t *req, const uint8_t id[16]);
 /* The client-visible name of a topic. */
 mk_str_t mk_broker_req_topic_name(mk_req_t *req, const mk_topic_t *t);
 /* The port of broker b that this request's client should use: b's SSL port

@@ -360,7 +360,7 @@ static int64_t fetch_fill(mk_req_t *req)
         mk_topic_t *t;
         int16_t missing;
         if (req->version >= 13) {
-            t = mk_cluster_topic_find_id(req->c, qt->TopicId.b);
+            t = mk_broker_req_topic_id(req, qt->TopicId.b);
             rt->TopicId = qt->TopicId;
             missing = MK_KERR_UNKNOWN_TOPIC_ID;
         } else {
@@ -471,7 +471,7 @@ static bool fetch_may_progress(mk_req_t *req)
     mk_FetchRequest_t *q = req->body;
     for (int32_t i = 0; i < q->Topics.count; i++) {
         mk_FetchRequest_FetchTopic_t *qt = &q->Topics.items[i];
-        mk_topic_t *t = req->version >= 13 ? mk_cluster_topic_find_id(req->c, qt->TopicId.b)
+        mk_topic_t *t = req->version >= 13 ? mk_broker_req_topic_id(req, qt->TopicId.b)
                                            : mk_broker_req_topic(req, qt->Topic);
         if (!t)
             return true;

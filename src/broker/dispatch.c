@@ -67,6 +67,10 @@ static mk_api_t apis[] = {
     API(DescribeProducers, -1, mk_broker_handle_describe_producers, ""),
     API(DescribeTransactions, -1, mk_broker_handle_describe_transactions, ""),
     API(ListTransactions, -1, mk_broker_handle_list_transactions, "state, producer id and duration filters"),
+    API(SaslHandshake, -1, mk_broker_handle_sasl_handshake,
+        "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 with a tenant's API key; v0 (bare tokens after the handshake) too"),
+    API(SaslAuthenticate, -1, mk_broker_handle_sasl_authenticate,
+        "binds the connection to the key's tenant; failures answer SASL_AUTHENTICATION_FAILED; no re-authentication"),
 };
 
 static void apis_init(void)
@@ -162,6 +166,15 @@ static void frame_cb(mk_net_conn_t *conn, uint8_t *frame, size_t len, void *ud)
 {
     mk_cluster_broker_t *node = ud;
     mk_session_t *s = mk_net_conn_get_data(conn);
+    if (s && !s->b) { /* the request layer is gone (shutdown) */
+        mk_free(frame);
+        mk_net_conn_close(conn, "shutting down");
+        return;
+    }
+    if (s && s->sasl_raw) {
+        mk_broker_sasl_raw_token(s, frame, len);
+        return;
+    }
     mk_req_t *req = mk_calloc(1, sizeof(*req));
     if (!req || !s) {
         mk_free(frame);
@@ -194,6 +207,10 @@ static void frame_cb(mk_net_conn_t *conn, uint8_t *frame, size_t len, void *ud)
     }
     const mk_api_t *api = api_find(req->hdr.RequestApiKey);
     req->api = api;
+    if (!mk_broker_sasl_allowed(s, api->key)) {
+        mk_broker_req_reject(req, "%s before SASL authentication (minikora.auth.required)", api->req_msg->name);
+        return;
+    }
     req->version = req->hdr.RequestApiVersion;
     if (req->version < api->min || req->version > api->max) {
         if (api->key == MK_API_ApiVersions) {
@@ -251,6 +268,10 @@ static void accept_cb(mk_net_conn_t *conn, void *ud)
     s->b = mk_cluster_handler_ud(node->cluster);
     s->tenant = mk_tenant_default();
     s->principal = "User:ANONYMOUS";
+    s->next = s->b->sessions;
+    if (s->next)
+        s->next->prev = s;
+    s->b->sessions = s;
     mk_net_conn_set_data(conn, s);
     mk_debug("broker %d: connection from %s", node->id, mk_net_conn_peer(conn));
 }
@@ -262,7 +283,17 @@ static void close_cb(mk_net_conn_t *conn, void *ud)
         return;
     if (s->pending)
         s->pending->sess = NULL; /* the request finishes alone, answer dropped */
+    if (s->prev)
+        s->prev->next = s->next;
+    else if (s->b)
+        s->b->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
     mk_net_conn_set_data(conn, NULL);
+    mk_tenant_sasl_free(s->sasl);
+    mk_tenant_unref(s->tenant);
+    if (strcmp(s->principal, "User:ANONYMOUS") != 0)
+        mk_free((char *)s->principal);
     mk_free(s);
 }
 

@@ -61,6 +61,20 @@ int32_t mk_broker_req_port(const mk_req_t *req, const mk_cluster_broker_t *b)
     return b->port;
 }
 
+mk_topic_t *mk_broker_req_topic_id(mk_req_t *req, const uint8_t id[16])
+{
+    const mk_tenant_t *tn = req->sess ? req->sess->tenant : mk_tenant_default();
+    mk_topic_t *t = mk_cluster_topic_find_id(req->c, id);
+    return t && mk_tenant_visible(tn, t->name) ? t : NULL;
+}
+
+void mk_broker_req_topic_cell(mk_req_t *req, mk_topic_spec_t *spec)
+{
+    const mk_tenant_t *t = req->sess ? req->sess->tenant : mk_tenant_default();
+    spec->pin_cell = t->cell >= 0;
+    spec->cell = t->cell;
+}
+
 mk_str_t mk_broker_req_topic_name(mk_req_t *req, const mk_topic_t *t)
 {
     const mk_tenant_t *tn = req->sess ? req->sess->tenant : mk_tenant_default();

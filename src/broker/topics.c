@@ -95,6 +95,7 @@ static mk_topic_t *auto_create(mk_req_t *req, const char *name, int16_t *err)
     }
     mk_topic_spec_t spec = {0};
     spec.name = mk_broker_req_internal(req, mk_str(name));
+    mk_broker_req_topic_cell(req, &spec);
     spec.partitions = (int32_t)mk_cluster_config_get_i64(cfg, "num.partitions");
     spec.replication_factor =
         (int16_t)MK_MIN(mk_cluster_config_get_i64(cfg, "default.replication.factor"), mk_cluster_cell_size(req->c));
@@ -158,7 +159,7 @@ int mk_broker_handle_metadata(mk_req_t *req)
                                     : MK_KERR_INVALID_TOPIC_EXCEPTION;
             }
         } else {
-            t = mk_cluster_topic_find_id(req->c, qt->TopicId.b);
+            t = mk_broker_req_topic_id(req, qt->TopicId.b);
             rt->TopicId = qt->TopicId;
             if (!t)
                 rt->ErrorCode = MK_KERR_UNKNOWN_TOPIC_ID;
@@ -248,6 +249,7 @@ int mk_broker_handle_create_topics(mk_req_t *req)
             snprintf(why, sizeof(why), "Topic '%s' already exists.", qt->Name.ptr);
         }
         int cell = mk_cluster_cell_size(req->c);
+        int32_t tenant_cell = req->sess ? req->sess->tenant->cell : -1;
         if (!err && qt->Assignments.count > 0) {
             if (parts != -1 || rf != -1) {
                 err = MK_KERR_INVALID_REQUEST;
@@ -259,7 +261,9 @@ int mk_broker_handle_create_topics(mk_req_t *req)
                 mk_CreateTopicsRequest_CreatableReplicaAssignment_t *as = &qt->Assignments.items[a];
                 bool ok = as->PartitionIndex == a && as->BrokerIds.count == rf && rf >= 1 && rf <= cell;
                 for (int32_t x = 0; ok && x < as->BrokerIds.count; x++) {
-                    ok = mk_cluster_broker_find(req->c, as->BrokerIds.items[x]) != NULL;
+                    mk_cluster_broker_t *bk = mk_cluster_broker_find(req->c, as->BrokerIds.items[x]);
+                    /* A tenant's partitions stay in its cell. */
+                    ok = bk != NULL && (tenant_cell < 0 || bk->cell == tenant_cell);
                     for (int32_t y = 0; ok && y < x; y++)
                         ok = as->BrokerIds.items[x] != as->BrokerIds.items[y];
                 }
@@ -267,8 +271,8 @@ int mk_broker_handle_create_topics(mk_req_t *req)
                     err = MK_KERR_INVALID_REPLICA_ASSIGNMENT;
                     snprintf(why, sizeof(why),
                              "assignment of partition %d must name partitions 0..n-1 in order, each with the same "
-                             "number (1..%d) of distinct existing brokers",
-                             as->PartitionIndex, cell);
+                             "number (1..%d) of distinct existing brokers%s",
+                             as->PartitionIndex, cell, tenant_cell < 0 ? "" : " of the tenant's cell");
                 }
             }
         }
@@ -295,7 +299,7 @@ int mk_broker_handle_create_topics(mk_req_t *req)
                 rf = (int16_t)MK_MIN(mk_cluster_config_get_i64(cfg, "default.replication.factor"), cell);
             /* Partitions, replication factor and configs: the cluster's one
              * check; the messages are Kafka's. */
-            mk_topic_spec_t check = {NULL, parts, rf, qt->Configs.count, keys, vals, NULL};
+            mk_topic_spec_t check = {NULL, parts, rf, qt->Configs.count, keys, vals, NULL, false, 0};
             int32_t bad = 0;
             mk_CreateTopicsRequest_CreatableTopicConfig_t *cf = NULL;
             switch (mk_cluster_topic_spec_check(req->c, &check, &bad)) {
@@ -345,7 +349,8 @@ int mk_broker_handle_create_topics(mk_req_t *req)
                     assignment[a * rf + x] = qt->Assignments.items[a].BrokerIds.items[x];
         }
         mk_topic_spec_t spec = {mk_broker_req_internal(req, qt->Name), parts, rf,
-                                qt->Configs.count, keys, vals, assignment};
+                                qt->Configs.count, keys, vals, assignment, false, 0};
+        mk_broker_req_topic_cell(req, &spec);
         mk_topic_t *t = NULL;
         req->outstanding++;
         int rc = mk_cluster_topic_create(req->c, &spec, create_done, req, &t);
@@ -398,7 +403,7 @@ int mk_broker_handle_delete_topics(mk_req_t *req)
                 t = mk_broker_req_topic(req, qt->Name);
             } else {
                 rt->TopicId = qt->TopicId;
-                t = mk_cluster_topic_find_id(req->c, qt->TopicId.b);
+                t = mk_broker_req_topic_id(req, qt->TopicId.b);
             }
             if (!t)
                 rt->ErrorCode = qt->Name.ptr ? MK_KERR_UNKNOWN_TOPIC_OR_PARTITION : MK_KERR_UNKNOWN_TOPIC_ID;

@@ -270,7 +270,8 @@ static void desc_cb(const mk_txn_desc_t *d, void *arg)
     if (!MK_ARRAY_ALLOC(c->req, o->Topics, d->partition_count, DescribeTransactionsResponse_TopicData))
         return;
     for (int32_t i = 0; i < d->partition_count; i++) {
-        o->Topics.items[i].Topic = mk_broker_req_str(c->req, d->topics[i]);
+        const mk_tenant_t *tn = c->req->sess ? c->req->sess->tenant : mk_tenant_default();
+        o->Topics.items[i].Topic = mk_broker_req_str(c->req, mk_tenant_to_external(tn, d->topics[i]));
         int32_t *p = mk_arena_alloc(&c->req->arena, sizeof(int32_t));
         if (p) {
             *p = d->partitions[i];
@@ -321,9 +322,9 @@ static void list_cb(const mk_txn_desc_t *d, void *arg)
         pid_ok = c->q->ProducerIdFilters.items[i] == d->producer_id;
     if (c->q->DurationFilter >= 0 && d->start_ms >= 0 && mk_now_ms() - d->start_ms < c->q->DurationFilter)
         ok = false;
-    if (!ok || !pid_ok)
-        return;
     const mk_tenant_t *tn = c->req->sess ? c->req->sess->tenant : mk_tenant_default();
+    if (!ok || !pid_ok || !mk_tenant_visible(tn, d->transactional_id))
+        return;
     mk_ListTransactionsResponse_TransactionState_t *s = &c->items[c->n++];
     mk_proto_struct_defaults(&mk_pdesc_ListTransactionsResponse_TransactionState, s);
     s->TransactionalId = mk_broker_req_str(c->req, mk_tenant_to_external(tn, d->transactional_id));

@@ -387,7 +387,11 @@ static int64_t cell_load(mk_cluster_t *c, int cell)
     return n;
 }
 
-static int pick_cell(mk_cluster_t *c)
+int mk_cluster_cell_count(const mk_cluster_t *c) { return c->ncells; }
+
+int64_t mk_cluster_cell_load(mk_cluster_t *c, int32_t cell) { return cell_load(c, cell); }
+
+int32_t mk_cluster_cell_pick(mk_cluster_t *c)
 {
     if (c->ncells <= 1)
         return 0;
@@ -551,7 +555,7 @@ int mk_cluster_topic_create(mk_cluster_t *c, const mk_topic_spec_t *spec, mk_clu
         mk_free(old);
     }
     topic_config_parse(c, t);
-    t->cell = pick_cell(c);
+    t->cell = spec->pin_cell && spec->cell >= 0 && spec->cell < c->ncells ? spec->cell : mk_cluster_cell_pick(c);
     int16_t rf = spec->replication_factor;
     t->replication_factor = rf;
     if (topic_alloc_replicas(t, rf) < 0) {
@@ -831,6 +835,9 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
     c->net_cfg.max_connections = (int)mk_cluster_config_get_i64(c->config, "max.connections");
     c->net_cfg.max_connections_per_ip = (int)mk_cluster_config_get_i64(c->config, "max.connections.per.ip");
     c->net_cfg.idle_ms = mk_cluster_config_get_i64(c->config, "connections.max.idle.ms");
+    /* Kafka's limit for SASL tokens before authentication (512 KiB). */
+    if (mk_cluster_config_get_bool(c->config, "minikora.auth.required"))
+        c->net_cfg.pre_auth_max_frame = 524288;
     c->nbrokers = o->brokers > 0 ? o->brokers : 6;
     c->nazs = o->azs > 0 ? o->azs : 3;
     if (c->nbrokers > 64)

@@ -218,6 +218,8 @@ typedef struct mk_topic_spec_s {
     const char *const *config_keys;
     const char *const *config_values;
     const int32_t *assignment;    /* optional: partitions x replication_factor broker ids */
+    bool pin_cell;                /* place in cell (a tenant's cell), not by P2C; */
+    int32_t cell;                 /* an assignment still wins */
 } mk_topic_spec_t;
 
 /* The most partitions a topic can have. */
@@ -268,6 +270,12 @@ void mk_cluster_partition_set_leader(mk_cluster_t *c, mk_partition_t *p, int32_t
 /* No replica can lead p now: offline until an election brings one back.
  * Not persisted: a restart elects from the replicas as they come back. */
 void mk_cluster_partition_set_offline(mk_cluster_t *c, mk_partition_t *p);
+/* Cells: their number; the load of one (partitions placed there); and the
+ * less loaded of two random cells (power of two choices), which new topics
+ * and new tenants go to. */
+int mk_cluster_cell_count(const mk_cluster_t *c);
+int64_t mk_cluster_cell_load(mk_cluster_t *c, int32_t cell);
+int32_t mk_cluster_cell_pick(mk_cluster_t *c);
 /* Brokers per cell (the largest replication factor a topic can have). */
 int mk_cluster_cell_size(const mk_cluster_t *c);
 /* The broker's AZ name, or "" for an unknown id. */

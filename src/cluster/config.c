@@ -60,6 +60,7 @@ static const mk_cfg_def_t defs[] = {
     {"offsets.topic.num.partitions", MK_CFG_INT, B, "50", NULL, true, "Group ids hash to this many coordinator slots, spread over the running brokers."},
     {"minikora.brokers", MK_CFG_INT, B, "6", NULL, true, "Brokers in the cluster."},
     {"minikora.azs", MK_CFG_INT, B, "3", NULL, true, "Simulated availability zones; each cell has one broker per AZ."},
+    {"minikora.auth.required", MK_CFG_BOOL, B, "false", NULL, true, "Refuse every request but ApiVersions, SaslHandshake and SaslAuthenticate on a connection that has not authenticated (SASL PLAIN or SCRAM with a tenant's API key): the connection is closed, as Kafka does on a SASL listener.  Frames before authentication are then limited to 512 KiB.  When false, unauthenticated connections belong to the default tenant."},
     {"minikora.tls.port", MK_CFG_INT, B, "9098", NULL, true, "First SSL listener port (--tls-port); broker i listens on it + i - 1.  Unset: the PLAINTEXT base port + the broker count (9098 by default; free ports with --port 0).  0 picks free ports; -1 disables TLS."},
     {"minikora.tls.cert", MK_CFG_STRING, B, "", NULL, true, "PEM certificate chain of the SSL listeners (--tls-cert); empty: a certificate signed by a CA made in DATA/tls/ at first start."},
     {"minikora.tls.key", MK_CFG_STRING, B, "", NULL, true, "PEM private key of minikora.tls.cert (--tls-key)."},

@@ -66,6 +66,7 @@ struct mk_net_conn_s {
     char ip[48];                /* the peer's address, for max.connections.per.ip */
     uint64_t last_active_ms;    /* monotonic: the last byte read or written */
     bool closing, reading, busy, dispatching;
+    bool authenticated;         /* frames may use max_frame, not pre_auth_max_frame */
     bool on_tls;                /* accepted by a TLS listener */
     mk_net_tls_conn_t *tls;     /* owned; created on the first read */
     /* frame parser */
@@ -139,6 +140,7 @@ void mk_net_conn_close(mk_net_conn_t *c, const char *reason)
 
 void mk_net_conn_set_data(mk_net_conn_t *c, void *data) { c->data = data; }
 void *mk_net_conn_get_data(const mk_net_conn_t *c) { return c->data; }
+void mk_net_conn_set_authenticated(mk_net_conn_t *c) { c->authenticated = true; }
 const char *mk_net_conn_peer(const mk_net_conn_t *c) { return c->peer; }
 bool mk_net_conn_is_tls(const mk_net_conn_t *c) { return c->on_tls || (c->l && c->l->tls); }
 
@@ -185,11 +187,12 @@ static bool conn_parse(mk_net_conn_t *c, const uint8_t *p, size_t n)
                 return true;
             int32_t size = (int32_t)(((uint32_t)c->hdr[0] << 24) | ((uint32_t)c->hdr[1] << 16) |
                                      ((uint32_t)c->hdr[2] << 8) | c->hdr[3]);
-            size_t limit = cfg->max_frame;
+            bool pre_auth = !c->authenticated && cfg->pre_auth_max_frame > 0;
+            size_t limit = pre_auth ? MK_MIN(cfg->max_frame, cfg->pre_auth_max_frame) : cfg->max_frame;
             if (size < 8 || (size_t)size > limit) {
                 char why[128];
-                snprintf(why, sizeof(why), "frame size %d outside [8, %zu] (socket.request.max.bytes)", size,
-                         limit);
+                snprintf(why, sizeof(why), "frame size %d outside [8, %zu] (%s)", size, limit,
+                         pre_auth ? "limit before authentication" : "socket.request.max.bytes");
                 mk_warn("connection %s: %s", c->peer, why);
                 mk_net_conn_close(c, why);
                 return false;

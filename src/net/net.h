@@ -37,6 +37,7 @@ typedef struct mk_net_conn_s mk_net_conn_t;
 
 typedef struct mk_net_config_s {
     size_t max_frame;          /* socket.request.max.bytes (104857600) */
+    size_t pre_auth_max_frame; /* limit until mk_net_conn_set_authenticated(); 0 = none */
     size_t in_high_water;      /* queued input bytes that pause reading */
     size_t out_high_water;     /* unsent output bytes that pause reading */
     /* Connection limits, checked at accept before any byte is read (so
@@ -91,6 +92,9 @@ void mk_net_conn_done(mk_net_conn_t *c);
 void mk_net_conn_close(mk_net_conn_t *c, const char *reason);
 void mk_net_conn_set_data(mk_net_conn_t *c, void *data);
 void *mk_net_conn_get_data(const mk_net_conn_t *c);
+/* The peer has authenticated: frames may now be as large as max_frame
+ * (before, pre_auth_max_frame holds when set; STYLE.md 6). */
+void mk_net_conn_set_authenticated(mk_net_conn_t *c);
 /* "ip:port" of the peer, for logs. */
 const char *mk_net_conn_peer(const mk_net_conn_t *c);
 /* Did the connection come in on a TLS listener?  (The request layer tells
