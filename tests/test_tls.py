@@ -18,6 +18,7 @@ import ssl
 import stat
 import time
 
+import confluent_kafka as ck
 import pytest
 from confluent_kafka.admin import NewTopic
 
@@ -315,3 +316,43 @@ def test_large_records_over_tls(cluster, topic_name):
     ck_produce(boot, topic, records, **{"linger.ms": 0, "message.max.bytes": 1 << 20}, **ssl_conf(ca))
     got = ck_consume(boot, topic, {0: len(records)}, **ssl_conf(ca))
     check_partitions(expected_by_partition(records), got, "large records over TLS")
+
+
+@pytest.mark.timeout(120)
+def test_sasl_ssl_plain_with_a_tenant_key(minikora, topic_name):
+    """SASL_SSL, as on Confluent Cloud: a tenant's API key over TLS with mechanism PLAIN, and
+    minikora.auth.required=true so that only authenticated connections are served."""
+    import urllib.request
+    mk = minikora("--set", "minikora.auth.required=true")
+    boot, ca = tls_of(mk)
+
+    def post(path, body=None):
+        req = urllib.request.Request(mk.admin_url + path, method="POST",
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json",
+                                              **mk.admin_headers()})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 201
+            return json.loads(r.read())
+
+    post("/v1/tenants", {"id": "acme"})
+    k = post("/v1/tenants/acme/keys")
+    creds = {"security.protocol": "SASL_SSL", "ssl.ca.location": ca, "sasl.mechanism": "PLAIN",
+             "sasl.username": k["key"], "sasl.password": k["secret"]}
+    admin = ck_admin(boot, **creds)
+    md = admin.list_topics(timeout=20)
+    assert {b.port for b in md.brokers.values()} == {p for _, p in kwire.parse_bootstrap(boot)}
+    topic = topic_name()
+    err = ck_result(admin.create_topics([NewTopic(topic, 3, 1)], operation_timeout=10)[topic])
+    assert err is None, "create topic over SASL_SSL: %s" % err
+    wait_topic_ready_with(admin, topic, 3)
+    records = make_records("sasl-ssl", 90, 3)
+    ck_produce(boot, topic, records, **creds)
+    exp = expected_by_partition(records)
+    got = ck_consume(boot, topic, {p: len(v) for p, v in exp.items()}, **creds)
+    check_partitions(exp, got, "consumed over SASL_SSL")
+    # a wrong password over TLS is refused like over PLAINTEXT
+    bad = dict(creds, **{"sasl.password": "wrong"})
+    with pytest.raises(ck.KafkaException):
+        ck_admin(boot, **bad).list_topics(timeout=5)
+    mk.assert_alive("SASL_SSL")
