@@ -43,8 +43,15 @@ static void usage(FILE *out)
             "  --port N              first broker port (default 9092; 0 picks free ports)\n"
             "  --admin-port N        admin HTTP API and /metrics (default 8080, or 0 with --port 0;\n"
             "                        0 picks a free port; -1 disables it)\n"
-            "  --ready-file PATH     once ready, write {bootstrap, admin, admin_token, brokers} there\n"
-            "                        as JSON\n"
+            "  --tls-port N          first SSL (TLS) broker port (default: --port + brokers, i.e. 9098;\n"
+            "                        free ports with --port 0; -1 disables TLS; minikora.tls.port)\n"
+            "  --tls-cert FILE       PEM certificate chain for the SSL listeners (with --tls-key);\n"
+            "                        default: a CA and a server certificate made in DATA/tls/\n"
+            "  --tls-key FILE        PEM private key of --tls-cert\n"
+            "  --tls-ca FILE         the CA file clients should trust (default: DATA/tls/ca.pem,\n"
+            "                        or --tls-cert itself)\n"
+            "  --ready-file PATH     once ready, write {bootstrap, tls_bootstrap, ca_file, admin,\n"
+            "                        admin_token, brokers} there as JSON\n"
             "  --admin-token TOKEN   bearer token the admin API's acting routes require (default\n"
             "                        $MINIKORA_ADMIN_TOKEN, else a random one); written to\n"
             "                        DATA/admin-token (mode 0600) and the ready file\n"
@@ -282,7 +289,8 @@ static int admin_token_write(const char *data_dir, const char *token)
     return 0;
 }
 
-/* --ready-file: {bootstrap, admin, admin_token, pid, data_dir, brokers: [...]} on one
+/* --ready-file: {bootstrap, admin, admin_token, pid, data_dir, brokers: [...],
+ * tls_bootstrap, ca_file} on one
  * line, written to PATH.tmp and renamed, so a reader never sees half a
  * file.  jansson's default separators (", " and ": ") keep the line as it
  * always was, so the README's sed recipe that matches "bootstrap": "..."
@@ -294,18 +302,23 @@ static int write_ready_file(app_t *app, const char *path, const char *boot, cons
     int n = mk_cluster_broker_count(app->cluster);
     for (int i = 0; brokers && i < n; i++) {
         mk_cluster_broker_t *b = mk_cluster_broker_at(app->cluster, i);
-        if (json_array_append_new(brokers, json_pack("{s:i, s:s, s:i, s:s, s:i}", "id", (int)b->id, "host",
+        if (json_array_append_new(brokers, json_pack("{s:i, s:s, s:i, s:s, s:i, s:i}", "id", (int)b->id, "host",
                                                      mk_cluster_advertise_host(app->cluster), "port", b->port,
-                                                     "az", b->az, "cell", (int)b->cell)) < 0) {
+                                                     "az", b->az, "cell", (int)b->cell, "tls_port",
+                                                     b->tls_port)) < 0) {
             json_decref(brokers);
             brokers = NULL;
         }
     }
     /* NULL members (out of memory, text that is not UTF-8) make json_pack fail. */
-    json_t *j = json_pack("{s:s, s:o, s:o, s:i, s:s, s:o}", "bootstrap", boot, "admin",
+    char tls_boot[4096];
+    mk_cluster_tls_bootstrap(app->cluster, tls_boot, sizeof(tls_boot));
+    const char *ca = mk_cluster_tls_ca_file(app->cluster);
+    json_t *j = json_pack("{s:s, s:o, s:o, s:i, s:s, s:o, s:o, s:o}", "bootstrap", boot, "admin",
                           admin_url ? json_string(admin_url) : json_null(), "admin_token",
                           admin_url ? json_string(admin_token) : json_null(), "pid", (int)getpid(), "data_dir",
-                          data_dir, "brokers", brokers);
+                          data_dir, "brokers", brokers, "tls_bootstrap", ca ? json_string(tls_boot) : json_null(),
+                          "ca_file", ca ? json_string(ca) : json_null());
     if (!j) {
         errno = EINVAL;
         return -1;
@@ -384,6 +397,22 @@ static int cmd_serve(int argc, char **argv)
                 return 2;
             }
             admin_port_set = true;
+        } else if (strcmp(a, "--tls-port") == 0) {
+            NEED_VALUE();
+            int tp;
+            if (strcmp(v, "-1") != 0 && parse_int(v, &tp) < 0) {
+                fprintf(stderr, "minikora: bad TLS port '%s' (0..65535, or -1 to disable)\n", v);
+                return 2;
+            }
+            mk_cluster_config_set(&config, "minikora.tls.port", v, NULL, 0);
+        } else if (strcmp(a, "--tls-cert") == 0 || strcmp(a, "--tls-key") == 0 || strcmp(a, "--tls-ca") == 0) {
+            NEED_VALUE();
+            char name[32];
+            snprintf(name, sizeof(name), "minikora.tls.%s", a + 6);
+            if (mk_cluster_config_set(&config, name, v, why, sizeof(why)) < 0) {
+                fprintf(stderr, "minikora: %s\n", why);
+                return 2;
+            }
         } else if (strcmp(a, "--ready-file") == 0) {
             NEED_VALUE();
             ready_file = v;
@@ -493,6 +522,15 @@ static int cmd_serve(int argc, char **argv)
     opts.host = host;
     opts.advertise_host = advertise;
     opts.base_port = port;
+    /* TLS ports follow the PLAINTEXT ones unless set (free ones with --port 0). */
+    opts.tls_base_port = mk_cluster_config_is_set(&config, "minikora.tls.port")
+                             ? (int)mk_cluster_config_get_i64(&config, "minikora.tls.port")
+                             : port == 0 ? 0 : port + brokers;
+    if (opts.tls_base_port < -1 || opts.tls_base_port + brokers - 1 > 65535) {
+        fprintf(stderr, "minikora: the TLS ports %d.. do not fit (use --tls-port, or -1 to disable TLS)\n",
+                opts.tls_base_port);
+        return 2;
+    }
     opts.brokers = brokers;
     opts.azs = azs;
     opts.config = &config;
@@ -568,14 +606,23 @@ static int cmd_serve(int argc, char **argv)
     if (ready_file && write_ready_file(&app, ready_file, boot, admin_url[0] ? admin_url : NULL, admin_token,
                                        data_dir) < 0)
         mk_warn("cannot write the ready file %s: %s", ready_file, strerror(errno));
-    printf("minikora ready: bootstrap servers %s (%d brokers in %d cells over %d AZs; data %s; %.1f ms)%s%s\n", boot,
-           n, (n + azs - 1) / azs, azs < n ? azs : n, data_dir, (double)(mk_mono_ns() - t0) / 1e6,
-           admin_url[0] ? " admin " : "", admin_url);
+    /* The TLS part comes last, after a space, so the admin URL stays one
+     * whitespace-delimited word as tests and scripts parse it. */
+    char tls_part[4600] = "";
+    const char *ca = mk_cluster_tls_ca_file(app.cluster);
+    if (ca) {
+        char tls_boot[4096];
+        mk_cluster_tls_bootstrap(app.cluster, tls_boot, sizeof(tls_boot));
+        snprintf(tls_part, sizeof(tls_part), " tls %s ca %s", tls_boot, ca);
+    }
+    printf("minikora ready: bootstrap servers %s (%d brokers in %d cells over %d AZs; data %s; %.1f ms)%s%s%s\n",
+           boot, n, (n + azs - 1) / azs, azs < n ? azs : n, data_dir, (double)(mk_mono_ns() - t0) / 1e6,
+           admin_url[0] ? " admin " : "", admin_url, tls_part);
     fflush(stdout);
     for (int i = 0; i < n; i++) {
         mk_cluster_broker_t *b = mk_cluster_broker_at(app.cluster, i);
-        mk_info("broker %d: %s:%d, %s, cell %d", b->id, mk_cluster_advertise_host(app.cluster), b->port, b->az,
-                b->cell);
+        mk_info("broker %d: %s:%d (tls %d), %s, cell %d", b->id, mk_cluster_advertise_host(app.cluster), b->port,
+                b->tls_port, b->az, b->cell);
     }
 
     if (tui && admin_url[0]) {

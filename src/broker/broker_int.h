@@ -203,5 +203,9 @@ void mk_broker_req_topic_cell(mk_req_t *req, mk_topic_spec_t *spec);
 mk_topic_t *mk_broker_req_topic_id(mk_req_t *req, const uint8_t id[16]);
 /* The client-visible name of a topic. */
 mk_str_t mk_broker_req_topic_name(mk_req_t *req, const mk_topic_t *t);
+/* The port of broker b that this request's client should use: b's SSL port
+ * when the request came in on a TLS listener, else its PLAINTEXT port
+ * (Metadata, DescribeCluster, FindCoordinator, Produce/Fetch endpoints). */
+int32_t mk_broker_req_port(const mk_req_t *req, const mk_cluster_broker_t *b);
 
 #endif /* MK_BROKER_INT_H */

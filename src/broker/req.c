@@ -55,6 +55,13 @@ mk_topic_t *mk_broker_req_topic(mk_req_t *req, mk_str_t name)
     return internal ? mk_cluster_topic_find(req->c, internal) : NULL;
 }
 
+int32_t mk_broker_req_port(const mk_req_t *req, const mk_cluster_broker_t *b)
+{
+    if (b->tls_port > 0 && req->sess && mk_net_conn_is_tls(req->sess->conn))
+        return b->tls_port;
+    return b->port;
+}
+
 mk_topic_t *mk_broker_req_topic_id(mk_req_t *req, const uint8_t id[16])
 {
     const mk_tenant_t *tn = req->sess ? req->sess->tenant : mk_tenant_default();

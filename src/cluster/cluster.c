@@ -20,9 +20,16 @@
  * Changes are applied in memory at once and written on a worker thread;
  * callers that must answer only once the change is durable pass a callback.
  *
+ * Listeners: every broker has a PLAINTEXT listener and, unless TLS is off,
+ * an SSL one (both run the same Kafka handler; the session asks net/ which
+ * kind it came in on to pick the ports it advertises).  The TLS context is
+ * made once at open from minikora.tls.{cert,key} or from the files net/
+ * makes in <data>/tls/ (blocking, before the loop serves).
+ *
  * Data directory layout:
  *   <data>/meta.db              metadata store
  *   <data>/broker-<id>/<t>-<p>/ partition logs (see log/)
+ *   <data>/tls/                 generated CA and server certificate (see net/tls.c)
  */
 #define MK_PARTITION_FIELDS
 #include "cluster/cluster.h"
@@ -51,6 +58,8 @@ struct mk_cluster_s {
     mk_map_t topics;                  /* name -> owned mk_topic_t* */
     mk_map_t topic_ids;               /* hex topic id -> the same topics (borrowed) */
     mk_meta_t *meta;
+    mk_net_tls_t *tls;                /* owned; NULL without TLS */
+    char *tls_ca_file;                /* owned; what clients trust */
     mk_cluster_segment_cb segment_cb;  /* registered by partition/, or NULL */
     void *segment_arg;
 };
@@ -744,7 +753,66 @@ static int broker_listen(mk_cluster_t *c, mk_cluster_broker_t *b)
         return rc;
     }
     b->port = mk_net_listener_port(b->listener);
+    if (!c->tls)
+        return 0;
+    rc = mk_net_listener_open(c->loop, c->host, b->tls_port, &c->net_cfg, &c->handler, b, &b->tls_listener);
+    if (rc < 0) {
+        mk_error("broker %d: cannot listen (TLS) on %s:%d: %s", b->id, c->host, b->tls_port, uv_strerror(rc));
+        mk_net_listener_close(b->listener);
+        b->listener = NULL;
+        return rc;
+    }
+    mk_net_listener_set_tls(b->tls_listener, c->tls);
+    b->tls_port = mk_net_listener_port(b->tls_listener);
     return 0;
+}
+
+static void broker_unlisten(mk_cluster_broker_t *b)
+{
+    if (b->listener)
+        mk_net_listener_close(b->listener);
+    if (b->tls_listener)
+        mk_net_listener_close(b->tls_listener);
+    b->listener = b->tls_listener = NULL;
+}
+
+/* The TLS context: the operator's files (minikora.tls.cert/key, and .ca for
+ * what clients trust, else the certificate itself), or the ones net/ makes
+ * in <data>/tls/.  Blocking: startup only. */
+static int tls_setup(mk_cluster_t *c)
+{
+    char why[600], dir[4096], cert[4200], key[4200];
+    const char *ca;
+    if (mk_cluster_config_is_set(c->config, "minikora.tls.cert") ||
+        mk_cluster_config_is_set(c->config, "minikora.tls.key")) {
+        if (!mk_cluster_config_is_set(c->config, "minikora.tls.cert") ||
+            !mk_cluster_config_is_set(c->config, "minikora.tls.key")) {
+            mk_error("tls: minikora.tls.cert and minikora.tls.key go together");
+            return MK_ERR_INVALID;
+        }
+        snprintf(cert, sizeof(cert), "%s", mk_cluster_config_get(c->config, "minikora.tls.cert"));
+        snprintf(key, sizeof(key), "%s", mk_cluster_config_get(c->config, "minikora.tls.key"));
+        ca = mk_cluster_config_is_set(c->config, "minikora.tls.ca") ? mk_cluster_config_get(c->config, "minikora.tls.ca")
+                                                                     : cert;
+    } else {
+        snprintf(dir, sizeof(dir), "%s/tls", c->data_dir);
+        int rc = mk_net_tls_certs_ensure(dir, c->advertise_host, why, sizeof(why));
+        if (rc < 0) {
+            mk_error("tls: %s", why);
+            return rc;
+        }
+        snprintf(cert, sizeof(cert), "%s/server.pem", dir);
+        snprintf(key, sizeof(key), "%s/server.key", dir);
+        snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/ca.pem");
+        ca = dir;
+    }
+    int rc = mk_net_tls_new(cert, key, &c->tls, why, sizeof(why));
+    if (rc < 0) {
+        mk_error("tls: %s", why);
+        return rc;
+    }
+    c->tls_ca_file = mk_strdup(ca);
+    return c->tls_ca_file ? 0 : MK_ERR_NOMEM;
 }
 
 int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **out)
@@ -813,6 +881,7 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
         snprintf(b->az, sizeof(b->az), "az-%d", i % c->nazs + 1);
         b->cell = i / c->nazs;
         b->port = o->base_port > 0 ? o->base_port + i : 0;
+        b->tls_port = o->tls_base_port < 0 ? -1 : o->tls_base_port > 0 ? o->tls_base_port + i : 0;
         snprintf(path, sizeof(path), "%s/broker-%d", c->data_dir, b->id);
         b->log_dir = mk_strdup(path);
         if (!b->log_dir) {
@@ -838,6 +907,8 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
                 if ((rc = replica_open(c, &t->partitions[p], &t->partitions[p].replicas[k])) < 0)
                     goto fail;
 
+    if (o->tls_base_port >= 0 && (rc = tls_setup(c)) < 0)
+        goto fail;
     for (int i = 0; i < c->nbrokers; i++) {
         rc = broker_listen(c, &c->brokers[i]);
         if (rc < 0)
@@ -856,11 +927,11 @@ void mk_cluster_close(mk_cluster_t *c)
     if (!c)
         return;
     for (int i = 0; c->brokers && i < c->nbrokers; i++) {
-        if (c->brokers[i].listener)
-            mk_net_listener_close(c->brokers[i].listener);
-        c->brokers[i].listener = NULL;
+        broker_unlisten(&c->brokers[i]);
         c->brokers[i].running = false;
     }
+    mk_net_tls_free(c->tls); /* open connections keep their own reference */
+    mk_free(c->tls_ca_file);
     size_t it = 0;
     const char *k;
     void *v;
@@ -916,6 +987,22 @@ void mk_cluster_bootstrap(const mk_cluster_t *c, char *buf, size_t n)
     }
 }
 
+void mk_cluster_tls_bootstrap(const mk_cluster_t *c, char *buf, size_t n)
+{
+    size_t o = 0;
+    buf[0] = 0;
+    for (int i = 0; c->tls && i < c->nbrokers && o < n; i++) {
+        if (!c->brokers[i].running)
+            continue;
+        int w = snprintf(buf + o, n - o, "%s%s:%d", o ? "," : "", c->advertise_host, c->brokers[i].tls_port);
+        if (w < 0)
+            break;
+        o += (size_t)w;
+    }
+}
+
+const char *mk_cluster_tls_ca_file(const mk_cluster_t *c) { return c->tls ? c->tls_ca_file : NULL; }
+
 int mk_cluster_broker_stop(mk_cluster_t *c, int32_t id)
 {
     mk_cluster_broker_t *b = mk_cluster_broker_find(c, id);
@@ -923,9 +1010,7 @@ int mk_cluster_broker_stop(mk_cluster_t *c, int32_t id)
         return MK_ERR_NOT_FOUND;
     if (!b->running)
         return MK_ERR_STATE;
-    if (b->listener)
-        mk_net_listener_close(b->listener);
-    b->listener = NULL;
+    broker_unlisten(b);
     b->running = false;
     size_t it = 0;
     mk_topic_t *t;

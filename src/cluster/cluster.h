@@ -75,8 +75,10 @@ typedef struct mk_cluster_broker_s {
     char az[16];              /* simulated availability zone = Kafka rack */
     int32_t cell;
     int port;                 /* bound port (or configured while stopped) */
+    int tls_port;             /* SSL listener's bound port (or configured); -1: no TLS */
     char *log_dir;            /* owned: <data>/broker-<id> */
     mk_net_listener_t *listener;   /* NULL while stopped */
+    mk_net_listener_t *tls_listener;   /* NULL while stopped or without TLS */
     bool running;
     mk_cluster_t *cluster;
 } mk_cluster_broker_t;
@@ -141,6 +143,9 @@ typedef struct mk_cluster_opts_s {
     const char *host;             /* bind address */
     const char *advertise_host;   /* what Metadata tells clients */
     int base_port;                /* 0 = pick free ports */
+    int tls_base_port;            /* first SSL listener port; 0 = free ports, -1 = no TLS.
+                                     Certificate files: minikora.tls.{cert,key,ca} in config,
+                                     else made in <data_dir>/tls/ (see net.h) */
     int brokers;                  /* minikora.brokers */
     int azs;                      /* minikora.azs */
     mk_config_t *config;          /* borrowed */
@@ -182,6 +187,10 @@ void mk_cluster_set_segment_cb(mk_cluster_t *c, mk_cluster_segment_cb cb, void *
 void mk_cluster_logs_tick(mk_cluster_t *c, int64_t now_ms, bool retain);
 /* "host:port,host:port..." of running brokers, into buf. */
 void mk_cluster_bootstrap(const mk_cluster_t *c, char *buf, size_t n);
+/* The same for the SSL listeners; "" without TLS. */
+void mk_cluster_tls_bootstrap(const mk_cluster_t *c, char *buf, size_t n);
+/* The CA file clients should trust (ssl.ca.location), or NULL without TLS. */
+const char *mk_cluster_tls_ca_file(const mk_cluster_t *c);
 
 /* ==================================================================== topics */
 

@@ -61,6 +61,10 @@ static const mk_cfg_def_t defs[] = {
     {"minikora.brokers", MK_CFG_INT, B, "6", NULL, true, "Brokers in the cluster."},
     {"minikora.azs", MK_CFG_INT, B, "3", NULL, true, "Simulated availability zones; each cell has one broker per AZ."},
     {"minikora.auth.required", MK_CFG_BOOL, B, "false", NULL, true, "Refuse every request but ApiVersions, SaslHandshake and SaslAuthenticate on a connection that has not authenticated (SASL PLAIN or SCRAM with a tenant's API key): the connection is closed, as Kafka does on a SASL listener.  Frames before authentication are then limited to 512 KiB.  When false, unauthenticated connections belong to the default tenant."},
+    {"minikora.tls.port", MK_CFG_INT, B, "9098", NULL, true, "First SSL listener port (--tls-port); broker i listens on it + i - 1.  Unset: the PLAINTEXT base port + the broker count (9098 by default; free ports with --port 0).  0 picks free ports; -1 disables TLS."},
+    {"minikora.tls.cert", MK_CFG_STRING, B, "", NULL, true, "PEM certificate chain of the SSL listeners (--tls-cert); empty: a certificate signed by a CA made in DATA/tls/ at first start."},
+    {"minikora.tls.key", MK_CFG_STRING, B, "", NULL, true, "PEM private key of minikora.tls.cert (--tls-key)."},
+    {"minikora.tls.ca", MK_CFG_STRING, B, "", NULL, true, "CA file clients should trust, as the ready line and file name it (--tls-ca); empty: minikora.tls.cert itself, or DATA/tls/ca.pem."},
     /* topic settings (name, broker synonym) */
     {"cleanup.policy", MK_CFG_LIST, T, "delete", "log.cleanup.policy", false, "delete or compact."},
     {"compression.type", MK_CFG_STRING, T, "producer", "compression.type", false, "Compression of stored batches."},

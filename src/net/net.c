@@ -21,8 +21,14 @@
  *   - busy is true from frame_cb until mk_net_conn_done();
  *   - reading is on iff !closing && in_bytes < in_high_water && unsent output
  *     < out_high_water.
+ *
+ * TLS listeners (l->tls set): a connection gets its TLS engine (tls.c) on its
+ * first read.  read_cb feeds the ciphertext to the engine and the plaintext
+ * it yields to the same frame parser; mk_net_conn_send encrypts and writes
+ * the ciphertext; handshake records go out after every read.  Nothing is
+ * ever sent in the clear on a TLS listener.
  */
-#include "net/net.h"
+#include "net/net_int.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -43,6 +49,7 @@ struct mk_net_listener_s {
     void *ud;
     int port;
     bool closing;
+    mk_net_tls_t *tls;          /* borrowed; NULL: PLAINTEXT */
     mk_net_conn_t *conns;       /* intrusive list of open connections */
     int nconns;
     uv_timer_t *idle_timer;     /* owned; NULL when idle_ms <= 0; freed in its close callback */
@@ -60,6 +67,8 @@ struct mk_net_conn_s {
     uint64_t last_active_ms;    /* monotonic: the last byte read or written */
     bool closing, reading, busy, dispatching;
     bool authenticated;         /* frames may use max_frame, not pre_auth_max_frame */
+    bool on_tls;                /* accepted by a TLS listener */
+    mk_net_tls_conn_t *tls;     /* owned; created on the first read */
     /* frame parser */
     uint8_t hdr[4];
     size_t hdr_have;
@@ -102,6 +111,7 @@ static void conn_free_cb(uv_handle_t *h)
         f = n;
     }
     mk_free(c->body);
+    mk_net_tls_conn_free(c->tls);
     mk_free(c);
 }
 
@@ -132,6 +142,7 @@ void mk_net_conn_set_data(mk_net_conn_t *c, void *data) { c->data = data; }
 void *mk_net_conn_get_data(const mk_net_conn_t *c) { return c->data; }
 void mk_net_conn_set_authenticated(mk_net_conn_t *c) { c->authenticated = true; }
 const char *mk_net_conn_peer(const mk_net_conn_t *c) { return c->peer; }
+bool mk_net_conn_is_tls(const mk_net_conn_t *c) { return c->on_tls || (c->l && c->l->tls); }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -209,6 +220,59 @@ static bool conn_parse(mk_net_conn_t *c, const uint8_t *p, size_t n)
     return !c->closing;
 }
 
+static void conn_write_raw(mk_net_conn_t *c, uint8_t *data, size_t len);
+
+/* Send the ciphertext the TLS engine has waiting.  False if the connection
+ * was closed. */
+static bool conn_tls_flush(mk_net_conn_t *c)
+{
+    size_t len;
+    uint8_t *out = mk_net_tls_conn_take(c->tls, &len);
+    if (out)
+        conn_write_raw(c, out, len);
+    else if (len)
+        mk_net_conn_close(c, "out of memory sending TLS records");
+    return !c->closing;
+}
+
+/* TLS listener: ciphertext in, plaintext to the frame parser, handshake and
+ * alert records out.  False if the connection was closed. */
+static bool conn_tls_input(mk_net_conn_t *c, const uint8_t *p, size_t n)
+{
+    if (!c->tls) {
+        c->on_tls = true;
+        c->tls = mk_net_tls_conn_new(c->l->tls);
+        if (!c->tls) {
+            mk_net_conn_close(c, "out of memory starting TLS");
+            return false;
+        }
+    }
+    if (mk_net_tls_conn_feed(c->tls, p, n) < 0) {
+        mk_net_conn_close(c, "out of memory buffering TLS records");
+        return false;
+    }
+    /* The engine copied the ciphertext: rbuf is free for the plaintext. */
+    char why[300];
+    for (;;) {
+        ssize_t got = mk_net_tls_conn_read(c->tls, c->rbuf, sizeof(c->rbuf), why, sizeof(why));
+        if (got < 0) {
+            bool handshake = !mk_net_tls_conn_ready(c->tls);
+            if (handshake)
+                mk_warn("connection %s closed: %s", c->peer, why);
+            /* The alert OpenSSL queued, if any: libuv tries the write at once,
+             * so the peer usually learns why before the close. */
+            conn_tls_flush(c);
+            mk_net_conn_close(c, handshake ? NULL : why);
+            return false;
+        }
+        if (got == 0)
+            break;
+        if (!conn_parse(c, c->rbuf, (size_t)got))
+            return false;
+    }
+    return conn_tls_flush(c);
+}
+
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     mk_net_conn_t *c = s->data;
@@ -217,6 +281,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             if (c->body || c->hdr_have)
                 mk_warn("connection %s: closed mid-frame (%zu of %zu bytes)", c->peer, c->body_have,
                         c->body_len);
+            else if (c->tls && !mk_net_tls_conn_ready(c->tls))
+                mk_info("connection %s: closed during the TLS handshake", c->peer);
             mk_net_conn_close(c, NULL);
         } else {
             mk_net_conn_close(c, uv_strerror((int)nread));
@@ -226,8 +292,12 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     c->last_active_ms = mk_mono_ms();
-    if (!conn_parse(c, (const uint8_t *)buf->base, (size_t)nread))
+    if (c->l->tls || c->tls) {
+        if (!conn_tls_input(c, (const uint8_t *)buf->base, (size_t)nread))
+            return;
+    } else if (!conn_parse(c, (const uint8_t *)buf->base, (size_t)nread)) {
         return;
+    }
     conn_dispatch(c);
     if (!c->closing)
         conn_update_reading(c);
@@ -297,6 +367,28 @@ static void write_cb(uv_write_t *req, int status)
 }
 
 void mk_net_conn_send(mk_net_conn_t *c, uint8_t *data, size_t len)
+{
+    if (c->closing) {
+        mk_free(data);
+        return;
+    }
+    if (mk_net_conn_is_tls(c)) {
+        char why[300];
+        int rc = c->tls ? mk_net_tls_conn_write(c->tls, data, len, why, sizeof(why)) : MK_ERR_STATE;
+        mk_free(data);
+        if (rc < 0) {
+            mk_net_conn_close(c, c->tls ? why : "send before the TLS handshake");
+            return;
+        }
+        conn_tls_flush(c);
+        return;
+    }
+    conn_write_raw(c, data, len);
+}
+
+/* Write bytes as they are (ciphertext on a TLS connection).  Takes ownership
+ * of data. */
+static void conn_write_raw(mk_net_conn_t *c, uint8_t *data, size_t len)
 {
     if (c->closing) {
         mk_free(data);
@@ -478,6 +570,7 @@ int mk_net_listener_open(uv_loop_t *loop, const char *host, int port, const mk_n
 }
 
 int mk_net_listener_port(const mk_net_listener_t *l) { return l->port; }
+void mk_net_listener_set_tls(mk_net_listener_t *l, mk_net_tls_t *t) { l->tls = t; }
 int mk_net_listener_conn_count(const mk_net_listener_t *l) { return l->nconns; }
 uint64_t mk_net_listener_refused_count(const mk_net_listener_t *l) { return l->refused; }
 uint64_t mk_net_listener_idle_closed_count(const mk_net_listener_t *l) { return l->idle_closed; }

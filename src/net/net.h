@@ -15,6 +15,13 @@
  * connection at accept; connections.max.idle.ms closes one that has read and
  * written nothing for that long and has no frame in progress.
  *
+ * TLS (tls.c): a listener given a TLS context with mk_net_listener_set_tls()
+ * speaks TLS on every connection it accepts.  The TLS runs between OpenSSL
+ * memory BIOs driven from the read callback and the send path, so the frame
+ * parser and the upper layer see the same plaintext bytes as on a PLAINTEXT
+ * listener, and nothing blocks the loop.  A failed handshake or bytes that
+ * are not TLS close the connection with a log line.
+ *
  * Threads: everything here runs on the loop thread.
  * Ownership: a connection is freed only in its libuv close callback, after the
  * handler's close_cb has run; the upper layer must drop its pointer there.
@@ -90,5 +97,33 @@ void *mk_net_conn_get_data(const mk_net_conn_t *c);
 void mk_net_conn_set_authenticated(mk_net_conn_t *c);
 /* "ip:port" of the peer, for logs. */
 const char *mk_net_conn_peer(const mk_net_conn_t *c);
+/* Did the connection come in on a TLS listener?  (The request layer tells
+ * such a client the TLS ports of the brokers.) */
+bool mk_net_conn_is_tls(const mk_net_conn_t *c);
+
+/* ====================================================================== TLS */
+
+/* A server TLS context: certificate chain and private key (an SSL_CTX). */
+typedef struct mk_net_tls_s mk_net_tls_t;
+
+/* Make sure dir holds a self-signed CA (ca.pem, ca.key) and a server
+ * certificate it signed (server.pem, server.key), EC P-256, whose
+ * subjectAltName covers localhost, 127.0.0.1 and host.  Files already there
+ * are reused; a server certificate that does not cover host is issued again
+ * by the same CA.  Keys are written mode 0600, each file through a temporary
+ * name and a rename.  Blocking (key generation and file I/O): call it at
+ * startup, before the loop serves.  Returns 0 or MK_ERR_IO / MK_ERR_NOMEM
+ * with a sentence in why. */
+int mk_net_tls_certs_ensure(const char *dir, const char *host, char *why, size_t why_len);
+/* Load a PEM certificate chain and PEM private key into a new server
+ * context (TLS 1.2 and later).  Blocking (file I/O): startup only.  Returns 0
+ * and *out (free with mk_net_tls_free) or MK_ERR_INVALID with why. */
+int mk_net_tls_new(const char *cert_file, const char *key_file, mk_net_tls_t **out, char *why, size_t why_len);
+/* Drop the context.  Connections still open keep their own reference. */
+void mk_net_tls_free(mk_net_tls_t *t);
+/* Make every connection this listener accepts from now on speak TLS with t
+ * (borrowed: keep t until the listener is closed).  Call right after
+ * mk_net_listener_open(), before the loop runs. */
+void mk_net_listener_set_tls(mk_net_listener_t *l, mk_net_tls_t *t);
 
 #endif /* MK_NET_H */
