@@ -30,6 +30,13 @@
 #include <string.h>
 #include <unistd.h>
 
+
+/* Kafka connections of a broker: its PLAINTEXT and TLS listeners. */
+static int broker_conns(const mk_cluster_broker_t *b)
+{
+    return (b->listener ? mk_net_listener_conn_count(b->listener) : 0) +
+           (b->tls_listener ? mk_net_listener_conn_count(b->tls_listener) : 0);
+}
 /* ================================================================ helpers */
 
 /* A JSON string of s; bytes that are not valid UTF-8 become '?'. */
@@ -217,7 +224,7 @@ static json_t *broker_json(mk_admin_t *a, mk_cluster_broker_t *b, const counts_t
                      k && i >= 0 && i < k->n ? (int)k->leaders[i] : 0, "replicas",
                      k && i >= 0 && i < k->n ? (int)k->replicas[i] : 0, "under_replicated",
                      k && i >= 0 && i < k->n ? (int)k->under_replicated[i] : 0, "connections",
-                     b->listener ? mk_net_listener_conn_count(b->listener) : 0);
+                     broker_conns(b));
 }
 
 /* ================================================================ handlers */
@@ -1178,8 +1185,7 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
             double v = per_broker[m].which == 0   ? k.leaders[idx]
                        : per_broker[m].which == 1 ? k.replicas[idx]
                        : per_broker[m].which == 2 ? k.under_replicated[idx]
-                       : b->listener              ? mk_net_listener_conn_count(b->listener)
-                                                  : 0;
+                       : broker_conns(b);
             mk_prom_sample(o, per_broker[m].name, v, "broker", id, NULL);
         }
     }
