@@ -356,3 +356,35 @@ def test_sasl_ssl_plain_with_a_tenant_key(minikora, topic_name):
     with pytest.raises(ck.KafkaException):
         ck_admin(boot, **bad).list_topics(timeout=5)
     mk.assert_alive("SASL_SSL")
+
+
+@pytest.mark.timeout(120)
+def test_kafkajs_sasl_ssl_plain(minikora, topic_name):
+    """kafkajs (pure JavaScript) with a tenant key over SASL_SSL, mechanism PLAIN."""
+    from clients import node_available, run_node
+    if not node_available():
+        pytest.skip("node / kafkajs not installed (cd tests/js && npm install)")
+    import urllib.request
+    mk = minikora()
+    boot, ca = tls_of(mk)
+
+    def post(path, body=None):
+        req = urllib.request.Request(mk.admin_url + path, method="POST",
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json",
+                                              **mk.admin_headers()})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    post("/v1/tenants", {"id": "jsco"})
+    k = post("/v1/tenants/jsco/keys")
+    topic = topic_name()
+    res = run_node("sasl_ssl.js", boot, ca, k["key"], k["secret"], topic, 20, timeout=90)
+    assert res["ok"], res
+    assert res["consumed"] == 20, res
+    assert sorted(res["values"]) == sorted("js-%d" % i for i in range(20)), res
+    # The topic is the tenant's: a default-tenant client does not see it.
+    assert topic not in ck_admin(mk.bootstrap).list_topics(timeout=10).topics
+    bad = run_node("sasl_ssl.js", boot, ca, k["key"], "wrong-secret", topic + "-x", 1, timeout=90)
+    assert not bad["ok"], bad
+    mk.assert_alive("kafkajs over SASL_SSL")
