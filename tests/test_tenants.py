@@ -7,6 +7,7 @@ cases assert the exact Kafka error; bad SASL input over the raw wire leaves the 
 """
 
 import json
+import re
 import struct
 import subprocess
 import time
@@ -419,3 +420,33 @@ def test_tenants_declared_in_config(minikora, tmp_path):
                         "--config", str(bad)], capture_output=True, timeout=30)
     assert p.returncode == 1, p
     assert b"minikora.tenant.ci2.keys" in p.stderr, p.stderr
+
+
+@pytest.mark.timeout(120)
+def test_tenant_label_in_metrics_and_rates(minikora):
+    """Per-tenant figures: /metrics carries a `tenant` label and /v1/rates a tenants list; two
+    tenants' topics of the same name are counted apart."""
+    mk = minikora()
+    creds = {}
+    for tid in ("alpha", "beta"):
+        _, key, secret = new_tenant(mk, tid)
+        creds[tid] = sasl(key, secret)
+        ck_create(mk, "orders", creds[tid])
+    ck_produce(mk, "orders", [b"x" * 100] * 5, creds["alpha"])
+    ck_produce(mk, "orders", [b"y" * 100] * 2, creds["beta"])
+
+    def metric(text, name, label):
+        m = re.search(r'^%s\{%s\} (\S+)$' % (re.escape(name), re.escape(label)), text, re.M)
+        return float(m.group(1)) if m else None
+
+    req = urllib.request.Request(mk.admin_url + "/metrics")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        text = r.read().decode()
+    assert metric(text, "minikora_tenant_messages_in_total", 'tenant="alpha"') == 5, text[-2000:]
+    assert metric(text, "minikora_tenant_messages_in_total", 'tenant="beta"') == 2
+    assert metric(text, "minikora_tenant_requests_total", 'tenant="alpha"') > 0
+    # the two "orders" topics are two series, under the internal names of the admin view
+    assert metric(text, "kafka_server_brokertopicmetrics_messagesin_total", 'topic="alpha~orders"') == 5
+    assert metric(text, "kafka_server_brokertopicmetrics_messagesin_total", 'topic="beta~orders"') == 2
+    st, rates = http(mk, "GET", "/v1/rates")
+    assert st == 200 and {t["tenant"] for t in rates["tenants"]} >= {"alpha", "beta"}, rates

@@ -70,6 +70,7 @@ struct mk_admin_stats_s {
     flow_t total;
     mk_map_t topics;           /* name -> owned flow_t* */
     mk_map_t clients;          /* client id -> owned flow_t* */
+    mk_map_t tenants;          /* tenant id -> owned flow_t* (every tenant that sent a request) */
     uint64_t ring_ms[RATE_SLOTS];
     int ring_pos;
     bool ring_full;
@@ -211,20 +212,32 @@ static uint64_t record_count(const uint8_t *p, size_t n)
     return records;
 }
 
-static void flows_add(mk_admin_stats_t *s, flow_t *broker, flow_t *client, const char *topic, int in_or_out,
+/* The flows one request counts into: broker, client id and tenant. */
+typedef struct req_flows_s {
+    flow_t *broker, *client, *tenant;
+    const char *prefix;        /* the tenant's internal name prefix */
+} req_flows_t;
+
+static void flows_add(mk_admin_stats_t *s, const req_flows_t *rf, const char *topic, bool internal, int in_or_out,
                       uint64_t bytes, uint64_t records)
 {
     int fb = in_or_out ? F_BYTES_OUT : F_BYTES_IN, fr = in_or_out ? F_RECORDS_OUT : F_RECORDS_IN;
+    /* Topics are counted under their internal names, so two tenants' "orders" stay apart. */
+    char key[512];
+    if (topic && !internal && rf->prefix && rf->prefix[0]) {
+        snprintf(key, sizeof(key), "%s%s", rf->prefix, topic);
+        topic = key;
+    }
     flow_t *t = topic ? flow_get(&s->topics, topic, 0) : NULL;
-    flow_t *all[4] = {&s->total, broker, client, t};
-    for (int i = 0; i < 4; i++)
+    flow_t *all[5] = {&s->total, rf->broker, rf->client, rf->tenant, t};
+    for (int i = 0; i < 5; i++)
         if (all[i]) {
             all[i]->v[fb] += bytes;
             all[i]->v[fr] += records;
         }
 }
 
-static void count_produce(mk_admin_stats_t *s, const mk_broker_req_info_t *info, flow_t *broker, flow_t *client)
+static void count_produce(mk_admin_stats_t *s, const mk_broker_req_info_t *info, const req_flows_t *rf)
 {
     const mk_ProduceRequest_t *q = info->body;
     const mk_ProduceResponse_t *r = info->resp;
@@ -241,11 +254,11 @@ static void count_produce(mk_admin_stats_t *s, const mk_broker_req_info_t *info,
             records += record_count(qp->Records.ptr, (size_t)qp->Records.len);
         }
         if (bytes && qt->Name.ptr)
-            flows_add(s, broker, client, qt->Name.ptr, 0, bytes, records);
+            flows_add(s, rf, qt->Name.ptr, false, 0, bytes, records);
     }
 }
 
-static void count_fetch(mk_admin_stats_t *s, const mk_broker_req_info_t *info, flow_t *broker, flow_t *client)
+static void count_fetch(mk_admin_stats_t *s, const mk_broker_req_info_t *info, const req_flows_t *rf)
 {
     const mk_FetchResponse_t *r = info->resp;
     for (int32_t i = 0; i < r->Responses.count; i++) {
@@ -261,11 +274,13 @@ static void count_fetch(mk_admin_stats_t *s, const mk_broker_req_info_t *info, f
         if (!bytes)
             continue;
         const char *name = rt->Topic.ptr;
+        bool internal = false;
         if (!name || !*name) {
             mk_topic_t *t = mk_cluster_topic_find_id(s->c, rt->TopicId.b);
             name = t ? t->name : NULL;
+            internal = true;
         }
-        flows_add(s, broker, client, name, 1, bytes, records);
+        flows_add(s, rf, name, internal, 1, bytes, records);
     }
 }
 
@@ -276,6 +291,10 @@ void mk_admin_stats_on_request(mk_admin_stats_t *s, const mk_broker_req_info_t *
     bool broker_ok = bi >= 0 && bi < s->nbrokers;
     flow_t *broker = broker_ok ? &s->brokers[bi] : NULL;
     flow_t *client = flow_get(&s->clients, info->client_id ? info->client_id : "", MK_ADMIN_MAX_CLIENTS);
+    flow_t *tenant = flow_get(&s->tenants, info->tenant ? info->tenant : "default", MK_ADMIN_MAX_CLIENTS);
+    if (tenant)
+        tenant->v[F_REQUESTS]++;
+    req_flows_t rf = {broker, client, tenant, info->tenant_prefix};
     s->total.v[F_REQUESTS]++;
     s->rejected += info->rejected;
     if (broker)
@@ -293,9 +312,9 @@ void mk_admin_stats_on_request(mk_admin_stats_t *s, const mk_broker_req_info_t *
     if (info->rejected || !info->body || !info->resp)
         return;
     if (info->api_key == MK_API_Produce)
-        count_produce(s, info, broker, client);
+        count_produce(s, info, &rf);
     else if (info->api_key == MK_API_Fetch)
-        count_fetch(s, info, broker, client);
+        count_fetch(s, info, &rf);
 }
 
 /* ================================================================ lifecycle */
@@ -318,6 +337,7 @@ int mk_admin_stats_new(mk_cluster_t *c, mk_admin_stats_t **out)
     }
     mk_map_init(&s->topics);
     mk_map_init(&s->clients);
+    mk_map_init(&s->tenants);
     uint64_t now = mk_mono_ms();
     for (int i = 0; i < RATE_SLOTS; i++)
         s->ring_ms[i] = now;
@@ -345,6 +365,7 @@ void mk_admin_stats_free(mk_admin_stats_t *s)
     mk_free(s->brokers);
     map_free_values(&s->topics);
     map_free_values(&s->clients);
+    map_free_values(&s->tenants);
     mk_free(s);
 }
 
@@ -375,8 +396,8 @@ void mk_admin_stats_tick(mk_admin_stats_t *s, uint64_t now_ms)
     flow_sample(&s->total, pos);
     for (int i = 0; i < s->nbrokers; i++)
         flow_sample(&s->brokers[i], pos);
-    mk_map_t *maps[2] = {&s->topics, &s->clients};
-    for (int m = 0; m < 2; m++) {
+    mk_map_t *maps[3] = {&s->topics, &s->clients, &s->tenants};
+    for (int m = 0; m < 3; m++) {
         size_t it = 0;
         const char *k;
         void *v;
@@ -429,10 +450,11 @@ json_t *mk_admin_stats_rates_json(mk_admin_stats_t *s)
         json_object_set_new(j, "broker", json_integer(i + 1));
         json_array_append_new(brokers, j);
     }
-    return json_pack("{s:f, s:o, s:o, s:o, s:o}", "window_sec", (double)(now - s->ring_ms[oldest]) / 1000.0,
+    return json_pack("{s:f, s:o, s:o, s:o, s:o, s:o}", "window_sec", (double)(now - s->ring_ms[oldest]) / 1000.0,
                      "cluster", flow_json(s, &s->total, now), "brokers", brokers, "topics",
                      flow_map_json(s, &s->topics, "topic", now), "clients",
-                     flow_map_json(s, &s->clients, "client_id", now));
+                     flow_map_json(s, &s->clients, "client_id", now), "tenants",
+                     flow_map_json(s, &s->tenants, "tenant", now));
 }
 
 /* "Produce" for an API key ("ApiKey42" when unknown). */
@@ -637,5 +659,14 @@ void mk_admin_stats_prometheus(mk_admin_stats_t *s, mk_buf_t *o)
         mk_prom_help(o, client_metrics[m].name, "counter",
                      "Per client id (at most 256 ids; the rest count as \"(other)\").");
         flows_prom(o, &s->clients, client_metrics[m].name, client_metrics[m].field, "client_id");
+    }
+    static const struct { const char *name; int field; } tenant_metrics[] = {
+        {"minikora_tenant_bytes_in_total", F_BYTES_IN},     {"minikora_tenant_bytes_out_total", F_BYTES_OUT},
+        {"minikora_tenant_messages_in_total", F_RECORDS_IN}, {"minikora_tenant_messages_out_total", F_RECORDS_OUT},
+        {"minikora_tenant_requests_total", F_REQUESTS},
+    };
+    for (size_t m = 0; m < MK_ARRAY_LEN(tenant_metrics); m++) {
+        mk_prom_help(o, tenant_metrics[m].name, "counter", "Per tenant (logical cluster).");
+        flows_prom(o, &s->tenants, tenant_metrics[m].name, tenant_metrics[m].field, "tenant");
     }
 }

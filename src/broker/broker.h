@@ -44,6 +44,8 @@ typedef struct mk_broker_req_info_s {
     const char *client_id;    /* NULL if none */
     const void *body;         /* decoded request (generated struct) or NULL */
     const void *resp;         /* response struct or NULL */
+    const char *tenant;       /* id of the connection's tenant ("default" when none) */
+    const char *tenant_prefix;/* its internal name prefix ("" for the default tenant) */
 } mk_broker_req_info_t;
 
 /* Called once per request on the loop thread, after its response is queued

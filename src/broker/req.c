@@ -129,7 +129,12 @@ static void req_done(mk_req_t *req, bool rejected)
                                      rejected,
                                      req->hdr.ClientId.ptr,
                                      rejected ? NULL : req->body,
-                                     rejected ? NULL : req->resp};
+                                     rejected ? NULL : req->resp,
+                                     NULL,
+                                     NULL};
+        const mk_tenant_t *tn = req->sess ? req->sess->tenant : mk_tenant_default();
+        info.tenant = tn->id;
+        info.tenant_prefix = tn->prefix;
         b->req_cb(&info, b->req_cb_ud);
     }
     req_free(req);
