@@ -227,9 +227,9 @@ def test_tui_views_and_actions(minikora):
         produce_brokers = {int(m) for m in re.findall(r"^\s+(\d)\s+Produce\b", s, re.M)}
         assert produce_brokers <= set(leaders.values()), s
 
-        # ---- Tenants: the one default tenant with its totals and our client
+        # ---- Tenants: the totals, the default tenant (our unauthenticated client) and our client
         tui.keys("4")
-        tui.wait_text("Tenant default", "bytes in", "records in", "tui-load")
+        tui.wait_text("Tenants", "TENANT", "default", "bytes in", "records in", "tui-load")
         total = re.compile(r"records in\s+\S+/s\s+(\S+)")
         s = tui.wait("records in >= 300", lambda s: count_value(total.search(s).group(1)) >= 300)
         first = count_value(total.search(s).group(1))

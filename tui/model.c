@@ -129,6 +129,7 @@ void mk_tui_model_free(mk_tui_model_t *m)
     mk_free(m->parts);
     mk_free(m->topic_flows);
     mk_free(m->client_flows);
+    mk_free(m->tenant_flows);
     mk_free(m->lat);
     mk_free(m->groups);
     mk_free(m->events);
@@ -400,12 +401,15 @@ static mk_tui_named_flow_t *named_flows(json_t *arr, const char *label, int *cou
 
 static int apply_rates(mk_tui_model_t *m, json_t *j)
 {
-    int nt = 0, nc = 0;
+    int nt = 0, nc = 0, nn = 0;
     mk_tui_named_flow_t *t = named_flows(json_object_get(j, "topics"), "topic", &nt);
     mk_tui_named_flow_t *c = named_flows(json_object_get(j, "clients"), "client_id", &nc);
-    if (!t || !c) {
+    /* "tenants" is absent from older servers: an empty list then. */
+    mk_tui_named_flow_t *tn = named_flows(json_object_get(j, "tenants"), "tenant", &nn);
+    if (!t || !c || !tn) {
         mk_free(t);
         mk_free(c);
+        mk_free(tn);
         return MK_ERR_NOMEM;
     }
     json_t *brokers = json_object_get(j, "brokers");
@@ -426,6 +430,9 @@ static int apply_rates(mk_tui_model_t *m, json_t *j)
     m->ntopic_flows = nt;
     m->client_flows = c;
     m->nclient_flows = nc;
+    mk_free(m->tenant_flows);
+    m->tenant_flows = tn;
+    m->ntenant_flows = nn;
     flow_parse(json_object_get(j, "cluster"), &m->cluster_flow);
     m->rates_window_s = jnum(j, "window_sec");
     mk_tui_hist_push(&m->hist_in, m->cluster_flow.bytes_in);

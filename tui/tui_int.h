@@ -186,8 +186,8 @@ typedef struct mk_tui_model_s {
     bool have_rates;
     double rates_window_s;
     mk_tui_flow_t cluster_flow;
-    mk_tui_named_flow_t *topic_flows, *client_flows;
-    int ntopic_flows, nclient_flows;
+    mk_tui_named_flow_t *topic_flows, *client_flows, *tenant_flows;
+    int ntopic_flows, nclient_flows, ntenant_flows;
     mk_tui_hist_t hist_in, hist_out; /* cluster bytes/s */
     /* GET /v1/latency: 0 = not asked yet, 404 = the API has no such route */
     long latency_status;

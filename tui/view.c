@@ -688,8 +688,8 @@ static void draw_tenants(mk_tui_t *t, int y0, int rows)
     if (no_cluster(t, y0))
         return;
     int y = y0;
-    put(y, 0, COLS, attrs[K_HEAD], " Tenant default");
-    put(y, 16, COLS - 16, attrs[K_DIM], "(all clients: minikora has one tenant until multi-tenancy lands)");
+    put(y, 0, COLS, attrs[K_HEAD], " Tenants");
+    put(y, 10, COLS - 10, attrs[K_DIM], "(the cluster's totals; per tenant below)");
     y++;
     put(y, 2, COLS - 2, attrs[K_HEAD], "%-14s %14s %14s", "", "per second", "total");
     y++;
@@ -714,7 +714,20 @@ static void draw_tenants(mk_tui_t *t, int y0, int rows)
     mk_tui_fmt_bytes((double)storage, st, sizeof(st));
     put(y++, 2, COLS - 2, A_NORMAL, "topics %d   partitions %d   groups %d   storage %s   connections %d",
         m->topics_count, m->partitions_count, m->ngroups, st, conns);
-    put(y++, 2, COLS - 2, attrs[K_DIM], "throttling: none (quotas arrive with tenants)");
+    put(y++, 2, COLS - 2, attrs[K_DIM], "throttling: none (quotas arrive with the quota issue)");
+    /* One line per tenant that sent requests: "default" is the unauthenticated clients. */
+    put(y++, 0, COLS, attrs[K_HEAD], " %-20s %10s %10s %10s %12s", "TENANT", "IN/s", "OUT/s", "REQ/s",
+        "IN total");
+    int tenant_rows = MK_MIN(m->ntenant_flows, MK_MAX(1, (rows - (y - y0)) / 3));
+    for (int i = 0; i < tenant_rows; i++) {
+        const mk_tui_named_flow_t *tf = &m->tenant_flows[i];
+        char bi[16], bo[16], rq[16], tot[16];
+        mk_tui_fmt_bytes(tf->flow.bytes_in, bi, sizeof(bi));
+        mk_tui_fmt_bytes(tf->flow.bytes_out, bo, sizeof(bo));
+        mk_tui_fmt_count(tf->flow.requests, rq, sizeof(rq));
+        mk_tui_fmt_bytes(tf->flow.bytes_in_total, tot, sizeof(tot));
+        put(y++, 1, COLS - 1, A_NORMAL, "%-20.20s %10s %10s %10s %12s", tf->name, bi, bo, rq, tot);
+    }
     y++;
     put(y, 0, COLS, attrs[K_HEAD], " %-36s %10s %10s %10s", "CLIENT ID", "IN/s", "OUT/s", "REQ/s");
     y++;
