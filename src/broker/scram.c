@@ -19,6 +19,7 @@
  */
 #include "broker/broker_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define CLUSTER_NAME "kafka-cluster"
@@ -45,6 +46,7 @@ static int describe_one(mk_req_t *req, const mk_tenant_t *t, const char *key,
                         mk_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult_t *res)
 {
     res->User = mk_broker_req_str(req, key);
+    res->ErrorMessage = mk_str(NULL);
     int32_t it[2];
     int n = 0;
     for (int i = 0; i < 2; i++) {
@@ -73,6 +75,7 @@ int mk_broker_handle_describe_user_scram_credentials(mk_req_t *req)
     mk_DescribeUserScramCredentialsRequest_t *q = req->body;
     mk_DescribeUserScramCredentialsResponse_t *r = req->resp;
     const mk_tenant_t *t = session_tenant(req);
+    r->ErrorMessage = mk_str(NULL);
     if (!mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, CLUSTER_NAME, MK_ACL_OP_DESCRIBE)) {
         r->ErrorCode = MK_KERR_CLUSTER_AUTHORIZATION_FAILED;
         return MK_REQ_DONE;
@@ -95,22 +98,31 @@ int mk_broker_handle_describe_user_scram_credentials(mk_req_t *req)
     if (!MK_ARRAY_ALLOC(req, r->Results, q->Users.count,
                         DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult))
         return MK_ERR_NOMEM;
+    int32_t n = 0;  /* one result per distinct user, in request order */
     for (int32_t i = 0; i < q->Users.count; i++) {
-        mk_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult_t *res = &r->Results.items[i];
         const char *name = q->Users.items[i].Name.ptr ? q->Users.items[i].Name.ptr : "";
-        bool dup = false;
-        for (int32_t j = 0; j < q->Users.count && !dup; j++)
-            dup = j != i && mk_str_eq(q->Users.items[j].Name, name);
+        bool dup = false, seen = false;
+        for (int32_t j = 0; j < q->Users.count; j++)
+            if (j != i && mk_str_eq(q->Users.items[j].Name, name)) {
+                dup = true;
+                seen = seen || j < i;
+            }
+        if (seen)
+            continue;
+        mk_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult_t *res = &r->Results.items[n++];
         if (dup) {
+            char msg[160];
+            snprintf(msg, sizeof(msg),
+                     "Cannot describe SCRAM credentials for the same user twice in a single request: %.64s", name);
             res->User = mk_broker_req_str(req, name);
             res->ErrorCode = MK_KERR_DUPLICATE_RESOURCE;
-            res->ErrorMessage =
-                mk_broker_req_str(req, "Cannot describe SCRAM credentials for the same user twice in a single request");
+            res->ErrorMessage = mk_broker_req_str(req, msg);
             continue;
         }
         if (describe_one(req, t, name, res) < 0)
             return MK_ERR_NOMEM;
     }
+    r->Results.count = n;
     return MK_REQ_DONE;
 }
 
