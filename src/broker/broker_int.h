@@ -178,6 +178,9 @@ int mk_broker_handle_sasl_authenticate(mk_req_t *req);
 int mk_broker_handle_create_acls(mk_req_t *req);
 int mk_broker_handle_describe_acls(mk_req_t *req);
 int mk_broker_handle_delete_acls(mk_req_t *req);
+/* scram.c */
+int mk_broker_handle_describe_user_scram_credentials(mk_req_t *req);
+int mk_broker_handle_alter_user_scram_credentials(mk_req_t *req);
 /* A bare SASL token on a session after a v0 SaslHandshake (kafka-python's
  * form): answered with a bare token, or the connection closed.  Takes
  * ownership of frame. */

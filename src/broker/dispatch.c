@@ -74,6 +74,11 @@ static mk_api_t apis[] = {
     API(CreateAcls, -1, mk_broker_handle_create_acls, "the tenant's own ACLs; needs ALTER on the cluster once ACLs exist"),
     API(DescribeAcls, -1, mk_broker_handle_describe_acls, "literal, prefixed, match and any filters"),
     API(DeleteAcls, -1, mk_broker_handle_delete_acls, ""),
+    API(DescribeUserScramCredentials, -1, mk_broker_handle_describe_user_scram_credentials,
+        "users are the session tenant's API keys; another tenant's keys are not found"),
+    API(AlterUserScramCredentials, -1, mk_broker_handle_alter_user_scram_credentials,
+        "sets or deletes a mechanism of the tenant's API key (a new valid key id creates the key; no mechanism "
+        "left revokes it)"),
 };
 
 static void apis_init(void)

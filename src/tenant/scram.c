@@ -9,9 +9,9 @@
  * copy would be a liability.  This file is the only user of OpenSSL in
  * tenant/ (net/ and s3d/ use it for their own reasons).
  *
- * Credentials.  A key keeps salt, iterations, StoredKey = H(HMAC(SaltedPassword,
+ * Credentials.  A key keeps, per hash, salt, iterations, StoredKey = H(HMAC(SaltedPassword,
  * "Client Key")) and ServerKey = HMAC(SaltedPassword, "Server Key") for both
- * hashes.  PLAIN derives the SHA-256 StoredKey from the password given and
+ * hashes (either may be absent).  PLAIN derives the SHA-256 (else SHA-512) StoredKey from the password given and
  * compares (one PBKDF2 of 4096 iterations, about a millisecond: bounded work
  * on the loop, as for the SCRAM HMACs).
  *
@@ -83,6 +83,18 @@ int mk_tenant_scram_derive(int mech, const char *password, size_t pw_len, const 
         !hmac(md, salted, hl, "Server Key", 10, server))
         return MK_ERR_INVALID;
     OPENSSL_cleanse(salted, sizeof(salted));
+    OPENSSL_cleanse(client_key, sizeof(client_key));
+    return 0;
+}
+
+int mk_tenant_scram_from_salted(int mech, const uint8_t *salted, size_t len, uint8_t *stored, uint8_t *server)
+{
+    size_t hl;
+    const EVP_MD *md = mech_md(mech, &hl);
+    uint8_t client_key[64];
+    if (len != hl || !hmac(md, salted, hl, "Client Key", 10, client_key) || !digest(md, client_key, hl, stored) ||
+        !hmac(md, salted, hl, "Server Key", 10, server))
+        return MK_ERR_INVALID;
     OPENSSL_cleanse(client_key, sizeof(client_key));
     return 0;
 }
@@ -199,10 +211,12 @@ static int plain_step(mk_tenant_sasl_t *s, const char *tok, size_t len, char *wh
     mk_tenant_key_t *k = key_lookup(s, user, ulen);
     if (!k || memchr(pw, 0, pwlen))
         return fail(s, why, wn, "Authentication failed: Invalid username or password");
-    uint8_t stored[32], server[32];
-    if (mk_tenant_scram_derive(MK_TENANT_MECH_SCRAM_SHA_256, pw, pwlen, k->salt, sizeof(k->salt), k->iterations,
-                               stored, server) < 0 ||
-        CRYPTO_memcmp(stored, k->stored256, 32) != 0)
+    int mech = k->sha256.iterations ? MK_TENANT_MECH_SCRAM_SHA_256 : MK_TENANT_MECH_SCRAM_SHA_512;
+    const mk_tenant_cred_t *cr = mk_tenant_key_cred(k, mech);
+    size_t hl = mech == MK_TENANT_MECH_SCRAM_SHA_512 ? 64 : 32;
+    uint8_t stored[64], server[64];
+    if (mk_tenant_scram_derive(mech, pw, pwlen, cr->salt, cr->salt_len, cr->iterations, stored, server) < 0 ||
+        CRYPTO_memcmp(stored, cr->stored, hl) != 0)
         return fail(s, why, wn, "Authentication failed: Invalid username or password");
     return done(s, k);
 }
@@ -237,8 +251,9 @@ static int scram_first(mk_tenant_sasl_t *s, const char *tok, mk_buf_t *out, char
         if (cn[i] < 0x21 || cn[i] > 0x7e)
             return fail(s, why, wn, "SCRAM: malformed client nonce");
     mk_tenant_key_t *k = key_lookup(s, user, ulen);
-    if (!k)
+    if (!k || !mk_tenant_key_cred(k, s->mech)->iterations)
         return fail(s, why, wn, "Authentication failed: Invalid user credentials");
+    const mk_tenant_cred_t *cr = mk_tenant_key_cred(k, s->mech);
     uint8_t rnd[24];
     if (mk_tenant_random(rnd, sizeof(rnd)) < 0)
         return fail(s, why, wn, "SCRAM: no randomness");
@@ -256,9 +271,9 @@ static int scram_first(mk_tenant_sasl_t *s, const char *tok, mk_buf_t *out, char
     mk_buf_put(&sf, "r=", 2);
     mk_buf_put(&sf, s->nonce, strlen(s->nonce));
     mk_buf_put(&sf, ",s=", 3);
-    b64_put(&sf, k->salt, sizeof(k->salt));
+    b64_put(&sf, cr->salt, cr->salt_len);
     char it[24];
-    int itn = snprintf(it, sizeof(it), ",i=%d", k->iterations);
+    int itn = snprintf(it, sizeof(it), ",i=%d", cr->iterations);
     mk_buf_put(&sf, it, (size_t)itn);
     mk_buf_put(&sf, "", 1);
     if (!s->gs2 || !s->first_bare || !mk_buf_ok(&sf)) {
@@ -293,12 +308,12 @@ static int scram_final(mk_tenant_sasl_t *s, const char *tok, mk_buf_t *out, char
     if (rl < nl || memcmp(r + rl - nl, s->nonce, nl) != 0)
         return fail(s, why, wn, "SCRAM: nonce mismatch");
     mk_tenant_key_t *k = mk_tenant_key_find(s->r, s->key);
-    if (!k)
+    if (!k || !mk_tenant_key_cred(k, s->mech)->iterations)
         return fail(s, why, wn, "Authentication failed: Invalid user credentials");
     size_t hl;
     const EVP_MD *md = mech_md(s->mech, &hl);
-    const uint8_t *stored = hl == 64 ? k->stored512 : k->stored256;
-    const uint8_t *server = hl == 64 ? k->server512 : k->server256;
+    const uint8_t *stored = mk_tenant_key_cred(k, s->mech)->stored;
+    const uint8_t *server = mk_tenant_key_cred(k, s->mech)->server;
     uint8_t proof[96];
     int pn = b64_get(pr, prl, proof, sizeof(proof));
     if (pn != (int)hl)

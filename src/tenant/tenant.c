@@ -10,8 +10,13 @@
  * in order on the loop; loaded at start by mk_tenant_registry_open()):
  *
  *   tenant/<id>                 "cell=<n> created=<ms>"
- *   tenant/<id>/key/<key id>    "i=<iterations> s=<salt hex> k256=<StoredKey hex>:<ServerKey hex>
- *                                k512=<StoredKey hex>:<ServerKey hex>"   (one line)
+ *   tenant/<id>/key/<key id>    "c256=<iterations>:<salt hex>:<StoredKey hex>:<ServerKey hex>
+ *                                c512=<same for SHA-512>"   (one line; either may be absent)
+ *
+ * Keys stored before salts were per mechanism read as
+ * "i=<iterations> s=<salt hex> k256=<Stored>:<Server> k512=<Stored>:<Server>"
+ * (one salt and count for both); they are rewritten in the new form at
+ * their next change.
  *
  * A secret is never stored: only what SCRAM needs (RFC 5802 section 5), from
  * which PLAIN logins are checked too (scram.c).  Every stored value is
@@ -181,13 +186,20 @@ static int key_persist(mk_tenant_registry_t *r, const mk_tenant_key_t *k, bool d
     snprintf(name, sizeof(name), "tenant/%s/key/%s", k->tenant->id, k->id);
     if (del)
         return kv_set(r, name, NULL);
-    char s[2 * MK_TENANT_SALT_LEN + 1], a[65], b[65], c[129], d[129], val[512];
-    hex_put(s, k->salt, sizeof(k->salt));
-    hex_put(a, k->stored256, 32);
-    hex_put(b, k->server256, 32);
-    hex_put(c, k->stored512, 64);
-    hex_put(d, k->server512, 64);
-    snprintf(val, sizeof(val), "i=%d s=%s k256=%s:%s k512=%s:%s", k->iterations, s, a, b, c, d);
+    char val[1024];
+    size_t n = 0;
+    for (int m = MK_TENANT_MECH_SCRAM_SHA_256; m <= MK_TENANT_MECH_SCRAM_SHA_512; m++) {
+        const mk_tenant_cred_t *c = mk_tenant_key_cred((mk_tenant_key_t *)k, m);
+        size_t hl = m == MK_TENANT_MECH_SCRAM_SHA_512 ? 64 : 32;
+        if (!c->iterations)
+            continue;
+        char salt[2 * MK_TENANT_SALT_MAX + 1], a[129], b[129];
+        hex_put(salt, c->salt, c->salt_len);
+        hex_put(a, c->stored, hl);
+        hex_put(b, c->server, hl);
+        n += (size_t)snprintf(val + n, sizeof(val) - n, "%sc%d=%d:%s:%s:%s", n ? " " : "", (int)hl * 8,
+                              c->iterations, salt, a, b);
+    }
     return kv_set(r, name, val);
 }
 
@@ -232,6 +244,49 @@ static bool field_pair(const char *line, const char *name, uint8_t *a, uint8_t *
     size_t len;
     const char *v = field(line, name, &len);
     return v && len == 4 * n + 1 && v[2 * n] == ':' && hex_get(v, 2 * n, a, n) && hex_get(v + 2 * n + 1, 2 * n, b, n);
+}
+
+/* Field "name=<iterations>:<salt hex>:<Stored hex>:<Server hex>" into c,
+ * hash length hl; an absent field leaves c empty (true). */
+static bool field_cred(const char *line, const char *name, mk_tenant_cred_t *c, size_t hl)
+{
+    size_t len;
+    const char *v = field(line, name, &len);
+    if (!v)
+        return true;
+    const char *c1 = memchr(v, ':', len);
+    const char *c2 = c1 ? memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - v)) : NULL;
+    if (!c1 || !c2 || c1 == v || c1 - v > 9)
+        return false;
+    size_t sl = (size_t)(c2 - c1 - 1), rest = len - (size_t)(c2 + 1 - v);
+    char buf[12];
+    memcpy(buf, v, (size_t)(c1 - v));
+    buf[c1 - v] = 0;
+    char *end;
+    long it = strtol(buf, &end, 10);
+    if (*end || it < 1 || it > 1000000 || sl % 2 || sl / 2 > MK_TENANT_SALT_MAX || sl == 0 ||
+        rest != 4 * hl + 1 || c2[1 + 2 * hl] != ':' || !hex_get(c1 + 1, sl, c->salt, sl / 2) ||
+        !hex_get(c2 + 1, 2 * hl, c->stored, hl) || !hex_get(c2 + 2 + 2 * hl, 2 * hl, c->server, hl))
+        return false;
+    c->iterations = (int32_t)it;
+    c->salt_len = (uint8_t)(sl / 2);
+    return true;
+}
+
+/* The form before per-mechanism salts: one salt and count for both hashes. */
+static bool key_load_old(const char *value, mk_tenant_key_t *k)
+{
+    int64_t it;
+    size_t sl;
+    const char *s = field(value, "s", &sl);
+    if (!field_i64(value, "i", 1, 1000000, &it) || !s || !hex_get(s, sl, k->sha256.salt, MK_TENANT_SALT_LEN) ||
+        !field_pair(value, "k256", k->sha256.stored, k->sha256.server, 32) ||
+        !field_pair(value, "k512", k->sha512.stored, k->sha512.server, 64))
+        return false;
+    k->sha256.iterations = k->sha512.iterations = (int32_t)it;
+    k->sha256.salt_len = k->sha512.salt_len = MK_TENANT_SALT_LEN;
+    memcpy(k->sha512.salt, k->sha256.salt, MK_TENANT_SALT_LEN);
+    return true;
 }
 
 typedef struct load_s {
@@ -280,16 +335,12 @@ static int load_cb(const char *key, const char *value, void *arg)
         return MK_ERR_NOMEM;
     memcpy(k->id, kid, MK_TENANT_KEY_LEN + 1);
     k->tenant = t;
-    int64_t it;
-    size_t sl;
-    const char *s = field(value, "s", &sl);
-    if (!field_i64(value, "i", 1, 1000000, &it) || !s || !hex_get(s, sl, k->salt, MK_TENANT_SALT_LEN) ||
-        !field_pair(value, "k256", k->stored256, k->server256, 32) ||
-        !field_pair(value, "k512", k->stored512, k->server512, 64)) {
+    if (!(field_cred(value, "c256", &k->sha256, 32) && field_cred(value, "c512", &k->sha512, 64) &&
+          (k->sha256.iterations || k->sha512.iterations)) &&
+        !key_load_old(value, k)) {
         mk_free(k);
         goto corrupt;
     }
-    k->iterations = (int32_t)it;
     if (mk_map_put(&r->keys, k->id, k) < 0) {
         mk_free(k);
         return MK_ERR_NOMEM;
@@ -484,15 +535,16 @@ static int random_chars(char *out, size_t n, const char *alphabet)
  * and persist k.  On error k is freed.  0 or an error. */
 static int key_add(mk_tenant_registry_t *r, mk_tenant_t *t, mk_tenant_key_t *k, const char *secret, size_t len)
 {
-    int rc = mk_tenant_random(k->salt, sizeof(k->salt));
     k->tenant = t;
-    k->iterations = MK_TENANT_SCRAM_ITERATIONS;
-    if (rc == 0)
-        rc = mk_tenant_scram_derive(MK_TENANT_MECH_SCRAM_SHA_256, secret, len, k->salt, sizeof(k->salt),
-                                    k->iterations, k->stored256, k->server256);
-    if (rc == 0)
-        rc = mk_tenant_scram_derive(MK_TENANT_MECH_SCRAM_SHA_512, secret, len, k->salt, sizeof(k->salt),
-                                    k->iterations, k->stored512, k->server512);
+    int rc = 0;
+    for (int m = MK_TENANT_MECH_SCRAM_SHA_256; rc == 0 && m <= MK_TENANT_MECH_SCRAM_SHA_512; m++) {
+        mk_tenant_cred_t *c = mk_tenant_key_cred(k, m);
+        c->iterations = MK_TENANT_SCRAM_ITERATIONS;
+        c->salt_len = MK_TENANT_SALT_LEN;
+        rc = mk_tenant_random(c->salt, MK_TENANT_SALT_LEN);
+        if (rc == 0)
+            rc = mk_tenant_scram_derive(m, secret, len, c->salt, c->salt_len, c->iterations, c->stored, c->server);
+    }
     if (rc == 0)
         rc = mk_map_put(&r->keys, k->id, k);
     if (rc == 0) {
@@ -575,4 +627,61 @@ const char *mk_tenant_key_next(mk_tenant_registry_t *r, const mk_tenant_t *t, si
         if (((mk_tenant_key_t *)v)->tenant == t)
             return ((mk_tenant_key_t *)v)->id;
     return NULL;
+}
+
+/* ========================================================= SCRAM credentials */
+
+static bool scram_mech(int mech) { return mech == MK_TENANT_MECH_SCRAM_SHA_256 || mech == MK_TENANT_MECH_SCRAM_SHA_512; }
+
+int32_t mk_tenant_key_scram_iterations(mk_tenant_registry_t *r, const mk_tenant_t *t, const char *key, int mech)
+{
+    mk_tenant_key_t *k = mk_map_get(&r->keys, key);
+    if (!k || k->tenant != t || !scram_mech(mech))
+        return 0;
+    return mk_tenant_key_cred(k, mech)->iterations;
+}
+
+int mk_tenant_key_scram_set(mk_tenant_registry_t *r, mk_tenant_t *t, const char *key, int mech, int32_t iterations,
+                            const uint8_t *salt, size_t salt_len, const uint8_t *salted, size_t salted_len)
+{
+    size_t kl = strlen(key);
+    if (!scram_mech(mech) || iterations < MK_TENANT_SCRAM_MIN_ITERATIONS ||
+        iterations > MK_TENANT_SCRAM_MAX_ITERATIONS || salt_len == 0 || salt_len > MK_TENANT_SALT_MAX ||
+        kl != MK_TENANT_KEY_LEN || strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != kl)
+        return MK_ERR_INVALID;
+    mk_tenant_key_t *k = mk_map_get(&r->keys, key), *fresh = NULL;
+    if (k && k->tenant != t)
+        return MK_ERR_EXISTS;
+    if (!k) {
+        fresh = k = mk_calloc(1, sizeof(*k));
+        if (!k)
+            return MK_ERR_NOMEM;
+        memcpy(k->id, key, MK_TENANT_KEY_LEN + 1);
+        k->tenant = t;
+    }
+    mk_tenant_cred_t c = {.iterations = iterations, .salt_len = (uint8_t)salt_len};
+    memcpy(c.salt, salt, salt_len);
+    int rc = mk_tenant_scram_from_salted(mech, salted, salted_len, c.stored, c.server);
+    if (rc == 0 && fresh)
+        rc = mk_map_put(&r->keys, k->id, k);
+    if (rc < 0) {
+        mk_free(fresh);
+        return rc;
+    }
+    *mk_tenant_key_cred(k, mech) = c;
+    key_persist(r, k, false);
+    mk_info("tenant %s: API key %s: SCRAM credential %s", t->id, k->id, fresh ? "created" : "set");
+    return 0;
+}
+
+int mk_tenant_key_scram_delete(mk_tenant_registry_t *r, mk_tenant_t *t, const char *key, int mech)
+{
+    mk_tenant_key_t *k = mk_map_get(&r->keys, key);
+    if (!k || k->tenant != t || !scram_mech(mech) || !mk_tenant_key_cred(k, mech)->iterations)
+        return MK_ERR_NOT_FOUND;
+    memset(mk_tenant_key_cred(k, mech), 0, sizeof(mk_tenant_cred_t));
+    if (!k->sha256.iterations && !k->sha512.iterations)
+        return mk_tenant_key_revoke(r, t, key);
+    key_persist(r, k, false);
+    return 0;
 }

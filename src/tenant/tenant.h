@@ -116,6 +116,25 @@ int mk_tenant_key_revoke(mk_tenant_registry_t *r, mk_tenant_t *t, const char *ke
 /* Iterate t's key ids: for (size_t it = 0; (k = mk_tenant_key_next(r, t, &it));) */
 const char *mk_tenant_key_next(mk_tenant_registry_t *r, const mk_tenant_t *t, size_t *iter);
 
+/* SCRAM credentials of one key (Describe/AlterUserScramCredentials).  mech is
+ * MK_TENANT_MECH_SCRAM_SHA_256 or _512; salt and iterations are per mechanism. */
+#define MK_TENANT_SCRAM_MIN_ITERATIONS 4096    /* Kafka's bounds */
+#define MK_TENANT_SCRAM_MAX_ITERATIONS 16384
+/* The iterations of key's credential for mech, or 0 when key is not t's or
+ * has no such credential. */
+int32_t mk_tenant_key_scram_iterations(mk_tenant_registry_t *r, const mk_tenant_t *t, const char *key, int mech);
+/* Set key's credential for mech from a client's salt and SaltedPassword
+ * (the hash's length): StoredKey and ServerKey are derived (a few HMACs) and
+ * persisted in the background.  A valid new key id (16 of [A-Z0-9]) becomes a
+ * key of t.  Returns 0, MK_ERR_INVALID (bad mech, salt of 1..64 bytes,
+ * password length, iterations or key id), MK_ERR_EXISTS (key of another
+ * tenant), MK_ERR_NOMEM. */
+int mk_tenant_key_scram_set(mk_tenant_registry_t *r, mk_tenant_t *t, const char *key, int mech, int32_t iterations,
+                            const uint8_t *salt, size_t salt_len, const uint8_t *salted, size_t salted_len);
+/* Delete key's credential for mech; a key left without one is revoked.
+ * 0 or MK_ERR_NOT_FOUND (not t's key, or no such credential). */
+int mk_tenant_key_scram_delete(mk_tenant_registry_t *r, mk_tenant_t *t, const char *key, int mech);
+
 /* ===================================================================== SASL */
 
 enum {

@@ -3,7 +3,9 @@
  * tenant's escape of '~', visibility), tenant ids, the registry (create,
  * keys, revoke, remove) persisted in a meta store and loaded back, PLAIN and
  * a full SCRAM-SHA-256 / SCRAM-SHA-512 exchange with the client side
- * computed here (RFC 5802), and garbage tokens for every mechanism.
+ * computed here (RFC 5802), garbage tokens for every mechanism, credentials
+ * set from a client's SaltedPassword (per mechanism; deleting the last one
+ * revokes the key) and the stored form from before per-mechanism salts.
  * Standalone program; exits 0 when every check passes.
  */
 #include "meta/meta.h"
@@ -226,11 +228,86 @@ static void test_registry_and_sasl(void)
     CHECK(system(cmd) == 0);
 }
 
+/* SaltedPassword of pw for mech, as a Kafka admin client computes it. */
+static void salted_pw(int mech, const char *pw, const uint8_t *salt, int sl, int it, uint8_t *out)
+{
+    const EVP_MD *md = mech == MK_TENANT_MECH_SCRAM_SHA_512 ? EVP_sha512() : EVP_sha256();
+    CHECK(PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, sl, it, md, EVP_MD_size(md), out) == 1);
+}
+
+static void test_scram_credentials(void)
+{
+    char dir[] = "/tmp/tenant_test.XXXXXX", path[128];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/meta.db", dir);
+    mk_meta_t *m;
+    CHECK(mk_meta_open(path, &m) == 0);
+    mk_tenant_registry_t *r;
+    CHECK(mk_tenant_registry_open(NULL, m, &r) == 0);
+    mk_tenant_t *a, *b;
+    CHECK(mk_tenant_create(r, "acme", 0, &a) == 0 && mk_tenant_create(r, "other", 0, &b) == 0);
+    const char *k = "KEYKEYKEYKEY0001";
+    const uint8_t salt[16] = "0123456789abcdef";
+    uint8_t sp256[32], sp512[64];
+    salted_pw(MK_TENANT_MECH_SCRAM_SHA_256, "password-1", salt, 16, 4096, sp256);
+    salted_pw(MK_TENANT_MECH_SCRAM_SHA_512, "password-1", salt, 16, 4096, sp512);
+    /* bad forms */
+    CHECK(mk_tenant_key_scram_set(r, a, "short", MK_TENANT_MECH_SCRAM_SHA_512, 4096, salt, 16, sp512, 64) ==
+          MK_ERR_INVALID);
+    CHECK(mk_tenant_key_scram_set(r, a, k, MK_TENANT_MECH_SCRAM_SHA_512, 4095, salt, 16, sp512, 64) ==
+          MK_ERR_INVALID);
+    CHECK(mk_tenant_key_scram_set(r, a, k, MK_TENANT_MECH_SCRAM_SHA_512, 4096, salt, 16, sp256, 32) ==
+          MK_ERR_INVALID);
+    CHECK(mk_tenant_key_scram_set(r, a, k, MK_TENANT_MECH_PLAIN, 4096, salt, 16, sp256, 32) == MK_ERR_INVALID);
+    CHECK(!mk_tenant_key_find(r, k));
+    /* a new key with SHA-512 only: SCRAM-SHA-512 and PLAIN log in, SHA-256 does not */
+    CHECK(mk_tenant_key_scram_set(r, a, k, MK_TENANT_MECH_SCRAM_SHA_512, 4096, salt, 16, sp512, 64) == 0);
+    CHECK(mk_tenant_key_scram_set(r, b, k, MK_TENANT_MECH_SCRAM_SHA_512, 4096, salt, 16, sp512, 64) ==
+          MK_ERR_EXISTS);
+    CHECK(mk_tenant_key_scram_iterations(r, a, k, MK_TENANT_MECH_SCRAM_SHA_512) == 4096);
+    CHECK(mk_tenant_key_scram_iterations(r, a, k, MK_TENANT_MECH_SCRAM_SHA_256) == 0);
+    CHECK(mk_tenant_key_scram_iterations(r, b, k, MK_TENANT_MECH_SCRAM_SHA_512) == 0);
+    CHECK(scram(r, MK_TENANT_MECH_SCRAM_SHA_512, k, "password-1", false) == MK_TENANT_SASL_DONE);
+    CHECK(scram(r, MK_TENANT_MECH_SCRAM_SHA_256, k, "password-1", false) == MK_ERR_INVALID);
+    CHECK(plain(r, k, "password-1") == MK_TENANT_SASL_DONE);
+    CHECK(mk_tenant_key_scram_set(r, a, k, MK_TENANT_MECH_SCRAM_SHA_256, 4096, salt, 16, sp256, 32) == 0);
+    mk_tenant_registry_close(r);
+
+    /* Rewrite the stored entry in the old form (one salt and count for both). */
+    char kvkey[96], *v = NULL;
+    snprintf(kvkey, sizeof(kvkey), "tenant/acme/key/%s", k);
+    CHECK(mk_meta_kv_get(m, kvkey, &v) == 0);
+    char c256[256], c512[400], old[1024];
+    CHECK(sscanf(v, "c256=4096:%*[0-9a-f]:%255s c512=4096:%*[0-9a-f]:%399s", c256, c512) == 2);
+    mk_free(v);
+    snprintf(old, sizeof(old), "i=4096 s=30313233343536373839616263646566 k256=%s k512=%s", c256, c512);
+    mk_meta_op_t op = {.kind = MK_META_KV_SET, .key = kvkey, .value = old};
+    CHECK(mk_meta_op_run(m, &op) == 0);
+    CHECK(mk_tenant_registry_open(NULL, m, &r) == 0);
+    a = mk_tenant_find(r, "acme");
+    CHECK(scram(r, MK_TENANT_MECH_SCRAM_SHA_256, k, "password-1", false) == MK_TENANT_SASL_DONE);
+    CHECK(scram(r, MK_TENANT_MECH_SCRAM_SHA_512, k, "password-1", false) == MK_TENANT_SASL_DONE);
+    /* delete one mechanism, then the other: the key is revoked */
+    CHECK(mk_tenant_key_scram_delete(r, mk_tenant_find(r, "other"), k, MK_TENANT_MECH_SCRAM_SHA_256) ==
+          MK_ERR_NOT_FOUND);
+    CHECK(mk_tenant_key_scram_delete(r, a, k, MK_TENANT_MECH_SCRAM_SHA_256) == 0);
+    CHECK(mk_tenant_key_scram_delete(r, a, k, MK_TENANT_MECH_SCRAM_SHA_256) == MK_ERR_NOT_FOUND);
+    CHECK(plain(r, k, "password-1") == MK_TENANT_SASL_DONE); /* PLAIN falls back to SHA-512 */
+    CHECK(mk_tenant_key_scram_delete(r, a, k, MK_TENANT_MECH_SCRAM_SHA_512) == 0);
+    CHECK(!mk_tenant_key_find(r, k));
+    mk_tenant_registry_close(r);
+    mk_meta_close(m);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void)
 {
     mk_logger_set_level(MK_LOGGER_ERROR + 1);
     test_names();
     test_registry_and_sasl();
+    test_scram_credentials();
     printf("tenant_test: ok\n");
     return 0;
 }
