@@ -132,7 +132,9 @@ static void req_done(mk_req_t *req, bool rejected)
                                      rejected ? NULL : req->resp,
                                      NULL,
                                      NULL};
-        const mk_tenant_t *tn = req->sess ? req->sess->tenant : mk_tenant_default();
+        /* A rejected request's connection is already closed (its session may be
+         * gone): it is counted without a tenant. */
+        const mk_tenant_t *tn = !rejected && req->sess ? req->sess->tenant : mk_tenant_default();
         info.tenant = tn->id;
         info.tenant_prefix = tn->prefix;
         b->req_cb(&info, b->req_cb_ud);
@@ -168,10 +170,16 @@ void mk_broker_req_finish(mk_req_t *req)
 {
     mk_session_t *s = req->sess;
     if (s) {
-        s->pending = NULL;
+        /* req stays the session's pending request while it is sent: if sending
+         * closes the connection, the close clears req->sess before the session
+         * is freed. */
+        s->pending = req;
         req_send(req, req->api->resp_msg, req->version, req->resp,
                  mk_proto_resp_header_flexible(req->api->key, req->version));
-        mk_net_conn_done(s->conn);
+        if (req->sess) {
+            s->pending = NULL;
+            mk_net_conn_done(s->conn);
+        }
     }
     req_done(req, false);
 }
