@@ -103,6 +103,16 @@ def test_acls_within_a_tenant(minikora, tmp_path):
     assert produce_error(mk, "orders", app_creds) is None
     assert produce_error(mk, "payments", app_creds) == TOPIC_AUTHORIZATION_FAILED
     assert consume_error(mk, "orders", app_creds) == TOPIC_AUTHORIZATION_FAILED
+    # ListOffsets needs DESCRIBE (WRITE implies it on orders; nothing on payments).
+    c = ck.Consumer(ck_conf(mk, **{"group.id": "acl-wm"}, **app_creds))
+    try:
+        assert c.get_watermark_offsets(ck.TopicPartition("orders", 0), timeout=10)[1] >= 1
+        with pytest.raises(ck.KafkaException) as ei:
+            c.get_watermark_offsets(ck.TopicPartition("payments", 0), timeout=10)
+        # librdkafka already stops at Metadata's TOPIC_AUTHORIZATION_FAILED for the topic
+        assert ei.value.args[0].code() in (TOPIC_AUTHORIZATION_FAILED, ck.KafkaError._UNKNOWN_PARTITION), ei.value
+    finally:
+        c.close()
     assert produce_error(mk, "payments", admin_creds) is None
 
     # The app key may not manage ACLs (CLUSTER_AUTHORIZATION_FAILED).

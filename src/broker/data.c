@@ -634,6 +634,9 @@ static int list_offsets_fill(mk_req_t *req, bool final, bool *waiting)
             mk_partition_t *p = leader_partition(req, t, qp->PartitionIndex, &err);
             if (p)
                 err = check_epoch(p, qp->CurrentLeaderEpoch);
+            if (!err && !mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr ? qt->Name.ptr : "",
+                                                  MK_ACL_OP_DESCRIBE))
+                err = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
             if (err) {
                 rp->ErrorCode = err;
                 continue;

@@ -535,7 +535,8 @@ int mk_broker_handle_describe_groups(mk_req_t *req)
         g->GroupId = q->Groups.items[i];
         g->AuthorizedOperations = INT32_MIN;
         g->GroupState = mk_str("Dead");
-        if ((g->ErrorCode = coordinator_check(req, gid)))
+        if ((g->ErrorCode = group_acl(req, q->Groups.items[i], MK_ACL_OP_DESCRIBE)) ||
+            (g->ErrorCode = coordinator_check(req, gid)))
             continue;
         describe_ctx_t c = {req, g};
         mk_group_describe(req->b->groups, gid, describe_cb, &c);
@@ -613,7 +614,9 @@ int mk_broker_handle_delete_groups(mk_req_t *req)
     for (int32_t i = 0; i < n; i++) {
         const char *gid = internal_group(req, q->GroupsNames.items[i]);
         r->Results.items[i].GroupId = q->GroupsNames.items[i];
-        int16_t err = coordinator_check(req, gid);
+        int16_t err = group_acl(req, q->GroupsNames.items[i], MK_ACL_OP_DELETE);
+        if (!err)
+            err = coordinator_check(req, gid);
         r->Results.items[i].ErrorCode = err ? err : mk_group_delete(req->b->groups, gid);
     }
     return MK_REQ_DONE;
