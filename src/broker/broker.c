@@ -105,23 +105,18 @@ int mk_broker_topic_delete(mk_broker_t *b, mk_topic_t *t)
  * they are.  0, or MK_ERR_INVALID with a log line naming the setting. */
 static int declare_tenants(mk_broker_t *b, const mk_config_t *cfg)
 {
-    static const char pre[] = "minikora.tenant.", post[] = ".keys";
     size_t it = 0;
     const char *name;
     void *v;
     while (mk_map_next(&cfg->values, &it, &name, &v)) {
-        size_t n = strlen(name);
-        if (strncmp(name, pre, sizeof(pre) - 1) != 0 || n <= sizeof(pre) - 1 + sizeof(post) - 1 ||
-            strcmp(name + n - (sizeof(post) - 1), post) != 0)
-            continue;
         char id[MK_TENANT_ID_MAX + 2];
-        size_t idl = n - (sizeof(pre) - 1) - (sizeof(post) - 1);
+        size_t idl = mk_cluster_cfg_tenant_keys_id(name, id, sizeof(id));
+        if (idl == 0)
+            continue;
         if (idl >= sizeof(id)) {
             mk_error("%s: the tenant id is too long", name);
             return MK_ERR_INVALID;
         }
-        memcpy(id, name + sizeof(pre) - 1, idl);
-        id[idl] = 0;
         mk_tenant_t *t = mk_tenant_find(b->tenants, id);
         int rc = 0;
         if (!t)

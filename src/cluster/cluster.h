@@ -38,6 +38,10 @@ typedef struct mk_cfg_def_s {
     const char *doc;
 } mk_cfg_def_t;
 
+/* minikora.tenant.<id>.keys (tenants and keys declared for a CI job) is a
+ * family of names rather than a row of the table: the length of <id> when
+ * name is one of them (id, if given, gets <id>, truncated to id_len), else 0. */
+size_t mk_cluster_cfg_tenant_keys_id(const char *name, char *id, size_t id_len);
 /* The table of known settings and its length. */
 const mk_cfg_def_t *mk_cluster_cfg_defs(int *count);
 const mk_cfg_def_t *mk_cluster_cfg_def_find(const char *name);

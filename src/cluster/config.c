@@ -156,21 +156,23 @@ void mk_cluster_config_free(mk_config_t *c)
     mk_map_free(&c->values);
 }
 
-/* minikora.tenant.<id>.keys: tenants and keys declared for a CI job; the
- * broker layer reads and checks them (one setting per tenant, so they are a
- * family of names rather than rows of the table). */
-static bool tenant_keys_name(const char *name)
+size_t mk_cluster_cfg_tenant_keys_id(const char *name, char *id, size_t id_len)
 {
     static const char pre[] = "minikora.tenant.", post[] = ".keys";
     size_t n = strlen(name);
-    return n > sizeof(pre) - 1 + sizeof(post) - 1 && strncmp(name, pre, sizeof(pre) - 1) == 0 &&
-           strcmp(name + n - (sizeof(post) - 1), post) == 0;
+    if (n <= sizeof(pre) - 1 + sizeof(post) - 1 || strncmp(name, pre, sizeof(pre) - 1) != 0 ||
+        strcmp(name + n - (sizeof(post) - 1), post) != 0)
+        return 0;
+    size_t idl = n - (sizeof(pre) - 1) - (sizeof(post) - 1);
+    if (id && id_len)
+        snprintf(id, id_len, "%.*s", (int)idl, name + sizeof(pre) - 1);
+    return idl;
 }
 
 int mk_cluster_config_set(mk_config_t *c, const char *name, const char *value, char *why, size_t why_len)
 {
     const mk_cfg_def_t *d = mk_cluster_cfg_def_find(name);
-    if (!d && tenant_keys_name(name)) {
+    if (!d && mk_cluster_cfg_tenant_keys_id(name, NULL, 0)) {
         char *v = mk_strdup(value), *old = mk_map_get(&c->values, name);
         if (!v || mk_map_put(&c->values, name, v) < 0) {
             mk_free(v);
