@@ -123,6 +123,7 @@ static void tick_cb(uv_timer_t *t)
                        (unsigned long long)(rejected - a->rejected_seen));
     a->rejected_seen = rejected;
     mk_admin_stats_tick(a->stats, now);
+    mk_admin_balance_tick(a, now);
     mk_admin_http_sweep(a->http, now);
 }
 
@@ -142,6 +143,7 @@ static void admin_free(mk_admin_t *a)
             *p = 0;
     }
     mk_free(a->token);
+    mk_admin_balance_free(a);
     mk_admin_events_free(a);
     mk_admin_stats_free(a->stats);
     mk_free(a->version);
@@ -175,6 +177,8 @@ int mk_admin_open(uv_loop_t *loop, const mk_admin_opts_t *opts, mk_admin_t **out
         rc = MK_ERR_NOMEM;
     if (rc == 0)
         rc = mk_admin_stats_new(a->c, &a->stats);
+    if (rc == 0)
+        rc = mk_admin_balance_init(a);
     if (rc == 0)
         rc = mk_admin_http_open(loop, opts->host, opts->port, mk_admin_dispatch, a, &a->http);
     if (rc < 0) {

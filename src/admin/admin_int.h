@@ -157,6 +157,12 @@ uint64_t mk_admin_stats_rejected(const mk_admin_stats_t *s);
 /* Forget the counters of topics that no longer exist (reset). */
 void mk_admin_stats_prune(mk_admin_stats_t *s);
 /* GET /v1/latency and GET /v1/rates bodies (new references). */
+/* Per-second rates over the rate window (~10 s) of one broker (topic NULL)
+ * or of one topic (internal name); zeros for one never seen. */
+typedef struct mk_admin_rate_s {
+    double bytes_in, bytes_out, requests;
+} mk_admin_rate_t;
+void mk_admin_stats_rate(mk_admin_stats_t *s, int32_t broker, const char *topic, mk_admin_rate_t *out);
 json_t *mk_admin_stats_latency_json(mk_admin_stats_t *s, int32_t broker_filter);
 json_t *mk_admin_stats_rates_json(mk_admin_stats_t *s);
 /* Append the request-path metrics in Prometheus text format. */
@@ -203,6 +209,53 @@ const mk_admin_event_t *mk_admin_events_at(const mk_admin_t *a, uint64_t seq);
 /* The seq of the last event recorded (0: none yet). */
 uint64_t mk_admin_events_last(const mk_admin_t *a);
 
+/* =================================================================== balance */
+
+/* A cell's load and its parts, each a fraction of capacity (balance.c). */
+typedef struct mk_admin_cell_load_s {
+    int32_t cell;
+    double load;              /* the highest of the three below */
+    double broker;            /* average broker load: requests/s against capacity */
+    double replica;           /* replicas against capacity */
+    double bandwidth;         /* client bytes/s against capacity */
+    int64_t replicas;
+    double replica_capacity, bytes_per_sec, bytes_capacity, requests_per_sec;
+} mk_admin_cell_load_t;
+
+/* A tenant on its way to another cell. */
+typedef struct mk_admin_move_s {
+    char tenant[MK_TENANT_ID_MAX + 1];
+    int32_t from, to;         /* cells (from -1: resumed after a restart) */
+    int partitions;           /* the tenant's partitions when it began */
+    int left;                 /* partitions still with a replica outside the cell */
+    int64_t started_ms;       /* wall clock */
+} mk_admin_move_t;
+
+#define MK_ADMIN_MAX_MOVES 16
+
+typedef struct mk_admin_balance_s {
+    mk_admin_move_t moves[MK_ADMIN_MAX_MOVES];
+    int nmoves;
+    uint64_t moves_done;
+    uint64_t last_run_ms;     /* monotonic: the balancer's last look */
+} mk_admin_balance_t;
+
+/* Register the load with the cluster (placement compares it) and resume the
+ * moves a restart interrupted.  0 or the store's error. */
+int mk_admin_balance_init(mk_admin_t *a);
+void mk_admin_balance_free(mk_admin_t *a);
+/* The admin tick: moves go on; every minikora.balancer.interval.ms the
+ * balancer looks at the cells. */
+void mk_admin_balance_tick(mk_admin_t *a, uint64_t now_ms);
+void mk_admin_cell_load(mk_admin_t *a, int32_t cell, mk_admin_cell_load_t *out);
+/* Move tenant t (the default one too) to cell: its new topics go there at
+ * once, its partitions follow online.  why names the cause in the event.
+ * 0, MK_ERR_INVALID (no such cell), MK_ERR_EXISTS (already there),
+ * MK_ERR_STATE (too many moves at once). */
+int mk_admin_tenant_move(mk_admin_t *a, mk_tenant_t *t, int32_t cell, const char *why);
+/* The move of a tenant in progress, or NULL. */
+const mk_admin_move_t *mk_admin_move_of(mk_admin_t *a, const char *tenant);
+
 /* ===================================================================== admin */
 
 struct mk_admin_s {
@@ -223,6 +276,7 @@ struct mk_admin_s {
     char *token;              /* owned: the bearer token; NULL: no check */
     bool auth_reads;          /* minikora.admin.auth.reads */
     uint64_t unauthorized;    /* requests answered 401, since start */
+    mk_admin_balance_t bal;   /* balance.c */
 };
 
 /* Pure: does the Authorization header value carry token?  "Bearer" is

@@ -189,7 +189,7 @@ int mk_admin_events_init(mk_admin_t *a)
     memset(ev, 0, sizeof(*ev));
     mk_map_init(&ev->seen_topics);
     ev->ring = mk_calloc(MK_ADMIN_EVENTS, sizeof(mk_admin_event_t));
-    ev->seen_running = mk_calloc((size_t)mk_cluster_broker_count(a->c) + 1, sizeof(bool));
+    ev->seen_running = mk_calloc(MK_CLUSTER_MAX_BROKERS + 1, sizeof(bool));
     return ev->ring && ev->seen_running ? 0 : MK_ERR_NOMEM;
 }
 

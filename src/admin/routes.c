@@ -25,6 +25,7 @@
 #include "repl/repl.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,6 +305,13 @@ static void h_cluster(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
         }
         json_object_set_new(az, "running", json_integer(run));
         json_object_set_new(az, "state", json_string(run == 0 ? "down" : run < (int)json_array_size(ids) ? "degraded" : "up"));
+    }
+    /* Each cell's load (balance.c), a fraction of its capacity. */
+    for (size_t z = 0; z < json_array_size(cells); z++) {
+        json_t *cell = json_array_get(cells, z);
+        mk_admin_cell_load_t l;
+        mk_admin_cell_load(a, (int32_t)json_integer_value(json_object_get(cell, "id")), &l);
+        json_object_set_new(cell, "load", json_real(round(l.load * 1000) / 1000));
     }
     char boot[4096];
     mk_cluster_bootstrap(a->c, boot, sizeof(boot));
@@ -914,6 +922,75 @@ static void h_reset(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps
                                        "elapsed_ms", ms));
 }
 
+/* ------------------------------------------------------------------- cells */
+
+static json_t *cell_json(mk_admin_t *a, int32_t cell)
+{
+    mk_admin_cell_load_t l;
+    mk_admin_cell_load(a, cell, &l);
+    json_t *brokers = json_array(), *tenants = json_array();
+    for (int i = 0; i < mk_cluster_broker_count(a->c); i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(a->c, i);
+        if (b->cell == cell)
+            json_array_append_new(brokers, json_integer(b->id));
+    }
+    mk_tenant_registry_t *r = mk_broker_tenants(a->b);
+    mk_tenant_t *t = r ? mk_tenant_find(r, "default") : NULL;
+    for (size_t it = 0; t; t = mk_tenant_next(r, &it))
+        if (t->cell == cell)
+            json_array_append_new(tenants, json_string(t->id));
+#define R3(x) json_real(round((x) * 1000) / 1000)
+    json_t *j = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:f, s:o, s:f, s:o}", "id", (int)cell,
+                          "brokers", brokers, "tenants", tenants, "load", R3(l.load), "broker_load", R3(l.broker),
+                          "replica_load", R3(l.replica), "bandwidth_load", R3(l.bandwidth), "replicas",
+                          (json_int_t)l.replicas, "replica_capacity", l.replica_capacity, "bytes_per_sec",
+                          R3(l.bytes_per_sec), "bytes_capacity", l.bytes_capacity, "requests_per_sec",
+                          R3(l.requests_per_sec));
+#undef R3
+    return j;
+}
+
+static json_t *move_json(const mk_admin_move_t *m)
+{
+    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:I}", "tenant", m->tenant, "from", (int)m->from, "to", (int)m->to,
+                     "partitions", m->partitions, "partitions_left", m->left, "started_ms",
+                     (json_int_t)m->started_ms);
+}
+
+static void h_cells(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    json_t *cells = json_array(), *moves = json_array();
+    for (int32_t c = 0; c < mk_cluster_cell_count(a->c); c++)
+        json_array_append_new(cells, cell_json(a, c));
+    for (int i = 0; i < a->bal.nmoves; i++)
+        json_array_append_new(moves, move_json(&a->bal.moves[i]));
+    const mk_config_t *cfg = mk_cluster_config(a->c);
+    mk_admin_http_json(resp, 200,
+                       json_pack("{s:o, s:o, s:f, s:b, s:I}", "cells", cells, "moves", moves, "threshold",
+                                 strtod(mk_cluster_config_get(cfg, "minikora.cell.load.threshold"), NULL),
+                                 "balancer", mk_cluster_config_get_bool(cfg, "minikora.balancer.enable"),
+                                 "moves_done", (json_int_t)a->bal.moves_done));
+}
+
+static void h_cell_add(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    int32_t cell;
+    int rc = mk_cluster_cell_add(a->c, &cell);
+    if (rc == MK_ERR_RANGE) {
+        mk_admin_http_error(resp, 409, "too_many_brokers", "a cell adds %d brokers; at most %d brokers in all",
+                            mk_cluster_cell_size(a->c), MK_CLUSTER_MAX_BROKERS);
+        return;
+    }
+    if (rc < 0) {
+        mk_admin_http_error(resp, 500, "internal", "cannot add a cell: %s", mk_strerror(rc));
+        return;
+    }
+    mk_admin_event(a, "cell_added", -1, "cell %d added with %d brokers (admin API)", (int)cell,
+                   mk_cluster_cell_size(a->c));
+    mk_admin_observe(a, "cell added", false);
+    mk_admin_http_json(resp, 201, cell_json(a, cell));
+}
+
 /* ----------------------------------------------------------------- tenants */
 
 /* One tenant as JSON; with detail its topics, groups and key ids (client
@@ -949,6 +1026,9 @@ static json_t *tenant_json(mk_admin_t *a, const mk_tenant_t *t, bool detail)
     json_object_set_new(j, "partitions", json_integer(partitions));
     json_object_set_new(j, "groups", groups);
     json_object_set_new(j, "keys", keys);
+    const mk_admin_move_t *m = mk_admin_move_of(a, t->id);
+    if (m)
+        json_object_set_new(j, "move", move_json(m));
     return j;
 }
 
@@ -1035,6 +1115,40 @@ static void h_tenant_delete(mk_admin_t *a, const mk_http_req_t *req, const mk_ad
         return;
     }
     mk_admin_http_json(resp, 200, j);
+}
+
+static void h_tenant_move(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                          mk_http_resp_t *resp)
+{
+    mk_tenant_registry_t *r = mk_broker_tenants(a->b);
+    mk_tenant_t *t = r ? mk_tenant_find(r, caps->v[0]) : NULL;
+    if (!t) {
+        mk_admin_http_error(resp, 404, "unknown_tenant", "no tenant '%s'", caps->v[0]);
+        return;
+    }
+    json_error_t jerr;
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    json_int_t cell = -1;
+    if (!body || json_unpack(body, "{s:I}", "cell", &cell) < 0) {
+        json_decref(body);
+        mk_admin_http_error(resp, 400, "bad_request", "the body must be a JSON object with an integer \"cell\"");
+        return;
+    }
+    json_decref(body);
+    int rc = cell >= 0 && cell < mk_cluster_cell_count(a->c) ? mk_admin_tenant_move(a, t, (int32_t)cell, "admin API")
+                                                             : MK_ERR_INVALID;
+    if (rc == MK_ERR_INVALID)
+        mk_admin_http_error(resp, 400, "unknown_cell", "no cell %lld: cells are 0..%d", (long long)cell,
+                            mk_cluster_cell_count(a->c) - 1);
+    else if (rc == MK_ERR_EXISTS)
+        mk_admin_http_error(resp, 409, "already_there", "tenant '%s' is in cell %lld", t->id, (long long)cell);
+    else if (rc == MK_ERR_STATE)
+        mk_admin_http_error(resp, 409, "too_many_moves", "%d tenant moves are running; wait for one to end",
+                            MK_ADMIN_MAX_MOVES);
+    else if (rc < 0)
+        mk_admin_http_error(resp, 500, "internal", "cannot move tenant '%s': %s", t->id, mk_strerror(rc));
+    else
+        mk_admin_http_json(resp, 202, move_json(mk_admin_move_of(a, t->id)));
 }
 
 static void h_tenant_key_create(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
@@ -1286,6 +1400,9 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_GET, "/v1/groups", h_groups, "consumer groups with state and members"},
     {MK_HTTP_GET, "/v1/groups/{}", h_group, "one group with members, committed offsets and lag"},
     {MK_HTTP_POST, "/v1/reset", h_reset, "delete every topic, group and committed offset (tenants and keys stay)"},
+    {MK_HTTP_GET, "/v1/cells", h_cells, "cells with their brokers, tenants and load; tenant moves in progress"},
+    {MK_HTTP_POST, "/v1/cells", h_cell_add, "add a cell at runtime: one new broker per AZ"},
+    {MK_HTTP_POST, "/v1/tenants/{}/move", h_tenant_move, "move a tenant (\"default\" too) to a cell {cell}, online"},
     {MK_HTTP_GET, "/v1/tenants", h_tenants, "tenants with their cell and connections"},
     {MK_HTTP_POST, "/v1/tenants", h_tenant_create, "create a tenant {id}, placed in a cell"},
     {MK_HTTP_GET, "/v1/tenants/{}", h_tenant, "one tenant: cell, topics, groups, keys, connections"},

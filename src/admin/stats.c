@@ -64,7 +64,7 @@ typedef struct lat_cell_s {
 struct mk_admin_stats_s {
     mk_cluster_t *c;
     uint64_t rejected;         /* requests answered by closing the connection */
-    int nbrokers;
+    int nbrokers;              /* slots: MK_CLUSTER_MAX_BROKERS (cells can be added) */
     lat_cell_t **cells;        /* owned: [broker index * API_SLOTS + key], lazily */
     flow_t *brokers;           /* owned: per broker index */
     flow_t total;
@@ -326,7 +326,7 @@ int mk_admin_stats_new(mk_cluster_t *c, mk_admin_stats_t **out)
     if (!s)
         return MK_ERR_NOMEM;
     s->c = c;
-    s->nbrokers = mk_cluster_broker_count(c);
+    s->nbrokers = MK_CLUSTER_MAX_BROKERS;
     s->cells = mk_calloc((size_t)s->nbrokers * API_SLOTS, sizeof(lat_cell_t *));
     s->brokers = mk_calloc((size_t)s->nbrokers, sizeof(flow_t));
     if (!s->cells || !s->brokers) {
@@ -408,15 +408,30 @@ void mk_admin_stats_tick(mk_admin_stats_t *s, uint64_t now_ms)
 
 /* ==================================================================== JSON */
 
-static json_t *flow_json(mk_admin_stats_t *s, const flow_t *f, uint64_t now_ms)
+/* A flow's rate of one field over the ring (the oldest sample is ~10 s old). */
+static double flow_rate(const mk_admin_stats_t *s, const flow_t *f, int field, uint64_t now_ms)
 {
-    /* The oldest sample in the ring is ~10 s old. */
     int oldest = s->ring_full ? (s->ring_pos + 1) % RATE_SLOTS : 0;
     double secs = (double)(now_ms - s->ring_ms[oldest]) / 1000.0;
+    return secs > 0.001 ? (double)(f->v[field] - f->ring[oldest][field]) / secs : 0;
+}
+
+void mk_admin_stats_rate(mk_admin_stats_t *s, int32_t broker, const char *topic, mk_admin_rate_t *out)
+{
+    const flow_t *f = topic ? mk_map_get(&s->topics, topic)
+                            : broker >= 1 && broker <= s->nbrokers ? &s->brokers[broker - 1] : NULL;
+    uint64_t now = mk_mono_ms();
+    out->bytes_in = f ? flow_rate(s, f, F_BYTES_IN, now) : 0;
+    out->bytes_out = f ? flow_rate(s, f, F_BYTES_OUT, now) : 0;
+    out->requests = f ? flow_rate(s, f, F_REQUESTS, now) : 0;
+}
+
+static json_t *flow_json(mk_admin_stats_t *s, const flow_t *f, uint64_t now_ms)
+{
     json_t *j = json_object();
     for (int i = 0; i < F_COUNT; i++) {
         char key[40];
-        double rate = secs > 0.001 ? (double)(f->v[i] - f->ring[oldest][i]) / secs : 0;
+        double rate = flow_rate(s, f, i, now_ms);
         snprintf(key, sizeof(key), "%s_per_sec", flow_names[i]);
         json_object_set_new(j, key, json_real(round(rate * 100) / 100));
         snprintf(key, sizeof(key), "%s_total", flow_names[i]);
@@ -445,7 +460,7 @@ json_t *mk_admin_stats_rates_json(mk_admin_stats_t *s)
     uint64_t now = mk_mono_ms();
     int oldest = s->ring_full ? (s->ring_pos + 1) % RATE_SLOTS : 0;
     json_t *brokers = json_array();
-    for (int i = 0; i < s->nbrokers; i++) {
+    for (int i = 0; i < mk_cluster_broker_count(s->c); i++) {
         json_t *j = flow_json(s, &s->brokers[i], now);
         json_object_set_new(j, "broker", json_integer(i + 1));
         json_array_append_new(brokers, j);
@@ -475,7 +490,7 @@ json_t *mk_admin_stats_latency_json(mk_admin_stats_t *s, int32_t broker_filter)
 {
     uint64_t now = mk_mono_ms();
     json_t *brokers = json_array();
-    for (int b = 0; b < s->nbrokers; b++) {
+    for (int b = 0; b < mk_cluster_broker_count(s->c); b++) {
         if (broker_filter >= 0 && broker_filter != b + 1)
             continue;
         json_t *apis = json_array();
@@ -581,7 +596,7 @@ void mk_admin_stats_prometheus(mk_admin_stats_t *s, mk_buf_t *o)
     /* Requests and latency per broker and API. */
     mk_prom_help(o, "kafka_network_requestmetrics_requests_total", "counter",
                  "Requests handled, per broker and API (Kafka RequestMetrics RequestsPerSec).");
-    for (int b = 0; b < s->nbrokers; b++)
+    for (int b = 0; b < mk_cluster_broker_count(s->c); b++)
         for (int k = 0; k < API_SLOTS; k++) {
             lat_cell_t *c = s->cells[b * API_SLOTS + k];
             if (!c)
@@ -593,7 +608,7 @@ void mk_admin_stats_prometheus(mk_admin_stats_t *s, mk_buf_t *o)
         }
     mk_prom_help(o, "minikora_requests_rejected_total", "counter",
                  "Requests answered by closing the connection (malformed or unsupported).");
-    for (int b = 0; b < s->nbrokers; b++) {
+    for (int b = 0; b < mk_cluster_broker_count(s->c); b++) {
         uint64_t rej = 0;
         for (int k = 0; k < API_SLOTS; k++)
             if (s->cells[b * API_SLOTS + k])
@@ -604,7 +619,7 @@ void mk_admin_stats_prometheus(mk_admin_stats_t *s, mk_buf_t *o)
     mk_prom_help(o, "kafka_network_requestmetrics_totaltimems", "histogram",
                  "Request time from frame received to response queued, in milliseconds "
                  "(Kafka RequestMetrics TotalTimeMs).");
-    for (int b = 0; b < s->nbrokers; b++)
+    for (int b = 0; b < mk_cluster_broker_count(s->c); b++)
         for (int k = 0; k < API_SLOTS; k++) {
             lat_cell_t *c = s->cells[b * API_SLOTS + k];
             if (!c)
@@ -645,7 +660,7 @@ void mk_admin_stats_prometheus(mk_admin_stats_t *s, mk_buf_t *o)
     };
     for (size_t m = 0; m < MK_ARRAY_LEN(broker_metrics); m++) {
         mk_prom_help(o, broker_metrics[m].name, "counter", "Record bytes or records in/out, per broker.");
-        for (int b = 0; b < s->nbrokers; b++) {
+        for (int b = 0; b < mk_cluster_broker_count(s->c); b++) {
             snprintf(id, sizeof(id), "%d", b + 1);
             mk_prom_sample(o, broker_metrics[m].name, (double)s->brokers[b].v[broker_metrics[m].field], "broker", id,
                            NULL);

@@ -179,6 +179,11 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
     rc = mk_tenant_registry_open(b->loop, mk_cluster_meta(c), &b->tenants);
     if (rc < 0)
         return rc;
+    /* The default tenant is an ordinary tenant: it has a cell, chosen at
+     * first start as any tenant's is, and kept. */
+    mk_tenant_t *dt = mk_tenant_find(b->tenants, "default");
+    if (dt && (dt->cell < 0 || dt->cell >= mk_cluster_cell_count(c)))
+        mk_tenant_set_cell(b->tenants, dt, mk_cluster_cell_pick(c));
     rc = declare_tenants(b, cfg);
     if (rc < 0)
         return rc;

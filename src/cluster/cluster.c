@@ -54,7 +54,11 @@ struct mk_cluster_s {
     mk_net_handler_t handler;
     void *handler_ud;
     int nbrokers, ncells, nazs;
-    mk_cluster_broker_t *brokers;     /* owned array */
+    int cells_added;                  /* cells added at runtime (persisted: cluster.cells.added) */
+    mk_cluster_broker_t *brokers;     /* owned array of MK_CLUSTER_MAX_BROKERS: pointers stay valid */
+    uint64_t rng;                     /* placement randomness (minikora.placement.seed), 0: getrandom */
+    mk_cluster_cell_load_fn load_fn;  /* registered by the balancer, or NULL: partitions */
+    void *load_arg;
     mk_map_t topics;                  /* name -> owned mk_topic_t* */
     mk_map_t topic_ids;               /* hex topic id -> the same topics (borrowed) */
     mk_meta_t *meta;
@@ -84,6 +88,18 @@ static uint32_t random_u32(void)
     uint32_t v;
     random_bytes(&v, sizeof(v));
     return v;
+}
+
+/* Placement's random numbers: splitmix64 from minikora.placement.seed when
+ * one is set, so tests can replay a placement; else the system's. */
+uint32_t mk_cluster_random(mk_cluster_t *c)
+{
+    if (!c->rng)
+        return random_u32();
+    uint64_t z = (c->rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (uint32_t)((z ^ (z >> 31)) >> 32);
 }
 
 /* Remove a partition directory left behind (deleted topic, stopped leader). */
@@ -375,31 +391,43 @@ bool mk_cluster_topic_name_valid(const char *name, char *why, size_t why_len)
     return true;
 }
 
-/* Partitions per cell, for placement. */
-static int64_t cell_load(mk_cluster_t *c, int cell)
+int64_t mk_cluster_cell_replicas(mk_cluster_t *c, int32_t cell)
 {
     int64_t n = 0;
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(c, &it)))
-        if (t->cell == cell)
-            n += t->partition_count;
+        for (int32_t p = 0; p < t->partition_count; p++)
+            for (int32_t k = 0; k < t->partitions[p].replica_count; k++) {
+                mk_cluster_broker_t *b = mk_cluster_broker_find(c, t->partitions[p].replicas[k].broker);
+                n += b && b->cell == cell;
+            }
     return n;
 }
 
 int mk_cluster_cell_count(const mk_cluster_t *c) { return c->ncells; }
 
-int64_t mk_cluster_cell_load(mk_cluster_t *c, int32_t cell) { return cell_load(c, cell); }
+void mk_cluster_set_cell_load_fn(mk_cluster_t *c, mk_cluster_cell_load_fn fn, void *arg)
+{
+    c->load_fn = fn;
+    c->load_arg = arg;
+}
+
+double mk_cluster_cell_load(mk_cluster_t *c, int32_t cell)
+{
+    return c->load_fn ? c->load_fn(c->load_arg, cell) : (double)mk_cluster_cell_replicas(c, cell);
+}
 
 int32_t mk_cluster_cell_pick(mk_cluster_t *c)
 {
     if (c->ncells <= 1)
         return 0;
-    int a = (int)(random_u32() % (uint32_t)c->ncells);
-    int b = (int)(random_u32() % (uint32_t)(c->ncells - 1));
+    int a = (int)(mk_cluster_random(c) % (uint32_t)c->ncells);
+    int b = (int)(mk_cluster_random(c) % (uint32_t)(c->ncells - 1));
     if (b >= a)
         b++;
-    return cell_load(c, a) <= cell_load(c, b) ? a : b;
+    double la = mk_cluster_cell_load(c, a), lb = mk_cluster_cell_load(c, b);
+    return la < lb || (la == lb && a < b) ? a : b;
 }
 
 /* Replicas: rf brokers of the topic's cell, so each in a distinct AZ, the
@@ -407,12 +435,12 @@ int32_t mk_cluster_cell_pick(mk_cluster_t *c)
  * replica) spread over the cell's brokers. */
 static void place_replicas(mk_cluster_t *c, mk_topic_t *t)
 {
-    int32_t cand[64];
+    int32_t cand[MK_CLUSTER_MAX_BROKERS];
     int n = 0;
-    for (int i = 0; i < c->nbrokers && n < 64; i++)
+    for (int i = 0; i < c->nbrokers; i++)
         if (c->brokers[i].cell == t->cell)
             cand[n++] = c->brokers[i].id;
-    uint32_t start = random_u32() % (uint32_t)n;
+    uint32_t start = mk_cluster_random(c) % (uint32_t)n;
     for (int32_t p = 0; p < t->partition_count; p++)
         for (int32_t k = 0; k < t->partitions[p].replica_count; k++)
             t->partitions[p].replicas[k].broker = cand[(start + (uint32_t)p + (uint32_t)k) % (uint32_t)n];
@@ -745,6 +773,28 @@ static int load_topic_cb(const mk_meta_topic_t *mt, void *arg)
     return 0;
 }
 
+/* Broker slot i (id i + 1) in AZ az-(z + 1) and cell, its log directory made. */
+static int broker_init(mk_cluster_t *c, int i, int z, int cell, int port, int tls_port)
+{
+    mk_cluster_broker_t *b = &c->brokers[i];
+    char path[4096];
+    b->id = i + 1;
+    b->cluster = c;
+    snprintf(b->az, sizeof(b->az), "az-%d", z + 1);
+    b->cell = cell;
+    b->port = port;
+    b->tls_port = tls_port;
+    snprintf(path, sizeof(path), "%s/broker-%d", c->data_dir, b->id);
+    b->log_dir = mk_strdup(path);
+    if (!b->log_dir)
+        return MK_ERR_NOMEM;
+    int rc = mk_mkdir_p(b->log_dir);
+    if (rc < 0)
+        return rc;
+    b->running = true;
+    return 0;
+}
+
 static int broker_listen(mk_cluster_t *c, mk_cluster_broker_t *b)
 {
     int rc = mk_net_listener_open(c->loop, c->host, b->port, &c->net_cfg, &c->handler, b, &b->listener);
@@ -840,10 +890,11 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
         c->net_cfg.pre_auth_max_frame = 524288;
     c->nbrokers = o->brokers > 0 ? o->brokers : 6;
     c->nazs = o->azs > 0 ? o->azs : 3;
-    if (c->nbrokers > 64)
-        c->nbrokers = 64;
+    if (c->nbrokers > MK_CLUSTER_MAX_BROKERS)
+        c->nbrokers = MK_CLUSTER_MAX_BROKERS;
     c->ncells = (c->nbrokers + c->nazs - 1) / c->nazs;
-    c->brokers = mk_calloc((size_t)c->nbrokers, sizeof(mk_cluster_broker_t));
+    c->rng = (uint64_t)mk_cluster_config_get_i64(c->config, "minikora.placement.seed");
+    c->brokers = mk_calloc(MK_CLUSTER_MAX_BROKERS, sizeof(mk_cluster_broker_t));
     if (!c->data_dir || !c->host || !c->advertise_host || !c->brokers)
         goto fail;
 
@@ -875,24 +926,27 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
     mk_free(cid);
 
     for (int i = 0; i < c->nbrokers; i++) {
-        mk_cluster_broker_t *b = &c->brokers[i];
-        b->id = i + 1;
-        b->cluster = c;
-        snprintf(b->az, sizeof(b->az), "az-%d", i % c->nazs + 1);
-        b->cell = i / c->nazs;
-        b->port = o->base_port > 0 ? o->base_port + i : 0;
-        b->tls_port = o->tls_base_port < 0 ? -1 : o->tls_base_port > 0 ? o->tls_base_port + i : 0;
-        snprintf(path, sizeof(path), "%s/broker-%d", c->data_dir, b->id);
-        b->log_dir = mk_strdup(path);
-        if (!b->log_dir) {
-            rc = MK_ERR_NOMEM;
+        int port = o->base_port > 0 ? o->base_port + i : 0;
+        int tls_port = o->tls_base_port < 0 ? -1 : o->tls_base_port > 0 ? o->tls_base_port + i : 0;
+        if ((rc = broker_init(c, i, i % c->nazs, i / c->nazs, port, tls_port)) < 0)
             goto fail;
-        }
-        rc = mk_mkdir_p(b->log_dir);
-        if (rc < 0)
-            goto fail;
-        b->running = true;
     }
+    /* Cells added at runtime (mk_cluster_cell_add) come back, on free ports. */
+    char *added = NULL;
+    if (mk_meta_kv_get(c->meta, "cluster.cells.added", &added) == 0 && added) {
+        int n = atoi(added);
+        for (int k = 0; k < n && c->nbrokers + c->nazs <= MK_CLUSTER_MAX_BROKERS; k++) {
+            for (int z = 0; z < c->nazs; z++)
+                if ((rc = broker_init(c, c->nbrokers + z, z, c->ncells, 0, o->tls_base_port < 0 ? -1 : 0)) < 0) {
+                    mk_free(added);
+                    goto fail;
+                }
+            c->nbrokers += c->nazs;
+            c->ncells++;
+            c->cells_added++;
+        }
+    }
+    mk_free(added);
 
     rc = mk_meta_topic_foreach(c->meta, load_topic_cb, c);
     if (rc < 0) {
@@ -1045,4 +1099,134 @@ int mk_cluster_broker_start(mk_cluster_t *c, int32_t id)
     b->running = true;
     mk_info("broker %d started on port %d", id, b->port);
     return 0;
+}
+
+/* ==================================================================== cells */
+
+int mk_cluster_cell_add(mk_cluster_t *c, int32_t *cell_out)
+{
+    if (c->nbrokers + c->nazs > MK_CLUSTER_MAX_BROKERS)
+        return MK_ERR_RANGE;
+    int first = c->nbrokers, rc = 0;
+    int tls_port = c->tls ? 0 : -1;
+    for (int z = 0; z < c->nazs && rc == 0; z++) {
+        rc = broker_init(c, first + z, z, c->ncells, 0, tls_port);
+        if (rc == 0) {
+            c->brokers[first + z].running = false; /* until it listens */
+            rc = broker_listen(c, &c->brokers[first + z]);
+        }
+    }
+    if (rc < 0) {
+        for (int z = 0; z < c->nazs; z++) {
+            mk_cluster_broker_t *b = &c->brokers[first + z];
+            broker_unlisten(b);
+            mk_free(b->log_dir);
+            memset(b, 0, sizeof(*b));
+        }
+        return rc;
+    }
+    for (int z = 0; z < c->nazs; z++)
+        c->brokers[first + z].running = true;
+    c->nbrokers += c->nazs;
+    int32_t cell = c->ncells++;
+    c->cells_added++;
+    char v[16];
+    snprintf(v, sizeof(v), "%d", c->cells_added);
+    mk_meta_op_t op = {.kind = MK_META_KV_SET, .key = "cluster.cells.added", .value = v};
+    rc = mk_meta_op_submit(c->meta, c->loop, &op, persist_log_done, NULL);
+    mk_info("cell %d added: brokers %d..%d", cell, first + 1, c->nbrokers);
+    if (cell_out)
+        *cell_out = cell;
+    return rc < 0 ? rc : 0;
+}
+
+int mk_cluster_topic_set_cell(mk_cluster_t *c, mk_topic_t *t, int32_t cell)
+{
+    if (cell < 0 || cell >= c->ncells)
+        return MK_ERR_INVALID;
+    t->cell = cell;
+    return topic_persist(c, t, NULL, NULL);
+}
+
+/* Replicas keep their place in memory only while the array stays: after a
+ * change every log's segment callback and back-pointer are set again. */
+static void replicas_rebind(mk_partition_t *p)
+{
+    for (int32_t k = 0; k < p->replica_count; k++) {
+        mk_replica_t *r = &p->replicas[k];
+        r->partition = p;
+        if (r->log)
+            mk_log_set_segment_cb(r->log, replica_segment_cb, r);
+    }
+}
+
+int mk_cluster_partition_set_replicas(mk_cluster_t *c, mk_partition_t *p, const int32_t *brokers, int32_t n)
+{
+    if (n < 1 || n > MK_CLUSTER_MAX_BROKERS)
+        return MK_ERR_INVALID;
+    bool has_leader = p->leader < 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (!mk_cluster_broker_find(c, brokers[i]))
+            return MK_ERR_INVALID;
+        for (int32_t j = 0; j < i; j++)
+            if (brokers[j] == brokers[i])
+                return MK_ERR_INVALID;
+        has_leader |= brokers[i] == p->leader;
+    }
+    if (!has_leader)
+        return MK_ERR_INVALID;
+    mk_replica_t *nr = mk_calloc((size_t)n, sizeof(mk_replica_t));
+    if (!nr)
+        return MK_ERR_NOMEM;
+    for (int32_t i = 0; i < n; i++) {
+        mk_replica_t *old = mk_cluster_partition_replica(p, brokers[i]);
+        if (old) {
+            nr[i] = *old;
+            old->log = NULL; /* moved */
+            continue;
+        }
+        nr[i].broker = brokers[i];
+        nr[i].partition = p;
+    }
+    /* Replicas that leave: their logs go, or the directory a stopped broker would reopen. */
+    for (int32_t k = 0; k < p->replica_count; k++) {
+        mk_replica_t *r = &p->replicas[k];
+        bool kept = false;
+        for (int32_t i = 0; i < n; i++)
+            kept |= brokers[i] == r->broker;
+        if (kept)
+            continue;
+        if (r->log) {
+            if (p->log == r->log)
+                p->log = NULL;
+            mk_log_destroy(r->log);
+            r->log = NULL;
+        } else {
+            char dir[4096];
+            replica_dir(c, p, r->broker, dir, sizeof(dir));
+            remove_dir(dir);
+        }
+        mk_info("partition %s-%d: replica on broker %d removed", p->topic->name, p->index, r->broker);
+    }
+    mk_free(p->replicas);
+    p->replicas = nr;
+    p->replica_count = n;
+    replicas_rebind(p);
+    int rc = 0;
+    for (int32_t i = 0; i < n; i++) {
+        mk_replica_t *r = &p->replicas[i];
+        if (r->log || !c->brokers[r->broker - 1].running)
+            continue;
+        /* A new replica starts from an empty directory, out of the ISR. */
+        char dir[4096];
+        replica_dir(c, p, r->broker, dir, sizeof(dir));
+        remove_dir(dir);
+        int orc = replica_open(c, p, r);
+        if (orc < 0 && rc == 0)
+            rc = orc;
+        else
+            mk_info("partition %s-%d: replica on broker %d added", p->topic->name, p->index, r->broker);
+    }
+    partition_persist(c, p);
+    return rc;
 }

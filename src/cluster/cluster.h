@@ -274,12 +274,45 @@ void mk_cluster_partition_set_leader(mk_cluster_t *c, mk_partition_t *p, int32_t
 /* No replica can lead p now: offline until an election brings one back.
  * Not persisted: a restart elects from the replicas as they come back. */
 void mk_cluster_partition_set_offline(mk_cluster_t *c, mk_partition_t *p);
-/* Cells: their number; the load of one (partitions placed there); and the
- * less loaded of two random cells (power of two choices), which new topics
- * and new tenants go to. */
+#ifdef MK_PARTITION_FIELDS
+/* Reassignment's one step: p's replicas become brokers[0..n) ([0] is the
+ * preferred leader), which must include the current leader.  Replicas on
+ * brokers in both keep their logs and state; new ones open empty logs, out
+ * of the ISR (repl/ brings them up); the others are closed and their logs
+ * deleted.  Persisted in the background.  0, MK_ERR_INVALID (unknown or
+ * repeated broker, leader left out), MK_ERR_NOMEM, or a log's open error
+ * (the set is changed all the same). */
+int mk_cluster_partition_set_replicas(mk_cluster_t *c, mk_partition_t *p, const int32_t *brokers, int32_t n);
+#endif
+
+/* =================================================================== cells */
+
+/* The most brokers a cluster can grow to (start flags and added cells). */
+#define MK_CLUSTER_MAX_BROKERS 64
+
+/* Cells: their number; the replicas placed on a cell's brokers. */
 int mk_cluster_cell_count(const mk_cluster_t *c);
-int64_t mk_cluster_cell_load(mk_cluster_t *c, int32_t cell);
+int64_t mk_cluster_cell_replicas(mk_cluster_t *c, int32_t cell);
+/* The load of a cell, as a fraction of its capacity, comes from above (the
+ * balancer, which sees traffic); until one is registered it is the cell's
+ * replica count. */
+typedef double (*mk_cluster_cell_load_fn)(void *arg, int32_t cell);
+void mk_cluster_set_cell_load_fn(mk_cluster_t *c, mk_cluster_cell_load_fn fn, void *arg);
+double mk_cluster_cell_load(mk_cluster_t *c, int32_t cell);
+/* The less loaded of two random cells (power of two choices; a tie goes to
+ * the lower id), which new tenants go to. */
 int32_t mk_cluster_cell_pick(mk_cluster_t *c);
+/* Placement's random numbers: reproducible when minikora.placement.seed is
+ * set (not 0), else from the system. */
+uint32_t mk_cluster_random(mk_cluster_t *c);
+/* Add a cell at runtime: one new broker per AZ, listening on free ports,
+ * their log directories made; persisted, so a restart brings the cell back.
+ * 0 and *cell_out, MK_ERR_RANGE (MK_CLUSTER_MAX_BROKERS reached), or a
+ * listener's error (nothing added). */
+int mk_cluster_cell_add(mk_cluster_t *c, int32_t *cell_out);
+/* The cell a topic's new replicas go to (a tenant's move sets it once its
+ * partitions are there).  Persisted.  0 or MK_ERR_INVALID. */
+int mk_cluster_topic_set_cell(mk_cluster_t *c, mk_topic_t *t, int32_t cell);
 /* Brokers per cell (the largest replication factor a topic can have). */
 int mk_cluster_cell_size(const mk_cluster_t *c);
 /* The broker's AZ name, or "" for an unknown id. */

@@ -64,6 +64,13 @@ static const mk_cfg_def_t defs[] = {
     {"minikora.tls.port", MK_CFG_INT, B, "9098", NULL, true, "First SSL listener port (--tls-port); broker i listens on it + i - 1.  Unset: the PLAINTEXT base port + the broker count (9098 by default; free ports with --port 0).  0 picks free ports; -1 disables TLS."},
     {"minikora.tls.cert", MK_CFG_STRING, B, "", NULL, true, "PEM certificate chain of the SSL listeners (--tls-cert); empty: a certificate signed by a CA made in DATA/tls/ at first start."},
     {"minikora.tls.key", MK_CFG_STRING, B, "", NULL, true, "PEM private key of minikora.tls.cert (--tls-key)."},
+    {"minikora.placement.seed", MK_CFG_LONG, B, "0", NULL, true, "Seed of placement's random choices (the two cells a new tenant compares, the first broker of a topic's replicas); 0: random.  Set it to replay a placement."},
+    {"minikora.cell.capacity.replicas", MK_CFG_INT, B, "3000", NULL, false, "Replicas a cell holds at full load; minikora.cell.<n>.capacity.replicas overrides it for cell n."},
+    {"minikora.cell.capacity.bytes.per.sec", MK_CFG_LONG, B, "209715200", NULL, false, "Client bytes in plus out per second a cell's brokers carry at full load; minikora.cell.<n>.capacity.bytes.per.sec overrides it for cell n."},
+    {"minikora.broker.capacity.requests.per.sec", MK_CFG_INT, B, "20000", NULL, false, "Requests per second a broker handles at full load (a broker's load is its request rate against it)."},
+    {"minikora.cell.load.threshold", MK_CFG_DOUBLE, B, "0.8", NULL, false, "Cell load (a fraction of capacity) above which the balancer moves the cell's heaviest tenant to a less loaded cell."},
+    {"minikora.balancer.enable", MK_CFG_BOOL, B, "true", NULL, false, "Run the cell balancer."},
+    {"minikora.balancer.interval.ms", MK_CFG_INT, B, "10000", NULL, false, "How often the balancer looks at cell loads."},
     {"minikora.tls.ca", MK_CFG_STRING, B, "", NULL, true, "CA file clients should trust, as the ready line and file name it (--tls-ca); empty: minikora.tls.cert itself, or DATA/tls/ca.pem."},
     /* topic settings (name, broker synonym) */
     {"cleanup.policy", MK_CFG_LIST, T, "delete", "log.cleanup.policy", false, "delete or compact."},

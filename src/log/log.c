@@ -1587,19 +1587,20 @@ int mk_log_delete_records(mk_log_t *log, int64_t offset)
     return rc;
 }
 
-/* Follower truncation: drops batches whose last offset >= offset. */
-int mk_log_truncate_to(mk_log_t *log, int64_t offset)
+/* Follower truncation: drops batches whose last offset >= offset; full
+ * (Kafka's truncateFullyAndStartAt) empties the log and restarts it there. */
+static int log_truncate(mk_log_t *log, int64_t offset, bool full)
 {
     if (offset < 0)
         return MK_ERR_INVALID;
     if (log->io_err)
         return log->io_err;
-    if (offset >= mk_log_end_offset(log))
+    if (!full && offset >= mk_log_end_offset(log))
         return 0;
     int rc = 0;
     int64_t now = mk_now_ms();
     bool epochs_changed;
-    if (offset < log->start_offset || offset <= log->segs[0]->base_offset) {
+    if (full || offset < log->start_offset || offset <= log->segs[0]->base_offset) {
         mk_info("log: %s: truncating fully, restarting at offset %" PRId64, log->dir, offset);
         for (size_t i = 0; i < log->nsegs; i++)
             mk_log_seg_delete(log->segs[i], log->cfg.loop);
@@ -1639,6 +1640,10 @@ int mk_log_truncate_to(mk_log_t *log, int64_t offset)
         log_epochs_changed(log);
     return 0;
 }
+
+int mk_log_truncate_to(mk_log_t *log, int64_t offset) { return log_truncate(log, offset, false); }
+
+int mk_log_truncate_fully(mk_log_t *log, int64_t offset) { return log_truncate(log, offset, true); }
 
 /* ======================================================== leader epochs */
 

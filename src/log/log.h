@@ -232,6 +232,10 @@ int mk_log_delete_records(mk_log_t *log, int64_t offset);
  * below the start offset or the first segment empties the log (and the
  * epoch cache) and restarts it at offset.  offset >= end is a no-op. */
 int mk_log_truncate_to(mk_log_t *log, int64_t offset);
+/* A follower that is below the leader's log start (or a new replica of a
+ * log whose head is gone): empties the log and the epoch cache and restarts
+ * it at offset, whatever it held. */
+int mk_log_truncate_fully(mk_log_t *log, int64_t offset);
 
 /* ============================================================ leader epochs */
 

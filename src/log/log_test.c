@@ -840,6 +840,17 @@ static void test_delete_truncate_replica(void)
     CHECK_RC(mk_log_read(log, recs[60].base, SIZE_MAX, true, &out, &next));
     CHECK_RC(mk_log_append_replica(f, out.data, out.len, mk_now_ms(), NULL));
     CHECK(mk_log_start_offset(f) == recs[60].base && mk_log_end_offset(f) == mk_log_end_offset(log));
+    /* truncate fully: a non-empty follower restarts past its end (below a
+     * leader's log start), and stays there across a reopen */
+    int64_t restart = mk_log_end_offset(log) + 100;
+    CHECK_RC(mk_log_truncate_fully(f, restart));
+    CHECK(mk_log_start_offset(f) == restart && mk_log_end_offset(f) == restart);
+    CHECK(mk_log_latest_epoch(f) == -1);
+    mk_log_stats(f, &st);
+    CHECK(st.segment_count == 1 && st.size_bytes == 0);
+    CHECK_RC(mk_log_close(f));
+    f = open_log(dir2, &cfg);
+    CHECK(mk_log_start_offset(f) == restart && mk_log_end_offset(f) == restart);
     CHECK_RC(mk_log_destroy(f));
 
     /* DeleteRecords: inside a batch, persisted across reopen */

@@ -41,6 +41,14 @@
  * acknowledgement of one reaching the leader (the follower's new log end). */
 enum { ROUND_COPY, ROUND_ACK };
 
+/* A partition on its way to a new replica set (mk_repl_reassign). */
+typedef struct move_s {
+    uint8_t topic_id[16];
+    int32_t partition;
+    int32_t n;
+    int32_t target[MK_CLUSTER_MAX_BROKERS];
+} move_t;
+
 typedef struct round_s {
     uint8_t topic_id[16];
     int32_t partition;
@@ -64,9 +72,13 @@ struct mk_repl_s {
     uint64_t xaz_reads;
     mk_buf_t scratch;
     bool in_rounds;
+    move_t *moves;              /* owned, unordered: reassignments in flight */
+    size_t nmoves, moves_cap;
+    uint64_t moves_done;
 };
 
 static void run_rounds(mk_repl_t *r);
+static void moves_tick(mk_repl_t *r, bool *moved);
 static void idle_cb(uv_idle_t *h) { run_rounds(h->data); }
 static void timer_cb(uv_timer_t *h) { run_rounds(h->data); }
 
@@ -215,12 +227,16 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
         int64_t next;
         int rc = mk_log_read(p->log, leo_f, 1u << 20, true, &r->scratch, &next);
         if (rc == MK_ERR_RANGE && leo_f < mk_log_start_offset(p->log)) {
-            /* The leader no longer has what the follower needs (retention).
-             * Restarting the follower at the leader's log start is left for
-             * the tiering issue; the follower stays out of the ISR. */
-            mk_warn("partition %s-%d: replica on broker %d is below the leader's log start", p->topic->name,
-                    p->index, f->broker);
-            break;
+            /* The leader no longer has what the follower needs (retention,
+             * DeleteRecords, or a new replica of an old log): as Kafka's
+             * follower does on OFFSET_OUT_OF_RANGE, restart at its start. */
+            int64_t start = mk_log_start_offset(p->log);
+            mk_info("partition %s-%d: replica on broker %d is below the leader's log start %lld: restarting there",
+                    p->topic->name, p->index, f->broker, (long long)start);
+            if (mk_log_truncate_fully(f->log, start) < 0)
+                break;
+            leo_f = mk_log_end_offset(f->log);
+            continue;
         }
         if (rc < 0 || r->scratch.len == 0)
             break;
@@ -508,8 +524,132 @@ static void tick_cb(uv_timer_t *t)
             }
         }
     }
+    moves_tick(r, &moved);
     if (moved)
         progress(r);
+}
+
+/* ============================================================ reassignment */
+
+static move_t *move_find(mk_repl_t *r, const mk_partition_t *p)
+{
+    for (size_t i = 0; i < r->nmoves; i++)
+        if (r->moves[i].partition == p->index && memcmp(r->moves[i].topic_id, p->topic->id, 16) == 0)
+            return &r->moves[i];
+    return NULL;
+}
+
+bool mk_repl_reassigning(mk_repl_t *r, const mk_partition_t *p) { return move_find(r, p) != NULL; }
+
+size_t mk_repl_reassignments(const mk_repl_t *r, uint64_t *done)
+{
+    if (done)
+        *done = r->moves_done;
+    return r->nmoves;
+}
+
+static bool in_target(const move_t *m, int32_t broker)
+{
+    for (int32_t i = 0; i < m->n; i++)
+        if (m->target[i] == broker)
+            return true;
+    return false;
+}
+
+int mk_repl_reassign(mk_repl_t *r, mk_partition_t *p, const int32_t *target, int32_t n)
+{
+    if (n < 1 || n > MK_CLUSTER_MAX_BROKERS)
+        return MK_ERR_INVALID;
+    if (move_find(r, p))
+        return MK_ERR_EXISTS;
+    for (int32_t i = 0; i < n; i++)
+        if (!mk_cluster_broker_find(r->c, target[i]))
+            return MK_ERR_INVALID;
+    if (r->nmoves == r->moves_cap) {
+        size_t cap = r->moves_cap ? r->moves_cap * 2 : 16;
+        move_t *nm = mk_realloc(r->moves, cap * sizeof(move_t));
+        if (!nm)
+            return MK_ERR_NOMEM;
+        r->moves = nm;
+        r->moves_cap = cap;
+    }
+    move_t m = {.partition = p->index, .n = n};
+    memcpy(m.topic_id, p->topic->id, 16);
+    memcpy(m.target, target, sizeof(int32_t) * (size_t)n);
+    /* Adding: the target replicas first (the first becomes the preferred
+     * leader), then the current ones that are leaving. */
+    int32_t all[MK_CLUSTER_MAX_BROKERS];
+    int32_t na = 0;
+    for (int32_t i = 0; i < n; i++)
+        all[na++] = target[i];
+    for (int32_t k = 0; k < p->replica_count && na < MK_CLUSTER_MAX_BROKERS; k++)
+        if (!in_target(&m, p->replicas[k].broker))
+            all[na++] = p->replicas[k].broker;
+    int rc = mk_cluster_partition_set_replicas(r->c, p, all, na);
+    if (rc == MK_ERR_INVALID || rc == MK_ERR_NOMEM)
+        return rc;
+    r->moves[r->nmoves++] = m;
+    mk_info("partition %s-%d: reassigning to %d replicas (first: broker %d)", p->topic->name, p->index, n,
+            target[0]);
+    for (int32_t k = 0; k < p->replica_count; k++)
+        if (p->replicas[k].broker != p->leader)
+            schedule(r, p, &p->replicas[k]);
+    return 0;
+}
+
+/* One reassignment's next step; true when it is over (done or moot). */
+static bool move_step(mk_repl_t *r, move_t *m, bool *moved)
+{
+    mk_partition_t *p = mk_cluster_topic_partition(mk_cluster_topic_find_id(r->c, m->topic_id), m->partition);
+    if (!p)
+        return true; /* the topic went */
+    if (p->leader < 0 || !p->log)
+        return false;
+    int64_t leo = mk_log_end_offset(p->log);
+    for (int32_t i = 0; i < m->n; i++) {
+        mk_replica_t *rp = mk_cluster_partition_replica(p, m->target[i]);
+        if (!rp || !rp->log || !rp->in_isr || rp->needs_truncate ||
+            (rp->broker != p->leader && mk_log_end_offset(rp->log) < leo))
+            return false;
+    }
+    if (!in_target(m, p->leader)) {
+        /* Switch: the first target replica takes everything the leader has,
+         * then leads (a controlled election, as at a broker's shutdown). */
+        mk_replica_t *nl = mk_cluster_partition_replica(p, m->target[0]);
+        bool ignored = false;
+        do_round(r, p, nl, -1, &ignored);
+        nl->acked_leo = mk_log_end_offset(nl->log);
+        if (nl->acked_leo < mk_log_end_offset(p->log))
+            return false;
+        mk_info("partition %s-%d: leadership moves to broker %d (reassignment)", p->topic->name, p->index,
+                nl->broker);
+        set_leader(r, p, nl->broker);
+        nl->in_isr = true;
+        mk_partition_hw_clamp(p);
+    }
+    /* Dropping: only the target replicas stay. */
+    int rc = mk_cluster_partition_set_replicas(r->c, p, m->target, m->n);
+    if (rc == MK_ERR_INVALID || rc == MK_ERR_NOMEM)
+        return false;
+    for (int32_t k = 0; k < p->replica_count; k++)
+        if (p->replicas[k].broker != p->leader)
+            schedule(r, p, &p->replicas[k]);
+    mk_partition_hw_update(p);
+    mk_info("partition %s-%d: reassignment done", p->topic->name, p->index);
+    r->moves_done++;
+    *moved = true;
+    return true;
+}
+
+static void moves_tick(mk_repl_t *r, bool *moved)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < r->nmoves; i++) {
+        move_t m = r->moves[i];
+        if (!move_step(r, &m, moved))
+            r->moves[keep++] = m;
+    }
+    r->nmoves = keep;
 }
 
 /* ================================================================ lifecycle */
@@ -619,6 +759,7 @@ void mk_repl_free(mk_repl_t *r)
     uv_close((uv_handle_t *)r->timer, handle_free_cb);
     uv_close((uv_handle_t *)r->tick, handle_free_cb);
     mk_free(r->rounds);
+    mk_free(r->moves);
     mk_buf_free(&r->scratch);
     mk_free(r);
 }

@@ -50,6 +50,19 @@ int mk_repl_broker_start(mk_repl_t *r, int32_t id);
 int mk_repl_az_down(mk_repl_t *r, const char *az);
 int mk_repl_az_up(mk_repl_t *r, const char *az);
 
+/* Reassignment (Kafka's AlterPartitionReassignments, and a tenant's move to
+ * another cell): p's replicas become target[0..n), online.  The target
+ * replicas are added first and catch up; once all are in the ISR with the
+ * leader's log end, target[0] takes the lead if the leader is leaving (a
+ * controlled election: no acknowledged record is lost), and the replicas
+ * outside target are dropped with their logs.  The repl tick drives it; a
+ * target broker that is stopped holds it until it runs again.
+ * 0, MK_ERR_EXISTS (p is being reassigned), MK_ERR_INVALID, MK_ERR_NOMEM. */
+int mk_repl_reassign(mk_repl_t *r, mk_partition_t *p, const int32_t *target, int32_t n);
+bool mk_repl_reassigning(mk_repl_t *r, const mk_partition_t *p);
+/* Reassignments in flight, and (done) those finished since start. */
+size_t mk_repl_reassignments(const mk_repl_t *r, uint64_t *done);
+
 /* Account bytes read by a client in AZ client_az from broker (fetch). */
 void mk_repl_account_read(mk_repl_t *r, int32_t broker, const char *client_az, uint64_t bytes);
 /* Total cross-AZ bytes (replication + client reads) of the cluster. */

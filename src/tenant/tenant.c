@@ -306,6 +306,13 @@ static int load_cb(const char *key, const char *value, void *arg)
         goto corrupt;
     memcpy(tid, id, idlen);
     tid[idlen] = 0;
+    if (!slash && strcmp(tid, "default") == 0) {
+        /* The default tenant is built in; only its cell is stored. */
+        int64_t cell;
+        if (!l->keys && field_i64(value, "cell", -1, 1000000, &cell))
+            default_tenant.cell = (int32_t)cell;
+        return 0;
+    }
     if (!mk_tenant_id_valid(tid))
         goto corrupt;
     if (!slash) {
@@ -419,6 +426,7 @@ int mk_tenant_registry_open(uv_loop_t *loop, struct mk_meta_s *meta, mk_tenant_r
     mk_map_init(&r->tenants);
     mk_map_init(&r->keys);
     mk_map_init(&r->acls);
+    default_tenant.cell = -1; /* until the store or the broker says */
     int rc = 0;
     if (meta) {
         load_t l = {r, false};
@@ -480,6 +488,14 @@ int mk_tenant_create(mk_tenant_registry_t *r, const char *id, int32_t cell, mk_t
     if (out)
         *out = t;
     return 0;
+}
+
+int mk_tenant_set_cell(mk_tenant_registry_t *r, mk_tenant_t *t, int32_t cell)
+{
+    if (cell < -1)
+        return MK_ERR_INVALID;
+    t->cell = cell;
+    return tenant_persist(r, t);
 }
 
 int mk_tenant_remove(mk_tenant_registry_t *r, mk_tenant_t *t)

@@ -49,7 +49,7 @@ struct mk_meta_s;
 typedef struct mk_tenant_s {
     const char *id;        /* "default", or [a-z0-9-]{1,32} */
     const char *prefix;    /* internal name prefix: "" for the default tenant, else "<id>~" */
-    int32_t cell;          /* the cell its topics go to; -1: any (the default tenant) */
+    int32_t cell;          /* the cell its topics go to (-1: any, until the broker places it) */
     int64_t created_ms;
     int refs;              /* sessions and the registry (tenant.c only) */
     bool removed;          /* deleted; freed when refs reach 0 (tenant.c only) */
@@ -95,6 +95,10 @@ int mk_tenant_create(mk_tenant_registry_t *r, const char *id, int32_t cell, mk_t
  * deleted its resources and closed its sessions; t stays valid until the
  * last mk_tenant_unref(). */
 int mk_tenant_remove(mk_tenant_registry_t *r, mk_tenant_t *t);
+/* Place t (the default tenant too) in cell: where its new topics go.  Its
+ * existing topics move through the balancer.  Persisted in the background.
+ * 0 or MK_ERR_INVALID. */
+int mk_tenant_set_cell(mk_tenant_registry_t *r, mk_tenant_t *t, int32_t cell);
 /* A session's reference.  The default tenant is not counted. */
 void mk_tenant_ref(const mk_tenant_t *t);
 void mk_tenant_unref(const mk_tenant_t *t);
