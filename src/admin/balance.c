@@ -14,7 +14,8 @@
  *              minikora.cell.capacity.bytes.per.sec).
  * Rates are stats.c's (a ~10 s window).  The cluster's power-of-two-choices
  * placement of new tenants compares this load (registered with
- * mk_cluster_set_cell_load_fn), so it is the one definition.
+ * mk_cluster_set_cell_load_fn), so it is the one definition; between equal
+ * loads the cell with fewer tenants wins.
  *
  * Moves.  Moving a tenant sets its cell and its topics' cells (persisted)
  * and records "move/<tenant>" in the kv store while it runs.  Each tick
@@ -90,11 +91,19 @@ void mk_admin_cell_load(mk_admin_t *a, int32_t cell, mk_admin_cell_load_t *out)
     out->load = MK_MAX(out->broker, MK_MAX(out->replica, out->bandwidth));
 }
 
+/* Placement's view: the load, and between equal loads fewer tenants (a
+ * tenant that has no topic yet weighs nothing, but it will). */
 static double load_fn(void *arg, int32_t cell)
 {
+    mk_admin_t *a = arg;
     mk_admin_cell_load_t l;
-    mk_admin_cell_load(arg, cell, &l);
-    return l.load;
+    mk_admin_cell_load(a, cell, &l);
+    int tenants = 0;
+    mk_tenant_registry_t *r = mk_broker_tenants(a->b);
+    mk_tenant_t *t = r ? mk_tenant_find(r, "default") : NULL;
+    for (size_t it = 0; t; t = mk_tenant_next(r, &it))
+        tenants += t->cell == cell;
+    return l.load + tenants * 1e-9;
 }
 
 /* A tenant's share of its cell's load: its replicas and its topics' client
