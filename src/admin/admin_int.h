@@ -10,6 +10,7 @@
  *              histograms with sliding windows, rates, /metrics text
  *   events.c   the event ring and the sampling of cluster state that
  *              feeds it
+ *   balance.c  cell load, tenant moves between cells, the balancer
  *   admin.c    the module: open/close, the dispatcher, the 1 s tick
  *
  * Life of an admin request: bytes arrive -> http_parser fills an
@@ -18,8 +19,9 @@
  * body, status) -> http.c writes it.  Everything is synchronous on the loop.
  *
  * Who calls whom (no two files call each other):
- *   admin.c -> routes.c, events.c, stats.c, http.c
- *   routes.c -> events.c, stats.c, http.c
+ *   admin.c -> routes.c, balance.c, events.c, stats.c, http.c
+ *   routes.c -> balance.c, events.c, stats.c, http.c
+ *   balance.c -> events.c, stats.c
  *   http.c, events.c, stats.c -> no other file of admin/
  */
 #ifndef MK_ADMIN_INT_H
