@@ -11,6 +11,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ static const mk_cfg_def_t defs[] = {
     {"replica.lag.time.max.ms", MK_CFG_LONG, B, "30000", NULL, false, "A follower that has not caught up for this long leaves the ISR."},
     {"auto.leader.rebalance.enable", MK_CFG_BOOL, B, "true", NULL, false, "Give leadership back to the preferred replica once it is in sync again."},
     {"minikora.cross.az.latency.ms", MK_CFG_INT, B, "0", NULL, false, "Simulated one-way latency of replication between AZs."},
+    {"minikora.cost.cross.az.per.gb", MK_CFG_DOUBLE, B, "0.02", NULL, true, "Price of one GB (1e9 bytes) that crosses AZs, for the per-tenant cost in the admin API (cost = bytes / 1e9 * price); at least 0.  Default 0.02: AWS's published inter-AZ data transfer rate is 0.01 USD/GB in each direction, charged both out of the sender's AZ and into the receiver's, so every byte that crosses costs it twice."},
     {"auto.create.topics.enable", MK_CFG_BOOL, B, "true", NULL, false, "Create a topic when a Metadata request names a missing one and allows it."},
     {"delete.topic.enable", MK_CFG_BOOL, B, "true", NULL, false, "Whether DeleteTopics may delete."},
     {"socket.request.max.bytes", MK_CFG_INT, B, "104857600", NULL, true, "Largest request frame accepted; larger frames close the connection before anything is allocated."},
@@ -134,9 +136,14 @@ bool mk_cluster_config_value_valid(const mk_cfg_def_t *d, const char *v)
             return false; /* Kafka: at least 0 */
         return true;
     }
-    case MK_CFG_DOUBLE:
-        strtod(v, &end);
-        return *v && !*end;
+    case MK_CFG_DOUBLE: {
+        double x = strtod(v, &end);
+        if (!*v || *end)
+            return false;
+        if (strcmp(d->name, "minikora.cost.cross.az.per.gb") == 0)
+            return isfinite(x) && x >= 0; /* a price */
+        return true;
+    }
     default:
         break;
     }
