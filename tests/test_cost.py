@@ -282,7 +282,7 @@ def test_metrics_per_tenant(mk):
     assert metric(text, "minikora_tenant_cross_az_bytes_total", tenant="acme",
                   kind="client") == x["client_bytes"]
     assert metric(text, "minikora_tenant_cross_az_cost_total", tenant="acme") == \
-        pytest.approx(x["cost"], rel=1e-5)
+        pytest.approx(x["cost"], rel=1e-8)
     assert "# TYPE minikora_tenant_cross_az_bytes_total counter" in text
     assert "# TYPE minikora_tenant_cross_az_cost_total counter" in text
     # the whole text parses as Prometheus exposition format

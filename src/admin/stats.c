@@ -631,12 +631,22 @@ static void put_value(mk_buf_t *out, double v)
 {
     char num[64];
     int n;
-    if (isinf(v))
+    if (isinf(v)) {
         n = snprintf(num, sizeof(num), " %s\n", v > 0 ? "+Inf" : "-Inf");
-    else if (v == floor(v) && fabs(v) < 1e15)
+    } else if (v == floor(v) && fabs(v) < 1e15) {
         n = snprintf(num, sizeof(num), " %.0f\n", v);
-    else
-        n = snprintf(num, sizeof(num), " %.6g\n", v);
+    } else if (fabs(v) < 1e-4 && fabs(v) >= 1e-30) {
+        /* Small values (a tenant's cost in a test: 6.5e-07) as plain decimals
+         * with 10 significant digits, never "e-07": easier to read and to match. */
+        int prec = 9 - (int)floor(log10(fabs(v)));
+        n = snprintf(num, sizeof(num), " %.*f", prec, v);
+        while (n > 2 && num[n - 1] == '0')
+            n--;
+        num[n++] = '\n';
+    } else {
+        /* 10 digits: a cost counter of thousands still moves by fractions of a cent. */
+        n = snprintf(num, sizeof(num), " %.10g\n", v);
+    }
     mk_buf_put(out, num, (size_t)n);
 }
 
