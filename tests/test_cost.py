@@ -10,6 +10,8 @@ One cluster of 3 brokers over 3 AZs (one cell: every RF 3 topic has a replica in
   named another AZ counts its Produce bytes too; one that named none counts nothing;
 * cost = bytes / 1e9 * price, in GET /v1/tenants/{id}, /v1/rates and /metrics; promtool checks
   /metrics when it is installed;
+* fetch from follower (replica.selector.class, KIP-392): a consumer in a follower's AZ crosses
+  nothing, and everything it reads when the setting is empty (leader only);
 * a bad price stops the start (exit 2); the default price is 0.02 per GB.
 """
 
@@ -258,6 +260,36 @@ def test_connection_remembers_its_rack_for_produce(mk, topic_name):
 
 
 # ---------------------------------------------------------------------------------------------
+# fetch from follower (KIP-392) and what it saves
+# ---------------------------------------------------------------------------------------------
+def follower_az_read(mk, topic):
+    """acme produces to an RF 3 topic, then a consumer in a follower's AZ reads it all:
+    -> (client cross-AZ bytes of that read, record bytes it fetched)."""
+    acme = tenant(mk, "acme")
+    create(mk, acme, topic, 3)
+    produce(mk, acme, topic, n=100)
+    leader, azs = leader_and_az(mk, "acme~" + topic)
+    follower_az = [az for b, az in azs.items() if b != leader][0]
+    x0, out0 = cross_az(mk, "acme"), rates_tenant(mk, "acme")["bytes_out_total"]
+    consume(mk, acme, topic, 100, rack=follower_az)
+    x1, out1 = cross_az(mk, "acme"), rates_tenant(mk, "acme")["bytes_out_total"]
+    assert out1 - out0 >= 100 * VALUE, (out0, out1)
+    return x1["client_bytes"] - x0["client_bytes"], out1 - out0
+
+
+@pytest.mark.timeout(120)
+def test_fetch_from_follower_cuts_client_cross_az_bytes(mk, minikora):
+    """With RackAwareReplicaSelector (minikora's default) a consumer in a follower's AZ is sent
+    to that follower and crosses nothing; with replica.selector.class empty (Kafka's default:
+    the leader) the same read crosses AZs byte for byte."""
+    saved, fetched = follower_az_read(mk, "ffr")
+    assert saved == 0, "rack-aware: %d of %d fetched bytes crossed AZs" % (saved, fetched)
+    leader_only = minikora("--brokers", "3", "--azs", "3", "--set", "replica.selector.class=")
+    crossed, fetched = follower_az_read(leader_only, "ffr")
+    assert crossed == fetched, "leader only: %d crossed of %d fetched" % (crossed, fetched)
+
+
+# ---------------------------------------------------------------------------------------------
 # /metrics
 # ---------------------------------------------------------------------------------------------
 def metric(text, name, **labels):
@@ -323,12 +355,13 @@ def test_metrics_pass_promtool(mk):
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.timeout(60)
 def test_price_default_and_bad_values(minikora):
-    for bad in ("-1", "abc", "nan", "inf", ""):
+    bad = [("minikora.cost.cross.az.per.gb", v) for v in ("-1", "abc", "nan", "inf", "")]
+    bad += [("replica.selector.class", "org.apache.kafka.common.replica.Other")]
+    for name, v in bad:
         p = subprocess.run([str(BIN), "serve", "--ephemeral", "--port", "0", "--set",
-                            "minikora.cost.cross.az.per.gb=%s" % bad], capture_output=True,
-                           timeout=30)
-        assert p.returncode == 2, (bad, p.returncode, p.stderr[-500:])
-        assert b"minikora.cost.cross.az.per.gb" in p.stderr, p.stderr[-500:]
+                            "%s=%s" % (name, v)], capture_output=True, timeout=30)
+        assert p.returncode == 2, (name, v, p.returncode, p.stderr[-500:])
+        assert name.encode() in p.stderr, p.stderr[-500:]
     m = minikora("--brokers", "3", "--azs", "3")
     st, _ = http(m, "POST", "/v1/tenants", {"id": "dflt"})
     assert st == 201

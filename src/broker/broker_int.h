@@ -111,6 +111,7 @@ struct mk_broker_s {
     mk_tenant_registry_t *tenants; /* owned: tenants and API keys */
     mk_session_t *sessions;    /* every open connection's session */
     bool auth_required;        /* minikora.auth.required */
+    bool rack_aware_reads;     /* replica.selector.class is RackAwareReplicaSelector (KIP-392) */
 };
 
 /* ============================================================ req.c */

@@ -68,10 +68,11 @@ static mk_partition_t *read_partition(mk_req_t *req, mk_topic_t *t, int32_t inde
     return p;
 }
 
-/* The broker a consumer in AZ rack should read p from, if not this leader. */
+/* The broker a consumer in AZ rack should read p from, if not this leader
+ * (RackAwareReplicaSelector; with replica.selector.class empty, never). */
 static int32_t preferred_read_replica(mk_req_t *req, mk_partition_t *p, mk_str_t rack)
 {
-    if (!rack.ptr || !rack.len || mk_partition_leader(p) != req->node->id ||
+    if (!req->b->rack_aware_reads || !rack.ptr || !rack.len || mk_partition_leader(p) != req->node->id ||
         strcmp(mk_cluster_broker_az(req->c, req->node->id), rack.ptr) == 0)
         return -1;
     for (int32_t k = 0; k < mk_partition_replica_count(p); k++) {
