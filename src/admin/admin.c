@@ -15,9 +15,11 @@
  * The files below it (see admin_int.h) never call back into this one: the
  * HTTP server reaches the dispatcher only through the handler given to
  * mk_admin_http_open(), and the broker reaches the stats only through the
- * request callback registered here.
+ * request callback registered here (replication, through its cross-AZ
+ * observer, also registered here).
  */
 #include "admin/admin_int.h"
+#include "repl/repl.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -133,6 +135,12 @@ static void req_cb(const mk_broker_req_info_t *info, void *ud)
     mk_admin_stats_on_request(a->stats, info);
 }
 
+static void xaz_cb(const mk_topic_t *t, uint64_t bytes, void *ud)
+{
+    mk_admin_t *a = ud;
+    mk_admin_stats_on_replication(a->stats, t, bytes);
+}
+
 /* ================================================================ lifecycle */
 
 static void admin_free(mk_admin_t *a)
@@ -195,6 +203,8 @@ int mk_admin_open(uv_loop_t *loop, const mk_admin_opts_t *opts, mk_admin_t **out
     a->tick->data = a;
     uv_timer_start(a->tick, tick_cb, TICK_MS, TICK_MS);
     mk_broker_set_req_cb(a->b, req_cb, a);
+    if (mk_broker_repl(a->b))
+        mk_repl_set_xaz_cb(mk_broker_repl(a->b), xaz_cb, a);
     *out = a;
     return 0;
 }
@@ -208,6 +218,8 @@ void mk_admin_close(mk_admin_t *a)
     if (!a)
         return;
     mk_broker_set_req_cb(a->b, NULL, NULL);
+    if (mk_broker_repl(a->b))
+        mk_repl_set_xaz_cb(mk_broker_repl(a->b), NULL, NULL);
     uv_timer_stop(a->tick);
     uv_close((uv_handle_t *)a->tick, tick_close_cb);
     mk_admin_http_close(a->http);

@@ -152,6 +152,9 @@ int mk_admin_stats_new(mk_cluster_t *c, mk_admin_stats_t **out);
 void mk_admin_stats_free(mk_admin_stats_t *s);
 /* The broker's request observer feeds this. */
 void mk_admin_stats_on_request(mk_admin_stats_t *s, const mk_broker_req_info_t *info);
+/* repl/'s cross-AZ observer feeds this: bytes one round copied from t's
+ * leader to a follower in another AZ (counted for t's tenant). */
+void mk_admin_stats_on_replication(mk_admin_stats_t *s, const mk_topic_t *t, uint64_t bytes);
 /* Once a second: rate samples; counters of deleted topics dropped. */
 void mk_admin_stats_tick(mk_admin_stats_t *s, uint64_t now_ms);
 /* Requests refused by closing their connection, since start. */
@@ -167,6 +170,10 @@ typedef struct mk_admin_rate_s {
 void mk_admin_stats_rate(mk_admin_stats_t *s, int32_t broker, const char *topic, mk_admin_rate_t *out);
 json_t *mk_admin_stats_latency_json(mk_admin_stats_t *s, int32_t broker_filter);
 json_t *mk_admin_stats_rates_json(mk_admin_stats_t *s);
+/* A tenant's cross-AZ bytes (total, replication, client), their cost and
+ * the price per GB, as GET /v1/tenants/{id} shows them (zeros for a tenant
+ * never counted).  A new reference. */
+json_t *mk_admin_stats_tenant_cross_az_json(mk_admin_stats_t *s, const char *tenant);
 /* Append the request-path metrics in Prometheus text format. */
 void mk_admin_stats_prometheus(mk_admin_stats_t *s, mk_buf_t *out);
 

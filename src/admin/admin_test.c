@@ -164,6 +164,12 @@ static void test_prom_and_json(void)
     mk_buf_put(&b, "", 1);
     CHECK(strcmp((char *)b.data, "g 0.25\n") == 0);
     mk_buf_reset(&b);
+    /* Small values (a tenant's cross-AZ cost) in plain decimals, 10 digits. */
+    mk_prom_sample(&b, "c", 6.5764e-07, NULL);
+    mk_prom_sample(&b, "d", 1234.56789012345, NULL);
+    mk_buf_put(&b, "", 1);
+    CHECK(strcmp((char *)b.data, "c 0.00000065764\nd 1234.56789\n") == 0);
+    mk_buf_reset(&b);
     mk_prom_help(&b, "g", "gauge", "A gauge.");
     mk_buf_put(&b, "", 1);
     CHECK(strcmp((char *)b.data, "# HELP g A gauge.\n# TYPE g gauge\n") == 0);

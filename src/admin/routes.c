@@ -1029,6 +1029,7 @@ static json_t *tenant_json(mk_admin_t *a, const mk_tenant_t *t, bool detail)
     const mk_admin_move_t *m = mk_admin_move_of(a, t->id);
     if (m)
         json_object_set_new(j, "move", move_json(m));
+    json_object_set_new(j, "cross_az", mk_admin_stats_tenant_cross_az_json(a->stats, t->id));
     return j;
 }
 

@@ -21,6 +21,21 @@
  *
  * Bounds: brokers and API keys are fixed; topics are dropped when the topic
  * goes; client ids beyond MK_ADMIN_MAX_CLIENTS share one "(other)" entry.
+ *
+ * Cross-AZ bytes and their cost, per tenant (what Kora optimises):
+ *   replication  repl/ tells mk_admin_stats_on_replication() once per round
+ *                that copied bytes from a leader to a follower in another AZ
+ *                (registered by admin.c); the topic's tenant is the owner of
+ *                its internal name (tenant.h), resolved once per round, with
+ *                a one-entry cache by topic id.
+ *   client       the record bytes a Produce accepted or a Fetch returned,
+ *                when the request observer says the connection's client
+ *                named its rack and it is not the broker's AZ
+ *                (client_cross_az).  A client whose rack is unknown (no
+ *                Fetch v11+ with a RackId on that connection yet: a producer
+ *                never sends one) counts none.
+ *   cost         bytes / 1e9 * minikora.cost.cross.az.per.gb, read once at
+ *                start (broker settings do not change while running).
  */
 #include "admin/admin_int.h"
 #include "batch/batch.h"
@@ -29,6 +44,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { F_BYTES_IN, F_BYTES_OUT, F_RECORDS_IN, F_RECORDS_OUT, F_REQUESTS, F_COUNT };
@@ -40,9 +56,14 @@ static const char *flow_names[F_COUNT] = {"bytes_in", "bytes_out", "records_in",
 #define API_SLOTS (MK_API__MAX + 1) /* the last one holds unknown keys */
 #define OTHER_CLIENT "(other)"
 
+/* Kinds of cross-AZ bytes (tenant flows only). */
+enum { XAZ_REPLICATION, XAZ_CLIENT, XAZ_COUNT };
+static const char *xaz_names[XAZ_COUNT] = {"replication", "client"};
+
 typedef struct flow_s {
     uint64_t v[F_COUNT];
     uint64_t ring[RATE_SLOTS][F_COUNT];
+    uint64_t xaz[XAZ_COUNT];   /* tenants: bytes that crossed AZs, by kind */
 } flow_t;
 
 typedef struct lat_win_s {
@@ -70,7 +91,11 @@ struct mk_admin_stats_s {
     flow_t total;
     mk_map_t topics;           /* name -> owned flow_t* */
     mk_map_t clients;          /* client id -> owned flow_t* */
-    mk_map_t tenants;          /* tenant id -> owned flow_t* (every tenant that sent a request) */
+    mk_map_t tenants;          /* tenant id -> owned flow_t* (every tenant that sent a request
+                                  or whose topics replicated across AZs); never pruned */
+    double price_per_gb;       /* minikora.cost.cross.az.per.gb */
+    uint8_t xaz_topic_id[16];  /* the topic of the last replication round ... */
+    flow_t *xaz_tenant;        /* ... and its tenant's flow (NULL: none cached) */
     uint64_t ring_ms[RATE_SLOTS];
     int ring_pos;
     bool ring_full;
@@ -216,6 +241,7 @@ static uint64_t record_count(const uint8_t *p, size_t n)
 typedef struct req_flows_s {
     flow_t *broker, *client, *tenant;
     const char *prefix;        /* the tenant's internal name prefix */
+    bool cross_az;             /* the client is known to be in another AZ than the broker */
 } req_flows_t;
 
 static void flows_add(mk_admin_stats_t *s, const req_flows_t *rf, const char *topic, bool internal, int in_or_out,
@@ -235,6 +261,8 @@ static void flows_add(mk_admin_stats_t *s, const req_flows_t *rf, const char *to
             all[i]->v[fb] += bytes;
             all[i]->v[fr] += records;
         }
+    if (rf->cross_az && rf->tenant)
+        rf->tenant->xaz[XAZ_CLIENT] += bytes;
 }
 
 static void count_produce(mk_admin_stats_t *s, const mk_broker_req_info_t *info, const req_flows_t *rf)
@@ -294,7 +322,7 @@ void mk_admin_stats_on_request(mk_admin_stats_t *s, const mk_broker_req_info_t *
     flow_t *tenant = flow_get(&s->tenants, info->tenant ? info->tenant : "default", MK_ADMIN_MAX_CLIENTS);
     if (tenant)
         tenant->v[F_REQUESTS]++;
-    req_flows_t rf = {broker, client, tenant, info->tenant_prefix};
+    req_flows_t rf = {broker, client, tenant, info->tenant_prefix, info->client_cross_az};
     s->total.v[F_REQUESTS]++;
     s->rejected += info->rejected;
     if (broker)
@@ -317,6 +345,33 @@ void mk_admin_stats_on_request(mk_admin_stats_t *s, const mk_broker_req_info_t *
         count_fetch(s, info, &rf);
 }
 
+/* The tenant flow of topic t: the owner of its internal name is the text
+ * before its first '~' (tenant.h); a name without one, or starting with
+ * one (an escaped default-tenant name), is the default tenant's. */
+static flow_t *topic_tenant_flow(mk_admin_stats_t *s, const mk_topic_t *t)
+{
+    const char *tilde = strchr(t->name, '~');
+    size_t n = tilde ? (size_t)(tilde - t->name) : 0;
+    char id[MK_TENANT_ID_MAX + 1];
+    if (n == 0 || n > MK_TENANT_ID_MAX)
+        snprintf(id, sizeof(id), "default");
+    else
+        snprintf(id, sizeof(id), "%.*s", (int)n, t->name);
+    return flow_get(&s->tenants, id, MK_ADMIN_MAX_CLIENTS);
+}
+
+void mk_admin_stats_on_replication(mk_admin_stats_t *s, const mk_topic_t *t, uint64_t bytes)
+{
+    /* Tenant flows are never freed before s, and topic ids are never
+     * reused: the cached pointer stays right for its topic id. */
+    if (!s->xaz_tenant || memcmp(s->xaz_topic_id, t->id, 16) != 0) {
+        s->xaz_tenant = topic_tenant_flow(s, t);
+        memcpy(s->xaz_topic_id, t->id, 16);
+    }
+    if (s->xaz_tenant)
+        s->xaz_tenant->xaz[XAZ_REPLICATION] += bytes;
+}
+
 /* ================================================================ lifecycle */
 
 int mk_admin_stats_new(mk_cluster_t *c, mk_admin_stats_t **out)
@@ -326,6 +381,8 @@ int mk_admin_stats_new(mk_cluster_t *c, mk_admin_stats_t **out)
     if (!s)
         return MK_ERR_NOMEM;
     s->c = c;
+    const char *price = mk_cluster_config_get(mk_cluster_config(c), "minikora.cost.cross.az.per.gb");
+    s->price_per_gb = price ? strtod(price, NULL) : 0;
     s->nbrokers = MK_CLUSTER_MAX_BROKERS;
     s->cells = mk_calloc((size_t)s->nbrokers * API_SLOTS, sizeof(lat_cell_t *));
     s->brokers = mk_calloc((size_t)s->nbrokers, sizeof(flow_t));
@@ -440,7 +497,19 @@ static json_t *flow_json(mk_admin_stats_t *s, const flow_t *f, uint64_t now_ms)
     return j;
 }
 
-static json_t *flow_map_json(mk_admin_stats_t *s, mk_map_t *m, const char *label, uint64_t now)
+static uint64_t xaz_total(const flow_t *f)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < XAZ_COUNT; i++)
+        t += f->xaz[i];
+    return t;
+}
+
+static double xaz_cost(const mk_admin_stats_t *s, uint64_t bytes) { return (double)bytes / 1e9 * s->price_per_gb; }
+
+/* One entry per flow of m, named under label; with cost (tenants), the
+ * cross-AZ bytes and their cost too. */
+static json_t *flow_map_json(mk_admin_stats_t *s, mk_map_t *m, const char *label, bool cost, uint64_t now)
 {
     json_t *arr = json_array();
     size_t it = 0;
@@ -450,9 +519,26 @@ static json_t *flow_map_json(mk_admin_stats_t *s, mk_map_t *m, const char *label
         json_t *j = flow_json(s, v, now);
         json_t *name = json_string(k);
         json_object_set_new(j, label, name ? name : json_string("?"));
+        if (cost) {
+            uint64_t bytes = xaz_total(v);
+            json_object_set_new(j, "cross_az_bytes", json_integer((json_int_t)bytes));
+            json_object_set_new(j, "cross_az_cost", json_real(xaz_cost(s, bytes)));
+        }
         json_array_append_new(arr, j);
     }
     return arr;
+}
+
+json_t *mk_admin_stats_tenant_cross_az_json(mk_admin_stats_t *s, const char *tenant)
+{
+    static const flow_t none;
+    const flow_t *f = mk_map_get(&s->tenants, tenant);
+    if (!f)
+        f = &none;
+    uint64_t bytes = xaz_total(f);
+    return json_pack("{s:I, s:I, s:I, s:f, s:f}", "bytes", (json_int_t)bytes, "replication_bytes",
+                     (json_int_t)f->xaz[XAZ_REPLICATION], "client_bytes", (json_int_t)f->xaz[XAZ_CLIENT], "cost",
+                     xaz_cost(s, bytes), "price_per_gb", s->price_per_gb);
 }
 
 json_t *mk_admin_stats_rates_json(mk_admin_stats_t *s)
@@ -467,9 +553,9 @@ json_t *mk_admin_stats_rates_json(mk_admin_stats_t *s)
     }
     return json_pack("{s:f, s:o, s:o, s:o, s:o, s:o}", "window_sec", (double)(now - s->ring_ms[oldest]) / 1000.0,
                      "cluster", flow_json(s, &s->total, now), "brokers", brokers, "topics",
-                     flow_map_json(s, &s->topics, "topic", now), "clients",
-                     flow_map_json(s, &s->clients, "client_id", now), "tenants",
-                     flow_map_json(s, &s->tenants, "tenant", now));
+                     flow_map_json(s, &s->topics, "topic", false, now), "clients",
+                     flow_map_json(s, &s->clients, "client_id", false, now), "tenants",
+                     flow_map_json(s, &s->tenants, "tenant", true, now));
 }
 
 /* "Produce" for an API key ("ApiKey42" when unknown). */
@@ -545,12 +631,22 @@ static void put_value(mk_buf_t *out, double v)
 {
     char num[64];
     int n;
-    if (isinf(v))
+    if (isinf(v)) {
         n = snprintf(num, sizeof(num), " %s\n", v > 0 ? "+Inf" : "-Inf");
-    else if (v == floor(v) && fabs(v) < 1e15)
+    } else if (v == floor(v) && fabs(v) < 1e15) {
         n = snprintf(num, sizeof(num), " %.0f\n", v);
-    else
-        n = snprintf(num, sizeof(num), " %.6g\n", v);
+    } else if (fabs(v) < 1e-4 && fabs(v) >= 1e-30) {
+        /* Small values (a tenant's cost in a test: 6.5e-07) as plain decimals
+         * with 10 significant digits, never "e-07": easier to read and to match. */
+        int prec = 9 - (int)floor(log10(fabs(v)));
+        n = snprintf(num, sizeof(num), " %.*f", prec, v);
+        while (n > 2 && num[n - 1] == '0')
+            n--;
+        num[n++] = '\n';
+    } else {
+        /* 10 digits: a cost counter of thousands still moves by fractions of a cent. */
+        n = snprintf(num, sizeof(num), " %.10g\n", v);
+    }
     mk_buf_put(out, num, (size_t)n);
 }
 
@@ -684,4 +780,19 @@ void mk_admin_stats_prometheus(mk_admin_stats_t *s, mk_buf_t *o)
         mk_prom_help(o, tenant_metrics[m].name, "counter", "Per tenant (logical cluster).");
         flows_prom(o, &s->tenants, tenant_metrics[m].name, tenant_metrics[m].field, "tenant");
     }
+    size_t it = 0;
+    const char *k;
+    void *v;
+    mk_prom_help(o, "minikora_tenant_cross_az_bytes_total", "counter",
+                 "Bytes of the tenant that crossed AZs: replication (leader to followers in other AZs) and "
+                 "client (Produce/Fetch records of clients whose known rack is another AZ).");
+    while (mk_map_next(&s->tenants, &it, &k, &v))
+        for (int x = 0; x < XAZ_COUNT; x++)
+            mk_prom_sample(o, "minikora_tenant_cross_az_bytes_total", (double)((flow_t *)v)->xaz[x], "tenant", k,
+                           "kind", xaz_names[x], NULL);
+    mk_prom_help(o, "minikora_tenant_cross_az_cost_total", "counter",
+                 "Cost of the tenant's cross-AZ bytes: bytes / 1e9 * minikora.cost.cross.az.per.gb.");
+    it = 0;
+    while (mk_map_next(&s->tenants, &it, &k, &v))
+        mk_prom_sample(o, "minikora_tenant_cross_az_cost_total", xaz_cost(s, xaz_total(v)), "tenant", k, NULL);
 }

@@ -176,6 +176,8 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
         return rc;
     mk_repl_start_all(b->repl);
     b->auth_required = mk_cluster_config_get_bool(cfg, "minikora.auth.required");
+    /* Checked by config.c: empty (leader only) or RackAwareReplicaSelector. */
+    b->rack_aware_reads = *mk_cluster_config_get(cfg, "replica.selector.class") != 0;
     rc = mk_tenant_registry_open(b->loop, mk_cluster_meta(c), &b->tenants);
     if (rc < 0)
         return rc;

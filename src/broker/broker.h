@@ -46,6 +46,9 @@ typedef struct mk_broker_req_info_s {
     const void *resp;         /* response struct or NULL */
     const char *tenant;       /* id of the connection's tenant ("default" when none) */
     const char *tenant_prefix;/* its internal name prefix ("" for the default tenant) */
+    bool client_cross_az;     /* the client named its rack (Fetch v11+ RackId) on this
+                                 connection and it is not this broker's AZ: the request's
+                                 record bytes crossed AZs; false while the rack is unknown */
 } mk_broker_req_info_t;
 
 /* Called once per request on the loop thread, after its response is queued

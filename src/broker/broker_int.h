@@ -62,6 +62,12 @@ struct mk_session_s {
     bool sasl_failed;          /* an exchange failed: no second try on this connection */
     mk_tenant_sasl_t *sasl;    /* owned: the exchange in progress */
     char key[MK_TENANT_KEY_LEN + 1];   /* the API key authenticated with, "" before */
+    /* The client's AZ (data.c): known once a Fetch v11+ names its rack
+     * (RackId, librdkafka's client.rack); cross_az when that is not node's
+     * AZ.  Kept for the session's later requests (its Produces too), and
+     * told to the request observer (cross-AZ bytes per tenant). */
+    bool rack_known;
+    bool cross_az;
 };
 
 struct mk_req_s {
@@ -105,6 +111,7 @@ struct mk_broker_s {
     mk_tenant_registry_t *tenants; /* owned: tenants and API keys */
     mk_session_t *sessions;    /* every open connection's session */
     bool auth_required;        /* minikora.auth.required */
+    bool rack_aware_reads;     /* replica.selector.class is RackAwareReplicaSelector (KIP-392) */
 };
 
 /* ============================================================ req.c */

@@ -14,6 +14,10 @@
  * produces costs one re-check per loop iteration.  Fetch sessions (KIP-227)
  * are declined the way the protocol allows: we answer SessionId 0, so every
  * fetch is a full fetch.
+ *
+ * Racks: the rack (AZ) a Fetch v11+ names is remembered by the session as
+ * "in this broker's AZ or not", for the connection's later requests too; the
+ * request observer hears it (cross-AZ bytes and cost per tenant, admin/).
  */
 #include "batch/batch.h"
 #include "broker/broker_int.h"
@@ -64,10 +68,11 @@ static mk_partition_t *read_partition(mk_req_t *req, mk_topic_t *t, int32_t inde
     return p;
 }
 
-/* The broker a consumer in AZ rack should read p from, if not this leader. */
+/* The broker a consumer in AZ rack should read p from, if not this leader
+ * (RackAwareReplicaSelector; with replica.selector.class empty, never). */
 static int32_t preferred_read_replica(mk_req_t *req, mk_partition_t *p, mk_str_t rack)
 {
-    if (!rack.ptr || !rack.len || mk_partition_leader(p) != req->node->id ||
+    if (!req->b->rack_aware_reads || !rack.ptr || !rack.len || mk_partition_leader(p) != req->node->id ||
         strcmp(mk_cluster_broker_az(req->c, req->node->id), rack.ptr) == 0)
         return -1;
     for (int32_t k = 0; k < mk_partition_replica_count(p); k++) {
@@ -511,9 +516,22 @@ static bool fetch_retry(mk_req_t *req, bool final)
     return got < 0 || got >= ((mk_FetchRequest_t *)req->body)->MinBytes;
 }
 
+/* A Fetch v11+ that names the client's rack: the session remembers whether
+ * that is this broker's AZ (an empty RackId leaves what it knew). */
+static void note_rack(mk_req_t *req, mk_str_t rack)
+{
+    if (!req->sess || !rack.ptr || rack.len <= 0)
+        return;
+    const char *az = req->node->az;
+    size_t n = strlen(az);
+    req->sess->rack_known = true;
+    req->sess->cross_az = (size_t)rack.len != n || memcmp(rack.ptr, az, n) != 0;
+}
+
 int mk_broker_handle_fetch(mk_req_t *req)
 {
     mk_FetchRequest_t *q = req->body;
+    note_rack(req, q->RackId);
     int64_t got = fetch_fill(req);
     if (got < 0 || got >= q->MinBytes || q->MaxWaitMs <= 0)
         return MK_REQ_DONE;

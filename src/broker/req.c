@@ -131,12 +131,14 @@ static void req_done(mk_req_t *req, bool rejected)
                                      rejected ? NULL : req->body,
                                      rejected ? NULL : req->resp,
                                      NULL,
-                                     NULL};
+                                     NULL,
+                                     false};
         /* A rejected request's connection is already closed (its session may be
          * gone): it is counted without a tenant. */
         const mk_tenant_t *tn = !rejected && req->sess ? req->sess->tenant : mk_tenant_default();
         info.tenant = tn->id;
         info.tenant_prefix = tn->prefix;
+        info.client_cross_az = !rejected && req->sess && req->sess->cross_az;
         b->req_cb(&info, b->req_cb_ud);
     }
     req_free(req);

@@ -11,6 +11,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,9 @@ static const mk_cfg_def_t defs[] = {
     {"default.replication.factor", MK_CFG_SHORT, B, "3", NULL, false, "Replication factor used when a request leaves it to the broker; capped at the brokers of a cell (one per AZ)."},
     {"replica.lag.time.max.ms", MK_CFG_LONG, B, "30000", NULL, false, "A follower that has not caught up for this long leaves the ISR."},
     {"auto.leader.rebalance.enable", MK_CFG_BOOL, B, "true", NULL, false, "Give leadership back to the preferred replica once it is in sync again."},
+    {"replica.selector.class", MK_CFG_STRING, B, "org.apache.kafka.common.replica.RackAwareReplicaSelector", NULL, true, "How a leader answers a Fetch v11+ that names the consumer's rack (KIP-392).  org.apache.kafka.common.replica.RackAwareReplicaSelector: with an in-sync replica in the consumer's AZ, the leader answers PreferredReadReplica and the consumer reads that follower (up to the high watermark), so its reads stay in its AZ.  Empty: every consumer reads the leader (Kafka's default, where this setting is null).  minikora defaults to rack-aware reads, as a cost-aware cloud service would; no other class is known."},
     {"minikora.cross.az.latency.ms", MK_CFG_INT, B, "0", NULL, false, "Simulated one-way latency of replication between AZs."},
+    {"minikora.cost.cross.az.per.gb", MK_CFG_DOUBLE, B, "0.02", NULL, true, "Price of one GB (1e9 bytes) that crosses AZs, for the per-tenant cost in the admin API (cost = bytes / 1e9 * price); at least 0.  Default 0.02: AWS's published inter-AZ data transfer rate is 0.01 USD/GB in each direction, charged both out of the sender's AZ and into the receiver's, so every byte that crosses costs it twice."},
     {"auto.create.topics.enable", MK_CFG_BOOL, B, "true", NULL, false, "Create a topic when a Metadata request names a missing one and allows it."},
     {"delete.topic.enable", MK_CFG_BOOL, B, "true", NULL, false, "Whether DeleteTopics may delete."},
     {"socket.request.max.bytes", MK_CFG_INT, B, "104857600", NULL, true, "Largest request frame accepted; larger frames close the connection before anything is allocated."},
@@ -134,9 +137,14 @@ bool mk_cluster_config_value_valid(const mk_cfg_def_t *d, const char *v)
             return false; /* Kafka: at least 0 */
         return true;
     }
-    case MK_CFG_DOUBLE:
-        strtod(v, &end);
-        return *v && !*end;
+    case MK_CFG_DOUBLE: {
+        double x = strtod(v, &end);
+        if (!*v || *end)
+            return false;
+        if (strcmp(d->name, "minikora.cost.cross.az.per.gb") == 0)
+            return isfinite(x) && x >= 0; /* a price */
+        return true;
+    }
     default:
         break;
     }
@@ -145,6 +153,8 @@ bool mk_cluster_config_value_valid(const mk_cfg_def_t *d, const char *v)
     if (strcmp(d->name, "cleanup.policy") == 0 || strcmp(d->name, "log.cleanup.policy") == 0)
         return strcmp(v, "delete") == 0 || strcmp(v, "compact") == 0 || strcmp(v, "compact,delete") == 0 ||
                strcmp(v, "delete,compact") == 0;
+    if (strcmp(d->name, "replica.selector.class") == 0)
+        return !*v || strcmp(v, "org.apache.kafka.common.replica.RackAwareReplicaSelector") == 0;
     if (strcmp(d->name, "compression.type") == 0)
         return strcmp(v, "producer") == 0 || strcmp(v, "uncompressed") == 0 || strcmp(v, "gzip") == 0 ||
                strcmp(v, "snappy") == 0 || strcmp(v, "lz4") == 0 || strcmp(v, "zstd") == 0;

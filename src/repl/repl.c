@@ -9,7 +9,9 @@
  * would), reports the follower's log end back, and moves the high watermark
  * (the lowest log end offset in the ISR).  Rounds that cross AZs run after
  * minikora.cross.az.latency.ms; same-AZ rounds run in the next loop
- * iteration, so a burst of produces costs one round.
+ * iteration, so a burst of produces costs one round.  The bytes of a round
+ * that crosses AZs are counted per broker pair and told to the observer
+ * (admin/ counts them per tenant) once per round.
  *
  * Pending rounds are keyed by (topic id, partition, broker), never by
  * pointer, so a topic deleted in between simply drops its rounds.
@@ -70,6 +72,8 @@ struct mk_repl_s {
     uv_timer_t *tick;           /* owned: ISR and elections */
     uint64_t xaz[MAX_BROKERS][MAX_BROKERS];
     uint64_t xaz_reads;
+    mk_repl_xaz_cb xaz_cb;      /* observer of cross-AZ rounds (admin/), or NULL */
+    void *xaz_cb_ud;
     mk_buf_t scratch;
     bool in_rounds;
     move_t *moves;              /* owned, unordered: reassignments in flight */
@@ -93,12 +97,21 @@ static bool broker_running(mk_repl_t *r, int32_t id)
 static void progress(mk_repl_t *r) { mk_partition_writer_progress(r->writer); }
 
 
-static void count_xaz(mk_repl_t *r, int32_t from, int32_t to, uint64_t bytes)
+/* What one round of p copied from its leader to a follower in another AZ:
+ * the pair's counter and the observer (once per round, never per batch). */
+static void count_xaz(mk_repl_t *r, const mk_partition_t *p, int32_t to, uint64_t bytes)
 {
-    if (from <= 0 || to <= 0 || from >= MAX_BROKERS || to >= MAX_BROKERS)
-        return;
-    if (strcmp(mk_cluster_broker_az(r->c, from), mk_cluster_broker_az(r->c, to)) != 0)
+    int32_t from = p->leader;
+    if (from > 0 && to > 0 && from < MAX_BROKERS && to < MAX_BROKERS)
         r->xaz[from][to] += bytes;
+    if (r->xaz_cb)
+        r->xaz_cb(p->topic, bytes, r->xaz_cb_ud);
+}
+
+void mk_repl_set_xaz_cb(mk_repl_t *r, mk_repl_xaz_cb cb, void *ud)
+{
+    r->xaz_cb = cb;
+    r->xaz_cb_ud = cb ? ud : NULL;
 }
 
 void mk_repl_account_read(mk_repl_t *r, int32_t broker, const char *client_az, uint64_t bytes)
@@ -247,12 +260,14 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
                      f->broker, mk_strerror(rc));
             break;
         }
-        count_xaz(r, p->leader, f->broker, r->scratch.len);
         copied += r->scratch.len;
         leo_f = mk_log_end_offset(f->log);
     }
+    bool xaz = cross_az(r, p->leader, f->broker);
+    if (xaz && copied)
+        count_xaz(r, p, f->broker, copied);
     /* The acknowledgement travels back: after the latency across AZs. */
-    uint64_t delay = cross_az(r, p->leader, f->broker) ? (uint64_t)r->cfg.cross_az_latency_ms : 0;
+    uint64_t delay = xaz ? (uint64_t)r->cfg.cross_az_latency_ms : 0;
     if (delay)
         push_round(r, p, f->broker, ROUND_ACK, leo_f, delay);
     else

@@ -6,7 +6,8 @@
  * are in sync (ISR, replica.lag.time.max.ms), the high watermark is the
  * lowest log end offset in the ISR, and leaders are elected from the ISR when
  * a broker goes away.  Replication that crosses AZs is delayed by the
- * configured one-way latency and its bytes are counted per broker pair.
+ * configured one-way latency and its bytes are counted per broker pair and
+ * told to one observer (mk_repl_set_xaz_cb: per-tenant cost in admin/).
  *
  * Broker lifecycle lives here (crash, controlled shutdown, start, AZ outage):
  * the admin API and fault injection call these, never the cluster directly.
@@ -62,6 +63,14 @@ int mk_repl_reassign(mk_repl_t *r, mk_partition_t *p, const int32_t *target, int
 bool mk_repl_reassigning(mk_repl_t *r, const mk_partition_t *p);
 /* Reassignments in flight, and (done) those finished since start. */
 size_t mk_repl_reassignments(const mk_repl_t *r, uint64_t *done);
+
+/* Observer of replication bytes that cross AZs: called once per round that
+ * copied bytes from t's leader to a follower in another AZ (not per batch),
+ * on the loop thread; t is valid during the call only.  The admin layer
+ * registers one to count them per tenant. */
+typedef void (*mk_repl_xaz_cb)(const mk_topic_t *t, uint64_t bytes, void *ud);
+/* Register the one observer (cb NULL removes it). */
+void mk_repl_set_xaz_cb(mk_repl_t *r, mk_repl_xaz_cb cb, void *ud);
 
 /* Account bytes read by a client in AZ client_az from broker (fetch). */
 void mk_repl_account_read(mk_repl_t *r, int32_t broker, const char *client_az, uint64_t bytes);
