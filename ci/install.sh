@@ -10,7 +10,7 @@ build_pkgs="make gcc pkg-config libuv1-dev libsqlite3-dev libzstd-dev liblz4-dev
   zlib1g-dev libssl-dev libncurses-dev libs3-dev libhttp-parser-dev libjansson-dev libcurl4-openssl-dev"
 test_pkgs="clang libclang-rt-14-dev kcat python3 python3-confluent-kafka python3-kafka python3-pytest
   python3-prometheus-client python3-snappy python3-lz4 python3-zstandard
-  librdkafka-dev nodejs npm tmux"
+  librdkafka-dev nodejs npm tmux prometheus"
 
 want=$build_pkgs
 [ "$mode" = test ] && want="$build_pkgs $test_pkgs"
