@@ -1102,6 +1102,7 @@ static void h_tenant_delete(mk_admin_t *a, const mk_http_req_t *req, const mk_ad
     mk_tenant_ref(t);
     int conns = mk_broker_sessions_close(a->b, t, NULL, "tenant deleted");
     bool ok = delete_owned(a, t, &topics, &groups, &failed);
+    mk_quota_tenant_remove(mk_broker_quotas(a->b), t->id);
     mk_tenant_remove(mk_broker_tenants(a->b), t);
     mk_admin_event(a, "tenant", -1, "tenant %s deleted with %d topics and %d groups (admin API)", t->id, topics,
                    groups);

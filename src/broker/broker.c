@@ -48,6 +48,7 @@ mk_repl_t *mk_broker_repl(mk_broker_t *b) { return b->repl; }
 mk_group_coord_t *mk_broker_groups(mk_broker_t *b) { return b->groups; }
 
 mk_tenant_registry_t *mk_broker_tenants(mk_broker_t *b) { return b->tenants; }
+mk_quota_registry_t *mk_broker_quotas(mk_broker_t *b) { return b->quotas; }
 
 int mk_broker_sessions_close(mk_broker_t *b, const mk_tenant_t *t, const char *key, const char *reason)
 {
@@ -189,6 +190,9 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
     rc = declare_tenants(b, cfg);
     if (rc < 0)
         return rc;
+    rc = mk_quota_registry_open(b->loop, mk_cluster_meta(c), &b->quotas);
+    if (rc < 0)
+        return rc;
     return mk_txn_new(b->loop, c, b->groups, b->writer, &b->txn);
 }
 
@@ -216,5 +220,7 @@ void mk_broker_free(mk_broker_t *b)
     b->sessions = NULL;
     mk_tenant_registry_close(b->tenants);
     b->tenants = NULL;
+    mk_quota_registry_close(b->quotas);
+    b->quotas = NULL;
     mk_free(b);
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "cluster/cluster.h"
+#include "quota/quota.h"
 #include "tenant/tenant.h"
 
 typedef struct mk_broker_s mk_broker_t;
@@ -69,6 +70,8 @@ int mk_broker_topic_delete(mk_broker_t *b, mk_topic_t *t);
 
 /* The tenant registry (NULL before mk_broker_attach()). */
 mk_tenant_registry_t *mk_broker_tenants(mk_broker_t *b);
+/* The quota registry (NULL before mk_broker_attach()). */
+mk_quota_registry_t *mk_broker_quotas(mk_broker_t *b);
 /* Close the connections bound to tenant t (key NULL) or to t's API key
  * (a revoked key, a deleted tenant), logging reason.  Returns how many. */
 int mk_broker_sessions_close(mk_broker_t *b, const mk_tenant_t *t, const char *key, const char *reason);

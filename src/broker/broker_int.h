@@ -109,6 +109,7 @@ struct mk_broker_s {
     mk_broker_req_cb req_cb;   /* request observer (admin/), or NULL */
     void *req_cb_ud;
     mk_tenant_registry_t *tenants; /* owned: tenants and API keys */
+    mk_quota_registry_t *quotas;   /* owned: tenant and entity limits */
     mk_session_t *sessions;    /* every open connection's session */
     bool auth_required;        /* minikora.auth.required */
     bool rack_aware_reads;     /* replica.selector.class is RackAwareReplicaSelector (KIP-392) */
