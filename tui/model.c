@@ -516,7 +516,7 @@ static int name_cmp(const void *a, const void *b) { return strcmp(a, b); }
 static void tenant_parse(json_t *o, mk_tui_tenant_t *t)
 {
     jcopy(o, "id", t->id, sizeof(t->id));
-    t->cell = jint32(o, "cell", -1);
+    t->cell = jint32(o, "cell", -2);
     t->conns = jint32(o, "connections", -1);
     t->partitions = jint32(o, "partitions", -1);
     t->storage = jint(o, "storage_bytes", -1);
@@ -550,7 +550,8 @@ static int tenants_from_flows(mk_tui_model_t *m)
         return MK_ERR_NOMEM;
     for (int i = 0; i < m->ntenant_flows; i++) {
         clean_copy(t[i].id, sizeof(t[i].id), m->tenant_flows[i].name);
-        t[i].cell = t[i].conns = t[i].partitions = -1;
+        t[i].cell = -2; /* not given */
+        t[i].conns = t[i].partitions = -1;
         t[i].storage = -1;
     }
     qsort(t, (size_t)m->ntenant_flows, sizeof(*t), tenant_cmp);

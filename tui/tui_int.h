@@ -131,7 +131,7 @@ typedef struct mk_tui_cell_s {
 /* One tenant of GET /v1/tenants. */
 typedef struct mk_tui_tenant_s {
     char id[MK_TUI_TENANT_ID];
-    int32_t cell;             /* -1: any cell (the default tenant), or not given */
+    int32_t cell;             /* -1: any cell (the default tenant); -2: not given */
     int32_t conns, partitions;/* -1 when not given */
     int64_t storage;          /* bytes of its leader logs; -1 when not given */
     bool have_flow;

@@ -757,8 +757,10 @@ static void fmt_opt_bytes(int64_t v, char *out, size_t n)
 
 static void fmt_cell(int32_t cell, char *out, size_t n)
 {
-    if (cell < 0)
+    if (cell == -1)
         snprintf(out, n, "any");
+    else if (cell < 0)
+        snprintf(out, n, "-");
     else
         snprintf(out, n, "%d", (int)cell);
 }
