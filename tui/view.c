@@ -552,7 +552,7 @@ static void cell_line(const mk_tui_t *t, const mk_tui_cell_t *c, int y, int end,
     char load[40], tenants[MK_TUI_CELL_TENANTS];
     attr_t la = A_NORMAL;
     if (c->has_load) {
-        snprintf(load, sizeof(load), "load %.0f%%", c->load * 100);
+        snprintf(load, sizeof(load), c->load < 0.1 ? "load %.1f%%" : "load %.0f%%", c->load * 100);
         la = c->load >= 1 ? attrs[K_BAD] : c->load >= 0.8 ? attrs[K_WARN] : A_NORMAL;
     } else {
         int parts = c->partitions;
