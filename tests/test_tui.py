@@ -398,8 +398,9 @@ def test_tui_tenants_view_and_placement(minikora):
         tui.keys("4")
         tui.wait_re(r"^>default\s+(any|\d+)\s")
         for tid in ("acme", "globex"):
-            # id, cell, in/s, out/s, req/s, connections, partitions (1), storage (> 0 B)
-            tui.wait_re(r"^ %s\s+%d\s+.*\s1\s+[1-9][0-9.]* [kM]?B$" % (tid, cells[tid]))
+            # id, cell, in/s, out/s, req/s, connections, partitions (1), storage (> 0 B)[, cross-AZ]
+            tui.wait_re(r"^ %s\s+%d\s+[\d.]+ [kM]?B\s+[\d.]+ [kM]?B\s+\S+\s+\d+\s+1\s+[1-9][\d.]* [kM]?B\b"
+                        % (tid, cells[tid]))
         # ---- Down selects acme; Enter opens its pane
         tui.keys("j")
         tui.wait_re(r"^>acme\s")
