@@ -232,6 +232,10 @@ int mk_tenant_acls_delete(mk_tenant_acls_t *s, const mk_tenant_acl_filter_t *f, 
  * a tenant without ACLs allows its principals everything).  s may be NULL. */
 bool mk_tenant_acls_authorize(const mk_tenant_acls_t *s, const char *principal, const char *host,
                               int8_t resource_type, const char *name, int8_t op);
+/* Whether principal at host may do op on at least one resource of
+ * resource_type (Kafka's authorizeByResourceType; see acl.c).  s may be NULL. */
+bool mk_tenant_acls_authorize_any(const mk_tenant_acls_t *s, const char *principal, const char *host,
+                                  int8_t resource_type, int8_t op);
 /* The ACL set of tenant t in registry r (the default tenant's too): NULL when
  * it has none and create is false (then everything is allowed), or on OOM. */
 mk_tenant_acls_t *mk_tenant_acls_of(mk_tenant_registry_t *r, const mk_tenant_t *t, bool create);
