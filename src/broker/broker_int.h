@@ -192,6 +192,9 @@ bool mk_broker_sasl_allowed(const mk_session_t *s, int16_t api_key);
  * tenant.h; name as the client gave it).  A tenant without ACLs allows
  * everything. */
 bool mk_broker_req_authorized(mk_req_t *req, int8_t resource_type, const char *name, int8_t op);
+/* Whether it may do op on at least one resource of the type (InitProducerId
+ * without a transactional id: WRITE on any topic). */
+bool mk_broker_req_authorized_any(mk_req_t *req, int8_t resource_type, int8_t op);
 
 /* ===================================================== names (req.c) */
 

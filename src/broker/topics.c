@@ -255,7 +255,7 @@ int mk_broker_handle_create_topics(mk_req_t *req)
         } else if (!mk_cluster_topic_name_valid(qt->Name.ptr, why, sizeof(why))) {
             err = MK_KERR_INVALID_TOPIC_EXCEPTION;
         } else if (!mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr, MK_ACL_OP_CREATE) &&
-                   !mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, "kafka-cluster", MK_ACL_OP_CREATE)) {
+                   !mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_CREATE)) {
             err = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
             snprintf(why, sizeof(why), "not authorized to create topic '%s'", qt->Name.ptr);
         } else if (mk_broker_req_topic(req, qt->Name)) {

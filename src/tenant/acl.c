@@ -108,7 +108,7 @@ const char *mk_tenant_acl_check(const mk_tenant_acl_t *a)
         return "the principal must be User:<name>";
     if (!a->host || !a->host[0])
         return "empty host";
-    if (a->resource_type == MK_ACL_RES_CLUSTER && strcmp(a->name, "kafka-cluster") != 0)
+    if (a->resource_type == MK_ACL_RES_CLUSTER && strcmp(a->name, MK_ACL_CLUSTER_NAME) != 0)
         return "the cluster resource is named kafka-cluster";
     return NULL;
 }

@@ -182,6 +182,8 @@ enum { MK_ACL_OP_ANY = 1, MK_ACL_OP_ALL = 2, MK_ACL_OP_READ = 3, MK_ACL_OP_WRITE
        MK_ACL_OP_DESCRIBE_CONFIGS = 10, MK_ACL_OP_ALTER_CONFIGS = 11, MK_ACL_OP_IDEMPOTENT_WRITE = 12,
        MK_ACL_OP_CREATE_TOKENS = 13, MK_ACL_OP_DESCRIBE_TOKENS = 14 };
 enum { MK_ACL_PERM_ANY = 1, MK_ACL_PERM_DENY = 2, MK_ACL_PERM_ALLOW = 3 };
+/* The cluster resource's one name. */
+#define MK_ACL_CLUSTER_NAME "kafka-cluster"
 
 /* One binding; names are the tenant's client-visible names. */
 typedef struct mk_tenant_acl_s {
