@@ -3,6 +3,11 @@ kafka-python's admin client, enforced for a confluent-kafka producer and consume
 authenticated with SASL PLAIN.  A tenant without ACLs allows its principals everything;
 once bindings name a resource, only what they allow is allowed, and each denial carries
 Kafka's exact error.  Another tenant sees none of the bindings; they survive a restart.
+
+The group, config and transaction APIs (one tenant of the shared cluster, the `shop` fixture):
+a confluent-kafka consumer and transactional producer, kafka-python's admin client
+(DescribeConfigs, ListGroups, all-offsets OffsetFetch) and kwire requests over an authenticated
+connection for the exact per-partition answers.  Each denied case has an allowed one beside it.
 """
 
 import time
@@ -166,7 +171,8 @@ def test_acls_within_a_tenant(minikora, tmp_path):
 # the app key may do only what its own bindings allow:
 #   topics   events: READ, WRITE, DESCRIBE_CONFIGS;  ledger: READ;  secret: nothing
 #            app-new*: CREATE (and no DESCRIBE_CONFIGS)
-#   groups   app-*: READ (so DESCRIBE);  transactional ids  app-tx*: WRITE (so DESCRIBE)
+#   groups   app-*: READ (so DESCRIBE), app-del: DELETE too
+#   transactional ids  app-tx*: WRITE (so DESCRIBE)
 # and the obs key may only READ events.
 # ---------------------------------------------------------------------------------------------
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
@@ -207,6 +213,7 @@ def shop(module_cluster):
                 pattern=ACLResourcePatternType.PREFIXED),
             acl(APP, ACLOperation.CREATE, ResourceType.TOPIC, "app-new",
                 pattern=ACLResourcePatternType.PREFIXED),
+            acl(APP, ACLOperation.DELETE, ResourceType.GROUP, "app-del"),
             acl(OBS, ACLOperation.READ, ResourceType.TOPIC, "events"),
         ])
         assert not res["failed"], res
@@ -335,6 +342,21 @@ def create_topic_validate(c, name):
     return out[0]
 
 
+def fetch_offsets_v1(c, group, topics):
+    """OffsetFetch v1 (no group-level error field): {(topic, p): (offset, error)}."""
+    body = kwire.string(group) + kwire.array(
+        [kwire.string(t) + kwire.array([kwire.i32(p) for p in ps]) for t, ps in topics.items()])
+    r = kwire.Reader(c.call(kwire.OFFSET_FETCH, 1, body))
+    out = {}
+    for _ in range(r.i32()):
+        t = r.string()
+        for _ in range(r.i32()):
+            p, off = r.i32(), r.i64()
+            r.string()
+            out[(t, p)] = (off, r.i16())
+    return out
+
+
 def first_consumer_error(c, timeout=20):
     """Poll a subscribed consumer until an error arrives: its code, or None for a record."""
     deadline = time.monotonic() + timeout
@@ -396,7 +418,7 @@ def test_offset_fetch_and_list_groups(cluster, shop):
     groups the principal may DESCRIBE.  The admin key sees everything."""
     mk = cluster
     offsets = {("events", 0): 5, ("secret", 0): 7}
-    for g in ("app-of", "hidden-g"):
+    for g in ("app-of", "hidden-g", "app-del"):
         with wire_as(mk, shop["admin"], coordinator(mk, shop["admin"], g)) as c:
             assert set(c.commit(g, offsets).values()) == {0}
 
@@ -411,13 +433,23 @@ def test_offset_fetch_and_list_groups(cluster, shop):
         assert out["app-of"][0] == 0 and set(out["app-of"][1]) == {("events", 0)}, out
         assert out["hidden-g"][0] == GROUP_AUTHORIZATION_FAILED, out
         assert c.fetch_offsets("hidden-g", {"events": [0]})[0] == GROUP_AUTHORIZATION_FAILED
+        # v0-1 have no group error field: the error is on every requested partition
+        assert fetch_offsets_v1(c, "hidden-g", {"events": [0], "secret": [0]}) == \
+            {("events", 0): (-1, GROUP_AUTHORIZATION_FAILED),
+             ("secret", 0): (-1, GROUP_AUTHORIZATION_FAILED)}
+        assert fetch_offsets_v1(c, "app-of", {"events": [0], "secret": [0]}) == \
+            {("events", 0): (5, 0), ("secret", 0): (-1, TOPIC_AUTHORIZATION_FAILED)}
         # OffsetCommit: topic READ per topic (secret), the group's own READ (hidden-g)
         res = c.commit("app-of", {("events", 0): 6, ("secret", 0): 8})
         assert res == {("events", 0): 0, ("secret", 0): TOPIC_AUTHORIZATION_FAILED}, res
         assert set(c.commit("hidden-g", {("events", 0): 2}).values()) == \
             {GROUP_AUTHORIZATION_FAILED}
-        # OffsetDelete: group DELETE (the app key has READ only)
+        # OffsetDelete: group DELETE (the app key has READ only on app-of), then topic READ
         assert c.offset_delete("app-of", {"events": [0]})[0] == GROUP_AUTHORIZATION_FAILED
+    with wire_as(mk, shop["app"], coordinator(mk, shop["app"], "app-del")) as c:
+        assert c.offset_delete("app-del", {"events": [0], "secret": [0]}) == \
+            (0, {("events", 0): 0, ("secret", 0): TOPIC_AUTHORIZATION_FAILED})
+        assert set(c.fetch_offsets("app-del")[1]) == set()  # events' offset is gone
     with wire_as(mk, shop["admin"], coordinator(mk, shop["admin"], "app-of")) as c:
         err, got = c.fetch_offsets("app-of")
         assert err == 0 and got[("events", 0)][0] == 6 and got[("secret", 0)][0] == 7, got

@@ -160,7 +160,8 @@ int mk_broker_handle_metadata(mk_req_t *req)
                 continue;
             }
             t = mk_broker_req_topic(req, qt->Name);
-            if (!t && may_create && !mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr, MK_ACL_OP_CREATE)) {
+            if (!t && may_create && !mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr, MK_ACL_OP_CREATE) &&
+                !mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_CREATE)) {
                 rt->ErrorCode = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
                 continue;
             }
