@@ -20,7 +20,7 @@ from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType, ACLRes
 from kafka.errors import ClusterAuthorizationFailedError
 
 import kwire
-from test_tenants import ck_conf, ck_create, new_tenant, sasl, sasl_authenticate_plain
+from test_tenants import ck_conf, ck_create, http, new_tenant, sasl, sasl_authenticate_plain
 
 TOPIC_AUTHORIZATION_FAILED = 29
 GROUP_AUTHORIZATION_FAILED = 30
@@ -76,7 +76,7 @@ def consume_error(mk, topic, creds, group, timeout=20):
 def test_acls_within_a_tenant(minikora, tmp_path):
     mk = minikora(data_dir=tmp_path / "data")
     _, admin_key, admin_secret = new_tenant(mk, "acme")
-    st, k = __import__("test_tenants").http(mk, "POST", "/v1/tenants/acme/keys")
+    st, k = http(mk, "POST", "/v1/tenants/acme/keys")
     assert st == 201, k
     app_key, app_secret = k["key"], k["secret"]
     _, other_key, other_secret = new_tenant(mk, "globex")
@@ -173,7 +173,7 @@ def test_acls_within_a_tenant(minikora, tmp_path):
 #            app-new*: CREATE (and no DESCRIBE_CONFIGS)
 #   groups   app-*: READ (so DESCRIBE), app-del: DELETE too
 #   transactional ids  app-tx*: WRITE (so DESCRIBE)
-# and the obs key may only READ events.
+# and the obs key may READ events, DESCRIBE obs-* and CREATE on the cluster.
 # ---------------------------------------------------------------------------------------------
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 CLUSTER_AUTHORIZATION_FAILED = 31
@@ -184,7 +184,6 @@ ADD_PARTITIONS_TO_TXN, ADD_OFFSETS_TO_TXN, END_TXN, TXN_OFFSET_COMMIT = 24, 25, 
 @pytest.fixture(scope="module")
 def shop(module_cluster):
     mk = module_cluster
-    http = __import__("test_tenants").http
     _, admin_key, admin_secret = new_tenant(mk, "shop")
     keys = []
     for _ in range(2):
@@ -215,6 +214,9 @@ def shop(module_cluster):
                 pattern=ACLResourcePatternType.PREFIXED),
             acl(APP, ACLOperation.DELETE, ResourceType.GROUP, "app-del"),
             acl(OBS, ACLOperation.READ, ResourceType.TOPIC, "events"),
+            acl(OBS, ACLOperation.DESCRIBE, ResourceType.TOPIC, "obs-",
+                pattern=ACLResourcePatternType.PREFIXED),
+            acl(OBS, ACLOperation.CREATE, ResourceType.CLUSTER, "kafka-cluster"),
         ])
         assert not res["failed"], res
     finally:
@@ -328,7 +330,8 @@ def create_topic_validate(c, name):
         r.compact_string()
         err = r.i16()
         r.compact_string()
-        parts, _rf = r.i32(), r.i16()
+        parts = r.i32()
+        r.i16()  # ReplicationFactor
         names = set(r.compact_array(config) or [])
         cfg_err = 0
         for _ in range(r.uvarint()):
@@ -507,6 +510,22 @@ def test_describe_configs(cluster, shop):
     with wire_as(mk, shop["admin"]) as c:
         err, cfg_err, parts, names = create_topic_validate(c, "adm-new")
         assert (err, cfg_err, parts) == (0, 0, 1) and "retention.ms" in names
+
+
+@pytest.mark.timeout(60)
+def test_metadata_auto_create(cluster, shop):
+    """Metadata auto-creates a topic with CREATE on the topic or on the cluster (obs has the
+    latter), after DESCRIBE on the topic."""
+    mk = cluster
+    with wire_as(mk, shop["obs"]) as c:
+        t = c.metadata(["obs-auto"], allow_auto_create=True)["topics"][0]
+        assert t["error"] in (0, kwire.LEADER_NOT_AVAILABLE), kwire.ename(t["error"])
+    with wire_as(mk, shop["app"]) as c:  # no DESCRIBE on obs-*, no CREATE on the cluster
+        t = c.metadata(["obs-auto2"], allow_auto_create=True)["topics"][0]
+        assert t["error"] == TOPIC_AUTHORIZATION_FAILED
+    with wire_as(mk, shop["admin"]) as c:
+        names = {t["name"]: t["error"] for t in c.metadata()["topics"]}
+    assert "obs-auto" in names and "obs-auto2" not in names, names
 
 
 @pytest.mark.timeout(150)

@@ -68,22 +68,6 @@ static mk_bytes_t copy_bytes(mk_req_t *req, const uint8_t *p, int32_t n)
     return b;
 }
 
-/* GROUP_AUTHORIZATION_FAILED unless the principal may do op on group id
- * (the client's name); else 0. */
-static int16_t group_acl(mk_req_t *req, mk_str_t id, int8_t op)
-{
-    return mk_broker_req_authorized(req, MK_ACL_RES_GROUP, id.ptr ? id.ptr : "", op)
-               ? 0
-               : MK_KERR_GROUP_AUTHORIZATION_FAILED;
-}
-
-/* TOPIC_AUTHORIZATION_FAILED unless the principal may do op on topic name
- * (the client's name); else 0. */
-static int16_t topic_acl(mk_req_t *req, mk_str_t name, int8_t op)
-{
-    return mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, name.ptr, op) ? 0 : MK_KERR_TOPIC_AUTHORIZATION_FAILED;
-}
-
 /* =========================================================== FindCoordinator */
 
 static void find_one(mk_req_t *req, const char *key, int8_t key_type, int16_t *err, int32_t *node,
@@ -174,7 +158,8 @@ int mk_broker_handle_join_group(mk_req_t *req)
     const char *gid = internal_group(req, q->GroupId);
     r->MemberId = q->MemberId;
     r->GenerationId = -1;
-    if ((r->ErrorCode = group_acl(req, q->GroupId, MK_ACL_OP_READ)) || (r->ErrorCode = coordinator_check(req, gid)))
+    if ((r->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_READ)) ||
+        (r->ErrorCode = coordinator_check(req, gid)))
         return MK_REQ_DONE;
     int32_t n = q->Protocols.count > 0 ? q->Protocols.count : 0;
     mk_group_protocol_t *protos = mk_arena_alloc(&req->arena, sizeof(*protos) * (size_t)(n + 1));
@@ -219,7 +204,8 @@ int mk_broker_handle_sync_group(mk_req_t *req)
     mk_SyncGroupRequest_t *q = req->body;
     mk_SyncGroupResponse_t *r = req->resp;
     const char *gid = internal_group(req, q->GroupId);
-    if ((r->ErrorCode = group_acl(req, q->GroupId, MK_ACL_OP_READ)) || (r->ErrorCode = coordinator_check(req, gid)))
+    if ((r->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_READ)) ||
+        (r->ErrorCode = coordinator_check(req, gid)))
         return MK_REQ_DONE;
     int32_t n = q->Assignments.count > 0 ? q->Assignments.count : 0;
     mk_group_assignment_t *as = mk_arena_alloc(&req->arena, sizeof(*as) * (size_t)(n + 1));
@@ -244,7 +230,8 @@ int mk_broker_handle_heartbeat(mk_req_t *req)
     mk_HeartbeatRequest_t *q = req->body;
     mk_HeartbeatResponse_t *r = req->resp;
     const char *gid = internal_group(req, q->GroupId);
-    if ((r->ErrorCode = group_acl(req, q->GroupId, MK_ACL_OP_READ)) || (r->ErrorCode = coordinator_check(req, gid)))
+    if ((r->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_READ)) ||
+        (r->ErrorCode = coordinator_check(req, gid)))
         return MK_REQ_DONE;
     r->ErrorCode = mk_group_heartbeat(req->b->groups, gid, q->MemberId.ptr ? q->MemberId.ptr : "",
                                       q->GroupInstanceId.ptr, q->GenerationId);
@@ -256,7 +243,8 @@ int mk_broker_handle_leave_group(mk_req_t *req)
     mk_LeaveGroupRequest_t *q = req->body;
     mk_LeaveGroupResponse_t *r = req->resp;
     const char *gid = internal_group(req, q->GroupId);
-    if ((r->ErrorCode = group_acl(req, q->GroupId, MK_ACL_OP_READ)) || (r->ErrorCode = coordinator_check(req, gid)))
+    if ((r->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_READ)) ||
+        (r->ErrorCode = coordinator_check(req, gid)))
         return MK_REQ_DONE;
     if (req->version < 3) {
         r->ErrorCode = mk_group_leave(req->b->groups, gid, q->MemberId.ptr ? q->MemberId.ptr : "", NULL);
@@ -298,7 +286,7 @@ int mk_broker_handle_offset_commit(mk_req_t *req)
     mk_OffsetCommitRequest_t *q = req->body;
     mk_OffsetCommitResponse_t *r = req->resp;
     const char *gid = internal_group(req, q->GroupId);
-    int16_t cerr = group_acl(req, q->GroupId, MK_ACL_OP_READ);
+    int16_t cerr = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_READ);
     if (!cerr)
         cerr = coordinator_check(req, gid);
     int32_t nt = q->Topics.count > 0 ? q->Topics.count : 0, total = 0;
@@ -318,7 +306,7 @@ int mk_broker_handle_offset_commit(mk_req_t *req)
         if (!MK_ARRAY_ALLOC(req, rt->Partitions, np, OffsetCommitResponse_OffsetCommitResponsePartition))
             return MK_ERR_NOMEM;
         mk_topic_t *t = mk_broker_req_topic(req, qt->Name);
-        int16_t terr = topic_acl(req, qt->Name, MK_ACL_OP_READ);
+        int16_t terr = mk_broker_req_acl_error(req, MK_ACL_RES_TOPIC, qt->Name, MK_ACL_OP_READ);
         for (int32_t j = 0; j < np; j++, k++) {
             mk_OffsetCommitRequest_OffsetCommitRequestPartition_t *qp = &qt->Partitions.items[j];
             rt->Partitions.items[j].PartitionIndex = qp->PartitionIndex;
@@ -420,7 +408,8 @@ static int offset_fetch_topics(mk_req_t *req, const char *gid, bool all, int32_t
         for (int i = 0; i < a.count; i++) {
             mk_topic_t *t = mk_cluster_topic_find(req->c, a.topics[i]);
             /* Topics the principal may not DESCRIBE are left out, as Kafka does. */
-            if (!t || topic_acl(req, mk_broker_req_topic_name(req, t), MK_ACL_OP_DESCRIBE))
+            const char *name = t ? mk_broker_req_topic_name(req, t).ptr : NULL;
+            if (!t || !mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, name, MK_ACL_OP_DESCRIBE))
                 continue;
             int32_t ti = -1;
             for (int32_t x = 0; x < ntop; x++)
@@ -451,7 +440,7 @@ static int offset_fetch_topics(mk_req_t *req, const char *gid, bool all, int32_t
     for (int32_t i = 0; i < nt; i++) {
         ts[i].Name = qts[i].Name;
         mk_topic_t *t = mk_broker_req_topic(req, qts[i].Name);
-        int16_t terr = topic_acl(req, qts[i].Name, MK_ACL_OP_DESCRIBE);
+        int16_t terr = mk_broker_req_acl_error(req, MK_ACL_RES_TOPIC, qts[i].Name, MK_ACL_OP_DESCRIBE);
         int32_t np = qts[i].PartitionIndexes.count > 0 ? qts[i].PartitionIndexes.count : 0;
         if (!MK_ARRAY_ALLOC(req, ts[i].Partitions, np, OffsetFetchResponse_OffsetFetchResponsePartitions))
             return MK_ERR_NOMEM;
@@ -513,7 +502,7 @@ int mk_broker_handle_offset_fetch(mk_req_t *req)
             mk_OffsetFetchResponse_OffsetFetchResponseGroup_t *rg = &r->Groups.items[g];
             const char *gid = internal_group(req, qg->GroupId);
             rg->GroupId = qg->GroupId;
-            if ((rg->ErrorCode = group_acl(req, qg->GroupId, MK_ACL_OP_DESCRIBE)) ||
+            if ((rg->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, qg->GroupId, MK_ACL_OP_DESCRIBE)) ||
                 (rg->ErrorCode = coordinator_check(req, gid)))
                 continue;
             int rc = offset_fetch_topics(req, gid, qg->Topics.count < 0, qg->Topics.count, qg->Topics.items,
@@ -524,7 +513,7 @@ int mk_broker_handle_offset_fetch(mk_req_t *req)
         return MK_REQ_DONE;
     }
     const char *gid = internal_group(req, q->GroupId);
-    int16_t err = group_acl(req, q->GroupId, MK_ACL_OP_DESCRIBE);
+    int16_t err = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_DESCRIBE);
     if (!err)
         err = coordinator_check(req, gid);
     if (err) {
@@ -607,7 +596,7 @@ int mk_broker_handle_describe_groups(mk_req_t *req)
         g->GroupId = q->Groups.items[i];
         g->AuthorizedOperations = INT32_MIN;
         g->GroupState = mk_str("Dead");
-        if ((g->ErrorCode = group_acl(req, q->Groups.items[i], MK_ACL_OP_DESCRIBE)) ||
+        if ((g->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->Groups.items[i], MK_ACL_OP_DESCRIBE)) ||
             (g->ErrorCode = coordinator_check(req, gid)))
             continue;
         describe_ctx_t c = {req, g};
@@ -645,7 +634,7 @@ static void list_cb(const mk_group_desc_t *d, void *arg)
     if (!filter_has(c->q->TypesFilter.items, c->q->TypesFilter.count, "classic"))
         return;
     mk_str_t id = external_group(c->req, d->group_id);
-    if (!c->all && group_acl(c->req, id, MK_ACL_OP_DESCRIBE))
+    if (!c->all && !mk_broker_req_authorized(c->req, MK_ACL_RES_GROUP, id.ptr, MK_ACL_OP_DESCRIBE))
         return; /* Kafka lists only the groups the principal may describe */
     if (c->count == c->cap) {
         int32_t cap = c->cap ? c->cap * 2 : 16;
@@ -691,7 +680,7 @@ int mk_broker_handle_delete_groups(mk_req_t *req)
     for (int32_t i = 0; i < n; i++) {
         const char *gid = internal_group(req, q->GroupsNames.items[i]);
         r->Results.items[i].GroupId = q->GroupsNames.items[i];
-        int16_t err = group_acl(req, q->GroupsNames.items[i], MK_ACL_OP_DELETE);
+        int16_t err = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupsNames.items[i], MK_ACL_OP_DELETE);
         if (!err)
             err = coordinator_check(req, gid);
         r->Results.items[i].ErrorCode = err ? err : mk_group_delete(req->b->groups, gid);
@@ -704,7 +693,8 @@ int mk_broker_handle_offset_delete(mk_req_t *req)
     mk_OffsetDeleteRequest_t *q = req->body;
     mk_OffsetDeleteResponse_t *r = req->resp;
     const char *gid = internal_group(req, q->GroupId);
-    if ((r->ErrorCode = group_acl(req, q->GroupId, MK_ACL_OP_DELETE)) || (r->ErrorCode = coordinator_check(req, gid)))
+    if ((r->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_DELETE)) ||
+        (r->ErrorCode = coordinator_check(req, gid)))
         return MK_REQ_DONE;
     int32_t nt = q->Topics.count > 0 ? q->Topics.count : 0;
     if (!MK_ARRAY_ALLOC(req, r->Topics, nt, OffsetDeleteResponse_OffsetDeleteResponseTopic))
@@ -714,13 +704,14 @@ int mk_broker_handle_offset_delete(mk_req_t *req)
         mk_OffsetDeleteResponse_OffsetDeleteResponseTopic_t *rt = &r->Topics.items[i];
         rt->Name = qt->Name;
         mk_topic_t *t = mk_broker_req_topic(req, qt->Name);
+        int16_t terr = mk_broker_req_acl_error(req, MK_ACL_RES_TOPIC, qt->Name, MK_ACL_OP_READ);
         int32_t np = qt->Partitions.count > 0 ? qt->Partitions.count : 0;
         if (!MK_ARRAY_ALLOC(req, rt->Partitions, np, OffsetDeleteResponse_OffsetDeleteResponsePartition))
             return MK_ERR_NOMEM;
         for (int32_t j = 0; j < np; j++) {
             int32_t p = qt->Partitions.items[j].PartitionIndex;
             rt->Partitions.items[j].PartitionIndex = p;
-            if ((rt->Partitions.items[j].ErrorCode = topic_acl(req, qt->Name, MK_ACL_OP_READ)))
+            if ((rt->Partitions.items[j].ErrorCode = terr))
                 continue;
             if (!t || !mk_cluster_topic_partition(t, p)) {
                 rt->Partitions.items[j].ErrorCode = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;

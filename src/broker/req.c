@@ -116,6 +116,22 @@ bool mk_broker_req_authorized(mk_req_t *req, int8_t resource_type, const char *n
     return !acls || mk_tenant_acls_authorize(acls, req->sess->principal, h, resource_type, name ? name : "", op);
 }
 
+int16_t mk_broker_req_acl_error(mk_req_t *req, int8_t resource_type, mk_str_t name, int8_t op)
+{
+    if (mk_broker_req_authorized(req, resource_type, name.ptr, op))
+        return 0;
+    switch (resource_type) {
+    case MK_ACL_RES_TOPIC:
+        return MK_KERR_TOPIC_AUTHORIZATION_FAILED;
+    case MK_ACL_RES_GROUP:
+        return MK_KERR_GROUP_AUTHORIZATION_FAILED;
+    case MK_ACL_RES_TRANSACTIONAL_ID:
+        return MK_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+    default:
+        return MK_KERR_CLUSTER_AUTHORIZATION_FAILED;
+    }
+}
+
 bool mk_broker_req_authorized_any(mk_req_t *req, int8_t resource_type, int8_t op)
 {
     char host[64];

@@ -29,25 +29,6 @@
 
 #include <string.h>
 
-/* TRANSACTIONAL_ID_AUTHORIZATION_FAILED unless the principal may do op on
- * the client's transactional id; else 0. */
-static int16_t tid_acl(mk_req_t *req, mk_str_t tid, int8_t op)
-{
-    return mk_broker_req_authorized(req, MK_ACL_RES_TRANSACTIONAL_ID, tid.ptr, op)
-               ? 0
-               : MK_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
-}
-
-static int16_t group_acl(mk_req_t *req, mk_str_t group, int8_t op)
-{
-    return mk_broker_req_authorized(req, MK_ACL_RES_GROUP, group.ptr, op) ? 0 : MK_KERR_GROUP_AUTHORIZATION_FAILED;
-}
-
-static int16_t topic_acl(mk_req_t *req, mk_str_t topic, int8_t op)
-{
-    return mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, topic.ptr, op) ? 0 : MK_KERR_TOPIC_AUTHORIZATION_FAILED;
-}
-
 static int16_t txn_coordinator_check(mk_req_t *req, const char *tid)
 {
     if (!req->b->txn || req->b->closing)
@@ -67,7 +48,9 @@ int mk_broker_handle_init_producer_id(mk_req_t *req)
     r->ProducerId = -1;
     r->ProducerEpoch = -1;
     const char *tid = mk_broker_req_internal(req, q->TransactionalId);
-    if (tid && (r->ErrorCode = tid_acl(req, q->TransactionalId, MK_ACL_OP_WRITE)))
+    if (tid)
+        r->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_TRANSACTIONAL_ID, q->TransactionalId, MK_ACL_OP_WRITE);
+    if (r->ErrorCode)
         return MK_REQ_DONE;
     if (!tid && !mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_IDEMPOTENT_WRITE) &&
         !mk_broker_req_authorized_any(req, MK_ACL_RES_TOPIC, MK_ACL_OP_WRITE)) {
@@ -101,7 +84,7 @@ static int add_partitions(mk_req_t *req, mk_str_t client_tid, int64_t pid, int16
         mk_broker_req_structs(req, &mk_pdesc_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult, nt);
     if (nt > 0 && !res)
         return MK_ERR_NOMEM;
-    int16_t aerr = tid_acl(req, client_tid, MK_ACL_OP_WRITE);
+    int16_t aerr = mk_broker_req_acl_error(req, MK_ACL_RES_TRANSACTIONAL_ID, client_tid, MK_ACL_OP_WRITE);
     bool any_refused = false;
     for (int32_t i = 0; i < nt; i++) {
         res[i].Name = topics[i].Name;
@@ -110,7 +93,7 @@ static int add_partitions(mk_req_t *req, mk_str_t client_tid, int64_t pid, int16
                             AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult))
             return MK_ERR_NOMEM;
         mk_topic_t *t = mk_broker_req_topic(req, topics[i].Name);
-        int16_t terr = topic_acl(req, topics[i].Name, MK_ACL_OP_WRITE);
+        int16_t terr = mk_broker_req_acl_error(req, MK_ACL_RES_TOPIC, topics[i].Name, MK_ACL_OP_WRITE);
         for (int32_t j = 0; j < np; j++) {
             mk_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_t *pr = &res[i].ResultsByPartition.items[j];
             pr->PartitionIndex = topics[i].Partitions.items[j];
@@ -141,8 +124,8 @@ static int add_partitions(mk_req_t *req, mk_str_t client_tid, int64_t pid, int16
             else if (cerr)
                 pr->PartitionErrorCode = cerr;
             else if (!verify_only)
-                pr->PartitionErrorCode =
-                    mk_txn_add_partition(req->b->txn, tid, pid, epoch, mk_cluster_topic_partition(t, pr->PartitionIndex));
+                pr->PartitionErrorCode = mk_txn_add_partition(req->b->txn, tid, pid, epoch,
+                                                              mk_cluster_topic_partition(t, pr->PartitionIndex));
         }
     }
     return 0;
@@ -186,8 +169,10 @@ int mk_broker_handle_add_offsets_to_txn(mk_req_t *req)
     mk_AddOffsetsToTxnRequest_t *q = req->body;
     mk_AddOffsetsToTxnResponse_t *r = req->resp;
     const char *tid = mk_broker_req_internal(req, q->TransactionalId);
-    if ((r->ErrorCode = tid_acl(req, q->TransactionalId, MK_ACL_OP_WRITE)) ||
-        (r->ErrorCode = group_acl(req, q->GroupId, MK_ACL_OP_READ)) || (r->ErrorCode = txn_coordinator_check(req, tid)))
+    if ((r->ErrorCode =
+             mk_broker_req_acl_error(req, MK_ACL_RES_TRANSACTIONAL_ID, q->TransactionalId, MK_ACL_OP_WRITE)) ||
+        (r->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_READ)) ||
+        (r->ErrorCode = txn_coordinator_check(req, tid)))
         return MK_REQ_DONE;
     r->ErrorCode = mk_txn_add_offsets(req->b->txn, tid, q->ProducerId, q->ProducerEpoch,
                                       mk_broker_req_internal(req, q->GroupId));
@@ -201,7 +186,8 @@ int mk_broker_handle_end_txn(mk_req_t *req)
     const char *tid = mk_broker_req_internal(req, q->TransactionalId);
     r->ProducerId = q->ProducerId;
     r->ProducerEpoch = q->ProducerEpoch;
-    if ((r->ErrorCode = tid_acl(req, q->TransactionalId, MK_ACL_OP_WRITE)) ||
+    if ((r->ErrorCode =
+             mk_broker_req_acl_error(req, MK_ACL_RES_TRANSACTIONAL_ID, q->TransactionalId, MK_ACL_OP_WRITE)) ||
         (r->ErrorCode = txn_coordinator_check(req, tid)))
         return MK_REQ_DONE;
     r->ErrorCode = mk_txn_end(req->b->txn, tid, q->ProducerId, q->ProducerEpoch, q->Committed);
@@ -217,9 +203,9 @@ int mk_broker_handle_txn_offset_commit(mk_req_t *req)
     const char *gid = mk_broker_req_internal(req, q->GroupId);
     /* The transactional id's and the group's ACLs answer every partition;
      * a topic's ACL its own partitions. */
-    int16_t aerr = tid_acl(req, q->TransactionalId, MK_ACL_OP_WRITE);
+    int16_t aerr = mk_broker_req_acl_error(req, MK_ACL_RES_TRANSACTIONAL_ID, q->TransactionalId, MK_ACL_OP_WRITE);
     if (!aerr)
-        aerr = group_acl(req, q->GroupId, MK_ACL_OP_READ);
+        aerr = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_READ);
     /* TxnOffsetCommit goes to the group's coordinator. */
     int16_t err = 0;
     if (aerr)
@@ -238,7 +224,7 @@ int mk_broker_handle_txn_offset_commit(mk_req_t *req)
     for (int32_t i = 0; i < nt; i++) {
         mk_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_t *qt = &q->Topics.items[i];
         mk_topic_t *t = mk_broker_req_topic(req, qt->Name);
-        int16_t terr = topic_acl(req, qt->Name, MK_ACL_OP_READ);
+        int16_t terr = mk_broker_req_acl_error(req, MK_ACL_RES_TOPIC, qt->Name, MK_ACL_OP_READ);
         int32_t np = qt->Partitions.count > 0 ? qt->Partitions.count : 0;
         r->Topics.items[i].Name = qt->Name;
         if (!MK_ARRAY_ALLOC(req, r->Topics.items[i].Partitions, np, TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition))
@@ -301,7 +287,7 @@ int mk_broker_handle_describe_producers(mk_req_t *req)
     for (int32_t i = 0; i < nt; i++) {
         mk_DescribeProducersRequest_TopicRequest_t *qt = &q->Topics.items[i];
         mk_topic_t *t = mk_broker_req_topic(req, qt->Name);
-        int16_t terr = topic_acl(req, qt->Name, MK_ACL_OP_READ);
+        int16_t terr = mk_broker_req_acl_error(req, MK_ACL_RES_TOPIC, qt->Name, MK_ACL_OP_READ);
         int32_t np = qt->PartitionIndexes.count > 0 ? qt->PartitionIndexes.count : 0;
         r->Topics.items[i].Name = qt->Name;
         if (!MK_ARRAY_ALLOC(req, r->Topics.items[i].Partitions, np, DescribeProducersResponse_PartitionResponse))
@@ -357,7 +343,7 @@ static void desc_cb(const mk_txn_desc_t *d, void *arg)
     int32_t n = 0;
     for (int32_t i = 0; i < d->partition_count; i++) {
         mk_str_t name = mk_broker_req_str(c->req, mk_tenant_to_external(tn, d->topics[i]));
-        if (topic_acl(c->req, name, MK_ACL_OP_DESCRIBE))
+        if (!mk_broker_req_authorized(c->req, MK_ACL_RES_TOPIC, name.ptr, MK_ACL_OP_DESCRIBE))
             continue;
         o->Topics.items[n].Topic = name;
         int32_t *p = mk_arena_alloc(&c->req->arena, sizeof(int32_t));
@@ -383,7 +369,8 @@ int mk_broker_handle_describe_transactions(mk_req_t *req)
         const char *tid = mk_broker_req_internal(req, q->TransactionalIds.items[i]);
         o->TransactionalId = q->TransactionalIds.items[i];
         o->TransactionState = mk_str("");
-        if ((o->ErrorCode = tid_acl(req, q->TransactionalIds.items[i], MK_ACL_OP_DESCRIBE)) ||
+        if ((o->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_TRANSACTIONAL_ID, q->TransactionalIds.items[i],
+                                                    MK_ACL_OP_DESCRIBE)) ||
             (o->ErrorCode = txn_coordinator_check(req, tid)))
             continue;
         desc_ctx_t c = {req, o};
@@ -417,7 +404,7 @@ static void list_cb(const mk_txn_desc_t *d, void *arg)
     if (!ok || !pid_ok || !mk_tenant_visible(tn, d->transactional_id))
         return;
     mk_str_t tid = mk_broker_req_str(c->req, mk_tenant_to_external(tn, d->transactional_id));
-    if (tid_acl(c->req, tid, MK_ACL_OP_DESCRIBE))
+    if (!mk_broker_req_authorized(c->req, MK_ACL_RES_TRANSACTIONAL_ID, tid.ptr, MK_ACL_OP_DESCRIBE))
         return; /* Kafka lists only the ids the principal may describe */
     mk_ListTransactionsResponse_TransactionState_t *s = &c->items[c->n++];
     mk_proto_struct_defaults(&mk_pdesc_ListTransactionsResponse_TransactionState, s);
