@@ -270,7 +270,12 @@ int mk_broker_handle_create_topics(mk_req_t *req)
             snprintf(why, sizeof(why), "Topic '%s' already exists.", qt->Name.ptr);
         }
         int cell = mk_cluster_cell_size(req->c);
-        int32_t tenant_cell = req->sess ? req->sess->tenant->cell : -1;
+        /* A tenant's explicit assignments stay in its cell.  The default
+         * tenant's may name any broker, as on Kafka: an existing user's
+         * assignment keeps working (its topic's cell is then the first
+         * replica's). */
+        int32_t tenant_cell =
+            req->sess && req->sess->tenant != mk_tenant_default() ? req->sess->tenant->cell : -1;
         if (!err && qt->Assignments.count > 0) {
             if (parts != -1 || rf != -1) {
                 err = MK_KERR_INVALID_REQUEST;
