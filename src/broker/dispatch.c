@@ -79,6 +79,12 @@ static mk_api_t apis[] = {
     API(AlterUserScramCredentials, -1, mk_broker_handle_alter_user_scram_credentials,
         "sets or deletes a mechanism of the tenant's API key (a new valid key id creates the key; no mechanism "
         "left revokes it)"),
+    API(DescribeClientQuotas, -1, mk_broker_handle_describe_client_quotas,
+        "the session tenant's entities (user = API key, client-id, ip; exact, default and any filters, strict); "
+        "tenant-wide limits are not entities"),
+    API(AlterClientQuotas, -1, mk_broker_handle_alter_client_quotas,
+        "the session tenant's entities; each entry checked whole (keys per entity type, values > 0 and sane, whole "
+        "numbers where Kafka's are integers), validate-only"),
 };
 
 static void apis_init(void)
@@ -217,6 +223,11 @@ static void frame_cb(mk_net_conn_t *conn, uint8_t *frame, size_t len, void *ud)
     req->api = api;
     if (!mk_broker_sasl_allowed(s, api->key)) {
         mk_broker_req_reject(req, "%s before SASL authentication (minikora.auth.required)", api->req_msg->name);
+        return;
+    }
+    char why[200];
+    if (!mk_broker_limits_first_request(req, why, sizeof(why))) {
+        mk_broker_req_reject(req, "connection refused: %s", why);
         return;
     }
     req->version = req->hdr.RequestApiVersion;
