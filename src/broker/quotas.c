@@ -404,6 +404,7 @@ int mk_broker_handle_describe_client_quotas(mk_req_t *req)
     mk_DescribeClientQuotasResponse_t *r = req->resp;
     r->Entries.count = -1; /* null unless described */
     r->Entries.items = NULL;
+    r->ErrorMessage = mk_str(NULL);
     if (!mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, CLUSTER_NAME, MK_ACL_OP_DESCRIBE_CONFIGS)) {
         r->ErrorCode = MK_KERR_CLUSTER_AUTHORIZATION_FAILED;
         r->ErrorMessage = mk_str("DESCRIBE_CONFIGS on the cluster is needed to describe client quotas");

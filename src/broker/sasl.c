@@ -47,10 +47,10 @@ bool mk_broker_sasl_allowed(const mk_session_t *s, int16_t api_key)
     return api_key == MK_API_ApiVersions || api_key == MK_API_SaslHandshake || api_key == MK_API_SaslAuthenticate;
 }
 
-/* The exchange succeeded: bind the session to the key's tenant. */
-static void sasl_bind(mk_session_t *s)
+/* The exchange succeeded: bind the session to the key's tenant t (the
+ * reference mk_tenant_sasl_tenant() gave, taken over here). */
+static void sasl_bind(mk_session_t *s, const mk_tenant_t *t)
 {
-    const mk_tenant_t *t = mk_tenant_sasl_tenant(s->sasl);
     char *principal = mk_malloc(5 + MK_TENANT_KEY_LEN + 1);
     if (principal)
         snprintf(principal, 5 + MK_TENANT_KEY_LEN + 1, "User:%s", mk_tenant_sasl_key(s->sasl));
@@ -175,10 +175,13 @@ int mk_broker_handle_sasl_authenticate(mk_req_t *req)
     r->AuthBytes.ptr = req->data.len ? req->data.data : (const uint8_t *)"";
     r->AuthBytes.len = (int32_t)req->data.len;
     if (rc == MK_TENANT_SASL_DONE) {
+        const mk_tenant_t *t = mk_tenant_sasl_tenant(s->sasl);
         char lim[200];
-        if (!mk_broker_limits_connection(s->b, s, mk_tenant_sasl_tenant(s->sasl), lim, sizeof(lim)))
+        if (!mk_broker_limits_connection(s->b, s, t, lim, sizeof(lim))) {
+            mk_tenant_unref(t);
             return sasl_refuse_over_limit(req, lim);
-        sasl_bind(s);
+        }
+        sasl_bind(s, t);
     }
     return MK_REQ_DONE;
 }
@@ -202,19 +205,20 @@ void mk_broker_sasl_raw_token(mk_session_t *s, uint8_t *frame, size_t len)
         return;
     }
     mk_buf_patch_i32(&out, 0, (int32_t)(out.len - 4));
+    const mk_tenant_t *t = rc == MK_TENANT_SASL_DONE ? mk_tenant_sasl_tenant(s->sasl) : NULL;
     char lim[200];
-    if (rc == MK_TENANT_SASL_DONE && !mk_broker_limits_connection(s->b, s, mk_tenant_sasl_tenant(s->sasl), lim,
-                                                                  sizeof(lim))) {
+    if (t && !mk_broker_limits_connection(s->b, s, t, lim, sizeof(lim))) {
         /* The bare-token form has no error field: the close is the answer. */
         char msg[300];
         snprintf(msg, sizeof(msg), "connection refused: %s", lim);
+        mk_tenant_unref(t);
         sasl_failed(s, msg);
         mk_buf_free(&out);
         mk_net_conn_close(s->conn, "over a tenant connection limit");
         return;
     }
-    if (rc == MK_TENANT_SASL_DONE)
-        sasl_bind(s);
+    if (t)
+        sasl_bind(s, t);
     size_t n;
     uint8_t *data = mk_buf_steal(&out, &n);
     mk_net_conn_send(s->conn, data, n);
