@@ -244,6 +244,12 @@ bool mk_broker_limits_first_request(mk_req_t *req, char *why, size_t why_len);
  * tenant.h; name as the client gave it).  A tenant without ACLs allows
  * everything. */
 bool mk_broker_req_authorized(mk_req_t *req, int8_t resource_type, const char *name, int8_t op);
+/* 0 when it may, else the error Kafka gives a denial on that resource type:
+ * TOPIC_, GROUP_, TRANSACTIONAL_ID_ or CLUSTER_AUTHORIZATION_FAILED. */
+int16_t mk_broker_req_acl_error(mk_req_t *req, int8_t resource_type, mk_str_t name, int8_t op);
+/* Whether it may do op on at least one resource of the type (InitProducerId
+ * without a transactional id: WRITE on any topic). */
+bool mk_broker_req_authorized_any(mk_req_t *req, int8_t resource_type, int8_t op);
 
 /* ===================================================== names (req.c) */
 

@@ -6,6 +6,12 @@
  * Each handler reads req->body (decoded request) and fills req->resp, whose
  * fields already hold the spec defaults.  Names go through the session's
  * tenant (mk_broker_req_topic / mk_broker_req_topic_name), never straight to the cluster.
+ *
+ * ACLs (Kafka's operations): Metadata topic DESCRIBE (CREATE to auto-create);
+ * CreateTopics topic or cluster CREATE, and topic DESCRIBE_CONFIGS for the
+ * configs in the answer; DeleteTopics topic DELETE; DescribeConfigs topic
+ * DESCRIBE_CONFIGS, or cluster DESCRIBE_CONFIGS for a broker.  A denied
+ * resource is refused before it is looked up.
  */
 #include "broker/broker_int.h"
 #include "group/group.h"
@@ -160,7 +166,8 @@ int mk_broker_handle_metadata(mk_req_t *req)
                 continue;
             }
             t = mk_broker_req_topic(req, qt->Name);
-            if (!t && may_create && !mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr, MK_ACL_OP_CREATE)) {
+            if (!t && may_create && !mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr, MK_ACL_OP_CREATE) &&
+                !mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_CREATE)) {
                 rt->ErrorCode = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
                 continue;
             }
@@ -263,7 +270,7 @@ int mk_broker_handle_create_topics(mk_req_t *req)
         } else if (!mk_cluster_topic_name_valid(qt->Name.ptr, why, sizeof(why))) {
             err = MK_KERR_INVALID_TOPIC_EXCEPTION;
         } else if (!mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr, MK_ACL_OP_CREATE) &&
-                   !mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, "kafka-cluster", MK_ACL_OP_CREATE)) {
+                   !mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_CREATE)) {
             err = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
             snprintf(why, sizeof(why), "not authorized to create topic '%s'", qt->Name.ptr);
         } else if (mk_broker_req_topic(req, qt->Name)) {
@@ -363,10 +370,18 @@ int mk_broker_handle_create_topics(mk_req_t *req)
             mk_info("CreateTopics %s refused: %s", qt->Name.ptr, why);
             continue;
         }
-        rt->NumPartitions = parts;
-        rt->ReplicationFactor = rf;
+        /* Partitions, replication factor and configs are told only to a
+         * principal that may DESCRIBE_CONFIGS the topic (else they stay -1). */
+        bool show = mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr, MK_ACL_OP_DESCRIBE_CONFIGS);
+        if (show) {
+            rt->NumPartitions = parts;
+            rt->ReplicationFactor = rf;
+        } else {
+            rt->TopicConfigErrorCode = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
+        }
         if (q->validateOnly) {
-            describe_topic_configs(req, rt, NULL, qt->Configs.count, ks, vs);
+            if (show)
+                describe_topic_configs(req, rt, NULL, qt->Configs.count, ks, vs);
             continue;
         }
         int32_t *assignment = NULL;
@@ -395,7 +410,8 @@ int mk_broker_handle_create_topics(mk_req_t *req)
         if (have >= 0)
             have += parts;
         memcpy(rt->TopicId.b, t->id, 16);
-        describe_topic_configs(req, rt, t, 0, NULL, NULL);
+        if (show)
+            describe_topic_configs(req, rt, t, 0, NULL, NULL);
     }
     r->ThrottleTimeMs = throttle;
     if (--req->outstanding == 0)
@@ -506,6 +522,18 @@ static void describe_one(mk_req_t *req, const mk_DescribeConfigsRequest_t *q,
     out->ResourceType = res->ResourceType;
     out->ResourceName = res->ResourceName;
     mk_topic_t *t = NULL;
+    if (res->ResourceType == RES_TOPIC &&
+        !mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, res->ResourceName.ptr, MK_ACL_OP_DESCRIBE_CONFIGS)) {
+        out->ErrorCode = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
+        out->ErrorMessage = mk_str("not authorized to describe the topic's configs");
+        return;
+    }
+    if (res->ResourceType == RES_BROKER &&
+        !mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_DESCRIBE_CONFIGS)) {
+        out->ErrorCode = MK_KERR_CLUSTER_AUTHORIZATION_FAILED;
+        out->ErrorMessage = mk_str("not authorized to describe the cluster's configs");
+        return;
+    }
     if (res->ResourceType == RES_TOPIC) {
         t = mk_broker_req_topic(req, res->ResourceName);
         if (!t) {
