@@ -73,7 +73,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CLUSTER_NAME "kafka-cluster"
 #define QUOTA_WINDOWS 11          /* Kafka's quota.window.num */
 #define QUOTA_WINDOW_MS 1000      /* Kafka's quota.window.size.seconds, in ms */
 #define STORAGE_CACHE_MS 1000     /* stored bytes recomputed at most this often */
@@ -405,7 +404,7 @@ int mk_broker_handle_describe_client_quotas(mk_req_t *req)
     r->Entries.count = -1; /* null unless described */
     r->Entries.items = NULL;
     r->ErrorMessage = mk_str(NULL);
-    if (!mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, CLUSTER_NAME, MK_ACL_OP_DESCRIBE_CONFIGS)) {
+    if (!mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_DESCRIBE_CONFIGS)) {
         r->ErrorCode = MK_KERR_CLUSTER_AUTHORIZATION_FAILED;
         r->ErrorMessage = mk_str("DESCRIBE_CONFIGS on the cluster is needed to describe client quotas");
         return MK_REQ_DONE;
@@ -560,7 +559,7 @@ int mk_broker_handle_alter_client_quotas(mk_req_t *req)
     checked_t *cks = n ? mk_arena_alloc(&req->arena, sizeof(*cks) * (size_t)n) : NULL;
     if (n && !cks)
         return MK_ERR_NOMEM;
-    bool allowed = mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, CLUSTER_NAME, MK_ACL_OP_ALTER_CONFIGS);
+    bool allowed = mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_ALTER_CONFIGS);
     const char *tenant = req_tenant(req)->id;
     for (int32_t i = 0; i < n; i++) {
         const mk_AlterClientQuotasRequest_EntryData_t *en = &q->Entries.items[i];
