@@ -661,16 +661,22 @@ bool mk_broker_limits_mutation(mk_req_t *req, bool strict, int32_t partitions, i
     if (!bk[0] && !bk[1])
         return true;
     if (strict) {
+        int64_t wait = 0;
         for (int i = 0; i < 2; i++)
             if (bk[i] && !mk_quota_bucket_ready(bk[i], now)) {
                 int64_t ms = mk_quota_bucket_throttle_ms(bk[i], now);
-                if (ms > *throttle_ms)
-                    *throttle_ms = (int32_t)MK_MIN(ms, INT32_MAX);
+                if (ms <= wait)
+                    continue;
+                wait = ms;
                 snprintf(why, why_len,
                          "The partition mutation quota (controller_mutation_rate %g/s, %s) is exhausted; "
-                         "retry in %d ms.", lim[i], i == 0 ? "tenant-wide" : "client quota", (int)ms);
-                return false;
+                         "retry in %lld ms.", lim[i], i == 0 ? "tenant-wide" : "client quota", (long long)ms);
             }
+        if (wait > 0) {
+            if (wait > *throttle_ms)
+                *throttle_ms = (int32_t)MK_MIN(wait, INT32_MAX);
+            return false;
+        }
     }
     for (int i = 0; i < 2; i++)
         if (bk[i])
