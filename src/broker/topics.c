@@ -12,6 +12,12 @@
  * configs in the answer; DeleteTopics topic DELETE; DescribeConfigs topic
  * DESCRIBE_CONFIGS, or cluster DESCRIBE_CONFIGS for a broker.  A denied
  * resource is refused before it is looked up.
+ *
+ * The tenant's limits (quotas.c): a topic past max_partitions gets
+ * POLICY_VIOLATION (CreateTopics, validate-only too, and auto-create);
+ * created and deleted partitions are charged to controller_mutation_rate
+ * (KIP-599), which refuses with THROTTLING_QUOTA_EXCEEDED from CreateTopics
+ * v6 and DeleteTopics v5 and only reports the throttle time before.
  */
 #include "broker/broker_int.h"
 #include "group/group.h"
