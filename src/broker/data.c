@@ -274,6 +274,7 @@ int mk_broker_handle_produce(mk_req_t *req)
     bool acks_ok = q->Acks == 0 || q->Acks == 1 || q->Acks == -1;
     if (!MK_ARRAY_ALLOC(req, r->Responses, q->TopicData.count, ProduceResponse_TopicProduceResponse))
         return MK_ERR_NOMEM;
+    const char *full = mk_broker_limits_storage_full(req); /* max_storage_bytes (quotas.c) */
     for (int32_t i = 0; i < q->TopicData.count; i++) {
         mk_ProduceRequest_TopicProduceData_t *qt = &q->TopicData.items[i];
         mk_ProduceResponse_TopicProduceResponse_t *rt = &r->Responses.items[i];
@@ -293,6 +294,12 @@ int mk_broker_handle_produce(mk_req_t *req)
                     : mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr ? qt->Name.ptr : "", MK_ACL_OP_WRITE)
                         ? MK_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
                         : MK_KERR_TOPIC_AUTHORIZATION_FAILED;
+                continue;
+            }
+            if (full && t) {
+                rt->PartitionResponses.items[j].Index = qt->PartitionData.items[j].Index;
+                rt->PartitionResponses.items[j].ErrorCode = MK_KERR_POLICY_VIOLATION;
+                rt->PartitionResponses.items[j].ErrorMessage = mk_str(full);
                 continue;
             }
             produce_partition(req, t, &qt->PartitionData.items[j], &rt->PartitionResponses.items[j]);
