@@ -19,6 +19,7 @@
 #include "broker/broker_int.h"
 #include "group/group.h"
 #include "repl/repl.h"
+#include "scrub/scrub.h"
 #include "txn/txn.h"
 
 #include <stdlib.h>
@@ -48,6 +49,8 @@ static void repl_progress_cb(void *arg) { mk_broker_req_wake_soon(arg); }
 mk_repl_t *mk_broker_repl(mk_broker_t *b) { return b->repl; }
 
 mk_group_coord_t *mk_broker_groups(mk_broker_t *b) { return b->groups; }
+
+mk_scrub_t *mk_broker_scrub(mk_broker_t *b) { return b->scrub; }
 
 mk_tenant_registry_t *mk_broker_tenants(mk_broker_t *b) { return b->tenants; }
 mk_quota_registry_t *mk_broker_quotas(mk_broker_t *b) { return b->quotas; }
@@ -201,7 +204,15 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
     rc = mk_broker_limits_declare(b, cfg);
     if (rc < 0)
         return rc;
-    return mk_txn_new(b->loop, c, b->groups, b->writer, &b->txn);
+    rc = mk_txn_new(b->loop, c, b->groups, b->writer, &b->txn);
+    if (rc < 0)
+        return rc;
+    /* Integrity checks: observes the writer after repl and txn. */
+    mk_scrub_config_t scfg = {
+        mk_cluster_config_get_i64(cfg, "minikora.scrub.rate.bytes.per.sec"),
+        mk_cluster_config_get_i64(cfg, "minikora.scrub.interval.ms"),
+    };
+    return mk_scrub_new(b->loop, c, b->writer, b->repl, &scfg, &b->scrub);
 }
 
 void mk_broker_free(mk_broker_t *b)
@@ -210,6 +221,8 @@ void mk_broker_free(mk_broker_t *b)
         return;
     b->closing = true;
     mk_broker_req_close(b);
+    mk_scrub_free(b->scrub);
+    b->scrub = NULL;
     mk_txn_free(b->txn);
     b->txn = NULL;
     mk_group_coord_free(b->groups);

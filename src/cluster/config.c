@@ -74,6 +74,8 @@ static const mk_cfg_def_t defs[] = {
     {"minikora.cell.load.threshold", MK_CFG_DOUBLE, B, "0.8", NULL, false, "Cell load (a fraction of capacity) above which the balancer moves the cell's heaviest tenant to a less loaded cell."},
     {"minikora.balancer.enable", MK_CFG_BOOL, B, "true", NULL, false, "Run the cell balancer."},
     {"minikora.balancer.interval.ms", MK_CFG_INT, B, "10000", NULL, false, "How often the balancer looks at cell loads."},
+    {"minikora.scrub.rate.bytes.per.sec", MK_CFG_LONG, B, "10485760", NULL, true, "Bytes per second the scrubber reads at most, over every broker together (at least 1).  The default reads 1 GiB of stored replicas in under two minutes."},
+    {"minikora.scrub.interval.ms", MK_CFG_LONG, B, "300000", NULL, true, "Time from the end of one scrubber pass (every stored batch of every replica re-read and checked, replicas compared) to the start of the next; -1 turns passes off (the durability audit still runs)."},
     {"minikora.tls.ca", MK_CFG_STRING, B, "", NULL, true, "CA file clients should trust, as the ready line and file name it (--tls-ca); empty: minikora.tls.cert itself, or DATA/tls/ca.pem."},
     /* topic settings (name, broker synonym) */
     {"cleanup.policy", MK_CFG_LIST, T, "delete", "log.cleanup.policy", false, "delete or compact."},
@@ -135,6 +137,10 @@ bool mk_cluster_config_value_valid(const mk_cfg_def_t *d, const char *v)
             return false;
         if ((strcmp(d->name, "max.connections") == 0 || strcmp(d->name, "max.connections.per.ip") == 0) && x < 0)
             return false; /* Kafka: at least 0 */
+        if (strcmp(d->name, "minikora.scrub.rate.bytes.per.sec") == 0 && x < 1)
+            return false;
+        if (strcmp(d->name, "minikora.scrub.interval.ms") == 0 && x < -1)
+            return false;
         return true;
     }
     case MK_CFG_DOUBLE: {
