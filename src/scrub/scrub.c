@@ -742,8 +742,9 @@ int mk_scrub_new(uv_loop_t *loop, mk_cluster_t *c, mk_partition_writer_t *writer
     uv_timer_init(loop, s->timer);
     uv_timer_init(loop, s->tick);
     s->timer->data = s->tick->data = s;
-    scrub_audit_tick(s);
-    uv_timer_start(s->tick, tick_cb, AUDIT_TICK_MS, AUDIT_TICK_MS);
+    /* The first audit at the first turn of the loop: after the admin layer
+     * has registered for the events (an incident at start is one). */
+    uv_timer_start(s->tick, tick_cb, 0, AUDIT_TICK_MS);
     if (cfg->interval_ms >= 0)
         pass_schedule(s, (uint64_t)MK_MIN(FIRST_PASS_DELAY_MS, cfg->interval_ms));
     if (s->lost)

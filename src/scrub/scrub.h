@@ -71,7 +71,8 @@ typedef struct mk_scrub_config_s {
  * writer (segment events, read checks) and repairs through repl; both are
  * borrowed and must outlive it.  Loads the lost-data marks and the audit's
  * last state from the metadata store (blocking: startup), audits what it
- * finds, and starts the first pass after a second.  0, MK_ERR_NOMEM,
+ * finds at the first turn of the loop (after the event observer is
+ * registered), and starts the first pass after a second.  0, MK_ERR_NOMEM,
  * MK_ERR_INVALID (cfg), or a store error. */
 int mk_scrub_new(uv_loop_t *loop, mk_cluster_t *c, mk_partition_writer_t *writer, mk_repl_t *repl,
                  const mk_scrub_config_t *cfg, mk_scrub_t **out);
