@@ -16,7 +16,8 @@
  * HTTP server reaches the dispatcher only through the handler given to
  * mk_admin_http_open(), and the broker reaches the stats only through the
  * request callback registered here (replication, through its cross-AZ
- * observer, also registered here).
+ * observer, and the scrubber, through its event observer, also registered
+ * here).
  */
 #include "admin/admin_int.h"
 #include "repl/repl.h"
