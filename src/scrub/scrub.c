@@ -408,7 +408,11 @@ static void job_conclude(mk_scrub_t *s, scrub_job_t *job)
     for (int i = 0; i < n; i++) {
         const scrub_rep_t *r = &w->reps[i];
         mk_log_t *log = mk_partition_replica_log(p, r->broker);
-        bool same = log && mk_log_id(log) == job->log_id[i] && mk_log_truncations(log) == job->truncs[i];
+        bool same = log && !r->io_error && mk_log_id(log) == job->log_id[i] &&
+                    mk_log_truncations(log) == job->truncs[i];
+        if (r->io_error)
+            mk_warn("integrity: partition %s on broker %d could not be read (%s): not checked in this pass", job->name,
+                    r->broker, mk_strerror(r->io_error));
         nr[i] = same ? effective_ranges(r, mk_log_start_offset(log), ranges[i]) : 0;
         bad[i] = same && nr[i] > 0;
         ok[i] = same && nr[i] == 0;

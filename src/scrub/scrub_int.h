@@ -48,6 +48,8 @@ typedef struct scrub_rep_s {
     mk_batch_hdr_t prev;
     int open_range;             /* index of a range whose end is the next sound batch, or -1 */
     /* out */
+    int io_error;               /* the log could not be read (MK_ERR_IO, _NOMEM): the walk of
+                                   it stopped there, and says nothing of its data */
     uint64_t batches, bytes;    /* read and checked */
     int64_t bad_from;           /* first bad offset, INT64_MAX: none */
     scrub_range_t ranges[SCRUB_MAX_RANGES];

@@ -252,6 +252,7 @@ static void verify_part(verify_t *v, const vpart_t *vp)
     scrub_walk_init(&w, name, 0);
     int64_t starts[SCRUB_MAX_REPLICAS];
     int32_t brokers[SCRUB_MAX_REPLICAS];
+    const char *dirs[SCRUB_MAX_REPLICAS];   /* of the replicas in the walk */
     for (int i = 0; i < vp->n; i++) {
         mk_log_cursor_t *cur;
         int64_t start = 0;
@@ -262,6 +263,7 @@ static void verify_part(verify_t *v, const vpart_t *vp)
         }
         starts[w.n] = start;
         brokers[w.n] = vp->brokers[i];
+        dirs[w.n] = vp->dirs[i];
         scrub_walk_add(&w, vp->brokers[i], cur, start, true, false);
     }
     scrub_walk_step(&w, 0);
@@ -271,6 +273,9 @@ static void verify_part(verify_t *v, const vpart_t *vp)
         v->replicas++;
         v->batches += r->batches;
         v->bytes += r->bytes;
+        if (r->io_error)
+            problem(v, "%s on broker %d: reading %s failed (%s): the rest of it was not checked", name, brokers[i],
+                    dirs[i], mk_strerror(r->io_error));
         for (int k = 0; k < r->nranges; k++) {
             if (r->ranges[k].to < starts[i])
                 continue;

@@ -16,6 +16,8 @@
  *   - offsets that no batch holds between two sound batches: a gap;
  *   - a sound batch that differs from the other replicas' at its offset:
  *     diverged.
+ * A read that fails (I/O error, no memory) is not bad data: the replica's
+ * walk stops with r->io_error and its findings are not judged.
  *
  * Comparison: after every replica has its next sound batch in hand, the
  * lowest base offset among them is compared across the replicas that are
@@ -150,6 +152,12 @@ static uint64_t rep_advance(scrub_walk_t *w, scrub_rep_t *r)
         int64_t seg;
         mk_log_cursor_where(r->cur, &seg);
         int64_t want = expected(r, seg);
+        if (rc == MK_ERR_IO || rc == MK_ERR_NOMEM) {
+            /* The disk (or memory) failed, not the data: nothing to judge. */
+            r->io_error = rc;
+            r->done = true;
+            break;
+        }
         if (rc < 0) {
             /* Nothing of the rest of this segment can be framed. */
             rep_bad(w, r, SCRUB_BAD_CORRUPT, want, OPEN_END,
@@ -166,6 +174,11 @@ static uint64_t rep_advance(scrub_walk_t *w, scrub_rep_t *r)
         spent += v.size;
         char why[160];
         rc = mk_log_cursor_read(r->cur, &v, &w->buf);
+        if (rc == MK_ERR_IO || rc == MK_ERR_NOMEM) {
+            r->io_error = rc;
+            r->done = true;
+            break;
+        }
         if (rc == 0)
             rc = mk_batch_validate_ex(w->buf.data, w->buf.len, 0, 0, NULL, why, sizeof(why));
         else
