@@ -14,6 +14,7 @@
 #include "broker/broker.h"
 #include "cluster/cluster.h"
 #include "repl/repl.h"
+#include "s3d/s3d.h"
 #include "tui.h"
 
 #include <errno.h>
@@ -51,7 +52,13 @@ static void usage(FILE *out)
             "  --tls-ca FILE         the CA file clients should trust (default: DATA/tls/ca.pem,\n"
             "                        or --tls-cert itself)\n"
             "  --ready-file PATH     once ready, write {bootstrap, tls_bootstrap, ca_file, admin,\n"
-            "                        admin_token, brokers} there as JSON\n"
+            "                        admin_token, brokers, s3} there as JSON\n"
+            "  --s3-port N           the bundled S3 server (default 9000, or 0 with --port 0;\n"
+            "                        0 picks a free port; -1 disables it)\n"
+            "  --s3-access-key KEY   its access key and secret key (default $MINIKORA_S3_ACCESS_KEY and\n"
+            "  --s3-secret-key S     $MINIKORA_S3_SECRET_KEY, else DATA/s3/_credentials, else a new\n"
+            "                        random pair kept there, mode 0600)\n"
+            "  --s3-bucket NAME      the bucket that exists from the start (default minikora)\n"
             "  --admin-token TOKEN   bearer token the admin API's acting routes require (default\n"
             "                        $MINIKORA_ADMIN_TOKEN, else a random one); written to\n"
             "                        DATA/admin-token (mode 0600) and the ready file\n"
@@ -74,6 +81,7 @@ typedef struct app_s {
     mk_cluster_t *cluster;
     mk_broker_t *broker;
     mk_admin_t *admin;
+    mk_s3d_t *s3d;              /* the bundled S3 server, on a thread of its own */
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;
     char *ephemeral_dir;
@@ -113,6 +121,8 @@ static void app_stop(app_t *app)
         uv_close((uv_handle_t *)&app->control, NULL);
     mk_admin_close(app->admin); /* before the broker: it observes requests */
     app->admin = NULL;
+    mk_s3d_close(app->s3d);     /* joins its thread; before the data directory goes */
+    app->s3d = NULL;
     mk_broker_free(app->broker);
     app->broker = NULL;
     mk_cluster_close(app->cluster);
@@ -290,7 +300,7 @@ static int admin_token_write(const char *data_dir, const char *token)
 }
 
 /* --ready-file: {bootstrap, admin, admin_token, pid, data_dir, brokers: [...],
- * tls_bootstrap, ca_file} on one
+ * tls_bootstrap, ca_file, s3: {url, access_key, secret_key, bucket, region}} on one
  * line, written to PATH.tmp and renamed, so a reader never sees half a
  * file.  jansson's default separators (", " and ": ") keep the line as it
  * always was, so the README's sed recipe that matches "bootstrap": "..."
@@ -298,6 +308,11 @@ static int admin_token_write(const char *data_dir, const char *token)
 static int write_ready_file(app_t *app, const char *path, const char *boot, const char *admin_url,
                             const char *admin_token, const char *data_dir)
 {
+    /* s3: {url, access_key, secret_key, bucket, region}, or null when disabled */
+    json_t *s3 = app->s3d ? json_pack("{s:s, s:s, s:s, s:s, s:s}", "url", mk_s3d_url(app->s3d), "access_key",
+                                      mk_s3d_access_key(app->s3d), "secret_key", mk_s3d_secret_key(app->s3d),
+                                      "bucket", mk_s3d_bucket(app->s3d), "region", mk_s3d_region(app->s3d))
+                          : json_null();
     json_t *brokers = json_array();
     int n = mk_cluster_broker_count(app->cluster);
     for (int i = 0; brokers && i < n; i++) {
@@ -314,11 +329,11 @@ static int write_ready_file(app_t *app, const char *path, const char *boot, cons
     char tls_boot[4096];
     mk_cluster_tls_bootstrap(app->cluster, tls_boot, sizeof(tls_boot));
     const char *ca = mk_cluster_tls_ca_file(app->cluster);
-    json_t *j = json_pack("{s:s, s:o, s:o, s:i, s:s, s:o, s:o, s:o}", "bootstrap", boot, "admin",
+    json_t *j = json_pack("{s:s, s:o, s:o, s:i, s:s, s:o, s:o, s:o, s:o}", "bootstrap", boot, "admin",
                           admin_url ? json_string(admin_url) : json_null(), "admin_token",
                           admin_url ? json_string(admin_token) : json_null(), "pid", (int)getpid(), "data_dir",
                           data_dir, "brokers", brokers, "tls_bootstrap", ca ? json_string(tls_boot) : json_null(),
-                          "ca_file", ca ? json_string(ca) : json_null());
+                          "ca_file", ca ? json_string(ca) : json_null(), "s3", s3);
     if (!j) {
         errno = EINVAL;
         return -1;
@@ -355,6 +370,10 @@ static int cmd_serve(int argc, char **argv)
     int port = 9092, brokers = -1, azs = -1;
     int admin_port = 8080;
     bool admin_port_set = false;
+    int s3_port = 9000;
+    bool s3_port_set = false;
+    const char *s3_access = getenv("MINIKORA_S3_ACCESS_KEY"), *s3_secret = getenv("MINIKORA_S3_SECRET_KEY");
+    const char *s3_bucket = NULL;
     const char *ready_file = NULL;
     const char *admin_token = getenv("MINIKORA_ADMIN_TOKEN");
     char token_buf[65];
@@ -397,6 +416,24 @@ static int cmd_serve(int argc, char **argv)
                 return 2;
             }
             admin_port_set = true;
+        } else if (strcmp(a, "--s3-port") == 0) {
+            NEED_VALUE();
+            if (strcmp(v, "-1") == 0) {
+                s3_port = -1;
+            } else if (parse_int(v, &s3_port) < 0) {
+                fprintf(stderr, "minikora: bad S3 port '%s' (0..65535, or -1 to disable)\n", v);
+                return 2;
+            }
+            s3_port_set = true;
+        } else if (strcmp(a, "--s3-access-key") == 0) {
+            NEED_VALUE();
+            s3_access = v;
+        } else if (strcmp(a, "--s3-secret-key") == 0) {
+            NEED_VALUE();
+            s3_secret = v;
+        } else if (strcmp(a, "--s3-bucket") == 0) {
+            NEED_VALUE();
+            s3_bucket = v;
         } else if (strcmp(a, "--tls-port") == 0) {
             NEED_VALUE();
             int tp;
@@ -479,6 +516,18 @@ static int cmd_serve(int argc, char **argv)
     }
     if (!admin_port_set && port == 0)
         admin_port = 0; /* fixtures run many clusters at once: free ports for all */
+    if (!s3_port_set && port == 0)
+        s3_port = 0;
+    if (s3_access && !s3_access[0])
+        s3_access = NULL;
+    if (s3_secret && !s3_secret[0])
+        s3_secret = NULL;
+    if ((s3_access != NULL) != (s3_secret != NULL) || (s3_access && !mk_s3d_access_key_valid(s3_access)) ||
+        (s3_secret && !mk_s3d_secret_key_valid(s3_secret))) {
+        fprintf(stderr, "minikora: give the S3 access key (3..128 of A-Z a-z 0-9) and secret key (8..128 visible "
+                        "ASCII characters, no spaces) together\n");
+        return 2;
+    }
     if (admin_token && !admin_token[0])
         admin_token = NULL; /* MINIKORA_ADMIN_TOKEN= (empty) means: generate one */
     if (admin_token && !mk_admin_token_valid(admin_token)) {
@@ -573,6 +622,25 @@ static int cmd_serve(int argc, char **argv)
     if (control)
         control_start(&app);
 
+    if (s3_port >= 0) {
+        mk_s3d_opts_t sopts = {data_dir, host, s3_port, mk_cluster_advertise_host(app.cluster), s3_access,
+                               s3_secret, s3_bucket, NULL, 0};
+        rc = mk_s3d_open(&sopts, &app.s3d, why, sizeof(why));
+        if (rc == UV_EADDRINUSE && !s3_port_set) {
+            mk_warn("S3 port %d is in use; the S3 server takes a free port instead", s3_port);
+            sopts.port = 0;
+            rc = mk_s3d_open(&sopts, &app.s3d, why, sizeof(why));
+        }
+        if (rc < 0) {
+            fprintf(stderr, "minikora: cannot start the S3 server: %s\n", why[0] ? why : err_text(rc));
+            app_stop(&app);
+            uv_run(app.loop, UV_RUN_DEFAULT);
+            if (app.ephemeral_dir)
+                mk_rm_rf(app.ephemeral_dir);
+            return 1;
+        }
+    }
+
     char admin_url[300] = "";
     if (admin_port >= 0) {
         mk_admin_opts_t aopts = {host, admin_port, app.cluster, app.broker, MINIKORA_VERSION, admin_token,
@@ -615,9 +683,14 @@ static int cmd_serve(int argc, char **argv)
         mk_cluster_tls_bootstrap(app.cluster, tls_boot, sizeof(tls_boot));
         snprintf(tls_part, sizeof(tls_part), " tls %s ca %s", tls_boot, ca);
     }
-    printf("minikora ready: bootstrap servers %s (%d brokers in %d cells over %d AZs; data %s; %.1f ms)%s%s%s\n",
+    /* the S3 part follows the admin URL, before the TLS part */
+    char s3_part[800] = "";
+    if (app.s3d)
+        snprintf(s3_part, sizeof(s3_part), " s3 %s bucket %s key %s secret %s", mk_s3d_url(app.s3d),
+                 mk_s3d_bucket(app.s3d), mk_s3d_access_key(app.s3d), mk_s3d_secret_key(app.s3d));
+    printf("minikora ready: bootstrap servers %s (%d brokers in %d cells over %d AZs; data %s; %.1f ms)%s%s%s%s\n",
            boot, n, (n + azs - 1) / azs, azs < n ? azs : n, data_dir, (double)(mk_mono_ns() - t0) / 1e6,
-           admin_url[0] ? " admin " : "", admin_url, tls_part);
+           admin_url[0] ? " admin " : "", admin_url, s3_part, tls_part);
     fflush(stdout);
     for (int i = 0; i < n; i++) {
         mk_cluster_broker_t *b = mk_cluster_broker_at(app.cluster, i);
