@@ -12,9 +12,9 @@
  *   body      each piece goes to body() as it arrives (nothing is
  *             buffered here; an upload streams to its temporary file);
  *   complete  complete() fills the answer.
- * "Expect: 100-continue" is answered with 100 only when begin() wants the
- * body; a refusal is the final answer, sent before the body, after which
- * the connection is closed.  Any answer given before the whole body was
+ * "Expect: 100-continue" is answered with 100 when begin() wants the body
+ * (also an empty one, as S3 does); a refusal is the final answer, sent
+ * before the body, after which the connection is closed.  Any answer given before the whole body was
  * read closes the connection too (the rest of the body is drained, not
  * parsed).
  *
@@ -563,7 +563,11 @@ static int on_headers_complete(http_parser *p)
     int rc = s->h->begin(s->ud, req, &r);
     bool body_coming = req->chunked || req->content_length > 0;
     if (rc == MK_S3_ANSWERED) {
-        if (body_coming) {
+        /* A final answer instead of 100 closes the connection when a body
+         * may follow, and also after an "Expect: 100-continue": botocore
+         * keeps the status line of such an answer for the next request on
+         * the same connection (real S3 always sends 100 first). */
+        if (body_coming || req->expect_continue) {
             r.close = true;
             c->stop_parsing = true;
         }
@@ -571,7 +575,8 @@ static int on_headers_complete(http_parser *p)
         return c->stop_parsing || c->closing ? -1 : 0;
     }
     mk_s3_resp_free(&r);
-    if (req->expect_continue && body_coming) {
+    /* 100 even for an empty body, as S3 does (see above) */
+    if (req->expect_continue) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         char *d = mk_malloc(sizeof(cont) - 1);
         if (d) {
