@@ -293,22 +293,32 @@ static void check_v2(const mk_s3_req_t *req, const mk_s3_query_t *q, const mk_s3
     } else if (!time_ok(req, o)) {
         return;
     }
-    for (int decoded = 0; decoded < 2; decoded++) {
-        char *sts = mk_s3_v2_string_to_sign(req, q, expires, decoded, a);
-        if (!sts) {
-            fail(o, MK_S3E_INTERNAL, NULL);
-            return;
+    /* The Date line: the presigned Expires; else empty when x-amz-date is
+     * sent, as AWS specifies -- but botocore signs the Date header even
+     * then, so that is tried second.  The path: as sent, then decoded. */
+    const char *dates[2] = {expires, NULL};
+    if (!expires && mk_s3_req_header(req, "x-amz-date") && mk_s3_req_header(req, "date"))
+        dates[1] = mk_s3_req_header(req, "date");
+    for (int d = 0; d < 2; d++) {
+        if (d && !dates[1])
+            break;
+        for (int decoded = 0; decoded < 2; decoded++) {
+            char *sts = mk_s3_v2_string_to_sign(req, q, dates[d], decoded, a);
+            if (!sts) {
+                fail(o, MK_S3E_INTERNAL, NULL);
+                return;
+            }
+            if (!decoded && !d)
+                o->string_to_sign = sts;
+            char want[32];
+            mk_s3_v2_sign(creds->secret_key, sts, want);
+            if (same(want, sig)) {
+                o->err = MK_S3E_NONE;
+                return;
+            }
+            if (strchr(req->raw_path, '%') == NULL)
+                break; /* decoding would change nothing */
         }
-        if (!decoded)
-            o->string_to_sign = sts;
-        char want[32];
-        mk_s3_v2_sign(creds->secret_key, sts, want);
-        if (same(want, sig)) {
-            o->err = MK_S3E_NONE;
-            return;
-        }
-        if (strchr(req->raw_path, '%') == NULL)
-            break; /* decoding would change nothing */
     }
     fail(o, MK_S3E_SIGNATURE_MISMATCH, NULL);
 }
