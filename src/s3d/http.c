@@ -360,19 +360,19 @@ static void conn_respond(conn_t *c, mk_s3_req_t *req, mk_s3_resp_t *r, bool head
 }
 
 /* Answer the current request (or, with none, a bare error) and finish it:
- * the handler's end() runs and the request is freed. */
+ * the handler's end() runs (first, so that its counters are current when
+ * the client reads the answer) and the request is freed. */
 static void finish_request(conn_t *c, mk_s3_resp_t *r)
 {
     mk_s3_req_t *req = c->req;
     bool head = c->parser.method == HTTP_HEAD;
+    if (c->s)
+        c->s->h->end(c->s->ud, req, r->status);
+    c->begun = false;
     conn_respond(c, req, r, head);
-    int status = r->status;
     mk_s3_resp_free(r);
     if (req) {
         c->req = NULL;
-        if (c->begun && c->s)
-            c->s->h->end(c->s->ud, req, status);
-        c->begun = false;
         mk_arena_free(&req->arena);
         mk_free(req);
     }
@@ -428,6 +428,10 @@ static int on_message_begin(http_parser *p)
     c->nh = 0;
     c->in_value = false;
     c->begun = false;
+    if (c->req) { /* cannot happen: every request is finished before the next begins */
+        mk_arena_free(&c->req->arena);
+        mk_free(c->req);
+    }
     c->req = mk_calloc(1, sizeof(*c->req));
     if (!c->req)
         return stop_with(c, MK_S3E_INTERNAL);
@@ -615,10 +619,6 @@ static int on_message_complete(http_parser *p)
         mk_s3_resp_init(&r);
         c->s->h->complete(c->s->ud, c->req, &r);
         finish_request(c, &r);
-    } else if (c->req) {
-        mk_arena_free(&c->req->arena);
-        mk_free(c->req);
-        c->req = NULL;
     }
     if (c->closing)
         return -1;
@@ -650,7 +650,7 @@ static void conn_close(conn_t *c)
     c->closing = true;
     mk_s3_http_t *s = c->s;
     if (c->req) {
-        if (c->begun && s)
+        if (s)
             s->h->end(s->ud, c->req, 0); /* an upload in progress is dropped */
         mk_arena_free(&c->req->arena);
         mk_free(c->req);

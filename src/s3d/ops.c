@@ -1652,7 +1652,7 @@ static void complete_cb(void *ud, mk_s3_req_t *req, mk_s3_resp_t *r)
 static void end_cb(void *ud, mk_s3_req_t *req, int status)
 {
     mk_s3_ops_t *ops = ud;
-    op_t *op = req->op;
+    op_t *op = req ? req->op : NULL;
     int opn = MK_S3D_OP_UNKNOWN;
     if (op) {
         opn = op->op;
@@ -1671,8 +1671,9 @@ static void end_cb(void *ud, mk_s3_req_t *req, int status)
         atomic_fetch_add(&c->errors, 1);
     if (status >= 500)
         atomic_fetch_add(&c->errors_5xx, 1);
-    mk_debug("s3: %s %s%s%s -> %d (%s)", req->method, req->raw_path, req->raw_query[0] ? "?" : "", req->raw_query,
-             status, mk_s3d_op_name(opn));
+    if (op)
+        mk_debug("s3: %s %s%s%s -> %d (%s)", req->method, req->raw_path, req->raw_query[0] ? "?" : "",
+                 req->raw_query, status, mk_s3d_op_name(opn));
 }
 
 static void count_cb(void *ud, uint64_t in, uint64_t out, int conns)

@@ -226,8 +226,10 @@ typedef struct mk_s3_handler_s {
     int (*body)(void *ud, mk_s3_req_t *req, const uint8_t *p, size_t n, mk_s3_resp_t *resp);
     /* The whole body arrived: fill resp. */
     void (*complete)(void *ud, mk_s3_req_t *req, mk_s3_resp_t *resp);
-    /* Always called once for a begun request: after its answer is queued
-     * (status) or when the connection went away first (status 0). */
+    /* Called once for every answer or abandoned request, just before the
+     * answer is queued (status) or when the connection went away first
+     * (status 0).  req is NULL for an answer to bytes that never became a
+     * request, and req->op is NULL when begin() was not reached. */
     void (*end)(void *ud, mk_s3_req_t *req, int status);
     /* Bytes counted for the stats (any thread reads them). */
     void (*count)(void *ud, uint64_t in, uint64_t out, int conns_delta);

@@ -11,10 +11,14 @@
  */
 #include "s3d/s3d_int.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define CHECK(cond)                                                                  \
@@ -666,6 +670,98 @@ static void test_store(void)
     mk_rm_rf(dir);
 }
 
+/* ================================================================== module */
+
+/* One request over a blocking socket; the answer (until the server closes
+ * or the answer is complete) into out. */
+static size_t http_call(int port, const char *req, char *out, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    CHECK(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
+    size_t n = 0;
+    while (n + 1 < cap) {
+        ssize_t r = read(fd, out + n, cap - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        out[n] = 0;
+        const char *end = strstr(out, "\r\n\r\n"), *cl = strstr(out, "Content-Length: ");
+        if (end && cl && n >= (size_t)(end + 4 - out) + strtoul(cl + 16, NULL, 10))
+            break;
+    }
+    out[n] = 0;
+    close(fd);
+    return n;
+}
+
+static void test_module(void)
+{
+    char dir[] = "/tmp/s3d_test-XXXXXX";
+    CHECK(mkdtemp(dir));
+    mk_s3d_opts_t o = {dir, "127.0.0.1", 0, "localhost", NULL, NULL, "first-bucket", NULL, 0};
+    mk_s3d_t *s;
+    char why[256];
+    CHECK(mk_s3d_open(&o, &s, why, sizeof(why)) == 0);
+    char url[64];
+    snprintf(url, sizeof(url), "http://localhost:%d", mk_s3d_port(s));
+    CHECK(strcmp(mk_s3d_url(s), url) == 0 && strcmp(mk_s3d_bucket(s), "first-bucket") == 0);
+    CHECK(strlen(mk_s3d_access_key(s)) == 20 && strlen(mk_s3d_secret_key(s)) == 40);
+    CHECK(strcmp(mk_s3d_region(s), "us-east-1") == 0);
+    char ak[32], sk[64];
+    snprintf(ak, sizeof(ak), "%s", mk_s3d_access_key(s));
+    snprintf(sk, sizeof(sk), "%s", mk_s3d_secret_key(s));
+    /* the server answers on its own thread while this one waits */
+    char resp[4096];
+    http_call(mk_s3d_port(s), "GET /first-bucket HTTP/1.1\r\nHost: x\r\n\r\n", resp, sizeof(resp));
+    CHECK(strncmp(resp, "HTTP/1.1 403 ", 13) == 0 && strstr(resp, "<Code>AccessDenied</Code>"));
+    CHECK(strstr(resp, "\r\nx-amz-request-id: ") && strstr(resp, "\r\nContent-Length: "));
+    http_call(mk_s3d_port(s), "NOT HTTP\r\n\r\n", resp, sizeof(resp));
+    CHECK(strncmp(resp, "HTTP/1.1 400 ", 13) == 0);
+    /* a V2-signed ListBuckets */
+    char date[32], sts[128], sig[32], req[512];
+    mk_s3_http_date(mk_now_ms(), date);
+    snprintf(sts, sizeof(sts), "GET\n\n\n%s\n/", date);
+    mk_s3_v2_sign(sk, sts, sig);
+    snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: x\r\nDate: %s\r\nAuthorization: AWS %s:%s\r\n\r\n", date,
+             ak, sig);
+    http_call(mk_s3d_port(s), req, resp, sizeof(resp));
+    CHECK(strncmp(resp, "HTTP/1.1 200 ", 13) == 0 && strstr(resp, "<Name>first-bucket</Name>"));
+    mk_s3d_stats_t st;
+    mk_s3d_stats(s, &st);
+    CHECK(st.buckets == 1 && st.objects == 0 && st.requests == 3 && st.errors == 2 && st.auth_failures == 1);
+    CHECK(st.requests_by_op[MK_S3D_OP_LIST_BUCKETS] == 1 && st.requests_by_op[MK_S3D_OP_LIST_OBJECTS] == 1);
+    CHECK(st.bytes_out > 0 && strcmp(mk_s3d_op_name(MK_S3D_OP_PUT_OBJECT), "PutObject") == 0);
+    mk_s3d_close(s);
+    /* the key pair is kept: a second open has the same one */
+    CHECK(mk_s3d_open(&o, &s, why, sizeof(why)) == 0);
+    CHECK(strcmp(mk_s3d_access_key(s), ak) == 0 && strcmp(mk_s3d_secret_key(s), sk) == 0);
+    int port = mk_s3d_port(s);
+    /* the port is taken: a second server on it fails cleanly */
+    mk_s3d_opts_t o2 = o;
+    o2.port = port;
+    mk_s3d_t *s2;
+    CHECK(mk_s3d_open(&o2, &s2, why, sizeof(why)) < 0 && why[0]);
+    mk_s3d_close(s);
+    /* keys must come as a pair, and be valid */
+    o2.port = 0;
+    o2.access_key = "ONLYKEY";
+    CHECK(mk_s3d_open(&o2, &s2, why, sizeof(why)) == MK_ERR_INVALID);
+    o2.secret_key = "has space";
+    CHECK(mk_s3d_open(&o2, &s2, why, sizeof(why)) == MK_ERR_INVALID);
+    CHECK(mk_s3d_access_key_valid("MK0123") && !mk_s3d_access_key_valid("a/b") && !mk_s3d_access_key_valid("ab"));
+    CHECK(mk_s3d_secret_key_valid("12345678") && !mk_s3d_secret_key_valid("1234567"));
+    mk_s3d_close(NULL);
+    mk_rm_rf(dir);
+}
+
 int main(void)
 {
     mk_logger_set_level(MK_LOGGER_ERROR + 1);
@@ -676,6 +772,7 @@ int main(void)
     test_xml();
     test_objhdr();
     test_store();
+    test_module();
     printf("s3d_test: ok\n");
     return 0;
 }
