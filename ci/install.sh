@@ -7,10 +7,10 @@ mode=${1:-test}
 cd "$(dirname "$0")/.."
 
 build_pkgs="make gcc pkg-config libuv1-dev libsqlite3-dev libzstd-dev liblz4-dev libsnappy-dev
-  zlib1g-dev libssl-dev libncurses-dev libs3-dev libhttp-parser-dev libjansson-dev libcurl4-openssl-dev"
+  zlib1g-dev libssl-dev libncurses-dev libs3-dev libhttp-parser-dev libexpat1-dev libjansson-dev libcurl4-openssl-dev"
 test_pkgs="clang libclang-rt-14-dev kcat python3 python3-confluent-kafka python3-kafka python3-pytest
   python3-prometheus-client python3-snappy python3-lz4 python3-zstandard
-  librdkafka-dev nodejs npm tmux prometheus"
+  librdkafka-dev nodejs npm tmux prometheus awscli python3-boto3 s3cmd libs3-2"
 
 want=$build_pkgs
 [ "$mode" = test ] && want="$build_pkgs $test_pkgs"

@@ -986,7 +986,7 @@ static int do_list_uploads(mk_s3_ops_t *ops, op_t *op, const mk_s3_req_t *req, m
     mk_s3_xml_elem(o, "UploadIdMarker", "");
     xml_text(o, "Prefix", prefix, pl);
     xml_u64(o, "MaxUploads", 1000);
-    mk_s3_xml_elem(o, "IsTruncated", "false");
+    mk_s3_xml_elem(o, "IsTruncated", count > 1000 ? "true" : "false"); /* no markers: the first 1000 */
     for (int i = 0; i < count && i < 1000; i++) {
         mk_buf_put(o, "<Upload>", 8);
         xml_text(o, "Key", v[i]->key, v[i]->key_len);
