@@ -757,18 +757,16 @@ def test_interrupted_uploads_leave_nothing(mk, s3):
         # a lying Content-Length: half the body, then the client goes away
         data, _ = signed(s3, "PUT", "/%s/%s" % (b, key), headers={"Content-Length": str(1 << 20)},
                          payload="UNSIGNED-PAYLOAD")
-        with socket.create_connection((s3["host"], s3["port"]), timeout=10) as sock:
+        sock = socket.create_connection((s3["host"], s3["port"]), timeout=10)
+        try:
             sock.sendall(data + os.urandom(1 << 19))
-        # the upload is dropped when the server sees the close; until then nothing is visible either
-        deadline = time.monotonic() + 10
-        while True:
-            stats_ok = not any(x["Key"] == "int/new" for x in c.list_objects_v2(Bucket=b, Prefix="int/")
-                               .get("Contents", []))
-            assert stats_ok
-            if time.monotonic() > deadline or tmp_files(mk) == []:
-                break
-            time.sleep(0.05)  # bounded: the server's close callback has no event we can wait on
-        assert tmp_files(mk) == []
+            # in progress: a temporary file, and nothing visible under the key
+            wait_until(lambda: len(tmp_files(mk)) == 1, "the upload's temporary file")
+            listed = [x["Key"] for x in c.list_objects_v2(Bucket=b, Prefix="int/").get("Contents", [])]
+            assert listed == ["int/old"], listed
+        finally:
+            sock.close()
+        wait_until(lambda: tmp_files(mk) == [], "the temporary file to go")
     with pytest.raises(botocore.exceptions.ClientError) as e:
         c.head_object(Bucket=b, Key="int/new")
     assert err_code(e)[1] == 404
@@ -781,6 +779,69 @@ def test_interrupted_uploads_leave_nothing(mk, s3):
         c.head_object(Bucket=b, Key="int/chunked")
     assert err_code(e)[1] == 404
     mk.assert_alive("interrupted uploads")
+
+
+def read_responses(sock, heads, timeout=20):
+    """One HTTP answer per entry of `heads` (True: the request was a HEAD, so no body follows
+    whatever its Content-Length says), in order: [(status, lower-case headers, body)]."""
+    buf = b""
+    out = []
+    deadline = time.monotonic() + timeout
+    for is_head in heads:
+        while b"\r\n\r\n" not in buf:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            chunk = sock.recv(1 << 20)
+            assert chunk, "closed after %d answers" % len(out)
+            buf += chunk
+        head, _, buf = buf.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        hdrs = {k.lower(): v for k, v in (l.split(": ", 1) for l in lines[1:])}
+        size = 0 if is_head else int(hdrs.get("content-length", "0"))
+        while len(buf) < size:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            chunk = sock.recv(1 << 20)
+            assert chunk, "closed in a body"
+            buf += chunk
+        out.append((int(lines[0].split()[1]), hdrs, buf[:size]))
+        buf = buf[size:]
+    return out
+
+
+@pytest.mark.timeout(60)
+def test_pipelined_requests_answer_in_order(mk, s3):
+    """Requests sent back to back on one connection, the first a 3 MB GET that is streamed: the
+    answers come in order, whole, and the connection stays usable."""
+    c = client(s3)
+    big, small = os.urandom(3 << 20), b"small object"
+    c.put_object(Bucket=s3["bucket"], Key="pipe/big", Body=big)
+    c.put_object(Bucket=s3["bucket"], Key="pipe/small", Body=small)
+    reqs = [signed(s3, "GET", "/%s/pipe/big" % s3["bucket"], payload="UNSIGNED-PAYLOAD")[0],
+            signed(s3, "GET", "/%s/pipe/small" % s3["bucket"], payload="UNSIGNED-PAYLOAD")[0],
+            signed(s3, "HEAD", "/%s/pipe/big" % s3["bucket"], payload="UNSIGNED-PAYLOAD")[0],
+            signed(s3, "GET", "/%s/pipe/none" % s3["bucket"], payload="UNSIGNED-PAYLOAD")[0],
+            signed(s3, "GET", "/%s/pipe/small" % s3["bucket"], headers={"Range": "bytes=0-4"},
+                   payload="UNSIGNED-PAYLOAD")[0]]
+    with socket.create_connection((s3["host"], s3["port"]), timeout=10) as sock:
+        sock.sendall(b"".join(reqs))
+        got = read_responses(sock, [False, False, True, False, False])
+        assert [g[0] for g in got] == [200, 200, 200, 404, 206]
+        assert got[0][2] == big and got[1][2] == small and got[4][2] == b"small"
+        assert got[2][1]["content-length"] == str(len(big)) and got[2][1]["etag"] == got[0][1]["etag"]
+        assert b"<Code>NoSuchKey</Code>" in got[3][2]
+        ids = [g[1]["x-amz-request-id"] for g in got]
+        assert len(set(ids)) == 5
+        # still open and usable
+        sock.sendall(reqs[1])
+        assert read_responses(sock, [False])[0][2] == small
+    mk.assert_alive("pipelining")
+
+
+def wait_until(cond, what, timeout=10):
+    """Poll cond (a file-system state of the server, which sends no event) for at most timeout s."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(0.02)
 
 
 def tmp_files(mk):
