@@ -127,7 +127,7 @@ def raw(s3, data, timeout=10, close_write=False):
             if not chunk:
                 break
             out += chunk
-            if b"\r\n\r\n" in out and response_complete(out):
+            if not close_write and b"\r\n\r\n" in out and response_complete(out):
                 break
         return out
 
@@ -702,6 +702,9 @@ def test_bad_input_over_raw_sockets(mk, s3):
         resp = raw(s3, data)
         assert status_of(resp) == want, (data[:60], resp[:300])
         assert code_of(resp), resp[:300]  # always an S3 error body
+    # a client that half-closes after its requests still gets every answer
+    resp = raw(s3, b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /x HTTP/1.1\r\nHost: x\r\n\r\n", close_write=True)
+    assert resp.count(b"HTTP/1.1 403 ") == 2 and resp.count(b"<Code>AccessDenied</Code>") == 2, resp
     # truncated requests: nothing comes back but a close, or a 400
     for data in (b"GET / HT", b"GET / HTTP/1.1\r\nHost: x\r\n", b"PUT /%s/t HTTP/1.1\r\nContent-" % b.encode()):
         resp = raw(s3, data, timeout=3, close_write=True)

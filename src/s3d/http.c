@@ -726,6 +726,15 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     if (n == 0 || c->closing)
         return;
     if (n < 0) {
+        if (n == UV_EOF && c->writes > 0 && !c->lingering) {
+            /* the client is done sending (a half-close): answers already
+             * queued still go out, then the connection closes */
+            c->close_after_write = true;
+            c->stop_parsing = true;
+            uv_read_stop(st);
+            c->reading = false;
+            return;
+        }
         conn_close(c);
         return;
     }
