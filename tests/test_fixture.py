@@ -624,3 +624,42 @@ def test_latency_without_requests_is_null(idle_cluster):
     for a in apis:
         assert a["total_count"] >= 1, a
         assert (a["p50_ms"], a["p95_ms"], a["p99_ms"], a["max_ms"]) == (None, None, None, None), a
+
+
+# ---------------------------------------------------------------------------------------------
+# The Docker image's entry point and health check, run without Docker
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("own_ready_file", [False, True])
+def test_docker_healthcheck_follows_admin_port(tmp_path, own_ready_file):
+    if not shutil.which("curl"):
+        pytest.skip("curl is not installed")
+    repo = Path(__file__).resolve().parent.parent
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "minikora").symlink_to(BIN)
+    ready = tmp_path / "ready.json"
+    env = dict(os.environ, PATH="%s:%s" % (bindir, os.environ["PATH"]), MINIKORA_READY_FILE=str(ready),
+               MINIKORA_HOST="127.0.0.1", MINIKORA_ADVERTISE_HOST="127.0.0.1", MINIKORA_BROKERS="1")
+    health = [str(repo / "docker" / "healthcheck.sh")]
+    hc = lambda: subprocess.run(health, env=env, capture_output=True, timeout=20).returncode  # noqa: E731
+    assert hc() == 1  # nothing started: unhealthy
+    extra = ["--ready-file", str(tmp_path / "mine.json")] if own_ready_file else []
+    # --admin-port 0 after `serve` overrides the image's 8080: the check must follow it.
+    p = subprocess.Popen(["sh", str(repo / "docker" / "entrypoint.sh"), "serve", "--ephemeral", "--port", "0",
+                          "--admin-port", "0", "--azs", "1"] + extra,
+                         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         preexec_fn=_no_core_and_die_with_parent)
+    _all_procs.append(p)
+    try:
+        line = p.stdout.readline().decode()
+        assert "(1 broker in 1 cell over 1 AZ;" in line, line
+        assert ready.exists() and (ready.is_symlink() == own_ready_file)
+        r = json.loads(ready.read_text())
+        assert not r["admin"].endswith(":8080") and len(r["brokers"]) == 1, r
+        assert hc() == 0
+    finally:
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(timeout=20)
+    assert rc == 0
+    assert hc() == 1  # the ready file went with the process
