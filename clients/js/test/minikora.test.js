@@ -152,3 +152,17 @@ test('the GitHub Action: main starts and exports, post stops', { timeout: 120000
   assert.ok(!fs.existsSync(state.dir), 'the ready directory is removed')
   fs.rmSync(tmp, { recursive: true, force: true })
 })
+
+test('Docker: an image on random host ports', { timeout: 180000 }, async (t) => {
+  const image = process.env.MINIKORA_IMAGE
+  if (!image) return t.skip('MINIKORA_IMAGE is not set (the Docker path runs an image you built)')
+  const info = spawnSync('docker', ['info'], { encoding: 'utf8', timeout: 30000 })
+  if (info.error || info.status !== 0) return t.skip('no Docker engine reachable (`docker info` failed)')
+  const mk = await Minikora.start({ brokers: 2, image })
+  try {
+    assert.ok(mk.container)
+    assert.deepStrictEqual((await roundTrip(kafka(mk.brokers), 'docker-t', 2)).sort(), ['v0', 'v1'])
+  } finally {
+    await mk.stop()
+  }
+})

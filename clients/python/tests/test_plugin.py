@@ -69,7 +69,7 @@ def test_fault_vocabulary(kafka_reset):
     b = mk.crash_broker(2)
     assert (b["running"], b["state"]) == (False, "crashed")
     assert [e["broker"] for e in mk.events(type="broker_crashed")][-1] == 2
-    assert produce_consume(mk.bootstrap, "faults") == [b"v%d" % i for i in range(10)]
+    assert sorted(produce_consume(mk.bootstrap, "faults")) == sorted(b"v%d" % i for i in range(10))
     assert mk.start_broker(2)["running"] is True
     assert mk.stop_broker(3)["state"] == "stopped"
     assert mk.restart_broker(3)["running"] is True
