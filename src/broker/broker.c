@@ -11,6 +11,8 @@
  *   data.c       Produce, Fetch, ListOffsets, OffsetForLeaderEpoch
  *   groups.c     the group APIs
  *   txns.c       the producer and transaction APIs
+ *   quotas.c     the client quota APIs, and the limits enforced here:
+ *                partition mutations, partitions, storage, connections
  * dispatch.c calls the handlers, the handlers call req.c, and nothing calls
  * back up that chain.
  */
@@ -193,6 +195,12 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
     rc = mk_quota_registry_open(b->loop, mk_cluster_meta(c), &b->quotas);
     if (rc < 0)
         return rc;
+    rc = mk_broker_limits_init(b);
+    if (rc < 0)
+        return rc;
+    rc = mk_broker_limits_declare(b, cfg);
+    if (rc < 0)
+        return rc;
     return mk_txn_new(b->loop, c, b->groups, b->writer, &b->txn);
 }
 
@@ -222,5 +230,6 @@ void mk_broker_free(mk_broker_t *b)
     b->tenants = NULL;
     mk_quota_registry_close(b->quotas);
     b->quotas = NULL;
+    mk_broker_limits_free(b);
     mk_free(b);
 }
