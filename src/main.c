@@ -237,13 +237,19 @@ static void control_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void control_read_file(app_t *app)
 {
     int lines = 0;
+    size_t total = 0;
     for (;;) {
+        if (total >= (1u << 20)) { /* a device that never ends (/dev/zero): stop somewhere */
+            mk_warn("--control-stdin: stdin gave 1 MiB without ending; no more commands");
+            break;
+        }
         size_t room = sizeof(app->control_buf) - app->control_len - 1;
         ssize_t n = read(0, app->control_buf + app->control_len, room);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             break;
+        total += (size_t)n;
         for (ssize_t i = 0; i < n; i++)
             lines += app->control_buf[app->control_len + (size_t)i] == '\n';
         app->control_len += (size_t)n;
