@@ -229,12 +229,28 @@ static json_t *cell_tenants_json(mk_admin_t *a, int32_t cell)
     return ids;
 }
 
+/* A broker's state word: running, stopped (controlled) or crashed. */
+static const char *broker_state(const mk_cluster_broker_t *b)
+{
+    return b->running ? "running" : b->crashed ? "crashed" : "stopped";
+}
+
+/* "host:port" clients are told for b's PLAINTEXT listener (after any mapping). */
+static void broker_advertised(mk_admin_t *a, const mk_cluster_broker_t *b, char *out, size_t n)
+{
+    int port;
+    const char *host = mk_cluster_broker_endpoint(a->c, b, false, &port);
+    mk_net_host_port(host, port, out, n);
+}
+
 static json_t *broker_json(mk_admin_t *a, mk_cluster_broker_t *b, const counts_t *k)
 {
     int i = b->id - 1;
-    return json_pack("{s:i, s:s, s:i, s:s, s:i, s:b, s:s, s:i, s:i, s:i, s:i}", "id", (int)b->id, "az", b->az,
-                     "cell", (int)b->cell, "host", mk_cluster_advertise_host(a->c), "port", b->port, "running",
-                     b->running, "state", b->running ? "running" : "stopped", "leaders",
+    char adv[300];
+    broker_advertised(a, b, adv, sizeof(adv));
+    return json_pack("{s:i, s:s, s:i, s:s, s:i, s:s, s:b, s:s, s:i, s:i, s:i, s:i}", "id", (int)b->id, "az", b->az,
+                     "cell", (int)b->cell, "host", mk_cluster_advertise_host(a->c), "port", b->port, "advertised",
+                     adv, "running", b->running, "state", broker_state(b), "leaders",
                      k && i >= 0 && i < k->n ? (int)k->leaders[i] : 0, "replicas",
                      k && i >= 0 && i < k->n ? (int)k->replicas[i] : 0, "under_replicated",
                      k && i >= 0 && i < k->n ? (int)k->under_replicated[i] : 0, "connections",
@@ -404,8 +420,7 @@ static void broker_action(mk_admin_t *a, const mk_admin_caps_t *caps, mk_http_re
         break;
     }
     if (rc == MK_ERR_STATE) {
-        mk_admin_http_error(resp, 409, "broker_state", "broker %d is already %s", b->id,
-                       b->running ? "running" : "stopped");
+        mk_admin_http_error(resp, 409, "broker_state", "broker %d is already %s", b->id, broker_state(b));
         return;
     }
     if (rc < 0) {
@@ -1235,6 +1250,129 @@ static void h_tenant_key_delete(mk_admin_t *a, const mk_http_req_t *req, const m
     mk_admin_http_json(resp, 200, json_pack("{s:s, s:i}", "revoked", caps->v[1], "connections_closed", conns));
 }
 
+/* -------------------------------------------------------------- advertised */
+
+static json_t *advertised_json(mk_admin_t *a)
+{
+    json_t *arr = json_array();
+    for (int i = 0; i < mk_cluster_broker_count(a->c); i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(a->c, i);
+        int port;
+        const char *host = mk_cluster_broker_endpoint(a->c, b, false, &port);
+        char adv[300];
+        mk_net_host_port(host, port, adv, sizeof(adv));
+        json_array_append_new(arr, json_pack("{s:i, s:s, s:o, s:i, s:i, s:b, s:b}", "id", (int)b->id, "advertised",
+                                             adv, "host", jstr(host), "port", port, "listen_port", b->port,
+                                             "mapped", b->adv_host != NULL || b->adv_port > 0, "running",
+                                             b->running));
+    }
+    char boot[4096];
+    mk_cluster_advertised_bootstrap(a->c, boot, sizeof(boot));
+    return json_pack("{s:s, s:s, s:o}", "advertise_host", mk_cluster_advertise_host(a->c), "bootstrap", boot,
+                     "brokers", arr);
+}
+
+static void h_advertised(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    mk_admin_http_json(resp, 200, advertised_json(a));
+}
+
+/* One value of PUT /v1/advertised: "host:port", "[v6]:port", a port (an
+ * integer: the cluster's advertise host with that port), or null (the
+ * mapping goes).  host gets "" for the advertise host.  false for anything
+ * else. */
+static bool advertised_value(json_t *v, char host[256], int *port)
+{
+    host[0] = 0;
+    *port = 0;
+    if (json_is_null(v))
+        return true;
+    if (json_is_integer(v)) {
+        json_int_t p = json_integer_value(v);
+        *port = (int)p;
+        return p >= 1 && p <= 65535;
+    }
+    const char *s = json_string_value(v);
+    if (!s)
+        return false;
+    const char *colon = strrchr(s, ':'), *h = s;
+    size_t hl = colon ? (size_t)(colon - s) : 0;
+    if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
+        h = s + 1;
+        hl -= 2;
+    } else if (colon && memchr(s, ':', hl)) {
+        return false; /* an IPv6 address needs its brackets */
+    }
+    if (!colon || hl == 0 || hl >= 256)
+        return false;
+    for (size_t i = 0; i < hl; i++)
+        if (!(h[i] >= 'a' && h[i] <= 'z') && !(h[i] >= 'A' && h[i] <= 'Z') && !(h[i] >= '0' && h[i] <= '9') &&
+            !strchr(".-_:%", h[i]))
+            return false;
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || p < 1 || p > 65535)
+        return false;
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    *port = (int)p;
+    return true;
+}
+
+static void h_advertised_put(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                             mk_http_resp_t *resp)
+{
+    json_error_t jerr;
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        mk_admin_http_error(resp, 400, "bad_request",
+                            "the body must be a JSON object from broker id to \"host:port\", a port or null");
+        return;
+    }
+    /* Check every entry before changing any: a bad one changes nothing. */
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        char host[256];
+        int32_t id;
+        int port;
+        if (!parse_id(key, &id) || !mk_cluster_broker_find(a->c, id)) {
+            json_decref(body);
+            mk_admin_http_error(resp, 404, "unknown_broker", "no broker '%s' (ids run 1..%d)", key,
+                                mk_cluster_broker_count(a->c));
+            return;
+        }
+        if (!advertised_value(v, host, &port)) {
+            json_decref(body);
+            mk_admin_http_error(resp, 400, "bad_request",
+                                "broker %s: want \"host:port\" (\"[v6]:port\"), a port 1..65535, or null", key);
+            return;
+        }
+    }
+    int changed = 0;
+    json_object_foreach(body, key, v) {
+        char host[256];
+        int32_t id;
+        int port;
+        parse_id(key, &id);
+        advertised_value(v, host, &port);
+        int rc = mk_cluster_broker_advertise(a->c, id, host[0] ? host : NULL, port);
+        if (rc < 0) {
+            json_decref(body);
+            mk_admin_http_error(resp, 500, "internal", "broker %d: %s", id, mk_strerror(rc));
+            return;
+        }
+        changed++;
+    }
+    json_decref(body);
+    char boot[4096];
+    mk_cluster_advertised_bootstrap(a->c, boot, sizeof(boot));
+    mk_info("admin API: advertised addresses of %d broker(s) changed; clients are told %s", changed, boot);
+    mk_admin_http_json(resp, 200, advertised_json(a));
+}
+
 /* ------------------------------------------------------------------ events */
 
 static void h_events(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
@@ -1249,8 +1387,15 @@ static void h_events(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_cap
         mk_admin_http_error(resp, 400, "bad_request", "limit must be a positive integer");
         return;
     }
-    char type[24] = "";
-    mk_admin_query_get(req->query, "type", type, sizeof(type));
+    char type[24] = "", tv[MK_ADMIN_CAP_LEN];
+    if (mk_admin_query_get(req->query, "type", tv, sizeof(tv)) && tv[0]) {
+        if (strlen(tv) >= sizeof(type) || !mk_admin_event_type_known(tv)) {
+            mk_admin_http_error(resp, 400, "bad_request", "unknown event type '%s' (see docs/ADMIN-API.md, Events)",
+                                tv);
+            return;
+        }
+        snprintf(type, sizeof(type), "%s", tv);
+    }
     /* The newest `limit` matching events after since, oldest first. */
     uint64_t last = mk_admin_events_last(a);
     uint64_t first = last > MK_ADMIN_EVENTS ? last - MK_ADMIN_EVENTS + 1 : 1;
@@ -1285,9 +1430,13 @@ static void h_latency(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
 {
     char v[16];
     int32_t broker = -1;
-    if (mk_admin_query_get(req->query, "broker", v, sizeof(v)) && !parse_id(v, &broker)) {
-        mk_admin_http_error(resp, 400, "bad_request", "broker must be a broker id");
-        return;
+    if (mk_admin_query_get(req->query, "broker", v, sizeof(v))) {
+        if (!parse_id(v, &broker)) {
+            mk_admin_http_error(resp, 400, "bad_request", "broker must be a broker id");
+            return;
+        }
+        if (!broker_or_404(a, v, resp))
+            return;
     }
     mk_admin_http_json(resp, 200, mk_admin_stats_latency_json(a->stats, broker));
 }
@@ -1309,6 +1458,89 @@ static long rss_bytes(void)
         rss = -1;
     fclose(f);
     return rss < 0 ? -1 : rss * sysconf(_SC_PAGESIZE);
+}
+
+/* Per-partition figures, each with topic and partition labels, under the
+ * names Kafka's JMX metrics get from the Prometheus JMX exporter
+ * (kafka.log:type=Log,name=Size,topic=T,partition=P -> kafka_log_log_size). */
+static void partition_metrics(mk_admin_t *a, mk_buf_t *o)
+{
+    static const struct { const char *name, *help; } fams[] = {
+        {"kafka_log_log_size", "Bytes of the partition's leader log."},
+        {"kafka_log_log_logstartoffset", "First offset of the partition's leader log."},
+        {"kafka_log_log_logendoffset", "Offset after the last record of the partition's leader log."},
+        {"minikora_partition_high_watermark", "High watermark: the end of what consumers can read."},
+        {"kafka_cluster_partition_replicascount", "Replicas of the partition."},
+        {"kafka_cluster_partition_insyncreplicascount", "In-sync replicas of the partition."},
+        {"kafka_cluster_partition_underreplicated", "1 if the partition has fewer in-sync replicas than replicas."},
+    };
+    char num[16];
+    for (size_t f = 0; f < MK_ARRAY_LEN(fams); f++) {
+        mk_prom_help(o, fams[f].name, "gauge", fams[f].help);
+        size_t it = 0;
+        mk_topic_t *t;
+        while ((t = mk_cluster_topic_next(a->c, &it)))
+            for (int32_t i = 0; i < t->partition_count; i++) {
+                mk_partition_t *p = mk_cluster_topic_partition(t, i);
+                mk_log_t *log = mk_partition_log(p);
+                mk_log_stats_t st = {0};
+                if (f <= 2) {
+                    if (!log)
+                        continue; /* offline: no leader log to read */
+                    mk_log_stats(log, &st);
+                }
+                int32_t isr = mk_partition_isr_size(p), rc = mk_partition_replica_count(p);
+                double v = f == 0 ? (double)st.size_bytes
+                           : f == 1 ? (double)st.start_offset
+                           : f == 2 ? (double)st.end_offset
+                           : f == 3 ? (double)mk_partition_hw(p)
+                           : f == 4 ? rc
+                           : f == 5 ? isr
+                           : (mk_partition_leader(p) >= 0 && isr < rc);
+                snprintf(num, sizeof(num), "%d", (int)i);
+                mk_prom_sample(o, fams[f].name, v, "topic", t->name, "partition", num, NULL);
+            }
+    }
+}
+
+typedef struct lag_ctx_s {
+    mk_admin_t *a;
+    mk_buf_t *o;
+    const char *group;
+    int which;                /* 0: committed offset, 1: lag */
+} lag_ctx_t;
+
+static void lag_cb(const char *topic, int32_t partition, const mk_group_offset_t *off, void *arg)
+{
+    lag_ctx_t *l = arg;
+    mk_topic_t *t = mk_cluster_topic_find(l->a->c, topic);
+    mk_partition_t *p = t ? mk_cluster_topic_partition(t, partition) : NULL;
+    if (!p || off->offset < 0)
+        return;
+    char num[16];
+    snprintf(num, sizeof(num), "%d", (int)partition);
+    double v = l->which ? (double)MK_MAX(mk_partition_hw(p) - off->offset, 0) : (double)off->offset;
+    mk_prom_sample(l->o, l->which ? "kafka_consumergroup_lag" : "kafka_consumergroup_current_offset", v,
+                   "consumergroup", l->group, "topic", topic, "partition", num, NULL);
+}
+
+/* Consumer-group lag per partition: the high watermark minus the committed
+ * offset (what GET /v1/groups/{id} shows), under kafka_exporter's names. */
+static void group_lag_metrics(mk_admin_t *a, mk_group_coord_t *gc, const names_t *groups, mk_buf_t *o)
+{
+    mk_prom_help(o, "kafka_consumergroup_current_offset", "gauge", "Committed offset of the group, per partition.");
+    lag_ctx_t l = {a, o, NULL, 0};
+    for (int i = 0; i < groups->n; i++) {
+        l.group = groups->v[i];
+        mk_group_offsets_foreach(gc, l.group, lag_cb, &l);
+    }
+    mk_prom_help(o, "kafka_consumergroup_lag", "gauge",
+                 "Records the group has not committed yet: high watermark minus committed offset, per partition.");
+    l.which = 1;
+    for (int i = 0; i < groups->n; i++) {
+        l.group = groups->v[i];
+        mk_group_offsets_foreach(gc, l.group, lag_cb, &l);
+    }
 }
 
 static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
@@ -1342,7 +1574,9 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
         {"kafka_server_replicamanager_partitioncount", "Partition replicas on this broker.", 1},
         {"kafka_server_replicamanager_underreplicatedpartitions",
          "Partitions led by this broker with fewer in-sync replicas than replicas.", 2},
-        {"kafka_server_socketservermetrics_connection_count", "Open client connections of this broker.", 3},
+        /* Kafka's JMX attribute is connection-count; "_count" is reserved for
+         * histograms and summaries in Prometheus, so the gauge is named for what it counts. */
+        {"kafka_server_socketservermetrics_connections", "Open client connections of this broker.", 3},
     };
     for (size_t m = 0; m < MK_ARRAY_LEN(per_broker); m++) {
         mk_prom_help(o, per_broker[m].name, "gauge", per_broker[m].help);
@@ -1375,25 +1609,22 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it)))
         mk_prom_sample(o, "minikora_topic_partitions", t->partition_count, "topic", t->name, NULL);
-    mk_prom_help(o, "kafka_log_log_size", "gauge", "Bytes of the topic's leader logs (Kafka's Log Size, summed).");
+    mk_prom_help(o, "minikora_topic_size_bytes", "gauge", "Bytes of the topic's leader logs, all partitions.");
     it = 0;
     while ((t = mk_cluster_topic_next(a->c, &it))) {
-        uint64_t size = 0;
-        for (int32_t i = 0; i < t->partition_count; i++)
-            if (mk_partition_log(mk_cluster_topic_partition(t, i))) {
-                mk_log_stats_t st;
-                mk_log_stats(mk_partition_log(mk_cluster_topic_partition(t, i)), &st);
-                size += st.size_bytes;
-            }
-        mk_prom_sample(o, "kafka_log_log_size", (double)size, "topic", t->name, NULL);
+        uint64_t size;
+        int64_t records;
+        topic_log_totals(t, &size, &records);
+        mk_prom_sample(o, "minikora_topic_size_bytes", (double)size, "topic", t->name, NULL);
     }
-
+    partition_metrics(a, o);
     mk_group_coord_t *gc = mk_broker_groups(a->b);
     if (gc) {
         names_t gn = {0};
         mk_group_list(gc, -1, group_id_cb, &gn);
         mk_prom_help(o, "kafka_coordinator_group_groupmetadatamanager_numgroups", "gauge", "Consumer groups.");
         mk_prom_sample(o, "kafka_coordinator_group_groupmetadatamanager_numgroups", gn.n, NULL);
+        group_lag_metrics(a, gc, &gn, o);
         names_free(&gn);
     }
 
@@ -1463,6 +1694,9 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_DELETE, "/v1/tenants/{}", h_tenant_delete, "delete a tenant with its topics, groups and keys"},
     {MK_HTTP_POST, "/v1/tenants/{}/keys", h_tenant_key_create, "create an API key and secret (SASL PLAIN/SCRAM)"},
     {MK_HTTP_DELETE, "/v1/tenants/{}/keys/{}", h_tenant_key_delete, "revoke a key and close its connections"},
+    {MK_HTTP_GET, "/v1/advertised", h_advertised, "the host:port clients are told for each broker (Metadata)"},
+    {MK_HTTP_PUT, "/v1/advertised", h_advertised_put,
+     "map brokers to the host:port clients use {\"1\": \"host:port\", ...} (port mapping)"},
     {MK_HTTP_GET, "/v1/events", h_events, "recent events (?since=SEQ&limit=N&type=T)"},
     {MK_HTTP_GET, "/v1/latency", h_latency, "request latency p50/p95/p99/max per broker and API, last 60 s"},
     {MK_HTTP_GET, "/v1/rates", h_rates, "bytes and records in/out per second per broker, topic and client"},

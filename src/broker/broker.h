@@ -80,5 +80,8 @@ int mk_broker_sessions_count(mk_broker_t *b, const mk_tenant_t *t);
 
 /* Print the dispatch table as the Markdown of docs/COMPATIBILITY.md. */
 void mk_broker_apis_markdown(FILE *out);
+/* Print it as a plain table for a terminal `width` columns wide (notes are
+ * wrapped under their own column; at least 60 is used). */
+void mk_broker_apis_table(FILE *out, int width);
 
 #endif /* MK_BROKER_H */

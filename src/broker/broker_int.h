@@ -264,9 +264,13 @@ void mk_broker_req_topic_cell(mk_req_t *req, mk_topic_spec_t *spec);
 mk_topic_t *mk_broker_req_topic_id(mk_req_t *req, const uint8_t id[16]);
 /* The client-visible name of a topic. */
 mk_str_t mk_broker_req_topic_name(mk_req_t *req, const mk_topic_t *t);
-/* The port of broker b that this request's client should use: b's SSL port
- * when the request came in on a TLS listener, else its PLAINTEXT port
- * (Metadata, DescribeCluster, FindCoordinator, Produce/Fetch endpoints). */
-int32_t mk_broker_req_port(const mk_req_t *req, const mk_cluster_broker_t *b);
+/* Where this request's client should reach broker b, for every answer that
+ * names a broker's address (Metadata, DescribeCluster, FindCoordinator,
+ * Produce/Fetch leader endpoints): b's endpoint (mk_cluster_broker_endpoint:
+ * advertise host, port mapping) on the kind of listener the request came in
+ * on, the SSL one for a TLS connection.  The host is copied into the
+ * request's arena, so a mapping changed while the request is parked cannot
+ * pull it away. */
+void mk_broker_req_endpoint(mk_req_t *req, const mk_cluster_broker_t *b, mk_str_t *host, int32_t *port);
 
 #endif /* MK_BROKER_INT_H */

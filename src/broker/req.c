@@ -55,11 +55,12 @@ mk_topic_t *mk_broker_req_topic(mk_req_t *req, mk_str_t name)
     return internal ? mk_cluster_topic_find(req->c, internal) : NULL;
 }
 
-int32_t mk_broker_req_port(const mk_req_t *req, const mk_cluster_broker_t *b)
+void mk_broker_req_endpoint(mk_req_t *req, const mk_cluster_broker_t *b, mk_str_t *host, int32_t *port)
 {
-    if (b->tls_port > 0 && req->sess && mk_net_conn_is_tls(req->sess->conn))
-        return b->tls_port;
-    return b->port;
+    bool tls = b->tls_port > 0 && req->sess && mk_net_conn_is_tls(req->sess->conn);
+    int p;
+    *host = mk_broker_req_str(req, mk_cluster_broker_endpoint(req->c, b, tls, &p));
+    *port = p;
 }
 
 mk_topic_t *mk_broker_req_topic_id(mk_req_t *req, const uint8_t id[16])

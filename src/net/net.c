@@ -30,8 +30,10 @@
  */
 #include "net/net_int.h"
 
+#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define READ_CHUNK 65536
 
@@ -535,6 +537,65 @@ int mk_net_tcp_listen(uv_loop_t *loop, uv_tcp_t *tcp, const char *host, int port
     *bound_port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                     : ((struct sockaddr_in *)&bound)->sin_port);
     return 0;
+}
+
+bool mk_net_host_is_wildcard(const char *host)
+{
+    return !host[0] || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || strcmp(host, "[::]") == 0;
+}
+
+/* Can this process bind addr (port 0)?  That is what "an address of this
+ * machine" means here: a name that resolves elsewhere cannot be bound. */
+static bool addr_bindable(const struct sockaddr *addr, socklen_t len)
+{
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_storage a;
+    memcpy(&a, addr, len);
+    if (a.ss_family == AF_INET)
+        ((struct sockaddr_in *)&a)->sin_port = 0;
+    else
+        ((struct sockaddr_in6 *)&a)->sin6_port = 0;
+    bool ok = bind(fd, (struct sockaddr *)&a, len) == 0;
+    close(fd);
+    return ok;
+}
+
+const char *mk_net_wildcard_advertise(const char *host, char *out, size_t n)
+{
+    static char why[400];
+    bool v6 = strchr(host, ':') != NULL;
+    char name[256];
+    if (gethostname(name, sizeof(name)) == 0 && name[0]) {
+        name[sizeof(name) - 1] = 0;
+        struct addrinfo hints = {.ai_family = v6 ? AF_UNSPEC : AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+        if (getaddrinfo(name, NULL, &hints, &res) == 0) {
+            for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+                char ip[INET6_ADDRSTRLEN] = "?";
+                if (!addr_bindable(ai->ai_addr, ai->ai_addrlen))
+                    continue;
+                getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof(ip), NULL, 0, NI_NUMERICHOST);
+                snprintf(out, n, "%s", name);
+                snprintf(why, sizeof(why), "the host name, which resolves to %s on this machine", ip);
+                freeaddrinfo(res);
+                return why;
+            }
+            freeaddrinfo(res);
+            snprintf(why, sizeof(why), "loopback: the host name %s resolves to no address of this machine", name);
+        } else {
+            snprintf(why, sizeof(why), "loopback: the host name %s does not resolve", name);
+        }
+    } else {
+        snprintf(why, sizeof(why), "loopback: this machine has no host name");
+    }
+    snprintf(out, n, "%s", v6 ? "::1" : "127.0.0.1");
+    return why;
+}
+
+void mk_net_host_port(const char *host, int port, char *out, size_t n)
+{
+    snprintf(out, n, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
 }
 
 int mk_net_listener_open(uv_loop_t *loop, const char *host, int port, const mk_net_config_t *cfg,

@@ -73,6 +73,17 @@ int mk_net_listener_port(const mk_net_listener_t *l);
  * been initialised and the caller must uv_close() it. */
 int mk_net_tcp_listen(uv_loop_t *loop, uv_tcp_t *tcp, const char *host, int port, int backlog,
                       uv_connection_cb cb, int *bound_port);
+/* Whether host is a wildcard bind address ("0.0.0.0", "::"): one that no
+ * client can connect to, so it must never be advertised. */
+bool mk_net_host_is_wildcard(const char *host);
+/* The address to advertise for a listener bound to a wildcard: this
+ * machine's host name when it resolves to an address of this machine (one
+ * that can be bound), else "127.0.0.1" (or "::1" for "::").  Copies it into
+ * out (at most n bytes) and returns why in a few words ("host name
+ * resolves to 127.0.1.1", ...).  Blocking (getaddrinfo): startup only. */
+const char *mk_net_wildcard_advertise(const char *host, char *out, size_t n);
+/* "host:port", or "[host]:port" when host is an IPv6 address, into out. */
+void mk_net_host_port(const char *host, int port, char *out, size_t n);
 /* Stop accepting and close every connection of this listener.  Memory is
  * released from close callbacks; the pointer is invalid after this call. */
 void mk_net_listener_close(mk_net_listener_t *l);
