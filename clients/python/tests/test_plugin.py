@@ -44,7 +44,9 @@ def test_session_cluster(minikora):
     assert minikora.alive()
     assert len(minikora.bootstrap.split(",")) == 3  # minikora_args in pytest.ini
     assert minikora.admin.startswith("http://127.0.0.1:") and len(minikora.admin_token) == 64
-    assert minikora.s3 is None  # no S3 server in this cluster
+    # the bundled S3 server, as the ready file names it
+    assert minikora.s3["url"].startswith("http://") and minikora.s3["bucket"] == "minikora"
+    assert minikora.s3["access_key"] and minikora.s3["secret_key"]
     assert os.environ["KAFKA_BOOTSTRAP"] == minikora.bootstrap
     assert os.environ["MINIKORA_ADMIN"] == minikora.admin
     assert os.environ["MINIKORA_ADMIN_TOKEN"] == minikora.admin_token
