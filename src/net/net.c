@@ -16,11 +16,25 @@
  * frame's life (busy, queued frames, unsent output); a half-received frame
  * does not count as activity, so a slow sender is closed too.
  *
+ * Fairness: one connection cannot hold the loop.  libuv reads a readable
+ * socket up to 32 times in one turn (64 KiB each here), and every complete
+ * frame used to be dispatched at once, so a client that pipelines many small
+ * requests could have thousands handled in one turn while other connections
+ * waited.  Now at most FRAMES_PER_TURN frames are dispatched per call; when
+ * more are queued, the connection yields: reading stops (which also ends
+ * libuv's read burst) and a zero-delay timer resumes it on the next turn,
+ * after every other ready connection has had its turn.
+ *
+ * Mute (KIP-219): mk_net_conn_mute() stops reading and delivering frames for
+ * a while; the same per-connection timer ends it.  The upper layer mutes a
+ * connection after answering a request over quota.
+ *
  * Invariants:
  *   - in_bytes counts the payload bytes of frames queued but not dispatched;
  *   - busy is true from frame_cb until mk_net_conn_done();
- *   - reading is on iff !closing && in_bytes < in_high_water && unsent output
- *     < out_high_water.
+ *   - reading is on iff !closing && !muted && !yielded && in_bytes <
+ *     in_high_water && unsent output < out_high_water;
+ *   - the timer runs iff muted or yielded.
  *
  * TLS listeners (l->tls set): a connection gets its TLS engine (tls.c) on its
  * first read.  read_cb feeds the ciphertext to the engine and the plaintext
@@ -34,6 +48,8 @@
 #include <string.h>
 
 #define READ_CHUNK 65536
+/* Frames one connection may have dispatched in one go before it yields. */
+#define FRAMES_PER_TURN 16
 
 typedef struct frame_s {
     struct frame_s *next;
@@ -66,6 +82,10 @@ struct mk_net_conn_s {
     char ip[48];                /* the peer's address, for max.connections.per.ip */
     uint64_t last_active_ms;    /* monotonic: the last byte read or written */
     bool closing, reading, busy, dispatching;
+    bool muted;                 /* mk_net_conn_mute(): no reads, no frames until mute_until_ms */
+    bool yielded;               /* frames left after a turn's budget: resume next turn */
+    uint64_t mute_until_ms;     /* monotonic */
+    uv_timer_t *timer;          /* owned, made on first need; ends a mute or a yield; freed in its close callback */
     bool authenticated;         /* frames may use max_frame, not pre_auth_max_frame */
     bool on_tls;                /* accepted by a TLS listener */
     mk_net_tls_conn_t *tls;     /* owned; created on the first read */
@@ -122,6 +142,11 @@ void mk_net_conn_close(mk_net_conn_t *c, const char *reason)
     c->closing = true;
     if (reason)
         mk_info("connection %s closed: %s", c->peer, reason);
+    if (c->timer) {
+        uv_timer_stop(c->timer);
+        uv_close((uv_handle_t *)c->timer, (uv_close_cb)mk_free);
+        c->timer = NULL;
+    }
     mk_net_listener_t *l = c->l;
     if (l) {
         if (l->h.close_cb)
@@ -307,7 +332,7 @@ static void conn_update_reading(mk_net_conn_t *c)
 {
     if (c->closing || !c->l)
         return;
-    bool want = c->in_bytes < c->l->cfg.in_high_water &&
+    bool want = !c->muted && !c->yielded && c->in_bytes < c->l->cfg.in_high_water &&
                 uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < c->l->cfg.out_high_water;
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
@@ -318,7 +343,42 @@ static void conn_update_reading(mk_net_conn_t *c)
     }
 }
 
-/* Deliver queued frames while the upper layer finishes them synchronously.
+/* The connection's timer, made on first need (false: out of memory, the
+ * connection is closed). */
+static void conn_timer_cb(uv_timer_t *t);
+
+static bool conn_timer_start(mk_net_conn_t *c, uint64_t ms)
+{
+    if (!c->timer) {
+        c->timer = mk_malloc(sizeof(*c->timer));
+        if (!c->timer) {
+            mk_net_conn_close(c, "out of memory for a timer");
+            return false;
+        }
+        uv_timer_init(c->l->loop, c->timer);
+        c->timer->data = c;
+    }
+    uv_timer_start(c->timer, conn_timer_cb, ms, 0);
+    return true;
+}
+
+/* A mute has ended or a yield is over: deliver and read again. */
+static void conn_timer_cb(uv_timer_t *t)
+{
+    mk_net_conn_t *c = t->data;
+    if (c->muted && mk_mono_ms() < c->mute_until_ms) {
+        conn_timer_start(c, c->mute_until_ms - mk_mono_ms());
+        return;
+    }
+    c->muted = false;
+    c->yielded = false;
+    conn_dispatch(c);
+    if (!c->closing)
+        conn_update_reading(c);
+}
+
+/* Deliver queued frames while the upper layer finishes them synchronously,
+ * at most FRAMES_PER_TURN of them (see Fairness above).
  * A trampoline, not recursion: mk_net_conn_done() from inside frame_cb only
  * clears busy, and this loop picks the next frame. */
 static void conn_dispatch(mk_net_conn_t *c)
@@ -326,7 +386,15 @@ static void conn_dispatch(mk_net_conn_t *c)
     if (c->dispatching)
         return;
     c->dispatching = true;
-    while (!c->closing && !c->busy && c->q_head && c->l) {
+    int budget = FRAMES_PER_TURN;
+    while (!c->closing && !c->busy && !c->muted && !c->yielded && c->q_head && c->l) {
+        if (budget-- == 0) {
+            /* Stop reading too: that ends libuv's read burst on this socket. */
+            c->yielded = true;
+            if (conn_timer_start(c, 0))
+                conn_update_reading(c);
+            break;
+        }
         frame_t *f = c->q_head;
         c->q_head = f->next;
         if (!c->q_head)
@@ -340,6 +408,21 @@ static void conn_dispatch(mk_net_conn_t *c)
     }
     c->dispatching = false;
 }
+
+void mk_net_conn_mute(mk_net_conn_t *c, uint64_t ms)
+{
+    if (c->closing || !c->l || ms == 0)
+        return;
+    uint64_t until = mk_mono_ms() + ms;
+    if (c->muted && until <= c->mute_until_ms)
+        return;
+    c->muted = true;
+    c->mute_until_ms = until;
+    if (conn_timer_start(c, until - mk_mono_ms()))
+        conn_update_reading(c);
+}
+
+bool mk_net_conn_is_muted(const mk_net_conn_t *c) { return c->muted; }
 
 void mk_net_conn_done(mk_net_conn_t *c)
 {
@@ -449,7 +532,7 @@ static void idle_sweep_cb(uv_timer_t *t)
     mk_net_conn_t *c = l->conns;
     while (c) {
         mk_net_conn_t *next = c->next; /* closing unlinks c */
-        if (!c->busy && !c->q_head && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0 &&
+        if (!c->busy && !c->muted && !c->q_head && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0 &&
             now - c->last_active_ms > limit) {
             char why[96];
             snprintf(why, sizeof(why), "idle for %llu ms (connections.max.idle.ms=%lld)",
