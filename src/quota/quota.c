@@ -353,9 +353,11 @@ static double probe(mk_quota_registry_t *r, tenant_q_t *tq, const char *user, co
     return mk_quota_limit(mk_map_get(&tq->entities, (const char *)r->scratch.data), key);
 }
 
-double mk_quota_client_limit(mk_quota_registry_t *r, const char *tenant, const char *user, const char *client_id,
-                             int key)
+double mk_quota_client_match(mk_quota_registry_t *r, const char *tenant, const char *user, const char *client_id,
+                             int key, char *match, size_t cap)
 {
+    if (match && cap)
+        match[0] = 0;
     tenant_q_t *tq = r ? tq_get(r, tenant, false) : NULL;
     if (!tq || tq->entities.count == 0)
         return 0;
@@ -365,10 +367,19 @@ double mk_quota_client_limit(mk_quota_registry_t *r, const char *tenant, const c
                                {"", ""}, {"", NULL},  {NULL, c},     {NULL, ""}};
     for (int i = 0; i < 8; i++) {
         double v = probe(r, tq, order[i][0], order[i][1], key);
-        if (v > 0)
+        if (v > 0) {
+            if (match && cap)
+                snprintf(match, cap, "%s", (const char *)r->scratch.data);
             return v;
+        }
     }
     return 0;
+}
+
+double mk_quota_client_limit(mk_quota_registry_t *r, const char *tenant, const char *user, const char *client_id,
+                             int key)
+{
+    return mk_quota_client_match(r, tenant, user, client_id, key, NULL, 0);
 }
 
 double mk_quota_ip_limit(mk_quota_registry_t *r, const char *tenant, const char *ip, int key)

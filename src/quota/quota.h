@@ -111,6 +111,12 @@ void mk_quota_tenant_remove(mk_quota_registry_t *r, const char *tenant);
  * 0 when none applies. */
 double mk_quota_client_limit(mk_quota_registry_t *r, const char *tenant, const char *user, const char *client_id,
                              int key);
+/* The same, and the entity that matched in its stored form ("user=alice",
+ * "client-id=", ...) into match (cap bytes, NUL-terminated; "" when none
+ * applies): the clients one entity limit covers share one measure, as
+ * Kafka's quota sensors do. */
+double mk_quota_client_match(mk_quota_registry_t *r, const char *tenant, const char *user, const char *client_id,
+                             int key, char *match, size_t cap);
 /* The limit of key for connections from ip: ip, else <default> ip; 0: none. */
 double mk_quota_ip_limit(mk_quota_registry_t *r, const char *tenant, const char *ip, int key);
 
