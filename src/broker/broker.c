@@ -11,6 +11,7 @@
  *   data.c       Produce, Fetch, ListOffsets, OffsetForLeaderEpoch
  *   groups.c     the group APIs
  *   txns.c       the producer and transaction APIs
+ *   throttle.c   quota measures and enforcement (KIP-219)
  * dispatch.c calls the handlers, the handlers call req.c, and nothing calls
  * back up that chain.
  */
@@ -193,6 +194,9 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
     rc = mk_quota_registry_open(b->loop, mk_cluster_meta(c), &b->quotas);
     if (rc < 0)
         return rc;
+    rc = mk_broker_throttle_init(b);
+    if (rc < 0)
+        return rc;
     return mk_txn_new(b->loop, c, b->groups, b->writer, &b->txn);
 }
 
@@ -202,6 +206,7 @@ void mk_broker_free(mk_broker_t *b)
         return;
     b->closing = true;
     mk_broker_req_close(b);
+    mk_broker_throttle_close(b);
     mk_txn_free(b->txn);
     b->txn = NULL;
     mk_group_coord_free(b->groups);
