@@ -546,6 +546,11 @@ def parse_metadata(version, body):
 
 def parse_produce(version, body):
     """-> list of (topic, partition, error_code, base_offset)."""
+    return parse_produce_throttled(version, body)[0]
+
+
+def parse_produce_throttled(version, body):
+    """-> (list of (topic, partition, error_code, base_offset), ThrottleTimeMs)."""
     r = Reader(body)
     out = []
     for _ in range(r.i32()):
@@ -559,7 +564,7 @@ def parse_produce(version, body):
                 r.array(lambda r: (r.i32(), r.string()))
                 r.string()
             out.append((name, idx, err, base))
-    return out
+    return out, r.i32()
 
 
 def parse_list_offsets(version, body):
@@ -828,6 +833,20 @@ class Conn:
         resp = self.call(PRODUCE, v, produce_body(v, topic, partition, records_bytes, acks,
                                                   transactional_id=transactional_id))
         return parse_produce(v, resp)
+
+    def produce_throttled(self, topic, partition, records_bytes, acks=-1, version=None):
+        """Produce (as produce()) -> ((error_code, base_offset), ThrottleTimeMs)."""
+        v = version or self.pick(PRODUCE, 3, 8)
+        assert v is not None, "broker advertises no non-flexible Produce version in 3..8"
+        res, throttle = parse_produce_throttled(v, self.call(PRODUCE, v, produce_body(
+            v, topic, partition, records_bytes, acks)))
+        assert len(res) == 1, res
+        return (res[0][2], res[0][3]), throttle
+
+    def metadata_throttled(self, version=8):
+        """Metadata v3..v8 for no topics -> ThrottleTimeMs (the first field of the answer)."""
+        assert 3 <= version <= 8
+        return Reader(self.call(METADATA, version, metadata_body(version, []))).i32()
 
     def produce_one(self, topic, partition, records_bytes, acks=-1, version=None,
                     transactional_id=None):
