@@ -396,6 +396,29 @@ def test_request_percentage_throttles_metadata(minikora):
     assert q["throttle"]["throttled_requests"] > 0 and q["use"]["request_percentage"] > 0, q
 
 
+@pytest.mark.timeout(40)
+def test_broker_cap_throttles_tenant_without_quota(minikora):
+    """minikora.broker.quota.bytes.in.per.sec: a broker whose produce demand passes its cap
+    gives the tenants there an allowance (here the one tenant, which has no quota of its own,
+    gets the whole cap) and throttles them to it."""
+    mk = minikora("--set", "minikora.broker.quota.bytes.in.per.sec=200000", "--set", "quota.window.num=2")
+    create_topic_ok(mk.bootstrap, "capped", 1)
+    leader = wire_leader(mk, "capped")
+    throttle, sent, t0 = 0, 0, time.monotonic()
+    with mk.wire(leader, timeout=15) as c:
+        while throttle == 0 and time.monotonic() - t0 < 15:
+            (err, _), throttle = c.produce_throttled("capped", 0, batch(100000), version=8)
+            assert err == 0
+            sent += 1
+    assert throttle > 0, "never throttled after %d x 100 kB" % sent
+    caps = [b["producer_byte_rate"]["broker_cap"] for b in quotas(mk, "default")["brokers"]
+            if b["broker"] == leader]
+    print("broker cap: throttled %d ms after %d x 100 kB in %.1f s; allowance %s" % (
+        throttle, sent, time.monotonic() - t0, caps))
+    assert caps and caps[0] is not None and caps[0] <= 200000, caps
+    assert quotas(mk, "default")["limits"] == {}
+
+
 # ---------------------------------------------------------------------------------------------
 # fairness: one connection pipelining many requests does not hold the loop
 # ---------------------------------------------------------------------------------------------
