@@ -16,6 +16,8 @@ request/response shapes the tests need are implemented:
     DescribeGroups, ListGroups, DeleteGroups, OffsetDelete) and the consumer protocol's
     subscription/assignment; transaction APIs (InitProducerId, DescribeProducers,
     ListTransactions, DescribeTransactions); OffsetForLeaderEpoch v3
+  * SASL PLAIN login (SaslHandshake v1 + SaslAuthenticate v1), CreateTopics v4 and v5+ (flexible),
+    DeleteTopics v4+ by name, the client quota APIs (DescribeClientQuotas, AlterClientQuotas v0/v1)
   * the API keys and error codes the tests use, with ename(code) for messages
 
 This is the one home of raw wire helpers; groups_util / txn_util / repl_util keep only what is
@@ -52,6 +54,10 @@ LIST_GROUPS = 16
 INIT_PRODUCER_ID = 22
 OFFSET_FOR_LEADER_EPOCH = 23
 DESCRIBE_CONFIGS = 32
+SASL_HANDSHAKE = 17
+SASL_AUTHENTICATE = 36
+DESCRIBE_CLIENT_QUOTAS = 48
+ALTER_CLIENT_QUOTAS = 49
 DELETE_GROUPS = 42
 OFFSET_DELETE = 47
 DESCRIBE_CLUSTER = 60
@@ -80,10 +86,13 @@ INVALID_GROUP_ID = 24
 UNKNOWN_MEMBER_ID = 25
 INVALID_SESSION_TIMEOUT = 26
 REBALANCE_IN_PROGRESS = 27
+CLUSTER_AUTHORIZATION_FAILED = 31
 UNSUPPORTED_VERSION = 35
 TOPIC_ALREADY_EXISTS = 36
+INVALID_PARTITIONS = 37
 INVALID_REPLICATION_FACTOR = 38
 INVALID_REQUEST = 42
+POLICY_VIOLATION = 44
 UNSUPPORTED_FOR_MESSAGE_FORMAT = 43
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 DUPLICATE_SEQUENCE_NUMBER = 46
@@ -91,6 +100,7 @@ INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
 INVALID_PRODUCER_ID_MAPPING = 49
 CONCURRENT_TRANSACTIONS = 51
+SASL_AUTHENTICATION_FAILED = 58
 UNKNOWN_PRODUCER_ID = 59
 NON_EMPTY_GROUP = 68
 GROUP_ID_NOT_FOUND = 69
@@ -98,6 +108,7 @@ MEMBER_ID_REQUIRED = 79
 FENCED_INSTANCE_ID = 82
 GROUP_SUBSCRIBED_TO_TOPIC = 86
 INVALID_RECORD = 87
+THROTTLING_QUOTA_EXCEEDED = 89
 PRODUCER_FENCED = 90
 TRANSACTIONAL_ID_NOT_FOUND = 105
 
@@ -544,13 +555,14 @@ def parse_metadata(version, body):
             "topics": topics}
 
 
-def parse_produce(version, body):
-    """-> list of (topic, partition, error_code, base_offset)."""
-    return parse_produce_throttled(version, body)[0]
+def parse_produce(version, body, with_message=False):
+    """-> list of (topic, partition, error_code, base_offset), plus the error message (v8+,
+    else None) with_message."""
+    return parse_produce_throttled(version, body, with_message)[0]
 
 
-def parse_produce_throttled(version, body):
-    """-> (list of (topic, partition, error_code, base_offset), ThrottleTimeMs)."""
+def parse_produce_throttled(version, body, with_message=False):
+    """-> (parse_produce's list, ThrottleTimeMs)."""
     r = Reader(body)
     out = []
     for _ in range(r.i32()):
@@ -560,10 +572,11 @@ def parse_produce_throttled(version, body):
             r.i64()  # log append time (v2+)
             if version >= 5:
                 r.i64()
+            msg = None
             if version >= 8:
                 r.array(lambda r: (r.i32(), r.string()))
-                r.string()
-            out.append((name, idx, err, base))
+                msg = r.string()
+            out.append((name, idx, err, base, msg) if with_message else (name, idx, err, base))
     return out, r.i32()
 
 
@@ -701,6 +714,148 @@ def _partition_errors(r):
             p, e = r.i32(), r.i16()
             out[(t, p)] = e
     return out
+
+
+def f64(v):
+    return struct.pack(">d", v)
+
+
+def _str(flex, s):
+    return compact_string(s) if flex else string(s)
+
+
+def _arr(flex, items):
+    return compact_array(items) if flex else array(items)
+
+
+def _tags(flex):
+    return TAGS if flex else b""
+
+
+def create_topics_body(version, topics, timeout_ms=10000, validate_only=False):
+    """CreateTopics v1..v7 (flexible from v5); topics: [(name, partitions, replication)]."""
+    fl = version >= 5
+    ts = [_str(fl, n) + i32(p) + i16(rf) + _arr(fl, []) + _arr(fl, []) + _tags(fl) for n, p, rf in topics]
+    return _arr(fl, ts) + i32(timeout_ms) + boolean(validate_only) + _tags(fl)
+
+
+def parse_create_topics(version, body):
+    """-> (throttle_ms, [(name, error, message)])"""
+    fl = version >= 5
+    r = Reader(body)
+    throttle = r.i32() if version >= 2 else 0
+
+    def topic(rr):
+        name = rr.compact_string() if fl else rr.string()
+        if version >= 7:
+            rr.take(16)
+        err = rr.i16()
+        msg = (rr.compact_string() if fl else rr.string()) if version >= 1 else None
+        if fl:
+            rr.i32(); rr.i16()
+
+            def cfg(r3):
+                r3.compact_string(); r3.compact_string(); r3.boolean(); r3.i8(); r3.boolean(); r3.tags()
+            rr.compact_array(cfg)
+            rr.tags()
+        return name, err, msg
+    return throttle, (r.compact_array(topic) if fl else r.array(topic))
+
+
+def delete_topics_body(version, names, timeout_ms=10000):
+    """DeleteTopics v1..v5 by name (flexible from v4)."""
+    fl = version >= 4
+    return (compact_array([compact_string(n) for n in names]) if fl else array(names, string)) \
+        + i32(timeout_ms) + _tags(fl)
+
+
+def parse_delete_topics(version, body):
+    """-> (throttle_ms, [(name, error, message)])"""
+    fl = version >= 4
+    r = Reader(body)
+    throttle = r.i32()
+
+    def topic(rr):
+        name = rr.compact_string() if fl else rr.string()
+        err = rr.i16()
+        msg = rr.compact_string() if version >= 5 else None
+        if fl:
+            rr.tags()
+        return name, err, msg
+    return throttle, (r.compact_array(topic) if fl else r.array(topic))
+
+
+def describe_client_quotas_body(version, components, strict=False):
+    """components: [(entity_type, match_type, match)]; match_type 0 exact, 1 default, 2 any."""
+    fl = version >= 1
+    cs = [_str(fl, t) + i8(mt) + _str(fl, m) + _tags(fl) for t, mt, m in components]
+    return _arr(fl, cs) + boolean(strict) + _tags(fl)
+
+
+def parse_describe_client_quotas(version, body):
+    """-> (error, message, entries) with entries [({type: name or None}, {key: value})] or None."""
+    fl = version >= 1
+    r = Reader(body)
+    r.i32()  # throttle
+    err = r.i16()
+    msg = r.compact_string() if fl else r.string()
+
+    def ent(rr):
+        t = rr.compact_string() if fl else rr.string()
+        n = rr.compact_string() if fl else rr.string()
+        if fl:
+            rr.tags()
+        return t, n
+
+    def val(rr):
+        k = rr.compact_string() if fl else rr.string()
+        v = struct.unpack(">d", rr.take(8))[0]
+        if fl:
+            rr.tags()
+        return k, v
+
+    def entry(rr):
+        e = rr.compact_array(ent) if fl else rr.array(ent)
+        v = rr.compact_array(val) if fl else rr.array(val)
+        if fl:
+            rr.tags()
+        return dict(e or []), dict(v or [])
+    entries = r.compact_array(entry) if fl else r.array(entry)
+    return err, msg, entries
+
+
+def alter_client_quotas_body(version, entries, validate_only=False):
+    """entries: [([(entity_type, name or None)], [(key, value, remove)])]"""
+    fl = version >= 1
+    es = []
+    for entity, ops in entries:
+        e = _arr(fl, [_str(fl, t) + _str(fl, n) + _tags(fl) for t, n in entity])
+        o = _arr(fl, [_str(fl, k) + f64(v) + boolean(rm) + _tags(fl) for k, v, rm in ops])
+        es.append(e + o + _tags(fl))
+    return _arr(fl, es) + boolean(validate_only) + _tags(fl)
+
+
+def parse_alter_client_quotas(version, body):
+    """-> [(error, message, {type: name or None})], one per entry."""
+    fl = version >= 1
+    r = Reader(body)
+    r.i32()  # throttle
+
+    def ent(rr):
+        t = rr.compact_string() if fl else rr.string()
+        n = rr.compact_string() if fl else rr.string()
+        if fl:
+            rr.tags()
+        return t, n
+
+    def entry(rr):
+        err = rr.i16()
+        msg = rr.compact_string() if fl else rr.string()
+        e = rr.compact_array(ent) if fl else rr.array(ent)
+        if fl:
+            rr.tags()
+        return err, msg, dict(e or [])
+    return r.compact_array(entry) if fl else r.array(entry)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -884,6 +1039,41 @@ class Conn:
         resp = self.call(LIST_OFFSETS, v, list_offsets_body(v, topic, partitions_ts, isolation),
                          flexible_req=flex)
         return parse_list_offsets(v, resp)
+
+    def sasl_plain(self, user, password):
+        """SaslHandshake v1 (PLAIN) + SaslAuthenticate v1 -> (error, message); the broker may
+        close the connection after a failure (then Closed is raised by a later call)."""
+        r = Reader(self.call(SASL_HANDSHAKE, 1, string("PLAIN")))
+        err = r.i16()
+        if err:
+            return err, "SaslHandshake failed"
+        token = b"\0%s\0%s" % (user.encode(), password.encode())
+        r = Reader(self.call(SASL_AUTHENTICATE, 1, bytes_(token)))
+        return r.i16(), r.string()
+
+    def create_topics(self, topics, version=7, validate_only=False):
+        """CreateTopics; topics [(name, partitions, replication)] -> (throttle_ms, [(name, err, msg)])"""
+        body = create_topics_body(version, topics, validate_only=validate_only)
+        return parse_create_topics(version, self.call(CREATE_TOPICS, version, body,
+                                                      flexible_req=version >= 5))
+
+    def delete_topics(self, names, version=5):
+        """DeleteTopics by name -> (throttle_ms, [(name, err, msg)])"""
+        return parse_delete_topics(version, self.call(DELETE_TOPICS, version,
+                                                      delete_topics_body(version, names),
+                                                      flexible_req=version >= 4))
+
+    def describe_client_quotas(self, components=(), strict=False, version=1):
+        """-> (error, message, [({type: name}, {key: value})] or None)"""
+        return parse_describe_client_quotas(version, self.call(
+            DESCRIBE_CLIENT_QUOTAS, version, describe_client_quotas_body(version, components, strict),
+            flexible_req=version >= 1))
+
+    def alter_client_quotas(self, entries, validate_only=False, version=1):
+        """entries [([(type, name)], [(key, value, remove)])] -> [(err, msg, {type: name})]"""
+        return parse_alter_client_quotas(version, self.call(
+            ALTER_CLIENT_QUOTAS, version, alter_client_quotas_body(version, entries, validate_only),
+            flexible_req=version >= 1))
 
     def find_coordinator(self, key, key_type=0, version=2):
         """FindCoordinator v0..v3 (key_type 0 = group, 1 = transaction; v1+)

@@ -154,15 +154,26 @@ def test_admin_routes(cluster, tenants):
     st, body = http(mk, "GET", "/v1/tenants")
     assert st == 200
     ids = {t["id"]: t for t in body["tenants"]}
-    assert {"acme", "globex"} <= set(ids)
-    for t in ids.values():
-        assert 0 <= t["cell"] < 2  # 6 brokers, 3 AZs: two cells
+    assert {"default", "acme", "globex"} <= set(ids)
+    assert body["tenants"][0]["id"] == "default"  # listed first
+    for tid in ("acme", "globex"):
+        assert 0 <= ids[tid]["cell"] < 2  # 6 brokers, 3 AZs: two cells
+    assert -1 <= ids["default"]["cell"] < 2  # -1: any cell
     st, one = http(mk, "GET", "/v1/tenants/acme")
     assert st == 200 and one["keys"] == [tenants["a"][1]]
     assert http(mk, "POST", "/v1/tenants", {"id": "acme"})[0] == 409
     assert http(mk, "POST", "/v1/tenants", {"id": "Bad_Id"})[0] == 400
     assert http(mk, "POST", "/v1/tenants", {"id": "default"})[0] == 400
     assert http(mk, "GET", "/v1/tenants/nope")[0] == 404
+    # the default tenant can be read, not changed
+    st, d = http(mk, "GET", "/v1/tenants/default")
+    assert st == 200 and d["id"] == "default" and d["keys"] == [], d
+    assert http(mk, "POST", "/v1/tenants/default/keys")[0] == 404
+    assert http(mk, "DELETE", "/v1/tenants/default")[0] == 404
+    # each cell of /v1/cluster names the tenants placed there
+    st, cl = http(mk, "GET", "/v1/cluster")
+    for tid in ("acme", "globex"):
+        assert [c["id"] for c in cl["cells"] if tid in c["tenants"]] == [ids[tid]["cell"]], cl["cells"]
     assert http(mk, "DELETE", "/v1/tenants/acme/keys/NOPE")[0] == 404
 
 
@@ -450,3 +461,62 @@ def test_tenant_label_in_metrics_and_rates(minikora):
     assert metric(text, "kafka_server_brokertopicmetrics_messagesin_total", 'topic="beta~orders"') == 2
     st, rates = http(mk, "GET", "/v1/rates")
     assert st == 200 and {t["tenant"] for t in rates["tenants"]} >= {"alpha", "beta"}, rates
+
+
+@pytest.mark.timeout(120)
+def test_tenant_storage_rates_and_clients(minikora):
+    """GET /v1/tenants gives each tenant's partitions, storage (its leader logs) and its /v1/rates
+    figures; GET /v1/tenants/{id} its busiest clients, counted apart from another tenant's and
+    from the default tenant's."""
+    mk = minikora()
+    creds = {}
+    for tid in ("alpha", "beta"):
+        _, key, secret = new_tenant(mk, tid)
+        creds[tid] = sasl(key, secret)
+
+    def entry(tid):
+        st, body = http(mk, "GET", "/v1/tenants")
+        assert st == 200
+        return {t["id"]: t for t in body["tenants"]}[tid]
+
+    a0 = entry("alpha")
+    assert (a0["partitions"], a0["storage_bytes"], a0["bytes_in_total"]) == (0, 0, 0), a0
+    assert ck_create(mk, "events", creds["alpha"], partitions=3) is None
+    p = ck.Producer(ck_conf(mk, acks="all", **{"client.id": "alpha-writer"}, **creds["alpha"]))
+    for i in range(50):
+        p.produce("events", value=b"v" * 200, partition=i % 3)
+    assert p.flush(30) == 0
+    a1 = entry("alpha")
+    assert a1["partitions"] == 3
+    assert a1["storage_bytes"] >= 50 * 200, a1  # at least the record values
+    assert a1["bytes_in_total"] >= 50 * 200 and a1["records_in_total"] == 50, a1
+    assert a1["bytes_in_per_sec"] > 0 and a1["requests_per_sec"] > 0, a1
+    # the storage is what /v1/topics says of the tenant's topic
+    st, topic = http(mk, "GET", "/v1/topics/alpha~events")
+    assert st == 200 and topic["topic"]["size_bytes"] == a1["storage_bytes"]
+    # storage grows with the next produce
+    ck_produce(mk, "events", [b"w" * 500] * 10, creds["alpha"])
+    assert entry("alpha")["storage_bytes"] > a1["storage_bytes"]
+    assert entry("beta")["storage_bytes"] == 0
+    # the busiest clients: alpha-writer first (it sent the bytes), with its rates
+    st, one = http(mk, "GET", "/v1/tenants/alpha")
+    assert st == 200 and one["storage_bytes"] > a1["storage_bytes"]
+    assert one["clients"] and one["clients"][0]["client_id"] == "alpha-writer", one["clients"]
+    w = one["clients"][0]
+    assert w["bytes_in_total"] >= 50 * 200 and w["records_in_total"] == 50 and w["bytes_in_per_sec"] > 0, w
+    assert len(one["clients"]) <= 10
+    # a client id used in two tenants and without a tenant is three entries
+    for who in ("beta", None):
+        c = ck.Producer(ck_conf(mk, **{"client.id": "alpha-writer"}, **(creds[who] if who else {})))
+        c.list_topics(timeout=10)
+        c.flush(5)
+    st, beta = http(mk, "GET", "/v1/tenants/beta")
+    b = [c for c in beta["clients"] if c["client_id"] == "alpha-writer"]
+    assert b and b[0]["bytes_in_total"] == 0 and b[0]["requests_total"] > 0, beta["clients"]
+    st, dflt = http(mk, "GET", "/v1/tenants/default")
+    d = [c for c in dflt["clients"] if c["client_id"] == "alpha-writer"]
+    assert d and d[0]["bytes_in_total"] == 0, dflt["clients"]
+    # ... and alpha's alpha-writer is as it was (the other 10 records came from "rdkafka")
+    st, one = http(mk, "GET", "/v1/tenants/alpha")
+    mine = {c["client_id"]: c for c in one["clients"]}
+    assert mine["alpha-writer"]["records_in_total"] == 50 and mine["rdkafka"]["records_in_total"] == 10, mine

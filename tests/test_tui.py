@@ -8,9 +8,13 @@ as synchronisation.  The pane is 80x24, the size the TUI is designed for.
 Covered: each view shows the right brokers, AZs, cells and topics; a topic and a broker drill
 into their partitions; latency, tenant and event views show the load; / filters; ? helps; s/y
 stops a broker (shown as stopped, and the API agrees), S/y starts it, n cancels, a/A take an AZ
-down and up; a resize redraws; q quits with exit code 0.  A second test runs without colours
-(TERM=vt100, NO_COLOR) against an address where nothing listens; a third checks the usage
-errors.
+down and up; a resize redraws; q quits with exit code 0.  With two tenants, the Tenants view lists
+each in its cell, Enter opens one tenant's topics, group and client (not the other's), and the
+Placement view names each tenant under its cell.  Against a stand-in admin API (a few canned
+JSON answers), the TUI shows a cell's load and the tenants' cross-AZ columns only once the API
+gives them, and builds its tenant rows from /v1/rates when /v1/tenants is missing.  Another test
+runs without colours (TERM=vt100, NO_COLOR) against an address where nothing listens; one checks
+the usage errors.
 
 Needs tmux (ci/install.sh test installs it).
 """
@@ -25,12 +29,14 @@ import threading
 import time
 import urllib.request
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 import confluent_kafka as ck
+from confluent_kafka.admin import NewTopic
 
-from clients import RDK_LOG, ck_produce, make_records
+from clients import RDK_LOG, ck_produce, ck_result, make_records
 from cluster import BIN, LOG_DIR
 
 COLS, ROWS = 80, 24
@@ -229,8 +235,9 @@ def test_tui_views_and_actions(minikora):
 
         # ---- Tenants: the totals, the default tenant (our unauthenticated client) and our client
         tui.keys("4")
-        tui.wait_text("Tenants", "TENANT", "default", "bytes in", "records in", "tui-load")
-        total = re.compile(r"records in\s+\S+/s\s+(\S+)")
+        tui.wait_text("Cluster", "TENANT", "BUSIEST CLIENTS", "tui-load")
+        tui.wait_re(r"^>default\s+(any|\d+)\s")  # the default tenant, selected, first
+        total = re.compile(r"^ records\s+\S+/s\s+(\S+)", re.M)
         s = tui.wait("records in >= 300", lambda s: count_value(total.search(s).group(1)) >= 300)
         first = count_value(total.search(s).group(1))
         tui.wait("records in growing past %d" % first,
@@ -355,3 +362,141 @@ def test_serve_with_tui_in_one_process():
         assert tui.exit_code(timeout=15) == 0
     finally:
         tui.close()
+
+
+def sasl_conf(mk, key, secret, **extra):
+    conf = {"bootstrap.servers": mk.bootstrap, "logger": RDK_LOG, "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "PLAIN", "sasl.username": key, "sasl.password": secret}
+    conf.update(extra)
+    return conf
+
+
+@pytest.mark.timeout(120)
+def test_tui_tenants_view_and_placement(minikora):
+    """Two tenants, each with a topic "orders", a group of its own and a producer of its own: the
+    Tenants view lists both with their cells; Enter on one shows its topic, its group and its
+    client, and not the other tenant's; Esc goes back; Placement names each tenant under its
+    cell."""
+    mk = minikora()
+    url = admin_url_or_skip(mk)
+    cells = {}
+    for tid in ("acme", "globex"):
+        cells[tid] = http(url + "/v1/tenants", "POST", {"id": tid}, mk=mk)["cell"]
+        k = http(url + "/v1/tenants/%s/keys" % tid, "POST", mk=mk)
+        admin = ck.admin.AdminClient(sasl_conf(mk, k["key"], k["secret"]))
+        assert ck_result(admin.create_topics([NewTopic("orders", 1, 3)])["orders"]) is None
+        ck_produce(mk.bootstrap, "orders", make_records(tid, 20, 1),
+                   **sasl_conf(mk, k["key"], k["secret"], **{"client.id": "%s-producer" % tid}))
+        c = ck.Consumer(sasl_conf(mk, k["key"], k["secret"], **{"group.id": "billing-" + tid,
+                                                               "enable.auto.commit": False}))
+        c.commit(offsets=[ck.TopicPartition("orders", 0, 5)], asynchronous=False)
+        c.close()
+
+    tui = Tui("tenants", ["--admin", url], env={"MINIKORA_ADMIN_TOKEN": mk.admin_token})
+    try:
+        # ---- one row per tenant: default first, then by id, each with its cell
+        tui.keys("4")
+        tui.wait_re(r"^>default\s+(any|\d+)\s")
+        for tid in ("acme", "globex"):
+            # id, cell, in/s, out/s, req/s, connections, partitions (1), storage (> 0 B)[, cross-AZ]
+            tui.wait_re(r"^ %s\s+%d\s+[\d.]+ [kM]?B\s+[\d.]+ [kM]?B\s+\S+\s+\d+\s+1\s+[1-9][\d.]* [kM]?B\b"
+                        % (tid, cells[tid]))
+        # ---- Down selects acme; Enter opens its pane
+        tui.keys("j")
+        tui.wait_re(r"^>acme\s")
+        tui.keys("Enter")
+        s = tui.wait_text("Tenant acme", "TOPICS (1)", "GROUPS (1)", "billing-acme", "acme-producer")
+        assert re.search(r"^  orders\s+billing-acme$", s, re.M), s
+        assert re.search(r"cell %d\s" % cells["acme"], s), s
+        assert "globex" not in s, s
+        # ---- Esc: back to the list, acme still selected; globex's pane is its own
+        tui.keys("Escape")
+        tui.wait_re(r"^>acme\s")
+        tui.keys("j", "Enter")
+        s = tui.wait_text("Tenant globex", "billing-globex", "globex-producer")
+        assert "acme" not in s, s
+        tui.keys("Escape")
+        tui.wait_text("BUSIEST CLIENTS (every tenant)")
+        # ---- Placement: under each cell's brokers, its tenants
+        tui.keys("2")
+        for tid in ("acme", "globex"):
+            tui.wait_re(r"^ cell %d .*\n\s+(load [\d.]+%%|\d+ partitions)\s+tenants: .*\b%s\b"
+                        % (cells[tid], tid))
+        tui.keys("q")
+        assert tui.exit_code() == 0
+    finally:
+        tui.close()
+
+
+class FakeAdmin:
+    """A stand-in admin API: canned answers for the GETs the TUI polls.  `xaz` adds the tenants'
+    cross-AZ figures and a cell load; /v1/tenants answers 404, as an older server would."""
+
+    def __init__(self):
+        self.xaz = False
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = fake.answer(self.path.split("?")[0])
+                data = json.dumps(body if body is not None else {"error": "not_found"}).encode()
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def answer(self, path):
+        flow = {"bytes_in_per_sec": 2000.0, "bytes_out_per_sec": 0.0, "requests_per_sec": 3.0}
+        tenant = dict(flow, tenant="acme")
+        cell = {"id": 0, "brokers": [1]}
+        if self.xaz:
+            tenant.update(cross_az_bytes=123456789, cross_az_cost=0.0049)
+            cell.update(load=0.42, tenants=["acme"])
+        return {
+            "/v1/cluster": {"cluster_id": "fake", "version": "0", "controller": 1, "brokers_running": 1,
+                            "azs": [{"name": "az-1", "brokers": [1], "running": 1}], "cells": [cell],
+                            "brokers": [{"id": 1, "az": "az-1", "cell": 0, "running": True,
+                                         "state": "running"}]},
+            "/v1/topics": {"topics": [{"name": "acme~orders", "partitions": 3, "cell": 0}]},
+            "/v1/rates": {"window_sec": 10.0, "cluster": flow, "brokers": [], "topics": [],
+                          "clients": [], "tenants": [tenant]},
+            "/v1/groups": {"groups": []},
+            "/v1/events": {"events": [], "last_seq": 0},
+        }.get(path)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.timeout(60)
+def test_tui_tenants_against_an_older_or_newer_api():
+    """Without GET /v1/tenants the rows come from /v1/rates `tenants` (cell unknown: "-");
+    the cross-AZ columns and a cell's load appear only once the API gives them."""
+    fake = FakeAdmin()
+    tui = Tui("fake", ["--admin", fake.url])
+    try:
+        tui.keys("4")
+        s = tui.wait_re(r"^>acme\s+-\s+2\.00 kB\s+0 B\s+3\s+-\s+-\s+-$")
+        assert "X-AZ" not in s, s
+        tui.keys("2")
+        s = tui.wait_re(r"^\s+3 partitions\s+tenants: none$")  # no cells[].tenants, no cell known
+        fake.xaz = True
+        tui.wait_re(r"^\s+load 42%\s+tenants: acme$")
+        tui.keys("4")
+        tui.wait_text("X-AZ", "X-AZ $")
+        tui.wait_re(r"^>acme\s.*\s123 MB\s+\$0\.0049$")
+        tui.keys("q")
+        assert tui.exit_code() == 0
+    finally:
+        tui.close()
+        fake.close()

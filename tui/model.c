@@ -11,7 +11,7 @@
  * columns.
  *
  * Each answer replaces its part of the model whole (brokers, topics, rates,
- * ...), except two histories the API does not keep for us: sparkline rings
+ * tenants, ...), except two histories the API does not keep for us: sparkline rings
  * (one sample per rates/latency answer) and the event ring, which grows by
  * GET /v1/events?since=<last seq> and starts over if the server's sequence
  * goes backwards (a restarted cluster).
@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -120,6 +121,14 @@ static void free_brokers(mk_tui_broker_t *b, int n)
     mk_free(b);
 }
 
+static void tenant_detail_free(mk_tui_tenant_detail_t *d)
+{
+    mk_free(d->topics);
+    mk_free(d->groups);
+    mk_free(d->clients);
+    memset(d, 0, sizeof(*d));
+}
+
 void mk_tui_model_free(mk_tui_model_t *m)
 {
     free_brokers(m->brokers, m->nbrokers);
@@ -132,6 +141,8 @@ void mk_tui_model_free(mk_tui_model_t *m)
     mk_free(m->tenant_flows);
     mk_free(m->lat);
     mk_free(m->groups);
+    mk_free(m->tenants);
+    tenant_detail_free(&m->tenant);
     mk_free(m->events);
     memset(m, 0, sizeof(*m));
 }
@@ -152,6 +163,17 @@ const mk_tui_named_flow_t *mk_tui_model_topic_flow(const mk_tui_model_t *m, cons
     return NULL;
 }
 
+const mk_tui_flow_t *mk_tui_model_tenant_flow(const mk_tui_model_t *m, const char *id)
+{
+    for (int i = 0; i < m->ntenant_flows; i++)
+        if (strcmp(m->tenant_flows[i].name, id) == 0)
+            return &m->tenant_flows[i].flow;
+    for (int i = 0; i < m->ntenants; i++)
+        if (strcmp(m->tenants[i].id, id) == 0)
+            return m->tenants[i].have_flow ? &m->tenants[i].flow : NULL;
+    return NULL;
+}
+
 const mk_tui_event_t *mk_tui_model_event(const mk_tui_model_t *m, int i)
 {
     if (i < 0 || i >= m->nevents)
@@ -161,6 +183,30 @@ const mk_tui_event_t *mk_tui_model_event(const mk_tui_model_t *m, int i)
 
 /* ============================================================== cluster */
 
+/* One entry of `cells`: id, and the optional load, partitions and tenants. */
+static void cell_parse(json_t *o, int32_t def_id, mk_tui_cell_t *c)
+{
+    c->id = jint32(o, "id", def_id);
+    json_t *load = json_object_get(o, "load");
+    c->has_load = json_is_number(load);
+    c->load = c->has_load ? json_number_value(load) : 0;
+    c->partitions = jint32(o, "partitions", -1);
+    json_t *ts = json_object_get(o, "tenants");
+    c->has_tenants = json_is_array(ts);
+    size_t len = 0;
+    for (size_t i = 0; i < json_array_size(ts); i++) {
+        json_t *v = json_array_get(ts, i);
+        if (!json_is_string(v))
+            continue;
+        char id[MK_TUI_TENANT_ID];
+        clean_copy(id, sizeof(id), json_string_value(v));
+        int w = snprintf(c->tenants + len, sizeof(c->tenants) - len, "%s%s", len ? ", " : "", id);
+        if (w < 0 || (size_t)w >= sizeof(c->tenants) - len)
+            break; /* cut: the view shows what fits anyway */
+        len += (size_t)w;
+    }
+}
+
 static int apply_cluster(mk_tui_model_t *m, json_t *j)
 {
     json_t *brokers = json_object_get(j, "brokers"), *azs = json_object_get(j, "azs"),
@@ -168,7 +214,7 @@ static int apply_cluster(mk_tui_model_t *m, json_t *j)
     size_t nb = json_array_size(brokers), na = json_array_size(azs), nc = json_array_size(cells);
     mk_tui_broker_t *b = array_new(nb, sizeof(*b));
     mk_tui_az_t *z = array_new(na, sizeof(*z));
-    int32_t *c = array_new(nc, sizeof(*c));
+    mk_tui_cell_t *c = array_new(nc, sizeof(*c));
     if (!b || !z || !c) {
         mk_free(b);
         mk_free(z);
@@ -207,7 +253,7 @@ static int apply_cluster(mk_tui_model_t *m, json_t *j)
         z[i].running = jint32(o, "running", 0);
     }
     for (size_t i = 0; i < nc; i++)
-        c[i] = jint32(json_array_get(cells, i), "id", (int32_t)i);
+        cell_parse(json_array_get(cells, i), (int32_t)i, &c[i]);
     /* An API without azs/cells lists: derive them from the brokers. */
     if (na == 0 && nb > 0) {
         mk_free(z);
@@ -237,10 +283,12 @@ static int apply_cluster(mk_tui_model_t *m, json_t *j)
         }
         for (size_t i = 0; i < nb; i++) {
             size_t k = 0;
-            while (k < nc && c[k] != b[i].cell)
+            while (k < nc && c[k].id != b[i].cell)
                 k++;
-            if (k == nc)
-                c[nc++] = b[i].cell;
+            if (k == nc) {
+                c[nc].id = b[i].cell;
+                c[nc++].partitions = -1;
+            }
         }
     }
     free_brokers(m->brokers, m->nbrokers);
@@ -382,6 +430,12 @@ static void flow_parse(json_t *o, mk_tui_flow_t *f)
     f->records_in_total = jnum(o, "records_in_total");
     f->records_out_total = jnum(o, "records_out_total");
     f->requests_total = jnum(o, "requests_total");
+    /* Tenants' cross-AZ figures, from servers that have them. */
+    json_t *xb = json_object_get(o, "cross_az_bytes"), *xc = json_object_get(o, "cross_az_cost");
+    f->has_cross_az_bytes = json_is_number(xb);
+    f->cross_az_bytes = f->has_cross_az_bytes ? json_number_value(xb) : 0;
+    f->has_cross_az_cost = json_is_number(xc);
+    f->cross_az_cost = f->has_cross_az_cost ? json_number_value(xc) : 0;
 }
 
 static mk_tui_named_flow_t *named_flows(json_t *arr, const char *label, int *count)
@@ -398,6 +452,8 @@ static mk_tui_named_flow_t *named_flows(json_t *arr, const char *label, int *cou
     *count = (int)n;
     return f;
 }
+
+static int tenants_from_flows(mk_tui_model_t *m);
 
 static int apply_rates(mk_tui_model_t *m, json_t *j)
 {
@@ -433,12 +489,126 @@ static int apply_rates(mk_tui_model_t *m, json_t *j)
     mk_free(m->tenant_flows);
     m->tenant_flows = tn;
     m->ntenant_flows = nn;
+    if (m->tenants_status == 404 && tenants_from_flows(m) < 0)
+        return MK_ERR_NOMEM;
     flow_parse(json_object_get(j, "cluster"), &m->cluster_flow);
     m->rates_window_s = jnum(j, "window_sec");
     mk_tui_hist_push(&m->hist_in, m->cluster_flow.bytes_in);
     mk_tui_hist_push(&m->hist_out, m->cluster_flow.bytes_out);
     m->have_rates = true;
     return 0;
+}
+
+/* ============================================================== tenants */
+
+/* "default" first, then by id: rows must not jump about between polls. */
+static int tenant_cmp(const void *pa, const void *pb)
+{
+    const mk_tui_tenant_t *a = pa, *b = pb;
+    bool da = strcmp(a->id, "default") == 0, db = strcmp(b->id, "default") == 0;
+    if (da != db)
+        return da ? -1 : 1;
+    return strcmp(a->id, b->id);
+}
+
+static int name_cmp(const void *a, const void *b) { return strcmp(a, b); }
+
+static void tenant_parse(json_t *o, mk_tui_tenant_t *t)
+{
+    jcopy(o, "id", t->id, sizeof(t->id));
+    t->cell = jint32(o, "cell", -2);
+    t->conns = jint32(o, "connections", -1);
+    t->partitions = jint32(o, "partitions", -1);
+    t->storage = jint(o, "storage_bytes", -1);
+    /* Rates only from servers that put them in the entry. */
+    t->have_flow = json_object_get(o, "bytes_in_per_sec") != NULL;
+    flow_parse(o, &t->flow);
+}
+
+static int apply_tenants(mk_tui_model_t *m, json_t *j)
+{
+    json_t *arr = json_object_get(j, "tenants");
+    size_t n = json_array_size(arr);
+    mk_tui_tenant_t *t = array_new(n, sizeof(*t));
+    if (!t)
+        return MK_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        tenant_parse(json_array_get(arr, i), &t[i]);
+    qsort(t, n, sizeof(*t), tenant_cmp);
+    mk_free(m->tenants);
+    m->tenants = t;
+    m->ntenants = (int)n;
+    m->tenants_status = 200;
+    return 0;
+}
+
+/* Rows for a server without GET /v1/tenants: the tenants /v1/rates names. */
+static int tenants_from_flows(mk_tui_model_t *m)
+{
+    mk_tui_tenant_t *t = array_new((size_t)m->ntenant_flows, sizeof(*t));
+    if (!t)
+        return MK_ERR_NOMEM;
+    for (int i = 0; i < m->ntenant_flows; i++) {
+        clean_copy(t[i].id, sizeof(t[i].id), m->tenant_flows[i].name);
+        t[i].cell = -2; /* not given */
+        t[i].conns = t[i].partitions = -1;
+        t[i].storage = -1;
+    }
+    qsort(t, (size_t)m->ntenant_flows, sizeof(*t), tenant_cmp);
+    mk_free(m->tenants);
+    m->tenants = t;
+    m->ntenants = m->ntenant_flows;
+    return 0;
+}
+
+void mk_tui_model_tenants_missing(mk_tui_model_t *m)
+{
+    m->tenants_status = 404;
+    tenants_from_flows(m); /* on OOM the old rows stay until the next rates answer */
+}
+
+/* A JSON array of strings as a sorted array of names; NULL on OOM. */
+static char (*names_parse(json_t *arr, int *count))[MK_TUI_NAME]
+{
+    size_t n = json_array_size(arr);
+    char (*v)[MK_TUI_NAME] = array_new(n, MK_TUI_NAME);
+    if (!v)
+        return NULL;
+    int o = 0;
+    for (size_t i = 0; i < n; i++)
+        if (json_is_string(json_array_get(arr, i)))
+            clean_copy(v[o++], MK_TUI_NAME, json_string_value(json_array_get(arr, i)));
+    qsort(v, (size_t)o, MK_TUI_NAME, name_cmp);
+    *count = o;
+    return v;
+}
+
+/* One tenant's detail replaces the pane's (whoever it was for). */
+static int apply_tenant(mk_tui_model_t *m, const char *id, json_t *j)
+{
+    mk_tui_tenant_detail_t d;
+    memset(&d, 0, sizeof(d));
+    d.topics = names_parse(json_object_get(j, "topics"), &d.ntopics);
+    d.groups = names_parse(json_object_get(j, "groups"), &d.ngroups);
+    d.clients = named_flows(json_object_get(j, "clients"), "client_id", &d.nclients);
+    if (!d.topics || !d.groups || !d.clients) {
+        tenant_detail_free(&d);
+        return MK_ERR_NOMEM;
+    }
+    clean_copy(d.id, sizeof(d.id), id);
+    d.status = 200;
+    tenant_parse(j, &d.t);
+    d.nkeys = (int)json_array_size(json_object_get(j, "keys"));
+    tenant_detail_free(&m->tenant);
+    m->tenant = d;
+    return 0;
+}
+
+void mk_tui_model_tenant_missing(mk_tui_model_t *m, const char *id)
+{
+    tenant_detail_free(&m->tenant);
+    clean_copy(m->tenant.id, sizeof(m->tenant.id), id);
+    m->tenant.status = 404;
 }
 
 /* ============================================================== latency */
@@ -554,6 +724,8 @@ int mk_tui_model_apply(mk_tui_model_t *m, mk_tui_req_t kind, const char *arg, co
     case MK_TUI_REQ_LATENCY: rc = apply_latency(m, j); break;
     case MK_TUI_REQ_GROUPS: rc = apply_groups(m, j); break;
     case MK_TUI_REQ_EVENTS: rc = apply_events(m, j); break;
+    case MK_TUI_REQ_TENANTS: rc = apply_tenants(m, j); break;
+    case MK_TUI_REQ_TENANT: rc = apply_tenant(m, arg, j); break;
     case MK_TUI_REQ_ACTION: break;
     }
     json_decref(j);
@@ -642,6 +814,18 @@ void mk_tui_fmt_duration(int64_t ms, char *out, size_t n)
         snprintf(out, n, "%dm%02ds", (int)(s / 60), (int)(s % 60));
     else
         snprintf(out, n, "%ds", (int)s);
+}
+
+void mk_tui_fmt_cost(double v, char *out, size_t n)
+{
+    if (v <= 0)
+        snprintf(out, n, "$0");
+    else if (v < 0.0001)
+        snprintf(out, n, "<$0.0001");
+    else if (v < 1)
+        snprintf(out, n, "$%.4f", v);
+    else
+        snprintf(out, n, "$%.2f", v);
 }
 
 void mk_tui_fmt_spark(const double *newest_first, int count, int width, bool utf8, char *out, size_t n)

@@ -5,8 +5,9 @@
  * The loop, on one thread:
  *   1. when the previous round is answered and the interval has passed,
  *      start a poll round: GET /v1/cluster, /v1/topics, /v1/rates,
- *      /v1/latency, /v1/groups, /v1/events?since=<last>, plus the topic
- *      details a partition drill-down needs (all at once, non-blocking);
+ *      /v1/latency, /v1/groups, /v1/tenants, /v1/events?since=<last>, plus
+ *      the topic details a partition drill-down needs and the tenant an
+ *      open tenant pane shows (all at once, non-blocking);
  *   2. draw the screen (view.c);
  *   3. sleep in mk_tui_http_wait() until a key, a network event, or the next
  *      deadline (at most 250 ms);
@@ -84,6 +85,15 @@ static void get_topic(mk_tui_t *t, const char *name, long timeout_ms)
     get(t, MK_TUI_REQ_TOPIC, path, name, timeout_ms);
 }
 
+static void get_tenant(mk_tui_t *t, const char *id)
+{
+    char esc[3 * MK_TUI_TENANT_ID + 1], path[3 * MK_TUI_TENANT_ID + 32];
+    if (!mk_tui_http_escape(t->http, id, esc, sizeof(esc)))
+        return;
+    snprintf(path, sizeof(path), "/v1/tenants/%s", esc);
+    get(t, MK_TUI_REQ_TENANT, path, id, GET_TIMEOUT_MS);
+}
+
 static unsigned long rounds;
 
 static void poll_start(mk_tui_t *t)
@@ -98,6 +108,10 @@ static void poll_start(mk_tui_t *t)
     get(t, MK_TUI_REQ_EVENTS, path, "", GET_TIMEOUT_MS);
     if (t->m.latency_status != 404 || rounds % LATENCY_RETRY_POLLS == 0)
         get(t, MK_TUI_REQ_LATENCY, "/v1/latency", "", GET_TIMEOUT_MS);
+    if (t->m.tenants_status != 404 || rounds % LATENCY_RETRY_POLLS == 0)
+        get(t, MK_TUI_REQ_TENANTS, "/v1/tenants", "", GET_TIMEOUT_MS);
+    if (t->view == MK_TUI_V_TENANTS && t->tenant_open && t->sel_tenant[0])
+        get_tenant(t, t->sel_tenant);
     if (t->view == MK_TUI_V_PLACEMENT && t->drill == MK_TUI_DRILL_TOPIC)
         get_topic(t, t->drill_topic, GET_TIMEOUT_MS);
     else if (t->view == MK_TUI_V_PLACEMENT && t->drill == MK_TUI_DRILL_BROKER)
@@ -150,6 +164,12 @@ static void on_result(void *ud, const mk_tui_http_result_t *r)
         return;
     } else if (r->status == 404 && r->kind == MK_TUI_REQ_TOPIC) {
         return; /* deleted since the list was read; the next list drops it */
+    } else if (r->status == 404 && r->kind == MK_TUI_REQ_TENANTS) {
+        mk_tui_model_tenants_missing(&t->m); /* an older server: rows from /v1/rates */
+        return;
+    } else if (r->status == 404 && r->kind == MK_TUI_REQ_TENANT) {
+        mk_tui_model_tenant_missing(&t->m, r->arg);
+        return;
     } else if (r->status != 200) {
         char text[160];
         mk_tui_model_error_text(r->status, r->body, r->body_len, text, sizeof(text));
@@ -296,6 +316,23 @@ static void move_grid(mk_tui_t *t, int dy, int dx)
     }
 }
 
+/* Tenants: move the selection step rows through the (filtered) list. */
+static void move_tenant(mk_tui_t *t, int step)
+{
+    int *idx = mk_malloc(sizeof(int) * (size_t)(t->m.ntenants + 1));
+    if (!idx)
+        return;
+    int n = mk_tui_view_tenant_rows(t, idx, t->m.ntenants), pos = 0;
+    for (int i = 0; i < n; i++)
+        if (strcmp(t->m.tenants[idx[i]].id, t->sel_tenant) == 0)
+            pos = i;
+    pos += step;
+    pos = pos < 0 ? 0 : pos >= n ? n - 1 : pos;
+    if (n > 0)
+        snprintf(t->sel_tenant, sizeof(t->sel_tenant), "%s", t->m.tenants[idx[pos]].id);
+    mk_free(idx);
+}
+
 static void move_cursor(mk_tui_t *t, int dy, int dx, int page)
 {
     int rows = mk_tui_view_list_rows(t);
@@ -347,6 +384,20 @@ static void move_cursor(mk_tui_t *t, int dy, int dx, int page)
                 t->focus_topics = false;
         }
         return; /* the upper bound is applied when drawing */
+    case MK_TUI_V_TENANTS:
+        if (t->tenant_open) {
+            if (dx < 0) {
+                t->tenant_open = false;
+                return;
+            }
+            t->tenant_scroll += step;
+            if (t->tenant_scroll < 0)
+                t->tenant_scroll = 0;
+            return; /* the upper bound is applied when drawing */
+        }
+        if (!dx)
+            move_tenant(t, step);
+        return;
     default:
         if (dx)
             return;
@@ -359,6 +410,14 @@ static void move_cursor(mk_tui_t *t, int dy, int dx, int page)
 
 static void enter(mk_tui_t *t)
 {
+    if (t->view == MK_TUI_V_TENANTS) {
+        if (!t->tenant_open && t->sel_tenant[0]) {
+            t->tenant_open = true;
+            t->tenant_scroll = 0;
+            poll_soon(t);
+        }
+        return;
+    }
     if (t->view == MK_TUI_V_OVERVIEW && mk_tui_model_broker(&t->m, t->sel_broker)) {
         t->focus_topics = false;
         drill(t, MK_TUI_DRILL_BROKER, t->sel_broker, NULL);
@@ -449,6 +508,8 @@ static bool key(mk_tui_t *t, int ch)
     case 27:
         if (t->view == MK_TUI_V_PLACEMENT && t->drill)
             t->drill = MK_TUI_DRILL_NONE;
+        else if (t->view == MK_TUI_V_TENANTS && t->tenant_open)
+            t->tenant_open = false;
         else
             t->filter[t->view][0] = 0;
         break;
@@ -478,6 +539,8 @@ static bool key(mk_tui_t *t, int ch)
             enter(t);
         else if (is_backspace(ch) && t->view == MK_TUI_V_PLACEMENT && t->drill)
             t->drill = MK_TUI_DRILL_NONE;
+        else if (is_backspace(ch) && t->view == MK_TUI_V_TENANTS)
+            t->tenant_open = false;
         break;
     }
     return true;

@@ -31,6 +31,8 @@
 #define MK_TUI_EVENTS 1000                  /* events kept client-side */
 #define MK_TUI_MAX_BODY ((size_t)32 << 20)  /* a response larger than this is refused */
 #define MK_TUI_MAX_DRILL_TOPICS 200         /* topics whose partitions a broker drill-down fetches */
+#define MK_TUI_TENANT_ID 40                 /* tenant ids ("default" or 1..32 of [a-z0-9-]) */
+#define MK_TUI_CELL_TENANTS 256             /* a cell's tenant ids, comma-separated */
 
 /* ===================================================================== http */
 
@@ -43,6 +45,8 @@ typedef enum mk_tui_req_e {
     MK_TUI_REQ_LATENCY,  /* GET /v1/latency */
     MK_TUI_REQ_GROUPS,   /* GET /v1/groups */
     MK_TUI_REQ_EVENTS,   /* GET /v1/events?since=N */
+    MK_TUI_REQ_TENANTS,  /* GET /v1/tenants */
+    MK_TUI_REQ_TENANT,   /* GET /v1/tenants/{arg} */
     MK_TUI_REQ_ACTION,   /* POST: broker or AZ lifecycle */
 } mk_tui_req_t;
 
@@ -94,6 +98,10 @@ bool mk_tui_http_escape(mk_tui_http_t *h, const char *seg, char *out, size_t n);
 typedef struct mk_tui_flow_s {
     double bytes_in, bytes_out, records_in, records_out, requests;
     double bytes_in_total, bytes_out_total, records_in_total, records_out_total, requests_total;
+    /* A tenant's bytes that crossed AZs (since start) and their cost, when
+     * the API gives them (cross_az_bytes, cross_az_cost). */
+    bool has_cross_az_bytes, has_cross_az_cost;
+    double cross_az_bytes, cross_az_cost;
 } mk_tui_flow_t;
 
 typedef struct mk_tui_broker_s {
@@ -109,6 +117,40 @@ typedef struct mk_tui_broker_s {
     mk_tui_flow_t flow;          /* from /v1/rates */
     struct mk_tui_hist_s *hist;  /* owned: bytes in + out per second, one per rates answer */
 } mk_tui_broker_t;
+
+/* A cell of GET /v1/cluster `cells`. */
+typedef struct mk_tui_cell_s {
+    int32_t id;
+    bool has_load;            /* "load" given: a fraction, 0..1 and beyond */
+    double load;
+    int32_t partitions;       /* "partitions" as given; -1 when absent */
+    bool has_tenants;         /* "tenants" given */
+    char tenants[MK_TUI_CELL_TENANTS]; /* their ids, ", "-separated (cut to fit) */
+} mk_tui_cell_t;
+
+/* One tenant of GET /v1/tenants. */
+typedef struct mk_tui_tenant_s {
+    char id[MK_TUI_TENANT_ID];
+    int32_t cell;             /* -1: any cell (the default tenant); -2: not given */
+    int32_t conns, partitions;/* -1 when not given */
+    int64_t storage;          /* bytes of its leader logs; -1 when not given */
+    bool have_flow;
+    mk_tui_flow_t flow;       /* its rates and totals as the entry gives them */
+} mk_tui_tenant_t;
+
+/* One tenant's detail pane, from GET /v1/tenants/{id}. */
+typedef struct mk_tui_tenant_detail_s {
+    char id[MK_TUI_TENANT_ID];/* whose answer this is; "" none yet */
+    long status;              /* 200, or 404 when the tenant is gone */
+    mk_tui_tenant_t t;
+    int nkeys;
+    char (*topics)[MK_TUI_NAME];  /* owned: as its clients name them, sorted */
+    int ntopics;
+    char (*groups)[MK_TUI_NAME];  /* owned: sorted */
+    int ngroups;
+    struct mk_tui_named_flow_s *clients; /* owned: busiest first, as the API ranks them */
+    int nclients;
+} mk_tui_tenant_detail_t;
 
 typedef struct mk_tui_az_s {
     char name[32];
@@ -173,7 +215,7 @@ typedef struct mk_tui_model_s {
     int nbrokers;
     mk_tui_az_t *azs;
     int nazs;
-    int32_t *cells;           /* cell ids in the API's order */
+    mk_tui_cell_t *cells;     /* in the API's order */
     int ncells;
     /* GET /v1/topics */
     bool have_topics;
@@ -199,6 +241,13 @@ typedef struct mk_tui_model_s {
     bool have_groups;
     mk_tui_group_t *groups;
     int ngroups;
+    /* GET /v1/tenants: 0 = not answered yet, 404 = the API has no such
+     * route (the rows then come from /v1/rates `tenants`) */
+    long tenants_status;
+    mk_tui_tenant_t *tenants;    /* "default" first, then by id */
+    int ntenants;
+    /* GET /v1/tenants/{id}: the one detail pane */
+    mk_tui_tenant_detail_t tenant;
     /* GET /v1/events: a ring, oldest first from events_head */
     mk_tui_event_t *events;      /* MK_TUI_EVENTS slots */
     int nevents, events_head;
@@ -222,6 +271,14 @@ void mk_tui_model_action_text(const char *label, const char *body, size_t len, c
 
 mk_tui_broker_t *mk_tui_model_broker(mk_tui_model_t *m, int32_t id);
 const mk_tui_named_flow_t *mk_tui_model_topic_flow(const mk_tui_model_t *m, const char *topic);
+/* A tenant's rates: its /v1/rates entry when listed there (it may carry
+ * cross_az_*), else what GET /v1/tenants gave; NULL when neither has it. */
+const mk_tui_flow_t *mk_tui_model_tenant_flow(const mk_tui_model_t *m, const char *id);
+/* The server has no GET /v1/tenants (404): build the tenant rows from the
+ * rates' `tenants` from now on. */
+void mk_tui_model_tenants_missing(mk_tui_model_t *m);
+/* GET /v1/tenants/{id} answered 404: the tenant is gone. */
+void mk_tui_model_tenant_missing(mk_tui_model_t *m, const char *id);
 /* The i-th newest event (0 = newest), or NULL. */
 const mk_tui_event_t *mk_tui_model_event(const mk_tui_model_t *m, int i);
 
@@ -234,6 +291,7 @@ void mk_tui_fmt_bytes(double v, char *out, size_t n);        /* "1.2 MB" */
 void mk_tui_fmt_count(double v, char *out, size_t n);        /* "3.4k" */
 void mk_tui_fmt_ms(double v, char *out, size_t n);           /* "0.21", "12.5", "1.2s" */
 void mk_tui_fmt_duration(int64_t ms, char *out, size_t n);   /* "3d04h", "1h02m", "4m05s" */
+void mk_tui_fmt_cost(double v, char *out, size_t n);         /* "$0", "<$0.0001", "$0.0123", "$12.50" */
 /* A sparkline of the newest `width` samples of values (newest on the
  * right) scaled to their maximum: Unicode blocks when utf8, else ASCII. */
 void mk_tui_fmt_spark(const double *newest_first, int count, int width, bool utf8, char *out, size_t n);
@@ -262,6 +320,9 @@ typedef struct mk_tui_s {
     int drill;                /* MK_TUI_DRILL_* (Placement) */
     int32_t drill_broker;
     char drill_topic[MK_TUI_NAME];
+    char sel_tenant[MK_TUI_TENANT_ID]; /* Tenants: the selected row's id */
+    bool tenant_open;         /* Tenants: the selected tenant's detail pane is shown */
+    int tenant_scroll;        /* Tenants: first row of the pane's topic and group lists */
     int scroll[MK_TUI_V_COUNT];  /* first row shown of each view's list */
     int drill_scroll;
     char filter[MK_TUI_V_COUNT][64];
@@ -307,6 +368,8 @@ void mk_tui_view_grid_pos(const mk_tui_t *t, const mk_tui_broker_t *b, int *row,
 int mk_tui_view_drill_parts(const mk_tui_t *t, int *idx, int cap);
 int mk_tui_view_latency_rows(const mk_tui_t *t, int *idx, int cap);
 int mk_tui_view_event_rows(const mk_tui_t *t, int *idx, int cap);
+/* Tenant rows (indexes into m.tenants), filtered. */
+int mk_tui_view_tenant_rows(const mk_tui_t *t, int *idx, int cap);
 /* Body rows a view's list has at the current size (for paging). */
 int mk_tui_view_list_rows(const mk_tui_t *t);
 /* Case-insensitive substring; an empty filter matches everything. */

@@ -15,7 +15,7 @@
  * where bold, underline and reverse video take their place.
  *
  * Lists that the keyboard moves through (brokers, topics, partitions,
- * latency rows, events) are computed by the mk_tui_view_* list functions, which
+ * latency rows, tenants, events) are computed by the mk_tui_view_* list functions, which
  * tui.c uses too, so the cursor and the screen always agree.
  */
 #include "tui_int.h"
@@ -167,7 +167,7 @@ static int az_index(const mk_tui_model_t *m, const char *az)
 static int cell_index(const mk_tui_model_t *m, int32_t cell)
 {
     for (int i = 0; i < m->ncells; i++)
-        if (m->cells[i] == cell)
+        if (m->cells[i].id == cell)
             return i;
     return m->ncells;
 }
@@ -244,6 +244,15 @@ int mk_tui_view_latency_rows(const mk_tui_t *t, int *idx, int cap)
     return n;
 }
 
+int mk_tui_view_tenant_rows(const mk_tui_t *t, int *idx, int cap)
+{
+    int n = 0;
+    for (int i = 0; i < t->m.ntenants && n < cap; i++)
+        if (mk_tui_match(t->filter[MK_TUI_V_TENANTS], t->m.tenants[i].id))
+            idx[n++] = i;
+    return n;
+}
+
 int mk_tui_view_event_rows(const mk_tui_t *t, int *idx, int cap)
 {
     int n = 0;
@@ -262,9 +271,9 @@ int mk_tui_view_list_rows(const mk_tui_t *t)
 {
     int body = LINES - 3;
     int above = t->view == MK_TUI_V_OVERVIEW    ? 6
-                : t->view == MK_TUI_V_PLACEMENT ? (t->drill ? 2 : t->m.ncells + 3)
+                : t->view == MK_TUI_V_PLACEMENT ? (t->drill ? 2 : 2 * t->m.ncells + 3)
                 : t->view == MK_TUI_V_LATENCY   ? 2
-                : t->view == MK_TUI_V_TENANTS   ? 11
+                : t->view == MK_TUI_V_TENANTS   ? (t->tenant_open ? 15 : 11)
                                              : 1;
     return body - above > 1 ? body - above : 1;
 }
@@ -533,6 +542,47 @@ static void draw_drill(mk_tui_t *t, int y0, int rows)
     mk_free(idx);
 }
 
+/* The line under a cell's brokers: its load (the API's "load", else its
+ * partitions) and the tenants that live there. */
+static void cell_line(const mk_tui_t *t, const mk_tui_cell_t *c, int y, int end, int x)
+{
+    const mk_tui_model_t *m = &t->m;
+    if (y >= end)
+        return;
+    char load[40], tenants[MK_TUI_CELL_TENANTS];
+    attr_t la = A_NORMAL;
+    if (c->has_load) {
+        snprintf(load, sizeof(load), c->load < 0.1 ? "load %.1f%%" : "load %.0f%%", c->load * 100);
+        la = c->load >= 1 ? attrs[K_BAD] : c->load >= 0.8 ? attrs[K_WARN] : A_NORMAL;
+    } else {
+        int parts = c->partitions;
+        if (parts < 0) { /* the partitions of the cell's topics */
+            parts = 0;
+            for (int i = 0; i < m->ntopics; i++)
+                if (m->topics[i].cell == c->id)
+                    parts += m->topics[i].partitions;
+        }
+        snprintf(load, sizeof(load), "%d partitions", parts);
+    }
+    if (c->has_tenants) {
+        snprintf(tenants, sizeof(tenants), "%s", c->tenants);
+    } else { /* an API without cells[].tenants: from GET /v1/tenants */
+        size_t len = 0;
+        tenants[0] = 0;
+        for (int i = 0; i < m->ntenants; i++) {
+            if (m->tenants[i].cell != c->id)
+                continue;
+            int w = snprintf(tenants + len, sizeof(tenants) - len, "%s%s", len ? ", " : "", m->tenants[i].id);
+            if (w < 0 || (size_t)w >= sizeof(tenants) - len)
+                break;
+            len += (size_t)w;
+        }
+    }
+    int lw = (int)strlen(load);
+    put(y, x, lw, la, "%s", load);
+    put(y, x + lw, COLS - x - lw, A_NORMAL, "   tenants: %s", tenants[0] ? tenants : "none");
+}
+
 static void draw_placement(mk_tui_t *t, int y0, int rows)
 {
     mk_tui_model_t *m = &t->m;
@@ -559,13 +609,14 @@ static void draw_placement(mk_tui_t *t, int y0, int rows)
             a->running == 0 ? attrs[K_BAD] : a->running < a->total ? attrs[K_WARN] : attrs[K_OK], "%s", st);
     }
     y++;
-    for (int c = 0; c < m->ncells && y < y0 + rows; c++, y++) {
-        put(y, 0, label, A_NORMAL, " cell %d", m->cells[c]);
+    for (int c = 0; c < m->ncells && y < y0 + rows; c++, y += 2) {
+        cell_line(t, &m->cells[c], y + 1, y0 + rows, label);
+        put(y, 0, label, A_NORMAL, " cell %d", m->cells[c].id);
         for (int z = 0; z < m->nazs; z++) {
             int x = label + z * cw;
             for (int i = 0; i < m->nbrokers; i++) {
                 const mk_tui_broker_t *b = &m->brokers[i];
-                if (b->cell != m->cells[c] || strcmp(b->az, m->azs[z].name) != 0)
+                if (b->cell != m->cells[c].id || strcmp(b->az, m->azs[z].name) != 0)
                     continue;
                 char buf[64];
                 snprintf(buf, sizeof(buf), "#%d %s L%d R%d", b->id, b->running ? "up" : "DOWN", b->leaders,
@@ -668,18 +719,160 @@ static void draw_latency(mk_tui_t *t, int y0, int rows)
 
 /* ============================================================== tenants */
 
-static void flow_line(int y, const char *what, double rate, double total, bool bytes)
+/* A "bytes" or "records" line of the cluster's totals: in and out, each
+ * per second and since start. */
+static void flow_pair(int y, const char *what, double in, double in_total, double out, double out_total, bool bytes)
 {
-    char r[24], tot[24], rs[32];
-    if (bytes) {
-        mk_tui_fmt_bytes(rate, r, sizeof(r));
-        mk_tui_fmt_bytes(total, tot, sizeof(tot));
-    } else {
-        mk_tui_fmt_count(rate, r, sizeof(r));
-        mk_tui_fmt_count(total, tot, sizeof(tot));
+    char r[2][24], tot[2][24], rs[2][32];
+    double rate[2] = {in, out}, total[2] = {in_total, out_total};
+    for (int i = 0; i < 2; i++) {
+        if (bytes) {
+            mk_tui_fmt_bytes(rate[i], r[i], sizeof(r[i]));
+            mk_tui_fmt_bytes(total[i], tot[i], sizeof(tot[i]));
+        } else {
+            mk_tui_fmt_count(rate[i], r[i], sizeof(r[i]));
+            mk_tui_fmt_count(total[i], tot[i], sizeof(tot[i]));
+        }
+        snprintf(rs[i], sizeof(rs[i]), "%s/s", r[i]);
     }
-    snprintf(rs, sizeof(rs), "%s/s", r);
-    put(y, 2, COLS - 2, A_NORMAL, "%-14s %14s %14s", what, rs, tot);
+    put(y, 0, COLS, A_NORMAL, " %-9s %12s %12s %12s %12s", what, rs[0], tot[0], rs[1], tot[1]);
+}
+
+/* "-" for a figure the API did not give. */
+static void fmt_opt_int(int64_t v, char *out, size_t n)
+{
+    if (v < 0)
+        snprintf(out, n, "-");
+    else
+        snprintf(out, n, "%lld", (long long)v);
+}
+
+static void fmt_opt_bytes(int64_t v, char *out, size_t n)
+{
+    if (v < 0)
+        snprintf(out, n, "-");
+    else
+        mk_tui_fmt_bytes((double)v, out, n);
+}
+
+static void fmt_cell(int32_t cell, char *out, size_t n)
+{
+    if (cell == -1)
+        snprintf(out, n, "any");
+    else if (cell < 0)
+        snprintf(out, n, "-");
+    else
+        snprintf(out, n, "%d", (int)cell);
+}
+
+/* The busiest clients, busiest first, under a header at y; at most max
+ * rows.  Returns the rows used. */
+static int client_rows(const mk_tui_t *t, const mk_tui_named_flow_t *cf, int ncf, bool sort, int y, int max)
+{
+    if (max < 1)
+        return 0;
+    put(y, 0, COLS, attrs[K_HEAD], " %-36s %10s %10s %10s", sort ? "BUSIEST CLIENTS (every tenant)" : "BUSIEST CLIENTS",
+        "IN/s", "OUT/s", "REQ/s");
+    int *idx = idx_alloc(ncf);
+    if (!idx)
+        return 1;
+    int n = 0;
+    for (int i = 0; i < ncf; i++)
+        if (!sort || mk_tui_match(t->filter[MK_TUI_V_TENANTS], cf[i].name))
+            idx[n++] = i;
+    for (int i = 1; sort && i < n; i++)
+        for (int k = i; k > 0; k--) {
+            const mk_tui_flow_t *a = &cf[idx[k - 1]].flow, *b = &cf[idx[k]].flow;
+            if (a->bytes_in + a->bytes_out + a->requests >= b->bytes_in + b->bytes_out + b->requests)
+                break;
+            int tmp = idx[k];
+            idx[k] = idx[k - 1];
+            idx[k - 1] = tmp;
+        }
+    int r = 0;
+    for (; r < n && r < max - 1; r++) {
+        const mk_tui_named_flow_t *c = &cf[idx[r]];
+        char bi[16], bo[16], rq[16];
+        mk_tui_fmt_bytes(c->flow.bytes_in, bi, sizeof(bi));
+        mk_tui_fmt_bytes(c->flow.bytes_out, bo, sizeof(bo));
+        mk_tui_fmt_count(c->flow.requests, rq, sizeof(rq));
+        put(y + 1 + r, 0, COLS, A_NORMAL, " %-36.36s %10s %10s %10s", c->name[0] ? c->name : "(no client id)", bi,
+            bo, rq);
+    }
+    if (n == 0 && max > 1)
+        put(y + 1, 2, COLS - 2, attrs[K_DIM], "no clients yet");
+    mk_free(idx);
+    return 1 + (r ? r : max > 1);
+}
+
+/* One tenant's pane (Enter on a row): its figures, topics, groups and
+ * busiest clients, from GET /v1/tenants/{id}. */
+static void draw_tenant_detail(mk_tui_t *t, int y0, int rows)
+{
+    const mk_tui_model_t *m = &t->m;
+    const mk_tui_tenant_detail_t *d = &m->tenant;
+    int y = y0, end = y0 + rows;
+    if (strcmp(d->id, t->sel_tenant) != 0 || d->status == 0) {
+        put(y, 0, COLS, attrs[K_HEAD], " Tenant %s  (Esc: back)", t->sel_tenant);
+        put(y + 2, 2, COLS - 2, attrs[K_DIM], "loading GET /v1/tenants/%s ...", t->sel_tenant);
+        return;
+    }
+    if (d->status != 200) {
+        put(y, 0, COLS, attrs[K_BAD], " Tenant %s does not exist (any more)  (Esc: back)", d->id);
+        return;
+    }
+    char cell[16], conns[16], parts[16], st[16];
+    fmt_cell(d->t.cell, cell, sizeof(cell));
+    fmt_opt_int(d->t.conns, conns, sizeof(conns));
+    fmt_opt_int(d->t.partitions, parts, sizeof(parts));
+    fmt_opt_bytes(d->t.storage, st, sizeof(st));
+    put(y++, 0, COLS, attrs[K_HEAD], " Tenant %s  (Esc: back)", d->id);
+    put(y++, 2, COLS - 2, A_NORMAL, "cell %s   connections %s   keys %d   partitions %s   storage %s", cell, conns,
+        d->nkeys, parts, st);
+    const mk_tui_flow_t *f = mk_tui_model_tenant_flow(m, d->id);
+    if (!f && d->t.have_flow)
+        f = &d->t.flow;
+    if (f) {
+        char bi[16], bo[16], rq[16], xb[16], xc[24], line[160];
+        mk_tui_fmt_bytes(f->bytes_in, bi, sizeof(bi));
+        mk_tui_fmt_bytes(f->bytes_out, bo, sizeof(bo));
+        mk_tui_fmt_count(f->requests, rq, sizeof(rq));
+        int o = snprintf(line, sizeof(line), "in %s/s   out %s/s   requests %s/s", bi, bo, rq);
+        if (f->has_cross_az_bytes || f->has_cross_az_cost) {
+            mk_tui_fmt_bytes(f->cross_az_bytes, xb, sizeof(xb));
+            mk_tui_fmt_cost(f->cross_az_cost, xc, sizeof(xc));
+            snprintf(line + o, sizeof(line) - (size_t)o, "   cross-AZ %s%s%s", f->has_cross_az_bytes ? xb : "",
+                     f->has_cross_az_bytes && f->has_cross_az_cost ? " " : "", f->has_cross_az_cost ? xc : "");
+        }
+        put(y, 2, COLS - 2, A_NORMAL, "%s", line);
+    }
+    y += 2;
+    /* Topics and groups side by side, as long as the longer list (or what
+     * the busiest clients below them leave); Up/Down scroll them. */
+    int clients = d->nclients < 10 ? d->nclients : 10;
+    int below = 2 + (clients ? clients : 1);
+    int longest = d->ntopics > d->ngroups ? d->ntopics : d->ngroups;
+    int list_rows = MK_MIN(MK_MAX(longest, 1), end - y - 1 - below);
+    if (list_rows < 1)
+        list_rows = 1;
+    scroll_fix(&t->tenant_scroll, -1, longest, list_rows);
+    int half = COLS / 2;
+    put(y, 0, half, attrs[K_HEAD], " TOPICS (%d)", d->ntopics);
+    put(y, half, COLS - half, attrs[K_HEAD], "GROUPS (%d)", d->ngroups);
+    y++;
+    for (int r = 0; r < list_rows && y + r < end; r++) {
+        int i = t->tenant_scroll + r;
+        if (i < d->ntopics)
+            put(y + r, 2, half - 3, A_NORMAL, "%s", d->topics[i]);
+        if (i < d->ngroups)
+            put(y + r, half + 1, COLS - half - 1, A_NORMAL, "%s", d->groups[i]);
+    }
+    if (d->ntopics == 0)
+        put(y, 2, half - 3, attrs[K_DIM], "none");
+    if (d->ngroups == 0)
+        put(y, half + 1, COLS - half - 1, attrs[K_DIM], "none");
+    y += list_rows + 1;
+    client_rows(t, d->clients, d->nclients, false, y, end - y);
 }
 
 static void draw_tenants(mk_tui_t *t, int y0, int rows)
@@ -687,22 +880,21 @@ static void draw_tenants(mk_tui_t *t, int y0, int rows)
     mk_tui_model_t *m = &t->m;
     if (no_cluster(t, y0))
         return;
-    int y = y0;
-    put(y, 0, COLS, attrs[K_HEAD], " Tenants");
-    put(y, 10, COLS - 10, attrs[K_DIM], "(the cluster's totals; per tenant below)");
-    y++;
-    put(y, 2, COLS - 2, attrs[K_HEAD], "%-14s %14s %14s", "", "per second", "total");
-    y++;
+    if (t->tenant_open) {
+        draw_tenant_detail(t, y0, rows);
+        return;
+    }
+    int y = y0, end = y0 + rows;
+    /* The cluster's totals. */
+    put(y++, 0, COLS, attrs[K_HEAD], " %-9s %12s %12s %12s %12s", "Cluster", "in/s", "in total", "out/s",
+        "out total");
     const mk_tui_flow_t *f = &m->cluster_flow;
     if (m->have_rates) {
-        flow_line(y++, "bytes in", f->bytes_in, f->bytes_in_total, true);
-        flow_line(y++, "bytes out", f->bytes_out, f->bytes_out_total, true);
-        flow_line(y++, "records in", f->records_in, f->records_in_total, false);
-        flow_line(y++, "records out", f->records_out, f->records_out_total, false);
-        flow_line(y++, "requests", f->requests, f->requests_total, false);
+        flow_pair(y++, "bytes", f->bytes_in, f->bytes_in_total, f->bytes_out, f->bytes_out_total, true);
+        flow_pair(y++, "records", f->records_in, f->records_in_total, f->records_out, f->records_out_total, false);
     } else {
         put(y, 2, COLS - 2, attrs[K_DIM], "no rates from the admin API (GET /v1/rates)");
-        y += 5;
+        y += 2;
     }
     int64_t storage = 0;
     for (int i = 0; i < m->ntopics; i++)
@@ -710,57 +902,84 @@ static void draw_tenants(mk_tui_t *t, int y0, int rows)
     int conns = 0;
     for (int i = 0; i < m->nbrokers; i++)
         conns += m->brokers[i].conns;
-    char st[16];
+    char st[16], rq[16], rqt[16];
     mk_tui_fmt_bytes((double)storage, st, sizeof(st));
-    put(y++, 2, COLS - 2, A_NORMAL, "topics %d   partitions %d   groups %d   storage %s   connections %d",
-        m->topics_count, m->partitions_count, m->ngroups, st, conns);
-    put(y++, 2, COLS - 2, attrs[K_DIM], "throttling: none (quotas arrive with the quota issue)");
-    /* One line per tenant that sent requests: "default" is the unauthenticated clients. */
-    put(y++, 0, COLS, attrs[K_HEAD], " %-20s %10s %10s %10s %12s", "TENANT", "IN/s", "OUT/s", "REQ/s",
-        "IN total");
-    int tenant_rows = MK_MIN(m->ntenant_flows, MK_MAX(1, (rows - (y - y0)) / 3));
-    for (int i = 0; i < tenant_rows; i++) {
-        const mk_tui_named_flow_t *tf = &m->tenant_flows[i];
-        char bi[16], bo[16], rq[16], tot[16];
-        mk_tui_fmt_bytes(tf->flow.bytes_in, bi, sizeof(bi));
-        mk_tui_fmt_bytes(tf->flow.bytes_out, bo, sizeof(bo));
-        mk_tui_fmt_count(tf->flow.requests, rq, sizeof(rq));
-        mk_tui_fmt_bytes(tf->flow.bytes_in_total, tot, sizeof(tot));
-        put(y++, 1, COLS - 1, A_NORMAL, "%-20.20s %10s %10s %10s %12s", tf->name, bi, bo, rq, tot);
-    }
+    mk_tui_fmt_count(f->requests, rq, sizeof(rq));
+    mk_tui_fmt_count(f->requests_total, rqt, sizeof(rqt));
+    put(y++, 1, COLS - 1, A_NORMAL, "requests %s/s (%s)   storage %s   connections %d   groups %d", rq, rqt, st,
+        conns, m->ngroups);
     y++;
-    put(y, 0, COLS, attrs[K_HEAD], " %-36s %10s %10s %10s", "CLIENT ID", "IN/s", "OUT/s", "REQ/s");
-    y++;
-    int list_rows = y0 + rows - y;
-    /* Busiest clients first. */
-    int *idx = idx_alloc(m->nclient_flows);
+
+    /* One row per tenant; "default" is the clients that did not authenticate.
+     * The cross-AZ columns appear when the API gives those figures. */
+    int *idx = idx_alloc(m->ntenants);
     if (!idx)
         return;
-    int n = 0;
-    for (int i = 0; i < m->nclient_flows; i++)
-        if (mk_tui_match(t->filter[MK_TUI_V_TENANTS], m->client_flows[i].name))
-            idx[n++] = i;
-    for (int i = 1; i < n; i++)
-        for (int k = i; k > 0; k--) {
-            const mk_tui_flow_t *a = &m->client_flows[idx[k - 1]].flow, *b = &m->client_flows[idx[k]].flow;
-            if (a->bytes_in + a->bytes_out + a->requests >= b->bytes_in + b->bytes_out + b->requests)
-                break;
-            int tmp = idx[k];
-            idx[k] = idx[k - 1];
-            idx[k - 1] = tmp;
-        }
-    scroll_fix(&t->scroll[MK_TUI_V_TENANTS], -1, n, list_rows);
-    for (int r = 0; r < list_rows && t->scroll[MK_TUI_V_TENANTS] + r < n; r++) {
-        const mk_tui_named_flow_t *c = &m->client_flows[idx[t->scroll[MK_TUI_V_TENANTS] + r]];
-        char bi[16], bo[16], rq[16];
-        mk_tui_fmt_bytes(c->flow.bytes_in, bi, sizeof(bi));
-        mk_tui_fmt_bytes(c->flow.bytes_out, bo, sizeof(bo));
-        mk_tui_fmt_count(c->flow.requests, rq, sizeof(rq));
-        put(y + r, 0, COLS, A_NORMAL, " %-36.36s %10s %10s %10s", c->name[0] ? c->name : "(no client id)", bi, bo, rq);
+    int n = mk_tui_view_tenant_rows(t, idx, m->ntenants);
+    bool xb = false, xc = false;
+    for (int i = 0; i < n; i++) {
+        const mk_tui_flow_t *tf = mk_tui_model_tenant_flow(m, m->tenants[idx[i]].id);
+        xb = xb || (tf && tf->has_cross_az_bytes);
+        xc = xc || (tf && tf->has_cross_az_cost);
     }
-    if (n == 0 && list_rows > 0)
-        put(y, 2, COLS - 2, attrs[K_DIM], "no clients yet");
+    int namew = COLS - 51 - (xb ? 9 : 0) - (xc ? 9 : 0); /* what the 7 (or 9) figures leave */
+    namew = namew < 8 ? 8 : namew > MK_TUI_TENANT_ID - 8 ? MK_TUI_TENANT_ID - 8 : namew;
+    put(y, 0, COLS, attrs[K_HEAD], " %-*s %4s %8s %8s %6s %4s %5s %8s%s%s", namew, "TENANT", "CELL", "IN/s", "OUT/s",
+        "REQ/s", "CONN", "PARTS", "STORAGE", xb ? "     X-AZ" : "", xc ? "   X-AZ $" : "");
+    y++;
+    int sel = -1;
+    for (int i = 0; i < n; i++)
+        if (strcmp(m->tenants[idx[i]].id, t->sel_tenant) == 0)
+            sel = i;
+    if (sel < 0 && n > 0) {
+        sel = 0;
+        snprintf(t->sel_tenant, sizeof(t->sel_tenant), "%s", m->tenants[idx[0]].id);
+    }
+    /* Tenants take what is left after at least three client rows. */
+    int cap = end - y - 5;
+    if (cap < 3)
+        cap = 3;
+    int shown = n < cap ? n : cap;
+    scroll_fix(&t->scroll[MK_TUI_V_TENANTS], sel, n, shown);
+    for (int r = 0; r < shown && t->scroll[MK_TUI_V_TENANTS] + r < n; r++) {
+        int i = t->scroll[MK_TUI_V_TENANTS] + r;
+        const mk_tui_tenant_t *tn = &m->tenants[idx[i]];
+        const mk_tui_flow_t *tf = mk_tui_model_tenant_flow(m, tn->id);
+        bool is_sel = i == sel;
+        if (is_sel)
+            fill_row(y + r, attrs[K_SEL]);
+        char cell[16], bi[16] = "-", bo[16] = "-", rqs[16] = "-", cn[16], pt[16], sto[16], x1[16] = "", x2[24] = "";
+        fmt_cell(tn->cell, cell, sizeof(cell));
+        if (tf) {
+            mk_tui_fmt_bytes(tf->bytes_in, bi, sizeof(bi));
+            mk_tui_fmt_bytes(tf->bytes_out, bo, sizeof(bo));
+            mk_tui_fmt_count(tf->requests, rqs, sizeof(rqs));
+        }
+        fmt_opt_int(tn->conns, cn, sizeof(cn));
+        fmt_opt_int(tn->partitions, pt, sizeof(pt));
+        fmt_opt_bytes(tn->storage, sto, sizeof(sto));
+        if (xb) {
+            char v[16] = "-";
+            if (tf && tf->has_cross_az_bytes)
+                mk_tui_fmt_bytes(tf->cross_az_bytes, v, sizeof(v));
+            snprintf(x1, sizeof(x1), " %8s", v);
+        }
+        if (xc) {
+            char v[16] = "-";
+            if (tf && tf->has_cross_az_cost)
+                mk_tui_fmt_cost(tf->cross_az_cost, v, sizeof(v));
+            snprintf(x2, sizeof(x2), " %8s", v);
+        }
+        put(y + r, 0, COLS, is_sel ? attrs[K_SEL] : A_NORMAL, "%s%-*.*s %4s %8s %8s %6s %4s %5s %8s%s%s",
+            is_sel ? ">" : " ", namew, namew, tn->id, cell, bi, bo, rqs, cn, pt, sto, x1, x2);
+    }
+    if (n == 0) {
+        put(y, 2, COLS - 2, attrs[K_DIM], "%s", m->ntenants ? "no tenants match the filter" : "no tenants yet");
+        shown = 1;
+    }
     mk_free(idx);
+    y += shown + 1;
+    client_rows(t, m->client_flows, m->nclient_flows, true, y, end - y);
 }
 
 /* =============================================================== events */
@@ -806,8 +1025,9 @@ static void draw_help(void)
         "1 2 3 4 5       Overview Placement Latency Tenants Events",
         "arrows, hjkl    move the cursor, scroll",
         "PgUp PgDn g G   page up / down, first, last",
-        "Enter           partitions of the selected broker or topic",
-        "Esc, Backspace  back out of partitions; clear a filter",
+        "Enter           partitions of the selected broker or topic;",
+        "                the selected tenant's topics, groups, clients",
+        "Esc, Backspace  back out; clear a filter",
         "/               filter the current list (Enter keeps it)",
         "s / S           stop (controlled) / start the broker",
         "c               crash the broker",

@@ -174,6 +174,14 @@ json_t *mk_admin_stats_rates_json(mk_admin_stats_t *s);
  * the price per GB, as GET /v1/tenants/{id} shows them (zeros for a tenant
  * never counted).  A new reference. */
 json_t *mk_admin_stats_tenant_cross_az_json(mk_admin_stats_t *s, const char *tenant);
+/* Tenant `tenant`'s figures as its entry of GET /v1/rates has them (rates,
+ * totals, cross_az_bytes and cross_az_cost; zero when it sent nothing),
+ * without the "tenant" label (a new reference, NULL on OOM). */
+json_t *mk_admin_stats_tenant_json(mk_admin_stats_t *s, const char *tenant);
+/* The tenant's busiest client ids, at most n, by bytes in + out per second
+ * (then since start): [{"client_id", rates and totals as /v1/rates}] (a new
+ * reference, NULL on OOM). */
+json_t *mk_admin_stats_tenant_clients_json(mk_admin_stats_t *s, const char *tenant, int n);
 /* Append the request-path metrics in Prometheus text format. */
 void mk_admin_stats_prometheus(mk_admin_stats_t *s, mk_buf_t *out);
 

@@ -216,6 +216,19 @@ static bool counts_take(mk_admin_t *a, counts_t *k)
 
 static void counts_free(counts_t *k) { mk_free(k->leaders); }
 
+/* The ids of the tenants placed in cell, the default one first when it is
+ * there (one whose cell is -1, any cell, is in none). */
+static json_t *cell_tenants_json(mk_admin_t *a, int32_t cell)
+{
+    json_t *ids = json_array();
+    mk_tenant_registry_t *r = mk_broker_tenants(a->b);
+    mk_tenant_t *t = r ? mk_tenant_find(r, "default") : NULL;
+    for (size_t it = 0; t; t = mk_tenant_next(r, &it))
+        if (t->cell == cell)
+            json_array_append_new(ids, json_string(t->id));
+    return ids;
+}
+
 static json_t *broker_json(mk_admin_t *a, mk_cluster_broker_t *b, const counts_t *k)
 {
     int i = b->id - 1;
@@ -293,6 +306,12 @@ static void h_cluster(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
             json_array_append_new(json_object_get(cell, "brokers"), json_integer(b->id));
         else
             json_array_append_new(cells, json_pack("{s:i, s:[i]}", "id", (int)b->cell, "brokers", (int)b->id));
+    }
+    /* The tenants of each cell. */
+    for (size_t z = 0; z < json_array_size(cells); z++) {
+        json_t *cell = json_array_get(cells, z);
+        json_object_set_new(cell, "tenants",
+                            cell_tenants_json(a, (int32_t)json_integer_value(json_object_get(cell, "id"))));
     }
     /* Running counts per AZ, now that the lists are complete. */
     for (size_t z = 0; z < json_array_size(azs); z++) {
@@ -461,26 +480,39 @@ static void h_az_up(mk_admin_t *a, const mk_http_req_t *q, const mk_admin_caps_t
 
 /* ------------------------------------------------------------------ topics */
 
+/* Bytes and records of a topic's partition logs on their leaders (a
+ * partition without a leader log counts nothing): the topic's size_bytes
+ * and messages, and what a tenant's storage_bytes sums. */
+static void topic_log_totals(mk_topic_t *t, uint64_t *size, int64_t *records)
+{
+    *size = 0;
+    *records = 0;
+    for (int32_t i = 0; i < t->partition_count; i++) {
+        mk_partition_t *p = mk_cluster_topic_partition(t, i);
+        if (mk_partition_log(p)) {
+            mk_log_stats_t st;
+            mk_log_stats(mk_partition_log(p), &st);
+            *size += st.size_bytes;
+            *records += mk_partition_hw(p) - st.start_offset > 0 ? mk_partition_hw(p) - st.start_offset : 0;
+        }
+    }
+}
+
 static json_t *topic_summary_json(mk_admin_t *a, mk_topic_t *t)
 {
     char id[MK_CLUSTER_UUID_STR_LEN];
     mk_cluster_uuid_str(t->id, id);
     int urp = 0, offline = 0;
-    uint64_t size = 0;
-    int64_t records = 0;
     for (int32_t i = 0; i < t->partition_count; i++) {
         mk_partition_t *p = mk_cluster_topic_partition(t, i);
         if (mk_partition_leader(p) < 0)
             offline++;
         else if (mk_partition_isr_size(p) < mk_partition_replica_count(p))
             urp++;
-        if (mk_partition_log(p)) {
-            mk_log_stats_t st;
-            mk_log_stats(mk_partition_log(p), &st);
-            size += st.size_bytes;
-            records += mk_partition_hw(p) - st.start_offset > 0 ? mk_partition_hw(p) - st.start_offset : 0;
-        }
     }
+    uint64_t size;
+    int64_t records;
+    topic_log_totals(t, &size, &records);
     return json_pack("{s:o, s:s, s:i, s:i, s:i, s:I, s:i, s:i, s:I, s:I}", "name", jstr(t->name), "id", id,
                      "partitions", (int)t->partition_count, "replication_factor", (int)t->replication_factor, "cell",
                      (int)t->cell, "created_ms", (json_int_t)t->created_ms, "under_replicated_partitions", urp,
@@ -928,17 +960,12 @@ static json_t *cell_json(mk_admin_t *a, int32_t cell)
 {
     mk_admin_cell_load_t l;
     mk_admin_cell_load(a, cell, &l);
-    json_t *brokers = json_array(), *tenants = json_array();
+    json_t *brokers = json_array(), *tenants = cell_tenants_json(a, cell);
     for (int i = 0; i < mk_cluster_broker_count(a->c); i++) {
         mk_cluster_broker_t *b = mk_cluster_broker_at(a->c, i);
         if (b->cell == cell)
             json_array_append_new(brokers, json_integer(b->id));
     }
-    mk_tenant_registry_t *r = mk_broker_tenants(a->b);
-    mk_tenant_t *t = r ? mk_tenant_find(r, "default") : NULL;
-    for (size_t it = 0; t; t = mk_tenant_next(r, &it))
-        if (t->cell == cell)
-            json_array_append_new(tenants, json_string(t->id));
 #define R3(x) json_real(round((x) * 1000) / 1000)
     json_t *j = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:f, s:o, s:f, s:o}", "id", (int)cell,
                           "brokers", brokers, "tenants", tenants, "load", R3(l.load), "broker_load", R3(l.broker),
@@ -1050,13 +1077,11 @@ static json_t *quotas_json(mk_admin_t *a, const mk_tenant_t *t)
     while ((tp = mk_cluster_topic_next(a->c, &it))) {
         if (!mk_tenant_visible(t, tp->name))
             continue;
+        uint64_t size;
+        int64_t records;
+        topic_log_totals(tp, &size, &records);
         partitions += tp->partition_count;
-        for (int32_t i = 0; i < tp->partition_count; i++)
-            if (mk_partition_log(mk_cluster_topic_partition(tp, i))) {
-                mk_log_stats_t st;
-                mk_log_stats(mk_partition_log(mk_cluster_topic_partition(tp, i)), &st);
-                stored += st.size_bytes;
-            }
+        stored += size;
     }
     json_t *use = json_pack("{s:o, s:o, s:o, s:i, s:I, s:I}", "producer_byte_rate", jnum(u.rate[0]),
                             "consumer_byte_rate", jnum(u.rate[1]), "request_percentage", jnum(u.rate[2]),
@@ -1074,23 +1099,44 @@ static json_t *quotas_json(mk_admin_t *a, const mk_tenant_t *t)
                      "brokers", brokers, "entities", entities);
 }
 
-/* One tenant as JSON; with detail its topics, groups and key ids (client
- * names, as the tenant's clients see them). */
+/* The tenant's busiest client ids that GET /v1/tenants/{id} lists. */
+#define TENANT_TOP_CLIENTS 10
+
+/* One tenant as JSON: id, cell, connections, partitions, storage_bytes (its
+ * partition logs on their leaders) and its entry of /v1/rates (rates and
+ * totals).  With detail also its topics, groups and key ids (client names,
+ * as the tenant's clients see them) and its busiest clients. */
 static json_t *tenant_json(mk_admin_t *a, const mk_tenant_t *t, bool detail)
 {
     json_t *j = json_pack("{s:s, s:i, s:I, s:i}", "id", t->id, "cell", t->cell, "created_ms",
                           (json_int_t)t->created_ms, "connections", mk_broker_sessions_count(a->b, t));
-    if (!j || !detail)
-        return j;
-    json_t *topics = json_array(), *groups = json_array(), *keys = json_array();
+    if (!j)
+        return NULL;
+    json_t *topics = json_array();
     size_t it = 0;
     mk_topic_t *tp;
     int partitions = 0;
+    uint64_t storage = 0;
     while ((tp = mk_cluster_topic_next(a->c, &it)))
         if (mk_tenant_visible(t, tp->name)) {
-            json_array_append_new(topics, json_string(mk_tenant_to_external(t, tp->name)));
+            uint64_t size;
+            int64_t records;
+            topic_log_totals(tp, &size, &records);
+            storage += size;
             partitions += tp->partition_count;
+            if (detail)
+                json_array_append_new(topics, json_string(mk_tenant_to_external(t, tp->name)));
         }
+    json_object_set_new(j, "partitions", json_integer(partitions));
+    json_object_set_new(j, "storage_bytes", json_integer((json_int_t)storage));
+    json_t *rates = mk_admin_stats_tenant_json(a->stats, t->id);
+    json_object_update(j, rates);
+    json_decref(rates);
+    if (!detail) {
+        json_decref(topics);
+        return j;
+    }
+    json_t *groups = json_array(), *keys = json_array();
     mk_group_coord_t *gc = mk_broker_groups(a->b);
     names_t gn = {0};
     if (gc)
@@ -1104,9 +1150,9 @@ static json_t *tenant_json(mk_admin_t *a, const mk_tenant_t *t, bool detail)
     for (size_t ki = 0; r && (k = mk_tenant_key_next(r, t, &ki));)
         json_array_append_new(keys, json_string(k));
     json_object_set_new(j, "topics", topics);
-    json_object_set_new(j, "partitions", json_integer(partitions));
     json_object_set_new(j, "groups", groups);
     json_object_set_new(j, "keys", keys);
+    json_object_set_new(j, "clients", mk_admin_stats_tenant_clients_json(a->stats, t->id, TENANT_TOP_CLIENTS));
     const mk_admin_move_t *m = mk_admin_move_of(a, t->id);
     if (m)
         json_object_set_new(j, "move", move_json(m));
@@ -1129,6 +1175,8 @@ static void h_tenants(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     json_t *arr = json_array();
     mk_tenant_registry_t *r = mk_broker_tenants(a->b);
     mk_tenant_t *t;
+    /* The default tenant first: the clients that did not authenticate. */
+    json_array_append_new(arr, tenant_json(a, mk_tenant_default(), false));
     for (size_t it = 0; r && (t = mk_tenant_next(r, &it));)
         json_array_append_new(arr, tenant_json(a, t, false));
     mk_admin_http_json(resp, 200, json_pack("{s:o}", "tenants", arr));
@@ -1169,7 +1217,9 @@ static void h_tenant_create(mk_admin_t *a, const mk_http_req_t *req, const mk_ad
 
 static void h_tenant(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
 {
-    mk_tenant_t *t = tenant_or_404(a, caps->v[0], resp);
+    /* The default tenant can be read, not changed (tenant_or_404 refuses it). */
+    const mk_tenant_t *t =
+        strcmp(caps->v[0], "default") == 0 ? mk_tenant_default() : tenant_or_404(a, caps->v[0], resp);
     if (t)
         mk_admin_http_json(resp, 200, tenant_json(a, t, true));
 }
@@ -1568,7 +1618,7 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_GET, "/healthz", h_healthz, "liveness: 200 while the event loop answers"},
     {MK_HTTP_GET, "/readyz", h_readyz, "readiness: 200 once a broker and the controller are up, else 503"},
     {MK_HTTP_GET, "/metrics", h_metrics, "Prometheus text format"},
-    {MK_HTTP_GET, "/v1/cluster", h_cluster, "cluster id, controller, AZs, cells, brokers with counts"},
+    {MK_HTTP_GET, "/v1/cluster", h_cluster, "cluster id, controller, AZs, cells (brokers, tenants), brokers with counts"},
     {MK_HTTP_GET, "/v1/brokers", h_brokers, "brokers with state, port, leader and replica counts"},
     {MK_HTTP_GET, "/v1/brokers/{}", h_broker, "one broker"},
     {MK_HTTP_POST, "/v1/brokers/{}/stop", h_broker_stop, "controlled shutdown (leadership moved first)"},
@@ -1587,9 +1637,9 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_GET, "/v1/cells", h_cells, "cells with their brokers, tenants and load; tenant moves in progress"},
     {MK_HTTP_POST, "/v1/cells", h_cell_add, "add a cell at runtime: one new broker per AZ"},
     {MK_HTTP_POST, "/v1/tenants/{}/move", h_tenant_move, "move a tenant (\"default\" too) to a cell {cell}, online"},
-    {MK_HTTP_GET, "/v1/tenants", h_tenants, "tenants with their cell and connections"},
+    {MK_HTTP_GET, "/v1/tenants", h_tenants, "tenants (the default one first) with cell, connections, partitions, storage, rates"},
     {MK_HTTP_POST, "/v1/tenants", h_tenant_create, "create a tenant {id}, placed in a cell"},
-    {MK_HTTP_GET, "/v1/tenants/{}", h_tenant, "one tenant: cell, topics, groups, keys, connections"},
+    {MK_HTTP_GET, "/v1/tenants/{}", h_tenant, "one tenant: as listed, plus topics, groups, keys, busiest clients"},
     {MK_HTTP_DELETE, "/v1/tenants/{}", h_tenant_delete, "delete a tenant with its topics, groups and keys"},
     {MK_HTTP_GET, "/v1/tenants/{}/quotas", h_tenant_quotas, "a tenant's (\"default\" too) quota limits, use and throttle time"},
     {MK_HTTP_PUT, "/v1/tenants/{}/quotas", h_tenant_quotas_put, "set (a number) or remove (null) tenant-wide quota limits, all or nothing"},

@@ -19,8 +19,16 @@
  * Rates: every counter set keeps a ring of its values sampled once a second
  * (mk_admin_stats_tick); a rate is (now - the sample ~10 s ago) / elapsed.
  *
+ * Clients by tenant: besides the cluster-wide flow of each client id, a
+ * client's requests count in the flow of the pair (tenant, client id), keyed
+ * "<tenant>/<client id>" (a tenant id has no '/'), so that a tenant's busiest
+ * clients can be listed (GET /v1/tenants/{id}) and two tenants' clients of one
+ * id stay apart.
+ *
  * Bounds: brokers and API keys are fixed; topics are dropped when the topic
- * goes; client ids beyond MK_ADMIN_MAX_CLIENTS share one "(other)" entry.
+ * goes; client ids beyond MK_ADMIN_MAX_CLIENTS share one "(other)" entry, and
+ * (tenant, client id) pairs beyond TENANT_CLIENTS_MAX one "(other)" entry per
+ * tenant.
  *
  * Cross-AZ bytes and their cost, per tenant (what Kora optimises):
  *   replication  repl/ tells mk_admin_stats_on_replication() once per round
@@ -55,6 +63,7 @@ static const char *flow_names[F_COUNT] = {"bytes_in", "bytes_out", "records_in",
 #define LAT_WINDOW_MS 10000
 #define API_SLOTS (MK_API__MAX + 1) /* the last one holds unknown keys */
 #define OTHER_CLIENT "(other)"
+#define TENANT_CLIENTS_MAX (4 * MK_ADMIN_MAX_CLIENTS)
 
 /* Kinds of cross-AZ bytes (tenant flows only). */
 enum { XAZ_REPLICATION, XAZ_CLIENT, XAZ_COUNT };
@@ -91,6 +100,7 @@ struct mk_admin_stats_s {
     flow_t total;
     mk_map_t topics;           /* name -> owned flow_t* */
     mk_map_t clients;          /* client id -> owned flow_t* */
+    mk_map_t tenant_clients;   /* "<tenant>/<client id>" -> owned flow_t* */
     mk_map_t tenants;          /* tenant id -> owned flow_t* (every tenant that sent a request
                                   or whose topics replicated across AZs); never pruned */
     double price_per_gb;       /* minikora.cost.cross.az.per.gb */
@@ -237,9 +247,25 @@ static uint64_t record_count(const uint8_t *p, size_t n)
     return records;
 }
 
-/* The flows one request counts into: broker, client id and tenant. */
+/* The flow of client id `client` within tenant `tenant` (see the file
+ * header).  Once the map holds TENANT_CLIENTS_MAX pairs, a new client counts
+ * as its tenant's "(other)"; ids longer than the key buffer are cut. */
+static flow_t *tenant_client_flow(mk_admin_stats_t *s, const char *tenant, const char *client)
+{
+    char key[512];
+    snprintf(key, sizeof(key), "%s/%s", tenant, client);
+    flow_t *f = mk_map_get(&s->tenant_clients, key);
+    if (f)
+        return f;
+    if (s->tenant_clients.count >= TENANT_CLIENTS_MAX)
+        snprintf(key, sizeof(key), "%s/%s", tenant, OTHER_CLIENT);
+    return flow_get(&s->tenant_clients, key, 0);
+}
+
+/* The flows one request counts into: broker, client id, tenant, and the
+ * client id within its tenant. */
 typedef struct req_flows_s {
-    flow_t *broker, *client, *tenant;
+    flow_t *broker, *client, *tenant, *tenant_client;
     const char *prefix;        /* the tenant's internal name prefix */
     bool cross_az;             /* the client is known to be in another AZ than the broker */
 } req_flows_t;
@@ -255,8 +281,8 @@ static void flows_add(mk_admin_stats_t *s, const req_flows_t *rf, const char *to
         topic = key;
     }
     flow_t *t = topic ? flow_get(&s->topics, topic, 0) : NULL;
-    flow_t *all[5] = {&s->total, rf->broker, rf->client, rf->tenant, t};
-    for (int i = 0; i < 5; i++)
+    flow_t *all[6] = {&s->total, rf->broker, rf->client, rf->tenant, rf->tenant_client, t};
+    for (int i = 0; i < 6; i++)
         if (all[i]) {
             all[i]->v[fb] += bytes;
             all[i]->v[fr] += records;
@@ -322,7 +348,11 @@ void mk_admin_stats_on_request(mk_admin_stats_t *s, const mk_broker_req_info_t *
     flow_t *tenant = flow_get(&s->tenants, info->tenant ? info->tenant : "default", MK_ADMIN_MAX_CLIENTS);
     if (tenant)
         tenant->v[F_REQUESTS]++;
-    req_flows_t rf = {broker, client, tenant, info->tenant_prefix, info->client_cross_az};
+    flow_t *tclient = tenant_client_flow(s, info->tenant ? info->tenant : "default",
+                                         info->client_id ? info->client_id : "");
+    if (tclient)
+        tclient->v[F_REQUESTS]++;
+    req_flows_t rf = {broker, client, tenant, tclient, info->tenant_prefix, info->client_cross_az};
     s->total.v[F_REQUESTS]++;
     s->rejected += info->rejected;
     if (broker)
@@ -395,6 +425,7 @@ int mk_admin_stats_new(mk_cluster_t *c, mk_admin_stats_t **out)
     mk_map_init(&s->topics);
     mk_map_init(&s->clients);
     mk_map_init(&s->tenants);
+    mk_map_init(&s->tenant_clients);
     uint64_t now = mk_mono_ms();
     for (int i = 0; i < RATE_SLOTS; i++)
         s->ring_ms[i] = now;
@@ -423,6 +454,7 @@ void mk_admin_stats_free(mk_admin_stats_t *s)
     map_free_values(&s->topics);
     map_free_values(&s->clients);
     map_free_values(&s->tenants);
+    map_free_values(&s->tenant_clients);
     mk_free(s);
 }
 
@@ -453,8 +485,8 @@ void mk_admin_stats_tick(mk_admin_stats_t *s, uint64_t now_ms)
     flow_sample(&s->total, pos);
     for (int i = 0; i < s->nbrokers; i++)
         flow_sample(&s->brokers[i], pos);
-    mk_map_t *maps[3] = {&s->topics, &s->clients, &s->tenants};
-    for (int m = 0; m < 3; m++) {
+    mk_map_t *maps[4] = {&s->topics, &s->clients, &s->tenants, &s->tenant_clients};
+    for (int m = 0; m < 4; m++) {
         size_t it = 0;
         const char *k;
         void *v;
@@ -509,6 +541,18 @@ static double xaz_cost(const mk_admin_stats_t *s, uint64_t bytes) { return (doub
 
 /* One entry per flow of m, named under label; with cost (tenants), the
  * cross-AZ bytes and their cost too. */
+/* A flow as JSON; with cost (tenants) its cross-AZ bytes and their cost too. */
+static json_t *flow_cost_json(mk_admin_stats_t *s, const flow_t *f, bool cost, uint64_t now)
+{
+    json_t *j = flow_json(s, f, now);
+    if (cost) {
+        uint64_t bytes = xaz_total(f);
+        json_object_set_new(j, "cross_az_bytes", json_integer((json_int_t)bytes));
+        json_object_set_new(j, "cross_az_cost", json_real(xaz_cost(s, bytes)));
+    }
+    return j;
+}
+
 static json_t *flow_map_json(mk_admin_stats_t *s, mk_map_t *m, const char *label, bool cost, uint64_t now)
 {
     json_t *arr = json_array();
@@ -516,14 +560,9 @@ static json_t *flow_map_json(mk_admin_stats_t *s, mk_map_t *m, const char *label
     const char *k;
     void *v;
     while (mk_map_next(m, &it, &k, &v)) {
-        json_t *j = flow_json(s, v, now);
+        json_t *j = flow_cost_json(s, v, cost, now);
         json_t *name = json_string(k);
         json_object_set_new(j, label, name ? name : json_string("?"));
-        if (cost) {
-            uint64_t bytes = xaz_total(v);
-            json_object_set_new(j, "cross_az_bytes", json_integer((json_int_t)bytes));
-            json_object_set_new(j, "cross_az_cost", json_real(xaz_cost(s, bytes)));
-        }
         json_array_append_new(arr, j);
     }
     return arr;
@@ -556,6 +595,64 @@ json_t *mk_admin_stats_rates_json(mk_admin_stats_t *s)
                      flow_map_json(s, &s->topics, "topic", false, now), "clients",
                      flow_map_json(s, &s->clients, "client_id", false, now), "tenants",
                      flow_map_json(s, &s->tenants, "tenant", true, now));
+}
+
+json_t *mk_admin_stats_tenant_json(mk_admin_stats_t *s, const char *tenant)
+{
+    static const flow_t none;
+    const flow_t *f = mk_map_get(&s->tenants, tenant);
+    return flow_cost_json(s, f ? f : &none, true, mk_mono_ms());
+}
+
+/* A client of a tenant with its sort keys (bytes in + out per second, then
+ * since start). */
+typedef struct ranked_s {
+    const char *name;          /* the client id (in the map's key) */
+    const flow_t *f;
+    double rate, total;
+} ranked_t;
+
+static int ranked_cmp(const void *pa, const void *pb)
+{
+    const ranked_t *a = pa, *b = pb;
+    if (a->rate != b->rate)
+        return a->rate < b->rate ? 1 : -1;
+    if (a->total != b->total)
+        return a->total < b->total ? 1 : -1;
+    return strcmp(a->name, b->name);
+}
+
+json_t *mk_admin_stats_tenant_clients_json(mk_admin_stats_t *s, const char *tenant, int n)
+{
+    uint64_t now = mk_mono_ms();
+    size_t plen = strlen(tenant);
+    ranked_t *r = mk_calloc(s->tenant_clients.count + 1, sizeof(*r));
+    json_t *arr = json_array();
+    if (!r || !arr) {
+        mk_free(r);
+        json_decref(arr);
+        return NULL;
+    }
+    size_t count = 0, it = 0;
+    const char *k;
+    void *v;
+    while (mk_map_next(&s->tenant_clients, &it, &k, &v)) {
+        if (strncmp(k, tenant, plen) != 0 || k[plen] != '/')
+            continue;
+        const flow_t *f = v;
+        r[count++] = (ranked_t){k + plen + 1, f, flow_rate(s, f, F_BYTES_IN, now) + flow_rate(s, f, F_BYTES_OUT, now),
+                                (double)(f->v[F_BYTES_IN] + f->v[F_BYTES_OUT])};
+    }
+    qsort(r, count, sizeof(*r), ranked_cmp);
+    /* The top n, each as /v1/rates shows a client. */
+    for (size_t i = 0; i < count && (int)i < n; i++) {
+        json_t *j = flow_json(s, r[i].f, now);
+        json_t *name = json_string(r[i].name);
+        json_object_set_new(j, "client_id", name ? name : json_string("?"));
+        json_array_append_new(arr, j);
+    }
+    mk_free(r);
+    return arr;
 }
 
 /* "Produce" for an API key ("ApiKey42" when unknown). */

@@ -11,8 +11,6 @@
 
 #include <string.h>
 
-#define CLUSTER_NAME "kafka-cluster"
-
 /* The set of the session's tenant (created on demand), or NULL (OOM). */
 static mk_tenant_acls_t *session_acls(mk_req_t *req, bool create)
 {
@@ -34,7 +32,7 @@ int mk_broker_handle_create_acls(mk_req_t *req)
     mk_CreateAclsResponse_t *r = req->resp;
     if (!MK_ARRAY_ALLOC(req, r->Results, q->Creations.count, CreateAclsResponse_AclCreationResult))
         return MK_ERR_NOMEM;
-    bool allowed = mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, CLUSTER_NAME, MK_ACL_OP_ALTER);
+    bool allowed = mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_ALTER);
     bool changed = false;
     for (int32_t i = 0; i < q->Creations.count; i++) {
         const mk_CreateAclsRequest_AclCreation_t *c = &q->Creations.items[i];
@@ -118,7 +116,7 @@ int mk_broker_handle_describe_acls(mk_req_t *req)
 {
     mk_DescribeAclsRequest_t *q = req->body;
     mk_DescribeAclsResponse_t *r = req->resp;
-    if (!mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, CLUSTER_NAME, MK_ACL_OP_DESCRIBE)) {
+    if (!mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_DESCRIBE)) {
         r->ErrorCode = MK_KERR_CLUSTER_AUTHORIZATION_FAILED;
         return MK_REQ_DONE;
     }
@@ -180,7 +178,7 @@ int mk_broker_handle_delete_acls(mk_req_t *req)
     mk_DeleteAclsResponse_t *r = req->resp;
     if (!MK_ARRAY_ALLOC(req, r->FilterResults, q->Filters.count, DeleteAclsResponse_DeleteAclsFilterResult))
         return MK_ERR_NOMEM;
-    bool allowed = mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, CLUSTER_NAME, MK_ACL_OP_ALTER);
+    bool allowed = mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_ALTER);
     bool changed = false;
     for (int32_t i = 0; i < q->Filters.count; i++) {
         const mk_DeleteAclsRequest_DeleteAclsFilter_t *qf = &q->Filters.items[i];

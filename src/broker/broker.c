@@ -11,7 +11,10 @@
  *   data.c       Produce, Fetch, ListOffsets, OffsetForLeaderEpoch
  *   groups.c     the group APIs
  *   txns.c       the producer and transaction APIs
- *   throttle.c   quota measures and enforcement (KIP-219)
+ *   quotas.c     the client quota APIs, and the limits enforced here:
+ *                partition mutations, partitions, storage, connections
+ *   throttle.c   byte-rate and request-time quotas: measures and KIP-219
+ *                throttling
  * dispatch.c calls the handlers, the handlers call req.c, and nothing calls
  * back up that chain.
  */
@@ -194,6 +197,12 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
     rc = mk_quota_registry_open(b->loop, mk_cluster_meta(c), &b->quotas);
     if (rc < 0)
         return rc;
+    rc = mk_broker_limits_init(b);
+    if (rc < 0)
+        return rc;
+    rc = mk_broker_limits_declare(b, cfg);
+    if (rc < 0)
+        return rc;
     rc = mk_broker_throttle_init(b);
     if (rc < 0)
         return rc;
@@ -227,5 +236,6 @@ void mk_broker_free(mk_broker_t *b)
     b->tenants = NULL;
     mk_quota_registry_close(b->quotas);
     b->quotas = NULL;
+    mk_broker_limits_free(b);
     mk_free(b);
 }

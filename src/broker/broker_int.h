@@ -70,7 +70,10 @@ struct mk_session_s {
      * told to the request observer (cross-AZ bytes per tenant). */
     bool rack_known;
     bool cross_az;
-    mk_qsess_t *q;             /* owned: quota state (throttle.c), made on first request */
+    /* Counted against its tenant's connection limits (quotas.c): once it
+     * authenticated, or at its first request in the default tenant. */
+    bool counted;
+    mk_qsess_t *q;             /* owned: byte-rate and request-time state (throttle.c), made on first request */
 };
 
 struct mk_req_s {
@@ -129,6 +132,7 @@ struct mk_broker_s {
     void *req_cb_ud;
     mk_tenant_registry_t *tenants; /* owned: tenants and API keys */
     mk_quota_registry_t *quotas;   /* owned: tenant and entity limits */
+    struct mk_broker_limits_s *limits; /* owned: what quotas.c measures (buckets, rates, storage) */
     mk_session_t *sessions;    /* every open connection's session */
     bool auth_required;        /* minikora.auth.required */
     bool rack_aware_reads;     /* replica.selector.class is RackAwareReplicaSelector (KIP-392) */
@@ -242,10 +246,56 @@ void mk_broker_sasl_raw_token(mk_session_t *s, uint8_t *frame, size_t len);
 /* Whether a request with this API key may run on s now (auth.required). */
 bool mk_broker_sasl_allowed(const mk_session_t *s, int16_t api_key);
 
+/* quotas.c: Kafka's quota APIs (KIP-546) over the session's tenant. */
+int mk_broker_handle_describe_client_quotas(mk_req_t *req);
+int mk_broker_handle_alter_client_quotas(mk_req_t *req);
+
+/* ========================================================= quotas.c */
+
+/* The limits this layer enforces itself; see quotas.c.  State made with the
+ * layer (mk_broker_attach) and freed with it. */
+int mk_broker_limits_init(mk_broker_t *b);
+void mk_broker_limits_free(mk_broker_t *b);
+/* Apply the tenant-wide limits declared in the configuration
+ * (minikora.tenant.<id>.quotas=KEY=VALUE[,...]; the tenant is made if
+ * needed).  0, or MK_ERR_INVALID with a log line naming the setting. */
+int mk_broker_limits_declare(mk_broker_t *b, const mk_config_t *cfg);
+/* controller_mutation_rate (KIP-599): charge partitions created or deleted
+ * to the session tenant's bucket and its matched entity's.  strict
+ * (CreateTopics v6+, DeleteTopics v5+): false when a bucket is exhausted --
+ * nothing charged, answer THROTTLING_QUOTA_EXCEEDED with why; otherwise
+ * charged, true.  *throttle_ms rises to the time until the buckets refill
+ * (strict: only on a refusal). */
+bool mk_broker_limits_mutation(mk_req_t *req, bool strict, int32_t partitions, int32_t *throttle_ms, char *why,
+                               size_t why_len);
+/* max_partitions: may the session's tenant add more partitions?  *have is
+ * its count (computed once when < 0; the caller adds what it creates).
+ * false: over the limit, why names it (POLICY_VIOLATION). */
+bool mk_broker_limits_partitions(mk_req_t *req, int64_t *have, int32_t more, char *why, size_t why_len);
+/* The session tenant's partitions, all topics. */
+int64_t mk_broker_limits_partition_count(mk_req_t *req);
+/* max_storage_bytes: NULL when the tenant may still produce, else the
+ * message (arena) of the POLICY_VIOLATION each partition gets. */
+const char *mk_broker_limits_storage_full(mk_req_t *req);
+/* max_connections and connection_creation_rate (tenant-wide and per ip
+ * entity) for session s joining tenant t: true and s counted, or false and
+ * why names the limit (s is then to be refused and closed). */
+bool mk_broker_limits_connection(mk_broker_t *b, mk_session_t *s, const mk_tenant_t *t, char *why, size_t why_len);
+/* The same for an unauthenticated session's first counted request (the
+ * default tenant's connections; ApiVersions and SASL requests are not
+ * counted): false -> close the connection with why. */
+bool mk_broker_limits_first_request(mk_req_t *req, char *why, size_t why_len);
+
 /* Whether the session's principal may do op on the resource (ACL codes of
  * tenant.h; name as the client gave it).  A tenant without ACLs allows
  * everything. */
 bool mk_broker_req_authorized(mk_req_t *req, int8_t resource_type, const char *name, int8_t op);
+/* 0 when it may, else the error Kafka gives a denial on that resource type:
+ * TOPIC_, GROUP_, TRANSACTIONAL_ID_ or CLUSTER_AUTHORIZATION_FAILED. */
+int16_t mk_broker_req_acl_error(mk_req_t *req, int8_t resource_type, mk_str_t name, int8_t op);
+/* Whether it may do op on at least one resource of the type (InitProducerId
+ * without a transactional id: WRITE on any topic). */
+bool mk_broker_req_authorized_any(mk_req_t *req, int8_t resource_type, int8_t op);
 
 /* ===================================================== names (req.c) */
 

@@ -18,6 +18,10 @@
  * Racks: the rack (AZ) a Fetch v11+ names is remembered by the session as
  * "in this broker's AZ or not", for the connection's later requests too; the
  * request observer hears it (cross-AZ bytes and cost per tenant, admin/).
+ *
+ * ACLs (Kafka's operations): Produce topic WRITE (and transactional id
+ * WRITE for transactional records); Fetch topic READ; ListOffsets topic
+ * DESCRIBE; OffsetForLeaderEpoch topic DESCRIBE or cluster CLUSTER_ACTION.
  */
 #include "batch/batch.h"
 #include "broker/broker_int.h"
@@ -270,6 +274,7 @@ int mk_broker_handle_produce(mk_req_t *req)
     bool acks_ok = q->Acks == 0 || q->Acks == 1 || q->Acks == -1;
     if (!MK_ARRAY_ALLOC(req, r->Responses, q->TopicData.count, ProduceResponse_TopicProduceResponse))
         return MK_ERR_NOMEM;
+    const char *full = mk_broker_limits_storage_full(req); /* max_storage_bytes (quotas.c) */
     for (int32_t i = 0; i < q->TopicData.count; i++) {
         mk_ProduceRequest_TopicProduceData_t *qt = &q->TopicData.items[i];
         mk_ProduceResponse_TopicProduceResponse_t *rt = &r->Responses.items[i];
@@ -289,6 +294,12 @@ int mk_broker_handle_produce(mk_req_t *req)
                     : mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr ? qt->Name.ptr : "", MK_ACL_OP_WRITE)
                         ? MK_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
                         : MK_KERR_TOPIC_AUTHORIZATION_FAILED;
+                continue;
+            }
+            if (full && t) {
+                rt->PartitionResponses.items[j].Index = qt->PartitionData.items[j].Index;
+                rt->PartitionResponses.items[j].ErrorCode = MK_KERR_POLICY_VIOLATION;
+                rt->PartitionResponses.items[j].ErrorMessage = mk_str(full);
                 continue;
             }
             produce_partition(req, t, &qt->PartitionData.items[j], &rt->PartitionResponses.items[j]);
@@ -715,19 +726,25 @@ int mk_broker_handle_offset_for_leader_epoch(mk_req_t *req)
     mk_OffsetForLeaderEpochResponse_t *r = req->resp;
     if (!MK_ARRAY_ALLOC(req, r->Topics, q->Topics.count, OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult))
         return MK_ERR_NOMEM;
+    /* A follower's form (Kafka's brokers) needs CLUSTER_ACTION; a consumer's
+     * (KIP-320) DESCRIBE on each topic. */
+    bool cluster_action =
+        mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_CLUSTER_ACTION);
     for (int32_t i = 0; i < q->Topics.count; i++) {
         mk_OffsetForLeaderEpochRequest_OffsetForLeaderTopic_t *qt = &q->Topics.items[i];
         mk_OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_t *rt = &r->Topics.items[i];
         rt->Topic = qt->Topic;
         mk_topic_t *t = mk_broker_req_topic(req, qt->Topic);
+        /* Checked before existence, so a denied client learns nothing. */
+        bool may = cluster_action || mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Topic.ptr, MK_ACL_OP_DESCRIBE);
         if (!MK_ARRAY_ALLOC(req, rt->Partitions, qt->Partitions.count, OffsetForLeaderEpochResponse_EpochEndOffset))
             return MK_ERR_NOMEM;
         for (int32_t j = 0; j < qt->Partitions.count; j++) {
             mk_OffsetForLeaderEpochRequest_OffsetForLeaderPartition_t *qp = &qt->Partitions.items[j];
             mk_OffsetForLeaderEpochResponse_EpochEndOffset_t *rp = &rt->Partitions.items[j];
             rp->Partition = qp->Partition;
-            int16_t err;
-            mk_partition_t *p = leader_partition(req, t, qp->Partition, &err);
+            int16_t err = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
+            mk_partition_t *p = may ? leader_partition(req, t, qp->Partition, &err) : NULL;
             if (p)
                 err = check_epoch(p, qp->CurrentLeaderEpoch);
             if (err) {

@@ -41,8 +41,11 @@ static mk_api_t apis[] = {
     API(OffsetForLeaderEpoch, -1, mk_broker_handle_offset_for_leader_epoch, "single leader epoch per partition"),
     API(ApiVersions, -1, api_versions, "v0 answer to unknown versions"),
     API(CreateTopics, -1, mk_broker_handle_create_topics,
-        "validate-only, configs, assignments; replication factor up to the brokers of a cell (one per AZ)"),
-    API(DeleteTopics, -1, mk_broker_handle_delete_topics, "by name and by topic id"),
+        "validate-only, configs, assignments; replication factor up to the brokers of a cell (one per AZ); "
+        "controller_mutation_rate (KIP-599: THROTTLING_QUOTA_EXCEEDED from v6) and max_partitions "
+        "(POLICY_VIOLATION)"),
+    API(DeleteTopics, -1, mk_broker_handle_delete_topics,
+        "by name and by topic id; controller_mutation_rate (THROTTLING_QUOTA_EXCEEDED from v5)"),
     API(DescribeConfigs, -1, mk_broker_handle_describe_configs, "topics and brokers, synonyms, documentation"),
     API(DescribeCluster, -1, mk_broker_handle_describe_cluster, ""),
     API(FindCoordinator, -1, mk_broker_handle_find_coordinator,
@@ -70,7 +73,8 @@ static mk_api_t apis[] = {
     API(SaslHandshake, -1, mk_broker_handle_sasl_handshake,
         "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 with a tenant's API key; v0 (bare tokens after the handshake) too"),
     API(SaslAuthenticate, -1, mk_broker_handle_sasl_authenticate,
-        "binds the connection to the key's tenant; failures answer SASL_AUTHENTICATION_FAILED; no re-authentication"),
+        "binds the connection to the key's tenant; failures answer SASL_AUTHENTICATION_FAILED (also over the "
+        "tenant's max_connections or connection_creation_rate, then closed); no re-authentication"),
     API(CreateAcls, -1, mk_broker_handle_create_acls, "the tenant's own ACLs; needs ALTER on the cluster once ACLs exist"),
     API(DescribeAcls, -1, mk_broker_handle_describe_acls, "literal, prefixed, match and any filters"),
     API(DeleteAcls, -1, mk_broker_handle_delete_acls, ""),
@@ -79,6 +83,12 @@ static mk_api_t apis[] = {
     API(AlterUserScramCredentials, -1, mk_broker_handle_alter_user_scram_credentials,
         "sets or deletes a mechanism of the tenant's API key (a new valid key id creates the key; no mechanism "
         "left revokes it)"),
+    API(DescribeClientQuotas, -1, mk_broker_handle_describe_client_quotas,
+        "the session tenant's entities (user = API key, client-id, ip; exact, default and any filters, strict); "
+        "tenant-wide limits are not entities"),
+    API(AlterClientQuotas, -1, mk_broker_handle_alter_client_quotas,
+        "the session tenant's entities; each entry checked whole (keys per entity type, values > 0 and sane, whole "
+        "numbers where Kafka's are integers), validate-only"),
 };
 
 static void apis_init(void)
@@ -217,6 +227,11 @@ static void frame_cb(mk_net_conn_t *conn, uint8_t *frame, size_t len, void *ud)
     req->api = api;
     if (!mk_broker_sasl_allowed(s, api->key)) {
         mk_broker_req_reject(req, "%s before SASL authentication (minikora.auth.required)", api->req_msg->name);
+        return;
+    }
+    char why[200];
+    if (!mk_broker_limits_first_request(req, why, sizeof(why))) {
+        mk_broker_req_reject(req, "connection refused: %s", why);
         return;
     }
     req->version = req->hdr.RequestApiVersion;

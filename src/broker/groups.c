@@ -9,6 +9,19 @@
  * that come later (JoinGroup, SyncGroup, OffsetCommit) arrive through
  * callbacks whose data is copied into the request arena before the response
  * is queued.  Group ids go through the session's tenant like topic names.
+ *
+ * ACLs (the operations Kafka's authorizer asks for; names are the client's):
+ *   FindCoordinator  group DESCRIBE / transactional id DESCRIBE
+ *   JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit  group READ
+ *   OffsetCommit     and topic READ per topic (TOPIC_AUTHORIZATION_FAILED)
+ *   OffsetFetch      group DESCRIBE; topics without DESCRIBE answered with
+ *                    TOPIC_AUTHORIZATION_FAILED, or left out of "all offsets"
+ *   DescribeGroups   group DESCRIBE;  DeleteGroups  group DELETE
+ *   ListGroups       only the groups the principal may DESCRIBE (all of them
+ *                    with DESCRIBE on the cluster)
+ *   OffsetDelete     group DELETE, topic READ per topic
+ * Authorization comes before the coordinator check, as in Kafka, so a
+ * denied client learns nothing about where the group lives.
  */
 #include "broker/broker_int.h"
 #include "group/group.h"
@@ -66,6 +79,14 @@ static void find_one(mk_req_t *req, const char *key, int8_t key_type, int16_t *e
     if (key_type != 0 && key_type != 1) {
         *err = MK_KERR_INVALID_REQUEST;
         *msg = mk_str("unknown coordinator key type");
+        return;
+    }
+    if (key_type == 0 && !mk_broker_req_authorized(req, MK_ACL_RES_GROUP, key, MK_ACL_OP_DESCRIBE)) {
+        *err = MK_KERR_GROUP_AUTHORIZATION_FAILED;
+        return;
+    }
+    if (key_type == 1 && !mk_broker_req_authorized(req, MK_ACL_RES_TRANSACTIONAL_ID, key, MK_ACL_OP_DESCRIBE)) {
+        *err = MK_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
         return;
     }
     if (!req->b->groups) {
@@ -130,15 +151,6 @@ static void join_done(const mk_group_join_result_t *res, void *arg)
     mk_broker_req_finish(req);
 }
 
-/* GROUP_AUTHORIZATION_FAILED unless the principal may do op on group id
- * (the client's name); else 0. */
-static int16_t group_acl(mk_req_t *req, mk_str_t id, int8_t op)
-{
-    return mk_broker_req_authorized(req, MK_ACL_RES_GROUP, id.ptr ? id.ptr : "", op)
-               ? 0
-               : MK_KERR_GROUP_AUTHORIZATION_FAILED;
-}
-
 int mk_broker_handle_join_group(mk_req_t *req)
 {
     mk_JoinGroupRequest_t *q = req->body;
@@ -146,7 +158,8 @@ int mk_broker_handle_join_group(mk_req_t *req)
     const char *gid = internal_group(req, q->GroupId);
     r->MemberId = q->MemberId;
     r->GenerationId = -1;
-    if ((r->ErrorCode = group_acl(req, q->GroupId, MK_ACL_OP_READ)) || (r->ErrorCode = coordinator_check(req, gid)))
+    if ((r->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_READ)) ||
+        (r->ErrorCode = coordinator_check(req, gid)))
         return MK_REQ_DONE;
     int32_t n = q->Protocols.count > 0 ? q->Protocols.count : 0;
     mk_group_protocol_t *protos = mk_arena_alloc(&req->arena, sizeof(*protos) * (size_t)(n + 1));
@@ -191,7 +204,8 @@ int mk_broker_handle_sync_group(mk_req_t *req)
     mk_SyncGroupRequest_t *q = req->body;
     mk_SyncGroupResponse_t *r = req->resp;
     const char *gid = internal_group(req, q->GroupId);
-    if ((r->ErrorCode = group_acl(req, q->GroupId, MK_ACL_OP_READ)) || (r->ErrorCode = coordinator_check(req, gid)))
+    if ((r->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_READ)) ||
+        (r->ErrorCode = coordinator_check(req, gid)))
         return MK_REQ_DONE;
     int32_t n = q->Assignments.count > 0 ? q->Assignments.count : 0;
     mk_group_assignment_t *as = mk_arena_alloc(&req->arena, sizeof(*as) * (size_t)(n + 1));
@@ -216,7 +230,8 @@ int mk_broker_handle_heartbeat(mk_req_t *req)
     mk_HeartbeatRequest_t *q = req->body;
     mk_HeartbeatResponse_t *r = req->resp;
     const char *gid = internal_group(req, q->GroupId);
-    if ((r->ErrorCode = group_acl(req, q->GroupId, MK_ACL_OP_READ)) || (r->ErrorCode = coordinator_check(req, gid)))
+    if ((r->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_READ)) ||
+        (r->ErrorCode = coordinator_check(req, gid)))
         return MK_REQ_DONE;
     r->ErrorCode = mk_group_heartbeat(req->b->groups, gid, q->MemberId.ptr ? q->MemberId.ptr : "",
                                       q->GroupInstanceId.ptr, q->GenerationId);
@@ -228,7 +243,8 @@ int mk_broker_handle_leave_group(mk_req_t *req)
     mk_LeaveGroupRequest_t *q = req->body;
     mk_LeaveGroupResponse_t *r = req->resp;
     const char *gid = internal_group(req, q->GroupId);
-    if ((r->ErrorCode = coordinator_check(req, gid)))
+    if ((r->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_READ)) ||
+        (r->ErrorCode = coordinator_check(req, gid)))
         return MK_REQ_DONE;
     if (req->version < 3) {
         r->ErrorCode = mk_group_leave(req->b->groups, gid, q->MemberId.ptr ? q->MemberId.ptr : "", NULL);
@@ -255,10 +271,12 @@ static void commit_done(int16_t error, void *arg)
     mk_OffsetCommitResponse_t *r = req->resp;
     mk_group_commit_t *commits = req->ctx;
     int k = 0;
+    /* A partition refused before the call (topic ACL, unknown) keeps its own
+     * error; the call's error (member, generation) goes to the others. */
     for (int32_t i = 0; i < r->Topics.count; i++)
         for (int32_t j = 0; j < r->Topics.items[i].Partitions.count; j++, k++) {
             mk_OffsetCommitResponse_OffsetCommitResponsePartition_t *p = &r->Topics.items[i].Partitions.items[j];
-            p->ErrorCode = error ? error : commits[k].error;
+            p->ErrorCode = commits[k].error ? commits[k].error : error;
         }
     mk_broker_req_finish(req);
 }
@@ -268,7 +286,7 @@ int mk_broker_handle_offset_commit(mk_req_t *req)
     mk_OffsetCommitRequest_t *q = req->body;
     mk_OffsetCommitResponse_t *r = req->resp;
     const char *gid = internal_group(req, q->GroupId);
-    int16_t cerr = group_acl(req, q->GroupId, MK_ACL_OP_READ);
+    int16_t cerr = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_READ);
     if (!cerr)
         cerr = coordinator_check(req, gid);
     int32_t nt = q->Topics.count > 0 ? q->Topics.count : 0, total = 0;
@@ -288,16 +306,20 @@ int mk_broker_handle_offset_commit(mk_req_t *req)
         if (!MK_ARRAY_ALLOC(req, rt->Partitions, np, OffsetCommitResponse_OffsetCommitResponsePartition))
             return MK_ERR_NOMEM;
         mk_topic_t *t = mk_broker_req_topic(req, qt->Name);
+        int16_t terr = mk_broker_req_acl_error(req, MK_ACL_RES_TOPIC, qt->Name, MK_ACL_OP_READ);
         for (int32_t j = 0; j < np; j++, k++) {
             mk_OffsetCommitRequest_OffsetCommitRequestPartition_t *qp = &qt->Partitions.items[j];
             rt->Partitions.items[j].PartitionIndex = qp->PartitionIndex;
-            rt->Partitions.items[j].ErrorCode = cerr;
             commits[k].topic = t ? t->name : "";
             commits[k].partition = qp->PartitionIndex;
             commits[k].offset = qp->CommittedOffset;
             commits[k].leader_epoch = qp->CommittedLeaderEpoch;
             commits[k].metadata = qp->CommittedMetadata.ptr;
-            commits[k].error = (!t || !mk_cluster_topic_partition(t, qp->PartitionIndex)) ? MK_KERR_UNKNOWN_TOPIC_OR_PARTITION : 0;
+            commits[k].error = terr;
+            if (!terr && (!t || !mk_cluster_topic_partition(t, qp->PartitionIndex)))
+                commits[k].error = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            /* A group error (ACL, coordinator) answers every partition. */
+            rt->Partitions.items[j].ErrorCode = cerr;
         }
     }
     if (cerr)
@@ -385,7 +407,9 @@ static int offset_fetch_topics(mk_req_t *req, const char *gid, bool all, int32_t
         int32_t ntop = 0;
         for (int i = 0; i < a.count; i++) {
             mk_topic_t *t = mk_cluster_topic_find(req->c, a.topics[i]);
-            if (!t)
+            /* Topics the principal may not DESCRIBE are left out, as Kafka does. */
+            const char *name = t ? mk_broker_req_topic_name(req, t).ptr : NULL;
+            if (!t || !mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, name, MK_ACL_OP_DESCRIBE))
                 continue;
             int32_t ti = -1;
             for (int32_t x = 0; x < ntop; x++)
@@ -416,12 +440,20 @@ static int offset_fetch_topics(mk_req_t *req, const char *gid, bool all, int32_t
     for (int32_t i = 0; i < nt; i++) {
         ts[i].Name = qts[i].Name;
         mk_topic_t *t = mk_broker_req_topic(req, qts[i].Name);
+        int16_t terr = mk_broker_req_acl_error(req, MK_ACL_RES_TOPIC, qts[i].Name, MK_ACL_OP_DESCRIBE);
         int32_t np = qts[i].PartitionIndexes.count > 0 ? qts[i].PartitionIndexes.count : 0;
         if (!MK_ARRAY_ALLOC(req, ts[i].Partitions, np, OffsetFetchResponse_OffsetFetchResponsePartitions))
             return MK_ERR_NOMEM;
         for (int32_t j = 0; j < np; j++) {
             mk_OffsetFetchResponse_OffsetFetchResponsePartitions_t *p = &ts[i].Partitions.items[j];
             p->PartitionIndex = qts[i].PartitionIndexes.items[j];
+            if (terr) { /* before existence: a denied client learns nothing of the topic */
+                p->CommittedOffset = -1;
+                p->CommittedLeaderEpoch = -1;
+                p->Metadata = mk_str("");
+                p->ErrorCode = terr;
+                continue;
+            }
             fill_partition(req, gid, t, p->PartitionIndex, &p->CommittedOffset, &p->CommittedLeaderEpoch,
                            &p->Metadata, &p->ErrorCode);
         }
@@ -429,6 +461,32 @@ static int offset_fetch_topics(mk_req_t *req, const char *gid, bool all, int32_t
     *out_topics = ts;
     *out_count = nt;
     return 0;
+}
+
+/* OffsetFetch v0-1 have no group-level error: it goes to every requested
+ * partition, as Kafka answers them. */
+static int group_error_per_partition(mk_req_t *req, int16_t err)
+{
+    mk_OffsetFetchRequest_t *q = req->body;
+    mk_OffsetFetchResponse_t *r = req->resp;
+    int32_t nt = q->Topics.count > 0 ? q->Topics.count : 0;
+    if (!MK_ARRAY_ALLOC(req, r->Topics, nt, OffsetFetchResponse_OffsetFetchResponseTopic))
+        return MK_ERR_NOMEM;
+    for (int32_t i = 0; i < nt; i++) {
+        mk_OffsetFetchRequest_OffsetFetchRequestTopic_t *qt = &q->Topics.items[i];
+        int32_t np = qt->PartitionIndexes.count > 0 ? qt->PartitionIndexes.count : 0;
+        r->Topics.items[i].Name = qt->Name;
+        if (!MK_ARRAY_ALLOC(req, r->Topics.items[i].Partitions, np, OffsetFetchResponse_OffsetFetchResponsePartition))
+            return MK_ERR_NOMEM;
+        for (int32_t j = 0; j < np; j++) {
+            mk_OffsetFetchResponse_OffsetFetchResponsePartition_t *p = &r->Topics.items[i].Partitions.items[j];
+            p->PartitionIndex = qt->PartitionIndexes.items[j];
+            p->CommittedOffset = -1;
+            p->Metadata = mk_str("");
+            p->ErrorCode = err;
+        }
+    }
+    return MK_REQ_DONE;
 }
 
 int mk_broker_handle_offset_fetch(mk_req_t *req)
@@ -444,7 +502,8 @@ int mk_broker_handle_offset_fetch(mk_req_t *req)
             mk_OffsetFetchResponse_OffsetFetchResponseGroup_t *rg = &r->Groups.items[g];
             const char *gid = internal_group(req, qg->GroupId);
             rg->GroupId = qg->GroupId;
-            if ((rg->ErrorCode = coordinator_check(req, gid)))
+            if ((rg->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, qg->GroupId, MK_ACL_OP_DESCRIBE)) ||
+                (rg->ErrorCode = coordinator_check(req, gid)))
                 continue;
             int rc = offset_fetch_topics(req, gid, qg->Topics.count < 0, qg->Topics.count, qg->Topics.items,
                                          &rg->Topics.items, &rg->Topics.count);
@@ -454,10 +513,12 @@ int mk_broker_handle_offset_fetch(mk_req_t *req)
         return MK_REQ_DONE;
     }
     const char *gid = internal_group(req, q->GroupId);
-    int16_t err = coordinator_check(req, gid);
+    int16_t err = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_DESCRIBE);
+    if (!err)
+        err = coordinator_check(req, gid);
     if (err) {
         r->ErrorCode = err;
-        return MK_REQ_DONE;
+        return req->version < 2 ? group_error_per_partition(req, err) : MK_REQ_DONE;
     }
     /* v0-7: the same data in the older shape; the struct layouts match field
      * for field, so convert through the v8 shape. */
@@ -535,7 +596,7 @@ int mk_broker_handle_describe_groups(mk_req_t *req)
         g->GroupId = q->Groups.items[i];
         g->AuthorizedOperations = INT32_MIN;
         g->GroupState = mk_str("Dead");
-        if ((g->ErrorCode = group_acl(req, q->Groups.items[i], MK_ACL_OP_DESCRIBE)) ||
+        if ((g->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->Groups.items[i], MK_ACL_OP_DESCRIBE)) ||
             (g->ErrorCode = coordinator_check(req, gid)))
             continue;
         describe_ctx_t c = {req, g};
@@ -547,6 +608,7 @@ int mk_broker_handle_describe_groups(mk_req_t *req)
 typedef struct list_ctx_s {
     mk_req_t *req;
     mk_ListGroupsRequest_t *q;
+    bool all;                  /* DESCRIBE on the cluster: every group is listed */
     mk_ListGroupsResponse_ListedGroup_t *items;
     int32_t count, cap;
 } list_ctx_t;
@@ -571,6 +633,9 @@ static void list_cb(const mk_group_desc_t *d, void *arg)
         return;
     if (!filter_has(c->q->TypesFilter.items, c->q->TypesFilter.count, "classic"))
         return;
+    mk_str_t id = external_group(c->req, d->group_id);
+    if (!c->all && !mk_broker_req_authorized(c->req, MK_ACL_RES_GROUP, id.ptr, MK_ACL_OP_DESCRIBE))
+        return; /* Kafka lists only the groups the principal may describe */
     if (c->count == c->cap) {
         int32_t cap = c->cap ? c->cap * 2 : 16;
         mk_ListGroupsResponse_ListedGroup_t *n =
@@ -583,7 +648,7 @@ static void list_cb(const mk_group_desc_t *d, void *arg)
         c->cap = cap;
     }
     mk_ListGroupsResponse_ListedGroup_t *g = &c->items[c->count++];
-    g->GroupId = external_group(c->req, d->group_id);
+    g->GroupId = id;
     g->ProtocolType = mk_broker_req_str(c->req, d->protocol_type);
     g->GroupState = mk_broker_req_str(c->req, d->state);
     g->GroupType = mk_str("classic");
@@ -597,7 +662,8 @@ int mk_broker_handle_list_groups(mk_req_t *req)
         r->ErrorCode = MK_KERR_COORDINATOR_NOT_AVAILABLE;
         return MK_REQ_DONE;
     }
-    list_ctx_t c = {req, q, NULL, 0, 0};
+    list_ctx_t c = {req, q, mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_DESCRIBE),
+                    NULL, 0, 0};
     mk_group_list(req->b->groups, req->node->id, list_cb, &c);
     r->Groups.items = c.items;
     r->Groups.count = c.count;
@@ -614,7 +680,7 @@ int mk_broker_handle_delete_groups(mk_req_t *req)
     for (int32_t i = 0; i < n; i++) {
         const char *gid = internal_group(req, q->GroupsNames.items[i]);
         r->Results.items[i].GroupId = q->GroupsNames.items[i];
-        int16_t err = group_acl(req, q->GroupsNames.items[i], MK_ACL_OP_DELETE);
+        int16_t err = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupsNames.items[i], MK_ACL_OP_DELETE);
         if (!err)
             err = coordinator_check(req, gid);
         r->Results.items[i].ErrorCode = err ? err : mk_group_delete(req->b->groups, gid);
@@ -627,7 +693,8 @@ int mk_broker_handle_offset_delete(mk_req_t *req)
     mk_OffsetDeleteRequest_t *q = req->body;
     mk_OffsetDeleteResponse_t *r = req->resp;
     const char *gid = internal_group(req, q->GroupId);
-    if ((r->ErrorCode = coordinator_check(req, gid)))
+    if ((r->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_DELETE)) ||
+        (r->ErrorCode = coordinator_check(req, gid)))
         return MK_REQ_DONE;
     int32_t nt = q->Topics.count > 0 ? q->Topics.count : 0;
     if (!MK_ARRAY_ALLOC(req, r->Topics, nt, OffsetDeleteResponse_OffsetDeleteResponseTopic))
@@ -637,12 +704,15 @@ int mk_broker_handle_offset_delete(mk_req_t *req)
         mk_OffsetDeleteResponse_OffsetDeleteResponseTopic_t *rt = &r->Topics.items[i];
         rt->Name = qt->Name;
         mk_topic_t *t = mk_broker_req_topic(req, qt->Name);
+        int16_t terr = mk_broker_req_acl_error(req, MK_ACL_RES_TOPIC, qt->Name, MK_ACL_OP_READ);
         int32_t np = qt->Partitions.count > 0 ? qt->Partitions.count : 0;
         if (!MK_ARRAY_ALLOC(req, rt->Partitions, np, OffsetDeleteResponse_OffsetDeleteResponsePartition))
             return MK_ERR_NOMEM;
         for (int32_t j = 0; j < np; j++) {
             int32_t p = qt->Partitions.items[j].PartitionIndex;
             rt->Partitions.items[j].PartitionIndex = p;
+            if ((rt->Partitions.items[j].ErrorCode = terr))
+                continue;
             if (!t || !mk_cluster_topic_partition(t, p)) {
                 rt->Partitions.items[j].ErrorCode = MK_KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;

@@ -86,27 +86,60 @@ mk_str_t mk_broker_req_topic_name(mk_req_t *req, const mk_topic_t *t)
 
 /* ========================================================== authorization */
 
-bool mk_broker_req_authorized(mk_req_t *req, int8_t resource_type, const char *name, int8_t op)
+/* The session's ACL set, or NULL when everything is allowed (no session, no
+ * registry, or a tenant without ACLs); the peer's address without its port
+ * ("ip:port", "[v6]:port") in host. */
+static const mk_tenant_acls_t *req_acls(mk_req_t *req, char *host, size_t host_len, const char **h)
 {
     if (!req->sess || !req->b->tenants)
-        return true;
+        return NULL;
     const mk_tenant_acls_t *acls = mk_tenant_acls_of(req->b->tenants, req->sess->tenant, false);
     if (!acls || mk_tenant_acls_count(acls) == 0)
-        return true; /* no ACLs: the tenant's principals may do everything */
-    /* The peer's address without its port ("ip:port", "[v6]:port"). */
-    char host[64];
-    snprintf(host, sizeof(host), "%s", mk_net_conn_peer(req->sess->conn));
+        return NULL; /* no ACLs: the tenant's principals may do everything */
+    snprintf(host, host_len, "%s", mk_net_conn_peer(req->sess->conn));
     char *colon = strrchr(host, ':');
     if (colon)
         *colon = 0;
-    const char *h = host;
+    *h = host;
     if (host[0] == '[') {
-        h = host + 1;
+        *h = host + 1;
         char *rb = strchr(host, ']');
         if (rb)
             *rb = 0;
     }
-    return mk_tenant_acls_authorize(acls, req->sess->principal, h, resource_type, name, op);
+    return acls;
+}
+
+bool mk_broker_req_authorized(mk_req_t *req, int8_t resource_type, const char *name, int8_t op)
+{
+    char host[64];
+    const char *h = NULL;
+    const mk_tenant_acls_t *acls = req_acls(req, host, sizeof(host), &h);
+    return !acls || mk_tenant_acls_authorize(acls, req->sess->principal, h, resource_type, name ? name : "", op);
+}
+
+int16_t mk_broker_req_acl_error(mk_req_t *req, int8_t resource_type, mk_str_t name, int8_t op)
+{
+    if (mk_broker_req_authorized(req, resource_type, name.ptr, op))
+        return 0;
+    switch (resource_type) {
+    case MK_ACL_RES_TOPIC:
+        return MK_KERR_TOPIC_AUTHORIZATION_FAILED;
+    case MK_ACL_RES_GROUP:
+        return MK_KERR_GROUP_AUTHORIZATION_FAILED;
+    case MK_ACL_RES_TRANSACTIONAL_ID:
+        return MK_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+    default:
+        return MK_KERR_CLUSTER_AUTHORIZATION_FAILED;
+    }
+}
+
+bool mk_broker_req_authorized_any(mk_req_t *req, int8_t resource_type, int8_t op)
+{
+    char host[64];
+    const char *h = NULL;
+    const mk_tenant_acls_t *acls = req_acls(req, host, sizeof(host), &h);
+    return !acls || mk_tenant_acls_authorize_any(acls, req->sess->principal, h, resource_type, op);
 }
 
 /* ============================================================ end of a request */

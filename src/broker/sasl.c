@@ -25,6 +25,12 @@
  * each connection gets one password guess (one PBKDF2).  Re-authentication (KIP-368) is not offered: a second
  * handshake on an authenticated connection gets ILLEGAL_SASL_STATE.
  *
+ * A tenant's connection limits (max_connections, connection_creation_rate,
+ * its ip entities' rates; quotas.c) are checked once the credentials are
+ * right: a connection over one gets SASL_AUTHENTICATION_FAILED with a
+ * sentence naming the limit and is closed (in the bare-token form, closed),
+ * with a log line.
+ *
  * minikora.auth.required: any request other than ApiVersions, SaslHandshake
  * and SaslAuthenticate before authentication closes the connection with a
  * log line, as Kafka does on a SASL listener (dispatch.c asks
@@ -41,10 +47,10 @@ bool mk_broker_sasl_allowed(const mk_session_t *s, int16_t api_key)
     return api_key == MK_API_ApiVersions || api_key == MK_API_SaslHandshake || api_key == MK_API_SaslAuthenticate;
 }
 
-/* The exchange succeeded: bind the session to the key's tenant. */
-static void sasl_bind(mk_session_t *s)
+/* The exchange succeeded: bind the session to the key's tenant t (the
+ * reference mk_tenant_sasl_tenant() gave, taken over here). */
+static void sasl_bind(mk_session_t *s, const mk_tenant_t *t)
 {
-    const mk_tenant_t *t = mk_tenant_sasl_tenant(s->sasl);
     char *principal = mk_malloc(5 + MK_TENANT_KEY_LEN + 1);
     if (principal)
         snprintf(principal, 5 + MK_TENANT_KEY_LEN + 1, "User:%s", mk_tenant_sasl_key(s->sasl));
@@ -81,6 +87,28 @@ static int sasl_retry_refused(mk_session_t *s)
     mk_warn("broker %d: client %s: SASL request after a failed authentication; closing", s->node->id,
             mk_net_conn_peer(s->conn));
     return MK_ERR_STATE;
+}
+
+/* The credentials are right, but the tenant is at one of its connection
+ * limits (quotas.c): answer SASL_AUTHENTICATION_FAILED naming the limit,
+ * then close the connection.  The answer is queued before the close, so the
+ * client reads the reason (Kafka too answers a failed authentication and
+ * then closes).  req is finished here: returns MK_REQ_PENDING. */
+static int sasl_refuse_over_limit(mk_req_t *req, const char *lim)
+{
+    mk_SaslAuthenticateResponse_t *r = req->resp;
+    mk_session_t *s = req->sess;
+    mk_net_conn_t *conn = s->conn;
+    char why[300];
+    snprintf(why, sizeof(why), "connection refused: %s", lim);
+    sasl_failed(s, why);
+    r->ErrorCode = MK_KERR_SASL_AUTHENTICATION_FAILED;
+    r->ErrorMessage = mk_broker_req_str(req, why);
+    r->AuthBytes.ptr = (const uint8_t *)"";
+    r->AuthBytes.len = 0;
+    mk_broker_req_finish(req);
+    mk_net_conn_close(conn, "over a tenant connection limit");
+    return MK_REQ_PENDING;
 }
 
 int mk_broker_handle_sasl_handshake(mk_req_t *req)
@@ -146,8 +174,15 @@ int mk_broker_handle_sasl_authenticate(mk_req_t *req)
     r->ErrorMessage = mk_str(NULL);
     r->AuthBytes.ptr = req->data.len ? req->data.data : (const uint8_t *)"";
     r->AuthBytes.len = (int32_t)req->data.len;
-    if (rc == MK_TENANT_SASL_DONE)
-        sasl_bind(s);
+    if (rc == MK_TENANT_SASL_DONE) {
+        const mk_tenant_t *t = mk_tenant_sasl_tenant(s->sasl);
+        char lim[200];
+        if (!mk_broker_limits_connection(s->b, s, t, lim, sizeof(lim))) {
+            mk_tenant_unref(t);
+            return sasl_refuse_over_limit(req, lim);
+        }
+        sasl_bind(s, t);
+    }
     return MK_REQ_DONE;
 }
 
@@ -170,8 +205,20 @@ void mk_broker_sasl_raw_token(mk_session_t *s, uint8_t *frame, size_t len)
         return;
     }
     mk_buf_patch_i32(&out, 0, (int32_t)(out.len - 4));
-    if (rc == MK_TENANT_SASL_DONE)
-        sasl_bind(s);
+    const mk_tenant_t *t = rc == MK_TENANT_SASL_DONE ? mk_tenant_sasl_tenant(s->sasl) : NULL;
+    char lim[200];
+    if (t && !mk_broker_limits_connection(s->b, s, t, lim, sizeof(lim))) {
+        /* The bare-token form has no error field: the close is the answer. */
+        char msg[300];
+        snprintf(msg, sizeof(msg), "connection refused: %s", lim);
+        mk_tenant_unref(t);
+        sasl_failed(s, msg);
+        mk_buf_free(&out);
+        mk_net_conn_close(s->conn, "over a tenant connection limit");
+        return;
+    }
+    if (t)
+        sasl_bind(s, t);
     size_t n;
     uint8_t *data = mk_buf_steal(&out, &n);
     mk_net_conn_send(s->conn, data, n);

@@ -22,8 +22,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define CLUSTER_NAME "kafka-cluster"
-
 /* Kafka's mechanism codes. */
 enum { SCRAM_SHA_256 = 1, SCRAM_SHA_512 = 2 };
 
@@ -76,7 +74,7 @@ int mk_broker_handle_describe_user_scram_credentials(mk_req_t *req)
     mk_DescribeUserScramCredentialsResponse_t *r = req->resp;
     const mk_tenant_t *t = session_tenant(req);
     r->ErrorMessage = mk_str(NULL);
-    if (!mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, CLUSTER_NAME, MK_ACL_OP_DESCRIBE)) {
+    if (!mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_DESCRIBE)) {
         r->ErrorCode = MK_KERR_CLUSTER_AUTHORIZATION_FAILED;
         return MK_REQ_DONE;
     }
@@ -210,7 +208,7 @@ int mk_broker_handle_alter_user_scram_credentials(mk_req_t *req)
     /* One result per distinct user, in request order. */
     if (!MK_ARRAY_ALLOC(req, r->Results, nd + nu, AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult))
         return MK_ERR_NOMEM;
-    bool allowed = mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, CLUSTER_NAME, MK_ACL_OP_ALTER);
+    bool allowed = mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_ALTER);
     mk_tenant_t *t = (mk_tenant_t *)session_tenant(req);
     int32_t n = 0;
     for (int32_t i = 0; i < nd + nu; i++) {

@@ -10,9 +10,10 @@
  * request waits parked for acks=all or a Fetch's MaxWaitMs).  Each is a
  * windowed rate of quota.window.num windows of quota.window.size.seconds
  * (quota/measure.c).  Per quota entity (KIP-546 user / client-id limits)
- * there is one more rate per broker, keyed by the entity that matched, so
- * that the clients one limit covers share it, as Kafka's sensors do; that
- * map is bounded (MAX_SENSORS) and idle entries expire.
+ * there is one more rate per broker, keyed by the client's user and/or
+ * client id as far as the matched entity names them, so that the clients
+ * one limit covers share it, as Kafka's sensors do; that map is bounded
+ * (MAX_SENSORS) and idle entries expire.
  *
  * Limits.  A tenant-wide producer_byte_rate, consumer_byte_rate or
  * request_percentage is split over the brokers that lead the tenant's
@@ -117,7 +118,7 @@ struct mk_qos_s {
     int64_t window_ms;
     double bcap[NKEYS];            /* broker-wide capacity of each broker (0: none) */
     mk_map_t tenants;              /* id -> owned mk_qt_t* */
-    mk_map_t sensors;              /* "<broker>|<key>|<tenant>|<entity>" -> owned sensor_t* */
+    mk_map_t sensors;              /* "<broker>|<key>|<tenant>|<len>:<user>|<len>:<client id>" -> owned sensor_t* */
     uint64_t version;              /* registry version the shares are for */
     int topics;                    /* topic count the shares are for */
     bool dirty;                    /* recompute the shares before the next use */
@@ -268,16 +269,21 @@ static void sess_entities(mk_qos_t *q, mk_session_t *s, mk_req_t *req)
     /* Kafka's user is the principal's name: the API key, or ANONYMOUS. */
     const char *user = s->key[0] ? s->key : "ANONYMOUS";
     for (int k = 0; k < NKEYS; k++) {
-        char m[1600];
+        bool by_user = false, by_client = false;
         mk_free(qs->sensor[k]);
         qs->sensor[k] = NULL;
-        qs->elimit[k] = mk_quota_client_match(registry(q), s->tenant->id, user, client, k, m, sizeof(m));
+        qs->elimit[k] = mk_quota_client_match(registry(q), s->tenant->id, user, client, k, &by_user, &by_client);
         if (qs->elimit[k] <= 0)
             continue;
-        size_t n = strlen(m) + strlen(s->tenant->id) + 32;
+        /* One measure per matched entity as the client fills it in: a limit
+         * on user alice (or on <default> user, for each user apart) is
+         * shared by all of that user's clients on this broker. */
+        const char *u = by_user ? user : "", *c = by_client ? client : "";
+        size_t n = strlen(u) + strlen(c) + strlen(s->tenant->id) + 64;
         qs->sensor[k] = mk_malloc(n);
         if (qs->sensor[k])
-            snprintf(qs->sensor[k], n, "%d|%d|%s|%s", (int)req->node->id, k, s->tenant->id, m);
+            snprintf(qs->sensor[k], n, "%d|%d|%s|%zu:%s|%zu:%s", (int)req->node->id, k, s->tenant->id, strlen(u), u,
+                     strlen(c), c);
         else
             qs->elimit[k] = 0;
     }
@@ -827,8 +833,10 @@ int32_t mk_broker_throttle_response(mk_req_t *req)
         return 0;
     if (t > INT32_MAX)
         t = INT32_MAX;
+    /* A throttle time the handler already set (quotas.c: a partition
+     * mutation over controller_mutation_rate) is kept when it is longer. */
     int32_t *field = throttle_field(req);
-    if (field)
+    if (field && *field < (int32_t)t)
         *field = (int32_t)t;
     count_throttle(qt, t, now);
     note_mute(qb, now, t);

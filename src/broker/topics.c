@@ -6,6 +6,18 @@
  * Each handler reads req->body (decoded request) and fills req->resp, whose
  * fields already hold the spec defaults.  Names go through the session's
  * tenant (mk_broker_req_topic / mk_broker_req_topic_name), never straight to the cluster.
+ *
+ * ACLs (Kafka's operations): Metadata topic DESCRIBE (CREATE to auto-create);
+ * CreateTopics topic or cluster CREATE, and topic DESCRIBE_CONFIGS for the
+ * configs in the answer; DeleteTopics topic DELETE; DescribeConfigs topic
+ * DESCRIBE_CONFIGS, or cluster DESCRIBE_CONFIGS for a broker.  A denied
+ * resource is refused before it is looked up.
+ *
+ * The tenant's limits (quotas.c): a topic past max_partitions gets
+ * POLICY_VIOLATION (CreateTopics, validate-only too, and auto-create);
+ * created and deleted partitions are charged to controller_mutation_rate
+ * (KIP-599), which refuses with THROTTLING_QUOTA_EXCEEDED from CreateTopics
+ * v6 and DeleteTopics v5 and only reports the throttle time before.
  */
 #include "broker/broker_int.h"
 #include "group/group.h"
@@ -101,6 +113,12 @@ static mk_topic_t *auto_create(mk_req_t *req, const char *name, int16_t *err)
         (int16_t)MK_MIN(mk_cluster_config_get_i64(cfg, "default.replication.factor"), mk_cluster_cell_size(req->c));
     if (spec.replication_factor < 1)
         spec.replication_factor = 1;
+    int64_t have = -1;
+    if (!mk_broker_limits_partitions(req, &have, spec.partitions, why, sizeof(why))) {
+        *err = MK_KERR_POLICY_VIOLATION;
+        mk_info("auto-create of topic %s refused: %s", name, why);
+        return NULL;
+    }
     mk_topic_t *t = NULL;
     int rc = mk_cluster_topic_create(req->c, &spec, NULL, NULL, &t);
     if (rc == 0 && req->b->repl)
@@ -154,7 +172,8 @@ int mk_broker_handle_metadata(mk_req_t *req)
                 continue;
             }
             t = mk_broker_req_topic(req, qt->Name);
-            if (!t && may_create && !mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr, MK_ACL_OP_CREATE)) {
+            if (!t && may_create && !mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr, MK_ACL_OP_CREATE) &&
+                !mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_CREATE)) {
                 rt->ErrorCode = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
                 continue;
             }
@@ -238,6 +257,8 @@ int mk_broker_handle_create_topics(mk_req_t *req)
     if (!MK_ARRAY_ALLOC(req, r->Topics, q->Topics.count, CreateTopicsResponse_CreatableTopicResult))
         return MK_ERR_NOMEM;
     req->outstanding = 1; /* held until the loop below is done */
+    int64_t have = -1;      /* the tenant's partitions (max_partitions), counted once */
+    int32_t throttle = 0;   /* controller_mutation_rate */
     for (int32_t i = 0; i < q->Topics.count; i++) {
         mk_CreateTopicsRequest_CreatableTopic_t *qt = &q->Topics.items[i];
         mk_CreateTopicsResponse_CreatableTopicResult_t *rt = &r->Topics.items[i];
@@ -255,7 +276,7 @@ int mk_broker_handle_create_topics(mk_req_t *req)
         } else if (!mk_cluster_topic_name_valid(qt->Name.ptr, why, sizeof(why))) {
             err = MK_KERR_INVALID_TOPIC_EXCEPTION;
         } else if (!mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr, MK_ACL_OP_CREATE) &&
-                   !mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, "kafka-cluster", MK_ACL_OP_CREATE)) {
+                   !mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_CREATE)) {
             err = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
             snprintf(why, sizeof(why), "not authorized to create topic '%s'", qt->Name.ptr);
         } else if (mk_broker_req_topic(req, qt->Name)) {
@@ -263,7 +284,12 @@ int mk_broker_handle_create_topics(mk_req_t *req)
             snprintf(why, sizeof(why), "Topic '%s' already exists.", qt->Name.ptr);
         }
         int cell = mk_cluster_cell_size(req->c);
-        int32_t tenant_cell = req->sess ? req->sess->tenant->cell : -1;
+        /* A tenant's explicit assignments stay in its cell.  The default
+         * tenant's may name any broker, as on Kafka: an existing user's
+         * assignment keeps working (its topic's cell is then the first
+         * replica's). */
+        int32_t tenant_cell =
+            req->sess && req->sess->tenant != mk_tenant_default() ? req->sess->tenant->cell : -1;
         if (!err && qt->Assignments.count > 0) {
             if (parts != -1 || rf != -1) {
                 err = MK_KERR_INVALID_REQUEST;
@@ -341,16 +367,32 @@ int mk_broker_handle_create_topics(mk_req_t *req)
                 break;
             }
         }
+        /* The tenant's limits: max_partitions (a policy, validate-only
+         * too), then the partition mutation quota (KIP-599: strict from v6;
+         * validate-only is not charged). */
+        if (!err && !mk_broker_limits_partitions(req, &have, parts, why, sizeof(why)))
+            err = MK_KERR_POLICY_VIOLATION;
+        if (!err && !q->validateOnly && !mk_broker_limits_mutation(req, req->version >= 6, parts, &throttle, why,
+                                                                   sizeof(why)))
+            err = MK_KERR_THROTTLING_QUOTA_EXCEEDED;
         if (err) {
             rt->ErrorCode = err;
             rt->ErrorMessage = mk_broker_req_str(req, why);
             mk_info("CreateTopics %s refused: %s", qt->Name.ptr, why);
             continue;
         }
-        rt->NumPartitions = parts;
-        rt->ReplicationFactor = rf;
+        /* Partitions, replication factor and configs are told only to a
+         * principal that may DESCRIBE_CONFIGS the topic (else they stay -1). */
+        bool show = mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, qt->Name.ptr, MK_ACL_OP_DESCRIBE_CONFIGS);
+        if (show) {
+            rt->NumPartitions = parts;
+            rt->ReplicationFactor = rf;
+        } else {
+            rt->TopicConfigErrorCode = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
+        }
         if (q->validateOnly) {
-            describe_topic_configs(req, rt, NULL, qt->Configs.count, ks, vs);
+            if (show)
+                describe_topic_configs(req, rt, NULL, qt->Configs.count, ks, vs);
             continue;
         }
         int32_t *assignment = NULL;
@@ -376,9 +418,13 @@ int mk_broker_handle_create_topics(mk_req_t *req)
         }
         if (req->b->repl)
             mk_repl_topic_created(req->b->repl, t);
+        if (have >= 0)
+            have += parts;
         memcpy(rt->TopicId.b, t->id, 16);
-        describe_topic_configs(req, rt, t, 0, NULL, NULL);
+        if (show)
+            describe_topic_configs(req, rt, t, 0, NULL, NULL);
     }
+    r->ThrottleTimeMs = throttle;
     if (--req->outstanding == 0)
         return MK_REQ_DONE;
     return MK_REQ_PENDING;
@@ -406,6 +452,7 @@ int mk_broker_handle_delete_topics(mk_req_t *req)
     if (!MK_ARRAY_ALLOC(req, r->Responses, n, DeleteTopicsResponse_DeletableTopicResult))
         return MK_ERR_NOMEM;
     bool enabled = mk_cluster_config_get_bool(mk_cluster_config(req->c), "delete.topic.enable");
+    int32_t throttle = 0; /* controller_mutation_rate (KIP-599: strict from v5) */
     req->outstanding = 1;
     for (int32_t i = 0; i < n; i++) {
         mk_DeleteTopicsResponse_DeletableTopicResult_t *rt = &r->Responses.items[i];
@@ -439,6 +486,13 @@ int mk_broker_handle_delete_topics(mk_req_t *req)
             rt->ErrorCode = MK_KERR_TOPIC_DELETION_DISABLED;
             continue;
         }
+        char why[300];
+        if (!mk_broker_limits_mutation(req, req->version >= 5, t->partition_count, &throttle, why, sizeof(why))) {
+            rt->ErrorCode = MK_KERR_THROTTLING_QUOTA_EXCEEDED;
+            rt->ErrorMessage = mk_broker_req_str(req, why);
+            mk_info("DeleteTopics %s refused: %s", rt->Name.ptr, why);
+            continue;
+        }
         req->outstanding++;
         char *name = mk_arena_strndup(&req->arena, t->name, strlen(t->name));
         int rc = mk_cluster_topic_delete(req->c, t, delete_done, req);
@@ -450,6 +504,7 @@ int mk_broker_handle_delete_topics(mk_req_t *req)
             rt->ErrorMessage = mk_str(mk_strerror(rc));
         }
     }
+    r->ThrottleTimeMs = throttle;
     /* Parked fetches may name a deleted topic: let them see it go. */
     mk_broker_req_wake_soon(req->b);
     if (--req->outstanding == 0)
@@ -478,6 +533,18 @@ static void describe_one(mk_req_t *req, const mk_DescribeConfigsRequest_t *q,
     out->ResourceType = res->ResourceType;
     out->ResourceName = res->ResourceName;
     mk_topic_t *t = NULL;
+    if (res->ResourceType == RES_TOPIC &&
+        !mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, res->ResourceName.ptr, MK_ACL_OP_DESCRIBE_CONFIGS)) {
+        out->ErrorCode = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
+        out->ErrorMessage = mk_str("not authorized to describe the topic's configs");
+        return;
+    }
+    if (res->ResourceType == RES_BROKER &&
+        !mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_DESCRIBE_CONFIGS)) {
+        out->ErrorCode = MK_KERR_CLUSTER_AUTHORIZATION_FAILED;
+        out->ErrorMessage = mk_str("not authorized to describe the cluster's configs");
+        return;
+    }
     if (res->ResourceType == RES_TOPIC) {
         t = mk_broker_req_topic(req, res->ResourceName);
         if (!t) {

@@ -42,6 +42,9 @@ typedef struct mk_cfg_def_s {
  * family of names rather than a row of the table: the length of <id> when
  * name is one of them (id, if given, gets <id>, truncated to id_len), else 0. */
 size_t mk_cluster_cfg_tenant_keys_id(const char *name, char *id, size_t id_len);
+/* The same for minikora.tenant.<id>.quotas (tenant-wide limits declared in
+ * the configuration, KEY=VALUE[,KEY=VALUE...]; checked by the broker layer). */
+size_t mk_cluster_cfg_tenant_quotas_id(const char *name, char *id, size_t id_len);
 /* The table of known settings and its length. */
 const mk_cfg_def_t *mk_cluster_cfg_defs(int *count);
 const mk_cfg_def_t *mk_cluster_cfg_def_find(const char *name);

@@ -186,23 +186,33 @@ void mk_cluster_config_free(mk_config_t *c)
     mk_map_free(&c->values);
 }
 
-size_t mk_cluster_cfg_tenant_keys_id(const char *name, char *id, size_t id_len)
+/* The id of minikora.tenant.<id><post>, its length (0: not that form). */
+static size_t tenant_setting_id(const char *name, const char *post, char *id, size_t id_len)
 {
-    static const char pre[] = "minikora.tenant.", post[] = ".keys";
-    size_t n = strlen(name);
-    if (n <= sizeof(pre) - 1 + sizeof(post) - 1 || strncmp(name, pre, sizeof(pre) - 1) != 0 ||
-        strcmp(name + n - (sizeof(post) - 1), post) != 0)
+    static const char pre[] = "minikora.tenant.";
+    size_t n = strlen(name), pl = strlen(post);
+    if (n <= sizeof(pre) - 1 + pl || strncmp(name, pre, sizeof(pre) - 1) != 0 || strcmp(name + n - pl, post) != 0)
         return 0;
-    size_t idl = n - (sizeof(pre) - 1) - (sizeof(post) - 1);
+    size_t idl = n - (sizeof(pre) - 1) - pl;
     if (id && id_len)
         snprintf(id, id_len, "%.*s", (int)idl, name + sizeof(pre) - 1);
     return idl;
 }
 
+size_t mk_cluster_cfg_tenant_keys_id(const char *name, char *id, size_t id_len)
+{
+    return tenant_setting_id(name, ".keys", id, id_len);
+}
+
+size_t mk_cluster_cfg_tenant_quotas_id(const char *name, char *id, size_t id_len)
+{
+    return tenant_setting_id(name, ".quotas", id, id_len);
+}
+
 int mk_cluster_config_set(mk_config_t *c, const char *name, const char *value, char *why, size_t why_len)
 {
     const mk_cfg_def_t *d = mk_cluster_cfg_def_find(name);
-    if (!d && mk_cluster_cfg_tenant_keys_id(name, NULL, 0)) {
+    if (!d && (mk_cluster_cfg_tenant_keys_id(name, NULL, 0) || mk_cluster_cfg_tenant_quotas_id(name, NULL, 0))) {
         char *v = mk_strdup(value), *old = mk_map_get(&c->values, name);
         if (!v || mk_map_put(&c->values, name, v) < 0) {
             mk_free(v);

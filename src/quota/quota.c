@@ -354,10 +354,12 @@ static double probe(mk_quota_registry_t *r, tenant_q_t *tq, const char *user, co
 }
 
 double mk_quota_client_match(mk_quota_registry_t *r, const char *tenant, const char *user, const char *client_id,
-                             int key, char *match, size_t cap)
+                             int key, bool *by_user, bool *by_client)
 {
-    if (match && cap)
-        match[0] = 0;
+    if (by_user)
+        *by_user = false;
+    if (by_client)
+        *by_client = false;
     tenant_q_t *tq = r ? tq_get(r, tenant, false) : NULL;
     if (!tq || tq->entities.count == 0)
         return 0;
@@ -368,8 +370,10 @@ double mk_quota_client_match(mk_quota_registry_t *r, const char *tenant, const c
     for (int i = 0; i < 8; i++) {
         double v = probe(r, tq, order[i][0], order[i][1], key);
         if (v > 0) {
-            if (match && cap)
-                snprintf(match, cap, "%s", (const char *)r->scratch.data);
+            if (by_user)
+                *by_user = order[i][0] != NULL;
+            if (by_client)
+                *by_client = order[i][1] != NULL;
             return v;
         }
     }
@@ -379,7 +383,7 @@ double mk_quota_client_match(mk_quota_registry_t *r, const char *tenant, const c
 double mk_quota_client_limit(mk_quota_registry_t *r, const char *tenant, const char *user, const char *client_id,
                              int key)
 {
-    return mk_quota_client_match(r, tenant, user, client_id, key, NULL, 0);
+    return mk_quota_client_match(r, tenant, user, client_id, key, NULL, NULL);
 }
 
 double mk_quota_ip_limit(mk_quota_registry_t *r, const char *tenant, const char *ip, int key)

@@ -111,12 +111,13 @@ void mk_quota_tenant_remove(mk_quota_registry_t *r, const char *tenant);
  * 0 when none applies. */
 double mk_quota_client_limit(mk_quota_registry_t *r, const char *tenant, const char *user, const char *client_id,
                              int key);
-/* The same, and the entity that matched in its stored form ("user=alice",
- * "client-id=", ...) into match (cap bytes, NUL-terminated; "" when none
- * applies): the clients one entity limit covers share one measure, as
- * Kafka's quota sensors do. */
+/* As mk_quota_client_limit, and which entity matched: *by_user and
+ * *by_client (either may be NULL) say whether it names a user and a client
+ * id (by name or as <default>).  A measure kept per match, as Kafka keeps
+ * its sensors, is keyed by the client's own user and client id of those
+ * types only: a limit on user alice is shared by all of alice's clients. */
 double mk_quota_client_match(mk_quota_registry_t *r, const char *tenant, const char *user, const char *client_id,
-                             int key, char *match, size_t cap);
+                             int key, bool *by_user, bool *by_client);
 /* The limit of key for connections from ip: ip, else <default> ip; 0: none. */
 double mk_quota_ip_limit(mk_quota_registry_t *r, const char *tenant, const char *ip, int key);
 

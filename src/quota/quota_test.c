@@ -81,12 +81,12 @@ static void check_precedence(mk_quota_registry_t *r)
     /* user beats <default> user; user + client-id beats user */
     CHECK(mk_quota_client_limit(r, "acme", "alice", "other", P) == 400);
     CHECK(mk_quota_client_limit(r, "acme", "alice", "app", P) == 500);
-    /* the entity that matched, in its stored form (enforcement's measure key) */
-    char m[128];
-    CHECK(mk_quota_client_match(r, "acme", "alice", "app", P, m, sizeof(m)) == 500 &&
-          strcmp(m, "user=alice&client-id=app") == 0);
-    CHECK(mk_quota_client_match(r, "acme", "carol", "app", P, m, sizeof(m)) == 300 && strcmp(m, "user=") == 0);
-    CHECK(mk_quota_client_match(r, "globex", "carol", "app", P, m, sizeof(m)) == 0 && m[0] == 0);
+    /* which entity matched: what a per-match measure is keyed by */
+    bool bu, bc;
+    CHECK(mk_quota_client_match(r, "acme", "alice", "other", P, &bu, &bc) == 400 && bu && !bc);
+    CHECK(mk_quota_client_match(r, "acme", "alice", "app", P, &bu, &bc) == 500 && bu && bc);
+    CHECK(mk_quota_client_match(r, "initech", "bob", "other", P, &bu, &bc) == 100 && !bu && bc);
+    CHECK(mk_quota_client_match(r, "globex", "bob", "other", P, &bu, &bc) == 0 && !bu && !bc);
     /* per key: alice has no consumer limit of her own, the weird client id has one */
     CHECK(mk_quota_client_limit(r, "acme", "alice", "app", MK_QUOTA_CONSUMER_BYTE_RATE) == 0);
     CHECK(mk_quota_client_limit(r, "acme", "zed", "we/ird id=&%", MK_QUOTA_CONSUMER_BYTE_RATE) == 777);

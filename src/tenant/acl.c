@@ -21,6 +21,13 @@
  *     operation) follows allow.everyone.if.no.acl.found, which a tenant has
  *     on: a tenant with no ACLs allows its own principals everything.
  *
+ * "May do op on at least one resource of a type" (Kafka's
+ * authorizeByResourceType, which InitProducerId without a transactional id
+ * uses for WRITE on any topic): yes when some resource of the type is named
+ * by no binding (only a literal "*" names them all), or when an ALLOW of the
+ * principal covers the wildcard, or a literal or prefixed name that no DENY
+ * of the principal covers whole (the same literal, or a prefix of it).
+ *
  * Persistence: mk_tenant_acls_encode() writes the set as text, one binding
  * per line, "<rtype> <ptype> <op> <perm> <hex name> <hex principal> <hex
  * host>"; mk_tenant_acls_decode() reads it back through the checked reader
@@ -101,7 +108,7 @@ const char *mk_tenant_acl_check(const mk_tenant_acl_t *a)
         return "the principal must be User:<name>";
     if (!a->host || !a->host[0])
         return "empty host";
-    if (a->resource_type == MK_ACL_RES_CLUSTER && strcmp(a->name, "kafka-cluster") != 0)
+    if (a->resource_type == MK_ACL_RES_CLUSTER && strcmp(a->name, MK_ACL_CLUSTER_NAME) != 0)
         return "the cluster resource is named kafka-cluster";
     return NULL;
 }
@@ -211,6 +218,19 @@ static bool name_matches(const mk_tenant_acl_t *a, const char *name)
     return strncmp(name, a->name, strlen(a->name)) == 0;
 }
 
+/* Whether binding a is about this principal at this host. */
+static bool applies_to(const mk_tenant_acl_t *a, const char *principal, const char *host)
+{
+    if (strcmp(a->principal, "User:*") != 0 && strcmp(a->principal, principal) != 0)
+        return false;
+    return strcmp(a->host, "*") == 0 || (host && strcmp(a->host, host) == 0);
+}
+
+static bool is_wildcard(const mk_tenant_acl_t *a)
+{
+    return a->pattern_type == MK_ACL_PAT_LITERAL && strcmp(a->name, "*") == 0;
+}
+
 /* Whether an ALLOW of operation `granted` permits `op` (ALL, or implied). */
 static bool allow_covers(int8_t granted, int8_t op)
 {
@@ -233,9 +253,7 @@ bool mk_tenant_acls_authorize(const mk_tenant_acls_t *s, const char *principal, 
         if (a->resource_type != resource_type || !name_matches(a, name))
             continue;
         named = true;
-        if (strcmp(a->principal, "User:*") != 0 && strcmp(a->principal, principal) != 0)
-            continue;
-        if (strcmp(a->host, "*") != 0 && (!host || strcmp(a->host, host) != 0))
+        if (!applies_to(a, principal, host))
             continue;
         if (a->permission == MK_ACL_PERM_DENY && (a->operation == MK_ACL_OP_ALL || a->operation == op))
             return false;
@@ -243,6 +261,54 @@ bool mk_tenant_acls_authorize(const mk_tenant_acls_t *s, const char *principal, 
             allowed = true;
     }
     return allowed || !named; /* allow.everyone.if.no.acl.found */
+}
+
+/* Whether a DENY of the principal for op covers every name that ALLOW a
+ * names: the same literal, or a prefix of a's name (literal or prefixed). */
+static bool deny_covers(const mk_tenant_acls_t *s, const mk_tenant_acl_t *allow, const char *principal,
+                        const char *host, int8_t op)
+{
+    for (int i = 0; i < s->n; i++) {
+        const mk_tenant_acl_t *d = &s->items[i];
+        if (d->resource_type != allow->resource_type || d->permission != MK_ACL_PERM_DENY ||
+            (d->operation != op && d->operation != MK_ACL_OP_ALL) || !applies_to(d, principal, host))
+            continue;
+        if (d->pattern_type == MK_ACL_PAT_LITERAL && allow->pattern_type == MK_ACL_PAT_LITERAL &&
+            strcmp(d->name, allow->name) == 0)
+            return true;
+        if (d->pattern_type == MK_ACL_PAT_PREFIXED && strncmp(allow->name, d->name, strlen(d->name)) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool mk_tenant_acls_authorize_any(const mk_tenant_acls_t *s, const char *principal, const char *host,
+                                  int8_t resource_type, int8_t op)
+{
+    bool wildcard_named = false, wildcard_allowed = false;
+    for (int i = 0; s && i < s->n; i++) {
+        const mk_tenant_acl_t *a = &s->items[i];
+        if (a->resource_type != resource_type)
+            continue;
+        wildcard_named |= is_wildcard(a);
+        if (!applies_to(a, principal, host))
+            continue;
+        if (a->permission == MK_ACL_PERM_DENY && is_wildcard(a) &&
+            (a->operation == op || a->operation == MK_ACL_OP_ALL))
+            return false; /* denied on every resource of the type */
+        if (a->permission == MK_ACL_PERM_ALLOW && is_wildcard(a) && allow_covers(a->operation, op))
+            wildcard_allowed = true;
+    }
+    if (!wildcard_named || wildcard_allowed)
+        return true; /* a name no binding names, or the wildcard allowed */
+    for (int i = 0; i < s->n; i++) {
+        const mk_tenant_acl_t *a = &s->items[i];
+        if (a->resource_type == resource_type && a->permission == MK_ACL_PERM_ALLOW && !is_wildcard(a) &&
+            (a->operation == op || a->operation == MK_ACL_OP_ALL) && applies_to(a, principal, host) &&
+            !deny_covers(s, a, principal, host, op))
+            return true;
+    }
+    return false;
 }
 
 /* ============================================================ persistence */

@@ -142,6 +142,44 @@ static void test_invalid_and_filters(void)
     mk_tenant_acls_free(s);
 }
 
+static bool can_any(const mk_tenant_acls_t *s, const char *who, int8_t rt, int8_t op)
+{
+    return mk_tenant_acls_authorize_any(s, who, "127.0.0.1", rt, op);
+}
+
+/* "op on at least one resource of the type" (InitProducerId's WRITE on any
+ * topic). */
+static void test_authorize_any(void)
+{
+    mk_tenant_acls_t *s;
+    CHECK(mk_tenant_acls_new(&s) == 0);
+    CHECK(can_any(s, "User:a", MK_ACL_RES_TOPIC, MK_ACL_OP_WRITE));
+    CHECK(can_any(NULL, "User:a", MK_ACL_RES_TOPIC, MK_ACL_OP_WRITE));
+    /* only literal names are bound: other topics are named by nothing */
+    add(s, acl(MK_ACL_RES_TOPIC, "orders", MK_ACL_PAT_LITERAL, "User:b", MK_ACL_OP_WRITE, MK_ACL_PERM_DENY));
+    CHECK(can_any(s, "User:a", MK_ACL_RES_TOPIC, MK_ACL_OP_WRITE));
+    /* a wildcard names every topic: now an ALLOW is needed */
+    add(s, acl(MK_ACL_RES_TOPIC, "*", MK_ACL_PAT_LITERAL, "User:admin", MK_ACL_OP_ALL, MK_ACL_PERM_ALLOW));
+    CHECK(!can_any(s, "User:a", MK_ACL_RES_TOPIC, MK_ACL_OP_WRITE));
+    CHECK(can_any(s, "User:admin", MK_ACL_RES_TOPIC, MK_ACL_OP_WRITE));
+    /* READ does not count for WRITE; a literal WRITE not denied does */
+    add(s, acl(MK_ACL_RES_TOPIC, "logs", MK_ACL_PAT_LITERAL, "User:a", MK_ACL_OP_READ, MK_ACL_PERM_ALLOW));
+    CHECK(!can_any(s, "User:a", MK_ACL_RES_TOPIC, MK_ACL_OP_WRITE));
+    add(s, acl(MK_ACL_RES_TOPIC, "orders", MK_ACL_PAT_LITERAL, "User:b", MK_ACL_OP_WRITE, MK_ACL_PERM_ALLOW));
+    CHECK(!can_any(s, "User:b", MK_ACL_RES_TOPIC, MK_ACL_OP_WRITE)); /* the same literal is denied */
+    add(s, acl(MK_ACL_RES_TOPIC, "pay", MK_ACL_PAT_PREFIXED, "User:b", MK_ACL_OP_WRITE, MK_ACL_PERM_ALLOW));
+    CHECK(can_any(s, "User:b", MK_ACL_RES_TOPIC, MK_ACL_OP_WRITE));
+    add(s, acl(MK_ACL_RES_TOPIC, "pa", MK_ACL_PAT_PREFIXED, "User:b", MK_ACL_OP_ALL, MK_ACL_PERM_DENY));
+    CHECK(!can_any(s, "User:b", MK_ACL_RES_TOPIC, MK_ACL_OP_WRITE)); /* a shorter denied prefix covers it */
+    /* a wildcard DENY refuses even the wildcard ALLOW */
+    add(s, acl(MK_ACL_RES_TOPIC, "*", MK_ACL_PAT_LITERAL, "User:admin", MK_ACL_OP_WRITE, MK_ACL_PERM_DENY));
+    CHECK(!can_any(s, "User:admin", MK_ACL_RES_TOPIC, MK_ACL_OP_WRITE));
+    CHECK(can_any(s, "User:admin", MK_ACL_RES_TOPIC, MK_ACL_OP_READ));
+    /* another resource type is not named */
+    CHECK(can_any(s, "User:a", MK_ACL_RES_GROUP, MK_ACL_OP_READ));
+    mk_tenant_acls_free(s);
+}
+
 static void test_encode_decode(void)
 {
     mk_tenant_acls_t *s, *t;
@@ -181,6 +219,7 @@ int main(void)
 {
     test_authorize();
     test_invalid_and_filters();
+    test_authorize_any();
     test_encode_decode();
     printf("acl_test: ok\n");
     return 0;

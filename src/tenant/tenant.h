@@ -186,6 +186,8 @@ enum { MK_ACL_OP_ANY = 1, MK_ACL_OP_ALL = 2, MK_ACL_OP_READ = 3, MK_ACL_OP_WRITE
        MK_ACL_OP_DESCRIBE_CONFIGS = 10, MK_ACL_OP_ALTER_CONFIGS = 11, MK_ACL_OP_IDEMPOTENT_WRITE = 12,
        MK_ACL_OP_CREATE_TOKENS = 13, MK_ACL_OP_DESCRIBE_TOKENS = 14 };
 enum { MK_ACL_PERM_ANY = 1, MK_ACL_PERM_DENY = 2, MK_ACL_PERM_ALLOW = 3 };
+/* The cluster resource's one name. */
+#define MK_ACL_CLUSTER_NAME "kafka-cluster"
 
 /* One binding; names are the tenant's client-visible names. */
 typedef struct mk_tenant_acl_s {
@@ -236,6 +238,10 @@ int mk_tenant_acls_delete(mk_tenant_acls_t *s, const mk_tenant_acl_filter_t *f, 
  * a tenant without ACLs allows its principals everything).  s may be NULL. */
 bool mk_tenant_acls_authorize(const mk_tenant_acls_t *s, const char *principal, const char *host,
                               int8_t resource_type, const char *name, int8_t op);
+/* Whether principal at host may do op on at least one resource of
+ * resource_type (Kafka's authorizeByResourceType; see acl.c).  s may be NULL. */
+bool mk_tenant_acls_authorize_any(const mk_tenant_acls_t *s, const char *principal, const char *host,
+                                  int8_t resource_type, int8_t op);
 /* The ACL set of tenant t in registry r (the default tenant's too): NULL when
  * it has none and create is false (then everything is allowed), or on OOM. */
 mk_tenant_acls_t *mk_tenant_acls_of(mk_tenant_registry_t *r, const mk_tenant_t *t, bool create);
