@@ -875,6 +875,7 @@ class Conn:
         self.timeout = timeout
         self.corr = 0
         self.versions = None
+        self.client_id = "kwire"  # the ClientId of every request header
 
     def close(self):
         try:
@@ -943,7 +944,8 @@ class Conn:
              timeout=None):
         """Send a request and return the response body (after the response header)."""
         corr = self.next_corr()
-        self.send(request(api_key, api_version, corr, body, flexible=flexible_req))
+        self.send(request(api_key, api_version, corr, body, flexible=flexible_req,
+                          client_id=self.client_id))
         payload = self.recv_frame(timeout)
         r = Reader(payload)
         got = r.i32()

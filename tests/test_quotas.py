@@ -419,6 +419,45 @@ def test_broker_cap_throttles_tenant_without_quota(minikora):
     assert quotas(mk, "default")["limits"] == {}
 
 
+@pytest.mark.timeout(40)
+def test_user_limit_shared_by_its_clients(minikora):
+    """An entity limit set with AlterClientQuotas (user = the API key, KIP-546) holds for all
+    that user's clients together on a broker, as Kafka's: two client ids of the user share it,
+    while the tenant itself has no limit."""
+    mk = minikora("--set", "quota.window.num=2")
+    creds = new_tenant(mk, "ent")
+    key, secret = creds["sasl.username"], creds["sasl.password"]
+    create_topic(mk, creds, "ent", 1)
+    leader = wire_leader_as(mk, "ent", key, secret)
+
+    def login(client_id):
+        c = mk.wire(leader, timeout=15)
+        c.client_id = client_id
+        err, msg = c.sasl_plain(key, secret)
+        assert err == 0, msg
+        return c
+
+    with login("admin") as c:
+        res = c.alter_client_quotas([([("user", key)], [("producer_byte_rate", 100000, False)])])
+        assert [e for e, _, _ in res] == [0], res
+    with login("app-a") as a, login("app-b") as b:
+        (err, _), ta = a.produce_throttled("ent", 0, batch(70000), version=8)
+        assert err == 0 and ta == 0, ta  # 70 kB of the user's 100 kB/s
+        (err, _), tb = b.produce_throttled("ent", 0, batch(70000), version=8)
+        assert err == 0 and tb > 0, "the second client of the user was not throttled"
+        print("user limit: first client 70 kB throttled %d ms, second client 70 kB throttled %d ms" % (ta, tb))
+    assert quotas(mk, "ent")["limits"] == {}
+    assert quotas(mk, "ent")["throttle"]["throttled_requests"] >= 1
+
+
+def wire_leader_as(mk, topic, key, secret):
+    with mk.wire() as c:
+        err, msg = c.sasl_plain(key, secret)
+        assert err == 0, msg
+        md = c.metadata([topic])
+    return md["topics"][0]["partitions"][0]["leader"]
+
+
 # ---------------------------------------------------------------------------------------------
 # fairness: one connection pipelining many requests does not hold the loop
 # ---------------------------------------------------------------------------------------------
