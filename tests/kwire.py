@@ -869,13 +869,14 @@ class Conn:
     """One TCP connection to one broker.  All waits are bounded by `timeout` seconds.  The
     typed helpers send one request and return its parsed answer."""
 
+    client_id = "kwire"  # the ClientId of every request header (set per connection to change it)
+
     def __init__(self, host, port, timeout=10.0):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.timeout = timeout
         self.corr = 0
         self.versions = None
-        self.client_id = "kwire"  # the ClientId of every request header
 
     def close(self):
         try:
