@@ -1035,6 +1035,85 @@ static void h_cell_add(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_c
 
 /* ----------------------------------------------------------------- tenants */
 
+/* A limit or a measure: an integer when it is one, else a real. */
+static json_t *jnum(double v)
+{
+    if (isfinite(v) && v == floor(v) && fabs(v) < 9007199254740992.0)
+        return json_integer((json_int_t)v);
+    return json_real(isfinite(v) ? round(v * 1000) / 1000 : 0);
+}
+
+static json_t *limits_json(const mk_quota_limits_t *l)
+{
+    json_t *o = json_object();
+    for (int k = 0; l && k < MK_QUOTA__COUNT; k++)
+        if (l->set >> k & 1)
+            json_object_set_new(o, mk_quota_key_name(k), jnum(l->v[k]));
+    return o;
+}
+
+static int quota_entity_cb(const mk_quota_entity_t *e, const mk_quota_limits_t *l, void *arg)
+{
+    json_t *ent = json_object();
+    if (e->user)
+        json_object_set_new(ent, "user", *e->user ? jstr(e->user) : json_null());
+    if (e->client_id)
+        json_object_set_new(ent, "client-id", *e->client_id ? jstr(e->client_id) : json_null());
+    if (e->ip)
+        json_object_set_new(ent, "ip", *e->ip ? jstr(e->ip) : json_null());
+    json_array_append_new(arg, json_pack("{s:o, s:o}", "entity", ent, "limits", limits_json(l)));
+    return 0;
+}
+
+static int quota_broker_cb(const mk_broker_quota_broker_t *qb, void *arg)
+{
+    json_t *o = json_pack("{s:i}", "broker", (int)qb->broker);
+    for (int k = 0; k < 3; k++)
+        json_object_set_new(o, mk_quota_key_name(k),
+                            json_pack("{s:o, s:o, s:o}", "rate", jnum(qb->rate[k]), "share",
+                                      qb->share[k] > 0 ? jnum(qb->share[k]) : json_null(), "broker_cap",
+                                      qb->cap[k] > 0 ? jnum(qb->cap[k]) : json_null()));
+    json_array_append_new(arg, o);
+    return 0;
+}
+
+/* A tenant's quotas: the tenant-wide limits, what it uses of each (rates
+ * over Kafka's quota windows, counts now), the throttle time its clients
+ * were given, each broker's part, and the entity limits inside it. */
+static json_t *quotas_json(mk_admin_t *a, const mk_tenant_t *t)
+{
+    mk_quota_registry_t *qr = mk_broker_quotas(a->b);
+    mk_broker_quota_use_t u;
+    mk_broker_quota_use(a->b, t->id, &u);
+    int64_t partitions = 0;
+    uint64_t stored = 0;
+    size_t it = 0;
+    mk_topic_t *tp;
+    while ((tp = mk_cluster_topic_next(a->c, &it))) {
+        if (!mk_tenant_visible(t, tp->name))
+            continue;
+        uint64_t size;
+        int64_t records;
+        topic_log_totals(tp, &size, &records);
+        partitions += tp->partition_count;
+        stored += size;
+    }
+    json_t *use = json_pack("{s:o, s:o, s:o, s:i, s:I, s:I}", "producer_byte_rate", jnum(u.rate[0]),
+                            "consumer_byte_rate", jnum(u.rate[1]), "request_percentage", jnum(u.rate[2]),
+                            "max_connections", mk_broker_sessions_count(a->b, t), "max_partitions",
+                            (json_int_t)partitions, "max_storage_bytes", (json_int_t)stored);
+    json_t *throttle = json_pack("{s:I, s:I, s:I}", "time_ms_total", (json_int_t)u.throttle_ms_total,
+                                 "throttled_requests", (json_int_t)u.throttled, "time_ms_last_minute",
+                                 (json_int_t)u.throttle_ms_minute);
+    json_t *brokers = json_array(), *entities = json_array();
+    mk_broker_quota_each_broker(a->b, t->id, quota_broker_cb, brokers);
+    if (qr)
+        mk_quota_each(qr, t->id, quota_entity_cb, entities);
+    return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "tenant", t->id, "limits",
+                     limits_json(qr ? mk_quota_tenant(qr, t->id) : NULL), "use", use, "throttle", throttle,
+                     "brokers", brokers, "entities", entities);
+}
+
 /* The tenant's busiest client ids that GET /v1/tenants/{id} lists. */
 #define TENANT_TOP_CLIENTS 10
 
@@ -1093,6 +1172,7 @@ static json_t *tenant_json(mk_admin_t *a, const mk_tenant_t *t, bool detail)
     if (m)
         json_object_set_new(j, "move", move_json(m));
     json_object_set_new(j, "cross_az", mk_admin_stats_tenant_cross_az_json(a->stats, t->id));
+    json_object_set_new(j, "quotas", quotas_json(a, t));
     return j;
 }
 
@@ -1184,6 +1264,106 @@ static void h_tenant_delete(mk_admin_t *a, const mk_http_req_t *req, const mk_ad
         return;
     }
     mk_admin_http_json(resp, 200, j);
+}
+
+/* The tenant of a quota route: any tenant, "default" too (its clients are
+ * the unauthenticated ones). */
+static mk_tenant_t *quota_tenant_or_404(mk_admin_t *a, const char *id, mk_http_resp_t *resp)
+{
+    mk_tenant_registry_t *r = mk_broker_tenants(a->b);
+    mk_tenant_t *t = r ? mk_tenant_find(r, id) : NULL;
+    if (!t)
+        mk_admin_http_error(resp, 404, "unknown_tenant", "no tenant '%s'", id);
+    return t;
+}
+
+static void h_tenant_quotas(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                            mk_http_resp_t *resp)
+{
+    mk_tenant_t *t = quota_tenant_or_404(a, caps->v[0], resp);
+    if (t)
+        mk_admin_http_json(resp, 200, quotas_json(a, t));
+}
+
+/* PUT /v1/tenants/{id}/quotas {"producer_byte_rate": 1048576, "max_partitions": null, ...}: set (a number)
+ * or remove (null) tenant-wide limits.  All or nothing: every key and value
+ * is checked before the first is applied, so a bad one leaves the limits in
+ * force as they were. */
+static void h_tenant_quotas_put(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                                mk_http_resp_t *resp)
+{
+    mk_tenant_t *t = quota_tenant_or_404(a, caps->v[0], resp);
+    mk_quota_registry_t *qr = mk_broker_quotas(a->b);
+    if (!t)
+        return;
+    if (!qr) {
+        mk_admin_http_error(resp, 503, "not_ready", "the quota registry is not open");
+        return;
+    }
+    json_error_t jerr;
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!body || !json_is_object(body) || json_object_size(body) == 0) {
+        json_decref(body);
+        mk_admin_http_error(resp, 400, "bad_request",
+                            "the body must be a JSON object of limits, e.g. {\"producer_byte_rate\": 1048576}; "
+                            "null removes one");
+        return;
+    }
+    double val[MK_QUOTA__COUNT] = {0};
+    int act[MK_QUOTA__COUNT] = {0}; /* 0 untouched, 1 set, 2 remove */
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        int k = mk_quota_key_find(key);
+        if (k < 0) {
+            mk_admin_http_error(resp, 400, "unknown_quota_key",
+                                "'%.64s' is not a quota; known: producer_byte_rate, consumer_byte_rate, "
+                                "request_percentage, controller_mutation_rate, connection_creation_rate, "
+                                "max_connections, max_partitions, max_storage_bytes",
+                                key);
+            json_decref(body);
+            return;
+        }
+        if (json_is_null(v)) {
+            act[k] = 2;
+            continue;
+        }
+        double x = json_is_number(v) ? json_number_value(v) : NAN;
+        bool whole = k == MK_QUOTA_MAX_CONNECTIONS || k == MK_QUOTA_MAX_PARTITIONS || k == MK_QUOTA_MAX_STORAGE_BYTES;
+        if (!json_is_number(v) || !mk_quota_value_valid(k, x) || (whole && x != floor(x))) {
+            mk_admin_http_error(resp, 400, "invalid_quota_value",
+                                "%s must be a %s number above 0 and below %s, or null to remove it", key,
+                                whole ? "whole" : "", k == MK_QUOTA_REQUEST_PERCENTAGE ? "100000 (inclusive)"
+                                : k <= MK_QUOTA_CONSUMER_BYTE_RATE || k == MK_QUOTA_MAX_STORAGE_BYTES ? "2^50"
+                                                                                                     : "2^31");
+            json_decref(body);
+            return;
+        }
+        act[k] = 1;
+        val[k] = x;
+    }
+    json_decref(body);
+    char what[512];
+    size_t n = 0;
+    what[0] = 0;
+    for (int k = 0; k < MK_QUOTA__COUNT; k++) {
+        if (!act[k])
+            continue;
+        int rc = mk_quota_set(qr, t->id, NULL, k, val[k], act[k] == 2);
+        if (rc < 0) {
+            mk_admin_http_error(resp, 500, "internal", "cannot set %s of tenant '%s': %s", mk_quota_key_name(k),
+                                t->id, mk_strerror(rc));
+            return;
+        }
+        if (n < sizeof(what)) {
+            int w = act[k] == 2 ? snprintf(what + n, sizeof(what) - n, "%s%s removed", n ? ", " : "", mk_quota_key_name(k))
+                                : snprintf(what + n, sizeof(what) - n, "%s%s=%.17g", n ? ", " : "", mk_quota_key_name(k),
+                                           val[k]);
+            n += w > 0 ? (size_t)w : 0;
+        }
+    }
+    mk_admin_event(a, "quota", -1, "tenant %s quotas: %s (admin API)", t->id, what);
+    mk_admin_http_json(resp, 200, quotas_json(a, t));
 }
 
 static void h_tenant_move(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
@@ -1692,6 +1872,8 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_POST, "/v1/tenants", h_tenant_create, "create a tenant {id}, placed in a cell"},
     {MK_HTTP_GET, "/v1/tenants/{}", h_tenant, "one tenant: as listed, plus topics, groups, keys, busiest clients"},
     {MK_HTTP_DELETE, "/v1/tenants/{}", h_tenant_delete, "delete a tenant with its topics, groups and keys"},
+    {MK_HTTP_GET, "/v1/tenants/{}/quotas", h_tenant_quotas, "a tenant's (\"default\" too) quota limits, use and throttle time"},
+    {MK_HTTP_PUT, "/v1/tenants/{}/quotas", h_tenant_quotas_put, "set (a number) or remove (null) tenant-wide quota limits, all or nothing"},
     {MK_HTTP_POST, "/v1/tenants/{}/keys", h_tenant_key_create, "create an API key and secret (SASL PLAIN/SCRAM)"},
     {MK_HTTP_DELETE, "/v1/tenants/{}/keys/{}", h_tenant_key_delete, "revoke a key and close its connections"},
     {MK_HTTP_GET, "/v1/advertised", h_advertised, "the host:port clients are told for each broker (Metadata)"},

@@ -308,19 +308,27 @@ static void frame_cb(mk_net_conn_t *conn, uint8_t *frame, size_t len, void *ud)
         return;
     }
     s->pending = req;
-    rc = api->fn(req);
-    if (rc == MK_REQ_PENDING)
-        return;
-    if (rc < 0) {
+    /* From here the loop's time is the tenant's request time (throttle.c);
+     * the slice outlives req, which the lines below may free. */
+    mk_broker_t *b = s->b;
+    mk_broker_slice_t sl;
+    mk_broker_slice_begin(b, &sl, req);
+    /* KIP-219: a Fetch over quota is answered at once, empty (throttle.c). */
+    if (api->key == MK_API_Fetch && mk_broker_throttle_fetch_over(req))
+        rc = MK_REQ_DONE;
+    else
+        rc = api->fn(req);
+    if (rc == MK_REQ_PENDING) {
+        /* nothing */
+    } else if (rc < 0) {
         s->pending = NULL;
         mk_broker_req_reject(req, "request refused: %s", mk_strerror(rc));
-        return;
-    }
-    if (rc == MK_REQ_NONE) {
+    } else if (rc == MK_REQ_NONE) {
         mk_broker_req_finish_none(req);
-        return;
+    } else {
+        mk_broker_req_finish(req);
     }
-    mk_broker_req_finish(req);
+    mk_broker_slice_end(b, &sl);
 }
 
 /* ================================================================== sessions */
@@ -360,6 +368,7 @@ static void close_cb(mk_net_conn_t *conn, void *ud)
     if (s->next)
         s->next->prev = s->prev;
     mk_net_conn_set_data(conn, NULL);
+    mk_broker_throttle_session_close(s);
     mk_tenant_sasl_free(s->sasl);
     mk_tenant_unref(s->tenant);
     if (strcmp(s->principal, "User:ANONYMOUS") != 0)

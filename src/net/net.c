@@ -16,11 +16,28 @@
  * frame's life (busy, queued frames, unsent output); a half-received frame
  * does not count as activity, so a slow sender is closed too.
  *
+ * Fairness: one connection cannot hold the loop.  libuv reads a readable
+ * socket up to 32 times in one turn (64 KiB each here), and every complete
+ * frame used to be dispatched at once, so a client that pipelines many small
+ * requests could have thousands handled in one turn while other connections
+ * waited.  Now at most FRAMES_PER_TURN frames are dispatched per call; when
+ * more are queued, the connection yields: reading stops (which also ends
+ * libuv's read burst) and it joins its listener's list of yielded
+ * connections, which an idle handle resumes once per loop iteration, after
+ * the poll phase has served every other ready connection.  (Not a zero-delay
+ * timer: libuv 1.44 runs a timer restarted from its own callback again in
+ * the same pass when its delay is 0, which would hold the loop.)
+ *
+ * Mute (KIP-219): mk_net_conn_mute() stops reading and delivering frames for
+ * a while; a per-connection timer ends it.  The upper layer mutes a
+ * connection after answering a request over quota.
+ *
  * Invariants:
  *   - in_bytes counts the payload bytes of frames queued but not dispatched;
  *   - busy is true from frame_cb until mk_net_conn_done();
- *   - reading is on iff !closing && in_bytes < in_high_water && unsent output
- *     < out_high_water.
+ *   - reading is on iff !closing && !muted && !yielded && in_bytes <
+ *     in_high_water && unsent output < out_high_water;
+ *   - yielded iff on the listener's yielded list; the mute timer runs while muted.
  *
  * TLS listeners (l->tls set): a connection gets its TLS engine (tls.c) on its
  * first read.  read_cb feeds the ciphertext to the engine and the plaintext
@@ -36,6 +53,8 @@
 #include <unistd.h>
 
 #define READ_CHUNK 65536
+/* Frames one connection may have dispatched in one go before it yields. */
+#define FRAMES_PER_TURN 16
 
 typedef struct frame_s {
     struct frame_s *next;
@@ -57,6 +76,9 @@ struct mk_net_listener_s {
     uv_timer_t *idle_timer;     /* owned; NULL when idle_ms <= 0; freed in its close callback */
     uint64_t refused;           /* connections refused at accept (limits) */
     uint64_t idle_closed;       /* connections closed as idle */
+    mk_net_conn_t *yhead, *ytail;   /* connections to resume next loop iteration (see Fairness), FIFO */
+    int ycount;
+    uv_idle_t *resume;          /* owned; runs while the yielded list is not empty; freed in its close callback */
 };
 
 struct mk_net_conn_s {
@@ -68,6 +90,11 @@ struct mk_net_conn_s {
     char ip[48];                /* the peer's address, for max.connections.per.ip */
     uint64_t last_active_ms;    /* monotonic: the last byte read or written */
     bool closing, reading, busy, dispatching;
+    bool muted;                 /* mk_net_conn_mute(): no reads, no frames until mute_until_ms */
+    bool yielded;               /* frames left after a turn's budget: on l's yielded list */
+    mk_net_conn_t *ynext, *yprev;   /* l->yhead..ytail */
+    uint64_t mute_until_ms;     /* monotonic */
+    uv_timer_t *timer;          /* owned, made on first mute; ends it; freed in its close callback */
     bool authenticated;         /* frames may use max_frame, not pre_auth_max_frame */
     bool on_tls;                /* accepted by a TLS listener */
     mk_net_tls_conn_t *tls;     /* owned; created on the first read */
@@ -102,6 +129,25 @@ void mk_net_config_default(mk_net_config_t *cfg)
 static void conn_update_reading(mk_net_conn_t *c);
 static void conn_dispatch(mk_net_conn_t *c);
 
+/* Off the listener's yielded list (a no-op when not on it). */
+static void conn_unyield(mk_net_conn_t *c)
+{
+    if (!c->yielded || !c->l)
+        return;
+    mk_net_listener_t *l = c->l;
+    c->yielded = false;
+    if (c->yprev)
+        c->yprev->ynext = c->ynext;
+    else
+        l->yhead = c->ynext;
+    if (c->ynext)
+        c->ynext->yprev = c->yprev;
+    else
+        l->ytail = c->yprev;
+    c->ynext = c->yprev = NULL;
+    l->ycount--;
+}
+
 static void conn_free_cb(uv_handle_t *h)
 {
     mk_net_conn_t *c = h->data;
@@ -124,8 +170,14 @@ void mk_net_conn_close(mk_net_conn_t *c, const char *reason)
     c->closing = true;
     if (reason)
         mk_info("connection %s closed: %s", c->peer, reason);
+    if (c->timer) {
+        uv_timer_stop(c->timer);
+        uv_close((uv_handle_t *)c->timer, (uv_close_cb)mk_free);
+        c->timer = NULL;
+    }
     mk_net_listener_t *l = c->l;
     if (l) {
+        conn_unyield(c);
         if (l->h.close_cb)
             l->h.close_cb(c, l->ud);
         if (c->prev)
@@ -309,7 +361,7 @@ static void conn_update_reading(mk_net_conn_t *c)
 {
     if (c->closing || !c->l)
         return;
-    bool want = c->in_bytes < c->l->cfg.in_high_water &&
+    bool want = !c->muted && !c->yielded && c->in_bytes < c->l->cfg.in_high_water &&
                 uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < c->l->cfg.out_high_water;
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
@@ -320,7 +372,75 @@ static void conn_update_reading(mk_net_conn_t *c)
     }
 }
 
-/* Deliver queued frames while the upper layer finishes them synchronously.
+/* The connection's mute timer, made on first need (false: out of memory,
+ * the connection is closed). */
+static void conn_timer_cb(uv_timer_t *t);
+
+static bool conn_timer_start(mk_net_conn_t *c, uint64_t ms)
+{
+    if (!c->timer) {
+        c->timer = mk_malloc(sizeof(*c->timer));
+        if (!c->timer) {
+            mk_net_conn_close(c, "out of memory for a timer");
+            return false;
+        }
+        uv_timer_init(c->l->loop, c->timer);
+        c->timer->data = c;
+    }
+    uv_timer_start(c->timer, conn_timer_cb, ms, 0);
+    return true;
+}
+
+/* A mute has ended: deliver and read again. */
+static void conn_timer_cb(uv_timer_t *t)
+{
+    mk_net_conn_t *c = t->data;
+    uint64_t now = mk_mono_ms();
+    if (c->muted && now < c->mute_until_ms) {
+        conn_timer_start(c, c->mute_until_ms - now);
+        return;
+    }
+    c->muted = false;
+    conn_dispatch(c);
+    if (!c->closing)
+        conn_update_reading(c);
+}
+
+/* Once per loop iteration while connections have yielded: give each of
+ * those on the list now its next turn, in order.  One that yields again
+ * goes to the tail, for the next iteration. */
+static void resume_cb(uv_idle_t *h)
+{
+    mk_net_listener_t *l = h->data;
+    for (int n = l->ycount; n > 0 && l->yhead; n--) {
+        mk_net_conn_t *c = l->yhead;
+        conn_unyield(c);
+        conn_dispatch(c);
+        if (!c->closing)
+            conn_update_reading(c);
+    }
+    if (!l->yhead)
+        uv_idle_stop(h);
+}
+
+static void conn_yield(mk_net_conn_t *c)
+{
+    mk_net_listener_t *l = c->l;
+    c->yielded = true;
+    c->ynext = NULL;
+    c->yprev = l->ytail;
+    if (l->ytail)
+        l->ytail->ynext = c;
+    else
+        l->yhead = c;
+    l->ytail = c;
+    l->ycount++;
+    uv_idle_start(l->resume, resume_cb);
+    conn_update_reading(c);
+}
+
+/* Deliver queued frames while the upper layer finishes them synchronously,
+ * at most FRAMES_PER_TURN of them (see Fairness above).
  * A trampoline, not recursion: mk_net_conn_done() from inside frame_cb only
  * clears busy, and this loop picks the next frame. */
 static void conn_dispatch(mk_net_conn_t *c)
@@ -328,7 +448,13 @@ static void conn_dispatch(mk_net_conn_t *c)
     if (c->dispatching)
         return;
     c->dispatching = true;
-    while (!c->closing && !c->busy && c->q_head && c->l) {
+    int budget = FRAMES_PER_TURN;
+    while (!c->closing && !c->busy && !c->muted && !c->yielded && c->q_head && c->l) {
+        if (budget-- == 0) {
+            /* Stop reading too: that ends libuv's read burst on this socket. */
+            conn_yield(c);
+            break;
+        }
         frame_t *f = c->q_head;
         c->q_head = f->next;
         if (!c->q_head)
@@ -342,6 +468,22 @@ static void conn_dispatch(mk_net_conn_t *c)
     }
     c->dispatching = false;
 }
+
+void mk_net_conn_mute(mk_net_conn_t *c, uint64_t ms)
+{
+    if (c->closing || !c->l || ms == 0)
+        return;
+    uint64_t until = mk_mono_ms() + ms;
+    if (c->muted && until <= c->mute_until_ms)
+        return;
+    c->muted = true;
+    c->mute_until_ms = until;
+    conn_unyield(c);
+    if (conn_timer_start(c, until - mk_mono_ms()))
+        conn_update_reading(c);
+}
+
+bool mk_net_conn_is_muted(const mk_net_conn_t *c) { return c->muted; }
 
 void mk_net_conn_done(mk_net_conn_t *c)
 {
@@ -451,7 +593,7 @@ static void idle_sweep_cb(uv_timer_t *t)
     mk_net_conn_t *c = l->conns;
     while (c) {
         mk_net_conn_t *next = c->next; /* closing unlinks c */
-        if (!c->busy && !c->q_head && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0 &&
+        if (!c->busy && !c->muted && !c->q_head && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0 &&
             now - c->last_active_ms > limit) {
             char why[96];
             snprintf(why, sizeof(why), "idle for %llu ms (connections.max.idle.ms=%lld)",
@@ -610,15 +752,23 @@ int mk_net_listener_open(uv_loop_t *loop, const char *host, int port, const mk_n
     l->ud = ud;
     l->tcp.data = l;
     int rc = mk_net_tcp_listen(loop, &l->tcp, host, port, 511, accept_cb, &l->port);
+    if (rc == 0) {
+        l->resume = mk_malloc(sizeof(*l->resume));
+        if (!l->resume)
+            rc = MK_ERR_NOMEM;
+    }
     if (rc == 0 && cfg->idle_ms > 0) {
         l->idle_timer = mk_malloc(sizeof(uv_timer_t));
         if (!l->idle_timer)
             rc = MK_ERR_NOMEM;
     }
     if (rc < 0) {
+        mk_free(l->resume);
         uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)mk_free);
         return rc;
     }
+    uv_idle_init(loop, l->resume);
+    l->resume->data = l;
     if (l->idle_timer) {
         uint64_t period = (uint64_t)MK_MIN(MK_MAX(cfg->idle_ms / 5, 10), 1000);
         uv_timer_init(loop, l->idle_timer);
@@ -646,6 +796,9 @@ void mk_net_listener_close(mk_net_listener_t *l)
     }
     while (l->conns)
         mk_net_conn_close(l->conns, "listener stopping");
+    uv_idle_stop(l->resume);
+    uv_close((uv_handle_t *)l->resume, (uv_close_cb)mk_free);
+    l->resume = NULL;
     /* The listener struct starts with its uv_tcp_t, so libuv frees it whole. */
     uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)mk_free);
 }

@@ -9,7 +9,9 @@
  * request order) without the upper layer queueing anything.
  *
  * Backpressure: reading stops while queued input frames or unsent output pass
- * their high-water marks, and resumes below them.
+ * their high-water marks, and resumes below them.  A connection is given at
+ * most a few frames per loop turn before the others have theirs, and can be
+ * muted for a while (quota throttling).
  *
  * Limits (Kafka's names): max.connections and max.connections.per.ip refuse a
  * connection at accept; connections.max.idle.ms closes one that has read and
@@ -99,6 +101,12 @@ void mk_net_conn_send(mk_net_conn_t *c, uint8_t *data, size_t len);
 /* The current frame is finished; deliver the next one.  May be called from
  * inside frame_cb (the next frame is delivered after frame_cb returns). */
 void mk_net_conn_done(mk_net_conn_t *c);
+/* Mute the connection for ms (KIP-219 throttling): nothing is read and no
+ * frame is delivered until then; a mute in force is only ever extended.
+ * The frame in progress is not affected: call this before mk_net_conn_done()
+ * so that the next frame waits.  Unmuting is automatic. */
+void mk_net_conn_mute(mk_net_conn_t *c, uint64_t ms);
+bool mk_net_conn_is_muted(const mk_net_conn_t *c);
 /* Close with a reason for the log. */
 void mk_net_conn_close(mk_net_conn_t *c, const char *reason);
 void mk_net_conn_set_data(mk_net_conn_t *c, void *data);
