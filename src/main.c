@@ -16,6 +16,7 @@
 #include "cluster/cluster.h"
 #include "repl/repl.h"
 #include "scrub/scrub.h"
+#include "s3d/s3d.h"
 #include "tui.h"
 
 #include <errno.h>
@@ -26,16 +27,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define MINIKORA_VERSION "0.1.0"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MK_HAS_ASAN 1
+#endif
+#endif
+#ifndef MK_HAS_ASAN
+#define MK_HAS_ASAN 0
+#endif
+
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: minikora serve [options]   run a Kafka-compatible cluster\n"
-            "       minikora apis [--markdown] list supported Kafka APIs and versions\n"
+            "       minikora apis [--markdown] list supported Kafka APIs and versions (a table, or Markdown)\n"
             "       minikora tui [--admin URL] [--admin-token T]  watch and steer a cluster\n"
             "       minikora verify --data-dir DIR  check a stopped cluster's stored data (exit 1: problems)\n"
             "       minikora version\n"
@@ -54,12 +65,22 @@ static void usage(FILE *out)
             "  --tls-ca FILE         the CA file clients should trust (default: DATA/tls/ca.pem,\n"
             "                        or --tls-cert itself)\n"
             "  --ready-file PATH     once ready, write {bootstrap, tls_bootstrap, ca_file, admin,\n"
-            "                        admin_token, brokers} there as JSON\n"
+            "                        admin_token, brokers, s3} there as JSON\n"
+            "  --s3-port N           the bundled S3 server (default 9000, or 0 with --port 0;\n"
+            "                        0 picks a free port; -1 disables it)\n"
+            "  --s3-access-key KEY   its access key and secret key (default $MINIKORA_S3_ACCESS_KEY and\n"
+            "  --s3-secret-key S     $MINIKORA_S3_SECRET_KEY, else DATA/s3/_credentials, else a new\n"
+            "                        random pair kept there, mode 0600)\n"
+            "  --s3-bucket NAME      the bucket that exists from the start (default minikora)\n"
             "  --admin-token TOKEN   bearer token the admin API's acting routes require (default\n"
             "                        $MINIKORA_ADMIN_TOKEN, else a random one); written to\n"
             "                        DATA/admin-token (mode 0600) and the ready file\n"
-            "  --host ADDR           address to bind (default 127.0.0.1)\n"
-            "  --advertise-host H    host name given to clients (default: --host)\n"
+            "  --host ADDR           address to bind (default 127.0.0.1; ::1 or [::1] for IPv6)\n"
+            "  --advertise-host H    host name given to clients (default: --host; for 0.0.0.0 or ::\n"
+            "                        this machine's name if it resolves here, else loopback)\n"
+            "  --advertise-ports P   ports given to clients instead of the bound ones, behind port\n"
+            "                        mapping: P1,P2,... (one per broker) or a first port P (P, P+1, ...);\n"
+            "                        PUT /v1/advertised changes them while running\n"
             "  --brokers N           brokers (default 6; minikora.brokers)\n"
             "  --azs N               simulated availability zones (default 3; minikora.azs)\n"
             "  --config FILE         Kafka-style properties file (key=value)\n"
@@ -68,7 +89,8 @@ static void usage(FILE *out)
             "  --tui                 run the TUI in this terminal as well (logs go to DATA/minikora.log)\n"
             "  --control-stdin       read lifecycle commands on stdin, one per line: crash ID,\n"
             "                        stop ID (controlled), start ID, az-down AZ, az-up AZ, stats;\n"
-            "                        each is answered by a 'control: ...' line on stdout\n"
+            "                        each is answered by a 'control: ...' line on stdout; the end\n"
+            "                        of stdin (a file, /dev/null) means no more commands\n"
             "                        (the admin API offers the same and more)\n");
 }
 
@@ -77,12 +99,16 @@ typedef struct app_s {
     mk_cluster_t *cluster;
     mk_broker_t *broker;
     mk_admin_t *admin;
+    mk_s3d_t *s3d;              /* the bundled S3 server, on a thread of its own */
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;
     char *ephemeral_dir;
-    uv_pipe_t control;
+    union {
+        uv_pipe_t pipe;
+        uv_tty_t tty;
+    } control;                  /* --control-stdin: a pipe, socket or terminal on stdin */
     uv_async_t stop_async;      /* serve --tui: stops the loop from the TUI thread */
-    bool control_on;
+    bool control_on;            /* control is open (closed at end of input or at stop) */
     char control_buf[1024];
     size_t control_len;
     int64_t last_retention_ms;
@@ -114,8 +140,11 @@ static void app_stop(app_t *app)
     uv_close((uv_handle_t *)&app->tick, NULL);
     if (app->control_on)
         uv_close((uv_handle_t *)&app->control, NULL);
+    app->control_on = false;
     mk_admin_close(app->admin); /* before the broker: it observes requests */
     app->admin = NULL;
+    mk_s3d_close(app->s3d);     /* joins its thread; before the data directory goes */
+    app->s3d = NULL;
     mk_broker_free(app->broker);
     app->broker = NULL;
     mk_cluster_close(app->cluster);
@@ -173,16 +202,10 @@ static void control_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(app->control_buf) - app->control_len - 1;
 }
 
-static void control_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+/* Run every complete line in control_buf; at end of input (eof) the last
+ * line too, even without its newline. */
+static void control_lines(app_t *app, bool eof)
 {
-    app_t *app = s->data;
-    (void)buf;
-    if (n < 0) {
-        uv_read_stop(s);
-        return;
-    }
-    app->control_len += (size_t)n;
-    app->control_buf[app->control_len] = 0;
     char *nl;
     while (app->cluster && (nl = strchr(app->control_buf, '\n'))) {
         *nl = 0;
@@ -191,17 +214,88 @@ static void control_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         memmove(app->control_buf, nl + 1, app->control_len - used + 1);
         app->control_len -= used;
     }
-    if (app->control_len >= sizeof(app->control_buf) - 1)
+    if (eof && app->cluster && app->control_len > 0)
+        control_line(app, app->control_buf);
+    if (eof || app->control_len >= sizeof(app->control_buf) - 1) {
         app->control_len = 0; /* an over-long line is dropped */
+        app->control_buf[0] = 0;
+    }
+}
+
+static void control_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    app_t *app = s->data;
+    (void)buf;
+    if (n < 0) {
+        /* End of input (or a read error): no more commands; the cluster runs on. */
+        control_lines(app, true);
+        if (n != UV_EOF)
+            mk_warn("--control-stdin: %s; no more commands", uv_strerror((int)n));
+        else
+            mk_info("--control-stdin: end of input; no more commands");
+        if (app->control_on) {
+            uv_close((uv_handle_t *)s, NULL);
+            app->control_on = false;
+        }
+        return;
+    }
+    app->control_len += (size_t)n;
+    app->control_buf[app->control_len] = 0;
+    control_lines(app, false);
+}
+
+/* stdin as a file (a regular file, /dev/null: what a background CI job gets)
+ * cannot be watched by the loop; its commands are read now, to its end, and
+ * that end means no more commands.  Reading a file does not wait on anyone. */
+static void control_read_file(app_t *app)
+{
+    int lines = 0;
+    size_t total = 0;
+    for (;;) {
+        if (total >= (1u << 20)) { /* a device that never ends (/dev/zero): stop somewhere */
+            mk_warn("--control-stdin: stdin gave 1 MiB without ending; no more commands");
+            break;
+        }
+        size_t room = sizeof(app->control_buf) - app->control_len - 1;
+        ssize_t n = read(0, app->control_buf + app->control_len, room);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        total += (size_t)n;
+        for (ssize_t i = 0; i < n; i++)
+            lines += app->control_buf[app->control_len + (size_t)i] == '\n';
+        app->control_len += (size_t)n;
+        app->control_buf[app->control_len] = 0;
+        control_lines(app, false);
+    }
+    control_lines(app, true);
+    mk_info("--control-stdin: stdin is a file; %d command line(s) read, then end of input", lines);
 }
 
 static void control_start(app_t *app)
 {
-    if (uv_pipe_init(app->loop, &app->control, 0) < 0 || uv_pipe_open(&app->control, 0) < 0) {
-        mk_warn("--control-stdin: stdin is not a pipe or terminal; control disabled");
+    uv_handle_type t = uv_guess_handle(0);
+    int rc = UV_EINVAL;
+    app->control.pipe.data = app;
+    if (t == UV_TTY) {
+        rc = uv_tty_init(app->loop, &app->control.tty, 0, 1);
+    } else if (t == UV_NAMED_PIPE) {
+        rc = uv_pipe_init(app->loop, &app->control.pipe, 0);
+        if (rc == 0 && (rc = uv_pipe_open(&app->control.pipe, 0)) < 0)
+            uv_close((uv_handle_t *)&app->control, NULL);
+    } else if (t == UV_FILE) {
+        control_read_file(app);
+        return;
+    } else {
+        mk_warn("--control-stdin: stdin is closed or not a pipe, terminal or file; control disabled");
         return;
     }
-    app->control.data = app;
+    if (rc < 0) {
+        mk_warn("--control-stdin: cannot read stdin: %s; control disabled", uv_strerror(rc));
+        return;
+    }
+    app->control.pipe.data = app;
     app->control_on = true;
     uv_read_start((uv_stream_t *)&app->control, control_alloc_cb, control_read_cb);
 }
@@ -234,6 +328,85 @@ static int parse_int(const char *s, int *out)
     if (errno || *end || v < 0 || v > 65535)
         return -1;
     *out = (int)v;
+    return 0;
+}
+
+/* ---------------------------------------------------------- abnormal exits */
+
+/* What a fatal signal must not leave behind: the ready file (a stale one
+ * points a fixture at dead ports) and the --ephemeral data directory. */
+static const char *fatal_ready_file;
+static const char *fatal_ephemeral_dir;
+
+/* Runs on the signal: only async-signal-safe calls (unlink, fork, execv,
+ * _exit, signal, raise).  The data directory is removed by an rm of its own,
+ * since walking a tree here is not safe; then the signal's default action
+ * (core, termination) happens as if we had not caught it. */
+static void fatal_signal_cb(int sig)
+{
+    if (fatal_ready_file)
+        unlink(fatal_ready_file);
+    if (fatal_ephemeral_dir && fork() == 0) {
+        char *argv[] = {"rm", "-rf", (char *)fatal_ephemeral_dir, NULL};
+        execv("/bin/rm", argv);
+        _exit(127);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Catch the signals that end a process without a clean stop (crashes,
+ * abort, a hang-up), once the ready file exists.  SIGKILL cannot be caught. */
+static void fatal_signals_catch(const char *ready_file, const char *ephemeral_dir)
+{
+    fatal_ready_file = ready_file;
+    fatal_ephemeral_dir = ephemeral_dir;
+#if defined(__SANITIZE_ADDRESS__) || MK_HAS_ASAN
+    /* Under ASan its own handler reports a SIGSEGV; leave the faults to it. */
+    static const int sigs[] = {SIGABRT, SIGHUP, SIGQUIT};
+#else
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGHUP, SIGQUIT};
+#endif
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = fatal_signal_cb;
+    sa.sa_flags = SA_NODEFER | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigaction(sigs[i], &sa, NULL);
+}
+
+/* --advertise-ports: "P1,P2,..." (one port per broker) or "P" (the first of
+ * brokers consecutive ports) into ports[0..brokers).  0, or -1 after a
+ * message on stderr. */
+static int parse_advertise_ports(const char *arg, int brokers, int ports[64])
+{
+    int n = 0;
+    const char *p = arg;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || end == p || v < 1 || v > 65535 || (*end && *end != ',') || n >= 64) {
+            fprintf(stderr, "minikora: bad --advertise-ports '%s' (P1,P2,... one per broker, or a first port)\n", arg);
+            return -1;
+        }
+        ports[n++] = (int)v;
+        if (!*end)
+            break;
+        p = end + 1;
+    }
+    if (n == 1) {
+        if (ports[0] + brokers - 1 > 65535) {
+            fprintf(stderr, "minikora: --advertise-ports %d: %d brokers do not fit below 65536\n", ports[0], brokers);
+            return -1;
+        }
+        for (int i = 1; i < brokers; i++)
+            ports[i] = ports[0] + i;
+    } else if (n != brokers) {
+        fprintf(stderr, "minikora: --advertise-ports names %d ports for %d brokers\n", n, brokers);
+        return -1;
+    }
     return 0;
 }
 
@@ -292,8 +465,9 @@ static int admin_token_write(const char *data_dir, const char *token)
     return 0;
 }
 
-/* --ready-file: {bootstrap, admin, admin_token, pid, data_dir, brokers: [...],
- * tls_bootstrap, ca_file} on one
+/* --ready-file: {bootstrap, advertised_bootstrap, admin, admin_token, pid,
+ * data_dir, brokers: [...], tls_bootstrap, ca_file, s3: {url, access_key,
+ * secret_key, bucket, region}} on one
  * line, written to PATH.tmp and renamed, so a reader never sees half a
  * file.  jansson's default separators (", " and ": ") keep the line as it
  * always was, so the README's sed recipe that matches "bootstrap": "..."
@@ -301,14 +475,23 @@ static int admin_token_write(const char *data_dir, const char *token)
 static int write_ready_file(app_t *app, const char *path, const char *boot, const char *admin_url,
                             const char *admin_token, const char *data_dir)
 {
+    /* s3: {url, access_key, secret_key, bucket, region}, or null when disabled */
+    json_t *s3 = app->s3d ? json_pack("{s:s, s:s, s:s, s:s, s:s}", "url", mk_s3d_url(app->s3d), "access_key",
+                                      mk_s3d_access_key(app->s3d), "secret_key", mk_s3d_secret_key(app->s3d),
+                                      "bucket", mk_s3d_bucket(app->s3d), "region", mk_s3d_region(app->s3d))
+                          : json_null();
     json_t *brokers = json_array();
     int n = mk_cluster_broker_count(app->cluster);
     for (int i = 0; brokers && i < n; i++) {
         mk_cluster_broker_t *b = mk_cluster_broker_at(app->cluster, i);
-        if (json_array_append_new(brokers, json_pack("{s:i, s:s, s:i, s:s, s:i, s:i}", "id", (int)b->id, "host",
+        int aport;
+        const char *ahost = mk_cluster_broker_endpoint(app->cluster, b, false, &aport);
+        char hp[300];
+        mk_net_host_port(ahost, aport, hp, sizeof(hp));
+        if (json_array_append_new(brokers, json_pack("{s:i, s:s, s:i, s:s, s:i, s:i, s:s}", "id", (int)b->id, "host",
                                                      mk_cluster_advertise_host(app->cluster), "port", b->port,
                                                      "az", b->az, "cell", (int)b->cell, "tls_port",
-                                                     b->tls_port)) < 0) {
+                                                     b->tls_port, "advertised", hp)) < 0) {
             json_decref(brokers);
             brokers = NULL;
         }
@@ -317,11 +500,14 @@ static int write_ready_file(app_t *app, const char *path, const char *boot, cons
     char tls_boot[4096];
     mk_cluster_tls_bootstrap(app->cluster, tls_boot, sizeof(tls_boot));
     const char *ca = mk_cluster_tls_ca_file(app->cluster);
-    json_t *j = json_pack("{s:s, s:o, s:o, s:i, s:s, s:o, s:o, s:o}", "bootstrap", boot, "admin",
+    char adv[4096];
+    mk_cluster_advertised_bootstrap(app->cluster, adv, sizeof(adv));
+    json_t *j = json_pack("{s:s, s:s, s:o, s:o, s:i, s:s, s:o, s:o, s:o, s:o}", "bootstrap", boot,
+                          "advertised_bootstrap", adv, "admin",
                           admin_url ? json_string(admin_url) : json_null(), "admin_token",
                           admin_url ? json_string(admin_token) : json_null(), "pid", (int)getpid(), "data_dir",
                           data_dir, "brokers", brokers, "tls_bootstrap", ca ? json_string(tls_boot) : json_null(),
-                          "ca_file", ca ? json_string(ca) : json_null());
+                          "ca_file", ca ? json_string(ca) : json_null(), "s3", s3);
     if (!j) {
         errno = EINVAL;
         return -1;
@@ -354,10 +540,16 @@ static int cmd_serve(int argc, char **argv)
 {
     mk_config_t config;
     mk_cluster_config_init(&config);
-    const char *data_dir = NULL, *host = "127.0.0.1", *advertise = NULL;
+    const char *data_dir = NULL, *host = "127.0.0.1", *advertise = NULL, *adv_ports_arg = NULL;
+    char host_buf[64];
+    int adv_ports[64];
     int port = 9092, brokers = -1, azs = -1;
     int admin_port = 8080;
     bool admin_port_set = false;
+    int s3_port = 9000;
+    bool s3_port_set = false;
+    const char *s3_access = getenv("MINIKORA_S3_ACCESS_KEY"), *s3_secret = getenv("MINIKORA_S3_SECRET_KEY");
+    const char *s3_bucket = NULL;
     const char *ready_file = NULL;
     const char *admin_token = getenv("MINIKORA_ADMIN_TOKEN");
     char token_buf[65];
@@ -400,6 +592,24 @@ static int cmd_serve(int argc, char **argv)
                 return 2;
             }
             admin_port_set = true;
+        } else if (strcmp(a, "--s3-port") == 0) {
+            NEED_VALUE();
+            if (strcmp(v, "-1") == 0) {
+                s3_port = -1;
+            } else if (parse_int(v, &s3_port) < 0) {
+                fprintf(stderr, "minikora: bad S3 port '%s' (0..65535, or -1 to disable)\n", v);
+                return 2;
+            }
+            s3_port_set = true;
+        } else if (strcmp(a, "--s3-access-key") == 0) {
+            NEED_VALUE();
+            s3_access = v;
+        } else if (strcmp(a, "--s3-secret-key") == 0) {
+            NEED_VALUE();
+            s3_secret = v;
+        } else if (strcmp(a, "--s3-bucket") == 0) {
+            NEED_VALUE();
+            s3_bucket = v;
         } else if (strcmp(a, "--tls-port") == 0) {
             NEED_VALUE();
             int tp;
@@ -430,9 +640,17 @@ static int cmd_serve(int argc, char **argv)
         } else if (strcmp(a, "--host") == 0) {
             NEED_VALUE();
             host = v;
+            size_t hl = strlen(v);
+            if (hl > 2 && v[0] == '[' && v[hl - 1] == ']' && hl - 2 < sizeof(host_buf)) {
+                snprintf(host_buf, sizeof(host_buf), "%.*s", (int)(hl - 2), v + 1); /* [::1] is ::1 */
+                host = host_buf;
+            }
         } else if (strcmp(a, "--advertise-host") == 0) {
             NEED_VALUE();
             advertise = v;
+        } else if (strcmp(a, "--advertise-ports") == 0) {
+            NEED_VALUE();
+            adv_ports_arg = v;
         } else if (strcmp(a, "--brokers") == 0 || strcmp(a, "--azs") == 0) {
             NEED_VALUE();
             if (mk_cluster_config_set(&config, a[2] == 'b' ? "minikora.brokers" : "minikora.azs", v, why, sizeof(why)) < 0) {
@@ -474,14 +692,26 @@ static int cmd_serve(int argc, char **argv)
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "minikora: unknown option '%s'\n", a);
-            usage(stderr);
+            /* One line, not the whole usage: the reason stays the last thing a CI log shows. */
+            fprintf(stderr, "minikora: unknown option '%s' (minikora serve --help lists them)\n", a);
             return 2;
         }
 #undef NEED_VALUE
     }
     if (!admin_port_set && port == 0)
         admin_port = 0; /* fixtures run many clusters at once: free ports for all */
+    if (!s3_port_set && port == 0)
+        s3_port = 0;
+    if (s3_access && !s3_access[0])
+        s3_access = NULL;
+    if (s3_secret && !s3_secret[0])
+        s3_secret = NULL;
+    if ((s3_access != NULL) != (s3_secret != NULL) || (s3_access && !mk_s3d_access_key_valid(s3_access)) ||
+        (s3_secret && !mk_s3d_secret_key_valid(s3_secret))) {
+        fprintf(stderr, "minikora: give the S3 access key (3..128 of A-Z a-z 0-9) and secret key (8..128 visible "
+                        "ASCII characters, no spaces) together\n");
+        return 2;
+    }
     if (admin_token && !admin_token[0])
         admin_token = NULL; /* MINIKORA_ADMIN_TOKEN= (empty) means: generate one */
     if (admin_token && !mk_admin_token_valid(admin_token)) {
@@ -502,6 +732,8 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "minikora: brokers must be 1..64 and AZs 1..16\n");
         return 2;
     }
+    if (adv_ports_arg && parse_advertise_ports(adv_ports_arg, brokers, adv_ports) < 0)
+        return 2;
 
     app_t app;
     memset(&app, 0, sizeof(app));
@@ -524,6 +756,7 @@ static int cmd_serve(int argc, char **argv)
     opts.data_dir = data_dir;
     opts.host = host;
     opts.advertise_host = advertise;
+    opts.advertise_ports = adv_ports_arg ? adv_ports : NULL;
     opts.base_port = port;
     /* TLS ports follow the PLAINTEXT ones unless set (free ones with --port 0). */
     opts.tls_base_port = mk_cluster_config_is_set(&config, "minikora.tls.port")
@@ -573,8 +806,25 @@ static int cmd_serve(int argc, char **argv)
     app.tick.data = &app;
     app.last_retention_ms = mk_now_ms();
     uv_timer_start(&app.tick, tick_cb, 1000, 1000);
-    if (control)
-        control_start(&app);
+
+    if (s3_port >= 0) {
+        mk_s3d_opts_t sopts = {data_dir, host, s3_port, mk_cluster_advertise_host(app.cluster), s3_access,
+                               s3_secret, s3_bucket, NULL, 0};
+        rc = mk_s3d_open(&sopts, &app.s3d, why, sizeof(why));
+        if (rc == UV_EADDRINUSE && !s3_port_set) {
+            mk_warn("S3 port %d is in use; the S3 server takes a free port instead", s3_port);
+            sopts.port = 0;
+            rc = mk_s3d_open(&sopts, &app.s3d, why, sizeof(why));
+        }
+        if (rc < 0) {
+            fprintf(stderr, "minikora: cannot start the S3 server: %s\n", why[0] ? why : err_text(rc));
+            app_stop(&app);
+            uv_run(app.loop, UV_RUN_DEFAULT);
+            if (app.ephemeral_dir)
+                mk_rm_rf(app.ephemeral_dir);
+            return 1;
+        }
+    }
 
     char admin_url[300] = "";
     if (admin_port >= 0) {
@@ -609,6 +859,8 @@ static int cmd_serve(int argc, char **argv)
     if (ready_file && write_ready_file(&app, ready_file, boot, admin_url[0] ? admin_url : NULL, admin_token,
                                        data_dir) < 0)
         mk_warn("cannot write the ready file %s: %s", ready_file, strerror(errno));
+    if (ready_file || app.ephemeral_dir)
+        fatal_signals_catch(ready_file, app.ephemeral_dir);
     /* The TLS part comes last, after a space, so the admin URL stays one
      * whitespace-delimited word as tests and scripts parse it. */
     char tls_part[4600] = "";
@@ -618,15 +870,25 @@ static int cmd_serve(int argc, char **argv)
         mk_cluster_tls_bootstrap(app.cluster, tls_boot, sizeof(tls_boot));
         snprintf(tls_part, sizeof(tls_part), " tls %s ca %s", tls_boot, ca);
     }
-    printf("minikora ready: bootstrap servers %s (%d brokers in %d cells over %d AZs; data %s; %.1f ms)%s%s%s\n",
-           boot, n, (n + azs - 1) / azs, azs < n ? azs : n, data_dir, (double)(mk_mono_ns() - t0) / 1e6,
-           admin_url[0] ? " admin " : "", admin_url, tls_part);
+    /* the S3 part follows the admin URL, before the TLS part */
+    char s3_part[800] = "";
+    if (app.s3d)
+        snprintf(s3_part, sizeof(s3_part), " s3 %s bucket %s key %s secret %s", mk_s3d_url(app.s3d),
+                 mk_s3d_bucket(app.s3d), mk_s3d_access_key(app.s3d), mk_s3d_secret_key(app.s3d));
+    int ncells = (n + azs - 1) / azs, nazs = azs < n ? azs : n;
+    printf("minikora ready: bootstrap servers %s (%d broker%s in %d cell%s over %d AZ%s; data %s; %.1f ms)%s%s%s%s\n",
+           boot, n, n == 1 ? "" : "s", ncells, ncells == 1 ? "" : "s", nazs, nazs == 1 ? "" : "s", data_dir,
+           (double)(mk_mono_ns() - t0) / 1e6, admin_url[0] ? " admin " : "", admin_url, s3_part, tls_part);
     fflush(stdout);
     for (int i = 0; i < n; i++) {
         mk_cluster_broker_t *b = mk_cluster_broker_at(app.cluster, i);
-        mk_info("broker %d: %s:%d (tls %d), %s, cell %d", b->id, mk_cluster_advertise_host(app.cluster), b->port,
-                b->tls_port, b->az, b->cell);
+        int aport;
+        const char *ahost = mk_cluster_broker_endpoint(app.cluster, b, false, &aport);
+        mk_info("broker %d: port %d (tls %d), %s, cell %d; clients are told %s:%d", b->id, b->port, b->tls_port, b->az,
+                b->cell, ahost, aport);
     }
+    if (control)
+        control_start(&app); /* after the ready line: answers never come before it */
 
     if (tui && admin_url[0]) {
         /* `serve --tui`: the cluster's loop runs on a thread of its own and the
@@ -693,6 +955,37 @@ static int cmd_verify(int argc, char **argv)
     return n < 0 ? 2 : n > 0 ? 1 : 0;
 }
 
+/* minikora apis [--markdown]: the dispatch table as a terminal table, or as
+ * the Markdown of docs/COMPATIBILITY.md. */
+static int cmd_apis(int argc, char **argv)
+{
+    bool markdown = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--markdown") == 0) {
+            markdown = true;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            printf("usage: minikora apis [--markdown]\n");
+            return 0;
+        } else {
+            fprintf(stderr, "minikora apis: unknown option '%s' (usage: minikora apis [--markdown])\n", argv[i]);
+            return 2;
+        }
+    }
+    if (markdown) {
+        mk_broker_apis_markdown(stdout);
+        return 0;
+    }
+    int width = 100;
+    struct winsize ws;
+    const char *cols = getenv("COLUMNS");
+    if (isatty(1) && ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        width = ws.ws_col;
+    else if (cols && atoi(cols) > 0)
+        width = atoi(cols);
+    mk_broker_apis_table(stdout, width);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -705,16 +998,8 @@ int main(int argc, char **argv)
         return mk_tui_main(argc - 2, argv + 2);
     if (strcmp(argv[1], "verify") == 0)
         return cmd_verify(argc - 2, argv + 2);
-    if (strcmp(argv[1], "apis") == 0) {
-        if (argc > 2 && strcmp(argv[2], "--markdown") == 0) {
-            mk_broker_apis_markdown(stdout);
-        } else {
-            int n;
-            (void)n;
-            mk_broker_apis_markdown(stdout);
-        }
-        return 0;
-    }
+    if (strcmp(argv[1], "apis") == 0)
+        return cmd_apis(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("minikora %s\n", MINIKORA_VERSION);
         return 0;

@@ -13,6 +13,8 @@
  *   txns.c       the producer and transaction APIs
  *   quotas.c     the client quota APIs, and the limits enforced here:
  *                partition mutations, partitions, storage, connections
+ *   throttle.c   byte-rate and request-time quotas: measures and KIP-219
+ *                throttling
  * dispatch.c calls the handlers, the handlers call req.c, and nothing calls
  * back up that chain.
  */
@@ -204,6 +206,9 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
     rc = mk_broker_limits_declare(b, cfg);
     if (rc < 0)
         return rc;
+    rc = mk_broker_throttle_init(b);
+    if (rc < 0)
+        return rc;
     rc = mk_txn_new(b->loop, c, b->groups, b->writer, &b->txn);
     if (rc < 0)
         return rc;
@@ -223,6 +228,7 @@ void mk_broker_free(mk_broker_t *b)
     mk_broker_req_close(b);
     mk_scrub_free(b->scrub);
     b->scrub = NULL;
+    mk_broker_throttle_close(b);
     mk_txn_free(b->txn);
     b->txn = NULL;
     mk_group_coord_free(b->groups);

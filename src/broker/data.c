@@ -122,7 +122,10 @@ static void note_leader(int32_t *ids, int *n, int32_t id)
                 mk_cluster_broker_t *b_ = mk_cluster_broker_find((req)->c, (ids)[i_]);   \
                 (arr).items[i_].NodeId = (ids)[i_];                                      \
                 (arr).items[i_].Host = mk_str(mk_cluster_advertise_host((req)->c));      \
-                (arr).items[i_].Port = b_ ? mk_broker_req_port(req, b_) : -1;            \
+                (arr).items[i_].Port = -1;                                               \
+                if (b_)                                                                  \
+                    mk_broker_req_endpoint(req, b_, &(arr).items[i_].Host,               \
+                                           &(arr).items[i_].Port);                       \
                 (arr).items[i_].Rack = mk_str(b_ ? b_->az : NULL);                       \
             }                                                                            \
     } while (0)

@@ -448,15 +448,20 @@ static void after_crash(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, int32
     mk_partition_hw_update(p);
 }
 
-int mk_repl_broker_crash(mk_repl_t *r, int32_t id)
+/* Stop broker id abruptly; crashed says how it is reported (a controlled
+ * shutdown ends with this too, after moving leadership). */
+static int broker_down(mk_repl_t *r, int32_t id, bool crashed)
 {
     int rc = mk_cluster_broker_stop(r->c, id);
     if (rc < 0)
         return rc;
+    mk_cluster_broker_find(r->c, id)->crashed = crashed;
     foreach_partition_of(r, id, after_crash, id);
     progress(r);
     return 0;
 }
+
+int mk_repl_broker_crash(mk_repl_t *r, int32_t id) { return broker_down(r, id, true); }
 
 static void move_leadership(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, int32_t id)
 {
@@ -483,7 +488,7 @@ int mk_repl_broker_shutdown(mk_repl_t *r, int32_t id)
     if (!broker_running(r, id))
         return MK_ERR_STATE;
     foreach_partition_of(r, id, move_leadership, id);
-    return mk_repl_broker_crash(r, id);
+    return broker_down(r, id, false);
 }
 
 static void after_start(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, int32_t id)
@@ -507,6 +512,7 @@ int mk_repl_broker_start(mk_repl_t *r, int32_t id)
     int rc = mk_cluster_broker_start(r->c, id);
     if (rc < 0)
         return rc;
+    mk_cluster_broker_find(r->c, id)->crashed = false;
     foreach_partition_of(r, id, after_start, id);
     progress(r);
     return 0;

@@ -43,7 +43,8 @@ void mk_repl_topic_created(mk_repl_t *r, mk_topic_t *t);
 
 /* Broker lifecycle.  crash: abrupt (connections dropped, leaders elected
  * after); shutdown: controlled (leadership moved first); start: recover the
- * logs, rejoin as follower, catch up.  0 or MK_ERR_NOT_FOUND / MK_ERR_STATE. */
+ * logs, rejoin as follower, catch up.  0 or MK_ERR_NOT_FOUND / MK_ERR_STATE.
+ * The broker's crashed flag (cluster.h) says which of the first two stopped it. */
 int mk_repl_broker_crash(mk_repl_t *r, int32_t id);
 int mk_repl_broker_shutdown(mk_repl_t *r, int32_t id);
 int mk_repl_broker_start(mk_repl_t *r, int32_t id);
