@@ -223,6 +223,36 @@ def test_byte_changed_in_a_segment_is_detected_and_repaired(minikora, tmp_path):
 
 
 @pytest.mark.timeout(120)
+def test_diverged_follower_is_repaired_and_audited(minikora, tmp_path):
+    """A follower's batch rewritten with a valid CRC: no checksum catches it, the comparison
+    with the other replicas does (the majority is right), and the audit calls it an incident."""
+    data = tmp_path / "data"
+    mk = minikora(*CLUSTER, *FAST_SCRUB, data_dir=data)
+    leader = make_topic(mk, "diverge")
+    values = produce_batches(mk, "diverge", leader, 6)
+    wait_replicas_identical(data, "diverge", 0, [1, 2, 3])
+    follower = next(b for b in (1, 2, 3) if b != leader)
+    seg, pos, base, last = find_batch(data, follower, "diverge", 12)
+    batch = bytearray(seg.read_bytes()[pos:pos + 12 + struct.unpack(">i", seg.read_bytes()[pos + 8:pos + 12])[0]])
+    i = batch.index(b"v-0012")
+    batch[i:i + 6] = b"V-0012"  # another value, same length
+    struct.pack_into(">I", batch, 17, kwire.crc32c(bytes(batch[21:])))
+    with open(seg, "r+b") as f:
+        f.seek(pos)
+        f.write(batch)
+    j = wait_integrity(mk, lambda j: j["total"]["corruptions_repaired"] >= 1, 20, "divergence found and repaired")
+    b = broker_counts(j, follower)
+    assert b["divergences"] == 1 and b["corruptions_repaired"] == 1 and b["audit_incidents"] == 1, b
+    assert all(broker_counts(j, o)["corruptions_found"] == 0 for o in (1, 2, 3) if o != follower)
+    inc = j["incidents"][-1]
+    assert (inc["kind"], inc["broker"], inc["from"], inc["to"]) == ("replicas_agree", follower, base, last), inc
+    assert "below the high watermark" in inc["message"], inc
+    wait_isr_full(mk, "diverge")
+    wait_replicas_identical(data, "diverge", 0, [1, 2, 3])
+    assert [v for _, v in consume_all(mk, "diverge", len(values))] == values
+
+
+@pytest.mark.timeout(120)
 def test_corruption_on_every_replica_is_lost_data_never_served(minikora, tmp_path):
     data = tmp_path / "data"
     mk = minikora(*CLUSTER, *ON_DEMAND, data_dir=data)

@@ -58,7 +58,7 @@ struct scrub_lost_s {
     int32_t partition, broker;
     int n;
     int64_t ranges[SCRUB_MAX_RANGES][2];   /* [from, to], to INT64_MAX: to the end */
-    char why[200];
+    char why[320];
     int64_t since_ms;
 };
 

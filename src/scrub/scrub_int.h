@@ -54,7 +54,7 @@ typedef struct scrub_rep_s {
     int64_t bad_from;           /* first bad offset, INT64_MAX: none */
     scrub_range_t ranges[SCRUB_MAX_RANGES];
     int nranges;
-    char why[200];              /* the first finding, a sentence */
+    char why[320];              /* the first finding, a sentence */
 } scrub_rep_t;
 
 /* The replicas of one partition, walked side by side by offset. */
