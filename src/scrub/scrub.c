@@ -417,7 +417,7 @@ static void job_conclude(mk_scrub_t *s, scrub_job_t *job)
         bad[i] = same && nr[i] > 0;
         ok[i] = same && nr[i] == 0;
         nbad += bad[i];
-        if (!same)
+        if (!same && r->broker >= 0 && r->broker <= MK_CLUSTER_MAX_BROKERS)
             s->covered[r->broker] = false;
     }
     if (job->remote_rc) {
@@ -439,23 +439,28 @@ static void job_conclude(mk_scrub_t *s, scrub_job_t *job)
         if (!seen_first(s, t, job->partition, r->broker, ranges[i][0][0]))
             continue;
         scrub_bcounts_t *bc = bcounts(s, r->broker);
-        bool diverged = false, gap = false;
+        /* The audit's rules: replicas agree, offsets are covered. */
+        const scrub_range_t *diverged = NULL, *gap = NULL;
+        int64_t start = ranges[i][0][0];
         for (int k = 0; k < r->nranges; k++) {
-            diverged |= r->ranges[k].kind == SCRUB_BAD_DIVERGED;
-            gap |= r->ranges[k].kind == SCRUB_BAD_GAP;
+            if (r->ranges[k].to < start)
+                continue;
+            if (!diverged && r->ranges[k].kind == SCRUB_BAD_DIVERGED)
+                diverged = &r->ranges[k];
+            if (!gap && r->ranges[k].kind == SCRUB_BAD_GAP)
+                gap = &r->ranges[k];
         }
         if (bc) {
             bc->corruptions++;
-            bc->divergences += diverged;
+            bc->divergences += diverged != NULL;
         }
-        scrub_event(s, "integrity_corruption", r->broker, "%s (bad from offset %lld)", r->why,
-                    (long long)ranges[i][0][0]);
+        scrub_event(s, "integrity_corruption", r->broker, "%s (bad from offset %lld)", r->why, (long long)start);
         if (diverged)
-            scrub_audit_incident(s, t, job->partition, r->broker, "replicas_agree", ranges[i][0][0],
-                                 ranges[i][0][1] == INT64_MAX ? -1 : ranges[i][0][1], "%s", r->why);
+            scrub_audit_incident(s, t, job->partition, r->broker, "replicas_agree", MK_MAX(diverged->from, start),
+                                 diverged->to == INT64_MAX ? -1 : diverged->to, "%s", r->why);
         if (gap)
-            scrub_audit_incident(s, t, job->partition, r->broker, "coverage", ranges[i][0][0],
-                                 ranges[i][0][1] == INT64_MAX ? -1 : ranges[i][0][1], "%s", r->why);
+            scrub_audit_incident(s, t, job->partition, r->broker, "coverage", MK_MAX(gap->from, start),
+                                 gap->to == INT64_MAX ? -1 : gap->to, "%s", r->why);
     }
 
     /* The source: the leader if sound, else a sound in-sync replica. */
@@ -471,7 +476,13 @@ static void job_conclude(mk_scrub_t *s, scrub_job_t *job)
     }
     if (source >= 0) {
         /* The leader first: it hands over to the source before anyone fetches. */
-        for (int pass = 0; pass < 2; pass++)
+        for (int pass = 0; pass < 2; pass++) {
+            /* Followers fetch again only from a sound leader. */
+            bool leader_sound = false;
+            for (int i = 0; i < n; i++)
+                leader_sound |= ok[i] && w->reps[i].broker == mk_partition_leader(p);
+            if (pass == 1 && !leader_sound)
+                break;
             for (int i = 0; i < n; i++) {
                 const scrub_rep_t *r = &w->reps[i];
                 if (!bad[i] || (pass == 0) != (r->broker == mk_partition_leader(p)))
@@ -494,6 +505,7 @@ static void job_conclude(mk_scrub_t *s, scrub_job_t *job)
                             mk_strerror(rc));
                 }
             }
+        }
     }
     /* What could not be repaired is lost: never served from that replica. */
     for (int i = 0; i < n; i++) {
