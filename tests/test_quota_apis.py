@@ -8,7 +8,8 @@ driven by real clients where the client can show them: confluent-kafka for Creat
 max_partitions, a produce over max_storage_bytes and logins over the connection limits (its
 authentication error); CreateTopics v7 / DeleteTopics v5 over controller_mutation_rate
 (error 89, THROTTLING_QUOTA_EXCEEDED) are kwire frames, since librdkafka 2.0 speaks CreateTopics
-v4, which Kafka (and minikora) answer by accepting and reporting the throttle time.
+v4, which Kafka (and minikora) answer by accepting and reporting the throttle time.  Either way
+the throttled connection is muted for that time afterwards (KIP-219), as for byte rates.
 
 Tenant-wide limits are declared at start (minikora.tenant.<id>.quotas=KEY=VALUE,...).
 """

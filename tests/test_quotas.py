@@ -6,6 +6,8 @@ nothing lost), kafkajs seeing the throttle (its client-side throttling and reque
 admin API's all-or-nothing validation, limits surviving a restart, and on the raw wire (kwire) the
 two KIP-219 behaviours: a new client is answered at once and its connection muted, an old one
 (Produce v5) has its answer held for the throttle time; request_percentage throttles Metadata.
+What an operator sees: tenant_throttled events (one a second at most per tenant, counts adding up
+to the throttled answers) and the tenant quota series of /metrics (promtool-clean).
 
 Rates follow Kafka's sampling (quota.window.num=11 windows of 1 s by default): a fresh measure
 spans at least 10 windows, so a client may send up to 10 s of quota at once before it is

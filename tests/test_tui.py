@@ -10,7 +10,9 @@ into their partitions; latency, tenant and event views show the load; / filters;
 stops a broker (shown as stopped, and the API agrees), S/y starts it, n cancels, a/A take an AZ
 down and up; a resize redraws; q quits with exit code 0.  With two tenants, the Tenants view lists
 each in its cell, Enter opens one tenant's topics, group and client (not the other's), and the
-Placement view names each tenant under its cell.  Against a stand-in admin API (a few canned
+Placement view names each tenant under its cell.  A tenant with quotas that was throttled has
+a quota row (throttle time of the last minute, each limit with its use) and its pane lists every
+limit with its percentage and each broker's share.  Against a stand-in admin API (a few canned
 JSON answers), the TUI shows a cell's load and the tenants' cross-AZ columns only once the API
 gives them, and builds its tenant rows from /v1/rates when /v1/tenants is missing.  Another test
 runs without colours (TERM=vt100, NO_COLOR) against an address where nothing listens; one checks

@@ -1206,7 +1206,7 @@ static void draw_help(void)
         "arrows, hjkl    move the cursor, scroll",
         "PgUp PgDn g G   page up / down, first, last",
         "Enter           partitions of the selected broker or topic;",
-        "                the selected tenant's topics, groups, clients",
+        "                a tenant's quotas, topics, groups, clients",
         "Esc, Backspace  back out; clear a filter",
         "/               filter the current list (Enter keeps it)",
         "s / S           stop (controlled) / start the broker",
