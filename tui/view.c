@@ -1097,6 +1097,8 @@ static void draw_tenants(mk_tui_t *t, int y0, int rows)
         cap = 3;
 #define TROWS(i) (1 + has_quota_row(&m->tenants[idx[i]].q))
     int *top = &t->scroll[MK_TUI_V_TENANTS];
+    if (*top >= n)
+        *top = n > 0 ? n - 1 : 0;
     if (*top > sel && sel >= 0)
         *top = sel;
     for (int used = 0;; used = 0) {
@@ -1114,8 +1116,6 @@ static void draw_tenants(mk_tui_t *t, int y0, int rows)
             break;
         (*top)--;
     }
-    if (*top >= n)
-        *top = n > 0 ? n - 1 : 0;
     int shown = 0;
     for (int i = *top; i < n && shown + TROWS(i) <= cap; i++) {
         const mk_tui_tenant_t *tn = &m->tenants[idx[i]];
