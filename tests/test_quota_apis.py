@@ -8,7 +8,8 @@ driven by real clients where the client can show them: confluent-kafka for Creat
 max_partitions, a produce over max_storage_bytes and logins over the connection limits (its
 authentication error); CreateTopics v7 / DeleteTopics v5 over controller_mutation_rate
 (error 89, THROTTLING_QUOTA_EXCEEDED) are kwire frames, since librdkafka 2.0 speaks CreateTopics
-v4, which Kafka (and minikora) answer by accepting and reporting the throttle time.
+v4, which Kafka (and minikora) answer by accepting and reporting the throttle time.  Either way
+the throttled connection is muted for that time afterwards (KIP-219), as for byte rates.
 
 Tenant-wide limits are declared at start (minikora.tenant.<id>.quotas=KEY=VALUE,...).
 """
@@ -266,21 +267,39 @@ def creds(t):
     return sasl(KEYS[t], SECRET)
 
 
-@pytest.mark.timeout(60)
+def timed(fn, *args, **kw):
+    t = time.monotonic()
+    out = fn(*args, **kw)
+    return out, time.monotonic() - t
+
+
+@pytest.mark.timeout(90)
 def test_controller_mutation_rate_entity(two):
     """A client quota (the user's own; it beats the <default> user's): CreateTopics v7 / DeleteTopics v5
     past the bucket get THROTTLING_QUOTA_EXCEEDED with the throttle time; v4 is accepted and
-    told the throttle time; the bucket refills at the rate."""
+    told the throttle time; the bucket refills at the rate.  Each throttled answer comes at once
+    and then mutes its connection for the throttle time (KIP-219), as Kafka's controller
+    mutation quota does: the next request on that connection waits, one on a new connection
+    does not.  The tenant's throttle counters and events name controller_mutation_rate."""
     mk, (ka, sa), (kb, sb) = two
     c = login(mk, ka, sa)
     assert alter_one(c, [(U, None)], [(CMR, 1000, False)])[0] == 0
     assert alter_one(c, [(U, ka)], [(CMR, 1, False)])[0] == 0  # 1 partition/s, burst 11
-    throttle, res = c.create_topics([("mut-a", 12, 1), ("mut-b", 1, 1)])
+    (throttle, res), answered = timed(c.create_topics, [("mut-a", 12, 1), ("mut-b", 1, 1)])
+    muted_from = time.monotonic()
     assert [(n, e) for n, e, _ in res] == [("mut-a", 0), ("mut-b", kwire.THROTTLING_QUOTA_EXCEEDED)]
     assert 500 < throttle <= 3000, throttle
+    assert answered < 0.5 * throttle / 1000, "throttled CreateTopics answered after %.2f s" % answered
     assert "controller_mutation_rate" in res[1][2]
-    throttle, res = c.delete_topics(["mut-a"], version=5)
-    assert res[0][1] == kwire.THROTTLING_QUOTA_EXCEEDED and throttle > 0, (throttle, res)
+    # a new connection is not muted: it is refused at once too
+    with login(mk, ka, sa) as c2:
+        (throttle2, res), answered = timed(c2.delete_topics, ["mut-a"], version=5)
+        assert res[0][1] == kwire.THROTTLING_QUOTA_EXCEEDED and throttle2 > 0, (throttle2, res)
+        assert answered < 0.5 * throttle / 1000, answered
+    # the throttled connection is muted: its next request is read after the throttle time
+    c.metadata([])
+    waited = time.monotonic() - muted_from
+    assert waited >= 0.8 * throttle / 1000, "muted for %.2f s only, throttle %d ms" % (waited, throttle)
     # older versions are not refused: accepted, with the throttle time
     throttle, res = c.create_topics([("mut-c", 1, 1)], version=4)
     assert res[0][1] == 0 and throttle > 0, (throttle, res)
@@ -291,14 +310,26 @@ def test_controller_mutation_rate_entity(two):
     # another tenant is not charged
     throttle, res = login(mk, kb, sb).create_topics([("mut-a", 12, 1), ("mut-b", 1, 1)])
     assert [e for _, e, _ in res] == [0, 0] and throttle == 0
-    # after the throttle time the bucket has room again
-    throttle, res = c.create_topics([("mut-b", 1, 1)])
-    if res[0][1] == kwire.THROTTLING_QUOTA_EXCEEDED:
-        time.sleep(throttle / 1000.0 + 0.05)  # the wait the broker asked for, bounded above
+    # after the throttle time the bucket has room again (a throttled answer's mute is that wait)
+    for _ in range(3):
         throttle, res = c.create_topics([("mut-b", 1, 1)])
+        if res[0][1] != kwire.THROTTLING_QUOTA_EXCEEDED:
+            break
     assert res[0][1] == 0, res
     assert alter_one(c, [(U, None)], [(CMR, 0, True)])[0] == 0
     assert alter_one(c, [(U, ka)], [(CMR, 0, True)])[0] == 0
+    # counted for the tenant under the quota that throttled
+    tid = "qa-acme"
+    st, q = http(mk, "GET", "/v1/tenants/%s/quotas" % tid)
+    assert st == 200 and q["throttle"]["throttled_requests"] >= 3, q
+    deadline = time.monotonic() + 5  # the admin tick turns counts into events once a second
+    while True:
+        st, ev = http(mk, "GET", "/v1/events?type=tenant_throttled")
+        msgs = [e["message"] for e in ev["events"] if e["message"].startswith("tenant %s " % tid)]
+        if any("controller_mutation_rate" in m for m in msgs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert any("controller_mutation_rate" in m for m in msgs), msgs
 
 
 @pytest.mark.timeout(60)

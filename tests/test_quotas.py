@@ -6,6 +6,8 @@ nothing lost), kafkajs seeing the throttle (its client-side throttling and reque
 admin API's all-or-nothing validation, limits surviving a restart, and on the raw wire (kwire) the
 two KIP-219 behaviours: a new client is answered at once and its connection muted, an old one
 (Produce v5) has its answer held for the throttle time; request_percentage throttles Metadata.
+What an operator sees: tenant_throttled events (one a second at most per tenant, counts adding up
+to the throttled answers) and the tenant quota series of /metrics (promtool-clean).
 
 Rates follow Kafka's sampling (quota.window.num=11 windows of 1 s by default): a fresh measure
 spans at least 10 windows, so a client may send up to 10 s of quota at once before it is
@@ -14,8 +16,10 @@ cluster with quota.window.num=2 so that throttle times stay short.
 """
 
 import json
+import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -456,6 +460,114 @@ def wire_leader_as(mk, topic, key, secret):
         assert err == 0, msg
         md = c.metadata([topic])
     return md["topics"][0]["partitions"][0]["leader"]
+
+
+# ---------------------------------------------------------------------------------------------
+# what an operator sees: /metrics and the Events view
+# ---------------------------------------------------------------------------------------------
+def metric_samples(text, name, **labels):
+    from prometheus_client.parser import text_string_to_metric_families
+    out = []
+    for fam in text_string_to_metric_families(text):
+        for smp in fam.samples:
+            if smp.name == name and all(smp.labels.get(k) == v for k, v in labels.items()):
+                out.append(smp.value)
+    return out
+
+
+@pytest.mark.timeout(60)
+def test_throttle_metrics_and_events(minikora):
+    """Six connections of one tenant produce over its producer_byte_rate for ~3 s, each throttled
+    in turn (several throttled answers a second).  The Events view gets one tenant_throttled
+    event a second at most for the tenant, naming producer_byte_rate, and their counts add up to
+    the tenant's throttled answers; /metrics has the throttle time (seconds), the throttled
+    answers and the quota's use and limit with a tenant label, and still passes promtool."""
+    mk = minikora("--set", "quota.window.num=2")
+    creds = new_tenant(mk, "noisy")
+    key, secret = creds["sasl.username"], creds["sasl.password"]
+    create_topic(mk, creds, "noise", 1)
+    set_quotas(mk, "noisy", {"producer_byte_rate": 100000, "max_partitions": 8})
+    leader = wire_leader_as(mk, "noise", key, secret)
+    st, ev = http(mk, "GET", "/v1/events")
+    since = ev["last_seq"]
+
+    stop = threading.Event()
+    throttled = []   # (monotonic time, throttle ms) of each throttled answer
+    errors = []
+
+    def flood():
+        try:
+            with mk.wire(leader, timeout=15) as c:
+                err, msg = c.sasl_plain(key, secret)
+                assert err == 0, msg
+                while not stop.is_set():
+                    (err, _), t = c.produce_throttled("noise", 0, batch(30000), version=8)
+                    assert err == 0, err
+                    if t > 0:
+                        throttled.append((time.monotonic(), t))
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=flood, daemon=True) for _ in range(6)]
+    for th in threads:
+        th.start()
+    deadline = time.monotonic() + 20
+    while not throttled and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert throttled, "never throttled"
+    first = throttled[0][0]
+    while time.monotonic() - first < 3.0:
+        time.sleep(0.05)
+    stop.set()
+    for th in threads:
+        th.join(20)
+    assert not errors, errors
+    span = throttled[-1][0] - first
+    assert len(throttled) >= 6, throttled
+
+    q = quotas(mk, "noisy")
+    total = q["throttle"]["throttled_requests"]
+    assert total == len(throttled), (total, len(throttled))
+
+    # Events: the tick turns the counts into events; wait for the last one.
+    deadline = time.monotonic() + 5
+    while True:
+        st, ev = http(mk, "GET", "/v1/events?since=%d&type=tenant_throttled" % since)
+        mine = [e for e in ev["events"] if e["message"].startswith("tenant noisy throttled ")]
+        counts = [int(e["message"].split(" throttled ")[1].split(" ")[0]) for e in mine]
+        if sum(counts) >= total or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    print("%d throttled answers in %.1f s -> %d events: %s" % (total, span, len(mine),
+                                                              [e["message"] for e in mine]))
+    assert sum(counts) == total, (counts, total)
+    assert all(m["message"].endswith(": producer_byte_rate") for m in mine), mine
+    times = [e["time_ms"] for e in mine]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(g >= 900 for g in gaps), gaps  # one a second at most
+    assert len(mine) < total, "no aggregation: %d events for %d answers" % (len(mine), total)
+    assert len(mine) <= span + 3, (len(mine), span)
+
+    # /metrics
+    req = urllib.request.Request(mk.admin_url + "/metrics", headers=mk.admin_headers())
+    with urllib.request.urlopen(req, timeout=10) as r:
+        text = r.read().decode()
+    lab = {"tenant": "noisy", "quota": "producer_byte_rate"}
+    secs = metric_samples(text, "minikora_tenant_throttle_time_seconds_total", **lab)
+    assert secs and abs(secs[0] - q["throttle"]["time_ms_total"] / 1000) < 0.01, (secs, q["throttle"])
+    assert metric_samples(text, "minikora_tenant_throttled_responses_total", **lab) == [total]
+    assert metric_samples(text, "minikora_tenant_throttled_responses_total", tenant="noisy",
+                          quota="consumer_byte_rate") == [0]
+    assert metric_samples(text, "minikora_tenant_quota_limit", **lab) == [100000]
+    assert metric_samples(text, "minikora_tenant_quota_limit", tenant="noisy", quota="max_partitions") == [8]
+    assert metric_samples(text, "minikora_tenant_quota_usage", tenant="noisy", quota="max_partitions") == [1]
+    use = metric_samples(text, "minikora_tenant_quota_usage", **lab)
+    assert use and use[0] > 0, use
+    assert metric_samples(text, "minikora_tenant_quota_limit", tenant="default") == []  # no limit set
+    promtool = shutil.which("promtool")
+    if promtool:
+        p = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=30)
+        assert p.returncode == 0 and not p.stdout and not p.stderr, (p.stdout + p.stderr).decode()[-3000:]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ into their partitions; latency, tenant and event views show the load; / filters;
 stops a broker (shown as stopped, and the API agrees), S/y starts it, n cancels, a/A take an AZ
 down and up; a resize redraws; q quits with exit code 0.  With two tenants, the Tenants view lists
 each in its cell, Enter opens one tenant's topics, group and client (not the other's), and the
-Placement view names each tenant under its cell.  Against a stand-in admin API (a few canned
+Placement view names each tenant under its cell.  A tenant with quotas that was throttled has
+a quota row (throttle time of the last minute, each limit with its use) and its pane lists every
+limit with its percentage and each broker's share.  Against a stand-in admin API (a few canned
 JSON answers), the TUI shows a cell's load and the tenants' cross-AZ columns only once the API
 gives them, and builds its tenant rows from /v1/rates when /v1/tenants is missing.  Another test
 runs without colours (TERM=vt100, NO_COLOR) against an address where nothing listens; one checks
@@ -422,6 +424,56 @@ def test_tui_tenants_view_and_placement(minikora):
         for tid in ("acme", "globex"):
             tui.wait_re(r"^ cell %d .*\n\s+(load [\d.]+%%|\d+ partitions)\s+tenants: .*\b%s\b"
                         % (cells[tid], tid))
+        tui.keys("q")
+        assert tui.exit_code() == 0
+    finally:
+        tui.close()
+
+
+@pytest.mark.timeout(90)
+def test_tui_tenant_quota_use_against_limit(minikora):
+    """A tenant with quotas (producer_byte_rate 100 kB/s, max_partitions 10) that was throttled:
+    its row in the Tenants view has a second row with the throttle time of the last minute and
+    each limit with the use against it; Enter shows every limit with its percentage and each
+    broker's share."""
+    import kwire
+    mk = minikora("--set", "quota.window.num=2")
+    url = admin_url_or_skip(mk)
+    http(url + "/v1/tenants", "POST", {"id": "quo"}, mk=mk)
+    k = http(url + "/v1/tenants/quo/keys", "POST", mk=mk)
+    http(url + "/v1/tenants/quo/quotas", "PUT", {"producer_byte_rate": 100000, "max_partitions": 10}, mk=mk)
+    admin = ck.admin.AdminClient(sasl_conf(mk, k["key"], k["secret"]))
+    assert ck_result(admin.create_topics([NewTopic("capped", 1, 3)])["capped"]) is None
+    with mk.wire() as c:
+        assert c.sasl_plain(k["key"], k["secret"])[0] == 0
+        deadline = time.monotonic() + 20
+        while True:
+            md = c.metadata(["capped"])
+            leader = md["topics"][0]["partitions"][0]["leader"] if md["topics"][0]["partitions"] else -1
+            if leader > 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    with mk.wire(leader, timeout=15) as c:
+        assert c.sasl_plain(k["key"], k["secret"])[0] == 0
+        (err, _), throttle = c.produce_throttled("capped", 0, kwire.record_batch([(None, b"q" * 300000, [])]),
+                                                 version=8)
+        assert err == 0 and throttle > 0, (err, throttle)
+
+    tui = Tui("quotas", ["--admin", url])
+    try:
+        tui.keys("4")
+        # the tenant's row, then its quota row: throttle time (not 0), bytes in against 100k, partitions 1 of 10
+        tui.wait_re(r"^ quo\s+\d+\s.*\n  throttle [1-9][\d.]*m?s/min  in [\d.]+[kM]?/100k  parts 1/10$")
+        assert not re.search(r"^  throttle", tui.screen().split(" quo ")[0], re.M)  # default: no quotas
+        tui.keys("j")
+        tui.wait_re(r"^>quo\s")
+        tui.keys("Enter")
+        s = tui.wait_text("Tenant quo", "QUOTAS", "BROKER")
+        assert re.search(r"^ QUOTAS  throttled [1-9][\d.]*m?s in the last minute; ", s, re.M), s
+        assert re.search(r"^ producer_byte_rate\s+[\d.]+[kM]?/100k\s+\d+%", s, re.M), s
+        assert re.search(r"max_partitions\s+1/10\s+10%", s), s
+        # the leader's row: its rate, and its share of the 100k (most of it)
+        assert re.search(r"^  %d\s+[\d.]+[kM]?\s+[\d.]+k\s" % leader, s, re.M), s
         tui.keys("q")
         assert tui.exit_code() == 0
     finally:

@@ -126,6 +126,7 @@ static void tenant_detail_free(mk_tui_tenant_detail_t *d)
     mk_free(d->topics);
     mk_free(d->groups);
     mk_free(d->clients);
+    mk_free(d->qbrokers);
     memset(d, 0, sizeof(*d));
 }
 
@@ -513,6 +514,39 @@ static int tenant_cmp(const void *pa, const void *pb)
 
 static int name_cmp(const void *a, const void *b) { return strcmp(a, b); }
 
+const char *const mk_tui_quota_keys[MK_TUI_QUOTA_KEYS] = {
+    "producer_byte_rate",       "consumer_byte_rate", "request_percentage", "controller_mutation_rate",
+    "connection_creation_rate", "max_connections",    "max_partitions",     "max_storage_bytes",
+};
+
+/* `quotas` {"limits": {key: n}, "use": {key: n}, "throttle": {...}}; keys
+ * the TUI does not know are ignored. */
+static void quotas_parse(json_t *o, mk_tui_quotas_t *q)
+{
+    memset(q, 0, sizeof(*q));
+    q->throttle_ms_minute = q->throttle_ms_total = q->throttled = -1;
+    if (!json_is_object(o))
+        return;
+    q->given = true;
+    json_t *lim = json_object_get(o, "limits"), *use = json_object_get(o, "use");
+    for (int k = 0; k < MK_TUI_QUOTA_KEYS; k++) {
+        json_t *v = json_object_get(lim, mk_tui_quota_keys[k]);
+        if (json_is_number(v) && json_number_value(v) > 0) {
+            q->limit[k] = json_number_value(v);
+            q->limit_set |= 1u << k;
+        }
+        v = json_object_get(use, mk_tui_quota_keys[k]);
+        if (json_is_number(v)) {
+            q->use[k] = json_number_value(v);
+            q->use_set |= 1u << k;
+        }
+    }
+    json_t *th = json_object_get(o, "throttle");
+    q->throttle_ms_minute = jint(th, "time_ms_last_minute", -1);
+    q->throttle_ms_total = jint(th, "time_ms_total", -1);
+    q->throttled = jint(th, "throttled_requests", -1);
+}
+
 static void tenant_parse(json_t *o, mk_tui_tenant_t *t)
 {
     jcopy(o, "id", t->id, sizeof(t->id));
@@ -523,6 +557,36 @@ static void tenant_parse(json_t *o, mk_tui_tenant_t *t)
     /* Rates only from servers that put them in the entry. */
     t->have_flow = json_object_get(o, "bytes_in_per_sec") != NULL;
     flow_parse(o, &t->flow);
+    quotas_parse(json_object_get(o, "quotas"), &t->q);
+}
+
+static int qbroker_cmp(const void *pa, const void *pb)
+{
+    const mk_tui_quota_broker_t *a = pa, *b = pb;
+    return (a->broker > b->broker) - (a->broker < b->broker);
+}
+
+/* The detail's `quotas.brokers`: [{"broker": 1, "producer_byte_rate":
+ * {"rate", "share", "broker_cap"}, ...}]; null share or cap: none. */
+static mk_tui_quota_broker_t *qbrokers_parse(json_t *arr, int *count)
+{
+    size_t n = json_array_size(arr);
+    mk_tui_quota_broker_t *v = array_new(n, sizeof(*v));
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(arr, i);
+        v[i].broker = jint32(o, "broker", -1);
+        for (int k = 0; k < 3; k++) {
+            json_t *e = json_object_get(o, mk_tui_quota_keys[k]);
+            v[i].rate[k] = jnum(e, "rate");
+            v[i].share[k] = jnum(e, "share");
+            v[i].cap[k] = jnum(e, "broker_cap");
+        }
+    }
+    qsort(v, n, sizeof(*v), qbroker_cmp);
+    *count = (int)n;
+    return v;
 }
 
 static int apply_tenants(mk_tui_model_t *m, json_t *j)
@@ -591,7 +655,10 @@ static int apply_tenant(mk_tui_model_t *m, const char *id, json_t *j)
     d.topics = names_parse(json_object_get(j, "topics"), &d.ntopics);
     d.groups = names_parse(json_object_get(j, "groups"), &d.ngroups);
     d.clients = named_flows(json_object_get(j, "clients"), "client_id", &d.nclients);
-    if (!d.topics || !d.groups || !d.clients) {
+    json_t *q = json_object_get(j, "quotas");
+    d.qbrokers = qbrokers_parse(json_object_get(q, "brokers"), &d.nqbrokers);
+    d.nentities = (int)json_array_size(json_object_get(q, "entities"));
+    if (!d.topics || !d.groups || !d.clients || !d.qbrokers) {
         tenant_detail_free(&d);
         return MK_ERR_NOMEM;
     }
@@ -826,6 +893,38 @@ void mk_tui_fmt_cost(double v, char *out, size_t n)
         snprintf(out, n, "$%.4f", v);
     else
         snprintf(out, n, "$%.2f", v);
+}
+
+void mk_tui_fmt_short(double v, char *out, size_t n)
+{
+    static const char *units[] = {"", "k", "M", "G", "T", "P"};
+    int u = 0;
+    if (!(v > 0)) {
+        snprintf(out, n, "0");
+        return;
+    }
+    while (v >= 999.5 && u < 5) {
+        v /= 1000;
+        u++;
+    }
+    if (v < 9.95 && (u > 0 || v != floor(v)))
+        snprintf(out, n, "%.1f%s", v, units[u]);
+    else
+        snprintf(out, n, "%.0f%s", v, units[u]);
+}
+
+void mk_tui_fmt_secs(int64_t ms, char *out, size_t n)
+{
+    if (ms <= 0)
+        snprintf(out, n, "0");
+    else if (ms < 1000)
+        snprintf(out, n, "%dms", (int)ms);
+    else if (ms < 9950)
+        snprintf(out, n, "%.1fs", (double)ms / 1000);
+    else if (ms < 120000)
+        snprintf(out, n, "%.0fs", (double)ms / 1000);
+    else
+        snprintf(out, n, "%.0fm", (double)ms / 60000);
 }
 
 void mk_tui_fmt_spark(const double *newest_first, int count, int width, bool utf8, char *out, size_t n)

@@ -128,6 +128,33 @@ typedef struct mk_tui_cell_s {
     char tenants[MK_TUI_CELL_TENANTS]; /* their ids, ", "-separated (cut to fit) */
 } mk_tui_cell_t;
 
+/* The quota keys, in the API's spelling and the server's order
+ * (producer_byte_rate, consumer_byte_rate, request_percentage,
+ * controller_mutation_rate, connection_creation_rate, max_connections,
+ * max_partitions, max_storage_bytes). */
+#define MK_TUI_QUOTA_KEYS 8
+enum { MK_TUI_Q_PRODUCE, MK_TUI_Q_FETCH, MK_TUI_Q_REQUEST, MK_TUI_Q_MUTATION, MK_TUI_Q_CONN_RATE, MK_TUI_Q_CONNS,
+       MK_TUI_Q_PARTITIONS, MK_TUI_Q_STORAGE };
+extern const char *const mk_tui_quota_keys[MK_TUI_QUOTA_KEYS];
+
+/* A tenant's quotas, from the `quotas` of its GET /v1/tenants entry. */
+typedef struct mk_tui_quotas_s {
+    bool given;               /* the API gave them (servers before issue 11 do not) */
+    uint32_t limit_set;       /* bit k: limit[k] is a limit in force */
+    uint32_t use_set;         /* bit k: use[k] was given */
+    double limit[MK_TUI_QUOTA_KEYS], use[MK_TUI_QUOTA_KEYS];
+    int64_t throttle_ms_minute, throttle_ms_total, throttled; /* -1 when not given */
+} mk_tui_quotas_t;
+
+/* One broker's part of a tenant's quotas (the detail's `quotas.brokers`):
+ * for producer_byte_rate, consumer_byte_rate and request_percentage, its
+ * rate there, its share of the tenant-wide limit and a saturated broker's
+ * allowance (share and cap 0: none). */
+typedef struct mk_tui_quota_broker_s {
+    int32_t broker;
+    double rate[3], share[3], cap[3];
+} mk_tui_quota_broker_t;
+
 /* One tenant of GET /v1/tenants. */
 typedef struct mk_tui_tenant_s {
     char id[MK_TUI_TENANT_ID];
@@ -136,6 +163,7 @@ typedef struct mk_tui_tenant_s {
     int64_t storage;          /* bytes of its leader logs; -1 when not given */
     bool have_flow;
     mk_tui_flow_t flow;       /* its rates and totals as the entry gives them */
+    mk_tui_quotas_t q;
 } mk_tui_tenant_t;
 
 /* One tenant's detail pane, from GET /v1/tenants/{id}. */
@@ -150,6 +178,9 @@ typedef struct mk_tui_tenant_detail_s {
     int ngroups;
     struct mk_tui_named_flow_s *clients; /* owned: busiest first, as the API ranks them */
     int nclients;
+    mk_tui_quota_broker_t *qbrokers;  /* owned: by broker id */
+    int nqbrokers;
+    int nentities;            /* entity limits (AlterClientQuotas) inside the tenant */
 } mk_tui_tenant_detail_t;
 
 typedef struct mk_tui_az_s {
@@ -292,6 +323,8 @@ void mk_tui_fmt_count(double v, char *out, size_t n);        /* "3.4k" */
 void mk_tui_fmt_ms(double v, char *out, size_t n);           /* "0.21", "12.5", "1.2s" */
 void mk_tui_fmt_duration(int64_t ms, char *out, size_t n);   /* "3d04h", "1h02m", "4m05s" */
 void mk_tui_fmt_cost(double v, char *out, size_t n);         /* "$0", "<$0.0001", "$0.0123", "$12.50" */
+void mk_tui_fmt_short(double v, char *out, size_t n);        /* at most 4 characters: "980", "9.8k", "98k", "1.0M" */
+void mk_tui_fmt_secs(int64_t ms, char *out, size_t n);       /* a throttle time: "0", "850ms", "4.2s", "75s", "12m" */
 /* A sparkline of the newest `width` samples of values (newest on the
  * right) scaled to their maximum: Unicode blocks when utf8, else ASCII. */
 void mk_tui_fmt_spark(const double *newest_first, int count, int width, bool utf8, char *out, size_t n);

@@ -805,8 +805,156 @@ static int client_rows(const mk_tui_t *t, const mk_tui_named_flow_t *cf, int ncf
     return 1 + (r ? r : max > 1);
 }
 
-/* One tenant's pane (Enter on a row): its figures, topics, groups and
- * busiest clients, from GET /v1/tenants/{id}. */
+/* How close a use is to its limit: K_BAD from 100%, K_WARN from 80%. */
+static attr_t quota_attr(double use, double limit)
+{
+    double f = limit > 0 ? use / limit : 0;
+    return f >= 1 ? attrs[K_BAD] : f >= 0.8 ? attrs[K_WARN] : A_NORMAL;
+}
+
+/* One limit as "use/limit" (short numbers; unit added for rates when
+ * unit), or the limit alone where the API has no use of it (the mutation
+ * and connection rates). */
+static void quota_fraction(const mk_tui_quotas_t *q, int k, char *out, size_t n)
+{
+    char u[16], l[16];
+    mk_tui_fmt_short(q->limit[k], l, sizeof(l));
+    if (k == MK_TUI_Q_MUTATION || k == MK_TUI_Q_CONN_RATE || !(q->use_set >> k & 1)) {
+        snprintf(out, n, "%s/s", l);
+        return;
+    }
+    mk_tui_fmt_short(q->use[k], u, sizeof(u));
+    snprintf(out, n, "%s/%s%s", u, l, k == MK_TUI_Q_REQUEST ? "%" : "");
+}
+
+/* Whether a tenant gets a quota row: it has a limit, or was throttled in
+ * the last minute (by a client quota or a saturated broker). */
+static bool has_quota_row(const mk_tui_quotas_t *q)
+{
+    return q->given && (q->limit_set || q->throttle_ms_minute > 0);
+}
+
+/* The quota row under a tenant's row: the throttle time given in the last
+ * minute, then each limit in force with the use against it, coloured by
+ * how close it is.  Returns false (nothing drawn) when has_quota_row() is. */
+static bool quota_row(int y, const mk_tui_quotas_t *q)
+{
+    static const char *const label[MK_TUI_QUOTA_KEYS] = {"in", "out", "req", "mut", "conn/s", "conn", "parts",
+                                                         "storage"};
+    static const int row_order[MK_TUI_QUOTA_KEYS] = {MK_TUI_Q_PRODUCE,    MK_TUI_Q_FETCH, MK_TUI_Q_REQUEST,
+                                                     MK_TUI_Q_STORAGE,    MK_TUI_Q_PARTITIONS, MK_TUI_Q_CONNS,
+                                                     MK_TUI_Q_MUTATION,   MK_TUI_Q_CONN_RATE};
+    if (!has_quota_row(q))
+        return false;
+    char tm[16];
+    mk_tui_fmt_secs(q->throttle_ms_minute, tm, sizeof(tm));
+    int x = 2 + snprintf(NULL, 0, "throttle %s/min", tm) + 2;
+    put(y, 2, COLS - 2, q->throttle_ms_minute > 0 ? attrs[K_WARN] : A_NORMAL, "throttle %s/min", tm);
+    for (int i = 0; i < MK_TUI_QUOTA_KEYS; i++) {
+        int k = row_order[i];
+        if (!(q->limit_set >> k & 1))
+            continue;
+        char f[40], item[56];
+        quota_fraction(q, k, f, sizeof(f));
+        int w = snprintf(item, sizeof(item), "%s %s", label[k], f);
+        if (x + w > COLS) { /* whole items only; the pane (Enter) has them all */
+            put(y, x, COLS - x, attrs[K_DIM], "...");
+            break;
+        }
+        put(y, x, COLS - x, (q->use_set >> k & 1) ? quota_attr(q->use[k], q->limit[k]) : A_NORMAL, "%s", item);
+        x += w + 2;
+    }
+    return true;
+}
+
+/* A broker's share of one key for the pane: the tenant-wide limit's share
+ * there, or a saturated broker's allowance when lower (marked "*"). */
+static void fmt_share(const mk_tui_quota_broker_t *b, int k, char *out, size_t n, bool *capped)
+{
+    char v[12];
+    double sh = b->share[k], cap = b->cap[k];
+    if (cap > 0 && (sh <= 0 || cap < sh)) {
+        mk_tui_fmt_short(cap, v, sizeof(v));
+        snprintf(out, n, "%s*", v);
+        *capped = true;
+    } else if (sh > 0) {
+        mk_tui_fmt_short(sh, out, n);
+    } else {
+        snprintf(out, n, "-");
+    }
+}
+
+/* The pane's quota section from y: the throttle time, every limit in force
+ * with the use against it, and each broker's part of the three measured
+ * ones.  At most max rows; returns the rows used. */
+static int draw_tenant_quotas(const mk_tui_tenant_detail_t *d, const mk_tui_quotas_t *q, int y, int max)
+{
+    if (max < 1 || !q->given)
+        return 0;
+    int y0 = y, end = y + max;
+    char tm[16], tt[16];
+    mk_tui_fmt_secs(q->throttle_ms_minute, tm, sizeof(tm));
+    mk_tui_fmt_secs(q->throttle_ms_total, tt, sizeof(tt));
+    put(y, 0, COLS, attrs[K_HEAD], " QUOTAS");
+    put(y++, 8, COLS - 8, q->throttle_ms_minute > 0 ? attrs[K_WARN] : A_NORMAL,
+        " throttled %s in the last minute; %s in %lld answers since start", tm, tt,
+        (long long)(q->throttled > 0 ? q->throttled : 0));
+    /* Limits, two to a row. */
+    int half = COLS / 2, col = 0, nlim = 0;
+    for (int k = 0; k < MK_TUI_QUOTA_KEYS && y < end; k++) {
+        if (!(q->limit_set >> k & 1))
+            continue;
+        char f[40], pct[16] = "";
+        quota_fraction(q, k, f, sizeof(f));
+        bool has_use = (q->use_set >> k & 1) && k != MK_TUI_Q_MUTATION && k != MK_TUI_Q_CONN_RATE;
+        double p = has_use ? q->use[k] * 100 / q->limit[k] : 0;
+        if (has_use)
+            snprintf(pct, sizeof(pct), p > 999 ? ">999%%" : "%4.0f%%", p);
+        /* The two 24-character keys have no use to show: 22 columns hold the others. */
+        put(y, 1 + col * half, half - 1, has_use ? quota_attr(q->use[k], q->limit[k]) : A_NORMAL, "%-22s %-9s %s",
+            mk_tui_quota_keys[k], f, pct);
+        nlim++;
+        if (++col == 2) {
+            col = 0;
+            y++;
+        }
+    }
+    if (col)
+        y++;
+    if (!nlim && y < end)
+        put(y++, 2, COLS - 2, attrs[K_DIM], "no tenant-wide limits (PUT /v1/tenants/%s/quotas)", d->id);
+    if (d->nentities && y < end)
+        put(y++, 2, COLS - 2, A_NORMAL, "%d client quota%s inside the tenant (AlterClientQuotas; GET .../quotas)",
+            d->nentities, d->nentities == 1 ? "" : "s");
+    /* Each broker's part, when a measured key has a limit or the tenant is busy. */
+    bool want = (q->limit_set & 7) != 0;
+    for (int i = 0; !want && i < d->nqbrokers; i++)
+        want = d->qbrokers[i].rate[0] + d->qbrokers[i].rate[1] > 0;
+    if (want && d->nqbrokers && y + 1 < end) {
+        put(y++, 2, COLS - 2, attrs[K_HEAD], "%-6s %8s %8s %8s %8s %8s %8s", "BROKER", "IN/s", "share", "OUT/s",
+            "share", "REQ%", "share");
+        bool capped = false;
+        int i = 0;
+        for (; i < d->nqbrokers && y < end - (i + 1 < d->nqbrokers ? 1 : 0); i++) {
+            const mk_tui_quota_broker_t *b = &d->qbrokers[i];
+            char r[3][16], sh[3][24];
+            for (int k = 0; k < 3; k++) {
+                mk_tui_fmt_short(b->rate[k], r[k], sizeof(r[k]));
+                fmt_share(b, k, sh[k], sizeof(sh[k]), &capped);
+            }
+            put(y++, 2, COLS - 2, A_NORMAL, "%-6d %8s %8s %8s %8s %8s %8s", (int)b->broker, r[0], sh[0], r[1], sh[1],
+                r[2], sh[2]);
+        }
+        if (i < d->nqbrokers && y < end)
+            put(y++, 2, COLS - 2, attrs[K_DIM], "and %d more brokers", d->nqbrokers - i);
+        if (capped && y < end)
+            put(y++, 2, COLS - 2, attrs[K_DIM], "* a saturated broker's allowance (minikora.broker.quota.*)");
+    }
+    return y - y0;
+}
+
+/* One tenant's pane (Enter on a row): its figures, quotas, topics, groups
+ * and busiest clients, from GET /v1/tenants/{id}. */
 static void draw_tenant_detail(mk_tui_t *t, int y0, int rows)
 {
     const mk_tui_model_t *m = &t->m;
@@ -847,6 +995,10 @@ static void draw_tenant_detail(mk_tui_t *t, int y0, int rows)
         put(y, 2, COLS - 2, A_NORMAL, "%s", line);
     }
     y += 2;
+    /* Quotas, leaving the lists below at least five rows. */
+    int qr = draw_tenant_quotas(d, &d->t.q, y, end - y - 5);
+    if (qr)
+        y += qr + 1;
     /* Topics and groups side by side, as long as the longer list (or what
      * the busiest clients below them leave); Up/Down scroll them. */
     int clients = d->nclients < 10 ? d->nclients : 10;
@@ -911,7 +1063,10 @@ static void draw_tenants(mk_tui_t *t, int y0, int rows)
     y++;
 
     /* One row per tenant; "default" is the clients that did not authenticate.
-     * The cross-AZ columns appear when the API gives those figures. */
+     * The cross-AZ columns appear when the API gives those figures.  A
+     * tenant with limits, or throttled in the last minute, gets a second
+     * row: the throttle time of the last minute and each limit with its use
+     * against it. */
     int *idx = idx_alloc(m->ntenants);
     if (!idx)
         return;
@@ -935,19 +1090,40 @@ static void draw_tenants(mk_tui_t *t, int y0, int rows)
         sel = 0;
         snprintf(t->sel_tenant, sizeof(t->sel_tenant), "%s", m->tenants[idx[0]].id);
     }
-    /* Tenants take what is left after at least three client rows. */
+    /* Tenants take what is left after at least three client rows; the
+     * first one shown keeps the selection (and its quota row) on screen. */
     int cap = end - y - 5;
     if (cap < 3)
         cap = 3;
-    int shown = n < cap ? n : cap;
-    scroll_fix(&t->scroll[MK_TUI_V_TENANTS], sel, n, shown);
-    for (int r = 0; r < shown && t->scroll[MK_TUI_V_TENANTS] + r < n; r++) {
-        int i = t->scroll[MK_TUI_V_TENANTS] + r;
+#define TROWS(i) (1 + has_quota_row(&m->tenants[idx[i]].q))
+    int *top = &t->scroll[MK_TUI_V_TENANTS];
+    if (*top >= n)
+        *top = n > 0 ? n - 1 : 0;
+    if (*top > sel && sel >= 0)
+        *top = sel;
+    for (int used = 0;; used = 0) {
+        for (int i = *top; i <= sel && i < n; i++)
+            used += TROWS(i);
+        if (used <= cap || *top >= sel)
+            break;
+        (*top)++;
+    }
+    for (;;) { /* no empty rows at the end while tenants above are hidden */
+        int used = 0;
+        for (int i = *top; i < n; i++)
+            used += TROWS(i);
+        if (*top == 0 || used + TROWS(*top - 1) > cap)
+            break;
+        (*top)--;
+    }
+    int shown = 0;
+    for (int i = *top; i < n && shown + TROWS(i) <= cap; i++) {
         const mk_tui_tenant_t *tn = &m->tenants[idx[i]];
         const mk_tui_flow_t *tf = mk_tui_model_tenant_flow(m, tn->id);
         bool is_sel = i == sel;
+        int row = y + shown;
         if (is_sel)
-            fill_row(y + r, attrs[K_SEL]);
+            fill_row(row, attrs[K_SEL]);
         char cell[16], bi[16] = "-", bo[16] = "-", rqs[16] = "-", cn[16], pt[16], sto[16], x1[16] = "", x2[24] = "";
         fmt_cell(tn->cell, cell, sizeof(cell));
         if (tf) {
@@ -970,9 +1146,13 @@ static void draw_tenants(mk_tui_t *t, int y0, int rows)
                 mk_tui_fmt_cost(tf->cross_az_cost, v, sizeof(v));
             snprintf(x2, sizeof(x2), " %8s", v);
         }
-        put(y + r, 0, COLS, is_sel ? attrs[K_SEL] : A_NORMAL, "%s%-*.*s %4s %8s %8s %6s %4s %5s %8s%s%s",
+        put(row, 0, COLS, is_sel ? attrs[K_SEL] : A_NORMAL, "%s%-*.*s %4s %8s %8s %6s %4s %5s %8s%s%s",
             is_sel ? ">" : " ", namew, namew, tn->id, cell, bi, bo, rqs, cn, pt, sto, x1, x2);
+        shown++;
+        if (quota_row(row + 1, &tn->q))
+            shown++;
     }
+#undef TROWS
     if (n == 0) {
         put(y, 2, COLS - 2, attrs[K_DIM], "%s", m->ntenants ? "no tenants match the filter" : "no tenants yet");
         shown = 1;
@@ -1026,7 +1206,7 @@ static void draw_help(void)
         "arrows, hjkl    move the cursor, scroll",
         "PgUp PgDn g G   page up / down, first, last",
         "Enter           partitions of the selected broker or topic;",
-        "                the selected tenant's topics, groups, clients",
+        "                a tenant's quotas, topics, groups, clients",
         "Esc, Backspace  back out; clear a filter",
         "/               filter the current list (Enter keeps it)",
         "s / S           stop (controlled) / start the broker",

@@ -1,8 +1,8 @@
 /*
  * admin.c -- the admin module: open and close, the bearer-token check, the
  * dispatcher that maps an HTTP request to its route, and the 1 s tick (a
- * cluster sample for the event ring, the refused-request count, rate
- * samples, idle connections).
+ * cluster sample for the event ring, the refused-request count, the
+ * tenants' throttle events, rate samples, idle connections).
  *
  * Authorization is one rule by method, checked before the route is looked
  * up: anything but GET/HEAD acts and needs "Authorization: Bearer <token>",
@@ -126,6 +126,7 @@ static void tick_cb(uv_timer_t *t)
                        "unsupported) in the last second; see the broker log",
                        (unsigned long long)(rejected - a->rejected_seen));
     a->rejected_seen = rejected;
+    mk_admin_observe_throttles(a);
     mk_admin_stats_tick(a->stats, now);
     mk_admin_balance_tick(a, now);
     mk_admin_http_sweep(a->http, now);

@@ -210,6 +210,8 @@ typedef struct mk_admin_events_s {
     mk_map_t seen_topics;     /* name -> owned seen_topic_t* */
     bool *seen_running;       /* owned: per broker index, as last sampled */
     bool seen_valid;          /* seen_* hold a sample */
+    mk_map_t seen_throttle;   /* tenant id -> owned throttle counts at the last tick (events.c) */
+    uint64_t throttle_pass;   /* ticks of mk_admin_observe_throttles, to drop tenants gone */
 } mk_admin_events_t;
 
 /* Set up a->events (a->c must be set).  0 or MK_ERR_NOMEM; either way
@@ -221,6 +223,11 @@ void mk_admin_events_free(mk_admin_t *a);
  * (may be NULL) is named in the events; quiet: record only broker changes,
  * not per-topic ones (a reset records one event of its own). */
 void mk_admin_observe(mk_admin_t *a, const char *cause, bool quiet);
+/* Record one tenant_throttled event for each tenant whose clients were
+ * throttled since the last call: how many answers, how much throttle time,
+ * and by which quotas.  Called by the 1 s tick only, so a tenant has at most
+ * one such event a second however many answers were throttled. */
+void mk_admin_observe_throttles(mk_admin_t *a);
 /* Event seq, or NULL when it was never recorded or is overwritten. */
 const mk_admin_event_t *mk_admin_events_at(const mk_admin_t *a, uint64_t seq);
 /* The seq of the last event recorded (0: none yet). */

@@ -10,6 +10,10 @@
  *   - mk_admin_event(): explicit ones (reset, AZ actions, restarts, and once
  *     a second at most a count of Kafka requests refused; main.c's
  *     --control-stdin too);
+ *   - mk_admin_observe_throttles(): every tick, per tenant, the answers
+ *     throttled by its quotas since the last tick (the broker layer's
+ *     counters, mk_broker_quota_use, compared with the last ones seen), so
+ *     one event a second at most per tenant;
  *   - mk_admin_observe(): a sample of the cluster compared with the last
  *     one: brokers started or stopped, topics created or deleted, partition
  *     leaders moved or lost, ISRs shrunk or grown.  A broker that went down
@@ -29,6 +33,7 @@
 #include "partition/partition.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -53,6 +58,7 @@ static const char *const event_types[] = {
     /* the scrubber and the durability audit (scrub/) */
     "integrity_corruption", "integrity_repaired", "integrity_data_lost", "integrity_lost_cleared",
     "integrity_incident", "integrity_remote_bad", "scrub_requested",
+    "quota", "tenant_throttled",
 };
 
 bool mk_admin_event_type_known(const char *type)
@@ -206,6 +212,84 @@ void mk_admin_observe(mk_admin_t *a, const char *why, bool quiet)
     ev->seen_valid = true;
 }
 
+/* ================================================================= throttles */
+
+/* A tenant's throttle counters as the last tick saw them. */
+typedef struct seen_throttle_s {
+    uint64_t n, ms, by_n[MK_QUOTA__COUNT];
+    uint64_t pass;             /* throttle_pass when the tenant was last listed */
+} seen_throttle_t;
+
+/* The quotas of one tenant's throttled answers since the last tick, the
+ * most frequent first: "producer_byte_rate", or with more than one
+ * "producer_byte_rate (12), request_percentage (1)". */
+static void throttle_keys(const uint64_t dn[MK_QUOTA__COUNT], char *out, size_t cap)
+{
+    int order[MK_QUOTA__COUNT], n = 0;
+    for (int k = 0; k < MK_QUOTA__COUNT; k++)
+        if (dn[k]) {
+            int i = n++;
+            for (; i > 0 && dn[order[i - 1]] < dn[k]; i--)
+                order[i] = order[i - 1];
+            order[i] = k;
+        }
+    size_t len = 0;
+    out[0] = 0;
+    for (int i = 0; i < n && len < cap; i++) {
+        int w = n == 1 ? snprintf(out + len, cap - len, "%s", mk_quota_key_name(order[i]))
+                       : snprintf(out + len, cap - len, "%s%s (%llu)", i ? ", " : "", mk_quota_key_name(order[i]),
+                                  (unsigned long long)dn[order[i]]);
+        len += w > 0 ? (size_t)w : 0;
+    }
+}
+
+void mk_admin_observe_throttles(mk_admin_t *a)
+{
+    mk_admin_events_t *ev = &a->events;
+    uint64_t pass = ++ev->throttle_pass;
+    mk_tenant_registry_t *r = mk_broker_tenants(a->b);
+    const mk_tenant_t *t = mk_tenant_default();
+    for (size_t it = 0; t; t = r ? mk_tenant_next(r, &it) : NULL) {
+        mk_broker_quota_use_t u;
+        mk_broker_quota_use(a->b, t->id, &u);
+        seen_throttle_t *st = mk_map_get(&ev->seen_throttle, t->id);
+        if (!st && u.throttled == 0)
+            continue;
+        if (!st) {
+            /* The counters start at zero with the tenant's measures, so
+             * everything counted so far is new. */
+            st = mk_calloc(1, sizeof(*st));
+            if (!st || mk_map_put(&ev->seen_throttle, t->id, st) < 0) {
+                mk_free(st);
+                continue;
+            }
+        }
+        st->pass = pass;
+        if (u.throttled < st->n) /* the measures were dropped and made again (tenant deleted, created) */
+            memset(st, 0, offsetof(seen_throttle_t, pass));
+        if (u.throttled > st->n) {
+            uint64_t dn[MK_QUOTA__COUNT];
+            for (int k = 0; k < MK_QUOTA__COUNT; k++)
+                dn[k] = u.throttled_by[k] - st->by_n[k];
+            char keys[160];
+            throttle_keys(dn, keys, sizeof(keys));
+            mk_admin_event(a, "tenant_throttled", -1, "tenant %s throttled %llu times, %llu ms in the last second: %s",
+                           t->id, (unsigned long long)(u.throttled - st->n),
+                           (unsigned long long)(u.throttle_ms_total - st->ms), keys);
+        }
+        st->n = u.throttled;
+        st->ms = u.throttle_ms_total;
+        memcpy(st->by_n, u.throttled_by, sizeof(st->by_n));
+    }
+    const char *k;
+    void *v;
+    for (size_t it = 0; mk_map_next(&ev->seen_throttle, &it, &k, &v);)
+        if (((seen_throttle_t *)v)->pass != pass) {
+            mk_map_del(&ev->seen_throttle, k);
+            mk_free(v);
+        }
+}
+
 /* ================================================================ lifecycle */
 
 int mk_admin_events_init(mk_admin_t *a)
@@ -213,6 +297,7 @@ int mk_admin_events_init(mk_admin_t *a)
     mk_admin_events_t *ev = &a->events;
     memset(ev, 0, sizeof(*ev));
     mk_map_init(&ev->seen_topics);
+    mk_map_init(&ev->seen_throttle);
     ev->ring = mk_calloc(MK_ADMIN_EVENTS, sizeof(mk_admin_event_t));
     ev->seen_running = mk_calloc(MK_CLUSTER_MAX_BROKERS + 1, sizeof(bool));
     return ev->ring && ev->seen_running ? 0 : MK_ERR_NOMEM;
@@ -227,6 +312,10 @@ void mk_admin_events_free(mk_admin_t *a)
     while (mk_map_next(&ev->seen_topics, &it, &k, &v))
         seen_free(v);
     mk_map_free(&ev->seen_topics);
+    it = 0;
+    while (mk_map_next(&ev->seen_throttle, &it, &k, &v))
+        mk_free(v);
+    mk_map_free(&ev->seen_throttle);
     mk_free(ev->seen_running);
     mk_free(ev->ring);
     ev->ring = NULL;

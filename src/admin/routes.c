@@ -1078,16 +1078,11 @@ static int quota_broker_cb(const mk_broker_quota_broker_t *qb, void *arg)
     return 0;
 }
 
-/* A tenant's quotas: the tenant-wide limits, what it uses of each (rates
- * over Kafka's quota windows, counts now), the throttle time its clients
- * were given, each broker's part, and the entity limits inside it. */
-static json_t *quotas_json(mk_admin_t *a, const mk_tenant_t *t)
+/* A tenant's partitions and the bytes of their leader logs (storage). */
+static void tenant_totals(mk_admin_t *a, const mk_tenant_t *t, int64_t *partitions, uint64_t *stored)
 {
-    mk_quota_registry_t *qr = mk_broker_quotas(a->b);
-    mk_broker_quota_use_t u;
-    mk_broker_quota_use(a->b, t->id, &u);
-    int64_t partitions = 0;
-    uint64_t stored = 0;
+    *partitions = 0;
+    *stored = 0;
     size_t it = 0;
     mk_topic_t *tp;
     while ((tp = mk_cluster_topic_next(a->c, &it))) {
@@ -1096,23 +1091,73 @@ static json_t *quotas_json(mk_admin_t *a, const mk_tenant_t *t)
         uint64_t size;
         int64_t records;
         topic_log_totals(tp, &size, &records);
-        partitions += tp->partition_count;
-        stored += size;
+        *partitions += tp->partition_count;
+        *stored += size;
     }
-    json_t *use = json_pack("{s:o, s:o, s:o, s:i, s:I, s:I}", "producer_byte_rate", jnum(u.rate[0]),
-                            "consumer_byte_rate", jnum(u.rate[1]), "request_percentage", jnum(u.rate[2]),
-                            "max_connections", mk_broker_sessions_count(a->b, t), "max_partitions",
-                            (json_int_t)partitions, "max_storage_bytes", (json_int_t)stored);
+}
+
+/* What a tenant uses of each quota key that has a measure now: the rates
+ * over the quota windows (throttle.c), open connections, partitions and
+ * stored bytes; has[k] false for the two rates the request layer keeps as
+ * token buckets and windows of its own (controller_mutation_rate,
+ * connection_creation_rate).  The one source of "use" for the quota JSON
+ * and /metrics. */
+static void tenant_quota_use(mk_admin_t *a, const mk_tenant_t *t, const mk_broker_quota_use_t *u,
+                             int64_t partitions, uint64_t stored, double use[MK_QUOTA__COUNT],
+                             bool has[MK_QUOTA__COUNT])
+{
+    for (int k = 0; k < MK_QUOTA__COUNT; k++) {
+        use[k] = 0;
+        has[k] = true;
+    }
+    use[MK_QUOTA_PRODUCER_BYTE_RATE] = u->rate[0];
+    use[MK_QUOTA_CONSUMER_BYTE_RATE] = u->rate[1];
+    use[MK_QUOTA_REQUEST_PERCENTAGE] = u->rate[2];
+    use[MK_QUOTA_MAX_CONNECTIONS] = mk_broker_sessions_count(a->b, t);
+    use[MK_QUOTA_MAX_PARTITIONS] = (double)partitions;
+    use[MK_QUOTA_MAX_STORAGE_BYTES] = (double)stored;
+    has[MK_QUOTA_CONTROLLER_MUTATION_RATE] = has[MK_QUOTA_CONNECTION_CREATION_RATE] = false;
+}
+
+/* A tenant's quotas: the tenant-wide limits, what it uses of each (rates
+ * over Kafka's quota windows, counts now), the throttle time its clients
+ * were given, and with detail each broker's part and the entity limits
+ * inside it.  partitions and stored as tenant_totals() gives them. */
+static json_t *quotas_json(mk_admin_t *a, const mk_tenant_t *t, int64_t partitions, uint64_t stored, bool detail)
+{
+    mk_quota_registry_t *qr = mk_broker_quotas(a->b);
+    mk_broker_quota_use_t u;
+    mk_broker_quota_use(a->b, t->id, &u);
+    double v[MK_QUOTA__COUNT];
+    bool has[MK_QUOTA__COUNT];
+    tenant_quota_use(a, t, &u, partitions, stored, v, has);
+    json_t *use = json_object();
+    for (int k = 0; k < MK_QUOTA__COUNT; k++)
+        if (has[k])
+            json_object_set_new(use, mk_quota_key_name(k), jnum(v[k]));
     json_t *throttle = json_pack("{s:I, s:I, s:I}", "time_ms_total", (json_int_t)u.throttle_ms_total,
                                  "throttled_requests", (json_int_t)u.throttled, "time_ms_last_minute",
                                  (json_int_t)u.throttle_ms_minute);
+    json_t *j = json_pack("{s:s, s:o, s:o, s:o}", "tenant", t->id, "limits",
+                          limits_json(qr ? mk_quota_tenant(qr, t->id) : NULL), "use", use, "throttle", throttle);
+    if (!detail || !j)
+        return j;
     json_t *brokers = json_array(), *entities = json_array();
     mk_broker_quota_each_broker(a->b, t->id, quota_broker_cb, brokers);
     if (qr)
         mk_quota_each(qr, t->id, quota_entity_cb, entities);
-    return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "tenant", t->id, "limits",
-                     limits_json(qr ? mk_quota_tenant(qr, t->id) : NULL), "use", use, "throttle", throttle,
-                     "brokers", brokers, "entities", entities);
+    json_object_set_new(j, "brokers", brokers);
+    json_object_set_new(j, "entities", entities);
+    return j;
+}
+
+/* GET /v1/tenants/{id}/quotas: quotas_json with every detail. */
+static json_t *tenant_quotas_json(mk_admin_t *a, const mk_tenant_t *t)
+{
+    int64_t partitions;
+    uint64_t stored;
+    tenant_totals(a, t, &partitions, &stored);
+    return quotas_json(a, t, partitions, stored, true);
 }
 
 /* The tenant's busiest client ids that GET /v1/tenants/{id} lists. */
@@ -1148,6 +1193,9 @@ static json_t *tenant_json(mk_admin_t *a, const mk_tenant_t *t, bool detail)
     json_t *rates = mk_admin_stats_tenant_json(a->stats, t->id);
     json_object_update(j, rates);
     json_decref(rates);
+    /* The list has the limits, use and throttle time (the TUI's Tenants
+     * view); one tenant has its brokers' shares and entities too. */
+    json_object_set_new(j, "quotas", quotas_json(a, t, partitions, storage, detail));
     if (!detail) {
         json_decref(topics);
         return j;
@@ -1173,7 +1221,6 @@ static json_t *tenant_json(mk_admin_t *a, const mk_tenant_t *t, bool detail)
     if (m)
         json_object_set_new(j, "move", move_json(m));
     json_object_set_new(j, "cross_az", mk_admin_stats_tenant_cross_az_json(a->stats, t->id));
-    json_object_set_new(j, "quotas", quotas_json(a, t));
     return j;
 }
 
@@ -1283,7 +1330,7 @@ static void h_tenant_quotas(mk_admin_t *a, const mk_http_req_t *req, const mk_ad
 {
     mk_tenant_t *t = quota_tenant_or_404(a, caps->v[0], resp);
     if (t)
-        mk_admin_http_json(resp, 200, quotas_json(a, t));
+        mk_admin_http_json(resp, 200, tenant_quotas_json(a, t));
 }
 
 /* PUT /v1/tenants/{id}/quotas {"producer_byte_rate": 1048576, "max_partitions": null, ...}: set (a number)
@@ -1364,7 +1411,7 @@ static void h_tenant_quotas_put(mk_admin_t *a, const mk_http_req_t *req, const m
         }
     }
     mk_admin_event(a, "quota", -1, "tenant %s quotas: %s (admin API)", t->id, what);
-    mk_admin_http_json(resp, 200, quotas_json(a, t));
+    mk_admin_http_json(resp, 200, tenant_quotas_json(a, t));
 }
 
 static void h_tenant_move(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
@@ -1864,6 +1911,62 @@ static void group_lag_metrics(mk_admin_t *a, mk_group_coord_t *gc, const names_t
     }
 }
 
+/* Per tenant (the default one first): the throttle time and throttled
+ * responses by the quota that set them (counters; the four keys that
+ * throttle, zeros included, so each series exists from the start), and
+ * each quota's use beside its limit (gauges, in the key's own unit: bytes/s,
+ * % of a request-handling thread, connections, partitions, bytes).  A use
+ * is exported where there is a measure, a limit where one is set. */
+static void tenant_quota_metrics(mk_admin_t *a, mk_buf_t *o)
+{
+    static const int throttling[] = {MK_QUOTA_PRODUCER_BYTE_RATE, MK_QUOTA_CONSUMER_BYTE_RATE,
+                                     MK_QUOTA_REQUEST_PERCENTAGE, MK_QUOTA_CONTROLLER_MUTATION_RATE};
+    static const char *const names[] = {"minikora_tenant_throttle_time_seconds_total",
+                                        "minikora_tenant_throttled_responses_total", "minikora_tenant_quota_usage",
+                                        "minikora_tenant_quota_limit"};
+    static const char *const helps[] = {
+        "Throttle time given to the tenant's responses (KIP-219), by the quota whose time was the longest.",
+        "Responses of the tenant answered with a throttle time, by the quota whose time was the longest.",
+        "What the tenant uses of each quota, in the quota's unit: bytes/s over the quota windows "
+        "(producer_byte_rate, consumer_byte_rate), % of a request-handling thread (request_percentage), "
+        "open connections, partitions, stored bytes.",
+        "The tenant-wide quota limit in force, in the quota's unit (only the limits that are set).",
+    };
+    mk_tenant_registry_t *r = mk_broker_tenants(a->b);
+    mk_quota_registry_t *qr = mk_broker_quotas(a->b);
+    for (int m = 0; m < 4; m++) {
+        mk_prom_help(o, names[m], m < 2 ? "counter" : "gauge", helps[m]);
+        const mk_tenant_t *t = mk_tenant_default();
+        for (size_t it = 0; t; t = r ? mk_tenant_next(r, &it) : NULL) {
+            mk_broker_quota_use_t u;
+            mk_broker_quota_use(a->b, t->id, &u);
+            if (m < 2) {
+                for (size_t i = 0; i < MK_ARRAY_LEN(throttling); i++) {
+                    int k = throttling[i];
+                    double v = m == 0 ? (double)u.throttle_ms_by[k] / 1000.0 : (double)u.throttled_by[k];
+                    mk_prom_sample(o, names[m], v, "tenant", t->id, "quota", mk_quota_key_name(k), NULL);
+                }
+                continue;
+            }
+            const mk_quota_limits_t *lim = qr ? mk_quota_tenant(qr, t->id) : NULL;
+            double use[MK_QUOTA__COUNT];
+            bool has[MK_QUOTA__COUNT];
+            if (m == 2) {
+                int64_t partitions;
+                uint64_t stored;
+                tenant_totals(a, t, &partitions, &stored);
+                tenant_quota_use(a, t, &u, partitions, stored, use, has);
+            }
+            for (int k = 0; k < MK_QUOTA__COUNT; k++) {
+                if (m == 2 && has[k])
+                    mk_prom_sample(o, names[m], use[k], "tenant", t->id, "quota", mk_quota_key_name(k), NULL);
+                else if (m == 3 && lim && (lim->set >> k & 1))
+                    mk_prom_sample(o, names[m], lim->v[k], "tenant", t->id, "quota", mk_quota_key_name(k), NULL);
+            }
+        }
+    }
+}
+
 static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
 {
     mk_buf_t *o = &resp->body;
@@ -1959,6 +2062,7 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
 
     mk_admin_stats_prometheus(a->stats, o);
     integrity_prometheus(a, o);
+    tenant_quota_metrics(a, o);
 
     mk_prom_help(o, "minikora_admin_http_responses_total", "counter", "Admin API responses by status class.");
     for (int c = 1; c <= 5; c++) {

@@ -83,6 +83,11 @@ typedef struct mk_broker_quota_use_s {
     uint64_t throttle_ms_total;   /* throttle time given to its requests since start */
     uint64_t throttled;           /* requests answered with a throttle time */
     uint64_t throttle_ms_minute;  /* throttle time given in the last 60 s */
+    /* throttle_ms_total and throttled by the quota (MK_QUOTA_*) whose
+     * throttle time was the longest: the three measured keys, and
+     * controller_mutation_rate (CreateTopics, DeleteTopics) */
+    uint64_t throttle_ms_by[MK_QUOTA__COUNT];
+    uint64_t throttled_by[MK_QUOTA__COUNT];
 } mk_broker_quota_use_t;
 void mk_broker_quota_use(mk_broker_t *b, const char *tenant, mk_broker_quota_use_t *out);
 /* One broker's part of a tenant's quotas: rates as above, its share of each

@@ -41,8 +41,10 @@
  *       bucket is positive (it may take them below zero), the others get
  *       THROTTLING_QUOTA_EXCEEDED and the response the time until the
  *       buckets refill.  Older versions are charged in full and answered
- *       with that time only.  Validate-only requests and auto-created topics
- *       are not charged, as in Kafka.
+ *       with that time.  Either way the connection is then muted for it, or
+ *       an old client's answer held (throttle.c, KIP-219), as Kafka does.
+ *       Validate-only requests and auto-created topics are not charged, as
+ *       in Kafka.
  *   max_partitions   CreateTopics (and Metadata's auto-create) past it: the
  *       topic gets POLICY_VIOLATION naming the limit.
  *   max_storage_bytes  the sum of the leader log sizes of the tenant's

@@ -37,10 +37,16 @@
  * appended first and answered at once; a Fetch from a client already over
  * its fetch quota is answered at once with no records (not counted), and
  * one that takes it over gets its records and the throttle time (see
- * mk_broker_throttle_response); other requests are answered normally.  Then, for a client that throttles itself at that
- * version (the table below, Kafka's shouldClientThrottle), the connection
- * is muted for the throttle time (mk_net_conn_mute: nothing read, no frame
- * handled); for an older client the answer itself is held that long.
+ * mk_broker_throttle_response); other requests are answered normally.  A
+ * CreateTopics or DeleteTopics over controller_mutation_rate (quotas.c,
+ * KIP-599) comes with the throttle time its handler set, and is throttled
+ * the same way when that time is the longer.  Then, for a client that
+ * throttles itself at that version (the table below, Kafka's
+ * shouldClientThrottle), the connection is muted for the throttle time
+ * (mk_net_conn_mute: nothing read, no frame handled); for an older client
+ * the answer itself is held that long.  Each throttled answer is counted
+ * for its tenant, by the quota whose time was the longest
+ * (mk_broker_quota_use: the admin API, /metrics, the throttle events).
  *
  * Threads: the loop thread.
  */
@@ -90,6 +96,7 @@ typedef struct mk_qt_s {
     uint64_t leaders;              /* brokers leading its partitions (bit id - 1), at the last split */
     double outside[NKEYS];         /* the share on a broker outside the split */
     uint64_t throttle_ms_total, throttled;
+    uint64_t by_key_ms[MK_QUOTA__COUNT], by_key_n[MK_QUOTA__COUNT]; /* the same by the quota that set it */
     uint32_t minute_ms[60];        /* throttle ms given in each of the last 60 seconds */
     int64_t minute_sec[60];
 } mk_qt_t;
@@ -724,10 +731,13 @@ static int64_t key_throttle(mk_qos_t *q, qb_t *qb, sensor_t *se, double elimit, 
     return t;
 }
 
-static void count_throttle(mk_qt_t *qt, int64_t ms, int64_t now)
+/* One answer throttled for ms, by the quota key whose time was the longest. */
+static void count_throttle(mk_qt_t *qt, int64_t ms, int key, int64_t now)
 {
     qt->throttle_ms_total += (uint64_t)ms;
     qt->throttled++;
+    qt->by_key_ms[key] += (uint64_t)ms;
+    qt->by_key_n[key]++;
     int64_t sec = now / 1000;
     int slot = (int)(sec % 60);
     if (qt->minute_sec[slot] != sec) {
@@ -798,6 +808,7 @@ int32_t mk_broker_throttle_response(mk_req_t *req)
         if (qs->sensor[key])
             se[key] = sensor_get(q, qs->sensor[key], now);
     int64_t t = 0;
+    int why = -1; /* the key whose throttle time is t */
     if (api == MK_API_Produce) {
         v[K_PRODUCE] = (double)req->frame_len;
     } else if (api == MK_API_Fetch) {
@@ -808,6 +819,7 @@ int32_t mk_broker_throttle_response(mk_req_t *req)
          * split over brokers, and a share smaller than one answer would then
          * never let a record through. */
         t = key_throttle(q, qb, se[K_FETCH], qs->elimit[K_FETCH], K_FETCH, now);
+        why = K_FETCH;
         if (t > 0) {
             mk_FetchResponse_t *r = req->resp;
             r->Responses.count = 0;
@@ -826,20 +838,34 @@ int32_t mk_broker_throttle_response(mk_req_t *req)
         if ((key == K_PRODUCE && api != MK_API_Produce) || (key == K_FETCH && api != MK_API_Fetch))
             continue;
         int64_t tk = key_throttle(q, qb, se[key], qs->elimit[key], key, now);
-        if (tk > t)
+        if (tk > t) {
             t = tk;
+            why = key;
+        }
     }
-    if (t <= 0)
-        return 0;
     if (t > INT32_MAX)
         t = INT32_MAX;
     /* A throttle time the handler already set (quotas.c: a partition
-     * mutation over controller_mutation_rate) is kept when it is longer. */
+     * mutation over controller_mutation_rate, KIP-599) is kept when it is
+     * longer, and then it is the one that mutes the connection (or delays
+     * an old client's answer), as Kafka's controller mutation quota does. */
     int32_t *field = throttle_field(req);
-    if (field && *field < (int32_t)t)
+    int64_t rate_t = t;
+    if (field && *field > t) {
+        t = *field;
+        why = MK_QUOTA_CONTROLLER_MUTATION_RATE;
+    }
+    if (t <= 0)
+        return 0;
+    if (why < 0)
+        why = K_REQUEST; /* not reached: every nonzero t above names its key */
+    if (field)
         *field = (int32_t)t;
-    count_throttle(qt, t, now);
-    note_mute(qb, now, t);
+    count_throttle(qt, t, why, now);
+    /* Only a byte-rate or request-time throttle tells the split where the
+     * tenant was held back. */
+    if (rate_t > 0)
+        note_mute(qb, now, rate_t);
     return (int32_t)t;
 }
 
@@ -858,6 +884,8 @@ void mk_broker_quota_use(mk_broker_t *b, const char *tenant, mk_broker_quota_use
             out->rate[k] += mk_quota_rate_get(&qt->on[i]->rate[k], now);
     out->throttle_ms_total = qt->throttle_ms_total;
     out->throttled = qt->throttled;
+    memcpy(out->throttle_ms_by, qt->by_key_ms, sizeof(out->throttle_ms_by));
+    memcpy(out->throttled_by, qt->by_key_n, sizeof(out->throttled_by));
     int64_t sec = now / 1000;
     for (int i = 0; i < 60; i++)
         if (sec - qt->minute_sec[i] < 60)

@@ -17,7 +17,9 @@
  * POLICY_VIOLATION (CreateTopics, validate-only too, and auto-create);
  * created and deleted partitions are charged to controller_mutation_rate
  * (KIP-599), which refuses with THROTTLING_QUOTA_EXCEEDED from CreateTopics
- * v6 and DeleteTopics v5 and only reports the throttle time before.
+ * v6 and DeleteTopics v5 and accepts with the throttle time before; either
+ * way the handler sets ThrottleTimeMs and throttle.c then mutes the
+ * connection for it (KIP-219), or holds an old client's answer.
  */
 #include "broker/broker_int.h"
 #include "group/group.h"

@@ -20,7 +20,10 @@
  * socket up to 32 times in one turn (64 KiB each here), and every complete
  * frame used to be dispatched at once, so a client that pipelines many small
  * requests could have thousands handled in one turn while other connections
- * waited.  Now at most FRAMES_PER_TURN frames are dispatched per call; when
+ * waited.  Now at most FRAMES_PER_TURN frames, and frames of at most
+ * BYTES_PER_TURN together (past the first one: a large Produce costs its
+ * size in copies, CRCs and replication, so sixteen of 1 MB would hold the
+ * loop for tens of ms), are dispatched per call; when
  * more are queued, the connection yields: reading stops (which also ends
  * libuv's read burst) and it joins its listener's list of yielded
  * connections, which an idle handle resumes once per loop iteration, after
@@ -55,6 +58,7 @@
 #define READ_CHUNK 65536
 /* Frames one connection may have dispatched in one go before it yields. */
 #define FRAMES_PER_TURN 16
+#define BYTES_PER_TURN ((size_t)1 << 20)
 
 typedef struct frame_s {
     struct frame_s *next;
@@ -440,7 +444,7 @@ static void conn_yield(mk_net_conn_t *c)
 }
 
 /* Deliver queued frames while the upper layer finishes them synchronously,
- * at most FRAMES_PER_TURN of them (see Fairness above).
+ * at most FRAMES_PER_TURN of them and BYTES_PER_TURN (see Fairness above).
  * A trampoline, not recursion: mk_net_conn_done() from inside frame_cb only
  * clears busy, and this loop picks the next frame. */
 static void conn_dispatch(mk_net_conn_t *c)
@@ -449,8 +453,9 @@ static void conn_dispatch(mk_net_conn_t *c)
         return;
     c->dispatching = true;
     int budget = FRAMES_PER_TURN;
+    size_t bytes = 0;
     while (!c->closing && !c->busy && !c->muted && !c->yielded && c->q_head && c->l) {
-        if (budget-- == 0) {
+        if (budget-- == 0 || bytes >= BYTES_PER_TURN) {
             /* Stop reading too: that ends libuv's read burst on this socket. */
             conn_yield(c);
             break;
@@ -460,6 +465,7 @@ static void conn_dispatch(mk_net_conn_t *c)
         if (!c->q_head)
             c->q_tail = NULL;
         c->in_bytes -= f->len;
+        bytes += f->len;
         c->busy = true;
         uint8_t *data = f->data;
         size_t len = f->len;

@@ -43,6 +43,19 @@
  *            computes receive time minus send time.  The first second is
  *            warm-up and is not counted.
  *
+ *   flood    (not in the default list) one producer sends records of S bytes
+ *            as fast as it can for --flood-secs seconds (acks=1,
+ *            linger.ms=5, batch.size=1000000, at most 64 MB queued) to a
+ *            fresh topic of P partitions, and counts what was acknowledged
+ *            and the throttle times librdkafka saw (throttle_cb).  What is
+ *            still queued at the end is purged, not flushed: a throttled
+ *            flood would take long to drain.  The rate is taken after the
+ *            first --flood-warm seconds (the part a neighbour's measure
+ *            overlaps; see run.sh's noisy-neighbour section).
+ *
+ * --sasl USER:PASS authenticates every client with SASL/PLAIN (a tenant's
+ * API key and secret on minikora).
+ *
  * Topics are created with CreateTopics and an explicit replication factor
  * (--rf, default 1; brokers may default to more), plus min.insync.replicas
  * when --min-isr is given.  With --rf above 1 the tool reads the ISR of its
@@ -111,6 +124,9 @@ typedef struct bench_opts_s {
         const char *lat_acks;     /* --lat-acks */
         int lat_inflight;         /* --lat-inflight: 0 = librdkafka's */
         int lat_partitions;       /* --lat-partitions: 0 = -p */
+        const char *sasl;         /* --sasl USER:PASS: SASL/PLAIN for every client */
+        int flood_secs;           /* --flood-secs: the flood test's length */
+        int flood_warm;           /* --flood-warm: seconds before its rate is taken */
 } bench_opts_t;
 
 static bench_opts_t opts = {
@@ -133,6 +149,9 @@ static bench_opts_t opts = {
         .lat_acks          = "1",
         .lat_inflight      = 0,
         .lat_partitions    = 0,
+        .sasl              = NULL,
+        .flood_secs        = 15,
+        .flood_warm        = 0,
 };
 
 /* Whether the comma list has the entry name. */
@@ -240,6 +259,24 @@ static rd_kafka_conf_t *conf_new(const char *bootstrap, ...) {
                               sizeof(errstr)) != RD_KAFKA_CONF_OK) {
                 say("config: %s", errstr);
                 exit(2);
+        }
+        if (opts.sasl) {
+                char user[256];
+                const char *colon = strchr(opts.sasl, ':');
+                snprintf(user, sizeof(user), "%.*s",
+                         (int)(colon ? colon - opts.sasl : 0), opts.sasl);
+                if (!colon ||
+                    rd_kafka_conf_set(conf, "security.protocol", "SASL_PLAINTEXT",
+                                      errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+                    rd_kafka_conf_set(conf, "sasl.mechanism", "PLAIN", errstr,
+                                      sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+                    rd_kafka_conf_set(conf, "sasl.username", user, errstr,
+                                      sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+                    rd_kafka_conf_set(conf, "sasl.password", colon + 1, errstr,
+                                      sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+                        say("--sasl USER:PASS: %s", colon ? errstr : "no ':'");
+                        exit(2);
+                }
         }
         va_start(ap, bootstrap);
         while ((k = va_arg(ap, const char *))) {
@@ -974,7 +1011,8 @@ static void test_latency(const char *bootstrap, rd_kafka_t *ctl,
         lat_prod_t lp = {.bootstrap = bootstrap, .topic = topic, .parts = parts};
         long warm = opts.rate; /* one second of warm-up */
         long measured = (long)opts.rate * opts.lat_secs;
-        int64_t *lat, t_done = 0;
+        int64_t *lat, *sec_max, t_done = 0, t_first_send = 0;
+        int nsec;
         long n = 0, seen = 0;
         rd_kafka_conf_t *conf;
         rd_kafka_t *rk;
@@ -990,6 +1028,10 @@ static void test_latency(const char *bootstrap, rd_kafka_t *ctl,
         }
         lp.total = warm + measured;
         lat = calloc((size_t)measured, sizeof(*lat));
+        /* The worst latency of the records sent in each second (to stderr):
+         * shows when a stall happened, beside a neighbour's timeline. */
+        nsec = opts.lat_secs + 2;
+        sec_max = calloc((size_t)nsec, sizeof(*sec_max));
 
         conf = conf_new(bootstrap, "enable.auto.commit", "false",
                         "auto.offset.reset", "error", NULL);
@@ -1030,8 +1072,14 @@ static void test_latency(const char *bootstrap, rd_kafka_t *ctl,
                                 memcpy(&seq, m->payload, 8);
                                 memcpy(&ts_ns, (char *)m->payload + 8, 8);
                                 seen++;
-                                if (seq >= warm && n < measured)
+                                if (seq == 0 || !t_first_send)
+                                        t_first_send = ts_ns - seq * (1000000000LL / opts.rate);
+                                if (seq >= warm && n < measured) {
+                                        int sec = (int)((ts_ns - t_first_send) / 1000000000LL);
                                         lat[n++] = now - ts_ns;
+                                        if (sec >= 0 && sec < nsec && now - ts_ns > sec_max[sec])
+                                                sec_max[sec] = now - ts_ns;
+                                }
                         }
                         rd_kafka_message_destroy(m);
                 }
@@ -1051,6 +1099,12 @@ static void test_latency(const char *bootstrap, rd_kafka_t *ctl,
         rd_kafka_topic_destroy(rkt);
         rd_kafka_destroy(rk);
 
+        for (p = 1; p < nsec; p++)
+                if (sec_max[p] > 0)
+                        say("latency: records sent in second %d (from %.3f): worst %.2f ms", p,
+                            (double)(t_first_send + (int64_t)p * 1000000000LL) / 1e9,
+                            sec_max[p] / 1e6);
+        free(sec_max);
         qsort(lat, (size_t)n, sizeof(*lat), cmp_i64);
         result("lat_count", "%ld", n);
         result("lat_lost", "%ld", lp.total - seen);
@@ -1069,6 +1123,138 @@ static void test_latency(const char *bootstrap, rd_kafka_t *ctl,
             n ? quantile(lat, (size_t)n, 0.50) / 1e6 : 0.0,
             n ? quantile(lat, (size_t)n, 0.99) / 1e6 : 0.0);
         free(lat);
+}
+
+/* ------------------------------------------------------------------ flood */
+
+typedef struct flood_stats_s {
+        atomic_long ok, failed;
+        atomic_long ok_after_warm;  /* acknowledged after the warm-up */
+        atomic_long throttles, throttle_ms_max, throttle_ms_sum;
+        int64_t warm_end_ns, t0_ns;
+        atomic_long per_sec[128];   /* acknowledged in each second (timeline, stderr) */
+} flood_stats_t;
+
+static void flood_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                        void *opaque) {
+        flood_stats_t *st = opaque;
+        (void)rk;
+        if (m->err) {
+                /* purged at the end, or refused */
+                atomic_fetch_add(&st->failed, 1);
+                return;
+        }
+        atomic_fetch_add(&st->ok, 1);
+        if (now_ns() >= st->warm_end_ns)
+                atomic_fetch_add(&st->ok_after_warm, 1);
+        {
+                int64_t sec = (now_ns() - st->t0_ns) / 1000000000LL;
+                if (sec >= 0 && sec < 128)
+                        atomic_fetch_add(&st->per_sec[sec], 1);
+        }
+}
+
+static void flood_throttle_cb(rd_kafka_t *rk, const char *broker_name,
+                              int32_t broker_id, int throttle_time_ms,
+                              void *opaque) {
+        flood_stats_t *st = opaque;
+        (void)rk;
+        (void)broker_name;
+        if (throttle_time_ms <= 0)
+                return;
+        say("flood: throttled %d ms by broker %d at %.3f", throttle_time_ms,
+            (int)broker_id, (double)now_ns() / 1e9);
+        atomic_fetch_add(&st->throttles, 1);
+        atomic_fetch_add(&st->throttle_ms_sum, throttle_time_ms);
+        if (throttle_time_ms > atomic_load(&st->throttle_ms_max))
+                atomic_store(&st->throttle_ms_max, throttle_time_ms);
+}
+
+/* As fast as the client can send, for opts.flood_secs; prints flood_*. */
+static void test_flood(const char *bootstrap, const char *topic, int parts) {
+        flood_stats_t st = {0};
+        rd_kafka_conf_t *conf;
+        rd_kafka_t *rk;
+        rd_kafka_topic_t *rkt;
+        char *payload;
+        int64_t t0, end, warm_ns;
+        long i = 0;
+        double secs;
+
+        conf = conf_new(bootstrap, "acks", "1", "linger.ms", "5",
+                        "batch.size", "1000000", "compression.codec", "none",
+                        "queue.buffering.max.messages", "1000000",
+                        "queue.buffering.max.kbytes", "65536",
+                        "message.timeout.ms", "300000", NULL);
+        rd_kafka_conf_set_dr_msg_cb(conf, flood_dr_cb);
+        rd_kafka_conf_set_throttle_cb(conf, flood_throttle_cb);
+        rd_kafka_conf_set_opaque(conf, &st);
+        rk = client_new(RD_KAFKA_PRODUCER, conf);
+        rkt = rd_kafka_topic_new(rk, topic, NULL);
+        payload = malloc((size_t)opts.size);
+        memset(payload, 'f', (size_t)opts.size);
+        {
+                const struct rd_kafka_metadata *md;
+                if (!rd_kafka_metadata(rk, 0, rkt, &md, 10000))
+                        rd_kafka_metadata_destroy(md);
+        }
+        say("flood: %d B records to %s for %d s", opts.size, topic,
+            opts.flood_secs);
+        t0 = now_ns();
+        st.t0_ns = t0;
+        warm_ns = (int64_t)opts.flood_warm * 1000000000LL;
+        st.warm_end_ns = t0 + warm_ns;
+        end = t0 + (int64_t)opts.flood_secs * 1000000000LL;
+        while (now_ns() < end) {
+                if (rd_kafka_produce(rkt, (int32_t)(i % parts),
+                                     RD_KAFKA_MSG_F_COPY, payload,
+                                     (size_t)opts.size, NULL, 0,
+                                     NULL) == -1) {
+                        if (rd_kafka_last_error() !=
+                            RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                                say("flood: %s", rd_kafka_err2str(
+                                                     rd_kafka_last_error()));
+                                break;
+                        }
+                        rd_kafka_poll(rk, 1);
+                        continue;
+                }
+                i++;
+                if ((i & 255) == 0)
+                        rd_kafka_poll(rk, 0);
+        }
+        secs = (double)(now_ns() - t0) / 1e9;
+        /* What is acknowledged by now counts; the rest is purged. */
+        rd_kafka_poll(rk, 0);
+        {
+                long ok = atomic_load(&st.ok);
+                long after = atomic_load(&st.ok_after_warm);
+                double measured = secs - (double)opts.flood_warm;
+                result("flood_secs", "%.3f", secs);
+                result("flood_msgs", "%ld", ok);
+                result("flood_mbps_total", "%.1f",
+                       (double)ok * opts.size / secs / 1e6);
+                if (measured > 0)
+                        result("flood_mbps", "%.1f",
+                               (double)after * opts.size / measured / 1e6);
+                result("flood_throttles", "%ld", atomic_load(&st.throttles));
+                result("flood_throttle_ms_max", "%ld",
+                       atomic_load(&st.throttle_ms_max));
+                say("flood: %ld records acknowledged in %.1f s (%.1f MB/s after "
+                    "%d s), %ld throttle times (max %ld ms)",
+                    ok, secs,
+                    measured > 0 ? (double)after * opts.size / measured / 1e6 : 0,
+                    opts.flood_warm, atomic_load(&st.throttles),
+                    atomic_load(&st.throttle_ms_max));
+        }
+        for (i = 0; i < 128 && i <= (long)secs; i++)
+                say("flood: second %ld (from %.3f): %ld records acknowledged", i,
+                    (double)(t0 + i * 1000000000LL) / 1e9, atomic_load(&st.per_sec[i]));
+        rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(rk, 2000);
+        free(payload);
+        rd_kafka_topic_destroy(rkt);
+        rd_kafka_destroy(rk);
 }
 
 /* ------------------------------------------------------------------ ISR */
@@ -1124,10 +1310,11 @@ static void usage(void) {
                 "         [--lat-linger MS] [--lat-fetch-wait MS] "
                 "[--startup-runs N]\n"
                 "         [--mock-brokers N] [--timeout S] [--warmup MSGS] "
-                "[--tests startup,produce,consume,latency]\n"
+                "[--tests startup,produce,consume,latency,flood]\n"
                 "         [--rf N] [--min-isr N] [--produce-acks 1,all] "
                 "[--lat-acks 1|all] [--lat-inflight N]\n"
-                "         [--lat-partitions N]\n");
+                "         [--lat-partitions N] [--sasl USER:PASS] "
+                "[--flood-secs S] [--flood-warm S]\n");
         exit(2);
 }
 
@@ -1152,12 +1339,15 @@ int main(int argc, char **argv) {
             {"lat-acks", required_argument, NULL, 'a'},
             {"lat-inflight", required_argument, NULL, 'i'},
             {"lat-partitions", required_argument, NULL, 'q'},
+            {"sasl", required_argument, NULL, 'U'},
+            {"flood-secs", required_argument, NULL, 'F'},
+            {"flood-warm", required_argument, NULL, 'G'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0}};
         target_t t = {0};
         rd_kafka_t *ctl;
         const char *made[3] = {NULL, NULL, NULL};
-        char t_warm[128], t_p1[128], t_pall[128], t_lat[128];
+        char t_warm[128], t_p1[128], t_pall[128], t_lat[128], t_flood[128];
         int spawn = 0, c, parts;
 
         while ((c = getopt_long(argc, argv, "b:n:s:p:h", lopts, NULL)) != -1) {
@@ -1185,6 +1375,9 @@ int main(int argc, char **argv) {
                 case 'a': opts.lat_acks = optarg; break;
                 case 'i': opts.lat_inflight = atoi(optarg); break;
                 case 'q': opts.lat_partitions = atoi(optarg); break;
+                case 'U': opts.sasl = optarg; break;
+                case 'F': opts.flood_secs = atoi(optarg); break;
+                case 'G': opts.flood_warm = atoi(optarg); break;
                 default: usage();
                 }
         }
@@ -1198,7 +1391,8 @@ int main(int argc, char **argv) {
             opts.size < 1 || opts.partitions < 1 || opts.rate < 1 ||
             opts.lat_secs < 1 || opts.mock_brokers < 1 || opts.timeout_s < 1 ||
             opts.rf < 1 || opts.min_isr < 0 || opts.lat_inflight < 0 ||
-            opts.lat_partitions < 0 ||
+            opts.lat_partitions < 0 || opts.flood_secs < 1 ||
+            opts.flood_warm < 0 || opts.flood_warm >= opts.flood_secs ||
             (strcmp(opts.lat_acks, "1") && strcmp(opts.lat_acks, "all")))
                 usage();
         if (opts.warmup < 0)
@@ -1232,6 +1426,8 @@ int main(int argc, char **argv) {
         snprintf(t_pall, sizeof(t_pall), "mkbench-acksall-%d-%ld",
                  (int)getpid(), (long)time(NULL));
         snprintf(t_lat, sizeof(t_lat), "mkbench-latency-%d-%ld", (int)getpid(),
+                 (long)time(NULL));
+        snprintf(t_flood, sizeof(t_flood), "mkbench-flood-%d-%ld", (int)getpid(),
                  (long)time(NULL));
 
         ctl = client_new(RD_KAFKA_PRODUCER,
@@ -1270,6 +1466,12 @@ int main(int argc, char **argv) {
                         test_latency(t.bootstrap, ctl, t_lat, parts);
                 } else
                         result("lat_note", "topic not ready");
+        }
+        if (test_enabled("flood")) {
+                if ((parts = topic_create(&t, ctl, t_flood, opts.partitions)) > 0)
+                        test_flood(t.bootstrap, t_flood, parts);
+                else
+                        result("flood_note", "topic not ready");
         }
         sampler_stop();
         if (opts.rf > 1)

@@ -21,7 +21,8 @@
 #                            (empty: librdkafka's default, 500)
 #   BENCH_STARTUP_RUNS=5     spawn-to-ready repetitions (median reported)
 #   BENCH_TIMEOUT=60         seconds allowed per test
-#   BENCH_ONLY=              "minikora" or "mock" to run one column
+#   BENCH_ONLY=              "minikora" or "mock" to run one column;
+#                            "noisy" for the noisy-neighbour section alone
 #   BENCH_OUT=build/bench    where the tool, logs and results go
 #   MINIKORA=./minikora      the binary under test
 # Replication section (minikora only; RF 3, acks=all):
@@ -34,6 +35,14 @@
 #                            leader per broker of a cell)
 #   BENCH_RF_LAT_INFLIGHT=1  max.in.flight.requests.per.connection of the
 #                            RF 3 latency producer (0: librdkafka's 1000000)
+# Noisy-neighbour section (minikora only; one cell, two tenants; issue 11):
+#   BENCH_NOISY=1            0 skips it
+#   BENCH_NOISY_RATE=2000    tenant B's records/s, produced and consumed
+#   BENCH_NOISY_SIZE=1000    their size, bytes (2000 x 1000 B = 2 MB/s)
+#   BENCH_NOISY_SECS=15      B's measured seconds in each of the three phases
+#   BENCH_NOISY_QUOTA=2000000  tenant A's producer_byte_rate in the last phase
+#   BENCH_NOISY_PARTITIONS=6 partitions of each tenant's topic
+#   BENCH_NOISY_RF=3         their replication factor
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 
@@ -63,7 +72,7 @@ status=0
 t_start=$(date +%s)
 
 # ---------------------------------------------------------------- minikora
-if [ "$ONLY" != mock ]; then
+if [ "$ONLY" != mock ] && [ "$ONLY" != noisy ]; then
     if [ ! -x "$MINIKORA" ]; then
         echo "bench: $MINIKORA not found (run 'make minikora' or 'make bench')" >&2
         echo "RESULT target_failed 1" > "$MK_RES"
@@ -83,7 +92,7 @@ if [ "$ONLY" != mock ]; then
 fi
 
 # ---------------------------------------------------------------- mock
-if [ "$ONLY" != minikora ]; then
+if [ "$ONLY" != minikora ] && [ "$ONLY" != noisy ]; then
     brokers=$(awk '$1=="RESULT" && $2=="brokers" {print $3}' "$MK_RES" 2>/dev/null)
     echo "bench: librdkafka mock cluster, ${brokers:-3} brokers (client log: $OUT/mock.err)"
     "$TOOL" --mock --mock-brokers "${brokers:-3}" "${ARGS[@]}" > "$MOCK_RES" 2> "$OUT/mock.err" \
@@ -93,7 +102,7 @@ fi
 # ---------------------------------------------------------------- replication
 # One fresh minikora per cross-AZ latency setting; acks=all on RF 3 topics.
 XAZ=${BENCH_XAZ_MS-0 2 10}
-[ "$ONLY" = mock ] && XAZ=
+[ "$ONLY" = mock ] || [ "$ONLY" = noisy ] && XAZ=
 RF_MSGS=${BENCH_RF_MSGS:-${BENCH_MSGS:-200000}}
 RF_LAT_SECS=${BENCH_RF_LAT_SECS:-${BENCH_LAT_SECS:-10}}
 RF_MIN_ISR=${BENCH_RF_MIN_ISR:-2}
@@ -124,7 +133,10 @@ done
 
 # ---------------------------------------------------------------- the table
 TABLE=$OUT/results.txt
-{
+if [ "$ONLY" = noisy ]; then
+    echo "minikora bench (noisy-neighbour section only), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
+         "$(uname -sr)" > "$TABLE"
+else {
     echo "minikora bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -sr)"
     echo "records: ${BENCH_MSGS:-200000} x ${BENCH_SIZE:-1024} B per produce test," \
          "${BENCH_PARTITIONS:-6} partitions, RF 1; latency at ${BENCH_RATE:-5000}/s;" \
@@ -194,12 +206,14 @@ TABLE=$OUT/results.txt
             for (i = 1; i <= nrn; i++) print RN[i]
         }'
 } > "$TABLE"
+fi
 
 # ---------------------------------------------------------------- reset time (issue 6)
 # A fresh minikora with the admin API; BENCH_RESET_TOPICS topics of 3 partitions x RF 3 made
 # through the admin API, then POST /v1/reset; repeated, median of the server-side elapsed_ms.
 RESET_TOPICS=${BENCH_RESET_TOPICS:-20}
-if [ "$ONLY" != mock ] && [ -x "$MINIKORA" ] && command -v curl >/dev/null && [ "$RESET_TOPICS" -gt 0 ]; then
+if [ "$ONLY" != mock ] && [ "$ONLY" != noisy ] && [ -x "$MINIKORA" ] && command -v curl >/dev/null && \
+   [ "$RESET_TOPICS" -gt 0 ]; then
     rf=$OUT/reset.ready.json
     rm -f "$rf"
     "$MINIKORA" serve --ephemeral --port 0 --ready-file "$rf" > "$OUT/reset.log" 2>&1 &
@@ -229,6 +243,101 @@ if [ "$ONLY" != mock ] && [ -x "$MINIKORA" ] && command -v curl >/dev/null && [ 
     else
         printf '\nreset: not measured (no admin URL in the ready file; see %s)\n' "$OUT/reset.log" >> "$TABLE"
     fi
+fi
+# ---------------------------------------------------------------- noisy neighbour (issue 11)
+# One minikora with one cell (3 brokers, 3 AZs) and two tenants.  Tenant B produces and consumes
+# BENCH_NOISY_RATE records/s of BENCH_NOISY_SIZE bytes (mkbench's latency test: acks=1,
+# linger.ms=0, e2e latency from send to receive) in three phases: alone; beside tenant A
+# flooding as fast as its client can send (mkbench's flood test) with no quota; and beside A
+# flooding with producer_byte_rate BENCH_NOISY_QUOTA.  A starts 4 s before B: B's measure
+# begins after a throttled A's first burst (a fresh quota measure lets ~10 s of quota through at
+# once, as Kafka's does) and covers A's first throttle and then its steady state.  Before the
+# throttled phase the quota windows (11 x 1 s) are left to empty of the unthrottled flood.
+# A's rate is taken over the stretch B measures.
+NOISY=${BENCH_NOISY:-1}
+if [ "$ONLY" != mock ] && [ "$NOISY" != 0 ] && [ -x "$MINIKORA" ] && command -v curl >/dev/null; then
+    N_RATE=${BENCH_NOISY_RATE:-2000}
+    N_SIZE=${BENCH_NOISY_SIZE:-1000}
+    N_SECS=${BENCH_NOISY_SECS:-15}
+    N_QUOTA=${BENCH_NOISY_QUOTA:-2000000}
+    N_PARTS=${BENCH_NOISY_PARTITIONS:-6}
+    N_RF=${BENCH_NOISY_RF:-3}
+    nf=$OUT/noisy.ready.json
+    rm -f "$nf" "$OUT"/noisy-*.res
+    t_noisy=$(date +%s)
+    # Retention keeps the flood's disk use bounded (about 1.5 GB over every replica).
+    "$MINIKORA" serve --ephemeral --port 0 --brokers 3 --azs 3 --ready-file "$nf" \
+        --set log.segment.bytes=16777216 --set log.retention.bytes=67108864 > "$OUT/noisy.log" 2>&1 &
+    npid=$!
+    for _ in $(seq 1 200); do [ -s "$nf" ] && break; sleep 0.05; done
+    admin=$(sed -n 's/.*"admin": *"\([^"]*\)".*/\1/p' "$nf" 2>/dev/null)
+    boot=$(sed -n 's/.*"bootstrap": *"\([^"]*\)".*/\1/p' "$nf" 2>/dev/null)
+    auth="Authorization: Bearer $(sed -n 's/.*"admin_token": *"\([^"]*\)".*/\1/p' "$nf" 2>/dev/null)"
+    noisy_key() {  # tenant -> "KEY:SECRET" of a new key
+        curl -s -X POST -H "$auth" "$admin/v1/tenants" -H 'Content-Type: application/json' \
+            -d "{\"id\": \"$1\"}" > /dev/null
+        curl -s -X POST -H "$auth" "$admin/v1/tenants/$1/keys" |
+            sed -n 's/.*"key": *"\([^"]*\)".*"secret": *"\([^"]*\)".*/\1:\2/p'
+    }
+    bkey=; akey=
+    if [ -n "$admin" ] && [ -n "$boot" ]; then
+        bkey=$(noisy_key tenant-b)
+        akey=$(noisy_key tenant-a)
+    fi
+    noisy_phase() {  # name, flood (0/1)
+        local fpid=
+        if [ "$2" = 1 ]; then
+            "$TOOL" -b "$boot" --sasl "$akey" --tests flood --flood-secs $((N_SECS + 9)) --flood-warm 6 \
+                -s 1024 -p "$N_PARTS" --rf "$N_RF" > "$OUT/noisy-$1-a.res" 2> "$OUT/noisy-$1-a.err" &
+            fpid=$!
+            sleep 4
+        fi
+        echo "bench: noisy neighbour, $1: tenant B at $N_RATE x $N_SIZE B/s for 1+$N_SECS s"
+        "$TOOL" -b "$boot" --sasl "$bkey" --tests latency --rate "$N_RATE" -s "$N_SIZE" \
+            --lat-secs "$N_SECS" --lat-partitions "$N_PARTS" --rf "$N_RF" --timeout 60 \
+            > "$OUT/noisy-$1-b.res" 2> "$OUT/noisy-$1-b.err"
+        [ -n "$fpid" ] && wait "$fpid"
+    }
+    if [ -n "$bkey" ] && [ -n "$akey" ]; then
+        noisy_phase alone 0
+        noisy_phase flood 1
+        sleep 12  # the quota windows forget the unthrottled flood
+        curl -s -X PUT -H "$auth" "$admin/v1/tenants/tenant-a/quotas" -H 'Content-Type: application/json' \
+            -d "{\"producer_byte_rate\": $N_QUOTA}" > /dev/null
+        noisy_phase throttled 1
+        curl -s "$admin/v1/tenants/tenant-a/quotas" > "$OUT/noisy-quotas-a.json"
+    fi
+    kill -TERM "$npid" 2>/dev/null; wait "$npid" 2>/dev/null
+    awk -v out="$OUT" -v rate="$N_RATE" -v size="$N_SIZE" -v secs="$N_SECS" -v quota="$N_QUOTA" \
+        -v parts="$N_PARTS" -v rf="$N_RF" -v took=$(( $(date +%s) - t_noisy )) '
+        function load(file, arr,   line, k) {
+            delete arr
+            while ((getline line < file) > 0) {
+                if (split(line, f, " ") < 3 || f[1] != "RESULT") continue
+                k = f[2]; sub(/^RESULT [^ ]+ /, "", line); arr[k] = line
+            }
+            close(file)
+        }
+        function ms(arr, k) { return (k in arr) ? sprintf("%.2f", arr[k] / 1000) : "n/a" }
+        BEGIN {
+            printf "\nnoisy neighbour: one cell (3 brokers), tenants A and B, RF %s, %s partitions each; %d s\n", rf, parts, took
+            printf "B produces and consumes %s x %s B/s (acks=1), %s s measured per phase; A floods (acks=1,\n", rate, size, secs
+            printf "as fast as its client can send); then A with producer_byte_rate %s\n", quota
+            printf "%-30s %10s %10s %10s %12s %12s\n", "", "B p50 ms", "B p99 ms", "p99/alone", "A MB/s", "A throttles"
+            split("alone flood throttled", ph, " ")
+            label["alone"] = "B alone"; label["flood"] = "B beside A, no quota"; label["throttled"] = "B beside A, throttled"
+            load(out "/noisy-alone-b.res", B0); base = ("lat_p99_us" in B0) ? B0["lat_p99_us"] : 0
+            for (i = 1; i <= 3; i++) {
+                load(out "/noisy-" ph[i] "-b.res", B); load(out "/noisy-" ph[i] "-a.res", A)
+                r = (base > 0 && "lat_p99_us" in B) ? sprintf("%.2f", B["lat_p99_us"] / base) : "n/a"
+                printf "%-30s %10s %10s %10s %12s %12s\n", label[ph[i]], ms(B, "lat_p50_us"), ms(B, "lat_p99_us"), r,
+                    (ph[i] == "alone" ? "-" : (("flood_mbps" in A) ? A["flood_mbps"] : "n/a")),
+                    (ph[i] == "alone" ? "-" : (("flood_throttles" in A) ? A["flood_throttles"] : "n/a"))
+                if ("lat_lost" in B && B["lat_lost"] + 0 > 0) note[++nn] = sprintf("  %s: %s of B'"'"'s records lost", label[ph[i]], B["lat_lost"])
+                if (!("lat_p99_us" in B)) note[++nn] = sprintf("  %s: no latency figure (see %s/noisy-%s-b.err)", label[ph[i]], out, ph[i])
+            }
+            for (i = 1; i <= nn; i++) print note[i]
+        }' >> "$TABLE"
 fi
 echo
 cat "$TABLE"
