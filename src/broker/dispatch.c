@@ -46,7 +46,37 @@ static mk_api_t apis[] = {
         "(POLICY_VIOLATION)"),
     API(DeleteTopics, -1, mk_broker_handle_delete_topics,
         "by name and by topic id; controller_mutation_rate (THROTTLING_QUOTA_EXCEEDED from v5)"),
-    API(DescribeConfigs, -1, mk_broker_handle_describe_configs, "topics and brokers, synonyms, documentation"),
+    API(DescribeConfigs, -1, mk_broker_handle_describe_configs,
+        "topics and brokers (by id, or \"\" for the cluster-wide dynamic defaults); sources DYNAMIC_TOPIC_CONFIG, "
+        "DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG; synonyms, "
+        "documentation"),
+    API(AlterConfigs, -1, mk_broker_handle_alter_configs,
+        "topics (every Kafka topic config; the whole override set replaced) and brokers (settings not read-only, "
+        "on a broker id or \"\" for the cluster default); validated, persisted, in effect at once; validate-only"),
+    API(IncrementalAlterConfigs, -1, mk_broker_handle_incremental_alter_configs,
+        "SET, DELETE, APPEND and SUBTRACT (lists); topics and brokers as AlterConfigs"),
+    API(CreatePartitions, -1, mk_broker_handle_create_partitions,
+        "the topic's cell, one replica per AZ; assignments checked (a tenant's stay in its cell); validate-only; "
+        "max_partitions and controller_mutation_rate (THROTTLING_QUOTA_EXCEEDED from v3)"),
+    API(DeleteRecords, -1, mk_broker_handle_delete_records,
+        "moves the log start (offset -1: the high watermark), persisted, followed by the followers; the low "
+        "watermark is the lowest log start in the ISR"),
+    API(ElectLeaders, -1, mk_broker_handle_elect_leaders,
+        "preferred (a controlled switch) and unclean (partitions without a leader); null partitions: all of the "
+        "tenant's"),
+    API(AlterPartitionReassignments, -1, mk_broker_handle_alter_partition_reassignments,
+        "online: new replicas catch up and join the ISR, the lead switches, old replicas go; null replicas "
+        "cancel; one replica per AZ, a tenant's in its cell"),
+    API(ListPartitionReassignments, -1, mk_broker_handle_list_partition_reassignments,
+        "replicas, adding and removing of each reassignment in flight"),
+    API(DescribeLogDirs, -1, mk_broker_handle_describe_log_dirs,
+        "the answering broker's log directory: replicas with size and offset lag, total and usable bytes"),
+    API(DescribeTopicPartitions, -1, mk_broker_handle_describe_topic_partitions,
+        "KIP-966: topics in name order, ResponsePartitionLimit and cursor paging; no eligible leader replicas "
+        "(empty lists)"),
+    API(GetTelemetrySubscriptions, -1, mk_broker_handle_get_telemetry_subscriptions,
+        "KIP-714: answered with no subscription (no metrics requested), so clients push nothing"),
+    API(PushTelemetry, -1, mk_broker_handle_push_telemetry, "KIP-714: accepted and dropped"),
     API(DescribeCluster, -1, mk_broker_handle_describe_cluster, ""),
     API(FindCoordinator, -1, mk_broker_handle_find_coordinator,
         "groups and transactional ids (batched keys v4+)"),
