@@ -205,6 +205,8 @@ static void topic_config_parse(mk_cluster_t *c, mk_topic_t *t)
         lc->retention_ms = -1;
         lc->retention_bytes = -1;
     }
+    const char *ct = mk_cluster_topic_config(c, t, "compression.type", NULL);
+    t->cfg.compression_zstd = ct && strcmp(ct, "zstd") == 0;
     const char *ul = mk_cluster_topic_config(c, t, "unclean.leader.election.enable", NULL);
     t->cfg.unclean_leader_election = ul && strcmp(ul, "true") == 0;
 }

@@ -166,6 +166,7 @@ typedef struct mk_topic_config_s {
     bool cleanup_delete;          /* cleanup.policy has delete (else retention keeps all) */
     bool cleanup_compact;         /* cleanup.policy has compact */
     bool unclean_leader_election; /* unclean.leader.election.enable */
+    bool compression_zstd;        /* compression.type=zstd (Fetch below v10 refused, as Kafka) */
 } mk_topic_config_t;
 
 struct mk_topic_s {
