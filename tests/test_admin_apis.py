@@ -598,3 +598,111 @@ def test_topic_visible_everywhere_once_a_write_is_acknowledged(mk, topic_name):
             raise AssertionError("nothing consumed")
     finally:
         c.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Tenants and ACLs
+# ---------------------------------------------------------------------------------------------
+KEY, SECRET = "ACMEKEY000000001", "acme-secret-1"
+
+
+@pytest.fixture(scope="module")
+def tenant_mk():
+    with Cluster("--set", "minikora.tenant.acme.keys=%s:%s" % (KEY, SECRET), name="admin_apis_tenant") as c:
+        yield c
+
+
+def tenant_call(mk, api, version, body, broker=None):
+    with mk.wire(broker) as c:
+        err, msg = c.sasl_plain(KEY, SECRET)
+        assert err == 0, msg
+        return c.call(api, version, body, flexible_req=True)
+
+
+def tenant_conf(mk):
+    return {"bootstrap.servers": mk.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "PLAIN", "sasl.username": KEY, "sasl.password": SECRET,
+            "socket.timeout.ms": 10000}
+
+
+@pytest.mark.timeout(90)
+def test_tenant_rules(tenant_mk, topic_name):
+    mk = tenant_mk
+    from confluent_kafka.admin import AdminClient
+    a = AdminClient(tenant_conf(mk))
+    name = topic_name()
+    assert ck_result(a.create_topics([NewTopic(name, 1, 3)], operation_timeout=10)[name]) is None
+    # the tenant's topic is internally acme~name: the default tenant does not see it
+    assert metadata(mk, name)["error"] == kwire.UNKNOWN_TOPIC_OR_PARTITION
+    # growth stays in the tenant's cell
+    assert ck_result(a.create_partitions([NewPartitions(name, 3)])[name]) is None
+    brokers = {b["node_id"]: b for b in mk.wire().metadata([])["brokers"]}
+    md = a.list_topics(name, timeout=10).topics[name]
+    cells = {(b - 1) // 3 for p in md.partitions.values() for b in p.replicas}
+    assert len(md.partitions) == 3 and len(cells) == 1, md.partitions
+    (cell,) = cells
+    outside = next(b for b in brokers if (b - 1) // 3 != cell)
+    body = (kwire.compact_array([kwire.compact_string(name) + kwire.i32(4) + kwire.compact_array(
+        [kwire.compact_array([kwire.i32(outside)]) + kwire.TAGS]) + kwire.TAGS])
+        + kwire.i32(10000) + kwire.boolean(False) + kwire.TAGS)
+    r = kwire.Reader(tenant_call(mk, kwire.CREATE_PARTITIONS, 2, body))
+    r.i32()
+    (res,) = r.compact_array(lambda rr: (rr.compact_string(), rr.i16(), rr.compact_string(), rr.tags()))
+    assert res[1] == kwire.INVALID_REPLICA_ASSIGNMENT, res  # rf differs, or outside the cell
+    # broker settings are the operator's
+    (res,) = kwire.parse_alter_configs(tenant_call(mk, kwire.INCREMENTAL_ALTER_CONFIGS, 1,
+                                                   kwire.incremental_alter_configs_body(
+                                                       [(BROKER, "", [("log.retention.ms", SET, "1")])])))
+    assert res[0] == kwire.CLUSTER_AUTHORIZATION_FAILED, res
+    # a topic config works through the tenant's name
+    (res,) = kwire.parse_alter_configs(tenant_call(mk, kwire.INCREMENTAL_ALTER_CONFIGS, 1,
+                                                   kwire.incremental_alter_configs_body(
+                                                       [(TOPIC, name, [("retention.ms", SET, "9999")])])))
+    assert res[0] == 0 and res[2:] == (TOPIC, name), res
+    # listings show only the tenant's topics, by its names
+    default_topic = topic_name("default")
+    create(mk, default_topic, 1)
+    topics, _ = kwire.parse_describe_topic_partitions(tenant_call(
+        mk, kwire.DESCRIBE_TOPIC_PARTITIONS, 0, kwire.describe_topic_partitions_body([])))
+    assert [t["name"] for t in topics] == [name], topics
+    leader = md.partitions[0].leader
+    err, dirs = kwire.parse_describe_log_dirs(tenant_call(mk, kwire.DESCRIBE_LOG_DIRS, 4,
+                                                          kwire.describe_log_dirs_body(), leader))
+    assert err == 0 and {t for t, _ in dirs[0]["parts"]} == {name}, dirs
+    top, res = kwire.parse_elect_leaders(tenant_call(mk, kwire.ELECT_LEADERS, 2,
+                                                     kwire.elect_leaders_body(0, [(default_topic, [0])])))
+    assert res[(default_topic, 0)][0] == kwire.UNKNOWN_TOPIC_OR_PARTITION
+
+
+@pytest.mark.timeout(90)
+def test_acls_on_the_new_apis(tenant_mk, topic_name):
+    from kafka.admin import ACLOperation, ResourceType
+    from test_acls import acl, kp_admin
+    mk = tenant_mk
+    name = topic_name()
+    from confluent_kafka.admin import AdminClient
+    a = AdminClient(tenant_conf(mk))
+    assert ck_result(a.create_topics([NewTopic(name, 1, 3)], operation_timeout=10)[name]) is None
+    kp = kp_admin(mk, KEY, SECRET)
+    try:
+        # once a binding names the topic, only DESCRIBE is allowed there
+        kp.create_acls([acl("User:" + KEY, ACLOperation.DESCRIBE, ResourceType.TOPIC, name),
+                        acl("User:" + KEY, ACLOperation.DESCRIBE, ResourceType.CLUSTER, "kafka-cluster")])
+        err = ck_result(a.create_partitions([NewPartitions(name, 2)])[name])
+        assert err is not None and err.code() == ck.KafkaError.TOPIC_AUTHORIZATION_FAILED, err
+        r = ConfigResource("topic", name, set_config={"retention.ms": "1"})
+        err = ck_result(a.alter_configs([r])[r])
+        assert err is not None and err.code() == ck.KafkaError.TOPIC_AUTHORIZATION_FAILED, err
+        leader = a.list_topics(name, timeout=10).topics[name].partitions[0].leader
+        res = kwire.parse_delete_records(tenant_call(mk, kwire.DELETE_RECORDS, 2, kwire.delete_records_body(
+            [(name, [(0, 0)])]), leader))
+        assert res[(name, 0)][1] == kwire.TOPIC_AUTHORIZATION_FAILED, res
+        top, _ = kwire.parse_elect_leaders(tenant_call(mk, kwire.ELECT_LEADERS, 2,
+                                                       kwire.elect_leaders_body(0, [(name, [0])])))
+        assert top == kwire.CLUSTER_AUTHORIZATION_FAILED
+        # DESCRIBE on the cluster is enough to list reassignments and log dirs
+        err, _ = kwire.parse_list_partition_reassignments(tenant_call(
+            mk, kwire.LIST_PARTITION_REASSIGNMENTS, 0, kwire.list_partition_reassignments_body()))
+        assert err == 0
+    finally:
+        kp.close()
