@@ -151,6 +151,51 @@ static const mk_api_t *apis_all(int *count)
     return apis;
 }
 
+/* Markdown-safe: a default with '|' would break the table (none has one). */
+static const char *cfg_type_name(int type)
+{
+    switch (type) {
+    case MK_CFG_BOOL: return "boolean";
+    case MK_CFG_STRING: return "string";
+    case MK_CFG_INT: return "int";
+    case MK_CFG_SHORT: return "short";
+    case MK_CFG_LONG: return "long";
+    case MK_CFG_DOUBLE: return "double";
+    case MK_CFG_LIST: return "list";
+    }
+    return "?";
+}
+
+/* The topic configs section, from config.c's table: every topic config
+ * Apache Kafka defines, its broker default, and whether it has an effect. */
+static void configs_markdown(FILE *out)
+{
+    int n;
+    const mk_cfg_def_t *defs = mk_cluster_cfg_defs(&n);
+    fprintf(out, "\n## Topic configs\n\n"
+                 "Generated from the settings table in `src/cluster/config.c`. Every topic config Apache\n"
+                 "Kafka 3.9 defines is accepted by CreateTopics, AlterConfigs and IncrementalAlterConfigs,\n"
+                 "validated against Kafka's type and range (a bad value gets INVALID_CONFIG), stored, and\n"
+                 "reported by DescribeConfigs with its source and synonyms. Changes take effect at once,\n"
+                 "without a restart. The ones marked below are accepted and stored but have no effect yet.\n\n"
+                 "| config | type | default | broker default (synonym) | effect |\n|---|---|---|---|---|\n");
+    for (int i = 0; i < n; i++) {
+        if (defs[i].scope != MK_CFG_SCOPE_TOPIC)
+            continue;
+        const char *eff = mk_cluster_cfg_effect(defs[i].name);
+        fprintf(out, "| `%s` | %s | %s%s%s | %s%s%s | %s |\n", defs[i].name, cfg_type_name(defs[i].type),
+                *defs[i].dflt ? "`" : "", *defs[i].dflt ? defs[i].dflt : "(empty)", *defs[i].dflt ? "`" : "",
+                defs[i].broker_name ? "`" : "", defs[i].broker_name ? defs[i].broker_name : "-",
+                defs[i].broker_name ? "`" : "", eff ? eff : "as in Kafka");
+    }
+    fprintf(out, "\nBroker settings that are not read-only (DescribeConfigs says which) can be changed at\n"
+                 "runtime with AlterConfigs or IncrementalAlterConfigs on a broker id, or on the cluster-wide\n"
+                 "default (resource name \"\"); they are kept in the metadata store and survive restarts. A\n"
+                 "per-broker value of a topic's default setting (`log.retention.ms` ...) is stored and shown,\n"
+                 "but topics take their defaults from the cluster-wide value, since a topic's replicas span\n"
+                 "brokers; `minikora.broker.quota.*` apply per broker.\n");
+}
+
 void mk_broker_apis_markdown(FILE *out)
 {
     int n;
@@ -173,6 +218,7 @@ void mk_broker_apis_markdown(FILE *out)
                 a[i].note);
     fprintf(out, "\nEvery other API key is answered by closing the connection, as Apache Kafka does\n"
                  "for a request it cannot parse; it is not listed in ApiVersions.\n");
+    configs_markdown(out);
 }
 
 void mk_broker_apis_table(FILE *out, int width)

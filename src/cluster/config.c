@@ -319,8 +319,8 @@ static const struct {
     const char *name;
     const char *note;
 } effects[] = {
-    {"cleanup.policy", "delete works; compact is accepted and stored, but logs are not compacted yet"},
-    {"compression.type", "batches are stored as the producer compressed them (producer); another value is stored, not applied"},
+    {"cleanup.policy", "delete works; without delete (compact alone) retention keeps everything, as in Kafka, but logs are not compacted yet"},
+    {"compression.type", "batches are stored as the producer compressed them (producer); zstd refuses Fetch below v10, as Kafka; other values are stored, not applied"},
     {"compression.gzip.level", "no effect: the broker does not recompress"},
     {"compression.lz4.level", "no effect: the broker does not recompress"},
     {"compression.zstd.level", "no effect: the broker does not recompress"},
