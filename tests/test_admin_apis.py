@@ -556,6 +556,10 @@ def test_zstd_needs_produce_v7_and_fetch_v10(mk, topic_name):
     assert ck_watermarks(mk.bootstrap, name, 0) == (0, 0)
     ck_produce(mk.bootstrap, name, [(0, b"k%d" % i, b"v" * 100, None) for i in range(5)], codec="zstd")
     with mk.wire(leader) as c:
+        # compression.type=producer: served as stored at any version, as Kafka does
+        assert c.fetch(name, 0, 0, version=9)[0]["error"] == 0
+        # compression.type=zstd: Fetch below v10 is refused (Kafka's KafkaApis rule)
+        assert incr(mk, [(TOPIC, name, [("compression.type", SET, "zstd")])])[0][0] == 0
         assert c.fetch(name, 0, 0, version=9)[0]["error"] == kwire.UNSUPPORTED_COMPRESSION_TYPE
         p = c.fetch(name, 0, 0, version=11)[0]
         assert p["error"] == 0

@@ -482,10 +482,11 @@ static int64_t fetch_fill(mk_req_t *req)
                 continue;
             }
             size_t got = req->data.len - before;
-            /* Fetch below v10 cannot carry zstd (KIP-110): Kafka refuses a
-             * topic whose compression.type is zstd; here batches are kept
-             * as produced, so a zstd batch among them is refused too. */
-            if (req->version < 10 && (t->cfg.compression_zstd || has_zstd(req->data.data + before, got))) {
+            /* Fetch below v10 cannot carry zstd (KIP-110): as Kafka, a topic
+             * whose compression.type is zstd is refused; zstd batches that a
+             * producer sent to a "producer" topic are served as stored, as
+             * Kafka serves them (a client that cannot read them sees them). */
+            if (req->version < 10 && t->cfg.compression_zstd) {
                 req->data.len = before;
                 rp->ErrorCode = MK_KERR_UNSUPPORTED_COMPRESSION_TYPE;
                 any_error = true;

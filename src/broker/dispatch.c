@@ -32,10 +32,13 @@ static int api_versions(mk_req_t *req);
     {MK_API_##name, lo, hi, fn, &mk_pmsg_##name##Request, &mk_pmsg_##name##Response, note}
 
 static mk_api_t apis[] = {
-    API(Produce, 3, mk_broker_handle_produce, "acks 0/1/all; v0-2 need message format v0/v1 and are not offered"),
+    API(Produce, 3, mk_broker_handle_produce,
+        "acks 0/1/all; zstd batches below v7 get UNSUPPORTED_COMPRESSION_TYPE; a CreateTime batch's MaxTimestamp is "
+        "recomputed from its records; v0-2 need message format v0/v1 and are not offered"),
     API(Fetch, 4, mk_broker_handle_fetch,
         "long polling (max_wait_ms/min_bytes), byte limits, topic ids v13+; fetch sessions declined "
-        "(SessionId 0: every fetch is a full fetch); v0-3 need message format v0/v1 and are not offered"),
+        "(SessionId 0: every fetch is a full fetch); a topic with compression.type=zstd gets "
+        "UNSUPPORTED_COMPRESSION_TYPE below v10 (as Kafka); v0-3 need message format v0/v1 and are not offered"),
     API(ListOffsets, -1, mk_broker_handle_list_offsets, "earliest, latest, by timestamp, max timestamp"),
     API(Metadata, -1, mk_broker_handle_metadata, "racks = AZs, topic ids, auto-create"),
     API(OffsetForLeaderEpoch, -1, mk_broker_handle_offset_for_leader_epoch, "single leader epoch per partition"),
