@@ -710,3 +710,24 @@ def test_acls_on_the_new_apis(tenant_mk, topic_name):
         assert err == 0
     finally:
         kp.close()
+
+
+@pytest.mark.timeout(90)
+def test_delete_records_is_audited(minikora, topic_name):
+    """The durability audit hears of offsets that DeleteRecords removes inside a segment that
+    stays (log start rows with rule DeleteRecords on every replica) and raises no incident."""
+    from test_integrity import integrity, wait_integrity
+    mk = minikora()
+    name = topic_name()
+    create(mk, name, 1)
+    ck_produce(mk.bootstrap, name, [(0, b"k%d" % i, b"v%d" % i, None) for i in range(10)])
+    leader = metadata(mk, name)["partitions"][0]["leader"]
+    assert delete_records(mk, name, 0, 7, leader) == (7, 0)
+
+    def seen(j):
+        rows = [r for r in j["audit"]["recent"] if r["kind"] == "log_start" and r["topic"] == name
+                and r["to"] == 7]
+        return len({r["broker"] for r in rows}) == 3
+    j = wait_integrity(mk, seen, 30, "the DeleteRecords start moves audited on every replica")
+    assert not [i for i in j["incidents"] if i.get("topic") == name], j["incidents"]
+    assert integrity(mk)["total"]["audit_incidents"] == 0

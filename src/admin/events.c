@@ -50,6 +50,9 @@ static const char *const event_types[] = {
     "started", "broker_started", "broker_stopped", "broker_crashed", "broker_restarted", "az_down", "az_up",
     "topic_created", "topic_deleted", "leader_changed", "partition_offline", "isr_shrunk", "isr_expanded",
     "partitions_changed", "reset", "requests_rejected", "cell_added", "tenant", "tenant_move", "tenant_moved",
+    /* the scrubber and the durability audit (scrub/) */
+    "integrity_corruption", "integrity_repaired", "integrity_data_lost", "integrity_lost_cleared",
+    "integrity_incident", "integrity_remote_bad", "scrub_requested",
 };
 
 bool mk_admin_event_type_known(const char *type)

@@ -23,6 +23,7 @@
 #include "group/group.h"
 #include "partition/partition.h"
 #include "repl/repl.h"
+#include "scrub/scrub.h"
 
 #include <errno.h>
 #include <math.h>
@@ -1604,6 +1605,146 @@ static void h_events(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_cap
                                        "capacity", MK_ADMIN_EVENTS));
 }
 
+/* ---------------------------------------------------------------- integrity */
+
+static json_t *jms(int64_t ms) { return ms >= 0 ? json_integer((json_int_t)ms) : json_null(); }
+
+static json_t *integrity_counts_json(const mk_scrub_counts_t *c)
+{
+    json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:i, s:I}", "batches_verified", (json_int_t)c->batches,
+                          "bytes_verified", (json_int_t)c->bytes, "corruptions_found", (json_int_t)c->corruptions,
+                          "divergences", (json_int_t)c->divergences, "corruptions_repaired", (json_int_t)c->repaired,
+                          "unrepairable_partitions", c->unrepairable, "audit_incidents", (json_int_t)c->incidents);
+    json_object_set_new(j, "last_full_pass_ms", jms(c->last_pass_ms));
+    return j;
+}
+
+static void integrity_lost_cb(const mk_scrub_lost_t *l, void *arg)
+{
+    json_t *ranges = json_array();
+    for (int i = 0; i < l->nranges; i++)
+        json_array_append_new(ranges, json_pack("[I, o]", (json_int_t)l->ranges[i][0],
+                                                l->ranges[i][1] == INT64_MAX ? json_null()
+                                                                             : json_integer((json_int_t)l->ranges[i][1])));
+    json_array_append_new(arg, json_pack("{s:o, s:i, s:i, s:o, s:o, s:I}", "topic", jstr(l->topic), "partition",
+                                         l->partition, "broker", l->broker, "offsets", ranges, "why", jstr(l->why),
+                                         "since_ms", (json_int_t)l->since_ms));
+}
+
+static void integrity_note_cb(const mk_scrub_note_t *n, void *arg)
+{
+    json_t *j = json_pack("{s:I, s:o, s:o, s:o}", "time_ms", (json_int_t)n->ts_ms, "kind", jstr(n->kind), "topic",
+                          n->topic[0] ? jstr(n->topic) : json_null(), "message", jstr(n->text));
+    json_object_set_new(j, "partition", n->partition >= 0 ? json_integer(n->partition) : json_null());
+    json_object_set_new(j, "broker", n->broker >= 0 ? json_integer(n->broker) : json_null());
+    json_object_set_new(j, "from", n->from >= 0 ? json_integer((json_int_t)n->from) : json_null());
+    json_object_set_new(j, "to", n->to >= 0 ? json_integer((json_int_t)n->to) : json_null());
+    json_array_append_new(arg, j);
+}
+
+static void h_integrity(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    mk_scrub_t *s = mk_broker_scrub(a->b);
+    if (!s) {
+        mk_admin_http_error(resp, 503, "unavailable", "the scrubber is not running");
+        return;
+    }
+    mk_scrub_status_t st;
+    mk_scrub_status(s, &st);
+    json_t *scrubber = json_pack("{s:b, s:I, s:I, s:I, s:b, s:{s:I, s:I}}", "enabled", st.enabled, "rate_bytes_per_sec",
+                                 (json_int_t)st.rate_bytes_per_sec, "interval_ms", (json_int_t)st.interval_ms, "passes",
+                                 (json_int_t)st.passes, "pass_running", st.pass_running, "pass_progress", "done",
+                                 (json_int_t)st.pass_done, "total", (json_int_t)st.pass_total);
+    json_object_set_new(scrubber, "pass_started_ms", jms(st.pass_started_ms));
+    json_t *brokers = json_array();
+    for (int i = 0; i < mk_cluster_broker_count(a->c); i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(a->c, i);
+        mk_scrub_counts_t c;
+        mk_scrub_broker_counts(s, b->id, &c);
+        json_t *bj = integrity_counts_json(&c);
+        json_object_set_new(bj, "id", json_integer(b->id));
+        json_object_set_new(bj, "running", json_boolean(b->running));
+        json_array_append_new(brokers, bj);
+    }
+    json_t *lost = json_array(), *incidents = json_array(), *recent = json_array();
+    mk_scrub_lost_foreach(s, integrity_lost_cb, lost);
+    mk_scrub_incidents_foreach(s, integrity_note_cb, incidents);
+    mk_scrub_audit_recent_foreach(s, integrity_note_cb, recent);
+    json_t *audit = json_pack("{s:I, s:I, s:o}", "events_written", (json_int_t)st.audit_events, "incidents",
+                              (json_int_t)st.total.incidents, "recent", recent);
+    json_t *remote = json_pack("{s:b, s:s}", "checked", 0, "note",
+                               "remote (S3) segments are checked against their manifests once tiered storage exists");
+    mk_admin_http_json(resp, 200,
+                       json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "scrubber", scrubber, "total",
+                                 integrity_counts_json(&st.total), "brokers", brokers, "unrepairable", lost,
+                                 "incidents", incidents, "audit", audit, "remote", remote));
+}
+
+static void h_integrity_scrub(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                              mk_http_resp_t *resp)
+{
+    mk_scrub_t *s = mk_broker_scrub(a->b);
+    if (!s) {
+        mk_admin_http_error(resp, 503, "unavailable", "the scrubber is not running");
+        return;
+    }
+    mk_scrub_status_t st;
+    mk_scrub_status(s, &st);
+    if (!st.enabled) {
+        mk_admin_http_error(resp, 409, "conflict", "scrubber passes are off (minikora.scrub.interval.ms=-1)");
+        return;
+    }
+    if (mk_scrub_run_now(s) < 0) {
+        mk_admin_http_error(resp, 409, "conflict", "a scrubber pass is running (%zu of %zu partitions done)",
+                            st.pass_done, st.pass_total);
+        return;
+    }
+    mk_admin_event(a, "scrub_requested", -1, "a scrubber pass was requested through the admin API");
+    mk_admin_http_json(resp, 202, json_pack("{s:b, s:I}", "started", 1, "passes", (json_int_t)st.passes));
+}
+
+/* Prometheus lines of the scrubber and the audit (h_metrics). */
+static void integrity_prometheus(mk_admin_t *a, mk_buf_t *o)
+{
+    mk_scrub_t *s = mk_broker_scrub(a->b);
+    if (!s)
+        return;
+    static const struct {
+        const char *name, *type, *help;
+    } fams[] = {
+        {"minikora_scrub_batches_verified_total", "counter", "Stored batches the scrubber read and checked."},
+        {"minikora_scrub_bytes_verified_total", "counter", "Stored bytes the scrubber read and checked."},
+        {"minikora_scrub_corruptions_total", "counter", "Replicas found holding corrupt or diverged batches."},
+        {"minikora_scrub_repairs_total", "counter", "Replicas repaired (truncated and fetched again)."},
+        {"minikora_scrub_unrepairable_partitions", "gauge", "Partitions with lost data (no sound copy) on the broker."},
+        {"minikora_scrub_last_pass_timestamp_seconds", "gauge", "End of the last scrubber pass that read every replica of the broker."},
+        {"minikora_audit_incidents_total", "counter", "Durability audit rules that failed."},
+    };
+    char id[16];
+    for (size_t f = 0; f < MK_ARRAY_LEN(fams); f++) {
+        mk_prom_help(o, fams[f].name, fams[f].type, fams[f].help);
+        for (int i = 0; i < mk_cluster_broker_count(a->c); i++) {
+            mk_cluster_broker_t *b = mk_cluster_broker_at(a->c, i);
+            mk_scrub_counts_t c;
+            mk_scrub_broker_counts(s, b->id, &c);
+            double v[] = {(double)c.batches, (double)c.bytes, (double)c.corruptions, (double)c.repaired,
+                          (double)c.unrepairable, c.last_pass_ms >= 0 ? (double)c.last_pass_ms / 1000.0 : 0,
+                          (double)c.incidents};
+            snprintf(id, sizeof(id), "%d", b->id);
+            mk_prom_sample(o, fams[f].name, v[f], "broker", id, NULL);
+        }
+    }
+    mk_scrub_status_t st;
+    mk_scrub_status(s, &st);
+    mk_prom_help(o, "minikora_scrub_passes_total", "counter", "Full scrubber passes since start.");
+    mk_prom_sample(o, "minikora_scrub_passes_total", (double)st.passes, NULL);
+    mk_prom_help(o, "minikora_integrity_data_lost_partitions", "gauge",
+                 "Partitions marked as having lost data: their lost offsets are refused to readers.");
+    mk_prom_sample(o, "minikora_integrity_data_lost_partitions", st.total.unrepairable, NULL);
+    mk_prom_help(o, "minikora_audit_events_total", "counter", "Durability audit events written since start.");
+    mk_prom_sample(o, "minikora_audit_events_total", (double)st.audit_events, NULL);
+}
+
 /* ------------------------------------------------------- latency and rates */
 
 static void h_latency(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
@@ -1817,6 +1958,7 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     }
 
     mk_admin_stats_prometheus(a->stats, o);
+    integrity_prometheus(a, o);
 
     mk_prom_help(o, "minikora_admin_http_responses_total", "counter", "Admin API responses by status class.");
     for (int c = 1; c <= 5; c++) {
@@ -1882,6 +2024,8 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_GET, "/v1/events", h_events, "recent events (?since=SEQ&limit=N&type=T)"},
     {MK_HTTP_GET, "/v1/latency", h_latency, "request latency p50/p95/p99/max per broker and API, last 60 s"},
     {MK_HTTP_GET, "/v1/rates", h_rates, "bytes and records in/out per second per broker, topic and client"},
+    {MK_HTTP_GET, "/v1/integrity", h_integrity, "scrubber and durability audit: verified, corrupt, repaired, lost data, incidents"},
+    {MK_HTTP_POST, "/v1/integrity/scrub", h_integrity_scrub, "start a scrubber pass now (409 while one runs)"},
 };
 
 const mk_admin_route_t *mk_admin_routes(int *count)

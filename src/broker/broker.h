@@ -59,6 +59,8 @@ typedef struct mk_broker_req_info_s {
 typedef void (*mk_broker_req_cb)(const mk_broker_req_info_t *info, void *ud);
 /* Register the one request observer (cb NULL removes it). */
 void mk_broker_set_req_cb(mk_broker_t *b, mk_broker_req_cb cb, void *ud);
+/* The scrubber and durability audit (NULL before mk_broker_attach()). */
+struct mk_scrub_s *mk_broker_scrub(mk_broker_t *b);
 /* The group coordinator (NULL before mk_broker_attach()). */
 struct mk_group_coord_s *mk_broker_groups(mk_broker_t *b);
 /* Create a topic as CreateTopics does (in memory now, its ISR formed, the

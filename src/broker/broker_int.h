@@ -128,6 +128,7 @@ struct mk_broker_s {
     mk_partition_writer_t *writer; /* owned: the leader write path (observed by repl, txn) */
     mk_repl_t *repl;           /* owned replication manager */
     mk_txn_t *txn;             /* owned producer state and transaction coordinator */
+    struct mk_scrub_s *scrub;  /* owned: scrubber and durability audit (observes the writer) */
     mk_broker_req_cb req_cb;   /* request observer (admin/), or NULL */
     void *req_cb_ud;
     mk_tenant_registry_t *tenants; /* owned: tenants and API keys */

@@ -13,7 +13,10 @@
  * parked.  Appends wake parked fetches through an idle handle, so a burst of
  * produces costs one re-check per loop iteration.  Fetch sessions (KIP-227)
  * are declined the way the protocol allows: we answer SessionId 0, so every
- * fetch is a full fetch.
+ * fetch is a full fetch.  Offsets the scrubber found lost on this replica
+ * (no sound copy anywhere; scrub/) are never served: a read stops before
+ * them, and a read from them is answered CORRUPT_MESSAGE (the partition
+ * writer's read check).
  *
  * Racks: the rack (AZ) a Fetch v11+ names is remembered by the session as
  * "in this broker's AZ or not", for the connection's later requests too; the
@@ -469,6 +472,14 @@ static int64_t fetch_fill(mk_req_t *req)
                 rp->PreferredReadReplica = pref;
                 continue;
             }
+            /* Offsets the scrubber found lost (no sound copy) are refused, never served. */
+            int64_t lost_at;
+            if ((err = mk_partition_read_check(req->b->writer, p, req->node->id, qp->FetchOffset, &lost_at))) {
+                rp->ErrorCode = err;
+                any_error = true;
+                continue;
+            }
+            hw = MK_MIN(hw, lost_at);
             if (qp->FetchOffset >= hw || total >= limit)
                 continue;
             size_t max = (size_t)MK_MIN((int64_t)(qp->PartitionMaxBytes > 0 ? qp->PartitionMaxBytes : 0),

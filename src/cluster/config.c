@@ -79,6 +79,8 @@ static const mk_cfg_def_t defs[] = {
     {"minikora.cell.load.threshold", MK_CFG_DOUBLE, B, "0.8", NULL, false, "Cell load (a fraction of capacity) above which the balancer moves the cell's heaviest tenant to a less loaded cell."},
     {"minikora.balancer.enable", MK_CFG_BOOL, B, "true", NULL, false, "Run the cell balancer."},
     {"minikora.balancer.interval.ms", MK_CFG_INT, B, "10000", NULL, false, "How often the balancer looks at cell loads."},
+    {"minikora.scrub.rate.bytes.per.sec", MK_CFG_LONG, B, "10485760", NULL, true, "Bytes per second the scrubber reads at most, over every broker together (at least 1).  The default reads 1 GiB of stored replicas in under two minutes."},
+    {"minikora.scrub.interval.ms", MK_CFG_LONG, B, "300000", NULL, true, "Time from the end of one scrubber pass (every stored batch of every replica re-read and checked, replicas compared) to the start of the next; -1 turns passes off (the durability audit still runs)."},
     {"minikora.tls.ca", MK_CFG_STRING, B, "", NULL, true, "CA file clients should trust, as the ready line and file name it (--tls-ca); empty: minikora.tls.cert itself, or DATA/tls/ca.pem."},
     /* broker defaults of topic settings that have no effect here yet (their topic
      * settings are accepted, stored and shown; see cfg_effects[] below) */
@@ -210,6 +212,8 @@ static const struct {
     {"log.local.retention.bytes", -2, 9.3e18},
     {"max.connections", 0, INT32_MAX},         /* Kafka: at least 0 */
     {"max.connections.per.ip", 0, INT32_MAX},
+    {"minikora.scrub.rate.bytes.per.sec", 1, 9.3e18},
+    {"minikora.scrub.interval.ms", -1, 9.3e18},
     {"quota.window.num", 1, 64},
     {"quota.window.size.seconds", 1, 3600},
     {"minikora.broker.quota.bytes.in.per.sec", 0, 9.3e18},

@@ -99,6 +99,19 @@ void mk_repl_set_config(mk_repl_t *r, const mk_repl_config_t *cfg);
 /* Reassignments in flight, and (done) those finished since start. */
 size_t mk_repl_reassignments(const mk_repl_t *r, uint64_t *done);
 
+/* Integrity repair (the scrubber's): the replica of p on broker holds bad
+ * data -- corrupt, or diverged from the other replicas -- from offset
+ * `from` on.  If it leads, leadership first moves to source, an in-sync
+ * replica the caller found sound (it takes what it lacks of the leader's
+ * sound batches, then leads), so that no follower ever copies from a
+ * corrupt leader.  Then the replica leaves the ISR, its log is truncated
+ * to `from` (batches at and after it go) and replication fetches the rest
+ * again from the leader, as a follower that fell behind.  source is
+ * ignored for a follower.  Returns 0, MK_ERR_NOT_FOUND (no such replica,
+ * its broker is stopped), MK_ERR_STATE (it leads and source is not a
+ * running in-sync replica: nothing done), or the truncation's error. */
+int mk_repl_replica_repair(mk_repl_t *r, mk_partition_t *p, int32_t broker, int64_t from, int32_t source);
+
 /* Observer of replication bytes that cross AZs: called once per round that
  * copied bytes from t's leader to a follower in another AZ (not per batch),
  * on the loop thread; t is valid during the call only.  The admin layer
