@@ -731,3 +731,24 @@ def test_delete_records_is_audited(minikora, topic_name):
     j = wait_integrity(mk, seen, 30, "the DeleteRecords start moves audited on every replica")
     assert not [i for i in j["incidents"] if i.get("topic") == name], j["incidents"]
     assert integrity(mk)["total"]["audit_incidents"] == 0
+
+
+@pytest.mark.timeout(60)
+def test_broker_quota_cap_set_at_runtime(minikora):
+    """minikora.broker.quota.bytes.in.per.sec set with IncrementalAlterConfigs on the leader's
+    broker id (no restart) throttles produces there, as the same setting given at start does
+    (test_quotas.py::test_broker_cap_throttles_tenant_without_quota)."""
+    mk = minikora("--set", "quota.window.num=2")
+    create(mk, "capped", 1)
+    leader = metadata(mk, "capped")["partitions"][0]["leader"]
+    batch = kwire.record_batch([(None, b"x" * 100000, [])])
+    with mk.wire(leader, timeout=15) as c:
+        for _ in range(5):  # no cap yet: never throttled
+            (err, _), throttle = c.produce_throttled("capped", 0, batch, version=8)
+            assert err == 0 and throttle == 0
+        assert incr(mk, [(BROKER, str(leader), [("minikora.broker.quota.bytes.in.per.sec", SET, "200000")])])[0][0] == 0
+        throttle, t0 = 0, time.monotonic()
+        while throttle == 0 and time.monotonic() - t0 < 20:
+            (err, _), throttle = c.produce_throttled("capped", 0, batch, version=8)
+            assert err == 0
+    assert throttle > 0
