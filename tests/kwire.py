@@ -18,6 +18,9 @@ request/response shapes the tests need are implemented:
     ListTransactions, DescribeTransactions); OffsetForLeaderEpoch v3
   * SASL PLAIN login (SaslHandshake v1 + SaslAuthenticate v1), CreateTopics v4 and v5+ (flexible),
     DeleteTopics v4+ by name, the client quota APIs (DescribeClientQuotas, AlterClientQuotas v0/v1)
+  * the admin APIs of issue 15 (flexible versions): IncrementalAlterConfigs, AlterConfigs v2,
+    DescribeConfigs v4, DeleteRecords v2, ElectLeaders v2, ListPartitionReassignments v0,
+    DescribeLogDirs v4, DescribeTopicPartitions v0, GetTelemetrySubscriptions / PushTelemetry v0
   * the API keys and error codes the tests use, with ename(code) for messages
 
 This is the one home of raw wire helpers; groups_util / txn_util / repl_util keep only what is
@@ -64,6 +67,17 @@ DESCRIBE_CLUSTER = 60
 DESCRIBE_PRODUCERS = 61
 DESCRIBE_TRANSACTIONS = 65
 LIST_TRANSACTIONS = 66
+DELETE_RECORDS = 21
+ALTER_CONFIGS = 33
+DESCRIBE_LOG_DIRS = 35
+CREATE_PARTITIONS = 37
+ELECT_LEADERS = 43
+ALTER_PARTITION_REASSIGNMENTS = 45
+LIST_PARTITION_REASSIGNMENTS = 46
+INCREMENTAL_ALTER_CONFIGS = 44
+GET_TELEMETRY_SUBSCRIPTIONS = 71
+PUSH_TELEMETRY = 72
+DESCRIBE_TOPIC_PARTITIONS = 75
 
 _NOT_ERRORS = set(globals())
 NONE = 0
@@ -105,6 +119,16 @@ UNKNOWN_PRODUCER_ID = 59
 NON_EMPTY_GROUP = 68
 GROUP_ID_NOT_FOUND = 69
 MEMBER_ID_REQUIRED = 79
+TOPIC_AUTHORIZATION_FAILED = 29
+INVALID_CONFIG = 40
+INVALID_REPLICA_ASSIGNMENT = 39
+REASSIGNMENT_IN_PROGRESS = 60
+UNSUPPORTED_COMPRESSION_TYPE = 76
+PREFERRED_LEADER_NOT_AVAILABLE = 80
+ELIGIBLE_LEADERS_NOT_AVAILABLE = 83
+ELECTION_NOT_NEEDED = 84
+NO_REASSIGNMENT_IN_PROGRESS = 85
+NOT_ENOUGH_REPLICAS = 19
 FENCED_INSTANCE_ID = 82
 GROUP_SUBSCRIBED_TO_TOPIC = 86
 INVALID_RECORD = 87
@@ -368,7 +392,7 @@ ATTR_CONTROL = 0x20
 
 def record_batch(records, base_timestamp=None, base_offset=0, timestamps=None,
                  record_count=None, attributes=0, producer_id=-1, producer_epoch=-1,
-                 base_sequence=-1):
+                 base_sequence=-1, max_timestamp=None):
     """Encode one uncompressed v2 batch.  `records` is a list of (key, value, headers) tuples
     (bytes).  `timestamps` (ms) per record override base_timestamp.  `record_count` lets a test
     lie about the number of records.  producer_id/epoch/base_sequence make it an idempotent
@@ -379,6 +403,8 @@ def record_batch(records, base_timestamp=None, base_offset=0, timestamps=None,
         timestamps = [base_timestamp] * len(records)
     base_ts = min(timestamps) if timestamps else base_timestamp
     max_ts = max(timestamps) if timestamps else base_timestamp
+    if max_timestamp is not None:  # what a producer wrote there (Sarama 1.22 leaves -1)
+        max_ts = max_timestamp
     recs = b"".join(record(i, k, v, h, timestamps[i] - base_ts)
                     for i, (k, v, h) in enumerate(records))
     n = len(records) if record_count is None else record_count
@@ -429,18 +455,19 @@ def decode_batches(data):
 
 
 def batch_headers(data):
-    """Record batches in `data` -> [{base, last, pid, epoch, seq, attrs, count}] (headers only,
-    any compression)."""
+    """Record batches in `data` -> [{base, last, pid, epoch, seq, attrs, count, base_timestamp,
+    max_timestamp}] (headers only, any compression)."""
     out = []
     pos = 0
     while pos + 61 <= len(data):
         base, blen = struct.unpack_from(">qi", data, pos)
         if pos + 12 + blen > len(data):
             break
-        attrs, lod = struct.unpack_from(">hi", data, pos + 21)
+        attrs, lod, base_ts, max_ts = struct.unpack_from(">hiqq", data, pos + 21)
         pid, epoch, seq, count = struct.unpack_from(">qhii", data, pos + 43)
         out.append({"base": base, "last": base + lod, "pid": pid, "epoch": epoch, "seq": seq,
-                    "attrs": attrs, "count": count})
+                    "attrs": attrs, "count": count, "base_timestamp": base_ts,
+                    "max_timestamp": max_ts})
         pos += 12 + blen
     return out
 
@@ -1442,3 +1469,234 @@ def parse_bootstrap(bootstrap):
         host, _, port = hp.rpartition(":")
         out.append((host.strip("[]"), int(port)))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Admin APIs of issue 15 (flexible versions, compact encodings)
+# ---------------------------------------------------------------------------------------------
+def uuid(b=b"\0" * 16):
+    return bytes(b)
+
+
+def _cnullable_array_i32(items):
+    return uvarint(0) if items is None else compact_array([i32(x) for x in items])
+
+
+def incremental_alter_configs_body(resources, validate_only=False):
+    """v1: resources [(type, name, [(key, op, value)])], op 0 SET 1 DELETE 2 APPEND 3 SUBTRACT."""
+    return compact_array([i8(t) + compact_string(n) + compact_array(
+        [compact_string(k) + i8(op) + compact_string(v) + TAGS for k, op, v in cfgs]) + TAGS
+        for t, n, cfgs in resources]) + boolean(validate_only) + TAGS
+
+
+def alter_configs_body(resources, validate_only=False):
+    """v2: resources [(type, name, [(key, value)])]."""
+    return compact_array([i8(t) + compact_string(n) + compact_array(
+        [compact_string(k) + compact_string(v) + TAGS for k, v in cfgs]) + TAGS
+        for t, n, cfgs in resources]) + boolean(validate_only) + TAGS
+
+
+def parse_alter_configs(body):
+    """IncrementalAlterConfigs v1 / AlterConfigs v2 -> [(error, message, type, name)]."""
+    r = Reader(body)
+    r.i32()
+
+    def res(rr):
+        e, m, t, n = rr.i16(), rr.compact_string(), rr.i8(), rr.compact_string()
+        rr.tags()
+        return e, m, t, n
+    return r.compact_array(res)
+
+
+def describe_configs_body(resources, synonyms=True, docs=False):
+    """v4: resources [(type, name, keys or None)]."""
+    return compact_array([i8(t) + compact_string(n) + (
+        uvarint(0) if keys is None else compact_array([compact_string(k) for k in keys])) + TAGS
+        for t, n, keys in resources]) + boolean(synonyms) + boolean(docs) + TAGS
+
+
+def parse_describe_configs(body):
+    """v4 -> [(error, message, type, name, {key: {value, read_only, source, sensitive,
+    synonyms [(name, value, source)], type, doc}})]"""
+    r = Reader(body)
+    r.i32()
+
+    def syn(rr):
+        x = (rr.compact_string(), rr.compact_string(), rr.i8())
+        rr.tags()
+        return x
+
+    def cfg(rr):
+        c = {"name": rr.compact_string(), "value": rr.compact_string(), "read_only": rr.boolean(),
+             "source": rr.i8(), "sensitive": rr.boolean()}
+        c["synonyms"] = rr.compact_array(syn)
+        c["type"] = rr.i8()
+        c["doc"] = rr.compact_string()
+        rr.tags()
+        return c
+
+    def res(rr):
+        e, m, t, n = rr.i16(), rr.compact_string(), rr.i8(), rr.compact_string()
+        cfgs = rr.compact_array(cfg) or []
+        rr.tags()
+        return e, m, t, n, {c["name"]: c for c in cfgs}
+    return r.compact_array(res)
+
+
+def delete_records_body(topics, timeout_ms=10000):
+    """v2: topics [(name, [(partition, offset)])]."""
+    return compact_array([compact_string(n) + compact_array(
+        [i32(p) + i64(o) + TAGS for p, o in parts]) + TAGS for n, parts in topics]) \
+        + i32(timeout_ms) + TAGS
+
+
+def parse_delete_records(body):
+    """v2 -> {(topic, partition): (low_watermark, error)}"""
+    r = Reader(body)
+    r.i32()
+    out = {}
+    for _ in range(r.uvarint() - 1):
+        t = r.compact_string()
+        for _ in range(r.uvarint() - 1):
+            p, low, e = r.i32(), r.i64(), r.i16()
+            r.tags()
+            out[(t, p)] = (low, e)
+        r.tags()
+    return out
+
+
+def elect_leaders_body(election_type, topics, timeout_ms=10000):
+    """v2: election_type 0 preferred 1 unclean; topics [(name, [partitions])] or None (all)."""
+    tp = uvarint(0) if topics is None else compact_array(
+        [compact_string(n) + compact_array([i32(p) for p in ps]) + TAGS for n, ps in topics])
+    return i8(election_type) + tp + i32(timeout_ms) + TAGS
+
+
+def parse_elect_leaders(body):
+    """v2 -> (error, {(topic, partition): (error, message)})"""
+    r = Reader(body)
+    r.i32()
+    top = r.i16()
+    out = {}
+    for _ in range(r.uvarint() - 1):
+        t = r.compact_string()
+        for _ in range(r.uvarint() - 1):
+            p, e, m = r.i32(), r.i16(), r.compact_string()
+            r.tags()
+            out[(t, p)] = (e, m)
+        r.tags()
+    return top, out
+
+
+def list_partition_reassignments_body(topics=None, timeout_ms=10000):
+    """v0: topics [(name, [partitions])] or None (all)."""
+    tp = uvarint(0) if topics is None else compact_array(
+        [compact_string(n) + compact_array([i32(p) for p in ps]) + TAGS for n, ps in topics])
+    return i32(timeout_ms) + tp + TAGS
+
+
+def parse_list_partition_reassignments(body):
+    """v0 -> (error, {(topic, partition): (replicas, adding, removing)})"""
+    r = Reader(body)
+    r.i32()
+    err, _msg = r.i16(), r.compact_string()
+    out = {}
+    for _ in range(r.uvarint() - 1):
+        t = r.compact_string()
+        for _ in range(r.uvarint() - 1):
+            p = r.i32()
+            reps = r.compact_array(lambda rr: rr.i32())
+            add = r.compact_array(lambda rr: rr.i32())
+            rem = r.compact_array(lambda rr: rr.i32())
+            r.tags()
+            out[(t, p)] = (reps, add, rem)
+        r.tags()
+    return err, out
+
+
+def describe_log_dirs_body(topics=None):
+    """v4: topics [(name, [partitions])] or None (all)."""
+    tp = uvarint(0) if topics is None else compact_array(
+        [compact_string(n) + compact_array([i32(p) for p in ps]) + TAGS for n, ps in topics])
+    return tp + TAGS
+
+
+def parse_describe_log_dirs(body):
+    """v4 -> (error, [{dir, error, total, usable, parts: {(topic, p): (size, lag)}}])"""
+    r = Reader(body)
+    r.i32()
+    err = r.i16()
+    dirs = []
+    for _ in range(r.uvarint() - 1):
+        d = {"error": r.i16(), "dir": r.compact_string(), "parts": {}}
+        for _ in range(r.uvarint() - 1):
+            t = r.compact_string()
+            for _ in range(r.uvarint() - 1):
+                p, size, lag, _fut = r.i32(), r.i64(), r.i64(), r.boolean()
+                r.tags()
+                d["parts"][(t, p)] = (size, lag)
+            r.tags()
+        d["total"], d["usable"] = r.i64(), r.i64()
+        r.tags()
+        dirs.append(d)
+    return err, dirs
+
+
+def describe_topic_partitions_body(topics, limit=2000, cursor=None):
+    """v0: topics [names] ([] = all), cursor (topic, partition) or None."""
+    c = i8(-1) if cursor is None else i8(1) + compact_string(cursor[0]) + i32(cursor[1]) + TAGS
+    return compact_array([compact_string(n) + TAGS for n in topics]) + i32(limit) + c + TAGS
+
+
+def parse_describe_topic_partitions(body):
+    """v0 -> ([{error, name, id, partitions: [{error, index, leader, epoch, replicas, isr,
+    elr, last_known_elr, offline}]}], next_cursor (topic, partition) or None)"""
+    r = Reader(body)
+    r.i32()
+
+    def part(rr):
+        d = {"error": rr.i16(), "index": rr.i32(), "leader": rr.i32(), "epoch": rr.i32(),
+             "replicas": rr.compact_array(lambda x: x.i32()),
+             "isr": rr.compact_array(lambda x: x.i32()),
+             "elr": rr.compact_array(lambda x: x.i32()),
+             "last_known_elr": rr.compact_array(lambda x: x.i32()),
+             "offline": rr.compact_array(lambda x: x.i32())}
+        rr.tags()
+        return d
+
+    def topic(rr):
+        d = {"error": rr.i16(), "name": rr.compact_string(), "id": rr.take(16),
+             "internal": rr.boolean()}
+        d["partitions"] = rr.compact_array(part)
+        rr.i32()
+        rr.tags()
+        return d
+    topics = r.compact_array(topic)
+    cur = None
+    if r.i8() >= 0:
+        cur = (r.compact_string(), r.i32())
+        r.tags()
+    r.tags()
+    return topics, cur
+
+
+def get_telemetry_subscriptions_body(instance_id=b"\0" * 16):
+    return uuid(instance_id) + TAGS
+
+
+def parse_get_telemetry_subscriptions(body):
+    """v0 -> {error, instance_id, subscription_id, compression, push_interval, max_bytes,
+    delta, metrics}"""
+    r = Reader(body)
+    r.i32()
+    d = {"error": r.i16(), "instance_id": r.take(16), "subscription_id": r.i32(),
+         "compression": r.compact_array(lambda x: x.i8()), "push_interval": r.i32(),
+         "max_bytes": r.i32(), "delta": r.boolean(),
+         "metrics": r.compact_array(lambda x: x.compact_string())}
+    r.tags()
+    return d
+
+
+def push_telemetry_body(instance_id, subscription_id, terminating=False, metrics=b""):
+    return (uuid(instance_id) + i32(subscription_id) + boolean(terminating) + i8(0)
+            + uvarint(len(metrics) + 1) + metrics + TAGS)

@@ -301,8 +301,17 @@ static int records_region(const uint8_t *p, size_t size, const mk_batch_hdr_t *h
  * then (deep) the records; *hp and *size_out are set once the frame is
  * sound.  Allocates only for deep validation of a compressed batch
  * without a scratch buffer. */
+/* The largest record timestamp of a batch (deep validation's one walk). */
+static int max_ts_cb(const mk_record_t *rec, void *arg)
+{
+    int64_t *mx = arg;
+    if (rec->timestamp > *mx)
+        *mx = rec->timestamp;
+    return 0;
+}
+
 static int validate(const uint8_t *p, size_t n, int flags, size_t max_uncompressed, mk_buf_t *scratch,
-                    mk_batch_hdr_t *hp, size_t *size_out, char *why, size_t why_len)
+                    mk_batch_hdr_t *hp, size_t *size_out, int64_t *max_ts, char *why, size_t why_len)
 {
     mk_batch_hdr_t h;
     size_t size;
@@ -343,8 +352,12 @@ static int validate(const uint8_t *p, size_t n, int flags, size_t max_uncompress
     const uint8_t *recs;
     size_t len;
     rc = records_region(p, size, &h, scratch ? scratch : &own, max_uncompressed, &recs, &len, why, why_len);
-    if (rc == 0)
+    if (rc == 0 && max_ts) {
+        *max_ts = INT64_MIN;
+        rc = walk_records(recs, len, &h, compacted, max_ts_cb, max_ts, why, why_len);
+    } else if (rc == 0) {
         rc = walk_records(recs, len, &h, compacted, NULL, NULL, why, why_len);
+    }
     mk_buf_free(&own);
     return rc;
 }
@@ -355,7 +368,7 @@ int mk_batch_validate_ex(const uint8_t *p, size_t n, int flags, size_t max_uncom
 {
     mk_batch_hdr_t h;
     size_t size;
-    return validate(p, n, flags, max_uncompressed, scratch, &h, &size, why, why_len);
+    return validate(p, n, flags, max_uncompressed, scratch, &h, &size, NULL, why, why_len);
 }
 
 /* The validator that also hands out the batch's view (batch.h).  Any
@@ -365,12 +378,39 @@ int mk_batch_validate_view(const uint8_t *p, size_t n, int flags, size_t max_unc
 {
     mk_batch_hdr_t h;
     size_t size;
-    int rc = validate(p, n, flags, max_uncompressed, scratch, &h, &size, why, why_len);
+    int rc = validate(p, n, flags, max_uncompressed, scratch, &h, &size, NULL, why, why_len);
     if (rc)
         return rc;
     out->pos = 0;
     out->size = (uint32_t)size;
     out->hdr = h;
+    return 0;
+}
+
+/* The validator of the append path (batch.h): deep validation whose one
+ * walk also yields the largest record timestamp, then Kafka's rewrite of a
+ * CreateTime batch's maxTimestamp when it is not that.  Any thread. */
+int mk_batch_validate_append(uint8_t *p, size_t n, size_t max_uncompressed, mk_buf_t *scratch, mk_batch_view_t *out,
+                             bool *rewritten, char *why, size_t why_len)
+{
+    mk_batch_hdr_t h;
+    size_t size;
+    int64_t mx = INT64_MIN;
+    *rewritten = false;
+    int rc = validate(p, n, MK_BATCH_VALIDATE_DEEP, max_uncompressed, scratch, &h, &size, &mx, why, why_len);
+    if (rc)
+        return rc;
+    out->pos = 0;
+    out->size = (uint32_t)size;
+    out->hdr = h;
+    if (!(h.attributes & MK_BATCH_ATTR_LOG_APPEND_TIME) && mx != INT64_MIN && h.maxTimestamp != mx) {
+        put_be64(p + MK_BATCH_OFF_MAX_TIMESTAMP, (uint64_t)mx);
+        uint32_t crc = mk_batch_crc_compute(p, size);
+        put_be32(p + MK_BATCH_OFF_CRC, crc);
+        out->hdr.maxTimestamp = mx;
+        out->hdr.crc = crc;
+        *rewritten = true;
+    }
     return 0;
 }
 

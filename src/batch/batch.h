@@ -250,6 +250,17 @@ int mk_batch_views_parse(const uint8_t *set, size_t len, mk_batch_view_t *views,
 int mk_batch_validate_view(const uint8_t *p, size_t n, int flags, size_t max_uncompressed, mk_buf_t *scratch,
                            mk_batch_view_t *out, char *why, size_t why_len);
 
+/* The produce path's validator: mk_batch_validate_view() with
+ * MK_BATCH_VALIDATE_DEEP over the writable batch at p, and then the one
+ * header field Kafka's validator recomputes on append: for a CreateTime
+ * batch, maxTimestamp becomes the largest record timestamp when it is not
+ * that already (a producer may leave it -1: Sarama 1.22 does), and the CRC
+ * is recomputed (*rewritten says so).  LogAppendTime batches are left to
+ * mk_batch_view_set_log_append_time().  Offsets-by-time and retention read
+ * maxTimestamp, so it must be true.  Same returns as the validator. */
+int mk_batch_validate_append(uint8_t *p, size_t n, size_t max_uncompressed, mk_buf_t *scratch, mk_batch_view_t *out,
+                             bool *rewritten, char *why, size_t why_len);
+
 /* In-place writers for the fields the leader owns, over the batch that v
  * describes in set (its bytes at set + v->pos): the bytes and v->hdr are
  * rewritten alike.  base offset and leader epoch are outside the CRC; the

@@ -1065,6 +1065,42 @@ static void test_oom(void)
     }
 }
 
+/* Kafka's validator recomputes a CreateTime batch's maxTimestamp on append
+ * (a producer may leave it -1), and the CRC with it. */
+static void test_validate_append_max_timestamp(void)
+{
+    for (size_t ci = 0; ci < MK_ARRAY_LEN(all_codecs); ci++) {
+        mk_batch_rec_in_t recs[3];
+        golden_recs(recs);
+        mk_buf_t b;
+        mk_buf_init(&b);
+        CHECK_RC(mk_batch_build(&b, all_codecs[ci], 0, recs, 3), 0);
+        for (int i = 0; i < 8; i++)
+            b.data[MK_BATCH_OFF_MAX_TIMESTAMP + i] = 0xff; /* -1 */
+        fix_crc(b.data, b.len);
+        mk_batch_view_t v;
+        bool rewritten = false;
+        char why[128];
+        CHECK_RC(mk_batch_validate_append(b.data, b.len, 0, NULL, &v, &rewritten, why, sizeof(why)), 0);
+        CHECK(rewritten && v.hdr.maxTimestamp == 1700000000002LL && v.size == b.len);
+        mk_batch_hdr_t h;
+        CHECK_RC(mk_batch_hdr_parse(b.data, b.len, &h), 0);
+        CHECK(h.maxTimestamp == 1700000000002LL && h.crc == v.hdr.crc);
+        CHECK_RC(validate_deep(b.data, b.len), 0); /* the CRC was recomputed */
+        /* Already right: left alone. */
+        CHECK_RC(mk_batch_validate_append(b.data, b.len, 0, NULL, &v, &rewritten, why, sizeof(why)), 0);
+        CHECK(!rewritten);
+        /* A LogAppendTime batch is the append path's to stamp: not touched here. */
+        mk_batch_set_log_append_time(b.data, b.len, 5);
+        CHECK_RC(mk_batch_validate_append(b.data, b.len, 0, NULL, &v, &rewritten, why, sizeof(why)), 0);
+        CHECK(!rewritten && v.hdr.maxTimestamp == 5);
+        /* A bad CRC is still refused, and nothing is rewritten. */
+        b.data[b.len - 1] ^= 0x55;
+        CHECK(mk_batch_validate_append(b.data, b.len, 0, NULL, &v, &rewritten, why, sizeof(why)) == MK_ERR_CRC);
+        mk_buf_free(&b);
+    }
+}
+
 /* The rules between neighbouring batches of a stored log. */
 static void test_validate_next(void)
 {
@@ -1093,6 +1129,7 @@ int main(void)
 {
     test_validate_next();
     test_header_and_size();
+    test_validate_append_max_timestamp();
     test_roundtrip_all_codecs();
     test_rewrites();
     test_views();

@@ -153,6 +153,29 @@ static int declare_tenants(mk_broker_t *b, const mk_config_t *cfg)
     return 0;
 }
 
+/* The replication settings, as the configuration has them now. */
+static mk_repl_config_t repl_config(const mk_config_t *cfg)
+{
+    mk_repl_config_t rcfg = {
+        mk_cluster_config_get_i64(cfg, "replica.lag.time.max.ms"),
+        (int32_t)mk_cluster_config_get_i64(cfg, "minikora.cross.az.latency.ms"),
+        mk_cluster_config_get_bool(cfg, "auto.leader.rebalance.enable"),
+        mk_cluster_config_get_bool(cfg, "unclean.leader.election.enable"),
+    };
+    return rcfg;
+}
+
+/* Dynamic broker settings changed (AlterConfigs): what this layer keeps
+ * parsed is read again. */
+static void config_changed_cb(void *arg)
+{
+    mk_broker_t *b = arg;
+    mk_repl_config_t rcfg = repl_config(mk_cluster_config(b->c));
+    if (b->repl)
+        mk_repl_set_config(b->repl, &rcfg);
+    mk_broker_throttle_reconfig(b);
+}
+
 int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
 {
     b->c = c;
@@ -168,12 +191,7 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
     int rc = mk_group_coord_new(b->loop, c, &gcfg, &b->groups);
     if (rc < 0)
         return rc;
-    mk_repl_config_t rcfg = {
-        mk_cluster_config_get_i64(cfg, "replica.lag.time.max.ms"),
-        (int32_t)mk_cluster_config_get_i64(cfg, "minikora.cross.az.latency.ms"),
-        mk_cluster_config_get_bool(cfg, "auto.leader.rebalance.enable"),
-        mk_cluster_config_get_bool(cfg, "unclean.leader.election.enable"),
-    };
+    mk_repl_config_t rcfg = repl_config(cfg);
     /* The one leader write path; repl and txn observe it, in that order. */
     rc = mk_partition_writer_new(c, &b->writer);
     if (rc < 0)
@@ -183,6 +201,7 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
     if (rc < 0)
         return rc;
     mk_repl_start_all(b->repl);
+    mk_cluster_set_config_cb(c, config_changed_cb, b);
     b->auth_required = mk_cluster_config_get_bool(cfg, "minikora.auth.required");
     /* Checked by config.c: empty (leader only) or RackAwareReplicaSelector. */
     b->rack_aware_reads = *mk_cluster_config_get(cfg, "replica.selector.class") != 0;
@@ -225,6 +244,8 @@ void mk_broker_free(mk_broker_t *b)
     if (!b)
         return;
     b->closing = true;
+    if (b->c)
+        mk_cluster_set_config_cb(b->c, NULL, NULL);
     mk_broker_req_close(b);
     mk_scrub_free(b->scrub);
     b->scrub = NULL;

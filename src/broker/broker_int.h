@@ -181,6 +181,9 @@ void mk_broker_req_close(mk_broker_t *b);
  * (mk_broker_attach); the 1 s coordinator tick starts.  0 or MK_ERR_NOMEM. */
 int mk_broker_throttle_init(mk_broker_t *b);
 void mk_broker_throttle_close(mk_broker_t *b);
+/* The broker-wide caps (minikora.broker.quota.*, per broker: its dynamic
+ * value, the cluster default, the static one) read again after a change. */
+void mk_broker_throttle_reconfig(mk_broker_t *b);
 /* The session is closing: drop its quota state. */
 void mk_broker_throttle_session_close(mk_session_t *s);
 /* Time spent on req from now until the matching end is request time of its
@@ -246,6 +249,20 @@ int mk_broker_handle_alter_user_scram_credentials(mk_req_t *req);
 void mk_broker_sasl_raw_token(mk_session_t *s, uint8_t *frame, size_t len);
 /* Whether a request with this API key may run on s now (auth.required). */
 bool mk_broker_sasl_allowed(const mk_session_t *s, int16_t api_key);
+
+/* configs.c: AlterConfigs, IncrementalAlterConfigs; telemetry (KIP-714). */
+int mk_broker_handle_alter_configs(mk_req_t *req);
+int mk_broker_handle_incremental_alter_configs(mk_req_t *req);
+int mk_broker_handle_get_telemetry_subscriptions(mk_req_t *req);
+int mk_broker_handle_push_telemetry(mk_req_t *req);
+/* partitions.c: the admin APIs on partitions. */
+int mk_broker_handle_create_partitions(mk_req_t *req);
+int mk_broker_handle_delete_records(mk_req_t *req);
+int mk_broker_handle_elect_leaders(mk_req_t *req);
+int mk_broker_handle_alter_partition_reassignments(mk_req_t *req);
+int mk_broker_handle_list_partition_reassignments(mk_req_t *req);
+int mk_broker_handle_describe_log_dirs(mk_req_t *req);
+int mk_broker_handle_describe_topic_partitions(mk_req_t *req);
 
 /* quotas.c: Kafka's quota APIs (KIP-546) over the session's tenant. */
 int mk_broker_handle_describe_client_quotas(mk_req_t *req);

@@ -130,6 +130,18 @@ static void note_leader(int32_t *ids, int *n, int32_t id)
             }                                                                            \
     } while (0)
 
+/* Whether a record set holds a zstd batch (headers only; a set that does
+ * not parse is the validator's business). */
+static bool has_zstd(const uint8_t *set, size_t len)
+{
+    size_t pos = 0;
+    mk_batch_view_t v;
+    while (mk_batch_view_next(set, len, &pos, &v) == 1)
+        if (mk_batch_hdr_codec(&v.hdr) == MK_CODEC_ZSTD)
+            return true;
+    return false;
+}
+
 /* =================================================================== Produce */
 
 /* A partition of a Produce that is not answered yet: acks=all waiting for
@@ -244,6 +256,12 @@ static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequ
         return;
     }
     mk_ProduceRequest_t *q = req->body;
+    /* zstd needs Produce v7+ (KIP-110), as Kafka's request check says. */
+    if (req->version < 7 && has_zstd(qp->Records.ptr, qp->Records.ptr ? (size_t)qp->Records.len : 0)) {
+        rp->ErrorCode = MK_KERR_UNSUPPORTED_COMPRESSION_TYPE;
+        rp->ErrorMessage = mk_str("zstd-compressed batches need Produce v7 or later");
+        return;
+    }
     /* The frame is ours: offsets and epochs are written into it in place. */
     mk_partition_append_t a = {.acks = q->Acks};
     err = mk_partition_append(req->b->writer, p, (uint8_t *)qp->Records.ptr,
@@ -475,6 +493,16 @@ static int64_t fetch_fill(mk_req_t *req)
                 continue;
             }
             size_t got = req->data.len - before;
+            /* Fetch below v10 cannot carry zstd (KIP-110): as Kafka, a topic
+             * whose compression.type is zstd is refused; zstd batches that a
+             * producer sent to a "producer" topic are served as stored, as
+             * Kafka serves them (a client that cannot read them sees them). */
+            if (req->version < 10 && t->cfg.compression_zstd) {
+                req->data.len = before;
+                rp->ErrorCode = MK_KERR_UNSUPPORTED_COMPRESSION_TYPE;
+                any_error = true;
+                continue;
+            }
             if (got && req->b->repl)
                 mk_repl_account_read(req->b->repl, req->node->id, q->RackId.ptr, got);
             if (got && q->IsolationLevel == 1 && req->b->txn) {

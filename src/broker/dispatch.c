@@ -32,10 +32,13 @@ static int api_versions(mk_req_t *req);
     {MK_API_##name, lo, hi, fn, &mk_pmsg_##name##Request, &mk_pmsg_##name##Response, note}
 
 static mk_api_t apis[] = {
-    API(Produce, 3, mk_broker_handle_produce, "acks 0/1/all; v0-2 need message format v0/v1 and are not offered"),
+    API(Produce, 3, mk_broker_handle_produce,
+        "acks 0/1/all; zstd batches below v7 get UNSUPPORTED_COMPRESSION_TYPE; a CreateTime batch's MaxTimestamp is "
+        "recomputed from its records; v0-2 need message format v0/v1 and are not offered"),
     API(Fetch, 4, mk_broker_handle_fetch,
         "long polling (max_wait_ms/min_bytes), byte limits, topic ids v13+; fetch sessions declined "
-        "(SessionId 0: every fetch is a full fetch); v0-3 need message format v0/v1 and are not offered"),
+        "(SessionId 0: every fetch is a full fetch); a topic with compression.type=zstd gets "
+        "UNSUPPORTED_COMPRESSION_TYPE below v10 (as Kafka); v0-3 need message format v0/v1 and are not offered"),
     API(ListOffsets, -1, mk_broker_handle_list_offsets, "earliest, latest, by timestamp, max timestamp"),
     API(Metadata, -1, mk_broker_handle_metadata, "racks = AZs, topic ids, auto-create"),
     API(OffsetForLeaderEpoch, -1, mk_broker_handle_offset_for_leader_epoch, "single leader epoch per partition"),
@@ -46,7 +49,37 @@ static mk_api_t apis[] = {
         "(POLICY_VIOLATION)"),
     API(DeleteTopics, -1, mk_broker_handle_delete_topics,
         "by name and by topic id; controller_mutation_rate (THROTTLING_QUOTA_EXCEEDED from v5)"),
-    API(DescribeConfigs, -1, mk_broker_handle_describe_configs, "topics and brokers, synonyms, documentation"),
+    API(DescribeConfigs, -1, mk_broker_handle_describe_configs,
+        "topics and brokers (by id, or \"\" for the cluster-wide dynamic defaults); sources DYNAMIC_TOPIC_CONFIG, "
+        "DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG; synonyms, "
+        "documentation"),
+    API(AlterConfigs, -1, mk_broker_handle_alter_configs,
+        "topics (every Kafka topic config; the whole override set replaced) and brokers (settings not read-only, "
+        "on a broker id or \"\" for the cluster default); validated, persisted, in effect at once; validate-only"),
+    API(IncrementalAlterConfigs, -1, mk_broker_handle_incremental_alter_configs,
+        "SET, DELETE, APPEND and SUBTRACT (lists); topics and brokers as AlterConfigs"),
+    API(CreatePartitions, -1, mk_broker_handle_create_partitions,
+        "the topic's cell, one replica per AZ; assignments checked (a tenant's stay in its cell); validate-only; "
+        "max_partitions and controller_mutation_rate (THROTTLING_QUOTA_EXCEEDED from v3)"),
+    API(DeleteRecords, -1, mk_broker_handle_delete_records,
+        "moves the log start (offset -1: the high watermark), persisted, followed by the followers; the low "
+        "watermark is the lowest log start in the ISR"),
+    API(ElectLeaders, -1, mk_broker_handle_elect_leaders,
+        "preferred (a controlled switch) and unclean (partitions without a leader); null partitions: all of the "
+        "tenant's"),
+    API(AlterPartitionReassignments, -1, mk_broker_handle_alter_partition_reassignments,
+        "online: new replicas catch up and join the ISR, the lead switches, old replicas go; null replicas "
+        "cancel; one replica per AZ, a tenant's in its cell"),
+    API(ListPartitionReassignments, -1, mk_broker_handle_list_partition_reassignments,
+        "replicas, adding and removing of each reassignment in flight"),
+    API(DescribeLogDirs, -1, mk_broker_handle_describe_log_dirs,
+        "the answering broker's log directory: replicas with size and offset lag, total and usable bytes"),
+    API(DescribeTopicPartitions, -1, mk_broker_handle_describe_topic_partitions,
+        "KIP-966: topics in name order, ResponsePartitionLimit and cursor paging; no eligible leader replicas "
+        "(empty lists)"),
+    API(GetTelemetrySubscriptions, -1, mk_broker_handle_get_telemetry_subscriptions,
+        "KIP-714: answered with no subscription (no metrics requested), so clients push nothing"),
+    API(PushTelemetry, -1, mk_broker_handle_push_telemetry, "KIP-714: accepted and dropped"),
     API(DescribeCluster, -1, mk_broker_handle_describe_cluster, ""),
     API(FindCoordinator, -1, mk_broker_handle_find_coordinator,
         "groups and transactional ids (batched keys v4+)"),
@@ -121,6 +154,51 @@ static const mk_api_t *apis_all(int *count)
     return apis;
 }
 
+/* Markdown-safe: a default with '|' would break the table (none has one). */
+static const char *cfg_type_name(int type)
+{
+    switch (type) {
+    case MK_CFG_BOOL: return "boolean";
+    case MK_CFG_STRING: return "string";
+    case MK_CFG_INT: return "int";
+    case MK_CFG_SHORT: return "short";
+    case MK_CFG_LONG: return "long";
+    case MK_CFG_DOUBLE: return "double";
+    case MK_CFG_LIST: return "list";
+    }
+    return "?";
+}
+
+/* The topic configs section, from config.c's table: every topic config
+ * Apache Kafka defines, its broker default, and whether it has an effect. */
+static void configs_markdown(FILE *out)
+{
+    int n;
+    const mk_cfg_def_t *defs = mk_cluster_cfg_defs(&n);
+    fprintf(out, "\n## Topic configs\n\n"
+                 "Generated from the settings table in `src/cluster/config.c`. Every topic config Apache\n"
+                 "Kafka 3.9 defines is accepted by CreateTopics, AlterConfigs and IncrementalAlterConfigs,\n"
+                 "validated against Kafka's type and range (a bad value gets INVALID_CONFIG), stored, and\n"
+                 "reported by DescribeConfigs with its source and synonyms. Changes take effect at once,\n"
+                 "without a restart. The ones marked below are accepted and stored but have no effect yet.\n\n"
+                 "| config | type | default | broker default (synonym) | effect |\n|---|---|---|---|---|\n");
+    for (int i = 0; i < n; i++) {
+        if (defs[i].scope != MK_CFG_SCOPE_TOPIC)
+            continue;
+        const char *eff = mk_cluster_cfg_effect(defs[i].name);
+        fprintf(out, "| `%s` | %s | %s%s%s | %s%s%s | %s |\n", defs[i].name, cfg_type_name(defs[i].type),
+                *defs[i].dflt ? "`" : "", *defs[i].dflt ? defs[i].dflt : "(empty)", *defs[i].dflt ? "`" : "",
+                defs[i].broker_name ? "`" : "", defs[i].broker_name ? defs[i].broker_name : "-",
+                defs[i].broker_name ? "`" : "", eff ? eff : "as in Kafka");
+    }
+    fprintf(out, "\nBroker settings that are not read-only (DescribeConfigs says which) can be changed at\n"
+                 "runtime with AlterConfigs or IncrementalAlterConfigs on a broker id, or on the cluster-wide\n"
+                 "default (resource name \"\"); they are kept in the metadata store and survive restarts. A\n"
+                 "per-broker value of a topic's default setting (`log.retention.ms` ...) is stored and shown,\n"
+                 "but topics take their defaults from the cluster-wide value, since a topic's replicas span\n"
+                 "brokers; `minikora.broker.quota.*` apply per broker.\n");
+}
+
 void mk_broker_apis_markdown(FILE *out)
 {
     int n;
@@ -143,6 +221,7 @@ void mk_broker_apis_markdown(FILE *out)
                 a[i].note);
     fprintf(out, "\nEvery other API key is answered by closing the connection, as Apache Kafka does\n"
                  "for a request it cannot parse; it is not listed in ApiVersions.\n");
+    configs_markdown(out);
 }
 
 void mk_broker_apis_table(FILE *out, int width)

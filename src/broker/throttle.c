@@ -123,7 +123,8 @@ struct mk_qos_s {
     uv_timer_t *tick;              /* owned; freed in its close callback */
     int windows;
     int64_t window_ms;
-    double bcap[NKEYS];            /* broker-wide capacity of each broker (0: none) */
+    double bcap[QMAX_BROKERS][NKEYS]; /* broker-wide capacity, by broker id - 1 (0: none);
+                                         minikora.broker.quota.*, dynamic (mk_broker_throttle_reconfig) */
     mk_map_t tenants;              /* id -> owned mk_qt_t* */
     mk_map_t sensors;              /* "<broker>|<key>|<tenant>|<len>:<user>|<len>:<client id>" -> owned sensor_t* */
     uint64_t version;              /* registry version the shares are for */
@@ -458,7 +459,7 @@ static void shares_compute(mk_qos_t *q, int64_t now, bool tick)
                 if (!qb)
                     continue;
                 qb->cap[key] = 0;
-                if (q->bcap[key] <= 0)
+                if (q->bcap[i][key] <= 0)
                     continue;
                 qbs[n] = qb;
                 quota[n] = qb->share[key];
@@ -467,7 +468,7 @@ static void shares_compute(mk_qos_t *q, int64_t now, bool tick)
             }
             if (n == 0)
                 continue;
-            mk_quota_scale(quota, dem, n, q->bcap[key], allow);
+            mk_quota_scale(quota, dem, n, q->bcap[i][key], allow);
             for (int j = 0; j < n; j++)
                 if (allow[j] < dem[j] * 0.999) /* held back: this is its limit here */
                     qbs[j]->cap[key] = allow[j] > 1e-6 ? allow[j] : 1e-6;
@@ -498,11 +499,24 @@ static void tick_cb(uv_timer_t *h)
 
 /* ================================================================ life cycle */
 
-static double cfg_double(const mk_config_t *cfg, const char *name)
+static double cfg_double(const mk_config_t *cfg, int32_t broker, const char *name)
 {
-    const char *s = mk_cluster_config_get(cfg, name);
+    const char *s = mk_cluster_config_get_for(cfg, broker, name, NULL);
     double x = s ? strtod(s, NULL) : 0;
     return isfinite(x) && x > 0 ? x : 0;
+}
+
+void mk_broker_throttle_reconfig(mk_broker_t *b)
+{
+    mk_qos_t *q = b->qos;
+    if (!q)
+        return;
+    const mk_config_t *cfg = mk_cluster_config(b->c);
+    for (int i = 0; i < QMAX_BROKERS; i++) {
+        q->bcap[i][K_PRODUCE] = cfg_double(cfg, i + 1, "minikora.broker.quota.bytes.in.per.sec");
+        q->bcap[i][K_FETCH] = cfg_double(cfg, i + 1, "minikora.broker.quota.bytes.out.per.sec");
+        q->bcap[i][K_REQUEST] = cfg_double(cfg, i + 1, "minikora.broker.quota.request.percentage");
+    }
 }
 
 int mk_broker_throttle_init(mk_broker_t *b)
@@ -514,9 +528,6 @@ int mk_broker_throttle_init(mk_broker_t *b)
     const mk_config_t *cfg = mk_cluster_config(b->c);
     q->windows = (int)mk_cluster_config_get_i64(cfg, "quota.window.num");
     q->window_ms = mk_cluster_config_get_i64(cfg, "quota.window.size.seconds") * 1000;
-    q->bcap[K_PRODUCE] = cfg_double(cfg, "minikora.broker.quota.bytes.in.per.sec");
-    q->bcap[K_FETCH] = cfg_double(cfg, "minikora.broker.quota.bytes.out.per.sec");
-    q->bcap[K_REQUEST] = cfg_double(cfg, "minikora.broker.quota.request.percentage");
     mk_map_init(&q->tenants);
     mk_map_init(&q->sensors);
     q->version = UINT64_MAX;
@@ -530,6 +541,7 @@ int mk_broker_throttle_init(mk_broker_t *b)
     uv_timer_start(q->tick, tick_cb, TICK_MS, TICK_MS);
     uv_unref((uv_handle_t *)q->tick);
     b->qos = q;
+    mk_broker_throttle_reconfig(b);
     return 0;
 }
 

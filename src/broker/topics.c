@@ -7,6 +7,12 @@
  * fields already hold the spec defaults.  Names go through the session's
  * tenant (mk_broker_req_topic / mk_broker_req_topic_name), never straight to the cluster.
  *
+ * DescribeConfigs answers every source Kafka has: a topic's override
+ * (DYNAMIC_TOPIC_CONFIG), a broker's dynamic value (DYNAMIC_BROKER_CONFIG),
+ * the cluster-wide dynamic default (DYNAMIC_DEFAULT_BROKER_CONFIG), the
+ * file or flag (STATIC_BROKER_CONFIG) and the default, with synonyms in
+ * Kafka's order; the settings that AlterConfigs changes are in configs.c.
+ *
  * ACLs (Kafka's operations): Metadata topic DESCRIBE (CREATE to auto-create);
  * CreateTopics topic or cluster CREATE, and topic DESCRIBE_CONFIGS for the
  * configs in the answer; DeleteTopics topic DELETE; DescribeConfigs topic
@@ -534,6 +540,8 @@ static void describe_one(mk_req_t *req, const mk_DescribeConfigsRequest_t *q,
     out->ResourceType = res->ResourceType;
     out->ResourceName = res->ResourceName;
     mk_topic_t *t = NULL;
+    int32_t broker = -1;       /* a broker resource's id; -1: no particular broker */
+    bool defaults_only = false;
     if (res->ResourceType == RES_TOPIC &&
         !mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, res->ResourceName.ptr, MK_ACL_OP_DESCRIBE_CONFIGS)) {
         out->ErrorCode = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
@@ -562,6 +570,8 @@ static void describe_one(mk_req_t *req, const mk_DescribeConfigsRequest_t *q,
             out->ErrorMessage = mk_str("Unknown broker id");
             return;
         }
+        broker = *nm ? (int32_t)id : -1;
+        defaults_only = !*nm;
     } else {
         out->ErrorCode = MK_KERR_INVALID_REQUEST;
         out->ErrorMessage = mk_str("Only topic and broker resources can be described");
@@ -570,60 +580,82 @@ static void describe_one(mk_req_t *req, const mk_DescribeConfigsRequest_t *q,
     int ndefs;
     const mk_cfg_def_t *defs = mk_cluster_cfg_defs(&ndefs);
     int scope = t ? MK_CFG_SCOPE_TOPIC : MK_CFG_SCOPE_BROKER;
+    const mk_config_t *cfg = mk_cluster_config(req->c);
+    /* Broker "" (Kafka's entity-default): only the cluster-wide dynamic values. */
+#define LISTED(d) ((d)->scope == scope && key_wanted(res, (d)->name) && \
+                   (!defaults_only || mk_cluster_config_dynamic(cfg, -1, (d)->name)))
     int n = 0;
     for (int i = 0; i < ndefs; i++)
-        n += defs[i].scope == scope && key_wanted(res, defs[i].name);
+        n += LISTED(&defs[i]);
     if (!MK_ARRAY_ALLOC(req, out->Configs, n, DescribeConfigsResponse_DescribeConfigsResourceResult))
         return;
-    const mk_config_t *cfg = mk_cluster_config(req->c);
     int k = 0;
     for (int i = 0; i < ndefs; i++) {
         const mk_cfg_def_t *d = &defs[i];
-        if (d->scope != scope || !key_wanted(res, d->name))
+        if (!LISTED(d))
             continue;
         mk_DescribeConfigsResponse_DescribeConfigsResourceResult_t *c = &out->Configs.items[k++];
         int source;
         const char *v;
-        if (t) {
+        if (t)
             v = mk_cluster_topic_config(req->c, t, d->name, &source);
-        } else {
-            v = mk_cluster_config_get(cfg, d->name);
-            source = mk_cluster_config_is_set(cfg, d->name) ? 4 : 5;
-        }
+        else
+            v = mk_cluster_config_get_for(cfg, broker, d->name, &source);
         c->Name = mk_str(d->name);
         c->Value = mk_str(v);
-        c->ReadOnly = d->read_only;
-        c->IsDefault = source == 5;
+        c->ReadOnly = t ? false : !mk_cluster_broker_config_alterable(d->name);
+        c->IsDefault = source == MK_CFG_SRC_DEFAULT;
         c->ConfigSource = (int8_t)source;
         c->IsSensitive = false;
         c->ConfigType = (int8_t)d->type;
-        if (q->IncludeDocumentation)
-            c->Documentation = mk_str(d->doc);
+        if (q->IncludeDocumentation) {
+            const char *eff = mk_cluster_cfg_effect(d->name);
+            if (eff) {
+                char doc[600];
+                snprintf(doc, sizeof(doc), "%s (minikora: %s.)", d->doc, eff);
+                c->Documentation = mk_broker_req_str(req, doc);
+            } else {
+                c->Documentation = mk_str(d->doc);
+            }
+        }
         if (q->IncludeSynonyms) {
-            /* Topic override, then the broker setting, then the default. */
-            mk_DescribeConfigsResponse_DescribeConfigsSynonym_t syn[3];
+            /* Kafka's order, most specific first: the topic override; the
+             * broker's own dynamic value; the cluster-wide dynamic default;
+             * the static value; the default.  A topic setting's broker
+             * synonym is named by its broker name. */
+            mk_DescribeConfigsResponse_DescribeConfigsSynonym_t syn[5];
             int ns = 0;
             if (t && mk_map_get(&t->overrides, d->name)) {
                 syn[ns].Name = mk_str(d->name);
                 syn[ns].Value = mk_str(mk_map_get(&t->overrides, d->name));
-                syn[ns++].Source = 1;
+                syn[ns++].Source = MK_CFG_SRC_DYNAMIC_TOPIC;
             }
             const char *bn = t ? d->broker_name : d->name;
-            if (bn && mk_cluster_config_is_set(cfg, bn)) {
+            const char *sv;
+            if (bn && broker >= 0 && (sv = mk_cluster_config_dynamic(cfg, broker, bn))) {
                 syn[ns].Name = mk_str(bn);
-                syn[ns].Value = mk_str(mk_cluster_config_get(cfg, bn));
-                syn[ns++].Source = 4;
+                syn[ns].Value = mk_str(sv);
+                syn[ns++].Source = MK_CFG_SRC_DYNAMIC_BROKER;
             }
-            if (bn) {
-                const mk_cfg_def_t *bd = mk_cluster_cfg_def_find(bn);
+            if (bn && (sv = mk_cluster_config_dynamic(cfg, -1, bn))) {
                 syn[ns].Name = mk_str(bn);
-                syn[ns].Value = mk_str(bd ? bd->dflt : d->dflt);
-                syn[ns++].Source = 5;
+                syn[ns].Value = mk_str(sv);
+                syn[ns++].Source = MK_CFG_SRC_DYNAMIC_DEFAULT_BROKER;
             }
-            if (ns > 0 && MK_ARRAY_ALLOC(req, c->Synonyms, ns, DescribeConfigsResponse_DescribeConfigsSynonym))
+            if (bn && (sv = mk_cluster_config_static(cfg, bn))) {
+                syn[ns].Name = mk_str(bn);
+                syn[ns].Value = mk_str(sv);
+                syn[ns++].Source = MK_CFG_SRC_STATIC_BROKER;
+            }
+            const mk_cfg_def_t *bd = bn ? mk_cluster_cfg_def_find(bn) : NULL;
+            syn[ns].Name = mk_str(bn ? bn : d->name);
+            syn[ns].Value = mk_str(bd ? bd->dflt : d->dflt);
+            syn[ns++].Source = MK_CFG_SRC_DEFAULT;
+            if (MK_ARRAY_ALLOC(req, c->Synonyms, ns, DescribeConfigsResponse_DescribeConfigsSynonym))
                 memcpy(c->Synonyms.items, syn, sizeof(syn[0]) * (size_t)ns);
         }
     }
+#undef LISTED
 }
 
 int mk_broker_handle_describe_configs(mk_req_t *req)

@@ -74,7 +74,12 @@ struct mk_cluster_s {
     char *tls_ca_file;                /* owned; what clients trust */
     mk_cluster_segment_cb segment_cb;  /* registered by partition/, or NULL */
     void *segment_arg;
+    mk_cluster_config_cb config_cb;    /* dynamic broker settings changed (broker/), or NULL */
+    void *config_arg;
 };
+
+/* Where dynamic broker settings live in meta's kv store. */
+#define DYN_PREFIX "config/broker/"
 
 /* ================================================================== helpers */
 
@@ -141,20 +146,21 @@ const char *mk_cluster_topic_config(const mk_cluster_t *c, const mk_topic_t *t, 
     const char *v = t ? mk_map_get(&t->overrides, name) : NULL;
     if (v) {
         if (source)
-            *source = 1;
+            *source = MK_CFG_SRC_DYNAMIC_TOPIC;
         return v;
     }
     const mk_cfg_def_t *d = mk_cluster_cfg_topic_def(name);
     if (!d)
         return NULL;
-    if (d->broker_name && mk_cluster_config_is_set(c->config, d->broker_name)) {
+    if (!d->broker_name) {
         if (source)
-            *source = 4;
-        return mk_cluster_config_get(c->config, d->broker_name);
+            *source = MK_CFG_SRC_DEFAULT;
+        return d->dflt;
     }
-    if (source)
-        *source = 5;
-    return d->broker_name ? mk_cluster_config_get(c->config, d->broker_name) : d->dflt;
+    /* The broker synonym: its cluster-wide dynamic default, static value or
+     * default (a topic's partitions span brokers, so a per-broker value of
+     * a topic default is not consulted). */
+    return mk_cluster_config_get_for(c->config, -1, d->broker_name, source);
 }
 
 static int64_t topic_i64(const mk_cluster_t *c, const mk_topic_t *t, const char *name)
@@ -171,7 +177,7 @@ static int recovery_validate(const uint8_t *p, size_t n, void *arg)
 }
 
 /* Parse a topic's settings into t->cfg (at create and load; again whenever
- * they change). */
+ * they change, through topic_reconfig). */
 static void topic_config_parse(mk_cluster_t *c, mk_topic_t *t)
 {
     mk_log_config_t *lc = &t->cfg.log;
@@ -190,6 +196,32 @@ static void topic_config_parse(mk_cluster_t *c, mk_topic_t *t)
     t->cfg.min_insync_replicas = (int32_t)topic_i64(c, t, "min.insync.replicas");
     const char *tt = mk_cluster_topic_config(c, t, "message.timestamp.type", NULL);
     t->cfg.log_append_time = tt && strcmp(tt, "LogAppendTime") == 0;
+    /* cleanup.policy: a topic without "delete" keeps its data whatever its
+     * retention settings say, as in Kafka (compaction is another module). */
+    const char *cp = mk_cluster_topic_config(c, t, "cleanup.policy", NULL);
+    t->cfg.cleanup_delete = !cp || strstr(cp, "delete") != NULL;
+    t->cfg.cleanup_compact = cp && strstr(cp, "compact") != NULL;
+    if (!t->cfg.cleanup_delete) {
+        lc->retention_ms = -1;
+        lc->retention_bytes = -1;
+    }
+    const char *ct = mk_cluster_topic_config(c, t, "compression.type", NULL);
+    t->cfg.compression_zstd = ct && strcmp(ct, "zstd") == 0;
+    const char *ul = mk_cluster_topic_config(c, t, "unclean.leader.election.enable", NULL);
+    t->cfg.unclean_leader_election = ul && strcmp(ul, "true") == 0;
+}
+
+/* Settings changed at runtime: parse them again and hand the log settings
+ * to every open replica log (they apply from the next append, roll or
+ * retention pass). */
+static void topic_reconfig(mk_cluster_t *c, mk_topic_t *t)
+{
+    topic_config_parse(c, t);
+    for (int32_t i = 0; i < t->partition_count; i++)
+        for (int32_t k = 0; k < t->partitions[i].replica_count; k++)
+            if (t->partitions[i].replicas[k].log &&
+                mk_log_set_config(t->partitions[i].replicas[k].log, &t->cfg.log) < 0)
+                mk_warn("topic %s: log settings out of range, kept the old ones", t->name);
 }
 
 /* ================================================================ partitions */
@@ -781,6 +813,26 @@ static int load_topic_cb(const mk_meta_topic_t *mt, void *arg)
     return 0;
 }
 
+/* A stored dynamic broker setting: config/broker/<id|default>/<name>.  One
+ * that no longer parses (a setting renamed or made stricter) is skipped
+ * with a warning. */
+static int load_dynamic_cb(const char *key, const char *value, void *arg)
+{
+    mk_cluster_t *c = arg;
+    const char *rest = key + strlen(DYN_PREFIX), *slash = strchr(rest, '/');
+    if (!slash)
+        return 0;
+    int32_t broker = -1;
+    if (strncmp(rest, "default/", 8) != 0)
+        broker = (int32_t)strtol(rest, NULL, 10);
+    const mk_cfg_def_t *d = mk_cluster_cfg_def_find(slash + 1);
+    if (!d || d->read_only || !mk_cluster_config_value_valid(d, value) || broker == 0) {
+        mk_warn("stored dynamic setting %s=%s is not valid any more; ignored", key, value);
+        return 0;
+    }
+    return mk_cluster_config_set_dynamic(c->config, broker, d->name, value);
+}
+
 /* Broker slot i (id i + 1) in AZ az-(z + 1) and cell, its log directory made. */
 static int broker_init(mk_cluster_t *c, int i, int z, int cell, int port, int tls_port)
 {
@@ -968,6 +1020,10 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
     }
     mk_free(added);
 
+    /* Dynamic broker settings before the topics: their defaults come from them. */
+    rc = mk_meta_kv_foreach(c->meta, DYN_PREFIX, load_dynamic_cb, c);
+    if (rc < 0)
+        mk_warn("cannot load dynamic broker settings: %s", mk_strerror(rc));
     rc = mk_meta_topic_foreach(c->meta, load_topic_cb, c);
     if (rc < 0) {
         mk_error("cannot load topics from %s/meta.db: %s", c->data_dir, mk_strerror(rc));
@@ -1279,4 +1335,246 @@ int mk_cluster_partition_set_replicas(mk_cluster_t *c, mk_partition_t *p, const 
     }
     partition_persist(c, p);
     return rc;
+}
+
+/* ===================================================== partitions, grown */
+
+/* Grow t to count partitions.  The partition array is reallocated: every
+ * pointer into it moves.  That is safe because nothing keeps an
+ * mk_partition_t* across a return to the loop -- replication rounds,
+ * reassignments, parked produces and fetches, and producer state all key a
+ * partition by (topic id, index) and look it up again (cluster.h) -- and
+ * the one pointer inside the array, each replica's back-pointer (also the
+ * segment callback's argument holds the replica, whose array does not
+ * move), is set again here. */
+int mk_cluster_topic_add_partitions(mk_cluster_t *c, mk_topic_t *t, int32_t count, const int32_t *assignment,
+                                    int16_t rf, mk_cluster_done_cb cb, void *arg)
+{
+    int32_t old = t->partition_count;
+    if (count <= old || count > MK_CLUSTER_MAX_PARTITIONS)
+        return MK_ERR_INVALID;
+    if (rf < 1 || rf > MK_CLUSTER_MAX_BROKERS)
+        return MK_ERR_INVALID;
+    if (assignment)
+        for (int32_t i = 0; i < (count - old) * rf; i++)
+            if (!mk_cluster_broker_find(c, assignment[i]))
+                return MK_ERR_INVALID;
+    mk_partition_t *np = mk_realloc(t->partitions, sizeof(mk_partition_t) * (size_t)count);
+    if (!np)
+        return MK_ERR_NOMEM;
+    t->partitions = np;
+    for (int32_t i = 0; i < old; i++)
+        replicas_rebind(&t->partitions[i]);
+    memset(&t->partitions[old], 0, sizeof(mk_partition_t) * (size_t)(count - old));
+    int rc = 0;
+    int32_t made = old;
+    for (int32_t i = old; i < count && rc == 0; i++) {
+        mk_partition_t *p = &t->partitions[i];
+        p->topic = t;
+        p->index = i;
+        p->leader = -1;
+        p->replicas = mk_calloc((size_t)rf, sizeof(mk_replica_t));
+        if (!p->replicas) {
+            rc = MK_ERR_NOMEM;
+            break;
+        }
+        p->replica_count = rf;
+        made = i + 1;
+        for (int32_t k = 0; k < rf; k++)
+            p->replicas[k].partition = p;
+    }
+    if (rc == 0) {
+        if (assignment) {
+            for (int32_t i = old; i < count; i++)
+                for (int32_t k = 0; k < rf; k++)
+                    t->partitions[i].replicas[k].broker = assignment[(i - old) * rf + k];
+        } else {
+            /* As place_replicas: the topic's cell, one broker per AZ, the
+             * list rotated per partition so leaders spread. */
+            int32_t cand[MK_CLUSTER_MAX_BROKERS];
+            int n = 0;
+            for (int i = 0; i < c->nbrokers; i++)
+                if (c->brokers[i].cell == t->cell)
+                    cand[n++] = c->brokers[i].id;
+            if (n < rf)
+                rc = MK_ERR_INVALID;
+            uint32_t start = n ? mk_cluster_random(c) % (uint32_t)n : 0;
+            for (int32_t i = old; rc == 0 && i < count; i++)
+                for (int32_t k = 0; k < rf; k++)
+                    t->partitions[i].replicas[k].broker = cand[(start + (uint32_t)i + (uint32_t)k) % (uint32_t)n];
+        }
+    }
+    for (int32_t i = old; rc == 0 && i < count; i++) {
+        mk_partition_t *p = &t->partitions[i];
+        pick_initial_leader(c, p);
+        for (int32_t k = 0; k < p->replica_count && rc == 0; k++) {
+            mk_replica_t *r = &p->replicas[k];
+            if (!c->brokers[r->broker - 1].running)
+                continue;
+            char dir[4096];
+            replica_dir(c, p, r->broker, dir, sizeof(dir));
+            remove_dir(dir);
+            rc = replica_open(c, p, r);
+            r->in_isr = rc == 0;
+        }
+    }
+    if (rc == 0) {
+        t->partition_count = count;
+        rc = topic_persist(c, t, cb, arg);
+        if (rc < 0)
+            t->partition_count = old;
+    }
+    if (rc < 0) {
+        /* Nothing added: the new partitions' logs and replicas go. */
+        for (int32_t i = old; i < made; i++) {
+            mk_partition_t *p = &t->partitions[i];
+            for (int32_t k = 0; k < p->replica_count; k++)
+                if (p->replicas[k].log) {
+                    mk_log_destroy(p->replicas[k].log);
+                    p->replicas[k].log = NULL;
+                }
+            mk_free(p->replicas);
+            p->replicas = NULL;
+        }
+        return rc == MK_ERR_NOMEM || rc == MK_ERR_INVALID ? rc : MK_ERR_IO;
+    }
+    mk_info("topic %s: %d partitions (was %d)", t->name, count, old);
+    return 0;
+}
+
+/* ======================================================= settings, changed */
+
+void mk_cluster_set_config_cb(mk_cluster_t *c, mk_cluster_config_cb cb, void *arg)
+{
+    c->config_cb = cb;
+    c->config_arg = arg;
+}
+
+int mk_cluster_topic_config_alter(mk_cluster_t *c, mk_topic_t *t, const char *const *keys,
+                                  const char *const *values, int32_t n, mk_cluster_done_cb cb, void *arg)
+{
+    for (int32_t i = 0; i < n; i++) {
+        const mk_cfg_def_t *d = mk_cluster_cfg_topic_def(keys[i]);
+        if (!d || (values[i] && !mk_cluster_config_value_valid(d, values[i])))
+            return MK_ERR_INVALID;
+    }
+    /* Keep the old values until the new ones are all in place. */
+    mk_map_t next;
+    mk_map_init(&next);
+    size_t it = 0;
+    const char *k;
+    void *v;
+    int rc = 0;
+    while (rc == 0 && mk_map_next(&t->overrides, &it, &k, &v)) {
+        char *copy = mk_strdup(v);
+        if (!copy || mk_map_put(&next, k, copy) < 0) {
+            mk_free(copy);
+            rc = MK_ERR_NOMEM;
+        }
+    }
+    for (int32_t i = 0; rc == 0 && i < n; i++) {
+        char *old = mk_map_del(&next, keys[i]);
+        mk_free(old);
+        if (!values[i])
+            continue;
+        char *copy = mk_strdup(values[i]);
+        if (!copy || mk_map_put(&next, keys[i], copy) < 0) {
+            mk_free(copy);
+            rc = MK_ERR_NOMEM;
+        }
+    }
+    if (rc < 0) {
+        it = 0;
+        while (mk_map_next(&next, &it, &k, &v))
+            mk_free(v);
+        mk_map_free(&next);
+        return rc;
+    }
+    it = 0;
+    while (mk_map_next(&t->overrides, &it, &k, &v))
+        mk_free(v);
+    mk_map_free(&t->overrides);
+    t->overrides = next;
+    topic_reconfig(c, t);
+    for (int32_t i = 0; i < n; i++)
+        mk_info("topic %s: %s %s%s", t->name, keys[i], values[i] ? "set to " : "removed", values[i] ? values[i] : "");
+    return topic_persist(c, t, cb, arg);
+}
+
+typedef struct alter_s {
+    int outstanding;
+    int status;
+    mk_cluster_done_cb cb;
+    void *arg;
+} alter_t;
+
+static void alter_done(int status, void *arg)
+{
+    alter_t *a = arg;
+    if (status < 0 && a->status == 0)
+        a->status = status;
+    if (--a->outstanding > 0)
+        return;
+    if (a->status < 0)
+        mk_error("dynamic broker settings could not be persisted: %s", mk_strerror(a->status));
+    if (a->cb)
+        a->cb(a->status, a->arg);
+    mk_free(a);
+}
+
+bool mk_cluster_broker_config_alterable(const char *name)
+{
+    const mk_cfg_def_t *d = mk_cluster_cfg_def_find(name);
+    return d && d->scope == MK_CFG_SCOPE_BROKER && !d->read_only;
+}
+
+int mk_cluster_broker_config_alter(mk_cluster_t *c, int32_t broker, const char *const *keys,
+                                   const char *const *values, int32_t n, mk_cluster_done_cb cb, void *arg)
+{
+    if (broker >= 0 && !mk_cluster_broker_find(c, broker))
+        return MK_ERR_NOT_FOUND;
+    for (int32_t i = 0; i < n; i++) {
+        if (!mk_cluster_broker_config_alterable(keys[i]))
+            return MK_ERR_INVALID;
+        if (values[i] && !mk_cluster_config_value_valid(mk_cluster_cfg_def_find(keys[i]), values[i]))
+            return MK_ERR_INVALID;
+    }
+    alter_t *a = mk_calloc(1, sizeof(*a));
+    if (!a)
+        return MK_ERR_NOMEM;
+    a->cb = cb;
+    a->arg = arg;
+    a->outstanding = 1;
+    int rc = 0;
+    for (int32_t i = 0; i < n; i++) {
+        rc = mk_cluster_config_set_dynamic(c->config, broker, keys[i], values[i]);
+        if (rc < 0)
+            break;
+        char key[MK_META_MAX_NAME];
+        if (broker < 0)
+            snprintf(key, sizeof(key), DYN_PREFIX "default/%s", keys[i]);
+        else
+            snprintf(key, sizeof(key), DYN_PREFIX "%d/%s", (int)broker, keys[i]);
+        mk_meta_op_t op = {.kind = MK_META_KV_SET, .key = key, .value = values[i]};
+        a->outstanding++;
+        if (mk_meta_op_submit(c->meta, c->loop, &op, alter_done, a) < 0) {
+            a->outstanding--;
+            a->status = MK_ERR_IO;
+        }
+        if (broker < 0)
+            mk_info("broker settings (cluster default): %s %s%s", keys[i], values[i] ? "set to " : "removed",
+                    values[i] ? values[i] : "");
+        else
+            mk_info("broker %d settings: %s %s%s", (int)broker, keys[i], values[i] ? "set to " : "removed",
+                    values[i] ? values[i] : "");
+    }
+    /* Topic defaults come from broker settings: every topic's parsed form. */
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(c, &it)))
+        topic_reconfig(c, t);
+    if (c->config_cb)
+        c->config_cb(c->config_arg);
+    alter_done(rc, a);
+    return 0;
 }

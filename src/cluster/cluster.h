@@ -51,10 +51,24 @@ const mk_cfg_def_t *mk_cluster_cfg_def_find(const char *name);
 /* The topic-scope setting of that name, or NULL. */
 const mk_cfg_def_t *mk_cluster_cfg_topic_def(const char *name);
 
-/* Broker-wide values: defaults overridden by a properties file and flags. */
+/* Broker-wide values: defaults overridden by a properties file and flags
+ * (static), and by AlterConfigs / IncrementalAlterConfigs at runtime
+ * (dynamic: persisted by cluster.c in meta's kv store, reloaded at start).
+ * Lookup order for broker b: b's dynamic value, the cluster-wide dynamic
+ * default, the static value, the table's default -- Kafka's order. */
 typedef struct mk_config_s {
     mk_map_t values;          /* name -> owned char* value explicitly set */
+    mk_map_t dynamic;         /* "<broker id>|name" or "*|name" -> owned char* */
 } mk_config_t;
+
+/* Kafka's ConfigSource values (DescribeConfigs). */
+enum {
+    MK_CFG_SRC_DYNAMIC_TOPIC = 1,
+    MK_CFG_SRC_DYNAMIC_BROKER = 2,
+    MK_CFG_SRC_DYNAMIC_DEFAULT_BROKER = 3,
+    MK_CFG_SRC_STATIC_BROKER = 4,
+    MK_CFG_SRC_DEFAULT = 5,
+};
 
 void mk_cluster_config_init(mk_config_t *c);
 void mk_cluster_config_free(mk_config_t *c);
@@ -69,8 +83,22 @@ const char *mk_cluster_config_get(const mk_config_t *c, const char *name);
 bool mk_cluster_config_is_set(const mk_config_t *c, const char *name);
 int64_t mk_cluster_config_get_i64(const mk_config_t *c, const char *name);
 bool mk_cluster_config_get_bool(const mk_config_t *c, const char *name);
-/* Validate a value for a setting's type. */
+/* Validate a value for a setting's type and Kafka's range for it. */
 bool mk_cluster_config_value_valid(const mk_cfg_def_t *d, const char *value);
+/* NULL when the setting works as in Kafka, else a sentence on what it lacks
+ * (accepted, validated, stored and described, without effect yet). */
+const char *mk_cluster_cfg_effect(const char *name);
+/* The dynamic layer: set (value != NULL) or remove broker's value of name
+ * (broker -1: the cluster-wide default).  No check here (the caller checked
+ * the name and value).  0 or MK_ERR_NOMEM. */
+int mk_cluster_config_set_dynamic(mk_config_t *c, int32_t broker, const char *name, const char *value);
+/* The effective value for broker (-1: no particular broker) and its
+ * MK_CFG_SRC_*; NULL for an unknown name. */
+const char *mk_cluster_config_get_for(const mk_config_t *c, int32_t broker, const char *name, int *source);
+/* broker's own dynamic value (-1: the cluster default's), or NULL. */
+const char *mk_cluster_config_dynamic(const mk_config_t *c, int32_t broker, const char *name);
+/* The static value (file or flag), or NULL. */
+const char *mk_cluster_config_static(const mk_config_t *c, const char *name);
 
 /* ================================================================== topology */
 
@@ -135,6 +163,10 @@ typedef struct mk_topic_config_s {
     int64_t max_message_bytes;    /* max.message.bytes */
     int32_t min_insync_replicas;  /* min.insync.replicas */
     bool log_append_time;         /* message.timestamp.type=LogAppendTime */
+    bool cleanup_delete;          /* cleanup.policy has delete (else retention keeps all) */
+    bool cleanup_compact;         /* cleanup.policy has compact */
+    bool unclean_leader_election; /* unclean.leader.election.enable */
+    bool compression_zstd;        /* compression.type=zstd (Fetch below v10 refused, as Kafka) */
 } mk_topic_config_t;
 
 struct mk_topic_s {
@@ -291,12 +323,49 @@ int mk_cluster_topic_create(mk_cluster_t *c, const mk_topic_spec_t *spec, mk_clu
 /* Delete a topic: close and remove its logs now, persist in the background;
  * cb as above.  The topic pointer is invalid on return. */
 int mk_cluster_topic_delete(mk_cluster_t *c, mk_topic_t *t, mk_cluster_done_cb cb, void *arg);
-/* Effective value of a topic setting (override, else the broker synonym,
- * else the default) and where it came from (DescribeConfigs ConfigSource:
- * 1 topic, 4 static broker, 5 default). */
+/* Effective value of a topic setting (override, else the broker synonym's
+ * cluster-wide value, else the default) and where it came from
+ * (MK_CFG_SRC_*: DescribeConfigs ConfigSource). */
 const char *mk_cluster_topic_config(const mk_cluster_t *c, const mk_topic_t *t, const char *name, int *source);
-/* The partition, or NULL when out of range. */
+/* The partition, or NULL when out of range.  A partition pointer is good
+ * until control returns to the loop: CreatePartitions
+ * (mk_cluster_topic_add_partitions) moves the array.  Anything kept longer
+ * names the partition by (topic id, index) and looks it up again. */
 mk_partition_t *mk_cluster_topic_partition(const mk_topic_t *t, int32_t index);
+/* CreatePartitions: grow t to count partitions, each with rf replicas:
+ * assignment ((count - old) x rf broker ids, checked by the caller for the
+ * tenant's rules) or, without one, the topic's cell, one replica per AZ,
+ * rotated as at creation.  Logs are opened now, the change is persisted in
+ * the background; cb as for mk_cluster_topic_create.  Every mk_partition_t*
+ * of t is invalid afterwards.  0, MK_ERR_INVALID (count not above the
+ * current one or over MK_CLUSTER_MAX_PARTITIONS, unknown broker, a cell too
+ * small), MK_ERR_NOMEM, MK_ERR_IO; on error t is as it was. */
+int mk_cluster_topic_add_partitions(mk_cluster_t *c, mk_topic_t *t, int32_t count, const int32_t *assignment,
+                                    int16_t rf, mk_cluster_done_cb cb, void *arg);
+/* AlterConfigs on a topic: set (values[i] != NULL) or remove each of the n
+ * overrides, all or none (every name must be a topic setting and every
+ * value valid, else MK_ERR_INVALID and nothing changed).  The typed form
+ * and every replica log's settings follow at once (retention, segment size,
+ * min.insync.replicas, cleanup.policy ...); persisted in the background, cb
+ * as above.  0, MK_ERR_INVALID, MK_ERR_NOMEM. */
+int mk_cluster_topic_config_alter(mk_cluster_t *c, mk_topic_t *t, const char *const *keys,
+                                  const char *const *values, int32_t n, mk_cluster_done_cb cb, void *arg);
+/* Whether a broker setting may change at runtime (a known, not read-only
+ * broker setting). */
+bool mk_cluster_broker_config_alterable(const char *name);
+/* AlterConfigs on a broker (broker id) or on the cluster-wide default
+ * (broker -1, Kafka's entity-default): set or remove dynamic values, all or
+ * none; persisted in meta's kv store (config/broker/<id|default>/<name>)
+ * and loaded at the next start.  Every topic's defaults are parsed again
+ * and the registered config callback runs.  0, MK_ERR_NOT_FOUND (no such
+ * broker), MK_ERR_INVALID (a setting not alterable, a bad value),
+ * MK_ERR_NOMEM. */
+int mk_cluster_broker_config_alter(mk_cluster_t *c, int32_t broker, const char *const *keys,
+                                   const char *const *values, int32_t n, mk_cluster_done_cb cb, void *arg);
+/* Called on the loop after dynamic broker settings changed, so the layers
+ * above can refresh what they keep parsed (replication, quotas). */
+typedef void (*mk_cluster_config_cb)(void *arg);
+void mk_cluster_set_config_cb(mk_cluster_t *c, mk_cluster_config_cb cb, void *arg);
 #ifdef MK_PARTITION_FIELDS
 /* The replica of p on broker, or NULL. */
 mk_replica_t *mk_cluster_partition_replica(mk_partition_t *p, int32_t broker);

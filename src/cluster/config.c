@@ -54,12 +54,12 @@ static const mk_cfg_def_t defs[] = {
     {"min.insync.replicas", MK_CFG_INT, B, "1", NULL, false, "Replicas that must have a write for acks=all."},
     {"unclean.leader.election.enable", MK_CFG_BOOL, B, "false", NULL, false, "Allow an out-of-sync replica to become leader."},
     {"fetch.max.bytes", MK_CFG_INT, B, "57671680", NULL, false, "Largest Fetch response."},
-    {"group.initial.rebalance.delay.ms", MK_CFG_INT, B, "0", NULL, false, "Delay before the first rebalance of an empty group; 0 here (Kafka uses 3000) so fixtures are served at once."},
-    {"group.min.session.timeout.ms", MK_CFG_INT, B, "6000", NULL, false, "Smallest session timeout a group member may ask for."},
-    {"group.max.session.timeout.ms", MK_CFG_INT, B, "1800000", NULL, false, "Largest session timeout a group member may ask for."},
-    {"group.max.size", MK_CFG_INT, B, "2147483647", NULL, false, "Most members in one group."},
-    {"offsets.retention.minutes", MK_CFG_INT, B, "10080", NULL, false, "Committed offsets of an empty group are kept this long after their last commit."},
-    {"offset.metadata.max.bytes", MK_CFG_INT, B, "4096", NULL, false, "Largest metadata string of a committed offset."},
+    {"group.initial.rebalance.delay.ms", MK_CFG_INT, B, "0", NULL, true, "Delay before the first rebalance of an empty group; 0 here (Kafka uses 3000) so fixtures are served at once."},
+    {"group.min.session.timeout.ms", MK_CFG_INT, B, "6000", NULL, true, "Smallest session timeout a group member may ask for."},
+    {"group.max.session.timeout.ms", MK_CFG_INT, B, "1800000", NULL, true, "Largest session timeout a group member may ask for."},
+    {"group.max.size", MK_CFG_INT, B, "2147483647", NULL, true, "Most members in one group."},
+    {"offsets.retention.minutes", MK_CFG_INT, B, "10080", NULL, true, "Committed offsets of an empty group are kept this long after their last commit."},
+    {"offset.metadata.max.bytes", MK_CFG_INT, B, "4096", NULL, true, "Largest metadata string of a committed offset."},
     {"offsets.topic.num.partitions", MK_CFG_INT, B, "50", NULL, true, "Group ids hash to this many coordinator slots, spread over the running brokers."},
     {"minikora.brokers", MK_CFG_INT, B, "6", NULL, true, "Brokers in the cluster."},
     {"minikora.azs", MK_CFG_INT, B, "3", NULL, true, "Simulated availability zones; each cell has one broker per AZ."},
@@ -73,30 +73,71 @@ static const mk_cfg_def_t defs[] = {
     {"minikora.broker.capacity.requests.per.sec", MK_CFG_INT, B, "20000", NULL, false, "Requests per second a broker handles at full load (a broker's load is its request rate against it)."},
     {"quota.window.num", MK_CFG_INT, B, "11", NULL, true, "How many sample windows a client quota's rate is measured over (1 to 64; fewer than 2 counts as 2)."},
     {"quota.window.size.seconds", MK_CFG_INT, B, "1", NULL, true, "Length of one sample window of a client quota's rate, in seconds (1 to 3600)."},
-    {"minikora.broker.quota.bytes.in.per.sec", MK_CFG_LONG, B, "0", NULL, true, "Produce bytes per second one broker accepts from all tenants together; past it, each tenant's allowance there is scaled down (tenants with a producer_byte_rate in proportion to it, the others sharing what is left).  0: unlimited."},
-    {"minikora.broker.quota.bytes.out.per.sec", MK_CFG_LONG, B, "0", NULL, true, "Fetch bytes per second one broker serves to all tenants together; past it, each tenant's allowance there is scaled down as for bytes in.  0: unlimited."},
-    {"minikora.broker.quota.request.percentage", MK_CFG_DOUBLE, B, "0", NULL, true, "Request-handling time one broker gives all tenants together, in % of one thread (the loop); past it, each tenant's allowance there is scaled down as for bytes in.  0: unlimited."},
+    {"minikora.broker.quota.bytes.in.per.sec", MK_CFG_LONG, B, "0", NULL, false, "Produce bytes per second one broker accepts from all tenants together; past it, each tenant's allowance there is scaled down (tenants with a producer_byte_rate in proportion to it, the others sharing what is left).  0: unlimited."},
+    {"minikora.broker.quota.bytes.out.per.sec", MK_CFG_LONG, B, "0", NULL, false, "Fetch bytes per second one broker serves to all tenants together; past it, each tenant's allowance there is scaled down as for bytes in.  0: unlimited."},
+    {"minikora.broker.quota.request.percentage", MK_CFG_DOUBLE, B, "0", NULL, false, "Request-handling time one broker gives all tenants together, in % of one thread (the loop); past it, each tenant's allowance there is scaled down as for bytes in.  0: unlimited."},
     {"minikora.cell.load.threshold", MK_CFG_DOUBLE, B, "0.8", NULL, false, "Cell load (a fraction of capacity) above which the balancer moves the cell's heaviest tenant to a less loaded cell."},
     {"minikora.balancer.enable", MK_CFG_BOOL, B, "true", NULL, false, "Run the cell balancer."},
     {"minikora.balancer.interval.ms", MK_CFG_INT, B, "10000", NULL, false, "How often the balancer looks at cell loads."},
     {"minikora.scrub.rate.bytes.per.sec", MK_CFG_LONG, B, "10485760", NULL, true, "Bytes per second the scrubber reads at most, over every broker together (at least 1).  The default reads 1 GiB of stored replicas in under two minutes."},
     {"minikora.scrub.interval.ms", MK_CFG_LONG, B, "300000", NULL, true, "Time from the end of one scrubber pass (every stored batch of every replica re-read and checked, replicas compared) to the start of the next; -1 turns passes off (the durability audit still runs)."},
     {"minikora.tls.ca", MK_CFG_STRING, B, "", NULL, true, "CA file clients should trust, as the ready line and file name it (--tls-ca); empty: minikora.tls.cert itself, or DATA/tls/ca.pem."},
-    /* topic settings (name, broker synonym) */
-    {"cleanup.policy", MK_CFG_LIST, T, "delete", "log.cleanup.policy", false, "delete or compact."},
-    {"compression.type", MK_CFG_STRING, T, "producer", "compression.type", false, "Compression of stored batches."},
-    {"max.message.bytes", MK_CFG_INT, T, "1048588", "message.max.bytes", false, "Largest record batch accepted."},
-    {"message.timestamp.type", MK_CFG_STRING, T, "CreateTime", "log.message.timestamp.type", false, "CreateTime or LogAppendTime."},
-    {"min.insync.replicas", MK_CFG_INT, T, "1", "min.insync.replicas", false, "Replicas that must have a write for acks=all."},
-    {"retention.bytes", MK_CFG_LONG, T, "-1", "log.retention.bytes", false, "Partition size past which old segments go."},
-    {"retention.ms", MK_CFG_LONG, T, "604800000", "log.retention.ms", false, "Time data is kept."},
-    {"segment.bytes", MK_CFG_INT, T, "1073741824", "log.segment.bytes", false, "Segment size."},
-    {"segment.ms", MK_CFG_LONG, T, "604800000", "log.roll.ms", false, "Segment age at which a new one is rolled."},
-    {"segment.index.bytes", MK_CFG_INT, T, "10485760", "log.index.size.max.bytes", false, "Largest offset index."},
-    {"index.interval.bytes", MK_CFG_INT, T, "4096", "log.index.interval.bytes", false, "Bytes between offset index entries."},
+    /* broker defaults of topic settings that have no effect here yet (their topic
+     * settings are accepted, stored and shown; see cfg_effects[] below) */
+    {"log.cleaner.delete.retention.ms", MK_CFG_LONG, B, "86400000", NULL, false, "How long delete tombstones are kept in a compacted topic (default of delete.retention.ms)."},
+    {"log.cleaner.min.compaction.lag.ms", MK_CFG_LONG, B, "0", NULL, false, "Least time a record stays uncompacted (default of min.compaction.lag.ms)."},
+    {"log.cleaner.max.compaction.lag.ms", MK_CFG_LONG, B, LMAX, NULL, false, "Most time a record may stay uncompacted (default of max.compaction.lag.ms)."},
+    {"log.cleaner.min.cleanable.ratio", MK_CFG_DOUBLE, B, "0.5", NULL, false, "Dirty share of a log at which it is worth cleaning (default of min.cleanable.dirty.ratio)."},
+    {"log.segment.delete.delay.ms", MK_CFG_LONG, B, "60000", NULL, false, "Wait before a deleted segment's files are removed (default of file.delete.delay.ms)."},
+    {"log.roll.jitter.ms", MK_CFG_LONG, B, "0", NULL, false, "Random jitter subtracted from the segment roll time (default of segment.jitter.ms)."},
+    {"log.preallocate", MK_CFG_BOOL, B, "false", NULL, false, "Preallocate segment files (default of preallocate)."},
+    {"log.message.timestamp.before.max.ms", MK_CFG_LONG, B, LMAX, NULL, false, "How far in the past a CreateTime timestamp may be (default of message.timestamp.before.max.ms)."},
+    {"log.message.timestamp.after.max.ms", MK_CFG_LONG, B, LMAX, NULL, false, "How far in the future a CreateTime timestamp may be (default of message.timestamp.after.max.ms)."},
+    {"log.message.timestamp.difference.max.ms", MK_CFG_LONG, B, LMAX, NULL, false, "Deprecated form of the two settings above (default of message.timestamp.difference.max.ms)."},
+    {"log.message.downconversion.enable", MK_CFG_BOOL, B, "true", NULL, false, "Whether old fetch versions get records converted down (default of message.downconversion.enable)."},
+    {"log.message.format.version", MK_CFG_STRING, B, "3.0-IV1", NULL, false, "Deprecated: the message format is always v2 (default of message.format.version)."},
+    {"compression.gzip.level", MK_CFG_INT, B, "-1", NULL, false, "gzip level when the broker compresses (default of the topic setting of the same name)."},
+    {"compression.lz4.level", MK_CFG_INT, B, "9", NULL, false, "lz4 level when the broker compresses (default of the topic setting of the same name)."},
+    {"compression.zstd.level", MK_CFG_INT, B, "3", NULL, false, "zstd level when the broker compresses (default of the topic setting of the same name)."},
+    {"log.local.retention.ms", MK_CFG_LONG, B, "-2", NULL, false, "Local retention of tiered topics; -2: retention.ms (default of local.retention.ms)."},
+    {"log.local.retention.bytes", MK_CFG_LONG, B, "-2", NULL, false, "Local retention of tiered topics; -2: retention.bytes (default of local.retention.bytes)."},
+    /* topic settings (name, broker synonym): every topic setting Apache Kafka defines */
+    {"cleanup.policy", MK_CFG_LIST, T, "delete", "log.cleanup.policy", false, "delete, compact, or both (compact,delete)."},
+    {"compression.type", MK_CFG_STRING, T, "producer", "compression.type", false, "Compression of stored batches: producer keeps the producer's."},
+    {"compression.gzip.level", MK_CFG_INT, T, "-1", "compression.gzip.level", false, "gzip level when the broker compresses: 1..9, or -1 for the codec's default."},
+    {"compression.lz4.level", MK_CFG_INT, T, "9", "compression.lz4.level", false, "lz4 level when the broker compresses: 1..17."},
+    {"compression.zstd.level", MK_CFG_INT, T, "3", "compression.zstd.level", false, "zstd level when the broker compresses: -131072..22."},
+    {"delete.retention.ms", MK_CFG_LONG, T, "86400000", "log.cleaner.delete.retention.ms", false, "How long tombstones are kept in a compacted topic."},
+    {"file.delete.delay.ms", MK_CFG_LONG, T, "60000", "log.segment.delete.delay.ms", false, "Wait before a deleted segment's files are removed."},
     {"flush.messages", MK_CFG_LONG, T, LMAX, "log.flush.interval.messages", false, "Messages between fsyncs."},
     {"flush.ms", MK_CFG_LONG, T, LMAX, "log.flush.interval.ms", false, "Milliseconds between fsyncs."},
-    {"unclean.leader.election.enable", MK_CFG_BOOL, T, "false", "unclean.leader.election.enable", false, "Allow unclean elections."},
+    {"follower.replication.throttled.replicas", MK_CFG_LIST, T, "", NULL, false, "Replicas whose follower traffic is throttled: partition:broker pairs, or *."},
+    {"index.interval.bytes", MK_CFG_INT, T, "4096", "log.index.interval.bytes", false, "Bytes between offset index entries."},
+    {"leader.replication.throttled.replicas", MK_CFG_LIST, T, "", NULL, false, "Replicas whose leader traffic is throttled: partition:broker pairs, or *."},
+    {"local.retention.bytes", MK_CFG_LONG, T, "-2", "log.local.retention.bytes", false, "Local bytes kept of a tiered topic; -2: retention.bytes."},
+    {"local.retention.ms", MK_CFG_LONG, T, "-2", "log.local.retention.ms", false, "Local time kept of a tiered topic; -2: retention.ms."},
+    {"max.compaction.lag.ms", MK_CFG_LONG, T, LMAX, "log.cleaner.max.compaction.lag.ms", false, "Most time a record may stay uncompacted."},
+    {"max.message.bytes", MK_CFG_INT, T, "1048588", "message.max.bytes", false, "Largest record batch accepted."},
+    {"message.downconversion.enable", MK_CFG_BOOL, T, "true", "log.message.downconversion.enable", false, "Whether old fetch versions get records converted down."},
+    {"message.format.version", MK_CFG_STRING, T, "3.0-IV1", "log.message.format.version", false, "Deprecated: the message format is always v2."},
+    {"message.timestamp.after.max.ms", MK_CFG_LONG, T, LMAX, "log.message.timestamp.after.max.ms", false, "How far in the future a CreateTime timestamp may be."},
+    {"message.timestamp.before.max.ms", MK_CFG_LONG, T, LMAX, "log.message.timestamp.before.max.ms", false, "How far in the past a CreateTime timestamp may be."},
+    {"message.timestamp.difference.max.ms", MK_CFG_LONG, T, LMAX, "log.message.timestamp.difference.max.ms", false, "Deprecated form of the two settings above."},
+    {"message.timestamp.type", MK_CFG_STRING, T, "CreateTime", "log.message.timestamp.type", false, "CreateTime or LogAppendTime."},
+    {"min.cleanable.dirty.ratio", MK_CFG_DOUBLE, T, "0.5", "log.cleaner.min.cleanable.ratio", false, "Dirty share of a log at which it is worth cleaning."},
+    {"min.compaction.lag.ms", MK_CFG_LONG, T, "0", "log.cleaner.min.compaction.lag.ms", false, "Least time a record stays uncompacted."},
+    {"min.insync.replicas", MK_CFG_INT, T, "1", "min.insync.replicas", false, "Replicas that must have a write for acks=all."},
+    {"preallocate", MK_CFG_BOOL, T, "false", "log.preallocate", false, "Preallocate segment files."},
+    {"remote.log.copy.disable", MK_CFG_BOOL, T, "false", NULL, false, "Stop copying segments of a tiered topic to remote storage."},
+    {"remote.log.delete.on.disable", MK_CFG_BOOL, T, "false", NULL, false, "Delete the remote data when remote storage is turned off."},
+    {"remote.storage.enable", MK_CFG_BOOL, T, "false", NULL, false, "Tier the topic's sealed segments to remote storage."},
+    {"retention.bytes", MK_CFG_LONG, T, "-1", "log.retention.bytes", false, "Partition size past which old segments go."},
+    {"retention.ms", MK_CFG_LONG, T, "604800000", "log.retention.ms", false, "Time data is kept; -1 keeps forever."},
+    {"segment.bytes", MK_CFG_INT, T, "1073741824", "log.segment.bytes", false, "Segment size."},
+    {"segment.index.bytes", MK_CFG_INT, T, "10485760", "log.index.size.max.bytes", false, "Largest offset index."},
+    {"segment.jitter.ms", MK_CFG_LONG, T, "0", "log.roll.jitter.ms", false, "Random jitter subtracted from segment.ms."},
+    {"segment.ms", MK_CFG_LONG, T, "604800000", "log.roll.ms", false, "Segment age at which a new one is rolled."},
+    {"unclean.leader.election.enable", MK_CFG_BOOL, T, "false", "unclean.leader.election.enable", false, "Allow an out-of-sync replica to become leader."},
 };
 
 const mk_cfg_def_t *mk_cluster_cfg_defs(int *count)
@@ -123,9 +164,105 @@ const mk_cfg_def_t *mk_cluster_cfg_topic_def(const char *name)
     return NULL;
 }
 
+/* Kafka's range checks of numeric settings (ConfigDef validators), by name;
+ * the broker synonyms share their topic setting's range. */
+static const struct {
+    const char *name;
+    double lo, hi;
+} ranges[] = {
+    {"segment.bytes", 14, INT32_MAX},        /* Kafka 3.9: LegacyRecord.RECORD_OVERHEAD_V0 */
+    {"log.segment.bytes", 14, INT32_MAX},
+    {"segment.ms", 1, 9.3e18},
+    {"log.roll.ms", 1, 9.3e18},
+    {"segment.jitter.ms", 0, 9.3e18},
+    {"log.roll.jitter.ms", 0, 9.3e18},
+    {"segment.index.bytes", 4, INT32_MAX},
+    {"log.index.size.max.bytes", 4, INT32_MAX},
+    {"flush.messages", 1, 9.3e18},
+    {"log.flush.interval.messages", 1, 9.3e18},
+    {"flush.ms", 0, 9.3e18},
+    {"retention.ms", -1, 9.3e18},
+    {"log.retention.ms", -1, 9.3e18},
+    {"max.message.bytes", 0, INT32_MAX},
+    {"message.max.bytes", 0, INT32_MAX},
+    {"index.interval.bytes", 0, INT32_MAX},
+    {"log.index.interval.bytes", 0, INT32_MAX},
+    {"delete.retention.ms", 0, 9.3e18},
+    {"log.cleaner.delete.retention.ms", 0, 9.3e18},
+    {"min.compaction.lag.ms", 0, 9.3e18},
+    {"log.cleaner.min.compaction.lag.ms", 0, 9.3e18},
+    {"max.compaction.lag.ms", 1, 9.3e18},
+    {"log.cleaner.max.compaction.lag.ms", 1, 9.3e18},
+    {"file.delete.delay.ms", 0, 9.3e18},
+    {"log.segment.delete.delay.ms", 0, 9.3e18},
+    {"min.cleanable.dirty.ratio", 0, 1},
+    {"log.cleaner.min.cleanable.ratio", 0, 1},
+    {"min.insync.replicas", 1, INT32_MAX},
+    {"message.timestamp.after.max.ms", 0, 9.3e18},
+    {"message.timestamp.before.max.ms", 0, 9.3e18},
+    {"message.timestamp.difference.max.ms", 0, 9.3e18},
+    {"log.message.timestamp.after.max.ms", 0, 9.3e18},
+    {"log.message.timestamp.before.max.ms", 0, 9.3e18},
+    {"log.message.timestamp.difference.max.ms", 0, 9.3e18},
+    {"compression.lz4.level", 1, 17},
+    {"compression.zstd.level", -131072, 22},
+    {"local.retention.ms", -2, 9.3e18},
+    {"local.retention.bytes", -2, 9.3e18},
+    {"log.local.retention.ms", -2, 9.3e18},
+    {"log.local.retention.bytes", -2, 9.3e18},
+    {"max.connections", 0, INT32_MAX},         /* Kafka: at least 0 */
+    {"max.connections.per.ip", 0, INT32_MAX},
+    {"minikora.scrub.rate.bytes.per.sec", 1, 9.3e18},
+    {"minikora.scrub.interval.ms", -1, 9.3e18},
+    {"quota.window.num", 1, 64},
+    {"quota.window.size.seconds", 1, 3600},
+    {"minikora.broker.quota.bytes.in.per.sec", 0, 9.3e18},
+    {"minikora.broker.quota.bytes.out.per.sec", 0, 9.3e18},
+    {"minikora.broker.quota.request.percentage", 0, 100000},
+    {"minikora.cost.cross.az.per.gb", 0, 1e300},   /* a price */
+};
+
+static bool in_range(const char *name, double x)
+{
+    for (size_t i = 0; i < MK_ARRAY_LEN(ranges); i++)
+        if (strcmp(ranges[i].name, name) == 0)
+            return x >= ranges[i].lo && x <= ranges[i].hi;
+    return true;
+}
+
+/* A replica throttle list (Kafka's ThrottledReplicaListValidator): empty,
+ * "*", or partition:broker pairs separated by commas. */
+static bool throttled_list_valid(const char *v)
+{
+    while (*v == ' ')
+        v++;
+    if (!*v || strcmp(v, "*") == 0)
+        return true;
+    for (;;) {
+        while (*v == ' ')
+            v++;
+        if (!isdigit((unsigned char)*v))
+            return false;
+        while (isdigit((unsigned char)*v))
+            v++;
+        if (*v++ != ':' || !isdigit((unsigned char)*v))
+            return false;
+        while (isdigit((unsigned char)*v))
+            v++;
+        while (*v == ' ')
+            v++;
+        if (!*v)
+            return true;
+        if (*v++ != ',')
+            return false;
+    }
+}
+
 bool mk_cluster_config_value_valid(const mk_cfg_def_t *d, const char *v)
 {
     char *end;
+    if (!v)
+        return false;
     switch (d->type) {
     case MK_CFG_BOOL:
         return strcmp(v, "true") == 0 || strcmp(v, "false") == 0;
@@ -140,29 +277,15 @@ bool mk_cluster_config_value_valid(const mk_cfg_def_t *d, const char *v)
             return false;
         if (d->type == MK_CFG_SHORT && (x < INT16_MIN || x > INT16_MAX))
             return false;
-        if ((strcmp(d->name, "max.connections") == 0 || strcmp(d->name, "max.connections.per.ip") == 0) && x < 0)
-            return false; /* Kafka: at least 0 */
-        if (strcmp(d->name, "minikora.scrub.rate.bytes.per.sec") == 0 && x < 1)
-            return false;
-        if (strcmp(d->name, "minikora.scrub.interval.ms") == 0 && x < -1)
-            return false;
-        if (strcmp(d->name, "quota.window.num") == 0)
-            return x >= 1 && x <= 64;
-        if (strcmp(d->name, "quota.window.size.seconds") == 0)
-            return x >= 1 && x <= 3600;
-        if (strncmp(d->name, "minikora.broker.quota.", 22) == 0)
-            return x >= 0;
-        return true;
+        if (strcmp(d->name, "compression.gzip.level") == 0)
+            return x == -1 || (x >= 1 && x <= 9);
+        return in_range(d->name, (double)x);
     }
     case MK_CFG_DOUBLE: {
         double x = strtod(v, &end);
-        if (!*v || *end)
+        if (!*v || *end || !isfinite(x))
             return false;
-        if (strcmp(d->name, "minikora.cost.cross.az.per.gb") == 0)
-            return isfinite(x) && x >= 0; /* a price */
-        if (strcmp(d->name, "minikora.broker.quota.request.percentage") == 0)
-            return isfinite(x) && x >= 0 && x <= 100000;
-        return true;
+        return in_range(d->name, x);
     }
     default:
         break;
@@ -177,19 +300,140 @@ bool mk_cluster_config_value_valid(const mk_cfg_def_t *d, const char *v)
     if (strcmp(d->name, "compression.type") == 0)
         return strcmp(v, "producer") == 0 || strcmp(v, "uncompressed") == 0 || strcmp(v, "gzip") == 0 ||
                strcmp(v, "snappy") == 0 || strcmp(v, "lz4") == 0 || strcmp(v, "zstd") == 0;
+    if (strcmp(d->name, "leader.replication.throttled.replicas") == 0 ||
+        strcmp(d->name, "follower.replication.throttled.replicas") == 0)
+        return throttled_list_valid(v);
+    if (strcmp(d->name, "message.format.version") == 0 || strcmp(d->name, "log.message.format.version") == 0) {
+        /* a Kafka version such as 2.8, 3.0-IV1 or 0.10.2: digits and dots first */
+        if (!isdigit((unsigned char)*v))
+            return false;
+        while (isdigit((unsigned char)*v) || *v == '.')
+            v++;
+        return !*v || *v == '-';
+    }
     return true;
 }
 
-void mk_cluster_config_init(mk_config_t *c) { mk_map_init(&c->values); }
+/* ============================================== settings without effect yet */
 
-void mk_cluster_config_free(mk_config_t *c)
+/* Topic settings (and their broker defaults) that are accepted, validated,
+ * stored and described, but do not change behaviour yet: what each lacks.
+ * docs/COMPATIBILITY.md lists them (minikora apis --markdown). */
+static const struct {
+    const char *name;
+    const char *note;
+} effects[] = {
+    {"cleanup.policy", "delete works; without delete (compact alone) retention keeps everything, as in Kafka, but logs are not compacted yet"},
+    {"compression.type", "batches are stored as the producer compressed them (producer); zstd refuses Fetch below v10, as Kafka; other values are stored, not applied"},
+    {"compression.gzip.level", "no effect: the broker does not recompress"},
+    {"compression.lz4.level", "no effect: the broker does not recompress"},
+    {"compression.zstd.level", "no effect: the broker does not recompress"},
+    {"delete.retention.ms", "no effect until compaction exists"},
+    {"min.compaction.lag.ms", "no effect until compaction exists"},
+    {"max.compaction.lag.ms", "no effect until compaction exists"},
+    {"min.cleanable.dirty.ratio", "no effect until compaction exists"},
+    {"file.delete.delay.ms", "no effect: deleted segments are removed at once, on the threadpool"},
+    {"segment.jitter.ms", "no effect: segments roll at segment.ms exactly"},
+    {"preallocate", "no effect: segment files grow as written"},
+    {"message.timestamp.after.max.ms", "no effect: timestamps are not checked against the broker clock"},
+    {"message.timestamp.before.max.ms", "no effect: timestamps are not checked against the broker clock"},
+    {"message.timestamp.difference.max.ms", "no effect: timestamps are not checked against the broker clock"},
+    {"message.downconversion.enable", "no effect: Fetch v0-3 (the versions that need down-conversion) are not offered"},
+    {"message.format.version", "no effect: the message format is always v2"},
+    {"leader.replication.throttled.replicas", "no effect: replication is not throttled"},
+    {"follower.replication.throttled.replicas", "no effect: replication is not throttled"},
+    {"local.retention.ms", "no effect until tiered storage exists"},
+    {"local.retention.bytes", "no effect until tiered storage exists"},
+    {"remote.storage.enable", "no effect until tiered storage exists"},
+    {"remote.log.copy.disable", "no effect until tiered storage exists"},
+    {"remote.log.delete.on.disable", "no effect until tiered storage exists"},
+};
+
+const char *mk_cluster_cfg_effect(const char *name)
+{
+    for (size_t i = 0; i < MK_ARRAY_LEN(effects); i++)
+        if (strcmp(effects[i].name, name) == 0)
+            return effects[i].note;
+    return NULL;
+}
+
+void mk_cluster_config_init(mk_config_t *c)
+{
+    mk_map_init(&c->values);
+    mk_map_init(&c->dynamic);
+}
+
+static void map_free_values(mk_map_t *m)
 {
     size_t it = 0;
     const char *k;
     void *v;
-    while (mk_map_next(&c->values, &it, &k, &v))
+    while (mk_map_next(m, &it, &k, &v))
         mk_free(v);
-    mk_map_free(&c->values);
+    mk_map_free(m);
+}
+
+void mk_cluster_config_free(mk_config_t *c)
+{
+    map_free_values(&c->values);
+    map_free_values(&c->dynamic);
+}
+
+static void dyn_key(int32_t broker, const char *name, char *buf, size_t n)
+{
+    if (broker < 0)
+        snprintf(buf, n, "*|%s", name);
+    else
+        snprintf(buf, n, "%d|%s", (int)broker, name);
+}
+
+int mk_cluster_config_set_dynamic(mk_config_t *c, int32_t broker, const char *name, const char *value)
+{
+    char k[300];
+    dyn_key(broker, name, k, sizeof(k));
+    char *old = mk_map_get(&c->dynamic, k);
+    if (!value) {
+        if (old) {
+            mk_map_del(&c->dynamic, k);
+            mk_free(old);
+        }
+        return 0;
+    }
+    char *v = mk_strdup(value);
+    if (!v || mk_map_put(&c->dynamic, k, v) < 0) {
+        mk_free(v);
+        return MK_ERR_NOMEM;
+    }
+    mk_free(old);
+    return 0;
+}
+
+const char *mk_cluster_config_dynamic(const mk_config_t *c, int32_t broker, const char *name)
+{
+    char k[300];
+    dyn_key(broker, name, k, sizeof(k));
+    return mk_map_get(&c->dynamic, k);
+}
+
+const char *mk_cluster_config_static(const mk_config_t *c, const char *name) { return mk_map_get(&c->values, name); }
+
+const char *mk_cluster_config_get_for(const mk_config_t *c, int32_t broker, const char *name, int *source)
+{
+    const char *v;
+    int src = MK_CFG_SRC_DEFAULT;
+    if (broker >= 0 && (v = mk_cluster_config_dynamic(c, broker, name)))
+        src = MK_CFG_SRC_DYNAMIC_BROKER;
+    else if ((v = mk_cluster_config_dynamic(c, -1, name)))
+        src = MK_CFG_SRC_DYNAMIC_DEFAULT_BROKER;
+    else if ((v = mk_map_get(&c->values, name)))
+        src = MK_CFG_SRC_STATIC_BROKER;
+    else {
+        const mk_cfg_def_t *d = mk_cluster_cfg_def_find(name);
+        v = d ? d->dflt : NULL;
+    }
+    if (source)
+        *source = src;
+    return v;
 }
 
 /* The id of minikora.tenant.<id><post>, its length (0: not that form). */
@@ -300,14 +544,13 @@ int mk_cluster_config_load_file(mk_config_t *c, const char *path, char *why, siz
 
 const char *mk_cluster_config_get(const mk_config_t *c, const char *name)
 {
-    const char *v = mk_map_get(&c->values, name);
-    if (v)
-        return v;
-    const mk_cfg_def_t *d = mk_cluster_cfg_def_find(name);
-    return d ? d->dflt : NULL;
+    return mk_cluster_config_get_for(c, -1, name, NULL);
 }
 
-bool mk_cluster_config_is_set(const mk_config_t *c, const char *name) { return mk_map_get(&c->values, name) != NULL; }
+bool mk_cluster_config_is_set(const mk_config_t *c, const char *name)
+{
+    return mk_map_get(&c->values, name) != NULL || mk_cluster_config_dynamic(c, -1, name) != NULL;
+}
 
 int64_t mk_cluster_config_get_i64(const mk_config_t *c, const char *name)
 {

@@ -1593,6 +1593,7 @@ int mk_log_delete_records(mk_log_t *log, int64_t offset)
         return MK_ERR_RANGE;
     if (offset <= log->start_offset)
         return 0;
+    int64_t before = log->start_offset;
     log->start_offset = offset;
     int rc = log_save_start(log);
     size_t n = log_count_below_start(log);
@@ -1600,6 +1601,11 @@ int mk_log_delete_records(mk_log_t *log, int64_t offset)
         log_delete_front(log, n, "DeleteRecords");
     if (mk_log_epochs_truncate_start(&log->epochs, log->start_offset))
         log_epochs_changed(log);
+    if (log->segment_cb) {
+        mk_log_segment_event_t ev = {MK_LOG_SEGMENT_START, before, offset, log->size_bytes, "DeleteRecords", -1,
+                                     log->size_bytes};
+        log->segment_cb(&ev, log->segment_arg);
+    }
     return rc;
 }
 

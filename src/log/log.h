@@ -320,7 +320,12 @@ typedef struct mk_log_seg_ops_s {
  * on.  sealed: the log rolled past it, so it will never change again (the
  * newest sealed segment may still be waiting for its fsync); deleted: it was
  * removed by retention or DeleteRecords (its files are gone or going). */
-enum { MK_LOG_SEGMENT_SEALED = 1, MK_LOG_SEGMENT_DELETED = 2 };
+enum { MK_LOG_SEGMENT_SEALED = 1, MK_LOG_SEGMENT_DELETED = 2, MK_LOG_SEGMENT_START = 3 };
+/* MK_LOG_SEGMENT_START: DeleteRecords moved the log start (after any
+ * DELETED events of the segments it emptied): base_offset is the old start,
+ * end_offset the new one, reason "DeleteRecords", the sizes are the log's.
+ * So an observer that accounts for every offset that leaves the log (the
+ * durability audit) hears of those inside a segment that stays. */
 
 typedef struct mk_log_segment_event_s {
     int type;                 /* MK_LOG_SEGMENT_* */

@@ -250,8 +250,9 @@ static int walk_batches(const mk_topic_t *t, uint8_t *recs, size_t len, mk_batch
         }
         mk_batch_view_t *v = &(*views)[n];
         char vwhy[160];
-        int rc = mk_batch_validate_view(recs + pos, (size_t)size, MK_BATCH_VALIDATE_DEEP, MAX_UNCOMPRESSED, NULL, v,
-                                        vwhy, sizeof(vwhy));
+        bool fixed; /* maxTimestamp recomputed from the records (Kafka's validator does) */
+        int rc = mk_batch_validate_append(recs + pos, (size_t)size, MAX_UNCOMPRESSED, NULL, v, &fixed, vwhy,
+                                          sizeof(vwhy));
         if (rc < 0) {
             snprintf(a->why, sizeof(a->why), "record batch %d: %s", n, vwhy);
             if (rc == MK_ERR_UNSUPPORTED)

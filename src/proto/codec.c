@@ -58,6 +58,39 @@ typedef struct {
 
 /* ================================================================== defaults */
 
+/* Nullable structs (DescribeTopicPartitions' Cursor, ConsumerGroupHeartbeat's
+ * Assignment): on the wire an int8 -1 (null) or 1 before the struct.  The C
+ * struct has no flag of its own: a null struct is one whose first field
+ * holds null (a string or bytes with a NULL pointer, an array of count -1);
+ * every nullable struct of the specs starts with such a field. */
+static bool struct_is_null(const mk_pstruct_t *s, const uint8_t *src)
+{
+    if (!s->nfields)
+        return false;
+    const mk_pfield_t *f0 = &s->fields[0];
+    const uint8_t *p = src + f0->offset;
+    switch (f0->type) {
+    case MK_PT_STRING: return ((const mk_str_t *)p)->ptr == NULL;
+    case MK_PT_BYTES: case MK_PT_RECORDS: return ((const mk_bytes_t *)p)->ptr == NULL;
+    case MK_PT_ARRAY: return ((const arr_t *)p)->count < 0;
+    }
+    return false;
+}
+
+static void struct_set_null(const mk_pstruct_t *s, uint8_t *dst)
+{
+    mk_proto_struct_defaults(s, dst);
+    if (!s->nfields)
+        return;
+    const mk_pfield_t *f0 = &s->fields[0];
+    uint8_t *p = dst + f0->offset;
+    switch (f0->type) {
+    case MK_PT_STRING: ((mk_str_t *)p)->ptr = NULL; ((mk_str_t *)p)->len = -1; break;
+    case MK_PT_BYTES: case MK_PT_RECORDS: ((mk_bytes_t *)p)->ptr = NULL; ((mk_bytes_t *)p)->len = -1; break;
+    case MK_PT_ARRAY: ((arr_t *)p)->items = NULL; ((arr_t *)p)->count = -1; break;
+    }
+}
+
 static void set_default(const mk_pfield_t *f, uint8_t *dst)
 {
     switch (f->type) {
@@ -82,7 +115,12 @@ static void set_default(const mk_pfield_t *f, uint8_t *dst)
         break;
     }
     case MK_PT_UUID: memset(dst, 0, sizeof(mk_uuid_t)); break;
-    case MK_PT_STRUCT: mk_proto_struct_defaults(f->sub, dst); break;
+    case MK_PT_STRUCT:
+        if (f->dflt_null)
+            struct_set_null(f->sub, dst);
+        else
+            mk_proto_struct_defaults(f->sub, dst);
+        break;
     case MK_PT_ARRAY: {
         arr_t *a = (arr_t *)dst;
         a->items = NULL;
@@ -179,6 +217,15 @@ static void dec_value(dec_t *d, const mk_pfield_t *f, uint8_t t, bool flex, bool
         return;
     }
     case MK_PT_STRUCT:
+        if (nullable) {
+            int8_t present = mk_rd_i8(r);
+            if (!mk_rd_ok(r))
+                return;
+            if (present < 0) {
+                struct_set_null(f->sub, dst);
+                return;
+            }
+        }
         dec_struct(d, f->sub, flex, r, dst);
         return;
     case MK_PT_ARRAY: {
@@ -304,6 +351,8 @@ static bool is_default(const mk_pfield_t *f, const uint8_t *src)
         return memcmp(src, zero, 16) == 0;
     }
     case MK_PT_STRUCT:
+        if (f->dflt_null)
+            return struct_is_null(f->sub, src);
         for (uint16_t i = 0; i < f->sub->nfields; i++)
             if (!is_default(&f->sub->fields[i], src + f->sub->fields[i].offset))
                 return false;
@@ -362,6 +411,13 @@ static void enc_value(const mk_pfield_t *f, uint8_t t, int16_t v, bool flex, boo
         return;
     }
     case MK_PT_STRUCT:
+        if (nullable) {
+            if (struct_is_null(f->sub, src)) {
+                mk_buf_put_i8(w, -1);
+                return;
+            }
+            mk_buf_put_i8(w, 1);
+        }
         enc_struct(f->sub, v, flex, src, w);
         return;
     case MK_PT_ARRAY: {

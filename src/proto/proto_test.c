@@ -163,6 +163,39 @@ static void roundtrip_all(void)
     printf("proto_test: round trip of %d messages, %d message versions\n", msgs, versions);
 }
 
+/* Nullable structs: an int8 -1 (null) or 1 before the struct; in C a null
+ * struct is one whose first field is null (codec.c). */
+static void nullable_structs(void)
+{
+    mk_arena_t a;
+    mk_arena_init(&a);
+    mk_DescribeTopicPartitionsRequest_t q;
+    mk_proto_struct_defaults(&mk_pdesc_DescribeTopicPartitionsRequest, &q);
+    CHECK(q.Cursor.TopicName.ptr == NULL, "%s", "the Cursor's default is null");
+    mk_buf_t b;
+    mk_buf_init(&b);
+    CHECK(mk_proto_encode(&mk_pmsg_DescribeTopicPartitionsRequest, 0, &q, &b) == 0, "%s", "encode null cursor");
+    /* Topics (empty compact array: 0x01), limit (4 bytes), cursor -1, tags. */
+    static const uint8_t want_null[] = {0x01, 0x00, 0x00, 0x07, 0xd0, 0xff, 0x00};
+    CHECK(b.len == sizeof(want_null) && memcmp(b.data, want_null, b.len) == 0, "null cursor: %zu bytes", b.len);
+    mk_DescribeTopicPartitionsRequest_t d;
+    mk_reader_t r;
+    mk_rd_init(&r, b.data, b.len);
+    CHECK(mk_proto_decode(&mk_pmsg_DescribeTopicPartitionsRequest, 0, &r, &a, &d) == 0 &&
+              d.Cursor.TopicName.ptr == NULL, "%s", "null cursor decodes as null");
+    q.Cursor.TopicName = mk_str("t");
+    q.Cursor.PartitionIndex = 7;
+    mk_buf_reset(&b);
+    CHECK(mk_proto_encode(&mk_pmsg_DescribeTopicPartitionsRequest, 0, &q, &b) == 0, "%s", "encode cursor");
+    static const uint8_t want[] = {0x01, 0x00, 0x00, 0x07, 0xd0, 0x01, 0x02, 't', 0x00, 0x00, 0x00, 0x07, 0x00, 0x00};
+    CHECK(b.len == sizeof(want) && memcmp(b.data, want, b.len) == 0, "cursor: %zu bytes", b.len);
+    mk_rd_init(&r, b.data, b.len);
+    CHECK(mk_proto_decode(&mk_pmsg_DescribeTopicPartitionsRequest, 0, &r, &a, &d) == 0 &&
+              mk_str_eq(d.Cursor.TopicName, "t") && d.Cursor.PartitionIndex == 7, "%s", "cursor decodes");
+    mk_buf_free(&b);
+    mk_arena_free(&a);
+}
+
 /* Hand-built frames checked byte for byte against the protocol guide. */
 static void golden_frames(void)
 {
@@ -218,6 +251,7 @@ static void golden_frames(void)
 
 int main(void)
 {
+    nullable_structs();
     roundtrip_all();
     golden_frames();
     if (failures) {

@@ -49,6 +49,8 @@ typedef struct move_s {
     int32_t partition;
     int32_t n;
     int32_t target[MK_CLUSTER_MAX_BROKERS];
+    int32_t norig;                          /* the replicas before it (ListPartitionReassignments, cancel) */
+    int32_t orig[MK_CLUSTER_MAX_BROKERS];
 } move_t;
 
 typedef struct round_s {
@@ -311,6 +313,12 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
         if (stalled)
             break;
     }
+    /* The leader's log start comes with every round (Kafka's followers get
+     * it in each fetch answer): DeleteRecords and retention on the leader
+     * move the follower's start too, up to what the follower has. */
+    int64_t lstart = mk_log_start_offset(p->log);
+    if (mk_log_start_offset(f->log) < lstart && leo_f >= lstart)
+        mk_log_delete_records(f->log, lstart);
     bool xaz = cross_az(r, p->leader, f->broker);
     if (xaz && copied)
         count_xaz(r, p, f->broker, copied);
@@ -407,7 +415,7 @@ static void elect(mk_repl_t *r, mk_partition_t *p, int32_t exclude)
         if (rp->in_isr && rp->log && rp->broker != exclude && broker_running(r, rp->broker))
             pick = rp->broker;
     }
-    if (pick < 0 && r->cfg.unclean_leader_election)
+    if (pick < 0 && (r->cfg.unclean_leader_election || p->topic->cfg.unclean_leader_election))
         for (int32_t k = 0; k < p->replica_count && pick < 0; k++) {
             mk_replica_t *rp = &p->replicas[k];
             if (rp->log && rp->broker != exclude && broker_running(r, rp->broker)) {
@@ -498,7 +506,7 @@ static void after_start(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, int32
     rp->copy_pending = false;
     if (p->leader < 0) {
         /* An offline partition comes back with its last in-sync replica. */
-        if (rp->in_isr || r->cfg.unclean_leader_election) {
+        if (rp->in_isr || r->cfg.unclean_leader_election || p->topic->cfg.unclean_leader_election) {
             rp->in_isr = true;
             elect(r, p, -1);
         }
@@ -691,9 +699,11 @@ int mk_repl_reassign(mk_repl_t *r, mk_partition_t *p, const int32_t *target, int
         r->moves = nm;
         r->moves_cap = cap;
     }
-    move_t m = {.partition = p->index, .n = n};
+    move_t m = {.partition = p->index, .n = n, .norig = p->replica_count};
     memcpy(m.topic_id, p->topic->id, 16);
     memcpy(m.target, target, sizeof(int32_t) * (size_t)n);
+    for (int32_t k = 0; k < p->replica_count && k < MK_CLUSTER_MAX_BROKERS; k++)
+        m.orig[k] = p->replicas[k].broker;
     /* Adding: the target replicas first (the first becomes the preferred
      * leader), then the current ones that are leaving. */
     int32_t all[MK_CLUSTER_MAX_BROKERS];
@@ -817,6 +827,166 @@ void mk_repl_topic_created(mk_repl_t *r, mk_topic_t *t)
 {
     for (int32_t i = 0; i < t->partition_count; i++)
         partition_init(r, &t->partitions[i], true);
+}
+
+void mk_repl_partitions_added(mk_repl_t *r, mk_topic_t *t, int32_t from)
+{
+    for (int32_t i = from; i < t->partition_count; i++)
+        partition_init(r, &t->partitions[i], true);
+    progress(r);
+}
+
+void mk_repl_set_config(mk_repl_t *r, const mk_repl_config_t *cfg) { r->cfg = *cfg; }
+
+/* ============================================= admin: elections, records */
+
+int mk_repl_elect(mk_repl_t *r, mk_partition_t *p, bool unclean)
+{
+    if (!unclean) {
+        mk_replica_t *pref = &p->replicas[0];
+        if (pref->broker == p->leader && p->log)
+            return MK_ERR_EXISTS;
+        if (!pref->in_isr || !pref->log || pref->needs_truncate || !broker_running(r, pref->broker))
+            return MK_ERR_STATE;
+        /* A controlled election: the preferred replica takes everything the
+         * leader has first, so no acknowledged record is lost. */
+        if (p->log) {
+            bool moved = false;
+            do_round(r, p, pref, -1, &moved);
+            pref->acked_leo = mk_log_end_offset(pref->log);
+            if (pref->acked_leo < mk_log_end_offset(p->log))
+                return MK_ERR_STATE;
+        }
+        mk_info("partition %s-%d: preferred leader %d elected (ElectLeaders)", p->topic->name, p->index,
+                pref->broker);
+        set_leader(r, p, pref->broker);
+        mk_partition_hw_clamp(p);
+        for (int32_t k = 0; k < p->replica_count; k++)
+            if (p->replicas[k].broker != pref->broker) {
+                p->replicas[k].needs_truncate = true;
+                schedule(r, p, &p->replicas[k]);
+            }
+        progress(r);
+        return 0;
+    }
+    /* Unclean: only for a partition without a leader; the ISR first, then
+     * any replica that is running (records it lacks are lost, as in Kafka). */
+    if (p->leader >= 0 && p->log)
+        return MK_ERR_EXISTS;
+    elect(r, p, -1);
+    for (int32_t k = 0; k < p->replica_count && p->leader < 0; k++) {
+        mk_replica_t *rp = &p->replicas[k];
+        if (rp->log && broker_running(r, rp->broker)) {
+            mk_warn("partition %s-%d: unclean election of broker %d (ElectLeaders)", p->topic->name, p->index,
+                    rp->broker);
+            rp->in_isr = true;
+            set_leader(r, p, rp->broker);
+            mk_partition_hw_clamp(p);
+            for (int32_t j = 0; j < p->replica_count; j++)
+                if (p->replicas[j].broker != rp->broker) {
+                    p->replicas[j].needs_truncate = true;
+                    schedule(r, p, &p->replicas[j]);
+                }
+        }
+    }
+    if (p->leader < 0)
+        return MK_ERR_STATE;
+    progress(r);
+    return 0;
+}
+
+int mk_repl_delete_records(mk_repl_t *r, mk_partition_t *p, int64_t offset, int64_t *low_watermark)
+{
+    if (!p->log || p->leader < 0)
+        return MK_ERR_STATE;
+    if (offset < 0 || offset > p->hw)
+        return MK_ERR_RANGE;
+    int rc = mk_log_delete_records(p->log, offset);
+    if (rc < 0)
+        return rc;
+    /* Followers that have the records move their start now (they are in
+     * this process); the others follow on their next round (do_round). */
+    int64_t low = mk_log_start_offset(p->log);
+    for (int32_t k = 0; k < p->replica_count; k++) {
+        mk_replica_t *f = &p->replicas[k];
+        if (f->broker == p->leader || !f->log)
+            continue;
+        if (mk_log_end_offset(f->log) >= offset && mk_log_start_offset(f->log) < offset)
+            mk_log_delete_records(f->log, offset);
+        if (f->in_isr)
+            low = MK_MIN(low, mk_log_start_offset(f->log));
+        schedule(r, p, f);
+    }
+    mk_info("partition %s-%d: records below %lld deleted (DeleteRecords)", p->topic->name, p->index,
+            (long long)offset);
+    if (low_watermark)
+        *low_watermark = low;
+    progress(r);
+    return 0;
+}
+
+/* ===================================================== admin: reassignment */
+
+int mk_repl_reassign_cancel(mk_repl_t *r, mk_partition_t *p)
+{
+    move_t *m = move_find(r, p);
+    if (!m)
+        return MK_ERR_NOT_FOUND;
+    move_t mv = *m;
+    *m = r->moves[--r->nmoves];
+    /* Back to the replicas it had: a leader among the added ones hands the
+     * lead back first (controlled, as a reassignment's switch). */
+    bool leader_kept = false;
+    for (int32_t i = 0; i < mv.norig; i++)
+        leader_kept |= mv.orig[i] == p->leader;
+    if (!leader_kept && p->leader >= 0) {
+        for (int32_t i = 0; i < mv.norig; i++) {
+            mk_replica_t *o = mk_cluster_partition_replica(p, mv.orig[i]);
+            if (!o || !o->log || !o->in_isr || !broker_running(r, o->broker))
+                continue;
+            bool moved = false;
+            do_round(r, p, o, -1, &moved);
+            o->acked_leo = mk_log_end_offset(o->log);
+            if (p->log && o->acked_leo < mk_log_end_offset(p->log))
+                continue;
+            set_leader(r, p, o->broker);
+            mk_partition_hw_clamp(p);
+            leader_kept = true;
+            break;
+        }
+    }
+    if (!leader_kept && p->leader >= 0) {
+        r->moves[r->nmoves++] = mv; /* cannot go back safely now: it goes on */
+        return MK_ERR_STATE;
+    }
+    int rc = mk_cluster_partition_set_replicas(r->c, p, mv.orig, mv.norig);
+    for (int32_t k = 0; k < p->replica_count; k++)
+        if (p->replicas[k].broker != p->leader)
+            schedule(r, p, &p->replicas[k]);
+    mk_partition_hw_update(p);
+    mk_info("partition %s-%d: reassignment cancelled", p->topic->name, p->index);
+    progress(r);
+    return rc == MK_ERR_INVALID || rc == MK_ERR_NOMEM ? rc : 0;
+}
+
+bool mk_repl_reassign_info(mk_repl_t *r, const mk_partition_t *p, int32_t *adding, int32_t *nadding,
+                           int32_t *removing, int32_t *nremoving)
+{
+    move_t *m = move_find(r, p);
+    if (!m)
+        return false;
+    *nadding = *nremoving = 0;
+    for (int32_t i = 0; i < m->n; i++) {
+        bool was = false;
+        for (int32_t j = 0; j < m->norig; j++)
+            was |= m->orig[j] == m->target[i];
+        if (!was)
+            adding[(*nadding)++] = m->target[i];
+    }
+    for (int32_t j = 0; j < m->norig; j++)
+        if (!in_target(m, m->orig[j]))
+            removing[(*nremoving)++] = m->orig[j];
+    return true;
 }
 
 /* The write path's appended hook: the leader appended to p, so each

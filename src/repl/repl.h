@@ -62,6 +62,40 @@ int mk_repl_az_up(mk_repl_t *r, const char *az);
  * 0, MK_ERR_EXISTS (p is being reassigned), MK_ERR_INVALID, MK_ERR_NOMEM. */
 int mk_repl_reassign(mk_repl_t *r, mk_partition_t *p, const int32_t *target, int32_t n);
 bool mk_repl_reassigning(mk_repl_t *r, const mk_partition_t *p);
+/* ListPartitionReassignments: false when p is not being reassigned, else
+ * the brokers being added (in the target, not in the replicas it had) and
+ * removed (the reverse), each array of MK_CLUSTER_MAX_BROKERS. */
+bool mk_repl_reassign_info(mk_repl_t *r, const mk_partition_t *p, int32_t *adding, int32_t *nadding,
+                           int32_t *removing, int32_t *nremoving);
+/* Cancel p's reassignment (AlterPartitionReassignments with null replicas):
+ * back to the replicas it had; if the lead already moved to an added
+ * replica, it goes back first to an in-sync original one (controlled).
+ * 0, MK_ERR_NOT_FOUND (none in flight), MK_ERR_STATE (no original replica
+ * can lead now: the reassignment goes on), MK_ERR_NOMEM. */
+int mk_repl_reassign_cancel(mk_repl_t *r, mk_partition_t *p);
+
+/* ElectLeaders.  Preferred (unclean false): the first replica takes the
+ * lead after a last synchronous round (no acknowledged record lost).
+ * Unclean: a partition without a leader gets one from its ISR, else from
+ * any running replica.  0; MK_ERR_EXISTS when no election is needed (the
+ * preferred replica leads / the partition has a leader); MK_ERR_STATE when
+ * no eligible replica is there. */
+int mk_repl_elect(mk_repl_t *r, mk_partition_t *p, bool unclean);
+
+/* DeleteRecords on p (its leader): the log start moves to offset (0..HW,
+ * else MK_ERR_RANGE), persisted by the log; followers that have the
+ * records move now, the others on their next round (each round carries the
+ * leader's log start, as Kafka's fetch answers do).  *low_watermark: the
+ * lowest log start among the leader and the in-sync followers.  0,
+ * MK_ERR_STATE (no leader), MK_ERR_RANGE, or the log's error. */
+int mk_repl_delete_records(mk_repl_t *r, mk_partition_t *p, int64_t offset, int64_t *low_watermark);
+
+/* CreatePartitions: the partitions of t from index from on are new: their
+ * running replicas form the ISR. */
+void mk_repl_partitions_added(mk_repl_t *r, mk_topic_t *t, int32_t from);
+/* Dynamic broker settings changed (unclean.leader.election.enable,
+ * replica.lag.time.max.ms, auto.leader.rebalance.enable). */
+void mk_repl_set_config(mk_repl_t *r, const mk_repl_config_t *cfg);
 /* Reassignments in flight, and (done) those finished since start. */
 size_t mk_repl_reassignments(const mk_repl_t *r, uint64_t *done);
 

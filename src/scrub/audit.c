@@ -494,6 +494,26 @@ void scrub_audit_segment(mk_scrub_t *s, mk_partition_t *p, int32_t broker, const
         r->log_id = mk_log_id(log);
         r->truncs = mk_log_truncations(log);
     }
+    if (ev->type == MK_LOG_SEGMENT_START) {
+        /* DeleteRecords: the offsets below the new start leave the log by
+         * request, inside a segment that stays; they are accounted for. */
+        if (!r || !log)
+            return;
+        if (ev->base_offset <= r->covered_to)
+            r->covered_to = MK_MAX(r->covered_to, ev->end_offset);
+        mk_meta_audit_t *row = row_new(s, "log_start", t, part, broker);
+        if (row) {
+            row->start_before = ev->base_offset;
+            row->start_after = ev->end_offset;
+        }
+        row_done(s, row, "log_start", t, part, broker, "DeleteRecords", ev->base_offset, ev->end_offset,
+                 "log start of %s-%d on broker %d: %lld -> %lld (DeleteRecords)", t->name, part, broker,
+                 (long long)ev->base_offset, (long long)ev->end_offset);
+        r->start = mk_log_start_offset(log);
+        r->log_id = mk_log_id(log);
+        r->truncs = mk_log_truncations(log);
+        return;
+    }
     const char *reason = ev->reason ? ev->reason : "unknown";
     int64_t rms = t->cfg.log.retention_ms, rbytes = t->cfg.log.retention_bytes;
     int64_t now = mk_now_ms();

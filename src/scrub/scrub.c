@@ -705,7 +705,7 @@ int mk_scrub_run_now(mk_scrub_t *s)
 
 static void observe_segment(void *arg, mk_partition_t *p, int32_t broker, const mk_log_segment_event_t *ev)
 {
-    if (ev->type == MK_LOG_SEGMENT_DELETED)
+    if (ev->type == MK_LOG_SEGMENT_DELETED || ev->type == MK_LOG_SEGMENT_START)
         scrub_audit_segment(arg, p, broker, ev);
 }
 

@@ -15,6 +15,8 @@ async function main () {
   await admin.connect()
   try {
     if (typeof admin[op] !== 'function') throw new Error('no admin op ' + op)
+    // kafkajs 2.2.4's deleteTopicRecords needs the topic's metadata loaded first
+    if (op === 'deleteTopicRecords' && args[0] && args[0].topic) await admin.fetchTopicMetadata({ topics: [args[0].topic] })
     const result = await admin[op](...args)
     emit({ ok: true, result: result === undefined ? null : result })
   } catch (e) {
