@@ -663,7 +663,7 @@ static int cmd_serve(int argc, char **argv)
     char admin_url[300] = "";
     if (admin_port >= 0) {
         mk_admin_opts_t aopts = {host, admin_port, app.cluster, app.broker, MINIKORA_VERSION, admin_token,
-                                 mk_cluster_config_get_bool(&config, "minikora.admin.auth.reads")};
+                                 mk_cluster_config_get_bool(&config, "minikora.admin.auth.reads"), app.s3d};
         /* Before the listener opens: whoever reads the file can act. */
         if (admin_token_write(data_dir, admin_token) < 0)
             mk_warn("cannot write %s/admin-token: %s", data_dir, strerror(errno));

@@ -1571,7 +1571,7 @@ int mk_log_retain(mk_log_t *log, int64_t now_ms)
 }
 
 /* Moves the start offset up (persisted); deletes segments below it. */
-int mk_log_delete_records(mk_log_t *log, int64_t offset)
+static int log_advance_start(mk_log_t *log, int64_t offset, const char *why)
 {
     if (offset < 0 || offset > mk_log_end_offset(log))
         return MK_ERR_RANGE;
@@ -1581,11 +1581,15 @@ int mk_log_delete_records(mk_log_t *log, int64_t offset)
     int rc = log_save_start(log);
     size_t n = log_count_below_start(log);
     if (n)
-        log_delete_front(log, n, "DeleteRecords");
+        log_delete_front(log, n, why);
     if (mk_log_epochs_truncate_start(&log->epochs, log->start_offset))
         log_epochs_changed(log);
     return rc;
 }
+
+int mk_log_delete_records(mk_log_t *log, int64_t offset) { return log_advance_start(log, offset, "DeleteRecords"); }
+
+int mk_log_advance_start(mk_log_t *log, int64_t offset, const char *why) { return log_advance_start(log, offset, why); }
 
 /* Follower truncation: drops batches whose last offset >= offset; full
  * (Kafka's truncateFullyAndStartAt) empties the log and restarts it there. */

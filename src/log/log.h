@@ -225,6 +225,9 @@ int mk_log_retain(mk_log_t *log, int64_t now_ms);
  * MK_ERR_RANGE), persists it in the directory and deletes segments that
  * fall entirely below.  Lower offsets are a no-op. */
 int mk_log_delete_records(mk_log_t *log, int64_t offset);
+/* The same with why in the log lines: tiered storage's total retention
+ * moves a replica's start up to where S3 now starts. */
+int mk_log_advance_start(mk_log_t *log, int64_t offset, const char *why);
 
 /* Follower truncation: removes every batch whose last offset is >= offset
  * (a batch containing offset goes whole, as in Kafka), so the end offset

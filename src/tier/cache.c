@@ -436,6 +436,20 @@ void tier_cache_prefetch(tier_cache_t *c, const char *segment_id, size_t k, cons
     load(c, e, key, pos, len);
 }
 
+void tier_cache_segment_bytes(const tier_cache_t *c, const char *segment_id, uint64_t *memory, uint64_t *disk)
+{
+    size_t n = strlen(segment_id);
+    const char *k;
+    void *v;
+    for (size_t it = 0; mk_map_next(&c->entries, &it, &k, &v);) {
+        const centry_t *e = v;
+        if (strncmp(e->mkey, segment_id, n) != 0 || e->mkey[n] != '/')
+            continue;
+        *memory += e->data ? e->len : 0;
+        *disk += e->on_disk ? e->disk_len : 0;
+    }
+}
+
 void tier_cache_forget(tier_cache_t *c, const char *segment_id)
 {
     size_t n = strlen(segment_id);

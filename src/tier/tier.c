@@ -888,7 +888,7 @@ static void retain_local(mk_tier_t *t, const mk_topic_t *topic, tpart_t *tp, mk_
     int64_t limit = copied_end(tp);
     /* Below the log start (total retention took it from S3): it goes. */
     if (tp && tp->deleted_upto > mk_log_start_offset(log) && tp->deleted_upto <= mk_log_end_offset(log))
-        mk_log_delete_records(log, tp->deleted_upto);
+        mk_log_advance_start(log, tp->deleted_upto, "below the log start (its data left S3 by retention)");
     if (limit < 0)
         return;
     int64_t lms = topic->cfg.local_retention_ms, lbytes = topic->cfg.local_retention_bytes;
@@ -1549,6 +1549,7 @@ void mk_tier_partition_info(mk_tier_t *t, mk_partition_t *p, mk_tier_partition_i
             out->segments[rs->state]++;
         if (rs->state == MK_META_RSEG_COPY_FINISHED)
             out->remote_bytes += rs->size;
+        tier_cache_segment_bytes(t->cache, rs->id, &out->cache_memory_bytes, &out->cache_disk_bytes);
     }
     if (tp) {
         out->uploads_failed = tp->uploads_failed;

@@ -166,6 +166,8 @@ typedef struct mk_tier_partition_info_s {
     int64_t upload_pending_bytes;
     uint64_t uploads_failed;      /* failed attempts since start */
     char last_error[160];         /* the last failure, "" none */
+    uint64_t cache_memory_bytes;  /* its chunks in the memory tier */
+    uint64_t cache_disk_bytes;    /* and in DATA/tier-cache/ */
 } mk_tier_partition_info_t;
 
 void mk_tier_partition_info(mk_tier_t *t, mk_partition_t *p, mk_tier_partition_info_t *out);

@@ -250,6 +250,9 @@ int tier_cache_get(tier_cache_t *c, const char *segment_id, size_t k, const char
 /* Start reading a chunk that is not cached, without waiting (read-ahead). */
 void tier_cache_prefetch(tier_cache_t *c, const char *segment_id, size_t k, const char *key, uint64_t pos,
                          uint64_t len);
+/* Bytes of a segment's chunks in memory and on disk (a walk of the cache:
+ * stats only). */
+void tier_cache_segment_bytes(const tier_cache_t *c, const char *segment_id, uint64_t *memory, uint64_t *disk);
 /* Forget a segment's chunks (its remote copy is being deleted). */
 void tier_cache_forget(tier_cache_t *c, const char *segment_id);
 
