@@ -32,7 +32,7 @@ import urllib.request
 import pytest
 
 import kwire
-from clients import ck_admin, ck_create_topic, ck_describe_configs, wait_topic_ready
+from clients import ck_create_topic, ck_delete_topic, ck_describe_configs, wait_topic_ready
 
 ck = pytest.importorskip("confluent_kafka")
 
@@ -112,7 +112,7 @@ def produce(bootstrap, topic, first, count, **extra):
     assert not errors, errors[:3]
 
 
-def consume_all(bootstrap, topic, start, count, timeout=60):
+def consume_all(bootstrap, topic, start, count, timeout=60, timestamps=True):
     """Read [start, start + count) of partition 0 and check every record byte for byte."""
     c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "tier-%d" % time.monotonic_ns(),
                      "enable.auto.commit": False, "check.crcs": True, "fetch.max.bytes": 8 * MB,
@@ -128,7 +128,7 @@ def consume_all(bootstrap, topic, start, count, timeout=60):
                 assert m.error() is None, m.error()
                 assert m.offset() == want, (m.offset(), want)
                 assert m.key() == b"k%d" % want and m.value() == value_of(want), "record %d differs" % want
-                assert m.timestamp()[1] == T0 + 10 * want, (want, m.timestamp())
+                assert not timestamps or m.timestamp()[1] == T0 + 10 * want, (want, m.timestamp())
                 want += 1
                 if want == start + count:
                     break
@@ -379,6 +379,46 @@ def test_external_s3_endpoint(minikora, tmp_path, topic_name):
     assert "minikora.s3.endpoint" in cfg and cfg["minikora.s3.endpoint"].value == s3["url"]
     assert "minikora.s3.secret.key" not in cfg and "minikora.s3.access.key" not in cfg
     assert not [e for e in cfg.values() if e.value and s3["secret"] in e.value]
+
+
+# ---------------------------------------------------------------------------------------------
+# Total retention in S3, and a deleted topic's remote segments
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.timeout(90)
+def test_total_retention_and_topic_delete(minikora, topic_name):
+    mk = minikora("--brokers", "1", *FAST)
+    t = topic_name()
+    assert ck_create_topic(mk.bootstrap, t, 1, rf=1, config={"segment.bytes": str(256 * 1024),
+                                                            "retention.ms": "3600000"}) is None
+    wait_topic_ready(mk.bootstrap, t, 1)
+    # 3000 records timestamped two hours ago (past retention.ms), then 3000 of now.
+    old_t0 = (int(time.time()) - 7200) * 1000
+    p = ck.Producer({"bootstrap.servers": mk.bootstrap, "linger.ms": 5, "acks": "all"})
+    for i in range(6000):
+        p.produce(t, key=b"k%d" % i, value=value_of(i), timestamp=(old_t0 if i < 3000 else int(time.time() * 1000)))
+        if i % 500 == 0:
+            p.poll(0)
+    assert p.flush(30) == 0
+    # The old segments are copied, then deleted from S3 (DELETE_STARTED, objects, row), and the
+    # log start moves up to the first segment that holds a recent record.
+    part = wait_until(lambda: (lambda d: d if d["log_start_offset"] > 2000 and d["local_log_start_offset"] > 3000
+                               else None)(partition_of(mk, t)), "old segments deleted from S3", timeout=30)
+    start = part["log_start_offset"]
+    assert start <= 3000 and part["remote_segments"]["DELETE_STARTED"] == 0
+    with mk.wire(1) as w:
+        ((_, _, err, _, off),) = w.list_offsets(t, [(0, -2)])
+        assert (err, off) == (0, start)
+        (r,) = w.fetch(t, 0, 0)
+        assert r["error"] == 1  # OFFSET_OUT_OF_RANGE: it is gone
+    assert consume_all(mk.bootstrap, t, start, 6000 - start, timestamps=False) == 6000 - start
+    objects = admin_get(mk, "/v1/s3")["objects"]
+    assert objects == 6 * partition_of(mk, t)["remote_segments"]["COPY_FINISHED"]
+
+    # Deleting the topic deletes its remote segments: objects, then rows.
+    assert ck_delete_topic(mk.bootstrap, t) is None
+    wait_until(lambda: admin_get(mk, "/v1/s3")["objects"] == 0, "the deleted topic's objects removed")
+    wait_until(lambda: admin_get(mk, "/v1/tier")["remote"]["segments"] == 0 and
+               sum(admin_get(mk, "/v1/tier")["remote"]["by_state"].values()) == 0, "its metadata removed")
 
 
 # ---------------------------------------------------------------------------------------------
