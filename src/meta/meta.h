@@ -5,7 +5,8 @@
  * What it keeps, in one SQLite file (WAL mode, synchronous=NORMAL, foreign
  * keys on): cluster-wide key/values (cluster.id, ...), topics with their
  * configs and partition assignments (schema v1), and consumer-group committed
- * offsets (v2).  Later versions add tenants and ACLs (see the migration table
+ * offsets (v2), tiered storage's remote log metadata (v3).  Later versions add
+ * tenants and ACLs (see the migration table
  * in meta.c).
  *
  * The store is persistence only: the cluster and group modules keep the live
