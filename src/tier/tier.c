@@ -110,6 +110,7 @@ typedef struct tpart_s {
     uint64_t next_try_ms;         /* monotonic */
     uint64_t uploads_failed;
     int64_t deleted_upto;         /* total retention took S3 up to here */
+    rseg_t *retry;                /* a copy that failed: tried again, same id, after the backoff */
     char last_error[160];
     bool gap_warned;
 } tpart_t;
@@ -565,8 +566,11 @@ static void upload_failed(mk_tier_t *t, tpart_t *tp, rseg_t *rs, int32_t broker,
                 "segment is kept): %s",
                 rs->topic, (int)tp->partition, rs->start, tp->attempts,
                 (unsigned long long)backoff_ms(tp->attempts), why);
+    /* Kept COPY_STARTED and tried again under the same id (its objects, if
+     * any got there, are overwritten), unless the segment is no longer the
+     * one to copy by then (maybe_copy). */
     rs->busy = false;
-    delete_segment(t, tp, rs, "its copy failed");
+    tp->retry = rs;
 }
 
 static void copy_finished(mk_tier_t *t, mwrite_t *w, int status)
@@ -693,17 +697,29 @@ static void collect_aborted(int64_t pid, int64_t first, int64_t last, void *arg)
     c->ab[c->nab++] = (tier_aborted_t){pid, first, last};
 }
 
-/* Start copying the leader's sealed segment si of p. */
-static void upload_start(mk_tier_t *t, tpart_t *tp, mk_partition_t *p, mk_log_t *log, const mk_log_segment_info_t *si)
+/* Start copying the leader's sealed segment si of p; again is the copy of
+ * it that failed before (its row exists: the same id, no new row). */
+static void upload_start(mk_tier_t *t, tpart_t *tp, mk_partition_t *p, mk_log_t *log, const mk_log_segment_info_t *si,
+                         rseg_t *again)
 {
-    rseg_t *rs = mk_calloc(1, sizeof(*rs));
+    rseg_t *rs = again ? again : mk_calloc(1, sizeof(*rs));
     tier_upload_t *u = mk_calloc(1, sizeof(*u));
     up_ctx_t *x = mk_calloc(1, sizeof(*x));
     collect_t col = {0};
     if (!rs || !u || !x)
         goto nomem;
     u->fds[0] = u->fds[1] = u->fds[2] = -1;
-    tier_segment_id(rs->id);
+    if (again) {
+        mk_free(rs->epochs);
+        mk_free(rs->aborted);
+        mk_free(rs->chunks);
+        rs->epochs = NULL;
+        rs->aborted = NULL;
+        rs->chunks = NULL;
+        rs->nepochs = rs->naborted = rs->nchunks = 0;
+    } else {
+        tier_segment_id(rs->id);
+    }
     rs->start = si->base_offset;
     rs->end = si->end_offset - 1;
     rs->max_ts = si->max_timestamp;
@@ -801,13 +817,17 @@ static void upload_start(mk_tier_t *t, tpart_t *tp, mk_partition_t *p, mk_log_t 
     x->rs = rs;
     x->broker = rs->broker;
     u->owner = x;
-    if (tpart_insert(tp, rs) < 0)
+    if (!again && tpart_insert(tp, rs) < 0)
         goto nomem;
     t->ref->refs++; /* x's */
     rs->busy = true;
     tp->uploading = true;
     t->uploads++;
     bc(t, rs->broker)->uploads_in_flight++;
+    if (again) {
+        tier_s3_submit(t->s3, &u->job); /* its COPY_STARTED row is there */
+        return;
+    }
     if (mwrite(t, MK_META_REMOTE_SEGMENT_PUT, tp, rs, copy_started, u, upload_drop) < 0) {
         upload_failed(t, tp, rs, x->broker, "the COPY_STARTED row could not be submitted");
         upload_release(&u->job);
@@ -818,7 +838,10 @@ nomem:
 fail:
     mk_free(col.v);
     mk_free(col.ab);
-    rseg_free(rs);
+    if (again)
+        delete_segment(t, tp, rs, "its copy could not be prepared again");
+    else
+        rseg_free(rs);
     if (u) {
         u->owner = NULL;
         upload_release(&u->job);
@@ -868,15 +891,31 @@ static void maybe_copy(mk_tier_t *t, mk_partition_t *p)
         bound = MK_MIN(bound, lso);
     }
     mk_log_segment_info_t si;
-    if (!next_to_copy(tp, p->log, bound, &si, NULL, NULL))
+    bool found = next_to_copy(tp, p->log, bound, &si, NULL, NULL);
+    rseg_t *again = tp->retry;
+    tp->retry = NULL;
+    if (again && (!found || again->start != si.base_offset || again->size != (int64_t)si.size_bytes ||
+                  again->broker != p->leader)) {
+        /* Not the segment to copy any more (a new leader, other segments):
+         * what the failed copy left goes. */
+        delete_segment(t, tp, again, "its copy failed and is not retried");
+        again = NULL;
+    }
+    if (!found)
         return;
+    if (again) {
+        again->leader_epoch = p->leader_epoch;
+        again->event_ms = mk_now_ms();
+        upload_start(t, tp, p, p->log, &si, again);
+        return;
+    }
     int64_t done = copied_end(tp);
     if (done >= 0 && si.base_offset > done && !tp->gap_warned) {
         mk_warn("tier: %s-%d: S3 holds offsets up to %" PRId64 " but the leader's next segment starts at %" PRId64
                 ": the offsets between are in neither", p->topic->name, p->index, done - 1, si.base_offset);
         tp->gap_warned = true;
     }
-    upload_start(t, tp, p, p->log, &si);
+    upload_start(t, tp, p, p->log, &si, NULL);
 }
 
 /* ============================================================== retention */
@@ -984,6 +1023,8 @@ static void tick_cb(uv_timer_t *h)
         tpart_t *tp = v;
         mk_topic_t *tt = mk_cluster_topic_find_id(t->c, tp->topic_id);
         bool gone = !tt || tp->partition >= tt->partition_count;
+        if (gone)
+            tp->retry = NULL; /* deleted below with the rest */
         for (size_t i = 0; i < tp->n; i++) {
             rseg_t *rs = tp->segs[i];
             if (rs->busy)
