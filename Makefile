@@ -79,6 +79,12 @@ integ: minikora
 bench: minikora
 	tests/bench/run.sh
 
+# The packaged helpers' own tests: the pytest plugin (pip-installed into a venv) and the npm
+# package with kafkajs, plus the GitHub Action's scripts (part of `make test`).
+.PHONY: clients-test
+clients-test: minikora
+	@clients/test.sh
+
 # docker/Dockerfile built, run and smoke-tested with kcat; says it skips (exit 0) without a Docker engine.
 .PHONY: docker-test
 docker-test:

@@ -4,6 +4,7 @@
  *
  *   minikora serve [options]      run a cluster (see usage())
  *   minikora apis [--markdown]    print the supported APIs (dispatch table)
+ *   minikora verify --data-dir DIR   check a stopped cluster's data offline
  *   minikora version
  *
  * Everything runs on one libuv loop; brokers share it.  Blocking work
@@ -14,6 +15,7 @@
 #include "broker/broker.h"
 #include "cluster/cluster.h"
 #include "repl/repl.h"
+#include "scrub/scrub.h"
 #include "s3d/s3d.h"
 #include "tui.h"
 
@@ -25,17 +27,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define MINIKORA_VERSION "0.1.0"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MK_HAS_ASAN 1
+#endif
+#endif
+#ifndef MK_HAS_ASAN
+#define MK_HAS_ASAN 0
+#endif
+
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: minikora serve [options]   run a Kafka-compatible cluster\n"
-            "       minikora apis [--markdown] list supported Kafka APIs and versions\n"
+            "       minikora apis [--markdown] list supported Kafka APIs and versions (a table, or Markdown)\n"
             "       minikora tui [--admin URL] [--admin-token T]  watch and steer a cluster\n"
+            "       minikora verify --data-dir DIR  check a stopped cluster's stored data (exit 1: problems)\n"
             "       minikora version\n"
             "\n"
             "serve options:\n"
@@ -62,8 +75,12 @@ static void usage(FILE *out)
             "  --admin-token TOKEN   bearer token the admin API's acting routes require (default\n"
             "                        $MINIKORA_ADMIN_TOKEN, else a random one); written to\n"
             "                        DATA/admin-token (mode 0600) and the ready file\n"
-            "  --host ADDR           address to bind (default 127.0.0.1)\n"
-            "  --advertise-host H    host name given to clients (default: --host)\n"
+            "  --host ADDR           address to bind (default 127.0.0.1; ::1 or [::1] for IPv6)\n"
+            "  --advertise-host H    host name given to clients (default: --host; for 0.0.0.0 or ::\n"
+            "                        this machine's name if it resolves here, else loopback)\n"
+            "  --advertise-ports P   ports given to clients instead of the bound ones, behind port\n"
+            "                        mapping: P1,P2,... (one per broker) or a first port P (P, P+1, ...);\n"
+            "                        PUT /v1/advertised changes them while running\n"
             "  --brokers N           brokers (default 6; minikora.brokers)\n"
             "  --azs N               simulated availability zones (default 3; minikora.azs)\n"
             "  --config FILE         Kafka-style properties file (key=value)\n"
@@ -72,7 +89,8 @@ static void usage(FILE *out)
             "  --tui                 run the TUI in this terminal as well (logs go to DATA/minikora.log)\n"
             "  --control-stdin       read lifecycle commands on stdin, one per line: crash ID,\n"
             "                        stop ID (controlled), start ID, az-down AZ, az-up AZ, stats;\n"
-            "                        each is answered by a 'control: ...' line on stdout\n"
+            "                        each is answered by a 'control: ...' line on stdout; the end\n"
+            "                        of stdin (a file, /dev/null) means no more commands\n"
             "                        (the admin API offers the same and more)\n");
 }
 
@@ -85,9 +103,12 @@ typedef struct app_s {
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;
     char *ephemeral_dir;
-    uv_pipe_t control;
+    union {
+        uv_pipe_t pipe;
+        uv_tty_t tty;
+    } control;                  /* --control-stdin: a pipe, socket or terminal on stdin */
     uv_async_t stop_async;      /* serve --tui: stops the loop from the TUI thread */
-    bool control_on;
+    bool control_on;            /* control is open (closed at end of input or at stop) */
     char control_buf[1024];
     size_t control_len;
     int64_t last_retention_ms;
@@ -119,6 +140,7 @@ static void app_stop(app_t *app)
     uv_close((uv_handle_t *)&app->tick, NULL);
     if (app->control_on)
         uv_close((uv_handle_t *)&app->control, NULL);
+    app->control_on = false;
     mk_admin_close(app->admin); /* before the broker: it observes requests */
     app->admin = NULL;
     mk_s3d_close(app->s3d);     /* joins its thread; before the data directory goes */
@@ -180,16 +202,10 @@ static void control_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(app->control_buf) - app->control_len - 1;
 }
 
-static void control_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+/* Run every complete line in control_buf; at end of input (eof) the last
+ * line too, even without its newline. */
+static void control_lines(app_t *app, bool eof)
 {
-    app_t *app = s->data;
-    (void)buf;
-    if (n < 0) {
-        uv_read_stop(s);
-        return;
-    }
-    app->control_len += (size_t)n;
-    app->control_buf[app->control_len] = 0;
     char *nl;
     while (app->cluster && (nl = strchr(app->control_buf, '\n'))) {
         *nl = 0;
@@ -198,17 +214,88 @@ static void control_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         memmove(app->control_buf, nl + 1, app->control_len - used + 1);
         app->control_len -= used;
     }
-    if (app->control_len >= sizeof(app->control_buf) - 1)
+    if (eof && app->cluster && app->control_len > 0)
+        control_line(app, app->control_buf);
+    if (eof || app->control_len >= sizeof(app->control_buf) - 1) {
         app->control_len = 0; /* an over-long line is dropped */
+        app->control_buf[0] = 0;
+    }
+}
+
+static void control_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    app_t *app = s->data;
+    (void)buf;
+    if (n < 0) {
+        /* End of input (or a read error): no more commands; the cluster runs on. */
+        control_lines(app, true);
+        if (n != UV_EOF)
+            mk_warn("--control-stdin: %s; no more commands", uv_strerror((int)n));
+        else
+            mk_info("--control-stdin: end of input; no more commands");
+        if (app->control_on) {
+            uv_close((uv_handle_t *)s, NULL);
+            app->control_on = false;
+        }
+        return;
+    }
+    app->control_len += (size_t)n;
+    app->control_buf[app->control_len] = 0;
+    control_lines(app, false);
+}
+
+/* stdin as a file (a regular file, /dev/null: what a background CI job gets)
+ * cannot be watched by the loop; its commands are read now, to its end, and
+ * that end means no more commands.  Reading a file does not wait on anyone. */
+static void control_read_file(app_t *app)
+{
+    int lines = 0;
+    size_t total = 0;
+    for (;;) {
+        if (total >= (1u << 20)) { /* a device that never ends (/dev/zero): stop somewhere */
+            mk_warn("--control-stdin: stdin gave 1 MiB without ending; no more commands");
+            break;
+        }
+        size_t room = sizeof(app->control_buf) - app->control_len - 1;
+        ssize_t n = read(0, app->control_buf + app->control_len, room);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        total += (size_t)n;
+        for (ssize_t i = 0; i < n; i++)
+            lines += app->control_buf[app->control_len + (size_t)i] == '\n';
+        app->control_len += (size_t)n;
+        app->control_buf[app->control_len] = 0;
+        control_lines(app, false);
+    }
+    control_lines(app, true);
+    mk_info("--control-stdin: stdin is a file; %d command line(s) read, then end of input", lines);
 }
 
 static void control_start(app_t *app)
 {
-    if (uv_pipe_init(app->loop, &app->control, 0) < 0 || uv_pipe_open(&app->control, 0) < 0) {
-        mk_warn("--control-stdin: stdin is not a pipe or terminal; control disabled");
+    uv_handle_type t = uv_guess_handle(0);
+    int rc = UV_EINVAL;
+    app->control.pipe.data = app;
+    if (t == UV_TTY) {
+        rc = uv_tty_init(app->loop, &app->control.tty, 0, 1);
+    } else if (t == UV_NAMED_PIPE) {
+        rc = uv_pipe_init(app->loop, &app->control.pipe, 0);
+        if (rc == 0 && (rc = uv_pipe_open(&app->control.pipe, 0)) < 0)
+            uv_close((uv_handle_t *)&app->control, NULL);
+    } else if (t == UV_FILE) {
+        control_read_file(app);
+        return;
+    } else {
+        mk_warn("--control-stdin: stdin is closed or not a pipe, terminal or file; control disabled");
         return;
     }
-    app->control.data = app;
+    if (rc < 0) {
+        mk_warn("--control-stdin: cannot read stdin: %s; control disabled", uv_strerror(rc));
+        return;
+    }
+    app->control.pipe.data = app;
     app->control_on = true;
     uv_read_start((uv_stream_t *)&app->control, control_alloc_cb, control_read_cb);
 }
@@ -241,6 +328,85 @@ static int parse_int(const char *s, int *out)
     if (errno || *end || v < 0 || v > 65535)
         return -1;
     *out = (int)v;
+    return 0;
+}
+
+/* ---------------------------------------------------------- abnormal exits */
+
+/* What a fatal signal must not leave behind: the ready file (a stale one
+ * points a fixture at dead ports) and the --ephemeral data directory. */
+static const char *fatal_ready_file;
+static const char *fatal_ephemeral_dir;
+
+/* Runs on the signal: only async-signal-safe calls (unlink, fork, execv,
+ * _exit, signal, raise).  The data directory is removed by an rm of its own,
+ * since walking a tree here is not safe; then the signal's default action
+ * (core, termination) happens as if we had not caught it. */
+static void fatal_signal_cb(int sig)
+{
+    if (fatal_ready_file)
+        unlink(fatal_ready_file);
+    if (fatal_ephemeral_dir && fork() == 0) {
+        char *argv[] = {"rm", "-rf", (char *)fatal_ephemeral_dir, NULL};
+        execv("/bin/rm", argv);
+        _exit(127);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Catch the signals that end a process without a clean stop (crashes,
+ * abort, a hang-up), once the ready file exists.  SIGKILL cannot be caught. */
+static void fatal_signals_catch(const char *ready_file, const char *ephemeral_dir)
+{
+    fatal_ready_file = ready_file;
+    fatal_ephemeral_dir = ephemeral_dir;
+#if defined(__SANITIZE_ADDRESS__) || MK_HAS_ASAN
+    /* Under ASan its own handler reports a SIGSEGV; leave the faults to it. */
+    static const int sigs[] = {SIGABRT, SIGHUP, SIGQUIT};
+#else
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGHUP, SIGQUIT};
+#endif
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = fatal_signal_cb;
+    sa.sa_flags = SA_NODEFER | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigaction(sigs[i], &sa, NULL);
+}
+
+/* --advertise-ports: "P1,P2,..." (one port per broker) or "P" (the first of
+ * brokers consecutive ports) into ports[0..brokers).  0, or -1 after a
+ * message on stderr. */
+static int parse_advertise_ports(const char *arg, int brokers, int ports[64])
+{
+    int n = 0;
+    const char *p = arg;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || end == p || v < 1 || v > 65535 || (*end && *end != ',') || n >= 64) {
+            fprintf(stderr, "minikora: bad --advertise-ports '%s' (P1,P2,... one per broker, or a first port)\n", arg);
+            return -1;
+        }
+        ports[n++] = (int)v;
+        if (!*end)
+            break;
+        p = end + 1;
+    }
+    if (n == 1) {
+        if (ports[0] + brokers - 1 > 65535) {
+            fprintf(stderr, "minikora: --advertise-ports %d: %d brokers do not fit below 65536\n", ports[0], brokers);
+            return -1;
+        }
+        for (int i = 1; i < brokers; i++)
+            ports[i] = ports[0] + i;
+    } else if (n != brokers) {
+        fprintf(stderr, "minikora: --advertise-ports names %d ports for %d brokers\n", n, brokers);
+        return -1;
+    }
     return 0;
 }
 
@@ -299,8 +465,9 @@ static int admin_token_write(const char *data_dir, const char *token)
     return 0;
 }
 
-/* --ready-file: {bootstrap, admin, admin_token, pid, data_dir, brokers: [...],
- * tls_bootstrap, ca_file, s3: {url, access_key, secret_key, bucket, region}} on one
+/* --ready-file: {bootstrap, advertised_bootstrap, admin, admin_token, pid,
+ * data_dir, brokers: [...], tls_bootstrap, ca_file, s3: {url, access_key,
+ * secret_key, bucket, region}} on one
  * line, written to PATH.tmp and renamed, so a reader never sees half a
  * file.  jansson's default separators (", " and ": ") keep the line as it
  * always was, so the README's sed recipe that matches "bootstrap": "..."
@@ -317,10 +484,14 @@ static int write_ready_file(app_t *app, const char *path, const char *boot, cons
     int n = mk_cluster_broker_count(app->cluster);
     for (int i = 0; brokers && i < n; i++) {
         mk_cluster_broker_t *b = mk_cluster_broker_at(app->cluster, i);
-        if (json_array_append_new(brokers, json_pack("{s:i, s:s, s:i, s:s, s:i, s:i}", "id", (int)b->id, "host",
+        int aport;
+        const char *ahost = mk_cluster_broker_endpoint(app->cluster, b, false, &aport);
+        char hp[300];
+        mk_net_host_port(ahost, aport, hp, sizeof(hp));
+        if (json_array_append_new(brokers, json_pack("{s:i, s:s, s:i, s:s, s:i, s:i, s:s}", "id", (int)b->id, "host",
                                                      mk_cluster_advertise_host(app->cluster), "port", b->port,
                                                      "az", b->az, "cell", (int)b->cell, "tls_port",
-                                                     b->tls_port)) < 0) {
+                                                     b->tls_port, "advertised", hp)) < 0) {
             json_decref(brokers);
             brokers = NULL;
         }
@@ -329,7 +500,10 @@ static int write_ready_file(app_t *app, const char *path, const char *boot, cons
     char tls_boot[4096];
     mk_cluster_tls_bootstrap(app->cluster, tls_boot, sizeof(tls_boot));
     const char *ca = mk_cluster_tls_ca_file(app->cluster);
-    json_t *j = json_pack("{s:s, s:o, s:o, s:i, s:s, s:o, s:o, s:o, s:o}", "bootstrap", boot, "admin",
+    char adv[4096];
+    mk_cluster_advertised_bootstrap(app->cluster, adv, sizeof(adv));
+    json_t *j = json_pack("{s:s, s:s, s:o, s:o, s:i, s:s, s:o, s:o, s:o, s:o}", "bootstrap", boot,
+                          "advertised_bootstrap", adv, "admin",
                           admin_url ? json_string(admin_url) : json_null(), "admin_token",
                           admin_url ? json_string(admin_token) : json_null(), "pid", (int)getpid(), "data_dir",
                           data_dir, "brokers", brokers, "tls_bootstrap", ca ? json_string(tls_boot) : json_null(),
@@ -366,7 +540,9 @@ static int cmd_serve(int argc, char **argv)
 {
     mk_config_t config;
     mk_cluster_config_init(&config);
-    const char *data_dir = NULL, *host = "127.0.0.1", *advertise = NULL;
+    const char *data_dir = NULL, *host = "127.0.0.1", *advertise = NULL, *adv_ports_arg = NULL;
+    char host_buf[64];
+    int adv_ports[64];
     int port = 9092, brokers = -1, azs = -1;
     int admin_port = 8080;
     bool admin_port_set = false;
@@ -464,9 +640,17 @@ static int cmd_serve(int argc, char **argv)
         } else if (strcmp(a, "--host") == 0) {
             NEED_VALUE();
             host = v;
+            size_t hl = strlen(v);
+            if (hl > 2 && v[0] == '[' && v[hl - 1] == ']' && hl - 2 < sizeof(host_buf)) {
+                snprintf(host_buf, sizeof(host_buf), "%.*s", (int)(hl - 2), v + 1); /* [::1] is ::1 */
+                host = host_buf;
+            }
         } else if (strcmp(a, "--advertise-host") == 0) {
             NEED_VALUE();
             advertise = v;
+        } else if (strcmp(a, "--advertise-ports") == 0) {
+            NEED_VALUE();
+            adv_ports_arg = v;
         } else if (strcmp(a, "--brokers") == 0 || strcmp(a, "--azs") == 0) {
             NEED_VALUE();
             if (mk_cluster_config_set(&config, a[2] == 'b' ? "minikora.brokers" : "minikora.azs", v, why, sizeof(why)) < 0) {
@@ -508,8 +692,8 @@ static int cmd_serve(int argc, char **argv)
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "minikora: unknown option '%s'\n", a);
-            usage(stderr);
+            /* One line, not the whole usage: the reason stays the last thing a CI log shows. */
+            fprintf(stderr, "minikora: unknown option '%s' (minikora serve --help lists them)\n", a);
             return 2;
         }
 #undef NEED_VALUE
@@ -548,6 +732,8 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "minikora: brokers must be 1..64 and AZs 1..16\n");
         return 2;
     }
+    if (adv_ports_arg && parse_advertise_ports(adv_ports_arg, brokers, adv_ports) < 0)
+        return 2;
 
     app_t app;
     memset(&app, 0, sizeof(app));
@@ -570,6 +756,7 @@ static int cmd_serve(int argc, char **argv)
     opts.data_dir = data_dir;
     opts.host = host;
     opts.advertise_host = advertise;
+    opts.advertise_ports = adv_ports_arg ? adv_ports : NULL;
     opts.base_port = port;
     /* TLS ports follow the PLAINTEXT ones unless set (free ones with --port 0). */
     opts.tls_base_port = mk_cluster_config_is_set(&config, "minikora.tls.port")
@@ -619,8 +806,6 @@ static int cmd_serve(int argc, char **argv)
     app.tick.data = &app;
     app.last_retention_ms = mk_now_ms();
     uv_timer_start(&app.tick, tick_cb, 1000, 1000);
-    if (control)
-        control_start(&app);
 
     if (s3_port >= 0) {
         mk_s3d_opts_t sopts = {data_dir, host, s3_port, mk_cluster_advertise_host(app.cluster), s3_access,
@@ -641,9 +826,18 @@ static int cmd_serve(int argc, char **argv)
         }
     }
 
-    /* Tiered storage: to minikora.s3.endpoint, else the bundled server. */
+    /* Tiered storage: to minikora.s3.endpoint, else the bundled server, which
+     * tiering reaches at its bind address (not the advertised one: that is
+     * for clients outside, e.g. of a container). */
     mk_tier_target_t tgt;
-    int have_target = mk_tier_target_resolve(&config, app.s3d ? mk_s3d_url(app.s3d) : NULL, app.s3d ? mk_s3d_bucket(app.s3d) : NULL,
+    char s3_local[300] = "";
+    if (app.s3d) {
+        bool any = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || !*host;
+        const char *h = any ? "127.0.0.1" : host;
+        snprintf(s3_local, sizeof(s3_local), strchr(h, ':') ? "http://[%s]:%d" : "http://%s:%d", h,
+                 mk_s3d_port(app.s3d));
+    }
+    int have_target = mk_tier_target_resolve(&config, app.s3d ? s3_local : NULL, app.s3d ? mk_s3d_bucket(app.s3d) : NULL,
                                 app.s3d ? mk_s3d_access_key(app.s3d) : NULL, app.s3d ? mk_s3d_secret_key(app.s3d) : NULL,
                                 app.s3d ? mk_s3d_region(app.s3d) : NULL, &tgt, why, sizeof(why));
     rc = have_target > 0 ? mk_broker_tier_start(app.broker, &tgt, data_dir) : have_target;
@@ -693,6 +887,8 @@ static int cmd_serve(int argc, char **argv)
     if (ready_file && write_ready_file(&app, ready_file, boot, admin_url[0] ? admin_url : NULL, admin_token,
                                        data_dir) < 0)
         mk_warn("cannot write the ready file %s: %s", ready_file, strerror(errno));
+    if (ready_file || app.ephemeral_dir)
+        fatal_signals_catch(ready_file, app.ephemeral_dir);
     /* The TLS part comes last, after a space, so the admin URL stays one
      * whitespace-delimited word as tests and scripts parse it. */
     char tls_part[4600] = "";
@@ -707,15 +903,20 @@ static int cmd_serve(int argc, char **argv)
     if (app.s3d)
         snprintf(s3_part, sizeof(s3_part), " s3 %s bucket %s key %s secret %s", mk_s3d_url(app.s3d),
                  mk_s3d_bucket(app.s3d), mk_s3d_access_key(app.s3d), mk_s3d_secret_key(app.s3d));
-    printf("minikora ready: bootstrap servers %s (%d brokers in %d cells over %d AZs; data %s; %.1f ms)%s%s%s%s\n",
-           boot, n, (n + azs - 1) / azs, azs < n ? azs : n, data_dir, (double)(mk_mono_ns() - t0) / 1e6,
-           admin_url[0] ? " admin " : "", admin_url, s3_part, tls_part);
+    int ncells = (n + azs - 1) / azs, nazs = azs < n ? azs : n;
+    printf("minikora ready: bootstrap servers %s (%d broker%s in %d cell%s over %d AZ%s; data %s; %.1f ms)%s%s%s%s\n",
+           boot, n, n == 1 ? "" : "s", ncells, ncells == 1 ? "" : "s", nazs, nazs == 1 ? "" : "s", data_dir,
+           (double)(mk_mono_ns() - t0) / 1e6, admin_url[0] ? " admin " : "", admin_url, s3_part, tls_part);
     fflush(stdout);
     for (int i = 0; i < n; i++) {
         mk_cluster_broker_t *b = mk_cluster_broker_at(app.cluster, i);
-        mk_info("broker %d: %s:%d (tls %d), %s, cell %d", b->id, mk_cluster_advertise_host(app.cluster), b->port,
-                b->tls_port, b->az, b->cell);
+        int aport;
+        const char *ahost = mk_cluster_broker_endpoint(app.cluster, b, false, &aport);
+        mk_info("broker %d: port %d (tls %d), %s, cell %d; clients are told %s:%d", b->id, b->port, b->tls_port, b->az,
+                b->cell, ahost, aport);
     }
+    if (control)
+        control_start(&app); /* after the ready line: answers never come before it */
 
     if (tui && admin_url[0]) {
         /* `serve --tui`: the cluster's loop runs on a thread of its own and the
@@ -755,6 +956,64 @@ static int cmd_serve(int argc, char **argv)
     return 0;
 }
 
+/* `minikora verify --data-dir DIR`: the scrubber's checks and the audit's
+ * rules offline (scrub/).  Exit 0 clean, 1 problems found, 2 usage or an
+ * unreadable directory. */
+static int cmd_verify(int argc, char **argv)
+{
+    const char *dir = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc)
+            dir = argv[++i];
+        else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc)
+            i++; /* accepted for symmetry with serve; verify logs warnings only */
+        else {
+            fprintf(stderr, "minikora verify: unknown argument '%s'\nusage: minikora verify --data-dir DIR\n",
+                    argv[i]);
+            return 2;
+        }
+    }
+    if (!dir) {
+        fprintf(stderr, "usage: minikora verify --data-dir DIR\n");
+        return 2;
+    }
+    mk_logger_set_level(MK_LOGGER_WARN);
+    int n = mk_scrub_verify_dir(dir, stdout);
+    fflush(stdout);
+    return n < 0 ? 2 : n > 0 ? 1 : 0;
+}
+
+/* minikora apis [--markdown]: the dispatch table as a terminal table, or as
+ * the Markdown of docs/COMPATIBILITY.md. */
+static int cmd_apis(int argc, char **argv)
+{
+    bool markdown = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--markdown") == 0) {
+            markdown = true;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            printf("usage: minikora apis [--markdown]\n");
+            return 0;
+        } else {
+            fprintf(stderr, "minikora apis: unknown option '%s' (usage: minikora apis [--markdown])\n", argv[i]);
+            return 2;
+        }
+    }
+    if (markdown) {
+        mk_broker_apis_markdown(stdout);
+        return 0;
+    }
+    int width = 100;
+    struct winsize ws;
+    const char *cols = getenv("COLUMNS");
+    if (isatty(1) && ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        width = ws.ws_col;
+    else if (cols && atoi(cols) > 0)
+        width = atoi(cols);
+    mk_broker_apis_table(stdout, width);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -765,16 +1024,10 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 2, argv + 2);
     if (strcmp(argv[1], "tui") == 0)
         return mk_tui_main(argc - 2, argv + 2);
-    if (strcmp(argv[1], "apis") == 0) {
-        if (argc > 2 && strcmp(argv[2], "--markdown") == 0) {
-            mk_broker_apis_markdown(stdout);
-        } else {
-            int n;
-            (void)n;
-            mk_broker_apis_markdown(stdout);
-        }
-        return 0;
-    }
+    if (strcmp(argv[1], "verify") == 0)
+        return cmd_verify(argc - 2, argv + 2);
+    if (strcmp(argv[1], "apis") == 0)
+        return cmd_apis(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("minikora %s\n", MINIKORA_VERSION);
         return 0;

@@ -558,6 +558,11 @@ def parse_metadata(version, body):
 def parse_produce(version, body, with_message=False):
     """-> list of (topic, partition, error_code, base_offset), plus the error message (v8+,
     else None) with_message."""
+    return parse_produce_throttled(version, body, with_message)[0]
+
+
+def parse_produce_throttled(version, body, with_message=False):
+    """-> (parse_produce's list, ThrottleTimeMs)."""
     r = Reader(body)
     out = []
     for _ in range(r.i32()):
@@ -572,7 +577,7 @@ def parse_produce(version, body, with_message=False):
                 r.array(lambda r: (r.i32(), r.string()))
                 msg = r.string()
             out.append((name, idx, err, base, msg) if with_message else (name, idx, err, base))
-    return out
+    return out, r.i32()
 
 
 def parse_list_offsets(version, body):
@@ -864,6 +869,8 @@ class Conn:
     """One TCP connection to one broker.  All waits are bounded by `timeout` seconds.  The
     typed helpers send one request and return its parsed answer."""
 
+    client_id = "kwire"  # the ClientId of every request header (set per connection to change it)
+
     def __init__(self, host, port, timeout=10.0):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -938,7 +945,8 @@ class Conn:
              timeout=None):
         """Send a request and return the response body (after the response header)."""
         corr = self.next_corr()
-        self.send(request(api_key, api_version, corr, body, flexible=flexible_req))
+        self.send(request(api_key, api_version, corr, body, flexible=flexible_req,
+                          client_id=self.client_id))
         payload = self.recv_frame(timeout)
         r = Reader(payload)
         got = r.i32()
@@ -983,6 +991,20 @@ class Conn:
         resp = self.call(PRODUCE, v, produce_body(v, topic, partition, records_bytes, acks,
                                                   transactional_id=transactional_id))
         return parse_produce(v, resp)
+
+    def produce_throttled(self, topic, partition, records_bytes, acks=-1, version=None):
+        """Produce (as produce()) -> ((error_code, base_offset), ThrottleTimeMs)."""
+        v = version or self.pick(PRODUCE, 3, 8)
+        assert v is not None, "broker advertises no non-flexible Produce version in 3..8"
+        res, throttle = parse_produce_throttled(v, self.call(PRODUCE, v, produce_body(
+            v, topic, partition, records_bytes, acks)))
+        assert len(res) == 1, res
+        return (res[0][2], res[0][3]), throttle
+
+    def metadata_throttled(self, version=8):
+        """Metadata v3..v8 for no topics -> ThrottleTimeMs (the first field of the answer)."""
+        assert 3 <= version <= 8
+        return Reader(self.call(METADATA, version, metadata_body(version, []))).i32()
 
     def produce_one(self, topic, partition, records_bytes, acks=-1, version=None,
                     transactional_id=None):

@@ -299,7 +299,7 @@ def test_tui_views_and_actions(minikora):
         tui.wait_text("Take down AZ az-2 (2 brokers)?")
         tui.keys("y")
         tui.wait_text("az-2 DOWN 0/2", "brokers 4/6 up")
-        tui.wait_re(broker_row(5, "stopped"))
+        tui.wait_re(broker_row(5, "crashed"))  # an AZ down crashes its brokers
         tui.keys("A")
         tui.wait_text("Bring up AZ az-2")
         tui.keys("y")

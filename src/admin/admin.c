@@ -16,10 +16,12 @@
  * HTTP server reaches the dispatcher only through the handler given to
  * mk_admin_http_open(), and the broker reaches the stats only through the
  * request callback registered here (replication, through its cross-AZ
- * observer, also registered here).
+ * observer, and the scrubber, through its event observer, also registered
+ * here).
  */
 #include "admin/admin_int.h"
 #include "repl/repl.h"
+#include "scrub/scrub.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -141,6 +143,12 @@ static void xaz_cb(const mk_topic_t *t, uint64_t bytes, void *ud)
     mk_admin_stats_on_replication(a->stats, t, bytes);
 }
 
+/* The scrubber's and the audit's findings go into the event ring. */
+static void scrub_event_cb(const char *type, int32_t broker, const char *text, void *ud)
+{
+    mk_admin_event(ud, type, broker, "%s", text);
+}
+
 /* ================================================================ lifecycle */
 
 static void admin_free(mk_admin_t *a)
@@ -206,6 +214,8 @@ int mk_admin_open(uv_loop_t *loop, const mk_admin_opts_t *opts, mk_admin_t **out
     mk_broker_set_req_cb(a->b, req_cb, a);
     if (mk_broker_repl(a->b))
         mk_repl_set_xaz_cb(mk_broker_repl(a->b), xaz_cb, a);
+    if (mk_broker_scrub(a->b))
+        mk_scrub_set_event_cb(mk_broker_scrub(a->b), scrub_event_cb, a);
     *out = a;
     return 0;
 }
@@ -221,6 +231,8 @@ void mk_admin_close(mk_admin_t *a)
     mk_broker_set_req_cb(a->b, NULL, NULL);
     if (mk_broker_repl(a->b))
         mk_repl_set_xaz_cb(mk_broker_repl(a->b), NULL, NULL);
+    if (mk_broker_scrub(a->b))
+        mk_scrub_set_event_cb(mk_broker_scrub(a->b), NULL, NULL);
     uv_timer_stop(a->tick);
     uv_close((uv_handle_t *)a->tick, tick_close_cb);
     mk_admin_http_close(a->http);

@@ -225,6 +225,8 @@ void mk_admin_observe(mk_admin_t *a, const char *cause, bool quiet);
 const mk_admin_event_t *mk_admin_events_at(const mk_admin_t *a, uint64_t seq);
 /* The seq of the last event recorded (0: none yet). */
 uint64_t mk_admin_events_last(const mk_admin_t *a);
+/* Whether type is one an event can have (GET /v1/events?type=). */
+bool mk_admin_event_type_known(const char *type);
 
 /* =================================================================== balance */
 

@@ -12,7 +12,8 @@
  *     --control-stdin too);
  *   - mk_admin_observe(): a sample of the cluster compared with the last
  *     one: brokers started or stopped, topics created or deleted, partition
- *     leaders moved or lost, ISRs shrunk or grown.  It runs every tick and at
+ *     leaders moved or lost, ISRs shrunk or grown.  A broker that went down
+ *     is broker_crashed or broker_stopped by its crashed flag (repl/).  It runs every tick and at
  *     once after every acting route, which names its cause; the cause is
  *     then appended to the events of that sample.  Sampling sees every change
  *     whatever made it (the Kafka API, --control-stdin, replication's own
@@ -43,9 +44,30 @@ typedef struct seen_topic_s {
 
 /* ====================================================================== ring */
 
+/* Every type an event can have: GET /v1/events?type= answers 400 for any
+ * other, so a new type must be added here (mk_admin_event warns if not). */
+static const char *const event_types[] = {
+    "started", "broker_started", "broker_stopped", "broker_crashed", "broker_restarted", "az_down", "az_up",
+    "topic_created", "topic_deleted", "leader_changed", "partition_offline", "isr_shrunk", "isr_expanded",
+    "partitions_changed", "reset", "requests_rejected", "cell_added", "tenant", "tenant_move", "tenant_moved",
+    /* the scrubber and the durability audit (scrub/) */
+    "integrity_corruption", "integrity_repaired", "integrity_data_lost", "integrity_lost_cleared",
+    "integrity_incident", "integrity_remote_bad", "scrub_requested",
+};
+
+bool mk_admin_event_type_known(const char *type)
+{
+    for (size_t i = 0; i < MK_ARRAY_LEN(event_types); i++)
+        if (strcmp(event_types[i], type) == 0)
+            return true;
+    return false;
+}
+
 void mk_admin_event(mk_admin_t *a, const char *type, int32_t broker, const char *fmt, ...)
 {
     mk_admin_events_t *ev = &a->events;
+    if (!mk_admin_event_type_known(type))
+        mk_warn("admin event type '%s' is missing from event_types[] (events.c)", type);
     uint64_t seq = ++ev->last_seq;
     mk_admin_event_t *e = &ev->ring[seq % MK_ADMIN_EVENTS];
     e->seq = seq;
@@ -107,9 +129,12 @@ void mk_admin_observe(mk_admin_t *a, const char *why, bool quiet)
     int n = mk_cluster_broker_count(a->c);
     for (int i = 0; i < n; i++) {
         mk_cluster_broker_t *b = mk_cluster_broker_at(a->c, i);
-        if (emit && ev->seen_running[i] != b->running)
-            mk_admin_event(a, b->running ? "broker_started" : "broker_stopped", b->id, "broker %d %s (%s, cell %d)%s",
-                           b->id, b->running ? "started" : "stopped", b->az, b->cell, cause);
+        if (emit && ev->seen_running[i] != b->running) {
+            const char *what = b->running ? "started" : b->crashed ? "crashed" : "stopped";
+            char type[24];
+            snprintf(type, sizeof(type), "broker_%s", what);
+            mk_admin_event(a, type, b->id, "broker %d %s (%s, cell %d)%s", b->id, what, b->az, b->cell, cause);
+        }
         ev->seen_running[i] = b->running;
     }
     emit = emit && !quiet;

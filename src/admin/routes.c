@@ -23,6 +23,7 @@
 #include "group/group.h"
 #include "partition/partition.h"
 #include "repl/repl.h"
+#include "scrub/scrub.h"
 
 #include <errno.h>
 #include <math.h>
@@ -229,12 +230,28 @@ static json_t *cell_tenants_json(mk_admin_t *a, int32_t cell)
     return ids;
 }
 
+/* A broker's state word: running, stopped (controlled) or crashed. */
+static const char *broker_state(const mk_cluster_broker_t *b)
+{
+    return b->running ? "running" : b->crashed ? "crashed" : "stopped";
+}
+
+/* "host:port" clients are told for b's PLAINTEXT listener (after any mapping). */
+static void broker_advertised(mk_admin_t *a, const mk_cluster_broker_t *b, char *out, size_t n)
+{
+    int port;
+    const char *host = mk_cluster_broker_endpoint(a->c, b, false, &port);
+    mk_net_host_port(host, port, out, n);
+}
+
 static json_t *broker_json(mk_admin_t *a, mk_cluster_broker_t *b, const counts_t *k)
 {
     int i = b->id - 1;
-    return json_pack("{s:i, s:s, s:i, s:s, s:i, s:b, s:s, s:i, s:i, s:i, s:i}", "id", (int)b->id, "az", b->az,
-                     "cell", (int)b->cell, "host", mk_cluster_advertise_host(a->c), "port", b->port, "running",
-                     b->running, "state", b->running ? "running" : "stopped", "leaders",
+    char adv[300];
+    broker_advertised(a, b, adv, sizeof(adv));
+    return json_pack("{s:i, s:s, s:i, s:s, s:i, s:s, s:b, s:s, s:i, s:i, s:i, s:i}", "id", (int)b->id, "az", b->az,
+                     "cell", (int)b->cell, "host", mk_cluster_advertise_host(a->c), "port", b->port, "advertised",
+                     adv, "running", b->running, "state", broker_state(b), "leaders",
                      k && i >= 0 && i < k->n ? (int)k->leaders[i] : 0, "replicas",
                      k && i >= 0 && i < k->n ? (int)k->replicas[i] : 0, "under_replicated",
                      k && i >= 0 && i < k->n ? (int)k->under_replicated[i] : 0, "connections",
@@ -404,8 +421,7 @@ static void broker_action(mk_admin_t *a, const mk_admin_caps_t *caps, mk_http_re
         break;
     }
     if (rc == MK_ERR_STATE) {
-        mk_admin_http_error(resp, 409, "broker_state", "broker %d is already %s", b->id,
-                       b->running ? "running" : "stopped");
+        mk_admin_http_error(resp, 409, "broker_state", "broker %d is already %s", b->id, broker_state(b));
         return;
     }
     if (rc < 0) {
@@ -1041,6 +1057,85 @@ static void h_cell_add(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_c
 
 /* ----------------------------------------------------------------- tenants */
 
+/* A limit or a measure: an integer when it is one, else a real. */
+static json_t *jnum(double v)
+{
+    if (isfinite(v) && v == floor(v) && fabs(v) < 9007199254740992.0)
+        return json_integer((json_int_t)v);
+    return json_real(isfinite(v) ? round(v * 1000) / 1000 : 0);
+}
+
+static json_t *limits_json(const mk_quota_limits_t *l)
+{
+    json_t *o = json_object();
+    for (int k = 0; l && k < MK_QUOTA__COUNT; k++)
+        if (l->set >> k & 1)
+            json_object_set_new(o, mk_quota_key_name(k), jnum(l->v[k]));
+    return o;
+}
+
+static int quota_entity_cb(const mk_quota_entity_t *e, const mk_quota_limits_t *l, void *arg)
+{
+    json_t *ent = json_object();
+    if (e->user)
+        json_object_set_new(ent, "user", *e->user ? jstr(e->user) : json_null());
+    if (e->client_id)
+        json_object_set_new(ent, "client-id", *e->client_id ? jstr(e->client_id) : json_null());
+    if (e->ip)
+        json_object_set_new(ent, "ip", *e->ip ? jstr(e->ip) : json_null());
+    json_array_append_new(arg, json_pack("{s:o, s:o}", "entity", ent, "limits", limits_json(l)));
+    return 0;
+}
+
+static int quota_broker_cb(const mk_broker_quota_broker_t *qb, void *arg)
+{
+    json_t *o = json_pack("{s:i}", "broker", (int)qb->broker);
+    for (int k = 0; k < 3; k++)
+        json_object_set_new(o, mk_quota_key_name(k),
+                            json_pack("{s:o, s:o, s:o}", "rate", jnum(qb->rate[k]), "share",
+                                      qb->share[k] > 0 ? jnum(qb->share[k]) : json_null(), "broker_cap",
+                                      qb->cap[k] > 0 ? jnum(qb->cap[k]) : json_null()));
+    json_array_append_new(arg, o);
+    return 0;
+}
+
+/* A tenant's quotas: the tenant-wide limits, what it uses of each (rates
+ * over Kafka's quota windows, counts now), the throttle time its clients
+ * were given, each broker's part, and the entity limits inside it. */
+static json_t *quotas_json(mk_admin_t *a, const mk_tenant_t *t)
+{
+    mk_quota_registry_t *qr = mk_broker_quotas(a->b);
+    mk_broker_quota_use_t u;
+    mk_broker_quota_use(a->b, t->id, &u);
+    int64_t partitions = 0;
+    uint64_t stored = 0;
+    size_t it = 0;
+    mk_topic_t *tp;
+    while ((tp = mk_cluster_topic_next(a->c, &it))) {
+        if (!mk_tenant_visible(t, tp->name))
+            continue;
+        uint64_t size;
+        int64_t records;
+        topic_log_totals(tp, &size, &records);
+        partitions += tp->partition_count;
+        stored += size;
+    }
+    json_t *use = json_pack("{s:o, s:o, s:o, s:i, s:I, s:I}", "producer_byte_rate", jnum(u.rate[0]),
+                            "consumer_byte_rate", jnum(u.rate[1]), "request_percentage", jnum(u.rate[2]),
+                            "max_connections", mk_broker_sessions_count(a->b, t), "max_partitions",
+                            (json_int_t)partitions, "max_storage_bytes", (json_int_t)stored);
+    json_t *throttle = json_pack("{s:I, s:I, s:I}", "time_ms_total", (json_int_t)u.throttle_ms_total,
+                                 "throttled_requests", (json_int_t)u.throttled, "time_ms_last_minute",
+                                 (json_int_t)u.throttle_ms_minute);
+    json_t *brokers = json_array(), *entities = json_array();
+    mk_broker_quota_each_broker(a->b, t->id, quota_broker_cb, brokers);
+    if (qr)
+        mk_quota_each(qr, t->id, quota_entity_cb, entities);
+    return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "tenant", t->id, "limits",
+                     limits_json(qr ? mk_quota_tenant(qr, t->id) : NULL), "use", use, "throttle", throttle,
+                     "brokers", brokers, "entities", entities);
+}
+
 /* The tenant's busiest client ids that GET /v1/tenants/{id} lists. */
 #define TENANT_TOP_CLIENTS 10
 
@@ -1099,6 +1194,7 @@ static json_t *tenant_json(mk_admin_t *a, const mk_tenant_t *t, bool detail)
     if (m)
         json_object_set_new(j, "move", move_json(m));
     json_object_set_new(j, "cross_az", mk_admin_stats_tenant_cross_az_json(a->stats, t->id));
+    json_object_set_new(j, "quotas", quotas_json(a, t));
     return j;
 }
 
@@ -1192,6 +1288,106 @@ static void h_tenant_delete(mk_admin_t *a, const mk_http_req_t *req, const mk_ad
     mk_admin_http_json(resp, 200, j);
 }
 
+/* The tenant of a quota route: any tenant, "default" too (its clients are
+ * the unauthenticated ones). */
+static mk_tenant_t *quota_tenant_or_404(mk_admin_t *a, const char *id, mk_http_resp_t *resp)
+{
+    mk_tenant_registry_t *r = mk_broker_tenants(a->b);
+    mk_tenant_t *t = r ? mk_tenant_find(r, id) : NULL;
+    if (!t)
+        mk_admin_http_error(resp, 404, "unknown_tenant", "no tenant '%s'", id);
+    return t;
+}
+
+static void h_tenant_quotas(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                            mk_http_resp_t *resp)
+{
+    mk_tenant_t *t = quota_tenant_or_404(a, caps->v[0], resp);
+    if (t)
+        mk_admin_http_json(resp, 200, quotas_json(a, t));
+}
+
+/* PUT /v1/tenants/{id}/quotas {"producer_byte_rate": 1048576, "max_partitions": null, ...}: set (a number)
+ * or remove (null) tenant-wide limits.  All or nothing: every key and value
+ * is checked before the first is applied, so a bad one leaves the limits in
+ * force as they were. */
+static void h_tenant_quotas_put(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                                mk_http_resp_t *resp)
+{
+    mk_tenant_t *t = quota_tenant_or_404(a, caps->v[0], resp);
+    mk_quota_registry_t *qr = mk_broker_quotas(a->b);
+    if (!t)
+        return;
+    if (!qr) {
+        mk_admin_http_error(resp, 503, "not_ready", "the quota registry is not open");
+        return;
+    }
+    json_error_t jerr;
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!body || !json_is_object(body) || json_object_size(body) == 0) {
+        json_decref(body);
+        mk_admin_http_error(resp, 400, "bad_request",
+                            "the body must be a JSON object of limits, e.g. {\"producer_byte_rate\": 1048576}; "
+                            "null removes one");
+        return;
+    }
+    double val[MK_QUOTA__COUNT] = {0};
+    int act[MK_QUOTA__COUNT] = {0}; /* 0 untouched, 1 set, 2 remove */
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        int k = mk_quota_key_find(key);
+        if (k < 0) {
+            mk_admin_http_error(resp, 400, "unknown_quota_key",
+                                "'%.64s' is not a quota; known: producer_byte_rate, consumer_byte_rate, "
+                                "request_percentage, controller_mutation_rate, connection_creation_rate, "
+                                "max_connections, max_partitions, max_storage_bytes",
+                                key);
+            json_decref(body);
+            return;
+        }
+        if (json_is_null(v)) {
+            act[k] = 2;
+            continue;
+        }
+        double x = json_is_number(v) ? json_number_value(v) : NAN;
+        bool whole = k == MK_QUOTA_MAX_CONNECTIONS || k == MK_QUOTA_MAX_PARTITIONS || k == MK_QUOTA_MAX_STORAGE_BYTES;
+        if (!json_is_number(v) || !mk_quota_value_valid(k, x) || (whole && x != floor(x))) {
+            mk_admin_http_error(resp, 400, "invalid_quota_value",
+                                "%s must be a %s number above 0 and below %s, or null to remove it", key,
+                                whole ? "whole" : "", k == MK_QUOTA_REQUEST_PERCENTAGE ? "100000 (inclusive)"
+                                : k <= MK_QUOTA_CONSUMER_BYTE_RATE || k == MK_QUOTA_MAX_STORAGE_BYTES ? "2^50"
+                                                                                                     : "2^31");
+            json_decref(body);
+            return;
+        }
+        act[k] = 1;
+        val[k] = x;
+    }
+    json_decref(body);
+    char what[512];
+    size_t n = 0;
+    what[0] = 0;
+    for (int k = 0; k < MK_QUOTA__COUNT; k++) {
+        if (!act[k])
+            continue;
+        int rc = mk_quota_set(qr, t->id, NULL, k, val[k], act[k] == 2);
+        if (rc < 0) {
+            mk_admin_http_error(resp, 500, "internal", "cannot set %s of tenant '%s': %s", mk_quota_key_name(k),
+                                t->id, mk_strerror(rc));
+            return;
+        }
+        if (n < sizeof(what)) {
+            int w = act[k] == 2 ? snprintf(what + n, sizeof(what) - n, "%s%s removed", n ? ", " : "", mk_quota_key_name(k))
+                                : snprintf(what + n, sizeof(what) - n, "%s%s=%.17g", n ? ", " : "", mk_quota_key_name(k),
+                                           val[k]);
+            n += w > 0 ? (size_t)w : 0;
+        }
+    }
+    mk_admin_event(a, "quota", -1, "tenant %s quotas: %s (admin API)", t->id, what);
+    mk_admin_http_json(resp, 200, quotas_json(a, t));
+}
+
 static void h_tenant_move(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
                           mk_http_resp_t *resp)
 {
@@ -1256,6 +1452,129 @@ static void h_tenant_key_delete(mk_admin_t *a, const mk_http_req_t *req, const m
     mk_admin_http_json(resp, 200, json_pack("{s:s, s:i}", "revoked", caps->v[1], "connections_closed", conns));
 }
 
+/* -------------------------------------------------------------- advertised */
+
+static json_t *advertised_json(mk_admin_t *a)
+{
+    json_t *arr = json_array();
+    for (int i = 0; i < mk_cluster_broker_count(a->c); i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(a->c, i);
+        int port;
+        const char *host = mk_cluster_broker_endpoint(a->c, b, false, &port);
+        char adv[300];
+        mk_net_host_port(host, port, adv, sizeof(adv));
+        json_array_append_new(arr, json_pack("{s:i, s:s, s:o, s:i, s:i, s:b, s:b}", "id", (int)b->id, "advertised",
+                                             adv, "host", jstr(host), "port", port, "listen_port", b->port,
+                                             "mapped", b->adv_host != NULL || b->adv_port > 0, "running",
+                                             b->running));
+    }
+    char boot[4096];
+    mk_cluster_advertised_bootstrap(a->c, boot, sizeof(boot));
+    return json_pack("{s:s, s:s, s:o}", "advertise_host", mk_cluster_advertise_host(a->c), "bootstrap", boot,
+                     "brokers", arr);
+}
+
+static void h_advertised(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    mk_admin_http_json(resp, 200, advertised_json(a));
+}
+
+/* One value of PUT /v1/advertised: "host:port", "[v6]:port", a port (an
+ * integer: the cluster's advertise host with that port), or null (the
+ * mapping goes).  host gets "" for the advertise host.  false for anything
+ * else. */
+static bool advertised_value(json_t *v, char host[256], int *port)
+{
+    host[0] = 0;
+    *port = 0;
+    if (json_is_null(v))
+        return true;
+    if (json_is_integer(v)) {
+        json_int_t p = json_integer_value(v);
+        *port = (int)p;
+        return p >= 1 && p <= 65535;
+    }
+    const char *s = json_string_value(v);
+    if (!s)
+        return false;
+    const char *colon = strrchr(s, ':'), *h = s;
+    size_t hl = colon ? (size_t)(colon - s) : 0;
+    if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
+        h = s + 1;
+        hl -= 2;
+    } else if (colon && memchr(s, ':', hl)) {
+        return false; /* an IPv6 address needs its brackets */
+    }
+    if (!colon || hl == 0 || hl >= 256)
+        return false;
+    for (size_t i = 0; i < hl; i++)
+        if (!(h[i] >= 'a' && h[i] <= 'z') && !(h[i] >= 'A' && h[i] <= 'Z') && !(h[i] >= '0' && h[i] <= '9') &&
+            !strchr(".-_:%", h[i]))
+            return false;
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || p < 1 || p > 65535)
+        return false;
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    *port = (int)p;
+    return true;
+}
+
+static void h_advertised_put(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                             mk_http_resp_t *resp)
+{
+    json_error_t jerr;
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        mk_admin_http_error(resp, 400, "bad_request",
+                            "the body must be a JSON object from broker id to \"host:port\", a port or null");
+        return;
+    }
+    /* Check every entry before changing any: a bad one changes nothing. */
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        char host[256];
+        int32_t id;
+        int port;
+        if (!parse_id(key, &id) || !mk_cluster_broker_find(a->c, id)) {
+            json_decref(body);
+            mk_admin_http_error(resp, 404, "unknown_broker", "no broker '%s' (ids run 1..%d)", key,
+                                mk_cluster_broker_count(a->c));
+            return;
+        }
+        if (!advertised_value(v, host, &port)) {
+            json_decref(body);
+            mk_admin_http_error(resp, 400, "bad_request",
+                                "broker %s: want \"host:port\" (\"[v6]:port\"), a port 1..65535, or null", key);
+            return;
+        }
+    }
+    int changed = 0;
+    json_object_foreach(body, key, v) {
+        char host[256];
+        int32_t id;
+        int port;
+        parse_id(key, &id);
+        advertised_value(v, host, &port);
+        int rc = mk_cluster_broker_advertise(a->c, id, host[0] ? host : NULL, port);
+        if (rc < 0) {
+            json_decref(body);
+            mk_admin_http_error(resp, 500, "internal", "broker %d: %s", id, mk_strerror(rc));
+            return;
+        }
+        changed++;
+    }
+    json_decref(body);
+    char boot[4096];
+    mk_cluster_advertised_bootstrap(a->c, boot, sizeof(boot));
+    mk_info("admin API: advertised addresses of %d broker(s) changed; clients are told %s", changed, boot);
+    mk_admin_http_json(resp, 200, advertised_json(a));
+}
+
 /* ------------------------------------------------------------------ events */
 
 static void h_events(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
@@ -1270,8 +1589,15 @@ static void h_events(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_cap
         mk_admin_http_error(resp, 400, "bad_request", "limit must be a positive integer");
         return;
     }
-    char type[24] = "";
-    mk_admin_query_get(req->query, "type", type, sizeof(type));
+    char type[24] = "", tv[MK_ADMIN_CAP_LEN];
+    if (mk_admin_query_get(req->query, "type", tv, sizeof(tv)) && tv[0]) {
+        if (strlen(tv) >= sizeof(type) || !mk_admin_event_type_known(tv)) {
+            mk_admin_http_error(resp, 400, "bad_request", "unknown event type '%s' (see docs/ADMIN-API.md, Events)",
+                                tv);
+            return;
+        }
+        snprintf(type, sizeof(type), "%s", tv);
+    }
     /* The newest `limit` matching events after since, oldest first. */
     uint64_t last = mk_admin_events_last(a);
     uint64_t first = last > MK_ADMIN_EVENTS ? last - MK_ADMIN_EVENTS + 1 : 1;
@@ -1300,15 +1626,159 @@ static void h_events(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_cap
                                        "capacity", MK_ADMIN_EVENTS));
 }
 
+/* ---------------------------------------------------------------- integrity */
+
+static json_t *jms(int64_t ms) { return ms >= 0 ? json_integer((json_int_t)ms) : json_null(); }
+
+static json_t *integrity_counts_json(const mk_scrub_counts_t *c)
+{
+    json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:i, s:I}", "batches_verified", (json_int_t)c->batches,
+                          "bytes_verified", (json_int_t)c->bytes, "corruptions_found", (json_int_t)c->corruptions,
+                          "divergences", (json_int_t)c->divergences, "corruptions_repaired", (json_int_t)c->repaired,
+                          "unrepairable_partitions", c->unrepairable, "audit_incidents", (json_int_t)c->incidents);
+    json_object_set_new(j, "last_full_pass_ms", jms(c->last_pass_ms));
+    return j;
+}
+
+static void integrity_lost_cb(const mk_scrub_lost_t *l, void *arg)
+{
+    json_t *ranges = json_array();
+    for (int i = 0; i < l->nranges; i++)
+        json_array_append_new(ranges, json_pack("[I, o]", (json_int_t)l->ranges[i][0],
+                                                l->ranges[i][1] == INT64_MAX ? json_null()
+                                                                             : json_integer((json_int_t)l->ranges[i][1])));
+    json_array_append_new(arg, json_pack("{s:o, s:i, s:i, s:o, s:o, s:I}", "topic", jstr(l->topic), "partition",
+                                         l->partition, "broker", l->broker, "offsets", ranges, "why", jstr(l->why),
+                                         "since_ms", (json_int_t)l->since_ms));
+}
+
+static void integrity_note_cb(const mk_scrub_note_t *n, void *arg)
+{
+    json_t *j = json_pack("{s:I, s:o, s:o, s:o}", "time_ms", (json_int_t)n->ts_ms, "kind", jstr(n->kind), "topic",
+                          n->topic[0] ? jstr(n->topic) : json_null(), "message", jstr(n->text));
+    json_object_set_new(j, "partition", n->partition >= 0 ? json_integer(n->partition) : json_null());
+    json_object_set_new(j, "broker", n->broker >= 0 ? json_integer(n->broker) : json_null());
+    json_object_set_new(j, "from", n->from >= 0 ? json_integer((json_int_t)n->from) : json_null());
+    json_object_set_new(j, "to", n->to >= 0 ? json_integer((json_int_t)n->to) : json_null());
+    json_array_append_new(arg, j);
+}
+
+static void h_integrity(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    mk_scrub_t *s = mk_broker_scrub(a->b);
+    if (!s) {
+        mk_admin_http_error(resp, 503, "unavailable", "the scrubber is not running");
+        return;
+    }
+    mk_scrub_status_t st;
+    mk_scrub_status(s, &st);
+    json_t *scrubber = json_pack("{s:b, s:I, s:I, s:I, s:b, s:{s:I, s:I}}", "enabled", st.enabled, "rate_bytes_per_sec",
+                                 (json_int_t)st.rate_bytes_per_sec, "interval_ms", (json_int_t)st.interval_ms, "passes",
+                                 (json_int_t)st.passes, "pass_running", st.pass_running, "pass_progress", "done",
+                                 (json_int_t)st.pass_done, "total", (json_int_t)st.pass_total);
+    json_object_set_new(scrubber, "pass_started_ms", jms(st.pass_started_ms));
+    json_t *brokers = json_array();
+    for (int i = 0; i < mk_cluster_broker_count(a->c); i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(a->c, i);
+        mk_scrub_counts_t c;
+        mk_scrub_broker_counts(s, b->id, &c);
+        json_t *bj = integrity_counts_json(&c);
+        json_object_set_new(bj, "id", json_integer(b->id));
+        json_object_set_new(bj, "running", json_boolean(b->running));
+        json_array_append_new(brokers, bj);
+    }
+    json_t *lost = json_array(), *incidents = json_array(), *recent = json_array();
+    mk_scrub_lost_foreach(s, integrity_lost_cb, lost);
+    mk_scrub_incidents_foreach(s, integrity_note_cb, incidents);
+    mk_scrub_audit_recent_foreach(s, integrity_note_cb, recent);
+    json_t *audit = json_pack("{s:I, s:I, s:o}", "events_written", (json_int_t)st.audit_events, "incidents",
+                              (json_int_t)st.total.incidents, "recent", recent);
+    json_t *remote = json_pack("{s:b, s:s}", "checked", 0, "note",
+                               "remote (S3) segments are checked against their manifests once tiered storage exists");
+    mk_admin_http_json(resp, 200,
+                       json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "scrubber", scrubber, "total",
+                                 integrity_counts_json(&st.total), "brokers", brokers, "unrepairable", lost,
+                                 "incidents", incidents, "audit", audit, "remote", remote));
+}
+
+static void h_integrity_scrub(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                              mk_http_resp_t *resp)
+{
+    mk_scrub_t *s = mk_broker_scrub(a->b);
+    if (!s) {
+        mk_admin_http_error(resp, 503, "unavailable", "the scrubber is not running");
+        return;
+    }
+    mk_scrub_status_t st;
+    mk_scrub_status(s, &st);
+    if (!st.enabled) {
+        mk_admin_http_error(resp, 409, "conflict", "scrubber passes are off (minikora.scrub.interval.ms=-1)");
+        return;
+    }
+    if (mk_scrub_run_now(s) < 0) {
+        mk_admin_http_error(resp, 409, "conflict", "a scrubber pass is running (%zu of %zu partitions done)",
+                            st.pass_done, st.pass_total);
+        return;
+    }
+    mk_admin_event(a, "scrub_requested", -1, "a scrubber pass was requested through the admin API");
+    mk_admin_http_json(resp, 202, json_pack("{s:b, s:I}", "started", 1, "passes", (json_int_t)st.passes));
+}
+
+/* Prometheus lines of the scrubber and the audit (h_metrics). */
+static void integrity_prometheus(mk_admin_t *a, mk_buf_t *o)
+{
+    mk_scrub_t *s = mk_broker_scrub(a->b);
+    if (!s)
+        return;
+    static const struct {
+        const char *name, *type, *help;
+    } fams[] = {
+        {"minikora_scrub_batches_verified_total", "counter", "Stored batches the scrubber read and checked."},
+        {"minikora_scrub_bytes_verified_total", "counter", "Stored bytes the scrubber read and checked."},
+        {"minikora_scrub_corruptions_total", "counter", "Replicas found holding corrupt or diverged batches."},
+        {"minikora_scrub_repairs_total", "counter", "Replicas repaired (truncated and fetched again)."},
+        {"minikora_scrub_unrepairable_partitions", "gauge", "Partitions with lost data (no sound copy) on the broker."},
+        {"minikora_scrub_last_pass_timestamp_seconds", "gauge", "End of the last scrubber pass that read every replica of the broker."},
+        {"minikora_audit_incidents_total", "counter", "Durability audit rules that failed."},
+    };
+    char id[16];
+    for (size_t f = 0; f < MK_ARRAY_LEN(fams); f++) {
+        mk_prom_help(o, fams[f].name, fams[f].type, fams[f].help);
+        for (int i = 0; i < mk_cluster_broker_count(a->c); i++) {
+            mk_cluster_broker_t *b = mk_cluster_broker_at(a->c, i);
+            mk_scrub_counts_t c;
+            mk_scrub_broker_counts(s, b->id, &c);
+            double v[] = {(double)c.batches, (double)c.bytes, (double)c.corruptions, (double)c.repaired,
+                          (double)c.unrepairable, c.last_pass_ms >= 0 ? (double)c.last_pass_ms / 1000.0 : 0,
+                          (double)c.incidents};
+            snprintf(id, sizeof(id), "%d", b->id);
+            mk_prom_sample(o, fams[f].name, v[f], "broker", id, NULL);
+        }
+    }
+    mk_scrub_status_t st;
+    mk_scrub_status(s, &st);
+    mk_prom_help(o, "minikora_scrub_passes_total", "counter", "Full scrubber passes since start.");
+    mk_prom_sample(o, "minikora_scrub_passes_total", (double)st.passes, NULL);
+    mk_prom_help(o, "minikora_integrity_data_lost_partitions", "gauge",
+                 "Partitions marked as having lost data: their lost offsets are refused to readers.");
+    mk_prom_sample(o, "minikora_integrity_data_lost_partitions", st.total.unrepairable, NULL);
+    mk_prom_help(o, "minikora_audit_events_total", "counter", "Durability audit events written since start.");
+    mk_prom_sample(o, "minikora_audit_events_total", (double)st.audit_events, NULL);
+}
+
 /* ------------------------------------------------------- latency and rates */
 
 static void h_latency(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
 {
     char v[16];
     int32_t broker = -1;
-    if (mk_admin_query_get(req->query, "broker", v, sizeof(v)) && !parse_id(v, &broker)) {
-        mk_admin_http_error(resp, 400, "bad_request", "broker must be a broker id");
-        return;
+    if (mk_admin_query_get(req->query, "broker", v, sizeof(v))) {
+        if (!parse_id(v, &broker)) {
+            mk_admin_http_error(resp, 400, "bad_request", "broker must be a broker id");
+            return;
+        }
+        if (!broker_or_404(a, v, resp))
+            return;
     }
     mk_admin_http_json(resp, 200, mk_admin_stats_latency_json(a->stats, broker));
 }
@@ -1332,6 +1802,88 @@ static long rss_bytes(void)
     return rss < 0 ? -1 : rss * sysconf(_SC_PAGESIZE);
 }
 
+/* Per-partition figures, each with topic and partition labels, under the
+ * names Kafka's JMX metrics get from the Prometheus JMX exporter
+ * (kafka.log:type=Log,name=Size,topic=T,partition=P -> kafka_log_log_size). */
+static void partition_metrics(mk_admin_t *a, mk_buf_t *o)
+{
+    static const struct { const char *name, *help; } fams[] = {
+        {"kafka_log_log_size", "Bytes of the partition's leader log."},
+        {"kafka_log_log_logstartoffset", "First offset of the partition's leader log."},
+        {"kafka_log_log_logendoffset", "Offset after the last record of the partition's leader log."},
+        {"minikora_partition_high_watermark", "High watermark: the end of what consumers can read."},
+        {"kafka_cluster_partition_replicascount", "Replicas of the partition."},
+        {"kafka_cluster_partition_insyncreplicascount", "In-sync replicas of the partition."},
+        {"kafka_cluster_partition_underreplicated", "1 if the partition has fewer in-sync replicas than replicas."},
+    };
+    char num[16];
+    for (size_t f = 0; f < MK_ARRAY_LEN(fams); f++) {
+        mk_prom_help(o, fams[f].name, "gauge", fams[f].help);
+        size_t it = 0;
+        mk_topic_t *t;
+        while ((t = mk_cluster_topic_next(a->c, &it)))
+            for (int32_t i = 0; i < t->partition_count; i++) {
+                mk_partition_t *p = mk_cluster_topic_partition(t, i);
+                mk_log_t *log = mk_partition_log(p);
+                mk_log_stats_t st = {0};
+                if (f <= 2) {
+                    if (!log)
+                        continue; /* offline: no leader log to read */
+                    mk_log_stats(log, &st);
+                }
+                int32_t isr = mk_partition_isr_size(p), rc = mk_partition_replica_count(p);
+                double v = f == 0 ? (double)st.size_bytes
+                           : f == 1 ? (double)st.start_offset
+                           : f == 2 ? (double)st.end_offset
+                           : f == 3 ? (double)mk_partition_hw(p)
+                           : f == 4 ? rc
+                           : f == 5 ? isr
+                           : (mk_partition_leader(p) >= 0 && isr < rc);
+                snprintf(num, sizeof(num), "%d", (int)i);
+                mk_prom_sample(o, fams[f].name, v, "topic", t->name, "partition", num, NULL);
+            }
+    }
+}
+
+typedef struct lag_ctx_s {
+    mk_admin_t *a;
+    mk_buf_t *o;
+    const char *group;
+    int which;                /* 0: committed offset, 1: lag */
+} lag_ctx_t;
+
+static void lag_cb(const char *topic, int32_t partition, const mk_group_offset_t *off, void *arg)
+{
+    lag_ctx_t *l = arg;
+    mk_topic_t *t = mk_cluster_topic_find(l->a->c, topic);
+    mk_partition_t *p = t ? mk_cluster_topic_partition(t, partition) : NULL;
+    if (!p || off->offset < 0)
+        return;
+    char num[16];
+    snprintf(num, sizeof(num), "%d", (int)partition);
+    double v = l->which ? (double)MK_MAX(mk_partition_hw(p) - off->offset, 0) : (double)off->offset;
+    mk_prom_sample(l->o, l->which ? "kafka_consumergroup_lag" : "kafka_consumergroup_current_offset", v,
+                   "consumergroup", l->group, "topic", topic, "partition", num, NULL);
+}
+
+/* Consumer-group lag per partition: the high watermark minus the committed
+ * offset (what GET /v1/groups/{id} shows), under kafka_exporter's names. */
+static void group_lag_metrics(mk_admin_t *a, mk_group_coord_t *gc, const names_t *groups, mk_buf_t *o)
+{
+    mk_prom_help(o, "kafka_consumergroup_current_offset", "gauge", "Committed offset of the group, per partition.");
+    lag_ctx_t l = {a, o, NULL, 0};
+    for (int i = 0; i < groups->n; i++) {
+        l.group = groups->v[i];
+        mk_group_offsets_foreach(gc, l.group, lag_cb, &l);
+    }
+    mk_prom_help(o, "kafka_consumergroup_lag", "gauge",
+                 "Records the group has not committed yet: high watermark minus committed offset, per partition.");
+    l.which = 1;
+    for (int i = 0; i < groups->n; i++) {
+        l.group = groups->v[i];
+        mk_group_offsets_foreach(gc, l.group, lag_cb, &l);
+    }
+}
 static void tier_metrics(mk_admin_t *a, mk_buf_t *o);
 
 static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
@@ -1365,7 +1917,9 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
         {"kafka_server_replicamanager_partitioncount", "Partition replicas on this broker.", 1},
         {"kafka_server_replicamanager_underreplicatedpartitions",
          "Partitions led by this broker with fewer in-sync replicas than replicas.", 2},
-        {"kafka_server_socketservermetrics_connection_count", "Open client connections of this broker.", 3},
+        /* Kafka's JMX attribute is connection-count; "_count" is reserved for
+         * histograms and summaries in Prometheus, so the gauge is named for what it counts. */
+        {"kafka_server_socketservermetrics_connections", "Open client connections of this broker.", 3},
     };
     for (size_t m = 0; m < MK_ARRAY_LEN(per_broker); m++) {
         mk_prom_help(o, per_broker[m].name, "gauge", per_broker[m].help);
@@ -1398,25 +1952,22 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it)))
         mk_prom_sample(o, "minikora_topic_partitions", t->partition_count, "topic", t->name, NULL);
-    mk_prom_help(o, "kafka_log_log_size", "gauge", "Bytes of the topic's leader logs (Kafka's Log Size, summed).");
+    mk_prom_help(o, "minikora_topic_size_bytes", "gauge", "Bytes of the topic's leader logs, all partitions.");
     it = 0;
     while ((t = mk_cluster_topic_next(a->c, &it))) {
-        uint64_t size = 0;
-        for (int32_t i = 0; i < t->partition_count; i++)
-            if (mk_partition_log(mk_cluster_topic_partition(t, i))) {
-                mk_log_stats_t st;
-                mk_log_stats(mk_partition_log(mk_cluster_topic_partition(t, i)), &st);
-                size += st.size_bytes;
-            }
-        mk_prom_sample(o, "kafka_log_log_size", (double)size, "topic", t->name, NULL);
+        uint64_t size;
+        int64_t records;
+        topic_log_totals(t, &size, &records);
+        mk_prom_sample(o, "minikora_topic_size_bytes", (double)size, "topic", t->name, NULL);
     }
-
+    partition_metrics(a, o);
     mk_group_coord_t *gc = mk_broker_groups(a->b);
     if (gc) {
         names_t gn = {0};
         mk_group_list(gc, -1, group_id_cb, &gn);
         mk_prom_help(o, "kafka_coordinator_group_groupmetadatamanager_numgroups", "gauge", "Consumer groups.");
         mk_prom_sample(o, "kafka_coordinator_group_groupmetadatamanager_numgroups", gn.n, NULL);
+        group_lag_metrics(a, gc, &gn, o);
         names_free(&gn);
     }
 
@@ -1429,6 +1980,7 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     }
 
     mk_admin_stats_prometheus(a->stats, o);
+    integrity_prometheus(a, o);
     tier_metrics(a, o);
 
     mk_prom_help(o, "minikora_admin_http_responses_total", "counter", "Admin API responses by status class.");
@@ -1853,11 +2405,18 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_POST, "/v1/tenants", h_tenant_create, "create a tenant {id}, placed in a cell"},
     {MK_HTTP_GET, "/v1/tenants/{}", h_tenant, "one tenant: as listed, plus topics, groups, keys, busiest clients"},
     {MK_HTTP_DELETE, "/v1/tenants/{}", h_tenant_delete, "delete a tenant with its topics, groups and keys"},
+    {MK_HTTP_GET, "/v1/tenants/{}/quotas", h_tenant_quotas, "a tenant's (\"default\" too) quota limits, use and throttle time"},
+    {MK_HTTP_PUT, "/v1/tenants/{}/quotas", h_tenant_quotas_put, "set (a number) or remove (null) tenant-wide quota limits, all or nothing"},
     {MK_HTTP_POST, "/v1/tenants/{}/keys", h_tenant_key_create, "create an API key and secret (SASL PLAIN/SCRAM)"},
     {MK_HTTP_DELETE, "/v1/tenants/{}/keys/{}", h_tenant_key_delete, "revoke a key and close its connections"},
+    {MK_HTTP_GET, "/v1/advertised", h_advertised, "the host:port clients are told for each broker (Metadata)"},
+    {MK_HTTP_PUT, "/v1/advertised", h_advertised_put,
+     "map brokers to the host:port clients use {\"1\": \"host:port\", ...} (port mapping)"},
     {MK_HTTP_GET, "/v1/events", h_events, "recent events (?since=SEQ&limit=N&type=T)"},
     {MK_HTTP_GET, "/v1/latency", h_latency, "request latency p50/p95/p99/max per broker and API, last 60 s"},
     {MK_HTTP_GET, "/v1/rates", h_rates, "bytes and records in/out per second per broker, topic and client"},
+    {MK_HTTP_GET, "/v1/integrity", h_integrity, "scrubber and durability audit: verified, corrupt, repaired, lost data, incidents"},
+    {MK_HTTP_POST, "/v1/integrity/scrub", h_integrity_scrub, "start a scrubber pass now (409 while one runs)"},
     {MK_HTTP_GET, "/v1/tier", h_tier, "tiered storage: S3 target and status, cache, uploads and deletes, per broker"},
     {MK_HTTP_GET, "/v1/storage", h_storage, "per tenant and topic: bytes in memory, on local disk and in S3, upload backlog"},
     {MK_HTTP_GET, "/v1/s3", h_s3, "the bundled S3 server: objects, bytes, requests by operation, errors, fault"},

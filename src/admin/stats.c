@@ -14,7 +14,7 @@
  * keeps a cumulative histogram (for /metrics) and six 10-second
  * sub-windows (for /v1/latency: p50/p95/p99/max over the last minute).
  * Buckets are 1-1.5-2-3-5-7.5 per decade from 10 us to 10 s; the Prometheus
- * buckets (ms: 0.1 0.2 0.5 1 2 5 ... 10000) are a subset of them.
+ * buckets (seconds: 0.0001 0.0002 0.0005 0.001 ... 10) are a subset of them.
  *
  * Rates: every counter set keeps a ring of its values sampled once a second
  * (mk_admin_stats_tick); a rate is (now - the sample ~10 s ago) / elapsed.
@@ -685,14 +685,17 @@ json_t *mk_admin_stats_latency_json(mk_admin_stats_t *s, int32_t broker_filter)
             cell_window(c, now, &w);
             char name[64];
             api_name(k, name, sizeof(name));
+            /* No request in the window: no percentile (null), not a latency of 0. */
+#define LAT_MS(v) (w.n ? json_real((v) / 1000.0) : json_null())
             json_array_append_new(
-                apis, json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:I, s:I}", "api", name, "api_key",
+                apis, json_pack("{s:s, s:i, s:i, s:o, s:o, s:o, s:o, s:I, s:I}", "api", name, "api_key",
                                 k < MK_API__MAX ? k : -1, "count", (int)w.n, "p50_ms",
-                                mk_admin_hist_quantile(w.counts, w.n, 0.50, w.max_us) / 1000.0, "p95_ms",
-                                mk_admin_hist_quantile(w.counts, w.n, 0.95, w.max_us) / 1000.0, "p99_ms",
-                                mk_admin_hist_quantile(w.counts, w.n, 0.99, w.max_us) / 1000.0, "max_ms",
-                                (double)w.max_us / 1000.0, "total_count", (json_int_t)c->count, "rejected_total",
+                                LAT_MS(mk_admin_hist_quantile(w.counts, w.n, 0.50, w.max_us)), "p95_ms",
+                                LAT_MS(mk_admin_hist_quantile(w.counts, w.n, 0.95, w.max_us)), "p99_ms",
+                                LAT_MS(mk_admin_hist_quantile(w.counts, w.n, 0.99, w.max_us)), "max_ms",
+                                LAT_MS((double)w.max_us), "total_count", (json_int_t)c->count, "rejected_total",
                                 (json_int_t)c->rejected));
+#undef LAT_MS
         }
         json_array_append_new(brokers, json_pack("{s:i, s:o}", "broker", b + 1, "apis", apis));
     }
@@ -809,8 +812,9 @@ void mk_admin_stats_prometheus(mk_admin_stats_t *s, mk_buf_t *o)
         snprintf(id, sizeof(id), "%d", b + 1);
         mk_prom_sample(o, "minikora_requests_rejected_total", (double)rej, "broker", id, NULL);
     }
-    mk_prom_help(o, "kafka_network_requestmetrics_totaltimems", "histogram",
-                 "Request time from frame received to response queued, in milliseconds "
+    /* Kafka's RequestMetrics TotalTimeMs, in seconds as Prometheus names durations. */
+    mk_prom_help(o, "kafka_network_requestmetrics_totaltime_seconds", "histogram",
+                 "Request time from frame received to response queued, in seconds "
                  "(Kafka RequestMetrics TotalTimeMs).");
     for (int b = 0; b < mk_cluster_broker_count(s->c); b++)
         for (int k = 0; k < API_SLOTS; k++) {
@@ -824,15 +828,15 @@ void mk_admin_stats_prometheus(mk_admin_stats_t *s, mk_buf_t *o)
             for (size_t p = 0; p < MK_ARRAY_LEN(prom_le_us); p++) {
                 while (bi < MK_ADMIN_HIST_BUCKETS && bounds[bi] <= prom_le_us[p])
                     cum += c->cum[bi++];
-                snprintf(le, sizeof(le), "%g", (double)prom_le_us[p] / 1000.0);
-                mk_prom_sample(o, "kafka_network_requestmetrics_totaltimems_bucket", (double)cum, "broker", id,
+                snprintf(le, sizeof(le), "%g", (double)prom_le_us[p] / 1e6);
+                mk_prom_sample(o, "kafka_network_requestmetrics_totaltime_seconds_bucket", (double)cum, "broker", id,
                                "request", api, "le", le, NULL);
             }
-            mk_prom_sample(o, "kafka_network_requestmetrics_totaltimems_bucket", (double)c->count, "broker", id,
-                           "request", api, "le", "+Inf", NULL);
-            mk_prom_sample(o, "kafka_network_requestmetrics_totaltimems_sum", (double)c->sum_us / 1000.0, "broker",
+            mk_prom_sample(o, "kafka_network_requestmetrics_totaltime_seconds_bucket", (double)c->count, "broker",
+                           id, "request", api, "le", "+Inf", NULL);
+            mk_prom_sample(o, "kafka_network_requestmetrics_totaltime_seconds_sum", (double)c->sum_us / 1e6, "broker",
                            id, "request", api, NULL);
-            mk_prom_sample(o, "kafka_network_requestmetrics_totaltimems_count", (double)c->count, "broker", id,
+            mk_prom_sample(o, "kafka_network_requestmetrics_totaltime_seconds_count", (double)c->count, "broker", id,
                            "request", api, NULL);
         }
 

@@ -380,6 +380,35 @@ int mk_batch_validate(const uint8_t *p, size_t n, bool deep, size_t max_uncompre
     return mk_batch_validate_ex(p, n, deep ? MK_BATCH_VALIDATE_DEEP : 0, max_uncompressed, NULL, why, why_len);
 }
 
+/* The rules between two neighbouring batches of one log (batch.h).  Pure. */
+int mk_batch_validate_next(const mk_batch_hdr_t *prev, const mk_batch_hdr_t *cur, char *why, size_t why_len)
+{
+    if (cur->baseOffset < 0 || cur->lastOffsetDelta < 0 || mk_batch_hdr_last_offset(cur) < cur->baseOffset) {
+        set_why(why, why_len, "batch at offset %lld has offsets out of range (lastOffsetDelta %d)",
+                (long long)cur->baseOffset, cur->lastOffsetDelta);
+        return MK_ERR_CORRUPT;
+    }
+    if (!prev)
+        return 0;
+    int64_t want = mk_batch_hdr_last_offset(prev) + 1;
+    if (cur->baseOffset < want) {
+        set_why(why, why_len, "batch at offset %lld overlaps or goes back (expected offset %lld)",
+                (long long)cur->baseOffset, (long long)want);
+        return MK_ERR_CORRUPT;
+    }
+    if (cur->baseOffset > want) {
+        set_why(why, why_len, "offsets %lld..%lld are missing (gap before the batch at offset %lld)",
+                (long long)want, (long long)cur->baseOffset - 1, (long long)cur->baseOffset);
+        return MK_ERR_CORRUPT;
+    }
+    if (cur->partitionLeaderEpoch < prev->partitionLeaderEpoch) {
+        set_why(why, why_len, "leader epoch goes back from %d to %d at offset %lld", prev->partitionLeaderEpoch,
+                cur->partitionLeaderEpoch, (long long)cur->baseOffset);
+        return MK_ERR_CORRUPT;
+    }
+    return 0;
+}
+
 /* ======================================================= in-place rewrites */
 
 /* In place; the caller owns p (>= 61 bytes).  Not CRC'd, so no rehash. */

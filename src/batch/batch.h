@@ -176,6 +176,15 @@ int mk_batch_validate(const uint8_t *p, size_t n, bool deep, size_t max_uncompre
 int mk_batch_validate_ex(const uint8_t *p, size_t n, int flags, size_t max_uncompressed, mk_buf_t *scratch,
                          char *why, size_t why_len);
 
+/* The rules between two neighbouring batches of one log, the second half of
+ * the one validator for a stored log (the scrubber, `minikora verify`):
+ * cur's offsets are in range, it starts right after prev (offsets in
+ * order and contiguous, no overlap and no gap) and its
+ * partitionLeaderEpoch is not below prev's.  prev NULL (the first batch
+ * seen) checks cur alone.  Returns 0 or MK_ERR_CORRUPT with a reason in
+ * why.  Pure; any thread. */
+int mk_batch_validate_next(const mk_batch_hdr_t *prev, const mk_batch_hdr_t *cur, char *why, size_t why_len);
+
 /* ======================================================= in-place rewrites */
 
 /* Rewrite baseOffset / partitionLeaderEpoch in place (neither is covered by

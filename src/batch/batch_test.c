@@ -1065,8 +1065,33 @@ static void test_oom(void)
     }
 }
 
+/* The rules between neighbouring batches of a stored log. */
+static void test_validate_next(void)
+{
+    mk_batch_hdr_t a = {.baseOffset = 10, .lastOffsetDelta = 4, .partitionLeaderEpoch = 3};
+    mk_batch_hdr_t b = {.baseOffset = 15, .lastOffsetDelta = 0, .partitionLeaderEpoch = 3};
+    char why[128];
+    CHECK(mk_batch_validate_next(NULL, &a, why, sizeof(why)) == 0);
+    CHECK(mk_batch_validate_next(&a, &b, why, sizeof(why)) == 0);
+    b.partitionLeaderEpoch = 4;
+    CHECK(mk_batch_validate_next(&a, &b, why, sizeof(why)) == 0);
+    b.partitionLeaderEpoch = 2; /* epoch goes back */
+    CHECK(mk_batch_validate_next(&a, &b, why, sizeof(why)) == MK_ERR_CORRUPT && strstr(why, "epoch"));
+    b.partitionLeaderEpoch = 3;
+    b.baseOffset = 17; /* a gap */
+    CHECK(mk_batch_validate_next(&a, &b, why, sizeof(why)) == MK_ERR_CORRUPT && strstr(why, "15..16"));
+    b.baseOffset = 14; /* overlap */
+    CHECK(mk_batch_validate_next(&a, &b, why, sizeof(why)) == MK_ERR_CORRUPT && strstr(why, "overlaps"));
+    b.baseOffset = -1; /* out of range, alone too */
+    CHECK(mk_batch_validate_next(NULL, &b, why, sizeof(why)) == MK_ERR_CORRUPT);
+    b.baseOffset = INT64_MAX;
+    b.lastOffsetDelta = 5; /* the last offset wraps */
+    CHECK(mk_batch_validate_next(NULL, &b, why, sizeof(why)) == MK_ERR_CORRUPT);
+}
+
 int main(void)
 {
+    test_validate_next();
     test_header_and_size();
     test_roundtrip_all_codecs();
     test_rewrites();

@@ -13,12 +13,15 @@
  *   txns.c       the producer and transaction APIs
  *   quotas.c     the client quota APIs, and the limits enforced here:
  *                partition mutations, partitions, storage, connections
+ *   throttle.c   byte-rate and request-time quotas: measures and KIP-219
+ *                throttling
  * dispatch.c calls the handlers, the handlers call req.c, and nothing calls
  * back up that chain.
  */
 #include "broker/broker_int.h"
 #include "group/group.h"
 #include "repl/repl.h"
+#include "scrub/scrub.h"
 #include "txn/txn.h"
 
 #include <stdlib.h>
@@ -48,6 +51,8 @@ static void repl_progress_cb(void *arg) { mk_broker_req_wake_soon(arg); }
 mk_repl_t *mk_broker_repl(mk_broker_t *b) { return b->repl; }
 
 mk_group_coord_t *mk_broker_groups(mk_broker_t *b) { return b->groups; }
+
+mk_scrub_t *mk_broker_scrub(mk_broker_t *b) { return b->scrub; }
 
 mk_tenant_registry_t *mk_broker_tenants(mk_broker_t *b) { return b->tenants; }
 mk_quota_registry_t *mk_broker_quotas(mk_broker_t *b) { return b->quotas; }
@@ -202,7 +207,18 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
     rc = mk_broker_limits_declare(b, cfg);
     if (rc < 0)
         return rc;
-    return mk_txn_new(b->loop, c, b->groups, b->writer, &b->txn);
+    rc = mk_broker_throttle_init(b);
+    if (rc < 0)
+        return rc;
+    rc = mk_txn_new(b->loop, c, b->groups, b->writer, &b->txn);
+    if (rc < 0)
+        return rc;
+    /* Integrity checks: observes the writer after repl and txn. */
+    mk_scrub_config_t scfg = {
+        mk_cluster_config_get_i64(cfg, "minikora.scrub.rate.bytes.per.sec"),
+        mk_cluster_config_get_i64(cfg, "minikora.scrub.interval.ms"),
+    };
+    return mk_scrub_new(b->loop, c, b->writer, b->repl, &scfg, &b->scrub);
 }
 
 /* ============================================================ tiering */
@@ -261,6 +277,9 @@ void mk_broker_free(mk_broker_t *b)
         mk_repl_set_rebuild_cb(b->repl, NULL, NULL);
     mk_tier_free(b->tier);
     b->tier = NULL;
+    mk_scrub_free(b->scrub);
+    b->scrub = NULL;
+    mk_broker_throttle_close(b);
     mk_txn_free(b->txn);
     b->txn = NULL;
     mk_group_coord_free(b->groups);

@@ -68,6 +68,8 @@ typedef struct mk_broker_req_info_s {
 typedef void (*mk_broker_req_cb)(const mk_broker_req_info_t *info, void *ud);
 /* Register the one request observer (cb NULL removes it). */
 void mk_broker_set_req_cb(mk_broker_t *b, mk_broker_req_cb cb, void *ud);
+/* The scrubber and durability audit (NULL before mk_broker_attach()). */
+struct mk_scrub_s *mk_broker_scrub(mk_broker_t *b);
 /* The group coordinator (NULL before mk_broker_attach()). */
 struct mk_group_coord_s *mk_broker_groups(mk_broker_t *b);
 /* Create a topic as CreateTopics does (in memory now, its ISR formed, the
@@ -81,6 +83,26 @@ int mk_broker_topic_delete(mk_broker_t *b, mk_topic_t *t);
 mk_tenant_registry_t *mk_broker_tenants(mk_broker_t *b);
 /* The quota registry (NULL before mk_broker_attach()). */
 mk_quota_registry_t *mk_broker_quotas(mk_broker_t *b);
+/* A tenant's quota use, summed over brokers (for the admin API, the TUI and
+ * /metrics).  All zero for a tenant that has sent nothing since start. */
+typedef struct mk_broker_quota_use_s {
+    double rate[3];               /* now, over the quota windows: bytes/s produced (producer_byte_rate),
+                                     bytes/s fetched (consumer_byte_rate), % of a request-handling
+                                     thread (request_percentage) */
+    uint64_t throttle_ms_total;   /* throttle time given to its requests since start */
+    uint64_t throttled;           /* requests answered with a throttle time */
+    uint64_t throttle_ms_minute;  /* throttle time given in the last 60 s */
+} mk_broker_quota_use_t;
+void mk_broker_quota_use(mk_broker_t *b, const char *tenant, mk_broker_quota_use_t *out);
+/* One broker's part of a tenant's quotas: rates as above, its share of each
+ * tenant-wide limit (0: none), and a saturated broker's allowance (0: none). */
+typedef struct mk_broker_quota_broker_s {
+    int32_t broker;
+    double rate[3], share[3], cap[3];
+} mk_broker_quota_broker_t;
+typedef int (*mk_broker_quota_broker_cb)(const mk_broker_quota_broker_t *qb, void *arg);
+/* Each broker the tenant used or may use; a nonzero return stops the walk. */
+int mk_broker_quota_each_broker(mk_broker_t *b, const char *tenant, mk_broker_quota_broker_cb cb, void *arg);
 /* Close the connections bound to tenant t (key NULL) or to t's API key
  * (a revoked key, a deleted tenant), logging reason.  Returns how many. */
 int mk_broker_sessions_close(mk_broker_t *b, const mk_tenant_t *t, const char *key, const char *reason);
@@ -89,5 +111,8 @@ int mk_broker_sessions_count(mk_broker_t *b, const mk_tenant_t *t);
 
 /* Print the dispatch table as the Markdown of docs/COMPATIBILITY.md. */
 void mk_broker_apis_markdown(FILE *out);
+/* Print it as a plain table for a terminal `width` columns wide (notes are
+ * wrapped under their own column; at least 60 is used). */
+void mk_broker_apis_table(FILE *out, int width);
 
 #endif /* MK_BROKER_H */

@@ -24,6 +24,8 @@
 #include "tenant/tenant.h"
 
 typedef struct mk_group_coord_s mk_group_coord_t;
+typedef struct mk_qos_s mk_qos_t;
+typedef struct mk_qsess_s mk_qsess_t;
 typedef struct mk_repl_s mk_repl_t;
 typedef struct mk_txn_s mk_txn_t;
 
@@ -71,6 +73,7 @@ struct mk_session_s {
     /* Counted against its tenant's connection limits (quotas.c): once it
      * authenticated, or at its first request in the default tenant. */
     bool counted;
+    mk_qsess_t *q;             /* owned: byte-rate and request-time state (throttle.c), made on first request */
 };
 
 struct mk_req_s {
@@ -95,6 +98,22 @@ struct mk_req_s {
     int status;                /* first error of those operations */
     void *ctx;                 /* handler-specific state (arena) */
     mk_buf_t data;             /* owned bytes the response points into (Fetch records) */
+    /* quotas (throttle.c) */
+    bool quota_done;           /* measured and throttle decided (finish runs that once) */
+    int32_t mute_ms;           /* after the answer, mute the connection this long */
+};
+
+/* A stretch of loop time spent on one request (throttle.c): the request
+ * time of request_percentage.  Slices nest (a handler may finish another
+ * connection's request, which dispatches its next frame); an outer slice
+ * does not count the time of those inside it. */
+typedef struct mk_broker_slice_s mk_broker_slice_t;
+struct mk_broker_slice_s {
+    mk_broker_slice_t *outer;
+    mk_req_t *req;             /* whose work it is (its finish flushes the slice) */
+    struct mk_qt_s *qt;        /* charged: its tenant's measures (NULL: not measured) */
+    int32_t broker;
+    uint64_t begin_ns, t0_ns, nested_ns;
 };
 
 struct mk_broker_s {
@@ -110,6 +129,7 @@ struct mk_broker_s {
     mk_repl_t *repl;           /* owned replication manager */
     mk_txn_t *txn;             /* owned producer state and transaction coordinator */
     mk_tier_t *tier;           /* owned tiered storage, or NULL (mk_broker_tier_start) */
+    struct mk_scrub_s *scrub;  /* owned: scrubber and durability audit (observes the writer) */
     mk_broker_req_cb req_cb;   /* request observer (admin/), or NULL */
     void *req_cb_ud;
     mk_tenant_registry_t *tenants; /* owned: tenants and API keys */
@@ -119,6 +139,8 @@ struct mk_broker_s {
     bool auth_required;        /* minikora.auth.required */
     bool rack_aware_reads;     /* replica.selector.class is RackAwareReplicaSelector (KIP-392) */
     int32_t remote_fetch_wait_ms;  /* remote.fetch.max.wait.ms: a Fetch waiting on S3 */
+    mk_qos_t *qos;             /* owned: quota measures and enforcement (throttle.c) */
+    mk_broker_slice_t *slice;  /* the innermost slice running, or NULL */
 };
 
 /* ============================================================ req.c */
@@ -154,6 +176,31 @@ void mk_broker_req_unpark_all(mk_broker_t *b);
  * request answered (mk_broker_free). */
 int mk_broker_req_init(mk_broker_t *b);
 void mk_broker_req_close(mk_broker_t *b);
+
+/* ======================================================= throttle.c */
+
+/* Measures and enforcement state, after the quota registry is open
+ * (mk_broker_attach); the 1 s coordinator tick starts.  0 or MK_ERR_NOMEM. */
+int mk_broker_throttle_init(mk_broker_t *b);
+void mk_broker_throttle_close(mk_broker_t *b);
+/* The session is closing: drop its quota state. */
+void mk_broker_throttle_session_close(mk_session_t *s);
+/* Time spent on req from now until the matching end is request time of its
+ * tenant (sl lives on the caller's stack). */
+void mk_broker_slice_begin(mk_broker_t *b, mk_broker_slice_t *sl, mk_req_t *req);
+void mk_broker_slice_end(mk_broker_t *b, mk_broker_slice_t *sl);
+/* A Fetch from a tenant already over its fetch quota here: true when it
+ * should be answered at once, empty, without reading (KIP-219). */
+bool mk_broker_throttle_fetch_over(mk_req_t *req);
+/* Measure req as it is answered and decide its throttle time (ms, 0 when
+ * within every quota): sets ThrottleTimeMs in the response, and empties the
+ * response of a Fetch that came over quota (its bytes are not counted).
+ * Once per request (req->quota_done). */
+int32_t mk_broker_throttle_response(mk_req_t *req);
+/* KIP-219: does a client of this API version throttle itself on a nonzero
+ * ThrottleTimeMs (then the answer goes at once and the connection is
+ * muted), or must the broker delay the answer instead? */
+bool mk_broker_throttle_client_side(int16_t api_key, int16_t version);
 
 /* ========================================================= handlers */
 
@@ -266,9 +313,13 @@ void mk_broker_req_topic_cell(mk_req_t *req, mk_topic_spec_t *spec);
 mk_topic_t *mk_broker_req_topic_id(mk_req_t *req, const uint8_t id[16]);
 /* The client-visible name of a topic. */
 mk_str_t mk_broker_req_topic_name(mk_req_t *req, const mk_topic_t *t);
-/* The port of broker b that this request's client should use: b's SSL port
- * when the request came in on a TLS listener, else its PLAINTEXT port
- * (Metadata, DescribeCluster, FindCoordinator, Produce/Fetch endpoints). */
-int32_t mk_broker_req_port(const mk_req_t *req, const mk_cluster_broker_t *b);
+/* Where this request's client should reach broker b, for every answer that
+ * names a broker's address (Metadata, DescribeCluster, FindCoordinator,
+ * Produce/Fetch leader endpoints): b's endpoint (mk_cluster_broker_endpoint:
+ * advertise host, port mapping) on the kind of listener the request came in
+ * on, the SSL one for a TLS connection.  The host is copied into the
+ * request's arena, so a mapping changed while the request is parked cannot
+ * pull it away. */
+void mk_broker_req_endpoint(mk_req_t *req, const mk_cluster_broker_t *b, mk_str_t *host, int32_t *port);
 
 #endif /* MK_BROKER_INT_H */

@@ -13,7 +13,10 @@
  * parked.  Appends wake parked fetches through an idle handle, so a burst of
  * produces costs one re-check per loop iteration.  Fetch sessions (KIP-227)
  * are declined the way the protocol allows: we answer SessionId 0, so every
- * fetch is a full fetch.
+ * fetch is a full fetch.  Offsets the scrubber found lost on this replica
+ * (no sound copy anywhere; scrub/) are never served: a read stops before
+ * them, and a read from them is answered CORRUPT_MESSAGE (the partition
+ * writer's read check).
  *
  * Tiered storage (tier/): the log start offset clients see (Fetch
  * LogStartOffset, ListOffsets earliest, Produce LogStartOffset) is the first
@@ -134,7 +137,10 @@ static void note_leader(int32_t *ids, int *n, int32_t id)
                 mk_cluster_broker_t *b_ = mk_cluster_broker_find((req)->c, (ids)[i_]);   \
                 (arr).items[i_].NodeId = (ids)[i_];                                      \
                 (arr).items[i_].Host = mk_str(mk_cluster_advertise_host((req)->c));      \
-                (arr).items[i_].Port = b_ ? mk_broker_req_port(req, b_) : -1;            \
+                (arr).items[i_].Port = -1;                                               \
+                if (b_)                                                                  \
+                    mk_broker_req_endpoint(req, b_, &(arr).items[i_].Host,               \
+                                           &(arr).items[i_].Port);                       \
                 (arr).items[i_].Rack = mk_str(b_ ? b_->az : NULL);                       \
             }                                                                            \
     } while (0)
@@ -481,6 +487,14 @@ static int64_t fetch_fill(mk_req_t *req)
                 rp->PreferredReadReplica = pref;
                 continue;
             }
+            /* Offsets the scrubber found lost (no sound copy) are refused, never served. */
+            int64_t lost_at;
+            if ((err = mk_partition_read_check(req->b->writer, p, req->node->id, qp->FetchOffset, &lost_at))) {
+                rp->ErrorCode = err;
+                any_error = true;
+                continue;
+            }
+            hw = MK_MIN(hw, lost_at);
             if (qp->FetchOffset >= hw || total >= limit)
                 continue;
             size_t max = (size_t)MK_MIN((int64_t)(qp->PartitionMaxBytes > 0 ? qp->PartitionMaxBytes : 0),

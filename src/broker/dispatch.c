@@ -128,10 +128,14 @@ void mk_broker_apis_markdown(FILE *out)
     fprintf(out, "# Kafka API compatibility\n\n"
                  "Generated from the dispatch table in `src/broker/dispatch.c` by `make compat`\n"
                  "(`./minikora apis --markdown`); `make test` fails when this file is stale.\n\n"
-                 "Versions are those of the Apache Kafka message specs in `../shared/kafka-protocol/`,\n"
-                 "except Produce v0-2 and Fetch v0-3, which need the old message formats v0/v1\n"
-                 "that minikora does not keep (record batches are magic v2 only), and EndTxn v5\n"
-                 "(transactions v2).\n\n"
+                 "The spec versions are those of Apache Kafka's message specs (the JSON files under\n"
+                 "`clients/src/main/resources/common/message/` in apache/kafka) at trunk commit\n"
+                 "`1d231b35b844` of 23 October 2024, between the 3.9 and 4.0 releases, from which\n"
+                 "`src/proto/kafka_gen.c` is generated: the versions of Apache Kafka 3.9.0, plus\n"
+                 "ListOffsets v10, EndTxn v5, ConsumerGroupHeartbeat v1 and UpdateFeatures v2.\n"
+                 "minikora offers all of them except Produce v0-2 and Fetch v0-3, which need the old\n"
+                 "message formats v0/v1 that minikora does not keep (record batches are magic v2\n"
+                 "only), and EndTxn v5 (transactions v2).\n\n"
                  "| API | key | versions | spec versions | notes |\n|---|---|---|---|---|\n");
     for (int i = 0; i < n; i++)
         fprintf(out, "| %.*s | %d | %d-%d | %d-%d | %s |\n", (int)(strlen(a[i].req_msg->name) - 7),
@@ -139,6 +143,49 @@ void mk_broker_apis_markdown(FILE *out)
                 a[i].note);
     fprintf(out, "\nEvery other API key is answered by closing the connection, as Apache Kafka does\n"
                  "for a request it cannot parse; it is not listed in ApiVersions.\n");
+}
+
+void mk_broker_apis_table(FILE *out, int width)
+{
+    int n;
+    const mk_api_t *a = apis_all(&n);
+    int name_w = 3;
+    for (int i = 0; i < n; i++)
+        name_w = MK_MAX(name_w, (int)strlen(a[i].req_msg->name) - 7);
+    /* API, key, versions, spec: fixed; notes take what is left. */
+    int notes_col = name_w + 2 + 5 + 10 + 10; /* "%-*s  %4d %-9s %-9s " */
+    int notes_w = MK_MAX(width, 60) - notes_col;
+    if (notes_w < 20)
+        notes_w = 20;
+    fprintf(out, "%-*s  %4s %-9s %-9s %s\n", name_w, "API", "KEY", "VERSIONS", "SPEC", "NOTES");
+    for (int i = 0; i < n; i++) {
+        char v[24], sv[24];
+        snprintf(v, sizeof(v), "%d-%d", a[i].min, a[i].max);
+        snprintf(sv, sizeof(sv), "%d-%d", a[i].req_msg->vmin, a[i].req_msg->vmax);
+        fprintf(out, "%-*.*s  %4d %-9s %-*s", name_w, (int)strlen(a[i].req_msg->name) - 7, a[i].req_msg->name,
+                a[i].key, v, a[i].note[0] ? 10 : 0, sv);
+        /* Word-wrap the note under its column. */
+        const char *p = a[i].note;
+        bool first = true;
+        while (*p) {
+            while (*p == ' ')
+                p++;
+            int len = (int)strlen(p), cut = len;
+            if (len > notes_w) {
+                cut = notes_w;
+                while (cut > 0 && p[cut] != ' ')
+                    cut--;
+                if (cut == 0)
+                    cut = notes_w;
+            }
+            fprintf(out, "%*s%.*s\n", first ? 0 : notes_col, "", cut, p);
+            first = false;
+            p += cut;
+        }
+        if (first)
+            fputc('\n', out);
+    }
+    fprintf(out, "\nOther API keys are not offered: such a request closes the connection.\n");
 }
 
 /* =============================================================== ApiVersions */
@@ -261,19 +308,27 @@ static void frame_cb(mk_net_conn_t *conn, uint8_t *frame, size_t len, void *ud)
         return;
     }
     s->pending = req;
-    rc = api->fn(req);
-    if (rc == MK_REQ_PENDING)
-        return;
-    if (rc < 0) {
+    /* From here the loop's time is the tenant's request time (throttle.c);
+     * the slice outlives req, which the lines below may free. */
+    mk_broker_t *b = s->b;
+    mk_broker_slice_t sl;
+    mk_broker_slice_begin(b, &sl, req);
+    /* KIP-219: a Fetch over quota is answered at once, empty (throttle.c). */
+    if (api->key == MK_API_Fetch && mk_broker_throttle_fetch_over(req))
+        rc = MK_REQ_DONE;
+    else
+        rc = api->fn(req);
+    if (rc == MK_REQ_PENDING) {
+        /* nothing */
+    } else if (rc < 0) {
         s->pending = NULL;
         mk_broker_req_reject(req, "request refused: %s", mk_strerror(rc));
-        return;
-    }
-    if (rc == MK_REQ_NONE) {
+    } else if (rc == MK_REQ_NONE) {
         mk_broker_req_finish_none(req);
-        return;
+    } else {
+        mk_broker_req_finish(req);
     }
-    mk_broker_req_finish(req);
+    mk_broker_slice_end(b, &sl);
 }
 
 /* ================================================================== sessions */
@@ -313,6 +368,7 @@ static void close_cb(mk_net_conn_t *conn, void *ud)
     if (s->next)
         s->next->prev = s->prev;
     mk_net_conn_set_data(conn, NULL);
+    mk_broker_throttle_session_close(s);
     mk_tenant_sasl_free(s->sasl);
     mk_tenant_unref(s->tenant);
     if (strcmp(s->principal, "User:ANONYMOUS") != 0)

@@ -101,8 +101,7 @@ static void find_one(mk_req_t *req, const char *key, int8_t key_type, int16_t *e
     }
     *err = 0;
     *node = b->id;
-    *host = mk_str(mk_cluster_advertise_host(req->c));
-    *port = mk_broker_req_port(req, b);
+    mk_broker_req_endpoint(req, b, host, port);
     *msg = mk_str(NULL);
 }
 

@@ -5,6 +5,8 @@
  *
  * A handler that cannot answer yet parks its request with a park function
  * (a Fetch waiting for MinBytes, an acks=all Produce waiting for the ISR).
+ * The answer of an old client over quota is parked too, for its throttle
+ * time (KIP-219, throttle.c), before it is sent.
  * Appends and high-watermark moves call mk_broker_req_wake_soon(): once the
  * current loop iteration is done, an idle handle runs every parked
  * request's park function, so a burst of produces costs one re-check.  A
@@ -55,11 +57,12 @@ mk_topic_t *mk_broker_req_topic(mk_req_t *req, mk_str_t name)
     return internal ? mk_cluster_topic_find(req->c, internal) : NULL;
 }
 
-int32_t mk_broker_req_port(const mk_req_t *req, const mk_cluster_broker_t *b)
+void mk_broker_req_endpoint(mk_req_t *req, const mk_cluster_broker_t *b, mk_str_t *host, int32_t *port)
 {
-    if (b->tls_port > 0 && req->sess && mk_net_conn_is_tls(req->sess->conn))
-        return b->tls_port;
-    return b->port;
+    bool tls = b->tls_port > 0 && req->sess && mk_net_conn_is_tls(req->sess->conn);
+    int p;
+    *host = mk_broker_req_str(req, mk_cluster_broker_endpoint(req->c, b, tls, &p));
+    *port = p;
 }
 
 mk_topic_t *mk_broker_req_topic_id(mk_req_t *req, const uint8_t id[16])
@@ -201,9 +204,30 @@ static void req_send(mk_req_t *req, const mk_pmsg_t *msg, int16_t version, const
     mk_net_conn_send(req->sess->conn, data, len);
 }
 
+/* Park function of an answer held back for an old client's throttle time:
+ * ready at its deadline only. */
+static bool throttle_delay(mk_req_t *req, bool final)
+{
+    (void)req;
+    return final;
+}
+
 void mk_broker_req_finish(mk_req_t *req)
 {
     mk_session_t *s = req->sess;
+    if (s && !req->quota_done && !req->b->closing) {
+        /* Quotas (throttle.c), once per request.  KIP-219: a client that
+         * throttles itself gets the answer now and the connection is muted;
+         * an older one gets the answer after the throttle time. */
+        int32_t ms = mk_broker_throttle_response(req);
+        if (ms > 0 && !mk_broker_throttle_client_side(req->api->key, req->version)) {
+            s->pending = req;
+            mk_net_conn_mute(s->conn, (uint64_t)ms);
+            mk_broker_req_park(req, ms, throttle_delay);
+            return;
+        }
+        req->mute_ms = ms;
+    }
     if (s) {
         /* req stays the session's pending request while it is sent: if sending
          * closes the connection, the close clears req->sess before the session
@@ -213,6 +237,8 @@ void mk_broker_req_finish(mk_req_t *req)
                  mk_proto_resp_header_flexible(req->api->key, req->version));
         if (req->sess) {
             s->pending = NULL;
+            if (req->mute_ms > 0)
+                mk_net_conn_mute(s->conn, (uint64_t)req->mute_ms);
             mk_net_conn_done(s->conn);
         }
     }
@@ -233,7 +259,12 @@ void mk_broker_req_finish_none(mk_req_t *req)
 {
     mk_session_t *s = req->sess;
     if (s) {
+        /* No answer to carry a throttle time (Produce acks=0): the connection
+         * is muted all the same, as Kafka does. */
+        int32_t ms = !req->quota_done && !req->b->closing ? mk_broker_throttle_response(req) : 0;
         s->pending = NULL;
+        if (ms > 0)
+            mk_net_conn_mute(s->conn, (uint64_t)ms);
         mk_net_conn_done(s->conn);
     }
     req_done(req, false);
@@ -275,11 +306,15 @@ static void park_release_timer(mk_req_t *req)
 static void park_timeout_cb(uv_timer_t *timer)
 {
     mk_req_t *req = timer->data;
-    park_unlink(req->b, req);
+    mk_broker_t *b = req->b;
+    park_unlink(b, req);
     park_release_timer(req);
+    mk_broker_slice_t sl;
+    mk_broker_slice_begin(b, &sl, req);
     if (req->sess)
         req->park_fn(req, true);
     mk_broker_req_finish(req);
+    mk_broker_slice_end(b, &sl);
 }
 
 void mk_broker_req_park(mk_req_t *req, int32_t max_wait_ms, mk_broker_park_fn fn)
@@ -311,11 +346,16 @@ static void wake_parked(mk_broker_t *b)
         if (list)
             list->park_prev = NULL;
         req->park_prev = req->park_next = NULL;
+        /* A re-check is request time of its tenant (throttle.c). */
+        mk_broker_slice_t sl;
+        mk_broker_slice_begin(b, &sl, req);
         if (!req->sess || req->park_fn(req, false)) {
             park_release_timer(req);
             mk_broker_req_finish(req);
+            mk_broker_slice_end(b, &sl);
             continue;
         }
+        mk_broker_slice_end(b, &sl);
         park_link(b, req);
     }
 }

@@ -44,8 +44,7 @@ static void fill_brokers_metadata(mk_req_t *req, mk_MetadataResponse_t *r)
         if (!b->running)
             continue;
         r->Brokers.items[k].NodeId = b->id;
-        r->Brokers.items[k].Host = mk_str(mk_cluster_advertise_host(req->c));
-        r->Brokers.items[k].Port = mk_broker_req_port(req, b);
+        mk_broker_req_endpoint(req, b, &r->Brokers.items[k].Host, &r->Brokers.items[k].Port);
         r->Brokers.items[k].Rack = mk_str(b->az);
         k++;
     }
@@ -663,8 +662,7 @@ int mk_broker_handle_describe_cluster(mk_req_t *req)
         if (!b->running)
             continue;
         r->Brokers.items[k].BrokerId = b->id;
-        r->Brokers.items[k].Host = mk_str(mk_cluster_advertise_host(req->c));
-        r->Brokers.items[k].Port = mk_broker_req_port(req, b);
+        mk_broker_req_endpoint(req, b, &r->Brokers.items[k].Host, &r->Brokers.items[k].Port);
         r->Brokers.items[k].Rack = mk_str(b->az);
         k++;
     }

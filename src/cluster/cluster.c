@@ -26,6 +26,13 @@
  * made once at open from minikora.tls.{cert,key} or from the files net/
  * makes in <data>/tls/ (blocking, before the loop serves).
  *
+ * Advertised addresses: mk_cluster_broker_endpoint() is the one place that
+ * says which host:port clients are told for a broker.  By default it is the
+ * advertise host (never a wildcard: 0.0.0.0 becomes this machine's name or
+ * loopback) and the bound port; a mapping (--advertise-ports, PUT
+ * /v1/advertised) replaces a broker's PLAINTEXT host and port, for clients
+ * that reach minikora through published or forwarded ports.
+ *
  * Data directory layout:
  *   <data>/meta.db              metadata store
  *   <data>/broker-<id>/<t>-<p>/ partition logs (see log/)
@@ -48,6 +55,7 @@ struct mk_cluster_s {
     char *data_dir;
     char *host;
     char *advertise_host;
+    const char *advertise_why;        /* static text: why the cluster chose advertise_host, or NULL */
     char cluster_id[32];
     mk_config_t *config;              /* borrowed */
     mk_net_config_t net_cfg;
@@ -934,7 +942,17 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
     c->handler_ud = o->handler_ud;
     c->data_dir = mk_strdup(o->data_dir);
     c->host = mk_strdup(o->host);
-    c->advertise_host = mk_strdup(o->advertise_host ? o->advertise_host : o->host);
+    if (o->advertise_host) {
+        c->advertise_host = mk_strdup(o->advertise_host);
+    } else if (mk_net_host_is_wildcard(o->host)) {
+        /* A wildcard bind address is no address for a client: never advertise it. */
+        char h[256];
+        c->advertise_why = mk_net_wildcard_advertise(o->host, h, sizeof(h));
+        c->advertise_host = mk_strdup(h);
+        mk_info("--host %s without --advertise-host: advertising %s (%s)", o->host, h, c->advertise_why);
+    } else {
+        c->advertise_host = mk_strdup(o->host);
+    }
     mk_map_init(&c->topics);
     mk_map_init(&c->topic_ids);
     mk_net_config_default(&c->net_cfg);
@@ -987,6 +1005,8 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
         int tls_port = o->tls_base_port < 0 ? -1 : o->tls_base_port > 0 ? o->tls_base_port + i : 0;
         if ((rc = broker_init(c, i, i % c->nazs, i / c->nazs, port, tls_port)) < 0)
             goto fail;
+        if (o->advertise_ports)
+            c->brokers[i].adv_port = o->advertise_ports[i];
     }
     /* Cells added at runtime (mk_cluster_cell_add) come back, on free ports. */
     char *added = NULL;
@@ -1052,8 +1072,10 @@ void mk_cluster_close(mk_cluster_t *c)
     mk_map_free(&c->topic_ids);
     if (c->meta)
         mk_meta_close(c->meta);
-    for (int i = 0; c->brokers && i < c->nbrokers; i++)
+    for (int i = 0; c->brokers && i < c->nbrokers; i++) {
         mk_free(c->brokers[i].log_dir);
+        mk_free(c->brokers[i].adv_host);
+    }
     mk_free(c->brokers);
     mk_free(c->data_dir);
     mk_free(c->host);
@@ -1068,6 +1090,33 @@ void *mk_cluster_handler_ud(const mk_cluster_t *c) { return c->handler_ud; }
 const char *mk_cluster_id(const mk_cluster_t *c) { return c->cluster_id; }
 const mk_config_t *mk_cluster_config(const mk_cluster_t *c) { return c->config; }
 const char *mk_cluster_advertise_host(const mk_cluster_t *c) { return c->advertise_host; }
+const char *mk_cluster_advertise_why(const mk_cluster_t *c) { return c->advertise_why; }
+
+const char *mk_cluster_broker_endpoint(const mk_cluster_t *c, const mk_cluster_broker_t *b, bool tls, int *port)
+{
+    if (tls) {
+        *port = b->tls_port;
+        return c->advertise_host;
+    }
+    *port = b->adv_port > 0 ? b->adv_port : b->port;
+    return b->adv_host ? b->adv_host : c->advertise_host;
+}
+
+int mk_cluster_broker_advertise(mk_cluster_t *c, int32_t id, const char *host, int port)
+{
+    mk_cluster_broker_t *b = mk_cluster_broker_find(c, id);
+    if (!b)
+        return MK_ERR_NOT_FOUND;
+    if (port < 0 || port > 65535 || (host && !host[0]))
+        return MK_ERR_INVALID;
+    char *h = NULL;
+    if (host && !(h = mk_strdup(host)))
+        return MK_ERR_NOMEM;
+    mk_free(b->adv_host);
+    b->adv_host = h;
+    b->adv_port = port;
+    return 0;
+}
 int mk_cluster_broker_count(const mk_cluster_t *c) { return c->nbrokers; }
 mk_cluster_broker_t *mk_cluster_broker_at(mk_cluster_t *c, int i) { return &c->brokers[i]; }
 
@@ -1084,33 +1133,34 @@ int32_t mk_cluster_controller_id(const mk_cluster_t *c)
     return -1;
 }
 
-void mk_cluster_bootstrap(const mk_cluster_t *c, char *buf, size_t n)
+/* "h:p,h:p..." of the running brokers ("[h]:p" for IPv6): which = 0 the advertise
+ * host and bound PLAINTEXT ports, 1 their endpoints (mapping applied), 2 the TLS ports. */
+static void bootstrap_list(const mk_cluster_t *c, char *buf, size_t n, int which)
 {
     size_t o = 0;
     buf[0] = 0;
     for (int i = 0; i < c->nbrokers && o < n; i++) {
-        if (!c->brokers[i].running)
+        const mk_cluster_broker_t *b = &c->brokers[i];
+        if (!b->running || (which == 2 && !c->tls))
             continue;
-        int w = snprintf(buf + o, n - o, "%s%s:%d", o ? "," : "", c->advertise_host, c->brokers[i].port);
+        int port;
+        const char *host = which == 1 ? mk_cluster_broker_endpoint(c, b, false, &port) : c->advertise_host;
+        if (which == 0)
+            port = b->port;
+        else if (which == 2)
+            port = b->tls_port;
+        char hp[300];
+        mk_net_host_port(host, port, hp, sizeof(hp));
+        int w = snprintf(buf + o, n - o, "%s%s", o ? "," : "", hp);
         if (w < 0)
             break;
         o += (size_t)w;
     }
 }
 
-void mk_cluster_tls_bootstrap(const mk_cluster_t *c, char *buf, size_t n)
-{
-    size_t o = 0;
-    buf[0] = 0;
-    for (int i = 0; c->tls && i < c->nbrokers && o < n; i++) {
-        if (!c->brokers[i].running)
-            continue;
-        int w = snprintf(buf + o, n - o, "%s%s:%d", o ? "," : "", c->advertise_host, c->brokers[i].tls_port);
-        if (w < 0)
-            break;
-        o += (size_t)w;
-    }
-}
+void mk_cluster_bootstrap(const mk_cluster_t *c, char *buf, size_t n) { bootstrap_list(c, buf, n, 0); }
+void mk_cluster_advertised_bootstrap(const mk_cluster_t *c, char *buf, size_t n) { bootstrap_list(c, buf, n, 1); }
+void mk_cluster_tls_bootstrap(const mk_cluster_t *c, char *buf, size_t n) { bootstrap_list(c, buf, n, 2); }
 
 const char *mk_cluster_tls_ca_file(const mk_cluster_t *c) { return c->tls ? c->tls_ca_file : NULL; }
 

@@ -91,6 +91,11 @@ typedef struct mk_cluster_broker_s {
     mk_net_listener_t *listener;   /* NULL while stopped */
     mk_net_listener_t *tls_listener;   /* NULL while stopped or without TLS */
     bool running;
+    bool crashed;             /* stopped by a crash, not a controlled shutdown (repl/) */
+    char *adv_host;           /* owned: the host clients are told for its PLAINTEXT
+                                 listener; NULL: the cluster's advertise host */
+    int adv_port;             /* the port clients are told; 0: the bound port.  Both
+                                 written only by mk_cluster_broker_advertise() */
     mk_cluster_t *cluster;
 } mk_cluster_broker_t;
 
@@ -161,7 +166,11 @@ struct mk_topic_s {
 typedef struct mk_cluster_opts_s {
     const char *data_dir;
     const char *host;             /* bind address */
-    const char *advertise_host;   /* what Metadata tells clients */
+    const char *advertise_host;   /* what Metadata tells clients; NULL: host, or for a
+                                     wildcard host (0.0.0.0, ::) this machine's name or
+                                     loopback (mk_net_wildcard_advertise) */
+    const int *advertise_ports;   /* NULL, or the PLAINTEXT port clients are told for
+                                     broker i+1, one per broker of opts.brokers (borrowed) */
     int base_port;                /* 0 = pick free ports */
     int tls_base_port;            /* first SSL listener port; 0 = free ports, -1 = no TLS.
                                      Certificate files: minikora.tls.{cert,key,ca} in config,
@@ -188,6 +197,23 @@ void *mk_cluster_handler_ud(const mk_cluster_t *c);
 const char *mk_cluster_id(const mk_cluster_t *c);
 const mk_config_t *mk_cluster_config(const mk_cluster_t *c);
 const char *mk_cluster_advertise_host(const mk_cluster_t *c);
+/* Why the advertise host is what it is, when the cluster chose it (a
+ * wildcard --host without --advertise-host), else NULL. */
+const char *mk_cluster_advertise_why(const mk_cluster_t *c);
+/* The one answer to "what address do clients use for broker b": its host
+ * (returned; borrowed until the next mk_cluster_broker_advertise) and port
+ * (*port) for the PLAINTEXT listener, or with tls for the SSL one.  The
+ * PLAINTEXT address follows the mapping set by mk_cluster_broker_advertise();
+ * the SSL one is the cluster's advertise host and the bound TLS port. */
+const char *mk_cluster_broker_endpoint(const mk_cluster_t *c, const mk_cluster_broker_t *b, bool tls, int *port);
+/* Map broker id's PLAINTEXT address as clients see it (port mapping in
+ * front of minikora: Docker's published ports, a proxy): host NULL keeps
+ * the cluster's advertise host, port 0 the bound port; both NULL/0 clear the
+ * mapping.  Takes effect for every answer built afterwards (Metadata,
+ * FindCoordinator, DescribeCluster, leader hints).  Not persisted.
+ * 0, MK_ERR_NOT_FOUND, MK_ERR_INVALID (port outside 0..65535) or
+ * MK_ERR_NOMEM (nothing changed). */
+int mk_cluster_broker_advertise(mk_cluster_t *c, int32_t id, const char *host, int port);
 int mk_cluster_broker_count(const mk_cluster_t *c);
 mk_cluster_broker_t *mk_cluster_broker_at(mk_cluster_t *c, int i);
 mk_cluster_broker_t *mk_cluster_broker_find(mk_cluster_t *c, int32_t id);
@@ -210,8 +236,12 @@ void mk_cluster_logs_tick(mk_cluster_t *c, int64_t now_ms, bool retain);
  * logs take it (a tiered log's own retention is off: tier/ deletes local
  * segments only once their remote copy is verified).  Loop thread. */
 void mk_cluster_set_tiering(mk_cluster_t *c, bool on);
-/* "host:port,host:port..." of running brokers, into buf. */
+/* "host:port,host:port..." of running brokers, into buf: the advertise host
+ * and the bound ports ("[h]:p" for IPv6), as reached where minikora runs. */
 void mk_cluster_bootstrap(const mk_cluster_t *c, char *buf, size_t n);
+/* The same with every broker's endpoint (mk_cluster_broker_endpoint): what
+ * clients behind a port mapping use. */
+void mk_cluster_advertised_bootstrap(const mk_cluster_t *c, char *buf, size_t n);
 /* The same for the SSL listeners; "" without TLS. */
 void mk_cluster_tls_bootstrap(const mk_cluster_t *c, char *buf, size_t n);
 /* The CA file clients should trust (ssl.ca.location), or NULL without TLS. */

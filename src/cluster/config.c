@@ -71,9 +71,16 @@ static const mk_cfg_def_t defs[] = {
     {"minikora.cell.capacity.replicas", MK_CFG_INT, B, "3000", NULL, false, "Replicas a cell holds at full load; minikora.cell.<n>.capacity.replicas overrides it for cell n."},
     {"minikora.cell.capacity.bytes.per.sec", MK_CFG_LONG, B, "209715200", NULL, false, "Client bytes in plus out per second a cell's brokers carry at full load; minikora.cell.<n>.capacity.bytes.per.sec overrides it for cell n."},
     {"minikora.broker.capacity.requests.per.sec", MK_CFG_INT, B, "20000", NULL, false, "Requests per second a broker handles at full load (a broker's load is its request rate against it)."},
+    {"quota.window.num", MK_CFG_INT, B, "11", NULL, true, "How many sample windows a client quota's rate is measured over (1 to 64; fewer than 2 counts as 2)."},
+    {"quota.window.size.seconds", MK_CFG_INT, B, "1", NULL, true, "Length of one sample window of a client quota's rate, in seconds (1 to 3600)."},
+    {"minikora.broker.quota.bytes.in.per.sec", MK_CFG_LONG, B, "0", NULL, true, "Produce bytes per second one broker accepts from all tenants together; past it, each tenant's allowance there is scaled down (tenants with a producer_byte_rate in proportion to it, the others sharing what is left).  0: unlimited."},
+    {"minikora.broker.quota.bytes.out.per.sec", MK_CFG_LONG, B, "0", NULL, true, "Fetch bytes per second one broker serves to all tenants together; past it, each tenant's allowance there is scaled down as for bytes in.  0: unlimited."},
+    {"minikora.broker.quota.request.percentage", MK_CFG_DOUBLE, B, "0", NULL, true, "Request-handling time one broker gives all tenants together, in % of one thread (the loop); past it, each tenant's allowance there is scaled down as for bytes in.  0: unlimited."},
     {"minikora.cell.load.threshold", MK_CFG_DOUBLE, B, "0.8", NULL, false, "Cell load (a fraction of capacity) above which the balancer moves the cell's heaviest tenant to a less loaded cell."},
     {"minikora.balancer.enable", MK_CFG_BOOL, B, "true", NULL, false, "Run the cell balancer."},
     {"minikora.balancer.interval.ms", MK_CFG_INT, B, "10000", NULL, false, "How often the balancer looks at cell loads."},
+    {"minikora.scrub.rate.bytes.per.sec", MK_CFG_LONG, B, "10485760", NULL, true, "Bytes per second the scrubber reads at most, over every broker together (at least 1).  The default reads 1 GiB of stored replicas in under two minutes."},
+    {"minikora.scrub.interval.ms", MK_CFG_LONG, B, "300000", NULL, true, "Time from the end of one scrubber pass (every stored batch of every replica re-read and checked, replicas compared) to the start of the next; -1 turns passes off (the durability audit still runs)."},
     {"minikora.tls.ca", MK_CFG_STRING, B, "", NULL, true, "CA file clients should trust, as the ready line and file name it (--tls-ca); empty: minikora.tls.cert itself, or DATA/tls/ca.pem."},
     /* tiered storage (KIP-405 names where Kafka has them; tier/) */
     {"remote.log.storage.system.enable", MK_CFG_BOOL, B, "true", NULL, true, "Tiered storage for the whole cluster (KIP-405): sealed segments of topics with remote.storage.enable are copied to S3 (the bundled server, or minikora.s3.endpoint) and read back from there once local retention has deleted them.  minikora's default is true (Kafka's is false), as on a Kora-like service; without an S3 target (--s3-port -1 and no minikora.s3.endpoint) tiering stays off."},
@@ -162,6 +169,16 @@ bool mk_cluster_config_value_valid(const mk_cfg_def_t *d, const char *v)
             return false;
         if (strncmp(d->name, "minikora.tier.cache.", 20) == 0 && x < 0)
             return false;
+        if (strcmp(d->name, "minikora.scrub.rate.bytes.per.sec") == 0 && x < 1)
+            return false;
+        if (strcmp(d->name, "minikora.scrub.interval.ms") == 0 && x < -1)
+            return false;
+        if (strcmp(d->name, "quota.window.num") == 0)
+            return x >= 1 && x <= 64;
+        if (strcmp(d->name, "quota.window.size.seconds") == 0)
+            return x >= 1 && x <= 3600;
+        if (strncmp(d->name, "minikora.broker.quota.", 22) == 0)
+            return x >= 0;
         return true;
     }
     case MK_CFG_DOUBLE: {
@@ -170,6 +187,8 @@ bool mk_cluster_config_value_valid(const mk_cfg_def_t *d, const char *v)
             return false;
         if (strcmp(d->name, "minikora.cost.cross.az.per.gb") == 0)
             return isfinite(x) && x >= 0; /* a price */
+        if (strcmp(d->name, "minikora.broker.quota.request.percentage") == 0)
+            return isfinite(x) && x >= 0 && x <= 100000;
         return true;
     }
     default:

@@ -119,7 +119,12 @@ struct mk_log_s {
     bool epochs_stale;         /* the last checkpoint write failed (file removed) */
     mk_log_segment_cb segment_cb;   /* segment events observer, or NULL */
     void *segment_arg;
+    uint64_t id;               /* unique in the process (mk_log_id) */
+    uint64_t truncations;      /* truncations since open (mk_log_truncations) */
 };
+
+/* Source of mk_log_id(): opens may happen on any thread (tests). */
+static uint64_t log_next_id;
 
 /* One fsync request on the threadpool; owns its duplicated descriptors. */
 struct mk_log_flush_s {
@@ -184,14 +189,22 @@ void mk_log_set_segment_cb(mk_log_t *log, mk_log_segment_cb cb, void *arg)
     log->segment_arg = arg;
 }
 
-/* Tell the segment observer about seg. */
-static void log_segment_event(mk_log_t *log, int type, const mk_log_seg_t *seg, const char *reason)
+static int64_t seg_largest_ts(const mk_log_seg_t *seg);
+
+/* Tell the segment observer about seg; bytes_after: the log's bytes once a
+ * deleted seg is gone (else its bytes now). */
+static void log_segment_event(mk_log_t *log, int type, const mk_log_seg_t *seg, const char *reason,
+                              uint64_t bytes_after)
 {
     if (!log->segment_cb)
         return;
-    mk_log_segment_event_t ev = {type, seg->base_offset, seg->st.next_offset, seg->st.size, reason};
+    mk_log_segment_event_t ev = {type,   seg->base_offset,    seg->st.next_offset, seg->st.size,
+                                 reason, seg_largest_ts(seg), bytes_after};
     log->segment_cb(&ev, log->segment_arg);
 }
+
+uint64_t mk_log_id(const mk_log_t *log) { return log->id; }
+uint64_t mk_log_truncations(const mk_log_t *log) { return log->truncations; }
 
 static int log_push_seg(mk_log_t *log, mk_log_seg_t *seg)
 {
@@ -651,6 +664,7 @@ int mk_log_open(const char *dir, const mk_log_config_t *cfg, mk_log_t **out)
         log->dir_dirty = true;
     }
     log->start_offset = MK_MAX(ckpt, 0);
+    log->id = __atomic_add_fetch(&log_next_id, 1, __ATOMIC_RELAXED);
     log->flushed_offset = mk_log_end_offset(log);
     log->last_flush_ms = now;
     log_refresh(log);
@@ -1230,7 +1244,7 @@ static int log_roll(mk_log_t *log, int64_t base)
     log_refresh(log);
     mk_debug("log: %s: rolled to segment %" PRId64, log->dir, base);
     if (log->nsegs >= 2 && log->segs[log->nsegs - 2] == old)
-        log_segment_event(log, MK_LOG_SEGMENT_SEALED, old, NULL);
+        log_segment_event(log, MK_LOG_SEGMENT_SEALED, old, NULL, log->size_bytes);
     /* Kafka fsyncs the rolled segment in the background; without a loop
      * that would block, so only close or an explicit flush does it. */
     if (log->cfg.loop)
@@ -1502,12 +1516,14 @@ int mk_log_max_timestamp(mk_log_t *log, mk_log_ts_t *out)
 
 static void log_delete_front(mk_log_t *log, size_t n, const char *why)
 {
+    uint64_t left = log->size_bytes;
     for (size_t i = 0; i < n; i++) {
         mk_log_seg_t *seg = log->segs[i];
         mk_info("log: %s: deleting segment %" PRId64 " (offsets up to %" PRId64 ", %" PRIu64
                 " bytes): %s",
                 log->dir, seg->base_offset, seg->st.next_offset, seg->st.size, why);
-        log_segment_event(log, MK_LOG_SEGMENT_DELETED, seg, why);
+        left -= MK_MIN(left, seg->st.size);
+        log_segment_event(log, MK_LOG_SEGMENT_DELETED, seg, why, left);
         mk_log_seg_delete(seg, log->cfg.loop);
     }
     memmove(log->segs, log->segs + n, (log->nsegs - n) * sizeof(*log->segs));
@@ -1571,7 +1587,7 @@ int mk_log_retain(mk_log_t *log, int64_t now_ms)
 }
 
 /* Moves the start offset up (persisted); deletes segments below it. */
-static int log_advance_start(mk_log_t *log, int64_t offset, const char *why)
+int mk_log_delete_records(mk_log_t *log, int64_t offset)
 {
     if (offset < 0 || offset > mk_log_end_offset(log))
         return MK_ERR_RANGE;
@@ -1581,15 +1597,11 @@ static int log_advance_start(mk_log_t *log, int64_t offset, const char *why)
     int rc = log_save_start(log);
     size_t n = log_count_below_start(log);
     if (n)
-        log_delete_front(log, n, why);
+        log_delete_front(log, n, "DeleteRecords");
     if (mk_log_epochs_truncate_start(&log->epochs, log->start_offset))
         log_epochs_changed(log);
     return rc;
 }
-
-int mk_log_delete_records(mk_log_t *log, int64_t offset) { return log_advance_start(log, offset, "DeleteRecords"); }
-
-int mk_log_advance_start(mk_log_t *log, int64_t offset, const char *why) { return log_advance_start(log, offset, why); }
 
 /* Follower truncation: drops batches whose last offset >= offset; full
  * (Kafka's truncateFullyAndStartAt) empties the log and restarts it there. */
@@ -1637,6 +1649,7 @@ static int log_truncate(mk_log_t *log, int64_t offset, bool full)
          * began in that batch are gone with it. */
         epochs_changed = mk_log_epochs_truncate_end(&log->epochs, mk_log_end_offset(log));
     }
+    log->truncations++;
     log->dir_dirty = true;
     log_refresh(log);
     log_save_start(log);
@@ -1749,14 +1762,16 @@ size_t mk_log_epoch_entries(const mk_log_t *log, mk_log_epoch_entry_t *out, size
  * was opened, and their sizes then: appends after that are not seen,
  * retention may unlink a file (the descriptor keeps it readable), and
  * nothing of the log itself is touched, so the cursor may run on a worker
- * while the loop goes on appending. */
+ * while the loop goes on appending.  A cursor over a directory
+ * (mk_log_cursor_open_dir) opens the segment files read-only instead. */
 typedef struct cursor_seg_s {
     int fd;
     uint64_t size;
+    int64_t base;              /* the segment's base offset (file name) */
 } cursor_seg_t;
 
 struct mk_log_cursor_s {
-    int64_t end_offset;        /* the log end when opened */
+    int64_t end_offset;        /* the log end when opened; -1 for a directory */
     size_t nsegs, cur;         /* cur: the segment of the last view */
     uint64_t pos;              /* next file position in segs[cur] */
     cursor_seg_t segs[];
@@ -1777,6 +1792,7 @@ int mk_log_cursor_open(mk_log_t *log, mk_log_cursor_t **out)
         }
         s->segs[i].fd = fd;
         s->segs[i].size = seg->st.size;
+        s->segs[i].base = seg->base_offset;
     }
     s->nsegs = log->nsegs;
     s->end_offset = mk_log_end_offset(log);
@@ -1784,13 +1800,126 @@ int mk_log_cursor_open(mk_log_t *log, mk_log_cursor_t **out)
     return 0;
 }
 
+/* Segment base offsets of dir's .log files, sorted, into *out (owned by the
+ * caller).  Read-only: unlike log_list_segments() nothing is removed. */
+static int list_segments_ro(const char *dir, int64_t **out, size_t *count)
+{
+    *out = NULL;
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT || errno == ENOTDIR ? MK_ERR_NOT_FOUND : MK_ERR_IO;
+    int64_t *bases = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int64_t base;
+        if (!parse_seg_name(e->d_name, ".log", &base))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            int64_t *p = mk_realloc(bases, cap * sizeof(*p));
+            if (!p) {
+                rc = MK_ERR_NOMEM;
+                break;
+            }
+            bases = p;
+        }
+        bases[n++] = base;
+    }
+    closedir(d);
+    if (rc) {
+        mk_free(bases);
+        return rc;
+    }
+    if (n > 1)
+        qsort(bases, n, sizeof(*bases), cmp_i64);
+    *out = bases;
+    *count = n;
+    return 0;
+}
+
+int mk_log_cursor_open_dir(const char *dir, mk_log_cursor_t **out, int64_t *start_out)
+{
+    *out = NULL;
+    int64_t *bases;
+    size_t n;
+    int rc = list_segments_ro(dir, &bases, &n);
+    if (rc)
+        return rc;
+    mk_log_cursor_t *s = mk_calloc(1, sizeof(*s) + sizeof(cursor_seg_t) * (n ? n : 1));
+    if (!s) {
+        mk_free(bases);
+        return MK_ERR_NOMEM;
+    }
+    s->end_offset = -1;
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        struct stat sb;
+        int fd = -1;
+        if (snprintf(path, sizeof(path), "%s/%020" PRId64 ".log", dir, bases[i]) >= (int)sizeof(path))
+            rc = MK_ERR_TOO_LARGE;
+        else if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &sb) != 0)
+            rc = MK_ERR_IO;
+        if (rc) {
+            if (fd >= 0)
+                close(fd);
+            break;
+        }
+        s->segs[i].fd = fd;
+        s->segs[i].size = (uint64_t)sb.st_size;
+        s->segs[i].base = bases[i];
+        s->nsegs = i + 1;
+    }
+    if (rc) {
+        mk_free(bases);
+        mk_log_cursor_close(s);
+        return rc;
+    }
+    if (start_out) {
+        /* As mk_log_open() + log_refresh() would have it, without the end
+         * (unknown without a scan): the checkpoint raised to the first base. */
+        char path[PATH_MAX], text[32];
+        int64_t v = -1;
+        const char *p = text;
+        bool ok = snprintf(path, sizeof(path), "%s/%s", dir, START_CHECKPOINT) < (int)sizeof(path) &&
+                  read_small_file(path, text, sizeof(text)) > 0 && parse_u63(&p, &v) && *p == '\0';
+        if (!ok)
+            v = 0;
+        *start_out = n ? MK_MAX(v, bases[0]) : v;
+    }
+    mk_free(bases);
+    *out = s;
+    return 0;
+}
+
 int64_t mk_log_cursor_end_offset(const mk_log_cursor_t *s) { return s->end_offset; }
+
+void mk_log_cursor_where(const mk_log_cursor_t *s, int64_t *segment_base)
+{
+    *segment_base = s->cur < s->nsegs ? s->segs[s->cur].base : -1;
+}
+
+int mk_log_cursor_skip_segment(mk_log_cursor_t *s)
+{
+    if (s->cur + 1 >= s->nsegs) {
+        s->cur = s->nsegs;
+        s->pos = 0;
+        return 0;
+    }
+    s->cur++;
+    s->pos = 0;
+    return 1;
+}
 
 int mk_log_cursor_next(mk_log_cursor_t *s, mk_batch_view_t *v)
 {
     while (s->cur < s->nsegs) {
         const cursor_seg_t *g = &s->segs[s->cur];
         if (s->pos >= g->size) {
+            if (s->cur + 1 == s->nsegs)
+                break; /* stay on the last segment: mk_log_cursor_where() still names it */
             s->cur++;
             s->pos = 0;
             continue;

@@ -225,9 +225,6 @@ int mk_log_retain(mk_log_t *log, int64_t now_ms);
  * MK_ERR_RANGE), persists it in the directory and deletes segments that
  * fall entirely below.  Lower offsets are a no-op. */
 int mk_log_delete_records(mk_log_t *log, int64_t offset);
-/* The same with why in the log lines: tiered storage's total retention
- * moves a replica's start up to where S3 now starts. */
-int mk_log_advance_start(mk_log_t *log, int64_t offset, const char *why);
 
 /* Follower truncation: removes every batch whose last offset is >= offset
  * (a batch containing offset goes whole, as in Kafka), so the end offset
@@ -331,6 +328,10 @@ typedef struct mk_log_segment_event_s {
     int64_t end_offset;       /* offset after its last batch */
     uint64_t size_bytes;
     const char *reason;       /* deleted: why (for the log line); else NULL */
+    int64_t largest_ts;       /* the timestamp retention.ms judges the segment by: its
+                               * largest maxTimestamp, else its file's mtime */
+    uint64_t log_bytes_after; /* deleted: bytes of the log once it is gone (retention.bytes);
+                               * sealed: the log's bytes */
 } mk_log_segment_event_t;
 
 typedef void (*mk_log_segment_cb)(const mk_log_segment_event_t *ev, void *arg);
@@ -406,6 +407,37 @@ int mk_log_cursor_next(mk_log_cursor_t *s, mk_batch_view_t *v);
 int mk_log_cursor_read(mk_log_cursor_t *s, const mk_batch_view_t *v, mk_buf_t *out);
 /* Close the descriptors and free s (any thread). */
 void mk_log_cursor_close(mk_log_cursor_t *s);
+
+/* A cursor over the log directory dir as it is on disk, for a log that is
+ * not open (the offline `minikora verify`): its .log segment files in base
+ * offset order, opened read-only, at their current sizes.  Nothing is
+ * recovered, created or removed.  *start_out (may be NULL) is the start
+ * offset the log would open with: the persisted log-start-offset, raised
+ * to the first segment's base and held to the end.  The end offset is
+ * not known without a scan: mk_log_cursor_end_offset() says -1.  Returns
+ * 0, MK_ERR_NOT_FOUND (no such directory), MK_ERR_IO, MK_ERR_NOMEM.  Any
+ * thread; blocks on disk. */
+int mk_log_cursor_open_dir(const char *dir, mk_log_cursor_t **out, int64_t *start_out);
+
+/* Where the last mk_log_cursor_next() view lies: the base offset of its
+ * segment (from the file name), into *segment_base. */
+void mk_log_cursor_where(const mk_log_cursor_t *s, int64_t *segment_base);
+
+/* Moves a cursor stuck at a damaged batch (mk_log_cursor_next() returned
+ * an error) to the start of the next segment, so a scan can go on past it.
+ * Returns 1, or 0 when there is no next segment. */
+int mk_log_cursor_skip_segment(mk_log_cursor_t *s);
+
+/* ========================================================= history identity */
+
+/* Whether the history a scan saw still stands.  Every open log gets an id
+ * unique in the process (a reopen of the same directory gets a new one),
+ * and a count of the truncations that rewrote it since (mk_log_truncate_to
+ * that removed batches, mk_log_truncate_fully).  A scan that noted both at
+ * mk_log_cursor_open() time and finds them unchanged saw bytes that are
+ * still the log's (only appended to, or retained from the front). */
+uint64_t mk_log_id(const mk_log_t *log);
+uint64_t mk_log_truncations(const mk_log_t *log);
 
 /* ============================================================ fault hooks */
 

@@ -1604,6 +1604,7 @@ typedef struct seg_events_s {
     int64_t last_sealed_end, first_deleted_base;
     int64_t prev_sealed_end;
     bool contiguous;
+    uint64_t bytes_before;
 } seg_events_t;
 
 static void seg_event_cb(const mk_log_segment_event_t *ev, void *arg)
@@ -1621,6 +1622,10 @@ static void seg_event_cb(const mk_log_segment_event_t *ev, void *arg)
             e->first_deleted_base = ev->base_offset;
         e->deleted++;
         CHECK(ev->reason != NULL);
+        /* What retention judged it by: its timestamps, and the log after it. */
+        CHECK(ev->largest_ts > 0 && ev->largest_ts < mk_now_ms() - 50000);
+        CHECK(ev->log_bytes_after < e->bytes_before);
+        e->bytes_before = ev->log_bytes_after;
     }
 }
 
@@ -1646,8 +1651,15 @@ static void test_segment_events(void)
     CHECK(e.last_sealed_end < mk_log_end_offset(log));
     cfg.retention_ms = 50000;
     CHECK_RC(mk_log_set_config(log, &cfg));
+    e.bytes_before = st.size_bytes;
+    uint64_t id = mk_log_id(log);
+    CHECK(id > 0 && mk_log_truncations(log) == 0);
     int deleted = mk_log_retain(log, now);
     CHECK(deleted > 0 && e.deleted == deleted && e.first_deleted_base == 0);
+    mk_log_stats(log, &st);
+    CHECK(e.bytes_before == st.size_bytes);
+    /* Retention is no truncation: the history that stays stands. */
+    CHECK(mk_log_id(log) == id && mk_log_truncations(log) == 0);
 
     /* A cursor sees what was there when opened, not later appends. */
     for (int i = 0; i < 30; i++)
@@ -1673,6 +1685,47 @@ static void test_segment_events(void)
     CHECK(rc == 0 && n == 30 && last + 2 == end);
     mk_buf_free(&body);
     mk_log_cursor_close(cur);
+
+    /* A truncation is counted; a cursor over the directory reads the same
+     * batches as one over the open log, and can skip a segment. */
+    CHECK_RC(mk_log_truncate_to(log, end - 4));
+    CHECK(mk_log_id(log) == id && mk_log_truncations(log) == 1);
+    CHECK_RC(mk_log_truncate_to(log, mk_log_end_offset(log) + 10)); /* nothing removed */
+    CHECK(mk_log_truncations(log) == 1);
+    CHECK_RC(mk_log_flush(log));
+    int64_t start = -1;
+    CHECK_RC(mk_log_cursor_open_dir(dir, &cur, &start));
+    CHECK(start == mk_log_start_offset(log) && mk_log_cursor_end_offset(cur) == -1);
+    n = 0;
+    int64_t seg0 = -1, seg;
+    while ((rc = mk_log_cursor_next(cur, &v)) == 1) {
+        mk_log_cursor_where(cur, &seg);
+        if (seg0 < 0)
+            seg0 = seg;
+        CHECK(seg <= v.hdr.baseOffset);
+        last = v.hdr.baseOffset;
+        n++;
+    }
+    CHECK(rc == 0 && last + 2 == mk_log_end_offset(log) && n > 2);
+    mk_log_cursor_close(cur);
+    CHECK_RC(mk_log_cursor_open_dir(dir, &cur, NULL));
+    CHECK(mk_log_cursor_next(cur, &v) == 1);
+    mk_log_cursor_where(cur, &seg);
+    CHECK(seg == seg0);
+    int skipped = mk_log_cursor_skip_segment(cur);
+    if (skipped) {
+        CHECK(mk_log_cursor_next(cur, &v) == 1);
+        mk_log_cursor_where(cur, &seg);
+        CHECK(seg > seg0 && v.hdr.baseOffset == seg);
+    }
+    while (mk_log_cursor_skip_segment(cur))
+        ;
+    CHECK(mk_log_cursor_next(cur, &v) == 0);
+    mk_log_cursor_close(cur);
+    CHECK_RC(mk_log_close(log));
+    /* A reopen is another log. */
+    log = open_log(dir, &cfg);
+    CHECK(mk_log_id(log) != id && mk_log_truncations(log) == 0);
     CHECK_RC(mk_log_close(log));
 }
 

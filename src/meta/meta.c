@@ -35,8 +35,9 @@
  * process crash; an OS crash may lose the last commits but never corrupts),
  * foreign_keys=ON (configs and assignments go with their topic).
  *
- * Schema v3 (all tables WITHOUT ROWID, keyed as shown); v1 is the same
- * without group_offsets, v2 without remote_segments:
+ * Schema v4 (all tables but audit WITHOUT ROWID, keyed as shown); v3 is
+ * the same without remote_segments, v2 without audit either, v1 without
+ * group_offsets either:
  *
  *   kv(key TEXT PK, value TEXT)
  *   topics(name TEXT PK, topic_id BLOB[16] UNIQUE, partition_count INT,
@@ -50,12 +51,20 @@
  *                 commit_timestamp_ms INT, expire_timestamp_ms INT;
  *                 PK(group_id, topic, partition_index)), indexed by topic
  *
+ *   audit(seq INTEGER PK (rowid: increasing), ts_ms INT, kind TEXT,
+ *         topic TEXT, topic_id TEXT, partition_index INT, broker INT,
+ *         start_before, start_after, base_offset, end_offset, largest_ts,
+ *         retention_ms, retention_bytes, log_bytes (INT or NULL),
+ *         rule TEXT, detail TEXT), indexed by (kind, topic_id,
+ *         partition_index, broker): the durability audit's events
+ *         (mk_meta_audit_t says what each kind fills in).  Append-only
+ *         but for MK_META_AUDIT_PRUNE.
  *   remote_segments(topic_id BLOB[16], partition_index INT, segment_id TEXT,
  *                   topic TEXT, start_offset INT, end_offset INT,
  *                   max_timestamp INT, size_bytes INT, state INT 0..3,
  *                   broker INT, leader_epoch INT, crc32c INT, sha256 TEXT,
  *                   epochs BLOB, chunks BLOB, aborted BLOB, event_ms INT;
- *                   PK(topic_id, partition_index, segment_id))   (v3)
+ *                   PK(topic_id, partition_index, segment_id))   (v4)
  *   The blobs are tier/'s (layouts in src/tier/tier_int.h); the store
  *   bounds their size only.
  *
@@ -84,6 +93,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -136,7 +147,29 @@ static const char *const meta_migrations[] = {
     ") WITHOUT ROWID;"
     "CREATE INDEX group_offsets_by_topic ON group_offsets(topic);",
 
-    /* v2 -> v3: tiered storage's remote log metadata. */
+    /* v2 -> v3: the durability audit's events (scrub/). */
+    "CREATE TABLE audit("
+    "  seq             INTEGER PRIMARY KEY,"
+    "  ts_ms           INTEGER NOT NULL CHECK(ts_ms >= 0),"
+    "  kind            TEXT NOT NULL,"
+    "  topic           TEXT NOT NULL,"
+    "  topic_id        TEXT NOT NULL,"
+    "  partition_index INTEGER NOT NULL CHECK(partition_index >= -1),"
+    "  broker          INTEGER NOT NULL CHECK(broker >= -1),"
+    "  start_before    INTEGER,"
+    "  start_after     INTEGER,"
+    "  base_offset     INTEGER,"
+    "  end_offset      INTEGER,"
+    "  largest_ts      INTEGER,"
+    "  retention_ms    INTEGER,"
+    "  retention_bytes INTEGER,"
+    "  log_bytes       INTEGER,"
+    "  rule            TEXT NOT NULL,"
+    "  detail          TEXT NOT NULL"
+    ");"
+    "CREATE INDEX audit_by_key ON audit(kind, topic_id, partition_index, broker);",
+
+    /* v3 -> v4: tiered storage's remote log metadata. */
     "CREATE TABLE remote_segments("
     "  topic_id        BLOB NOT NULL CHECK(length(topic_id) = 16),"
     "  partition_index INTEGER NOT NULL CHECK(partition_index >= 0),"
@@ -223,7 +256,16 @@ _Static_assert(MK_ARRAY_LEN(meta_migrations) == MK_META_SCHEMA_VERSION,
     X(ST_OFFSET_LIST, "SELECT group_id, topic, partition_index, committed_offset,"     \
                       " leader_epoch, metadata, commit_timestamp_ms,"                  \
                       " expire_timestamp_ms FROM group_offsets"                        \
-                      " ORDER BY group_id, topic, partition_index")               \
+                      " ORDER BY group_id, topic, partition_index")                    \
+    X(ST_AUDIT_PUT, "INSERT INTO audit(ts_ms, kind, topic, topic_id, partition_index," \
+                    " broker, start_before, start_after, base_offset, end_offset,"     \
+                    " largest_ts, retention_ms, retention_bytes, log_bytes, rule,"    \
+                    " detail) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"    \
+                    " ?12, ?13, ?14, ?15, ?16)")                                       \
+    X(ST_AUDIT_PRUNE, "DELETE FROM audit WHERE seq <= (SELECT max(seq) FROM audit)"    \
+                      " - ?1 AND seq NOT IN (SELECT max(seq) FROM audit WHERE kind IN" \
+                      " ('log_start', 'retention')"                                    \
+                      " GROUP BY kind, topic_id, partition_index, broker)")           \
     X(ST_RSEG_SET, "INSERT INTO remote_segments(topic_id, partition_index, segment_id," \
                    " topic, start_offset, end_offset, max_timestamp, size_bytes, state," \
                    " broker, leader_epoch, crc32c, sha256, epochs, chunks, aborted,"   \
@@ -274,6 +316,8 @@ struct mk_meta_s {
     size_t pending;                /* jobs in the queue */
     int in_cb;                     /* > 0 while a done callback runs */
     bool closing;                  /* mk_meta_close() called */
+    bool readonly;                 /* mk_meta_open_readonly(): no writes */
+    int64_t schema;                /* the file's schema version (read-only: as found) */
 };
 
 /* Maps a SQLite result code to MK_ERR_* and logs it.  Constraint failures are
@@ -512,6 +556,10 @@ static int meta_migrate(mk_meta_t *m)
                  (long long)version, MK_META_SCHEMA_VERSION);
         return MK_ERR_UNSUPPORTED;
     }
+    m->schema = version;
+    if (m->readonly)
+        return app_id == MK_META_APP_ID ? 0 : MK_ERR_DB;
+    m->schema = MK_META_SCHEMA_VERSION;
     for (int64_t v = version; v < MK_META_SCHEMA_VERSION; v++) {
         char pragmas[96];
         snprintf(pragmas, sizeof(pragmas), "PRAGMA user_version = %lld; PRAGMA application_id = %d;",
@@ -567,14 +615,13 @@ static int meta_setup(mk_meta_t *m)
     sqlite3_extended_result_codes(m->db, 1);
     sqlite3_busy_timeout(m->db, MK_META_BUSY_TIMEOUT_MS);
     int err = meta_exec(m, "PRAGMA foreign_keys = ON", "enable foreign keys");
-    if (!err)
+    if (!err && !m->readonly)
         err = meta_pragma_text(m, "PRAGMA journal_mode = WAL", buf, sizeof(buf));
     if (err)
         return err == MK_ERR_NOMEM ? err : MK_ERR_DB;
-    if (strcmp(buf, "wal") != 0 && strcmp(buf, "memory") != 0)
+    if (!m->readonly && strcmp(buf, "wal") != 0 && strcmp(buf, "memory") != 0)
         mk_warn("meta: %s: journal_mode is '%s', not wal", m->path, buf);
-    err = meta_exec(m, "PRAGMA synchronous = NORMAL", "set synchronous");
-    if (err)
+    if (!m->readonly && meta_exec(m, "PRAGMA synchronous = NORMAL", "set synchronous"))
         return MK_ERR_DB;
 
     err = meta_check_locked(m, buf, sizeof(buf));
@@ -598,6 +645,12 @@ static int meta_setup(mk_meta_t *m)
     for (int i = 0; i < ST__COUNT; i++) {
         rc = sqlite3_prepare_v3(m->db, meta_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                     &m->st[i], NULL);
+        if (rc != SQLITE_OK && m->readonly) {
+            /* An older schema, read as it is: what it lacks is never asked
+             * for (writes are refused; the audit walk checks the schema). */
+            m->st[i] = NULL;
+            continue;
+        }
         if (rc != SQLITE_OK) {
             err = meta_err(m, rc, meta_sql[i]);
             return err == MK_ERR_NOMEM ? err : MK_ERR_DB;
@@ -606,14 +659,44 @@ static int meta_setup(mk_meta_t *m)
     return 0;
 }
 
-int mk_meta_open(const char *path, mk_meta_t **out)
+/* A read-only open must not leave files behind: a store closed cleanly has
+ * no WAL content, so it is opened as immutable (no -shm, no -wal made).
+ * With WAL content (a crash), that content matters and the plain read-only
+ * open is used (SQLite then makes the -shm it needs).  Returns the URI to
+ * open (mk_free it), or NULL for the plain path. */
+static char *meta_readonly_uri(const char *path)
+{
+    char wal[4096];
+    struct stat sb;
+    if (snprintf(wal, sizeof(wal), "%s-wal", path) >= (int)sizeof(wal) || (stat(wal, &sb) == 0 && sb.st_size > 0))
+        return NULL;
+    size_t n = strlen(path);
+    char *uri = mk_malloc(n * 3 + 32);
+    if (!uri)
+        return NULL;
+    char *o = uri + sprintf(uri, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("/-._~", *p))
+            *o++ = (char)*p;
+        else
+            o += sprintf(o, "%%%02X", *p);
+    }
+    strcpy(o, "?immutable=1");
+    return uri;
+}
+
+/* mk_meta_open() and mk_meta_open_readonly(). */
+static int meta_open(const char *path, bool readonly, mk_meta_t **out)
 {
     *out = NULL;
     if (!path || !*path)
         return MK_ERR_INVALID;
+    if (readonly && access(path, F_OK) != 0)
+        return MK_ERR_NOT_FOUND;
     mk_meta_t *m = mk_calloc(1, sizeof(*m));
     if (!m)
         return MK_ERR_NOMEM;
+    m->readonly = readonly;
     m->path = mk_strdup(path);
     if (!m->path || uv_mutex_init(&m->lock) != 0) {
         mk_free(m->path);
@@ -621,9 +704,12 @@ int mk_meta_open(const char *path, mk_meta_t **out)
         return MK_ERR_NOMEM;
     }
 
-    int rc = sqlite3_open_v2(path, &m->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    char *uri = readonly ? meta_readonly_uri(path) : NULL;
+    if (uri)
+        flags |= SQLITE_OPEN_URI;
+    int rc = sqlite3_open_v2(uri ? uri : path, &m->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    mk_free(uri);
     int err;
     if (rc != SQLITE_OK) {
         err = meta_err(m, rc, "open");
@@ -637,10 +723,14 @@ int mk_meta_open(const char *path, mk_meta_t **out)
         meta_destroy(m);
         return err;
     }
-    mk_info("meta: %s: opened (schema v%d)", path, MK_META_SCHEMA_VERSION);
+    mk_info("meta: %s: opened%s (schema v%lld)", path, readonly ? " read-only" : "", (long long)m->schema);
     *out = m;
     return 0;
 }
+
+int mk_meta_open(const char *path, mk_meta_t **out) { return meta_open(path, false, out); }
+
+int mk_meta_open_readonly(const char *path, mk_meta_t **out) { return meta_open(path, true, out); }
 
 void mk_meta_close(mk_meta_t *m)
 {
@@ -1376,6 +1466,184 @@ int mk_meta_offsets_foreach(mk_meta_t *m, mk_meta_offset_cb cb, void *arg)
     return err;
 }
 
+/* ==================================================================== audit */
+
+#define META_AUDIT_MAX_TOKEN 64   /* bytes of kind and rule */
+
+static bool meta_token_ok(const char *s, bool empty_ok)
+{
+    size_t n = s ? strnlen(s, META_AUDIT_MAX_TOKEN + 1) : 0;
+    return (empty_ok || n > 0) && n <= META_AUDIT_MAX_TOKEN;
+}
+
+static bool meta_audit_row_ok(const mk_meta_audit_t *a)
+{
+    return a->ts_ms >= 0 && meta_token_ok(a->kind, false) && meta_token_ok(a->rule, true) &&
+           a->partition >= -1 && a->broker >= -1 &&
+           (!a->topic || strnlen(a->topic, MK_META_MAX_NAME + 1) <= MK_META_MAX_NAME) &&
+           (!a->topic_id || strnlen(a->topic_id, 64) < 64) &&
+           (!a->detail || strnlen(a->detail, MK_META_MAX_AUDIT_DETAIL + 1) <= MK_META_MAX_AUDIT_DETAIL);
+}
+
+static bool meta_audit_append_ok(const mk_meta_op_t *op)
+{
+    if (op->n < 1 || !op->audit)
+        return false;
+    for (int i = 0; i < op->n; i++)
+        if (!meta_audit_row_ok(&op->audit[i]))
+            return false;
+    return true;
+}
+
+static void meta_audit_append_copy(mk_arena_t *a, mk_meta_op_t *c, const mk_meta_op_t *op, bool *oom)
+{
+    mk_meta_audit_t *rows = mk_arena_alloc(a, sizeof(*rows) * (size_t)op->n);
+    if (!rows) {
+        *oom = true;
+        return;
+    }
+    for (int i = 0; i < op->n; i++) {
+        rows[i] = op->audit[i];
+        rows[i].kind = meta_arena_str(a, op->audit[i].kind, oom);
+        rows[i].topic = meta_arena_str(a, op->audit[i].topic, oom);
+        rows[i].topic_id = meta_arena_str(a, op->audit[i].topic_id, oom);
+        rows[i].rule = meta_arena_str(a, op->audit[i].rule, oom);
+        rows[i].detail = meta_arena_str(a, op->audit[i].detail, oom);
+    }
+    c->audit = rows;
+}
+
+/* An audit number: NULL for MK_META_AUDIT_NONE. */
+static int bind_opt(sqlite3_stmt *s, int i, int64_t v, int rc)
+{
+    if (rc != SQLITE_OK)
+        return rc;
+    return v == MK_META_AUDIT_NONE ? sqlite3_bind_null(s, i) : sqlite3_bind_int64(s, i, v);
+}
+
+static int meta_audit_append_locked(mk_meta_t *m, const mk_meta_op_t *op)
+{
+    int err = meta_tx_begin(m);
+    sqlite3_stmt *s = m->st[ST_AUDIT_PUT];
+    for (int i = 0; !err && i < op->n; i++) {
+        const mk_meta_audit_t *a = &op->audit[i];
+        int rc = bind_int(s, 1, a->ts_ms, SQLITE_OK);
+        rc = bind_text(s, 2, a->kind, rc);
+        rc = bind_text(s, 3, a->topic ? a->topic : "", rc);
+        rc = bind_text(s, 4, a->topic_id ? a->topic_id : "", rc);
+        rc = bind_int(s, 5, a->partition, rc);
+        rc = bind_int(s, 6, a->broker, rc);
+        rc = bind_opt(s, 7, a->start_before, rc);
+        rc = bind_opt(s, 8, a->start_after, rc);
+        rc = bind_opt(s, 9, a->base_offset, rc);
+        rc = bind_opt(s, 10, a->end_offset, rc);
+        rc = bind_opt(s, 11, a->largest_ts, rc);
+        rc = bind_opt(s, 12, a->retention_ms, rc);
+        rc = bind_opt(s, 13, a->retention_bytes, rc);
+        rc = bind_opt(s, 14, a->log_bytes, rc);
+        rc = bind_text(s, 15, a->rule ? a->rule : "", rc);
+        rc = bind_text(s, 16, a->detail ? a->detail : "", rc);
+        err = meta_run(m, s, rc, "audit append");
+    }
+    return meta_tx_end(m, err);
+}
+
+static bool meta_audit_prune_ok(const mk_meta_op_t *op) { return op->n >= 1; }
+
+static int meta_audit_prune_locked(mk_meta_t *m, const mk_meta_op_t *op)
+{
+    sqlite3_stmt *s = m->st[ST_AUDIT_PRUNE];
+    return meta_run_count(m, s, bind_int(s, 1, op->n, SQLITE_OK), "audit prune");
+}
+
+/* A text column of an audit row: NULL reads as "", a NUL byte or more than
+ * max bytes is corrupt. */
+static const char *meta_audit_text(sqlite3_stmt *s, int col, size_t max, bool *bad)
+{
+    if (sqlite3_column_type(s, col) == SQLITE_NULL)
+        return "";
+    const char *v = (const char *)sqlite3_column_text(s, col);
+    int n = sqlite3_column_bytes(s, col);
+    if (!v || n < 0 || (size_t)n > max || strnlen(v, (size_t)n) != (size_t)n) {
+        *bad = true;
+        return "";
+    }
+    return v;
+}
+
+static int64_t meta_audit_num(sqlite3_stmt *s, int col, bool *bad)
+{
+    int type = sqlite3_column_type(s, col);
+    if (type == SQLITE_NULL)
+        return MK_META_AUDIT_NONE;
+    if (type != SQLITE_INTEGER) {
+        *bad = true;
+        return MK_META_AUDIT_NONE;
+    }
+    return sqlite3_column_int64(s, col);
+}
+
+int mk_meta_audit_foreach(mk_meta_t *m, int64_t after_seq, const char *kind, mk_meta_audit_cb cb, void *arg)
+{
+    if (!cb)
+        return MK_ERR_INVALID;
+    uv_mutex_lock(&m->lock);
+    if (m->schema < 3) {
+        uv_mutex_unlock(&m->lock);
+        return 0;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(m->db,
+                                "SELECT seq, ts_ms, kind, topic, topic_id, partition_index, broker, start_before,"
+                                " start_after, base_offset, end_offset, largest_ts, retention_ms, retention_bytes,"
+                                " log_bytes, rule, detail FROM audit WHERE seq > ?1 AND (?2 IS NULL OR kind = ?2)"
+                                " ORDER BY seq",
+                                -1, &s, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(s, 1, after_seq);
+    if (rc == SQLITE_OK)
+        rc = kind ? sqlite3_bind_text(s, 2, kind, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, 2);
+    int err = 0;
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(s);
+        if (rc != SQLITE_ROW)
+            break;
+        bool bad = false;
+        mk_meta_audit_t a;
+        a.seq = meta_audit_num(s, 0, &bad);
+        a.ts_ms = meta_audit_num(s, 1, &bad);
+        a.kind = meta_audit_text(s, 2, META_AUDIT_MAX_TOKEN, &bad);
+        a.topic = meta_audit_text(s, 3, MK_META_MAX_NAME, &bad);
+        a.topic_id = meta_audit_text(s, 4, 63, &bad);
+        int64_t part = meta_audit_num(s, 5, &bad), broker = meta_audit_num(s, 6, &bad);
+        a.start_before = meta_audit_num(s, 7, &bad);
+        a.start_after = meta_audit_num(s, 8, &bad);
+        a.base_offset = meta_audit_num(s, 9, &bad);
+        a.end_offset = meta_audit_num(s, 10, &bad);
+        a.largest_ts = meta_audit_num(s, 11, &bad);
+        a.retention_ms = meta_audit_num(s, 12, &bad);
+        a.retention_bytes = meta_audit_num(s, 13, &bad);
+        a.log_bytes = meta_audit_num(s, 14, &bad);
+        a.rule = meta_audit_text(s, 15, META_AUDIT_MAX_TOKEN, &bad);
+        a.detail = meta_audit_text(s, 16, MK_META_MAX_AUDIT_DETAIL, &bad);
+        if (bad || a.seq == MK_META_AUDIT_NONE || a.ts_ms < 0 || part < -1 || part >= MK_META_MAX_PARTITIONS ||
+            broker < -1 || broker > INT32_MAX) {
+            mk_error("meta: %s: corrupt store: audit row %lld out of range", m->path, (long long)a.seq);
+            err = MK_ERR_CORRUPT;
+            break;
+        }
+        a.partition = (int32_t)part;
+        a.broker = (int32_t)broker;
+        if ((err = cb(&a, arg)) != 0)
+            break;
+    }
+    if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = meta_err(m, rc, "audit walk");
+    sqlite3_finalize(s);
+    uv_mutex_unlock(&m->lock);
+    return err;
+}
+
 /* ========================================================== remote segments */
 
 static bool meta_rseg_key_ok(const mk_meta_remote_segment_t *r)
@@ -1496,6 +1764,10 @@ int mk_meta_remote_segments_foreach(mk_meta_t *m, mk_meta_remote_segment_cb cb, 
     if (!cb)
         return MK_ERR_INVALID;
     uv_mutex_lock(&m->lock);
+    if (m->schema < 4) { /* a store older than tiering (read-only open): no rows */
+        uv_mutex_unlock(&m->lock);
+        return 0;
+    }
     sqlite3_stmt *s = m->st[ST_RSEG_LIST];
     int err = 0;
     for (;;) {
@@ -1610,6 +1882,8 @@ static const meta_op_def_t meta_ops[MK_META_OP__COUNT] = {
     [MK_META_OFFSETS_DELETE_TOPIC] = {meta_topic_name_ok, ARG_TOPIC, NULL,
                                       meta_offsets_delete_topic_locked},
     [MK_META_OFFSETS_EXPIRE] = {meta_expire_ok, ARG_GROUP, NULL, meta_offsets_expire_locked},
+    [MK_META_AUDIT_APPEND] = {meta_audit_append_ok, 0, meta_audit_append_copy, meta_audit_append_locked},
+    [MK_META_AUDIT_PRUNE] = {meta_audit_prune_ok, 0, NULL, meta_audit_prune_locked},
     [MK_META_REMOTE_SEGMENT_PUT] = {meta_rseg_put_ok, 0, meta_rseg_copy, meta_rseg_put_locked},
     [MK_META_REMOTE_SEGMENT_STATE] = {meta_rseg_state_ok, 0, meta_rseg_copy, meta_rseg_state_locked},
     [MK_META_REMOTE_SEGMENT_DELETE] = {meta_rseg_delete_ok, 0, meta_rseg_copy, meta_rseg_delete_locked},
@@ -1631,6 +1905,8 @@ int mk_meta_op_run(mk_meta_t *m, const mk_meta_op_t *op)
     const meta_op_def_t *d = meta_op_check(op);
     if (!d)
         return MK_ERR_INVALID;
+    if (m->readonly)
+        return MK_ERR_STATE;
     uv_mutex_lock(&m->lock);
     int status = d->locked(m, op);
     uv_mutex_unlock(&m->lock);
@@ -1743,7 +2019,7 @@ int mk_meta_op_submit(mk_meta_t *m, uv_loop_t *loop, const mk_meta_op_t *op,
     const meta_op_def_t *d = meta_op_check(op);
     if (!d)
         return MK_ERR_INVALID;
-    if (m->closing)
+    if (m->closing || m->readonly)
         return MK_ERR_STATE;
     if (!loop || (m->q_head && m->loop != loop))
         return MK_ERR_INVALID;

@@ -5,9 +5,9 @@
  * What it keeps, in one SQLite file (WAL mode, synchronous=NORMAL, foreign
  * keys on): cluster-wide key/values (cluster.id, ...), topics with their
  * configs and partition assignments (schema v1), and consumer-group committed
- * offsets (v2), tiered storage's remote log metadata (v3).  Later versions add
- * tenants and ACLs (see the migration table
- * in meta.c).
+ * offsets (v2), the durability audit's events (v3), and tiered storage's
+ * remote log metadata (v4).  Later versions add more (see the migration
+ * table in meta.c).
  *
  * The store is persistence only: the cluster and group modules keep the live
  * state in memory, load it once at startup with mk_meta_topic_foreach() and
@@ -41,7 +41,7 @@
 #include "base/base.h"
 
 /* Schema version this build writes (PRAGMA user_version). */
-#define MK_META_SCHEMA_VERSION 3
+#define MK_META_SCHEMA_VERSION 4
 /* Limits on what we store; also enforced when reading back. */
 #define MK_META_MAX_PARTITIONS 1000000
 #define MK_META_MAX_REPLICAS 256
@@ -92,6 +92,13 @@ typedef struct mk_meta_topic_s {
  * is corrupt or cannot be opened (logged), MK_ERR_UNSUPPORTED for a schema
  * newer than this build, MK_ERR_NOMEM.  Blocking; startup only. */
 int mk_meta_open(const char *path, mk_meta_t **out);
+
+/* Opens an existing store at path read-only, for offline tools (`minikora
+ * verify`): nothing is created, migrated or written (an older schema is
+ * read as it is: what it lacks reads as empty), and PRAGMA quick_check
+ * runs as in mk_meta_open().  Writes fail.  Returns as mk_meta_open(), and
+ * MK_ERR_NOT_FOUND when there is no file.  Blocking. */
+int mk_meta_open_readonly(const char *path, mk_meta_t **out);
 
 /* Closes the store.  No new write is submitted afterwards.  With no
  * submitted write pending it closes at once (and is safe from any thread).
@@ -175,6 +182,53 @@ int mk_meta_offsets_foreach(mk_meta_t *m, mk_meta_offset_cb cb, void *arg);
  * any thread. */
 bool mk_meta_offset_expired(int64_t commit_ms, int64_t expire_ms, int64_t now_ms,
                             int64_t retention_ms);
+
+/* =================================================================== audit */
+
+/* One event of the durability audit (scrub/), a row of the audit table
+ * (schema v3).  Numbers that do not apply to the kind are
+ * MK_META_AUDIT_NONE (stored as NULL).  kind is one of
+ *   "log_start"        a replica's log start offset changed: start_before
+ *                      (NONE when first seen) -> start_after; rule = the cause
+ *   "segment_deleted"  retention (or DeleteRecords) deleted a segment
+ *                      [base_offset, end_offset): largest_ts, the topic's
+ *                      retention_ms / retention_bytes then, log_bytes after;
+ *                      rule = the log's reason
+ *   "retention"        a topic's effective retention.ms / retention.bytes,
+ *                      when first seen and whenever they change
+ *   "incident"         an audit rule failed: rule names it, base_offset /
+ *                      end_offset the offsets concerned when known
+ * (tiering will add remote-segment kinds). */
+#define MK_META_AUDIT_NONE INT64_MIN
+#define MK_META_MAX_AUDIT_DETAIL 1024  /* bytes of detail */
+
+typedef struct mk_meta_audit_s {
+    int64_t seq;              /* read back: increasing row number; ignored on write */
+    int64_t ts_ms;            /* >= 0 */
+    const char *kind;         /* 1..64 bytes, see above */
+    const char *topic;        /* internal topic name, "" for none */
+    const char *topic_id;     /* the topic's Uuid text, "" for none */
+    int32_t partition;        /* >= -1; -1 for none */
+    int32_t broker;           /* >= -1; -1 for none */
+    int64_t start_before, start_after;
+    int64_t base_offset, end_offset;
+    int64_t largest_ts;
+    int64_t retention_ms, retention_bytes;
+    int64_t log_bytes;
+    const char *rule;         /* 0..64 bytes (NULL reads as "") */
+    const char *detail;       /* 0..MK_META_MAX_AUDIT_DETAIL bytes (NULL reads as "") */
+} mk_meta_audit_t;
+
+/* Called once per audit row, in seq order; a and its strings are valid
+ * during the call only; the callback must not call into the store.  A
+ * nonzero return stops the walk and is returned. */
+typedef int (*mk_meta_audit_cb)(const mk_meta_audit_t *a, void *arg);
+
+/* Walks the audit rows with seq > after_seq (0: all), of kind (NULL: every
+ * kind).  A store whose schema predates the audit (read-only open) has
+ * none.  Returns 0, the callback's value, MK_ERR_CORRUPT (a row out of
+ * range, logged), MK_ERR_NOMEM, MK_ERR_DB.  Blocking: startup and tools. */
+int mk_meta_audit_foreach(mk_meta_t *m, int64_t after_seq, const char *kind, mk_meta_audit_cb cb, void *arg);
 
 /* ====================================================== remote segments */
 
@@ -268,6 +322,14 @@ typedef enum mk_meta_op_kind_e {
      * now_ms.  Kafka expires by retention only the offsets of Empty groups;
      * which groups qualify is the caller's business. */
     MK_META_OFFSETS_EXPIRE,
+    /* audit, n >= 1.  Appends n audit rows in one transaction (seq
+     * assigned in order).  MK_ERR_INVALID for a row out of range. */
+    MK_META_AUDIT_APPEND,
+    /* n >= 1.  Keeps the audit table to about the newest n rows: older
+     * rows go, except the newest "log_start" row of each replica and the
+     * newest "retention" row of each topic, which the audit needs.
+     * Returns the number of rows removed. */
+    MK_META_AUDIT_PRUNE,
     /* rs.  Inserts or replaces a remote segment's row (every field). */
     MK_META_REMOTE_SEGMENT_PUT,
     /* rs (its key, state, event_ms).  Sets a row's state; MK_ERR_NOT_FOUND
@@ -294,6 +356,7 @@ typedef struct mk_meta_op_s {
     const mk_meta_offset_t *offsets;  /* OFFSETS_PUT: n rows */
     int n;
     int64_t now_ms, retention_ms;     /* OFFSETS_EXPIRE */
+    const mk_meta_audit_t *audit;     /* AUDIT_APPEND: n rows */
     const mk_meta_remote_segment_t *rs; /* REMOTE_SEGMENT_* */
 } mk_meta_op_t;
 

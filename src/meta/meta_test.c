@@ -1380,6 +1380,85 @@ static void test_offsets_oom(void)
     CHECK_EQ(uv_loop_close(&loop), 0);
 }
 
+/* ================================================================== audit */
+
+typedef struct audit_seen_s {
+    int n;
+    int64_t last_seq;
+    char text[1024];
+} audit_seen_t;
+
+static int audit_cb(const mk_meta_audit_t *a, void *arg)
+{
+    audit_seen_t *s = arg;
+    CHECK(a->seq > s->last_seq);
+    s->last_seq = a->seq;
+    size_t used = strlen(s->text);
+    snprintf(s->text + used, sizeof(s->text) - used, "%s%s:%s/%d/%d:%lld>%lld:%s", s->n ? " " : "", a->kind,
+             a->topic, a->partition, a->broker, a->start_before == MK_META_AUDIT_NONE ? -9LL : (long long)a->start_before,
+             a->start_after == MK_META_AUDIT_NONE ? -9LL : (long long)a->start_after, a->rule);
+    s->n++;
+    return 0;
+}
+
+static mk_meta_audit_t audit_row(const char *kind, int32_t broker, int64_t before, int64_t after, const char *rule)
+{
+    return (mk_meta_audit_t){.ts_ms = 5, .kind = kind, .topic = "t", .topic_id = "ID", .partition = 0,
+                             .broker = broker, .start_before = before, .start_after = after,
+                             .base_offset = MK_META_AUDIT_NONE, .end_offset = MK_META_AUDIT_NONE,
+                             .largest_ts = MK_META_AUDIT_NONE, .retention_ms = -1,
+                             .retention_bytes = MK_META_AUDIT_NONE, .log_bytes = MK_META_AUDIT_NONE,
+                             .rule = rule, .detail = "d"};
+}
+
+static void test_audit(void)
+{
+    mk_meta_t *m = open_ok("audit.db");
+    audit_seen_t s = {0};
+    CHECK_EQ(mk_meta_audit_foreach(m, 0, NULL, audit_cb, &s), 0);
+    CHECK_EQ(s.n, 0);
+    mk_meta_audit_t rows[4] = {audit_row("log_start", 1, MK_META_AUDIT_NONE, 0, "first_seen"),
+                               audit_row("log_start", 1, 0, 10, "retention"),
+                               audit_row("incident", 2, MK_META_AUDIT_NONE, MK_META_AUDIT_NONE, "coverage"),
+                               audit_row("log_start", 1, 10, 20, "retention")};
+    CHECK_EQ(RUN(m, MK_META_AUDIT_APPEND, .audit = rows, .n = 4), 0);
+    CHECK_EQ(mk_meta_audit_foreach(m, 0, NULL, audit_cb, &s), 0);
+    CHECK_STREQ(s.text, "log_start:t/0/1:-9>0:first_seen log_start:t/0/1:0>10:retention incident:t/0/2:-9>-9:coverage "
+                        "log_start:t/0/1:10>20:retention");
+    /* By kind, and after a sequence number. */
+    audit_seen_t k = {0};
+    CHECK_EQ(mk_meta_audit_foreach(m, 0, "incident", audit_cb, &k), 0);
+    CHECK_STREQ(k.text, "incident:t/0/2:-9>-9:coverage");
+    audit_seen_t after = {0};
+    CHECK_EQ(mk_meta_audit_foreach(m, s.last_seq - 1, NULL, audit_cb, &after), 0);
+    CHECK_EQ(after.n, 1);
+    /* Bad rows are refused whole. */
+    mk_meta_audit_t bad[2] = {audit_row("log_start", 1, 0, 1, "x"), audit_row("", 1, 0, 1, "x")};
+    CHECK_EQ(RUN(m, MK_META_AUDIT_APPEND, .audit = bad, .n = 2), MK_ERR_INVALID);
+    bad[1] = audit_row("log_start", -2, 0, 1, "x");
+    CHECK_EQ(RUN(m, MK_META_AUDIT_APPEND, .audit = bad, .n = 2), MK_ERR_INVALID);
+    CHECK_EQ(RUN(m, MK_META_AUDIT_APPEND, .audit = bad, .n = 0), MK_ERR_INVALID);
+    /* Prune to one row: the newest log_start of each replica stays. */
+    CHECK_EQ(RUN(m, MK_META_AUDIT_PRUNE, .n = 1), 3);
+    audit_seen_t p = {0};
+    CHECK_EQ(mk_meta_audit_foreach(m, 0, NULL, audit_cb, &p), 0);
+    CHECK_STREQ(p.text, "log_start:t/0/1:10>20:retention");
+    mk_meta_close(m);
+
+    /* Read-only: the rows are there, writes are refused, no file is made. */
+    CHECK_EQ(mk_meta_open_readonly(tmp_path("absent.db"), &m), MK_ERR_NOT_FOUND);
+    CHECK_EQ(mk_meta_open_readonly(tmp_path("audit.db"), &m), 0);
+    audit_seen_t r = {0};
+    CHECK_EQ(mk_meta_audit_foreach(m, 0, NULL, audit_cb, &r), 0);
+    CHECK_EQ(r.n, 1);
+    CHECK_EQ(RUN(m, MK_META_KV_SET, .key = "a", .value = "b"), MK_ERR_STATE);
+    seen_t ts;
+    walk(m, &ts);
+    mk_meta_close(m);
+    CHECK(access(tmp_path("audit.db-shm"), F_OK) != 0);
+    CHECK(access(tmp_path("absent.db"), F_OK) != 0);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/meta_test.XXXXXX");
@@ -1397,6 +1476,7 @@ int main(void)
     test_offsets_corrupt();
     test_migrate_v1();
     test_offsets_oom();
+    test_audit();
     test_remote_segments();
 
     char cmd[300];

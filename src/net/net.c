@@ -16,11 +16,28 @@
  * frame's life (busy, queued frames, unsent output); a half-received frame
  * does not count as activity, so a slow sender is closed too.
  *
+ * Fairness: one connection cannot hold the loop.  libuv reads a readable
+ * socket up to 32 times in one turn (64 KiB each here), and every complete
+ * frame used to be dispatched at once, so a client that pipelines many small
+ * requests could have thousands handled in one turn while other connections
+ * waited.  Now at most FRAMES_PER_TURN frames are dispatched per call; when
+ * more are queued, the connection yields: reading stops (which also ends
+ * libuv's read burst) and it joins its listener's list of yielded
+ * connections, which an idle handle resumes once per loop iteration, after
+ * the poll phase has served every other ready connection.  (Not a zero-delay
+ * timer: libuv 1.44 runs a timer restarted from its own callback again in
+ * the same pass when its delay is 0, which would hold the loop.)
+ *
+ * Mute (KIP-219): mk_net_conn_mute() stops reading and delivering frames for
+ * a while; a per-connection timer ends it.  The upper layer mutes a
+ * connection after answering a request over quota.
+ *
  * Invariants:
  *   - in_bytes counts the payload bytes of frames queued but not dispatched;
  *   - busy is true from frame_cb until mk_net_conn_done();
- *   - reading is on iff !closing && in_bytes < in_high_water && unsent output
- *     < out_high_water.
+ *   - reading is on iff !closing && !muted && !yielded && in_bytes <
+ *     in_high_water && unsent output < out_high_water;
+ *   - yielded iff on the listener's yielded list; the mute timer runs while muted.
  *
  * TLS listeners (l->tls set): a connection gets its TLS engine (tls.c) on its
  * first read.  read_cb feeds the ciphertext to the engine and the plaintext
@@ -30,10 +47,14 @@
  */
 #include "net/net_int.h"
 
+#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define READ_CHUNK 65536
+/* Frames one connection may have dispatched in one go before it yields. */
+#define FRAMES_PER_TURN 16
 
 typedef struct frame_s {
     struct frame_s *next;
@@ -55,6 +76,9 @@ struct mk_net_listener_s {
     uv_timer_t *idle_timer;     /* owned; NULL when idle_ms <= 0; freed in its close callback */
     uint64_t refused;           /* connections refused at accept (limits) */
     uint64_t idle_closed;       /* connections closed as idle */
+    mk_net_conn_t *yhead, *ytail;   /* connections to resume next loop iteration (see Fairness), FIFO */
+    int ycount;
+    uv_idle_t *resume;          /* owned; runs while the yielded list is not empty; freed in its close callback */
 };
 
 struct mk_net_conn_s {
@@ -66,6 +90,11 @@ struct mk_net_conn_s {
     char ip[48];                /* the peer's address, for max.connections.per.ip */
     uint64_t last_active_ms;    /* monotonic: the last byte read or written */
     bool closing, reading, busy, dispatching;
+    bool muted;                 /* mk_net_conn_mute(): no reads, no frames until mute_until_ms */
+    bool yielded;               /* frames left after a turn's budget: on l's yielded list */
+    mk_net_conn_t *ynext, *yprev;   /* l->yhead..ytail */
+    uint64_t mute_until_ms;     /* monotonic */
+    uv_timer_t *timer;          /* owned, made on first mute; ends it; freed in its close callback */
     bool authenticated;         /* frames may use max_frame, not pre_auth_max_frame */
     bool on_tls;                /* accepted by a TLS listener */
     mk_net_tls_conn_t *tls;     /* owned; created on the first read */
@@ -100,6 +129,25 @@ void mk_net_config_default(mk_net_config_t *cfg)
 static void conn_update_reading(mk_net_conn_t *c);
 static void conn_dispatch(mk_net_conn_t *c);
 
+/* Off the listener's yielded list (a no-op when not on it). */
+static void conn_unyield(mk_net_conn_t *c)
+{
+    if (!c->yielded || !c->l)
+        return;
+    mk_net_listener_t *l = c->l;
+    c->yielded = false;
+    if (c->yprev)
+        c->yprev->ynext = c->ynext;
+    else
+        l->yhead = c->ynext;
+    if (c->ynext)
+        c->ynext->yprev = c->yprev;
+    else
+        l->ytail = c->yprev;
+    c->ynext = c->yprev = NULL;
+    l->ycount--;
+}
+
 static void conn_free_cb(uv_handle_t *h)
 {
     mk_net_conn_t *c = h->data;
@@ -122,8 +170,14 @@ void mk_net_conn_close(mk_net_conn_t *c, const char *reason)
     c->closing = true;
     if (reason)
         mk_info("connection %s closed: %s", c->peer, reason);
+    if (c->timer) {
+        uv_timer_stop(c->timer);
+        uv_close((uv_handle_t *)c->timer, (uv_close_cb)mk_free);
+        c->timer = NULL;
+    }
     mk_net_listener_t *l = c->l;
     if (l) {
+        conn_unyield(c);
         if (l->h.close_cb)
             l->h.close_cb(c, l->ud);
         if (c->prev)
@@ -307,7 +361,7 @@ static void conn_update_reading(mk_net_conn_t *c)
 {
     if (c->closing || !c->l)
         return;
-    bool want = c->in_bytes < c->l->cfg.in_high_water &&
+    bool want = !c->muted && !c->yielded && c->in_bytes < c->l->cfg.in_high_water &&
                 uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < c->l->cfg.out_high_water;
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
@@ -318,7 +372,75 @@ static void conn_update_reading(mk_net_conn_t *c)
     }
 }
 
-/* Deliver queued frames while the upper layer finishes them synchronously.
+/* The connection's mute timer, made on first need (false: out of memory,
+ * the connection is closed). */
+static void conn_timer_cb(uv_timer_t *t);
+
+static bool conn_timer_start(mk_net_conn_t *c, uint64_t ms)
+{
+    if (!c->timer) {
+        c->timer = mk_malloc(sizeof(*c->timer));
+        if (!c->timer) {
+            mk_net_conn_close(c, "out of memory for a timer");
+            return false;
+        }
+        uv_timer_init(c->l->loop, c->timer);
+        c->timer->data = c;
+    }
+    uv_timer_start(c->timer, conn_timer_cb, ms, 0);
+    return true;
+}
+
+/* A mute has ended: deliver and read again. */
+static void conn_timer_cb(uv_timer_t *t)
+{
+    mk_net_conn_t *c = t->data;
+    uint64_t now = mk_mono_ms();
+    if (c->muted && now < c->mute_until_ms) {
+        conn_timer_start(c, c->mute_until_ms - now);
+        return;
+    }
+    c->muted = false;
+    conn_dispatch(c);
+    if (!c->closing)
+        conn_update_reading(c);
+}
+
+/* Once per loop iteration while connections have yielded: give each of
+ * those on the list now its next turn, in order.  One that yields again
+ * goes to the tail, for the next iteration. */
+static void resume_cb(uv_idle_t *h)
+{
+    mk_net_listener_t *l = h->data;
+    for (int n = l->ycount; n > 0 && l->yhead; n--) {
+        mk_net_conn_t *c = l->yhead;
+        conn_unyield(c);
+        conn_dispatch(c);
+        if (!c->closing)
+            conn_update_reading(c);
+    }
+    if (!l->yhead)
+        uv_idle_stop(h);
+}
+
+static void conn_yield(mk_net_conn_t *c)
+{
+    mk_net_listener_t *l = c->l;
+    c->yielded = true;
+    c->ynext = NULL;
+    c->yprev = l->ytail;
+    if (l->ytail)
+        l->ytail->ynext = c;
+    else
+        l->yhead = c;
+    l->ytail = c;
+    l->ycount++;
+    uv_idle_start(l->resume, resume_cb);
+    conn_update_reading(c);
+}
+
+/* Deliver queued frames while the upper layer finishes them synchronously,
+ * at most FRAMES_PER_TURN of them (see Fairness above).
  * A trampoline, not recursion: mk_net_conn_done() from inside frame_cb only
  * clears busy, and this loop picks the next frame. */
 static void conn_dispatch(mk_net_conn_t *c)
@@ -326,7 +448,13 @@ static void conn_dispatch(mk_net_conn_t *c)
     if (c->dispatching)
         return;
     c->dispatching = true;
-    while (!c->closing && !c->busy && c->q_head && c->l) {
+    int budget = FRAMES_PER_TURN;
+    while (!c->closing && !c->busy && !c->muted && !c->yielded && c->q_head && c->l) {
+        if (budget-- == 0) {
+            /* Stop reading too: that ends libuv's read burst on this socket. */
+            conn_yield(c);
+            break;
+        }
         frame_t *f = c->q_head;
         c->q_head = f->next;
         if (!c->q_head)
@@ -340,6 +468,22 @@ static void conn_dispatch(mk_net_conn_t *c)
     }
     c->dispatching = false;
 }
+
+void mk_net_conn_mute(mk_net_conn_t *c, uint64_t ms)
+{
+    if (c->closing || !c->l || ms == 0)
+        return;
+    uint64_t until = mk_mono_ms() + ms;
+    if (c->muted && until <= c->mute_until_ms)
+        return;
+    c->muted = true;
+    c->mute_until_ms = until;
+    conn_unyield(c);
+    if (conn_timer_start(c, until - mk_mono_ms()))
+        conn_update_reading(c);
+}
+
+bool mk_net_conn_is_muted(const mk_net_conn_t *c) { return c->muted; }
 
 void mk_net_conn_done(mk_net_conn_t *c)
 {
@@ -449,7 +593,7 @@ static void idle_sweep_cb(uv_timer_t *t)
     mk_net_conn_t *c = l->conns;
     while (c) {
         mk_net_conn_t *next = c->next; /* closing unlinks c */
-        if (!c->busy && !c->q_head && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0 &&
+        if (!c->busy && !c->muted && !c->q_head && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0 &&
             now - c->last_active_ms > limit) {
             char why[96];
             snprintf(why, sizeof(why), "idle for %llu ms (connections.max.idle.ms=%lld)",
@@ -537,6 +681,65 @@ int mk_net_tcp_listen(uv_loop_t *loop, uv_tcp_t *tcp, const char *host, int port
     return 0;
 }
 
+bool mk_net_host_is_wildcard(const char *host)
+{
+    return !host[0] || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || strcmp(host, "[::]") == 0;
+}
+
+/* Can this process bind addr (port 0)?  That is what "an address of this
+ * machine" means here: a name that resolves elsewhere cannot be bound. */
+static bool addr_bindable(const struct sockaddr *addr, socklen_t len)
+{
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_storage a;
+    memcpy(&a, addr, len);
+    if (a.ss_family == AF_INET)
+        ((struct sockaddr_in *)&a)->sin_port = 0;
+    else
+        ((struct sockaddr_in6 *)&a)->sin6_port = 0;
+    bool ok = bind(fd, (struct sockaddr *)&a, len) == 0;
+    close(fd);
+    return ok;
+}
+
+const char *mk_net_wildcard_advertise(const char *host, char *out, size_t n)
+{
+    static char why[400];
+    bool v6 = strchr(host, ':') != NULL;
+    char name[256];
+    if (gethostname(name, sizeof(name)) == 0 && name[0]) {
+        name[sizeof(name) - 1] = 0;
+        struct addrinfo hints = {.ai_family = v6 ? AF_UNSPEC : AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+        if (getaddrinfo(name, NULL, &hints, &res) == 0) {
+            for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+                char ip[INET6_ADDRSTRLEN] = "?";
+                if (!addr_bindable(ai->ai_addr, ai->ai_addrlen))
+                    continue;
+                getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof(ip), NULL, 0, NI_NUMERICHOST);
+                snprintf(out, n, "%s", name);
+                snprintf(why, sizeof(why), "the host name, which resolves to %s on this machine", ip);
+                freeaddrinfo(res);
+                return why;
+            }
+            freeaddrinfo(res);
+            snprintf(why, sizeof(why), "loopback: the host name %s resolves to no address of this machine", name);
+        } else {
+            snprintf(why, sizeof(why), "loopback: the host name %s does not resolve", name);
+        }
+    } else {
+        snprintf(why, sizeof(why), "loopback: this machine has no host name");
+    }
+    snprintf(out, n, "%s", v6 ? "::1" : "127.0.0.1");
+    return why;
+}
+
+void mk_net_host_port(const char *host, int port, char *out, size_t n)
+{
+    snprintf(out, n, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+}
+
 int mk_net_listener_open(uv_loop_t *loop, const char *host, int port, const mk_net_config_t *cfg,
                          const mk_net_handler_t *h, void *ud, mk_net_listener_t **out)
 {
@@ -549,15 +752,23 @@ int mk_net_listener_open(uv_loop_t *loop, const char *host, int port, const mk_n
     l->ud = ud;
     l->tcp.data = l;
     int rc = mk_net_tcp_listen(loop, &l->tcp, host, port, 511, accept_cb, &l->port);
+    if (rc == 0) {
+        l->resume = mk_malloc(sizeof(*l->resume));
+        if (!l->resume)
+            rc = MK_ERR_NOMEM;
+    }
     if (rc == 0 && cfg->idle_ms > 0) {
         l->idle_timer = mk_malloc(sizeof(uv_timer_t));
         if (!l->idle_timer)
             rc = MK_ERR_NOMEM;
     }
     if (rc < 0) {
+        mk_free(l->resume);
         uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)mk_free);
         return rc;
     }
+    uv_idle_init(loop, l->resume);
+    l->resume->data = l;
     if (l->idle_timer) {
         uint64_t period = (uint64_t)MK_MIN(MK_MAX(cfg->idle_ms / 5, 10), 1000);
         uv_timer_init(loop, l->idle_timer);
@@ -585,6 +796,9 @@ void mk_net_listener_close(mk_net_listener_t *l)
     }
     while (l->conns)
         mk_net_conn_close(l->conns, "listener stopping");
+    uv_idle_stop(l->resume);
+    uv_close((uv_handle_t *)l->resume, (uv_close_cb)mk_free);
+    l->resume = NULL;
     /* The listener struct starts with its uv_tcp_t, so libuv frees it whole. */
     uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)mk_free);
 }

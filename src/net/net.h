@@ -9,7 +9,9 @@
  * request order) without the upper layer queueing anything.
  *
  * Backpressure: reading stops while queued input frames or unsent output pass
- * their high-water marks, and resumes below them.
+ * their high-water marks, and resumes below them.  A connection is given at
+ * most a few frames per loop turn before the others have theirs, and can be
+ * muted for a while (quota throttling).
  *
  * Limits (Kafka's names): max.connections and max.connections.per.ip refuse a
  * connection at accept; connections.max.idle.ms closes one that has read and
@@ -73,6 +75,17 @@ int mk_net_listener_port(const mk_net_listener_t *l);
  * been initialised and the caller must uv_close() it. */
 int mk_net_tcp_listen(uv_loop_t *loop, uv_tcp_t *tcp, const char *host, int port, int backlog,
                       uv_connection_cb cb, int *bound_port);
+/* Whether host is a wildcard bind address ("0.0.0.0", "::"): one that no
+ * client can connect to, so it must never be advertised. */
+bool mk_net_host_is_wildcard(const char *host);
+/* The address to advertise for a listener bound to a wildcard: this
+ * machine's host name when it resolves to an address of this machine (one
+ * that can be bound), else "127.0.0.1" (or "::1" for "::").  Copies it into
+ * out (at most n bytes) and returns why in a few words ("host name
+ * resolves to 127.0.1.1", ...).  Blocking (getaddrinfo): startup only. */
+const char *mk_net_wildcard_advertise(const char *host, char *out, size_t n);
+/* "host:port", or "[host]:port" when host is an IPv6 address, into out. */
+void mk_net_host_port(const char *host, int port, char *out, size_t n);
 /* Stop accepting and close every connection of this listener.  Memory is
  * released from close callbacks; the pointer is invalid after this call. */
 void mk_net_listener_close(mk_net_listener_t *l);
@@ -88,6 +101,12 @@ void mk_net_conn_send(mk_net_conn_t *c, uint8_t *data, size_t len);
 /* The current frame is finished; deliver the next one.  May be called from
  * inside frame_cb (the next frame is delivered after frame_cb returns). */
 void mk_net_conn_done(mk_net_conn_t *c);
+/* Mute the connection for ms (KIP-219 throttling): nothing is read and no
+ * frame is delivered until then; a mute in force is only ever extended.
+ * The frame in progress is not affected: call this before mk_net_conn_done()
+ * so that the next frame waits.  Unmuting is automatic. */
+void mk_net_conn_mute(mk_net_conn_t *c, uint64_t ms);
+bool mk_net_conn_is_muted(const mk_net_conn_t *c);
 /* Close with a reason for the log. */
 void mk_net_conn_close(mk_net_conn_t *c, const char *reason);
 void mk_net_conn_set_data(mk_net_conn_t *c, void *data);

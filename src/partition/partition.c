@@ -41,6 +41,7 @@ struct mk_partition_writer_s {
 int32_t mk_partition_leader(const mk_partition_t *p) { return p->leader; }
 int32_t mk_partition_leader_epoch(const mk_partition_t *p) { return p->leader_epoch; }
 int32_t mk_partition_index(const mk_partition_t *p) { return p->index; }
+mk_topic_t *mk_partition_topic(const mk_partition_t *p) { return p->topic; }
 mk_log_t *mk_partition_log(const mk_partition_t *p) { return p->log; }
 int64_t mk_partition_hw(const mk_partition_t *p) { return p->hw; }
 int32_t mk_partition_replica_count(const mk_partition_t *p) { return p->replica_count; }
@@ -68,6 +69,12 @@ bool mk_partition_replica_in_isr(const mk_partition_t *p, int32_t broker)
 {
     const mk_replica_t *r = replica_of(p, broker);
     return r && r->in_isr;
+}
+
+bool mk_partition_replica_settled(const mk_partition_t *p, int32_t broker)
+{
+    const mk_replica_t *r = replica_of(p, broker);
+    return r && r->log && (broker == p->leader || (r->in_isr && !r->needs_truncate));
 }
 
 int32_t mk_partition_isr_size(const mk_partition_t *p)
@@ -151,6 +158,15 @@ int mk_partition_writer_observe(mk_partition_writer_t *w, const mk_partition_obs
     return 0;
 }
 
+void mk_partition_writer_unobserve(mk_partition_writer_t *w, void *arg)
+{
+    int keep = 0;
+    for (int i = 0; i < w->nobs; i++)
+        if (w->obs[i].arg != arg)
+            w->obs[keep++] = w->obs[i];
+    w->nobs = keep;
+}
+
 void mk_partition_writer_set_progress_cb(mk_partition_writer_t *w, mk_partition_progress_cb cb, void *arg)
 {
     w->progress_cb = cb;
@@ -168,6 +184,22 @@ void mk_partition_writer_leader_changed(mk_partition_writer_t *w, mk_partition_t
     for (int i = 0; i < w->nobs; i++)
         if (w->obs[i].leader_changed)
             w->obs[i].leader_changed(w->obs[i].arg, p);
+}
+
+/* ==================================================================== reads */
+
+int16_t mk_partition_read_check(mk_partition_writer_t *w, const mk_partition_t *p, int32_t broker, int64_t offset,
+                                int64_t *limit)
+{
+    *limit = INT64_MAX;
+    for (int i = 0; i < w->nobs; i++) {
+        if (!w->obs[i].read_check)
+            continue;
+        int16_t err = w->obs[i].read_check(w->obs[i].arg, p, broker, offset, limit);
+        if (err)
+            return err;
+    }
+    return 0;
 }
 
 /* ============================================================== validation */

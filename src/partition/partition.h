@@ -51,6 +51,8 @@
 int32_t mk_partition_leader(const mk_partition_t *p);
 int32_t mk_partition_leader_epoch(const mk_partition_t *p);
 int32_t mk_partition_index(const mk_partition_t *p);
+/* Its topic (borrowed). */
+mk_topic_t *mk_partition_topic(const mk_partition_t *p);
 /* The leader replica's log (borrowed), NULL while offline. */
 mk_log_t *mk_partition_log(const mk_partition_t *p);
 /* High watermark: offsets below it are committed. */
@@ -64,6 +66,10 @@ mk_log_t *mk_partition_replica_log(const mk_partition_t *p, int32_t broker);
 bool mk_partition_replica_in_isr(const mk_partition_t *p, int32_t broker);
 /* Number of replicas in the ISR. */
 int32_t mk_partition_isr_size(const mk_partition_t *p);
+/* Whether the replica on broker is in the ISR with nothing to reconcile:
+ * its log holds only what the leader's does (the scrubber compares such
+ * replicas with the leader). */
+bool mk_partition_replica_settled(const mk_partition_t *p, int32_t broker);
 
 /* ============================================================ the HW (owner) */
 
@@ -101,6 +107,11 @@ typedef struct mk_partition_observer_s {
      * immutable from now on) or deleted (retention, DeleteRecords); see
      * log.h.  For tiering (upload what is sealed) and the scrubber. */
     void (*segment)(void *arg, mk_partition_t *p, int32_t broker, const mk_log_segment_event_t *ev);
+    /* Before the replica of p on broker serves offsets from `offset` on (a
+     * Fetch): 0 to serve, with *limit lowered (it starts at INT64_MAX) to
+     * the first offset it must not serve; or a Kafka error code for the
+     * read (the scrubber: CORRUPT_MESSAGE for offsets whose data is lost). */
+    int16_t (*read_check)(void *arg, const mk_partition_t *p, int32_t broker, int64_t offset, int64_t *limit);
     void *arg;
 } mk_partition_observer_t;
 
@@ -116,12 +127,23 @@ void mk_partition_writer_free(mk_partition_writer_t *w);
 /* Register an observer (copied); observers run in registration order.
  * 0 or MK_ERR_NOMEM. */
 int mk_partition_writer_observe(mk_partition_writer_t *w, const mk_partition_observer_t *o);
+/* Remove the observers registered with arg (one that goes before the
+ * writer does). */
+void mk_partition_writer_unobserve(mk_partition_writer_t *w, void *arg);
 void mk_partition_writer_set_progress_cb(mk_partition_writer_t *w, mk_partition_progress_cb cb, void *arg);
 /* Tell the progress callback (repl: HW or ISR moved). */
 void mk_partition_writer_progress(mk_partition_writer_t *w);
 /* Tell the observers that p's leadership changed (repl, after an election
  * or when it sets a partition up). */
 void mk_partition_writer_leader_changed(mk_partition_writer_t *w, mk_partition_t *p);
+
+/* ==================================================================== reads */
+
+/* The observers' read checks for a read of p's replica on broker from
+ * offset on: 0 and *limit, the first offset not to serve (INT64_MAX: no
+ * limit), or the first Kafka error code an observer gives. */
+int16_t mk_partition_read_check(mk_partition_writer_t *w, const mk_partition_t *p, int32_t broker, int64_t offset,
+                                int64_t *limit);
 
 /* ================================================================== append */
 

@@ -76,6 +76,9 @@ struct mk_repl_s {
     void *xaz_cb_ud;
     mk_buf_t scratch;
     bool in_rounds;
+    uint8_t warned_topic[16];   /* the last corrupt leader batch warned about: once, not per round */
+    int32_t warned_partition;
+    int64_t warned_offset;
     move_t *moves;              /* owned, unordered: reassignments in flight */
     size_t nmoves, moves_cap;
     uint64_t moves_done;
@@ -224,6 +227,43 @@ static void on_ack(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t leo
         *moved = true;
 }
 
+/* The sound prefix of the whole batches in r->scratch: each is checked with
+ * batch/'s validator (CRC32C and header, not the records: they were checked
+ * deeply when produced) before a follower stores it, as a Kafka follower
+ * checks what it fetches, so that a leader whose stored bytes went bad
+ * never spreads them.  Returns the bytes that are sound; a bad batch is
+ * logged once. */
+static size_t sound_prefix(mk_repl_t *r, const mk_partition_t *p, int64_t offset)
+{
+    size_t pos = 0;
+    while (pos < r->scratch.len) {
+        int64_t size = mk_batch_size(r->scratch.data + pos, r->scratch.len - pos);
+        char why[160];
+        if (size < 0 || (uint64_t)size > r->scratch.len - pos) {
+            snprintf(why, sizeof(why), "bad batch length");
+        } else if (mk_batch_validate_ex(r->scratch.data + pos, (size_t)size, 0, 0, NULL, why, sizeof(why)) == 0) {
+            pos += (size_t)size;
+            continue;
+        }
+        mk_reader_t rd;
+        mk_rd_init(&rd, r->scratch.data + pos, r->scratch.len - pos);
+        int64_t base = mk_rd_i64(&rd);
+        if (mk_rd_ok(&rd))
+            offset = base;
+        if (memcmp(r->warned_topic, p->topic->id, 16) != 0 || r->warned_partition != p->index ||
+            r->warned_offset != offset) {
+            memcpy(r->warned_topic, p->topic->id, 16);
+            r->warned_partition = p->index;
+            r->warned_offset = offset;
+            mk_error("partition %s-%d: the leader's batch at offset %lld is corrupt (%s): followers do not copy it "
+                     "(the scrubber repairs or reports it)",
+                     p->topic->name, p->index, (long long)offset, why);
+        }
+        break;
+    }
+    return pos;
+}
+
 /* One replication round: copy what the follower lacks, up to what the leader
  * had when the round was scheduled (upto < 0: everything). */
 static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t upto, bool *moved)
@@ -242,6 +282,7 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
         leo_f = mk_log_end_offset(f->log);
     }
     size_t copied = 0;
+    bool stalled = false; /* stopped at a corrupt leader batch */
     int64_t now = mk_now_ms();
     while (leo_f < leo_l && copied < ROUND_BYTES) {
         mk_buf_reset(&r->scratch);
@@ -266,6 +307,11 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
         }
         if (rc < 0 || r->scratch.len == 0)
             break;
+        size_t sound = sound_prefix(r, p, leo_f);
+        stalled = sound < r->scratch.len;
+        r->scratch.len = sound;
+        if (sound == 0)
+            break;
         mk_log_append_info_t info;
         rc = mk_log_append_replica(f->log, r->scratch.data, r->scratch.len, now, &info);
         if (rc < 0) {
@@ -275,6 +321,8 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
         }
         copied += r->scratch.len;
         leo_f = mk_log_end_offset(f->log);
+        if (stalled)
+            break;
     }
     bool xaz = cross_az(r, p->leader, f->broker);
     if (xaz && copied)
@@ -285,8 +333,9 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
         push_round(r, p, f->broker, ROUND_ACK, leo_f, delay);
     else
         on_ack(r, p, f, leo_f, moved);
-    /* More arrived meanwhile (or this round was capped): another round. */
-    if (mk_log_end_offset(f->log) < mk_log_end_offset(p->log) && broker_running(r, f->broker))
+    /* More arrived meanwhile (or this round was capped): another round.  Not
+     * after a corrupt batch: the tick tries again, the scrubber repairs. */
+    if (!stalled && mk_log_end_offset(f->log) < mk_log_end_offset(p->log) && broker_running(r, f->broker))
         schedule(r, p, f);
 }
 
@@ -344,6 +393,24 @@ static void set_leader(mk_repl_t *r, mk_partition_t *p, int32_t broker)
     mk_partition_writer_leader_changed(r->writer, p);
 }
 
+/* pick, a running replica of p, leads from the next epoch; the others
+ * reconcile with it and catch up. */
+static void lead(mk_repl_t *r, mk_partition_t *p, int32_t pick)
+{
+    set_leader(r, p, pick);
+    mk_replica_t *nl = mk_cluster_partition_replica(p, pick);
+    nl->in_isr = true;
+    /* The HW never passes the new leader's end. */
+    mk_partition_hw_clamp(p);
+    for (int32_t k = 0; k < p->replica_count; k++) {
+        mk_replica_t *rp = &p->replicas[k];
+        if (rp->broker == pick)
+            continue;
+        rp->needs_truncate = true;
+        schedule(r, p, rp);
+    }
+}
+
 /* Elect a leader for p from its ISR (not broker `exclude`); offline if none. */
 static void elect(mk_repl_t *r, mk_partition_t *p, int32_t exclude)
 {
@@ -367,18 +434,7 @@ static void elect(mk_repl_t *r, mk_partition_t *p, int32_t exclude)
         mk_cluster_partition_set_offline(r->c, p);
         return;
     }
-    set_leader(r, p, pick);
-    mk_replica_t *nl = mk_cluster_partition_replica(p, pick);
-    nl->in_isr = true;
-    /* The HW never passes the new leader's end. */
-    mk_partition_hw_clamp(p);
-    for (int32_t k = 0; k < p->replica_count; k++) {
-        mk_replica_t *rp = &p->replicas[k];
-        if (rp->broker == pick)
-            continue;
-        rp->needs_truncate = true;
-        schedule(r, p, rp);
-    }
+    lead(r, p, pick);
 }
 
 static void foreach_partition_of(mk_repl_t *r, int32_t broker,
@@ -405,15 +461,20 @@ static void after_crash(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, int32
     mk_partition_hw_update(p);
 }
 
-int mk_repl_broker_crash(mk_repl_t *r, int32_t id)
+/* Stop broker id abruptly; crashed says how it is reported (a controlled
+ * shutdown ends with this too, after moving leadership). */
+static int broker_down(mk_repl_t *r, int32_t id, bool crashed)
 {
     int rc = mk_cluster_broker_stop(r->c, id);
     if (rc < 0)
         return rc;
+    mk_cluster_broker_find(r->c, id)->crashed = crashed;
     foreach_partition_of(r, id, after_crash, id);
     progress(r);
     return 0;
 }
+
+int mk_repl_broker_crash(mk_repl_t *r, int32_t id) { return broker_down(r, id, true); }
 
 static void move_leadership(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, int32_t id)
 {
@@ -440,7 +501,7 @@ int mk_repl_broker_shutdown(mk_repl_t *r, int32_t id)
     if (!broker_running(r, id))
         return MK_ERR_STATE;
     foreach_partition_of(r, id, move_leadership, id);
-    return mk_repl_broker_crash(r, id);
+    return broker_down(r, id, false);
 }
 
 static void after_start(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, int32_t id)
@@ -464,6 +525,7 @@ int mk_repl_broker_start(mk_repl_t *r, int32_t id)
     int rc = mk_cluster_broker_start(r->c, id);
     if (rc < 0)
         return rc;
+    mk_cluster_broker_find(r->c, id)->crashed = false;
     foreach_partition_of(r, id, after_start, id);
     progress(r);
     return 0;
@@ -489,6 +551,47 @@ int mk_repl_az_up(mk_repl_t *r, const char *az)
             n++;
     }
     return n;
+}
+
+/* ================================================================== repair */
+
+/* A replica with bad data from `from` on (repl.h): a leader hands over to
+ * source first, then the replica truncates and fetches again. */
+int mk_repl_replica_repair(mk_repl_t *r, mk_partition_t *p, int32_t broker, int64_t from, int32_t source)
+{
+    mk_replica_t *f = mk_cluster_partition_replica(p, broker);
+    if (!f || !f->log || from < 0)
+        return MK_ERR_NOT_FOUND;
+    if (p->leader == broker) {
+        mk_replica_t *s = source >= 0 && source != broker ? mk_cluster_partition_replica(p, source) : NULL;
+        if (!s || !s->log || !s->in_isr || !broker_running(r, source))
+            return MK_ERR_STATE;
+        /* The source takes what it lacks of the leader's sound batches
+         * (copies are checked), then leads: a controlled election. */
+        bool ignored = false;
+        do_round(r, p, s, -1, &ignored);
+        s->acked_leo = mk_log_end_offset(s->log);
+        mk_warn("partition %s-%d: leader %d holds bad data from offset %lld: leadership moves to broker %d",
+                p->topic->name, p->index, broker, (long long)from, source);
+        lead(r, p, source);
+    }
+    if (f->in_isr)
+        mk_info("partition %s-%d: broker %d leaves the ISR for repair", p->topic->name, p->index, broker);
+    f->in_isr = false;
+    f->acked_leo = MK_MIN(f->acked_leo, from);
+    mk_warn("partition %s-%d: replica on broker %d truncates to offset %lld for repair and fetches the rest again",
+            p->topic->name, p->index, broker, (long long)from);
+    int rc = mk_log_truncate_to(f->log, from);
+    if (rc < 0) {
+        mk_error("partition %s-%d: repair truncation on broker %d failed: %s", p->topic->name, p->index, broker,
+                 mk_strerror(rc));
+        return rc;
+    }
+    f->copy_pending = false;
+    schedule(r, p, f);
+    mk_partition_hw_update(p);
+    progress(r);
+    return 0;
 }
 
 /* ===================================================================== tick */

@@ -43,7 +43,8 @@ void mk_repl_topic_created(mk_repl_t *r, mk_topic_t *t);
 
 /* Broker lifecycle.  crash: abrupt (connections dropped, leaders elected
  * after); shutdown: controlled (leadership moved first); start: recover the
- * logs, rejoin as follower, catch up.  0 or MK_ERR_NOT_FOUND / MK_ERR_STATE. */
+ * logs, rejoin as follower, catch up.  0 or MK_ERR_NOT_FOUND / MK_ERR_STATE.
+ * The broker's crashed flag (cluster.h) says which of the first two stopped it. */
 int mk_repl_broker_crash(mk_repl_t *r, int32_t id);
 int mk_repl_broker_shutdown(mk_repl_t *r, int32_t id);
 int mk_repl_broker_start(mk_repl_t *r, int32_t id);
@@ -63,6 +64,19 @@ int mk_repl_reassign(mk_repl_t *r, mk_partition_t *p, const int32_t *target, int
 bool mk_repl_reassigning(mk_repl_t *r, const mk_partition_t *p);
 /* Reassignments in flight, and (done) those finished since start. */
 size_t mk_repl_reassignments(const mk_repl_t *r, uint64_t *done);
+
+/* Integrity repair (the scrubber's): the replica of p on broker holds bad
+ * data -- corrupt, or diverged from the other replicas -- from offset
+ * `from` on.  If it leads, leadership first moves to source, an in-sync
+ * replica the caller found sound (it takes what it lacks of the leader's
+ * sound batches, then leads), so that no follower ever copies from a
+ * corrupt leader.  Then the replica leaves the ISR, its log is truncated
+ * to `from` (batches at and after it go) and replication fetches the rest
+ * again from the leader, as a follower that fell behind.  source is
+ * ignored for a follower.  Returns 0, MK_ERR_NOT_FOUND (no such replica,
+ * its broker is stopped), MK_ERR_STATE (it leads and source is not a
+ * running in-sync replica: nothing done), or the truncation's error. */
+int mk_repl_replica_repair(mk_repl_t *r, mk_partition_t *p, int32_t broker, int64_t from, int32_t source);
 
 /* Observer of replication bytes that cross AZs: called once per round that
  * copied bytes from t's leader to a follower in another AZ (not per batch),

@@ -850,19 +850,27 @@ fail:
     tp->next_try_ms = mk_mono_ms() + backoff_ms(++tp->attempts);
 }
 
+/* Whether a segment is past its topic's total retention.ms: it goes
+ * everywhere, so it is neither copied nor kept for a copy. */
+static bool past_total(const mk_topic_t *topic, int64_t max_ts, int64_t now)
+{
+    return topic->cfg.retention_ms >= 0 && now - max_ts > topic->cfg.retention_ms;
+}
+
 /* The leader's oldest sealed segment that S3 does not hold yet, at or below
  * bound; false if none.  pending and pending_bytes (may be NULL) count
  * them all. */
-static bool next_to_copy(const tpart_t *tp, mk_log_t *log, int64_t bound, mk_log_segment_info_t *out, int32_t *pending,
-                         int64_t *pending_bytes)
+static bool next_to_copy(const mk_topic_t *topic, const tpart_t *tp, mk_log_t *log, int64_t bound,
+                         mk_log_segment_info_t *out, int32_t *pending, int64_t *pending_bytes)
 {
-    int64_t done = copied_end(tp);
+    int64_t done = copied_end(tp), now = mk_now_ms();
     bool found = false;
     size_t n = mk_log_segment_count(log);
     for (size_t i = 0; i + 1 < n; i++) {
         mk_log_segment_info_t si;
         mk_log_segment_info(log, i, &si);
-        if (si.size_bytes == 0 || si.end_offset <= done || si.end_offset <= mk_log_start_offset(log))
+        if (si.size_bytes == 0 || si.end_offset <= done || si.end_offset <= mk_log_start_offset(log) ||
+            past_total(topic, si.max_timestamp, now))
             continue;
         if (pending) {
             (*pending)++;
@@ -891,7 +899,7 @@ static void maybe_copy(mk_tier_t *t, mk_partition_t *p)
         bound = MK_MIN(bound, lso);
     }
     mk_log_segment_info_t si;
-    bool found = next_to_copy(tp, p->log, bound, &si, NULL, NULL);
+    bool found = next_to_copy(p->topic, tp, p->log, bound, &si, NULL, NULL);
     rseg_t *again = tp->retry;
     tp->retry = NULL;
     if (again && (!found || again->start != si.base_offset || again->size != (int64_t)si.size_bytes ||
@@ -910,7 +918,7 @@ static void maybe_copy(mk_tier_t *t, mk_partition_t *p)
         return;
     }
     int64_t done = copied_end(tp);
-    if (done >= 0 && si.base_offset > done && !tp->gap_warned) {
+    if (done >= 0 && si.base_offset > done && done >= mk_log_start_offset(p->log) && !tp->gap_warned) {
         mk_warn("tier: %s-%d: S3 holds offsets up to %" PRId64 " but the leader's next segment starts at %" PRId64
                 ": the offsets between are in neither", p->topic->name, p->index, done - 1, si.base_offset);
         tp->gap_warned = true;
@@ -920,39 +928,43 @@ static void maybe_copy(mk_tier_t *t, mk_partition_t *p)
 
 /* ============================================================== retention */
 
-/* Local retention of one replica log of a tiered topic. */
+/* Retention of one replica log of a tiered topic, oldest segment first:
+ *   past retention.ms (the total): deleted, copied or not -- the copy in S3
+ *     goes too (retain_remote), as everything of that age;
+ *   in S3 (verified, durable: it ends at or below copied_end) and past
+ *     local.retention.ms, or keeping the log above local.retention.bytes:
+ *     deleted ("... (copied to S3)" in the log line);
+ *   anything else stays, S3 down or not.
+ * Segments whose copy left S3 by total retention (below deleted_upto) go
+ * too. */
 static void retain_local(mk_tier_t *t, const mk_topic_t *topic, tpart_t *tp, mk_log_t *log, int64_t now)
 {
     (void)t;
+    if (tp && tp->deleted_upto > mk_log_start_offset(log))
+        mk_log_retain_to(log, tp->deleted_upto, "retention (tiered: its copy left S3)");
     int64_t limit = copied_end(tp);
-    /* Below the log start (total retention took it from S3): it goes. */
-    if (tp && tp->deleted_upto > mk_log_start_offset(log) && tp->deleted_upto <= mk_log_end_offset(log))
-        mk_log_advance_start(log, tp->deleted_upto, "below the log start (its data left S3 by retention)");
-    if (limit < 0)
-        return;
     int64_t lms = topic->cfg.local_retention_ms, lbytes = topic->cfg.local_retention_bytes;
-    size_t n = mk_log_segment_count(log);
     mk_log_stats_t st;
     mk_log_stats(log, &st);
-    int64_t total = (int64_t)st.size_bytes, upto = -1;
-    int count = 0;
-    bool by_time = false;
-    for (size_t i = 0; i + 1 < n; i++) {
+    int64_t total = (int64_t)st.size_bytes;
+    while (mk_log_segment_count(log) > 1) {
         mk_log_segment_info_t si;
-        mk_log_segment_info(log, i, &si);
-        if (si.end_offset > limit)
+        mk_log_segment_info(log, 0, &si);
+        const char *why;
+        if (past_total(topic, si.max_timestamp, now))
+            why = "retention.ms";
+        else if (limit < 0 || si.end_offset > limit)
             break; /* not in S3 (yet): kept */
-        bool old = lms >= 0 && now - si.max_timestamp > lms;
-        bool big = lbytes >= 0 && total - (int64_t)si.size_bytes >= lbytes;
-        if (!old && !big)
+        else if (lms >= 0 && now - si.max_timestamp > lms)
+            why = "local.retention.ms (copied to S3)";
+        else if (lbytes >= 0 && total - (int64_t)si.size_bytes >= lbytes)
+            why = "local.retention.bytes (copied to S3)";
+        else
             break;
-        by_time |= old;
+        if (mk_log_retain_to(log, si.end_offset, why) < 1)
+            break;
         total -= (int64_t)si.size_bytes;
-        upto = si.end_offset;
-        count++;
     }
-    if (count)
-        mk_log_retain_to(log, upto, by_time ? "local.retention.ms (copied to S3)" : "local.retention.bytes (copied to S3)");
 }
 
 /* Total retention of p's remote segments. */
@@ -1598,7 +1610,7 @@ void mk_tier_partition_info(mk_tier_t *t, mk_partition_t *p, mk_tier_partition_i
     }
     if (p->log && out->tiered) {
         mk_log_segment_info_t si;
-        next_to_copy(tp, p->log, INT64_MAX, &si, &out->upload_pending, &out->upload_pending_bytes);
+        next_to_copy(p->topic, tp, p->log, INT64_MAX, &si, &out->upload_pending, &out->upload_pending_bytes);
     }
 }
 
@@ -1628,7 +1640,8 @@ void mk_tier_broker_stats(mk_tier_t *t, int32_t broker, mk_tier_broker_stats_t *
             if (p->leader != broker || !p->log)
                 continue;
             mk_log_segment_info_t si;
-            next_to_copy(tpart_of(t, p), p->log, INT64_MAX, &si, &out->uploads_pending, &out->uploads_pending_bytes);
+            next_to_copy(topic, tpart_of(t, p), p->log, INT64_MAX, &si, &out->uploads_pending,
+                         &out->uploads_pending_bytes);
         }
     }
 }
