@@ -14,7 +14,7 @@ PKGS     := libuv sqlite3 libzstd liblz4 zlib
 DEPFLAGS := -MMD -MP
 WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes $(if $(WERROR),-Werror)
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -Isrc -Itui $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
-LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -lsqlite3 -lzstd -llz4 -lz) -lsnappy -lhttp_parser -lexpat -ljansson -lncursesw -lcurl -lssl -lcrypto -lm -lpthread
+LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -lsqlite3 -lzstd -llz4 -lz) -lsnappy -lhttp_parser -lexpat -ljansson -ls3 -lncursesw -lcurl -lssl -lcrypto -lm -lpthread
 SPEC_DIR ?= ../shared/kafka-protocol/message
 
 LIB_SRCS  := $(filter-out %_test.c %_fuzz.c src/main.c,$(wildcard src/*/*.c) $(wildcard tui/*.c))

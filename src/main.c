@@ -826,10 +826,38 @@ static int cmd_serve(int argc, char **argv)
         }
     }
 
+    /* Tiered storage: to minikora.s3.endpoint, else the bundled server, which
+     * tiering reaches at its bind address (not the advertised one: that is
+     * for clients outside, e.g. of a container). */
+    mk_tier_target_t tgt;
+    char s3_local[300] = "";
+    if (app.s3d) {
+        bool any = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || !*host;
+        const char *h = any ? "127.0.0.1" : host;
+        snprintf(s3_local, sizeof(s3_local), strchr(h, ':') ? "http://[%s]:%d" : "http://%s:%d", h,
+                 mk_s3d_port(app.s3d));
+    }
+    int have_target = mk_tier_target_resolve(&config, app.s3d ? s3_local : NULL, app.s3d ? mk_s3d_bucket(app.s3d) : NULL,
+                                app.s3d ? mk_s3d_access_key(app.s3d) : NULL, app.s3d ? mk_s3d_secret_key(app.s3d) : NULL,
+                                app.s3d ? mk_s3d_region(app.s3d) : NULL, &tgt, why, sizeof(why));
+    rc = have_target > 0 ? mk_broker_tier_start(app.broker, &tgt, data_dir) : have_target;
+    if (rc < 0) {
+        fprintf(stderr, "minikora: cannot start tiered storage: %s\n", have_target < 0 ? why : err_text(rc));
+        app_stop(&app);
+        uv_run(app.loop, UV_RUN_DEFAULT);
+        if (app.ephemeral_dir)
+            mk_rm_rf(app.ephemeral_dir);
+        return 1;
+    }
+    if (have_target == 0)
+        mk_info("tiered storage is off (%s)", !mk_cluster_config_get_bool(&config, "remote.log.storage.system.enable")
+                                                  ? "remote.log.storage.system.enable=false"
+                                                  : "no S3 target: --s3-port -1 and no minikora.s3.endpoint");
+
     char admin_url[300] = "";
     if (admin_port >= 0) {
         mk_admin_opts_t aopts = {host, admin_port, app.cluster, app.broker, MINIKORA_VERSION, admin_token,
-                                 mk_cluster_config_get_bool(&config, "minikora.admin.auth.reads")};
+                                 mk_cluster_config_get_bool(&config, "minikora.admin.auth.reads"), app.s3d};
         /* Before the listener opens: whoever reads the file can act. */
         if (admin_token_write(data_dir, admin_token) < 0)
             mk_warn("cannot write %s/admin-token: %s", data_dir, strerror(errno));

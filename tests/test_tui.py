@@ -249,6 +249,12 @@ def test_tui_views_and_actions(minikora):
         tui.keys("5")
         tui.wait_re(r"topic_created\s+.*%s" % re.escape(topic))
 
+        # ---- Storage: S3's status, the default tenant and our topic in the three tiers
+        tui.keys("6")
+        tui.wait_text("TENANT / TOPIC", "MEMORY", "LOCAL", "BACKLOG")
+        tui.wait_re(r"^ S3 (ok|unknown)\s+http://")  # unknown: no S3 request yet
+        tui.wait_re(r"^   %s\s+\S+ \S*B\s+\S+ \S*B" % re.escape(topic))
+
         # ---- Filter: only az-2's brokers; Escape clears it
         tui.keys("1", "/", "az-2", "Enter")
         tui.wait(

@@ -144,6 +144,7 @@ void mk_tui_model_free(mk_tui_model_t *m)
     mk_free(m->groups);
     mk_free(m->tenants);
     tenant_detail_free(&m->tenant);
+    mk_free(m->storage);
     mk_free(m->events);
     memset(m, 0, sizeof(*m));
 }
@@ -774,6 +775,69 @@ static int apply_events(mk_tui_model_t *m, json_t *j)
     return 0;
 }
 
+/* GET /v1/storage: the three tiers per tenant and topic, S3's status, and
+ * the transfer rates (from the totals of two answers in a row). */
+static int apply_storage(mk_tui_model_t *m, json_t *j)
+{
+    json_t *tenants = json_object_get(j, "tenants");
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(tenants); i++)
+        n += 1 + json_array_size(json_object_get(json_array_get(tenants, i), "topics"));
+    mk_tui_storage_row_t *rows = array_new(n, sizeof(*rows));
+    if (!rows)
+        return MK_ERR_NOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < json_array_size(tenants); i++) {
+        json_t *tn = json_array_get(tenants, i);
+        json_t *objs[2] = {tn, NULL};
+        json_t *topics = json_object_get(tn, "topics");
+        for (size_t ti = 0; ti <= json_array_size(topics) && k < n; ti++) {
+            json_t *o = ti == 0 ? objs[0] : json_array_get(topics, ti - 1);
+            mk_tui_storage_row_t *r = &rows[k++];
+            jcopy(tn, "id", r->tenant, sizeof(r->tenant));
+            if (ti > 0)
+                jcopy(o, "name", r->topic, sizeof(r->topic));
+            r->tiered = json_is_true(json_object_get(o, "tiered"));
+            r->memory = jint(o, "memory_bytes", 0);
+            r->local = jint(o, "local_bytes", 0);
+            r->remote = jint(o, "remote_bytes", 0);
+            r->backlog = jint(o, "upload_backlog_bytes", 0);
+            r->backlog_segments = jint32(o, "upload_backlog_segments", 0);
+            r->remote_segments = jint32(o, "remote_segments", 0);
+        }
+    }
+    mk_free(m->storage);
+    m->storage = rows;
+    m->nstorage = (int)k;
+    m->tiering = json_is_true(json_object_get(j, "tiering"));
+    jcopy(j, "s3_status", m->s3_status, sizeof(m->s3_status));
+    jcopy(j, "s3_error", m->s3_error, sizeof(m->s3_error));
+    jcopy(j, "s3_url", m->s3_url, sizeof(m->s3_url));
+    double up = jnum(j, "upload_bytes"), down = jnum(j, "download_bytes"), req = jnum(j, "s3_requests");
+    uint64_t now = mk_mono_ms();
+    if (m->storage_ms && now > m->storage_ms) {
+        double secs = (double)(now - m->storage_ms) / 1000.0;
+        m->up_rate = up >= m->up_total ? (up - m->up_total) / secs : 0;
+        m->down_rate = down >= m->down_total ? (down - m->down_total) / secs : 0;
+        m->s3_req_rate = req >= m->s3_req_total ? (req - m->s3_req_total) / secs : 0;
+        mk_tui_hist_push(&m->hist_up, m->up_rate);
+        mk_tui_hist_push(&m->hist_down, m->down_rate);
+    }
+    m->storage_ms = now;
+    m->up_total = up;
+    m->down_total = down;
+    m->s3_req_total = req;
+    m->s3_err_total = jnum(j, "s3_errors");
+    m->cache_mem = jint(j, "cache_memory_bytes", 0);
+    m->cache_mem_max = jint(j, "cache_memory_max_bytes", 0);
+    m->cache_disk = jint(j, "cache_disk_bytes", 0);
+    m->cache_hit_rate = jnum(j, "cache_hit_rate");
+    m->uploads_in_flight = jint32(j, "uploads_in_flight", 0);
+    m->uploads_failed = jint(j, "uploads_failed", 0);
+    m->storage_status = 200;
+    return 0;
+}
+
 /* ================================================================ apply */
 
 int mk_tui_model_apply(mk_tui_model_t *m, mk_tui_req_t kind, const char *arg, const char *body, size_t len, char *err,
@@ -793,6 +857,7 @@ int mk_tui_model_apply(mk_tui_model_t *m, mk_tui_req_t kind, const char *arg, co
     case MK_TUI_REQ_EVENTS: rc = apply_events(m, j); break;
     case MK_TUI_REQ_TENANTS: rc = apply_tenants(m, j); break;
     case MK_TUI_REQ_TENANT: rc = apply_tenant(m, arg, j); break;
+    case MK_TUI_REQ_STORAGE: rc = apply_storage(m, j); break;
     case MK_TUI_REQ_ACTION: break;
     }
     json_decref(j);

@@ -5,7 +5,7 @@
  * The loop, on one thread:
  *   1. when the previous round is answered and the interval has passed,
  *      start a poll round: GET /v1/cluster, /v1/topics, /v1/rates,
- *      /v1/latency, /v1/groups, /v1/tenants, /v1/events?since=<last>, plus
+ *      /v1/latency, /v1/groups, /v1/tenants, /v1/storage, /v1/events?since=<last>, plus
  *      the topic details a partition drill-down needs and the tenant an
  *      open tenant pane shows (all at once, non-blocking);
  *   2. draw the screen (view.c);
@@ -53,7 +53,7 @@ static void usage(FILE *out)
                  "                   the server writes it to DATA/admin-token and its ready file)\n"
                  "  --interval MS    refresh period (default 1000, at least 200)\n"
                  "  --no-color       no colours (also when NO_COLOR is set)\n"
-                 "Keys: Tab and 1-5 switch views, arrows/hjkl move, Enter drills in, / filters,\n"
+                 "Keys: Tab and 1-6 switch views, arrows/hjkl move, Enter drills in, / filters,\n"
                  "? help, q quits; s/S/c stop/start/crash a broker, a/A take an AZ down/up.\n");
 }
 
@@ -110,6 +110,8 @@ static void poll_start(mk_tui_t *t)
         get(t, MK_TUI_REQ_LATENCY, "/v1/latency", "", GET_TIMEOUT_MS);
     if (t->m.tenants_status != 404 || rounds % LATENCY_RETRY_POLLS == 0)
         get(t, MK_TUI_REQ_TENANTS, "/v1/tenants", "", GET_TIMEOUT_MS);
+    if (t->m.storage_status != 404 || rounds % LATENCY_RETRY_POLLS == 0)
+        get(t, MK_TUI_REQ_STORAGE, "/v1/storage", "", GET_TIMEOUT_MS);
     if (t->view == MK_TUI_V_TENANTS && t->tenant_open && t->sel_tenant[0])
         get_tenant(t, t->sel_tenant);
     if (t->view == MK_TUI_V_PLACEMENT && t->drill == MK_TUI_DRILL_TOPIC)
@@ -166,6 +168,9 @@ static void on_result(void *ud, const mk_tui_http_result_t *r)
         return; /* deleted since the list was read; the next list drops it */
     } else if (r->status == 404 && r->kind == MK_TUI_REQ_TENANTS) {
         mk_tui_model_tenants_missing(&t->m); /* an older server: rows from /v1/rates */
+        return;
+    } else if (r->status == 404 && r->kind == MK_TUI_REQ_STORAGE) {
+        t->m.storage_status = 404; /* an older server: no tiered storage */
         return;
     } else if (r->status == 404 && r->kind == MK_TUI_REQ_TENANT) {
         mk_tui_model_tenant_missing(&t->m, r->arg);
@@ -499,7 +504,8 @@ static bool key(mk_tui_t *t, int ch)
     case '2':
     case '3':
     case '4':
-    case '5': t->view = ch - '1'; break;
+    case '5':
+    case '6': t->view = ch - '1'; break;
     case '?': t->mode = MK_TUI_MODE_HELP; break;
     case '/':
         snprintf(t->input, sizeof(t->input), "%s", t->filter[t->view]);

@@ -47,6 +47,7 @@ typedef enum mk_tui_req_e {
     MK_TUI_REQ_EVENTS,   /* GET /v1/events?since=N */
     MK_TUI_REQ_TENANTS,  /* GET /v1/tenants */
     MK_TUI_REQ_TENANT,   /* GET /v1/tenants/{arg} */
+    MK_TUI_REQ_STORAGE,  /* GET /v1/storage */
     MK_TUI_REQ_ACTION,   /* POST: broker or AZ lifecycle */
 } mk_tui_req_t;
 
@@ -228,6 +229,16 @@ typedef struct mk_tui_event_s {
     char message[240];
 } mk_tui_event_t;
 
+/* One row of the Storage view, from GET /v1/storage: a tenant's totals
+ * (topic "") or one of its topics. */
+typedef struct mk_tui_storage_row_s {
+    char tenant[MK_TUI_TENANT_ID];
+    char topic[MK_TUI_NAME];
+    bool tiered;
+    int64_t memory, local, remote, backlog;
+    int32_t backlog_segments, remote_segments;
+} mk_tui_storage_row_t;
+
 /* A ring of samples for a sparkline. */
 typedef struct mk_tui_hist_s {
     double v[MK_TUI_HISTORY];
@@ -279,6 +290,20 @@ typedef struct mk_tui_model_s {
     int ntenants;
     /* GET /v1/tenants/{id}: the one detail pane */
     mk_tui_tenant_detail_t tenant;
+    /* GET /v1/storage: 0 = not answered yet, 404 = the API has no such route */
+    long storage_status;
+    bool tiering;                /* tiered storage runs */
+    char s3_status[16], s3_error[160], s3_url[128];
+    double up_total, down_total, s3_req_total, s3_err_total;   /* since start */
+    double up_rate, down_rate, s3_req_rate;                   /* per second, between two answers */
+    uint64_t storage_ms;         /* when the last answer came (monotonic) */
+    int64_t cache_mem, cache_mem_max, cache_disk;
+    double cache_hit_rate;
+    int32_t uploads_in_flight;
+    int64_t uploads_failed;
+    mk_tui_storage_row_t *storage;  /* tenants in the API's order, each followed by its topics */
+    int nstorage;
+    mk_tui_hist_t hist_up, hist_down;  /* S3 bytes/s up and down */
     /* GET /v1/events: a ring, oldest first from events_head */
     mk_tui_event_t *events;      /* MK_TUI_EVENTS slots */
     int nevents, events_head;
@@ -331,7 +356,8 @@ void mk_tui_fmt_spark(const double *newest_first, int count, int width, bool utf
 
 /* ===================================================================== state */
 
-enum { MK_TUI_V_OVERVIEW, MK_TUI_V_PLACEMENT, MK_TUI_V_LATENCY, MK_TUI_V_TENANTS, MK_TUI_V_EVENTS, MK_TUI_V_COUNT };
+enum { MK_TUI_V_OVERVIEW, MK_TUI_V_PLACEMENT, MK_TUI_V_LATENCY, MK_TUI_V_TENANTS, MK_TUI_V_EVENTS, MK_TUI_V_STORAGE,
+       MK_TUI_V_COUNT };
 enum { MK_TUI_DRILL_NONE, MK_TUI_DRILL_BROKER, MK_TUI_DRILL_TOPIC };
 enum { MK_TUI_MODE_NORMAL, MK_TUI_MODE_FILTER, MK_TUI_MODE_CONFIRM, MK_TUI_MODE_HELP };
 enum { MK_TUI_ACT_STOP, MK_TUI_ACT_START, MK_TUI_ACT_CRASH, MK_TUI_ACT_AZ_DOWN, MK_TUI_ACT_AZ_UP };
@@ -403,6 +429,8 @@ int mk_tui_view_latency_rows(const mk_tui_t *t, int *idx, int cap);
 int mk_tui_view_event_rows(const mk_tui_t *t, int *idx, int cap);
 /* Tenant rows (indexes into m.tenants), filtered. */
 int mk_tui_view_tenant_rows(const mk_tui_t *t, int *idx, int cap);
+/* Storage rows (indexes into m.storage), filtered by tenant or topic. */
+int mk_tui_view_storage_rows(const mk_tui_t *t, int *idx, int cap);
 /* Body rows a view's list has at the current size (for paging). */
 int mk_tui_view_list_rows(const mk_tui_t *t);
 /* Case-insensitive substring; an empty filter matches everything. */

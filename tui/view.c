@@ -128,7 +128,7 @@ static void scroll_fix(int *top, int sel, int n, int rows)
         *top = 0;
 }
 
-static const char *view_names[MK_TUI_V_COUNT] = {"Overview", "Placement", "Latency", "Tenants", "Events"};
+static const char *view_names[MK_TUI_V_COUNT] = {"Overview", "Placement", "Latency", "Tenants", "Events", "Storage"};
 
 /* ================================================================= lists */
 
@@ -266,6 +266,19 @@ int mk_tui_view_event_rows(const mk_tui_t *t, int *idx, int cap)
     return n;
 }
 
+int mk_tui_view_storage_rows(const mk_tui_t *t, int *idx, int cap)
+{
+    int n = 0;
+    for (int i = 0; i < t->m.nstorage && n < cap; i++) {
+        const mk_tui_storage_row_t *r = &t->m.storage[i];
+        char text[MK_TUI_NAME + MK_TUI_TENANT_ID + 2];
+        snprintf(text, sizeof(text), "%s %s", r->tenant, r->topic);
+        if (mk_tui_match(t->filter[MK_TUI_V_STORAGE], text))
+            idx[n++] = i;
+    }
+    return n;
+}
+
 /* Rows above each view's scrolling list, so paging moves a screenful. */
 int mk_tui_view_list_rows(const mk_tui_t *t)
 {
@@ -274,6 +287,7 @@ int mk_tui_view_list_rows(const mk_tui_t *t)
                 : t->view == MK_TUI_V_PLACEMENT ? (t->drill ? 2 : 2 * t->m.ncells + 3)
                 : t->view == MK_TUI_V_LATENCY   ? 2
                 : t->view == MK_TUI_V_TENANTS   ? (t->tenant_open ? 15 : 11)
+                : t->view == MK_TUI_V_STORAGE   ? 6
                                              : 1;
     return body - above > 1 ? body - above : 1;
 }
@@ -1196,13 +1210,87 @@ static void draw_events(mk_tui_t *t, int y0, int rows)
     mk_free(idx);
 }
 
+/* ============================================================== storage */
+
+/* The three tiers: per tenant (its totals) and per topic, the bytes in
+ * memory (chunks cached), on local disk (leader logs) and in S3, and the
+ * upload backlog; above, S3's status, transfer rates and the cache. */
+static void draw_storage(mk_tui_t *t, int y0, int rows)
+{
+    mk_tui_model_t *m = &t->m;
+    int y = y0, end = y0 + rows;
+    if (m->storage_status != 200) {
+        put(y, 0, COLS, attrs[K_HEAD], " Storage");
+        put(y + 2, 2, COLS - 2, attrs[K_DIM], "%s",
+            m->storage_status == 0 ? "no data yet (waiting for GET /v1/storage)"
+                                   : "no data: this admin API has no storage figures (GET /v1/storage)");
+        return;
+    }
+    if (!m->tiering) {
+        put(y, 0, COLS, attrs[K_HEAD], " Storage");
+        put(y, 9, COLS - 9, attrs[K_DIM], "tiered storage is off (no S3 target, or remote.log.storage.system.enable=false)");
+    } else {
+        bool ok = strcmp(m->s3_status, "failing") != 0;
+        put(y, 0, COLS, attrs[K_HEAD], " S3");
+        put(y, 4, COLS - 4, ok ? attrs[K_OK] : attrs[K_BAD], "%s", m->s3_status);
+        put(y, 4 + (int)strlen(m->s3_status) + 1, COLS - 20, A_NORMAL, " %s   uploads in flight %d, failed %lld",
+            m->s3_url, m->uploads_in_flight, (long long)m->uploads_failed);
+    }
+    y++;
+    char up[16], down[16], rq[16], err[16], cm[16], cmax[16], cd[16];
+    mk_tui_fmt_bytes(m->up_rate, up, sizeof(up));
+    mk_tui_fmt_bytes(m->down_rate, down, sizeof(down));
+    mk_tui_fmt_count(m->s3_req_rate, rq, sizeof(rq));
+    mk_tui_fmt_count(m->s3_err_total, err, sizeof(err));
+    mk_tui_fmt_bytes((double)m->cache_mem, cm, sizeof(cm));
+    mk_tui_fmt_bytes((double)m->cache_mem_max, cmax, sizeof(cmax));
+    mk_tui_fmt_bytes((double)m->cache_disk, cd, sizeof(cd));
+    put(y++, 1, COLS - 1, A_NORMAL, "to S3 %s/s  from S3 %s/s  S3 requests %s/s (errors %s)   cache: memory %s of %s, disk %s, hits %.0f%%",
+        up, down, rq, err, cm, cmax, cd, m->cache_hit_rate * 100);
+    if (m->s3_error[0] && strcmp(m->s3_status, "failing") == 0)
+        put(y, 1, COLS - 1, attrs[K_BAD], "last S3 error: %s", m->s3_error);
+    y++;
+    put(y, 1, 4, A_NORMAL, "up");
+    spark(t, y, 7, COLS / 2 - 8, &m->hist_up, attrs[K_OK]);
+    put(y, COLS / 2, 6, A_NORMAL, "down");
+    spark(t, y, COLS / 2 + 6, COLS / 2 - 7, &m->hist_down, attrs[K_HEAD]);
+    y += 2;
+    int namew = COLS - 58;
+    namew = namew < 12 ? 12 : namew;
+    put(y++, 0, COLS, attrs[K_HEAD], " %-*s %10s %10s %10s %10s %7s", namew, "TENANT / TOPIC", "MEMORY", "LOCAL", "S3",
+        "BACKLOG", "S3 SEGS");
+    int list_rows = end - y;
+    int *idx = idx_alloc(m->nstorage);
+    if (!idx)
+        return;
+    int n = mk_tui_view_storage_rows(t, idx, m->nstorage);
+    scroll_fix(&t->scroll[MK_TUI_V_STORAGE], -1, n, list_rows);
+    for (int r = 0; r < list_rows && t->scroll[MK_TUI_V_STORAGE] + r < n; r++) {
+        const mk_tui_storage_row_t *s = &m->storage[idx[t->scroll[MK_TUI_V_STORAGE] + r]];
+        char mem[16], loc[16], rem[16], bl[16], label[MK_TUI_NAME + 32];
+        mk_tui_fmt_bytes((double)s->memory, mem, sizeof(mem));
+        mk_tui_fmt_bytes((double)s->local, loc, sizeof(loc));
+        mk_tui_fmt_bytes((double)s->remote, rem, sizeof(rem));
+        mk_tui_fmt_bytes((double)s->backlog, bl, sizeof(bl));
+        bool tenant = !s->topic[0];
+        snprintf(label, sizeof(label), "%s%s%s", tenant ? "" : "  ", tenant ? s->tenant : s->topic,
+                 !tenant && !s->tiered ? " (local only)" : "");
+        attr_t a = tenant ? A_BOLD : s->backlog_segments > 2 ? attrs[K_WARN] : A_NORMAL;
+        put(y + r, 0, COLS, a, " %-*.*s %10s %10s %10s %10s %7d", namew, namew, label, mem, loc, rem, bl,
+            (int)s->remote_segments);
+    }
+    if (n == 0)
+        put(y, 2, COLS - 2, attrs[K_DIM], "%s", m->nstorage ? "nothing matches the filter" : "no topics yet");
+    mk_free(idx);
+}
+
 /* ================================================================= help */
 
 static void draw_help(void)
 {
     static const char *lines[] = {
         "Tab, Shift-Tab  next / previous view",
-        "1 2 3 4 5       Overview Placement Latency Tenants Events",
+        "1 2 3 4 5 6     Overview Placement Latency Tenants Events Storage",
         "arrows, hjkl    move the cursor, scroll",
         "PgUp PgDn g G   page up / down, first, last",
         "Enter           partitions of the selected broker or topic;",
@@ -1258,6 +1346,7 @@ void mk_tui_view_draw(mk_tui_t *t)
         case MK_TUI_V_PLACEMENT: draw_placement(t, y0, rows); break;
         case MK_TUI_V_LATENCY: draw_latency(t, y0, rows); break;
         case MK_TUI_V_TENANTS: draw_tenants(t, y0, rows); break;
+        case MK_TUI_V_STORAGE: draw_storage(t, y0, rows); break;
         default: draw_events(t, y0, rows); break;
         }
         draw_status(t, now);

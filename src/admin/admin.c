@@ -178,6 +178,7 @@ int mk_admin_open(uv_loop_t *loop, const mk_admin_opts_t *opts, mk_admin_t **out
     a->loop = loop;
     a->c = opts->cluster;
     a->b = opts->broker;
+    a->s3d = opts->s3d;
     int rc = mk_admin_events_init(a);
     a->version = mk_strdup(opts->version ? opts->version : "");
     a->host = mk_strdup(opts->host);

@@ -303,6 +303,7 @@ struct mk_admin_s {
     bool auth_reads;          /* minikora.admin.auth.reads */
     uint64_t unauthorized;    /* requests answered 401, since start */
     mk_admin_balance_t bal;   /* balance.c */
+    mk_s3d_t *s3d;            /* borrowed: the bundled S3 server, or NULL */
 };
 
 /* Pure: does the Authorization header value carry token?  "Bearer" is

@@ -59,6 +59,8 @@ static const char *const event_types[] = {
     "integrity_corruption", "integrity_repaired", "integrity_data_lost", "integrity_lost_cleared",
     "integrity_incident", "integrity_remote_bad", "scrub_requested",
     "quota", "tenant_throttled",
+    /* the bundled S3 server's fault switch (tier/ tests and operators) */
+    "s3_fault",
 };
 
 bool mk_admin_event_type_known(const char *type)

@@ -571,10 +571,31 @@ static json_t *topic_detail_json(mk_admin_t *a, mk_topic_t *t)
         json_t *pj = json_pack("{s:i, s:i, s:i, s:o, s:o, s:o, s:o}", "partition", (int)mk_partition_index(p), "leader",
                                (int)mk_partition_leader(p), "leader_epoch", (int)mk_partition_leader_epoch(p), "replicas", reps, "isr", isr,
                                "offline_replicas", offline, "replica_states", states);
+        mk_tier_t *tier = mk_broker_tier(a->b);
+        if (tier) {
+            /* Tiered storage: where the log starts locally and in S3. */
+            mk_tier_partition_info_t ti;
+            mk_tier_partition_info(tier, p, &ti);
+            json_object_set_new(pj, "tiered", json_boolean(ti.tiered));
+            json_object_set_new(pj, "local_log_start_offset", ti.local_log_start >= 0 ? jint(ti.local_log_start) : json_null());
+            json_object_set_new(pj, "remote_log_start_offset", ti.remote_log_start >= 0 ? jint(ti.remote_log_start) : json_null());
+            json_object_set_new(pj, "remote_log_end_offset", ti.remote_end >= 0 ? jint(ti.remote_end) : json_null());
+            json_object_set_new(pj, "remote_size_bytes", jint(ti.remote_bytes));
+            json_object_set_new(pj, "remote_segments",
+                                json_pack("{s:i, s:i, s:i}", "COPY_STARTED", ti.segments[0], "COPY_FINISHED",
+                                          ti.segments[1], "DELETE_STARTED", ti.segments[2]));
+            json_object_set_new(pj, "upload_pending_segments", json_integer(ti.upload_pending));
+            json_object_set_new(pj, "upload_pending_bytes", jint(ti.upload_pending_bytes));
+            json_object_set_new(pj, "uploads_failed", jint((int64_t)ti.uploads_failed));
+            json_object_set_new(pj, "upload_error", ti.last_error[0] ? json_string(ti.last_error) : json_null());
+            json_object_set_new(pj, "cache_memory_bytes", jint((int64_t)ti.cache_memory_bytes));
+        }
         if (mk_partition_log(p)) {
             mk_log_stats_t st;
             mk_log_stats(mk_partition_log(p), &st);
-            json_object_set_new(pj, "log_start_offset", jint(st.start_offset));
+            if (!tier)
+                json_object_set_new(pj, "local_log_start_offset", jint(st.start_offset));
+            json_object_set_new(pj, "log_start_offset", jint(mk_tier_log_start(tier, p, st.start_offset)));
             json_object_set_new(pj, "log_end_offset", jint(st.end_offset));
             json_object_set_new(pj, "high_watermark", jint(mk_partition_hw(p)));
             json_object_set_new(pj, "size_bytes", jint((int64_t)st.size_bytes));
@@ -1910,6 +1931,7 @@ static void group_lag_metrics(mk_admin_t *a, mk_group_coord_t *gc, const names_t
         mk_group_offsets_foreach(gc, l.group, lag_cb, &l);
     }
 }
+static void tier_metrics(mk_admin_t *a, mk_buf_t *o);
 
 /* Per tenant (the default one first): the throttle time and throttled
  * responses by the quota that set them (counters; the four keys that
@@ -2063,6 +2085,7 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     mk_admin_stats_prometheus(a->stats, o);
     integrity_prometheus(a, o);
     tenant_quota_metrics(a, o);
+    tier_metrics(a, o);
 
     mk_prom_help(o, "minikora_admin_http_responses_total", "counter", "Admin API responses by status class.");
     for (int c = 1; c <= 5; c++) {
@@ -2085,6 +2108,374 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     }
     mk_prom_help(o, "process_start_time_seconds", "gauge", "Start time of the process since the epoch, seconds.");
     mk_prom_sample(o, "process_start_time_seconds", (double)a->started_wall_ms / 1000.0, NULL);
+}
+
+/* ---------------------------------------------------------- tiered storage */
+
+static double hit_rate(uint64_t hits, uint64_t misses)
+{
+    return hits + misses ? (double)hits / (double)(hits + misses) : 0.0;
+}
+
+/* GET /v1/tier: tiering's target and S3 status, the chunk cache, copies and
+ * deletes, and per broker its uploads, transfers and cache hit rate. */
+static void h_tier(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    mk_tier_t *tier = mk_broker_tier(a->b);
+    if (!tier) {
+        mk_admin_http_json(resp, 200, json_pack("{s:b}", "enabled", false));
+        return;
+    }
+    const mk_tier_target_t *tg = mk_tier_target(tier);
+    mk_tier_stats_t st;
+    mk_tier_stats(tier, &st);
+    json_t *brokers = json_array();
+    int32_t pend = 0;
+    int64_t pend_bytes = 0;
+    for (int i = 0; i < mk_cluster_broker_count(a->c); i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(a->c, i);
+        mk_tier_broker_stats_t bs;
+        mk_tier_broker_stats(tier, b->id, &bs);
+        pend += bs.uploads_pending;
+        pend_bytes += bs.uploads_pending_bytes;
+        json_array_append_new(
+            brokers,
+            json_pack("{s:i, s:i, s:I, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I}", "id",
+                      (int)b->id, "uploads_pending", (int)bs.uploads_pending, "uploads_pending_bytes",
+                      (json_int_t)bs.uploads_pending_bytes, "uploads_in_flight", (int)bs.uploads_in_flight,
+                      "uploads_done", (json_int_t)bs.uploads_done, "uploads_failed", (json_int_t)bs.uploads_failed,
+                      "upload_bytes", (json_int_t)bs.upload_bytes, "download_bytes", (json_int_t)bs.download_bytes,
+                      "remote_fetch_bytes", (json_int_t)bs.fetch_bytes, "remote_fetch_requests",
+                      (json_int_t)bs.fetch_requests, "remote_fetch_errors", (json_int_t)bs.fetch_errors, "cache_hits",
+                      (json_int_t)bs.cache_hits, "cache_misses", (json_int_t)bs.cache_misses, "deletes_done",
+                      (json_int_t)bs.deletes_done, "cache_hit_rate", hit_rate(bs.cache_hits, bs.cache_misses),
+                      "deletes_failed", (json_int_t)bs.deletes_failed, "cache_lookups",
+                      (json_int_t)(bs.cache_hits + bs.cache_misses)));
+    }
+    json_t *s3 = json_pack("{s:s, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:I}", "status",
+                           mk_tier_s3_status_name(st.s3_status), "error",
+                           st.s3_error[0] ? json_string(st.s3_error) : json_null(), "last_ok_ms",
+                           st.s3_last_ok_ms ? jint(st.s3_last_ok_ms) : json_null(), "last_error_ms",
+                           st.s3_last_error_ms ? jint(st.s3_last_error_ms) : json_null(), "requests", "PutObject",
+                           (json_int_t)st.requests[0], "GetObject", (json_int_t)st.requests[1], "HeadObject",
+                           (json_int_t)st.requests[2], "DeleteObject", (json_int_t)st.requests[3], "errors",
+                           (json_int_t)st.errors, "upload_bytes", (json_int_t)st.upload_bytes, "download_bytes",
+                           (json_int_t)st.download_bytes);
+    json_t *cache = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:i}", "memory_bytes",
+                              (json_int_t)st.cache_memory_bytes, "memory_chunks", (json_int_t)st.cache_memory_chunks,
+                              "memory_max_bytes", (json_int_t)st.cache_memory_max, "disk_bytes",
+                              (json_int_t)st.cache_disk_bytes, "disk_chunks", (json_int_t)st.cache_disk_chunks,
+                              "disk_max_bytes", (json_int_t)st.cache_disk_max, "hits", (json_int_t)st.cache_hits,
+                              "disk_hits", (json_int_t)st.cache_disk_hits, "misses", (json_int_t)st.cache_misses,
+                              "hit_rate", hit_rate(st.cache_hits, st.cache_disk_hits + st.cache_misses),
+                              "reads_in_flight", (int)st.downloads_in_flight);
+    json_t *j = json_pack(
+        "{s:b, s:{s:s, s:s, s:s, s:b, s:s}, s:o, s:o, s:{s:i, s:I, s:i, s:I, s:I}, s:{s:i, s:I, s:I}, "
+        "s:{s:I, s:I, s:{s:i, s:i, s:i}}, s:{s:I, s:I}, s:o}",
+        "enabled", true, "target", "url", tg->url, "bucket", tg->bucket, "region", tg->region, "bundled", tg->bundled,
+        "uri_style", tg->virtual_style ? "virtual" : "path", "s3", s3, "cache", cache, "uploads", "pending", (int)pend,
+        "pending_bytes", (json_int_t)pend_bytes, "in_flight", (int)st.uploads_in_flight, "done",
+        (json_int_t)st.uploads_done, "failed", (json_int_t)st.uploads_failed, "deletes", "in_flight",
+        (int)st.deletes_in_flight, "done", (json_int_t)st.deletes_done, "failed", (json_int_t)st.deletes_failed,
+        "remote", "bytes", (json_int_t)st.remote_bytes, "segments", (json_int_t)st.remote_segments, "by_state",
+        "COPY_STARTED", st.segments[0], "COPY_FINISHED", st.segments[1], "DELETE_STARTED", st.segments[2],
+        "remote_fetch", "requests", (json_int_t)st.fetch_requests, "errors", (json_int_t)st.fetch_errors, "brokers",
+        brokers);
+    mk_admin_http_json(resp, 200, j);
+}
+
+/* One topic's bytes in the three tiers (memory: its chunks in the cache;
+ * local: its leader logs; S3: its COPY_FINISHED segments) and its upload
+ * backlog. */
+typedef struct tiers_s {
+    uint64_t memory, local, remote, backlog;
+    int64_t backlog_segments, remote_segments;
+} tiers_t;
+
+static void topic_tiers(mk_tier_t *tier, mk_topic_t *t, tiers_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (int32_t i = 0; i < t->partition_count; i++) {
+        mk_partition_t *p = mk_cluster_topic_partition(t, i);
+        if (mk_partition_log(p)) {
+            mk_log_stats_t st;
+            mk_log_stats(mk_partition_log(p), &st);
+            out->local += st.size_bytes;
+        }
+        if (tier) {
+            mk_tier_partition_info_t ti;
+            mk_tier_partition_info(tier, p, &ti);
+            out->memory += ti.cache_memory_bytes;
+            out->remote += (uint64_t)ti.remote_bytes;
+            out->backlog += (uint64_t)ti.upload_pending_bytes;
+            out->backlog_segments += ti.upload_pending;
+            out->remote_segments += ti.segments[1];
+        }
+    }
+}
+
+static json_t *tiers_json(const tiers_t *x)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "memory_bytes", (json_int_t)x->memory, "local_bytes",
+                     (json_int_t)x->local, "remote_bytes", (json_int_t)x->remote, "upload_backlog_bytes",
+                     (json_int_t)x->backlog, "upload_backlog_segments", (json_int_t)x->backlog_segments,
+                     "remote_segments", (json_int_t)x->remote_segments);
+}
+
+/* GET /v1/storage: per tenant and topic, the bytes in memory, on local disk
+ * and in S3 and the upload backlog; tiering's S3 status and counters (the
+ * TUI's Storage view). */
+static json_t *storage_tenant_json(mk_admin_t *a, mk_tier_t *tier, const mk_tenant_t *tn)
+{
+    tiers_t sum = {0};
+    json_t *topics = json_array();
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(a->c, &it))) {
+        if (!mk_tenant_visible(tn, t->name))
+            continue;
+        tiers_t x;
+        topic_tiers(tier, t, &x);
+        sum.memory += x.memory;
+        sum.local += x.local;
+        sum.remote += x.remote;
+        sum.backlog += x.backlog;
+        sum.backlog_segments += x.backlog_segments;
+        sum.remote_segments += x.remote_segments;
+        json_t *tj = tiers_json(&x);
+        json_object_set_new(tj, "name", json_string(mk_tenant_to_external(tn, t->name)));
+        json_object_set_new(tj, "tiered", json_boolean(t->cfg.tiered));
+        json_array_append_new(topics, tj);
+    }
+    json_t *j = tiers_json(&sum);
+    json_object_set_new(j, "id", json_string(tn->id));
+    json_object_set_new(j, "topics", topics);
+    return j;
+}
+
+static void h_storage(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    mk_tier_t *tier = mk_broker_tier(a->b);
+    json_t *tenants = json_array();
+    mk_tenant_registry_t *reg = mk_broker_tenants(a->b);
+    mk_tenant_t *tn;
+    json_array_append_new(tenants, storage_tenant_json(a, tier, mk_tenant_default()));
+    for (size_t ti = 0; reg && (tn = mk_tenant_next(reg, &ti));)
+        json_array_append_new(tenants, storage_tenant_json(a, tier, tn));
+    json_t *out = json_pack("{s:b, s:o}", "tiering", tier != NULL, "tenants", tenants);
+    if (tier) {
+        mk_tier_stats_t st;
+        mk_tier_stats(tier, &st);
+        json_object_set_new(out, "s3_status", json_string(mk_tier_s3_status_name(st.s3_status)));
+        json_object_set_new(out, "s3_error", st.s3_error[0] ? json_string(st.s3_error) : json_null());
+        json_object_set_new(out, "s3_url", json_string(mk_tier_target(tier)->url));
+        json_object_set_new(out, "upload_bytes", jint((int64_t)st.upload_bytes));
+        json_object_set_new(out, "download_bytes", jint((int64_t)st.download_bytes));
+        json_object_set_new(out, "s3_requests", jint((int64_t)st.requests[4]));
+        json_object_set_new(out, "s3_errors", jint((int64_t)st.errors));
+        json_object_set_new(out, "cache_memory_bytes", jint((int64_t)st.cache_memory_bytes));
+        json_object_set_new(out, "cache_memory_max_bytes", jint((int64_t)st.cache_memory_max));
+        json_object_set_new(out, "cache_disk_bytes", jint((int64_t)st.cache_disk_bytes));
+        json_object_set_new(out, "cache_hit_rate", json_real(hit_rate(st.cache_hits, st.cache_disk_hits + st.cache_misses)));
+        json_object_set_new(out, "uploads_in_flight", json_integer(st.uploads_in_flight));
+        json_object_set_new(out, "uploads_failed", jint((int64_t)st.uploads_failed));
+    }
+    mk_admin_http_json(resp, 200, out);
+}
+
+static json_t *s3_fault_json(mk_s3d_t *s3d)
+{
+    mk_s3d_fault_t f;
+    uint64_t injected;
+    mk_s3d_fault_get(s3d, &f, &injected);
+    json_t *j = json_pack("{s:s, s:I}", "type", mk_s3d_fault_name(f.type), "injected", (json_int_t)injected);
+    if (f.type == MK_S3D_FAULT_SLOW)
+        json_object_set_new(j, "delay_ms", json_integer(f.delay_ms));
+    if (f.type == MK_S3D_FAULT_ERROR) {
+        json_object_set_new(j, "error_pct", json_integer(f.error_pct ? f.error_pct : 100));
+        json_object_set_new(j, "status", json_integer(f.status));
+    }
+    return j;
+}
+
+/* GET /v1/s3: the bundled S3 server: objects, bytes, requests by operation,
+ * errors, and the fault it injects. */
+static void h_s3(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    if (!a->s3d) {
+        mk_admin_http_json(resp, 200, json_pack("{s:b}", "enabled", false));
+        return;
+    }
+    mk_s3d_stats_t st;
+    mk_s3d_stats(a->s3d, &st);
+    json_t *ops = json_object();
+    for (int i = 0; i < MK_S3D_OP_COUNT; i++)
+        if (st.requests_by_op[i])
+            json_object_set_new(ops, mk_s3d_op_name(i), jint((int64_t)st.requests_by_op[i]));
+    json_t *j = json_pack("{s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+                          "enabled", true, "url", mk_s3d_url(a->s3d), "bucket", mk_s3d_bucket(a->s3d), "buckets",
+                          (json_int_t)st.buckets, "objects", (json_int_t)st.objects, "bytes", (json_int_t)st.bytes,
+                          "multipart_uploads", (json_int_t)st.uploads, "requests", (json_int_t)st.requests,
+                          "requests_by_op", ops, "errors", (json_int_t)st.errors, "errors_5xx",
+                          (json_int_t)st.errors_5xx, "auth_failures", (json_int_t)st.auth_failures, "bytes_in",
+                          (json_int_t)st.bytes_in, "bytes_out", (json_int_t)st.bytes_out, "connections",
+                          (json_int_t)st.connections, "fault", s3_fault_json(a->s3d));
+    mk_admin_http_json(resp, 200, j);
+}
+
+/* POST /v1/s3/fault {"type": "down"|"slow"|"error"|"none", "delay_ms",
+ * "error_pct", "status"}: the bundled server's fault switch (s3d.h). */
+static void h_s3_fault(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    if (!a->s3d) {
+        mk_admin_http_error(resp, 409, "no_s3", "the bundled S3 server is not running (--s3-port -1)");
+        return;
+    }
+    json_error_t jerr;
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!body || !json_is_object(body)) {
+        json_decref(body);
+        mk_admin_http_error(resp, 400, "bad_json", "the body must be a JSON object");
+        return;
+    }
+    mk_s3d_fault_t f = {0};
+    char why[160] = "";
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v)
+    {
+        if (why[0])
+            break;
+        if (strcmp(key, "type") == 0 && json_is_string(v)) {
+            f.type = mk_s3d_fault_find(json_string_value(v));
+            if (f.type < 0)
+                snprintf(why, sizeof(why), "unknown fault type (known: none, down, slow, error)");
+        } else if (strcmp(key, "delay_ms") == 0 && json_is_integer(v) && json_integer_value(v) <= INT32_MAX &&
+                   json_integer_value(v) >= 0) {
+            f.delay_ms = (int32_t)json_integer_value(v);
+        } else if (strcmp(key, "error_pct") == 0 && json_is_integer(v) && json_integer_value(v) >= 0 &&
+                   json_integer_value(v) <= 100) {
+            f.error_pct = (int32_t)json_integer_value(v);
+        } else if (strcmp(key, "status") == 0 && json_is_integer(v) &&
+                   (json_integer_value(v) == 500 || json_integer_value(v) == 503)) {
+            f.status = (int32_t)json_integer_value(v);
+        } else {
+            snprintf(why, sizeof(why), "bad field '%.60s' (type, delay_ms, error_pct 0..100, status 500|503)", key);
+        }
+    }
+    json_decref(body);
+    if (!why[0] && mk_s3d_fault_set(a->s3d, &f) < 0)
+        snprintf(why, sizeof(why), "invalid fault (slow needs delay_ms 1..600000)");
+    if (why[0]) {
+        mk_admin_http_error(resp, 400, "bad_request", "%s", why);
+        return;
+    }
+    mk_admin_event(a, "s3_fault", 0, "bundled S3 server fault: %s", mk_s3d_fault_name(f.type));
+    mk_admin_http_json(resp, 200, json_pack("{s:o}", "fault", s3_fault_json(a->s3d)));
+}
+
+static void h_s3_fault_clear(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                             mk_http_resp_t *resp)
+{
+    if (!a->s3d) {
+        mk_admin_http_error(resp, 409, "no_s3", "the bundled S3 server is not running (--s3-port -1)");
+        return;
+    }
+    mk_s3d_fault_t f = {0};
+    mk_s3d_fault_set(a->s3d, &f);
+    mk_admin_event(a, "s3_fault", 0, "bundled S3 server fault cleared");
+    mk_admin_http_json(resp, 200, json_pack("{s:o}", "fault", s3_fault_json(a->s3d)));
+}
+
+/* /metrics: Kafka's remote-storage metric names (BrokerTopicMetrics
+ * RemoteCopyBytesPerSec and the rest, as counters per broker; the lag and
+ * size gauges per topic), the cache, and the bundled server. */
+static void tier_metrics(mk_admin_t *a, mk_buf_t *o)
+{
+    mk_tier_t *tier = mk_broker_tier(a->b);
+    char id[16];
+    int n = mk_cluster_broker_count(a->c);
+    if (tier) {
+        static const struct { const char *name, *help; int which; } per_broker[] = {
+            {"kafka_server_brokertopicmetrics_remotecopybytes_total", "Segment bytes copied to S3 (RemoteCopyBytesPerSec).", 0},
+            {"kafka_server_brokertopicmetrics_remotecopyrequests_total", "Segment copies done (RemoteCopyRequestsPerSec).", 1},
+            {"kafka_server_brokertopicmetrics_remotecopyerrors_total", "Segment copies that failed (RemoteCopyErrorsPerSec).", 2},
+            {"kafka_server_brokertopicmetrics_remotefetchbytes_total", "Record bytes served from S3 (RemoteFetchBytesPerSec).", 3},
+            {"kafka_server_brokertopicmetrics_remotefetchrequests_total", "Fetches served from S3 (RemoteFetchRequestsPerSec).", 4},
+            {"kafka_server_brokertopicmetrics_remotefetcherrors_total", "Fetches from S3 that failed (RemoteFetchErrorsPerSec).", 5},
+            {"kafka_server_brokertopicmetrics_remotedeleterequests_total", "Remote segments deleted (RemoteDeleteRequestsPerSec).", 6},
+            {"kafka_server_brokertopicmetrics_remotedeleteerrors_total", "Remote segment deletes that failed (RemoteDeleteErrorsPerSec).", 7},
+            {"minikora_tier_download_bytes_total", "Chunk bytes read from S3 for this broker's fetches.", 8},
+            {"minikora_tier_cache_hits_total", "Chunk lookups of this broker's remote reads served from memory.", 9},
+            {"minikora_tier_cache_misses_total", "Chunk lookups of this broker's remote reads that had to read disk or S3.", 10},
+            {"kafka_server_brokertopicmetrics_remotecopylagsegments", "Sealed segments its leaders have not copied yet (RemoteCopyLagSegments).", 11},
+            {"kafka_server_brokertopicmetrics_remotecopylagbytes", "Bytes of those segments (RemoteCopyLagBytes).", 12},
+        };
+        mk_tier_broker_stats_t bs[MK_CLUSTER_MAX_BROKERS];
+        for (int i = 0; i < n && i < MK_CLUSTER_MAX_BROKERS; i++)
+            mk_tier_broker_stats(tier, mk_cluster_broker_at(a->c, i)->id, &bs[i]);
+        for (size_t m = 0; m < MK_ARRAY_LEN(per_broker); m++) {
+            mk_prom_help(o, per_broker[m].name, per_broker[m].which >= 11 ? "gauge" : "counter", per_broker[m].help);
+            for (int i = 0; i < n && i < MK_CLUSTER_MAX_BROKERS; i++) {
+                const mk_tier_broker_stats_t *x = &bs[i];
+                double v[] = {(double)x->upload_bytes, (double)x->uploads_done, (double)x->uploads_failed,
+                              (double)x->fetch_bytes, (double)x->fetch_requests, (double)x->fetch_errors,
+                              (double)x->deletes_done, (double)x->deletes_failed, (double)x->download_bytes,
+                              (double)x->cache_hits, (double)x->cache_misses, (double)x->uploads_pending,
+                              (double)x->uploads_pending_bytes};
+                snprintf(id, sizeof(id), "%d", mk_cluster_broker_at(a->c, i)->id);
+                mk_prom_sample(o, per_broker[m].name, v[per_broker[m].which], "broker", id, NULL);
+            }
+        }
+        mk_prom_help(o, "kafka_server_brokertopicmetrics_remotelogsizebytes", "gauge",
+                     "Bytes of the topic's segments in S3 (RemoteLogSizeBytes).");
+        size_t it = 0;
+        mk_topic_t *t;
+        while ((t = mk_cluster_topic_next(a->c, &it))) {
+            tiers_t x;
+            topic_tiers(tier, t, &x);
+            mk_prom_sample(o, "kafka_server_brokertopicmetrics_remotelogsizebytes", (double)x.remote, "topic", t->name,
+                           NULL);
+        }
+        mk_tier_stats_t st;
+        mk_tier_stats(tier, &st);
+        mk_prom_help(o, "kafka_server_brokertopicmetrics_remotelogmetadatacount", "gauge",
+                     "Remote segments, by state (RemoteLogMetadataCount).");
+        static const char *const states[] = {"COPY_STARTED", "COPY_FINISHED", "DELETE_STARTED"};
+        for (int i = 0; i < 3; i++)
+            mk_prom_sample(o, "kafka_server_brokertopicmetrics_remotelogmetadatacount", st.segments[i], "state",
+                           states[i], NULL);
+        mk_prom_help(o, "kafka_log_remote_remotestoragethreadpool_remotelogreadertaskqueuesize", "gauge",
+                     "Chunk reads from S3 queued or running (RemoteLogReaderTaskQueueSize).");
+        mk_prom_sample(o, "kafka_log_remote_remotestoragethreadpool_remotelogreadertaskqueuesize",
+                       st.downloads_in_flight, NULL);
+        mk_prom_help(o, "minikora_tier_cache_bytes", "gauge", "Bytes of chunks cached, by tier.");
+        mk_prom_sample(o, "minikora_tier_cache_bytes", (double)st.cache_memory_bytes, "tier", "memory", NULL);
+        mk_prom_sample(o, "minikora_tier_cache_bytes", (double)st.cache_disk_bytes, "tier", "disk", NULL);
+        mk_prom_help(o, "minikora_tier_s3_requests_total", "counter", "S3 requests tiering made, by operation.");
+        static const char *const ops[] = {"PutObject", "GetObject", "HeadObject", "DeleteObject"};
+        for (int i = 0; i < 4; i++)
+            mk_prom_sample(o, "minikora_tier_s3_requests_total", (double)st.requests[i], "op", ops[i], NULL);
+        mk_prom_help(o, "minikora_tier_s3_errors_total", "counter", "S3 requests of tiering that failed.");
+        mk_prom_sample(o, "minikora_tier_s3_errors_total", (double)st.errors, NULL);
+        mk_prom_help(o, "minikora_tier_s3_up", "gauge", "1 while tiering's last S3 request succeeded.");
+        mk_prom_sample(o, "minikora_tier_s3_up", st.s3_status == MK_TIER_S3_FAILING ? 0 : 1, NULL);
+    }
+    if (a->s3d) {
+        mk_s3d_stats_t ss;
+        mk_s3d_stats(a->s3d, &ss);
+        mk_prom_help(o, "minikora_s3_objects", "gauge", "Objects stored by the bundled S3 server.");
+        mk_prom_sample(o, "minikora_s3_objects", (double)ss.objects, NULL);
+        mk_prom_help(o, "minikora_s3_bytes", "gauge", "Object bytes stored by the bundled S3 server.");
+        mk_prom_sample(o, "minikora_s3_bytes", (double)ss.bytes, NULL);
+        mk_prom_help(o, "minikora_s3_requests_total", "counter", "Requests the bundled S3 server answered, by operation.");
+        for (int i = 0; i < MK_S3D_OP_COUNT; i++)
+            if (ss.requests_by_op[i])
+                mk_prom_sample(o, "minikora_s3_requests_total", (double)ss.requests_by_op[i], "op", mk_s3d_op_name(i),
+                               NULL);
+        mk_prom_help(o, "minikora_s3_errors_total", "counter", "Answers of the bundled S3 server with status >= 400.");
+        mk_prom_sample(o, "minikora_s3_errors_total", (double)ss.errors, NULL);
+    }
 }
 
 /* ============================================================== route table */
@@ -2130,6 +2521,11 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_GET, "/v1/rates", h_rates, "bytes and records in/out per second per broker, topic and client"},
     {MK_HTTP_GET, "/v1/integrity", h_integrity, "scrubber and durability audit: verified, corrupt, repaired, lost data, incidents"},
     {MK_HTTP_POST, "/v1/integrity/scrub", h_integrity_scrub, "start a scrubber pass now (409 while one runs)"},
+    {MK_HTTP_GET, "/v1/tier", h_tier, "tiered storage: S3 target and status, cache, uploads and deletes, per broker"},
+    {MK_HTTP_GET, "/v1/storage", h_storage, "per tenant and topic: bytes in memory, on local disk and in S3, upload backlog"},
+    {MK_HTTP_GET, "/v1/s3", h_s3, "the bundled S3 server: objects, bytes, requests by operation, errors, fault"},
+    {MK_HTTP_POST, "/v1/s3/fault", h_s3_fault, "make the bundled S3 server fail {type: down|slow|error, delay_ms, error_pct, status}"},
+    {MK_HTTP_DELETE, "/v1/s3/fault", h_s3_fault_clear, "clear the bundled S3 server's fault"},
 };
 
 const mk_admin_route_t *mk_admin_routes(int *count)

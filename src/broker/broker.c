@@ -205,6 +205,7 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
     b->auth_required = mk_cluster_config_get_bool(cfg, "minikora.auth.required");
     /* Checked by config.c: empty (leader only) or RackAwareReplicaSelector. */
     b->rack_aware_reads = *mk_cluster_config_get(cfg, "replica.selector.class") != 0;
+    b->remote_fetch_wait_ms = (int32_t)mk_cluster_config_get_i64(cfg, "remote.fetch.max.wait.ms");
     rc = mk_tenant_registry_open(b->loop, mk_cluster_meta(c), &b->tenants);
     if (rc < 0)
         return rc;
@@ -239,6 +240,51 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
     return mk_scrub_new(b->loop, c, b->writer, b->repl, &scfg, &b->scrub);
 }
 
+/* ============================================================ tiering */
+
+static int64_t tier_stable(void *arg, mk_partition_t *p)
+{
+    mk_broker_t *b = arg;
+    return b->txn ? mk_txn_lso(b->txn, p) : mk_partition_hw(p);
+}
+
+static void tier_aborted(void *arg, mk_partition_t *p, int64_t from, int64_t to,
+                         void (*cb)(int64_t pid, int64_t first, int64_t last, void *cbarg), void *cbarg)
+{
+    mk_broker_t *b = arg;
+    if (b->txn)
+        mk_txn_aborted_ended(b->txn, p, from, to, cb, cbarg);
+}
+
+static void tier_producers(void *arg, mk_partition_t *p,
+                           void (*cb)(int64_t pid, int16_t epoch, int32_t last_seq, int64_t last_ts, int64_t txn_start,
+                                      void *cbarg),
+                           void *cbarg)
+{
+    mk_broker_t *b = arg;
+    if (b->txn)
+        mk_txn_producers(b->txn, p, cb, cbarg);
+}
+
+static void tier_progress(void *arg) { mk_broker_req_wake_soon(arg); }
+
+static int tier_rebuild(void *arg, mk_partition_t *p, int32_t broker, mk_log_t *log, int64_t start)
+{
+    mk_broker_t *b = arg;
+    return mk_tier_follower_rebuild(b->tier, p, broker, log, start);
+}
+
+int mk_broker_tier_start(mk_broker_t *b, const mk_tier_target_t *target, const char *data_dir)
+{
+    mk_tier_hooks_t h = {b, tier_stable, tier_aborted, tier_producers, tier_progress};
+    int rc = mk_tier_new(b->loop, b->c, b->writer, target, &h, data_dir, &b->tier);
+    if (rc == 0 && b->repl)
+        mk_repl_set_rebuild_cb(b->repl, tier_rebuild, b);
+    return rc;
+}
+
+mk_tier_t *mk_broker_tier(mk_broker_t *b) { return b->tier; }
+
 void mk_broker_free(mk_broker_t *b)
 {
     if (!b)
@@ -247,6 +293,11 @@ void mk_broker_free(mk_broker_t *b)
     if (b->c)
         mk_cluster_set_config_cb(b->c, NULL, NULL);
     mk_broker_req_close(b);
+    /* Tiering observes the writer and calls into txn: it goes first. */
+    if (b->repl)
+        mk_repl_set_rebuild_cb(b->repl, NULL, NULL);
+    mk_tier_free(b->tier);
+    b->tier = NULL;
     mk_scrub_free(b->scrub);
     b->scrub = NULL;
     mk_broker_throttle_close(b);

@@ -17,6 +17,7 @@
 #include "cluster/cluster.h"
 #include "quota/quota.h"
 #include "tenant/tenant.h"
+#include "tier/tier.h"
 
 typedef struct mk_broker_s mk_broker_t;
 
@@ -29,6 +30,14 @@ mk_net_handler_t mk_broker_net_handler(void);
 int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c);
 /* The replication manager (broker lifecycle calls go through it). */
 struct mk_repl_s *mk_broker_repl(mk_broker_t *b);
+/* Start tiered storage to target (after mk_broker_attach(), once the S3
+ * target is known: the bundled server starts after the cluster).  The
+ * layer wires transactions into it (last stable offsets, aborted
+ * transactions, producer state), replication's follower rebuild, and the
+ * wake of requests parked on remote reads.  0 or an error (tiering off). */
+int mk_broker_tier_start(mk_broker_t *b, const mk_tier_target_t *target, const char *data_dir);
+/* Tiered storage, or NULL when it does not run. */
+mk_tier_t *mk_broker_tier(mk_broker_t *b);
 /* Answer parked requests and release everything; call before
  * mk_cluster_close().  Handles are closed through the loop. */
 void mk_broker_free(mk_broker_t *b);

@@ -128,6 +128,7 @@ struct mk_broker_s {
     mk_partition_writer_t *writer; /* owned: the leader write path (observed by repl, txn) */
     mk_repl_t *repl;           /* owned replication manager */
     mk_txn_t *txn;             /* owned producer state and transaction coordinator */
+    mk_tier_t *tier;           /* owned tiered storage, or NULL (mk_broker_tier_start) */
     struct mk_scrub_s *scrub;  /* owned: scrubber and durability audit (observes the writer) */
     mk_broker_req_cb req_cb;   /* request observer (admin/), or NULL */
     void *req_cb_ud;
@@ -137,6 +138,7 @@ struct mk_broker_s {
     mk_session_t *sessions;    /* every open connection's session */
     bool auth_required;        /* minikora.auth.required */
     bool rack_aware_reads;     /* replica.selector.class is RackAwareReplicaSelector (KIP-392) */
+    int32_t remote_fetch_wait_ms;  /* remote.fetch.max.wait.ms: a Fetch waiting on S3 */
     mk_qos_t *qos;             /* owned: quota measures and enforcement (throttle.c) */
     mk_broker_slice_t *slice;  /* the innermost slice running, or NULL */
 };

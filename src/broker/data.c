@@ -18,6 +18,20 @@
  * them, and a read from them is answered CORRUPT_MESSAGE (the partition
  * writer's read check).
  *
+ * Tiered storage (tier/): the log start offset clients see (Fetch
+ * LogStartOffset, ListOffsets earliest, Produce LogStartOffset) is the first
+ * offset still in S3 when that is below the local log; ListOffsets -4
+ * (earliest-local) answers the local start and -5 (latest-tiered) the last
+ * offset in S3.  A Fetch below the local log start reads from S3 through
+ * tier's chunk cache: while a chunk is on its way the request is parked (up
+ * to remote.fetch.max.wait.ms; other requests go on meanwhile) and woken
+ * when it lands; at that deadline a partition still waiting is answered
+ * with no records and no error (the client fetches again and finds the
+ * chunk cached).  A failed S3 read answers KAFKA_STORAGE_ERROR, which
+ * clients retry.  ListOffsets by timestamp looks in S3 first for the
+ * segments below the local log, parked the same way (REQUEST_TIMED_OUT if
+ * the chunk has not come within its wait).
+ *
  * Racks: the rack (AZ) a Fetch v11+ names is remembered by the session as
  * "in this broker's AZ or not", for the connection's later requests too; the
  * request observer hears it (cross-AZ bytes and cost per tenant, admin/).
@@ -30,6 +44,7 @@
 #include "broker/broker_int.h"
 #include "partition/partition.h"
 #include "repl/repl.h"
+#include "tier/tier.h"
 #include "txn/txn.h"
 
 #include <stdlib.h>
@@ -284,7 +299,7 @@ static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequ
     }
     rp->BaseOffset = a.base_offset;
     rp->LogAppendTimeMs = a.duplicate ? -1 : a.log_append_time;
-    rp->LogStartOffset = a.log_start_offset;
+    rp->LogStartOffset = mk_tier_log_start(req->b->tier, p, a.log_start_offset);
     /* acks=all: answered once the ISR has it (see produce_check); a retried
      * duplicate only once the original is replicated. */
     if (q->Acks == -1 && mk_partition_hw(p) < a.end_offset)
@@ -351,6 +366,19 @@ typedef struct fetch_span_s {
     size_t off, len;
 } fetch_span_t;
 
+/* A Fetch's state across re-runs (req->ctx). */
+typedef struct fetch_state_s {
+    bool remote_pending;       /* a partition waits for a chunk from S3 */
+    bool final;                /* the last run: a partition still waiting gets no records */
+} fetch_state_t;
+
+static fetch_state_t *fetch_state(mk_req_t *req)
+{
+    if (!req->ctx)
+        req->ctx = mk_arena_alloc(&req->arena, sizeof(fetch_state_t));
+    return req->ctx;
+}
+
 typedef struct aborted_ctx_s {
     mk_req_t *req;
     mk_FetchResponse_PartitionData_t *rp;
@@ -387,6 +415,10 @@ static int64_t fetch_fill(mk_req_t *req)
     bool any_error = false;
     int64_t total = 0;
     int64_t limit = q->MaxBytes > 0 ? q->MaxBytes : INT32_MAX;
+    fetch_state_t *fs = fetch_state(req);
+    if (!fs)
+        return -1;
+    fs->remote_pending = false;
 
     if (q->SessionId != 0) {
         r->ErrorCode = MK_KERR_FETCH_SESSION_ID_NOT_FOUND;
@@ -444,7 +476,8 @@ static int64_t fetch_fill(mk_req_t *req)
                 }
                 continue;
             }
-            int64_t start = mk_log_start_offset(log), leo = mk_log_end_offset(log);
+            int64_t local_start = mk_log_start_offset(log), leo = mk_log_end_offset(log);
+            int64_t start = mk_tier_log_start(req->b->tier, p, local_start);
             int64_t hw = MK_MIN(mk_partition_hw(p), leo);
             int64_t lso = req->b->txn ? mk_txn_lso(req->b->txn, p) : hw;
             /* Producer state still loading: nothing is known stable yet
@@ -486,7 +519,16 @@ static int64_t fetch_fill(mk_req_t *req)
                                         limit - total);
             size_t before = req->data.len;
             int64_t next;
-            int rc = mk_log_read_upto(log, qp->FetchOffset, hw, max, total == 0, &req->data, &next);
+            bool remote = qp->FetchOffset < local_start;
+            int rc = remote ? mk_tier_read(req->b->tier, p, req->node->id, qp->FetchOffset, hw, max, &req->data, &next)
+                            : mk_log_read_upto(log, qp->FetchOffset, hw, max, total == 0, &req->data, &next);
+            if (rc == MK_ERR_AGAIN) {
+                /* A chunk is on its way from S3: parked until it lands (or,
+                 * in the final run, answered without records). */
+                if (!fs->final)
+                    fs->remote_pending = true;
+                continue;
+            }
             if (rc < 0) {
                 rp->ErrorCode = rc == MK_ERR_RANGE ? MK_KERR_OFFSET_OUT_OF_RANGE : MK_KERR_KAFKA_STORAGE_ERROR;
                 any_error = true;
@@ -507,6 +549,8 @@ static int64_t fetch_fill(mk_req_t *req)
                 mk_repl_account_read(req->b->repl, req->node->id, q->RackId.ptr, got);
             if (got && q->IsolationLevel == 1 && req->b->txn) {
                 aborted_ctx_t ac = {req, rp, NULL, 0, 0};
+                if (remote)
+                    mk_tier_aborted(req->b->tier, p, qp->FetchOffset, next, aborted_cb, &ac);
                 mk_txn_aborted(req->b->txn, p, qp->FetchOffset, next, aborted_cb, &ac);
                 rp->AbortedTransactions.items = ac.items;
                 rp->AbortedTransactions.count = ac.n;
@@ -531,6 +575,8 @@ static int64_t fetch_fill(mk_req_t *req)
         spans[i].dst->ptr = req->data.data + spans[i].off;
         spans[i].dst->len = (int32_t)spans[i].len;
     }
+    if (fs->remote_pending)
+        return total; /* the caller parks it; an error elsewhere waits with it */
     return any_error ? -1 : total;
 }
 
@@ -539,6 +585,9 @@ static int64_t fetch_fill(mk_req_t *req)
 static bool fetch_may_progress(mk_req_t *req)
 {
     mk_FetchRequest_t *q = req->body;
+    const fetch_state_t *fs = req->ctx;
+    if (fs && fs->remote_pending)
+        return true; /* a chunk may have landed: a re-run is cheap */
     for (int32_t i = 0; i < q->Topics.count; i++) {
         mk_FetchRequest_FetchTopic_t *qt = &q->Topics.items[i];
         mk_topic_t *t = req->version >= 13 ? mk_broker_req_topic_id(req, qt->TopicId.b)
@@ -559,14 +608,20 @@ static bool fetch_may_progress(mk_req_t *req)
  * answer with what there is. */
 static bool fetch_retry(mk_req_t *req, bool final)
 {
+    fetch_state_t *fs = fetch_state(req);
     if (final) {
+        if (fs)
+            fs->final = true;
         fetch_fill(req);
         return true;
     }
     if (!fetch_may_progress(req))
         return false;
+    bool was_remote = fs && fs->remote_pending;
     int64_t got = fetch_fill(req);
-    return got < 0 || got >= ((mk_FetchRequest_t *)req->body)->MinBytes;
+    if (fs && fs->remote_pending)
+        return false; /* still waiting for S3 */
+    return got < 0 || got >= ((mk_FetchRequest_t *)req->body)->MinBytes || (was_remote && got > 0);
 }
 
 /* A Fetch v11+ that names the client's rack: the session remembers whether
@@ -586,6 +641,12 @@ int mk_broker_handle_fetch(mk_req_t *req)
     mk_FetchRequest_t *q = req->body;
     note_rack(req, q->RackId);
     int64_t got = fetch_fill(req);
+    const fetch_state_t *fs = req->ctx;
+    if (fs && fs->remote_pending) {
+        /* Reading from S3: wait up to remote.fetch.max.wait.ms for it. */
+        mk_broker_req_park(req, MK_MAX(req->b->remote_fetch_wait_ms, 1), fetch_retry);
+        return MK_REQ_PENDING;
+    }
     if (got < 0 || got >= q->MinBytes || q->MaxWaitMs <= 0)
         return MK_REQ_DONE;
     mk_broker_req_park(req, q->MaxWaitMs, fetch_retry);
@@ -630,39 +691,60 @@ static bool find_in_batch(mk_log_t *log, int64_t offset, ts_find_t *f)
     return found;
 }
 
-static void list_offset_partition(mk_req_t *req, mk_partition_t *p, int64_t ts, int8_t isolation,
-                                  int64_t *offset, int64_t *timestamp)
+/* One partition of a ListOffsets: 0, MK_ERR_AGAIN (a chunk of a remote
+ * segment is on its way: re-run after the wake), MK_ERR_IO (S3 failed). */
+static int list_offset_partition(mk_req_t *req, mk_partition_t *p, int64_t ts, int8_t isolation,
+                                 int64_t *offset, int64_t *timestamp)
 {
     mk_log_t *log = mk_partition_log(p);
+    mk_tier_t *tier = req->b->tier;
+    int64_t local_start = mk_log_start_offset(log);
     *timestamp = -1;
     switch (ts) {
-    case TS_LATEST:
-    case TS_LATEST_TIERED: {
+    case TS_LATEST: {
         int64_t hw = MK_MIN(mk_partition_hw(p), mk_log_end_offset(log));
         if (isolation == 1 && req->b->txn)
             hw = MK_MIN(hw, mk_txn_lso(req->b->txn, p));
-        *offset = ts == TS_LATEST ? hw : -1;
-        return;
+        *offset = hw;
+        return 0;
     }
-    case TS_EARLIEST:
-    case TS_EARLIEST_LOCAL:
-        *offset = mk_log_start_offset(log);
-        return;
+    case TS_LATEST_TIERED: /* KIP-1005: the last offset in S3, -1 when none */
+        *offset = mk_tier_last_tiered_offset(tier, p);
+        return 0;
+    case TS_EARLIEST:      /* the log start, S3 included */
+        *offset = mk_tier_log_start(tier, p, local_start);
+        return 0;
+    case TS_EARLIEST_LOCAL: /* KIP-405: where the local log starts */
+        *offset = local_start;
+        return 0;
     case TS_MAX_TIMESTAMP: {
         mk_log_ts_t mt;
         *offset = -1;
-        if (mk_log_max_timestamp(log, &mt) == 0 && mt.timestamp >= 0) {
+        bool local = mk_log_max_timestamp(log, &mt) == 0 && mt.timestamp >= 0;
+        if (tier) {
+            int rc = mk_tier_max_timestamp(tier, p, req->node->id, local ? mt.timestamp : -1, local_start, offset,
+                                           timestamp);
+            if (rc != MK_ERR_NOT_FOUND)
+                return rc;
+        }
+        if (local) {
             ts_find_t f = {mt.timestamp, true, mt.last_offset, mt.timestamp};
             find_in_batch(log, mt.base_offset, &f);
             *offset = f.offset;
             *timestamp = f.timestamp;
         }
-        return;
+        return 0;
     }
     }
     *offset = -1;
     if (ts < 0)
-        return;
+        return 0;
+    /* The older data first: the segments in S3 below the local log. */
+    if (tier) {
+        int rc = mk_tier_offset_for_time(tier, p, req->node->id, ts, local_start, offset, timestamp);
+        if (rc != MK_ERR_NOT_FOUND)
+            return rc;
+    }
     /* The log finds the first batch whose max timestamp reaches ts; within
      * that batch the first record at or after ts is the answer. */
     int64_t boff, bts;
@@ -676,6 +758,7 @@ static void list_offset_partition(mk_req_t *req, mk_partition_t *p, int64_t ts, 
             *timestamp = bts;
         }
     }
+    return 0;
 }
 
 /* Fill the ListOffsets answer.  A read_committed "latest" needs the
@@ -721,7 +804,15 @@ static int list_offsets_fill(mk_req_t *req, bool final, bool *waiting)
                 continue;
             }
             int64_t off, ts;
-            list_offset_partition(req, p, qp->Timestamp, q->IsolationLevel, &off, &ts);
+            int lrc = list_offset_partition(req, p, qp->Timestamp, q->IsolationLevel, &off, &ts);
+            if (lrc == MK_ERR_AGAIN && !final) {
+                *waiting = true;
+                continue;
+            }
+            if (lrc < 0) {
+                rp->ErrorCode = lrc == MK_ERR_AGAIN ? MK_KERR_REQUEST_TIMED_OUT : MK_KERR_KAFKA_STORAGE_ERROR;
+                continue;
+            }
             rp->Offset = off;
             rp->Timestamp = ts;
             rp->LeaderEpoch = mk_partition_leader_epoch(p);

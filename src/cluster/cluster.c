@@ -76,6 +76,7 @@ struct mk_cluster_s {
     void *segment_arg;
     mk_cluster_config_cb config_cb;    /* dynamic broker settings changed (broker/), or NULL */
     void *config_arg;
+    bool tiering;                     /* tier/ runs (mk_cluster_set_tiering) */
 };
 
 /* Where dynamic broker settings live in meta's kv store. */
@@ -209,6 +210,27 @@ static void topic_config_parse(mk_cluster_t *c, mk_topic_t *t)
     t->cfg.compression_zstd = ct && strcmp(ct, "zstd") == 0;
     const char *ul = mk_cluster_topic_config(c, t, "unclean.leader.election.enable", NULL);
     t->cfg.unclean_leader_election = ul && strcmp(ul, "true") == 0;
+    /* Tiered storage (KIP-405): local retention never exceeds the total. */
+    const char *rs = mk_cluster_topic_config(c, t, "remote.storage.enable", NULL);
+    t->cfg.remote_storage = rs && strcmp(rs, "true") == 0 &&
+                            mk_cluster_config_get_bool(c->config, "remote.log.storage.system.enable");
+    t->cfg.tiered = t->cfg.remote_storage && c->tiering;
+    t->cfg.retention_ms = lc->retention_ms;
+    t->cfg.retention_bytes = lc->retention_bytes;
+    int64_t lms = topic_i64(c, t, "local.retention.ms"), lbytes = topic_i64(c, t, "local.retention.bytes");
+    if (lms == -2 || (lc->retention_ms >= 0 && (lms < 0 || lms > lc->retention_ms)))
+        lms = lc->retention_ms;
+    if (lbytes == -2 || (lc->retention_bytes >= 0 && (lbytes < 0 || lbytes > lc->retention_bytes)))
+        lbytes = lc->retention_bytes;
+    t->cfg.local_retention_ms = lms;
+    t->cfg.local_retention_bytes = lbytes;
+    if (t->cfg.tiered) {
+        lc->retention_ms = -1;
+        lc->retention_bytes = -1;
+        int64_t cap = mk_cluster_config_get_i64(c->config, "minikora.tier.segment.max.bytes");
+        if (cap >= 14 && lc->segment_bytes > cap)
+            lc->segment_bytes = cap;
+    }
 }
 
 /* Settings changed at runtime: parse them again and hand the log settings
@@ -222,6 +244,15 @@ static void topic_reconfig(mk_cluster_t *c, mk_topic_t *t)
             if (t->partitions[i].replicas[k].log &&
                 mk_log_set_config(t->partitions[i].replicas[k].log, &t->cfg.log) < 0)
                 mk_warn("topic %s: log settings out of range, kept the old ones", t->name);
+}
+
+void mk_cluster_set_tiering(mk_cluster_t *c, bool on)
+{
+    c->tiering = on;
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(c, &it)))
+        topic_reconfig(c, t);
 }
 
 /* ================================================================ partitions */
@@ -593,6 +624,27 @@ int mk_cluster_topic_spec_check(const mk_cluster_t *c, const mk_topic_spec_t *sp
             if (bad)
                 *bad = i;
             return problem;
+        }
+    }
+    /* KIP-405: a local retention given with the topic may not exceed the
+     * total given with it (one taken from a default is capped instead). */
+    static const char *const pairs[][2] = {{"local.retention.ms", "retention.ms"},
+                                           {"local.retention.bytes", "retention.bytes"}};
+    for (size_t k = 0; k < MK_ARRAY_LEN(pairs); k++) {
+        int32_t li = -1, ti = -1;
+        for (int32_t i = 0; i < spec->config_count; i++) {
+            if (strcmp(spec->config_keys[i], pairs[k][0]) == 0)
+                li = i;
+            else if (strcmp(spec->config_keys[i], pairs[k][1]) == 0)
+                ti = i;
+        }
+        if (li < 0 || ti < 0)
+            continue;
+        long long lv = strtoll(spec->config_values[li], NULL, 10), tv = strtoll(spec->config_values[ti], NULL, 10);
+        if (tv >= 0 && (lv == -1 || lv > tv)) {
+            if (bad)
+                *bad = li;
+            return MK_CLUSTER_SPEC_CONFIG_VALUE;
         }
     }
     return MK_CLUSTER_SPEC_OK;

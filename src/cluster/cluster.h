@@ -45,6 +45,10 @@ size_t mk_cluster_cfg_tenant_keys_id(const char *name, char *id, size_t id_len);
 /* The same for minikora.tenant.<id>.quotas (tenant-wide limits declared in
  * the configuration, KEY=VALUE[,KEY=VALUE...]; checked by the broker layer). */
 size_t mk_cluster_cfg_tenant_quotas_id(const char *name, char *id, size_t id_len);
+/* minikora.s3.access.key and minikora.s3.secret.key (the external S3
+ * endpoint's key pair) are kept out of the table, as the tenant keys are,
+ * so that DescribeConfigs never lists them: true for those two names. */
+bool mk_cluster_cfg_is_s3_credential(const char *name);
 /* The table of known settings and its length. */
 const mk_cfg_def_t *mk_cluster_cfg_defs(int *count);
 const mk_cfg_def_t *mk_cluster_cfg_def_find(const char *name);
@@ -159,7 +163,9 @@ struct mk_partition_s {
 /* A topic's settings, parsed into types once when they change (create,
  * load), so the data path never looks a setting up by name. */
 typedef struct mk_topic_config_s {
-    mk_log_config_t log;          /* segment, retention, index, flush */
+    mk_log_config_t log;          /* segment, retention, index, flush; for a tiered
+                                     topic retention is off here (tier/ applies it) and
+                                     segment.bytes is capped (minikora.tier.segment.max.bytes) */
     int64_t max_message_bytes;    /* max.message.bytes */
     int32_t min_insync_replicas;  /* min.insync.replicas */
     bool log_append_time;         /* message.timestamp.type=LogAppendTime */
@@ -167,6 +173,13 @@ typedef struct mk_topic_config_s {
     bool cleanup_compact;         /* cleanup.policy has compact */
     bool unclean_leader_election; /* unclean.leader.election.enable */
     bool compression_zstd;        /* compression.type=zstd (Fetch below v10 refused, as Kafka) */
+    bool remote_storage;          /* remote.storage.enable, and remote.log.storage.system.enable */
+    bool tiered;                  /* remote_storage while tiering runs (mk_cluster_set_tiering) */
+    int64_t retention_ms;         /* retention.ms: the total, local and remote (-1: forever) */
+    int64_t retention_bytes;      /* retention.bytes: the total (-1: unbounded) */
+    int64_t local_retention_ms;   /* local.retention.ms resolved: -2 taken as the total,
+                                     and never more than it; -1: forever */
+    int64_t local_retention_bytes;/* local.retention.bytes resolved the same way */
 } mk_topic_config_t;
 
 struct mk_topic_s {
@@ -250,6 +263,11 @@ void mk_cluster_set_segment_cb(mk_cluster_t *c, mk_cluster_segment_cb cb, void *
 /* Housekeeping of every open replica log (main's 1 s timer): the flush
  * policy and segment.ms rolls, and with retain the retention policy. */
 void mk_cluster_logs_tick(mk_cluster_t *c, int64_t now_ms, bool retain);
+/* Tiering runs (tier/ has an S3 target) or stopped: every topic's typed
+ * config is parsed again (mk_topic_config_t.tiered) and the open replica
+ * logs take it (a tiered log's own retention is off: tier/ deletes local
+ * segments only once their remote copy is verified).  Loop thread. */
+void mk_cluster_set_tiering(mk_cluster_t *c, bool on);
 /* "host:port,host:port..." of running brokers, into buf: the advertise host
  * and the bound ports ("[h]:p" for IPv6), as reached where minikora runs. */
 void mk_cluster_bootstrap(const mk_cluster_t *c, char *buf, size_t n);

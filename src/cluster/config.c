@@ -99,8 +99,21 @@ static const mk_cfg_def_t defs[] = {
     {"compression.gzip.level", MK_CFG_INT, B, "-1", NULL, false, "gzip level when the broker compresses (default of the topic setting of the same name)."},
     {"compression.lz4.level", MK_CFG_INT, B, "9", NULL, false, "lz4 level when the broker compresses (default of the topic setting of the same name)."},
     {"compression.zstd.level", MK_CFG_INT, B, "3", NULL, false, "zstd level when the broker compresses (default of the topic setting of the same name)."},
-    {"log.local.retention.ms", MK_CFG_LONG, B, "-2", NULL, false, "Local retention of tiered topics; -2: retention.ms (default of local.retention.ms)."},
-    {"log.local.retention.bytes", MK_CFG_LONG, B, "-2", NULL, false, "Local retention of tiered topics; -2: retention.bytes (default of local.retention.bytes)."},
+    /* tiered storage (KIP-405 names where Kafka has them; tier/) */
+    {"remote.log.storage.system.enable", MK_CFG_BOOL, B, "true", NULL, true, "Tiered storage for the whole cluster (KIP-405): sealed segments of topics with remote.storage.enable are copied to S3 (the bundled server, or minikora.s3.endpoint) and read back from there once local retention has deleted them.  minikora's default is true (Kafka's is false), as on a Kora-like service; without an S3 target (--s3-port -1 and no minikora.s3.endpoint) tiering stays off."},
+    {"log.local.retention.ms", MK_CFG_LONG, B, "3600000", NULL, false, "Broker default of local.retention.ms: how long a tiered topic's segments stay on local disk once copied to S3; -2 = retention.ms.  minikora's default is one hour (Kafka's is -2), so local disk holds the recent hour and S3 the rest; it never exceeds retention.ms."},
+    {"log.local.retention.bytes", MK_CFG_LONG, B, "-2", NULL, false, "Broker default of local.retention.bytes: the local size a tiered partition may keep once its segments are in S3; -2 = retention.bytes."},
+    {"remote.log.manager.task.interval.ms", MK_CFG_LONG, B, "1000", NULL, true, "How often tiering looks for segments to copy, for local and remote segments to delete, and retries failed uploads and deletes (Kafka: 30000; minikora: 1000)."},
+    {"remote.fetch.max.wait.ms", MK_CFG_INT, B, "500", NULL, false, "How long a Fetch that needs data from S3 waits for it before it is answered with what there is (the S3 read goes on, and the client's next Fetch finds it cached)."},
+    {"minikora.s3.endpoint", MK_CFG_STRING, B, "", NULL, true, "An external S3 endpoint for tiered storage, http://host:port (MinIO, another minikora's bundled server, ...): tiering goes there instead of to the bundled server.  With it give minikora.s3.bucket, minikora.s3.access.key and minikora.s3.secret.key (the keys are never listed by DescribeConfigs).  Requests are signed with AWS signature V2 (libs3 2.0)."},
+    {"minikora.s3.bucket", MK_CFG_STRING, B, "", NULL, true, "Bucket of the external endpoint (it must exist); empty: the bundled server's bucket (--s3-bucket)."},
+    {"minikora.s3.region", MK_CFG_STRING, B, "us-east-1", NULL, true, "Region of the external endpoint, for the record: signature V2 does not sign it."},
+    {"minikora.s3.uri.style", MK_CFG_STRING, B, "path", NULL, true, "Addressing of the external endpoint: path (http://host/bucket/key) or virtual (http://bucket.host/key)."},
+    {"minikora.tier.chunk.bytes", MK_CFG_INT, B, "1048576", NULL, true, "Size of the chunks a remote segment is read in (ranged GETs, cached): each chunk is whole record batches, cut at the first batch at or past a multiple of this size."},
+    {"minikora.tier.cache.memory.bytes", MK_CFG_LONG, B, "67108864", NULL, true, "Memory tier: chunks of remote segments kept in memory (least recently used go first)."},
+    {"minikora.tier.cache.disk.bytes", MK_CFG_LONG, B, "1073741824", NULL, true, "Chunks of remote segments kept on local disk under DATA/tier-cache/ (emptied at start)."},
+    {"minikora.tier.segment.max.bytes", MK_CFG_INT, B, "1073741824", NULL, true, "Largest segment of a tiered topic (its segment.bytes is capped to it): a segment is uploaded in one PUT (libs3 2.0 has no multipart upload), and a failed upload is sent again whole."},
+    {"minikora.tier.request.timeout.ms", MK_CFG_INT, B, "30000", NULL, true, "An S3 request (PUT, GET, HEAD, DELETE) that takes longer is abandoned and counts as failed."},
     /* topic settings (name, broker synonym): every topic setting Apache Kafka defines */
     {"cleanup.policy", MK_CFG_LIST, T, "delete", "log.cleanup.policy", false, "delete, compact, or both (compact,delete)."},
     {"compression.type", MK_CFG_STRING, T, "producer", "compression.type", false, "Compression of stored batches: producer keeps the producer's."},
@@ -114,8 +127,8 @@ static const mk_cfg_def_t defs[] = {
     {"follower.replication.throttled.replicas", MK_CFG_LIST, T, "", NULL, false, "Replicas whose follower traffic is throttled: partition:broker pairs, or *."},
     {"index.interval.bytes", MK_CFG_INT, T, "4096", "log.index.interval.bytes", false, "Bytes between offset index entries."},
     {"leader.replication.throttled.replicas", MK_CFG_LIST, T, "", NULL, false, "Replicas whose leader traffic is throttled: partition:broker pairs, or *."},
-    {"local.retention.bytes", MK_CFG_LONG, T, "-2", "log.local.retention.bytes", false, "Local bytes kept of a tiered topic; -2: retention.bytes."},
-    {"local.retention.ms", MK_CFG_LONG, T, "-2", "log.local.retention.ms", false, "Local time kept of a tiered topic; -2: retention.ms."},
+    {"local.retention.bytes", MK_CFG_LONG, T, "-2", "log.local.retention.bytes", false, "Local size a tiered partition keeps once its segments are in S3 (-2: retention.bytes); never more than retention.bytes."},
+    {"local.retention.ms", MK_CFG_LONG, T, "-2", "log.local.retention.ms", false, "How long a tiered topic's segments stay on local disk once copied to S3 (-2: retention.ms); never more than retention.ms.  A segment is deleted locally only after its copy in S3 is verified."},
     {"max.compaction.lag.ms", MK_CFG_LONG, T, LMAX, "log.cleaner.max.compaction.lag.ms", false, "Most time a record may stay uncompacted."},
     {"max.message.bytes", MK_CFG_INT, T, "1048588", "message.max.bytes", false, "Largest record batch accepted."},
     {"message.downconversion.enable", MK_CFG_BOOL, T, "true", "log.message.downconversion.enable", false, "Whether old fetch versions get records converted down."},
@@ -130,7 +143,7 @@ static const mk_cfg_def_t defs[] = {
     {"preallocate", MK_CFG_BOOL, T, "false", "log.preallocate", false, "Preallocate segment files."},
     {"remote.log.copy.disable", MK_CFG_BOOL, T, "false", NULL, false, "Stop copying segments of a tiered topic to remote storage."},
     {"remote.log.delete.on.disable", MK_CFG_BOOL, T, "false", NULL, false, "Delete the remote data when remote storage is turned off."},
-    {"remote.storage.enable", MK_CFG_BOOL, T, "false", NULL, false, "Tier the topic's sealed segments to remote storage."},
+    {"remote.storage.enable", MK_CFG_BOOL, T, "true", NULL, false, "Tier this topic's sealed segments to S3 (KIP-405).  minikora's default is true (Kafka's is false); it takes effect while remote.log.storage.system.enable is true and an S3 target exists."},
     {"retention.bytes", MK_CFG_LONG, T, "-1", "log.retention.bytes", false, "Partition size past which old segments go."},
     {"retention.ms", MK_CFG_LONG, T, "604800000", "log.retention.ms", false, "Time data is kept; -1 keeps forever."},
     {"segment.bytes", MK_CFG_INT, T, "1073741824", "log.segment.bytes", false, "Segment size."},
@@ -219,6 +232,13 @@ static const struct {
     {"minikora.broker.quota.bytes.in.per.sec", 0, 9.3e18},
     {"minikora.broker.quota.bytes.out.per.sec", 0, 9.3e18},
     {"minikora.broker.quota.request.percentage", 0, 100000},
+    {"remote.fetch.max.wait.ms", 1, INT32_MAX},
+    {"minikora.tier.chunk.bytes", 1, INT32_MAX},
+    {"minikora.tier.segment.max.bytes", 1, INT32_MAX},
+    {"minikora.tier.request.timeout.ms", 1, INT32_MAX},
+    {"remote.log.manager.task.interval.ms", 1, 9.3e18},
+    {"minikora.tier.cache.memory.bytes", 0, 9.3e18},
+    {"minikora.tier.cache.disk.bytes", 0, 9.3e18},
     {"minikora.cost.cross.az.per.gb", 0, 1e300},   /* a price */
 };
 
@@ -295,6 +315,10 @@ bool mk_cluster_config_value_valid(const mk_cfg_def_t *d, const char *v)
     if (strcmp(d->name, "cleanup.policy") == 0 || strcmp(d->name, "log.cleanup.policy") == 0)
         return strcmp(v, "delete") == 0 || strcmp(v, "compact") == 0 || strcmp(v, "compact,delete") == 0 ||
                strcmp(v, "delete,compact") == 0;
+    if (strcmp(d->name, "minikora.s3.uri.style") == 0)
+        return strcmp(v, "path") == 0 || strcmp(v, "virtual") == 0;
+    if (strcmp(d->name, "minikora.s3.endpoint") == 0)
+        return !*v || strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0;
     if (strcmp(d->name, "replica.selector.class") == 0)
         return !*v || strcmp(v, "org.apache.kafka.common.replica.RackAwareReplicaSelector") == 0;
     if (strcmp(d->name, "compression.type") == 0)
@@ -342,9 +366,6 @@ static const struct {
     {"message.format.version", "no effect: the message format is always v2"},
     {"leader.replication.throttled.replicas", "no effect: replication is not throttled"},
     {"follower.replication.throttled.replicas", "no effect: replication is not throttled"},
-    {"local.retention.ms", "no effect until tiered storage exists"},
-    {"local.retention.bytes", "no effect until tiered storage exists"},
-    {"remote.storage.enable", "no effect until tiered storage exists"},
     {"remote.log.copy.disable", "no effect until tiered storage exists"},
     {"remote.log.delete.on.disable", "no effect until tiered storage exists"},
 };
@@ -459,10 +480,16 @@ size_t mk_cluster_cfg_tenant_quotas_id(const char *name, char *id, size_t id_len
     return tenant_setting_id(name, ".quotas", id, id_len);
 }
 
+bool mk_cluster_cfg_is_s3_credential(const char *name)
+{
+    return strcmp(name, "minikora.s3.access.key") == 0 || strcmp(name, "minikora.s3.secret.key") == 0;
+}
+
 int mk_cluster_config_set(mk_config_t *c, const char *name, const char *value, char *why, size_t why_len)
 {
     const mk_cfg_def_t *d = mk_cluster_cfg_def_find(name);
-    if (!d && (mk_cluster_cfg_tenant_keys_id(name, NULL, 0) || mk_cluster_cfg_tenant_quotas_id(name, NULL, 0))) {
+    if (!d && (mk_cluster_cfg_tenant_keys_id(name, NULL, 0) || mk_cluster_cfg_tenant_quotas_id(name, NULL, 0) ||
+               mk_cluster_cfg_is_s3_credential(name))) {
         char *v = mk_strdup(value), *old = mk_map_get(&c->values, name);
         if (!v || mk_map_put(&c->values, name, v) < 0) {
             mk_free(v);

@@ -1710,6 +1710,58 @@ void mk_log_stats(const mk_log_t *log, mk_log_stats_t *out)
     out->io_error = log->io_err;
 }
 
+/* ==================================================== segments (tiering) */
+
+size_t mk_log_segment_count(const mk_log_t *log) { return log->nsegs; }
+
+void mk_log_segment_info(const mk_log_t *log, size_t i, mk_log_segment_info_t *out)
+{
+    const mk_log_seg_t *seg = log->segs[i];
+    out->base_offset = seg->base_offset;
+    out->end_offset = seg->st.next_offset;
+    out->size_bytes = seg->st.size;
+    out->max_timestamp = seg_largest_ts(seg);
+    out->active = i + 1 == log->nsegs;
+}
+
+int mk_log_segment_dup_fds(mk_log_t *log, int64_t base, int fds[3])
+{
+    size_t i = log_find_seg(log, base);
+    const mk_log_seg_t *seg = log->segs[i];
+    if (seg->base_offset != base)
+        return MK_ERR_NOT_FOUND;
+    int src[3] = {seg->fd, seg->idx_fd, seg->tidx_fd};
+    for (int k = 0; k < 3; k++) {
+        fds[k] = src[k] >= 0 ? fcntl(src[k], F_DUPFD_CLOEXEC, 0) : -1;
+        if (fds[k] < 0) {
+            while (k-- > 0)
+                close(fds[k]);
+            return MK_ERR_IO;
+        }
+    }
+    return 0;
+}
+
+/* Tiered retention: whole sealed segments ending at or below offset. */
+int mk_log_retain_to(mk_log_t *log, int64_t offset, const char *why)
+{
+    size_t n = 0;
+    while (n + 1 < log->nsegs && log->segs[n]->st.next_offset <= offset)
+        n++;
+    if (n)
+        log_delete_front(log, n, why);
+    return (int)n;
+}
+
+size_t mk_log_epoch_entries(const mk_log_t *log, mk_log_epoch_entry_t *out, size_t cap)
+{
+    for (size_t i = 0; i < log->epochs.n && i < cap; i++) {
+        out[i].epoch = log->epochs.v[i].epoch;
+        out[i].start_offset = log->epochs.v[i].start_offset;
+    }
+    return log->epochs.n;
+}
+
 /* ================================================================== cursors */
 
 /* A cursor owns duplicated descriptors of the segments as they were when it

@@ -345,6 +345,47 @@ typedef void (*mk_log_segment_cb)(const mk_log_segment_event_t *ev, void *arg);
  * on the log's thread after the change, and must not call back into log. */
 void mk_log_set_segment_cb(mk_log_t *log, mk_log_segment_cb cb, void *arg);
 
+/* ======================================================= segments (tiering) */
+
+/* What tiered storage (tier/) needs to see of a log's segments: which are
+ * sealed and what they hold, their files (to upload them off the loop), and
+ * a way to delete local segments by offset once their remote copy is
+ * verified, since a tiered log's own retention is off (tier/ applies
+ * local.retention.* and retention.* itself). */
+typedef struct mk_log_segment_info_s {
+    int64_t base_offset;
+    int64_t end_offset;       /* offset after its last batch (base when empty) */
+    uint64_t size_bytes;
+    int64_t max_timestamp;    /* largest batch maxTimestamp; the file's mtime when none */
+    bool active;              /* the last segment, still appended to */
+} mk_log_segment_info_t;
+
+/* Number of segments (>= 1), and segment i's info, 0 = oldest.  O(1). */
+size_t mk_log_segment_count(const mk_log_t *log);
+void mk_log_segment_info(const mk_log_t *log, size_t i, mk_log_segment_info_t *out);
+
+/* Duplicated descriptors of the .log, .index and .timeindex files of the
+ * segment whose base offset is base, for reading on a worker thread while
+ * the loop goes on (the caller closes them, on any thread; a retention that
+ * unlinks the files meanwhile leaves them readable).  0, MK_ERR_NOT_FOUND,
+ * MK_ERR_IO. */
+int mk_log_segment_dup_fds(mk_log_t *log, int64_t base, int fds[3]);
+
+/* Deletes the whole segments (never the active one) whose end offset is at
+ * or below offset, oldest first, with why in the log line; the start offset
+ * moves to the first segment left if it was below.  Returns how many. */
+int mk_log_retain_to(mk_log_t *log, int64_t offset, const char *why);
+
+/* One entry of the leader-epoch cache (below). */
+typedef struct mk_log_epoch_entry_s {
+    int32_t epoch;
+    int64_t start_offset;
+} mk_log_epoch_entry_t;
+
+/* Copies up to cap entries of the leader-epoch cache, oldest first, into
+ * out; returns how many the cache holds (may be more than cap). */
+size_t mk_log_epoch_entries(const mk_log_t *log, mk_log_epoch_entry_t *out, size_t cap);
+
 /* ==================================================================== cursors */
 
 /* A read of the log's batches, in order, as they were when the scan was

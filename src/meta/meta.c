@@ -35,8 +35,9 @@
  * process crash; an OS crash may lose the last commits but never corrupts),
  * foreign_keys=ON (configs and assignments go with their topic).
  *
- * Schema v3 (all tables but audit WITHOUT ROWID, keyed as shown); v2 is
- * the same without audit, v1 without group_offsets either:
+ * Schema v4 (all tables but audit WITHOUT ROWID, keyed as shown); v3 is
+ * the same without remote_segments, v2 without audit either, v1 without
+ * group_offsets either:
  *
  *   kv(key TEXT PK, value TEXT)
  *   topics(name TEXT PK, topic_id BLOB[16] UNIQUE, partition_count INT,
@@ -58,6 +59,14 @@
  *         partition_index, broker): the durability audit's events
  *         (mk_meta_audit_t says what each kind fills in).  Append-only
  *         but for MK_META_AUDIT_PRUNE.
+ *   remote_segments(topic_id BLOB[16], partition_index INT, segment_id TEXT,
+ *                   topic TEXT, start_offset INT, end_offset INT,
+ *                   max_timestamp INT, size_bytes INT, state INT 0..3,
+ *                   broker INT, leader_epoch INT, crc32c INT, sha256 TEXT,
+ *                   epochs BLOB, chunks BLOB, aborted BLOB, event_ms INT;
+ *                   PK(topic_id, partition_index, segment_id))   (v4)
+ *   The blobs are tier/'s (layouts in src/tier/tier_int.h); the store
+ *   bounds their size only.
  *
  *   group_offsets.topic deliberately has no foreign key to topics: offsets
  *   are kept by name, commits and topic writes travel as separate async
@@ -159,6 +168,28 @@ static const char *const meta_migrations[] = {
     "  detail          TEXT NOT NULL"
     ");"
     "CREATE INDEX audit_by_key ON audit(kind, topic_id, partition_index, broker);",
+
+    /* v3 -> v4: tiered storage's remote log metadata. */
+    "CREATE TABLE remote_segments("
+    "  topic_id        BLOB NOT NULL CHECK(length(topic_id) = 16),"
+    "  partition_index INTEGER NOT NULL CHECK(partition_index >= 0),"
+    "  segment_id      TEXT NOT NULL,"
+    "  topic           TEXT NOT NULL,"
+    "  start_offset    INTEGER NOT NULL CHECK(start_offset >= 0),"
+    "  end_offset      INTEGER NOT NULL CHECK(end_offset >= start_offset),"
+    "  max_timestamp   INTEGER NOT NULL,"
+    "  size_bytes      INTEGER NOT NULL CHECK(size_bytes >= 0),"
+    "  state           INTEGER NOT NULL CHECK(state BETWEEN 0 AND 3),"
+    "  broker          INTEGER NOT NULL,"
+    "  leader_epoch    INTEGER NOT NULL,"
+    "  crc32c          INTEGER NOT NULL,"
+    "  sha256          TEXT NOT NULL,"
+    "  epochs          BLOB NOT NULL,"
+    "  chunks          BLOB NOT NULL,"
+    "  aborted         BLOB NOT NULL,"
+    "  event_ms        INTEGER NOT NULL,"
+    "  PRIMARY KEY(topic_id, partition_index, segment_id)"
+    ") WITHOUT ROWID;",
 };
 
 _Static_assert(MK_ARRAY_LEN(meta_migrations) == MK_META_SCHEMA_VERSION,
@@ -234,7 +265,29 @@ _Static_assert(MK_ARRAY_LEN(meta_migrations) == MK_META_SCHEMA_VERSION,
     X(ST_AUDIT_PRUNE, "DELETE FROM audit WHERE seq <= (SELECT max(seq) FROM audit)"    \
                       " - ?1 AND seq NOT IN (SELECT max(seq) FROM audit WHERE kind IN" \
                       " ('log_start', 'retention')"                                    \
-                      " GROUP BY kind, topic_id, partition_index, broker)")
+                      " GROUP BY kind, topic_id, partition_index, broker)")           \
+    X(ST_RSEG_SET, "INSERT INTO remote_segments(topic_id, partition_index, segment_id," \
+                   " topic, start_offset, end_offset, max_timestamp, size_bytes, state," \
+                   " broker, leader_epoch, crc32c, sha256, epochs, chunks, aborted,"   \
+                   " event_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"   \
+                   " ?12, ?13, ?14, ?15, ?16, ?17)"                                     \
+                   " ON CONFLICT(topic_id, partition_index, segment_id) DO UPDATE SET"  \
+                   " topic = excluded.topic, start_offset = excluded.start_offset,"    \
+                   " end_offset = excluded.end_offset,"                                \
+                   " max_timestamp = excluded.max_timestamp,"                          \
+                   " size_bytes = excluded.size_bytes, state = excluded.state,"        \
+                   " broker = excluded.broker, leader_epoch = excluded.leader_epoch,"  \
+                   " crc32c = excluded.crc32c, sha256 = excluded.sha256,"              \
+                   " epochs = excluded.epochs, chunks = excluded.chunks,"              \
+                   " aborted = excluded.aborted, event_ms = excluded.event_ms")        \
+    X(ST_RSEG_STATE, "UPDATE remote_segments SET state = ?4, event_ms = ?5"             \
+                     " WHERE topic_id = ?1 AND partition_index = ?2 AND segment_id = ?3") \
+    X(ST_RSEG_DEL, "DELETE FROM remote_segments WHERE topic_id = ?1"                    \
+                   " AND partition_index = ?2 AND segment_id = ?3")                     \
+    X(ST_RSEG_LIST, "SELECT topic_id, partition_index, segment_id, topic, start_offset," \
+                    " end_offset, max_timestamp, size_bytes, state, broker, leader_epoch," \
+                    " crc32c, sha256, epochs, chunks, aborted, event_ms"                \
+                    " FROM remote_segments ORDER BY topic_id, partition_index, start_offset")
 
 enum {
 #define META_ST_ENUM(name, sql) name,
@@ -1591,6 +1644,211 @@ int mk_meta_audit_foreach(mk_meta_t *m, int64_t after_seq, const char *kind, mk_
     return err;
 }
 
+/* ========================================================== remote segments */
+
+static bool meta_rseg_key_ok(const mk_meta_remote_segment_t *r)
+{
+    return r && r->partition >= 0 && r->partition < MK_META_MAX_PARTITIONS && r->segment_id &&
+           *r->segment_id && strnlen(r->segment_id, MK_META_MAX_RSEG_ID + 1) <= MK_META_MAX_RSEG_ID;
+}
+
+static bool meta_rseg_blob_ok(const uint8_t *p, int32_t n)
+{
+    return n >= 0 && n <= MK_META_MAX_RSEG_BLOB && (n == 0 || p);
+}
+
+static bool meta_rseg_put_ok(const mk_meta_op_t *op)
+{
+    const mk_meta_remote_segment_t *r = op->rs;
+    return meta_rseg_key_ok(r) && meta_name_ok(r->topic) && r->start_offset >= 0 &&
+           r->end_offset >= r->start_offset && r->size_bytes >= 0 && r->state >= MK_META_RSEG_COPY_STARTED &&
+           r->state <= MK_META_RSEG_DELETE_FINISHED && r->sha256 && strlen(r->sha256) <= 64 &&
+           meta_rseg_blob_ok(r->epochs, r->epochs_len) && meta_rseg_blob_ok(r->chunks, r->chunks_len) &&
+           meta_rseg_blob_ok(r->aborted, r->aborted_len);
+}
+
+static bool meta_rseg_state_ok(const mk_meta_op_t *op)
+{
+    return meta_rseg_key_ok(op->rs) && op->rs->state >= MK_META_RSEG_COPY_STARTED &&
+           op->rs->state <= MK_META_RSEG_DELETE_FINISHED;
+}
+
+static bool meta_rseg_delete_ok(const mk_meta_op_t *op) { return meta_rseg_key_ok(op->rs); }
+
+/* Binds the key (?1 topic id, ?2 partition, ?3 segment id). */
+static int meta_rseg_bind_key(sqlite3_stmt *s, const mk_meta_remote_segment_t *r)
+{
+    int rc = bind_blob(s, 1, r->topic_id, 16, SQLITE_OK);
+    rc = bind_int(s, 2, r->partition, rc);
+    return bind_text(s, 3, r->segment_id, rc);
+}
+
+static int meta_rseg_put_locked(mk_meta_t *m, const mk_meta_op_t *op)
+{
+    const mk_meta_remote_segment_t *r = op->rs;
+    static const uint8_t none[1];
+    sqlite3_stmt *s = m->st[ST_RSEG_SET];
+    int rc = meta_rseg_bind_key(s, r);
+    rc = bind_text(s, 4, r->topic, rc);
+    rc = bind_int(s, 5, r->start_offset, rc);
+    rc = bind_int(s, 6, r->end_offset, rc);
+    rc = bind_int(s, 7, r->max_timestamp, rc);
+    rc = bind_int(s, 8, r->size_bytes, rc);
+    rc = bind_int(s, 9, r->state, rc);
+    rc = bind_int(s, 10, r->broker, rc);
+    rc = bind_int(s, 11, r->leader_epoch, rc);
+    rc = bind_int(s, 12, r->crc32c, rc);
+    rc = bind_text(s, 13, r->sha256, rc);
+    rc = bind_blob(s, 14, r->epochs_len ? r->epochs : none, r->epochs_len, rc);
+    rc = bind_blob(s, 15, r->chunks_len ? r->chunks : none, r->chunks_len, rc);
+    rc = bind_blob(s, 16, r->aborted_len ? r->aborted : none, r->aborted_len, rc);
+    rc = bind_int(s, 17, r->event_ms, rc);
+    return meta_run(m, s, rc, "remote segment put");
+}
+
+static int meta_rseg_state_locked(mk_meta_t *m, const mk_meta_op_t *op)
+{
+    sqlite3_stmt *s = m->st[ST_RSEG_STATE];
+    int rc = meta_rseg_bind_key(s, op->rs);
+    rc = bind_int(s, 4, op->rs->state, rc);
+    rc = bind_int(s, 5, op->rs->event_ms, rc);
+    int n = meta_run_count(m, s, rc, "remote segment state");
+    return n < 0 ? n : n == 0 ? MK_ERR_NOT_FOUND : 0;
+}
+
+static int meta_rseg_delete_locked(mk_meta_t *m, const mk_meta_op_t *op)
+{
+    sqlite3_stmt *s = m->st[ST_RSEG_DEL];
+    int n = meta_run_count(m, s, meta_rseg_bind_key(s, op->rs), "remote segment delete");
+    return n < 0 ? n : 0;
+}
+
+/* Deep copy of op->rs for a submitted write. */
+static void meta_rseg_copy(mk_arena_t *a, mk_meta_op_t *c, const mk_meta_op_t *op, bool *oom)
+{
+    mk_meta_remote_segment_t *r = mk_arena_alloc(a, sizeof(*r));
+    if (!r) {
+        *oom = true;
+        return;
+    }
+    *r = *op->rs;
+    r->segment_id = meta_arena_str(a, op->rs->segment_id, oom);
+    r->topic = meta_arena_str(a, op->rs->topic, oom);
+    r->sha256 = meta_arena_str(a, op->rs->sha256, oom);
+    const uint8_t **blobs[] = {&r->epochs, &r->chunks, &r->aborted};
+    const int32_t lens[] = {r->epochs_len, r->chunks_len, r->aborted_len};
+    for (int i = 0; i < 3 && !*oom; i++) {
+        if (!*blobs[i] || lens[i] <= 0) {
+            *blobs[i] = NULL;
+            continue;
+        }
+        uint8_t *d = mk_arena_alloc(a, (size_t)lens[i]);
+        if (!d) {
+            *oom = true;
+            break;
+        }
+        memcpy(d, *blobs[i], (size_t)lens[i]);
+        *blobs[i] = d;
+    }
+    c->rs = r;
+}
+
+static int meta_rseg_corrupt(mk_meta_t *m, const char *what)
+{
+    mk_error("meta: %s: corrupt store: remote segment: %s", m->path, what);
+    return MK_ERR_CORRUPT;
+}
+
+int mk_meta_remote_segments_foreach(mk_meta_t *m, mk_meta_remote_segment_cb cb, void *arg)
+{
+    if (!cb)
+        return MK_ERR_INVALID;
+    uv_mutex_lock(&m->lock);
+    if (m->schema < 4) { /* a store older than tiering (read-only open): no rows */
+        uv_mutex_unlock(&m->lock);
+        return 0;
+    }
+    sqlite3_stmt *s = m->st[ST_RSEG_LIST];
+    int err = 0;
+    for (;;) {
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW) {
+            err = meta_err(m, rc, "remote segments list");
+            break;
+        }
+        enum { C_TID, C_PART, C_SID, C_TOPIC, C_START, C_END, C_MAXTS, C_SIZE, C_STATE, C_BROKER, C_EPOCH,
+               C_CRC, C_SHA, C_EPOCHS, C_CHUNKS, C_ABORTED, C_EVENT, C__N };
+        int type[C__N];
+        for (int c = 0; c < C__N; c++)
+            type[c] = sqlite3_column_type(s, c);
+        mk_meta_remote_segment_t r;
+        memset(&r, 0, sizeof(r));
+        const void *tid = sqlite3_column_blob(s, C_TID);
+        if (type[C_TID] != SQLITE_BLOB || sqlite3_column_bytes(s, C_TID) != 16 || !tid) {
+            err = meta_rseg_corrupt(m, "topic id is not 16 bytes");
+            break;
+        }
+        memcpy(r.topic_id, tid, 16);
+        const char *why = meta_column_name(s, C_SID, type[C_SID], &r.segment_id);
+        if (!why)
+            why = meta_column_name(s, C_TOPIC, type[C_TOPIC], &r.topic);
+        if (!why && (type[C_SHA] != SQLITE_TEXT || type[C_EPOCHS] != SQLITE_BLOB || type[C_CHUNKS] != SQLITE_BLOB ||
+                     type[C_ABORTED] != SQLITE_BLOB))
+            why = "a text or blob column has another type";
+        static const int ints[] = {C_PART, C_START, C_END, C_MAXTS, C_SIZE, C_STATE, C_BROKER, C_EPOCH, C_CRC, C_EVENT};
+        for (size_t i = 0; !why && i < MK_ARRAY_LEN(ints); i++)
+            if (type[ints[i]] != SQLITE_INTEGER)
+                why = "number is not an integer";
+        if (why) {
+            err = meta_rseg_corrupt(m, why);
+            break;
+        }
+        if (!r.segment_id || !r.topic) {
+            err = MK_ERR_NOMEM;
+            break;
+        }
+        int64_t part = sqlite3_column_int64(s, C_PART), state = sqlite3_column_int64(s, C_STATE);
+        r.start_offset = sqlite3_column_int64(s, C_START);
+        r.end_offset = sqlite3_column_int64(s, C_END);
+        r.max_timestamp = sqlite3_column_int64(s, C_MAXTS);
+        r.size_bytes = sqlite3_column_int64(s, C_SIZE);
+        int64_t broker = sqlite3_column_int64(s, C_BROKER), epoch = sqlite3_column_int64(s, C_EPOCH);
+        int64_t crc = sqlite3_column_int64(s, C_CRC);
+        r.event_ms = sqlite3_column_int64(s, C_EVENT);
+        r.sha256 = (const char *)sqlite3_column_text(s, C_SHA);
+        const uint8_t **blobs[] = {&r.epochs, &r.chunks, &r.aborted};
+        int32_t *lens[] = {&r.epochs_len, &r.chunks_len, &r.aborted_len};
+        for (int i = 0; i < 3; i++) {
+            *blobs[i] = sqlite3_column_blob(s, C_EPOCHS + i);
+            int n = sqlite3_column_bytes(s, C_EPOCHS + i);
+            if (n > MK_META_MAX_RSEG_BLOB)
+                why = "blob too large";
+            *lens[i] = n;
+        }
+        if (!why && (part < 0 || part >= MK_META_MAX_PARTITIONS || state < 0 || state > 3 || r.start_offset < 0 ||
+                     r.end_offset < r.start_offset || r.size_bytes < 0 || broker < INT32_MIN || broker > INT32_MAX ||
+                     epoch < INT32_MIN || epoch > INT32_MAX || crc < 0 || crc > UINT32_MAX || !r.sha256 ||
+                     strlen(r.sha256) > 64))
+            why = "value out of range";
+        if (why) {
+            err = meta_rseg_corrupt(m, why);
+            break;
+        }
+        r.partition = (int32_t)part;
+        r.state = (int32_t)state;
+        r.broker = (int32_t)broker;
+        r.leader_epoch = (int32_t)epoch;
+        r.crc32c = (uint32_t)crc;
+        if ((err = cb(&r, arg)) != 0)
+            break;
+    }
+    meta_reset(s);
+    uv_mutex_unlock(&m->lock);
+    return err;
+}
+
 /* =============================================================== operations */
 
 /* String arguments of an operation (meta_op_def_t.strings). */
@@ -1626,6 +1884,9 @@ static const meta_op_def_t meta_ops[MK_META_OP__COUNT] = {
     [MK_META_OFFSETS_EXPIRE] = {meta_expire_ok, ARG_GROUP, NULL, meta_offsets_expire_locked},
     [MK_META_AUDIT_APPEND] = {meta_audit_append_ok, 0, meta_audit_append_copy, meta_audit_append_locked},
     [MK_META_AUDIT_PRUNE] = {meta_audit_prune_ok, 0, NULL, meta_audit_prune_locked},
+    [MK_META_REMOTE_SEGMENT_PUT] = {meta_rseg_put_ok, 0, meta_rseg_copy, meta_rseg_put_locked},
+    [MK_META_REMOTE_SEGMENT_STATE] = {meta_rseg_state_ok, 0, meta_rseg_copy, meta_rseg_state_locked},
+    [MK_META_REMOTE_SEGMENT_DELETE] = {meta_rseg_delete_ok, 0, meta_rseg_copy, meta_rseg_delete_locked},
 };
 
 /* The row of op, or NULL when op is not a valid write. */

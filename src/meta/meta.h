@@ -5,8 +5,9 @@
  * What it keeps, in one SQLite file (WAL mode, synchronous=NORMAL, foreign
  * keys on): cluster-wide key/values (cluster.id, ...), topics with their
  * configs and partition assignments (schema v1), and consumer-group committed
- * offsets (v2), and the durability audit's events (v3).  Later versions add
- * more (see the migration table in meta.c).
+ * offsets (v2), the durability audit's events (v3), and tiered storage's
+ * remote log metadata (v4).  Later versions add more (see the migration
+ * table in meta.c).
  *
  * The store is persistence only: the cluster and group modules keep the live
  * state in memory, load it once at startup with mk_meta_topic_foreach() and
@@ -40,7 +41,7 @@
 #include "base/base.h"
 
 /* Schema version this build writes (PRAGMA user_version). */
-#define MK_META_SCHEMA_VERSION 3
+#define MK_META_SCHEMA_VERSION 4
 /* Limits on what we store; also enforced when reading back. */
 #define MK_META_MAX_PARTITIONS 1000000
 #define MK_META_MAX_REPLICAS 256
@@ -229,6 +230,55 @@ typedef int (*mk_meta_audit_cb)(const mk_meta_audit_t *a, void *arg);
  * range, logged), MK_ERR_NOMEM, MK_ERR_DB.  Blocking: startup and tools. */
 int mk_meta_audit_foreach(mk_meta_t *m, int64_t after_seq, const char *kind, mk_meta_audit_cb cb, void *arg);
 
+/* ====================================================== remote segments */
+
+/* Tiered storage's remote log metadata (KIP-405's RemoteLogSegmentMetadata):
+ * one row per segment copied (or being copied, or being deleted) to S3,
+ * keyed by (topic_id, partition, segment_id).  Kept by topic id, not name, so
+ * a topic deleted and made again under its name never meets the old rows;
+ * no foreign key: tier/ deletes a gone topic's objects first, then the rows.
+ * The blobs are tier/'s (it encodes and checks them); the store only bounds
+ * their size. */
+enum {
+    MK_META_RSEG_COPY_STARTED = 0,
+    MK_META_RSEG_COPY_FINISHED = 1,
+    MK_META_RSEG_DELETE_STARTED = 2,
+    MK_META_RSEG_DELETE_FINISHED = 3,
+};
+#define MK_META_MAX_RSEG_BLOB (4 << 20)   /* bytes of each blob column */
+#define MK_META_MAX_RSEG_ID 64
+
+typedef struct mk_meta_remote_segment_s {
+    uint8_t topic_id[16];
+    int32_t partition;             /* 0..MK_META_MAX_PARTITIONS-1 */
+    const char *segment_id;        /* 1..MK_META_MAX_RSEG_ID bytes */
+    const char *topic;             /* the topic's name at upload (object keys) */
+    int64_t start_offset;          /* first offset, >= 0 */
+    int64_t end_offset;            /* last offset (inclusive, as Kafka's), >= start */
+    int64_t max_timestamp;         /* largest batch maxTimestamp, -1 none */
+    int64_t size_bytes;            /* the segment's .log bytes */
+    int32_t state;                 /* MK_META_RSEG_* */
+    int32_t broker;                /* the leader that copied it */
+    int32_t leader_epoch;          /* its epoch then */
+    uint32_t crc32c;               /* of the .log object */
+    const char *sha256;            /* hex, of the .log object ("" until known) */
+    const uint8_t *epochs;         /* the leader-epoch map (tier/'s encoding) */
+    int32_t epochs_len;
+    const uint8_t *chunks;         /* the read index: chunk cuts (tier/'s encoding) */
+    int32_t chunks_len;
+    const uint8_t *aborted;        /* aborted transactions ending in it (tier/'s) */
+    int32_t aborted_len;
+    int64_t event_ms;              /* when the state last changed */
+} mk_meta_remote_segment_t;
+
+/* Called once per row, ordered by topic_id, partition, start_offset; r
+ * and its pointers valid during the call only; the callback must not call
+ * into the store.  A nonzero return stops the walk and is returned. */
+typedef int (*mk_meta_remote_segment_cb)(const mk_meta_remote_segment_t *r, void *arg);
+/* Walks every row.  0, the callback's value, MK_ERR_CORRUPT (a value out
+ * of range, logged), MK_ERR_NOMEM, MK_ERR_DB.  Blocking; startup only. */
+int mk_meta_remote_segments_foreach(mk_meta_t *m, mk_meta_remote_segment_cb cb, void *arg);
+
 /* ================================================================== writes */
 
 /* Kinds of write, with the fields of mk_meta_op_t each one reads.  Every
@@ -280,6 +330,14 @@ typedef enum mk_meta_op_kind_e {
      * newest "retention" row of each topic, which the audit needs.
      * Returns the number of rows removed. */
     MK_META_AUDIT_PRUNE,
+    /* rs.  Inserts or replaces a remote segment's row (every field). */
+    MK_META_REMOTE_SEGMENT_PUT,
+    /* rs (its key, state, event_ms).  Sets a row's state; MK_ERR_NOT_FOUND
+     * when there is no such row. */
+    MK_META_REMOTE_SEGMENT_STATE,
+    /* rs (its key).  Deletes a row (DELETE_FINISHED: nothing is left of it);
+     * an absent row is fine. */
+    MK_META_REMOTE_SEGMENT_DELETE,
     MK_META_OP__COUNT
 } mk_meta_op_kind_t;
 
@@ -299,6 +357,7 @@ typedef struct mk_meta_op_s {
     int n;
     int64_t now_ms, retention_ms;     /* OFFSETS_EXPIRE */
     const mk_meta_audit_t *audit;     /* AUDIT_APPEND: n rows */
+    const mk_meta_remote_segment_t *rs; /* REMOTE_SEGMENT_* */
 } mk_meta_op_t;
 
 /* Runs op now, under the connection lock, and returns its status (see the

@@ -84,6 +84,8 @@ struct mk_repl_s {
     move_t *moves;              /* owned, unordered: reassignments in flight */
     size_t nmoves, moves_cap;
     uint64_t moves_done;
+    mk_repl_rebuild_cb rebuild_cb;  /* a follower below the leader's log start (tier/), or NULL */
+    void *rebuild_arg;
 };
 
 static void run_rounds(mk_repl_t *r);
@@ -117,6 +119,12 @@ void mk_repl_set_xaz_cb(mk_repl_t *r, mk_repl_xaz_cb cb, void *ud)
 {
     r->xaz_cb = cb;
     r->xaz_cb_ud = cb ? ud : NULL;
+}
+
+void mk_repl_set_rebuild_cb(mk_repl_t *r, mk_repl_rebuild_cb cb, void *arg)
+{
+    r->rebuild_cb = cb;
+    r->rebuild_arg = cb ? arg : NULL;
 }
 
 void mk_repl_account_read(mk_repl_t *r, int32_t broker, const char *client_az, uint64_t bytes)
@@ -287,10 +295,15 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
              * DeleteRecords, or a new replica of an old log): as Kafka's
              * follower does on OFFSET_OUT_OF_RANGE, restart at its start. */
             int64_t start = mk_log_start_offset(p->log);
-            mk_info("partition %s-%d: replica on broker %d is below the leader's log start %lld: restarting there",
-                    p->topic->name, p->index, f->broker, (long long)start);
-            if (mk_log_truncate_fully(f->log, start) < 0)
-                break;
+            if (r->rebuild_cb) {
+                if (r->rebuild_cb(r->rebuild_arg, p, f->broker, f->log, start) < 0)
+                    break;
+            } else {
+                mk_info("partition %s-%d: replica on broker %d is below the leader's log start %lld: restarting "
+                        "there", p->topic->name, p->index, f->broker, (long long)start);
+                if (mk_log_truncate_fully(f->log, start) < 0)
+                    break;
+            }
             leo_f = mk_log_end_offset(f->log);
             continue;
         }

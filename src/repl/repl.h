@@ -120,6 +120,17 @@ typedef void (*mk_repl_xaz_cb)(const mk_topic_t *t, uint64_t bytes, void *ud);
 /* Register the one observer (cb NULL removes it). */
 void mk_repl_set_xaz_cb(mk_repl_t *r, mk_repl_xaz_cb cb, void *ud);
 
+/* Rebuilding a follower that is below the leader's log start: by default
+ * its log is emptied and restarted there (mk_log_truncate_fully), as Kafka's
+ * follower does on OFFSET_OUT_OF_RANGE.  With tiered storage the leader's
+ * log start is its local one and the rest is in S3: the one rebuild hook
+ * (tier/, through broker/) restarts the follower there consistently with
+ * the remote state (KIP-405's OFFSET_MOVED_TO_TIERED_STORAGE path).  cb
+ * returns 0 or an error (the round stops); NULL restores the default. */
+typedef int (*mk_repl_rebuild_cb)(void *arg, mk_partition_t *p, int32_t broker, mk_log_t *log,
+                                  int64_t leader_log_start);
+void mk_repl_set_rebuild_cb(mk_repl_t *r, mk_repl_rebuild_cb cb, void *arg);
+
 /* Account bytes read by a client in AZ client_az from broker (fetch). */
 void mk_repl_account_read(mk_repl_t *r, int32_t broker, const char *client_az, uint64_t bytes);
 /* Total cross-AZ bytes (replication + client reads) of the cluster. */

@@ -63,6 +63,8 @@ struct mk_s3_http_s {
     uint64_t seq;             /* request ids */
     uint64_t id_salt;
     http_parser_settings settings;
+    mk_s3_fault_state_t *fault;   /* the fault switch (s3d.c), or NULL */
+    uv_timer_t *delay_timer;  /* owned: wakes connections held by a SLOW fault */
     char rbuf[READ_CHUNK];    /* shared: parsed inside the read callback */
 };
 
@@ -88,6 +90,7 @@ struct conn_s {
     size_t out_pending;
     int writes;
     uint64_t last_active_ms;
+    uint64_t delay_due_ms;    /* SLOW fault: held until then (monotonic), 0 = not held */
 };
 
 typedef struct write_req_s {
@@ -160,6 +163,8 @@ static const char *reason(int status)
 
 static void conn_close(conn_t *c);
 static void conn_update_reading(conn_t *c);
+static int headers_begin(conn_t *c);
+static void delay_cb(uv_timer_t *t);
 static void conn_parse(conn_t *c, const char *data, size_t n);
 static void stream_more(conn_t *c);
 
@@ -561,6 +566,42 @@ static int on_headers_complete(http_parser *p)
     req->now_ms = mk_now_ms();
     c->keep_alive = http_should_keep_alive(p) && !p->upgrade;
 
+    /* The fault switch (s3d.h), before the handler sees the request. */
+    uint64_t fw = s->fault ? atomic_load(&s->fault->word) : 0;
+    int ftype = (int)(fw & 0xff);
+    if (ftype == MK_S3D_FAULT_DOWN) {
+        atomic_fetch_add(&s->fault->injected, 1);
+        conn_close(c);
+        return -1;
+    }
+    if (ftype == MK_S3D_FAULT_ERROR) {
+        int pct = (int)((fw >> 8) & 0xff);
+        if (pct == 0 || (int)(s->seq % 100) < pct) {
+            atomic_fetch_add(&s->fault->injected, 1);
+            return stop_with(c, ((fw >> 16) & 0xffff) == 503 ? MK_S3E_SLOW_DOWN : MK_S3E_INTERNAL);
+        }
+    }
+    if (ftype == MK_S3D_FAULT_SLOW) {
+        /* Held: the parser pauses here and the delay timer calls begin. */
+        atomic_fetch_add(&s->fault->injected, 1);
+        c->delay_due_ms = mk_mono_ms() + (fw >> 32);
+        c->paused = true;
+        http_parser_pause(p, 1);
+        uint64_t due = uv_timer_get_due_in(s->delay_timer);
+        if (!uv_is_active((uv_handle_t *)s->delay_timer) || due > (fw >> 32))
+            uv_timer_start(s->delay_timer, delay_cb, fw >> 32, 0);
+        return 0;
+    }
+    return headers_begin(c);
+}
+
+/* The second half of the headers: the handler's begin and its answer or
+ * the body that follows (also run by delay_cb for a request a SLOW fault
+ * held).  0 to parse on, -1 to stop. */
+static int headers_begin(conn_t *c)
+{
+    mk_s3_req_t *req = c->req;
+    mk_s3_http_t *s = c->s;
     mk_s3_resp_t r;
     mk_s3_resp_init(&r);
     c->begun = true;
@@ -763,11 +804,48 @@ static void conn_update_reading(conn_t *c)
     }
 }
 
+/* SLOW fault: the held requests whose time has come go on (begin, then
+ * the parser resumes with the bytes it kept); the timer is set again for
+ * the next one. */
+static void delay_cb(uv_timer_t *t)
+{
+    mk_s3_http_t *s = t->data;
+    uint64_t now = mk_mono_ms(), next = 0;
+    conn_t *c = s->conns;
+    while (c) {
+        conn_t *nx = c->next;
+        if (c->delay_due_ms && !c->closing) {
+            if (c->delay_due_ms <= now) {
+                c->delay_due_ms = 0;
+                if (c->req && headers_begin(c) < 0 && !c->closing)
+                    c->stop_parsing = true;
+                conn_resume(c);
+            } else if (!next || c->delay_due_ms - now < next) {
+                next = c->delay_due_ms - now;
+            }
+        }
+        c = nx;
+    }
+    if (next)
+        uv_timer_start(s->delay_timer, delay_cb, next, 0);
+}
+
 static void accept_cb(uv_stream_t *ls, int status)
 {
     mk_s3_http_t *s = ls->data;
     if (status < 0)
         return;
+    if (s->fault && (atomic_load(&s->fault->word) & 0xff) == MK_S3D_FAULT_DOWN) {
+        /* looks stopped: accepted and closed at once */
+        uv_tcp_t *t = mk_malloc(sizeof(*t));
+        if (t) {
+            uv_tcp_init(s->loop, t);
+            if (uv_accept(ls, (uv_stream_t *)t) == 0)
+                atomic_fetch_add(&s->fault->injected, 1);
+            uv_close((uv_handle_t *)t, (uv_close_cb)mk_free);
+        }
+        return;
+    }
     conn_t *c = mk_calloc(1, sizeof(*c));
     if (!c)
         return;
@@ -820,8 +898,16 @@ int mk_s3_http_open(uv_loop_t *loop, const char *host, int port, const mk_s3_han
     s->settings.on_body = on_body;
     s->settings.on_message_complete = on_message_complete;
     s->tcp.data = s;
+    s->delay_timer = mk_malloc(sizeof(uv_timer_t));
+    if (!s->delay_timer) {
+        mk_free(s);
+        return MK_ERR_NOMEM;
+    }
+    uv_timer_init(loop, s->delay_timer);
+    s->delay_timer->data = s;
     int rc = mk_net_tcp_listen(loop, &s->tcp, host, port, 128, accept_cb, &s->port);
     if (rc < 0) {
+        uv_close((uv_handle_t *)s->delay_timer, (uv_close_cb)mk_free);
         uv_close((uv_handle_t *)&s->tcp, (uv_close_cb)mk_free);
         return rc;
     }
@@ -830,6 +916,8 @@ int mk_s3_http_open(uv_loop_t *loop, const char *host, int port, const mk_s3_han
 }
 
 int mk_s3_http_port(const mk_s3_http_t *s) { return s->port; }
+
+void mk_s3_http_set_fault(mk_s3_http_t *s, mk_s3_fault_state_t *f) { s->fault = f; }
 
 void mk_s3_http_sweep(mk_s3_http_t *s, uint64_t now_ms)
 {
@@ -846,5 +934,6 @@ void mk_s3_http_close(mk_s3_http_t *s)
 {
     while (s->conns)
         conn_close(s->conns);
+    uv_close((uv_handle_t *)s->delay_timer, (uv_close_cb)mk_free);
     uv_close((uv_handle_t *)&s->tcp, (uv_close_cb)mk_free);
 }

@@ -40,6 +40,7 @@ struct mk_s3d_s {
     mk_s3_store_t *store;
     mk_s3_store_counts_t counts;
     mk_s3_counters_t ctr;
+    mk_s3_fault_state_t fault;
     int port;
     char url[300];
     char access_key[129];
@@ -260,6 +261,7 @@ int mk_s3d_open(const mk_s3d_opts_t *o, mk_s3d_t **out, char *why, size_t why_le
         goto fail;
     }
     s->port = mk_s3_http_port(s->http);
+    mk_s3_http_set_fault(s->http, &s->fault);
     const char *h = o->advertise_host && *o->advertise_host ? o->advertise_host : o->host;
     snprintf(s->url, sizeof(s->url), strchr(h, ':') ? "http://[%s]:%d" : "http://%s:%d", h, s->port);
     uv_timer_init(&s->loop, &s->sweep);
@@ -309,6 +311,55 @@ void mk_s3d_stats(const mk_s3d_t *s, mk_s3d_stats_t *out)
     out->bytes_in = atomic_load(&m->ctr.bytes_in);
     out->bytes_out = atomic_load(&m->ctr.bytes_out);
     out->connections = atomic_load(&m->ctr.connections);
+}
+
+/* ================================================================== faults */
+
+static const char *const fault_names[] = {"none", "down", "slow", "error"};
+
+const char *mk_s3d_fault_name(int type)
+{
+    return type >= 0 && type < (int)MK_ARRAY_LEN(fault_names) ? fault_names[type] : NULL;
+}
+
+int mk_s3d_fault_find(const char *name)
+{
+    for (size_t i = 0; name && i < MK_ARRAY_LEN(fault_names); i++)
+        if (strcmp(name, fault_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+int mk_s3d_fault_set(mk_s3d_t *s, const mk_s3d_fault_t *f)
+{
+    int32_t status = f->status ? f->status : 500;
+    if (f->type < MK_S3D_FAULT_NONE || f->type > MK_S3D_FAULT_ERROR ||
+        (f->type == MK_S3D_FAULT_SLOW && (f->delay_ms < 1 || f->delay_ms > 600000)) ||
+        (f->type == MK_S3D_FAULT_ERROR && (f->error_pct < 0 || f->error_pct > 100 || (status != 500 && status != 503))))
+        return MK_ERR_INVALID;
+    uint64_t w = (uint64_t)f->type;
+    if (f->type == MK_S3D_FAULT_ERROR)
+        w |= (uint64_t)f->error_pct << 8 | (uint64_t)status << 16;
+    if (f->type == MK_S3D_FAULT_SLOW)
+        w |= (uint64_t)f->delay_ms << 32;
+    atomic_store(&s->fault.word, w);
+    if (f->type)
+        mk_info("s3: fault injected: %s", mk_s3d_fault_name(f->type));
+    else
+        mk_info("s3: fault cleared");
+    return 0;
+}
+
+void mk_s3d_fault_get(const mk_s3d_t *s, mk_s3d_fault_t *out, uint64_t *injected)
+{
+    mk_s3d_t *m = (mk_s3d_t *)s; /* atomics are read here */
+    uint64_t w = atomic_load(&m->fault.word);
+    out->type = (int)(w & 0xff);
+    out->error_pct = out->type == MK_S3D_FAULT_ERROR ? (int32_t)((w >> 8) & 0xff) : 0;
+    out->status = out->type == MK_S3D_FAULT_ERROR ? (int32_t)((w >> 16) & 0xffff) : 0;
+    out->delay_ms = (int32_t)(w >> 32);
+    if (injected)
+        *injected = atomic_load(&m->fault.injected);
 }
 
 void mk_s3d_close(mk_s3d_t *s)

@@ -119,6 +119,39 @@ typedef struct mk_s3d_stats_s {
 
 void mk_s3d_stats(const mk_s3d_t *s, mk_s3d_stats_t *out);
 
+/* =================================================================== faults */
+
+/* A fault the server injects into its own answers, for testing what its
+ * clients (tiered storage) do when S3 misbehaves.  Set from any thread (the
+ * fault injection of health/, the admin API, tests); the server's thread
+ * reads it at every connection and request:
+ *   DOWN   a new connection is closed as soon as it is accepted, and a
+ *          request on an open one closes it unanswered: to a client the
+ *          server looks stopped (connection refused or reset);
+ *   SLOW   each request is held delay_ms before it is read (a timer on the
+ *          server's loop; other connections are served meanwhile);
+ *   ERROR  error_pct percent of the requests (0 = all) are answered
+ *          at their headers with status 500 InternalError (or 503 SlowDown),
+ *          Connection: close, nothing stored. */
+enum { MK_S3D_FAULT_NONE = 0, MK_S3D_FAULT_DOWN, MK_S3D_FAULT_SLOW, MK_S3D_FAULT_ERROR };
+
+typedef struct mk_s3d_fault_s {
+    int type;                 /* MK_S3D_FAULT_* */
+    int32_t delay_ms;         /* SLOW: 1..600000 */
+    int32_t error_pct;        /* ERROR: 0..100 (0: every request) */
+    int32_t status;           /* ERROR: 500 (default when 0) or 503 */
+} mk_s3d_fault_t;
+
+/* Replace the fault (type NONE clears it).  0, or MK_ERR_INVALID for a type
+ * or value out of range (nothing changes).  Any thread. */
+int mk_s3d_fault_set(mk_s3d_t *s, const mk_s3d_fault_t *f);
+/* The fault now, and how many requests or connections it has hit since
+ * start.  Any thread. */
+void mk_s3d_fault_get(const mk_s3d_t *s, mk_s3d_fault_t *out, uint64_t *injected);
+/* "none", "down", "slow", "error"; NULL out of range.  And back: -1 if unknown. */
+const char *mk_s3d_fault_name(int type);
+int mk_s3d_fault_find(const char *name);
+
 /* Stop the thread (open connections are closed, an upload in progress is
  * abandoned and leaves nothing visible), then free everything.  Blocks until
  * the thread has exited.  NULL is a no-op. */

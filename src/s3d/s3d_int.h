@@ -239,12 +239,22 @@ typedef struct mk_s3_handler_s {
 
 typedef struct mk_s3_http_s mk_s3_http_t;
 
+/* The fault switch (s3d.h, mk_s3d_fault_set): written by any thread, read
+ * by http.c on the s3d thread.  One packed word, so a reader never sees
+ * half of a change. */
+typedef struct mk_s3_fault_state_s {
+    _Atomic uint64_t word;    /* type | pct << 8 | status << 16 | delay_ms << 32 */
+    _Atomic uint64_t injected;
+} mk_s3_fault_state_t;
+
 /* Listen on host:port (0: a free port) on loop.  0 and *out, or a negative
  * libuv/MK error with nothing left open.  Runs on the thread that will run
  * the loop (or before it runs). */
 int mk_s3_http_open(uv_loop_t *loop, const char *host, int port, const mk_s3_handler_t *h, void *ud,
                     mk_s3_http_t **out);
 int mk_s3_http_port(const mk_s3_http_t *s);
+/* The fault switch http.c obeys (borrowed; NULL: none).  Before the loop runs. */
+void mk_s3_http_set_fault(mk_s3_http_t *s, mk_s3_fault_state_t *f);
 /* Close idle and lingering connections; called every second. */
 void mk_s3_http_sweep(mk_s3_http_t *s, uint64_t now_ms);
 /* Close the listener and every connection (end(status 0) for requests in

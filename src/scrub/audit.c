@@ -343,7 +343,9 @@ static void audit_topic(mk_scrub_t *s, const mk_topic_t *t)
     scrub_audit_t *a = &s->audit;
     char id[MK_CLUSTER_UUID_STR_LEN];
     mk_cluster_uuid_str(t->id, id);
-    int64_t ms = t->cfg.log.retention_ms, bytes = t->cfg.log.retention_bytes;
+    /* The topic's total retention (a tiered topic's log has its own off:
+     * tier/ applies it, see mk_topic_config_t). */
+    int64_t ms = t->cfg.retention_ms, bytes = t->cfg.retention_bytes;
     audit_topic_t *at = mk_map_get(&a->topics, id);
     if (!at || at->retention_ms != ms || at->retention_bytes != bytes) {
         mk_meta_audit_t *row = row_new(s, "retention", t, -1, -1);
@@ -515,7 +517,7 @@ void scrub_audit_segment(mk_scrub_t *s, mk_partition_t *p, int32_t broker, const
         return;
     }
     const char *reason = ev->reason ? ev->reason : "unknown";
-    int64_t rms = t->cfg.log.retention_ms, rbytes = t->cfg.log.retention_bytes;
+    int64_t rms = t->cfg.retention_ms, rbytes = t->cfg.retention_bytes;
     int64_t now = mk_now_ms();
     bool ok;
     if (strcmp(reason, "retention.ms") == 0)
@@ -524,6 +526,16 @@ void scrub_audit_segment(mk_scrub_t *s, mk_partition_t *p, int32_t broker, const
         ok = rbytes >= 0 && (int64_t)ev->log_bytes_after >= rbytes;
     else if (strcmp(reason, "below the log start offset") == 0 || strcmp(reason, "DeleteRecords") == 0)
         ok = log && ev->end_offset <= mk_log_start_offset(log);
+    /* Tiered storage (tier/) deletes local segments only once their copy in
+     * S3 is verified (tier's own rule; the remote side is not audited here
+     * yet): after local retention, or once S3's copy went by retention. */
+    else if (strcmp(reason, "local.retention.ms (copied to S3)") == 0)
+        ok = t->cfg.tiered && t->cfg.local_retention_ms >= 0 && now - ev->largest_ts > t->cfg.local_retention_ms;
+    else if (strcmp(reason, "local.retention.bytes (copied to S3)") == 0)
+        ok = t->cfg.tiered && t->cfg.local_retention_bytes >= 0 &&
+             (int64_t)ev->log_bytes_after >= t->cfg.local_retention_bytes;
+    else if (strcmp(reason, "retention (tiered: its copy left S3)") == 0)
+        ok = t->cfg.tiered;
     else
         ok = false;
     mk_meta_audit_t *row = row_new(s, "segment_deleted", t, part, broker);

@@ -482,6 +482,15 @@ void mk_txn_aborted(mk_txn_t *t, mk_partition_t *p, int64_t from, int64_t to, mk
             cb(ps->aborted[i].pid, ps->aborted[i].first, arg);
 }
 
+void mk_txn_aborted_ended(mk_txn_t *t, mk_partition_t *p, int64_t from, int64_t to, mk_txn_aborted_ended_cb cb,
+                          void *arg)
+{
+    pstate_t *ps = pstate(t, p);
+    for (int i = 0; ps && i < ps->naborted; i++)
+        if (ps->aborted[i].last >= from && ps->aborted[i].last < to)
+            cb(ps->aborted[i].pid, ps->aborted[i].first, ps->aborted[i].last, arg);
+}
+
 void mk_txn_producers(mk_txn_t *t, mk_partition_t *p, mk_txn_producer_cb cb, void *arg)
 {
     pstate_t *ps = pstate(t, p);

@@ -51,6 +51,12 @@ int64_t mk_txn_lso(mk_txn_t *t, mk_partition_t *p);
 /* Aborted transactions overlapping [from, to): cb per (producer id, first offset). */
 typedef void (*mk_txn_aborted_cb)(int64_t producer_id, int64_t first_offset, void *arg);
 void mk_txn_aborted(mk_txn_t *t, mk_partition_t *p, int64_t from, int64_t to, mk_txn_aborted_cb cb, void *arg);
+/* Aborted transactions whose abort marker is in [from, to) (what a segment
+ * copied to S3 keeps for read_committed reads of it): cb per (producer id,
+ * first offset, marker offset). */
+typedef void (*mk_txn_aborted_ended_cb)(int64_t producer_id, int64_t first_offset, int64_t marker_offset, void *arg);
+void mk_txn_aborted_ended(mk_txn_t *t, mk_partition_t *p, int64_t from, int64_t to, mk_txn_aborted_ended_cb cb,
+                          void *arg);
 
 /* ============================================================= coordinator */
 

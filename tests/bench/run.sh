@@ -25,6 +25,9 @@
 #                            "noisy" for the noisy-neighbour section alone
 #   BENCH_OUT=build/bench    where the tool, logs and results go
 #   MINIKORA=./minikora      the binary under test
+# Tiered storage section (minikora only; tests/bench/tier_bench.py, confluent-kafka):
+#   BENCH_TIER_MB=200        MB written to a local and to a tiered topic, then consumed from
+#                            the local tier and from S3 with a cold and a warm cache (0: skip)
 # Replication section (minikora only; RF 3, acks=all):
 #   BENCH_XAZ_MS="0 2 10"    cross-AZ latency settings, ms, one minikora each
 #                            (empty: no replication section)
@@ -206,6 +209,27 @@ else {
             for (i = 1; i <= nrn; i++) print RN[i]
         }'
 } > "$TABLE"
+fi
+
+# ---------------------------------------------------------------- tiered storage (issue 12)
+# Consume throughput from the local tier and from S3 (cold cache, warm cache), side by side.
+TIER_MB=${BENCH_TIER_MB:-200}
+if [ "$ONLY" != mock ] && [ -x "$MINIKORA" ] && [ "$TIER_MB" -gt 0 ] && \
+   ${PYTHON:-/usr/bin/python3} -c 'import confluent_kafka' 2>/dev/null; then
+    echo "bench: tiered storage, $TIER_MB MB per topic (log: $OUT/tier.log)"
+    TIER_RES=$OUT/tier.res
+    MINIKORA="$MINIKORA" BENCH_TIER_MB="$TIER_MB" BENCH_OUT="$OUT" \
+        ${PYTHON:-/usr/bin/python3} tests/bench/tier_bench.py > "$TIER_RES" 2> "$OUT/tier.err" || status=1
+    awk -v mb="$TIER_MB" '
+        $1 == "RESULT" { r[$2] = $3 }
+        END {
+            printf "\ntiered storage: %s MB of 16 KiB records per topic, 1 partition, consumed from offset 0\n", mb
+            printf "%-36s %12s %12s\n", "", "MB/s", "seconds"
+            printf "%-36s %12s %12s\n", "consume, local tier", r["tier_local_mbps"], r["tier_local_secs"]
+            printf "%-36s %12s %12s\n", "consume, S3 (cold cache)", r["tier_remote_cold_mbps"], r["tier_remote_cold_secs"]
+            printf "%-36s %12s %12s\n", "consume, S3 (warm: memory tier)", r["tier_remote_warm_mbps"], r["tier_remote_warm_secs"]
+            if ("tier_failed" in r) printf "  tiered storage run failed: %s\n", r["tier_failed"]
+        }' "$TIER_RES" >> "$TABLE"
 fi
 
 # ---------------------------------------------------------------- reset time (issue 6)
