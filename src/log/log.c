@@ -1586,8 +1586,9 @@ int mk_log_retain(mk_log_t *log, int64_t now_ms)
     return deleted;
 }
 
-/* Moves the start offset up (persisted); deletes segments below it. */
-int mk_log_delete_records(mk_log_t *log, int64_t offset)
+/* Moves the start offset up (persisted); deletes segments below it; why
+ * names the cause in the segment events. */
+static int log_start_move(mk_log_t *log, int64_t offset, const char *why)
 {
     if (offset < 0 || offset > mk_log_end_offset(log))
         return MK_ERR_RANGE;
@@ -1598,16 +1599,20 @@ int mk_log_delete_records(mk_log_t *log, int64_t offset)
     int rc = log_save_start(log);
     size_t n = log_count_below_start(log);
     if (n)
-        log_delete_front(log, n, "DeleteRecords");
+        log_delete_front(log, n, why);
     if (mk_log_epochs_truncate_start(&log->epochs, log->start_offset))
         log_epochs_changed(log);
     if (log->segment_cb) {
-        mk_log_segment_event_t ev = {MK_LOG_SEGMENT_START, before, offset, log->size_bytes, "DeleteRecords", -1,
+        mk_log_segment_event_t ev = {MK_LOG_SEGMENT_START, before, offset, log->size_bytes, why, -1,
                                      log->size_bytes};
         log->segment_cb(&ev, log->segment_arg);
     }
     return rc;
 }
+
+int mk_log_delete_records(mk_log_t *log, int64_t offset) { return log_start_move(log, offset, "DeleteRecords"); }
+
+int mk_log_start_follow(mk_log_t *log, int64_t offset) { return log_start_move(log, offset, "leader log start"); }
 
 /* Follower truncation: drops batches whose last offset >= offset; full
  * (Kafka's truncateFullyAndStartAt) empties the log and restarts it there. */

@@ -225,6 +225,9 @@ int mk_log_retain(mk_log_t *log, int64_t now_ms);
  * MK_ERR_RANGE), persists it in the directory and deletes segments that
  * fall entirely below.  Lower offsets are a no-op. */
 int mk_log_delete_records(mk_log_t *log, int64_t offset);
+/* The same for a follower whose leader's log start moved (retention or
+ * DeleteRecords there): the events name the cause "leader log start". */
+int mk_log_start_follow(mk_log_t *log, int64_t offset);
 
 /* Follower truncation: removes every batch whose last offset is >= offset
  * (a batch containing offset goes whole, as in Kafka), so the end offset

@@ -331,7 +331,7 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
      * move the follower's start too, up to what the follower has. */
     int64_t lstart = mk_log_start_offset(p->log);
     if (mk_log_start_offset(f->log) < lstart && leo_f >= lstart)
-        mk_log_delete_records(f->log, lstart);
+        mk_log_start_follow(f->log, lstart);
     bool xaz = cross_az(r, p->leader, f->broker);
     if (xaz && copied)
         count_xaz(r, p, f->broker, copied);

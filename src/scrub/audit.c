@@ -508,9 +508,10 @@ void scrub_audit_segment(mk_scrub_t *s, mk_partition_t *p, int32_t broker, const
             row->start_before = ev->base_offset;
             row->start_after = ev->end_offset;
         }
-        row_done(s, row, "log_start", t, part, broker, "DeleteRecords", ev->base_offset, ev->end_offset,
-                 "log start of %s-%d on broker %d: %lld -> %lld (DeleteRecords)", t->name, part, broker,
-                 (long long)ev->base_offset, (long long)ev->end_offset);
+        const char *why = ev->reason ? ev->reason : "DeleteRecords";
+        row_done(s, row, "log_start", t, part, broker, why, ev->base_offset, ev->end_offset,
+                 "log start of %s-%d on broker %d: %lld -> %lld (%s)", t->name, part, broker,
+                 (long long)ev->base_offset, (long long)ev->end_offset, why);
         r->start = mk_log_start_offset(log);
         r->log_id = mk_log_id(log);
         r->truncs = mk_log_truncations(log);
@@ -524,7 +525,8 @@ void scrub_audit_segment(mk_scrub_t *s, mk_partition_t *p, int32_t broker, const
         ok = rms >= 0 && now - ev->largest_ts > rms;
     else if (strcmp(reason, "retention.bytes") == 0)
         ok = rbytes >= 0 && (int64_t)ev->log_bytes_after >= rbytes;
-    else if (strcmp(reason, "below the log start offset") == 0 || strcmp(reason, "DeleteRecords") == 0)
+    else if (strcmp(reason, "below the log start offset") == 0 || strcmp(reason, "DeleteRecords") == 0 ||
+             strcmp(reason, "leader log start") == 0)
         ok = log && ev->end_offset <= mk_log_start_offset(log);
     /* Tiered storage (tier/) deletes local segments only once their copy in
      * S3 is verified (tier's own rule; the remote side is not audited here
