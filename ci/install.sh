@@ -6,11 +6,11 @@ set -euo pipefail
 mode=${1:-test}
 cd "$(dirname "$0")/.."
 
-# Build: only what the modules that exist link against (libs3-dev comes with tier/, see
-# docs/DEPENDENCIES.md).  Test: the clients and tools the tests drive, and what the packaged
-# helpers' tests need (a venv to pip-install clients/python into).
+# Build: what the modules link against (docs/DEPENDENCIES.md).  Test: the clients and tools the
+# tests drive, and what the packaged helpers' tests need (a venv to pip-install clients/python into).
 build_pkgs="make gcc pkg-config libuv1-dev libsqlite3-dev libzstd-dev liblz4-dev libsnappy-dev
-  zlib1g-dev libssl-dev libncurses-dev libhttp-parser-dev libexpat1-dev libjansson-dev libcurl4-openssl-dev"
+  zlib1g-dev libssl-dev libncurses-dev libhttp-parser-dev libexpat1-dev libjansson-dev libcurl4-openssl-dev
+  libs3-dev"
 test_pkgs="clang libclang-rt-14-dev kcat python3 python3-confluent-kafka python3-kafka python3-pytest
   python3-prometheus-client python3-snappy python3-lz4 python3-zstandard
   librdkafka-dev nodejs npm tmux prometheus python3-venv python3-pip python3-setuptools
