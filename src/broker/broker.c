@@ -187,6 +187,11 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
         (int32_t)mk_cluster_config_get_i64(cfg, "group.max.size"),
         mk_cluster_config_get_i64(cfg, "offsets.retention.minutes") * 60000,
         (int32_t)mk_cluster_config_get_i64(cfg, "offset.metadata.max.bytes"),
+        (int32_t)mk_cluster_config_get_i64(cfg, "group.consumer.session.timeout.ms"),
+        (int32_t)mk_cluster_config_get_i64(cfg, "group.consumer.heartbeat.interval.ms"),
+        (int32_t)mk_cluster_config_get_i64(cfg, "group.consumer.max.size"),
+        mk_cluster_config_get(cfg, "group.consumer.assignors"),
+        mk_cluster_config_get(cfg, "group.consumer.migration.policy"),
     };
     int rc = mk_group_coord_new(b->loop, c, &gcfg, &b->groups);
     if (rc < 0)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define B MK_CFG_SCOPE_BROKER
 #define T MK_CFG_SCOPE_TOPIC
@@ -58,6 +59,15 @@ static const mk_cfg_def_t defs[] = {
     {"group.min.session.timeout.ms", MK_CFG_INT, B, "6000", NULL, true, "Smallest session timeout a group member may ask for."},
     {"group.max.session.timeout.ms", MK_CFG_INT, B, "1800000", NULL, true, "Largest session timeout a group member may ask for."},
     {"group.max.size", MK_CFG_INT, B, "2147483647", NULL, true, "Most members in one group."},
+    {"group.consumer.session.timeout.ms", MK_CFG_INT, B, "45000", NULL, true, "Session timeout of a KIP-848 consumer group member (ConsumerGroupHeartbeat): a member silent for this long is removed and its partitions go to the others.  Between group.consumer.min.session.timeout.ms and group.consumer.max.session.timeout.ms."},
+    {"group.consumer.min.session.timeout.ms", MK_CFG_INT, B, "45000", NULL, true, "Smallest allowed group.consumer.session.timeout.ms."},
+    {"group.consumer.max.session.timeout.ms", MK_CFG_INT, B, "60000", NULL, true, "Largest allowed group.consumer.session.timeout.ms."},
+    {"group.consumer.heartbeat.interval.ms", MK_CFG_INT, B, "5000", NULL, true, "Heartbeat interval a consumer group member is told (HeartbeatIntervalMs).  Between group.consumer.min.heartbeat.interval.ms and group.consumer.max.heartbeat.interval.ms, and below the session timeout."},
+    {"group.consumer.min.heartbeat.interval.ms", MK_CFG_INT, B, "5000", NULL, true, "Smallest allowed group.consumer.heartbeat.interval.ms."},
+    {"group.consumer.max.heartbeat.interval.ms", MK_CFG_INT, B, "15000", NULL, true, "Largest allowed group.consumer.heartbeat.interval.ms."},
+    {"group.consumer.max.size", MK_CFG_INT, B, "2147483647", NULL, true, "Most members in one consumer group (GROUP_MAX_SIZE_REACHED past it)."},
+    {"group.consumer.assignors", MK_CFG_LIST, B, "uniform,range", NULL, true, "Server-side assignors a consumer group member may ask for (ServerAssignor); the first is the default.  uniform and range, or Kafka's class names org.apache.kafka.coordinator.group.assignor.UniformAssignor and RangeAssignor."},
+    {"group.consumer.migration.policy", MK_CFG_STRING, B, "bidirectional", NULL, true, "Conversions of non-empty groups between the classic and the consumer protocol (Kafka 4.0): upgrade (a consumer member joining a classic group that uses the consumer protocol type converts it), downgrade (a consumer group left with classic members only converts back), bidirectional (both), disabled.  Empty groups always change type."},
     {"offsets.retention.minutes", MK_CFG_INT, B, "10080", NULL, true, "Committed offsets of an empty group are kept this long after their last commit."},
     {"offset.metadata.max.bytes", MK_CFG_INT, B, "4096", NULL, true, "Largest metadata string of a committed offset."},
     {"offsets.topic.num.partitions", MK_CFG_INT, B, "50", NULL, true, "Group ids hash to this many coordinator slots, spread over the running brokers."},
@@ -183,6 +193,13 @@ static const struct {
     const char *name;
     double lo, hi;
 } ranges[] = {
+    {"group.consumer.session.timeout.ms", 1, INT32_MAX},
+    {"group.consumer.min.session.timeout.ms", 1, INT32_MAX},
+    {"group.consumer.max.session.timeout.ms", 1, INT32_MAX},
+    {"group.consumer.heartbeat.interval.ms", 1, INT32_MAX},
+    {"group.consumer.min.heartbeat.interval.ms", 1, INT32_MAX},
+    {"group.consumer.max.heartbeat.interval.ms", 1, INT32_MAX},
+    {"group.consumer.max.size", 1, INT32_MAX},
     {"segment.bytes", 14, INT32_MAX},        /* Kafka 3.9: LegacyRecord.RECORD_OVERHEAD_V0 */
     {"log.segment.bytes", 14, INT32_MAX},
     {"segment.ms", 1, 9.3e18},
@@ -278,6 +295,28 @@ static bool throttled_list_valid(const char *v)
     }
 }
 
+/* group.consumer.assignors: a non-empty list of uniform and range (short
+ * names or Kafka's class names). */
+static bool assignors_valid(const char *v)
+{
+    static const char *known[] = {"uniform", "range", "org.apache.kafka.coordinator.group.assignor.UniformAssignor",
+                                  "org.apache.kafka.coordinator.group.assignor.RangeAssignor"};
+    if (!*v)
+        return false;
+    for (const char *p = v; *p;) {
+        size_t n = strcspn(p, ",");
+        bool ok = false;
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]) && !ok; i++)
+            ok = strlen(known[i]) == n && strncmp(known[i], p, n) == 0;
+        if (!ok)
+            return false;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return true;
+}
+
 bool mk_cluster_config_value_valid(const mk_cfg_def_t *d, const char *v)
 {
     char *end;
@@ -315,6 +354,11 @@ bool mk_cluster_config_value_valid(const mk_cfg_def_t *d, const char *v)
     if (strcmp(d->name, "cleanup.policy") == 0 || strcmp(d->name, "log.cleanup.policy") == 0)
         return strcmp(v, "delete") == 0 || strcmp(v, "compact") == 0 || strcmp(v, "compact,delete") == 0 ||
                strcmp(v, "delete,compact") == 0;
+    if (strcmp(d->name, "group.consumer.migration.policy") == 0)
+        return strcasecmp(v, "disabled") == 0 || strcasecmp(v, "upgrade") == 0 || strcasecmp(v, "downgrade") == 0 ||
+               strcasecmp(v, "bidirectional") == 0;
+    if (strcmp(d->name, "group.consumer.assignors") == 0)
+        return assignors_valid(v);
     if (strcmp(d->name, "minikora.s3.uri.style") == 0)
         return strcmp(v, "path") == 0 || strcmp(v, "virtual") == 0;
     if (strcmp(d->name, "minikora.s3.endpoint") == 0)

@@ -22,12 +22,12 @@
  * Re-entrancy: answering a request lets its connection dispatch the next
  * frame synchronously, which may re-enter this module (a LeaveGroup, say).
  * So every state change completes first, the answers are deep-copied into a
- * batch arena, and only then are the callbacks run (batch_run()).
+ * batch arena, and only then are the callbacks run (mk_group_batch_run()).
  *
  * Timers: one 100 ms tick per coordinator handles session, rebalance and
  * sync timeouts and offset retention.
  */
-#include "group/group.h"
+#include "group/group_int.h"
 #include "meta/meta.h"
 #include "proto/proto.h"
 
@@ -36,92 +36,19 @@
 #include <string.h>
 #include <sys/random.h>
 
-enum { ST_EMPTY, ST_PREPARING, ST_COMPLETING, ST_STABLE };
 static const char *state_names[] = {"Empty", "PreparingRebalance", "CompletingRebalance", "Stable"};
-
-#define OFFSETS_PARTITIONS 50
-
-typedef struct member_s {
-    struct member_s *next;
-    char *member_id, *instance_id, *client_id, *client_host, *protocol_type;
-    int32_t session_timeout_ms, rebalance_timeout_ms;
-    int32_t nprotocols;
-    char **proto_names;
-    uint8_t **proto_meta;
-    int32_t *proto_meta_len;
-    uint8_t *assignment;
-    int32_t assignment_len;
-    mk_group_join_cb join_cb;
-    void *join_arg;
-    mk_group_sync_cb sync_cb;
-    void *sync_arg;
-    uint64_t last_seen_ms;
-    bool awaiting_sync;   /* joined this generation, SyncGroup not seen yet */
-} member_t;
-
-typedef struct pending_id_s {
-    struct pending_id_s *next;
-    char *member_id;
-    uint64_t deadline_ms;
-} pending_id_t;
-
-typedef struct offset_entry_s {
-    int64_t offset;
-    int32_t leader_epoch;
-    char *metadata;
-    int64_t commit_ms;
-    int64_t expire_ms;      /* explicit expiry, -1 = none (commits here never set one) */
-} offset_entry_t;
-
-typedef struct group_s {
-    char *id;
-    int state;
-    int32_t generation;
-    char *protocol_type, *protocol_name, *leader;
-    member_t *members;
-    int nmembers;
-    pending_id_t *pending;
-    uint64_t deadline_ms;   /* end of the current join or sync phase */
-    uint64_t delay_until_ms; /* group.initial.rebalance.delay.ms of an empty group */
-    mk_map_t offsets;       /* "topic\x1fpartition" -> offset_entry_t* */
-} group_t;
-
-struct mk_group_coord_s {
-    uv_loop_t *loop;
-    mk_cluster_t *c;
-    mk_meta_t *meta;
-    mk_group_config_t cfg;
-    mk_map_t groups;        /* id -> group_t* */
-    uv_timer_t *tick;       /* owned; freed in its close callback */
-    int64_t last_expire_ms;
-};
 
 /* ========================================================== deferred answers */
 
-typedef struct answer_s {
-    struct answer_s *next;
-    bool is_join;
-    mk_group_join_cb join_cb;
-    mk_group_sync_cb sync_cb;
-    void *arg;
-    mk_group_join_result_t join;
-    mk_group_sync_result_t sync;
-} answer_t;
-
-typedef struct batch_s {
-    mk_arena_t arena;
-    answer_t *head, *tail;
-} batch_t;
-
-static void batch_init(batch_t *b)
+void mk_group_batch_init(batch_t *b)
 {
     mk_arena_init(&b->arena);
     b->head = b->tail = NULL;
 }
 
-static const char *bdup(batch_t *b, const char *s) { return s ? mk_arena_strndup(&b->arena, s, strlen(s)) : NULL; }
+const char *mk_group_batch_dup(batch_t *b, const char *s) { return s ? mk_arena_strndup(&b->arena, s, strlen(s)) : NULL; }
 
-static const uint8_t *bdupb(batch_t *b, const uint8_t *p, int32_t n)
+const uint8_t *mk_group_batch_dupb(batch_t *b, const uint8_t *p, int32_t n)
 {
     if (!p || n <= 0)
         return (const uint8_t *)"";
@@ -131,7 +58,7 @@ static const uint8_t *bdupb(batch_t *b, const uint8_t *p, int32_t n)
     return d;
 }
 
-static answer_t *batch_add(batch_t *b)
+answer_t *mk_group_batch_add(batch_t *b)
 {
     answer_t *a = mk_arena_alloc(&b->arena, sizeof(*a));
     if (!a)
@@ -144,7 +71,7 @@ static answer_t *batch_add(batch_t *b)
     return a;
 }
 
-static void batch_run(batch_t *b)
+void mk_group_batch_run(batch_t *b)
 {
     for (answer_t *a = b->head; a; a = a->next) {
         if (a->is_join)
@@ -155,9 +82,9 @@ static void batch_run(batch_t *b)
     mk_arena_free(&b->arena);
 }
 
-static void answer_join_error(batch_t *b, mk_group_join_cb cb, void *arg, int16_t err, const char *member_id)
+void mk_group_answer_join_error(batch_t *b, mk_group_join_cb cb, void *arg, int16_t err, const char *member_id)
 {
-    answer_t *a = batch_add(b);
+    answer_t *a = mk_group_batch_add(b);
     if (!a) {
         mk_group_join_result_t r = {.error = err, .generation = -1, .member_id = member_id ? member_id : ""};
         cb(&r, arg); /* out of memory: answer now rather than never */
@@ -168,14 +95,14 @@ static void answer_join_error(batch_t *b, mk_group_join_cb cb, void *arg, int16_
     a->arg = arg;
     a->join.error = err;
     a->join.generation = -1;
-    a->join.member_id = bdup(b, member_id ? member_id : "");
+    a->join.member_id = mk_group_batch_dup(b, member_id ? member_id : "");
     a->join.leader = "";
 }
 
 static void answer_sync(batch_t *b, mk_group_sync_cb cb, void *arg, int16_t err, const group_t *g,
                         const member_t *m)
 {
-    answer_t *a = batch_add(b);
+    answer_t *a = mk_group_batch_add(b);
     mk_group_sync_result_t r = {0};
     r.error = err;
     if (!err && g) {
@@ -192,9 +119,9 @@ static void answer_sync(batch_t *b, mk_group_sync_cb cb, void *arg, int16_t err,
     a->sync_cb = cb;
     a->arg = arg;
     a->sync = r;
-    a->sync.protocol_type = bdup(b, r.protocol_type);
-    a->sync.protocol_name = bdup(b, r.protocol_name);
-    a->sync.assignment = bdupb(b, r.assignment, r.assignment_len);
+    a->sync.protocol_type = mk_group_batch_dup(b, r.protocol_type);
+    a->sync.protocol_name = mk_group_batch_dup(b, r.protocol_name);
+    a->sync.assignment = mk_group_batch_dupb(b, r.assignment, r.assignment_len);
 }
 
 /* ==================================================================== utils */
@@ -365,7 +292,7 @@ static void group_remove_member(group_t *g, member_t *m, int16_t err, batch_t *b
     *pp = m->next;
     g->nmembers--;
     if (m->join_cb)
-        answer_join_error(b, m->join_cb, m->join_arg, err, m->member_id);
+        mk_group_answer_join_error(b, m->join_cb, m->join_arg, err, m->member_id);
     if (m->sync_cb)
         answer_sync(b, m->sync_cb, m->sync_arg, err, NULL, NULL);
     if (g->leader && strcmp(g->leader, m->member_id) == 0) {
@@ -377,7 +304,7 @@ static void group_remove_member(group_t *g, member_t *m, int16_t err, batch_t *b
 
 /* ==================================================================== groups */
 
-static group_t *group_get(mk_group_coord_t *gc, const char *id, bool create)
+group_t *mk_group_get(mk_group_coord_t *gc, const char *id, bool create)
 {
     group_t *g = mk_map_get(&gc->groups, id);
     if (g || !create)
@@ -416,6 +343,7 @@ static void group_free(group_t *g)
         mk_free(v);
     }
     mk_map_free(&g->offsets);
+    mk_group_cg_free(g->cg);
     mk_free(g->protocol_type);
     mk_free(g->protocol_name);
     mk_free(g->leader);
@@ -423,6 +351,28 @@ static void group_free(group_t *g)
     mk_free(g);
 }
 
+void mk_group_classic_reset(group_t *g)
+{
+    while (g->members) {
+        member_t *m = g->members;
+        g->members = m->next;
+        member_free(m);
+    }
+    g->nmembers = 0;
+    while (g->pending) {
+        pending_id_t *p = g->pending;
+        g->pending = p->next;
+        mk_free(p->member_id);
+        mk_free(p);
+    }
+    mk_free(g->protocol_type);
+    mk_free(g->protocol_name);
+    mk_free(g->leader);
+    g->protocol_type = g->protocol_name = g->leader = NULL;
+    g->state = ST_EMPTY;
+}
+
+uint64_t mk_group_now_ms(void) { return mk_mono_ms(); }
 static uint64_t now_ms(void) { return mk_mono_ms(); }
 
 static int32_t max_rebalance_timeout(const group_t *g)
@@ -471,10 +421,10 @@ static void fill_join_result(batch_t *b, answer_t *a, group_t *g, member_t *m, b
 {
     a->join.error = 0;
     a->join.generation = g->generation;
-    a->join.protocol_type = bdup(b, g->protocol_type);
-    a->join.protocol_name = bdup(b, g->protocol_name);
-    a->join.leader = bdup(b, g->leader ? g->leader : "");
-    a->join.member_id = bdup(b, m->member_id);
+    a->join.protocol_type = mk_group_batch_dup(b, g->protocol_type);
+    a->join.protocol_name = mk_group_batch_dup(b, g->protocol_name);
+    a->join.leader = mk_group_batch_dup(b, g->leader ? g->leader : "");
+    a->join.member_id = mk_group_batch_dup(b, m->member_id);
     a->join.skip_assignment = skip_assignment;
     if (!g->leader || strcmp(g->leader, m->member_id) != 0)
         return;
@@ -484,9 +434,9 @@ static void fill_join_result(batch_t *b, answer_t *a, group_t *g, member_t *m, b
     int k = 0;
     for (member_t *o = g->members; o; o = o->next) {
         int pi = g->protocol_name ? member_protocol_index(o, g->protocol_name) : -1;
-        mi[k].member_id = bdup(b, o->member_id);
-        mi[k].group_instance_id = bdup(b, o->instance_id);
-        mi[k].metadata = pi >= 0 ? bdupb(b, o->proto_meta[pi], o->proto_meta_len[pi]) : (const uint8_t *)"";
+        mi[k].member_id = mk_group_batch_dup(b, o->member_id);
+        mi[k].group_instance_id = mk_group_batch_dup(b, o->instance_id);
+        mi[k].metadata = pi >= 0 ? mk_group_batch_dupb(b, o->proto_meta[pi], o->proto_meta_len[pi]) : (const uint8_t *)"";
         mi[k].metadata_len = pi >= 0 ? o->proto_meta_len[pi] : 0;
         k++;
     }
@@ -496,9 +446,9 @@ static void fill_join_result(batch_t *b, answer_t *a, group_t *g, member_t *m, b
 
 static void answer_join_now(batch_t *b, group_t *g, member_t *m, mk_group_join_cb cb, void *arg, bool skip)
 {
-    answer_t *a = batch_add(b);
+    answer_t *a = mk_group_batch_add(b);
     if (!a) {
-        answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_SERVER_ERROR, m->member_id);
+        mk_group_answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_SERVER_ERROR, m->member_id);
         return;
     }
     a->is_join = true;
@@ -646,31 +596,44 @@ static void join_locked(mk_group_coord_t *gc, const mk_group_join_t *j, mk_group
     const mk_group_config_t *cfg = &gc->cfg;
     const char *mid = j->member_id ? j->member_id : "";
     if (!j->group_id || !*j->group_id) {
-        answer_join_error(b, cb, arg, MK_KERR_INVALID_GROUP_ID, mid);
+        mk_group_answer_join_error(b, cb, arg, MK_KERR_INVALID_GROUP_ID, mid);
         return;
     }
     if (j->session_timeout_ms < cfg->min_session_timeout_ms || j->session_timeout_ms > cfg->max_session_timeout_ms) {
-        answer_join_error(b, cb, arg, MK_KERR_INVALID_SESSION_TIMEOUT, mid);
+        mk_group_answer_join_error(b, cb, arg, MK_KERR_INVALID_SESSION_TIMEOUT, mid);
         return;
     }
-    group_t *g = group_get(gc, j->group_id, false);
+    group_t *g = mk_group_get(gc, j->group_id, false);
     if (!g && *mid) {
-        answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_MEMBER_ID, mid);
+        mk_group_answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_MEMBER_ID, mid);
         return;
     }
     if (!j->protocol_type || !*j->protocol_type || j->protocol_count <= 0) {
-        answer_join_error(b, cb, arg, MK_KERR_INCONSISTENT_GROUP_PROTOCOL, mid);
+        mk_group_answer_join_error(b, cb, arg, MK_KERR_INCONSISTENT_GROUP_PROTOCOL, mid);
         return;
     }
     if (!g)
-        g = group_get(gc, j->group_id, true);
+        g = mk_group_get(gc, j->group_id, true);
     if (!g) {
-        answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_SERVER_ERROR, mid);
+        mk_group_answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_SERVER_ERROR, mid);
         return;
+    }
+    if (g->type == MK_GROUP_CONSUMER) {
+        if (mk_group_cg_member_count(g) > 0) {
+            /* A classic member joins a non-empty consumer group (Kafka 4.0). */
+            mk_group_cg_classic_join(gc, g, j, cb, arg, b);
+            return;
+        }
+        /* An empty consumer group becomes a classic group. */
+        mk_info("group %s: empty consumer group converted to a classic group", g->id);
+        mk_group_cg_free(g->cg);
+        g->cg = NULL;
+        g->type = MK_GROUP_CLASSIC;
+        mk_group_classic_reset(g);
     }
     int16_t perr = check_protocols(g, j);
     if (perr) {
-        answer_join_error(b, cb, arg, perr, mid);
+        mk_group_answer_join_error(b, cb, arg, perr, mid);
         return;
     }
 
@@ -683,11 +646,11 @@ static void join_locked(mk_group_coord_t *gc, const mk_group_join_t *j, mk_group
              * gets its assignment back without a rebalance. */
             char *nid = new_member_id(j->client_id);
             if (!nid) {
-                answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_SERVER_ERROR, mid);
+                mk_group_answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_SERVER_ERROR, mid);
                 return;
             }
             if (old->join_cb) {
-                answer_join_error(b, old->join_cb, old->join_arg, MK_KERR_FENCED_INSTANCE_ID, old->member_id);
+                mk_group_answer_join_error(b, old->join_cb, old->join_arg, MK_KERR_FENCED_INSTANCE_ID, old->member_id);
                 old->join_cb = NULL;
             }
             if (old->sync_cb) {
@@ -710,7 +673,7 @@ static void join_locked(mk_group_coord_t *gc, const mk_group_join_t *j, mk_group
                 return;
             }
             if (member_set_protocols(old, j) < 0) {
-                answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_SERVER_ERROR, mid);
+                mk_group_answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_SERVER_ERROR, mid);
                 return;
             }
             m = old;
@@ -720,18 +683,18 @@ static void join_locked(mk_group_coord_t *gc, const mk_group_join_t *j, mk_group
             if (!p || !nid) {
                 mk_free(p);
                 mk_free(nid);
-                answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_SERVER_ERROR, mid);
+                mk_group_answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_SERVER_ERROR, mid);
                 return;
             }
             p->member_id = nid;
             p->deadline_ms = now_ms() + (uint64_t)j->session_timeout_ms;
             p->next = g->pending;
             g->pending = p;
-            answer_join_error(b, cb, arg, MK_KERR_MEMBER_ID_REQUIRED, nid);
+            mk_group_answer_join_error(b, cb, arg, MK_KERR_MEMBER_ID_REQUIRED, nid);
             return;
         } else {
             if (cfg->max_size > 0 && g->nmembers >= cfg->max_size) {
-                answer_join_error(b, cb, arg, MK_KERR_GROUP_MAX_SIZE_REACHED, mid);
+                mk_group_answer_join_error(b, cb, arg, MK_KERR_GROUP_MAX_SIZE_REACHED, mid);
                 return;
             }
             m = member_add(g, new_member_id(j->client_id), j);
@@ -740,22 +703,22 @@ static void join_locked(mk_group_coord_t *gc, const mk_group_join_t *j, mk_group
         m = grp_member(g, mid);
         if (!m) {
             if (grp_member_by_instance(g, j->group_instance_id)) {
-                answer_join_error(b, cb, arg, MK_KERR_FENCED_INSTANCE_ID, mid);
+                mk_group_answer_join_error(b, cb, arg, MK_KERR_FENCED_INSTANCE_ID, mid);
                 return;
             }
             if (!take_pending_id(g, mid)) {
-                answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_MEMBER_ID, mid);
+                mk_group_answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_MEMBER_ID, mid);
                 return;
             }
             if (cfg->max_size > 0 && g->nmembers >= cfg->max_size) {
-                answer_join_error(b, cb, arg, MK_KERR_GROUP_MAX_SIZE_REACHED, mid);
+                mk_group_answer_join_error(b, cb, arg, MK_KERR_GROUP_MAX_SIZE_REACHED, mid);
                 return;
             }
             char *id = mk_strdup(mid);
             m = member_add(g, id, j);
         } else {
             if (!instance_ok(m, j->group_instance_id)) {
-                answer_join_error(b, cb, arg, MK_KERR_FENCED_INSTANCE_ID, mid);
+                mk_group_answer_join_error(b, cb, arg, MK_KERR_FENCED_INSTANCE_ID, mid);
                 return;
             }
             bool same = protocols_same(m, j);
@@ -767,17 +730,17 @@ static void join_locked(mk_group_coord_t *gc, const mk_group_join_t *j, mk_group
                 return;
             }
             if (!same && member_set_protocols(m, j) < 0) {
-                answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_SERVER_ERROR, mid);
+                mk_group_answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_SERVER_ERROR, mid);
                 return;
             }
         }
     }
     if (!m) {
-        answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_SERVER_ERROR, mid);
+        mk_group_answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_SERVER_ERROR, mid);
         return;
     }
     if (m->join_cb) /* a second JoinGroup replaces the first */
-        answer_join_error(b, m->join_cb, m->join_arg, MK_KERR_REBALANCE_IN_PROGRESS, m->member_id);
+        mk_group_answer_join_error(b, m->join_cb, m->join_arg, MK_KERR_REBALANCE_IN_PROGRESS, m->member_id);
     m->join_cb = cb;
     m->join_arg = arg;
     if (g->state == ST_PREPARING)
@@ -786,12 +749,29 @@ static void join_locked(mk_group_coord_t *gc, const mk_group_join_t *j, mk_group
         prepare_rebalance(gc, g, b);
 }
 
+void mk_group_classic_adopt(group_t *g, const mk_group_join_t *j)
+{
+    member_t *m = member_add(g, mk_strdup(j->member_id), j);
+    if (!m)
+        mk_error("group %s: member %s lost in the conversion (no memory)", g->id, j->member_id);
+}
+
+void mk_group_classic_start_rebalance(mk_group_coord_t *gc, group_t *g, int32_t generation, batch_t *b)
+{
+    g->generation = generation;
+    mk_free(g->protocol_type);
+    g->protocol_type = mk_strdup("consumer");
+    g->state = g->nmembers ? ST_STABLE : ST_EMPTY;
+    if (g->nmembers)
+        prepare_rebalance(gc, g, b);
+}
+
 int mk_group_join(mk_group_coord_t *gc, const mk_group_join_t *j, mk_group_join_cb cb, void *arg)
 {
     batch_t b;
-    batch_init(&b);
+    mk_group_batch_init(&b);
     join_locked(gc, j, cb, arg, &b);
-    batch_run(&b);
+    mk_group_batch_run(&b);
     return 0;
 }
 
@@ -800,8 +780,13 @@ int mk_group_join(mk_group_coord_t *gc, const mk_group_join_t *j, mk_group_join_
 int mk_group_sync(mk_group_coord_t *gc, const mk_group_sync_t *s, mk_group_sync_cb cb, void *arg)
 {
     batch_t b;
-    batch_init(&b);
-    group_t *g = group_get(gc, s->group_id, false);
+    mk_group_batch_init(&b);
+    group_t *g = mk_group_get(gc, s->group_id, false);
+    if (g && g->type == MK_GROUP_CONSUMER) {
+        mk_group_cg_classic_sync(gc, g, s, cb, arg, &b);
+        mk_group_batch_run(&b);
+        return 0;
+    }
     member_t *m = g ? grp_member(g, s->member_id) : NULL;
     if (m)
         m->awaiting_sync = false;
@@ -851,7 +836,7 @@ int mk_group_sync(mk_group_coord_t *gc, const mk_group_sync_t *s, mk_group_sync_
     } else {
         answer_sync(&b, cb, arg, MK_KERR_UNKNOWN_MEMBER_ID, NULL, NULL);
     }
-    batch_run(&b);
+    mk_group_batch_run(&b);
     return 0;
 }
 
@@ -860,7 +845,9 @@ int mk_group_sync(mk_group_coord_t *gc, const mk_group_sync_t *s, mk_group_sync_
 int16_t mk_group_heartbeat(mk_group_coord_t *gc, const char *group_id, const char *member_id,
                            const char *group_instance_id, int32_t generation)
 {
-    group_t *g = group_get(gc, group_id, false);
+    group_t *g = mk_group_get(gc, group_id, false);
+    if (g && g->type == MK_GROUP_CONSUMER)
+        return mk_group_cg_classic_heartbeat(gc, g, member_id, group_instance_id, generation);
     member_t *m = g ? grp_member(g, member_id) : NULL;
     if (g && !m && grp_member_by_instance(g, group_instance_id))
         return MK_KERR_FENCED_INSTANCE_ID;
@@ -879,9 +866,16 @@ int16_t mk_group_heartbeat(mk_group_coord_t *gc, const char *group_id, const cha
 int16_t mk_group_leave(mk_group_coord_t *gc, const char *group_id, const char *member_id,
                        const char *group_instance_id)
 {
-    group_t *g = group_get(gc, group_id, false);
+    group_t *g = mk_group_get(gc, group_id, false);
     if (!g)
         return MK_KERR_UNKNOWN_MEMBER_ID;
+    if (g->type == MK_GROUP_CONSUMER) {
+        batch_t cb;
+        mk_group_batch_init(&cb);
+        int16_t err = mk_group_cg_classic_leave(gc, g, member_id, group_instance_id, &cb);
+        mk_group_batch_run(&cb);
+        return err;
+    }
     member_t *m = NULL;
     if (member_id && *member_id) {
         m = grp_member(g, member_id);
@@ -895,7 +889,7 @@ int16_t mk_group_leave(mk_group_coord_t *gc, const char *group_id, const char *m
     if (!m)
         return MK_KERR_UNKNOWN_MEMBER_ID;
     batch_t b;
-    batch_init(&b);
+    mk_group_batch_init(&b);
     mk_info("group %s: member %s left", g->id, m->member_id);
     group_remove_member(g, m, MK_KERR_UNKNOWN_MEMBER_ID, &b);
     if (g->state == ST_STABLE || g->state == ST_COMPLETING) {
@@ -913,7 +907,7 @@ int16_t mk_group_leave(mk_group_coord_t *gc, const char *group_id, const char *m
             try_complete_join(gc, g, &b);
         }
     }
-    batch_run(&b);
+    mk_group_batch_run(&b);
     return 0;
 }
 
@@ -944,9 +938,15 @@ int mk_group_commit(mk_group_coord_t *gc, const char *group_id, const char *memb
         cb(MK_KERR_INVALID_GROUP_ID, arg);
         return 0;
     }
-    group_t *g = group_get(gc, group_id, false);
+    group_t *g = mk_group_get(gc, group_id, false);
     bool simple = generation < 0 && (!member_id || !*member_id);
-    if (simple) {
+    if (g && g->type == MK_GROUP_CONSUMER) {
+        int16_t err = mk_group_cg_offset_check(g, member_id, generation, true);
+        if (err) {
+            cb(err, arg);
+            return 0;
+        }
+    } else if (simple) {
         if (g && g->nmembers > 0) {
             cb(MK_KERR_UNKNOWN_MEMBER_ID, arg);
             return 0;
@@ -976,7 +976,7 @@ int mk_group_commit(mk_group_coord_t *gc, const char *group_id, const char *memb
         m->last_seen_ms = now_ms();
     }
     if (!g)
-        g = group_get(gc, group_id, true);
+        g = mk_group_get(gc, group_id, true);
     if (!g)
         return MK_ERR_NOMEM;
     return store_commits(gc, g, commits, n, cb, arg);
@@ -986,7 +986,7 @@ int mk_group_commit(mk_group_coord_t *gc, const char *group_id, const char *memb
 int mk_group_commit_txn(mk_group_coord_t *gc, const char *group_id, mk_group_commit_t *commits, int32_t n,
                         mk_group_commit_cb cb, void *arg)
 {
-    group_t *g = group_get(gc, group_id, true);
+    group_t *g = mk_group_get(gc, group_id, true);
     if (!g)
         return MK_ERR_NOMEM;
     return store_commits(gc, g, commits, n, cb, arg);
@@ -1061,7 +1061,7 @@ void mk_group_offset_get(mk_group_coord_t *gc, const char *group_id, const char 
     out->offset = -1;
     out->leader_epoch = -1;
     out->metadata = "";
-    group_t *g = group_get(gc, group_id, false);
+    group_t *g = mk_group_get(gc, group_id, false);
     if (!g)
         return;
     char key[1100];
@@ -1076,7 +1076,7 @@ void mk_group_offset_get(mk_group_coord_t *gc, const char *group_id, const char 
 
 void mk_group_offsets_foreach(mk_group_coord_t *gc, const char *group_id, mk_group_offset_cb cb, void *arg)
 {
-    group_t *g = group_get(gc, group_id, false);
+    group_t *g = mk_group_get(gc, group_id, false);
     if (!g)
         return;
     size_t it = 0;
@@ -1098,6 +1098,8 @@ void mk_group_offsets_foreach(mk_group_coord_t *gc, const char *group_id, mk_gro
  * ConsumerProtocolSubscription in its metadata). */
 static bool group_subscribes(group_t *g, const char *topic)
 {
+    if (g->type == MK_GROUP_CONSUMER)
+        return mk_group_cg_subscribes(g, topic);
     if (!g->protocol_type || strcmp(g->protocol_type, "consumer") != 0 || !g->protocol_name)
         return false;
     for (member_t *m = g->members; m; m = m->next) {
@@ -1132,10 +1134,10 @@ static void meta_log_done(int status, void *arg)
 
 int16_t mk_group_offset_delete(mk_group_coord_t *gc, const char *group_id, const char *topic, int32_t partition)
 {
-    group_t *g = group_get(gc, group_id, false);
+    group_t *g = mk_group_get(gc, group_id, false);
     if (!g)
         return MK_KERR_GROUP_ID_NOT_FOUND;
-    if (g->nmembers > 0 && group_subscribes(g, topic))
+    if ((g->nmembers > 0 || mk_group_cg_member_count(g) > 0) && group_subscribes(g, topic))
         return MK_KERR_GROUP_SUBSCRIBED_TO_TOPIC;
     char key[1100];
     offset_key(key, sizeof(key), topic, partition);
@@ -1175,8 +1177,12 @@ void mk_group_topic_deleted(mk_group_coord_t *gc, const char *topic)
 
 /* ===================================================================== admin */
 
-static void describe_group(group_t *g, mk_group_desc_cb cb, void *arg)
+static void describe_group(mk_group_coord_t *gc, group_t *g, mk_group_desc_cb cb, void *arg)
 {
+    if (g->type == MK_GROUP_CONSUMER) {
+        mk_group_cg_describe_classic(gc, g, cb, arg);
+        return;
+    }
     mk_arena_t a;
     mk_arena_init(&a);
     mk_group_member_info_t *mi = mk_arena_alloc(&a, sizeof(*mi) * (size_t)(g->nmembers + 1));
@@ -1195,20 +1201,20 @@ static void describe_group(group_t *g, mk_group_desc_cb cb, void *arg)
     }
     bool stable = g->state == ST_STABLE;
     mk_group_desc_t d = {g->id, state_names[g->state], g->protocol_type ? g->protocol_type : "",
-                         stable && g->protocol_name ? g->protocol_name : "", k, mi};
+                         stable && g->protocol_name ? g->protocol_name : "", k, mi, "classic"};
     cb(&d, arg);
     mk_arena_free(&a);
 }
 
 void mk_group_describe(mk_group_coord_t *gc, const char *group_id, mk_group_desc_cb cb, void *arg)
 {
-    group_t *g = group_get(gc, group_id, false);
+    group_t *g = mk_group_get(gc, group_id, false);
     if (!g) {
-        mk_group_desc_t d = {group_id, "Dead", "", "", 0, NULL};
+        mk_group_desc_t d = {group_id, "Dead", "", "", 0, NULL, "classic"};
         cb(&d, arg);
         return;
     }
-    describe_group(g, cb, arg);
+    describe_group(gc, g, cb, arg);
 }
 
 void mk_group_list(mk_group_coord_t *gc, int32_t broker_id, mk_group_desc_cb cb, void *arg)
@@ -1218,15 +1224,15 @@ void mk_group_list(mk_group_coord_t *gc, int32_t broker_id, mk_group_desc_cb cb,
     void *v;
     while (mk_map_next(&gc->groups, &it, &k, &v))
         if (broker_id < 0 || mk_group_coordinator(gc, k) == broker_id)
-            describe_group(v, cb, arg);
+            describe_group(gc, v, cb, arg);
 }
 
 int16_t mk_group_delete(mk_group_coord_t *gc, const char *group_id)
 {
-    group_t *g = group_get(gc, group_id, false);
+    group_t *g = mk_group_get(gc, group_id, false);
     if (!g)
         return MK_KERR_GROUP_ID_NOT_FOUND;
-    if (g->nmembers > 0 || g->state != ST_EMPTY)
+    if (g->nmembers > 0 || g->state != ST_EMPTY || mk_group_cg_member_count(g) > 0)
         return MK_KERR_NON_EMPTY_GROUP;
     mk_map_del(&gc->groups, group_id);
     mk_meta_op_t op = {.kind = MK_META_OFFSETS_DELETE_GROUP, .group_id = g->id};
@@ -1253,7 +1259,7 @@ static void expire_offsets(mk_group_coord_t *gc, int64_t wall)
     void *v;
     while (mk_map_next(&gc->groups, &it, &k, &v)) {
         group_t *g = v;
-        if (g->state != ST_EMPTY)
+        if (g->state != ST_EMPTY || mk_group_cg_member_count(g) > 0)
             continue;
         int expired = 0;
         size_t jt = 0;
@@ -1289,12 +1295,16 @@ static void tick_cb(uv_timer_t *t)
     mk_group_coord_t *gc = t->data;
     uint64_t now = now_ms();
     batch_t b;
-    batch_init(&b);
+    mk_group_batch_init(&b);
     size_t it = 0;
     const char *k;
     void *v;
     while (mk_map_next(&gc->groups, &it, &k, &v)) {
         group_t *g = v;
+        if (g->type == MK_GROUP_CONSUMER) {
+            mk_group_cg_tick(gc, g, now, &b);
+            continue;
+        }
         bool changed = false;
         for (member_t *m = g->members, *next; m; m = next) {
             next = m->next;
@@ -1346,7 +1356,7 @@ static void tick_cb(uv_timer_t *t)
         gc->last_expire_ms = wall;
         expire_offsets(gc, wall);
     }
-    batch_run(&b);
+    mk_group_batch_run(&b);
 }
 
 /* ================================================================ lifecycle */
@@ -1354,7 +1364,7 @@ static void tick_cb(uv_timer_t *t)
 static int load_offset_cb(const mk_meta_offset_t *o, void *arg)
 {
     mk_group_coord_t *gc = arg;
-    group_t *g = group_get(gc, o->group_id, true);
+    group_t *g = mk_group_get(gc, o->group_id, true);
     if (!g)
         return MK_ERR_NOMEM;
     char key[1100];
@@ -1412,7 +1422,7 @@ void mk_group_coord_free(mk_group_coord_t *gc)
         uv_close((uv_handle_t *)gc->tick, tick_free_cb);
     }
     batch_t b;
-    batch_init(&b);
+    mk_group_batch_init(&b);
     size_t it = 0;
     const char *k;
     void *v;
@@ -1420,14 +1430,14 @@ void mk_group_coord_free(mk_group_coord_t *gc)
         group_t *g = v;
         for (member_t *m = g->members; m; m = m->next) {
             if (m->join_cb)
-                answer_join_error(&b, m->join_cb, m->join_arg, MK_KERR_COORDINATOR_NOT_AVAILABLE, m->member_id);
+                mk_group_answer_join_error(&b, m->join_cb, m->join_arg, MK_KERR_COORDINATOR_NOT_AVAILABLE, m->member_id);
             if (m->sync_cb)
                 answer_sync(&b, m->sync_cb, m->sync_arg, MK_KERR_COORDINATOR_NOT_AVAILABLE, NULL, NULL);
             m->join_cb = NULL;
             m->sync_cb = NULL;
         }
     }
-    batch_run(&b);
+    mk_group_batch_run(&b);
     it = 0;
     while (mk_map_next(&gc->groups, &it, &k, &v))
         group_free(v);

@@ -1,6 +1,7 @@
 /*
- * group.h -- L3: the classic consumer group coordinator (JoinGroup/SyncGroup
- * protocol) and committed offsets.
+ * group.h -- L3: the group coordinator: classic groups (JoinGroup/SyncGroup
+ * protocol), KIP-848 consumer groups (ConsumerGroupHeartbeat, server-side
+ * assignors) and committed offsets.
  *
  * One coordinator object serves every group of the cluster; each group is
  * coordinated by one broker, chosen as Kafka does: the group id's Java
@@ -32,6 +33,13 @@ typedef struct mk_group_config_s {
     int32_t max_size;                    /* group.max.size */
     int64_t offsets_retention_ms;        /* offsets.retention.minutes * 60000 */
     int32_t max_metadata_bytes;          /* offset.metadata.max.bytes 4096 */
+    /* KIP-848 consumer groups (Kafka's broker config names) */
+    int32_t cg_session_timeout_ms;       /* group.consumer.session.timeout.ms 45000 */
+    int32_t cg_heartbeat_interval_ms;    /* group.consumer.heartbeat.interval.ms 5000 */
+    int32_t cg_max_size;                 /* group.consumer.max.size */
+    const char *cg_assignors;            /* group.consumer.assignors "uniform,range" (first: default) */
+    const char *cg_migration_policy;     /* group.consumer.migration.policy: disabled, upgrade,
+                                            downgrade, bidirectional */
 } mk_group_config_t;
 
 /* Create the coordinator and load committed offsets from the cluster's
@@ -178,6 +186,7 @@ typedef struct mk_group_desc_s {
     const char *protocol_name;
     int32_t member_count;
     const mk_group_member_info_t *members;
+    const char *type;                /* "classic" or "consumer" (ListGroups v5 GroupType) */
 } mk_group_desc_t;
 
 /* Describe one group (state "Dead" when unknown).  cb runs before return. */
@@ -187,5 +196,80 @@ void mk_group_describe(mk_group_coord_t *gc, const char *group_id, mk_group_desc
 void mk_group_list(mk_group_coord_t *gc, int32_t broker_id, mk_group_desc_cb cb, void *arg);
 /* DeleteGroups: Kafka error code (NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND). */
 int16_t mk_group_delete(mk_group_coord_t *gc, const char *group_id);
+
+/* =========================================== consumer groups (KIP-848) */
+
+/* Partitions of one topic (by id), as the consumer group APIs carry them. */
+typedef struct mk_group_tps_s {
+    uint8_t topic_id[16];
+    int32_t count;
+    const int32_t *partitions;
+} mk_group_tps_t;
+
+typedef struct mk_group_cg_heartbeat_s {
+    const char *group_id;
+    const char *member_id;           /* "" only when joining with ConsumerGroupHeartbeat v0 */
+    int32_t member_epoch;            /* 0 join, -1 leave, -2 static member leaves for now */
+    const char *instance_id;         /* NULL: not sent */
+    const char *rack_id;             /* NULL: not sent */
+    int32_t rebalance_timeout_ms;    /* -1: unchanged */
+    bool topics_set;                 /* SubscribedTopicNames sent (not null) */
+    int32_t topic_count;
+    const char *const *topics;       /* internal names */
+    const char *regex;               /* SubscribedTopicRegex (over the tenant's names), NULL: unchanged */
+    const char *assignor;            /* ServerAssignor, NULL: unchanged */
+    bool owned_set;                  /* TopicPartitions sent (not null) */
+    int32_t owned_count;
+    const mk_group_tps_t *owned;
+    const char *client_id, *client_host;
+    const char *tenant_prefix;       /* internal-name prefix of the member's tenant ("" default) */
+    int16_t version;                 /* of the request */
+} mk_group_cg_heartbeat_t;
+
+typedef struct mk_group_cg_result_s {
+    int16_t error;
+    const char *error_message;       /* NULL when none */
+    const char *member_id;
+    int32_t member_epoch;
+    int32_t heartbeat_interval_ms;
+    bool has_assignment;             /* Assignment is sent (else null) */
+    int32_t assignment_count;
+    const mk_group_tps_t *assignment;
+} mk_group_cg_result_t;
+
+/* ConsumerGroupHeartbeat.  The answer is built in a (the request's arena)
+ * and valid as long as it.  Never fails: errors are in out->error. */
+void mk_group_cg_heartbeat(mk_group_coord_t *gc, const mk_group_cg_heartbeat_t *hb, mk_arena_t *a,
+                           mk_group_cg_result_t *out);
+
+typedef struct mk_group_cg_member_s {
+    const char *member_id, *instance_id, *rack_id, *client_id, *client_host;
+    int32_t member_epoch;
+    int32_t topic_count;
+    const char *const *topics;       /* internal names */
+    const char *regex;
+    int32_t assigned_count;
+    const mk_group_tps_t *assigned;
+    int32_t target_count;
+    const mk_group_tps_t *target;
+} mk_group_cg_member_t;
+
+typedef struct mk_group_cg_desc_s {
+    int16_t error;                   /* GROUP_ID_NOT_FOUND: unknown or not a consumer group */
+    const char *error_message;
+    const char *state;               /* Empty, Assigning, Reconciling, Stable */
+    int32_t group_epoch, assignment_epoch;
+    const char *assignor;
+    int32_t member_count;
+    const mk_group_cg_member_t *members;
+} mk_group_cg_desc_t;
+
+/* ConsumerGroupDescribe of one group: cb runs before return. */
+typedef void (*mk_group_cg_desc_cb)(const mk_group_cg_desc_t *d, void *arg);
+void mk_group_cg_describe(mk_group_coord_t *gc, const char *group_id, mk_group_cg_desc_cb cb, void *arg);
+
+/* OffsetFetch v9+ with a member id and epoch: Kafka error code. */
+int16_t mk_group_offset_fetch_check(mk_group_coord_t *gc, const char *group_id, const char *member_id,
+                                    int32_t member_epoch);
 
 #endif /* MK_GROUP_H */

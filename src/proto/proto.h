@@ -194,7 +194,8 @@ bool mk_proto_resp_header_flexible(int16_t api_key, int16_t version);
     X(UNKNOWN_SUBSCRIPTION_ID, 117)                                            \
     X(TELEMETRY_TOO_LARGE, 118)                                                \
     X(INVALID_REGISTRATION, 119)                                               \
-    X(TRANSACTION_ABORTABLE, 120)
+    X(TRANSACTION_ABORTABLE, 120)                                              \
+    X(INVALID_REGULAR_EXPRESSION, 128)
 
 enum {
 #define MK_KERR_ENUM(name, code) MK_KERR_##name = code,
