@@ -228,6 +228,8 @@ int mk_broker_handle_describe_groups(mk_req_t *req);
 int mk_broker_handle_list_groups(mk_req_t *req);
 int mk_broker_handle_delete_groups(mk_req_t *req);
 int mk_broker_handle_offset_delete(mk_req_t *req);
+int mk_broker_handle_consumer_group_heartbeat(mk_req_t *req);
+int mk_broker_handle_consumer_group_describe(mk_req_t *req);
 int mk_broker_handle_init_producer_id(mk_req_t *req);
 int mk_broker_handle_add_partitions_to_txn(mk_req_t *req);
 int mk_broker_handle_add_offsets_to_txn(mk_req_t *req);

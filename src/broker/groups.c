@@ -1,7 +1,8 @@
 /*
  * groups.c -- handlers for the group APIs: FindCoordinator, JoinGroup,
  * SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
- * DescribeGroups, ListGroups, DeleteGroups, OffsetDelete.
+ * DescribeGroups, ListGroups, DeleteGroups, OffsetDelete, and KIP-848's
+ * ConsumerGroupHeartbeat and ConsumerGroupDescribe.
  *
  * They translate between the wire structs and group/'s coordinator.  Every
  * group request must reach the group's coordinating broker; elsewhere it gets
@@ -20,6 +21,12 @@
  *   ListGroups       only the groups the principal may DESCRIBE (all of them
  *                    with DESCRIBE on the cluster)
  *   OffsetDelete     group DELETE, topic READ per topic
+ *   ConsumerGroupHeartbeat  group READ; topic DESCRIBE on every subscribed
+ *                    name (TOPIC_AUTHORIZATION_FAILED); regex subscriptions
+ *                    match the tenant's topics
+ *   ConsumerGroupDescribe   group DESCRIBE; topic DESCRIBE on every topic a
+ *                    member subscribes to or is assigned, else the group
+ *                    gets TOPIC_AUTHORIZATION_FAILED
  * Authorization comes before the coordinator check, as in Kafka, so a
  * denied client learns nothing about where the group lives.
  */
@@ -504,6 +511,10 @@ int mk_broker_handle_offset_fetch(mk_req_t *req)
             if ((rg->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, qg->GroupId, MK_ACL_OP_DESCRIBE)) ||
                 (rg->ErrorCode = coordinator_check(req, gid)))
                 continue;
+            /* v9+: a consumer group member fetches with its member id and epoch */
+            if (req->version >= 9 && (qg->MemberId.ptr || qg->MemberEpoch >= 0) &&
+                (rg->ErrorCode = mk_group_offset_fetch_check(req->b->groups, gid, qg->MemberId.ptr, qg->MemberEpoch)))
+                continue;
             int rc = offset_fetch_topics(req, gid, qg->Topics.count < 0, qg->Topics.count, qg->Topics.items,
                                          &rg->Topics.items, &rg->Topics.count);
             if (rc < 0)
@@ -630,7 +641,7 @@ static void list_cb(const mk_group_desc_t *d, void *arg)
         return;
     if (!filter_has(c->q->StatesFilter.items, c->q->StatesFilter.count, d->state))
         return;
-    if (!filter_has(c->q->TypesFilter.items, c->q->TypesFilter.count, "classic"))
+    if (!filter_has(c->q->TypesFilter.items, c->q->TypesFilter.count, d->type))
         return;
     mk_str_t id = external_group(c->req, d->group_id);
     if (!c->all && !mk_broker_req_authorized(c->req, MK_ACL_RES_GROUP, id.ptr, MK_ACL_OP_DESCRIBE))
@@ -650,7 +661,7 @@ static void list_cb(const mk_group_desc_t *d, void *arg)
     g->GroupId = id;
     g->ProtocolType = mk_broker_req_str(c->req, d->protocol_type);
     g->GroupState = mk_broker_req_str(c->req, d->state);
-    g->GroupType = mk_str("classic");
+    g->GroupType = mk_str(d->type);
 }
 
 int mk_broker_handle_list_groups(mk_req_t *req)
@@ -723,6 +734,191 @@ int mk_broker_handle_offset_delete(mk_req_t *req)
             }
             rt->Partitions.items[j].ErrorCode = err;
         }
+    }
+    return MK_REQ_DONE;
+}
+
+/* ==================================================== ConsumerGroupHeartbeat */
+
+int mk_broker_handle_consumer_group_heartbeat(mk_req_t *req)
+{
+    mk_ConsumerGroupHeartbeatRequest_t *q = req->body;
+    mk_ConsumerGroupHeartbeatResponse_t *r = req->resp;
+    const char *gid = internal_group(req, q->GroupId);
+    r->MemberId = mk_str(NULL);
+    r->Assignment.TopicPartitions.items = NULL;
+    r->Assignment.TopicPartitions.count = -1;
+    if ((r->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_READ)) ||
+        (r->ErrorCode = coordinator_check(req, gid)))
+        return MK_REQ_DONE;
+    int32_t nt = q->SubscribedTopicNames.count;
+    const char **topics = mk_arena_alloc(&req->arena, sizeof(char *) * (size_t)(nt > 0 ? nt + 1 : 1));
+    if (!topics)
+        return MK_ERR_NOMEM;
+    for (int32_t i = 0; i < nt; i++) {
+        mk_str_t n = q->SubscribedTopicNames.items[i];
+        if (!mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, n.ptr ? n.ptr : "", MK_ACL_OP_DESCRIBE)) {
+            r->ErrorCode = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
+            r->ErrorMessage = mk_broker_req_str(
+                req, mk_arena_sprintf(&req->arena, "Not authorized to describe topic %s.", n.ptr ? n.ptr : ""));
+            return MK_REQ_DONE;
+        }
+        topics[i] = mk_broker_req_internal(req, n);
+        if (!topics[i])
+            topics[i] = "";
+    }
+    int32_t no = q->TopicPartitions.count;
+    mk_group_tps_t *owned = mk_arena_alloc(&req->arena, sizeof(*owned) * (size_t)(no > 0 ? no + 1 : 1));
+    if (!owned)
+        return MK_ERR_NOMEM;
+    for (int32_t i = 0; i < no; i++) {
+        memcpy(owned[i].topic_id, q->TopicPartitions.items[i].TopicId.b, 16);
+        owned[i].count = q->TopicPartitions.items[i].Partitions.count > 0 ? q->TopicPartitions.items[i].Partitions.count : 0;
+        owned[i].partitions = q->TopicPartitions.items[i].Partitions.items;
+    }
+    const mk_tenant_t *tn = req->sess ? req->sess->tenant : mk_tenant_default();
+    mk_group_cg_heartbeat_t hb = {
+        .group_id = gid,
+        .member_id = q->MemberId.ptr ? q->MemberId.ptr : "",
+        .member_epoch = q->MemberEpoch,
+        .instance_id = q->InstanceId.ptr,
+        .rack_id = q->RackId.ptr,
+        .rebalance_timeout_ms = q->RebalanceTimeoutMs,
+        .topics_set = nt >= 0,
+        .topic_count = nt > 0 ? nt : 0,
+        .topics = topics,
+        .regex = req->version >= 1 ? q->SubscribedTopicRegex.ptr : NULL,
+        .assignor = q->ServerAssignor.ptr,
+        .owned_set = no >= 0,
+        .owned_count = no > 0 ? no : 0,
+        .owned = owned,
+        .client_id = req->hdr.ClientId.ptr ? req->hdr.ClientId.ptr : "",
+        .client_host = req->sess ? mk_net_conn_peer(req->sess->conn) : "",
+        .tenant_prefix = tn->prefix,
+        .version = req->version,
+    };
+    mk_group_cg_result_t res;
+    mk_group_cg_heartbeat(req->b->groups, &hb, &req->arena, &res);
+    r->ErrorCode = res.error;
+    r->ErrorMessage = mk_str(res.error_message);
+    if (res.error)
+        return MK_REQ_DONE;
+    r->MemberId = mk_broker_req_str(req, res.member_id);
+    r->MemberEpoch = res.member_epoch;
+    r->HeartbeatIntervalMs = res.heartbeat_interval_ms;
+    if (res.has_assignment) {
+        if (!MK_ARRAY_ALLOC(req, r->Assignment.TopicPartitions, res.assignment_count,
+                            ConsumerGroupHeartbeatResponse_TopicPartitions))
+            return MK_ERR_NOMEM;
+        for (int32_t i = 0; i < res.assignment_count; i++) {
+            mk_ConsumerGroupHeartbeatResponse_TopicPartitions_t *tp = &r->Assignment.TopicPartitions.items[i];
+            memcpy(tp->TopicId.b, res.assignment[i].topic_id, 16);
+            tp->Partitions.items = (int32_t *)res.assignment[i].partitions;
+            tp->Partitions.count = res.assignment[i].count;
+        }
+    }
+    return MK_REQ_DONE;
+}
+
+/* ===================================================== ConsumerGroupDescribe */
+
+typedef struct cg_describe_ctx_s {
+    mk_req_t *req;
+    mk_ConsumerGroupDescribeResponse_DescribedGroup_t *out;
+} cg_describe_ctx_t;
+
+/* The wire form of an assignment; false if a topic may not be described. */
+static bool cg_assignment(mk_req_t *req, const mk_group_tps_t *tps, int32_t n,
+                          mk_ConsumerGroupDescribeResponse_Assignment_t *out)
+{
+    if (!MK_ARRAY_ALLOC(req, out->TopicPartitions, n, ConsumerGroupDescribeResponse_TopicPartitions))
+        return true;
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++) {
+        mk_topic_t *t = mk_cluster_topic_find_id(req->c, tps[i].topic_id);
+        if (!t)
+            continue; /* deleted since: left out */
+        mk_str_t name = mk_broker_req_topic_name(req, t);
+        if (!mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, name.ptr, MK_ACL_OP_DESCRIBE))
+            return false;
+        mk_ConsumerGroupDescribeResponse_TopicPartitions_t *tp = &out->TopicPartitions.items[k++];
+        memcpy(tp->TopicId.b, tps[i].topic_id, 16);
+        tp->TopicName = mk_broker_req_str(req, name.ptr);
+        int32_t *parts = mk_arena_alloc(&req->arena, sizeof(int32_t) * (size_t)(tps[i].count + 1));
+        if (parts && tps[i].count)
+            memcpy(parts, tps[i].partitions, sizeof(int32_t) * (size_t)tps[i].count);
+        tp->Partitions.items = parts;
+        tp->Partitions.count = parts ? tps[i].count : 0;
+    }
+    out->TopicPartitions.count = k;
+    return true;
+}
+
+static void cg_describe_cb(const mk_group_cg_desc_t *d, void *arg)
+{
+    cg_describe_ctx_t *c = arg;
+    mk_req_t *req = c->req;
+    mk_ConsumerGroupDescribeResponse_DescribedGroup_t *g = c->out;
+    const mk_tenant_t *tn = req->sess ? req->sess->tenant : mk_tenant_default();
+    g->ErrorCode = d->error;
+    g->ErrorMessage = mk_broker_req_str(req, d->error_message);
+    g->GroupState = mk_broker_req_str(req, d->state);
+    g->GroupEpoch = d->group_epoch;
+    g->AssignmentEpoch = d->assignment_epoch;
+    g->AssignorName = mk_broker_req_str(req, d->assignor ? d->assignor : "");
+    if (d->error || !MK_ARRAY_ALLOC(req, g->Members, d->member_count, ConsumerGroupDescribeResponse_Member))
+        return;
+    bool denied = false;
+    for (int32_t i = 0; i < d->member_count && !denied; i++) {
+        const mk_group_cg_member_t *s = &d->members[i];
+        mk_ConsumerGroupDescribeResponse_Member_t *m = &g->Members.items[i];
+        m->MemberId = mk_broker_req_str(req, s->member_id);
+        m->InstanceId = mk_broker_req_str(req, s->instance_id);
+        m->RackId = mk_broker_req_str(req, s->rack_id);
+        m->MemberEpoch = s->member_epoch;
+        m->ClientId = mk_broker_req_str(req, s->client_id);
+        m->ClientHost = mk_broker_req_str(req, s->client_host);
+        m->SubscribedTopicRegex = mk_broker_req_str(req, s->regex);
+        m->SubscribedTopicNames.items = mk_arena_alloc(&req->arena, sizeof(mk_str_t) * (size_t)(s->topic_count + 1));
+        if (!m->SubscribedTopicNames.items)
+            return;
+        m->SubscribedTopicNames.count = s->topic_count;
+        for (int32_t k = 0; k < s->topic_count; k++) {
+            const char *ext = mk_tenant_to_external(tn, s->topics[k]);
+            if (!mk_broker_req_authorized(req, MK_ACL_RES_TOPIC, ext, MK_ACL_OP_DESCRIBE))
+                denied = true;
+            m->SubscribedTopicNames.items[k] = mk_broker_req_str(req, ext);
+        }
+        denied = denied || !cg_assignment(req, s->assigned, s->assigned_count, &m->Assignment) ||
+                 !cg_assignment(req, s->target, s->target_count, &m->TargetAssignment);
+    }
+    if (denied) {
+        g->ErrorCode = MK_KERR_TOPIC_AUTHORIZATION_FAILED;
+        g->ErrorMessage = mk_str("The group has subscribed or assigned topics which are not authorized.");
+        g->Members.count = 0;
+    }
+}
+
+int mk_broker_handle_consumer_group_describe(mk_req_t *req)
+{
+    mk_ConsumerGroupDescribeRequest_t *q = req->body;
+    mk_ConsumerGroupDescribeResponse_t *r = req->resp;
+    int32_t n = q->GroupIds.count > 0 ? q->GroupIds.count : 0;
+    if (!MK_ARRAY_ALLOC(req, r->Groups, n, ConsumerGroupDescribeResponse_DescribedGroup))
+        return MK_ERR_NOMEM;
+    for (int32_t i = 0; i < n; i++) {
+        mk_ConsumerGroupDescribeResponse_DescribedGroup_t *g = &r->Groups.items[i];
+        const char *gid = internal_group(req, q->GroupIds.items[i]);
+        g->GroupId = q->GroupIds.items[i];
+        g->AuthorizedOperations = INT32_MIN;
+        g->GroupState = mk_str("");
+        g->AssignorName = mk_str("");
+        if ((g->ErrorCode =
+                 mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupIds.items[i], MK_ACL_OP_DESCRIBE)) ||
+            (g->ErrorCode = coordinator_check(req, gid)))
+            continue;
+        cg_describe_ctx_t c = {req, g};
+        mk_group_cg_describe(req->b->groups, gid, cg_describe_cb, &c);
     }
     return MK_REQ_DONE;
 }

@@ -1395,11 +1395,10 @@ void mk_group_cg_classic_join(mk_group_coord_t *gc, group_t *g, const mk_group_j
 {
     mk_cgroup_t *cg = g->cg;
     const char *mid = j->member_id ? j->member_id : "";
-    if (!j->protocol_type || strcmp(j->protocol_type, "consumer") != 0 || j->protocol_count <= 0)
-        {
-            mk_group_answer_join_error(b, cb, arg, MK_KERR_INCONSISTENT_GROUP_PROTOCOL, mid);
-            return;
-        }
+    if (!j->protocol_type || strcmp(j->protocol_type, "consumer") != 0 || j->protocol_count <= 0) {
+        mk_group_answer_join_error(b, cb, arg, MK_KERR_INCONSISTENT_GROUP_PROTOCOL, mid);
+        return;
+    }
     mk_arena_t a;
     mk_arena_init(&a);
     mk_tenant_t tn = tenant_of(cg);
@@ -1412,20 +1411,16 @@ void mk_group_cg_classic_join(mk_group_coord_t *gc, group_t *g, const mk_group_j
     const mk_pmsg_t *pm = &mk_pmsg_ConsumerProtocolSubscription;
     if (!mk_rd_ok(&r) || ver < 0 || mk_proto_decode(pm, ver > pm->vmax ? pm->vmax : ver, &r, &a, &sub) < 0) {
         mk_arena_free(&a);
-        {
-            mk_group_answer_join_error(b, cb, arg, MK_KERR_INCONSISTENT_GROUP_PROTOCOL, mid);
-            return;
-        }
+        mk_group_answer_join_error(b, cb, arg, MK_KERR_INCONSISTENT_GROUP_PROTOCOL, mid);
+        return;
     }
     cmember_t *m = *mid ? cg_member(cg, mid) : NULL;
     if (!m && j->group_instance_id) {
         cmember_t *st = cg_member_by_instance(cg, j->group_instance_id);
         if (st && *mid) {
             mk_arena_free(&a);
-            {
-                mk_group_answer_join_error(b, cb, arg, MK_KERR_FENCED_INSTANCE_ID, mid);
-                return;
-            }
+            mk_group_answer_join_error(b, cb, arg, MK_KERR_FENCED_INSTANCE_ID, mid);
+            return;
         }
         if (st) { /* a static member comes back with a new member id */
             char *nid = new_uuid_id();
@@ -1440,10 +1435,8 @@ void mk_group_cg_classic_join(mk_group_coord_t *gc, group_t *g, const mk_group_j
     }
     if (m && !m->classic) {
         mk_arena_free(&a);
-        {
-            mk_group_answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_MEMBER_ID, mid);
-            return;
-        }
+        mk_group_answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_MEMBER_ID, mid);
+        return;
     }
     bool is_new = false;
     if (!m) {
@@ -1456,18 +1449,14 @@ void mk_group_cg_classic_join(mk_group_coord_t *gc, group_t *g, const mk_group_j
         }
         if (gc->cfg.cg_max_size > 0 && cg->nmembers >= gc->cfg.cg_max_size) {
             mk_arena_free(&a);
-            {
-                mk_group_answer_join_error(b, cb, arg, MK_KERR_GROUP_MAX_SIZE_REACHED, mid);
-                return;
-            }
+            mk_group_answer_join_error(b, cb, arg, MK_KERR_GROUP_MAX_SIZE_REACHED, mid);
+            return;
         }
         m = member_new(cg, *mid ? mid : NULL);
         if (!m) {
             mk_arena_free(&a);
-            {
-                mk_group_answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_SERVER_ERROR, mid);
-                return;
-            }
+            mk_group_answer_join_error(b, cb, arg, MK_KERR_UNKNOWN_SERVER_ERROR, mid);
+            return;
         }
         m->classic = true;
         m->instance_id = j->group_instance_id ? mk_strdup(j->group_instance_id) : NULL;
@@ -1534,28 +1523,24 @@ void mk_group_cg_classic_sync(mk_group_coord_t *gc, group_t *g, const mk_group_s
 {
     int16_t err;
     cmember_t *m = classic_member(g->cg, s->member_id, s->group_instance_id, &err);
-    if (!m)
-        {
-            answer_sync_now(b, cb, arg, err, NULL, NULL, NULL, 0);
-            return;
-        }
-    if (s->generation != m->epoch)
-        {
-            answer_sync_now(b, cb, arg, MK_KERR_ILLEGAL_GENERATION, NULL, NULL, NULL, 0);
-            return;
-        }
+    if (!m) {
+        answer_sync_now(b, cb, arg, err, NULL, NULL, NULL, 0);
+        return;
+    }
+    if (s->generation != m->epoch) {
+        answer_sync_now(b, cb, arg, MK_KERR_ILLEGAL_GENERATION, NULL, NULL, NULL, 0);
+        return;
+    }
     const char *pname = m->nprotos ? m->protos[0].name : "";
     if ((s->protocol_type && strcmp(s->protocol_type, "consumer") != 0) ||
-        (s->protocol_name && strcmp(s->protocol_name, pname) != 0))
-        {
+        (s->protocol_name && strcmp(s->protocol_name, pname) != 0)) {
             answer_sync_now(b, cb, arg, MK_KERR_INCONSISTENT_GROUP_PROTOCOL, NULL, NULL, NULL, 0);
             return;
         }
-    if (m->epoch < g->cg->group_epoch || m->state == CM_UNREVOKED)
-        {
-            answer_sync_now(b, cb, arg, MK_KERR_REBALANCE_IN_PROGRESS, NULL, NULL, NULL, 0);
-            return;
-        }
+    if (m->epoch < g->cg->group_epoch || m->state == CM_UNREVOKED) {
+        answer_sync_now(b, cb, arg, MK_KERR_REBALANCE_IN_PROGRESS, NULL, NULL, NULL, 0);
+        return;
+    }
     m->last_seen_ms = mk_group_now_ms();
     mk_arena_t a;
     mk_arena_init(&a);
