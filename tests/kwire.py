@@ -18,6 +18,8 @@ request/response shapes the tests need are implemented:
     ListTransactions, DescribeTransactions); OffsetForLeaderEpoch v3
   * SASL PLAIN login (SaslHandshake v1 + SaslAuthenticate v1), CreateTopics v4 and v5+ (flexible),
     DeleteTopics v4+ by name, the client quota APIs (DescribeClientQuotas, AlterClientQuotas v0/v1)
+  * KIP-848 consumer groups: ConsumerGroupHeartbeat v0/v1, ConsumerGroupDescribe v0,
+    OffsetCommit v9 (member epoch), ListGroups v5 (types filter)
   * the admin APIs of issue 15 (flexible versions): IncrementalAlterConfigs, AlterConfigs v2,
     DescribeConfigs v4, DeleteRecords v2, ElectLeaders v2, ListPartitionReassignments v0,
     DescribeLogDirs v4, DescribeTopicPartitions v0, GetTelemetrySubscriptions / PushTelemetry v0
@@ -78,6 +80,8 @@ INCREMENTAL_ALTER_CONFIGS = 44
 GET_TELEMETRY_SUBSCRIPTIONS = 71
 PUSH_TELEMETRY = 72
 DESCRIBE_TOPIC_PARTITIONS = 75
+CONSUMER_GROUP_HEARTBEAT = 68
+CONSUMER_GROUP_DESCRIBE = 69
 
 _NOT_ERRORS = set(globals())
 NONE = 0
@@ -135,6 +139,13 @@ INVALID_RECORD = 87
 THROTTLING_QUOTA_EXCEEDED = 89
 PRODUCER_FENCED = 90
 TRANSACTIONAL_ID_NOT_FOUND = 105
+GROUP_AUTHORIZATION_FAILED = 30
+GROUP_MAX_SIZE_REACHED = 81
+FENCED_MEMBER_EPOCH = 110
+UNRELEASED_INSTANCE_ID = 111
+UNSUPPORTED_ASSIGNOR = 112
+STALE_MEMBER_EPOCH = 113
+INVALID_REGULAR_EXPRESSION = 128
 
 # {code: name} of every error code above (the names between _NOT_ERRORS and here)
 ERROR_NAMES = {v: k for k, v in list(globals().items())
@@ -1446,6 +1457,63 @@ class Conn:
         return out
 
     # ---- replication ---------------------------------------------------------------------
+    # ---- KIP-848 consumer groups ------------------------------------------------------
+    def cg_heartbeat(self, group, member_id="", epoch=0, instance_id=None, rack_id=None,
+                     rebalance_ms=-1, topics=None, regex=None, assignor=None, owned=None,
+                     version=0, timeout=None):
+        """ConsumerGroupHeartbeat v0/v1.  topics: [names] or None (unchanged); owned:
+        {topic_id(bytes16): [partitions]} or None.  Returns {error, message, member_id, epoch,
+        interval, assignment: {topic_id: [partitions]} or None}."""
+        body = consumer_group_heartbeat_body(group, member_id, epoch, instance_id, rack_id,
+                                             rebalance_ms, topics, regex, assignor, owned, version)
+        return parse_consumer_group_heartbeat(
+            self.call(CONSUMER_GROUP_HEARTBEAT, version, body, flexible_req=True, timeout=timeout))
+
+    def cg_describe(self, groups):
+        """ConsumerGroupDescribe v0 -> {group: {error, message, state, epoch, assignment_epoch,
+        assignor, members: [{member_id, instance_id, rack_id, epoch, client_id, client_host,
+        topics, regex, assignment, target}]}}; assignments {topic name: [partitions]}."""
+        body = compact_array([compact_string(g) for g in groups]) + boolean(False) + TAGS
+        return parse_consumer_group_describe(
+            self.call(CONSUMER_GROUP_DESCRIBE, 0, body, flexible_req=True))
+
+    def commit_v9(self, group, offsets, member_epoch=-1, member_id="", instance_id=None):
+        """OffsetCommit v9 (flexible; member epoch): offsets {(topic, p): offset}.
+        Returns {(topic, p): error}."""
+        by_topic = {}
+        for (t, p), off in offsets.items():
+            by_topic.setdefault(t, []).append((p, off))
+        body = (compact_string(group) + i32(member_epoch) + compact_string(member_id)
+                + compact_string(instance_id)
+                + compact_array([compact_string(t) + compact_array(
+                    [i32(p) + i64(o) + i32(-1) + compact_string("") + TAGS for p, o in parts])
+                    + TAGS for t, parts in by_topic.items()]) + TAGS)
+        r = Reader(self.call(OFFSET_COMMIT, 9, body, flexible_req=True))
+        r.i32()
+        out = {}
+        for _ in range(r.uvarint() - 1):
+            t = r.compact_string()
+            for _ in range(r.uvarint() - 1):
+                p, e = r.i32(), r.i16()
+                r.tags()
+                out[(t, p)] = e
+            r.tags()
+        return out
+
+    def list_groups_v5(self, states=(), types=()):
+        """ListGroups v5 (state and type filters) -> (error, {group: (protocol_type, state, type)})."""
+        body = (compact_array([compact_string(x) for x in states])
+                + compact_array([compact_string(x) for x in types]) + TAGS)
+        r = Reader(self.call(LIST_GROUPS, 5, body, flexible_req=True))
+        r.i32()
+        err = r.i16()
+        out = {}
+        for _ in range(r.uvarint() - 1):
+            g, pt, st, ty = r.compact_string(), r.compact_string(), r.compact_string(), r.compact_string()
+            r.tags()
+            out[g] = (pt, st, ty)
+        return err, out
+
     def offset_for_leader_epoch(self, topic, partition, epoch, current_epoch=-1):
         """OffsetForLeaderEpoch v3 (one partition) -> (error, leader_epoch, end_offset)."""
         body = (i32(-1) + array([string(topic) + array(
@@ -1700,3 +1768,79 @@ def parse_get_telemetry_subscriptions(body):
 def push_telemetry_body(instance_id, subscription_id, terminating=False, metrics=b""):
     return (uuid(instance_id) + i32(subscription_id) + boolean(terminating) + i8(0)
             + uvarint(len(metrics) + 1) + metrics + TAGS)
+
+
+# ---------------------------------------------------------------------------------------------
+# KIP-848 consumer groups (flexible)
+# ---------------------------------------------------------------------------------------------
+def consumer_group_heartbeat_body(group, member_id, epoch, instance_id=None, rack_id=None,
+                                  rebalance_ms=-1, topics=None, regex=None, assignor=None,
+                                  owned=None, version=0):
+    b = (compact_string(group) + compact_string(member_id) + i32(epoch)
+         + compact_string(instance_id) + compact_string(rack_id) + i32(rebalance_ms)
+         + (uvarint(0) if topics is None else compact_array([compact_string(t) for t in topics])))
+    if version >= 1:
+        b += compact_string(regex)
+    b += compact_string(assignor)
+    if owned is None:
+        b += uvarint(0)
+    else:
+        b += compact_array([uuid(tid) + compact_array([i32(p) for p in ps]) + TAGS
+                            for tid, ps in owned.items()])
+    return b + TAGS
+
+
+def parse_consumer_group_heartbeat(body):
+    r = Reader(body)
+    r.i32()
+    d = {"error": r.i16(), "message": r.compact_string(), "member_id": r.compact_string(),
+         "epoch": r.i32(), "interval": r.i32(), "assignment": None}
+    if r.i8() >= 0:
+        asg = {}
+        for _ in range(r.uvarint() - 1):
+            tid = r.take(16)
+            asg[tid] = r.compact_array(lambda x: x.i32())
+            r.tags()
+        r.tags()
+        d["assignment"] = asg
+    r.tags()
+    return d
+
+
+def parse_consumer_group_describe(body):
+    r = Reader(body)
+    r.i32()
+
+    def assignment(rr):
+        out = {}
+        for _ in range(rr.uvarint() - 1):
+            rr.take(16)
+            name = rr.compact_string()
+            out[name] = rr.compact_array(lambda x: x.i32())
+            rr.tags()
+        rr.tags()
+        return out
+
+    def member(rr):
+        d = {"member_id": rr.compact_string(), "instance_id": rr.compact_string(),
+             "rack_id": rr.compact_string(), "epoch": rr.i32(), "client_id": rr.compact_string(),
+             "client_host": rr.compact_string(),
+             "topics": rr.compact_array(lambda x: x.compact_string()),
+             "regex": rr.compact_string()}
+        d["assignment"] = assignment(rr)
+        d["target"] = assignment(rr)
+        rr.tags()
+        return d
+
+    out = {}
+    for _ in range(r.uvarint() - 1):
+        d = {"error": r.i16(), "message": r.compact_string()}
+        gid = r.compact_string()
+        d.update(state=r.compact_string(), epoch=r.i32(), assignment_epoch=r.i32(),
+                 assignor=r.compact_string())
+        d["members"] = r.compact_array(member)
+        r.i32()
+        r.tags()
+        out[gid] = d
+    r.tags()
+    return out
