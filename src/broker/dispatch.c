@@ -178,6 +178,42 @@ static const char *cfg_type_name(int type)
     return "?";
 }
 
+/* KIP-848 consumer groups: what is offered and what differs from Kafka 4.0. */
+static void kip848_markdown(FILE *out)
+{
+    fprintf(out,
+            "\n## KIP-848 consumer groups\n\n"
+            "ConsumerGroupHeartbeat and ConsumerGroupDescribe run beside the classic protocol, in the same\n"
+            "coordinator (`src/group/consumer.c`, assignors in `src/group/assign.c`):\n\n"
+            "- Server-side assignors `uniform` (balanced and sticky; the default) and `range` (per topic,\n"
+            "  contiguous ranges in member id order), chosen with ServerAssignor (Kafka's class names work\n"
+            "  too); `group.consumer.assignors` lists the allowed ones, the first being the default.\n"
+            "- Member epochs, the group epoch and the target assignment epoch; a partition goes to a new\n"
+            "  member only after its previous owner stopped reporting it in TopicPartitions; a member that\n"
+            "  does not revoke within its RebalanceTimeoutMs is fenced.\n"
+            "- `group.consumer.session.timeout.ms` (45000), `group.consumer.heartbeat.interval.ms` (5000),\n"
+            "  their min/max settings, `group.consumer.max.size`, `group.consumer.migration.policy`\n"
+            "  (bidirectional, as Kafka 4.0).\n"
+            "- Subscriptions by topic names, and by SubscribedTopicRegex (v1) over the tenant's topics; the\n"
+            "  regex is POSIX extended and must match the whole name (Kafka uses RE2/J: simple patterns\n"
+            "  such as `orders-.*` behave the same).  Regex matches are not filtered by topic ACLs.\n"
+            "- Static members (InstanceId; epoch -2 keeps the assignment until the session ends; a new\n"
+            "  member id takes it over; UNRELEASED_INSTANCE_ID otherwise), leaving with epoch -1.\n"
+            "- Errors as Kafka 4.0: INVALID_REQUEST, UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH,\n"
+            "  UNRELEASED_INSTANCE_ID, FENCED_INSTANCE_ID, GROUP_ID_NOT_FOUND, UNSUPPORTED_ASSIGNOR,\n"
+            "  GROUP_MAX_SIZE_REACHED, INVALID_REGULAR_EXPRESSION, TOPIC_AUTHORIZATION_FAILED.\n"
+            "- OffsetCommit takes the member epoch as the generation (STALE_MEMBER_EPOCH), OffsetFetch v9\n"
+            "  checks it; ListGroups (GroupType, types filter) and DescribeGroups show consumer groups.\n"
+            "- Conversions: an empty group changes type when a member of the other protocol joins; a\n"
+            "  classic JoinGroup to a non-empty consumer group makes a classic member of it (its\n"
+            "  assignment comes from the server through SyncGroup); with the policy upgrade or\n"
+            "  bidirectional a consumer heartbeat converts a non-empty classic group of protocol type\n"
+            "  consumer, and with downgrade or bidirectional a consumer group whose last consumer-protocol\n"
+            "  member leaves becomes classic again and rebalances.\n"
+            "- Membership is in memory (as for classic groups); committed offsets are persisted.  Rack-aware\n"
+            "  assignment is not done (RackId is kept and described).\n");
+}
+
 /* The topic configs section, from config.c's table: every topic config
  * Apache Kafka defines, its broker default, and whether it has an effect. */
 static void configs_markdown(FILE *out)
@@ -230,6 +266,7 @@ void mk_broker_apis_markdown(FILE *out)
                 a[i].note);
     fprintf(out, "\nEvery other API key is answered by closing the connection, as Apache Kafka does\n"
                  "for a request it cannot parse; it is not listed in ApiVersions.\n");
+    kip848_markdown(out);
     configs_markdown(out);
 }
 
