@@ -193,6 +193,27 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
         mk_cluster_config_get(cfg, "group.consumer.assignors"),
         mk_cluster_config_get(cfg, "group.consumer.migration.policy"),
     };
+    /* Kafka refuses to start with these outside their bounds; here they are
+     * brought within them, with a warning. */
+    int32_t lo = (int32_t)mk_cluster_config_get_i64(cfg, "group.consumer.min.session.timeout.ms");
+    int32_t hi = (int32_t)mk_cluster_config_get_i64(cfg, "group.consumer.max.session.timeout.ms");
+    if (gcfg.cg_session_timeout_ms < lo || gcfg.cg_session_timeout_ms > hi) {
+        int32_t v = MK_MAX(lo, MK_MIN(hi, gcfg.cg_session_timeout_ms));
+        mk_warn("group.consumer.session.timeout.ms %d is outside [%d, %d]; using %d", gcfg.cg_session_timeout_ms,
+                lo, hi, v);
+        gcfg.cg_session_timeout_ms = v;
+    }
+    lo = (int32_t)mk_cluster_config_get_i64(cfg, "group.consumer.min.heartbeat.interval.ms");
+    hi = (int32_t)mk_cluster_config_get_i64(cfg, "group.consumer.max.heartbeat.interval.ms");
+    if (gcfg.cg_heartbeat_interval_ms < lo || gcfg.cg_heartbeat_interval_ms > hi ||
+        gcfg.cg_heartbeat_interval_ms >= gcfg.cg_session_timeout_ms) {
+        int32_t v = MK_MAX(lo, MK_MIN(hi, gcfg.cg_heartbeat_interval_ms));
+        if (v >= gcfg.cg_session_timeout_ms)
+            v = MK_MAX(1, gcfg.cg_session_timeout_ms / 3);
+        mk_warn("group.consumer.heartbeat.interval.ms %d is outside [%d, %d] or not below the session timeout; "
+                "using %d", gcfg.cg_heartbeat_interval_ms, lo, hi, v);
+        gcfg.cg_heartbeat_interval_ms = v;
+    }
     int rc = mk_group_coord_new(b->loop, c, &gcfg, &b->groups);
     if (rc < 0)
         return rc;
