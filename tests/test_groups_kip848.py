@@ -565,3 +565,68 @@ def test_classic_consumer_of_the_same_topic_in_another_group(cluster):
         assert d["state"] == "Stable" and len(d["members"]) == 2
     offs = gu.committed(cluster.bootstrap, classic_group, t, 3)
     assert offs == {0: 10, 1: 10, 2: 10}, offs
+
+
+# ------------------------------------------------------------------------ tenants and ACLs
+@pytest.mark.timeout(120)
+def test_tenant_names_and_acls(cluster):
+    from kafka.admin import ACLOperation, ACLResourcePatternType, ResourceType
+    from test_acls import acl, coordinator, kp_admin, wire_as
+    from test_tenants import ck_create, http, new_tenant, sasl
+    mk = cluster
+    tid = "kip%s" % uuid.uuid4().hex[:6]
+    _, admin_key, admin_secret = new_tenant(mk, tid)
+    st, k = http(mk, "POST", "/v1/tenants/%s/keys" % tid)
+    assert st == 201, k
+    admin, app = sasl(admin_key, admin_secret), sasl(k["key"], k["secret"])
+    for t in ("events", "secret"):
+        ck_create(mk, t, admin, partitions=2)
+    a = kp_admin(mk, admin_key, admin_secret)
+    try:
+        ADMIN, APP = "User:" + admin_key, "User:" + k["key"]
+        res = a.create_acls([
+            acl(ADMIN, ACLOperation.ALL, ResourceType.CLUSTER, "kafka-cluster"),
+            acl(ADMIN, ACLOperation.ALL, ResourceType.TOPIC, "*"),
+            acl(ADMIN, ACLOperation.ALL, ResourceType.GROUP, "*"),
+            acl(APP, ACLOperation.READ, ResourceType.TOPIC, "events"),
+            acl(APP, ACLOperation.READ, ResourceType.GROUP, "app-",
+                pattern=ACLResourcePatternType.PREFIXED),
+        ])
+        assert not res["failed"], res
+    finally:
+        a.close()
+    # a second tenant with a topic of the same name: regexes see only their tenant's topics
+    tid2 = tid + "b"
+    _, k2, s2 = new_tenant(mk, tid2)
+    other = sasl(k2, s2)
+    ck_create(mk, "events", other, partitions=3)
+
+    g = "app-" + uuid.uuid4().hex[:6]
+    with wire_as(mk, app, coordinator(mk, app, g)) as c:
+        m = Member(c, g, ["events"])
+        m.join()
+        converge([m], 2)
+        d = c.cg_describe([g])[g]
+        assert d["error"] == 0, d
+        assert d["members"][0]["topics"] == ["events"]
+        assert d["members"][0]["assignment"] == {"events": [0, 1]}
+        # TOPIC DESCRIBE on every subscribed name
+        r = c.cg_heartbeat(g + "x", "", 0, rebalance_ms=5000, topics=["secret"], owned={})
+        assert r["error"] == kwire.TOPIC_AUTHORIZATION_FAILED, kwire.ename(r["error"])
+        # GROUP READ
+        r = c.cg_heartbeat("other-" + g, "", 0, rebalance_ms=5000, topics=["events"], owned={})
+        assert r["error"] == kwire.GROUP_AUTHORIZATION_FAILED, kwire.ename(r["error"])
+        d = c.cg_describe(["other-" + g])["other-" + g]
+        assert d["error"] == kwire.GROUP_AUTHORIZATION_FAILED
+        err, groups = c.list_groups_v5(types=["consumer"])
+        assert err == 0 and g in groups
+    with wire_as(mk, other, coordinator(mk, other, g)) as c:
+        # the same group name in the other tenant is another group
+        assert c.cg_describe([g])[g]["error"] == kwire.GROUP_ID_NOT_FOUND
+        m2 = Member(c, g, regex="ev.*", version=1)
+        m2.join()
+        converge([m2], 3)
+        d = c.cg_describe([g])[g]
+        assert d["members"][0]["assignment"] == {"events": [0, 1, 2]}
+        err, groups = c.list_groups_v5()
+        assert list(groups) == [g]

@@ -748,8 +748,8 @@ int mk_broker_handle_consumer_group_heartbeat(mk_req_t *req)
     r->MemberId = mk_str(NULL);
     r->Assignment.TopicPartitions.items = NULL;
     r->Assignment.TopicPartitions.count = -1;
-    if ((r->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_READ)) ||
-        (r->ErrorCode = coordinator_check(req, gid)))
+    /* As Kafka: group READ, then DESCRIBE on the subscribed topics, then the coordinator. */
+    if ((r->ErrorCode = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_READ)))
         return MK_REQ_DONE;
     int32_t nt = q->SubscribedTopicNames.count;
     const char **topics = mk_arena_alloc(&req->arena, sizeof(char *) * (size_t)(nt > 0 ? nt + 1 : 1));
@@ -767,6 +767,8 @@ int mk_broker_handle_consumer_group_heartbeat(mk_req_t *req)
         if (!topics[i])
             topics[i] = "";
     }
+    if ((r->ErrorCode = coordinator_check(req, gid)))
+        return MK_REQ_DONE;
     int32_t no = q->TopicPartitions.count;
     mk_group_tps_t *owned = mk_arena_alloc(&req->arena, sizeof(*owned) * (size_t)(no > 0 ? no + 1 : 1));
     if (!owned)
