@@ -39,6 +39,10 @@ def frames():
         kwire.LIST_OFFSETS, 7, 7, kwire.list_offsets_body(7, "frames", [(0, -3)]), flexible=True)
     f["ok_api_versions_v127"] = request(kwire.API_VERSIONS, 127, 8, kwire.compact_string("k")
                                         + kwire.compact_string("1") + kwire.TAGS, flexible=True)
+    f["ok_consumer_group_heartbeat_v1_join"] = request(
+        kwire.CONSUMER_GROUP_HEARTBEAT, 1, 9, kwire.consumer_group_heartbeat_body(
+            "frames-cg", "frames-member-1", 0, None, None, 30000, ["frames"], "fr.*", "range", {},
+            version=1), flexible=True)
     # --- malformed ---
     b = batch()
     f["produce_v7_bad_crc"] = request(kwire.PRODUCE, 7, 10, kwire.produce_body(
@@ -53,6 +57,10 @@ def frames():
     f["create_topics_v2_huge_count"] = request(kwire.CREATE_TOPICS, 2, 15, i32(0x7FFFFFFF))
     f["api_versions_v3_bad_compact"] = request(kwire.API_VERSIONS, 3, 16,
                                                kwire.uvarint(0x7FFFFFFF) + b"x", flexible=True)
+    f["consumer_group_heartbeat_v0_huge_count"] = request(
+        kwire.CONSUMER_GROUP_HEARTBEAT, 0, 19, kwire.compact_string("frames-cg")
+        + kwire.compact_string("m") + i32(0) + b"\x00\x00" + i32(30000) + kwire.uvarint(0x7FFFFFFF),
+        flexible=True)
     f["unknown_api_key"] = frame(i16(9999) + i16(0) + i32(17) + string("kwire"))
     f["client_id_too_long"] = frame(i16(kwire.METADATA) + i16(1) + i32(18) + i16(3000) + b"ab")
     f["zero_length"] = i32(0)

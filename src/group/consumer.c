@@ -956,6 +956,7 @@ static bool leave(mk_group_coord_t *gc, group_t *g, const mk_group_cg_heartbeat_
         return fail(out, a, MK_KERR_FENCED_INSTANCE_ID, "Instance %s is used by another member.", hb->instance_id);
     out->member_id = mk_arena_strndup(a, m->member_id, strlen(m->member_id));
     out->member_epoch = hb->member_epoch;
+    out->heartbeat_interval_ms = 0; /* Kafka answers a leave without one */
     if (hb->member_epoch == EPOCH_LEAVE_STATIC && m->instance_id) {
         /* Away for now: it keeps its assignment until its session ends. */
         mk_info("group %s: static member %s (%s) left for now", g->id, m->member_id, m->instance_id);
