@@ -14,8 +14,8 @@
  *            eligible one that has at least two fewer until no such move is
  *            left.  With identical subscriptions the counts then differ by at
  *            most one and a member only loses what balance requires.
- *   range    per topic (in name order), the members subscribed to it in member
- *            id order take contiguous ranges; the first (partitions % members)
+ *   range    per topic (in name order), the members subscribed to it in order
+ *            (instance id, else member id) take contiguous ranges; the first (partitions % members)
  *            take one more.  Co-partitioned topics line up (partition i of
  *            each goes to the same member), which is what range is chosen for.
  *            It does not look at the present target.
@@ -120,12 +120,16 @@ static int topic_index(const mk_asg_topic_t *topics, int32_t ntopics, const uint
 }
 
 static const mk_asg_member_t *qsort_members;
+static const char *order_key(const mk_asg_member_t *m) { return m->instance_id ? m->instance_id : m->member_id; }
 static int member_order_cmp(const void *a, const void *b)
 {
-    return strcmp(qsort_members[*(const int32_t *)a].member_id, qsort_members[*(const int32_t *)b].member_id);
+    const mk_asg_member_t *x = &qsort_members[*(const int32_t *)a], *y = &qsort_members[*(const int32_t *)b];
+    int c = strcmp(order_key(x), order_key(y));
+    return c ? c : strcmp(x->member_id, y->member_id);
 }
 
-/* Member indexes in member id order (the one order both assignors use). */
+/* Member indexes in order: instance id (static members), else member id;
+ * the one order both assignors use. */
 static int32_t *members_sorted(const mk_asg_member_t *members, int32_t n)
 {
     int32_t *ix = mk_malloc(sizeof(*ix) * (size_t)(n ? n : 1));

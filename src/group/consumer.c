@@ -547,6 +547,7 @@ static void compute_target(mk_group_coord_t *gc, group_t *g)
             sub[i] = member_subscribes(cg, m, tv[i]);
         memset(&ms[k], 0, sizeof(ms[k]));
         ms[k].member_id = m->member_id;
+        ms[k].instance_id = m->instance_id;
         ms[k].subscribed = sub;
         ms[k].current = &m->target;
     }

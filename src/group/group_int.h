@@ -161,6 +161,7 @@ typedef struct mk_asg_topic_s {
 
 typedef struct mk_asg_member_s {
     const char *member_id;
+    const char *instance_id;     /* static member's, or NULL: orders before member_id */
     const bool *subscribed;      /* [ntopics]: whether it subscribes to topics[i] */
     const mk_gtps_t *current;    /* its present target (kept where balance allows), or NULL */
     mk_gtps_t out;               /* result, sorted; the caller frees it */
@@ -176,8 +177,10 @@ typedef int (*mk_asg_fn)(const mk_asg_topic_t *topics, int32_t ntopics, mk_asg_m
  * same subscription) and sticky (a member keeps what balance allows). */
 int mk_group_assign_uniform(const mk_asg_topic_t *topics, int32_t ntopics, mk_asg_member_t *members,
                             int32_t nmembers);
-/* range: per topic, members subscribed to it in member id order take
- * contiguous ranges; the first (partitions % members) take one more. */
+/* range: per topic, members subscribed to it in order (instance id for a
+ * static member, else member id, so a rolling bounce of static members keeps
+ * the ranges) take contiguous ranges; the first (partitions % members) take
+ * one more. */
 int mk_group_assign_range(const mk_asg_topic_t *topics, int32_t ntopics, mk_asg_member_t *members,
                           int32_t nmembers);
 /* The assignor called name ("uniform", "range", or Kafka's class names), or NULL. */
