@@ -239,12 +239,17 @@ static void member_free(cmember_t *m)
 
 static int str_qcmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* Whether the member subscribes to the (internal) name by name. */
+static bool has_topic(const cmember_t *m, const char *name)
+{
+    return m->ntopics > 0 && bsearch(&name, m->topics, (size_t)m->ntopics, sizeof(char *), str_qcmp) != NULL;
+}
+
 /* Whether the member's topic list equals names (any order, duplicates ignored). */
 static bool topics_same(const cmember_t *m, int32_t n, const char *const *names)
 {
     for (int32_t i = 0; i < n; i++) {
-        const char *k = names[i];
-        if (!bsearch(&k, m->topics, (size_t)m->ntopics, sizeof(char *), str_qcmp))
+        if (!names[i] || !has_topic(m, names[i]))
             return false;
     }
     for (int32_t i = 0; i < m->ntopics; i++) {
@@ -484,8 +489,7 @@ static int resolve_topics(mk_group_coord_t *gc, mk_cgroup_t *cg, mk_arena_t *a, 
 /* Whether member m subscribes to topic t (by name or by regex). */
 static bool member_subscribes(const mk_cgroup_t *cg, const cmember_t *m, const mk_topic_t *t)
 {
-    const char *k = t->name;
-    if (bsearch(&k, m->topics, (size_t)m->ntopics, sizeof(char *), str_qcmp))
+    if (has_topic(m, t->name))
         return true;
     if (!m->regex)
         return false;
@@ -1208,8 +1212,7 @@ bool mk_group_cg_subscribes(group_t *g, const char *topic)
     if (!g->cg)
         return false;
     for (cmember_t *m = g->cg->members; m; m = m->next) {
-        const char *k = topic;
-        if (bsearch(&k, m->topics, (size_t)m->ntopics, sizeof(char *), str_qcmp))
+        if (has_topic(m, topic))
             return true;
         mk_tenant_t tn = tenant_of(g->cg);
         if (m->regex && mk_tenant_visible(&tn, topic) &&
