@@ -630,3 +630,62 @@ def test_tenant_names_and_acls(cluster):
         assert d["members"][0]["assignment"] == {"events": [0, 1, 2]}
         err, groups = c.list_groups_v5()
         assert list(groups) == [g]
+
+
+# ---------------------------------------------------------------------- rebalance timeout
+@pytest.mark.timeout(60)
+def test_member_that_never_revokes_is_fenced_after_its_rebalance_timeout(cluster):
+    t = new_topic(cluster, 4)
+    g = gid()
+    with gu.coordinator(cluster.bootstrap, g) as c:
+        stuck = Member(c, g, [t], revoke_delay=10 ** 6, rebalance_ms=1000)
+        stuck.join()
+        converge([stuck], 4)
+        other = Member(c, g, [t])
+        other.join()
+        stuck.beat()  # told to give up half; it never does
+        assert len(stuck.owned_parts()) == 4 and len(stuck.parts()) == 2
+        d = c.cg_describe([g])[g]
+        assert d["state"] == "Reconciling", d["state"]
+        t0 = time.monotonic()
+        deadline = t0 + 10
+        while len(other.parts()) < 4 and time.monotonic() < deadline:
+            assert not (other.parts() & stuck.owned_parts()) or \
+                time.monotonic() - t0 >= 0.9, "given away before the owner was fenced"
+            other.beat()
+            if time.monotonic() - t0 < 0.8:
+                stuck.beat()  # heartbeats do not stop the rebalance timeout
+            time.sleep(0.05)
+        assert len(other.parts()) == 4
+        assert time.monotonic() - t0 >= 0.9
+        r = c.cg_heartbeat(g, stuck.member_id, stuck.epoch, owned={})
+        assert r["error"] == kwire.UNKNOWN_MEMBER_ID, kwire.ename(r["error"])
+    assert "did not revoke within its rebalance timeout (1000 ms)" in cluster.stderr_text()
+
+
+@pytest.mark.timeout(60)
+def test_migration_policy_disabled(minikora):
+    mk = minikora("--set", "group.consumer.migration.policy=disabled")
+    t = "mig-%s" % uuid.uuid4().hex[:6]
+    clients.create_topic_ok(mk.bootstrap, t, 2)
+    g = gid()
+    with gu.coordinator(mk.bootstrap, g) as c:
+        j = c.join(g, topics=[t], version=3)
+        assert j["error"] == 0
+        # no online upgrade: a consumer member cannot join the non-empty classic group
+        r = c.cg_heartbeat(g, "", 0, rebalance_ms=5000, topics=[t], owned={})
+        assert r["error"] == kwire.GROUP_ID_NOT_FOUND, kwire.ename(r["error"])
+        assert "not a consumer group" in r["message"]
+        err, res = c.leave(g, [(j["member_id"], None)])
+        assert err == 0
+        # empty groups still change type
+        m = Member(c, g, [t])
+        m.join()
+        converge([m], 2)
+        # a classic member still joins a non-empty consumer group (not a conversion)
+        j = c.join(g, topics=[t], version=3)
+        assert j["error"] == 0, kwire.ename(j["error"])
+        # no downgrade when the consumer member leaves: the group stays a consumer group
+        assert m.leave()["error"] == 0
+        d = c.cg_describe([g])[g]
+        assert d["error"] == 0 and [x["member_id"] for x in d["members"]] == [j["member_id"]]
