@@ -442,6 +442,11 @@ def test_offsets_with_member_epoch_and_group_listings(cluster):
         assert d["error"] == 0 and d["protocol_type"] == "consumer" and d["state"] == "Stable"
         assert [x["member_id"] for x in d["members"]] == [m.member_id]
         assert kwire.parse_assignment(d["members"][0]["assignment"]) == {t: [0, 1]}
+        # the admin API shows the type
+        from test_tenants import http
+        st, body = http(cluster, "GET", "/v1/groups/" + g)
+        assert st == 200 and body["group"]["type"] == "consumer", body
+        assert body["group"]["protocol"] == "uniform" and len(body["group"]["members"]) == 1
         # once empty, a plain commit works again and the group can be deleted
         assert m.leave()["error"] == 0
         errs = c.commit_v9(g, {(t, 0): 50})

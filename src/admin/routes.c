@@ -840,6 +840,7 @@ static json_t *group_json(mk_admin_t *a, const mk_group_desc_t *d, bool detail)
                           "protocol_type", jstr(d->protocol_type), "protocol", jstr(d->protocol_name),
                           "coordinator", (int)mk_group_coordinator(gc, d->group_id), "committed_offsets", oc.count,
                           "members", members);
+    json_object_set_new(j, "type", json_string(d->type ? d->type : "classic"));
     if (detail)
         json_object_set_new(j, "offsets", oc.arr);
     else
