@@ -425,6 +425,8 @@ def test_offsets_with_member_epoch_and_group_listings(cluster):
         assert set(errs.values()) == {0}, errs
         errs = c.commit_v9(g, {(t, 0): 43}, member_epoch=m.epoch + 1, member_id=m.member_id)
         assert errs[(t, 0)] == kwire.STALE_MEMBER_EPOCH, kwire.ename(errs[(t, 0)])
+        errs = c.commit(g, {(t, 0): 43}, generation=m.epoch, member_id=m.member_id)  # v7
+        assert errs[(t, 0)] == kwire.UNSUPPORTED_VERSION, kwire.ename(errs[(t, 0)])
         errs = c.commit_v9(g, {(t, 0): 43}, member_epoch=m.epoch, member_id="stranger")
         assert errs[(t, 0)] == kwire.UNKNOWN_MEMBER_ID
         errs = c.commit_v9(g, {(t, 0): 43})  # no member id, epoch -1: only for an empty group

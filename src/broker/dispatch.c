@@ -89,7 +89,7 @@ static mk_api_t apis[] = {
     API(LeaveGroup, -1, mk_broker_handle_leave_group, "batched members v3+"),
     API(OffsetCommit, -1, mk_broker_handle_offset_commit,
         "answered once the offsets are durable; consumer group members commit with their member epoch "
-        "(STALE_MEMBER_EPOCH)"),
+        "(STALE_MEMBER_EPOCH), from v9 (UNSUPPORTED_VERSION below, as Kafka)"),
     API(OffsetFetch, -1, mk_broker_handle_offset_fetch, "multi-group form v8+"),
     API(DescribeGroups, -1, mk_broker_handle_describe_groups,
         "consumer groups too (protocol type consumer, the assignor as protocol data)"),

@@ -295,6 +295,8 @@ int mk_broker_handle_offset_commit(mk_req_t *req)
     int16_t cerr = mk_broker_req_acl_error(req, MK_ACL_RES_GROUP, q->GroupId, MK_ACL_OP_READ);
     if (!cerr)
         cerr = coordinator_check(req, gid);
+    if (!cerr) /* a consumer-protocol member commits with v9+ (member epoch) */
+        cerr = mk_group_commit_version_check(req->b->groups, gid, q->MemberId.ptr, req->version);
     int32_t nt = q->Topics.count > 0 ? q->Topics.count : 0, total = 0;
     if (!MK_ARRAY_ALLOC(req, r->Topics, nt, OffsetCommitResponse_OffsetCommitResponseTopic))
         return MK_ERR_NOMEM;

@@ -405,48 +405,52 @@ const char *mk_group_cg_state(const group_t *g)
 
 /* ============================================================ target epochs */
 
+/* A growing list of distinct topics, in an arena. */
+typedef struct topic_list_s {
+    mk_arena_t *a;
+    mk_map_t seen;          /* name -> topic */
+    mk_topic_t **v;
+    int32_t n, cap;
+} topic_list_t;
+
+static int topic_list_add(topic_list_t *l, mk_topic_t *t)
+{
+    if (mk_map_get(&l->seen, t->name))
+        return 0;
+    if (mk_map_put(&l->seen, t->name, t) < 0)
+        return MK_ERR_NOMEM;
+    if (l->n == l->cap) {
+        int32_t cap = l->cap ? l->cap * 2 : 16;
+        mk_topic_t **nv = mk_arena_alloc(l->a, sizeof(*nv) * (size_t)cap);
+        if (!nv)
+            return MK_ERR_NOMEM;
+        if (l->n)
+            memcpy(nv, l->v, sizeof(*nv) * (size_t)l->n);
+        l->v = nv;
+        l->cap = cap;
+    }
+    l->v[l->n++] = t;
+    return 0;
+}
+
 /* The subscribed topics that exist, sorted by name, with the signature of
  * (name, id, partitions) over them.  *out is allocated in a. */
 static int resolve_topics(mk_group_coord_t *gc, mk_cgroup_t *cg, mk_arena_t *a, mk_topic_t ***out, int32_t *n,
                           uint64_t *sig)
 {
-    int32_t cap = 16, cnt = 0;
-    mk_topic_t **v = mk_arena_alloc(a, sizeof(*v) * (size_t)cap);
-    if (!v)
-        return MK_ERR_NOMEM;
+    topic_list_t l = {a, {0}, NULL, 0, 0};
+    mk_map_init(&l.seen);
     bool any_regex = false;
-    mk_map_t seen;
-    mk_map_init(&seen);
     int rc = 0;
-#define ADD_TOPIC(t)                                                                  \
-    do {                                                                              \
-        if (!mk_map_get(&seen, (t)->name)) {                                          \
-            if (mk_map_put(&seen, (t)->name, (t)) < 0) {                              \
-                rc = MK_ERR_NOMEM;                                                    \
-                break;                                                                \
-            }                                                                         \
-            if (cnt == cap) {                                                         \
-                mk_topic_t **nv = mk_arena_alloc(a, sizeof(*nv) * (size_t)cap * 2);   \
-                if (!nv) {                                                            \
-                    rc = MK_ERR_NOMEM;                                                \
-                    break;                                                            \
-                }                                                                     \
-                memcpy(nv, v, sizeof(*v) * (size_t)cnt);                              \
-                v = nv;                                                               \
-                cap *= 2;                                                             \
-            }                                                                         \
-            v[cnt++] = (t);                                                           \
-        }                                                                             \
-    } while (0)
     for (cmember_t *m = cg->members; m && rc == 0; m = m->next) {
         any_regex |= m->regex != NULL;
         for (int32_t i = 0; i < m->ntopics && rc == 0; i++) {
             mk_topic_t *t = mk_cluster_topic_find(gc->c, m->topics[i]);
             if (t)
-                ADD_TOPIC(t);
+                rc = topic_list_add(&l, t);
         }
     }
-    if (any_regex && rc == 0) {
+    if (any_regex) {
         mk_tenant_t tn = tenant_of(cg);
         mk_topic_t *t;
         for (size_t it = 0; rc == 0 && (t = mk_cluster_topic_next(gc->c, &it));) {
@@ -455,15 +459,16 @@ static int resolve_topics(mk_group_coord_t *gc, mk_cgroup_t *cg, mk_arena_t *a, 
             const char *ext = mk_tenant_to_external(&tn, t->name);
             for (cmember_t *m = cg->members; m; m = m->next)
                 if (m->regex && regexec(&m->re, ext, 0, NULL, 0) == 0) {
-                    ADD_TOPIC(t);
+                    rc = topic_list_add(&l, t);
                     break;
                 }
         }
     }
-#undef ADD_TOPIC
-    mk_map_free(&seen);
+    mk_map_free(&l.seen);
     if (rc < 0)
         return rc;
+    mk_topic_t **v = l.v;
+    int32_t cnt = l.n;
     /* sort by name (insertion: topic counts are small) */
     for (int32_t i = 1; i < cnt; i++) {
         mk_topic_t *k = v[i];
@@ -1196,6 +1201,16 @@ int16_t mk_group_cg_offset_check(group_t *g, const char *member_id, int32_t epoc
     if (epoch != m->epoch)
         return m->classic ? MK_KERR_ILLEGAL_GENERATION : MK_KERR_STALE_MEMBER_EPOCH;
     return 0;
+}
+
+int16_t mk_group_commit_version_check(mk_group_coord_t *gc, const char *group_id, const char *member_id,
+                                      int16_t version)
+{
+    group_t *g = version < 9 ? mk_group_get(gc, group_id, false) : NULL;
+    if (!g || g->type != MK_GROUP_CONSUMER || !member_id || !*member_id)
+        return 0;
+    cmember_t *m = cg_member(g->cg, member_id);
+    return m && !m->classic ? MK_KERR_UNSUPPORTED_VERSION : 0;
 }
 
 int16_t mk_group_offset_fetch_check(mk_group_coord_t *gc, const char *group_id, const char *member_id,

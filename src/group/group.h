@@ -268,6 +268,10 @@ typedef struct mk_group_cg_desc_s {
 typedef void (*mk_group_cg_desc_cb)(const mk_group_cg_desc_t *d, void *arg);
 void mk_group_cg_describe(mk_group_coord_t *gc, const char *group_id, mk_group_cg_desc_cb cb, void *arg);
 
+/* OffsetCommit below v9 from a member that uses the consumer protocol:
+ * UNSUPPORTED_VERSION (as Kafka), else 0. */
+int16_t mk_group_commit_version_check(mk_group_coord_t *gc, const char *group_id, const char *member_id,
+                                      int16_t version);
 /* OffsetFetch v9+ with a member id and epoch: Kafka error code. */
 int16_t mk_group_offset_fetch_check(mk_group_coord_t *gc, const char *group_id, const char *member_id,
                                     int32_t member_epoch);
