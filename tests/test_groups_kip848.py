@@ -293,9 +293,10 @@ def test_regex_subscription(cluster):
         converge([m], 5)
         assert (topic_ids(cluster, [t3])[t3], 1) in m.parts()
         # an invalid regex
-        r = c.cg_heartbeat(g, uuid.uuid4().hex, 0, rebalance_ms=5000, regex="(", owned={},
-                           version=1)
-        assert r["error"] == kwire.INVALID_REGULAR_EXPRESSION, kwire.ename(r["error"])
+        for bad in ("(", "", "(a)\\1", "x" * 5000):
+            r = c.cg_heartbeat(g, uuid.uuid4().hex, 0, rebalance_ms=5000, regex=bad, owned={},
+                               version=1)
+            assert r["error"] == kwire.INVALID_REGULAR_EXPRESSION, kwire.ename(r["error"])
 
 
 @pytest.mark.timeout(60)

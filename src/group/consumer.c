@@ -288,10 +288,22 @@ static int member_set_topics(cmember_t *m, int32_t n, const char *const *names)
     return 0;
 }
 
-/* Compile "^(re)$" (Kafka matches whole names).  0, or -1 if invalid. */
+/* Compile "^(re)$" (Kafka matches whole names).  0, or -1 if invalid.
+ * Kafka's RE2/J has no back-references, and matching must stay linear on
+ * the loop thread: a back-reference (\1..\9) is refused as RE2/J refuses
+ * it, and so is a pattern over MAX_REGEX bytes. */
+#define MAX_REGEX 4096
 static int compile_regex(regex_t *out, const char *re)
 {
     size_t n = strlen(re);
+    if (n > MAX_REGEX)
+        return -1;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (re[i] == '\\') {
+            if (re[i + 1] >= '1' && re[i + 1] <= '9')
+                return -1;
+            i++;
+        }
     char *full = mk_malloc(n + 5);
     if (!full)
         return -1;
