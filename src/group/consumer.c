@@ -867,8 +867,10 @@ static void remove_member(mk_group_coord_t *gc, group_t *g, cmember_t *m, const 
 /* Set the answer's error; returns false (so `return fail(...)` ends a step). */
 static bool fail(mk_group_cg_result_t *out, mk_arena_t *a, int16_t err, const char *fmt, const char *arg)
 {
+    char quoted[201]; /* what the client sent, cut to a readable length */
+    snprintf(quoted, sizeof(quoted), "%s", arg ? arg : "");
     out->error = err;
-    out->error_message = fmt ? mk_arena_sprintf(a, fmt, arg ? arg : "") : NULL;
+    out->error_message = fmt ? mk_arena_sprintf(a, fmt, quoted) : NULL;
     return false;
 }
 
@@ -950,10 +952,12 @@ static bool heartbeat_valid(mk_group_coord_t *gc, const mk_group_cg_heartbeat_t 
         return fail(out, a, MK_KERR_INVALID_REQUEST, "MemberEpoch is invalid.", NULL);
     }
     const char *canon;
-    if (hb->assignor && !assignor_enabled(gc, hb->assignor, &canon))
-        return fail(out, a, MK_KERR_UNSUPPORTED_ASSIGNOR,
-                    "ServerAssignor %s is not supported. Supported assignors: uniform, range.", hb->assignor),
-               false;
+    if (hb->assignor && !assignor_enabled(gc, hb->assignor, &canon)) {
+        out->error = MK_KERR_UNSUPPORTED_ASSIGNOR;
+        out->error_message = mk_arena_sprintf(a, "ServerAssignor %.200s is not supported. Supported assignors: %.400s.",
+                                              hb->assignor, gc->cfg.cg_assignors ? gc->cfg.cg_assignors : "uniform");
+        return false;
+    }
     if (hb->regex) {
         regex_t re;
         if (!*hb->regex || compile_regex(&re, hb->regex) < 0)
