@@ -777,7 +777,8 @@ int mk_broker_handle_consumer_group_heartbeat(mk_req_t *req)
         return MK_ERR_NOMEM;
     for (int32_t i = 0; i < no; i++) {
         memcpy(owned[i].topic_id, q->TopicPartitions.items[i].TopicId.b, 16);
-        owned[i].count = q->TopicPartitions.items[i].Partitions.count > 0 ? q->TopicPartitions.items[i].Partitions.count : 0;
+        int32_t np = q->TopicPartitions.items[i].Partitions.count;
+        owned[i].count = np > 0 ? np : 0;
         owned[i].partitions = q->TopicPartitions.items[i].Partitions.items;
     }
     const mk_tenant_t *tn = req->sess ? req->sess->tenant : mk_tenant_default();

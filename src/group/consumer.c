@@ -648,7 +648,8 @@ static void reconcile(const mk_cgroup_t *cg, cmember_t *m, const mk_gtps_t *owne
         mk_gtps_free(&m->revoking);
         m->revoking = revoke;
         m->state = CM_UNREVOKED;
-        m->revoke_deadline_ms = mk_group_now_ms() + (uint64_t)(m->rebalance_timeout_ms > 0 ? m->rebalance_timeout_ms : 0);
+        int32_t rt = m->rebalance_timeout_ms > 0 ? m->rebalance_timeout_ms : 0;
+        m->revoke_deadline_ms = mk_group_now_ms() + (uint64_t)rt;
         return;
     }
     mk_gtps_free(&revoke);
@@ -961,8 +962,8 @@ static bool heartbeat_valid(mk_group_coord_t *gc, const mk_group_cg_heartbeat_t 
     if (hb->regex) {
         regex_t re;
         if (!*hb->regex || compile_regex(&re, hb->regex) < 0)
-            return fail(out, a, MK_KERR_INVALID_REGULAR_EXPRESSION, "SubscribedTopicRegex %s is not a valid regular expression.",
-                        hb->regex);
+            return fail(out, a, MK_KERR_INVALID_REGULAR_EXPRESSION,
+                        "SubscribedTopicRegex %s is not a valid regular expression.", hb->regex);
         regfree(&re);
     }
     return true;
@@ -1442,7 +1443,8 @@ void mk_group_cg_classic_join(mk_group_coord_t *gc, group_t *g, const mk_group_j
     mk_ConsumerProtocolSubscription_t sub;
     memset(&sub, 0, sizeof(sub));
     mk_reader_t r;
-    mk_rd_init(&r, j->protocols[0].metadata, (size_t)(j->protocols[0].metadata_len > 0 ? j->protocols[0].metadata_len : 0));
+    int32_t mlen = j->protocols[0].metadata_len > 0 ? j->protocols[0].metadata_len : 0;
+    mk_rd_init(&r, j->protocols[0].metadata, (size_t)mlen);
     int16_t ver = mk_rd_i16(&r);
     const mk_pmsg_t *pm = &mk_pmsg_ConsumerProtocolSubscription;
     if (!mk_rd_ok(&r) || ver < 0 || mk_proto_decode(pm, ver > pm->vmax ? pm->vmax : ver, &r, &a, &sub) < 0) {
@@ -1525,7 +1527,8 @@ void mk_group_cg_classic_join(mk_group_coord_t *gc, group_t *g, const mk_group_j
     mk_gtps_t owned = {0};
     for (int32_t i = 0; i < sub.OwnedPartitions.count; i++) {
         mk_ConsumerProtocolSubscription_TopicPartition_t *tp = &sub.OwnedPartitions.items[i];
-        mk_topic_t *t = mk_cluster_topic_find(gc->c, mk_tenant_to_internal(&tn, tp->Topic.ptr ? tp->Topic.ptr : "", &a));
+        const char *name = mk_tenant_to_internal(&tn, tp->Topic.ptr ? tp->Topic.ptr : "", &a);
+        mk_topic_t *t = mk_cluster_topic_find(gc->c, name);
         for (int32_t p = 0; t && p < tp->Partitions.count; p++)
             mk_gtps_add(&owned, t->id, tp->Partitions.items[p]);
     }
