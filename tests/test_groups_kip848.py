@@ -445,6 +445,10 @@ def test_offsets_with_member_epoch_and_group_listings(cluster):
         assert d["error"] == 0 and d["protocol_type"] == "consumer" and d["state"] == "Stable"
         assert [x["member_id"] for x in d["members"]] == [m.member_id]
         assert kwire.parse_assignment(d["members"][0]["assignment"]) == {t: [0, 1]}
+        # OffsetDelete refuses a topic the group subscribes to; DeleteGroups a non-empty group
+        err, perr = c.offset_delete(g, {t: [0]})
+        assert err == 0 and perr[(t, 0)] == kwire.GROUP_SUBSCRIBED_TO_TOPIC, perr
+        assert c.delete_groups([g]) == {g: kwire.NON_EMPTY_GROUP}
         # the admin API shows the type
         from test_tenants import http
         st, body = http(cluster, "GET", "/v1/groups/" + g)
