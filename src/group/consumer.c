@@ -1037,6 +1037,8 @@ static bool heartbeat_locked(mk_group_coord_t *gc, const mk_group_cg_heartbeat_t
     if (hb->member_epoch == 0) {
         cmember_t *st = cg_member_by_instance(cg, hb->instance_id);
         if (st && st != m) {
+            if (m) /* a member id in use by another member */
+                return fail(out, a, MK_KERR_FENCED_INSTANCE_ID, "Member %s has another instance id.", mid);
             if (st->epoch != EPOCH_LEAVE_STATIC)
                 return fail(out, a, MK_KERR_UNRELEASED_INSTANCE_ID,
                             "Static member with instance id %s is still in the group; it must leave first.",
@@ -1064,8 +1066,10 @@ static bool heartbeat_locked(mk_group_coord_t *gc, const mk_group_cg_heartbeat_t
             m->instance_id = hb->instance_id ? mk_strdup(hb->instance_id) : NULL;
             mk_info("group %s: member %s joins%s%s", g->id, m->member_id, hb->instance_id ? " as " : "",
                     hb->instance_id ? hb->instance_id : "");
-        } else if (m->classic) {
-            m->classic = false; /* the member switched to the consumer protocol */
+        } else {
+            m->classic = false; /* a classic member may switch to the consumer protocol */
+            if (m->epoch == EPOCH_LEAVE_STATIC)
+                m->epoch = 0; /* a static member back with its own member id */
         }
     } else {
         if (!m) {
