@@ -482,6 +482,13 @@ def test_classic_member_in_a_consumer_group_and_empty_conversions(cluster):
         m = Member(c, g, [t])
         m.join()
         converge([m], 4)
+        # JoinGroup v4+: MEMBER_ID_REQUIRED first, as for a classic group
+        j5 = c.join(g, topics=[t], version=5)
+        assert j5["error"] == kwire.MEMBER_ID_REQUIRED and j5["member_id"], j5
+        j5 = c.join(g, member_id=j5["member_id"], topics=[t], version=5)
+        assert j5["error"] == 0, kwire.ename(j5["error"])
+        err, res = c.leave(g, [(j5["member_id"], None)])
+        assert err == 0 and res[0][2] == 0, res
         # a classic member joins the non-empty consumer group (Kafka 4.0)
         j = c.join(g, topics=[t], version=3)
         assert j["error"] == 0, kwire.ename(j["error"])
