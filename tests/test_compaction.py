@@ -14,6 +14,7 @@ for a compacted topic.
 
 import http.client
 import json
+import shutil
 import subprocess
 import time
 from urllib.parse import urlsplit
@@ -212,6 +213,10 @@ def test_compacted_topic_keeps_latest_value_per_key(minikora, tmp_path):
     assert runs and runs >= 1
     assert metric(mk, "minikora_log_cleaner_removed_records_total") > 0
     assert metric(mk, "kafka_log_logcleaner_cleaner_recopy_percent") is not None
+    if shutil.which("promtool"):
+        r = subprocess.run(["promtool", "check", "metrics"], input=admin(mk, "GET", "/metrics").encode(),
+                           capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
 
     _, part = cleaner(mk, topic)
     end = part["high_watermark"]

@@ -1937,10 +1937,11 @@ static void cleaner_metrics(mk_admin_t *a, mk_buf_t *o)
     mk_prom_help(o, "kafka_log_logcleanermanager_max_dirty_percent", "gauge",
                  "Largest dirty ratio of a compacted partition's leader log, in percent.");
     mk_prom_sample(o, "kafka_log_logcleanermanager_max_dirty_percent", max_dirty, NULL);
-    mk_prom_help(o, "kafka_log_logcleanermanager_time_since_last_run_ms", "gauge",
-                 "Milliseconds since the last cleaning was swapped in (0 before the first).");
-    mk_prom_sample(o, "kafka_log_logcleanermanager_time_since_last_run_ms",
-                   cs.last_run_ms < 0 ? 0 : (double)(mk_now_ms() - cs.last_run_ms), NULL);
+    mk_prom_help(o, "kafka_log_logcleanermanager_time_since_last_run_seconds", "gauge",
+                 "Seconds since the last cleaning was swapped in (Kafka's time-since-last-run-ms; 0 before the "
+                 "first).");
+    mk_prom_sample(o, "kafka_log_logcleanermanager_time_since_last_run_seconds",
+                   cs.last_run_ms < 0 ? 0 : (double)(mk_now_ms() - cs.last_run_ms) / 1000.0, NULL);
     static const struct { const char *name, *help; } ctr[] = {
         {"minikora_log_cleaner_runs_total", "Cleanings swapped in."},
         {"minikora_log_cleaner_failures_total", "Cleanings that failed (see the log)."},
