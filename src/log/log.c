@@ -1532,7 +1532,10 @@ static void log_delete_front(mk_log_t *log, size_t n, const char *why)
 static size_t log_count_below_start(const mk_log_t *log)
 {
     size_t n = 0;
-    while (n + 1 < log->nsegs && log->segs[n]->st.next_offset <= log->start_offset)
+    /* An empty sealed segment (the first one, compacted to nothing) holds
+     * the log start: it is below it only once the next segment is. */
+    while (n + 1 < log->nsegs && log->segs[n]->st.next_offset <= log->start_offset &&
+           (log->segs[n]->st.size > 0 || log->segs[n + 1]->base_offset <= log->start_offset))
         n++;
     return n;
 }

@@ -1904,6 +1904,12 @@ static void test_clean(void)
     idem.baseSequence = 1;
     int64_t i8b = append_kv(log, &idem, "k1", "idem-new", now);
     latest[1] = i8b;
+    /* producer 9's only batch is superseded: its header stays, empty */
+    mk_batch_build_opts_t p9 = idem;
+    p9.producerId = 9;
+    p9.baseSequence = 0;
+    append_kv(log, &p9, "p9", "old", now);
+    int64_t p9new = append_kv(log, NULL, "p9", "new", now);
     /* roll: everything above is sealed */
     for (int i = 0; i < 20; i++)
         append_kv(log, NULL, "z", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", now);
@@ -1958,7 +1964,9 @@ static void test_clean(void)
         e = kv_find(got, "to");
         CHECK(e && e->offset == o7);
         CHECK(got->markers == 2);
-        CHECK(got->empty_batches == 0 || got->empty_batches == 1);
+        CHECK(got->empty_batches == 1);
+        e = kv_find(got, "p9");
+        CHECK(e && e->offset == p9new && strcmp(e->value, "new") == 0);
         (void)a5;
         (void)i8a;
         mk_free(got);
@@ -2021,6 +2029,53 @@ static void test_clean(void)
     CHECK(again->n == got->n && memcmp(again->v, got->v, sizeof(kv_t) * (size_t)got->n) == 0);
     mk_free(again);
     mk_free(got);
+    CHECK_RC(mk_log_close(log));
+}
+
+/* A first segment whose every record was superseded stays, empty: the log
+ * start does not move by compaction, nor by retention afterwards (only by
+ * retention.ms once its file time, its inputs' largest timestamp, is old). */
+static void test_clean_first_empty(void)
+{
+    char dir[PATH_MAX];
+    subdir(dir, "clean/p-2");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.segment_bytes = 300;
+    cfg.compact = true;
+    cfg.min_cleanable_ratio = 0;
+    mk_log_t *log = open_log(dir, &cfg);
+    int64_t now = mk_now_ms();
+    char key[8];
+    for (int round = 0; round < 4; round++)
+        for (int k = 0; k < 6; k++) {
+            snprintf(key, sizeof(key), "k%d", k);
+            append_kv(log, NULL, key, round == 3 ? "last" : "old", now - 10000);
+        }
+    append_kv(log, NULL, "tail", "tail", now);
+    CHECK(mk_log_clean_maybe(log, mk_log_end_offset(log), now) == 1);
+    mk_log_segment_info_t si;
+    mk_log_segment_info(log, 0, &si);
+    CHECK(si.base_offset == 0 && si.size_bytes == 0 && !si.active);
+    CHECK(si.max_timestamp == now - 10000); /* its inputs' largest timestamp, as the file time */
+    CHECK(mk_log_retain(log, now) == 0 && mk_log_start_offset(log) == 0);
+    kvs_t *got = mk_malloc(sizeof(*got));
+    read_kvs(log, got);
+    CHECK(got->n == 7 && got->v[0].offset == 18);
+    CHECK_RC(mk_log_close(log));
+    log = open_log(dir, &cfg);
+    CHECK(mk_log_start_offset(log) == 0);
+    mk_log_segment_info(log, 0, &si);
+    CHECK(si.base_offset == 0 && si.size_bytes == 0 && si.max_timestamp == now - 10000);
+    kvs_t *again = mk_malloc(sizeof(*again));
+    read_kvs(log, again);
+    CHECK(again->n == got->n && memcmp(again->v, got->v, sizeof(kv_t) * (size_t)got->n) == 0);
+    /* compact,delete: retention.ms judges it by that time */
+    cfg.retention_ms = 5000;
+    CHECK_RC(mk_log_set_config(log, &cfg));
+    CHECK(mk_log_retain(log, now) >= 1 && mk_log_start_offset(log) > 0);
+    mk_free(got);
+    mk_free(again);
     CHECK_RC(mk_log_close(log));
 }
 
@@ -2125,6 +2180,7 @@ int main(void)
     test_epochs_divergence();
     test_epochs_faults();
     test_clean();
+    test_clean_first_empty();
     test_clean_uv();
     rm_rf(root);
     printf("log_test: ok (%" PRIu64 " ms)\n", mk_mono_ms() - t0);
