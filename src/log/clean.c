@@ -739,14 +739,14 @@ static void clean_after_cb(uv_work_t *req, int status)
 
 /* ============================================================ scheduling */
 
-/* How many leading segments may be cleaned now, and their clean and dirty
- * bytes. */
+/* How many leading segments may be cleaned now, their clean and dirty
+ * bytes, and the index of the first dirty one (-1 none). */
 static size_t cleanable(const mk_log_t *log, int64_t limit, int64_t now_ms, uint64_t *clean, uint64_t *dirty,
-                        int64_t *oldest_dirty_ts)
+                        int64_t *first_dirty)
 {
     size_t n = 0;
     *clean = *dirty = 0;
-    *oldest_dirty_ts = -1;
+    *first_dirty = -1;
     while (n + 1 < log->nsegs) {
         const mk_log_seg_t *s = log->segs[n];
         if (s->st.next_offset > limit || log->segs[n + 1]->base_offset > limit)
@@ -756,8 +756,8 @@ static size_t cleanable(const mk_log_t *log, int64_t limit, int64_t now_ms, uint
             break;
         if (s->base_offset >= log->cleaned_to) {
             *dirty += s->st.size;
-            if (*oldest_dirty_ts < 0)
-                *oldest_dirty_ts = ts;
+            if (*first_dirty < 0)
+                *first_dirty = (int64_t)n;
         } else {
             *clean += s->st.size;
         }
@@ -821,9 +821,20 @@ int mk_log_clean_maybe(mk_log_t *log, int64_t limit, int64_t now_ms)
         return 0;
     double ratio = clean + dirty ? (double)dirty / (double)(clean + dirty) : 0;
     bool due = dirty > 0 && ratio >= log->cfg.min_cleanable_ratio;
-    if (!due && dirty > 0 && log->cfg.max_compaction_lag_ms != INT64_MAX && oldest >= 0 &&
-        now_ms - oldest > log->cfg.max_compaction_lag_ms)
-        due = true;
+    if (!due && dirty > 0 && log->cfg.max_compaction_lag_ms != INT64_MAX && oldest >= 0) {
+        /* Kafka judges by the first dirty segment's earliest time: its first
+         * batch's timestamp (one header read, page cache). */
+        mk_log_seg_t *s = log->segs[oldest];
+        mk_buf_t hb;
+        mk_buf_init(&hb);
+        mk_batch_view_t v;
+        int64_t first_ts = mk_log_int_seg_largest_ts(s);
+        if (s->st.size >= MK_BATCH_HEADER_SIZE && s->ops->read(s->impl, 0, MK_BATCH_HEADER_SIZE, &hb) == 0 &&
+            mk_log_view_parse(hb.data, hb.len, &v) == 0 && v.hdr.maxTimestamp >= 0)
+            first_ts = v.hdr.maxTimestamp;
+        mk_buf_free(&hb);
+        due = now_ms - first_ts > log->cfg.max_compaction_lag_ms;
+    }
     if (!due && log->clean_horizon >= 0 && now_ms >= log->clean_horizon)
         due = true;
     if (!due)

@@ -2052,7 +2052,7 @@ static void test_clean_first_empty(void)
             snprintf(key, sizeof(key), "k%d", k);
             append_kv(log, NULL, key, round == 3 ? "last" : "old", now - 10000);
         }
-    append_kv(log, NULL, "tail", "tail", now);
+    append_kv(log, NULL, "tail", "tail", now - 5000);
     CHECK(mk_log_clean_maybe(log, mk_log_end_offset(log), now) == 1);
     mk_log_segment_info_t si;
     mk_log_segment_info(log, 0, &si);
@@ -2070,6 +2070,22 @@ static void test_clean_first_empty(void)
     kvs_t *again = mk_malloc(sizeof(*again));
     read_kvs(log, again);
     CHECK(again->n == got->n && memcmp(again->v, got->v, sizeof(kv_t) * (size_t)got->n) == 0);
+    /* max.compaction.lag.ms: due whatever the dirty ratio once a dirty
+     * segment is that old */
+    for (int i = 0; i < 12; i++)
+        append_kv(log, NULL, "lagged", "lagged-value", now - 5000);
+    append_kv(log, NULL, "tail2", "tail2", now);
+    mk_log_clean_info_t ci;
+    mk_log_clean_info(log, &ci);
+    CHECK(ci.dirty_bytes > 0 && ci.clean_bytes > 0 && ci.dirty_ratio < 1.0);
+    cfg.min_cleanable_ratio = 1.0;
+    CHECK_RC(mk_log_set_config(log, &cfg));
+    CHECK(mk_log_clean_maybe(log, mk_log_end_offset(log), now) == 0);
+    cfg.max_compaction_lag_ms = 1000;
+    CHECK_RC(mk_log_set_config(log, &cfg));
+    CHECK(mk_log_clean_maybe(log, mk_log_end_offset(log), now) == 1);
+    mk_log_clean_info(log, &ci);
+    CHECK(ci.dirty_bytes == 0 && ci.runs == 1);
     /* compact,delete: retention.ms judges it by that time */
     cfg.retention_ms = 5000;
     CHECK_RC(mk_log_set_config(log, &cfg));
