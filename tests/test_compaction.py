@@ -319,3 +319,58 @@ def test_keyless_records_and_tiering_refused(minikora):
         list(res.values())[0].result(timeout=30)
     assert ei.value.args[0].code() == ck.KafkaError.INVALID_CONFIG, ei.value
     assert KCAT
+
+
+@pytest.mark.timeout(120)
+def test_compaction_removes_aborted_transactions(minikora):
+    """Transactions on a compacted topic: the cleaner removes the data of an aborted
+    transaction (even read_uncommitted consumers no longer see it), keeps committed data
+    compacted by key, and keeps the markers; read_committed and read_uncommitted agree."""
+    import txn_util as tu
+    mk = minikora("--brokers", "3", "--azs", "3")
+    topic = "compacted-txn"
+    assert ck_create_topic(mk.bootstrap, topic, 1, 3, config={
+        "cleanup.policy": "compact", "segment.bytes": "2048", "segment.ms": "500",
+        "min.cleanable.dirty.ratio": "0.01"}) is None
+    wait_isr_full(mk, topic)
+    prod = tu.txn_producer(mk.bootstrap, "compact-txn")
+    prod.init_transactions(15)
+
+    def txn(items, commit):
+        prod.begin_transaction()
+        errors, acked = tu.produce_flush(prod, topic, [(0, k, v) for k, v in items])
+        assert not errors, errors[:3]
+        (prod.commit_transaction if commit else prod.abort_transaction)(15)
+        return acked
+
+    txn([(b"a%d" % i, b"c1-a%d" % i) for i in range(10)], True)
+    txn([(b"a%d" % i, b"aborted-a%d" % i) for i in range(10)] + [(b"b%d" % i, b"aborted-b%d" % i)
+                                                                 for i in range(5)], False)
+    acked = txn([(b"a%d" % i, b"c3-a%d" % i) for i in range(5)], True)
+    last = max(o for _, o in acked.values()) + 1  # its marker
+
+    filler = iter(range(10 ** 6))
+
+    def roll():
+        ck_produce(mk.bootstrap, topic, [(0, b"filler-%d" % (next(filler) % 3), b"f" * 300, [])])
+
+    wait_for(lambda: (cleaner(mk, topic)[0] or {}).get("cleaned_offset", 0) > last, 60,
+             "the cleaner past the transactions", step=roll)
+    end = cleaner(mk, topic)[1]["high_watermark"]
+    want = {b"a%d" % i: (b"c3-a%d" % i if i < 5 else b"c1-a%d" % i) for i in range(10)}
+    for iso in ("read_uncommitted", "read_committed"):
+        c = ck_consumer(mk.bootstrap, **{"isolation.level": iso})
+        got = []
+        try:
+            c.assign([ck.TopicPartition(topic, 0, ck.OFFSET_BEGINNING)])
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and (not got or got[-1][0] < end - 1):
+                for m in c.consume(num_messages=1000, timeout=0.5):
+                    assert not m.error(), m.error()
+                    got.append((m.offset(), m.key(), m.value()))
+        finally:
+            c.close()
+        seen = {k: v for _, k, v in got if not k.startswith(b"filler")}
+        assert not [v for _, _, v in got if v.startswith(b"aborted")], "%s: aborted data still there" % iso
+        assert seen == want, "%s: %r" % (iso, seen)
+        assert len([1 for _, k, _ in got if not k.startswith(b"filler")]) == 10, iso
