@@ -16,6 +16,7 @@ import http.client
 import json
 import shutil
 import subprocess
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -181,6 +182,41 @@ def replica_view(data, broker, topic):
     return view
 
 
+class Reader(threading.Thread):
+    """Reads the partition from the start again and again while cleanings run, and checks that
+    every read is a consistent view: offsets increasing, each key's rounds increasing, and every
+    key that was not deleted present (a cleaning never hides the latest value)."""
+
+    def __init__(self, bootstrap, topic, latest):
+        super().__init__(daemon=True)
+        self.bootstrap, self.topic, self.latest = bootstrap, topic, latest
+        self.stop = threading.Event()
+        self.passes, self.problems = 0, []
+
+    def run(self):
+        try:
+            while not self.stop.is_set():
+                got = consume_ck(self.bootstrap, self.topic, max(o for o, _ in self.latest.values()) + 1)
+                offs = [o for o, _, _ in got]
+                if offs != sorted(set(offs)):
+                    self.problems.append("offsets not increasing")
+                rounds = {}
+                for _, k, v in got:
+                    if k.startswith(b"filler") or v is None:
+                        rounds.setdefault(k, -1)
+                        continue
+                    r = int(v.split(b"-round-")[1].split(b".")[0])
+                    if r < rounds.get(k, -1):
+                        self.problems.append("%r went back to round %d" % (k, r))
+                    rounds[k] = r
+                missing = [k for k, (o, v) in self.latest.items() if v is not None and k not in rounds]
+                if missing:
+                    self.problems.append("keys missing from a read: %r" % missing[:5])
+                self.passes += 1
+        except Exception as e:  # reported by the test
+            self.problems.append(repr(e))
+
+
 # ---------------------------------------------------------------------------------------------
 # Tests
 # ---------------------------------------------------------------------------------------------
@@ -203,6 +239,9 @@ def test_compacted_topic_keeps_latest_value_per_key(minikora, tmp_path):
 
     def roll():
         ck_produce(mk.bootstrap, topic, [(0, b"filler-%d" % (next(filler) % 3), b"f" * 200, [])])
+
+    reader = Reader(mk.bootstrap, topic, latest)  # consumers see a consistent view throughout
+    reader.start()
 
     def cleaned():
         c, part = cleaner(mk, topic)
@@ -259,6 +298,11 @@ def test_compacted_topic_keeps_latest_value_per_key(minikora, tmp_path):
     _, part = cleaner(mk, topic)
     view = check_view(consume_ck(mk.bootstrap, topic, part["high_watermark"]), latest, filler,
                       "after delete.retention.ms", tombstones=False)
+    reader.stop.set()
+    reader.join(60)
+    assert not reader.problems, reader.problems[:5]
+    assert reader.passes >= 2, "the reader made %d passes" % reader.passes
+    print("consistent reads during cleaning: %d" % reader.passes)
 
     # A restart keeps the compacted log and the cleaner's checkpoint.
     cleaned_offset = cleaner(mk, topic)[0]["cleaned_offset"]
