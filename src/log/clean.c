@@ -24,8 +24,8 @@
  *     without a key (written before the topic was compacted) are kept.
  *     Offsets never change: a batch keeps its baseOffset and lastOffsetDelta
  *     and loses records inside (gaps are normal in a compacted log), a batch
- *     left empty goes, except the last batch of a producer, kept as a bare
- *     header so that its sequence survives (as Kafka does).
+ *     left empty goes, except the last data batch of a producer, kept as a
+ *     bare header so that its sequence survives (as Kafka does).
  *   - Transactions: a first header pass follows each producer's
  *     transactional batches to its marker.  Data of an aborted transaction
  *     is removed (an empty header is kept for the producer's last batch);
@@ -217,7 +217,7 @@ typedef struct clean_group_s {
 } clean_group_t;
 
 typedef struct producer_s {
-    int64_t last_base;         /* base offset of its last batch in the range */
+    int64_t last_base;         /* base offset of its last data batch in the range */
     int64_t *pending;          /* bases of its transactional batches since its last marker */
     size_t npending, cap;
 } producer_t;
@@ -370,7 +370,8 @@ static int pass_txn(mk_log_clean_t *j, mk_buf_t *buf)
         producer_t *p = producer_get(j, h->producerId);
         if (!p)
             return MK_ERR_NOMEM;
-        p->last_base = h->baseOffset;
+        if (!mk_batch_hdr_is_control(h))
+            p->last_base = h->baseOffset; /* its last data batch: its sequence */
         if (!mk_batch_hdr_is_transactional(h))
             continue;
         if (!mk_batch_hdr_is_control(h)) {
