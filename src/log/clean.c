@@ -16,7 +16,8 @@
  *   - Key map: a first pass over the range notes, per key (a 128-bit hash of
  *     its bytes), the offset of its latest record.  Aborted transactional
  *     batches do not count (see below).
- *   - Rewrite: every batch of the range is read again and rewritten by
+ *   - Rewrite: every batch of the range is read again (and checked by the
+ *     one validator, as is every batch the rewrite makes) and rewritten by
  *     batch/'s mk_batch_filter(): a record is kept when it is the latest of
  *     its key; a tombstone (null value) is kept until its batch's delete
  *     horizon (KIP-534: set to now + delete.retention.ms by the cleaning
@@ -550,6 +551,17 @@ static int pass_write(mk_log_clean_t *j, mk_buf_t *buf, mk_buf_t *scratch, mk_bu
         if (!res.written) {
             j->batches_removed++;
             continue;
+        }
+        if (res.rewritten) {
+            /* the one validator checks what the rewrite made, records too */
+            char why[160];
+            rc = mk_batch_validate_ex(out->data, out->len, MK_BATCH_VALIDATE_DEEP | MK_BATCH_VALIDATE_COMPACTED,
+                                      CLEAN_MAX_UNCOMPRESSED, scratch, why, sizeof(why));
+            if (rc) {
+                job_fail(j, rc, "the rewrite of the batch at offset %" PRId64 " does not validate: %s", h->baseOffset,
+                         why);
+                return rc;
+            }
         }
         rc = out_append(j, g, out->data, out->len);
         if (rc)
