@@ -268,7 +268,9 @@ def test_compacted_topic_keeps_latest_value_per_key(minikora, tmp_path):
         len(got), end, KEYS * ROUNDS + len(DELETED), gaps, c))
     check_view(consume_kp(mk.bootstrap, topic, end), latest, filler, "kafka-python")
     kc = consume_kcat(mk.bootstrap, topic)
-    assert [(o, k) for o, k, _ in kc] == [(o, k) for o, k, _ in got], "kcat sees another log"
+    # (filler records may be compacted further meanwhile: the history is what must agree)
+    assert [(o, k) for o, k, _ in kc if not k.startswith(b"filler")] == \
+        [(o, k) for o, k, _ in got if not k.startswith(b"filler")], "kcat sees another log"
     assert all(size == -1 for o, k, size in kc if int(k.split(b"-")[1]) in DELETED and not k.startswith(b"filler")
                ) if kc else True
 
