@@ -692,14 +692,12 @@ static void clean_after_cb(uv_work_t *req, int status)
         job_fail(j, MK_ERR_IO, "cancelled");
     if (log)
         log->clean = NULL;
-    const char *abort_why = NULL;
+    const char *abort_why = NULL; /* the job is sound but the log moved on */
     if (!log)
         abort_why = "the log was closed";
-    else if (j->rc)
-        abort_why = NULL;
-    else if (log->truncations != j->truncations || log->id != j->log_id)
+    else if (!j->rc && (log->truncations != j->truncations || log->id != j->log_id))
         abort_why = "the log was truncated meanwhile";
-    else if (log->io_err)
+    else if (!j->rc && log->io_err)
         abort_why = "the log failed";
     if (j->rc || abort_why) {
         if (j->rc && log) {
@@ -951,8 +949,9 @@ int64_t mk_log_clean_read_checkpoint(const char *dir)
 
 int64_t mk_log_cleaned_offset_dir(const char *dir) { return mk_log_clean_read_checkpoint(dir); }
 
-/* The horizon half of the checkpoint, for open (-1 none, 0 when the file is
- * absent but the log may hold tombstones: one cleaning finds out). */
+/* The horizon half of the checkpoint, for open: -1 when none is kept (or
+ * the log was never cleaned: its tombstones have no horizon yet, and the
+ * dirty ratio brings the first cleaning). */
 static int64_t read_checkpoint_horizon(const char *dir)
 {
     char path[PATH_MAX];
