@@ -465,6 +465,42 @@ def decode_batches(data):
     return out
 
 
+def decode_records(data):
+    """Uncompressed v2 batches (a log segment, a Fetch) -> [(offset, key, value)], keys and
+    values None when null; compacted batches (fewer records than offsets) read fine.  A partial
+    batch at the end is ignored."""
+    out = []
+    pos = 0
+    while pos + 61 <= len(data):
+        r = Reader(data, pos)
+        base = r.i64()
+        blen = r.i32()
+        end = pos + 12 + blen
+        if end > len(data):
+            break
+        r.i32(); r.i8(); r.take(4)
+        attrs = r.i16()
+        assert attrs & 7 == 0, "compressed batch in a raw test"
+        r.i32(); r.i64(); r.i64(); r.i64(); r.i16(); r.i32()
+        n = r.i32()
+        for _ in range(n):
+            r.varint(); r.i8(); r.varint()
+            od = r.varint()
+            kl = r.varint()
+            k = r.take(kl) if kl >= 0 else None
+            vl = r.varint()
+            v = r.take(vl) if vl >= 0 else None
+            for _ in range(r.varint()):
+                r.take(r.varint())
+                hl = r.varint()
+                if hl > 0:
+                    r.take(hl)
+            if not attrs & 0x20:  # not a transaction marker
+                out.append((base + od, k, v))
+        pos = end
+    return out
+
+
 def batch_headers(data):
     """Record batches in `data` -> [{base, last, pid, epoch, seq, attrs, count, base_timestamp,
     max_timestamp}] (headers only, any compression)."""

@@ -600,6 +600,18 @@ static json_t *topic_detail_json(mk_admin_t *a, mk_topic_t *t)
             json_object_set_new(pj, "high_watermark", jint(mk_partition_hw(p)));
             json_object_set_new(pj, "size_bytes", jint((int64_t)st.size_bytes));
             json_object_set_new(pj, "segments", jint(st.segment_count));
+            if (t->cfg.cleanup_compact) {
+                /* compaction on the leader's log (each replica compacts its own) */
+                mk_log_clean_info_t ci;
+                mk_log_clean_info(mk_partition_log(p), &ci);
+                json_object_set_new(pj, "cleaner",
+                                    json_pack("{s:o, s:f, s:o, s:o, s:b, s:o, s:o}", "cleaned_offset",
+                                              jint(ci.cleaned_offset), "dirty_ratio", ci.dirty_ratio, "dirty_bytes",
+                                              jint((int64_t)ci.dirty_bytes), "clean_bytes",
+                                              jint((int64_t)ci.clean_bytes), "running", ci.running, "runs",
+                                              jint((int64_t)ci.runs), "tombstone_horizon_ms",
+                                              ci.tombstone_horizon >= 0 ? jint(ci.tombstone_horizon) : json_null()));
+            }
         } else {
             json_object_set_new(pj, "log_start_offset", json_null());
             json_object_set_new(pj, "log_end_offset", json_null());
@@ -1893,6 +1905,82 @@ static void partition_metrics(mk_admin_t *a, mk_buf_t *o)
     }
 }
 
+/* The log cleaner (compaction), under the names of Kafka's LogCleaner and
+ * LogCleanerManager JMX metrics as the Prometheus JMX exporter spells them,
+ * plus minikora's counters and, per compacted partition (its leader log),
+ * the cleaner checkpoint and the dirty ratio. */
+static void cleaner_metrics(mk_admin_t *a, mk_buf_t *o)
+{
+    mk_log_cleaner_stats_t cs;
+    mk_log_cleaner_stats(&cs);
+    double max_dirty = 0;
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(a->c, &it)))
+        for (int32_t i = 0; t->cfg.cleanup_compact && i < t->partition_count; i++) {
+            mk_log_t *log = mk_partition_log(mk_cluster_topic_partition(t, i));
+            if (!log)
+                continue;
+            mk_log_clean_info_t ci;
+            mk_log_clean_info(log, &ci);
+            max_dirty = MK_MAX(max_dirty, 100.0 * ci.dirty_ratio);
+        }
+    mk_prom_help(o, "kafka_log_logcleaner_cleaner_recopy_percent", "gauge",
+                 "Bytes written / bytes read by the last cleaning, in percent.");
+    mk_prom_sample(o, "kafka_log_logcleaner_cleaner_recopy_percent", cs.last_recopy_percent, NULL);
+    mk_prom_help(o, "kafka_log_logcleaner_max_clean_time_secs", "gauge", "Duration of the last cleaning, in seconds.");
+    mk_prom_sample(o, "kafka_log_logcleaner_max_clean_time_secs", cs.max_clean_time_secs, NULL);
+    mk_prom_help(o, "kafka_log_logcleaner_max_buffer_utilization_percent", "gauge",
+                 "Fill of the key map of the last cleaning, in percent of the keys one cleaning can map.");
+    mk_prom_sample(o, "kafka_log_logcleaner_max_buffer_utilization_percent", cs.max_buffer_utilization_percent, NULL);
+    mk_prom_help(o, "kafka_log_logcleaner_deadthreadcount", "gauge", "Cleaner threads that died (always 0).");
+    mk_prom_sample(o, "kafka_log_logcleaner_deadthreadcount", 0, NULL);
+    mk_prom_help(o, "kafka_log_logcleanermanager_max_dirty_percent", "gauge",
+                 "Largest dirty ratio of a compacted partition's leader log, in percent.");
+    mk_prom_sample(o, "kafka_log_logcleanermanager_max_dirty_percent", max_dirty, NULL);
+    mk_prom_help(o, "kafka_log_logcleanermanager_time_since_last_run_seconds", "gauge",
+                 "Seconds since the last cleaning was swapped in (Kafka's time-since-last-run-ms; 0 before the "
+                 "first).");
+    mk_prom_sample(o, "kafka_log_logcleanermanager_time_since_last_run_seconds",
+                   cs.last_run_ms < 0 ? 0 : (double)(mk_now_ms() - cs.last_run_ms) / 1000.0, NULL);
+    static const struct { const char *name, *help; } ctr[] = {
+        {"minikora_log_cleaner_runs_total", "Cleanings swapped in."},
+        {"minikora_log_cleaner_failures_total", "Cleanings that failed (see the log)."},
+        {"minikora_log_cleaner_aborted_total", "Cleanings given up because the log changed under them."},
+        {"minikora_log_cleaner_read_bytes_total", "Bytes of segments read by cleanings."},
+        {"minikora_log_cleaner_written_bytes_total", "Bytes of segments written by cleanings."},
+        {"minikora_log_cleaner_removed_records_total", "Records removed by compaction."},
+    };
+    double vals[] = {(double)cs.runs, (double)cs.failures, (double)cs.aborted, (double)cs.bytes_read,
+                     (double)cs.bytes_written, (double)cs.records_removed};
+    for (size_t k = 0; k < MK_ARRAY_LEN(ctr); k++) {
+        mk_prom_help(o, ctr[k].name, "counter", ctr[k].help);
+        mk_prom_sample(o, ctr[k].name, vals[k], NULL);
+    }
+    mk_prom_help(o, "minikora_log_cleaner_running", "gauge", "Cleanings in flight.");
+    mk_prom_sample(o, "minikora_log_cleaner_running", cs.running, NULL);
+    static const struct { const char *name, *help; } fams[] = {
+        {"minikora_log_cleaner_cleaned_offset", "Compacted partitions: offsets below were compacted (leader log)."},
+        {"minikora_log_cleaner_dirty_ratio", "Compacted partitions: dirty bytes / sealed bytes (leader log)."},
+    };
+    char num[16];
+    for (size_t f = 0; f < MK_ARRAY_LEN(fams); f++) {
+        mk_prom_help(o, fams[f].name, "gauge", fams[f].help);
+        it = 0;
+        while ((t = mk_cluster_topic_next(a->c, &it)))
+            for (int32_t i = 0; t->cfg.cleanup_compact && i < t->partition_count; i++) {
+                mk_log_t *log = mk_partition_log(mk_cluster_topic_partition(t, i));
+                if (!log)
+                    continue;
+                mk_log_clean_info_t ci;
+                mk_log_clean_info(log, &ci);
+                snprintf(num, sizeof(num), "%d", (int)i);
+                mk_prom_sample(o, fams[f].name, f == 0 ? (double)ci.cleaned_offset : ci.dirty_ratio, "topic", t->name,
+                               "partition", num, NULL);
+            }
+    }
+}
+
 typedef struct lag_ctx_s {
     mk_admin_t *a;
     mk_buf_t *o;
@@ -2065,6 +2153,7 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
         mk_prom_sample(o, "minikora_topic_size_bytes", (double)size, "topic", t->name, NULL);
     }
     partition_metrics(a, o);
+    cleaner_metrics(a, o);
     mk_group_coord_t *gc = mk_broker_groups(a->b);
     if (gc) {
         names_t gn = {0};

@@ -127,12 +127,14 @@ int64_t mk_batch_size(const uint8_t *p, size_t n)
 /* ========================================================= record walker */
 
 /* Walk [recs, recs+len) as exactly h->recordCount records, calling cb (if
- * any) for each.  compacted relaxes offsetDelta == i to strictly
- * increasing and <= lastOffsetDelta.  Returns 0, cb's non-zero value, or
- * MK_ERR_CORRUPT with why filled. */
-static int walk_records(const uint8_t *recs, size_t len, const mk_batch_hdr_t *h, bool compacted,
+ * any) for each.  MK_BATCH_VALIDATE_COMPACTED relaxes offsetDelta == i to
+ * strictly increasing and <= lastOffsetDelta; MK_BATCH_VALIDATE_KEYED
+ * refuses a null key (MK_ERR_INVALID).  Returns 0, cb's non-zero value, or
+ * MK_ERR_CORRUPT / MK_ERR_INVALID with why filled. */
+static int walk_records(const uint8_t *recs, size_t len, const mk_batch_hdr_t *h, int flags,
                         mk_batch_record_cb cb, void *arg, char *why, size_t why_len)
 {
+    bool compacted = (flags & MK_BATCH_VALIDATE_COMPACTED) != 0;
     mk_reader_t r;
     mk_rd_init(&r, recs, len);
     bool log_append = (h->attributes & MK_BATCH_ATTR_LOG_APPEND_TIME) != 0;
@@ -201,6 +203,11 @@ static int walk_records(const uint8_t *recs, size_t len, const mk_batch_hdr_t *h
             return MK_ERR_CORRUPT;
         }
         prev_delta = off_delta;
+        if ((flags & MK_BATCH_VALIDATE_KEYED) && rec.key_len < 0) {
+            set_why(why, why_len, "record %d has no key: a compacted topic cannot accept a record without a key",
+                    (int)i);
+            return MK_ERR_INVALID;
+        }
 
         if (cb) {
             rec.offset = add_wrap(h->baseOffset, off_delta);
@@ -354,9 +361,9 @@ static int validate(const uint8_t *p, size_t n, int flags, size_t max_uncompress
     rc = records_region(p, size, &h, scratch ? scratch : &own, max_uncompressed, &recs, &len, why, why_len);
     if (rc == 0 && max_ts) {
         *max_ts = INT64_MIN;
-        rc = walk_records(recs, len, &h, compacted, max_ts_cb, max_ts, why, why_len);
+        rc = walk_records(recs, len, &h, flags, max_ts_cb, max_ts, why, why_len);
     } else if (rc == 0) {
-        rc = walk_records(recs, len, &h, compacted, NULL, NULL, why, why_len);
+        rc = walk_records(recs, len, &h, flags, NULL, NULL, why, why_len);
     }
     mk_buf_free(&own);
     return rc;
@@ -393,11 +400,18 @@ int mk_batch_validate_view(const uint8_t *p, size_t n, int flags, size_t max_unc
 int mk_batch_validate_append(uint8_t *p, size_t n, size_t max_uncompressed, mk_buf_t *scratch, mk_batch_view_t *out,
                              bool *rewritten, char *why, size_t why_len)
 {
+    return mk_batch_validate_append_ex(p, n, 0, max_uncompressed, scratch, out, rewritten, why, why_len);
+}
+
+/* The append validator with extra flags (batch.h).  Any thread. */
+int mk_batch_validate_append_ex(uint8_t *p, size_t n, int flags, size_t max_uncompressed, mk_buf_t *scratch,
+                                mk_batch_view_t *out, bool *rewritten, char *why, size_t why_len)
+{
     mk_batch_hdr_t h;
     size_t size;
     int64_t mx = INT64_MIN;
     *rewritten = false;
-    int rc = validate(p, n, MK_BATCH_VALIDATE_DEEP, max_uncompressed, scratch, &h, &size, &mx, why, why_len);
+    int rc = validate(p, n, flags | MK_BATCH_VALIDATE_DEEP, max_uncompressed, scratch, &h, &size, &mx, why, why_len);
     if (rc)
         return rc;
     out->pos = 0;
@@ -590,7 +604,7 @@ int mk_batch_records_foreach(const uint8_t *p, size_t n, mk_buf_t *scratch, size
     rc = records_region(p, size, &h, scratch, max_uncompressed, &recs, &len, NULL, 0);
     if (rc)
         return rc;
-    return walk_records(recs, len, &h, true, cb, arg, NULL, 0);
+    return walk_records(recs, len, &h, MK_BATCH_VALIDATE_COMPACTED, cb, arg, NULL, 0);
 }
 
 /* 1 with *out filled, 0 at the end, MK_ERR_CORRUPT (sticky in r). */
@@ -782,4 +796,207 @@ int mk_batch_build_control(mk_buf_t *out, const mk_batch_build_opts_t *o, bool c
     c.transactional = true;
     c.control = true;
     return mk_batch_build_ex(out, &c, &rec, 1);
+}
+
+/* ============================================================= compaction */
+
+/* {version, type} of the one control record's key (batch.h).  Any thread;
+ * uncompressed markers are read in place. */
+typedef struct control_key_s {
+    int type;
+} control_key_t;
+
+static int control_key_cb(const mk_record_t *rec, void *arg)
+{
+    control_key_t *ck = arg;
+    if (rec->key_len < 4)
+        return MK_ERR_CORRUPT;
+    mk_reader_t r;
+    mk_rd_init(&r, rec->key, (size_t)rec->key_len);
+    (void)mk_rd_i16(&r); /* version */
+    int16_t type = mk_rd_i16(&r);
+    if (!mk_rd_ok(&r) || type < 0)
+        return MK_ERR_CORRUPT;
+    ck->type = type;
+    return 1;
+}
+
+int mk_batch_control_type(const uint8_t *p, size_t n)
+{
+    mk_batch_hdr_t h;
+    size_t size;
+    if (frame_check(p, n, &h, &size, NULL, 0) || !mk_batch_hdr_is_control(&h) || h.recordCount < 1)
+        return MK_ERR_CORRUPT;
+    mk_buf_t scratch;
+    mk_buf_init(&scratch);
+    control_key_t ck = {-1};
+    int rc = mk_batch_records_foreach(p, size, &scratch, 0, control_key_cb, &ck);
+    mk_buf_free(&scratch);
+    if (rc != 1)
+        return rc < 0 ? rc : MK_ERR_CORRUPT;
+    return ck.type;
+}
+
+/* The filter's walks: the first asks the caller about each record and
+ * notes the answers in keep[]; the second re-encodes the kept records into
+ * raw, timestamps against base_ts. */
+typedef struct filter_walk_s {
+    mk_batch_keep_cb cb;
+    void *arg;
+    int64_t base_offset, base_ts;
+    mk_buf_t *keep;            /* one byte per record: 1 kept */
+    mk_buf_t *raw;
+    int32_t kept, dropped, i;
+    bool tombstone;            /* a kept record has a null value */
+    int64_t max_ts;
+    int err;
+} filter_walk_t;
+
+static int filter_decide_cb(const mk_record_t *rec, void *arg)
+{
+    filter_walk_t *f = arg;
+    int keep = f->cb(rec, f->arg);
+    if (keep < 0) {
+        f->err = keep;
+        return keep;
+    }
+    mk_buf_put_i8(f->keep, keep ? 1 : 0);
+    if (!keep) {
+        f->dropped++;
+        return 0;
+    }
+    f->kept++;
+    f->max_ts = MK_MAX(f->max_ts, rec->timestamp);
+    if (rec->value_len < 0)
+        f->tombstone = true;
+    return 0;
+}
+
+static int filter_encode_cb(const mk_record_t *rec, void *arg)
+{
+    filter_walk_t *f = arg;
+    int32_t i = f->i++;
+    if ((size_t)i >= f->keep->len || !f->keep->data[i])
+        return 0;
+    int64_t ts_delta = (int64_t)((uint64_t)rec->timestamp - (uint64_t)f->base_ts);
+    int64_t off_delta = rec->offset - f->base_offset;
+    uint64_t body = 1 + mk_varint_len(ts_delta) + mk_varint_len(off_delta);
+    body += mk_varint_len(rec->key_len) + (uint64_t)MK_MAX(rec->key_len, 0);
+    body += mk_varint_len(rec->value_len) + (uint64_t)MK_MAX(rec->value_len, 0);
+    body += mk_varint_len(rec->header_count) + rec->headers_len;
+    if (body > INT32_MAX) {
+        f->err = MK_ERR_TOO_LARGE;
+        return f->err;
+    }
+    mk_buf_t *b = f->raw;
+    mk_buf_put_varint(b, (int64_t)body);
+    mk_buf_put_i8(b, rec->attributes);
+    mk_buf_put_varint(b, ts_delta);
+    mk_buf_put_varint(b, off_delta);
+    mk_buf_put_varint(b, rec->key_len);
+    if (rec->key_len > 0)
+        mk_buf_put(b, rec->key, (size_t)rec->key_len);
+    mk_buf_put_varint(b, rec->value_len);
+    if (rec->value_len > 0)
+        mk_buf_put(b, rec->value, (size_t)rec->value_len);
+    mk_buf_put_varint(b, rec->header_count);
+    if (rec->headers_len)
+        mk_buf_put(b, rec->headers, rec->headers_len);
+    return 0;
+}
+
+/* The cleaner's rewrite of one batch (batch.h): one walk decides and
+ * re-encodes; the header is written from the original with the changed
+ * fields, the records compressed again with the batch's codec, the length
+ * and the CRC patched last.  Any thread. */
+int mk_batch_filter(const uint8_t *p, size_t n, int64_t delete_horizon_ms, bool keep_empty, mk_buf_t *scratch,
+                    size_t max_uncompressed, mk_batch_keep_cb cb, void *arg, mk_buf_t *out,
+                    mk_batch_filter_result_t *res)
+{
+    memset(res, 0, sizeof(*res));
+    mk_batch_hdr_t h;
+    size_t size;
+    int rc = frame_check(p, n, &h, &size, NULL, 0);
+    if (rc)
+        return rc;
+    if (h.recordCount < 0)
+        return MK_ERR_CORRUPT;
+    const uint8_t *recs;
+    size_t len;
+    rc = records_region(p, size, &h, scratch, max_uncompressed, &recs, &len, NULL, 0);
+    if (rc)
+        return rc;
+    mk_buf_t raw, keep;
+    mk_buf_init(&raw);
+    mk_buf_init(&keep);
+    filter_walk_t f = {cb, arg, h.baseOffset, h.baseTimestamp, &keep, &raw, 0, 0, 0, false, INT64_MIN, 0};
+    rc = walk_records(recs, len, &h, MK_BATCH_VALIDATE_COMPACTED, filter_decide_cb, &f, NULL, 0);
+    if (rc == 0 && !mk_buf_ok(&keep))
+        rc = MK_ERR_NOMEM;
+    bool add_horizon = delete_horizon_ms >= 0 && f.tombstone && !(h.attributes & MK_BATCH_ATTR_DELETE_HORIZON);
+    if (add_horizon)
+        f.base_ts = delete_horizon_ms;
+    res->kept = f.kept;
+    res->dropped = f.dropped;
+    if (rc == 0 && (f.dropped || add_horizon) && f.kept)
+        rc = walk_records(recs, len, &h, MK_BATCH_VALIDATE_COMPACTED, filter_encode_cb, &f, NULL, 0);
+    if (rc == 0 && !mk_buf_ok(&raw))
+        rc = MK_ERR_NOMEM;
+    mk_buf_free(&keep);
+    if (rc) {
+        mk_buf_free(&raw);
+        return f.err ? f.err : rc;
+    }
+    if (f.dropped == 0 && !add_horizon) {
+        mk_buf_free(&raw);
+        mk_buf_put(out, p, size);
+        if (!mk_buf_ok(out))
+            return MK_ERR_NOMEM;
+        res->written = true;
+        return 0;
+    }
+    if (f.kept == 0 && !keep_empty) {
+        mk_buf_free(&raw);
+        return 0;
+    }
+    int codec = f.kept ? mk_batch_hdr_codec(&h) : MK_CODEC_NONE;
+    int16_t attrs = (int16_t)((h.attributes & ~MK_BATCH_ATTR_CODEC_MASK) | codec);
+    if (add_horizon)
+        attrs |= MK_BATCH_ATTR_DELETE_HORIZON;
+    bool create_time = !(h.attributes & MK_BATCH_ATTR_LOG_APPEND_TIME);
+    int64_t max_ts = create_time && f.kept ? f.max_ts : h.maxTimestamp;
+    size_t start = out->len;
+    mk_buf_put_i64(out, h.baseOffset);
+    mk_buf_put_i32(out, 0); /* batchLength, patched below */
+    mk_buf_put_i32(out, h.partitionLeaderEpoch);
+    mk_buf_put_i8(out, MK_BATCH_MAGIC);
+    mk_buf_put_u32(out, 0); /* crc, patched below */
+    mk_buf_put_i16(out, attrs);
+    mk_buf_put_i32(out, h.lastOffsetDelta);
+    mk_buf_put_i64(out, f.base_ts);
+    mk_buf_put_i64(out, max_ts);
+    mk_buf_put_i64(out, h.producerId);
+    mk_buf_put_i16(out, h.producerEpoch);
+    mk_buf_put_i32(out, h.baseSequence);
+    mk_buf_put_i32(out, f.kept);
+    if (codec == MK_CODEC_NONE)
+        mk_buf_put(out, raw.data, raw.len);
+    else
+        rc = mk_batch_codec_compress(codec, raw.data, raw.len, out);
+    mk_buf_free(&raw);
+    if (rc == 0 && !mk_buf_ok(out))
+        rc = MK_ERR_NOMEM;
+    if (rc == 0 && out->len - start - MK_BATCH_LOG_OVERHEAD > INT32_MAX)
+        rc = MK_ERR_TOO_LARGE;
+    if (rc) {
+        out->len = start;
+        out->oom = false;
+        return rc;
+    }
+    size_t nsize = out->len - start;
+    mk_buf_patch_i32(out, start + MK_BATCH_OFF_LENGTH, (int32_t)(nsize - MK_BATCH_LOG_OVERHEAD));
+    mk_buf_patch_u32(out, start + MK_BATCH_OFF_CRC, mk_batch_crc_compute(out->data + start, nsize));
+    res->written = true;
+    res->rewritten = true;
+    return 0;
 }

@@ -146,6 +146,9 @@ enum {
      * lastOffsetDelta + 1 (even 0) and offsetDeltas need only increase
      * strictly up to lastOffsetDelta.  Never for produce. */
     MK_BATCH_VALIDATE_COMPACTED = 2,
+    /* Every record must have a key (a compacted topic's produce path, as
+     * Kafka's validator): a null key is MK_ERR_INVALID.  Needs DEEP. */
+    MK_BATCH_VALIDATE_KEYED = 4,
 };
 
 /* The integrity validator used by produce, log recovery, the scrubber and
@@ -260,6 +263,11 @@ int mk_batch_validate_view(const uint8_t *p, size_t n, int flags, size_t max_unc
  * maxTimestamp, so it must be true.  Same returns as the validator. */
 int mk_batch_validate_append(uint8_t *p, size_t n, size_t max_uncompressed, mk_buf_t *scratch, mk_batch_view_t *out,
                              bool *rewritten, char *why, size_t why_len);
+/* mk_batch_validate_append() with extra MK_BATCH_VALIDATE_* flags (DEEP is
+ * implied): MK_BATCH_VALIDATE_KEYED for a compacted topic, which returns
+ * MK_ERR_INVALID for a record without a key (Kafka: INVALID_RECORD). */
+int mk_batch_validate_append_ex(uint8_t *p, size_t n, int flags, size_t max_uncompressed, mk_buf_t *scratch,
+                                mk_batch_view_t *out, bool *rewritten, char *why, size_t why_len);
 
 /* In-place writers for the fields the leader owns, over the batch that v
  * describes in set (its bytes at set + v->pos): the bytes and v->hdr are
@@ -315,6 +323,56 @@ typedef struct mk_record_header_s {
  * MK_ERR_CORRUPT (cannot happen for headers handed out by iteration, which
  * were already checked). */
 int mk_batch_record_header_next(mk_reader_t *r, mk_record_header_t *out);
+
+/* ============================================================= compaction */
+
+/* The delete horizon of a batch (KIP-534): with MK_BATCH_ATTR_DELETE_HORIZON
+ * set, baseTimestamp holds the time after which the log cleaner may drop
+ * the batch's tombstones (and the record timestamps stay baseTimestamp +
+ * timestampDelta, their deltas rewritten against it).  -1 when unset. */
+static inline int64_t mk_batch_hdr_delete_horizon(const mk_batch_hdr_t *h)
+{
+    return (h->attributes & MK_BATCH_ATTR_DELETE_HORIZON) ? h->baseTimestamp : -1;
+}
+
+/* The type of a transaction marker: the control record's key is {version
+ * i16, type i16}; returns 0 (ABORT), 1 (COMMIT), another type >= 2, or
+ * MK_ERR_CORRUPT when p (n bytes) is not a sound control batch with one
+ * record.  Any thread. */
+int mk_batch_control_type(const uint8_t *p, size_t n);
+
+/* What mk_batch_filter() asks of each record: 1 keep, 0 drop, < 0 stop
+ * with that error. */
+typedef int (*mk_batch_keep_cb)(const mk_record_t *rec, void *arg);
+
+typedef struct mk_batch_filter_result_s {
+    int32_t kept;          /* records kept */
+    int32_t dropped;       /* records dropped */
+    bool written;          /* something was appended to out */
+    bool rewritten;        /* ... and it is not the original bytes */
+} mk_batch_filter_result_t;
+
+/* The log cleaner's rewrite of one sound batch at p (n bytes; validate it
+ * first): keeps the records cb accepts and appends the resulting batch to
+ * out.  What a rewritten batch keeps: baseOffset, lastOffsetDelta (so the
+ * batch still ends where it ended: the gaps are inside it), every record's
+ * offsetDelta, partitionLeaderEpoch, the producer fields, the codec (the
+ * kept records are compressed again with it).  What changes: recordCount,
+ * maxTimestamp (the largest kept record's, for CreateTime), the CRC, and
+ * with delete_horizon_ms >= 0 on a batch that has none yet and keeps a
+ * tombstone (a record with a null value), the delete horizon (attribute bit 6; baseTimestamp = delete_horizon_ms and the
+ * records' timestamp deltas rewritten against it).  A batch whose records
+ * are all kept and that needs no horizon is copied as it is.  A batch with
+ * no record left is dropped (nothing appended) unless keep_empty: then its
+ * header alone is written, uncompressed, with recordCount 0 (Kafka keeps
+ * such a batch for the last batch of a producer, so that its sequence
+ * survives).  scratch (caller-owned) takes the decompressed records and
+ * must not be out.  Returns 0, cb's error, MK_ERR_CORRUPT,
+ * MK_ERR_TOO_LARGE, MK_ERR_NOMEM; on error out->len is restored.  Any
+ * thread. */
+int mk_batch_filter(const uint8_t *p, size_t n, int64_t delete_horizon_ms, bool keep_empty, mk_buf_t *scratch,
+                    size_t max_uncompressed, mk_batch_keep_cb cb, void *arg, mk_buf_t *out,
+                    mk_batch_filter_result_t *res);
 
 /* ================================================================= codecs */
 

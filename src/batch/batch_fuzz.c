@@ -7,7 +7,8 @@
  * (which random mutations almost never satisfy) and reach the record
  * walker and the decompressors:
  *   mode 0  validate the bytes as they are (shallow and deep), iterate
- *   mode 1  fix the CRC first, then as mode 0 (plus COMPACTED)
+ *   mode 1  fix the CRC first, then as mode 0 (plus COMPACTED, and the
+ *           cleaner's rewrite, mk_batch_filter, whose output must validate)
  *   mode 2  fix batchLength to the input size and the CRC, then as mode 0
  *   mode 3  feed the rest to mk_batch_codec_decompress(codec = next byte & 7)
  * Seed corpus: the .bin files in testdata/batches with a mode byte prepended.
@@ -24,6 +25,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Small enough that bombs are cut quickly, big enough for real batches. */
 #define FUZZ_MAX_OUT (1u << 20)
+
+/* Keeps the records at odd offsets (the filter's question). */
+static int odd_cb(const mk_record_t *rec, void *arg)
+{
+    (void)arg;
+    return (int)(rec->offset & 1);
+}
 
 static int count_cb(const mk_record_t *rec, void *arg)
 {
@@ -113,6 +121,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* a batch that passed deep validation iterates cleanly */
     if (deep == 0 && it != 0)
         abort();
+    if (mode >= 1 && mk_batch_validate_ex(p, size, MK_BATCH_VALIDATE_DEEP | MK_BATCH_VALIDATE_COMPACTED, FUZZ_MAX_OUT,
+                                          NULL, NULL, 0) == 0) {
+        /* the cleaner's rewrite of a sound batch is sound (compacted mode) */
+        mk_buf_t out;
+        mk_buf_init(&out);
+        mk_batch_filter_result_t res;
+        for (int keep_empty = 0; keep_empty < 2; keep_empty++) {
+            mk_buf_reset(&out);
+            if (mk_batch_filter(p, size, keep_empty ? 5000 : -1, keep_empty, &scratch, FUZZ_MAX_OUT, odd_cb, NULL,
+                                &out, &res) == 0 &&
+                res.written &&
+                mk_batch_validate_ex(out.data, out.len, MK_BATCH_VALIDATE_DEEP | MK_BATCH_VALIDATE_COMPACTED,
+                                     FUZZ_MAX_OUT, NULL, NULL, 0) != 0)
+                abort();
+        }
+        mk_buf_free(&out);
+    }
     if (deep == 0) {
         /* and the in-place rewrites keep it valid */
         mk_batch_set_base_offset(p, 12345);

@@ -701,6 +701,154 @@ static void test_compacted(void)
     mk_buf_free(&s);
 }
 
+/* The cleaner's rewrite: keep every other record (odd offsets), with and
+ * without a delete horizon, for every codec; all kept copies verbatim; none
+ * kept drops the batch or leaves its header alone; the keyed validator. */
+static int keep_odd_cb(const mk_record_t *rec, void *arg)
+{
+    (void)arg;
+    return (int)(rec->offset & 1);
+}
+
+static int keep_all_cb(const mk_record_t *rec, void *arg)
+{
+    (void)rec;
+    (void)arg;
+    return 1;
+}
+
+static int keep_none_cb(const mk_record_t *rec, void *arg)
+{
+    (void)rec;
+    (void)arg;
+    return 0;
+}
+
+static void test_filter(void)
+{
+    static const char *keys[] = {"k0", "k1", "k2", "k3", "k4"};
+    static const char *vals[] = {"v0", "v1", NULL, "v3", "v4"};
+    mk_batch_rec_in_t recs[5];
+    for (int i = 0; i < 5; i++) {
+        recs[i] = (mk_batch_rec_in_t){keys[i], 2, vals[i], vals[i] ? 2 : -1, 1000 + 10 * i, 0, NULL, NULL, NULL};
+    }
+    const char *hk[] = {"h"};
+    const void *hv[] = {"x"};
+    int32_t hl[] = {1};
+    recs[3].header_count = 1;
+    recs[3].header_keys = hk;
+    recs[3].header_values = hv;
+    recs[3].header_value_lens = hl;
+    for (size_t c = 0; c < MK_ARRAY_LEN(all_codecs); c++) {
+        mk_batch_build_opts_t o;
+        mk_batch_build_opts_init(&o);
+        o.codec = all_codecs[c];
+        o.baseOffset = 40;
+        o.partitionLeaderEpoch = 3;
+        o.producerId = 77;
+        o.producerEpoch = 1;
+        o.baseSequence = 5;
+        mk_buf_t b, out, s;
+        mk_buf_init(&b);
+        mk_buf_init(&out);
+        mk_buf_init(&s);
+        CHECK_RC(mk_batch_build_ex(&b, &o, recs, 5), 0);
+        mk_batch_filter_result_t res;
+        CHECK_RC(mk_batch_filter(b.data, b.len, -1, false, &s, 0, keep_odd_cb, NULL, &out, &res), 0);
+        CHECK(res.kept == 2 && res.dropped == 3 && res.written && res.rewritten);
+        char why[128];
+        CHECK_RC(mk_batch_validate_ex(out.data, out.len, MK_BATCH_VALIDATE_DEEP | MK_BATCH_VALIDATE_COMPACTED, 0,
+                                      NULL, why, sizeof(why)), 0);
+        CHECK_RC(mk_batch_validate(out.data, out.len, false, 0, why, sizeof(why)), MK_ERR_CORRUPT);
+        mk_batch_hdr_t h;
+        CHECK_RC(mk_batch_hdr_parse(out.data, out.len, &h), 0);
+        CHECK(h.baseOffset == 40 && h.lastOffsetDelta == 4 && h.recordCount == 2 && h.partitionLeaderEpoch == 3);
+        CHECK(h.producerId == 77 && h.producerEpoch == 1 && h.baseSequence == 5);
+        CHECK(mk_batch_hdr_codec(&h) == all_codecs[c] && h.maxTimestamp == 1030 && h.baseTimestamp == 1000);
+        CHECK(mk_batch_hdr_delete_horizon(&h) == -1);
+        static collect_t col;
+        memset(&col, 0, sizeof(col));
+        CHECK_RC(mk_batch_records_foreach(out.data, out.len, &s, 0, collect_cb, &col), 0);
+        CHECK(col.n == 2 && col.recs[0].offset == 41 && col.recs[1].offset == 43);
+        CHECK(col.recs[0].timestamp == 1010 && col.recs[1].timestamp == 1030);
+        CHECK(strcmp(col.recs[1].key, "k3") == 0 && strcmp(col.recs[1].value, "v3") == 0);
+        CHECK(col.recs[1].header_count == 1 && strcmp(col.recs[1].hkey[0], "h") == 0);
+
+        /* a delete horizon: baseTimestamp holds it, record times unchanged */
+        mk_buf_reset(&out);
+        CHECK_RC(mk_batch_filter(b.data, b.len, 5000, false, &s, 0, keep_all_cb, NULL, &out, &res), 0);
+        CHECK(res.kept == 5 && res.rewritten);
+        CHECK_RC(mk_batch_hdr_parse(out.data, out.len, &h), 0);
+        CHECK(mk_batch_hdr_delete_horizon(&h) == 5000 && h.recordCount == 5 && h.maxTimestamp == 1040);
+        CHECK_RC(mk_batch_validate_ex(out.data, out.len, MK_BATCH_VALIDATE_DEEP, 0, NULL, why, sizeof(why)), 0);
+        memset(&col, 0, sizeof(col));
+        CHECK_RC(mk_batch_records_foreach(out.data, out.len, &s, 0, collect_cb, &col), 0);
+        CHECK(col.n == 5 && col.recs[2].timestamp == 1020 && col.recs[2].value_len == -1);
+        /* a horizon already set is kept */
+        mk_buf_t again;
+        mk_buf_init(&again);
+        CHECK_RC(mk_batch_filter(out.data, out.len, 9000, false, &s, 0, keep_all_cb, NULL, &again, &res), 0);
+        CHECK(!res.rewritten && again.len == out.len && memcmp(again.data, out.data, out.len) == 0);
+        mk_buf_free(&again);
+
+        /* a horizon is only for a batch that keeps a tombstone */
+        mk_buf_t plain;
+        mk_buf_init(&plain);
+        CHECK_RC(mk_batch_build_ex(&plain, &o, recs, 2), 0);
+        mk_buf_reset(&out);
+        CHECK_RC(mk_batch_filter(plain.data, plain.len, 5000, false, &s, 0, keep_all_cb, NULL, &out, &res), 0);
+        CHECK(!res.rewritten && out.len == plain.len);
+        mk_buf_free(&plain);
+
+        /* all kept, no horizon: the very bytes */
+        mk_buf_reset(&out);
+        CHECK_RC(mk_batch_filter(b.data, b.len, -1, false, &s, 0, keep_all_cb, NULL, &out, &res), 0);
+        CHECK(res.written && !res.rewritten && out.len == b.len && memcmp(out.data, b.data, b.len) == 0);
+
+        /* none kept: dropped, or its header alone */
+        mk_buf_reset(&out);
+        CHECK_RC(mk_batch_filter(b.data, b.len, -1, false, &s, 0, keep_none_cb, NULL, &out, &res), 0);
+        CHECK(!res.written && out.len == 0 && res.dropped == 5);
+        CHECK_RC(mk_batch_filter(b.data, b.len, -1, true, &s, 0, keep_none_cb, NULL, &out, &res), 0);
+        CHECK(res.written && out.len == MK_BATCH_HEADER_SIZE);
+        CHECK_RC(mk_batch_hdr_parse(out.data, out.len, &h), 0);
+        CHECK(h.recordCount == 0 && h.lastOffsetDelta == 4 && mk_batch_hdr_codec(&h) == 0 && h.producerId == 77);
+        CHECK_RC(mk_batch_validate_ex(out.data, out.len, MK_BATCH_VALIDATE_DEEP | MK_BATCH_VALIDATE_COMPACTED, 0,
+                                      NULL, why, sizeof(why)), 0);
+
+        /* the keyed validator of a compacted topic's produce path */
+        bool fixed;
+        mk_batch_view_t v;
+        CHECK_RC(mk_batch_validate_append_ex(b.data, b.len, MK_BATCH_VALIDATE_KEYED, 0, NULL, &v, &fixed, why,
+                                             sizeof(why)), 0);
+        mk_buf_reset(&b);
+        mk_batch_rec_in_t nokey = {NULL, -1, "v", 1, 5, 0, NULL, NULL, NULL};
+        mk_batch_rec_in_t two[2] = {recs[0], nokey};
+        CHECK_RC(mk_batch_build_ex(&b, &o, two, 2), 0);
+        CHECK_RC(mk_batch_validate_append_ex(b.data, b.len, MK_BATCH_VALIDATE_KEYED, 0, NULL, &v, &fixed, why,
+                                             sizeof(why)), MK_ERR_INVALID);
+        CHECK(strstr(why, "without a key") != NULL);
+        CHECK_RC(mk_batch_validate_append_ex(b.data, b.len, 0, 0, NULL, &v, &fixed, why, sizeof(why)), 0);
+        mk_buf_free(&b);
+        mk_buf_free(&out);
+        mk_buf_free(&s);
+    }
+    /* marker types */
+    mk_batch_build_opts_t o;
+    mk_batch_build_opts_init(&o);
+    mk_buf_t m;
+    mk_buf_init(&m);
+    CHECK_RC(mk_batch_build_control(&m, &o, true, 1, 5), 0);
+    CHECK_RC(mk_batch_control_type(m.data, m.len), 1);
+    mk_buf_reset(&m);
+    CHECK_RC(mk_batch_build_control(&m, &o, false, 1, 5), 0);
+    CHECK_RC(mk_batch_control_type(m.data, m.len), 0);
+    mk_buf_reset(&m);
+    CHECK_RC(mk_batch_build(&m, MK_CODEC_NONE, 0, recs, 1), 0);
+    CHECK_RC(mk_batch_control_type(m.data, m.len), MK_ERR_CORRUPT);
+    mk_buf_free(&m);
+}
+
 static void test_control_batch(void)
 {
     mk_batch_build_opts_t o;
@@ -1138,6 +1286,7 @@ int main(void)
     test_magic_and_codec();
     test_record_lies();
     test_compacted();
+    test_filter();
     test_control_batch();
     test_build_bad_args();
     test_decompression_bombs();

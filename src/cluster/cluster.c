@@ -170,11 +170,13 @@ static int64_t topic_i64(const mk_cluster_t *c, const mk_topic_t *t, const char 
     return v ? strtoll(v, NULL, 10) : 0;
 }
 
-/* Log recovery uses the one integrity validator (header, CRC, record framing). */
+/* Log recovery uses the one integrity validator (header, CRC, record
+ * framing), in its compacted mode: a compacted log holds batches with fewer
+ * records than offsets (and replicas copy them from their leader). */
 static int recovery_validate(const uint8_t *p, size_t n, void *arg)
 {
     (void)arg;
-    return mk_batch_validate(p, n, false, 0, NULL, 0);
+    return mk_batch_validate_ex(p, n, MK_BATCH_VALIDATE_COMPACTED, 0, NULL, NULL, 0);
 }
 
 /* Parse a topic's settings into t->cfg (at create and load; again whenever
@@ -202,6 +204,13 @@ static void topic_config_parse(mk_cluster_t *c, mk_topic_t *t)
     const char *cp = mk_cluster_topic_config(c, t, "cleanup.policy", NULL);
     t->cfg.cleanup_delete = !cp || strstr(cp, "delete") != NULL;
     t->cfg.cleanup_compact = cp && strstr(cp, "compact") != NULL;
+    /* compaction: the log's cleaner (log/clean.c) */
+    lc->compact = t->cfg.cleanup_compact;
+    const char *ratio = mk_cluster_topic_config(c, t, "min.cleanable.dirty.ratio", NULL);
+    lc->min_cleanable_ratio = ratio ? strtod(ratio, NULL) : 0.5;
+    lc->min_compaction_lag_ms = topic_i64(c, t, "min.compaction.lag.ms");
+    lc->max_compaction_lag_ms = topic_i64(c, t, "max.compaction.lag.ms");
+    lc->delete_retention_ms = topic_i64(c, t, "delete.retention.ms");
     if (!t->cfg.cleanup_delete) {
         lc->retention_ms = -1;
         lc->retention_bytes = -1;
@@ -212,7 +221,7 @@ static void topic_config_parse(mk_cluster_t *c, mk_topic_t *t)
     t->cfg.unclean_leader_election = ul && strcmp(ul, "true") == 0;
     /* Tiered storage (KIP-405): local retention never exceeds the total. */
     const char *rs = mk_cluster_topic_config(c, t, "remote.storage.enable", NULL);
-    t->cfg.remote_storage = rs && strcmp(rs, "true") == 0 &&
+    t->cfg.remote_storage = rs && strcmp(rs, "true") == 0 && !t->cfg.cleanup_compact &&
                             mk_cluster_config_get_bool(c->config, "remote.log.storage.system.enable");
     t->cfg.tiered = t->cfg.remote_storage && c->tiering;
     t->cfg.retention_ms = lc->retention_ms;
@@ -608,6 +617,15 @@ static int topic_persist(mk_cluster_t *c, mk_topic_t *t, mk_cluster_done_cb cb, 
     return rc;
 }
 
+/* Kafka refuses tiered storage for compacted topics: cleanup.policy with
+ * compact and remote.storage.enable=true given together (minikora's
+ * default of remote.storage.enable, true, simply does not apply to a
+ * compacted topic: see topic_config_parse). */
+static bool compact_tiered_conflict(const char *policy, const char *remote)
+{
+    return policy && remote && strstr(policy, "compact") && strcmp(remote, "true") == 0;
+}
+
 int mk_cluster_topic_spec_check(const mk_cluster_t *c, const mk_topic_spec_t *spec, int32_t *bad)
 {
     if (spec->partitions < 1 || spec->partitions > MK_CLUSTER_MAX_PARTITIONS)
@@ -646,6 +664,18 @@ int mk_cluster_topic_spec_check(const mk_cluster_t *c, const mk_topic_spec_t *sp
                 *bad = li;
             return MK_CLUSTER_SPEC_CONFIG_VALUE;
         }
+    }
+    int32_t pi = -1, ri = -1;
+    for (int32_t i = 0; i < spec->config_count; i++) {
+        if (strcmp(spec->config_keys[i], "cleanup.policy") == 0)
+            pi = i;
+        else if (strcmp(spec->config_keys[i], "remote.storage.enable") == 0)
+            ri = i;
+    }
+    if (pi >= 0 && ri >= 0 && compact_tiered_conflict(spec->config_values[pi], spec->config_values[ri])) {
+        if (bad)
+            *bad = ri;
+        return MK_CLUSTER_SPEC_CONFIG_VALUE;
     }
     return MK_CLUSTER_SPEC_OK;
 }
@@ -802,6 +832,10 @@ void mk_cluster_logs_tick(mk_cluster_t *c, int64_t now_ms, bool retain)
                 mk_log_tick(log, now_ms);
                 if (retain)
                     mk_log_retain(log, now_ms);
+                /* Compaction stops at the high watermark: only committed
+                 * offsets are cleaned, on every replica alike. */
+                if (t->cfg.cleanup_compact && !t->cfg.tiered)
+                    mk_log_clean_maybe(log, t->partitions[p].hw, now_ms);
             }
 }
 
@@ -1535,6 +1569,8 @@ int mk_cluster_topic_config_alter(mk_cluster_t *c, mk_topic_t *t, const char *co
             rc = MK_ERR_NOMEM;
         }
     }
+    if (rc == 0 && compact_tiered_conflict(mk_map_get(&next, "cleanup.policy"), mk_map_get(&next, "remote.storage.enable")))
+        rc = MK_ERR_INVALID;
     if (rc < 0) {
         it = 0;
         while (mk_map_next(&next, &it, &k, &v))

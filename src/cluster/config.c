@@ -49,7 +49,7 @@ static const mk_cfg_def_t defs[] = {
     {"log.index.size.max.bytes", MK_CFG_INT, B, "10485760", NULL, false, "Largest offset index file; a full index rolls the segment."},
     {"log.flush.interval.messages", MK_CFG_LONG, B, LMAX, NULL, false, "Messages appended to a partition before it is fsynced."},
     {"log.flush.interval.ms", MK_CFG_LONG, B, LMAX, NULL, false, "Milliseconds after which appended data is fsynced."},
-    {"log.cleanup.policy", MK_CFG_LIST, B, "delete", NULL, false, "Cleanup policy of topics (delete; compaction comes later)."},
+    {"log.cleanup.policy", MK_CFG_LIST, B, "delete", NULL, false, "Cleanup policy of topics: delete, compact, or both (compact,delete)."},
     {"log.message.timestamp.type", MK_CFG_STRING, B, "CreateTime", NULL, false, "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches on append."},
     {"compression.type", MK_CFG_STRING, B, "producer", NULL, false, "Batches are kept as the producer compressed them."},
     {"min.insync.replicas", MK_CFG_INT, B, "1", NULL, false, "Replicas that must have a write for acks=all."},
@@ -391,15 +391,10 @@ static const struct {
     const char *name;
     const char *note;
 } effects[] = {
-    {"cleanup.policy", "delete works; without delete (compact alone) retention keeps everything, as in Kafka, but logs are not compacted yet"},
     {"compression.type", "batches are stored as the producer compressed them (producer); zstd refuses Fetch below v10, as Kafka; other values are stored, not applied"},
     {"compression.gzip.level", "no effect: the broker does not recompress"},
     {"compression.lz4.level", "no effect: the broker does not recompress"},
     {"compression.zstd.level", "no effect: the broker does not recompress"},
-    {"delete.retention.ms", "no effect until compaction exists"},
-    {"min.compaction.lag.ms", "no effect until compaction exists"},
-    {"max.compaction.lag.ms", "no effect until compaction exists"},
-    {"min.cleanable.dirty.ratio", "no effect until compaction exists"},
     {"file.delete.delay.ms", "no effect: deleted segments are removed at once, on the threadpool"},
     {"segment.jitter.ms", "no effect: segments roll at segment.ms exactly"},
     {"preallocate", "no effect: segment files grow as written"},

@@ -95,33 +95,6 @@
 #define CLEAN_MARKER "clean-shutdown"
 #define START_CHECKPOINT "log-start-offset"
 
-typedef struct mk_log_flush_s mk_log_flush_t;
-
-struct mk_log_s {
-    char *dir;                 /* owned, no trailing slash */
-    mk_log_config_t cfg;
-    mk_log_seg_t **segs;       /* owned; sorted by base; last is active */
-    size_t nsegs, segs_cap;
-    int64_t start_offset;
-    uint64_t size_bytes;
-    int64_t max_ts;            /* cached over all segments, -1 none */
-    int64_t max_ts_base;       /* -1 until resolved */
-    int64_t max_ts_last;
-    int64_t flushed_offset;    /* offsets below are known fsynced */
-    int64_t unflushed;         /* offsets appended since the last flush request */
-    int64_t last_flush_ms;
-    bool dir_dirty;            /* entries created or removed since last flush */
-    int io_err;                /* sticky: 0 or MK_ERR_IO */
-    mk_log_flush_t *flush;     /* in flight on the threadpool, or NULL */
-    bool flush_again;          /* requested while one was in flight */
-    mk_log_epochs_t epochs;    /* leader-epoch cache (epoch.c) */
-    bool epochs_unsynced;      /* checkpoint rewritten, fsync not yet requested */
-    bool epochs_stale;         /* the last checkpoint write failed (file removed) */
-    mk_log_segment_cb segment_cb;   /* segment events observer, or NULL */
-    void *segment_arg;
-    uint64_t id;               /* unique in the process (mk_log_id) */
-    uint64_t truncations;      /* truncations since open (mk_log_truncations) */
-};
 
 /* Source of mk_log_id(): opens may happen on any thread (tests). */
 static uint64_t log_next_id;
@@ -151,6 +124,9 @@ void mk_log_config_default(mk_log_config_t *cfg)
     cfg->segment_index_bytes = 10485760;
     cfg->flush_messages = INT64_MAX;
     cfg->flush_ms = INT64_MAX;
+    cfg->min_cleanable_ratio = 0.5;
+    cfg->max_compaction_lag_ms = INT64_MAX;
+    cfg->delete_retention_ms = 86400000;
 }
 
 /* Kafka's validators for the same configs, roughly. */
@@ -158,7 +134,9 @@ static bool config_ok(const mk_log_config_t *c)
 {
     return c->segment_bytes >= 14 && c->segment_bytes <= INT32_MAX && c->segment_ms >= 1 &&
            c->retention_ms >= -1 && c->retention_bytes >= -1 && c->index_interval_bytes >= 0 &&
-           c->segment_index_bytes >= 4 && c->flush_messages >= 1 && c->flush_ms >= 0;
+           c->segment_index_bytes >= 4 && c->flush_messages >= 1 && c->flush_ms >= 0 &&
+           c->min_cleanable_ratio >= 0 && c->min_cleanable_ratio <= 1 && c->min_compaction_lag_ms >= 0 &&
+           c->max_compaction_lag_ms >= 1 && c->delete_retention_ms >= 0;
 }
 
 /* Validates and copies cfg; MK_ERR_INVALID keeps the old one.  Loop thread. */
@@ -200,6 +178,13 @@ static void log_segment_event(mk_log_t *log, int type, const mk_log_seg_t *seg, 
         return;
     mk_log_segment_event_t ev = {type,   seg->base_offset,    seg->st.next_offset, seg->st.size,
                                  reason, seg_largest_ts(seg), bytes_after};
+    if (type == MK_LOG_SEGMENT_DELETED && seg->base_offset < log->cleaned_to) {
+        /* compacted: the segment accounts for the offsets up to the next
+         * one's base, its last batches may have gone by compaction */
+        for (size_t i = 0; i + 1 < log->nsegs; i++)
+            if (log->segs[i] == seg)
+                ev.end_offset = MK_MAX(ev.end_offset, MK_MIN(log->segs[i + 1]->base_offset, log->cleaned_to));
+    }
     log->segment_cb(&ev, log->segment_arg);
 }
 
@@ -622,6 +607,9 @@ int mk_log_open(const char *dir, const mk_log_config_t *cfg, mk_log_t **out)
 
     int64_t clean_base, clean_size;
     log_take_marker(log, &clean_base, &clean_size);
+    rc = mk_log_clean_recover_dir(log->dir);
+    if (rc)
+        goto fail;
     int64_t *bases;
     size_t nbases;
     rc = log_list_segments(log, &bases, &nbases);
@@ -664,6 +652,9 @@ int mk_log_open(const char *dir, const mk_log_config_t *cfg, mk_log_t **out)
         log->dir_dirty = true;
     }
     log->start_offset = MK_MAX(ckpt, 0);
+    log->cleaned_to = MK_MIN(mk_log_clean_read_checkpoint(log->dir), mk_log_end_offset(log));
+    log->clean_horizon = mk_log_clean_open_horizon(log->dir);
+    log->last_clean_ms = -1;
     log->id = __atomic_add_fetch(&log_next_id, 1, __ATOMIC_RELAXED);
     log->flushed_offset = mk_log_end_offset(log);
     log->last_flush_ms = now;
@@ -875,6 +866,7 @@ static bool log_close_begin(mk_log_t *log)
 {
     bool all = log->flush != NULL;
     log_detach_flush(log);
+    mk_log_clean_detach(log);
     if (!log->io_err && log->epochs_stale)
         log_epochs_save(log);
     return all;
@@ -1077,6 +1069,7 @@ int mk_log_destroy(mk_log_t *log)
     if (!log)
         return 0;
     log_detach_flush(log);
+    mk_log_clean_detach(log);
     for (size_t i = 0; i < log->nsegs; i++)
         mk_log_seg_close(log->segs[i]);
     log->nsegs = 0;
@@ -1539,7 +1532,10 @@ static void log_delete_front(mk_log_t *log, size_t n, const char *why)
 static size_t log_count_below_start(const mk_log_t *log)
 {
     size_t n = 0;
-    while (n + 1 < log->nsegs && log->segs[n]->st.next_offset <= log->start_offset)
+    /* An empty sealed segment (the first one, compacted to nothing) holds
+     * the log start: it is below it only once the next segment is. */
+    while (n + 1 < log->nsegs && log->segs[n]->st.next_offset <= log->start_offset &&
+           (log->segs[n]->st.size > 0 || log->segs[n + 1]->base_offset <= log->start_offset))
         n++;
     return n;
 }
@@ -1560,7 +1556,9 @@ int mk_log_retain(mk_log_t *log, int64_t now_ms)
     }
     if (log->cfg.retention_ms >= 0) {
         n = 0;
-        while (n < log->nsegs && log->segs[n]->st.size > 0 &&
+        /* an empty sealed segment (a compacted first segment) goes by its
+         * file time, which the cleaner set to its inputs' largest timestamp */
+        while (n < log->nsegs && (log->segs[n]->st.size > 0 || n + 1 < log->nsegs) &&
                now_ms - seg_largest_ts(log->segs[n]) > log->cfg.retention_ms)
             n++;
         if (n > 0 && n == log->nsegs) {
@@ -1664,6 +1662,8 @@ static int log_truncate(mk_log_t *log, int64_t offset, bool full)
     log->dir_dirty = true;
     log_refresh(log);
     log_save_start(log);
+    if (log->cleaned_to > mk_log_end_offset(log) || full)
+        log->cleaned_to = full ? 0 : log_active(log)->base_offset;
     if (epochs_changed)
         log_epochs_changed(log);
     return 0;
@@ -1974,4 +1974,25 @@ void mk_log_cursor_close(mk_log_cursor_t *s)
         if (s->segs[i].fd >= 0)
             close(s->segs[i].fd);
     mk_free(s);
+}
+
+/* ====================================================== for clean.c */
+
+void mk_log_int_refresh(mk_log_t *log) { log_refresh(log); }
+size_t mk_log_int_find_seg(const mk_log_t *log, int64_t offset) { return log_find_seg(log, offset); }
+int64_t mk_log_int_seg_largest_ts(const mk_log_seg_t *seg) { return seg_largest_ts(seg); }
+
+void mk_log_int_cursor_limit(mk_log_cursor_t *s, size_t n)
+{
+    while (s->nsegs > n) {
+        s->nsegs--;
+        close(s->segs[s->nsegs].fd);
+    }
+}
+
+int mk_log_cursor_rewind(mk_log_cursor_t *s)
+{
+    s->cur = 0;
+    s->pos = 0;
+    return 0;
 }

@@ -46,6 +46,12 @@ typedef struct mk_log_config_s {
     int32_t segment_index_bytes;  /* log.index.size.max.bytes (segment.index.bytes), 10485760 */
     int64_t flush_messages;       /* log.flush.interval.messages (flush.messages), INT64_MAX = never */
     int64_t flush_ms;             /* log.flush.interval.ms (flush.ms), INT64_MAX = never */
+    /* compaction (the cleaner: mk_log_clean_maybe) */
+    bool compact;                 /* log.cleanup.policy (cleanup.policy) has compact, false */
+    double min_cleanable_ratio;   /* log.cleaner.min.cleanable.ratio (min.cleanable.dirty.ratio), 0.5 */
+    int64_t min_compaction_lag_ms;/* log.cleaner.min.compaction.lag.ms (min.compaction.lag.ms), 0 */
+    int64_t max_compaction_lag_ms;/* log.cleaner.max.compaction.lag.ms (max.compaction.lag.ms), INT64_MAX */
+    int64_t delete_retention_ms;  /* log.cleaner.delete.retention.ms (delete.retention.ms), 86400000 */
     struct uv_loop_s *loop;       /* fsyncs go to this loop's threadpool; NULL = synchronous
                                    * fsync in mk_log_flush(), none on segment roll */
     mk_log_validate_cb validate;  /* recovery validator; NULL = header + CRC32C check */
@@ -415,6 +421,9 @@ int mk_log_cursor_next(mk_log_cursor_t *s, mk_batch_view_t *v);
 int mk_log_cursor_read(mk_log_cursor_t *s, const mk_batch_view_t *v, mk_buf_t *out);
 /* Close the descriptors and free s (any thread). */
 void mk_log_cursor_close(mk_log_cursor_t *s);
+/* Starts the scan again from its first batch (the thread that reads it).
+ * Returns 0. */
+int mk_log_cursor_rewind(mk_log_cursor_t *s);
 
 /* A cursor over the log directory dir as it is on disk, for a log that is
  * not open (the offline `minikora verify`): its .log segment files in base
@@ -446,6 +455,70 @@ int mk_log_cursor_skip_segment(mk_log_cursor_t *s);
  * still the log's (only appended to, or retained from the front). */
 uint64_t mk_log_id(const mk_log_t *log);
 uint64_t mk_log_truncations(const mk_log_t *log);
+
+/* =============================================================== compaction */
+
+/* Log compaction (Kafka's log cleaner; design at the top of clean.c).  A
+ * log whose config has compact keeps, in its sealed segments below a limit,
+ * the latest record of each key: older records of a key are removed,
+ * tombstones (null value) are kept delete.retention.ms after the cleaning
+ * that first saw them and then removed, aborted transactional data is
+ * removed, transaction markers are kept.  Batches keep their offsets (gaps
+ * appear: consumers skip them), the rewritten segments are swapped in
+ * atomically, and the log start offset never moves by compaction. */
+
+/* Starts one cleaning of log when one is due (loop thread): compact is on,
+ * no cleaning is in flight (one per process at a time, as Kafka's default
+ * of one cleaner thread), and the sealed segments below limit (the high
+ * watermark: never the active segment, never offsets not yet committed)
+ * and older than min.compaction.lag.ms are dirty enough: dirty ratio >=
+ * min.cleanable.dirty.ratio, or a dirty segment older than
+ * max.compaction.lag.ms, or a kept tombstone past its delete horizon.
+ * With a loop the reading, the key map and the writing run on its
+ * threadpool and only the swap runs on the loop, later; without a loop
+ * it all happens here.  Returns 1 when a cleaning started (or, without a
+ * loop, ran), 0 when none is due, or MK_ERR_NOMEM / MK_ERR_IO (the
+ * cleaning could not start; a cleaning that fails on the worker is logged
+ * and retried a minute later). */
+int mk_log_clean_maybe(mk_log_t *log, int64_t limit, int64_t now_ms);
+
+typedef struct mk_log_clean_info_s {
+    int64_t cleaned_offset;   /* offsets below were compacted (the cleaner checkpoint) */
+    uint64_t clean_bytes;     /* bytes of sealed segments below cleaned_offset */
+    uint64_t dirty_bytes;     /* bytes of sealed segments at or above it */
+    double dirty_ratio;       /* dirty / (clean + dirty), 0 when both are 0 */
+    bool running;             /* a cleaning is in flight */
+    int64_t last_clean_ms;    /* when the last cleaning was swapped in, -1 never */
+    uint64_t runs;            /* cleanings swapped in since open */
+    int64_t tombstone_horizon;/* earliest delete horizon of a kept tombstone, -1 none */
+} mk_log_clean_info_t;
+
+/* The cleaner's view of log, for the admin API and metrics.  O(segments). */
+void mk_log_clean_info(const mk_log_t *log, mk_log_clean_info_t *out);
+
+/* The cleaner checkpoint of log (0 when never compacted).  O(1). */
+int64_t mk_log_cleaned_offset(const mk_log_t *log);
+
+/* The same from a log directory that is not open (`minikora verify`):
+ * the persisted checkpoint, 0 when there is none.  Blocks on disk. */
+int64_t mk_log_cleaned_offset_dir(const char *dir);
+
+/* Process-wide cleaner figures (Kafka's LogCleaner metrics), loop thread. */
+typedef struct mk_log_cleaner_stats_s {
+    uint64_t runs;            /* cleanings swapped in */
+    uint64_t failures;        /* cleanings that failed (logged) */
+    uint64_t aborted;         /* cleanings given up: the log changed under them */
+    uint64_t bytes_read;      /* bytes of segments read by cleanings */
+    uint64_t bytes_written;   /* bytes of segments written */
+    uint64_t records_removed; /* records compacted away */
+    uint64_t batches_removed; /* whole batches removed */
+    double last_recopy_percent;  /* written / read of the last cleaning, 0..100 */
+    double max_clean_time_secs;  /* of the last cleaning */
+    double max_buffer_utilization_percent; /* key map fill of the last cleaning */
+    int64_t last_run_ms;      /* wall clock of the last swap, -1 never */
+    int running;              /* cleanings in flight (0 or 1) */
+} mk_log_cleaner_stats_t;
+void mk_log_cleaner_stats(mk_log_cleaner_stats_t *out);
 
 /* ============================================================ fault hooks */
 

@@ -45,6 +45,7 @@ typedef struct mk_log_seg_state_s {
 typedef struct mk_log_seg_s {
     int64_t base_offset;
     char *stem;                /* owned: "<dir>/<20-digit base>" */
+    const char *sfx;           /* static suffix of its file names (".cleaned", ".swap"), or NULL */
     const mk_log_seg_ops_t *ops;
     void *impl;                /* ops' object; the segment itself for local */
     int fd, idx_fd, tidx_fd;   /* local files, -1 when closed */
@@ -99,6 +100,15 @@ int mk_log_file_replace(const char *dir, const char *name, const void *p, size_t
  * On success *out owns the segment.  Returns MK_ERR_IO, MK_ERR_NOMEM,
  * MK_ERR_TOO_LARGE (path too long). */
 int mk_log_seg_open(const char *dir, int64_t base, bool create, mk_log_seg_t **out);
+
+/* mk_log_seg_open() of the files named with suffix sfx (a static string:
+ * ".cleaned" while the cleaner writes them). */
+int mk_log_seg_open_sfx(const char *dir, int64_t base, const char *sfx, bool create, mk_log_seg_t **out);
+
+/* Renames seg's three files from their current suffix to sfx (NULL: the
+ * plain names), the .log last; the descriptors stay valid.  0 or
+ * MK_ERR_IO (errno says why; files already renamed stay renamed). */
+int mk_log_seg_rename(mk_log_seg_t *seg, const char *sfx);
 
 /* Closes the files and frees seg. */
 void mk_log_seg_close(mk_log_seg_t *seg);
@@ -224,5 +234,61 @@ void mk_log_scan_init(mk_log_scan_t *s, mk_log_seg_t *seg, uint64_t pos, bool bo
  * MK_ERR_NOMEM. */
 int mk_log_scan_next(mk_log_scan_t *s, mk_batch_view_t *h, const uint8_t **batch);
 void mk_log_scan_free(mk_log_scan_t *s);
+
+/* ------------------------------------------------------------------- log */
+
+typedef struct mk_log_clean_s mk_log_clean_t;
+
+typedef struct mk_log_flush_s mk_log_flush_t;
+
+struct mk_log_s {
+    char *dir;                 /* owned, no trailing slash */
+    mk_log_config_t cfg;
+    mk_log_seg_t **segs;       /* owned; sorted by base; last is active */
+    size_t nsegs, segs_cap;
+    int64_t start_offset;
+    uint64_t size_bytes;
+    int64_t max_ts;            /* cached over all segments, -1 none */
+    int64_t max_ts_base;       /* -1 until resolved */
+    int64_t max_ts_last;
+    int64_t flushed_offset;    /* offsets below are known fsynced */
+    int64_t unflushed;         /* offsets appended since the last flush request */
+    int64_t last_flush_ms;
+    bool dir_dirty;            /* entries created or removed since last flush */
+    int io_err;                /* sticky: 0 or MK_ERR_IO */
+    mk_log_flush_t *flush;     /* in flight on the threadpool, or NULL */
+    bool flush_again;          /* requested while one was in flight */
+    mk_log_epochs_t epochs;    /* leader-epoch cache (epoch.c) */
+    bool epochs_unsynced;      /* checkpoint rewritten, fsync not yet requested */
+    bool epochs_stale;         /* the last checkpoint write failed (file removed) */
+    mk_log_segment_cb segment_cb;   /* segment events observer, or NULL */
+    void *segment_arg;
+    uint64_t id;               /* unique in the process (mk_log_id) */
+    uint64_t truncations;      /* truncations since open (mk_log_truncations) */
+    /* compaction (clean.c) */
+    int64_t cleaned_to;        /* the cleaner checkpoint (Kafka's firstDirtyOffset): offsets
+                                * below were compacted; a segment boundary; persisted */
+    mk_log_clean_t *clean;     /* a cleaning in flight on the threadpool, or NULL */
+    int64_t clean_horizon;     /* earliest delete horizon among kept tombstones, -1 none;
+                                * 0 after open (unknown: one cleaning finds it) */
+    int64_t last_clean_ms;     /* wall clock of the last cleaning swapped in, -1 never */
+    uint64_t clean_runs;       /* cleanings swapped in since open */
+    int64_t clean_failed_ms;   /* a cleaning failed then: retried a minute later */
+};
+
+/* log.c helpers that clean.c uses (loop thread). */
+void mk_log_int_refresh(mk_log_t *log);
+size_t mk_log_int_find_seg(const mk_log_t *log, int64_t offset);
+int64_t mk_log_int_seg_largest_ts(const mk_log_seg_t *seg);
+/* A cursor over the first n segments only (n <= its segments). */
+void mk_log_int_cursor_limit(mk_log_cursor_t *s, size_t n);
+
+/* clean.c: open's recovery of an interrupted swap (*.cleaned removed,
+ * *.swap completed), before the segments are listed; the checkpoint read
+ * back; close and destroy detach a cleaning in flight. */
+int mk_log_clean_recover_dir(const char *dir);
+int64_t mk_log_clean_read_checkpoint(const char *dir);
+int64_t mk_log_clean_open_horizon(const char *dir);
+void mk_log_clean_detach(mk_log_t *log);
 
 #endif /* MK_LOG_INT_H */

@@ -7,7 +7,8 @@
  * retention, DeleteRecords, follower truncation and appends, injected I/O
  * failures, the threadpool fsync path and the leader-epoch cache (queries,
  * checkpoint recovery, truncation, retention, a follower's divergence from
- * a new leader).  Everything happens in a
+ * a new leader), and the cleaner (compaction, with and without a loop, an
+ * interrupted swap).  Everything happens in a
  * temporary directory under /tmp that is removed at the end.  Exit status 0
  * on success.
  */
@@ -1729,6 +1730,444 @@ static void test_segment_events(void)
     CHECK_RC(mk_log_close(log));
 }
 
+/* ============================================================ compaction */
+
+/* One record per call, key and value as strings (value NULL: a tombstone),
+ * through batch/'s builder; o gives the producer fields. */
+static int64_t append_kv(mk_log_t *log, const mk_batch_build_opts_t *o, const char *key, const char *value,
+                         int64_t ts)
+{
+    mk_batch_rec_in_t r = {key, key ? (int32_t)strlen(key) : -1, value, value ? (int32_t)strlen(value) : -1, ts,
+                           0, NULL, NULL, NULL};
+    mk_buf_t b;
+    mk_buf_init(&b);
+    mk_batch_build_opts_t d;
+    mk_batch_build_opts_init(&d);
+    CHECK_RC(mk_batch_build_ex(&b, o ? o : &d, &r, 1));
+    mk_log_append_info_t info;
+    CHECK_RC(mk_log_append(log, b.data, b.len, 0, mk_now_ms(), &info));
+    mk_buf_free(&b);
+    return info.first_offset;
+}
+
+static void append_marker(mk_log_t *log, int64_t pid, bool commit)
+{
+    mk_batch_build_opts_t o;
+    mk_batch_build_opts_init(&o);
+    o.producerId = pid;
+    o.producerEpoch = 0;
+    mk_buf_t b;
+    mk_buf_init(&b);
+    CHECK_RC(mk_batch_build_control(&b, &o, commit, 0, mk_now_ms()));
+    CHECK_RC(mk_log_append(log, b.data, b.len, 0, mk_now_ms(), NULL));
+    mk_buf_free(&b);
+}
+
+typedef struct kv_s {
+    int64_t offset;
+    char key[16];
+    char value[24];            /* "<null>" for a tombstone */
+} kv_t;
+
+typedef struct kvs_s {
+    kv_t v[512];
+    int n;
+    int markers, empty_batches;
+} kvs_t;
+
+static int kv_cb(const mk_record_t *rec, void *arg)
+{
+    kvs_t *k = arg;
+    CHECK(k->n < (int)MK_ARRAY_LEN(k->v));
+    kv_t *e = &k->v[k->n++];
+    e->offset = rec->offset;
+    snprintf(e->key, sizeof(e->key), "%.*s", rec->key_len > 0 ? rec->key_len : 0, rec->key ? (const char *)rec->key : "");
+    if (rec->value_len < 0)
+        snprintf(e->value, sizeof(e->value), "<null>");
+    else
+        snprintf(e->value, sizeof(e->value), "%.*s", rec->value_len, (const char *)rec->value);
+    return 0;
+}
+
+/* Every record a consumer would see from the start: each batch through the
+ * validator (compacted mode, deep), offsets strictly increasing. */
+static void read_kvs(mk_log_t *log, kvs_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    mk_buf_t b, s;
+    mk_buf_init(&b);
+    mk_buf_init(&s);
+    int64_t next;
+    CHECK_RC(mk_log_read(log, mk_log_start_offset(log), SIZE_MAX, true, &b, &next));
+    size_t pos = 0;
+    mk_batch_view_t v;
+    int64_t prev_last = -1;
+    while (mk_batch_view_next(b.data, b.len, &pos, &v) == 1) {
+        CHECK_RC(mk_batch_validate_ex(b.data + v.pos, v.size, MK_BATCH_VALIDATE_DEEP | MK_BATCH_VALIDATE_COMPACTED, 0,
+                                      NULL, NULL, 0));
+        CHECK(v.hdr.baseOffset > prev_last);
+        prev_last = v.hdr.baseOffset + v.hdr.lastOffsetDelta;
+        if (mk_batch_hdr_is_control(&v.hdr)) {
+            out->markers++;
+            continue;
+        }
+        if (v.hdr.recordCount == 0)
+            out->empty_batches++;
+        CHECK_RC(mk_batch_records_foreach(b.data + v.pos, v.size, &s, 0, kv_cb, out));
+    }
+    CHECK(pos == b.len);
+    for (int i = 1; i < out->n; i++)
+        CHECK(out->v[i].offset > out->v[i - 1].offset);
+    mk_buf_free(&b);
+    mk_buf_free(&s);
+}
+
+static const kv_t *kv_find(const kvs_t *k, const char *key)
+{
+    const kv_t *found = NULL;
+    for (int i = 0; i < k->n; i++)
+        if (strcmp(k->v[i].key, key) == 0) {
+            CHECK(!found); /* one record per key */
+            found = &k->v[i];
+        }
+    return found;
+}
+
+static bool file_exists(const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    PATHF(path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+static size_t count_suffix(const char *dir, const char *sfx)
+{
+    DIR *d = opendir(dir);
+    CHECK(d);
+    size_t n = 0, m = strlen(sfx);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        n += l >= m && strcmp(e->d_name + l - m, sfx) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+/* The cleaner without a loop: latest value per key with its original
+ * offset, tombstones until their horizon, aborted and open transactions,
+ * markers, the empty header of a producer's last batch, a restart, an
+ * interrupted swap recovered on open. */
+static void test_clean(void)
+{
+    char dir[PATH_MAX];
+    subdir(dir, "clean/p-0");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.segment_bytes = 600;
+    cfg.compact = true;
+    cfg.min_cleanable_ratio = 0.3;
+    cfg.delete_retention_ms = 1000;
+    cfg.index_interval_bytes = 128;
+    mk_log_t *log = open_log(dir, &cfg);
+    int64_t now = mk_now_ms();
+    int64_t latest[10];
+    char val[24];
+    for (int round = 0; round < 6; round++)
+        for (int k = 0; k < 10; k++) {
+            char key[8];
+            snprintf(key, sizeof(key), "k%d", k);
+            snprintf(val, sizeof(val), "v%d-%d", k, round);
+            latest[k] = append_kv(log, NULL, key, (k == 3 && round == 5) ? NULL : val, now);
+        }
+    /* transactions: producer 5 aborts, 6 commits, 7 is still open */
+    mk_batch_build_opts_t t5, t6, t7, idem;
+    mk_batch_build_opts_init(&t5);
+    t5.producerId = 5;
+    t5.producerEpoch = 0;
+    t5.baseSequence = 0;
+    t5.transactional = true;
+    t6 = t5;
+    t6.producerId = 6;
+    t7 = t5;
+    t7.producerId = 7;
+    mk_batch_build_opts_init(&idem);
+    idem.producerId = 8;
+    idem.producerEpoch = 0;
+    idem.baseSequence = 0;
+    int64_t a5 = append_kv(log, &t5, "ta", "aborted", now);
+    int64_t c6 = append_kv(log, &t6, "tc", "committed", now);
+    append_marker(log, 5, false);
+    append_marker(log, 6, true);
+    int64_t o7 = append_kv(log, &t7, "to", "open", now);
+    int64_t i8a = append_kv(log, &idem, "k1", "idem-old", now);
+    idem.baseSequence = 1;
+    int64_t i8b = append_kv(log, &idem, "k1", "idem-new", now);
+    latest[1] = i8b;
+    /* producer 9's only batch is superseded: its header stays, empty */
+    mk_batch_build_opts_t p9 = idem;
+    p9.producerId = 9;
+    p9.baseSequence = 0;
+    append_kv(log, &p9, "p9", "old", now);
+    int64_t p9new = append_kv(log, NULL, "p9", "new", now);
+    /* roll: everything above is sealed */
+    for (int i = 0; i < 20; i++)
+        append_kv(log, NULL, "z", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", now);
+    size_t segs_before = mk_log_segment_count(log);
+    CHECK(segs_before > 4);
+    mk_log_clean_info_t ci;
+    mk_log_clean_info(log, &ci);
+    CHECK(ci.cleaned_offset == 0 && ci.dirty_bytes > 0 && ci.dirty_ratio == 1.0);
+    /* nothing below the limit (the high watermark) */
+    CHECK(mk_log_clean_maybe(log, 0, now) == 0);
+    /* min.compaction.lag.ms holds young segments back */
+    cfg.min_compaction_lag_ms = 3600000;
+    CHECK_RC(mk_log_set_config(log, &cfg));
+    CHECK(mk_log_clean_maybe(log, mk_log_end_offset(log), now) == 0);
+    cfg.min_compaction_lag_ms = 0;
+    CHECK_RC(mk_log_set_config(log, &cfg));
+    CHECK(mk_log_clean_maybe(log, mk_log_end_offset(log), now) == 1);
+    mk_log_clean_info(log, &ci);
+    size_t active = mk_log_segment_count(log) - 1;
+    mk_log_segment_info_t si;
+    mk_log_segment_info(log, active, &si);
+    CHECK(ci.cleaned_offset > 0 && ci.runs == 1 && ci.dirty_bytes == 0);
+    CHECK(ci.tombstone_horizon >= now + 1000 && ci.tombstone_horizon <= mk_now_ms() + 1000);
+    CHECK(mk_log_segment_count(log) < segs_before);
+    CHECK(mk_log_start_offset(log) == 0);
+    mk_log_segment_info(log, 0, &si);
+    CHECK(si.base_offset == 0);
+    mk_log_cleaner_stats_t cs;
+    mk_log_cleaner_stats(&cs);
+    CHECK(cs.runs >= 1 && cs.records_removed > 0 && cs.bytes_written < cs.bytes_read && cs.running == 0);
+
+    for (int pass = 0; pass < 2; pass++) {
+        kvs_t *got = mk_malloc(sizeof(*got));
+        read_kvs(log, got);
+        for (int k = 0; k < 10; k++) {
+            char key[8];
+            snprintf(key, sizeof(key), "k%d", k);
+            const kv_t *e = kv_find(got, key);
+            CHECK(e && e->offset == latest[k]);
+            if (k == 3)
+                CHECK(strcmp(e->value, "<null>") == 0);
+            else if (k == 1)
+                CHECK(strcmp(e->value, "idem-new") == 0);
+            else {
+                snprintf(val, sizeof(val), "v%d-5", k);
+                CHECK(strcmp(e->value, val) == 0);
+            }
+        }
+        CHECK(!kv_find(got, "ta"));
+        const kv_t *e = kv_find(got, "tc");
+        CHECK(e && e->offset == c6);
+        e = kv_find(got, "to");
+        CHECK(e && e->offset == o7);
+        CHECK(got->markers == 2);
+        CHECK(got->empty_batches == 2); /* p9's superseded batch, producer 5's aborted one */
+        e = kv_find(got, "p9");
+        CHECK(e && e->offset == p9new && strcmp(e->value, "new") == 0);
+        (void)a5;
+        (void)i8a;
+        mk_free(got);
+        /* the same after a restart: the checkpoint too */
+        int64_t cleaned = mk_log_cleaned_offset(log);
+        CHECK_RC(mk_log_close(log));
+        CHECK(mk_log_cleaned_offset_dir(dir) == cleaned);
+        log = open_log(dir, &cfg);
+        CHECK(mk_log_cleaned_offset(log) == cleaned);
+    }
+    /* not due again: nothing dirty, the horizon not reached */
+    CHECK(mk_log_clean_maybe(log, mk_log_end_offset(log), mk_now_ms()) == 0);
+    /* past the horizon the tombstone goes */
+    CHECK(mk_log_clean_maybe(log, mk_log_end_offset(log), mk_now_ms() + 5000) == 1);
+    kvs_t *got = mk_malloc(sizeof(*got));
+    read_kvs(log, got);
+    CHECK(!kv_find(got, "k3") && kv_find(got, "k2"));
+    mk_log_clean_info(log, &ci);
+    CHECK(ci.tombstone_horizon == -1);
+
+    /* an interrupted swap: a .log.swap with its range file is completed on
+     * open, a stale segment in its range removed, *.cleaned dropped */
+    int64_t end = mk_log_end_offset(log);
+    CHECK_RC(mk_log_close(log));
+    char from[PATH_MAX], to[PATH_MAX];
+    const char *exts[] = {".log", ".index", ".timeindex"};
+    for (int i = 0; i < 3; i++) {
+        PATHF(from, "%s/%020d%s", dir, 0, exts[i]);
+        PATHF(to, "%s/%020d%s.swap", dir, 0, exts[i]);
+        CHECK(rename(from, to) == 0);
+    }
+    mk_log_segment_info_t s1;
+    log = open_log(dir, &cfg); /* without a range file: the plain name comes back */
+    CHECK(mk_log_end_offset(log) == end);
+    mk_log_segment_info(log, 1, &s1);
+    CHECK_RC(mk_log_close(log));
+    PATHF(from, "%s/%020d.log", dir, 0);
+    PATHF(to, "%s/%020d.log.swap", dir, 0);
+    CHECK(rename(from, to) == 0);
+    PATHF(to, "%s/%020d.range.swap", dir, 0);
+    FILE *f = fopen(to, "w");
+    CHECK(f);
+    fprintf(f, "%lld\n", (long long)s1.base_offset);
+    fclose(f);
+    PATHF(to, "%s/%020d.log", dir, 1); /* a stale input, inside [0, s1.base) */
+    f = fopen(to, "w");
+    CHECK(f);
+    fputs("stale", f);
+    fclose(f);
+    PATHF(to, "%s/%020d.log.cleaned", dir, 0);
+    f = fopen(to, "w");
+    CHECK(f);
+    fclose(f);
+    log = open_log(dir, &cfg);
+    CHECK(mk_log_end_offset(log) == end);
+    CHECK(!file_exists(dir, "00000000000000000001.log") && !file_exists(dir, "00000000000000000000.range.swap"));
+    CHECK(count_suffix(dir, ".cleaned") == 0 && count_suffix(dir, ".swap") == 0);
+    kvs_t *again = mk_malloc(sizeof(*again));
+    read_kvs(log, again);
+    CHECK(again->n == got->n && memcmp(again->v, got->v, sizeof(kv_t) * (size_t)got->n) == 0);
+    mk_free(again);
+    mk_free(got);
+    CHECK_RC(mk_log_close(log));
+}
+
+/* A first segment whose every record was superseded stays, empty: the log
+ * start does not move by compaction, nor by retention afterwards (only by
+ * retention.ms once its file time, its inputs' largest timestamp, is old). */
+static void test_clean_first_empty(void)
+{
+    char dir[PATH_MAX];
+    subdir(dir, "clean/p-2");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.segment_bytes = 300;
+    cfg.compact = true;
+    cfg.min_cleanable_ratio = 0;
+    mk_log_t *log = open_log(dir, &cfg);
+    int64_t now = mk_now_ms();
+    char key[8];
+    for (int round = 0; round < 4; round++)
+        for (int k = 0; k < 6; k++) {
+            snprintf(key, sizeof(key), "k%d", k);
+            append_kv(log, NULL, key, round == 3 ? "last" : "old", now - 10000);
+        }
+    append_kv(log, NULL, "tail", "tail", now - 5000);
+    CHECK(mk_log_clean_maybe(log, mk_log_end_offset(log), now) == 1);
+    mk_log_segment_info_t si;
+    mk_log_segment_info(log, 0, &si);
+    CHECK(si.base_offset == 0 && si.size_bytes == 0 && !si.active);
+    CHECK(si.max_timestamp == now - 10000); /* its inputs' largest timestamp, as the file time */
+    CHECK(mk_log_retain(log, now) == 0 && mk_log_start_offset(log) == 0);
+    kvs_t *got = mk_malloc(sizeof(*got));
+    read_kvs(log, got);
+    CHECK(got->n == 7 && got->v[0].offset == 18);
+    CHECK_RC(mk_log_close(log));
+    log = open_log(dir, &cfg);
+    CHECK(mk_log_start_offset(log) == 0);
+    mk_log_segment_info(log, 0, &si);
+    CHECK(si.base_offset == 0 && si.size_bytes == 0 && si.max_timestamp == now - 10000);
+    kvs_t *again = mk_malloc(sizeof(*again));
+    read_kvs(log, again);
+    CHECK(again->n == got->n && memcmp(again->v, got->v, sizeof(kv_t) * (size_t)got->n) == 0);
+    /* max.compaction.lag.ms: due whatever the dirty ratio once a dirty
+     * segment is that old */
+    for (int i = 0; i < 12; i++)
+        append_kv(log, NULL, "lagged", "lagged-value", now - 5000);
+    append_kv(log, NULL, "tail2", "tail2", now);
+    mk_log_clean_info_t ci;
+    mk_log_clean_info(log, &ci);
+    CHECK(ci.dirty_bytes > 0 && ci.clean_bytes > 0 && ci.dirty_ratio < 1.0);
+    cfg.min_cleanable_ratio = 1.0;
+    CHECK_RC(mk_log_set_config(log, &cfg));
+    CHECK(mk_log_clean_maybe(log, mk_log_end_offset(log), now) == 0);
+    cfg.max_compaction_lag_ms = 1000;
+    CHECK_RC(mk_log_set_config(log, &cfg));
+    CHECK(mk_log_clean_maybe(log, mk_log_end_offset(log), now) == 1);
+    mk_log_clean_info(log, &ci);
+    CHECK(ci.dirty_bytes == 0 && ci.runs == 1);
+    /* compact,delete: retention.ms judges it by that time */
+    cfg.retention_ms = 5000;
+    CHECK_RC(mk_log_set_config(log, &cfg));
+    CHECK(mk_log_retain(log, now) >= 1 && mk_log_start_offset(log) > 0);
+    mk_free(got);
+    mk_free(again);
+    CHECK_RC(mk_log_close(log));
+}
+
+/* The cleaner with a loop: the work runs on the threadpool while the loop
+ * appends; the swap happens on the loop; a close while it runs discards it
+ * and leaves nothing behind. */
+static void test_clean_uv(void)
+{
+    char dir[PATH_MAX];
+    subdir(dir, "clean/p-1");
+    uv_loop_t loop;
+    CHECK(uv_loop_init(&loop) == 0);
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.loop = &loop;
+    cfg.segment_bytes = 1024;
+    cfg.compact = true;
+    cfg.min_cleanable_ratio = 0;
+    mk_log_t *log = open_log(dir, &cfg);
+    int64_t now = mk_now_ms();
+    char key[16], val[16];
+    for (int i = 0; i < 400; i++) {
+        snprintf(key, sizeof(key), "key-%d", i % 37);
+        snprintf(val, sizeof(val), "val-%d", i);
+        append_kv(log, NULL, key, val, now);
+    }
+    CHECK(mk_log_clean_maybe(log, mk_log_end_offset(log), now) == 1);
+    mk_log_clean_info_t ci;
+    mk_log_clean_info(log, &ci);
+    CHECK(ci.running);
+    /* the loop goes on appending meanwhile */
+    for (int i = 400; i < 450; i++) {
+        snprintf(key, sizeof(key), "key-%d", i % 37);
+        snprintf(val, sizeof(val), "val-%d", i);
+        append_kv(log, NULL, key, val, now);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    mk_log_clean_info(log, &ci);
+    CHECK(!ci.running && ci.runs == 1 && ci.cleaned_offset > 0);
+    kvs_t *got = mk_malloc(sizeof(*got));
+    read_kvs(log, got);
+    CHECK(got->n < 450 && got->n >= 37);
+    for (int k = 0; k < 37; k++) {
+        snprintf(key, sizeof(key), "key-%d", k);
+        int last = k + 37 * ((449 - k) / 37);
+        int64_t latest_off = -1;
+        for (int i = got->n - 1; i >= 0; i--)
+            if (strcmp(got->v[i].key, key) == 0) {
+                latest_off = got->v[i].offset;
+                snprintf(val, sizeof(val), "val-%d", last);
+                CHECK(strcmp(got->v[i].value, val) == 0);
+                break;
+            }
+        CHECK(latest_off == last);
+    }
+    mk_free(got);
+    CHECK(count_suffix(dir, ".cleaned") == 0 && count_suffix(dir, ".swap") == 0);
+    /* a close while a cleaning runs: it is dropped, nothing is left */
+    for (int i = 0; i < 200; i++)
+        append_kv(log, NULL, "again", "again", now);
+    CHECK(mk_log_clean_maybe(log, mk_log_end_offset(log), now) == 1);
+    CHECK_RC(mk_log_close(log));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(count_suffix(dir, ".cleaned") == 0 && count_suffix(dir, ".swap") == 0);
+    log = open_log(dir, &cfg);
+    mk_log_clean_info(log, &ci);
+    CHECK(ci.runs == 0 && !ci.running);
+    CHECK(mk_log_clean_maybe(log, mk_log_end_offset(log), now) == 1);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    mk_log_clean_info(log, &ci);
+    CHECK(ci.runs == 1);
+    CHECK_RC(mk_log_close(log));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
 int main(void)
 {
     mk_logger_set_level(MK_LOGGER_ERROR + 1); /* warnings are expected here */
@@ -1756,6 +2195,9 @@ int main(void)
     test_epochs_follower();
     test_epochs_divergence();
     test_epochs_faults();
+    test_clean();
+    test_clean_first_empty();
+    test_clean_uv();
     rm_rf(root);
     printf("log_test: ok (%" PRIu64 " ms)\n", mk_mono_ms() - t0);
     return 0;

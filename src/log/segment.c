@@ -243,7 +243,7 @@ static const char *const seg_exts[] = {".log", ".index", ".timeindex"};
 static int seg_path(const mk_log_seg_t *seg, const char *ext, const char *suffix, char *buf,
                     size_t cap)
 {
-    int n = snprintf(buf, cap, "%s%s%s", seg->stem, ext, suffix ? suffix : "");
+    int n = snprintf(buf, cap, "%s%s%s%s", seg->stem, ext, seg->sfx ? seg->sfx : "", suffix ? suffix : "");
     return (n < 0 || (size_t)n >= cap) ? MK_ERR_TOO_LARGE : 0;
 }
 
@@ -280,6 +280,12 @@ static void seg_state_reset(mk_log_seg_t *seg)
 /* Opens or creates base's three files; *out owns the new segment. */
 int mk_log_seg_open(const char *dir, int64_t base, bool create, mk_log_seg_t **out)
 {
+    return mk_log_seg_open_sfx(dir, base, NULL, create, out);
+}
+
+/* The same with a suffix after each file name (the cleaner's output). */
+int mk_log_seg_open_sfx(const char *dir, int64_t base, const char *sfx, bool create, mk_log_seg_t **out)
+{
     *out = NULL;
     char stem[PATH_MAX];
     int n = snprintf(stem, sizeof(stem), "%s/%020" PRId64, dir, base);
@@ -290,6 +296,7 @@ int mk_log_seg_open(const char *dir, int64_t base, bool create, mk_log_seg_t **o
         return MK_ERR_NOMEM;
     seg->fd = seg->idx_fd = seg->tidx_fd = -1;
     seg->base_offset = base;
+    seg->sfx = sfx;
     seg->ops = &local_ops;
     seg->impl = seg;
     seg_state_reset(seg);
@@ -311,6 +318,24 @@ int mk_log_seg_open(const char *dir, int64_t base, bool create, mk_log_seg_t **o
     seg->idx_missing = idx_missing && !create;
     seg->dirty = create;
     *out = seg;
+    return 0;
+}
+
+/* The three files renamed to the suffix sfx, the .log last (log_int.h). */
+int mk_log_seg_rename(mk_log_seg_t *seg, const char *sfx)
+{
+    static const char *const order[] = {".index", ".timeindex", ".log"};
+    for (size_t i = 0; i < MK_ARRAY_LEN(order); i++) {
+        char from[PATH_MAX], to[PATH_MAX];
+        int n = snprintf(to, sizeof(to), "%s%s%s", seg->stem, order[i], sfx ? sfx : "");
+        if (seg_path(seg, order[i], NULL, from, sizeof(from)) || n < 0 || (size_t)n >= sizeof(to))
+            return MK_ERR_TOO_LARGE;
+        if (rename(from, to) != 0) {
+            mk_error("log: rename %s to %s: %s", from, to, strerror(errno));
+            return MK_ERR_IO;
+        }
+    }
+    seg->sfx = sfx;
     return 0;
 }
 

@@ -251,8 +251,17 @@ static int walk_batches(const mk_topic_t *t, uint8_t *recs, size_t len, mk_batch
         mk_batch_view_t *v = &(*views)[n];
         char vwhy[160];
         bool fixed; /* maxTimestamp recomputed from the records (Kafka's validator does) */
-        int rc = mk_batch_validate_append(recs + pos, (size_t)size, MAX_UNCOMPRESSED, NULL, v, &fixed, vwhy,
-                                          sizeof(vwhy));
+        /* A compacted topic needs a key on every record (Kafka's validator:
+         * INVALID_RECORD, "Compacted topic cannot accept message without key"). */
+        int rc = mk_batch_validate_append_ex(recs + pos, (size_t)size,
+                                             t->cfg.cleanup_compact ? MK_BATCH_VALIDATE_KEYED : 0, MAX_UNCOMPRESSED,
+                                             NULL, v, &fixed, vwhy, sizeof(vwhy));
+        if (rc == MK_ERR_INVALID) {
+            snprintf(a->why, sizeof(a->why),
+                     "Compacted topic cannot accept message without key in topic %s (record batch %d: %s)", t->name, n,
+                     vwhy);
+            return -MK_KERR_INVALID_RECORD;
+        }
         if (rc < 0) {
             snprintf(a->why, sizeof(a->why), "record batch %d: %s", n, vwhy);
             if (rc == MK_ERR_UNSUPPORTED)

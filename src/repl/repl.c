@@ -243,7 +243,8 @@ static size_t sound_prefix(mk_repl_t *r, const mk_partition_t *p, int64_t offset
         char why[160];
         if (size < 0 || (uint64_t)size > r->scratch.len - pos) {
             snprintf(why, sizeof(why), "bad batch length");
-        } else if (mk_batch_validate_ex(r->scratch.data + pos, (size_t)size, 0, 0, NULL, why, sizeof(why)) == 0) {
+        } else if (mk_batch_validate_ex(r->scratch.data + pos, (size_t)size, MK_BATCH_VALIDATE_COMPACTED, 0, NULL, why,
+                                        sizeof(why)) == 0) {
             pos += (size_t)size;
             continue;
         }

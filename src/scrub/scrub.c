@@ -591,6 +591,7 @@ static scrub_job_t *job_open(mk_scrub_t *s, mk_topic_t *t, mk_partition_t *p)
             continue;
         job->log_id[i] = mk_log_id(log);
         job->truncs[i] = mk_log_truncations(log);
+        job->walk.compacted_to = MK_MAX(job->walk.compacted_to, mk_log_cleaned_offset(log));
     }
     if (job->walk.n == 0) {
         job_free(job);

@@ -65,6 +65,11 @@ typedef struct scrub_walk_s {
      * replicas there is a divergence.  At or above it, only batches of one
      * leader epoch must match (0 offline: the high watermark is unknown). */
     int64_t committed;
+    /* Offsets below it were compacted on some replica (the largest cleaner
+     * checkpoint among them): replicas compact their logs independently,
+     * as in Kafka, so batches there are not compared, and offsets no batch
+     * holds there are compaction's gaps, not lost data.  0: none. */
+    int64_t compacted_to;
     const char *name;           /* "topic-partition" for the sentences (borrowed) */
     mk_buf_t buf;               /* one batch */
     bool finished;

@@ -264,6 +264,7 @@ static void verify_part(verify_t *v, const vpart_t *vp)
         starts[w.n] = start;
         brokers[w.n] = vp->brokers[i];
         dirs[w.n] = vp->dirs[i];
+        w.compacted_to = MK_MAX(w.compacted_to, mk_log_cleaned_offset_dir(vp->dirs[i]));
         scrub_walk_add(&w, vp->brokers[i], cur, start, true, false);
     }
     scrub_walk_step(&w, 0);

@@ -7,6 +7,10 @@
  * lengths, CRC32C; not the records: the CRC covers them and they were
  * checked deeply when produced) and against the batch before it
  * (mk_batch_validate_next: offsets contiguous, epochs not going back).
+ * The validator runs in its compacted mode (batches with fewer records
+ * than offsets are what a compacted log holds); below w->compacted_to
+ * (the largest cleaner checkpoint of the replicas) gaps are compaction's
+ * and replicas are not compared: each compacts its own log.
  * What fails becomes a bad range of offsets on that replica:
  *   - a batch whose bytes fail: from the offset expected there to its last
  *     offset when its header still agrees with where it stands, else up to
@@ -180,7 +184,7 @@ static uint64_t rep_advance(scrub_walk_t *w, scrub_rep_t *r)
             break;
         }
         if (rc == 0)
-            rc = mk_batch_validate_ex(w->buf.data, w->buf.len, 0, 0, NULL, why, sizeof(why));
+            rc = mk_batch_validate_ex(w->buf.data, w->buf.len, MK_BATCH_VALIDATE_COMPACTED, 0, NULL, why, sizeof(why));
         else
             snprintf(why, sizeof(why), "read failed: %s", mk_strerror(rc));
         if (rc < 0) {
@@ -202,7 +206,8 @@ static uint64_t rep_advance(scrub_walk_t *w, scrub_rep_t *r)
                 r->has_prev = false;
                 continue;
             }
-            rep_bad(w, r, SCRUB_BAD_GAP, want, v.hdr.baseOffset - 1, "segment %020lld: %s", (long long)seg, why);
+            if (want >= w->compacted_to)
+                rep_bad(w, r, SCRUB_BAD_GAP, want, v.hdr.baseOffset - 1, "segment %020lld: %s", (long long)seg, why);
         }
         if (r->open_range >= 0) {
             scrub_range_t *o = &r->ranges[r->open_range];
@@ -236,7 +241,7 @@ static void compare_at(scrub_walk_t *w, int64_t m)
     for (int i = 0; i < w->n; i++)
         if (w->reps[i].have && w->reps[i].compare && w->reps[i].v.hdr.baseOffset == m)
             g[n++] = &w->reps[i];
-    if (n < 2)
+    if (n < 2 || m < w->compacted_to)
         return;
     int best = 0, best_votes = -1;
     bool best_leader = false;
