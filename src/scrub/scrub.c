@@ -547,30 +547,29 @@ void mk_scrub_remote_report(mk_scrub_t *s, const mk_scrub_remote_report_t *r)
     case MK_SCRUB_REMOTE_REUPLOADED:
         rc->corrupt++;
         rc->reuploaded++;
-        scrub_event(s, "integrity_remote_reuploaded", r->broker,
-                    "partition %s-%d: the S3 copy of offsets %lld..%s (segment %s) was corrupt (%s): uploaded again "
-                    "from broker %d's local copy",
-                    r->topic, r->partition, (long long)r->start, to, r->segment_id, r->why, r->broker);
+        scrub_event(s, "integrity_remote_fixed", r->broker,
+                    "%s-%d: S3 copy of offsets %lld..%s was corrupt (%s); uploaded again from broker %d", r->topic,
+                    r->partition, (long long)r->start, to, r->why, r->broker);
         break;
     case MK_SCRUB_REMOTE_UNREPAIRABLE:
         if (r->repeat)
             break; /* counted and told when first found */
         rc->corrupt++;
         rc->unrepairable++;
-        scrub_event(s, "integrity_remote_unrepairable", r->broker,
-                    "partition %s-%d: the S3 copy of offsets %lld..%s (segment %s) is corrupt and cannot be repaired: "
-                    "%s (reads of it fail validation: never served)",
-                    r->topic, r->partition, (long long)r->start, to, r->segment_id, r->why);
+        scrub_event(s, "integrity_remote_lost", r->broker,
+                    "%s-%d: S3 copy of offsets %lld..%s is corrupt and cannot be repaired: %s", r->topic,
+                    r->partition, (long long)r->start, to, r->why);
         break;
     default:
         rc->corrupt++;
         rc->reupload_failed++;
         scrub_event(s, "integrity_remote_bad", r->broker,
-                    "partition %s-%d: the S3 copy of offsets %lld..%s (segment %s) is corrupt: %s (tried again at the "
-                    "next pass)",
-                    r->topic, r->partition, (long long)r->start, to, r->segment_id, r->why);
+                    "%s-%d: S3 copy of offsets %lld..%s is corrupt; not repaired yet: %s", r->topic, r->partition,
+                    (long long)r->start, to, r->why);
         break;
     }
+    mk_info("integrity: remote segment %s of %s-%d (offsets %lld..%s): %s", r->segment_id, r->topic, r->partition,
+            (long long)r->start, to, r->why);
 }
 
 void mk_scrub_remote_counts(const mk_scrub_t *s, mk_scrub_remote_counts_t *out)

@@ -198,8 +198,10 @@ void tier_check_work(tier_job_t *j, tier_s3_t *s3)
         hex32(dig, sha);
         k->finished = true;
         if (k->run_crc != k->crc32c || strcmp(sha, k->sha256) != 0) {
-            snprintf(j->why, sizeof(j->why), "the .log object has CRC32C %08x and SHA-256 %.16s..., the manifest "
-                     "%08x and %.16s...", k->run_crc, sha, k->crc32c, k->sha256);
+            if (k->run_crc != k->crc32c)
+                snprintf(j->why, sizeof(j->why), ".log CRC32C %08x, manifest %08x", k->run_crc, k->crc32c);
+            else
+                snprintf(j->why, sizeof(j->why), ".log SHA-256 %.12s..., manifest %.12s...", sha, k->sha256);
             rc = MK_ERR_CORRUPT;
         }
     }

@@ -1744,11 +1744,11 @@ static void repair_done(tier_job_t *j)
          * manifest's bytes. */
         bool repeat = rs->check_bad;
         rs->check_bad = true;
-        snprintf(why, sizeof(why), "%s; broker %d's local copy is not the same bytes (%s)", rp->found, rp->broker,
-                 j->why);
+        snprintf(why, sizeof(why), "broker %d's local copy differs or is bad (%s; found: %s)", rp->broker, j->why,
+                 rp->found);
         check_report(tc, rs, MK_TIER_CHECK_UNREPAIRABLE, repeat, rp->broker, why);
     } else {
-        snprintf(why, sizeof(why), "%s; uploading it again from broker %d failed: %s", rp->found, rp->broker, j->why);
+        snprintf(why, sizeof(why), "re-upload from broker %d failed: %s (found: %s)", rp->broker, j->why, rp->found);
         check_report(tc, rs, MK_TIER_CHECK_REUPLOAD_FAILED, false, rp->broker, why);
     }
     repair_release(j);
@@ -1803,8 +1803,7 @@ static bool repair_start(tcheck_t *tc, tpart_t *tp, rseg_t *rs, const char *foun
     if (!log) {
         bool repeat = rs->check_bad;
         rs->check_bad = true;
-        snprintf(why, sizeof(why), "%s; no replica has a local copy of offsets %" PRId64 "..%" PRId64 " any more",
-                 found, rs->start, rs->end);
+        snprintf(why, sizeof(why), "no local copy on any replica (%s)", found);
         check_report(tc, rs, MK_TIER_CHECK_UNREPAIRABLE, repeat, -1, why);
         return false;
     }
