@@ -31,6 +31,12 @@
  * A finding is counted and told once: a small memory of the recent ones
  * (and the marks) keeps a corruption that cannot be repaired from being
  * counted at every pass.
+ *
+ * Remote copies: after a partition's local replicas are judged, the remote
+ * hook (tier/, wired by broker/) checks its S3 segments; the pass waits for
+ * the hook's done report (mk_scrub_remote_report) before the next
+ * partition, so at most one partition's reading is under way, local or
+ * remote.
  */
 #include "scrub/scrub_int.h"
 #include "proto/proto.h"

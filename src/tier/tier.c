@@ -53,6 +53,11 @@
  * (cache.c) or is fetched, and the request that asked waits (MK_ERR_AGAIN,
  * woken through the progress hook).  The next chunk is read ahead.
  *
+ * Remote checks (the scrubber's, see "remote checks" below and check.c):
+ * each COPY_FINISHED segment of a partition is read back at the scrub rate
+ * against its row's (and manifest's) CRC32C and SHA-256; a corrupt one is
+ * uploaded again from a local copy with the same bytes, or reported.
+ *
  * Shutdown.  Meta writes complete after the module is gone (the store keeps
  * running them), so their callbacks hold a reference (tier_ref_t) that the
  * module clears when it goes; a callback that finds it cleared only frees
