@@ -7,9 +7,10 @@
  * scrub rate (see tier.c, "remote checks").  Here, on a worker thread:
  *
  *   pos 0   the manifest object: HEAD, then GET (at most TIER_MANIFEST_MAX
- *           bytes); its segment_id, start_offset, size, crc32c and sha256
- *           must be those of the segment's row (which were taken from the
- *           same upload).  Then HEAD of the .log: its length must be size.
+ *           bytes); its bytes must still have the MD5 its ETag names (a
+ *           single PUT's), and its segment_id, start_offset, size, crc32c
+ *           and sha256 must be those of the segment's row (which were taken
+ *           from the same upload).  Then HEAD of the .log: its length must be size.
  *   steps   GET [pos, pos + len) of the .log, folded into a running CRC32C
  *           and SHA-256; the step that reaches size compares both with the
  *           row's.  The .log is the object reads are served from; the
@@ -32,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void tier_check_free_digest(tier_check_t *k)
 {
@@ -112,6 +114,21 @@ static int check_manifest(tier_check_t *k, tier_s3_t *s3)
         return rc;
     }
     text[len] = 0;
+    /* A single PUT's ETag is the MD5 of its body: the bytes stored since
+     * must still have it (a multipart ETag, "...-N", is not an MD5). */
+    if (strlen(etag) == 32 && !strchr(etag, '-')) {
+        uint8_t d[16];
+        unsigned int dl = 0;
+        char got[33];
+        EVP_Digest(text, (size_t)len, d, &dl, EVP_md5(), NULL);
+        for (int i = 0; i < 16; i++)
+            snprintf(got + 2 * i, 3, "%02x", d[i]);
+        if (strcasecmp(got, etag) != 0) {
+            free(text);
+            snprintf(j->why, sizeof(j->why), "the manifest's bytes do not have its ETag (MD5)");
+            return MK_ERR_CORRUPT;
+        }
+    }
     if (strlen(text) != len) {
         free(text);
         snprintf(j->why, sizeof(j->why), "the manifest holds a NUL byte");

@@ -237,9 +237,9 @@ void tier_upload_work(tier_job_t *j, tier_s3_t *s3);
  * submits the same job again for each step, so the running digests carry
  * over; at most one step of it is queued or running at a time.
  *   pos 0    first the manifest: HEAD (at most TIER_MANIFEST_MAX bytes),
- *            GET, and its segment_id, start_offset, size, crc32c and
- *            sha256 must be the row's; then HEAD of the .log: its length
- *            must be the row's size
+ *            GET; its bytes must have the MD5 of its ETag, and its
+ *            segment_id, start_offset, size, crc32c and sha256 must be the
+ *            row's; then HEAD of the .log: its length must be the row's size
  *   each     GET [pos, pos + len) of the .log, into the running CRC32C and
  *            SHA-256; the step that reaches size compares them with the
  *            row's (finished)
