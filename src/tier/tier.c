@@ -1895,8 +1895,8 @@ static void check_step_done(tier_job_t *j)
     tpart_t *tp = tpart_find(t, tc->topic_id, tc->partition);
     rseg_t *rs = seg_by_id(tp, k->segment_id);
     bool there = rs && rs->state == MK_META_RSEG_COPY_FINISHED && !rs->busy;
-    if (j->rc == 0 || j->rc == MK_ERR_CORRUPT)
-        tc->bytes += k->len;
+    if (j->rc == 0 || k->finished)
+        tc->bytes += k->len; /* the .log bytes read (not those of a step that failed earlier) */
     if (!there || (j->rc && j->rc != MK_ERR_CORRUPT)) {
         /* It went meanwhile, or S3 failed: not a finding. */
         if (there && j->rc != MK_ERR_STATE)
