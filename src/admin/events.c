@@ -57,7 +57,8 @@ static const char *const event_types[] = {
     "partitions_changed", "reset", "requests_rejected", "cell_added", "tenant", "tenant_move", "tenant_moved",
     /* the scrubber and the durability audit (scrub/) */
     "integrity_corruption", "integrity_repaired", "integrity_data_lost", "integrity_lost_cleared",
-    "integrity_incident", "integrity_remote_bad", "scrub_requested",
+    "integrity_incident", "integrity_remote_bad", "integrity_remote_fixed", "integrity_remote_lost",
+    "scrub_requested",
     "quota", "tenant_throttled",
     /* the bundled S3 server's fault switch (tier/ tests and operators) */
     "s3_fault",

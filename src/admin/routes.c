@@ -1753,8 +1753,21 @@ static void h_integrity(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_
     mk_scrub_audit_recent_foreach(s, integrity_note_cb, recent);
     json_t *audit = json_pack("{s:I, s:I, s:o}", "events_written", (json_int_t)st.audit_events, "incidents",
                               (json_int_t)st.total.incidents, "recent", recent);
-    json_t *remote = json_pack("{s:b, s:s}", "checked", 0, "note",
-                               "remote (S3) segments are checked against their manifests once tiered storage exists");
+    mk_scrub_remote_counts_t rc;
+    mk_scrub_remote_counts(s, &rc);
+    json_t *remote = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "checked", rc.checked,
+                               "segments_verified", (json_int_t)rc.segments, "bytes_verified", (json_int_t)rc.bytes,
+                               "corrupt", (json_int_t)rc.corrupt, "reuploaded", (json_int_t)rc.reuploaded,
+                               "unrepairable", (json_int_t)rc.unrepairable, "reupload_failed",
+                               (json_int_t)rc.reupload_failed, "skipped", (json_int_t)rc.skipped);
+    mk_tier_t *tier = mk_broker_tier(a->b);
+    if (tier) {
+        mk_tier_stats_t ts;
+        mk_tier_stats(tier, &ts);
+        json_object_set_new(remote, "unrepairable_now", json_integer(ts.remote_unrepairable));
+    } else {
+        json_object_set_new(remote, "unrepairable_now", json_integer(0));
+    }
     mk_admin_http_json(resp, 200,
                        json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "scrubber", scrubber, "total",
                                  integrity_counts_json(&st.total), "brokers", brokers, "unrepairable", lost,
@@ -1824,6 +1837,25 @@ static void integrity_prometheus(mk_admin_t *a, mk_buf_t *o)
     mk_prom_sample(o, "minikora_integrity_data_lost_partitions", st.total.unrepairable, NULL);
     mk_prom_help(o, "minikora_audit_events_total", "counter", "Durability audit events written since start.");
     mk_prom_sample(o, "minikora_audit_events_total", (double)st.audit_events, NULL);
+    mk_scrub_remote_counts_t rc;
+    mk_scrub_remote_counts(s, &rc);
+    if (!rc.checked)
+        return;
+    static const struct {
+        const char *name, *help;
+    } rfams[] = {
+        {"minikora_scrub_remote_segments_verified_total", "Remote (S3) segments read whole and found to match their manifest."},
+        {"minikora_scrub_remote_bytes_verified_total", "Remote (S3) bytes the scrubber read back."},
+        {"minikora_scrub_remote_corruptions_total", "Remote (S3) segments found corrupt or missing (each once)."},
+        {"minikora_scrub_remote_reuploads_total", "Corrupt remote segments uploaded again from a local copy."},
+        {"minikora_scrub_remote_unrepairable_total", "Corrupt remote segments with no local copy to repair them (each once)."},
+    };
+    double rv[] = {(double)rc.segments, (double)rc.bytes, (double)rc.corrupt, (double)rc.reuploaded,
+                   (double)rc.unrepairable};
+    for (size_t f = 0; f < MK_ARRAY_LEN(rfams); f++) {
+        mk_prom_help(o, rfams[f].name, "counter", rfams[f].help);
+        mk_prom_sample(o, rfams[f].name, rv[f], NULL);
+    }
 }
 
 /* ------------------------------------------------------- latency and rates */

@@ -9,7 +9,9 @@
  * would), reports the follower's log end back, and moves the high watermark
  * (the lowest log end offset in the ISR).  Rounds that cross AZs run after
  * minikora.cross.az.latency.ms; same-AZ rounds run in the next loop
- * iteration, so a burst of produces costs one round.  The bytes of a round
+ * iteration, so a burst of produces costs one round (of at most 1 MiB: a
+ * larger backlog takes several, and one loop turn runs at most 4 MiB of
+ * rounds, so that other connections are served in between).  The bytes of a round
  * that crosses AZs are counted per broker pair and told to the observer
  * (admin/ counts them per tenant) once per round.
  *
@@ -35,7 +37,12 @@
 #include <string.h>
 
 #define MAX_BROKERS 65
-#define ROUND_BYTES (8u << 20)
+/* A round copies at most ROUND_BYTES (Kafka's replica.fetch.max.bytes), and
+ * one turn of the loop runs rounds until TURN_BYTES were copied; the rest
+ * wait for the next turn, so a flood into one tenant's partitions does not
+ * hold every other connection of the loop behind one long copy. */
+#define ROUND_BYTES (1u << 20)
+#define TURN_BYTES (4u << 20)
 #define TICK_MS 200
 
 /* A scheduled event for one follower: a copy round (a follower Fetch: it
@@ -269,10 +276,10 @@ static size_t sound_prefix(mk_repl_t *r, const mk_partition_t *p, int64_t offset
 
 /* One replication round: copy what the follower lacks, up to what the leader
  * had when the round was scheduled (upto < 0: everything). */
-static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t upto, bool *moved)
+static size_t do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t upto, bool *moved)
 {
     if (!p->log || !f->log || f->broker == p->leader)
-        return;
+        return 0;
     if (f->needs_truncate)
         reconcile(p, f);
     int64_t leo_l = mk_log_end_offset(p->log);
@@ -346,6 +353,7 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
      * after a corrupt batch: the tick tries again, the scrubber repairs. */
     if (!stalled && mk_log_end_offset(f->log) < mk_log_end_offset(p->log) && broker_running(r, f->broker))
         schedule(r, p, f);
+    return copied;
 }
 
 static void run_rounds(mk_repl_t *r)
@@ -367,7 +375,8 @@ static void run_rounds(mk_repl_t *r)
             r->rounds[keep++] = r->rounds[i];
     }
     r->nrounds = keep;
-    for (size_t i = 0; i < ndue; i++) {
+    size_t spent = 0, i;
+    for (i = 0; i < ndue && spent < TURN_BYTES; i++) {
         mk_topic_t *t = mk_cluster_topic_find_id(r->c, due[i].topic_id);
         mk_partition_t *p = mk_cluster_topic_partition(t, due[i].partition);
         mk_replica_t *f = mk_cluster_partition_replica(p, due[i].broker);
@@ -378,13 +387,39 @@ static void run_rounds(mk_repl_t *r)
             continue;
         }
         f->copy_pending = false;
-        do_round(r, p, f, due[i].value, &moved);
+        spent += do_round(r, p, f, due[i].value, &moved);
+    }
+    if (i < ndue) {
+        /* The turn's budget is spent: the rounds not run go first next turn. */
+        size_t left = ndue - i;
+        if (r->nrounds + left > r->cap) {
+            round_t *nr = mk_realloc(r->rounds, (r->nrounds + left) * sizeof(round_t));
+            if (nr) {
+                r->rounds = nr;
+                r->cap = r->nrounds + left;
+            }
+        }
+        if (r->nrounds + left <= r->cap) {
+            memmove(r->rounds + left, r->rounds, r->nrounds * sizeof(round_t));
+            memcpy(r->rounds, due + i, left * sizeof(round_t));
+            r->nrounds += left;
+        } else {
+            /* Out of memory: those followers are scheduled again by the tick. */
+            for (; i < ndue; i++) {
+                mk_topic_t *t = mk_cluster_topic_find_id(r->c, due[i].topic_id);
+                mk_replica_t *f = mk_cluster_partition_replica(mk_cluster_topic_partition(t, due[i].partition),
+                                                               due[i].broker);
+                if (f && due[i].kind == ROUND_COPY)
+                    f->copy_pending = false;
+            }
+        }
+        uv_idle_start(r->idle, idle_cb);
     }
     mk_free(due);
     /* Re-arm the timer for rounds still in the future. */
     uint64_t next = UINT64_MAX;
-    for (size_t i = 0; i < r->nrounds; i++)
-        next = MK_MIN(next, r->rounds[i].due_ms);
+    for (size_t k = 0; k < r->nrounds; k++)
+        next = MK_MIN(next, r->rounds[k].due_ms);
     if (next != UINT64_MAX)
         uv_timer_start(r->timer, timer_cb, next > now ? next - now : 0, 0);
     r->in_rounds = false;

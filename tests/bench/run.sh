@@ -214,7 +214,7 @@ fi
 # ---------------------------------------------------------------- tiered storage (issue 12)
 # Consume throughput from the local tier and from S3 (cold cache, warm cache), side by side.
 TIER_MB=${BENCH_TIER_MB:-200}
-if [ "$ONLY" != mock ] && [ -x "$MINIKORA" ] && [ "$TIER_MB" -gt 0 ] && \
+if [ "$ONLY" != mock ] && [ "$ONLY" != noisy ] && [ -x "$MINIKORA" ] && [ "$TIER_MB" -gt 0 ] && \
    ${PYTHON:-/usr/bin/python3} -c 'import confluent_kafka' 2>/dev/null; then
     echo "bench: tiered storage, $TIER_MB MB per topic (log: $OUT/tier.log)"
     TIER_RES=$OUT/tier.res
