@@ -252,6 +252,7 @@ static void test_gate(const char *root)
     s.broker = 5;
     CHECK(mk_fault_add(&s, &id) == 0);
     CHECK(mk_log_open(dir, &cfg, &log) == MK_ERR_IO);
+    CHECK(mk_log_io_stats(5, &st) == 0 && st.offline);
     cfg.io_domain = 0; /* another domain is untouched */
     CHECK(mk_log_open(dir, &cfg, &log) == 0);
     mk_log_close(log);
