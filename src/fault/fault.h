@@ -15,9 +15,11 @@
  * schedule.  Observers hear every add and remove (the gate releases held
  * operations when a stall clears).
  *
- * Threads: every call may come from any thread (a mutex guards the table;
- * with no fault active a query is one atomic load).  Observers run on the
- * thread that added or removed the fault -- the loop, in minikora.
+ * Threads: the queries may come from any thread (a mutex guards the table;
+ * with no fault active a query is one atomic load; tier/'s S3 workers ask).
+ * Observers run on the thread that added or removed the fault, and log/'s
+ * gate observes on the loop: in minikora, add and remove on the loop thread
+ * (admin/ does).
  */
 #ifndef MK_FAULT_H
 #define MK_FAULT_H
