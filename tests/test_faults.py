@@ -340,6 +340,28 @@ def test_net_partition_shrinks_the_isr_and_heals(minikora):
     wait_isr_full(mk, "cut", timeout=20)
 
 
+@pytest.mark.timeout(120)
+def test_net_partition_of_the_leaders_az_moves_leadership(minikora):
+    # The leader's side is cut off: as Kafka's controller fences a broker it cannot hear from,
+    # leadership moves to an in-sync replica on the other side; acks=all data stays safe.
+    mk = minikora(*CLUSTER, "--set", "replica.lag.time.max.ms=1000")
+    leader = make_topic(mk, "isolated")[0]["leader"]
+    racks, _ = metadata(mk, "isolated")
+    prod = Producer(mk, "isolated")
+    prod.send([b"before-%d" % i for i in range(20)])
+    prod.flush()
+    fid = inject(mk, type="net-partition", az=racks[leader])
+    parts = wait_metadata(mk, "isolated", lambda p: p[0]["leader"] not in (leader, -1), 15,
+                          "leadership leaves the partitioned AZ %s" % racks[leader])
+    wait_metadata(mk, "isolated", lambda p: leader not in p[0]["isr"], 15, "the cut-off broker leaves the ISR")
+    prod.send([b"after-%d" % i for i in range(20)])
+    prod.flush()
+    api(mk, "DELETE", "/v1/faults/%d" % fid)
+    wait_isr_full(mk, "isolated", timeout=20)
+    got = consume_values(mk, "isolated", 40)
+    assert sorted(got) == sorted(prod.acked) and len(got) == 40, (len(got), parts)
+
+
 @pytest.mark.timeout(60)
 def test_broker_slow_adds_request_latency(minikora):
     mk = minikora(*CLUSTER)

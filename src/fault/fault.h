@@ -118,6 +118,9 @@ typedef struct mk_fault_disk_s {
 
 /* Fills *out; returns whether any disk fault concerns broker. */
 bool mk_fault_disk(int32_t broker, mk_fault_disk_t *out);
+/* Whether a net-partition cuts az away from the others (az is the
+ * partitioned side, the minority). */
+bool mk_fault_net_isolated(const char *az);
 /* Added latency of every request of broker (broker-slow), 0 if none. */
 int64_t mk_fault_broker_delay_ms(int32_t broker);
 /* Whether a net-partition cuts replication between AZs a and b (one of
