@@ -6,7 +6,8 @@
  * registry only records what is active and answers cheap questions about
  * it; each fault acts in the layer whose I/O it disturbs, which asks here:
  *   disk-stall, disk-slow, disk-error  log/'s storage I/O gate (mk_fault_disk)
- *   net-partition                      repl/'s rounds (mk_fault_net_cut)
+ *   net-partition                      repl/'s rounds and ISR (mk_fault_net_cut,
+ *                                      mk_fault_net_isolated)
  *   broker-slow                        broker/'s request life (mk_fault_broker_delay_ms)
  *   s3-* with side=client              tier/'s S3 calls (mk_fault_s3_client)
  * and the faults that are an action rather than a state (corrupt, crash,

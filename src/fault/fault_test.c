@@ -120,6 +120,7 @@ static void test_registry(void)
     CHECK(mk_fault_add(&s, &e) == 0);
     CHECK(mk_fault_net_cut("az-1", "az-2") && mk_fault_net_cut("az-2", "az-3"));
     CHECK(!mk_fault_net_cut("az-1", "az-3") && !mk_fault_net_cut("az-2", "az-2"));
+    CHECK(mk_fault_net_isolated("az-2") && !mk_fault_net_isolated("az-1"));
     CHECK(mk_fault_count(0) == 4 && mk_fault_count(MK_FAULT_DISK_SLOW) == 1);
     mk_fault_t list[8];
     CHECK(mk_fault_list(list, 8) == 4 && list[0].id == a && list[3].id == e);
