@@ -221,19 +221,19 @@ def test_disk_slow_raises_produce_latency_on_that_broker(minikora):
     mk = minikora(*CLUSTER)
     leader = make_topic(mk, "slowdisk")[0]["leader"]
     base = [timed_produce(mk, leader, "slowdisk", 0, [b"warm"])[2] for _ in range(3)]
-    fid = inject(mk, type="disk-slow", broker=leader, delay_ms=250)
+    fid = inject(mk, type="disk-slow", broker=leader, delay_ms=400)
     slow = []
     for i in range(3):
         err, off, took = timed_produce(mk, leader, "slowdisk", 0, [b"slow-%d" % i])
         assert err == 0, err
         slow.append(took)
-    assert min(slow) >= 0.24, (base, slow)
-    assert max(base) < 0.2, base
+    assert min(slow) >= 0.39, (base, slow)
+    assert max(base) < 0.3, base
     st = storage(mk, leader)
-    assert st["p99_us"] >= 200000 and st["held"] >= 3, st
+    assert st["p99_us"] >= 350000 and st["held"] >= 3, st
     api(mk, "DELETE", "/v1/faults/%d" % fid)
     err, _, took = timed_produce(mk, leader, "slowdisk", 0, [b"fast"])
-    assert err == 0 and took < 0.2, took
+    assert err == 0 and took < 0.3, took
 
 
 @pytest.mark.timeout(120)
@@ -366,17 +366,17 @@ def test_net_partition_of_the_leaders_az_moves_leadership(minikora):
 def test_broker_slow_adds_request_latency(minikora):
     mk = minikora(*CLUSTER)
     leader = make_topic(mk, "slowbroker")[0]["leader"]
-    fid = inject(mk, type="broker-slow", broker=leader, delay_ms=300)
+    fid = inject(mk, type="broker-slow", broker=leader, delay_ms=500)
     err, _, took = timed_produce(mk, leader, "slowbroker", 0, [b"x"])
-    assert err == 0 and took >= 0.29, took
+    assert err == 0 and took >= 0.49, took
     other = next(b for b in (1, 2, 3) if b != leader)
     t0 = time.monotonic()
     with mk.wire(other) as c:
         c.metadata(["slowbroker"])
-    assert time.monotonic() - t0 < 0.25
+    assert time.monotonic() - t0 < 0.4
     api(mk, "DELETE", "/v1/faults/%d" % fid)
     err, _, took = timed_produce(mk, leader, "slowbroker", 0, [b"y"])
-    assert err == 0 and took < 0.25, took
+    assert err == 0 and took < 0.4, took
 
 
 @pytest.mark.timeout(90)
