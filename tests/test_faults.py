@@ -266,6 +266,23 @@ def test_disk_stall_holds_produces_and_clearing_releases_them(minikora):
 
 
 @pytest.mark.timeout(120)
+def test_disk_stall_on_a_follower_stops_it_and_the_isr_shrinks(minikora):
+    mk = minikora(*CLUSTER, "--set", "replica.lag.time.max.ms=1000")
+    leader = make_topic(mk, "slowfollower")[0]["leader"]
+    follower = next(b for b in (1, 2, 3) if b != leader)
+    fid = inject(mk, type="disk-stall", broker=follower)
+    prod = Producer(mk, "slowfollower")
+    prod.send([b"r-%d" % i for i in range(30)])
+    prod.flush()  # acknowledged once the stalled follower has left the ISR
+    parts = wait_metadata(mk, "slowfollower", lambda p: follower not in p[0]["isr"], 15, "the follower leaves the ISR")
+    assert parts[0]["leader"] == leader, parts
+    wait_for("its held append ages", lambda: storage(mk, follower)["oldest_inflight_ms"] > 500, 10)
+    api(mk, "DELETE", "/v1/faults/%d" % fid)
+    wait_isr_full(mk, "slowfollower", timeout=20)
+    assert sorted(consume_values(mk, "slowfollower", 30)) == sorted(prod.acked)
+
+
+@pytest.mark.timeout(120)
 def test_disk_error_storage_error_and_leadership_moves(minikora):
     mk = minikora(*CLUSTER)
     leader = make_topic(mk, "diskerr")[0]["leader"]

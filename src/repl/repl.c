@@ -301,6 +301,7 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
     }
     size_t copied = 0;
     bool stalled = false; /* stopped at a corrupt leader batch */
+    bool blocked = false; /* a read or append failed or was held (storage I/O gate) */
     int64_t now = mk_now_ms();
     while (leo_f < leo_l && copied < ROUND_BYTES) {
         mk_buf_reset(&r->scratch);
@@ -323,8 +324,10 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
             leo_f = mk_log_end_offset(f->log);
             continue;
         }
-        if (rc < 0 || r->scratch.len == 0)
+        if (rc < 0 || r->scratch.len == 0) {
+            blocked = rc < 0;
             break;
+        }
         size_t sound = sound_prefix(r, p, leo_f);
         stalled = sound < r->scratch.len;
         r->scratch.len = sound;
@@ -332,9 +335,12 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
             break;
         mk_log_append_info_t info;
         rc = mk_log_append_replica(f->log, r->scratch.data, r->scratch.len, now, &info);
-        if (rc == MK_ERR_AGAIN)
-            break; /* held at the follower's storage I/O gate: the tick tries again */
+        if (rc == MK_ERR_AGAIN) {
+            blocked = true; /* held at the follower's storage I/O gate: the tick tries again */
+            break;
+        }
         if (rc < 0) {
+            blocked = true;
             mk_error("partition %s-%d: replica append on broker %d failed: %s", p->topic->name, p->index,
                      f->broker, mk_strerror(rc));
             break;
@@ -360,8 +366,11 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
     else
         on_ack(r, p, f, leo_f, moved);
     /* More arrived meanwhile (or this round was capped): another round.  Not
-     * after a corrupt batch: the tick tries again, the scrubber repairs. */
-    if (!stalled && mk_log_end_offset(f->log) < mk_log_end_offset(p->log) && broker_running(r, f->broker))
+     * after a corrupt batch (the scrubber repairs), nor after a read or an
+     * append that failed or was held at a storage gate: the tick tries again
+     * (a round scheduled at once would run again in the same pass of the
+     * loop's timers, and never let the loop poll). */
+    if (!stalled && !blocked && mk_log_end_offset(f->log) < mk_log_end_offset(p->log) && broker_running(r, f->broker))
         schedule(r, p, f);
 }
 
