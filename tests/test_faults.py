@@ -456,3 +456,27 @@ def test_chaos_same_seed_same_schedule(minikora):
     st = api(mk, "DELETE", "/v1/chaos")
     assert st["stopped"] is False
     wait_isr_full(mk, "chaotic", timeout=30)
+
+
+@pytest.mark.timeout(120)
+def test_chaos_default_types_under_a_producer_loses_nothing(minikora):
+    mk = minikora(*CLUSTER, "--set", "replica.lag.time.max.ms=1000")
+    make_topic(mk, "chaos-data")
+    prod = Producer(mk, "chaos-data")
+    api(mk, "POST", "/v1/chaos", {"seed": 3, "rate_per_min": 240, "duration_ms": 5000, "fault_duration_ms": 800},
+        status=201)
+    sent = 0
+    deadline = time.monotonic() + 30
+    while api(mk, "GET", "/v1/chaos")["chaos"]["active"]:
+        assert time.monotonic() < deadline, "the chaos run did not end"
+        prod.send([b"c-%d" % (sent + i) for i in range(10)])
+        sent += 10
+        prod.p.poll(0.1)
+    prod.flush(90)
+    j = api(mk, "GET", "/v1/chaos")["chaos"]
+    assert j["done"] == j["planned"] and j["planned"] >= 10, j
+    assert api(mk, "GET", "/v1/faults")["faults"] == []
+    assert all(b["state"] == "running" for b in api(mk, "GET", "/v1/brokers")["brokers"])
+    wait_isr_full(mk, "chaos-data", timeout=30)
+    got = consume_values(mk, "chaos-data", sent, timeout=60)
+    assert len(prod.acked) == sent and sorted(got) == sorted(prod.acked), (sent, len(prod.acked), len(got))
