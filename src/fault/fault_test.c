@@ -204,6 +204,8 @@ static void test_gate(const char *root)
     int64_t next;
     CHECK(mk_log_read(log, 0, 1 << 20, true, &out, &next) == MK_ERR_AGAIN && out.len == 0);
     CHECK(mk_log_read(log, 1, 1 << 20, true, &out, &next) == 0 && next == 1); /* at the end: no I/O */
+    mk_log_cursor_t *cur;
+    CHECK(mk_log_cursor_open(log, &cur) == MK_ERR_AGAIN); /* a scan waits too */
     usleep(30000);
     CHECK(mk_log_io_stats(5, &st) == 0 && st.stalled && st.inflight == 2 && st.oldest_inflight_ms >= 25);
     CHECK(st.held == 2);
@@ -211,6 +213,8 @@ static void test_gate(const char *root)
     /* released: the retry runs, its latency includes the wait */
     CHECK(mk_log_append(log, b.data, b.len, 0, mk_now_ms(), NULL) == 0 && mk_log_end_offset(log) == 2);
     CHECK(mk_log_read(log, 0, 1 << 20, true, &out, &next) == 0 && next == 2);
+    CHECK(mk_log_cursor_open(log, &cur) == 0);
+    mk_log_cursor_close(cur);
     CHECK(mk_log_io_stats(5, &st) == 0 && st.inflight == 0 && st.oldest_inflight_ms == 0);
     CHECK(st.p99_us >= 25000);
 

@@ -279,6 +279,21 @@ int mk_log_io_begin(mk_log_io_slot_t *s, int kind, uint64_t *t0_ns)
     return 0;
 }
 
+int mk_log_io_scan(mk_log_io_slot_t *s)
+{
+    domain_t *d = domain_of(s);
+    mk_fault_disk_t fd;
+    if (!d || !mk_fault_disk(s->domain, &fd))
+        return 0;
+    if (fd.error_ops & (1 << MK_LOG_IO_READ)) {
+        hist_roll(d, mk_mono_ms());
+        d->ops++;
+        d->errors++;
+        return MK_ERR_IO;
+    }
+    return fd.stall ? MK_ERR_AGAIN : 0;
+}
+
 void mk_log_io_end(mk_log_io_slot_t *s, int kind, uint64_t t0_ns, int rc)
 {
     domain_t *d = domain_of(s);

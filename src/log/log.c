@@ -1879,6 +1879,13 @@ struct mk_log_cursor_s {
 
 int mk_log_cursor_open(mk_log_t *log, mk_log_cursor_t **out)
 {
+    /* The scan's reads run on a worker through its own descriptors; its
+     * open asks the gate (held while the disk stalls, EIO when reads fail). */
+    int grc = mk_log_io_scan(&log->io);
+    if (grc == MK_ERR_IO)
+        log_fail(log, "read (injected EIO)");
+    if (grc < 0)
+        return grc;
     mk_log_cursor_t *s = mk_calloc(1, sizeof(*s) + sizeof(cursor_seg_t) * (log->nsegs ? log->nsegs : 1));
     if (!s)
         return MK_ERR_NOMEM;

@@ -103,6 +103,10 @@ int mk_log_io_begin(mk_log_io_slot_t *s, int kind, uint64_t *t0_ns);
 /* After an operation that began: its latency (from its first ask) and
  * result are counted. */
 void mk_log_io_end(mk_log_io_slot_t *s, int kind, uint64_t t0_ns, int rc);
+/* A scan (a cursor, read on a worker thread) is about to open: 0, or
+ * MK_ERR_AGAIN while the disk stalls, MK_ERR_IO when reads fail (counted).
+ * A slow disk does not hold it (the scan's own reads are not delayed). */
+int mk_log_io_scan(mk_log_io_slot_t *s);
 /* The log failed (sticky MK_ERR_IO): the domain's directory goes offline. */
 void mk_log_io_failed(mk_log_io_slot_t *s);
 
