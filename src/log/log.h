@@ -455,7 +455,10 @@ uint64_t mk_log_truncations(const mk_log_t *log);
 /* Every storage operation of a log whose config names an io_domain (a
  * broker id) passes that domain's gate (io.c): appends (the pwrite, and the
  * segment roll inside it), reads (mk_log_read*), fsyncs (the flush on the
- * threadpool) and opens.  The gate counts them, their errors and latencies,
+ * threadpool), opens, and the opening of a scan (mk_log_cursor_open: held
+ * while stalled, EIO when reads fail; not delayed by a slow disk).  Not
+ * gated: truncation, retention's deletes, closes, tier's segment
+ * descriptors (mk_log_segment_dup_fds).  The gate counts them, their errors and latencies,
  * and knows the age of the oldest operation in flight or held; and it is
  * where the disk faults of fault/ act on the real I/O path:
  *   disk-error  the operation fails with EIO (nothing is written); the log
