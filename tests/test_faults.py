@@ -480,3 +480,23 @@ def test_chaos_default_types_under_a_producer_loses_nothing(minikora):
     wait_isr_full(mk, "chaos-data", timeout=30)
     got = consume_values(mk, "chaos-data", sent, timeout=60)
     assert len(prod.acked) == sent and sorted(got) == sorted(prod.acked), (sent, len(prod.acked), len(got))
+
+
+@pytest.mark.timeout(120)
+def test_s3_client_side_error_fails_copies_until_cleared(minikora):
+    from test_tiering import FAST, partition_of, produce
+    mk = minikora("--brokers", "1", *FAST)
+    assert ck_create_topic(mk.bootstrap, "tiered", 1, rf=1, config={"segment.bytes": str(256 * 1024)}) is None
+    wait_for("the topic", lambda: metadata(mk, "tiered")[1][0]["leader"] == 1, 20)
+    produce(mk.bootstrap, "tiered", 0, 2000)
+    wait_for("first segments copied", lambda: partition_of(mk, "tiered")["local_log_start_offset"] > 500, 30)
+    failed0 = api(mk, "GET", "/v1/tier")["uploads"]["failed"]
+    fid = inject(mk, type="s3-error", side="client")
+    produce(mk.bootstrap, "tiered", 2000, 2000)
+    st = wait_for("copies fail on the client side", lambda: (lambda x: x if x["uploads"]["failed"] >= failed0 + 2
+                                                             else None)(api(mk, "GET", "/v1/tier")), 30)
+    assert "injected client-side fault" in json.dumps(st), st["s3"]
+    assert api(mk, "GET", "/v1/s3")["fault"]["type"] == "none"  # the server itself is fine
+    start = partition_of(mk, "tiered")["local_log_start_offset"]
+    api(mk, "DELETE", "/v1/faults/%d" % fid)
+    wait_for("copies resume", lambda: partition_of(mk, "tiered")["local_log_start_offset"] > max(start, 2500), 30)

@@ -414,8 +414,14 @@ static int client_fault(tier_s3_t *s3, const char *key, char *why, size_t why_le
             usleep(10000);
         return 0;
     }
-    snprintf(why, why_len, "%s: %s (injected client-side fault)", key,
+    snprintf(why, why_len, "%s (injected client-side fault)",
              type == MK_FAULT_S3_DOWN ? "S3 endpoint unreachable" : "S3 answered 500 InternalError");
+    /* counted as a failed request, as finish() counts one */
+    atomic_fetch_add(&s3->ctr.errors, 1);
+    atomic_store(&s3->ctr.last_error_ms, mk_now_ms());
+    pthread_mutex_lock(&s3->lock);
+    snprintf(s3->last_error, sizeof(s3->last_error), "%s: %s", why, key);
+    pthread_mutex_unlock(&s3->lock);
     return MK_ERR_IO;
 }
 
