@@ -62,6 +62,8 @@ static const char *const event_types[] = {
     "quota", "tenant_throttled",
     /* the bundled S3 server's fault switch (tier/ tests and operators) */
     "s3_fault",
+    /* the fault-injection API and its chaos schedule (faults.c) */
+    "fault_injected", "fault_cleared", "chaos_started", "chaos_stopped",
 };
 
 bool mk_admin_event_type_known(const char *type)

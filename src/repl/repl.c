@@ -31,6 +31,7 @@
  * partitions.
  */
 #define MK_PARTITION_FIELDS
+#include "fault/fault.h"
 #include "repl/repl.h"
 
 #include <stdlib.h>
@@ -158,6 +159,21 @@ static bool cross_az(mk_repl_t *r, int32_t a, int32_t b)
     return strcmp(mk_cluster_broker_az(r->c, a), mk_cluster_broker_az(r->c, b)) != 0;
 }
 
+/* Whether p's leader is on the partitioned side of a net-partition while
+ * follower f, running and in the ISR, is on the other. */
+static bool leader_isolated(mk_repl_t *r, const mk_partition_t *p, const mk_replica_t *f)
+{
+    return mk_fault_net_isolated(mk_cluster_broker_az(r->c, p->leader)) &&
+           !mk_fault_net_isolated(mk_cluster_broker_az(r->c, f->broker)) && f->log && broker_running(r, f->broker);
+}
+
+/* A net-partition fault (fault/) cuts replication between brokers a and b:
+ * no round copies and no acknowledgement travels, both ways. */
+static bool net_cut(mk_repl_t *r, int32_t a, int32_t b)
+{
+    return mk_fault_net_cut(mk_cluster_broker_az(r->c, a), mk_cluster_broker_az(r->c, b));
+}
+
 static void push_round(mk_repl_t *r, mk_partition_t *p, int32_t broker, int kind, int64_t value, uint64_t delay)
 {
     if (r->nrounds == r->cap) {
@@ -278,7 +294,7 @@ static size_t sound_prefix(mk_repl_t *r, const mk_partition_t *p, int64_t offset
  * had when the round was scheduled (upto < 0: everything). */
 static size_t do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t upto, bool *moved)
 {
-    if (!p->log || !f->log || f->broker == p->leader)
+    if (!p->log || !f->log || f->broker == p->leader || net_cut(r, p->leader, f->broker))
         return 0;
     if (f->needs_truncate)
         reconcile(p, f);
@@ -293,6 +309,7 @@ static size_t do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t
     }
     size_t copied = 0;
     bool stalled = false; /* stopped at a corrupt leader batch */
+    bool blocked = false; /* a read or append failed or was held (storage I/O gate) */
     int64_t now = mk_now_ms();
     while (leo_f < leo_l && copied < ROUND_BYTES) {
         mk_buf_reset(&r->scratch);
@@ -315,8 +332,10 @@ static size_t do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t
             leo_f = mk_log_end_offset(f->log);
             continue;
         }
-        if (rc < 0 || r->scratch.len == 0)
+        if (rc < 0 || r->scratch.len == 0) {
+            blocked = rc < 0;
             break;
+        }
         size_t sound = sound_prefix(r, p, leo_f);
         stalled = sound < r->scratch.len;
         r->scratch.len = sound;
@@ -324,7 +343,12 @@ static size_t do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t
             break;
         mk_log_append_info_t info;
         rc = mk_log_append_replica(f->log, r->scratch.data, r->scratch.len, now, &info);
+        if (rc == MK_ERR_AGAIN) {
+            blocked = true; /* held at the follower's storage I/O gate: the tick tries again */
+            break;
+        }
         if (rc < 0) {
+            blocked = true;
             mk_error("partition %s-%d: replica append on broker %d failed: %s", p->topic->name, p->index,
                      f->broker, mk_strerror(rc));
             break;
@@ -350,8 +374,11 @@ static size_t do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t
     else
         on_ack(r, p, f, leo_f, moved);
     /* More arrived meanwhile (or this round was capped): another round.  Not
-     * after a corrupt batch: the tick tries again, the scrubber repairs. */
-    if (!stalled && mk_log_end_offset(f->log) < mk_log_end_offset(p->log) && broker_running(r, f->broker))
+     * after a corrupt batch (the scrubber repairs), nor after a read or an
+     * append that failed or was held at a storage gate: the tick tries again
+     * (a round scheduled at once would run again in the same pass of the
+     * loop's timers, and never let the loop poll). */
+    if (!stalled && !blocked && mk_log_end_offset(f->log) < mk_log_end_offset(p->log) && broker_running(r, f->broker))
         schedule(r, p, f);
     return copied;
 }
@@ -383,7 +410,8 @@ static void run_rounds(mk_repl_t *r)
         if (!f)
             continue;
         if (due[i].kind == ROUND_ACK) {
-            on_ack(r, p, f, due[i].value, &moved);
+            if (p && !net_cut(r, p->leader, f->broker))
+                on_ack(r, p, f, due[i].value, &moved);
             continue;
         }
         f->copy_pending = false;
@@ -519,6 +547,20 @@ static int broker_down(mk_repl_t *r, int32_t id, bool crashed)
 }
 
 int mk_repl_broker_crash(mk_repl_t *r, int32_t id) { return broker_down(r, id, true); }
+
+/* The storage I/O gate: a log of broker id failed (an EIO, real or
+ * injected), so, as in Kafka, its log directory is offline: its replicas go
+ * offline (they leave the ISR), the partitions it led elect a leader from
+ * the rest of the ISR, and clients that got KAFKA_STORAGE_ERROR find the new
+ * leaders.  The broker keeps serving; a restart brings the directory back. */
+static void storage_offline_cb(void *arg, int32_t id)
+{
+    mk_repl_t *r = arg;
+    if (mk_cluster_broker_logs_offline(r->c, id) < 0)
+        return;
+    foreach_partition_of(r, id, after_crash, id);
+    progress(r);
+}
 
 static void move_leadership(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, int32_t id)
 {
@@ -671,8 +713,22 @@ static void tick_cb(uv_timer_t *t)
                     continue;
                 }
                 int64_t leo_f = mk_log_end_offset(f->log);
-                if (leo_f >= leo_l && !f->needs_truncate)
+                /* A follower cut off by a net-partition fetches nothing: it
+                 * is not caught up, whatever its log end says. */
+                if (leo_f >= leo_l && !f->needs_truncate && !net_cut(r, p->leader, f->broker))
                     f->caught_up_ms = now;
+                if (f->in_isr && now - f->caught_up_ms > (uint64_t)r->cfg.replica_lag_time_max_ms &&
+                    leader_isolated(r, p, f)) {
+                    /* The leader is on the partitioned side: in Kafka it could
+                     * not shrink the ISR (the controller is out of reach) and
+                     * the controller fences it; leadership moves to an in-sync
+                     * replica on the other side. */
+                    mk_warn("partition %s-%d: leader %d is cut off by a net-partition: leadership moves",
+                            topic->name, i, p->leader);
+                    elect(r, p, p->leader);
+                    moved = true;
+                    break;
+                }
                 if (f->in_isr && now - f->caught_up_ms > (uint64_t)r->cfg.replica_lag_time_max_ms) {
                     f->in_isr = false;
                     mk_warn("partition %s-%d: broker %d leaves the ISR (lagging)", topic->name, i, f->broker);
@@ -687,7 +743,8 @@ static void tick_cb(uv_timer_t *t)
             mk_replica_t *pref = &p->replicas[0];
             if (r->cfg.auto_leader_rebalance && pref->broker != p->leader && pref->in_isr && pref->log &&
                 !pref->needs_truncate && mk_log_end_offset(pref->log) >= leo_l &&
-                broker_running(r, pref->broker)) {
+                broker_running(r, pref->broker) && p->leader >= 0 &&
+                !mk_fault_net_isolated(mk_cluster_broker_az(r->c, pref->broker))) {
                 mk_info("partition %s-%d: preferred leader %d is back", topic->name, i, pref->broker);
                 set_leader(r, p, pref->broker);
                 for (int32_t k = 0; k < p->replica_count; k++)
@@ -1082,6 +1139,7 @@ int mk_repl_new(uv_loop_t *loop, mk_cluster_t *c, const mk_repl_config_t *cfg, m
     uv_timer_init(loop, r->tick);
     r->idle->data = r->timer->data = r->tick->data = r;
     uv_timer_start(r->tick, tick_cb, TICK_MS, TICK_MS);
+    mk_log_io_set_offline_cb(storage_offline_cb, r);
     *out = r;
     return 0;
 }
@@ -1092,6 +1150,7 @@ void mk_repl_free(mk_repl_t *r)
 {
     if (!r)
         return;
+    mk_log_io_set_offline_cb(NULL, NULL);
     uv_close((uv_handle_t *)r->idle, handle_free_cb);
     uv_close((uv_handle_t *)r->timer, handle_free_cb);
     uv_close((uv_handle_t *)r->tick, handle_free_cb);
