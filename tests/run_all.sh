@@ -8,7 +8,8 @@
 #   asan-integ  bad-input and round-trip integration tests against build-asan/minikora
 #   integ  /usr/bin/python3 -m pytest -q tests   (needs ./minikora; skipped if it did not build)
 #   clients  clients/test.sh: the pytest plugin (pip-installed into a venv) and the npm package
-#          with kafkajs, each with its own tests; also the GitHub Action's scripts (needs ./minikora)
+#          with kafkajs, each with its own tests; also the GitHub Action's scripts (needs ./minikora);
+#          and the embedding API's example clients/c/embed.c (make embed-test, librdkafka)
 # Every layer runs even if an earlier one failed (except integ without a binary), each under a
 # time limit, so the whole run stays well under 30 minutes on 2 cores.  The last line is the one
 # summary:  make test: PASS (unit ok, asan ok, fuzz ok, compat ok, ..., integration 42 passed, clients ok)
