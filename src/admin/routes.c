@@ -22,6 +22,7 @@
 #include "batch/batch.h"
 #include "group/group.h"
 #include "partition/partition.h"
+#include "proto/proto.h"
 #include "repl/repl.h"
 #include "scrub/scrub.h"
 
@@ -628,6 +629,179 @@ static void h_topic(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps
         return;
     }
     mk_admin_http_json(resp, 200, json_pack("{s:o}", "topic", topic_detail_json(a, t)));
+}
+
+/* ----------------------------------------------------------- topic records */
+
+#define RECORDS_LIMIT_DEFAULT 20
+#define RECORDS_LIMIT_MAX 500
+#define RECORDS_MAX_BYTES ((size_t)1 << 20)   /* read per answer at most (one batch more if larger) */
+#define RECORDS_KEY_PREVIEW 128               /* bytes of a key, a header key or value shown */
+#define RECORDS_VALUE_PREVIEW 512             /* bytes of a value shown */
+
+/* A preview of bytes as JSON text: printable ASCII as it is, every other
+ * byte as \xNN (as kcat -e does), at most max source bytes; NULL data is
+ * JSON null.  *cut says whether bytes were left out. */
+static json_t *preview_json(const uint8_t *d, int32_t len, size_t max, bool *cut)
+{
+    *cut = false;
+    if (len < 0 || !d)
+        return json_null();
+    size_t n = (size_t)len < max ? (size_t)len : max;
+    *cut = n < (size_t)len;
+    char *buf = mk_malloc(n * 4 + 1);
+    if (!buf)
+        return json_null();
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = d[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            buf[o++] = (char)c;
+        else
+            o += (size_t)snprintf(buf + o, 5, "\\x%02x", c);
+    }
+    json_t *j = json_stringn(buf, o);
+    mk_free(buf);
+    return j ? j : json_null();
+}
+
+typedef struct records_ctx_s {
+    json_t *arr;
+    int64_t from, upto;       /* offsets served: [from, upto) */
+    int limit;
+    int64_t last;             /* last offset added, -1 none */
+} records_ctx_t;
+
+static int record_cb(const mk_record_t *rec, void *arg)
+{
+    records_ctx_t *c = arg;
+    if (rec->offset < c->from)
+        return 0;
+    if (rec->offset >= c->upto || (int)json_array_size(c->arr) >= c->limit)
+        return 1;
+    bool kcut, vcut;
+    json_t *headers = json_array();
+    mk_reader_t r;
+    mk_rd_init(&r, rec->headers, rec->headers_len);
+    mk_record_header_t h;
+    while (mk_batch_record_header_next(&r, &h) == 1) {
+        bool hk, hv;
+        json_array_append_new(headers, json_pack("{s:o, s:o}", "key",
+                                                 preview_json(h.key, h.key_len, RECORDS_KEY_PREVIEW, &hk), "value",
+                                                 preview_json(h.value, h.value_len, RECORDS_KEY_PREVIEW, &hv)));
+    }
+    json_t *e = json_pack("{s:I, s:I, s:o, s:i, s:o, s:i, s:o}", "offset", (json_int_t)rec->offset, "timestamp",
+                          (json_int_t)rec->timestamp, "key",
+                          preview_json(rec->key, rec->key_len, RECORDS_KEY_PREVIEW, &kcut), "key_size",
+                          (int)rec->key_len, "value",
+                          preview_json(rec->value, rec->value_len, RECORDS_VALUE_PREVIEW, &vcut), "value_size",
+                          (int)rec->value_len, "headers", headers);
+    if (e) {
+        json_object_set_new(e, "truncated", json_boolean(kcut || vcut));
+        json_array_append_new(c->arr, e);
+    }
+    c->last = rec->offset;
+    return 0;
+}
+
+/* GET /v1/topics/{name}/records?partition=P&offset=O&limit=N: at most N
+ * records of one partition from offset O, as a consumer (read_uncommitted)
+ * would get them -- the same read path and checks as Fetch
+ * (mk_broker_records_read): committed offsets only, lost data refused, one
+ * bounded disk read, never a wait.  O -1 (the default) means the newest N
+ * records, -2 the oldest.  next_offset is where a tail continues. */
+static void h_topic_records(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                            mk_http_resp_t *resp)
+{
+    char v[32];
+    int32_t part = 0, limit = RECORDS_LIMIT_DEFAULT;
+    int64_t offset = -1;
+    if (mk_admin_query_get(req->query, "partition", v, sizeof(v)) && (!parse_id(v, &part) || part < 0)) {
+        mk_admin_http_error(resp, 400, "bad_request", "partition must be a non-negative integer");
+        return;
+    }
+    if (mk_admin_query_get(req->query, "limit", v, sizeof(v)) &&
+        (!parse_id(v, &limit) || limit < 1 || limit > RECORDS_LIMIT_MAX)) {
+        mk_admin_http_error(resp, 400, "bad_request", "limit must be 1..%d", RECORDS_LIMIT_MAX);
+        return;
+    }
+    if (mk_admin_query_get(req->query, "offset", v, sizeof(v))) {
+        char *end;
+        errno = 0;
+        long long o = strtoll(v, &end, 10);
+        if (errno || end == v || *end || o < -2) {
+            mk_admin_http_error(resp, 400, "bad_request",
+                                "offset must be an offset, -1 (the newest records) or -2 (the oldest)");
+            return;
+        }
+        offset = o;
+    }
+    mk_topic_t *t = mk_cluster_topic_find(a->c, caps->v[0]);
+    if (!t) {
+        mk_admin_http_error(resp, 404, "unknown_topic", "no topic '%s'", caps->v[0]);
+        return;
+    }
+    mk_partition_t *p = mk_cluster_topic_partition(t, part);
+    if (!p) {
+        mk_admin_http_error(resp, 404, "unknown_partition", "topic '%s' has no partition %d", caps->v[0], (int)part);
+        return;
+    }
+    /* The newest N: start N before the high watermark (or the log start). */
+    mk_broker_records_info_t info;
+    mk_buf_t buf;
+    mk_buf_init(&buf);
+    int16_t err = 0;
+    if (offset == -1) {
+        err = mk_broker_records_read(a->b, p, -1, 0, &buf, &info); /* bounds only: reads nothing */
+        if (!err) {
+            offset = MK_MAX(info.served_upto - limit, MK_MAX(info.log_start_offset, info.local_log_start_offset));
+            if (offset > info.served_upto)
+                offset = info.served_upto;
+        }
+    }
+    if (!err) {
+        buf.len = 0;
+        err = mk_broker_records_read(a->b, p, offset, RECORDS_MAX_BYTES, &buf, &info);
+    }
+    if (err) {
+        mk_buf_free(&buf);
+        int status = err == MK_KERR_OFFSET_OUT_OF_RANGE ? 416 : err == MK_KERR_CORRUPT_MESSAGE ? 409 : 503;
+        mk_admin_http_error(resp, status,
+                            err == MK_KERR_CORRUPT_MESSAGE        ? "data_lost"
+                            : err == MK_KERR_OFFSET_OUT_OF_RANGE ? "offset_out_of_range"
+                                                                 : "read_failed",
+                            "%s%s", mk_kafka_strerror(err),
+                            err == MK_KERR_CORRUPT_MESSAGE ? ": these offsets were found lost (GET /v1/integrity)"
+                            : err == MK_KERR_OFFSET_OUT_OF_RANGE ? ": the offset is outside the partition's log"
+                                                                 : "");
+        return;
+    }
+    int64_t from = info.offset;
+    records_ctx_t rc = {json_array(), from, info.served_upto, limit, -1};
+    mk_buf_t scratch;
+    mk_buf_init(&scratch);
+    size_t pos = 0;
+    mk_batch_view_t bv;
+    while (mk_batch_view_next(buf.data, buf.len, &pos, &bv) == 1) {
+        if (mk_batch_hdr_is_control(&bv.hdr))
+            continue; /* transaction markers are not records */
+        int r = mk_batch_records_foreach(buf.data + bv.pos, bv.size, &scratch, 0, record_cb, &rc);
+        if (r != 0)
+            break; /* the limit (r > 0), or a damaged batch: what came before it is served; the scrubber has its own checks */
+    }
+    mk_buf_free(&scratch);
+    mk_buf_free(&buf);
+    /* Past the last record given; without one, past what was read (control batches only). */
+    int64_t next = rc.last >= 0 ? rc.last + 1 : MK_MAX(from, MK_MIN(info.next_offset, info.served_upto));
+    json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:o}", "topic", caps->v[0], "partition", (int)part,
+                          "log_start_offset", (json_int_t)info.log_start_offset, "high_watermark",
+                          (json_int_t)info.high_watermark, "offset", (json_int_t)from, "next_offset",
+                          (json_int_t)next, "records", rc.arr);
+    if (j && info.skipped_remote)
+        json_object_set_new(j, "skipped_remote", json_true());
+    if (j && info.served_upto < info.high_watermark)
+        json_object_set_new(j, "lost_from", jint(info.served_upto));
+    mk_admin_http_json(resp, 200, j);
 }
 
 /* A config value as text: strings as they are, numbers and booleans printed. */
@@ -2499,6 +2673,8 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_POST, "/v1/topics", h_topic_create, "create a topic {name, partitions, replication_factor, configs}"},
     {MK_HTTP_GET, "/v1/topics/{}", h_topic, "one topic with its partitions, replicas, ISR and offsets"},
     {MK_HTTP_DELETE, "/v1/topics/{}", h_topic_delete, "delete a topic"},
+    {MK_HTTP_GET, "/v1/topics/{}/records", h_topic_records,
+     "a partition's records from an offset (?partition=P&offset=O&limit=N; -1 newest, -2 oldest), as Fetch reads them"},
     {MK_HTTP_GET, "/v1/groups", h_groups, "consumer groups with state and members"},
     {MK_HTTP_GET, "/v1/groups/{}", h_group, "one group with members, committed offsets and lag"},
     {MK_HTTP_POST, "/v1/reset", h_reset, "delete every topic, group and committed offset (tenants and keys stay)"},
