@@ -981,21 +981,66 @@ typedef struct group_ctx_s {
     json_t *arr;
     int count;
     bool detail;
+    int64_t lag;              /* sum of the known lags */
+    bool lag_known;           /* at least one lag was known */
 } group_ctx_t;
 
 static void offset_cb(const char *topic, int32_t partition, const mk_group_offset_t *o, void *arg)
 {
     group_ctx_t *g = arg;
     g->count++;
+    mk_topic_t *t = mk_cluster_topic_find(g->a->c, topic);
+    mk_partition_t *p = t ? mk_cluster_topic_partition(t, partition) : NULL;
+    int64_t lag = p && o->offset >= 0 ? MK_MAX(mk_partition_hw(p) - o->offset, 0) : -1;
+    if (lag >= 0) {
+        g->lag += lag;
+        g->lag_known = true;
+    }
     if (!g->detail)
         return;
     json_t *e = json_pack("{s:o, s:i, s:I, s:i, s:o}", "topic", jstr(topic), "partition", (int)partition, "offset",
                           (json_int_t)o->offset, "leader_epoch", (int)o->leader_epoch, "metadata",
                           jstr(o->metadata));
-    mk_topic_t *t = mk_cluster_topic_find(g->a->c, topic);
-    mk_partition_t *p = t ? mk_cluster_topic_partition(t, partition) : NULL;
-    json_object_set_new(e, "lag", p && o->offset >= 0 ? jint(MK_MAX(mk_partition_hw(p) - o->offset, 0)) : json_null());
+    json_object_set_new(e, "lag", lag >= 0 ? jint(lag) : json_null());
     json_array_append_new(g->arr, e);
+}
+
+/* A member's assignment of the "consumer" protocol (ConsumerProtocolAssignment:
+ * int16 version, [string topic, [int32 partition]], bytes user data) as
+ * [{"topic", "partitions"}]; null when it is empty, another protocol's or
+ * does not parse.  Every count is checked against the bytes left. */
+static json_t *assignment_json(const uint8_t *b, int32_t len)
+{
+    if (!b || len < 2)
+        return json_null();
+    mk_reader_t r;
+    mk_rd_init(&r, b, (size_t)len);
+    int16_t version = mk_rd_i16(&r);
+    int32_t ntopics = mk_rd_i32(&r);
+    if (!mk_rd_ok(&r) || version < 0 || ntopics < 0 || (size_t)ntopics > mk_rd_remaining(&r) / 6)
+        return json_null();
+    json_t *arr = json_array();
+    for (int32_t i = 0; i < ntopics && mk_rd_ok(&r); i++) {
+        int16_t tl = mk_rd_i16(&r);
+        const uint8_t *tn = tl >= 0 ? mk_rd_bytes(&r, (size_t)tl) : NULL;
+        int32_t np = mk_rd_i32(&r);
+        if (!mk_rd_ok(&r) || !tn || np < 0 || (size_t)np > mk_rd_remaining(&r) / 4)
+            break;
+        json_t *parts = json_array();
+        for (int32_t k = 0; k < np; k++)
+            json_array_append_new(parts, json_integer(mk_rd_i32(&r)));
+        json_t *name = json_stringn((const char *)tn, (size_t)tl);
+        if (!name) { /* not UTF-8: not a topic name */
+            json_decref(parts);
+            break;
+        }
+        json_array_append_new(arr, json_pack("{s:o, s:o}", "topic", name, "partitions", parts));
+    }
+    if (!mk_rd_ok(&r)) {
+        json_decref(arr);
+        return json_null();
+    }
+    return arr;
 }
 
 static json_t *group_json(mk_admin_t *a, const mk_group_desc_t *d, bool detail)
@@ -1004,16 +1049,20 @@ static json_t *group_json(mk_admin_t *a, const mk_group_desc_t *d, bool detail)
     json_t *members = json_array();
     for (int32_t i = 0; i < d->member_count; i++) {
         const mk_group_member_info_t *m = &d->members[i];
-        json_array_append_new(members, json_pack("{s:o, s:o, s:o, s:o}", "member_id", jstr(m->member_id),
-                                                 "group_instance_id", jstr(m->group_instance_id), "client_id",
-                                                 jstr(m->client_id), "client_host", jstr(m->client_host)));
+        json_t *mj = json_pack("{s:o, s:o, s:o, s:o}", "member_id", jstr(m->member_id), "group_instance_id",
+                               jstr(m->group_instance_id), "client_id", jstr(m->client_id), "client_host",
+                               jstr(m->client_host));
+        if (mj && d->protocol_type && strcmp(d->protocol_type, "consumer") == 0)
+            json_object_set_new(mj, "assignment", assignment_json(m->assignment, m->assignment_len));
+        json_array_append_new(members, mj);
     }
-    group_ctx_t oc = {a, json_array(), 0, detail};
+    group_ctx_t oc = {a, json_array(), 0, detail, 0, false};
     mk_group_offsets_foreach(gc, d->group_id, offset_cb, &oc);
     json_t *j = json_pack("{s:o, s:s, s:o, s:o, s:i, s:i, s:o}", "group_id", jstr(d->group_id), "state", d->state,
                           "protocol_type", jstr(d->protocol_type), "protocol", jstr(d->protocol_name),
                           "coordinator", (int)mk_group_coordinator(gc, d->group_id), "committed_offsets", oc.count,
                           "members", members);
+    json_object_set_new(j, "lag", oc.lag_known ? jint(oc.lag) : json_null());
     if (detail)
         json_object_set_new(j, "offsets", oc.arr);
     else
@@ -1029,7 +1078,7 @@ static void list_cb(const mk_group_desc_t *d, void *arg)
 
 static void h_groups(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
 {
-    group_ctx_t g = {a, json_array(), 0, false};
+    group_ctx_t g = {a, json_array(), 0, false, 0, false};
     mk_group_coord_t *gc = mk_broker_groups(a->b);
     if (gc)
         mk_group_list(gc, -1, list_cb, &g);
@@ -1045,7 +1094,7 @@ static void describe_cb(const mk_group_desc_t *d, void *arg)
 
 static void h_group(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
 {
-    group_ctx_t g = {a, NULL, 0, true};
+    group_ctx_t g = {a, NULL, 0, true, 0, false};
     mk_group_coord_t *gc = mk_broker_groups(a->b);
     if (gc)
         mk_group_describe(gc, caps->v[0], describe_cb, &g);
