@@ -1441,14 +1441,23 @@ static void draw_events(mk_tui_t *t, int y0, int rows)
             break;
         const char *msg = e->message;
         int len = (int)strlen(msg);
-        for (int off = 0; off < len || off == 0; off += mw, r++) {
+        for (int off = 0, step; off < len || off == 0; off += step, r++) {
             if (r >= list_rows)
+                break;
+            /* A line ends after its last space when one is in its last third (words stay whole). */
+            step = MK_MIN(mw, len - off);
+            for (int c = step; off + step < len && c > mw * 2 / 3; c--)
+                if (msg[off + c - 1] == ' ') {
+                    step = c;
+                    break;
+                }
+            if (step <= 0)
                 break;
             bool last_row = r == list_rows - 1;
             if (last_row && len - off > mw)
                 put_cut(y + r, mx, mw, A_NORMAL, msg + off);
             else
-                put(y + r, mx, mw, A_NORMAL, "%.*s", mw, msg + off);
+                put(y + r, mx, mw, A_NORMAL, "%.*s", step, msg + off);
         }
     }
     if (n == 0)
@@ -1504,7 +1513,7 @@ static void draw_group_detail(mk_tui_t *t, int y0, int rows)
     int longest = 0;
     for (int i = 0; i < d->noffsets; i++)
         longest = MK_MAX(longest, (int)strlen(d->offsets[i].topic) + 1);
-    int tw = name_width(longest, 10, MK_MAX(COLS - 70, 10));
+    int tw = name_width(longest, 10, MK_MAX(COLS - 54, 10)); /* 8 columns of sparkline at least */
     put(y++, 0, COLS, attrs[K_HEAD], " %-*s %4s %10s %9s  %-16s %s", tw, "TOPIC", "PART", "COMMITTED", "LAG",
         "CONSUMER", "LAG HISTORY");
     int list_rows = end - y;
