@@ -80,6 +80,7 @@ static void usage(FILE *out)
             "  --advertise-ports P   ports given to clients instead of the bound ones, behind port\n"
             "                        mapping: P1,P2,... (one per broker) or a first port P (P, P+1, ...);\n"
             "                        PUT /v1/advertised changes them while running\n"
+            "  --advertise-tls-ports P  the same for the SSL (TLS) listeners\n"
             "  --brokers N           brokers (default 6; minikora.brokers)\n"
             "  --azs N               simulated availability zones (default 3; minikora.azs)\n"
             "  --config FILE         Kafka-style properties file (key=value)\n"
@@ -354,10 +355,10 @@ static void fatal_signals_catch(const char *ready_file, const char *ephemeral_di
         sigaction(sigs[i], &sa, NULL);
 }
 
-/* --advertise-ports: "P1,P2,..." (one port per broker) or "P" (the first of
- * brokers consecutive ports) into ports[0..brokers).  0, or -1 after a
- * message on stderr. */
-static int parse_advertise_ports(const char *arg, int brokers, int ports[64])
+/* --advertise-ports (or --advertise-tls-ports, named by flag): "P1,P2,..."
+ * (one port per broker) or "P" (the first of brokers consecutive ports)
+ * into ports[0..brokers).  0, or -1 after a message on stderr. */
+static int parse_advertise_ports(const char *flag, const char *arg, int brokers, int ports[64])
 {
     int n = 0;
     const char *p = arg;
@@ -366,7 +367,7 @@ static int parse_advertise_ports(const char *arg, int brokers, int ports[64])
         errno = 0;
         long v = strtol(p, &end, 10);
         if (errno || end == p || v < 1 || v > 65535 || (*end && *end != ',') || n >= 64) {
-            fprintf(stderr, "minikora: bad --advertise-ports '%s' (P1,P2,... one per broker, or a first port)\n", arg);
+            fprintf(stderr, "minikora: bad %s '%s' (P1,P2,... one per broker, or a first port)\n", flag, arg);
             return -1;
         }
         ports[n++] = (int)v;
@@ -376,13 +377,13 @@ static int parse_advertise_ports(const char *arg, int brokers, int ports[64])
     }
     if (n == 1) {
         if (ports[0] + brokers - 1 > 65535) {
-            fprintf(stderr, "minikora: --advertise-ports %d: %d brokers do not fit below 65536\n", ports[0], brokers);
+            fprintf(stderr, "minikora: %s %d: %d brokers do not fit below 65536\n", flag, ports[0], brokers);
             return -1;
         }
         for (int i = 1; i < brokers; i++)
             ports[i] = ports[0] + i;
     } else if (n != brokers) {
-        fprintf(stderr, "minikora: --advertise-ports names %d ports for %d brokers\n", n, brokers);
+        fprintf(stderr, "minikora: %s names %d ports for %d brokers\n", flag, n, brokers);
         return -1;
     }
     return 0;
@@ -409,12 +410,18 @@ static int write_ready_file(app_t *app, const char *path, const char *boot, cons
         mk_cluster_broker_t *b = mk_cluster_broker_at(app->cluster, i);
         int aport;
         const char *ahost = mk_cluster_broker_endpoint(app->cluster, b, false, &aport);
-        char hp[300];
+        char hp[300], thp[300] = "";
         mk_net_host_port(ahost, aport, hp, sizeof(hp));
-        if (json_array_append_new(brokers, json_pack("{s:i, s:s, s:i, s:s, s:i, s:i, s:s}", "id", (int)b->id, "host",
-                                                     mk_cluster_advertise_host(app->cluster), "port", b->port,
-                                                     "az", b->az, "cell", (int)b->cell, "tls_port",
-                                                     b->tls_port, "advertised", hp)) < 0) {
+        if (b->tls_port >= 0) {
+            int tport;
+            const char *thost = mk_cluster_broker_endpoint(app->cluster, b, true, &tport);
+            mk_net_host_port(thost, tport, thp, sizeof(thp));
+        }
+        if (json_array_append_new(brokers, json_pack("{s:i, s:s, s:i, s:s, s:i, s:i, s:s, s:o}", "id", (int)b->id,
+                                                     "host", mk_cluster_advertise_host(app->cluster), "port", b->port,
+                                                     "az", b->az, "cell", (int)b->cell, "tls_port", b->tls_port,
+                                                     "advertised", hp, "tls_advertised",
+                                                     thp[0] ? json_string(thp) : json_null())) < 0) {
             json_decref(brokers);
             brokers = NULL;
         }
@@ -463,9 +470,9 @@ static int cmd_serve(int argc, char **argv)
 {
     mk_config_t config;
     mk_cluster_config_init(&config);
-    const char *data_dir = NULL, *host = "127.0.0.1", *advertise = NULL, *adv_ports_arg = NULL;
+    const char *data_dir = NULL, *host = "127.0.0.1", *advertise = NULL, *adv_ports_arg = NULL, *adv_tls_arg = NULL;
     char host_buf[64];
-    int adv_ports[64];
+    int adv_ports[64], adv_tls_ports[64];
     int port = 9092, brokers = -1, azs = -1;
     int admin_port = 8080;
     bool admin_port_set = false;
@@ -573,6 +580,9 @@ static int cmd_serve(int argc, char **argv)
         } else if (strcmp(a, "--advertise-ports") == 0) {
             NEED_VALUE();
             adv_ports_arg = v;
+        } else if (strcmp(a, "--advertise-tls-ports") == 0) {
+            NEED_VALUE();
+            adv_tls_arg = v;
         } else if (strcmp(a, "--brokers") == 0 || strcmp(a, "--azs") == 0) {
             NEED_VALUE();
             if (mk_cluster_config_set(&config, a[2] == 'b' ? "minikora.brokers" : "minikora.azs", v, why, sizeof(why)) < 0) {
@@ -647,7 +657,9 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "minikora: brokers must be 1..64 and AZs 1..16\n");
         return 2;
     }
-    if (adv_ports_arg && parse_advertise_ports(adv_ports_arg, brokers, adv_ports) < 0)
+    if (adv_ports_arg && parse_advertise_ports("--advertise-ports", adv_ports_arg, brokers, adv_ports) < 0)
+        return 2;
+    if (adv_tls_arg && parse_advertise_ports("--advertise-tls-ports", adv_tls_arg, brokers, adv_tls_ports) < 0)
         return 2;
 
     /* The server itself: the same startup the embedding API uses (app/). */
@@ -661,6 +673,7 @@ static int cmd_serve(int argc, char **argv)
     opts.host = host;
     opts.advertise_host = advertise;
     opts.advertise_ports = adv_ports_arg ? adv_ports : NULL;
+    opts.advertise_tls_ports = adv_tls_arg ? adv_tls_ports : NULL;
     opts.port = port;
     opts.admin_port = admin_port;
     opts.admin_port_set = admin_port_set;

@@ -1733,15 +1733,28 @@ static json_t *advertised_json(mk_admin_t *a)
         const char *host = mk_cluster_broker_endpoint(a->c, b, false, &port);
         char adv[300];
         mk_net_host_port(host, port, adv, sizeof(adv));
-        json_array_append_new(arr, json_pack("{s:i, s:s, s:o, s:i, s:i, s:b, s:b}", "id", (int)b->id, "advertised",
-                                             adv, "host", jstr(host), "port", port, "listen_port", b->port,
-                                             "mapped", b->adv_host != NULL || b->adv_port > 0, "running",
-                                             b->running));
+        json_t *bj = json_pack("{s:i, s:s, s:o, s:i, s:i, s:b, s:b}", "id", (int)b->id, "advertised", adv, "host",
+                               jstr(host), "port", port, "listen_port", b->port, "mapped",
+                               b->adv_host != NULL || b->adv_port > 0, "running", b->running);
+        /* The SSL listener's own mapping, when the broker has one. */
+        json_t *tj = json_null();
+        if (b->tls_port >= 0) {
+            int tport;
+            const char *thost = mk_cluster_broker_endpoint(a->c, b, true, &tport);
+            char tadv[300];
+            mk_net_host_port(thost, tport, tadv, sizeof(tadv));
+            tj = json_pack("{s:s, s:o, s:i, s:i, s:b}", "advertised", tadv, "host", jstr(thost), "port", tport,
+                           "listen_port", b->tls_port, "mapped", b->adv_tls_host != NULL || b->adv_tls_port > 0);
+        }
+        if (bj)
+            json_object_set_new(bj, "ssl", tj ? tj : json_null());
+        json_array_append_new(arr, bj);
     }
-    char boot[4096];
+    char boot[4096], tboot[4096];
     mk_cluster_advertised_bootstrap(a->c, boot, sizeof(boot));
-    return json_pack("{s:s, s:s, s:o}", "advertise_host", mk_cluster_advertise_host(a->c), "bootstrap", boot,
-                     "brokers", arr);
+    mk_cluster_advertised_tls_bootstrap(a->c, tboot, sizeof(tboot));
+    return json_pack("{s:s, s:s, s:o, s:o}", "advertise_host", mk_cluster_advertise_host(a->c), "bootstrap", boot,
+                     "ssl_bootstrap", tboot[0] ? json_string(tboot) : json_null(), "brokers", arr);
 }
 
 static void h_advertised(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
@@ -1749,7 +1762,7 @@ static void h_advertised(mk_admin_t *a, const mk_http_req_t *req, const mk_admin
     mk_admin_http_json(resp, 200, advertised_json(a));
 }
 
-/* One value of PUT /v1/advertised: "host:port", "[v6]:port", a port (an
+/* One address of PUT /v1/advertised: "host:port", "[v6]:port", a port (an
  * integer: the cluster's advertise host with that port), or null (the
  * mapping goes).  host gets "" for the advertise host.  false for anything
  * else. */
@@ -1792,6 +1805,35 @@ static bool advertised_value(json_t *v, char host[256], int *port)
     return true;
 }
 
+/* One broker's entry of PUT /v1/advertised: an address (advertised_value)
+ * for its PLAINTEXT listener, or an object {"plaintext": address, "ssl":
+ * address}, either key optional (absent: that mapping stays).  The value
+ * for each listener goes to v[0] (PLAINTEXT) and v[1] (SSL), NULL when
+ * absent.  NULL on success, else why not. */
+static const char *advertised_entry(json_t *e, const mk_cluster_broker_t *b, json_t *v[2])
+{
+    char host[256];
+    int port;
+    v[0] = v[1] = NULL;
+    if (!json_is_object(e)) {
+        v[0] = e;
+        return advertised_value(e, host, &port) ? NULL : "want \"host:port\" (\"[v6]:port\"), a port 1..65535, or null";
+    }
+    const char *key;
+    json_t *x;
+    json_object_foreach(e, key, x) {
+        bool ssl = strcmp(key, "ssl") == 0;
+        if (!ssl && strcmp(key, "plaintext") != 0)
+            return "an object takes the keys \"plaintext\" and \"ssl\"";
+        if (!advertised_value(x, host, &port))
+            return "want \"host:port\" (\"[v6]:port\"), a port 1..65535, or null for each listener";
+        if (ssl && b->tls_port < 0)
+            return "this broker has no SSL listener (TLS is off)";
+        v[ssl] = x;
+    }
+    return NULL;
+}
+
 static void h_advertised_put(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
                              mk_http_resp_t *resp)
 {
@@ -1800,41 +1842,48 @@ static void h_advertised_put(mk_admin_t *a, const mk_http_req_t *req, const mk_a
     if (!json_is_object(body)) {
         json_decref(body);
         mk_admin_http_error(resp, 400, "bad_request",
-                            "the body must be a JSON object from broker id to \"host:port\", a port or null");
+                            "the body must be a JSON object from broker id to \"host:port\", a port, null, or "
+                            "{\"plaintext\": ..., \"ssl\": ...}");
         return;
     }
     /* Check every entry before changing any: a bad one changes nothing. */
     const char *key;
     json_t *v;
     json_object_foreach(body, key, v) {
-        char host[256];
         int32_t id;
-        int port;
-        if (!parse_id(key, &id) || !mk_cluster_broker_find(a->c, id)) {
+        mk_cluster_broker_t *b = parse_id(key, &id) ? mk_cluster_broker_find(a->c, id) : NULL;
+        if (!b) {
             json_decref(body);
             mk_admin_http_error(resp, 404, "unknown_broker", "no broker '%s' (ids run 1..%d)", key,
                                 mk_cluster_broker_count(a->c));
             return;
         }
-        if (!advertised_value(v, host, &port)) {
+        json_t *lv[2];
+        const char *why = advertised_entry(v, b, lv);
+        if (why) {
             json_decref(body);
-            mk_admin_http_error(resp, 400, "bad_request",
-                                "broker %s: want \"host:port\" (\"[v6]:port\"), a port 1..65535, or null", key);
+            mk_admin_http_error(resp, 400, "bad_request", "broker %s: %s", key, why);
             return;
         }
     }
     int changed = 0;
     json_object_foreach(body, key, v) {
-        char host[256];
         int32_t id;
-        int port;
         parse_id(key, &id);
-        advertised_value(v, host, &port);
-        int rc = mk_cluster_broker_advertise(a->c, id, host[0] ? host : NULL, port);
-        if (rc < 0) {
-            json_decref(body);
-            mk_admin_http_error(resp, 500, "internal", "broker %d: %s", id, mk_strerror(rc));
-            return;
+        json_t *lv[2];
+        advertised_entry(v, mk_cluster_broker_find(a->c, id), lv);
+        for (int tls = 0; tls < 2; tls++) {
+            char host[256];
+            int port;
+            if (!lv[tls])
+                continue;
+            advertised_value(lv[tls], host, &port);
+            int rc = mk_cluster_broker_advertise(a->c, id, tls, host[0] ? host : NULL, port);
+            if (rc < 0) {
+                json_decref(body);
+                mk_admin_http_error(resp, 500, "internal", "broker %d: %s", id, mk_strerror(rc));
+                return;
+            }
         }
         changed++;
     }
@@ -2740,7 +2789,7 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_DELETE, "/v1/tenants/{}/keys/{}", h_tenant_key_delete, "revoke a key and close its connections"},
     {MK_HTTP_GET, "/v1/advertised", h_advertised, "the host:port clients are told for each broker (Metadata)"},
     {MK_HTTP_PUT, "/v1/advertised", h_advertised_put,
-     "map brokers to the host:port clients use {\"1\": \"host:port\", ...} (port mapping)"},
+     "map brokers to the host:port clients use {\"1\": \"host:port\", ...} or {\"1\": {\"plaintext\": ..., \"ssl\": ...}} (port mapping)"},
     {MK_HTTP_GET, "/v1/events", h_events, "recent events (?since=SEQ&limit=N&type=T)"},
     {MK_HTTP_GET, "/v1/latency", h_latency, "request latency p50/p95/p99/max per broker and API, last 60 s"},
     {MK_HTTP_GET, "/v1/rates", h_rates, "bytes and records in/out per second per broker, topic and client"},

@@ -206,6 +206,7 @@ int mk_app_open(uv_loop_t *loop, const mk_app_opts_t *o, mk_app_t **out, char *w
     copts.host = host;
     copts.advertise_host = o->advertise_host;
     copts.advertise_ports = o->advertise_ports;
+    copts.advertise_tls_ports = o->advertise_tls_ports;
     copts.base_port = o->port;
     copts.tls_base_port = tls_base;
     copts.brokers = brokers;

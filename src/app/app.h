@@ -34,6 +34,7 @@ typedef struct mk_app_opts_s {
     const char *host;            /* bind address (NULL: 127.0.0.1) */
     const char *advertise_host;  /* NULL: from host (cluster/) */
     const int *advertise_ports;  /* one per broker, or NULL */
+    const int *advertise_tls_ports; /* the same for the SSL listeners, or NULL */
     int port;                    /* first broker port; 0 picks free ports */
     int admin_port;              /* 0 picks a free port, -1 disables the admin API */
     bool admin_port_set;         /* given by the user: no fallback to a free port when taken */
