@@ -1852,17 +1852,18 @@ static void h_advertised_put(mk_admin_t *a, const mk_http_req_t *req, const mk_a
     json_object_foreach(body, key, v) {
         int32_t id;
         mk_cluster_broker_t *b = parse_id(key, &id) ? mk_cluster_broker_find(a->c, id) : NULL;
+        /* The answer before the body goes: key lives in it. */
         if (!b) {
-            json_decref(body);
             mk_admin_http_error(resp, 404, "unknown_broker", "no broker '%s' (ids run 1..%d)", key,
                                 mk_cluster_broker_count(a->c));
+            json_decref(body);
             return;
         }
         json_t *lv[2];
         const char *why = advertised_entry(v, b, lv);
         if (why) {
-            json_decref(body);
             mk_admin_http_error(resp, 400, "bad_request", "broker %s: %s", key, why);
+            json_decref(body);
             return;
         }
     }
