@@ -1,7 +1,8 @@
 """The TUI items of issue 14, driven in tmux as tests/test_tui.py drives the rest (its Tui
 helper): the Groups view, column sorting, wide terminals, whole events, and tailing a topic.
 
-Covered: a consumer group with a live member shows in the Groups view (key 7) with its state,
+Covered: o and O sort the Overview's brokers (the header marks the column); a consumer group
+with a live member shows in the Groups view (key 7) with its state,
 member count, committed partitions and lag; o sorts by the next column (the header marks it:
 ^ ascending, v descending) and O reverses; Enter opens the group: its member with its
 assignment, each partition with its committed offset and lag.  On a 200-column terminal the
@@ -87,6 +88,13 @@ def test_tui_groups_sorting_and_tail(minikora):
 
         tui = Tui("groups", ["--admin", url], env={"MINIKORA_ADMIN_TOKEN": mk.admin_token})
         tui.wait_text("1 Overview", "brokers 3/3 up")
+        # ---- Sorting a list view: Overview by ID, largest first (v), then reversed (^)
+        tui.keys("o")
+        s = tui.wait_re(r"^\s+vID\s+AZ")
+        tui.wait("brokers 3, 2, 1", lambda s: re.findall(r"^[ >]\s+(\d)\s+az-\d", s, re.M) == ["3", "2", "1"])
+        tui.keys("O")
+        tui.wait_re(r"^\s+\^ID\s+AZ")
+        tui.wait("brokers 1, 2, 3", lambda s: re.findall(r"^[ >]\s+(\d)\s+az-\d", s, re.M) == ["1", "2", "3"])
         # ---- Groups: state, members, committed partitions, lag
         tui.keys("7")
         tui.wait_text("7 Groups", "GROUP", "LAG HISTORY")
