@@ -16,7 +16,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BASE_IMAGE=${BASE_IMAGE:-debian:bookworm-slim}
-STATE=build/docker
+STATE=$PWD/build/docker
 mkdir -p "$STATE"
 
 skip() { echo "docker-engine: skip: $*"; exit 3; }

@@ -97,5 +97,7 @@ if ! command -v node >/dev/null 2>&1 || [ ! -d tests/js/node_modules/testcontain
 fi
 echo "docker-test: Testcontainers (node --test docker/testcontainers.test.js)"
 IMAGE="$IMAGE" timeout 240 node --test docker/testcontainers.test.js || { echo "docker-test: FAIL: Testcontainers test"; exit 1; }
+# Images the rebuild left untagged (the previous $IMAGE) take disk space and nothing else.
+docker image prune -f >/dev/null 2>&1 || true
 echo "docker-test: PASS (image $IMAGE: 6 brokers, produce/consume, admin API and its token, clean stop;"
 echo "  Testcontainers: random host ports, PUT /v1/advertised, kafkajs round trip)"
