@@ -90,6 +90,51 @@ clients-test: minikora
 docker-test:
 	@docker/test.sh
 
+# ---------------------------------------------------------------- the embedding API
+# `make lib`: the static library with its public header and a pkg-config file, usable in place:
+#   cc prog.c $(PKG_CONFIG_PATH=build pkg-config --cflags --libs minikora)
+# `make install-lib PREFIX=/usr/local` copies the three under PREFIX (include/, lib/, lib/pkgconfig/).
+# `make embed-test` builds and runs clients/c/embed.c (librdkafka round trip; part of make test).
+PREFIX   ?= /usr/local
+PC_LIBS  := $(LIBS)
+.PHONY: lib install-lib embed-test
+lib: $(BUILD)/libminikora.a $(BUILD)/include/minikora.h $(BUILD)/minikora.pc
+
+$(BUILD)/include/minikora.h: src/minikora.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+# minikora.pc for a given prefix (its include/ and lib/ hold the header and the library).
+define minikora_pc
+prefix=$(1)
+includedir=$${prefix}/include
+libdir=$(2)
+
+Name: minikora
+Description: an in-process Kafka-compatible cluster (embedding API, src/minikora.h)
+Version: $(shell sed -n 's/^\#define MINIKORA_VERSION "\(.*\)"/\1/p' src/app/app.h)
+Cflags: -I$${includedir}
+Libs: $${libdir}/libminikora.a $(PC_LIBS)
+endef
+
+$(BUILD)/minikora.pc: Makefile src/app/app.h
+	$(file >$@,$(call minikora_pc,$(abspath $(BUILD)),$${prefix}))
+	@echo "wrote $@"
+
+install-lib: lib
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 src/minikora.h $(DESTDIR)$(PREFIX)/include/minikora.h
+	install -m 644 $(BUILD)/libminikora.a $(DESTDIR)$(PREFIX)/lib/libminikora.a
+	$(file >$(BUILD)/minikora-install.pc,$(call minikora_pc,$(PREFIX),$${prefix}/lib))
+	install -m 644 $(BUILD)/minikora-install.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/minikora.pc
+
+$(BUILD)/embed-example: clients/c/embed.c lib
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -o $@ $< $$(PKG_CONFIG_PATH=$(BUILD) pkg-config --cflags --libs minikora) \
+	  $$(pkg-config --libs rdkafka 2>/dev/null || echo -lrdkafka)
+
+embed-test: $(BUILD)/embed-example
+	timeout 120 $(BUILD)/embed-example
+
 # ---------------------------------------------------------------- generated code
 regen:
 	$(PYTHON) src/proto/gen/kafka_gen.py $(SPEC_DIR) src/proto

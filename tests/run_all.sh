@@ -8,15 +8,19 @@
 #   asan-integ  bad-input and round-trip integration tests against build-asan/minikora
 #   integ  /usr/bin/python3 -m pytest -q tests   (needs ./minikora; skipped if it did not build)
 #   clients  clients/test.sh: the pytest plugin (pip-installed into a venv) and the npm package
-#          with kafkajs, each with its own tests; also the GitHub Action's scripts (needs ./minikora)
+#          with kafkajs, each with its own tests; also the GitHub Action's scripts (needs ./minikora);
+#          and the embedding API's example clients/c/embed.c (make embed-test, librdkafka)
+#   docker make docker-test: the image built and smoke-tested, and the Testcontainers test, where a
+#          Docker engine can run (ci/docker-engine.sh starts one as root); else "docker skipped
+#          (reason)", which does not fail the run.  Its time limit is DOCKER_SECONDS (900).
 # Every layer runs even if an earlier one failed (except integ without a binary), each under a
 # time limit, so the whole run stays well under 30 minutes on 2 cores.  The last line is the one
 # summary:  make test: PASS (unit ok, asan ok, fuzz ok, compat ok, ..., integration 42 passed, clients ok)
 # Exit status: 0 on PASS, 1 on FAIL.
 #
 # Knobs (environment): MAKE, PYTHON, FUZZ_SECONDS (20), PYTEST_ARGS (extra pytest args),
-# SKIP_LAYERS (space-separated subset of "unit asan fuzz compat asan-integ integ clients", for local
-# use only).
+# SKIP_LAYERS (space-separated subset of "unit asan fuzz compat asan-integ integ clients docker", for
+# local use only), DOCKER_SECONDS.
 set -uo pipefail
 SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$SELF")/.."
@@ -147,12 +151,19 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
+# Docker: skipped (with its reason, not a failure) where no engine can run.
+run_layer docker "${DOCKER_SECONDS:-900}" bash docker/test.sh
+if [ "${status[docker]}" = ok ] && [ -s build/test-logs/docker-skip ]; then
+  status[docker]="skipped: $(head -c 120 build/test-logs/docker-skip)"
+fi
+
+# ---------------------------------------------------------------------------------------------
 word() { [ "${status[$1]}" = ok ] && echo "$2 ok" || echo "$2 ${status[$1]}"; }
 integ_part="integration ${integ_summary:-${status[integ]}}"
 if [ "${status[integ]}" != ok ] && [ -n "$integ_summary" ]; then
   integ_part="integration ${status[integ]}: $integ_summary"
 fi
-parts="$(word unit unit), $(word asan asan), $(word fuzz fuzz), $(word compat compat), $(word asan-integ asan-integration), $integ_part, $(word clients clients)"
+parts="$(word unit unit), $(word asan asan), $(word fuzz fuzz), $(word compat compat), $(word asan-integ asan-integration), $integ_part, $(word clients clients), $(word docker docker)"
 echo
 if [ $failed -eq 0 ]; then
   echo "make test: PASS ($parts)"

@@ -22,6 +22,7 @@
 #include "batch/batch.h"
 #include "group/group.h"
 #include "partition/partition.h"
+#include "proto/proto.h"
 #include "repl/repl.h"
 #include "scrub/scrub.h"
 
@@ -642,6 +643,179 @@ static void h_topic(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps
     mk_admin_http_json(resp, 200, json_pack("{s:o}", "topic", topic_detail_json(a, t)));
 }
 
+/* ----------------------------------------------------------- topic records */
+
+#define RECORDS_LIMIT_DEFAULT 20
+#define RECORDS_LIMIT_MAX 500
+#define RECORDS_MAX_BYTES ((size_t)1 << 20)   /* read per answer at most (one batch more if larger) */
+#define RECORDS_KEY_PREVIEW 128               /* bytes of a key, a header key or value shown */
+#define RECORDS_VALUE_PREVIEW 512             /* bytes of a value shown */
+
+/* A preview of bytes as JSON text: printable ASCII as it is, every other
+ * byte as \xNN (as kcat -e does), at most max source bytes; NULL data is
+ * JSON null.  *cut says whether bytes were left out. */
+static json_t *preview_json(const uint8_t *d, int32_t len, size_t max, bool *cut)
+{
+    *cut = false;
+    if (len < 0 || !d)
+        return json_null();
+    size_t n = (size_t)len < max ? (size_t)len : max;
+    *cut = n < (size_t)len;
+    char *buf = mk_malloc(n * 4 + 1);
+    if (!buf)
+        return json_null();
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = d[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            buf[o++] = (char)c;
+        else
+            o += (size_t)snprintf(buf + o, 5, "\\x%02x", c);
+    }
+    json_t *j = json_stringn(buf, o);
+    mk_free(buf);
+    return j ? j : json_null();
+}
+
+typedef struct records_ctx_s {
+    json_t *arr;
+    int64_t from, upto;       /* offsets served: [from, upto) */
+    int limit;
+    int64_t last;             /* last offset added, -1 none */
+} records_ctx_t;
+
+static int record_cb(const mk_record_t *rec, void *arg)
+{
+    records_ctx_t *c = arg;
+    if (rec->offset < c->from)
+        return 0;
+    if (rec->offset >= c->upto || (int)json_array_size(c->arr) >= c->limit)
+        return 1;
+    bool kcut, vcut;
+    json_t *headers = json_array();
+    mk_reader_t r;
+    mk_rd_init(&r, rec->headers, rec->headers_len);
+    mk_record_header_t h;
+    while (mk_batch_record_header_next(&r, &h) == 1) {
+        bool hk, hv;
+        json_array_append_new(headers, json_pack("{s:o, s:o}", "key",
+                                                 preview_json(h.key, h.key_len, RECORDS_KEY_PREVIEW, &hk), "value",
+                                                 preview_json(h.value, h.value_len, RECORDS_KEY_PREVIEW, &hv)));
+    }
+    json_t *e = json_pack("{s:I, s:I, s:o, s:i, s:o, s:i, s:o}", "offset", (json_int_t)rec->offset, "timestamp",
+                          (json_int_t)rec->timestamp, "key",
+                          preview_json(rec->key, rec->key_len, RECORDS_KEY_PREVIEW, &kcut), "key_size",
+                          (int)rec->key_len, "value",
+                          preview_json(rec->value, rec->value_len, RECORDS_VALUE_PREVIEW, &vcut), "value_size",
+                          (int)rec->value_len, "headers", headers);
+    if (e) {
+        json_object_set_new(e, "truncated", json_boolean(kcut || vcut));
+        json_array_append_new(c->arr, e);
+    }
+    c->last = rec->offset;
+    return 0;
+}
+
+/* GET /v1/topics/{name}/records?partition=P&offset=O&limit=N: at most N
+ * records of one partition from offset O, as a consumer (read_uncommitted)
+ * would get them -- the same read path and checks as Fetch
+ * (mk_broker_records_read): committed offsets only, lost data refused, one
+ * bounded disk read, never a wait.  O -1 (the default) means the newest N
+ * records, -2 the oldest.  next_offset is where a tail continues. */
+static void h_topic_records(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                            mk_http_resp_t *resp)
+{
+    char v[32];
+    int32_t part = 0, limit = RECORDS_LIMIT_DEFAULT;
+    int64_t offset = -1;
+    if (mk_admin_query_get(req->query, "partition", v, sizeof(v)) && (!parse_id(v, &part) || part < 0)) {
+        mk_admin_http_error(resp, 400, "bad_request", "partition must be a non-negative integer");
+        return;
+    }
+    if (mk_admin_query_get(req->query, "limit", v, sizeof(v)) &&
+        (!parse_id(v, &limit) || limit < 1 || limit > RECORDS_LIMIT_MAX)) {
+        mk_admin_http_error(resp, 400, "bad_request", "limit must be 1..%d", RECORDS_LIMIT_MAX);
+        return;
+    }
+    if (mk_admin_query_get(req->query, "offset", v, sizeof(v))) {
+        char *end;
+        errno = 0;
+        long long o = strtoll(v, &end, 10);
+        if (errno || end == v || *end || o < -2) {
+            mk_admin_http_error(resp, 400, "bad_request",
+                                "offset must be an offset, -1 (the newest records) or -2 (the oldest)");
+            return;
+        }
+        offset = o;
+    }
+    mk_topic_t *t = mk_cluster_topic_find(a->c, caps->v[0]);
+    if (!t) {
+        mk_admin_http_error(resp, 404, "unknown_topic", "no topic '%s'", caps->v[0]);
+        return;
+    }
+    mk_partition_t *p = mk_cluster_topic_partition(t, part);
+    if (!p) {
+        mk_admin_http_error(resp, 404, "unknown_partition", "topic '%s' has no partition %d", caps->v[0], (int)part);
+        return;
+    }
+    /* The newest N: start N before the high watermark (or the log start). */
+    mk_broker_records_info_t info;
+    mk_buf_t buf;
+    mk_buf_init(&buf);
+    int16_t err = 0;
+    if (offset == -1) {
+        err = mk_broker_records_read(a->b, p, -1, 0, &buf, &info); /* bounds only: reads nothing */
+        if (!err) {
+            offset = MK_MAX(info.served_upto - limit, MK_MAX(info.log_start_offset, info.local_log_start_offset));
+            if (offset > info.served_upto)
+                offset = info.served_upto;
+        }
+    }
+    if (!err) {
+        buf.len = 0;
+        err = mk_broker_records_read(a->b, p, offset, RECORDS_MAX_BYTES, &buf, &info);
+    }
+    if (err) {
+        mk_buf_free(&buf);
+        int status = err == MK_KERR_OFFSET_OUT_OF_RANGE ? 416 : err == MK_KERR_CORRUPT_MESSAGE ? 409 : 503;
+        mk_admin_http_error(resp, status,
+                            err == MK_KERR_CORRUPT_MESSAGE        ? "data_lost"
+                            : err == MK_KERR_OFFSET_OUT_OF_RANGE ? "offset_out_of_range"
+                                                                 : "read_failed",
+                            "%s%s", mk_kafka_strerror(err),
+                            err == MK_KERR_CORRUPT_MESSAGE ? ": these offsets were found lost (GET /v1/integrity)"
+                            : err == MK_KERR_OFFSET_OUT_OF_RANGE ? ": the offset is outside the partition's log"
+                                                                 : "");
+        return;
+    }
+    int64_t from = info.offset;
+    records_ctx_t rc = {json_array(), from, info.served_upto, limit, -1};
+    mk_buf_t scratch;
+    mk_buf_init(&scratch);
+    size_t pos = 0;
+    mk_batch_view_t bv;
+    while (mk_batch_view_next(buf.data, buf.len, &pos, &bv) == 1) {
+        if (mk_batch_hdr_is_control(&bv.hdr))
+            continue; /* transaction markers are not records */
+        int r = mk_batch_records_foreach(buf.data + bv.pos, bv.size, &scratch, 0, record_cb, &rc);
+        if (r != 0)
+            break; /* the limit (r > 0), or a damaged batch: what came before it is served; the scrubber has its own checks */
+    }
+    mk_buf_free(&scratch);
+    mk_buf_free(&buf);
+    /* Past the last record given; without one, past what was read (control batches only). */
+    int64_t next = rc.last >= 0 ? rc.last + 1 : MK_MAX(from, MK_MIN(info.next_offset, info.served_upto));
+    json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:o}", "topic", caps->v[0], "partition", (int)part,
+                          "log_start_offset", (json_int_t)info.log_start_offset, "high_watermark",
+                          (json_int_t)info.high_watermark, "offset", (json_int_t)from, "next_offset",
+                          (json_int_t)next, "records", rc.arr);
+    if (j && info.skipped_remote)
+        json_object_set_new(j, "skipped_remote", json_true());
+    if (j && info.served_upto < info.high_watermark)
+        json_object_set_new(j, "lost_from", jint(info.served_upto));
+    mk_admin_http_json(resp, 200, j);
+}
+
 /* A config value as text: strings as they are, numbers and booleans printed. */
 static bool config_text(json_t *v, char *out, size_t n)
 {
@@ -819,21 +993,66 @@ typedef struct group_ctx_s {
     json_t *arr;
     int count;
     bool detail;
+    int64_t lag;              /* sum of the known lags */
+    bool lag_known;           /* at least one lag was known */
 } group_ctx_t;
 
 static void offset_cb(const char *topic, int32_t partition, const mk_group_offset_t *o, void *arg)
 {
     group_ctx_t *g = arg;
     g->count++;
+    mk_topic_t *t = mk_cluster_topic_find(g->a->c, topic);
+    mk_partition_t *p = t ? mk_cluster_topic_partition(t, partition) : NULL;
+    int64_t lag = p && o->offset >= 0 ? MK_MAX(mk_partition_hw(p) - o->offset, 0) : -1;
+    if (lag >= 0) {
+        g->lag += lag;
+        g->lag_known = true;
+    }
     if (!g->detail)
         return;
     json_t *e = json_pack("{s:o, s:i, s:I, s:i, s:o}", "topic", jstr(topic), "partition", (int)partition, "offset",
                           (json_int_t)o->offset, "leader_epoch", (int)o->leader_epoch, "metadata",
                           jstr(o->metadata));
-    mk_topic_t *t = mk_cluster_topic_find(g->a->c, topic);
-    mk_partition_t *p = t ? mk_cluster_topic_partition(t, partition) : NULL;
-    json_object_set_new(e, "lag", p && o->offset >= 0 ? jint(MK_MAX(mk_partition_hw(p) - o->offset, 0)) : json_null());
+    json_object_set_new(e, "lag", lag >= 0 ? jint(lag) : json_null());
     json_array_append_new(g->arr, e);
+}
+
+/* A member's assignment of the "consumer" protocol (ConsumerProtocolAssignment:
+ * int16 version, [string topic, [int32 partition]], bytes user data) as
+ * [{"topic", "partitions"}]; null when it is empty, another protocol's or
+ * does not parse.  Every count is checked against the bytes left. */
+static json_t *assignment_json(const uint8_t *b, int32_t len)
+{
+    if (!b || len < 2)
+        return json_null();
+    mk_reader_t r;
+    mk_rd_init(&r, b, (size_t)len);
+    int16_t version = mk_rd_i16(&r);
+    int32_t ntopics = mk_rd_i32(&r);
+    if (!mk_rd_ok(&r) || version < 0 || ntopics < 0 || (size_t)ntopics > mk_rd_remaining(&r) / 6)
+        return json_null();
+    json_t *arr = json_array();
+    for (int32_t i = 0; i < ntopics && mk_rd_ok(&r); i++) {
+        int16_t tl = mk_rd_i16(&r);
+        const uint8_t *tn = tl >= 0 ? mk_rd_bytes(&r, (size_t)tl) : NULL;
+        int32_t np = mk_rd_i32(&r);
+        if (!mk_rd_ok(&r) || !tn || np < 0 || (size_t)np > mk_rd_remaining(&r) / 4)
+            break;
+        json_t *parts = json_array();
+        for (int32_t k = 0; k < np; k++)
+            json_array_append_new(parts, json_integer(mk_rd_i32(&r)));
+        json_t *name = json_stringn((const char *)tn, (size_t)tl);
+        if (!name) { /* not UTF-8: not a topic name */
+            json_decref(parts);
+            break;
+        }
+        json_array_append_new(arr, json_pack("{s:o, s:o}", "topic", name, "partitions", parts));
+    }
+    if (!mk_rd_ok(&r)) {
+        json_decref(arr);
+        return json_null();
+    }
+    return arr;
 }
 
 static json_t *group_json(mk_admin_t *a, const mk_group_desc_t *d, bool detail)
@@ -842,17 +1061,21 @@ static json_t *group_json(mk_admin_t *a, const mk_group_desc_t *d, bool detail)
     json_t *members = json_array();
     for (int32_t i = 0; i < d->member_count; i++) {
         const mk_group_member_info_t *m = &d->members[i];
-        json_array_append_new(members, json_pack("{s:o, s:o, s:o, s:o}", "member_id", jstr(m->member_id),
-                                                 "group_instance_id", jstr(m->group_instance_id), "client_id",
-                                                 jstr(m->client_id), "client_host", jstr(m->client_host)));
+        json_t *mj = json_pack("{s:o, s:o, s:o, s:o}", "member_id", jstr(m->member_id), "group_instance_id",
+                               jstr(m->group_instance_id), "client_id", jstr(m->client_id), "client_host",
+                               jstr(m->client_host));
+        if (mj && d->protocol_type && strcmp(d->protocol_type, "consumer") == 0)
+            json_object_set_new(mj, "assignment", assignment_json(m->assignment, m->assignment_len));
+        json_array_append_new(members, mj);
     }
-    group_ctx_t oc = {a, json_array(), 0, detail};
+    group_ctx_t oc = {a, json_array(), 0, detail, 0, false};
     mk_group_offsets_foreach(gc, d->group_id, offset_cb, &oc);
     json_t *j = json_pack("{s:o, s:s, s:o, s:o, s:i, s:i, s:o}", "group_id", jstr(d->group_id), "state", d->state,
                           "protocol_type", jstr(d->protocol_type), "protocol", jstr(d->protocol_name),
                           "coordinator", (int)mk_group_coordinator(gc, d->group_id), "committed_offsets", oc.count,
                           "members", members);
     json_object_set_new(j, "type", json_string(d->type ? d->type : "classic"));
+    json_object_set_new(j, "lag", oc.lag_known ? jint(oc.lag) : json_null());
     if (detail)
         json_object_set_new(j, "offsets", oc.arr);
     else
@@ -868,7 +1091,7 @@ static void list_cb(const mk_group_desc_t *d, void *arg)
 
 static void h_groups(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
 {
-    group_ctx_t g = {a, json_array(), 0, false};
+    group_ctx_t g = {a, json_array(), 0, false, 0, false};
     mk_group_coord_t *gc = mk_broker_groups(a->b);
     if (gc)
         mk_group_list(gc, -1, list_cb, &g);
@@ -884,7 +1107,7 @@ static void describe_cb(const mk_group_desc_t *d, void *arg)
 
 static void h_group(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
 {
-    group_ctx_t g = {a, NULL, 0, true};
+    group_ctx_t g = {a, NULL, 0, true, 0, false};
     mk_group_coord_t *gc = mk_broker_groups(a->b);
     if (gc)
         mk_group_describe(gc, caps->v[0], describe_cb, &g);
@@ -1523,15 +1746,28 @@ static json_t *advertised_json(mk_admin_t *a)
         const char *host = mk_cluster_broker_endpoint(a->c, b, false, &port);
         char adv[300];
         mk_net_host_port(host, port, adv, sizeof(adv));
-        json_array_append_new(arr, json_pack("{s:i, s:s, s:o, s:i, s:i, s:b, s:b}", "id", (int)b->id, "advertised",
-                                             adv, "host", jstr(host), "port", port, "listen_port", b->port,
-                                             "mapped", b->adv_host != NULL || b->adv_port > 0, "running",
-                                             b->running));
+        json_t *bj = json_pack("{s:i, s:s, s:o, s:i, s:i, s:b, s:b}", "id", (int)b->id, "advertised", adv, "host",
+                               jstr(host), "port", port, "listen_port", b->port, "mapped",
+                               b->adv_host != NULL || b->adv_port > 0, "running", b->running);
+        /* The SSL listener's own mapping, when the broker has one. */
+        json_t *tj = json_null();
+        if (b->tls_port >= 0) {
+            int tport;
+            const char *thost = mk_cluster_broker_endpoint(a->c, b, true, &tport);
+            char tadv[300];
+            mk_net_host_port(thost, tport, tadv, sizeof(tadv));
+            tj = json_pack("{s:s, s:o, s:i, s:i, s:b}", "advertised", tadv, "host", jstr(thost), "port", tport,
+                           "listen_port", b->tls_port, "mapped", b->adv_tls_host != NULL || b->adv_tls_port > 0);
+        }
+        if (bj)
+            json_object_set_new(bj, "ssl", tj ? tj : json_null());
+        json_array_append_new(arr, bj);
     }
-    char boot[4096];
+    char boot[4096], tboot[4096];
     mk_cluster_advertised_bootstrap(a->c, boot, sizeof(boot));
-    return json_pack("{s:s, s:s, s:o}", "advertise_host", mk_cluster_advertise_host(a->c), "bootstrap", boot,
-                     "brokers", arr);
+    mk_cluster_advertised_tls_bootstrap(a->c, tboot, sizeof(tboot));
+    return json_pack("{s:s, s:s, s:o, s:o}", "advertise_host", mk_cluster_advertise_host(a->c), "bootstrap", boot,
+                     "ssl_bootstrap", tboot[0] ? json_string(tboot) : json_null(), "brokers", arr);
 }
 
 static void h_advertised(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
@@ -1539,7 +1775,7 @@ static void h_advertised(mk_admin_t *a, const mk_http_req_t *req, const mk_admin
     mk_admin_http_json(resp, 200, advertised_json(a));
 }
 
-/* One value of PUT /v1/advertised: "host:port", "[v6]:port", a port (an
+/* One address of PUT /v1/advertised: "host:port", "[v6]:port", a port (an
  * integer: the cluster's advertise host with that port), or null (the
  * mapping goes).  host gets "" for the advertise host.  false for anything
  * else. */
@@ -1582,6 +1818,35 @@ static bool advertised_value(json_t *v, char host[256], int *port)
     return true;
 }
 
+/* One broker's entry of PUT /v1/advertised: an address (advertised_value)
+ * for its PLAINTEXT listener, or an object {"plaintext": address, "ssl":
+ * address}, either key optional (absent: that mapping stays).  The value
+ * for each listener goes to v[0] (PLAINTEXT) and v[1] (SSL), NULL when
+ * absent.  NULL on success, else why not. */
+static const char *advertised_entry(json_t *e, const mk_cluster_broker_t *b, json_t *v[2])
+{
+    char host[256];
+    int port;
+    v[0] = v[1] = NULL;
+    if (!json_is_object(e)) {
+        v[0] = e;
+        return advertised_value(e, host, &port) ? NULL : "want \"host:port\" (\"[v6]:port\"), a port 1..65535, or null";
+    }
+    const char *key;
+    json_t *x;
+    json_object_foreach(e, key, x) {
+        bool ssl = strcmp(key, "ssl") == 0;
+        if (!ssl && strcmp(key, "plaintext") != 0)
+            return "an object takes the keys \"plaintext\" and \"ssl\"";
+        if (!advertised_value(x, host, &port))
+            return "want \"host:port\" (\"[v6]:port\"), a port 1..65535, or null for each listener";
+        if (ssl && b->tls_port < 0)
+            return "this broker has no SSL listener (TLS is off)";
+        v[ssl] = x;
+    }
+    return NULL;
+}
+
 static void h_advertised_put(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
                              mk_http_resp_t *resp)
 {
@@ -1590,41 +1855,49 @@ static void h_advertised_put(mk_admin_t *a, const mk_http_req_t *req, const mk_a
     if (!json_is_object(body)) {
         json_decref(body);
         mk_admin_http_error(resp, 400, "bad_request",
-                            "the body must be a JSON object from broker id to \"host:port\", a port or null");
+                            "the body must be a JSON object from broker id to \"host:port\", a port, null, or "
+                            "{\"plaintext\": ..., \"ssl\": ...}");
         return;
     }
     /* Check every entry before changing any: a bad one changes nothing. */
     const char *key;
     json_t *v;
     json_object_foreach(body, key, v) {
-        char host[256];
         int32_t id;
-        int port;
-        if (!parse_id(key, &id) || !mk_cluster_broker_find(a->c, id)) {
-            json_decref(body);
+        mk_cluster_broker_t *b = parse_id(key, &id) ? mk_cluster_broker_find(a->c, id) : NULL;
+        /* The answer before the body goes: key lives in it. */
+        if (!b) {
             mk_admin_http_error(resp, 404, "unknown_broker", "no broker '%s' (ids run 1..%d)", key,
                                 mk_cluster_broker_count(a->c));
+            json_decref(body);
             return;
         }
-        if (!advertised_value(v, host, &port)) {
+        json_t *lv[2];
+        const char *why = advertised_entry(v, b, lv);
+        if (why) {
+            mk_admin_http_error(resp, 400, "bad_request", "broker %s: %s", key, why);
             json_decref(body);
-            mk_admin_http_error(resp, 400, "bad_request",
-                                "broker %s: want \"host:port\" (\"[v6]:port\"), a port 1..65535, or null", key);
             return;
         }
     }
     int changed = 0;
     json_object_foreach(body, key, v) {
-        char host[256];
         int32_t id;
-        int port;
         parse_id(key, &id);
-        advertised_value(v, host, &port);
-        int rc = mk_cluster_broker_advertise(a->c, id, host[0] ? host : NULL, port);
-        if (rc < 0) {
-            json_decref(body);
-            mk_admin_http_error(resp, 500, "internal", "broker %d: %s", id, mk_strerror(rc));
-            return;
+        json_t *lv[2];
+        advertised_entry(v, mk_cluster_broker_find(a->c, id), lv);
+        for (int tls = 0; tls < 2; tls++) {
+            char host[256];
+            int port;
+            if (!lv[tls])
+                continue;
+            advertised_value(lv[tls], host, &port);
+            int rc = mk_cluster_broker_advertise(a->c, id, tls, host[0] ? host : NULL, port);
+            if (rc < 0) {
+                json_decref(body);
+                mk_admin_http_error(resp, 500, "internal", "broker %d: %s", id, mk_strerror(rc));
+                return;
+            }
         }
         changed++;
     }
@@ -2622,6 +2895,8 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_POST, "/v1/topics", h_topic_create, "create a topic {name, partitions, replication_factor, configs}"},
     {MK_HTTP_GET, "/v1/topics/{}", h_topic, "one topic with its partitions, replicas, ISR and offsets"},
     {MK_HTTP_DELETE, "/v1/topics/{}", h_topic_delete, "delete a topic"},
+    {MK_HTTP_GET, "/v1/topics/{}/records", h_topic_records,
+     "a partition's records from an offset (?partition=P&offset=O&limit=N; -1 newest, -2 oldest), as Fetch reads them"},
     {MK_HTTP_GET, "/v1/groups", h_groups, "consumer groups with state and members"},
     {MK_HTTP_GET, "/v1/groups/{}", h_group, "one group with members, committed offsets and lag"},
     {MK_HTTP_POST, "/v1/reset", h_reset, "delete every topic, group and committed offset (tenants and keys stay)"},
@@ -2638,7 +2913,7 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_DELETE, "/v1/tenants/{}/keys/{}", h_tenant_key_delete, "revoke a key and close its connections"},
     {MK_HTTP_GET, "/v1/advertised", h_advertised, "the host:port clients are told for each broker (Metadata)"},
     {MK_HTTP_PUT, "/v1/advertised", h_advertised_put,
-     "map brokers to the host:port clients use {\"1\": \"host:port\", ...} (port mapping)"},
+     "map brokers to the host:port clients use {\"1\": \"host:port\", ...} or {\"1\": {\"plaintext\": ..., \"ssl\": ...}} (port mapping)"},
     {MK_HTTP_GET, "/v1/events", h_events, "recent events (?since=SEQ&limit=N&type=T)"},
     {MK_HTTP_GET, "/v1/latency", h_latency, "request latency p50/p95/p99/max per broker and API, last 60 s"},
     {MK_HTTP_GET, "/v1/rates", h_rates, "bytes and records in/out per second per broker, topic and client"},

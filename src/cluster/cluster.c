@@ -1091,6 +1091,8 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
             goto fail;
         if (o->advertise_ports)
             c->brokers[i].adv_port = o->advertise_ports[i];
+        if (o->advertise_tls_ports && c->brokers[i].tls_port >= 0)
+            c->brokers[i].adv_tls_port = o->advertise_tls_ports[i];
     }
     /* Cells added at runtime (mk_cluster_cell_add) come back, on free ports. */
     char *added = NULL;
@@ -1163,6 +1165,7 @@ void mk_cluster_close(mk_cluster_t *c)
     for (int i = 0; c->brokers && i < c->nbrokers; i++) {
         mk_free(c->brokers[i].log_dir);
         mk_free(c->brokers[i].adv_host);
+        mk_free(c->brokers[i].adv_tls_host);
     }
     mk_free(c->brokers);
     mk_free(c->data_dir);
@@ -1183,26 +1186,27 @@ const char *mk_cluster_advertise_why(const mk_cluster_t *c) { return c->advertis
 const char *mk_cluster_broker_endpoint(const mk_cluster_t *c, const mk_cluster_broker_t *b, bool tls, int *port)
 {
     if (tls) {
-        *port = b->tls_port;
-        return c->advertise_host;
+        *port = b->adv_tls_port > 0 ? b->adv_tls_port : b->tls_port;
+        return b->adv_tls_host ? b->adv_tls_host : c->advertise_host;
     }
     *port = b->adv_port > 0 ? b->adv_port : b->port;
     return b->adv_host ? b->adv_host : c->advertise_host;
 }
 
-int mk_cluster_broker_advertise(mk_cluster_t *c, int32_t id, const char *host, int port)
+int mk_cluster_broker_advertise(mk_cluster_t *c, int32_t id, bool tls, const char *host, int port)
 {
     mk_cluster_broker_t *b = mk_cluster_broker_find(c, id);
     if (!b)
         return MK_ERR_NOT_FOUND;
-    if (port < 0 || port > 65535 || (host && !host[0]))
+    if (port < 0 || port > 65535 || (host && !host[0]) || (tls && b->tls_port < 0))
         return MK_ERR_INVALID;
     char *h = NULL;
     if (host && !(h = mk_strdup(host)))
         return MK_ERR_NOMEM;
-    mk_free(b->adv_host);
-    b->adv_host = h;
-    b->adv_port = port;
+    char **hp = tls ? &b->adv_tls_host : &b->adv_host;
+    mk_free(*hp);
+    *hp = h;
+    *(tls ? &b->adv_tls_port : &b->adv_port) = port;
     return 0;
 }
 int mk_cluster_broker_count(const mk_cluster_t *c) { return c->nbrokers; }
@@ -1222,17 +1226,19 @@ int32_t mk_cluster_controller_id(const mk_cluster_t *c)
 }
 
 /* "h:p,h:p..." of the running brokers ("[h]:p" for IPv6): which = 0 the advertise
- * host and bound PLAINTEXT ports, 1 their endpoints (mapping applied), 2 the TLS ports. */
+ * host and bound PLAINTEXT ports, 1 their endpoints (mapping applied), 2 the TLS ports,
+ * 3 the TLS endpoints (mapping applied). */
 static void bootstrap_list(const mk_cluster_t *c, char *buf, size_t n, int which)
 {
     size_t o = 0;
     buf[0] = 0;
     for (int i = 0; i < c->nbrokers && o < n; i++) {
         const mk_cluster_broker_t *b = &c->brokers[i];
-        if (!b->running || (which == 2 && !c->tls))
+        if (!b->running || (which >= 2 && !c->tls))
             continue;
         int port;
-        const char *host = which == 1 ? mk_cluster_broker_endpoint(c, b, false, &port) : c->advertise_host;
+        const char *host = which == 1 || which == 3 ? mk_cluster_broker_endpoint(c, b, which == 3, &port)
+                                                    : c->advertise_host;
         if (which == 0)
             port = b->port;
         else if (which == 2)
@@ -1249,6 +1255,7 @@ static void bootstrap_list(const mk_cluster_t *c, char *buf, size_t n, int which
 void mk_cluster_bootstrap(const mk_cluster_t *c, char *buf, size_t n) { bootstrap_list(c, buf, n, 0); }
 void mk_cluster_advertised_bootstrap(const mk_cluster_t *c, char *buf, size_t n) { bootstrap_list(c, buf, n, 1); }
 void mk_cluster_tls_bootstrap(const mk_cluster_t *c, char *buf, size_t n) { bootstrap_list(c, buf, n, 2); }
+void mk_cluster_advertised_tls_bootstrap(const mk_cluster_t *c, char *buf, size_t n) { bootstrap_list(c, buf, n, 3); }
 
 const char *mk_cluster_tls_ca_file(const mk_cluster_t *c) { return c->tls ? c->tls_ca_file : NULL; }
 
