@@ -641,8 +641,11 @@ int mk_log_open(const char *dir, const mk_log_config_t *cfg, mk_log_t **out)
         }
         bool active = i + 1 == nbases;
         struct stat sb;
-        bool trust = !active || (clean_base == bases[i] && fstat(seg->fd, &sb) == 0 &&
-                                 (int64_t)sb.st_size == clean_size);
+        bool trust = !active;
+        if (active && clean_base == bases[i] && mk_log_seg_files_get(seg) == 0) {
+            trust = fstat(seg->fd, &sb) == 0 && (int64_t)sb.st_size == clean_size;
+            mk_log_seg_files_put(seg);
+        }
         crashed = active && !trust;
         int64_t limit = active ? INT64_MAX : bases[i + 1];
         rc = mk_log_seg_recover(seg, limit, trust, cfg->index_interval_bytes, cfg->validate,
@@ -805,14 +808,19 @@ int mk_log_flush(mk_log_t *log)
     int rc = 0;
     for (size_t i = 0; i < log->nsegs && !rc; i++) {
         mk_log_seg_t *seg = log->segs[i];
+        if (!seg->dirty)
+            continue;
+        if ((rc = mk_log_seg_files_get(seg)) != 0)
+            break;
         int fds[] = {seg->fd, seg->idx_fd, seg->tidx_fd};
-        for (size_t j = 0; seg->dirty && j < MK_ARRAY_LEN(fds) && !rc; j++) {
+        for (size_t j = 0; j < MK_ARRAY_LEN(fds) && !rc; j++) {
             int fd = fcntl(fds[j], F_DUPFD_CLOEXEC, 0);
             if (fd < 0)
-                rc = MK_ERR_IO;
+                rc = errno == EMFILE || errno == ENFILE ? MK_ERR_NOFILES : MK_ERR_IO;
             else
                 w->fds[w->nfds++] = fd;
         }
+        mk_log_seg_files_put(seg);
     }
     if (!rc && log->epochs_unsynced) {
         int fd = log_epochs_fd(log);
@@ -1732,19 +1740,24 @@ void mk_log_segment_info(const mk_log_t *log, size_t i, mk_log_segment_info_t *o
 int mk_log_segment_dup_fds(mk_log_t *log, int64_t base, int fds[3])
 {
     size_t i = log_find_seg(log, base);
-    const mk_log_seg_t *seg = log->segs[i];
+    mk_log_seg_t *seg = log->segs[i];
     if (seg->base_offset != base)
         return MK_ERR_NOT_FOUND;
+    int rc = mk_log_seg_files_get(seg);
+    if (rc)
+        return rc;
     int src[3] = {seg->fd, seg->idx_fd, seg->tidx_fd};
     for (int k = 0; k < 3; k++) {
         fds[k] = src[k] >= 0 ? fcntl(src[k], F_DUPFD_CLOEXEC, 0) : -1;
         if (fds[k] < 0) {
             while (k-- > 0)
                 close(fds[k]);
-            return MK_ERR_IO;
+            rc = MK_ERR_IO;
+            break;
         }
     }
-    return 0;
+    mk_log_seg_files_put(seg);
+    return rc;
 }
 
 /* Tiered retention: whole sealed segments ending at or below offset. */
@@ -1794,12 +1807,19 @@ int mk_log_cursor_open(mk_log_t *log, mk_log_cursor_t **out)
     if (!s)
         return MK_ERR_NOMEM;
     for (size_t i = 0; i < log->nsegs; i++) {
-        const mk_log_seg_t *seg = log->segs[i];
-        int fd = seg->fd >= 0 ? fcntl(seg->fd, F_DUPFD_CLOEXEC, 0) : -1;
-        if (fd < 0) {
+        mk_log_seg_t *seg = log->segs[i];
+        int rc = mk_log_seg_files_get(seg);
+        int fd = -1;
+        if (!rc) {
+            fd = fcntl(seg->fd, F_DUPFD_CLOEXEC, 0);
+            if (fd < 0)
+                rc = errno == EMFILE || errno == ENFILE ? MK_ERR_NOFILES : MK_ERR_IO;
+            mk_log_seg_files_put(seg);
+        }
+        if (rc) {
             s->nsegs = i;
             mk_log_cursor_close(s);
-            return MK_ERR_IO;
+            return rc;
         }
         s->segs[i].fd = fd;
         s->segs[i].size = seg->st.size;

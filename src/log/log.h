@@ -447,6 +447,26 @@ int mk_log_cursor_skip_segment(mk_log_cursor_t *s);
 uint64_t mk_log_id(const mk_log_t *log);
 uint64_t mk_log_truncations(const mk_log_t *log);
 
+/* ====================================================== open descriptors */
+
+/* Segment files are opened on demand through one process-wide LRU cache of
+ * descriptors (segment.c): at most this many are held open for segments
+ * (three per segment), whatever the number of logs.  Duplicates handed out
+ * (flushes in flight, cursors, mk_log_segment_dup_fds) are not counted.
+ * minikora.log.max.open.files sets it; any thread. */
+#define MK_LOG_MAX_OPEN_FILES_DEFAULT 4096
+void mk_log_set_max_open_files(size_t n);
+
+typedef struct mk_log_open_files_stats_s {
+    size_t open;               /* descriptors the cache holds now */
+    size_t limit;              /* its bound */
+    uint64_t reopens;          /* evicted segments opened again */
+    uint64_t evictions;        /* segments whose files were closed to make room */
+    uint64_t emfile;           /* opens that failed with EMFILE/ENFILE even after evicting */
+} mk_log_open_files_stats_t;
+
+void mk_log_open_files_stats(mk_log_open_files_stats_t *out);
+
 /* ============================================================ fault hooks */
 
 /* Test hook: the nth write to a log file from now (1 = next) fails with an
