@@ -80,6 +80,17 @@ int mk_log_set_config(mk_log_t *log, const mk_log_config_t *cfg);
  * failed now or earlier; log is freed in every case. */
 int mk_log_close(mk_log_t *log);
 
+/* Shutdown of thousands of logs: one syncfs(2) of the filesystem holding
+ * dir instead of an fsync of every file and directory of every log (six
+ * brokers with 10,000 partitions each hold 30,000 logs; their fsyncs took
+ * minutes).  Call it after the last write of every log to be closed with
+ * mk_log_close_synced(), which then writes the clean shutdown marker
+ * without fsyncing (falling back to mk_log_close() for a log that must
+ * write again or has failed).  Blocks.  0 or MK_ERR_IO (then close the logs
+ * with mk_log_close()). */
+int mk_log_syncfs(const char *dir);
+int mk_log_close_synced(mk_log_t *log);
+
 /* Called on the loop thread when an asynchronous close has finished: rc is
  * what mk_log_close() would have returned (0, or MK_ERR_IO if an fsync
  * failed now or earlier).  The log is already freed. */
@@ -275,7 +286,7 @@ int32_t mk_log_latest_epoch(const mk_log_t *log);
 
 /* A new leader records that epoch starts at the current log end offset,
  * before it appends (Kafka's leader does the same on taking over), and the
- * cache is persisted.  An epoch equal to the latest is a no-op; one that
+ * checkpoint is rewritten (fsynced by the next flush, not at once).  An epoch equal to the latest is a no-op; one that
  * began at the log end without data is replaced.  Such an empty epoch does
  * not survive a reopen (entries at the end offset are dropped).  Returns 0,
  * MK_ERR_INVALID when epoch is negative or below the latest cached one, the

@@ -981,10 +981,11 @@ static void test_flush_uv(void)
     cfg.segment_bytes = 2048;
     mk_log_t *log = open_log(dir, &cfg);
     mk_log_stats_t st;
-    /* an epoch change asks for a flush, which fsyncs the checkpoint too */
+    /* a new leader's epoch is written but waits for the next flush (an
+     * entry without data would not survive a reopen anyway) */
     CHECK_RC(mk_log_epoch_begin(log, 1));
     mk_log_stats(log, &st);
-    CHECK(st.flush_in_flight);
+    CHECK(!st.flush_in_flight);
     for (int i = 0; i < 50; i++)
         append_one(log, 1, 100, 100, 1);
     uv_run(&loop, UV_RUN_DEFAULT);
