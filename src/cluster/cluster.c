@@ -726,7 +726,7 @@ int mk_cluster_topic_create(mk_cluster_t *c, const mk_topic_spec_t *spec, mk_clu
                     t->partitions[p].replicas[k].log = NULL;
                 }
         topic_free(t);
-        return rc == MK_ERR_NOMEM ? rc : MK_ERR_IO;
+        return rc == MK_ERR_NOMEM || rc == MK_ERR_NOFILES ? rc : MK_ERR_IO;
     }
     mk_info("created topic %s: %d partitions in cell %d", t->name, t->partition_count, t->cell);
     if (out)

@@ -508,9 +508,12 @@ static int log_list_segments(mk_log_t *log, int64_t **out, size_t *count)
     *out = NULL;
     *count = 0;
     DIR *d = opendir(log->dir);
+    if (!d && (errno == EMFILE || errno == ENFILE) && mk_log_seg_files_shed())
+        d = opendir(log->dir); /* the segment cache let go of its descriptors */
     if (!d) {
-        mk_error("log: opendir %s: %s", log->dir, strerror(errno));
-        return MK_ERR_IO;
+        int e = errno;
+        mk_error("log: opendir %s: %s", log->dir, strerror(e));
+        return e == EMFILE || e == ENFILE ? MK_ERR_NOFILES : MK_ERR_IO;
     }
     int64_t *bases = NULL;
     size_t n = 0, cap = 0;

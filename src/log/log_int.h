@@ -117,6 +117,10 @@ void mk_log_seg_close(mk_log_seg_t *seg);
 int mk_log_seg_files_get(mk_log_seg_t *seg);
 void mk_log_seg_files_put(mk_log_seg_t *seg);
 
+/* EMFILE/ENFILE met elsewhere in log/: closes the files of every unpinned
+ * segment (they reopen on demand); true when any were closed. */
+bool mk_log_seg_files_shed(void);
+
 /* Removes seg's files (renamed to *.deleted at once, unlinked through the
  * loop's threadpool when loop is set, else synchronously) and frees seg. */
 void mk_log_seg_delete(mk_log_seg_t *seg, struct uv_loop_s *loop);

@@ -418,6 +418,16 @@ void mk_log_seg_files_put(mk_log_seg_t *seg)
     pthread_mutex_unlock(&fdc_lock);
 }
 
+/* Out of descriptors elsewhere: closes every unpinned segment's files.
+ * Returns whether any were closed.  Any thread. */
+bool mk_log_seg_files_shed(void)
+{
+    pthread_mutex_lock(&fdc_lock);
+    size_t n = fdc_evict_locked(0, NULL, true);
+    pthread_mutex_unlock(&fdc_lock);
+    return n > 0;
+}
+
 /* Sets the bound (log.h); a lower one takes effect at the next open. */
 void mk_log_set_max_open_files(size_t n)
 {
