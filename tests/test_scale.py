@@ -9,9 +9,12 @@ and its memory are the whole cluster's.
 - Idle connections cost little resident memory, and it goes back once they close.
 """
 
+import os
 import resource
+import shutil
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,16 +35,28 @@ MAX_OPEN_FILES = 4096       # minikora.log.max.open.files's default
 FD_MARGIN = 512             # listeners, connections, SQLite, threadpool duplicates in flight
 
 
+@pytest.fixture
+def data_dir(tmp_path):
+    """Where the 30,000 replica directories go: tmpfs when there is one (/dev/shm), else
+    tmp_path.  The test is about descriptors, not the disk: creating and removing 120,000
+    files on a shared ext4 costs tens of seconds (inode allocation) and slows every other
+    test on the machine.  Set up before `minikora`, so removed after it stopped."""
+    base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else str(tmp_path)
+    d = tempfile.mkdtemp(prefix="minikora-scale-", dir=base)
+    yield Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def open_fds(pid):
     return len(list(Path("/proc/%d/fd" % pid).iterdir()))
 
 
 @pytest.mark.timeout(180)
-def test_10k_partitions_rf3_bounded_fds(minikora):
+def test_10k_partitions_rf3_bounded_fds(data_dir, minikora):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))  # inherited by minikora
     try:
-        mk = minikora()
+        mk = minikora("--s3-port", "-1", data_dir=data_dir, ephemeral=False)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     pid = mk.proc.pid
