@@ -16,6 +16,7 @@ import socket
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import confluent_kafka as ck
@@ -101,6 +102,10 @@ def test_10k_partitions_rf3_bounded_fds(data_dir, minikora):
     assert got == {(n, p, b"%s/%d" % (n.encode(), p)) for n, p in sample}
     fds = open_fds(pid)
     assert fds < MAX_OPEN_FILES + FD_MARGIN, "%d descriptors open after produce and consume" % fds
+    req = urllib.request.Request(mk.admin_url + "/metrics", headers=mk.admin_headers())
+    metrics = urllib.request.urlopen(req, timeout=10).read().decode()
+    held = [l for l in metrics.splitlines() if l.startswith("minikora_log_open_files ")]
+    assert held and float(held[0].split()[1]) <= MAX_OPEN_FILES, held
 
 
 @pytest.mark.timeout(60)
