@@ -231,8 +231,10 @@ const char *mk_net_conn_peer(const mk_net_conn_t *c) { return c->peer; }
 bool mk_net_conn_is_tls(const mk_net_conn_t *c) { return c->on_tls || (c->l && c->l->tls); }
 
 /* The thread's read buffer, shared by all its connections (file header):
- * allocated on the first read, never freed (one per loop thread). */
+ * allocated on the first read, freed when the thread's last listener
+ * closes (which closes its connections). */
 static _Thread_local uint8_t *read_buf;
+static _Thread_local int listeners_open;
 
 static uint8_t *read_buf_get(void)
 {
@@ -823,6 +825,7 @@ int mk_net_listener_open(uv_loop_t *loop, const char *host, int port, const mk_n
     }
     uv_idle_init(loop, l->resume);
     l->resume->data = l;
+    listeners_open++;
     if (l->idle_timer) {
         uint64_t period = (uint64_t)MK_MIN(MK_MAX(cfg->idle_ms / 5, 10), 1000);
         uv_timer_init(loop, l->idle_timer);
@@ -855,4 +858,8 @@ void mk_net_listener_close(mk_net_listener_t *l)
     l->resume = NULL;
     /* The listener struct starts with its uv_tcp_t, so libuv frees it whole. */
     uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)mk_free);
+    if (--listeners_open == 0) {
+        mk_free(read_buf);
+        read_buf = NULL;
+    }
 }
