@@ -962,9 +962,10 @@ static int cmd_serve(int argc, char **argv)
 
 /* Six brokers share this process, so its descriptors are the cluster's:
  * the soft RLIMIT_NOFILE is raised to the hard limit, and the segment
- * descriptor cache (log/) is bounded by minikora.log.max.open.files, at
- * most half of that limit so that connections, SQLite and transient
- * duplicates (flushes, cursors) keep the other half. */
+ * descriptor cache (log/) is bounded by minikora.log.max.open.files (0, the
+ * default: a quarter of that limit, at least 4096), at most half of it so
+ * that connections, SQLite and transient duplicates (flushes, cursors) keep
+ * the other half. */
 static void nofile_setup(const mk_config_t *config)
 {
     struct rlimit rl;
@@ -982,11 +983,14 @@ static void nofile_setup(const mk_config_t *config)
         mk_info("open files limit %llu (soft was %llu, hard %llu)", (unsigned long long)soft,
                 (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
     }
-    int64_t want = mk_cluster_config_get_i64(config, "minikora.log.max.open.files");
+    int64_t set = mk_cluster_config_get_i64(config, "minikora.log.max.open.files");
     int64_t cap = soft == RLIM_INFINITY || soft > INT32_MAX ? INT32_MAX : (int64_t)soft / 2;
+    /* 0: a quarter of the limit, at least MK_LOG_MAX_OPEN_FILES_DEFAULT */
+    int64_t want = set > 0 ? set : MK_MAX((int64_t)MK_LOG_MAX_OPEN_FILES_DEFAULT, cap / 2);
     if (want > cap) {
-        mk_warn("minikora.log.max.open.files %lld is over half the open files limit: %lld used",
-                (long long)want, (long long)cap);
+        if (set > 0)
+            mk_warn("minikora.log.max.open.files %lld is over half the open files limit: %lld used",
+                    (long long)want, (long long)cap);
         want = cap;
     }
     mk_log_set_max_open_files((size_t)want);

@@ -32,7 +32,6 @@ import conns_bench  # noqa: E402  (tests/bench/conns_bench.py: the bench's measu
 PARTITIONS = 10000
 TOPICS = 5
 SAMPLE_EVERY = 50           # one record to every 50th partition: 200 records
-MAX_OPEN_FILES = 4096       # minikora.log.max.open.files's default
 FD_MARGIN = 512             # listeners, connections, SQLite, threadpool duplicates in flight
 
 
@@ -52,6 +51,14 @@ def open_fds(pid):
     return len(list(Path("/proc/%d/fd" % pid).iterdir()))
 
 
+def metric(mk, name):
+    req = urllib.request.Request(mk.admin_url + "/metrics", headers=mk.admin_headers())
+    text = urllib.request.urlopen(req, timeout=10).read().decode()
+    vals = [float(l.split()[1]) for l in text.splitlines() if l.startswith(name + " ")]
+    assert vals, "no %s in /metrics" % name
+    return vals[0]
+
+
 @pytest.mark.timeout(180)
 def test_10k_partitions_rf3_bounded_fds(data_dir, minikora):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -65,6 +72,8 @@ def test_10k_partitions_rf3_bounded_fds(data_dir, minikora):
     limits = Path("/proc/%d/limits" % pid).read_text()
     assert any(l.startswith("Max open files") and l.split()[3] == l.split()[4] for l in limits.splitlines()), \
         "soft limit not raised to the hard one:\n" + limits
+    bound = metric(mk, "minikora_log_open_files_limit")  # default: a quarter of the limit, >= 4096
+    assert 4096 <= bound <= hard // 2 or bound == hard // 2, bound
 
     admin = AdminClient({"bootstrap.servers": mk.bootstrap, "logger": RDK_LOG})
     per = PARTITIONS // TOPICS
@@ -76,7 +85,7 @@ def test_10k_partitions_rf3_bounded_fds(data_dir, minikora):
     took = time.monotonic() - t0
     fds = open_fds(pid)
     print("created %d partitions x RF 3 in %.1f s; %d open descriptors" % (PARTITIONS, took, fds))
-    assert fds < MAX_OPEN_FILES + FD_MARGIN, "%d descriptors open at %d partitions" % (fds, PARTITIONS)
+    assert fds < bound + FD_MARGIN, "%d descriptors open at %d partitions (bound %d)" % (fds, PARTITIONS, bound)
     assert took < 90, "creating %d partitions took %.1f s" % (PARTITIONS, took)
 
     sample = [(n, p) for n in names for p in range(0, per, SAMPLE_EVERY)]
@@ -101,11 +110,8 @@ def test_10k_partitions_rf3_bounded_fds(data_dir, minikora):
         c.close()
     assert got == {(n, p, b"%s/%d" % (n.encode(), p)) for n, p in sample}
     fds = open_fds(pid)
-    assert fds < MAX_OPEN_FILES + FD_MARGIN, "%d descriptors open after produce and consume" % fds
-    req = urllib.request.Request(mk.admin_url + "/metrics", headers=mk.admin_headers())
-    metrics = urllib.request.urlopen(req, timeout=10).read().decode()
-    held = [l for l in metrics.splitlines() if l.startswith("minikora_log_open_files ")]
-    assert held and float(held[0].split()[1]) <= MAX_OPEN_FILES, held
+    assert fds < bound + FD_MARGIN, "%d descriptors open after produce and consume" % fds
+    assert metric(mk, "minikora_log_open_files") <= bound
 
 
 @pytest.mark.timeout(60)

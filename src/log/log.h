@@ -464,7 +464,8 @@ uint64_t mk_log_truncations(const mk_log_t *log);
  * descriptors (segment.c): at most this many are held open for segments
  * (three per segment), whatever the number of logs.  Duplicates handed out
  * (flushes in flight, cursors, mk_log_segment_dup_fds) are not counted.
- * minikora.log.max.open.files sets it; any thread. */
+ * minikora.log.max.open.files sets it (main.c: 0 means a quarter of the
+ * open files limit, at least this default); any thread. */
 #define MK_LOG_MAX_OPEN_FILES_DEFAULT 4096
 void mk_log_set_max_open_files(size_t n);
 
