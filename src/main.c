@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,6 +41,8 @@
 #ifndef MK_HAS_ASAN
 #define MK_HAS_ASAN 0
 #endif
+
+static void nofile_setup(const mk_config_t *config);
 
 static void usage(FILE *out)
 {
@@ -666,6 +669,7 @@ static int cmd_serve(int argc, char **argv)
     app_t app;
     memset(&app, 0, sizeof(app));
     signal(SIGPIPE, SIG_IGN);
+    nofile_setup(&config);
     app.loop = uv_default_loop();
     mk_app_opts_t opts = {0};
     opts.data_dir = data_dir;
@@ -778,6 +782,43 @@ static int cmd_serve(int argc, char **argv)
     mk_cluster_config_free(&config);
     mk_info("stopped");
     return 0;
+}
+
+/* Six brokers share this process, so its descriptors are the cluster's:
+ * the soft RLIMIT_NOFILE is raised to the hard limit, and the segment
+ * descriptor cache (log/) is bounded by minikora.log.max.open.files (0, the
+ * default: a quarter of that limit, at least 4096), at most half of it so
+ * that connections, SQLite and transient duplicates (flushes, cursors) keep
+ * the other half. */
+static void nofile_setup(const mk_config_t *config)
+{
+    struct rlimit rl;
+    rlim_t soft = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        soft = rl.rlim_cur;
+        if (rl.rlim_cur < rl.rlim_max) {
+            struct rlimit want = {rl.rlim_max, rl.rlim_max};
+            if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+                soft = rl.rlim_max;
+            else
+                mk_warn("cannot raise the open files limit from %llu to %llu: %s", (unsigned long long)rl.rlim_cur,
+                        (unsigned long long)rl.rlim_max, strerror(errno));
+        }
+        mk_info("open files limit %llu (soft was %llu, hard %llu)", (unsigned long long)soft,
+                (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+    }
+    int64_t set = mk_cluster_config_get_i64(config, "minikora.log.max.open.files");
+    int64_t cap = soft == RLIM_INFINITY || soft > INT32_MAX ? INT32_MAX : (int64_t)soft / 2;
+    /* 0: a quarter of the limit, at least MK_LOG_MAX_OPEN_FILES_DEFAULT */
+    int64_t want = set > 0 ? set : MK_MAX((int64_t)MK_LOG_MAX_OPEN_FILES_DEFAULT, cap / 2);
+    if (want > cap) {
+        if (set > 0)
+            mk_warn("minikora.log.max.open.files %lld is over half the open files limit: %lld used",
+                    (long long)want, (long long)cap);
+        want = cap;
+    }
+    mk_log_set_max_open_files((size_t)want);
+    mk_info("segment files: at most %lld descriptors open (minikora.log.max.open.files)", (long long)want);
 }
 
 /* `minikora verify --data-dir DIR`: the scrubber's checks and the audit's

@@ -2327,6 +2327,26 @@ static void group_lag_metrics(mk_admin_t *a, mk_group_coord_t *gc, const names_t
 }
 static void tier_metrics(mk_admin_t *a, mk_buf_t *o);
 
+/* The segment descriptor cache (log/, issue 16): one for the process. */
+static void open_files_metrics(mk_buf_t *o)
+{
+    mk_log_open_files_stats_t st;
+    mk_log_open_files_stats(&st);
+    mk_prom_help(o, "minikora_log_open_files", "gauge", "Segment file descriptors held open by the cache.");
+    mk_prom_sample(o, "minikora_log_open_files", (double)st.open, NULL);
+    mk_prom_help(o, "minikora_log_open_files_limit", "gauge",
+                 "Bound of the segment descriptor cache (minikora.log.max.open.files, at most half the limit).");
+    mk_prom_sample(o, "minikora_log_open_files_limit", (double)st.limit, NULL);
+    mk_prom_help(o, "minikora_log_open_files_evictions_total", "counter",
+                 "Segments whose files were closed to make room in the cache.");
+    mk_prom_sample(o, "minikora_log_open_files_evictions_total", (double)st.evictions, NULL);
+    mk_prom_help(o, "minikora_log_open_files_reopens_total", "counter", "Evicted segments opened again on use.");
+    mk_prom_sample(o, "minikora_log_open_files_reopens_total", (double)st.reopens, NULL);
+    mk_prom_help(o, "minikora_log_open_files_emfile_total", "counter",
+                 "Segment opens that failed with EMFILE or ENFILE even after emptying the cache.");
+    mk_prom_sample(o, "minikora_log_open_files_emfile_total", (double)st.emfile, NULL);
+}
+
 /* Per tenant (the default one first): the throttle time and throttled
  * responses by the quota that set them (counters; the four keys that
  * throttle, zeros included, so each series exists from the start), and
@@ -2482,6 +2502,7 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     tenant_quota_metrics(a, o);
     tier_metrics(a, o);
     mk_admin_faults_prometheus(a, o);
+    open_files_metrics(o);
 
     mk_prom_help(o, "minikora_admin_http_responses_total", "counter", "Admin API responses by status class.");
     for (int c = 1; c <= 5; c++) {

@@ -52,6 +52,7 @@
 
 struct mk_cluster_s {
     uv_loop_t *loop;
+    bool synced;                      /* closing: every broker's log directory was syncfs()ed */
     char *data_dir;
     char *host;
     char *advertise_host;
@@ -314,7 +315,9 @@ static void replica_close(mk_partition_t *p, mk_replica_t *r, uv_loop_t *loop)
         return;
     if (p->log == r->log)
         p->log = NULL;
-    if (!loop || mk_log_close_async(r->log, loop, NULL, NULL) < 0)
+    if (!loop && p->topic->cluster->synced)
+        mk_log_close_synced(r->log);
+    else if (!loop || mk_log_close_async(r->log, loop, NULL, NULL) < 0)
         mk_log_close(r->log);
     r->log = NULL;
 }
@@ -756,7 +759,7 @@ int mk_cluster_topic_create(mk_cluster_t *c, const mk_topic_spec_t *spec, mk_clu
                     t->partitions[p].replicas[k].log = NULL;
                 }
         topic_free(t);
-        return rc == MK_ERR_NOMEM ? rc : MK_ERR_IO;
+        return rc == MK_ERR_NOMEM || rc == MK_ERR_NOFILES ? rc : MK_ERR_IO;
     }
     mk_info("created topic %s: %d partitions in cell %d", t->name, t->partition_count, t->cell);
     if (out)
@@ -1156,6 +1159,11 @@ void mk_cluster_close(mk_cluster_t *c)
     size_t it = 0;
     const char *k;
     void *v;
+    /* The logs were last written before this: one syncfs instead of an
+     * fsync per file (mk_log_syncfs). */
+    c->synced = c->brokers && c->nbrokers > 0;
+    for (int i = 0; c->synced && i < c->nbrokers; i++)
+        c->synced = c->brokers[i].log_dir && mk_log_syncfs(c->brokers[i].log_dir) == 0;
     while (mk_map_next(&c->topics, &it, &k, &v))
         topic_free(v);
     mk_map_free(&c->topics);

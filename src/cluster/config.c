@@ -40,6 +40,7 @@ static const mk_cfg_def_t defs[] = {
     {"minikora.admin.auth.reads", MK_CFG_BOOL, B, "false", NULL, true, "The admin API's read routes and /metrics require the admin token too (/healthz and /readyz never do); acting routes always require it."},
     {"message.max.bytes", MK_CFG_INT, B, "1048588", NULL, false, "Largest record batch accepted (broker default of max.message.bytes)."},
     {"log.dirs", MK_CFG_STRING, B, "./data", NULL, true, "Data directory; each broker keeps its logs under broker-<id>/."},
+    {"minikora.log.max.open.files", MK_CFG_INT, B, "0", NULL, true, "Most descriptors held open for segment files, by all brokers of the process together (three per segment: .log, .index, .timeindex).  Segments are opened on demand through an LRU cache of descriptors; the least recently used one is closed to make room.  0: a quarter of the open files limit, at least 4096 (the soft limit is raised to the hard one at start; 4096 with Debian's hard limit of 524288 would be 131072).  Always capped at half the limit.  At least 12."},
     {"log.segment.bytes", MK_CFG_INT, B, "1073741824", NULL, false, "Segment size at which a new segment is rolled."},
     {"log.roll.ms", MK_CFG_LONG, B, "604800000", NULL, false, "Age of the active segment at which a new one is rolled."},
     {"log.retention.ms", MK_CFG_LONG, B, "604800000", NULL, false, "Time a segment is kept after its newest record; -1 keeps forever."},

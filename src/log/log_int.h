@@ -48,7 +48,12 @@ typedef struct mk_log_seg_s {
     const char *sfx;           /* static suffix of its file names (".cleaned", ".swap"), or NULL */
     const mk_log_seg_ops_t *ops;
     void *impl;                /* ops' object; the segment itself for local */
-    int fd, idx_fd, tidx_fd;   /* local files, -1 when closed */
+    int fd, idx_fd, tidx_fd;   /* local files, -1 when closed or evicted from
+                                * the descriptor cache: use them only between
+                                * mk_log_seg_files_get() and _put() */
+    struct mk_log_seg_s *lru_prev, *lru_next; /* descriptor cache list (segment.c) */
+    int pins;                  /* get()s not yet put(): not evictable meanwhile */
+    bool listed;               /* in the descriptor cache list (files open) */
     bool idx_missing;          /* index files were absent at open */
     bool dirty;                /* written since the last flush request */
     mk_log_idx_entry_t *idx;   /* owned, idx_cap slots */
@@ -146,6 +151,19 @@ int mk_log_seg_rename(mk_log_seg_t *seg, const char *sfx);
 
 /* Closes the files and frees seg. */
 void mk_log_seg_close(mk_log_seg_t *seg);
+
+/* The descriptor cache (segment.c): a segment's three files are open only
+ * while it is in a process-wide LRU list bounded by
+ * mk_log_set_max_open_files().  get() reopens them when they were evicted
+ * and pins them: seg->fd, idx_fd and tidx_fd stay valid until the matching
+ * put().  Any thread (one lock).  get() returns 0, MK_ERR_IO or
+ * MK_ERR_NOFILES (EMFILE/ENFILE even after evicting). */
+int mk_log_seg_files_get(mk_log_seg_t *seg);
+void mk_log_seg_files_put(mk_log_seg_t *seg);
+
+/* EMFILE/ENFILE met elsewhere in log/: closes the files of every unpinned
+ * segment (they reopen on demand); true when any were closed. */
+bool mk_log_seg_files_shed(void);
 
 /* Removes seg's files (renamed to *.deleted at once, unlinked through the
  * loop's threadpool when loop is set, else synchronously) and frees seg. */

@@ -94,7 +94,15 @@ bool mk_partition_hw_update(mk_partition_t *p)
     int64_t hw = mk_log_end_offset(p->log);
     for (int32_t k = 0; k < p->replica_count; k++) {
         const mk_replica_t *rp = &p->replicas[k];
-        if (rp->in_isr && rp->log && rp->broker != p->leader)
+        if (!rp->in_isr || !rp->log || rp->broker == p->leader)
+            continue;
+        /* A follower that has not yet truncated to this leader's epoch
+         * boundary may hold a stale tail of an earlier leader at the very
+         * offsets this leader writes: its log end says nothing, so the HW
+         * waits for its first round (issue 16; tests/test_hw_window.py). */
+        if (rp->needs_truncate)
+            hw = MK_MIN(hw, p->hw);
+        else
             hw = MK_MIN(hw, MK_MIN(rp->acked_leo, mk_log_end_offset(rp->log)));
     }
     if (hw > p->hw) {

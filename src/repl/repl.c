@@ -231,6 +231,9 @@ static void reconcile(mk_partition_t *p, mk_replica_t *f)
             mk_error("partition %s-%d: truncation on broker %d failed: %s", p->topic->name, p->index, f->broker,
                      mk_strerror(rc));
     }
+    /* What the follower acknowledged to an earlier leader may be the very
+     * tail just cut: only this leader's rounds count from here. */
+    f->acked_leo = MK_MIN(f->acked_leo, mk_log_end_offset(f->log));
 }
 
 /* The leader hears of a follower's log end: ISR and HW may move. */
