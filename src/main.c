@@ -14,6 +14,7 @@
 #include "admin/admin.h"
 #include "broker/broker.h"
 #include "cluster/cluster.h"
+#include "health/health.h"
 #include "repl/repl.h"
 #include "scrub/scrub.h"
 #include "s3d/s3d.h"
@@ -99,6 +100,7 @@ typedef struct app_s {
     mk_cluster_t *cluster;
     mk_broker_t *broker;
     mk_admin_t *admin;
+    mk_health_t *health;        /* the storage health manager (its own timer) */
     mk_s3d_t *s3d;              /* the bundled S3 server, on a thread of its own */
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;
@@ -143,6 +145,8 @@ static void app_stop(app_t *app)
     app->control_on = false;
     mk_admin_close(app->admin); /* before the broker: it observes requests */
     app->admin = NULL;
+    mk_health_free(app->health); /* before the broker: it probes through its writer */
+    app->health = NULL;
     mk_s3d_close(app->s3d);     /* joins its thread; before the data directory goes */
     app->s3d = NULL;
     mk_broker_free(app->broker);
@@ -797,6 +801,14 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     }
 
+    /* The storage health manager: probes and the remediation ladder. */
+    mk_health_config_t hcfg;
+    mk_health_config_from(&config, &hcfg);
+    rc = mk_health_new(app.loop, app.cluster, mk_broker_repl(app.broker), mk_broker_writer(app.broker), &hcfg,
+                       &app.health);
+    if (rc < 0)
+        mk_warn("the storage health manager does not run: %s", mk_strerror(rc));
+
     uv_signal_init(app.loop, &app.sigterm);
     uv_signal_init(app.loop, &app.sigint);
     app.sigterm.data = app.sigint.data = &app;
@@ -857,7 +869,8 @@ static int cmd_serve(int argc, char **argv)
     char admin_url[300] = "";
     if (admin_port >= 0) {
         mk_admin_opts_t aopts = {host, admin_port, app.cluster, app.broker, MINIKORA_VERSION, admin_token,
-                                 mk_cluster_config_get_bool(&config, "minikora.admin.auth.reads"), app.s3d};
+                                 mk_cluster_config_get_bool(&config, "minikora.admin.auth.reads"), app.s3d,
+                                 app.health};
         /* Before the listener opens: whoever reads the file can act. */
         if (admin_token_write(data_dir, admin_token) < 0)
             mk_warn("cannot write %s/admin-token: %s", data_dir, strerror(errno));

@@ -61,6 +61,9 @@ static const char *const event_types[] = {
     "quota", "tenant_throttled",
     /* the bundled S3 server's fault switch (tier/ tests and operators) */
     "s3_fault",
+    /* the storage health manager's ladder (health/) */
+    "health_stalled", "health_restart", "health_demoted", "health_replace", "health_retired", "health_slow",
+    "health_recovered",
 };
 
 bool mk_admin_event_type_known(const char *type)

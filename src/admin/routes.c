@@ -1748,6 +1748,52 @@ static void h_integrity(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_
                                  "incidents", incidents, "audit", audit, "remote", remote));
 }
 
+/* GET /v1/health: the storage health manager, per broker (state, ladder
+ * step, storage I/O, probes) and its thresholds. */
+static void h_health(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    if (!a->health) {
+        mk_admin_http_error(resp, 503, "unavailable", "the storage health manager is not running");
+        return;
+    }
+    const mk_health_config_t *cfg = mk_health_config(a->health);
+    json_t *th = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I}", "check_interval_ms",
+                           (json_int_t)cfg->check_interval_ms, "probe_interval_ms", (json_int_t)cfg->probe_interval_ms,
+                           "stall_ms", (json_int_t)cfg->stall_ms, "restart_grace_ms", (json_int_t)cfg->restart_grace_ms,
+                           "replace_after_ms", (json_int_t)cfg->replace_after_ms, "recover_ms",
+                           (json_int_t)cfg->recover_ms, "slow_factor", cfg->slow_factor, "slow_min_ms",
+                           (json_int_t)cfg->slow_min_ms, "slow_for_ms", (json_int_t)cfg->slow_for_ms);
+    json_t *brokers = json_array();
+    int n = 0;
+    const mk_health_broker_t *hb = mk_health_brokers(a->health, &n);
+    for (int i = 0; i < n; i++) {
+        const mk_health_broker_t *x = &hb[i];
+        mk_cluster_broker_t *b = mk_cluster_broker_find(a->c, x->id);
+        char topic[64];
+        snprintf(topic, sizeof(topic), "%s~probe-%d", MK_HEALTH_TENANT, (int)x->id);
+        json_t *io = json_pack("{s:I, s:I, s:I, s:I, s:f, s:f}", "ops", (json_int_t)x->io.ops, "errors",
+                               (json_int_t)x->io.errors, "inflight", (json_int_t)x->io.inflight, "oldest_inflight_ms",
+                               (json_int_t)x->io.oldest_inflight_ms, "p50_ms", x->io.p50_ms, "p99_ms", x->io.p99_ms);
+        json_t *probes = json_pack("{s:s, s:I, s:I, s:f, s:f, s:o, s:o}", "topic", topic, "ok",
+                                   (json_int_t)x->probes_ok, "failed", (json_int_t)x->probes_failed, "produce_ms",
+                                   x->probe_produce_ms, "consume_ms", x->probe_consume_ms, "last_ok_ms",
+                                   jms(x->probe_last_ok_ms),
+                                   "error", x->probe_error[0] ? json_string(x->probe_error) : json_null());
+        json_t *bj = json_pack("{s:i, s:s, s:i, s:b, s:s, s:i, s:o, s:b, s:I, s:o, s:o, s:I, s:o, s:o, s:I}", "id",
+                               (int)x->id, "az", b ? b->az : "", "cell", b ? (int)b->cell : -1, "running",
+                               b && b->running, "state", mk_health_state_name(x->state), "step", x->step, "since_ms",
+                               jms(x->since_ms), "fenced", x->fenced, "no_progress_ms",
+                               (json_int_t)x->no_progress_ms, "io", io, "probes", probes, "restarts",
+                               (json_int_t)x->restarts, "replaced_by",
+                               x->replaced_by ? json_integer(x->replaced_by) : json_null(), "replaces",
+                               x->replaces ? json_integer(x->replaces) : json_null(), "recover_ms",
+                               (json_int_t)x->recover_ms);
+        json_array_append_new(brokers, bj);
+    }
+    mk_admin_http_json(resp, 200, json_pack("{s:b, s:s, s:o, s:o}", "enabled", cfg->enable, "probe_tenant",
+                                            MK_HEALTH_TENANT, "thresholds", th, "brokers", brokers));
+}
+
 static void h_integrity_scrub(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
                               mk_http_resp_t *resp)
 {
@@ -2519,6 +2565,7 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_GET, "/v1/events", h_events, "recent events (?since=SEQ&limit=N&type=T)"},
     {MK_HTTP_GET, "/v1/latency", h_latency, "request latency p50/p95/p99/max per broker and API, last 60 s"},
     {MK_HTTP_GET, "/v1/rates", h_rates, "bytes and records in/out per second per broker, topic and client"},
+    {MK_HTTP_GET, "/v1/health", h_health, "storage health manager: per broker state, ladder step, storage I/O, probes; thresholds"},
     {MK_HTTP_GET, "/v1/integrity", h_integrity, "scrubber and durability audit: verified, corrupt, repaired, lost data, incidents"},
     {MK_HTTP_POST, "/v1/integrity/scrub", h_integrity_scrub, "start a scrubber pass now (409 while one runs)"},
     {MK_HTTP_GET, "/v1/tier", h_tier, "tiered storage: S3 target and status, cache, uploads and deletes, per broker"},
