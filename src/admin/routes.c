@@ -191,6 +191,8 @@ static bool counts_take(mk_admin_t *a, counts_t *k)
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it))) {
+        if (mk_health_topic_internal(t->name))
+            continue; /* the health manager's probes: internal */
         k->topics++;
         for (int32_t i = 0; i < t->partition_count; i++) {
             mk_partition_t *p = mk_cluster_topic_partition(t, i);
@@ -542,7 +544,8 @@ static void h_topics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_cap
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it)))
-        json_array_append_new(arr, topic_summary_json(a, t));
+        if (!mk_health_topic_internal(t->name)) /* probe topics: GET /v1/health */
+            json_array_append_new(arr, topic_summary_json(a, t));
     mk_admin_http_json(resp, 200, json_pack("{s:o}", "topics", arr));
 }
 
@@ -936,7 +939,7 @@ static bool delete_owned(mk_admin_t *a, const mk_tenant_t *tenant, int *topics, 
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it)))
-        if (!tenant || mk_tenant_visible(tenant, t->name))
+        if ((!tenant || mk_tenant_visible(tenant, t->name)) && !mk_health_topic_internal(t->name))
             names_add(&tn, t->name);
     for (int i = 0; i < tn.n; i++) {
         t = mk_cluster_topic_find(a->c, tn.v[i]);
@@ -1777,7 +1780,7 @@ static void h_health(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_cap
         json_t *probes = json_pack("{s:s, s:I, s:I, s:f, s:f, s:o, s:o}", "topic", topic, "ok",
                                    (json_int_t)x->probes_ok, "failed", (json_int_t)x->probes_failed, "produce_ms",
                                    x->probe_produce_ms, "consume_ms", x->probe_consume_ms, "last_ok_ms",
-                                   jms(x->probe_last_ok_ms),
+                                   x->probe_last_ok_ms ? jms(x->probe_last_ok_ms) : json_null(),
                                    "error", x->probe_error[0] ? json_string(x->probe_error) : json_null());
         json_t *bj = json_pack("{s:i, s:s, s:i, s:b, s:s, s:i, s:o, s:b, s:I, s:o, s:o, s:I, s:o, s:o, s:I}", "id",
                                (int)x->id, "az", b ? b->az : "", "cell", b ? (int)b->cell : -1, "running",
@@ -1859,6 +1862,55 @@ static void integrity_prometheus(mk_admin_t *a, mk_buf_t *o)
     mk_prom_sample(o, "minikora_audit_events_total", (double)st.audit_events, NULL);
 }
 
+/* Prometheus lines of the storage health manager (h_metrics): per broker
+ * its state (one series per state, 1 for the current one), ladder step,
+ * storage I/O and probes. */
+static void health_prometheus(mk_admin_t *a, mk_buf_t *o)
+{
+    if (!a->health)
+        return;
+    int n = 0;
+    const mk_health_broker_t *hb = mk_health_brokers(a->health, &n);
+    char id[16];
+    mk_prom_help(o, "minikora_health_state", "gauge",
+                 "The storage health manager's state of the broker: 1 for the current state, 0 for the others.");
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "%d", hb[i].id);
+        for (int st = MK_HEALTH_HEALTHY; st <= MK_HEALTH_STOPPED; st++)
+            mk_prom_sample(o, "minikora_health_state", hb[i].state == st, "broker", id, "state",
+                           mk_health_state_name(st), NULL);
+    }
+    static const struct {
+        const char *name, *type, *help;
+    } fams[] = {
+        {"minikora_health_ladder_step", "gauge",
+         "Remediation ladder step last taken for the broker: 0 none, 1 restarted, 2 demoted, 3 replaced, 4 slow (out of the ISRs)."},
+        {"minikora_health_fenced", "gauge", "1 while the health manager keeps the broker out of the ISRs and leadership."},
+        {"minikora_health_no_progress_seconds", "gauge", "How long the broker's storage has made no progress (0: it does)."},
+        {"minikora_health_io_ops_total", "counter", "Storage operations of the broker (the log layer's I/O gate)."},
+        {"minikora_health_io_errors_total", "counter", "Storage operations of the broker that failed."},
+        {"minikora_health_io_inflight_oldest_seconds", "gauge", "Age of the broker's oldest storage operation in flight."},
+        {"minikora_health_io_latency_p99_seconds", "gauge", "99th percentile latency of the broker's recent storage operations."},
+        {"minikora_health_probes_total", "counter", "Synthetic produce and consume probes of the broker that succeeded."},
+        {"minikora_health_probe_failures_total", "counter", "Synthetic probes of the broker that failed."},
+        {"minikora_health_probe_produce_seconds", "gauge", "Append latency of the broker's last successful probe."},
+        {"minikora_health_probe_consume_seconds", "gauge", "Read-back latency of the broker's last successful probe."},
+        {"minikora_health_restarts_total", "counter", "Restarts of the broker by the remediation ladder (step 1)."},
+    };
+    for (size_t f = 0; f < MK_ARRAY_LEN(fams); f++) {
+        mk_prom_help(o, fams[f].name, fams[f].type, fams[f].help);
+        for (int i = 0; i < n; i++) {
+            const mk_health_broker_t *x = &hb[i];
+            double v[] = {x->step, x->fenced, (double)x->no_progress_ms / 1000.0, (double)x->io.ops,
+                          (double)x->io.errors, (double)x->io.oldest_inflight_ms / 1000.0, x->io.p99_ms / 1000.0,
+                          (double)x->probes_ok, (double)x->probes_failed, x->probe_produce_ms / 1000.0,
+                          x->probe_consume_ms / 1000.0, (double)x->restarts};
+            snprintf(id, sizeof(id), "%d", x->id);
+            mk_prom_sample(o, fams[f].name, v[f], "broker", id, NULL);
+        }
+    }
+}
+
 /* ------------------------------------------------------- latency and rates */
 
 static void h_latency(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
@@ -1915,7 +1967,7 @@ static void partition_metrics(mk_admin_t *a, mk_buf_t *o)
         size_t it = 0;
         mk_topic_t *t;
         while ((t = mk_cluster_topic_next(a->c, &it)))
-            for (int32_t i = 0; i < t->partition_count; i++) {
+            for (int32_t i = 0; i < t->partition_count && !mk_health_topic_internal(t->name); i++) {
                 mk_partition_t *p = mk_cluster_topic_partition(t, i);
                 mk_log_t *log = mk_partition_log(p);
                 mk_log_stats_t st = {0};
@@ -2100,10 +2152,13 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it)))
-        mk_prom_sample(o, "minikora_topic_partitions", t->partition_count, "topic", t->name, NULL);
+        if (!mk_health_topic_internal(t->name))
+            mk_prom_sample(o, "minikora_topic_partitions", t->partition_count, "topic", t->name, NULL);
     mk_prom_help(o, "minikora_topic_size_bytes", "gauge", "Bytes of the topic's leader logs, all partitions.");
     it = 0;
     while ((t = mk_cluster_topic_next(a->c, &it))) {
+        if (mk_health_topic_internal(t->name))
+            continue;
         uint64_t size;
         int64_t records;
         topic_log_totals(t, &size, &records);
@@ -2130,6 +2185,7 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
 
     mk_admin_stats_prometheus(a->stats, o);
     integrity_prometheus(a, o);
+    health_prometheus(a, o);
     tenant_quota_metrics(a, o);
     tier_metrics(a, o);
 
