@@ -48,6 +48,7 @@ typedef enum mk_tui_req_e {
     MK_TUI_REQ_TENANTS,  /* GET /v1/tenants */
     MK_TUI_REQ_TENANT,   /* GET /v1/tenants/{arg} */
     MK_TUI_REQ_STORAGE,  /* GET /v1/storage */
+    MK_TUI_REQ_HEALTH,   /* GET /v1/health */
     MK_TUI_REQ_ACTION,   /* POST: broker or AZ lifecycle */
 } mk_tui_req_t;
 
@@ -239,6 +240,21 @@ typedef struct mk_tui_storage_row_s {
     int32_t backlog_segments, remote_segments;
 } mk_tui_storage_row_t;
 
+/* One row of the Health view, from GET /v1/health: one broker as the
+ * storage health manager sees it. */
+typedef struct mk_tui_health_row_s {
+    int32_t id;
+    char az[16];
+    int32_t cell;
+    bool running, fenced;
+    char state[16];
+    int32_t step;                 /* ladder step: 0 none .. 4 slow */
+    int64_t no_progress_ms, ops, errors, oldest_ms, probes_ok, probes_failed, restarts;
+    double p99_ms, produce_ms, consume_ms;
+    int32_t replaced_by, replaces;  /* 0: none */
+    char probe_error[96];
+} mk_tui_health_row_t;
+
 /* A ring of samples for a sparkline. */
 typedef struct mk_tui_hist_s {
     double v[MK_TUI_HISTORY];
@@ -304,6 +320,12 @@ typedef struct mk_tui_model_s {
     mk_tui_storage_row_t *storage;  /* tenants in the API's order, each followed by its topics */
     int nstorage;
     mk_tui_hist_t hist_up, hist_down;  /* S3 bytes/s up and down */
+    /* GET /v1/health: 0 = not answered yet, 404 = the API has no such route */
+    long health_status;
+    bool health_enabled;
+    int64_t health_stall_ms, health_restart_grace_ms, health_replace_after_ms;
+    mk_tui_health_row_t *health;  /* brokers in id order */
+    int nhealth;
     /* GET /v1/events: a ring, oldest first from events_head */
     mk_tui_event_t *events;      /* MK_TUI_EVENTS slots */
     int nevents, events_head;
@@ -357,7 +379,7 @@ void mk_tui_fmt_spark(const double *newest_first, int count, int width, bool utf
 /* ===================================================================== state */
 
 enum { MK_TUI_V_OVERVIEW, MK_TUI_V_PLACEMENT, MK_TUI_V_LATENCY, MK_TUI_V_TENANTS, MK_TUI_V_EVENTS, MK_TUI_V_STORAGE,
-       MK_TUI_V_COUNT };
+       MK_TUI_V_HEALTH, MK_TUI_V_COUNT };
 enum { MK_TUI_DRILL_NONE, MK_TUI_DRILL_BROKER, MK_TUI_DRILL_TOPIC };
 enum { MK_TUI_MODE_NORMAL, MK_TUI_MODE_FILTER, MK_TUI_MODE_CONFIRM, MK_TUI_MODE_HELP };
 enum { MK_TUI_ACT_STOP, MK_TUI_ACT_START, MK_TUI_ACT_CRASH, MK_TUI_ACT_AZ_DOWN, MK_TUI_ACT_AZ_UP };
@@ -429,6 +451,8 @@ int mk_tui_view_latency_rows(const mk_tui_t *t, int *idx, int cap);
 int mk_tui_view_event_rows(const mk_tui_t *t, int *idx, int cap);
 /* Tenant rows (indexes into m.tenants), filtered. */
 int mk_tui_view_tenant_rows(const mk_tui_t *t, int *idx, int cap);
+/* Health rows (indexes into m.health), filtered by broker id or state. */
+int mk_tui_view_health_rows(const mk_tui_t *t, int *idx, int cap);
 /* Storage rows (indexes into m.storage), filtered by tenant or topic. */
 int mk_tui_view_storage_rows(const mk_tui_t *t, int *idx, int cap);
 /* Body rows a view's list has at the current size (for paging). */
