@@ -176,8 +176,14 @@ static void probe(mk_health_t *h, slot_t *s, uint64_t now)
 {
     int32_t id = s->pub.id;
     mk_partition_t *p = probe_partition(h, id);
-    if (!p || mk_partition_leader(p) != id)
-        return; /* not led by it (just made, or it is starting): no verdict */
+    if (!p)
+        return; /* cannot be made now: no verdict */
+    if (mk_partition_leader(p) != id || !mk_partition_log(p)) {
+        /* Its one replica is on a running broker, so it leads unless its
+         * log could not open or went offline: storage does not work. */
+        probe_failed(h, s, now, "probe partition offline (its log is not open)");
+        return;
+    }
     char value[64];
     int vl = snprintf(value, sizeof(value), "probe %llu", (unsigned long long)++h->probe_seq);
     mk_batch_rec_in_t rec = {.value = value, .value_len = vl, .timestamp = mk_now_ms()};
@@ -510,10 +516,9 @@ static void step(mk_health_t *h, slot_t *s, uint64_t now)
 
 /* ==================================================================== tick */
 
-static void tick_cb(uv_timer_t *t)
+/* A slot for every broker the cluster has (brokers are only ever added). */
+static void slots_sync(mk_health_t *h, uint64_t now)
 {
-    mk_health_t *h = t->data;
-    uint64_t now = uv_now(h->loop);
     int n = mk_cluster_broker_count(h->c);
     for (int i = h->nslots; i < n && i < MK_CLUSTER_MAX_BROKERS; i++) {
         slot_t *s = &h->slots[i];
@@ -527,6 +532,13 @@ static void tick_cb(uv_timer_t *t)
                 s->pub.replaces = h->slots[j].pub.id;
         h->nslots = i + 1;
     }
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    mk_health_t *h = t->data;
+    uint64_t now = uv_now(h->loop);
+    slots_sync(h, now);
     for (int i = 0; i < h->nslots; i++) {
         slot_t *s = &h->slots[i];
         mk_cluster_broker_t *b = mk_cluster_broker_at(h->c, i);
@@ -577,6 +589,7 @@ int mk_health_new(uv_loop_t *loop, mk_cluster_t *c, mk_repl_t *r, mk_partition_w
     }
     uv_timer_init(loop, h->timer);
     h->timer->data = h;
+    slots_sync(h, uv_now(loop));
     uv_timer_start(h->timer, tick_cb, (uint64_t)h->cfg.check_interval_ms, (uint64_t)h->cfg.check_interval_ms);
     *out = h;
     return 0;
