@@ -193,6 +193,8 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
     if (rc < 0)
         return rc;
     mk_repl_config_t rcfg = repl_config(cfg);
+    /* The storage I/O gate of every broker's logs (log.h): its timer. */
+    mk_log_io_open(b->loop);
     /* The one leader write path; repl and txn observe it, in that order. */
     rc = mk_partition_writer_new(c, &b->writer);
     if (rc < 0)
@@ -310,6 +312,7 @@ void mk_broker_free(mk_broker_t *b)
     b->repl = NULL;
     mk_partition_writer_free(b->writer);
     b->writer = NULL;
+    mk_log_io_close();
     /* Connections outlive the layer until the cluster closes its listeners:
      * detach their sessions (close_cb then finds no broker to unlink from). */
     for (mk_session_t *s = b->sessions, *next; s; s = next) {

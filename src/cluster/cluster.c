@@ -289,7 +289,10 @@ static int replica_open(mk_cluster_t *c, mk_partition_t *p, mk_replica_t *r)
         return 0;
     char dir[4096];
     replica_dir(c, p, r->broker, dir, sizeof(dir));
-    int rc = mk_log_open(dir, &p->topic->cfg.log, &r->log);
+    /* The log's storage operations pass its broker's I/O gate (log.h). */
+    mk_log_config_t lc = p->topic->cfg.log;
+    lc.io_domain = r->broker;
+    int rc = mk_log_open(dir, &lc, &r->log);
     if (rc < 0)
         mk_error("cannot open log %s: %s", dir, mk_strerror(rc));
     else
@@ -1255,6 +1258,27 @@ int mk_cluster_broker_stop(mk_cluster_t *c, int32_t id)
     return 0;
 }
 
+int mk_cluster_broker_logs_offline(mk_cluster_t *c, int32_t id)
+{
+    mk_cluster_broker_t *b = mk_cluster_broker_find(c, id);
+    if (!b)
+        return MK_ERR_NOT_FOUND;
+    if (!b->running || b->logs_offline)
+        return MK_ERR_STATE;
+    b->logs_offline = true;
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(c, &it)))
+        for (int32_t p = 0; p < t->partition_count; p++) {
+            mk_replica_t *r = mk_cluster_partition_replica(&t->partitions[p], id);
+            if (r)
+                replica_close(&t->partitions[p], r, c->loop);
+        }
+    mk_warn("broker %d: its log directory is offline (storage error): its replicas are offline until it restarts",
+            id);
+    return 0;
+}
+
 int mk_cluster_broker_start(mk_cluster_t *c, int32_t id)
 {
     mk_cluster_broker_t *b = mk_cluster_broker_find(c, id);
@@ -1262,6 +1286,8 @@ int mk_cluster_broker_start(mk_cluster_t *c, int32_t id)
         return MK_ERR_NOT_FOUND;
     if (b->running || b->retired)
         return MK_ERR_STATE;
+    mk_log_io_online(id); /* a restart brings an offline log directory back */
+    b->logs_offline = false;
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(c, &it)))

@@ -121,6 +121,8 @@ typedef struct mk_cluster_broker_s {
     bool running;
     bool crashed;             /* stopped by a crash, not a controlled shutdown (repl/) */
     bool retired;             /* replaced (health/): stopped for good, placed on never again */
+    bool logs_offline;        /* its log directory failed (a storage error): logs closed,
+                                 listeners up, until the next start (cluster.c) */
     char *adv_host;           /* owned: the host clients are told for its PLAINTEXT
                                  listener; NULL: the cluster's advertise host */
     int adv_port;             /* the port clients are told; 0: the bound port.  Both
@@ -255,6 +257,11 @@ int32_t mk_cluster_controller_id(const mk_cluster_t *c);
 /* Stop / start one broker: listener, logs of its partitions.  0 or error. */
 int mk_cluster_broker_stop(mk_cluster_t *c, int32_t id);
 int mk_cluster_broker_start(mk_cluster_t *c, int32_t id);
+/* Kafka's offline log directory: the broker's replica logs are closed (a
+ * storage error failed one) while it keeps serving; repl/ then elects other
+ * leaders.  A start (after a stop) opens them again.  0, MK_ERR_NOT_FOUND,
+ * MK_ERR_STATE (not running, or already offline). */
+int mk_cluster_broker_logs_offline(mk_cluster_t *c, int32_t id);
 /* A segment event of the replica of p on broker (see log.h). */
 typedef void (*mk_cluster_segment_cb)(void *arg, mk_partition_t *p, int32_t broker,
                                       const mk_log_segment_event_t *ev);

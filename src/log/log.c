@@ -121,6 +121,8 @@ struct mk_log_s {
     void *segment_arg;
     uint64_t id;               /* unique in the process (mk_log_id) */
     uint64_t truncations;      /* truncations since open (mk_log_truncations) */
+    mk_log_io_slot_t io;       /* its place at its broker's storage I/O gate (io.c) */
+    uint64_t flush_t0;         /* the in-flight fsync's gate start (ns) */
 };
 
 /* Source of mk_log_id(): opens may happen on any thread (tests). */
@@ -166,7 +168,9 @@ int mk_log_set_config(mk_log_t *log, const mk_log_config_t *cfg)
 {
     if (!config_ok(cfg))
         return MK_ERR_INVALID;
+    int32_t domain = log->cfg.io_domain;
     log->cfg = *cfg;
+    log->cfg.io_domain = domain; /* fixed at open */
     return 0;
 }
 
@@ -584,9 +588,11 @@ static int64_t log_read_start(const mk_log_t *log)
 }
 
 static void closing_overtake(const char *dir);
+static void log_io_retry(void *log) { mk_log_flush(log); }
 
 static void log_free(mk_log_t *log)
 {
+    mk_log_io_detach(&log->io);
     for (size_t i = 0; i < log->nsegs; i++)
         mk_log_seg_close(log->segs[i]);
     mk_log_epochs_free(&log->epochs);
@@ -602,6 +608,15 @@ int mk_log_open(const char *dir, const mk_log_config_t *cfg, mk_log_t **out)
     *out = NULL;
     if (!dir || !*dir || !config_ok(cfg))
         return MK_ERR_INVALID;
+    /* Opening writes (the directory, a new segment, markers): the gate's
+     * write errors refuse it; a held open is not modelled (it runs). */
+    mk_log_io_slot_t gate = {.domain = cfg->io_domain > 0 && cfg->io_domain < MK_LOG_IO_DOMAINS ? cfg->io_domain : 0};
+    uint64_t t0;
+    int grc = mk_log_io_begin(&gate, MK_LOG_IO_WRITE, &t0);
+    if (grc == MK_ERR_IO) {
+        mk_error("log: %s: open failed: %s (injected disk-error)", dir, mk_strerror(grc));
+        return MK_ERR_IO;
+    }
     int rc = mkdir_p(dir);
     if (rc)
         return rc;
@@ -618,6 +633,7 @@ int mk_log_open(const char *dir, const mk_log_config_t *cfg, mk_log_t **out)
     closing_overtake(log->dir); /* before the marker is looked for */
     mk_log_epochs_init(&log->epochs, log->dir);
     log->cfg = *cfg;
+    mk_log_io_attach(&log->io, cfg->io_domain, log_io_retry, log);
     int64_t now = mk_now_ms();
 
     int64_t clean_base, clean_size;
@@ -671,6 +687,8 @@ int mk_log_open(const char *dir, const mk_log_config_t *cfg, mk_log_t **out)
     rc = log_epochs_open(log, crashed);
     if (rc)
         goto fail;
+    if (!grc)
+        mk_log_io_end(&log->io, MK_LOG_IO_WRITE, t0, 0);
     mk_debug("log: %s: opened, %zu segments, offsets [%" PRId64 ", %" PRId64 ")", log->dir,
              log->nsegs, log->start_offset, mk_log_end_offset(log));
     *out = log;
@@ -698,6 +716,7 @@ static void log_fail(mk_log_t *log, const char *what)
     if (!log->io_err)
         mk_error("log: %s: %s failed; the log is offline", log->dir, what);
     log->io_err = MK_ERR_IO;
+    mk_log_io_failed(&log->io);
 }
 
 /* fsyncs dirty segments (all when all) and the directory, here and now. */
@@ -759,6 +778,8 @@ static void flush_after_cb(uv_work_t *req, int status)
     mk_log_t *log = w->log;
     if (log) {
         log->flush = NULL;
+        log->io.flight_ms = 0;
+        mk_log_io_end(&log->io, MK_LOG_IO_FSYNC, log->flush_t0, status < 0 || w->err ? MK_ERR_IO : 0);
         if (status < 0 || w->err) {
             mk_error("log: %s: fsync: %s", log->dir,
                      status < 0 ? uv_strerror(status) : strerror(w->err));
@@ -791,11 +812,25 @@ int mk_log_flush(mk_log_t *log)
         log->flush_again = true;
         return 0;
     }
+    /* The gate: an injected EIO fails the log as a real one would; a held
+     * fsync waits there and is re-requested by the gate (no worker thread
+     * waits). */
+    uint64_t t0;
+    int grc = mk_log_io_begin(&log->io, MK_LOG_IO_FSYNC, &t0);
+    if (grc == MK_ERR_AGAIN) {
+        log->io.flush_held = true;
+        return 0;
+    }
+    if (grc == MK_ERR_IO) {
+        log_fail(log, "fsync (injected EIO)");
+        return MK_ERR_IO;
+    }
     size_t ndirty = 0;
     for (size_t i = 0; i < log->nsegs; i++)
         ndirty += log->segs[i]->dirty;
     if (ndirty == 0 && !log->dir_dirty && !log->epochs_unsynced) {
         log->flushed_offset = mk_log_end_offset(log);
+        log->io.wait_ms[MK_LOG_IO_FSYNC] = 0;
         return 0;
     }
     /* three files per dirty segment, the epoch checkpoint, the directory */
@@ -845,6 +880,8 @@ int mk_log_flush(mk_log_t *log)
     log->dir_dirty = false;
     log->epochs_unsynced = false;
     log->flush = w;
+    log->flush_t0 = t0;
+    log->io.flight_ms = log->io.wait_ms[MK_LOG_IO_FSYNC] ? log->io.wait_ms[MK_LOG_IO_FSYNC] : t0 / 1000000u;
     return 0;
 }
 
@@ -875,6 +912,7 @@ static bool log_close_begin(mk_log_t *log)
 {
     bool all = log->flush != NULL;
     log_detach_flush(log);
+    mk_log_io_detach(&log->io); /* the gate retries nothing of a closing log */
     if (!log->io_err && log->epochs_stale)
         log_epochs_save(log);
     return all;
@@ -1077,6 +1115,7 @@ int mk_log_destroy(mk_log_t *log)
     if (!log)
         return 0;
     log_detach_flush(log);
+    mk_log_io_detach(&log->io);
     for (size_t i = 0; i < log->nsegs; i++)
         mk_log_seg_close(log->segs[i]);
     log->nsegs = 0;
@@ -1252,9 +1291,32 @@ static int log_roll(mk_log_t *log, int64_t base)
     return 0;
 }
 
+static int log_append_planned_io(mk_log_t *log, const uint8_t *p, size_t len, const mk_batch_view_t *views,
+                                 size_t nviews, const append_plan_t *pl, int64_t now_ms,
+                                 mk_log_append_info_t *info);
+
 static int log_append_planned(mk_log_t *log, const uint8_t *p, size_t len, const mk_batch_view_t *views,
                               size_t nviews, const append_plan_t *pl, int64_t now_ms,
                               mk_log_append_info_t *info)
+{
+    /* The gate (log.h): held appends return MK_ERR_AGAIN before any byte is
+     * written or any offset is taken; an injected EIO fails the log. */
+    uint64_t t0;
+    int rc = mk_log_io_begin(&log->io, MK_LOG_IO_WRITE, &t0);
+    if (rc == MK_ERR_AGAIN)
+        return rc;
+    if (rc == MK_ERR_IO) {
+        log_fail(log, "write (injected EIO)");
+        return rc;
+    }
+    rc = log_append_planned_io(log, p, len, views, nviews, pl, now_ms, info);
+    mk_log_io_end(&log->io, MK_LOG_IO_WRITE, t0, rc); /* a rolled-back failure keeps the log */
+    return rc;
+}
+
+static int log_append_planned_io(mk_log_t *log, const uint8_t *p, size_t len, const mk_batch_view_t *views,
+                                 size_t nviews, const append_plan_t *pl, int64_t now_ms,
+                                 mk_log_append_info_t *info)
 {
     mk_log_seg_t *active = log_active(log);
     int rc = log_epochs_reserve(log, views, nviews);
@@ -1389,14 +1451,40 @@ static int scan_error(const mk_log_t *log, const mk_log_seg_t *seg, int rc)
     return MK_ERR_CORRUPT;
 }
 
+static int log_read_io(mk_log_t *log, int64_t fetch_offset, int64_t max_offset, size_t max_bytes,
+                       bool min_one_batch, mk_buf_t *out, int64_t *next_offset_out);
+
 /* Whole batches from the one holding fetch_offset, bounded by max_bytes
- * and max_offset, appended to out (unchanged on error).  Loop thread. */
+ * and max_offset, appended to out (unchanged on error).  Passes the gate
+ * (MK_ERR_AGAIN while held).  Loop thread. */
 int mk_log_read_upto(mk_log_t *log, int64_t fetch_offset, int64_t max_offset, size_t max_bytes,
                      bool min_one_batch, mk_buf_t *out, int64_t *next_offset_out)
 {
     int64_t end = mk_log_end_offset(log);
     if (fetch_offset < log->start_offset || fetch_offset > end)
         return MK_ERR_RANGE;
+    if (fetch_offset == end || max_offset <= fetch_offset) {
+        *next_offset_out = fetch_offset; /* nothing to read: no I/O */
+        return 0;
+    }
+    if (log->io_err)
+        return log->io_err;
+    uint64_t t0;
+    int grc = mk_log_io_begin(&log->io, MK_LOG_IO_READ, &t0);
+    if (grc == MK_ERR_AGAIN)
+        return grc;
+    if (grc == MK_ERR_IO) {
+        log_fail(log, "read (injected EIO)");
+        return grc;
+    }
+    grc = log_read_io(log, fetch_offset, max_offset, max_bytes, min_one_batch, out, next_offset_out);
+    mk_log_io_end(&log->io, MK_LOG_IO_READ, t0, grc);
+    return grc;
+}
+
+static int log_read_io(mk_log_t *log, int64_t fetch_offset, int64_t max_offset, size_t max_bytes,
+                       bool min_one_batch, mk_buf_t *out, int64_t *next_offset_out)
+{
     size_t mark = out->len, total = 0;
     int64_t next = fetch_offset;
     bool any = false, done = false;

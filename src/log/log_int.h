@@ -76,6 +76,36 @@ int mk_log_view_parse(const uint8_t *p, size_t avail, mk_batch_view_t *v);
  * Returns 0, MK_ERR_CORRUPT, MK_ERR_TRUNCATED or MK_ERR_CRC. */
 int mk_log_batch_check(const uint8_t *p, size_t n, void *arg);
 
+/* ---------------------------------------------------- storage I/O gate (io.c) */
+
+enum { MK_LOG_IO_WRITE = 0, MK_LOG_IO_READ = 1, MK_LOG_IO_FSYNC = 2, MK_LOG_IO_KINDS = 3 };
+
+/* A log's place at its domain's gate (embedded in the log). */
+typedef struct mk_log_io_slot_s {
+    struct mk_log_io_slot_s *prev, *next;   /* the domain's logs */
+    int32_t domain;            /* broker id; 0 untracked */
+    uint64_t wait_ms[MK_LOG_IO_KINDS];      /* mono ms the held op of each kind first asked; 0 none */
+    uint64_t touched_ms[MK_LOG_IO_KINDS];   /* its last ask */
+    uint64_t flight_ms;        /* an fsync in flight on the threadpool since (mono ms); 0 none */
+    bool flush_held;           /* an fsync waits at the gate: the gate retries it */
+    void (*retry)(void *owner);/* re-requests the held fsync */
+    void *owner;
+} mk_log_io_slot_t;
+
+/* Joins / leaves the domain (0: untracked, every call below lets it pass
+ * and counts nothing).  Loop thread. */
+void mk_log_io_attach(mk_log_io_slot_t *s, int32_t domain, void (*retry)(void *), void *owner);
+void mk_log_io_detach(mk_log_io_slot_t *s);
+/* Before an operation of kind: 0 = go (*t0_ns is its start), MK_ERR_AGAIN =
+ * held (ask again later; the wake callback says when), MK_ERR_IO = an
+ * injected EIO (counted as done and failed). */
+int mk_log_io_begin(mk_log_io_slot_t *s, int kind, uint64_t *t0_ns);
+/* After an operation that began: its latency (from its first ask) and
+ * result are counted. */
+void mk_log_io_end(mk_log_io_slot_t *s, int kind, uint64_t t0_ns, int rc);
+/* The log failed (sticky MK_ERR_IO): the domain's directory goes offline. */
+void mk_log_io_failed(mk_log_io_slot_t *s);
+
 /* --------------------------------------------------------------- file I/O */
 
 /* Whole-buffer pwrite/pread retrying EINTR and short transfers.  Write

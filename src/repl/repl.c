@@ -36,6 +36,7 @@
  * to a broker whose storage stalls or is slow compared with its peers.
  */
 #define MK_PARTITION_FIELDS
+#include "fault/fault.h"
 #include "repl/repl.h"
 
 #include <stdlib.h>
@@ -167,6 +168,13 @@ static bool cross_az(mk_repl_t *r, int32_t a, int32_t b)
     return strcmp(mk_cluster_broker_az(r->c, a), mk_cluster_broker_az(r->c, b)) != 0;
 }
 
+/* A net-partition fault (fault/) cuts replication between brokers a and b:
+ * no round copies and no acknowledgement travels, both ways. */
+static bool net_cut(mk_repl_t *r, int32_t a, int32_t b)
+{
+    return mk_fault_net_cut(mk_cluster_broker_az(r->c, a), mk_cluster_broker_az(r->c, b));
+}
+
 static void push_round(mk_repl_t *r, mk_partition_t *p, int32_t broker, int kind, int64_t value, uint64_t delay)
 {
     if (r->nrounds == r->cap) {
@@ -286,7 +294,7 @@ static size_t sound_prefix(mk_repl_t *r, const mk_partition_t *p, int64_t offset
  * had when the round was scheduled (upto < 0: everything). */
 static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t upto, bool *moved)
 {
-    if (!p->log || !f->log || f->broker == p->leader)
+    if (!p->log || !f->log || f->broker == p->leader || net_cut(r, p->leader, f->broker))
         return;
     if (f->needs_truncate)
         reconcile(p, f);
@@ -332,6 +340,8 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
             break;
         mk_log_append_info_t info;
         rc = mk_log_append_replica(f->log, r->scratch.data, r->scratch.len, now, &info);
+        if (rc == MK_ERR_AGAIN)
+            break; /* held at the follower's storage I/O gate: the tick tries again */
         if (rc < 0) {
             mk_error("partition %s-%d: replica append on broker %d failed: %s", p->topic->name, p->index,
                      f->broker, mk_strerror(rc));
@@ -389,7 +399,8 @@ static void run_rounds(mk_repl_t *r)
         if (!f)
             continue;
         if (due[i].kind == ROUND_ACK) {
-            on_ack(r, p, f, due[i].value, &moved);
+            if (p && !net_cut(r, p->leader, f->broker))
+                on_ack(r, p, f, due[i].value, &moved);
             continue;
         }
         f->copy_pending = false;
@@ -500,6 +511,20 @@ static int broker_down(mk_repl_t *r, int32_t id, bool crashed)
 }
 
 int mk_repl_broker_crash(mk_repl_t *r, int32_t id) { return broker_down(r, id, true); }
+
+/* The storage I/O gate: a log of broker id failed (an EIO, real or
+ * injected), so, as in Kafka, its log directory is offline: its replicas go
+ * offline (they leave the ISR), the partitions it led elect a leader from
+ * the rest of the ISR, and clients that got KAFKA_STORAGE_ERROR find the new
+ * leaders.  The broker keeps serving; a restart brings the directory back. */
+static void storage_offline_cb(void *arg, int32_t id)
+{
+    mk_repl_t *r = arg;
+    if (mk_cluster_broker_logs_offline(r->c, id) < 0)
+        return;
+    foreach_partition_of(r, id, after_crash, id);
+    progress(r);
+}
 
 static void move_leadership(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, int32_t id)
 {
@@ -691,7 +716,9 @@ static void tick_cb(uv_timer_t *t)
                     continue;
                 }
                 int64_t leo_f = mk_log_end_offset(f->log);
-                if (leo_f >= leo_l && !f->needs_truncate)
+                /* A follower cut off by a net-partition fetches nothing: it
+                 * is not caught up, whatever its log end says. */
+                if (leo_f >= leo_l && !f->needs_truncate && !net_cut(r, p->leader, f->broker))
                     f->caught_up_ms = now;
                 if (f->in_isr && fenced(r, f->broker) && mk_partition_isr_size(p) > 1) {
                     f->in_isr = false;
@@ -1109,6 +1136,7 @@ int mk_repl_new(uv_loop_t *loop, mk_cluster_t *c, const mk_repl_config_t *cfg, m
     uv_timer_init(loop, r->tick);
     r->idle->data = r->timer->data = r->tick->data = r;
     uv_timer_start(r->tick, tick_cb, TICK_MS, TICK_MS);
+    mk_log_io_set_offline_cb(storage_offline_cb, r);
     *out = r;
     return 0;
 }
@@ -1119,6 +1147,7 @@ void mk_repl_free(mk_repl_t *r)
 {
     if (!r)
         return;
+    mk_log_io_set_offline_cb(NULL, NULL);
     uv_close((uv_handle_t *)r->idle, handle_free_cb);
     uv_close((uv_handle_t *)r->timer, handle_free_cb);
     uv_close((uv_handle_t *)r->tick, handle_free_cb);
