@@ -49,7 +49,16 @@ typedef struct slot_s {
     uint64_t last_ok_probe;       /* uv_now() of the last successful probe (0: none) */
     uint64_t last_ops, last_errors;
     bool stalled_told;            /* the stall event was sent for this episode */
+    /* the probe in flight */
+    int probe_state;              /* PROBE_* */
+    mk_buf_t probe_batch;         /* owned: the record being appended */
+    uint64_t probe_started;       /* uv_now() when it started */
+    uint64_t probe_t0, probe_t1;  /* uv_hrtime(): started, appended */
+    int64_t probe_offset;         /* where it was appended */
+    uint64_t last_restart;        /* uv_now() of the last restart (step 1 or a retry) */
 } slot_t;
+
+enum { PROBE_IDLE, PROBE_APPENDING, PROBE_READING };
 
 struct mk_health_s {
     uv_loop_t *loop;
@@ -120,14 +129,23 @@ static void set_state(slot_t *s, int state, int step)
 
 /* ================================================================ tracking */
 
-/* The storage I/O gate's counters for broker id.  The gate lives in the log
- * layer (the fault-injection work); until it is there every count is 0 and
- * the probes alone tell progress. */
+/* The storage I/O gate's counters for broker id (log/: every append, read,
+ * fsync and open of the broker's logs passes it).  Only the figures are
+ * read, never which fault is in force: the manager judges what it sees,
+ * as it would a real disk. */
 static void io_sample(mk_health_t *h, int32_t id, mk_health_io_t *io)
 {
     (void)h;
-    (void)id;
     memset(io, 0, sizeof(*io));
+    mk_log_io_stats_t st;
+    if (mk_log_io_stats(id, &st) < 0)
+        return;
+    io->ops = st.ops;
+    io->errors = st.errors;
+    io->inflight = st.inflight;
+    io->oldest_inflight_ms = st.oldest_inflight_ms;
+    io->p50_ms = (double)st.p50_us / 1000.0;
+    io->p99_ms = (double)st.p99_us / 1000.0;
 }
 
 /* ================================================================== probes */
@@ -168,13 +186,32 @@ static void probe_failed(mk_health_t *h, slot_t *s, uint64_t now, const char *fm
     s->pub.probes_failed++;
     if (!s->probe_fail_since)
         s->probe_fail_since = now;
+    s->probe_state = PROBE_IDLE;
+    mk_buf_reset(&s->probe_batch);
 }
 
-/* One probe of broker s: produce a record through the leader write path,
- * read it back from the log, time both. */
-static void probe(mk_health_t *h, slot_t *s, uint64_t now)
+/* One step of broker s's probe: start one when due (a record built and
+ * appended through the leader write path), or go on with the one in flight.
+ * An append or read the storage I/O gate holds (a stalled or slow disk)
+ * stays in flight, as a parked Produce or Fetch would, and is tried again at
+ * the next tick; the time it waits counts in its latency. */
+static void probe_step(mk_health_t *h, slot_t *s, uint64_t now)
 {
     int32_t id = s->pub.id;
+    if (s->probe_state == PROBE_IDLE) {
+        if (now < s->next_probe)
+            return;
+        s->next_probe = now + (uint64_t)h->cfg.probe_interval_ms;
+        char value[64];
+        int vl = snprintf(value, sizeof(value), "probe %llu", (unsigned long long)++h->probe_seq);
+        mk_batch_rec_in_t rec = {.value = value, .value_len = vl, .timestamp = mk_now_ms()};
+        mk_buf_reset(&s->probe_batch);
+        if (mk_batch_build(&s->probe_batch, 0, 0, &rec, 1) < 0 || !mk_buf_ok(&s->probe_batch))
+            return;
+        s->probe_state = PROBE_APPENDING;
+        s->probe_t0 = uv_hrtime();
+        s->probe_started = now;
+    }
     mk_partition_t *p = probe_partition(h, id);
     if (!p)
         return; /* cannot be made now: no verdict */
@@ -184,41 +221,39 @@ static void probe(mk_health_t *h, slot_t *s, uint64_t now)
         probe_failed(h, s, now, "probe partition offline (its log is not open)");
         return;
     }
-    char value[64];
-    int vl = snprintf(value, sizeof(value), "probe %llu", (unsigned long long)++h->probe_seq);
-    mk_batch_rec_in_t rec = {.value = value, .value_len = vl, .timestamp = mk_now_ms()};
-    mk_buf_t batch, out;
-    mk_buf_init(&batch);
+    if (s->probe_state == PROBE_APPENDING) {
+        mk_partition_append_t a = {.acks = 1};
+        int16_t err = mk_partition_append(h->w, p, s->probe_batch.data, s->probe_batch.len, &a);
+        if (err != 0 && a.loading)
+            return; /* held at the gate: in flight */
+        if (err != 0) {
+            probe_failed(h, s, now, "append refused (error %d%s%s)", err, a.why[0] ? ": " : "", a.why);
+            return;
+        }
+        s->probe_t1 = uv_hrtime();
+        s->probe_offset = a.base_offset;
+        s->probe_state = PROBE_READING;
+    }
+    mk_buf_t out;
     mk_buf_init(&out);
-    if (mk_batch_build(&batch, 0, 0, &rec, 1) < 0 || !mk_buf_ok(&batch)) {
-        mk_buf_free(&batch);
+    int64_t next = 0;
+    int rc = mk_log_read(mk_partition_log(p), s->probe_offset, 4096, true, &out, &next);
+    mk_buf_free(&out);
+    if (rc == MK_ERR_AGAIN)
+        return; /* held at the gate: in flight */
+    if (rc < 0 || next <= s->probe_offset) {
+        probe_failed(h, s, now, "read back failed: %s", rc < 0 ? mk_strerror(rc) : "no batch");
         return;
     }
-    uint64_t t0 = uv_hrtime();
-    mk_partition_append_t a = {.acks = 1};
-    int16_t err = mk_partition_append(h->w, p, batch.data, batch.len, &a);
-    uint64_t t1 = uv_hrtime();
-    if (err != 0) {
-        probe_failed(h, s, now, "append refused (error %d%s%s)", err, a.why[0] ? ": " : "", a.why);
-    } else {
-        int64_t next = 0;
-        mk_log_t *log = mk_partition_log(p);
-        int rc = log ? mk_log_read(log, a.base_offset, 4096, true, &out, &next) : MK_ERR_STATE;
-        uint64_t t2 = uv_hrtime();
-        if (rc < 0 || out.len == 0 || next <= a.base_offset) {
-            probe_failed(h, s, now, "read back failed: %s", rc < 0 ? mk_strerror(rc) : "no batch");
-        } else {
-            s->pub.probes_ok++;
-            s->pub.probe_produce_ms = (double)(t1 - t0) / 1e6;
-            s->pub.probe_consume_ms = (double)(t2 - t1) / 1e6;
-            s->pub.probe_last_ok_ms = mk_now_ms();
-            s->pub.probe_error[0] = 0;
-            s->probe_fail_since = 0;
-            s->last_ok_probe = now;
-        }
-    }
-    mk_buf_free(&batch);
-    mk_buf_free(&out);
+    uint64_t t2 = uv_hrtime();
+    s->pub.probes_ok++;
+    s->pub.probe_produce_ms = (double)(s->probe_t1 - s->probe_t0) / 1e6;
+    s->pub.probe_consume_ms = (double)(t2 - s->probe_t1) / 1e6;
+    s->pub.probe_last_ok_ms = mk_now_ms();
+    s->pub.probe_error[0] = 0;
+    s->probe_fail_since = 0;
+    s->last_ok_probe = now;
+    s->probe_state = PROBE_IDLE;
 }
 
 /* ================================================================= judging */
@@ -227,6 +262,8 @@ static void probe(mk_health_t *h, slot_t *s, uint64_t now)
 static int64_t no_progress(const slot_t *s, uint64_t now)
 {
     int64_t age = s->pub.io.oldest_inflight_ms;
+    if (s->probe_state != PROBE_IDLE)
+        age = MK_MAX(age, (int64_t)(now - s->probe_started));
     if (s->probe_fail_since)
         age = MK_MAX(age, (int64_t)(now - s->probe_fail_since));
     if (s->err_since)
@@ -234,12 +271,15 @@ static int64_t no_progress(const slot_t *s, uint64_t now)
     return age;
 }
 
-/* The latency that tells slowness: the gate's p99, else the last probe's. */
+/* The latency that tells slowness: the gate's p99 and the last probe's
+ * must agree (the smaller of the two counts), so a stall that ended a few
+ * seconds ago, still in the gate's window, is not taken for slowness. */
 static double latency_of(const slot_t *s)
 {
+    double probe_ms = s->pub.probe_produce_ms + s->pub.probe_consume_ms;
     if (s->pub.io.p99_ms > 0)
-        return s->pub.io.p99_ms;
-    return s->pub.probe_produce_ms + s->pub.probe_consume_ms;
+        return MK_MIN(s->pub.io.p99_ms, probe_ms);
+    return probe_ms;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -303,6 +343,8 @@ static void restart(mk_health_t *h, slot_t *s, uint64_t now, int64_t age)
     if (rc == 0)
         rc = mk_repl_broker_start(h->r, id);
     s->pub.restarts++;
+    s->last_restart = now;
+    s->probe_state = PROBE_IDLE;
     set_state(s, MK_HEALTH_RESTARTED, MK_HEALTH_STEP_RESTART);
     s->step_at = now;
     s->probe_fail_since = 0;
@@ -385,6 +427,17 @@ static void retire(mk_health_t *h, slot_t *s)
     set_state(s, MK_HEALTH_RETIRED, MK_HEALTH_STEP_REPLACE);
     tell(h, "health_retired", id, "broker %d retired: its replicas live on broker %d%s%s", id, s->pub.replaced_by,
          rc < 0 ? "; " : "", rc < 0 ? mk_strerror(rc) : "");
+}
+
+/* Whether broker id's probe partition is there and led by it (its logs
+ * are open). */
+static bool probe_led(mk_health_t *h, int32_t id)
+{
+    char name[64];
+    probe_name(id, name, sizeof(name));
+    mk_topic_t *t = mk_cluster_topic_find(h->c, name);
+    mk_partition_t *p = t ? mk_cluster_topic_partition(t, 0) : NULL;
+    return !p || (mk_partition_leader(p) == id && mk_partition_log(p));
 }
 
 /* One broker's turn of the ladder. */
@@ -500,6 +553,17 @@ static void step(mk_health_t *h, slot_t *s, uint64_t now)
     case MK_HEALTH_DEMOTED:
         if (good_long) {
             recovered(h, s, now);
+        } else if (!probe_led(h, s->pub.id) && now - s->last_restart >= (uint64_t)h->cfg.restart_grace_ms) {
+            /* Its logs did not open at the restart (or went offline): only
+             * another start opens them, so try one now and then. */
+            int32_t id = s->pub.id;
+            if (b->running)
+                mk_repl_broker_crash(h->r, id);
+            int rc = mk_repl_broker_start(h->r, id);
+            s->last_restart = now;
+            s->probe_state = PROBE_IDLE;
+            mk_info("health: broker %d restarted again to reopen its logs%s%s", id, rc < 0 ? ": " : "",
+                    rc < 0 ? mk_strerror(rc) : "");
         } else if (h->cfg.replace_after_ms >= 0 && now - s->step_at >= (uint64_t)h->cfg.replace_after_ms &&
                    !works) {
             replace(h, s, now);
@@ -523,6 +587,7 @@ static void slots_sync(mk_health_t *h, uint64_t now)
     for (int i = h->nslots; i < n && i < MK_CLUSTER_MAX_BROKERS; i++) {
         slot_t *s = &h->slots[i];
         memset(s, 0, sizeof(*s));
+        mk_buf_init(&s->probe_batch);
         s->pub.id = mk_cluster_broker_at(h->c, i)->id;
         s->pub.since_ms = mk_now_ms();
         s->next_probe = now;
@@ -557,10 +622,10 @@ static void tick_cb(uv_timer_t *t)
         s->last_ops = io.ops;
         s->last_errors = io.errors;
         s->pub.io = io;
-        if (b->running && now >= s->next_probe) {
-            s->next_probe = now + (uint64_t)h->cfg.probe_interval_ms;
-            probe(h, s, now);
-        }
+        if (b->running)
+            probe_step(h, s, now);
+        else if (s->probe_state != PROBE_IDLE)
+            s->probe_state = PROBE_IDLE; /* stopped under it: dropped */
     }
     for (int i = 0; i < h->nslots; i++)
         step(h, &h->slots[i], now);
@@ -603,6 +668,8 @@ void mk_health_free(mk_health_t *h)
         return;
     uv_timer_stop(h->timer);
     uv_close((uv_handle_t *)h->timer, timer_free_cb);
+    for (int i = 0; i < h->nslots; i++)
+        mk_buf_free(&h->slots[i].probe_batch);
     mk_free(h);
 }
 
