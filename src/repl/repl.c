@@ -309,6 +309,7 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
     }
     size_t copied = 0;
     bool stalled = false; /* stopped at a corrupt leader batch */
+    bool held = false;    /* stopped at a storage I/O gate (leader read or follower write) */
     int64_t now = mk_now_ms();
     while (leo_f < leo_l && copied < ROUND_BYTES) {
         mk_buf_reset(&r->scratch);
@@ -331,6 +332,7 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
             leo_f = mk_log_end_offset(f->log);
             continue;
         }
+        held = rc == MK_ERR_AGAIN;
         if (rc < 0 || r->scratch.len == 0)
             break;
         size_t sound = sound_prefix(r, p, leo_f);
@@ -340,8 +342,10 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
             break;
         mk_log_append_info_t info;
         rc = mk_log_append_replica(f->log, r->scratch.data, r->scratch.len, now, &info);
-        if (rc == MK_ERR_AGAIN)
+        if (rc == MK_ERR_AGAIN) {
+            held = true;
             break; /* held at the follower's storage I/O gate: the tick tries again */
+        }
         if (rc < 0) {
             mk_error("partition %s-%d: replica append on broker %d failed: %s", p->topic->name, p->index,
                      f->broker, mk_strerror(rc));
@@ -368,8 +372,11 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
     else
         on_ack(r, p, f, leo_f, moved);
     /* More arrived meanwhile (or this round was capped): another round.  Not
-     * after a corrupt batch: the tick tries again, the scrubber repairs. */
-    if (!stalled && mk_log_end_offset(f->log) < mk_log_end_offset(p->log) && broker_running(r, f->broker))
+     * after a corrupt batch: the tick tries again, the scrubber repairs; nor
+     * after a held one (a round due now, scheduled from a round due now,
+     * would run again in the same pass of libuv's timers, for ever): the
+     * tick (or the gate's wake) tries again. */
+    if (!stalled && !held && mk_log_end_offset(f->log) < mk_log_end_offset(p->log) && broker_running(r, f->broker))
         schedule(r, p, f);
 }
 
