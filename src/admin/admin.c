@@ -161,6 +161,7 @@ static void admin_free(mk_admin_t *a)
     }
     mk_free(a->token);
     mk_admin_balance_free(a);
+    mk_admin_faults_free(a);
     mk_admin_events_free(a);
     mk_admin_stats_free(a->stats);
     mk_free(a->version);
@@ -197,6 +198,8 @@ int mk_admin_open(uv_loop_t *loop, const mk_admin_opts_t *opts, mk_admin_t **out
         rc = mk_admin_stats_new(a->c, &a->stats);
     if (rc == 0)
         rc = mk_admin_balance_init(a);
+    if (rc == 0)
+        rc = mk_admin_faults_init(a);
     if (rc == 0)
         rc = mk_admin_http_open(loop, opts->host, opts->port, mk_admin_dispatch, a, &a->http);
     if (rc < 0) {

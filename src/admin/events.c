@@ -64,6 +64,8 @@ static const char *const event_types[] = {
     /* the storage health manager's ladder (health/) */
     "health_stalled", "health_restart", "health_demoted", "health_replace", "health_retired", "health_slow",
     "health_recovered",
+    /* the fault-injection API and its chaos schedule (faults.c) */
+    "fault_injected", "fault_cleared", "chaos_started", "chaos_stopped",
 };
 
 bool mk_admin_event_type_known(const char *type)

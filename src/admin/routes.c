@@ -2188,6 +2188,7 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     health_prometheus(a, o);
     tenant_quota_metrics(a, o);
     tier_metrics(a, o);
+    mk_admin_faults_prometheus(a, o);
 
     mk_prom_help(o, "minikora_admin_http_responses_total", "counter", "Admin API responses by status class.");
     for (int c = 1; c <= 5; c++) {
@@ -2629,6 +2630,13 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_GET, "/v1/s3", h_s3, "the bundled S3 server: objects, bytes, requests by operation, errors, fault"},
     {MK_HTTP_POST, "/v1/s3/fault", h_s3_fault, "make the bundled S3 server fail {type: down|slow|error, delay_ms, error_pct, status}"},
     {MK_HTTP_DELETE, "/v1/s3/fault", h_s3_fault_clear, "clear the bundled S3 server's fault"},
+    {MK_HTTP_POST, "/v1/faults", mk_admin_h_faults_post, "inject a fault {type, broker, az, delay_ms, ops, topic, partition, side, duration_ms}: 201 {id}"},
+    {MK_HTTP_GET, "/v1/faults", mk_admin_h_faults_get, "active faults, injected totals, each broker's storage I/O gate"},
+    {MK_HTTP_DELETE, "/v1/faults", mk_admin_h_faults_delete, "clear every active fault"},
+    {MK_HTTP_DELETE, "/v1/faults/{}", mk_admin_h_fault_delete, "clear one fault (404: no such active fault)"},
+    {MK_HTTP_POST, "/v1/chaos", mk_admin_h_chaos_post, "start a seeded schedule of random faults {seed, rate_per_min, types, duration_ms, fault_duration_ms, brokers}"},
+    {MK_HTTP_GET, "/v1/chaos", mk_admin_h_chaos_get, "the chaos run: parameters and the faults injected so far"},
+    {MK_HTTP_DELETE, "/v1/chaos", mk_admin_h_chaos_delete, "stop the chaos run and clear its faults"},
 };
 
 const mk_admin_route_t *mk_admin_routes(int *count)
