@@ -553,12 +553,13 @@ static void step(mk_health_t *h, slot_t *s, uint64_t now)
     case MK_HEALTH_DEMOTED:
         if (good_long) {
             recovered(h, s, now);
-        } else if (!probe_led(h, s->pub.id) && now - s->last_restart >= (uint64_t)h->cfg.restart_grace_ms) {
+        } else if (b->running && !probe_led(h, s->pub.id) &&
+                   now - s->last_restart >= (uint64_t)h->cfg.restart_grace_ms) {
             /* Its logs did not open at the restart (or went offline): only
-             * another start opens them, so try one now and then. */
+             * another start opens them, so try one now and then.  (One that
+             * someone else stopped stays stopped.) */
             int32_t id = s->pub.id;
-            if (b->running)
-                mk_repl_broker_crash(h->r, id);
+            mk_repl_broker_crash(h->r, id);
             int rc = mk_repl_broker_start(h->r, id);
             s->last_restart = now;
             s->probe_state = PROBE_IDLE;
