@@ -228,7 +228,7 @@ def run(faults=100, seed=1, fault_ms=3000, rate_per_min=None, producers=2, parti
         os.environ["MINIKORA_BIN"] = str(binary)
     # The schedule spaces faults 0.5..1.5 x the mean interval apart: run long enough for `faults`.
     rate = rate_per_min or 40.0
-    run_ms = int(faults * 60000.0 / rate)
+    run_ms = int(faults * 1.15 * 60000.0 / rate)  # the spacing is random: some room for `faults`
     mk = Cluster("--brokers", "3", *HEALTH, name="soak-%d" % seed)
     mk.start()
     t_start = time.monotonic()
@@ -283,6 +283,9 @@ def run(faults=100, seed=1, fault_ms=3000, rate_per_min=None, producers=2, parti
         log("SOAK-FIGURES " + json.dumps(figures, sort_keys=True))
         if lost or dup or disorder:
             raise SoakError("soak failed: %s" % json.dumps(figures))
+        if injected < faults:
+            raise SoakError("only %d of the %d faults asked for were injected: %s" % (injected, faults,
+                                                                                     json.dumps(figures)))
         return figures
     finally:
         for p in prods:
