@@ -101,17 +101,26 @@ class Producer:
     def __init__(self, bootstrap, topic, partitions, tag, rate=200):
         self.p = ck.Producer({"bootstrap.servers": bootstrap, "logger": RDK_LOG, "acks": "all",
                               "enable.idempotence": True, "linger.ms": 5, "message.timeout.ms": 300000,
-                              "retry.backoff.ms": 50, "client.id": "soak-%s" % tag})
+                              "retry.backoff.ms": 50, "client.id": "soak-%s" % tag,
+                              "error_cb": self.on_error})
         self.topic, self.partitions, self.tag = topic, partitions, tag
         self.interval = 1.0 / rate
         self.lock = threading.Lock()
         self.acked = {p: [] for p in range(partitions)}   # partition -> values in ack order
         self.ack_times = []
         self.errors = []
+        self.fatal = None
+        self.fatal_at = None
         self.sent = 0
         self.stop_ev = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
+
+    def on_error(self, err):
+        if err.fatal():
+            with self.lock:
+                self.fatal = "%s (%s)" % (err.str(), err.name())
+                self.fatal_at = time.monotonic()
 
     def dr(self, err, msg):
         with self.lock:
@@ -130,6 +139,10 @@ class Producer:
                 self.sent += 1
             except BufferError:
                 pass
+            except ck.KafkaException as e:
+                with self.lock:
+                    self.fatal = self.fatal or str(e)
+                return
             self.p.poll(0)
 
     def count(self):
@@ -241,6 +254,7 @@ def run(faults=100, seed=1, fault_ms=3000, rate_per_min=None, producers=2, parti
         prods = [Producer(mk.bootstrap, topic, partitions, "p%d" % i) for i in range(producers)]
         reader = Reader(mk.bootstrap, topic)
         wait_for("records acknowledged", lambda: all(p.count() >= 50 for p in prods), 60)
+        t_chaos = time.monotonic()
         chaos = ok(mk, "POST", "/v1/chaos", {"seed": seed, "rate_per_min": rate, "duration_ms": run_ms,
                                              "fault_duration_ms": fault_ms, "types": TYPES})["chaos"]
         log("soak: seed %d, %d faults planned over %.0f s (%s)" % (seed, chaos["planned"], run_ms / 1000.0,
@@ -267,6 +281,14 @@ def run(faults=100, seed=1, fault_ms=3000, rate_per_min=None, producers=2, parti
         times = sorted(t for p in prods for t in p.ack_times)
         gaps = [b - a for a, b in zip(times, times[1:])]
         max_gap = max(gaps) if gaps else 0.0
+        fatal = [p for p in prods if p.fatal]
+        if fatal:
+            # What the schedule had injected around then, to reproduce it.
+            at_ms = (fatal[0].fatal_at - t_chaos) * 1000 if fatal[0].fatal_at else None
+            near = [e for e in final["events"] if at_ms is not None and
+                    e["offset_ms"] - 2000 <= at_ms <= e["offset_ms"] + e["duration_ms"] + 2000]
+            raise SoakError("a producer failed for good at %s ms into the run: %s; faults around then: %s"
+                            % (at_ms and int(at_ms), "; ".join(p.fatal for p in fatal), json.dumps(near)))
         for p in prods:
             left = p.stop(180)
             if left:
