@@ -321,11 +321,14 @@ def test_disk_stall_replacement(minikora):
     try:
         wait_for("records acknowledged", lambda: prod.count() >= 100, 30)
         seq = last_seq(mk)
+        t0 = time.monotonic()
         add_fault(mk, type="disk-stall", broker=leader)
         e1 = wait_event(mk, "health_restart", seq, broker=leader, timeout=30)
         e2 = wait_event(mk, "health_demoted", e1["seq"], broker=leader, timeout=30)
         e3 = wait_event(mk, "health_replace", e2["seq"], broker=leader, timeout=30)
         wait_event(mk, "health_retired", e3["seq"], broker=leader, timeout=60)
+        print("\nHEALTH-FIGURES replacement: broker %d retired, its replicas on a new broker, %.2f s after the "
+              "stall" % (leader, time.monotonic() - t0))
         old = health_of(mk, leader)
         assert old["state"] == "retired" and old["replaced_by"], old
         new_id = old["replaced_by"]
@@ -362,8 +365,10 @@ def test_slow_broker_leaves_isr_keeps_replicating(minikora):
     try:
         wait_for("records acknowledged", lambda: prod.count() >= 100, 30)
         seq = last_seq(mk)
+        t0 = time.monotonic()
         fid = add_fault(mk, type="disk-slow", broker=slow, delay_ms=300)
         e = wait_event(mk, "health_slow", seq, broker=slow, timeout=40)
+        t_slow = time.monotonic() - t0
         hb = health_of(mk, slow)
         assert hb["state"] == "slow" and hb["step"] == 4 and hb["fenced"] is True
         wait_for("broker %d out of the ISR" % slow, lambda: slow not in partitions(mk, topic)[0]["isr"], 20)
@@ -377,8 +382,11 @@ def test_slow_broker_leaves_isr_keeps_replicating(minikora):
         if end0 is not None:
             wait_for("the slow replica still replicating", lambda: (replica_end() or 0) > end0, 30)
         clear_fault(mk, fid)
+        t1 = time.monotonic()
         wait_event(mk, "health_recovered", e["seq"], broker=slow, timeout=40)
         wait_for("broker %d back in the ISR" % slow, lambda: slow in partitions(mk, topic)[0]["isr"], 40)
+        print("\nHEALTH-FIGURES slow broker: out of the ISR %.2f s after disk-slow 300 ms, back in it %.2f s "
+              "after the fault cleared" % (t_slow, time.monotonic() - t1))
     finally:
         prod.stop()
     check_no_loss(mk, topic, prod)
