@@ -221,19 +221,19 @@ def test_disk_slow_raises_produce_latency_on_that_broker(minikora):
     mk = minikora(*CLUSTER)
     leader = make_topic(mk, "slowdisk")[0]["leader"]
     base = [timed_produce(mk, leader, "slowdisk", 0, [b"warm"])[2] for _ in range(3)]
-    fid = inject(mk, type="disk-slow", broker=leader, delay_ms=250)
+    fid = inject(mk, type="disk-slow", broker=leader, delay_ms=400)
     slow = []
     for i in range(3):
         err, off, took = timed_produce(mk, leader, "slowdisk", 0, [b"slow-%d" % i])
         assert err == 0, err
         slow.append(took)
-    assert min(slow) >= 0.24, (base, slow)
-    assert max(base) < 0.2, base
+    assert min(slow) >= 0.39, (base, slow)
+    assert max(base) < 0.3, base
     st = storage(mk, leader)
-    assert st["p99_us"] >= 200000 and st["held"] >= 3, st
+    assert st["p99_us"] >= 350000 and st["held"] >= 3, st
     api(mk, "DELETE", "/v1/faults/%d" % fid)
     err, _, took = timed_produce(mk, leader, "slowdisk", 0, [b"fast"])
-    assert err == 0 and took < 0.2, took
+    assert err == 0 and took < 0.3, took
 
 
 @pytest.mark.timeout(120)
@@ -340,21 +340,43 @@ def test_net_partition_shrinks_the_isr_and_heals(minikora):
     wait_isr_full(mk, "cut", timeout=20)
 
 
+@pytest.mark.timeout(120)
+def test_net_partition_of_the_leaders_az_moves_leadership(minikora):
+    # The leader's side is cut off: as Kafka's controller fences a broker it cannot hear from,
+    # leadership moves to an in-sync replica on the other side; acks=all data stays safe.
+    mk = minikora(*CLUSTER, "--set", "replica.lag.time.max.ms=1000")
+    leader = make_topic(mk, "isolated")[0]["leader"]
+    racks, _ = metadata(mk, "isolated")
+    prod = Producer(mk, "isolated")
+    prod.send([b"before-%d" % i for i in range(20)])
+    prod.flush()
+    fid = inject(mk, type="net-partition", az=racks[leader])
+    parts = wait_metadata(mk, "isolated", lambda p: p[0]["leader"] not in (leader, -1), 15,
+                          "leadership leaves the partitioned AZ %s" % racks[leader])
+    wait_metadata(mk, "isolated", lambda p: leader not in p[0]["isr"], 15, "the cut-off broker leaves the ISR")
+    prod.send([b"after-%d" % i for i in range(20)])
+    prod.flush()
+    api(mk, "DELETE", "/v1/faults/%d" % fid)
+    wait_isr_full(mk, "isolated", timeout=20)
+    got = consume_values(mk, "isolated", 40)
+    assert sorted(got) == sorted(prod.acked) and len(got) == 40, (len(got), parts)
+
+
 @pytest.mark.timeout(60)
 def test_broker_slow_adds_request_latency(minikora):
     mk = minikora(*CLUSTER)
     leader = make_topic(mk, "slowbroker")[0]["leader"]
-    fid = inject(mk, type="broker-slow", broker=leader, delay_ms=300)
+    fid = inject(mk, type="broker-slow", broker=leader, delay_ms=500)
     err, _, took = timed_produce(mk, leader, "slowbroker", 0, [b"x"])
-    assert err == 0 and took >= 0.29, took
+    assert err == 0 and took >= 0.49, took
     other = next(b for b in (1, 2, 3) if b != leader)
     t0 = time.monotonic()
     with mk.wire(other) as c:
         c.metadata(["slowbroker"])
-    assert time.monotonic() - t0 < 0.25
+    assert time.monotonic() - t0 < 0.4
     api(mk, "DELETE", "/v1/faults/%d" % fid)
     err, _, took = timed_produce(mk, leader, "slowbroker", 0, [b"y"])
-    assert err == 0 and took < 0.25, took
+    assert err == 0 and took < 0.4, took
 
 
 @pytest.mark.timeout(90)

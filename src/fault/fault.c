@@ -326,6 +326,18 @@ bool mk_fault_net_cut(const char *az_a, const char *az_b)
     return cut;
 }
 
+bool mk_fault_net_isolated(const char *az)
+{
+    if (none_active() || !az)
+        return false;
+    bool cut = false;
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < nactive && !cut; i++)
+        cut = table[i].spec.type == MK_FAULT_NET_PARTITION && strcmp(table[i].spec.az, az) == 0;
+    pthread_mutex_unlock(&mu);
+    return cut;
+}
+
 bool mk_fault_s3_client(int *type, int64_t *delay_ms)
 {
     if (none_active())

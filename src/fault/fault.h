@@ -6,7 +6,8 @@
  * registry only records what is active and answers cheap questions about
  * it; each fault acts in the layer whose I/O it disturbs, which asks here:
  *   disk-stall, disk-slow, disk-error  log/'s storage I/O gate (mk_fault_disk)
- *   net-partition                      repl/'s rounds (mk_fault_net_cut)
+ *   net-partition                      repl/'s rounds and ISR (mk_fault_net_cut,
+ *                                      mk_fault_net_isolated)
  *   broker-slow                        broker/'s request life (mk_fault_broker_delay_ms)
  *   s3-* with side=client              tier/'s S3 calls (mk_fault_s3_client)
  * and the faults that are an action rather than a state (corrupt, crash,
@@ -15,9 +16,11 @@
  * schedule.  Observers hear every add and remove (the gate releases held
  * operations when a stall clears).
  *
- * Threads: every call may come from any thread (a mutex guards the table;
- * with no fault active a query is one atomic load).  Observers run on the
- * thread that added or removed the fault -- the loop, in minikora.
+ * Threads: the queries may come from any thread (a mutex guards the table;
+ * with no fault active a query is one atomic load; tier/'s S3 workers ask).
+ * Observers run on the thread that added or removed the fault, and log/'s
+ * gate observes on the loop: in minikora, add and remove on the loop thread
+ * (admin/ does).
  */
 #ifndef MK_FAULT_H
 #define MK_FAULT_H
@@ -116,6 +119,9 @@ typedef struct mk_fault_disk_s {
 
 /* Fills *out; returns whether any disk fault concerns broker. */
 bool mk_fault_disk(int32_t broker, mk_fault_disk_t *out);
+/* Whether a net-partition cuts az away from the others (az is the
+ * partitioned side, the minority). */
+bool mk_fault_net_isolated(const char *az);
 /* Added latency of every request of broker (broker-slow), 0 if none. */
 int64_t mk_fault_broker_delay_ms(int32_t broker);
 /* Whether a net-partition cuts replication between AZs a and b (one of

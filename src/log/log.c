@@ -615,6 +615,7 @@ int mk_log_open(const char *dir, const mk_log_config_t *cfg, mk_log_t **out)
     int grc = mk_log_io_begin(&gate, MK_LOG_IO_WRITE, &t0);
     if (grc == MK_ERR_IO) {
         mk_error("log: %s: open failed: %s (injected disk-error)", dir, mk_strerror(grc));
+        mk_log_io_failed(&gate); /* the directory is offline, as for a log that fails */
         return MK_ERR_IO;
     }
     int rc = mkdir_p(dir);

@@ -168,6 +168,14 @@ static bool cross_az(mk_repl_t *r, int32_t a, int32_t b)
     return strcmp(mk_cluster_broker_az(r->c, a), mk_cluster_broker_az(r->c, b)) != 0;
 }
 
+/* Whether p's leader is on the partitioned side of a net-partition while
+ * follower f, running and in the ISR, is on the other. */
+static bool leader_isolated(mk_repl_t *r, const mk_partition_t *p, const mk_replica_t *f)
+{
+    return mk_fault_net_isolated(mk_cluster_broker_az(r->c, p->leader)) &&
+           !mk_fault_net_isolated(mk_cluster_broker_az(r->c, f->broker)) && f->log && broker_running(r, f->broker);
+}
+
 /* A net-partition fault (fault/) cuts replication between brokers a and b:
  * no round copies and no acknowledgement travels, both ways. */
 static bool net_cut(mk_repl_t *r, int32_t a, int32_t b)
@@ -732,6 +740,18 @@ static void tick_cb(uv_timer_t *t)
                     mk_warn("partition %s-%d: broker %d leaves the ISR (fenced)", topic->name, i, f->broker);
                     moved = true;
                 }
+                if (f->in_isr && now - f->caught_up_ms > (uint64_t)r->cfg.replica_lag_time_max_ms &&
+                    leader_isolated(r, p, f)) {
+                    /* The leader is on the partitioned side: in Kafka it could
+                     * not shrink the ISR (the controller is out of reach) and
+                     * the controller fences it; leadership moves to an in-sync
+                     * replica on the other side. */
+                    mk_warn("partition %s-%d: leader %d is cut off by a net-partition: leadership moves",
+                            topic->name, i, p->leader);
+                    elect(r, p, p->leader);
+                    moved = true;
+                    break;
+                }
                 if (f->in_isr && now - f->caught_up_ms > (uint64_t)r->cfg.replica_lag_time_max_ms) {
                     f->in_isr = false;
                     mk_warn("partition %s-%d: broker %d leaves the ISR (lagging)", topic->name, i, f->broker);
@@ -747,7 +767,8 @@ static void tick_cb(uv_timer_t *t)
             if (r->cfg.auto_leader_rebalance && pref->broker != p->leader && pref->in_isr && pref->log &&
                 !fenced(r, pref->broker) &&
                 !pref->needs_truncate && mk_log_end_offset(pref->log) >= leo_l &&
-                broker_running(r, pref->broker)) {
+                broker_running(r, pref->broker) && p->leader >= 0 &&
+                !mk_fault_net_isolated(mk_cluster_broker_az(r->c, pref->broker))) {
                 mk_info("partition %s-%d: preferred leader %d is back", topic->name, i, pref->broker);
                 set_leader(r, p, pref->broker);
                 for (int32_t k = 0; k < p->replica_count; k++)
