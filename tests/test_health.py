@@ -414,3 +414,32 @@ def test_defaults_act_on_a_stalled_disk_within_10s(minikora):
     finally:
         prod.stop()
     check_no_loss(mk, topic, prod)
+
+
+@pytest.mark.timeout(120)
+def test_replacement_survives_a_restart(minikora, tmp_path):
+    """The replacement broker (its AZ and cell) and the retired one come back after a restart
+    of minikora (cluster.brokers.added, cluster.brokers.retired)."""
+    data = tmp_path / "data"
+    args = FAST + ("--set", "minikora.health.replace.after.ms=500")
+    mk = minikora(*args, data_dir=data)
+    topic = "keep-%s" % uuid.uuid4().hex[:6]
+    create_topic(mk, topic)
+    victim = wait_for("a leader", lambda: partitions(mk, topic)[0]["leader"], 20)
+    az = health_of(mk, victim)["az"]
+    seq = last_seq(mk)
+    add_fault(mk, type="disk-stall", broker=victim)
+    e = wait_event(mk, "health_retired", seq, broker=victim, timeout=60)
+    new_id = health_of(mk, victim)["replaced_by"]
+    wait_for("the ISR full", lambda: len(partitions(mk, topic)[0]["isr"]) == 3, 60)
+    mk.stop()
+    mk.start()
+    brokers = {b["id"]: b for b in ok(mk, "GET", "/v1/brokers")["brokers"]}
+    assert new_id in brokers and brokers[new_id]["az"] == az, brokers
+    assert brokers[victim]["state"] != "running", brokers[victim]
+    assert health_of(mk, victim)["state"] == "retired"
+    assert health_of(mk, new_id)["state"] == "healthy" or wait_for(
+        "the new broker healthy", lambda: health_of(mk, new_id)["state"] == "healthy", 20)
+    p = partitions(mk, topic)[0]
+    assert victim not in p["replicas"] and new_id in p["replicas"], p
+    assert e["message"]

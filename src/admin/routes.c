@@ -232,10 +232,10 @@ static json_t *cell_tenants_json(mk_admin_t *a, int32_t cell)
     return ids;
 }
 
-/* A broker's state word: running, stopped (controlled) or crashed. */
+/* A broker's state word: running, stopped (controlled), crashed, or retired (replaced by the health manager). */
 static const char *broker_state(const mk_cluster_broker_t *b)
 {
-    return b->running ? "running" : b->crashed ? "crashed" : "stopped";
+    return b->running ? "running" : b->retired ? "retired" : b->crashed ? "crashed" : "stopped";
 }
 
 /* "host:port" clients are told for b's PLAINTEXT listener (after any mapping). */
