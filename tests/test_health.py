@@ -443,3 +443,31 @@ def test_replacement_survives_a_restart(minikora, tmp_path):
     p = partitions(mk, topic)[0]
     assert victim not in p["replicas"] and new_id in p["replicas"], p
     assert e["message"]
+
+
+@pytest.mark.timeout(120)
+def test_disk_error_ladder_and_back(minikora):
+    """disk-error on a topic's leader: its log directory goes offline and leadership moves (the
+    fault layer's Kafka behaviour); the ladder restarts, then demotes the broker, restarting it
+    now and then until its logs open again; once the fault is cleared it is healthy and back in
+    the ISR.  Nothing acknowledged is lost."""
+    mk = minikora(*FAST, "--set", "minikora.health.replace.after.ms=-1")
+    topic = "derr-%s" % uuid.uuid4().hex[:6]
+    create_topic(mk, topic)
+    leader = wait_for("a leader", lambda: partitions(mk, topic)[0]["leader"], 20)
+    prod = Producer(mk.bootstrap, topic, tag="derr")
+    try:
+        wait_for("records acknowledged", lambda: prod.count() >= 100, 30)
+        seq = last_seq(mk)
+        fid = add_fault(mk, type="disk-error", broker=leader)
+        e1 = wait_event(mk, "health_restart", seq, broker=leader, timeout=30)
+        e2 = wait_event(mk, "health_demoted", e1["seq"], broker=leader, timeout=30)
+        assert partitions(mk, topic)[0]["leader"] != leader
+        n = prod.count()
+        wait_for("the producer going on", lambda: prod.count() > n + 100, 60)
+        clear_fault(mk, fid)
+        wait_event(mk, "health_recovered", e2["seq"], broker=leader, timeout=60)
+        wait_for("broker %d back in the ISR" % leader, lambda: leader in partitions(mk, topic)[0]["isr"], 60)
+    finally:
+        prod.stop()
+    check_no_loss(mk, topic, prod)
