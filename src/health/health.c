@@ -497,7 +497,7 @@ static void step(mk_health_t *h, slot_t *s, uint64_t now)
             }
             if (h->cfg.enable)
                 restart(h, s, now, age);
-            else
+            else if (st != MK_HEALTH_STALLED)
                 set_state(s, MK_HEALTH_STALLED, MK_HEALTH_STEP_NONE);
             return;
         }
