@@ -471,3 +471,20 @@ def test_disk_error_ladder_and_back(minikora):
     finally:
         prod.stop()
     check_no_loss(mk, topic, prod)
+
+
+@pytest.mark.timeout(60)
+def test_watch_only(minikora):
+    """minikora.health.enable=false: a stall is seen and reported, never acted on."""
+    mk = minikora(*FAST, "--set", "minikora.health.enable=false")
+    assert health(mk)["enabled"] is False
+    seq = last_seq(mk)
+    fid = add_fault(mk, type="disk-stall", broker=2)
+    e = wait_event(mk, "health_stalled", seq, broker=2, timeout=20)
+    hb = health_of(mk, 2)
+    assert hb["state"] == "stalled" and hb["step"] == 0 and hb["fenced"] is False and hb["restarts"] == 0
+    assert hb["no_progress_ms"] >= 1500
+    assert not ok(mk, "GET", "/v1/events?since=%d&type=health_restart" % seq)["events"]
+    clear_fault(mk, fid)
+    wait_for("broker 2 healthy", lambda: health_of(mk, 2)["state"] == "healthy", 20)
+    assert e["broker"] == 2
