@@ -590,6 +590,8 @@ static void slots_sync(mk_health_t *h, uint64_t now)
         memset(s, 0, sizeof(*s));
         mk_buf_init(&s->probe_batch);
         s->pub.id = mk_cluster_broker_at(h->c, i)->id;
+        if (mk_cluster_broker_at(h->c, i)->retired)
+            s->pub.state = MK_HEALTH_RETIRED; /* replaced before this start */
         s->pub.since_ms = mk_now_ms();
         s->next_probe = now;
         /* A replacement names the broker it replaces. */
