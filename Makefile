@@ -79,6 +79,16 @@ integ: minikora
 bench: minikora
 	tests/bench/run.sh
 
+# The chaos soak (outside `make test`): a seeded run of at least SOAK_FAULTS mixed faults under
+# idempotent acks=all producers and read_committed consumers; every acknowledged record must be
+# there exactly once, in order per partition (tests/soak.py; figures in docs/RELIABILITY.md).
+# tests/test_soak.py is its short version inside `make test`.
+SOAK_FAULTS ?= 100
+SOAK_SEED ?= 7
+.PHONY: soak
+soak: minikora
+	$(PYTHON) tests/soak.py --faults $(SOAK_FAULTS) --seed $(SOAK_SEED)
+
 # The packaged helpers' own tests: the pytest plugin (pip-installed into a venv) and the npm
 # package with kafkajs, plus the GitHub Action's scripts (part of `make test`).
 .PHONY: clients-test

@@ -174,6 +174,7 @@ void mk_tui_model_free(mk_tui_model_t *m)
     mk_free(m->tail);
     mk_free(m->tenants);
     tenant_detail_free(&m->tenant);
+    mk_free(m->health);
     mk_free(m->storage);
     mk_free(m->events);
     memset(m, 0, sizeof(*m));
@@ -1099,6 +1100,51 @@ static int apply_storage(mk_tui_model_t *m, json_t *j)
     return 0;
 }
 
+/* GET /v1/health: the storage health manager's view of every broker and
+ * the ladder's thresholds. */
+static int apply_health(mk_tui_model_t *m, json_t *j)
+{
+    json_t *brokers = json_object_get(j, "brokers");
+    size_t n = json_array_size(brokers);
+    mk_tui_health_row_t *rows = array_new(n, sizeof(*rows));
+    if (!rows)
+        return MK_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(brokers, i), *io = json_object_get(o, "io"), *pr = json_object_get(o, "probes");
+        mk_tui_health_row_t *r = &rows[i];
+        r->id = jint32(o, "id", -1);
+        jcopy(o, "az", r->az, sizeof(r->az));
+        r->cell = jint32(o, "cell", -1);
+        r->running = json_is_true(json_object_get(o, "running"));
+        r->fenced = json_is_true(json_object_get(o, "fenced"));
+        jcopy(o, "state", r->state, sizeof(r->state));
+        r->step = jint32(o, "step", 0);
+        r->no_progress_ms = jint(o, "no_progress_ms", 0);
+        r->restarts = jint(o, "restarts", 0);
+        r->replaced_by = jint32(o, "replaced_by", 0);
+        r->replaces = jint32(o, "replaces", 0);
+        r->ops = jint(io, "ops", 0);
+        r->errors = jint(io, "errors", 0);
+        r->oldest_ms = jint(io, "oldest_inflight_ms", 0);
+        r->p99_ms = jnum(io, "p99_ms");
+        r->probes_ok = jint(pr, "ok", 0);
+        r->probes_failed = jint(pr, "failed", 0);
+        r->produce_ms = jnum(pr, "produce_ms");
+        r->consume_ms = jnum(pr, "consume_ms");
+        jcopy(pr, "error", r->probe_error, sizeof(r->probe_error));
+    }
+    json_t *th = json_object_get(j, "thresholds");
+    m->health_enabled = json_is_true(json_object_get(j, "enabled"));
+    m->health_stall_ms = jint(th, "stall_ms", 0);
+    m->health_restart_grace_ms = jint(th, "restart_grace_ms", 0);
+    m->health_replace_after_ms = jint(th, "replace_after_ms", 0);
+    mk_free(m->health);
+    m->health = rows;
+    m->nhealth = (int)n;
+    m->health_status = 200;
+    return 0;
+}
+
 /* ================================================================ apply */
 
 int mk_tui_model_apply(mk_tui_model_t *m, mk_tui_req_t kind, const char *arg, const char *body, size_t len, char *err,
@@ -1121,6 +1167,7 @@ int mk_tui_model_apply(mk_tui_model_t *m, mk_tui_req_t kind, const char *arg, co
     case MK_TUI_REQ_STORAGE: rc = apply_storage(m, j); break;
     case MK_TUI_REQ_GROUP: rc = apply_group(m, arg, j); break;
     case MK_TUI_REQ_RECORDS: rc = apply_records(m, arg, j); break;
+    case MK_TUI_REQ_HEALTH: rc = apply_health(m, j); break;
     case MK_TUI_REQ_ACTION: break;
     }
     json_decref(j);

@@ -137,6 +137,8 @@ static void poll_start(mk_tui_t *t)
         get(t, MK_TUI_REQ_TENANTS, "/v1/tenants", "", GET_TIMEOUT_MS);
     if (t->m.storage_status != 404 || rounds % LATENCY_RETRY_POLLS == 0)
         get(t, MK_TUI_REQ_STORAGE, "/v1/storage", "", GET_TIMEOUT_MS);
+    if (t->m.health_status != 404 || rounds % LATENCY_RETRY_POLLS == 0)
+        get(t, MK_TUI_REQ_HEALTH, "/v1/health", "", GET_TIMEOUT_MS);
     if (t->view == MK_TUI_V_TENANTS && t->tenant_open && t->sel_tenant[0])
         get_tenant(t, t->sel_tenant);
     if (t->view == MK_TUI_V_GROUPS && t->group_open && t->sel_group[0])
@@ -207,6 +209,9 @@ static void on_result(void *ud, const mk_tui_http_result_t *r)
         return;
     } else if (r->status == 404 && r->kind == MK_TUI_REQ_STORAGE) {
         t->m.storage_status = 404; /* an older server: no tiered storage */
+        return;
+    } else if ((r->status == 404 || r->status == 503) && r->kind == MK_TUI_REQ_HEALTH) {
+        t->m.health_status = r->status; /* an older server, or no health manager */
         return;
     } else if (r->status == 404 && r->kind == MK_TUI_REQ_TENANT) {
         mk_tui_model_tenant_missing(&t->m, r->arg);
@@ -648,7 +653,8 @@ static bool key(mk_tui_t *t, int ch)
     case '4':
     case '5':
     case '6':
-    case '7': t->view = ch - '1'; break;
+    case '7':
+    case '8': t->view = ch - '1'; break;
     case '?': t->mode = MK_TUI_MODE_HELP; break;
     case '/':
         snprintf(t->input, sizeof(t->input), "%s", t->filter[t->view]);

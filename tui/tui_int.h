@@ -53,6 +53,7 @@ typedef enum mk_tui_req_e {
     MK_TUI_REQ_STORAGE,  /* GET /v1/storage */
     MK_TUI_REQ_GROUP,    /* GET /v1/groups/{arg} */
     MK_TUI_REQ_RECORDS,  /* GET /v1/topics/{arg}/records?partition=P&offset=O&limit=N (the tail) */
+    MK_TUI_REQ_HEALTH,   /* GET /v1/health */
     MK_TUI_REQ_ACTION,   /* POST: broker or AZ lifecycle */
 } mk_tui_req_t;
 
@@ -287,6 +288,21 @@ typedef struct mk_tui_storage_row_s {
     int32_t backlog_segments, remote_segments;
 } mk_tui_storage_row_t;
 
+/* One row of the Health view, from GET /v1/health: one broker as the
+ * storage health manager sees it. */
+typedef struct mk_tui_health_row_s {
+    int32_t id;
+    char az[16];
+    int32_t cell;
+    bool running, fenced;
+    char state[16];
+    int32_t step;                 /* ladder step: 0 none .. 4 slow */
+    int64_t no_progress_ms, ops, errors, oldest_ms, probes_ok, probes_failed, restarts;
+    double p99_ms, produce_ms, consume_ms;
+    int32_t replaced_by, replaces;  /* 0: none */
+    char probe_error[96];
+} mk_tui_health_row_t;
+
 /* A ring of samples for a sparkline. */
 typedef struct mk_tui_hist_s {
     double v[MK_TUI_HISTORY];
@@ -364,6 +380,12 @@ typedef struct mk_tui_model_s {
     char tail_err[160];
     mk_tui_record_t *tail;    /* owned: MK_TUI_TAIL slots */
     int ntail, tail_head;
+    /* GET /v1/health: 0 = not answered yet, 404 = the API has no such route */
+    long health_status;
+    bool health_enabled;
+    int64_t health_stall_ms, health_restart_grace_ms, health_replace_after_ms;
+    mk_tui_health_row_t *health;  /* brokers in id order */
+    int nhealth;
     /* GET /v1/events: a ring, oldest first from events_head */
     mk_tui_event_t *events;      /* MK_TUI_EVENTS slots */
     int nevents, events_head;
@@ -425,7 +447,7 @@ void mk_tui_fmt_spark(const double *newest_first, int count, int width, bool utf
 /* ===================================================================== state */
 
 enum { MK_TUI_V_OVERVIEW, MK_TUI_V_PLACEMENT, MK_TUI_V_LATENCY, MK_TUI_V_TENANTS, MK_TUI_V_EVENTS, MK_TUI_V_STORAGE,
-       MK_TUI_V_GROUPS,
+       MK_TUI_V_GROUPS, MK_TUI_V_HEALTH,
        MK_TUI_V_COUNT };
 enum { MK_TUI_DRILL_NONE, MK_TUI_DRILL_BROKER, MK_TUI_DRILL_TOPIC };
 enum { MK_TUI_MODE_NORMAL, MK_TUI_MODE_FILTER, MK_TUI_MODE_CONFIRM, MK_TUI_MODE_HELP };
@@ -510,6 +532,8 @@ int mk_tui_view_group_rows(const mk_tui_t *t, int *idx, int cap);
 /* Columns a view can be sorted by (o cycles through 0..n); 0 for a view
  * without sorting. */
 int mk_tui_view_sort_columns(int view);
+/* Health rows (indexes into m.health), filtered by broker id or state. */
+int mk_tui_view_health_rows(const mk_tui_t *t, int *idx, int cap);
 /* Storage rows (indexes into m.storage), filtered by tenant or topic. */
 int mk_tui_view_storage_rows(const mk_tui_t *t, int *idx, int cap);
 /* Body rows a view's list has at the current size (for paging). */

@@ -129,7 +129,7 @@ static void scroll_fix(int *top, int sel, int n, int rows)
 }
 
 static const char *view_names[MK_TUI_V_COUNT] = {"Overview", "Placement", "Latency", "Tenants", "Events", "Storage",
-                                                 "Groups"};
+                                                 "Groups", "Health"};
 
 /* Print text at (y, x) in at most w columns; text longer than that is cut
  * and ends in "..." so that nothing is cut silently. */
@@ -1741,13 +1741,83 @@ static void draw_storage(mk_tui_t *t, int y0, int rows)
     mk_free(idx);
 }
 
+/* =============================================================== health */
+
+int mk_tui_view_health_rows(const mk_tui_t *t, int *idx, int cap)
+{
+    const char *f = t->filter[MK_TUI_V_HEALTH];
+    int n = 0;
+    for (int i = 0; i < t->m.nhealth && n < cap; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", t->m.health[i].id);
+        if (mk_tui_match(f, id) || mk_tui_match(f, t->m.health[i].state))
+            idx[n++] = i;
+    }
+    return n;
+}
+
+/* The storage health manager: per broker its state and ladder step, its
+ * storage I/O (the gate's figures) and its probes; the thresholds above. */
+static void draw_health(mk_tui_t *t, int y0, int rows)
+{
+    mk_tui_model_t *m = &t->m;
+    int y = y0, end = y0 + rows;
+    put(y, 0, COLS, attrs[K_HEAD], " Health");
+    if (m->health_status != 200) {
+        put(y + 2, 2, COLS - 2, attrs[K_DIM], "%s",
+            m->health_status == 0 ? "no data yet (waiting for GET /v1/health)"
+                                  : "no data: this admin API has no health manager (GET /v1/health)");
+        return;
+    }
+    char rep[32] = "never";
+    if (m->health_replace_after_ms >= 0)
+        mk_tui_fmt_secs(m->health_replace_after_ms, rep, sizeof(rep));
+    char stall[32], grace[32];
+    mk_tui_fmt_secs(m->health_stall_ms, stall, sizeof(stall));
+    mk_tui_fmt_secs(m->health_restart_grace_ms, grace, sizeof(grace));
+    put(y, 8, COLS - 8, m->health_enabled ? A_NORMAL : attrs[K_WARN], "%s   stall %s, after restart %s, replace after %s",
+        m->health_enabled ? "ladder on" : "watch only", stall, grace, rep);
+    y += 2;
+    put(y++, 0, COLS, attrs[K_HEAD], " %-6s %-10s %-4s %7s %8s %6s %7s %7s %6s  %s", "BROKER", "STATE", "STEP",
+        "STUCK", "IO OPS", "ERR", "P99 ms", "PROBE", "FAIL", "NOTE");
+    int list_rows = end - y;
+    int *idx = idx_alloc(m->nhealth);
+    if (!idx)
+        return;
+    int n = mk_tui_view_health_rows(t, idx, m->nhealth);
+    scroll_fix(&t->scroll[MK_TUI_V_HEALTH], -1, n, list_rows);
+    for (int r = 0; r < list_rows && t->scroll[MK_TUI_V_HEALTH] + r < n; r++) {
+        const mk_tui_health_row_t *h = &m->health[idx[t->scroll[MK_TUI_V_HEALTH] + r]];
+        char stuck[16], ops[16], probe[16], note[160] = "";
+        mk_tui_fmt_secs(h->no_progress_ms, stuck, sizeof(stuck));
+        mk_tui_fmt_count((double)h->ops, ops, sizeof(ops));
+        mk_tui_fmt_ms(h->produce_ms + h->consume_ms, probe, sizeof(probe));
+        if (h->replaced_by)
+            snprintf(note, sizeof(note), "replaced by %d", h->replaced_by);
+        else if (h->replaces)
+            snprintf(note, sizeof(note), "replaces %d", h->replaces);
+        else if (h->probe_error[0])
+            snprintf(note, sizeof(note), "%s", h->probe_error);
+        else if (h->fenced)
+            snprintf(note, sizeof(note), "fenced: out of the ISRs");
+        bool ok = strcmp(h->state, "healthy") == 0;
+        bool gone = strcmp(h->state, "retired") == 0 || strcmp(h->state, "stopped") == 0;
+        attr_t a = ok ? A_NORMAL : gone ? attrs[K_DIM] : strcmp(h->state, "slow") == 0 ? attrs[K_WARN] : attrs[K_BAD];
+        put(y + r, 0, COLS, a, " %-6d %-10s %-4d %7s %8s %6lld %7.1f %7s %6lld  %s", h->id, h->state, h->step,
+            stuck, ops, (long long)h->errors, h->p99_ms, probe, (long long)h->probes_failed, note);
+    }
+    if (n == 0)
+        put(y, 2, COLS - 2, attrs[K_DIM], "%s", m->nhealth ? "nothing matches the filter" : "no brokers yet");
+    mk_free(idx);
+}
+
 /* ================================================================= help */
 
 static void draw_help(void)
 {
     static const char *lines[] = {
         "Tab, Shift-Tab  next / previous view",
-        "1-7             Overview Placement Latency Tenants Events Storage Groups",
+        "1-8             Overview Placement Latency Tenants Events Storage Groups Health",
         "arrows, hjkl    move the cursor, scroll",
         "PgUp PgDn g G   page up / down, first, last",
         "Enter           partitions of a broker or topic; a tenant's or group's pane",
@@ -1806,6 +1876,7 @@ void mk_tui_view_draw(mk_tui_t *t)
         case MK_TUI_V_TENANTS: draw_tenants(t, y0, rows); break;
         case MK_TUI_V_STORAGE: draw_storage(t, y0, rows); break;
         case MK_TUI_V_GROUPS: draw_groups(t, y0, rows); break;
+        case MK_TUI_V_HEALTH: draw_health(t, y0, rows); break;
         default: draw_events(t, y0, rows); break;
         }
         draw_status(t, now);

@@ -341,6 +341,7 @@ struct mk_admin_s {
     uint64_t unauthorized;    /* requests answered 401, since start */
     mk_admin_balance_t bal;   /* balance.c */
     mk_s3d_t *s3d;            /* borrowed: the bundled S3 server, or NULL */
+    mk_health_t *health;      /* borrowed: the storage health manager, or NULL */
     mk_admin_faults_t *faults;/* owned: faults.c */
 };
 

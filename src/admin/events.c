@@ -62,6 +62,9 @@ static const char *const event_types[] = {
     "quota", "tenant_throttled",
     /* the bundled S3 server's fault switch (tier/ tests and operators) */
     "s3_fault",
+    /* the storage health manager's ladder (health/) */
+    "health_stalled", "health_restart", "health_demoted", "health_replace", "health_retired", "health_slow",
+    "health_recovered",
     /* the fault-injection API and its chaos schedule (faults.c) */
     "fault_injected", "fault_cleared", "chaos_started", "chaos_stopped",
 };
@@ -153,6 +156,8 @@ void mk_admin_observe(mk_admin_t *a, const char *why, bool quiet)
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it))) {
+        if (mk_health_topic_internal(t->name))
+            continue; /* the health manager's probe topics: its own events tell */
         seen_topic_t *st = mk_map_get(&ev->seen_topics, t->name);
         if (st && (memcmp(st->id, t->id, 16) != 0 || st->n != t->partition_count)) {
             mk_map_del(&ev->seen_topics, t->name); /* deleted and created again */

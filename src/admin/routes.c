@@ -192,6 +192,8 @@ static bool counts_take(mk_admin_t *a, counts_t *k)
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it))) {
+        if (mk_health_topic_internal(t->name))
+            continue; /* the health manager's probes: internal */
         k->topics++;
         for (int32_t i = 0; i < t->partition_count; i++) {
             mk_partition_t *p = mk_cluster_topic_partition(t, i);
@@ -231,10 +233,10 @@ static json_t *cell_tenants_json(mk_admin_t *a, int32_t cell)
     return ids;
 }
 
-/* A broker's state word: running, stopped (controlled) or crashed. */
+/* A broker's state word: running, stopped (controlled), crashed, or retired (replaced by the health manager). */
 static const char *broker_state(const mk_cluster_broker_t *b)
 {
-    return b->running ? "running" : b->crashed ? "crashed" : "stopped";
+    return b->running ? "running" : b->retired ? "retired" : b->crashed ? "crashed" : "stopped";
 }
 
 /* "host:port" clients are told for b's PLAINTEXT listener (after any mapping). */
@@ -543,7 +545,8 @@ static void h_topics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_cap
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it)))
-        json_array_append_new(arr, topic_summary_json(a, t));
+        if (!mk_health_topic_internal(t->name)) /* probe topics: GET /v1/health */
+            json_array_append_new(arr, topic_summary_json(a, t));
     mk_admin_http_json(resp, 200, json_pack("{s:o}", "topics", arr));
 }
 
@@ -1172,7 +1175,7 @@ static bool delete_owned(mk_admin_t *a, const mk_tenant_t *tenant, int *topics, 
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it)))
-        if (!tenant || mk_tenant_visible(tenant, t->name))
+        if ((!tenant || mk_tenant_visible(tenant, t->name)) && !mk_health_topic_internal(t->name))
             names_add(&tn, t->name);
     for (int i = 0; i < tn.n; i++) {
         t = mk_cluster_topic_find(a->c, tn.v[i]);
@@ -2047,6 +2050,52 @@ static void h_integrity(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_
                                  "incidents", incidents, "audit", audit, "remote", remote));
 }
 
+/* GET /v1/health: the storage health manager, per broker (state, ladder
+ * step, storage I/O, probes) and its thresholds. */
+static void h_health(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    if (!a->health) {
+        mk_admin_http_error(resp, 503, "unavailable", "the storage health manager is not running");
+        return;
+    }
+    const mk_health_config_t *cfg = mk_health_config(a->health);
+    json_t *th = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I}", "check_interval_ms",
+                           (json_int_t)cfg->check_interval_ms, "probe_interval_ms", (json_int_t)cfg->probe_interval_ms,
+                           "stall_ms", (json_int_t)cfg->stall_ms, "restart_grace_ms", (json_int_t)cfg->restart_grace_ms,
+                           "replace_after_ms", (json_int_t)cfg->replace_after_ms, "recover_ms",
+                           (json_int_t)cfg->recover_ms, "slow_factor", cfg->slow_factor, "slow_min_ms",
+                           (json_int_t)cfg->slow_min_ms, "slow_for_ms", (json_int_t)cfg->slow_for_ms);
+    json_t *brokers = json_array();
+    int n = 0;
+    const mk_health_broker_t *hb = mk_health_brokers(a->health, &n);
+    for (int i = 0; i < n; i++) {
+        const mk_health_broker_t *x = &hb[i];
+        mk_cluster_broker_t *b = mk_cluster_broker_find(a->c, x->id);
+        char topic[64];
+        snprintf(topic, sizeof(topic), "%s~probe-%d", MK_HEALTH_TENANT, (int)x->id);
+        json_t *io = json_pack("{s:I, s:I, s:I, s:I, s:f, s:f}", "ops", (json_int_t)x->io.ops, "errors",
+                               (json_int_t)x->io.errors, "inflight", (json_int_t)x->io.inflight, "oldest_inflight_ms",
+                               (json_int_t)x->io.oldest_inflight_ms, "p50_ms", x->io.p50_ms, "p99_ms", x->io.p99_ms);
+        json_t *probes = json_pack("{s:s, s:I, s:I, s:f, s:f, s:o, s:o}", "topic", topic, "ok",
+                                   (json_int_t)x->probes_ok, "failed", (json_int_t)x->probes_failed, "produce_ms",
+                                   x->probe_produce_ms, "consume_ms", x->probe_consume_ms, "last_ok_ms",
+                                   x->probe_last_ok_ms ? jms(x->probe_last_ok_ms) : json_null(),
+                                   "error", x->probe_error[0] ? json_string(x->probe_error) : json_null());
+        json_t *bj = json_pack("{s:i, s:s, s:i, s:b, s:s, s:i, s:o, s:b, s:I, s:o, s:o, s:I, s:o, s:o, s:I}", "id",
+                               (int)x->id, "az", b ? b->az : "", "cell", b ? (int)b->cell : -1, "running",
+                               b && b->running, "state", mk_health_state_name(x->state), "step", x->step, "since_ms",
+                               jms(x->since_ms), "fenced", x->fenced, "no_progress_ms",
+                               (json_int_t)x->no_progress_ms, "io", io, "probes", probes, "restarts",
+                               (json_int_t)x->restarts, "replaced_by",
+                               x->replaced_by ? json_integer(x->replaced_by) : json_null(), "replaces",
+                               x->replaces ? json_integer(x->replaces) : json_null(), "recover_ms",
+                               (json_int_t)x->recover_ms);
+        json_array_append_new(brokers, bj);
+    }
+    mk_admin_http_json(resp, 200, json_pack("{s:b, s:s, s:o, s:o}", "enabled", cfg->enable, "probe_tenant",
+                                            MK_HEALTH_TENANT, "thresholds", th, "brokers", brokers));
+}
+
 static void h_integrity_scrub(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
                               mk_http_resp_t *resp)
 {
@@ -2131,6 +2180,55 @@ static void integrity_prometheus(mk_admin_t *a, mk_buf_t *o)
     }
 }
 
+/* Prometheus lines of the storage health manager (h_metrics): per broker
+ * its state (one series per state, 1 for the current one), ladder step,
+ * storage I/O and probes. */
+static void health_prometheus(mk_admin_t *a, mk_buf_t *o)
+{
+    if (!a->health)
+        return;
+    int n = 0;
+    const mk_health_broker_t *hb = mk_health_brokers(a->health, &n);
+    char id[16];
+    mk_prom_help(o, "minikora_health_state", "gauge",
+                 "The storage health manager's state of the broker: 1 for the current state, 0 for the others.");
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "%d", hb[i].id);
+        for (int st = MK_HEALTH_HEALTHY; st <= MK_HEALTH_STOPPED; st++)
+            mk_prom_sample(o, "minikora_health_state", hb[i].state == st, "broker", id, "state",
+                           mk_health_state_name(st), NULL);
+    }
+    static const struct {
+        const char *name, *type, *help;
+    } fams[] = {
+        {"minikora_health_ladder_step", "gauge",
+         "Remediation ladder step last taken for the broker: 0 none, 1 restarted, 2 demoted, 3 replaced, 4 slow (out of the ISRs)."},
+        {"minikora_health_fenced", "gauge", "1 while the health manager keeps the broker out of the ISRs and leadership."},
+        {"minikora_health_no_progress_seconds", "gauge", "How long the broker's storage has made no progress (0: it does)."},
+        {"minikora_health_io_ops_total", "counter", "Storage operations of the broker (the log layer's I/O gate)."},
+        {"minikora_health_io_errors_total", "counter", "Storage operations of the broker that failed."},
+        {"minikora_health_io_inflight_oldest_seconds", "gauge", "Age of the broker's oldest storage operation in flight."},
+        {"minikora_health_io_latency_p99_seconds", "gauge", "99th percentile latency of the broker's recent storage operations."},
+        {"minikora_health_probes_total", "counter", "Synthetic produce and consume probes of the broker that succeeded."},
+        {"minikora_health_probe_failures_total", "counter", "Synthetic probes of the broker that failed."},
+        {"minikora_health_probe_produce_seconds", "gauge", "Append latency of the broker's last successful probe."},
+        {"minikora_health_probe_consume_seconds", "gauge", "Read-back latency of the broker's last successful probe."},
+        {"minikora_health_restarts_total", "counter", "Restarts of the broker by the remediation ladder (step 1)."},
+    };
+    for (size_t f = 0; f < MK_ARRAY_LEN(fams); f++) {
+        mk_prom_help(o, fams[f].name, fams[f].type, fams[f].help);
+        for (int i = 0; i < n; i++) {
+            const mk_health_broker_t *x = &hb[i];
+            double v[] = {x->step, x->fenced, (double)x->no_progress_ms / 1000.0, (double)x->io.ops,
+                          (double)x->io.errors, (double)x->io.oldest_inflight_ms / 1000.0, x->io.p99_ms / 1000.0,
+                          (double)x->probes_ok, (double)x->probes_failed, x->probe_produce_ms / 1000.0,
+                          x->probe_consume_ms / 1000.0, (double)x->restarts};
+            snprintf(id, sizeof(id), "%d", x->id);
+            mk_prom_sample(o, fams[f].name, v[f], "broker", id, NULL);
+        }
+    }
+}
+
 /* ------------------------------------------------------- latency and rates */
 
 static void h_latency(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
@@ -2187,7 +2285,7 @@ static void partition_metrics(mk_admin_t *a, mk_buf_t *o)
         size_t it = 0;
         mk_topic_t *t;
         while ((t = mk_cluster_topic_next(a->c, &it)))
-            for (int32_t i = 0; i < t->partition_count; i++) {
+            for (int32_t i = 0; i < t->partition_count && !mk_health_topic_internal(t->name); i++) {
                 mk_partition_t *p = mk_cluster_topic_partition(t, i);
                 mk_log_t *log = mk_partition_log(p);
                 mk_log_stats_t st = {0};
@@ -2468,10 +2566,13 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it)))
-        mk_prom_sample(o, "minikora_topic_partitions", t->partition_count, "topic", t->name, NULL);
+        if (!mk_health_topic_internal(t->name))
+            mk_prom_sample(o, "minikora_topic_partitions", t->partition_count, "topic", t->name, NULL);
     mk_prom_help(o, "minikora_topic_size_bytes", "gauge", "Bytes of the topic's leader logs, all partitions.");
     it = 0;
     while ((t = mk_cluster_topic_next(a->c, &it))) {
+        if (mk_health_topic_internal(t->name))
+            continue;
         uint64_t size;
         int64_t records;
         topic_log_totals(t, &size, &records);
@@ -2499,6 +2600,7 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
 
     mk_admin_stats_prometheus(a->stats, o);
     integrity_prometheus(a, o);
+    health_prometheus(a, o);
     tenant_quota_metrics(a, o);
     tier_metrics(a, o);
     mk_admin_faults_prometheus(a, o);
@@ -2938,6 +3040,7 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_GET, "/v1/events", h_events, "recent events (?since=SEQ&limit=N&type=T)"},
     {MK_HTTP_GET, "/v1/latency", h_latency, "request latency p50/p95/p99/max per broker and API, last 60 s"},
     {MK_HTTP_GET, "/v1/rates", h_rates, "bytes and records in/out per second per broker, topic and client"},
+    {MK_HTTP_GET, "/v1/health", h_health, "storage health manager: per broker state, ladder step, storage I/O, probes; thresholds"},
     {MK_HTTP_GET, "/v1/integrity", h_integrity, "scrubber and durability audit: verified, corrupt, repaired, lost data, incidents"},
     {MK_HTTP_POST, "/v1/integrity/scrub", h_integrity_scrub, "start a scrubber pass now (409 while one runs)"},
     {MK_HTTP_GET, "/v1/tier", h_tier, "tiered storage: S3 target and status, cache, uploads and deletes, per broker"},

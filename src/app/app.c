@@ -15,6 +15,7 @@
  * before the cluster.
  */
 #include "app/app.h"
+#include "health/health.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,7 @@ struct mk_app_s {
     mk_broker_t *broker;        /* owned, until mk_app_stop() */
     mk_admin_t *admin;          /* owned or NULL */
     mk_s3d_t *s3d;              /* owned or NULL: the bundled S3 server, on a thread of its own */
+    mk_health_t *health;        /* owned or NULL: the storage health manager (its own timer) */
     uv_timer_t tick;            /* housekeeping, once a second */
     bool tick_on;
     int64_t last_retention_ms;
@@ -226,6 +228,14 @@ int mk_app_open(uv_loop_t *loop, const mk_app_opts_t *o, mk_app_t **out, char *w
         return open_fail(app, rc);
     }
 
+    /* The storage health manager: probes and the remediation ladder. */
+    mk_health_config_t hcfg;
+    mk_health_config_from(config, &hcfg);
+    rc = mk_health_new(loop, app->cluster, mk_broker_repl(app->broker), mk_broker_writer(app->broker), &hcfg,
+                       &app->health);
+    if (rc < 0)
+        mk_warn("the storage health manager does not run: %s", mk_strerror(rc));
+
     uv_timer_init(loop, &app->tick);
     app->tick.data = app;
     app->tick_on = true;
@@ -280,7 +290,8 @@ int mk_app_open(uv_loop_t *loop, const mk_app_opts_t *o, mk_app_t **out, char *w
             return open_fail(app, MK_ERR_IO);
         }
         mk_admin_opts_t aopts = {host, o->admin_port, app->cluster, app->broker, o->version, app->admin_token,
-                                 mk_cluster_config_get_bool(config, "minikora.admin.auth.reads"), app->s3d};
+                                 mk_cluster_config_get_bool(config, "minikora.admin.auth.reads"), app->s3d,
+                                 app->health};
         /* Before the listener opens: whoever reads the file can act. */
         if (admin_token_write(data_dir, app->admin_token) < 0)
             mk_warn("cannot write %s/admin-token: %s", data_dir, strerror(errno));
@@ -318,6 +329,8 @@ void mk_app_stop(mk_app_t *app)
     }
     mk_admin_close(app->admin); /* before the broker: it observes requests */
     app->admin = NULL;
+    mk_health_free(app->health); /* before the broker: it probes through its writer */
+    app->health = NULL;
     mk_s3d_close(app->s3d);     /* joins its thread; before the data directory goes */
     app->s3d = NULL;
     if (app->broker)

@@ -49,6 +49,7 @@ int mk_broker_new(uv_loop_t *loop, mk_broker_t **out)
 static void repl_progress_cb(void *arg) { mk_broker_req_wake_soon(arg); }
 
 mk_repl_t *mk_broker_repl(mk_broker_t *b) { return b->repl; }
+mk_partition_writer_t *mk_broker_writer(mk_broker_t *b) { return b->writer; }
 
 mk_group_coord_t *mk_broker_groups(mk_broker_t *b) { return b->groups; }
 

@@ -30,6 +30,9 @@ mk_net_handler_t mk_broker_net_handler(void);
 int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c);
 /* The replication manager (broker lifecycle calls go through it). */
 struct mk_repl_s *mk_broker_repl(mk_broker_t *b);
+/* The one leader write path (the health manager's probes append through
+ * it); NULL before mk_broker_attach(). */
+struct mk_partition_writer_s *mk_broker_writer(mk_broker_t *b);
 /* Start tiered storage to target (after mk_broker_attach(), once the S3
  * target is known: the bundled server starts after the cluster).  The
  * layer wires transactions into it (last stable offsets, aborted

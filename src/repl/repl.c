@@ -29,6 +29,13 @@
  * so that a clean election can bring it back.  The same tick runs preferred
  * leader elections (auto.leader.rebalance.enable) and revives offline
  * partitions.
+ *
+ * Fencing (mk_repl_broker_fence, the storage health manager's): a fenced
+ * broker keeps its replicas and keeps replicating, but it never leads and
+ * never is in an ISR: its leaderships move to in-sync replicas at once
+ * (controlled, as at a shutdown), the tick drops it from every ISR that has
+ * another member, and catching up does not bring it back.  Kora does this
+ * to a broker whose storage stalls or is slow compared with its peers.
  */
 #define MK_PARTITION_FIELDS
 #include "fault/fault.h"
@@ -94,6 +101,7 @@ struct mk_repl_s {
     uint64_t moves_done;
     mk_repl_rebuild_cb rebuild_cb;  /* a follower below the leader's log start (tier/), or NULL */
     void *rebuild_arg;
+    bool fenced[MAX_BROKERS];   /* by broker id: out of every ISR, never leads */
 };
 
 static void run_rounds(mk_repl_t *r);
@@ -110,6 +118,14 @@ static bool broker_running(mk_repl_t *r, int32_t id)
 }
 
 static void progress(mk_repl_t *r) { mk_partition_writer_progress(r->writer); }
+
+static bool fenced(const mk_repl_t *r, int32_t id) { return id > 0 && id < MAX_BROKERS && r->fenced[id]; }
+/* Fencing bars a broker from leading p, unless it is p's only replica (the
+ * health manager's probe partitions, pinned to one broker). */
+static bool barred(const mk_repl_t *r, const mk_partition_t *p, int32_t id)
+{
+    return p->replica_count > 1 && fenced(r, id);
+}
 
 
 /* What one round of p copied from its leader to a follower in another AZ:
@@ -245,7 +261,7 @@ static void on_ack(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t leo
         f->acked_leo = leo_f;
     if (leo_f >= mk_log_end_offset(p->log)) {
         f->caught_up_ms = uv_now(r->loop);
-        if (!f->in_isr) {
+        if (!f->in_isr && !fenced(r, f->broker)) {
             f->in_isr = true;
             mk_info("partition %s-%d: broker %d joins the ISR", p->topic->name, p->index, f->broker);
             *moved = true;
@@ -492,13 +508,14 @@ static void elect(mk_repl_t *r, mk_partition_t *p, int32_t exclude)
     int32_t pick = -1;
     for (int32_t k = 0; k < p->replica_count && pick < 0; k++) {
         mk_replica_t *rp = &p->replicas[k];
-        if (rp->in_isr && rp->log && rp->broker != exclude && broker_running(r, rp->broker))
+        if (rp->in_isr && rp->log && rp->broker != exclude && broker_running(r, rp->broker) &&
+            !barred(r, p, rp->broker))
             pick = rp->broker;
     }
     if (pick < 0 && (r->cfg.unclean_leader_election || p->topic->cfg.unclean_leader_election))
         for (int32_t k = 0; k < p->replica_count && pick < 0; k++) {
             mk_replica_t *rp = &p->replicas[k];
-            if (rp->log && rp->broker != exclude && broker_running(r, rp->broker)) {
+            if (rp->log && rp->broker != exclude && broker_running(r, rp->broker) && !barred(r, p, rp->broker)) {
                 pick = rp->broker;
                 mk_warn("partition %s-%d: unclean election of broker %d", p->topic->name, p->index, pick);
             }
@@ -572,7 +589,7 @@ static void move_leadership(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, i
         return;
     for (int32_t k = 0; k < p->replica_count; k++) {
         mk_replica_t *o = &p->replicas[k];
-        if (o->broker != id && o->in_isr && o->log && broker_running(r, o->broker)) {
+        if (o->broker != id && o->in_isr && o->log && broker_running(r, o->broker) && !fenced(r, o->broker)) {
             /* Make sure it has everything before it leads. */
             bool moved = false;
             do_round(r, p, o, -1, &moved);
@@ -592,6 +609,36 @@ int mk_repl_broker_shutdown(mk_repl_t *r, int32_t id)
     foreach_partition_of(r, id, move_leadership, id);
     return broker_down(r, id, false);
 }
+
+/* A fenced broker's replica leaves p's ISR now when another member is
+ * left (its leadership moved first). */
+static void after_fence(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, int32_t id)
+{
+    move_leadership(r, p, rp, id);
+    if (p->leader == id)
+        return; /* no in-sync replica can take over: it leads on, fenced or not */
+    if (rp->in_isr && mk_partition_isr_size(p) > 1) {
+        rp->in_isr = false;
+        mk_info("partition %s-%d: broker %d leaves the ISR (fenced)", p->topic->name, p->index, id);
+    }
+    mk_partition_hw_update(p);
+}
+
+int mk_repl_broker_fence(mk_repl_t *r, int32_t id, bool on)
+{
+    if (!mk_cluster_broker_find(r->c, id) || id >= MAX_BROKERS)
+        return MK_ERR_NOT_FOUND;
+    if (r->fenced[id] == on)
+        return 0;
+    r->fenced[id] = on;
+    mk_info("broker %d %s", id, on ? "fenced: out of the ISRs, leads nothing" : "unfenced");
+    if (on && broker_running(r, id))
+        foreach_partition_of(r, id, after_fence, id);
+    progress(r);
+    return 0;
+}
+
+bool mk_repl_broker_fenced(const mk_repl_t *r, int32_t id) { return fenced(r, id); }
 
 static void after_start(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, int32_t id)
 {
@@ -703,6 +750,15 @@ static void tick_cb(uv_timer_t *t)
             }
             if (!p->log)
                 continue;
+            if (barred(r, p, p->leader)) {
+                /* A fenced leader hands over once another replica is in sync. */
+                int32_t was = p->leader;
+                move_leadership(r, p, mk_cluster_partition_replica(p, was), was);
+                if (p->leader != was)
+                    moved = true;
+                if (!p->log)
+                    continue;
+            }
             int64_t leo_l = mk_log_end_offset(p->log);
             for (int32_t k = 0; k < p->replica_count; k++) {
                 mk_replica_t *f = &p->replicas[k];
@@ -720,6 +776,11 @@ static void tick_cb(uv_timer_t *t)
                  * is not caught up, whatever its log end says. */
                 if (leo_f >= leo_l && !f->needs_truncate && !net_cut(r, p->leader, f->broker))
                     f->caught_up_ms = now;
+                if (f->in_isr && fenced(r, f->broker) && mk_partition_isr_size(p) > 1) {
+                    f->in_isr = false;
+                    mk_warn("partition %s-%d: broker %d leaves the ISR (fenced)", topic->name, i, f->broker);
+                    moved = true;
+                }
                 if (f->in_isr && now - f->caught_up_ms > (uint64_t)r->cfg.replica_lag_time_max_ms &&
                     leader_isolated(r, p, f)) {
                     /* The leader is on the partitioned side: in Kafka it could
@@ -745,6 +806,7 @@ static void tick_cb(uv_timer_t *t)
             /* Preferred leader back in sync: give it the lead again. */
             mk_replica_t *pref = &p->replicas[0];
             if (r->cfg.auto_leader_rebalance && pref->broker != p->leader && pref->in_isr && pref->log &&
+                !fenced(r, pref->broker) &&
                 !pref->needs_truncate && mk_log_end_offset(pref->log) >= leo_l &&
                 broker_running(r, pref->broker) && p->leader >= 0 &&
                 !mk_fault_net_isolated(mk_cluster_broker_az(r->c, pref->broker))) {
@@ -955,7 +1017,8 @@ int mk_repl_elect(mk_repl_t *r, mk_partition_t *p, bool unclean)
         mk_replica_t *pref = &p->replicas[0];
         if (pref->broker == p->leader && p->log)
             return MK_ERR_EXISTS;
-        if (!pref->in_isr || !pref->log || pref->needs_truncate || !broker_running(r, pref->broker))
+        if (!pref->in_isr || !pref->log || pref->needs_truncate || !broker_running(r, pref->broker) ||
+            fenced(r, pref->broker))
             return MK_ERR_STATE;
         /* A controlled election: the preferred replica takes everything the
          * leader has first, so no acknowledged record is lost. */
@@ -985,7 +1048,7 @@ int mk_repl_elect(mk_repl_t *r, mk_partition_t *p, bool unclean)
     elect(r, p, -1);
     for (int32_t k = 0; k < p->replica_count && p->leader < 0; k++) {
         mk_replica_t *rp = &p->replicas[k];
-        if (rp->log && broker_running(r, rp->broker)) {
+        if (rp->log && broker_running(r, rp->broker) && !fenced(r, rp->broker)) {
             mk_warn("partition %s-%d: unclean election of broker %d (ElectLeaders)", p->topic->name, p->index,
                     rp->broker);
             rp->in_isr = true;
