@@ -232,7 +232,7 @@ bool mk_net_conn_is_tls(const mk_net_conn_t *c) { return c->on_tls || (c->l && c
 
 /* The thread's read buffer, shared by all its connections (file header):
  * allocated on the first read, freed when the thread's last listener
- * closes (which closes its connections). */
+ * closes (which closes its connections); see mk_net_listener_close. */
 static _Thread_local uint8_t *read_buf;
 static _Thread_local int listeners_open;
 
@@ -858,7 +858,12 @@ void mk_net_listener_close(mk_net_listener_t *l)
     l->resume = NULL;
     /* The listener struct starts with its uv_tcp_t, so libuv frees it whole. */
     uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)mk_free);
-    if (--listeners_open == 0) {
+    /* The count is per thread, and a listener may be opened on one thread and
+     * closed on another (the embedding API opens a server, then hands its loop
+     * to a new thread): any close that leaves this thread with none of its own
+     * open frees the buffer; a later read on the thread allocates it again. */
+    if (--listeners_open <= 0) {
+        listeners_open = 0;
         mk_free(read_buf);
         read_buf = NULL;
     }
