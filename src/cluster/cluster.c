@@ -63,6 +63,7 @@ struct mk_cluster_s {
     void *handler_ud;
     int nbrokers, ncells, nazs;
     int cells_added;                  /* cells added at runtime (persisted: cluster.cells.added) */
+    int initial;                      /* brokers of minikora.brokers; those after came at runtime */
     mk_cluster_broker_t *brokers;     /* owned array of MK_CLUSTER_MAX_BROKERS: pointers stay valid */
     uint64_t rng;                     /* placement randomness (minikora.placement.seed), 0: getrandom */
     mk_cluster_cell_load_fn load_fn;  /* registered by the balancer, or NULL: partitions */
@@ -78,6 +79,10 @@ struct mk_cluster_s {
     void *config_arg;
     bool tiering;                     /* tier/ runs (mk_cluster_set_tiering) */
 };
+
+static int layout_persist(mk_cluster_t *c);
+static int layout_load(mk_cluster_t *c, const char *s, int tls_port);
+static void retired_load(mk_cluster_t *c);
 
 /* Where dynamic broker settings live in meta's kv store. */
 #define DYN_PREFIX "config/broker/"
@@ -518,7 +523,7 @@ static void place_replicas(mk_cluster_t *c, mk_topic_t *t)
     int32_t cand[MK_CLUSTER_MAX_BROKERS];
     int n = 0;
     for (int i = 0; i < c->nbrokers; i++)
-        if (c->brokers[i].cell == t->cell)
+        if (c->brokers[i].cell == t->cell && !c->brokers[i].retired)
             cand[n++] = c->brokers[i].id;
     uint32_t start = mk_cluster_random(c) % (uint32_t)n;
     for (int32_t p = 0; p < t->partition_count; p++)
@@ -1089,9 +1094,20 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
         if (o->advertise_ports)
             c->brokers[i].adv_port = o->advertise_ports[i];
     }
-    /* Cells added at runtime (mk_cluster_cell_add) come back, on free ports. */
+    c->initial = c->nbrokers;
+    /* Brokers added at runtime come back in id order, on free ports: the
+     * layout (every one's AZ and cell) when
+     * there is one, else the older count of cells added. */
+    char *layout = NULL;
+    bool have_layout = mk_meta_kv_get(c->meta, "cluster.brokers.added", &layout) == 0 && layout;
+    if (have_layout) {
+        rc = layout_load(c, layout, o->tls_base_port < 0 ? -1 : 0);
+        mk_free(layout);
+        if (rc < 0)
+            goto fail;
+    }
     char *added = NULL;
-    if (mk_meta_kv_get(c->meta, "cluster.cells.added", &added) == 0 && added) {
+    if (!have_layout && mk_meta_kv_get(c->meta, "cluster.cells.added", &added) == 0 && added) {
         int n = atoi(added);
         for (int k = 0; k < n && c->nbrokers + c->nazs <= MK_CLUSTER_MAX_BROKERS; k++) {
             for (int z = 0; z < c->nazs; z++)
@@ -1105,6 +1121,7 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
         }
     }
     mk_free(added);
+    retired_load(c);
 
     /* Dynamic broker settings before the topics: their defaults come from them. */
     rc = mk_meta_kv_foreach(c->meta, DYN_PREFIX, load_dynamic_cb, c);
@@ -1126,6 +1143,8 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
     if (o->tls_base_port >= 0 && (rc = tls_setup(c)) < 0)
         goto fail;
     for (int i = 0; i < c->nbrokers; i++) {
+        if (c->brokers[i].retired)
+            continue;
         rc = broker_listen(c, &c->brokers[i]);
         if (rc < 0)
             goto fail;
@@ -1275,7 +1294,7 @@ int mk_cluster_broker_start(mk_cluster_t *c, int32_t id)
     mk_cluster_broker_t *b = mk_cluster_broker_find(c, id);
     if (!b)
         return MK_ERR_NOT_FOUND;
-    if (b->running)
+    if (b->running || b->retired)
         return MK_ERR_STATE;
     size_t it = 0;
     mk_topic_t *t;
@@ -1294,6 +1313,83 @@ int mk_cluster_broker_start(mk_cluster_t *c, int32_t id)
 }
 
 /* ==================================================================== cells */
+
+/* cluster.brokers.added: every broker after the initial ones, in id
+ * order, as "<az index>:<cell>" separated by commas; and
+ * cluster.brokers.retired: the ids of retired brokers, "1,5".  Both fit
+ * in MK_CLUSTER_MAX_BROKERS * 12 bytes. */
+static int layout_persist(mk_cluster_t *c)
+{
+    char added[MK_CLUSTER_MAX_BROKERS * 12 + 1] = "", retired[MK_CLUSTER_MAX_BROKERS * 12 + 1] = "";
+    size_t na = 0, nr = 0;
+    for (int i = 0; i < c->nbrokers; i++) {
+        const mk_cluster_broker_t *b = &c->brokers[i];
+        if (i >= c->initial)
+            na += (size_t)snprintf(added + na, sizeof(added) - na, "%s%d:%d", na ? "," : "", atoi(b->az + 3) - 1,
+                                   b->cell);
+        if (b->retired)
+            nr += (size_t)snprintf(retired + nr, sizeof(retired) - nr, "%s%d", nr ? "," : "", b->id);
+    }
+    mk_meta_op_t op = {.kind = MK_META_KV_SET, .key = "cluster.brokers.added", .value = added};
+    int rc = mk_meta_op_submit(c->meta, c->loop, &op, persist_log_done, NULL);
+    mk_meta_op_t op2 = {.kind = MK_META_KV_SET, .key = "cluster.brokers.retired", .value = retired};
+    if (rc == 0)
+        rc = mk_meta_op_submit(c->meta, c->loop, &op2, persist_log_done, NULL);
+    return rc;
+}
+
+/* At open, once every broker is there: cluster.brokers.retired. */
+static void retired_load(mk_cluster_t *c)
+{
+    char *v = NULL;
+    if (mk_meta_kv_get(c->meta, "cluster.brokers.retired", &v) < 0 || !v)
+        return;
+    for (const char *s = v; *s;) {
+        char *end;
+        long id = strtol(s, &end, 10);
+        if (end == s)
+            break;
+        mk_cluster_broker_t *b = mk_cluster_broker_find(c, (int32_t)id);
+        if (b) {
+            b->retired = true;
+            b->running = false;
+        }
+        s = end + (*end == ',');
+    }
+    mk_free(v);
+}
+
+/* At open: the brokers of cluster.brokers.added (stored text, checked). */
+static int layout_load(mk_cluster_t *c, const char *s, int tls_port)
+{
+    int max_cell = c->ncells - 1;
+    while (*s) {
+        char *end;
+        long z = strtol(s, &end, 10);
+        if (end == s || *end != ':' || z < 0 || z >= c->nazs)
+            goto bad;
+        s = end + 1;
+        long cell = strtol(s, &end, 10);
+        if (end == s || cell < 0 || cell >= MK_CLUSTER_MAX_BROKERS || c->nbrokers >= MK_CLUSTER_MAX_BROKERS)
+            goto bad;
+        s = end;
+        if (*s && *s != ',')
+            goto bad;
+        s += *s == ',';
+        int rc = broker_init(c, c->nbrokers, (int)z, (int)cell, 0, tls_port);
+        if (rc < 0)
+            return rc;
+        c->nbrokers++;
+        if (cell > max_cell)
+            max_cell = (int)cell;
+    }
+    c->cells_added = max_cell + 1 - c->ncells;
+    c->ncells = max_cell + 1;
+    return 0;
+bad:
+    mk_warn("stored cluster.brokers.added is not valid; the rest of the brokers added at runtime are not loaded");
+    return 0;
+}
 
 int mk_cluster_cell_add(mk_cluster_t *c, int32_t *cell_out)
 {
@@ -1326,10 +1422,55 @@ int mk_cluster_cell_add(mk_cluster_t *c, int32_t *cell_out)
     snprintf(v, sizeof(v), "%d", c->cells_added);
     mk_meta_op_t op = {.kind = MK_META_KV_SET, .key = "cluster.cells.added", .value = v};
     rc = mk_meta_op_submit(c->meta, c->loop, &op, persist_log_done, NULL);
+    if (rc == 0)
+        rc = layout_persist(c);
     mk_info("cell %d added: brokers %d..%d", cell, first + 1, c->nbrokers);
     if (cell_out)
         *cell_out = cell;
     return rc < 0 ? rc : 0;
+}
+
+int mk_cluster_broker_add(mk_cluster_t *c, const char *az, int32_t cell, int32_t *id_out)
+{
+    if (c->nbrokers >= MK_CLUSTER_MAX_BROKERS)
+        return MK_ERR_RANGE;
+    int z = -1;
+    if (strncmp(az, "az-", 3) == 0)
+        z = atoi(az + 3) - 1;
+    if (z < 0 || z >= c->nazs || cell < 0 || cell >= c->ncells)
+        return MK_ERR_INVALID;
+    int i = c->nbrokers;
+    int rc = broker_init(c, i, z, cell, 0, c->tls ? 0 : -1);
+    if (rc == 0) {
+        c->brokers[i].running = false; /* until it listens */
+        rc = broker_listen(c, &c->brokers[i]);
+    }
+    if (rc < 0) {
+        broker_unlisten(&c->brokers[i]);
+        mk_free(c->brokers[i].log_dir);
+        memset(&c->brokers[i], 0, sizeof(c->brokers[i]));
+        return rc;
+    }
+    c->brokers[i].running = true;
+    c->nbrokers++;
+    mk_info("broker %d added in %s, cell %d", c->brokers[i].id, az, cell);
+    if (id_out)
+        *id_out = c->brokers[i].id;
+    return layout_persist(c);
+}
+
+int mk_cluster_broker_retire(mk_cluster_t *c, int32_t id)
+{
+    mk_cluster_broker_t *b = mk_cluster_broker_find(c, id);
+    if (!b)
+        return MK_ERR_NOT_FOUND;
+    if (b->running)
+        return MK_ERR_STATE;
+    if (b->retired)
+        return 0;
+    b->retired = true;
+    mk_info("broker %d retired", id);
+    return layout_persist(c);
 }
 
 int mk_cluster_topic_set_cell(mk_cluster_t *c, mk_topic_t *t, int32_t cell)
@@ -1480,7 +1621,7 @@ int mk_cluster_topic_add_partitions(mk_cluster_t *c, mk_topic_t *t, int32_t coun
             int32_t cand[MK_CLUSTER_MAX_BROKERS];
             int n = 0;
             for (int i = 0; i < c->nbrokers; i++)
-                if (c->brokers[i].cell == t->cell)
+                if (c->brokers[i].cell == t->cell && !c->brokers[i].retired)
                     cand[n++] = c->brokers[i].id;
             if (n < rf)
                 rc = MK_ERR_INVALID;

@@ -120,6 +120,7 @@ typedef struct mk_cluster_broker_s {
     mk_net_listener_t *tls_listener;   /* NULL while stopped or without TLS */
     bool running;
     bool crashed;             /* stopped by a crash, not a controlled shutdown (repl/) */
+    bool retired;             /* replaced (health/): stopped for good, placed on never again */
     char *adv_host;           /* owned: the host clients are told for its PLAINTEXT
                                  listener; NULL: the cluster's advertise host */
     int adv_port;             /* the port clients are told; 0: the bound port.  Both
@@ -430,6 +431,19 @@ uint32_t mk_cluster_random(mk_cluster_t *c);
  * 0 and *cell_out, MK_ERR_RANGE (MK_CLUSTER_MAX_BROKERS reached), or a
  * listener's error (nothing added). */
 int mk_cluster_cell_add(mk_cluster_t *c, int32_t *cell_out);
+/* Add one broker at runtime in az ("az-2", an AZ of the cluster) and an
+ * existing cell: the storage health manager's replacement of a failed
+ * broker (a new id, N+1, with an empty log directory), listening on a free
+ * port when this returns.  Persisted in cluster.brokers.added (every
+ * broker added at runtime, with its AZ and cell, in id order).  0 and
+ * *id_out, MK_ERR_RANGE (MK_CLUSTER_MAX_BROKERS), MK_ERR_INVALID, or the
+ * listener's error (nothing added). */
+int mk_cluster_broker_add(mk_cluster_t *c, const char *az, int32_t cell, int32_t *id_out);
+/* Broker id, stopped (and holding no replica any more: the caller moved
+ * them), is retired: never started or placed on again, listed as retired.
+ * Persisted (cluster.brokers.retired).  0, MK_ERR_NOT_FOUND, MK_ERR_STATE
+ * (it runs). */
+int mk_cluster_broker_retire(mk_cluster_t *c, int32_t id);
 /* The cell a topic's new replicas go to (a tenant's move sets it once its
  * partitions are there).  Persisted.  0 or MK_ERR_INVALID. */
 int mk_cluster_topic_set_cell(mk_cluster_t *c, mk_topic_t *t, int32_t cell);
