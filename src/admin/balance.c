@@ -602,25 +602,36 @@ int mk_admin_cell_rebalance(mk_admin_t *a, int32_t cell, const char *why, int *s
         mk_cluster_broker_t *hb = mk_cluster_broker_find(a->c, h);
         mk_partition_t *pick = NULL;
         int32_t to = -1;
-        size_t it = 0;
-        mk_topic_t *tp;
-        while (!pick && (tp = mk_cluster_topic_next(a->c, &it)))
-            for (int32_t p = 0; p < tp->partition_count && !pick; p++) {
-                mk_partition_t *part = &tp->partitions[p];
-                if (!has_replica(part, h) || part->leader < 0 || mk_repl_reassigning(repl, part))
-                    continue;
-                for (int i = 0; i < nel; i++) {
-                    mk_cluster_broker_t *lb = mk_cluster_broker_find(a->c, el[i]);
-                    if (k.replicas[h - 1] - k.replicas[el[i] - 1] < 2 || has_replica(part, el[i]))
+        /* First look for a partition whose move also evens preferred
+         * leaders (h's first replica when h prefers more than the target
+         * would, else one h only follows), then for any. */
+        for (int pass = 0; pass < 2 && !pick; pass++) {
+            size_t it = 0;
+            mk_topic_t *tp;
+            while (!pick && (tp = mk_cluster_topic_next(a->c, &it)))
+                for (int32_t p = 0; p < tp->partition_count && !pick; p++) {
+                    mk_partition_t *part = &tp->partitions[p];
+                    if (!has_replica(part, h) || part->leader < 0 || mk_repl_reassigning(repl, part))
                         continue;
-                    if (strcmp(lb->az, hb->az) != 0 && az_used(a, part, lb->az, h))
+                    to = -1;
+                    for (int i = 0; i < nel; i++) {
+                        mk_cluster_broker_t *lb = mk_cluster_broker_find(a->c, el[i]);
+                        if (k.replicas[h - 1] - k.replicas[el[i] - 1] < 2 || has_replica(part, el[i]))
+                            continue;
+                        if (strcmp(lb->az, hb->az) != 0 && az_used(a, part, lb->az, h))
+                            continue;
+                        if (to < 0 || k.replicas[el[i] - 1] < k.replicas[to - 1])
+                            to = el[i];
+                    }
+                    if (to < 0)
                         continue;
-                    if (to < 0 || k.replicas[el[i] - 1] < k.replicas[to - 1])
-                        to = el[i];
+                    bool first = part->replicas[0].broker == h;
+                    bool want_first = k.preferred[h - 1] - k.preferred[to - 1] >= 2;
+                    bool want_follow = k.preferred[to - 1] - k.preferred[h - 1] >= 0;
+                    if (pass == 1 || (first && want_first) || (!first && want_follow))
+                        pick = part;
                 }
-                if (to > 0)
-                    pick = part;
-            }
+        }
         if (!pick)
             break;
         int32_t target[MK_CLUSTER_MAX_BROKERS];
