@@ -260,3 +260,36 @@ def test_partition_balancer_evens_a_cell(automatic):
         st, c = http(mk, "GET", "/v1/cells")
         assert c["partition_balancer"]["replica_moves"] >= 4 and c["partition_balancer"]["enabled"] == automatic, c
         mk.assert_alive()
+
+
+@pytest.mark.timeout(60)
+def test_unregister_broker_wire():
+    """Kafka's UnregisterBroker (API 64, v0, flexible) is the same removal as DELETE /v1/brokers/{id}."""
+    import kwire
+
+    def unregister(c, bid):
+        body = c.call(64, 0, kwire.i32(bid) + kwire.TAGS, flexible_req=True)
+        r = kwire.Reader(body)
+        r.i32()  # ThrottleTimeMs
+        return r.i16(), r.compact_string()
+
+    with Cluster("--brokers", "3", "--azs", "3", name="unreg") as mk:
+        create_topic(mk, "kept", 3, 3)
+        st, j = http(mk, "POST", "/v1/brokers", {"az": "az-1", "cell": 0})
+        assert st == 201, j
+        host, port = mk.brokers[1]
+        with kwire.Conn(host, port) as c:
+            err, msg = unregister(c, 1)
+            assert err == 42 and "drain it first" in msg, (err, msg)   # INVALID_REQUEST: replicas
+            st, j = http(mk, "POST", "/v1/brokers", {"az": "az-3", "cell": 0})
+            assert st == 201 and j["broker"]["id"] == 5, j
+            assert unregister(c, 5) == (0, None)
+            err, msg = unregister(c, 5)
+            assert err == 102, (err, msg)                                # BROKER_ID_NOT_REGISTERED
+            assert unregister(c, 77)[0] == 102
+            st, j = http(mk, "DELETE", "/v1/brokers/4")                  # the admin API's way
+            assert st == 200, j
+            err, msg = unregister(c, 2)
+            assert err == 42, (err, msg)
+        assert metadata_brokers(mk) == {1, 2, 3}
+        assert brokers(mk)[5]["state"] == "retired"

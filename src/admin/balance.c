@@ -63,6 +63,7 @@
 #define MAX_INFLIGHT 32
 
 static struct mk_admin_drain_s *drain_find(mk_admin_t *a, int32_t id);
+static void drain_forget(mk_admin_t *a, int32_t id);
 
 /* ===================================================================== load */
 
@@ -482,6 +483,13 @@ static void drains_tick(mk_admin_t *a)
     int inflight = 0;
     for (int i = 0; i < a->bal.ndrains; i++) {
         mk_admin_drain_t *d = &a->bal.drains[i];
+        mk_cluster_broker_t *b = mk_cluster_broker_find(a->c, d->broker);
+        if (!b || b->retired) {  /* removed another way (Kafka's UnregisterBroker) */
+            a->bal.brokers_removed++;
+            drain_forget(a, d->broker);
+            i--;
+            continue;
+        }
         drain_advance(a, d, &k, &inflight);
         if (d->left == 0 && !d->done) {
             d->done = true;
