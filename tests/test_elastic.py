@@ -293,3 +293,51 @@ def test_unregister_broker_wire():
             assert err == 42, (err, msg)
         assert metadata_brokers(mk) == {1, 2, 3}
         assert brokers(mk)[5]["state"] == "retired"
+
+
+@pytest.mark.timeout(120)
+def test_drain_resumes_after_restart(tmp_path):
+    """A drain is stored: one that could not finish (its only target stopped) goes on after a restart."""
+    data = tmp_path / "data"
+    args = ("--brokers", "3", "--azs", "3", "--set", "minikora.balancer.enable=false")
+    with Cluster(*args, data_dir=data, name="resume") as mk:
+        create_topic(mk, "r", 4, 3)
+        st, j = http(mk, "POST", "/v1/brokers", {"az": "az-1", "cell": 0})
+        assert st == 201 and j["broker"]["id"] == 4, j
+        assert http(mk, "POST", "/v1/brokers/4/stop")[0] == 200
+        st, j = http(mk, "POST", "/v1/brokers/1/drain")
+        assert st == 202, j
+        wait_for(lambda: broker(mk, 1)["drain"]["stuck"] == 4, 30, "the drain to find no running target")
+        b1 = broker(mk, 1)
+        assert b1["state"] == "draining" and b1["drain"]["replicas_left"] == 4, b1
+        st, e = http(mk, "DELETE", "/v1/brokers/1")
+        assert st == 409 and "still running" in e["message"], e
+    with Cluster(*args, data_dir=data, name="resume2") as mk:
+        # broker 4 runs again after the restart; the drain goes on by itself
+        assert broker(mk, 1)["state"] in ("draining", "drained")
+        wait_for(lambda: broker(mk, 1)["state"] == "drained", 60, "the resumed drain to end")
+        for reps in replicas_of(mk, "r"):
+            assert 1 not in reps and 4 in reps, reps
+        st, j = http(mk, "DELETE", "/v1/brokers/1")
+        assert st == 200 and j["broker"]["state"] == "retired", j
+        st, c = http(mk, "GET", "/v1/cells")
+        assert c["drains"] == [], c
+
+
+@pytest.mark.timeout(60)
+def test_drain_a_crashed_broker():
+    """A broker that is down can be drained (its replicas are rebuilt elsewhere from the leaders) and
+    removed; its log directories go."""
+    with Cluster("--brokers", "3", "--azs", "3", "--set", "minikora.balancer.enable=false",
+                 name="drain-down") as mk:
+        create_topic(mk, "r", 4, 3)
+        assert http(mk, "POST", "/v1/brokers", {"az": "az-1", "cell": 0})[0] == 201
+        assert http(mk, "POST", "/v1/brokers/1/crash")[0] == 200
+        assert http(mk, "POST", "/v1/brokers/1/drain")[0] == 202
+        wait_for(lambda: broker(mk, 1)["state"] == "drained", 30, "the down broker's drain")
+        for reps in replicas_of(mk, "r"):
+            assert sorted(reps) == [2, 3, 4], reps
+        assert http(mk, "DELETE", "/v1/brokers/1")[0] == 200
+        data_dir = mk.ready_line.split("; data ")[1].split(";")[0]
+        import os
+        assert [d for d in os.listdir(os.path.join(data_dir, "broker-1")) if d.startswith("r-")] == []
