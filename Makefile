@@ -79,6 +79,16 @@ integ: minikora
 bench: minikora
 	tests/bench/run.sh
 
+# The chaos soak (outside `make test`): a seeded run of at least SOAK_FAULTS mixed faults under
+# idempotent acks=all producers and read_committed consumers; every acknowledged record must be
+# there exactly once, in order per partition (tests/soak.py; figures in docs/RELIABILITY.md).
+# tests/test_soak.py is its short version inside `make test`.
+SOAK_FAULTS ?= 100
+SOAK_SEED ?= 7
+.PHONY: soak
+soak: minikora
+	$(PYTHON) tests/soak.py --faults $(SOAK_FAULTS) --seed $(SOAK_SEED)
+
 # The packaged helpers' own tests: the pytest plugin (pip-installed into a venv) and the npm
 # package with kafkajs, plus the GitHub Action's scripts (part of `make test`).
 .PHONY: clients-test
@@ -89,6 +99,51 @@ clients-test: minikora
 .PHONY: docker-test
 docker-test:
 	@docker/test.sh
+
+# ---------------------------------------------------------------- the embedding API
+# `make lib`: the static library with its public header and a pkg-config file, usable in place:
+#   cc prog.c $(PKG_CONFIG_PATH=build pkg-config --cflags --libs minikora)
+# `make install-lib PREFIX=/usr/local` copies the three under PREFIX (include/, lib/, lib/pkgconfig/).
+# `make embed-test` builds and runs clients/c/embed.c (librdkafka round trip; part of make test).
+PREFIX   ?= /usr/local
+PC_LIBS  := $(LIBS)
+.PHONY: lib install-lib embed-test
+lib: $(BUILD)/libminikora.a $(BUILD)/include/minikora.h $(BUILD)/minikora.pc
+
+$(BUILD)/include/minikora.h: src/minikora.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+# minikora.pc for a given prefix (its include/ and lib/ hold the header and the library).
+define minikora_pc
+prefix=$(1)
+includedir=$${prefix}/include
+libdir=$(2)
+
+Name: minikora
+Description: an in-process Kafka-compatible cluster (embedding API, src/minikora.h)
+Version: $(shell sed -n 's/^\#define MINIKORA_VERSION "\(.*\)"/\1/p' src/app/app.h)
+Cflags: -I$${includedir}
+Libs: $${libdir}/libminikora.a $(PC_LIBS)
+endef
+
+$(BUILD)/minikora.pc: Makefile src/app/app.h
+	$(file >$@,$(call minikora_pc,$(abspath $(BUILD)),$${prefix}))
+	@echo "wrote $@"
+
+install-lib: lib
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 src/minikora.h $(DESTDIR)$(PREFIX)/include/minikora.h
+	install -m 644 $(BUILD)/libminikora.a $(DESTDIR)$(PREFIX)/lib/libminikora.a
+	$(file >$(BUILD)/minikora-install.pc,$(call minikora_pc,$(PREFIX),$${prefix}/lib))
+	install -m 644 $(BUILD)/minikora-install.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/minikora.pc
+
+$(BUILD)/embed-example: clients/c/embed.c lib
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -o $@ $< $$(PKG_CONFIG_PATH=$(BUILD) pkg-config --cflags --libs minikora) \
+	  $$(pkg-config --libs rdkafka 2>/dev/null || echo -lrdkafka)
+
+embed-test: $(BUILD)/embed-example
+	timeout 120 $(BUILD)/embed-example
 
 # ---------------------------------------------------------------- generated code
 regen:

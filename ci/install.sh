@@ -7,14 +7,16 @@ mode=${1:-test}
 cd "$(dirname "$0")/.."
 
 # Build: what the modules link against (docs/DEPENDENCIES.md).  Test: the clients and tools the
-# tests drive, and what the packaged helpers' tests need (a venv to pip-install clients/python into).
+# tests drive, and what the packaged helpers' tests need (a venv to pip-install clients/python into);
+# Debian's docker.io and debootstrap for `make docker-test` (ci/docker-engine.sh starts the engine
+# and builds the base image where they can run).
 build_pkgs="make gcc pkg-config libuv1-dev libsqlite3-dev libzstd-dev liblz4-dev libsnappy-dev
   zlib1g-dev libssl-dev libncurses-dev libhttp-parser-dev libexpat1-dev libjansson-dev libcurl4-openssl-dev
   libs3-dev"
 test_pkgs="clang libclang-rt-14-dev kcat python3 python3-confluent-kafka python3-kafka python3-pytest
   python3-prometheus-client python3-snappy python3-lz4 python3-zstandard
   librdkafka-dev nodejs npm tmux prometheus python3-venv python3-pip python3-setuptools
-  awscli python3-boto3 s3cmd libs3-2"
+  awscli python3-boto3 s3cmd libs3-2 docker.io debootstrap"
 
 want=$build_pkgs
 [ "$mode" = test ] && want="$build_pkgs $test_pkgs"
@@ -38,7 +40,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [ "$mode" = test ] && [ -f tests/js/package.json ] && [ ! -d tests/js/node_modules/kafkajs ]; then
+if [ "$mode" = test ] && [ -f tests/js/package.json ] &&
+   { [ ! -d tests/js/node_modules/kafkajs ] || [ ! -d tests/js/node_modules/testcontainers ]; }; then
   echo "install: npm packages for tests/js"
   (cd tests/js && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 fi

@@ -5,7 +5,9 @@
 #           run from that venv: the pytest11 entry point must register the fixtures by itself.
 #   js      clients/js with kafkajs (from tests/js/node_modules) under `node --test`; it also runs
 #           the GitHub Action's main and post scripts (action.yml) as the runner would.
-# Both use ./minikora (MINIKORA_BIN); no network beyond localhost.  Exit 0 when both pass.
+#   c       the embedding API's example, clients/c/embed.c (`make embed-test`: libminikora.a
+#           through build/minikora.pc, a librdkafka produce and consume, stop from two threads).
+# python and js use ./minikora (MINIKORA_BIN); no network beyond localhost.  Exit 0 when all pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -33,5 +35,11 @@ if ! command -v node >/dev/null 2>&1 || [ ! -d tests/js/node_modules/kafkajs ]; 
   echo "clients: js: node or tests/js/node_modules/kafkajs missing (ci/install.sh test)"; rc=1
 else
   (cd clients/js && node --test test/) || rc=1
+fi
+echo "clients: c: make embed-test (clients/c/embed.c with librdkafka)"
+if ! pkg-config --exists rdkafka 2>/dev/null && [ ! -f /usr/include/librdkafka/rdkafka.h ]; then
+  echo "clients: c: librdkafka-dev missing (ci/install.sh test)"; rc=1
+else
+  ${MAKE:-make} -s embed-test || rc=1
 fi
 exit $rc

@@ -12,6 +12,7 @@
  * that own it.
  */
 #include "admin/admin.h"
+#include "app/app.h"
 #include "broker/broker.h"
 #include "cluster/cluster.h"
 #include "repl/repl.h"
@@ -27,11 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define MINIKORA_VERSION "0.1.0"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -41,6 +41,8 @@
 #ifndef MK_HAS_ASAN
 #define MK_HAS_ASAN 0
 #endif
+
+static void nofile_setup(const mk_config_t *config);
 
 static void usage(FILE *out)
 {
@@ -81,6 +83,7 @@ static void usage(FILE *out)
             "  --advertise-ports P   ports given to clients instead of the bound ones, behind port\n"
             "                        mapping: P1,P2,... (one per broker) or a first port P (P, P+1, ...);\n"
             "                        PUT /v1/advertised changes them while running\n"
+            "  --advertise-tls-ports P  the same for the SSL (TLS) listeners\n"
             "  --brokers N           brokers (default 6; minikora.brokers)\n"
             "  --azs N               simulated availability zones (default 3; minikora.azs)\n"
             "  --config FILE         Kafka-style properties file (key=value)\n"
@@ -96,13 +99,11 @@ static void usage(FILE *out)
 
 typedef struct app_s {
     uv_loop_t *loop;
-    mk_cluster_t *cluster;
-    mk_broker_t *broker;
-    mk_admin_t *admin;
-    mk_s3d_t *s3d;              /* the bundled S3 server, on a thread of its own */
+    mk_app_t *app;              /* the server: cluster, brokers, admin, S3 (app/) */
+    mk_cluster_t *cluster;      /* mk_app_cluster(app); NULL once stopping */
+    mk_broker_t *broker;        /* mk_app_broker(app) */
+    mk_s3d_t *s3d;              /* mk_app_s3d(app) */
     uv_signal_t sigterm, sigint;
-    uv_timer_t tick;
-    char *ephemeral_dir;
     union {
         uv_pipe_t pipe;
         uv_tty_t tty;
@@ -111,44 +112,25 @@ typedef struct app_s {
     bool control_on;            /* control is open (closed at end of input or at stop) */
     char control_buf[1024];
     size_t control_len;
-    int64_t last_retention_ms;
     bool stopping;
 } app_t;
-
-static void tick_cb(uv_timer_t *t)
-{
-    app_t *app = t->data;
-    int64_t now = mk_now_ms();
-    bool retain = now - app->last_retention_ms >=
-                  mk_cluster_config_get_i64(mk_cluster_config(app->cluster), "log.retention.check.interval.ms");
-    if (retain)
-        app->last_retention_ms = now;
-    mk_cluster_logs_tick(app->cluster, now, retain);
-}
 
 static void app_stop(app_t *app)
 {
     if (app->stopping)
         return;
     app->stopping = true;
-    mk_info("shutting down");
     uv_signal_stop(&app->sigterm);
     uv_signal_stop(&app->sigint);
     uv_close((uv_handle_t *)&app->sigterm, NULL);
     uv_close((uv_handle_t *)&app->sigint, NULL);
-    uv_timer_stop(&app->tick);
-    uv_close((uv_handle_t *)&app->tick, NULL);
     if (app->control_on)
         uv_close((uv_handle_t *)&app->control, NULL);
     app->control_on = false;
-    mk_admin_close(app->admin); /* before the broker: it observes requests */
-    app->admin = NULL;
-    mk_s3d_close(app->s3d);     /* joins its thread; before the data directory goes */
-    app->s3d = NULL;
-    mk_broker_free(app->broker);
-    app->broker = NULL;
-    mk_cluster_close(app->cluster);
+    mk_app_stop(app->app);
     app->cluster = NULL;
+    app->broker = NULL;
+    app->s3d = NULL;
 }
 
 /* Text of an error that may be ours (MK_ERR_*) or libuv's (listeners). */
@@ -376,10 +358,10 @@ static void fatal_signals_catch(const char *ready_file, const char *ephemeral_di
         sigaction(sigs[i], &sa, NULL);
 }
 
-/* --advertise-ports: "P1,P2,..." (one port per broker) or "P" (the first of
- * brokers consecutive ports) into ports[0..brokers).  0, or -1 after a
- * message on stderr. */
-static int parse_advertise_ports(const char *arg, int brokers, int ports[64])
+/* --advertise-ports (or --advertise-tls-ports, named by flag): "P1,P2,..."
+ * (one port per broker) or "P" (the first of brokers consecutive ports)
+ * into ports[0..brokers).  0, or -1 after a message on stderr. */
+static int parse_advertise_ports(const char *flag, const char *arg, int brokers, int ports[64])
 {
     int n = 0;
     const char *p = arg;
@@ -388,7 +370,7 @@ static int parse_advertise_ports(const char *arg, int brokers, int ports[64])
         errno = 0;
         long v = strtol(p, &end, 10);
         if (errno || end == p || v < 1 || v > 65535 || (*end && *end != ',') || n >= 64) {
-            fprintf(stderr, "minikora: bad --advertise-ports '%s' (P1,P2,... one per broker, or a first port)\n", arg);
+            fprintf(stderr, "minikora: bad %s '%s' (P1,P2,... one per broker, or a first port)\n", flag, arg);
             return -1;
         }
         ports[n++] = (int)v;
@@ -398,68 +380,13 @@ static int parse_advertise_ports(const char *arg, int brokers, int ports[64])
     }
     if (n == 1) {
         if (ports[0] + brokers - 1 > 65535) {
-            fprintf(stderr, "minikora: --advertise-ports %d: %d brokers do not fit below 65536\n", ports[0], brokers);
+            fprintf(stderr, "minikora: %s %d: %d brokers do not fit below 65536\n", flag, ports[0], brokers);
             return -1;
         }
         for (int i = 1; i < brokers; i++)
             ports[i] = ports[0] + i;
     } else if (n != brokers) {
-        fprintf(stderr, "minikora: --advertise-ports names %d ports for %d brokers\n", n, brokers);
-        return -1;
-    }
-    return 0;
-}
-
-/* ------------------------------------------------------------- admin token */
-
-/* A random admin token: 32 bytes from getrandom(2) as 64 hex digits.
- * 0, or -1 (errno set) when the kernel has no randomness to give. */
-static int admin_token_generate(char out[65])
-{
-    uint8_t raw[32];
-    size_t got = 0;
-    while (got < sizeof(raw)) {
-        ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        got += (size_t)n;
-    }
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[64] = 0;
-    memset(raw, 0, sizeof(raw));
-    return 0;
-}
-
-/* DATA/admin-token: the token and a newline, mode 0600 (also when the
- * file existed with wider rights), written to a temporary file and
- * renamed.  0 or -1 (errno set). */
-static int admin_token_write(const char *data_dir, const char *token)
-{
-    char path[4200], tmp[4210];
-    snprintf(path, sizeof(path), "%s/admin-token", data_dir);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    unlink(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    size_t len = strlen(token);
-    bool ok = fchmod(fd, 0600) == 0 && write(fd, token, len) == (ssize_t)len && write(fd, "\n", 1) == 1;
-    int e = errno;
-    if (close(fd) != 0 && ok) {
-        ok = false;
-        e = errno;
-    }
-    if (!ok || rename(tmp, path) != 0) {
-        e = ok ? errno : e;
-        unlink(tmp);
-        errno = e;
+        fprintf(stderr, "minikora: %s names %d ports for %d brokers\n", flag, n, brokers);
         return -1;
     }
     return 0;
@@ -486,12 +413,18 @@ static int write_ready_file(app_t *app, const char *path, const char *boot, cons
         mk_cluster_broker_t *b = mk_cluster_broker_at(app->cluster, i);
         int aport;
         const char *ahost = mk_cluster_broker_endpoint(app->cluster, b, false, &aport);
-        char hp[300];
+        char hp[300], thp[300] = "";
         mk_net_host_port(ahost, aport, hp, sizeof(hp));
-        if (json_array_append_new(brokers, json_pack("{s:i, s:s, s:i, s:s, s:i, s:i, s:s}", "id", (int)b->id, "host",
-                                                     mk_cluster_advertise_host(app->cluster), "port", b->port,
-                                                     "az", b->az, "cell", (int)b->cell, "tls_port",
-                                                     b->tls_port, "advertised", hp)) < 0) {
+        if (b->tls_port >= 0) {
+            int tport;
+            const char *thost = mk_cluster_broker_endpoint(app->cluster, b, true, &tport);
+            mk_net_host_port(thost, tport, thp, sizeof(thp));
+        }
+        if (json_array_append_new(brokers, json_pack("{s:i, s:s, s:i, s:s, s:i, s:i, s:s, s:o}", "id", (int)b->id,
+                                                     "host", mk_cluster_advertise_host(app->cluster), "port", b->port,
+                                                     "az", b->az, "cell", (int)b->cell, "tls_port", b->tls_port,
+                                                     "advertised", hp, "tls_advertised",
+                                                     thp[0] ? json_string(thp) : json_null())) < 0) {
             json_decref(brokers);
             brokers = NULL;
         }
@@ -540,9 +473,9 @@ static int cmd_serve(int argc, char **argv)
 {
     mk_config_t config;
     mk_cluster_config_init(&config);
-    const char *data_dir = NULL, *host = "127.0.0.1", *advertise = NULL, *adv_ports_arg = NULL;
+    const char *data_dir = NULL, *host = "127.0.0.1", *advertise = NULL, *adv_ports_arg = NULL, *adv_tls_arg = NULL;
     char host_buf[64];
-    int adv_ports[64];
+    int adv_ports[64], adv_tls_ports[64];
     int port = 9092, brokers = -1, azs = -1;
     int admin_port = 8080;
     bool admin_port_set = false;
@@ -552,7 +485,6 @@ static int cmd_serve(int argc, char **argv)
     const char *s3_bucket = NULL;
     const char *ready_file = NULL;
     const char *admin_token = getenv("MINIKORA_ADMIN_TOKEN");
-    char token_buf[65];
     bool ephemeral = false, control = false, tui = false;
     char why[512];
     uint64_t t0 = mk_mono_ns();
@@ -651,6 +583,9 @@ static int cmd_serve(int argc, char **argv)
         } else if (strcmp(a, "--advertise-ports") == 0) {
             NEED_VALUE();
             adv_ports_arg = v;
+        } else if (strcmp(a, "--advertise-tls-ports") == 0) {
+            NEED_VALUE();
+            adv_tls_arg = v;
         } else if (strcmp(a, "--brokers") == 0 || strcmp(a, "--azs") == 0) {
             NEED_VALUE();
             if (mk_cluster_config_set(&config, a[2] == 'b' ? "minikora.brokers" : "minikora.azs", v, why, sizeof(why)) < 0) {
@@ -719,176 +654,71 @@ static int cmd_serve(int argc, char **argv)
                 MK_ADMIN_TOKEN_MAX);
         return 2;
     }
-    if (admin_port >= 0 && !admin_token) {
-        if (admin_token_generate(token_buf) < 0) {
-            fprintf(stderr, "minikora: cannot generate an admin token: %s\n", strerror(errno));
-            return 1;
-        }
-        admin_token = token_buf;
-    }
     brokers = (int)mk_cluster_config_get_i64(&config, "minikora.brokers");
     azs = (int)mk_cluster_config_get_i64(&config, "minikora.azs");
     if (brokers < 1 || brokers > 64 || azs < 1 || azs > 16) {
         fprintf(stderr, "minikora: brokers must be 1..64 and AZs 1..16\n");
         return 2;
     }
-    if (adv_ports_arg && parse_advertise_ports(adv_ports_arg, brokers, adv_ports) < 0)
+    if (adv_ports_arg && parse_advertise_ports("--advertise-ports", adv_ports_arg, brokers, adv_ports) < 0)
+        return 2;
+    if (adv_tls_arg && parse_advertise_ports("--advertise-tls-ports", adv_tls_arg, brokers, adv_tls_ports) < 0)
         return 2;
 
+    /* The server itself: the same startup the embedding API uses (app/). */
     app_t app;
     memset(&app, 0, sizeof(app));
-    if (ephemeral) {
-        char tmpl[] = "/tmp/minikora-XXXXXX";
-        if (!mkdtemp(tmpl)) {
-            fprintf(stderr, "minikora: cannot create a temporary directory: %s\n", strerror(errno));
-            return 1;
-        }
-        app.ephemeral_dir = mk_strdup(tmpl);
-        data_dir = app.ephemeral_dir;
-    } else if (!data_dir) {
-        data_dir = mk_cluster_config_get(&config, "log.dirs");
-    }
-
     signal(SIGPIPE, SIG_IGN);
+    nofile_setup(&config);
     app.loop = uv_default_loop();
-    int rc = mk_broker_new(app.loop, &app.broker);
-    mk_cluster_opts_t opts = {0};
+    mk_app_opts_t opts = {0};
     opts.data_dir = data_dir;
+    opts.ephemeral = ephemeral;
     opts.host = host;
     opts.advertise_host = advertise;
     opts.advertise_ports = adv_ports_arg ? adv_ports : NULL;
-    opts.base_port = port;
-    /* TLS ports follow the PLAINTEXT ones unless set (free ones with --port 0). */
-    opts.tls_base_port = mk_cluster_config_is_set(&config, "minikora.tls.port")
-                             ? (int)mk_cluster_config_get_i64(&config, "minikora.tls.port")
-                             : port == 0 ? 0 : port + brokers;
-    if (opts.tls_base_port < -1 || opts.tls_base_port + brokers - 1 > 65535) {
-        fprintf(stderr, "minikora: the TLS ports %d.. do not fit (use --tls-port, or -1 to disable TLS)\n",
-                opts.tls_base_port);
+    opts.advertise_tls_ports = adv_tls_arg ? adv_tls_ports : NULL;
+    opts.port = port;
+    opts.admin_port = admin_port;
+    opts.admin_port_set = admin_port_set;
+    opts.s3_port = s3_port;
+    opts.s3_port_set = s3_port_set;
+    opts.s3_access_key = s3_access;
+    opts.s3_secret_key = s3_secret;
+    opts.s3_bucket = s3_bucket;
+    opts.admin_token = admin_token;
+    opts.config = &config;
+    opts.version = MINIKORA_VERSION;
+    if (mk_app_opts_check(&opts, why, sizeof(why)) < 0) {
+        fprintf(stderr, "minikora: %s\n", why);
         return 2;
     }
-    opts.brokers = brokers;
-    opts.azs = azs;
-    opts.config = &config;
-    opts.handler = mk_broker_net_handler();
-    opts.handler_ud = app.broker;
-    if (rc == 0)
-        rc = mk_cluster_open(app.loop, &opts, &app.cluster);
+    int rc = mk_app_open(app.loop, &opts, &app.app, why, sizeof(why));
     if (rc < 0) {
-        fprintf(stderr, "minikora: cannot start: %s\n", err_text(rc));
-        if (app.broker)
-            mk_broker_free(app.broker);
-        uv_run(app.loop, UV_RUN_DEFAULT);
-        if (app.ephemeral_dir)
-            mk_rm_rf(app.ephemeral_dir);
+        fprintf(stderr, "minikora: %s\n", why);
         return 1;
     }
-    rc = mk_broker_attach(app.broker, app.cluster);
-    if (rc < 0) {
-        fprintf(stderr, "minikora: cannot start the request layer: %s\n", mk_strerror(rc));
-        /* Not app_stop(): the signal and timer handles are not initialised yet. */
-        mk_broker_free(app.broker);
-        app.broker = NULL;
-        mk_cluster_close(app.cluster);
-        app.cluster = NULL;
-        uv_run(app.loop, UV_RUN_DEFAULT);
-        if (app.ephemeral_dir)
-            mk_rm_rf(app.ephemeral_dir);
-        return 1;
-    }
+    app.cluster = mk_app_cluster(app.app);
+    app.broker = mk_app_broker(app.app);
+    app.s3d = mk_app_s3d(app.app);
+    data_dir = mk_app_data_dir(app.app);
+    admin_token = mk_app_admin_token(app.app);
+    const char *admin_url = mk_app_admin_url(app.app);
+    const char *ephemeral_dir = mk_app_ephemeral_dir(app.app);
 
     uv_signal_init(app.loop, &app.sigterm);
     uv_signal_init(app.loop, &app.sigint);
     app.sigterm.data = app.sigint.data = &app;
     uv_signal_start(&app.sigterm, signal_cb, SIGTERM);
     uv_signal_start(&app.sigint, signal_cb, SIGINT);
-    uv_timer_init(app.loop, &app.tick);
-    app.tick.data = &app;
-    app.last_retention_ms = mk_now_ms();
-    uv_timer_start(&app.tick, tick_cb, 1000, 1000);
 
-    if (s3_port >= 0) {
-        mk_s3d_opts_t sopts = {data_dir, host, s3_port, mk_cluster_advertise_host(app.cluster), s3_access,
-                               s3_secret, s3_bucket, NULL, 0};
-        rc = mk_s3d_open(&sopts, &app.s3d, why, sizeof(why));
-        if (rc == UV_EADDRINUSE && !s3_port_set) {
-            mk_warn("S3 port %d is in use; the S3 server takes a free port instead", s3_port);
-            sopts.port = 0;
-            rc = mk_s3d_open(&sopts, &app.s3d, why, sizeof(why));
-        }
-        if (rc < 0) {
-            fprintf(stderr, "minikora: cannot start the S3 server: %s\n", why[0] ? why : err_text(rc));
-            app_stop(&app);
-            uv_run(app.loop, UV_RUN_DEFAULT);
-            if (app.ephemeral_dir)
-                mk_rm_rf(app.ephemeral_dir);
-            return 1;
-        }
-    }
-
-    /* Tiered storage: to minikora.s3.endpoint, else the bundled server, which
-     * tiering reaches at its bind address (not the advertised one: that is
-     * for clients outside, e.g. of a container). */
-    mk_tier_target_t tgt;
-    char s3_local[300] = "";
-    if (app.s3d) {
-        bool any = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || !*host;
-        const char *h = any ? "127.0.0.1" : host;
-        snprintf(s3_local, sizeof(s3_local), strchr(h, ':') ? "http://[%s]:%d" : "http://%s:%d", h,
-                 mk_s3d_port(app.s3d));
-    }
-    int have_target = mk_tier_target_resolve(&config, app.s3d ? s3_local : NULL, app.s3d ? mk_s3d_bucket(app.s3d) : NULL,
-                                app.s3d ? mk_s3d_access_key(app.s3d) : NULL, app.s3d ? mk_s3d_secret_key(app.s3d) : NULL,
-                                app.s3d ? mk_s3d_region(app.s3d) : NULL, &tgt, why, sizeof(why));
-    rc = have_target > 0 ? mk_broker_tier_start(app.broker, &tgt, data_dir) : have_target;
-    if (rc < 0) {
-        fprintf(stderr, "minikora: cannot start tiered storage: %s\n", have_target < 0 ? why : err_text(rc));
-        app_stop(&app);
-        uv_run(app.loop, UV_RUN_DEFAULT);
-        if (app.ephemeral_dir)
-            mk_rm_rf(app.ephemeral_dir);
-        return 1;
-    }
-    if (have_target == 0)
-        mk_info("tiered storage is off (%s)", !mk_cluster_config_get_bool(&config, "remote.log.storage.system.enable")
-                                                  ? "remote.log.storage.system.enable=false"
-                                                  : "no S3 target: --s3-port -1 and no minikora.s3.endpoint");
-
-    char admin_url[300] = "";
-    if (admin_port >= 0) {
-        mk_admin_opts_t aopts = {host, admin_port, app.cluster, app.broker, MINIKORA_VERSION, admin_token,
-                                 mk_cluster_config_get_bool(&config, "minikora.admin.auth.reads"), app.s3d};
-        /* Before the listener opens: whoever reads the file can act. */
-        if (admin_token_write(data_dir, admin_token) < 0)
-            mk_warn("cannot write %s/admin-token: %s", data_dir, strerror(errno));
-        rc = mk_admin_open(app.loop, &aopts, &app.admin);
-        if (rc == UV_EADDRINUSE && !admin_port_set) {
-            mk_warn("admin port %d is in use; the admin API takes a free port instead", admin_port);
-            aopts.port = 0;
-            rc = mk_admin_open(app.loop, &aopts, &app.admin);
-        }
-        if (rc < 0) {
-            fprintf(stderr, "minikora: cannot start the admin API on %s:%d: %s\n", host, admin_port,
-                    err_text(rc));
-            app_stop(&app);
-            uv_run(app.loop, UV_RUN_DEFAULT);
-            if (app.ephemeral_dir)
-                mk_rm_rf(app.ephemeral_dir);
-            return 1;
-        }
-        const char *ah = mk_cluster_advertise_host(app.cluster);
-        snprintf(admin_url, sizeof(admin_url), strchr(ah, ':') ? "http://[%s]:%d" : "http://%s:%d", ah,
-                 mk_admin_port(app.admin));
-    }
-
-    char boot[4096];
-    mk_cluster_bootstrap(app.cluster, boot, sizeof(boot));
+    const char *boot = mk_app_bootstrap(app.app);
     int n = mk_cluster_broker_count(app.cluster);
     if (ready_file && write_ready_file(&app, ready_file, boot, admin_url[0] ? admin_url : NULL, admin_token,
                                        data_dir) < 0)
         mk_warn("cannot write the ready file %s: %s", ready_file, strerror(errno));
-    if (ready_file || app.ephemeral_dir)
-        fatal_signals_catch(ready_file, app.ephemeral_dir);
+    if (ready_file || ephemeral_dir)
+        fatal_signals_catch(ready_file, ephemeral_dir);
     /* The TLS part comes last, after a space, so the admin URL stays one
      * whitespace-delimited word as tests and scripts parse it. */
     char tls_part[4600] = "";
@@ -929,7 +759,7 @@ static int cmd_serve(int argc, char **argv)
         app.stop_async.data = &app;
         uv_thread_t thr;
         if (uv_thread_create(&thr, loop_thread, &app) == 0) {
-            char *targv[] = {"--admin", admin_url, "--admin-token", (char *)admin_token, NULL};
+            char *targv[] = {"--admin", (char *)admin_url, "--admin-token", (char *)admin_token, NULL};
             mk_tui_main(4, targv);
             uv_async_send(&app.stop_async);
             uv_thread_join(&thr);
@@ -945,15 +775,50 @@ static int cmd_serve(int argc, char **argv)
     rc = uv_loop_close(app.loop);
     if (rc < 0)
         mk_warn("event loop closed with handles still open");
-    if (app.ephemeral_dir) {
-        mk_rm_rf(app.ephemeral_dir);
-        mk_free(app.ephemeral_dir);
-    }
+    fatal_ephemeral_dir = NULL; /* removed and freed now */
+    mk_app_free(app.app);
     if (ready_file)
         unlink(ready_file); /* a stale ready file would point at nothing */
     mk_cluster_config_free(&config);
     mk_info("stopped");
     return 0;
+}
+
+/* Six brokers share this process, so its descriptors are the cluster's:
+ * the soft RLIMIT_NOFILE is raised to the hard limit, and the segment
+ * descriptor cache (log/) is bounded by minikora.log.max.open.files (0, the
+ * default: a quarter of that limit, at least 4096), at most half of it so
+ * that connections, SQLite and transient duplicates (flushes, cursors) keep
+ * the other half. */
+static void nofile_setup(const mk_config_t *config)
+{
+    struct rlimit rl;
+    rlim_t soft = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        soft = rl.rlim_cur;
+        if (rl.rlim_cur < rl.rlim_max) {
+            struct rlimit want = {rl.rlim_max, rl.rlim_max};
+            if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+                soft = rl.rlim_max;
+            else
+                mk_warn("cannot raise the open files limit from %llu to %llu: %s", (unsigned long long)rl.rlim_cur,
+                        (unsigned long long)rl.rlim_max, strerror(errno));
+        }
+        mk_info("open files limit %llu (soft was %llu, hard %llu)", (unsigned long long)soft,
+                (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+    }
+    int64_t set = mk_cluster_config_get_i64(config, "minikora.log.max.open.files");
+    int64_t cap = soft == RLIM_INFINITY || soft > INT32_MAX ? INT32_MAX : (int64_t)soft / 2;
+    /* 0: a quarter of the limit, at least MK_LOG_MAX_OPEN_FILES_DEFAULT */
+    int64_t want = set > 0 ? set : MK_MAX((int64_t)MK_LOG_MAX_OPEN_FILES_DEFAULT, cap / 2);
+    if (want > cap) {
+        if (set > 0)
+            mk_warn("minikora.log.max.open.files %lld is over half the open files limit: %lld used",
+                    (long long)want, (long long)cap);
+        want = cap;
+    }
+    mk_log_set_max_open_files((size_t)want);
+    mk_info("segment files: at most %lld descriptors open (minikora.log.max.open.files)", (long long)want);
 }
 
 /* `minikora verify --data-dir DIR`: the scrubber's checks and the audit's

@@ -8,15 +8,20 @@
 #   asan-integ  bad-input and round-trip integration tests against build-asan/minikora
 #   integ  /usr/bin/python3 -m pytest -q tests   (needs ./minikora; skipped if it did not build)
 #   clients  clients/test.sh: the pytest plugin (pip-installed into a venv) and the npm package
-#          with kafkajs, each with its own tests; also the GitHub Action's scripts (needs ./minikora)
+#          with kafkajs, each with its own tests; also the GitHub Action's scripts (needs ./minikora);
+#          and the embedding API's example clients/c/embed.c (make embed-test, librdkafka)
+#   docker make docker-test: the image built and smoke-tested, and the Testcontainers test, where a
+#          Docker engine can run (ci/docker-engine.sh starts one as root); else "docker skipped
+#          (reason)", which does not fail the run.  Its time limit is DOCKER_SECONDS (600); it is
+#          skipped (with that reason) when it could end past RUN_BUDGET_SECONDS (1680) of the run.
 # Every layer runs even if an earlier one failed (except integ without a binary), each under a
 # time limit, so the whole run stays well under 30 minutes on 2 cores.  The last line is the one
 # summary:  make test: PASS (unit ok, asan ok, fuzz ok, compat ok, ..., integration 42 passed, clients ok)
 # Exit status: 0 on PASS, 1 on FAIL.
 #
 # Knobs (environment): MAKE, PYTHON, FUZZ_SECONDS (20), PYTEST_ARGS (extra pytest args),
-# SKIP_LAYERS (space-separated subset of "unit asan fuzz compat asan-integ integ clients", for local
-# use only).
+# SKIP_LAYERS (space-separated subset of "unit asan fuzz compat asan-integ integ clients docker", for
+# local use only), DOCKER_SECONDS, INTEG_SECONDS (1080), RUN_BUDGET_SECONDS.
 set -uo pipefail
 SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$SELF")/.."
@@ -26,6 +31,8 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 JOBS=$(nproc 2>/dev/null || echo 2)
 SKIP_LAYERS=${SKIP_LAYERS:-}
+INTEG_SECONDS=${INTEG_SECONDS:-1080}
+RUN_BUDGET_SECONDS=${RUN_BUDGET_SECONDS:-1680}   # CI allows 30 minutes for the whole run
 LOGDIR=build/test-logs
 mkdir -p "$LOGDIR"
 
@@ -124,14 +131,14 @@ else
   t0=$SECONDS
   rc=0
   # shellcheck disable=SC2086
-  timeout --kill-after=30 720 "$PYTHON" -m pytest -q tests ${PYTEST_ARGS:-} 2>&1 | tee "$out"
+  timeout --kill-after=30 "$INTEG_SECONDS" "$PYTHON" -m pytest -q tests ${PYTEST_ARGS:-} 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
   integ_summary=$(grep -E '[0-9]+ (passed|failed|error|errors|skipped)' "$out" | tail -n 1 |
     grep -oE '[0-9]+ (passed|failed|errors?|skipped|xfailed|xpassed)' | paste -sd, - | sed 's/,/, /g')
   case $rc in
     0) status[integ]="ok" ;;
     5) status[integ]="FAILED (no tests collected)"; failed=1 ;;
-    124|137) status[integ]="TIMEOUT after 720s"; failed=1 ;;
+    124|137) status[integ]="TIMEOUT after ${INTEG_SECONDS}s"; failed=1 ;;
     *) status[integ]="FAILED (pytest exit $rc)"; failed=1 ;;
   esac
   echo "----- integ: ${status[integ]} in $((SECONDS - t0))s"
@@ -147,12 +154,27 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
+# Docker: skipped (with its reason, not a failure) where no engine can run, and when the run has
+# used so much of CI's 30 minutes that a first image build (debootstrap) could overrun them.
+docker_limit=${DOCKER_SECONDS:-600}
+if [ $((SECONDS + docker_limit)) -gt "$RUN_BUDGET_SECONDS" ] && ! skipped docker; then
+  banner "docker"
+  status[docker]="skipped: time budget (${SECONDS}s used; the layer may take ${docker_limit}s of ${RUN_BUDGET_SECONDS}s)"
+  echo "docker: ${status[docker]}"
+else
+  run_layer docker "$docker_limit" bash docker/test.sh
+fi
+if [ "${status[docker]}" = ok ] && [ -s build/test-logs/docker-skip ]; then
+  status[docker]="skipped: $(head -c 120 build/test-logs/docker-skip)"
+fi
+
+# ---------------------------------------------------------------------------------------------
 word() { [ "${status[$1]}" = ok ] && echo "$2 ok" || echo "$2 ${status[$1]}"; }
 integ_part="integration ${integ_summary:-${status[integ]}}"
 if [ "${status[integ]}" != ok ] && [ -n "$integ_summary" ]; then
   integ_part="integration ${status[integ]}: $integ_summary"
 fi
-parts="$(word unit unit), $(word asan asan), $(word fuzz fuzz), $(word compat compat), $(word asan-integ asan-integration), $integ_part, $(word clients clients)"
+parts="$(word unit unit), $(word asan asan), $(word fuzz fuzz), $(word compat compat), $(word asan-integ asan-integration), $integ_part, $(word clients clients), $(word docker docker)"
 echo
 if [ $failed -eq 0 ]; then
   echo "make test: PASS ($parts)"

@@ -405,6 +405,81 @@ def test_advertise_ports_flag(minikora, forwarder, tmp_path, topic_name):
         assert p.returncode == 2 and "advertise-ports" in p.stderr, (bad, p.returncode, p.stderr)
 
 
+@pytest.mark.timeout(120)
+def test_advertised_ssl_listeners_behind_a_forwarder(minikora, forwarder, tmp_path, topic_name):
+    """The SSL listeners have a mapping of their own: PUT /v1/advertised {"1": {"ssl": ...}}
+    (and --advertise-tls-ports); the PLAINTEXT form and mapping are unchanged by it."""
+    import confluent_kafka as ck
+    from confluent_kafka.admin import AdminClient
+    from test_tls import ssl_conf, tls_of, wait_topic_ready_with
+
+    ready = tmp_path / "ready.json"
+    mk = minikora("--brokers", "2", "--azs", "2", "--ready-file", ready)
+    tls_boot, ca = tls_of(mk)
+    tls = kwire.parse_bootstrap(tls_boot)
+    fwd = forwarder(2)
+    fwd.set_targets(tls)  # TLS passes through a TCP forwarder untouched
+    j = ok(mk, "GET", "/v1/advertised")
+    assert [b["ssl"]["advertised"] for b in j["brokers"]] == ["127.0.0.1:%d" % p for _, p in tls]
+    assert j["ssl_bootstrap"] == tls_boot and not any(b["ssl"]["mapped"] for b in j["brokers"])
+
+    # Bad entries change nothing; an object takes only plaintext and ssl.
+    for body in ({"1": {"tls": "h:1"}}, {"1": {"ssl": "nohost"}}, {"1": {"ssl": 0}}, {"1": {"ssl": [1]}},
+                 {"1": {"ssl": "127.0.0.1:5"}, "2": {"plaintext": "bad"}}):
+        st, r = admin(mk, "PUT", "/v1/advertised", body)
+        assert st == 400, (body, st, r)
+    assert ok(mk, "GET", "/v1/advertised") == j
+
+    plain = {b["id"]: b["advertised"] for b in j["brokers"]}
+    mapping = {str(i + 1): {"ssl": "127.0.0.1:%d" % p} for i, p in enumerate(fwd.ports)}
+    j = ok(mk, "PUT", "/v1/advertised", mapping)
+    assert [(b["ssl"]["port"], b["ssl"]["listen_port"], b["ssl"]["mapped"]) for b in j["brokers"]] == \
+        [(fwd.ports[i], tls[i][1], True) for i in range(2)]
+    assert j["ssl_bootstrap"] == fwd.bootstrap()
+    assert {b["id"]: b["advertised"] for b in j["brokers"]} == plain and not any(b["mapped"] for b in j["brokers"])
+    # PLAINTEXT connections are still told the PLAINTEXT addresses.
+    assert metadata_addrs(mk) == {i + 1: ("127.0.0.1", p) for i, (_, p) in enumerate(mk.brokers)}
+
+    # A client that knows only the forwarded SSL ports: Metadata over SSL names them, and a
+    # produce/consume round trip goes through the forwarders.
+    conf = dict(ssl_conf(ca), **{"bootstrap.servers": fwd.bootstrap()})
+    adm = AdminClient(conf)
+    md = adm.list_topics(timeout=20)
+    assert {b.id: (b.host, b.port) for b in md.brokers.values()} == \
+        {i + 1: ("127.0.0.1", p) for i, p in enumerate(fwd.ports)}
+    name = topic_name()
+    create_topic(mk, name, 2, 2)
+    wait_topic_ready_with(adm, name, 2)
+    ck_produce(fwd.bootstrap(), name, make_records("ssl", 20, 2), **ssl_conf(ca))
+    got = ck_consume(fwd.bootstrap(), name, {0: 10, 1: 10}, **ssl_conf(ca))
+    assert {p: len(v) for p, v in got.items()} == {0: 10, 1: 10}
+    assert all(fwd.conns) and all(b > 1000 for b in fwd.bytes), (fwd.conns, fwd.bytes)
+
+    # Both at once, the old form still works, and null clears the SSL mapping only.
+    j = ok(mk, "PUT", "/v1/advertised", {"1": {"plaintext": "127.0.0.1:31001", "ssl": 31101}, "2": 31002})
+    assert [(b["advertised"], b["ssl"]["advertised"]) for b in j["brokers"]] == [
+        ("127.0.0.1:31001", "127.0.0.1:31101"), ("127.0.0.1:31002", "127.0.0.1:%d" % fwd.ports[1])]
+    j = ok(mk, "PUT", "/v1/advertised", {"1": {"ssl": None}})
+    assert [(b["advertised"], b["ssl"]["mapped"]) for b in j["brokers"]] == [
+        ("127.0.0.1:31001", False), ("127.0.0.1:31002", True)]
+
+    # At start: --advertise-tls-ports, in the ready file too; with TLS off, an SSL mapping is refused.
+    ready2 = tmp_path / "ready2.json"
+    mk2 = minikora("--brokers", "2", "--azs", "2", "--advertise-tls-ports", "41200", "--ready-file", ready2)
+    assert [b["ssl"]["advertised"] for b in ok(mk2, "GET", "/v1/advertised")["brokers"]] == \
+        ["127.0.0.1:41200", "127.0.0.1:41201"]
+    assert [b["tls_advertised"] for b in json.loads(ready2.read_text())["brokers"]] == \
+        ["127.0.0.1:41200", "127.0.0.1:41201"]
+    mk3 = minikora("--brokers", "1", "--azs", "1", "--tls-port", "-1")
+    assert ok(mk3, "GET", "/v1/advertised")["brokers"][0]["ssl"] is None
+    st, r = admin(mk3, "PUT", "/v1/advertised", {"1": {"ssl": 31000}})
+    assert st == 400 and "no SSL listener" in r["message"], r
+    p = subprocess.run([str(BIN), "serve", "--ephemeral", "--port", "0", "--brokers", "2",
+                        "--advertise-tls-ports", "1,2,3"], capture_output=True, text=True, timeout=20,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 2 and "advertise-tls-ports" in p.stderr, p.stderr
+
+
 @pytest.mark.timeout(90)
 def test_wildcard_host_is_not_advertised(minikora, topic_name):
     mk = minikora("--host", "0.0.0.0", "--brokers", "1", "--azs", "1")

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import threading
 import time
@@ -416,6 +417,146 @@ def test_total_retention_and_topic_delete(minikora, topic_name):
     wait_until(lambda: admin_get(mk, "/v1/s3")["objects"] == 0, "the deleted topic's objects removed")
     wait_until(lambda: admin_get(mk, "/v1/tier")["remote"]["segments"] == 0 and
                sum(admin_get(mk, "/v1/tier")["remote"]["by_state"].values()) == 0, "its metadata removed")
+
+
+# ---------------------------------------------------------------------------------------------
+# The scrubber covers the S3 copies (issue 13)
+# ---------------------------------------------------------------------------------------------
+def s3_objects(data_dir, bucket):
+    """The bundled server's object files (src/s3d/store.c's layout): key -> (path, data start,
+    data size)."""
+    out = {}
+    d = data_dir / "s3" / bucket
+    for f in d.iterdir():
+        if f.name.startswith("_"):
+            continue
+        with open(f, "rb") as fh:
+            head = fh.read(65536)
+        if head[:8] != b"MKS3OBJ1":
+            continue
+        h, = struct.unpack(">I", head[8:12])
+        size, = struct.unpack(">Q", head[16:24])
+        pos = 80
+        n, = struct.unpack(">H", head[pos:pos + 2])
+        pos += 2 + n
+        n, = struct.unpack(">H", head[pos:pos + 2])
+        key = head[pos + 2:pos + 2 + n].decode()
+        out[key] = (f, h, size)
+    return out
+
+
+def remote_logs(data_dir, bucket, topic, ext=".log"):
+    """The .log (or ext) objects of topic's partition 0, by start offset: start -> (key, path,
+    h, size)."""
+    logs = {}
+    for key, (f, h, size) in s3_objects(data_dir, bucket).items():
+        m = re.search(r"/%s-[^/]+/0/(\d{20})-[^/]+%s$" % (re.escape(topic), re.escape(ext)), key)
+        if m:
+            logs[int(m.group(1))] = (key, f, h, size)
+    return logs
+
+
+def object_data(f, h, size):
+    with open(f, "rb") as fh:
+        fh.seek(h)
+        return fh.read(size)
+
+
+def flip(f, pos):
+    with open(f, "r+b") as fh:
+        fh.seek(pos)
+        b = fh.read(1)
+        fh.seek(pos)
+        fh.write(bytes([b[0] ^ 0x5A]))
+
+
+def remote_integrity(mk):
+    return admin_get(mk, "/v1/integrity")["remote"]
+
+
+def events_of(mk, type_):
+    req = urllib.request.Request(mk.admin_url + "/v1/events?type=" + type_, headers=mk.admin_headers())
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())["events"]
+
+
+@pytest.mark.timeout(150)
+def test_scrubber_checks_remote_copies(minikora, tmp_path, topic_name):
+    data_dir = tmp_path / "data"
+    mk = minikora("--brokers", "1", *FAST, "--set", "minikora.scrub.interval.ms=300",
+                  "--set", "minikora.scrub.rate.bytes.per.sec=50000000", data_dir=data_dir, ephemeral=False)
+    bucket = s3_of(mk)["bucket"]
+    keep, gone = topic_name(), topic_name() + "-gone"
+    # keep: its local segments stay (a day of local retention: the records are an hour old);
+    # gone: FAST's second applies.
+    assert ck_create_topic(mk.bootstrap, keep, 1, rf=1, config={"segment.bytes": str(256 * 1024),
+                                                               "local.retention.ms": "86400000"}) is None
+    assert ck_create_topic(mk.bootstrap, gone, 1, rf=1, config={"segment.bytes": str(256 * 1024)}) is None
+    wait_topic_ready(mk.bootstrap, keep, 1)
+    wait_topic_ready(mk.bootstrap, gone, 1)
+    produce(mk.bootstrap, keep, 0, 2000)
+    produce(mk.bootstrap, gone, 0, 2000)
+    wait_until(lambda: partition_of(mk, keep)["remote_segments"]["COPY_FINISHED"] >= 4, "keep's segments copied")
+    wait_until(lambda: partition_of(mk, gone)["local_log_start_offset"] > 1000, "gone's first segments deleted locally")
+
+    # Sound copies are verified, and nothing is found.
+    r = wait_until(lambda: (lambda x: x if x["segments_verified"] >= 8 else None)(remote_integrity(mk)),
+                   "remote segments verified by the scrubber")
+    assert r["checked"] and r["bytes_verified"] >= 8 * 200000 and r["corrupt"] == 0, r
+
+    # A byte changed in keep's first S3 copy, behind minikora's back: found within the scrub
+    # interval and uploaded again from the local copy, which is the same bytes as before.
+    logs = remote_logs(data_dir, bucket, keep)
+    assert 0 in logs, sorted(logs)
+    key, f, h, size = logs[0]
+    good = object_data(f, h, size)
+    local = data_dir / "broker-1" / ("%s-0" % keep) / ("%020d.log" % 0)
+    with open(local, "rb") as fh:
+        assert fh.read(size) == good, "the S3 copy is not the local segment's bytes"
+    t0 = time.monotonic()
+    flip(f, h + 100)
+    r = wait_until(lambda: (lambda x: x if x["reuploaded"] >= 1 else None)(remote_integrity(mk)),
+                   "the corrupt S3 copy found and uploaded again", timeout=30)
+    found_s = time.monotonic() - t0
+    assert r["corrupt"] >= 1 and r["unrepairable"] == 0 and r["unrepairable_now"] == 0, r
+    key2, f2, h2, size2 = remote_logs(data_dir, bucket, keep)[0]
+    assert key2 == key and object_data(f2, h2, size2) == good, "the S3 copy is not good again"
+    ev = [e for e in events_of(mk, "integrity_remote_fixed") if keep in e["message"]]
+    assert ev and "offsets 0.." in ev[0]["message"], ev
+    assert consume_all(mk.bootstrap, keep, 0, 2000) == 2000
+
+    # A byte changed in the manifest of keep's second segment (in its cluster id, a field the
+    # check does not compare): its bytes no longer have their ETag; uploaded again as well.
+    second = sorted(remote_logs(data_dir, bucket, keep, ".manifest"))[1]
+    key, f, h, size = remote_logs(data_dir, bucket, keep, ".manifest")[second]
+    manifest = object_data(f, h, size)
+    flip(f, h + manifest.index(b'"cluster_id": "') + 16)
+    r = wait_until(lambda: (lambda x: x if x["reuploaded"] >= 2 else None)(remote_integrity(mk)),
+                   "the corrupt manifest found and uploaded again", timeout=30)
+    key2, f2, h2, size2 = remote_logs(data_dir, bucket, keep, ".manifest")[second]
+    assert json.loads(object_data(f2, h2, size2))["cluster_id"] == json.loads(manifest)["cluster_id"]
+    ev = [e for e in events_of(mk, "integrity_remote_fixed") if keep in e["message"]]
+    assert len(ev) == 2 and "ETag" in ev[1]["message"], ev
+
+    # The same in gone's first copy, whose local segment is deleted: reported, once.
+    key, f, h, size = remote_logs(data_dir, bucket, gone)[0]
+    assert not (data_dir / "broker-1" / ("%s-0" % gone) / ("%020d.log" % 0)).exists()
+    flip(f, h + 100)
+    r = wait_until(lambda: (lambda x: x if x["unrepairable"] >= 1 else None)(remote_integrity(mk)),
+                   "the corrupt S3 copy without a local copy reported", timeout=30)
+    assert r["unrepairable_now"] == 1 and r["reuploaded"] == 2, r
+    ev = [e for e in events_of(mk, "integrity_remote_lost") if gone in e["message"]]
+    assert len(ev) == 1 and "no local copy on any replica" in ev[0]["message"], ev
+    passes = admin_get(mk, "/v1/integrity")["scrubber"]["passes"]
+    wait_until(lambda: admin_get(mk, "/v1/integrity")["scrubber"]["passes"] >= passes + 2, "two more passes")
+    r = remote_integrity(mk)
+    assert r["unrepairable"] == 1 and r["unrepairable_now"] == 1, r   # counted and told once
+    assert len([e for e in events_of(mk, "integrity_remote_lost") if gone in e["message"]]) == 1
+    with urllib.request.urlopen(mk.admin_url + "/metrics", timeout=10) as resp:
+        metrics = resp.read().decode()
+    assert re.search(r"^minikora_scrub_remote_reuploads_total 2$", metrics, re.M), metrics[-3000:]
+    assert re.search(r"^minikora_scrub_remote_unrepairable_total 1$", metrics, re.M)
+    print("\nremote copy: corruption found and uploaded again in %.1f s" % found_s)
 
 
 # ---------------------------------------------------------------------------------------------

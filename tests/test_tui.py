@@ -29,6 +29,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -319,6 +320,34 @@ def test_tui_views_and_actions(minikora):
     finally:
         tui.close()
         load.stop()
+
+
+@pytest.mark.timeout(90)
+def test_tui_health_view(minikora):
+    """Key 8: the storage health manager's view: every broker with its state, ladder step, I/O
+    and probes, the thresholds above; a disk stall shows the broker climbing the ladder."""
+    mk = minikora("--brokers", "3", "--set", "minikora.health.check.interval.ms=200",
+                  "--set", "minikora.health.probe.interval.ms=200", "--set", "minikora.health.stall.ms=1000",
+                  "--set", "minikora.health.restart.grace.ms=1000", "--set", "minikora.health.replace.after.ms=-1")
+    url = admin_url_or_skip(mk)
+    tui = Tui("health", ["--admin", url, "--interval", "300"], env={"MINIKORA_ADMIN_TOKEN": mk.admin_token})
+    try:
+        tui.keys("8")
+        tui.wait_text("Health", "ladder on", "BROKER", "STATE", "PROBE")
+        for b in (1, 2, 3):
+            tui.wait_re(r"^ %d\s+healthy\s+0\s" % b)
+        status = None
+        try:
+            status = http(url + "/v1/faults", "POST", {"type": "disk-stall", "broker": 2}, mk=mk)
+        except urllib.error.HTTPError as e:
+            if e.code != 404:
+                raise
+        if status is not None:
+            tui.wait_re(r"^ 2\s+(restarted|demoted)\s+[12]\s")
+            http(url + "/v1/faults", "DELETE", mk=mk)
+            tui.wait_re(r"^ 2\s+healthy\s+0\s", timeout=30)
+    finally:
+        tui.close()
 
 
 @pytest.mark.timeout(60)

@@ -39,6 +39,15 @@ static void clean_copy(char *out, size_t n, const char *s)
     out[i] = 0;
 }
 
+/* clean_copy(), but text that does not fit ends in "..." (never cut silently). */
+static void clean_copy_marked(char *out, size_t n, const char *s)
+{
+    clean_copy(out, n, s);
+    size_t len = strlen(out);
+    if (s && s[len] && n >= 4)
+        memcpy(out + (len >= 3 ? len - 3 : 0), "...", 4);
+}
+
 static void jcopy(json_t *o, const char *key, char *out, size_t n)
 {
     json_t *v = json_object_get(o, key);
@@ -111,7 +120,26 @@ int mk_tui_model_init(mk_tui_model_t *m)
 {
     memset(m, 0, sizeof(*m));
     m->events = mk_calloc(MK_TUI_EVENTS, sizeof(mk_tui_event_t));
-    return m->events ? 0 : MK_ERR_NOMEM;
+    m->tail = mk_calloc(MK_TUI_TAIL, sizeof(mk_tui_record_t));
+    m->tail_next = -1;
+    return m->events && m->tail ? 0 : MK_ERR_NOMEM;
+}
+
+static void free_groups(mk_tui_group_t *g, int n)
+{
+    for (int i = 0; i < n; i++)
+        mk_free(g[i].hist);
+    mk_free(g);
+}
+
+static void group_detail_free(mk_tui_group_detail_t *d)
+{
+    mk_free(d->members);
+    for (int i = 0; i < d->noffsets; i++)
+        mk_free(d->offsets[i].hist);
+    mk_free(d->offsets);
+    mk_free(d->hist);
+    memset(d, 0, sizeof(*d));
 }
 
 static void free_brokers(mk_tui_broker_t *b, int n)
@@ -141,9 +169,12 @@ void mk_tui_model_free(mk_tui_model_t *m)
     mk_free(m->client_flows);
     mk_free(m->tenant_flows);
     mk_free(m->lat);
-    mk_free(m->groups);
+    free_groups(m->groups, m->ngroups);
+    group_detail_free(&m->group);
+    mk_free(m->tail);
     mk_free(m->tenants);
     tenant_detail_free(&m->tenant);
+    mk_free(m->health);
     mk_free(m->storage);
     mk_free(m->events);
     memset(m, 0, sizeof(*m));
@@ -731,13 +762,243 @@ static int apply_groups(mk_tui_model_t *m, json_t *j)
         json_t *o = json_array_get(arr, i);
         jcopy(o, "group_id", g[i].id, sizeof(g[i].id));
         jcopy(o, "state", g[i].state, sizeof(g[i].state));
+        jcopy(o, "protocol", g[i].protocol, sizeof(g[i].protocol));
         g[i].members = (int32_t)json_array_size(json_object_get(o, "members"));
         g[i].coordinator = jint32(o, "coordinator", -1);
+        g[i].partitions = jint32(o, "committed_offsets", 0);
+        g[i].lag = jint(o, "lag", -1);
+        /* The lag history follows the group from answer to answer. */
+        for (int k = 0; k < m->ngroups; k++)
+            if (m->groups[k].hist && strcmp(m->groups[k].id, g[i].id) == 0) {
+                g[i].hist = m->groups[k].hist;
+                m->groups[k].hist = NULL;
+                break;
+            }
+        if (!g[i].hist)
+            g[i].hist = mk_calloc(1, sizeof(mk_tui_hist_t)); /* none: no sparkline, figures still show */
+        if (g[i].hist)
+            mk_tui_hist_push(g[i].hist, g[i].lag > 0 ? (double)g[i].lag : 0);
     }
-    mk_free(m->groups);
+    free_groups(m->groups, m->ngroups);
     m->groups = g;
     m->ngroups = (int)n;
     m->have_groups = true;
+    return 0;
+}
+
+/* One member's assignment as "topic:0,1 other:2" (cut to fit). */
+static void assignment_text(json_t *arr, char *out, size_t n)
+{
+    size_t o = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < json_array_size(arr) && o + 1 < n; i++) {
+        json_t *a = json_array_get(arr, i);
+        char topic[MK_TUI_NAME];
+        jcopy(a, "topic", topic, sizeof(topic));
+        int w = snprintf(out + o, n - o, "%s%s:", o ? " " : "", topic);
+        if (w < 0 || (size_t)w >= n - o)
+            break;
+        o += (size_t)w;
+        json_t *parts = json_object_get(a, "partitions");
+        for (size_t k = 0; k < json_array_size(parts) && o + 1 < n; k++) {
+            json_t *pv = json_array_get(parts, k);
+            w = snprintf(out + o, n - o, "%s%lld", k ? "," : "", json_is_integer(pv) ? (long long)json_integer_value(pv) : -1LL);
+            if (w < 0 || (size_t)w >= n - o)
+                break;
+            o += (size_t)w;
+        }
+    }
+}
+
+/* Does a member's assignment text hold topic's partition? */
+static bool assigned(const char *text, const char *topic, int32_t partition)
+{
+    size_t tl = strlen(topic);
+    for (const char *p = text; (p = strstr(p, topic)); p += tl) {
+        if ((p != text && p[-1] != ' ') || p[tl] != ':')
+            continue;
+        const char *q = p + tl + 1;
+        while (*q && *q != ' ') {
+            char *end;
+            long v = strtol(q, &end, 10);
+            if (end == q)
+                break;
+            if (v == partition)
+                return true;
+            q = *end == ',' ? end + 1 : end;
+        }
+    }
+    return false;
+}
+
+static int goffset_cmp(const void *pa, const void *pb)
+{
+    const mk_tui_goffset_t *a = pa, *b = pb;
+    int c = strcmp(a->topic, b->topic);
+    return c ? c : (a->partition > b->partition) - (a->partition < b->partition);
+}
+
+/* GET /v1/groups/{id}: members with their assignments, committed offsets
+ * with lag; lag histories kept across answers for the same group. */
+static int apply_group(mk_tui_model_t *m, const char *id, json_t *j)
+{
+    json_t *g = json_object_get(j, "group");
+    json_t *members = json_object_get(g, "members"), *offsets = json_object_get(g, "offsets");
+    size_t nm = json_array_size(members), no = json_array_size(offsets);
+    mk_tui_group_detail_t d;
+    memset(&d, 0, sizeof(d));
+    d.members = array_new(nm, sizeof(*d.members));
+    d.offsets = array_new(no, sizeof(*d.offsets));
+    if (!d.members || !d.offsets) {
+        mk_free(d.members);
+        mk_free(d.offsets);
+        return MK_ERR_NOMEM;
+    }
+    clean_copy(d.id, sizeof(d.id), id);
+    d.status = 200;
+    jcopy(g, "state", d.state, sizeof(d.state));
+    jcopy(g, "protocol", d.protocol, sizeof(d.protocol));
+    d.coordinator = jint32(g, "coordinator", -1);
+    d.lag = jint(g, "lag", -1);
+    for (size_t i = 0; i < nm; i++) {
+        json_t *o = json_array_get(members, i);
+        mk_tui_member_t *x = &d.members[i];
+        jcopy(o, "member_id", x->member_id, sizeof(x->member_id));
+        jcopy(o, "client_id", x->client_id, sizeof(x->client_id));
+        jcopy(o, "client_host", x->host, sizeof(x->host));
+        assignment_text(json_object_get(o, "assignment"), x->assignment, sizeof(x->assignment));
+    }
+    d.nmembers = (int)nm;
+    for (size_t i = 0; i < no; i++) {
+        json_t *o = json_array_get(offsets, i);
+        mk_tui_goffset_t *x = &d.offsets[i];
+        jcopy(o, "topic", x->topic, sizeof(x->topic));
+        x->partition = jint32(o, "partition", -1);
+        x->offset = jint(o, "offset", -1);
+        x->lag = jint(o, "lag", -1);
+        for (int k = 0; k < d.nmembers; k++)
+            if (assigned(d.members[k].assignment, x->topic, x->partition)) {
+                snprintf(x->owner, sizeof(x->owner), "%s", d.members[k].client_id[0] ? d.members[k].client_id : "?");
+                break;
+            }
+    }
+    d.noffsets = (int)no;
+    qsort(d.offsets, no, sizeof(*d.offsets), goffset_cmp);
+    /* Histories: the group's total and each partition's, kept while it stays open. */
+    bool same = strcmp(m->group.id, d.id) == 0;
+    for (int i = 0; i < d.noffsets; i++) {
+        mk_tui_goffset_t *x = &d.offsets[i];
+        for (int k = 0; same && k < m->group.noffsets; k++) {
+            mk_tui_goffset_t *o = &m->group.offsets[k];
+            if (o->hist && o->partition == x->partition && strcmp(o->topic, x->topic) == 0) {
+                x->hist = o->hist;
+                o->hist = NULL;
+                break;
+            }
+        }
+        if (!x->hist)
+            x->hist = mk_calloc(1, sizeof(mk_tui_hist_t));
+        if (x->hist)
+            mk_tui_hist_push(x->hist, x->lag > 0 ? (double)x->lag : 0);
+    }
+    if (same) {
+        d.hist = m->group.hist;
+        m->group.hist = NULL;
+    }
+    if (!d.hist)
+        d.hist = mk_calloc(1, sizeof(mk_tui_hist_t));
+    if (d.hist)
+        mk_tui_hist_push(d.hist, d.lag > 0 ? (double)d.lag : 0);
+    group_detail_free(&m->group);
+    m->group = d;
+    return 0;
+}
+
+void mk_tui_model_group_missing(mk_tui_model_t *m, const char *id)
+{
+    group_detail_free(&m->group);
+    clean_copy(m->group.id, sizeof(m->group.id), id);
+    m->group.status = 404;
+}
+
+/* ================================================================= tail */
+
+void mk_tui_model_tail_reset(mk_tui_model_t *m, const char *topic, int32_t partition)
+{
+    clean_copy(m->tail_topic, sizeof(m->tail_topic), topic);
+    m->tail_partition = partition;
+    m->tail_next = -1;
+    m->tail_hw = -1;
+    m->tail_status = 0;
+    m->tail_err[0] = 0;
+    m->ntail = m->tail_head = 0;
+}
+
+const mk_tui_record_t *mk_tui_model_tail_record(const mk_tui_model_t *m, int i)
+{
+    if (i < 0 || i >= m->ntail)
+        return NULL;
+    return &m->tail[(m->tail_head + m->ntail - 1 - i) % MK_TUI_TAIL];
+}
+
+void mk_tui_model_tail_error(mk_tui_model_t *m, long status, const char *text)
+{
+    m->tail_status = status ? status : -1;
+    clean_copy(m->tail_err, sizeof(m->tail_err), text);
+}
+
+/* GET /v1/topics/{name}/records: append the records after what is held
+ * (an answer for another topic or partition, or one that overlaps, is
+ * taken only for what is new); tail_next moves to its next_offset. */
+static int apply_records(mk_tui_model_t *m, const char *arg, json_t *j)
+{
+    char topic[MK_TUI_NAME];
+    jcopy(j, "topic", topic, sizeof(topic));
+    if (strcmp(topic, m->tail_topic) != 0 || jint32(j, "partition", -1) != m->tail_partition ||
+        strcmp(arg, m->tail_topic) != 0)
+        return 0; /* an answer for a tail given up since */
+    json_t *arr = json_object_get(j, "records");
+    int64_t last = m->ntail ? mk_tui_model_tail_record(m, 0)->offset : -1;
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *o = json_array_get(arr, i);
+        int64_t off = jint(o, "offset", -1);
+        if (off <= last)
+            continue;
+        mk_tui_record_t *r;
+        if (m->ntail < MK_TUI_TAIL) {
+            r = &m->tail[(m->tail_head + m->ntail) % MK_TUI_TAIL];
+            m->ntail++;
+        } else {
+            r = &m->tail[m->tail_head];
+            m->tail_head = (m->tail_head + 1) % MK_TUI_TAIL;
+        }
+        memset(r, 0, sizeof(*r));
+        r->offset = off;
+        r->timestamp = jint(o, "timestamp", -1);
+        r->key_size = jint32(o, "key_size", -1);
+        r->value_size = jint32(o, "value_size", -1);
+        json_t *k = json_object_get(o, "key"), *v = json_object_get(o, "value");
+        clean_copy_marked(r->key, sizeof(r->key), json_is_string(k) ? json_string_value(k) : "");
+        clean_copy_marked(r->value, sizeof(r->value), json_is_string(v) ? json_string_value(v) : "");
+        json_t *hs = json_object_get(o, "headers");
+        size_t ho = 0;
+        for (size_t h = 0; h < json_array_size(hs) && ho + 1 < sizeof(r->headers); h++) {
+            char hk[64], hv[64];
+            jcopy(json_array_get(hs, h), "key", hk, sizeof(hk));
+            jcopy(json_array_get(hs, h), "value", hv, sizeof(hv));
+            int w = snprintf(r->headers + ho, sizeof(r->headers) - ho, "%s%s=%s", ho ? "," : "", hk, hv);
+            if (w < 0 || (size_t)w >= sizeof(r->headers) - ho) {
+                memcpy(r->headers + sizeof(r->headers) - 4, "...", 4);
+                break;
+            }
+            ho += (size_t)w;
+        }
+        last = off;
+    }
+    m->tail_next = jint(j, "next_offset", m->tail_next);
+    m->tail_hw = jint(j, "high_watermark", -1);
+    m->tail_status = 200;
+    m->tail_err[0] = 0;
     return 0;
 }
 
@@ -769,7 +1030,8 @@ static int apply_events(mk_tui_model_t *m, json_t *j)
         e->time_ms = jint(o, "time_ms", 0);
         e->broker = jint32(o, "broker", -1);
         jcopy(o, "type", e->type, sizeof(e->type));
-        jcopy(o, "message", e->message, sizeof(e->message));
+        json_t *msg = json_object_get(o, "message");
+        clean_copy_marked(e->message, sizeof(e->message), json_is_string(msg) ? json_string_value(msg) : "");
         m->last_seq = seq;
     }
     return 0;
@@ -838,6 +1100,51 @@ static int apply_storage(mk_tui_model_t *m, json_t *j)
     return 0;
 }
 
+/* GET /v1/health: the storage health manager's view of every broker and
+ * the ladder's thresholds. */
+static int apply_health(mk_tui_model_t *m, json_t *j)
+{
+    json_t *brokers = json_object_get(j, "brokers");
+    size_t n = json_array_size(brokers);
+    mk_tui_health_row_t *rows = array_new(n, sizeof(*rows));
+    if (!rows)
+        return MK_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(brokers, i), *io = json_object_get(o, "io"), *pr = json_object_get(o, "probes");
+        mk_tui_health_row_t *r = &rows[i];
+        r->id = jint32(o, "id", -1);
+        jcopy(o, "az", r->az, sizeof(r->az));
+        r->cell = jint32(o, "cell", -1);
+        r->running = json_is_true(json_object_get(o, "running"));
+        r->fenced = json_is_true(json_object_get(o, "fenced"));
+        jcopy(o, "state", r->state, sizeof(r->state));
+        r->step = jint32(o, "step", 0);
+        r->no_progress_ms = jint(o, "no_progress_ms", 0);
+        r->restarts = jint(o, "restarts", 0);
+        r->replaced_by = jint32(o, "replaced_by", 0);
+        r->replaces = jint32(o, "replaces", 0);
+        r->ops = jint(io, "ops", 0);
+        r->errors = jint(io, "errors", 0);
+        r->oldest_ms = jint(io, "oldest_inflight_ms", 0);
+        r->p99_ms = jnum(io, "p99_ms");
+        r->probes_ok = jint(pr, "ok", 0);
+        r->probes_failed = jint(pr, "failed", 0);
+        r->produce_ms = jnum(pr, "produce_ms");
+        r->consume_ms = jnum(pr, "consume_ms");
+        jcopy(pr, "error", r->probe_error, sizeof(r->probe_error));
+    }
+    json_t *th = json_object_get(j, "thresholds");
+    m->health_enabled = json_is_true(json_object_get(j, "enabled"));
+    m->health_stall_ms = jint(th, "stall_ms", 0);
+    m->health_restart_grace_ms = jint(th, "restart_grace_ms", 0);
+    m->health_replace_after_ms = jint(th, "replace_after_ms", 0);
+    mk_free(m->health);
+    m->health = rows;
+    m->nhealth = (int)n;
+    m->health_status = 200;
+    return 0;
+}
+
 /* ================================================================ apply */
 
 int mk_tui_model_apply(mk_tui_model_t *m, mk_tui_req_t kind, const char *arg, const char *body, size_t len, char *err,
@@ -858,6 +1165,9 @@ int mk_tui_model_apply(mk_tui_model_t *m, mk_tui_req_t kind, const char *arg, co
     case MK_TUI_REQ_TENANTS: rc = apply_tenants(m, j); break;
     case MK_TUI_REQ_TENANT: rc = apply_tenant(m, arg, j); break;
     case MK_TUI_REQ_STORAGE: rc = apply_storage(m, j); break;
+    case MK_TUI_REQ_GROUP: rc = apply_group(m, arg, j); break;
+    case MK_TUI_REQ_RECORDS: rc = apply_records(m, arg, j); break;
+    case MK_TUI_REQ_HEALTH: rc = apply_health(m, j); break;
     case MK_TUI_REQ_ACTION: break;
     }
     json_decref(j);

@@ -6,8 +6,9 @@
  *   1. when the previous round is answered and the interval has passed,
  *      start a poll round: GET /v1/cluster, /v1/topics, /v1/rates,
  *      /v1/latency, /v1/groups, /v1/tenants, /v1/storage, /v1/events?since=<last>, plus
- *      the topic details a partition drill-down needs and the tenant an
- *      open tenant pane shows (all at once, non-blocking);
+ *      the topic details a partition drill-down needs, the tenant an open
+ *      tenant pane shows, the group an open group pane shows, and the next
+ *      records of a tailed partition (all at once, non-blocking);
  *   2. draw the screen (view.c);
  *   3. sleep in mk_tui_http_wait() until a key, a network event, or the next
  *      deadline (at most 250 ms);
@@ -53,8 +54,9 @@ static void usage(FILE *out)
                  "                   the server writes it to DATA/admin-token and its ready file)\n"
                  "  --interval MS    refresh period (default 1000, at least 200)\n"
                  "  --no-color       no colours (also when NO_COLOR is set)\n"
-                 "Keys: Tab and 1-6 switch views, arrows/hjkl move, Enter drills in, / filters,\n"
-                 "? help, q quits; s/S/c stop/start/crash a broker, a/A take an AZ down/up.\n");
+                 "Keys: Tab and 1-7 switch views, arrows/hjkl move, Enter drills in, / filters,\n"
+                 "o/O sort, t tails a topic (in its drill-down), ? help, q quits;\n"
+                 "s/S/c stop/start/crash a broker, a/A take an AZ down/up.\n");
 }
 
 static void say(mk_tui_t *t, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -94,6 +96,29 @@ static void get_tenant(mk_tui_t *t, const char *id)
     get(t, MK_TUI_REQ_TENANT, path, id, GET_TIMEOUT_MS);
 }
 
+/* The open group's pane (Groups view). */
+static void get_group(mk_tui_t *t, const char *id)
+{
+    char esc[3 * MK_TUI_NAME + 1], path[3 * MK_TUI_NAME + 32];
+    if (!mk_tui_http_escape(t->http, id, esc, sizeof(esc)))
+        return;
+    snprintf(path, sizeof(path), "/v1/groups/%s", esc);
+    get(t, MK_TUI_REQ_GROUP, path, id, GET_TIMEOUT_MS);
+}
+
+/* The tail of a topic's partition: the newest records first, then what
+ * follows the last answer (GET /v1/topics/{name}/records). */
+static void get_records(mk_tui_t *t)
+{
+    char esc[3 * MK_TUI_NAME + 1], path[3 * MK_TUI_NAME + 96];
+    const mk_tui_model_t *m = &t->m;
+    if (!mk_tui_http_escape(t->http, m->tail_topic, esc, sizeof(esc)))
+        return;
+    snprintf(path, sizeof(path), "/v1/topics/%s/records?partition=%d&offset=%lld&limit=%d", esc, (int)m->tail_partition,
+             (long long)m->tail_next, m->tail_next < 0 ? 100 : 200);
+    get(t, MK_TUI_REQ_RECORDS, path, m->tail_topic, GET_TIMEOUT_MS);
+}
+
 static unsigned long rounds;
 
 static void poll_start(mk_tui_t *t)
@@ -112,8 +137,14 @@ static void poll_start(mk_tui_t *t)
         get(t, MK_TUI_REQ_TENANTS, "/v1/tenants", "", GET_TIMEOUT_MS);
     if (t->m.storage_status != 404 || rounds % LATENCY_RETRY_POLLS == 0)
         get(t, MK_TUI_REQ_STORAGE, "/v1/storage", "", GET_TIMEOUT_MS);
+    if (t->m.health_status != 404 || rounds % LATENCY_RETRY_POLLS == 0)
+        get(t, MK_TUI_REQ_HEALTH, "/v1/health", "", GET_TIMEOUT_MS);
     if (t->view == MK_TUI_V_TENANTS && t->tenant_open && t->sel_tenant[0])
         get_tenant(t, t->sel_tenant);
+    if (t->view == MK_TUI_V_GROUPS && t->group_open && t->sel_group[0])
+        get_group(t, t->sel_group);
+    if (t->view == MK_TUI_V_PLACEMENT && t->drill == MK_TUI_DRILL_TOPIC && t->tail_on)
+        get_records(t);
     if (t->view == MK_TUI_V_PLACEMENT && t->drill == MK_TUI_DRILL_TOPIC)
         get_topic(t, t->drill_topic, GET_TIMEOUT_MS);
     else if (t->view == MK_TUI_V_PLACEMENT && t->drill == MK_TUI_DRILL_BROKER)
@@ -159,6 +190,13 @@ static void on_result(void *ud, const mk_tui_http_result_t *r)
         t->next_poll_ms = 0;
     }
     char err[200] = "";
+    if (r->kind == MK_TUI_REQ_RECORDS && r->status != 200) {
+        char text[160];
+        if (r->status)
+            mk_tui_model_error_text(r->status, r->body, r->body_len, text, sizeof(text));
+        mk_tui_model_tail_error(&t->m, r->status, r->status ? text : r->err);
+        return;
+    }
     if (r->status == 0) {
         snprintf(err, sizeof(err), "%s", r->err);
     } else if (r->status == 404 && r->kind == MK_TUI_REQ_LATENCY) {
@@ -172,8 +210,14 @@ static void on_result(void *ud, const mk_tui_http_result_t *r)
     } else if (r->status == 404 && r->kind == MK_TUI_REQ_STORAGE) {
         t->m.storage_status = 404; /* an older server: no tiered storage */
         return;
+    } else if ((r->status == 404 || r->status == 503) && r->kind == MK_TUI_REQ_HEALTH) {
+        t->m.health_status = r->status; /* an older server, or no health manager */
+        return;
     } else if (r->status == 404 && r->kind == MK_TUI_REQ_TENANT) {
         mk_tui_model_tenant_missing(&t->m, r->arg);
+        return;
+    } else if (r->status == 404 && r->kind == MK_TUI_REQ_GROUP) {
+        mk_tui_model_group_missing(&t->m, r->arg);
         return;
     } else if (r->status != 200) {
         char text[160];
@@ -256,6 +300,55 @@ static void act(mk_tui_t *t)
 
 /* ================================================================ moving */
 
+/* The topic drill-down's tail: start it on partition, or stop it. */
+static void tail_start(mk_tui_t *t, int32_t partition)
+{
+    t->tail_on = true;
+    t->tail_scroll = 0;
+    mk_tui_model_tail_reset(&t->m, t->drill_topic, partition);
+    poll_soon(t);
+}
+
+/* Move the tail to the partition dir (+1/-1) away, wrapping. */
+static void tail_partition(mk_tui_t *t, int dir)
+{
+    int32_t n = 0;
+    for (int i = 0; i < t->m.ntopics; i++)
+        if (strcmp(t->m.topics[i].name, t->drill_topic) == 0)
+            n = t->m.topics[i].partitions;
+    if (n <= 1)
+        return;
+    tail_start(t, ((t->m.tail_partition + dir) % n + n) % n);
+}
+
+/* t: tail the drilled-into topic (Placement topic drill-down), or stop. */
+static void tail_toggle(mk_tui_t *t)
+{
+    if (t->view != MK_TUI_V_PLACEMENT || t->drill != MK_TUI_DRILL_TOPIC) {
+        say(t, MK_TUI_MSG_INFO, "t tails a topic: Enter on a topic in Placement, then t");
+        return;
+    }
+    if (t->tail_on)
+        t->tail_on = false;
+    else
+        tail_start(t, 0);
+}
+
+/* o: sort the current list by its next column (then the API's order
+ * again); O: the other way round. */
+static void sort_key(mk_tui_t *t, bool reverse)
+{
+    int n = mk_tui_view_sort_columns(t->view);
+    if (!n) {
+        say(t, MK_TUI_MSG_INFO, "this view has no sortable list");
+        return;
+    }
+    if (reverse)
+        t->sort_rev[t->view] = !t->sort_rev[t->view];
+    else
+        t->sort_col[t->view] = (t->sort_col[t->view] + 1) % (n + 1);
+}
+
 static void drill(mk_tui_t *t, int kind, int32_t broker, const char *topic)
 {
     t->view = MK_TUI_V_PLACEMENT;
@@ -263,6 +356,7 @@ static void drill(mk_tui_t *t, int kind, int32_t broker, const char *topic)
     t->drill_broker = broker;
     snprintf(t->drill_topic, sizeof(t->drill_topic), "%s", topic ? topic : "");
     t->drill_scroll = 0;
+    t->tail_on = false;
     poll_soon(t);
 }
 
@@ -338,6 +432,40 @@ static void move_tenant(mk_tui_t *t, int step)
     mk_free(idx);
 }
 
+/* Groups: move the selection step rows through the (filtered, sorted) list. */
+static void move_group(mk_tui_t *t, int step)
+{
+    int *idx = mk_malloc(sizeof(int) * (size_t)(t->m.ngroups + 1));
+    if (!idx)
+        return;
+    int n = mk_tui_view_group_rows(t, idx, t->m.ngroups), pos = 0;
+    for (int i = 0; i < n; i++)
+        if (strcmp(t->m.groups[idx[i]].id, t->sel_group) == 0)
+            pos = i;
+    pos += step;
+    pos = pos < 0 ? 0 : pos >= n ? n - 1 : pos;
+    if (n > 0)
+        snprintf(t->sel_group, sizeof(t->sel_group), "%s", t->m.groups[idx[pos]].id);
+    mk_free(idx);
+}
+
+/* Groups view: the list, or the open group's partitions. */
+static void move_groups(mk_tui_t *t, int step, int dx)
+{
+    if (t->group_open) {
+        if (dx < 0) {
+            t->group_open = false;
+            return;
+        }
+        t->group_scroll += step;
+        if (t->group_scroll < 0)
+            t->group_scroll = 0;
+        return; /* the upper bound is applied when drawing */
+    }
+    if (!dx)
+        move_group(t, step);
+}
+
 static void move_cursor(mk_tui_t *t, int dy, int dx, int page)
 {
     int rows = mk_tui_view_list_rows(t);
@@ -360,7 +488,18 @@ static void move_cursor(mk_tui_t *t, int dy, int dx, int page)
         mk_free(idx);
         return;
     }
+    case MK_TUI_V_GROUPS: move_groups(t, step, dx); return;
     case MK_TUI_V_PLACEMENT:
+        if (t->drill && t->tail_on && t->drill == MK_TUI_DRILL_TOPIC) {
+            if (dx) { /* left/right: the previous or next partition */
+                tail_partition(t, dx);
+                return;
+            }
+            t->tail_scroll -= step; /* up: back in time */
+            if (t->tail_scroll < 0)
+                t->tail_scroll = 0;
+            return;
+        }
         if (t->drill) {
             if (dx < 0) {
                 t->drill = MK_TUI_DRILL_NONE;
@@ -415,6 +554,14 @@ static void move_cursor(mk_tui_t *t, int dy, int dx, int page)
 
 static void enter(mk_tui_t *t)
 {
+    if (t->view == MK_TUI_V_GROUPS) {
+        if (!t->group_open && t->sel_group[0]) {
+            t->group_open = true;
+            t->group_scroll = 0;
+            poll_soon(t);
+        }
+        return;
+    }
     if (t->view == MK_TUI_V_TENANTS) {
         if (!t->tenant_open && t->sel_tenant[0]) {
             t->tenant_open = true;
@@ -505,14 +652,20 @@ static bool key(mk_tui_t *t, int ch)
     case '3':
     case '4':
     case '5':
-    case '6': t->view = ch - '1'; break;
+    case '6':
+    case '7':
+    case '8': t->view = ch - '1'; break;
     case '?': t->mode = MK_TUI_MODE_HELP; break;
     case '/':
         snprintf(t->input, sizeof(t->input), "%s", t->filter[t->view]);
         t->mode = MK_TUI_MODE_FILTER;
         break;
     case 27:
-        if (t->view == MK_TUI_V_PLACEMENT && t->drill)
+        if (t->view == MK_TUI_V_PLACEMENT && t->drill && t->tail_on)
+            t->tail_on = false;
+        else if (t->view == MK_TUI_V_GROUPS && t->group_open)
+            t->group_open = false;
+        else if (t->view == MK_TUI_V_PLACEMENT && t->drill)
             t->drill = MK_TUI_DRILL_NONE;
         else if (t->view == MK_TUI_V_TENANTS && t->tenant_open)
             t->tenant_open = false;
@@ -520,6 +673,9 @@ static bool key(mk_tui_t *t, int ch)
             t->filter[t->view][0] = 0;
         break;
     case 'r': poll_soon(t); break;
+    case 'o': sort_key(t, false); break;
+    case 'O': sort_key(t, true); break;
+    case 't': tail_toggle(t); break;
     case 's': ask(t, MK_TUI_ACT_STOP); break;
     case 'S': ask(t, MK_TUI_ACT_START); break;
     case 'c': ask(t, MK_TUI_ACT_CRASH); break;
@@ -547,6 +703,8 @@ static bool key(mk_tui_t *t, int ch)
             t->drill = MK_TUI_DRILL_NONE;
         else if (is_backspace(ch) && t->view == MK_TUI_V_TENANTS)
             t->tenant_open = false;
+        else if (is_backspace(ch) && t->view == MK_TUI_V_GROUPS)
+            t->group_open = false;
         break;
     }
     return true;

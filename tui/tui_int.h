@@ -33,6 +33,9 @@
 #define MK_TUI_MAX_DRILL_TOPICS 200         /* topics whose partitions a broker drill-down fetches */
 #define MK_TUI_TENANT_ID 40                 /* tenant ids ("default" or 1..32 of [a-z0-9-]) */
 #define MK_TUI_CELL_TENANTS 256             /* a cell's tenant ids, comma-separated */
+#define MK_TUI_EVENT_TEXT 1024              /* an event's message kept (longer ones end in "...") */
+#define MK_TUI_TAIL 500                     /* records a topic tail keeps */
+#define MK_TUI_PREVIEW 160                  /* bytes of a tailed key or value kept */
 
 /* ===================================================================== http */
 
@@ -48,6 +51,9 @@ typedef enum mk_tui_req_e {
     MK_TUI_REQ_TENANTS,  /* GET /v1/tenants */
     MK_TUI_REQ_TENANT,   /* GET /v1/tenants/{arg} */
     MK_TUI_REQ_STORAGE,  /* GET /v1/storage */
+    MK_TUI_REQ_GROUP,    /* GET /v1/groups/{arg} */
+    MK_TUI_REQ_RECORDS,  /* GET /v1/topics/{arg}/records?partition=P&offset=O&limit=N (the tail) */
+    MK_TUI_REQ_HEALTH,   /* GET /v1/health */
     MK_TUI_REQ_ACTION,   /* POST: broker or AZ lifecycle */
 } mk_tui_req_t;
 
@@ -218,15 +224,58 @@ typedef struct mk_tui_lat_s {
 typedef struct mk_tui_group_s {
     char id[MK_TUI_NAME];
     char state[24];
+    char protocol[32];
     int32_t members, coordinator;
+    int32_t partitions;       /* with a committed offset */
+    int64_t lag;              /* total over them; -1 when not given */
+    struct mk_tui_hist_s *hist;  /* owned: total lag, one sample per groups answer */
 } mk_tui_group_t;
+
+/* A member of the open group, from GET /v1/groups/{id}. */
+typedef struct mk_tui_member_s {
+    char member_id[128];
+    char client_id[64];
+    char host[64];
+    char assignment[256];     /* "topic:0,1 other:2", cut to fit; "" none */
+} mk_tui_member_t;
+
+/* A committed offset of the open group, with its lag and lag history. */
+typedef struct mk_tui_goffset_s {
+    char topic[MK_TUI_NAME];
+    int32_t partition;
+    int64_t offset, lag;      /* lag -1 when not given */
+    char owner[64];           /* client id of the member assigned it; "" none */
+    struct mk_tui_hist_s *hist;  /* owned: its lag, one sample per answer */
+} mk_tui_goffset_t;
+
+/* The open group's pane (Enter in the Groups view). */
+typedef struct mk_tui_group_detail_s {
+    char id[MK_TUI_NAME];     /* whose answer this is; "" none yet */
+    long status;              /* 200, or 404 when the group is gone */
+    char state[24], protocol[32];
+    int32_t coordinator;
+    int64_t lag;
+    mk_tui_member_t *members; /* owned */
+    int nmembers;
+    mk_tui_goffset_t *offsets;/* owned: by topic, then partition */
+    int noffsets;
+    struct mk_tui_hist_s *hist;  /* owned: total lag */
+} mk_tui_group_detail_t;
+
+/* One tailed record (GET /v1/topics/{name}/records). */
+typedef struct mk_tui_record_s {
+    int64_t offset, timestamp;
+    int32_t key_size, value_size;  /* -1 null */
+    char key[MK_TUI_PREVIEW], value[MK_TUI_PREVIEW];
+    char headers[MK_TUI_PREVIEW];  /* "k=v,k2=v2" */
+} mk_tui_record_t;
 
 typedef struct mk_tui_event_s {
     uint64_t seq;
     int64_t time_ms;
     int32_t broker;           /* -1 if none */
     char type[32];
-    char message[240];
+    char message[MK_TUI_EVENT_TEXT]; /* cut ones end in "..." */
 } mk_tui_event_t;
 
 /* One row of the Storage view, from GET /v1/storage: a tenant's totals
@@ -238,6 +287,21 @@ typedef struct mk_tui_storage_row_s {
     int64_t memory, local, remote, backlog;
     int32_t backlog_segments, remote_segments;
 } mk_tui_storage_row_t;
+
+/* One row of the Health view, from GET /v1/health: one broker as the
+ * storage health manager sees it. */
+typedef struct mk_tui_health_row_s {
+    int32_t id;
+    char az[16];
+    int32_t cell;
+    bool running, fenced;
+    char state[16];
+    int32_t step;                 /* ladder step: 0 none .. 4 slow */
+    int64_t no_progress_ms, ops, errors, oldest_ms, probes_ok, probes_failed, restarts;
+    double p99_ms, produce_ms, consume_ms;
+    int32_t replaced_by, replaces;  /* 0: none */
+    char probe_error[96];
+} mk_tui_health_row_t;
 
 /* A ring of samples for a sparkline. */
 typedef struct mk_tui_hist_s {
@@ -304,6 +368,24 @@ typedef struct mk_tui_model_s {
     mk_tui_storage_row_t *storage;  /* tenants in the API's order, each followed by its topics */
     int nstorage;
     mk_tui_hist_t hist_up, hist_down;  /* S3 bytes/s up and down */
+    /* GET /v1/groups/{id}: the open group's pane */
+    mk_tui_group_detail_t group;
+    /* GET /v1/topics/{name}/records: the tail of one partition, a ring,
+     * oldest first from tail_head; tail_next is where the next read starts
+     * (-1: not started, the first read asks for the newest records) */
+    char tail_topic[MK_TUI_NAME];
+    int32_t tail_partition;
+    int64_t tail_next, tail_hw;
+    long tail_status;         /* of the last answer: 0 none yet */
+    char tail_err[160];
+    mk_tui_record_t *tail;    /* owned: MK_TUI_TAIL slots */
+    int ntail, tail_head;
+    /* GET /v1/health: 0 = not answered yet, 404 = the API has no such route */
+    long health_status;
+    bool health_enabled;
+    int64_t health_stall_ms, health_restart_grace_ms, health_replace_after_ms;
+    mk_tui_health_row_t *health;  /* brokers in id order */
+    int nhealth;
     /* GET /v1/events: a ring, oldest first from events_head */
     mk_tui_event_t *events;      /* MK_TUI_EVENTS slots */
     int nevents, events_head;
@@ -317,6 +399,14 @@ void mk_tui_model_free(mk_tui_model_t *m);
  * shape expected) and the model unchanged, or MK_ERR_NOMEM. */
 int mk_tui_model_apply(mk_tui_model_t *m, mk_tui_req_t kind, const char *arg, const char *body, size_t len, char *err,
                     size_t errlen);
+/* GET /v1/groups/{id} answered 404: the group is gone. */
+void mk_tui_model_group_missing(mk_tui_model_t *m, const char *id);
+/* Start tailing topic's partition afresh (forget what was tailed). */
+void mk_tui_model_tail_reset(mk_tui_model_t *m, const char *topic, int32_t partition);
+/* The i-th newest tailed record (0 = newest), or NULL. */
+const mk_tui_record_t *mk_tui_model_tail_record(const mk_tui_model_t *m, int i);
+/* A tail read failed with status (or 0: no answer) and text. */
+void mk_tui_model_tail_error(mk_tui_model_t *m, long status, const char *text);
 /* Forget the partitions of topics no longer listed. */
 void mk_tui_model_prune_parts(mk_tui_model_t *m);
 /* The error message of an admin error body ({"error","message"}), or of
@@ -357,6 +447,7 @@ void mk_tui_fmt_spark(const double *newest_first, int count, int width, bool utf
 /* ===================================================================== state */
 
 enum { MK_TUI_V_OVERVIEW, MK_TUI_V_PLACEMENT, MK_TUI_V_LATENCY, MK_TUI_V_TENANTS, MK_TUI_V_EVENTS, MK_TUI_V_STORAGE,
+       MK_TUI_V_GROUPS, MK_TUI_V_HEALTH,
        MK_TUI_V_COUNT };
 enum { MK_TUI_DRILL_NONE, MK_TUI_DRILL_BROKER, MK_TUI_DRILL_TOPIC };
 enum { MK_TUI_MODE_NORMAL, MK_TUI_MODE_FILTER, MK_TUI_MODE_CONFIRM, MK_TUI_MODE_HELP };
@@ -383,6 +474,13 @@ typedef struct mk_tui_s {
     bool tenant_open;         /* Tenants: the selected tenant's detail pane is shown */
     int tenant_scroll;        /* Tenants: first row of the pane's topic and group lists */
     int scroll[MK_TUI_V_COUNT];  /* first row shown of each view's list */
+    int sort_col[MK_TUI_V_COUNT];  /* 0: the API's order; k: by the view's column k (o cycles) */
+    bool sort_rev[MK_TUI_V_COUNT]; /* O: the other way round */
+    char sel_group[MK_TUI_NAME];   /* Groups: the selected row's id */
+    bool group_open;          /* Groups: the selected group's pane is shown */
+    int group_scroll;         /* Groups: first row of the pane's partition list */
+    bool tail_on;             /* Placement topic drill-down: the tail replaces the partitions (t) */
+    int tail_scroll;          /* rows scrolled back from the newest record */
     int drill_scroll;
     char filter[MK_TUI_V_COUNT][64];
 
@@ -429,6 +527,13 @@ int mk_tui_view_latency_rows(const mk_tui_t *t, int *idx, int cap);
 int mk_tui_view_event_rows(const mk_tui_t *t, int *idx, int cap);
 /* Tenant rows (indexes into m.tenants), filtered. */
 int mk_tui_view_tenant_rows(const mk_tui_t *t, int *idx, int cap);
+/* Group rows (indexes into m.groups), filtered and sorted. */
+int mk_tui_view_group_rows(const mk_tui_t *t, int *idx, int cap);
+/* Columns a view can be sorted by (o cycles through 0..n); 0 for a view
+ * without sorting. */
+int mk_tui_view_sort_columns(int view);
+/* Health rows (indexes into m.health), filtered by broker id or state. */
+int mk_tui_view_health_rows(const mk_tui_t *t, int *idx, int cap);
 /* Storage rows (indexes into m.storage), filtered by tenant or topic. */
 int mk_tui_view_storage_rows(const mk_tui_t *t, int *idx, int cap);
 /* Body rows a view's list has at the current size (for paging). */

@@ -128,7 +128,194 @@ static void scroll_fix(int *top, int sel, int n, int rows)
         *top = 0;
 }
 
-static const char *view_names[MK_TUI_V_COUNT] = {"Overview", "Placement", "Latency", "Tenants", "Events", "Storage"};
+static const char *view_names[MK_TUI_V_COUNT] = {"Overview", "Placement", "Latency", "Tenants", "Events", "Storage",
+                                                 "Groups", "Health"};
+
+/* Print text at (y, x) in at most w columns; text longer than that is cut
+ * and ends in "..." so that nothing is cut silently. */
+static void put_cut(int y, int x, int w, attr_t a, const char *text)
+{
+    if (x + w > COLS)
+        w = COLS - x;
+    if (w <= 0)
+        return;
+    int len = (int)strlen(text);
+    if (len <= w || w < 4) {
+        put(y, x, w, a, "%s", text);
+        return;
+    }
+    put(y, x, w - 3, a, "%s", text);
+    put(y, x + w - 3, 3, a, "...");
+}
+
+/* The width of the longest of n texts, for a name column that is as wide as
+ * its names (at least lo, at most hi), so that on a wide terminal the
+ * figures stay next to the names instead of drifting to the right edge. */
+static int name_width(int longest, int lo, int hi)
+{
+    if (hi < lo)
+        hi = lo;
+    return longest < lo ? lo : longest > hi ? hi : longest;
+}
+
+/* ================================================================ sorting */
+
+/* A list's sortable columns, in the order of its header; o cycles through
+ * them (then back to the API's order), O reverses.  Numbers sort largest
+ * first, text A to Z; the header marks the column (v: descending, ^:
+ * ascending). */
+typedef struct sort_col_s {
+    const char *label;        /* as the header spells it */
+    bool text;
+} sort_col_t;
+
+static const sort_col_t sort_brokers[] = {{"ID", false},   {"AZ", true},    {"CELL", false}, {"STATE", true},
+                                          {"LEAD", false}, {"REPL", false}, {"URP", false},  {"CONN", false},
+                                          {"IN/s", false}, {"OUT/s", false}};
+static const sort_col_t sort_topics[] = {{"TOPIC", true}, {"PARTS", false}, {"RF", false},   {"CELL", false},
+                                         {"URP", false},  {"OFFL", false},  {"SIZE", false}, {"MSGS", false},
+                                         {"IN/s", false}, {"OUT/s", false}};
+static const sort_col_t sort_latency[] = {{"BROKER", false}, {"API", true},  {"COUNT", false}, {"P50", false},
+                                          {"P95", false},    {"P99", false}, {"MAX", false}};
+static const sort_col_t sort_tenants[] = {{"TENANT", true}, {"CELL", false}, {"IN/s", false},  {"OUT/s", false},
+                                          {"REQ/s", false}, {"CONN", false}, {"PARTS", false}, {"STORAGE", false}};
+static const sort_col_t sort_groups[] = {{"GROUP", true},  {"STATE", true}, {"MEMBERS", false},
+                                         {"COORD", false}, {"PARTS", false}, {"LAG", false}};
+
+static const sort_col_t *sort_cols(int view, int *n)
+{
+#define COLS_OF(a) (*n = (int)MK_ARRAY_LEN(a), a)
+    switch (view) {
+    case MK_TUI_V_OVERVIEW: return COLS_OF(sort_brokers);
+    case MK_TUI_V_PLACEMENT: return COLS_OF(sort_topics);
+    case MK_TUI_V_LATENCY: return COLS_OF(sort_latency);
+    case MK_TUI_V_TENANTS: return COLS_OF(sort_tenants);
+    case MK_TUI_V_GROUPS: return COLS_OF(sort_groups);
+    default: *n = 0; return NULL;
+    }
+#undef COLS_OF
+}
+
+int mk_tui_view_sort_columns(int view)
+{
+    int n;
+    sort_cols(view, &n);
+    return n;
+}
+
+/* The key of element i of the view's model array in column col: a number,
+ * or text in *text. */
+static double sort_value(const mk_tui_t *t, int view, int col, int i, const char **text)
+{
+    const mk_tui_model_t *m = &t->m;
+    *text = "";
+    switch (view) {
+    case MK_TUI_V_OVERVIEW: {
+        const mk_tui_broker_t *b = &m->brokers[i];
+        double v[] = {b->id, 0, b->cell, 0, b->leaders, b->replicas, b->urp, b->conns,
+                      b->have_flow ? b->flow.bytes_in : -1, b->have_flow ? b->flow.bytes_out : -1};
+        *text = col == 1 ? b->az : b->state;
+        return v[col];
+    }
+    case MK_TUI_V_PLACEMENT: {
+        const mk_tui_topic_t *tp = &m->topics[i];
+        const mk_tui_named_flow_t *f = mk_tui_model_topic_flow(m, tp->name);
+        double v[] = {0, tp->partitions, tp->rf, tp->cell, tp->urp, tp->offline, (double)tp->size, (double)tp->messages,
+                      f ? f->flow.bytes_in : -1, f ? f->flow.bytes_out : -1};
+        *text = tp->name;
+        return v[col];
+    }
+    case MK_TUI_V_LATENCY: {
+        const mk_tui_lat_t *l = &m->lat[i];
+        double v[] = {l->broker, 0, (double)l->count, l->p50, l->p95, l->p99, l->max};
+        *text = l->api;
+        return v[col];
+    }
+    case MK_TUI_V_TENANTS: {
+        const mk_tui_tenant_t *tn = &m->tenants[i];
+        const mk_tui_flow_t *f = mk_tui_model_tenant_flow(m, tn->id);
+        double v[] = {0, tn->cell, f ? f->bytes_in : -1, f ? f->bytes_out : -1, f ? f->requests : -1, tn->conns,
+                      tn->partitions, (double)tn->storage};
+        *text = tn->id;
+        return v[col];
+    }
+    case MK_TUI_V_GROUPS: {
+        const mk_tui_group_t *g = &m->groups[i];
+        double v[] = {0, 0, g->members, g->coordinator, g->partitions, (double)g->lag};
+        *text = col == 0 ? g->id : g->state;
+        return v[col];
+    }
+    default: return 0;
+    }
+}
+
+static int sort_cmp(const mk_tui_t *t, int view, const sort_col_t *c, int col, int a, int b)
+{
+    const char *ta, *tb;
+    double va = sort_value(t, view, col, a, &ta), vb = sort_value(t, view, col, b, &tb);
+    int r = c->text ? strcmp(ta, tb) : (va < vb) - (va > vb); /* text A-Z, numbers largest first */
+    return t->sort_rev[view] ? -r : r;
+}
+
+/* Sort a view's filtered rows by its sort column (stable: ties keep the
+ * API's order).  Left as they are without a sort column, or without memory. */
+static void sort_rows(const mk_tui_t *t, int view, int *idx, int n)
+{
+    int ncols;
+    const sort_col_t *cols = sort_cols(view, &ncols);
+    int col = t->sort_col[view] - 1;
+    if (!cols || col < 0 || col >= ncols || n < 2)
+        return;
+    int *tmp = mk_malloc(sizeof(int) * (size_t)n);
+    if (!tmp)
+        return;
+    for (int width = 1; width < n; width *= 2) { /* bottom-up merge sort */
+        for (int lo = 0; lo < n; lo += 2 * width) {
+            int mid = MK_MIN(lo + width, n), hi = MK_MIN(lo + 2 * width, n), i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                tmp[k++] = sort_cmp(t, view, &cols[col], col, idx[j], idx[i]) < 0 ? idx[j++] : idx[i++];
+            while (i < mid)
+                tmp[k++] = idx[i++];
+            while (j < hi)
+                tmp[k++] = idx[j++];
+        }
+        memcpy(idx, tmp, sizeof(int) * (size_t)n);
+    }
+    mk_free(tmp);
+}
+
+/* Mark the sort column in a header drawn at row y from column 0: the
+ * character before its label becomes v (descending) or ^ (ascending). */
+static void sort_mark(const mk_tui_t *t, int view, int y, const char *header)
+{
+    int ncols;
+    const sort_col_t *cols = sort_cols(view, &ncols);
+    int col = t->sort_col[view] - 1;
+    if (!cols || col < 0 || col >= ncols)
+        return;
+    const char *label = cols[col].label;
+    size_t len = strlen(label);
+    for (const char *p = header; (p = strstr(p, label)); p += len) {
+        if (p == header || p[-1] != ' ' || (p[len] && p[len] != ' '))
+            continue;
+        bool desc = cols[col].text == t->sort_rev[view];
+        put(y, (int)(p - header) - 1, 1, attrs[K_HEAD] | A_BOLD, "%s", desc ? "v" : "^");
+        return;
+    }
+}
+
+/* Draw a list header (text from column 0) with its sort mark. */
+static void header(const mk_tui_t *t, int view, int y, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void header(const mk_tui_t *t, int view, int y, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    put(y, 0, COLS, attrs[K_HEAD], "%s", buf);
+    sort_mark(t, view, y, buf);
+}
 
 /* ================================================================= lists */
 
@@ -144,6 +331,7 @@ int mk_tui_view_brokers(const mk_tui_t *t, int *idx, int cap)
         if (mk_tui_match(t->filter[MK_TUI_V_OVERVIEW], text))
             idx[n++] = i;
     }
+    sort_rows(t, MK_TUI_V_OVERVIEW, idx, n);
     return n;
 }
 
@@ -153,6 +341,7 @@ int mk_tui_view_topics(const mk_tui_t *t, int *idx, int cap)
     for (int i = 0; i < t->m.ntopics && n < cap; i++)
         if (mk_tui_match(t->filter[MK_TUI_V_PLACEMENT], t->m.topics[i].name))
             idx[n++] = i;
+    sort_rows(t, MK_TUI_V_PLACEMENT, idx, n);
     return n;
 }
 
@@ -241,6 +430,7 @@ int mk_tui_view_latency_rows(const mk_tui_t *t, int *idx, int cap)
         if (l->count > 0 && mk_tui_match(t->filter[MK_TUI_V_LATENCY], text))
             idx[n++] = i;
     }
+    sort_rows(t, MK_TUI_V_LATENCY, idx, n);
     return n;
 }
 
@@ -250,6 +440,21 @@ int mk_tui_view_tenant_rows(const mk_tui_t *t, int *idx, int cap)
     for (int i = 0; i < t->m.ntenants && n < cap; i++)
         if (mk_tui_match(t->filter[MK_TUI_V_TENANTS], t->m.tenants[i].id))
             idx[n++] = i;
+    sort_rows(t, MK_TUI_V_TENANTS, idx, n);
+    return n;
+}
+
+int mk_tui_view_group_rows(const mk_tui_t *t, int *idx, int cap)
+{
+    int n = 0;
+    for (int i = 0; i < t->m.ngroups && n < cap; i++) {
+        const mk_tui_group_t *g = &t->m.groups[i];
+        char text[MK_TUI_NAME + 64];
+        snprintf(text, sizeof(text), "%s %s %s", g->id, g->state, g->protocol);
+        if (mk_tui_match(t->filter[MK_TUI_V_GROUPS], text))
+            idx[n++] = i;
+    }
+    sort_rows(t, MK_TUI_V_GROUPS, idx, n);
     return n;
 }
 
@@ -258,7 +463,7 @@ int mk_tui_view_event_rows(const mk_tui_t *t, int *idx, int cap)
     int n = 0;
     for (int i = 0; i < t->m.nevents && n < cap; i++) {
         const mk_tui_event_t *e = mk_tui_model_event(&t->m, i);
-        char text[320];
+        char text[MK_TUI_EVENT_TEXT + 64];
         snprintf(text, sizeof(text), "%s %s broker %d", e->type, e->message, e->broker);
         if (mk_tui_match(t->filter[MK_TUI_V_EVENTS], text))
             idx[n++] = i;
@@ -288,6 +493,7 @@ int mk_tui_view_list_rows(const mk_tui_t *t)
                 : t->view == MK_TUI_V_LATENCY   ? 2
                 : t->view == MK_TUI_V_TENANTS   ? (t->tenant_open ? 15 : 11)
                 : t->view == MK_TUI_V_STORAGE   ? 6
+                : t->view == MK_TUI_V_GROUPS    ? (t->group_open ? 6 : 2)
                                              : 1;
     return body - above > 1 ? body - above : 1;
 }
@@ -299,9 +505,19 @@ static void draw_tabs(mk_tui_t *t)
     fill_row(0, attrs[K_TITLE]);
     put(0, 0, COLS, attrs[K_TITLE] | A_BOLD, " minikora ");
     int x = 10;
+    /* Every tab whole when they fit; else the others' names shortened
+     * (the current one stays whole), then the others' keys only. */
+    int cut = 32;
+    for (; cut > 0; cut = cut == 32 ? 4 : 0) {
+        int w = 10;
+        for (int v = 0; v < MK_TUI_V_COUNT; v++)
+            w += 4 + (int)MK_MIN(strlen(view_names[v]), (size_t)(v == t->view ? 32 : cut)) + 1;
+        if (w <= COLS)
+            break;
+    }
     for (int v = 0; v < MK_TUI_V_COUNT; v++) {
-        char label[32];
-        snprintf(label, sizeof(label), " %d %s ", v + 1, view_names[v]);
+        char label[40];
+        snprintf(label, sizeof(label), " %d %.*s ", v + 1, v == t->view ? 32 : cut, view_names[v]);
         put(0, x, COLS - x, v == t->view ? attrs[K_TAB] : attrs[K_TITLE], "%s", label);
         x += (int)strlen(label) + 1;
     }
@@ -429,7 +645,7 @@ static void draw_overview(mk_tui_t *t, int y0, int rows)
     if (m->have_groups && x + 12 < COLS)
         put(y, x, COLS - x, A_NORMAL, "groups %d", m->ngroups);
     y += 2;
-    put(y, 0, COLS, attrs[K_HEAD], "   ID  AZ         CELL  STATE     LEAD  REPL  URP  CONN     IN/s    OUT/s");
+    header(t, MK_TUI_V_OVERVIEW, y, "   ID  AZ         CELL  STATE     LEAD  REPL  URP  CONN     IN/s    OUT/s");
     y++;
     int list_rows = y0 + rows - y;
     int *idx = idx_alloc(m->nbrokers);
@@ -484,10 +700,16 @@ static void fmt_ids(const int32_t *ids, int n, char *out, size_t len)
     }
 }
 
+static void draw_tail(mk_tui_t *t, int y0, int rows);
+
 static void draw_drill(mk_tui_t *t, int y0, int rows)
 {
     mk_tui_model_t *m = &t->m;
     int y = y0;
+    if (t->drill == MK_TUI_DRILL_TOPIC && t->tail_on) {
+        draw_tail(t, y0, rows);
+        return;
+    }
     if (t->drill == MK_TUI_DRILL_BROKER) {
         mk_tui_broker_t *b = mk_tui_model_broker(m, t->drill_broker);
         if (b)
@@ -503,7 +725,7 @@ static void draw_drill(mk_tui_t *t, int y0, int rows)
         if (tp) {
             char size[16];
             mk_tui_fmt_bytes((double)tp->size, size, sizeof(size));
-            put(y, 0, COLS, attrs[K_HEAD], " Topic %s  %d partitions  RF %d  cell %d  URP %d  %s  (Esc: back)",
+            put(y, 0, COLS, attrs[K_HEAD], " Topic %s  %d partitions  RF %d  cell %d  URP %d  %s  (t: tail, Esc: back)",
                 tp->name, tp->partitions, tp->rf, tp->cell, tp->urp, size);
         } else {
             put(y, 0, COLS, attrs[K_BAD], " Topic %s does not exist (any more)  (Esc: back)", t->drill_topic);
@@ -511,8 +733,10 @@ static void draw_drill(mk_tui_t *t, int y0, int rows)
     }
     y++;
     /* Columns: the topic name takes what the fixed ones leave. */
-    int tw = COLS - 62;
-    tw = tw < 10 ? 10 : tw > 40 ? 40 : tw;
+    int longest = 0; /* the topic column as wide as its names: figures stay beside them */
+    for (int i = 0; i < m->nparts; i++)
+        longest = MK_MAX(longest, (int)strlen(m->parts[i].topic));
+    int tw = name_width(longest, 10, MK_MIN(COLS - 62, 40));
     put(y, 0, COLS, attrs[K_HEAD], " %-*s %4s %6s %5s  %-9s %-9s %8s  %s", tw, "TOPIC", "PART", "LEADER", "EPOCH",
         "REPLICAS", "ISR", "HW", t->drill == MK_TUI_DRILL_BROKER ? "ROLE" : "");
     y++;
@@ -647,11 +871,14 @@ static void draw_placement(mk_tui_t *t, int y0, int rows)
     y++;
     if (y >= y0 + rows)
         return;
-    int namew = COLS - 60;
-    if (namew < 12)
-        namew = 12;
-    put(y, 0, COLS, attrs[K_HEAD], " %-*s %5s %2s %4s %3s %4s %9s %7s %8s %8s", namew - 1, "TOPIC", "PARTS", "RF",
-        "CELL", "URP", "OFFL", "SIZE", "MSGS", "IN/s", "OUT/s");
+    /* The name column is as wide as the longest name (within what the
+     * figures leave), so the figures stay beside the names. */
+    int longest = 0;
+    for (int i = 0; i < m->ntopics; i++)
+        longest = MK_MAX(longest, (int)strlen(m->topics[i].name) + 2);
+    int namew = name_width(longest, 12, COLS - 60);
+    header(t, MK_TUI_V_PLACEMENT, y, " %-*s %5s %2s %4s %3s %4s %9s %7s %8s %8s", namew - 1, "TOPIC", "PARTS", "RF",
+           "CELL", "URP", "OFFL", "SIZE", "MSGS", "IN/s", "OUT/s");
     y++;
     int list_rows = y0 + rows - y;
     int *idx = idx_alloc(m->ntopics);
@@ -705,8 +932,8 @@ static void draw_latency(mk_tui_t *t, int y0, int rows)
     put(y, 36, 12, A_NORMAL, "worst p99");
     spark(t, y, 46, COLS - 47, &m->hist_p99, attrs[K_WARN]);
     y++;
-    put(y, 0, COLS, attrs[K_HEAD], " %6s  %-24s %8s %8s %8s %8s %8s", "BROKER", "API", "COUNT", "P50", "P95", "P99",
-        "MAX");
+    header(t, MK_TUI_V_LATENCY, y, " %6s  %-24s %8s %8s %8s %8s %8s", "BROKER", "API", "COUNT", "P50", "P95", "P99",
+           "MAX");
     y++;
     int list_rows = y0 + rows - y;
     int *idx = idx_alloc(m->nlat);
@@ -1093,8 +1320,12 @@ static void draw_tenants(mk_tui_t *t, int y0, int rows)
     }
     int namew = COLS - 51 - (xb ? 9 : 0) - (xc ? 9 : 0); /* what the 7 (or 9) figures leave */
     namew = namew < 8 ? 8 : namew > MK_TUI_TENANT_ID - 8 ? MK_TUI_TENANT_ID - 8 : namew;
-    put(y, 0, COLS, attrs[K_HEAD], " %-*s %4s %8s %8s %6s %4s %5s %8s%s%s", namew, "TENANT", "CELL", "IN/s", "OUT/s",
-        "REQ/s", "CONN", "PARTS", "STORAGE", xb ? "     X-AZ" : "", xc ? "   X-AZ $" : "");
+    int longest = 0; /* no wider than the longest id: the figures stay beside the names */
+    for (int i = 0; i < n; i++)
+        longest = MK_MAX(longest, (int)strlen(m->tenants[idx[i]].id) + 1);
+    namew = name_width(longest, 8, namew);
+    header(t, MK_TUI_V_TENANTS, y, " %-*s %4s %8s %8s %6s %4s %5s %8s%s%s", namew, "TENANT", "CELL", "IN/s", "OUT/s",
+           "REQ/s", "CONN", "PARTS", "STORAGE", xb ? "     X-AZ" : "", xc ? "   X-AZ $" : "");
     y++;
     int sel = -1;
     for (int i = 0; i < n; i++)
@@ -1190,8 +1421,11 @@ static void draw_events(mk_tui_t *t, int y0, int rows)
         return;
     int n = mk_tui_view_event_rows(t, idx, m->nevents);
     scroll_fix(&t->scroll[MK_TUI_V_EVENTS], -1, n, list_rows);
-    for (int r = 0; r < list_rows && t->scroll[MK_TUI_V_EVENTS] + r < n; r++) {
-        const mk_tui_event_t *e = mk_tui_model_event(m, idx[t->scroll[MK_TUI_V_EVENTS] + r]);
+    /* Each message shown whole: wrapped under its column; the last event
+     * on the screen, when it does not fit, is cut with "...". */
+    int mw = COLS - 40 >= 20 ? COLS - 40 : COLS - 2, mx = COLS - 40 >= 20 ? 40 : 2;
+    for (int r = 0, k = t->scroll[MK_TUI_V_EVENTS]; r < list_rows && k < n; k++) {
+        const mk_tui_event_t *e = mk_tui_model_event(m, idx[k]);
         char when[16] = "", brk[16] = "-";
         time_t secs = (time_t)(e->time_ms / 1000);
         struct tm tm;
@@ -1203,11 +1437,231 @@ static void draw_events(mk_tui_t *t, int y0, int rows)
                    strstr(e->type, "offline") || strstr(e->type, "error");
         put(y + r, 0, COLS, A_NORMAL, " %-6llu %-8s %3s ", (unsigned long long)e->seq, when, brk);
         put(y + r, 21, 19, bad ? attrs[K_WARN] : attrs[K_OK], "%-18.18s", e->type);
-        put(y + r, 40, COLS - 40, A_NORMAL, "%s", e->message);
+        if (mx == 2 && ++r >= list_rows) /* a narrow screen: the message on the lines below */
+            break;
+        const char *msg = e->message;
+        int len = (int)strlen(msg);
+        for (int off = 0, step; off < len || off == 0; off += step, r++) {
+            if (r >= list_rows)
+                break;
+            /* A line ends after its last space when one is in its last third (words stay whole). */
+            step = MK_MIN(mw, len - off);
+            for (int c = step; off + step < len && c > mw * 2 / 3; c--)
+                if (msg[off + c - 1] == ' ') {
+                    step = c;
+                    break;
+                }
+            if (step <= 0)
+                break;
+            bool last_row = r == list_rows - 1;
+            if (last_row && len - off > mw)
+                put_cut(y + r, mx, mw, A_NORMAL, msg + off);
+            else
+                put(y + r, mx, mw, A_NORMAL, "%.*s", step, msg + off);
+        }
     }
     if (n == 0)
         put(y, 2, COLS - 2, attrs[K_DIM], "%s", m->nevents ? "no events match the filter" : "no events yet");
     mk_free(idx);
+}
+
+/* =============================================================== groups */
+
+/* One group's pane (Enter on a row): state, members with their
+ * assignments, and each committed partition with its lag and a sparkline
+ * of it, from GET /v1/groups/{id}. */
+static void draw_group_detail(mk_tui_t *t, int y0, int rows)
+{
+    const mk_tui_group_detail_t *d = &t->m.group;
+    int y = y0, end = y0 + rows;
+    if (strcmp(d->id, t->sel_group) != 0 || d->status == 0) {
+        put(y, 0, COLS, attrs[K_HEAD], " Group %s  (Esc: back)", t->sel_group);
+        put(y + 2, 2, COLS - 2, attrs[K_DIM], "loading GET /v1/groups/%s ...", t->sel_group);
+        return;
+    }
+    if (d->status != 200) {
+        put(y, 0, COLS, attrs[K_BAD], " Group %s does not exist (any more)  (Esc: back)", d->id);
+        return;
+    }
+    char lag[24] = "-";
+    if (d->lag >= 0)
+        mk_tui_fmt_count((double)d->lag, lag, sizeof(lag));
+    put(y++, 0, COLS, attrs[K_HEAD], " Group %s  %s  %s  coordinator %d  lag %s  (Esc: back)", d->id, d->state,
+        d->protocol[0] ? d->protocol : "-", (int)d->coordinator, lag);
+    put(y, 1, 4, A_NORMAL, "lag");
+    if (d->hist)
+        spark(t, y, 5, COLS - 6, d->hist, attrs[K_WARN]);
+    y += 2;
+    /* Members: at most a third of the rows, the partitions get the rest. */
+    int mrows = MK_MIN(d->nmembers, MK_MAX((end - y) / 3, 1));
+    put(y++, 0, COLS, attrs[K_HEAD], " %-20s %-22s %s", "MEMBER (client id)", "HOST", "ASSIGNMENT");
+    for (int i = 0; i < mrows && y < end; i++, y++) {
+        const mk_tui_member_t *mb = &d->members[i];
+        bool more = i == mrows - 1 && mrows < d->nmembers;
+        if (more) {
+            put(y, 2, COLS - 2, attrs[K_DIM], "and %d more members", d->nmembers - i);
+            break;
+        }
+        put(y, 0, COLS, A_NORMAL, " %-20.20s %-22.22s", mb->client_id[0] ? mb->client_id : mb->member_id, mb->host);
+        put_cut(y, 45, COLS - 45, A_NORMAL, mb->assignment[0] ? mb->assignment : "-");
+    }
+    if (d->nmembers == 0 && y < end)
+        put(y++, 2, COLS - 2, attrs[K_DIM], "no members (%s)", d->state);
+    y++;
+    if (y >= end)
+        return;
+    int longest = 0;
+    for (int i = 0; i < d->noffsets; i++)
+        longest = MK_MAX(longest, (int)strlen(d->offsets[i].topic) + 1);
+    int tw = name_width(longest, 10, MK_MAX(COLS - 54, 10)); /* 8 columns of sparkline at least */
+    put(y++, 0, COLS, attrs[K_HEAD], " %-*s %4s %10s %9s  %-16s %s", tw, "TOPIC", "PART", "COMMITTED", "LAG",
+        "CONSUMER", "LAG HISTORY");
+    int list_rows = end - y;
+    scroll_fix(&t->group_scroll, -1, d->noffsets, list_rows);
+    int sx = 1 + tw + 1 + 4 + 1 + 10 + 1 + 9 + 2 + 16 + 1;
+    for (int r = 0; r < list_rows && t->group_scroll + r < d->noffsets; r++) {
+        const mk_tui_goffset_t *o = &d->offsets[t->group_scroll + r];
+        char l[24] = "-";
+        if (o->lag >= 0)
+            snprintf(l, sizeof(l), "%lld", (long long)o->lag);
+        put(y + r, 0, COLS, A_NORMAL, " %-*.*s %4d %10lld", tw, tw, o->topic, (int)o->partition, (long long)o->offset);
+        put(y + r, 1 + tw + 1 + 4 + 1 + 10, 10, o->lag > 0 ? attrs[K_WARN] : attrs[K_OK], " %9s", l);
+        put(y + r, 1 + tw + 1 + 4 + 1 + 10 + 10, COLS, A_NORMAL, "  %-16.16s", o->owner[0] ? o->owner : "-");
+        if (o->hist && COLS - sx >= 4)
+            spark(t, y + r, sx, MK_MIN(COLS - sx - 1, 60), o->hist, attrs[K_WARN]);
+    }
+    if (d->noffsets == 0)
+        put(y, 2, COLS - 2, attrs[K_DIM], "no committed offsets");
+}
+
+/* Consumer groups: state, members, committed partitions, total lag and a
+ * sparkline of it; Enter opens one group. */
+static void draw_groups(mk_tui_t *t, int y0, int rows)
+{
+    mk_tui_model_t *m = &t->m;
+    if (no_cluster(t, y0))
+        return;
+    if (t->group_open) {
+        draw_group_detail(t, y0, rows);
+        return;
+    }
+    int y = y0;
+    put(y++, 0, COLS, attrs[K_HEAD], " Consumer groups: %d", m->ngroups);
+    int *idx = idx_alloc(m->ngroups);
+    if (!idx)
+        return;
+    int n = mk_tui_view_group_rows(t, idx, m->ngroups);
+    int longest = 0;
+    for (int i = 0; i < n; i++)
+        longest = MK_MAX(longest, (int)strlen(m->groups[idx[i]].id) + 1);
+    int namew = name_width(longest, 12, COLS - 60);
+    header(t, MK_TUI_V_GROUPS, y++, " %-*s %-12s %7s %5s %5s %9s  %s", namew, "GROUP", "STATE", "MEMBERS", "COORD",
+           "PARTS", "LAG", "LAG HISTORY");
+    int list_rows = y0 + rows - y;
+    int sel = -1;
+    for (int i = 0; i < n; i++)
+        if (strcmp(m->groups[idx[i]].id, t->sel_group) == 0)
+            sel = i;
+    if (sel < 0 && n > 0) {
+        sel = 0;
+        snprintf(t->sel_group, sizeof(t->sel_group), "%s", m->groups[idx[0]].id);
+    }
+    scroll_fix(&t->scroll[MK_TUI_V_GROUPS], sel, n, list_rows);
+    int sx = 1 + namew + 1 + 12 + 1 + 7 + 1 + 5 + 1 + 5 + 1 + 9 + 2;
+    for (int r = 0; r < list_rows && t->scroll[MK_TUI_V_GROUPS] + r < n; r++) {
+        int i = t->scroll[MK_TUI_V_GROUPS] + r;
+        const mk_tui_group_t *g = &m->groups[idx[i]];
+        bool is_sel = i == sel;
+        attr_t base = is_sel ? attrs[K_SEL] : A_NORMAL;
+        if (is_sel)
+            fill_row(y + r, attrs[K_SEL]);
+        char lag[24] = "-";
+        if (g->lag >= 0)
+            snprintf(lag, sizeof(lag), "%lld", (long long)g->lag);
+        bool stable = strcmp(g->state, "Stable") == 0, empty = strcmp(g->state, "Empty") == 0;
+        put(y + r, 0, COLS, base, "%s%-*.*s", is_sel ? ">" : " ", namew, namew, g->id);
+        put(y + r, 1 + namew, 13, is_sel ? base : stable ? attrs[K_OK] : empty ? A_NORMAL : attrs[K_WARN], " %-12.12s",
+            g->state);
+        put(y + r, 1 + namew + 13, COLS, base, " %7d %5d %5d", (int)g->members, (int)g->coordinator,
+            (int)g->partitions);
+        put(y + r, 1 + namew + 13 + 20, 10, is_sel ? base : g->lag > 0 ? attrs[K_WARN] : A_NORMAL, " %9s", lag);
+        if (g->hist && COLS - sx >= 4)
+            spark(t, y + r, sx, MK_MIN(COLS - sx - 1, 60), g->hist, is_sel ? base : attrs[K_WARN]);
+    }
+    if (n == 0)
+        put(y, 2, COLS - 2, attrs[K_DIM], "%s", m->ngroups ? "no groups match the filter" : "no consumer groups yet");
+    mk_free(idx);
+}
+
+/* ================================================================= tail */
+
+/* The tail of a topic's partition, as kcat -C -o end -f shows it: the
+ * newest record at the bottom; Up scrolls back, Left/Right change the
+ * partition, t stops. */
+static void draw_tail(mk_tui_t *t, int y0, int rows)
+{
+    const mk_tui_model_t *m = &t->m;
+    int y = y0, end = y0 + rows;
+    int nparts = 0;
+    for (int i = 0; i < m->ntopics; i++)
+        if (strcmp(m->topics[i].name, t->drill_topic) == 0)
+            nparts = m->topics[i].partitions;
+    char hw[24] = "-";
+    if (m->tail_hw >= 0)
+        snprintf(hw, sizeof(hw), "%lld", (long long)m->tail_hw);
+    put(y++, 0, COLS, attrs[K_HEAD], " Tail %s  partition %d of %d  high watermark %s  (t: stop, Left/Right: partition)",
+        t->drill_topic, (int)m->tail_partition, nparts, hw);
+    if (m->tail_status != 200 && m->tail_status != 0) {
+        put(y++, 2, COLS - 2, attrs[K_BAD], "cannot read the records: %s", m->tail_err);
+    }
+    int kw = 4;
+    for (int i = 0; i < m->ntail; i++)
+        kw = MK_MAX(kw, (int)strlen(mk_tui_model_tail_record(m, i)->key));
+    kw = MK_MIN(kw, 20);
+    int hwid = 0;
+    for (int i = 0; i < m->ntail; i++)
+        hwid = MK_MAX(hwid, (int)strlen(mk_tui_model_tail_record(m, i)->headers));
+    hwid = hwid ? MK_MIN(MK_MAX(hwid, 7), 30) : 0;
+    int vx = 1 + 10 + 1 + 12 + 1 + kw + 1;
+    int vw = COLS - vx - (hwid ? hwid + 1 : 0);
+    if (vw < 10) { /* narrow: no headers column */
+        hwid = 0;
+        vw = COLS - vx;
+    }
+    put(y++, 0, COLS, attrs[K_HEAD], " %10s %-12s %-*s %-*s%s%s", "OFFSET", "TIME", kw, "KEY", MK_MAX(vw - 1, 1), "VALUE",
+        hwid ? " " : "", hwid ? "HEADERS" : "");
+    int list_rows = end - y;
+    if (m->ntail == 0) {
+        put(y, 2, COLS - 2, attrs[K_DIM], "%s", m->tail_status == 200 ? "no records yet: waiting for new ones"
+                                                                      : "reading the newest records ...");
+        return;
+    }
+    int maxscroll = MK_MAX(m->ntail - list_rows, 0);
+    if (t->tail_scroll > maxscroll)
+        t->tail_scroll = maxscroll;
+    int shown = MK_MIN(list_rows, m->ntail - t->tail_scroll);
+    for (int r = 0; r < shown; r++) {
+        /* Oldest of the screen at the top, newest at the bottom. */
+        const mk_tui_record_t *rec = mk_tui_model_tail_record(m, t->tail_scroll + shown - 1 - r);
+        char when[24] = "-";
+        if (rec->timestamp >= 0) {
+            time_t secs = (time_t)(rec->timestamp / 1000);
+            struct tm tm;
+            if (localtime_r(&secs, &tm)) {
+                strftime(when, sizeof(when), "%H:%M:%S", &tm);
+                snprintf(when + strlen(when), sizeof(when) - strlen(when), ".%03d", (int)(rec->timestamp % 1000));
+            }
+        }
+        int yy = y + r;
+        put(yy, 0, COLS, A_NORMAL, " %10lld %-12s", (long long)rec->offset, when);
+        put_cut(yy, 1 + 10 + 1 + 12 + 1, kw, rec->key_size < 0 ? attrs[K_DIM] : A_NORMAL,
+                rec->key_size < 0 ? "null" : rec->key);
+        put_cut(yy, vx, vw - 1, rec->value_size < 0 ? attrs[K_DIM] : A_NORMAL, rec->value_size < 0 ? "null" : rec->value);
+        if (hwid)
+            put_cut(yy, COLS - hwid, hwid, attrs[K_DIM], rec->headers);
+    }
+    if (t->tail_scroll > 0 && list_rows > 0)
+        put(end - 1, COLS - 24, 24, attrs[K_DIM] | A_REVERSE, " %d newer below (Down) ", t->tail_scroll);
 }
 
 /* ============================================================== storage */
@@ -1255,8 +1709,11 @@ static void draw_storage(mk_tui_t *t, int y0, int rows)
     put(y, COLS / 2, 6, A_NORMAL, "down");
     spark(t, y, COLS / 2 + 6, COLS / 2 - 7, &m->hist_down, attrs[K_HEAD]);
     y += 2;
-    int namew = COLS - 58;
-    namew = namew < 12 ? 12 : namew;
+    int longest = 0; /* as wide as the longest label: figures stay beside the names */
+    for (int i = 0; i < m->nstorage; i++)
+        longest = MK_MAX(longest, (int)strlen(m->storage[i].topic[0] ? m->storage[i].topic : m->storage[i].tenant) +
+                                      (m->storage[i].topic[0] ? 2 + (m->storage[i].tiered ? 0 : 13) : 0));
+    int namew = name_width(longest, 14, COLS - 58);
     put(y++, 0, COLS, attrs[K_HEAD], " %-*s %10s %10s %10s %10s %7s", namew, "TENANT / TOPIC", "MEMORY", "LOCAL", "S3",
         "BACKLOG", "S3 SEGS");
     int list_rows = end - y;
@@ -1284,19 +1741,90 @@ static void draw_storage(mk_tui_t *t, int y0, int rows)
     mk_free(idx);
 }
 
+/* =============================================================== health */
+
+int mk_tui_view_health_rows(const mk_tui_t *t, int *idx, int cap)
+{
+    const char *f = t->filter[MK_TUI_V_HEALTH];
+    int n = 0;
+    for (int i = 0; i < t->m.nhealth && n < cap; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", t->m.health[i].id);
+        if (mk_tui_match(f, id) || mk_tui_match(f, t->m.health[i].state))
+            idx[n++] = i;
+    }
+    return n;
+}
+
+/* The storage health manager: per broker its state and ladder step, its
+ * storage I/O (the gate's figures) and its probes; the thresholds above. */
+static void draw_health(mk_tui_t *t, int y0, int rows)
+{
+    mk_tui_model_t *m = &t->m;
+    int y = y0, end = y0 + rows;
+    put(y, 0, COLS, attrs[K_HEAD], " Health");
+    if (m->health_status != 200) {
+        put(y + 2, 2, COLS - 2, attrs[K_DIM], "%s",
+            m->health_status == 0 ? "no data yet (waiting for GET /v1/health)"
+                                  : "no data: this admin API has no health manager (GET /v1/health)");
+        return;
+    }
+    char rep[32] = "never";
+    if (m->health_replace_after_ms >= 0)
+        mk_tui_fmt_secs(m->health_replace_after_ms, rep, sizeof(rep));
+    char stall[32], grace[32];
+    mk_tui_fmt_secs(m->health_stall_ms, stall, sizeof(stall));
+    mk_tui_fmt_secs(m->health_restart_grace_ms, grace, sizeof(grace));
+    put(y, 8, COLS - 8, m->health_enabled ? A_NORMAL : attrs[K_WARN], "%s   stall %s, after restart %s, replace after %s",
+        m->health_enabled ? "ladder on" : "watch only", stall, grace, rep);
+    y += 2;
+    put(y++, 0, COLS, attrs[K_HEAD], " %-6s %-10s %-4s %7s %8s %6s %7s %7s %6s  %s", "BROKER", "STATE", "STEP",
+        "STUCK", "IO OPS", "ERR", "P99 ms", "PROBE", "FAIL", "NOTE");
+    int list_rows = end - y;
+    int *idx = idx_alloc(m->nhealth);
+    if (!idx)
+        return;
+    int n = mk_tui_view_health_rows(t, idx, m->nhealth);
+    scroll_fix(&t->scroll[MK_TUI_V_HEALTH], -1, n, list_rows);
+    for (int r = 0; r < list_rows && t->scroll[MK_TUI_V_HEALTH] + r < n; r++) {
+        const mk_tui_health_row_t *h = &m->health[idx[t->scroll[MK_TUI_V_HEALTH] + r]];
+        char stuck[16], ops[16], probe[16], note[160] = "";
+        mk_tui_fmt_secs(h->no_progress_ms, stuck, sizeof(stuck));
+        mk_tui_fmt_count((double)h->ops, ops, sizeof(ops));
+        mk_tui_fmt_ms(h->produce_ms + h->consume_ms, probe, sizeof(probe));
+        if (h->replaced_by)
+            snprintf(note, sizeof(note), "replaced by %d", h->replaced_by);
+        else if (h->replaces)
+            snprintf(note, sizeof(note), "replaces %d", h->replaces);
+        else if (h->probe_error[0])
+            snprintf(note, sizeof(note), "%s", h->probe_error);
+        else if (h->fenced)
+            snprintf(note, sizeof(note), "fenced: out of the ISRs");
+        bool ok = strcmp(h->state, "healthy") == 0;
+        bool gone = strcmp(h->state, "retired") == 0 || strcmp(h->state, "stopped") == 0;
+        attr_t a = ok ? A_NORMAL : gone ? attrs[K_DIM] : strcmp(h->state, "slow") == 0 ? attrs[K_WARN] : attrs[K_BAD];
+        put(y + r, 0, COLS, a, " %-6d %-10s %-4d %7s %8s %6lld %7.1f %7s %6lld  %s", h->id, h->state, h->step,
+            stuck, ops, (long long)h->errors, h->p99_ms, probe, (long long)h->probes_failed, note);
+    }
+    if (n == 0)
+        put(y, 2, COLS - 2, attrs[K_DIM], "%s", m->nhealth ? "nothing matches the filter" : "no brokers yet");
+    mk_free(idx);
+}
+
 /* ================================================================= help */
 
 static void draw_help(void)
 {
     static const char *lines[] = {
         "Tab, Shift-Tab  next / previous view",
-        "1 2 3 4 5 6     Overview Placement Latency Tenants Events Storage",
+        "1-8             Overview Placement Latency Tenants Events Storage Groups Health",
         "arrows, hjkl    move the cursor, scroll",
         "PgUp PgDn g G   page up / down, first, last",
-        "Enter           partitions of the selected broker or topic;",
-        "                a tenant's quotas, topics, groups, clients",
+        "Enter           partitions of a broker or topic; a tenant's or group's pane",
         "Esc, Backspace  back out; clear a filter",
         "/               filter the current list (Enter keeps it)",
+        "o / O           sort the list by the next column / the other way round",
+        "t               tail a topic (in its drill-down); Left/Right: partition",
         "s / S           stop (controlled) / start the broker",
         "c               crash the broker",
         "a / A           take the broker's AZ down / up",
@@ -1308,7 +1836,7 @@ static void draw_help(void)
         "Any key closes this help.",
     };
     int n = (int)MK_ARRAY_LEN(lines);
-    int w = 64 < COLS - 2 ? 64 : COLS - 2, h = n + 4 < LINES - 2 ? n + 4 : LINES - 2;
+    int w = 78 < COLS - 2 ? 78 : COLS - 2, h = n + 4 < LINES - 2 ? n + 4 : LINES - 2;
     int y0 = (LINES - h) / 2, x0 = (COLS - w) / 2;
     if (w < 10 || h < 4)
         return;
@@ -1347,6 +1875,8 @@ void mk_tui_view_draw(mk_tui_t *t)
         case MK_TUI_V_LATENCY: draw_latency(t, y0, rows); break;
         case MK_TUI_V_TENANTS: draw_tenants(t, y0, rows); break;
         case MK_TUI_V_STORAGE: draw_storage(t, y0, rows); break;
+        case MK_TUI_V_GROUPS: draw_groups(t, y0, rows); break;
+        case MK_TUI_V_HEALTH: draw_health(t, y0, rows); break;
         default: draw_events(t, y0, rows); break;
         }
         draw_status(t, now);

@@ -144,8 +144,8 @@ static void xaz_cb(const mk_topic_t *t, uint64_t bytes, void *ud)
     mk_admin_stats_on_replication(a->stats, t, bytes);
 }
 
-/* The scrubber's and the audit's findings go into the event ring. */
-static void scrub_event_cb(const char *type, int32_t broker, const char *text, void *ud)
+/* The scrubber's, the audit's and the health manager's findings go into the event ring. */
+static void module_event_cb(const char *type, int32_t broker, const char *text, void *ud)
 {
     mk_admin_event(ud, type, broker, "%s", text);
 }
@@ -161,6 +161,7 @@ static void admin_free(mk_admin_t *a)
     }
     mk_free(a->token);
     mk_admin_balance_free(a);
+    mk_admin_faults_free(a);
     mk_admin_events_free(a);
     mk_admin_stats_free(a->stats);
     mk_free(a->version);
@@ -198,6 +199,8 @@ int mk_admin_open(uv_loop_t *loop, const mk_admin_opts_t *opts, mk_admin_t **out
     if (rc == 0)
         rc = mk_admin_balance_init(a);
     if (rc == 0)
+        rc = mk_admin_faults_init(a);
+    if (rc == 0)
         rc = mk_admin_http_open(loop, opts->host, opts->port, mk_admin_dispatch, a, &a->http);
     if (rc < 0) {
         mk_free(a->tick);
@@ -216,7 +219,10 @@ int mk_admin_open(uv_loop_t *loop, const mk_admin_opts_t *opts, mk_admin_t **out
     if (mk_broker_repl(a->b))
         mk_repl_set_xaz_cb(mk_broker_repl(a->b), xaz_cb, a);
     if (mk_broker_scrub(a->b))
-        mk_scrub_set_event_cb(mk_broker_scrub(a->b), scrub_event_cb, a);
+        mk_scrub_set_event_cb(mk_broker_scrub(a->b), module_event_cb, a);
+    a->health = opts->health;
+    if (a->health)
+        mk_health_set_event_cb(a->health, module_event_cb, a); /* the same: into the ring */
     *out = a;
     return 0;
 }
@@ -234,6 +240,8 @@ void mk_admin_close(mk_admin_t *a)
         mk_repl_set_xaz_cb(mk_broker_repl(a->b), NULL, NULL);
     if (mk_broker_scrub(a->b))
         mk_scrub_set_event_cb(mk_broker_scrub(a->b), NULL, NULL);
+    if (a->health)
+        mk_health_set_event_cb(a->health, NULL, NULL);
     uv_timer_stop(a->tick);
     uv_close((uv_handle_t *)a->tick, tick_close_cb);
     mk_admin_http_close(a->http);

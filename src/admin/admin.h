@@ -23,6 +23,7 @@
 
 #include "broker/broker.h"
 #include "cluster/cluster.h"
+#include "health/health.h"
 #include "s3d/s3d.h"
 
 typedef struct mk_admin_s mk_admin_t;
@@ -39,6 +40,7 @@ typedef struct mk_admin_opts_s {
     const char *admin_token;
     bool auth_reads;          /* minikora.admin.auth.reads: GETs need it too */
     mk_s3d_t *s3d;            /* the bundled S3 server (borrowed; outlives the admin), or NULL */
+    mk_health_t *health;      /* the storage health manager (borrowed; outlives the admin), or NULL */
 } mk_admin_opts_t;
 
 /* Longest token accepted (bytes). */

@@ -11,6 +11,7 @@
  *   events.c   the event ring and the sampling of cluster state that
  *              feeds it
  *   balance.c  cell load, tenant moves between cells, the balancer
+ *   faults.c   the fault-injection API, fault durations, the chaos schedule
  *   admin.c    the module: open/close, the dispatcher, the 1 s tick
  *
  * Life of an admin request: bytes arrive -> http_parser fills an
@@ -19,8 +20,9 @@
  * body, status) -> http.c writes it.  Everything is synchronous on the loop.
  *
  * Who calls whom (no two files call each other):
- *   admin.c -> routes.c, balance.c, events.c, stats.c, http.c
- *   routes.c -> balance.c, events.c, stats.c, http.c
+ *   admin.c -> routes.c, balance.c, faults.c, events.c, stats.c, http.c
+ *   routes.c -> balance.c, faults.c, events.c, stats.c, http.c
+ *   faults.c -> events.c, stats.c, http.c
  *   balance.c -> events.c, stats.c
  *   http.c, events.c, stats.c -> no other file of admin/
  */
@@ -325,6 +327,41 @@ int mk_admin_broker_remove(mk_admin_t *a, int32_t id, int64_t *replicas_out);
  * cell's brokers that take replicas) before the pass. */
 int mk_admin_cell_rebalance(mk_admin_t *a, int32_t cell, const char *why, int *skew_out);
 
+/* ==================================================================== faults */
+
+/* faults.c: the fault-injection API and the chaos schedule (fault/ holds
+ * the registry).  State behind a->faults. */
+typedef struct mk_admin_faults_s mk_admin_faults_t;
+struct mk_fault_spec_s;
+struct mk_fault_s;
+int mk_admin_faults_init(mk_admin_t *a);
+void mk_admin_faults_free(mk_admin_t *a);
+/* Inject a fault (checked against the cluster; the actions of crash,
+ * az-down, corrupt and the bundled S3 server done; an event).  s may be
+ * completed (corrupt: the topic, partition, broker it picked).  0 and
+ * *id_out, or an error with *status (400, 404, 409) and why. */
+int mk_admin_fault_inject(mk_admin_t *a, struct mk_fault_spec_s *s, uint64_t *id_out, int *status, char *why,
+                          size_t n);
+/* Clear fault id (undoing its action; an event naming cause).  0 or
+ * MK_ERR_NOT_FOUND. */
+int mk_admin_fault_clear(mk_admin_t *a, uint64_t id, const char *cause);
+/* Clear every active fault; returns how many. */
+int mk_admin_faults_clear_all(mk_admin_t *a, const char *cause);
+json_t *mk_admin_fault_json(const struct mk_fault_s *f);
+/* The routes (routes.c's table points here). */
+void mk_admin_h_faults_post(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp);
+void mk_admin_h_faults_get(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp);
+void mk_admin_h_fault_delete(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                             mk_http_resp_t *resp);
+void mk_admin_h_faults_delete(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                              mk_http_resp_t *resp);
+void mk_admin_h_chaos_post(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp);
+void mk_admin_h_chaos_get(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp);
+void mk_admin_h_chaos_delete(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                             mk_http_resp_t *resp);
+/* /metrics lines: faults active and injected, chaos, the storage I/O gate. */
+void mk_admin_faults_prometheus(mk_admin_t *a, mk_buf_t *out);
+
 /* ===================================================================== admin */
 
 struct mk_admin_s {
@@ -347,6 +384,8 @@ struct mk_admin_s {
     uint64_t unauthorized;    /* requests answered 401, since start */
     mk_admin_balance_t bal;   /* balance.c */
     mk_s3d_t *s3d;            /* borrowed: the bundled S3 server, or NULL */
+    mk_health_t *health;      /* borrowed: the storage health manager, or NULL */
+    mk_admin_faults_t *faults;/* owned: faults.c */
 };
 
 /* Pure: does the Authorization header value carry token?  "Bearer" is

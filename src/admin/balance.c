@@ -104,6 +104,20 @@ void mk_admin_cell_load(mk_admin_t *a, int32_t cell, mk_admin_cell_load_t *out)
         }
     }
     out->replicas = mk_cluster_cell_replicas(a->c, cell);
+    /* The health manager's probe partitions are no tenant's load. */
+    size_t it = 0;
+    mk_topic_t *tp;
+    while ((tp = mk_cluster_topic_next(a->c, &it))) {
+        if (!mk_health_topic_internal(tp->name))
+            continue;
+        for (int32_t p = 0; p < tp->partition_count; p++) {
+            mk_partition_t *part = mk_cluster_topic_partition(tp, p);
+            for (int32_t k = 0; k < mk_partition_replica_count(part); k++) {
+                mk_cluster_broker_t *b = mk_cluster_broker_find(a->c, mk_partition_replica_broker(part, k));
+                out->replicas -= b && b->cell == cell;
+            }
+        }
+    }
     out->replica_capacity = cell_capacity(a, cell, "capacity.replicas");
     out->bytes_capacity = cell_capacity(a, cell, "capacity.bytes.per.sec");
     out->broker = running ? broker_sum / running : 0;

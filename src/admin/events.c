@@ -59,10 +59,16 @@ static const char *const event_types[] = {
     "broker_added", "broker_drain", "broker_drained", "broker_removed", "cell_rebalance",
     /* the scrubber and the durability audit (scrub/) */
     "integrity_corruption", "integrity_repaired", "integrity_data_lost", "integrity_lost_cleared",
-    "integrity_incident", "integrity_remote_bad", "scrub_requested",
+    "integrity_incident", "integrity_remote_bad", "integrity_remote_fixed", "integrity_remote_lost",
+    "scrub_requested",
     "quota", "tenant_throttled",
     /* the bundled S3 server's fault switch (tier/ tests and operators) */
     "s3_fault",
+    /* the storage health manager's ladder (health/) */
+    "health_stalled", "health_restart", "health_demoted", "health_replace", "health_retired", "health_slow",
+    "health_recovered",
+    /* the fault-injection API and its chaos schedule (faults.c) */
+    "fault_injected", "fault_cleared", "chaos_started", "chaos_stopped",
 };
 
 bool mk_admin_event_type_known(const char *type)
@@ -152,6 +158,8 @@ void mk_admin_observe(mk_admin_t *a, const char *why, bool quiet)
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it))) {
+        if (mk_health_topic_internal(t->name))
+            continue; /* the health manager's probe topics: its own events tell */
         seen_topic_t *st = mk_map_get(&ev->seen_topics, t->name);
         if (st && (memcmp(st->id, t->id, 16) != 0 || st->n != t->partition_count)) {
             mk_map_del(&ev->seen_topics, t->name); /* deleted and created again */

@@ -22,6 +22,7 @@
 #include "batch/batch.h"
 #include "group/group.h"
 #include "partition/partition.h"
+#include "proto/proto.h"
 #include "repl/repl.h"
 #include "scrub/scrub.h"
 
@@ -191,6 +192,8 @@ static bool counts_take(mk_admin_t *a, counts_t *k)
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it))) {
+        if (mk_health_topic_internal(t->name))
+            continue; /* the health manager's probes: internal */
         k->topics++;
         for (int32_t i = 0; i < t->partition_count; i++) {
             mk_partition_t *p = mk_cluster_topic_partition(t, i);
@@ -674,7 +677,8 @@ static void h_topics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_cap
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it)))
-        json_array_append_new(arr, topic_summary_json(a, t));
+        if (!mk_health_topic_internal(t->name)) /* probe topics: GET /v1/health */
+            json_array_append_new(arr, topic_summary_json(a, t));
     mk_admin_http_json(resp, 200, json_pack("{s:o}", "topics", arr));
 }
 
@@ -772,6 +776,179 @@ static void h_topic(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps
         return;
     }
     mk_admin_http_json(resp, 200, json_pack("{s:o}", "topic", topic_detail_json(a, t)));
+}
+
+/* ----------------------------------------------------------- topic records */
+
+#define RECORDS_LIMIT_DEFAULT 20
+#define RECORDS_LIMIT_MAX 500
+#define RECORDS_MAX_BYTES ((size_t)1 << 20)   /* read per answer at most (one batch more if larger) */
+#define RECORDS_KEY_PREVIEW 128               /* bytes of a key, a header key or value shown */
+#define RECORDS_VALUE_PREVIEW 512             /* bytes of a value shown */
+
+/* A preview of bytes as JSON text: printable ASCII as it is, every other
+ * byte as \xNN (as kcat -e does), at most max source bytes; NULL data is
+ * JSON null.  *cut says whether bytes were left out. */
+static json_t *preview_json(const uint8_t *d, int32_t len, size_t max, bool *cut)
+{
+    *cut = false;
+    if (len < 0 || !d)
+        return json_null();
+    size_t n = (size_t)len < max ? (size_t)len : max;
+    *cut = n < (size_t)len;
+    char *buf = mk_malloc(n * 4 + 1);
+    if (!buf)
+        return json_null();
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = d[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            buf[o++] = (char)c;
+        else
+            o += (size_t)snprintf(buf + o, 5, "\\x%02x", c);
+    }
+    json_t *j = json_stringn(buf, o);
+    mk_free(buf);
+    return j ? j : json_null();
+}
+
+typedef struct records_ctx_s {
+    json_t *arr;
+    int64_t from, upto;       /* offsets served: [from, upto) */
+    int limit;
+    int64_t last;             /* last offset added, -1 none */
+} records_ctx_t;
+
+static int record_cb(const mk_record_t *rec, void *arg)
+{
+    records_ctx_t *c = arg;
+    if (rec->offset < c->from)
+        return 0;
+    if (rec->offset >= c->upto || (int)json_array_size(c->arr) >= c->limit)
+        return 1;
+    bool kcut, vcut;
+    json_t *headers = json_array();
+    mk_reader_t r;
+    mk_rd_init(&r, rec->headers, rec->headers_len);
+    mk_record_header_t h;
+    while (mk_batch_record_header_next(&r, &h) == 1) {
+        bool hk, hv;
+        json_array_append_new(headers, json_pack("{s:o, s:o}", "key",
+                                                 preview_json(h.key, h.key_len, RECORDS_KEY_PREVIEW, &hk), "value",
+                                                 preview_json(h.value, h.value_len, RECORDS_KEY_PREVIEW, &hv)));
+    }
+    json_t *e = json_pack("{s:I, s:I, s:o, s:i, s:o, s:i, s:o}", "offset", (json_int_t)rec->offset, "timestamp",
+                          (json_int_t)rec->timestamp, "key",
+                          preview_json(rec->key, rec->key_len, RECORDS_KEY_PREVIEW, &kcut), "key_size",
+                          (int)rec->key_len, "value",
+                          preview_json(rec->value, rec->value_len, RECORDS_VALUE_PREVIEW, &vcut), "value_size",
+                          (int)rec->value_len, "headers", headers);
+    if (e) {
+        json_object_set_new(e, "truncated", json_boolean(kcut || vcut));
+        json_array_append_new(c->arr, e);
+    }
+    c->last = rec->offset;
+    return 0;
+}
+
+/* GET /v1/topics/{name}/records?partition=P&offset=O&limit=N: at most N
+ * records of one partition from offset O, as a consumer (read_uncommitted)
+ * would get them -- the same read path and checks as Fetch
+ * (mk_broker_records_read): committed offsets only, lost data refused, one
+ * bounded disk read, never a wait.  O -1 (the default) means the newest N
+ * records, -2 the oldest.  next_offset is where a tail continues. */
+static void h_topic_records(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                            mk_http_resp_t *resp)
+{
+    char v[32];
+    int32_t part = 0, limit = RECORDS_LIMIT_DEFAULT;
+    int64_t offset = -1;
+    if (mk_admin_query_get(req->query, "partition", v, sizeof(v)) && (!parse_id(v, &part) || part < 0)) {
+        mk_admin_http_error(resp, 400, "bad_request", "partition must be a non-negative integer");
+        return;
+    }
+    if (mk_admin_query_get(req->query, "limit", v, sizeof(v)) &&
+        (!parse_id(v, &limit) || limit < 1 || limit > RECORDS_LIMIT_MAX)) {
+        mk_admin_http_error(resp, 400, "bad_request", "limit must be 1..%d", RECORDS_LIMIT_MAX);
+        return;
+    }
+    if (mk_admin_query_get(req->query, "offset", v, sizeof(v))) {
+        char *end;
+        errno = 0;
+        long long o = strtoll(v, &end, 10);
+        if (errno || end == v || *end || o < -2) {
+            mk_admin_http_error(resp, 400, "bad_request",
+                                "offset must be an offset, -1 (the newest records) or -2 (the oldest)");
+            return;
+        }
+        offset = o;
+    }
+    mk_topic_t *t = mk_cluster_topic_find(a->c, caps->v[0]);
+    if (!t) {
+        mk_admin_http_error(resp, 404, "unknown_topic", "no topic '%s'", caps->v[0]);
+        return;
+    }
+    mk_partition_t *p = mk_cluster_topic_partition(t, part);
+    if (!p) {
+        mk_admin_http_error(resp, 404, "unknown_partition", "topic '%s' has no partition %d", caps->v[0], (int)part);
+        return;
+    }
+    /* The newest N: start N before the high watermark (or the log start). */
+    mk_broker_records_info_t info;
+    mk_buf_t buf;
+    mk_buf_init(&buf);
+    int16_t err = 0;
+    if (offset == -1) {
+        err = mk_broker_records_read(a->b, p, -1, 0, &buf, &info); /* bounds only: reads nothing */
+        if (!err) {
+            offset = MK_MAX(info.served_upto - limit, MK_MAX(info.log_start_offset, info.local_log_start_offset));
+            if (offset > info.served_upto)
+                offset = info.served_upto;
+        }
+    }
+    if (!err) {
+        buf.len = 0;
+        err = mk_broker_records_read(a->b, p, offset, RECORDS_MAX_BYTES, &buf, &info);
+    }
+    if (err) {
+        mk_buf_free(&buf);
+        int status = err == MK_KERR_OFFSET_OUT_OF_RANGE ? 416 : err == MK_KERR_CORRUPT_MESSAGE ? 409 : 503;
+        mk_admin_http_error(resp, status,
+                            err == MK_KERR_CORRUPT_MESSAGE        ? "data_lost"
+                            : err == MK_KERR_OFFSET_OUT_OF_RANGE ? "offset_out_of_range"
+                                                                 : "read_failed",
+                            "%s%s", mk_kafka_strerror(err),
+                            err == MK_KERR_CORRUPT_MESSAGE ? ": these offsets were found lost (GET /v1/integrity)"
+                            : err == MK_KERR_OFFSET_OUT_OF_RANGE ? ": the offset is outside the partition's log"
+                                                                 : "");
+        return;
+    }
+    int64_t from = info.offset;
+    records_ctx_t rc = {json_array(), from, info.served_upto, limit, -1};
+    mk_buf_t scratch;
+    mk_buf_init(&scratch);
+    size_t pos = 0;
+    mk_batch_view_t bv;
+    while (mk_batch_view_next(buf.data, buf.len, &pos, &bv) == 1) {
+        if (mk_batch_hdr_is_control(&bv.hdr))
+            continue; /* transaction markers are not records */
+        int r = mk_batch_records_foreach(buf.data + bv.pos, bv.size, &scratch, 0, record_cb, &rc);
+        if (r != 0)
+            break; /* the limit (r > 0), or a damaged batch: what came before it is served; the scrubber has its own checks */
+    }
+    mk_buf_free(&scratch);
+    mk_buf_free(&buf);
+    /* Past the last record given; without one, past what was read (control batches only). */
+    int64_t next = rc.last >= 0 ? rc.last + 1 : MK_MAX(from, MK_MIN(info.next_offset, info.served_upto));
+    json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:o}", "topic", caps->v[0], "partition", (int)part,
+                          "log_start_offset", (json_int_t)info.log_start_offset, "high_watermark",
+                          (json_int_t)info.high_watermark, "offset", (json_int_t)from, "next_offset",
+                          (json_int_t)next, "records", rc.arr);
+    if (j && info.skipped_remote)
+        json_object_set_new(j, "skipped_remote", json_true());
+    if (j && info.served_upto < info.high_watermark)
+        json_object_set_new(j, "lost_from", jint(info.served_upto));
+    mk_admin_http_json(resp, 200, j);
 }
 
 /* A config value as text: strings as they are, numbers and booleans printed. */
@@ -951,21 +1128,66 @@ typedef struct group_ctx_s {
     json_t *arr;
     int count;
     bool detail;
+    int64_t lag;              /* sum of the known lags */
+    bool lag_known;           /* at least one lag was known */
 } group_ctx_t;
 
 static void offset_cb(const char *topic, int32_t partition, const mk_group_offset_t *o, void *arg)
 {
     group_ctx_t *g = arg;
     g->count++;
+    mk_topic_t *t = mk_cluster_topic_find(g->a->c, topic);
+    mk_partition_t *p = t ? mk_cluster_topic_partition(t, partition) : NULL;
+    int64_t lag = p && o->offset >= 0 ? MK_MAX(mk_partition_hw(p) - o->offset, 0) : -1;
+    if (lag >= 0) {
+        g->lag += lag;
+        g->lag_known = true;
+    }
     if (!g->detail)
         return;
     json_t *e = json_pack("{s:o, s:i, s:I, s:i, s:o}", "topic", jstr(topic), "partition", (int)partition, "offset",
                           (json_int_t)o->offset, "leader_epoch", (int)o->leader_epoch, "metadata",
                           jstr(o->metadata));
-    mk_topic_t *t = mk_cluster_topic_find(g->a->c, topic);
-    mk_partition_t *p = t ? mk_cluster_topic_partition(t, partition) : NULL;
-    json_object_set_new(e, "lag", p && o->offset >= 0 ? jint(MK_MAX(mk_partition_hw(p) - o->offset, 0)) : json_null());
+    json_object_set_new(e, "lag", lag >= 0 ? jint(lag) : json_null());
     json_array_append_new(g->arr, e);
+}
+
+/* A member's assignment of the "consumer" protocol (ConsumerProtocolAssignment:
+ * int16 version, [string topic, [int32 partition]], bytes user data) as
+ * [{"topic", "partitions"}]; null when it is empty, another protocol's or
+ * does not parse.  Every count is checked against the bytes left. */
+static json_t *assignment_json(const uint8_t *b, int32_t len)
+{
+    if (!b || len < 2)
+        return json_null();
+    mk_reader_t r;
+    mk_rd_init(&r, b, (size_t)len);
+    int16_t version = mk_rd_i16(&r);
+    int32_t ntopics = mk_rd_i32(&r);
+    if (!mk_rd_ok(&r) || version < 0 || ntopics < 0 || (size_t)ntopics > mk_rd_remaining(&r) / 6)
+        return json_null();
+    json_t *arr = json_array();
+    for (int32_t i = 0; i < ntopics && mk_rd_ok(&r); i++) {
+        int16_t tl = mk_rd_i16(&r);
+        const uint8_t *tn = tl >= 0 ? mk_rd_bytes(&r, (size_t)tl) : NULL;
+        int32_t np = mk_rd_i32(&r);
+        if (!mk_rd_ok(&r) || !tn || np < 0 || (size_t)np > mk_rd_remaining(&r) / 4)
+            break;
+        json_t *parts = json_array();
+        for (int32_t k = 0; k < np; k++)
+            json_array_append_new(parts, json_integer(mk_rd_i32(&r)));
+        json_t *name = json_stringn((const char *)tn, (size_t)tl);
+        if (!name) { /* not UTF-8: not a topic name */
+            json_decref(parts);
+            break;
+        }
+        json_array_append_new(arr, json_pack("{s:o, s:o}", "topic", name, "partitions", parts));
+    }
+    if (!mk_rd_ok(&r)) {
+        json_decref(arr);
+        return json_null();
+    }
+    return arr;
 }
 
 static json_t *group_json(mk_admin_t *a, const mk_group_desc_t *d, bool detail)
@@ -974,17 +1196,21 @@ static json_t *group_json(mk_admin_t *a, const mk_group_desc_t *d, bool detail)
     json_t *members = json_array();
     for (int32_t i = 0; i < d->member_count; i++) {
         const mk_group_member_info_t *m = &d->members[i];
-        json_array_append_new(members, json_pack("{s:o, s:o, s:o, s:o}", "member_id", jstr(m->member_id),
-                                                 "group_instance_id", jstr(m->group_instance_id), "client_id",
-                                                 jstr(m->client_id), "client_host", jstr(m->client_host)));
+        json_t *mj = json_pack("{s:o, s:o, s:o, s:o}", "member_id", jstr(m->member_id), "group_instance_id",
+                               jstr(m->group_instance_id), "client_id", jstr(m->client_id), "client_host",
+                               jstr(m->client_host));
+        if (mj && d->protocol_type && strcmp(d->protocol_type, "consumer") == 0)
+            json_object_set_new(mj, "assignment", assignment_json(m->assignment, m->assignment_len));
+        json_array_append_new(members, mj);
     }
-    group_ctx_t oc = {a, json_array(), 0, detail};
+    group_ctx_t oc = {a, json_array(), 0, detail, 0, false};
     mk_group_offsets_foreach(gc, d->group_id, offset_cb, &oc);
     json_t *j = json_pack("{s:o, s:s, s:o, s:o, s:i, s:i, s:o}", "group_id", jstr(d->group_id), "state", d->state,
                           "protocol_type", jstr(d->protocol_type), "protocol", jstr(d->protocol_name),
                           "coordinator", (int)mk_group_coordinator(gc, d->group_id), "committed_offsets", oc.count,
                           "members", members);
     json_object_set_new(j, "type", json_string(d->type ? d->type : "classic"));
+    json_object_set_new(j, "lag", oc.lag_known ? jint(oc.lag) : json_null());
     if (detail)
         json_object_set_new(j, "offsets", oc.arr);
     else
@@ -1000,7 +1226,7 @@ static void list_cb(const mk_group_desc_t *d, void *arg)
 
 static void h_groups(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
 {
-    group_ctx_t g = {a, json_array(), 0, false};
+    group_ctx_t g = {a, json_array(), 0, false, 0, false};
     mk_group_coord_t *gc = mk_broker_groups(a->b);
     if (gc)
         mk_group_list(gc, -1, list_cb, &g);
@@ -1016,7 +1242,7 @@ static void describe_cb(const mk_group_desc_t *d, void *arg)
 
 static void h_group(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
 {
-    group_ctx_t g = {a, NULL, 0, true};
+    group_ctx_t g = {a, NULL, 0, true, 0, false};
     mk_group_coord_t *gc = mk_broker_groups(a->b);
     if (gc)
         mk_group_describe(gc, caps->v[0], describe_cb, &g);
@@ -1081,7 +1307,7 @@ static bool delete_owned(mk_admin_t *a, const mk_tenant_t *tenant, int *topics, 
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it)))
-        if (!tenant || mk_tenant_visible(tenant, t->name))
+        if ((!tenant || mk_tenant_visible(tenant, t->name)) && !mk_health_topic_internal(t->name))
             names_add(&tn, t->name);
     for (int i = 0; i < tn.n; i++) {
         t = mk_cluster_topic_find(a->c, tn.v[i]);
@@ -1684,15 +1910,28 @@ static json_t *advertised_json(mk_admin_t *a)
         const char *host = mk_cluster_broker_endpoint(a->c, b, false, &port);
         char adv[300];
         mk_net_host_port(host, port, adv, sizeof(adv));
-        json_array_append_new(arr, json_pack("{s:i, s:s, s:o, s:i, s:i, s:b, s:b}", "id", (int)b->id, "advertised",
-                                             adv, "host", jstr(host), "port", port, "listen_port", b->port,
-                                             "mapped", b->adv_host != NULL || b->adv_port > 0, "running",
-                                             b->running));
+        json_t *bj = json_pack("{s:i, s:s, s:o, s:i, s:i, s:b, s:b}", "id", (int)b->id, "advertised", adv, "host",
+                               jstr(host), "port", port, "listen_port", b->port, "mapped",
+                               b->adv_host != NULL || b->adv_port > 0, "running", b->running);
+        /* The SSL listener's own mapping, when the broker has one. */
+        json_t *tj = json_null();
+        if (b->tls_port >= 0) {
+            int tport;
+            const char *thost = mk_cluster_broker_endpoint(a->c, b, true, &tport);
+            char tadv[300];
+            mk_net_host_port(thost, tport, tadv, sizeof(tadv));
+            tj = json_pack("{s:s, s:o, s:i, s:i, s:b}", "advertised", tadv, "host", jstr(thost), "port", tport,
+                           "listen_port", b->tls_port, "mapped", b->adv_tls_host != NULL || b->adv_tls_port > 0);
+        }
+        if (bj)
+            json_object_set_new(bj, "ssl", tj ? tj : json_null());
+        json_array_append_new(arr, bj);
     }
-    char boot[4096];
+    char boot[4096], tboot[4096];
     mk_cluster_advertised_bootstrap(a->c, boot, sizeof(boot));
-    return json_pack("{s:s, s:s, s:o}", "advertise_host", mk_cluster_advertise_host(a->c), "bootstrap", boot,
-                     "brokers", arr);
+    mk_cluster_advertised_tls_bootstrap(a->c, tboot, sizeof(tboot));
+    return json_pack("{s:s, s:s, s:o, s:o}", "advertise_host", mk_cluster_advertise_host(a->c), "bootstrap", boot,
+                     "ssl_bootstrap", tboot[0] ? json_string(tboot) : json_null(), "brokers", arr);
 }
 
 static void h_advertised(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
@@ -1700,7 +1939,7 @@ static void h_advertised(mk_admin_t *a, const mk_http_req_t *req, const mk_admin
     mk_admin_http_json(resp, 200, advertised_json(a));
 }
 
-/* One value of PUT /v1/advertised: "host:port", "[v6]:port", a port (an
+/* One address of PUT /v1/advertised: "host:port", "[v6]:port", a port (an
  * integer: the cluster's advertise host with that port), or null (the
  * mapping goes).  host gets "" for the advertise host.  false for anything
  * else. */
@@ -1743,6 +1982,35 @@ static bool advertised_value(json_t *v, char host[256], int *port)
     return true;
 }
 
+/* One broker's entry of PUT /v1/advertised: an address (advertised_value)
+ * for its PLAINTEXT listener, or an object {"plaintext": address, "ssl":
+ * address}, either key optional (absent: that mapping stays).  The value
+ * for each listener goes to v[0] (PLAINTEXT) and v[1] (SSL), NULL when
+ * absent.  NULL on success, else why not. */
+static const char *advertised_entry(json_t *e, const mk_cluster_broker_t *b, json_t *v[2])
+{
+    char host[256];
+    int port;
+    v[0] = v[1] = NULL;
+    if (!json_is_object(e)) {
+        v[0] = e;
+        return advertised_value(e, host, &port) ? NULL : "want \"host:port\" (\"[v6]:port\"), a port 1..65535, or null";
+    }
+    const char *key;
+    json_t *x;
+    json_object_foreach(e, key, x) {
+        bool ssl = strcmp(key, "ssl") == 0;
+        if (!ssl && strcmp(key, "plaintext") != 0)
+            return "an object takes the keys \"plaintext\" and \"ssl\"";
+        if (!advertised_value(x, host, &port))
+            return "want \"host:port\" (\"[v6]:port\"), a port 1..65535, or null for each listener";
+        if (ssl && b->tls_port < 0)
+            return "this broker has no SSL listener (TLS is off)";
+        v[ssl] = x;
+    }
+    return NULL;
+}
+
 static void h_advertised_put(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
                              mk_http_resp_t *resp)
 {
@@ -1751,41 +2019,49 @@ static void h_advertised_put(mk_admin_t *a, const mk_http_req_t *req, const mk_a
     if (!json_is_object(body)) {
         json_decref(body);
         mk_admin_http_error(resp, 400, "bad_request",
-                            "the body must be a JSON object from broker id to \"host:port\", a port or null");
+                            "the body must be a JSON object from broker id to \"host:port\", a port, null, or "
+                            "{\"plaintext\": ..., \"ssl\": ...}");
         return;
     }
     /* Check every entry before changing any: a bad one changes nothing. */
     const char *key;
     json_t *v;
     json_object_foreach(body, key, v) {
-        char host[256];
         int32_t id;
-        int port;
-        if (!parse_id(key, &id) || !mk_cluster_broker_find(a->c, id)) {
-            json_decref(body);
+        mk_cluster_broker_t *b = parse_id(key, &id) ? mk_cluster_broker_find(a->c, id) : NULL;
+        /* The answer before the body goes: key lives in it. */
+        if (!b) {
             mk_admin_http_error(resp, 404, "unknown_broker", "no broker '%s' (ids run 1..%d)", key,
                                 mk_cluster_broker_count(a->c));
+            json_decref(body);
             return;
         }
-        if (!advertised_value(v, host, &port)) {
+        json_t *lv[2];
+        const char *why = advertised_entry(v, b, lv);
+        if (why) {
+            mk_admin_http_error(resp, 400, "bad_request", "broker %s: %s", key, why);
             json_decref(body);
-            mk_admin_http_error(resp, 400, "bad_request",
-                                "broker %s: want \"host:port\" (\"[v6]:port\"), a port 1..65535, or null", key);
             return;
         }
     }
     int changed = 0;
     json_object_foreach(body, key, v) {
-        char host[256];
         int32_t id;
-        int port;
         parse_id(key, &id);
-        advertised_value(v, host, &port);
-        int rc = mk_cluster_broker_advertise(a->c, id, host[0] ? host : NULL, port);
-        if (rc < 0) {
-            json_decref(body);
-            mk_admin_http_error(resp, 500, "internal", "broker %d: %s", id, mk_strerror(rc));
-            return;
+        json_t *lv[2];
+        advertised_entry(v, mk_cluster_broker_find(a->c, id), lv);
+        for (int tls = 0; tls < 2; tls++) {
+            char host[256];
+            int port;
+            if (!lv[tls])
+                continue;
+            advertised_value(lv[tls], host, &port);
+            int rc = mk_cluster_broker_advertise(a->c, id, tls, host[0] ? host : NULL, port);
+            if (rc < 0) {
+                json_decref(body);
+                mk_admin_http_error(resp, 500, "internal", "broker %d: %s", id, mk_strerror(rc));
+                return;
+            }
         }
         changed++;
     }
@@ -1914,12 +2190,71 @@ static void h_integrity(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_
     mk_scrub_audit_recent_foreach(s, integrity_note_cb, recent);
     json_t *audit = json_pack("{s:I, s:I, s:o}", "events_written", (json_int_t)st.audit_events, "incidents",
                               (json_int_t)st.total.incidents, "recent", recent);
-    json_t *remote = json_pack("{s:b, s:s}", "checked", 0, "note",
-                               "remote (S3) segments are checked against their manifests once tiered storage exists");
+    mk_scrub_remote_counts_t rc;
+    mk_scrub_remote_counts(s, &rc);
+    json_t *remote = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "checked", rc.checked,
+                               "segments_verified", (json_int_t)rc.segments, "bytes_verified", (json_int_t)rc.bytes,
+                               "corrupt", (json_int_t)rc.corrupt, "reuploaded", (json_int_t)rc.reuploaded,
+                               "unrepairable", (json_int_t)rc.unrepairable, "reupload_failed",
+                               (json_int_t)rc.reupload_failed, "skipped", (json_int_t)rc.skipped);
+    mk_tier_t *tier = mk_broker_tier(a->b);
+    if (tier) {
+        mk_tier_stats_t ts;
+        mk_tier_stats(tier, &ts);
+        json_object_set_new(remote, "unrepairable_now", json_integer(ts.remote_unrepairable));
+    } else {
+        json_object_set_new(remote, "unrepairable_now", json_integer(0));
+    }
     mk_admin_http_json(resp, 200,
                        json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "scrubber", scrubber, "total",
                                  integrity_counts_json(&st.total), "brokers", brokers, "unrepairable", lost,
                                  "incidents", incidents, "audit", audit, "remote", remote));
+}
+
+/* GET /v1/health: the storage health manager, per broker (state, ladder
+ * step, storage I/O, probes) and its thresholds. */
+static void h_health(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    if (!a->health) {
+        mk_admin_http_error(resp, 503, "unavailable", "the storage health manager is not running");
+        return;
+    }
+    const mk_health_config_t *cfg = mk_health_config(a->health);
+    json_t *th = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I}", "check_interval_ms",
+                           (json_int_t)cfg->check_interval_ms, "probe_interval_ms", (json_int_t)cfg->probe_interval_ms,
+                           "stall_ms", (json_int_t)cfg->stall_ms, "restart_grace_ms", (json_int_t)cfg->restart_grace_ms,
+                           "replace_after_ms", (json_int_t)cfg->replace_after_ms, "recover_ms",
+                           (json_int_t)cfg->recover_ms, "slow_factor", cfg->slow_factor, "slow_min_ms",
+                           (json_int_t)cfg->slow_min_ms, "slow_for_ms", (json_int_t)cfg->slow_for_ms);
+    json_t *brokers = json_array();
+    int n = 0;
+    const mk_health_broker_t *hb = mk_health_brokers(a->health, &n);
+    for (int i = 0; i < n; i++) {
+        const mk_health_broker_t *x = &hb[i];
+        mk_cluster_broker_t *b = mk_cluster_broker_find(a->c, x->id);
+        char topic[64];
+        snprintf(topic, sizeof(topic), "%s~probe-%d", MK_HEALTH_TENANT, (int)x->id);
+        json_t *io = json_pack("{s:I, s:I, s:I, s:I, s:f, s:f}", "ops", (json_int_t)x->io.ops, "errors",
+                               (json_int_t)x->io.errors, "inflight", (json_int_t)x->io.inflight, "oldest_inflight_ms",
+                               (json_int_t)x->io.oldest_inflight_ms, "p50_ms", x->io.p50_ms, "p99_ms", x->io.p99_ms);
+        json_t *probes = json_pack("{s:s, s:I, s:I, s:f, s:f, s:o, s:o}", "topic", topic, "ok",
+                                   (json_int_t)x->probes_ok, "failed", (json_int_t)x->probes_failed, "produce_ms",
+                                   x->probe_produce_ms, "consume_ms", x->probe_consume_ms, "last_ok_ms",
+                                   x->probe_last_ok_ms ? jms(x->probe_last_ok_ms) : json_null(),
+                                   "error", x->probe_error[0] ? json_string(x->probe_error) : json_null());
+        json_t *bj = json_pack("{s:i, s:s, s:i, s:b, s:s, s:i, s:o, s:b, s:I, s:o, s:o, s:I, s:o, s:o, s:I}", "id",
+                               (int)x->id, "az", b ? b->az : "", "cell", b ? (int)b->cell : -1, "running",
+                               b && b->running, "state", mk_health_state_name(x->state), "step", x->step, "since_ms",
+                               jms(x->since_ms), "fenced", x->fenced, "no_progress_ms",
+                               (json_int_t)x->no_progress_ms, "io", io, "probes", probes, "restarts",
+                               (json_int_t)x->restarts, "replaced_by",
+                               x->replaced_by ? json_integer(x->replaced_by) : json_null(), "replaces",
+                               x->replaces ? json_integer(x->replaces) : json_null(), "recover_ms",
+                               (json_int_t)x->recover_ms);
+        json_array_append_new(brokers, bj);
+    }
+    mk_admin_http_json(resp, 200, json_pack("{s:b, s:s, s:o, s:o}", "enabled", cfg->enable, "probe_tenant",
+                                            MK_HEALTH_TENANT, "thresholds", th, "brokers", brokers));
 }
 
 static void h_integrity_scrub(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
@@ -1985,6 +2320,74 @@ static void integrity_prometheus(mk_admin_t *a, mk_buf_t *o)
     mk_prom_sample(o, "minikora_integrity_data_lost_partitions", st.total.unrepairable, NULL);
     mk_prom_help(o, "minikora_audit_events_total", "counter", "Durability audit events written since start.");
     mk_prom_sample(o, "minikora_audit_events_total", (double)st.audit_events, NULL);
+    mk_scrub_remote_counts_t rc;
+    mk_scrub_remote_counts(s, &rc);
+    if (!rc.checked)
+        return;
+    static const struct {
+        const char *name, *help;
+    } rfams[] = {
+        {"minikora_scrub_remote_segments_verified_total", "Remote (S3) segments read whole and found to match their manifest."},
+        {"minikora_scrub_remote_bytes_verified_total", "Remote (S3) bytes the scrubber read back."},
+        {"minikora_scrub_remote_corruptions_total", "Remote (S3) segments found corrupt or missing (each once)."},
+        {"minikora_scrub_remote_reuploads_total", "Corrupt remote segments uploaded again from a local copy."},
+        {"minikora_scrub_remote_unrepairable_total", "Corrupt remote segments with no local copy to repair them (each once)."},
+    };
+    double rv[] = {(double)rc.segments, (double)rc.bytes, (double)rc.corrupt, (double)rc.reuploaded,
+                   (double)rc.unrepairable};
+    for (size_t f = 0; f < MK_ARRAY_LEN(rfams); f++) {
+        mk_prom_help(o, rfams[f].name, "counter", rfams[f].help);
+        mk_prom_sample(o, rfams[f].name, rv[f], NULL);
+    }
+}
+
+/* Prometheus lines of the storage health manager (h_metrics): per broker
+ * its state (one series per state, 1 for the current one), ladder step,
+ * storage I/O and probes. */
+static void health_prometheus(mk_admin_t *a, mk_buf_t *o)
+{
+    if (!a->health)
+        return;
+    int n = 0;
+    const mk_health_broker_t *hb = mk_health_brokers(a->health, &n);
+    char id[16];
+    mk_prom_help(o, "minikora_health_state", "gauge",
+                 "The storage health manager's state of the broker: 1 for the current state, 0 for the others.");
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "%d", hb[i].id);
+        for (int st = MK_HEALTH_HEALTHY; st <= MK_HEALTH_STOPPED; st++)
+            mk_prom_sample(o, "minikora_health_state", hb[i].state == st, "broker", id, "state",
+                           mk_health_state_name(st), NULL);
+    }
+    static const struct {
+        const char *name, *type, *help;
+    } fams[] = {
+        {"minikora_health_ladder_step", "gauge",
+         "Remediation ladder step last taken for the broker: 0 none, 1 restarted, 2 demoted, 3 replaced, 4 slow (out of the ISRs)."},
+        {"minikora_health_fenced", "gauge", "1 while the health manager keeps the broker out of the ISRs and leadership."},
+        {"minikora_health_no_progress_seconds", "gauge", "How long the broker's storage has made no progress (0: it does)."},
+        {"minikora_health_io_ops_total", "counter", "Storage operations of the broker (the log layer's I/O gate)."},
+        {"minikora_health_io_errors_total", "counter", "Storage operations of the broker that failed."},
+        {"minikora_health_io_inflight_oldest_seconds", "gauge", "Age of the broker's oldest storage operation in flight."},
+        {"minikora_health_io_latency_p99_seconds", "gauge", "99th percentile latency of the broker's recent storage operations."},
+        {"minikora_health_probes_total", "counter", "Synthetic produce and consume probes of the broker that succeeded."},
+        {"minikora_health_probe_failures_total", "counter", "Synthetic probes of the broker that failed."},
+        {"minikora_health_probe_produce_seconds", "gauge", "Append latency of the broker's last successful probe."},
+        {"minikora_health_probe_consume_seconds", "gauge", "Read-back latency of the broker's last successful probe."},
+        {"minikora_health_restarts_total", "counter", "Restarts of the broker by the remediation ladder (step 1)."},
+    };
+    for (size_t f = 0; f < MK_ARRAY_LEN(fams); f++) {
+        mk_prom_help(o, fams[f].name, fams[f].type, fams[f].help);
+        for (int i = 0; i < n; i++) {
+            const mk_health_broker_t *x = &hb[i];
+            double v[] = {x->step, x->fenced, (double)x->no_progress_ms / 1000.0, (double)x->io.ops,
+                          (double)x->io.errors, (double)x->io.oldest_inflight_ms / 1000.0, x->io.p99_ms / 1000.0,
+                          (double)x->probes_ok, (double)x->probes_failed, x->probe_produce_ms / 1000.0,
+                          x->probe_consume_ms / 1000.0, (double)x->restarts};
+            snprintf(id, sizeof(id), "%d", x->id);
+            mk_prom_sample(o, fams[f].name, v[f], "broker", id, NULL);
+        }
+    }
 }
 
 /* ------------------------------------------------------- latency and rates */
@@ -2043,7 +2446,7 @@ static void partition_metrics(mk_admin_t *a, mk_buf_t *o)
         size_t it = 0;
         mk_topic_t *t;
         while ((t = mk_cluster_topic_next(a->c, &it)))
-            for (int32_t i = 0; i < t->partition_count; i++) {
+            for (int32_t i = 0; i < t->partition_count && !mk_health_topic_internal(t->name); i++) {
                 mk_partition_t *p = mk_cluster_topic_partition(t, i);
                 mk_log_t *log = mk_partition_log(p);
                 mk_log_stats_t st = {0};
@@ -2183,6 +2586,26 @@ static void group_lag_metrics(mk_admin_t *a, mk_group_coord_t *gc, const names_t
 }
 static void tier_metrics(mk_admin_t *a, mk_buf_t *o);
 
+/* The segment descriptor cache (log/, issue 16): one for the process. */
+static void open_files_metrics(mk_buf_t *o)
+{
+    mk_log_open_files_stats_t st;
+    mk_log_open_files_stats(&st);
+    mk_prom_help(o, "minikora_log_open_files", "gauge", "Segment file descriptors held open by the cache.");
+    mk_prom_sample(o, "minikora_log_open_files", (double)st.open, NULL);
+    mk_prom_help(o, "minikora_log_open_files_limit", "gauge",
+                 "Bound of the segment descriptor cache (minikora.log.max.open.files, at most half the limit).");
+    mk_prom_sample(o, "minikora_log_open_files_limit", (double)st.limit, NULL);
+    mk_prom_help(o, "minikora_log_open_files_evictions_total", "counter",
+                 "Segments whose files were closed to make room in the cache.");
+    mk_prom_sample(o, "minikora_log_open_files_evictions_total", (double)st.evictions, NULL);
+    mk_prom_help(o, "minikora_log_open_files_reopens_total", "counter", "Evicted segments opened again on use.");
+    mk_prom_sample(o, "minikora_log_open_files_reopens_total", (double)st.reopens, NULL);
+    mk_prom_help(o, "minikora_log_open_files_emfile_total", "counter",
+                 "Segment opens that failed with EMFILE or ENFILE even after emptying the cache.");
+    mk_prom_sample(o, "minikora_log_open_files_emfile_total", (double)st.emfile, NULL);
+}
+
 /* Per tenant (the default one first): the throttle time and throttled
  * responses by the quota that set them (counters; the four keys that
  * throttle, zeros included, so each series exists from the start), and
@@ -2321,10 +2744,13 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it)))
-        mk_prom_sample(o, "minikora_topic_partitions", t->partition_count, "topic", t->name, NULL);
+        if (!mk_health_topic_internal(t->name))
+            mk_prom_sample(o, "minikora_topic_partitions", t->partition_count, "topic", t->name, NULL);
     mk_prom_help(o, "minikora_topic_size_bytes", "gauge", "Bytes of the topic's leader logs, all partitions.");
     it = 0;
     while ((t = mk_cluster_topic_next(a->c, &it))) {
+        if (mk_health_topic_internal(t->name))
+            continue;
         uint64_t size;
         int64_t records;
         topic_log_totals(t, &size, &records);
@@ -2352,8 +2778,11 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
 
     mk_admin_stats_prometheus(a->stats, o);
     integrity_prometheus(a, o);
+    health_prometheus(a, o);
     tenant_quota_metrics(a, o);
     tier_metrics(a, o);
+    mk_admin_faults_prometheus(a, o);
+    open_files_metrics(o);
 
     mk_prom_help(o, "minikora_admin_http_responses_total", "counter", "Admin API responses by status class.");
     for (int c = 1; c <= 5; c++) {
@@ -2772,6 +3201,8 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_POST, "/v1/topics", h_topic_create, "create a topic {name, partitions, replication_factor, configs}"},
     {MK_HTTP_GET, "/v1/topics/{}", h_topic, "one topic with its partitions, replicas, ISR and offsets"},
     {MK_HTTP_DELETE, "/v1/topics/{}", h_topic_delete, "delete a topic"},
+    {MK_HTTP_GET, "/v1/topics/{}/records", h_topic_records,
+     "a partition's records from an offset (?partition=P&offset=O&limit=N; -1 newest, -2 oldest), as Fetch reads them"},
     {MK_HTTP_GET, "/v1/groups", h_groups, "consumer groups with state and members"},
     {MK_HTTP_GET, "/v1/groups/{}", h_group, "one group with members, committed offsets and lag"},
     {MK_HTTP_POST, "/v1/reset", h_reset, "delete every topic, group and committed offset (tenants and keys stay)"},
@@ -2789,10 +3220,11 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_DELETE, "/v1/tenants/{}/keys/{}", h_tenant_key_delete, "revoke a key and close its connections"},
     {MK_HTTP_GET, "/v1/advertised", h_advertised, "the host:port clients are told for each broker (Metadata)"},
     {MK_HTTP_PUT, "/v1/advertised", h_advertised_put,
-     "map brokers to the host:port clients use {\"1\": \"host:port\", ...} (port mapping)"},
+     "map brokers to the host:port clients use {\"1\": \"host:port\", ...} or {\"1\": {\"plaintext\": ..., \"ssl\": ...}} (port mapping)"},
     {MK_HTTP_GET, "/v1/events", h_events, "recent events (?since=SEQ&limit=N&type=T)"},
     {MK_HTTP_GET, "/v1/latency", h_latency, "request latency p50/p95/p99/max per broker and API, last 60 s"},
     {MK_HTTP_GET, "/v1/rates", h_rates, "bytes and records in/out per second per broker, topic and client"},
+    {MK_HTTP_GET, "/v1/health", h_health, "storage health manager: per broker state, ladder step, storage I/O, probes; thresholds"},
     {MK_HTTP_GET, "/v1/integrity", h_integrity, "scrubber and durability audit: verified, corrupt, repaired, lost data, incidents"},
     {MK_HTTP_POST, "/v1/integrity/scrub", h_integrity_scrub, "start a scrubber pass now (409 while one runs)"},
     {MK_HTTP_GET, "/v1/tier", h_tier, "tiered storage: S3 target and status, cache, uploads and deletes, per broker"},
@@ -2800,6 +3232,13 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_GET, "/v1/s3", h_s3, "the bundled S3 server: objects, bytes, requests by operation, errors, fault"},
     {MK_HTTP_POST, "/v1/s3/fault", h_s3_fault, "make the bundled S3 server fail {type: down|slow|error, delay_ms, error_pct, status}"},
     {MK_HTTP_DELETE, "/v1/s3/fault", h_s3_fault_clear, "clear the bundled S3 server's fault"},
+    {MK_HTTP_POST, "/v1/faults", mk_admin_h_faults_post, "inject a fault {type, broker, az, delay_ms, ops, topic, partition, side, duration_ms}: 201 {id}"},
+    {MK_HTTP_GET, "/v1/faults", mk_admin_h_faults_get, "active faults, injected totals, each broker's storage I/O gate"},
+    {MK_HTTP_DELETE, "/v1/faults", mk_admin_h_faults_delete, "clear every active fault"},
+    {MK_HTTP_DELETE, "/v1/faults/{}", mk_admin_h_fault_delete, "clear one fault (404: no such active fault)"},
+    {MK_HTTP_POST, "/v1/chaos", mk_admin_h_chaos_post, "start a seeded schedule of random faults {seed, rate_per_min, types, duration_ms, fault_duration_ms, brokers}"},
+    {MK_HTTP_GET, "/v1/chaos", mk_admin_h_chaos_get, "the chaos run: parameters and the faults injected so far"},
+    {MK_HTTP_DELETE, "/v1/chaos", mk_admin_h_chaos_delete, "stop the chaos run and clear its faults"},
 };
 
 const mk_admin_route_t *mk_admin_routes(int *count)

@@ -41,7 +41,8 @@
     X(MK_ERR_STATE, -11, "wrong state")                                       \
     X(MK_ERR_DB, -12, "metadata store error")                                 \
     X(MK_ERR_RANGE, -13, "out of range")                                     \
-    X(MK_ERR_AGAIN, -14, "not now: try again later")
+    X(MK_ERR_AGAIN, -14, "not now: try again later")                         \
+    X(MK_ERR_NOFILES, -15, "too many open files (EMFILE)")
 
 enum {
 #define MK_ERR_ENUM(name, val, text) name = val,

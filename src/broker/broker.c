@@ -49,6 +49,7 @@ int mk_broker_new(uv_loop_t *loop, mk_broker_t **out)
 static void repl_progress_cb(void *arg) { mk_broker_req_wake_soon(arg); }
 
 mk_repl_t *mk_broker_repl(mk_broker_t *b) { return b->repl; }
+mk_partition_writer_t *mk_broker_writer(mk_broker_t *b) { return b->writer; }
 
 mk_group_coord_t *mk_broker_groups(mk_broker_t *b) { return b->groups; }
 
@@ -218,6 +219,8 @@ int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c)
     if (rc < 0)
         return rc;
     mk_repl_config_t rcfg = repl_config(cfg);
+    /* The storage I/O gate of every broker's logs (log.h): its timer. */
+    mk_log_io_open(b->loop);
     /* The one leader write path; repl and txn observe it, in that order. */
     rc = mk_partition_writer_new(c, &b->writer);
     if (rc < 0)
@@ -300,12 +303,46 @@ static int tier_rebuild(void *arg, mk_partition_t *p, int32_t broker, mk_log_t *
     return mk_tier_follower_rebuild(b->tier, p, broker, log, start);
 }
 
+/* The scrubber's remote hook, on tier's remote checks: the same report,
+ * field by field (neither module knows the other). */
+static void tier_check_report(void *arg, const mk_tier_check_report_t *r)
+{
+    mk_broker_t *b = arg;
+    if (!b->scrub)
+        return;
+    int outcome = r->outcome == MK_TIER_CHECK_REUPLOADED     ? MK_SCRUB_REMOTE_REUPLOADED
+                  : r->outcome == MK_TIER_CHECK_UNREPAIRABLE ? MK_SCRUB_REMOTE_UNREPAIRABLE
+                                                             : MK_SCRUB_REMOTE_REUPLOAD_FAILED;
+    mk_scrub_remote_report_t sr = {.done = r->done, .segments = r->segments, .bytes = r->bytes,
+                                   .skipped = r->skipped, .outcome = outcome, .repeat = r->repeat,
+                                   .topic = r->topic, .partition = r->partition, .start = r->start, .end = r->end,
+                                   .segment_id = r->segment_id, .broker = r->broker, .why = r->why};
+    mk_scrub_remote_report(b->scrub, &sr);
+}
+
+static int scrub_remote_check(void *arg, const uint8_t topic_id[16], int32_t partition, int64_t rate)
+{
+    mk_broker_t *b = arg;
+    return b->tier ? mk_tier_check(b->tier, topic_id, partition, rate, tier_check_report, b) : MK_ERR_STATE;
+}
+
+static void scrub_remote_cancel(void *arg)
+{
+    mk_broker_t *b = arg;
+    if (b->tier)
+        mk_tier_check_cancel(b->tier);
+}
+
 int mk_broker_tier_start(mk_broker_t *b, const mk_tier_target_t *target, const char *data_dir)
 {
     mk_tier_hooks_t h = {b, tier_stable, tier_aborted, tier_producers, tier_progress};
     int rc = mk_tier_new(b->loop, b->c, b->writer, target, &h, data_dir, &b->tier);
     if (rc == 0 && b->repl)
         mk_repl_set_rebuild_cb(b->repl, tier_rebuild, b);
+    if (rc == 0 && b->scrub) {
+        mk_scrub_remote_hook_t hook = {scrub_remote_check, scrub_remote_cancel, b};
+        mk_scrub_set_remote_hook(b->scrub, &hook);
+    }
     return rc;
 }
 
@@ -322,6 +359,8 @@ void mk_broker_free(mk_broker_t *b)
     /* Tiering observes the writer and calls into txn: it goes first. */
     if (b->repl)
         mk_repl_set_rebuild_cb(b->repl, NULL, NULL);
+    if (b->scrub)
+        mk_scrub_set_remote_hook(b->scrub, NULL); /* cancels a remote check while tier is there */
     mk_tier_free(b->tier);
     b->tier = NULL;
     mk_scrub_free(b->scrub);
@@ -335,6 +374,7 @@ void mk_broker_free(mk_broker_t *b)
     b->repl = NULL;
     mk_partition_writer_free(b->writer);
     b->writer = NULL;
+    mk_log_io_close();
     /* Connections outlive the layer until the cluster closes its listeners:
      * detach their sessions (close_cb then finds no broker to unlink from). */
     for (mk_session_t *s = b->sessions, *next; s; s = next) {

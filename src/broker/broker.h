@@ -30,6 +30,9 @@ mk_net_handler_t mk_broker_net_handler(void);
 int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c);
 /* The replication manager (broker lifecycle calls go through it). */
 struct mk_repl_s *mk_broker_repl(mk_broker_t *b);
+/* The one leader write path (the health manager's probes append through
+ * it); NULL before mk_broker_attach(). */
+struct mk_partition_writer_s *mk_broker_writer(mk_broker_t *b);
 /* Start tiered storage to target (after mk_broker_attach(), once the S3
  * target is known: the bundled server starts after the cluster).  The
  * layer wires transactions into it (last stable offsets, aborted
@@ -78,6 +81,28 @@ int mk_broker_topic_create(mk_broker_t *b, const mk_topic_spec_t *spec, mk_topic
 /* Delete a topic as DeleteTopics does: logs removed, committed offsets of it
  * dropped, parked fetches woken.  t is invalid on return.  0 or an error. */
 int mk_broker_topic_delete(mk_broker_t *b, mk_topic_t *t);
+
+/* One bounded read of a partition's records for the admin API (GET
+ * /v1/topics/{name}/records), through Fetch's path and checks: the leader's
+ * local log, up to the high watermark, and the observers' read check, so
+ * offsets the scrubber found lost are never served.  offset -1 means the
+ * high watermark, -2 the local log start; offsets only in S3 are skipped
+ * (info->skipped_remote: this read never waits on S3).  Appends whole
+ * batches to out (the first even when larger than max_bytes).  Returns 0,
+ * or a Kafka error code (OFFSET_OUT_OF_RANGE, LEADER_NOT_AVAILABLE,
+ * CORRUPT_MESSAGE for lost data, KAFKA_STORAGE_ERROR).  Loop thread; reads
+ * from disk as Fetch does. */
+typedef struct mk_broker_records_info_s {
+    int64_t log_start_offset;       /* first offset readable (S3 included) */
+    int64_t local_log_start_offset;
+    int64_t high_watermark;
+    int64_t served_upto;            /* the high watermark, or the first lost offset before it */
+    int64_t offset;                 /* where the read began (-1, -2 and offsets only in S3 resolved) */
+    int64_t next_offset;            /* after the last batch appended (where the read began if none) */
+    bool skipped_remote;            /* the offset asked for is only in S3: read from the local start */
+} mk_broker_records_info_t;
+int16_t mk_broker_records_read(mk_broker_t *b, mk_partition_t *p, int64_t offset, size_t max_bytes, mk_buf_t *out,
+                               mk_broker_records_info_t *info);
 
 /* The tenant registry (NULL before mk_broker_attach()). */
 mk_tenant_registry_t *mk_broker_tenants(mk_broker_t *b);

@@ -101,6 +101,7 @@ struct mk_req_s {
     /* quotas (throttle.c) */
     bool quota_done;           /* measured and throttle decided (finish runs that once) */
     int32_t mute_ms;           /* after the answer, mute the connection this long */
+    bool fault_delayed;        /* a broker-slow fault's delay was applied (finish runs it once) */
 };
 
 /* A stretch of loop time spent on one request (throttle.c): the request

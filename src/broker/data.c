@@ -896,3 +896,50 @@ int mk_broker_handle_offset_for_leader_epoch(mk_req_t *req)
     }
     return MK_REQ_DONE;
 }
+
+/* ============================================================ admin reads */
+
+int16_t mk_broker_records_read(mk_broker_t *b, mk_partition_t *p, int64_t offset, size_t max_bytes, mk_buf_t *out,
+                               mk_broker_records_info_t *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->next_offset = offset;
+    mk_log_t *log = mk_partition_log(p);
+    int32_t leader = mk_partition_leader(p);
+    if (!log || leader < 0)
+        return MK_KERR_LEADER_NOT_AVAILABLE;
+    int64_t local_start = mk_log_start_offset(log), leo = mk_log_end_offset(log);
+    int64_t hw = MK_MIN(mk_partition_hw(p), leo);
+    info->log_start_offset = mk_tier_log_start(b->tier, p, local_start);
+    info->local_log_start_offset = local_start;
+    info->high_watermark = hw;
+    /* Negative offsets: -1 the newest (ending at the high watermark), -2 the
+     * oldest; the caller turns "the last N" into an offset itself. */
+    if (offset == -1)
+        offset = hw;
+    else if (offset == -2)
+        offset = local_start;
+    if (offset < info->log_start_offset || offset > leo)
+        return MK_KERR_OFFSET_OUT_OF_RANGE;
+    if (offset < local_start) {
+        /* In S3 only: this route reads the local log (no waiting on S3 here). */
+        info->skipped_remote = true;
+        offset = local_start;
+    }
+    info->offset = info->next_offset = offset;
+    /* Offsets the scrubber found lost (no sound copy) are refused, never served. */
+    int64_t lost_at;
+    int16_t err = mk_partition_read_check(b->writer, p, leader, offset, &lost_at);
+    if (err)
+        return err;
+    hw = MK_MIN(hw, lost_at);
+    info->served_upto = hw;
+    if (offset >= hw)
+        return 0;
+    int64_t next;
+    int rc = mk_log_read_upto(log, offset, hw, max_bytes, true, out, &next);
+    if (rc < 0)
+        return rc == MK_ERR_RANGE ? MK_KERR_OFFSET_OUT_OF_RANGE : MK_KERR_KAFKA_STORAGE_ERROR;
+    info->next_offset = next;
+    return 0;
+}

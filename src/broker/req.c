@@ -17,6 +17,7 @@
  * through the park function they registered.
  */
 #include "broker/broker_int.h"
+#include "fault/fault.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -215,6 +216,19 @@ static bool throttle_delay(mk_req_t *req, bool final)
 void mk_broker_req_finish(mk_req_t *req)
 {
     mk_session_t *s = req->sess;
+    if (s && !req->fault_delayed && !req->b->closing && req->node) {
+        /* A broker-slow fault (fault/): the answer leaves delay_ms later,
+         * parked on a timer like a throttled one -- the loop goes on, and the
+         * connection's next frame waits for this answer, as it would on a
+         * slow broker. */
+        req->fault_delayed = true;
+        int64_t d = mk_fault_broker_delay_ms(req->node->id);
+        if (d > 0) {
+            s->pending = req;
+            mk_broker_req_park(req, (int32_t)d, throttle_delay);
+            return;
+        }
+    }
     if (s && !req->quota_done && !req->b->closing) {
         /* Quotas (throttle.c), once per request.  KIP-219: a client that
          * throttles itself gets the answer now and the connection is muted;

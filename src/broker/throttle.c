@@ -29,8 +29,11 @@
  * the others share what is left).  Entity limits apply per client per
  * broker, as in Kafka.  A request's throttle time is the largest of those
  * that apply: Kafka's (rate - limit) / limit x the measured span (longer in
- * a measure's first seconds, see rate_throttle), capped at the whole sample
- * span for byte rates and at one window for request time.
+ * a measure's first seconds, see rate_throttle), capped at one window as
+ * Kafka caps it; and for byte rates the time a token bucket at the limit,
+ * with a burst of one window, needs to pay back what was taken in
+ * (bucket_charge: a client cannot save up more than one window of quota,
+ * however long it was idle or muted).
  *
  * Enforcement (req.c calls mk_broker_throttle_response once per answer):
  * the throttle time goes in the answer's ThrottleTimeMs.  A Produce is
@@ -77,6 +80,10 @@ _Static_assert(K_PRODUCE == 0 && K_FETCH == 1 && K_REQUEST == 2, "measured keys 
 /* One tenant on one broker. */
 typedef struct qb_s {
     mk_quota_rate_t rate[NKEYS];
+    /* Byte rates are also metered by a token bucket at the limit here with
+     * a burst of one window (bucket_charge()); bucket_on: it has a limit. */
+    mk_quota_bucket_t bucket[NKEYS];
+    bool bucket_on[NKEYS];
     double share[NKEYS];           /* its part of the tenant-wide limit here (0: no limit) */
     double cap[NKEYS];             /* a saturated broker's allowance (0: none) */
     double demand[NKEYS];          /* smoothed demand estimate (demand_update(), each tick) */
@@ -104,6 +111,8 @@ typedef struct mk_qt_s {
 /* A quota entity's rate on one broker. */
 typedef struct sensor_s {
     mk_quota_rate_t rate;
+    mk_quota_bucket_t bucket;      /* byte rates only, as qb_t's */
+    bool bucket_on;
     int64_t last_ms;
 } sensor_t;
 
@@ -137,9 +146,12 @@ static mk_quota_registry_t *registry(mk_qos_t *q) { return q->b->quotas; }
 
 static int64_t max_throttle_ms(const mk_qos_t *q, int key)
 {
-    /* Kafka bounds request-time throttling by one window; byte rates here by
-     * the whole sample span. */
-    return key == K_REQUEST ? q->window_ms : q->window_ms * q->windows;
+    /* Kafka bounds a windowed rate's throttle time by one window (its
+     * ClientQuotaManager does so for byte rates and request time alike).  A
+     * longer mute would let the windows empty meanwhile, and the client
+     * would come back with the whole span's quota to spend at once. */
+    (void)key;
+    return q->window_ms;
 }
 
 static qb_t *qb_of(mk_qos_t *q, mk_qt_t *qt, int32_t broker)
@@ -727,14 +739,57 @@ static int64_t rate_throttle(const mk_quota_rate_t *r, int64_t now, double limit
     return t;
 }
 
-/* Throttle time of key: the tenant's measure on this broker, then the
- * entity's, the larger. */
+/* A byte-rate bucket (a tenant's on one broker, or an entity's sensor),
+ * following the limit in force (a split or a saturated broker's allowance
+ * changes a tenant's every tick):
+ * refilled at the limit, at most one window of it saved up.  Charges n
+ * bytes; returns the bucket's throttle time (0 without a limit).
+ *
+ * Why a bucket beside Kafka's windows: the windowed rate lets a client that
+ * was idle, or muted, for the span spend the whole span's quota (about ten
+ * windows) at once, and appending and replicating such a burst holds the
+ * other tenants of the cell behind it (issue 11's noisy neighbour).  The
+ * bucket keeps the flow at the limit with at most one window ahead.  Its
+ * time is the debt over the limit, not capped at a window: the debt is the
+ * bytes already taken in, and a bucket does not save up while muted. */
+static int64_t bucket_charge(mk_qos_t *q, mk_quota_bucket_t *bk, bool *on, double lim, int64_t now, double n)
+{
+    if (lim <= 0) {
+        *on = false;
+        return 0;
+    }
+    double burst = lim * (double)q->window_ms / 1000.0;
+    if (!*on) {
+        mk_quota_bucket_init(bk, lim, burst, now);
+        *on = true;
+    } else if (bk->rate != lim || bk->burst != burst) {
+        mk_quota_bucket_set(bk, lim, burst, now);
+    }
+    if (n > 0)
+        mk_quota_bucket_take(bk, now, n);
+    int64_t t = mk_quota_bucket_throttle_ms(bk, now);
+    int64_t max = q->window_ms * q->windows;
+    return t > max ? max : t;
+}
+
+/* Throttle time of key: the tenant's measure on this broker (its windowed
+ * rate and its bucket), then the entity's, the largest. */
 static int64_t key_throttle(mk_qos_t *q, qb_t *qb, sensor_t *se, double elimit, int key, int64_t now)
 {
     int64_t t = 0, max = max_throttle_ms(q, key);
     double lim = tenant_limit(qb, key);
     if (lim > 0)
         t = rate_throttle(&qb->rate[key], now, lim, max);
+    if (key != K_REQUEST) {
+        int64_t tb = bucket_charge(q, &qb->bucket[key], &qb->bucket_on[key], lim, now, 0);
+        if (tb > t)
+            t = tb;
+        if (se) {
+            tb = bucket_charge(q, &se->bucket, &se->bucket_on, elimit, now, 0);
+            if (tb > t)
+                t = tb;
+        }
+    }
     if (se && elimit > 0) {
         int64_t te = rate_throttle(&se->rate, now, elimit, max);
         if (te > t)
@@ -841,10 +896,15 @@ int32_t mk_broker_throttle_response(mk_req_t *req)
         }
     }
     for (int key = 0; key < NKEYS; key++) {
-        if (key != K_REQUEST && v[key] > 0)
+        if (key != K_REQUEST && v[key] > 0) {
             mk_quota_rate_record(&qb->rate[key], now, v[key]);
-        if (se[key] && v[key] > 0)
+            bucket_charge(q, &qb->bucket[key], &qb->bucket_on[key], tenant_limit(qb, key), now, v[key]);
+        }
+        if (se[key] && v[key] > 0) {
             mk_quota_rate_record(&se[key]->rate, now, v[key]);
+            if (key != K_REQUEST)
+                bucket_charge(q, &se[key]->bucket, &se[key]->bucket_on, qs->elimit[key], now, v[key]);
+        }
     }
     for (int key = 0; key < NKEYS; key++) {
         if ((key == K_PRODUCE && api != MK_API_Produce) || (key == K_FETCH && api != MK_API_Fetch))

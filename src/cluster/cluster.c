@@ -52,6 +52,7 @@
 
 struct mk_cluster_s {
     uv_loop_t *loop;
+    bool synced;                      /* closing: every broker's log directory was syncfs()ed */
     char *data_dir;
     char *host;
     char *advertise_host;
@@ -298,7 +299,10 @@ static int replica_open(mk_cluster_t *c, mk_partition_t *p, mk_replica_t *r)
         return 0;
     char dir[4096];
     replica_dir(c, p, r->broker, dir, sizeof(dir));
-    int rc = mk_log_open(dir, &p->topic->cfg.log, &r->log);
+    /* The log's storage operations pass its broker's I/O gate (log.h). */
+    mk_log_config_t lc = p->topic->cfg.log;
+    lc.io_domain = r->broker;
+    int rc = mk_log_open(dir, &lc, &r->log);
     if (rc < 0)
         mk_error("cannot open log %s: %s", dir, mk_strerror(rc));
     else
@@ -316,7 +320,9 @@ static void replica_close(mk_partition_t *p, mk_replica_t *r, uv_loop_t *loop)
         return;
     if (p->log == r->log)
         p->log = NULL;
-    if (!loop || mk_log_close_async(r->log, loop, NULL, NULL) < 0)
+    if (!loop && p->topic->cluster->synced)
+        mk_log_close_synced(r->log);
+    else if (!loop || mk_log_close_async(r->log, loop, NULL, NULL) < 0)
         mk_log_close(r->log);
     r->log = NULL;
 }
@@ -758,7 +764,7 @@ int mk_cluster_topic_create(mk_cluster_t *c, const mk_topic_spec_t *spec, mk_clu
                     t->partitions[p].replicas[k].log = NULL;
                 }
         topic_free(t);
-        return rc == MK_ERR_NOMEM ? rc : MK_ERR_IO;
+        return rc == MK_ERR_NOMEM || rc == MK_ERR_NOFILES ? rc : MK_ERR_IO;
     }
     mk_info("created topic %s: %d partitions in cell %d", t->name, t->partition_count, t->cell);
     if (out)
@@ -1093,6 +1099,8 @@ int mk_cluster_open(uv_loop_t *loop, const mk_cluster_opts_t *o, mk_cluster_t **
             goto fail;
         if (o->advertise_ports)
             c->brokers[i].adv_port = o->advertise_ports[i];
+        if (o->advertise_tls_ports && c->brokers[i].tls_port >= 0)
+            c->brokers[i].adv_tls_port = o->advertise_tls_ports[i];
     }
     c->initial = c->nbrokers;
     /* Brokers added at runtime come back in id order, on free ports: the
@@ -1170,6 +1178,11 @@ void mk_cluster_close(mk_cluster_t *c)
     size_t it = 0;
     const char *k;
     void *v;
+    /* The logs were last written before this: one syncfs instead of an
+     * fsync per file (mk_log_syncfs). */
+    c->synced = c->brokers && c->nbrokers > 0;
+    for (int i = 0; c->synced && i < c->nbrokers; i++)
+        c->synced = c->brokers[i].log_dir && mk_log_syncfs(c->brokers[i].log_dir) == 0;
     while (mk_map_next(&c->topics, &it, &k, &v))
         topic_free(v);
     mk_map_free(&c->topics);
@@ -1179,6 +1192,7 @@ void mk_cluster_close(mk_cluster_t *c)
     for (int i = 0; c->brokers && i < c->nbrokers; i++) {
         mk_free(c->brokers[i].log_dir);
         mk_free(c->brokers[i].adv_host);
+        mk_free(c->brokers[i].adv_tls_host);
     }
     mk_free(c->brokers);
     mk_free(c->data_dir);
@@ -1199,26 +1213,27 @@ const char *mk_cluster_advertise_why(const mk_cluster_t *c) { return c->advertis
 const char *mk_cluster_broker_endpoint(const mk_cluster_t *c, const mk_cluster_broker_t *b, bool tls, int *port)
 {
     if (tls) {
-        *port = b->tls_port;
-        return c->advertise_host;
+        *port = b->adv_tls_port > 0 ? b->adv_tls_port : b->tls_port;
+        return b->adv_tls_host ? b->adv_tls_host : c->advertise_host;
     }
     *port = b->adv_port > 0 ? b->adv_port : b->port;
     return b->adv_host ? b->adv_host : c->advertise_host;
 }
 
-int mk_cluster_broker_advertise(mk_cluster_t *c, int32_t id, const char *host, int port)
+int mk_cluster_broker_advertise(mk_cluster_t *c, int32_t id, bool tls, const char *host, int port)
 {
     mk_cluster_broker_t *b = mk_cluster_broker_find(c, id);
     if (!b)
         return MK_ERR_NOT_FOUND;
-    if (port < 0 || port > 65535 || (host && !host[0]))
+    if (port < 0 || port > 65535 || (host && !host[0]) || (tls && b->tls_port < 0))
         return MK_ERR_INVALID;
     char *h = NULL;
     if (host && !(h = mk_strdup(host)))
         return MK_ERR_NOMEM;
-    mk_free(b->adv_host);
-    b->adv_host = h;
-    b->adv_port = port;
+    char **hp = tls ? &b->adv_tls_host : &b->adv_host;
+    mk_free(*hp);
+    *hp = h;
+    *(tls ? &b->adv_tls_port : &b->adv_port) = port;
     return 0;
 }
 int mk_cluster_broker_count(const mk_cluster_t *c) { return c->nbrokers; }
@@ -1238,17 +1253,19 @@ int32_t mk_cluster_controller_id(const mk_cluster_t *c)
 }
 
 /* "h:p,h:p..." of the running brokers ("[h]:p" for IPv6): which = 0 the advertise
- * host and bound PLAINTEXT ports, 1 their endpoints (mapping applied), 2 the TLS ports. */
+ * host and bound PLAINTEXT ports, 1 their endpoints (mapping applied), 2 the TLS ports,
+ * 3 the TLS endpoints (mapping applied). */
 static void bootstrap_list(const mk_cluster_t *c, char *buf, size_t n, int which)
 {
     size_t o = 0;
     buf[0] = 0;
     for (int i = 0; i < c->nbrokers && o < n; i++) {
         const mk_cluster_broker_t *b = &c->brokers[i];
-        if (!b->running || (which == 2 && !c->tls))
+        if (!b->running || (which >= 2 && !c->tls))
             continue;
         int port;
-        const char *host = which == 1 ? mk_cluster_broker_endpoint(c, b, false, &port) : c->advertise_host;
+        const char *host = which == 1 || which == 3 ? mk_cluster_broker_endpoint(c, b, which == 3, &port)
+                                                    : c->advertise_host;
         if (which == 0)
             port = b->port;
         else if (which == 2)
@@ -1265,6 +1282,7 @@ static void bootstrap_list(const mk_cluster_t *c, char *buf, size_t n, int which
 void mk_cluster_bootstrap(const mk_cluster_t *c, char *buf, size_t n) { bootstrap_list(c, buf, n, 0); }
 void mk_cluster_advertised_bootstrap(const mk_cluster_t *c, char *buf, size_t n) { bootstrap_list(c, buf, n, 1); }
 void mk_cluster_tls_bootstrap(const mk_cluster_t *c, char *buf, size_t n) { bootstrap_list(c, buf, n, 2); }
+void mk_cluster_advertised_tls_bootstrap(const mk_cluster_t *c, char *buf, size_t n) { bootstrap_list(c, buf, n, 3); }
 
 const char *mk_cluster_tls_ca_file(const mk_cluster_t *c) { return c->tls ? c->tls_ca_file : NULL; }
 
@@ -1289,6 +1307,27 @@ int mk_cluster_broker_stop(mk_cluster_t *c, int32_t id)
     return 0;
 }
 
+int mk_cluster_broker_logs_offline(mk_cluster_t *c, int32_t id)
+{
+    mk_cluster_broker_t *b = mk_cluster_broker_find(c, id);
+    if (!b)
+        return MK_ERR_NOT_FOUND;
+    if (!b->running || b->logs_offline)
+        return MK_ERR_STATE;
+    b->logs_offline = true;
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(c, &it)))
+        for (int32_t p = 0; p < t->partition_count; p++) {
+            mk_replica_t *r = mk_cluster_partition_replica(&t->partitions[p], id);
+            if (r)
+                replica_close(&t->partitions[p], r, c->loop);
+        }
+    mk_warn("broker %d: its log directory is offline (storage error): its replicas are offline until it restarts",
+            id);
+    return 0;
+}
+
 int mk_cluster_broker_start(mk_cluster_t *c, int32_t id)
 {
     mk_cluster_broker_t *b = mk_cluster_broker_find(c, id);
@@ -1296,6 +1335,8 @@ int mk_cluster_broker_start(mk_cluster_t *c, int32_t id)
         return MK_ERR_NOT_FOUND;
     if (b->running || b->retired)
         return MK_ERR_STATE;
+    mk_log_io_online(id); /* a restart brings an offline log directory back */
+    b->logs_offline = false;
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(c, &it)))

@@ -121,10 +121,15 @@ typedef struct mk_cluster_broker_s {
     bool running;
     bool crashed;             /* stopped by a crash, not a controlled shutdown (repl/) */
     bool retired;             /* replaced (health/): stopped for good, placed on never again */
+    bool logs_offline;        /* its log directory failed (a storage error): logs closed,
+                                 listeners up, until the next start (cluster.c) */
     char *adv_host;           /* owned: the host clients are told for its PLAINTEXT
                                  listener; NULL: the cluster's advertise host */
     int adv_port;             /* the port clients are told; 0: the bound port.  Both
                                  written only by mk_cluster_broker_advertise() */
+    char *adv_tls_host;       /* owned: the same for its SSL listener; NULL: the
+                                 cluster's advertise host */
+    int adv_tls_port;         /* the SSL port clients are told; 0: the bound TLS port */
     mk_cluster_t *cluster;
 } mk_cluster_broker_t;
 
@@ -204,6 +209,7 @@ typedef struct mk_cluster_opts_s {
                                      loopback (mk_net_wildcard_advertise) */
     const int *advertise_ports;   /* NULL, or the PLAINTEXT port clients are told for
                                      broker i+1, one per broker of opts.brokers (borrowed) */
+    const int *advertise_tls_ports; /* NULL, or the same for the SSL listeners */
     int base_port;                /* 0 = pick free ports */
     int tls_base_port;            /* first SSL listener port; 0 = free ports, -1 = no TLS.
                                      Certificate files: minikora.tls.{cert,key,ca} in config,
@@ -235,18 +241,19 @@ const char *mk_cluster_advertise_host(const mk_cluster_t *c);
 const char *mk_cluster_advertise_why(const mk_cluster_t *c);
 /* The one answer to "what address do clients use for broker b": its host
  * (returned; borrowed until the next mk_cluster_broker_advertise) and port
- * (*port) for the PLAINTEXT listener, or with tls for the SSL one.  The
- * PLAINTEXT address follows the mapping set by mk_cluster_broker_advertise();
- * the SSL one is the cluster's advertise host and the bound TLS port. */
+ * (*port) for the PLAINTEXT listener, or with tls for the SSL one.  Each
+ * follows its own mapping set by mk_cluster_broker_advertise(); unmapped,
+ * it is the cluster's advertise host and the bound port. */
 const char *mk_cluster_broker_endpoint(const mk_cluster_t *c, const mk_cluster_broker_t *b, bool tls, int *port);
-/* Map broker id's PLAINTEXT address as clients see it (port mapping in
- * front of minikora: Docker's published ports, a proxy): host NULL keeps
- * the cluster's advertise host, port 0 the bound port; both NULL/0 clear the
- * mapping.  Takes effect for every answer built afterwards (Metadata,
- * FindCoordinator, DescribeCluster, leader hints).  Not persisted.
- * 0, MK_ERR_NOT_FOUND, MK_ERR_INVALID (port outside 0..65535) or
- * MK_ERR_NOMEM (nothing changed). */
-int mk_cluster_broker_advertise(mk_cluster_t *c, int32_t id, const char *host, int port);
+/* Map broker id's PLAINTEXT address (or with tls its SSL one) as clients
+ * see it (port mapping in front of minikora: Docker's published ports, a
+ * proxy): host NULL keeps the cluster's advertise host, port 0 the bound
+ * port; both NULL/0 clear the mapping.  Takes effect for every answer built
+ * afterwards (Metadata, FindCoordinator, DescribeCluster, leader hints) on
+ * connections of that listener type.  Not persisted.  0, MK_ERR_NOT_FOUND,
+ * MK_ERR_INVALID (port outside 0..65535, or tls for a broker without an
+ * SSL listener) or MK_ERR_NOMEM (nothing changed). */
+int mk_cluster_broker_advertise(mk_cluster_t *c, int32_t id, bool tls, const char *host, int port);
 int mk_cluster_broker_count(const mk_cluster_t *c);
 mk_cluster_broker_t *mk_cluster_broker_at(mk_cluster_t *c, int i);
 mk_cluster_broker_t *mk_cluster_broker_find(mk_cluster_t *c, int32_t id);
@@ -255,6 +262,11 @@ int32_t mk_cluster_controller_id(const mk_cluster_t *c);
 /* Stop / start one broker: listener, logs of its partitions.  0 or error. */
 int mk_cluster_broker_stop(mk_cluster_t *c, int32_t id);
 int mk_cluster_broker_start(mk_cluster_t *c, int32_t id);
+/* Kafka's offline log directory: the broker's replica logs are closed (a
+ * storage error failed one) while it keeps serving; repl/ then elects other
+ * leaders.  A start (after a stop) opens them again.  0, MK_ERR_NOT_FOUND,
+ * MK_ERR_STATE (not running, or already offline). */
+int mk_cluster_broker_logs_offline(mk_cluster_t *c, int32_t id);
 /* A segment event of the replica of p on broker (see log.h). */
 typedef void (*mk_cluster_segment_cb)(void *arg, mk_partition_t *p, int32_t broker,
                                       const mk_log_segment_event_t *ev);
@@ -275,6 +287,8 @@ void mk_cluster_bootstrap(const mk_cluster_t *c, char *buf, size_t n);
 /* The same with every broker's endpoint (mk_cluster_broker_endpoint): what
  * clients behind a port mapping use. */
 void mk_cluster_advertised_bootstrap(const mk_cluster_t *c, char *buf, size_t n);
+/* The SSL listeners as clients are told them (mapping applied); "" without TLS. */
+void mk_cluster_advertised_tls_bootstrap(const mk_cluster_t *c, char *buf, size_t n);
 /* The same for the SSL listeners; "" without TLS. */
 void mk_cluster_tls_bootstrap(const mk_cluster_t *c, char *buf, size_t n);
 /* The CA file clients should trust (ssl.ca.location), or NULL without TLS. */

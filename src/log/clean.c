@@ -577,8 +577,11 @@ static int pass_write(mk_log_clean_t *j, mk_buf_t *buf, mk_buf_t *scratch, mk_bu
                 ts = MK_MAX(ts, j->in[k].max_ts);
             if (ts >= 0) {
                 struct timespec tv[2] = {{ts / 1000, (ts % 1000) * 1000000}, {ts / 1000, (ts % 1000) * 1000000}};
-                if (futimens(gr->out->fd, tv) == 0)
-                    gr->out->st.mtime_ms = ts;
+                if (mk_log_seg_files_get(gr->out) == 0) {
+                    if (futimens(gr->out->fd, tv) == 0)
+                        gr->out->st.mtime_ms = ts;
+                    mk_log_seg_files_put(gr->out);
+                }
             }
         }
         rc = mk_log_seg_sync(gr->out);

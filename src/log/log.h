@@ -56,6 +56,9 @@ typedef struct mk_log_config_s {
                                    * fsync in mk_log_flush(), none on segment roll */
     mk_log_validate_cb validate;  /* recovery validator; NULL = header + CRC32C check */
     void *validate_arg;
+    int32_t io_domain;            /* the storage I/O gate's domain (the broker id, 1..);
+                                   * 0 = untracked.  Fixed at open: mk_log_set_config()
+                                   * keeps the log's own. */
 } mk_log_config_t;
 
 /* Fills cfg with Kafka's defaults (above), no loop and no validator. */
@@ -85,6 +88,17 @@ int mk_log_set_config(mk_log_t *log, const mk_log_config_t *cfg);
  * its own (it owns duplicated descriptors).  Returns MK_ERR_IO if an fsync
  * failed now or earlier; log is freed in every case. */
 int mk_log_close(mk_log_t *log);
+
+/* Shutdown of thousands of logs: one syncfs(2) of the filesystem holding
+ * dir instead of an fsync of every file and directory of every log (six
+ * brokers with 10,000 partitions each hold 30,000 logs; their fsyncs took
+ * minutes).  Call it after the last write of every log to be closed with
+ * mk_log_close_synced(), which then writes the clean shutdown marker
+ * without fsyncing (falling back to mk_log_close() for a log that must
+ * write again or has failed).  Blocks.  0 or MK_ERR_IO (then close the logs
+ * with mk_log_close()). */
+int mk_log_syncfs(const char *dir);
+int mk_log_close_synced(mk_log_t *log);
 
 /* Called on the loop thread when an asynchronous close has finished: rc is
  * what mk_log_close() would have returned (0, or MK_ERR_IO if an fsync
@@ -281,7 +295,7 @@ int32_t mk_log_latest_epoch(const mk_log_t *log);
 
 /* A new leader records that epoch starts at the current log end offset,
  * before it appends (Kafka's leader does the same on taking over), and the
- * cache is persisted.  An epoch equal to the latest is a no-op; one that
+ * checkpoint is rewritten (fsynced by the next flush, not at once).  An epoch equal to the latest is a no-op; one that
  * began at the log end without data is replaced.  Such an empty epoch does
  * not survive a reopen (entries at the end offset are dropped).  Returns 0,
  * MK_ERR_INVALID when epoch is negative or below the latest cached one, the
@@ -519,6 +533,86 @@ typedef struct mk_log_cleaner_stats_s {
     int running;              /* cleanings in flight (0 or 1) */
 } mk_log_cleaner_stats_t;
 void mk_log_cleaner_stats(mk_log_cleaner_stats_t *out);
+
+/* ========================================================= storage I/O gate */
+
+/* Every storage operation of a log whose config names an io_domain (a
+ * broker id) passes that domain's gate (io.c): appends (the pwrite, and the
+ * segment roll inside it), reads (mk_log_read*), fsyncs (the flush on the
+ * threadpool), opens, and the opening of a scan (mk_log_cursor_open: held
+ * while stalled, EIO when reads fail; not delayed by a slow disk).  Not
+ * gated: truncation, retention's deletes, closes, tier's segment
+ * descriptors (mk_log_segment_dup_fds).  The gate counts them, their errors and latencies,
+ * and knows the age of the oldest operation in flight or held; and it is
+ * where the disk faults of fault/ act on the real I/O path:
+ *   disk-error  the operation fails with EIO (nothing is written); the log
+ *               goes failed, and its domain's directory goes offline: the
+ *               offline callback hears of it (repl/: replicas offline,
+ *               leaders move);
+ *   disk-stall  the operation is held: appends and reads return
+ *               MK_ERR_AGAIN (the caller parks and retries: Produce stays
+ *               pending, a follower's round stops), an fsync waits in the
+ *               gate (no threadpool thread is held);
+ *   disk-slow   the same, until delay_ms has passed since the operation
+ *               first asked; then it runs.
+ * Nothing blocks the loop.  When held operations may go on (a stall
+ * cleared, a delay passed), the wake callback is called on the loop. */
+
+typedef struct mk_log_io_stats_s {
+    uint64_t ops;              /* operations done (ok or failed) */
+    uint64_t errors;           /* of them, failed (EIO, injected or real) */
+    uint64_t held;             /* operations that had to wait at the gate */
+    int64_t oldest_inflight_ms;/* age of the oldest operation in flight or held; 0 none */
+    uint32_t inflight;         /* operations in flight or held now */
+    int64_t p50_us, p99_us;    /* latency (waiting included) over the last 10-20 s; 0 none */
+    bool offline;              /* a log of the domain failed: its directory is offline */
+    bool stalled;              /* a disk-stall is active */
+    int64_t slow_ms;           /* the disk-slow delay in force, 0 none */
+    int error_ops;             /* the disk-error operations in force (fault.h MK_FAULT_OPS_*) */
+} mk_log_io_stats_t;
+
+/* The domain's figures (broker: its id).  0, or MK_ERR_NOT_FOUND for a
+ * domain out of range (1..MK_LOG_IO_DOMAINS-1); a domain no log used yet
+ * answers zeros.  Loop thread. */
+#define MK_LOG_IO_DOMAINS 128
+int mk_log_io_stats(int32_t broker, mk_log_io_stats_t *out);
+
+typedef void (*mk_log_io_cb)(void *arg, int32_t broker);
+/* Binds the gate to the loop (its timer) and starts listening to fault/.
+ * The layer that owns the logs calls it once (broker/), and
+ * mk_log_io_close() before the loop closes. */
+void mk_log_io_open(struct uv_loop_s *loop);
+void mk_log_io_close(void);
+/* Held operations of broker (-1: any) may go on now (partition/: wake the
+ * parked requests).  One callback; NULL removes it. */
+void mk_log_io_set_wake_cb(mk_log_io_cb cb, void *arg);
+/* A log of broker failed: its log directory is offline (repl/: its replicas
+ * go offline, leaders move).  Called on the loop after the failing call has
+ * returned, once per domain until mk_log_io_online(). */
+void mk_log_io_set_offline_cb(mk_log_io_cb cb, void *arg);
+/* The broker's directory is back (a restart reopened its logs). */
+void mk_log_io_online(int32_t broker);
+
+/* ====================================================== open descriptors */
+
+/* Segment files are opened on demand through one process-wide LRU cache of
+ * descriptors (segment.c): at most this many are held open for segments
+ * (three per segment), whatever the number of logs.  Duplicates handed out
+ * (flushes in flight, cursors, mk_log_segment_dup_fds) are not counted.
+ * minikora.log.max.open.files sets it (main.c: 0 means a quarter of the
+ * open files limit, at least this default); any thread. */
+#define MK_LOG_MAX_OPEN_FILES_DEFAULT 4096
+void mk_log_set_max_open_files(size_t n);
+
+typedef struct mk_log_open_files_stats_s {
+    size_t open;               /* descriptors the cache holds now */
+    size_t limit;              /* its bound */
+    uint64_t reopens;          /* evicted segments opened again */
+    uint64_t evictions;        /* segments whose files were closed to make room */
+    uint64_t emfile;           /* opens that failed with EMFILE/ENFILE even after evicting */
+} mk_log_open_files_stats_t;
+
+void mk_log_open_files_stats(mk_log_open_files_stats_t *out);
 
 /* ============================================================ fault hooks */
 

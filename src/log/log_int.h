@@ -48,7 +48,12 @@ typedef struct mk_log_seg_s {
     const char *sfx;           /* static suffix of its file names (".cleaned", ".swap"), or NULL */
     const mk_log_seg_ops_t *ops;
     void *impl;                /* ops' object; the segment itself for local */
-    int fd, idx_fd, tidx_fd;   /* local files, -1 when closed */
+    int fd, idx_fd, tidx_fd;   /* local files, -1 when closed or evicted from
+                                * the descriptor cache: use them only between
+                                * mk_log_seg_files_get() and _put() */
+    struct mk_log_seg_s *lru_prev, *lru_next; /* descriptor cache list (segment.c) */
+    int pins;                  /* get()s not yet put(): not evictable meanwhile */
+    bool listed;               /* in the descriptor cache list (files open) */
     bool idx_missing;          /* index files were absent at open */
     bool dirty;                /* written since the last flush request */
     mk_log_idx_entry_t *idx;   /* owned, idx_cap slots */
@@ -76,6 +81,40 @@ int mk_log_view_parse(const uint8_t *p, size_t avail, mk_batch_view_t *v);
 /* Default recovery validator: header sound, size == n, CRC32C matches.
  * Returns 0, MK_ERR_CORRUPT, MK_ERR_TRUNCATED or MK_ERR_CRC. */
 int mk_log_batch_check(const uint8_t *p, size_t n, void *arg);
+
+/* ---------------------------------------------------- storage I/O gate (io.c) */
+
+enum { MK_LOG_IO_WRITE = 0, MK_LOG_IO_READ = 1, MK_LOG_IO_FSYNC = 2, MK_LOG_IO_KINDS = 3 };
+
+/* A log's place at its domain's gate (embedded in the log). */
+typedef struct mk_log_io_slot_s {
+    struct mk_log_io_slot_s *prev, *next;   /* the domain's logs */
+    int32_t domain;            /* broker id; 0 untracked */
+    uint64_t wait_ms[MK_LOG_IO_KINDS];      /* mono ms the held op of each kind first asked; 0 none */
+    uint64_t touched_ms[MK_LOG_IO_KINDS];   /* its last ask */
+    uint64_t flight_ms;        /* an fsync in flight on the threadpool since (mono ms); 0 none */
+    bool flush_held;           /* an fsync waits at the gate: the gate retries it */
+    void (*retry)(void *owner);/* re-requests the held fsync */
+    void *owner;
+} mk_log_io_slot_t;
+
+/* Joins / leaves the domain (0: untracked, every call below lets it pass
+ * and counts nothing).  Loop thread. */
+void mk_log_io_attach(mk_log_io_slot_t *s, int32_t domain, void (*retry)(void *), void *owner);
+void mk_log_io_detach(mk_log_io_slot_t *s);
+/* Before an operation of kind: 0 = go (*t0_ns is its start), MK_ERR_AGAIN =
+ * held (ask again later; the wake callback says when), MK_ERR_IO = an
+ * injected EIO (counted as done and failed). */
+int mk_log_io_begin(mk_log_io_slot_t *s, int kind, uint64_t *t0_ns);
+/* After an operation that began: its latency (from its first ask) and
+ * result are counted. */
+void mk_log_io_end(mk_log_io_slot_t *s, int kind, uint64_t t0_ns, int rc);
+/* A scan (a cursor, read on a worker thread) is about to open: 0, or
+ * MK_ERR_AGAIN while the disk stalls, MK_ERR_IO when reads fail (counted).
+ * A slow disk does not hold it (the scan's own reads are not delayed). */
+int mk_log_io_scan(mk_log_io_slot_t *s);
+/* The log failed (sticky MK_ERR_IO): the domain's directory goes offline. */
+void mk_log_io_failed(mk_log_io_slot_t *s);
 
 /* --------------------------------------------------------------- file I/O */
 
@@ -112,6 +151,19 @@ int mk_log_seg_rename(mk_log_seg_t *seg, const char *sfx);
 
 /* Closes the files and frees seg. */
 void mk_log_seg_close(mk_log_seg_t *seg);
+
+/* The descriptor cache (segment.c): a segment's three files are open only
+ * while it is in a process-wide LRU list bounded by
+ * mk_log_set_max_open_files().  get() reopens them when they were evicted
+ * and pins them: seg->fd, idx_fd and tidx_fd stay valid until the matching
+ * put().  Any thread (one lock).  get() returns 0, MK_ERR_IO or
+ * MK_ERR_NOFILES (EMFILE/ENFILE even after evicting). */
+int mk_log_seg_files_get(mk_log_seg_t *seg);
+void mk_log_seg_files_put(mk_log_seg_t *seg);
+
+/* EMFILE/ENFILE met elsewhere in log/: closes the files of every unpinned
+ * segment (they reopen on demand); true when any were closed. */
+bool mk_log_seg_files_shed(void);
 
 /* Removes seg's files (renamed to *.deleted at once, unlinked through the
  * loop's threadpool when loop is set, else synchronously) and frees seg. */
@@ -274,6 +326,8 @@ struct mk_log_s {
     int64_t last_clean_ms;     /* wall clock of the last cleaning swapped in, -1 never */
     uint64_t clean_runs;       /* cleanings swapped in since open */
     int64_t clean_failed_ms;   /* a cleaning failed then: retried a minute later */
+    mk_log_io_slot_t io;       /* its place at its broker's storage I/O gate (io.c) */
+    uint64_t flush_t0;         /* the in-flight fsync's gate start (ns) */
 };
 
 /* log.c helpers that clean.c uses (loop thread). */

@@ -42,9 +42,24 @@
  * no preallocation.  The files are written after the .log bytes; a crash in
  * between leaves an index that the tail check finds short, and it is
  * rebuilt.  Every byte read back from disk goes through mk_reader_t.
+ *
+ * Descriptors: six brokers share one process, so thousands of partitions
+ * would each hold three open files per segment and run into RLIMIT_NOFILE.
+ * A segment's files are therefore open only while it sits in one
+ * process-wide LRU list bounded by mk_log_set_max_open_files()
+ * (minikora.log.max.open.files); opening a segment beyond the bound closes
+ * the least recently used unpinned one, and its next use reopens the files
+ * (never with O_CREAT|O_TRUNC: only mk_log_seg_open() creates).  Every use
+ * of seg->fd/idx_fd/tidx_fd sits between mk_log_seg_files_get() (pin) and
+ * _put(); one mutex guards the list because async closes and fsyncs touch
+ * segments from libuv's threadpool.  Duplicates handed out (flush, cursors,
+ * tier uploads) are independent descriptors: evicting the cached one never
+ * affects them.  An evicted dirty segment is reopened by its flush: fsync
+ * works on the inode, whichever descriptor asks.
  */
 #include "log/log_int.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -52,6 +67,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -209,7 +225,11 @@ static int local_read(void *impl, uint64_t file_pos, size_t len, mk_buf_t *out)
         return 0;
     if (!mk_buf_reserve(out, len))
         return MK_ERR_NOMEM;
-    int rc = mk_log_file_read(seg->fd, out->data + out->len, len, file_pos);
+    int rc = mk_log_seg_files_get(seg);
+    if (rc)
+        return rc;
+    rc = mk_log_file_read(seg->fd, out->data + out->len, len, file_pos);
+    mk_log_seg_files_put(seg);
     if (rc)
         return rc;
     out->len += len;
@@ -218,15 +238,14 @@ static int local_read(void *impl, uint64_t file_pos, size_t len, mk_buf_t *out)
 
 static uint64_t local_size(void *impl) { return ((mk_log_seg_t *)impl)->st.size; }
 
+static void seg_files_close_locked(mk_log_seg_t *seg);
+static pthread_mutex_t fdc_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void local_close(void *impl)
 {
-    mk_log_seg_t *seg = impl;
-    int *fds[] = {&seg->fd, &seg->idx_fd, &seg->tidx_fd};
-    for (size_t i = 0; i < MK_ARRAY_LEN(fds); i++) {
-        if (*fds[i] >= 0)
-            close(*fds[i]);
-        *fds[i] = -1;
-    }
+    pthread_mutex_lock(&fdc_lock);
+    seg_files_close_locked(impl);
+    pthread_mutex_unlock(&fdc_lock);
 }
 
 static const mk_log_seg_ops_t local_ops = {
@@ -247,7 +266,79 @@ static int seg_path(const mk_log_seg_t *seg, const char *ext, const char *suffix
     return (n < 0 || (size_t)n >= cap) ? MK_ERR_TOO_LARGE : 0;
 }
 
-/* Opens one of the segment's files; *missing says it had to be created. */
+/* ====================================================== descriptor cache */
+
+static mk_log_seg_t *fdc_head, *fdc_tail; /* most recently used first */
+static size_t fdc_nfds;        /* descriptors held by listed segments */
+static size_t fdc_limit = MK_LOG_MAX_OPEN_FILES_DEFAULT;
+static uint64_t fdc_reopens, fdc_evictions, fdc_emfile;
+
+static void fdc_unlink_locked(mk_log_seg_t *seg)
+{
+    if (!seg->listed)
+        return;
+    if (seg->lru_prev)
+        seg->lru_prev->lru_next = seg->lru_next;
+    else
+        fdc_head = seg->lru_next;
+    if (seg->lru_next)
+        seg->lru_next->lru_prev = seg->lru_prev;
+    else
+        fdc_tail = seg->lru_prev;
+    seg->lru_prev = seg->lru_next = NULL;
+    seg->listed = false;
+}
+
+static void fdc_push_head_locked(mk_log_seg_t *seg)
+{
+    fdc_unlink_locked(seg);
+    seg->lru_next = fdc_head;
+    if (fdc_head)
+        fdc_head->lru_prev = seg;
+    fdc_head = seg;
+    if (!fdc_tail)
+        fdc_tail = seg;
+    seg->listed = true;
+}
+
+/* Closes whatever of the three files is open and leaves the list. */
+static void seg_files_close_locked(mk_log_seg_t *seg)
+{
+    int *fds[] = {&seg->fd, &seg->idx_fd, &seg->tidx_fd};
+    for (size_t i = 0; i < MK_ARRAY_LEN(fds); i++) {
+        if (*fds[i] >= 0) {
+            close(*fds[i]);
+            if (seg->listed)
+                fdc_nfds--;
+        }
+        *fds[i] = -1;
+    }
+    fdc_unlink_locked(seg);
+}
+
+/* Evicts unpinned segments from the cold end until need more descriptors
+ * fit under the bound (all of them when all); keep is spared.  Returns how
+ * many segments were closed. */
+static size_t fdc_evict_locked(size_t need, const mk_log_seg_t *keep, bool all)
+{
+    size_t n = 0;
+    mk_log_seg_t *seg = fdc_tail;
+    while (seg && (all || fdc_nfds + need > fdc_limit)) {
+        mk_log_seg_t *prev = seg->lru_prev;
+        if (seg != keep && seg->pins == 0) {
+            seg_files_close_locked(seg);
+            fdc_evictions++;
+            n++;
+        }
+        seg = prev;
+    }
+    return n;
+}
+
+/* Opens one of the segment's files; *missing says it had to be created.
+ * EMFILE/ENFILE empties the cache of unpinned segments and tries again once:
+ * descriptors held elsewhere (connections, SQLite) count against the same
+ * limit.  Lock held. */
 static int seg_open_file(mk_log_seg_t *seg, const char *ext, bool create, int *fd, bool *missing)
 {
     char path[PATH_MAX];
@@ -255,16 +346,105 @@ static int seg_open_file(mk_log_seg_t *seg, const char *ext, bool create, int *f
     if (rc)
         return rc;
     int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0);
-    *fd = open(path, flags, 0644);
-    if (*fd < 0 && errno == ENOENT && missing) {
-        *missing = true;
-        *fd = open(path, flags | O_CREAT, 0644);
+    for (int attempt = 0;; attempt++) {
+        *fd = open(path, flags, 0644);
+        if (*fd < 0 && errno == ENOENT && missing) {
+            *missing = true;
+            *fd = open(path, flags | O_CREAT, 0644);
+        }
+        if (*fd >= 0 || (errno != EMFILE && errno != ENFILE) || attempt > 0)
+            break;
+        if (fdc_evict_locked(0, seg, true) == 0)
+            break;
     }
     if (*fd < 0) {
-        mk_error("log: open %s: %s", path, strerror(errno));
+        int e = errno;
+        if (e == EMFILE || e == ENFILE) {
+            fdc_emfile++;
+            mk_error("log: open %s: too many open files (%s; %zu held by the segment cache, bound %zu: "
+                     "raise ulimit -n or lower minikora.log.max.open.files)",
+                     path, e == EMFILE ? "EMFILE" : "ENFILE", fdc_nfds, fdc_limit);
+            errno = e;
+            return MK_ERR_NOFILES;
+        }
+        mk_error("log: open %s: %s", path, strerror(e));
+        errno = e;
         return MK_ERR_IO;
     }
     return 0;
+}
+
+/* Opens the three files (create: new and empty) and lists the segment as
+ * most recently used, after making room.  Lock held; seg's files closed. */
+static int seg_files_open_locked(mk_log_seg_t *seg, bool create, bool *idx_missing)
+{
+    fdc_evict_locked(MK_ARRAY_LEN(seg_exts), seg, false);
+    int *fds[] = {&seg->fd, &seg->idx_fd, &seg->tidx_fd};
+    int rc = 0;
+    for (size_t i = 0; i < MK_ARRAY_LEN(seg_exts) && !rc; i++)
+        rc = seg_open_file(seg, seg_exts[i], create, fds[i], i ? idx_missing : NULL);
+    if (rc) {
+        seg_files_close_locked(seg);
+        return rc;
+    }
+    fdc_nfds += MK_ARRAY_LEN(seg_exts);
+    fdc_push_head_locked(seg);
+    return 0;
+}
+
+int mk_log_seg_files_get(mk_log_seg_t *seg)
+{
+    int rc = 0;
+    pthread_mutex_lock(&fdc_lock);
+    if (seg->fd < 0) {
+        bool missing = false; /* a vanished index is recreated empty; recovery rebuilds it */
+        rc = seg_files_open_locked(seg, false, &missing);
+        if (!rc)
+            fdc_reopens++;
+    } else if (fdc_head != seg) {
+        fdc_push_head_locked(seg);
+    }
+    if (!rc)
+        seg->pins++;
+    pthread_mutex_unlock(&fdc_lock);
+    return rc;
+}
+
+void mk_log_seg_files_put(mk_log_seg_t *seg)
+{
+    pthread_mutex_lock(&fdc_lock);
+    assert(seg->pins > 0);
+    seg->pins--;
+    pthread_mutex_unlock(&fdc_lock);
+}
+
+/* Out of descriptors elsewhere: closes every unpinned segment's files.
+ * Returns whether any were closed.  Any thread. */
+bool mk_log_seg_files_shed(void)
+{
+    pthread_mutex_lock(&fdc_lock);
+    size_t n = fdc_evict_locked(0, NULL, true);
+    pthread_mutex_unlock(&fdc_lock);
+    return n > 0;
+}
+
+/* Sets the bound (log.h); a lower one takes effect at the next open. */
+void mk_log_set_max_open_files(size_t n)
+{
+    pthread_mutex_lock(&fdc_lock);
+    fdc_limit = n < 3 * 4 ? 3 * 4 : n;
+    pthread_mutex_unlock(&fdc_lock);
+}
+
+void mk_log_open_files_stats(mk_log_open_files_stats_t *out)
+{
+    pthread_mutex_lock(&fdc_lock);
+    out->open = fdc_nfds;
+    out->limit = fdc_limit;
+    out->reopens = fdc_reopens;
+    out->evictions = fdc_evictions;
+    out->emfile = fdc_emfile;
+    pthread_mutex_unlock(&fdc_lock);
 }
 
 static void seg_state_reset(mk_log_seg_t *seg)
@@ -306,11 +486,9 @@ int mk_log_seg_open_sfx(const char *dir, int64_t base, const char *sfx, bool cre
         return MK_ERR_NOMEM;
     }
     bool idx_missing = false;
-    int rc = seg_open_file(seg, ".log", create, &seg->fd, NULL);
-    if (!rc)
-        rc = seg_open_file(seg, ".index", create, &seg->idx_fd, &idx_missing);
-    if (!rc)
-        rc = seg_open_file(seg, ".timeindex", create, &seg->tidx_fd, &idx_missing);
+    pthread_mutex_lock(&fdc_lock);
+    int rc = seg_files_open_locked(seg, create, &idx_missing);
+    pthread_mutex_unlock(&fdc_lock);
     if (rc) {
         mk_log_seg_close(seg);
         return rc;
@@ -395,14 +573,17 @@ void mk_log_seg_delete(mk_log_seg_t *seg, struct uv_loop_s *loop)
 /* Blocking fsync of the three files: close path and no-loop flushes only. */
 int mk_log_seg_sync(mk_log_seg_t *seg)
 {
+    int rc = mk_log_seg_files_get(seg);
+    if (rc)
+        return rc == MK_ERR_NOFILES ? rc : MK_ERR_IO;
     int fds[] = {seg->fd, seg->idx_fd, seg->tidx_fd};
-    int rc = 0;
     for (size_t i = 0; i < MK_ARRAY_LEN(fds); i++) {
         if (fds[i] >= 0 && fsync(fds[i]) != 0) {
             mk_error("log: fsync %s: %s", seg->stem, strerror(errno));
             rc = MK_ERR_IO;
         }
     }
+    mk_log_seg_files_put(seg);
     return rc;
 }
 
@@ -792,7 +973,7 @@ static int seg_recover_full(mk_log_seg_t *seg, uint64_t file_size, int64_t limit
 
 /* Loads seg's state from disk: trusted tail check or full validation
  * with truncation and index rebuild (log_int.h).  Blocking reads. */
-int mk_log_seg_recover(mk_log_seg_t *seg, int64_t limit, bool trust, int32_t index_interval,
+static int seg_recover(mk_log_seg_t *seg, int64_t limit, bool trust, int32_t index_interval,
                        mk_log_validate_cb validate, void *arg, int64_t now_ms)
 {
     struct stat sb;
@@ -831,12 +1012,23 @@ int mk_log_seg_recover(mk_log_seg_t *seg, int64_t limit, bool trust, int32_t ind
     return 0;
 }
 
+int mk_log_seg_recover(mk_log_seg_t *seg, int64_t limit, bool trust, int32_t index_interval,
+                       mk_log_validate_cb validate, void *arg, int64_t now_ms)
+{
+    int rc = mk_log_seg_files_get(seg);
+    if (rc)
+        return rc;
+    rc = seg_recover(seg, limit, trust, index_interval, validate, arg, now_ms);
+    mk_log_seg_files_put(seg);
+    return rc;
+}
+
 /* =============================================================== append */
 
 /* Appends whole batches and their index entries from the caller's views
  * (no header is parsed again); rolls back on error (MK_ERR_STATE if even
  * the rollback failed). */
-int mk_log_seg_append(mk_log_seg_t *seg, const uint8_t *p, size_t len, const mk_batch_view_t *views,
+static int seg_append(mk_log_seg_t *seg, const uint8_t *p, size_t len, const mk_batch_view_t *views,
                       size_t nviews, int32_t index_interval, int64_t now_ms)
 {
     mk_log_seg_state_t saved = seg->st;
@@ -862,9 +1054,32 @@ int mk_log_seg_append(mk_log_seg_t *seg, const uint8_t *p, size_t len, const mk_
     return 0;
 }
 
+int mk_log_seg_append(mk_log_seg_t *seg, const uint8_t *p, size_t len, const mk_batch_view_t *views,
+                      size_t nviews, int32_t index_interval, int64_t now_ms)
+{
+    int rc = mk_log_seg_files_get(seg);
+    if (rc)
+        return rc;
+    rc = seg_append(seg, p, len, views, nviews, index_interval, now_ms);
+    mk_log_seg_files_put(seg);
+    return rc;
+}
+
+static int seg_truncate(mk_log_seg_t *seg, int64_t offset, int32_t index_interval, int64_t now_ms);
+
 /* Cuts the segment before the batch holding offset, reloads its state. */
 int mk_log_seg_truncate(mk_log_seg_t *seg, int64_t offset, int32_t index_interval,
                         int64_t now_ms)
+{
+    int rc = mk_log_seg_files_get(seg);
+    if (rc)
+        return rc;
+    rc = seg_truncate(seg, offset, index_interval, now_ms);
+    mk_log_seg_files_put(seg);
+    return rc;
+}
+
+static int seg_truncate(mk_log_seg_t *seg, int64_t offset, int32_t index_interval, int64_t now_ms)
 {
     mk_log_scan_t s;
     mk_log_scan_init(&s, seg, mk_log_seg_lookup(seg, offset), false);

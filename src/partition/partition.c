@@ -94,7 +94,15 @@ bool mk_partition_hw_update(mk_partition_t *p)
     int64_t hw = mk_log_end_offset(p->log);
     for (int32_t k = 0; k < p->replica_count; k++) {
         const mk_replica_t *rp = &p->replicas[k];
-        if (rp->in_isr && rp->log && rp->broker != p->leader)
+        if (!rp->in_isr || !rp->log || rp->broker == p->leader)
+            continue;
+        /* A follower that has not yet truncated to this leader's epoch
+         * boundary may hold a stale tail of an earlier leader at the very
+         * offsets this leader writes: its log end says nothing, so the HW
+         * waits for its first round (issue 16; tests/test_hw_window.py). */
+        if (rp->needs_truncate)
+            hw = MK_MIN(hw, p->hw);
+        else
             hw = MK_MIN(hw, MK_MIN(rp->acked_leo, mk_log_end_offset(rp->log)));
     }
     if (hw > p->hw) {
@@ -131,6 +139,13 @@ static void segment_cb(void *arg, mk_partition_t *p, int32_t broker, const mk_lo
             w->obs[i].segment(w->obs[i].arg, p, broker, ev);
 }
 
+/* The storage I/O gate let held operations go: appends parked on it retry. */
+static void io_wake_cb(void *arg, int32_t broker)
+{
+    (void)broker;
+    mk_partition_writer_progress(arg);
+}
+
 int mk_partition_writer_new(mk_cluster_t *c, mk_partition_writer_t **out)
 {
     mk_partition_writer_t *w = mk_calloc(1, sizeof(*w));
@@ -138,6 +153,7 @@ int mk_partition_writer_new(mk_cluster_t *c, mk_partition_writer_t **out)
         return MK_ERR_NOMEM;
     w->c = c;
     mk_cluster_set_segment_cb(c, segment_cb, w);
+    mk_log_io_set_wake_cb(io_wake_cb, w);
     *out = w;
     return 0;
 }
@@ -147,6 +163,7 @@ void mk_partition_writer_free(mk_partition_writer_t *w)
     if (!w)
         return;
     mk_cluster_set_segment_cb(w->c, NULL, NULL);
+    mk_log_io_set_wake_cb(NULL, NULL);
     mk_free(w);
 }
 
@@ -348,6 +365,16 @@ int16_t mk_partition_append(mk_partition_writer_t *w, mk_partition_t *p, uint8_t
     }
     mk_log_append_info_t info;
     int rc = mk_log_append_views(p->log, recs, len, views, (size_t)n, p->leader_epoch, now, &info);
+    if (rc == MK_ERR_AGAIN) {
+        /* Held at the storage I/O gate (a stalled or slow disk): nothing
+         * appended; the caller parks and retries after the wake, as for a
+         * loading producer state. */
+        a->loading = true;
+        a->log_append_time = -1;
+        snprintf(a->why, sizeof(a->why), "storage is not making progress");
+        err = MK_KERR_REQUEST_TIMED_OUT;
+        goto done;
+    }
     if (rc < 0) {
         snprintf(a->why, sizeof(a->why), "%s", mk_strerror(rc));
         mk_error("partition %s-%d: append failed: %s", t->name, p->index, mk_strerror(rc));

@@ -74,8 +74,9 @@ bool mk_partition_replica_settled(const mk_partition_t *p, int32_t broker);
 /* ============================================================ the HW (owner) */
 
 /* Recompute the high watermark: the lowest log end in the ISR (the leader
- * included, a follower counted at what the leader last heard of it).  It
- * only moves up.  Returns whether it moved.  Called by repl/ after ISR or
+ * included, a follower counted at what the leader last heard of it; one
+ * that has not yet truncated to this leader's epoch boundary holds the HW
+ * where it is, since its log end may be a stale tail).  It only moves up.  Returns whether it moved.  Called by repl/ after ISR or
  * acknowledgement changes and by the append path. */
 bool mk_partition_hw_update(mk_partition_t *p);
 /* A new leader: the HW never passes its log end.  Then hw_update. */

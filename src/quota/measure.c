@@ -118,6 +118,15 @@ int64_t mk_quota_bucket_throttle_ms(mk_quota_bucket_t *b, int64_t now_ms)
     return (int64_t)ceil(-b->tokens / b->rate * 1000.0) + 1;
 }
 
+void mk_quota_bucket_set(mk_quota_bucket_t *b, double rate, double burst, int64_t now_ms)
+{
+    refill(b, now_ms);
+    b->rate = rate > 0 ? rate : 0;
+    b->burst = burst > 0 ? burst : b->rate;
+    if (b->tokens > b->burst)
+        b->tokens = b->burst;
+}
+
 /* ==================================================================== share */
 
 void mk_quota_split(const double *use, int n, double limit, double floor_frac, double *out)

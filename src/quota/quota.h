@@ -165,6 +165,9 @@ bool mk_quota_bucket_ready(mk_quota_bucket_t *b, int64_t now_ms);
 void mk_quota_bucket_take(mk_quota_bucket_t *b, int64_t now_ms, double n);
 /* How long until the bucket is positive again, in ms (0 when it is). */
 int64_t mk_quota_bucket_throttle_ms(mk_quota_bucket_t *b, int64_t now_ms);
+/* A new rate and burst from now on: the time before now refills at the old
+ * rate, and tokens above the new burst are dropped (a debt is kept). */
+void mk_quota_bucket_set(mk_quota_bucket_t *b, double rate, double burst, int64_t now_ms);
 
 /* ==================================================================== share */
 

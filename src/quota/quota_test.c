@@ -209,6 +209,13 @@ static void test_bucket(void)
     CHECK(mk_quota_bucket_throttle_ms(&b, 2002) == 0);
     /* refill is capped at the burst */
     CHECK(mk_quota_bucket_ready(&b, 100000) && NEAR(b.tokens, 10, 1e-9));
+    /* a new rate: the past refills at the old one, tokens over the new burst go */
+    mk_quota_bucket_take(&b, 100000, 20);                  /* -10 */
+    mk_quota_bucket_set(&b, 100, 50, 100500);              /* +5 at 10/s: -5 */
+    CHECK(NEAR(b.tokens, -5, 1e-9) && b.rate == 100 && b.burst == 50);
+    CHECK(mk_quota_bucket_ready(&b, 100600) && NEAR(b.tokens, 5, 1e-9));
+    mk_quota_bucket_set(&b, 100, 2, 200000);               /* saved up: capped at 2 */
+    CHECK(NEAR(b.tokens, 2, 1e-9));
 }
 
 static void test_share(void)

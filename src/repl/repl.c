@@ -9,7 +9,9 @@
  * would), reports the follower's log end back, and moves the high watermark
  * (the lowest log end offset in the ISR).  Rounds that cross AZs run after
  * minikora.cross.az.latency.ms; same-AZ rounds run in the next loop
- * iteration, so a burst of produces costs one round.  The bytes of a round
+ * iteration, so a burst of produces costs one round (of at most 1 MiB: a
+ * larger backlog takes several, and one loop turn runs at most 4 MiB of
+ * rounds, so that other connections are served in between).  The bytes of a round
  * that crosses AZs are counted per broker pair and told to the observer
  * (admin/ counts them per tenant) once per round.
  *
@@ -27,15 +29,28 @@
  * so that a clean election can bring it back.  The same tick runs preferred
  * leader elections (auto.leader.rebalance.enable) and revives offline
  * partitions.
+ *
+ * Fencing (mk_repl_broker_fence, the storage health manager's): a fenced
+ * broker keeps its replicas and keeps replicating, but it never leads and
+ * never is in an ISR: its leaderships move to in-sync replicas at once
+ * (controlled, as at a shutdown), the tick drops it from every ISR that has
+ * another member, and catching up does not bring it back.  Kora does this
+ * to a broker whose storage stalls or is slow compared with its peers.
  */
 #define MK_PARTITION_FIELDS
+#include "fault/fault.h"
 #include "repl/repl.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_BROKERS 65
-#define ROUND_BYTES (8u << 20)
+/* A round copies at most ROUND_BYTES (Kafka's replica.fetch.max.bytes), and
+ * one turn of the loop runs rounds until TURN_BYTES were copied; the rest
+ * wait for the next turn, so a flood into one tenant's partitions does not
+ * hold every other connection of the loop behind one long copy. */
+#define ROUND_BYTES (1u << 20)
+#define TURN_BYTES (4u << 20)
 #define TICK_MS 200
 
 /* A scheduled event for one follower: a copy round (a follower Fetch: it
@@ -86,6 +101,7 @@ struct mk_repl_s {
     uint64_t moves_done;
     mk_repl_rebuild_cb rebuild_cb;  /* a follower below the leader's log start (tier/), or NULL */
     void *rebuild_arg;
+    bool fenced[MAX_BROKERS];   /* by broker id: out of every ISR, never leads */
 };
 
 static void run_rounds(mk_repl_t *r);
@@ -102,6 +118,14 @@ static bool broker_running(mk_repl_t *r, int32_t id)
 }
 
 static void progress(mk_repl_t *r) { mk_partition_writer_progress(r->writer); }
+
+static bool fenced(const mk_repl_t *r, int32_t id) { return id > 0 && id < MAX_BROKERS && r->fenced[id]; }
+/* Fencing bars a broker from leading p, unless it is p's only replica (the
+ * health manager's probe partitions, pinned to one broker). */
+static bool barred(const mk_repl_t *r, const mk_partition_t *p, int32_t id)
+{
+    return p->replica_count > 1 && fenced(r, id);
+}
 
 
 /* What one round of p copied from its leader to a follower in another AZ:
@@ -149,6 +173,21 @@ uint64_t mk_repl_cross_az_total(const mk_repl_t *r, uint64_t *client_reads)
 static bool cross_az(mk_repl_t *r, int32_t a, int32_t b)
 {
     return strcmp(mk_cluster_broker_az(r->c, a), mk_cluster_broker_az(r->c, b)) != 0;
+}
+
+/* Whether p's leader is on the partitioned side of a net-partition while
+ * follower f, running and in the ISR, is on the other. */
+static bool leader_isolated(mk_repl_t *r, const mk_partition_t *p, const mk_replica_t *f)
+{
+    return mk_fault_net_isolated(mk_cluster_broker_az(r->c, p->leader)) &&
+           !mk_fault_net_isolated(mk_cluster_broker_az(r->c, f->broker)) && f->log && broker_running(r, f->broker);
+}
+
+/* A net-partition fault (fault/) cuts replication between brokers a and b:
+ * no round copies and no acknowledgement travels, both ways. */
+static bool net_cut(mk_repl_t *r, int32_t a, int32_t b)
+{
+    return mk_fault_net_cut(mk_cluster_broker_az(r->c, a), mk_cluster_broker_az(r->c, b));
 }
 
 static void push_round(mk_repl_t *r, mk_partition_t *p, int32_t broker, int kind, int64_t value, uint64_t delay)
@@ -208,6 +247,9 @@ static void reconcile(mk_partition_t *p, mk_replica_t *f)
             mk_error("partition %s-%d: truncation on broker %d failed: %s", p->topic->name, p->index, f->broker,
                      mk_strerror(rc));
     }
+    /* What the follower acknowledged to an earlier leader may be the very
+     * tail just cut: only this leader's rounds count from here. */
+    f->acked_leo = MK_MIN(f->acked_leo, mk_log_end_offset(f->log));
 }
 
 /* The leader hears of a follower's log end: ISR and HW may move. */
@@ -219,7 +261,7 @@ static void on_ack(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t leo
         f->acked_leo = leo_f;
     if (leo_f >= mk_log_end_offset(p->log)) {
         f->caught_up_ms = uv_now(r->loop);
-        if (!f->in_isr) {
+        if (!f->in_isr && !fenced(r, f->broker)) {
             f->in_isr = true;
             mk_info("partition %s-%d: broker %d joins the ISR", p->topic->name, p->index, f->broker);
             *moved = true;
@@ -269,10 +311,10 @@ static size_t sound_prefix(mk_repl_t *r, const mk_partition_t *p, int64_t offset
 
 /* One replication round: copy what the follower lacks, up to what the leader
  * had when the round was scheduled (upto < 0: everything). */
-static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t upto, bool *moved)
+static size_t do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t upto, bool *moved)
 {
-    if (!p->log || !f->log || f->broker == p->leader)
-        return;
+    if (!p->log || !f->log || f->broker == p->leader || net_cut(r, p->leader, f->broker))
+        return 0;
     if (f->needs_truncate)
         reconcile(p, f);
     int64_t leo_l = mk_log_end_offset(p->log);
@@ -286,6 +328,7 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
     }
     size_t copied = 0;
     bool stalled = false; /* stopped at a corrupt leader batch */
+    bool blocked = false; /* a read or append failed or was held (storage I/O gate) */
     int64_t now = mk_now_ms();
     while (leo_f < leo_l && copied < ROUND_BYTES) {
         mk_buf_reset(&r->scratch);
@@ -308,8 +351,10 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
             leo_f = mk_log_end_offset(f->log);
             continue;
         }
-        if (rc < 0 || r->scratch.len == 0)
+        if (rc < 0 || r->scratch.len == 0) {
+            blocked = rc < 0;
             break;
+        }
         size_t sound = sound_prefix(r, p, leo_f);
         stalled = sound < r->scratch.len;
         r->scratch.len = sound;
@@ -317,7 +362,12 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
             break;
         mk_log_append_info_t info;
         rc = mk_log_append_replica(f->log, r->scratch.data, r->scratch.len, now, &info);
+        if (rc == MK_ERR_AGAIN) {
+            blocked = true; /* held at the follower's storage I/O gate: the tick tries again */
+            break;
+        }
         if (rc < 0) {
+            blocked = true;
             mk_error("partition %s-%d: replica append on broker %d failed: %s", p->topic->name, p->index,
                      f->broker, mk_strerror(rc));
             break;
@@ -343,9 +393,13 @@ static void do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t u
     else
         on_ack(r, p, f, leo_f, moved);
     /* More arrived meanwhile (or this round was capped): another round.  Not
-     * after a corrupt batch: the tick tries again, the scrubber repairs. */
-    if (!stalled && mk_log_end_offset(f->log) < mk_log_end_offset(p->log) && broker_running(r, f->broker))
+     * after a corrupt batch (the scrubber repairs), nor after a read or an
+     * append that failed or was held at a storage gate: the tick tries again
+     * (a round scheduled at once would run again in the same pass of the
+     * loop's timers, and never let the loop poll). */
+    if (!stalled && !blocked && mk_log_end_offset(f->log) < mk_log_end_offset(p->log) && broker_running(r, f->broker))
         schedule(r, p, f);
+    return copied;
 }
 
 static void run_rounds(mk_repl_t *r)
@@ -367,24 +421,52 @@ static void run_rounds(mk_repl_t *r)
             r->rounds[keep++] = r->rounds[i];
     }
     r->nrounds = keep;
-    for (size_t i = 0; i < ndue; i++) {
+    size_t spent = 0, i;
+    for (i = 0; i < ndue && spent < TURN_BYTES; i++) {
         mk_topic_t *t = mk_cluster_topic_find_id(r->c, due[i].topic_id);
         mk_partition_t *p = mk_cluster_topic_partition(t, due[i].partition);
         mk_replica_t *f = mk_cluster_partition_replica(p, due[i].broker);
         if (!f)
             continue;
         if (due[i].kind == ROUND_ACK) {
-            on_ack(r, p, f, due[i].value, &moved);
+            if (p && !net_cut(r, p->leader, f->broker))
+                on_ack(r, p, f, due[i].value, &moved);
             continue;
         }
         f->copy_pending = false;
-        do_round(r, p, f, due[i].value, &moved);
+        spent += do_round(r, p, f, due[i].value, &moved);
+    }
+    if (i < ndue) {
+        /* The turn's budget is spent: the rounds not run go first next turn. */
+        size_t left = ndue - i;
+        if (r->nrounds + left > r->cap) {
+            round_t *nr = mk_realloc(r->rounds, (r->nrounds + left) * sizeof(round_t));
+            if (nr) {
+                r->rounds = nr;
+                r->cap = r->nrounds + left;
+            }
+        }
+        if (r->nrounds + left <= r->cap) {
+            memmove(r->rounds + left, r->rounds, r->nrounds * sizeof(round_t));
+            memcpy(r->rounds, due + i, left * sizeof(round_t));
+            r->nrounds += left;
+        } else {
+            /* Out of memory: those followers are scheduled again by the tick. */
+            for (; i < ndue; i++) {
+                mk_topic_t *t = mk_cluster_topic_find_id(r->c, due[i].topic_id);
+                mk_replica_t *f = mk_cluster_partition_replica(mk_cluster_topic_partition(t, due[i].partition),
+                                                               due[i].broker);
+                if (f && due[i].kind == ROUND_COPY)
+                    f->copy_pending = false;
+            }
+        }
+        uv_idle_start(r->idle, idle_cb);
     }
     mk_free(due);
     /* Re-arm the timer for rounds still in the future. */
     uint64_t next = UINT64_MAX;
-    for (size_t i = 0; i < r->nrounds; i++)
-        next = MK_MIN(next, r->rounds[i].due_ms);
+    for (size_t k = 0; k < r->nrounds; k++)
+        next = MK_MIN(next, r->rounds[k].due_ms);
     if (next != UINT64_MAX)
         uv_timer_start(r->timer, timer_cb, next > now ? next - now : 0, 0);
     r->in_rounds = false;
@@ -426,13 +508,14 @@ static void elect(mk_repl_t *r, mk_partition_t *p, int32_t exclude)
     int32_t pick = -1;
     for (int32_t k = 0; k < p->replica_count && pick < 0; k++) {
         mk_replica_t *rp = &p->replicas[k];
-        if (rp->in_isr && rp->log && rp->broker != exclude && broker_running(r, rp->broker))
+        if (rp->in_isr && rp->log && rp->broker != exclude && broker_running(r, rp->broker) &&
+            !barred(r, p, rp->broker))
             pick = rp->broker;
     }
     if (pick < 0 && (r->cfg.unclean_leader_election || p->topic->cfg.unclean_leader_election))
         for (int32_t k = 0; k < p->replica_count && pick < 0; k++) {
             mk_replica_t *rp = &p->replicas[k];
-            if (rp->log && rp->broker != exclude && broker_running(r, rp->broker)) {
+            if (rp->log && rp->broker != exclude && broker_running(r, rp->broker) && !barred(r, p, rp->broker)) {
                 pick = rp->broker;
                 mk_warn("partition %s-%d: unclean election of broker %d", p->topic->name, p->index, pick);
             }
@@ -485,6 +568,20 @@ static int broker_down(mk_repl_t *r, int32_t id, bool crashed)
 
 int mk_repl_broker_crash(mk_repl_t *r, int32_t id) { return broker_down(r, id, true); }
 
+/* The storage I/O gate: a log of broker id failed (an EIO, real or
+ * injected), so, as in Kafka, its log directory is offline: its replicas go
+ * offline (they leave the ISR), the partitions it led elect a leader from
+ * the rest of the ISR, and clients that got KAFKA_STORAGE_ERROR find the new
+ * leaders.  The broker keeps serving; a restart brings the directory back. */
+static void storage_offline_cb(void *arg, int32_t id)
+{
+    mk_repl_t *r = arg;
+    if (mk_cluster_broker_logs_offline(r->c, id) < 0)
+        return;
+    foreach_partition_of(r, id, after_crash, id);
+    progress(r);
+}
+
 static void move_leadership(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, int32_t id)
 {
     (void)rp;
@@ -492,7 +589,7 @@ static void move_leadership(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, i
         return;
     for (int32_t k = 0; k < p->replica_count; k++) {
         mk_replica_t *o = &p->replicas[k];
-        if (o->broker != id && o->in_isr && o->log && broker_running(r, o->broker)) {
+        if (o->broker != id && o->in_isr && o->log && broker_running(r, o->broker) && !fenced(r, o->broker)) {
             /* Make sure it has everything before it leads. */
             bool moved = false;
             do_round(r, p, o, -1, &moved);
@@ -512,6 +609,36 @@ int mk_repl_broker_shutdown(mk_repl_t *r, int32_t id)
     foreach_partition_of(r, id, move_leadership, id);
     return broker_down(r, id, false);
 }
+
+/* A fenced broker's replica leaves p's ISR now when another member is
+ * left (its leadership moved first). */
+static void after_fence(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, int32_t id)
+{
+    move_leadership(r, p, rp, id);
+    if (p->leader == id)
+        return; /* no in-sync replica can take over: it leads on, fenced or not */
+    if (rp->in_isr && mk_partition_isr_size(p) > 1) {
+        rp->in_isr = false;
+        mk_info("partition %s-%d: broker %d leaves the ISR (fenced)", p->topic->name, p->index, id);
+    }
+    mk_partition_hw_update(p);
+}
+
+int mk_repl_broker_fence(mk_repl_t *r, int32_t id, bool on)
+{
+    if (!mk_cluster_broker_find(r->c, id) || id >= MAX_BROKERS)
+        return MK_ERR_NOT_FOUND;
+    if (r->fenced[id] == on)
+        return 0;
+    r->fenced[id] = on;
+    mk_info("broker %d %s", id, on ? "fenced: out of the ISRs, leads nothing" : "unfenced");
+    if (on && broker_running(r, id))
+        foreach_partition_of(r, id, after_fence, id);
+    progress(r);
+    return 0;
+}
+
+bool mk_repl_broker_fenced(const mk_repl_t *r, int32_t id) { return fenced(r, id); }
 
 static void after_start(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, int32_t id)
 {
@@ -668,6 +795,15 @@ static void tick_cb(uv_timer_t *t)
             }
             if (!p->log)
                 continue;
+            if (barred(r, p, p->leader)) {
+                /* A fenced leader hands over once another replica is in sync. */
+                int32_t was = p->leader;
+                move_leadership(r, p, mk_cluster_partition_replica(p, was), was);
+                if (p->leader != was)
+                    moved = true;
+                if (!p->log)
+                    continue;
+            }
             int64_t leo_l = mk_log_end_offset(p->log);
             for (int32_t k = 0; k < p->replica_count; k++) {
                 mk_replica_t *f = &p->replicas[k];
@@ -681,8 +817,27 @@ static void tick_cb(uv_timer_t *t)
                     continue;
                 }
                 int64_t leo_f = mk_log_end_offset(f->log);
-                if (leo_f >= leo_l && !f->needs_truncate)
+                /* A follower cut off by a net-partition fetches nothing: it
+                 * is not caught up, whatever its log end says. */
+                if (leo_f >= leo_l && !f->needs_truncate && !net_cut(r, p->leader, f->broker))
                     f->caught_up_ms = now;
+                if (f->in_isr && fenced(r, f->broker) && mk_partition_isr_size(p) > 1) {
+                    f->in_isr = false;
+                    mk_warn("partition %s-%d: broker %d leaves the ISR (fenced)", topic->name, i, f->broker);
+                    moved = true;
+                }
+                if (f->in_isr && now - f->caught_up_ms > (uint64_t)r->cfg.replica_lag_time_max_ms &&
+                    leader_isolated(r, p, f)) {
+                    /* The leader is on the partitioned side: in Kafka it could
+                     * not shrink the ISR (the controller is out of reach) and
+                     * the controller fences it; leadership moves to an in-sync
+                     * replica on the other side. */
+                    mk_warn("partition %s-%d: leader %d is cut off by a net-partition: leadership moves",
+                            topic->name, i, p->leader);
+                    elect(r, p, p->leader);
+                    moved = true;
+                    break;
+                }
                 if (f->in_isr && now - f->caught_up_ms > (uint64_t)r->cfg.replica_lag_time_max_ms) {
                     f->in_isr = false;
                     mk_warn("partition %s-%d: broker %d leaves the ISR (lagging)", topic->name, i, f->broker);
@@ -696,8 +851,10 @@ static void tick_cb(uv_timer_t *t)
             /* Preferred leader back in sync: give it the lead again. */
             mk_replica_t *pref = &p->replicas[0];
             if (r->cfg.auto_leader_rebalance && pref->broker != p->leader && pref->in_isr && pref->log &&
+                !fenced(r, pref->broker) &&
                 !pref->needs_truncate && mk_log_end_offset(pref->log) >= leo_l &&
-                broker_running(r, pref->broker)) {
+                broker_running(r, pref->broker) && p->leader >= 0 &&
+                !mk_fault_net_isolated(mk_cluster_broker_az(r->c, pref->broker))) {
                 mk_info("partition %s-%d: preferred leader %d is back", topic->name, i, pref->broker);
                 set_leader(r, p, pref->broker);
                 for (int32_t k = 0; k < p->replica_count; k++)
@@ -905,7 +1062,8 @@ int mk_repl_elect(mk_repl_t *r, mk_partition_t *p, bool unclean)
         mk_replica_t *pref = &p->replicas[0];
         if (pref->broker == p->leader && p->log)
             return MK_ERR_EXISTS;
-        if (!pref->in_isr || !pref->log || pref->needs_truncate || !broker_running(r, pref->broker))
+        if (!pref->in_isr || !pref->log || pref->needs_truncate || !broker_running(r, pref->broker) ||
+            fenced(r, pref->broker))
             return MK_ERR_STATE;
         /* A controlled election: the preferred replica takes everything the
          * leader has first, so no acknowledged record is lost. */
@@ -935,7 +1093,7 @@ int mk_repl_elect(mk_repl_t *r, mk_partition_t *p, bool unclean)
     elect(r, p, -1);
     for (int32_t k = 0; k < p->replica_count && p->leader < 0; k++) {
         mk_replica_t *rp = &p->replicas[k];
-        if (rp->log && broker_running(r, rp->broker)) {
+        if (rp->log && broker_running(r, rp->broker) && !fenced(r, rp->broker)) {
             mk_warn("partition %s-%d: unclean election of broker %d (ElectLeaders)", p->topic->name, p->index,
                     rp->broker);
             rp->in_isr = true;
@@ -1092,6 +1250,7 @@ int mk_repl_new(uv_loop_t *loop, mk_cluster_t *c, const mk_repl_config_t *cfg, m
     uv_timer_init(loop, r->tick);
     r->idle->data = r->timer->data = r->tick->data = r;
     uv_timer_start(r->tick, tick_cb, TICK_MS, TICK_MS);
+    mk_log_io_set_offline_cb(storage_offline_cb, r);
     *out = r;
     return 0;
 }
@@ -1102,6 +1261,7 @@ void mk_repl_free(mk_repl_t *r)
 {
     if (!r)
         return;
+    mk_log_io_set_offline_cb(NULL, NULL);
     uv_close((uv_handle_t *)r->idle, handle_free_cb);
     uv_close((uv_handle_t *)r->timer, handle_free_cb);
     uv_close((uv_handle_t *)r->tick, handle_free_cb);

@@ -48,6 +48,15 @@ void mk_repl_topic_created(mk_repl_t *r, mk_topic_t *t);
 int mk_repl_broker_crash(mk_repl_t *r, int32_t id);
 int mk_repl_broker_shutdown(mk_repl_t *r, int32_t id);
 int mk_repl_broker_start(mk_repl_t *r, int32_t id);
+/* Fence broker id (on) or lift it (off): a fenced broker keeps its
+ * replicas and replicates, but never leads and is kept out of every ISR
+ * (the storage health manager's answer to a stalled or slow disk, as
+ * Kora's).  Its leaderships move now to in-sync replicas after a last
+ * synchronous round (controlled: no acknowledged record is lost); where no
+ * other in-sync replica runs it leads on until one does.  Lifted, it
+ * rejoins ISRs as it catches up.  Not persisted.  0 or MK_ERR_NOT_FOUND. */
+int mk_repl_broker_fence(mk_repl_t *r, int32_t id, bool on);
+bool mk_repl_broker_fenced(const mk_repl_t *r, int32_t id);
 /* Every broker of an AZ ("az-2"): crash or start.  Returns brokers affected. */
 int mk_repl_az_down(mk_repl_t *r, const char *az);
 int mk_repl_az_up(mk_repl_t *r, const char *az);

@@ -31,6 +31,12 @@
  * A finding is counted and told once: a small memory of the recent ones
  * (and the marks) keeps a corruption that cannot be repaired from being
  * counted at every pass.
+ *
+ * Remote copies: after a partition's local replicas are judged, the remote
+ * hook (tier/, wired by broker/) checks its S3 segments; the pass waits for
+ * the hook's done report (mk_scrub_remote_report) before the next
+ * partition, so at most one partition's reading is under way, local or
+ * remote.
  */
 #include "scrub/scrub_int.h"
 #include "proto/proto.h"
@@ -75,9 +81,6 @@ struct scrub_job_s {
     uint64_t budget, spent;     /* this chunk */
     uint64_t chunk_started_ms;
     bool in_flight;
-    mk_scrub_remote_hook_t remote;
-    int remote_rc;
-    char remote_why[200];
 };
 
 /* ===================================================================== util */
@@ -353,14 +356,11 @@ static void job_free(scrub_job_t *job)
     mk_free(job);
 }
 
-/* Worker thread: one chunk of the walk (and, at its end, the remote hook). */
+/* Worker thread: one chunk of the walk. */
 static void job_work_cb(uv_work_t *req)
 {
     scrub_job_t *job = req->data;
     job->spent = scrub_walk_step(&job->walk, job->budget);
-    if (job->walk.finished && job->remote.check)
-        job->remote_rc = job->remote.check(job->remote.arg, job->topic_id, job->partition, job->remote_why,
-                                           sizeof(job->remote_why));
 }
 
 /* Adds what the walk read since the last chunk to the brokers' counts. */
@@ -419,11 +419,6 @@ static void job_conclude(mk_scrub_t *s, scrub_job_t *job)
         nbad += bad[i];
         if (!same && r->broker >= 0 && r->broker <= MK_CLUSTER_MAX_BROKERS)
             s->covered[r->broker] = false;
-    }
-    if (job->remote_rc) {
-        s->remote_problems++;
-        scrub_event(s, "integrity_remote_bad", -1, "partition %s: remote copy: %s", job->name,
-                    job->remote_why);
     }
     for (int i = 0; i < n; i++)
         if (ok[i])
@@ -524,6 +519,71 @@ static void job_conclude(mk_scrub_t *s, scrub_job_t *job)
     }
 }
 
+/* ============================================================ remote copies */
+
+/* After a partition's local replicas: its remote copy, through the hook.
+ * True when a check started (the pass waits for its done report). */
+static bool remote_start(mk_scrub_t *s, const scrub_job_t *job)
+{
+    if (!s->remote.check || s->remote_busy)
+        return false;
+    if (s->remote.check(s->remote.arg, job->topic_id, job->partition, s->cfg.rate_bytes_per_sec) != 0)
+        return false;
+    s->remote_busy = true;
+    return true;
+}
+
+void mk_scrub_remote_report(mk_scrub_t *s, const mk_scrub_remote_report_t *r)
+{
+    if (!s->remote_busy)
+        return;
+    mk_scrub_remote_counts_t *rc = &s->remote_counts;
+    if (r->done) {
+        rc->segments += r->segments;
+        rc->bytes += r->bytes;
+        rc->skipped += r->skipped;
+        s->remote_busy = false;
+        if (s->in_pass && !s->job)
+            job_next(s);
+        return;
+    }
+    char to[32];
+    snprintf(to, sizeof(to), "%lld", (long long)r->end);
+    switch (r->outcome) {
+    case MK_SCRUB_REMOTE_REUPLOADED:
+        rc->corrupt++;
+        rc->reuploaded++;
+        scrub_event(s, "integrity_remote_fixed", r->broker,
+                    "%s-%d: S3 copy of offsets %lld..%s was corrupt (%s); uploaded again from broker %d", r->topic,
+                    r->partition, (long long)r->start, to, r->why, r->broker);
+        break;
+    case MK_SCRUB_REMOTE_UNREPAIRABLE:
+        if (r->repeat)
+            break; /* counted and told when first found */
+        rc->corrupt++;
+        rc->unrepairable++;
+        scrub_event(s, "integrity_remote_lost", r->broker,
+                    "%s-%d: S3 copy of offsets %lld..%s is corrupt and cannot be repaired: %s", r->topic,
+                    r->partition, (long long)r->start, to, r->why);
+        break;
+    default:
+        rc->corrupt++;
+        rc->reupload_failed++;
+        scrub_event(s, "integrity_remote_bad", r->broker,
+                    "%s-%d: S3 copy of offsets %lld..%s is corrupt; not repaired yet: %s", r->topic, r->partition,
+                    (long long)r->start, to, r->why);
+        break;
+    }
+    mk_info("integrity: remote segment %s of %s-%d (offsets %lld..%s): %s", r->segment_id, r->topic, r->partition,
+            (long long)r->start, to, r->why);
+}
+
+void mk_scrub_remote_counts(const mk_scrub_t *s, mk_scrub_remote_counts_t *out)
+{
+    *out = s->remote_counts;
+    out->checked = s->remote.check != NULL;
+}
+
 /* Loop thread: a chunk came back. */
 static void job_after_cb(uv_work_t *req, int status)
 {
@@ -537,11 +597,15 @@ static void job_after_cb(uv_work_t *req, int status)
     job_count(s, job);
     bool gone = !mk_cluster_topic_find_id(s->c, job->topic_id);
     if (status == UV_ECANCELED || gone || job->walk.finished) {
-        if (!gone && job->walk.finished)
+        bool remote = false;
+        if (!gone && job->walk.finished) {
             job_conclude(s, job);
+            remote = remote_start(s, job);
+        }
         s->job = NULL;
         job_free(job);
-        job_next(s);
+        if (!remote)
+            job_next(s); /* else when the remote check is done (mk_scrub_remote_report) */
         return;
     }
     /* Pacing: the chunk's bytes at the configured rate. */
@@ -574,7 +638,6 @@ static scrub_job_t *job_open(mk_scrub_t *s, mk_topic_t *t, mk_partition_t *p)
     job->partition = mk_partition_index(p);
     snprintf(job->name, sizeof(job->name), "%s-%d", t->name, job->partition);
     scrub_walk_init(&job->walk, job->name, mk_partition_hw(p));
-    job->remote = s->remote;
     int32_t leader = mk_partition_leader(p);
     for (int32_t k = 0; k < mk_partition_replica_count(p); k++) {
         int32_t b = mk_partition_replica_broker(p, k);
@@ -684,6 +747,8 @@ static void timer_cb(uv_timer_t *h)
             job_submit(s);
     } else if (!s->in_pass) {
         pass_begin(s);
+    } else if (!s->remote_busy) {
+        job_next(s); /* a remote check was cancelled */
     }
 }
 
@@ -779,6 +844,9 @@ void mk_scrub_free(mk_scrub_t *s)
         return;
     mk_partition_writer_unobserve(s->writer, s);
     scrub_audit_flush(s);
+    if (s->remote_busy && s->remote.cancel)
+        s->remote.cancel(s->remote.arg);
+    s->remote_busy = false;
     if (s->job) {
         if (s->job->in_flight) {
             s->job->s = NULL; /* freed when it comes back */
@@ -808,6 +876,14 @@ void mk_scrub_set_event_cb(mk_scrub_t *s, mk_scrub_event_cb cb, void *ud)
 
 void mk_scrub_set_remote_hook(mk_scrub_t *s, const mk_scrub_remote_hook_t *hook)
 {
+    if (s->remote_busy) {
+        /* The check under the old hook stops; the pass goes on. */
+        if (s->remote.cancel)
+            s->remote.cancel(s->remote.arg);
+        s->remote_busy = false;
+        if (s->in_pass && !s->job)
+            pass_schedule(s, 0);
+    }
     if (hook)
         s->remote = *hook;
     else

@@ -44,8 +44,14 @@
  *                  across a restart, the log start is where the audit left it
  *   replicas_agree the scrubber found no divergence between replicas
  * A rule that fails is an incident: an audit row, an event, a metric and a
- * line in GET /v1/integrity.  Remote (tiered) segments are not here yet:
- * see mk_scrub_remote_hook_t.
+ * line in GET /v1/integrity.
+ *
+ * Remote copies.  With tiered storage, the pass also covers every remote
+ * segment of each partition against its manifest checksums, through the
+ * remote hook (mk_scrub_remote_hook_t): tier/ reads them back on its own
+ * threads at the scrub rate, re-uploads a corrupt one from a local copy
+ * that still has the manifest's bytes, and reports the rest as
+ * unrepairable (an event, a metric, GET /v1/integrity's "remote").
  *
  * Threads: the loop thread, except mk_scrub_verify_dir(), which is a
  * program of its own (blocking, any thread).
@@ -156,21 +162,64 @@ void mk_scrub_audit_recent_foreach(const mk_scrub_t *s, mk_scrub_note_cb cb, voi
 
 /* ============================================================ remote hook */
 
-/* Tiered storage (to come) plugs its remote segments in here.  When the
- * scrubber has walked a partition's local replicas it calls check on the
- * same worker thread, with the topic id and partition index (not the
- * partition: the loop owns it); check verifies the partition's remote
- * segments against their manifest checksums and returns 0, or nonzero with
- * a sentence in why, which counts as a corruption of the partition's
- * remote copy (event, metric; repair is tiering's: upload again from a
- * sound local copy).  Remote-segment state changes will go into the audit
- * as events of their own kind, checked by the coverage rule (local plus
- * remote segments cover the offsets).  Nothing registers a hook yet. */
+/* Tiered storage plugs its remote segments in here (broker/ wires it to
+ * tier/, so that neither module knows the other).  When the scrubber has
+ * walked a partition's local replicas, and the hook is set, it calls check
+ * on the loop thread with the topic id, the partition index and the scrub
+ * rate; check returns 0 when it started verifying the partition's remote
+ * segments against their manifest checksums (on its own threads, paced at
+ * that rate), else nonzero (nothing remote: the pass goes on).  Once
+ * started, it tells what it finds through mk_scrub_remote_report() on the
+ * loop thread: each corrupt segment as it is handled (re-uploaded from a
+ * local copy, or unrepairable), then one report with done set, after which
+ * the pass goes on to the next partition.  cancel stops the reports (the
+ * scrubber, or the hook, goes). */
+enum {
+    MK_SCRUB_REMOTE_REUPLOADED = 1,   /* corrupt; uploaded again from a sound local copy */
+    MK_SCRUB_REMOTE_UNREPAIRABLE,     /* corrupt; no local copy with the manifest's bytes */
+    MK_SCRUB_REMOTE_REUPLOAD_FAILED   /* corrupt; the re-upload failed: tried at the next pass */
+};
+
+typedef struct mk_scrub_remote_report_s {
+    bool done;                /* the partition's last report, with the counts */
+    /* done */
+    uint64_t segments;        /* remote segments read whole and found sound */
+    uint64_t bytes;           /* remote bytes read */
+    uint64_t skipped;         /* not checked (S3 failing, the segment busy) */
+    /* !done: one corrupt remote segment */
+    int outcome;              /* MK_SCRUB_REMOTE_* */
+    bool repeat;              /* found unrepairable before: counted and told once */
+    const char *topic;
+    int32_t partition;
+    int64_t start, end;       /* its offsets */
+    const char *segment_id;
+    int32_t broker;           /* the local copy re-uploaded, -1 */
+    const char *why;
+} mk_scrub_remote_report_t;
+
 typedef struct mk_scrub_remote_hook_s {
-    int (*check)(void *arg, const uint8_t topic_id[16], int32_t partition, char *why, size_t why_len);
+    int (*check)(void *arg, const uint8_t topic_id[16], int32_t partition, int64_t rate_bytes_per_sec);
+    void (*cancel)(void *arg);
     void *arg;
 } mk_scrub_remote_hook_t;
+/* Set (or, NULL, clear) the hook; a check running under the old one is
+ * cancelled. */
 void mk_scrub_set_remote_hook(mk_scrub_t *s, const mk_scrub_remote_hook_t *hook);
+/* What the hook's check found (loop thread; see above). */
+void mk_scrub_remote_report(mk_scrub_t *s, const mk_scrub_remote_report_t *r);
+
+/* Counts of the remote checks (all brokers: the remote copy is one). */
+typedef struct mk_scrub_remote_counts_s {
+    bool checked;             /* a hook is set (tiered storage runs) */
+    uint64_t segments;        /* remote segments verified whole */
+    uint64_t bytes;           /* remote bytes read */
+    uint64_t corrupt;         /* corrupt remote segments found (each once) */
+    uint64_t reuploaded;      /* of which uploaded again from a local copy */
+    uint64_t unrepairable;    /* of which with no local copy to repair them (each once) */
+    uint64_t reupload_failed; /* re-uploads that failed (tried again at the next pass) */
+    uint64_t skipped;         /* segments not checked when their turn came */
+} mk_scrub_remote_counts_t;
+void mk_scrub_remote_counts(const mk_scrub_t *s, mk_scrub_remote_counts_t *out);
 
 /* ================================================================== offline */
 

@@ -165,7 +165,8 @@ struct mk_scrub_s {
     mk_scrub_remote_hook_t remote;
     /* counts, by broker id */
     scrub_bcounts_t counts[MK_CLUSTER_MAX_BROKERS + 1];
-    uint64_t remote_problems;
+    bool remote_busy;           /* the hook's check of the last partition runs: the pass waits */
+    mk_scrub_remote_counts_t remote_counts;
     /* lost data, and the findings told recently (each is told once) */
     scrub_lost_t *lost;         /* owned list */
     scrub_seen_t seen[SCRUB_SEEN];

@@ -64,8 +64,8 @@ const char *mk_tenant_to_external(const mk_tenant_t *t, const char *internal)
 bool mk_tenant_id_valid(const char *id)
 {
     size_t n = strlen(id);
-    if (n < 1 || n > MK_TENANT_ID_MAX || strcmp(id, "default") == 0)
-        return false;
+    if (n < 1 || n > MK_TENANT_ID_MAX || strcmp(id, "default") == 0 || strcmp(id, "minikora-health") == 0)
+        return false; /* minikora-health: health/'s probe topics (MK_HEALTH_TENANT) */
     for (size_t i = 0; i < n; i++)
         if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9') || id[i] == '-'))
             return false;

@@ -67,7 +67,8 @@ bool mk_tenant_visible(const mk_tenant_t *t, const char *internal);
 /* The name a client of tenant t sees for an internal name of t (points into
  * it).  Only meaningful when mk_tenant_visible(t, internal). */
 const char *mk_tenant_to_external(const mk_tenant_t *t, const char *internal);
-/* Tenant ids: 1..32 of [a-z0-9-], not "default". */
+/* Tenant ids: 1..32 of [a-z0-9-], not "default" nor "minikora-health" (the
+ * storage health manager's internal tenant: its probe topics). */
 bool mk_tenant_id_valid(const char *id);
 
 /* ================================================================= registry */

@@ -56,6 +56,7 @@ static void test_names(void)
     CHECK(mk_tenant_id_valid("a-1"));
     CHECK(!mk_tenant_id_valid(""));
     CHECK(!mk_tenant_id_valid("default"));
+    CHECK(!mk_tenant_id_valid("minikora-health")); /* health/'s internal tenant */
     CHECK(!mk_tenant_id_valid("a~b"));
     CHECK(!mk_tenant_id_valid("abcdefghijabcdefghijabcdefghijabc")); /* 33 */
     mk_arena_free(&a);

@@ -22,6 +22,7 @@
  * Signature V2 (libs3 2.0) needs no region; path style unless the target
  * asks for virtual-hosted buckets.
  */
+#include "fault/fault.h"
 #include "tier/tier_int.h"
 
 #include <errno.h>
@@ -397,6 +398,33 @@ static int finish(tier_s3_t *s3, int op, const char *key, int rc, req_t *r, char
     return rc;
 }
 
+/* A client-side S3 fault (fault/, "side": "client"), on this worker before
+ * the request leaves: s3-down and s3-error fail it as an unreachable or
+ * failing service would (MK_ERR_IO, which tier.c retries with backoff);
+ * s3-slow waits delay_ms first (here, on tier's own worker thread; a stop
+ * cuts the wait short). */
+static int client_fault(tier_s3_t *s3, const char *key, char *why, size_t why_len)
+{
+    int type;
+    int64_t delay;
+    if (!mk_fault_s3_client(&type, &delay))
+        return 0;
+    if (type == MK_FAULT_S3_SLOW) {
+        for (int64_t waited = 0; waited < delay && !atomic_load(&s3->stop); waited += 10)
+            usleep(10000);
+        return 0;
+    }
+    snprintf(why, why_len, "%s (injected client-side fault)",
+             type == MK_FAULT_S3_DOWN ? "S3 endpoint unreachable" : "S3 answered 500 InternalError");
+    /* counted as a failed request, as finish() counts one */
+    atomic_fetch_add(&s3->ctr.errors, 1);
+    atomic_store(&s3->ctr.last_error_ms, mk_now_ms());
+    pthread_mutex_lock(&s3->lock);
+    snprintf(s3->last_error, sizeof(s3->last_error), "%s: %s", why, key);
+    pthread_mutex_unlock(&s3->lock);
+    return MK_ERR_IO;
+}
+
 static S3RequestContext *new_context(char *why, size_t why_len)
 {
     S3RequestContext *ctx = NULL;
@@ -416,6 +444,9 @@ static int put(tier_s3_t *s3, const char *key, int fd, uint64_t off, const void 
     r.off = off;
     r.left = len;
     r.mem = mem;
+    int frc = client_fault(s3, key, why, why_len);
+    if (frc < 0)
+        return frc;
     S3RequestContext *ctx = new_context(why, why_len);
     if (!ctx)
         return MK_ERR_NOMEM;
@@ -456,6 +487,9 @@ int tier_s3_get_range(tier_s3_t *s3, const char *key, uint64_t off, uint64_t len
     memset(&r, 0, sizeof(r));
     r.dst = dst;
     r.want = len;
+    int frc = client_fault(s3, key, why, why_len);
+    if (frc < 0)
+        return frc;
     S3RequestContext *ctx = new_context(why, why_len);
     if (!ctx)
         return MK_ERR_NOMEM;
@@ -476,6 +510,9 @@ int tier_s3_head(tier_s3_t *s3, const char *key, uint64_t *len, char *etag, size
 {
     req_t r;
     memset(&r, 0, sizeof(r));
+    int frc = client_fault(s3, key, why, why_len);
+    if (frc < 0)
+        return frc;
     S3RequestContext *ctx = new_context(why, why_len);
     if (!ctx)
         return MK_ERR_NOMEM;
@@ -494,6 +531,9 @@ int tier_s3_delete(tier_s3_t *s3, const char *key, char *why, size_t why_len)
 {
     req_t r;
     memset(&r, 0, sizeof(r));
+    int frc = client_fault(s3, key, why, why_len);
+    if (frc < 0)
+        return frc;
     S3RequestContext *ctx = new_context(why, why_len);
     if (!ctx)
         return MK_ERR_NOMEM;

@@ -53,6 +53,11 @@
  * (cache.c) or is fetched, and the request that asked waits (MK_ERR_AGAIN,
  * woken through the progress hook).  The next chunk is read ahead.
  *
+ * Remote checks (the scrubber's, see "remote checks" below and check.c):
+ * each COPY_FINISHED segment of a partition is read back at the scrub rate
+ * against its row's (and manifest's) CRC32C and SHA-256; a corrupt one is
+ * uploaded again from a local copy with the same bytes, or reported.
+ *
  * Shutdown.  Meta writes complete after the module is gone (the store keeps
  * running them), so their callbacks hold a reference (tier_ref_t) that the
  * module clears when it goes; a callback that finds it cleared only frees
@@ -97,6 +102,7 @@ typedef struct rseg_s {
     bool busy;                    /* a meta write or a job holds it */
     int del_attempts;
     uint64_t del_next_ms;         /* retry a failed delete then (monotonic) */
+    bool check_bad;               /* the last remote check found it corrupt, with no local copy to repair it */
 } rseg_t;
 
 typedef struct tpart_s {
@@ -127,6 +133,9 @@ typedef struct tier_ref_s {
     long refs;
 } tier_ref_t;
 
+typedef struct tcheck_s tcheck_t;
+static void check_abandon(tcheck_t *tc);
+
 struct mk_tier_s {
     uv_loop_t *loop;
     mk_cluster_t *c;
@@ -146,6 +155,8 @@ struct mk_tier_s {
     uint64_t uploads_done, uploads_failed, deletes_done, deletes_failed, fetch_requests, fetch_errors;
     bool tick_soon;
     mk_buf_t scratch;             /* record search */
+    tcheck_t *check;              /* the remote check running (owned), or NULL */
+    uv_timer_t *check_timer;      /* owned: its pacing */
 };
 
 /* ================================================================ helpers */
@@ -697,6 +708,56 @@ static void collect_aborted(int64_t pid, int64_t first, int64_t last, void *arg)
     c->ab[c->nab++] = (tier_aborted_t){pid, first, last};
 }
 
+/* Fills the copy job u of local segment si (of log) as remote segment rs
+ * of tp: duplicated descriptors, buffers, the companion objects (epochs
+ * from rs, the producers given, the aborted transactions from rs), the
+ * object keys and the manifest's fields known on the loop.  The caller
+ * sets done and release.  0, MK_ERR_NOT_FOUND (the segment's files cannot
+ * be opened), MK_ERR_NOMEM or another error; u is then released by the
+ * caller. */
+static int upload_fill(mk_tier_t *t, tpart_t *tp, rseg_t *rs, tier_upload_t *u, mk_log_t *log,
+                       const mk_log_segment_info_t *si, const tier_producer_t *producers, size_t nproducers)
+{
+    mk_buf_init(&u->epochs_text);
+    mk_buf_init(&u->snapshot);
+    if (mk_log_segment_dup_fds(log, si->base_offset, u->fds) < 0)
+        return MK_ERR_NOT_FOUND;
+    u->job.work = tier_upload_work;
+    u->job.queue = TIER_Q_WRITE;
+    u->size = si->size_bytes;
+    u->start_offset = si->base_offset;
+    u->end_offset = si->end_offset;
+    u->chunk_bytes = t->chunk_bytes;
+    u->max_chunks = (size_t)(si->size_bytes / t->chunk_bytes) + 2;
+    u->chunks = mk_malloc(sizeof(*u->chunks) * u->max_chunks);
+    u->scratch_len = (size_t)MK_MIN((uint64_t)SCRATCH_BYTES, MK_MAX(si->size_bytes, (uint64_t)MK_BATCH_HEADER_SIZE));
+    u->scratch = mk_malloc(u->scratch_len);
+    tier_epochs_checkpoint_text(&u->epochs_text, rs->epochs, rs->nepochs);
+    tier_snapshot_encode(&u->snapshot, si->end_offset, producers, nproducers, rs->aborted, rs->naborted);
+    if (!u->chunks || !u->scratch || !mk_buf_ok(&u->epochs_text) || !mk_buf_ok(&u->snapshot))
+        return MK_ERR_NOMEM;
+    for (int i = 0; i < TIER_NEXTS; i++) {
+        int rc = obj_key(t, tp, rs, i, u->keys[i], sizeof(u->keys[i]));
+        if (rc < 0)
+            return rc;
+    }
+    tier_manifest_t *m = &u->manifest;
+    m->cluster_id = mk_cluster_id(t->c);
+    m->topic = rs->topic;
+    m->segment_id = rs->id;
+    mk_cluster_uuid_str(tp->topic_id, m->topic_id);
+    m->partition = tp->partition;
+    m->broker = rs->broker;
+    m->leader_epoch = rs->leader_epoch;
+    m->start_offset = rs->start;
+    m->size = rs->size;
+    m->created_ms = rs->event_ms;
+    m->nepochs = rs->nepochs;
+    m->nproducers = nproducers;
+    m->naborted = rs->naborted;
+    return 0;
+}
+
 /* Start copying the leader's sealed segment si of p; again is the copy of
  * it that failed before (its row exists: the same id, no new row). */
 static void upload_start(mk_tier_t *t, tpart_t *tp, mk_partition_t *p, mk_log_t *log, const mk_log_segment_info_t *si,
@@ -770,46 +831,18 @@ static void upload_start(mk_tier_t *t, tpart_t *tp, mk_partition_t *p, mk_log_t 
     rs->naborted = col.nab;
     col.ab = NULL;
     /* The job. */
-    if (mk_log_segment_dup_fds(log, si->base_offset, u->fds) < 0) {
+    int frc = upload_fill(t, tp, rs, u, log, si, col.v, col.n);
+    if (frc == MK_ERR_NOT_FOUND) {
         mk_warn("tier: %s-%d: cannot open segment %" PRId64 " for copying", p->topic->name, p->index,
                 si->base_offset);
         goto fail;
     }
-    u->job.work = tier_upload_work;
+    if (frc == MK_ERR_NOMEM)
+        goto nomem;
+    if (frc < 0)
+        goto fail;
     u->job.done = upload_done;
     u->job.release = upload_release;
-    u->job.queue = TIER_Q_WRITE;
-    u->size = si->size_bytes;
-    u->start_offset = si->base_offset;
-    u->end_offset = si->end_offset;
-    u->chunk_bytes = t->chunk_bytes;
-    u->max_chunks = (size_t)(si->size_bytes / t->chunk_bytes) + 2;
-    u->chunks = mk_malloc(sizeof(*u->chunks) * u->max_chunks);
-    u->scratch_len = (size_t)MK_MIN((uint64_t)SCRATCH_BYTES, MK_MAX(si->size_bytes, (uint64_t)MK_BATCH_HEADER_SIZE));
-    u->scratch = mk_malloc(u->scratch_len);
-    mk_buf_init(&u->epochs_text);
-    mk_buf_init(&u->snapshot);
-    tier_epochs_checkpoint_text(&u->epochs_text, rs->epochs, rs->nepochs);
-    tier_snapshot_encode(&u->snapshot, si->end_offset, col.v, col.n, rs->aborted, rs->naborted);
-    if (!u->chunks || !u->scratch || !mk_buf_ok(&u->epochs_text) || !mk_buf_ok(&u->snapshot))
-        goto nomem;
-    for (int i = 0; i < TIER_NEXTS; i++)
-        if (obj_key(t, tp, rs, i, u->keys[i], sizeof(u->keys[i])) < 0)
-            goto fail;
-    tier_manifest_t *m = &u->manifest;
-    m->cluster_id = mk_cluster_id(t->c);
-    m->topic = rs->topic;
-    m->segment_id = rs->id;
-    mk_cluster_uuid_str(tp->topic_id, m->topic_id);
-    m->partition = tp->partition;
-    m->broker = rs->broker;
-    m->leader_epoch = rs->leader_epoch;
-    m->start_offset = rs->start;
-    m->size = rs->size;
-    m->created_ms = rs->event_ms;
-    m->nepochs = rs->nepochs;
-    m->nproducers = col.n;
-    m->naborted = rs->naborted;
     mk_free(col.v);
     col.v = NULL;
     x->ref = t->ref;
@@ -1201,9 +1234,11 @@ int mk_tier_new(uv_loop_t *loop, mk_cluster_t *c, mk_partition_writer_t *writer,
     mk_buf_init(&t->scratch);
     t->ref = mk_calloc(1, sizeof(*t->ref));
     t->timer = mk_malloc(sizeof(uv_timer_t));
-    if (!t->ref || !t->timer) {
+    t->check_timer = mk_malloc(sizeof(uv_timer_t));
+    if (!t->ref || !t->timer || !t->check_timer) {
         mk_free(t->ref);
         mk_free(t->timer);
+        mk_free(t->check_timer);
         mk_free(t);
         return MK_ERR_NOMEM;
     }
@@ -1230,6 +1265,8 @@ int mk_tier_new(uv_loop_t *loop, mk_cluster_t *c, mk_partition_writer_t *writer,
         goto fail;
     uv_timer_init(loop, t->timer);
     t->timer->data = t;
+    uv_timer_init(loop, t->check_timer);
+    t->check_timer->data = t;
     uv_timer_start(t->timer, tick_cb, (uint64_t)t->interval_ms, (uint64_t)t->interval_ms);
     mk_cluster_set_tiering(c, true);
     size_t nsegs = 0;
@@ -1245,6 +1282,7 @@ fail:
     tier_s3_free(t->s3);
     tier_cache_free(t->cache);
     mk_free(t->timer);
+    mk_free(t->check_timer);
     mk_free(t->ref);
     const char *kk;
     void *vv;
@@ -1273,6 +1311,10 @@ void mk_tier_free(mk_tier_t *t)
     ref->t = NULL;
     tier_s3_free(t->s3); /* releases the jobs: their references go */
     tier_cache_free(t->cache);
+    uv_timer_stop(t->check_timer);
+    uv_close((uv_handle_t *)t->check_timer, (uv_close_cb)mk_free);
+    if (t->check)
+        check_abandon(t->check);
     const char *k;
     void *v;
     for (size_t it = 0; mk_map_next(&t->parts, &it, &k, &v);) {
@@ -1566,6 +1608,424 @@ int mk_tier_follower_rebuild(mk_tier_t *t, mk_partition_t *p, int32_t broker, mk
     return rc;
 }
 
+/* ========================================================== remote checks */
+
+/* One check at a time (the scrubber's pass takes one partition at a time).
+ * The partition's COPY_FINISHED segments are listed by id when it starts;
+ * each is looked up again before each step, so one that goes meanwhile
+ * (retention, a deleted topic) is skipped.  A segment is read in steps of
+ * about a tenth of a second at the rate (64 KiB to 4 MiB), one step on the
+ * READ queue at a time, and the loop waits between steps for as long as
+ * the bytes should have taken (the pacing timer).  A corrupt segment is
+ * held (busy: no delete starts meanwhile) while a re-upload from a local
+ * copy runs on the WRITE queue (upload.c with expect set). */
+
+#define CHECK_STEP_MIN ((uint64_t)64 << 10)
+#define CHECK_STEP_MAX ((uint64_t)4 << 20)
+
+typedef struct tcheck_id_s {
+    char id[TIER_ID_LEN + 1];
+} tcheck_id_t;
+
+struct tcheck_s {
+    mk_tier_t *t;
+    uint8_t topic_id[16];
+    int32_t partition;
+    uint64_t rate, step;
+    mk_tier_check_cb cb;          /* NULL: cancelled */
+    void *ud;
+    tcheck_id_t *ids;             /* owned */
+    size_t n, i;
+    tier_check_t *job;            /* the segment being read (owned; NULL between segments) */
+    bool in_flight;               /* a step or a re-upload is queued or running */
+    uint64_t step_started_ms;
+    uint64_t segments, bytes, skipped;
+};
+
+static void check_next(tcheck_t *tc);
+
+static rseg_t *seg_by_id(tpart_t *tp, const char *id)
+{
+    for (size_t i = 0; tp && i < tp->n; i++)
+        if (strcmp(tp->segs[i]->id, id) == 0)
+            return tp->segs[i];
+    return NULL;
+}
+
+static void check_job_free(tier_check_t *k)
+{
+    if (!k)
+        return;
+    tier_check_free_digest(k);
+    mk_free(k->buf);
+    mk_free(k);
+}
+
+static void check_job_release(tier_job_t *j) { check_job_free((tier_check_t *)j); }
+
+static void check_free(tcheck_t *tc)
+{
+    if (tc->t->check == tc)
+        tc->t->check = NULL;
+    check_job_free(tc->job);
+    mk_free(tc->ids);
+    mk_free(tc);
+}
+
+/* The module goes: the queues released the step in flight, if any. */
+static void check_abandon(tcheck_t *tc)
+{
+    if (tc->in_flight)
+        tc->job = NULL;
+    check_free(tc);
+}
+
+/* The check is over: it goes, then the done report (whose callback may
+ * start the next check). */
+static void check_finish(tcheck_t *tc)
+{
+    mk_tier_check_cb cb = tc->cb;
+    void *ud = tc->ud;
+    mk_tier_check_report_t r = {.done = true, .segments = tc->segments, .bytes = tc->bytes,
+                                .skipped = tc->skipped, .partition = tc->partition, .broker = -1};
+    check_free(tc);
+    if (cb)
+        cb(ud, &r);
+}
+
+static void check_report(tcheck_t *tc, const rseg_t *rs, int outcome, bool repeat, int32_t broker, const char *why)
+{
+    if (!tc->cb)
+        return;
+    mk_tier_check_report_t r = {.outcome = outcome, .repeat = repeat, .topic = rs->topic,
+                                .partition = tc->partition, .start = rs->start, .end = rs->end,
+                                .segment_id = rs->id, .broker = broker, .why = why};
+    tc->cb(tc->ud, &r);
+}
+
+/* The re-upload of a corrupt segment. */
+typedef struct repair_s {
+    tcheck_t *tc;
+    tpart_t *tp;
+    rseg_t *rs;
+    int32_t broker;
+    char found[160];              /* what the check found */
+} repair_t;
+
+static void repair_release(tier_job_t *j)
+{
+    tier_upload_t *u = (tier_upload_t *)j;
+    for (int i = 0; i < 3; i++)
+        if (u->fds[i] >= 0)
+            close(u->fds[i]);
+    mk_buf_free(&u->epochs_text);
+    mk_buf_free(&u->snapshot);
+    mk_free(u->scratch);
+    mk_free(u->chunks);
+    mk_free(u->owner);
+    mk_free(u);
+}
+
+static void repair_done(tier_job_t *j)
+{
+    tier_upload_t *u = (tier_upload_t *)j;
+    repair_t *rp = u->owner;
+    tcheck_t *tc = rp->tc;
+    mk_tier_t *t = tc->t;
+    rseg_t *rs = rp->rs;
+    tc->in_flight = false;
+    rs->busy = false;
+    char why[400];
+    if (j->rc == 0) {
+        /* Readers must not keep a chunk of the bad copy: forget them all. */
+        tier_cache_forget(t->cache, rs->id);
+        rs->check_bad = false;
+        mk_info("tier: %s-%d: remote segment %" PRId64 "..%" PRId64 " (%s) was corrupt (%s): uploaded again from "
+                "broker %d's local copy",
+                rs->topic, (int)tc->partition, rs->start, rs->end, rs->id, rp->found, rp->broker);
+        check_report(tc, rs, MK_TIER_CHECK_REUPLOADED, false, rp->broker, rp->found);
+    } else if (j->rc == MK_ERR_CORRUPT && u->bytes_sent == 0) {
+        /* Nothing was put: the local copy failed validation, or is not the
+         * manifest's bytes. */
+        bool repeat = rs->check_bad;
+        rs->check_bad = true;
+        snprintf(why, sizeof(why), "broker %d's local copy differs or is bad (%s; found: %s)", rp->broker, j->why,
+                 rp->found);
+        check_report(tc, rs, MK_TIER_CHECK_UNREPAIRABLE, repeat, rp->broker, why);
+    } else {
+        snprintf(why, sizeof(why), "re-upload from broker %d failed: %s (found: %s)", rp->broker, j->why, rp->found);
+        check_report(tc, rs, MK_TIER_CHECK_REUPLOAD_FAILED, false, rp->broker, why);
+    }
+    repair_release(j);
+    tc->i++;
+    check_next(tc);
+}
+
+/* A local copy of rs with the same offsets and size, on any replica (the
+ * leader first): its log and segment info; NULL when none. */
+static mk_log_t *local_copy(mk_tier_t *t, const tpart_t *tp, const rseg_t *rs, mk_partition_t **pp, int32_t *broker,
+                            mk_log_segment_info_t *si)
+{
+    mk_topic_t *topic = mk_cluster_topic_find_id(t->c, tp->topic_id);
+    mk_partition_t *p = topic ? mk_cluster_topic_partition(topic, tp->partition) : NULL;
+    if (!p)
+        return NULL;
+    *pp = p;
+    int32_t n = mk_partition_replica_count(p);
+    for (int32_t k = -1; k < n; k++) {
+        int32_t b = k < 0 ? mk_partition_leader(p) : mk_partition_replica_broker(p, k);
+        if (b < 0 || (k >= 0 && b == mk_partition_leader(p)))
+            continue;
+        mk_log_t *log = mk_partition_replica_log(p, b);
+        if (!log)
+            continue;
+        size_t ns = mk_log_segment_count(log);
+        for (size_t i = 0; i < ns; i++) {
+            mk_log_segment_info(log, i, si);
+            if (si->base_offset > rs->start)
+                break;
+            if (!si->active && si->base_offset == rs->start && si->end_offset == rs->end + 1 &&
+                (int64_t)si->size_bytes == rs->size) {
+                *broker = b;
+                return log;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* rs was found corrupt (found says how): upload it again from a local copy
+ * that has the manifest's bytes, or report it.  True when a re-upload was
+ * submitted (repair_done continues the check). */
+static bool repair_start(tcheck_t *tc, tpart_t *tp, rseg_t *rs, const char *found)
+{
+    mk_tier_t *t = tc->t;
+    mk_partition_t *p = NULL;
+    int32_t broker = -1;
+    mk_log_segment_info_t si;
+    mk_log_t *log = local_copy(t, tp, rs, &p, &broker, &si);
+    char why[400];
+    if (!log) {
+        bool repeat = rs->check_bad;
+        rs->check_bad = true;
+        snprintf(why, sizeof(why), "no local copy on any replica (%s)", found);
+        check_report(tc, rs, MK_TIER_CHECK_UNREPAIRABLE, repeat, -1, why);
+        return false;
+    }
+    tier_upload_t *u = mk_calloc(1, sizeof(*u));
+    repair_t *rp = mk_calloc(1, sizeof(*rp));
+    collect_t col = {0};
+    if (!u || !rp) {
+        mk_free(u);
+        mk_free(rp);
+        snprintf(why, sizeof(why), "%s; out of memory preparing its re-upload", found);
+        check_report(tc, rs, MK_TIER_CHECK_REUPLOAD_FAILED, false, broker, why);
+        return false;
+    }
+    u->fds[0] = u->fds[1] = u->fds[2] = -1;
+    u->owner = rp;
+    rp->tc = tc;
+    rp->tp = tp;
+    rp->rs = rs;
+    rp->broker = broker;
+    snprintf(rp->found, sizeof(rp->found), "%s", found);
+    if (t->hooks.producers)
+        t->hooks.producers(t->hooks.arg, p, collect_producer, &col);
+    int rc = col.oom ? MK_ERR_NOMEM : upload_fill(t, tp, rs, u, log, &si, col.v, col.n);
+    mk_free(col.v);
+    mk_free(col.ab);
+    if (rc < 0) {
+        snprintf(why, sizeof(why), "%s; its re-upload from broker %d could not be prepared: %s", found, broker,
+                 mk_strerror(rc));
+        repair_release(&u->job);
+        check_report(tc, rs, MK_TIER_CHECK_REUPLOAD_FAILED, false, broker, why);
+        return false;
+    }
+    u->job.done = repair_done;
+    u->job.release = repair_release;
+    u->expect = true;
+    u->expect_crc32c = rs->crc;
+    memcpy(u->expect_sha256, rs->sha, sizeof(u->expect_sha256));
+    rs->busy = true;
+    tc->in_flight = true;
+    mk_info("tier: %s-%d: remote segment %" PRId64 "..%" PRId64 " (%s) is corrupt (%s): uploading it again from "
+            "broker %d",
+            rs->topic, (int)tc->partition, rs->start, rs->end, rs->id, found, broker);
+    tier_s3_submit(t->s3, &u->job);
+    return true;
+}
+
+static void check_submit(tcheck_t *tc)
+{
+    tier_check_t *k = tc->job;
+    k->len = MK_MIN(tc->step, k->size - k->pos);
+    k->job.rc = 0;
+    tc->in_flight = true;
+    tc->step_started_ms = uv_now(tc->t->loop);
+    tier_s3_submit(tc->t->s3, &k->job);
+}
+
+static void check_timer_cb(uv_timer_t *h)
+{
+    mk_tier_t *t = h->data;
+    tcheck_t *tc = t->check;
+    if (!tc || tc->in_flight)
+        return;
+    if (!tc->cb) {
+        check_free(tc);
+        return;
+    }
+    if (tc->job)
+        check_submit(tc);
+    else
+        check_next(tc);
+}
+
+/* A step came back (loop thread). */
+static void check_step_done(tier_job_t *j)
+{
+    tier_check_t *k = (tier_check_t *)j;
+    tcheck_t *tc = k->owner;
+    mk_tier_t *t = tc->t;
+    tc->in_flight = false;
+    if (!tc->cb) {
+        check_free(tc); /* frees k */
+        return;
+    }
+    tpart_t *tp = tpart_find(t, tc->topic_id, tc->partition);
+    rseg_t *rs = seg_by_id(tp, k->segment_id);
+    bool there = rs && rs->state == MK_META_RSEG_COPY_FINISHED && !rs->busy;
+    if (j->rc == 0 || k->finished)
+        tc->bytes += k->len; /* the .log bytes read (not those of a step that failed earlier) */
+    if (!there || (j->rc && j->rc != MK_ERR_CORRUPT)) {
+        /* It went meanwhile, or S3 failed: not a finding. */
+        if (there && j->rc != MK_ERR_STATE)
+            mk_debug("tier: %s-%d: remote segment %s not checked: %s", rs->topic, (int)tc->partition, rs->id, j->why);
+        tc->skipped++;
+        check_job_free(k);
+        tc->job = NULL;
+        tc->i++;
+        check_next(tc);
+        return;
+    }
+    if (j->rc == MK_ERR_CORRUPT) {
+        char found[160];
+        snprintf(found, sizeof(found), "%s", j->why);
+        check_job_free(k);
+        tc->job = NULL;
+        if (repair_start(tc, tp, rs, found))
+            return;
+        tc->i++;
+        check_next(tc);
+        return;
+    }
+    uint64_t stepped = k->len;
+    if (k->finished) {
+        tc->segments++;
+        rs->check_bad = false; /* sound (again) */
+        check_job_free(k);
+        tc->job = NULL;
+        tc->i++;
+    } else {
+        k->pos += k->len;
+    }
+    /* Pacing: the step's bytes at the rate. */
+    uint64_t need = stepped * 1000 / tc->rate;
+    uint64_t took = uv_now(t->loop) - tc->step_started_ms;
+    uv_timer_start(t->check_timer, check_timer_cb, need > took ? need - took : 0, 0);
+}
+
+/* The next segment to check, or the end of the check. */
+static void check_next(tcheck_t *tc)
+{
+    mk_tier_t *t = tc->t;
+    if (!tc->cb) {
+        check_free(tc);
+        return;
+    }
+    tpart_t *tp = tpart_find(t, tc->topic_id, tc->partition);
+    for (; tc->i < tc->n; tc->i++) {
+        rseg_t *rs = seg_by_id(tp, tc->ids[tc->i].id);
+        if (!rs || rs->state != MK_META_RSEG_COPY_FINISHED || rs->size <= 0)
+            continue; /* it went */
+        if (rs->busy) {
+            tc->skipped++;
+            continue;
+        }
+        tier_check_t *k = mk_calloc(1, sizeof(*k));
+        uint64_t cap = MK_MIN(tc->step, (uint64_t)rs->size);
+        if (k)
+            k->buf = mk_malloc((size_t)cap);
+        if (!k || !k->buf || obj_key(t, tp, rs, 0, k->log_key, sizeof(k->log_key)) < 0 ||
+            obj_key(t, tp, rs, TIER_NEXTS - 1, k->manifest_key, sizeof(k->manifest_key)) < 0) {
+            check_job_free(k);
+            tc->skipped++;
+            continue;
+        }
+        k->job.work = tier_check_work;
+        k->job.done = check_step_done;
+        k->job.release = check_job_release;
+        k->job.queue = TIER_Q_READ;
+        memcpy(k->segment_id, rs->id, sizeof(k->segment_id));
+        k->start_offset = rs->start;
+        k->size = (uint64_t)rs->size;
+        k->crc32c = rs->crc;
+        memcpy(k->sha256, rs->sha, sizeof(k->sha256));
+        k->owner = tc;
+        tc->job = k;
+        check_submit(tc);
+        return;
+    }
+    check_finish(tc);
+}
+
+int mk_tier_check(mk_tier_t *t, const uint8_t topic_id[16], int32_t partition, int64_t rate_bytes_per_sec,
+                  mk_tier_check_cb cb, void *ud)
+{
+    if (t->check)
+        return MK_ERR_STATE;
+    tpart_t *tp = tpart_find(t, topic_id, partition);
+    size_t n = 0;
+    for (size_t i = 0; tp && i < tp->n; i++)
+        n += tp->segs[i]->state == MK_META_RSEG_COPY_FINISHED;
+    if (n == 0)
+        return MK_ERR_NOT_FOUND;
+    tcheck_t *tc = mk_calloc(1, sizeof(*tc));
+    if (tc)
+        tc->ids = mk_malloc(n * sizeof(*tc->ids));
+    if (!tc || !tc->ids) {
+        mk_free(tc);
+        return MK_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < tp->n; i++)
+        if (tp->segs[i]->state == MK_META_RSEG_COPY_FINISHED)
+            memcpy(tc->ids[tc->n++].id, tp->segs[i]->id, sizeof(tc->ids[0].id));
+    tc->t = t;
+    memcpy(tc->topic_id, topic_id, 16);
+    tc->partition = partition;
+    tc->rate = rate_bytes_per_sec > 0 ? (uint64_t)rate_bytes_per_sec : 1;
+    tc->step = MK_MIN(MK_MAX(tc->rate / 10, CHECK_STEP_MIN), CHECK_STEP_MAX);
+    tc->cb = cb;
+    tc->ud = ud;
+    t->check = tc;
+    uv_timer_start(t->check_timer, check_timer_cb, 0, 0); /* cb never runs within this call */
+    return 0;
+}
+
+void mk_tier_check_cancel(mk_tier_t *t)
+{
+    tcheck_t *tc = t->check;
+    if (!tc)
+        return;
+    tc->cb = NULL;
+    tc->ud = NULL;
+    if (!tc->in_flight) {
+        uv_timer_stop(t->check_timer);
+        check_free(tc);
+    }
+    /* else freed when its step or re-upload comes back (or by mk_tier_free) */
+}
+
 /* ================================================================== stats */
 
 const char *mk_tier_state_name(int state)
@@ -1695,6 +2155,7 @@ void mk_tier_stats(mk_tier_t *t, mk_tier_stats_t *out)
             if (rs->state == MK_META_RSEG_COPY_FINISHED) {
                 out->remote_bytes += (uint64_t)rs->size;
                 out->remote_segments++;
+                out->remote_unrepairable += rs->check_bad;
             }
         }
     }

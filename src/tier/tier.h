@@ -150,6 +150,51 @@ int mk_tier_max_timestamp(mk_tier_t *t, mk_partition_t *p, int32_t broker, int64
 int mk_tier_follower_rebuild(mk_tier_t *t, mk_partition_t *p, int32_t broker, mk_log_t *log,
                              int64_t leader_local_start);
 
+/* ========================================================= remote checks */
+
+/* The scrubber's pass covers the remote copy too (broker/ wires scrub/'s
+ * remote hook to these).  A check reads every COPY_FINISHED segment of one
+ * partition back from S3 on tier's read threads, in steps paced at
+ * rate_bytes_per_sec, and compares its manifest and its .log with the
+ * checksums of the segment's row (CRC32C, SHA-256: those the upload wrote
+ * into the manifest).  A segment found corrupt is uploaded again from a
+ * local copy that still has the same bytes (any replica; the local bytes
+ * are checked against the manifest first), else it is reported
+ * unrepairable (and reads of it keep failing validation: never served). */
+enum {
+    MK_TIER_CHECK_REUPLOADED = 1, /* corrupt; uploaded again from a local copy, and verified */
+    MK_TIER_CHECK_UNREPAIRABLE,   /* corrupt; no local copy with the manifest's bytes */
+    MK_TIER_CHECK_REUPLOAD_FAILED /* corrupt; the re-upload failed (S3): tried at the next check */
+};
+
+typedef struct mk_tier_check_report_s {
+    bool done;                    /* the check's last report, with the counts */
+    /* done */
+    uint64_t segments;            /* segments read whole and found sound */
+    uint64_t bytes;               /* bytes read (sound or not) */
+    uint64_t skipped;             /* not checked: S3 failed, or the segment was busy or went */
+    /* !done: one corrupt segment */
+    int outcome;                  /* MK_TIER_CHECK_* */
+    bool repeat;                  /* reported unrepairable by an earlier check already */
+    const char *topic;
+    int32_t partition;
+    int64_t start, end;           /* its offsets */
+    const char *segment_id;
+    int32_t broker;               /* the local copy re-uploaded, -1 */
+    const char *why;              /* what was wrong (and, unrepairable, why) */
+} mk_tier_check_report_t;
+typedef void (*mk_tier_check_cb)(void *ud, const mk_tier_check_report_t *r);
+
+/* Check the remote copy of (topic_id, partition): cb gets each corrupt
+ * segment as it is handled, then one done report (all on the loop thread,
+ * never within this call).  One check at a time.  0 (cb will run),
+ * MK_ERR_NOT_FOUND (no remote segment: nothing to check, cb will not run),
+ * MK_ERR_STATE (a check runs), MK_ERR_NOMEM. */
+int mk_tier_check(mk_tier_t *t, const uint8_t topic_id[16], int32_t partition, int64_t rate_bytes_per_sec,
+                  mk_tier_check_cb cb, void *ud);
+/* The running check's cb will not be called any more (its caller goes). */
+void mk_tier_check_cancel(mk_tier_t *t);
+
 /* ================================================================= stats */
 
 enum { MK_TIER_S3_UNKNOWN = 0, MK_TIER_S3_OK, MK_TIER_S3_FAILING };
@@ -202,6 +247,7 @@ typedef struct mk_tier_stats_s {
     int32_t uploads_in_flight, downloads_in_flight, deletes_in_flight;
     uint64_t uploads_done, uploads_failed, deletes_done, deletes_failed;
     uint64_t fetch_requests, fetch_errors;
+    int32_t remote_unrepairable;  /* COPY_FINISHED segments the last check found corrupt with no local copy */
 } mk_tier_stats_t;
 
 void mk_tier_stats(mk_tier_t *t, mk_tier_stats_t *out);

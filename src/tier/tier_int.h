@@ -12,10 +12,14 @@
  *             verifies the copy
  *   cache.c   the chunk cache: memory (LRU, bounded) and DATA/tier-cache/
  *             (LRU, bounded), filled by ranged GETs through the validator
+ *   check.c   the worker side of a remote check (the scrubber's): a remote
+ *             segment's manifest, then its .log read back in steps, against
+ *             the CRC32C and SHA-256 the manifest and the row hold
  *   tier.c    the module: remote log metadata in memory, copy scheduling,
  *             local and total retention, reads, follower rebuild, stats
  *
- * Who calls whom: tier.c -> cache.c, s3.c, upload.c, codec.c;
+ * Who calls whom: tier.c -> cache.c, check.c, s3.c, upload.c, codec.c;
+ * check.c -> s3.c;
  * cache.c -> s3.c, codec.c; upload.c -> s3.c, codec.c; s3.c -> nothing of
  * tier/ but its own job callbacks.
  *
@@ -216,10 +220,56 @@ typedef struct tier_upload_s {
     char sha256[65];
     uint64_t bytes_sent;
     void *owner;                  /* tier.c's context */
+    /* A re-upload of a remote copy found corrupt (expect): the local bytes
+     * must have these digests (the manifest's), else nothing is put and the
+     * job fails with MK_ERR_CORRUPT. */
+    bool expect;
+    uint32_t expect_crc32c;
+    char expect_sha256[65];
 } tier_upload_t;
 
 /* The work function of an upload job. */
 void tier_upload_work(tier_job_t *j, tier_s3_t *s3);
+
+/* ================================================================= check.c */
+
+/* One step of the check of a remote segment, on a READ worker.  The loop
+ * submits the same job again for each step, so the running digests carry
+ * over; at most one step of it is queued or running at a time.
+ *   pos 0    first the manifest: HEAD (at most TIER_MANIFEST_MAX bytes),
+ *            GET; its bytes must have the MD5 of its ETag, and its
+ *            segment_id, start_offset, size, crc32c and sha256 must be the
+ *            row's; then HEAD of the .log: its length must be the row's size
+ *   each     GET [pos, pos + len) of the .log, into the running CRC32C and
+ *            SHA-256; the step that reaches size compares them with the
+ *            row's (finished)
+ * rc: 0 sound so far; MK_ERR_CORRUPT (why: what differs, a missing object
+ * included); MK_ERR_IO or MK_ERR_STATE (S3 failed or is stopping: not a
+ * finding). */
+#define TIER_MANIFEST_MAX 65536
+typedef struct tier_check_s {
+    tier_job_t job;
+    /* in (loop) */
+    char log_key[TIER_KEY_MAX], manifest_key[TIER_KEY_MAX];
+    char segment_id[TIER_ID_LEN + 1];
+    int64_t start_offset;
+    uint64_t size;                /* the .log's bytes, as the row says */
+    uint32_t crc32c;              /* the row's, which the manifest must hold too */
+    char sha256[65];
+    uint64_t pos, len;            /* this step */
+    uint8_t *buf;                 /* room for len bytes (mk_malloc'd on the loop; freed there) */
+    /* carried between steps (worker) */
+    uint32_t run_crc;
+    void *sha;                    /* EVP_MD_CTX of the running SHA-256 (freed by tier_check_free_digest) */
+    /* out */
+    bool finished;
+    void *owner;                  /* tier.c's context */
+} tier_check_t;
+
+/* The work function of a check step. */
+void tier_check_work(tier_job_t *j, tier_s3_t *s3);
+/* Frees the running digest (any thread; idempotent). */
+void tier_check_free_digest(tier_check_t *k);
 
 /* ================================================================= cache.c */
 

@@ -21,6 +21,10 @@
  *              PUT) must be ours.  Only then is the copy reported done, and
  *              only then may the local segment go.
  *
+ * The same job re-uploads a remote copy the scrubber found corrupt (tier.c,
+ * remote checks): then the scan's digests must be the manifest's first
+ * (expect), so a local copy that is not the same bytes is never put.
+ *
  * No mk_malloc here (workers): a batch larger than the buffer gets a plain
  * malloc'd one.  The descriptors are closed here in every case.
  */
@@ -222,6 +226,11 @@ void tier_upload_work(tier_job_t *j, tier_s3_t *s3)
     uint8_t md5[16];
     char md5_b64[32], md5_hex[33];
     int rc = scan(u, md5);
+    if (rc == 0 && u->expect && (u->crc32c != u->expect_crc32c || strcmp(u->sha256, u->expect_sha256) != 0)) {
+        snprintf(j->why, sizeof(j->why), "the local copy has CRC32C %08x and SHA-256 %.16s..., the manifest "
+                 "%08x and %.16s...: not uploaded", u->crc32c, u->sha256, u->expect_crc32c, u->expect_sha256);
+        rc = MK_ERR_CORRUPT;
+    }
     if (rc == 0) {
         b64(md5, 16, md5_b64);
         hex(md5, 16, md5_hex);

@@ -23,7 +23,8 @@
 #   BENCH_TIMEOUT=60         seconds allowed per test
 #   BENCH_ONLY=              "minikora" or "mock" to run one column;
 #                            "noisy" for the noisy-neighbour section alone;
-#                            "elastic" for the elasticity section alone
+#                            "elastic" for the elasticity section alone;
+#                            "conns" for the idle connections section alone
 #   BENCH_OUT=build/bench    where the tool, logs and results go
 #   MINIKORA=./minikora      the binary under test
 # Tiered storage section (minikora only; tests/bench/tier_bench.py, confluent-kafka):
@@ -45,6 +46,9 @@
 #   BENCH_ELASTIC_SIZE=1024  their size, bytes
 #   BENCH_ELASTIC_SECS=10    seconds of load before and after the move
 #   BENCH_ELASTIC_PARTITIONS=12  partitions moved onto the added cell
+# Idle connections section (minikora only; tests/bench/conns_bench.py; issue 16):
+#   BENCH_CONNS=5000         idle connections (one ApiVersions each); RSS idle, with them,
+#                            per connection, and after they closed (0: skip)
 # Noisy-neighbour section (minikora only; one cell, two tenants; issue 11):
 #   BENCH_NOISY=1            0 skips it
 #   BENCH_NOISY_RATE=2000    tenant B's records/s, produced and consumed
@@ -60,6 +64,37 @@ OUT=${BENCH_OUT:-build/bench}
 MINIKORA=${MINIKORA:-./minikora}
 ONLY=${BENCH_ONLY:-}
 mkdir -p "$OUT"
+
+# ---------------------------------------------------------------- idle connections (issue 16)
+# RSS of one minikora idle, with BENCH_CONNS idle client connections, and after they closed.
+conns_section() {  # appends to $1
+    local n=${BENCH_CONNS:-5000} res=$OUT/conns.res
+    [ "$n" -gt 0 ] && [ -x "$MINIKORA" ] || return 0
+    echo "bench: idle connections, $n (log: $OUT/conns.log)"
+    MINIKORA="$MINIKORA" BENCH_CONNS="$n" BENCH_OUT="$OUT" \
+        ${PYTHON:-/usr/bin/python3} tests/bench/conns_bench.py > "$res" 2> "$OUT/conns.err" || status=1
+    awk '
+        $1 == "RESULT" { r[$2] = $3 }
+        END {
+            printf "\nidle connections: %s client connections over 6 brokers, one ApiVersions each, then idle\n", r["conns_n"]
+            printf "%-36s %12s\n", "", "RSS"
+            printf "%-36s %9s KiB\n", "idle (no clients)", r["conns_idle_kib"]
+            printf "%-36s %9s KiB\n", "with the connections open", r["conns_conns_kib"]
+            printf "%-36s %9s B\n", "per idle connection", r["conns_per_conn_bytes"]
+            printf "%-36s %9s KiB\n", "after they all closed", r["conns_closed_kib"]
+            if ("conns_failed" in r) printf "  idle connections run failed: %s\n", r["conns_failed"]
+        }' "$res" >> "$1"
+}
+status=0
+if [ "$ONLY" = conns ]; then
+    TABLE=$OUT/results.txt
+    echo "minikora bench (idle connections section only), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
+         "$(uname -sr)" > "$TABLE"
+    conns_section "$TABLE"
+    echo
+    cat "$TABLE"
+    exit $status
+fi
 
 # ---------------------------------------------------------------- build the tool
 TOOL=$OUT/mkbench
@@ -258,7 +293,7 @@ fi
 # ---------------------------------------------------------------- tiered storage (issue 12)
 # Consume throughput from the local tier and from S3 (cold cache, warm cache), side by side.
 TIER_MB=${BENCH_TIER_MB:-200}
-if [ "$ONLY" != mock ] && [ -x "$MINIKORA" ] && [ "$TIER_MB" -gt 0 ] && \
+if [ "$ONLY" != mock ] && [ "$ONLY" != noisy ] && [ -x "$MINIKORA" ] && [ "$TIER_MB" -gt 0 ] && \
    ${PYTHON:-/usr/bin/python3} -c 'import confluent_kafka' 2>/dev/null; then
     echo "bench: tiered storage, $TIER_MB MB per topic (log: $OUT/tier.log)"
     TIER_RES=$OUT/tier.res
@@ -275,6 +310,8 @@ if [ "$ONLY" != mock ] && [ -x "$MINIKORA" ] && [ "$TIER_MB" -gt 0 ] && \
             if ("tier_failed" in r) printf "  tiered storage run failed: %s\n", r["tier_failed"]
         }' "$TIER_RES" >> "$TABLE"
 fi
+
+[ "$ONLY" != mock ] && [ "$ONLY" != noisy ] && conns_section "$TABLE"
 
 # ---------------------------------------------------------------- reset time (issue 6)
 # A fresh minikora with the admin API; BENCH_RESET_TOPICS topics of 3 partitions x RF 3 made
