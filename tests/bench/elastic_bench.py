@@ -2,7 +2,8 @@
 """elastic_bench.py -- `make bench`'s elasticity section (issue 15): add a cell under load and move
 the load onto it, with the producer's latency before, during and after, and the time the move took.
 
-One fresh `minikora serve --ephemeral --port 0 --brokers 3 --azs 3` (one cell).  A topic of
+One fresh `minikora serve --data-dir <tmp under BENCH_OUT> --port 0 --brokers 3 --azs 3` (one cell;
+the directory is removed at the end).  A topic of
 BENCH_ELASTIC_PARTITIONS partitions, RF 3, takes an idempotent acks=all producer (confluent-kafka,
 librdkafka underneath) at BENCH_ELASTIC_RATE records/s of BENCH_ELASTIC_SIZE bytes.  Phases:
   before   BENCH_ELASTIC_SECS s of steady load on cell 0 (after 1 s of warm-up, not counted)
@@ -11,10 +12,11 @@ librdkafka underneath) at BENCH_ELASTIC_RATE records/s of BENCH_ELASTIC_SIZE byt
            phase lasts until GET /v1/cells shows no move left
   after    BENCH_ELASTIC_SECS s of steady load on cell 1
 Latency is librdkafka's per-record produce latency (Message.latency(): produce() call to
-acknowledgement).  Prints `RESULT key value` lines for run.sh's table.
+acknowledgement).  Bytes copied: the .log bytes on the new cell's brokers when the move ended.
+Prints `RESULT key value` lines for run.sh's table.
 
 With BENCH_ELASTIC_TIER=1 (the default) the topic is tiered with local.retention.ms=1000: sealed
-segments (4 MiB) go to the bundled S3 server and leave the local disks, and a new replica starts
+segments (1 MiB) go to the bundled S3 server and leave the local disks, and a new replica starts
 at the leader's local log start (KIP-405), so a move copies only the local tail.
 BENCH_ELASTIC_TIER=0 turns remote storage off for the topic, so every byte is copied.
 
@@ -25,6 +27,8 @@ BENCH_ELASTIC_TIER (1).
 
 import json
 import os
+import shutil
+import tempfile
 import subprocess
 import sys
 import time
@@ -54,9 +58,10 @@ def main():
     if os.path.exists(ready):
         os.unlink(ready)
     log = open(os.path.join(out, "elastic.log"), "w")
-    proc = subprocess.Popen([binary, "serve", "--ephemeral", "--port", "0", "--brokers", "3", "--azs", "3",
+    data = tempfile.mkdtemp(prefix="elastic-data-", dir=out)
+    proc = subprocess.Popen([binary, "serve", "--data-dir", data, "--port", "0", "--brokers", "3", "--azs", "3",
                              "--ready-file", ready, "--set", "minikora.balancer.enable=false",
-                             "--set", "log.segment.bytes=4194304",
+                             "--set", "log.segment.bytes=1048576",
                              "--set", "remote.log.manager.task.interval.ms=200"],
                             stdout=subprocess.DEVNULL, stderr=log)
     try:
@@ -135,6 +140,11 @@ def main():
             return not http("GET", "/v1/cells")[1]["moves"] or time.monotonic() - t_move > 300
         run_until(moved)
         move_secs = time.monotonic() - t_move
+        # what the move copied: the log bytes on the new cell's brokers when it ended
+        copied = 0
+        for b in cell["brokers"]:
+            for root, _, files in os.walk(os.path.join(data, "broker-%d" % b)):
+                copied += sum(os.path.getsize(os.path.join(root, f)) for f in files if f.endswith(".log"))
         phase[0] = "after"
         end = time.monotonic() + secs
         run_until(lambda: time.monotonic() >= end)
@@ -148,6 +158,7 @@ def main():
         print("RESULT elastic_cell_add_ms %.1f" % ((t_cell - t_move) * 1000.0))
         print("RESULT elastic_move_secs %.2f" % move_secs)
         print("RESULT elastic_topic_bytes %d" % moved_bytes)
+        print("RESULT elastic_copied_bytes %d" % copied)
         print("RESULT elastic_on_new_cell %d" % int(on_new))
         print("RESULT elastic_errors %d" % len(errors))
         for ph in ("before", "during", "after"):
@@ -162,6 +173,7 @@ def main():
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

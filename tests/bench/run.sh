@@ -131,8 +131,9 @@ run_elastic() {
             for (i = 1; i <= 3; i++)
                 printf "%-36s %10s %10s %10s %10s\n", "produce latency, " ph[i] " the move", r["elastic_" ph[i] "_n"], \
                     r["elastic_" ph[i] "_p50_ms"], r["elastic_" ph[i] "_p99_ms"], r["elastic_" ph[i] "_max_ms"]
-            printf "  cell added in %s ms; move took %s s; all replicas on the new cell: %s; producer errors: %s\n", \
-                r["elastic_cell_add_ms"], r["elastic_move_secs"], r["elastic_on_new_cell"] ? "yes" : "no", r["elastic_errors"]
+            printf "  cell added in %s ms; move took %s s; bytes copied to the new cell: %s; all replicas there: %s; producer errors: %s\n", \
+                r["elastic_cell_add_ms"], r["elastic_move_secs"], r["elastic_copied_bytes"], \
+                r["elastic_on_new_cell"] ? "yes" : "no", r["elastic_errors"]
             if ("elastic_failed" in r) printf "  elasticity run failed: %s\n", r["elastic_failed"]
         }' "$res" >> "$1"
 }
