@@ -314,6 +314,18 @@ def test_tui_views_and_actions(minikora):
         tui.tmux("resize-window", "-t", "tui", "-x", str(COLS), "-y", str(ROWS))
         tui.wait("an 80-column frame", lambda s: url not in s.splitlines()[0] and "6/6 up" in s)
 
+        # ---- D drains the selected broker; X (remove) is refused while it holds replicas or is
+        # the last broker of its AZ in its cell, and says why
+        tui.keys("D")
+        tui.wait_text("Drain broker 2")
+        tui.keys("y")
+        tui.wait_re(broker_row(2, r"drain\w*"))
+        tui.keys("X")
+        tui.wait_text("Remove (retire) broker 2")
+        tui.keys("y")
+        tui.wait_text("remove broker 2 failed")
+        assert http(url + "/v1/brokers/2")["broker"]["state"] in ("draining", "drained")
+
         # ---- q quits with 0
         tui.keys("q")
         assert tui.exit_code() == 0

@@ -56,7 +56,8 @@ static void usage(FILE *out)
                  "  --no-color       no colours (also when NO_COLOR is set)\n"
                  "Keys: Tab and 1-7 switch views, arrows/hjkl move, Enter drills in, / filters,\n"
                  "o/O sort, t tails a topic (in its drill-down), ? help, q quits;\n"
-                 "s/S/c stop/start/crash a broker, a/A take an AZ down/up.\n");
+                 "s/S/c stop/start/crash a broker, a/A take an AZ down/up,\n"
+                 "D drains a broker, X removes a drained one.\n");
 }
 
 static void say(mk_tui_t *t, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -251,7 +252,8 @@ static void ask(mk_tui_t *t, int act)
         say(t, MK_TUI_MSG_ERR, "no broker selected (select one in Overview or Placement)");
         return;
     }
-    static const char *verbs[] = {"Stop (controlled shutdown)", "Start", "Crash", "Take down", "Bring up"};
+    static const char *verbs[] = {"Stop (controlled shutdown)", "Start", "Crash", "Take down", "Bring up",
+                                  "Drain", "Remove (retire)"};
     t->confirm_act = act;
     t->confirm_broker = b->id;
     snprintf(t->confirm_az, sizeof(t->confirm_az), "%s", b->az);
@@ -273,9 +275,13 @@ static void act(mk_tui_t *t)
     switch (t->confirm_act) {
     case MK_TUI_ACT_STOP:
     case MK_TUI_ACT_START:
-    case MK_TUI_ACT_CRASH: {
+    case MK_TUI_ACT_CRASH:
+    case MK_TUI_ACT_DRAIN:
+    case MK_TUI_ACT_REMOVE: {
         const char *verb = t->confirm_act == MK_TUI_ACT_STOP    ? "stop"
                            : t->confirm_act == MK_TUI_ACT_START ? "start"
+                           : t->confirm_act == MK_TUI_ACT_DRAIN ? "drain"
+                           : t->confirm_act == MK_TUI_ACT_REMOVE ? "remove"
                                                                 : "crash";
         snprintf(path, sizeof(path), "/v1/brokers/%d/%s", t->confirm_broker, verb);
         snprintf(label, sizeof(label), "%s broker %d", verb, t->confirm_broker);
@@ -681,6 +687,8 @@ static bool key(mk_tui_t *t, int ch)
     case 'c': ask(t, MK_TUI_ACT_CRASH); break;
     case 'a': ask(t, MK_TUI_ACT_AZ_DOWN); break;
     case 'A': ask(t, MK_TUI_ACT_AZ_UP); break;
+    case 'D': ask(t, MK_TUI_ACT_DRAIN); break;
+    case 'X': ask(t, MK_TUI_ACT_REMOVE); break;
     case KEY_UP:
     case 'k': move_cursor(t, -1, 0, 0); break;
     case KEY_DOWN:

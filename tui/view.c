@@ -1826,7 +1826,7 @@ static void draw_help(void)
         "o / O           sort the list by the next column / the other way round",
         "t               tail a topic (in its drill-down); Left/Right: partition",
         "s / S           stop (controlled) / start the broker",
-        "c               crash the broker",
+        "c / D / X       crash / drain / remove (once drained) the broker",
         "a / A           take the broker's AZ down / up",
         "r               refresh now",
         "q               quit",

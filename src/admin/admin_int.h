@@ -261,11 +261,34 @@ typedef struct mk_admin_move_s {
 
 #define MK_ADMIN_MAX_MOVES 16
 
+/* A broker being drained: its replicas move to other brokers (balance.c).
+ * Kept (kv drain/<id>) until the broker is removed or the drain cancelled. */
+typedef struct mk_admin_drain_s {
+    int32_t broker;
+    int replicas;             /* replicas on it when the drain began (or resumed) */
+    int left;                 /* replicas still on it */
+    int stuck;                /* of those, partitions with nowhere to go now */
+    bool done;                /* left reached 0 (broker_drained told) */
+    int64_t started_ms;       /* wall clock */
+    int64_t done_ms;          /* wall clock; 0 while it runs */
+} mk_admin_drain_t;
+
+#define MK_ADMIN_MAX_DRAINS MK_CLUSTER_MAX_BROKERS
+
 typedef struct mk_admin_balance_s {
     mk_admin_move_t moves[MK_ADMIN_MAX_MOVES];
     int nmoves;
     uint64_t moves_done;
     uint64_t last_run_ms;     /* monotonic: the balancer's last look */
+    mk_admin_drain_t drains[MK_ADMIN_MAX_DRAINS];
+    int ndrains;
+    uint64_t drains_done;     /* drains that reached 0 replicas, since start */
+    uint64_t brokers_removed; /* since start */
+    /* The within-cell partition balancer. */
+    uint64_t part_last_ms;    /* monotonic: its last look */
+    uint64_t part_replica_moves;   /* reassignments it started, since start */
+    uint64_t part_leader_moves;    /* preferred elections and reorders it started */
+    uint64_t part_runs;       /* passes that found a cell uneven */
 } mk_admin_balance_t;
 
 /* Register the load with the cluster (placement compares it) and resume the
@@ -283,6 +306,26 @@ void mk_admin_cell_load(mk_admin_t *a, int32_t cell, mk_admin_cell_load_t *out);
 int mk_admin_tenant_move(mk_admin_t *a, mk_tenant_t *t, int32_t cell, const char *why);
 /* The move of a tenant in progress, or NULL. */
 const mk_admin_move_t *mk_admin_move_of(mk_admin_t *a, const char *tenant);
+/* Drain broker id: every replica on it moves online (repl/'s reassignment,
+ * a few at a time) to another broker of its cell, of its AZ where one is
+ * free, else of an AZ the partition has no replica in, else any.  Persisted
+ * (kv drain/<id>), resumed at start.  0, MK_ERR_NOT_FOUND, MK_ERR_EXISTS
+ * (already draining), MK_ERR_STATE (retired). */
+int mk_admin_broker_drain(mk_admin_t *a, int32_t id);
+/* Stop draining broker id (the replicas moved stay moved).  0 or
+ * MK_ERR_NOT_FOUND (no drain). */
+int mk_admin_broker_drain_cancel(mk_admin_t *a, int32_t id);
+/* The drain of broker id, or NULL. */
+const mk_admin_drain_t *mk_admin_drain_of(mk_admin_t *a, int32_t id);
+/* Remove broker id (repl/'s mk_repl_broker_remove) and forget its drain. */
+int mk_admin_broker_remove(mk_admin_t *a, int32_t id, int64_t *replicas_out);
+/* One pass of the within-cell partition balancer over cell now (the admin
+ * API's rebalance; the tick runs it every
+ * minikora.balancer.partitions.interval.ms when enabled).  Returns the moves
+ * it started (replica reassignments + leader moves), or MK_ERR_INVALID (no
+ * such cell).  *skew_out (may be NULL): the replica skew (max - min over the
+ * cell's brokers that take replicas) before the pass. */
+int mk_admin_cell_rebalance(mk_admin_t *a, int32_t cell, const char *why, int *skew_out);
 
 /* ==================================================================== faults */
 

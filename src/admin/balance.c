@@ -31,6 +31,24 @@
  * -- if that lowers the peak: the target's load plus the tenant's share
  * must stay below the source's load.
  *
+ * Drains.  Draining a broker (kv "drain/<id>" while it lasts, resumed at
+ * start) moves each of its replicas, DRAIN_INFLIGHT at a time, to another
+ * broker of its cell that takes replicas (running, not retired, not
+ * draining): one of its AZ where there is one, else one in an AZ the
+ * partition has no replica in, else any; among those the one with the
+ * fewest replicas.  Each is a repl/ reassignment (online: add, catch up,
+ * switch the leader after a last synchronous round, drop), so no
+ * acknowledged record is lost.  A drained broker can then be removed
+ * (repl/'s mk_repl_broker_remove: refused while it holds a replica or is
+ * the last broker of its AZ in its cell).  Nothing is placed on a draining
+ * broker by tenant moves or the balancers; a topic created on it meanwhile
+ * is moved off too.
+ *
+ * Partition balancer.  Within a cell (minikora.balancer.partitions.enable,
+ * every minikora.balancer.partitions.interval.ms, or POST
+ * /v1/cells/{n}/rebalance), replicas, preferred leaders and leaders are
+ * evened over the brokers that take replicas; see mk_admin_cell_rebalance.
+ *
  * Threads: the loop thread (the admin tick).
  */
 #define MK_PARTITION_FIELDS
@@ -43,6 +61,9 @@
 #include <string.h>
 
 #define MAX_INFLIGHT 32
+
+static struct mk_admin_drain_s *drain_find(mk_admin_t *a, int32_t id);
+static void drain_forget(mk_admin_t *a, int32_t id);
 
 /* ===================================================================== load */
 
@@ -230,9 +251,11 @@ static int32_t target_of(mk_admin_t *a, int32_t cell, int32_t i, int16_t rf, int
 {
     int32_t cand[MK_CLUSTER_MAX_BROKERS];
     int32_t n = 0;
-    for (int b = 0; b < mk_cluster_broker_count(a->c); b++)
-        if (mk_cluster_broker_at(a->c, b)->cell == cell)
-            cand[n++] = mk_cluster_broker_at(a->c, b)->id;
+    for (int b = 0; b < mk_cluster_broker_count(a->c); b++) {
+        mk_cluster_broker_t *br = mk_cluster_broker_at(a->c, b);
+        if (br->cell == cell && !br->retired && !drain_find(a, br->id))
+            cand[n++] = br->id;
+    }
     if (n == 0)
         return 0;
     int32_t k = MK_MIN((int32_t)rf, n);
@@ -334,9 +357,418 @@ static void balance_once(mk_admin_t *a)
     mk_admin_tenant_move(a, heaviest, lo.cell, why);
 }
 
+
+/* =================================================================== drains */
+
+#define DRAIN_INFLIGHT 4   /* reassignments a drain keeps in flight */
+
+static mk_admin_drain_t *drain_find(mk_admin_t *a, int32_t id)
+{
+    for (int i = 0; i < a->bal.ndrains; i++)
+        if (a->bal.drains[i].broker == id)
+            return &a->bal.drains[i];
+    return NULL;
+}
+
+const mk_admin_drain_t *mk_admin_drain_of(mk_admin_t *a, int32_t id) { return drain_find(a, id); }
+
+static void drain_persist(mk_admin_t *a, int32_t id, bool on)
+{
+    char key[32];
+    snprintf(key, sizeof(key), "drain/%d", (int)id);
+    mk_meta_op_t op = {.kind = MK_META_KV_SET, .key = key, .value = on ? "1" : NULL};
+    if (mk_meta_op_submit(mk_cluster_meta(a->c), a->loop, &op, NULL, NULL) < 0)
+        mk_warn("balance: cannot record the drain of broker %d", (int)id);
+}
+
+/* Can b take new replicas: running, not retired, not being drained. */
+static bool broker_takes(mk_admin_t *a, const mk_cluster_broker_t *b)
+{
+    return b->running && !b->retired && !drain_find(a, b->id);
+}
+
+static bool has_replica(const mk_partition_t *p, int32_t id)
+{
+    for (int32_t k = 0; k < p->replica_count; k++)
+        if (p->replicas[k].broker == id)
+            return true;
+    return false;
+}
+
+/* Does a replica of p other than on broker `except` sit in az? */
+static bool az_used(mk_admin_t *a, const mk_partition_t *p, const char *az, int32_t except)
+{
+    for (int32_t k = 0; k < p->replica_count; k++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_find(a->c, p->replicas[k].broker);
+        if (b && b->id != except && strcmp(b->az, az) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Replicas, leaders and preferred leaders per broker (index id - 1). */
+typedef struct counts_s {
+    int replicas[MK_CLUSTER_MAX_BROKERS], leaders[MK_CLUSTER_MAX_BROKERS], preferred[MK_CLUSTER_MAX_BROKERS];
+} counts_t;
+
+static void counts_take(mk_admin_t *a, counts_t *k)
+{
+    memset(k, 0, sizeof(*k));
+    size_t it = 0;
+    mk_topic_t *tp;
+    while ((tp = mk_cluster_topic_next(a->c, &it)))
+        for (int32_t p = 0; p < tp->partition_count; p++) {
+            const mk_partition_t *part = &tp->partitions[p];
+            for (int32_t r = 0; r < part->replica_count; r++) {
+                int32_t id = part->replicas[r].broker;
+                if (id >= 1 && id <= MK_CLUSTER_MAX_BROKERS) {
+                    k->replicas[id - 1]++;
+                    k->preferred[id - 1] += r == 0;
+                }
+            }
+            if (part->leader >= 1 && part->leader <= MK_CLUSTER_MAX_BROKERS)
+                k->leaders[part->leader - 1]++;
+        }
+}
+
+/* Where p's replica on d goes: a broker of d's cell that takes replicas and
+ * has none of p, in d's AZ first, else in an AZ p has no replica in (one
+ * replica per AZ), else any; the one with the fewest replicas among the
+ * best kind.  -1: nowhere now. */
+static int32_t drain_target(mk_admin_t *a, const mk_partition_t *p, const mk_cluster_broker_t *d, const counts_t *k)
+{
+    int32_t best = -1;
+    int best_tier = 3, best_n = 0;
+    for (int i = 0; i < mk_cluster_broker_count(a->c); i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(a->c, i);
+        if (b->id == d->id || b->cell != d->cell || !broker_takes(a, b) || has_replica(p, b->id))
+            continue;
+        int tier = strcmp(b->az, d->az) == 0 ? 0 : !az_used(a, p, b->az, d->id) ? 1 : 2;
+        int n = k->replicas[b->id - 1];
+        if (tier < best_tier || (tier == best_tier && n < best_n)) {
+            best = b->id;
+            best_tier = tier;
+            best_n = n;
+        }
+    }
+    return best;
+}
+
+/* Start reassignments off d's broker; counts how many replicas are left. */
+static void drain_advance(mk_admin_t *a, mk_admin_drain_t *d, counts_t *k, int *inflight)
+{
+    mk_cluster_broker_t *db = mk_cluster_broker_find(a->c, d->broker);
+    mk_repl_t *repl = mk_broker_repl(a->b);
+    int left = 0, stuck = 0;
+    size_t it = 0;
+    mk_topic_t *tp;
+    while ((tp = mk_cluster_topic_next(a->c, &it)))
+        for (int32_t p = 0; p < tp->partition_count; p++) {
+            mk_partition_t *part = &tp->partitions[p];
+            if (!has_replica(part, d->broker))
+                continue;
+            left++;
+            if (mk_repl_reassigning(repl, part) || *inflight >= DRAIN_INFLIGHT)
+                continue;
+            int32_t to = drain_target(a, part, db, k);
+            if (to < 0) {
+                stuck++;
+                continue;
+            }
+            int32_t target[MK_CLUSTER_MAX_BROKERS];
+            int32_t n = 0;
+            for (int32_t r = 0; r < part->replica_count; r++)
+                target[n++] = part->replicas[r].broker == d->broker ? to : part->replicas[r].broker;
+            if (mk_repl_reassign(repl, part, target, n) == 0) {
+                (*inflight)++;
+                k->replicas[to - 1]++;
+            }
+        }
+    d->left = left;
+    d->stuck = stuck;
+}
+
+static void drains_tick(mk_admin_t *a)
+{
+    if (a->bal.ndrains == 0)
+        return;
+    counts_t k;
+    counts_take(a, &k);
+    int inflight = 0;
+    for (int i = 0; i < a->bal.ndrains; i++) {
+        mk_admin_drain_t *d = &a->bal.drains[i];
+        mk_cluster_broker_t *b = mk_cluster_broker_find(a->c, d->broker);
+        if (!b || b->retired) {  /* removed another way (Kafka's UnregisterBroker) */
+            a->bal.brokers_removed++;
+            drain_forget(a, d->broker);
+            i--;
+            continue;
+        }
+        drain_advance(a, d, &k, &inflight);
+        if (d->left == 0 && !d->done) {
+            d->done = true;
+            d->done_ms = mk_now_ms();
+            a->bal.drains_done++;
+            mk_admin_event(a, "broker_drained", d->broker, "broker %d drained: %d replicas moved off in %.1f s",
+                           (int)d->broker, d->replicas, (double)(d->done_ms - d->started_ms) / 1000.0);
+        } else if (d->left > 0 && d->done) {
+            d->done = false; /* a replica came back (a topic created meanwhile): go on */
+            d->done_ms = 0;
+        }
+    }
+}
+
+static int drain_start(mk_admin_t *a, int32_t id, bool resumed)
+{
+    mk_cluster_broker_t *b = mk_cluster_broker_find(a->c, id);
+    if (!b)
+        return MK_ERR_NOT_FOUND;
+    if (b->retired)
+        return MK_ERR_STATE;
+    if (drain_find(a, id))
+        return MK_ERR_EXISTS;
+    if (a->bal.ndrains == MK_ADMIN_MAX_DRAINS)
+        return MK_ERR_RANGE;
+    mk_admin_drain_t *d = &a->bal.drains[a->bal.ndrains++];
+    memset(d, 0, sizeof(*d));
+    d->broker = id;
+    d->started_ms = mk_now_ms();
+    d->replicas = d->left = (int)mk_repl_broker_replicas(mk_broker_repl(a->b), id, NULL);
+    if (!resumed) {
+        drain_persist(a, id, true);
+        mk_admin_event(a, "broker_drain", id, "broker %d drains: %d replicas to move to other brokers of cell %d",
+                       (int)id, d->replicas, (int)b->cell);
+    }
+    if (!resumed)
+        drains_tick(a);
+    return 0;
+}
+
+int mk_admin_broker_drain(mk_admin_t *a, int32_t id) { return drain_start(a, id, false); }
+
+static void drain_forget(mk_admin_t *a, int32_t id)
+{
+    int keep = 0;
+    for (int i = 0; i < a->bal.ndrains; i++)
+        if (a->bal.drains[i].broker != id)
+            a->bal.drains[keep++] = a->bal.drains[i];
+    a->bal.ndrains = keep;
+    drain_persist(a, id, false);
+}
+
+int mk_admin_broker_drain_cancel(mk_admin_t *a, int32_t id)
+{
+    if (!drain_find(a, id))
+        return MK_ERR_NOT_FOUND;
+    drain_forget(a, id);
+    mk_admin_event(a, "broker_drain", id, "broker %d: drain cancelled", (int)id);
+    return 0;
+}
+
+int mk_admin_broker_remove(mk_admin_t *a, int32_t id, int64_t *replicas_out)
+{
+    int rc = mk_repl_broker_remove(mk_broker_repl(a->b), id, replicas_out);
+    if (rc < 0)
+        return rc;
+    if (drain_find(a, id))
+        drain_forget(a, id);
+    a->bal.brokers_removed++;
+    return 0;
+}
+
+/* ====================================================== partition balancer */
+
+/* Within one cell: replicas, then preferred leaders, then leaders, evened
+ * over the brokers that take replicas.  A move is made only when it takes
+ * the most loaded broker down and the least loaded up and they differ by
+ * two or more, so a partition never moves back and forth; replicas keep
+ * one per AZ (a move stays in the AZ, or goes to an AZ the partition has
+ * no replica in).  At most minikora.balancer.partitions.max.moves
+ * reassignments in flight in the cluster. */
+int mk_admin_cell_rebalance(mk_admin_t *a, int32_t cell, const char *why, int *skew_out)
+{
+    if (cell < 0 || cell >= mk_cluster_cell_count(a->c))
+        return MK_ERR_INVALID;
+    mk_repl_t *repl = mk_broker_repl(a->b);
+    counts_t k;
+    counts_take(a, &k);
+    int32_t el[MK_CLUSTER_MAX_BROKERS];
+    int nel = 0;
+    for (int i = 0; i < mk_cluster_broker_count(a->c); i++) {
+        mk_cluster_broker_t *b = mk_cluster_broker_at(a->c, i);
+        if (b->cell == cell && broker_takes(a, b))
+            el[nel++] = b->id;
+    }
+    int lo = 0, hi = 0;
+    for (int i = 0; i < nel; i++) {
+        if (i == 0 || k.replicas[el[i] - 1] < lo)
+            lo = k.replicas[el[i] - 1];
+        if (i == 0 || k.replicas[el[i] - 1] > hi)
+            hi = k.replicas[el[i] - 1];
+    }
+    if (skew_out)
+        *skew_out = hi - lo;
+    if (nel < 2)
+        return 0;
+    int max_moves = (int)mk_cluster_config_get_i64(mk_cluster_config(a->c), "minikora.balancer.partitions.max.moves");
+    int budget = max_moves - (int)mk_repl_reassignments(repl, NULL);
+    int replica_moves = 0, leader_moves = 0;
+
+    /* Replicas: from the broker with the most to the one with the fewest
+     * that can take one of its partitions. */
+    while (replica_moves < budget) {
+        int32_t h = el[0];
+        for (int i = 1; i < nel; i++)
+            if (k.replicas[el[i] - 1] > k.replicas[h - 1])
+                h = el[i];
+        mk_cluster_broker_t *hb = mk_cluster_broker_find(a->c, h);
+        mk_partition_t *pick = NULL;
+        int32_t to = -1;
+        /* First look for a partition whose move also evens preferred
+         * leaders (h's first replica when h prefers more than the target
+         * would, else one h only follows), then for any. */
+        for (int pass = 0; pass < 2 && !pick; pass++) {
+            size_t it = 0;
+            mk_topic_t *tp;
+            while (!pick && (tp = mk_cluster_topic_next(a->c, &it)))
+                for (int32_t p = 0; p < tp->partition_count && !pick; p++) {
+                    mk_partition_t *part = &tp->partitions[p];
+                    if (!has_replica(part, h) || part->leader < 0 || mk_repl_reassigning(repl, part))
+                        continue;
+                    to = -1;
+                    for (int i = 0; i < nel; i++) {
+                        mk_cluster_broker_t *lb = mk_cluster_broker_find(a->c, el[i]);
+                        if (k.replicas[h - 1] - k.replicas[el[i] - 1] < 2 || has_replica(part, el[i]))
+                            continue;
+                        if (strcmp(lb->az, hb->az) != 0 && az_used(a, part, lb->az, h))
+                            continue;
+                        if (to < 0 || k.replicas[el[i] - 1] < k.replicas[to - 1])
+                            to = el[i];
+                    }
+                    if (to < 0)
+                        continue;
+                    bool first = part->replicas[0].broker == h;
+                    bool want_first = k.preferred[h - 1] - k.preferred[to - 1] >= 2;
+                    bool want_follow = k.preferred[to - 1] - k.preferred[h - 1] >= 0;
+                    if (pass == 1 || (first && want_first) || (!first && want_follow))
+                        pick = part;
+                }
+        }
+        if (!pick)
+            break;
+        int32_t target[MK_CLUSTER_MAX_BROKERS];
+        int32_t n = 0;
+        for (int32_t r = 0; r < pick->replica_count; r++)
+            target[n++] = pick->replicas[r].broker == h ? to : pick->replicas[r].broker;
+        if (mk_repl_reassign(repl, pick, target, n) < 0)
+            break;
+        mk_info("balance: cell %d: partition %s-%d's replica moves from broker %d to %d", (int)cell,
+                pick->topic->name, pick->index, (int)h, (int)to);
+        k.replicas[h - 1]--;
+        k.replicas[to - 1]++;
+        if (target[0] == to) {
+            k.preferred[h - 1]--;
+            k.preferred[to - 1]++;
+        }
+        replica_moves++;
+    }
+
+    /* Preferred leaders: the first replica of a partition on the broker
+     * with the most becomes one on the broker with the fewest that is an
+     * in-sync replica of it (a reassignment that only reorders). */
+    while (replica_moves + leader_moves < budget) {
+        int32_t h = el[0], l = el[0];
+        for (int i = 1; i < nel; i++) {
+            if (k.preferred[el[i] - 1] > k.preferred[h - 1])
+                h = el[i];
+            if (k.preferred[el[i] - 1] < k.preferred[l - 1])
+                l = el[i];
+        }
+        if (k.preferred[h - 1] - k.preferred[l - 1] < 2)
+            break;
+        mk_partition_t *pick = NULL;
+        int32_t to = -1;
+        size_t it = 0;
+        mk_topic_t *tp;
+        while (!pick && (tp = mk_cluster_topic_next(a->c, &it)))
+            for (int32_t p = 0; p < tp->partition_count && !pick; p++) {
+                mk_partition_t *part = &tp->partitions[p];
+                if (part->replica_count < 2 || part->replicas[0].broker != h || mk_repl_reassigning(repl, part))
+                    continue;
+                for (int32_t r = 1; r < part->replica_count; r++) {
+                    int32_t b = part->replicas[r].broker;
+                    mk_cluster_broker_t *bb = mk_cluster_broker_find(a->c, b);
+                    if (!part->replicas[r].in_isr || !bb || bb->cell != cell || !broker_takes(a, bb) ||
+                        k.preferred[h - 1] - k.preferred[b - 1] < 2)
+                        continue;
+                    if (to < 0 || k.preferred[b - 1] < k.preferred[to - 1])
+                        to = b;
+                }
+                if (to > 0)
+                    pick = part;
+            }
+        if (!pick)
+            break;
+        int32_t target[MK_CLUSTER_MAX_BROKERS];
+        int32_t n = 0;
+        target[n++] = to;
+        for (int32_t r = 0; r < pick->replica_count; r++)
+            if (pick->replicas[r].broker != to)
+                target[n++] = pick->replicas[r].broker;
+        if (mk_repl_reassign(repl, pick, target, n) < 0)
+            break;
+        k.preferred[h - 1]--;
+        k.preferred[to - 1]++;
+        leader_moves++;
+    }
+
+    /* Leaders: every partition of the cell led by another than its
+     * preferred replica, when that one is in sync, gets it back (Kafka's
+     * preferred leader election: a last synchronous round first). */
+    size_t it = 0;
+    mk_topic_t *tp;
+    while ((tp = mk_cluster_topic_next(a->c, &it)))
+        for (int32_t p = 0; p < tp->partition_count && leader_moves < 64; p++) {
+            mk_partition_t *part = &tp->partitions[p];
+            if (part->replica_count < 1 || part->leader < 0 || part->leader == part->replicas[0].broker ||
+                !part->replicas[0].in_isr || mk_repl_reassigning(repl, part))
+                continue;
+            mk_cluster_broker_t *pb = mk_cluster_broker_find(a->c, part->replicas[0].broker);
+            if (!pb || pb->cell != cell || !broker_takes(a, pb))
+                continue;
+            if (mk_repl_elect(repl, part, false) == 0)
+                leader_moves++;
+        }
+
+    a->bal.part_replica_moves += (uint64_t)replica_moves;
+    a->bal.part_leader_moves += (uint64_t)leader_moves;
+    if (replica_moves + leader_moves > 0) {
+        a->bal.part_runs++;
+        mk_admin_event(a, "cell_rebalance", -1,
+                       "cell %d: %d replica moves, %d leader moves (replicas per broker %d..%d) (%s)", (int)cell,
+                       replica_moves, leader_moves, lo, hi, why);
+    }
+    return replica_moves + leader_moves;
+}
+
+static void partitions_tick(mk_admin_t *a, uint64_t now_ms)
+{
+    const mk_config_t *cfg = mk_cluster_config(a->c);
+    if (!mk_cluster_config_get_bool(cfg, "minikora.balancer.partitions.enable") || a->bal.nmoves > 0)
+        return;
+    uint64_t every = (uint64_t)mk_cluster_config_get_i64(cfg, "minikora.balancer.partitions.interval.ms");
+    if (now_ms - a->bal.part_last_ms < every)
+        return;
+    a->bal.part_last_ms = now_ms;
+    for (int32_t c = 0; c < mk_cluster_cell_count(a->c); c++)
+        mk_admin_cell_rebalance(a, c, "partition balancer", NULL);
+}
+
 void mk_admin_balance_tick(mk_admin_t *a, uint64_t now_ms)
 {
     moves_tick(a);
+    drains_tick(a);
+    partitions_tick(a, now_ms);
     const mk_config_t *cfg = mk_cluster_config(a->c);
     if (!mk_cluster_config_get_bool(cfg, "minikora.balancer.enable"))
         return;
@@ -367,12 +799,26 @@ static int load_move_cb(const char *key, const char *value, void *arg)
     return 0;
 }
 
+static int load_drain_cb(const char *key, const char *value, void *arg)
+{
+    (void)value;
+    mk_admin_t *a = arg;
+    int32_t id = (int32_t)atoi(key + strlen("drain/"));
+    if (drain_start(a, id, true) == 0)
+        mk_info("balance: the drain of broker %d goes on", (int)id);
+    return 0;
+}
+
 int mk_admin_balance_init(mk_admin_t *a)
 {
     memset(&a->bal, 0, sizeof(a->bal));
     a->bal.last_run_ms = mk_mono_ms();
+    a->bal.part_last_ms = a->bal.last_run_ms;
     mk_cluster_set_cell_load_fn(a->c, load_fn, a);
-    return mk_meta_kv_foreach(mk_cluster_meta(a->c), "move/", load_move_cb, a);
+    int rc = mk_meta_kv_foreach(mk_cluster_meta(a->c), "move/", load_move_cb, a);
+    if (rc == 0)
+        rc = mk_meta_kv_foreach(mk_cluster_meta(a->c), "drain/", load_drain_cb, a);
+    return rc;
 }
 
 void mk_admin_balance_free(mk_admin_t *a)

@@ -55,6 +55,8 @@ static const char *const event_types[] = {
     "started", "broker_started", "broker_stopped", "broker_crashed", "broker_restarted", "az_down", "az_up",
     "topic_created", "topic_deleted", "leader_changed", "partition_offline", "isr_shrunk", "isr_expanded",
     "partitions_changed", "reset", "requests_rejected", "cell_added", "tenant", "tenant_move", "tenant_moved",
+    /* elasticity (balance.c, routes.c) */
+    "broker_added", "broker_drain", "broker_drained", "broker_removed", "cell_rebalance",
     /* the scrubber and the durability audit (scrub/) */
     "integrity_corruption", "integrity_repaired", "integrity_data_lost", "integrity_lost_cleared",
     "integrity_incident", "integrity_remote_bad", "integrity_remote_fixed", "integrity_remote_lost",

@@ -233,10 +233,28 @@ static json_t *cell_tenants_json(mk_admin_t *a, int32_t cell)
     return ids;
 }
 
-/* A broker's state word: running, stopped (controlled), crashed, or retired (replaced by the health manager). */
-static const char *broker_state(const mk_cluster_broker_t *b)
+/* A broker's state word: retired (removed, or replaced by the health
+ * manager), draining (its replicas are moving off), drained (none left, not
+ * yet removed), else running, stopped (controlled) or crashed. */
+static const char *broker_state(mk_admin_t *a, const mk_cluster_broker_t *b)
 {
-    return b->running ? "running" : b->retired ? "retired" : b->crashed ? "crashed" : "stopped";
+    const mk_admin_drain_t *d = b->retired ? NULL : mk_admin_drain_of(a, b->id);
+    if (b->retired)
+        return "retired";
+    if (d)
+        return d->done ? "drained" : "draining";
+    return b->running ? "running" : b->crashed ? "crashed" : "stopped";
+}
+
+/* A drain's progress, or null. */
+static json_t *drain_json(mk_admin_t *a, const mk_cluster_broker_t *b)
+{
+    const mk_admin_drain_t *d = mk_admin_drain_of(a, b->id);
+    if (!d)
+        return json_null();
+    return json_pack("{s:i, s:i, s:i, s:b, s:I, s:o}", "replicas", d->replicas, "replicas_left", d->left,
+                     "stuck", d->stuck, "done", d->done, "started_ms", (json_int_t)d->started_ms, "done_ms",
+                     d->done_ms ? json_integer(d->done_ms) : json_null());
 }
 
 /* "host:port" clients are told for b's PLAINTEXT listener (after any mapping). */
@@ -252,9 +270,10 @@ static json_t *broker_json(mk_admin_t *a, mk_cluster_broker_t *b, const counts_t
     int i = b->id - 1;
     char adv[300];
     broker_advertised(a, b, adv, sizeof(adv));
-    return json_pack("{s:i, s:s, s:i, s:s, s:i, s:s, s:b, s:s, s:i, s:i, s:i, s:i}", "id", (int)b->id, "az", b->az,
-                     "cell", (int)b->cell, "host", mk_cluster_advertise_host(a->c), "port", b->port, "advertised",
-                     adv, "running", b->running, "state", broker_state(b), "leaders",
+    return json_pack("{s:i, s:s, s:i, s:s, s:i, s:s, s:b, s:s, s:o, s:i, s:i, s:i, s:i}", "id", (int)b->id, "az",
+                     b->az, "cell", (int)b->cell, "host", mk_cluster_advertise_host(a->c), "port", b->port,
+                     "advertised", adv, "running", b->running, "state", broker_state(a, b), "drain",
+                     drain_json(a, b), "leaders",
                      k && i >= 0 && i < k->n ? (int)k->leaders[i] : 0, "replicas",
                      k && i >= 0 && i < k->n ? (int)k->replicas[i] : 0, "under_replicated",
                      k && i >= 0 && i < k->n ? (int)k->under_replicated[i] : 0, "connections",
@@ -424,7 +443,7 @@ static void broker_action(mk_admin_t *a, const mk_admin_caps_t *caps, mk_http_re
         break;
     }
     if (rc == MK_ERR_STATE) {
-        mk_admin_http_error(resp, 409, "broker_state", "broker %d is already %s", b->id, broker_state(b));
+        mk_admin_http_error(resp, 409, "broker_state", "broker %d is %s", b->id, broker_state(a, b));
         return;
     }
     if (rc < 0) {
@@ -460,6 +479,119 @@ static void h_broker_start(mk_admin_t *a, const mk_http_req_t *q, const mk_admin
 static void h_broker_restart(mk_admin_t *a, const mk_http_req_t *q, const mk_admin_caps_t *c, mk_http_resp_t *r)
 {
     broker_action(a, c, r, ACT_RESTART);
+}
+
+/* The answer of the elasticity routes: the broker as GET shows it. */
+static void broker_reply(mk_admin_t *a, mk_cluster_broker_t *b, int status, mk_http_resp_t *resp)
+{
+    counts_t k;
+    bool have = counts_take(a, &k);
+    json_t *j = broker_json(a, b, have ? &k : NULL);
+    if (have)
+        counts_free(&k);
+    mk_admin_http_json(resp, status, json_pack("{s:o}", "broker", j));
+}
+
+/* POST /v1/brokers {"az": "az-1", "cell": 0}: one more broker in a cell. */
+static void h_broker_add(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
+{
+    json_error_t jerr;
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    const char *az = NULL;
+    json_int_t cell = -1;
+    if (!body || json_unpack(body, "{s:s, s:I}", "az", &az, "cell", &cell) < 0) {
+        json_decref(body);
+        mk_admin_http_error(resp, 400, "bad_request",
+                            "the body must be a JSON object with a string \"az\" and an integer \"cell\"");
+        return;
+    }
+    char azc[16];
+    snprintf(azc, sizeof(azc), "%s", az);
+    json_decref(body);
+    int32_t id = -1;
+    int rc = cell >= 0 && cell < mk_cluster_cell_count(a->c) ? mk_cluster_broker_add(a->c, azc, (int32_t)cell, &id)
+                                                             : MK_ERR_INVALID;
+    if (rc == MK_ERR_INVALID) {
+        mk_admin_http_error(resp, 400, "bad_placement", "no cell %lld or no AZ '%s' (cells 0..%d)", (long long)cell,
+                            azc, mk_cluster_cell_count(a->c) - 1);
+        return;
+    }
+    if (rc == MK_ERR_RANGE) {
+        mk_admin_http_error(resp, 409, "too_many_brokers", "at most %d brokers in all", MK_CLUSTER_MAX_BROKERS);
+        return;
+    }
+    mk_cluster_broker_t *b = id > 0 ? mk_cluster_broker_find(a->c, id) : NULL;
+    if (!b) {
+        mk_admin_http_error(resp, 500, "internal", "cannot add a broker: %s", mk_strerror(rc));
+        return;
+    }
+    if (rc < 0)
+        mk_warn("admin: broker %d added but not yet persisted: %s", id, mk_strerror(rc));
+    mk_admin_event(a, "broker_added", id, "broker %d added in %s, cell %d (admin API)", (int)id, b->az, b->cell);
+    mk_admin_observe(a, "broker added", false);
+    broker_reply(a, b, 201, resp);
+}
+
+/* POST /v1/brokers/{id}/drain: move every replica off it, online. */
+static void h_broker_drain(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                           mk_http_resp_t *resp)
+{
+    mk_cluster_broker_t *b = broker_or_404(a, caps->v[0], resp);
+    if (!b)
+        return;
+    int rc = mk_admin_broker_drain(a, b->id);
+    if (rc == MK_ERR_STATE)
+        mk_admin_http_error(resp, 409, "broker_state", "broker %d is retired", b->id);
+    else if (rc == MK_ERR_EXISTS)
+        mk_admin_http_error(resp, 409, "already_draining", "broker %d is already %s", b->id, broker_state(a, b));
+    else if (rc < 0)
+        mk_admin_http_error(resp, 500, "internal", "cannot drain broker %d: %s", b->id, mk_strerror(rc));
+    else
+        broker_reply(a, b, 202, resp);
+}
+
+/* DELETE /v1/brokers/{id}/drain: stop draining (moved replicas stay). */
+static void h_broker_drain_cancel(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                                  mk_http_resp_t *resp)
+{
+    mk_cluster_broker_t *b = broker_or_404(a, caps->v[0], resp);
+    if (!b)
+        return;
+    if (mk_admin_broker_drain_cancel(a, b->id) < 0)
+        mk_admin_http_error(resp, 409, "not_draining", "broker %d is not draining", b->id);
+    else
+        broker_reply(a, b, 200, resp);
+}
+
+/* DELETE /v1/brokers/{id} (and POST .../remove): retire a drained broker. */
+static void h_broker_remove(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                            mk_http_resp_t *resp)
+{
+    mk_cluster_broker_t *b = broker_or_404(a, caps->v[0], resp);
+    if (!b)
+        return;
+    int64_t left = 0;
+    int rc = mk_admin_broker_remove(a, b->id, &left);
+    if (rc == MK_ERR_EXISTS)
+        mk_admin_http_error(resp, 409, "broker_state", "broker %d is already retired", b->id);
+    else if (rc == MK_ERR_STATE)
+        mk_admin_http_error(resp, 409, "broker_has_replicas",
+                            "broker %d still holds %lld replicas: drain it first (POST /v1/brokers/%d/drain)%s",
+                            b->id, (long long)left, b->id,
+                            mk_admin_drain_of(a, b->id) ? " -- its drain is still running" : "");
+    else if (rc == MK_ERR_RANGE)
+        mk_admin_http_error(resp, 409, "last_in_az",
+                            "broker %d is the last broker of %s in cell %d: removing it would leave the cell without "
+                            "that AZ (add a broker there first: POST /v1/brokers)",
+                            b->id, b->az, b->cell);
+    else if (rc < 0)
+        mk_admin_http_error(resp, 500, "internal", "cannot remove broker %d: %s", b->id, mk_strerror(rc));
+    else {
+        mk_admin_event(a, "broker_removed", b->id, "broker %d removed from %s, cell %d (admin API)", b->id, b->az,
+                       b->cell);
+        mk_admin_observe(a, "broker removed", false);
+        broker_reply(a, b, 200, resp);
+    }
 }
 
 static void az_action(mk_admin_t *a, const mk_admin_caps_t *caps, mk_http_resp_t *resp, bool up)
@@ -1268,11 +1400,23 @@ static void h_cells(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps
     for (int i = 0; i < a->bal.nmoves; i++)
         json_array_append_new(moves, move_json(&a->bal.moves[i]));
     const mk_config_t *cfg = mk_cluster_config(a->c);
+    json_t *drains = json_array();
+    for (int i = 0; i < a->bal.ndrains; i++) {
+        const mk_admin_drain_t *d = &a->bal.drains[i];
+        json_array_append_new(drains, json_pack("{s:i, s:i, s:i, s:i, s:b}", "broker", (int)d->broker, "replicas",
+                                                d->replicas, "replicas_left", d->left, "stuck", d->stuck, "done",
+                                                d->done));
+    }
+    json_t *pb = json_pack("{s:b, s:I, s:I, s:I}", "enabled",
+                           mk_cluster_config_get_bool(cfg, "minikora.balancer.partitions.enable"), "replica_moves",
+                           (json_int_t)a->bal.part_replica_moves, "leader_moves",
+                           (json_int_t)a->bal.part_leader_moves, "passes_with_moves", (json_int_t)a->bal.part_runs);
     mk_admin_http_json(resp, 200,
-                       json_pack("{s:o, s:o, s:f, s:b, s:I}", "cells", cells, "moves", moves, "threshold",
+                       json_pack("{s:o, s:o, s:f, s:b, s:I, s:o, s:o}", "cells", cells, "moves", moves, "threshold",
                                  strtod(mk_cluster_config_get(cfg, "minikora.cell.load.threshold"), NULL),
                                  "balancer", mk_cluster_config_get_bool(cfg, "minikora.balancer.enable"),
-                                 "moves_done", (json_int_t)a->bal.moves_done));
+                                 "moves_done", (json_int_t)a->bal.moves_done, "drains", drains,
+                                 "partition_balancer", pb));
 }
 
 static void h_cell_add(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps, mk_http_resp_t *resp)
@@ -1292,6 +1436,23 @@ static void h_cell_add(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_c
                    mk_cluster_cell_size(a->c));
     mk_admin_observe(a, "cell added", false);
     mk_admin_http_json(resp, 201, cell_json(a, cell));
+}
+
+/* POST /v1/cells/{n}/rebalance: one pass of the partition balancer now. */
+static void h_cell_rebalance(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_caps_t *caps,
+                             mk_http_resp_t *resp)
+{
+    int32_t cell = -1;
+    int skew = 0;
+    int rc = parse_id(caps->v[0], &cell) ? mk_admin_cell_rebalance(a, cell, "admin API", &skew) : MK_ERR_INVALID;
+    if (rc < 0) {
+        mk_admin_http_error(resp, 404, "unknown_cell", "no cell '%s': cells are 0..%d", caps->v[0],
+                            mk_cluster_cell_count(a->c) - 1);
+        return;
+    }
+    mk_admin_observe(a, "rebalance", false);
+    mk_admin_http_json(resp, 200, json_pack("{s:i, s:i, s:i, s:o}", "cell", (int)cell, "moves", rc, "replica_skew",
+                                            skew, "state", cell_json(a, cell)));
 }
 
 /* ----------------------------------------------------------------- tenants */
@@ -2549,6 +2710,23 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
             mk_prom_sample(o, per_broker[m].name, v, "broker", id, NULL);
         }
     }
+    /* Elasticity: drains, removals, the partition balancer. */
+    mk_prom_help(o, "minikora_broker_drain_replicas_left", "gauge",
+                 "Replicas still on a broker being drained (only brokers with a drain).");
+    for (int i = 0; i < a->bal.ndrains; i++) {
+        snprintf(id, sizeof(id), "%d", (int)a->bal.drains[i].broker);
+        mk_prom_sample(o, "minikora_broker_drain_replicas_left", a->bal.drains[i].left, "broker", id, NULL);
+    }
+    mk_prom_help(o, "minikora_broker_drains_done_total", "counter", "Drains that reached zero replicas.");
+    mk_prom_sample(o, "minikora_broker_drains_done_total", (double)a->bal.drains_done, NULL);
+    mk_prom_help(o, "minikora_brokers_removed_total", "counter", "Brokers removed (retired) through the admin API.");
+    mk_prom_sample(o, "minikora_brokers_removed_total", (double)a->bal.brokers_removed, NULL);
+    mk_prom_help(o, "minikora_partition_balancer_moves_total", "counter",
+                 "Moves the within-cell partition balancer started, by kind.");
+    mk_prom_sample(o, "minikora_partition_balancer_moves_total", (double)a->bal.part_replica_moves, "kind", "replica",
+                   NULL);
+    mk_prom_sample(o, "minikora_partition_balancer_moves_total", (double)a->bal.part_leader_moves, "kind", "leader",
+                   NULL);
     mk_prom_help(o, "kafka_controller_kafkacontroller_offlinepartitionscount", "gauge",
                  "Partitions without a leader.");
     mk_prom_sample(o, "kafka_controller_kafkacontroller_offlinepartitionscount", k.offline, NULL);
@@ -3012,6 +3190,11 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_POST, "/v1/brokers/{}/crash", h_broker_crash, "abrupt stop (leaders elected afterwards)"},
     {MK_HTTP_POST, "/v1/brokers/{}/start", h_broker_start, "start a stopped broker (logs recovered, catch up)"},
     {MK_HTTP_POST, "/v1/brokers/{}/restart", h_broker_restart, "controlled shutdown, then start"},
+    {MK_HTTP_POST, "/v1/brokers", h_broker_add, "add a broker at runtime {az, cell}"},
+    {MK_HTTP_POST, "/v1/brokers/{}/drain", h_broker_drain, "move every replica off the broker, online (state draining)"},
+    {MK_HTTP_DELETE, "/v1/brokers/{}/drain", h_broker_drain_cancel, "stop draining (moved replicas stay)"},
+    {MK_HTTP_DELETE, "/v1/brokers/{}", h_broker_remove, "retire a drained broker (409 with replicas or last of its AZ)"},
+    {MK_HTTP_POST, "/v1/brokers/{}/remove", h_broker_remove, "the same as DELETE /v1/brokers/{id}"},
     {MK_HTTP_POST, "/v1/azs/{}/down", h_az_down, "crash every broker of an AZ"},
     {MK_HTTP_POST, "/v1/azs/{}/up", h_az_up, "start every stopped broker of an AZ"},
     {MK_HTTP_GET, "/v1/topics", h_topics, "topics with partition counts, health and size"},
@@ -3025,6 +3208,7 @@ static const mk_admin_route_t routes[] = {
     {MK_HTTP_POST, "/v1/reset", h_reset, "delete every topic, group and committed offset (tenants and keys stay)"},
     {MK_HTTP_GET, "/v1/cells", h_cells, "cells with their brokers, tenants and load; tenant moves in progress"},
     {MK_HTTP_POST, "/v1/cells", h_cell_add, "add a cell at runtime: one new broker per AZ"},
+    {MK_HTTP_POST, "/v1/cells/{}/rebalance", h_cell_rebalance, "even replicas and leaders over the cell's brokers now"},
     {MK_HTTP_POST, "/v1/tenants/{}/move", h_tenant_move, "move a tenant (\"default\" too) to a cell {cell}, online"},
     {MK_HTTP_GET, "/v1/tenants", h_tenants, "tenants (the default one first) with cell, connections, partitions, storage, rates"},
     {MK_HTTP_POST, "/v1/tenants", h_tenant_create, "create a tenant {id}, placed in a cell"},

@@ -217,6 +217,7 @@ int mk_broker_handle_fetch(mk_req_t *req);
 int mk_broker_handle_list_offsets(mk_req_t *req);
 int mk_broker_handle_describe_configs(mk_req_t *req);
 int mk_broker_handle_describe_cluster(mk_req_t *req);
+int mk_broker_handle_unregister_broker(mk_req_t *req);
 int mk_broker_handle_offset_for_leader_epoch(mk_req_t *req);
 int mk_broker_handle_find_coordinator(mk_req_t *req);
 int mk_broker_handle_join_group(mk_req_t *req);

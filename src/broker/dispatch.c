@@ -81,6 +81,9 @@ static mk_api_t apis[] = {
         "KIP-714: answered with no subscription (no metrics requested), so clients push nothing"),
     API(PushTelemetry, -1, mk_broker_handle_push_telemetry, "KIP-714: accepted and dropped"),
     API(DescribeCluster, -1, mk_broker_handle_describe_cluster, ""),
+    API(UnregisterBroker, -1, mk_broker_handle_unregister_broker,
+        "removes (retires) a drained broker: refused (INVALID_REQUEST, with a message) while it holds replicas or "
+        "is the last broker of its AZ in its cell; the operator's only"),
     API(FindCoordinator, -1, mk_broker_handle_find_coordinator,
         "groups and transactional ids (batched keys v4+)"),
     API(JoinGroup, -1, mk_broker_handle_join_group, "classic protocol, MEMBER_ID_REQUIRED v4+, static membership"),

@@ -702,3 +702,53 @@ int mk_broker_handle_describe_cluster(mk_req_t *req)
     }
     return MK_REQ_DONE;
 }
+
+/* ========================================================== UnregisterBroker */
+
+/* Kafka's way to remove a broker for good (KIP-631's UnregisterBroker, what
+ * kafka-cluster.sh unregister sends).  Here it is the admin API's removal
+ * (mk_repl_broker_remove): the operator's only (the default tenant, ALTER
+ * on the cluster), refused with a message while the broker holds replicas
+ * (drain it first: POST /v1/brokers/{id}/drain) or is the last of its AZ in
+ * its cell; an unknown or already retired id is BROKER_ID_NOT_REGISTERED. */
+int mk_broker_handle_unregister_broker(mk_req_t *req)
+{
+    mk_UnregisterBrokerRequest_t *q = req->body;
+    mk_UnregisterBrokerResponse_t *r = req->resp;
+    if (!mk_broker_req_authorized(req, MK_ACL_RES_CLUSTER, MK_ACL_CLUSTER_NAME, MK_ACL_OP_ALTER) ||
+        (req->sess && req->sess->tenant != mk_tenant_default())) {
+        r->ErrorCode = MK_KERR_CLUSTER_AUTHORIZATION_FAILED;
+        r->ErrorMessage = mk_str("not authorized to unregister brokers (they belong to the operator)");
+        return MK_REQ_DONE;
+    }
+    int64_t left = 0;
+    int rc = req->b->repl ? mk_repl_broker_remove(req->b->repl, q->BrokerId, &left) : MK_ERR_STATE;
+    mk_cluster_broker_t *b = mk_cluster_broker_find(req->c, q->BrokerId);
+    char why[200];
+    why[0] = 0;
+    r->ErrorMessage = mk_str(NULL); /* null without an error, as Kafka */
+    if (rc == MK_ERR_NOT_FOUND || rc == MK_ERR_EXISTS) {
+        r->ErrorCode = MK_KERR_BROKER_ID_NOT_REGISTERED;
+        snprintf(why, sizeof(why), "broker %d is not registered%s", (int)q->BrokerId,
+                 rc == MK_ERR_EXISTS ? " (already removed)" : "");
+    } else if (rc == MK_ERR_STATE) {
+        r->ErrorCode = MK_KERR_INVALID_REQUEST;
+        snprintf(why, sizeof(why), "broker %d still holds %lld replicas: drain it first (POST /v1/brokers/%d/drain)",
+                 (int)q->BrokerId, (long long)left, (int)q->BrokerId);
+    } else if (rc == MK_ERR_RANGE && b) {
+        r->ErrorCode = MK_KERR_INVALID_REQUEST;
+        snprintf(why, sizeof(why), "broker %d is the last broker of %s in cell %d", (int)q->BrokerId, b->az,
+                 (int)b->cell);
+    } else if (rc < 0) {
+        r->ErrorCode = MK_KERR_UNKNOWN_SERVER_ERROR;
+        snprintf(why, sizeof(why), "cannot remove broker %d: %s", (int)q->BrokerId, mk_strerror(rc));
+    }
+    if (why[0]) {
+        char *m = mk_arena_strndup(&req->arena, why, strlen(why));
+        if (m)
+            r->ErrorMessage = mk_str(m);
+    }
+    if (rc == 0)
+        mk_info("broker %d removed (UnregisterBroker)", (int)q->BrokerId);
+    return MK_REQ_DONE;
+}

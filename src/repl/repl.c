@@ -689,6 +689,51 @@ int mk_repl_az_up(mk_repl_t *r, const char *az)
     return n;
 }
 
+/* ================================================================== removal */
+
+int64_t mk_repl_broker_replicas(mk_repl_t *r, int32_t id, int64_t *leaders)
+{
+    int64_t n = 0, l = 0;
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(r->c, &it)))
+        for (int32_t i = 0; i < t->partition_count; i++) {
+            n += mk_cluster_partition_replica(&t->partitions[i], id) != NULL;
+            l += t->partitions[i].leader == id;
+        }
+    if (leaders)
+        *leaders = l;
+    return n;
+}
+
+int mk_repl_broker_remove(mk_repl_t *r, int32_t id, int64_t *replicas_out)
+{
+    mk_cluster_broker_t *b = mk_cluster_broker_find(r->c, id);
+    if (!b)
+        return MK_ERR_NOT_FOUND;
+    if (b->retired)
+        return MK_ERR_EXISTS;
+    int64_t n = mk_repl_broker_replicas(r, id, NULL);
+    if (replicas_out)
+        *replicas_out = n;
+    if (n > 0)
+        return MK_ERR_STATE;
+    /* Another broker of its AZ must stay in its cell (one replica per AZ). */
+    bool other = false;
+    for (int i = 0; i < mk_cluster_broker_count(r->c) && !other; i++) {
+        mk_cluster_broker_t *o = mk_cluster_broker_at(r->c, i);
+        other = o->id != id && !o->retired && o->cell == b->cell && strcmp(o->az, b->az) == 0;
+    }
+    if (!other)
+        return MK_ERR_RANGE;
+    if (b->running) {
+        int rc = mk_repl_broker_shutdown(r, id);
+        if (rc < 0)
+            return rc;
+    }
+    return mk_cluster_broker_retire(r->c, id);
+}
+
 /* ================================================================== repair */
 
 /* A replica with bad data from `from` on (repl.h): a leader hands over to

@@ -60,6 +60,19 @@ bool mk_repl_broker_fenced(const mk_repl_t *r, int32_t id);
 /* Every broker of an AZ ("az-2"): crash or start.  Returns brokers affected. */
 int mk_repl_az_down(mk_repl_t *r, const char *az);
 int mk_repl_az_up(mk_repl_t *r, const char *az);
+/* Remove (retire) broker id for good: the one path of the admin API's
+ * DELETE /v1/brokers/{id} and Kafka's UnregisterBroker.  Refused while a
+ * replica is still on it (drain it first) or while it is the last broker of
+ * its AZ in its cell (the cell would lose an AZ): *replicas_out (may be
+ * NULL) gets how many replicas it holds.  A running broker is shut down
+ * (controlled) first; then cluster/ retires it (listeners closed, out of
+ * Metadata, never started or placed on again, persisted).
+ * 0, MK_ERR_NOT_FOUND, MK_ERR_EXISTS (already retired), MK_ERR_STATE
+ * (holds replicas), MK_ERR_RANGE (the last of its AZ in its cell), or the
+ * store's error. */
+int mk_repl_broker_remove(mk_repl_t *r, int32_t id, int64_t *replicas_out);
+/* Replicas (of any partition) on broker id, and leaderships. */
+int64_t mk_repl_broker_replicas(mk_repl_t *r, int32_t id, int64_t *leaders);
 
 /* Reassignment (Kafka's AlterPartitionReassignments, and a tenant's move to
  * another cell): p's replicas become target[0..n), online.  The target

@@ -23,6 +23,7 @@
 #   BENCH_TIMEOUT=60         seconds allowed per test
 #   BENCH_ONLY=              "minikora" or "mock" to run one column;
 #                            "noisy" for the noisy-neighbour section alone;
+#                            "elastic" for the elasticity section alone;
 #                            "conns" for the idle connections section alone
 #   BENCH_OUT=build/bench    where the tool, logs and results go
 #   MINIKORA=./minikora      the binary under test
@@ -39,6 +40,12 @@
 #                            leader per broker of a cell)
 #   BENCH_RF_LAT_INFLIGHT=1  max.in.flight.requests.per.connection of the
 #                            RF 3 latency producer (0: librdkafka's 1000000)
+# Elasticity section (minikora only; tests/bench/elastic_bench.py, confluent-kafka; issue 15):
+#   BENCH_ELASTIC=1          0 skips it
+#   BENCH_ELASTIC_RATE=2000  records/s of the idempotent acks=all producer (RF 3)
+#   BENCH_ELASTIC_SIZE=1024  their size, bytes
+#   BENCH_ELASTIC_SECS=10    seconds of load before and after the move
+#   BENCH_ELASTIC_PARTITIONS=12  partitions moved onto the added cell
 # Idle connections section (minikora only; tests/bench/conns_bench.py; issue 16):
 #   BENCH_CONNS=5000         idle connections (one ApiVersions each); RSS idle, with them,
 #                            per connection, and after they closed (0: skip)
@@ -102,6 +109,44 @@ ARGS=(-n "${BENCH_MSGS:-200000}" -s "${BENCH_SIZE:-1024}" -p "${BENCH_PARTITIONS
       --rate "${BENCH_RATE:-5000}" --lat-secs "${BENCH_LAT_SECS:-10}"
       --startup-runs "${BENCH_STARTUP_RUNS:-5}" --timeout "${BENCH_TIMEOUT:-60}")
 [ -n "${BENCH_LAT_FETCH_WAIT:-}" ] && ARGS+=(--lat-fetch-wait "$BENCH_LAT_FETCH_WAIT")
+
+# ---------------------------------------------------------------- elasticity (issue 15)
+# Add a cell under a steady acks=all load and move the default tenant onto it; the producer's
+# p50/p99 before, during and after, and the time the move took; once with the topic tiered
+# (local.retention.ms=1000: a new replica copies the local tail only), once untiered ($2 = 1, 0).
+# Appends to the table file $1.
+run_elastic() {
+    local res=$OUT/elastic-tier$2.res
+    echo "bench: elasticity, add a cell and move the load onto it, tiering $2 (log: $OUT/elastic.log)"
+    MINIKORA="$MINIKORA" BENCH_OUT="$OUT" BENCH_ELASTIC_TIER=$2 ${PYTHON:-/usr/bin/python3} \
+        tests/bench/elastic_bench.py > "$res" 2> "$OUT/elastic.err" || status=1
+    awk '
+        $1 == "RESULT" { r[$2] = $3 }
+        END {
+            printf "\nelasticity: add a cell (3 brokers) under load, move %s partitions (RF 3, %s bytes, tiering %s) onto it\n", \
+                r["elastic_partitions"], r["elastic_topic_bytes"], r["elastic_tier"] ? "on" : "off"
+            printf "  producer: %s records/s x %s B, acks=all, idempotent\n", r["elastic_rate"], r["elastic_size"]
+            printf "%-36s %10s %10s %10s %10s\n", "", "records", "p50 ms", "p99 ms", "max ms"
+            split("before during after", ph, " ")
+            for (i = 1; i <= 3; i++)
+                printf "%-36s %10s %10s %10s %10s\n", "produce latency, " ph[i] " the move", r["elastic_" ph[i] "_n"], \
+                    r["elastic_" ph[i] "_p50_ms"], r["elastic_" ph[i] "_p99_ms"], r["elastic_" ph[i] "_max_ms"]
+            printf "  cell added in %s ms; move took %s s; bytes copied to the new cell: %s; all replicas there: %s; producer errors: %s\n", \
+                r["elastic_cell_add_ms"], r["elastic_move_secs"], r["elastic_copied_bytes"], \
+                r["elastic_on_new_cell"] ? "yes" : "no", r["elastic_errors"]
+            if ("elastic_failed" in r) printf "  elasticity run failed: %s\n", r["elastic_failed"]
+        }' "$res" >> "$1"
+}
+if [ "$ONLY" = elastic ]; then
+    status=0
+    TABLE=$OUT/results-elastic.txt
+    echo "minikora bench (elasticity section only), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
+         "$(uname -sr)" > "$TABLE"
+    run_elastic "$TABLE" 1
+    run_elastic "$TABLE" 0
+    cat "$TABLE"
+    exit $status
+fi
 
 MK_RES=$OUT/minikora.res
 MOCK_RES=$OUT/mock.res
@@ -401,6 +446,12 @@ if [ "$ONLY" != mock ] && [ "$NOISY" != 0 ] && [ -x "$MINIKORA" ] && command -v 
         }' >> "$TABLE"
 fi
 echo
+if [ "$ONLY" != mock ] && [ "$ONLY" != noisy ] && [ "${BENCH_ELASTIC:-1}" != 0 ] && [ -x "$MINIKORA" ] && \
+   ${PYTHON:-/usr/bin/python3} -c 'import confluent_kafka' 2>/dev/null; then
+    run_elastic "$TABLE" 1
+    run_elastic "$TABLE" 0
+fi
+
 cat "$TABLE"
 echo "(table saved to $TABLE; raw results: $MK_RES, $MOCK_RES${RF_FILES:+, $OUT/minikora-rf3-xaz*.res})"
 exit $status
