@@ -83,7 +83,7 @@ if [ "$ONLY" != mock ] && [ "$ONLY" != noisy ]; then
     else
         : > "$OUT/minikora.log"
         echo "bench: minikora (log: $OUT/minikora.log, client log: $OUT/minikora.err)"
-        "$TOOL" --spawn --log "$OUT/minikora.log" "${ARGS[@]}" \
+        "$TOOL" --spawn --log "$OUT/minikora.log" "${ARGS[@]}" --ceiling-dir auto \
             -- "$MINIKORA" serve --ephemeral --port 0 > "$MK_RES" 2> "$OUT/minikora.err"
         rc=$?
         if [ $rc -ne 0 ] || grep -q '^RESULT target_failed' "$MK_RES"; then
@@ -123,7 +123,7 @@ for x in $XAZ; do
     "$TOOL" --spawn --log "$log" "${ARGS[@]}" --startup-runs 1 --tests produce,latency \
         -n "$RF_MSGS" --lat-secs "$RF_LAT_SECS" --rf 3 --min-isr "$RF_MIN_ISR" \
         --produce-acks all --lat-acks all --lat-partitions "$RF_LAT_PARTS" \
-        --lat-inflight "$RF_LAT_INFLIGHT" \
+        --lat-inflight "$RF_LAT_INFLIGHT" --ceiling-dir auto \
         -- "$MINIKORA" serve --ephemeral --port 0 \
         --set "minikora.cross.az.latency.ms=$x" > "$res" 2> "${log%.log}.err"
     rc=$?
@@ -162,12 +162,23 @@ else {
             return sprintf("%.2f", A[k] / B[k])
         }
         function row(label, a, b, r) { printf "%-36s %12s %12s %10s\n", label, a, b, r }
+        # The produce rows: minikora, mock, the write ceiling of the same run
+        # and the ratio to min(mock, ceiling) (issue 16).
+        function prow(label, a, b, c,   m) {
+            m = ""
+            if (a != "n/a" && (b != "n/a" || c != "n/a")) {
+                lim = (b == "n/a") ? c : (c == "n/a") ? b : (b + 0 < c + 0 ? b : c)
+                if (lim + 0 > 0) m = sprintf("%.2f", a / lim)
+            }
+            printf "%-36s %12s %12s %10s %10s %10s\n", label, a, b, ratio2(a, b), c, m
+        }
+        function ratio2(a, b) { return (a == "n/a" || b == "n/a" || b + 0 == 0) ? "" : sprintf("%.2f", a / b) }
         BEGIN {
             load(mk, A); load(mock, B)
-            row("", "minikora", "mock", "mk/mock")
-            row("produce acks=1      MB/s", v(A, "produce_acks1_mbps"), v(B, "produce_acks1_mbps"), ratio("produce_acks1_mbps"))
+            printf "%-36s %12s %12s %10s %10s %10s\n", "", "minikora", "mock", "mk/mock", "ceiling", "mk/min"
+            prow("produce acks=1      MB/s", v(A, "produce_acks1_mbps"), v(B, "produce_acks1_mbps"), v(A, "ceiling_mbps"))
             row("produce acks=1      msgs/s", v(A, "produce_acks1_mps"), v(B, "produce_acks1_mps"), ratio("produce_acks1_mps"))
-            row("produce acks=all    MB/s", v(A, "produce_acksall_mbps"), v(B, "produce_acksall_mbps"), ratio("produce_acksall_mbps"))
+            prow("produce acks=all    MB/s", v(A, "produce_acksall_mbps"), v(B, "produce_acksall_mbps"), v(A, "ceiling_mbps"))
             row("produce acks=all    msgs/s", v(A, "produce_acksall_mps"), v(B, "produce_acksall_mps"), ratio("produce_acksall_mps"))
             row("consume             MB/s", v(A, "consume_mbps"), v(B, "consume_mbps"), ratio("consume_mbps"))
             row("consume             msgs/s", v(A, "consume_mps"), v(B, "consume_mps"), ratio("consume_mps"))
@@ -188,7 +199,8 @@ else {
                 x = rfs[i]; sub(/:.*/, "", x); rfile = rfs[i]; sub(/^[^:]*:/, "", rfile)
                 delete R; load(rfile, R)
                 xs = sprintf("xAZ %2s ms", x)
-                row(xs " produce  MB/s", v(R, "produce_acksall_mbps"), "n/a", "")
+                prow(xs " produce  MB/s", v(R, "produce_acksall_mbps"), v(B, "produce_acksall_mbps"), v(R, "ceiling_mbps"))
+                row(xs " rounds per ack", v(R, "repl_rounds_per_ack"), "n/a", "")
                 row(xs " produce  msgs/s", v(R, "produce_acksall_mps"), "n/a", "")
                 row(xs " e2e p50  ms", ms(R, "lat_p50_us"), "n/a", "")
                 row(xs " e2e p99  ms", ms(R, "lat_p99_us"), "n/a", "")
@@ -198,6 +210,8 @@ else {
             }
             print ""
             print "notes:"
+            if ("ceiling_mbps" in A)
+                printf "  ceiling: a plain pwrite() loop of the same bytes into a new file of the data directory, in writes of %s B (the warm-up'"'"'s mean batch), run twice after the warm-up: %s then %s MB/s; the column is the second. mk/min = minikora / min(mock, ceiling). RF 3 writes each byte three times.\n", v(A, "ceiling_write_bytes"), v(A, "ceiling_first_mbps"), v(A, "ceiling_mbps")
             print "  mock startup = rd_kafka_new + rd_kafka_mock_cluster_new in-process; mock RSS is not separable from the tool."
             if ("consume_msgs" in B)
                 printf "  mock consume read only the tail it retains (~5 MiB per partition): %s of %s msgs produced.\n", B["consume_msgs"], v(B, "produce_acks1_msgs")
