@@ -132,6 +132,15 @@ static void app_stop(app_t *app)
         return;
     app->stopping = true;
     mk_info("shutting down");
+    if (app->broker && mk_broker_repl(app->broker)) {
+        /* The replication figures of the run (make bench reads this line). */
+        uint64_t copies = 0, acks = 0, acked = mk_broker_acks_all_acked(app->broker);
+        mk_repl_round_counts(mk_broker_repl(app->broker), &copies, &acks);
+        mk_info("replication: %llu copy rounds, %llu acknowledgements across AZs, %llu acks=all writes "
+                "acknowledged, %.2f copy rounds per acknowledged write",
+                (unsigned long long)copies, (unsigned long long)acks, (unsigned long long)acked,
+                acked ? (double)copies / (double)acked : 0.0);
+    }
     uv_signal_stop(&app->sigterm);
     uv_signal_stop(&app->sigint);
     uv_close((uv_handle_t *)&app->sigterm, NULL);

@@ -2170,6 +2170,18 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
         mk_prom_help(o, "minikora_cross_az_bytes_total", "counter", "Bytes that crossed AZs, by kind.");
         mk_prom_sample(o, "minikora_cross_az_bytes_total", (double)(total - reads), "kind", "replication", NULL);
         mk_prom_sample(o, "minikora_cross_az_bytes_total", (double)reads, "kind", "client_read", NULL);
+        uint64_t copies = 0, acks = 0, acked = mk_broker_acks_all_acked(a->b);
+        mk_repl_round_counts(r, &copies, &acks);
+        mk_prom_help(o, "minikora_repl_rounds_total", "counter",
+                     "Replication rounds: copy (one per follower and round), ack (acknowledgements back across AZs).");
+        mk_prom_sample(o, "minikora_repl_rounds_total", (double)copies, "kind", "copy", NULL);
+        mk_prom_sample(o, "minikora_repl_rounds_total", (double)acks, "kind", "ack", NULL);
+        mk_prom_help(o, "minikora_produce_acks_all_acknowledged_total", "counter",
+                     "acks=all partition writes acknowledged (replicated to the ISR).");
+        mk_prom_sample(o, "minikora_produce_acks_all_acknowledged_total", (double)acked, NULL);
+        mk_prom_help(o, "minikora_repl_copy_rounds_per_ack", "gauge",
+                     "Copy rounds per acknowledged acks=all partition write since start (RF 3: 2 is one round per follower).");
+        mk_prom_sample(o, "minikora_repl_copy_rounds_per_ack", acked ? (double)copies / (double)acked : 0.0, NULL);
     }
 
     mk_admin_stats_prometheus(a->stats, o);

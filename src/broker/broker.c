@@ -49,6 +49,7 @@ int mk_broker_new(uv_loop_t *loop, mk_broker_t **out)
 static void repl_progress_cb(void *arg) { mk_broker_req_wake_soon(arg); }
 
 mk_repl_t *mk_broker_repl(mk_broker_t *b) { return b->repl; }
+uint64_t mk_broker_acks_all_acked(const mk_broker_t *b) { return b->acks_all_acked; }
 
 mk_group_coord_t *mk_broker_groups(mk_broker_t *b) { return b->groups; }
 

@@ -30,6 +30,10 @@ mk_net_handler_t mk_broker_net_handler(void);
 int mk_broker_attach(mk_broker_t *b, mk_cluster_t *c);
 /* The replication manager (broker lifecycle calls go through it). */
 struct mk_repl_s *mk_broker_repl(mk_broker_t *b);
+/* acks=all partition writes acknowledged since start (each partition of a
+ * Produce counts once; with the replication rounds of repl/, the rounds
+ * per acknowledgement of /metrics and the bench). */
+uint64_t mk_broker_acks_all_acked(const mk_broker_t *b);
 /* Start tiered storage to target (after mk_broker_attach(), once the S3
  * target is known: the bundled server starts after the cluster).  The
  * layer wires transactions into it (last stable offsets, aborted

@@ -926,6 +926,10 @@ out:
                 rd_kafka_flush(rk, left > 1000 ? (int)left : 1000);
         }
         secs = (double)(now_ns() - t0) / 1e9;
+        /* A short test may end inside the first statistics interval: wait
+         * (untimed, up to 1 s) for the window that holds its batches. */
+        for (int w = 0; w < 20 && atomic_load(&stat_batch_avg) <= 0; w++)
+                rd_kafka_poll(rk, 50);
 
         say("produce %s: %ld ok, %ld failed in %.2f s", tag,
             atomic_load(&st.ok), atomic_load(&st.failed), secs);

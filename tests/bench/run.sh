@@ -128,6 +128,9 @@ for x in $XAZ; do
         --set "minikora.cross.az.latency.ms=$x" > "$res" 2> "${log%.log}.err"
     rc=$?
     echo "RESULT isr_shrinks $(grep -c 'leaves the ISR' "$log")" >> "$res"
+    # minikora's exit line: copy rounds per acknowledged acks=all write (issue 16)
+    rpa=$(sed -n 's/.*replication: .* \([0-9.]*\) copy rounds per acknowledged write.*/\1/p' "$log" | tail -1)
+    [ -n "$rpa" ] && echo "RESULT repl_rounds_per_ack $rpa" >> "$res"
     if [ $rc -ne 0 ] || grep -q '^RESULT target_failed' "$res"; then
         echo "bench: minikora RF 3 run ($x ms) failed (rc $rc); see ${log%.log}.err" >&2
         status=1
