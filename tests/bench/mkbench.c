@@ -53,6 +53,10 @@
  *            (ceiling_first_mbps, ceiling_mbps: the second, into memory the
  *            first gave back, is the one the table compares with).
  *
+ *            With --lat-rates R1,R2,... the test runs once per rate on the
+ *            same topic, each run announced by `RESULT curve_rate R` (and
+ *            followed by curve_rss_kb): the points of run.sh's curve.
+ *
  *   flood    (not in the default list) one producer sends records of S bytes
  *            as fast as it can for --flood-secs seconds (acks=1,
  *            linger.ms=5, batch.size=1000000, at most 64 MB queued) to a
@@ -138,6 +142,7 @@ typedef struct bench_opts_s {
         int flood_secs;           /* --flood-secs: the flood test's length */
         int flood_warm;           /* --flood-warm: seconds before its rate is taken */
         const char *ceiling_dir;  /* --ceiling-dir: where the write ceiling's file goes */
+        const char *lat_rates;    /* --lat-rates: comma list, one latency test each (curve) */
 } bench_opts_t;
 
 static bench_opts_t opts = {
@@ -1260,6 +1265,7 @@ static void test_latency(const char *bootstrap, rd_kafka_t *ctl,
         result("lat_rate", "%.0f", lp.actual_rate);
         if (n) {
                 result("lat_p50_us", "%.0f", quantile(lat, (size_t)n, 0.50) / 1e3);
+                result("lat_p95_us", "%.0f", quantile(lat, (size_t)n, 0.95) / 1e3);
                 result("lat_p99_us", "%.0f", quantile(lat, (size_t)n, 0.99) / 1e3);
                 result("lat_p999_us", "%.0f",
                        quantile(lat, (size_t)n, 0.999) / 1e3);
@@ -1464,7 +1470,7 @@ static void usage(void) {
                 "[--lat-acks 1|all] [--lat-inflight N]\n"
                 "         [--lat-partitions N] [--sasl USER:PASS] "
                 "[--flood-secs S] [--flood-warm S]\n"
-                "         [--ceiling-dir DIR]\n");
+                "         [--ceiling-dir DIR] [--lat-rates R1,R2,...]\n");
         exit(2);
 }
 
@@ -1483,6 +1489,7 @@ int main(int argc, char **argv) {
             {"timeout", required_argument, NULL, 't'},
             {"warmup", required_argument, NULL, 'W'},
             {"ceiling-dir", required_argument, NULL, 'C'},
+            {"lat-rates", required_argument, NULL, 'X'},
             {"tests", required_argument, NULL, 'T'},
             {"rf", required_argument, NULL, 'R'},
             {"min-isr", required_argument, NULL, 'I'},
@@ -1520,6 +1527,7 @@ int main(int argc, char **argv) {
                 case 't': opts.timeout_s = atoi(optarg); break;
                 case 'W': opts.warmup = atol(optarg); break;
                 case 'C': opts.ceiling_dir = optarg; break;
+                case 'X': opts.lat_rates = optarg; break;
                 case 'T': opts.tests = optarg; break;
                 case 'R': opts.rf = atoi(optarg); break;
                 case 'I': opts.min_isr = atoi(optarg); break;
@@ -1619,7 +1627,23 @@ int main(int argc, char **argv) {
         if (test_enabled("latency")) {
                 if ((parts = topic_create(&t, ctl, t_lat, opts.lat_partitions)) > 0) {
                         made[2] = t_lat;
-                        test_latency(t.bootstrap, ctl, t_lat, parts);
+                        if (opts.lat_rates) {
+                                /* The curve (run.sh BENCH_ONLY=curve): one
+                                 * latency test per rate on the same topic,
+                                 * each announced by a curve_rate line. */
+                                char rates[256], *save = NULL, *tok;
+                                snprintf(rates, sizeof(rates), "%s", opts.lat_rates);
+                                for (tok = strtok_r(rates, ",", &save); tok;
+                                     tok = strtok_r(NULL, ",", &save)) {
+                                        if ((opts.rate = atoi(tok)) < 1)
+                                                continue;
+                                        result("curve_rate", "%d", opts.rate);
+                                        test_latency(t.bootstrap, ctl, t_lat, parts);
+                                        if (opts.pid > 0)
+                                                result("curve_rss_kb", "%ld", rss_kb(opts.pid));
+                                }
+                        } else
+                                test_latency(t.bootstrap, ctl, t_lat, parts);
                 } else
                         result("lat_note", "topic not ready");
         }

@@ -22,7 +22,12 @@
 #   BENCH_STARTUP_RUNS=5     spawn-to-ready repetitions (median reported)
 #   BENCH_TIMEOUT=60         seconds allowed per test
 #   BENCH_ONLY=              "minikora" or "mock" to run one column;
-#                            "noisy" for the noisy-neighbour section alone
+#                            "noisy" for the noisy-neighbour section alone;
+#                            "curve" for the latency curve alone (below)
+# Curve (BENCH_ONLY=curve; issue 16, Kora's graph; acks=all, RF 3, default cluster):
+#   BENCH_CURVE_PARTITIONS="10 100 1000 5000"  partition counts, one minikora each
+#   BENCH_CURVE_MBPS="5 20 50"   throughputs, MB/s of record values
+#   BENCH_CURVE_SECS=5           measured seconds per point (+1 s warm-up)
 #   BENCH_OUT=build/bench    where the tool, logs and results go
 #   MINIKORA=./minikora      the binary under test
 # Tiered storage section (minikora only; tests/bench/tier_bench.py, confluent-kafka):
@@ -67,6 +72,76 @@ ARGS=(-n "${BENCH_MSGS:-200000}" -s "${BENCH_SIZE:-1024}" -p "${BENCH_PARTITIONS
       --rate "${BENCH_RATE:-5000}" --lat-secs "${BENCH_LAT_SECS:-10}"
       --startup-runs "${BENCH_STARTUP_RUNS:-5}" --timeout "${BENCH_TIMEOUT:-60}")
 [ -n "${BENCH_LAT_FETCH_WAIT:-}" ] && ARGS+=(--lat-fetch-wait "$BENCH_LAT_FETCH_WAIT")
+
+# ---------------------------------------------------------------- the Kora curve (issue 16)
+# BENCH_ONLY=curve: e2e latency (acks=all, RF 3, the default cluster) against partitions and
+# throughput; one fresh minikora per partition count, one latency run per rate on the same
+# topic.  Writes $OUT/curve.dat and, with gnuplot, docs-ready $OUT/curve.svg.  Then the
+# largest partition count once more on a data directory: stopped, and started again with
+# those partitions on disk (ready time, RSS).
+if [ "$ONLY" = curve ]; then
+    CURVE_PARTS=${BENCH_CURVE_PARTITIONS:-10 100 1000 5000}
+    CURVE_MBPS=${BENCH_CURVE_MBPS:-5 20 50}
+    CURVE_SECS=${BENCH_CURVE_SECS:-5}
+    SIZE=${BENCH_SIZE:-1024}
+    DAT=$OUT/curve.dat
+    rates=""
+    for m in $CURVE_MBPS; do rates="$rates${rates:+,}$(( m * 1000000 / SIZE ))"; done
+    t_start=$(date +%s)
+    {
+        echo "# minikora curve, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -sr)"
+        echo "# e2e latency, acks=all, RF 3, $SIZE B records, ${CURVE_SECS} s per point (+1 s warm-up)"
+        echo "# partitions  MB/s  p50_ms  p95_ms  p99_ms  lost  rss_mib"
+    } > "$DAT"
+    for np in $CURVE_PARTS; do
+        res=$OUT/curve-$np.res
+        log=$OUT/curve-$np.log
+        : > "$log"
+        echo "bench: curve, $np partitions, rates $rates records/s (log: $log)"
+        "$TOOL" --spawn --log "$log" -s "$SIZE" --startup-runs 1 --tests latency --rf 3 \
+            --lat-acks all --lat-partitions "$np" --lat-rates "$rates" --lat-secs "$CURVE_SECS" \
+            --timeout "${BENCH_TIMEOUT:-120}" \
+            -- "$MINIKORA" serve --ephemeral --port 0 > "$res" 2> "${log%.log}.err"
+        awk -v np="$np" -v size="$SIZE" '
+            $1 != "RESULT" { next }
+            $2 == "curve_rate" { r = $3; p50 = p95 = p99 = ""; lost = 0 }
+            $2 == "lat_p50_us" { p50 = $3 / 1000 } $2 == "lat_p95_us" { p95 = $3 / 1000 }
+            $2 == "lat_p99_us" { p99 = $3 / 1000 } $2 == "lat_lost" { lost = $3 }
+            $2 == "curve_rss_kb" && p50 != "" {
+                printf "%-12s %5.0f %7.2f %7.2f %7.2f %5d %8.1f\n", np, r * size / 1e6, p50, p95, p99, lost, $3 / 1024 }
+            ' "$res" >> "$DAT"
+        grep -E '^RESULT [a-z_]*(note|failed|incomplete)' "$res" | sed "s/^RESULT /# $np partitions: /" >> "$DAT"
+    done
+    # Startup with the largest partition count on disk.
+    np=$(echo $CURVE_PARTS | awk '{print $NF}')
+    d=$(mktemp -d /tmp/mkcurve-XXXXXX)
+    echo "bench: curve, startup with $np partitions (RF 3) on disk in $d"
+    "$TOOL" --spawn --log "$OUT/curve-disk1.log" --startup-runs 1 --tests latency --rf 3 \
+        --lat-partitions "$np" --lat-secs 1 --rate 1000 --timeout "${BENCH_TIMEOUT:-120}" \
+        -- "$MINIKORA" serve --data-dir "$d" --port 0 > "$OUT/curve-disk1.res" 2>/dev/null
+    "$TOOL" --spawn --log "$OUT/curve-disk2.log" --startup-runs 1 --tests startup \
+        -- "$MINIKORA" serve --data-dir "$d" --port 0 > "$OUT/curve-disk2.res" 2>/dev/null
+    awk -v np="$np" '$1 == "RESULT" && $2 == "startup_ms" { ms = $3 } $1 == "RESULT" && $2 == "rss_idle_kb" { kb = $3 }
+        END { printf "# startup with %s partitions x RF 3 on disk: ready in %s ms, RSS %.1f MiB 1 s after ready\n", np, ms, kb / 1024 }' \
+        "$OUT/curve-disk2.res" >> "$DAT"
+    rm -rf "$d"
+    echo "# whole sweep $(( $(date +%s) - t_start )) s" >> "$DAT"
+    cat "$DAT"
+    if command -v gnuplot >/dev/null; then
+        # One line per partition count: p95 against throughput (Kora's graph).
+        plot=""
+        for np in $CURVE_PARTS; do
+            plot="$plot${plot:+, }'$DAT' using (\$1==$np ? \$2 : 1/0):5 with linespoints title '$np partitions'"
+        done
+        gnuplot -e "set terminal svg size 720,420 font 'sans,11' background rgb 'white';
+            set output '$OUT/curve.svg'; set title 'minikora: e2e p95 latency, acks=all, RF 3';
+            set xlabel 'throughput, MB/s'; set ylabel 'p95 end-to-end latency, ms';
+            set key top left; set grid; set yrange [0:*]; plot $plot" && echo "bench: $OUT/curve.svg"
+    else
+        echo "bench: gnuplot not found (Debian: gnuplot-nox; ci/install.sh bench): no picture" >&2
+    fi
+    exit 0
+fi
 
 MK_RES=$OUT/minikora.res
 MOCK_RES=$OUT/mock.res
