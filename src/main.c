@@ -760,6 +760,9 @@ static int cmd_serve(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     app.loop = uv_default_loop();
+    /* The loop's idle time (uv_metrics_idle_time): its busy fraction in
+     * /metrics (minikora_loop_idle_seconds_total). */
+    uv_loop_configure(app.loop, UV_METRICS_IDLE_TIME);
     int rc = mk_broker_new(app.loop, &app.broker);
     mk_cluster_opts_t opts = {0};
     opts.data_dir = data_dir;

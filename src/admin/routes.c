@@ -2201,6 +2201,16 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     mk_prom_sample(o, "minikora_events_total", (double)mk_admin_events_last(a), NULL);
     mk_prom_help(o, "minikora_resets_total", "counter", "POST /v1/reset calls.");
     mk_prom_sample(o, "minikora_resets_total", (double)a->resets, NULL);
+    /* The event loop's idle time (time blocked in poll, measured by libuv
+     * when main.c configured UV_METRICS_IDLE_TIME); the busy fraction over
+     * an interval is 1 - d(idle) / d(wall), with loop_wall from the same
+     * scrape. */
+    mk_prom_help(o, "minikora_loop_idle_seconds_total", "counter",
+                 "Time the event loop spent idle in its poll (libuv uv_metrics_idle_time).");
+    mk_prom_sample(o, "minikora_loop_idle_seconds_total", (double)uv_metrics_idle_time(a->loop) / 1e9, NULL);
+    mk_prom_help(o, "minikora_loop_wall_seconds_total", "counter",
+                 "Monotonic clock, seconds (the denominator of the loop's busy fraction).");
+    mk_prom_sample(o, "minikora_loop_wall_seconds_total", (double)uv_hrtime() / 1e9, NULL);
     mk_prom_help(o, "minikora_uptime_seconds", "gauge", "Seconds since the admin API started.");
     mk_prom_sample(o, "minikora_uptime_seconds", (double)(mk_mono_ms() - a->started_mono_ms) / 1000.0, NULL);
     long rss = rss_bytes();

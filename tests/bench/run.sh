@@ -43,6 +43,10 @@
 #                            leader per broker of a cell)
 #   BENCH_RF_LAT_INFLIGHT=1  max.in.flight.requests.per.connection of the
 #                            RF 3 latency producer (0: librdkafka's 1000000)
+# Many-clients section (minikora only; tests/bench/clients_bench.py; issue 16):
+#   BENCH_CLIENTS=500        producer connections (0: skip)
+#   BENCH_CLIENTS_RATE=4     acks=all Produce requests per second per connection
+#   BENCH_CLIENTS_SECS=10    measured seconds (after 2 s of warm-up)
 # Noisy-neighbour section (minikora only; one cell, two tenants; issue 11):
 #   BENCH_NOISY=1            0 skips it
 #   BENCH_NOISY_RATE=2000    tenant B's records/s, produced and consumed
@@ -456,6 +460,30 @@ if [ "$ONLY" != mock ] && [ "$NOISY" != 0 ] && [ -x "$MINIKORA" ] && command -v 
         }' >> "$TABLE"
 fi
 echo
+# ---------------------------------------------------------------- many clients (issue 16)
+# BENCH_CLIENTS producer connections (tests/bench/clients_bench.py, stdlib Python + kwire),
+# each sending BENCH_CLIENTS_RATE acks=all Produce requests/s of one 1000 B record.
+CLIENTS=${BENCH_CLIENTS:-500}
+if [ "$ONLY" != mock ] && [ "$ONLY" != noisy ] && [ -x "$MINIKORA" ] && [ "$CLIENTS" -gt 0 ]; then
+    echo "bench: $CLIENTS producer connections (log: $OUT/clients.log)"
+    CL_RES=$OUT/clients.res
+    MINIKORA="$MINIKORA" BENCH_CLIENTS_LOG="$OUT/clients.log" \
+        timeout 300 ${PYTHON:-/usr/bin/python3} tests/bench/clients_bench.py > "$CL_RES" 2> "$OUT/clients.err" || status=1
+    awk '
+        $1 == "RESULT" { r[$2] = $3 }
+        END {
+            printf "\nmany clients: %s producer connections x %s acks=all requests/s (1 record of 1000 B, RF 3), %s s measured\n", r["clients"], r["clients_rate_per_conn"], 10
+            printf "%-36s %12s\n", "requests/s answered", r["clients_req_per_s"]
+            printf "%-36s %12s\n", "request latency p50 ms", r["clients_p50_ms"]
+            printf "%-36s %12s\n", "request latency p99 ms", r["clients_p99_ms"]
+            printf "%-36s %12s\n", "request latency p99.9 ms", r["clients_p999_ms"]
+            printf "%-36s %12s\n", "event loop busy fraction", r["clients_loop_busy"]
+            printf "%-36s %12.1f\n", "RSS with the connections open MiB", r["clients_rss_kb"] / 1024
+            if (r["clients_errors"] + r["clients_conn_failures"] > 0) printf "  %s error answers, %s connections failed\n", r["clients_errors"], r["clients_conn_failures"]
+            if ("clients_failed" in r) printf "  many-clients run failed: %s\n", r["clients_failed"]
+        }' "$CL_RES" >> "$TABLE"
+fi
+
 cat "$TABLE"
 echo "(table saved to $TABLE; raw results: $MK_RES, $MOCK_RES${RF_FILES:+, $OUT/minikora-rf3-xaz*.res})"
 exit $status
