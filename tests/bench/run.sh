@@ -28,6 +28,8 @@
 #   BENCH_CURVE_PARTITIONS="10 100 1000 5000"  partition counts, one minikora each
 #   BENCH_CURVE_MBPS="5 20 50"   throughputs, MB/s of record values
 #   BENCH_CURVE_SECS=5           measured seconds per point (+1 s warm-up)
+#   BENCH_CURVE_LINGER=1         linger.ms of the curve's producer (with 0, every record
+#                                is a request of its own: the client saturates at ~20 MB/s)
 #   BENCH_OUT=build/bench    where the tool, logs and results go
 #   MINIKORA=./minikora      the binary under test
 # Tiered storage section (minikora only; tests/bench/tier_bench.py, confluent-kafka):
@@ -87,6 +89,7 @@ if [ "$ONLY" = curve ]; then
     CURVE_PARTS=${BENCH_CURVE_PARTITIONS:-10 100 1000 5000}
     CURVE_MBPS=${BENCH_CURVE_MBPS:-5 20 50}
     CURVE_SECS=${BENCH_CURVE_SECS:-5}
+    CURVE_LINGER=${BENCH_CURVE_LINGER:-1}
     SIZE=${BENCH_SIZE:-1024}
     DAT=$OUT/curve.dat
     rates=""
@@ -94,7 +97,7 @@ if [ "$ONLY" = curve ]; then
     t_start=$(date +%s)
     {
         echo "# minikora curve, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -sr)"
-        echo "# e2e latency, acks=all, RF 3, $SIZE B records, ${CURVE_SECS} s per point (+1 s warm-up)"
+        echo "# e2e latency, acks=all, RF 3, $SIZE B records, linger.ms $CURVE_LINGER, ${CURVE_SECS} s per point (+1 s warm-up)"
         echo "# partitions  MB/s  p50_ms  p95_ms  p99_ms  lost  rss_mib"
     } > "$DAT"
     for np in $CURVE_PARTS; do
@@ -104,17 +107,21 @@ if [ "$ONLY" = curve ]; then
         echo "bench: curve, $np partitions, rates $rates records/s (log: $log)"
         "$TOOL" --spawn --log "$log" -s "$SIZE" --startup-runs 1 --tests latency --rf 3 \
             --lat-acks all --lat-partitions "$np" --lat-rates "$rates" --lat-secs "$CURVE_SECS" \
+            --lat-linger "$CURVE_LINGER" \
             --timeout "${BENCH_TIMEOUT:-120}" \
             -- "$MINIKORA" serve --ephemeral --port 0 > "$res" 2> "${log%.log}.err"
         awk -v np="$np" -v size="$SIZE" '
             $1 != "RESULT" { next }
             $2 == "curve_rate" { r = $3; p50 = p95 = p99 = ""; lost = 0 }
+            $2 == "lat_rate" { r = $3 }   # what the producer reached, not the target
             $2 == "lat_p50_us" { p50 = $3 / 1000 } $2 == "lat_p95_us" { p95 = $3 / 1000 }
             $2 == "lat_p99_us" { p99 = $3 / 1000 } $2 == "lat_lost" { lost = $3 }
             $2 == "curve_rss_kb" && p50 != "" {
                 printf "%-12s %5.0f %7.2f %7.2f %7.2f %5d %8.1f\n", np, r * size / 1e6, p50, p95, p99, lost, $3 / 1024 }
             ' "$res" >> "$DAT"
         grep -E '^RESULT [a-z_]*(note|failed|incomplete)' "$res" | sed "s/^RESULT /# $np partitions: /" >> "$DAT"
+        nfiles=$(grep -c 'Too many open files' "$log")
+        [ "$nfiles" -gt 0 ] && echo "# $np partitions: $nfiles 'Too many open files' in the log: not every replica log opened (a point to discard)" >> "$DAT"
     done
     # Startup with the largest partition count on disk.
     np=$(echo $CURVE_PARTS | awk '{print $NF}')
@@ -128,6 +135,8 @@ if [ "$ONLY" = curve ]; then
     awk -v np="$np" '$1 == "RESULT" && $2 == "startup_ms" { ms = $3 } $1 == "RESULT" && $2 == "rss_idle_kb" { kb = $3 }
         END { printf "# startup with %s partitions x RF 3 on disk: ready in %s ms, RSS %.1f MiB 1 s after ready\n", np, ms, kb / 1024 }' \
         "$OUT/curve-disk2.res" >> "$DAT"
+    nfiles=$(cat "$OUT/curve-disk1.log" "$OUT/curve-disk2.log" | grep -c 'Too many open files')
+    [ "$nfiles" -gt 0 ] && echo "# startup: $nfiles 'Too many open files' in its logs: not every partition was on disk" >> "$DAT"
     rm -rf "$d"
     echo "# whole sweep $(( $(date +%s) - t_start )) s" >> "$DAT"
     cat "$DAT"
