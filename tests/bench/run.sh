@@ -149,7 +149,7 @@ if [ "$ONLY" = curve ]; then
         gnuplot -e "set terminal svg size 720,420 font 'sans,11' background rgb 'white';
             set output '$OUT/curve.svg'; set title 'minikora: e2e p95 latency, acks=all, RF 3';
             set xlabel 'throughput, MB/s'; set ylabel 'p95 end-to-end latency, ms';
-            set key top left; set grid; set yrange [0:*]; plot $plot" && echo "bench: $OUT/curve.svg"
+            set key top left; set grid; set logscale y; plot $plot" && echo "bench: $OUT/curve.svg"
     else
         echo "bench: gnuplot not found (Debian: gnuplot-nox; ci/install.sh bench): no picture" >&2
     fi
