@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what minikora needs to build and test, and only what is missing.
 # One script for `make run`, `make test`, .ci/run and the Docker image, so they cannot drift.
-# Idempotent: a second run installs nothing.  Usage: ci/install.sh [build|test]
+# Idempotent: a second run installs nothing.  Usage: ci/install.sh [build|test|bench]
 set -euo pipefail
 mode=${1:-test}
 cd "$(dirname "$0")/.."
@@ -17,9 +17,12 @@ test_pkgs="clang libclang-rt-14-dev kcat python3 python3-confluent-kafka python3
   python3-prometheus-client python3-snappy python3-lz4 python3-zstandard
   librdkafka-dev nodejs npm tmux prometheus python3-venv python3-pip python3-setuptools
   awscli python3-boto3 s3cmd libs3-2 docker.io debootstrap"
+# Bench: `make bench` (librdkafka's tool) and its curve's picture (BENCH_ONLY=curve, gnuplot).
+bench_pkgs="librdkafka-dev gnuplot-nox"
 
 want=$build_pkgs
 [ "$mode" = test ] && want="$build_pkgs $test_pkgs"
+[ "$mode" = bench ] && want="$build_pkgs $bench_pkgs"
 
 missing=()
 for p in $want; do

@@ -2774,6 +2774,18 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
         mk_prom_help(o, "minikora_cross_az_bytes_total", "counter", "Bytes that crossed AZs, by kind.");
         mk_prom_sample(o, "minikora_cross_az_bytes_total", (double)(total - reads), "kind", "replication", NULL);
         mk_prom_sample(o, "minikora_cross_az_bytes_total", (double)reads, "kind", "client_read", NULL);
+        uint64_t copies = 0, acks = 0, acked = mk_broker_acks_all_acked(a->b);
+        mk_repl_round_counts(r, &copies, &acks);
+        mk_prom_help(o, "minikora_repl_rounds_total", "counter",
+                     "Replication rounds: copy (one per follower and round), ack (acknowledgements back across AZs).");
+        mk_prom_sample(o, "minikora_repl_rounds_total", (double)copies, "kind", "copy", NULL);
+        mk_prom_sample(o, "minikora_repl_rounds_total", (double)acks, "kind", "ack", NULL);
+        mk_prom_help(o, "minikora_produce_acks_all_acknowledged_total", "counter",
+                     "acks=all partition writes acknowledged (replicated to the ISR).");
+        mk_prom_sample(o, "minikora_produce_acks_all_acknowledged_total", (double)acked, NULL);
+        mk_prom_help(o, "minikora_repl_copy_rounds_per_ack", "gauge",
+                     "Copy rounds per acknowledged acks=all partition write since start (RF 3: 2 is one round per follower).");
+        mk_prom_sample(o, "minikora_repl_copy_rounds_per_ack", acked ? (double)copies / (double)acked : 0.0, NULL);
     }
 
     mk_admin_stats_prometheus(a->stats, o);
@@ -2796,6 +2808,16 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     mk_prom_sample(o, "minikora_events_total", (double)mk_admin_events_last(a), NULL);
     mk_prom_help(o, "minikora_resets_total", "counter", "POST /v1/reset calls.");
     mk_prom_sample(o, "minikora_resets_total", (double)a->resets, NULL);
+    /* The event loop's idle time (time blocked in poll, measured by libuv
+     * when main.c configured UV_METRICS_IDLE_TIME); the busy fraction over
+     * an interval is 1 - d(idle) / d(wall), with loop_wall from the same
+     * scrape. */
+    mk_prom_help(o, "minikora_loop_idle_seconds_total", "counter",
+                 "Time the event loop spent idle in its poll (libuv uv_metrics_idle_time).");
+    mk_prom_sample(o, "minikora_loop_idle_seconds_total", (double)uv_metrics_idle_time(a->loop) / 1e9, NULL);
+    mk_prom_help(o, "minikora_loop_wall_seconds_total", "counter",
+                 "Monotonic clock, seconds (the denominator of the loop's busy fraction).");
+    mk_prom_sample(o, "minikora_loop_wall_seconds_total", (double)uv_hrtime() / 1e9, NULL);
     mk_prom_help(o, "minikora_uptime_seconds", "gauge", "Seconds since the admin API started.");
     mk_prom_sample(o, "minikora_uptime_seconds", (double)(mk_mono_ms() - a->started_mono_ms) / 1000.0, NULL);
     long rss = rss_bytes();

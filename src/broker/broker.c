@@ -50,6 +50,7 @@ static void repl_progress_cb(void *arg) { mk_broker_req_wake_soon(arg); }
 
 mk_repl_t *mk_broker_repl(mk_broker_t *b) { return b->repl; }
 mk_partition_writer_t *mk_broker_writer(mk_broker_t *b) { return b->writer; }
+uint64_t mk_broker_acks_all_acked(const mk_broker_t *b) { return b->acks_all_acked; }
 
 mk_group_coord_t *mk_broker_groups(mk_broker_t *b) { return b->groups; }
 

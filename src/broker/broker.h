@@ -33,6 +33,11 @@ struct mk_repl_s *mk_broker_repl(mk_broker_t *b);
 /* The one leader write path (the health manager's probes append through
  * it); NULL before mk_broker_attach(). */
 struct mk_partition_writer_s *mk_broker_writer(mk_broker_t *b);
+
+/* acks=all partition writes acknowledged since start (each partition of a
+ * Produce counts once; with the replication rounds of repl/, the rounds
+ * per acknowledgement of /metrics and the bench). */
+uint64_t mk_broker_acks_all_acked(const mk_broker_t *b);
 /* Start tiered storage to target (after mk_broker_attach(), once the S3
  * target is known: the bundled server starts after the cluster).  The
  * layer wires transactions into it (last stable offsets, aborted

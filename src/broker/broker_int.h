@@ -125,6 +125,7 @@ struct mk_broker_s {
     bool wake_pending;
     bool closing;
     uint64_t requests;         /* counters for metrics */
+    uint64_t acks_all_acked;   /* acks=all partition writes acknowledged (replicated to the ISR) */
     mk_group_coord_t *groups;  /* owned group coordinator */
     mk_partition_writer_t *writer; /* owned: the leader write path (observed by repl, txn) */
     mk_repl_t *repl;           /* owned replication manager */

@@ -196,6 +196,8 @@ static bool settle_wait(mk_req_t *req, produce_wait_t *w, bool final)
     w->resp->ErrorCode = err;
     if (err)
         w->resp->BaseOffset = -1;
+    else
+        req->b->acks_all_acked++;
     w->end_offset = -1;
     return true;
 }
@@ -304,6 +306,8 @@ static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequ
      * duplicate only once the original is replicated. */
     if (q->Acks == -1 && mk_partition_hw(p) < a.end_offset)
         produce_wait(req, t, qp->Index, a.end_offset, NULL, rp);
+    else if (q->Acks == -1)
+        req->b->acks_all_acked++;
 }
 
 int mk_broker_handle_produce(mk_req_t *req)

@@ -11,7 +11,10 @@
  * plaintext once the engine has copied the ciphertext.  The parser is
  * resumable: state HEADER collects the 4-byte size, then (after checking the
  * size against the limit) allocates exactly that many bytes and state BODY
- * fills them.  Complete frames go to a FIFO; frames are dispatched one at a
+ * fills them.  While 16 KiB or more of a plaintext body are missing, libuv
+ * reads straight into the body instead (alloc_cb hands out its missing
+ * part), so a large Produce is not copied through the read buffer.
+ * Complete frames go to a FIFO; frames are dispatched one at a
  * time (see net.h).  Memory of closed connections goes back to the system:
  * after a burst of closes the heap is trimmed (malloc_trim), so RSS returns
  * near idle once clients leave.
@@ -243,10 +246,27 @@ static uint8_t *read_buf_get(void)
     return read_buf;
 }
 
+/* Inside a plaintext frame body with at least DIRECT_MIN bytes to come,
+ * the socket is read straight into the body (no copy through the read
+ * buffer: for a large Produce that copy was a fifth of the broker's CPU);
+ * exactly what the body lacks, so the next frame's bytes never land
+ * there.  read_cb knows such a read by its address. */
+#define DIRECT_MIN 16384
+
+static bool conn_reads_direct(const mk_net_conn_t *c)
+{
+    return c->body && !c->tls && !c->l->tls && c->body_len - c->body_have >= DIRECT_MIN;
+}
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    (void)h;
+    mk_net_conn_t *c = h->data;
     (void)suggested;
+    if (conn_reads_direct(c)) {
+        buf->base = (char *)(c->body + c->body_have);
+        buf->len = c->body_len - c->body_have;
+        return;
+    }
     uint8_t *p = read_buf_get();
     /* len 0: libuv reports UV_ENOBUFS to read_cb, which closes */
     buf->base = (char *)p;
@@ -270,6 +290,15 @@ static void conn_enqueue(mk_net_conn_t *c, uint8_t *data, size_t len)
         c->q_head = f;
     c->q_tail = f;
     c->in_bytes += len;
+}
+
+/* The frame being received is whole: it joins the queue. */
+static void conn_body_complete(mk_net_conn_t *c)
+{
+    uint8_t *body = c->body;
+    c->body = NULL;
+    c->hdr_have = 0;
+    conn_enqueue(c, body, c->body_len);
 }
 
 /* Feed received bytes to the frame parser.  Returns false if the connection
@@ -311,12 +340,8 @@ static bool conn_parse(mk_net_conn_t *c, const uint8_t *p, size_t n)
         c->body_have += take;
         p += take;
         n -= take;
-        if (c->body_have == c->body_len) {
-            uint8_t *body = c->body;
-            c->body = NULL;
-            c->hdr_have = 0;
-            conn_enqueue(c, body, c->body_len);
-        }
+        if (c->body_have == c->body_len)
+            conn_body_complete(c);
     }
     return !c->closing;
 }
@@ -399,7 +424,12 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     c->last_active_ms = mk_mono_ms();
-    if (c->l->tls || c->tls) {
+    if (c->body && (const uint8_t *)buf->base == c->body + c->body_have) {
+        /* A direct read (alloc_cb): the bytes are in the body already. */
+        c->body_have += (size_t)nread;
+        if (c->body_have == c->body_len)
+            conn_body_complete(c);
+    } else if (c->l->tls || c->tls) {
         if (!conn_tls_input(c, (const uint8_t *)buf->base, (size_t)nread))
             return;
     } else if (!conn_parse(c, (const uint8_t *)buf->base, (size_t)nread)) {

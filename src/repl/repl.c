@@ -89,6 +89,8 @@ struct mk_repl_s {
     uv_timer_t *tick;           /* owned: ISR and elections */
     uint64_t xaz[MAX_BROKERS][MAX_BROKERS];
     uint64_t xaz_reads;
+    uint64_t copy_rounds;       /* copy rounds run (one per follower per round) */
+    uint64_t ack_rounds;        /* acknowledgements delayed across AZs */
     mk_repl_xaz_cb xaz_cb;      /* observer of cross-AZ rounds (admin/), or NULL */
     void *xaz_cb_ud;
     mk_buf_t scratch;
@@ -157,6 +159,12 @@ void mk_repl_account_read(mk_repl_t *r, int32_t broker, const char *client_az, u
         r->xaz_reads += bytes;
 }
 
+void mk_repl_round_counts(const mk_repl_t *r, uint64_t *copy_rounds, uint64_t *ack_rounds)
+{
+    *copy_rounds = r->copy_rounds;
+    *ack_rounds = r->ack_rounds;
+}
+
 uint64_t mk_repl_cross_az_total(const mk_repl_t *r, uint64_t *client_reads)
 {
     uint64_t t = 0;
@@ -212,6 +220,12 @@ static void push_round(mk_repl_t *r, mk_partition_t *p, int32_t broker, int kind
     } else if (!uv_is_active((uv_handle_t *)r->timer) || uv_timer_get_due_in(r->timer) > delay) {
         uv_timer_start(r->timer, timer_cb, delay, 0);
     }
+}
+
+/* Whether a round from p's leader to f waits for the cross-AZ latency. */
+static bool cross_az_delayed(mk_repl_t *r, const mk_partition_t *p, const mk_replica_t *f)
+{
+    return r->cfg.cross_az_latency_ms > 0 && cross_az(r, p->leader, f->broker);
 }
 
 /* Schedule a copy round for follower f: it will bring what the leader has
@@ -429,11 +443,13 @@ static void run_rounds(mk_repl_t *r)
         if (!f)
             continue;
         if (due[i].kind == ROUND_ACK) {
+            r->ack_rounds++;
             if (p && !net_cut(r, p->leader, f->broker))
                 on_ack(r, p, f, due[i].value, &moved);
             continue;
         }
         f->copy_pending = false;
+        r->copy_rounds++;
         spent += do_round(r, p, f, due[i].value, &moved);
     }
     if (i < ndue) {
@@ -1214,9 +1230,30 @@ static void observe_appended(void *arg, mk_partition_t *p, const uint8_t *set, c
     (void)set;
     (void)v;
     (void)n;
-    for (int32_t k = 0; k < p->replica_count; k++)
-        if (p->replicas[k].broker != p->leader)
-            schedule(r, p, &p->replicas[k]);
+    bool moved = false;
+    for (int32_t k = 0; k < p->replica_count; k++) {
+        mk_replica_t *f = &p->replicas[k];
+        if (f->broker == p->leader)
+            continue;
+        /* A round without latency (same AZ, or cross.az.latency.ms 0) runs
+         * now, inside the append: the write path then finds the HW already
+         * moved and answers an acks=all produce at once.  Deferred to the
+         * next loop turn (as before), each such produce parked, waited a
+         * turn for its rounds and another for its wake, while its
+         * connection held every later request (one request at a time per
+         * connection, as in Kafka): small lock-step steps that made 0 ms
+         * slower than a little latency, where the client packs more into
+         * each request.  Not while rounds run (their own appends), nor
+         * while a round is already queued for f (it keeps the order). */
+        if (!r->in_rounds && !f->copy_pending && f->log && p->log && !cross_az_delayed(r, p, f) &&
+            broker_running(r, f->broker)) {
+            r->copy_rounds++;
+            do_round(r, p, f, -1, &moved);
+        } else {
+            schedule(r, p, f);
+        }
+    }
+    /* moved: the write path moves the HW and wakes waiters right after. */
 }
 
 int mk_repl_new(uv_loop_t *loop, mk_cluster_t *c, const mk_repl_config_t *cfg, mk_partition_writer_t *writer,

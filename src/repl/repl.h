@@ -158,4 +158,9 @@ void mk_repl_account_read(mk_repl_t *r, int32_t broker, const char *client_az, u
 /* Total cross-AZ bytes (replication + client reads) of the cluster. */
 uint64_t mk_repl_cross_az_total(const mk_repl_t *r, uint64_t *client_reads);
 
+/* Replication rounds run since start: copy rounds (one per follower and
+ * round, from the schedule; not the forced ones of elections) and
+ * acknowledgements that travelled back across AZs. */
+void mk_repl_round_counts(const mk_repl_t *r, uint64_t *copy_rounds, uint64_t *ack_rounds);
+
 #endif /* MK_REPL_H */

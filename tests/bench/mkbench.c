@@ -43,6 +43,20 @@
  *            computes receive time minus send time.  The first second is
  *            warm-up and is not counted.
  *
+ *   ceiling  (with --ceiling-dir DIR; "auto": the spawned minikora's
+ *            --ephemeral data directory) the machine's write ceiling, run
+ *            after the untimed produce warm-up and before the timed tests:
+ *            a plain pwrite() loop into a new file of DIR, as many bytes as
+ *            the log gets for -n records, in writes of the warm-up's mean
+ *            batch size (librdkafka's statistics; one batch is one pwrite
+ *            in minikora's log).  Run twice, both reported
+ *            (ceiling_first_mbps, ceiling_mbps: the second, into memory the
+ *            first gave back, is the one the table compares with).
+ *
+ *            With --lat-rates R1,R2,... the test runs once per rate on the
+ *            same topic, each run announced by `RESULT curve_rate R` (and
+ *            followed by curve_rss_kb): the points of run.sh's curve.
+ *
  *   flood    (not in the default list) one producer sends records of S bytes
  *            as fast as it can for --flood-secs seconds (acks=1,
  *            linger.ms=5, batch.size=1000000, at most 64 MB queued) to a
@@ -127,6 +141,8 @@ typedef struct bench_opts_s {
         const char *sasl;         /* --sasl USER:PASS: SASL/PLAIN for every client */
         int flood_secs;           /* --flood-secs: the flood test's length */
         int flood_warm;           /* --flood-warm: seconds before its rate is taken */
+        const char *ceiling_dir;  /* --ceiling-dir: where the write ceiling's file goes */
+        const char *lat_rates;    /* --lat-rates: comma list, one latency test each (curve) */
 } bench_opts_t;
 
 static bench_opts_t opts = {
@@ -152,7 +168,13 @@ static bench_opts_t opts = {
         .sasl              = NULL,
         .flood_secs        = 15,
         .flood_warm        = 0,
+        .ceiling_dir       = NULL,
 };
+
+/* The mean size of the record batches the last produce test sent, from
+ * librdkafka's statistics (topics.*.batchsize.avg): one batch is one
+ * pwrite() in minikora's log, so the write ceiling writes this size. */
+static atomic_long stat_batch_avg;
 
 /* Whether the comma list has the entry name. */
 static int list_has(const char *list, const char *name) {
@@ -714,6 +736,127 @@ typedef struct dr_stats_s {
         char first_err[256];
 } dr_stats_t;
 
+/* Keeps the largest-count window's batchsize.avg of the statistics JSON
+ * (a crude scan: the keys are librdkafka's, the values plain integers). */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+        const char *b = json;
+        (void)rk;
+        (void)len;
+        (void)opaque;
+        while ((b = strstr(b, "\"batchsize\":"))) {
+                const char *avg = strstr(b, "\"avg\":");
+                const char *cnt = strstr(b, "\"cnt\":");
+                b += 12;
+                if (avg && cnt && atol(cnt + 6) > 0 && atol(avg + 6) > 0)
+                        atomic_store(&stat_batch_avg, atol(avg + 6));
+        }
+        return 0;
+}
+
+/* The machine's write ceiling (issue 16): a plain loop of pwrite() calls of
+ * wsize bytes into a new file in dir, as many bytes as minikora's log gets
+ * for n records of opts.size (a record's own header is about 10 bytes for
+ * these records, a batch's 61), then close().  The rate is given as record
+ * value bytes per second, the unit of the produce rows.  The file is removed
+ * afterwards.  Returns MB/s, or -1. */
+static double ceiling_run(const char *dir, long n, long wsize) {
+        char path[4096];
+        uint64_t total = (uint64_t)n * (uint64_t)(opts.size + 10);
+        uint64_t off = 0;
+        char *buf;
+        int64_t t0;
+        double secs;
+        int fd;
+
+        if (wsize < 4096)
+                wsize = 4096;
+        total += (total / (uint64_t)wsize + 1) * 61;
+        snprintf(path, sizeof(path), "%s/mkbench-ceiling-%d.log", dir,
+                 (int)getpid());
+        buf = malloc((size_t)wsize);
+        if (!buf)
+                return -1;
+        for (long i = 0; i < wsize; i++)
+                buf[i] = (char)('a' + i % 26);
+        unlink(path);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0) {
+                say("ceiling: %s: %s", path, strerror(errno));
+                free(buf);
+                return -1;
+        }
+        t0 = now_ns();
+        while (off < total) {
+                size_t w = (size_t)(total - off < (uint64_t)wsize ? total - off
+                                                                  : (uint64_t)wsize);
+                ssize_t k = pwrite(fd, buf, w, (off_t)off);
+                if (k <= 0) {
+                        say("ceiling: write: %s", strerror(errno));
+                        break;
+                }
+                off += (uint64_t)k;
+        }
+        close(fd);
+        secs = (double)(now_ns() - t0) / 1e9;
+        unlink(path);
+        free(buf);
+        if (off < total || secs <= 0)
+                return -1;
+        return (double)n * opts.size / secs / 1e6;
+}
+
+/* "auto": the --ephemeral data directory of the target, the first open
+ * file of opts.pid under /tmp/minikora-XXXXXX (its segments and SQLite). */
+static int ceiling_find_dir(char *out, size_t cap) {
+        char fdpath[64], link[4096];
+        for (int fd = 0; fd < 4096 && opts.pid > 0; fd++) {
+                ssize_t k;
+                snprintf(fdpath, sizeof(fdpath), "/proc/%d/fd/%d", (int)opts.pid, fd);
+                k = readlink(fdpath, link, sizeof(link) - 1);
+                if (k <= 0)
+                        continue;
+                link[k] = 0;
+                if (!strncmp(link, "/tmp/minikora-", 14)) {
+                        char *slash = strchr(link + 14, '/');
+                        if (slash)
+                                *slash = 0;
+                        snprintf(out, cap, "%s", link);
+                        return 0;
+                }
+        }
+        return -1;
+}
+
+/* Both passes of the ceiling, reported: the first writes into memory the
+ * process may not have touched yet, the second into memory the first just
+ * gave back (the figure the table compares with). */
+static void test_ceiling(const char *dir, long n) {
+        char found[4096];
+        long wsize = atomic_load(&stat_batch_avg);
+        double first, second;
+        if (wsize <= 0)
+                wsize = 64 * 1024; /* no statistics seen: a guess, noted */
+        if (!strcmp(dir, "auto")) {
+                if (ceiling_find_dir(found, sizeof(found)) < 0) {
+                        result("ceiling_note", "data directory not found");
+                        return;
+                }
+                dir = found;
+        }
+        result("ceiling_dir", "%s", dir);
+        result("ceiling_write_bytes", "%ld", wsize);
+        if (atomic_load(&stat_batch_avg) <= 0)
+                result("ceiling_note", "no batch size from librdkafka: %ld B writes", wsize);
+        first = ceiling_run(dir, n, wsize);
+        second = ceiling_run(dir, n, wsize);
+        say("ceiling: %ld B writes into %s: %.1f then %.1f MB/s", wsize, dir,
+            first, second);
+        if (first > 0)
+                result("ceiling_first_mbps", "%.1f", first);
+        if (second > 0)
+                result("ceiling_mbps", "%.1f", second);
+}
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
         dr_stats_t *st = opaque;
         (void)rk;
@@ -742,8 +885,11 @@ static void test_produce(const char *bootstrap, const char *topic, int parts,
                         "batch.size", "1000000", "compression.codec", "none",
                         "queue.buffering.max.messages", "1000000",
                         "queue.buffering.max.kbytes", "1048576",
-                        "message.timeout.ms", "60000", NULL);
+                        "message.timeout.ms", "60000",
+                        "statistics.interval.ms", "100", NULL);
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+        rd_kafka_conf_set_stats_cb(conf, stats_cb);
+        atomic_store(&stat_batch_avg, 0);
         rd_kafka_conf_set_opaque(conf, &st);
         rk = client_new(RD_KAFKA_PRODUCER, conf);
         rkt = rd_kafka_topic_new(rk, topic, NULL);
@@ -785,6 +931,10 @@ out:
                 rd_kafka_flush(rk, left > 1000 ? (int)left : 1000);
         }
         secs = (double)(now_ns() - t0) / 1e9;
+        /* A short test may end inside the first statistics interval: wait
+         * (untimed, up to 1 s) for the window that holds its batches. */
+        for (int w = 0; w < 20 && atomic_load(&stat_batch_avg) <= 0; w++)
+                rd_kafka_poll(rk, 50);
 
         say("produce %s: %ld ok, %ld failed in %.2f s", tag,
             atomic_load(&st.ok), atomic_load(&st.failed), secs);
@@ -811,6 +961,10 @@ out:
                (double)atomic_load(&st.ok) * opts.size / secs / 1e6);
         snprintf(key, sizeof(key), "produce_%s_mps", tag);
         result(key, "%.0f", (double)atomic_load(&st.ok) / secs);
+        if (atomic_load(&stat_batch_avg) > 0) {
+                snprintf(key, sizeof(key), "produce_%s_batch_bytes", tag);
+                result(key, "%ld", atomic_load(&stat_batch_avg));
+        }
 done:
         free(payload);
         rd_kafka_topic_destroy(rkt);
@@ -1111,6 +1265,7 @@ static void test_latency(const char *bootstrap, rd_kafka_t *ctl,
         result("lat_rate", "%.0f", lp.actual_rate);
         if (n) {
                 result("lat_p50_us", "%.0f", quantile(lat, (size_t)n, 0.50) / 1e3);
+                result("lat_p95_us", "%.0f", quantile(lat, (size_t)n, 0.95) / 1e3);
                 result("lat_p99_us", "%.0f", quantile(lat, (size_t)n, 0.99) / 1e3);
                 result("lat_p999_us", "%.0f",
                        quantile(lat, (size_t)n, 0.999) / 1e3);
@@ -1314,7 +1469,8 @@ static void usage(void) {
                 "         [--rf N] [--min-isr N] [--produce-acks 1,all] "
                 "[--lat-acks 1|all] [--lat-inflight N]\n"
                 "         [--lat-partitions N] [--sasl USER:PASS] "
-                "[--flood-secs S] [--flood-warm S]\n");
+                "[--flood-secs S] [--flood-warm S]\n"
+                "         [--ceiling-dir DIR] [--lat-rates R1,R2,...]\n");
         exit(2);
 }
 
@@ -1332,6 +1488,8 @@ int main(int argc, char **argv) {
             {"mock-brokers", required_argument, NULL, 'k'},
             {"timeout", required_argument, NULL, 't'},
             {"warmup", required_argument, NULL, 'W'},
+            {"ceiling-dir", required_argument, NULL, 'C'},
+            {"lat-rates", required_argument, NULL, 'X'},
             {"tests", required_argument, NULL, 'T'},
             {"rf", required_argument, NULL, 'R'},
             {"min-isr", required_argument, NULL, 'I'},
@@ -1368,6 +1526,8 @@ int main(int argc, char **argv) {
                 case 'k': opts.mock_brokers = atoi(optarg); break;
                 case 't': opts.timeout_s = atoi(optarg); break;
                 case 'W': opts.warmup = atol(optarg); break;
+                case 'C': opts.ceiling_dir = optarg; break;
+                case 'X': opts.lat_rates = optarg; break;
                 case 'T': opts.tests = optarg; break;
                 case 'R': opts.rf = atoi(optarg); break;
                 case 'I': opts.min_isr = atoi(optarg); break;
@@ -1441,6 +1601,10 @@ int main(int argc, char **argv) {
                 test_produce(t.bootstrap, t_warm, parts,
                              list_has(opts.produce_acks, "1") ? "1" : "all",
                              "warmup", opts.warmup);
+        /* The write ceiling, after the warm-up (whose batch sizes it
+         * writes) and before the timed tests. */
+        if (opts.ceiling_dir && test_enabled("produce"))
+                test_ceiling(opts.ceiling_dir, opts.msgs);
         if ((test_enabled("produce") && list_has(opts.produce_acks, "1")) ||
             test_enabled("consume")) {
                 if ((parts = topic_create(&t, ctl, t_p1, opts.partitions)) > 0) {
@@ -1463,7 +1627,23 @@ int main(int argc, char **argv) {
         if (test_enabled("latency")) {
                 if ((parts = topic_create(&t, ctl, t_lat, opts.lat_partitions)) > 0) {
                         made[2] = t_lat;
-                        test_latency(t.bootstrap, ctl, t_lat, parts);
+                        if (opts.lat_rates) {
+                                /* The curve (run.sh BENCH_ONLY=curve): one
+                                 * latency test per rate on the same topic,
+                                 * each announced by a curve_rate line. */
+                                char rates[256], *save = NULL, *tok;
+                                snprintf(rates, sizeof(rates), "%s", opts.lat_rates);
+                                for (tok = strtok_r(rates, ",", &save); tok;
+                                     tok = strtok_r(NULL, ",", &save)) {
+                                        if ((opts.rate = atoi(tok)) < 1)
+                                                continue;
+                                        result("curve_rate", "%d", opts.rate);
+                                        test_latency(t.bootstrap, ctl, t_lat, parts);
+                                        if (opts.pid > 0)
+                                                result("curve_rss_kb", "%ld", rss_kb(opts.pid));
+                                }
+                        } else
+                                test_latency(t.bootstrap, ctl, t_lat, parts);
                 } else
                         result("lat_note", "topic not ready");
         }

@@ -25,6 +25,13 @@
 #                            "noisy" for the noisy-neighbour section alone;
 #                            "elastic" for the elasticity section alone;
 #                            "conns" for the idle connections section alone
+#                            "curve" for the latency curve alone (below)
+# Curve (BENCH_ONLY=curve; issue 16, Kora's graph; acks=all, RF 3, default cluster):
+#   BENCH_CURVE_PARTITIONS="10 100 1000 5000"  partition counts, one minikora each
+#   BENCH_CURVE_MBPS="5 20 50"   throughputs, MB/s of record values
+#   BENCH_CURVE_SECS=5           measured seconds per point (+1 s warm-up)
+#   BENCH_CURVE_LINGER=1         linger.ms of the curve's producer (with 0, every record
+#                                is a request of its own: the client saturates at ~20 MB/s)
 #   BENCH_OUT=build/bench    where the tool, logs and results go
 #   MINIKORA=./minikora      the binary under test
 # Tiered storage section (minikora only; tests/bench/tier_bench.py, confluent-kafka):
@@ -49,6 +56,10 @@
 # Idle connections section (minikora only; tests/bench/conns_bench.py; issue 16):
 #   BENCH_CONNS=5000         idle connections (one ApiVersions each); RSS idle, with them,
 #                            per connection, and after they closed (0: skip)
+# Many-clients section (minikora only; tests/bench/clients_bench.py; issue 16):
+#   BENCH_CLIENTS=500        producer connections (0: skip)
+#   BENCH_CLIENTS_RATE=4     acks=all Produce requests per second per connection
+#   BENCH_CLIENTS_SECS=10    measured seconds (after 2 s of warm-up)
 # Noisy-neighbour section (minikora only; one cell, two tenants; issue 11):
 #   BENCH_NOISY=1            0 skips it
 #   BENCH_NOISY_RATE=2000    tenant B's records/s, produced and consumed
@@ -148,6 +159,83 @@ if [ "$ONLY" = elastic ]; then
     exit $status
 fi
 
+# ---------------------------------------------------------------- the Kora curve (issue 16)
+# BENCH_ONLY=curve: e2e latency (acks=all, RF 3, the default cluster) against partitions and
+# throughput; one fresh minikora per partition count, one latency run per rate on the same
+# topic.  Writes $OUT/curve.dat and, with gnuplot, docs-ready $OUT/curve.svg.  Then the
+# largest partition count once more on a data directory: stopped, and started again with
+# those partitions on disk (ready time, RSS).
+if [ "$ONLY" = curve ]; then
+    CURVE_PARTS=${BENCH_CURVE_PARTITIONS:-10 100 1000 5000}
+    CURVE_MBPS=${BENCH_CURVE_MBPS:-5 20 50}
+    CURVE_SECS=${BENCH_CURVE_SECS:-5}
+    CURVE_LINGER=${BENCH_CURVE_LINGER:-1}
+    SIZE=${BENCH_SIZE:-1024}
+    DAT=$OUT/curve.dat
+    rates=""
+    for m in $CURVE_MBPS; do rates="$rates${rates:+,}$(( m * 1000000 / SIZE ))"; done
+    t_start=$(date +%s)
+    {
+        echo "# minikora curve, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -sr)"
+        echo "# e2e latency, acks=all, RF 3, $SIZE B records, linger.ms $CURVE_LINGER, ${CURVE_SECS} s per point (+1 s warm-up)"
+        echo "# partitions  MB/s  p50_ms  p95_ms  p99_ms  lost  rss_mib"
+    } > "$DAT"
+    for np in $CURVE_PARTS; do
+        res=$OUT/curve-$np.res
+        log=$OUT/curve-$np.log
+        : > "$log"
+        echo "bench: curve, $np partitions, rates $rates records/s (log: $log)"
+        "$TOOL" --spawn --log "$log" -s "$SIZE" --startup-runs 1 --tests latency --rf 3 \
+            --lat-acks all --lat-partitions "$np" --lat-rates "$rates" --lat-secs "$CURVE_SECS" \
+            --lat-linger "$CURVE_LINGER" \
+            --timeout "${BENCH_TIMEOUT:-120}" \
+            -- "$MINIKORA" serve --ephemeral --port 0 > "$res" 2> "${log%.log}.err"
+        awk -v np="$np" -v size="$SIZE" '
+            $1 != "RESULT" { next }
+            $2 == "curve_rate" { r = $3; p50 = p95 = p99 = ""; lost = 0 }
+            $2 == "lat_rate" { r = $3 }   # what the producer reached, not the target
+            $2 == "lat_p50_us" { p50 = $3 / 1000 } $2 == "lat_p95_us" { p95 = $3 / 1000 }
+            $2 == "lat_p99_us" { p99 = $3 / 1000 } $2 == "lat_lost" { lost = $3 }
+            $2 == "curve_rss_kb" && p50 != "" {
+                printf "%-12s %5.0f %7.2f %7.2f %7.2f %5d %8.1f\n", np, r * size / 1e6, p50, p95, p99, lost, $3 / 1024 }
+            ' "$res" >> "$DAT"
+        grep -E '^RESULT [a-z_]*(note|failed|incomplete)' "$res" | sed "s/^RESULT /# $np partitions: /" >> "$DAT"
+        nfiles=$(grep -c 'Too many open files' "$log")
+        [ "$nfiles" -gt 0 ] && echo "# $np partitions: $nfiles 'Too many open files' in the log: not every replica log opened (a point to discard)" >> "$DAT"
+    done
+    # Startup with the largest partition count on disk.
+    np=$(echo $CURVE_PARTS | awk '{print $NF}')
+    d=$(mktemp -d /tmp/mkcurve-XXXXXX)
+    echo "bench: curve, startup with $np partitions (RF 3) on disk in $d"
+    "$TOOL" --spawn --log "$OUT/curve-disk1.log" --startup-runs 1 --tests latency --rf 3 \
+        --lat-partitions "$np" --lat-secs 1 --rate 1000 --timeout "${BENCH_TIMEOUT:-120}" \
+        -- "$MINIKORA" serve --data-dir "$d" --port 0 > "$OUT/curve-disk1.res" 2>/dev/null
+    "$TOOL" --spawn --log "$OUT/curve-disk2.log" --startup-runs 1 --tests startup \
+        -- "$MINIKORA" serve --data-dir "$d" --port 0 > "$OUT/curve-disk2.res" 2>/dev/null
+    awk -v np="$np" '$1 == "RESULT" && $2 == "startup_ms" { ms = $3 } $1 == "RESULT" && $2 == "rss_idle_kb" { kb = $3 }
+        END { printf "# startup with %s partitions x RF 3 on disk: ready in %s ms, RSS %.1f MiB 1 s after ready\n", np, ms, kb / 1024 }' \
+        "$OUT/curve-disk2.res" >> "$DAT"
+    nfiles=$(cat "$OUT/curve-disk1.log" "$OUT/curve-disk2.log" | grep -c 'Too many open files')
+    [ "$nfiles" -gt 0 ] && echo "# startup: $nfiles 'Too many open files' in its logs: not every partition was on disk" >> "$DAT"
+    rm -rf "$d"
+    echo "# whole sweep $(( $(date +%s) - t_start )) s" >> "$DAT"
+    cat "$DAT"
+    if command -v gnuplot >/dev/null; then
+        # One line per partition count: p95 against throughput (Kora's graph).
+        plot=""
+        for np in $CURVE_PARTS; do
+            plot="$plot${plot:+, }'$DAT' using (\$1==$np ? \$2 : 1/0):5 with linespoints title '$np partitions'"
+        done
+        gnuplot -e "set terminal svg size 720,420 font 'sans,11' background rgb 'white';
+            set output '$OUT/curve.svg'; set title 'minikora: e2e p95 latency, acks=all, RF 3';
+            set xlabel 'throughput, MB/s'; set ylabel 'p95 end-to-end latency, ms';
+            set key top left; set grid; set logscale y; plot $plot" && echo "bench: $OUT/curve.svg"
+    else
+        echo "bench: gnuplot not found (Debian: gnuplot-nox; ci/install.sh bench): no picture" >&2
+    fi
+    exit 0
+fi
+
 MK_RES=$OUT/minikora.res
 MOCK_RES=$OUT/mock.res
 rm -f "$MK_RES" "$MOCK_RES"
@@ -163,7 +251,7 @@ if [ "$ONLY" != mock ] && [ "$ONLY" != noisy ]; then
     else
         : > "$OUT/minikora.log"
         echo "bench: minikora (log: $OUT/minikora.log, client log: $OUT/minikora.err)"
-        "$TOOL" --spawn --log "$OUT/minikora.log" "${ARGS[@]}" \
+        "$TOOL" --spawn --log "$OUT/minikora.log" "${ARGS[@]}" --ceiling-dir auto \
             -- "$MINIKORA" serve --ephemeral --port 0 > "$MK_RES" 2> "$OUT/minikora.err"
         rc=$?
         if [ $rc -ne 0 ] || grep -q '^RESULT target_failed' "$MK_RES"; then
@@ -203,11 +291,14 @@ for x in $XAZ; do
     "$TOOL" --spawn --log "$log" "${ARGS[@]}" --startup-runs 1 --tests produce,latency \
         -n "$RF_MSGS" --lat-secs "$RF_LAT_SECS" --rf 3 --min-isr "$RF_MIN_ISR" \
         --produce-acks all --lat-acks all --lat-partitions "$RF_LAT_PARTS" \
-        --lat-inflight "$RF_LAT_INFLIGHT" \
+        --lat-inflight "$RF_LAT_INFLIGHT" --ceiling-dir auto \
         -- "$MINIKORA" serve --ephemeral --port 0 \
         --set "minikora.cross.az.latency.ms=$x" > "$res" 2> "${log%.log}.err"
     rc=$?
     echo "RESULT isr_shrinks $(grep -c 'leaves the ISR' "$log")" >> "$res"
+    # minikora's exit line: copy rounds per acknowledged acks=all write (issue 16)
+    rpa=$(sed -n 's/.*replication: .* \([0-9.]*\) copy rounds per acknowledged write.*/\1/p' "$log" | tail -1)
+    [ -n "$rpa" ] && echo "RESULT repl_rounds_per_ack $rpa" >> "$res"
     if [ $rc -ne 0 ] || grep -q '^RESULT target_failed' "$res"; then
         echo "bench: minikora RF 3 run ($x ms) failed (rc $rc); see ${log%.log}.err" >&2
         status=1
@@ -242,12 +333,23 @@ else {
             return sprintf("%.2f", A[k] / B[k])
         }
         function row(label, a, b, r) { printf "%-36s %12s %12s %10s\n", label, a, b, r }
+        # The produce rows: minikora, mock, the write ceiling of the same run
+        # and the ratio to min(mock, ceiling) (issue 16).
+        function prow(label, a, b, c,   m) {
+            m = ""
+            if (a != "n/a" && (b != "n/a" || c != "n/a")) {
+                lim = (b == "n/a") ? c : (c == "n/a") ? b : (b + 0 < c + 0 ? b : c)
+                if (lim + 0 > 0) m = sprintf("%.2f", a / lim)
+            }
+            printf "%-36s %12s %12s %10s %10s %10s\n", label, a, b, ratio2(a, b), c, m
+        }
+        function ratio2(a, b) { return (a == "n/a" || b == "n/a" || b + 0 == 0) ? "" : sprintf("%.2f", a / b) }
         BEGIN {
             load(mk, A); load(mock, B)
-            row("", "minikora", "mock", "mk/mock")
-            row("produce acks=1      MB/s", v(A, "produce_acks1_mbps"), v(B, "produce_acks1_mbps"), ratio("produce_acks1_mbps"))
+            printf "%-36s %12s %12s %10s %10s %10s\n", "", "minikora", "mock", "mk/mock", "ceiling", "mk/min"
+            prow("produce acks=1      MB/s", v(A, "produce_acks1_mbps"), v(B, "produce_acks1_mbps"), v(A, "ceiling_mbps"))
             row("produce acks=1      msgs/s", v(A, "produce_acks1_mps"), v(B, "produce_acks1_mps"), ratio("produce_acks1_mps"))
-            row("produce acks=all    MB/s", v(A, "produce_acksall_mbps"), v(B, "produce_acksall_mbps"), ratio("produce_acksall_mbps"))
+            prow("produce acks=all    MB/s", v(A, "produce_acksall_mbps"), v(B, "produce_acksall_mbps"), v(A, "ceiling_mbps"))
             row("produce acks=all    msgs/s", v(A, "produce_acksall_mps"), v(B, "produce_acksall_mps"), ratio("produce_acksall_mps"))
             row("consume             MB/s", v(A, "consume_mbps"), v(B, "consume_mbps"), ratio("consume_mbps"))
             row("consume             msgs/s", v(A, "consume_mps"), v(B, "consume_mps"), ratio("consume_mps"))
@@ -268,7 +370,8 @@ else {
                 x = rfs[i]; sub(/:.*/, "", x); rfile = rfs[i]; sub(/^[^:]*:/, "", rfile)
                 delete R; load(rfile, R)
                 xs = sprintf("xAZ %2s ms", x)
-                row(xs " produce  MB/s", v(R, "produce_acksall_mbps"), "n/a", "")
+                prow(xs " produce  MB/s", v(R, "produce_acksall_mbps"), v(B, "produce_acksall_mbps"), v(R, "ceiling_mbps"))
+                row(xs " rounds per ack", v(R, "repl_rounds_per_ack"), "n/a", "")
                 row(xs " produce  msgs/s", v(R, "produce_acksall_mps"), "n/a", "")
                 row(xs " e2e p50  ms", ms(R, "lat_p50_us"), "n/a", "")
                 row(xs " e2e p99  ms", ms(R, "lat_p99_us"), "n/a", "")
@@ -278,6 +381,8 @@ else {
             }
             print ""
             print "notes:"
+            if ("ceiling_mbps" in A)
+                printf "  ceiling: a plain pwrite() loop of the same bytes into a new file of the data directory, in writes of %s B (the warm-up'"'"'s mean batch), run twice after the warm-up: %s then %s MB/s; the column is the second. mk/min = minikora / min(mock, ceiling). RF 3 writes each byte three times.\n", v(A, "ceiling_write_bytes"), v(A, "ceiling_first_mbps"), v(A, "ceiling_mbps")
             print "  mock startup = rd_kafka_new + rd_kafka_mock_cluster_new in-process; mock RSS is not separable from the tool."
             if ("consume_msgs" in B)
                 printf "  mock consume read only the tail it retains (~5 MiB per partition): %s of %s msgs produced.\n", B["consume_msgs"], v(B, "produce_acks1_msgs")
@@ -450,6 +555,30 @@ if [ "$ONLY" != mock ] && [ "$ONLY" != noisy ] && [ "${BENCH_ELASTIC:-1}" != 0 ]
    ${PYTHON:-/usr/bin/python3} -c 'import confluent_kafka' 2>/dev/null; then
     run_elastic "$TABLE" 1
     run_elastic "$TABLE" 0
+fi
+
+# ---------------------------------------------------------------- many clients (issue 16)
+# BENCH_CLIENTS producer connections (tests/bench/clients_bench.py, stdlib Python + kwire),
+# each sending BENCH_CLIENTS_RATE acks=all Produce requests/s of one 1000 B record.
+CLIENTS=${BENCH_CLIENTS:-500}
+if [ "$ONLY" != mock ] && [ "$ONLY" != noisy ] && [ -x "$MINIKORA" ] && [ "$CLIENTS" -gt 0 ]; then
+    echo "bench: $CLIENTS producer connections (log: $OUT/clients.log)"
+    CL_RES=$OUT/clients.res
+    MINIKORA="$MINIKORA" BENCH_CLIENTS_LOG="$OUT/clients.log" \
+        timeout 300 ${PYTHON:-/usr/bin/python3} tests/bench/clients_bench.py > "$CL_RES" 2> "$OUT/clients.err" || status=1
+    awk '
+        $1 == "RESULT" { r[$2] = $3 }
+        END {
+            printf "\nmany clients: %s producer connections x %s acks=all requests/s (1 record of 1000 B, RF 3), %s s measured\n", r["clients"], r["clients_rate_per_conn"], 10
+            printf "%-36s %12s\n", "requests/s answered", r["clients_req_per_s"]
+            printf "%-36s %12s\n", "request latency p50 ms", r["clients_p50_ms"]
+            printf "%-36s %12s\n", "request latency p99 ms", r["clients_p99_ms"]
+            printf "%-36s %12s\n", "request latency p99.9 ms", r["clients_p999_ms"]
+            printf "%-36s %12s\n", "event loop busy fraction", r["clients_loop_busy"]
+            printf "%-36s %12.1f\n", "RSS with the connections open MiB", r["clients_rss_kb"] / 1024
+            if (r["clients_errors"] + r["clients_conn_failures"] > 0) printf "  %s error answers, %s connections failed\n", r["clients_errors"], r["clients_conn_failures"]
+            if ("clients_failed" in r) printf "  many-clients run failed: %s\n", r["clients_failed"]
+        }' "$CL_RES" >> "$TABLE"
 fi
 
 cat "$TABLE"
