@@ -500,20 +500,37 @@ int mk_tui_view_list_rows(const mk_tui_t *t)
 
 /* ================================================================ frame */
 
+/* Width of the tab row (the title included) with the other tabs' names cut
+ * to cut characters (the current one whole). */
+static int tabs_width(const mk_tui_t *t, int cut)
+{
+    int w = 10;
+    for (int v = 0; v < MK_TUI_V_COUNT; v++)
+        w += 4 + (int)MK_MIN(strlen(view_names[v]), (size_t)(v == t->view ? 32 : cut)) + 1;
+    return w;
+}
+
 static void draw_tabs(mk_tui_t *t)
 {
     fill_row(0, attrs[K_TITLE]);
     put(0, 0, COLS, attrs[K_TITLE] | A_BOLD, " minikora ");
     int x = 10;
-    /* Every tab whole when they fit; else the others' names shortened
-     * (the current one stays whole), then the others' keys only. */
-    int cut = 32;
-    for (; cut > 0; cut = cut == 32 ? 4 : 0) {
-        int w = 10;
-        for (int v = 0; v < MK_TUI_V_COUNT; v++)
-            w += 4 + (int)MK_MIN(strlen(view_names[v]), (size_t)(v == t->view ? 32 : cut)) + 1;
-        if (w <= COLS)
+    /* Every tab whole and the admin URL at the right when they fit; else the
+     * others' names shortened (the current one stays whole), then the
+     * others' keys only; the URL goes only when even that does not fit. */
+    int len = (int)strlen(t->admin), cut = 32;
+    bool url = true;
+    for (;;) {
+        if (tabs_width(t, cut) + (url ? len + 2 : 0) <= COLS)
             break;
+        if (cut > 0) {
+            cut = cut == 32 ? 4 : 0;
+        } else if (url) {
+            url = false;
+            cut = 32;
+        } else {
+            break;
+        }
     }
     for (int v = 0; v < MK_TUI_V_COUNT; v++) {
         char label[40];
@@ -521,9 +538,7 @@ static void draw_tabs(mk_tui_t *t)
         put(0, x, COLS - x, v == t->view ? attrs[K_TAB] : attrs[K_TITLE], "%s", label);
         x += (int)strlen(label) + 1;
     }
-    /* The admin URL at the right, if there is room. */
-    int len = (int)strlen(t->admin);
-    if (x + len + 2 <= COLS)
+    if (url && x + len + 2 <= COLS)
         put(0, COLS - len - 1, len, attrs[K_TITLE], "%s", t->admin);
 }
 
