@@ -46,6 +46,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -79,6 +80,7 @@ struct mk_cluster_s {
     mk_cluster_config_cb config_cb;    /* dynamic broker settings changed (broker/), or NULL */
     void *config_arg;
     bool tiering;                     /* tier/ runs (mk_cluster_set_tiering) */
+    long clean_next;            /* compacted replica log offered a cleaning first (logs_tick) */
 };
 
 static int layout_persist(mk_cluster_t *c);
@@ -830,6 +832,32 @@ void mk_cluster_partition_set_leader(mk_cluster_t *c, mk_partition_t *p, int32_t
     partition_persist(c, p);
 }
 
+/* Offers a cleaning to the compacted replica logs numbered from..to-1 (in
+ * topic, partition, replica order) until one starts; returns its number, or
+ * -1 when none did (none due, or a cleaning is already running). */
+static long clean_offer(mk_cluster_t *c, long from, long to, int64_t now_ms)
+{
+    size_t it = 0;
+    long n = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(c, &it)) && n < to) {
+        if (!t->cfg.cleanup_compact || t->cfg.tiered)
+            continue;
+        for (int32_t p = 0; p < t->partition_count && n < to; p++)
+            for (int32_t k = 0; k < t->partitions[p].replica_count && n < to; k++) {
+                mk_log_t *log = t->partitions[p].replicas[k].log;
+                if (!log)
+                    continue;
+                /* Compaction stops at the high watermark: only committed
+                 * offsets are cleaned, on every replica alike. */
+                if (n >= from && mk_log_clean_maybe(log, t->partitions[p].hw, now_ms) == 1)
+                    return n;
+                n++;
+            }
+    }
+    return -1;
+}
+
 void mk_cluster_logs_tick(mk_cluster_t *c, int64_t now_ms, bool retain)
 {
     size_t it = 0;
@@ -843,11 +871,16 @@ void mk_cluster_logs_tick(mk_cluster_t *c, int64_t now_ms, bool retain)
                 mk_log_tick(log, now_ms);
                 if (retain)
                     mk_log_retain(log, now_ms);
-                /* Compaction stops at the high watermark: only committed
-                 * offsets are cleaned, on every replica alike. */
-                if (t->cfg.cleanup_compact && !t->cfg.tiered)
-                    mk_log_clean_maybe(log, t->partitions[p].hw, now_ms);
             }
+    /* One cleaning at a time in the process: the offer goes round the
+     * compacted replica logs, starting after the one that cleaned last, so
+     * a log that is always dirty again (its leader takes writes) cannot
+     * keep the others' replicas from their turn. */
+    long got = clean_offer(c, c->clean_next, LONG_MAX, now_ms);
+    if (got < 0 && c->clean_next > 0)
+        got = clean_offer(c, 0, c->clean_next, now_ms);
+    if (got >= 0)
+        c->clean_next = got + 1;
 }
 
 void mk_cluster_partition_set_offline(mk_cluster_t *c, mk_partition_t *p)
