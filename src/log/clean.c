@@ -1021,9 +1021,10 @@ static int finish_swap(const char *dir, int64_t base)
 /* Open's recovery of an interrupted cleaning (file header). */
 int mk_log_clean_recover_dir(const char *dir)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return MK_ERR_IO;
+    DIR *d;
+    int orc = mk_log_opendir(dir, &d);
+    if (orc)
+        return orc;
     int64_t swaps[64];
     size_t nswaps = 0;
     struct dirent *e;
@@ -1042,9 +1043,9 @@ int mk_log_clean_recover_dir(const char *dir)
             return rc;
     }
     /* .swap leftovers of a cleaning that did not commit */
-    d = opendir(dir);
-    if (!d)
-        return MK_ERR_IO;
+    orc = mk_log_opendir(dir, &d);
+    if (orc)
+        return orc;
     while ((e = readdir(d)) != NULL)
         if (has_sfx(e->d_name, ".swap"))
             unlinkat(dirfd(d), e->d_name, 0);

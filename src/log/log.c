@@ -488,20 +488,32 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* opendir() for the log's own directories: on EMFILE/ENFILE the segment
+ * descriptor cache lets go of what it may and the open is tried once more.
+ * 0, or MK_ERR_NOFILES (named in the log line) or MK_ERR_IO. */
+int mk_log_opendir(const char *dir, DIR **out)
+{
+    DIR *d = opendir(dir);
+    if (!d && (errno == EMFILE || errno == ENFILE) && mk_log_seg_files_shed())
+        d = opendir(dir); /* the segment cache let go of its descriptors */
+    *out = d;
+    if (d)
+        return 0;
+    int e = errno;
+    mk_error("log: opendir %s: %s", dir, strerror(e));
+    return e == EMFILE || e == ENFILE ? MK_ERR_NOFILES : MK_ERR_IO;
+}
+
 /* Lists segment base offsets (sorted) into *out (owned by the caller),
  * removing leftovers and index files without a .log. */
 static int log_list_segments(mk_log_t *log, int64_t **out, size_t *count)
 {
     *out = NULL;
     *count = 0;
-    DIR *d = opendir(log->dir);
-    if (!d && (errno == EMFILE || errno == ENFILE) && mk_log_seg_files_shed())
-        d = opendir(log->dir); /* the segment cache let go of its descriptors */
-    if (!d) {
-        int e = errno;
-        mk_error("log: opendir %s: %s", log->dir, strerror(e));
-        return e == EMFILE || e == ENFILE ? MK_ERR_NOFILES : MK_ERR_IO;
-    }
+    DIR *d;
+    int orc = mk_log_opendir(log->dir, &d);
+    if (orc)
+        return orc;
     int64_t *bases = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;

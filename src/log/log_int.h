@@ -10,6 +10,7 @@
 #ifndef MK_LOG_INT_H
 #define MK_LOG_INT_H
 
+#include <dirent.h>
 #include "batch/batch.h"
 #include "log/log.h"
 
@@ -164,6 +165,9 @@ void mk_log_seg_files_put(mk_log_seg_t *seg);
 /* EMFILE/ENFILE met elsewhere in log/: closes the files of every unpinned
  * segment (they reopen on demand); true when any were closed. */
 bool mk_log_seg_files_shed(void);
+/* opendir() of a log directory, shedding cached segment descriptors on
+ * EMFILE/ENFILE first (log.c): 0, MK_ERR_NOFILES or MK_ERR_IO. */
+int mk_log_opendir(const char *dir, DIR **out);
 
 /* Removes seg's files (renamed to *.deleted at once, unlinked through the
  * loop's threadpool when loop is set, else synchronously) and frees seg. */
