@@ -443,7 +443,12 @@ static void broker_action(mk_admin_t *a, const mk_admin_caps_t *caps, mk_http_re
         break;
     }
     if (rc == MK_ERR_STATE) {
-        mk_admin_http_error(resp, 409, "broker_state", "broker %d is %s", b->id, broker_state(a, b));
+        /* "already" when the broker is where the action would take it */
+        const char *st = broker_state(a, b);
+        bool already = (act == ACT_CRASH && strcmp(st, "crashed") == 0) ||
+                       (act == ACT_STOP && (strcmp(st, "stopped") == 0 || strcmp(st, "crashed") == 0)) ||
+                       (act == ACT_START && strcmp(st, "running") == 0);
+        mk_admin_http_error(resp, 409, "broker_state", "broker %d is %s%s", b->id, already ? "already " : "", st);
         return;
     }
     if (rc < 0) {

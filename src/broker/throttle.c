@@ -449,6 +449,18 @@ static void shares_compute(mk_qos_t *q, int64_t now, bool tick)
                 use[j] = rest <= 0 ? rate[j]
                          : rate[j] + (wanted > 0 ? rest * want[j] / wanted : used > 0 ? rest * rate[j] / used : rest / n);
             mk_quota_split(use, n, limit, FLOOR_FRAC, out);
+            /* No broker of the set starves: a share far below an even one
+             * turns one answer into seconds of throttle, which keeps its use,
+             * and so its next share, low.  Each gets at least half an even
+             * share; the shares are scaled back to sum to the limit. */
+            double min_each = limit / (2.0 * n), sum = 0;
+            for (int j = 0; j < n; j++) {
+                if (out[j] < min_each)
+                    out[j] = min_each;
+                sum += out[j];
+            }
+            for (int j = 0; sum > limit && j < n; j++)
+                out[j] *= limit / sum;
             qt->outside[key] = limit * FLOOR_FRAC / n;
             for (int i = 0; i < QMAX_BROKERS; i++)
                 if (qt->on[i])
