@@ -449,13 +449,19 @@ static void shares_compute(mk_qos_t *q, int64_t now, bool tick)
                 use[j] = rest <= 0 ? rate[j]
                          : rate[j] + (wanted > 0 ? rest * want[j] / wanted : used > 0 ? rest * rate[j] / used : rest / n);
             mk_quota_split(use, n, limit, FLOOR_FRAC, out);
-            /* No broker of the set starves: a share far below an even one
-             * turns one answer into seconds of throttle, which keeps its use,
-             * and so its next share, low.  Each gets at least half an even
-             * share; the shares are scaled back to sum to the limit. */
-            double min_each = limit / (2.0 * n), sum = 0;
+            /* No broker the tenant uses starves: a share far below an even
+             * one turns one answer into seconds of throttle, which keeps its
+             * use, and so its next share, low.  Each broker with use or
+             * demand gets at least half of an even share among those; the
+             * shares are scaled back to sum to the limit.  (Idle leaders get
+             * no such minimum: a tenant whose load sits on one broker still
+             * gets nearly all of its quota there.) */
+            int busy = 0;
+            for (int j = 0; j < n; j++)
+                busy += rate[j] > 0 || want[j] > 0;
+            double min_each = busy ? limit / (2.0 * busy) : 0, sum = 0;
             for (int j = 0; j < n; j++) {
-                if (out[j] < min_each)
+                if ((rate[j] > 0 || want[j] > 0) && out[j] < min_each)
                     out[j] = min_each;
                 sum += out[j];
             }
