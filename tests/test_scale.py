@@ -37,11 +37,13 @@ FD_MARGIN = 512             # listeners, connections, SQLite, threadpool duplica
 
 @pytest.fixture
 def data_dir(tmp_path):
-    """Where the 30,000 replica directories go: tmpfs when there is one (/dev/shm), else
+    """Where the 30,000 replica directories go: tmpfs when there is a roomy one (/dev/shm), else
     tmp_path.  The test is about descriptors, not the disk: creating and removing 120,000
     files on a shared ext4 costs tens of seconds (inode allocation) and slows every other
     test on the machine.  Set up before `minikora`, so removed after it stopped."""
-    base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else str(tmp_path)
+    # a container's /dev/shm may be 64 MB: the logs need a few hundred (a page per file)
+    roomy = os.access("/dev/shm", os.W_OK) and shutil.disk_usage("/dev/shm").free >= 1 << 30
+    base = "/dev/shm" if roomy else str(tmp_path)
     d = tempfile.mkdtemp(prefix="minikora-scale-", dir=base)
     yield Path(d)
     shutil.rmtree(d, ignore_errors=True)
