@@ -93,27 +93,10 @@ static int admin_token_generate(char out[65])
  * renamed.  0 or -1 (errno set). */
 static int admin_token_write(const char *data_dir, const char *token)
 {
-    char path[4200], tmp[4210];
+    char path[4200], text[MK_ADMIN_TOKEN_MAX + 2];
     snprintf(path, sizeof(path), "%s/admin-token", data_dir);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    unlink(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    size_t len = strlen(token);
-    bool ok = fchmod(fd, 0600) == 0 && write(fd, token, len) == (ssize_t)len && write(fd, "\n", 1) == 1;
-    int e = errno;
-    if (close(fd) != 0 && ok) {
-        ok = false;
-        e = errno;
-    }
-    if (!ok || rename(tmp, path) != 0) {
-        e = ok ? errno : e;
-        unlink(tmp);
-        errno = e;
-        return -1;
-    }
-    return 0;
+    int n = snprintf(text, sizeof(text), "%s\n", token);
+    return mk_file_write_private(path, text, (size_t)n, false);
 }
 
 /* ------------------------------------------------------------------ opening */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -684,4 +685,30 @@ int mk_rm_rf(const char *path)
     if (access(path, F_OK) != 0)
         return 0;
     return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 ? MK_ERR_IO : 0;
+}
+
+int mk_file_write_private(const char *path, const void *data, size_t len, bool sync)
+{
+    char tmp[4352];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    bool ok = fchmod(fd, 0600) == 0 && write(fd, data, len) == (ssize_t)len && (!sync || fsync(fd) == 0);
+    int e = errno;
+    if (close(fd) != 0 && ok) {
+        ok = false;
+        e = errno;
+    }
+    if (!ok || rename(tmp, path) != 0) {
+        e = ok ? errno : e;
+        unlink(tmp);
+        errno = e;
+        return -1;
+    }
+    return 0;
 }

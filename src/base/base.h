@@ -197,6 +197,10 @@ bool mk_map_next(const mk_map_t *m, size_t *iter, const char **key, void **val);
 int mk_mkdir_p(const char *path);
 /* rm -rf; a missing path is fine.  0 or MK_ERR_IO. */
 int mk_rm_rf(const char *path);
+/* Replaces path with data as a private file (mode 0600, also when it
+ * existed with wider rights): written to "<path>.tmp", fsynced when sync,
+ * renamed.  0 or -1 (errno set; the temporary file removed). */
+int mk_file_write_private(const char *path, const void *data, size_t len, bool sync);
 
 /* ==================================================================== logger */
 

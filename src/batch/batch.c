@@ -586,6 +586,20 @@ void mk_batch_view_set_log_append_time(uint8_t *set, mk_batch_view_t *v, int64_t
 
 /* ============================================================== iteration */
 
+/* The checked frame of the batch at p and its records region (decompressed
+ * into scratch when compressed, bounded by max_uncompressed): what
+ * iterating and rewriting a batch both start from.  0 or MK_ERR_*. */
+static int batch_records_open(const uint8_t *p, size_t n, mk_buf_t *scratch, size_t max_uncompressed,
+                              mk_batch_hdr_t *h, size_t *size, const uint8_t **recs, size_t *len)
+{
+    int rc = frame_check(p, n, h, size, NULL, 0);
+    if (rc)
+        return rc;
+    if (h->recordCount < 0)
+        return MK_ERR_CORRUPT;
+    return records_region(p, *size, h, scratch, max_uncompressed, recs, len, NULL, 0);
+}
+
 /* Iterate with the compacted offset rules (a superset of what producers
  * write), so it also reads compacted logs.  Returns 0, cb's value or
  * MK_ERR_*.  Records point into p or scratch (caller-owned). */
@@ -594,14 +608,9 @@ int mk_batch_records_foreach(const uint8_t *p, size_t n, mk_buf_t *scratch, size
 {
     mk_batch_hdr_t h;
     size_t size;
-    int rc = frame_check(p, n, &h, &size, NULL, 0);
-    if (rc)
-        return rc;
-    if (h.recordCount < 0)
-        return MK_ERR_CORRUPT;
     const uint8_t *recs;
     size_t len;
-    rc = records_region(p, size, &h, scratch, max_uncompressed, &recs, &len, NULL, 0);
+    int rc = batch_records_open(p, n, scratch, max_uncompressed, &h, &size, &recs, &len);
     if (rc)
         return rc;
     return walk_records(recs, len, &h, MK_BATCH_VALIDATE_COMPACTED, cb, arg, NULL, 0);
@@ -916,14 +925,9 @@ int mk_batch_filter(const uint8_t *p, size_t n, int64_t delete_horizon_ms, bool 
     memset(res, 0, sizeof(*res));
     mk_batch_hdr_t h;
     size_t size;
-    int rc = frame_check(p, n, &h, &size, NULL, 0);
-    if (rc)
-        return rc;
-    if (h.recordCount < 0)
-        return MK_ERR_CORRUPT;
     const uint8_t *recs;
     size_t len;
-    rc = records_region(p, size, &h, scratch, max_uncompressed, &recs, &len, NULL, 0);
+    int rc = batch_records_open(p, n, scratch, max_uncompressed, &h, &size, &recs, &len);
     if (rc)
         return rc;
     mk_buf_t raw, keep;

@@ -123,29 +123,14 @@ static bool creds_read(const char *root, char *ak, char *sk)
 
 static int creds_write(const char *root, const char *ak, const char *sk)
 {
-    char path[4300], tmp[4310];
+    char path[4300], text[300];
     snprintf(path, sizeof(path), "%s/_credentials", root);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    unlink(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    char text[300];
     int n = snprintf(text, sizeof(text), "access_key=%s\nsecret_key=%s\n", ak, sk);
-    bool ok = fchmod(fd, 0600) == 0 && write(fd, text, (size_t)n) == n && fsync(fd) == 0;
-    memset(text, 0, sizeof(text));
+    int rc = mk_file_write_private(path, text, (size_t)n, true);
     int e = errno;
-    if (close(fd) != 0 && ok) {
-        ok = false;
-        e = errno;
-    }
-    if (!ok || rename(tmp, path) != 0) {
-        e = ok ? errno : e;
-        unlink(tmp);
-        errno = e;
-        return -1;
-    }
-    return 0;
+    memset(text, 0, sizeof(text));
+    errno = e;
+    return rc;
 }
 
 /* ================================================================= thread */
