@@ -387,9 +387,17 @@ def test_bad_input_gets_kafka_errors(cluster):
         assert r["error"] == kwire.GROUP_MAX_SIZE_REACHED, kwire.ename(r["error"])
         for x in more:
             assert x.leave()["error"] == 0
-        # ConsumerGroupDescribe of unknown and classic groups
-        d = c.cg_describe(["no-such-" + g])["no-such-" + g]
-        assert d["error"] == kwire.GROUP_ID_NOT_FOUND
+        # ConsumerGroupDescribe of an unknown group that this same broker coordinates (another
+        # broker answers NOT_COORDINATOR, as Kafka does)
+        home = gu.coordinator_of(cluster.bootstrap, g)[0]
+        unknown = next(u for u in ("no-such-%d-%s" % (i, g) for i in range(200))
+                       if gu.coordinator_of(cluster.bootstrap, u)[0] == home)
+        d = c.cg_describe([unknown])[unknown]
+        assert d["error"] == kwire.GROUP_ID_NOT_FOUND, kwire.ename(d["error"])
+        elsewhere = next(u for u in ("elsewhere-%d-%s" % (i, g) for i in range(200))
+                         if gu.coordinator_of(cluster.bootstrap, u)[0] != home)
+        d = c.cg_describe([elsewhere])[elsewhere]
+        assert d["error"] == kwire.NOT_COORDINATOR, kwire.ename(d["error"])
     # a request to the wrong broker; an empty group id
     with gu.non_coordinator(cluster.bootstrap, g) as c:
         r = c.cg_heartbeat(g, m.member_id, m.epoch, owned={})
