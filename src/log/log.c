@@ -38,13 +38,22 @@
  * bytes and the new index entries.  On error the segment truncates back.
  * Writes land in the page cache; durability is the flush policy's business.
  *
- * Flush: fsync never runs on the loop thread.  mk_log_flush() dup()s the
- * descriptors of every segment written since the last request (and of the
- * directory when files were created or removed) into a work request for
- * libuv's threadpool.  The request owns those duplicates and closes them on
- * the worker after fsync, so segments may be rolled, deleted or closed
- * while it runs; if the log is closed meanwhile the request is detached
- * (its log pointer cleared) and frees itself on completion.  A failed fsync
+ * Flush: fsync never runs on the loop thread.  When a flush starts, the
+ * descriptors of every segment written since the last one (and of the
+ * directory when files were created or removed) are dup()ed into a work
+ * request for libuv's threadpool.  The request owns those duplicates and
+ * closes them on the worker after fsync, so segments may be rolled, deleted
+ * or closed while it runs; if the log is closed meanwhile the request is
+ * detached (its log pointer cleared) and frees itself on completion.  Each
+ * loop has at most MK_LOG_FLUSH_INFLIGHT flushes started; mk_log_flush()
+ * beyond that puts the log in the loop's queue, holding no descriptor, and
+ * it starts (dup()ing then, covering what was written meanwhile) when an
+ * earlier flush ends -- 15,000 replica logs in one process would otherwise
+ * hold dup()ed descriptors by the ten thousand outside the segment cache's
+ * bound.  Close and destroy take a waiting log out of its queue.  A flush
+ * that cannot start (EMFILE even after the segment cache let go of its
+ * descriptors) keeps its dirty marks and is retried by mk_log_tick().
+ * flushed_offset moves only when a started flush ends.  A failed fsync
  * leaves the log failed: appends return MK_ERR_IO from then on, as data
  * may be lost (the kernel drops dirty pages after a failed writeback).
  * Kafka also fsyncs a rolled segment in the background; so do we when a
@@ -105,6 +114,7 @@ static uint64_t log_next_id;
 struct mk_log_flush_s {
     uv_work_t req;
     mk_log_t *log;             /* NULL once detached by close/destroy */
+    mk_log_flushq_t *q;        /* the loop's queue whose slot it holds */
     int64_t upto;              /* end offset when requested */
     int err;                   /* errno of the first failed fsync (worker) */
     bool ran;                  /* the worker closed the descriptors */
@@ -765,6 +775,106 @@ static int log_flush_sync(mk_log_t *log, bool all)
     return 0;
 }
 
+/* ------------------------------------------------------- the flush queue
+ *
+ * A flush holds duplicates of its files' descriptors from the moment it is
+ * handed to the threadpool until a worker has fsynced them.  With thousands
+ * of logs in one process, handing every request over at once would hold
+ * descriptors outside the segment cache's bound (and queue them behind
+ * SQLite's work).  So each loop lets at most MK_LOG_FLUSH_INFLIGHT
+ * (log_int.h) of its flushes be on the threadpool; the other logs wait in
+ * the loop's FIFO without any descriptor and start, collecting whatever is
+ * dirty by then, as earlier ones end (a log waits at most once: requests
+ * made meanwhile are covered by its turn).  The queue is per loop because
+ * brokers of different embedded clusters may run their loops on different
+ * threads: a queue is touched by its loop's thread only, and the lock
+ * guards just the list of queues.  A queue exists while it holds or runs
+ * something, and is freed when idle. */
+
+struct mk_log_flushq_s {
+    uv_loop_t *loop;
+    size_t inflight;           /* this loop's flush requests on the threadpool */
+    mk_log_t *head, *tail;     /* logs waiting for a slot, oldest first */
+    mk_log_flushq_t *next;     /* in flushqs */
+};
+
+static pthread_mutex_t flushqs_lock = PTHREAD_MUTEX_INITIALIZER;
+static mk_log_flushq_t *flushqs;
+
+/* loop's queue, created when missing; NULL on allocation failure. */
+static mk_log_flushq_t *flushq_get(uv_loop_t *loop)
+{
+    pthread_mutex_lock(&flushqs_lock);
+    mk_log_flushq_t *q = flushqs;
+    while (q && q->loop != loop)
+        q = q->next;
+    if (!q && (q = mk_calloc(1, sizeof(*q))) != NULL) {
+        q->loop = loop;
+        q->next = flushqs;
+        flushqs = q;
+    }
+    pthread_mutex_unlock(&flushqs_lock);
+    return q;
+}
+
+/* Frees q when nothing runs or waits in it any more. */
+static void flushq_release(mk_log_flushq_t *q)
+{
+    if (q->inflight || q->head)
+        return;
+    pthread_mutex_lock(&flushqs_lock);
+    for (mk_log_flushq_t **pp = &flushqs; *pp; pp = &(*pp)->next)
+        if (*pp == q) {
+            *pp = q->next;
+            break;
+        }
+    pthread_mutex_unlock(&flushqs_lock);
+    mk_free(q);
+}
+
+static void flushq_push(mk_log_flushq_t *q, mk_log_t *log)
+{
+    assert(!log->flushq && !log->flush);
+    log->flushq = q;
+    log->flushq_prev = q->tail;
+    log->flushq_next = NULL;
+    if (q->tail)
+        q->tail->flushq_next = log;
+    else
+        q->head = log;
+    q->tail = log;
+}
+
+/* Takes log out of its queue (it still holds no descriptor). */
+static void flushq_remove(mk_log_t *log)
+{
+    mk_log_flushq_t *q = log->flushq;
+    if (log->flushq_prev)
+        log->flushq_prev->flushq_next = log->flushq_next;
+    else
+        q->head = log->flushq_next;
+    if (log->flushq_next)
+        log->flushq_next->flushq_prev = log->flushq_prev;
+    else
+        q->tail = log->flushq_prev;
+    log->flushq = NULL;
+    log->flushq_prev = log->flushq_next = NULL;
+}
+
+static int log_flush_start(mk_log_t *log, mk_log_flushq_t *q);
+
+/* Starts waiting flushes while q has free slots.  A log whose start fails
+ * is not queued again (mk_log_tick() retries it), so this ends. */
+static void flushq_run(mk_log_flushq_t *q)
+{
+    while (q->inflight < MK_LOG_FLUSH_INFLIGHT && q->head) {
+        mk_log_t *log = q->head;
+        flushq_remove(log);
+        if (!log->io_err)
+            log_flush_start(log, q);
+    }
+}
+
 /* Threadpool: fsync and close the duplicated descriptors. */
 static void flush_work_cb(uv_work_t *req)
 {
@@ -777,14 +887,18 @@ static void flush_work_cb(uv_work_t *req)
     w->ran = true;
 }
 
-/* Loop thread. */
+/* Loop thread: the log (if still open) learns what was fsynced; the slot
+ * goes to the next waiting log. */
 static void flush_after_cb(uv_work_t *req, int status)
 {
     mk_log_flush_t *w = req->data;
+    mk_log_flushq_t *q = w->q;
     if (!w->ran) {
         for (size_t i = 0; i < w->nfds; i++)
             close(w->fds[i]);
     }
+    assert(q->inflight > 0);
+    q->inflight--;
     mk_log_t *log = w->log;
     if (log) {
         log->flush = NULL;
@@ -800,53 +914,19 @@ static void flush_after_cb(uv_work_t *req, int status)
         }
         if (log->flush_again && !log->io_err) {
             log->flush_again = false;
-            mk_log_flush(log);
+            mk_log_flush(log); /* behind the logs already waiting */
         }
     }
     mk_free(w);
+    flushq_run(q);
+    flushq_release(q);
 }
 
-/* Requests an fsync: threadpool with a loop, here without (log.h).
- * Returns 0 or the sticky MK_ERR_IO.  Loop thread. */
-int mk_log_flush(mk_log_t *log)
+/* Duplicates into w the descriptors of every dirty segment, of the epoch
+ * checkpoint when it was rewritten, and of the directory when entries
+ * changed.  0, MK_ERR_NOFILES or MK_ERR_IO (w keeps what it got). */
+static int flush_collect(mk_log_t *log, mk_log_flush_t *w)
 {
-    if (log->io_err)
-        return log->io_err;
-    if (log->epochs_stale)
-        log_epochs_save(log); /* retry a failed checkpoint write */
-    log->last_flush_ms = mk_now_ms();
-    log->unflushed = 0;
-    if (!log->cfg.loop)
-        return log_flush_sync(log, false);
-    if (log->flush) {
-        log->flush_again = true;
-        return 0;
-    }
-    /* The gate: an injected EIO fails the log as a real one would; a held
-     * fsync waits there and is re-requested by the gate (no worker thread
-     * waits). */
-    uint64_t t0;
-    int grc = mk_log_io_begin(&log->io, MK_LOG_IO_FSYNC, &t0);
-    if (grc == MK_ERR_AGAIN) {
-        log->io.flush_held = true;
-        return 0;
-    }
-    if (grc == MK_ERR_IO) {
-        log_fail(log, "fsync (injected EIO)");
-        return MK_ERR_IO;
-    }
-    size_t ndirty = 0;
-    for (size_t i = 0; i < log->nsegs; i++)
-        ndirty += log->segs[i]->dirty;
-    if (ndirty == 0 && !log->dir_dirty && !log->epochs_unsynced) {
-        log->flushed_offset = mk_log_end_offset(log);
-        log->io.wait_ms[MK_LOG_IO_FSYNC] = 0;
-        return 0;
-    }
-    /* three files per dirty segment, the epoch checkpoint, the directory */
-    mk_log_flush_t *w = mk_calloc(1, sizeof(*w) + sizeof(int) * (3 * ndirty + 2));
-    if (!w)
-        return MK_ERR_NOMEM;
     int rc = 0;
     for (size_t i = 0; i < log->nsegs && !rc; i++) {
         mk_log_seg_t *seg = log->segs[i];
@@ -868,42 +948,150 @@ int mk_log_flush(mk_log_t *log)
         int fd = log_epochs_fd(log);
         if (fd >= 0)
             w->fds[w->nfds++] = fd;
+        else if (errno == EMFILE || errno == ENFILE)
+            rc = MK_ERR_NOFILES;
         else if (errno != ENOENT)
             rc = MK_ERR_IO;
     }
     if (!rc && log->dir_dirty) {
         int fd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-            rc = MK_ERR_IO;
-        else
+        if (fd >= 0)
             w->fds[w->nfds++] = fd;
+        else
+            rc = errno == EMFILE || errno == ENFILE ? MK_ERR_NOFILES : MK_ERR_IO;
     }
-    w->log = log;
-    w->upto = mk_log_end_offset(log);
-    w->req.data = w;
-    if (!rc && uv_queue_work(log->cfg.loop, &w->req, flush_work_cb, flush_after_cb) != 0)
+    return rc;
+}
+
+/* Hands log's flush to the threadpool now, in one of q's slots: the gate,
+ * then the duplicates (q NULL: only when nothing is dirty, no slot is
+ * needed).  A flush that cannot start (no descriptors even after the
+ * segment cache let go of its own, no memory, no threadpool) leaves the
+ * dirty marks in place and flush_retry set: mk_log_tick() asks again, close
+ * fsyncs them anyway.  Returns 0 (also then) or the sticky MK_ERR_IO. */
+static int log_flush_start(mk_log_t *log, mk_log_flushq_t *q)
+{
+    /* The gate: an injected EIO fails the log as a real one would; a held
+     * fsync waits there and is re-requested by the gate (no worker thread
+     * waits, no slot is taken). */
+    uint64_t t0;
+    int grc = mk_log_io_begin(&log->io, MK_LOG_IO_FSYNC, &t0);
+    if (grc == MK_ERR_AGAIN) {
+        log->io.flush_held = true;
+        return 0;
+    }
+    if (grc == MK_ERR_IO) {
+        log_fail(log, "fsync (injected EIO)");
+        return MK_ERR_IO;
+    }
+    size_t ndirty = 0;
+    for (size_t i = 0; i < log->nsegs; i++)
+        ndirty += log->segs[i]->dirty;
+    if (ndirty == 0 && !log->dir_dirty && !log->epochs_unsynced) {
+        log->flushed_offset = mk_log_end_offset(log);
+        log->io.wait_ms[MK_LOG_IO_FSYNC] = 0;
+        log->flush_retry = false;
+        return 0;
+    }
+    assert(q && q->inflight < MK_LOG_FLUSH_INFLIGHT);
+    /* three files per dirty segment, the epoch checkpoint, the directory */
+    mk_log_flush_t *w = mk_calloc(1, sizeof(*w) + sizeof(int) * (3 * ndirty + 2));
+    int rc = w ? 0 : MK_ERR_NOMEM;
+    if (w) {
+        rc = flush_collect(log, w);
+        if (rc == MK_ERR_NOFILES && mk_log_seg_files_shed()) {
+            /* descriptors held elsewhere: the cache let go of its own */
+            for (size_t i = 0; i < w->nfds; i++)
+                close(w->fds[i]);
+            w->nfds = 0;
+            rc = flush_collect(log, w);
+        }
+        w->log = log;
+        w->q = q;
+        w->upto = mk_log_end_offset(log);
+        w->req.data = w;
+    }
+    const char *why = rc == MK_ERR_NOMEM ? mk_strerror(rc) : strerror(errno);
+    int urc = rc ? 0 : uv_queue_work(log->cfg.loop, &w->req, flush_work_cb, flush_after_cb);
+    if (urc) {
         rc = MK_ERR_IO;
-    if (rc) {
-        mk_warn("log: %s: cannot start a flush: %s", log->dir, strerror(errno));
-        for (size_t i = 0; i < w->nfds; i++)
-            close(w->fds[i]);
-        mk_free(w);
-        return rc;
+        why = uv_strerror(urc);
     }
+    if (rc) {
+        if (!log->flush_retry)
+            mk_warn("log: %s: cannot start a flush, retrying in a second: %s", log->dir, why);
+        log->flush_retry = true;
+        log->io.wait_ms[MK_LOG_IO_FSYNC] = 0; /* not in flight: nothing ages */
+        if (w) {
+            for (size_t i = 0; i < w->nfds; i++)
+                close(w->fds[i]);
+            mk_free(w);
+        }
+        return 0;
+    }
+    q->inflight++;
     for (size_t i = 0; i < log->nsegs; i++)
         log->segs[i]->dirty = false;
     log->dir_dirty = false;
     log->epochs_unsynced = false;
+    log->flush_retry = false;
     log->flush = w;
     log->flush_t0 = t0;
     log->io.flight_ms = log->io.wait_ms[MK_LOG_IO_FSYNC] ? log->io.wait_ms[MK_LOG_IO_FSYNC] : t0 / 1000000u;
     return 0;
 }
 
-/* flush.ms check; call about once a second on the loop thread. */
+/* Requests an fsync: threadpool with a loop, here without (log.h).
+ * Returns 0 or the sticky MK_ERR_IO.  Loop thread. */
+int mk_log_flush(mk_log_t *log)
+{
+    if (log->io_err)
+        return log->io_err;
+    if (log->epochs_stale)
+        log_epochs_save(log); /* retry a failed checkpoint write */
+    log->last_flush_ms = mk_now_ms();
+    log->unflushed = 0;
+    if (!log->cfg.loop)
+        return log_flush_sync(log, false);
+    if (log->flush) {
+        log->flush_again = true;
+        return 0;
+    }
+    if (log->flushq)
+        return 0; /* it collects everything dirty when its turn comes */
+    bool dirty = log->dir_dirty || log->epochs_unsynced;
+    for (size_t i = 0; i < log->nsegs && !dirty; i++)
+        dirty = log->segs[i]->dirty;
+    if (!dirty)
+        return log_flush_start(log, NULL);
+    mk_log_flushq_t *q = flushq_get(log->cfg.loop);
+    if (!q) {
+        if (!log->flush_retry)
+            mk_warn("log: %s: cannot start a flush, retrying in a second: %s", log->dir,
+                    mk_strerror(MK_ERR_NOMEM));
+        log->flush_retry = true;
+        return 0;
+    }
+    if (q->inflight < MK_LOG_FLUSH_INFLIGHT && !q->head) {
+        int rc = log_flush_start(log, q);
+        flushq_release(q);
+        return rc;
+    }
+    flushq_push(q, log);
+    return 0;
+}
+
+/* flush.ms check and the retry of a flush that could not start; call
+ * about once a second on the loop thread. */
 void mk_log_tick(mk_log_t *log, int64_t now_ms)
 {
-    if (log->io_err || log->cfg.flush_ms == INT64_MAX || log->unflushed == 0)
+    if (log->io_err)
+        return;
+    if (log->flush_retry) {
+        mk_log_flush(log);
+        return;
+    }
+    if (log->cfg.flush_ms == INT64_MAX || log->unflushed == 0)
         return;
     if (now_ms - log->last_flush_ms >= log->cfg.flush_ms)
         mk_log_flush(log);
@@ -911,12 +1099,19 @@ void mk_log_tick(mk_log_t *log, int64_t now_ms)
 
 /* ================================================================ close */
 
-/* Detaches an in-flight flush: it finishes and frees itself. */
+/* Detaches an in-flight flush (it finishes and frees itself) or takes a
+ * waiting one out of its queue (it holds nothing yet; the dirty marks stay
+ * for whoever fsyncs next). */
 static void log_detach_flush(mk_log_t *log)
 {
     if (log->flush) {
         log->flush->log = NULL;
         log->flush = NULL;
+    }
+    if (log->flushq) {
+        mk_log_flushq_t *q = log->flushq;
+        flushq_remove(log);
+        flushq_release(q);
     }
 }
 
@@ -1093,6 +1288,7 @@ int mk_log_close_async(mk_log_t *log, struct uv_loop_s *loop, mk_log_close_cb cb
     if (!w)
         return MK_ERR_NOMEM;
     mk_log_flush_t *inflight = log->flush;
+    bool waiting = log->flushq != NULL;
     w->req.data = w;
     w->log = log;
     w->cb = cb;
@@ -1108,6 +1304,8 @@ int mk_log_close_async(mk_log_t *log, struct uv_loop_s *loop, mk_log_close_cb cb
             inflight->log = log;
             log->flush = inflight;
         }
+        if (waiting) /* back in a queue (at its end) */
+            mk_log_flush(log);
         mk_free(w);
         return MK_ERR_IO;
     }
@@ -1862,7 +2060,7 @@ void mk_log_stats(const mk_log_t *log, mk_log_stats_t *out)
     out->start_offset = log->start_offset;
     out->end_offset = mk_log_end_offset(log);
     out->flushed_offset = log->flushed_offset;
-    out->flush_in_flight = log->flush != NULL;
+    out->flush_in_flight = log->flush != NULL || log->flushq != NULL;
     out->io_error = log->io_err;
 }
 

@@ -222,13 +222,18 @@ int mk_log_max_timestamp(mk_log_t *log, mk_log_ts_t *out);
 
 /* Requests an fsync of everything appended so far.  With a loop configured
  * the fsync runs on the threadpool and this returns at once (one flush in
- * flight per log; a request made meanwhile starts another when it ends);
- * without a loop it fsyncs synchronously.  A failed fsync puts the log in
- * the failed state (appends return MK_ERR_IO).  Returns 0, or MK_ERR_IO. */
+ * flight per log; a request made meanwhile starts another when it ends;
+ * at most MK_LOG_FLUSH_INFLIGHT started per loop, further logs wait in the
+ * loop's queue without descriptors and their turn covers what was appended
+ * until it comes); without a loop it fsyncs synchronously.  A flush that
+ * cannot start (no descriptors, no memory) is retried by mk_log_tick().  A
+ * failed fsync puts the log in the failed state (appends return
+ * MK_ERR_IO).  Returns 0, or MK_ERR_IO. */
 int mk_log_flush(mk_log_t *log);
 
 /* Periodic housekeeping the owner calls about once a second: requests a
- * flush when flush.ms has passed with unflushed data. */
+ * flush when flush.ms has passed with unflushed data, or when one could
+ * not start. */
 void mk_log_tick(mk_log_t *log, int64_t now_ms);
 
 /* ================================================================ retention */
@@ -311,7 +316,7 @@ typedef struct mk_log_stats_s {
     int64_t start_offset;
     int64_t end_offset;
     int64_t flushed_offset;   /* offsets below this are known fsynced */
-    bool flush_in_flight;
+    bool flush_in_flight;     /* started, or waiting in the loop's queue */
     int io_error;             /* 0, or the sticky error of a failed log */
 } mk_log_stats_t;
 

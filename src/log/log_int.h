@@ -296,6 +296,12 @@ void mk_log_scan_free(mk_log_scan_t *s);
 typedef struct mk_log_clean_s mk_log_clean_t;
 
 typedef struct mk_log_flush_s mk_log_flush_t;
+typedef struct mk_log_flushq_s mk_log_flushq_t;
+
+/* Flushes of one loop on the threadpool at a time (log.c, "the flush
+ * queue"); the others wait without descriptors.  Each holds duplicates of
+ * three files per dirty segment, the epoch checkpoint and the directory. */
+#define MK_LOG_FLUSH_INFLIGHT 8
 
 struct mk_log_s {
     char *dir;                 /* owned, no trailing slash */
@@ -314,6 +320,11 @@ struct mk_log_s {
     int io_err;                /* sticky: 0 or MK_ERR_IO */
     mk_log_flush_t *flush;     /* in flight on the threadpool, or NULL */
     bool flush_again;          /* requested while one was in flight */
+    mk_log_flushq_t *flushq;   /* the loop's flush queue it waits in (no descriptors
+                                * held yet), or NULL (log.c, "flush") */
+    mk_log_t *flushq_prev, *flushq_next; /* its neighbours in that queue */
+    bool flush_retry;          /* a flush could not start (descriptors, memory):
+                                * mk_log_tick() asks again */
     mk_log_epochs_t epochs;    /* leader-epoch cache (epoch.c) */
     bool epochs_unsynced;      /* checkpoint rewritten, fsync not yet requested */
     bool epochs_stale;         /* the last checkpoint write failed (file removed) */

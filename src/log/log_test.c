@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -2254,6 +2255,144 @@ static void test_fd_cache(void)
     CHECK(uv_loop_close(&loop) == 0);
 }
 
+/* Descriptors open in the process right now. */
+static int count_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    CHECK(d != NULL);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the directory's own */
+}
+
+/* The flush queue (log.c): NLOGS logs flush at once under a soft
+ * RLIMIT_NOFILE far below the descriptors their flushes would dup all at
+ * once; only MK_LOG_FLUSH_INFLIGHT of them hold descriptors, the rest wait
+ * without any and every one completes, with no EMFILE.  Closing, closing
+ * asynchronously or destroying a log whose flush waits takes it out of the
+ * queue (ASan checks the rest).  A flush that cannot start (no descriptors
+ * left at all) is retried by mk_log_tick(), not lost. */
+static void test_flush_queue(void)
+{
+    enum { NLOGS = 120, CACHE = 24 };
+    uv_loop_t loop;
+    CHECK(uv_loop_init(&loop) == 0);
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    cfg.loop = &loop;
+    mk_log_set_max_open_files(CACHE);
+    mk_log_open_files_stats_t st0, st;
+    mk_log_open_files_stats(&st0);
+    int base = count_open_fds();
+    /* each flush dups four descriptors (three files, the directory): all at
+     * once would need NLOGS * 4 = 480 */
+    int bound = base + CACHE + MK_LOG_FLUSH_INFLIGHT * 5;
+    struct rlimit rl0, rl;
+    CHECK(getrlimit(RLIMIT_NOFILE, &rl0) == 0);
+    rl = rl0;
+    rl.rlim_cur = (rlim_t)bound + 16;
+    CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+
+    mk_log_t *logs[NLOGS];
+    char dirs[NLOGS][PATH_MAX];
+    for (int i = 0; i < NLOGS; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "flushq/p-%d", i);
+        subdir(dirs[i], name);
+        logs[i] = open_log(dirs[i], &cfg);
+        append_one(logs[i], 2, 1000, 100, 1);
+    }
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < NLOGS; i++) {
+            CHECK_RC(mk_log_flush(logs[i]));
+            CHECK(count_open_fds() <= bound);
+            mk_log_stats_t ls;
+            mk_log_stats(logs[i], &ls);
+            CHECK(ls.flush_in_flight);
+        }
+        /* appends while waiting: the flush collects them when it starts */
+        CHECK(logs[MK_LOG_FLUSH_INFLIGHT - 1]->flush && logs[MK_LOG_FLUSH_INFLIGHT]->flushq);
+        for (int i = MK_LOG_FLUSH_INFLIGHT; i < NLOGS; i += 3)
+            append_one(logs[i], 1, 1000, 100, 1);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        for (int i = 0; i < NLOGS; i++) {
+            mk_log_stats_t ls;
+            mk_log_stats(logs[i], &ls);
+            if (ls.io_error || ls.flush_in_flight || ls.flushed_offset != ls.end_offset)
+                fprintf(stderr, "log %d: io_error %d in flight %d flushed %lld of %lld\n", i, ls.io_error,
+                        ls.flush_in_flight, (long long)ls.flushed_offset, (long long)ls.end_offset);
+            CHECK(!ls.io_error && !ls.flush_in_flight && ls.flushed_offset == ls.end_offset);
+        }
+        for (int i = 0; i < NLOGS; i++)
+            append_one(logs[i], 1, 1000, 100, 1);
+    }
+    mk_log_open_files_stats(&st);
+    CHECK(st.emfile == st0.emfile);
+
+    /* close while waiting: the first MK_LOG_FLUSH_INFLIGHT flushes start,
+     * the rest wait; waiting logs are closed three ways, one in flight too */
+    for (int i = 0; i < NLOGS; i++)
+        CHECK_RC(mk_log_flush(logs[i]));
+    int64_t ends[NLOGS];
+    for (int i = 0; i < NLOGS; i++)
+        ends[i] = mk_log_end_offset(logs[i]);
+    CHECK(logs[MK_LOG_FLUSH_INFLIGHT]->flushq && !logs[0]->flushq && logs[0]->flush);
+    CHECK_RC(mk_log_close(logs[0]));                     /* in flight */
+    CHECK_RC(mk_log_close(logs[MK_LOG_FLUSH_INFLIGHT])); /* waiting, the queue's head */
+    CHECK_RC(mk_log_close_async(logs[NLOGS - 1], &loop, NULL, NULL)); /* its tail */
+    CHECK_RC(mk_log_destroy(logs[NLOGS - 2]));
+    logs[0] = logs[MK_LOG_FLUSH_INFLIGHT] = logs[NLOGS - 1] = logs[NLOGS - 2] = NULL;
+    uv_run(&loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < NLOGS; i++) {
+        if (!logs[i])
+            continue;
+        mk_log_stats_t ls;
+        mk_log_stats(logs[i], &ls);
+        CHECK(!ls.io_error && !ls.flush_in_flight && ls.flushed_offset == ls.end_offset);
+    }
+    int reopen[] = {0, MK_LOG_FLUSH_INFLIGHT, NLOGS - 1};
+    for (size_t k = 0; k < MK_ARRAY_LEN(reopen); k++) {
+        int i = reopen[k];
+        logs[i] = open_log(dirs[i], &cfg);
+        CHECK(mk_log_end_offset(logs[i]) == ends[i]);
+    }
+    CHECK(access(dirs[NLOGS - 2], F_OK) != 0);
+
+    /* no descriptor left at all: the flush cannot start, says it is not in
+     * flight, and the next tick starts it once descriptors are back */
+    mk_log_t *log = logs[1];
+    append_one(log, 1, 1000, 100, 1);
+    mk_log_seg_files_shed(); /* the cache holds none it could let go of */
+    int spare[512], nspare = 0;
+    while (nspare < (int)MK_ARRAY_LEN(spare) && (spare[nspare] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+        nspare++;
+    CHECK(nspare < (int)MK_ARRAY_LEN(spare)); /* the limit was reached */
+    CHECK_RC(mk_log_flush(log));
+    mk_log_stats_t ls;
+    mk_log_stats(log, &ls);
+    CHECK(!ls.io_error && !ls.flush_in_flight && ls.flushed_offset < ls.end_offset && log->flush_retry);
+    mk_log_tick(log, mk_now_ms()); /* still none */
+    CHECK(log->flush_retry && !log->flush);
+    while (nspare > 0)
+        close(spare[--nspare]);
+    mk_log_tick(log, mk_now_ms());
+    CHECK(!log->flush_retry && log->flush);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    mk_log_stats(log, &ls);
+    CHECK(!ls.io_error && !ls.flush_in_flight && ls.flushed_offset == ls.end_offset);
+
+    for (int i = 0; i < NLOGS; i++)
+        if (logs[i] && i != NLOGS - 2)
+            CHECK_RC(mk_log_close(logs[i]));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(setrlimit(RLIMIT_NOFILE, &rl0) == 0);
+    mk_log_set_max_open_files(MK_LOG_MAX_OPEN_FILES_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
 int main(void)
 {
     mk_logger_set_level(MK_LOGGER_ERROR + 1); /* warnings are expected here */
@@ -2275,6 +2414,7 @@ int main(void)
     test_append_views();
     test_close_async();
     test_fd_cache();
+    test_flush_queue();
     test_segment_events();
     test_oom();
     test_epochs_cache();
