@@ -74,11 +74,14 @@
  * written, so the cache cannot fail to follow them); truncation, retention
  * and DeleteRecords trim it.  A change rewrites the checkpoint at once:
  * fsynced on the spot without a loop, else fsynced by a flush requested
- * right away (its descriptor joins the flush's) -- except
- * mk_log_epoch_begin()'s entry at the log end, which waits for the next
- * flush.  A failed rewrite removes
- * the stale file -- the next open would rebuild it from the batches -- and
- * the next flush tries again.  Recovery loads the file and drops entries
+ * right away (its descriptor joins the flush's) -- except entries that
+ * start at the log end (mk_log_epoch_begin()'s, and those an append adds
+ * for its own batches), which wait for the next flush like the batches
+ * they describe: recovery after a crash replays the active segment (below),
+ * and a roll requests a flush that carries the checkpoint.  (Kafka fsyncs
+ * on every assign instead, KAFKA-16541; its recovery does not replay.)  A
+ * failed rewrite removes the stale file -- the next open would rebuild it
+ * from the batches -- and the next flush tries again.  Recovery loads the file and drops entries
  * at or past the end offset; after a crash it also replays the active
  * segment's batches from the latest entry's start offset on, for epochs
  * that reached the disk before the file did (Kafka's segment recovery does
@@ -1596,8 +1599,15 @@ static int log_append_planned_io(mk_log_t *log, const uint8_t *p, size_t len, co
         info->batch_count = pl->count;
         info->max_timestamp = pl->max_ts;
     }
+    /* An epoch this append began (its checkpoint rewritten, epochs_unsynced)
+     * asks for no flush of its own: its entry starts at one of these
+     * batches, which are not fsynced either; the next flush (policy, roll,
+     * close) carries it, and recovery after a crash replays the active
+     * segment's epochs (log_epochs_open).  Flushing here cost a flush per
+     * replica log at every topic creation and leader change: 15,000 at
+     * once with 5000 partitions x RF 3. */
     log->unflushed += pl->last - pl->first + 1;
-    if (log->epochs_unsynced || log->unflushed >= log->cfg.flush_messages ||
+    if (log->unflushed >= log->cfg.flush_messages ||
         (log->cfg.flush_ms != INT64_MAX && now_ms - log->last_flush_ms >= log->cfg.flush_ms))
         mk_log_flush(log); /* a failure is logged and sticks; this append is in */
     return 0;
