@@ -713,7 +713,7 @@ int64_t mk_repl_broker_replicas(mk_repl_t *r, int32_t id, int64_t *leaders)
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(r->c, &it)))
-        for (int32_t i = 0; i < t->partition_count; i++) {
+        for (int32_t i = 0; i < t->partition_count && !mk_cluster_topic_internal(t->name); i++) {
             n += mk_cluster_partition_replica(&t->partitions[i], id) != NULL;
             l += t->partitions[i].leader == id;
         }
@@ -747,6 +747,15 @@ int mk_repl_broker_remove(mk_repl_t *r, int32_t id, int64_t *replicas_out)
         if (rc < 0)
             return rc;
     }
+    /* The cluster's own partitions pinned to it (its health probe) go with it. */
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(r->c, &it)))
+        if (mk_cluster_topic_internal(t->name) && t->partition_count == 1 &&
+            t->partitions[0].replica_count == 1 && t->partitions[0].replicas[0].broker == id) {
+            mk_cluster_topic_delete(r->c, t, NULL, NULL);
+            it = 0; /* the map changed under the iterator */
+        }
     return mk_cluster_broker_retire(r->c, id);
 }
 
