@@ -803,13 +803,9 @@ static int cmd_serve(int argc, char **argv)
 /* Six brokers share this process, so its descriptors are the cluster's:
  * the soft RLIMIT_NOFILE is raised to the hard limit, and the segment
  * descriptor cache (log/) is bounded by minikora.log.max.open.files (0, the
- * default: half of that limit, at least 4096), at most half of it so that
- * connections, SQLite and transient duplicates (flushes, cursors) keep the
- * other half.  Half, not a quarter: with the 20000 hard limit of a CI
- * container a quarter (5000) did not hold the 9,450 files of 1000
- * partitions at RF 3, and cycling through more segments than the LRU holds
- * misses on every use (open and close of three files per append: p50 of
- * the latency curve 3.4 s instead of 44 ms; issue 16). */
+ * default: a quarter of that limit, at least 4096), at most half of it so
+ * that connections, SQLite and transient duplicates (flushes, cursors) keep
+ * the other half. */
 static void nofile_setup(const mk_config_t *config)
 {
     struct rlimit rl;
@@ -829,8 +825,8 @@ static void nofile_setup(const mk_config_t *config)
     }
     int64_t set = mk_cluster_config_get_i64(config, "minikora.log.max.open.files");
     int64_t cap = soft == RLIM_INFINITY || soft > INT32_MAX ? INT32_MAX : (int64_t)soft / 2;
-    /* 0: half the limit, at least MK_LOG_MAX_OPEN_FILES_DEFAULT */
-    int64_t want = set > 0 ? set : MK_MAX((int64_t)MK_LOG_MAX_OPEN_FILES_DEFAULT, cap);
+    /* 0: a quarter of the limit, at least MK_LOG_MAX_OPEN_FILES_DEFAULT */
+    int64_t want = set > 0 ? set : MK_MAX((int64_t)MK_LOG_MAX_OPEN_FILES_DEFAULT, cap / 2);
     if (want > cap) {
         if (set > 0)
             mk_warn("minikora.log.max.open.files %lld is over half the open files limit: %lld used",

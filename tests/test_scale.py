@@ -74,7 +74,7 @@ def test_10k_partitions_rf3_bounded_fds(data_dir, minikora):
     limits = Path("/proc/%d/limits" % pid).read_text()
     assert any(l.startswith("Max open files") and l.split()[3] == l.split()[4] for l in limits.splitlines()), \
         "soft limit not raised to the hard one:\n" + limits
-    bound = metric(mk, "minikora_log_open_files_limit")  # default: half the limit, >= 4096
+    bound = metric(mk, "minikora_log_open_files_limit")  # default: a quarter of the limit, >= 4096
     assert 4096 <= bound <= hard // 2 or bound == hard // 2, bound
 
     admin = AdminClient({"bootstrap.servers": mk.bootstrap, "logger": RDK_LOG})
