@@ -11,9 +11,12 @@
  * minikora.cross.az.latency.ms; same-AZ rounds run in the next loop
  * iteration, so a burst of produces costs one round (of at most 1 MiB: a
  * larger backlog takes several, and one loop turn runs at most 4 MiB of
- * rounds, so that other connections are served in between).  The bytes of a round
- * that crosses AZs are counted per broker pair and told to the observer
- * (admin/ counts them per tenant) once per round.
+ * rounds, so that other connections are served in between).  A round
+ * without latency runs inside the leader's append (observe_appended) and
+ * takes the batches being appended from memory when the follower's log
+ * ends where they start; other rounds read the leader's log.  The bytes of
+ * a round that crosses AZs are counted per broker pair and told to the
+ * observer (admin/ counts them per tenant) once per round.
  *
  * Pending rounds are keyed by (topic id, partition, broker), never by
  * pointer, so a topic deleted in between simply drops its rounds.
