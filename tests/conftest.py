@@ -95,6 +95,28 @@ def pytest_runtest_protocol(item, nextitem):
         wd.cancel()
 
 
+_exitstatus = 0
+
+
+def pytest_sessionfinish(session, exitstatus):
+    global _exitstatus
+    _exitstatus = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    # A failed test can leave a client thread behind (a librdkafka producer that still retries a
+    # broker it stopped): the interpreter would wait for it at exit and the run would end at its
+    # time limit instead of with the result.  The result is reported by now; leave.
+    stray = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if stray:
+        sys.__stderr__.write("conftest: %d thread(s) still running after the session (%s); exiting %d\n"
+                             % (len(stray), ", ".join(t.name for t in stray[:5]), _exitstatus))
+        sys.__stderr__.flush()
+        sys.stdout.flush()
+        os._exit(_exitstatus)
+
+
 # ---------------------------------------------------------------------------------------------
 # Fixtures
 # ---------------------------------------------------------------------------------------------

@@ -133,7 +133,7 @@ else
   # shellcheck disable=SC2086
   timeout --kill-after=30 "$INTEG_SECONDS" "$PYTHON" -m pytest -q tests ${PYTEST_ARGS:-} 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
-  integ_summary=$(grep -E '[0-9]+ (passed|failed|error|errors|skipped)' "$out" | tail -n 1 |
+  integ_summary=$(grep -E '^=* *[0-9]+ (passed|failed|errors?|skipped|xfailed|xpassed).* in [0-9.]+s' "$out" | tail -n 1 |
     grep -oE '[0-9]+ (passed|failed|errors?|skipped|xfailed|xpassed)' | paste -sd, - | sed 's/,/, /g')
   case $rc in
     0) status[integ]="ok" ;;

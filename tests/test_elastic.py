@@ -82,7 +82,7 @@ class Producer:
     def __init__(self, mk, topic):
         self.acked, self.errors, self.stopping = [], [], threading.Event()
         self.mk, self.topic = mk, topic
-        self.t = threading.Thread(target=self.run)
+        self.t = threading.Thread(target=self.run, daemon=True)  # a failed test must not hold exit
         self.t.start()
 
     def run(self):
@@ -104,15 +104,27 @@ class Producer:
 
     def stop(self):
         self.stopping.set()
+        if not self.t.is_alive():
+            return
         self.t.join(90)
         assert not self.t.is_alive()
+
+
+@pytest.mark.timeout(240)
+def probed(mk, broker_id):
+    """Whether the health manager's probe partition of a broker exists and has served a probe."""
+    st, h = http(mk, "GET", "/v1/health")
+    assert st == 200, h
+    return any(b["id"] == broker_id and b["probes"]["ok"] > 0 for b in h["brokers"])
 
 
 @pytest.mark.timeout(240)
 def test_drain_and_remove_under_load(tmp_path):
     data = tmp_path / "data"
     mk = Cluster("--brokers", "3", "--azs", "3", "--set", "minikora.balancer.enable=false",
+                 "--set", "minikora.health.probe.interval.ms=100",
                  data_dir=data, name="drain").start()
+    prod = None
     try:
         create_topic(mk, "stream", 6, 3)
         # a second broker in az-1 of cell 0, so that broker 1 can go
@@ -133,6 +145,8 @@ def test_drain_and_remove_under_load(tmp_path):
 
         prod = Producer(mk, "stream")
         wait_for(lambda: len(prod.acked) > 2000, 60, "records acknowledged before the drain")
+        # the broker's own health probe partition is no replica to drain or to move
+        wait_for(lambda: probed(mk, 1), 30, "broker 1's health probe")
         st, j = http(mk, "POST", "/v1/brokers/1/drain")
         assert st == 202, j
         assert j["broker"]["state"] in ("draining", "drained") and j["broker"]["drain"]["replicas"] == 6, j
@@ -158,6 +172,7 @@ def test_drain_and_remove_under_load(tmp_path):
         # an empty broker in an AZ that has another goes at once
         st, e = http(mk, "POST", "/v1/brokers", {"az": "az-2", "cell": 0})
         assert st == 201 and e["broker"]["id"] == 5, e
+        wait_for(lambda: probed(mk, 5), 30, "broker 5's health probe")  # dropped with the broker
         st, e = http(mk, "DELETE", "/v1/brokers/5")
         assert st == 200, e
         # a drain with nowhere to go (rf 3 over the cell's 3 AZs) stays, and can be cancelled
@@ -191,7 +206,14 @@ def test_drain_and_remove_under_load(tmp_path):
             metrics = r.read().decode()
         assert "minikora_brokers_removed_total 2" in metrics, metrics
         assert "minikora_broker_drains_done_total" in metrics
+        # the removed brokers' probe partitions went with them (1 and 5), the others' stay
+        probes = lambda: sorted(p.name for p in data.rglob("*probe-*") if p.is_dir())  # noqa: E731
+        wait_for(lambda: not any("probe-1-" in n or "probe-5-" in n for n in probes()), 30,
+                 "the removed brokers' probe partitions to go: %s" % probes())
+        assert any("probe-2-" in n for n in probes()), probes()
     finally:
+        if prod:
+            prod.stopping.set()
         mk.stop()
 
     # a restart keeps broker 1 retired and the added brokers

@@ -463,7 +463,7 @@ static void drain_advance(mk_admin_t *a, mk_admin_drain_t *d, counts_t *k, int *
     size_t it = 0;
     mk_topic_t *tp;
     while ((tp = mk_cluster_topic_next(a->c, &it)))
-        for (int32_t p = 0; p < tp->partition_count; p++) {
+        for (int32_t p = 0; p < tp->partition_count && !mk_cluster_topic_internal(tp->name); p++) {
             mk_partition_t *part = &tp->partitions[p];
             if (!has_replica(part, d->broker))
                 continue;

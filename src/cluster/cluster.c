@@ -414,6 +414,11 @@ static mk_topic_t *topic_new(mk_cluster_t *c, const char *name, int32_t partitio
 
 mk_topic_t *mk_cluster_topic_find(mk_cluster_t *c, const char *name) { return mk_map_get(&c->topics, name); }
 
+bool mk_cluster_topic_internal(const char *name)
+{
+    return strncmp(name, MK_CLUSTER_INTERNAL_TENANT "~", sizeof(MK_CLUSTER_INTERNAL_TENANT)) == 0;
+}
+
 static void id_key(const uint8_t id[16], char out[33])
 {
     static const char hx[] = "0123456789abcdef";

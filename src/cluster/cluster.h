@@ -296,6 +296,13 @@ const char *mk_cluster_tls_ca_file(const mk_cluster_t *c);
 
 /* ==================================================================== topics */
 
+/* The tenant of the cluster's own topics (the health manager's probe
+ * partitions, one pinned to each broker): no client's data.  Counts of
+ * replicas, drains and broker removal skip them; removing a broker drops
+ * the ones pinned to it. */
+#define MK_CLUSTER_INTERNAL_TENANT "minikora-health"
+bool mk_cluster_topic_internal(const char *name);
+
 mk_topic_t *mk_cluster_topic_find(mk_cluster_t *c, const char *name);
 mk_topic_t *mk_cluster_topic_find_id(mk_cluster_t *c, const uint8_t id[16]);
 /* Iterate topics: for (size_t it = 0; (t = mk_cluster_topic_next(c, &it));) */

@@ -85,10 +85,7 @@ const char *mk_health_state_name(int state)
     return state >= 0 && state < (int)MK_ARRAY_LEN(state_names) ? state_names[state] : "unknown";
 }
 
-bool mk_health_topic_internal(const char *name)
-{
-    return strncmp(name, MK_HEALTH_TENANT "~", sizeof(MK_HEALTH_TENANT)) == 0;
-}
+bool mk_health_topic_internal(const char *name) { return mk_cluster_topic_internal(name); }
 
 void mk_health_config_from(const mk_config_t *cfg, mk_health_config_t *out)
 {

@@ -51,7 +51,7 @@
 #include "repl/repl.h"
 
 /* The internal tenant of the probe topics. */
-#define MK_HEALTH_TENANT "minikora-health"
+#define MK_HEALTH_TENANT MK_CLUSTER_INTERNAL_TENANT
 
 typedef struct mk_health_s mk_health_t;
 

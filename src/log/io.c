@@ -52,6 +52,7 @@ typedef struct domain_s {
     uint64_t win_start_ms;
     bool offline;
     bool offline_pending;      /* the offline callback is due */
+    uint64_t fsync_done_ms;    /* when an fsync of the domain last ended (mono ms) */
 } domain_t;
 
 static domain_t domains[MK_LOG_IO_DOMAINS];
@@ -304,6 +305,8 @@ void mk_log_io_end(mk_log_io_slot_t *s, int kind, uint64_t t0_ns, int rc)
     if (s->wait_ms[kind] && s->wait_ms[kind] < t0_ns / 1000000u)
         us += (t0_ns / 1000000u - s->wait_ms[kind]) * 1000u;
     s->wait_ms[kind] = 0;
+    if (kind == MK_LOG_IO_FSYNC)
+        d->fsync_done_ms = now;
     hist_roll(d, now);
     d->ops++;
     if (rc == MK_ERR_IO)
@@ -360,9 +363,17 @@ int mk_log_io_stats(int32_t broker, mk_log_io_stats_t *out)
                 oldest = s->wait_ms[k];
         }
         if (s->flight_ms) {
+            /* A flush queued behind others on the threadpool waits while
+             * the disk works: its age counts from the domain's last
+             * finished fsync when that is later.  (1000 new partitions'
+             * first flushes, queued at once, aged past the health
+             * manager's 4.5 s and it fenced and restarted every broker of
+             * the cell in turn, though fsyncs were finishing all along;
+             * issue 16.)  A stalled disk finishes none, so the age grows. */
+            uint64_t since = MK_MAX(s->flight_ms, d->fsync_done_ms);
             out->inflight++;
-            if (!oldest || s->flight_ms < oldest)
-                oldest = s->flight_ms;
+            if (!oldest || since < oldest)
+                oldest = since;
         }
     }
     out->oldest_inflight_ms = oldest ? (int64_t)(now - oldest) : 0;

@@ -567,7 +567,9 @@ typedef struct mk_log_io_stats_s {
     uint64_t ops;              /* operations done (ok or failed) */
     uint64_t errors;           /* of them, failed (EIO, injected or real) */
     uint64_t held;             /* operations that had to wait at the gate */
-    int64_t oldest_inflight_ms;/* age of the oldest operation in flight or held; 0 none */
+    int64_t oldest_inflight_ms;/* age of the oldest operation in flight or held (an fsync
+                                  queued behind others: since the domain's last finished
+                                  fsync, if later); 0 none */
     uint32_t inflight;         /* operations in flight or held now */
     int64_t p50_us, p99_us;    /* latency (waiting included) over the last 10-20 s; 0 none */
     bool offline;              /* a log of the domain failed: its directory is offline */

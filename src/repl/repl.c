@@ -11,9 +11,12 @@
  * minikora.cross.az.latency.ms; same-AZ rounds run in the next loop
  * iteration, so a burst of produces costs one round (of at most 1 MiB: a
  * larger backlog takes several, and one loop turn runs at most 4 MiB of
- * rounds, so that other connections are served in between).  The bytes of a round
- * that crosses AZs are counted per broker pair and told to the observer
- * (admin/ counts them per tenant) once per round.
+ * rounds, so that other connections are served in between).  A round
+ * without latency runs inside the leader's append (observe_appended) and
+ * takes the batches being appended from memory when the follower's log
+ * ends where they start; other rounds read the leader's log.  The bytes of
+ * a round that crosses AZs are counted per broker pair and told to the
+ * observer (admin/ counts them per tenant) once per round.
  *
  * Pending rounds are keyed by (topic id, partition, broker), never by
  * pointer, so a topic deleted in between simply drops its rounds.
@@ -291,21 +294,21 @@ static void on_ack(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t leo
  * checks what it fetches, so that a leader whose stored bytes went bad
  * never spreads them.  Returns the bytes that are sound; a bad batch is
  * logged once. */
-static size_t sound_prefix(mk_repl_t *r, const mk_partition_t *p, int64_t offset)
+static size_t sound_prefix(mk_repl_t *r, const mk_partition_t *p, const uint8_t *data, size_t len, int64_t offset)
 {
     size_t pos = 0;
-    while (pos < r->scratch.len) {
-        int64_t size = mk_batch_size(r->scratch.data + pos, r->scratch.len - pos);
+    while (pos < len) {
+        int64_t size = mk_batch_size(data + pos, len - pos);
         char why[160];
-        if (size < 0 || (uint64_t)size > r->scratch.len - pos) {
+        if (size < 0 || (uint64_t)size > len - pos) {
             snprintf(why, sizeof(why), "bad batch length");
-        } else if (mk_batch_validate_ex(r->scratch.data + pos, (size_t)size, MK_BATCH_VALIDATE_COMPACTED, 0, NULL, why,
+        } else if (mk_batch_validate_ex(data + pos, (size_t)size, MK_BATCH_VALIDATE_COMPACTED, 0, NULL, why,
                                         sizeof(why)) == 0) {
             pos += (size_t)size;
             continue;
         }
         mk_reader_t rd;
-        mk_rd_init(&rd, r->scratch.data + pos, r->scratch.len - pos);
+        mk_rd_init(&rd, data + pos, len - pos);
         int64_t base = mk_rd_i64(&rd);
         if (mk_rd_ok(&rd))
             offset = base;
@@ -323,9 +326,41 @@ static size_t sound_prefix(mk_repl_t *r, const mk_partition_t *p, int64_t offset
     return pos;
 }
 
+/* The batches the leader has just appended, as the write path's appended
+ * hook sees them: the set's bytes as stored (offsets and epoch assigned)
+ * and the offset of its first batch. */
+typedef struct appended_s {
+    const uint8_t *set;
+    size_t len;
+    int64_t base;
+} appended_t;
+
+/* Stores data (sound whole batches of the leader's) on follower f.  Returns
+ * 0, or -1 with the failure logged (a held storage gate is not logged: the
+ * tick tries again). */
+static int follower_append(mk_partition_t *p, mk_replica_t *f, const uint8_t *data, size_t len, int64_t now)
+{
+    mk_log_append_info_t info;
+    int rc = mk_log_append_replica(f->log, data, len, now, &info);
+    if (rc == MK_ERR_AGAIN)
+        return -1; /* held at the follower's storage I/O gate */
+    if (rc < 0) {
+        mk_error("partition %s-%d: replica append on broker %d failed: %s", p->topic->name, p->index, f->broker,
+                 mk_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
 /* One replication round: copy what the follower lacks, up to what the leader
- * had when the round was scheduled (upto < 0: everything). */
-static size_t do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t upto, bool *moved)
+ * had when the round was scheduled (upto < 0: everything).  ap (or NULL):
+ * the batches the leader is appending now; a follower whose log ends right
+ * where they start takes them from memory, as a Kafka follower takes them
+ * from its fetch answer, instead of reading them back from the leader's log
+ * (a pread and an index scan per batch per follower: with many partitions
+ * and small batches that was a quarter of the loop; issue 16). */
+static size_t do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t upto, const appended_t *ap,
+                       bool *moved)
 {
     if (!p->log || !f->log || f->broker == p->leader || net_cut(r, p->leader, f->broker))
         return 0;
@@ -344,6 +379,22 @@ static size_t do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t
     bool stalled = false; /* stopped at a corrupt leader batch */
     bool blocked = false; /* a read or append failed or was held (storage I/O gate) */
     int64_t now = mk_now_ms();
+    if (ap && ap->len && leo_f == ap->base && leo_f < leo_l) {
+        /* The same checks as bytes read back from the log get (CRC and
+         * header), so the two paths store the same thing. */
+        size_t sound = sound_prefix(r, p, ap->set, ap->len, leo_f);
+        stalled = sound < ap->len;
+        if (sound > 0) {
+            if (follower_append(p, f, ap->set, sound, now) < 0) {
+                blocked = true;
+            } else {
+                copied += sound;
+                leo_f = mk_log_end_offset(f->log);
+            }
+        }
+        if (stalled || blocked)
+            leo_l = leo_f; /* no read-back after a bad or refused batch */
+    }
     while (leo_f < leo_l && copied < ROUND_BYTES) {
         mk_buf_reset(&r->scratch);
         int64_t next;
@@ -369,21 +420,13 @@ static size_t do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t
             blocked = rc < 0;
             break;
         }
-        size_t sound = sound_prefix(r, p, leo_f);
+        size_t sound = sound_prefix(r, p, r->scratch.data, r->scratch.len, leo_f);
         stalled = sound < r->scratch.len;
         r->scratch.len = sound;
         if (sound == 0)
             break;
-        mk_log_append_info_t info;
-        rc = mk_log_append_replica(f->log, r->scratch.data, r->scratch.len, now, &info);
-        if (rc == MK_ERR_AGAIN) {
-            blocked = true; /* held at the follower's storage I/O gate: the tick tries again */
-            break;
-        }
-        if (rc < 0) {
-            blocked = true;
-            mk_error("partition %s-%d: replica append on broker %d failed: %s", p->topic->name, p->index,
-                     f->broker, mk_strerror(rc));
+        if (follower_append(p, f, r->scratch.data, r->scratch.len, now) < 0) {
+            blocked = true; /* failed, or held at the storage I/O gate: the tick tries again */
             break;
         }
         copied += r->scratch.len;
@@ -450,7 +493,7 @@ static void run_rounds(mk_repl_t *r)
         }
         f->copy_pending = false;
         r->copy_rounds++;
-        spent += do_round(r, p, f, due[i].value, &moved);
+        spent += do_round(r, p, f, due[i].value, NULL, &moved);
     }
     if (i < ndue) {
         /* The turn's budget is spent: the rounds not run go first next turn. */
@@ -608,7 +651,7 @@ static void move_leadership(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, i
         if (o->broker != id && o->in_isr && o->log && broker_running(r, o->broker) && !fenced(r, o->broker)) {
             /* Make sure it has everything before it leads. */
             bool moved = false;
-            do_round(r, p, o, -1, &moved);
+            do_round(r, p, o, -1, NULL, &moved);
             o->acked_leo = mk_log_end_offset(o->log);
             elect(r, p, id);
             return;
@@ -713,7 +756,7 @@ int64_t mk_repl_broker_replicas(mk_repl_t *r, int32_t id, int64_t *leaders)
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(r->c, &it)))
-        for (int32_t i = 0; i < t->partition_count; i++) {
+        for (int32_t i = 0; i < t->partition_count && !mk_cluster_topic_internal(t->name); i++) {
             n += mk_cluster_partition_replica(&t->partitions[i], id) != NULL;
             l += t->partitions[i].leader == id;
         }
@@ -747,6 +790,15 @@ int mk_repl_broker_remove(mk_repl_t *r, int32_t id, int64_t *replicas_out)
         if (rc < 0)
             return rc;
     }
+    /* The cluster's own partitions pinned to it (its health probe) go with it. */
+    size_t it = 0;
+    mk_topic_t *t;
+    while ((t = mk_cluster_topic_next(r->c, &it)))
+        if (mk_cluster_topic_internal(t->name) && t->partition_count == 1 &&
+            t->partitions[0].replica_count == 1 && t->partitions[0].replicas[0].broker == id) {
+            mk_cluster_topic_delete(r->c, t, NULL, NULL);
+            it = 0; /* the map changed under the iterator */
+        }
     return mk_cluster_broker_retire(r->c, id);
 }
 
@@ -766,7 +818,7 @@ int mk_repl_replica_repair(mk_repl_t *r, mk_partition_t *p, int32_t broker, int6
         /* The source takes what it lacks of the leader's sound batches
          * (copies are checked), then leads: a controlled election. */
         bool ignored = false;
-        do_round(r, p, s, -1, &ignored);
+        do_round(r, p, s, -1, NULL, &ignored);
         s->acked_leo = mk_log_end_offset(s->log);
         mk_warn("partition %s-%d: leader %d holds bad data from offset %lld: leadership moves to broker %d",
                 p->topic->name, p->index, broker, (long long)from, source);
@@ -977,7 +1029,7 @@ static bool move_step(mk_repl_t *r, move_t *m, bool *moved)
          * then leads (a controlled election, as at a broker's shutdown). */
         mk_replica_t *nl = mk_cluster_partition_replica(p, m->target[0]);
         bool ignored = false;
-        do_round(r, p, nl, -1, &ignored);
+        do_round(r, p, nl, -1, NULL, &ignored);
         nl->acked_leo = mk_log_end_offset(nl->log);
         if (nl->acked_leo < mk_log_end_offset(p->log))
             return false;
@@ -1085,7 +1137,7 @@ int mk_repl_elect(mk_repl_t *r, mk_partition_t *p, bool unclean)
          * leader has first, so no acknowledged record is lost. */
         if (p->log) {
             bool moved = false;
-            do_round(r, p, pref, -1, &moved);
+            do_round(r, p, pref, -1, NULL, &moved);
             pref->acked_leo = mk_log_end_offset(pref->log);
             if (pref->acked_leo < mk_log_end_offset(p->log))
                 return MK_ERR_STATE;
@@ -1178,7 +1230,7 @@ int mk_repl_reassign_cancel(mk_repl_t *r, mk_partition_t *p)
             if (!o || !o->log || !o->in_isr || !broker_running(r, o->broker))
                 continue;
             bool moved = false;
-            do_round(r, p, o, -1, &moved);
+            do_round(r, p, o, -1, NULL, &moved);
             o->acked_leo = mk_log_end_offset(o->log);
             if (p->log && o->acked_leo < mk_log_end_offset(p->log))
                 continue;
@@ -1227,9 +1279,13 @@ bool mk_repl_reassign_info(mk_repl_t *r, const mk_partition_t *p, int32_t *addin
 static void observe_appended(void *arg, mk_partition_t *p, const uint8_t *set, const mk_batch_view_t *v, int n)
 {
     mk_repl_t *r = arg;
-    (void)set;
-    (void)v;
-    (void)n;
+    /* The views tile the stored bytes (mk_log_append_views refuses others). */
+    appended_t ap = {NULL, 0, -1};
+    if (n > 0) {
+        ap.set = set + v[0].pos;
+        ap.len = (size_t)(v[n - 1].pos + v[n - 1].size - v[0].pos);
+        ap.base = v[0].hdr.baseOffset;
+    }
     bool moved = false;
     for (int32_t k = 0; k < p->replica_count; k++) {
         mk_replica_t *f = &p->replicas[k];
@@ -1248,7 +1304,7 @@ static void observe_appended(void *arg, mk_partition_t *p, const uint8_t *set, c
         if (!r->in_rounds && !f->copy_pending && f->log && p->log && !cross_az_delayed(r, p, f) &&
             broker_running(r, f->broker)) {
             r->copy_rounds++;
-            do_round(r, p, f, -1, &moved);
+            do_round(r, p, f, -1, &ap, &moved);
         } else {
             schedule(r, p, f);
         }

@@ -122,12 +122,33 @@ struct mk_txn_s {
     uv_timer_t *tick;      /* owned */
 };
 
-static void pkey(const mk_partition_t *p, char *buf, size_t n)
+/* The partitions map's key of p, "<topic id hex>-<index>".  Every Fetch
+ * asks for it once per partition (mk_txn_lso), so it is built by hand: as
+ * seventeen snprintf calls it was a quarter of the loop's time with 1000
+ * partitions (issue 16). */
+static void pkey(const mk_partition_t *p, char buf[64])
 {
-    int o = 0;
-    for (int i = 0; i < 16 && o + 2 < (int)n; i++)
-        o += snprintf(buf + o, n - (size_t)o, "%02x", p->topic->id[i]);
-    snprintf(buf + o, n - (size_t)o, "-%d", p->index);
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        buf[2 * i] = hx[p->topic->id[i] >> 4];
+        buf[2 * i + 1] = hx[p->topic->id[i] & 15];
+    }
+    char *o = buf + 32;
+    *o++ = '-';
+    uint32_t v = (uint32_t)p->index;
+    if (p->index < 0) {
+        *o++ = '-';
+        v = 0u - v;
+    }
+    char digits[10];
+    int nd = 0;
+    do {
+        digits[nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (nd)
+        *o++ = digits[--nd];
+    *o = 0;
 }
 
 static void pstate_clear(pstate_t *ps)
@@ -363,7 +384,7 @@ static void load_start(mk_txn_t *t, pstate_t *ps, mk_partition_t *p, const char 
 static pstate_t *pstate(mk_txn_t *t, mk_partition_t *p)
 {
     char k[64];
-    pkey(p, k, sizeof(k));
+    pkey(p, k);
     pstate_t *ps = mk_map_get(&t->partitions, k);
     if (!ps) {
         ps = mk_calloc(1, sizeof(*ps));
@@ -420,7 +441,7 @@ static void observe_appended(void *arg, mk_partition_t *p, const uint8_t *set, c
 {
     mk_txn_t *t = arg;
     char k[64];
-    pkey(p, k, sizeof(k));
+    pkey(p, k);
     pstate_t *ps = mk_map_get(&t->partitions, k);
     if (ps && ps->built && ps->built_epoch == p->leader_epoch) {
         for (int i = 0; i < n; i++)
