@@ -352,6 +352,7 @@ struct loadq_s {
     uv_loop_t *loop;
     size_t inflight;           /* loads of this loop on the threadpool */
     bool stalled;              /* the head could not start: wait for an end or a tick */
+    int64_t warned_ms;         /* the last "cannot start" warning (one per 10 s) */
     load_t *head, *tail;       /* waiting loads, oldest first */
     loadq_t *next;             /* in loadqs */
 };
@@ -464,8 +465,11 @@ static int load_open(load_t *l)
         l->cur = NULL;
     }
     if (why) {
-        if (!l->q->stalled)
+        int64_t now = mk_now_ms();
+        if (now - l->q->warned_ms >= 10000) {
+            l->q->warned_ms = now;
             mk_warn("producer state of %s-%d: cannot start loading, retrying: %s", topic->name, l->partition, why);
+        }
         return LOAD_RETRY;
     }
     ps->npending = 0; /* the cursor sees everything appended until now */
