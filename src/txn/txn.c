@@ -338,7 +338,7 @@ static void pstate_move(pstate_t *to, pstate_t *from)
  * partition still exists, has a log and the leader epoch it was asked
  * under; if not it is dropped and the parked requests re-check (starting a
  * load for the new epoch if there is one).  A load that cannot start (no
- * descriptor, no memory, the gate held) goes back to the head of the queue,
+ * descriptor, no memory) goes back to the head of the queue,
  * which stalls until a load ends or the next tick: it is retried, not lost.
  * mk_txn_free() takes its waiting loads out.  The queue is per loop (the
  * embedding API runs brokers' loops on other threads): touched by its
@@ -444,8 +444,9 @@ static void load_after_cb(uv_work_t *req, int status);
 
 /* Opens l's cursor on its partition's log and hands l to the threadpool:
  * 0 (started; the caller counts the slot), LOAD_RETRY (nothing held, try
- * later), or an error: the partition is gone, has no log, a new leader
- * epoch, or its log failed (drop the load).  Loop thread. */
+ * later), or an error to drop the load: MK_ERR_NOT_FOUND (the partition is
+ * gone, has no log or a new leader epoch), MK_ERR_IO (its log failed),
+ * MK_ERR_AGAIN (its disk is held by an injected stall).  Loop thread. */
 static int load_open(load_t *l)
 {
     mk_txn_t *t = l->t;
@@ -455,8 +456,8 @@ static int load_open(load_t *l)
     if (!ps || ps->load != l || !p || !p->log || p->leader_epoch != l->epoch)
         return MK_ERR_NOT_FOUND;
     int rc = mk_log_cursor_open(p->log, &l->cur);
-    if (rc == MK_ERR_IO)
-        return rc;
+    if (rc == MK_ERR_IO || rc == MK_ERR_AGAIN)
+        return rc; /* the log failed, or its disk is held: dropped as before queueing existed */
     const char *why = rc < 0 ? mk_strerror(rc) : NULL;
     int urc = rc < 0 ? 0 : uv_queue_work(t->loop, &l->req, load_work_cb, load_after_cb);
     if (urc) {
@@ -492,7 +493,11 @@ static void loadq_run(loadq_t *q)
             q->stalled = true;
             break;
         }
-        /* Dropped: its partition moved on while it waited. */
+        /* Dropped: its partition moved on while it waited (then the parked
+         * requests re-check, starting a load for the new epoch), or its
+         * log failed or is held (they wait for the next progress, as a
+         * load that could not start always did: waking them now would
+         * queue it again behind the others and loop here). */
         mk_txn_t *t = l->t;
         pstate_t *ps = mk_map_get(&t->partitions, l->key);
         if (ps && ps->load == l) {
@@ -502,7 +507,8 @@ static void loadq_run(loadq_t *q)
             ps->npending = ps->pcap = 0;
         }
         load_free(l);
-        mk_partition_writer_progress(t->writer); /* parked requests re-check */
+        if (rc == MK_ERR_NOT_FOUND)
+            mk_partition_writer_progress(t->writer);
     }
 }
 
