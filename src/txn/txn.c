@@ -29,7 +29,9 @@
 #include "partition/partition.h"
 #include "proto/proto.h"
 
+#include <assert.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +67,7 @@ typedef struct pending_s {
 } pending_t;
 
 typedef struct load_s load_t;
+typedef struct loadq_s loadq_t;
 
 /* Producer state of one partition: the folded part (producers, aborted),
  * then whether it is built, and the load in flight. */
@@ -74,7 +77,7 @@ typedef struct pstate_s {
     int naborted, cap;
     int32_t built_epoch;
     bool built;
-    load_t *load;        /* in flight on the threadpool, or NULL */
+    load_t *load;        /* waiting in its loop's queue or on the threadpool, or NULL */
     pending_t *pending;  /* owned: appended since the load's cursor was opened */
     int npending, pcap;
 } pstate_t;
@@ -265,7 +268,8 @@ static void apply_batch(pstate_t *ps, const mk_batch_hdr_t *h, const uint8_t *b,
  *   - the worker folds every batch header below the cursor's end into its
  *     own pstate (and reads the body of control batches for their type);
  *   - batches appended meanwhile are queued in ps->pending by the appended
- *     hook;
+ *     hook (those appended while the load waited for a slot are dropped
+ *     when its cursor opens: the cursor sees them);
  *   - back on the loop, if the partition still has the leader epoch the
  *     load began under, the loaded state is installed, the pending batches
  *     are folded in, and the write path's progress callback wakes the
@@ -274,11 +278,14 @@ static void apply_batch(pstate_t *ps, const mk_batch_hdr_t *h, const uint8_t *b,
 struct load_s {
     uv_work_t req;
     mk_txn_t *t;               /* NULL once the txn module was freed */
+    loadq_t *q;                /* the loop's queue: waiting in it (cur NULL) or holding one of its slots */
+    load_t *prev, *next;       /* in q's waiting list while cur is NULL */
     char key[64];
     uint8_t topic_id[16];
     int32_t partition;
     int32_t epoch;             /* the leader epoch it was started under */
-    mk_log_cursor_t *cur;      /* owned */
+    mk_log_cursor_t *cur;      /* owned; opened when the load starts */
+    bool waiting;              /* in q's list, not started yet */
     pstate_t st;               /* built by the worker */
     int rc;
 };
@@ -318,17 +325,207 @@ static void pstate_move(pstate_t *to, pstate_t *from)
     from->naborted = from->cap = 0;
 }
 
+/* ------------------------------------------------------ the load queue
+ *
+ * A started load holds a dup()ed descriptor of every .log segment of its
+ * partition (its cursor) until its after-work callback.  A new broker's
+ * first fetches and produces ask for the state of every partition it leads
+ * at once -- about 1,000 loads with 1,500 partitions, enough to reach a
+ * 1024 descriptor limit alone (issue 16) -- so each loop lets at most
+ * LOAD_INFLIGHT of them be started; the others wait in the loop's FIFO
+ * without a cursor and open it when their turn comes (the same scheme as
+ * log/'s flush queue, see log.c).  A waiting load checks then that its
+ * partition still exists, has a log and the leader epoch it was asked
+ * under; if not it is dropped and the parked requests re-check (starting a
+ * load for the new epoch if there is one).  A load that cannot start (no
+ * descriptor, no memory) goes back to the head of the queue,
+ * which stalls until a load ends or the next tick: it is retried, not lost.
+ * mk_txn_free() takes its waiting loads out.  The queue is per loop (the
+ * embedding API runs brokers' loops on other threads): touched by its
+ * loop's thread only, the lock guards just the list of queues; it exists
+ * while it holds or runs something. */
+
+#define LOAD_INFLIGHT 4
+#define LOAD_RETRY 1 /* load_open(): could not start now, try again later */
+
+struct loadq_s {
+    uv_loop_t *loop;
+    size_t inflight;           /* loads of this loop on the threadpool */
+    bool stalled;              /* the head could not start: wait for an end or a tick */
+    int64_t warned_ms;         /* the last "cannot start" warning (one per 10 s) */
+    load_t *head, *tail;       /* waiting loads, oldest first */
+    loadq_t *next;             /* in loadqs */
+};
+
+static pthread_mutex_t loadqs_lock = PTHREAD_MUTEX_INITIALIZER;
+static loadq_t *loadqs;
+
+/* loop's queue; created when missing if create (NULL on no memory). */
+static loadq_t *loadq_find(uv_loop_t *loop, bool create)
+{
+    pthread_mutex_lock(&loadqs_lock);
+    loadq_t *q = loadqs;
+    while (q && q->loop != loop)
+        q = q->next;
+    if (!q && create && (q = mk_calloc(1, sizeof(*q))) != NULL) {
+        q->loop = loop;
+        q->next = loadqs;
+        loadqs = q;
+    }
+    pthread_mutex_unlock(&loadqs_lock);
+    return q;
+}
+
+/* Frees q when nothing runs or waits in it any more. */
+static void loadq_release(loadq_t *q)
+{
+    if (q->inflight || q->head)
+        return;
+    pthread_mutex_lock(&loadqs_lock);
+    for (loadq_t **pp = &loadqs; *pp; pp = &(*pp)->next)
+        if (*pp == q) {
+            *pp = q->next;
+            break;
+        }
+    pthread_mutex_unlock(&loadqs_lock);
+    mk_free(q);
+}
+
+static void loadq_push(loadq_t *q, load_t *l, bool front)
+{
+    assert(!l->waiting && !l->cur);
+    l->waiting = true;
+    if (front) {
+        l->prev = NULL;
+        l->next = q->head;
+        if (q->head)
+            q->head->prev = l;
+        else
+            q->tail = l;
+        q->head = l;
+    } else {
+        l->next = NULL;
+        l->prev = q->tail;
+        if (q->tail)
+            q->tail->next = l;
+        else
+            q->head = l;
+        q->tail = l;
+    }
+}
+
+static void loadq_remove(load_t *l)
+{
+    loadq_t *q = l->q;
+    assert(l->waiting);
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        q->head = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    else
+        q->tail = l->prev;
+    l->prev = l->next = NULL;
+    l->waiting = false;
+}
+
 static void load_free(load_t *l)
 {
+    if (l->waiting)
+        loadq_remove(l);
     pstate_clear(&l->st);
     mk_map_free(&l->st.producers);
     mk_log_cursor_close(l->cur);
     mk_free(l);
 }
 
-static void load_after_cb(uv_work_t *req, int status)
+static void load_after_cb(uv_work_t *req, int status);
+
+/* Opens l's cursor on its partition's log and hands l to the threadpool:
+ * 0 (started; the caller counts the slot), LOAD_RETRY (nothing held, try
+ * later), or an error to drop the load: MK_ERR_NOT_FOUND (the partition is
+ * gone, has no log or a new leader epoch), MK_ERR_IO (its log failed),
+ * MK_ERR_AGAIN (its disk is held by an injected stall).  Loop thread. */
+static int load_open(load_t *l)
 {
-    load_t *l = req->data;
+    mk_txn_t *t = l->t;
+    pstate_t *ps = mk_map_get(&t->partitions, l->key);
+    mk_topic_t *topic = mk_cluster_topic_find_id(t->c, l->topic_id);
+    mk_partition_t *p = mk_cluster_topic_partition(topic, l->partition);
+    if (!ps || ps->load != l || !p || !p->log || p->leader_epoch != l->epoch)
+        return MK_ERR_NOT_FOUND;
+    int rc = mk_log_cursor_open(p->log, &l->cur);
+    if (rc == MK_ERR_IO || rc == MK_ERR_AGAIN)
+        return rc; /* the log failed, or its disk is held: dropped as before queueing existed */
+    const char *why = rc < 0 ? mk_strerror(rc) : NULL;
+    int urc = rc < 0 ? 0 : uv_queue_work(t->loop, &l->req, load_work_cb, load_after_cb);
+    if (urc) {
+        why = uv_strerror(urc);
+        mk_log_cursor_close(l->cur);
+        l->cur = NULL;
+    }
+    if (why) {
+        int64_t now = mk_now_ms();
+        if (now - l->q->warned_ms >= 10000) {
+            l->q->warned_ms = now;
+            mk_warn("producer state of %s-%d: cannot start loading, retrying: %s", topic->name, l->partition, why);
+        }
+        return LOAD_RETRY;
+    }
+    ps->npending = 0; /* the cursor sees everything appended until now */
+    return 0;
+}
+
+/* Gives the loop's load slots to waiting loads, oldest first.  Loop thread. */
+static void loadq_run(loadq_t *q)
+{
+    while (q->inflight < LOAD_INFLIGHT && q->head && !q->stalled) {
+        load_t *l = q->head;
+        loadq_remove(l);
+        int rc = load_open(l);
+        if (rc == 0) {
+            q->inflight++;
+            continue;
+        }
+        if (rc == LOAD_RETRY) {
+            loadq_push(q, l, true);
+            q->stalled = true;
+            break;
+        }
+        /* Dropped: its partition moved on while it waited (then the parked
+         * requests re-check, starting a load for the new epoch), or its
+         * log failed or is held (they wait for the next progress, as a
+         * load that could not start always did: waking them now would
+         * queue it again behind the others and loop here). */
+        mk_txn_t *t = l->t;
+        pstate_t *ps = mk_map_get(&t->partitions, l->key);
+        if (ps && ps->load == l) {
+            ps->load = NULL;
+            mk_free(ps->pending);
+            ps->pending = NULL;
+            ps->npending = ps->pcap = 0;
+        }
+        load_free(l);
+        if (rc == MK_ERR_NOT_FOUND)
+            mk_partition_writer_progress(t->writer);
+    }
+}
+
+/* The txn tick: a stalled queue tries again. */
+static void loadq_kick(uv_loop_t *loop)
+{
+    loadq_t *q = loadq_find(loop, false);
+    if (!q || !q->stalled)
+        return;
+    q->stalled = false;
+    loadq_run(q);
+    loadq_release(q);
+}
+
+/* A started load ended: install its state, or drop it. */
+static void load_finish(load_t *l, int status)
+{
     mk_txn_t *t = l->t;
     pstate_t *ps = t ? mk_map_get(&t->partitions, l->key) : NULL;
     if (!ps || ps->load != l) {
@@ -357,26 +554,56 @@ static void load_after_cb(uv_work_t *req, int status)
     mk_partition_writer_progress(t->writer);
 }
 
-/* Start loading ps from p's log.  Loop thread. */
+/* Loop thread: the slot goes to the next waiting load. */
+static void load_after_cb(uv_work_t *req, int status)
+{
+    load_t *l = req->data;
+    loadq_t *q = l->q;
+    assert(q->inflight > 0);
+    q->inflight--;
+    q->stalled = false; /* descriptors were just given back */
+    load_finish(l, status);
+    loadq_run(q);
+    loadq_release(q);
+}
+
+/* Start loading ps from p's log now if the loop has a free slot, else
+ * queue the load.  Never wakes parked requests itself (its callers are on
+ * the write path).  Loop thread. */
 static void load_start(mk_txn_t *t, pstate_t *ps, mk_partition_t *p, const char *key)
 {
     load_t *l = mk_calloc(1, sizeof(*l));
-    if (!l)
+    loadq_t *q = l ? loadq_find(t->loop, true) : NULL;
+    if (!q) {
+        mk_free(l);
         return;
+    }
     mk_map_init(&l->st.producers);
     snprintf(l->key, sizeof(l->key), "%s", key);
     memcpy(l->topic_id, p->topic->id, 16);
     l->partition = p->index;
     l->epoch = p->leader_epoch;
     l->t = t;
+    l->q = q;
     l->req.data = l;
-    if (mk_log_cursor_open(p->log, &l->cur) < 0 || uv_queue_work(t->loop, &l->req, load_work_cb, load_after_cb)) {
-        load_free(l);
-        return;
-    }
     pstate_clear(ps);
     ps->npending = 0;
     ps->load = l;
+    if (q->inflight < LOAD_INFLIGHT && !q->head && !q->stalled) {
+        int rc = load_open(l);
+        if (rc == 0) {
+            q->inflight++;
+            return;
+        }
+        if (rc != LOAD_RETRY) {
+            ps->load = NULL;
+            load_free(l);
+            loadq_release(q);
+            return;
+        }
+        q->stalled = true;
+    }
+    loadq_push(q, l, false);
 }
 
 /* The partition's state when it is built for the current leader epoch;
@@ -448,8 +675,8 @@ static void observe_appended(void *arg, mk_partition_t *p, const uint8_t *set, c
             apply_batch(ps, &v[i].hdr, set + v[i].pos, v[i].size);
         return;
     }
-    if (!ps || !ps->load)
-        return; /* built from the log (which has these batches) when first needed */
+    if (!ps || !ps->load || ps->load->waiting)
+        return; /* built from the log (which has these batches) when first needed or started */
     /* Loading: the cursor does not see these; fold them in afterwards. */
     for (int i = 0; i < n; i++) {
         if (v[i].hdr.producerId < 0)
@@ -950,6 +1177,7 @@ bool mk_txn_describe(mk_txn_t *t, const char *tid, mk_txn_desc_cb cb, void *arg)
 static void tick_cb(uv_timer_t *h)
 {
     mk_txn_t *t = h->data;
+    loadq_kick(t->loop);
     int64_t now = mk_now_ms();
     size_t it = 0;
     const char *k;
@@ -1129,8 +1357,13 @@ void mk_txn_free(mk_txn_t *t)
     void *v;
     while (mk_map_next(&t->partitions, &it, &k, &v)) {
         pstate_t *ps = v;
-        if (ps->load)
+        if (ps->load && ps->load->waiting) {
+            loadq_t *q = ps->load->q;
+            load_free(ps->load); /* out of its queue */
+            loadq_release(q);
+        } else if (ps->load) {
             ps->load->t = NULL; /* its after-work callback frees it */
+        }
         pstate_clear(ps);
         mk_map_free(&ps->producers);
         mk_free(ps->pending);
