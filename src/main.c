@@ -21,6 +21,7 @@
 #include "tui.h"
 
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <jansson.h>
 #ifdef __GLIBC__
@@ -329,6 +330,14 @@ static const char *fatal_ephemeral_dir;
  * (core, termination) happens as if we had not caught it. */
 static void fatal_signal_cb(int sig)
 {
+    if (sig != SIGHUP && sig != SIGQUIT) {
+        /* The stack, for the log (addresses: `addr2line -f -e minikora`). */
+        static const char head[] = "minikora: fatal signal; stack:\n";
+        void *frames[64];
+        int n = backtrace(frames, 64);
+        if (write(2, head, sizeof(head) - 1) > 0)
+            backtrace_symbols_fd(frames, n, 2);
+    }
     if (fatal_ready_file)
         unlink(fatal_ready_file);
     if (fatal_ephemeral_dir && fork() == 0) {
@@ -352,6 +361,8 @@ static void fatal_signals_catch(const char *ready_file, const char *ephemeral_di
 #else
     static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGHUP, SIGQUIT};
 #endif
+    void *warm[1];
+    backtrace(warm, 1); /* loads what backtrace() needs now, not inside the handler */
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = fatal_signal_cb;

@@ -306,9 +306,23 @@ class Cluster:
         return "\n".join(data.decode("utf-8", "replace").splitlines()[-n:])
 
     def diag(self, proc_rc=None):
-        return ("  argv: %s\n  stdout: %r\n  stderr (%s), last lines:\n%s"
+        return ("  argv: %s\n  stdout: %r\n  stderr (%s), last lines:\n%s%s"
                 % (" ".join(self.argv()), self.stdout_lines[-5:], self.stderr_path,
-                   "\n".join("    " + l for l in self.stderr_tail().splitlines())))
+                   "\n".join("    " + l for l in self.stderr_tail().splitlines()), self.crash_stack()))
+
+    def crash_stack(self):
+        """The stack minikora printed on a fatal signal, resolved to functions and lines."""
+        text = self.stderr_text()
+        at = text.rfind("minikora: fatal signal; stack:")
+        offs = re.findall(r"minikora\(\+(0x[0-9a-f]+)\)", text[at:]) if at >= 0 else []
+        if not offs:
+            return ""
+        try:
+            out = subprocess.run(["addr2line", "-f", "-i", "-C", "-e", str(BIN)] + offs,
+                                 capture_output=True, text=True, timeout=20).stdout
+        except (OSError, subprocess.SubprocessError) as e:
+            return "\n  crash stack: addr2line failed: %s" % e
+        return "\n  crash stack (addr2line):\n" + "\n".join("    " + l for l in out.splitlines())
 
     def vm_status(self):
         """{'VmPeak': kB, 'VmRSS': kB, ...} from /proc (Linux)."""
