@@ -1194,7 +1194,11 @@ int mk_log_close_synced(mk_log_t *log)
         return 0;
     if (log->io_err || log->epochs_stale)
         return mk_log_close(log);
+    /* What log_close_begin() lets go of, but for the fsync: a cleaning job
+     * in flight (its after callback would find log freed), the gate. */
     log_detach_flush(log);
+    mk_log_clean_detach(log);
+    mk_log_io_detach(&log->io);
     log->flushed_offset = mk_log_end_offset(log);
     log_close_end(log, 0, log_active(log)->st.size >= MARKER_MIN_BYTES);
     return 0;
