@@ -512,7 +512,22 @@ if [ "$ONLY" != mock ] && [ "$NOISY" != 0 ] && [ -x "$MINIKORA" ] && command -v 
     if [ -n "$bkey" ] && [ -n "$akey" ]; then
         noisy_phase alone 0
         noisy_phase flood 1
-        sleep 12  # the quota windows forget the unthrottled flood
+        # The flood's aftermath is not the throttled A: its sealed segments are copied to S3 and
+        # deleted for retention.bytes for a while after it stops (tens of seconds on a slow disk),
+        # and that work on the same cores was B's p99 in the throttled phase.  Wait (at most 180 s)
+        # until tiering has nothing pending or in flight, and at least 12 s: the quota windows
+        # (11 x 1 s) forget the unthrottled flood.
+        t_quiet=$SECONDS
+        for _ in $(seq 1 360); do
+            curl -s "$admin/v1/tier" | "${PYTHON:-/usr/bin/python3}" -c 'import json, sys
+j = json.load(sys.stdin)
+u, d = j.get("uploads", {}), j.get("deletes", {})
+sys.exit(0 if not j.get("enabled") or u.get("pending", 0) + u.get("in_flight", 0) + d.get("in_flight", 0) == 0 else 1)' \
+                2>/dev/null && break
+            sleep 0.5  # polling an admin figure; no event to wait on
+        done
+        echo "bench: noisy neighbour: the flood's tiering done $((SECONDS - t_quiet)) s after it" | tee "$OUT/noisy-drain.txt"
+        [ $((SECONDS - t_quiet)) -lt 12 ] && sleep $((12 - (SECONDS - t_quiet)))
         curl -s -X PUT -H "$auth" "$admin/v1/tenants/tenant-a/quotas" -H 'Content-Type: application/json' \
             -d "{\"producer_byte_rate\": $N_QUOTA}" > /dev/null
         noisy_phase throttled 1
