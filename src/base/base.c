@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -650,6 +651,37 @@ bool mk_map_next(const mk_map_t *m, size_t *iter, const char **key, void **val)
     }
     *iter = m->cap;
     return false;
+}
+
+/* ================================================================= per loop */
+
+static pthread_mutex_t per_loop_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void *mk_per_loop_get(mk_per_loop_t **list, const void *loop, size_t size)
+{
+    pthread_mutex_lock(&per_loop_lock);
+    mk_per_loop_t *o = *list;
+    while (o && o->loop != loop)
+        o = o->next;
+    if (!o && size >= sizeof(*o) && (o = mk_calloc(1, size)) != NULL) {
+        o->loop = loop;
+        o->next = *list;
+        *list = o;
+    }
+    pthread_mutex_unlock(&per_loop_lock);
+    return o;
+}
+
+void mk_per_loop_free(mk_per_loop_t **list, void *obj)
+{
+    pthread_mutex_lock(&per_loop_lock);
+    for (mk_per_loop_t **pp = list; *pp; pp = &(*pp)->next)
+        if (*pp == obj) {
+            *pp = (*pp)->next;
+            break;
+        }
+    pthread_mutex_unlock(&per_loop_lock);
+    mk_free(obj);
 }
 
 /* ==================================================================== files */

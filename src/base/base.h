@@ -202,6 +202,22 @@ int mk_rm_rf(const char *path);
  * renamed.  0 or -1 (errno set; the temporary file removed). */
 int mk_file_write_private(const char *path, const void *data, size_t len, bool sync);
 
+/* ================================================================= per loop */
+
+/* State kept once per event loop (the brokers of embedded clusters run their
+ * loops on other threads): an object whose first member is mk_per_loop_t,
+ * on a list owned by its module.  The list is searched and changed under
+ * one lock (any thread); the object itself is used by its loop's thread. */
+typedef struct mk_per_loop_s {
+    const void *loop;
+    struct mk_per_loop_s *next;
+} mk_per_loop_t;
+/* loop's object on *list; when there is none and size > 0, a new zeroed
+ * one of size bytes.  NULL: none, or out of memory. */
+void *mk_per_loop_get(mk_per_loop_t **list, const void *loop, size_t size);
+/* Takes obj off *list and frees it. */
+void mk_per_loop_free(mk_per_loop_t **list, void *obj);
+
 /* ==================================================================== logger */
 
 enum { MK_LOGGER_DEBUG = 0, MK_LOGGER_INFO, MK_LOGGER_WARN, MK_LOGGER_ERROR };

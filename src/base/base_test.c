@@ -131,6 +131,35 @@ static void test_fault_hook(void)
     mk_buf_free(&buf);
 }
 
+/* The per-loop registry: one object per loop key, made on demand, found
+ * again, taken off its list (first, middle, last) and freed. */
+static void test_per_loop(void)
+{
+    typedef struct {
+        mk_per_loop_t link;
+        int n;
+    } obj_t;
+    mk_per_loop_t *list = NULL;
+    int keys[3];
+    CHECK(mk_per_loop_get(&list, &keys[0], 0) == NULL && list == NULL);
+    obj_t *o[3];
+    for (int i = 0; i < 3; i++) {
+        o[i] = mk_per_loop_get(&list, &keys[i], sizeof(obj_t));
+        CHECK(o[i] != NULL && o[i]->n == 0 && o[i]->link.loop == &keys[i]);
+        o[i]->n = i + 1;
+    }
+    for (int i = 0; i < 3; i++)
+        CHECK(mk_per_loop_get(&list, &keys[i], 0) == o[i] && mk_per_loop_get(&list, &keys[i], sizeof(obj_t)) == o[i]);
+    mk_per_loop_free(&list, o[1]);
+    CHECK(mk_per_loop_get(&list, &keys[1], 0) == NULL);
+    CHECK(mk_per_loop_get(&list, &keys[0], 0) == o[0] && mk_per_loop_get(&list, &keys[2], 0) == o[2]);
+    mk_per_loop_free(&list, o[2]);
+    mk_per_loop_free(&list, o[0]);
+    CHECK(list == NULL);
+    mk_mem_fail_at(1);
+    CHECK(mk_per_loop_get(&list, &keys[0], sizeof(obj_t)) == NULL && list == NULL);
+}
+
 int main(void)
 {
     test_reader();
@@ -138,6 +167,7 @@ int main(void)
     test_crc();
     test_arena_map();
     test_fault_hook();
+    test_per_loop();
     if (failures) {
         fprintf(stderr, "base_test: %d failures\n", failures);
         return 1;

@@ -795,44 +795,24 @@ static int log_flush_sync(mk_log_t *log, bool all)
  * something, and is freed when idle. */
 
 struct mk_log_flushq_s {
-    uv_loop_t *loop;
+    mk_per_loop_t link;        /* on flushqs, by loop */
     size_t inflight;           /* this loop's flush requests on the threadpool */
     mk_log_t *head, *tail;     /* logs waiting for a slot, oldest first */
-    mk_log_flushq_t *next;     /* in flushqs */
 };
 
-static pthread_mutex_t flushqs_lock = PTHREAD_MUTEX_INITIALIZER;
-static mk_log_flushq_t *flushqs;
+static mk_per_loop_t *flushqs;
 
 /* loop's queue, created when missing; NULL on allocation failure. */
 static mk_log_flushq_t *flushq_get(uv_loop_t *loop)
 {
-    pthread_mutex_lock(&flushqs_lock);
-    mk_log_flushq_t *q = flushqs;
-    while (q && q->loop != loop)
-        q = q->next;
-    if (!q && (q = mk_calloc(1, sizeof(*q))) != NULL) {
-        q->loop = loop;
-        q->next = flushqs;
-        flushqs = q;
-    }
-    pthread_mutex_unlock(&flushqs_lock);
-    return q;
+    return mk_per_loop_get(&flushqs, loop, sizeof(mk_log_flushq_t));
 }
 
 /* Frees q when nothing runs or waits in it any more. */
 static void flushq_release(mk_log_flushq_t *q)
 {
-    if (q->inflight || q->head)
-        return;
-    pthread_mutex_lock(&flushqs_lock);
-    for (mk_log_flushq_t **pp = &flushqs; *pp; pp = &(*pp)->next)
-        if (*pp == q) {
-            *pp = q->next;
-            break;
-        }
-    pthread_mutex_unlock(&flushqs_lock);
-    mk_free(q);
+    if (!q->inflight && !q->head)
+        mk_per_loop_free(&flushqs, q);
 }
 
 static void flushq_push(mk_log_flushq_t *q, mk_log_t *log)

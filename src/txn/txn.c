@@ -31,7 +31,6 @@
 
 #include <assert.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,46 +348,26 @@ static void pstate_move(pstate_t *to, pstate_t *from)
 #define LOAD_RETRY 1 /* load_open(): could not start now, try again later */
 
 struct loadq_s {
-    uv_loop_t *loop;
+    mk_per_loop_t link;        /* on loadqs, by loop */
     size_t inflight;           /* loads of this loop on the threadpool */
     bool stalled;              /* the head could not start: wait for an end or a tick */
     int64_t warned_ms;         /* the last "cannot start" warning (one per 10 s) */
     load_t *head, *tail;       /* waiting loads, oldest first */
-    loadq_t *next;             /* in loadqs */
 };
 
-static pthread_mutex_t loadqs_lock = PTHREAD_MUTEX_INITIALIZER;
-static loadq_t *loadqs;
+static mk_per_loop_t *loadqs;
 
 /* loop's queue; created when missing if create (NULL on no memory). */
 static loadq_t *loadq_find(uv_loop_t *loop, bool create)
 {
-    pthread_mutex_lock(&loadqs_lock);
-    loadq_t *q = loadqs;
-    while (q && q->loop != loop)
-        q = q->next;
-    if (!q && create && (q = mk_calloc(1, sizeof(*q))) != NULL) {
-        q->loop = loop;
-        q->next = loadqs;
-        loadqs = q;
-    }
-    pthread_mutex_unlock(&loadqs_lock);
-    return q;
+    return mk_per_loop_get(&loadqs, loop, create ? sizeof(loadq_t) : 0);
 }
 
 /* Frees q when nothing runs or waits in it any more. */
 static void loadq_release(loadq_t *q)
 {
-    if (q->inflight || q->head)
-        return;
-    pthread_mutex_lock(&loadqs_lock);
-    for (loadq_t **pp = &loadqs; *pp; pp = &(*pp)->next)
-        if (*pp == q) {
-            *pp = q->next;
-            break;
-        }
-    pthread_mutex_unlock(&loadqs_lock);
-    mk_free(q);
+    if (!q->inflight && !q->head)
+        mk_per_loop_free(&loadqs, q);
 }
 
 static void loadq_push(loadq_t *q, load_t *l, bool front)
