@@ -108,7 +108,7 @@ void mk_admin_cell_load(mk_admin_t *a, int32_t cell, mk_admin_cell_load_t *out)
     size_t it = 0;
     mk_topic_t *tp;
     while ((tp = mk_cluster_topic_next(a->c, &it))) {
-        if (!mk_health_topic_internal(tp->name))
+        if (!mk_cluster_topic_internal(tp->name))
             continue;
         for (int32_t p = 0; p < tp->partition_count; p++) {
             mk_partition_t *part = mk_cluster_topic_partition(tp, p);

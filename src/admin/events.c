@@ -158,7 +158,7 @@ void mk_admin_observe(mk_admin_t *a, const char *why, bool quiet)
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it))) {
-        if (mk_health_topic_internal(t->name))
+        if (mk_cluster_topic_internal(t->name))
             continue; /* the health manager's probe topics: its own events tell */
         seen_topic_t *st = mk_map_get(&ev->seen_topics, t->name);
         if (st && (memcmp(st->id, t->id, 16) != 0 || st->n != t->partition_count)) {

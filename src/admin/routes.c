@@ -192,7 +192,7 @@ static bool counts_take(mk_admin_t *a, counts_t *k)
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it))) {
-        if (mk_health_topic_internal(t->name))
+        if (mk_cluster_topic_internal(t->name))
             continue; /* the health manager's probes: internal */
         k->topics++;
         for (int32_t i = 0; i < t->partition_count; i++) {
@@ -682,7 +682,7 @@ static void h_topics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_cap
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it)))
-        if (!mk_health_topic_internal(t->name)) /* probe topics: GET /v1/health */
+        if (!mk_cluster_topic_internal(t->name)) /* probe topics: GET /v1/health */
             json_array_append_new(arr, topic_summary_json(a, t));
     mk_admin_http_json(resp, 200, json_pack("{s:o}", "topics", arr));
 }
@@ -1312,7 +1312,7 @@ static bool delete_owned(mk_admin_t *a, const mk_tenant_t *tenant, int *topics, 
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it)))
-        if ((!tenant || mk_tenant_visible(tenant, t->name)) && !mk_health_topic_internal(t->name))
+        if ((!tenant || mk_tenant_visible(tenant, t->name)) && !mk_cluster_topic_internal(t->name))
             names_add(&tn, t->name);
     for (int i = 0; i < tn.n; i++) {
         t = mk_cluster_topic_find(a->c, tn.v[i]);
@@ -2451,7 +2451,7 @@ static void partition_metrics(mk_admin_t *a, mk_buf_t *o)
         size_t it = 0;
         mk_topic_t *t;
         while ((t = mk_cluster_topic_next(a->c, &it)))
-            for (int32_t i = 0; i < t->partition_count && !mk_health_topic_internal(t->name); i++) {
+            for (int32_t i = 0; i < t->partition_count && !mk_cluster_topic_internal(t->name); i++) {
                 mk_partition_t *p = mk_cluster_topic_partition(t, i);
                 mk_log_t *log = mk_partition_log(p);
                 mk_log_stats_t st = {0};
@@ -2749,12 +2749,12 @@ static void h_metrics(mk_admin_t *a, const mk_http_req_t *req, const mk_admin_ca
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(a->c, &it)))
-        if (!mk_health_topic_internal(t->name))
+        if (!mk_cluster_topic_internal(t->name))
             mk_prom_sample(o, "minikora_topic_partitions", t->partition_count, "topic", t->name, NULL);
     mk_prom_help(o, "minikora_topic_size_bytes", "gauge", "Bytes of the topic's leader logs, all partitions.");
     it = 0;
     while ((t = mk_cluster_topic_next(a->c, &it))) {
-        if (mk_health_topic_internal(t->name))
+        if (mk_cluster_topic_internal(t->name))
             continue;
         uint64_t size;
         int64_t records;

@@ -85,8 +85,6 @@ const char *mk_health_state_name(int state)
     return state >= 0 && state < (int)MK_ARRAY_LEN(state_names) ? state_names[state] : "unknown";
 }
 
-bool mk_health_topic_internal(const char *name) { return mk_cluster_topic_internal(name); }
-
 void mk_health_config_from(const mk_config_t *cfg, mk_health_config_t *out)
 {
     out->enable = mk_cluster_config_get_bool(cfg, "minikora.health.enable");
@@ -381,7 +379,7 @@ static bool replace_moves(mk_health_t *h, slot_t *s)
     size_t it = 0;
     mk_topic_t *t;
     while ((t = mk_cluster_topic_next(h->c, &it))) {
-        if (mk_health_topic_internal(t->name))
+        if (mk_cluster_topic_internal(t->name))
             continue;
         for (int32_t i = 0; i < t->partition_count; i++) {
             mk_partition_t *p = mk_cluster_topic_partition(t, i);

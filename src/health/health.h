@@ -137,7 +137,5 @@ const mk_health_config_t *mk_health_config(const mk_health_t *h);
  * the cluster, retired ones included), in id order: n and a borrowed array
  * valid until the next return to the loop. */
 const mk_health_broker_t *mk_health_brokers(mk_health_t *h, int *n);
-/* Whether a topic (internal name) is one of the probe topics. */
-bool mk_health_topic_internal(const char *name);
 
 #endif /* MK_HEALTH_H */
