@@ -167,6 +167,7 @@ typedef struct produce_wait_s {
     uint8_t topic_id[16];
     int32_t partition;
     int64_t end_offset;        /* the HW must reach this; -1 once settled */
+    bool soft;                 /* acks=1 backing off (repl.h): answered without error whatever happens */
     const mk_ProduceRequest_PartitionProduceData_t *retry;   /* loading: the partition's data */
     mk_ProduceResponse_PartitionProduceResponse_t *resp;
 } produce_wait_t;
@@ -182,6 +183,14 @@ static bool settle_wait(mk_req_t *req, produce_wait_t *w, bool final)
 {
     mk_topic_t *t = mk_cluster_topic_find_id(req->c, w->topic_id);
     mk_partition_t *p = mk_cluster_topic_partition(t, w->partition);
+    if (w->soft) {
+        /* The leader has it: only the answer was held back. */
+        if (p && mk_partition_leader(p) == req->node->id && mk_partition_log(p) &&
+            mk_partition_hw(p) < w->end_offset && !final)
+            return false;
+        w->end_offset = -1;
+        return true;
+    }
     int16_t err = 0;
     if (!p || mk_partition_leader(p) != req->node->id || !mk_partition_log(p)) {
         err = MK_KERR_NOT_LEADER_OR_FOLLOWER;
@@ -238,7 +247,7 @@ static bool produce_check(mk_req_t *req, bool final)
 
 /* Leave partition rp of a Produce unanswered: until the HW reaches end, or
  * (retry != NULL) until the partition's producer state has loaded. */
-static void produce_wait(mk_req_t *req, const mk_topic_t *t, int32_t index, int64_t end,
+static void produce_wait(mk_req_t *req, const mk_topic_t *t, int32_t index, int64_t end, bool soft,
                          const mk_ProduceRequest_PartitionProduceData_t *retry,
                          mk_ProduceResponse_PartitionProduceResponse_t *rp)
 {
@@ -250,6 +259,7 @@ static void produce_wait(mk_req_t *req, const mk_topic_t *t, int32_t index, int6
     memcpy(w->topic_id, t->id, 16);
     w->partition = index;
     w->end_offset = end;
+    w->soft = soft;
     w->retry = retry;
     w->resp = rp;
     w->next = req->ctx;
@@ -286,7 +296,7 @@ static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequ
     if (err && a.loading && q->Acks != 0) {
         /* Idempotent or transactional, and this leader's producer state is
          * still loading (off the loop): answered once it has. */
-        produce_wait(req, t, qp->Index, -1, qp, rp);
+        produce_wait(req, t, qp->Index, -1, false, qp, rp);
         return;
     }
     if (err) {
@@ -305,9 +315,12 @@ static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequ
     /* acks=all: answered once the ISR has it (see produce_check); a retried
      * duplicate only once the original is replicated. */
     if (q->Acks == -1 && mk_partition_hw(p) < a.end_offset)
-        produce_wait(req, t, qp->Index, a.end_offset, NULL, rp);
+        produce_wait(req, t, qp->Index, a.end_offset, false, NULL, rp);
     else if (q->Acks == -1)
         req->b->acks_all_acked++;
+    else if (q->Acks == 1 && !a.duplicate && qp->Records.len > (int32_t)MK_REPL_INLINE_BYTES &&
+             mk_partition_hw(p) < a.end_offset)
+        produce_wait(req, t, qp->Index, a.end_offset, true, NULL, rp); /* backing off (repl.h) */
 }
 
 int mk_broker_handle_produce(mk_req_t *req)
@@ -357,7 +370,13 @@ int mk_broker_handle_produce(mk_req_t *req)
             note_leader(leaders, &nl, r->Responses.items[i].PartitionResponses.items[j].CurrentLeader.LeaderId);
     FILL_ENDPOINTS(req, r->NodeEndpoints, ProduceResponse_NodeEndpoint, leaders, nl);
     if (req->ctx && !produce_check(req, false)) {
-        mk_broker_req_park(req, q->TimeoutMs > 0 ? q->TimeoutMs : 1, produce_check);
+        int64_t wait_ms = q->TimeoutMs > 0 ? q->TimeoutMs : 1;
+        bool soft = true;
+        for (const produce_wait_t *w = req->ctx; w; w = w->next)
+            soft &= w->soft || w->end_offset < 0;
+        if (soft && wait_ms > MK_REPL_BACKOFF_MS)
+            wait_ms = MK_REPL_BACKOFF_MS;
+        mk_broker_req_park(req, wait_ms, produce_check);
         return MK_REQ_PENDING;
     }
     return MK_REQ_DONE;

@@ -490,7 +490,7 @@ static int out_append(mk_log_clean_t *j, clean_group_t *g, const uint8_t *p, siz
     if (rc)
         return rc;
     v.pos = 0;
-    rc = mk_log_seg_append(g->out, p, n, &v, 1, j->index_interval, j->now_ms);
+    rc = mk_log_seg_append(g->out, p, n, &v, 1, j->index_interval, j->now_ms, 0);
     if (rc == 0)
         j->bytes_written += n;
     return rc;

@@ -1498,6 +1498,7 @@ static bool log_should_roll(const mk_log_t *log, const mk_log_seg_t *seg, size_t
  * instead (a follower jumping ahead, or retention's roll of nothing). */
 static int log_roll(mk_log_t *log, int64_t base)
 {
+    log->wgen++;
     mk_log_seg_t *old = log_active(log);
     if (old->st.size == 0 && old->base_offset == base)
         return 0;
@@ -1529,30 +1530,35 @@ static int log_roll(mk_log_t *log, int64_t base)
 
 static int log_append_planned_io(mk_log_t *log, const uint8_t *p, size_t len, const mk_batch_view_t *views,
                                  size_t nviews, const append_plan_t *pl, int64_t now_ms,
-                                 mk_log_append_info_t *info);
+                                 mk_log_append_info_t *info, const mk_log_prewrite_t *pw);
+
+/* The gate (log.h) before a write: held writes return MK_ERR_AGAIN before
+ * any byte is written or any offset is taken; an injected EIO fails the
+ * log.  0: write, then mk_log_io_end(). */
+static int log_write_begin(mk_log_t *log, uint64_t *t0)
+{
+    int rc = mk_log_io_begin(&log->io, MK_LOG_IO_WRITE, t0);
+    if (rc == MK_ERR_IO)
+        log_fail(log, "write (injected EIO)");
+    return rc == MK_ERR_AGAIN || rc == MK_ERR_IO ? rc : 0;
+}
 
 static int log_append_planned(mk_log_t *log, const uint8_t *p, size_t len, const mk_batch_view_t *views,
                               size_t nviews, const append_plan_t *pl, int64_t now_ms,
-                              mk_log_append_info_t *info)
+                              mk_log_append_info_t *info, const mk_log_prewrite_t *pw)
 {
-    /* The gate (log.h): held appends return MK_ERR_AGAIN before any byte is
-     * written or any offset is taken; an injected EIO fails the log. */
     uint64_t t0;
-    int rc = mk_log_io_begin(&log->io, MK_LOG_IO_WRITE, &t0);
-    if (rc == MK_ERR_AGAIN)
+    int rc = log_write_begin(log, &t0);
+    if (rc)
         return rc;
-    if (rc == MK_ERR_IO) {
-        log_fail(log, "write (injected EIO)");
-        return rc;
-    }
-    rc = log_append_planned_io(log, p, len, views, nviews, pl, now_ms, info);
+    rc = log_append_planned_io(log, p, len, views, nviews, pl, now_ms, info, pw);
     mk_log_io_end(&log->io, MK_LOG_IO_WRITE, t0, rc); /* a rolled-back failure keeps the log */
     return rc;
 }
 
 static int log_append_planned_io(mk_log_t *log, const uint8_t *p, size_t len, const mk_batch_view_t *views,
                                  size_t nviews, const append_plan_t *pl, int64_t now_ms,
-                                 mk_log_append_info_t *info)
+                                 mk_log_append_info_t *info, const mk_log_prewrite_t *pw)
 {
     mk_log_seg_t *active = log_active(log);
     int rc = log_epochs_reserve(log, views, nviews);
@@ -1562,7 +1568,18 @@ static int log_append_planned_io(mk_log_t *log, const uint8_t *p, size_t len, co
     if (rc)
         return rc;
     active = log_active(log);
-    rc = mk_log_seg_append(active, p, len, views, nviews, log->cfg.index_interval_bytes, now_ms);
+    /* A prewrite counts only if nothing wrote, rolled or truncated since.
+     * The header fields an append rewrites (baseOffset, batchLength,
+     * partitionLeaderEpoch: the first 16 bytes of each batch) go in again. */
+    size_t skip = pw && pw->wgen == log->wgen && pw->seg == active && pw->pos == active->st.size
+                      ? MK_MIN(pw->done, len) : 0;
+    log->wgen++;
+    for (size_t i = 0; i < nviews && views[i].pos < skip && !rc; i++)
+        rc = mk_log_seg_prewrite(active, p + views[i].pos, MK_MIN((size_t)16, skip - views[i].pos),
+                                 active->st.size + views[i].pos);
+    if (rc)
+        return rc;
+    rc = mk_log_seg_append(active, p, len, views, nviews, log->cfg.index_interval_bytes, now_ms, skip);
     if (rc == MK_ERR_STATE) {
         log_fail(log, "append rollback");
         return MK_ERR_IO;
@@ -1610,7 +1627,7 @@ int mk_log_append_views(mk_log_t *log, uint8_t *batches, size_t len, mk_batch_vi
     if (rc)
         return rc;
     append_assign(batches, views, nviews, pl.first, leader_epoch);
-    return log_append_planned(log, batches, len, views, nviews, &pl, now_ms, info);
+    return log_append_planned(log, batches, len, views, nviews, &pl, now_ms, info, NULL);
 }
 
 /* Views for the parsing wrappers: on the stack for the usual few batches,
@@ -1667,8 +1684,8 @@ int mk_log_append(mk_log_t *log, uint8_t *batches, size_t len, int32_t leader_ep
 }
 
 /* Follower append: offsets kept as given, must be >= end (log.h). */
-int mk_log_append_replica(mk_log_t *log, const uint8_t *batches, size_t len, int64_t now_ms,
-                          mk_log_append_info_t *info)
+int mk_log_append_replica_prewritten(mk_log_t *log, const uint8_t *batches, size_t len, int64_t now_ms,
+                                     const mk_log_prewrite_t *pw, mk_log_append_info_t *info)
 {
     if (log->io_err)
         return log->io_err;
@@ -1678,9 +1695,124 @@ int mk_log_append_replica(mk_log_t *log, const uint8_t *batches, size_t len, int
     if (!rc)
         rc = append_plan(log, len, av.v, av.n, false, &pl);
     if (!rc)
-        rc = log_append_planned(log, batches, len, av.v, av.n, &pl, now_ms, info);
+        rc = log_append_planned(log, batches, len, av.v, av.n, &pl, now_ms, info, pw);
     append_views_free(&av);
     return rc;
+}
+
+int mk_log_append_replica(mk_log_t *log, const uint8_t *batches, size_t len, int64_t now_ms,
+                          mk_log_append_info_t *info)
+{
+    return mk_log_append_replica_prewritten(log, batches, len, now_ms, NULL, info);
+}
+
+static bool prewrite_valid(const mk_log_t *log, const mk_log_prewrite_t *pw)
+{
+    const mk_log_seg_t *active = log->segs[log->nsegs - 1];
+    return pw->wgen == log->wgen && pw->seg == active && pw->pos == active->st.size;
+}
+
+/* A step of an append (log.h): the bytes go where the append will put
+ * them, past the active segment's end, through the storage gate.  assign:
+ * a leader's (offsets not yet assigned). */
+static int log_prewrite(mk_log_t *log, mk_log_prewrite_t *pw, const uint8_t *batches, size_t len, size_t max,
+                        bool assign)
+{
+    if (log->io_err)
+        return log->io_err;
+    mk_log_seg_t *active = log_active(log);
+    if (pw->done == 0 || !prewrite_valid(log, pw)) {
+        /* (Re)start: the append must land in this segment, unrolled. */
+        append_views_t av;
+        append_plan_t pl;
+        int rc = append_views_parse(&av, batches, len);
+        if (!rc)
+            rc = append_plan(log, len, av.v, av.n, assign, &pl);
+        append_views_free(&av);
+        if (rc)
+            return rc;
+        if ((active->st.size == 0 && active->base_offset != pl.first) ||
+            log_should_roll(log, active, len, &pl, mk_now_ms()))
+            return MK_ERR_UNSUPPORTED;
+        pw->seg = active;
+        pw->pos = active->st.size;
+        pw->done = 0;
+        pw->wgen = log->wgen;
+    }
+    if (pw->done >= len)
+        return 1;
+    size_t n = MK_MIN(max, len - pw->done);
+    uint64_t t0;
+    int rc = log_write_begin(log, &t0);
+    if (rc)
+        return rc;
+    rc = mk_log_seg_prewrite(active, batches + pw->done, n, pw->pos + pw->done);
+    mk_log_io_end(&log->io, MK_LOG_IO_WRITE, t0, rc);
+    if (rc)
+        return rc;
+    pw->done += n;
+    return pw->done >= len ? 1 : 0;
+}
+
+int mk_log_prewrite(mk_log_t *log, mk_log_prewrite_t *pw, const uint8_t *batches, size_t len, size_t max)
+{
+    return log_prewrite(log, pw, batches, len, max, false);
+}
+
+static uint32_t views_sig(const uint8_t *p, const mk_batch_view_t *views, size_t n)
+{
+    uint32_t c = 0;
+    for (size_t i = 0; i < n; i++) {
+        c = mk_crc32c(c, p + views[i].pos + 8, 4);   /* batchLength */
+        c = mk_crc32c(c, p + views[i].pos + 17, 4);  /* crc */
+    }
+    return c;
+}
+
+int mk_log_append_views_stepped(mk_log_t *log, uint8_t *batches, size_t len, mk_batch_view_t *views,
+                                size_t nviews, int32_t leader_epoch, int64_t now_ms, size_t step, bool *stepped,
+                                mk_log_append_info_t *info)
+{
+    *stepped = false;
+    if (log->io_err)
+        return log->io_err;
+    if (len <= step || nviews == 0)
+        return mk_log_append_views(log, batches, len, views, nviews, leader_epoch, now_ms, info);
+    for (size_t i = 0; i < nviews; i++)
+        if (views[i].pos > len || views[i].size < MK_BATCH_HEADER_SIZE || views[i].size > len - views[i].pos)
+            return MK_ERR_INVALID;
+    uint32_t sig = views_sig(batches, views, nviews);
+    bool same = log->lstage.p == batches && log->lstage.len == len && log->lstage.sig == sig;
+    if (same && log->lstage.pw.done > 0 && !prewrite_valid(log, &log->lstage.pw)) {
+        /* Voided by another write: append at once. */
+        memset(&log->lstage, 0, sizeof(log->lstage));
+        return mk_log_append_views(log, batches, len, views, nviews, leader_epoch, now_ms, info);
+    }
+    if (!same && log->lstage.p && log->lstage.pw.done > 0 && prewrite_valid(log, &log->lstage.pw))
+        /* Another append is in steps: this one goes at once (and voids those,
+         * which then go at once too), rather than each restarting the other. */
+        return mk_log_append_views(log, batches, len, views, nviews, leader_epoch, now_ms, info);
+    if (!same) {
+        memset(&log->lstage, 0, sizeof(log->lstage));
+        log->lstage.p = batches;
+        log->lstage.len = len;
+        log->lstage.sig = sig;
+    }
+    int rc = log_prewrite(log, &log->lstage.pw, batches, len, step, true);
+    if (rc == 0) {
+        *stepped = true;
+        return MK_ERR_AGAIN;
+    }
+    mk_log_prewrite_t pw = log->lstage.pw;
+    memset(&log->lstage, 0, sizeof(log->lstage));
+    if (rc == MK_ERR_AGAIN || rc == MK_ERR_IO)
+        return rc; /* held at the gate; or failed */
+    append_plan_t pl;
+    rc = append_plan(log, len, views, nviews, true, &pl);
+    if (rc)
+        return rc;
+    append_assign(batches, views, nviews, pl.first, leader_epoch);
+    return log_append_planned(log, batches, len, views, nviews, &pl, now_ms, info, pw.done == len ? &pw : NULL);
 }
 
 /* ================================================================= read */
@@ -1847,6 +1979,7 @@ int mk_log_max_timestamp(mk_log_t *log, mk_log_ts_t *out)
 
 static void log_delete_front(mk_log_t *log, size_t n, const char *why)
 {
+    log->wgen++;
     uint64_t left = log->size_bytes;
     for (size_t i = 0; i < n; i++) {
         mk_log_seg_t *seg = log->segs[i];
@@ -1954,6 +2087,7 @@ int mk_log_start_follow(mk_log_t *log, int64_t offset) { return log_start_move(l
  * (Kafka's truncateFullyAndStartAt) empties the log and restarts it there. */
 static int log_truncate(mk_log_t *log, int64_t offset, bool full)
 {
+    log->wgen++;
     if (offset < 0)
         return MK_ERR_INVALID;
     if (log->io_err)

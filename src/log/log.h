@@ -178,6 +178,43 @@ int mk_log_append_views(mk_log_t *log, uint8_t *batches, size_t len, mk_batch_vi
 int mk_log_append_replica(mk_log_t *log, const uint8_t *batches, size_t len, int64_t now_ms,
                           mk_log_append_info_t *info);
 
+/* A follower append in steps (repl/'s copies of large batches), so that no
+ * loop turn writes more than a step: mk_log_prewrite() writes the next
+ * at most max bytes of batches past the log's end, where nothing reads
+ * them (a crash leaves a torn tail that recovery cuts, as after any
+ * interrupted write); mk_log_append_replica_prewritten() then stores the
+ * batches, writing only what was not prewritten, or all of it when the log
+ * changed meanwhile (any append, truncation, roll).  Returns 1 when all of
+ * batches is written, 0 when more is left, MK_ERR_AGAIN when the storage
+ * gate holds writes, MK_ERR_UNSUPPORTED when the append would start a new
+ * segment (append at once instead), or another error.  pw is the caller's,
+ * zeroed before the first step; batches must stay the same bytes. */
+#define MK_LOG_STEP_BYTES (128u << 10)  /* the step the callers use (repl/, partition/) */
+typedef struct mk_log_prewrite_s {
+    const void *seg;            /* the active segment it began in */
+    uint64_t pos;               /* where the batches go in it */
+    size_t done;                /* bytes written there */
+    uint64_t wgen;              /* the log's write generation then */
+} mk_log_prewrite_t;
+int mk_log_prewrite(mk_log_t *log, mk_log_prewrite_t *pw, const uint8_t *batches, size_t len, size_t max);
+int mk_log_append_replica_prewritten(mk_log_t *log, const uint8_t *batches, size_t len, int64_t now_ms,
+                                     const mk_log_prewrite_t *pw, mk_log_append_info_t *info);
+
+/* A leader append in steps (partition/'s large Produce): as
+ * mk_log_append_views(), but batches of more than step bytes are first
+ * written past the log's end, a step per call, and each such call returns
+ * MK_ERR_AGAIN with *stepped set (nothing appended, no offset taken: call
+ * again with the same bytes, as a parked Produce's retry does); the call
+ * after the last step appends them without writing them again (their
+ * offsets and epoch go in then).  The log remembers one such append (by
+ * address, length and the batches' CRCs).  Steps voided by anything written
+ * to the log in between are not started again: the next call appends at
+ * once, so a partition that others write to meanwhile delays a large
+ * append by one void at most. */
+int mk_log_append_views_stepped(mk_log_t *log, uint8_t *batches, size_t len, mk_batch_view_t *views,
+                                size_t nviews, int32_t leader_epoch, int64_t now_ms, size_t step, bool *stepped,
+                                mk_log_append_info_t *info);
+
 /* ===================================================================== read */
 
 /* Appends to out whole batches, starting with the batch that contains

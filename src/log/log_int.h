@@ -188,8 +188,12 @@ int mk_log_seg_recover(mk_log_seg_t *seg, int64_t limit, bool trust, int32_t ind
  * bytes (pos relative to p) and are trusted: no header is parsed again.
  * On error the files and state are rolled back.  Returns 0, MK_ERR_IO,
  * MK_ERR_NOMEM, or MK_ERR_STATE when the rollback failed too. */
+/* Writes p at pos of the .log file (past its end: no state changes).
+ * 0 or MK_ERR_IO. */
+int mk_log_seg_prewrite(mk_log_seg_t *seg, const uint8_t *p, size_t len, uint64_t pos);
+/* skip: the first bytes of p are in the file already (mk_log_seg_prewrite). */
 int mk_log_seg_append(mk_log_seg_t *seg, const uint8_t *p, size_t len, const mk_batch_view_t *views,
-                      size_t nviews, int32_t index_interval, int64_t now_ms);
+                      size_t nviews, int32_t index_interval, int64_t now_ms, size_t skip);
 
 /* Removes every batch whose last offset is >= offset and reloads the state.
  * Returns 0, MK_ERR_IO, MK_ERR_CORRUPT, MK_ERR_NOMEM. */
@@ -318,6 +322,14 @@ struct mk_log_s {
     int64_t last_flush_ms;
     bool dir_dirty;            /* entries created or removed since last flush */
     int io_err;                /* sticky: 0 or MK_ERR_IO */
+    uint64_t wgen;             /* write generation: moves with every append, roll, truncation
+                                * (a prewrite from an older one is void) */
+    struct {                   /* the leader append in steps (mk_log_append_views_stepped) */
+        const uint8_t *p;      /* its bytes (the caller's), NULL for none */
+        size_t len;
+        uint32_t sig;          /* CRC32C of its batches' lengths and CRCs */
+        mk_log_prewrite_t pw;
+    } lstage;
     mk_log_flush_t *flush;     /* in flight on the threadpool, or NULL */
     bool flush_again;          /* requested while one was in flight */
     mk_log_flushq_t *flushq;   /* the loop's flush queue it waits in (no descriptors

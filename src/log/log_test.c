@@ -882,6 +882,191 @@ static void test_delete_truncate_replica(void)
     mk_buf_free(&fout);
 }
 
+/* A follower append in steps (mk_log_prewrite): the stored bytes are the
+ * same as a plain append's; any write, truncation or roll in between voids
+ * the steps (all is written again); a roll ahead is refused; steps left
+ * without their append are cut at reopen. */
+static void test_prewrite(void)
+{
+    char dir[PATH_MAX], dir2[PATH_MAX];
+    subdir(dir, "prewrite/p-0");
+    subdir(dir2, "prewrite/p-0-follower");
+    mk_log_config_t cfg;
+    mk_log_config_default(&cfg);
+    mk_log_t *log = open_log(dir, &cfg);
+    int64_t now0 = mk_now_ms(); /* recent timestamps: segment.ms rolls none */
+    batch_rec_t r0 = append_one(log, 2, now0, 10, 1);
+    batch_rec_t r1 = append_one(log, 400, now0 + 10, 500, 1); /* about 200 KB */
+    (void)r0;
+    mk_buf_t b0, b1, out;
+    mk_buf_init(&b0);
+    mk_buf_init(&b1);
+    mk_buf_init(&out);
+    int64_t next;
+    CHECK_RC(mk_log_read(log, 0, 1, true, &b0, &next));
+    CHECK(next == r1.base);
+    CHECK_RC(mk_log_read(log, r1.base, 1, true, &b1, &next));
+    CHECK(b1.len == r1.size && b1.len > 150000);
+
+    mk_log_t *f = open_log(dir2, &cfg);
+    CHECK_RC(mk_log_append_replica(f, b0.data, b0.len, mk_now_ms(), NULL));
+    /* in steps of 64 KiB: nothing is visible until the append */
+    mk_log_prewrite_t pw;
+    memset(&pw, 0, sizeof(pw));
+    int rc, steps = 0;
+    while ((rc = mk_log_prewrite(f, &pw, b1.data, b1.len, 64 << 10)) == 0) {
+        steps++;
+        CHECK(mk_log_end_offset(f) == r1.base);
+    }
+    CHECK(rc == 1 && steps == (int)(b1.len / (64 << 10)) && pw.done == b1.len);
+    CHECK(mk_log_prewrite(f, &pw, b1.data, b1.len, 64 << 10) == 1); /* nothing more */
+    mk_log_append_info_t info;
+    CHECK_RC(mk_log_append_replica_prewritten(f, b1.data, b1.len, mk_now_ms(), &pw, &info));
+    CHECK(info.first_offset == r1.base && mk_log_end_offset(f) == r1.last + 1);
+    mk_buf_t lall, fall;
+    mk_buf_init(&lall);
+    mk_buf_init(&fall);
+    read_all(log, &lall);
+    read_all(f, &fall);
+    CHECK(lall.len == fall.len && memcmp(lall.data, fall.data, lall.len) == 0);
+
+    /* steps voided by a truncation and the same bytes appended again: the
+     * file was cut, so a stale skip would leave a hole */
+    CHECK_RC(mk_log_truncate_to(f, r1.base));
+    memset(&pw, 0, sizeof(pw));
+    CHECK(mk_log_prewrite(f, &pw, b1.data, b1.len, SIZE_MAX) == 1);
+    CHECK_RC(mk_log_truncate_to(f, 0));                                  /* fully: a new file */
+    CHECK_RC(mk_log_append_replica(f, b0.data, b0.len, mk_now_ms(), NULL)); /* same end as before */
+    CHECK_RC(mk_log_append_replica_prewritten(f, b1.data, b1.len, mk_now_ms(), &pw, NULL));
+    read_all(f, &fall);
+    CHECK(lall.len == fall.len && memcmp(lall.data, fall.data, lall.len) == 0);
+    CHECK_RC(mk_log_close(f));
+    f = open_log(dir2, &cfg);
+    read_all(f, &fall);
+    CHECK(lall.len == fall.len && memcmp(lall.data, fall.data, lall.len) == 0);
+
+    /* steps left without their append: the log ends where it did, a reopen
+     * cuts the torn tail, and the follower goes on */
+    CHECK_RC(mk_log_truncate_to(f, r1.base));
+    memset(&pw, 0, sizeof(pw));
+    CHECK(mk_log_prewrite(f, &pw, b1.data, b1.len, 100000) == 0);
+    CHECK_RC(mk_log_close(f));
+    f = open_log(dir2, &cfg);
+    CHECK(mk_log_end_offset(f) == r1.base);
+    CHECK_RC(mk_log_append_replica(f, b1.data, b1.len, mk_now_ms(), NULL));
+    read_all(f, &fall);
+    CHECK(lall.len == fall.len && memcmp(lall.data, fall.data, lall.len) == 0);
+    CHECK_RC(mk_log_close(f));
+
+    /* an append that would roll is not done in steps */
+    char dir3[PATH_MAX];
+    subdir(dir3, "prewrite/p-0-small");
+    cfg.segment_bytes = 100000;
+    f = open_log(dir3, &cfg);
+    CHECK_RC(mk_log_append_replica(f, b0.data, b0.len, mk_now_ms(), NULL));
+    memset(&pw, 0, sizeof(pw));
+    CHECK(mk_log_prewrite(f, &pw, b1.data, b1.len, 64 << 10) == MK_ERR_UNSUPPORTED);
+    CHECK_RC(mk_log_append_replica_prewritten(f, b1.data, b1.len, mk_now_ms(), &pw, NULL));
+    CHECK(mk_log_end_offset(f) == r1.last + 1);
+    CHECK_RC(mk_log_close(f));
+
+    /* a leader append in steps: MK_ERR_AGAIN and no offset taken until the
+     * last step; stored as a plain append stores it */
+    char dir4[PATH_MAX], dir5[PATH_MAX];
+    subdir(dir4, "prewrite/p-1");
+    subdir(dir5, "prewrite/p-1-plain");
+    mk_log_config_default(&cfg);
+    mk_log_t *l4 = open_log(dir4, &cfg), *l5 = open_log(dir5, &cfg);
+    mk_buf_t big, big2;
+    mk_buf_init(&big);
+    mk_buf_init(&big2);
+    make_batch(&big, 300, now0 + 20, 1, 500);
+    make_batch(&big, 5, now0 + 30, 1, 20); /* two batches */
+    CHECK(big.len > 150000);
+    mk_buf_put(&big2, big.data, big.len);
+    append_one(l4, 2, now0, 10, 3);
+    append_one(l5, 2, now0, 10, 3);
+    mk_batch_view_t v[4];
+    size_t nv = 0;
+    CHECK_RC(mk_batch_views_parse(big.data, big.len, v, 4, &nv));
+    CHECK(nv == 2);
+    bool stepped = false;
+    int calls = 0;
+    mk_log_append_info_t i4, i5;
+    while ((rc = mk_log_append_views_stepped(l4, big.data, big.len, v, nv, 3, mk_now_ms(), 64 << 10, &stepped,
+                                             &i4)) == MK_ERR_AGAIN) {
+        CHECK(stepped);
+        CHECK(mk_log_end_offset(l4) == 2);
+        calls++;
+    }
+    CHECK_RC(rc);
+    CHECK(!stepped && calls == (int)(big.len / (64 << 10)));
+    CHECK(i4.first_offset == 2 && i4.end_offset == 2 + 305 && i4.batch_count == 2);
+    CHECK_RC(mk_log_append(l5, big2.data, big2.len, 3, mk_now_ms(), &i5));
+    read_all(l4, &lall);
+    read_all(l5, &fall);
+    CHECK(lall.len == fall.len && memcmp(lall.data, fall.data, lall.len) == 0);
+    /* voided by another append between steps: the next call appends at once */
+    mk_buf_reset(&big);
+    make_batch(&big, 300, now0 + 40, 1, 500);
+    CHECK_RC(mk_batch_views_parse(big.data, big.len, v, 4, &nv));
+    CHECK(mk_log_append_views_stepped(l4, big.data, big.len, v, nv, 3, mk_now_ms(), 64 << 10, &stepped, &i4) ==
+          MK_ERR_AGAIN);
+    append_one(l4, 1, now0 + 35, 10, 3);
+    CHECK_RC(mk_log_append_views_stepped(l4, big.data, big.len, v, nv, 3, mk_now_ms(), 64 << 10, &stepped, &i4));
+    CHECK(!stepped && i4.first_offset == 2 + 305 + 1);
+    CHECK_RC(mk_log_close(l4));
+    l4 = open_log(dir4, &cfg);
+    CHECK(mk_log_end_offset(l4) == 2 + 305 + 1 + 300);
+    read_all(l4, &lall);
+    size_t nb = 0, pos = 0;
+    mk_batch_view_t bv;
+    while (mk_batch_view_next(lall.data, lall.len, &pos, &bv) == 1) {
+        CHECK(mk_batch_validate_ex(lall.data + bv.pos, bv.size, 0, 0, NULL, NULL, 0) == 0);
+        nb++;
+    }
+    CHECK(nb == 5 && pos == lall.len);
+    /* two large appends in steps at once: the second goes at once, and the
+     * first (voided by it) at its next call: neither restarts the other */
+    mk_buf_t x, y;
+    mk_buf_init(&x);
+    mk_buf_init(&y);
+    make_batch(&x, 300, now0 + 50, 1, 500);
+    make_batch(&y, 300, now0 + 60, 1, 500);
+    mk_batch_view_t vx[2], vy[2];
+    size_t nx = 0, ny = 0;
+    CHECK_RC(mk_batch_views_parse(x.data, x.len, vx, 2, &nx));
+    CHECK_RC(mk_batch_views_parse(y.data, y.len, vy, 2, &ny));
+    int64_t e0 = mk_log_end_offset(l4);
+    CHECK(mk_log_append_views_stepped(l4, x.data, x.len, vx, nx, 3, mk_now_ms(), 64 << 10, &stepped, &i4) ==
+          MK_ERR_AGAIN);
+    CHECK_RC(mk_log_append_views_stepped(l4, y.data, y.len, vy, ny, 3, mk_now_ms(), 64 << 10, &stepped, &i5));
+    CHECK(!stepped && i5.first_offset == e0);
+    CHECK_RC(mk_log_append_views_stepped(l4, x.data, x.len, vx, nx, 3, mk_now_ms(), 64 << 10, &stepped, &i4));
+    CHECK(!stepped && i4.first_offset == e0 + 300 && mk_log_end_offset(l4) == e0 + 600);
+    read_all(l4, &lall);
+    nb = 0;
+    pos = 0;
+    while (mk_batch_view_next(lall.data, lall.len, &pos, &bv) == 1) {
+        CHECK(mk_batch_validate_ex(lall.data + bv.pos, bv.size, 0, 0, NULL, NULL, 0) == 0);
+        nb++;
+    }
+    CHECK(nb == 7 && pos == lall.len);
+    mk_buf_free(&x);
+    mk_buf_free(&y);
+    CHECK_RC(mk_log_close(l4));
+    CHECK_RC(mk_log_close(l5));
+    mk_buf_free(&big);
+    mk_buf_free(&big2);
+
+    mk_buf_free(&lall);
+    mk_buf_free(&fall);
+    mk_buf_free(&b0);
+    mk_buf_free(&b1);
+    mk_buf_free(&out);
+    CHECK_RC(mk_log_close(log));
+}
+
 static void test_segment_ms(void)
 {
     char dir[PATH_MAX];
@@ -2447,6 +2632,7 @@ int main(void)
     test_timestamps();
     test_retention();
     test_delete_truncate_replica();
+    test_prewrite();
     test_segment_ms();
     test_io_faults();
     test_flush_uv();

@@ -1029,10 +1029,10 @@ int mk_log_seg_recover(mk_log_seg_t *seg, int64_t limit, bool trust, int32_t ind
  * (no header is parsed again); rolls back on error (MK_ERR_STATE if even
  * the rollback failed). */
 static int seg_append(mk_log_seg_t *seg, const uint8_t *p, size_t len, const mk_batch_view_t *views,
-                      size_t nviews, int32_t index_interval, int64_t now_ms)
+                      size_t nviews, int32_t index_interval, int64_t now_ms, size_t skip)
 {
     mk_log_seg_state_t saved = seg->st;
-    int rc = mk_log_file_write(seg->fd, p, len, saved.size);
+    int rc = skip < len ? mk_log_file_write(seg->fd, p + skip, len - skip, saved.size + skip) : 0;
     for (size_t i = 0; !rc && i < nviews; i++)
         rc = seg_note_batch(seg, &views[i], saved.size + views[i].pos, index_interval);
     seg->st.size = saved.size + len;
@@ -1055,12 +1055,22 @@ static int seg_append(mk_log_seg_t *seg, const uint8_t *p, size_t len, const mk_
 }
 
 int mk_log_seg_append(mk_log_seg_t *seg, const uint8_t *p, size_t len, const mk_batch_view_t *views,
-                      size_t nviews, int32_t index_interval, int64_t now_ms)
+                      size_t nviews, int32_t index_interval, int64_t now_ms, size_t skip)
 {
     int rc = mk_log_seg_files_get(seg);
     if (rc)
         return rc;
-    rc = seg_append(seg, p, len, views, nviews, index_interval, now_ms);
+    rc = seg_append(seg, p, len, views, nviews, index_interval, now_ms, skip);
+    mk_log_seg_files_put(seg);
+    return rc;
+}
+
+int mk_log_seg_prewrite(mk_log_seg_t *seg, const uint8_t *p, size_t len, uint64_t pos)
+{
+    int rc = mk_log_seg_files_get(seg);
+    if (rc)
+        return rc;
+    rc = mk_log_file_write(seg->fd, p, len, pos);
     mk_log_seg_files_put(seg);
     return rc;
 }

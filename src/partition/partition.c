@@ -364,7 +364,22 @@ int16_t mk_partition_append(mk_partition_writer_t *w, mk_partition_t *p, uint8_t
         a->log_append_time = now;
     }
     mk_log_append_info_t info;
-    int rc = mk_log_append_views(p->log, recs, len, views, (size_t)n, p->leader_epoch, now, &info);
+    /* A large set of batches is written in steps, one per loop turn, while
+     * its Produce waits parked and retries (log.h): no turn writes all of
+     * a 1 MB batch.  Not for acks=0 (no answer to wait for), control
+     * batches, nor LogAppendTime (its bytes change with every try). */
+    bool stepped = false;
+    int rc = !a->control && a->acks != 0 && !t->cfg.log_append_time
+                 ? mk_log_append_views_stepped(p->log, recs, len, views, (size_t)n, p->leader_epoch, now,
+                                               MK_LOG_STEP_BYTES, &stepped, &info)
+                 : mk_log_append_views(p->log, recs, len, views, (size_t)n, p->leader_epoch, now, &info);
+    if (rc == MK_ERR_AGAIN && stepped) {
+        a->loading = true; /* the caller parks it and retries after the wake */
+        snprintf(a->why, sizeof(a->why), "being written in steps");
+        err = MK_KERR_REQUEST_TIMED_OUT;
+        mk_partition_writer_progress(w); /* the wake: the next step in the next turn */
+        goto done;
+    }
     if (rc == MK_ERR_AGAIN) {
         /* Held at the storage I/O gate (a stalled or slow disk): nothing
          * appended; the caller parks and retries after the wake, as for a

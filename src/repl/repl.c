@@ -53,7 +53,16 @@
  * wait for the next turn, so a flood into one tenant's partitions does not
  * hold every other connection of the loop behind one long copy. */
 #define ROUND_BYTES (1u << 20)
-#define TURN_BYTES (4u << 20)
+/* A turn's budget starts at TURN_BYTES (one follower's copy of a full-size
+ * batch) and doubles, up to TURN_BYTES_MAX, for each turn that left rounds
+ * behind, so that a backlog that lasts (a flood) is still caught up. */
+#define TURN_BYTES (256u << 10)
+#define TURN_BYTES_MAX (8u << 20)
+/* A queued copy of more than MK_REPL_INLINE_BYTES is written in steps of
+ * STEP_BYTES, one per turn, past the follower's log end (mk_log_prewrite),
+ * and stored when all is written: no turn writes a whole 1 MB batch. */
+#define STEP_BYTES MK_LOG_STEP_BYTES
+#define SPARE_BUFS 16
 #define TICK_MS 200
 
 /* A scheduled event for one follower: a copy round (a follower Fetch: it
@@ -71,6 +80,17 @@ typedef struct move_s {
     int32_t orig[MK_CLUSTER_MAX_BROKERS];
 } move_t;
 
+/* A large copy being written in steps (see STEP_BYTES). */
+typedef struct stage_s {
+    uint8_t topic_id[16];
+    int32_t partition;
+    int32_t broker;
+    const mk_log_t *log;        /* the follower log it is for (a new one voids it) */
+    int64_t base;               /* the follower's log end it starts at */
+    mk_buf_t buf;               /* owned: the sound batches */
+    mk_log_prewrite_t pw;
+} stage_t;
+
 typedef struct round_s {
     uint8_t topic_id[16];
     int32_t partition;
@@ -78,6 +98,10 @@ typedef struct round_s {
     int kind;                   /* ROUND_* */
     int64_t value;              /* COPY: leader end to copy up to; ACK: follower end */
     uint64_t due_ms;
+    uint64_t polls;             /* the loop's polls when it was queued (runs only after one more) */
+    uint64_t queued_ms;
+    int64_t lag;                /* run_rounds' sort key: records the copy brings (0: an ack) */
+    size_t seq;                 /* and its tie-break: the order it was queued in */
 } round_t;
 
 struct mk_repl_s {
@@ -90,6 +114,9 @@ struct mk_repl_s {
     uv_idle_t *idle;            /* owned: runs due rounds soon */
     uv_timer_t *timer;          /* owned: runs delayed rounds */
     uv_timer_t *tick;           /* owned: ISR and elections */
+    uv_prepare_t *prep;         /* owned: counts the loop's polls */
+    uint64_t polls;
+    size_t turn_budget;         /* bytes of rounds this turn may copy */
     uint64_t xaz[MAX_BROKERS][MAX_BROKERS];
     uint64_t xaz_reads;
     uint64_t copy_rounds;       /* copy rounds run (one per follower per round) */
@@ -97,6 +124,10 @@ struct mk_repl_s {
     mk_repl_xaz_cb xaz_cb;      /* observer of cross-AZ rounds (admin/), or NULL */
     void *xaz_cb_ud;
     mk_buf_t scratch;
+    stage_t *stages;            /* owned, unordered */
+    size_t nstages, stages_cap;
+    mk_buf_t spare[SPARE_BUFS]; /* emptied stage buffers, reused warm */
+    size_t nspare;
     bool in_rounds;
     uint8_t warned_topic[16];   /* the last corrupt leader batch warned about: once, not per round */
     int32_t warned_partition;
@@ -113,6 +144,7 @@ static void run_rounds(mk_repl_t *r);
 static void moves_tick(mk_repl_t *r, bool *moved);
 static void idle_cb(uv_idle_t *h) { run_rounds(h->data); }
 static void timer_cb(uv_timer_t *h) { run_rounds(h->data); }
+static void prep_cb(uv_prepare_t *h) { ((mk_repl_t *)h->data)->polls++; }
 
 /* ==================================================================== utils */
 
@@ -218,6 +250,8 @@ static void push_round(mk_repl_t *r, mk_partition_t *p, int32_t broker, int kind
     rd->kind = kind;
     rd->value = value;
     rd->due_ms = uv_now(r->loop) + delay;
+    rd->polls = r->polls;
+    rd->queued_ms = uv_now(r->loop);
     if (delay == 0) {
         uv_idle_start(r->idle, idle_cb);
     } else if (!uv_is_active((uv_handle_t *)r->timer) || uv_timer_get_due_in(r->timer) > delay) {
@@ -352,6 +386,82 @@ static int follower_append(mk_partition_t *p, mk_replica_t *f, const uint8_t *da
     return 0;
 }
 
+static stage_t *stage_find(mk_repl_t *r, const mk_partition_t *p, int32_t broker)
+{
+    for (size_t i = 0; i < r->nstages; i++)
+        if (r->stages[i].partition == p->index && r->stages[i].broker == broker &&
+            memcmp(r->stages[i].topic_id, p->topic->id, 16) == 0)
+            return &r->stages[i];
+    return NULL;
+}
+
+static void stage_drop(mk_repl_t *r, stage_t *st)
+{
+    if (r->nspare < SPARE_BUFS) {
+        mk_buf_reset(&st->buf);
+        r->spare[r->nspare++] = st->buf;
+    } else {
+        mk_buf_free(&st->buf);
+    }
+    *st = r->stages[--r->nstages];
+}
+
+/* A stage for f from r->scratch's bytes (its buffer moves to the stage). */
+static stage_t *stage_new(mk_repl_t *r, const mk_partition_t *p, const mk_replica_t *f, int64_t base)
+{
+    if (r->nstages == r->stages_cap) {
+        size_t cap = r->stages_cap ? r->stages_cap * 2 : 8;
+        stage_t *n = mk_realloc(r->stages, cap * sizeof(stage_t));
+        if (!n)
+            return NULL;
+        r->stages = n;
+        r->stages_cap = cap;
+    }
+    stage_t *st = &r->stages[r->nstages++];
+    memset(st, 0, sizeof(*st));
+    memcpy(st->topic_id, p->topic->id, 16);
+    st->partition = p->index;
+    st->broker = f->broker;
+    st->log = f->log;
+    st->base = base;
+    st->buf = r->scratch;
+    if (r->nspare)
+        r->scratch = r->spare[--r->nspare];
+    else
+        mk_buf_init(&r->scratch);
+    return st;
+}
+
+/* One step of f's stage: 1 when its batches are stored (leo_f moved), 0
+ * when steps are left, -1 when the stage is gone and the round goes on as
+ * if there had been none. */
+static int stage_step(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, stage_t *st, int64_t now, size_t *copied,
+                      size_t *stepped)
+{
+    if (st->log != f->log || st->base != mk_log_end_offset(f->log)) {
+        stage_drop(r, st);
+        return -1;
+    }
+    int rc = mk_log_prewrite(f->log, &st->pw, st->buf.data, st->buf.len, STEP_BYTES);
+    if (rc == 0) {
+        *stepped += STEP_BYTES;
+        return 0;
+    }
+    if (rc == 1) {
+        mk_log_append_info_t info;
+        rc = mk_log_append_replica_prewritten(f->log, st->buf.data, st->buf.len, now, &st->pw, &info);
+        if (rc < 0 && rc != MK_ERR_AGAIN)
+            mk_error("partition %s-%d: replica append on broker %d failed: %s", p->topic->name, p->index, f->broker,
+                     mk_strerror(rc));
+        if (rc == 0)
+            *copied += st->buf.len;
+        stage_drop(r, st);
+        return rc == 0 ? 1 : -1;
+    }
+    stage_drop(r, st); /* a roll ahead, the gate, a failure: the plain append sorts it out */
+    return -1;
+}
+
 /* One replication round: copy what the follower lacks, up to what the leader
  * had when the round was scheduled (upto < 0: everything).  ap (or NULL):
  * the batches the leader is appending now; a follower whose log ends right
@@ -359,8 +469,8 @@ static int follower_append(mk_partition_t *p, mk_replica_t *f, const uint8_t *da
  * from its fetch answer, instead of reading them back from the leader's log
  * (a pread and an index scan per batch per follower: with many partitions
  * and small batches that was a quarter of the loop; issue 16). */
-static size_t do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t upto, const appended_t *ap,
-                       bool *moved)
+static size_t do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t upto, uint64_t asked_ms,
+                       const appended_t *ap, bool *moved)
 {
     if (!p->log || !f->log || f->broker == p->leader || net_cut(r, p->leader, f->broker))
         return 0;
@@ -395,7 +505,17 @@ static size_t do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t
         if (stalled || blocked)
             leo_l = leo_f; /* no read-back after a bad or refused batch */
     }
-    while (leo_f < leo_l && copied < ROUND_BYTES) {
+    stage_t *st = ap ? NULL : stage_find(r, p, f->broker);
+    bool stepping = false, may_stage = !ap;
+    size_t stepped = 0; /* written ahead by steps: the turn's budget, not yet copied */
+    if (st) {
+        may_stage = false;
+        int sr = stage_step(r, p, f, st, now, &copied, &stepped);
+        if (sr == 1)
+            leo_f = mk_log_end_offset(f->log);
+        stepping = sr == 0;
+    }
+    while (!stepping && leo_f < leo_l && copied < ROUND_BYTES) {
         mk_buf_reset(&r->scratch);
         int64_t next;
         int rc = mk_log_read(p->log, leo_f, 1u << 20, true, &r->scratch, &next);
@@ -425,6 +545,19 @@ static size_t do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t
         r->scratch.len = sound;
         if (sound == 0)
             break;
+        if (may_stage && sound > MK_REPL_INLINE_BYTES && !stalled && copied == 0 &&
+            (st = stage_new(r, p, f, leo_f))) {
+            /* A large copy in steps, this round's first copy. */
+            may_stage = false;
+            int sr = stage_step(r, p, f, st, now, &copied, &stepped);
+            if (sr == 0) {
+                stepping = true;
+                break;
+            }
+            if (sr == 1)
+                leo_f = mk_log_end_offset(f->log);
+            continue; /* stored, or dropped (read again and copied plainly) */
+        }
         if (follower_append(p, f, r->scratch.data, r->scratch.len, now) < 0) {
             blocked = true; /* failed, or held at the storage I/O gate: the tick tries again */
             break;
@@ -445,10 +578,18 @@ static size_t do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t
         count_xaz(r, p, f->broker, copied);
     /* The acknowledgement travels back: after the latency across AZs. */
     uint64_t delay = xaz ? (uint64_t)r->cfg.cross_az_latency_ms : 0;
-    if (delay)
+    if (delay) {
         push_round(r, p, f->broker, ROUND_ACK, leo_f, delay);
-    else
+    } else {
+        /* A queued round brings what the leader had when it was queued: a
+         * follower that has all of that was caught up as of then (Kafka's
+         * lastCaughtUpTime), even if the leader has appended since.  Else a
+         * follower of a steadily written partition, a turn behind the
+         * leader's end of the moment, would leave the ISR. */
+        if (asked_ms && upto >= 0 && leo_f >= upto && asked_ms > f->caught_up_ms)
+            f->caught_up_ms = asked_ms;
         on_ack(r, p, f, leo_f, moved);
+    }
     /* More arrived meanwhile (or this round was capped): another round.  Not
      * after a corrupt batch (the scrubber repairs), nor after a read or an
      * append that failed or was held at a storage gate: the tick tries again
@@ -456,7 +597,15 @@ static size_t do_round(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, int64_t
      * loop's timers, and never let the loop poll). */
     if (!stalled && !blocked && mk_log_end_offset(f->log) < mk_log_end_offset(p->log) && broker_running(r, f->broker))
         schedule(r, p, f);
-    return copied;
+    return copied + stepped;
+}
+
+static int round_cmp(const void *a, const void *b)
+{
+    const round_t *x = a, *y = b;
+    if (x->lag != y->lag)
+        return x->lag < y->lag ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 static void run_rounds(mk_repl_t *r)
@@ -472,14 +621,34 @@ static void run_rounds(mk_repl_t *r)
     round_t *due = mk_malloc(sizeof(round_t) * (n ? n : 1));
     size_t ndue = 0;
     for (size_t i = 0; i < n; i++) {
-        if (r->rounds[i].due_ms <= now && due)
+        /* A copy waits until the loop has polled once since it was queued:
+         * the connections that became ready during the append that queued
+         * it are served first. */
+        const round_t *rd = &r->rounds[i];
+        if (rd->due_ms <= now && (rd->kind == ROUND_ACK || rd->polls != r->polls) && due)
             due[ndue++] = r->rounds[i];
         else
             r->rounds[keep++] = r->rounds[i];
     }
     r->nrounds = keep;
+    /* The smallest copies first: a follower a few records behind (a quiet
+     * tenant's) does not wait for another's large backlog to be copied. */
+    for (size_t k = 0; k < ndue; k++) {
+        due[k].seq = k;
+        due[k].lag = 0;
+        if (due[k].kind == ROUND_COPY) {
+            mk_topic_t *t = mk_cluster_topic_find_id(r->c, due[k].topic_id);
+            mk_replica_t *f = mk_cluster_partition_replica(mk_cluster_topic_partition(t, due[k].partition),
+                                                           due[k].broker);
+            if (f && f->log)
+                due[k].lag = MK_MAX(due[k].value - mk_log_end_offset(f->log), 0);
+        }
+    }
+    qsort(due, ndue, sizeof(round_t), round_cmp);
     size_t spent = 0, i;
-    for (i = 0; i < ndue && spent < TURN_BYTES; i++) {
+    if (r->turn_budget < TURN_BYTES)
+        r->turn_budget = TURN_BYTES;
+    for (i = 0; i < ndue && spent < r->turn_budget; i++) {
         mk_topic_t *t = mk_cluster_topic_find_id(r->c, due[i].topic_id);
         mk_partition_t *p = mk_cluster_topic_partition(t, due[i].partition);
         mk_replica_t *f = mk_cluster_partition_replica(p, due[i].broker);
@@ -493,8 +662,9 @@ static void run_rounds(mk_repl_t *r)
         }
         f->copy_pending = false;
         r->copy_rounds++;
-        spent += do_round(r, p, f, due[i].value, NULL, &moved);
+        spent += do_round(r, p, f, due[i].value, due[i].queued_ms, NULL, &moved);
     }
+    r->turn_budget = i < ndue ? MK_MIN(r->turn_budget * 2, (size_t)TURN_BYTES_MAX) : TURN_BYTES;
     if (i < ndue) {
         /* The turn's budget is spent: the rounds not run go first next turn. */
         size_t left = ndue - i;
@@ -522,12 +692,20 @@ static void run_rounds(mk_repl_t *r)
         uv_idle_start(r->idle, idle_cb);
     }
     mk_free(due);
-    /* Re-arm the timer for rounds still in the future. */
+    /* Re-arm the timer for rounds still in the future; rounds due but not
+     * yet past a poll keep the idle handle (a poll that does not block). */
     uint64_t next = UINT64_MAX;
-    for (size_t k = 0; k < r->nrounds; k++)
-        next = MK_MIN(next, r->rounds[k].due_ms);
+    bool waiting = false;
+    for (size_t k = 0; k < r->nrounds; k++) {
+        if (r->rounds[k].due_ms <= now)
+            waiting = true;
+        else
+            next = MK_MIN(next, r->rounds[k].due_ms);
+    }
+    if (waiting)
+        uv_idle_start(r->idle, idle_cb);
     if (next != UINT64_MAX)
-        uv_timer_start(r->timer, timer_cb, next > now ? next - now : 0, 0);
+        uv_timer_start(r->timer, timer_cb, next - now, 0);
     r->in_rounds = false;
     if (moved)
         progress(r);
@@ -651,7 +829,7 @@ static void move_leadership(mk_repl_t *r, mk_partition_t *p, mk_replica_t *rp, i
         if (o->broker != id && o->in_isr && o->log && broker_running(r, o->broker) && !fenced(r, o->broker)) {
             /* Make sure it has everything before it leads. */
             bool moved = false;
-            do_round(r, p, o, -1, NULL, &moved);
+            do_round(r, p, o, -1, 0, NULL, &moved);
             o->acked_leo = mk_log_end_offset(o->log);
             elect(r, p, id);
             return;
@@ -818,7 +996,7 @@ int mk_repl_replica_repair(mk_repl_t *r, mk_partition_t *p, int32_t broker, int6
         /* The source takes what it lacks of the leader's sound batches
          * (copies are checked), then leads: a controlled election. */
         bool ignored = false;
-        do_round(r, p, s, -1, NULL, &ignored);
+        do_round(r, p, s, -1, 0, NULL, &ignored);
         s->acked_leo = mk_log_end_offset(s->log);
         mk_warn("partition %s-%d: leader %d holds bad data from offset %lld: leadership moves to broker %d",
                 p->topic->name, p->index, broker, (long long)from, source);
@@ -850,6 +1028,14 @@ static void tick_cb(uv_timer_t *t)
     mk_repl_t *r = t->data;
     uint64_t now = uv_now(r->loop);
     bool moved = false;
+    /* Stages whose partition, replica or log went away meanwhile. */
+    for (size_t k = r->nstages; k-- > 0;) {
+        stage_t *st = &r->stages[k];
+        mk_topic_t *tp = mk_cluster_topic_find_id(r->c, st->topic_id);
+        mk_replica_t *f = mk_cluster_partition_replica(mk_cluster_topic_partition(tp, st->partition), st->broker);
+        if (!f || f->log != st->log || !f->log || mk_log_end_offset(f->log) != st->base)
+            stage_drop(r, st);
+    }
     size_t it = 0;
     mk_topic_t *topic;
     while ((topic = mk_cluster_topic_next(r->c, &it))) {
@@ -1029,7 +1215,7 @@ static bool move_step(mk_repl_t *r, move_t *m, bool *moved)
          * then leads (a controlled election, as at a broker's shutdown). */
         mk_replica_t *nl = mk_cluster_partition_replica(p, m->target[0]);
         bool ignored = false;
-        do_round(r, p, nl, -1, NULL, &ignored);
+        do_round(r, p, nl, -1, 0, NULL, &ignored);
         nl->acked_leo = mk_log_end_offset(nl->log);
         if (nl->acked_leo < mk_log_end_offset(p->log))
             return false;
@@ -1137,7 +1323,7 @@ int mk_repl_elect(mk_repl_t *r, mk_partition_t *p, bool unclean)
          * leader has first, so no acknowledged record is lost. */
         if (p->log) {
             bool moved = false;
-            do_round(r, p, pref, -1, NULL, &moved);
+            do_round(r, p, pref, -1, 0, NULL, &moved);
             pref->acked_leo = mk_log_end_offset(pref->log);
             if (pref->acked_leo < mk_log_end_offset(p->log))
                 return MK_ERR_STATE;
@@ -1230,7 +1416,7 @@ int mk_repl_reassign_cancel(mk_repl_t *r, mk_partition_t *p)
             if (!o || !o->log || !o->in_isr || !broker_running(r, o->broker))
                 continue;
             bool moved = false;
-            do_round(r, p, o, -1, NULL, &moved);
+            do_round(r, p, o, -1, 0, NULL, &moved);
             o->acked_leo = mk_log_end_offset(o->log);
             if (p->log && o->acked_leo < mk_log_end_offset(p->log))
                 continue;
@@ -1302,9 +1488,9 @@ static void observe_appended(void *arg, mk_partition_t *p, const uint8_t *set, c
          * each request.  Not while rounds run (their own appends), nor
          * while a round is already queued for f (it keeps the order). */
         if (!r->in_rounds && !f->copy_pending && f->log && p->log && !cross_az_delayed(r, p, f) &&
-            broker_running(r, f->broker)) {
+            broker_running(r, f->broker) && ap.len <= MK_REPL_INLINE_BYTES) {
             r->copy_rounds++;
-            do_round(r, p, f, -1, &ap, &moved);
+            do_round(r, p, f, -1, 0, &ap, &moved);
         } else {
             schedule(r, p, f);
         }
@@ -1331,18 +1517,23 @@ int mk_repl_new(uv_loop_t *loop, mk_cluster_t *c, const mk_repl_config_t *cfg, m
     r->idle = mk_malloc(sizeof(uv_idle_t));
     r->timer = mk_malloc(sizeof(uv_timer_t));
     r->tick = mk_malloc(sizeof(uv_timer_t));
-    if (!r->idle || !r->timer || !r->tick) {
+    r->prep = mk_malloc(sizeof(uv_prepare_t));
+    if (!r->idle || !r->timer || !r->tick || !r->prep) {
         mk_free(r->idle);
         mk_free(r->timer);
         mk_free(r->tick);
+        mk_free(r->prep);
         mk_free(r);
         return MK_ERR_NOMEM;
     }
     uv_idle_init(loop, r->idle);
     uv_timer_init(loop, r->timer);
     uv_timer_init(loop, r->tick);
-    r->idle->data = r->timer->data = r->tick->data = r;
+    uv_prepare_init(loop, r->prep);
+    r->idle->data = r->timer->data = r->tick->data = r->prep->data = r;
     uv_timer_start(r->tick, tick_cb, TICK_MS, TICK_MS);
+    uv_prepare_start(r->prep, prep_cb);
+    uv_unref((uv_handle_t *)r->prep); /* never keeps the loop alive */
     mk_log_io_set_offline_cb(storage_offline_cb, r);
     *out = r;
     return 0;
@@ -1358,8 +1549,14 @@ void mk_repl_free(mk_repl_t *r)
     uv_close((uv_handle_t *)r->idle, handle_free_cb);
     uv_close((uv_handle_t *)r->timer, handle_free_cb);
     uv_close((uv_handle_t *)r->tick, handle_free_cb);
+    uv_close((uv_handle_t *)r->prep, handle_free_cb);
     mk_free(r->rounds);
     mk_free(r->moves);
     mk_buf_free(&r->scratch);
+    while (r->nstages)
+        stage_drop(r, &r->stages[r->nstages - 1]);
+    mk_free(r->stages);
+    for (size_t i = 0; i < r->nspare; i++)
+        mk_buf_free(&r->spare[i]);
     mk_free(r);
 }

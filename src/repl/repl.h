@@ -22,6 +22,16 @@
 
 typedef struct mk_repl_s mk_repl_t;
 
+/* An append of more than MK_REPL_INLINE_BYTES has its copies to followers
+ * without cross-AZ latency queued to later loop turns (one follower's copy
+ * of a full-size batch per turn, the loop polling in between) instead of run
+ * inside the append, as smaller ones are.  Its Produce, acks=1 as well as
+ * acks=all, is answered once the high watermark covers it, or (acks=1)
+ * after at most MK_REPL_BACKOFF_MS: the leader holds a flooding producer's
+ * connection back instead of letting its followers' backlog grow. */
+#define MK_REPL_INLINE_BYTES (64u << 10)
+#define MK_REPL_BACKOFF_MS 500
+
 typedef struct mk_repl_config_s {
     int64_t replica_lag_time_max_ms;   /* replica.lag.time.max.ms 30000 */
     int32_t cross_az_latency_ms;       /* minikora.cross.az.latency.ms 0 */
