@@ -172,6 +172,9 @@ mk_str_t mk_broker_req_str(mk_req_t *req, const char *s);
 void mk_broker_req_park(mk_req_t *req, int32_t max_wait_ms, mk_broker_park_fn fn);
 /* Re-check parked requests once the current loop iteration is done. */
 void mk_broker_req_wake_soon(mk_broker_t *b);
+/* A wake in the next loop turn even if nothing is parked yet (a request
+ * about to park, or being re-checked now, asks for its own next turn). */
+void mk_broker_req_wake_next(mk_broker_t *b);
 /* Answer every parked request now (shutdown). */
 void mk_broker_req_unpark_all(mk_broker_t *b);
 /* The wake handle (mk_broker_new) and its release with every parked

@@ -295,8 +295,11 @@ static void produce_partition(mk_req_t *req, mk_topic_t *t, const mk_ProduceRequ
                               qp->Records.ptr ? (size_t)qp->Records.len : 0, &a);
     if (err && a.loading && q->Acks != 0) {
         /* Idempotent or transactional, and this leader's producer state is
-         * still loading (off the loop): answered once it has. */
+         * still loading (off the loop): answered once it has.  Or a large
+         * append written in steps: the next step in the next turn. */
         produce_wait(req, t, qp->Index, -1, false, qp, rp);
+        if (a.stepped)
+            mk_broker_req_wake_next(req->b);
         return;
     }
     if (err) {
@@ -373,7 +376,7 @@ int mk_broker_handle_produce(mk_req_t *req)
         int64_t wait_ms = q->TimeoutMs > 0 ? q->TimeoutMs : 1;
         bool soft = true;
         for (const produce_wait_t *w = req->ctx; w; w = w->next)
-            soft &= w->soft || w->end_offset < 0;
+            soft &= w->soft || (w->end_offset < 0 && !w->retry);
         if (soft && wait_ms > MK_REPL_BACKOFF_MS)
             wait_ms = MK_REPL_BACKOFF_MS;
         mk_broker_req_park(req, wait_ms, produce_check);

@@ -412,6 +412,14 @@ void mk_broker_req_close(mk_broker_t *b)
     b->wake = NULL;
 }
 
+void mk_broker_req_wake_next(mk_broker_t *b)
+{
+    if (b->wake_pending || b->closing || !b->wake)
+        return;
+    b->wake_pending = true;
+    uv_idle_start(b->wake, wake_cb);
+}
+
 void mk_broker_req_wake_soon(mk_broker_t *b)
 {
     if (b->wake_pending || b->closing || !b->parked)

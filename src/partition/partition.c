@@ -314,6 +314,7 @@ int16_t mk_partition_append(mk_partition_writer_t *w, mk_partition_t *p, uint8_t
     a->log_start_offset = -1;
     a->duplicate = false;
     a->loading = false;
+    a->stepped = false;
     a->why[0] = 0;
     if (!p->log || p->leader < 0) {
         snprintf(a->why, sizeof(a->why), "not the leader");
@@ -374,10 +375,9 @@ int16_t mk_partition_append(mk_partition_writer_t *w, mk_partition_t *p, uint8_t
                                                MK_LOG_STEP_BYTES, &stepped, &info)
                  : mk_log_append_views(p->log, recs, len, views, (size_t)n, p->leader_epoch, now, &info);
     if (rc == MK_ERR_AGAIN && stepped) {
-        a->loading = true; /* the caller parks it and retries after the wake */
+        a->loading = a->stepped = true; /* the caller parks it, retries next turn */
         snprintf(a->why, sizeof(a->why), "being written in steps");
         err = MK_KERR_REQUEST_TIMED_OUT;
-        mk_partition_writer_progress(w); /* the wake: the next step in the next turn */
         goto done;
     }
     if (rc == MK_ERR_AGAIN) {

@@ -160,6 +160,8 @@ typedef struct mk_partition_append_s {
     int64_t log_start_offset;
     bool duplicate;           /* a retry of batches already stored: nothing appended */
     bool loading;             /* an observer is loading its state: retry after progress */
+    bool stepped;             /* with loading: a step of a large append was written; the
+                               * caller retries in the next loop turn (log.h) */
     char why[256];            /* the reason of a refusal, for the client and the log */
 } mk_partition_append_t;
 
