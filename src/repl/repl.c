@@ -53,11 +53,13 @@
  * wait for the next turn, so a flood into one tenant's partitions does not
  * hold every other connection of the loop behind one long copy. */
 #define ROUND_BYTES (1u << 20)
-/* A turn's budget starts at TURN_BYTES (one follower's copy of a full-size
- * batch) and doubles, up to TURN_BYTES_MAX, for each turn that left rounds
- * behind, so that a backlog that lasts (a flood) is still caught up. */
-#define TURN_BYTES (256u << 10)
+/* A turn's budget starts at TURN_BYTES and doubles, up to TURN_BYTES_MAX,
+ * for each turn that left rounds behind, so that a backlog that lasts (a
+ * flood) is still caught up.  Steps of large copies (below) have a budget
+ * of their own, TURN_STEP_BYTES. */
+#define TURN_BYTES (4u << 20)
 #define TURN_BYTES_MAX (8u << 20)
+#define TURN_STEP_BYTES (256u << 10)
 /* A queued copy of more than MK_REPL_INLINE_BYTES is written in steps of
  * STEP_BYTES, one per turn, past the follower's log end (mk_log_prewrite),
  * and stored when all is written: no turn writes a whole 1 MB batch. */
@@ -117,6 +119,7 @@ struct mk_repl_s {
     uv_prepare_t *prep;         /* owned: counts the loop's polls */
     uint64_t polls;
     size_t turn_budget;         /* bytes of rounds this turn may copy */
+    size_t turn_steps;          /* bytes written in steps this turn */
     uint64_t xaz[MAX_BROKERS][MAX_BROKERS];
     uint64_t xaz_reads;
     uint64_t copy_rounds;       /* copy rounds run (one per follower per round) */
@@ -386,13 +389,18 @@ static int follower_append(mk_partition_t *p, mk_replica_t *f, const uint8_t *da
     return 0;
 }
 
-static stage_t *stage_find(mk_repl_t *r, const mk_partition_t *p, int32_t broker)
+static stage_t *stage_find_id(mk_repl_t *r, const uint8_t *topic_id, int32_t partition, int32_t broker)
 {
     for (size_t i = 0; i < r->nstages; i++)
-        if (r->stages[i].partition == p->index && r->stages[i].broker == broker &&
-            memcmp(r->stages[i].topic_id, p->topic->id, 16) == 0)
+        if (r->stages[i].partition == partition && r->stages[i].broker == broker &&
+            memcmp(r->stages[i].topic_id, topic_id, 16) == 0)
             return &r->stages[i];
     return NULL;
+}
+
+static stage_t *stage_find(mk_repl_t *r, const mk_partition_t *p, int32_t broker)
+{
+    return stage_find_id(r, p->topic->id, p->index, broker);
 }
 
 static void stage_drop(mk_repl_t *r, stage_t *st)
@@ -442,6 +450,9 @@ static int stage_step(mk_repl_t *r, mk_partition_t *p, mk_replica_t *f, stage_t 
         stage_drop(r, st);
         return -1;
     }
+    if (r->turn_steps >= TURN_STEP_BYTES)
+        return 0; /* this turn's steps are spent: the next turn */
+    r->turn_steps += STEP_BYTES;
     int rc = mk_log_prewrite(f->log, &st->pw, st->buf.data, st->buf.len, STEP_BYTES);
     if (rc == 0) {
         *stepped += STEP_BYTES;
@@ -621,11 +632,13 @@ static void run_rounds(mk_repl_t *r)
     round_t *due = mk_malloc(sizeof(round_t) * (n ? n : 1));
     size_t ndue = 0;
     for (size_t i = 0; i < n; i++) {
-        /* A copy waits until the loop has polled once since it was queued:
-         * the connections that became ready during the append that queued
-         * it are served first. */
+        /* The next step of a large copy waits until the loop has polled once
+         * since it was queued: the connections that became ready meanwhile
+         * are served first. */
         const round_t *rd = &r->rounds[i];
-        if (rd->due_ms <= now && (rd->kind == ROUND_ACK || rd->polls != r->polls) && due)
+        bool wait_poll = rd->kind == ROUND_COPY && rd->polls == r->polls && r->nstages &&
+                         stage_find_id(r, rd->topic_id, rd->partition, rd->broker);
+        if (rd->due_ms <= now && !wait_poll && due)
             due[ndue++] = r->rounds[i];
         else
             r->rounds[keep++] = r->rounds[i];
@@ -648,6 +661,7 @@ static void run_rounds(mk_repl_t *r)
     size_t spent = 0, i;
     if (r->turn_budget < TURN_BYTES)
         r->turn_budget = TURN_BYTES;
+    r->turn_steps = 0;
     for (i = 0; i < ndue && spent < r->turn_budget; i++) {
         mk_topic_t *t = mk_cluster_topic_find_id(r->c, due[i].topic_id);
         mk_partition_t *p = mk_cluster_topic_partition(t, due[i].partition);
