@@ -422,9 +422,7 @@ void mk_broker_req_wake_next(mk_broker_t *b)
 
 void mk_broker_req_wake_soon(mk_broker_t *b)
 {
-    if (b->wake_pending || b->closing || !b->parked)
-        return;
-    b->wake_pending = true;
-    uv_idle_start(b->wake, wake_cb);
+    if (b->parked)
+        mk_broker_req_wake_next(b);
 }
 

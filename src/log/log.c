@@ -1712,33 +1712,26 @@ static bool prewrite_valid(const mk_log_t *log, const mk_log_prewrite_t *pw)
     return pw->wgen == log->wgen && pw->seg == active && pw->pos == active->st.size;
 }
 
-/* A step of an append (log.h): the bytes go where the append will put
- * them, past the active segment's end, through the storage gate.  assign:
- * a leader's (offsets not yet assigned). */
-static int log_prewrite(mk_log_t *log, mk_log_prewrite_t *pw, const uint8_t *batches, size_t len, size_t max,
-                        bool assign)
+/* (Re)starts pw where an append planned as pl will land: the active segment,
+ * unrolled (else MK_ERR_UNSUPPORTED: such an append is not stepped). */
+static int prewrite_start(mk_log_t *log, mk_log_prewrite_t *pw, size_t len, const append_plan_t *pl)
 {
-    if (log->io_err)
-        return log->io_err;
     mk_log_seg_t *active = log_active(log);
-    if (pw->done == 0 || !prewrite_valid(log, pw)) {
-        /* (Re)start: the append must land in this segment, unrolled. */
-        append_views_t av;
-        append_plan_t pl;
-        int rc = append_views_parse(&av, batches, len);
-        if (!rc)
-            rc = append_plan(log, len, av.v, av.n, assign, &pl);
-        append_views_free(&av);
-        if (rc)
-            return rc;
-        if ((active->st.size == 0 && active->base_offset != pl.first) ||
-            log_should_roll(log, active, len, &pl, mk_now_ms()))
-            return MK_ERR_UNSUPPORTED;
-        pw->seg = active;
-        pw->pos = active->st.size;
-        pw->done = 0;
-        pw->wgen = log->wgen;
-    }
+    if ((active->st.size == 0 && active->base_offset != pl->first) ||
+        log_should_roll(log, active, len, pl, mk_now_ms()))
+        return MK_ERR_UNSUPPORTED;
+    pw->seg = active;
+    pw->pos = active->st.size;
+    pw->done = 0;
+    pw->wgen = log->wgen;
+    return 0;
+}
+
+/* The next step of pw (log.h): at most max more bytes go where the append
+ * will put them, past the active segment's end, through the storage gate.
+ * 1 when all of them are written, 0 when more are left, or an error. */
+static int prewrite_step(mk_log_t *log, mk_log_prewrite_t *pw, const uint8_t *batches, size_t len, size_t max)
+{
     if (pw->done >= len)
         return 1;
     size_t n = MK_MIN(max, len - pw->done);
@@ -1746,7 +1739,7 @@ static int log_prewrite(mk_log_t *log, mk_log_prewrite_t *pw, const uint8_t *bat
     int rc = log_write_begin(log, &t0);
     if (rc)
         return rc;
-    rc = mk_log_seg_prewrite(active, batches + pw->done, n, pw->pos + pw->done);
+    rc = mk_log_seg_prewrite(log_active(log), batches + pw->done, n, pw->pos + pw->done);
     mk_log_io_end(&log->io, MK_LOG_IO_WRITE, t0, rc);
     if (rc)
         return rc;
@@ -1756,7 +1749,21 @@ static int log_prewrite(mk_log_t *log, mk_log_prewrite_t *pw, const uint8_t *bat
 
 int mk_log_prewrite(mk_log_t *log, mk_log_prewrite_t *pw, const uint8_t *batches, size_t len, size_t max)
 {
-    return log_prewrite(log, pw, batches, len, max, false);
+    if (log->io_err)
+        return log->io_err;
+    if (pw->done == 0 || !prewrite_valid(log, pw)) {
+        append_views_t av;
+        append_plan_t pl;
+        int rc = append_views_parse(&av, batches, len);
+        if (!rc)
+            rc = append_plan(log, len, av.v, av.n, false, &pl);
+        append_views_free(&av);
+        if (!rc)
+            rc = prewrite_start(log, pw, len, &pl);
+        if (rc)
+            return rc;
+    }
+    return prewrite_step(log, pw, batches, len, max);
 }
 
 static uint32_t views_sig(const uint8_t *p, const mk_batch_view_t *views, size_t n)
@@ -1778,9 +1785,11 @@ int mk_log_append_views_stepped(mk_log_t *log, uint8_t *batches, size_t len, mk_
         return log->io_err;
     if (len <= step || nviews == 0)
         return mk_log_append_views(log, batches, len, views, nviews, leader_epoch, now_ms, info);
-    for (size_t i = 0; i < nviews; i++)
-        if (views[i].pos > len || views[i].size < MK_BATCH_HEADER_SIZE || views[i].size > len - views[i].pos)
-            return MK_ERR_INVALID;
+    /* Planned once: the steps write past the end and change nothing it uses. */
+    append_plan_t pl;
+    int rc = append_plan(log, len, views, nviews, true, &pl);
+    if (rc)
+        return rc;
     uint32_t sig = views_sig(batches, views, nviews);
     bool same = log->lstage.p == batches && log->lstage.len == len && log->lstage.sig == sig;
     if (same && log->lstage.pw.done > 0 && !prewrite_valid(log, &log->lstage.pw)) {
@@ -1798,7 +1807,9 @@ int mk_log_append_views_stepped(mk_log_t *log, uint8_t *batches, size_t len, mk_
         log->lstage.len = len;
         log->lstage.sig = sig;
     }
-    int rc = log_prewrite(log, &log->lstage.pw, batches, len, step, true);
+    rc = log->lstage.pw.done == 0 ? prewrite_start(log, &log->lstage.pw, len, &pl) : 0;
+    if (!rc)
+        rc = prewrite_step(log, &log->lstage.pw, batches, len, step);
     if (rc == 0) {
         *stepped = true;
         return MK_ERR_AGAIN;
@@ -1807,10 +1818,6 @@ int mk_log_append_views_stepped(mk_log_t *log, uint8_t *batches, size_t len, mk_
     memset(&log->lstage, 0, sizeof(log->lstage));
     if (rc == MK_ERR_AGAIN || rc == MK_ERR_IO)
         return rc; /* held at the gate; or failed */
-    append_plan_t pl;
-    rc = append_plan(log, len, views, nviews, true, &pl);
-    if (rc)
-        return rc;
     append_assign(batches, views, nviews, pl.first, leader_epoch);
     return log_append_planned(log, batches, len, views, nviews, &pl, now_ms, info, pw.done == len ? &pw : NULL);
 }

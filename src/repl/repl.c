@@ -646,7 +646,7 @@ static void run_rounds(mk_repl_t *r)
     r->nrounds = keep;
     /* The smallest copies first: a follower a few records behind (a quiet
      * tenant's) does not wait for another's large backlog to be copied. */
-    for (size_t k = 0; k < ndue; k++) {
+    for (size_t k = 0; k < ndue && ndue > 1; k++) {
         due[k].seq = k;
         due[k].lag = 0;
         if (due[k].kind == ROUND_COPY) {
@@ -657,7 +657,8 @@ static void run_rounds(mk_repl_t *r)
                 due[k].lag = MK_MAX(due[k].value - mk_log_end_offset(f->log), 0);
         }
     }
-    qsort(due, ndue, sizeof(round_t), round_cmp);
+    if (ndue > 1)
+        qsort(due, ndue, sizeof(round_t), round_cmp);
     size_t spent = 0, i;
     if (r->turn_budget < TURN_BYTES)
         r->turn_budget = TURN_BYTES;
