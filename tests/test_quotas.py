@@ -238,7 +238,10 @@ def test_throttled_consumer_confluent(cluster):
     mk = cluster
     creds = new_tenant(mk, "qcons")
     create_topic(mk, creds, "backlog", 3)
-    p = ck.Producer(ck_conf(mk, creds, **{"acks": "all", "linger.ms": 5}))
+    # batches of at most 32 KiB: a Fetch answers whole batches, and librdkafka's default of
+    # 1 MB would make each answer about a second of the whole quota (3 s of a broker's share),
+    # too coarse to measure a rate over 10 s
+    p = ck.Producer(ck_conf(mk, creds, **{"acks": "all", "linger.ms": 5, "batch.size": 32768}))
     value = b"c" * 1000
     n = 16000
     for i in range(n):
