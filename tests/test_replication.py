@@ -187,10 +187,16 @@ def test_durability_acks_all_under_leader_crashes(ctl, topic_name):
     got, hws = consume_to_hw(mk.bootstrap, topic, P)
 
     # Every acknowledged record is in the log at the offset it was acknowledged with; the log
-    # is contiguous; per partition the first occurrences are in produce order (duplicates
-    # from retries allowed, nothing foreign).
+    # is contiguous; nothing foreign; duplicates from retries allowed.  Per partition the first
+    # occurrences are in produce order, but for one case that is the client's: librdkafka
+    # without idempotence does not wait, when a partition's leader moves, for a request still
+    # in flight at the old leader (it drains only when idempotent), so that request's records,
+    # answered NOT_LEADER there, can be sent after newer ones the new leader already took.
+    # Each leader change can so put one block late: one descent in the order, at most as many
+    # as the partition's leader epoch counts elections.
     dups = 0
     consumed = 0
+    late = 0
     for p in range(P):
         recs = got[p]
         consumed += len(recs)
@@ -206,7 +212,10 @@ def test_durability_acks_all_under_leader_crashes(ctl, topic_name):
                 seen.add(s)
                 order.append(s)
         bad = [(a, b) for a, b in zip(order, order[1:]) if a >= b]
-        assert not bad, "partition %d: records out of order, first pairs %s" % (p, bad[:5])
+        assert len(bad) <= parts[p]["leader_epoch"], (
+            "partition %d: records out of order at %d places (%s), more than its %d leader "
+            "changes explain" % (p, len(bad), bad[:5], parts[p]["leader_epoch"]))
+        late += len(bad)
         for s in range(p, N, P):
             assert s in seen, "partition %d: acknowledged record %d missing (acked at %r)" % (
                 p, s, acked.get(s))
@@ -217,9 +226,9 @@ def test_durability_acks_all_under_leader_crashes(ctl, topic_name):
 
     digests = assert_replica_logs_identical(mk, topic, parts)
     truncations = mk.stderr_text().count("truncates its divergent suffix")
-    print("\n[durability] acked=%d consumed=%d duplicates=%d crashes=%d (brokers %s) "
+    print("\n[durability] acked=%d consumed=%d duplicates=%d late blocks=%d crashes=%d (brokers %s) "
           "truncations=%d produce %.1fs, hw %s, replica logs identical (%d partitions)"
-          % (len(acked), consumed, dups, len(crashes), [b for _, b, _ in crashes], truncations,
+          % (len(acked), consumed, dups, late, len(crashes), [b for _, b, _ in crashes], truncations,
              produce_s, hws, len(digests)))
 
 
