@@ -2,9 +2,9 @@
  * admin_int.h -- internals shared by the files of admin/ and its unit test
  * (not a public header: other modules include admin/admin.h).
  *
- *   http.c     the HTTP/1.1 server: libuv listener, connections, request
- *              parsing with http_parser, bounded sizes, JSON bodies and
- *              errors, response writing
+ *   http.c     the HTTP/1.1 server: request parsing with http_parser,
+ *              bounded sizes, JSON bodies and errors, response writing, on
+ *              httpd/'s listener and connections (shared with s3d/)
  *   routes.c   the route table and the JSON handlers (jansson)
  *   stats.c    request counters, bytes and records in/out, latency
  *              histograms with sliding windows, rates, /metrics text
@@ -86,8 +86,6 @@ int mk_admin_http_conn_count(const mk_http_server_t *s);
 void mk_admin_http_sweep(mk_http_server_t *s, uint64_t now_ms);
 /* Close the listener and every connection; freed in close callbacks. */
 void mk_admin_http_close(mk_http_server_t *s);
-/* "Not Found" for 404 (never NULL). */
-const char *mk_admin_http_reason(int status);
 /* The text of MK_HTTP_* bits as an Allow header value ("GET, POST"). */
 void mk_admin_http_allow_str(int mask, char *out, size_t n);
 /* Serialize j into resp with status, and drop the reference to j (NULL:

@@ -35,10 +35,16 @@
  * the one handler given at open (admin.c's dispatcher) and depends on no
  * other file of admin/.
  *
+ * The connection plumbing (listener and connection list, the shared read
+ * buffer, writes and the unsent-output mark, the lingering close, the idle
+ * and linger sweep, reason phrases) is httpd/'s, shared with s3d/; this
+ * file is the admin server's part of it.
+ *
  * Ownership: a connection is freed only in its libuv close callback; pending
  * writes are cancelled (their callbacks run) before it.
  */
 #include "admin/admin_int.h"
+#include "httpd/httpd.h"
 #include "net/net.h"
 
 #include <http_parser.h>
@@ -47,27 +53,19 @@
 #include <string.h>
 #include <strings.h>
 
-#define READ_CHUNK 65536
 #define LINGER_MS 2000        /* draining after the last answer, at most */
 
 typedef struct conn_s conn_t;
 
 struct mk_http_server_s {
-    uv_tcp_t tcp;             /* first: the close callback frees the struct */
-    uv_loop_t *loop;
+    mk_httpd_t hd;            /* first: listener, connections, read buffer (httpd.h) */
     mk_http_handler_fn fn;
     void *ud;
-    int port;
-    conn_t *conns;            /* intrusive list of open connections */
-    int nconns;
     http_parser_settings settings;
-    char rbuf[READ_CHUNK];    /* shared: parsed inside the read callback */
 };
 
 struct conn_s {
-    uv_tcp_t tcp;
-    mk_http_server_t *s;      /* NULL once closing */
-    conn_t *prev, *next;
+    mk_httpd_conn_t hc;       /* first: socket, writes, reading, closing (httpd.h) */
     http_parser parser;
     mk_buf_t url;
     mk_buf_t body;
@@ -84,48 +82,12 @@ struct conn_s {
     int err_status;           /* set by a callback that stopped the parser */
     const char *err_code;
     char err_msg[128];
-    bool closing, reading, close_after_write, stop_parsing;
-    bool lingering;           /* answered and shut down: reading only to drain */
-    uv_shutdown_t shutdown;
-    size_t out_pending;       /* unsent bytes */
-    int writes;               /* writes in flight */
-    uint64_t last_active_ms;
 };
 
-typedef struct write_req_s {
-    uv_write_t req;
-    conn_t *c;
-    char *data;
-    size_t len;
-} write_req_t;
+/* The server of an open connection (NULL once closing). */
+static mk_http_server_t *server_of(const conn_t *c) { return (mk_http_server_t *)c->hc.srv; }
 
 /* ================================================================ responses */
-
-const char *mk_admin_http_reason(int status)
-{
-    switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
-    }
-}
 
 void mk_admin_http_allow_str(int mask, char *out, size_t n)
 {
@@ -176,81 +138,6 @@ void mk_admin_http_error(mk_http_resp_t *resp, int status, const char *code, con
     mk_admin_http_json(resp, status, json_pack("{s:s, s:s}", "error", code, "message", msg));
 }
 
-static void conn_close(conn_t *c);
-static void conn_update_reading(conn_t *c);
-
-static void shutdown_cb(uv_shutdown_t *req, int status)
-{
-    if (status < 0)
-        conn_close(req->data);
-}
-
-/* The last answer is written: send FIN, then drain what the client still
- * sends until it closes (or the sweep gives up), so that closing with
- * unread input cannot reset the connection before the client reads the
- * answer (a "lingering close", as nginx does). */
-static void conn_finish(conn_t *c)
-{
-    if (c->closing || c->lingering)
-        return;
-    c->lingering = true;
-    c->last_active_ms = mk_mono_ms();
-    c->shutdown.data = c;
-    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, shutdown_cb) < 0) {
-        conn_close(c);
-        return;
-    }
-    conn_update_reading(c);
-}
-
-static void write_cb(uv_write_t *w, int status)
-{
-    write_req_t *wr = (write_req_t *)w;
-    conn_t *c = wr->c;
-    c->writes--;
-    c->out_pending -= wr->len;
-    mk_free(wr->data);
-    mk_free(wr);
-    if (status < 0) {
-        conn_close(c);
-        return;
-    }
-    if (c->writes == 0 && c->close_after_write) {
-        conn_finish(c);
-        return;
-    }
-    conn_update_reading(c);
-}
-
-/* Queue bytes; takes ownership of data. */
-static void conn_write(conn_t *c, char *data, size_t len)
-{
-    if (c->closing) {
-        mk_free(data);
-        return;
-    }
-    write_req_t *wr = mk_malloc(sizeof(*wr));
-    if (!wr) {
-        mk_free(data);
-        conn_close(c);
-        return;
-    }
-    wr->c = c;
-    wr->data = data;
-    wr->len = len;
-    uv_buf_t b = uv_buf_init(data, (unsigned)len);
-    int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
-    if (rc < 0) {
-        mk_free(data);
-        mk_free(wr);
-        conn_close(c);
-        return;
-    }
-    c->writes++;
-    c->out_pending += len;
-    conn_update_reading(c);
-}
-
 /* Serialize and queue one response.  head: no body bytes (HEAD). */
 static void conn_respond(conn_t *c, mk_http_resp_t *r, bool head, bool keep_alive)
 {
@@ -275,18 +162,18 @@ static void conn_respond(conn_t *c, mk_http_resp_t *r, bool head, bool keep_aliv
     int hn = snprintf(head_buf, sizeof(head_buf),
                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                       "Cache-Control: no-store\r\n%s%sConnection: %s\r\n\r\n",
-                      r->status, mk_admin_http_reason(r->status), r->content_type, r->body.len, allow, challenge,
+                      r->status, mk_httpd_reason(r->status), r->content_type, r->body.len, allow, challenge,
                       keep_alive ? "keep-alive" : "close");
     size_t blen = head ? 0 : r->body.len;
     char *out = mk_malloc((size_t)hn + blen);
     if (!out) {
-        conn_close(c);
+        mk_httpd_conn_close(&c->hc);
         return;
     }
     memcpy(out, head_buf, (size_t)hn);
     if (blen)
         memcpy(out + hn, r->body.data, blen);
-    conn_write(c, out, (size_t)hn + blen);
+    mk_httpd_conn_write(&c->hc, out, (size_t)hn + blen);
 }
 
 /* Answer with a JSON error and close after it is written. */
@@ -295,12 +182,12 @@ static void conn_fail(conn_t *c, int status, const char *code, const char *msg)
     mk_http_resp_t r = {0};
     mk_buf_init(&r.body);
     mk_admin_http_error(&r, status, code, "%s", msg);
-    c->close_after_write = true;
-    c->stop_parsing = true;
+    c->hc.close_after_write = true;
+    c->hc.stop_parsing = true;
     conn_respond(c, &r, false, false);
     mk_buf_free(&r.body);
-    if (c->writes == 0)
-        conn_finish(c);
+    if (c->hc.writes == 0)
+        mk_httpd_conn_finish(&c->hc);
 }
 
 /* ============================================================ parser callbacks */
@@ -389,14 +276,8 @@ static int on_headers_complete(http_parser *p)
     /* content_length is ULLONG_MAX when absent (chunked or no body). */
     if (p->content_length != ULLONG_MAX && p->content_length > MK_ADMIN_MAX_BODY)
         return stop_with(c, 413, "payload_too_large", "the request body is larger than %s bytes", "1048576");
-    if (c->expect_continue && p->content_length != 0) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        char *d = mk_malloc(sizeof(cont) - 1);
-        if (d) {
-            memcpy(d, cont, sizeof(cont) - 1);
-            conn_write(c, d, sizeof(cont) - 1);
-        }
-    }
+    if (c->expect_continue && p->content_length != 0)
+        mk_httpd_conn_continue(&c->hc);
     return 0;
 }
 
@@ -424,7 +305,7 @@ static int method_bit(unsigned m)
 static int on_message_complete(http_parser *p)
 {
     conn_t *c = p->data;
-    if (c->closing)
+    if (c->hc.closing)
         return 1;
     mk_buf_put(&c->url, "", 1);
     mk_buf_put(&c->body, "", 1);
@@ -455,17 +336,17 @@ static int on_message_complete(http_parser *p)
         mk_http_req_t req = {method_bit(p->method), http_method_str((enum http_method)p->method), path,
                              query ? query : "", (const char *)c->body.data, c->body.len - 1,
                              c->auth_too_long ? NULL : c->auth};
-        c->s->fn(c->s->ud, &req, &r);
+        server_of(c)->fn(server_of(c)->ud, &req, &r);
     }
     conn_respond(c, &r, p->method == HTTP_HEAD, keep_alive);
     mk_buf_free(&r.body);
-    if (c->closing)
+    if (c->hc.closing)
         return 1;
     if (!keep_alive) {
-        c->close_after_write = true;
-        c->stop_parsing = true;
-        if (c->writes == 0)
-            conn_finish(c);
+        c->hc.close_after_write = true;
+        c->hc.stop_parsing = true;
+        if (c->hc.writes == 0)
+            mk_httpd_conn_finish(&c->hc);
         return 1;
     }
     /* Bodies can be large: do not keep their memory between requests. */
@@ -476,60 +357,27 @@ static int on_message_complete(http_parser *p)
 
 /* ============================================================== connections */
 
-static void conn_free_cb(uv_handle_t *h)
+static void conn_free(mk_httpd_conn_t *hc)
 {
-    conn_t *c = h->data;
+    conn_t *c = (conn_t *)hc;
     mk_buf_free(&c->url);
     mk_buf_free(&c->body);
-    mk_free(c);
-}
-
-static void conn_close(conn_t *c)
-{
-    if (c->closing)
-        return;
-    c->closing = true;
-    mk_http_server_t *s = c->s;
-    if (s) {
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            s->conns = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
-        s->nconns--;
-        c->s = NULL;
-    }
-    uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
-}
-
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    conn_t *c = h->data;
-    (void)suggested;
-    if (!c->s) {
-        buf->base = NULL;
-        buf->len = 0;
-        return;
-    }
-    buf->base = c->s->rbuf;
-    buf->len = sizeof(c->s->rbuf);
 }
 
 static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
     conn_t *c = st->data;
-    if (n == 0 || c->closing)
+    if (n == 0 || c->hc.closing)
         return;
     if (n < 0) {
-        conn_close(c);
+        mk_httpd_conn_close(&c->hc);
         return;
     }
-    if (c->stop_parsing)
+    if (c->hc.stop_parsing)
         return; /* answered an error or a last request: drain the rest */
-    c->last_active_ms = mk_mono_ms();
-    size_t used = http_parser_execute(&c->parser, &c->s->settings, buf->base, (size_t)n);
-    if (c->closing || c->stop_parsing)
+    c->hc.last_active_ms = mk_mono_ms();
+    size_t used = http_parser_execute(&c->parser, &server_of(c)->settings, buf->base, (size_t)n);
+    if (c->hc.closing || c->hc.stop_parsing)
         return;
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
     if (c->err_status) {
@@ -542,55 +390,34 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     }
 }
 
-/* Reading is on iff the connection is open, parsing, and its unsent output
- * is below MK_ADMIN_MAX_OUT. */
-static void conn_update_reading(conn_t *c)
-{
-    if (c->closing)
-        return;
-    bool want = c->lingering || (!c->stop_parsing && c->out_pending < MK_ADMIN_MAX_OUT);
-    if (want == c->reading)
-        return;
-    if (want) {
-        if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
-            c->reading = true;
-    } else {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = false;
-    }
-}
+/* Reading pauses while unsent output is at MK_ADMIN_MAX_OUT; a lingering
+ * close drains for LINGER_MS at most (counted from the FIN, not renewed by
+ * what the client sends). */
+static const mk_httpd_ops_t admin_ops = {
+    .read = read_cb,
+    .free = conn_free,
+    .max_out = MK_ADMIN_MAX_OUT,
+    .idle_ms = MK_ADMIN_IDLE_MS,
+    .linger_ms = LINGER_MS,
+};
 
 static void accept_cb(uv_stream_t *ls, int status)
 {
     mk_http_server_t *s = ls->data;
     if (status < 0)
         return;
-    conn_t *c = mk_calloc(1, sizeof(*c));
+    conn_t *c = (conn_t *)mk_httpd_accept(&s->hd, sizeof(*c));
     if (!c)
         return;
-    uv_tcp_init(s->loop, &c->tcp);
-    c->tcp.data = c;
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) < 0) {
-        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)mk_free);
-        return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
     mk_buf_init(&c->url);
     mk_buf_init(&c->body);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    c->s = s;
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
-    s->nconns++;
-    c->last_active_ms = mk_mono_ms();
-    if (s->nconns > MK_ADMIN_MAX_CONNS) {
+    if (s->hd.nconns > MK_ADMIN_MAX_CONNS) {
         conn_fail(c, 503, "too_many_connections", "too many admin connections; close some and retry");
         return;
     }
-    conn_update_reading(c);
+    mk_httpd_conn_update_reading(&c->hc);
 }
 
 /* =================================================================== server */
@@ -601,7 +428,7 @@ int mk_admin_http_open(uv_loop_t *loop, const char *host, int port, mk_http_hand
     mk_http_server_t *s = mk_calloc(1, sizeof(*s));
     if (!s)
         return MK_ERR_NOMEM;
-    s->loop = loop;
+    mk_httpd_init(&s->hd, loop, &admin_ops);
     s->fn = fn;
     s->ud = ud;
     http_parser_settings_init(&s->settings);
@@ -612,34 +439,18 @@ int mk_admin_http_open(uv_loop_t *loop, const char *host, int port, mk_http_hand
     s->settings.on_headers_complete = on_headers_complete;
     s->settings.on_body = on_body;
     s->settings.on_message_complete = on_message_complete;
-    s->tcp.data = s;
-    int rc = mk_net_tcp_listen(loop, &s->tcp, host, port, 128, accept_cb, &s->port);
+    int rc = mk_net_tcp_listen(loop, &s->hd.tcp, host, port, 128, accept_cb, &s->hd.port);
     if (rc < 0) {
-        uv_close((uv_handle_t *)&s->tcp, (uv_close_cb)mk_free);
+        uv_close((uv_handle_t *)&s->hd.tcp, (uv_close_cb)mk_free);
         return rc;
     }
     *out = s;
     return 0;
 }
 
-int mk_admin_http_port(const mk_http_server_t *s) { return s->port; }
-int mk_admin_http_conn_count(const mk_http_server_t *s) { return s->nconns; }
+int mk_admin_http_port(const mk_http_server_t *s) { return s->hd.port; }
+int mk_admin_http_conn_count(const mk_http_server_t *s) { return s->hd.nconns; }
 
-void mk_admin_http_sweep(mk_http_server_t *s, uint64_t now_ms)
-{
-    conn_t *c = s->conns;
-    while (c) {
-        conn_t *next = c->next;
-        if (now_ms - c->last_active_ms > (c->lingering ? LINGER_MS : MK_ADMIN_IDLE_MS))
-            conn_close(c);
-        c = next;
-    }
-}
+void mk_admin_http_sweep(mk_http_server_t *s, uint64_t now_ms) { mk_httpd_sweep(&s->hd, now_ms); }
 
-void mk_admin_http_close(mk_http_server_t *s)
-{
-    while (s->conns)
-        conn_close(s->conns);
-    /* The server struct starts with its uv_tcp_t, so libuv frees it whole. */
-    uv_close((uv_handle_t *)&s->tcp, (uv_close_cb)mk_free);
-}
+void mk_admin_http_close(mk_http_server_t *s) { mk_httpd_close(&s->hd); }
