@@ -33,11 +33,17 @@
  * MK_S3_LINGER_MS (a lingering close, so that the client reads the answer
  * before a reset).  Malformed HTTP gets a 400 S3 error and a close.
  *
+ * The connection plumbing (listener and connection list, the shared read
+ * buffer, writes and the unsent-output mark, the lingering close, the idle
+ * and linger sweep, reason phrases) is httpd/'s, shared with admin/; this
+ * file is the S3 server's part of it.
+ *
  * Ownership: a connection is freed only in its libuv close callback; the
  * handler's end() is called exactly once per begun request, also when the
  * connection goes away first.  Threads: the s3d thread only.
  */
 #include "s3d/s3d_int.h"
+#include "httpd/httpd.h"
 #include "net/net.h"
 
 #include <errno.h>
@@ -48,30 +54,21 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define READ_CHUNK 65536
-
 typedef struct conn_s conn_t;
 
 struct mk_s3_http_s {
-    uv_tcp_t tcp;             /* first: the close callback frees the struct */
-    uv_loop_t *loop;
+    mk_httpd_t hd;            /* first: listener, connections, read buffer (httpd.h) */
     const mk_s3_handler_t *h;
     void *ud;
-    int port;
-    conn_t *conns;
-    int nconns;
     uint64_t seq;             /* request ids */
     uint64_t id_salt;
     http_parser_settings settings;
     mk_s3_fault_state_t *fault;   /* the fault switch (s3d.c), or NULL */
     uv_timer_t *delay_timer;  /* owned: wakes connections held by a SLOW fault */
-    char rbuf[READ_CHUNK];    /* shared: parsed inside the read callback */
 };
 
 struct conn_s {
-    uv_tcp_t tcp;
-    mk_s3_http_t *s;          /* NULL once closing */
-    conn_t *prev, *next;
+    mk_httpd_conn_t hc;       /* first: socket, writes, reading, closing (httpd.h) */
     http_parser parser;
     mk_s3_req_t *req;         /* the request being read, or NULL */
     bool begun;               /* begin() was called for req */
@@ -81,24 +78,15 @@ struct conn_s {
     int nh;
     bool in_value;
     int err;                  /* MK_S3E_* from a callback that stopped the parser */
-    bool closing, reading, close_after_write, stop_parsing, paused, lingering;
     uint8_t *pending;         /* unparsed bytes kept while paused */
     size_t pending_len;
     int sfd;                  /* the file being streamed, or -1 */
     uint64_t soff, sleft;
-    uv_shutdown_t shutdown;
-    size_t out_pending;
-    int writes;
-    uint64_t last_active_ms;
     uint64_t delay_due_ms;    /* SLOW fault: held until then (monotonic), 0 = not held */
 };
 
-typedef struct write_req_s {
-    uv_write_t req;
-    conn_t *c;
-    char *data;
-    size_t len;
-} write_req_t;
+/* The server of an open connection (NULL once closing). */
+static mk_s3_http_t *server_of(const conn_t *c) { return (mk_s3_http_t *)c->hc.srv; }
 
 /* ================================================================ answers */
 
@@ -137,142 +125,40 @@ void mk_s3_resp_header(mk_s3_resp_t *r, const char *name, const char *fmt, ...)
     mk_buf_put(&r->head, "\r\n", 2);
 }
 
-static const char *reason(int status)
-{
-    switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 414: return "URI Too Long";
-    case 416: return "Requested Range Not Satisfiable";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
-    }
-}
-
-static void conn_close(conn_t *c);
-static void conn_update_reading(conn_t *c);
 static int headers_begin(conn_t *c);
 static void delay_cb(uv_timer_t *t);
 static void conn_parse(conn_t *c, const char *data, size_t n);
 static void stream_more(conn_t *c);
 
-static void shutdown_cb(uv_shutdown_t *req, int status)
-{
-    if (status < 0)
-        conn_close(req->data);
-}
-
-/* The last answer is written: FIN, then drain until the client closes (or
- * the sweep gives up). */
-static void conn_finish(conn_t *c)
-{
-    if (c->closing || c->lingering)
-        return;
-    c->lingering = true;
-    c->last_active_ms = mk_mono_ms();
-    c->shutdown.data = c;
-    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, shutdown_cb) < 0) {
-        conn_close(c);
-        return;
-    }
-    conn_update_reading(c);
-}
-
 /* A streamed answer is done: the parser may go on with what was kept. */
 static void conn_resume(conn_t *c)
 {
-    if (!c->paused || c->closing)
+    if (!c->hc.paused || c->hc.closing)
         return;
-    c->paused = false;
+    c->hc.paused = false;
     uint8_t *p = c->pending;
     size_t n = c->pending_len;
     c->pending = NULL;
     c->pending_len = 0;
-    if (!c->stop_parsing) {
+    if (!c->hc.stop_parsing) {
         if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED)
             http_parser_pause(&c->parser, 0);
         if (n)
             conn_parse(c, (const char *)p, n);
     }
     mk_free(p);
-    if (c->closing || c->paused)
+    if (c->hc.closing || c->hc.paused)
         return;
-    if (c->writes == 0 && c->close_after_write)
-        conn_finish(c);
+    if (c->hc.writes == 0 && c->hc.close_after_write)
+        mk_httpd_conn_finish(&c->hc);
     else
-        conn_update_reading(c);
-}
-
-static void write_cb(uv_write_t *w, int status)
-{
-    write_req_t *wr = (write_req_t *)w;
-    conn_t *c = wr->c;
-    c->writes--;
-    c->out_pending -= wr->len;
-    if (c->s && status >= 0)
-        c->s->h->count(c->s->ud, 0, wr->len, 0);
-    mk_free(wr->data);
-    mk_free(wr);
-    if (status < 0 || c->closing) {
-        conn_close(c);
-        return;
-    }
-    c->last_active_ms = mk_mono_ms();
-    if (c->sfd >= 0) {
-        stream_more(c);
-        return;
-    }
-    if (c->writes == 0 && c->close_after_write && !c->paused) {
-        conn_finish(c);
-        return;
-    }
-    conn_update_reading(c);
-}
-
-/* Queue bytes; takes ownership of data. */
-static void conn_write(conn_t *c, char *data, size_t len)
-{
-    if (c->closing) {
-        mk_free(data);
-        return;
-    }
-    write_req_t *wr = mk_malloc(sizeof(*wr));
-    if (!wr) {
-        mk_free(data);
-        conn_close(c);
-        return;
-    }
-    wr->c = c;
-    wr->data = data;
-    wr->len = len;
-    uv_buf_t b = uv_buf_init(data, (unsigned)len);
-    if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb) < 0) {
-        mk_free(data);
-        mk_free(wr);
-        conn_close(c);
-        return;
-    }
-    c->writes++;
-    c->out_pending += len;
-    conn_update_reading(c);
+        mk_httpd_conn_update_reading(&c->hc);
 }
 
 /* Write the next pieces of the streamed file while output is low. */
 static void stream_more(conn_t *c)
 {
-    while (!c->closing && c->sfd >= 0 && c->out_pending < MK_S3_MAX_OUT / 2) {
+    while (!c->hc.closing && c->sfd >= 0 && c->hc.out_pending < MK_S3_MAX_OUT / 2) {
         if (!c->sleft) {
             close(c->sfd);
             c->sfd = -1;
@@ -282,7 +168,7 @@ static void stream_more(conn_t *c)
         size_t want = (size_t)MK_MIN((uint64_t)MK_S3_STREAM_CHUNK, c->sleft);
         char *buf = mk_malloc(want);
         if (!buf) {
-            conn_close(c);
+            mk_httpd_conn_close(&c->hc);
             return;
         }
         ssize_t got;
@@ -293,12 +179,12 @@ static void stream_more(conn_t *c)
             /* the status line is out: all we can do is cut the answer short */
             mk_warn("s3: read error while sending an object: %s", got < 0 ? strerror(errno) : "short file");
             mk_free(buf);
-            conn_close(c);
+            mk_httpd_conn_close(&c->hc);
             return;
         }
         c->soff += (uint64_t)got;
         c->sleft -= (uint64_t)got;
-        conn_write(c, buf, (size_t)got);
+        mk_httpd_conn_write(&c->hc, buf, (size_t)got);
     }
 }
 
@@ -327,7 +213,7 @@ static void conn_respond(conn_t *c, mk_s3_req_t *req, mk_s3_resp_t *r, bool head
     int n = snprintf(line, sizeof(line),
                      "HTTP/1.1 %d %s\r\nx-amz-request-id: %s\r\nx-amz-id-2: minikora/%s\r\nDate: %s\r\n"
                      "Server: minikora\r\n",
-                     r->status, reason(r->status), id, id, date);
+                     r->status, mk_httpd_reason(r->status), id, id, date);
     mk_buf_put(&out, line, (size_t)n);
     mk_buf_put(&out, r->head.data, r->head.len);
     uint64_t clen = r->fd >= 0 || r->head_only ? r->len : r->body.len;
@@ -346,21 +232,21 @@ static void conn_respond(conn_t *c, mk_s3_req_t *req, mk_s3_resp_t *r, bool head
         mk_buf_put(&out, r->body.data, r->body.len);
     if (!mk_buf_ok(&out)) {
         mk_buf_free(&out);
-        conn_close(c);
+        mk_httpd_conn_close(&c->hc);
         return;
     }
     size_t len;
     char *data = (char *)mk_buf_steal(&out, &len);
-    conn_write(c, data, len);
-    if (send_body && r->fd >= 0 && r->len > 0 && !c->closing) {
+    mk_httpd_conn_write(&c->hc, data, len);
+    if (send_body && r->fd >= 0 && r->len > 0 && !c->hc.closing) {
         c->sfd = r->fd;
         r->fd = -1;
         c->soff = r->off;
         c->sleft = r->len;
     }
     if (!c->keep_alive) {
-        c->close_after_write = true;
-        c->stop_parsing = true;
+        c->hc.close_after_write = true;
+        c->hc.stop_parsing = true;
     }
 }
 
@@ -370,9 +256,10 @@ static void conn_respond(conn_t *c, mk_s3_req_t *req, mk_s3_resp_t *r, bool head
 static void finish_request(conn_t *c, mk_s3_resp_t *r)
 {
     mk_s3_req_t *req = c->req;
+    mk_s3_http_t *s = server_of(c);
     bool head = c->parser.method == HTTP_HEAD;
-    if (c->s)
-        c->s->h->end(c->s->ud, req, r->status);
+    if (s)
+        s->h->end(s->ud, req, r->status);
     c->begun = false;
     conn_respond(c, req, r, head);
     mk_s3_resp_free(r);
@@ -383,12 +270,12 @@ static void finish_request(conn_t *c, mk_s3_resp_t *r)
     }
     if (c->sfd >= 0) {
         /* pause until the file is out; pipelined requests wait */
-        c->paused = true;
-        if (!c->stop_parsing && HTTP_PARSER_ERRNO(&c->parser) == HPE_OK)
+        c->hc.paused = true;
+        if (!c->hc.stop_parsing && HTTP_PARSER_ERRNO(&c->parser) == HPE_OK)
             http_parser_pause(&c->parser, 1);
         stream_more(c);
-    } else if (c->close_after_write && c->writes == 0) {
-        conn_finish(c);
+    } else if (c->hc.close_after_write && c->hc.writes == 0) {
+        mk_httpd_conn_finish(&c->hc);
     }
 }
 
@@ -412,7 +299,7 @@ static void conn_fail(conn_t *c, int err)
 {
     mk_s3_resp_t r;
     fail_resp(&r, err, c->req ? c->req->id : "0000000000000000");
-    c->stop_parsing = true;
+    c->hc.stop_parsing = true;
     finish_request(c, &r);
 }
 
@@ -441,7 +328,7 @@ static int on_message_begin(http_parser *p)
     if (!c->req)
         return stop_with(c, MK_S3E_INTERNAL);
     mk_arena_init(&c->req->arena);
-    mk_s3_http_t *s = c->s;
+    mk_s3_http_t *s = server_of(c);
     snprintf(c->req->id, sizeof(c->req->id), "%016llX", (unsigned long long)(s->id_salt + ++s->seq));
     return 0;
 }
@@ -531,7 +418,7 @@ static int on_headers_complete(http_parser *p)
 {
     conn_t *c = p->data;
     mk_s3_req_t *req = c->req;
-    mk_s3_http_t *s = c->s;
+    mk_s3_http_t *s = server_of(c);
     if (c->in_value)
         mk_buf_put(&c->hbuf, "", 1);
     else if (c->nh)
@@ -571,7 +458,7 @@ static int on_headers_complete(http_parser *p)
     int ftype = (int)(fw & 0xff);
     if (ftype == MK_S3D_FAULT_DOWN) {
         atomic_fetch_add(&s->fault->injected, 1);
-        conn_close(c);
+        mk_httpd_conn_close(&c->hc);
         return -1;
     }
     if (ftype == MK_S3D_FAULT_ERROR) {
@@ -585,7 +472,7 @@ static int on_headers_complete(http_parser *p)
         /* Held: the parser pauses here and the delay timer calls begin. */
         atomic_fetch_add(&s->fault->injected, 1);
         c->delay_due_ms = mk_mono_ms() + (fw >> 32);
-        c->paused = true;
+        c->hc.paused = true;
         http_parser_pause(p, 1);
         uint64_t due = uv_timer_get_due_in(s->delay_timer);
         if (!uv_is_active((uv_handle_t *)s->delay_timer) || due > (fw >> 32))
@@ -601,7 +488,7 @@ static int on_headers_complete(http_parser *p)
 static int headers_begin(conn_t *c)
 {
     mk_s3_req_t *req = c->req;
-    mk_s3_http_t *s = c->s;
+    mk_s3_http_t *s = server_of(c);
     mk_s3_resp_t r;
     mk_s3_resp_init(&r);
     c->begun = true;
@@ -614,21 +501,15 @@ static int headers_begin(conn_t *c)
          * the same connection (real S3 always sends 100 first). */
         if (body_coming || req->expect_continue) {
             r.close = true;
-            c->stop_parsing = true;
+            c->hc.stop_parsing = true;
         }
         finish_request(c, &r);
-        return c->stop_parsing || c->closing ? -1 : 0;
+        return c->hc.stop_parsing || c->hc.closing ? -1 : 0;
     }
     mk_s3_resp_free(&r);
     /* 100 even for an empty body, as S3 does (see above) */
-    if (req->expect_continue) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        char *d = mk_malloc(sizeof(cont) - 1);
-        if (d) {
-            memcpy(d, cont, sizeof(cont) - 1);
-            conn_write(c, d, sizeof(cont) - 1);
-        }
-    }
+    if (req->expect_continue)
+        mk_httpd_conn_continue(&c->hc);
     return 0;
 }
 
@@ -637,12 +518,13 @@ static int on_body(http_parser *p, const char *at, size_t n)
     conn_t *c = p->data;
     if (!c->req || !c->begun)
         return 0; /* answered at the headers, body drained (cannot happen: parsing stopped) */
-    c->s->h->count(c->s->ud, n, 0, 0);
+    mk_s3_http_t *s = server_of(c);
+    s->h->count(s->ud, n, 0, 0);
     mk_s3_resp_t r;
     mk_s3_resp_init(&r);
-    if (c->s->h->body(c->s->ud, c->req, (const uint8_t *)at, n, &r) == MK_S3_ANSWERED) {
+    if (s->h->body(s->ud, c->req, (const uint8_t *)at, n, &r) == MK_S3_ANSWERED) {
         r.close = true;
-        c->stop_parsing = true;
+        c->hc.stop_parsing = true;
         finish_request(c, &r);
         return -1;
     }
@@ -653,17 +535,18 @@ static int on_body(http_parser *p, const char *at, size_t n)
 static int on_message_complete(http_parser *p)
 {
     conn_t *c = p->data;
-    if (c->closing)
+    if (c->hc.closing)
         return -1;
     if (c->req && c->begun) {
         mk_s3_resp_t r;
         mk_s3_resp_init(&r);
-        c->s->h->complete(c->s->ud, c->req, &r);
+        mk_s3_http_t *s = server_of(c);
+        s->h->complete(s->ud, c->req, &r);
         finish_request(c, &r);
     }
-    if (c->closing)
+    if (c->hc.closing)
         return -1;
-    if (c->stop_parsing)
+    if (c->hc.stop_parsing)
         return -1;
     /* Request bodies are large: do not keep their header buffers big. */
     if (c->hbuf.cap > 16384)
@@ -675,24 +558,27 @@ static int on_message_complete(http_parser *p)
 
 /* ============================================================= connections */
 
-static void conn_free_cb(uv_handle_t *h)
+/* A write went out: count it; while a file is streamed, write its next
+ * pieces (the default of httpd.c otherwise). */
+static bool conn_written(mk_httpd_conn_t *hc, size_t len)
 {
-    conn_t *c = h->data;
-    mk_buf_free(&c->url);
-    mk_buf_free(&c->hbuf);
-    mk_free(c->pending);
-    mk_free(c);
+    conn_t *c = (conn_t *)hc;
+    mk_s3_http_t *s = server_of(c);
+    s->h->count(s->ud, 0, len, 0);
+    c->hc.last_active_ms = mk_mono_ms();
+    if (c->sfd >= 0) {
+        stream_more(c);
+        return true;
+    }
+    return false;
 }
 
-static void conn_close(conn_t *c)
+static void conn_closing(mk_httpd_conn_t *hc)
 {
-    if (c->closing)
-        return;
-    c->closing = true;
-    mk_s3_http_t *s = c->s;
+    conn_t *c = (conn_t *)hc;
+    mk_s3_http_t *s = server_of(c);
     if (c->req) {
-        if (s)
-            s->h->end(s->ud, c->req, 0); /* an upload in progress is dropped */
+        s->h->end(s->ud, c->req, 0); /* an upload in progress is dropped */
         mk_arena_free(&c->req->arena);
         mk_free(c->req);
         c->req = NULL;
@@ -701,38 +587,22 @@ static void conn_close(conn_t *c)
         close(c->sfd);
         c->sfd = -1;
     }
-    if (s) {
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            s->conns = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
-        s->nconns--;
-        s->h->count(s->ud, 0, 0, -1);
-        c->s = NULL;
-    }
-    uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
+    s->h->count(s->ud, 0, 0, -1);
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void conn_free(mk_httpd_conn_t *hc)
 {
-    conn_t *c = h->data;
-    (void)suggested;
-    if (!c->s) {
-        buf->base = NULL;
-        buf->len = 0;
-        return;
-    }
-    buf->base = c->s->rbuf;
-    buf->len = sizeof(c->s->rbuf);
+    conn_t *c = (conn_t *)hc;
+    mk_buf_free(&c->url);
+    mk_buf_free(&c->hbuf);
+    mk_free(c->pending);
 }
 
 /* Feed the parser; keep what it did not take when it paused. */
 static void conn_parse(conn_t *c, const char *data, size_t n)
 {
-    size_t used = http_parser_execute(&c->parser, &c->s->settings, data, n);
-    if (c->closing || c->stop_parsing)
+    size_t used = http_parser_execute(&c->parser, &server_of(c)->settings, data, n);
+    if (c->hc.closing || c->hc.stop_parsing)
         return;
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
     if (e == HPE_PAUSED) {
@@ -740,7 +610,7 @@ static void conn_parse(conn_t *c, const char *data, size_t n)
         if (rest) {
             uint8_t *keep = mk_malloc(c->pending_len + rest);
             if (!keep) {
-                conn_close(c);
+                mk_httpd_conn_close(&c->hc);
                 return;
             }
             memcpy(keep, data + used, rest);
@@ -750,7 +620,7 @@ static void conn_parse(conn_t *c, const char *data, size_t n)
             c->pending = keep;
             c->pending_len += rest;
         }
-        conn_update_reading(c);
+        mk_httpd_conn_update_reading(&c->hc);
         return;
     }
     if (c->err) {
@@ -764,44 +634,25 @@ static void conn_parse(conn_t *c, const char *data, size_t n)
 static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
     conn_t *c = st->data;
-    if (n == 0 || c->closing)
+    if (n == 0 || c->hc.closing)
         return;
     if (n < 0) {
-        if (n == UV_EOF && c->writes > 0 && !c->lingering) {
+        if (n == UV_EOF && c->hc.writes > 0 && !c->hc.lingering) {
             /* the client is done sending (a half-close): answers already
              * queued still go out, then the connection closes */
-            c->close_after_write = true;
-            c->stop_parsing = true;
+            c->hc.close_after_write = true;
+            c->hc.stop_parsing = true;
             uv_read_stop(st);
-            c->reading = false;
+            c->hc.reading = false;
             return;
         }
-        conn_close(c);
+        mk_httpd_conn_close(&c->hc);
         return;
     }
-    c->last_active_ms = mk_mono_ms();
-    if (c->stop_parsing || c->lingering)
+    c->hc.last_active_ms = mk_mono_ms();
+    if (c->hc.stop_parsing || c->hc.lingering)
         return; /* answered and closing: drain */
     conn_parse(c, buf->base, (size_t)n);
-}
-
-/* Reading is on iff the connection is open and either drains a closing
- * exchange, or parses with its unsent output below the mark and no file
- * being streamed. */
-static void conn_update_reading(conn_t *c)
-{
-    if (c->closing)
-        return;
-    bool want = c->lingering || (!c->stop_parsing && !c->paused && c->out_pending < MK_S3_MAX_OUT);
-    if (want == c->reading)
-        return;
-    if (want) {
-        if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
-            c->reading = true;
-    } else {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = false;
-    }
 }
 
 /* SLOW fault: the held requests whose time has come go on (begin, then
@@ -811,14 +662,14 @@ static void delay_cb(uv_timer_t *t)
 {
     mk_s3_http_t *s = t->data;
     uint64_t now = mk_mono_ms(), next = 0;
-    conn_t *c = s->conns;
+    conn_t *c = (conn_t *)s->hd.conns;
     while (c) {
-        conn_t *nx = c->next;
-        if (c->delay_due_ms && !c->closing) {
+        conn_t *nx = (conn_t *)c->hc.next;
+        if (c->delay_due_ms && !c->hc.closing) {
             if (c->delay_due_ms <= now) {
                 c->delay_due_ms = 0;
-                if (c->req && headers_begin(c) < 0 && !c->closing)
-                    c->stop_parsing = true;
+                if (c->req && headers_begin(c) < 0 && !c->hc.closing)
+                    c->hc.stop_parsing = true;
                 conn_resume(c);
             } else if (!next || c->delay_due_ms - now < next) {
                 next = c->delay_due_ms - now;
@@ -830,6 +681,19 @@ static void delay_cb(uv_timer_t *t)
         uv_timer_start(s->delay_timer, delay_cb, next, 0);
 }
 
+/* Reading pauses while unsent output is at MK_S3_MAX_OUT or a file is
+ * being streamed; a lingering close drains until MK_S3_LINGER_MS pass
+ * without a byte from the client. */
+static const mk_httpd_ops_t s3_ops = {
+    .read = read_cb,
+    .written = conn_written,
+    .closing = conn_closing,
+    .free = conn_free,
+    .max_out = MK_S3_MAX_OUT,
+    .idle_ms = MK_S3_IDLE_MS,
+    .linger_ms = MK_S3_LINGER_MS,
+};
+
 static void accept_cb(uv_stream_t *ls, int status)
 {
     mk_s3_http_t *s = ls->data;
@@ -839,42 +703,28 @@ static void accept_cb(uv_stream_t *ls, int status)
         /* looks stopped: accepted and closed at once */
         uv_tcp_t *t = mk_malloc(sizeof(*t));
         if (t) {
-            uv_tcp_init(s->loop, t);
+            uv_tcp_init(s->hd.loop, t);
             if (uv_accept(ls, (uv_stream_t *)t) == 0)
                 atomic_fetch_add(&s->fault->injected, 1);
             uv_close((uv_handle_t *)t, (uv_close_cb)mk_free);
         }
         return;
     }
-    conn_t *c = mk_calloc(1, sizeof(*c));
+    conn_t *c = (conn_t *)mk_httpd_accept(&s->hd, sizeof(*c));
     if (!c)
         return;
-    uv_tcp_init(s->loop, &c->tcp);
-    c->tcp.data = c;
     c->sfd = -1;
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) < 0) {
-        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)mk_free);
-        return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
     mk_buf_init(&c->url);
     mk_buf_init(&c->hbuf);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    c->s = s;
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
-    s->nconns++;
     s->h->count(s->ud, 0, 0, 1);
-    c->last_active_ms = mk_mono_ms();
-    if (s->nconns > MK_S3_MAX_CONNS) {
+    if (s->hd.nconns > MK_S3_MAX_CONNS) {
         c->keep_alive = false;
         conn_fail(c, MK_S3E_SLOW_DOWN);
         return;
     }
-    conn_update_reading(c);
+    mk_httpd_conn_update_reading(&c->hc);
 }
 
 /* =================================================================== server */
@@ -885,7 +735,7 @@ int mk_s3_http_open(uv_loop_t *loop, const char *host, int port, const mk_s3_han
     mk_s3_http_t *s = mk_calloc(1, sizeof(*s));
     if (!s)
         return MK_ERR_NOMEM;
-    s->loop = loop;
+    mk_httpd_init(&s->hd, loop, &s3_ops);
     s->h = h;
     s->ud = ud;
     s->id_salt = mk_mono_ns() << 8;
@@ -897,7 +747,6 @@ int mk_s3_http_open(uv_loop_t *loop, const char *host, int port, const mk_s3_han
     s->settings.on_headers_complete = on_headers_complete;
     s->settings.on_body = on_body;
     s->settings.on_message_complete = on_message_complete;
-    s->tcp.data = s;
     s->delay_timer = mk_malloc(sizeof(uv_timer_t));
     if (!s->delay_timer) {
         mk_free(s);
@@ -905,35 +754,24 @@ int mk_s3_http_open(uv_loop_t *loop, const char *host, int port, const mk_s3_han
     }
     uv_timer_init(loop, s->delay_timer);
     s->delay_timer->data = s;
-    int rc = mk_net_tcp_listen(loop, &s->tcp, host, port, 128, accept_cb, &s->port);
+    int rc = mk_net_tcp_listen(loop, &s->hd.tcp, host, port, 128, accept_cb, &s->hd.port);
     if (rc < 0) {
         uv_close((uv_handle_t *)s->delay_timer, (uv_close_cb)mk_free);
-        uv_close((uv_handle_t *)&s->tcp, (uv_close_cb)mk_free);
+        uv_close((uv_handle_t *)&s->hd.tcp, (uv_close_cb)mk_free);
         return rc;
     }
     *out = s;
     return 0;
 }
 
-int mk_s3_http_port(const mk_s3_http_t *s) { return s->port; }
+int mk_s3_http_port(const mk_s3_http_t *s) { return s->hd.port; }
 
 void mk_s3_http_set_fault(mk_s3_http_t *s, mk_s3_fault_state_t *f) { s->fault = f; }
 
-void mk_s3_http_sweep(mk_s3_http_t *s, uint64_t now_ms)
-{
-    conn_t *c = s->conns;
-    while (c) {
-        conn_t *next = c->next;
-        if (now_ms - c->last_active_ms > (c->lingering ? MK_S3_LINGER_MS : MK_S3_IDLE_MS))
-            conn_close(c);
-        c = next;
-    }
-}
+void mk_s3_http_sweep(mk_s3_http_t *s, uint64_t now_ms) { mk_httpd_sweep(&s->hd, now_ms); }
 
 void mk_s3_http_close(mk_s3_http_t *s)
 {
-    while (s->conns)
-        conn_close(s->conns);
     uv_close((uv_handle_t *)s->delay_timer, (uv_close_cb)mk_free);
-    uv_close((uv_handle_t *)&s->tcp, (uv_close_cb)mk_free);
+    mk_httpd_close(&s->hd);
 }

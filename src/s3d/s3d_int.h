@@ -13,9 +13,11 @@
  *   store.c   the objects on disk: buckets, the in-memory sorted index of
  *             each bucket, object files (header + data) written through a
  *             temporary file, multipart uploads
- *   http.c    the HTTP/1.1 server on the s3d loop: libuv listener,
- *             http_parser, bounded URL and headers, streamed request bodies,
- *             streamed file responses, 100-continue, lingering close
+ *   http.c    the HTTP/1.1 server on the s3d loop: http_parser, bounded
+ *             URL and headers, streamed request bodies, streamed file
+ *             responses, 100-continue, S3's fixed headers and errors, on
+ *             httpd/'s listener, writes and lingering close (shared with
+ *             admin/)
  *   ops.c     the S3 operations: routing, authentication, bodies, XML
  *             answers and S3's errors; the handler http.c calls
  *   s3d.c     the module: open/close, the thread and its loop, the key
