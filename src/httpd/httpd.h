@@ -64,7 +64,7 @@ typedef struct mk_httpd_ops_s {
 struct mk_httpd_s {
     uv_tcp_t tcp;             /* first: the close callback frees the enclosing struct */
     uv_loop_t *loop;
-    const mk_httpd_ops_t *ops;
+    const mk_httpd_ops_t *ops;   /* borrowed: the server's static const */
     int port;                 /* bound (mk_net_tcp_listen fills it) */
     mk_httpd_conn_t *conns;   /* intrusive list of open connections */
     int nconns;
@@ -74,7 +74,7 @@ struct mk_httpd_s {
 struct mk_httpd_conn_s {
     uv_tcp_t tcp;             /* first: the close callback frees the enclosing struct */
     mk_httpd_t *srv;          /* NULL once closing */
-    const mk_httpd_ops_t *ops;
+    const mk_httpd_ops_t *ops;   /* borrowed: srv's, kept for the close callback */
     mk_httpd_conn_t *prev, *next;
     bool closing, reading;
     bool stop_parsing;        /* answered an error or a last request: parse no more */
