@@ -390,7 +390,8 @@ def test_bad_input_gets_kafka_errors(cluster):
         # ConsumerGroupDescribe of an unknown group that this same broker coordinates (another
         # broker answers NOT_COORDINATOR, as Kafka does)
         home = gu.coordinator_of(cluster.bootstrap, g)[0]
-        unknown = next(u for u in ("no-such-%d-%s" % (i, g) for i in range(200))
+        # (the counter last: in front, it moves the Java hash in strides that can miss a broker)
+        unknown = next(u for u in ("%s-no-such-%d" % (g, i) for i in range(200))
                        if gu.coordinator_of(cluster.bootstrap, u)[0] == home)
         d = c.cg_describe([unknown])[unknown]
         assert d["error"] == kwire.GROUP_ID_NOT_FOUND, kwire.ename(d["error"])
